@@ -1,0 +1,183 @@
+/* `vessel run`: flags -> struct vm_config -> vm_run(). */
+#include "cli/cli.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "vm/config.h"
+#include "vm/vm.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char run_usage[] =
+	"usage: vessel run [options]\n"
+	"\n"
+	"Boots a virtual machine. The serial console is attached to the terminal;\n"
+	"press Ctrl-A x to quit, Ctrl-A h for the other escapes.\n"
+	"\n"
+	"options:\n"
+	"  -k, --kernel FILE       Linux bzImage or Multiboot kernel to boot\n"
+	"  -i, --initrd FILE       initial ramdisk for a Linux kernel\n"
+	"  -a, --append CMDLINE    kernel command line\n"
+	"  -c, --cpus N            number of virtual CPUs (default 1)\n"
+	"  -m, --memory SIZE       guest RAM, e.g. 512M, 2G (default 512M)\n"
+	"  -e, --engine NAME       emu (software x86-64, default) or kvm\n"
+	"      --disk PATH[,ro]    attach a disk image (repeatable)\n"
+	"      --numa-nodes N      give the guest N virtual NUMA nodes (SRAT)\n"
+	"      --serial WHERE      stdio (default), none, file:PATH, unix:PATH\n"
+	"      --no-reboot         end the run when the guest reboots\n"
+	"      --no-decompress     let the kernel decompress itself in the guest\n"
+	"      --deterministic     virtual time from instruction counts\n"
+	"      --api-socket PATH   serve the control API on this Unix socket\n"
+	"      --manifest FILE     read the VM description from a JSON manifest\n"
+	"      --restore FILE      resume a VM from a snapshot\n"
+	"  -h, --help              this help\n"
+	"\n"
+	"Exit codes: 0 guest powered off, 1 runtime error, 2 bad usage or input,\n"
+	"3 guest triple fault, 4 quit from the console or by a signal,\n"
+	"(v<<1)|1 guest wrote v to the debug-exit port 0xf4.\n";
+
+enum {
+	OPT_DISK = 256, OPT_NUMA, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,
+	OPT_DETERMINISTIC, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE,
+};
+
+static const struct option run_options[] = {
+	{ "kernel", required_argument, NULL, 'k' },
+	{ "initrd", required_argument, NULL, 'i' },
+	{ "append", required_argument, NULL, 'a' },
+	{ "cpus", required_argument, NULL, 'c' },
+	{ "memory", required_argument, NULL, 'm' },
+	{ "engine", required_argument, NULL, 'e' },
+	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "numa-nodes", required_argument, NULL, OPT_NUMA },
+	{ "serial", required_argument, NULL, OPT_SERIAL },
+	{ "no-reboot", no_argument, NULL, OPT_NO_REBOOT },
+	{ "no-decompress", no_argument, NULL, OPT_NO_DECOMPRESS },
+	{ "deterministic", no_argument, NULL, OPT_DETERMINISTIC },
+	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
+	{ "manifest", required_argument, NULL, OPT_MANIFEST },
+	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "help", no_argument, NULL, 'h' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ 0, 0, 0, 0 },
+};
+
+static void replace(char **field, const char *value)
+{
+	free(*field);
+	*field = strdup(value);
+}
+
+static int parse_uint(const char *s, unsigned *out)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+	if (end == s || *end || v > 0xffffffffUL || s[0] == '-')
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+int cli_run_main(int argc, char **argv)
+{
+	struct vm_config cfg;
+	vm_config_defaults(&cfg);
+	const char *manifest = NULL;
+	int rc = EXIT_USAGE;
+
+	/* First pass: find --manifest, so that flags given later override it. */
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--manifest") == 0 && i + 1 < argc)
+			manifest = argv[i + 1];
+		else if (strncmp(argv[i], "--manifest=", 11) == 0)
+			manifest = argv[i] + 11;
+	}
+	if (manifest && vm_manifest_load(manifest, &cfg) < 0) {
+		cli_error("run", "%s", err_msg());
+		goto out;
+	}
+
+	opterr = 0;
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, ":k:i:a:c:m:e:hv", run_options, NULL)) != -1) {
+		unsigned long long size;
+		switch (c) {
+		case 'k': replace(&cfg.kernel, optarg); break;
+		case 'i': replace(&cfg.initrd, optarg); break;
+		case 'a': replace(&cfg.cmdline, optarg); break;
+		case 'e': replace(&cfg.engine, optarg); break;
+		case 'c':
+			if (parse_uint(optarg, &cfg.cpus) < 0) {
+				rc = cli_usage_error("run", "--cpus: '%s' is not a number", optarg);
+				goto out;
+			}
+			break;
+		case 'm':
+			if (cli_parse_size(optarg, &size) < 0) {
+				rc = cli_usage_error("run", "--memory: '%s' is not a size (e.g. 512M, 2G)", optarg);
+				goto out;
+			}
+			cfg.mem_bytes = size;
+			break;
+		case OPT_DISK: {
+			if (cfg.n_disks >= VM_MAX_DISKS) {
+				rc = cli_usage_error("run", "--disk: at most %d disks", VM_MAX_DISKS);
+				goto out;
+			}
+			struct vm_disk_config *d = &cfg.disks[cfg.n_disks++];
+			char *p = strdup(optarg), *comma = strchr(p, ',');
+			if (comma) {
+				*comma = 0;
+				if (strcmp(comma + 1, "ro")) {
+					rc = cli_usage_error("run", "--disk: unknown option '%s' (expected ro)", comma + 1);
+					free(p);
+					cfg.n_disks--;
+					goto out;
+				}
+				d->readonly = true;
+			}
+			d->path = p;
+			break;
+		}
+		case OPT_NUMA:
+			if (parse_uint(optarg, &cfg.numa_nodes) < 0) {
+				rc = cli_usage_error("run", "--numa-nodes: '%s' is not a number", optarg);
+				goto out;
+			}
+			break;
+		case OPT_SERIAL: replace(&cfg.serial, optarg); break;
+		case OPT_NO_REBOOT: cfg.no_reboot = true; break;
+		case OPT_NO_DECOMPRESS: cfg.decompress_kernel = false; break;
+		case OPT_DETERMINISTIC: cfg.deterministic = true; break;
+		case OPT_API_SOCKET: replace(&cfg.api_socket, optarg); break;
+		case OPT_MANIFEST: break; /* read above */
+		case OPT_RESTORE: replace(&cfg.restore, optarg); break;
+		case 'v': log_raise_verbosity(1); break;
+		case 'h':
+			fputs(run_usage, stdout);
+			rc = EXIT_OK;
+			goto out;
+		case ':':
+			rc = cli_usage_error("run", "option '%s' needs a value", argv[optind - 1]);
+			goto out;
+		default:
+			rc = cli_usage_error("run", "unknown option '%s' (try `vessel run --help`)", argv[optind - 1]);
+			goto out;
+		}
+	}
+	if (optind < argc) {
+		rc = cli_usage_error("run", "unexpected argument '%s' (try `vessel run --help`)", argv[optind]);
+		goto out;
+	}
+	if (vm_config_validate(&cfg) < 0) {
+		rc = cli_usage_error("run", "%s", err_msg());
+		goto out;
+	}
+	rc = vm_run(&cfg);
+out:
+	vm_config_free(&cfg);
+	return rc;
+}

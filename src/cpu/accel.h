@@ -1,0 +1,105 @@
+/* The engine interface (DESIGN.md "The engine interface").
+ *
+ * An engine runs one vCPU until something needs the monitor.  Port I/O and
+ * MMIO are the hot traps: the engine fills a struct vcpu_exit and calls
+ * vcpu_dispatch_exit() synchronously (the emu engine from inside the
+ * instruction, the KVM engine after KVM_RUN returns), which routes it to the
+ * device bus and counts it.  The other traps (HLT, shutdown, a kick from
+ * another thread, an internal error) end accel_ops.vcpu_run() and the vCPU
+ * thread in src/vm handles them.
+ *
+ * Both engines present the same state accessors so that snapshots, the
+ * debugger view and the trap handler's instruction compounding (seed 5)
+ * work on either. */
+#ifndef VESSEL_CPU_ACCEL_H
+#define VESSEL_CPU_ACCEL_H
+
+#include "cpu/x86.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct vm;
+struct vcpu;
+
+enum vcpu_exit_reason {
+	VCPU_EXIT_NONE,
+	VCPU_EXIT_IO,           /* port I/O (dispatched synchronously) */
+	VCPU_EXIT_MMIO,         /* access outside RAM (dispatched synchronously) */
+	VCPU_EXIT_MSR,          /* MSR the engine does not model (dispatched synchronously) */
+	VCPU_EXIT_HYPERCALL,    /* VMCALL/VMMCALL or Hyper-V hypercall page (synchronous) */
+	VCPU_EXIT_HLT,          /* vcpu_run returns: wait for an interrupt */
+	VCPU_EXIT_KICK,         /* vcpu_run returns: another thread asked (pause, stop, INIT) */
+	VCPU_EXIT_SHUTDOWN,     /* vcpu_run returns: triple fault */
+	VCPU_EXIT_INTERNAL_ERROR, /* vcpu_run returns: engine cannot continue */
+	VCPU_EXIT_REASON_COUNT,
+};
+
+const char *vcpu_exit_reason_name(enum vcpu_exit_reason r);
+
+struct vcpu_exit {
+	enum vcpu_exit_reason reason;
+	union {
+		struct {
+			uint16_t port;
+			uint8_t size;     /* 1, 2 or 4 */
+			bool is_write;
+			uint32_t data;    /* in: filled by the monitor; out: the value written */
+		} io;
+		struct {
+			uint64_t gpa;
+			uint8_t size;     /* 1, 2, 4 or 8 */
+			bool is_write;
+			uint64_t data;
+		} mmio;
+		struct {
+			uint32_t index;
+			bool is_write;
+			uint64_t data;
+			bool handled;     /* false: the engine raises #GP(0) */
+		} msr;
+		struct {
+			uint64_t code;    /* hypercall input value (TLFS 3.7) */
+			uint64_t in_gpa, out_gpa;
+			uint64_t result;
+		} hypercall;
+		struct {
+			char message[160];
+		} error;              /* SHUTDOWN and INTERNAL_ERROR */
+	};
+};
+
+struct accel_ops {
+	const char *name;
+	/* Per-VM set-up after guest memory exists; 0 or -errno with err_set(). */
+	int (*vm_init)(struct vm *vm);
+	void (*vm_destroy)(struct vm *vm);
+	int (*vcpu_init)(struct vcpu *vcpu);
+	void (*vcpu_destroy)(struct vcpu *vcpu);
+	/* Runs until a returning trap; fills *exit with it. */
+	int (*vcpu_run)(struct vcpu *vcpu, struct vcpu_exit *exit);
+	/* Makes vcpu_run return VCPU_EXIT_KICK soon; callable from any thread. */
+	void (*vcpu_kick)(struct vcpu *vcpu);
+	int (*get_regs)(struct vcpu *vcpu, struct x86_regs *regs);
+	int (*set_regs)(struct vcpu *vcpu, const struct x86_regs *regs);
+	int (*get_sregs)(struct vcpu *vcpu, struct x86_sregs *sregs);
+	int (*set_sregs)(struct vcpu *vcpu, const struct x86_sregs *sregs);
+	int (*get_fpu)(struct vcpu *vcpu, struct x86_fpu *fpu);
+	int (*set_fpu)(struct vcpu *vcpu, const struct x86_fpu *fpu);
+	/* n entries; returns how many were read/written or -errno. */
+	int (*get_msrs)(struct vcpu *vcpu, struct x86_msr_entry *msrs, size_t n);
+	int (*set_msrs)(struct vcpu *vcpu, const struct x86_msr_entry *msrs, size_t n);
+};
+
+extern const struct accel_ops accel_emu;
+extern const struct accel_ops accel_kvm;
+
+/* "emu" or "kvm" -> ops, NULL if unknown. */
+const struct accel_ops *accel_find(const char *name);
+
+/* Implemented by src/vm: routes an IO/MMIO/MSR/HYPERCALL trap to the
+ * devices and counts it by reason. */
+void vcpu_dispatch_exit(struct vcpu *vcpu, struct vcpu_exit *exit);
+
+#endif

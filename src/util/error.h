@@ -1,0 +1,14 @@
+/* Error reporting convention (DESIGN.md "Conventions"): functions return 0
+ * or a negative errno and leave a human-readable message here; the CLI
+ * prints that message as one line. The message is per thread. */
+#ifndef VESSEL_UTIL_ERROR_H
+#define VESSEL_UTIL_ERROR_H
+
+/* Sets the message and returns err (a negative errno) for `return err_set(...)`. */
+int err_set(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prefixes the current message with context: "ctx: old message". */
+int err_wrap(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *err_msg(void);
+void err_clear(void);
+
+#endif

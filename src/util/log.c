@@ -1,0 +1,57 @@
+#include "util/log.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum log_level log_threshold = LOG_WARN;
+
+static const char *const level_names[] = { "error", "warn", "info", "debug", "trace" };
+static struct timespec log_start;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int log_parse_level(const char *name, enum log_level *out)
+{
+	for (unsigned i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+		if (strcmp(name, level_names[i]) == 0) {
+			*out = (enum log_level)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+void log_init(void)
+{
+	clock_gettime(CLOCK_MONOTONIC, &log_start);
+	const char *env = getenv("VESSEL_LOG");
+	if (env && *env && log_parse_level(env, &log_threshold) < 0)
+		fprintf(stderr, "vessel: ignoring VESSEL_LOG=%s (expected error, warn, info, debug or trace)\n", env);
+}
+
+void log_raise_verbosity(int steps)
+{
+	int lvl = (int)log_threshold + steps;
+	if (lvl > LOG_TRACE)
+		lvl = LOG_TRACE;
+	if (lvl > (int)log_threshold)
+		log_threshold = (enum log_level)lvl;
+}
+
+void log_msg(enum log_level lvl, const char *subsys, const char *fmt, ...)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	double t = (double)(now.tv_sec - log_start.tv_sec) + (now.tv_nsec - log_start.tv_nsec) / 1e9;
+	va_list ap;
+	va_start(ap, fmt);
+	pthread_mutex_lock(&log_lock);
+	/* \r first: the console may be in raw mode, where \n alone does not return the carriage. */
+	fprintf(stderr, "[%10.6f] %-5s %-8s ", t, level_names[lvl], subsys);
+	vfprintf(stderr, fmt, ap);
+	fputs("\r\n", stderr);
+	pthread_mutex_unlock(&log_lock);
+	va_end(ap);
+}

@@ -1,0 +1,46 @@
+/* What a VM is made of: filled from a manifest (src/vm/manifest.c) and
+ * from `vessel run` flags (flags win).  Every field maps to one manifest
+ * field documented in docs/manifest.md. */
+#ifndef VESSEL_VM_CONFIG_H
+#define VESSEL_VM_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define VM_MAX_CPUS 64
+#define VM_MAX_DISKS 16
+#define VM_MAX_PLUGIN_DIRS 8
+
+struct vm_disk_config {
+	char *path;
+	char *format;      /* "raw", "vhd" or NULL to probe */
+	bool readonly;
+	char *key_file;    /* encrypted disks */
+};
+
+struct vm_config {
+	char *engine;          /* "emu" (default) or "kvm" */
+	unsigned cpus;         /* 1..VM_MAX_CPUS */
+	uint64_t mem_bytes;
+	unsigned numa_nodes;   /* 0: no SRAT */
+	char *kernel;          /* bzImage or Multiboot image */
+	char *initrd;
+	char *cmdline;
+	bool decompress_kernel; /* unpack the bzImage payload on the host */
+	bool no_reboot;         /* guest reboot ends the run instead */
+	char *serial;           /* "stdio" (default), "none", "file:PATH", "unix:PATH" */
+	char *api_socket;
+	char *restore;          /* snapshot to load instead of booting */
+	bool deterministic;     /* virtual time from instruction counts */
+	unsigned n_disks;
+	struct vm_disk_config disks[VM_MAX_DISKS];
+	unsigned n_plugin_dirs;
+	char *plugin_dirs[VM_MAX_PLUGIN_DIRS];
+};
+
+void vm_config_defaults(struct vm_config *cfg);
+/* Checks ranges and combinations; returns 0 or -EINVAL with err_set(). */
+int vm_config_validate(const struct vm_config *cfg);
+void vm_config_free(struct vm_config *cfg);
+
+#endif

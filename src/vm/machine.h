@@ -1,0 +1,76 @@
+/* The running machine: what engines and devices see of the VM and its
+ * vCPUs.  Owned by src/vm/vm.c; read by src/cpu and src/hw. */
+#ifndef VESSEL_VM_MACHINE_H
+#define VESSEL_VM_MACHINE_H
+
+#include "cpu/accel.h"
+#include "hw/bus.h"
+#include "vm/config.h"
+#include "vm/memory.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct lapic;
+struct platform;
+
+/* vcpu->events: requests from other threads, checked by the engine at
+ * instruction-block boundaries (one relaxed load on the fast path). */
+#define VCPU_EVT_INTR (1u << 0)  /* LAPIC/PIC may have a deliverable interrupt: call intc_ack() */
+#define VCPU_EVT_NMI  (1u << 1)
+#define VCPU_EVT_INIT (1u << 2)
+#define VCPU_EVT_SIPI (1u << 3)
+#define VCPU_EVT_KICK (1u << 4)  /* leave vcpu_run with VCPU_EXIT_KICK */
+
+enum vcpu_run_state {
+	VCPU_WAIT_FOR_SIPI,      /* application processor after reset/INIT */
+	VCPU_RUNNABLE,
+	VCPU_HALTED,
+	VCPU_STOPPED,
+};
+
+struct vcpu {
+	struct vm *vm;
+	unsigned id;
+	pthread_t thread;
+	void *accel;                    /* engine's private state */
+	struct lapic *lapic;            /* src/hw/intc/lapic.c */
+	_Atomic uint32_t events;        /* VCPU_EVT_* */
+	pthread_mutex_t lock;           /* guards run_state and the HLT wait */
+	pthread_cond_t wake;
+	enum vcpu_run_state run_state;
+	uint8_t sipi_vector;
+	_Atomic uint64_t exit_counts[VCPU_EXIT_REASON_COUNT];
+};
+
+enum vm_stop_reason {
+	VM_STOP_NONE,
+	VM_STOP_POWEROFF,    /* ACPI S5 or control API */
+	VM_STOP_RESET,       /* guest reboot */
+	VM_STOP_TRIPLE_FAULT,
+	VM_STOP_DEBUG_EXIT,  /* isa-debug-exit port */
+	VM_STOP_QUIT,        /* console escape or signal */
+	VM_STOP_ERROR,
+};
+
+struct vm {
+	const struct vm_config *cfg;
+	const struct accel_ops *accel;
+	void *accel_state;
+	struct guest_memory mem;
+	struct bus pio, mmio;
+	pthread_mutex_t dev_lock;       /* held around every device callback */
+	unsigned n_vcpus;
+	struct vcpu *vcpus[VM_MAX_CPUS];
+	struct platform *platform;      /* src/hw/pc.c: the PC's devices */
+	_Atomic int stop_reason;        /* enum vm_stop_reason, first writer wins */
+	int debug_exit_value;
+};
+
+/* Sets event bits and wakes the vCPU (from HLT, or out of vcpu_run). */
+void vcpu_signal(struct vcpu *vcpu, uint32_t events);
+/* Asks every vCPU to stop; the first reason given is kept. */
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason);
+
+#endif
