@@ -1,0 +1,67 @@
+/* vCPU side of the trap path: synchronous dispatch of I/O, MMIO and MSR
+ * traps to the device buses, with per-reason counters. */
+#include "vm/machine.h"
+
+#include "util/log.h"
+
+void vcpu_dispatch_exit(struct vcpu *vcpu, struct vcpu_exit *exit)
+{
+	struct vm *vm = vcpu->vm;
+	atomic_fetch_add_explicit(&vcpu->exit_counts[exit->reason], 1, memory_order_relaxed);
+	switch (exit->reason) {
+	case VCPU_EXIT_IO: {
+		pthread_mutex_lock(&vm->dev_lock);
+		if (exit->io.is_write) {
+			if (!bus_write(&vm->pio, exit->io.port, exit->io.size, exit->io.data))
+				log_trace("pio", "unclaimed write %#x <- %#x", exit->io.port, exit->io.data);
+		} else {
+			uint64_t v;
+			if (!bus_read(&vm->pio, exit->io.port, exit->io.size, &v))
+				log_trace("pio", "unclaimed read %#x", exit->io.port);
+			exit->io.data = (uint32_t)v;
+		}
+		pthread_mutex_unlock(&vm->dev_lock);
+		break;
+	}
+	case VCPU_EXIT_MMIO:
+		pthread_mutex_lock(&vm->dev_lock);
+		if (exit->mmio.is_write) {
+			if (!bus_write(&vm->mmio, exit->mmio.gpa, exit->mmio.size, exit->mmio.data))
+				log_trace("mmio", "unclaimed write %#llx", (unsigned long long)exit->mmio.gpa);
+		} else if (!bus_read(&vm->mmio, exit->mmio.gpa, exit->mmio.size, &exit->mmio.data)) {
+			log_trace("mmio", "unclaimed read %#llx", (unsigned long long)exit->mmio.gpa);
+		}
+		pthread_mutex_unlock(&vm->dev_lock);
+		break;
+	case VCPU_EXIT_MSR:
+		/* No device models this MSR: the engine raises #GP(0). */
+		exit->msr.handled = false;
+		log_debug("msr", "cpu%u: unhandled %s of MSR %#x", vcpu->id, exit->msr.is_write ? "write" : "read",
+			  exit->msr.index);
+		break;
+	case VCPU_EXIT_HYPERCALL:
+		/* TLFS 3.8: HV_STATUS_INVALID_HYPERCALL_CODE until src/hv lands. */
+		exit->hypercall.result = 2;
+		break;
+	default:
+		break;
+	}
+}
+
+void vcpu_signal(struct vcpu *vcpu, uint32_t events)
+{
+	atomic_fetch_or_explicit(&vcpu->events, events, memory_order_release);
+	pthread_mutex_lock(&vcpu->lock);
+	pthread_cond_broadcast(&vcpu->wake);
+	pthread_mutex_unlock(&vcpu->lock);
+	if (vcpu->vm->accel && vcpu->vm->accel->vcpu_kick)
+		vcpu->vm->accel->vcpu_kick(vcpu);
+}
+
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason)
+{
+	int expected = VM_STOP_NONE;
+	atomic_compare_exchange_strong(&vm->stop_reason, &expected, (int)reason);
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		vcpu_signal(vm->vcpus[i], VCPU_EVT_KICK);
+}
