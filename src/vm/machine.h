@@ -64,6 +64,11 @@ struct vm {
 	unsigned n_vcpus;
 	struct vcpu *vcpus[VM_MAX_CPUS];
 	struct platform *platform;      /* src/hw/pc.c: the PC's devices */
+	/* Set by the platform: the highest-priority deliverable external
+	 * interrupt of this vCPU (LAPIC, or the PIC through LINT0 in
+	 * ExtINT mode), moved to in-service; -1 if none.  Engines call it
+	 * when VCPU_EVT_INTR is set and the guest can take an interrupt. */
+	int (*intr_ack)(struct vcpu *vcpu);
 	_Atomic int stop_reason;        /* enum vm_stop_reason, first writer wins */
 	int debug_exit_value;
 };

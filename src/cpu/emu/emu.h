@@ -126,6 +126,10 @@ struct emu_cpu {
 	uint64_t asid;         /* current address-space tag */
 
 	jmp_buf *fault_env;    /* where emu_raise() returns to */
+	int exc_vector;        /* exception raised by emu_raise(), -1 if none */
+	uint32_t exc_error;
+	bool exc_has_error;
+	bool stop_block;       /* set by emu_exit_run(): leave the run loop after this instruction */
 	uint64_t icount;       /* instructions retired */
 
 	struct vcpu *vcpu;
@@ -157,6 +161,9 @@ int emu_decode(struct emu_cpu *cpu, const uint8_t *bytes, unsigned avail, struct
 uint64_t emu_get_rflags(struct emu_cpu *cpu);   /* materializes lazy flags */
 void emu_set_rflags(struct emu_cpu *cpu, uint64_t value);  /* all bits, no privilege checks */
 void emu_blocks_invalidate_page(struct emu_vm *evm, uint64_t gpa);
+/* Ends vcpu_run after the current instruction with this returning trap
+ * (HLT, SHUTDOWN, INTERNAL_ERROR); cpu->exit carries its details. */
+void emu_exit_run(struct emu_cpu *cpu, enum vcpu_exit_reason reason);
 
 /* ---- system ---- */
 _Noreturn void emu_raise(struct emu_cpu *cpu, unsigned vector, uint32_t error_code);
@@ -172,6 +179,10 @@ void *emu_mem_ptr(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, boo
 /* Linear -> guest-physical for instruction fetch; faults as the SDM says. */
 uint64_t emu_translate_fetch(struct emu_cpu *cpu, uint64_t linear);
 void emu_deliver_interrupt(struct emu_cpu *cpu, unsigned vector, bool external);
+/* Called by the run loop after emu_raise() longjmps: delivers
+ * cpu->exc_vector, escalating to #DF and to a triple fault (shutdown) as
+ * SDM vol. 3A, 6.15 "Interrupt 8" table 6-5 says. */
+void emu_deliver_pending_exception(struct emu_cpu *cpu);
 void emu_update_mode(struct emu_cpu *cpu);   /* after CR0/EFER/CS/EFLAGS.VM change */
 void emu_tlb_flush(struct emu_cpu *cpu, bool include_global);
 void emu_cpu_reset(struct emu_cpu *cpu, bool bsp);  /* power-on/INIT state, SDM vol. 3A, 9.1.1 */
