@@ -167,3 +167,22 @@ Test(kvm, fpu_and_msr_accessors_round_trip)
 	kvm_fixture_fini(f);
 	free(f);
 }
+
+Test(kvm, reset_state_is_the_power_up_state)
+{
+	struct kvm_fixture *f = calloc(1, sizeof(*f));
+	if (!kvm_fixture_init(f))
+		cr_skip_test("no usable /dev/kvm on this host: the KVM engine cannot be tested here");
+	cr_assert_eq(vcpu_reset_state(&f->vcpu), 0);
+	struct x86_sregs s;
+	struct x86_regs r;
+	cr_assert_eq(accel_kvm.get_sregs(&f->vcpu, &s), 0);
+	cr_assert_eq(accel_kvm.get_regs(&f->vcpu, &r), 0);
+	cr_assert_eq(s.seg[SEG_CS].selector, 0xf000);
+	cr_assert_eq(s.seg[SEG_CS].base, 0xffff0000);
+	cr_assert_eq(r.rip, 0xfff0);
+	cr_assert_eq(r.gpr[RDX], 0x600);
+	cr_assert_eq(s.cr0 & (X86_CR0_PE | X86_CR0_PG), 0);
+	kvm_fixture_fini(f);
+	free(f);
+}
