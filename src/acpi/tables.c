@@ -149,7 +149,6 @@ static void dsdt_pci_root(struct aml *a, const struct acpi_platform_info *info)
 	/* PCI Express root bridge with a PCI-compatible fallback (6.1.2, 6.1.5). */
 	aml_name_eisaid(a, "_HID", "PNP0A08");
 	aml_name_eisaid(a, "_CID", "PNP0A03");
-	aml_name_integer(a, "_ADR", 0);
 	aml_name_integer(a, "_UID", 0);
 	aml_name_integer(a, "_SEG", 0);
 	aml_name_integer(a, "_BBN", 0);
