@@ -44,13 +44,15 @@
 params:
 	times 64 db 0
 
-; Flat 4 GiB segments (SDM vol. 3A, 3.4.5 and 5.2.1).
+; Flat 4 GiB segments (SDM vol. 3A, 3.4.5 and 5.2.1).  The accessed bit
+; is preset: the CPU would otherwise write it into this read-only ROM when
+; it loads a selector (SDM vol. 3A, 3.4.5.1).
 	align 16
 gdt:
 	dq 0                            ; null
-	dq 0x00cf9a000000ffff           ; 0x08 code, 32-bit, base 0, limit 4 GiB
-	dq 0x00af9a000000ffff           ; 0x10 code, 64-bit (L = 1)
-	dq 0x00cf92000000ffff           ; 0x18 data, read/write, 4 GiB
+	dq 0x00cf9b000000ffff           ; 0x08 code, 32-bit, base 0, limit 4 GiB
+	dq 0x00af9b000000ffff           ; 0x10 code, 64-bit (L = 1)
+	dq 0x00cf93000000ffff           ; 0x18 data, read/write, 4 GiB
 gdt_end:
 
 gdt_desc:

@@ -48,9 +48,9 @@ Test(boot_rom, rom_is_mapped_read_only_at_the_top_of_4_gib)
 	cr_assert_eq(bt_rd64(&mem, 0xffff0028), 0x7000);
 	/* The GDT the stub loads: 32-bit code at 0x08, 64-bit code at 0x10
 	 * (__BOOT_CS), flat data at 0x18 (__BOOT_DS), boot.rst. */
-	cr_assert_eq(bt_rd64(&mem, 0xffff0048), 0x00cf9a000000ffffull);
-	cr_assert_eq(bt_rd64(&mem, 0xffff0050), 0x00af9a000000ffffull);
-	cr_assert_eq(bt_rd64(&mem, 0xffff0058), 0x00cf92000000ffffull);
+	cr_assert_eq(bt_rd64(&mem, 0xffff0048), 0x00cf9b000000ffffull);
+	cr_assert_eq(bt_rd64(&mem, 0xffff0050), 0x00af9b000000ffffull);
+	cr_assert_eq(bt_rd64(&mem, 0xffff0058), 0x00cf93000000ffffull);
 }
 
 Test(boot_rom, second_install_reuses_the_rom)
