@@ -34,6 +34,8 @@
 %define SEL_DATA   0x18     ; __BOOT_DS
 
 %define CR0_PE   (1 << 0)
+%define CR0_NW   (1 << 29)
+%define CR0_CD   (1 << 30)
 %define CR0_PG   (1 << 31)
 %define CR4_PAE  (1 << 5)
 %define MSR_EFER 0xc0000080
@@ -66,7 +68,10 @@ start16:
 	; CS.base is still 0xffff0000: address the descriptor relative to it.
 	; The operand-size prefix makes LGDT load all 32 bits of the base.
 	o32 lgdt [cs:gdt_desc - $$]
+	; Reset leaves caching disabled (CR0.CD = NW = 1, SDM vol. 3A, 9.1.1,
+	; table 9-1); turn it on as firmware does before handing over.
 	mov eax, cr0
+	and eax, ~(CR0_CD | CR0_NW)
 	or eax, CR0_PE
 	mov cr0, eax
 	jmp dword SEL_CODE32:start32

@@ -124,8 +124,9 @@ static void run_from_reset(uint64_t until)
 {
 	cr_assert_eq(uc_open(UC_ARCH_X86, UC_MODE_16, &uc), UC_ERR_OK);
 	map_memory();
-	uint64_t cs = 0xf000;
+	uint64_t cs = 0xf000, cr0 = 0x60000010;   /* reset value: CD, NW, ET (SDM vol. 3A, 9.1.1) */
 	cr_assert_eq(uc_reg_write(uc, UC_X86_REG_CS, &cs), UC_ERR_OK);
+	cr_assert_eq(uc_reg_write(uc, UC_X86_REG_CR0, &cr0), UC_ERR_OK);
 	run_until(0xfff0, until);
 }
 
@@ -156,6 +157,7 @@ Test(stub_exec, multiboot_kernel_is_entered_in_32_bit_protected_mode)
 	uint64_t cr0 = reg(UC_X86_REG_CR0);
 	cr_assert(cr0 & 1, "CR0.PE set");
 	cr_assert_not(cr0 & 0x80000000u, "CR0.PG clear");
+	cr_assert_not(cr0 & 0x60000000u, "caches enabled: CR0.CD and NW clear");
 	cr_assert_not(efer() & 0x400, "not in long mode");
 	cr_assert_eq(reg(UC_X86_REG_CS), 0x08);
 	cr_assert_eq(reg(UC_X86_REG_DS), 0x18);
