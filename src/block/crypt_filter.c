@@ -50,7 +50,9 @@ static int crypt_parse_u32(const char *key, const char *val, uint32_t *out)
 	return 0;
 }
 
-static int crypt_parse_opts(const char *opts, bool allow_create, struct crypt_opts *o)
+/* Creation options are accepted when opening too (and have no effect
+ * there), so one spec serves `create` and every later open. */
+static int crypt_parse_opts(const char *opts, struct crypt_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	snprintf(o->cipher, sizeof(o->cipher), "%s", LUKS_DEFAULT_CIPHER);
@@ -79,19 +81,19 @@ static int crypt_parse_opts(const char *opts, bool allow_create, struct crypt_op
 			if (!crypt_plugin_name_valid(v))
 				return err_set(-EINVAL, "encryption option cipher: '%s' is not a cipher name", v);
 			snprintf(o->cipher, sizeof(o->cipher), "%s", v);
-		} else if (allow_create && strcmp(k, "key-size") == 0) {
+		} else if (strcmp(k, "key-size") == 0) {
 			rc = crypt_parse_u32(k, v, &o->key_bits);
 			if (rc == 0 && (o->key_bits % 8 || o->key_bits / 8 > LUKS_KEY_MAX))
 				rc = err_set(-EINVAL, "encryption option key-size: %u bits", o->key_bits);
-		} else if (allow_create && strcmp(k, "pbkdf") == 0) {
+		} else if (strcmp(k, "pbkdf") == 0) {
 			if (strlen(v) >= sizeof(o->pbkdf))
 				return err_set(-EINVAL, "encryption option pbkdf: unknown '%s'", v);
 			snprintf(o->pbkdf, sizeof(o->pbkdf), "%s", v);
-		} else if (allow_create && strcmp(k, "iter-time") == 0) {
+		} else if (strcmp(k, "iter-time") == 0) {
 			rc = crypt_parse_u32(k, v, &o->luks.iter_time_ms);
-		} else if (allow_create && strcmp(k, "pbkdf-memory") == 0) {
+		} else if (strcmp(k, "pbkdf-memory") == 0) {
 			rc = crypt_parse_u32(k, v, &o->luks.memory_kib);
-		} else if (allow_create && strcmp(k, "pbkdf-iterations") == 0) {
+		} else if (strcmp(k, "pbkdf-iterations") == 0) {
 			rc = crypt_parse_u32(k, v, &o->luks.iterations);
 		} else {
 			return err_set(-EINVAL, "unknown encryption option '%s'", k);
@@ -134,12 +136,41 @@ static uint8_t *crypt_bounce(void)
 	return b;
 }
 
+static bool crypt_sector_is_zero(const uint8_t *p)
+{
+	uint64_t acc = 0;
+	for (unsigned i = 0; i < BLOCK_SECTOR_SIZE; i += 8) {
+		uint64_t w;
+		memcpy(&w, p + i, 8);
+		acc |= w;
+	}
+	return acc == 0;
+}
+
+/* A sector that was never written (a hole in a sparse raw file, an
+ * unallocated VHD block) holds all-zero "ciphertext"; it reads as zeros
+ * instead of the noise its decryption would be, so a fresh encrypted disk
+ * looks like a fresh plain one.  Real ciphertext is all zero with
+ * probability 2^-4096.  Runs of non-zero sectors are decrypted in one
+ * call to keep the cipher's batching. */
 static int crypt_read(struct block_dev *bd, uint64_t sector, void *buf, uint32_t count)
 {
 	struct crypt_filter *f = bd->priv;
+	uint8_t *p = buf;
 	int rc = block_read(bd->lower, f->data_sector + sector, buf, count);
 
-	return rc < 0 ? rc : crypt_cipher_decrypt(f->cipher, sector, buf, count);
+	for (uint32_t i = 0; rc == 0 && i < count;) {
+		if (crypt_sector_is_zero(p + (size_t)i * BLOCK_SECTOR_SIZE)) {
+			i++;
+			continue;
+		}
+		uint32_t j = i + 1;
+		while (j < count && !crypt_sector_is_zero(p + (size_t)j * BLOCK_SECTOR_SIZE))
+			j++;
+		rc = crypt_cipher_decrypt(f->cipher, sector + i, p + (size_t)i * BLOCK_SECTOR_SIZE, j - i);
+		i = j;
+	}
+	return rc;
 }
 
 static int crypt_write(struct block_dev *bd, uint64_t sector, const void *buf, uint32_t count)
@@ -295,7 +326,7 @@ static int crypt_luks_open(struct block_dev *lower, const char *opts, unsigned f
 	size_t len;
 	int rc;
 
-	if ((rc = crypt_parse_opts(opts, false, &o)) < 0 ||
+	if ((rc = crypt_parse_opts(opts, &o)) < 0 ||
 	    (rc = crypt_key_file(&o, "luks", &pass, &len)) < 0)
 		return rc;
 	rc = crypt_luks_open_passphrase(lower, pass, len, flags, out);
@@ -311,7 +342,7 @@ static int crypt_luks_format(struct block_dev *lower, const char *opts, uint64_t
 	size_t len;
 	int rc;
 
-	if ((rc = crypt_parse_opts(opts, true, &o)) < 0 ||
+	if ((rc = crypt_parse_opts(opts, &o)) < 0 ||
 	    (rc = crypt_key_file(&o, "luks", &pass, &len)) < 0)
 		return rc;
 	if (lower->sectors < LUKS_NEW_DATA_OFFSET / BLOCK_SECTOR_SIZE + payload_sectors) {
@@ -342,7 +373,7 @@ static int crypt_plain_open(struct block_dev *lower, const char *opts, unsigned 
 	size_t len;
 	int rc;
 
-	if ((rc = crypt_parse_opts(opts, false, &o)) < 0 ||
+	if ((rc = crypt_parse_opts(opts, &o)) < 0 ||
 	    (rc = crypt_key_file(&o, "plain", &key, &len)) < 0)
 		return rc;
 	if (len > UINT32_MAX)

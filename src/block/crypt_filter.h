@@ -5,7 +5,7 @@
  *   luks   LUKS2 container inside the device below: header at its start,
  *          data segment after it (luks.h).  Options:
  *            key-file=PATH        passphrase = whole file (cryptsetup --key-file)
- *          and, when creating (block_filter_type.format):
+ *          and, used when creating (accepted and ignored when opening):
  *            cipher=NAME          plug-in / LUKS2 cipher, default aes-xts-plain64
  *            key-size=BITS        volume key size, default 512
  *            pbkdf=argon2id|argon2i|pbkdf2, iter-time=MS, pbkdf-memory=KiB,

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "block/block.h"
+#include "block/crypt_disk.h"
 #include "block/crypt_filter.h"
 #include "block/crypt_plugin.h"
 #include "block/luks.h"
@@ -335,4 +336,87 @@ Test(crypt_filter, concurrent_queue_requests)
 		cr_assert_eq(q[i].ret, 0);
 		cr_assert_arr_eq(q[i].buf, want, sizeof(want), "request %d", i);
 	}
+}
+
+/* Never-written sectors read as zeros through the filter. */
+Test(crypt_filter, fresh_disk_reads_zeros)
+{
+	uint8_t r[16 * 512], zero[16 * 512] = { 0 };
+
+	make_encrypted("vhd", 4096);
+	struct block_dev *bd = open_encrypted("vhd");
+	memset(r, 0xee, sizeof(r));
+	cr_assert_eq(block_read(bd, 100, r, 16), 0, "%s", err_msg());
+	cr_assert_arr_eq(r, zero, sizeof(r));
+	/* A mix of written and unwritten sectors in one request. */
+	fill(r, 512, 3);
+	cr_assert_eq(block_write(bd, 105, r, 1), 0);
+	uint8_t want[512];
+	fill(want, 512, 3);
+	cr_assert_eq(block_read(bd, 100, r, 16), 0);
+	cr_assert_arr_eq(r, zero, 5 * 512);
+	cr_assert_arr_eq(r + 5 * 512, want, 512);
+	cr_assert_arr_eq(r + 6 * 512, zero, 10 * 512);
+	block_close(bd);
+}
+
+/* crypt_disk: create an encrypted image, convert plain -> encrypted ->
+ * plain and compare, and a wrong passphrase leaves no output file. */
+Test(crypt_filter, create_and_convert_both_ways)
+{
+	char plain[600], enc[600], back[600], encspec[800], opts[800];
+	uint8_t w[64 * 512], r[64 * 512];
+	struct block_dev *bd;
+
+	snprintf(plain, sizeof(plain), "%s/plain.img", dir);
+	snprintf(enc, sizeof(enc), "%s/enc.vhd", dir);
+	snprintf(back, sizeof(back), "%s/back.img", dir);
+	struct block_create_opts raw = { .format = "raw", .size = 1 << 20 };
+	cr_assert_eq(block_create(plain, &raw), 0, "%s", err_msg());
+	cr_assert_eq(block_open(plain, "raw", 0, &bd), 0);
+	fill(w, sizeof(w), 7);
+	cr_assert_eq(block_write(bd, 1000, w, 64), 0);
+	block_close(bd);
+
+	snprintf(opts, sizeof(opts), "luks:key-file=%s,pbkdf=pbkdf2,pbkdf-iterations=1000", keyf);
+	struct block_open_spec src = { .path = plain, .format = "raw" };
+	struct block_create_opts vhd = { .format = "vhd", .sub = BLOCK_SUB_DYNAMIC };
+	cr_assert_eq(crypt_disk_convert(&src, enc, &vhd, opts), 0, "%s", err_msg());
+
+	snprintf(encspec, sizeof(encspec), "luks:key-file=%s", keyf);
+	struct block_open_spec es = { .path = enc, .format = "vhd", .filter = encspec };
+	cr_assert_eq(block_open_stack(&es, &bd), 0, "%s", err_msg());
+	cr_assert_eq(bd->sectors, 2048);
+	cr_assert_eq(block_read(bd, 1000, r, 64), 0);
+	cr_assert_arr_eq(r, w, sizeof(w));
+	block_close(bd);
+
+	cr_assert_eq(crypt_disk_convert(&es, back, &raw, NULL), 0, "%s", err_msg());
+	cr_assert_eq(file_checksum(back), file_checksum(plain));
+
+	/* Wrong passphrase: refused before the output is created. */
+	unlink(back);
+	FILE *f = fopen(keyf, "w");
+	fputs("nope", f);
+	fclose(f);
+	int rc = crypt_disk_convert(&es, back, &raw, NULL);
+	cr_assert_eq(rc, -EKEYREJECTED);
+	cr_assert(crypt_disk_is_input_error(rc));
+	cr_assert_neq(access(back, F_OK), 0, "no output file after a refused passphrase");
+
+	/* crypt_disk_create: size is the data size; the header comes on top. */
+	char made[600];
+	snprintf(made, sizeof(made), "%s/made.img", dir);
+	struct block_create_opts sz = { .format = "raw", .size = 3 << 20 };
+	f = fopen(keyf, "w");
+	fputs("pw", f);
+	fclose(f);
+	cr_assert_eq(crypt_disk_create(made, &sz, opts), 0, "%s", err_msg());
+	struct block_open_spec ms = { .path = made, .format = "raw", .filter = encspec };
+	cr_assert_eq(block_open_stack(&ms, &bd), 0, "%s", err_msg());
+	cr_assert_eq(bd->sectors, (3 << 20) / 512);
+	block_close(bd);
+	unlink(made);
+	cr_assert_eq(crypt_disk_create(made, &sz, "luks:pbkdf=md5"), -EINVAL);
+	cr_assert_neq(access(made, F_OK), 0, "failed create leaves no file");
 }
