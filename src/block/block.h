@@ -178,6 +178,11 @@ struct block_create_opts {
 	const char *parent;          /* differencing: the parent image */
 	uint32_t block_size;         /* vhd dynamic: 0 = 2 MiB (spec default) */
 	bool preallocate;            /* raw: allocate the file's blocks */
+	/* vhd: keep `size` exactly even when no CHS geometry matches it (the
+	 * geometry is then the maximum, qemu's "force_size" convention);
+	 * otherwise the size is rounded up to the next CHS size, as Virtual
+	 * PC and qemu-img do, so every VHD reader agrees on it. */
+	bool exact_size;
 };
 
 /* A filter type (the crypt plug-ins register one).  `opts` is the text

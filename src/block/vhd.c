@@ -402,9 +402,11 @@ static int locator_path(struct vhd *v, const struct vhd_locator *l, const char *
 	/* An absolute Windows path "C:/dir/file" names "/dir/file" here. */
 	if (((p[0] | 0x20) >= 'a' && (p[0] | 0x20) <= 'z') && p[1] == ':')
 		p += 2;
+	while (p[0] == '.' && p[1] == '/')
+		p += 2;
 	if (!*p)
 		return -EINVAL;
-	if (p[0] == '/')
+	if (p[0] == '/' || !strcmp(child_dir, "."))
 		ret = snprintf(out, len, "%s", p);
 	else
 		ret = snprintf(out, len, "%s/%s", child_dir, p);
@@ -615,6 +617,32 @@ int vhd_sector_allocated(struct block_dev *bd, uint64_t sector, bool *allocated,
 
 /* ---- creation --------------------------------------------------------------- */
 
+/* The virtual size a VHD gets for a requested size, and its geometry.
+ * Readers disagree on where the size lives: the spec and Hyper-V use
+ * Current Size, Virtual PC and qemu (for images whose Creator Application
+ * it does not know, like ours) multiply out the CHS geometry unless it is
+ * the maximum.  Making the two equal keeps every reader in step. */
+uint64_t vhd_round_size(uint64_t size, bool exact, uint16_t *c, uint8_t *h, uint8_t *s)
+{
+	uint64_t total = size / BLOCK_SECTOR_SIZE;
+	vhd_geometry(total, c, h, s);
+	uint64_t chs = (uint64_t)*c * *h * *s;
+	if (chs == total || total >= VHD_MAX_GEOMETRY)
+		return size;
+	if (exact) {
+		*c = 65535;
+		*h = 16;
+		*s = 255;
+		return size;
+	}
+	/* Smallest geometry of the spec's algorithm covering the request. */
+	for (uint64_t i = 1; chs < total && total + i <= VHD_MAX_GEOMETRY; i++) {
+		vhd_geometry(total + i, c, h, s);
+		chs = (uint64_t)*c * *h * *s;
+	}
+	return chs * BLOCK_SECTOR_SIZE;
+}
+
 static void new_footer(struct vhd_footer *f, uint32_t type, uint64_t size)
 {
 	memset(f, 0, sizeof(*f));
@@ -623,14 +651,12 @@ static void new_footer(struct vhd_footer *f, uint32_t type, uint64_t size)
 	f->data_offset = type == VHD_TYPE_FIXED ? VHD_NO_OFFSET : VHD_FOOTER_SIZE;
 	time_t now = time(NULL);
 	f->timestamp = (uint32_t)(now > VHD_EPOCH ? now - VHD_EPOCH : 0);
-	/* Creator Application: qemu (and so qemu-img) takes the size from
-	 * Current Size, not from the CHS geometry, for creators other than
-	 * "vpc " and "qemu", which is what we want: our sizes are exact. */
+	/* Creator Application "vsl ": qemu does not know it and so takes the
+	 * size from the geometry (see vhd_round_size). */
 	memcpy(f->creator_app, "vsl ", 4);
 	f->creator_ver = 0x00000001;         /* vessel 0.1 */
 	f->creator_os = 0x5769326b;          /* "Wi2k", as the spec's Windows hosts */
 	f->orig_size = f->cur_size = size;
-	vhd_geometry(size / BLOCK_SECTOR_SIZE, &f->cyls, &f->heads, &f->spt);
 	f->type = type;
 	if (getrandom(f->uuid, 16, 0) != 16) {
 		uint64_t t = (uint64_t)now ^ (uint64_t)getpid() << 32;
@@ -721,7 +747,19 @@ int vhd_create(const char *path, const struct block_create_opts *o)
 		return err_set(-EINVAL, "block size %u is not a power of two between 512 and 256M", bs);
 
 	struct vhd_footer f;
+	uint16_t cyls;
+	uint8_t heads, spt;
+	if (type == VHD_TYPE_DIFF) {
+		cyls = pf.cyls;      /* the parent's size and geometry, unchanged */
+		heads = pf.heads;
+		spt = pf.spt;
+	} else {
+		size = vhd_round_size(size, o->exact_size, &cyls, &heads, &spt);
+	}
 	new_footer(&f, type, size);
+	f.cyls = cyls;
+	f.heads = heads;
+	f.spt = spt;
 	uint8_t fb[VHD_FOOTER_SIZE];
 	vhd_footer_encode(&f, fb);
 	struct block_file file;

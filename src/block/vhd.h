@@ -91,6 +91,9 @@ int vhd_header_decode(const uint8_t buf[VHD_HEADER_SIZE], struct vhd_header *h);
 void vhd_header_encode(const struct vhd_header *h, uint8_t buf[VHD_HEADER_SIZE]);
 /* CHS geometry per the spec's appendix "CHS Calculation". */
 void vhd_geometry(uint64_t sectors, uint16_t *cyls, uint8_t *heads, uint8_t *spt);
+/* The size a VHD of `size` bytes gets, and its geometry: rounded up to the
+ * next CHS size unless `exact` (then the maximum geometry marks it). */
+uint64_t vhd_round_size(uint64_t size, bool exact, uint16_t *cyls, uint8_t *heads, uint8_t *spt);
 /* Bytes of the per-block sector bitmap, padded to a whole sector. */
 uint32_t vhd_bitmap_bytes(uint32_t block_size);
 

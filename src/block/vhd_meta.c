@@ -285,7 +285,8 @@ static int problem(struct vhd_report *rep, enum sev sev, int err, const char *fm
 	return 0;
 }
 
-struct span { uint64_t off; uint32_t idx; };
+struct span { uint64_t off, len; uint32_t idx; };
+#define SPAN_META 0xffffffffu
 
 static int span_cmp(const void *a, const void *b)
 {
@@ -420,43 +421,72 @@ static int load_dynamic(struct block_file *f, struct vhd_meta *m, struct vhd_rep
 	for (uint32_t i = 0; i < h->max_entries; i++)
 		m->bat[i] = get32((const uint8_t *)&m->bat[i]);
 
+	/* Every extent of the file (header, BAT, locators, blocks) must lie
+	 * inside it and overlap no other: a BAT entry pointing at metadata or
+	 * at another block would make writes to one disk region corrupt
+	 * another. */
 	uint64_t blk = vhd_bitmap_bytes(h->block_size) + (uint64_t)h->block_size;
-	struct span *spans = malloc(sizeof(*spans) * (h->max_entries ? h->max_entries : 1));
+	struct span *spans = malloc(sizeof(*spans) * ((size_t)h->max_entries + 2 + VHD_LOCATORS));
 	if (!spans) {
 		ret = err_set(-ENOMEM, "out of memory");
 		goto fail;
 	}
 	uint32_t n = 0;
+	spans[n].off = ft->data_offset;
+	spans[n].len = VHD_HEADER_SIZE;
+	spans[n++].idx = SPAN_META;
+	spans[n].off = h->table_offset;
+	spans[n].len = m->bat_bytes;
+	spans[n++].idx = SPAN_META;
+	if (ft->type == VHD_TYPE_DIFF) {
+		for (int i = 0; i < VHD_LOCATORS; i++) {
+			struct vhd_locator *l = &h->loc[i];
+			if (l->code == VHD_PLAT_NONE || !l->len)
+				continue;
+			spans[n].off = l->offset;
+			spans[n].len = ((uint64_t)l->len + BLOCK_SECTOR_SIZE - 1) & ~(uint64_t)(BLOCK_SECTOR_SIZE - 1);
+			spans[n++].idx = SPAN_META;
+		}
+	}
 	m->data_end = m->meta_end;
+	uint32_t blocks = 0;
 	for (uint32_t i = 0; i < h->max_entries; i++) {
 		if (m->bat[i] == VHD_BAT_UNUSED)
 			continue;
 		uint64_t off = (uint64_t)m->bat[i] * BLOCK_SECTOR_SIZE;
-		if (off < m->meta_end || off > limit || limit - off < blk) {
-			ret = problem(rep, SEV_ERROR, -EINVAL, "BAT entry %u (sector %u) points %s", i, m->bat[i],
-				      off < m->meta_end ? "into the metadata" : "outside the file");
+		if (off < VHD_FOOTER_SIZE || off > limit || limit - off < blk) {
+			ret = problem(rep, SEV_ERROR, -EINVAL, "BAT entry %u (sector %u) points outside the file",
+				      i, m->bat[i]);
 			if (ret < 0)
 				break;
 			m->bat[i] = VHD_BAT_UNUSED;  /* the check goes on without it */
 			continue;
 		}
 		spans[n].off = off;
+		spans[n].len = blk;
 		spans[n++].idx = i;
+		blocks++;
 		if (off + blk > m->data_end)
 			m->data_end = off + blk;
 	}
 	if (ret == 0) {
 		qsort(spans, n, sizeof(*spans), span_cmp);
 		for (uint32_t i = 1; i < n; i++) {
-			if (spans[i].off < spans[i - 1].off + blk) {
-				ret = problem(rep, SEV_ERROR, -EINVAL, "blocks %u and %u overlap in the file",
-					      spans[i - 1].idx, spans[i].idx);
-				if (ret < 0)
-					break;
-			}
+			if (spans[i].off >= spans[i - 1].off + spans[i - 1].len)
+				continue;
+			uint32_t a = spans[i - 1].idx, b = spans[i].idx;
+			if (a == SPAN_META && b == SPAN_META)
+				ret = problem(rep, SEV_ERROR, -EINVAL, "metadata structures overlap");
+			else if (a == SPAN_META || b == SPAN_META)
+				ret = problem(rep, SEV_ERROR, -EINVAL, "BAT entry %u points into the metadata",
+					      a == SPAN_META ? b : a);
+			else
+				ret = problem(rep, SEV_ERROR, -EINVAL, "BAT entries %u and %u overlap in the file", a, b);
+			if (ret < 0)
+				break;
 		}
 	}
-	m->blocks_allocated = n;
+	m->blocks_allocated = blocks;
 	free(spans);
 	if (ret < 0)
 		goto fail;
