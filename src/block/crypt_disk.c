@@ -2,6 +2,7 @@
 #include "block/crypt_disk.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -79,6 +80,8 @@ int crypt_disk_convert(const struct block_open_spec *src, const char *dst_path,
 		return rc;
 	struct block_create_opts co = *dst_co;
 	co.size = in->sectors * BLOCK_SECTOR_SIZE;
+	/* A copy keeps the source's size (no VHD CHS rounding). */
+	co.exact_size = true;
 	rc = dst_filter ? crypt_disk_create(dst_path, &co, dst_filter) : block_create(dst_path, &co);
 	if (rc < 0) {
 		block_close(in);
@@ -128,6 +131,19 @@ fail:
 	block_close(in);
 	unlink(dst_path);
 	return rc;
+}
+
+int crypt_disk_luks_spec(const char *key_file, const char *opts, char *buf, size_t len)
+{
+	if (!key_file || !*key_file)
+		return err_set(-EINVAL, "encryption needs --key-file FILE (the file's bytes are the passphrase)");
+	if (strchr(key_file, ','))
+		return err_set(-EINVAL, "key file path '%s' contains ',' (not allowed in a filter spec)", key_file);
+	int n = snprintf(buf, len, "luks:key-file=%s%s%s", key_file, opts && *opts ? "," : "",
+			 opts ? opts : "");
+	if (n < 0 || (size_t)n >= len)
+		return err_set(-EINVAL, "encryption options too long");
+	return 0;
 }
 
 bool crypt_disk_is_input_error(int err)

@@ -11,6 +11,7 @@
 #define VESSEL_BLOCK_CRYPT_DISK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "block/block.h"
 
@@ -26,6 +27,11 @@ int crypt_disk_create(const char *path, const struct block_create_opts *co, cons
  * created; the new file is removed on failure. */
 int crypt_disk_convert(const struct block_open_spec *src, const char *dst_path,
 		       const struct block_create_opts *dst_co, const char *dst_filter);
+
+/* The filter spec of `--encrypt[=OPTS] --key-file FILE` (and --decrypt):
+ * "luks:key-file=FILE[,OPTS]" into buf.  Returns 0 or -EINVAL (no key
+ * file, a ',' in its path, too long). */
+int crypt_disk_luks_spec(const char *key_file, const char *opts, char *buf, size_t len);
 
 /* True for errors caused by the user's input (passphrase, header,
  * options) rather than by the host. */

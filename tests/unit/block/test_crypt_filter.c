@@ -56,6 +56,7 @@ static void make_encrypted(const char *format, uint64_t payload)
 		.format = format,
 		.sub = strcmp(format, "vhd") == 0 ? BLOCK_SUB_DYNAMIC : BLOCK_SUB_DEFAULT,
 		.size = (payload + crypt_filter_luks.overhead_sectors(NULL)) * 512,
+		.exact_size = true,
 	};
 	struct block_dev *lower;
 	char opts[700];
