@@ -57,11 +57,16 @@ struct vessel_crypt_plugin {
 	 * 512..4096).  Returns 0 and sets *ctx, or a negative errno. */
 	int (*create)(const uint8_t *key, uint32_t key_len, uint32_t sector_size, void **ctx);
 
-	/* Encrypt / decrypt `n_sectors` consecutive sectors in place: `buf`
-	 * holds n_sectors * sector_size bytes, the first of them is sector
-	 * number `sector` (counted from 0 at the start of the encrypted data,
-	 * in units of sector_size).  Must be safe to call from several threads
-	 * at once on the same context.  Return 0 or a negative errno. */
+	/* Encrypt / decrypt `n_sectors` consecutive encryption sectors in
+	 * place: `buf` holds n_sectors * sector_size bytes.  Sector numbers
+	 * always count 512-byte sectors from 0 at the start of the encrypted
+	 * data, and an encryption sector carries the number of its first
+	 * 512-byte sector (dm-crypt's IV numbering without iv_large_sectors,
+	 * which LUKS2 uses): `sector` is that of the first one in buf, the
+	 * next is sector + sector_size / 512, and so on (with 4096-byte
+	 * sectors: 0, 8, 16, ...).  `sector` is a multiple of
+	 * sector_size / 512.  Must be safe to call from several threads at
+	 * once on the same context.  Return 0 or a negative errno. */
 	int (*encrypt)(void *ctx, uint64_t sector, uint8_t *buf, uint32_t n_sectors);
 	int (*decrypt)(void *ctx, uint64_t sector, uint8_t *buf, uint32_t n_sectors);
 

@@ -52,7 +52,9 @@ static int cbc_crypt(void *ctx, uint64_t sector, uint8_t *buf, uint32_t n_sector
 
 	if (!e)
 		return -ENOMEM;
-	for (uint32_t i = 0; i < n_sectors && rc == 0; i++, sector++, buf += c->sector_size) {
+	/* Sector numbers count 512-byte sectors (vessel/crypt.h). */
+	for (uint32_t i = 0; i < n_sectors && rc == 0;
+	     i++, sector += c->sector_size / 512, buf += c->sector_size) {
 		uint8_t iv[16] = { 0 };
 		int len;
 

@@ -5,7 +5,8 @@
  * Tweak ("plain64" IV generator, as dm-crypt and LUKS2 define it): the
  * sector number as a 64-bit little-endian integer, zero-padded to the
  * 16-byte AES block (IEEE 1619 section 5.1 calls it the data unit
- * sequence number).  One XTS data unit per encryption sector.
+ * sequence number).  One XTS data unit per encryption sector, numbered
+ * in 512-byte sectors even when the encryption sector is larger.
  *
  * Key: 32 bytes (XTS-AES-128) or 64 bytes (XTS-AES-256): the first half
  * is the data key, the second the tweak key (IEEE 1619 section 5.1).
@@ -189,11 +190,14 @@ static int xts_crypt(void *ctx, uint64_t sector, uint8_t *buf, uint32_t n_sector
 		int outl;
 
 		/* E_K2(i) for each sector: plain64, i as a 128-bit little-endian
-		 * number (upper 64 bits zero). */
+		 * number (upper 64 bits zero), counted in 512-byte sectors
+		 * whatever the sector size (include/vessel/crypt.h). */
 		memset(ivs, 0, (size_t)n * 16);
-		for (uint32_t s = 0; s < n; s++)
+		for (uint32_t s = 0; s < n; s++) {
+			uint64_t i = sector + (uint64_t)s * (ss / 512);
 			for (int b = 0; b < 8; b++)
-				ivs[s * 16 + b] = (uint8_t)((sector + s) >> (8 * b));
+				ivs[s * 16 + b] = (uint8_t)(i >> (8 * b));
+		}
 		if (EVP_CipherUpdate(p.tweak, ivs, &outl, ivs, (int)n * 16) != 1) {
 			rc = -EIO;
 			break;
@@ -218,7 +222,7 @@ static int xts_crypt(void *ctx, uint64_t sector, uint8_t *buf, uint32_t n_sector
 			rc = -EIO;
 		xts_xor(buf, tw, bytes);
 		buf += bytes;
-		sector += n;
+		sector += (uint64_t)n * (ss / 512);
 		n_sectors -= n;
 	}
 	OPENSSL_cleanse(tw, sizeof(tw));

@@ -5,7 +5,13 @@
  * number n (plain64 IV counts from the start of the data segment, LUKS2
  * On-Disk Format "segments": iv_tweak 0).  Writes are encrypted into a
  * per-thread bounce buffer, because the caller's data is const and must
- * stay plaintext; reads are decrypted in place in the caller's buffer. */
+ * stay plaintext; reads are decrypted in place in the caller's buffer.
+ *
+ * Encryption sectors (LUKS2 "sector_size") may be 512..4096 bytes; the
+ * block layer's sectors are 512.  A request that covers part of an
+ * encryption sector reads, decrypts, merges and re-encrypts the whole one
+ * (read-modify-write).  IVs count 512-byte sectors in either case (LUKS2
+ * leaves dm-crypt's iv_large_sectors off). */
 #include "block/crypt_filter.h"
 
 #include <errno.h>
@@ -27,6 +33,12 @@
 struct crypt_filter {
 	struct crypt_cipher *cipher;
 	uint64_t data_sector;       /* start of the data segment in the lower device */
+	uint32_t unit;              /* encryption sector in 512-byte sectors (1..8) */
+	/* Encryption sectors larger than 512 bytes make a write of part of
+	 * one a read-modify-write; those take the lock exclusively, whole
+	 * unit writes share it, so two partial writes of one unit cannot
+	 * lose each other's data.  Unused when unit == 1. */
+	pthread_rwlock_t rmw;
 };
 
 /* ---- options ---------------------------------------------------------- */
@@ -95,6 +107,12 @@ static int crypt_parse_opts(const char *opts, struct crypt_opts *o)
 			rc = crypt_parse_u32(k, v, &o->luks.memory_kib);
 		} else if (strcmp(k, "pbkdf-iterations") == 0) {
 			rc = crypt_parse_u32(k, v, &o->luks.iterations);
+		} else if (strcmp(k, "sector-size") == 0) {
+			rc = crypt_parse_u32(k, v, &o->luks.sector_size);
+			if (rc == 0 && (o->luks.sector_size < 512 || o->luks.sector_size > 4096 ||
+					(o->luks.sector_size & (o->luks.sector_size - 1))))
+				rc = err_set(-EINVAL, "encryption option sector-size: %u (512, 1024, "
+					     "2048 or 4096)", o->luks.sector_size);
 		} else {
 			return err_set(-EINVAL, "unknown encryption option '%s'", k);
 		}
@@ -136,10 +154,10 @@ static uint8_t *crypt_bounce(void)
 	return b;
 }
 
-static bool crypt_sector_is_zero(const uint8_t *p)
+static bool crypt_unit_is_zero(const uint8_t *p, uint32_t sectors)
 {
 	uint64_t acc = 0;
-	for (unsigned i = 0; i < BLOCK_SECTOR_SIZE; i += 8) {
+	for (size_t i = 0; i < (size_t)sectors * BLOCK_SECTOR_SIZE; i += 8) {
 		uint64_t w;
 		memcpy(&w, p + i, 8);
 		acc |= w;
@@ -147,56 +165,135 @@ static bool crypt_sector_is_zero(const uint8_t *p)
 	return acc == 0;
 }
 
-/* A sector that was never written (a hole in a sparse raw file, an
- * unallocated VHD block) holds all-zero "ciphertext"; it reads as zeros
- * instead of the noise its decryption would be, so a fresh encrypted disk
- * looks like a fresh plain one.  Real ciphertext is all zero with
- * probability 2^-4096.  Runs of non-zero sectors are decrypted in one
- * call to keep the cipher's batching. */
-static int crypt_read(struct block_dev *bd, uint64_t sector, void *buf, uint32_t count)
+/* Reads `n` whole encryption sectors starting at filter sector `sector`
+ * (a multiple of the unit) into buf and decrypts them.
+ *
+ * An encryption sector that was never written (a hole in a sparse raw
+ * file, an unallocated VHD block) holds all-zero "ciphertext"; it reads as
+ * zeros instead of the noise its decryption would be, so a fresh encrypted
+ * disk looks like a fresh plain one.  Real ciphertext is all zero with
+ * probability 2^-4096.  Runs of non-zero units are decrypted in one call
+ * to keep the cipher's batching. */
+static int crypt_read_units(struct crypt_filter *f, struct block_dev *lower, uint64_t sector,
+			    uint8_t *buf, uint32_t n)
 {
-	struct crypt_filter *f = bd->priv;
-	uint8_t *p = buf;
-	int rc = block_read(bd->lower, f->data_sector + sector, buf, count);
+	const uint32_t u = f->unit;
+	const size_t ub = (size_t)u * BLOCK_SECTOR_SIZE;
+	int rc = block_read(lower, f->data_sector + sector, buf, n * u);
 
-	for (uint32_t i = 0; rc == 0 && i < count;) {
-		if (crypt_sector_is_zero(p + (size_t)i * BLOCK_SECTOR_SIZE)) {
+	for (uint32_t i = 0; rc == 0 && i < n;) {
+		if (crypt_unit_is_zero(buf + i * ub, u)) {
 			i++;
 			continue;
 		}
 		uint32_t j = i + 1;
-		while (j < count && !crypt_sector_is_zero(p + (size_t)j * BLOCK_SECTOR_SIZE))
+		while (j < n && !crypt_unit_is_zero(buf + j * ub, u))
 			j++;
-		rc = crypt_cipher_decrypt(f->cipher, sector + i, p + (size_t)i * BLOCK_SECTOR_SIZE, j - i);
+		rc = crypt_cipher_decrypt(f->cipher, sector + (uint64_t)i * u, buf + i * ub, j - i);
 		i = j;
 	}
+	return rc;
+}
+
+/* Encrypts `n` whole units from src into the thread's bounce buffer and
+ * writes them, CRYPT_BOUNCE_SECTORS at a time. */
+static int crypt_write_units(struct crypt_filter *f, struct block_dev *lower, uint64_t sector,
+			     const uint8_t *src, uint32_t n)
+{
+	const uint32_t u = f->unit, per = CRYPT_BOUNCE_SECTORS / u;
+	uint8_t *b = crypt_bounce();
+
+	if (!b)
+		return err_set(-ENOMEM, "out of memory");
+	while (n) {
+		uint32_t k = n < per ? n : per;
+		size_t bytes = (size_t)k * u * BLOCK_SECTOR_SIZE;
+		memcpy(b, src, bytes);
+		int rc = crypt_cipher_encrypt(f->cipher, sector, b, k);
+		if (rc == 0)
+			rc = block_write(lower, f->data_sector + sector, b, k * u);
+		if (rc < 0) {
+			OPENSSL_cleanse(b, bytes);
+			return rc;
+		}
+		sector += (uint64_t)k * u;
+		src += bytes;
+		n -= k;
+	}
+	return 0;
+}
+
+static int crypt_read(struct block_dev *bd, uint64_t sector, void *buf, uint32_t count)
+{
+	struct crypt_filter *f = bd->priv;
+	const uint32_t u = f->unit;
+	uint8_t *dst = buf;
+	uint8_t part[4096];
+	int rc = 0;
+
+	if (u == 1)
+		return crypt_read_units(f, bd->lower, sector, buf, count);
+	while (count && rc == 0) {
+		uint32_t in = (uint32_t)(sector % u);
+		if (in || count < u) {
+			/* Part of one encryption sector: through a unit buffer. */
+			uint32_t n = u - in < count ? u - in : count;
+			rc = crypt_read_units(f, bd->lower, sector - in, part, 1);
+			if (rc == 0)
+				memcpy(dst, part + (size_t)in * BLOCK_SECTOR_SIZE, (size_t)n * BLOCK_SECTOR_SIZE);
+			sector += n;
+			dst += (size_t)n * BLOCK_SECTOR_SIZE;
+			count -= n;
+		} else {
+			uint32_t n = count / u;
+			rc = crypt_read_units(f, bd->lower, sector, dst, n);
+			sector += (uint64_t)n * u;
+			dst += (size_t)n * u * BLOCK_SECTOR_SIZE;
+			count -= n * u;
+		}
+	}
+	OPENSSL_cleanse(part, sizeof(part));
 	return rc;
 }
 
 static int crypt_write(struct block_dev *bd, uint64_t sector, const void *buf, uint32_t count)
 {
 	struct crypt_filter *f = bd->priv;
+	const uint32_t u = f->unit;
 	const uint8_t *src = buf;
-	uint8_t *b = crypt_bounce();
+	uint8_t part[4096];
+	int rc = 0;
 
-	if (!b)
-		return err_set(-ENOMEM, "out of memory");
-	while (count) {
-		uint32_t n = count < CRYPT_BOUNCE_SECTORS ? count : CRYPT_BOUNCE_SECTORS;
-		size_t bytes = (size_t)n * BLOCK_SECTOR_SIZE;
-		memcpy(b, src, bytes);
-		int rc = crypt_cipher_encrypt(f->cipher, sector, b, n);
-		if (rc == 0)
-			rc = block_write(bd->lower, f->data_sector + sector, b, n);
-		if (rc < 0) {
-			OPENSSL_cleanse(b, bytes);
-			return rc;
+	if (u == 1)
+		return crypt_write_units(f, bd->lower, sector, buf, count);
+	bool partial = sector % u || count % u;
+	if (partial)
+		pthread_rwlock_wrlock(&f->rmw);
+	else
+		pthread_rwlock_rdlock(&f->rmw);
+	while (count && rc == 0) {
+		uint32_t in = (uint32_t)(sector % u);
+		if (in || count < u) {
+			uint32_t n = u - in < count ? u - in : count;
+			rc = crypt_read_units(f, bd->lower, sector - in, part, 1);
+			if (rc == 0) {
+				memcpy(part + (size_t)in * BLOCK_SECTOR_SIZE, src, (size_t)n * BLOCK_SECTOR_SIZE);
+				rc = crypt_write_units(f, bd->lower, sector - in, part, 1);
+			}
+			sector += n;
+			src += (size_t)n * BLOCK_SECTOR_SIZE;
+			count -= n;
+		} else {
+			uint32_t n = count / u;
+			rc = crypt_write_units(f, bd->lower, sector, src, n);
+			sector += (uint64_t)n * u;
+			src += (size_t)n * u * BLOCK_SECTOR_SIZE;
+			count -= n * u;
 		}
-		sector += n;
-		src += bytes;
-		count -= n;
 	}
-	return 0;
+	pthread_rwlock_unlock(&f->rmw);
+	OPENSSL_cleanse(part, sizeof(part));
+	return rc;
 }
 
 static int crypt_flush(struct block_dev *bd)
@@ -210,6 +307,7 @@ static void crypt_close(struct block_dev *bd)
 
 	if (f) {
 		crypt_cipher_free(f->cipher);
+		pthread_rwlock_destroy(&f->rmw);
 		free(f);
 	}
 	block_close(bd->lower);
@@ -239,7 +337,8 @@ static const struct block_driver crypt_driver_plain = {
 /* Builds the filter device; on failure `lower` is left to the caller. */
 static int crypt_dev_new(const struct block_driver *drv, struct block_dev *lower,
 			 const char *cipher, const uint8_t *key, uint32_t key_len,
-			 uint64_t data_offset, unsigned flags, struct block_dev **out)
+			 uint64_t data_offset, uint32_t sector_size, unsigned flags,
+			 struct block_dev **out)
 {
 	struct crypt_filter *f = calloc(1, sizeof(*f));
 	char name[512];
@@ -252,21 +351,33 @@ static int crypt_dev_new(const struct block_driver *drv, struct block_dev *lower
 		return err_set(-EINVAL, "%s: data segment at byte %llu is outside the disk",
 			       lower->name, (unsigned long long)data_offset);
 	}
-	if ((rc = crypt_cipher_new(cipher, key, key_len, BLOCK_SECTOR_SIZE, NULL, 0, &f->cipher)) < 0) {
+	if ((rc = crypt_cipher_new(cipher, key, key_len, sector_size, NULL, 0, &f->cipher)) < 0) {
 		free(f);
 		return err_wrap(rc, "%s", lower->name);
 	}
 	f->data_sector = data_offset / BLOCK_SECTOR_SIZE;
+	f->unit = sector_size / BLOCK_SECTOR_SIZE;
+	if (data_offset % sector_size || (lower->sectors - f->data_sector) / f->unit == 0) {
+		crypt_cipher_free(f->cipher);
+		free(f);
+		return err_set(-EINVAL, "%s: data segment at byte %llu does not hold a whole "
+			       "%u-byte encryption sector", lower->name,
+			       (unsigned long long)data_offset, sector_size);
+	}
+	pthread_rwlock_init(&f->rmw, NULL);
 	snprintf(name, sizeof(name), "%s(%s)", drv->name, lower->name);
 	struct block_dev *bd = block_dev_alloc(drv, name, lower,
 					       lower->rdonly || (flags & BLOCK_OPEN_RDONLY));
 	if (!bd) {
 		crypt_cipher_free(f->cipher);
+		pthread_rwlock_destroy(&f->rmw);
 		free(f);
 		return err_set(-ENOMEM, "out of memory");
 	}
 	bd->priv = f;
-	bd->sectors = lower->sectors - f->data_sector;
+	/* A trailing part of an encryption sector is not addressable (dm-crypt
+	 * also rounds the device down). */
+	bd->sectors = (lower->sectors - f->data_sector) / f->unit * f->unit;
 	*out = bd;
 	return 0;
 }
@@ -306,7 +417,7 @@ int crypt_luks_open_passphrase(struct block_dev *lower, const void *pass, size_t
 	if (rc < 0)
 		return err_wrap(rc, "%s", lower->name);
 	rc = crypt_dev_new(&crypt_driver_luks, lower, v.cipher, v.key, v.key_len, v.data_offset,
-			   flags, out);
+			   v.sector_size, flags, out);
 	luks_volume_wipe(&v);
 	return rc;
 }
@@ -379,7 +490,8 @@ static int crypt_plain_open(struct block_dev *lower, const char *opts, unsigned 
 	if (len > UINT32_MAX)
 		rc = err_set(-EINVAL, "key file too long");
 	else
-		rc = crypt_dev_new(&crypt_driver_plain, lower, o.cipher, key, (uint32_t)len, 0, flags, out);
+		rc = crypt_dev_new(&crypt_driver_plain, lower, o.cipher, key, (uint32_t)len, 0,
+				   o.luks.sector_size ? o.luks.sector_size : BLOCK_SECTOR_SIZE, flags, out);
 	luks_passphrase_free(key, len);
 	return rc;
 }

@@ -10,10 +10,11 @@
  *            key-size=BITS        volume key size, default 512
  *            pbkdf=argon2id|argon2i|pbkdf2, iter-time=MS, pbkdf-memory=KiB,
  *            pbkdf-iterations=N   (fixed cost, no benchmark)
+ *            sector-size=BYTES    encryption sector 512 (default)..4096
  *   plain  no header: the whole device below is the data segment and the
  *          key file holds the raw volume key (dm-crypt plain mode with a
  *          key file).  Options: cipher=NAME (default aes-xts-plain64),
- *          key-file=PATH.
+ *          key-file=PATH, sector-size=BYTES.
  *
  * Options are comma-separated key=value pairs after "luks:" / "plain:". */
 #ifndef VESSEL_BLOCK_CRYPT_FILTER_H

@@ -202,6 +202,9 @@ int luks_format(const struct luks_params *p, const void *pass, size_t pass_len,
 	if (io->size < LUKS_NEW_DATA_OFFSET + 512)
 		return err_set(-ENOSPC, "luks: container of %llu bytes cannot hold the %u-byte "
 			       "header and data", (unsigned long long)io->size, LUKS_NEW_DATA_OFFSET);
+	uint32_t ss = p->sector_size ? p->sector_size : 512;
+	if (ss < 512 || ss > 4096 || (ss & (ss - 1)))
+		return err_set(-EINVAL, "luks: sector size %u (want 512, 1024, 2048 or 4096)", ss);
 	if ((rc = luks_pbkdf_from_params(p, &pb)) < 0)
 		return rc;
 
@@ -210,7 +213,7 @@ int luks_format(const struct luks_params *p, const void *pass, size_t pass_len,
 		return err_set(-EIO, "luks: no randomness for the volume key");
 	out->key_len = key_bytes;
 	struct crypt_cipher *probe;
-	if ((rc = crypt_cipher_new(name, out->key, key_bytes, 512, NULL, 0, &probe)) < 0) {
+	if ((rc = crypt_cipher_new(name, out->key, key_bytes, ss, NULL, 0, &probe)) < 0) {
 		luks_volume_wipe(out);
 		return err_wrap(rc, "luks");
 	}
@@ -224,7 +227,7 @@ int luks_format(const struct luks_params *p, const void *pass, size_t pass_len,
 	struct crypt_params_luks2 params = {
 		.pbkdf = &pb,
 		.data_alignment = LUKS_NEW_DATA_OFFSET / 512,
-		.sector_size = 512,
+		.sector_size = ss,
 	};
 	if ((rc = crypt_init(&cd, path)) < 0 ||
 	    (rc = crypt_set_metadata_size(cd, LUKS_METADATA_SIZE,
@@ -261,7 +264,7 @@ int luks_format(const struct luks_params *p, const void *pass, size_t pass_len,
 	if ((rc = luks_copy_out(io, fd, data_offset)) < 0)
 		goto out;
 	snprintf(out->cipher, sizeof(out->cipher), "%s", name);
-	out->sector_size = 512;
+	out->sector_size = ss;
 	out->data_offset = data_offset;
 	log_info("luks", "created LUKS2 container: %s, %u-bit key, %s keyslot", name,
 		 key_bytes * 8, pb.type);
@@ -301,8 +304,13 @@ int luks_unlock(const struct luks_io *io, const void *pass, size_t pass_len,
 	if ((rc = io->read(io->opaque, 0, head, sizeof(head))) < 0)
 		return err_wrap(rc, "luks: reading header");
 
+	/* libcryptsetup checks that the device holds the whole header area,
+	 * so the memory file has the container's size (up to the largest
+	 * header area accepted; it stays sparse), while only the metadata is
+	 * copied at first. */
 	uint64_t probe = io->size < LUKS_PROBE_BYTES ? io->size : LUKS_PROBE_BYTES;
-	if ((fd = luks_memfd(probe, path, sizeof(path))) < 0)
+	uint64_t span = io->size < LUKS_MAX_DATA_OFFSET ? io->size : LUKS_MAX_DATA_OFFSET;
+	if ((fd = luks_memfd(span, path, sizeof(path))) < 0)
 		return fd;
 	luks_cs_msg[0] = 0;
 	if ((rc = luks_copy_in(io, fd, 0, probe)) < 0)
@@ -331,9 +339,10 @@ int luks_unlock(const struct luks_io *io, const void *pass, size_t pass_len,
 			     ip.integrity);
 		goto out;
 	}
-	if (crypt_get_sector_size(cd) != 512) {
-		rc = err_set(-ENOTSUP, "luks: encryption sector size %d is not supported (only 512)",
-			     crypt_get_sector_size(cd));
+	int ss = crypt_get_sector_size(cd);
+	if (ss < 512 || ss > 4096 || (ss & (ss - 1)) || data_offset % (uint64_t)ss) {
+		rc = err_set(-ENOTSUP, "luks: encryption sector size %d at data offset %llu is not "
+			     "supported", ss, (unsigned long long)data_offset);
 		goto out;
 	}
 	if (!c || !m || snprintf(out->cipher, sizeof(out->cipher), "%s-%s", c, m) >=
@@ -360,7 +369,7 @@ int luks_unlock(const struct luks_io *io, const void *pass, size_t pass_len,
 		goto out;
 	}
 	out->key_len = (uint32_t)vk_len;
-	out->sector_size = 512;
+	out->sector_size = (uint32_t)ss;
 	out->data_offset = data_offset;
 	log_debug("luks", "unlocked keyslot %d: %s, %u-bit key, data at %llu", rc, out->cipher,
 		  out->key_len * 8, (unsigned long long)data_offset);

@@ -33,6 +33,7 @@ struct luks_params {
 	uint32_t iter_time_ms;     /* benchmark target, 0: default (2 s) */
 	uint32_t iterations;       /* fixed cost (pbkdf2 iterations, argon2 passes); no benchmark */
 	uint32_t memory_kib;       /* argon2 memory cost, 0: default */
+	uint32_t sector_size;      /* encryption sector 512..4096, 0: 512 */
 };
 
 /* An unlocked container: what the encryption filter needs. */
@@ -61,7 +62,8 @@ int luks_format(const struct luks_params *p, const void *pass, size_t pass_len,
 /* Reads and checks the header, opens a keyslot with `pass`.  Writes
  * nothing.  Errors: -EINVAL damaged / not LUKS2 (message says which),
  * -EKEYREJECTED wrong passphrase, -ENOTSUP a LUKS2 feature we do not
- * implement (integrity, reencryption, odd sector size). */
+ * implement (integrity, reencryption, a data offset that is not a whole
+ * number of encryption sectors). */
 int luks_unlock(const struct luks_io *io, const void *pass, size_t pass_len,
 		struct luks_volume *out);
 
