@@ -135,15 +135,16 @@ int crypt_plugin_set_dirs(const char *const *dirs, unsigned n_dirs)
 	return 0;
 }
 
-/* Tries DIR/NAME.so.  Returns 1 and sets *out when loaded, 0 when the file
- * does not exist, a negative errno when it exists but cannot be used (a
- * broken or foreign-ABI plug-in must not be silently skipped: the user
- * would end up with a different cipher than intended, or none). */
-static int crypt_try_dir(const char *dir, size_t dir_len, const char *name,
+/* Tries DIR/SUB/NAME.so (SUB "" or "crypt/").  Returns 1 and sets *out
+ * when loaded, 0 when the file does not exist, a negative errno when it
+ * exists but cannot be used (a broken or foreign-ABI plug-in must not be
+ * silently skipped: the user would end up with a different cipher than
+ * intended, or none). */
+static int crypt_try_dir(const char *dir, size_t dir_len, const char *sub, const char *name,
 			 struct crypt_plugin **out)
 {
 	char path[4096];
-	int n = snprintf(path, sizeof(path), "%.*s/%s.so", (int)dir_len, dir, name);
+	int n = snprintf(path, sizeof(path), "%.*s/%s%s.so", (int)dir_len, dir, sub, name);
 
 	if (dir_len == 0 || n < 0 || (size_t)n >= sizeof(path))
 		return 0;
@@ -163,12 +164,13 @@ static int crypt_try_dir(const char *dir, size_t dir_len, const char *name,
 }
 
 /* Each entry of a colon-separated list. */
-static int crypt_try_list(const char *list, const char *name, struct crypt_plugin **out)
+static int crypt_try_list(const char *list, const char *sub, const char *name,
+			  struct crypt_plugin **out)
 {
 	while (list && *list) {
 		const char *end = strchr(list, ':');
 		size_t len = end ? (size_t)(end - list) : strlen(list);
-		int rc = crypt_try_dir(list, len, name, out);
+		int rc = crypt_try_dir(list, len, sub, name, out);
 		if (rc != 0)
 			return rc;
 		list = end ? end + 1 : NULL;
@@ -195,19 +197,19 @@ int crypt_plugin_find(const char *name, const char *const *dirs, unsigned n_dirs
 		}
 	}
 
-	rc = crypt_try_list(getenv(CRYPT_PLUGIN_ENV), name, out);
+	rc = crypt_try_list(getenv(CRYPT_PLUGIN_ENV), "", name, out);
 	if (rc != 0)
 		return rc < 0 ? rc : 0;
 
 	if (dirs) {
 		for (unsigned i = 0; i < n_dirs; i++)
-			if ((rc = crypt_try_dir(dirs[i], strlen(dirs[i]), name, out)) != 0)
+			if ((rc = crypt_try_dir(dirs[i], strlen(dirs[i]), CRYPT_PLUGIN_SUBDIR, name, out)) != 0)
 				return rc < 0 ? rc : 0;
 	} else {
 		pthread_mutex_lock(&crypt_dirs_lock);
 		rc = 0;
 		for (unsigned i = 0; i < crypt_n_dirs && rc == 0; i++)
-			rc = crypt_try_dir(crypt_dirs[i], strlen(crypt_dirs[i]), name, out);
+			rc = crypt_try_dir(crypt_dirs[i], strlen(crypt_dirs[i]), CRYPT_PLUGIN_SUBDIR, name, out);
 		pthread_mutex_unlock(&crypt_dirs_lock);
 		if (rc != 0)
 			return rc < 0 ? rc : 0;
@@ -223,14 +225,15 @@ int crypt_plugin_find(const char *name, const char *const *dirs, unsigned n_dirs
 	else if (home && home[0] == '/')
 		n = snprintf(xdg, sizeof(xdg), "%s/.local/share/vessel/plugins", home);
 	if (n > 0 && (size_t)n < sizeof(xdg) &&
-	    (rc = crypt_try_dir(xdg, (size_t)n, name, out)) != 0)
+	    (rc = crypt_try_dir(xdg, (size_t)n, CRYPT_PLUGIN_SUBDIR, name, out)) != 0)
 		return rc < 0 ? rc : 0;
 
-	rc = crypt_try_list("/usr/local/lib/vessel/plugins:/usr/lib/vessel/plugins", name, out);
+	rc = crypt_try_list("/usr/local/lib/vessel/plugins:/usr/lib/vessel/plugins", CRYPT_PLUGIN_SUBDIR,
+			    name, out);
 	if (rc != 0)
 		return rc < 0 ? rc : 0;
-	return err_set(-ENOENT, "no cipher '%s': not built in and no %s.so in the plug-in "
-		       "directories", name, name);
+	return err_set(-ENOENT, "no cipher '%s': not built in and no %s%s.so in the plug-in "
+		       "directories", name, CRYPT_PLUGIN_SUBDIR, name);
 }
 
 int crypt_cipher_new(const char *name, const uint8_t *key, uint32_t key_len,

@@ -4,12 +4,15 @@
  *
  * Search order for a cipher name (docs/disk-encryption.md):
  *   1. built-in ciphers (a file cannot replace them);
- *   2. the directories in $VESSEL_CRYPT_PLUGIN_PATH (colon-separated);
- *   3. the directories given by the caller (manifest `plugin_dirs`), or
- *      those set with crypt_plugin_set_dirs();
- *   4. $XDG_DATA_HOME/vessel/plugins (default ~/.local/share/vessel/plugins);
- *   5. /usr/local/lib/vessel/plugins, /usr/lib/vessel/plugins.
- * In a directory the plug-in for cipher NAME is the file NAME.so. */
+ *   2. DIR/NAME.so for each DIR in $VESSEL_CRYPT_PLUGIN_PATH (colon-separated);
+ *   3. DIR/crypt/NAME.so for the plug-in directories: those given by the
+ *      caller (manifest `plugin_dirs`) or set with crypt_plugin_set_dirs(),
+ *      then $XDG_DATA_HOME/vessel/plugins (default
+ *      ~/.local/share/vessel/plugins), /usr/local/lib/vessel/plugins and
+ *      /usr/lib/vessel/plugins.
+ * The crypt/ subdirectory keeps encryption plug-ins apart from device
+ * plug-ins, whose loader takes every *.so at the top of those
+ * directories. */
 #ifndef VESSEL_BLOCK_CRYPT_PLUGIN_H
 #define VESSEL_BLOCK_CRYPT_PLUGIN_H
 
@@ -19,6 +22,7 @@
 #include "vessel/crypt.h"
 
 #define CRYPT_PLUGIN_ENV "VESSEL_CRYPT_PLUGIN_PATH"
+#define CRYPT_PLUGIN_SUBDIR "crypt/"
 
 /* The built-in AES-XTS cipher (src/block/crypt_aes_xts.c). */
 extern const struct vessel_crypt_plugin crypt_builtin_aes_xts_plain64;

@@ -222,7 +222,7 @@ def test_plugin_cipher_from_plugin_directory(vessel_bin, build_dir, tmp_path, ke
     """The example plug-in (aes-cbc-plain64) found through
     $VESSEL_CRYPT_PLUGIN_PATH encrypts the data segment; cryptsetup
     records it in the header; AES-CBC with plain64 IVs decrypts it."""
-    plugdir = build_dir / "tests" / "unit" / "block" / "crypt_plugins"
+    plugdir = build_dir / "tests" / "unit" / "block" / "crypt_plugins" / "crypt"
     if not (plugdir / "aes-cbc-plain64.so").exists():
         pytest.fail(f"example plug-in not built in {plugdir}")
     img = tmp_path / "disk.img"
@@ -246,7 +246,7 @@ def test_plugin_cipher_from_plugin_directory(vessel_bin, build_dir, tmp_path, ke
 
 
 def test_plugin_of_other_abi_version_refused(vessel_bin, build_dir, tmp_path, keyfile):
-    plugdir = build_dir / "tests" / "unit" / "block" / "crypt_plugins"
+    plugdir = build_dir / "tests" / "unit" / "block" / "crypt_plugins" / "crypt"
     env = dict(os.environ, VESSEL_CRYPT_PLUGIN_PATH=str(plugdir))
     img = tmp_path / "disk.img"
     r = vdisk(vessel_bin, "create", f"--encrypt=cipher=test-badabi,key-size=128,{FAST}", "--key-file",

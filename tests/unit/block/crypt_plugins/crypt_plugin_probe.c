@@ -35,11 +35,12 @@ int main(int argc, char **argv)
 		key[i] = (uint8_t)(i * 13 + 1);
 	for (size_t i = 0; i < sizeof(buf); i++)
 		buf[i] = orig[i] = (uint8_t)(i * 7);
+	/* Found by name through $VESSEL_CRYPT_PLUGIN_PATH, as a user would. */
 	const char *dir_end = strrchr(argv[1], '/');
 	char dir[4096];
 	snprintf(dir, sizeof(dir), "%.*s", dir_end ? (int)(dir_end - argv[1]) : 1, dir_end ? argv[1] : ".");
-	const char *dirs[] = { dir };
-	if (crypt_cipher_new("aes-cbc-plain64", key, 32, 512, dirs, 1, &c) < 0 ||
+	setenv(CRYPT_PLUGIN_ENV, dir, 1);
+	if (crypt_cipher_new("aes-cbc-plain64", key, 32, 512, NULL, 0, &c) < 0 ||
 	    crypt_cipher_encrypt(c, first, buf, 3) < 0) {
 		fprintf(stderr, "encrypt: %s\n", err_msg());
 		return 1;
