@@ -10,8 +10,10 @@
 #include <openssl/crypto.h>
 
 #include "block/crypt_filter.h"
+#include "block/crypt_plugin.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "vm/config.h"
 
 #define CRYPT_COPY_SECTORS 2048u   /* 1 MiB per step */
 
@@ -143,6 +145,34 @@ int crypt_disk_luks_spec(const char *key_file, const char *opts, char *buf, size
 			 opts ? opts : "");
 	if (n < 0 || (size_t)n >= len)
 		return err_set(-EINVAL, "encryption options too long");
+	return 0;
+}
+
+int crypt_disk_open_vm(const struct vm_config *cfg, const struct vm_disk_config *d,
+		       struct block_dev **out)
+{
+	char spec[4200];
+	int rc;
+
+	crypt_filters_register();
+	if (cfg && (rc = crypt_plugin_set_dirs((const char *const *)cfg->plugin_dirs,
+					       cfg->n_plugin_dirs)) < 0)
+		return rc;
+	struct block_open_spec s = {
+		.path = d->path,
+		.format = d->format,
+		.flags = d->readonly ? BLOCK_OPEN_RDONLY : 0,
+	};
+	if (d->key_file) {
+		if ((rc = crypt_disk_luks_spec(d->key_file, NULL, spec, sizeof(spec))) < 0)
+			return err_wrap(rc, "disk %s", d->path);
+		s.filter = spec;
+	}
+	if ((rc = block_open_stack(&s, out)) < 0)
+		return rc;
+	if (!d->key_file && crypt_luks_detect(*out))
+		log_info("disk", "%s holds a LUKS container and has no key_file: the guest sees it "
+			 "encrypted", d->path);
 	return 0;
 }
 

@@ -33,6 +33,17 @@ int crypt_disk_convert(const struct block_open_spec *src, const char *dst_path,
  * file, a ',' in its path, too long). */
 int crypt_disk_luks_spec(const char *key_file, const char *opts, char *buf, size_t len);
 
+struct vm_config;
+struct vm_disk_config;
+
+/* Opens disk `d` of a VM the way its manifest says: format (or probed),
+ * read-only, and under the luks filter with d->key_file as passphrase
+ * when it has one.  Encryption plug-ins are then also searched in
+ * cfg->plugin_dirs (cfg may be NULL).  A LUKS2 disk without key_file is
+ * opened as it is (the guest may decrypt it itself); this is logged. */
+int crypt_disk_open_vm(const struct vm_config *cfg, const struct vm_disk_config *d,
+		       struct block_dev **out);
+
 /* True for errors caused by the user's input (passphrase, header,
  * options) rather than by the host. */
 bool crypt_disk_is_input_error(int err);

@@ -17,6 +17,7 @@
 #include "block/crypt_plugin.h"
 #include "block/luks.h"
 #include "util/error.h"
+#include "vm/config.h"
 
 static char dir[] = "/tmp/vessel-test-cfilt-XXXXXX";
 static char img[512], keyf[512], spec[1200];
@@ -488,4 +489,41 @@ Test(crypt_filter, large_encryption_sectors)
 		cr_assert_arr_eq(r + (size_t)i * 512, w, 512, "sector %d lost", 128 + i);
 	}
 	block_close(bd);
+}
+
+/* A manifest disk with key_file opens decrypted; without, as it is. */
+Test(crypt_filter, vm_disk_with_key_file)
+{
+	uint8_t w[512], r[512];
+	struct block_dev *bd;
+
+	make_encrypted("vhd", 64);
+	bd = open_encrypted("vhd");
+	fill(w, sizeof(w), 77);
+	cr_assert_eq(block_write(bd, 5, w, 1), 0);
+	block_close(bd);
+
+	struct vm_disk_config d = { .path = img, .key_file = keyf };
+	struct vm_config cfg = { 0 };
+	cr_assert_eq(crypt_disk_open_vm(&cfg, &d, &bd), 0, "%s", err_msg());
+	cr_assert_eq(bd->sectors, 64);
+	cr_assert_eq(block_read(bd, 5, r, 1), 0);
+	cr_assert_arr_eq(r, w, sizeof(w));
+	block_close(bd);
+
+	d.key_file = NULL;
+	d.readonly = true;
+	cr_assert_eq(crypt_disk_open_vm(NULL, &d, &bd), 0, "%s", err_msg());
+	cr_assert_eq(bd->sectors, 64 + LUKS_NEW_DATA_OFFSET / 512);
+	cr_assert(crypt_luks_detect(bd));
+	cr_assert_eq(block_write(bd, 0, w, 1), -EROFS);
+	block_close(bd);
+
+	char bad[600];
+	snprintf(bad, sizeof(bad), "%s/bad", dir);
+	FILE *f = fopen(bad, "w");
+	fputs("nope", f);
+	fclose(f);
+	d.key_file = bad;
+	cr_assert_eq(crypt_disk_open_vm(NULL, &d, &bd), -EKEYREJECTED);
 }
