@@ -117,6 +117,9 @@ struct vhd_meta {
 /* Problems found while loading, for `vessel disk check`. */
 struct vhd_report {
 	unsigned errors, warnings;
+	unsigned damaged;             /* errors in the image's own metadata that
+					 * --repair cannot fix (not counting an
+					 * unusable parent chain) */
 	bool repairable;              /* every error found is safely repairable */
 	char msgs[16][200];
 	unsigned n_msgs;

@@ -332,6 +332,18 @@ static json_t *describe(const char *path, const char *fmt, int *err)
 	struct vhd_report rep;
 	struct vhd_meta m;
 	ret = vhd_check(path, false, &rep, &m);
+	if (ret == 0 && rep.damaged) {
+		/* Damage beyond what --repair fixes: describe nothing rather than
+		 * a disk that cannot be used; check lists every problem. */
+		const char *first = "";
+		for (unsigned i = 0; i < rep.n_msgs; i++)
+			if (!strncmp(rep.msgs[i], "error: ", 7)) {
+				first = rep.msgs[i] + 7;
+				break;
+			}
+		ret = err_set(-EINVAL, "%s: %s (`vessel disk check` lists all problems)", path, first);
+		vhd_meta_free(&m);
+	}
 	if (ret < 0) {
 		json_decref(j);
 		*err = ret;
