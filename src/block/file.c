@@ -18,7 +18,9 @@ int block_file_open(struct block_file *f, const char *path, unsigned flags)
 	int oflags = O_CLOEXEC | ((flags & BLOCK_OPEN_RDONLY) ? O_RDONLY : O_RDWR);
 	if (flags & BLOCK_OPEN_DIRECT)
 		oflags |= O_DIRECT;
-	int fd = open(path, oflags);
+	/* O_NONBLOCK until the type is known: a path taken from an image
+	 * (a parent locator) must not hang the open on a FIFO. */
+	int fd = open(path, oflags | O_NONBLOCK);
 	if (fd < 0 && errno == EINVAL && (flags & BLOCK_OPEN_DIRECT))
 		return err_set(-EINVAL, "%s: the host file system does not support O_DIRECT", path);
 	if (fd < 0)
@@ -28,6 +30,11 @@ int block_file_open(struct block_file *f, const char *path, unsigned flags)
 		close(fd);
 		return err_set(-EISDIR, "%s: is a directory", path);
 	}
+	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		close(fd);
+		return err_set(-EINVAL, "%s: not a regular file or block device", path);
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	f->fd = fd;
 	f->rdonly = flags & BLOCK_OPEN_RDONLY;
 	f->direct = flags & BLOCK_OPEN_DIRECT;
