@@ -117,6 +117,9 @@ struct vhd_meta {
 /* Problems found while loading, for `vessel disk check`. */
 struct vhd_report {
 	unsigned errors, warnings;
+	unsigned damaged;             /* errors in the image's own metadata that
+					 * --repair cannot fix (not counting an
+					 * unusable parent chain) */
 	bool repairable;              /* every error found is safely repairable */
 	char msgs[16][200];
 	unsigned n_msgs;
@@ -149,7 +152,9 @@ int vhd_sector_allocated(struct block_dev *bd, uint64_t sector, bool *allocated,
 
 int vhd_create(const char *path, const struct block_create_opts *o);
 /* Tools (vhd_tools.c); each works on a closed image path. */
-int vhd_check(const char *path, bool repair, struct vhd_report *rep, struct vhd_meta *meta_out);
+#define VHD_CHECK_REPAIR    (1u << 0)  /* fix what is safely fixable */
+#define VHD_CHECK_NO_PARENT (1u << 1)  /* do not try to open the parent chain */
+int vhd_check(const char *path, unsigned flags, struct vhd_report *rep, struct vhd_meta *meta_out);
 int vhd_resize(const char *path, uint64_t new_size, bool allow_shrink);
 /* Points a differencing image at a new parent: header fields and
  * locators; `unsafe` skips copying the sectors whose content would change. */

@@ -276,8 +276,10 @@ static int problem(struct vhd_report *rep, enum sev sev, int err, const char *fm
 		rep->warnings++;
 	} else {
 		rep->errors++;
-		if (sev == SEV_ERROR)
+		if (sev == SEV_ERROR) {
 			rep->repairable = false;
+			rep->damaged++;
+		}
 	}
 	if (rep->n_msgs < sizeof(rep->msgs) / sizeof(rep->msgs[0]))
 		snprintf(rep->msgs[rep->n_msgs++], sizeof(rep->msgs[0]), "%s%s",
@@ -408,6 +410,14 @@ static int load_dynamic(struct block_file *f, struct vhd_meta *m, struct vhd_rep
 			uint64_t ext = ((uint64_t)l->len + BLOCK_SECTOR_SIZE - 1) & ~(uint64_t)(BLOCK_SECTOR_SIZE - 1);
 			if (l->offset > limit || limit - l->offset < ext)
 				return err_set(-EINVAL, "%s: parent locator %d points outside the file", f->path, i);
+			/* Platform Data Space is in sectors per the spec, in bytes
+			 * in some writers: the reserved room counts as metadata
+			 * (not leaked space) under whichever reading fits. */
+			uint64_t room = (uint64_t)l->space * BLOCK_SECTOR_SIZE;
+			if (room > limit - l->offset)
+				room = ((uint64_t)l->space + BLOCK_SECTOR_SIZE - 1) & ~(uint64_t)(BLOCK_SECTOR_SIZE - 1);
+			if (room > ext && room <= limit - l->offset)
+				ext = room;
 			if (l->offset + ext > m->meta_end)
 				m->meta_end = l->offset + ext;
 		}

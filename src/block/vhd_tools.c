@@ -34,8 +34,9 @@ static int write_footers(struct block_file *f, const struct vhd_footer *ft, uint
 	return ret;
 }
 
-int vhd_check(const char *path, bool repair, struct vhd_report *rep, struct vhd_meta *meta_out)
+int vhd_check(const char *path, unsigned flags, struct vhd_report *rep, struct vhd_meta *meta_out)
 {
+	bool repair = flags & VHD_CHECK_REPAIR;
 	struct block_file f;
 	int ret = block_file_open(&f, path, repair ? 0 : BLOCK_OPEN_RDONLY);
 	if (ret < 0)
@@ -47,7 +48,7 @@ int vhd_check(const char *path, bool repair, struct vhd_report *rep, struct vhd_
 		return err_wrap(ret, "%s", path);
 	}
 	/* A differencing disk is only usable with its parent chain. */
-	if (m.footer.type == VHD_TYPE_DIFF && rep->errors == 0) {
+	if (m.footer.type == VHD_TYPE_DIFF && rep->errors == 0 && !(flags & VHD_CHECK_NO_PARENT)) {
 		struct block_dev *bd;
 		if (block_open(path, "vhd", BLOCK_OPEN_RDONLY, &bd) == 0) {
 			block_close(bd);

@@ -352,7 +352,19 @@ static json_t *describe(const char *path, const char *fmt, int *err)
 	}
 	struct vhd_report rep;
 	struct vhd_meta m;
-	ret = vhd_check(path, false, &rep, &m);
+	ret = vhd_check(path, 0, &rep, &m);
+	if (ret == 0 && rep.damaged) {
+		/* Damage beyond what --repair fixes: describe nothing rather than
+		 * a disk that cannot be used; check lists every problem. */
+		const char *first = "";
+		for (unsigned i = 0; i < rep.n_msgs; i++)
+			if (!strncmp(rep.msgs[i], "error: ", 7)) {
+				first = rep.msgs[i] + 7;
+				break;
+			}
+		ret = err_set(-EINVAL, "%s: %s (`vessel disk check` lists all problems)", path, first);
+		vhd_meta_free(&m);
+	}
 	if (ret < 0) {
 		json_decref(j);
 		*err = ret;
@@ -546,7 +558,7 @@ static int cmd_check(int argc, char **argv)
 		return cli_usage_error(SUB " check", "unknown format '%s' (raw, vhd)", fmt);
 	struct vhd_report rep = { 0 };
 	if (strcmp(f->name, "vhd") == 0) {
-		ret = vhd_check(path, repair, &rep, NULL);
+		ret = vhd_check(path, repair ? VHD_CHECK_REPAIR : 0, &rep, NULL);
 		if (ret < 0)
 			return fail(ret);
 	}

@@ -2,6 +2,7 @@
 running the CLI, and qemu-img/qemu-io wrappers."""
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 
@@ -61,7 +62,10 @@ def qemu_accepts(path):
     r = qemu_img("info", "-f", "vpc", "--output=json", path)
     if r.returncode != 0:
         return False, r.stderr
-    r = qemu_img("convert", "-f", "vpc", "-O", "raw", path, "/dev/null")
+    out = f"{path}.qemu-read.raw"
+    r = qemu_img("convert", "-f", "vpc", "-O", "raw", path, out)
+    if os.path.exists(out):
+        os.unlink(out)
     return r.returncode == 0, r.stderr
 
 

@@ -145,6 +145,9 @@ def test_differencing_chain_commit_and_rebase(vessel_bin, tmp_path):
     ok(disk(vessel_bin, "create", "--parent", base, mid))
     io(vessel_bin, mid, ["write 64K 4K 2", "flush"])
     ok(disk(vessel_bin, "create", "-b", mid, top))
+    for img in (mid, top):
+        r = ok(disk(vessel_bin, "check", img))
+        assert "warning" not in r.stdout and "no errors" in r.stdout
     i = info(vessel_bin, top)
     assert i["subformat"] == "differencing" and i["virtual-size"] == info(vessel_bin, base)["virtual-size"]
     assert [os.path.basename(e["filename"]) for e in i["backing-chain"]] == ["mid.vhd", "base.vhd"]
@@ -156,6 +159,8 @@ def test_differencing_chain_commit_and_rebase(vessel_bin, tmp_path):
     assert lines == ["ok", "ok"]
     # safe rebase of top straight onto base: same content
     ok(disk(vessel_bin, "rebase", "-b", base, top))
+    r = ok(disk(vessel_bin, "check", top))
+    assert "warning" not in r.stdout
     assert [os.path.basename(e["filename"]) for e in info(vessel_bin, top)["backing-chain"]] == ["base.vhd"]
     _, lines = io(vessel_bin, top, ["verify 0 64K 1", "verify 64K 4K 2"], "-r")
     assert lines == ["ok", "ok"]

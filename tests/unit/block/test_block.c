@@ -280,3 +280,29 @@ Test(block, probe_tells_vhd_from_raw)
 	cr_assert_str_eq(fmt->name, "vhd");
 	cr_assert_eq(block_probe(tmp_path("missing"), &fmt), -ENOENT);
 }
+
+Test(block, direct_io_bounces_unaligned_buffers)
+{
+	const char *p = tmp_path("d.vhd");
+	struct block_create_opts o = { .format = "vhd", .size = 4 << 20, .exact_size = true };
+	cr_assert_eq(block_create(p, &o), 0);
+	struct block_dev *bd;
+	int ret = block_open(p, NULL, BLOCK_OPEN_DIRECT, &bd);
+	if (ret == -EINVAL)
+		cr_skip_test("the file system under /tmp has no O_DIRECT: %s", err_msg());
+	cr_assert_eq(ret, 0, "%s", err_msg());
+	uint8_t *mem = malloc(8 * 512 + 1), *buf = mem + 1;   /* deliberately misaligned */
+	pattern_fill(buf, 3, 8, 11);
+	cr_assert_eq(block_write(bd, 3, buf, 8), 0, "%s", err_msg());
+	cr_assert_eq(block_flush(bd), 0);
+	memset(buf, 0, 8 * 512);
+	cr_assert_eq(block_read(bd, 3, buf, 8), 0, "%s", err_msg());
+	cr_assert_eq(pattern_check(buf, 3, 8, 11), 0);
+	block_close(bd);
+	free(mem);
+	cr_assert_eq(block_open(p, NULL, BLOCK_OPEN_RDONLY, &bd), 0);
+	uint8_t back[4096];
+	cr_assert_eq(block_read(bd, 3, back, 8), 0);
+	cr_assert_eq(pattern_check(back, 3, 8, 11), 0);
+	block_close(bd);
+}

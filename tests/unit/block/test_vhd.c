@@ -75,7 +75,7 @@ Test(vhd, dynamic_write_read_across_blocks_and_reopen)
 	cr_assert_eq(vi.meta->blocks_allocated, 3);
 	block_close(bd);
 	struct vhd_report rep;
-	cr_assert_eq(vhd_check(p, false, &rep, NULL), 0);
+	cr_assert_eq(vhd_check(p, 0, &rep, NULL), 0);
 	cr_assert_eq(rep.errors + rep.warnings, 0, "%s", rep.msgs[0]);
 }
 
@@ -201,7 +201,7 @@ static void expect_open_fails(const char *p, int err, const char *words)
 	cr_assert_eq(ret, err, "ret %d: %s", ret, err_msg());
 	cr_assert(strstr(err_msg(), words), "message: %s", err_msg());
 	struct vhd_report rep;
-	ret = vhd_check(p, false, &rep, NULL);
+	ret = vhd_check(p, 0, &rep, NULL);
 	cr_assert(ret < 0 || rep.errors > 0);
 }
 
@@ -284,7 +284,7 @@ Test(vhd, interrupted_allocation_leaves_a_valid_image)
 	cr_assert_eq(file_write_at(p, footer, 512, grown - 512), 0);
 	struct vhd_report rep;
 	struct vhd_meta m;
-	cr_assert_eq(vhd_check(p, false, &rep, &m), 0);
+	cr_assert_eq(vhd_check(p, 0, &rep, &m), 0);
 	cr_assert_eq(rep.errors, 0, "%s", rep.msgs[0]);
 	cr_assert_eq(m.leaked_bytes, (uint64_t)(512 + (2 << 20)));
 	vhd_meta_free(&m);
@@ -292,13 +292,13 @@ Test(vhd, interrupted_allocation_leaves_a_valid_image)
 	uint8_t bm[512];
 	memset(bm, 0xff, sizeof(bm));
 	cr_assert_eq(file_write_at(p, bm, 512, size - 512), 0);
-	cr_assert_eq(vhd_check(p, false, &rep, NULL), 0);
+	cr_assert_eq(vhd_check(p, 0, &rep, NULL), 0);
 	cr_assert_eq(rep.errors, 0, "%s", rep.msgs[0]);
 	bd = op(p, 0);
 	cr_assert(check(bd, 0, 8, 1));
 	wr(bd, 5000, 8, 2);               /* allocation after the leak works */
 	block_close(bd);
-	cr_assert_eq(vhd_check(p, true, &rep, &m), 0);
+	cr_assert_eq(vhd_check(p, VHD_CHECK_REPAIR, &rep, &m), 0);
 	cr_assert_eq(m.leaked_bytes, 0);
 	vhd_meta_free(&m);
 	/* the leak stays mid-file: the new block went after it */
@@ -325,17 +325,17 @@ Test(vhd, repair_restores_footer_and_copy_and_drops_leak)
 	block_close(bd);
 	cr_assert_eq(block_open(p, NULL, 0, &bd), -EINVAL);
 	struct vhd_report rep;
-	cr_assert_eq(vhd_check(p, false, &rep, NULL), 0);
+	cr_assert_eq(vhd_check(p, 0, &rep, NULL), 0);
 	cr_assert_eq(rep.errors, 1);
 	cr_assert(rep.repairable);
-	cr_assert_eq(vhd_check(p, true, &rep, NULL), 0);
+	cr_assert_eq(vhd_check(p, VHD_CHECK_REPAIR, &rep, NULL), 0);
 	cr_assert_eq(rep.errors + rep.warnings, 0, "%s", rep.msgs[0]);
 	cr_assert_eq(file_size(p), size);
 	/* damaged copy */
 	cr_assert_eq(file_write_at(p, junk, 512, 0), 0);
-	cr_assert_eq(vhd_check(p, false, &rep, NULL), 0);
+	cr_assert_eq(vhd_check(p, 0, &rep, NULL), 0);
 	cr_assert_eq(rep.errors, 1);
-	cr_assert_eq(vhd_check(p, true, &rep, NULL), 0);
+	cr_assert_eq(vhd_check(p, VHD_CHECK_REPAIR, &rep, NULL), 0);
 	cr_assert_eq(rep.errors, 0);
 	bd = op(p, 0);
 	cr_assert(check(bd, 0, 8, 1));
@@ -351,7 +351,7 @@ Test(vhd, check_without_repair_never_writes)
 	uint8_t before[512], after[512];
 	cr_assert_eq(file_read_at(p, before, 512, 0), 0);
 	struct vhd_report rep;
-	cr_assert_eq(vhd_check(p, false, &rep, NULL), 0);
+	cr_assert_eq(vhd_check(p, 0, &rep, NULL), 0);
 	cr_assert_eq(file_read_at(p, after, 512, 0), 0);
 	cr_assert_eq(memcmp(before, after, 512), 0);
 }
@@ -370,7 +370,7 @@ Test(vhd, resize_grows_keeping_data_and_refuses_silent_shrink)
 	wr(bd, 2097152 - 8, 8, 2);
 	block_close(bd);
 	struct vhd_report rep;
-	cr_assert_eq(vhd_check(p, false, &rep, NULL), 0);
+	cr_assert_eq(vhd_check(p, 0, &rep, NULL), 0);
 	cr_assert_eq(rep.errors, 0, "%s", rep.msgs[0]);
 	cr_assert_eq(vhd_resize(p, 2 << 20, false), -EINVAL);
 	cr_assert_eq(vhd_resize(p, 2 << 20, true), 0);
@@ -439,7 +439,7 @@ Test(vhd, safe_rebase_keeps_content_unsafe_only_relinks)
 	cr_assert(strstr(vi.parent_path, "b.vhd"));
 	block_close(bd);
 	struct vhd_report rep;
-	cr_assert_eq(vhd_check(c, false, &rep, NULL), 0);
+	cr_assert_eq(vhd_check(c, 0, &rep, NULL), 0);
 	cr_assert_eq(rep.errors, 0, "%s", rep.msgs[0]);
 	/* unsafe: back to a without copying: the view changes to a's */
 	cr_assert_eq(vhd_rebase(c, a, true, NULL, NULL), 0, "%s", err_msg());
