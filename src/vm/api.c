@@ -627,6 +627,13 @@ void api_server_stop(struct api_server *srv)
 	ssize_t n = write(srv->wake[1], "s", 1);
 	(void)n;
 	pthread_join(srv->thread, NULL);
+	/* The last transitions (to off) are what an event watcher waits for:
+	 * deliver what is queued before closing. */
+	size_t k;
+	json_t *ev;
+	json_array_foreach(srv->pending, k, ev)
+		broadcast_event(srv, ev);
+	json_array_clear(srv->pending);
 	for (unsigned i = 0; i < API_MAX_CLIENTS; i++)
 		if (srv->clients[i]) {
 			client_flush(srv->clients[i]);
