@@ -135,3 +135,40 @@ def test_no_vm_listening_exit_1(vessel_bin, tmp_path):
     r = ctl(vessel_bin, tmp_path / "none.sock", "status")
     assert r.returncode == 1
     assert "cannot connect to" in r.stderr
+
+
+def serve_once(path, hello):
+    """A one-connection server that says `hello` and closes."""
+    import socket
+    import threading
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(path))
+    srv.listen(1)
+
+    def run():
+        conn, _ = srv.accept()
+        conn.sendall(hello)
+        conn.recv(4096)
+        conn.close()
+        srv.close()
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def test_other_api_version_is_refused(vessel_bin, tmp_path):
+    sock = tmp_path / "future.sock"
+    t = serve_once(sock, b'{"hello": "vessel", "api": 2, "version": "9.0", "state": "running"}\n')
+    r = ctl(vessel_bin, sock, "status")
+    t.join(timeout=30)
+    assert r.returncode == 1
+    assert r.stderr == f"vessel ctl: {sock} speaks API version 2, this client version 1\n"
+
+
+def test_not_a_vessel_socket(vessel_bin, tmp_path):
+    sock = tmp_path / "other.sock"
+    t = serve_once(sock, b"SSH-2.0-OpenSSH\r\n")
+    r = ctl(vessel_bin, sock, "--timeout", "5", "status")
+    t.join(timeout=30)
+    assert r.returncode == 1
+    assert "no hello from the VM (not a vessel API socket?)" in r.stderr

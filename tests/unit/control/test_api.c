@@ -4,6 +4,7 @@
 
 #include "util/error.h"
 #include "vm/api.h"
+#include "vm/machine.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -426,4 +427,53 @@ Test(api, socket_file_rules, .init = NULL, .fini = NULL)
 	api_server_stop(s);
 	cr_assert_neq(stat(path, &st), 0, "socket left behind");
 	fake_vm_destroy(&v);
+}
+
+/* api_stats_from_machine over a struct vm: trap counters per reason and
+ * per vCPU, and per-device access counters from both buses. */
+Test(api, stats_from_machine, .init = NULL, .fini = NULL)
+{
+	static struct vm m;
+	static struct vcpu v0, v1;
+	memset(&m, 0, sizeof(m));
+	pthread_mutex_init(&m.dev_lock, NULL);
+	bus_init(&m.pio, "pio");
+	bus_init(&m.mmio, "mmio");
+	static const struct bus_ops nop = { 0 };
+	cr_assert_eq(bus_register(&m.pio, 0x3f8, 8, &nop, NULL, "serial0"), 0);
+	cr_assert_eq(bus_register(&m.mmio, 0xfec00000, 0x1000, &nop, NULL, "ioapic"), 0);
+	m.pio.ranges[0].reads = 10;
+	m.pio.ranges[0].writes = 20;
+	m.mmio.ranges[0].writes = 3;
+	v0.id = 0;
+	v1.id = 1;
+	v0.exit_counts[VCPU_EXIT_IO] = 30;
+	v1.exit_counts[VCPU_EXIT_IO] = 5;
+	v1.exit_counts[VCPU_EXIT_HLT] = 2;
+	m.vcpus[0] = &v0;
+	m.vcpus[1] = &v1;
+	m.n_vcpus = 2;
+	json_t *out = json_object();
+	cr_assert_eq(api_stats_from_machine(&m, out), 0);
+	json_t *exits = json_object_get(out, "exits");
+	cr_assert_eq(json_integer_value(json_object_get(exits, "io")), 35);
+	cr_assert_eq(json_integer_value(json_object_get(exits, "hlt")), 2);
+	cr_assert_eq(json_integer_value(json_object_get(exits, "mmio")), 0);
+	cr_assert_null(json_object_get(exits, "none"));
+	json_t *c1 = json_array_get(json_object_get(out, "vcpus"), 1);
+	cr_assert_eq(json_integer_value(json_object_get(c1, "id")), 1);
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(c1, "exits"), "io")), 5);
+	json_t *devs = json_object_get(out, "devices");
+	cr_assert_eq(json_array_size(devs), 2);
+	json_t *s = json_array_get(devs, 0), *io = json_array_get(devs, 1);
+	cr_assert_str_eq(json_string_value(json_object_get(s, "name")), "serial0");
+	cr_assert_str_eq(json_string_value(json_object_get(s, "bus")), "pio");
+	cr_assert_eq(json_integer_value(json_object_get(s, "base")), 0x3f8);
+	cr_assert_eq(json_integer_value(json_object_get(s, "reads")), 10);
+	cr_assert_eq(json_integer_value(json_object_get(s, "writes")), 20);
+	cr_assert_str_eq(json_string_value(json_object_get(io, "bus")), "mmio");
+	cr_assert_eq(json_integer_value(json_object_get(io, "writes")), 3);
+	json_decref(out);
+	bus_destroy(&m.pio);
+	bus_destroy(&m.mmio);
 }
