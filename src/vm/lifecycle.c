@@ -203,3 +203,107 @@ int lifecycle_wait(struct lifecycle *lc, unsigned mask, int timeout_ms)
 	pthread_mutex_unlock(&lc->lock);
 	return out;
 }
+
+/* ---- vCPU gate ---- */
+
+void vcpu_gate_init(struct vcpu_gate *g, unsigned n_vcpus)
+{
+	memset(g, 0, sizeof(*g));
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&g->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	g->n_members = n_vcpus;
+}
+
+void vcpu_gate_destroy(struct vcpu_gate *g)
+{
+	pthread_mutex_destroy(&g->lock);
+	pthread_cond_destroy(&g->cond);
+}
+
+bool vcpu_gate_checkpoint(struct vcpu_gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	bool parked = false;
+	if (g->holds) {
+		parked = true;
+		g->n_parked++;
+		pthread_cond_broadcast(&g->cond);
+		while (g->holds)
+			pthread_cond_wait(&g->cond, &g->lock);
+		g->n_parked--;
+	}
+	pthread_mutex_unlock(&g->lock);
+	return parked;
+}
+
+void vcpu_gate_leave(struct vcpu_gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	if (g->n_members)
+		g->n_members--;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+static void deadline_after(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+int vcpu_gate_hold(struct vcpu_gate *g, void (*kick)(void *opaque), void *opaque, int timeout_ms)
+{
+	struct timespec deadline;
+	if (timeout_ms >= 0)
+		deadline_after(&deadline, timeout_ms);
+	pthread_mutex_lock(&g->lock);
+	g->holds++;
+	pthread_mutex_unlock(&g->lock);
+	/* Kick outside the lock: a kicked vCPU goes straight to its
+	 * checkpoint, which takes it. */
+	if (kick)
+		kick(opaque);
+	pthread_mutex_lock(&g->lock);
+	int rc = 0;
+	while (g->n_parked < g->n_members && rc == 0) {
+		if (timeout_ms < 0)
+			pthread_cond_wait(&g->cond, &g->lock);
+		else
+			rc = pthread_cond_timedwait(&g->cond, &g->lock, &deadline);
+	}
+	if (g->n_parked < g->n_members) {
+		g->holds--;
+		pthread_cond_broadcast(&g->cond);
+		pthread_mutex_unlock(&g->lock);
+		return err_set(-ETIMEDOUT, "vm: %u of %u vCPUs did not stop within %d ms", g->n_members - g->n_parked,
+			       g->n_members, timeout_ms);
+	}
+	pthread_mutex_unlock(&g->lock);
+	return 0;
+}
+
+void vcpu_gate_release(struct vcpu_gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	if (g->holds)
+		g->holds--;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+bool vcpu_gate_all_parked(struct vcpu_gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	bool all = g->holds && g->n_parked >= g->n_members;
+	pthread_mutex_unlock(&g->lock);
+	return all;
+}

@@ -69,4 +69,36 @@ void lifecycle_unsubscribe(struct lifecycle *lc, int id);
  * passes (-1: forever).  Returns the state reached, or -ETIMEDOUT. */
 int lifecycle_wait(struct lifecycle *lc, unsigned mask, int timeout_ms);
 
+/* ---- stopping the vCPUs for pause, save and device changes ----
+ *
+ * The vCPU threads stop at a safe point (between two vcpu_run() calls)
+ * when the controller holds the gate: the API thread calls
+ * vcpu_gate_hold() (which kicks every vCPU out of guest code and waits
+ * until each is parked or gone), does its work -- pause, save, restore --
+ * and vcpu_gate_release()s them.  A vCPU thread calls
+ * vcpu_gate_checkpoint() at the top of its loop, and vcpu_gate_leave()
+ * when it ends, so that a hold never waits for a thread that is gone. */
+struct vcpu_gate {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned n_members;       /* vCPU threads that have not left */
+	unsigned n_parked;
+	unsigned holds;           /* nested holds (pause, then save) */
+};
+
+void vcpu_gate_init(struct vcpu_gate *g, unsigned n_vcpus);
+void vcpu_gate_destroy(struct vcpu_gate *g);
+/* vCPU thread: parks while the gate is held; true if it parked. */
+bool vcpu_gate_checkpoint(struct vcpu_gate *g);
+/* vCPU thread: it ends and will not call checkpoint again. */
+void vcpu_gate_leave(struct vcpu_gate *g);
+/* Controller: holds the gate, calls kick(opaque) to get the vCPUs to their
+ * checkpoints (vcpu_signal(VCPU_EVT_KICK) on each), and waits until all
+ * are parked.  -ETIMEDOUT (and the hold is undone) if they are not within
+ * timeout_ms (-1: wait forever). */
+int vcpu_gate_hold(struct vcpu_gate *g, void (*kick)(void *opaque), void *opaque, int timeout_ms);
+void vcpu_gate_release(struct vcpu_gate *g);
+/* Whether every vCPU is parked now (the gate is held). */
+bool vcpu_gate_all_parked(struct vcpu_gate *g);
+
 #endif
