@@ -56,3 +56,25 @@ def test_manifest_fills_what_flags_leave_out(vessel_bin, tmp_path):
     r = run_manifest(vessel_bin, path)
     assert r.returncode == 2
     assert "kernel: no kernel given" in r.stderr
+
+
+# Every `vessel run` flag that describes the VM has a manifest field; the
+# help text is the list of flags, the schema the list of fields.
+FLAG_TO_FIELD = {
+    "kernel": "kernel", "initrd": "initrd", "append": "cmdline", "cpus": "cpus", "memory": "memory",
+    "engine": "engine", "disk": "disks", "numa-nodes": "numa_nodes", "serial": "serial",
+    "no-reboot": "no_reboot", "no-decompress": "decompress", "deterministic": "deterministic",
+    "api-socket": "api_socket", "restore": "restore",
+}
+NOT_VM_FLAGS = {"manifest", "help", "verbose"}
+
+
+def test_every_run_flag_has_a_manifest_field(vessel_bin):
+    import re
+    from conftest import ROOT
+    help_text = run_vessel(vessel_bin, "run", "--help").stdout
+    flags = set(re.findall(r"--([a-z][a-z-]*)", help_text)) - NOT_VM_FLAGS
+    assert flags, help_text
+    schema = json.loads((ROOT / "schema" / "manifest.schema.json").read_text())
+    missing = sorted(f for f in flags if FLAG_TO_FIELD.get(f) not in schema["properties"])
+    assert not missing, f"run flags without a manifest field: {missing}"
