@@ -148,8 +148,6 @@ static bool page_is_zero(const uint8_t *p)
 
 int snap_writer_memory(struct snap_writer *w, uint64_t gpa, const void *host, uint64_t size)
 {
-	if (size % SNAP_PAGE)
-		return err_set(-EINVAL, "snapshot %s: RAM region at %#" PRIx64 " is not whole pages", w->path, gpa);
 	uint64_t hdr = w->off;
 	uint64_t data_off = (hdr + sizeof(struct snap_section_header) + SNAP_PAGE - 1) & ~(uint64_t)(SNAP_PAGE - 1);
 	static uint8_t zero[SNAP_PAGE];
@@ -158,10 +156,13 @@ int snap_writer_memory(struct snap_writer *w, uint64_t gpa, const void *host, ui
 	const uint8_t *base = host;
 	uint64_t run_start = 0, run_len = 0;
 	int rc = 0;
-	for (uint64_t off = 0; off <= size && rc == 0; off += SNAP_PAGE) {
-		bool end = off == size;
-		bool zero_page = !end && page_is_zero(base + off);
-		if ((end || zero_page || run_len == CHUNK) && run_len) {
+	for (uint64_t off = 0; rc == 0; off += SNAP_PAGE) {
+		bool end = off >= size;
+		/* A partial last page (RAM not a whole number of pages) is
+		 * always stored. */
+		uint64_t plen = end ? 0 : (size - off < SNAP_PAGE ? size - off : SNAP_PAGE);
+		bool zero_page = plen == SNAP_PAGE && page_is_zero(base + off);
+		if ((end || zero_page || run_len >= CHUNK) && run_len) {
 			/* Flush the run of data pages. */
 			rc = pwrite_all(w->fd, base + run_start, run_len, data_off + run_start);
 			crc = crc32(crc, base + run_start, (uInt)run_len);
@@ -176,7 +177,7 @@ int snap_writer_memory(struct snap_writer *w, uint64_t gpa, const void *host, ui
 		} else {
 			if (!run_len)
 				run_start = off;
-			run_len += SNAP_PAGE;
+			run_len += plen;
 		}
 	}
 	if (rc < 0)

@@ -423,7 +423,9 @@ out:
 /* false when the client is gone. */
 static bool client_read(struct api_server *srv, struct client *c)
 {
-	for (;;) {
+	/* A few reads per wake-up: a client that floods cannot keep the
+	 * thread from the others (poll comes back to it soon enough). */
+	for (int rounds = 0; rounds < 8; rounds++) {
 		if (c->closing)
 			return true;
 		ssize_t n = recv(c->fd, c->in + c->in_len, API_MAX_LINE - c->in_len, MSG_DONTWAIT);
@@ -447,6 +449,7 @@ static bool client_read(struct api_server *srv, struct client *c)
 			c->in_len = 0;
 		}
 	}
+	return true;
 }
 
 static void accept_client(struct api_server *srv)

@@ -477,3 +477,34 @@ Test(api, stats_from_machine, .init = NULL, .fini = NULL)
 	bus_destroy(&m.pio);
 	bus_destroy(&m.mmio);
 }
+
+/* A client that sends requests without reading replies fills its own
+ * output budget and is dropped; others are served all along. */
+Test(api, flooding_client_does_not_starve_others)
+{
+	struct cl *flood = cl_open(), *good = cl_open();
+	static const char req[] = "{\"cmd\":\"status\"}\n";
+	char *burst = malloc(64 * 1024);
+	size_t n = 0;
+	while (n + sizeof(req) - 1 <= 64 * 1024) {
+		memcpy(burst + n, req, sizeof(req) - 1);
+		n += sizeof(req) - 1;
+	}
+	int sent_total = 0;
+	for (int i = 0; i < 200; i++) {
+		ssize_t s = send(flood->fd, burst, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (s < 0)
+			break;
+		sent_total += (int)s;
+		json_t *r = call(good, "{\"cmd\": \"status\"}");
+		assert_ok(r);
+		json_decref(r);
+	}
+	free(burst);
+	cr_assert_gt(sent_total, 0);
+	json_t *r = call(good, "{\"cmd\": \"status\"}");
+	assert_ok(r);
+	json_decref(r);
+	cl_close(flood);
+	cl_close(good);
+}

@@ -440,3 +440,25 @@ Test(snapshot, device_registry_rules)
 	void *o;
 	cr_assert_eq(snapshot_find_device("ctr0", &l, &o), -ENOENT);
 }
+
+Test(snapshot, ram_that_is_not_whole_pages_round_trips)
+{
+	struct test_vm odd;
+	uint64_t size = (16ULL << 20) + 100;
+	make_vm(&odd, 1, size);
+	uint8_t *ram = odd.vm.mem.regions[0].host;
+	memset(ram + size - 100, 0xab, 100);
+	ram[12345] = 7;
+	cr_assert_eq(snapshot_save(&odd.vm, path, NULL), 0, "%s", err_msg());
+	for (int map = 0; map <= 1; map++) {
+		memset(ram + size - 100, 0, 100);
+		ram[12345] = 0;
+		struct snapshot_restore_opts o = { .map_memory = map, .verify_memory = true };
+		cr_assert_eq(snapshot_restore(&odd.vm, path, &o), 0, "%s", err_msg());
+		ram = odd.vm.mem.regions[0].host;
+		cr_assert_eq(ram[12345], 7);
+		for (int i = 0; i < 100; i++)
+			cr_assert_eq(ram[size - 100 + (uint64_t)i], 0xab);
+	}
+	gmem_destroy(&odd.vm.mem);
+}
