@@ -52,7 +52,7 @@ struct emu_insn {
 	uint8_t reg;          /* ModRM.reg with REX.R (0-15) */
 	uint8_t rm;           /* ModRM.rm with REX.B when mod == 3 (0-15) */
 	uint8_t mod;          /* ModRM.mod; 3 = register operand */
-	uint8_t opsize;       /* 2, 4 or 8 */
+	uint8_t opsize;       /* 2, 4 or 8; 1 for the byte-operand forms of general-purpose opcodes */
 	uint8_t adsize;       /* 2, 4 or 8 */
 	uint8_t seg;          /* segment of the memory operand (enum x86_sreg) */
 	uint8_t rep;          /* 0, 0xf3 or 0xf2 */
@@ -201,7 +201,18 @@ void emu_isa_init(void);                 /* calls the *_register functions below
 void emu_int_register(void);             /* core: general-purpose instructions */
 void emu_sys_register(void);             /* system */
 void emu_fpu_register(void);             /* fpu: x87, MMX, SSE, XSAVE */
+/* Decodes one instruction from avail bytes.  0: decoded (out->fn may be
+ * the #UD handler for an unregistered opcode); -EAGAIN: avail is too short
+ * (the caller fetches more, up to 15 bytes); -EINVAL: invalid format (VEX
+ * or EVEX, an i64 opcode in 64-bit mode, longer than 15 bytes): out->fn
+ * raises #UD or #GP(0) and out->len is valid. */
 int emu_decode(struct emu_cpu *cpu, const uint8_t *bytes, unsigned avail, struct emu_insn *out);
+int emu_decode_mode(unsigned mode, const uint8_t *bytes, unsigned avail, struct emu_insn *out);
+/* Whether a decoded block must end after this instruction (control
+ * transfer, mode, segment or interrupt-flag change, I/O). */
+bool emu_insn_ends_block(const struct emu_insn *insn);
+void emu_handler_ud(struct emu_cpu *cpu, const struct emu_insn *insn);   /* raises #UD */
+void emu_handler_gp0(struct emu_cpu *cpu, const struct emu_insn *insn);  /* raises #GP(0) */
 uint64_t emu_get_rflags(struct emu_cpu *cpu);   /* materializes lazy flags */
 void emu_set_rflags(struct emu_cpu *cpu, uint64_t value);  /* all bits, no privilege checks */
 void emu_blocks_invalidate_page(struct emu_vm *evm, uint64_t gpa);
