@@ -120,4 +120,44 @@ static inline uint64_t fx_desc(uint32_t base, uint32_t limit, unsigned type, uns
 	return d;
 }
 
+/* Decodes one instruction from code[] (as if at cpu->rip) and runs its
+ * handler; a fault is left pending (not delivered) and returned. */
+static inline int fx_exec(struct sys_fixture *fx, const uint8_t *code, unsigned len)
+{
+	struct emu_cpu *cpu = fx->cpu;
+	static struct emu_insn insn;
+	emu_isa_init();
+	cpu->exc_vector = -1;
+	if (setjmp(fx->env))
+		return cpu->exc_vector;
+	if (emu_decode(cpu, code, len, &insn) < 0)
+		return -2;
+	cpu->next_rip = cpu->rip + insn.len;
+	insn.fn(cpu, &insn);
+	cpu->rip = cpu->next_rip;
+	return -1;
+}
+
+/* Delivers the pending exception as the run loop does; returns -1 or the
+ * vector of a fault escaping delivery (none should). */
+static inline int fx_deliver(struct sys_fixture *fx)
+{
+	struct emu_cpu *cpu = fx->cpu;
+	if (setjmp(fx->env))
+		return cpu->exc_vector;
+	emu_deliver_pending_exception(cpu);
+	return -1;
+}
+
+/* Runs fn(cpu, arg) under the fault handler: -1 or the vector raised. */
+static inline int fx_call(struct sys_fixture *fx, void (*fn)(struct emu_cpu *, void *), void *arg)
+{
+	struct emu_cpu *cpu = fx->cpu;
+	cpu->exc_vector = -1;
+	if (setjmp(fx->env))
+		return cpu->exc_vector;
+	fn(cpu, arg);
+	return -1;
+}
+
 #endif
