@@ -482,7 +482,8 @@ static void h_grp7_1(struct emu_cpu *cpu, const struct emu_insn *in)
 	switch (in->rm & 7) {
 	case 2:   /* CLAC (0F 01 CA) */
 	case 3:   /* STAC (0F 01 CB) */
-		if (cpu->cpl != 0 || !(cpu->cr4 & X86_CR4_SMAP))
+		/* #UD at CPL > 0 only: CPUID advertises SMAP, CR4.SMAP does not matter. */
+		if (cpu->cpl != 0)
 			ud(cpu);
 		set_flag_bits(cpu, X86_FLAG_AC, (in->rm & 7) == 3 ? X86_FLAG_AC : 0);
 		return;
