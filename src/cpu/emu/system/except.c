@@ -270,7 +270,7 @@ static void deliver_long(struct emu_cpu *cpu, unsigned vector, bool has_err, uin
 			 uint64_t ret_rip)
 {
 	uint32_t ext = soft ? 0 : 1;
-	uint32_t gate_err = vector * 16 + 2 + ext;
+	uint32_t gate_err = vector * 8 + 2 + ext;   /* index = vector in IA-32e mode too (6.13) */
 	if (vector * 16ull + 15 > cpu->idtr.limit)
 		emu_raise(cpu, X86_EXC_GP, gate_err);
 	uint64_t lo = mmu_read_lin(cpu, cpu->idtr.base + vector * 16, 8, EMU_MMU_SUP);
