@@ -174,6 +174,7 @@ struct emu_cpu {
 	uint64_t feature_control;
 	uint64_t tsc_base_ns;      /* host monotonic time at TSC 0 (minus tsc_offset) */
 	uint32_t exc_ext;          /* EXT bit for error codes of the event being delivered */
+	bool nmi_blocked;          /* from NMI delivery until the next IRET (SDM vol. 3A 6.7.1) */
 };
 
 /* Per-VM engine state shared by all vCPUs. */
@@ -248,6 +249,10 @@ void emu_cpu_reset(struct emu_cpu *cpu, bool bsp);  /* power-on/INIT state, SDM 
 uint32_t emu_io_in(struct emu_cpu *cpu, uint16_t port, unsigned size);
 void emu_io_out(struct emu_cpu *cpu, uint16_t port, unsigned size, uint32_t val);
 
+/* After state was written from outside (set_sregs, snapshot restore, INIT):
+ * re-derives CPL (from SS.DPL in protected mode), the mode and the address
+ * space, and drops every cached translation. */
+void emu_sys_sync(struct emu_cpu *cpu);
 /* Per-VM system state (page-table watch bitmap); called by the core's
  * vm_init/vm_destroy after evm->mem and evm->n_pages are set. */
 int emu_sys_vm_init(struct emu_vm *evm);

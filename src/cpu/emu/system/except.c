@@ -402,6 +402,8 @@ void emu_deliver_pending_exception(struct emu_cpu *cpu)
 
 void emu_deliver_interrupt(struct emu_cpu *cpu, unsigned vector, bool external)
 {
+	if (external && vector == X86_EXC_NMI)
+		cpu->nmi_blocked = true;   /* until the next IRET (6.7.1) */
 	deliver_hw_event(cpu, vector & 0xff, false, 0, cpu->rip, !external);
 }
 

@@ -391,6 +391,7 @@ static void iret_to_v86(struct emu_cpu *cpu, struct emu_seg *ss, uint64_t sp, ui
 
 void emu_iret(struct emu_cpu *cpu, unsigned opsize)
 {
+	cpu->nmi_blocked = false;   /* any IRET ends NMI blocking (6.7.1) */
 	struct emu_seg ss = cpu->seg[SEG_SS];
 	uint64_t sp = cpu->gpr[RSP];
 	unsigned idx = emu_mmu_index(cpu);

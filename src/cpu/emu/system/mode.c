@@ -24,6 +24,17 @@ void emu_update_mode(struct emu_cpu *cpu)
 	cpu->mode_changed = true;
 }
 
+void emu_sys_sync(struct emu_cpu *cpu)
+{
+	if ((cpu->cr0 & X86_CR0_PE) && !(cpu->rflags & X86_FLAG_VM))
+		cpu->cpl = (cpu->seg[SEG_SS].attr >> 5) & 3;   /* SS.DPL = CPL (5.5) */
+	emu_update_mode(cpu);
+	for (unsigned i = 0; i < EMU_ASID_SLOTS; i++)
+		cpu->asids[i].key = ~0ull;
+	emu_tlb_flush(cpu, true);
+	mmu_set_cr3(cpu, cpu->cr3, false);
+}
+
 static uint64_t host_ns(void)
 {
 	struct timespec ts;
@@ -100,6 +111,7 @@ void emu_cpu_reset(struct emu_cpu *cpu, bool bsp)
 	cpu->exc_error = 0;
 	cpu->exc_has_error = false;
 	cpu->delivering = -1;
+	cpu->nmi_blocked = false;
 	mmu_reset(cpu);
 	emu_update_mode(cpu);
 }
