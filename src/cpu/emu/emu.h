@@ -202,6 +202,10 @@ int emu_fpu_set(struct emu_cpu *cpu, const struct x86_fpu *in);
 /* CPUID leaf 0xD (SDM vol. 1, 13.2) for the state components the fpu
  * module implements; out = EAX, EBX, ECX, EDX. */
 void emu_fpu_cpuid_xsave(struct emu_cpu *cpu, uint32_t subleaf, uint32_t out[4]);
+/* XGETBV (0F 01 D0) and XSETBV (0F 01 D1) handlers, for system's group-7
+ * dispatcher to call (0F 01 /2 is LGDT with a memory operand). */
+void emu_fpu_xgetbv(struct emu_cpu *cpu, const struct emu_insn *insn);
+void emu_fpu_xsetbv(struct emu_cpu *cpu, const struct emu_insn *insn);
 
 /* Register access helpers shared by every module. */
 static inline uint64_t emu_size_mask(unsigned size)

@@ -167,6 +167,9 @@ void fpu_sse_fp_register(void);
 void fpu_sse_move_register(void);
 void fpu_xsave_register(void);
 
+/* Memory fence (LFENCE/MFENCE/SFENCE), sse_move.c */
+void fpu_fence(struct emu_cpu *cpu, const struct emu_insn *insn);
+
 /* x87 helpers shared with xsave.c */
 uint16_t fpu_x87_full_tag(struct emu_cpu *cpu);
 void fpu_x87_init(struct emu_cpu *cpu);
