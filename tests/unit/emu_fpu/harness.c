@@ -52,7 +52,7 @@ static void h_check(struct emu_cpu *cpu, uint64_t off, unsigned size)
 	}
 }
 
-uint64_t emu_read(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
+uint64_t emu_read_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
 {
 	uint64_t v = 0;
 	h_check(cpu, off, size);
@@ -60,7 +60,7 @@ uint64_t emu_read(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
 	return v;
 }
 
-void emu_write(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)
+void emu_write_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)
 {
 	h_check(cpu, off, size);
 	memcpy(h_mem + off, &val, size);
@@ -104,6 +104,8 @@ struct emu_cpu *h_cpu(void)
 	cpu->efer = X86_EFER_LME | X86_EFER_LMA;
 	cpu->rflags = X86_FLAG_FIXED;
 	cpu->exc_vector = -1;
+	/* no TLB entry matches: every access takes the slow path below */
+	memset(cpu->tlb, 0xff, sizeof(cpu->tlb));
 	emu_fpu_reset(cpu);
 	memset(h_mem, 0, sizeof(h_mem));
 	return cpu;

@@ -1,7 +1,7 @@
 /* Test harness for the fpu module: drives its handlers with hand-built
  * emu_insn values over a flat fake guest memory, without the decoder or
  * the soft MMU.  harness.c supplies the engine functions the module calls
- * (emu_register, emu_raise, emu_read/emu_write...). */
+ * (emu_register, emu_raise, emu_read_slow/emu_write_slow...). */
 #ifndef VESSEL_TEST_EMU_FPU_HARNESS_H
 #define VESSEL_TEST_EMU_FPU_HARNESS_H
 
