@@ -355,6 +355,23 @@ static inline void emu_write(struct emu_cpu *cpu, int seg, uint64_t off, unsigne
 	emu_write_slow(cpu, seg, off, size, val);
 }
 
+/* ---- fpu ---- */
+/* x87/SSE power-on state: FINIT state, MXCSR 0x1F80, XCR0 = x87 (core's
+ * emu_cpu_reset or vcpu_init calls it). */
+void emu_fpu_reset(struct emu_cpu *cpu);
+/* Snapshot accessors behind accel_emu's get_fpu/set_fpu: a standard
+ * FXSAVE image (registers in stack order) plus XCR0.  set returns 0 or
+ * -EINVAL (reserved MXCSR bits, bad XCR0) with err_set(). */
+void emu_fpu_get(struct emu_cpu *cpu, struct x86_fpu *out);
+int emu_fpu_set(struct emu_cpu *cpu, const struct x86_fpu *in);
+/* CPUID leaf 0xD (SDM vol. 1, 13.2) for the state components the fpu
+ * module implements; out = EAX, EBX, ECX, EDX. */
+void emu_fpu_cpuid_xsave(struct emu_cpu *cpu, uint32_t subleaf, uint32_t out[4]);
+/* XGETBV (0F 01 D0) and XSETBV (0F 01 D1) handlers, for system's group-7
+ * dispatcher to call (0F 01 /2 is LGDT with a memory operand). */
+void emu_fpu_xgetbv(struct emu_cpu *cpu, const struct emu_insn *insn);
+void emu_fpu_xsetbv(struct emu_cpu *cpu, const struct emu_insn *insn);
+
 /* Register access helpers shared by every module. */
 static inline uint64_t emu_size_mask(unsigned size)
 {
