@@ -36,14 +36,14 @@ static uint8_t *host(struct emu_cpu *cpu, uint64_t lin, unsigned size)
 	return h->mem + (lin - h->base);
 }
 
-uint64_t emu_read(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
+uint64_t emu_read_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
 {
 	uint64_t v = 0;
 	memcpy(&v, host(cpu, linear(cpu, seg, off), size), size);
 	return v;
 }
 
-void emu_write(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)
+void emu_write_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)
 {
 	memcpy(host(cpu, linear(cpu, seg, off), size), &val, size);
 }
@@ -96,6 +96,8 @@ void emu_fpu_register(void)
 void harness_init(struct harness *h, uint8_t *mem, uint64_t base, uint64_t size, unsigned mode)
 {
 	memset(&h->cpu, 0, sizeof(h->cpu));
+	/* An empty TLB: the inline accessors of emu.h always take the slow path here. */
+	memset(h->cpu.tlb, 0xff, sizeof(h->cpu.tlb));
 	h->mem = mem;
 	h->base = base;
 	h->size = size;

@@ -22,12 +22,12 @@ __attribute__((weak)) _Noreturn void emu_raise_noerr(struct emu_cpu *cpu, unsign
 }
 
 /* Memory and I/O: no memory at all, every access faults. */
-__attribute__((weak)) uint64_t emu_read(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
+__attribute__((weak)) uint64_t emu_read_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
 {
 	emu_raise(cpu, X86_EXC_GP, 0);
 }
 
-__attribute__((weak)) void emu_write(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)
+__attribute__((weak)) void emu_write_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)
 {
 	emu_raise(cpu, X86_EXC_GP, 0);
 }
