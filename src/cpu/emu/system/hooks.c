@@ -1,31 +1,7 @@
-/* Weak defaults for functions other modules provide: the platform's LAPIC
- * hooks (CR8/TPR, IA32_APIC_BASE, TSC deadline) and, until the core module
- * links in, the core's flag and run-loop helpers.  A strong definition
- * anywhere in the program replaces these. */
+/* Weak defaults for the core module's flag and run-loop helpers, so that
+ * the system module links (and its unit tests run) without the core.  The
+ * core's strong definitions replace these. */
 #include "cpu/emu/system/sys.h"
-
-__attribute__((weak)) uint8_t emu_hook_get_tpr(struct emu_cpu *cpu)
-{
-	return cpu->tpr;
-}
-
-__attribute__((weak)) void emu_hook_set_tpr(struct emu_cpu *cpu, uint8_t tpr)
-{
-	cpu->tpr = tpr;   /* without a LAPIC, CR8 reads back what was written */
-}
-
-__attribute__((weak)) int emu_hook_apic_base(struct emu_cpu *cpu, uint64_t value)
-{
-	(void)cpu;
-	(void)value;
-	return 0;
-}
-
-__attribute__((weak)) void emu_hook_tsc_deadline(struct emu_cpu *cpu, uint64_t deadline)
-{
-	(void)cpu;
-	(void)deadline;
-}
 
 __attribute__((weak)) uint64_t emu_get_rflags(struct emu_cpu *cpu)
 {

@@ -3,6 +3,9 @@
  * leaving IA-32e mode (SDM vol. 3A 2.5, 9.1, 9.8.5 and 10.8.5). */
 #include "cpu/emu/system/sys.h"
 
+#include "hw/intc/lapic.h"
+#include "vm/machine.h"
+
 #include <string.h>
 #include <time.h>
 
@@ -46,6 +49,8 @@ uint64_t emu_rdtsc(struct emu_cpu *cpu)
 {
 	/* A fixed advertised frequency from the host monotonic clock (DESIGN.md
 	 * "Time"); 128-bit product so that long uptimes do not overflow. */
+	if (cpu->vcpu && cpu->vcpu->lapic)
+		return lapic_read_tsc(cpu->vcpu->vm) + cpu->tsc_offset;   /* the clock TSC-deadline mode uses */
 	uint64_t ns = host_ns() - cpu->tsc_base_ns;
 	return (uint64_t)((unsigned __int128)ns * EMU_TSC_HZ / 1000000000ull) + cpu->tsc_offset;
 }
@@ -97,13 +102,7 @@ void emu_cpu_reset(struct emu_cpu *cpu, bool bsp)
 	cpu->feature_control = 0;
 	cpu->tsc_offset = 0;
 	cpu->tsc_base_ns = host_ns();
-	/* x87 control word 0x40 and MXCSR 0x1f80 at power-up (table 9-1). */
-	memset(&cpu->fpu, 0, sizeof(cpu->fpu));
-	cpu->fpu.fxsave[0] = 0x40;
-	cpu->fpu.xcr0 = 1;
-	cpu->mxcsr = 0x1f80;
-	memcpy(&cpu->fpu.fxsave[24], &cpu->mxcsr, 4);
-	memset(cpu->xmm, 0, sizeof(cpu->xmm));
+	emu_fpu_reset(cpu);
 	cpu->cpl = 0;
 	cpu->intr_shadow = false;
 	cpu->halted = false;

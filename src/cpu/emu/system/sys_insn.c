@@ -4,6 +4,7 @@
  * system calls and the FSGSBASE/RDRAND/RDPID family (SDM vol. 2). */
 #include "cpu/emu/system/sys.h"
 
+#include "hw/intc/lapic.h"
 #include "vm/machine.h"
 
 #include <sys/random.h>
@@ -498,25 +499,13 @@ static void h_grp7_2(struct emu_cpu *cpu, const struct emu_insn *in)
 		load_dtable(cpu, in, &cpu->gdtr);
 		return;
 	}
-	/* XGETBV / XSETBV (0F 01 D0 / D1), vol. 1 13.3. */
-	if (!(cpu->cr4 & X86_CR4_OSXSAVE))
+	/* XGETBV / XSETBV (0F 01 D0 / D1) belong to the fpu module. */
+	if ((in->rm & 7) == 0)
+		emu_fpu_xgetbv(cpu, in);
+	else if ((in->rm & 7) == 1)
+		emu_fpu_xsetbv(cpu, in);
+	else
 		ud(cpu);
-	uint32_t xcr = (uint32_t)cpu->gpr[RCX];
-	if ((in->rm & 7) == 0) {
-		if (xcr != 0)
-			gp0(cpu);
-		cpu->gpr[RAX] = (uint32_t)cpu->xcr0;
-		cpu->gpr[RDX] = (uint32_t)(cpu->xcr0 >> 32);
-	} else if ((in->rm & 7) == 1) {
-		need_cpl0(cpu);
-		uint64_t v = (uint32_t)cpu->gpr[RAX] | (cpu->gpr[RDX] << 32);
-		if (xcr != 0 || !(v & 1) || (v & ~3ull))
-			gp0(cpu);
-		cpu->xcr0 = v;
-		cpu->fpu.xcr0 = v;
-	} else {
-		ud(cpu);
-	}
 }
 
 static void h_grp7_3(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -593,7 +582,7 @@ static void h_mov_from_cr(struct emu_cpu *cpu, const struct emu_insn *in)
 	case 8:
 		if (cpu->mode != EMU_MODE_LONG64)
 			ud(cpu);
-		v = emu_hook_get_tpr(cpu) & 0xf;
+		v = cpu->vcpu && cpu->vcpu->lapic ? lapic_get_cr8(cpu->vcpu) : cpu->tpr;
 		break;
 	default: ud(cpu);
 	}
@@ -615,7 +604,10 @@ static void h_mov_to_cr(struct emu_cpu *cpu, const struct emu_insn *in)
 			ud(cpu);
 		if (v & ~0xfull)
 			gp0(cpu);
-		emu_hook_set_tpr(cpu, (uint8_t)v);
+		if (cpu->vcpu && cpu->vcpu->lapic)
+			lapic_set_cr8(cpu->vcpu, v);   /* CR8 is TPR[7:4], SDM vol. 3A 10.8.6.1 */
+		else
+			cpu->tpr = (uint8_t)v;
 		break;
 	default: ud(cpu);
 	}
