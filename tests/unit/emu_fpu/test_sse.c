@@ -73,6 +73,23 @@ Test(sse, alignment)
 	h_free(cpu);
 }
 
+Test(sse, faulting_access_commits_nothing)
+{
+	struct emu_cpu *cpu = h_cpu();
+	memset(cpu->xmm[3].b, 0x33, 16);
+	memset(h_mem + H_MEM_SIZE - 8, 0x44, 8);
+	/* MOVDQU xmm3, [end - 8]: the second half faults */
+	cr_assert_eq(exc(cpu, mem(EMU_MAP_0F, 0x6f, EMU_MP_F3, 3, H_MEM_SIZE - 8)), X86_EXC_PF);
+	cr_assert_eq(cpu->xmm[3].q[0], 0x3333333333333333ull);
+	cr_assert_eq(exc(cpu, mem(EMU_MAP_0F38, 0x38, EMU_MP_66, 3, H_MEM_SIZE - 8)), X86_EXC_GP, "PMINSB m128 misaligned");
+	/* MOVNTDQA and LDDQU have no register form */
+	cr_assert_eq(exc(cpu, reg(EMU_MAP_0F38, 0x2a, EMU_MP_66, 0, 1)), X86_EXC_UD);
+	cr_assert_eq(exc(cpu, reg(EMU_MAP_0F, 0xf0, EMU_MP_F2, 0, 1)), X86_EXC_UD);
+	cr_assert_eq(exc(cpu, mem(EMU_MAP_0F, 0xf0, EMU_MP_F2, 0, 0x101)), -1, "LDDQU unaligned");
+	cr_assert_eq(exc(cpu, mem(EMU_MAP_0F38, 0x2a, EMU_MP_66, 0, 0x101)), X86_EXC_GP, "MOVNTDQA aligned");
+	h_free(cpu);
+}
+
 Test(sse, mxcsr_masked_and_unmasked)
 {
 	struct emu_cpu *cpu = h_cpu();

@@ -21,20 +21,34 @@ _Noreturn void fpu_raise_simd(struct emu_cpu *cpu)
 	emu_raise_noerr(cpu, X86_EXC_UD);
 }
 
+/* 16-byte accesses go through the inline TLB path as two 8-byte halves:
+ * glibc's memcpy/strlen live on these.  Loads land in *v only (the caller
+ * commits), so a fault on the second half leaves nothing behind. */
 void fpu_read_m128(struct emu_cpu *cpu, const struct emu_insn *insn, union fpu_vec *v, bool aligned)
 {
 	uint64_t ea = fpu_ea(cpu, insn);
 	if (aligned && (fpu_linear(cpu, insn->seg, ea) & 15))
 		emu_raise(cpu, X86_EXC_GP, 0);
-	emu_read_bytes(cpu, insn->seg, ea, v->b, 16);
+	uint64_t lo = emu_read(cpu, insn->seg, ea, 8);
+	uint64_t hi = emu_read(cpu, insn->seg, (ea + 8) & emu_size_mask(insn->adsize), 8);
+	v->q[0] = lo;
+	v->q[1] = hi;
 }
 
+/* A store crossing a page goes through emu_write_bytes, which checks
+ * every page before writing any byte (no partial store on a fault). */
 void fpu_write_m128(struct emu_cpu *cpu, const struct emu_insn *insn, const union fpu_vec *v, bool aligned)
 {
 	uint64_t ea = fpu_ea(cpu, insn);
-	if (aligned && (fpu_linear(cpu, insn->seg, ea) & 15))
+	uint64_t lin = fpu_linear(cpu, insn->seg, ea);
+	if (aligned && (lin & 15))
 		emu_raise(cpu, X86_EXC_GP, 0);
-	emu_write_bytes(cpu, insn->seg, ea, v->b, 16);
+	if ((lin & 0xfff) > 0xff0) {
+		emu_write_bytes(cpu, insn->seg, ea, v->b, 16);
+		return;
+	}
+	emu_write(cpu, insn->seg, ea, 8, v->q[0]);
+	emu_write(cpu, insn->seg, (ea + 8) & emu_size_mask(insn->adsize), 8, v->q[1]);
 }
 
 /* Power-on/INIT state of the x87/SSE unit (SDM vol. 3A, 9.1.1, table 9-1):

@@ -38,7 +38,7 @@ static void mov_load_u(struct emu_cpu *cpu, const struct emu_insn *insn)
 	if (insn->mod == 3)
 		memcpy(xreg(cpu, insn->reg), xreg(cpu, insn->rm), 16);
 	else
-		emu_read_bytes(cpu, insn->seg, fpu_ea(cpu, insn), xreg(cpu, insn->reg), 16);
+		fpu_read_m128(cpu, insn, (union fpu_vec *)xreg(cpu, insn->reg), false);
 }
 
 static void mov_load_a(struct emu_cpu *cpu, const struct emu_insn *insn)
@@ -56,7 +56,7 @@ static void mov_store_u(struct emu_cpu *cpu, const struct emu_insn *insn)
 	if (insn->mod == 3)
 		memcpy(xreg(cpu, insn->rm), xreg(cpu, insn->reg), 16);
 	else
-		emu_write_bytes(cpu, insn->seg, fpu_ea(cpu, insn), xreg(cpu, insn->reg), 16);
+		fpu_write_m128(cpu, insn, (const union fpu_vec *)xreg(cpu, insn->reg), false);
 }
 
 static void mov_store_a(struct emu_cpu *cpu, const struct emu_insn *insn)
@@ -66,6 +66,16 @@ static void mov_store_a(struct emu_cpu *cpu, const struct emu_insn *insn)
 		memcpy(xreg(cpu, insn->rm), xreg(cpu, insn->reg), 16);
 	else
 		fpu_write_m128(cpu, insn, (const union fpu_vec *)xreg(cpu, insn->reg), true);
+}
+
+/* MOVNTDQA and LDDQU: memory source only (vol. 2B "MOVNTDQA", vol. 2A "LDDQU"). */
+static void mov_load_mem_only(struct emu_cpu *cpu, const struct emu_insn *insn)
+{
+	if (insn->mod == 3)
+		emu_raise_noerr(cpu, X86_EXC_UD);
+	fpu_check_sse(cpu);
+	/* MOVNTDQA is an aligned form, LDDQU explicitly unaligned */
+	fpu_read_m128(cpu, insn, (union fpu_vec *)xreg(cpu, insn->reg), insn->opmap == EMU_MAP_0F38);
 }
 
 /* Non-temporal stores (MOVNTPS/PD/DQ): memory destination only. */
@@ -537,8 +547,8 @@ void fpu_sse_move_register(void)
 	emu_register(EMU_MAP_0F, 0x7f, EMU_MP_66, -1, mov_store_a);
 	emu_register(EMU_MAP_0F, 0x7f, EMU_MP_F3, -1, mov_store_u);
 	emu_register(EMU_MAP_0F, 0xe7, EMU_MP_66, -1, mov_store_nt);
-	emu_register(EMU_MAP_0F, 0xf0, EMU_MP_F2, -1, mov_load_u);    /* LDDQU */
-	emu_register(EMU_MAP_0F38, 0x2a, EMU_MP_66, -1, mov_load_a);  /* MOVNTDQA */
+	emu_register(EMU_MAP_0F, 0xf0, EMU_MP_F2, -1, mov_load_mem_only);    /* LDDQU */
+	emu_register(EMU_MAP_0F38, 0x2a, EMU_MP_66, -1, mov_load_mem_only);  /* MOVNTDQA */
 	for (int mp = EMU_MP_66; mp <= EMU_MP_F2; mp++)
 		emu_register(EMU_MAP_0F, 0xd6, (enum emu_mprefix)mp, -1, mov_d6);
 	emu_register(EMU_MAP_0F, 0x77, EMU_MP_NONE, -1, emms);
