@@ -100,6 +100,16 @@ static int platform_write_acpi(struct vm *vm, struct platform *p)
 	struct acpi_builder b;
 	acpi_builder_init(&b, area, PC_ACPI_BASE, PC_ACPI_SIZE);
 	int rc = acpi_build_pc_tables(&b, &info);
+	unsigned nodes = vm->cfg ? vm->cfg->numa_nodes : 0;
+	if (rc == 0 && nodes > 1) {
+		struct acpi_numa_info numa = { .n_nodes = nodes };
+		for (unsigned i = 0; i < vm->mem.n_regions && i < 8; i++) {
+			numa.ram[i].base = vm->mem.regions[i].gpa;
+			numa.ram[i].size = vm->mem.regions[i].size;
+			numa.n_ram++;
+		}
+		rc = acpi_build_srat(&b, vm->n_vcpus, &numa);
+	}
 	if (rc == 0)
 		rc = acpi_builder_finish(&b);
 	if (rc < 0)
