@@ -34,15 +34,12 @@ int platform_intr_ack(struct vcpu *vcpu)
 	struct platform *p = vm->platform;
 	if (!p || !vcpu->lapic)
 		return -1;
-	pthread_mutex_lock(&vm->dev_lock);
 	int v = lapic_ack(vcpu->lapic);
 	if (v < 0 && vcpu->id == 0 && p->pic && pic_has_output(p->pic) && lapic_accepts_pic(vcpu->lapic))
 		v = pic_read_irq(p->pic);   /* ExtINT: the 8259 supplies the vector (INTA cycle) */
 	/* More may be waiting (the engine clears VCPU_EVT_INTR when it acks). */
-	bool more = lapic_has_interrupt(vcpu->lapic) ||
-		    (vcpu->id == 0 && p->pic && pic_has_output(p->pic) && lapic_accepts_pic(vcpu->lapic));
-	pthread_mutex_unlock(&vm->dev_lock);
-	if (more)
+	if (lapic_has_interrupt(vcpu->lapic) ||
+	    (vcpu->id == 0 && p->pic && pic_has_output(p->pic) && lapic_accepts_pic(vcpu->lapic)))
 		vcpu_signal(vcpu, VCPU_EVT_INTR);
 	return v;
 }

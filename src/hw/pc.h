@@ -110,7 +110,8 @@ void platform_press_power_button(struct vm *vm);
 void irq_set_level(struct vm *vm, unsigned gsi, bool level);
 void irq_pulse(struct vm *vm, unsigned gsi);
 
-/* The vm->intr_ack hook: takes vm->dev_lock itself. */
+/* The vm->intr_ack hook.  The caller holds vm->dev_lock (as the KVM
+ * engine does), like every other entry into device state from a vCPU. */
 int platform_intr_ack(struct vcpu *vcpu);
 /* Re-evaluates whether vCPU 0 has a PIC interrupt to take (lock held). */
 void platform_pic_changed(struct vm *vm);

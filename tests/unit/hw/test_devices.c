@@ -14,7 +14,7 @@
 
 #define COM1 0x3f8
 
-static int ack(struct tvm *t) { return t->vm.intr_ack(&t->cpu[0]); }
+static int ack(struct tvm *t) { return tvm_intr_ack(&t->cpu[0]); }
 
 Test(uart, output_reaches_the_chardev)
 {
