@@ -387,3 +387,49 @@ Test(platform, reset_restores_power_on_state)
 	cr_assert(rsdp && !memcmp(rsdp, "RSD PTR ", 8), "ACPI tables rewritten");
 	tvm_free(t);
 }
+
+Test(platform, real_clock_thread_delivers_pit_ticks)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+	struct vcpu *cpu = calloc(1, sizeof(*cpu));
+	cr_assert(vm && cpu);
+	cr_assert_eq(gmem_init(&vm->mem, 16ull << 20), 0);
+	bus_init(&vm->pio, "pio");
+	bus_init(&vm->mmio, "mmio");
+	pthread_mutex_init(&vm->dev_lock, NULL);
+	cpu->vm = vm;
+	pthread_mutex_init(&cpu->lock, NULL);
+	pthread_cond_init(&cpu->wake, NULL);
+	vm->vcpus[0] = cpu;
+	vm->n_vcpus = 1;
+	cr_assert_eq(platform_create(vm), 0, "%s", err_msg());
+	cr_assert_eq(platform_rsdp_address(vm), 0xe0000);
+	pthread_mutex_lock(&vm->dev_lock);
+	/* 8259 at 0x20, only IRQ0; PIT channel 0 periodic at about 1 kHz. */
+	static const uint8_t init[][2] = { { 0x20, 0x11 }, { 0x21, 0x20 }, { 0x21, 0x04 }, { 0x21, 0x01 },
+					   { 0x21, 0xfe }, { 0x43, 0x34 }, { 0x40, 0xa9 }, { 0x40, 0x04 } };
+	for (size_t i = 0; i < sizeof(init) / sizeof(init[0]); i++)
+		bus_write(&vm->pio, init[i][0], 1, init[i][1]);
+	pthread_mutex_unlock(&vm->dev_lock);
+	int vec = -1;
+	for (int i = 0; i < 5000 && vec < 0; i++) {
+		if (atomic_load(&cpu->events) & VCPU_EVT_INTR) {
+			pthread_mutex_lock(&vm->dev_lock);
+			vec = vm->intr_ack(cpu);
+			pthread_mutex_unlock(&vm->dev_lock);
+		} else {
+			usleep(1000);
+		}
+	}
+	cr_assert_eq(vec, 0x20, "the timer thread raised IRQ0");
+	platform_destroy(vm);
+	cr_assert_null(vm->platform);
+	cr_assert_null(cpu->lapic);
+	cr_assert_eq(vm->pio.n, 0, "every port released");
+	cr_assert_eq(vm->mmio.n, 0, "every MMIO range released");
+	bus_destroy(&vm->pio);
+	bus_destroy(&vm->mmio);
+	gmem_destroy(&vm->mem);
+	free(cpu);
+	free(vm);
+}
