@@ -284,7 +284,8 @@ static void lapic_timer_fire(void *opaque)
 	lapic_local_irq(l, LVT_TIMER);
 }
 
-static void lapic_set_deadline(struct lapic *l, uint64_t tsc)
+/* Arms TSC-deadline mode for deadline, the TSC being tsc_now at this moment. */
+static void lapic_set_deadline_at(struct lapic *l, uint64_t tsc, uint64_t tsc_now)
 {
 	if (LVT_TIMER_MODE(l->lvt[LVT_TIMER]) != TIMER_DEADLINE)
 		return;   /* writes are ignored outside TSC-deadline mode (10.5.4.1) */
@@ -292,11 +293,16 @@ static void lapic_set_deadline(struct lapic *l, uint64_t tsc)
 	l->tsc_deadline = tsc;
 	if (!tsc)
 		return;
-	uint64_t ns = tsc_to_ns(l, tsc);
-	if (ns <= lapic_now(l))
+	if (tsc <= tsc_now) {
 		lapic_timer_fire(l);
-	else
-		timer_mod(&l->timer, ns);
+		return;
+	}
+	timer_mod(&l->timer, lapic_now(l) + tsc_to_ns(l, tsc - tsc_now));
+}
+
+static void lapic_set_deadline(struct lapic *l, uint64_t tsc)
+{
+	lapic_set_deadline_at(l, tsc, muldiv64(lapic_now(l), l->tsc_hz, 1000000000ull));
 }
 
 /* ---- register interface ---- */
@@ -813,6 +819,15 @@ void lapic_set_cr8(struct vcpu *vcpu, uint64_t cr8)
 		return;
 	pthread_mutex_lock(&vcpu->vm->dev_lock);
 	lapic_reg_write(vcpu->lapic, APIC_TPR, (uint32_t)(cr8 & 0xf) << 4);
+	pthread_mutex_unlock(&vcpu->vm->dev_lock);
+}
+
+void lapic_set_tsc_deadline(struct vcpu *vcpu, uint64_t deadline, uint64_t tsc_now)
+{
+	if (!vcpu->lapic)
+		return;
+	pthread_mutex_lock(&vcpu->vm->dev_lock);
+	lapic_set_deadline_at(vcpu->lapic, deadline, tsc_now);
 	pthread_mutex_unlock(&vcpu->vm->dev_lock);
 }
 

@@ -108,11 +108,12 @@ Test(lapic, timer_oneshot_and_periodic)
 {
 	struct tvm *t = tvm_new(1);
 	apic_enable(t);
+	/* The timer counts at LAPIC_TIMER_HZ (25 MHz, 40 ns a tick). */
 	apic_w(t, APIC_TDCR, 0xb);                /* divide by 1 */
 	apic_w(t, APIC_LVTT, 0x31);               /* one-shot, vector 0x31 */
-	apic_w(t, APIC_TMICT, 1000000);           /* 1 ms at 1 GHz */
+	apic_w(t, APIC_TMICT, 25000);             /* 1 ms */
 	tvm_advance(t, 400000);
-	cr_assert_eq(apic_r(t, APIC_TMCCT), 600000);
+	cr_assert_eq(apic_r(t, APIC_TMCCT), 15000);
 	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1);
 	tvm_advance(t, 600000);
 	cr_assert_eq(apic_r(t, APIC_TMCCT), 0);
@@ -123,16 +124,16 @@ Test(lapic, timer_oneshot_and_periodic)
 
 	apic_w(t, APIC_TDCR, 0x3);                /* divide by 16 */
 	apic_w(t, APIC_LVTT, 0x20032);            /* periodic */
-	apic_w(t, APIC_TMICT, 1000);              /* 16 us */
+	apic_w(t, APIC_TMICT, 1000);              /* 16000 ticks: 640 us */
 	for (int i = 0; i < 3; i++) {
-		tvm_advance(t, 16000);
+		tvm_advance(t, 640000);
 		cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x32, "period %d", i);
 		apic_w(t, APIC_EOI, 0);
 	}
-	tvm_advance(t, 8000);
+	tvm_advance(t, 320000);
 	cr_assert_eq(apic_r(t, APIC_TMCCT), 500);
 	apic_w(t, APIC_TMICT, 0);                 /* stop */
-	tvm_advance(t, 100000);
+	tvm_advance(t, 10000000);
 	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1);
 	tvm_free(t);
 }
@@ -166,6 +167,12 @@ Test(lapic, tsc_deadline)
 	lapic_msr_write(&t->cpu[0], MSR_IA32_TSC_DEADLINE, 0);
 	tvm_advance(t, 100);
 	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1);
+	/* An engine with its own TSC (offset from ours): relative to its now. */
+	lapic_set_tsc_deadline(&t->cpu[0], 1000000 + 3000, 1000000);
+	tvm_advance(t, 2999);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1);
+	tvm_advance(t, 1);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x33);
 	tvm_free(t);
 }
 
