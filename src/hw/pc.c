@@ -225,6 +225,7 @@ void platform_destroy(struct vm *vm)
 	struct platform *p = vm->platform;
 	if (!p)
 		return;
+	lapic_set_current_vcpu(NULL);
 	/* Stop the timer thread first: nothing may fire into freed devices. */
 	timer_service_free(p->timers);
 	p->timers = NULL;

@@ -72,7 +72,10 @@ struct lapic {
 	bool lint1_level;
 };
 
+/* The vCPU this thread runs, and its VM (compared by address only, so a
+ * stale entry from another VM is never dereferenced). */
 static __thread struct vcpu *current_vcpu;
+static __thread struct vm *current_vm;
 
 static const uint32_t lvt_writable[LVT_COUNT] = {
 	[LVT_CMCI] = 0x107ff, [LVT_TIMER] = 0x700ff, [LVT_THERMAL] = 0x107ff, [LVT_PERF] = 0x107ff,
@@ -638,24 +641,27 @@ int lapic_reg_write(struct lapic *l, unsigned off, uint32_t val)
 
 /* ---- xAPIC MMIO ---- */
 
-void lapic_set_current_vcpu(struct vcpu *vcpu) { current_vcpu = vcpu; }
+void lapic_set_current_vcpu(struct vcpu *vcpu)
+{
+	current_vcpu = vcpu;
+	current_vm = vcpu ? vcpu->vm : NULL;
+}
 
 static struct lapic *lapic_of_caller(struct vm *vm)
 {
-	struct vcpu *v = current_vcpu;
-	if (!v || v->vm != vm) {
-		v = NULL;
-		pthread_t self = pthread_self();
-		for (unsigned i = 0; i < vm->n_vcpus; i++) {
-			if (vm->vcpus[i] && pthread_equal(vm->vcpus[i]->thread, self)) {
-				v = vm->vcpus[i];
-				break;
-			}
+	if (current_vm == vm && current_vcpu)
+		return current_vcpu->lapic;
+	/* A vCPU thread that never called lapic_set_current_vcpu(). */
+	pthread_t self = pthread_self();
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		struct vcpu *v = vm->vcpus[i];
+		if (v && pthread_equal(v->thread, self)) {
+			lapic_set_current_vcpu(v);
+			return v->lapic;
 		}
-		if (!v && vm->n_vcpus)
-			v = vm->vcpus[0];
 	}
-	return v ? v->lapic : NULL;
+	/* Not a vCPU thread (a debugger, a test): the BSP's view. */
+	return vm->n_vcpus && vm->vcpus[0] ? vm->vcpus[0]->lapic : NULL;
 }
 
 static uint64_t lapic_mmio_read(void *opaque, uint64_t off, unsigned size)
