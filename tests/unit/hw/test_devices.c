@@ -174,6 +174,16 @@ Test(i8042, keyboard_irq1)
 	outb(t, 0x60, 0xf4);                      /* enable scanning: ACK raises IRQ1 */
 	cr_assert_eq(ack(t), 0x21);
 	cr_assert_eq(inb(t, 0x60), 0xfa);
+	outb(t, 0x20, 0x20);
+	/* Identify answers three bytes: one edge-triggered interrupt each. */
+	outb(t, 0x60, 0xf2);
+	static const uint8_t want[] = { 0xfa, 0xab, 0x41 };
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(ack(t), 0x21, "interrupt for byte %d", i);
+		cr_assert_eq(inb(t, 0x60), want[i]);
+		outb(t, 0x20, 0x20);
+	}
+	cr_assert_eq(ack(t), -1);
 	tvm_free(t);
 }
 
