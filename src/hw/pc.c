@@ -204,8 +204,10 @@ fail:
 
 int platform_create(struct vm *vm)
 {
+	/* Host time and the timer thread.  Deterministic mode needs a clock
+	 * from the engine's instruction count: platform_create_opts() with
+	 * clock and manual_clock, and timer_service_poll() from its owner. */
 	struct platform_options opts = { 0 };
-	opts.manual_clock = vm->cfg && vm->cfg->deterministic;
 	return platform_create_opts(vm, &opts);
 }
 
