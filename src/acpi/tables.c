@@ -160,6 +160,34 @@ static void dsdt_pci_root(struct aml *a, const struct acpi_platform_info *info)
 	aml_res_dword_memory(a, 0x000a0000, 0x000bffff);
 	aml_res_dword_memory(a, (uint32_t)info->pci_mmio_base, (uint32_t)info->pci_mmio_end);
 	dsdt_crs_end(a);
+	/* _OSC (6.2.11, PCI Firmware 3.2 section 4.5): the OS gets every PCIe
+	 * feature it asks for, there being no firmware to keep any; any other
+	 * UUID is answered "unrecognized UUID" (CDW1 bit 2).
+	 *   Method (_OSC, 4) {
+	 *     CreateDWordField (Arg3, 0, CDW1)
+	 *     If (Arg0 == ToUUID ("33db4d5b-...")) { Return (Arg3) }
+	 *     CDW1 |= 4
+	 *     Return (Arg3)
+	 *   } */
+	aml_method_begin(a, "_OSC", 4, 0);
+	aml_op(a, AML_CREATE_DWORD_FIELD);
+	aml_arg(a, 3);
+	aml_integer(a, 0);
+	aml_name_string(a, "CDW1");
+	aml_if_begin(a);
+	aml_op(a, AML_LEQUAL);
+	aml_arg(a, 0);
+	aml_uuid(a, "33DB4D5B-1FF7-401C-9657-7441C03DD766");
+	aml_op(a, AML_RETURN);
+	aml_arg(a, 3);
+	aml_end(a);
+	aml_op(a, AML_OR);
+	aml_name_string(a, "CDW1");
+	aml_integer(a, 4);
+	aml_name_string(a, "CDW1");
+	aml_op(a, AML_RETURN);
+	aml_arg(a, 3);
+	aml_end(a);
 	/* _PRT (6.2.13): INTx of slots 1-31 straight to I/O APIC GSIs. */
 	aml_name_begin(a, "_PRT");
 	aml_package_begin(a, 31 * 4);

@@ -171,6 +171,19 @@ Test(aml, encodings)
 	cr_assert_eq(a.buf[1], 0x40 | (total & 0xf));
 	cr_assert_eq(a.buf[2], total >> 4);
 	aml_free(&a);
+	/* ToUUID: Buffer(16), first three fields little-endian (ACPI 19.6.142). */
+	aml_init(&a);
+	aml_uuid(&a, "33DB4D5B-1FF7-401C-9657-7441C03DD766");
+	const uint8_t uuid[] = { 0x11, 0x13, 0x0a, 0x10, 0x5b, 0x4d, 0xdb, 0x33, 0xf7, 0x1f, 0x1c, 0x40,
+				 0x96, 0x57, 0x74, 0x41, 0xc0, 0x3d, 0xd7, 0x66 };
+	cr_assert_eq(aml_error(&a), 0);
+	cr_assert_eq(a.len, sizeof(uuid));
+	cr_assert_arr_eq(a.buf, uuid, sizeof(uuid));
+	aml_free(&a);
+	aml_init(&a);
+	aml_uuid(&a, "not-a-uuid");
+	cr_assert_neq(aml_error(&a), 0);
+	aml_free(&a);
 	aml_init(&a);
 	aml_name_string(&a, "lowercase");
 	cr_assert_neq(aml_error(&a), 0, "bad names are errors");
