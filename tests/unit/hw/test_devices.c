@@ -262,10 +262,18 @@ Test(pci, device_bars_size_and_map)
 	cr_assert_eq(pci_device_set_bar(&d, 0, PCI_BAR_IO, 32, &bar_ops, &bd), 0);
 	cr_assert_eq(pci_device_set_bar(&d, 1, PCI_BAR_MEM32, 4096, &bar_ops, &bd), 0);
 	cr_assert_lt(pci_device_set_bar(&d, 2, PCI_BAR_MEM32, 3000, &bar_ops, &bd), 0);
+	/* Two capabilities, linked from the capability pointer. */
+	cr_assert_eq(pci_device_add_capability(&d, 0x09, 6), 0x40);
+	cr_assert_eq(pci_device_add_capability(&d, 0x11, 12), 0x48);
+	cr_assert_lt(pci_device_add_capability(&d, 0x09, 200), 0, "no room");
 	pthread_mutex_lock(&t->vm.dev_lock);
 	cr_assert_eq(pci_register_device(t->vm.platform->pci, &d, 4), 0);
 	pthread_mutex_unlock(&t->vm.dev_lock);
 	cr_assert_eq(cfg_read(t, 4, 0), 0x10001af4);
+	cr_assert(cfg_read(t, 4, 4) & (PCI_STATUS_CAP_LIST << 16), "capability list present");
+	cr_assert_eq(cfg_read(t, 4, 0x34) & 0xff, 0x40);
+	cr_assert_eq(cfg_read(t, 4, 0x40) & 0xffff, 0x4809, "ID 9, next 0x48");
+	cr_assert_eq(cfg_read(t, 4, 0x48) & 0xffff, 0x0011, "ID 0x11, end of list");
 	/* Sizing: write all ones, read the mask back. */
 	cfg_write(t, 4, 0x10, 0xffffffff);
 	cr_assert_eq(cfg_read(t, 4, 0x10), 0xffffffe1);
