@@ -344,7 +344,8 @@ static void build_fadt(uint8_t *t, const struct acpi_platform_info *info, uint64
 	put8(t, 92, info->gpe0_len);
 	put16(t, 96, 101);                /* P_LVL2_LAT > 100: no C2 */
 	put16(t, 98, 1001);               /* P_LVL3_LAT > 1000: no C3 */
-	put8(t, 106, 0x0d);               /* DAY_ALRM: RTC day-of-month alarm index */
+	/* DAY_ALRM and MON_ALRM stay 0: the MC146818 has no date alarm
+	 * (index 0x0d is register D, whose low bits are not an alarm here). */
 	put8(t, 108, 0x32);               /* CENTURY: RTC century index */
 	/* IAPC_BOOT_ARCH (5.2.9.3): legacy devices, 8042, no VGA, no ASPM control. */
 	put16(t, 109, (1u << 0) | (1u << 1) | (1u << 2) | (1u << 4));
