@@ -62,6 +62,19 @@ void platform_press_power_button(struct vm *vm)
 	pthread_mutex_unlock(&vm->dev_lock);
 }
 
+void platform_inject_nmi(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->dev_lock);
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		struct lapic *l = vm->vcpus[i] ? vm->vcpus[i]->lapic : NULL;
+		if (l) {
+			lapic_set_lint(l, 1, true);
+			lapic_set_lint(l, 1, false);
+		}
+	}
+	pthread_mutex_unlock(&vm->dev_lock);
+}
+
 uint64_t platform_rsdp_address(struct vm *vm)
 {
 	return vm->platform ? vm->platform->rsdp_addr : 0;

@@ -193,6 +193,20 @@ static void lapic_local_irq(struct lapic *l, unsigned idx)
 	}
 }
 
+void lapic_set_lint(struct lapic *l, unsigned lint, bool level)
+{
+	if (lint > 1)
+		return;
+	unsigned idx = lint ? LVT_LINT1 : LVT_LINT0;
+	bool old = lint ? l->lint1_level : false;
+	if (lint)
+		l->lint1_level = level;
+	/* Edge-triggered entries (and NMI, always edge) act on the rising edge;
+	 * level-triggered fixed entries on the level (10.5.1). */
+	if (level && (!old || (l->lvt[idx] & LVT_LEVEL)))
+		lapic_local_irq(l, idx);
+}
+
 int lapic_ack(struct lapic *l)
 {
 	int v = lapic_deliverable(l);

@@ -75,6 +75,9 @@ void lapic_set_tsc_deadline(struct vcpu *vcpu, uint64_t deadline, uint64_t tsc_n
 void apic_deliver(struct vm *vm, const struct apic_msg *m, struct lapic *src);
 /* PCI MSI (address 0xfeexxxxx, Intel SDM vol. 3A 10.11.1/10.11.2). */
 void apic_deliver_msi(struct vm *vm, uint64_t addr, uint32_t data);
+/* A level change on LINT0 (0) or LINT1 (1), the APIC's local interrupt
+ * pins; on a PC LINT1 carries the NMI line (MP spec 3.6.2). */
+void lapic_set_lint(struct lapic *l, unsigned lint, bool level);
 /* Highest deliverable vector moved to in-service, or -1. */
 int lapic_ack(struct lapic *l);
 bool lapic_has_interrupt(struct lapic *l);

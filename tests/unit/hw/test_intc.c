@@ -432,3 +432,53 @@ Test(msi, delivers_to_destination)
 	cr_assert_eq(tvm_intr_ack(&t->cpu[1]), 0x91);
 	tvm_free(t);
 }
+
+Test(lapic, lint1_nmi_injection)
+{
+	struct tvm *t = tvm_new(2);
+	take_events(t, 0);
+	take_events(t, 1);
+	platform_inject_nmi(&t->vm);
+	cr_assert_eq(take_events(t, 0) & VCPU_EVT_NMI, 0, "software-disabled APIC: LINT1 masked");
+	for (unsigned i = 0; i < 2; i++) {
+		lapic_set_current_vcpu(&t->cpu[i]);
+		apic_enable(t);
+		apic_w(t, 0x360, 0x400);              /* LINT1: NMI, unmasked */
+	}
+	platform_inject_nmi(&t->vm);
+	cr_assert(take_events(t, 0) & VCPU_EVT_NMI);
+	cr_assert(take_events(t, 1) & VCPU_EVT_NMI);
+	apic_w(t, 0x360, 0x10400);                /* masked on CPU 1 */
+	platform_inject_nmi(&t->vm);
+	cr_assert(take_events(t, 0) & VCPU_EVT_NMI);
+	cr_assert_eq(take_events(t, 1) & VCPU_EVT_NMI, 0);
+	tvm_free(t);
+}
+
+Test(pic, rotation_and_special_mask)
+{
+	struct tvm *t = tvm_new(1);
+	pic_init_linux(t, 0x00, 0xff);
+	/* IRQ 3 and 5 pending; rotate-on-non-specific-EOI makes the serviced
+	 * IRQ the lowest priority, so IRQ3 wins again only after IRQ5. */
+	irq_line(t, 3, true);
+	irq_line(t, 5, true);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x23);
+	outb(t, 0x20, 0xa0);                      /* rotate on non-specific EOI */
+	irq_line(t, 3, false);
+	irq_line(t, 3, true);                     /* IRQ3 requests again */
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x25, "IRQ5 now ranks above IRQ3");
+	outb(t, 0x20, 0x20);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x23);
+	outb(t, 0x20, 0x20);
+	/* Special mask mode: with IRQ1 in service and masked, lower IRQ4 gets through. */
+	outb(t, 0x20, 0xc7);                      /* priority back to IRQ0 first */
+	irq_line(t, 1, true);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x21);
+	irq_line(t, 4, true);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1, "IRQ4 blocked by IRQ1 in service");
+	outb(t, 0x21, 0x02);                      /* mask IRQ1 */
+	outb(t, 0x20, 0x68);                      /* OCW3: set special mask */
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x24);
+	tvm_free(t);
+}
