@@ -11,6 +11,8 @@
  * filter type's format() on the new image. */
 #include "cli/cli.h"
 #include "block/block.h"
+#include "block/crypt_disk.h"
+#include "block/crypt_filter.h"
 #include "block/vhd.h"
 #include "util/error.h"
 
@@ -54,6 +56,7 @@ static int exit_for(int err)
 	switch (-err) {
 	case EINVAL: case EBADMSG: case ELOOP: case ENOENT: case ENOTDIR: case EISDIR:
 	case ENAMETOOLONG: case EEXIST: case EFBIG: case ENOEXEC: case ERANGE:
+	case EKEYREJECTED: case EPROTO: /* wrong passphrase; plug-in of another ABI */
 		return EXIT_USAGE;
 	default:
 		return EXIT_FAILURE_RUN;
@@ -217,6 +220,8 @@ static const char create_usage[] =
 	"                          the next CHS geometry, as Virtual PC and qemu-img do,\n"
 	"                          so every reader sees the same size (docs/disks.md)\n"
 	"      --filter SPEC       add a filter container (NAME[:OPTS]) over the image\n"
+	"      --encrypt[=OPTS]    LUKS2-encrypt it (docs/disk-encryption.md), with\n"
+	"      --key-file FILE     the passphrase: the whole content of FILE\n"
 	"  -h, --help              this help\n";
 
 static int cmd_create(int argc, char **argv)
@@ -226,9 +231,13 @@ static int cmd_create(int argc, char **argv)
 		{ "subformat", required_argument, NULL, 't' }, { "size", required_argument, NULL, 's' },
 		{ "parent", required_argument, NULL, 'b' }, { "block-size", required_argument, NULL, 'B' },
 		{ "preallocate", no_argument, NULL, 'P' }, { "filter", required_argument, NULL, 'F' },
-		{ "exact-size", no_argument, NULL, 'E' }, { "help", no_argument, NULL, 'h' }, { 0 } };
+		{ "exact-size", no_argument, NULL, 'E' }, { "help", no_argument, NULL, 'h' },
+		{ "encrypt", optional_argument, NULL, 'X' }, { "key-file", required_argument, NULL, 'K' },
+		{ 0 } };
 	struct block_create_opts o = { 0 };
-	const char *size_s = NULL, *filter = NULL;
+	const char *size_s = NULL, *filter = NULL, *key_file = NULL, *enc_opts = NULL;
+	bool encrypt = false;
+	char enc_spec[4200];
 	int c;
 	while ((c = getopt_long(argc, argv, "f:t:s:b:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -249,6 +258,8 @@ static int cmd_create(int argc, char **argv)
 		case 'P': o.preallocate = true; break;
 		case 'E': o.exact_size = true; break;
 		case 'F': filter = optarg; break;
+		case 'X': encrypt = true; enc_opts = optarg; break;
+		case 'K': key_file = optarg; break;
 		case 'h': fputs(create_usage, stdout); return EXIT_OK;
 		default: return bad_option(SUB " create", argv);
 		}
@@ -266,6 +277,16 @@ static int cmd_create(int argc, char **argv)
 		return cli_usage_error(SUB " create", "unknown format '%s' (raw, vhd)", o.format);
 	if (o.parent && o.sub == BLOCK_SUB_DEFAULT)
 		o.sub = BLOCK_SUB_DIFFERENCING;
+	if (encrypt) {
+		if (filter)
+			return cli_usage_error(SUB " create", "--encrypt and --filter exclude each other");
+		if (o.sub == BLOCK_SUB_DIFFERENCING)
+			return cli_usage_error(SUB " create", "a differencing disk is encrypted when its parent is "
+					       "(it shares the parent's LUKS2 header); drop --encrypt");
+		if (crypt_disk_luks_spec(key_file, enc_opts, enc_spec, sizeof(enc_spec)) < 0)
+			return cli_usage_error(SUB " create", "%s", err_msg());
+		filter = enc_spec;
+	}
 	if (o.sub == BLOCK_SUB_DIFFERENCING) {
 		if (!o.parent)
 			return cli_usage_error(SUB " create", "a differencing disk needs --parent");
@@ -586,6 +607,9 @@ static const char convert_usage[] =
 	"  -t, --type TYPE         vhd: fixed or dynamic (default)\n"
 	"      --filter SPEC       source filter NAME[:OPTS]\n"
 	"      --output-filter SPEC  add a filter container over DEST\n"
+	"      --encrypt[=OPTS]    LUKS2-encrypt DEST (docs/disk-encryption.md)\n"
+	"      --decrypt           SOURCE is LUKS2-encrypted: unlock it\n"
+	"      --key-file FILE     the passphrase for --encrypt/--decrypt (whole file)\n"
 	"      --round-size        vhd: round the size up to the next CHS geometry\n"
 	"                          (default: keep it exactly, marked by the maximum\n"
 	"                          geometry as qemu-img's force_size does)\n"
@@ -604,8 +628,10 @@ static bool all_zero(const uint8_t *p, size_t n)
 }
 
 /* Copies every non-zero 64 KiB piece of src into a freshly created dst
- * (which reads as zeros everywhere). */
-static int copy_image(struct block_dev *src, struct block_dev *dst, struct progress *pr)
+ * (which reads as zeros everywhere).  With `all`, zero pieces are written
+ * too: an encrypted dst reads its holes as zeros only through vessel, so
+ * they are written as ciphertext for other readers (cryptsetup). */
+static int copy_image(struct block_dev *src, struct block_dev *dst, bool all, struct progress *pr)
 {
 	const uint32_t chunk = 2048, piece = 128;
 	uint8_t *buf = malloc((size_t)chunk << BLOCK_SECTOR_SHIFT);
@@ -618,7 +644,7 @@ static int copy_image(struct block_dev *src, struct block_dev *dst, struct progr
 		for (uint32_t i = 0; i < n && ret == 0; i += piece) {
 			uint32_t m = n - i < piece ? n - i : piece;
 			uint8_t *p = buf + ((size_t)i << BLOCK_SECTOR_SHIFT);
-			if (!all_zero(p, (size_t)m << BLOCK_SECTOR_SHIFT))
+			if (all || !all_zero(p, (size_t)m << BLOCK_SECTOR_SHIFT))
 				ret = block_write(dst, s + i, p, m);
 		}
 		s += n;
@@ -637,8 +663,11 @@ static int cmd_convert(int argc, char **argv)
 		{ "type", required_argument, NULL, 't' }, { "subformat", required_argument, NULL, 't' },
 		{ "filter", required_argument, NULL, 'F' }, { "output-filter", required_argument, NULL, 'G' },
 		{ "progress", no_argument, NULL, 'p' }, { "round-size", no_argument, NULL, 'R' },
-		{ "help", no_argument, NULL, 'h' }, { 0 } };
-	const char *fmt = NULL, *filter = NULL, *ofilter = NULL;
+		{ "help", no_argument, NULL, 'h' }, { "encrypt", optional_argument, NULL, 'X' },
+		{ "decrypt", no_argument, NULL, 'Y' }, { "key-file", required_argument, NULL, 'K' }, { 0 } };
+	const char *fmt = NULL, *filter = NULL, *ofilter = NULL, *key_file = NULL, *enc_opts = NULL;
+	bool encrypt = false, decrypt = false;
+	char enc_spec[4200], dec_spec[4200];
 	struct block_create_opts o = { 0 };
 	bool prog = false, round_chs = false;
 	int c;
@@ -652,6 +681,9 @@ static int cmd_convert(int argc, char **argv)
 			break;
 		case 'F': filter = optarg; break;
 		case 'G': ofilter = optarg; break;
+		case 'X': encrypt = true; enc_opts = optarg; break;
+		case 'Y': decrypt = true; break;
+		case 'K': key_file = optarg; break;
 		case 'R': round_chs = true; break;
 		case 'p': prog = true; break;
 		case 'h': fputs(convert_usage, stdout); return EXIT_OK;
@@ -665,6 +697,18 @@ static int cmd_convert(int argc, char **argv)
 		o.format = o.sub != BLOCK_SUB_DEFAULT || ends_with(dst_path, ".vhd") || ends_with(dst_path, ".vpc") ? "vhd" : "raw";
 	if (strcmp(o.format, "raw") && strcmp(o.format, "vhd") && strcmp(o.format, "vpc"))
 		return cli_usage_error(SUB " convert", "unknown format '%s' (raw, vhd)", o.format);
+	if ((encrypt && ofilter) || (decrypt && filter))
+		return cli_usage_error(SUB " convert", "--encrypt/--decrypt and --output-filter/--filter exclude each other");
+	if (encrypt) {
+		if (crypt_disk_luks_spec(key_file, enc_opts, enc_spec, sizeof(enc_spec)) < 0)
+			return cli_usage_error(SUB " convert", "%s", err_msg());
+		ofilter = enc_spec;
+	}
+	if (decrypt) {
+		if (crypt_disk_luks_spec(key_file, NULL, dec_spec, sizeof(dec_spec)) < 0)
+			return cli_usage_error(SUB " convert", "%s", err_msg());
+		filter = dec_spec;
+	}
 	struct block_dev *src, *dst;
 	int ret = open_image(src_path, fmt, filter, BLOCK_OPEN_RDONLY, &src);
 	if (ret < 0)
@@ -686,7 +730,7 @@ static int cmd_convert(int argc, char **argv)
 	if (ret == 0) {
 		struct progress pr;
 		progress_init(&pr, prog);
-		ret = copy_image(src, dst, &pr);
+		ret = copy_image(src, dst, ofilter != NULL, &pr);
 		block_close(dst);
 	}
 	block_close(src);
@@ -864,6 +908,7 @@ static const char io_usage[] =
 	"  -r, --readonly     open read-only\n"
 	"      --direct       O_DIRECT host I/O\n"
 	"      --filter SPEC  filter NAME[:OPTS] over the image\n"
+	"      --key-file FILE  the image is LUKS2-encrypted; FILE holds the passphrase\n"
 	"  -h, --help         this help\n";
 
 static void fill_pattern(uint8_t *buf, uint64_t sector, uint32_t n, uint64_t seed)
@@ -894,8 +939,9 @@ static int cmd_io(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "format", required_argument, NULL, 'f' }, { "readonly", no_argument, NULL, 'r' },
 		{ "direct", no_argument, NULL, 'D' }, { "filter", required_argument, NULL, 'F' },
-		{ "help", no_argument, NULL, 'h' }, { 0 } };
-	const char *fmt = NULL, *filter = NULL;
+		{ "help", no_argument, NULL, 'h' }, { "key-file", required_argument, NULL, 'K' }, { 0 } };
+	const char *fmt = NULL, *filter = NULL, *key_file = NULL;
+	char enc_spec[4200];
 	unsigned flags = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "f:rh", opts, NULL)) != -1) {
@@ -904,12 +950,20 @@ static int cmd_io(int argc, char **argv)
 		case 'r': flags |= BLOCK_OPEN_RDONLY; break;
 		case 'D': flags |= BLOCK_OPEN_DIRECT; break;
 		case 'F': filter = optarg; break;
+		case 'K': key_file = optarg; break;
 		case 'h': fputs(io_usage, stdout); return EXIT_OK;
 		default: return bad_option(SUB " io", argv);
 		}
 	}
 	if (optind + 1 != argc)
 		return cli_usage_error(SUB " io", "expected one FILE (try `vessel disk io --help`)");
+	if (key_file) {
+		if (filter)
+			return cli_usage_error(SUB " io", "--key-file and --filter exclude each other");
+		if (crypt_disk_luks_spec(key_file, NULL, enc_spec, sizeof(enc_spec)) < 0)
+			return cli_usage_error(SUB " io", "%s", err_msg());
+		filter = enc_spec;
+	}
 	struct block_dev *bd;
 	int ret = open_image(argv[optind], fmt, filter, flags, &bd);
 	if (ret < 0)
@@ -1186,6 +1240,9 @@ int cli_disk_main(int argc, char **argv)
 		{ "convert", cmd_convert }, { "resize", cmd_resize }, { "commit", cmd_commit },
 		{ "rebase", cmd_rebase }, { "io", cmd_io }, { "bench", cmd_bench },
 	};
+	/* The encryption filters live in the static library: registering
+	 * them here is also what links them in. */
+	crypt_filters_register();
 	if (argc > 1 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
 		fputs(disk_usage, stdout);
 		return EXIT_OK;
