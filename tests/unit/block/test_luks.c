@@ -201,3 +201,28 @@ Test(luks, key_file_is_exact_bytes)
 	unlink(kpath);
 	cr_assert_eq(luks_read_key_file(kpath, &pass, &len), -ENOENT);
 }
+
+/* The header's facts without the passphrase; damage is reported the same
+ * way as when unlocking. */
+Test(luks, inspect_without_passphrase)
+{
+	struct luks_volume v;
+	struct luks_info info;
+	struct luks_params p = fast;
+
+	p.sector_size = 4096;
+	cr_assert_eq(luks_format(&p, "pw", 2, &io, &v), 0, "%s", err_msg());
+	cr_assert_eq(luks_inspect(&io, &info), 0, "%s", err_msg());
+	cr_assert_str_eq(info.cipher, "aes-xts-plain64");
+	cr_assert_eq(info.key_bits, 512);
+	cr_assert_eq(info.sector_size, 4096);
+	cr_assert_eq(info.data_offset, LUKS_NEW_DATA_OFFSET);
+	cr_assert_eq(info.keyslots, 1);
+	cr_assert_str_eq(info.pbkdf, "pbkdf2");
+	cr_assert_eq(strlen(info.uuid), 36);
+	uint8_t junk[4096];
+	memset(junk, 0x41, sizeof(junk));
+	cr_assert_eq(pwrite(fd, junk, sizeof(junk), 0), (ssize_t)sizeof(junk));
+	cr_assert_eq(pwrite(fd, junk, sizeof(junk), 16384), (ssize_t)sizeof(junk));
+	cr_assert_eq(luks_inspect(&io, &info), -EINVAL);
+}
