@@ -238,7 +238,7 @@ Test(luks, random_header_damage)
 	cr_assert_eq(luks_format(&fast, "pw", 2, &io, &v), 0, "%s", err_msg());
 	cr_assert_eq(pread(fd, pristine, sizeof(pristine), 0), (ssize_t)sizeof(pristine));
 	int opened = 0, refused = 0;
-	for (int iter = 0; iter < 60; iter++) {
+	for (int iter = 0; iter < 40; iter++) {
 		cr_assert_eq(pwrite(fd, pristine, sizeof(pristine), 0), (ssize_t)sizeof(pristine));
 		int flips = 1 + (int)((rng >> 40) % 16);
 		for (int k = 0; k < flips; k++) {
