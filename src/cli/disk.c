@@ -456,6 +456,8 @@ static int cmd_info(int argc, char **argv)
 	json_t *j = describe(argv[optind], fmt, &err);
 	if (!j)
 		return fail(err);
+	/* LUKS2 header facts, without the passphrase (docs/disk-encryption.md). */
+	crypt_disk_describe(argv[optind], fmt, j);
 	if (js) {
 		json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		fputc('\n', stdout);
@@ -498,6 +500,17 @@ static int cmd_info(int argc, char **argv)
 			printf(" %s %s;", k, json_string_value(v));
 		printf("\n");
 	}
+	json_t *enc = json_object_get(j, "encryption");
+	if (enc && json_object_get(enc, "error"))
+		printf("encryption: LUKS2, unusable: %s\n", json_string_value(json_object_get(enc, "error")));
+	else if (enc)
+		printf("encryption: LUKS2 %s, %lld-bit key, %lld-byte sectors, data at %lld, %lld keyslot(s) (%s)\n",
+		       json_string_value(json_object_get(enc, "cipher")),
+		       (long long)json_integer_value(json_object_get(enc, "key-bits")),
+		       (long long)json_integer_value(json_object_get(enc, "sector-size")),
+		       (long long)json_integer_value(json_object_get(enc, "data-offset")),
+		       (long long)json_integer_value(json_object_get(enc, "keyslots")),
+		       json_object_get(enc, "pbkdf") ? json_string_value(json_object_get(enc, "pbkdf")) : "?");
 	if (json_object_get(j, "parent"))
 		printf("parent: %s\n", json_string_value(json_object_get(j, "parent")));
 	if (json_object_get(j, "parent-error"))
