@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdint.h>
 
 struct lapic;
@@ -83,6 +84,9 @@ struct vm {
 
 /* Sets event bits and wakes the vCPU (from HLT, or out of vcpu_run). */
 void vcpu_signal(struct vcpu *vcpu, uint32_t events);
+/* Prints the registers, segments and control registers (triple fault,
+ * errors); works on either engine. */
+void vcpu_dump_state(struct vcpu *vcpu, FILE *out);
 /* Puts the vCPU in the INIT/power-up state (SDM vol. 3A, 9.1.1). */
 int vcpu_reset_state(struct vcpu *vcpu);
 /* Asks every vCPU to stop; the first reason given is kept. */

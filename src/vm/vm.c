@@ -129,6 +129,7 @@ static void *vcpu_thread(void *arg)
 			break;
 		case VCPU_EXIT_SHUTDOWN:
 			fprintf(stderr, "\r\nvessel: guest triple fault on cpu%u: %s\r\n", vcpu->id, exit.error.message);
+			vcpu_dump_state(vcpu, stderr);
 			vm_request_stop(vm, VM_STOP_TRIPLE_FAULT);
 			break;
 		case VCPU_EXIT_INTERNAL_ERROR:
