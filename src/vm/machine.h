@@ -89,7 +89,8 @@ void vcpu_signal(struct vcpu *vcpu, uint32_t events);
 void vcpu_dump_state(struct vcpu *vcpu, FILE *out);
 /* Puts the vCPU in the INIT/power-up state (SDM vol. 3A, 9.1.1). */
 int vcpu_reset_state(struct vcpu *vcpu);
-/* Asks every vCPU to stop; the first reason given is kept. */
+/* Asks every vCPU to stop; the first reason given is kept, except that a
+ * pending reset gives way to a final stop (power-off, quit, error). */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason);
 
 #endif

@@ -63,8 +63,13 @@ void vcpu_signal(struct vcpu *vcpu, uint32_t events)
 
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason)
 {
-	int expected = VM_STOP_NONE;
-	atomic_compare_exchange_strong(&vm->stop_reason, &expected, (int)reason);
+	/* The first reason wins, except that a pending reset yields to
+	 * anything final: a power-off asked for while the machine is still
+	 * resetting must not be lost in the reboot. */
+	int cur = atomic_load(&vm->stop_reason);
+	while ((cur == VM_STOP_NONE || (cur == VM_STOP_RESET && reason != VM_STOP_RESET)) &&
+	       !atomic_compare_exchange_weak(&vm->stop_reason, &cur, (int)reason))
+		;
 	for (unsigned i = 0; i < vm->n_vcpus; i++)
 		vcpu_signal(vm->vcpus[i], VCPU_EVT_KICK);
 }

@@ -208,14 +208,15 @@ static int vm_create(const struct vm_config *cfg, struct chardev *console, struc
 	return 0;
 }
 
-static int stop_to_exit_code(struct vm *vm, enum vm_stop_reason reason)
+static int stop_to_exit_code(struct vm *vm, enum vm_stop_reason reason, bool no_reboot)
 {
 	switch (reason) {
 	case VM_STOP_POWEROFF:
 		fprintf(stderr, "vessel: guest powered off\n");
 		return EXIT_OK;
 	case VM_STOP_RESET:
-		fprintf(stderr, "vessel: guest rebooted (--no-reboot)\n");
+		if (no_reboot)
+			fprintf(stderr, "vessel: guest rebooted (--no-reboot)\n");
 		return EXIT_OK;
 	case VM_STOP_TRIPLE_FAULT:
 		return EXIT_TRIPLE_FAULT;
@@ -347,7 +348,7 @@ int vm_run(const struct vm_config *cfg)
 			break;
 		lifecycle_transition(&sess.lc, VM_STATE_RUNNING, NULL);
 		enum vm_stop_reason why = vm_run_once(vm, con);
-		code = stop_to_exit_code(vm, why);
+		code = stop_to_exit_code(vm, why, cfg->no_reboot);
 		bool reboot = why == VM_STOP_RESET && !cfg->no_reboot;
 		/* The lifecycle: a reset powers the machine up again; everything
 		 * else powers it down for good. */

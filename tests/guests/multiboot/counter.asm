@@ -1,29 +1,46 @@
 ; Counter guest: a Multiboot kernel that counts forever in 32-bit protected
-; mode and prints "count N" (hex) on COM1 every 2^20 iterations.
+; mode (the count lives in EBX, so it is part of the CPU state a snapshot
+; keeps).  Every 2^20 iterations it posts the count to the example
+; mailbox plug-in's DATA register (port MBOX), reads it back, and prints
+;   count CCCCCCCC mbox DDDDDDDD
+; on COM1: DDDDDDDD equals the count while the mailbox is plugged in and
+; reads ffffffff (an unclaimed port) when it is not.
 MB_MAGIC equ 0x1badb002
 MB_FLAGS equ 0x00010003
+MBOX     equ 0x700
 	bits 32
 	org 0x100000
 header:	dd MB_MAGIC, MB_FLAGS, -(MB_MAGIC + MB_FLAGS)
 	dd header, 0x100000, end, end, start
 start:	mov esp, 0x90000
-	xor ebx, ebx              ; the count lives in ebx (CPU state, snapshotted)
+	xor ebx, ebx
 .loop:	inc ebx
 	test ebx, 0xfffff
 	jnz .loop
-	mov esi, msg
+	mov esi, msg_count
 	call puts
-	mov ecx, 8
 	mov edx, ebx
-.hex:	rol edx, 4
+	call puthex
+	mov esi, msg_mbox
+	call puts
+	mov dx, MBOX
+	mov eax, ebx
+	out dx, eax
+	in eax, dx
+	mov edx, eax
+	call puthex
+	mov al, 10
+	call putc
+	jmp .loop
+puthex:	; edx -> 8 hex digits
+	mov ecx, 8
+.h:	rol edx, 4
 	mov eax, edx
 	and eax, 15
 	mov al, [hexd + eax]
 	call putc
-	loop .hex
-	mov al, 10
-	call putc
-	jmp .loop
+	loop .h
+	ret
 putc:	push edx
 	mov dx, 0x3f8
 	out dx, al
@@ -35,6 +52,7 @@ puts:	lodsb
 	call putc
 	jmp puts
 .d:	ret
-msg:	db "count ", 0
+msg_count: db "count ", 0
+msg_mbox:  db " mbox ", 0
 hexd:	db "0123456789abcdef"
 end:
