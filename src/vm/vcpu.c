@@ -53,6 +53,10 @@ void vcpu_dispatch_exit(struct vcpu *vcpu, struct vcpu_exit *exit)
 
 void vcpu_signal(struct vcpu *vcpu, uint32_t events)
 {
+	/* INIT and SIPI are the vCPU thread's business, not the engine's:
+	 * get a running vCPU out to it. */
+	if (events & (VCPU_EVT_INIT | VCPU_EVT_SIPI))
+		events |= VCPU_EVT_KICK;
 	atomic_fetch_or_explicit(&vcpu->events, events, memory_order_release);
 	pthread_mutex_lock(&vcpu->lock);
 	pthread_cond_broadcast(&vcpu->wake);

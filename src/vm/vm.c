@@ -82,7 +82,8 @@ static void *vcpu_thread(void *arg)
 		uint32_t ev = atomic_load(&vcpu->events);
 		if (ev & VCPU_EVT_INIT) {
 			/* INIT resets the processor; an AP then waits for a SIPI
-			 * (SDM vol. 3A, 9.4). */
+			 * (SDM vol. 3A, 9.4).  A SIPI already pending came after
+			 * the INIT (software waits between the two), so it stays. */
 			atomic_fetch_and(&vcpu->events, ~VCPU_EVT_INIT);
 			if (vcpu_reset_state(vcpu) < 0) {
 				log_error("vcpu", "cpu%u: INIT failed: %s", vcpu->id, err_msg());
@@ -91,11 +92,15 @@ static void *vcpu_thread(void *arg)
 			}
 			if (vcpu->id != 0)
 				vcpu->run_state = VCPU_WAIT_FOR_SIPI;
+		} else if ((ev & VCPU_EVT_SIPI) && vcpu->run_state != VCPU_WAIT_FOR_SIPI) {
+			/* A SIPI is ignored unless the processor waits for one
+			 * (SDM vol. 3A, 10.4.7.4): Linux sends two. */
+			atomic_fetch_and(&vcpu->events, ~VCPU_EVT_SIPI);
 		}
 		if (vcpu->run_state == VCPU_WAIT_FOR_SIPI) {
-			ev = vcpu_wait(vcpu, VCPU_EVT_SIPI | VCPU_EVT_KICK);
+			ev = vcpu_wait(vcpu, VCPU_EVT_SIPI | VCPU_EVT_INIT | VCPU_EVT_KICK);
 			atomic_fetch_and(&vcpu->events, ~VCPU_EVT_KICK);
-			if (ev & VCPU_EVT_SIPI) {
+			if ((ev & VCPU_EVT_SIPI) && !(ev & VCPU_EVT_INIT)) {
 				atomic_fetch_and(&vcpu->events, ~VCPU_EVT_SIPI);
 				if (vcpu_start_at_sipi(vcpu, vcpu->sipi_vector) < 0) {
 					log_error("vcpu", "cpu%u: cannot start at SIPI: %s", vcpu->id, err_msg());

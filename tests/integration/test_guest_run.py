@@ -42,3 +42,10 @@ def test_bad_kernel_is_one_line_exit_2(vessel_bin, tmp_path, content, needle):
     assert needle in r.stderr
 
 
+
+
+def test_smp_bring_up_with_init_sipi(vessel_bin, tmp_path):
+    guest = assemble("smp", tmp_path)
+    r = run_vessel(vessel_bin, "run", "--cpus", "2", "--kernel", str(guest), stdin=subprocess.DEVNULL, timeout=120)
+    assert r.stdout.splitlines() == ["AP", "BSP done"], r.stdout
+    assert r.returncode == (0x11 << 1) | 1, r.stderr
