@@ -65,6 +65,10 @@ int block_file_truncate(struct block_file *f, uint64_t size);
 int block_file_punch(struct block_file *f, uint64_t off, uint64_t len);
 /* Bytes the host actually allocates for the file (st_blocks * 512). */
 int block_file_allocated(struct block_file *f, uint64_t *bytes);
+/* Crash tests: the process SIGKILLs itself right after its n-th file
+ * write from now (0: never).  VESSEL_TEST_KILL_AFTER_WRITES=n in the
+ * environment does the same for a whole process. */
+void block_file_test_kill_after(long writes);
 
 /* ---- drivers ---------------------------------------------------------- */
 

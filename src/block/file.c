@@ -141,6 +141,12 @@ static void crash_point(void)
 		raise(SIGKILL);
 }
 
+void block_file_test_kill_after(long writes)
+{
+	kill_after = writes;
+	__atomic_store_n(&writes_done, 0, __ATOMIC_SEQ_CST);
+}
+
 static int pwrite_counted(struct block_file *f, const void *buf, size_t len, uint64_t off)
 {
 	int ret = raw_pwrite(f, buf, len, off);

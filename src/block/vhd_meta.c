@@ -502,7 +502,9 @@ static int load_dynamic(struct block_file *f, struct vhd_meta *m, struct vhd_rep
 		goto fail;
 	if (m->end_footer_ok) {
 		m->footer_off = m->file_size - VHD_FOOTER_SIZE;
-		if (m->footer_off > m->data_end) {
+		/* With BAT entries already refused, their blocks would look
+		 * leaked: the count means something only on a sound table. */
+		if (m->footer_off > m->data_end && !(rep && rep->damaged)) {
 			m->leaked_bytes = m->footer_off - m->data_end;
 			ret = problem(rep, SEV_WARN, 0, "%llu bytes leaked after the last block (an interrupted allocation)",
 				      (unsigned long long)m->leaked_bytes);

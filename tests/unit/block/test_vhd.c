@@ -465,3 +465,74 @@ Test(vhd, discard_reads_back_zeros)
 	cr_assert(check(bd, 24, 40, 1));
 	block_close(bd);
 }
+
+Test(vhd, grow_within_a_zero_padded_bat_marks_new_entries_unused)
+{
+	const char *p = mk("d.vhd", BLOCK_SUB_DYNAMIC, 4 << 20, NULL);
+	uint8_t zeros[504] = { 0 };
+	cr_assert_eq(file_write_at(p, zeros, sizeof(zeros), 1536 + 8), 0);  /* padding after 2 entries */
+	cr_assert_eq(vhd_resize(p, 8 << 20, false), 0, "%s", err_msg());
+	struct vhd_report rep;
+	cr_assert_eq(vhd_check(p, 0, &rep, NULL), 0);
+	cr_assert_eq(rep.errors, 0, "%s", rep.msgs[0]);
+	struct block_dev *bd = op(p, 0);
+	cr_assert_eq(bd->sectors, 16384);
+	cr_assert(check(bd, 12288, 64, 0));
+	wr(bd, 12288, 8, 4);
+	cr_assert(check(bd, 12288, 8, 4));
+	block_close(bd);
+}
+
+/* Every kill point of an allocation, deterministically: a child process
+ * writes (allocating a block, then adding sectors to a differencing block)
+ * and is killed right after its k-th file write (the crash-test hook in
+ * src/block/file.c); the image must pass check and keep the data flushed
+ * before. */
+#include <signal.h>
+#include <sys/wait.h>
+
+static void kill_points(enum block_subformat sub)
+{
+	const char *base = mk("base.vhd", BLOCK_SUB_DYNAMIC, 8 << 20, NULL);
+	const char *p = sub == BLOCK_SUB_DIFFERENCING ? mk("child.vhd", sub, 0, base) : base;
+	struct block_dev *bd = op(p, 0);
+	wr(bd, 0, 8, 1);
+	cr_assert_eq(block_flush(bd), 0);
+	block_close(bd);
+	for (int k = 1; k <= 8; k++) {
+		pid_t pid = fork();
+		cr_assert(pid >= 0);
+		if (pid == 0) {
+			block_file_test_kill_after(k);
+			struct block_dev *c;
+			if (block_open(p, NULL, 0, &c) < 0)
+				_exit(2);
+			uint8_t buf[4096];
+			pattern_fill(buf, 4096 + (uint64_t)k * 16, 8, 9);
+			block_write(c, 4096 + (uint64_t)k * 16, buf, 8);  /* allocates a block (k == 1) */
+			pattern_fill(buf, 100, 2, 10);
+			block_write(c, 100, buf, 2);                        /* new sectors of block 0 */
+			block_flush(c);
+			_exit(0);
+		}
+		int st;
+		cr_assert_eq(waitpid(pid, &st, 0), pid);
+		cr_assert(WIFSIGNALED(st) || WEXITSTATUS(st) == 0, "child status %d", st);
+		struct vhd_report rep;
+		cr_assert_eq(vhd_check(p, 0, &rep, NULL), 0, "kill after write %d: %s", k, err_msg());
+		cr_assert_eq(rep.errors, 0, "kill after write %d: %s", k, rep.msgs[0]);
+		bd = op(p, BLOCK_OPEN_RDONLY);
+		cr_assert(check(bd, 0, 8, 1), "flushed data lost after kill at write %d", k);
+		block_close(bd);
+	}
+}
+
+Test(vhd, every_kill_point_of_a_dynamic_allocation)
+{
+	kill_points(BLOCK_SUB_DYNAMIC);
+}
+
+Test(vhd, every_kill_point_of_a_differencing_allocation)
+{
+	kill_points(BLOCK_SUB_DIFFERENCING);
+}
