@@ -124,6 +124,10 @@ struct emu_block *emu_block_lookup(struct emu_cpu *cpu, const char **err)
 	}
 	cv->stat_decodes++;
 	mark_code_page(evm, page);
+	/* The slot is rewritten from here on; a fault while fetching (the
+	 * second page of a straddling instruction) must not leave it looking
+	 * valid. */
+	b->gpa = ~0ull;
 	unsigned n = 0, pos = 0;
 	while (n < EMU_BLOCK_MAX_INSNS && pos < avail) {
 		struct emu_insn *in = &b->insn[n];
