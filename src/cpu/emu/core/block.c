@@ -17,8 +17,14 @@
 int emu_blocks_alloc(struct emu_core_vcpu *cv)
 {
 	cv->blocks = aligned_alloc(64, sizeof(struct emu_block) * EMU_BLOCK_SLOTS);
-	if (!cv->blocks)
+	cv->tags = aligned_alloc(64, sizeof(struct emu_block_tag) * EMU_BLOCK_SLOTS);
+	if (!cv->blocks || !cv->tags) {
+		free(cv->blocks);
+		free(cv->tags);
+		cv->blocks = NULL;
+		cv->tags = NULL;
 		return -ENOMEM;
+	}
 	emu_blocks_flush(cv);
 	return 0;
 }
@@ -26,13 +32,17 @@ int emu_blocks_alloc(struct emu_core_vcpu *cv)
 void emu_blocks_free(struct emu_core_vcpu *cv)
 {
 	free(cv->blocks);
+	free(cv->tags);
 	cv->blocks = NULL;
+	cv->tags = NULL;
 }
 
 void emu_blocks_flush(struct emu_core_vcpu *cv)
 {
-	for (unsigned i = 0; i < EMU_BLOCK_SLOTS; i++)
+	for (unsigned i = 0; i < EMU_BLOCK_SLOTS; i++) {
 		cv->blocks[i].gpa = ~0ull;
+		cv->tags[i].gpa = ~0ull;
+	}
 }
 
 void emu_blocks_invalidate_page(struct emu_vm *evm, uint64_t gpa)
@@ -97,21 +107,36 @@ static struct emu_block *decode_straddling(struct emu_cpu *cpu, uint64_t lin, ui
 	return b;
 }
 
+/* Linear -> guest-physical for a fetch: the system module's fetch TLB
+ * entry when it holds the page (the inline hit path, as emu_read has),
+ * else its full translation, which may fault. */
+static inline uint64_t fetch_gpa(struct emu_cpu *cpu, uint64_t lin)
+{
+	if (!(cpu->cr0 & X86_CR0_PG))
+		return (cpu->efer & X86_EFER_LMA) ? lin : (uint32_t)lin;
+	unsigned idx = cpu->cpl == 3 ? EMU_MMU_USER : EMU_MMU_SUP;
+	const struct emu_tlb_entry *e = &cpu->tlb[idx][emu_tlb_index(cpu, lin)];
+	if (__builtin_expect((e->tag_fetch & ~EMU_TLB_MMIO) == ((lin & ~0xfffull) | cpu->asid), 1))
+		return e->gpa | (lin & 0xfff);
+	return emu_translate_fetch(cpu, lin);
+}
+
 struct emu_block *emu_block_lookup(struct emu_cpu *cpu, const char **err)
 {
 	struct emu_core_vcpu *cv = emu_core_of(cpu);
 	struct emu_vm *evm = cpu->evm;
 	uint64_t lin = fetch_linear(cpu, cpu->rip);
-	uint64_t gpa = emu_translate_fetch(cpu, lin);
+	uint64_t gpa = fetch_gpa(cpu, lin);
 	uint64_t page = gpa >> 12;
-	struct emu_block *b = &cv->blocks[slot_of(gpa, cpu->mode)];
-	cv->stat_lookups++;
-	if (page >= evm->n_pages) {
+	unsigned slot = slot_of(gpa, cpu->mode);
+	struct emu_block_tag *t = &cv->tags[slot];
+	struct emu_block *b = &cv->blocks[slot];
+	if (__builtin_expect(page >= evm->n_pages, 0)) {
 		*err = "instruction fetch outside RAM";
 		return NULL;
 	}
 	uint32_t gen = atomic_load_explicit(&evm->page_gen[page], memory_order_acquire);
-	if (b->gpa == gpa && b->mode == cpu->mode && b->gen == gen)
+	if (__builtin_expect(t->gpa == gpa && t->mode == cpu->mode && t->gen == gen, 1))
 		return b;
 
 	/* Decode a new block.  The generation is read before the bytes so
@@ -124,10 +149,11 @@ struct emu_block *emu_block_lookup(struct emu_cpu *cpu, const char **err)
 	}
 	cv->stat_decodes++;
 	mark_code_page(evm, page);
-	/* The slot is overwritten from here on: an instruction that turns out
-	 * to straddle the page end must not leave it looking like the block it
-	 * held before. */
+	/* The slot is rewritten from here on; a fault while fetching (the
+	 * second page of a straddling instruction) must not leave it looking
+	 * valid. */
 	b->gpa = ~0ull;
+	t->gpa = ~0ull;
 	unsigned n = 0, pos = 0;
 	while (n < EMU_BLOCK_MAX_INSNS && pos < avail) {
 		struct emu_insn *in = &b->insn[n];
@@ -148,5 +174,8 @@ struct emu_block *emu_block_lookup(struct emu_cpu *cpu, const char **err)
 	b->mode = cpu->mode;
 	b->n = (uint8_t)n;
 	b->cacheable = true;
+	t->gpa = gpa;
+	t->gen = gen;
+	t->mode = cpu->mode;
 	return b;
 }

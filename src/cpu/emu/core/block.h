@@ -20,11 +20,20 @@ struct emu_block {
 	struct emu_insn insn[EMU_BLOCK_MAX_INSNS];
 };
 
+/* The lookup key of a slot, kept apart from the (large) blocks so that a
+ * lookup touches one small, cache-resident array. */
+struct emu_block_tag {
+	uint64_t gpa;          /* ~0 when empty */
+	uint32_t gen;
+	uint32_t mode;
+};
+
 /* The core's per-vCPU state: struct emu_cpu first, so that vcpu->accel
  * points at both. */
 struct emu_core_vcpu {
 	struct emu_cpu cpu;
 	struct emu_block *blocks;       /* EMU_BLOCK_SLOTS */
+	struct emu_block_tag *tags;     /* EMU_BLOCK_SLOTS */
 	struct emu_block scratch;       /* a block that straddles two pages */
 	uint64_t stat_lookups, stat_decodes;
 };

@@ -114,17 +114,23 @@ static void run_block(struct emu_cpu *cpu, const struct emu_block *b, unsigned l
 {
 	const struct emu_insn *in = b->insn, *end = b->insn + (b->n < limit ? b->n : limit);
 	_Atomic uint32_t *gen = &cpu->evm->page_gen[b->page];
+	/* Retired instructions are counted per block, not per instruction;
+	 * a fault in the middle leaves the count slightly high. */
+	cpu->icount += (uint64_t)(end - in);
 	for (; in < end; in++) {
 		cpu->next_rip = cpu->rip + in->len;
 		in->fn(cpu, in);
 		cpu->rip = cpu->next_rip;
-		cpu->icount++;
-		if (__builtin_expect(cpu->stop_block, 0))
+		if (__builtin_expect(cpu->stop_block, 0)) {
+			cpu->icount -= (uint64_t)(end - in - 1);
 			break;
+		}
 		/* A store into this block's page (self-modifying code) makes the
 		 * rest of the block stale: fetch again. */
-		if (__builtin_expect(atomic_load_explicit(gen, memory_order_relaxed) != b->gen, 0) && b->cacheable)
+		if (__builtin_expect(atomic_load_explicit(gen, memory_order_relaxed) != b->gen, 0) && b->cacheable) {
+			cpu->icount -= (uint64_t)(end - in - 1);
 			break;
+		}
 	}
 	/* Outside 64-bit mode EIP wraps at 4 GiB, IP at 64 KiB (16-bit CS). */
 	if (cpu->mode != EMU_MODE_LONG64)

@@ -125,8 +125,10 @@ bool emu_cond(const struct emu_cpu *cpu, unsigned cc)
 			default: break;
 			}
 		}
-	} else if (LF_KIND(lf->op) == LF_LOGIC) {
-		uint64_t m = emu_size_mask(size), r = lf->res & m;
+	}
+	if (LF_KIND(lf->op) != LF_NONE) {
+		/* ZF and SF come straight from the result for every kind. */
+		uint64_t r = lf->res & emu_size_mask(size);
 		switch (cc >> 1) {
 		case 2: return (r == 0) ^ (cc & 1);
 		case 4: return (bool)msb(r, size) ^ (cc & 1);
