@@ -175,7 +175,7 @@ struct emu_cpu {
 	bool delivering_ext;
 	uint64_t apic_base;        /* IA32_APIC_BASE (the LAPIC hook sees writes) */
 	uint64_t tsc_deadline;
-	uint8_t tpr;               /* CR8 when no LAPIC hook is linked */
+	uint8_t tpr;               /* TPR (CR8 << 4) when the vCPU has no LAPIC */
 	uint64_t feature_control;
 	uint64_t tsc_base_ns;      /* host monotonic time at TSC 0 (minus tsc_offset) */
 	uint32_t exc_ext;          /* EXT bit for error codes of the event being delivered */
@@ -300,7 +300,7 @@ static inline unsigned emu_mmu_index(const struct emu_cpu *cpu)
  * vCPU's LAPIC (src/hw/intc/lapic.h engine hooks) when it has one; the
  * guest TSC is then the LAPIC's VM clock scaled to EMU_TSC_HZ.  These
  * adapters do the routing (without a LAPIC the engine keeps the values). */
-uint8_t emu_hook_get_tpr(struct emu_cpu *cpu);                 /* CR8 value, 0-15 */
+uint8_t emu_hook_get_tpr(struct emu_cpu *cpu);   /* the TPR register: CR8 = TPR >> 4 (SDM vol. 3A 10.8.6.1) */
 void emu_hook_set_tpr(struct emu_cpu *cpu, uint8_t tpr);
 int emu_hook_apic_base(struct emu_cpu *cpu, uint64_t value);   /* 0 or -1: #GP */
 void emu_hook_tsc_deadline(struct emu_cpu *cpu, uint64_t deadline);

@@ -16,7 +16,7 @@ static struct vcpu *lapic_vcpu(struct emu_cpu *cpu)
 uint8_t emu_hook_get_tpr(struct emu_cpu *cpu)
 {
 	struct vcpu *v = lapic_vcpu(cpu);
-	return v ? (uint8_t)lapic_get_cr8(v) : cpu->tpr;
+	return v ? (uint8_t)(lapic_get_cr8(v) << 4) : cpu->tpr;
 }
 
 void emu_hook_set_tpr(struct emu_cpu *cpu, uint8_t tpr)
@@ -24,9 +24,9 @@ void emu_hook_set_tpr(struct emu_cpu *cpu, uint8_t tpr)
 	struct vcpu *v = lapic_vcpu(cpu);
 	/* CR8 is TPR[7:4] (SDM vol. 3A 10.8.6.1). */
 	if (v)
-		lapic_set_cr8(v, tpr & 0xf);
+		lapic_set_cr8(v, tpr >> 4);
 	else
-		cpu->tpr = tpr & 0xf;
+		cpu->tpr = tpr & 0xf0;
 }
 
 int emu_hook_apic_base(struct emu_cpu *cpu, uint64_t value)

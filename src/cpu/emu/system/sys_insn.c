@@ -581,7 +581,7 @@ static void h_mov_from_cr(struct emu_cpu *cpu, const struct emu_insn *in)
 	case 8:
 		if (cpu->mode != EMU_MODE_LONG64)
 			ud(cpu);
-		v = emu_hook_get_tpr(cpu);
+		v = emu_hook_get_tpr(cpu) >> 4;
 		break;
 	default: ud(cpu);
 	}
@@ -603,7 +603,7 @@ static void h_mov_to_cr(struct emu_cpu *cpu, const struct emu_insn *in)
 			ud(cpu);
 		if (v & ~0xfull)
 			gp0(cpu);
-		emu_hook_set_tpr(cpu, (uint8_t)v);
+		emu_hook_set_tpr(cpu, (uint8_t)(v << 4));
 		break;
 	default: ud(cpu);
 	}
