@@ -100,6 +100,7 @@ struct emu_tlb_entry {
 };
 #define EMU_TLB_SIZE 1024
 #define EMU_TLB_MMIO 0x800ull
+#define EMU_GTLB_SIZE 256
 /* One TLB per kind of access privilege, so that a translation cached for
  * the kernel is never used by user code (SDM vol. 3A, 4.6). */
 enum emu_mmu_idx {
@@ -146,6 +147,10 @@ struct emu_cpu {
 
 	struct emu_tlb_entry tlb[EMU_MMU_COUNT][EMU_TLB_SIZE];
 	uint64_t asid;         /* current address-space tag */
+	/* Global translations (PTE.G with CR4.PGE), tagged by linear page only:
+	 * shared by every address space, refilled into tlb[] on a miss instead
+	 * of walking; survive CR3 writes (SDM vol. 3A 4.10.2.4). */
+	struct emu_tlb_entry gtlb[EMU_MMU_COUNT][EMU_GTLB_SIZE];
 
 	jmp_buf *fault_env;    /* where emu_raise() returns to */
 	int exc_vector;        /* exception raised by emu_raise(), -1 if none */
@@ -170,7 +175,7 @@ struct emu_cpu {
 	bool delivering_ext;
 	uint64_t apic_base;        /* IA32_APIC_BASE (the LAPIC hook sees writes) */
 	uint64_t tsc_deadline;
-	uint8_t tpr;               /* CR8 when no LAPIC hook is linked */
+	uint8_t tpr;               /* TPR (CR8 << 4) when the vCPU has no LAPIC */
 	uint64_t feature_control;
 	uint64_t tsc_base_ns;      /* host monotonic time at TSC 0 (minus tsc_offset) */
 	uint32_t exc_ext;          /* EXT bit for error codes of the event being delivered */
@@ -293,8 +298,13 @@ static inline unsigned emu_mmu_index(const struct emu_cpu *cpu)
 }
 /* CR8, IA32_APIC_BASE, IA32_TSC_DEADLINE and the x2APIC MSRs go to the
  * vCPU's LAPIC (src/hw/intc/lapic.h engine hooks) when it has one; the
- * guest TSC is then the LAPIC's VM clock scaled to EMU_TSC_HZ.
- * TSC frequency advertised in CPUID 0x15/0x16/0x40000010. */
+ * guest TSC is then the LAPIC's VM clock scaled to EMU_TSC_HZ.  These
+ * adapters do the routing (without a LAPIC the engine keeps the values). */
+uint8_t emu_hook_get_tpr(struct emu_cpu *cpu);   /* the TPR register: CR8 = TPR >> 4 (SDM vol. 3A 10.8.6.1) */
+void emu_hook_set_tpr(struct emu_cpu *cpu, uint8_t tpr);
+int emu_hook_apic_base(struct emu_cpu *cpu, uint64_t value);   /* 0 or -1: #GP */
+void emu_hook_tsc_deadline(struct emu_cpu *cpu, uint64_t deadline);
+/* TSC frequency advertised in CPUID 0x15/0x16/0x40000010. */
 #define EMU_TSC_HZ 2000000000ull
 uint64_t emu_rdtsc(struct emu_cpu *cpu);
 

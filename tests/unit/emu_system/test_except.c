@@ -580,3 +580,19 @@ Test(emu_except, v86_int_n_at_iopl3_without_redirection_uses_the_idt)
 	cr_assert_eq(fx_r32(&fx, 0x9000 - 12), 0x1234, "DS saved");
 	cr_assert_eq(cpu->seg[SEG_DS].attr, 0);
 }
+
+Test(emu_except, cr8_reads_back_without_a_lapic)
+{
+	struct emu_cpu *cpu = fx.cpu;
+	static const uint8_t mov_cr8_rax[] = { 0x44, 0x0f, 0x22, 0xc0 };
+	static const uint8_t mov_rax_cr8[] = { 0x44, 0x0f, 0x20, 0xc0 };
+	cpu->mode = EMU_MODE_LONG64;
+	cpu->gpr[RAX] = 0x9;
+	cr_assert_eq(fx_exec(&fx, mov_cr8_rax, 4), -1);
+	cr_assert_eq(emu_hook_get_tpr(cpu), 0x90, "TPR = CR8 << 4");
+	cpu->gpr[RAX] = 0;
+	cr_assert_eq(fx_exec(&fx, mov_rax_cr8, 4), -1);
+	cr_assert_eq(cpu->gpr[RAX], 0x9);
+	cpu->gpr[RAX] = 0x10;
+	cr_assert_eq(fx_exec(&fx, mov_cr8_rax, 4), X86_EXC_GP, "reserved CR8 bits");
+}

@@ -4,7 +4,6 @@
  * system calls and the FSGSBASE/RDRAND/RDPID family (SDM vol. 2). */
 #include "cpu/emu/system/sys.h"
 
-#include "hw/intc/lapic.h"
 #include "vm/machine.h"
 
 #include <sys/random.h>
@@ -582,7 +581,7 @@ static void h_mov_from_cr(struct emu_cpu *cpu, const struct emu_insn *in)
 	case 8:
 		if (cpu->mode != EMU_MODE_LONG64)
 			ud(cpu);
-		v = cpu->vcpu && cpu->vcpu->lapic ? lapic_get_cr8(cpu->vcpu) : cpu->tpr;
+		v = emu_hook_get_tpr(cpu) >> 4;
 		break;
 	default: ud(cpu);
 	}
@@ -604,10 +603,7 @@ static void h_mov_to_cr(struct emu_cpu *cpu, const struct emu_insn *in)
 			ud(cpu);
 		if (v & ~0xfull)
 			gp0(cpu);
-		if (cpu->vcpu && cpu->vcpu->lapic)
-			lapic_set_cr8(cpu->vcpu, v);   /* CR8 is TPR[7:4], SDM vol. 3A 10.8.6.1 */
-		else
-			cpu->tpr = (uint8_t)v;
+		emu_hook_set_tpr(cpu, (uint8_t)(v << 4));
 		break;
 	default: ud(cpu);
 	}
