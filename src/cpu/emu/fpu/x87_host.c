@@ -5,15 +5,19 @@
  * transcendental microcode family.  Every operand enters and leaves as an
  * 80-bit image (FLD m80/FSTP m80 neither round nor raise, SDM vol. 2A
  * "FLD"), exceptions are all masked on the host, and the status word is
- * read back so the caller can apply the guest's own masks.  FNINIT at both
- * ends leaves the host FPU in its default state for the rest of vessel.
+ * read back so the caller can apply the guest's own masks.  The C ABI
+ * hands us an empty register stack; EMMS empties it again afterwards and
+ * the host's control word is restored (cheaper than FNINIT, which is
+ * microcoded).  Condition codes the operation leaves undefined are never
+ * taken from the host by the callers.
  */
 #include "cpu/emu/fpu/x87_host.h"
 
 #include <stddef.h>
 
 #define HX(body)                                                                          \
-	__asm__ volatile("fninit\n\tfldcw %c[cw](%[h])\n\t" body "\n\tfninit"                 \
+	__asm__ volatile("fnstcw %c[hcw](%[h])\n\tfnclex\n\tfldcw %c[cw](%[h])\n\t" body       \
+			 "\n\temms\n\tfldcw %c[hcw](%[h])"                                          \
 			 :                                                                \
 			 : [h] "r"(h), [cw] "i"(offsetof(struct x87_host, cw)),             \
 			   [a] "i"(offsetof(struct x87_host, a)),                           \
@@ -21,7 +25,8 @@
 			   [r0] "i"(offsetof(struct x87_host, r0)),                         \
 			   [r1] "i"(offsetof(struct x87_host, r1)),                         \
 			   [m] "i"(offsetof(struct x87_host, m)),                           \
-			   [sw] "i"(offsetof(struct x87_host, sw))                          \
+			   [sw] "i"(offsetof(struct x87_host, sw)),                         \
+			   [hcw] "i"(offsetof(struct x87_host, hcw))                        \
 			 : "memory", "st", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)")
 
 #define LA  "fldt %c[a](%[h])\n\t"
