@@ -69,13 +69,16 @@ void fpu_write_m128(struct emu_cpu *cpu, const struct emu_insn *insn, const unio
 	emu_write(cpu, insn->seg, (ea + 8) & emu_size_mask(insn->adsize), 8, v->q[1]);
 }
 
-/* Power-on/INIT state of the x87/SSE unit (SDM vol. 3A, 9.1.1, table 9-1):
- * FCW 0x0040 at power-up but 0x037F after FINIT; vessel starts guests as
- * firmware leaves them, with FINIT state and MXCSR 0x1F80. */
+/* Power-up state of the x87/SSE unit (SDM vol. 3A, 9.1.1, table 9-1):
+ * FCW 0040H, FSW 0, tag word 5555H (every register tagged zero, all
+ * registers +0.0), FIP/FDP/FOP 0, MXCSR 1F80H, XMM 0, XCR0 = x87 only.
+ * Firmware and operating systems run FNINIT before using the x87. */
 void emu_fpu_reset(struct emu_cpu *cpu)
 {
+	struct fpu_fx *fx = fpu_fx(cpu);
 	memset(cpu->fpu.fxsave, 0, sizeof(cpu->fpu.fxsave));
-	fpu_x87_init(cpu);
+	fx->fcw = 0x0040;
+	fx->ftw = 0xff;     /* abridged: all in use; the contents make them "zero" */
 	memset(cpu->xmm, 0, sizeof(cpu->xmm));
 	cpu->mxcsr = MXCSR_DEFAULT;
 	cpu->xcr0 = XCR0_X87;
