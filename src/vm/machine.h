@@ -75,6 +75,8 @@ struct vm {
 
 /* Sets event bits and wakes the vCPU (from HLT, or out of vcpu_run). */
 void vcpu_signal(struct vcpu *vcpu, uint32_t events);
+/* Puts the vCPU in the INIT/power-up state (SDM vol. 3A, 9.1.1). */
+int vcpu_reset_state(struct vcpu *vcpu);
 /* Asks every vCPU to stop; the first reason given is kept. */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason);
 

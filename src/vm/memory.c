@@ -33,6 +33,38 @@ int gmem_init(struct guest_memory *mem, uint64_t ram_size)
 	return 0;
 }
 
+int gmem_add_rom(struct guest_memory *mem, uint64_t gpa, uint64_t size, uint8_t **host)
+{
+	if (size == 0 || gpa + size < gpa)
+		return err_set(-EINVAL, "ROM at %#llx: bad size %#llx", (unsigned long long)gpa,
+			       (unsigned long long)size);
+	for (unsigned i = 0; i < mem->n_regions; i++) {
+		const struct gmem_region *r = &mem->regions[i];
+		if (gpa < r->gpa + r->size && r->gpa < gpa + size)
+			return err_set(-EEXIST, "ROM at %#llx overlaps guest memory at %#llx",
+				       (unsigned long long)gpa, (unsigned long long)r->gpa);
+	}
+	if (mem->n_regions >= GMEM_MAX_REGIONS)
+		return err_set(-ENOSPC, "no room for another guest memory region");
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return err_set(-errno, "cannot allocate the ROM: %s", strerror(errno));
+	mem->regions[mem->n_regions++] = (struct gmem_region){ .gpa = gpa, .size = size, .host = p, .rom = true };
+	if (host)
+		*host = p;
+	return 0;
+}
+
+const struct gmem_region *gmem_find_region(const struct guest_memory *mem, uint64_t gpa)
+{
+	for (unsigned i = 0; i < mem->n_regions; i++) {
+		const struct gmem_region *r = &mem->regions[i];
+		if (gpa >= r->gpa && gpa - r->gpa < r->size)
+			return r;
+	}
+	return NULL;
+}
+
 void gmem_destroy(struct guest_memory *mem)
 {
 	for (unsigned i = 0; i < mem->n_regions; i++)

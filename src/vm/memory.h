@@ -25,6 +25,7 @@ struct gmem_region {
 	uint64_t gpa;
 	uint64_t size;
 	uint8_t *host;
+	bool rom;       /* read-only to the guest: engines ignore its writes */
 };
 
 struct guest_memory {
@@ -36,6 +37,24 @@ struct guest_memory {
 /* Allocates ram_size bytes of RAM laid out per the PC map. */
 int gmem_init(struct guest_memory *mem, uint64_t ram_size);
 void gmem_destroy(struct guest_memory *mem);
+
+/* Firmware ROM at the top of the 4 GiB space: the reset vector lives at
+ * 0xfffffff0 (SDM vol. 3A, 9.1.4 "First Instruction Executed"). */
+#define GMEM_ROM_BASE      0xffff0000ull
+#define GMEM_ROM_SIZE      0x10000ull
+
+/* Adds a guest-read-only region (firmware ROM) of size bytes at gpa, zero
+ * filled; the host fills it through gmem_write() or *host.  -EEXIST if it
+ * overlaps a region, -ENOSPC if the map is full.  Engines must not let
+ * the guest write a region with .rom set (gmem_is_rom()). */
+int gmem_add_rom(struct guest_memory *mem, uint64_t gpa, uint64_t size, uint8_t **host);
+/* The region holding gpa, or NULL if gpa is not backed by memory. */
+const struct gmem_region *gmem_find_region(const struct guest_memory *mem, uint64_t gpa);
+static inline bool gmem_is_rom(const struct guest_memory *mem, uint64_t gpa)
+{
+	const struct gmem_region *r = gmem_find_region(mem, gpa);
+	return r && r->rom;
+}
 
 /* Host pointer to [gpa, gpa+len) if it lies entirely in one RAM region, else NULL. */
 static inline void *gmem_ptr(const struct guest_memory *mem, uint64_t gpa, uint64_t len)

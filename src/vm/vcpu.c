@@ -65,3 +65,32 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason)
 	for (unsigned i = 0; i < vm->n_vcpus; i++)
 		vcpu_signal(vm->vcpus[i], VCPU_EVT_KICK);
 }
+
+/* The state INIT and power-up leave a processor in (SDM vol. 3A, 9.1.1,
+ * table 9-1), written through the engine's accessors so that it works on
+ * either engine. */
+int vcpu_reset_state(struct vcpu *vcpu)
+{
+	const struct accel_ops *a = vcpu->vm->accel;
+	struct x86_sregs s;
+	int rc = a->get_sregs(vcpu, &s);
+	if (rc < 0)
+		return rc;
+	for (int i = 0; i < SEG_COUNT; i++)
+		s.seg[i] = (struct x86_segment){ .limit = 0xffff, .type = 3, .s = 1, .present = 1 };
+	s.seg[SEG_CS] = (struct x86_segment){ .selector = 0xf000, .base = 0xffff0000, .limit = 0xffff,
+					      .type = 11, .s = 1, .present = 1 };
+	s.ldt = (struct x86_segment){ .limit = 0xffff, .type = 2, .present = 1 };
+	s.tr = (struct x86_segment){ .limit = 0xffff, .type = 11, .present = 1 };
+	s.gdt = (struct x86_dtable){ 0, 0xffff };
+	s.idt = (struct x86_dtable){ 0, 0xffff };
+	s.cr0 = X86_CR0_ET | X86_CR0_NW | X86_CR0_CD;
+	s.cr2 = s.cr3 = s.cr4 = s.cr8 = 0;
+	s.efer = 0;
+	rc = a->set_sregs(vcpu, &s);
+	if (rc < 0)
+		return rc;
+	struct x86_regs r = { .rip = 0xfff0, .rflags = X86_FLAG_FIXED };
+	r.gpr[RDX] = 0x600; /* family 6 processor signature, as the reset value of EDX */
+	return a->set_regs(vcpu, &r);
+}

@@ -100,6 +100,7 @@ struct emu_tlb_entry {
 };
 #define EMU_TLB_SIZE 1024
 #define EMU_TLB_MMIO 0x800ull
+#define EMU_GTLB_SIZE 256
 /* One TLB per kind of access privilege, so that a translation cached for
  * the kernel is never used by user code (SDM vol. 3A, 4.6). */
 enum emu_mmu_idx {
@@ -146,6 +147,10 @@ struct emu_cpu {
 
 	struct emu_tlb_entry tlb[EMU_MMU_COUNT][EMU_TLB_SIZE];
 	uint64_t asid;         /* current address-space tag */
+	/* Global translations (PTE.G with CR4.PGE), tagged by linear page only:
+	 * shared by every address space, refilled into tlb[] on a miss instead
+	 * of walking; survive CR3 writes (SDM vol. 3A 4.10.2.4). */
+	struct emu_tlb_entry gtlb[EMU_MMU_COUNT][EMU_GTLB_SIZE];
 
 	jmp_buf *fault_env;    /* where emu_raise() returns to */
 	int exc_vector;        /* exception raised by emu_raise(), -1 if none */
@@ -174,6 +179,7 @@ struct emu_cpu {
 	uint64_t feature_control;
 	uint64_t tsc_base_ns;      /* host monotonic time at TSC 0 (minus tsc_offset) */
 	uint32_t exc_ext;          /* EXT bit for error codes of the event being delivered */
+	bool nmi_blocked;          /* from NMI delivery until the next IRET (SDM vol. 3A 6.7.1) */
 };
 
 /* Per-VM engine state shared by all vCPUs. */
@@ -248,6 +254,10 @@ void emu_cpu_reset(struct emu_cpu *cpu, bool bsp);  /* power-on/INIT state, SDM 
 uint32_t emu_io_in(struct emu_cpu *cpu, uint16_t port, unsigned size);
 void emu_io_out(struct emu_cpu *cpu, uint16_t port, unsigned size, uint32_t val);
 
+/* After state was written from outside (set_sregs, snapshot restore, INIT):
+ * re-derives CPL (from SS.DPL in protected mode), the mode and the address
+ * space, and drops every cached translation. */
+void emu_sys_sync(struct emu_cpu *cpu);
 /* Per-VM system state (page-table watch bitmap); called by the core's
  * vm_init/vm_destroy after evm->mem and evm->n_pages are set. */
 int emu_sys_vm_init(struct emu_vm *evm);
@@ -286,9 +296,11 @@ static inline unsigned emu_mmu_index(const struct emu_cpu *cpu)
 		return EMU_MMU_USER;
 	return (cpu->rflags & X86_FLAG_AC) ? EMU_MMU_SUP_AC : EMU_MMU_SUP;
 }
-/* Hooks implemented by the platform (weak defaults in the system module):
- * CR8 <-> LAPIC TPR, IA32_APIC_BASE, IA32_TSC_DEADLINE, x2APIC MSRs. */
-uint8_t emu_hook_get_tpr(struct emu_cpu *cpu);
+/* CR8, IA32_APIC_BASE, IA32_TSC_DEADLINE and the x2APIC MSRs go to the
+ * vCPU's LAPIC (src/hw/intc/lapic.h engine hooks) when it has one; the
+ * guest TSC is then the LAPIC's VM clock scaled to EMU_TSC_HZ.  These
+ * adapters do the routing (without a LAPIC the engine keeps the values). */
+uint8_t emu_hook_get_tpr(struct emu_cpu *cpu);                 /* CR8 value, 0-15 */
 void emu_hook_set_tpr(struct emu_cpu *cpu, uint8_t tpr);
 int emu_hook_apic_base(struct emu_cpu *cpu, uint64_t value);   /* 0 or -1: #GP */
 void emu_hook_tsc_deadline(struct emu_cpu *cpu, uint64_t deadline);

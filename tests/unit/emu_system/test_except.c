@@ -503,3 +503,80 @@ Test(emu_except, io_permission_bitmap)
 	emu_set_rflags(cpu, X86_FLAG_FIXED | X86_FLAG_IOPL);
 	cr_assert_eq(fx_exec(&fx, out81, 2), -1);
 }
+
+/* V86 state directly: PE, EFLAGS.VM, TR at TSS with a redirection bitmap. */
+static void enter_v86_vme(unsigned iopl)
+{
+	struct emu_cpu *cpu = fx.cpu;
+	enter_prot32();
+	memset(fx_ptr(&fx, TSS), 0, 0x100);
+	fx_w32(&fx, TSS + 0x64, 0x88u << 16);       /* I/O map at 0x88: redirection bitmap at 0x68 */
+	memset(fx_ptr(&fx, TSS + 0x68), 0xff, 32);
+	*fx_ptr(&fx, TSS + 0x68 + 0x21 / 8) &= (uint8_t)~(1u << (0x21 & 7));   /* redirect INT 0x21 */
+	cpu->tr.limit = 0x88 + 0x2000 / 8;
+	cpu->cr4 |= X86_CR4_VME;
+	emu_set_rflags(cpu, X86_FLAG_FIXED | X86_FLAG_VM | X86_FLAG_VIF | ((uint64_t)iopl << 12));
+	emu_update_mode(cpu);
+	for (int s = 0; s < SEG_COUNT; s++)
+		emu_load_seg(cpu, s, s == SEG_CS ? 0x100 : 0);
+	cpu->rip = 0x10;
+	cpu->gpr[RSP] = 0x8000;
+	fx_w32(&fx, 0x21 * 4, 0x0200u << 16 | 0x0040);   /* V86 IVT: 0200:0040 */
+}
+
+Test(emu_except, vme_redirects_int_n_through_the_v86_ivt)
+{
+	struct emu_cpu *cpu = fx.cpu;
+	enter_v86_vme(0);
+	cr_assert_eq(cpu->mode, EMU_MODE_V86);
+	static const uint8_t int21[] = { 0xcd, 0x21 };
+	cr_assert_eq(fx_exec(&fx, int21, 2), -1);
+	cr_assert_eq(cpu->mode, EMU_MODE_V86);
+	cr_assert_eq(cpu->seg[SEG_CS].sel, 0x200);
+	cr_assert_eq(cpu->rip, 0x40);
+	cr_assert_eq(*(uint16_t *)fx_ptr(&fx, 0x7ffa), 0x12, "return IP");
+	cr_assert_eq(*(uint16_t *)fx_ptr(&fx, 0x7ffc), 0x100, "return CS");
+	uint16_t pushed = *(uint16_t *)fx_ptr(&fx, 0x7ffe);
+	cr_assert(pushed & X86_FLAG_IF, "VIF shows as IF");
+	cr_assert_eq(pushed & X86_FLAG_IOPL, X86_FLAG_IOPL, "IOPL shows as 3");
+	cr_assert_eq(emu_get_rflags(cpu) & X86_FLAG_VIF, 0, "VIF cleared");
+	/* 16-bit IRET at IOPL 0 with VME: VIF back from the popped IF. */
+	static const uint8_t iret[] = { 0xcf };
+	cr_assert_eq(fx_exec(&fx, iret, 1), -1);
+	cr_assert_eq(cpu->seg[SEG_CS].sel, 0x100);
+	cr_assert_eq(cpu->rip, 0x12);
+	cr_assert(emu_get_rflags(cpu) & X86_FLAG_VIF);
+	cr_assert_eq(emu_get_rflags(cpu) & X86_FLAG_IOPL, 0, "IOPL unchanged");
+	/* A vector whose bitmap bit is set faults at IOPL < 3. */
+	static const uint8_t int22[] = { 0xcd, 0x22 };
+	cr_assert_eq(fx_exec(&fx, int22, 2), X86_EXC_GP);
+	/* A 32-bit IRET at IOPL < 3 faults even with VME. */
+	static const uint8_t iretd[] = { 0x66, 0xcf };
+	cr_assert_eq(fx_exec(&fx, iretd, 2), X86_EXC_GP);
+	/* CLI/STI act on VIF. */
+	static const uint8_t cli[] = { 0xfa }, sti[] = { 0xfb };
+	cr_assert_eq(fx_exec(&fx, cli, 1), -1);
+	cr_assert_eq(emu_get_rflags(cpu) & X86_FLAG_VIF, 0);
+	cr_assert_eq(fx_exec(&fx, sti, 1), -1);
+	cr_assert(emu_get_rflags(cpu) & X86_FLAG_VIF);
+}
+
+Test(emu_except, v86_int_n_at_iopl3_without_redirection_uses_the_idt)
+{
+	struct emu_cpu *cpu = fx.cpu;
+	enter_v86_vme(3);
+	set_gate32(0x22, SEL_CODE32, 0x6000, 0xe, 3);
+	fx_w32(&fx, TSS + 4, 0x9000);
+	fx_w32(&fx, TSS + 8, SEL_DATA32);
+	cpu->seg[SEG_DS].sel = 0x1234;
+	static const uint8_t int22[] = { 0xcd, 0x22 };
+	cr_assert_eq(fx_exec(&fx, int22, 2), -1);
+	cr_assert_eq(cpu->mode, EMU_MODE_PROT32);
+	cr_assert_eq(cpu->cpl, 0);
+	cr_assert_eq(cpu->rip, 0x6000);
+	/* Frame: EIP CS EFLAGS ESP SS ES DS FS GS, DS/ES/FS/GS nulled. */
+	cr_assert_eq(fx_r32(&fx, 0x9000 - 36), 0x12);
+	cr_assert(fx_r32(&fx, 0x9000 - 28) & X86_FLAG_VM);
+	cr_assert_eq(fx_r32(&fx, 0x9000 - 12), 0x1234, "DS saved");
+	cr_assert_eq(cpu->seg[SEG_DS].attr, 0);
+}

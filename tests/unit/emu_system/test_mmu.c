@@ -365,3 +365,53 @@ Test(emu_mmu, non_canonical_is_gp_or_ss)
 	cr_assert_eq(fx_read(&fx, SEG_DS, 0x0000800000000000ull, 1, NULL), X86_EXC_GP);
 	cr_assert_eq(fx_read(&fx, SEG_SS, 0x0000800000000000ull, 1, NULL), X86_EXC_SS);
 }
+
+Test(emu_mmu, global_translations_survive_cr3_switches)
+{
+	struct emu_cpu *cpu = fx.cpu;
+	long_mode(X86_CR4_PGE);
+	map(11, 0x200000, P | RW | 0x100);   /* G */
+	fx_w64(&fx, 0x200000, 0x6161);
+	uint64_t v;
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(11), 8, &v), -1);
+	cr_assert_eq(v, 0x6161);
+	/* Address space B does not map lin(11) at all. */
+	uint64_t pml4b = 0x20000;
+	memset(fx_ptr(&fx, pml4b), 0, 4096);
+	mode_write_cr3(cpu, pml4b);
+	/* The global translation is still used (SDM vol. 3A 4.10.2.4): MOV CR3
+	 * does not invalidate it. */
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(11), 8, &v), -1);
+	cr_assert_eq(v, 0x6161);
+	/* INVLPG drops it: now B's (empty) tables fault. */
+	mmu_invlpg(cpu, lin(11));
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(11), 8, &v), X86_EXC_PF);
+	/* Back in A, cache it again, then toggling CR4.PGE flushes globals too. */
+	mode_write_cr3(cpu, PML4);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(11), 8, &v), -1);
+	mode_write_cr3(cpu, pml4b);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(11), 8, &v), -1);
+	mode_write_cr4(cpu, cpu->cr4 & ~X86_CR4_PGE);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(11), 8, &v), X86_EXC_PF);
+	/* A non-global translation does not leak into another space. */
+	mode_write_cr4(cpu, cpu->cr4 | X86_CR4_PGE);
+	mode_write_cr3(cpu, PML4);
+	map(12, 0x201000, P | RW);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(12), 8, &v), -1);
+	mode_write_cr3(cpu, pml4b);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(12), 8, &v), X86_EXC_PF);
+}
+
+Test(emu_mmu, unpaged_accesses_use_the_tlb_and_respect_code_pages)
+{
+	struct emu_cpu *cpu = fx.cpu;
+	/* Real mode: the identity translation is cached for the inline path. */
+	cr_assert_eq(fx_write(&fx, SEG_DS, 0x3000, 4, 0x11), -1);
+	unsigned i = emu_tlb_index(cpu, 0x3000);
+	cr_assert_eq(cpu->tlb[EMU_MMU_SUP][i].tag_write, 0x3000 | cpu->asid);
+	/* A page holding decoded code never gets a write tag. */
+	fx.evm.code_page[0x4] = 1;
+	cr_assert_eq(fx_write(&fx, SEG_DS, 0x4000, 4, 0x22), -1);
+	cr_assert_eq(cpu->tlb[EMU_MMU_SUP][emu_tlb_index(cpu, 0x4000)].tag_write, ~0ull);
+	cr_assert_eq(fx_r32(&fx, 0x4000), 0x22);
+}

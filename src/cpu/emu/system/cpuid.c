@@ -6,6 +6,7 @@
  * cpuid_query() after the lookup. */
 #include "cpu/emu/system/sys.h"
 
+#include "hw/intc/lapic.h"
 #include "vm/machine.h"
 
 #include <string.h>
@@ -86,16 +87,14 @@ static const struct cpuid_entry cpuid_table[] = {
 	  F1D_SSE | F1D_SSE2 },
 	{ 0x7, 0, 0, F7B_FSGSBASE | F7B_SMEP | F7B_INVPCID | F7B_RDSEED | F7B_SMAP, F7C_RDPID,
 	  F7D_ARCH_CAPABILITIES },
-	/* XSAVE: x87 and SSE state, 512-byte legacy area + 64-byte header (13.4). */
-	{ 0xd, 0, 0x3, 576, 576, 0 },
-	{ 0xd, 1, 0, 0, 0, 0 },
-	/* TSC = crystal * EBX / EAX: 25 MHz * 80 = 2 GHz (EMU_TSC_HZ). */
-	{ 0x15, CPUID_ANY, 1, 80, 25000000, 0 },
+	/* Leaf 0xD (XSAVE components) comes from the fpu module. */
+	/* TSC = crystal * EBX / EAX: the LAPIC timer's 1 GHz clock * 2 = EMU_TSC_HZ. */
+	{ 0x15, CPUID_ANY, 1, (uint32_t)(EMU_TSC_HZ / LAPIC_TIMER_HZ), (uint32_t)LAPIC_TIMER_HZ, 0 },
 	{ 0x16, CPUID_ANY, 2000, 2000, 100, 0 },
 	/* Hypervisor leaves (0x40000000 range, VMware/KVM convention). */
 	{ 0x40000000, CPUID_ANY, 0x40000010, STR4('V', 'e', 's', 's'), STR4('e', 'l', 'V', 'e'),
 	  STR4('s', 's', 'e', 'l') },
-	{ 0x40000010, CPUID_ANY, (uint32_t)(EMU_TSC_HZ / 1000), 1000000, 0, 0 },
+	{ 0x40000010, CPUID_ANY, (uint32_t)(EMU_TSC_HZ / 1000), (uint32_t)(LAPIC_TIMER_HZ / 1000), 0, 0 },
 	{ 0x80000000, CPUID_ANY, 0x80000008, 0, 0, 0 },
 	{ 0x80000001, CPUID_ANY, 0, 0, F81C_LAHF | F81C_ABM,
 	  F81D_SYSCALL | F81D_NX | F81D_PAGE1GB | F81D_RDTSCP | F81D_LM },
@@ -152,6 +151,10 @@ void cpuid_query(struct emu_cpu *cpu, uint32_t leaf, uint32_t subleaf, uint32_t 
 		out[3] = cpu_id(cpu);
 		return;
 	}
+	if (leaf == 0xd) {
+		emu_fpu_cpuid_xsave(cpu, subleaf, out);
+		return;
+	}
 	const struct cpuid_entry *e = cpuid_find(leaf, subleaf);
 	if (!e)
 		return;
@@ -162,7 +165,5 @@ void cpuid_query(struct emu_cpu *cpu, uint32_t leaf, uint32_t subleaf, uint32_t 
 			out[2] |= F1C_OSXSAVE;
 		if (!(cpu->apic_base & 0x800))
 			out[3] &= ~F1D_APIC;
-	} else if (leaf == 0xd && subleaf == 0) {
-		out[1] = (cpu->xcr0 & 2) || (cpu->xcr0 & 1) ? 576 : 512;
 	}
 }

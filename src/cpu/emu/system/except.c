@@ -270,7 +270,7 @@ static void deliver_long(struct emu_cpu *cpu, unsigned vector, bool has_err, uin
 			 uint64_t ret_rip)
 {
 	uint32_t ext = soft ? 0 : 1;
-	uint32_t gate_err = vector * 16 + 2 + ext;
+	uint32_t gate_err = vector * 8 + 2 + ext;   /* index = vector in IA-32e mode too (6.13) */
 	if (vector * 16ull + 15 > cpu->idtr.limit)
 		emu_raise(cpu, X86_EXC_GP, gate_err);
 	uint64_t lo = mmu_read_lin(cpu, cpu->idtr.base + vector * 16, 8, EMU_MMU_SUP);
@@ -402,16 +402,65 @@ void emu_deliver_pending_exception(struct emu_cpu *cpu)
 
 void emu_deliver_interrupt(struct emu_cpu *cpu, unsigned vector, bool external)
 {
+	if (external && vector == X86_EXC_NMI)
+		cpu->nmi_blocked = true;   /* until the next IRET (6.7.1) */
 	deliver_hw_event(cpu, vector & 0xff, false, 0, cpu->rip, !external);
+}
+
+/* CR4.VME: is INT vector redirected to the V86 program's own IVT?  The
+ * 32-byte redirection bitmap sits just below the TSS I/O map; a clear bit
+ * redirects (SDM vol. 3A 20.3.3.5).  A bitmap outside the TSS is #GP(0). */
+static bool vme_redirected(struct emu_cpu *cpu, unsigned vector)
+{
+	unsigned type = cpu->tr.attr & 0xf;
+	if (!(cpu->tr.attr & 0x80) || (type != 9 && type != 11) || cpu->tr.limit < 0x67)
+		emu_raise(cpu, X86_EXC_GP, 0);
+	uint16_t map = (uint16_t)mmu_read_lin(cpu, (uint32_t)(cpu->tr.base + 0x66), 2, EMU_MMU_SUP);
+	uint64_t off = (uint64_t)map - 32 + vector / 8;
+	if (map < 32 || off > cpu->tr.limit)
+		emu_raise(cpu, X86_EXC_GP, 0);
+	uint8_t bits = (uint8_t)mmu_read_lin(cpu, (uint32_t)(cpu->tr.base + off), 1, EMU_MMU_SUP);
+	return !(bits & (1u << (vector & 7)));
+}
+
+/* Table 20-2 methods 5 and 6: the interrupt goes through the V86 IVT at
+ * linear 0 like a real-mode one; at IOPL < 3 the pushed FLAGS show VIF as
+ * IF and IOPL 3, and VIF (not IF) is cleared. */
+static void vme_deliver_v86(struct emu_cpu *cpu, unsigned vector)
+{
+	unsigned iopl = (cpu->rflags & X86_FLAG_IOPL) >> 12;
+	uint32_t ent = (uint32_t)mmu_read_lin(cpu, vector * 4, 4, EMU_MMU_USER);
+	uint64_t fl = emu_get_rflags(cpu);
+	uint64_t pushed = fl & 0xffff;
+	if (iopl < 3) {
+		pushed = (pushed & ~(uint64_t)X86_FLAG_IF) | ((fl & X86_FLAG_VIF) ? X86_FLAG_IF : 0);
+		pushed |= X86_FLAG_IOPL;
+	}
+	struct emu_seg ss = cpu->seg[SEG_SS];
+	uint64_t sp = cpu->gpr[RSP];
+	stack_push(cpu, EMU_MODE_V86, &ss, &sp, 2, pushed, EMU_MMU_USER);
+	stack_push(cpu, EMU_MODE_V86, &ss, &sp, 2, cpu->seg[SEG_CS].sel, EMU_MMU_USER);
+	stack_push(cpu, EMU_MODE_V86, &ss, &sp, 2, cpu->next_rip, EMU_MMU_USER);
+	cpu->gpr[RSP] = sp;
+	uint64_t clear = X86_FLAG_TF | X86_FLAG_RF | (iopl < 3 ? X86_FLAG_VIF : X86_FLAG_IF);
+	emu_set_rflags(cpu, fl & ~clear);
+	emu_load_seg(cpu, SEG_CS, (uint16_t)(ent >> 16));
+	cpu->next_rip = ent & 0xffff;
 }
 
 void emu_soft_interrupt(struct emu_cpu *cpu, unsigned vector, bool is_int_n)
 {
 	/* INT n, INT3 and INTO check the gate's DPL; INT1 (ICEBP) does not and
 	 * is delivered as a hardware #DB (SDM vol. 2A INT n "Operation"). */
-	if (is_int_n && (cpu->rflags & X86_FLAG_VM) && ((cpu->rflags & X86_FLAG_IOPL) >> 12) < 3) {
-		/* V86 without VME redirection: IOPL < 3 faults (20.3.3). */
-		emu_raise(cpu, X86_EXC_GP, 0);
+	if (is_int_n && (cpu->rflags & X86_FLAG_VM)) {
+		unsigned iopl = (cpu->rflags & X86_FLAG_IOPL) >> 12;
+		if ((cpu->cr4 & X86_CR4_VME) && vme_redirected(cpu, vector)) {
+			vme_deliver_v86(cpu, vector);
+			return;
+		}
+		/* Without redirection, IOPL < 3 faults (20.3.3, methods 2 and 3). */
+		if (iopl < 3)
+			emu_raise(cpu, X86_EXC_GP, 0);
 	}
 	exc_deliver(cpu, vector, false, 0, is_int_n, cpu->next_rip);
 }

@@ -389,14 +389,40 @@ static void iret_to_v86(struct emu_cpu *cpu, struct emu_seg *ss, uint64_t sp, ui
 	cpu->intr_shadow = false;
 }
 
+/* IRET in V86 mode at IOPL < 3: #GP(0) unless CR4.VME and a 16-bit
+ * operand, which sets VIF from the popped IF and leaves IF and IOPL alone
+ * (vol. 2A IRET "Operation", 20.3.2). */
+static void iret_v86_vme(struct emu_cpu *cpu, unsigned opsize)
+{
+	if (!(cpu->cr4 & X86_CR4_VME) || opsize != 2)
+		emu_raise(cpu, X86_EXC_GP, 0);
+	struct emu_seg ss = cpu->seg[SEG_SS];
+	uint64_t sp = cpu->gpr[RSP];
+	uint64_t ip = stack_pop(cpu, EMU_MODE_V86, &ss, &sp, 2, EMU_MMU_USER);
+	uint16_t sel = (uint16_t)stack_pop(cpu, EMU_MODE_V86, &ss, &sp, 2, EMU_MMU_USER);
+	uint64_t nf = stack_pop(cpu, EMU_MODE_V86, &ss, &sp, 2, EMU_MMU_USER);
+	uint64_t cur = emu_get_rflags(cpu);
+	if (((nf & X86_FLAG_IF) && (cur & X86_FLAG_VIP)) || (nf & X86_FLAG_TF))
+		emu_raise(cpu, X86_EXC_GP, 0);
+	uint64_t keep = X86_FLAG_IF | X86_FLAG_IOPL | ~0xffffull;
+	uint64_t f = (cur & keep) | (nf & ~keep & 0xffff);
+	f = (f & ~(uint64_t)X86_FLAG_VIF) | ((nf & X86_FLAG_IF) ? X86_FLAG_VIF : 0);
+	cpu->gpr[RSP] = sp;
+	emu_set_rflags(cpu, f | X86_FLAG_FIXED);
+	real_far(cpu, sel, ip);
+}
+
 void emu_iret(struct emu_cpu *cpu, unsigned opsize)
 {
+	cpu->nmi_blocked = false;   /* any IRET ends NMI blocking (6.7.1) */
 	struct emu_seg ss = cpu->seg[SEG_SS];
 	uint64_t sp = cpu->gpr[RSP];
 	unsigned idx = emu_mmu_index(cpu);
 	if (cpu->mode == EMU_MODE_REAL || cpu->mode == EMU_MODE_V86) {
-		if (cpu->mode == EMU_MODE_V86 && ((cpu->rflags & X86_FLAG_IOPL) >> 12) < 3)
-			emu_raise(cpu, X86_EXC_GP, 0);   /* 20.2.7 without VME */
+		if (cpu->mode == EMU_MODE_V86 && ((cpu->rflags & X86_FLAG_IOPL) >> 12) < 3) {
+			iret_v86_vme(cpu, opsize);
+			return;
+		}
 		uint64_t rip = stack_pop(cpu, cpu->mode, &ss, &sp, opsize, idx);
 		uint16_t sel = (uint16_t)stack_pop(cpu, cpu->mode, &ss, &sp, opsize, idx);
 		uint64_t nf = stack_pop(cpu, cpu->mode, &ss, &sp, opsize, idx);

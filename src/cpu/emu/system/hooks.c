@@ -1,31 +1,52 @@
-/* Weak defaults for functions other modules provide: the platform's LAPIC
- * hooks (CR8/TPR, IA32_APIC_BASE, TSC deadline) and, until the core module
- * links in, the core's flag and run-loop helpers.  A strong definition
- * anywhere in the program replaces these. */
+/* Weak defaults for the core module's flag and run-loop helpers, so that
+ * the system module links (and its unit tests run) without the core.  The
+ * core's strong definitions replace these. */
 #include "cpu/emu/system/sys.h"
 
-__attribute__((weak)) uint8_t emu_hook_get_tpr(struct emu_cpu *cpu)
+#include "hw/intc/lapic.h"
+#include "vm/machine.h"
+
+/* ---- LAPIC adapters (strong definitions) ---- */
+
+static struct vcpu *lapic_vcpu(struct emu_cpu *cpu)
 {
-	return cpu->tpr;
+	return cpu->vcpu && cpu->vcpu->lapic ? cpu->vcpu : NULL;
 }
 
-__attribute__((weak)) void emu_hook_set_tpr(struct emu_cpu *cpu, uint8_t tpr)
+uint8_t emu_hook_get_tpr(struct emu_cpu *cpu)
 {
-	cpu->tpr = tpr;   /* without a LAPIC, CR8 reads back what was written */
+	struct vcpu *v = lapic_vcpu(cpu);
+	return v ? (uint8_t)lapic_get_cr8(v) : cpu->tpr;
 }
 
-__attribute__((weak)) int emu_hook_apic_base(struct emu_cpu *cpu, uint64_t value)
+void emu_hook_set_tpr(struct emu_cpu *cpu, uint8_t tpr)
 {
-	(void)cpu;
-	(void)value;
+	struct vcpu *v = lapic_vcpu(cpu);
+	/* CR8 is TPR[7:4] (SDM vol. 3A 10.8.6.1). */
+	if (v)
+		lapic_set_cr8(v, tpr & 0xf);
+	else
+		cpu->tpr = tpr & 0xf;
+}
+
+int emu_hook_apic_base(struct emu_cpu *cpu, uint64_t value)
+{
+	struct vcpu *v = lapic_vcpu(cpu);
+	if (v && lapic_msr_write(v, MSR_IA32_APIC_BASE, value) < 0)
+		return -1;
+	cpu->apic_base = value;
 	return 0;
 }
 
-__attribute__((weak)) void emu_hook_tsc_deadline(struct emu_cpu *cpu, uint64_t deadline)
+void emu_hook_tsc_deadline(struct emu_cpu *cpu, uint64_t deadline)
 {
-	(void)cpu;
-	(void)deadline;
+	struct vcpu *v = lapic_vcpu(cpu);
+	if (v)
+		lapic_msr_write(v, MSR_IA32_TSC_DEADLINE, deadline);
+	cpu->tsc_deadline = deadline;
 }
+
+/* ---- weak stand-ins for the core module ---- */
 
 __attribute__((weak)) uint64_t emu_get_rflags(struct emu_cpu *cpu)
 {

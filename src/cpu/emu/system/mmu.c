@@ -45,12 +45,25 @@ static void tlb_clear(struct emu_cpu *cpu)
 	memset(cpu->tlb, 0xff, sizeof(cpu->tlb));
 }
 
+static void gtlb_clear(struct emu_cpu *cpu)
+{
+	memset(cpu->gtlb, 0xff, sizeof(cpu->gtlb));
+}
+
+static unsigned gtlb_index(uint64_t lin)
+{
+	return (unsigned)(lin >> 12) & (EMU_GTLB_SIZE - 1);
+}
+
 /* Drops every translation of every address space (SDM vol. 3A 4.10.4.1:
  * CR0.PG/WP, CR4.PGE/PAE/PSE/SMEP/SMAP/PCIDE changes). */
 void emu_tlb_flush(struct emu_cpu *cpu, bool include_global)
 {
-	(void)include_global;  /* global translations are tagged per address space: always dropped */
+	/* Per-address-space entries may hold copies of global translations:
+	 * they all go; the global table only when asked. */
 	tlb_clear(cpu);
+	if (include_global)
+		gtlb_clear(cpu);
 	for (unsigned i = 0; i < EMU_ASID_SLOTS; i++)
 		cpu->asids[i].gen = 0;
 	cpu->asid = asid_tag(cpu->asid_cur, 0);
@@ -65,7 +78,7 @@ static void slot_flush(struct emu_cpu *cpu, unsigned slot)
 	if (++a->gen >= GEN_LIMIT) {
 		/* Generations exhausted: old tags of this slot could come back. */
 		unsigned cur = cpu->asid_cur;
-		emu_tlb_flush(cpu, true);
+		emu_tlb_flush(cpu, false);   /* per-space entries only: globals stay */
 		cpu->asid_cur = cur;
 	}
 	if (cpu->evm)
@@ -79,9 +92,12 @@ void emu_tlb_sync_epoch_slow(struct emu_cpu *cpu)
 	/* A page became a code or page-table page: writes to it must take the
 	 * slow path from now on, so no cached write translation may remain. */
 	cpu->write_epoch_seen = atomic_load_explicit(&cpu->evm->write_epoch, memory_order_acquire);
-	for (unsigned m = 0; m < EMU_MMU_COUNT; m++)
+	for (unsigned m = 0; m < EMU_MMU_COUNT; m++) {
 		for (unsigned i = 0; i < EMU_TLB_SIZE; i++)
 			cpu->tlb[m][i].tag_write = ~0ull;
+		for (unsigned i = 0; i < EMU_GTLB_SIZE; i++)
+			cpu->gtlb[m][i].tag_write = ~0ull;
+	}
 }
 
 static uint64_t asid_key(const struct emu_cpu *cpu, uint64_t cr3)
@@ -142,6 +158,12 @@ void mmu_invlpg(struct emu_cpu *cpu, uint64_t lin)
 	/* Invalidates the page in every address space, which covers global
 	 * translations made under another CR3/PCID (SDM vol. 2A INVLPG). */
 	uint64_t page = lin & ~0xfffull;
+	for (unsigned m = 0; m < EMU_MMU_COUNT; m++) {
+		struct emu_tlb_entry *g = &cpu->gtlb[m][gtlb_index(lin)];
+		if ((g->tag_read & ~0xfffull) == page || (g->tag_write & ~0xfffull) == page ||
+		    (g->tag_fetch & ~0xfffull) == page)
+			g->tag_read = g->tag_write = g->tag_fetch = ~0ull;
+	}
 	for (unsigned s = 0; s < EMU_ASID_SLOTS; s++) {
 		unsigned i = (unsigned)((lin >> 12) ^ EMU_TLB_SALT(s)) & (EMU_TLB_SIZE - 1);
 		for (unsigned m = 0; m < EMU_MMU_COUNT; m++) {
@@ -438,17 +460,63 @@ static void tlb_fill(struct emu_cpu *cpu, uint64_t lin, unsigned idx, const stru
 	bool fast_write = w->dirty && access_allowed(cpu, w, EMU_ACC_WRITE, idx) &&
 		!(evm && (pfn_flag(evm->code_page, evm, gpa) || pfn_flag(evm->pt_page, evm, gpa)));
 	e->tag_write = fast_write ? tag : ~0ull;
+	if (w->global && (cpu->cr4 & X86_CR4_PGE)) {
+		/* The same rights without the address-space tag. */
+		struct emu_tlb_entry *g = &cpu->gtlb[idx][gtlb_index(lin)];
+		uint64_t strip = ~(uint64_t)(EMU_TLB_MMIO - 1);
+		*g = *e;
+		g->tag_read = e->tag_read == ~0ull ? ~0ull : e->tag_read & strip;
+		g->tag_write = e->tag_write == ~0ull ? ~0ull : e->tag_write & strip;
+		g->tag_fetch = e->tag_fetch == ~0ull ? ~0ull : e->tag_fetch & strip;
+	}
+}
+
+/* A miss in the address space's TLB: a global translation made under any
+ * CR3 is valid here too.  Copies it in and returns true. */
+static bool gtlb_refill(struct emu_cpu *cpu, uint64_t lin, enum emu_access acc, unsigned idx,
+			struct emu_tlb_entry *e)
+{
+	struct emu_tlb_entry *g = &cpu->gtlb[idx][gtlb_index(lin)];
+	uint64_t page = lin & ~0xfffull;
+	uint64_t tag = acc == EMU_ACC_READ ? g->tag_read : acc == EMU_ACC_WRITE ? g->tag_write : g->tag_fetch;
+	if (tag == ~0ull || (tag & ~EMU_TLB_MMIO) != page)
+		return false;
+	e->gpa = g->gpa;
+	e->addend = g->addend;
+	e->tag_read = g->tag_read == ~0ull ? ~0ull : g->tag_read | cpu->asid;
+	e->tag_write = g->tag_write == ~0ull ? ~0ull : g->tag_write | cpu->asid;
+	e->tag_fetch = g->tag_fetch == ~0ull ? ~0ull : g->tag_fetch | cpu->asid;
+	return true;
 }
 
 /* Returns the guest-physical address for lin, or raises #PF. */
+/* Without paging the translation is the identity with every right; it is
+ * still cached so that real-mode and unpaged code take the inline path. */
+static uint64_t identity_fill(struct emu_cpu *cpu, uint64_t lin, unsigned idx)
+{
+	struct emu_tlb_entry *e = &cpu->tlb[idx][emu_tlb_index(cpu, lin)];
+	uint64_t page = lin & ~0xfffull;
+	uint8_t *host = gmem_ptr(cpu->mem, page, 4096);
+	uint64_t tag = page | cpu->asid | (host ? 0 : EMU_TLB_MMIO);
+	struct emu_vm *evm = cpu->evm;
+	e->gpa = page;
+	e->addend = host ? (uintptr_t)host - (uintptr_t)page : 0;
+	e->tag_read = e->tag_fetch = tag;
+	bool watched = evm && (pfn_flag(evm->code_page, evm, page) || pfn_flag(evm->pt_page, evm, page));
+	e->tag_write = watched ? ~0ull : tag;
+	return lin;
+}
+
 uint64_t mmu_translate(struct emu_cpu *cpu, uint64_t lin, enum emu_access acc, unsigned idx)
 {
 	if (!(cpu->cr0 & X86_CR0_PG))
-		return (cpu->efer & X86_EFER_LMA) ? lin : (uint32_t)lin;
+		return identity_fill(cpu, (cpu->efer & X86_EFER_LMA) ? lin : (uint32_t)lin, idx);
 	struct emu_tlb_entry *e = &cpu->tlb[idx][emu_tlb_index(cpu, lin)];
 	uint64_t want = (lin & ~0xfffull) | cpu->asid;
 	uint64_t tag = acc == EMU_ACC_READ ? e->tag_read : acc == EMU_ACC_WRITE ? e->tag_write : e->tag_fetch;
 	if ((tag & ~EMU_TLB_MMIO) == want)
+		return e->gpa | (lin & 0xfff);
+	if (gtlb_refill(cpu, lin, acc, idx, e))
 		return e->gpa | (lin & 0xfff);
 	struct walk w;
 	walk(cpu, lin, acc, idx, &w);

@@ -3,6 +3,9 @@
  * leaving IA-32e mode (SDM vol. 3A 2.5, 9.1, 9.8.5 and 10.8.5). */
 #include "cpu/emu/system/sys.h"
 
+#include "hw/intc/lapic.h"
+#include "vm/machine.h"
+
 #include <string.h>
 #include <time.h>
 
@@ -24,6 +27,17 @@ void emu_update_mode(struct emu_cpu *cpu)
 	cpu->mode_changed = true;
 }
 
+void emu_sys_sync(struct emu_cpu *cpu)
+{
+	if ((cpu->cr0 & X86_CR0_PE) && !(cpu->rflags & X86_FLAG_VM))
+		cpu->cpl = (cpu->seg[SEG_SS].attr >> 5) & 3;   /* SS.DPL = CPL (5.5) */
+	emu_update_mode(cpu);
+	for (unsigned i = 0; i < EMU_ASID_SLOTS; i++)
+		cpu->asids[i].key = ~0ull;
+	emu_tlb_flush(cpu, true);
+	mmu_set_cr3(cpu, cpu->cr3, false);
+}
+
 static uint64_t host_ns(void)
 {
 	struct timespec ts;
@@ -35,6 +49,8 @@ uint64_t emu_rdtsc(struct emu_cpu *cpu)
 {
 	/* A fixed advertised frequency from the host monotonic clock (DESIGN.md
 	 * "Time"); 128-bit product so that long uptimes do not overflow. */
+	if (cpu->vcpu && cpu->vcpu->lapic)
+		return lapic_read_tsc(cpu->vcpu->vm) + cpu->tsc_offset;   /* the clock TSC-deadline mode uses */
 	uint64_t ns = host_ns() - cpu->tsc_base_ns;
 	return (uint64_t)((unsigned __int128)ns * EMU_TSC_HZ / 1000000000ull) + cpu->tsc_offset;
 }
@@ -86,13 +102,7 @@ void emu_cpu_reset(struct emu_cpu *cpu, bool bsp)
 	cpu->feature_control = 0;
 	cpu->tsc_offset = 0;
 	cpu->tsc_base_ns = host_ns();
-	/* x87 control word 0x40 and MXCSR 0x1f80 at power-up (table 9-1). */
-	memset(&cpu->fpu, 0, sizeof(cpu->fpu));
-	cpu->fpu.fxsave[0] = 0x40;
-	cpu->fpu.xcr0 = 1;
-	cpu->mxcsr = 0x1f80;
-	memcpy(&cpu->fpu.fxsave[24], &cpu->mxcsr, 4);
-	memset(cpu->xmm, 0, sizeof(cpu->xmm));
+	emu_fpu_reset(cpu);
 	cpu->cpl = 0;
 	cpu->intr_shadow = false;
 	cpu->halted = false;
@@ -100,6 +110,7 @@ void emu_cpu_reset(struct emu_cpu *cpu, bool bsp)
 	cpu->exc_error = 0;
 	cpu->exc_has_error = false;
 	cpu->delivering = -1;
+	cpu->nmi_blocked = false;
 	mmu_reset(cpu);
 	emu_update_mode(cpu);
 }

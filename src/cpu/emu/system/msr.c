@@ -3,7 +3,10 @@
  * when nobody handles it. */
 #include "cpu/emu/system/sys.h"
 
+#include "hw/intc/lapic.h"
 #include "vm/machine.h"
+
+#include <errno.h>
 
 #define MSR_IA32_PRED_CMD        0x49
 #define MSR_IA32_BIOS_SIGN_ID    0x8b
@@ -58,9 +61,32 @@ static int msr_trap(struct emu_cpu *cpu, uint32_t index, bool write, uint64_t *v
 	return 0;
 }
 
+static bool is_apic_msr(uint32_t index)
+{
+	return index == MSR_IA32_APIC_BASE || index == MSR_IA32_TSC_DEADLINE || (index >= 0x800 && index <= 0x8ff);
+}
+
+/* The LAPIC's engine hook: 0 done, -1 #GP, 1 no LAPIC (model it here). */
+static int apic_msr(struct emu_cpu *cpu, uint32_t index, bool write, uint64_t *val)
+{
+	if (!cpu->vcpu || !cpu->vcpu->lapic)
+		return 1;
+	int rc = write ? lapic_msr_write(cpu->vcpu, index, *val) : lapic_msr_read(cpu->vcpu, index, val);
+	if (rc == -ENOENT)
+		return 1;
+	return rc < 0 ? -1 : 0;
+}
+
 int msr_read(struct emu_cpu *cpu, uint32_t index, uint64_t *val)
 {
 	int fi;
+	if (is_apic_msr(index)) {
+		int rc = apic_msr(cpu, index, false, val);
+		if (rc <= 0)
+			return rc;
+		if (index >= 0x800)
+			return -1;   /* x2APIC registers without a LAPIC */
+	}
 	switch (index) {
 	case MSR_IA32_TSC: *val = emu_rdtsc(cpu); return 0;
 	case MSR_IA32_APIC_BASE: *val = cpu->apic_base; return 0;
@@ -102,6 +128,17 @@ int msr_read(struct emu_cpu *cpu, uint32_t index, uint64_t *val)
 int msr_write(struct emu_cpu *cpu, uint32_t index, uint64_t val)
 {
 	int fi;
+	if (is_apic_msr(index)) {
+		int rc = apic_msr(cpu, index, true, &val);
+		if (rc == 0 && index == MSR_IA32_APIC_BASE)
+			cpu->apic_base = val;   /* CPUID.1:EDX.APIC follows the enable bit */
+		if (index == MSR_IA32_TSC_DEADLINE && rc == 0)
+			cpu->tsc_deadline = val;
+		if (rc <= 0)
+			return rc;
+		if (index >= 0x800)
+			return -1;
+	}
 	switch (index) {
 	case MSR_IA32_TSC:
 		cpu->tsc_offset += val - emu_rdtsc(cpu);
@@ -109,8 +146,6 @@ int msr_write(struct emu_cpu *cpu, uint32_t index, uint64_t val)
 	case MSR_IA32_APIC_BASE:
 		/* Bits 7:0, 9 and above MAXPHYADDR are reserved (vol. 3A 11.4.4). */
 		if (val & (0xffull | (1ull << 9) | ~EMU_PHYS_MASK))
-			return -1;
-		if (emu_hook_apic_base(cpu, val) < 0)
 			return -1;
 		cpu->apic_base = val;
 		return 0;
@@ -162,7 +197,6 @@ int msr_write(struct emu_cpu *cpu, uint32_t index, uint64_t val)
 		return 0;
 	case MSR_IA32_TSC_DEADLINE:
 		cpu->tsc_deadline = val;
-		emu_hook_tsc_deadline(cpu, val);
 		return 0;
 	case MSR_EFER:
 		return mode_write_efer(cpu, val);

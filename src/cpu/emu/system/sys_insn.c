@@ -482,7 +482,8 @@ static void h_grp7_1(struct emu_cpu *cpu, const struct emu_insn *in)
 	switch (in->rm & 7) {
 	case 2:   /* CLAC (0F 01 CA) */
 	case 3:   /* STAC (0F 01 CB) */
-		if (cpu->cpl != 0 || !(cpu->cr4 & X86_CR4_SMAP))
+		/* #UD at CPL > 0 only: CPUID advertises SMAP, CR4.SMAP does not matter. */
+		if (cpu->cpl != 0)
 			ud(cpu);
 		set_flag_bits(cpu, X86_FLAG_AC, (in->rm & 7) == 3 ? X86_FLAG_AC : 0);
 		return;
@@ -497,25 +498,13 @@ static void h_grp7_2(struct emu_cpu *cpu, const struct emu_insn *in)
 		load_dtable(cpu, in, &cpu->gdtr);
 		return;
 	}
-	/* XGETBV / XSETBV (0F 01 D0 / D1), vol. 1 13.3. */
-	if (!(cpu->cr4 & X86_CR4_OSXSAVE))
+	/* XGETBV / XSETBV (0F 01 D0 / D1) belong to the fpu module. */
+	if ((in->rm & 7) == 0)
+		emu_fpu_xgetbv(cpu, in);
+	else if ((in->rm & 7) == 1)
+		emu_fpu_xsetbv(cpu, in);
+	else
 		ud(cpu);
-	uint32_t xcr = (uint32_t)cpu->gpr[RCX];
-	if ((in->rm & 7) == 0) {
-		if (xcr != 0)
-			gp0(cpu);
-		cpu->gpr[RAX] = (uint32_t)cpu->xcr0;
-		cpu->gpr[RDX] = (uint32_t)(cpu->xcr0 >> 32);
-	} else if ((in->rm & 7) == 1) {
-		need_cpl0(cpu);
-		uint64_t v = (uint32_t)cpu->gpr[RAX] | (cpu->gpr[RDX] << 32);
-		if (xcr != 0 || !(v & 1) || (v & ~3ull))
-			gp0(cpu);
-		cpu->xcr0 = v;
-		cpu->fpu.xcr0 = v;
-	} else {
-		ud(cpu);
-	}
 }
 
 static void h_grp7_3(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -592,7 +581,7 @@ static void h_mov_from_cr(struct emu_cpu *cpu, const struct emu_insn *in)
 	case 8:
 		if (cpu->mode != EMU_MODE_LONG64)
 			ud(cpu);
-		v = emu_hook_get_tpr(cpu) & 0xf;
+		v = emu_hook_get_tpr(cpu);
 		break;
 	default: ud(cpu);
 	}

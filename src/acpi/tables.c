@@ -1,0 +1,452 @@
+/* ACPI tables of the PC (ACPI 6.4 chapter 5.2). */
+#include "acpi/tables.h"
+
+#include "acpi/aml.h"
+#include "util/error.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OEM_ID       "VESSEL"
+#define OEM_TABLE_ID "VESSELPC"
+#define CREATOR_ID   "VSSL"
+
+static void put8(uint8_t *p, size_t off, uint8_t v) { p[off] = v; }
+static void put16(uint8_t *p, size_t off, uint16_t v) { p[off] = (uint8_t)v; p[off + 1] = (uint8_t)(v >> 8); }
+static void put32(uint8_t *p, size_t off, uint32_t v) { for (int i = 0; i < 4; i++) p[off + i] = (uint8_t)(v >> (8 * i)); }
+static void put64(uint8_t *p, size_t off, uint64_t v) { for (int i = 0; i < 8; i++) p[off + i] = (uint8_t)(v >> (8 * i)); }
+
+uint8_t acpi_checksum(const void *p, size_t len)
+{
+	uint8_t sum = 0;
+	for (size_t i = 0; i < len; i++)
+		sum = (uint8_t)(sum + ((const uint8_t *)p)[i]);
+	return sum;
+}
+
+void acpi_table_checksum(void *table, size_t len)
+{
+	uint8_t *t = table;
+	t[9] = 0;
+	t[9] = (uint8_t)(0x100 - acpi_checksum(t, len));
+}
+
+void acpi_header_fill(void *table, const char sig[4], uint32_t len, uint8_t revision)
+{
+	uint8_t *t = table;
+	memcpy(t, sig, 4);
+	put32(t, 4, len);
+	put8(t, 8, revision);
+	t[9] = 0;
+	memcpy(t + 10, OEM_ID, 6);
+	memcpy(t + 16, OEM_TABLE_ID, 8);
+	put32(t, 24, 1);                 /* OEM revision */
+	memcpy(t + 28, CREATOR_ID, 4);
+	put32(t, 32, 1);                 /* creator revision */
+}
+
+/* Generic Address Structure (5.2.3.2). */
+static void put_gas(uint8_t *p, size_t off, uint8_t space, uint8_t bit_width, uint8_t access, uint64_t addr)
+{
+	put8(p, off, space);
+	put8(p, off + 1, bit_width);
+	put8(p, off + 2, 0);
+	put8(p, off + 3, access);
+	put64(p, off + 4, addr);
+}
+#define GAS_MEMORY 0
+#define GAS_IO     1
+
+void acpi_builder_init(struct acpi_builder *b, uint8_t *area, uint64_t area_gpa, size_t size)
+{
+	memset(b, 0, sizeof(*b));
+	b->area = area;
+	b->area_gpa = area_gpa;
+	b->size = size;
+	memset(area, 0, size);
+	/* The RSDP goes first, 16-byte aligned (5.2.5.1); tables follow. */
+	b->used = 64;
+}
+
+uint64_t acpi_builder_place(struct acpi_builder *b, const void *table, size_t len, size_t align)
+{
+	if (b->err)
+		return 0;
+	size_t at = (b->used + align - 1) & ~(align - 1);
+	if (at > b->size || len > b->size - at) {
+		b->err = err_set(-ENOSPC, "ACPI tables do not fit in %zu bytes", b->size);
+		return 0;
+	}
+	memcpy(b->area + at, table, len);
+	b->used = at + len;
+	return b->area_gpa + at;
+}
+
+uint64_t acpi_builder_add(struct acpi_builder *b, const void *table, size_t len)
+{
+	if (b->n_tables == ACPI_MAX_TABLES) {
+		b->err = err_set(-ENOSPC, "too many ACPI tables");
+		return 0;
+	}
+	uint64_t gpa = acpi_builder_place(b, table, len, 16);
+	if (gpa)
+		b->tables[b->n_tables++] = gpa;
+	return gpa;
+}
+
+int acpi_builder_finish(struct acpi_builder *b)
+{
+	if (b->err)
+		return b->err;
+	uint8_t xsdt[36 + 8 * ACPI_MAX_TABLES], rsdt[36 + 4 * ACPI_MAX_TABLES];
+	size_t xlen = 36 + 8 * b->n_tables, rlen = 36 + 4 * b->n_tables;
+	acpi_header_fill(xsdt, "XSDT", (uint32_t)xlen, 1);
+	acpi_header_fill(rsdt, "RSDT", (uint32_t)rlen, 1);
+	for (unsigned i = 0; i < b->n_tables; i++) {
+		put64(xsdt, 36 + 8 * i, b->tables[i]);
+		if (b->tables[i] >> 32)
+			return b->err = err_set(-ERANGE, "ACPI table above 4 GiB cannot be listed in the RSDT");
+		put32(rsdt, 36 + 4 * i, (uint32_t)b->tables[i]);
+	}
+	acpi_table_checksum(xsdt, xlen);
+	acpi_table_checksum(rsdt, rlen);
+	uint64_t xsdt_gpa = acpi_builder_place(b, xsdt, xlen, 16);
+	uint64_t rsdt_gpa = acpi_builder_place(b, rsdt, rlen, 16);
+	if (b->err)
+		return b->err;
+	/* RSDP (5.2.5.3), revision 2. */
+	uint8_t *r = b->area;
+	memcpy(r, "RSD PTR ", 8);
+	memcpy(r + 9, OEM_ID, 6);
+	put8(r, 15, 2);
+	put32(r, 16, (uint32_t)rsdt_gpa);
+	put32(r, 20, 36);
+	put64(r, 24, xsdt_gpa);
+	r[8] = (uint8_t)(0x100 - acpi_checksum(r, 20));
+	r[32] = (uint8_t)(0x100 - acpi_checksum(r, 36));
+	b->rsdp_gpa = b->area_gpa;
+	return 0;
+}
+
+/* ---- DSDT ---- */
+
+static void dsdt_crs_begin(struct aml *a)
+{
+	aml_name_begin(a, "_CRS");
+	aml_buffer_begin(a);
+}
+
+static void dsdt_crs_end(struct aml *a)
+{
+	aml_res_end_tag(a);
+	aml_end(a);
+}
+
+static void dsdt_pci_root(struct aml *a, const struct acpi_platform_info *info)
+{
+	aml_device_begin(a, "PCI0");
+	/* PCI Express root bridge with a PCI-compatible fallback (6.1.2, 6.1.5). */
+	aml_name_eisaid(a, "_HID", "PNP0A08");
+	aml_name_eisaid(a, "_CID", "PNP0A03");
+	aml_name_integer(a, "_UID", 0);
+	aml_name_integer(a, "_SEG", 0);
+	aml_name_integer(a, "_BBN", 0);
+	dsdt_crs_begin(a);
+	aml_res_word_bus(a, 0, info->ecam_end_bus);
+	aml_res_io(a, 0xcf8, 0xcf8, 1, 8);
+	aml_res_word_io(a, 0x0000, 0x0cf7);
+	aml_res_word_io(a, 0x0d00, 0xffff);
+	aml_res_dword_memory(a, 0x000a0000, 0x000bffff);
+	aml_res_dword_memory(a, (uint32_t)info->pci_mmio_base, (uint32_t)info->pci_mmio_end);
+	dsdt_crs_end(a);
+	/* _PRT (6.2.13): INTx of slots 1-31 straight to I/O APIC GSIs. */
+	aml_name_begin(a, "_PRT");
+	aml_package_begin(a, 31 * 4);
+	for (unsigned slot = 1; slot < 32; slot++) {
+		for (unsigned pin = 0; pin < 4; pin++) {
+			aml_package_begin(a, 4);
+			aml_integer(a, ((uint64_t)slot << 16) | 0xffff);
+			aml_integer(a, pin);
+			aml_integer(a, 0);
+			aml_integer(a, info->intx_gsi ? info->intx_gsi(slot, pin + 1) : 16 + ((slot + pin) & 7));
+			aml_end(a);
+		}
+	}
+	aml_end(a);
+	aml_end(a);
+}
+
+static void dsdt_isa_device(struct aml *a, const char *name, const char *hid, unsigned uid)
+{
+	aml_device_begin(a, name);
+	aml_name_eisaid(a, "_HID", hid);
+	aml_name_integer(a, "_UID", uid);
+}
+
+int acpi_build_dsdt(const struct acpi_platform_info *info, uint8_t **out, size_t *len)
+{
+	struct aml a;
+	aml_init(&a);
+	uint8_t header[36] = { 0 };
+	aml_bytes(&a, header, sizeof(header));
+
+	aml_scope_begin(&a, "\\_SB");
+	dsdt_pci_root(&a, info);
+
+	/* Motherboard resources (PNP0C02): the ECAM window, so the OS trusts
+	 * the MCFG (PCI Firmware 3.2, 4.1.2). */
+	dsdt_isa_device(&a, "MRES", "PNP0C02", 1);
+	dsdt_crs_begin(&a);
+	aml_res_memory32_fixed(&a, (uint32_t)info->ecam_base, (uint32_t)(info->ecam_end_bus + 1) << 20, 0);
+	dsdt_crs_end(&a);
+	aml_end(&a);
+
+	dsdt_isa_device(&a, "COM1", "PNP0501", 1);
+	dsdt_crs_begin(&a);
+	aml_res_io(&a, info->com1_port, info->com1_port, 1, 8);
+	aml_res_irq_noflags(&a, (uint16_t)(1u << info->com1_irq));
+	dsdt_crs_end(&a);
+	aml_end(&a);
+
+	dsdt_isa_device(&a, "RTC", "PNP0B00", 0);
+	dsdt_crs_begin(&a);
+	aml_res_io(&a, 0x70, 0x70, 1, 2);
+	aml_res_irq_noflags(&a, 1u << 8);
+	dsdt_crs_end(&a);
+	aml_end(&a);
+
+	dsdt_isa_device(&a, "KBD", "PNP0303", 0);
+	dsdt_crs_begin(&a);
+	aml_res_io(&a, 0x60, 0x60, 1, 1);
+	aml_res_io(&a, 0x64, 0x64, 1, 1);
+	aml_res_irq_noflags(&a, 1u << 1);
+	dsdt_crs_end(&a);
+	aml_end(&a);
+
+	dsdt_isa_device(&a, "MOU", "PNP0F13", 0);
+	dsdt_crs_begin(&a);
+	aml_res_irq_noflags(&a, 1u << 12);
+	dsdt_crs_end(&a);
+	aml_end(&a);
+
+	dsdt_isa_device(&a, "HPET", "PNP0103", 0);
+	dsdt_crs_begin(&a);
+	aml_res_memory32_fixed(&a, (uint32_t)info->hpet_addr, 0x400, 0);
+	dsdt_crs_end(&a);
+	aml_end(&a);
+
+	aml_device_begin(&a, "FWCF");
+	aml_name_string_value(&a, "_HID", "QEMU0002");
+	aml_name_integer(&a, "_STA", 0x0b);   /* present, enabled, not shown in UI */
+	dsdt_crs_begin(&a);
+	aml_res_io(&a, info->fw_cfg_port, info->fw_cfg_port, 1, 2);
+	dsdt_crs_end(&a);
+	aml_end(&a);
+
+	/* Processor devices (8.4, ACPI0007) matching the MADT's UIDs. */
+	for (unsigned i = 0; i < info->n_cpus; i++) {
+		char name[5];
+		static const char hex[] = "0123456789ABCDEF";
+		name[0] = 'C';
+		name[1] = hex[(i >> 8) & 15];
+		name[2] = hex[(i >> 4) & 15];
+		name[3] = hex[i & 15];
+		name[4] = 0;
+		aml_device_begin(&a, name);
+		aml_name_string_value(&a, "_HID", "ACPI0007");
+		aml_name_integer(&a, "_UID", i);
+		aml_end(&a);
+	}
+	aml_end(&a);   /* \_SB */
+
+	/* \_S5: soft-off sleep type values for PM1a/PM1b_CNT.SLP_TYP (7.4.2). */
+	aml_name_begin(&a, "\\_S5");
+	aml_package_begin(&a, 4);
+	aml_integer(&a, info->slp_typ_s5);
+	aml_integer(&a, info->slp_typ_s5);
+	aml_integer(&a, 0);
+	aml_integer(&a, 0);
+	aml_end(&a);
+
+	int rc = aml_error(&a);
+	if (rc < 0) {
+		aml_free(&a);
+		return err_set(rc, "cannot build the DSDT");
+	}
+	/* Revision 2: 64-bit integers (5.2.11.1). */
+	acpi_header_fill(a.buf, "DSDT", (uint32_t)a.len, 2);
+	acpi_table_checksum(a.buf, a.len);
+	*out = a.buf;
+	*len = a.len;
+	return 0;
+}
+
+/* ---- fixed-layout tables ---- */
+
+static void build_facs(uint8_t *t)
+{
+	/* FACS (5.2.10): no checksum, 64 bytes, version 2. */
+	memset(t, 0, 64);
+	memcpy(t, "FACS", 4);
+	put32(t, 4, 64);
+	put8(t, 32, 2);
+}
+
+#define FADT_LEN 276
+
+static void build_fadt(uint8_t *t, const struct acpi_platform_info *info, uint64_t facs, uint64_t dsdt)
+{
+	memset(t, 0, FADT_LEN);
+	acpi_header_fill(t, "FACP", FADT_LEN, 6);
+	uint32_t pm1_evt = info->pm_base, pm1_cnt = info->pm_base + 4u, pm_tmr = info->pm_base + 8u,
+		 gpe0 = info->pm_base + 0x20u;
+	put32(t, 36, (uint32_t)facs);
+	put32(t, 40, (uint32_t)dsdt);
+	put8(t, 45, 0);                   /* preferred PM profile: unspecified */
+	put16(t, 46, info->sci_irq);
+	/* SMI_CMD = 0: no SMM, the hardware is always in ACPI mode (5.2.9). */
+	put32(t, 56, pm1_evt);
+	put32(t, 64, pm1_cnt);
+	put32(t, 76, pm_tmr);
+	put32(t, 80, gpe0);
+	put8(t, 88, 4);                   /* PM1_EVT_LEN */
+	put8(t, 89, 2);                   /* PM1_CNT_LEN */
+	put8(t, 91, 4);                   /* PM_TMR_LEN */
+	put8(t, 92, info->gpe0_len);
+	put16(t, 96, 101);                /* P_LVL2_LAT > 100: no C2 */
+	put16(t, 98, 1001);               /* P_LVL3_LAT > 1000: no C3 */
+	put8(t, 106, 0x0d);               /* DAY_ALRM: RTC day-of-month alarm index */
+	put8(t, 108, 0x32);               /* CENTURY: RTC century index */
+	/* IAPC_BOOT_ARCH (5.2.9.3): legacy devices, 8042, no VGA, no ASPM control. */
+	put16(t, 109, (1u << 0) | (1u << 1) | (1u << 2) | (1u << 4));
+	/* Flags (table 5.10): WBINVD, PROC_C1, SLP_BUTTON (none), FIX_RTC,
+	 * TMR_VAL_EXT (32-bit PM timer), RESET_REG_SUP.  PWR_BUTTON clear:
+	 * the power button is the fixed-feature one. */
+	put32(t, 112, (1u << 0) | (1u << 2) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 10));
+	put_gas(t, 116, GAS_IO, 8, 1, info->reset_port);
+	put8(t, 128, info->reset_value);
+	put8(t, 131, 0);                  /* FADT minor version */
+	put64(t, 132, facs);
+	put64(t, 140, dsdt);
+	put_gas(t, 148, GAS_IO, 32, 0, pm1_evt);
+	put_gas(t, 172, GAS_IO, 16, 0, pm1_cnt);
+	put_gas(t, 208, GAS_IO, 32, 0, pm_tmr);
+	put_gas(t, 220, GAS_IO, (uint8_t)(info->gpe0_len * 8), 0, gpe0);
+	memcpy(t + 268, "VESSEL\0\0", 8);  /* hypervisor vendor identity */
+	acpi_table_checksum(t, FADT_LEN);
+}
+
+static size_t build_madt(uint8_t *t, const struct acpi_platform_info *info)
+{
+	size_t off = 44;
+	acpi_header_fill(t, "APIC", 0, 5);
+	put32(t, 36, (uint32_t)info->lapic_addr);
+	put32(t, 40, 1);                  /* PCAT_COMPAT: 8259s present */
+	for (unsigned i = 0; i < info->n_cpus; i++) {
+		/* Processor Local APIC (5.2.12.2); x2APIC entries above ID 254. */
+		if (i < 255) {
+			put8(t, off, 0); put8(t, off + 1, 8);
+			put8(t, off + 2, (uint8_t)i);   /* ACPI processor UID */
+			put8(t, off + 3, (uint8_t)i);   /* APIC ID */
+			put32(t, off + 4, 1);           /* enabled */
+			off += 8;
+		} else {
+			put8(t, off, 9); put8(t, off + 1, 16);
+			put16(t, off + 2, 0);
+			put32(t, off + 4, i);
+			put32(t, off + 8, 1);
+			put32(t, off + 12, i);
+			off += 16;
+		}
+	}
+	/* I/O APIC (5.2.12.3): ID 0, GSI base 0. */
+	put8(t, off, 1); put8(t, off + 1, 12);
+	put8(t, off + 2, 0); put8(t, off + 3, 0);
+	put32(t, off + 4, (uint32_t)info->ioapic_addr);
+	put32(t, off + 8, 0);
+	off += 12;
+	/* Interrupt source overrides (5.2.12.5): the PIT's IRQ0 is on GSI 2;
+	 * the SCI is level-triggered, active high (flags: polarity 01, trigger 11). */
+	put8(t, off, 2); put8(t, off + 1, 10);
+	put8(t, off + 2, 0); put8(t, off + 3, 0);
+	put32(t, off + 4, 2);
+	put16(t, off + 8, 0);
+	off += 10;
+	put8(t, off, 2); put8(t, off + 1, 10);
+	put8(t, off + 2, 0); put8(t, off + 3, info->sci_irq);
+	put32(t, off + 4, info->sci_irq);
+	put16(t, off + 8, 0x000d);
+	off += 10;
+	/* Local APIC NMI (5.2.12.7): LINT1 of every processor. */
+	put8(t, off, 4); put8(t, off + 1, 6);
+	put8(t, off + 2, 0xff);
+	put16(t, off + 3, 0);
+	put8(t, off + 5, 1);
+	off += 6;
+	put32(t, 4, (uint32_t)off);
+	acpi_table_checksum(t, off);
+	return off;
+}
+
+static void build_hpet(uint8_t *t, const struct acpi_platform_info *info)
+{
+	/* IA-PC HPET specification 1.0a, section 3.2.4. */
+	memset(t, 0, 56);
+	acpi_header_fill(t, "HPET", 56, 1);
+	put32(t, 36, info->hpet_block_id);
+	put_gas(t, 40, GAS_MEMORY, 64, 0, info->hpet_addr);
+	put8(t, 52, 0);                   /* HPET number */
+	put16(t, 53, 0x80);               /* minimum clock tick in periodic mode */
+	put8(t, 55, 0);                   /* no page protection */
+	acpi_table_checksum(t, 56);
+}
+
+static void build_mcfg(uint8_t *t, const struct acpi_platform_info *info)
+{
+	/* PCI Firmware Specification 3.2, 4.1.2. */
+	memset(t, 0, 60);
+	acpi_header_fill(t, "MCFG", 60, 1);
+	put64(t, 44, info->ecam_base);
+	put16(t, 52, 0);                  /* segment */
+	put8(t, 54, 0);                   /* start bus */
+	put8(t, 55, info->ecam_end_bus);
+	acpi_table_checksum(t, 60);
+}
+
+int acpi_build_pc_tables(struct acpi_builder *b, const struct acpi_platform_info *info)
+{
+	if (info->n_cpus == 0 || info->n_cpus > ACPI_MAX_CPUS)
+		return err_set(-EINVAL, "ACPI: %u CPUs is out of range", info->n_cpus);
+	uint8_t facs[64];
+	build_facs(facs);
+	uint64_t facs_gpa = acpi_builder_place(b, facs, sizeof(facs), 64);
+
+	uint8_t *dsdt;
+	size_t dsdt_len;
+	int rc = acpi_build_dsdt(info, &dsdt, &dsdt_len);
+	if (rc < 0)
+		return rc;
+	uint64_t dsdt_gpa = acpi_builder_place(b, dsdt, dsdt_len, 16);
+	free(dsdt);
+
+	uint8_t fadt[FADT_LEN];
+	build_fadt(fadt, info, facs_gpa, dsdt_gpa);
+	acpi_builder_add(b, fadt, sizeof(fadt));
+
+	uint8_t *madt = malloc(128 + 16 * (size_t)info->n_cpus);
+	if (!madt)
+		return err_set(-ENOMEM, "out of memory");
+	size_t madt_len = build_madt(madt, info);
+	acpi_builder_add(b, madt, madt_len);
+	free(madt);
+
+	uint8_t hpet[56];
+	build_hpet(hpet, info);
+	acpi_builder_add(b, hpet, sizeof(hpet));
+
+	uint8_t mcfg[60];
+	build_mcfg(mcfg, info);
+	acpi_builder_add(b, mcfg, sizeof(mcfg));
+	return b->err;
+}

@@ -1,0 +1,67 @@
+/* ACPI table builder (ACPI 6.4 chapter 5.2): RSDP v2, XSDT and RSDT,
+ * FADT (revision 6, full hardware model), FACS, MADT, DSDT, HPET and MCFG,
+ * laid out in one guest-physical area (the BIOS area, where the OS scans
+ * for the RSDP).  Tables are added through acpi_builder_add() so more (an
+ * SRAT for virtual NUMA, SSDTs) can join before acpi_builder_finish()
+ * writes the XSDT, RSDT and RSDP. */
+#ifndef VESSEL_ACPI_TABLES_H
+#define VESSEL_ACPI_TABLES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ACPI_MAX_TABLES 16
+#define ACPI_MAX_CPUS 256
+
+/* What the tables describe; filled by the platform (src/hw/pc.c). */
+struct acpi_platform_info {
+	unsigned n_cpus;                  /* APIC ID = ACPI processor UID = index */
+	uint64_t lapic_addr, ioapic_addr, hpet_addr;
+	uint32_t hpet_block_id;           /* HPET general capabilities, low 32 bits */
+	uint16_t pm_base;                 /* PM1a_EVT; PM1a_CNT +4, PM_TMR +8, GPE0 +0x20 */
+	uint8_t gpe0_len;
+	uint8_t sci_irq;
+	uint8_t slp_typ_s5;
+	uint16_t reset_port;
+	uint8_t reset_value;
+	uint64_t ecam_base;
+	uint8_t ecam_end_bus;
+	uint64_t pci_mmio_base, pci_mmio_end;   /* 32-bit window, inclusive end */
+	uint16_t com1_port;
+	uint8_t com1_irq;
+	uint16_t fw_cfg_port;
+	/* PCI INTx routing for _PRT: GSI of (slot, pin 1-4). */
+	unsigned (*intx_gsi)(unsigned slot, unsigned pin);
+};
+
+struct acpi_builder {
+	uint8_t *area;          /* host view of the guest area */
+	uint64_t area_gpa;
+	size_t size, used;
+	uint64_t tables[ACPI_MAX_TABLES];   /* listed in the XSDT */
+	unsigned n_tables;
+	uint64_t rsdp_gpa;
+	int err;
+};
+
+void acpi_builder_init(struct acpi_builder *b, uint8_t *area, uint64_t area_gpa, size_t size);
+/* Copies a finished table (checksum already set) into the area, aligned;
+ * returns its guest address, 0 on error (sticky in b->err). */
+uint64_t acpi_builder_place(struct acpi_builder *b, const void *table, size_t len, size_t align);
+/* Places a table and lists it in the XSDT. */
+uint64_t acpi_builder_add(struct acpi_builder *b, const void *table, size_t len);
+/* Writes XSDT, RSDT and the RSDP; returns 0 or -errno with err_set(). */
+int acpi_builder_finish(struct acpi_builder *b);
+
+/* Standard header (5.2.6) with our OEM fields; len is the full table length. */
+void acpi_header_fill(void *table, const char sig[4], uint32_t len, uint8_t revision);
+/* Sets the header checksum so that the table's bytes sum to 0. */
+void acpi_table_checksum(void *table, size_t len);
+uint8_t acpi_checksum(const void *p, size_t len);
+
+/* Every table of the PC; 0 or -errno with err_set(). */
+int acpi_build_pc_tables(struct acpi_builder *b, const struct acpi_platform_info *info);
+/* The DSDT alone (malloc'd into *out), for tests and SSDT-style reuse. */
+int acpi_build_dsdt(const struct acpi_platform_info *info, uint8_t **out, size_t *len);
+
+#endif

@@ -1,0 +1,139 @@
+/* Boot loaders: put a kernel into guest memory the way a boot loader
+ * would, and prepare the firmware ROM whose stub takes the boot processor
+ * from the reset vector to the kernel's entry (docs/boot.md).
+ *
+ * The vCPUs are not touched: the boot processor starts at the reset vector
+ * in real mode like hardware (SDM vol. 3A, 9.1.4) and the ROM's stub
+ * (stub.asm) switches modes and jumps to the kernel. */
+#ifndef VESSEL_BOOT_BOOT_H
+#define VESSEL_BOOT_BOOT_H
+
+#include "vm/config.h"
+#include "vm/memory.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct vm;
+
+/* Entry point for the VM: probes cfg->kernel (bzImage -> Linux boot
+ * protocol; Multiboot header in the first 8 KiB -> Multiboot v1), loads it
+ * with cfg->initrd and cfg->cmdline into vm->mem, adds the ROM at
+ * GMEM_ROM_BASE if absent and fills it.  0 or -errno with err_set(): the
+ * message names the file and what was wrong with it. */
+int boot_load(struct vm *vm, const struct vm_config *cfg);
+
+/* Low-memory layout used by the loaders (all below the EBDA at 0x9fc00). */
+#define BOOT_STACK_TOP      0x7000ull   /* grows down; stub's initial RSP/ESP */
+#define BOOT_ZERO_PAGE      0x7000ull   /* Linux boot_params */
+#define BOOT_PML4           0x9000ull   /* identity map: PML4, PDPT, 4 PDs */
+#define BOOT_PDPT           0xa000ull
+#define BOOT_PD             0xb000ull   /* 4 pages: 4 GiB of 2 MiB pages */
+#define BOOT_MB_INFO        0x10000ull  /* Multiboot info, mmap, modules, strings */
+#define BOOT_MB_INFO_SIZE   0x10000ull
+#define BOOT_CMDLINE        0x20000ull  /* Linux command line */
+#define BOOT_CMDLINE_MAX    0x10000ull
+#define BOOT_IDENTITY_LIMIT 0x100000000ull
+
+/* Where the kernel asked the firmware to take the CPU. */
+enum boot_stub_mode {
+	BOOT_MODE_LONG64 = 1,   /* long mode, paging on, RSI = boot_params */
+	BOOT_MODE_PROT32 = 2,   /* 32-bit protected mode, paging off, EAX/EBX */
+};
+
+/* Parameter block at the start of the ROM, read by stub.asm (P_* offsets). */
+struct boot_stub_params {
+	uint32_t magic;         /* BOOT_STUB_MAGIC once filled */
+	uint32_t mode;          /* enum boot_stub_mode */
+	uint32_t cr3;
+	uint32_t reserved;
+	uint64_t entry;
+	uint64_t rsi;
+	uint32_t eax, ebx;
+	uint64_t stack;
+} __attribute__((packed));
+#define BOOT_STUB_MAGIC 0x544f4f42u  /* "BOOT" */
+
+enum boot_kind { BOOT_KIND_LINUX = 1, BOOT_KIND_MULTIBOOT = 2 };
+
+/* What a loader did; filled for tests, logs and the debugger view. */
+struct boot_info {
+	enum boot_kind kind;
+	struct boot_stub_params stub;
+	uint64_t kernel_start, kernel_end;     /* guest-physical, end exclusive */
+	uint64_t initrd_start, initrd_size;    /* Linux initrd, or first Multiboot module */
+	uint64_t cmdline_gpa;
+	bool decompressed;                     /* Linux: payload unpacked on the host */
+	char compression[8];                   /* "gzip", "xz", "lz4", "zstd", ... */
+	uint16_t protocol;                     /* Linux boot-protocol version */
+	unsigned n_modules;                    /* Multiboot */
+};
+
+struct boot_options {
+	uint64_t rsdp_addr;        /* ACPI RSDP for boot_params, 0 = let the kernel scan */
+};
+
+/* The loader without a struct vm: mem must already hold RAM (gmem_init);
+ * the ROM is added if absent.  boot_load() calls this. */
+int boot_load_mem(struct guest_memory *mem, const struct vm_config *cfg, const struct boot_options *opt,
+		  struct boot_info *info);
+
+/* ---- shared by the loaders (boot.c) ---- */
+
+/* e820 types (ACPI 6.5, 15.2 "E820 Address Range Types"). */
+#define E820_RAM      1
+#define E820_RESERVED 2
+#define E820_ACPI     3
+#define E820_MAX      128
+
+struct boot_e820 {
+	uint64_t addr, size;
+	uint32_t type;
+};
+
+/* The guest's physical memory map: RAM regions usable except the EBDA and
+ * the BIOS area 0x9fc00-0xfffff (ACPI tables and the RSDP live there), ECAM
+ * and the ROM reserved.  Returns the number of entries (<= max), sorted. */
+unsigned boot_build_e820(const struct guest_memory *mem, struct boot_e820 *out, unsigned max);
+
+/* Reads a whole file (at most max_size bytes) into a malloc'd buffer;
+ * what names it in messages ("kernel", "initrd"). */
+int boot_read_file(const char *path, const char *what, size_t max_size, uint8_t **data, size_t *size);
+
+/* Builds the 4 GiB identity map (2 MiB pages) at BOOT_PML4; returns CR3. */
+int boot_build_identity_map(struct guest_memory *mem, uint64_t *cr3);
+
+/* Adds the ROM if absent and writes the stub with its parameters. */
+int boot_install_rom(struct guest_memory *mem, const struct boot_stub_params *params);
+
+/* Highest address + 1 of the RAM region starting at 0 (the low RAM). */
+uint64_t boot_low_ram_end(const struct guest_memory *mem);
+
+/* Payload decompression by magic (decompress.c).  Returns 0 and a
+ * malloc'd buffer, -ENOTSUP for a format this build cannot unpack (name
+ * still set), or -EINVAL with err_set() for corrupt data. */
+int boot_decompress(const uint8_t *in, size_t in_len, size_t max_out, uint8_t **out, size_t *out_len,
+		    const char **format);
+
+/* ELF loading (elf.c): copies each PT_LOAD segment of image to its
+ * physical address (p_paddr), zero-filling up to p_memsz.  Accepts ELF32
+ * and ELF64 x86 images.  what names the image in messages. */
+struct boot_elf_result {
+	uint64_t entry;
+	uint64_t lowest, highest;     /* loaded range, end exclusive */
+	bool is64;
+};
+int boot_load_elf(struct guest_memory *mem, const uint8_t *image, size_t size, const char *what,
+		  struct boot_elf_result *res);
+bool boot_is_elf(const uint8_t *image, size_t size);
+
+/* Loaders. */
+bool linux_probe(const uint8_t *image, size_t size);
+int linux_load(struct guest_memory *mem, const struct vm_config *cfg, const struct boot_options *opt,
+	       const uint8_t *image, size_t size, struct boot_info *info);
+/* Offset of the Multiboot header in the first 8 KiB, or -1. */
+long multiboot_find_header(const uint8_t *image, size_t size);
+int multiboot_load(struct guest_memory *mem, const struct vm_config *cfg, const uint8_t *image, size_t size,
+		   long header_off, struct boot_info *info);
+
+#endif

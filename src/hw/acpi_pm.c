@@ -1,0 +1,171 @@
+/* ACPI PM1 event/control and GPE0 registers (ACPI 6.4 sections 4.8.3.1,
+ * 4.8.3.2 and 4.8.4.1). */
+#include "hw/acpi_pm.h"
+
+#include "hw/bus.h"
+#include "hw/pc.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "vm/machine.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* PM1 status bits we implement and their enables (table 4.15/4.16). */
+#define PM1_STS_MASK 0x8d31u   /* TMR, BM, GBL, PWRBTN, SLPBTN(no), RTC, WAK */
+#define PM1_EN_MASK  0x0521u   /* TMR_EN, GBL_EN, PWRBTN_EN, RTC_EN */
+#define PM1_CNT_SLP_EN (1u << 13)
+
+struct acpi_pm {
+	struct vm *vm;
+	uint16_t pm1_sts, pm1_en, pm1_cnt;
+	uint8_t gpe_sts[ACPI_GPE0_LEN / 2], gpe_en[ACPI_GPE0_LEN / 2];
+	bool sci_level;
+};
+
+static void acpi_pm_update_sci(struct acpi_pm *pm)
+{
+	bool sci = (pm->pm1_sts & pm->pm1_en & PM1_EN_MASK) != 0;
+	for (unsigned i = 0; i < sizeof(pm->gpe_sts); i++)
+		sci |= (pm->gpe_sts[i] & pm->gpe_en[i]) != 0;
+	/* The SCI is only signalled in ACPI mode (SCI_EN). */
+	sci = sci && (pm->pm1_cnt & ACPI_PM1_SCI_EN);
+	if (sci != pm->sci_level) {
+		pm->sci_level = sci;
+		irq_set_level(pm->vm, PC_IRQ_SCI, sci);
+	}
+}
+
+void acpi_pm_press_power_button(struct acpi_pm *pm)
+{
+	pm->pm1_sts |= ACPI_PM1_PWRBTN_STS;
+	acpi_pm_update_sci(pm);
+}
+
+void acpi_pm_raise_gpe(struct acpi_pm *pm, unsigned bit)
+{
+	if (bit >= 8 * sizeof(pm->gpe_sts))
+		return;
+	pm->gpe_sts[bit / 8] |= 1u << (bit % 8);
+	acpi_pm_update_sci(pm);
+}
+
+static void acpi_pm_sleep(struct acpi_pm *pm)
+{
+	unsigned typ = (pm->pm1_cnt >> 10) & 7;
+	pm->pm1_cnt &= ~PM1_CNT_SLP_EN;   /* SLP_EN always reads 0 */
+	if (typ == ACPI_SLP_TYP_S5) {
+		log_info("acpi", "guest entered S5: powering off");
+		vm_request_stop(pm->vm, VM_STOP_POWEROFF);
+		return;
+	}
+	/* Only \_S5 is offered in the DSDT; other states wake at once. */
+	log_debug("acpi", "ignoring sleep type %u", typ);
+	pm->pm1_sts |= ACPI_PM1_WAK_STS;
+}
+
+static uint64_t acpi_pm_read(void *opaque, uint64_t off, unsigned size)
+{
+	struct acpi_pm *pm = opaque;
+	uint64_t v = 0;
+	for (unsigned i = 0; i < size; i++) {
+		uint64_t o = off + i;
+		uint8_t b = 0;
+		if (o < 2)
+			b = (uint8_t)(pm->pm1_sts >> (8 * o));
+		else if (o < 4)
+			b = (uint8_t)(pm->pm1_en >> (8 * (o - 2)));
+		else if (o < 6)
+			b = (uint8_t)(pm->pm1_cnt >> (8 * (o - 4)));
+		else if (o >= ACPI_GPE0_OFF && o < ACPI_GPE0_OFF + ACPI_GPE0_LEN / 2)
+			b = pm->gpe_sts[o - ACPI_GPE0_OFF];
+		else if (o >= ACPI_GPE0_OFF + ACPI_GPE0_LEN / 2 && o < ACPI_GPE0_OFF + ACPI_GPE0_LEN)
+			b = pm->gpe_en[o - ACPI_GPE0_OFF - ACPI_GPE0_LEN / 2];
+		v |= (uint64_t)b << (8 * i);
+	}
+	return v;
+}
+
+static void acpi_pm_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+{
+	struct acpi_pm *pm = opaque;
+	bool sleep = false;
+	for (unsigned i = 0; i < size; i++) {
+		uint64_t o = off + i;
+		uint8_t b = (uint8_t)(val >> (8 * i));
+		if (o < 2) {
+			/* Status bits are cleared by writing 1 (4.8.3.1.1). */
+			pm->pm1_sts &= (uint16_t)~((unsigned)b << (8 * o));
+		} else if (o < 4) {
+			unsigned sh = 8 * (unsigned)(o - 2);
+			pm->pm1_en = (uint16_t)((pm->pm1_en & ~(0xffu << sh)) | ((unsigned)b << sh)) & PM1_EN_MASK;
+		} else if (o < 6) {
+			unsigned sh = 8 * (unsigned)(o - 4);
+			uint16_t cnt = (uint16_t)((pm->pm1_cnt & ~(0xffu << sh)) | ((unsigned)b << sh));
+			/* SCI_EN is owned by the platform (no SMI_CMD): stays set. */
+			pm->pm1_cnt = (uint16_t)(cnt | ACPI_PM1_SCI_EN);
+			if (cnt & PM1_CNT_SLP_EN)
+				sleep = true;
+		} else if (o >= ACPI_GPE0_OFF && o < ACPI_GPE0_OFF + ACPI_GPE0_LEN / 2) {
+			pm->gpe_sts[o - ACPI_GPE0_OFF] &= (uint8_t)~b;
+		} else if (o >= ACPI_GPE0_OFF + ACPI_GPE0_LEN / 2 && o < ACPI_GPE0_OFF + ACPI_GPE0_LEN) {
+			pm->gpe_en[o - ACPI_GPE0_OFF - ACPI_GPE0_LEN / 2] = b;
+		}
+	}
+	if (sleep)
+		acpi_pm_sleep(pm);
+	acpi_pm_update_sci(pm);
+}
+
+/* GPE0 is claimed as a range of its own: its offsets start at the block. */
+static uint64_t acpi_gpe_read(void *opaque, uint64_t off, unsigned size)
+{
+	return acpi_pm_read(opaque, off + ACPI_GPE0_OFF, size);
+}
+
+static void acpi_gpe_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+{
+	acpi_pm_write(opaque, off + ACPI_GPE0_OFF, size, val);
+}
+
+static const struct bus_ops acpi_pm_ops = { acpi_pm_read, acpi_pm_write };
+static const struct bus_ops acpi_gpe_ops = { acpi_gpe_read, acpi_gpe_write };
+
+void acpi_pm_reset(struct acpi_pm *pm)
+{
+	pm->pm1_sts = 0;
+	pm->pm1_en = 0;
+	/* Hardware starts in ACPI mode: the FADT has no SMI_CMD port, which
+	 * tells the OS there is no legacy mode to leave (5.2.9, SMI_CMD). */
+	pm->pm1_cnt = ACPI_PM1_SCI_EN;
+	memset(pm->gpe_sts, 0, sizeof(pm->gpe_sts));
+	memset(pm->gpe_en, 0, sizeof(pm->gpe_en));
+	if (pm->sci_level) {
+		pm->sci_level = false;
+		irq_set_level(pm->vm, PC_IRQ_SCI, false);
+	}
+}
+
+struct acpi_pm *acpi_pm_new(struct vm *vm)
+{
+	struct acpi_pm *pm = calloc(1, sizeof(*pm));
+	if (!pm) {
+		err_set(-ENOMEM, "out of memory");
+		return NULL;
+	}
+	pm->vm = vm;
+	acpi_pm_reset(pm);
+	return pm;
+}
+
+void acpi_pm_free(struct acpi_pm *pm) { free(pm); }
+
+int acpi_pm_register(struct acpi_pm *pm, struct bus *pio, uint16_t base)
+{
+	int rc = bus_register(pio, base + ACPI_PM1_EVT_OFF, 6, &acpi_pm_ops, pm, "acpi-pm1");
+	if (!rc)
+		rc = bus_register(pio, base + ACPI_GPE0_OFF, ACPI_GPE0_LEN, &acpi_gpe_ops, pm, "acpi-gpe0");
+	return rc;
+}

@@ -1,0 +1,36 @@
+/* ACPI fixed hardware (ACPI 6.4 chapter 4.8): PM1a event and control
+ * blocks, GPE0 block, SCI on ISA IRQ9 (level, active high), sleep control
+ * (SLP_TYP for S5 powers the VM off) and the fixed power button.  The PM
+ * timer is a device of its own (pm_timer.h).  Guarded by vm->dev_lock. */
+#ifndef VESSEL_HW_ACPI_PM_H
+#define VESSEL_HW_ACPI_PM_H
+
+#include <stdint.h>
+
+struct vm;
+struct bus;
+struct acpi_pm;
+
+/* Offsets inside the block at PC_PORT_ACPI_PM (also in the FADT). */
+#define ACPI_PM1_EVT_OFF  0x00   /* PM1_STS (2 bytes), PM1_EN (2 bytes) */
+#define ACPI_PM1_CNT_OFF  0x04   /* 2 bytes */
+#define ACPI_PM_TMR_OFF   0x08   /* 4 bytes */
+#define ACPI_GPE0_OFF     0x20   /* GPE0_STS (8 bytes), GPE0_EN (8 bytes) */
+#define ACPI_GPE0_LEN     16
+/* SLP_TYP the DSDT's \_S5 object names. */
+#define ACPI_SLP_TYP_S5   5
+
+#define ACPI_PM1_TMR_STS    (1u << 0)
+#define ACPI_PM1_PWRBTN_STS (1u << 8)
+#define ACPI_PM1_WAK_STS    (1u << 15)
+#define ACPI_PM1_SCI_EN     (1u << 0)
+
+struct acpi_pm *acpi_pm_new(struct vm *vm);
+void acpi_pm_free(struct acpi_pm *pm);
+void acpi_pm_reset(struct acpi_pm *pm);
+int acpi_pm_register(struct acpi_pm *pm, struct bus *pio, uint16_t base);
+void acpi_pm_press_power_button(struct acpi_pm *pm);
+/* Raises a general-purpose event (GPE0 bit), e.g. for device hot-plug. */
+void acpi_pm_raise_gpe(struct acpi_pm *pm, unsigned bit);
+
+#endif

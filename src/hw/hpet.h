@@ -1,0 +1,26 @@
+/* High Precision Event Timer (IA-PC HPET specification 1.0a): MMIO at
+ * 0xfed00000, 64-bit main counter at 10 MHz, 3 comparators (0 and 1
+ * periodic-capable), legacy replacement route (timer 0 -> IRQ0, timer 1
+ * -> IRQ8) and I/O APIC routes.  Guarded by vm->dev_lock. */
+#ifndef VESSEL_HW_HPET_H
+#define VESSEL_HW_HPET_H
+
+#include <stdint.h>
+
+struct vm;
+struct bus;
+struct timer_service;
+struct hpet;
+
+#define HPET_NUM_TIMERS 3
+#define HPET_PERIOD_FS  100000000u   /* 10 MHz */
+/* General capabilities, low 32 bits (also the ACPI HPET table's block ID):
+ * revision 1, 3 timers, 64-bit counter, legacy route capable, vendor 8086. */
+#define HPET_CAP_ID_LOW (0x01u | ((HPET_NUM_TIMERS - 1u) << 8) | (1u << 13) | (1u << 15) | (0x8086u << 16))
+
+struct hpet *hpet_new(struct vm *vm, struct timer_service *ts);
+void hpet_free(struct hpet *h);
+void hpet_reset(struct hpet *h);
+int hpet_register(struct hpet *h, struct bus *mmio, uint64_t base);
+
+#endif

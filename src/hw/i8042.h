@@ -1,0 +1,23 @@
+/* 8042 keyboard controller (IBM PC/AT Technical Reference; the command set
+ * of the Intel 8042/VIA VT82C42): data port 0x60, status/command port
+ * 0x64, a keyboard that answers reset/identify, an auxiliary port with
+ * loopback, IRQ1 and IRQ12, and the CPU reset line (command 0xfe, or
+ * output port bit 0) which ends the run with VM_STOP_RESET.  Enough for
+ * Linux's i8042 and atkbd probes.  Guarded by vm->dev_lock. */
+#ifndef VESSEL_HW_I8042_H
+#define VESSEL_HW_I8042_H
+
+#include <stdint.h>
+
+struct vm;
+struct bus;
+struct i8042;
+
+struct i8042 *i8042_new(struct vm *vm);
+void i8042_free(struct i8042 *k);
+void i8042_reset(struct i8042 *k);
+int i8042_register(struct i8042 *k, struct bus *pio);
+/* A scancode from the keyboard (set 2 if translation is off, else set 1). */
+void i8042_kbd_input(struct i8042 *k, uint8_t scancode);
+
+#endif

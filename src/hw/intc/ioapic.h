@@ -1,0 +1,26 @@
+/* I/O APIC (Intel 82093AA datasheet; version 0x20 with the EOI register of
+ * the ICH I/O APICs): 24 pins, redirection table, edge and level
+ * triggering with remote IRR.  MMIO at 0xfec00000.  Guarded by vm->dev_lock. */
+#ifndef VESSEL_HW_INTC_IOAPIC_H
+#define VESSEL_HW_INTC_IOAPIC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct vm;
+struct bus;
+struct ioapic;
+
+#define IOAPIC_NUM_PINS 24
+
+struct ioapic *ioapic_new(struct vm *vm);
+void ioapic_free(struct ioapic *io);
+void ioapic_reset(struct ioapic *io);
+int ioapic_register(struct ioapic *io, struct bus *mmio, uint64_t base);
+/* level true = asserted (polarity is the wiring's business, ACPI _PRT/MADT). */
+void ioapic_set_irq(struct ioapic *io, unsigned pin, bool level);
+/* EOI broadcast from a LAPIC or a write of the EOI register. */
+void ioapic_eoi(struct ioapic *io, uint8_t vector);
+uint64_t ioapic_get_redir(const struct ioapic *io, unsigned pin);
+
+#endif

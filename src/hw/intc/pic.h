@@ -1,0 +1,25 @@
+/* The two cascaded 8259A programmable interrupt controllers of the PC
+ * (Intel 8259A datasheet) with the edge/level control registers of the
+ * PIIX/ICH (ELCR, ports 0x4d0/0x4d1).  The master's INT output feeds LINT0
+ * of the bootstrap processor's LAPIC.  Guarded by vm->dev_lock. */
+#ifndef VESSEL_HW_INTC_PIC_H
+#define VESSEL_HW_INTC_PIC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct vm;
+struct bus;
+struct pic;
+
+struct pic *pic_new(struct vm *vm);
+void pic_free(struct pic *p);
+void pic_reset(struct pic *p);
+int pic_register(struct pic *p, struct bus *pio);
+void pic_set_irq(struct pic *p, unsigned irq, bool level);
+/* Level of the master's INT pin. */
+bool pic_has_output(struct pic *p);
+/* INTA cycle: the vector to take (IRQ7/15 spurious vectors if none). */
+int pic_read_irq(struct pic *p);
+
+#endif

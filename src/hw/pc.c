@@ -1,0 +1,294 @@
+/* The PC platform: creates every device, wires interrupts, writes the
+ * ACPI tables and CMOS memory size (see pc.h). */
+#include "hw/pc.h"
+
+#include "acpi/tables.h"
+#include "hw/acpi_pm.h"
+#include "hw/chardev.h"
+#include "hw/debug_exit.h"
+#include "hw/fw_cfg.h"
+#include "hw/hpet.h"
+#include "hw/i8042.h"
+#include "hw/intc/ioapic.h"
+#include "hw/intc/lapic.h"
+#include "hw/intc/pic.h"
+#include "hw/pci.h"
+#include "hw/pit.h"
+#include "hw/pm_timer.h"
+#include "hw/port80.h"
+#include "hw/reset_ctl.h"
+#include "hw/rtc.h"
+#include "hw/timer.h"
+#include "hw/uart.h"
+#include "util/error.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int platform_intr_ack(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+	struct platform *p = vm->platform;
+	if (!p || !vcpu->lapic)
+		return -1;
+	pthread_mutex_lock(&vm->dev_lock);
+	int v = lapic_ack(vcpu->lapic);
+	if (v < 0 && vcpu->id == 0 && p->pic && pic_has_output(p->pic) && lapic_accepts_pic(vcpu->lapic))
+		v = pic_read_irq(p->pic);   /* ExtINT: the 8259 supplies the vector (INTA cycle) */
+	/* More may be waiting (the engine clears VCPU_EVT_INTR when it acks). */
+	bool more = lapic_has_interrupt(vcpu->lapic) ||
+		    (vcpu->id == 0 && p->pic && pic_has_output(p->pic) && lapic_accepts_pic(vcpu->lapic));
+	pthread_mutex_unlock(&vm->dev_lock);
+	if (more)
+		vcpu_signal(vcpu, VCPU_EVT_INTR);
+	return v;
+}
+
+void platform_pic_changed(struct vm *vm)
+{
+	struct platform *p = vm->platform;
+	if (!p || !p->pic || !vm->n_vcpus || !vm->vcpus[0] || !vm->vcpus[0]->lapic)
+		return;
+	if (pic_has_output(p->pic) && lapic_accepts_pic(vm->vcpus[0]->lapic))
+		vcpu_signal(vm->vcpus[0], VCPU_EVT_INTR);
+}
+
+void platform_press_power_button(struct vm *vm)
+{
+	if (!vm->platform || !vm->platform->pm)
+		return;
+	pthread_mutex_lock(&vm->dev_lock);
+	acpi_pm_press_power_button(vm->platform->pm);
+	pthread_mutex_unlock(&vm->dev_lock);
+}
+
+uint64_t platform_rsdp_address(struct vm *vm)
+{
+	return vm->platform ? vm->platform->rsdp_addr : 0;
+}
+
+static int platform_write_acpi(struct vm *vm, struct platform *p)
+{
+	uint8_t *area = gmem_ptr(&vm->mem, PC_ACPI_BASE, PC_ACPI_SIZE);
+	if (!area)
+		return err_set(-EFAULT, "no guest RAM at %#llx for the ACPI tables",
+			       (unsigned long long)PC_ACPI_BASE);
+	struct acpi_platform_info info = {
+		.n_cpus = vm->n_vcpus,
+		.lapic_addr = GMEM_LAPIC_BASE,
+		.ioapic_addr = GMEM_IOAPIC_BASE,
+		.hpet_addr = GMEM_HPET_BASE,
+		.hpet_block_id = HPET_CAP_ID_LOW,
+		.pm_base = PC_PORT_ACPI_PM,
+		.gpe0_len = ACPI_GPE0_LEN,
+		.sci_irq = PC_IRQ_SCI,
+		.slp_typ_s5 = ACPI_SLP_TYP_S5,
+		.reset_port = PC_PORT_RESET,
+		.reset_value = RESET_CTL_VALUE,
+		.ecam_base = GMEM_ECAM_BASE,
+		.ecam_end_bus = (uint8_t)((GMEM_ECAM_SIZE >> 20) - 1),
+		.pci_mmio_base = GMEM_PCI_MMIO_BASE,
+		.pci_mmio_end = GMEM_IOAPIC_BASE - 1,
+		.com1_port = PC_PORT_COM1,
+		.com1_irq = PC_IRQ_COM1,
+		.fw_cfg_port = PC_PORT_FW_CFG,
+		.intx_gsi = pci_intx_gsi,
+	};
+	struct acpi_builder b;
+	acpi_builder_init(&b, area, PC_ACPI_BASE, PC_ACPI_SIZE);
+	int rc = acpi_build_pc_tables(&b, &info);
+	if (rc == 0)
+		rc = acpi_builder_finish(&b);
+	if (rc < 0)
+		return err_wrap(rc, "ACPI tables");
+	p->rsdp_addr = b.rsdp_gpa;
+	return 0;
+}
+
+static uint64_t low_ram(const struct guest_memory *mem)
+{
+	return mem->ram_size < GMEM_LOW_RAM_END ? mem->ram_size : GMEM_LOW_RAM_END;
+}
+
+static int platform_devices_create(struct vm *vm, struct platform *p)
+{
+	struct timer_service *ts = p->timers;
+	int rc;
+	if (!(p->pic = pic_new(vm)) || !(p->ioapic = ioapic_new(vm)) || !(p->pit = pit_new(vm, ts)) ||
+	    !(p->rtc = rtc_new(vm, ts)) || !(p->hpet = hpet_new(vm, ts)) || !(p->pm = acpi_pm_new(vm)) ||
+	    !(p->kbd = i8042_new(vm)) || !(p->pci = pci_host_new(vm)) || !(p->fw_cfg = fw_cfg_new()) ||
+	    !(p->port80 = port80_new()) || !(p->reset = reset_ctl_new(vm)) ||
+	    !(p->debug_exit = debug_exit_new(vm)) || !(p->com1 = uart_new(vm, PC_IRQ_COM1, p->console)))
+		return -ENOMEM;
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		struct vcpu *v = vm->vcpus[i];
+		if (!v)
+			return err_set(-EINVAL, "vCPU %u does not exist", i);
+		if (!(v->lapic = lapic_new(v, ts)))
+			return -ENOMEM;
+	}
+	pci_host_set_cf9(p->pci, &reset_ctl_ops, p->reset);
+	if ((rc = pic_register(p->pic, &vm->pio)) < 0 ||
+	    (rc = ioapic_register(p->ioapic, &vm->mmio, GMEM_IOAPIC_BASE)) < 0 ||
+	    (rc = lapic_mmio_register(vm)) < 0 ||
+	    (rc = pit_register(p->pit, &vm->pio)) < 0 ||
+	    (rc = rtc_register(p->rtc, &vm->pio)) < 0 ||
+	    (rc = hpet_register(p->hpet, &vm->mmio, GMEM_HPET_BASE)) < 0 ||
+	    (rc = acpi_pm_register(p->pm, &vm->pio, PC_PORT_ACPI_PM)) < 0 ||
+	    (rc = pm_timer_register(ts, &vm->pio, PC_PORT_ACPI_PM + ACPI_PM_TMR_OFF)) < 0 ||
+	    (rc = i8042_register(p->kbd, &vm->pio)) < 0 ||
+	    (rc = pci_host_register(p->pci, &vm->pio, &vm->mmio)) < 0 ||
+	    (rc = fw_cfg_register(p->fw_cfg, &vm->pio)) < 0 ||
+	    (rc = port80_register(p->port80, &vm->pio)) < 0 ||
+	    (rc = debug_exit_register(p->debug_exit, &vm->pio)) < 0 ||
+	    (rc = uart_register(p->com1, &vm->pio, PC_PORT_COM1)) < 0)
+		return rc;
+	uint64_t low = low_ram(&vm->mem);
+	rtc_set_memory_size(p->rtc, low, vm->mem.ram_size - low);
+	if ((rc = fw_cfg_add_u64(p->fw_cfg, FW_CFG_RAM_SIZE, vm->mem.ram_size)) < 0 ||
+	    (rc = fw_cfg_add_u16(p->fw_cfg, FW_CFG_NB_CPUS, (uint16_t)vm->n_vcpus)) < 0 ||
+	    (rc = fw_cfg_add_u16(p->fw_cfg, FW_CFG_MAX_CPUS, (uint16_t)vm->n_vcpus)) < 0)
+		return rc;
+	return 0;
+}
+
+int platform_create_opts(struct vm *vm, const struct platform_options *opts)
+{
+	struct platform *p = calloc(1, sizeof(*p));
+	if (!p)
+		return err_set(-ENOMEM, "out of memory");
+	p->vm = vm;
+	vm->platform = p;
+	int rc = -ENOMEM;
+	p->timers = timer_service_new(&vm->dev_lock);
+	if (!p->timers)
+		goto fail;
+	if (opts && opts->clock)
+		timer_service_set_clock(p->timers, opts->clock, opts->clock_opaque);
+	p->console = opts ? opts->console : NULL;
+	if (!p->console) {
+		p->own_console = chardev_fd_new(-1, STDOUT_FILENO);
+		if (!p->own_console)
+			goto fail;
+		p->console = p->own_console;
+	}
+	pthread_mutex_lock(&vm->dev_lock);
+	rc = platform_devices_create(vm, p);
+	pthread_mutex_unlock(&vm->dev_lock);
+	if (rc < 0) {
+		if (rc == -ENOMEM && !*err_msg())
+			err_set(rc, "out of memory");
+		goto fail;
+	}
+	if ((rc = platform_write_acpi(vm, p)) < 0)
+		goto fail;
+	vm->intr_ack = platform_intr_ack;
+	if (!(opts && opts->manual_clock) && (rc = timer_service_start(p->timers)) < 0)
+		goto fail;
+	log_debug("platform", "PC created: %u CPUs, RSDP at %#llx", vm->n_vcpus, (unsigned long long)p->rsdp_addr);
+	return 0;
+fail:
+	platform_destroy(vm);
+	return rc;
+}
+
+int platform_create(struct vm *vm)
+{
+	struct platform_options opts = { 0 };
+	opts.manual_clock = vm->cfg && vm->cfg->deterministic;
+	return platform_create_opts(vm, &opts);
+}
+
+/* Releases a device's bus ranges so the buses never point at freed memory. */
+static void unregister_all(struct bus *bus, void *opaque)
+{
+	for (unsigned i = 0; i < bus->n;) {
+		if (bus->ranges[i].opaque == opaque)
+			bus_unregister(bus, bus->ranges[i].base, opaque);
+		else
+			i++;
+	}
+}
+
+void platform_destroy(struct vm *vm)
+{
+	struct platform *p = vm->platform;
+	if (!p)
+		return;
+	/* Stop the timer thread first: nothing may fire into freed devices. */
+	timer_service_free(p->timers);
+	p->timers = NULL;
+	pthread_mutex_lock(&vm->dev_lock);
+	void *devs[] = { p->pic, p->ioapic, p->pit, p->rtc, p->hpet, p->pm, p->kbd, p->pci, p->fw_cfg,
+			 p->port80, p->debug_exit, p->com1, vm };
+	for (size_t i = 0; i < sizeof(devs) / sizeof(devs[0]); i++) {
+		if (devs[i]) {
+			unregister_all(&vm->pio, devs[i]);
+			unregister_all(&vm->mmio, devs[i]);
+		}
+	}
+	/* The PM timer's range carries the timer service as opaque. */
+	for (unsigned i = 0; i < vm->pio.n; i++) {
+		if (!strcmp(vm->pio.ranges[i].name, "acpi-pmtmr")) {
+			bus_unregister(&vm->pio, vm->pio.ranges[i].base, vm->pio.ranges[i].opaque);
+			break;
+		}
+	}
+	uart_free(p->com1);
+	pthread_mutex_unlock(&vm->dev_lock);
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		if (vm->vcpus[i] && vm->vcpus[i]->lapic) {
+			lapic_free(vm->vcpus[i]->lapic);
+			vm->vcpus[i]->lapic = NULL;
+		}
+	}
+	pic_free(p->pic);
+	ioapic_free(p->ioapic);
+	pit_free(p->pit);
+	rtc_free(p->rtc);
+	hpet_free(p->hpet);
+	acpi_pm_free(p->pm);
+	i8042_free(p->kbd);
+	pci_host_free(p->pci);
+	fw_cfg_free(p->fw_cfg);
+	port80_free(p->port80);
+	reset_ctl_free(p->reset);
+	debug_exit_free(p->debug_exit);
+	chardev_free(p->own_console);
+	if (vm->intr_ack == platform_intr_ack)
+		vm->intr_ack = NULL;
+	free(p);
+	vm->platform = NULL;
+}
+
+void platform_reset(struct vm *vm)
+{
+	struct platform *p = vm->platform;
+	if (!p)
+		return;
+	pthread_mutex_lock(&vm->dev_lock);
+	memset(p->gsi_level, 0, sizeof(p->gsi_level));
+	p->hpet_legacy = false;
+	p->nmi_masked = false;
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		if (vm->vcpus[i] && vm->vcpus[i]->lapic)
+			lapic_reset(vm->vcpus[i]->lapic, false);
+	pic_reset(p->pic);
+	ioapic_reset(p->ioapic);
+	pit_reset(p->pit);
+	rtc_reset(p->rtc);
+	hpet_reset(p->hpet);
+	acpi_pm_reset(p->pm);
+	i8042_reset(p->kbd);
+	pci_host_reset(p->pci);
+	fw_cfg_reset(p->fw_cfg);
+	reset_ctl_reset(p->reset);
+	uart_reset(p->com1);
+	pthread_mutex_unlock(&vm->dev_lock);
+	/* The ACPI tables live in guest RAM, which a reboot may have overwritten. */
+	if (platform_write_acpi(vm, p) < 0)
+		log_warn("platform", "reset: %s", err_msg());
+}

@@ -1,0 +1,52 @@
+/* Reset control register (ICH9 RST_CNT, port 0xcf9). */
+#include "hw/reset_ctl.h"
+
+#include "util/error.h"
+#include "util/log.h"
+#include "vm/machine.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#define RST_CNT_SYS_RST 0x02
+#define RST_CNT_RST_CPU 0x04
+
+struct reset_ctl {
+	struct vm *vm;
+	uint8_t value;
+};
+
+static uint64_t reset_ctl_read(void *opaque, uint64_t off, unsigned size)
+{
+	struct reset_ctl *r = opaque;
+	return r->value;
+}
+
+static void reset_ctl_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+{
+	struct reset_ctl *r = opaque;
+	r->value = val & RST_CNT_SYS_RST;
+	/* The 0 -> 1 transition of RST_CPU starts the reset (hard or soft:
+	 * both restart the VM from power-on here). */
+	if (val & RST_CNT_RST_CPU) {
+		log_info("reset", "guest wrote %#x to the reset control register", (unsigned)(val & 0xff));
+		vm_request_stop(r->vm, VM_STOP_RESET);
+	}
+}
+
+const struct bus_ops reset_ctl_ops = { reset_ctl_read, reset_ctl_write };
+
+void reset_ctl_reset(struct reset_ctl *r) { r->value = 0; }
+
+struct reset_ctl *reset_ctl_new(struct vm *vm)
+{
+	struct reset_ctl *r = calloc(1, sizeof(*r));
+	if (!r) {
+		err_set(-ENOMEM, "out of memory");
+		return NULL;
+	}
+	r->vm = vm;
+	return r;
+}
+
+void reset_ctl_free(struct reset_ctl *r) { free(r); }

@@ -1,0 +1,20 @@
+/* Reset control register at port 0xcf9 (Intel ICH9 datasheet 13.7.5
+ * "RST_CNT"): writing with bit 2 (RST_CPU) set resets the machine; the
+ * FADT's RESET_REG points here.  The PCI host forwards byte accesses of
+ * 0xcf9 to it (pci_host_set_cf9).  Guarded by vm->dev_lock. */
+#ifndef VESSEL_HW_RESET_CTL_H
+#define VESSEL_HW_RESET_CTL_H
+
+#include "hw/bus.h"
+
+struct vm;
+struct reset_ctl;
+
+#define RESET_CTL_VALUE 0x06   /* SYS_RST | RST_CPU: the FADT's RESET_VALUE */
+
+struct reset_ctl *reset_ctl_new(struct vm *vm);
+void reset_ctl_free(struct reset_ctl *r);
+void reset_ctl_reset(struct reset_ctl *r);
+extern const struct bus_ops reset_ctl_ops;
+
+#endif

@@ -1,0 +1,27 @@
+/* 16550A UART (National Semiconductor PC16550D datasheet) on COM1: 16-byte
+ * receive FIFO, interrupt identification, line and modem status, loopback
+ * and scratch register.  Output goes to a chardev at once (the transmitter
+ * is infinitely fast); input comes from the chardev, flow-controlled by
+ * the FIFO's free space.  Guarded by vm->dev_lock. */
+#ifndef VESSEL_HW_UART_H
+#define VESSEL_HW_UART_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct vm;
+struct bus;
+struct chardev;
+struct uart;
+
+#define UART_FIFO_SIZE 16
+
+struct uart *uart_new(struct vm *vm, unsigned gsi, struct chardev *cd);
+void uart_free(struct uart *u);
+void uart_reset(struct uart *u);
+int uart_register(struct uart *u, struct bus *pio, uint16_t base);
+/* Input from the owner: accepts what fits in the receive FIFO, returns how much. */
+size_t uart_receive(struct uart *u, const uint8_t *buf, size_t len);
+size_t uart_rx_room(struct uart *u);
+
+#endif

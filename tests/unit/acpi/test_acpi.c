@@ -1,0 +1,242 @@
+/* ACPI tables: structure, checksums, and a clean disassembly by iasl
+ * (acpica-tools) of every table. */
+#include "acpi/aml.h"
+#include "acpi/tables.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define AREA_GPA 0xe0000ull
+#define AREA_SIZE 0x20000
+
+static uint8_t area[AREA_SIZE];
+
+static unsigned test_gsi(unsigned slot, unsigned pin) { return 16 + ((slot + pin - 1) & 7); }
+
+static struct acpi_platform_info pc_info(unsigned ncpus)
+{
+	struct acpi_platform_info i = {
+		.n_cpus = ncpus, .lapic_addr = 0xfee00000, .ioapic_addr = 0xfec00000, .hpet_addr = 0xfed00000,
+		.hpet_block_id = 0x8086a201, .pm_base = 0x600, .gpe0_len = 16, .sci_irq = 9, .slp_typ_s5 = 5,
+		.reset_port = 0xcf9, .reset_value = 6, .ecam_base = 0xb0000000, .ecam_end_bus = 255,
+		.pci_mmio_base = 0xc0000000, .pci_mmio_end = 0xfebfffff, .com1_port = 0x3f8, .com1_irq = 4,
+		.fw_cfg_port = 0x510, .intx_gsi = test_gsi,
+	};
+	return i;
+}
+
+static uint32_t le32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint64_t le64(const uint8_t *p) { return le32(p) | (uint64_t)le32(p + 4) << 32; }
+
+static const uint8_t *at(uint64_t gpa)
+{
+	cr_assert(gpa >= AREA_GPA && gpa < AREA_GPA + AREA_SIZE, "address %#llx outside the area",
+		  (unsigned long long)gpa);
+	return area + (gpa - AREA_GPA);
+}
+
+static uint8_t sum(const uint8_t *p, size_t n)
+{
+	uint8_t s = 0;
+	while (n--)
+		s = (uint8_t)(s + *p++);
+	return s;
+}
+
+/* Builds the tables and returns the RSDP. */
+static const uint8_t *build(unsigned ncpus)
+{
+	struct acpi_builder b;
+	struct acpi_platform_info info = pc_info(ncpus);
+	acpi_builder_init(&b, area, AREA_GPA, AREA_SIZE);
+	cr_assert_eq(acpi_build_pc_tables(&b, &info), 0);
+	cr_assert_eq(acpi_builder_finish(&b), 0);
+	cr_assert_eq(b.rsdp_gpa & 15, 0, "RSDP 16-byte aligned");
+	return at(b.rsdp_gpa);
+}
+
+/* Every table reachable from the RSDP, with its signature. */
+struct found { const uint8_t *p; char sig[5]; };
+
+static unsigned collect(const uint8_t *rsdp, struct found *out)
+{
+	unsigned n = 0;
+	const uint8_t *xsdt = at(le64(rsdp + 24));
+	out[n].p = xsdt; memcpy(out[n++].sig, "XSDT", 5);
+	const uint8_t *rsdt = at(le32(rsdp + 16));
+	out[n].p = rsdt; memcpy(out[n++].sig, "RSDT", 5);
+	unsigned entries = (le32(xsdt + 4) - 36) / 8;
+	for (unsigned i = 0; i < entries; i++) {
+		const uint8_t *t = at(le64(xsdt + 36 + 8 * i));
+		out[n].p = t;
+		memcpy(out[n].sig, t, 4);
+		out[n++].sig[4] = 0;
+		if (!memcmp(t, "FACP", 4)) {
+			out[n].p = at(le64(t + 140)); memcpy(out[n++].sig, "DSDT", 5);
+			out[n].p = at(le64(t + 132)); memcpy(out[n++].sig, "FACS", 5);
+		}
+	}
+	return n;
+}
+
+Test(acpi, rsdp_and_checksums)
+{
+	const uint8_t *rsdp = build(4);
+	cr_assert(!memcmp(rsdp, "RSD PTR ", 8));
+	cr_assert_eq(rsdp[15], 2, "ACPI 2.0+ RSDP");
+	cr_assert_eq(sum(rsdp, 20), 0, "RSDP checksum");
+	cr_assert_eq(sum(rsdp, 36), 0, "RSDP extended checksum");
+	struct found t[ACPI_MAX_TABLES + 4];
+	unsigned n = collect(rsdp, t);
+	const char *want[] = { "XSDT", "RSDT", "FACP", "DSDT", "FACS", "APIC", "HPET", "MCFG" };
+	for (unsigned w = 0; w < sizeof(want) / sizeof(want[0]); w++) {
+		int seen = 0;
+		for (unsigned i = 0; i < n; i++)
+			seen |= !strcmp(t[i].sig, want[w]);
+		cr_assert(seen, "%s present", want[w]);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if (!strcmp(t[i].sig, "FACS")) {
+			cr_assert_eq(le32(t[i].p + 4), 64);
+			continue;
+		}
+		cr_assert_eq(sum(t[i].p, le32(t[i].p + 4)), 0, "%s checksum", t[i].sig);
+	}
+}
+
+Test(acpi, madt_describes_cpus_ioapic_and_overrides)
+{
+	const uint8_t *rsdp = build(3);
+	struct found t[ACPI_MAX_TABLES + 4];
+	unsigned n = collect(rsdp, t);
+	const uint8_t *madt = NULL;
+	for (unsigned i = 0; i < n; i++)
+		if (!strcmp(t[i].sig, "APIC"))
+			madt = t[i].p;
+	cr_assert(madt);
+	cr_assert_eq(le32(madt + 36), 0xfee00000);
+	unsigned cpus = 0, ioapics = 0, nmis = 0;
+	int irq0_gsi = -1, sci_flags = -1;
+	for (uint32_t off = 44; off < le32(madt + 4); off += madt[off + 1]) {
+		cr_assert_gt(madt[off + 1], 0);
+		switch (madt[off]) {
+		case 0: cr_assert_eq(madt[off + 3], cpus); cpus++; break;
+		case 1: ioapics++; cr_assert_eq(le32(madt + off + 4), 0xfec00000); break;
+		case 2:
+			if (madt[off + 3] == 0) irq0_gsi = (int)le32(madt + off + 4);
+			if (madt[off + 3] == 9) sci_flags = madt[off + 8] | madt[off + 9] << 8;
+			break;
+		case 4: nmis++; cr_assert_eq(madt[off + 5], 1, "LINT1"); break;
+		}
+	}
+	cr_assert_eq(cpus, 3);
+	cr_assert_eq(ioapics, 1);
+	cr_assert_eq(nmis, 1);
+	cr_assert_eq(irq0_gsi, 2, "IRQ0 -> GSI 2");
+	cr_assert_eq(sci_flags, 0xd, "SCI level, active high");
+}
+
+Test(aml, encodings)
+{
+	struct aml a;
+	aml_init(&a);
+	aml_integer(&a, 0);
+	aml_integer(&a, 1);
+	aml_integer(&a, 0x12);
+	aml_integer(&a, 0x1234);
+	aml_eisaid(&a, "PNP0A03");
+	const uint8_t want[] = { 0x00, 0x01, 0x0a, 0x12, 0x0b, 0x34, 0x12, 0x0c, 0x41, 0xd0, 0x0a, 0x03 };
+	cr_assert_eq(a.len, sizeof(want));
+	cr_assert_arr_eq(a.buf, want, sizeof(want));
+	aml_free(&a);
+	/* Long packages use a multi-byte PkgLength. */
+	aml_init(&a);
+	aml_package_begin(&a, 100);
+	for (int i = 0; i < 100; i++)
+		aml_integer(&a, 0x100 + i);
+	aml_end(&a);
+	cr_assert_eq(aml_error(&a), 0);
+	cr_assert_eq(a.buf[0], 0x12);
+	size_t body = 1 + 100 * 3;   /* NumElements + WordConst items */
+	size_t total = body + 2;
+	cr_assert_eq(a.buf[1], 0x40 | (total & 0xf));
+	cr_assert_eq(a.buf[2], total >> 4);
+	aml_free(&a);
+	aml_init(&a);
+	aml_name_string(&a, "lowercase");
+	cr_assert_neq(aml_error(&a), 0, "bad names are errors");
+	aml_free(&a);
+	aml_init(&a);
+	aml_scope_begin(&a, "\\_SB");
+	cr_assert_neq(aml_error(&a), 0, "unbalanced");
+	aml_free(&a);
+}
+
+static int have_iasl(void)
+{
+	return access("/usr/bin/iasl", X_OK) == 0;
+}
+
+/* Runs iasl on each table; no errors and no warnings allowed. */
+Test(acpi, iasl_disassembles_every_table_cleanly)
+{
+	if (!have_iasl())
+		cr_skip_test("iasl (acpica-tools) is not installed");
+	const uint8_t *rsdp = build(2);
+	struct found t[ACPI_MAX_TABLES + 4];
+	unsigned n = collect(rsdp, t);
+	char dir[] = "/tmp/vessel-acpi-XXXXXX";
+	cr_assert(mkdtemp(dir));
+	for (unsigned i = 0; i < n; i++) {
+		char path[128];
+		snprintf(path, sizeof(path), "%s/%s.dat", dir, t[i].sig);
+		FILE *f = fopen(path, "wb");
+		cr_assert(f);
+		size_t len = strcmp(t[i].sig, "FACS") ? le32(t[i].p + 4) : 64;
+		cr_assert_eq(fwrite(t[i].p, 1, len, f), len);
+		fclose(f);
+		char cmd[512], log[160];
+		snprintf(log, sizeof(log), "%s/%s.log", dir, t[i].sig);
+		snprintf(cmd, sizeof(cmd), "cd %s && iasl -d %s.dat > %s 2>&1", dir, t[i].sig, log);
+		int rc = system(cmd);
+		char buf[8192] = { 0 };
+		FILE *lf = fopen(log, "r");
+		cr_assert(lf);
+		size_t got = fread(buf, 1, sizeof(buf) - 1, lf);
+		buf[got] = 0;
+		fclose(lf);
+		cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "iasl -d %s failed:\n%s", t[i].sig, buf);
+		cr_assert(!strstr(buf, "Error") && !strstr(buf, "Warning") && !strstr(buf, "Invalid"),
+			  "iasl -d %s complained:\n%s", t[i].sig, buf);
+		/* The disassembled .dsl must also carry no complaint comments. */
+		snprintf(path, sizeof(path), "%s/%s.dsl", dir, t[i].sig);
+		FILE *df = fopen(path, "r");
+		cr_assert(df, "%s.dsl written", t[i].sig);
+		char line[512];
+		while (fgets(line, sizeof(line), df)) {
+			cr_assert(!strstr(line, "Error") && !strstr(line, "Warning") && !strstr(line, "Invalid"),
+				  "%s.dsl: %s", t[i].sig, line);
+		}
+		fclose(df);
+	}
+	/* The DSDT recompiles without errors or warnings. */
+	char cmd[512], log[160];
+	snprintf(log, sizeof(log), "%s/recompile.log", dir);
+	snprintf(cmd, sizeof(cmd), "cd %s && iasl -p recompiled DSDT.dsl > %s 2>&1", dir, log);
+	int rc = system(cmd);
+	char buf[8192] = { 0 };
+	FILE *lf = fopen(log, "r");
+	cr_assert(lf);
+	size_t got = fread(buf, 1, sizeof(buf) - 1, lf);
+	buf[got] = 0;
+	fclose(lf);
+	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "iasl DSDT.dsl failed:\n%s", buf);
+	cr_assert(strstr(buf, "0 Errors, 0 Warnings"), "DSDT recompile:\n%s", buf);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
