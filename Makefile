@@ -6,7 +6,7 @@ PYTHON     ?= /usr/bin/python3
 MESON_OPTS ?=
 JOBS       ?= $(shell nproc)
 
-.PHONY: all build asan check unit unit-asan integration fuzz guest run bench clean
+.PHONY: all build asan check unit unit-asan integration fuzz fuzz-smoke guest run bench clean
 
 all: build
 
@@ -39,7 +39,11 @@ integration: build
 fuzz:
 	scripts/run-fuzzers
 
-check: unit unit-asan integration
+# Every fuzz target for a short budget under ASan, as part of `make check`.
+fuzz-smoke:
+	scripts/run-fuzzers --time 20
+
+check: unit unit-asan integration fuzz-smoke
 
 run: build guest
 	scripts/run-default-guest

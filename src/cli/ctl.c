@@ -1,26 +1,400 @@
-/* `vessel ctl`: drive a running VM through its control socket. */
+/* `vessel ctl`: drive a running VM through its control socket
+ * (docs/api.md).  One request per run; `events` streams until the VM goes
+ * away or the user interrupts. */
 #include "cli/cli.h"
+#include "vm/api.h"
 
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
 
 static const char ctl_usage[] =
 	"usage: vessel ctl [options] <command> ...\n"
 	"\n"
 	"drive a running VM through its control socket.\n"
 	"\n"
+	"commands:\n"
+	"  status               lifecycle state and VM facts\n"
+	"  pause | resume       stop or continue the vCPUs\n"
+	"  powerdown            press the ACPI power button (the guest shuts down)\n"
+	"  poweroff             stop the VM at once\n"
+	"  reset                reset the machine (reboot)\n"
+	"  save FILE            write a snapshot (resume it with `vessel run --restore FILE`)\n"
+	"  stats                trap counters per reason and per-device access counters\n"
+	"  device list          devices added through the manifest or the API\n"
+	"  device add JSON      add a device: '{\"type\": \"mailbox\", \"id\": \"mb0\", \"params\": {...}}'\n"
+	"  device remove ID     remove a device\n"
+	"  events               print lifecycle and device events until interrupted\n"
+	"\n"
 	"options:\n"
-	"  -h, --help   this help\n";
+	"  -s, --socket PATH    the VM's API socket (default: $VESSEL_API_SOCKET)\n"
+	"      --json           print the raw JSON replies and events\n"
+	"  -t, --timeout SECS   give up waiting for a reply after SECS (default 60)\n"
+	"  -h, --help           this help\n"
+	"\n"
+	"Exit codes: 0 done, 1 the VM replied with an error or cannot be reached, 2 bad usage.\n";
+
+struct conn {
+	int fd;
+	char buf[API_MAX_LINE + 1];
+	size_t len;
+	int timeout_ms;   /* -1: forever */
+};
+
+/* Next line from the server (NUL-terminated in c->buf, valid until the
+ * next call); 1 on success, 0 on EOF, -1 on timeout or error. */
+static int conn_read_line(struct conn *c, char **line, size_t *consumed)
+{
+	memmove(c->buf, c->buf + *consumed, c->len - *consumed);
+	c->len -= *consumed;
+	*consumed = 0;
+	for (;;) {
+		char *nl = memchr(c->buf, '\n', c->len);
+		if (nl) {
+			*nl = 0;
+			*line = c->buf;
+			*consumed = (size_t)(nl - c->buf) + 1;
+			return 1;
+		}
+		if (c->len == API_MAX_LINE)
+			return -1;
+		struct pollfd p = { .fd = c->fd, .events = POLLIN };
+		int r = poll(&p, 1, c->timeout_ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		ssize_t n = read(c->fd, c->buf + c->len, API_MAX_LINE - c->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n == 0 ? 0 : -1;
+		c->len += (size_t)n;
+	}
+}
+
+static void print_event(json_t *ev)
+{
+	json_t *t = json_object_get(ev, "time");
+	char when[32] = "";
+	if (json_is_number(t)) {
+		time_t secs = (time_t)json_number_value(t);
+		struct tm tm;
+		localtime_r(&secs, &tm);
+		strftime(when, sizeof(when), "%H:%M:%S", &tm);
+	}
+	const char *kind = json_string_value(json_object_get(ev, "event"));
+	if (kind && !strcmp(kind, "state")) {
+		const char *reason = json_string_value(json_object_get(ev, "reason"));
+		printf("%s %s -> %s%s%s%s\n", when, json_string_value(json_object_get(ev, "from")),
+		       json_string_value(json_object_get(ev, "to")), reason ? " (" : "", reason ? reason : "",
+		       reason ? ")" : "");
+	} else if (kind) {
+		const char *type = json_string_value(json_object_get(ev, "type"));
+		printf("%s %s %s%s%s%s\n", when, kind, json_string_value(json_object_get(ev, "id")), type ? " (" : "",
+		       type ? type : "", type ? ")" : "");
+	}
+	fflush(stdout);
+}
+
+static void print_scalar_fields(json_t *obj, const char *indent)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(obj, key, v) {
+		if (json_is_object(v) || json_is_array(v))
+			continue;
+		char *s = json_is_string(v) ? strdup(json_string_value(v)) : json_dumps(v, JSON_ENCODE_ANY);
+		printf("%s%s: %s\n", indent, key, s ? s : "?");
+		free(s);
+	}
+}
+
+static void print_stats(json_t *r)
+{
+	const char *key;
+	json_t *v;
+	printf("traps:\n");
+	json_object_foreach(json_object_get(r, "exits"), key, v)
+		printf("  %-16s %lld\n", key, (long long)json_integer_value(v));
+	size_t i;
+	json_t *cpu;
+	json_array_foreach(json_object_get(r, "vcpus"), i, cpu) {
+		printf("vcpu %lld:", (long long)json_integer_value(json_object_get(cpu, "id")));
+		json_object_foreach(json_object_get(cpu, "exits"), key, v)
+			if (json_integer_value(v))
+				printf(" %s=%lld", key, (long long)json_integer_value(v));
+		printf("\n");
+	}
+	printf("%-5s %-20s %-18s %-10s %12s %12s\n", "BUS", "DEVICE", "BASE", "LEN", "READS", "WRITES");
+	json_t *d;
+	json_array_foreach(json_object_get(r, "devices"), i, d)
+		printf("%-5s %-20s %#-18llx %#-10llx %12lld %12lld\n", json_string_value(json_object_get(d, "bus")),
+		       json_string_value(json_object_get(d, "name")), (unsigned long long)json_integer_value(json_object_get(d, "base")),
+		       (unsigned long long)json_integer_value(json_object_get(d, "len")),
+		       (long long)json_integer_value(json_object_get(d, "reads")),
+		       (long long)json_integer_value(json_object_get(d, "writes")));
+}
+
+static void print_devices(json_t *r)
+{
+	printf("%-16s %-16s %-20s %s\n", "ID", "TYPE", "PLUGIN", "RESOURCES / PARAMS");
+	size_t i;
+	json_t *d;
+	json_array_foreach(json_object_get(r, "devices"), i, d) {
+		const char *plugin = json_string_value(json_object_get(d, "plugin"));
+		printf("%-16s %-16s %-20s", json_string_value(json_object_get(d, "id")),
+		       json_string_value(json_object_get(d, "type")), plugin ? plugin : "(built-in)");
+		size_t k;
+		json_t *res;
+		json_array_foreach(json_object_get(d, "resources"), k, res) {
+			printf(" %s=%#llx", json_string_value(json_object_get(res, "kind")),
+			       (unsigned long long)json_integer_value(json_object_get(res, "base")));
+		}
+		char *params = json_dumps(json_object_get(d, "params"), JSON_COMPACT | JSON_SORT_KEYS);
+		printf(" %s\n", params ? params : "{}");
+		free(params);
+	}
+}
+
+static void print_result(const char *cmd, json_t *result)
+{
+	if (!strcmp(cmd, "status")) {
+		print_scalar_fields(result, "");
+	} else if (!strcmp(cmd, "stats")) {
+		print_stats(result);
+	} else if (!strcmp(cmd, "device-list")) {
+		print_devices(result);
+	} else if (!strcmp(cmd, "device-add")) {
+		printf("added %s\n", json_string_value(json_object_get(result, "id")));
+	} else if (!strcmp(cmd, "device-remove")) {
+		printf("removed %s\n", json_string_value(json_object_get(result, "id")));
+	} else if (!strcmp(cmd, "save")) {
+		printf("saved %s\n", json_string_value(json_object_get(result, "file")));
+	} else if (!strcmp(cmd, "events")) {
+		printf("state: %s (streaming events; interrupt to stop)\n",
+		       json_string_value(json_object_get(result, "state")));
+		fflush(stdout);
+	} else {
+		printf("ok\n");
+	}
+}
+
+/* Turns the command line into a request; EXIT_USAGE with a message if it
+ * is not one. */
+static int build_request(int argc, char **argv, json_t **out, const char **cmd_out)
+{
+	const char *cmd = argv[0];
+	static const char *const plain[] = { "status", "pause", "resume", "powerdown", "poweroff", "reset", "stats",
+					     "events", NULL };
+	for (unsigned i = 0; plain[i]; i++) {
+		if (!strcmp(cmd, plain[i])) {
+			if (argc != 1)
+				return cli_usage_error("ctl", "%s takes no argument", cmd);
+			*out = json_pack("{s:s, s:i}", "cmd", cmd, "id", 1);
+			*cmd_out = plain[i];
+			return 0;
+		}
+	}
+	if (!strcmp(cmd, "save")) {
+		if (argc != 2)
+			return cli_usage_error("ctl", "save needs one FILE");
+		char path[4096];
+		/* The VM resolves nothing against our directory: send it absolute. */
+		if (argv[1][0] == '/') {
+			snprintf(path, sizeof(path), "%s", argv[1]);
+		} else {
+			char cwd[3072];
+			if (!getcwd(cwd, sizeof(cwd)))
+				return cli_usage_error("ctl", "save: cannot find the current directory");
+			snprintf(path, sizeof(path), "%s/%s", cwd, argv[1]);
+		}
+		*out = json_pack("{s:s, s:i, s:{s:s}}", "cmd", "save", "id", 1, "args", "file", path);
+		*cmd_out = "save";
+		return 0;
+	}
+	if (!strcmp(cmd, "device")) {
+		if (argc < 2)
+			return cli_usage_error("ctl", "device needs list, add JSON or remove ID");
+		if (!strcmp(argv[1], "list") && argc == 2) {
+			*out = json_pack("{s:s, s:i}", "cmd", "device-list", "id", 1);
+			*cmd_out = "device-list";
+			return 0;
+		}
+		if (!strcmp(argv[1], "add") && argc == 3) {
+			json_error_t e;
+			json_t *dev = json_loads(argv[2], 0, &e);
+			if (!dev)
+				return cli_usage_error("ctl", "device add: not JSON: %s", e.text);
+			*out = json_pack("{s:s, s:i, s:{s:o}}", "cmd", "device-add", "id", 1, "args", "device", dev);
+			*cmd_out = "device-add";
+			return 0;
+		}
+		if (!strcmp(argv[1], "remove") && argc == 3) {
+			*out = json_pack("{s:s, s:i, s:{s:s}}", "cmd", "device-remove", "id", 1, "args", "id", argv[2]);
+			*cmd_out = "device-remove";
+			return 0;
+		}
+		return cli_usage_error("ctl", "device needs list, add JSON or remove ID");
+	}
+	return cli_usage_error("ctl", "unknown command '%s' (try `vessel ctl --help`)", cmd);
+}
 
 int cli_ctl_main(int argc, char **argv)
 {
-	if (argc > 1 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
-		fputs(ctl_usage, stdout);
-		return EXIT_OK;
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	const char *sock = getenv("VESSEL_API_SOCKET");
+	bool raw = false;
+	double timeout = 60;
+	opterr = 0;
+	optind = 1;
+	int ch;
+	while ((ch = getopt_long(argc, argv, "+:s:t:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 's': sock = optarg; break;
+		case 'j': raw = true; break;
+		case 't': {
+			char *end;
+			timeout = strtod(optarg, &end);
+			if (end == optarg || *end || !(timeout > 0) || timeout > 86400)
+				return cli_usage_error("ctl", "--timeout: '%s' is not a number of seconds", optarg);
+			break;
+		}
+		case 'h':
+			fputs(ctl_usage, stdout);
+			return EXIT_OK;
+		case ':':
+			return cli_usage_error("ctl", "option '%s' needs a value", argv[optind - 1]);
+		default:
+			return cli_usage_error("ctl", "unknown option '%s' (try `vessel ctl --help`)", argv[optind - 1]);
+		}
 	}
-	if (argc > 1 && argv[1][0] == '-')
-		return cli_usage_error("ctl", "unknown option '%s' (try `vessel ctl --help`)", argv[1]);
-	if (argc < 2)
+	if (optind >= argc)
 		return cli_usage_error("ctl", "missing command (try `vessel ctl --help`)");
-	return cli_usage_error("ctl", "unknown command '%s' (try `vessel ctl --help`)", argv[1]);
+	json_t *req = NULL;
+	const char *cmd = NULL;
+	int rc = build_request(argc - optind, argv + optind, &req, &cmd);
+	if (rc)
+		return rc;
+	if (!sock || !sock[0]) {
+		json_decref(req);
+		return cli_usage_error("ctl", "no socket: give --socket PATH or set VESSEL_API_SOCKET");
+	}
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	if (strlen(sock) >= sizeof(addr.sun_path)) {
+		json_decref(req);
+		return cli_usage_error("ctl", "--socket: path longer than %zu bytes", sizeof(addr.sun_path) - 1);
+	}
+	strcpy(addr.sun_path, sock);
+
+	static struct conn c;
+	c.len = 0;
+	c.timeout_ms = (int)(timeout * 1000);
+	c.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	rc = EXIT_FAILURE_RUN;
+	json_t *msg = NULL;
+	if (c.fd < 0 || connect(c.fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		cli_error("ctl", "cannot connect to %s: %s", sock, strerror(errno));
+		goto out;
+	}
+	char *line;
+	size_t used = 0;
+	int r = conn_read_line(&c, &line, &used);
+	msg = r > 0 ? json_loads(line, 0, NULL) : NULL;
+	if (!msg || !json_is_integer(json_object_get(msg, "api"))) {
+		json_t *err = json_object_get(json_object_get(msg, "error"), "message");
+		cli_error("ctl", "%s: %s", sock, json_is_string(err) ? json_string_value(err) : "no hello from the VM (not a vessel API socket?)");
+		goto out;
+	}
+	if (json_integer_value(json_object_get(msg, "api")) != VESSEL_API_VERSION) {
+		cli_error("ctl", "%s speaks API version %lld, this client version %d", sock,
+			  (long long)json_integer_value(json_object_get(msg, "api")), VESSEL_API_VERSION);
+		goto out;
+	}
+	json_decref(msg);
+	msg = NULL;
+	char *text = json_dumps(req, JSON_COMPACT);
+	size_t tl = strlen(text);
+	text[tl] = '\n';
+	bool sent = send(c.fd, text, tl + 1, MSG_NOSIGNAL) == (ssize_t)(tl + 1);
+	free(text);
+	if (!sent) {
+		cli_error("ctl", "%s: cannot send: %s", sock, strerror(errno));
+		goto out;
+	}
+	if (!strcmp(cmd, "save") && c.timeout_ms < 600000)
+		c.timeout_ms = 600000; /* writing guest RAM takes a while */
+	bool streaming = false;
+	for (;;) {
+		r = conn_read_line(&c, &line, &used);
+		if (r == 0) {
+			if (streaming) {
+				rc = EXIT_OK; /* the VM went away: the stream ends */
+			} else {
+				cli_error("ctl", "%s: the VM closed the connection without a reply", sock);
+			}
+			break;
+		}
+		if (r < 0) {
+			cli_error("ctl", "%s: no reply within %g s", sock, c.timeout_ms / 1000.0);
+			break;
+		}
+		msg = json_loads(line, 0, NULL);
+		if (!msg) {
+			cli_error("ctl", "%s: the VM sent something that is not JSON", sock);
+			break;
+		}
+		if (json_object_get(msg, "event")) {
+			if (streaming) {
+				if (raw) {
+					printf("%s\n", line);
+					fflush(stdout);
+				} else {
+					print_event(msg);
+				}
+			}
+			json_decref(msg);
+			msg = NULL;
+			continue;
+		}
+		if (raw)
+			printf("%s\n", line);
+		if (!json_is_true(json_object_get(msg, "ok"))) {
+			json_t *m = json_object_get(json_object_get(msg, "error"), "message");
+			if (!raw)
+				cli_error("ctl", "%s", json_is_string(m) ? json_string_value(m) : "error");
+			break;
+		}
+		if (!raw)
+			print_result(cmd, json_object_get(msg, "result"));
+		fflush(stdout);
+		json_decref(msg);
+		msg = NULL;
+		if (strcmp(cmd, "events")) {
+			rc = EXIT_OK;
+			break;
+		}
+		streaming = true;
+		c.timeout_ms = -1;
+	}
+out:
+	json_decref(msg);
+	json_decref(req);
+	if (c.fd >= 0)
+		close(c.fd);
+	return rc;
 }

@@ -53,5 +53,14 @@ void vm_config_free(struct vm_config *cfg)
 	}
 	for (unsigned i = 0; i < cfg->n_plugin_dirs; i++)
 		free(cfg->plugin_dirs[i]);
+	for (unsigned i = 0; i < cfg->n_devices; i++) {
+		free(cfg->devices[i].type);
+		free(cfg->devices[i].id);
+		free(cfg->devices[i].params);
+	}
+	for (unsigned i = 0; i < cfg->n_consoles; i++) {
+		free(cfg->consoles[i].type);
+		free(cfg->consoles[i].backend);
+	}
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -10,12 +10,29 @@
 #define VM_MAX_CPUS 64
 #define VM_MAX_DISKS 16
 #define VM_MAX_PLUGIN_DIRS 8
+#define VM_MAX_DEVICES 32
+#define VM_MAX_CONSOLES 8
 
 struct vm_disk_config {
 	char *path;
 	char *format;      /* "raw", "vhd" or NULL to probe */
 	bool readonly;
 	char *key_file;    /* encrypted disks */
+};
+
+/* One entry of the manifest's "devices" list: a built-in or plug-in device
+ * type, a unique id (used by `vessel ctl device remove`), and its
+ * parameters kept as JSON object text for the device type to interpret. */
+struct vm_device_config {
+	char *type;
+	char *id;
+	char *params;      /* JSON object text, "{}" when none */
+};
+
+/* One entry of the manifest's "consoles" list (besides the serial port). */
+struct vm_console_config {
+	char *type;        /* "serial" (extra 16550 port) or "virtio" */
+	char *backend;     /* as vm_config.serial: stdio, none, file:PATH, unix:PATH */
 };
 
 struct vm_config {
@@ -36,6 +53,10 @@ struct vm_config {
 	struct vm_disk_config disks[VM_MAX_DISKS];
 	unsigned n_plugin_dirs;
 	char *plugin_dirs[VM_MAX_PLUGIN_DIRS];
+	unsigned n_devices;
+	struct vm_device_config devices[VM_MAX_DEVICES];
+	unsigned n_consoles;
+	struct vm_console_config consoles[VM_MAX_CONSOLES];
 };
 
 void vm_config_defaults(struct vm_config *cfg);

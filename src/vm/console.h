@@ -40,4 +40,9 @@ enum console_event console_poll(struct console *con, int timeout_ms);
  * FIFO); wakes console_poll.  Thread-safe. */
 void console_notify_room(struct console *con);
 
+struct chardev;
+/* The console as a serial-port backend (console_chardev.c); freed with
+ * chardev_free() before the console is closed. */
+struct chardev *console_chardev_new(struct console *con);
+
 #endif

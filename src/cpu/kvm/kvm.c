@@ -101,6 +101,8 @@ static int kvm_vm_init(struct vm *vm)
 			.guest_phys_addr = r->gpa,
 			.memory_size = r->size,
 			.userspace_addr = (uintptr_t)r->host,
+			/* Guest writes to the firmware ROM become MMIO exits, which no device claims. */
+			.flags = r->rom ? KVM_MEM_READONLY : 0,
 		};
 		if (ioctl(k->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr) < 0) {
 			int e = errno;

@@ -79,6 +79,32 @@ static inline int64_t read_le(const uint8_t *p, unsigned n)
 static const uint8_t rm16_base[8] = { RBX, RBX, RBP, RBP, RSI, RDI, RBP, RBX };
 static const uint8_t rm16_index[8] = { RSI, RDI, RSI, RDI, EMU_REG_NONE, EMU_REG_NONE, EMU_REG_NONE, EMU_REG_NONE };
 
+/* Instructions that accept LOCK, with a memory destination only (SDM
+ * vol. 2A, LOCK: otherwise #UD). */
+static bool lockable(unsigned map, unsigned op, unsigned reg)
+{
+	if (map == EMU_MAP_1B) {
+		if (op < 0x38)
+			return (op & 7) < 2;
+		switch (op) {
+		case 0x80: case 0x81: case 0x82: case 0x83: return reg != 7;
+		case 0x86: case 0x87: return true;
+		case 0xf6: case 0xf7: return reg == 2 || reg == 3;
+		case 0xfe: case 0xff: return reg < 2;
+		default: return false;
+		}
+	}
+	if (map == EMU_MAP_0F) {
+		switch (op) {
+		case 0xab: case 0xb3: case 0xbb: case 0xb0: case 0xb1: case 0xc0: case 0xc1: return true;
+		case 0xba: return reg >= 5;
+		case 0xc7: return reg == 1;
+		default: return false;
+		}
+	}
+	return false;
+}
+
 static int finish_invalid(struct emu_insn *out, unsigned len, emu_handler fn)
 {
 	out->len = (uint8_t)(len > 15 ? 15 : len);
@@ -201,6 +227,13 @@ int emu_decode_mode(unsigned mode, const uint8_t *b, unsigned avail, struct emu_
 		 * (SDM vol. 2A, MOV-Control Registers: "mod bits are ignored"). */
 		if (fmt & F_MODREG)
 			mod = 3;
+		/* FF /2 and /4 (near CALL/JMP) are f64, FF /6 (PUSH) d64. */
+		if (m64 && map == EMU_MAP_1B && op == 0xff) {
+			if (reg == 2 || reg == 4)
+				osz = 8;
+			else if (reg == 6 && !p66)
+				osz = 8;
+		}
 		out->mod = (uint8_t)mod;
 		if (mod == 3) {
 			out->rm = (uint8_t)(rm | ((rex & 1) << 3));
@@ -296,6 +329,10 @@ int emu_decode_mode(unsigned mode, const uint8_t *b, unsigned avail, struct emu_
 	if (m64 && (fmt & F_INV64)) {
 		out->fn = emu_handler_ud;
 		return -EINVAL;
+	}
+	if (out->lock && (out->mod == 3 || !(fmt & F_MODRM) || !lockable(map, op, grp_reg))) {
+		out->fn = emu_handler_ud;
+		return 0;
 	}
 	out->fn = handler_lookup(map, op, out->mprefix, grp_reg);
 	return 0;

@@ -1,0 +1,182 @@
+/* Encrypted image creation and conversion (crypt_disk.h). */
+#include "block/crypt_disk.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "block/crypt_filter.h"
+#include "block/crypt_plugin.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "vm/config.h"
+
+#define CRYPT_COPY_SECTORS 2048u   /* 1 MiB per step */
+
+/* Splits "name[:opts]" and finds the filter type. */
+static int crypt_disk_filter(const char *spec, const struct block_filter_type **t, const char **opts)
+{
+	char name[64];
+	const char *colon = strchr(spec, ':');
+	size_t n = colon ? (size_t)(colon - spec) : strlen(spec);
+
+	crypt_filters_register();
+	if (n >= sizeof(name))
+		return err_set(-EINVAL, "bad encryption filter '%s'", spec);
+	memcpy(name, spec, n);
+	name[n] = 0;
+	*t = block_filter_find(name);
+	*opts = colon ? colon + 1 : NULL;
+	if (!*t)
+		return err_set(-EINVAL, "unknown encryption filter '%s'", name);
+	return 0;
+}
+
+int crypt_disk_create(const char *path, const struct block_create_opts *co, const char *filter)
+{
+	const struct block_filter_type *t;
+	const char *opts;
+	struct block_dev *lower;
+	int rc = crypt_disk_filter(filter, &t, &opts);
+
+	if (rc < 0)
+		return rc;
+	if (!t->format || !t->overhead_sectors)
+		return err_set(-EINVAL, "encryption filter '%s' cannot create containers", t->name);
+	if (co->size % BLOCK_SECTOR_SIZE || co->size == 0)
+		return err_set(-EINVAL, "size %llu is not a positive multiple of %u bytes",
+			       (unsigned long long)co->size, BLOCK_SECTOR_SIZE);
+	struct block_create_opts c = *co;
+	c.size += t->overhead_sectors(opts) * BLOCK_SECTOR_SIZE;
+	if ((rc = block_create(path, &c)) < 0)
+		return rc;
+	if ((rc = block_open(path, c.format, 0, &lower)) == 0) {
+		rc = t->format(lower, opts, co->size / BLOCK_SECTOR_SIZE);
+		block_close(lower);
+	}
+	if (rc < 0)
+		unlink(path);
+	return rc;
+}
+
+static bool crypt_all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+int crypt_disk_convert(const struct block_open_spec *src, const char *dst_path,
+		       const struct block_create_opts *dst_co, const char *dst_filter)
+{
+	struct block_dev *in, *out = NULL;
+	uint8_t *buf = NULL;
+	int rc;
+
+	if ((rc = block_open_stack(src, &in)) < 0)
+		return rc;
+	struct block_create_opts co = *dst_co;
+	co.size = in->sectors * BLOCK_SECTOR_SIZE;
+	/* A copy keeps the source's size (no VHD CHS rounding). */
+	co.exact_size = true;
+	rc = dst_filter ? crypt_disk_create(dst_path, &co, dst_filter) : block_create(dst_path, &co);
+	if (rc < 0) {
+		block_close(in);
+		return rc;
+	}
+	struct block_open_spec ds = { .path = dst_path, .format = co.format, .filter = dst_filter };
+	if ((rc = block_open_stack(&ds, &out)) < 0)
+		goto fail;
+	if (out->sectors < in->sectors) {
+		rc = err_set(-EIO, "%s: created with %llu sectors, need %llu", dst_path,
+			     (unsigned long long)out->sectors, (unsigned long long)in->sectors);
+		goto fail;
+	}
+	if (!(buf = malloc((size_t)CRYPT_COPY_SECTORS * BLOCK_SECTOR_SIZE))) {
+		rc = err_set(-ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (uint64_t s = 0; s < in->sectors;) {
+		uint32_t n = in->sectors - s < CRYPT_COPY_SECTORS ? (uint32_t)(in->sectors - s)
+								  : CRYPT_COPY_SECTORS;
+		size_t bytes = (size_t)n * BLOCK_SECTOR_SIZE;
+		if ((rc = block_read(in, s, buf, n)) < 0)
+			goto fail;
+		/* A fresh plain image reads as zeros already, so zero runs are
+		 * skipped and stay sparse.  An encrypted one gets them as real
+		 * ciphertext, so that dm-crypt (`cryptsetup open`) sees zeros
+		 * there too, not only vessel (crypt_filter.c reads holes as
+		 * zeros). */
+		if ((dst_filter || !crypt_all_zero(buf, bytes)) && (rc = block_write(out, s, buf, n)) < 0)
+			goto fail;
+		s += n;
+	}
+	if ((rc = block_flush(out)) < 0)
+		goto fail;
+	log_info("disk", "converted %s to %s (%llu sectors)", src->path, dst_path,
+		 (unsigned long long)in->sectors);
+	OPENSSL_cleanse(buf, (size_t)CRYPT_COPY_SECTORS * BLOCK_SECTOR_SIZE);
+	free(buf);
+	block_close(out);
+	block_close(in);
+	return 0;
+fail:
+	if (buf)
+		OPENSSL_cleanse(buf, (size_t)CRYPT_COPY_SECTORS * BLOCK_SECTOR_SIZE);
+	free(buf);
+	block_close(out);
+	block_close(in);
+	unlink(dst_path);
+	return rc;
+}
+
+int crypt_disk_luks_spec(const char *key_file, const char *opts, char *buf, size_t len)
+{
+	if (!key_file || !*key_file)
+		return err_set(-EINVAL, "encryption needs --key-file FILE (the file's bytes are the passphrase)");
+	if (strchr(key_file, ','))
+		return err_set(-EINVAL, "key file path '%s' contains ',' (not allowed in a filter spec)", key_file);
+	int n = snprintf(buf, len, "luks:key-file=%s%s%s", key_file, opts && *opts ? "," : "",
+			 opts ? opts : "");
+	if (n < 0 || (size_t)n >= len)
+		return err_set(-EINVAL, "encryption options too long");
+	return 0;
+}
+
+int crypt_disk_open_vm(const struct vm_config *cfg, const struct vm_disk_config *d,
+		       struct block_dev **out)
+{
+	char spec[4200];
+	int rc;
+
+	crypt_filters_register();
+	if (cfg && (rc = crypt_plugin_set_dirs((const char *const *)cfg->plugin_dirs,
+					       cfg->n_plugin_dirs)) < 0)
+		return rc;
+	struct block_open_spec s = {
+		.path = d->path,
+		.format = d->format,
+		.flags = d->readonly ? BLOCK_OPEN_RDONLY : 0,
+	};
+	if (d->key_file) {
+		if ((rc = crypt_disk_luks_spec(d->key_file, NULL, spec, sizeof(spec))) < 0)
+			return err_wrap(rc, "disk %s", d->path);
+		s.filter = spec;
+	}
+	if ((rc = block_open_stack(&s, out)) < 0)
+		return rc;
+	if (!d->key_file && crypt_luks_detect(*out))
+		log_info("disk", "%s holds a LUKS container and has no key_file: the guest sees it "
+			 "encrypted", d->path);
+	return 0;
+}
+
+bool crypt_disk_is_input_error(int err)
+{
+	return err == -EKEYREJECTED || err == -EINVAL || err == -ENOENT || err == -ENOTSUP || err == -EPROTO;
+}

@@ -1,0 +1,51 @@
+/* Creating and converting encrypted images: what `vessel disk create
+ * --encrypt` and `vessel disk convert --encrypt/--decrypt` call.
+ *
+ * Filter specs are the block layer's "name[:opts]" (crypt_filter.h), e.g.
+ * "luks:key-file=pass.txt,pbkdf=argon2id".
+ *
+ * Exit codes for the CLI (docs/cli.md): -EKEYREJECTED (wrong passphrase)
+ * and -EINVAL (damaged or missing header, bad option) are bad input,
+ * EXIT_USAGE (2); crypt_disk_is_input_error() says which. */
+#ifndef VESSEL_BLOCK_CRYPT_DISK_H
+#define VESSEL_BLOCK_CRYPT_DISK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "block/block.h"
+
+/* Creates `path` holding `co->size` bytes of encrypted data: the image is
+ * made larger by the container's header and the header is written.
+ * Removes the new file on failure. */
+int crypt_disk_create(const char *path, const struct block_create_opts *co, const char *filter);
+
+/* Copies the whole virtual disk `src` (opened with its own filter, if
+ * any: decrypting) into a new image `dst_path` created with `dst_co`
+ * (size taken from the source) under `dst_filter` (NULL: plain).  The
+ * source is opened, and any passphrase checked, before anything is
+ * created; the new file is removed on failure. */
+int crypt_disk_convert(const struct block_open_spec *src, const char *dst_path,
+		       const struct block_create_opts *dst_co, const char *dst_filter);
+
+/* The filter spec of `--encrypt[=OPTS] --key-file FILE` (and --decrypt):
+ * "luks:key-file=FILE[,OPTS]" into buf.  Returns 0 or -EINVAL (no key
+ * file, a ',' in its path, too long). */
+int crypt_disk_luks_spec(const char *key_file, const char *opts, char *buf, size_t len);
+
+struct vm_config;
+struct vm_disk_config;
+
+/* Opens disk `d` of a VM the way its manifest says: format (or probed),
+ * read-only, and under the luks filter with d->key_file as passphrase
+ * when it has one.  Encryption plug-ins are then also searched in
+ * cfg->plugin_dirs (cfg may be NULL).  A LUKS2 disk without key_file is
+ * opened as it is (the guest may decrypt it itself); this is logged. */
+int crypt_disk_open_vm(const struct vm_config *cfg, const struct vm_disk_config *d,
+		       struct block_dev **out);
+
+/* True for errors caused by the user's input (passphrase, header,
+ * options) rather than by the host. */
+bool crypt_disk_is_input_error(int err);
+
+#endif

@@ -1,0 +1,73 @@
+/* Sector encryption plug-ins (VM Encryption API, include/vessel/crypt.h):
+ * finding and loading them, checking their ABI, and keyed cipher
+ * instances that the encryption filter calls.
+ *
+ * Search order for a cipher name (docs/disk-encryption.md):
+ *   1. built-in ciphers (a file cannot replace them);
+ *   2. DIR/NAME.so for each DIR in $VESSEL_CRYPT_PLUGIN_PATH (colon-separated);
+ *   3. DIR/crypt/NAME.so for the plug-in directories: those given by the
+ *      caller (manifest `plugin_dirs`) or set with crypt_plugin_set_dirs(),
+ *      then $XDG_DATA_HOME/vessel/plugins (default
+ *      ~/.local/share/vessel/plugins), /usr/local/lib/vessel/plugins and
+ *      /usr/lib/vessel/plugins.
+ * The crypt/ subdirectory keeps encryption plug-ins apart from device
+ * plug-ins, whose loader takes every *.so at the top of those
+ * directories. */
+#ifndef VESSEL_BLOCK_CRYPT_PLUGIN_H
+#define VESSEL_BLOCK_CRYPT_PLUGIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vessel/crypt.h"
+
+#define CRYPT_PLUGIN_ENV "VESSEL_CRYPT_PLUGIN_PATH"
+#define CRYPT_PLUGIN_SUBDIR "crypt/"
+
+/* The built-in AES-XTS cipher (src/block/crypt_aes_xts.c). */
+extern const struct vessel_crypt_plugin crypt_builtin_aes_xts_plain64;
+
+struct crypt_plugin {
+	const struct vessel_crypt_plugin *ops;
+	void *dl;     /* dlopen() handle; NULL for a built-in */
+	char *path;   /* file it came from; NULL for a built-in */
+};
+
+/* A keyed instance of a cipher for one disk. */
+struct crypt_cipher {
+	struct crypt_plugin *plugin;
+	void *ctx;
+	uint32_t sector_size;
+	uint32_t key_len;
+};
+
+/* Checks a plug-in descriptor (ABI version, size, name, members).
+ * `origin` names it in messages.  Returns 0, -EPROTO for another ABI
+ * version, -EINVAL for a malformed descriptor. */
+int crypt_plugin_check(const struct vessel_crypt_plugin *p, const char *origin);
+/* True for names made of [a-z0-9-], 1..VESSEL_CRYPT_NAME_MAX long. */
+bool crypt_plugin_name_valid(const char *name);
+
+/* dlopen()s one plug-in file and checks it. */
+int crypt_plugin_load_file(const char *path, struct crypt_plugin **out);
+/* Finds the cipher `name` (search order above).  `dirs` may be NULL to
+ * use the list from crypt_plugin_set_dirs().  -ENOENT when not found. */
+int crypt_plugin_find(const char *name, const char *const *dirs, unsigned n_dirs,
+		      struct crypt_plugin **out);
+void crypt_plugin_release(struct crypt_plugin *p);
+
+/* Sets the process-wide manifest directories used when a caller passes
+ * none (copied).  Returns 0 or -ENOMEM. */
+int crypt_plugin_set_dirs(const char *const *dirs, unsigned n_dirs);
+
+/* Keyed cipher: finds the plug-in, checks the key length and creates a
+ * context.  The caller may wipe `key` afterwards. */
+int crypt_cipher_new(const char *name, const uint8_t *key, uint32_t key_len,
+		     uint32_t sector_size, const char *const *dirs, unsigned n_dirs,
+		     struct crypt_cipher **out);
+/* In place; `sector` in units of the cipher's sector size. */
+int crypt_cipher_encrypt(struct crypt_cipher *c, uint64_t sector, void *buf, uint32_t n_sectors);
+int crypt_cipher_decrypt(struct crypt_cipher *c, uint64_t sector, void *buf, uint32_t n_sectors);
+void crypt_cipher_free(struct crypt_cipher *c);
+
+#endif

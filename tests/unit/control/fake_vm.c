@@ -1,0 +1,142 @@
+#include "fake_vm.h"
+
+#include "util/error.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static int fake_pause(void *opaque)
+{
+	struct fake_vm *vm = opaque;
+	vm->calls_pause++;
+	return lifecycle_transition(&vm->lc, VM_STATE_PAUSED, "control API: pause");
+}
+
+static int fake_resume(void *opaque)
+{
+	struct fake_vm *vm = opaque;
+	vm->calls_resume++;
+	return lifecycle_transition(&vm->lc, VM_STATE_RUNNING, "control API: resume");
+}
+
+static int fake_powerdown(void *opaque)
+{
+	struct fake_vm *vm = opaque;
+	vm->calls_powerdown++;
+	int rc = lifecycle_transition(&vm->lc, VM_STATE_POWERING_DOWN, "control API: ACPI power button");
+	if (rc == 0 && !vm->guest_ignores_powerdown) {
+		lifecycle_transition(&vm->lc, VM_STATE_TEARING_DOWN, "guest: ACPI S5");
+		lifecycle_transition(&vm->lc, VM_STATE_OFF, NULL);
+	}
+	return rc;
+}
+
+static int fake_poweroff(void *opaque)
+{
+	struct fake_vm *vm = opaque;
+	vm->calls_poweroff++;
+	int rc = lifecycle_transition(&vm->lc, VM_STATE_TEARING_DOWN, "control API: poweroff");
+	return rc ? rc : lifecycle_transition(&vm->lc, VM_STATE_OFF, NULL);
+}
+
+static int fake_reset(void *opaque)
+{
+	struct fake_vm *vm = opaque;
+	vm->calls_reset++;
+	plugin_devices_reset(&vm->devices);
+	int rc = lifecycle_transition(&vm->lc, VM_STATE_POWERING_UP, "control API: reset");
+	return rc ? rc : lifecycle_transition(&vm->lc, VM_STATE_RUNNING, NULL);
+}
+
+static int fake_save(void *opaque, const char *path)
+{
+	struct fake_vm *vm = opaque;
+	vm->calls_save++;
+	snprintf(vm->last_save, sizeof(vm->last_save), "%s", path);
+	enum vm_state before = lifecycle_state(&vm->lc);
+	int rc = lifecycle_transition(&vm->lc, VM_STATE_SAVING_STATE, "control API: save");
+	if (rc)
+		return rc;
+	if (vm->fail_save)
+		rc = err_set(vm->fail_save, "snapshot %s: %s", path, strerror(-vm->fail_save));
+	lifecycle_transition(&vm->lc, before, NULL);
+	return rc;
+}
+
+static int fake_stats(void *opaque, json_t *out)
+{
+	struct fake_vm *vm = opaque;
+	json_t *devices = json_array();
+	pthread_mutex_lock(&vm->dev_lock);
+	for (unsigned i = 0; i < vm->pio.n; i++)
+		json_array_append_new(devices, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "bus", "pio", "name",
+							 vm->pio.ranges[i].name, "base", (json_int_t)vm->pio.ranges[i].base,
+							 "len", (json_int_t)vm->pio.ranges[i].len, "reads",
+							 (json_int_t)vm->pio.ranges[i].reads, "writes",
+							 (json_int_t)vm->pio.ranges[i].writes));
+	pthread_mutex_unlock(&vm->dev_lock);
+	json_object_set_new(out, "exits", json_pack("{s:i, s:i}", "io", 7, "hlt", 2));
+	json_object_set_new(out, "vcpus", json_pack("[{s:i, s:{s:i, s:i}}]", "id", 0, "exits", "io", 7, "hlt", 2));
+	json_object_set_new(out, "devices", devices);
+	return 0;
+}
+
+static int fake_device_list(void *opaque, json_t *out)
+{
+	struct fake_vm *vm = opaque;
+	return api_devices_to_json(&vm->devices, out);
+}
+
+static int fake_device_add(void *opaque, const struct vm_device_config *dev)
+{
+	struct fake_vm *vm = opaque;
+	return plugin_devices_add(&vm->devices, dev);
+}
+
+static int fake_device_remove(void *opaque, const char *id)
+{
+	struct fake_vm *vm = opaque;
+	return plugin_devices_remove(&vm->devices, id);
+}
+
+static void fake_status(void *opaque, json_t *out)
+{
+	json_object_set_new(out, "engine", json_string("fake"));
+	json_object_set_new(out, "cpus", json_integer(1));
+}
+
+const struct vm_control_ops fake_vm_ops = {
+	.pause = fake_pause, .resume = fake_resume, .powerdown = fake_powerdown, .poweroff = fake_poweroff,
+	.reset = fake_reset, .save = fake_save, .stats = fake_stats, .device_list = fake_device_list,
+	.device_add = fake_device_add, .device_remove = fake_device_remove, .status = fake_status,
+};
+
+int fake_vm_init(struct fake_vm *vm, const char *plugin_path)
+{
+	memset(vm, 0, sizeof(*vm));
+	lifecycle_init(&vm->lc);
+	bus_init(&vm->pio, "pio");
+	bus_init(&vm->mmio, "mmio");
+	pthread_mutex_init(&vm->dev_lock, NULL);
+	int rc = gmem_init(&vm->mem, 16ULL << 20);
+	if (rc)
+		return rc;
+	plugin_registry_init(&vm->reg);
+	if (plugin_path && (rc = plugin_registry_load(&vm->reg, plugin_path)) < 0)
+		return rc;
+	struct plugin_env env = { .pio = &vm->pio, .mmio = &vm->mmio, .dev_lock = &vm->dev_lock, .mem = &vm->mem };
+	plugin_devices_init(&vm->devices, &vm->reg, &env);
+	lifecycle_transition(&vm->lc, VM_STATE_POWERING_UP, "test");
+	return lifecycle_transition(&vm->lc, VM_STATE_RUNNING, "test");
+}
+
+void fake_vm_destroy(struct fake_vm *vm)
+{
+	plugin_devices_destroy(&vm->devices);
+	plugin_registry_free(&vm->reg);
+	gmem_destroy(&vm->mem);
+	bus_destroy(&vm->pio);
+	bus_destroy(&vm->mmio);
+	lifecycle_destroy(&vm->lc);
+}
