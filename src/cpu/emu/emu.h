@@ -363,8 +363,9 @@ static inline void emu_write(struct emu_cpu *cpu, int seg, uint64_t off, unsigne
 }
 
 /* ---- fpu ---- */
-/* x87/SSE power-on state: FINIT state, MXCSR 0x1F80, XCR0 = x87 (core's
- * emu_cpu_reset or vcpu_init calls it). */
+/* x87/SSE power-up state (SDM vol. 3A, table 9-1): FCW 0x0040, tag word
+ * 0x5555, MXCSR 0x1F80, XMM 0, XCR0 = x87.  INIT leaves x87/SSE state
+ * alone, so a caller handling INIT need not call it. */
 void emu_fpu_reset(struct emu_cpu *cpu);
 /* Snapshot accessors behind accel_emu's get_fpu/set_fpu: a standard
  * FXSAVE image (registers in stack order) plus XCR0.  set returns 0 or

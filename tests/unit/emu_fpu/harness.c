@@ -83,6 +83,7 @@ struct emu_cpu *h_cpu(void)
 	/* no TLB entry matches: every access takes the slow path below */
 	memset(cpu->tlb, 0xff, sizeof(cpu->tlb));
 	emu_fpu_reset(cpu);
+	fpu_x87_init(cpu);      /* as firmware leaves it: FNINIT state */
 	memset(h_mem, 0, sizeof(h_mem));
 	return cpu;
 }

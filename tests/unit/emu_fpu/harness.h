@@ -13,7 +13,7 @@
 extern uint8_t h_mem[H_MEM_SIZE];
 
 /* A fresh CPU in 64-bit mode with CR0.NE|MP, CR4.OSFXSR|OSXMMEXCPT|OSXSAVE,
- * the fpu reset state and zeroed fake memory. */
+ * the fpu power-up state followed by FNINIT, and zeroed fake memory. */
 struct emu_cpu *h_cpu(void);
 void h_free(struct emu_cpu *cpu);
 

@@ -317,6 +317,23 @@ Test(xsave, save_restore_and_header_checks)
 	h_free(cpu);
 }
 
+Test(snapshot, power_up_state)
+{
+	struct emu_cpu *cpu = h_cpu();
+	emu_fpu_reset(cpu);
+	struct x86_fpu img;
+	emu_fpu_get(cpu, &img);
+	cr_assert_eq(*(uint16_t *)img.fxsave, 0x0040, "FCW at power-up");
+	cr_assert_eq(img.fxsave[4], 0xff, "tag 5555h: all registers tagged zero");
+	cr_assert_eq(*(uint32_t *)(img.fxsave + 24), 0x1f80);
+	cr_assert_eq(img.xcr0, 1);
+	/* FSTENV reports the full tag word 5555h */
+	cpu->mode = EMU_MODE_PROT32;
+	ok(cpu, h_x87_mem(0xd9, 6, 0x100));
+	cr_assert_eq(*(uint16_t *)(h_mem + 0x108), 0x5555);
+	h_free(cpu);
+}
+
 Test(snapshot, get_set_fpu)
 {
 	struct emu_cpu *cpu = h_cpu(), *other = h_cpu();

@@ -29,6 +29,16 @@ void fpu_read_m128(struct emu_cpu *cpu, const struct emu_insn *insn, union fpu_v
 	uint64_t ea = fpu_ea(cpu, insn);
 	if (aligned && (fpu_linear(cpu, insn->seg, ea) & 15))
 		emu_raise(cpu, X86_EXC_GP, 0);
+	/* One TLB lookup for the whole operand when it sits in one page (the
+	 * same hit test as emu_read's inline path). */
+	uint64_t lin;
+	if (__builtin_expect(emu_seg_fast_ok(cpu, insn->seg, ea, 16, 0x9c, 0x90, &lin), 1)) {
+		const struct emu_tlb_entry *e = &cpu->tlb[emu_mmu_index(cpu)][emu_tlb_index(cpu, lin)];
+		if (__builtin_expect(e->tag_read == ((lin & ~0xfffull) | cpu->asid) && (lin & 0xfff) <= 4096 - 16, 1)) {
+			memcpy(v->b, (const void *)(uintptr_t)(lin + e->addend), 16);
+			return;
+		}
+	}
 	uint64_t lo = emu_read(cpu, insn->seg, ea, 8);
 	uint64_t hi = emu_read(cpu, insn->seg, (ea + 8) & emu_size_mask(insn->adsize), 8);
 	v->q[0] = lo;
@@ -47,17 +57,28 @@ void fpu_write_m128(struct emu_cpu *cpu, const struct emu_insn *insn, const unio
 		emu_write_bytes(cpu, insn->seg, ea, v->b, 16);
 		return;
 	}
+	uint64_t flin;
+	if (__builtin_expect(emu_seg_fast_ok(cpu, insn->seg, ea, 16, 0x9e, 0x92, &flin), 1)) {
+		const struct emu_tlb_entry *e = &cpu->tlb[emu_mmu_index(cpu)][emu_tlb_index(cpu, flin)];
+		if (__builtin_expect(e->tag_write == ((flin & ~0xfffull) | cpu->asid), 1)) {
+			memcpy((void *)(uintptr_t)(flin + e->addend), v->b, 16);
+			return;
+		}
+	}
 	emu_write(cpu, insn->seg, ea, 8, v->q[0]);
 	emu_write(cpu, insn->seg, (ea + 8) & emu_size_mask(insn->adsize), 8, v->q[1]);
 }
 
-/* Power-on/INIT state of the x87/SSE unit (SDM vol. 3A, 9.1.1, table 9-1):
- * FCW 0x0040 at power-up but 0x037F after FINIT; vessel starts guests as
- * firmware leaves them, with FINIT state and MXCSR 0x1F80. */
+/* Power-up state of the x87/SSE unit (SDM vol. 3A, 9.1.1, table 9-1):
+ * FCW 0040H, FSW 0, tag word 5555H (every register tagged zero, all
+ * registers +0.0), FIP/FDP/FOP 0, MXCSR 1F80H, XMM 0, XCR0 = x87 only.
+ * Firmware and operating systems run FNINIT before using the x87. */
 void emu_fpu_reset(struct emu_cpu *cpu)
 {
+	struct fpu_fx *fx = fpu_fx(cpu);
 	memset(cpu->fpu.fxsave, 0, sizeof(cpu->fpu.fxsave));
-	fpu_x87_init(cpu);
+	fx->fcw = 0x0040;
+	fx->ftw = 0xff;     /* abridged: all in use; the contents make them "zero" */
 	memset(cpu->xmm, 0, sizeof(cpu->xmm));
 	cpu->mxcsr = MXCSR_DEFAULT;
 	cpu->xcr0 = XCR0_X87;

@@ -9,6 +9,8 @@
  */
 #include "cpu/emu/fpu/fpu.h"
 
+#include <emmintrin.h>
+
 typedef void (*vec_op)(union fpu_vec *d, const union fpu_vec *s, unsigned n, uint8_t imm);
 
 static vec_op int_ops[EMU_MAP_COUNT][256][EMU_MP_COUNT];
@@ -471,6 +473,37 @@ static void simd_pmovx(struct emu_cpu *cpu, const struct emu_insn *insn)
 	memcpy(&cpu->xmm[insn->reg], &d, 16);
 }
 
+/* XMM forms of the logic/compare/min/max ops that string and memory
+ * functions run in their inner loops, on the host's SSE2 (always present
+ * on x86-64): one handler each, no table dispatch.  The generic C versions
+ * above still serve the MMX forms and are the reference in the tests. */
+#define FAST_XMM(name, expr)                                                       \
+	static void name(struct emu_cpu *cpu, const struct emu_insn *insn)             \
+	{                                                                              \
+		union fpu_vec sv;                                                          \
+		fpu_check_sse(cpu);                                                        \
+		if (insn->mod == 3)                                                        \
+			memcpy(&sv, &cpu->xmm[insn->rm], 16);                                  \
+		else                                                                       \
+			fpu_read_m128(cpu, insn, &sv, true);                                   \
+		__m128i s = _mm_loadu_si128((const __m128i *)sv.b);                        \
+		__m128i d = _mm_loadu_si128((const __m128i *)cpu->xmm[insn->reg].b);       \
+		_mm_storeu_si128((__m128i *)cpu->xmm[insn->reg].b, (expr));                \
+	}
+FAST_XMM(fx_pxor, _mm_xor_si128(d, s))
+FAST_XMM(fx_por, _mm_or_si128(d, s))
+FAST_XMM(fx_pand, _mm_and_si128(d, s))
+FAST_XMM(fx_pandn, _mm_andnot_si128(d, s))
+FAST_XMM(fx_pcmpeqb, _mm_cmpeq_epi8(d, s))
+FAST_XMM(fx_pcmpeqw, _mm_cmpeq_epi16(d, s))
+FAST_XMM(fx_pcmpeqd, _mm_cmpeq_epi32(d, s))
+FAST_XMM(fx_pminub, _mm_min_epu8(d, s))
+FAST_XMM(fx_pmaxub, _mm_max_epu8(d, s))
+FAST_XMM(fx_psubb, _mm_sub_epi8(d, s))
+FAST_XMM(fx_paddb, _mm_add_epi8(d, s))
+FAST_XMM(fx_paddq, _mm_add_epi64(d, s))
+FAST_XMM(fx_punpcklbw, _mm_unpacklo_epi8(d, s))
+
 static void reg_both(enum emu_opmap map, uint8_t op, vec_op f)
 {
 	int_ops[map][op][EMU_MP_NONE] = f;
@@ -547,4 +580,13 @@ void fpu_simd_int_register(void)
 	reg_xmm(EMU_MAP_0F3A, 0x0d, EMU_MP_66, op_blendpd);
 	reg_xmm(EMU_MAP_0F3A, 0x0e, EMU_MP_66, op_pblendw);
 	reg_xmm(EMU_MAP_0F3A, 0x42, EMU_MP_66, op_mpsadbw);
+
+	static const struct { uint8_t op; emu_handler fn; } fast[] = {
+		{ 0xef, fx_pxor }, { 0xeb, fx_por }, { 0xdb, fx_pand }, { 0xdf, fx_pandn },
+		{ 0x74, fx_pcmpeqb }, { 0x75, fx_pcmpeqw }, { 0x76, fx_pcmpeqd }, { 0xda, fx_pminub },
+		{ 0xde, fx_pmaxub }, { 0xf8, fx_psubb }, { 0xfc, fx_paddb }, { 0xd4, fx_paddq },
+		{ 0x60, fx_punpcklbw },
+	};
+	for (size_t i = 0; i < sizeof(fast) / sizeof(fast[0]); i++)
+		emu_register(EMU_MAP_0F, fast[i].op, EMU_MP_66, -1, fast[i].fn);
 }

@@ -6,6 +6,8 @@
  * any work beyond the availability check and the copy. */
 #include "cpu/emu/fpu/fpu.h"
 
+#include <emmintrin.h>
+
 static inline uint8_t *xreg(struct emu_cpu *cpu, unsigned i)
 {
 	return cpu->xmm[i & 15].b;
@@ -355,9 +357,14 @@ static void pmovmskb(struct emu_cpu *cpu, const struct emu_insn *insn)
 		fpu_mmx_enter(cpu);
 		n = 8;
 	}
-	uint32_t m = 0;
-	for (unsigned i = 0; i < n; i++)
-		m |= (uint32_t)(s.b[i] >> 7) << i;
+	uint32_t m;
+	if (n == 16) {
+		m = (uint32_t)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)s.b));
+	} else {
+		m = 0;
+		for (unsigned i = 0; i < n; i++)
+			m |= (uint32_t)(s.b[i] >> 7) << i;
+	}
 	cpu->gpr[insn->reg] = m;
 }
 

@@ -424,9 +424,10 @@ static void x87_store(struct emu_cpu *cpu, const struct emu_insn *insn, enum x87
 		hsw = h.sw;
 	}
 	uint16_t exc = hsw & FSW_EXC;
-	/* Unmasked #IA/#P on a store still stores for #P, never for #IA;
-	 * O/U on FST unmasked are approximated by the masked result. */
-	if (exc & ~fx->fcw & (FSW_IE | FSW_DE)) {
+	/* An unmasked #I, #D, #O or #U leaves a memory destination and the
+	 * stack unchanged (vol. 1, 8.5.1.2, 8.5.4.2, 8.5.5.2); an unmasked #P
+	 * still stores the rounded result (8.5.6). */
+	if (exc & ~fx->fcw & (FSW_IE | FSW_DE | FSW_OE | FSW_UE)) {
 		x87_apply(fx, hsw, FSW_C1);
 		return;
 	}

@@ -4,16 +4,23 @@
  * would: same 80-bit format, same precision and rounding control, same
  * transcendental microcode family.  Every operand enters and leaves as an
  * 80-bit image (FLD m80/FSTP m80 neither round nor raise, SDM vol. 2A
- * "FLD"), exceptions are all masked on the host, and the status word is
- * read back so the caller can apply the guest's own masks.  FNINIT at both
- * ends leaves the host FPU in its default state for the rest of vessel.
+ * "FLD"), exceptions are masked on the host, and the status word is
+ * read back so the caller can apply the guest's own masks (see below for
+ * overflow and underflow).  The C ABI
+ * hands us an empty register stack; EMMS empties it again afterwards and
+ * the host's control word is restored (cheaper than FNINIT, which is
+ * microcoded).  Condition codes the operation leaves undefined are never
+ * taken from the host by the callers.
  */
 #include "cpu/emu/fpu/x87_host.h"
 
 #include <stddef.h>
 
+#define FCW_HOST_MASKED 0x27
+
 #define HX(body)                                                                          \
-	__asm__ volatile("fninit\n\tfldcw %c[cw](%[h])\n\t" body "\n\tfninit"                 \
+	__asm__ volatile("fnstcw %c[hcw](%[h])\n\tfnclex\n\tfldcw %c[cw](%[h])\n\t" body       \
+			 "\n\tfnclex\n\temms\n\tfldcw %c[hcw](%[h])"                                 \
 			 :                                                                \
 			 : [h] "r"(h), [cw] "i"(offsetof(struct x87_host, cw)),             \
 			   [a] "i"(offsetof(struct x87_host, a)),                           \
@@ -21,14 +28,15 @@
 			   [r0] "i"(offsetof(struct x87_host, r0)),                         \
 			   [r1] "i"(offsetof(struct x87_host, r1)),                         \
 			   [m] "i"(offsetof(struct x87_host, m)),                           \
-			   [sw] "i"(offsetof(struct x87_host, sw))                          \
+			   [sw] "i"(offsetof(struct x87_host, sw)),                         \
+			   [hcw] "i"(offsetof(struct x87_host, hcw))                        \
 			 : "memory", "st", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)")
 
 #define LA  "fldt %c[a](%[h])\n\t"
 #define LB  "fldt %c[b](%[h])\n\t"
 #define SR0 "fstpt %c[r0](%[h])\n\t"
 #define SR1 "fstpt %c[r1](%[h])\n\t"
-#define SW  "fnstsw %c[sw](%[h])\n\t"
+#define SW  "fnstsw %c[sw](%[h])\n\tfnclex\n\t"
 #define M   " %c[m](%[h])\n\t"
 
 /* st0 = a op memory operand, in the four memory types. */
@@ -40,7 +48,13 @@
 
 void x87_host_run(enum x87_hop op, struct x87_host *h)
 {
-	h->cw |= 0x3f;   /* all exceptions masked on the host; the guest's masks apply later */
+	/* #I, #D, #Z and #P run masked on the host; the guest's masks are
+	 * applied afterwards.  #O and #U keep the guest's masks: unmasked, the
+	 * host itself delivers the exponent-biased result the SDM specifies
+	 * for a register destination (vol. 1, 8.5.4.2, 8.5.5.2).  The
+	 * exception it leaves pending is cleared (FNCLEX after every FNSTSW)
+	 * before any waiting instruction could report it on the host. */
+	h->cw |= FCW_HOST_MASKED;
 	h->cw |= 0x40;   /* reserved bit 6 reads as 1 on every x87 since the 387 */
 	switch (op) {
 	case XH_ADD: HX(LB LA "fadd %%st(1), %%st\n\t" SW SR0); break;

@@ -36,6 +36,7 @@ struct x87_host {
 	uint8_t m[16];            /* memory operand, in its memory format */
 	uint16_t cw;              /* guest control word (masks forced on) */
 	uint16_t sw;              /* host status word after the operation */
+	uint16_t hcw;             /* the host's own control word, restored after */
 } __attribute__((aligned(16)));
 
 void x87_host_run(enum x87_hop op, struct x87_host *h);
