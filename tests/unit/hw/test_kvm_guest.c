@@ -1,6 +1,6 @@
 /* End to end on the KVM engine: a bare-metal guest (guests/timer_irq.asm)
- * takes PIT interrupts through I/O APIC pin 2 and a local APIC timer
- * interrupt, with the platform's timer thread on the real clock, the
+ * takes PIT interrupts through I/O APIC pin 2, a local APIC timer
+ * interrupt and HPET legacy-replacement ticks on the same pin, with the platform's timer thread on the real clock, the
  * engine's interrupt injection through vm->intr_ack, and HLT wake-ups by
  * vcpu_signal().  Skipped where the host has no usable /dev/kvm. */
 #include "cpu/accel.h"
@@ -9,6 +9,7 @@
 #include "util/error.h"
 #include "vm/machine.h"
 
+#include "acpi_off.h"
 #include "timer_irq.h"
 
 #include <criterion/criterion.h>
@@ -25,7 +26,7 @@ struct fixture {
 	struct chardev *console;
 };
 
-static bool fixture_init(struct fixture *f)
+static bool fixture_init(struct fixture *f, const unsigned char *image, unsigned len)
 {
 	memset(f, 0, sizeof(*f));
 	cr_assert_eq(gmem_init(&f->vm.mem, 2ull << 20), 0);
@@ -45,7 +46,7 @@ static bool fixture_init(struct fixture *f)
 	f->console = chardev_fd_new(-1, f->out[1]);
 	struct platform_options opts = { .console = f->console };
 	cr_assert_eq(platform_create_opts(&f->vm, &opts), 0, "%s", err_msg());
-	memcpy(gmem_ptr(&f->vm.mem, 0x1000, timer_irq_len), timer_irq, timer_irq_len);
+	memcpy(gmem_ptr(&f->vm.mem, 0x1000, len), image, len);
 	struct x86_sregs s;
 	cr_assert_eq(accel_kvm.get_sregs(&f->cpu, &s), 0);
 	for (int i = 0; i < SEG_COUNT; i++) {
@@ -102,11 +103,11 @@ static void run_until_stop(struct fixture *f, int seconds)
 	}
 }
 
-Test(kvm_guest, pit_through_ioapic_pin2_and_lapic_timer)
+Test(kvm_guest, pit_lapic_timer_and_hpet_interrupts)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	cr_assert(f);
-	if (!fixture_init(f))
+	if (!fixture_init(f, timer_irq, timer_irq_len))
 		cr_skip_test("no usable /dev/kvm on this host: the KVM engine cannot run the guest here");
 	run_until_stop(f, 20);
 	cr_assert_eq(atomic_load(&f->vm.stop_reason), VM_STOP_DEBUG_EXIT);
@@ -115,6 +116,19 @@ Test(kvm_guest, pit_through_ioapic_pin2_and_lapic_timer)
 	cr_assert_eq(read(f->out[0], buf, 2), 2);
 	cr_assert_str_eq(buf, "OK", "COM1 output");
 	cr_assert_geq(f->cpu.exit_counts[VCPU_EXIT_MMIO], 5, "xAPIC and I/O APIC programmed by MMIO");
+	fixture_fini(f);
+	free(f);
+}
+
+Test(kvm_guest, acpi_s5_powers_off)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	cr_assert(f);
+	if (!fixture_init(f, acpi_off, acpi_off_len))
+		cr_skip_test("no usable /dev/kvm on this host: the KVM engine cannot run the guest here");
+	run_until_stop(f, 20);
+	cr_assert_eq(atomic_load(&f->vm.stop_reason), VM_STOP_POWEROFF, "stop reason %d (debug exit %d)",
+		     atomic_load(&f->vm.stop_reason), f->vm.debug_exit_value);
 	fixture_fini(f);
 	free(f);
 }
