@@ -11,6 +11,7 @@
 
 #include "acpi_off.h"
 #include "timer_irq.h"
+#include "uart_echo.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -22,7 +23,7 @@
 struct fixture {
 	struct vm vm;
 	struct vcpu cpu;
-	int out[2];
+	int out[2], in[2];
 	struct chardev *console;
 };
 
@@ -43,7 +44,8 @@ static bool fixture_init(struct fixture *f, const unsigned char *image, unsigned
 	if (accel_kvm.vm_init(&f->vm) < 0 || accel_kvm.vcpu_init(&f->cpu) < 0)
 		return false;
 	cr_assert_eq(pipe(f->out), 0);
-	f->console = chardev_fd_new(-1, f->out[1]);
+	cr_assert_eq(pipe(f->in), 0);
+	f->console = chardev_fd_new(f->in[0], f->out[1]);
 	struct platform_options opts = { .console = f->console };
 	cr_assert_eq(platform_create_opts(&f->vm, &opts), 0, "%s", err_msg());
 	memcpy(gmem_ptr(&f->vm.mem, 0x1000, len), image, len);
@@ -66,6 +68,8 @@ static void fixture_fini(struct fixture *f)
 	chardev_free(f->console);
 	close(f->out[0]);
 	close(f->out[1]);
+	close(f->in[0]);
+	close(f->in[1]);
 	accel_kvm.vcpu_destroy(&f->cpu);
 	accel_kvm.vm_destroy(&f->vm);
 	bus_destroy(&f->vm.pio);
@@ -129,6 +133,41 @@ Test(kvm_guest, acpi_s5_powers_off)
 	run_until_stop(f, 20);
 	cr_assert_eq(atomic_load(&f->vm.stop_reason), VM_STOP_POWEROFF, "stop reason %d (debug exit %d)",
 		     atomic_load(&f->vm.stop_reason), f->vm.debug_exit_value);
+	fixture_fini(f);
+	free(f);
+}
+
+/* Plays the user at the terminal: waits for the guest's prompt, types. */
+static void *type_after_prompt(void *arg)
+{
+	struct fixture *f = arg;
+	char c = 0;
+	while (c != '>') {
+		if (read(f->out[0], &c, 1) != 1)
+			return NULL;
+	}
+	ssize_t n = write(f->in[1], "ping", 4);
+	(void)n;
+	return NULL;
+}
+
+Test(kvm_guest, serial_input_interrupts_and_echo)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	cr_assert(f);
+	if (!fixture_init(f, uart_echo, uart_echo_len))
+		cr_skip_test("no usable /dev/kvm on this host: the KVM engine cannot run the guest here");
+	pthread_t typist;
+	cr_assert_eq(pthread_create(&typist, NULL, type_after_prompt, f), 0);
+	run_until_stop(f, 20);
+	/* If the guest stopped without its prompt the typist is still reading. */
+	pthread_cancel(typist);
+	pthread_join(typist, NULL);
+	cr_assert_eq(atomic_load(&f->vm.stop_reason), VM_STOP_DEBUG_EXIT);
+	cr_assert_eq(f->vm.debug_exit_value, 0x42);
+	char buf[8] = { 0 };
+	cr_assert_eq(read(f->out[0], buf, 4), 4);
+	cr_assert_str_eq(buf, "ping", "echoed by the guest");
 	fixture_fini(f);
 	free(f);
 }
