@@ -44,6 +44,20 @@ int platform_intr_ack(struct vcpu *vcpu)
 	return v;
 }
 
+bool platform_handle_msr(struct vcpu *vcpu, struct vcpu_exit *exit)
+{
+	if (exit->reason != VCPU_EXIT_MSR || !vcpu->lapic)
+		return false;
+	int rc = exit->msr.is_write ? lapic_msr_write(vcpu, exit->msr.index, exit->msr.data)
+				    : lapic_msr_read(vcpu, exit->msr.index, &exit->msr.data);
+	if (rc == -ENOENT)
+		return false;
+	/* -EINVAL: the architecture's #GP(0), which the engine raises for an
+	 * unhandled MSR access. */
+	exit->msr.handled = rc == 0;
+	return true;
+}
+
 void platform_pic_changed(struct vm *vm)
 {
 	struct platform *p = vm->platform;

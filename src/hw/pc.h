@@ -113,6 +113,12 @@ void platform_inject_nmi(struct vm *vm);
 void irq_set_level(struct vm *vm, unsigned gsi, bool level);
 void irq_pulse(struct vm *vm, unsigned gsi);
 
+/* A VCPU_EXIT_MSR trap for the platform (the x2APIC range, APIC_BASE,
+ * TSC_DEADLINE): fills exit->msr.data on reads and sets exit->msr.handled.
+ * Returns false when the MSR is not the platform's (exit untouched).
+ * Call without vm->dev_lock (vcpu_dispatch_exit() does not hold it for MSRs). */
+bool platform_handle_msr(struct vcpu *vcpu, struct vcpu_exit *exit);
+
 /* The vm->intr_ack hook.  The caller holds vm->dev_lock (as the KVM
  * engine does), like every other entry into device state from a vCPU. */
 int platform_intr_ack(struct vcpu *vcpu);

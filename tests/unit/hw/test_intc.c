@@ -482,3 +482,20 @@ Test(pic, rotation_and_special_mask)
 	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x24);
 	tvm_free(t);
 }
+
+Test(lapic, msr_exit_helper)
+{
+	struct tvm *t = tvm_new(1);
+	struct vcpu_exit e = { .reason = VCPU_EXIT_MSR };
+	e.msr.index = MSR_IA32_APIC_BASE;
+	cr_assert(platform_handle_msr(&t->cpu[0], &e));
+	cr_assert(e.msr.handled);
+	cr_assert_eq(e.msr.data, 0xfee00900ull);
+	e.msr.index = 0x802;                      /* x2APIC ID while in xAPIC mode: #GP */
+	e.msr.handled = true;
+	cr_assert(platform_handle_msr(&t->cpu[0], &e));
+	cr_assert(!e.msr.handled);
+	e.msr.index = MSR_IA32_PAT;               /* not the platform's */
+	cr_assert(!platform_handle_msr(&t->cpu[0], &e));
+	tvm_free(t);
+}
