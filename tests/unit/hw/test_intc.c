@@ -499,3 +499,41 @@ Test(lapic, msr_exit_helper)
 	cr_assert(!platform_handle_msr(&t->cpu[0], &e));
 	tvm_free(t);
 }
+
+struct try_arg {
+	struct vm *vm;
+	int *result;
+};
+
+static void *try_dev_lock(void *opaque)
+{
+	struct try_arg *a = opaque;
+	*a->result = pthread_mutex_trylock(&a->vm->dev_lock);
+	if (*a->result == 0)
+		pthread_mutex_unlock(&a->vm->dev_lock);
+	return NULL;
+}
+
+Test(lapic, intr_ack_with_or_without_the_device_lock)
+{
+	struct tvm *t = tvm_new(1);
+	apic_enable(t);
+	apic_w(t, APIC_ICR_LO, 0x44000 | 0x50);
+	apic_w(t, APIC_ICR_LO, 0x44000 | 0x60);
+	/* The emu engine calls the hook without the lock... */
+	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), 0x60);
+	apic_w(t, APIC_EOI, 0);
+	/* ...the KVM engine with it held: the lock is recursive. */
+	pthread_mutex_lock(&t->vm.dev_lock);
+	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), 0x50);
+	uint64_t base;
+	cr_assert_eq(lapic_msr_read(&t->cpu[0], MSR_IA32_APIC_BASE, &base), 0);
+	pthread_mutex_unlock(&t->vm.dev_lock);
+	/* Released as often as taken: another thread can take it now. */
+	pthread_t other;
+	int got = -1;
+	cr_assert_eq(pthread_create(&other, NULL, try_dev_lock, &(struct try_arg){ &t->vm, &got }), 0);
+	pthread_join(other, NULL);
+	cr_assert_eq(got, 0);
+	tvm_free(t);
+}
