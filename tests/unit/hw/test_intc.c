@@ -532,7 +532,8 @@ Test(lapic, intr_ack_with_or_without_the_device_lock)
 	/* Released as often as taken: another thread can take it now. */
 	pthread_t other;
 	int got = -1;
-	cr_assert_eq(pthread_create(&other, NULL, try_dev_lock, &(struct try_arg){ &t->vm, &got }), 0);
+	struct try_arg arg = { &t->vm, &got };
+	cr_assert_eq(pthread_create(&other, NULL, try_dev_lock, &arg), 0);
 	pthread_join(other, NULL);
 	cr_assert_eq(got, 0);
 	tvm_free(t);
