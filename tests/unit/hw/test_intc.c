@@ -194,6 +194,15 @@ Test(lapic, init_sipi_nmi)
 	cr_assert(take_events(t, 2) & VCPU_EVT_SIPI);
 	cr_assert_eq(t->cpu[2].sipi_vector, 0x9a);
 	cr_assert_eq(take_events(t, 1), 0);
+	/* The second SIPI of the INIT-SIPI-SIPI sequence finds CPU 2 started. */
+	apic_w(t, APIC_ICR_LO, 0x0469b);
+	cr_assert_eq(take_events(t, 2) & VCPU_EVT_SIPI, 0);
+	cr_assert_eq(t->cpu[2].sipi_vector, 0x9a);
+	/* A new INIT puts it back in wait-for-SIPI. */
+	apic_w(t, APIC_ICR_LO, 0x04500);
+	apic_w(t, APIC_ICR_LO, 0x0469c);
+	cr_assert_eq(take_events(t, 2), VCPU_EVT_INIT | VCPU_EVT_SIPI);
+	cr_assert_eq(t->cpu[2].sipi_vector, 0x9c);
 	apic_w(t, APIC_ICR_HI, 1u << 24);
 	apic_w(t, APIC_ICR_LO, 0x0400);           /* NMI */
 	cr_assert(take_events(t, 1) & VCPU_EVT_NMI);
