@@ -34,6 +34,7 @@ int platform_intr_ack(struct vcpu *vcpu)
 	struct platform *p = vm->platform;
 	if (!p || !vcpu->lapic)
 		return -1;
+	pthread_mutex_lock(&vm->dev_lock);   /* recursive: the caller may hold it */
 	int v = lapic_ack(vcpu->lapic);
 	if (v < 0 && vcpu->id == 0 && p->pic && pic_has_output(p->pic) && lapic_accepts_pic(vcpu->lapic))
 		v = pic_read_irq(p->pic);   /* ExtINT: the 8259 supplies the vector (INTA cycle) */
@@ -41,7 +42,22 @@ int platform_intr_ack(struct vcpu *vcpu)
 	if (lapic_has_interrupt(vcpu->lapic) ||
 	    (vcpu->id == 0 && p->pic && pic_has_output(p->pic) && lapic_accepts_pic(vcpu->lapic)))
 		vcpu_signal(vcpu, VCPU_EVT_INTR);
+	pthread_mutex_unlock(&vm->dev_lock);
 	return v;
+}
+
+bool platform_handle_msr(struct vcpu *vcpu, struct vcpu_exit *exit)
+{
+	if (exit->reason != VCPU_EXIT_MSR || !vcpu->lapic)
+		return false;
+	int rc = exit->msr.is_write ? lapic_msr_write(vcpu, exit->msr.index, exit->msr.data)
+				    : lapic_msr_read(vcpu, exit->msr.index, &exit->msr.data);
+	if (rc == -ENOENT)
+		return false;
+	/* -EINVAL: the architecture's #GP(0), which the engine raises for an
+	 * unhandled MSR access. */
+	exit->msr.handled = rc == 0;
+	return true;
 }
 
 void platform_pic_changed(struct vm *vm)
@@ -177,6 +193,18 @@ static int platform_devices_create(struct vm *vm, struct platform *p)
 
 int platform_create_opts(struct vm *vm, const struct platform_options *opts)
 {
+	/* The device entry points are called both with vm->dev_lock held
+	 * (device callbacks; the KVM engine around intr_ack) and without it
+	 * (the emu engine's interrupt, MSR and CR8 hooks).  A recursive lock
+	 * lets each of them take it whatever the caller did.  Nothing else
+	 * uses the lock yet: no thread runs before the platform exists. */
+	pthread_mutexattr_t attr;
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_destroy(&vm->dev_lock);
+	pthread_mutex_init(&vm->dev_lock, &attr);
+	pthread_mutexattr_destroy(&attr);
+
 	struct platform *p = calloc(1, sizeof(*p));
 	if (!p)
 		return err_set(-ENOMEM, "out of memory");

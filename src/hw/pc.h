@@ -96,6 +96,7 @@ struct platform {
 	uint8_t gsi_level[PC_NUM_GSI];
 };
 
+/* Also turns vm->dev_lock into a recursive mutex (see platform_intr_ack). */
 int platform_create(struct vm *vm);
 int platform_create_opts(struct vm *vm, const struct platform_options *opts);
 void platform_destroy(struct vm *vm);
@@ -113,8 +114,15 @@ void platform_inject_nmi(struct vm *vm);
 void irq_set_level(struct vm *vm, unsigned gsi, bool level);
 void irq_pulse(struct vm *vm, unsigned gsi);
 
-/* The vm->intr_ack hook.  The caller holds vm->dev_lock (as the KVM
- * engine does), like every other entry into device state from a vCPU. */
+/* A VCPU_EXIT_MSR trap for the platform (the x2APIC range, APIC_BASE,
+ * TSC_DEADLINE): fills exit->msr.data on reads and sets exit->msr.handled.
+ * Returns false when the MSR is not the platform's (exit untouched).
+ * Call without vm->dev_lock (vcpu_dispatch_exit() does not hold it for MSRs). */
+bool platform_handle_msr(struct vcpu *vcpu, struct vcpu_exit *exit);
+
+/* The vm->intr_ack hook.  Takes vm->dev_lock, which platform_create()
+ * makes recursive, so callers may hold it (the KVM engine does) or not
+ * (the emu engine). */
 int platform_intr_ack(struct vcpu *vcpu);
 /* Re-evaluates whether vCPU 0 has a PIC interrupt to take (lock held). */
 void platform_pic_changed(struct vm *vm);

@@ -70,6 +70,10 @@ struct lapic {
 	uint64_t tsc_deadline;
 	uint64_t tsc_hz;
 	bool lint1_level;
+	/* The processor is in wait-for-SIPI (after power-on or INIT, for an
+	 * AP): only then is a SIPI taken, and only the first (SDM vol. 3A
+	 * 10.6.1, "Start-Up"; Linux sends two). */
+	bool wait_sipi;
 };
 
 /* The vCPU this thread runs, and its VM (compared by address only, so a
@@ -337,6 +341,7 @@ void lapic_reset(struct lapic *l, bool init)
 		l->apic_base = GMEM_LAPIC_BASE | APIC_BASE_EN | (l->vcpu->id == 0 ? APIC_BASE_BSP : 0);
 		l->id = l->vcpu->id;
 	}
+	l->wait_sipi = l->vcpu->id != 0;
 	l->tpr = 0;
 	l->ldr = 0;
 	l->dfr = 0xffffffff;
@@ -461,6 +466,9 @@ static void lapic_deliver_one(struct lapic *l, const struct apic_msg *m)
 		vcpu_signal(v, VCPU_EVT_INIT);
 		break;
 	case APIC_DM_SIPI:
+		if (!l->wait_sipi)
+			break;   /* already started: the repeated SIPI is ignored */
+		l->wait_sipi = false;
 		v->sipi_vector = m->vector;
 		vcpu_signal(v, VCPU_EVT_SIPI);
 		break;

@@ -9,7 +9,8 @@
  *
  * Engine hooks: lapic_msr_read/write() for IA32_APIC_BASE (0x1b),
  * IA32_TSC_DEADLINE (0x6e0) and the x2APIC range; lapic_get/set_cr8() for
- * MOV to/from CR8.  They take vm->dev_lock themselves: call them without it. */
+ * MOV to/from CR8.  They take vm->dev_lock themselves (a recursive lock,
+ * see platform_create()), so callers may or may not hold it. */
 #ifndef VESSEL_HW_INTC_LAPIC_H
 #define VESSEL_HW_INTC_LAPIC_H
 

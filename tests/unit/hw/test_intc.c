@@ -194,6 +194,15 @@ Test(lapic, init_sipi_nmi)
 	cr_assert(take_events(t, 2) & VCPU_EVT_SIPI);
 	cr_assert_eq(t->cpu[2].sipi_vector, 0x9a);
 	cr_assert_eq(take_events(t, 1), 0);
+	/* The second SIPI of the INIT-SIPI-SIPI sequence finds CPU 2 started. */
+	apic_w(t, APIC_ICR_LO, 0x0469b);
+	cr_assert_eq(take_events(t, 2) & VCPU_EVT_SIPI, 0);
+	cr_assert_eq(t->cpu[2].sipi_vector, 0x9a);
+	/* A new INIT puts it back in wait-for-SIPI. */
+	apic_w(t, APIC_ICR_LO, 0x04500);
+	apic_w(t, APIC_ICR_LO, 0x0469c);
+	cr_assert_eq(take_events(t, 2), VCPU_EVT_INIT | VCPU_EVT_SIPI);
+	cr_assert_eq(t->cpu[2].sipi_vector, 0x9c);
 	apic_w(t, APIC_ICR_HI, 1u << 24);
 	apic_w(t, APIC_ICR_LO, 0x0400);           /* NMI */
 	cr_assert(take_events(t, 1) & VCPU_EVT_NMI);
@@ -480,5 +489,61 @@ Test(pic, rotation_and_special_mask)
 	outb(t, 0x21, 0x02);                      /* mask IRQ1 */
 	outb(t, 0x20, 0x68);                      /* OCW3: set special mask */
 	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x24);
+	tvm_free(t);
+}
+
+Test(lapic, msr_exit_helper)
+{
+	struct tvm *t = tvm_new(1);
+	struct vcpu_exit e = { .reason = VCPU_EXIT_MSR };
+	e.msr.index = MSR_IA32_APIC_BASE;
+	cr_assert(platform_handle_msr(&t->cpu[0], &e));
+	cr_assert(e.msr.handled);
+	cr_assert_eq(e.msr.data, 0xfee00900ull);
+	e.msr.index = 0x802;                      /* x2APIC ID while in xAPIC mode: #GP */
+	e.msr.handled = true;
+	cr_assert(platform_handle_msr(&t->cpu[0], &e));
+	cr_assert(!e.msr.handled);
+	e.msr.index = MSR_IA32_PAT;               /* not the platform's */
+	cr_assert(!platform_handle_msr(&t->cpu[0], &e));
+	tvm_free(t);
+}
+
+struct try_arg {
+	struct vm *vm;
+	int *result;
+};
+
+static void *try_dev_lock(void *opaque)
+{
+	struct try_arg *a = opaque;
+	*a->result = pthread_mutex_trylock(&a->vm->dev_lock);
+	if (*a->result == 0)
+		pthread_mutex_unlock(&a->vm->dev_lock);
+	return NULL;
+}
+
+Test(lapic, intr_ack_with_or_without_the_device_lock)
+{
+	struct tvm *t = tvm_new(1);
+	apic_enable(t);
+	apic_w(t, APIC_ICR_LO, 0x44000 | 0x50);
+	apic_w(t, APIC_ICR_LO, 0x44000 | 0x60);
+	/* The emu engine calls the hook without the lock... */
+	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), 0x60);
+	apic_w(t, APIC_EOI, 0);
+	/* ...the KVM engine with it held: the lock is recursive. */
+	pthread_mutex_lock(&t->vm.dev_lock);
+	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), 0x50);
+	uint64_t base;
+	cr_assert_eq(lapic_msr_read(&t->cpu[0], MSR_IA32_APIC_BASE, &base), 0);
+	pthread_mutex_unlock(&t->vm.dev_lock);
+	/* Released as often as taken: another thread can take it now. */
+	pthread_t other;
+	int got = -1;
+	struct try_arg arg = { &t->vm, &got };
+	cr_assert_eq(pthread_create(&other, NULL, try_dev_lock, &arg), 0);
+	pthread_join(other, NULL);
+	cr_assert_eq(got, 0);
 	tvm_free(t);
 }

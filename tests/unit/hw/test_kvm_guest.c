@@ -1,6 +1,6 @@
 /* End to end on the KVM engine: a bare-metal guest (guests/timer_irq.asm)
- * takes PIT interrupts through I/O APIC pin 2 and a local APIC timer
- * interrupt, with the platform's timer thread on the real clock, the
+ * takes PIT interrupts through I/O APIC pin 2, a local APIC timer
+ * interrupt and HPET legacy-replacement ticks on the same pin, with the platform's timer thread on the real clock, the
  * engine's interrupt injection through vm->intr_ack, and HLT wake-ups by
  * vcpu_signal().  Skipped where the host has no usable /dev/kvm. */
 #include "cpu/accel.h"
@@ -9,7 +9,9 @@
 #include "util/error.h"
 #include "vm/machine.h"
 
+#include "acpi_off.h"
 #include "timer_irq.h"
+#include "uart_echo.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -21,11 +23,11 @@
 struct fixture {
 	struct vm vm;
 	struct vcpu cpu;
-	int out[2];
+	int out[2], in[2];
 	struct chardev *console;
 };
 
-static bool fixture_init(struct fixture *f)
+static bool fixture_init(struct fixture *f, const unsigned char *image, unsigned len)
 {
 	memset(f, 0, sizeof(*f));
 	cr_assert_eq(gmem_init(&f->vm.mem, 2ull << 20), 0);
@@ -42,10 +44,11 @@ static bool fixture_init(struct fixture *f)
 	if (accel_kvm.vm_init(&f->vm) < 0 || accel_kvm.vcpu_init(&f->cpu) < 0)
 		return false;
 	cr_assert_eq(pipe(f->out), 0);
-	f->console = chardev_fd_new(-1, f->out[1]);
+	cr_assert_eq(pipe(f->in), 0);
+	f->console = chardev_fd_new(f->in[0], f->out[1]);
 	struct platform_options opts = { .console = f->console };
 	cr_assert_eq(platform_create_opts(&f->vm, &opts), 0, "%s", err_msg());
-	memcpy(gmem_ptr(&f->vm.mem, 0x1000, timer_irq_len), timer_irq, timer_irq_len);
+	memcpy(gmem_ptr(&f->vm.mem, 0x1000, len), image, len);
 	struct x86_sregs s;
 	cr_assert_eq(accel_kvm.get_sregs(&f->cpu, &s), 0);
 	for (int i = 0; i < SEG_COUNT; i++) {
@@ -65,6 +68,8 @@ static void fixture_fini(struct fixture *f)
 	chardev_free(f->console);
 	close(f->out[0]);
 	close(f->out[1]);
+	close(f->in[0]);
+	close(f->in[1]);
 	accel_kvm.vcpu_destroy(&f->cpu);
 	accel_kvm.vm_destroy(&f->vm);
 	bus_destroy(&f->vm.pio);
@@ -102,11 +107,11 @@ static void run_until_stop(struct fixture *f, int seconds)
 	}
 }
 
-Test(kvm_guest, pit_through_ioapic_pin2_and_lapic_timer)
+Test(kvm_guest, pit_lapic_timer_and_hpet_interrupts)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	cr_assert(f);
-	if (!fixture_init(f))
+	if (!fixture_init(f, timer_irq, timer_irq_len))
 		cr_skip_test("no usable /dev/kvm on this host: the KVM engine cannot run the guest here");
 	run_until_stop(f, 20);
 	cr_assert_eq(atomic_load(&f->vm.stop_reason), VM_STOP_DEBUG_EXIT);
@@ -115,6 +120,54 @@ Test(kvm_guest, pit_through_ioapic_pin2_and_lapic_timer)
 	cr_assert_eq(read(f->out[0], buf, 2), 2);
 	cr_assert_str_eq(buf, "OK", "COM1 output");
 	cr_assert_geq(f->cpu.exit_counts[VCPU_EXIT_MMIO], 5, "xAPIC and I/O APIC programmed by MMIO");
+	fixture_fini(f);
+	free(f);
+}
+
+Test(kvm_guest, acpi_s5_powers_off)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	cr_assert(f);
+	if (!fixture_init(f, acpi_off, acpi_off_len))
+		cr_skip_test("no usable /dev/kvm on this host: the KVM engine cannot run the guest here");
+	run_until_stop(f, 20);
+	cr_assert_eq(atomic_load(&f->vm.stop_reason), VM_STOP_POWEROFF, "stop reason %d (debug exit %d)",
+		     atomic_load(&f->vm.stop_reason), f->vm.debug_exit_value);
+	fixture_fini(f);
+	free(f);
+}
+
+/* Plays the user at the terminal: waits for the guest's prompt, types. */
+static void *type_after_prompt(void *arg)
+{
+	struct fixture *f = arg;
+	char c = 0;
+	while (c != '>') {
+		if (read(f->out[0], &c, 1) != 1)
+			return NULL;
+	}
+	ssize_t n = write(f->in[1], "ping", 4);
+	(void)n;
+	return NULL;
+}
+
+Test(kvm_guest, serial_input_interrupts_and_echo)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	cr_assert(f);
+	if (!fixture_init(f, uart_echo, uart_echo_len))
+		cr_skip_test("no usable /dev/kvm on this host: the KVM engine cannot run the guest here");
+	pthread_t typist;
+	cr_assert_eq(pthread_create(&typist, NULL, type_after_prompt, f), 0);
+	run_until_stop(f, 20);
+	/* If the guest stopped without its prompt the typist is still reading. */
+	pthread_cancel(typist);
+	pthread_join(typist, NULL);
+	cr_assert_eq(atomic_load(&f->vm.stop_reason), VM_STOP_DEBUG_EXIT);
+	cr_assert_eq(f->vm.debug_exit_value, 0x42);
+	char buf[8] = { 0 };
+	cr_assert_eq(read(f->out[0], buf, 4), 4);
+	cr_assert_str_eq(buf, "ping", "echoed by the guest");
 	fixture_fini(f);
 	free(f);
 }

@@ -1,8 +1,9 @@
 ; Bare-metal guest for the platform's interrupt path, loaded at 0x1000 in
 ; real mode.  It does what Linux's check_timer() relies on: the PIT's IRQ0
 ; through I/O APIC pin 2 (the MADT override) to the local APIC, EOI by
-; xAPIC MMIO; then a local APIC one-shot timer.  It reports through COM1
-; and ends with isa-debug-exit: 0x42 when every interrupt arrived.
+; xAPIC MMIO; then a local APIC one-shot timer; then the HPET's timer 0 in
+; legacy replacement mode on the same pin.  It reports through COM1 and
+; ends with isa-debug-exit: 0x42 when every interrupt arrived.
 bits 16
 org 0x1000
 start:
@@ -67,6 +68,7 @@ pm32:
 	; not IRET but drop their frame and jump back to the check, so the
 	; guest needs nothing the engine might have to emulate.
 .wait_pit:
+	mov dword [resume], .wait_pit
 	cmp dword [cnt30], 5
 	jae .pit_done
 	sti
@@ -74,7 +76,6 @@ pm32:
 	cli
 	jmp .wait_pit
 .pit_done:
-	cli
 	; mask pin 2 again
 	mov dword [0xfec00000], 0x14
 	mov dword [0xfec00010], 0x10030
@@ -83,6 +84,7 @@ pm32:
 	mov dword [0xfee00320], 0x31
 	mov dword [0xfee00380], 25000
 .wait_lapic:
+	mov dword [resume], .wait_lapic
 	cmp dword [cnt31], 1
 	jae .lapic_done
 	sti
@@ -90,6 +92,25 @@ pm32:
 	cli
 	jmp .wait_lapic
 .lapic_done:
+	; HPET timer 0, periodic every 10000 ticks (1 ms at 10 MHz), in legacy
+	; replacement mode: IRQ0, so I/O APIC pin 2 again (the PIT goes quiet).
+	mov dword [0xfec00000], 0x14
+	mov dword [0xfec00010], 0x30
+	mov dword [0xfed00100], 0x14c       ; INT_ENB | PERIODIC | VAL_SET | 32BIT (as Linux)
+	mov dword [0xfed00108], 10000       ; comparator
+	mov dword [0xfed0010c], 0
+	mov dword [0xfed00108], 10000       ; period
+	mov dword [0xfed00010], 3           ; ENABLE | LEG_RT
+.wait_hpet:
+	mov dword [resume], .wait_hpet
+	cmp dword [cnt30], 8
+	jae .hpet_done
+	sti
+	hlt
+	cli
+	jmp .wait_hpet
+.hpet_done:
+	mov dword [0xfed00010], 0
 	mov dx, 0x3f8
 	mov al, 'O'
 	out dx, al
@@ -113,12 +134,12 @@ irq30:
 	inc dword [cnt30]
 	mov dword [0xfee000b0], 0
 	add esp, 12                 ; drop EIP, CS, EFLAGS
-	jmp pm32.wait_pit
+	jmp [resume]
 irq31:
 	inc dword [cnt31]
 	mov dword [0xfee000b0], 0
 	add esp, 12
-	jmp pm32.wait_lapic
+	jmp [resume]
 
 align 8
 gdt:
@@ -133,3 +154,4 @@ idt_desc:
 	dd 0x3000
 cnt30:	dd 0
 cnt31:	dd 0
+resume:	dd 0                        ; where an interrupt handler continues
