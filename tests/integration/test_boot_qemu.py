@@ -79,3 +79,86 @@ def test_debian_kernel_boots_on_qemu_from_vessels_rom(tmp_path, decompress):
     ]
     m = re.search(r"RAMDISK: \[mem (0x[0-9a-f]+)-", text)
     assert m and int(m.group(1), 16) == int(where["initrd_start"], 16)
+
+
+MB_REPORT = r"""
+; Multiboot kernel that prints what it was given on the debug console
+; (port 0xe9): command line | first module's string | its first 4 bytes |
+; boot loader name, then exits through the debug-exit port 0xf4.
+	bits 32
+	org 0x100000
+mbhdr:
+	dd 0x1BADB002, 0x00010003, -(0x1BADB002 + 0x00010003)
+	dd mbhdr, 0x100000, load_end, load_end + 0x1000, entry
+entry:
+	mov dx, 0xe9
+	mov esi, [ebx + 16]
+	call puts
+	call bar
+	mov edi, [ebx + 24]
+	mov esi, [edi + 8]
+	call puts
+	call bar
+	mov esi, [edi]
+	mov ecx, 4
+	rep outsb
+	call bar
+	mov esi, [ebx + 64]
+	call puts
+	mov al, 10
+	out dx, al
+	mov al, 1
+	out 0xf4, al
+	hlt
+bar:
+	mov al, '|'
+	out dx, al
+	ret
+puts:
+	lodsb
+	test al, al
+	jz .e
+	out dx, al
+	jmp puts
+.e:	ret
+load_end:
+"""
+
+
+def test_multiboot_information_follows_qemus_conventions(tmp_path):
+    """The same Multiboot kernel under QEMU's own -kernel loader and under
+    vessel's loader (on QEMU, from vessel's ROM) sees the same command line
+    and module string; only the boot loader name differs."""
+    qemu = shutil.which("qemu-system-x86_64")
+    if not qemu or not shutil.which("nasm"):
+        pytest.skip("qemu-system-x86_64 and nasm are needed (scripts/setup)")
+    dump = build_dir() / "tests" / "unit" / "boot" / "boot-dump"
+    if not os.access(dump, os.X_OK):
+        pytest.fail(f"{dump} not built: run `make build`")
+    (tmp_path / "mb.asm").write_text(MB_REPORT)
+    kernel, module = tmp_path / "mb.bin", tmp_path / "mod.txt"
+    subprocess.run(["nasm", "-f", "bin", "-o", str(kernel), str(tmp_path / "mb.asm")], check=True)
+    module.write_text("MODULE-CONTENT")
+    common = [qemu, "-accel", "tcg", "-M", "pc", "-m", "128", "-nodefaults", "-display", "none",
+              "-device", "isa-debug-exit,iobase=0xf4,iosize=1"]
+
+    def run(args, name):
+        con = tmp_path / f"{name}.con"
+        r = subprocess.run(common + args + ["-debugcon", f"file:{con}"], capture_output=True, text=True,
+                           timeout=120, stdin=subprocess.DEVNULL)
+        assert r.returncode == 3, (name, r.returncode, r.stderr)     # (1 << 1) | 1 from the debug-exit port
+        return con.read_text().strip().split("|")
+
+    theirs = run(["-kernel", str(kernel), "-append", "a=1 b", "-initrd", f"{module} marg"], "qemu")
+    out = tmp_path / "dump"
+    out.mkdir()
+    r = subprocess.run([str(dump), str(out), "128", str(kernel), f"{module} marg", "a=1 b"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    where = dict(kv.split("=") for kv in r.stdout.split())
+    ours = run(["-bios", str(out / "rom.bin"), "-device", f"loader,file={out / 'low.bin'},addr=0",
+                "-device", f"loader,file={out / 'kernel.bin'},addr={where['kernel_start']}",
+                "-device", f"loader,file={out / 'initrd.bin'},addr={where['initrd_start']}"], "vessel")
+    assert theirs[:3] == [f"{kernel} a=1 b", f"{module} marg", "MODU"]
+    assert ours[:3] == theirs[:3]
+    assert theirs[3] == "qemu" and ours[3].startswith("vessel")
