@@ -3,6 +3,7 @@ contains, that its script mechanism works, and that it boots to the script
 and powers off under QEMU (the reference machine)."""
 import base64
 import gzip
+import io
 import os
 import pathlib
 import shutil
@@ -151,3 +152,31 @@ def test_fixture_boots_in_qemu_runs_the_script_and_powers_off(guest):
     assert "VESSEL-SCRIPT-BEGIN\nfixture-42\n" in out, out[-2000:]
     assert "VESSEL-SCRIPT-END rc=7" in out
     assert "reboot: Power down" in out
+
+
+def test_without_a_script_the_fixture_gives_a_job_control_shell_in_qemu(guest):
+    pexpect = pytest.importorskip("pexpect")
+    qemu = shutil.which("qemu-system-x86_64")
+    if not qemu:
+        pytest.skip("qemu-system-x86_64 is not installed (scripts/setup)")
+    child = pexpect.spawn(qemu, ["-accel", "tcg", "-M", "pc", "-m", "512", "-kernel", str(guest["kernel"]),
+                                 "-initrd", str(guest["initrd"]), "-append", "console=ttyS0 quiet",
+                                 "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio"],
+                          encoding="utf-8", codec_errors="replace", timeout=300)
+    log = io.StringIO()
+    child.logfile_read = log
+    try:
+        child.expect("vessel# ")
+        # cttyhack gave the shell the serial line as its controlling
+        # terminal: job control works and tty names it.
+        child.sendline("tty; sleep 30 & jobs; echo sum=$((40+2))")
+        child.expect(r"(/dev/\S+)\s")
+        assert child.match.group(1) == "/dev/ttyS0"
+        child.expect(r"\[1\]\+?\s+Running\s+sleep 30", timeout=60)
+        child.expect("sum=42", timeout=60)
+        child.sendline("exit")
+        child.expect("reboot: Power down", timeout=120)
+        child.expect(pexpect.EOF, timeout=60)
+    finally:
+        child.terminate(force=True)
+    assert "job control turned off" not in log.getvalue()
