@@ -188,6 +188,12 @@ int vhd_resize(const char *path, uint64_t size, bool allow_shrink)
 			m.bat = nb;
 			for (uint64_t i = h->max_entries; i < need; i++)
 				m.bat[i] = VHD_BAT_UNUSED;
+			/* Writers may pad the BAT with zeros (sector 0, not
+			 * "unused"): the new entries are written before the
+			 * header counts them. */
+			ret = write_bat(&f, m.bat, (uint32_t)need, m.bat_bytes, h->table_offset);
+			if (ret == 0)
+				ret = block_file_sync(&f);
 			h->max_entries = (uint32_t)need;
 		} else {
 			/* A larger BAT is written at the end of the file (the footer

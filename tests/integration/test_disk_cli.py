@@ -204,3 +204,26 @@ def test_check_reports_and_repairs(vessel_bin, tmp_path):
     ok(disk(vessel_bin, "check", img))
     _, lines = io(vessel_bin, img, ["verify 0 4K 1"], "-r")
     assert lines == ["ok"]
+
+
+def test_progress_bar_only_on_a_terminal(vessel_bin, tmp_path):
+    import pty
+    import subprocess
+    src = tmp_path / "s.img"
+    ok(disk(vessel_bin, "create", src, "8M"))
+    master, slave = pty.openpty()
+    p = subprocess.Popen([vessel_bin, "disk", "convert", "-O", "vhd", src, tmp_path / "t.vhd"],
+                         stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    out = b""
+    while True:                      # read while it runs: the terminal buffer is small
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:              # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert p.wait(timeout=60) == 0
+    assert b"100%" in out and b"[####" in out

@@ -465,3 +465,20 @@ Test(vhd, discard_reads_back_zeros)
 	cr_assert(check(bd, 24, 40, 1));
 	block_close(bd);
 }
+
+Test(vhd, grow_within_a_zero_padded_bat_marks_new_entries_unused)
+{
+	const char *p = mk("d.vhd", BLOCK_SUB_DYNAMIC, 4 << 20, NULL);
+	uint8_t zeros[504] = { 0 };
+	cr_assert_eq(file_write_at(p, zeros, sizeof(zeros), 1536 + 8), 0);  /* padding after 2 entries */
+	cr_assert_eq(vhd_resize(p, 8 << 20, false), 0, "%s", err_msg());
+	struct vhd_report rep;
+	cr_assert_eq(vhd_check(p, 0, &rep, NULL), 0);
+	cr_assert_eq(rep.errors, 0, "%s", rep.msgs[0]);
+	struct block_dev *bd = op(p, 0);
+	cr_assert_eq(bd->sectors, 16384);
+	cr_assert(check(bd, 12288, 64, 0));
+	wr(bd, 12288, 8, 4);
+	cr_assert(check(bd, 12288, 8, 4));
+	block_close(bd);
+}
