@@ -6,7 +6,9 @@
 #include "cpu/accel.h"
 #include "hw/bus.h"
 #include "vm/config.h"
+#include "vm/lifecycle.h"
 #include "vm/memory.h"
+#include "vm/plugin.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -71,6 +73,12 @@ struct vm {
 	int (*intr_ack)(struct vcpu *vcpu);
 	_Atomic int stop_reason;        /* enum vm_stop_reason, first writer wins */
 	int debug_exit_value;
+	/* Control plane (src/vm/control.c).  The lifecycle and the plug-in
+	 * registry outlive a guest reboot; the gate and the devices do not. */
+	struct lifecycle *lc;
+	struct vcpu_gate gate;          /* parks the vCPUs for pause and save */
+	struct plugin_registry *plugins;
+	struct plugin_devices devices;
 };
 
 /* Sets event bits and wakes the vCPU (from HLT, or out of vcpu_run). */

@@ -242,6 +242,27 @@ fail:
 	return rc;
 }
 
+int plugin_registry_add_builtin(struct plugin_registry *reg, const struct vessel_plugin *d)
+{
+	if (reg->n_libs == PLUGIN_MAX_LIBS)
+		return err_set(-ENOSPC, "plug-in %s: more than %d plug-ins", d->name, PLUGIN_MAX_LIBS);
+	int rc = plugin_validate_descriptor(d, "(built-in)");
+	if (rc < 0)
+		return rc;
+	for (unsigned j = 0; j < d->n_devices; j++) {
+		const struct plugin_lib *other;
+		if (plugin_registry_find(reg, d->devices[j]->name, &other))
+			return err_set(-EEXIST, "built-in device type %s is already provided by %s", d->devices[j]->name,
+				       other->path);
+	}
+	struct plugin_lib *lib = &reg->libs[reg->n_libs];
+	lib->path = strdup("(built-in)");
+	lib->handle = NULL;
+	lib->desc = d;
+	reg->n_libs++;
+	return 0;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -483,9 +504,17 @@ static int device_place_resources(struct plugin_device *d)
 					       d->id, r->name, base, r->len);
 			break;
 		case VESSEL_RES_MMIO:
-			if (d->set->env.mem && gmem_ptr(d->set->env.mem, base, 1))
-				return err_set(-EINVAL, "device %s: %s: %#" PRIx64 " is guest RAM, not MMIO space", d->id,
-					       r->name, base);
+			if (base + r->len < base)
+				return err_set(-EINVAL, "device %s: %s: %#" PRIx64 "+%#" PRIx64 " wraps around", d->id,
+					       r->name, base, r->len);
+			/* Any overlap with RAM: the guest would reach RAM there,
+			 * never the device. */
+			for (unsigned k = 0; d->set->env.mem && k < d->set->env.mem->n_regions; k++) {
+				const struct gmem_region *g = &d->set->env.mem->regions[k];
+				if (base < g->gpa + g->size && g->gpa < base + r->len)
+					return err_set(-EINVAL, "device %s: %s: %#" PRIx64 " is guest RAM, not MMIO space",
+						       d->id, r->name, base < g->gpa ? g->gpa : base);
+			}
 			break;
 		case VESSEL_RES_IRQ:
 			if (base > 23)

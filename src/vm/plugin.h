@@ -51,6 +51,10 @@ void plugin_registry_free(struct plugin_registry *reg);
  * is not a vessel plug-in, was built for another ABI version, or its
  * descriptor is malformed; -EEXIST if a device name is already taken. */
 int plugin_registry_load(struct plugin_registry *reg, const char *path);
+/* Registers device types compiled into vessel, written against the same
+ * ABI (listed with plugin "(built-in)" as path).  Same checks and errors
+ * as plugin_registry_load. */
+int plugin_registry_add_builtin(struct plugin_registry *reg, const struct vessel_plugin *desc);
 /* Loads every *.so of each directory (missing directories are skipped);
  * failures go to reg->problems.  Returns the number of plug-ins loaded. */
 int plugin_registry_scan(struct plugin_registry *reg, char *const *dirs, unsigned n_dirs);

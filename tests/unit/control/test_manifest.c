@@ -303,3 +303,40 @@ Test(manifest, every_parsed_field_is_in_the_schema)
 	}
 	json_decref(schema);
 }
+
+/* Mutated manifests: each is accepted or refused with a message naming
+ * the manifest, never anything else (run under ASan/UBSan in CI). */
+Test(manifest, random_mutations_are_accepted_or_refused_cleanly)
+{
+	static const char base[] =
+		"{\"engine\": \"kvm\", \"cpus\": 4, \"memory\": \"1G\", \"numa_nodes\": 2, \"kernel\": \"bz\","
+		" \"disks\": [{\"path\": \"a.img\", \"readonly\": true}], \"devices\": [{\"type\": \"m\", \"id\": \"m0\","
+		" \"params\": {\"port\": 1280}}], \"consoles\": [{\"type\": \"virtio\"}], \"plugin_dirs\": [\"p\"]}";
+	static const char alphabet[] = "{}[]\":,0123456789-.eE truefalsnul\\\x01\xff";
+	uint64_t x = 99;
+	unsigned accepted = 0;
+	for (int iter = 0; iter < 3000; iter++) {
+		char text[sizeof(base) + 8];
+		memcpy(text, base, sizeof(base));
+		size_t len = sizeof(base) - 1;
+		for (int k = 0; k < 1 + iter % 4; k++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			size_t pos = x % len;
+			if ((x >> 40) % 3 == 0 && len > 1) {
+				memmove(text + pos, text + pos + 1, len - pos); /* delete */
+				len--;
+			} else {
+				text[pos] = alphabet[(x >> 20) % (sizeof(alphabet) - 1)];
+			}
+		}
+		text[len] = 0;
+		vm_config_free(&cfg);
+		vm_config_defaults(&cfg);
+		err_clear();
+		if (parse(text) == 0)
+			accepted++;
+		else
+			cr_assert(!strncmp(err_msg(), "manifest vm.json: ", 18), "%s -> %s", text, err_msg());
+	}
+	cr_assert_lt(accepted, 3000);
+}

@@ -332,3 +332,55 @@ Test(plugin, search_dirs_follow_manifest_env_and_xdg)
 		free(dirs[i]);
 	unsetenv("VESSEL_PLUGIN_PATH");
 }
+
+/* A device type compiled into vessel, through the same ABI. */
+static uint64_t builtin_val;
+static int builtin_create(const struct vessel_host *h, const union vessel_param_value *p, void **d)
+{
+	*d = &builtin_val;
+	builtin_val = (uint64_t)p[0].i;
+	return 0;
+}
+static uint64_t builtin_read(void *d, uint32_t res, uint64_t off, uint32_t size) { return *(uint64_t *)d + off; }
+static const struct vessel_param_spec builtin_params[] = { { "base", VESSEL_PARAM_INT, "", "100", 0, 1000 } };
+static const struct vessel_resource_spec builtin_res[] = { { VESSEL_RES_MMIO, "regs", 0xd0000000, NULL, 0x1000 } };
+static const struct vessel_device_type builtin_type = {
+	.size = sizeof(struct vessel_device_type), .name = "const-mmio", .description = "constant MMIO",
+	.params = builtin_params, .n_params = 1, .resources = builtin_res, .n_resources = 1,
+	.create = builtin_create, .destroy = dummy_destroy, .read = builtin_read,
+};
+static const struct vessel_device_type *const builtin_list[] = { &builtin_type };
+static const struct vessel_plugin builtin_desc = { VESSEL_PLUGIN_MAGIC, VESSEL_PLUGIN_ABI_VERSION,
+	sizeof(struct vessel_plugin), "builtin", "1", "built-in devices", builtin_list, 1 };
+
+Test(plugin, builtin_types_use_the_same_path_and_mmio_works)
+{
+	cr_assert_eq(plugin_registry_add_builtin(&reg, &builtin_desc), 0, "%s", err_msg());
+	cr_assert_eq(plugin_registry_add_builtin(&reg, &builtin_desc), -EEXIST);
+	const struct plugin_lib *lib;
+	cr_assert_not_null(plugin_registry_find(&reg, "const-mmio", &lib));
+	cr_assert_str_eq(lib->path, "(built-in)");
+	cr_assert_eq(add("const-mmio", "c0", "{\"base\": 500}"), 0, "%s", err_msg());
+	uint64_t v = 0;
+	cr_assert(bus_read(&mmio, 0xd0000010, 4, &v));
+	cr_assert_eq(v, 516);
+	cr_assert_eq(plugin_devices_remove(&set, "c0"), 0);
+	cr_assert_not(bus_read(&mmio, 0xd0000010, 4, &v));
+}
+
+static const struct vessel_resource_spec in_ram_res[] = { { VESSEL_RES_MMIO, "regs", 0x1000, NULL, 0x1000 } };
+static const struct vessel_device_type in_ram_type = {
+	.size = sizeof(struct vessel_device_type), .name = "in-ram", .resources = in_ram_res, .n_resources = 1,
+	.create = dummy_create, .destroy = dummy_destroy,
+};
+static const struct vessel_device_type *const in_ram_list[] = { &in_ram_type };
+static const struct vessel_plugin in_ram_desc = { VESSEL_PLUGIN_MAGIC, VESSEL_PLUGIN_ABI_VERSION,
+	sizeof(struct vessel_plugin), "in-ram", "1", "", in_ram_list, 1 };
+
+Test(plugin, mmio_over_guest_ram_is_refused)
+{
+	cr_assert_eq(plugin_registry_add_builtin(&reg, &in_ram_desc), 0, "%s", err_msg());
+	cr_assert_eq(add("in-ram", "x", "{}"), -EINVAL);
+	cr_assert_str_eq(err_msg(), "device x: regs: 0x1000 is guest RAM, not MMIO space");
+	cr_assert_eq(mmio.n, 0);
+}
