@@ -21,7 +21,7 @@
 #define LUKS_DEFAULT_KEY_BYTES 64      /* AES-XTS-256 */
 /* Data offset of containers we create: 16 KiB x 2 metadata + keyslots up
  * to 2 MiB.  2 MiB keeps the data segment aligned to VHD blocks and to
- * large host pages and leaves room for 7 keyslots of a 512-bit key. */
+ * large host pages and leaves room for 8 keyslots of a 512-bit key. */
 #define LUKS_NEW_DATA_OFFSET (2u << 20)
 
 /* Creating a container: cipher and keyslot (PBKDF) parameters.  Zero /

@@ -143,15 +143,17 @@ def test_raw_encrypted_disk_is_standard_luks2(vessel_bin, tmp_path, keyfile):
 
 @needs_cryptsetup
 @pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img is not installed")
-def test_dynamic_vhd_encrypted_disk_is_luks2_inside(vessel_bin, tmp_path, keyfile):
+@pytest.mark.parametrize("vhd_type", ["dynamic", "fixed"])
+def test_vhd_encrypted_disk_is_luks2_inside(vessel_bin, tmp_path, keyfile, vhd_type):
     """A VHD's virtual disk holds the LUKS2 volume: qemu-img unpacks the VHD,
     cryptsetup reads the result."""
     img, flat = tmp_path / "disk.vhd", tmp_path / "flat.raw"
-    ok(vdisk(vessel_bin, "create", f"--encrypt={FAST}", "--key-file", keyfile, img, "16M"))
+    ok(vdisk(vessel_bin, "create", "--type", vhd_type, f"--encrypt={FAST}", "--key-file", keyfile, img, "16M"))
     writes = [(0, 4096, 3), (10 << 20, 131072, 9)]
     write_through_vessel(vessel_bin, img, keyfile, writes)
-    # Sparse: the header block and the written blocks only, not all 18 MiB.
-    assert img.stat().st_blocks * 512 < 12 << 20
+    if vhd_type == "dynamic":
+        # Sparse: the header block and the written blocks only, not all 18 MiB.
+        assert img.stat().st_blocks * 512 < 12 << 20
     r = subprocess.run(["qemu-img", "convert", "-f", "vpc", "-O", "raw", str(img), str(flat)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

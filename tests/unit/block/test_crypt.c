@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -344,4 +345,32 @@ Test(aes_xts, agrees_with_openssl_xts)
 		cr_assert_arr_eq(a, b, (size_t)n * ss, "round %d: decrypt differs", round);
 		crypt_cipher_free(c);
 	}
+}
+
+/* The ABI's layout on x86-64 System V: plug-ins built against version 1
+ * rely on these offsets, so a change here must bump the ABI version. */
+Test(crypt_plugin, abi_v1_layout)
+{
+	cr_assert_eq(VESSEL_CRYPT_ABI_VERSION, 1);
+	cr_assert_eq(offsetof(struct vessel_crypt_plugin, abi_version), 0);
+	cr_assert_eq(offsetof(struct vessel_crypt_plugin, struct_size), 4);
+	cr_assert_eq(offsetof(struct vessel_crypt_plugin, name), 8);
+	cr_assert_eq(offsetof(struct vessel_crypt_plugin, description), 16);
+	cr_assert_eq(offsetof(struct vessel_crypt_plugin, key_sizes), 24);
+	cr_assert_eq(offsetof(struct vessel_crypt_plugin, create), 32);
+	cr_assert_eq(offsetof(struct vessel_crypt_plugin, encrypt), 40);
+	cr_assert_eq(offsetof(struct vessel_crypt_plugin, decrypt), 48);
+	cr_assert_eq(offsetof(struct vessel_crypt_plugin, destroy), 56);
+	cr_assert_eq(sizeof(struct vessel_crypt_plugin), 64);
+	cr_assert_str_eq(VESSEL_CRYPT_PLUGIN_SYMBOL, "vessel_crypt_plugin");
+}
+
+/* A plug-in built for a later minor revision (larger struct_size, same
+ * version) is accepted: members are only ever appended. */
+Test(crypt_plugin, larger_struct_size_accepted)
+{
+	struct vessel_crypt_plugin d = crypt_builtin_aes_xts_plain64;
+
+	d.struct_size = sizeof(d) + 32;
+	cr_assert_eq(crypt_plugin_check(&d, "newer"), 0, "%s", err_msg());
 }
