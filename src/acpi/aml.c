@@ -331,6 +331,63 @@ void aml_return_integer(struct aml *a, uint64_t v)
 	aml_integer(a, v);
 }
 
+void aml_op(struct aml *a, uint8_t opcode) { aml_byte(a, opcode); }
+
+void aml_arg(struct aml *a, unsigned n)
+{
+	if (n > 6) {
+		a->err = -EINVAL;
+		return;
+	}
+	aml_byte(a, (uint8_t)(0x68 + n));   /* Arg0Op..Arg6Op */
+}
+
+void aml_if_begin(struct aml *a)
+{
+	aml_byte(a, 0xa0);                   /* IfOp */
+	open_pkg(a, OPEN_PKG);
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+void aml_uuid(struct aml *a, const char *uuid)
+{
+	/* Text order aabbccdd-eeff-gghh-iijj-kkllmmnnoopp; the first three
+	 * fields are stored little-endian, the rest in text order. */
+	static const int order[16] = { 3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15 };
+	uint8_t text[16], out[16];
+	unsigned n = 0;
+	for (const char *p = uuid; *p; p++) {
+		if (*p == '-')
+			continue;
+		int hi = hexval(p[0]), lo = p[1] ? hexval(p[1]) : -1;
+		if (hi < 0 || lo < 0 || n == 16) {
+			a->err = -EINVAL;
+			return;
+		}
+		text[n++] = (uint8_t)(hi << 4 | lo);
+		p++;
+	}
+	if (n != 16 || strlen(uuid) != 36) {
+		a->err = -EINVAL;
+		return;
+	}
+	for (int i = 0; i < 16; i++)
+		out[i] = text[order[i]];
+	aml_buffer_begin(a);
+	aml_bytes(a, out, sizeof(out));
+	aml_end(a);
+}
+
 /* ---- resource descriptors (6.4) ---- */
 
 void aml_res_io(struct aml *a, uint16_t min, uint16_t max, uint8_t align, uint8_t len)

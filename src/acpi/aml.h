@@ -52,6 +52,19 @@ void aml_end(struct aml *a);
 /* Return (integer) inside a method. */
 void aml_return_integer(struct aml *a, uint64_t v);
 
+/* Method bodies: operators are written in prefix order, operands after
+ * the opcode (20.2.5), e.g. aml_op(a, AML_LEQUAL); aml_arg(a, 0); ... */
+#define AML_RETURN   0xa4
+#define AML_LEQUAL   0x93
+#define AML_OR       0x7d
+#define AML_CREATE_DWORD_FIELD 0x8a
+void aml_op(struct aml *a, uint8_t opcode);
+void aml_arg(struct aml *a, unsigned n);         /* Arg0-Arg6 */
+/* If (predicate) { ... }: the predicate follows, then the body, then aml_end(). */
+void aml_if_begin(struct aml *a);
+/* ToUUID("xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx") as its 16-byte Buffer (19.6.142). */
+void aml_uuid(struct aml *a, const char *uuid);
+
 /* Resource descriptors (ACPI 6.4 section 6.4) inside aml_buffer_begin():
  * a ResourceTemplate is a Buffer of descriptors closed by aml_res_end_tag(). */
 void aml_res_io(struct aml *a, uint16_t min, uint16_t max, uint8_t align, uint8_t len);

@@ -160,6 +160,34 @@ static void dsdt_pci_root(struct aml *a, const struct acpi_platform_info *info)
 	aml_res_dword_memory(a, 0x000a0000, 0x000bffff);
 	aml_res_dword_memory(a, (uint32_t)info->pci_mmio_base, (uint32_t)info->pci_mmio_end);
 	dsdt_crs_end(a);
+	/* _OSC (6.2.11, PCI Firmware 3.2 section 4.5): the OS gets every PCIe
+	 * feature it asks for, there being no firmware to keep any; any other
+	 * UUID is answered "unrecognized UUID" (CDW1 bit 2).
+	 *   Method (_OSC, 4) {
+	 *     CreateDWordField (Arg3, 0, CDW1)
+	 *     If (Arg0 == ToUUID ("33db4d5b-...")) { Return (Arg3) }
+	 *     CDW1 |= 4
+	 *     Return (Arg3)
+	 *   } */
+	aml_method_begin(a, "_OSC", 4, 0);
+	aml_op(a, AML_CREATE_DWORD_FIELD);
+	aml_arg(a, 3);
+	aml_integer(a, 0);
+	aml_name_string(a, "CDW1");
+	aml_if_begin(a);
+	aml_op(a, AML_LEQUAL);
+	aml_arg(a, 0);
+	aml_uuid(a, "33DB4D5B-1FF7-401C-9657-7441C03DD766");
+	aml_op(a, AML_RETURN);
+	aml_arg(a, 3);
+	aml_end(a);
+	aml_op(a, AML_OR);
+	aml_name_string(a, "CDW1");
+	aml_integer(a, 4);
+	aml_name_string(a, "CDW1");
+	aml_op(a, AML_RETURN);
+	aml_arg(a, 3);
+	aml_end(a);
 	/* _PRT (6.2.13): INTx of slots 1-31 straight to I/O APIC GSIs. */
 	aml_name_begin(a, "_PRT");
 	aml_package_begin(a, 31 * 4);
@@ -316,7 +344,8 @@ static void build_fadt(uint8_t *t, const struct acpi_platform_info *info, uint64
 	put8(t, 92, info->gpe0_len);
 	put16(t, 96, 101);                /* P_LVL2_LAT > 100: no C2 */
 	put16(t, 98, 1001);               /* P_LVL3_LAT > 1000: no C3 */
-	put8(t, 106, 0x0d);               /* DAY_ALRM: RTC day-of-month alarm index */
+	/* DAY_ALRM and MON_ALRM stay 0: the MC146818 has no date alarm
+	 * (index 0x0d is register D, whose low bits are not an alarm here). */
 	put8(t, 108, 0x32);               /* CENTURY: RTC century index */
 	/* IAPC_BOOT_ARCH (5.2.9.3): legacy devices, 8042, no VGA, no ASPM control. */
 	put16(t, 109, (1u << 0) | (1u << 1) | (1u << 2) | (1u << 4));
@@ -448,5 +477,88 @@ int acpi_build_pc_tables(struct acpi_builder *b, const struct acpi_platform_info
 	uint8_t mcfg[60];
 	build_mcfg(mcfg, info);
 	acpi_builder_add(b, mcfg, sizeof(mcfg));
+	return b->err;
+}
+
+/* ---- SRAT (5.2.16) ---- */
+
+int acpi_build_srat(struct acpi_builder *b, unsigned n_cpus, const struct acpi_numa_info *numa)
+{
+	unsigned nodes = numa->n_nodes;
+	if (nodes == 0 || nodes > ACPI_MAX_NUMA_NODES || nodes > n_cpus)
+		return err_set(-EINVAL, "NUMA: %u nodes for %u CPUs is not possible", nodes, n_cpus);
+	uint64_t total = 0;
+	for (unsigned i = 0; i < numa->n_ram; i++)
+		total += numa->ram[i].size;
+	const uint64_t granule = 2ull << 20;
+	uint64_t per_node = total / nodes / granule * granule;
+	if (per_node < granule)
+		return err_set(-EINVAL, "NUMA: %llu MiB of RAM cannot be split into %u nodes",
+			       (unsigned long long)(total >> 20), nodes);
+	/* Each node's share may span RAM regions: one entry per piece. */
+	size_t cap = 48 + 16 * (size_t)n_cpus + 40 * ((size_t)numa->n_ram + nodes);
+	uint8_t *t = calloc(1, cap);
+	if (!t)
+		return err_set(-ENOMEM, "out of memory");
+	acpi_header_fill(t, "SRAT", 0, 3);
+	put32(t, 36, 1);                  /* reserved, 1 for compatibility */
+	size_t off = 48;
+	for (unsigned i = 0; i < n_cpus; i++) {
+		uint32_t node = i % nodes;
+		if (i < 255) {
+			/* Processor Local APIC Affinity (5.2.16.1). */
+			put8(t, off, 0); put8(t, off + 1, 16);
+			put8(t, off + 2, (uint8_t)node);
+			put8(t, off + 3, (uint8_t)i);
+			put32(t, off + 4, 1);     /* enabled */
+			put8(t, off + 8, 0);
+			put8(t, off + 9, (uint8_t)(node >> 8));
+			put8(t, off + 10, (uint8_t)(node >> 16));
+			put8(t, off + 11, (uint8_t)(node >> 24));
+			put32(t, off + 12, 0);
+		} else {
+			/* Processor Local x2APIC Affinity (5.2.16.3). */
+			put8(t, off, 2); put8(t, off + 1, 24);
+			put32(t, off + 4, node);
+			put32(t, off + 8, i);
+			put32(t, off + 12, 1);
+			put32(t, off + 16, 0);
+			off += 8;
+		}
+		off += 16;
+	}
+	unsigned node = 0;
+	uint64_t left = per_node;
+	for (unsigned r = 0; r < numa->n_ram; r++) {
+		uint64_t base = numa->ram[r].base, size = numa->ram[r].size;
+		while (size) {
+			/* The last node takes whatever the rounding left over. */
+			uint64_t piece = node == nodes - 1 ? size : (size < left ? size : left);
+			/* Memory Affinity (5.2.16.2). */
+			put8(t, off, 1); put8(t, off + 1, 40);
+			put32(t, off + 2, node);
+			put32(t, off + 8, (uint32_t)base);
+			put32(t, off + 12, (uint32_t)(base >> 32));
+			put32(t, off + 16, (uint32_t)piece);
+			put32(t, off + 20, (uint32_t)(piece >> 32));
+			put32(t, off + 28, 1);    /* enabled */
+			off += 40;
+			base += piece;
+			size -= piece;
+			left -= node == nodes - 1 ? 0 : piece;
+			if (!left && node < nodes - 1) {
+				node++;
+				left = per_node;
+			}
+			if (off + 40 > cap) {
+				free(t);
+				return err_set(-E2BIG, "NUMA: too many memory ranges");
+			}
+		}
+	}
+	put32(t, 4, (uint32_t)off);
+	acpi_table_checksum(t, off);
+	acpi_builder_add(b, t, off);
+	free(t);
 	return b->err;
 }

@@ -2,6 +2,7 @@
 #include "block/crypt_disk.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 
 #include "block/crypt_filter.h"
 #include "block/crypt_plugin.h"
+#include "block/luks.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "vm/config.h"
@@ -173,6 +175,52 @@ int crypt_disk_open_vm(const struct vm_config *cfg, const struct vm_disk_config 
 	if (!d->key_file && crypt_luks_detect(*out))
 		log_info("disk", "%s holds a LUKS container and has no key_file: the guest sees it "
 			 "encrypted", d->path);
+	return 0;
+}
+
+static int crypt_disk_read(void *opaque, uint64_t off, void *buf, size_t len)
+{
+	return block_read(opaque, off / BLOCK_SECTOR_SIZE, buf, (uint32_t)(len / BLOCK_SECTOR_SIZE));
+}
+
+static int crypt_disk_nowrite(void *opaque, uint64_t off, const void *buf, size_t len)
+{
+	return err_set(-EROFS, "read-only");
+}
+
+int crypt_disk_describe(const char *path, const char *format, json_t *desc)
+{
+	struct block_dev *bd;
+	struct luks_info info;
+	int rc = block_open(path, format, BLOCK_OPEN_RDONLY, &bd);
+
+	if (rc < 0)
+		return rc;
+	if (!crypt_luks_detect(bd)) {
+		block_close(bd);
+		return 0;
+	}
+	struct luks_io io = { .read = crypt_disk_read, .write = crypt_disk_nowrite,
+			      .size = bd->sectors * BLOCK_SECTOR_SIZE, .opaque = bd };
+	json_t *e = json_object();
+	json_object_set_new(e, "format", json_string("luks2"));
+	if (luks_inspect(&io, &info) < 0) {
+		json_object_set_new(e, "error", json_string(err_msg()));
+	} else {
+		json_object_set_new(e, "cipher", json_string(info.cipher));
+		json_object_set_new(e, "key-bits", json_integer(info.key_bits));
+		json_object_set_new(e, "sector-size", json_integer(info.sector_size));
+		json_object_set_new(e, "data-offset", json_integer((json_int_t)info.data_offset));
+		json_object_set_new(e, "data-size",
+				    json_integer((json_int_t)(bd->sectors * BLOCK_SECTOR_SIZE - info.data_offset)));
+		json_object_set_new(e, "keyslots", json_integer(info.keyslots));
+		if (info.pbkdf[0])
+			json_object_set_new(e, "pbkdf", json_string(info.pbkdf));
+		json_object_set_new(e, "uuid", json_string(info.uuid));
+	}
+	json_object_set_new(desc, "encryption", e);
+	block_close(bd);
+	err_clear();
 	return 0;
 }
 

@@ -33,6 +33,16 @@ int crypt_disk_convert(const struct block_open_spec *src, const char *dst_path,
  * file, a ',' in its path, too long). */
 int crypt_disk_luks_spec(const char *key_file, const char *opts, char *buf, size_t len);
 
+struct json_t;
+
+/* For `vessel disk info`: when the virtual disk of `path` holds a LUKS
+ * container, adds to `desc` an "encryption" object with what its header
+ * says (format, cipher, key bits, sector size, data offset, keyslots,
+ * PBKDF, UUID), read without the passphrase; a damaged header gives
+ * {"format": "luks2", "error": message}.  Nothing is added for a plain
+ * disk.  Returns 0 or a negative errno when the image cannot be opened. */
+int crypt_disk_describe(const char *path, const char *format, struct json_t *desc);
+
 struct vm_config;
 struct vm_disk_config;
 

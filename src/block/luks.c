@@ -288,8 +288,11 @@ static int luks_load_error(int rc, const uint8_t *head, size_t head_len)
 		       luks_cs_msg[0] ? ": " : "", luks_cs_msg);
 }
 
-int luks_unlock(const struct luks_io *io, const void *pass, size_t pass_len,
-		struct luks_volume *out)
+/* Copies the header area into a memory file and has libcryptsetup load
+ * and check it.  On success *cd and *fd are open (the caller frees and
+ * closes them) and the header's facts are in *info. */
+static int luks_load(const struct luks_io *io, struct crypt_device **cdp, int *fdp,
+		     struct luks_info *info)
 {
 	struct crypt_device *cd = NULL;
 	uint8_t head[4096];
@@ -297,7 +300,7 @@ int luks_unlock(const struct luks_io *io, const void *pass, size_t pass_len,
 	int rc, fd;
 
 	pthread_once(&luks_once, luks_global_init);
-	memset(out, 0, sizeof(*out));
+	memset(info, 0, sizeof(*info));
 	if (io->size < sizeof(head))
 		return err_set(-EINVAL, "luks: not a LUKS2 container (%llu bytes is too small)",
 			       (unsigned long long)io->size);
@@ -314,51 +317,93 @@ int luks_unlock(const struct luks_io *io, const void *pass, size_t pass_len,
 		return fd;
 	luks_cs_msg[0] = 0;
 	if ((rc = luks_copy_in(io, fd, 0, probe)) < 0)
-		goto out;
+		goto fail;
 	if ((rc = crypt_init(&cd, path)) < 0) {
 		rc = err_set(rc, "luks: cannot open header copy: %s", luks_cs_msg);
-		goto out;
+		goto fail;
 	}
 	if ((rc = crypt_load(cd, CRYPT_LUKS2, NULL)) < 0) {
 		rc = luks_load_error(rc, head, sizeof(head));
-		goto out;
+		goto fail;
 	}
 
 	uint64_t data_offset = crypt_get_data_offset(cd) * 512;
 	const char *c = crypt_get_cipher(cd), *m = crypt_get_cipher_mode(cd);
 	struct crypt_params_integrity ip = { 0 };
 	int vk_size = crypt_get_volume_key_size(cd);
+	int ss = crypt_get_sector_size(cd);
 	if (data_offset < 2 * 4096 || data_offset > io->size || data_offset > LUKS_MAX_DATA_OFFSET) {
 		rc = err_set(-EINVAL, "luks: LUKS2 header is invalid: data segment offset %llu "
 			     "outside the container (%llu bytes)", (unsigned long long)data_offset,
 			     (unsigned long long)io->size);
-		goto out;
+		goto fail;
 	}
 	if (crypt_get_integrity_info(cd, &ip) == 0 && ip.integrity) {
 		rc = err_set(-ENOTSUP, "luks: authenticated encryption (integrity %s) is not supported",
 			     ip.integrity);
-		goto out;
+		goto fail;
 	}
-	int ss = crypt_get_sector_size(cd);
 	if (ss < 512 || ss > 4096 || (ss & (ss - 1)) || data_offset % (uint64_t)ss) {
 		rc = err_set(-ENOTSUP, "luks: encryption sector size %d at data offset %llu is not "
 			     "supported", ss, (unsigned long long)data_offset);
-		goto out;
+		goto fail;
 	}
-	if (!c || !m || snprintf(out->cipher, sizeof(out->cipher), "%s-%s", c, m) >=
-			(int)sizeof(out->cipher) || !crypt_plugin_name_valid(out->cipher)) {
+	if (!c || !m || snprintf(info->cipher, sizeof(info->cipher), "%s-%s", c, m) >=
+			(int)sizeof(info->cipher) || !crypt_plugin_name_valid(info->cipher)) {
 		rc = err_set(-ENOTSUP, "luks: cipher '%s-%s' has no plug-in name", c ? c : "?", m ? m : "?");
-		goto out;
+		goto fail;
 	}
 	if (vk_size <= 0 || vk_size > LUKS_KEY_MAX) {
 		rc = err_set(-ENOTSUP, "luks: %d-byte volume key not supported", vk_size);
-		goto out;
+		goto fail;
 	}
 	/* The keyslot area lies between the metadata and the data segment. */
 	if (data_offset > probe && (rc = luks_copy_in(io, fd, probe, data_offset)) < 0)
-		goto out;
+		goto fail;
+	info->key_bits = (uint32_t)vk_size * 8;
+	info->sector_size = (uint32_t)ss;
+	info->data_offset = data_offset;
+	snprintf(info->uuid, sizeof(info->uuid), "%s", crypt_get_uuid(cd) ? crypt_get_uuid(cd) : "");
+	for (int slot = 0; slot < crypt_keyslot_max(CRYPT_LUKS2); slot++) {
+		crypt_keyslot_info st = crypt_keyslot_status(cd, slot);
+		if (st != CRYPT_SLOT_ACTIVE && st != CRYPT_SLOT_ACTIVE_LAST)
+			continue;
+		struct crypt_pbkdf_type pb;
+		if (!info->keyslots++ && crypt_keyslot_get_pbkdf(cd, slot, &pb) == 0 && pb.type)
+			snprintf(info->pbkdf, sizeof(info->pbkdf), "%s", pb.type);
+	}
+	*cdp = cd;
+	*fdp = fd;
+	return 0;
+fail:
+	crypt_free(cd);
+	close(fd);
+	return rc;
+}
 
-	size_t vk_len = (size_t)vk_size;
+int luks_inspect(const struct luks_io *io, struct luks_info *out)
+{
+	struct crypt_device *cd;
+	int fd, rc = luks_load(io, &cd, &fd, out);
+
+	if (rc < 0)
+		return rc;
+	crypt_free(cd);
+	close(fd);
+	return 0;
+}
+
+int luks_unlock(const struct luks_io *io, const void *pass, size_t pass_len,
+		struct luks_volume *out)
+{
+	struct crypt_device *cd;
+	struct luks_info info;
+	int fd, rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = luks_load(io, &cd, &fd, &info)) < 0)
+		return rc;
+	size_t vk_len = info.key_bits / 8;
 	rc = crypt_volume_key_get(cd, CRYPT_ANY_SLOT, (char *)out->key, &vk_len, pass, pass_len);
 	if (rc == -EPERM) {
 		rc = err_set(-EKEYREJECTED, "wrong passphrase: no LUKS2 keyslot opens with it");
@@ -368,11 +413,12 @@ int luks_unlock(const struct luks_io *io, const void *pass, size_t pass_len,
 		rc = err_set(rc, "luks: cannot unlock: %s", luks_cs_msg[0] ? luks_cs_msg : strerror(-rc));
 		goto out;
 	}
+	memcpy(out->cipher, info.cipher, sizeof(out->cipher));
 	out->key_len = (uint32_t)vk_len;
-	out->sector_size = (uint32_t)ss;
-	out->data_offset = data_offset;
+	out->sector_size = info.sector_size;
+	out->data_offset = info.data_offset;
 	log_debug("luks", "unlocked keyslot %d: %s, %u-bit key, data at %llu", rc, out->cipher,
-		  out->key_len * 8, (unsigned long long)data_offset);
+		  out->key_len * 8, (unsigned long long)out->data_offset);
 	rc = 0;
 out:
 	crypt_free(cd);

@@ -67,6 +67,21 @@ int luks_format(const struct luks_params *p, const void *pass, size_t pass_len,
 int luks_unlock(const struct luks_io *io, const void *pass, size_t pass_len,
 		struct luks_volume *out);
 
+/* What a header says, readable without the passphrase. */
+struct luks_info {
+	char cipher[VESSEL_CRYPT_NAME_MAX + 1];
+	uint32_t key_bits;
+	uint32_t sector_size;
+	uint64_t data_offset;      /* bytes */
+	unsigned keyslots;         /* active keyslots */
+	char pbkdf[16];            /* of the first active keyslot */
+	char uuid[40];
+};
+
+/* Reads and checks the header; same errors as luks_unlock() but for the
+ * passphrase.  Writes nothing. */
+int luks_inspect(const struct luks_io *io, struct luks_info *out);
+
 /* Wipes the key material in *v. */
 void luks_volume_wipe(struct luks_volume *v);
 

@@ -745,6 +745,9 @@ int vhd_create(const char *path, const struct block_create_opts *o)
 		return err_set(-EINVAL, "size %llu is larger than the VHD maximum of 2040 GiB", (unsigned long long)size);
 	if (bs < BLOCK_SECTOR_SIZE || bs > (256u << 20) || (bs & (bs - 1)))
 		return err_set(-EINVAL, "block size %u is not a power of two between 512 and 256M", bs);
+	if (type != VHD_TYPE_FIXED && (size + bs - 1) / bs > VHD_MAX_ENTRIES)
+		return err_set(-EINVAL, "block size %u is too small for %llu bytes (at most %u blocks)", bs,
+			       (unsigned long long)size, VHD_MAX_ENTRIES);
 
 	struct vhd_footer f;
 	uint16_t cyls;

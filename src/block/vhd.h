@@ -30,6 +30,7 @@
 /* Largest virtual size accepted: 2040 GiB, where 32-bit BAT sector offsets
  * still address the whole file (and qemu's limit, for interchange). */
 #define VHD_MAX_SECTORS   0xff000000ull
+#define VHD_MAX_ENTRIES   (1u << 24)           /* BAT entries accepted */
 #define VHD_EPOCH         946684800ll          /* 2000-01-01 00:00:00 UTC */
 #define VHD_PLAT_NONE     0
 #define VHD_PLAT_W2RU     0x57327275u          /* "W2ru": relative path, UTF-16LE */

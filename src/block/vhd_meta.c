@@ -315,8 +315,7 @@ int vhd_meta_load(struct block_file *f, struct vhd_meta *m, struct vhd_report *r
 	if (ret < 0)
 		return ret;
 	if (m->file_size < VHD_FOOTER_SIZE)
-		return err_set(-EINVAL, "%s: not a VHD image: only %llu bytes", f->path,
-			       (unsigned long long)m->file_size);
+		return err_set(-EINVAL, "not a VHD image: only %llu bytes", (unsigned long long)m->file_size);
 	uint8_t end[VHD_FOOTER_SIZE], copy[VHD_FOOTER_SIZE];
 	ret = block_file_pread(f, end, sizeof(end), m->file_size - VHD_FOOTER_SIZE);
 	if (ret < 0)
@@ -339,8 +338,8 @@ int vhd_meta_load(struct block_file *f, struct vhd_meta *m, struct vhd_report *r
 		 * disk footer") still describes the disk. */
 		if (copy_ret < 0 || cf.type == VHD_TYPE_FIXED) {
 			if (end_ret == -EINVAL && copy_ret == -EINVAL && memcmp(end, "conectix", 8) && memcmp(copy, "conectix", 8))
-				return err_set(-EINVAL, "%s: not a VHD image (no footer)", f->path);
-			return err_set(end_ret == -EINVAL ? copy_ret : end_ret, "%s: %s", f->path, end_msg);
+				return err_set(-EINVAL, "not a VHD image (no footer)");
+			return err_set(end_ret == -EINVAL ? copy_ret : end_ret, "%s", end_msg);
 		}
 		m->footer = cf;
 		m->copy_ok = true;
@@ -354,8 +353,7 @@ int vhd_meta_load(struct block_file *f, struct vhd_meta *m, struct vhd_report *r
 	if (m->footer.type == VHD_TYPE_FIXED) {
 		m->footer_off = m->file_size - VHD_FOOTER_SIZE;
 		if (m->footer.cur_size > m->footer_off)
-			return err_set(-EINVAL, "%s: truncated: the fixed disk needs %llu data bytes, the file has %llu",
-				       f->path, (unsigned long long)m->footer.cur_size,
+			return err_set(-EINVAL, "truncated: the fixed disk needs %llu data bytes, the file has %llu", (unsigned long long)m->footer.cur_size,
 				       (unsigned long long)m->footer_off);
 		if (m->footer.cur_size < m->footer_off)
 			return problem(rep, SEV_WARN, 0, "%llu bytes between the data and the footer",
@@ -379,26 +377,28 @@ static int load_dynamic(struct block_file *f, struct vhd_meta *m, struct vhd_rep
 	uint64_t limit = m->end_footer_ok ? m->file_size - VHD_FOOTER_SIZE : m->file_size;
 	if (ft->data_offset % BLOCK_SECTOR_SIZE || ft->data_offset < VHD_FOOTER_SIZE ||
 	    ft->data_offset > limit || limit - ft->data_offset < VHD_HEADER_SIZE)
-		return err_set(-EINVAL, "%s: header offset %llu is outside the file", f->path,
-			       (unsigned long long)ft->data_offset);
+		return err_set(-EINVAL, "header offset %llu is outside the file", (unsigned long long)ft->data_offset);
 	uint8_t hb[VHD_HEADER_SIZE];
 	int ret = block_file_pread(f, hb, sizeof(hb), ft->data_offset);
 	if (ret < 0)
 		return ret;
 	ret = vhd_header_decode(hb, h);
 	if (ret < 0)
-		return err_wrap(ret, "%s", f->path);
+		return ret;
 	uint64_t needed = (ft->cur_size + h->block_size - 1) / h->block_size;
+	/* Max Table Entries "should equal the disk size divided by the block
+	 * size"; a few more are harmless, but the count sizes allocations,
+	 * so it is bounded (16 Mi entries: 32 TiB at the default block size). */
+	if (h->max_entries > VHD_MAX_ENTRIES)
+		return err_set(-EINVAL, "the block allocation table has %u entries (at most %u supported)", h->max_entries, VHD_MAX_ENTRIES);
 	if (h->max_entries < needed)
-		return err_set(-EINVAL, "%s: the block allocation table has %u entries, the disk needs %llu",
-			       f->path, h->max_entries, (unsigned long long)needed);
+		return err_set(-EINVAL, "the block allocation table has %u entries, the disk needs %llu", h->max_entries, (unsigned long long)needed);
 	m->bat_bytes = ((uint64_t)h->max_entries * 4 + BLOCK_SECTOR_SIZE - 1) & ~(uint64_t)(BLOCK_SECTOR_SIZE - 1);
 	if (h->table_offset % BLOCK_SECTOR_SIZE || h->table_offset < VHD_FOOTER_SIZE ||
 	    h->table_offset > limit || limit - h->table_offset < m->bat_bytes)
-		return err_set(-EINVAL, "%s: the block allocation table (%llu bytes at %llu) is outside the file",
-			       f->path, (unsigned long long)m->bat_bytes, (unsigned long long)h->table_offset);
+		return err_set(-EINVAL, "the block allocation table (%llu bytes at %llu) is outside the file", (unsigned long long)m->bat_bytes, (unsigned long long)h->table_offset);
 	if (h->table_offset < ft->data_offset + VHD_HEADER_SIZE && ft->data_offset < h->table_offset + m->bat_bytes)
-		return err_set(-EINVAL, "%s: the block allocation table overlaps the header", f->path);
+		return err_set(-EINVAL, "the block allocation table overlaps the header");
 	m->meta_end = ft->data_offset + VHD_HEADER_SIZE;
 	if (h->table_offset + m->bat_bytes > m->meta_end)
 		m->meta_end = h->table_offset + m->bat_bytes;
@@ -409,7 +409,7 @@ static int load_dynamic(struct block_file *f, struct vhd_meta *m, struct vhd_rep
 				continue;
 			uint64_t ext = ((uint64_t)l->len + BLOCK_SECTOR_SIZE - 1) & ~(uint64_t)(BLOCK_SECTOR_SIZE - 1);
 			if (l->offset > limit || limit - l->offset < ext)
-				return err_set(-EINVAL, "%s: parent locator %d points outside the file", f->path, i);
+				return err_set(-EINVAL, "parent locator %d points outside the file", i);
 			/* Platform Data Space is in sectors per the spec, in bytes
 			 * in some writers: the reserved room counts as metadata
 			 * (not leaked space) under whichever reading fits. */

@@ -172,6 +172,11 @@ int vhd_resize(const char *path, uint64_t size, bool allow_shrink)
 	}
 	struct vhd_header *h = &m.header;
 	uint64_t need = (size + h->block_size - 1) / h->block_size;
+	if (need > VHD_MAX_ENTRIES) {
+		ret = err_set(-EINVAL, "%llu blocks of %u bytes are more than the %u supported: the image's block size is too small for that size",
+			      (unsigned long long)need, h->block_size, VHD_MAX_ENTRIES);
+		goto out;
+	}
 	if (need > h->max_entries) {
 		if (need * 4 <= m.bat_bytes) {
 			/* The BAT's padding already has room. */
@@ -218,6 +223,9 @@ int vhd_resize(const char *path, uint64_t size, bool allow_shrink)
 		ret = write_bat(&f, m.bat, h->max_entries, m.bat_bytes, h->table_offset);
 		if (ret == 0)
 			ret = block_file_sync(&f);
+		h->max_entries = (uint32_t)need;
+		if (ret == 0)
+			ret = write_header(&f, &m);
 	}
 	if (ret == 0)
 		ret = write_footers(&f, &nf, m.footer_off, true);

@@ -4,6 +4,7 @@
 #include "util/log.h"
 #include "vm/config.h"
 #include "vm/vm.h"
+#include "snapshot/snapshot.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -170,6 +171,11 @@ int cli_run_main(int argc, char **argv)
 	}
 	if (optind < argc) {
 		rc = cli_usage_error("run", "unexpected argument '%s' (try `vessel run --help`)", argv[optind]);
+		goto out;
+	}
+	/* A snapshot decides the machine's shape (engine, CPUs, memory, devices). */
+	if (cfg.restore && snapshot_load_config(cfg.restore, &cfg) < 0) {
+		rc = cli_usage_error("run", "%s", err_msg());
 		goto out;
 	}
 	if (vm_config_validate(&cfg) < 0) {

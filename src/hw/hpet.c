@@ -201,8 +201,11 @@ static void timer_reg_write(struct hpet_timer *t, unsigned reg, uint64_t val, ui
 		 * comparator itself (2.3.9.2.2, Tn_VAL_SET_CNF). */
 		if (!(t->config & TN_PERIODIC) || (t->config & TN_VAL_SET))
 			t->cmp = v;
-		if (t->config & TN_PERIODIC)
+		if (t->config & TN_PERIODIC) {
 			t->period = (t->period & ~mask) | (val & mask);
+			if (t->config & TN_32BIT)
+				t->period = (uint32_t)t->period;
+		}
 		t->config &= ~TN_VAL_SET;
 		timer_schedule(t);
 		break;

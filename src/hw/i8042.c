@@ -247,6 +247,17 @@ static uint64_t i8042_read(void *opaque, uint64_t off, unsigned size)
 	if (off == 0) {
 		v = k->out_data;
 		k->status &= ~(STS_OBF | STS_AUXOBF);
+		/* The line drops with the buffer emptied, so a queued next byte
+		 * raises a fresh edge: IRQ1 and IRQ12 are edge-triggered ISA
+		 * lines and Linux takes one byte per interrupt. */
+		if (k->irq1) {
+			k->irq1 = false;
+			irq_set_level(k->vm, PC_IRQ_KBD, false);
+		}
+		if (k->irq12) {
+			k->irq12 = false;
+			irq_set_level(k->vm, PC_IRQ_AUX, false);
+		}
 		i8042_update(k);
 	} else {
 		v = k->status;

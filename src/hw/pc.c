@@ -34,15 +34,12 @@ int platform_intr_ack(struct vcpu *vcpu)
 	struct platform *p = vm->platform;
 	if (!p || !vcpu->lapic)
 		return -1;
-	pthread_mutex_lock(&vm->dev_lock);
 	int v = lapic_ack(vcpu->lapic);
 	if (v < 0 && vcpu->id == 0 && p->pic && pic_has_output(p->pic) && lapic_accepts_pic(vcpu->lapic))
 		v = pic_read_irq(p->pic);   /* ExtINT: the 8259 supplies the vector (INTA cycle) */
 	/* More may be waiting (the engine clears VCPU_EVT_INTR when it acks). */
-	bool more = lapic_has_interrupt(vcpu->lapic) ||
-		    (vcpu->id == 0 && p->pic && pic_has_output(p->pic) && lapic_accepts_pic(vcpu->lapic));
-	pthread_mutex_unlock(&vm->dev_lock);
-	if (more)
+	if (lapic_has_interrupt(vcpu->lapic) ||
+	    (vcpu->id == 0 && p->pic && pic_has_output(p->pic) && lapic_accepts_pic(vcpu->lapic)))
 		vcpu_signal(vcpu, VCPU_EVT_INTR);
 	return v;
 }
@@ -62,6 +59,19 @@ void platform_press_power_button(struct vm *vm)
 		return;
 	pthread_mutex_lock(&vm->dev_lock);
 	acpi_pm_press_power_button(vm->platform->pm);
+	pthread_mutex_unlock(&vm->dev_lock);
+}
+
+void platform_inject_nmi(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->dev_lock);
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		struct lapic *l = vm->vcpus[i] ? vm->vcpus[i]->lapic : NULL;
+		if (l) {
+			lapic_set_lint(l, 1, true);
+			lapic_set_lint(l, 1, false);
+		}
+	}
 	pthread_mutex_unlock(&vm->dev_lock);
 }
 
@@ -100,6 +110,16 @@ static int platform_write_acpi(struct vm *vm, struct platform *p)
 	struct acpi_builder b;
 	acpi_builder_init(&b, area, PC_ACPI_BASE, PC_ACPI_SIZE);
 	int rc = acpi_build_pc_tables(&b, &info);
+	unsigned nodes = vm->cfg ? vm->cfg->numa_nodes : 0;
+	if (rc == 0 && nodes > 1) {
+		struct acpi_numa_info numa = { .n_nodes = nodes };
+		for (unsigned i = 0; i < vm->mem.n_regions && i < 8; i++) {
+			numa.ram[i].base = vm->mem.regions[i].gpa;
+			numa.ram[i].size = vm->mem.regions[i].size;
+			numa.n_ram++;
+		}
+		rc = acpi_build_srat(&b, vm->n_vcpus, &numa);
+	}
 	if (rc == 0)
 		rc = acpi_builder_finish(&b);
 	if (rc < 0)
@@ -197,8 +217,10 @@ fail:
 
 int platform_create(struct vm *vm)
 {
+	/* Host time and the timer thread.  Deterministic mode needs a clock
+	 * from the engine's instruction count: platform_create_opts() with
+	 * clock and manual_clock, and timer_service_poll() from its owner. */
 	struct platform_options opts = { 0 };
-	opts.manual_clock = vm->cfg && vm->cfg->deterministic;
 	return platform_create_opts(vm, &opts);
 }
 
@@ -218,6 +240,7 @@ void platform_destroy(struct vm *vm)
 	struct platform *p = vm->platform;
 	if (!p)
 		return;
+	lapic_set_current_vcpu(NULL);
 	/* Stop the timer thread first: nothing may fire into freed devices. */
 	timer_service_free(p->timers);
 	p->timers = NULL;

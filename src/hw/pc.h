@@ -105,12 +105,16 @@ void platform_reset(struct vm *vm);
 uint64_t platform_rsdp_address(struct vm *vm);
 /* ACPI fixed power button press (ACPI 6.4 section 4.8.2.2.1.1). */
 void platform_press_power_button(struct vm *vm);
+/* The front-panel NMI: a pulse on every LAPIC's LINT1, where the MADT says
+ * NMI is wired; takes vm->dev_lock. */
+void platform_inject_nmi(struct vm *vm);
 
 /* Interrupt lines (see the top of this file).  Call with vm->dev_lock held. */
 void irq_set_level(struct vm *vm, unsigned gsi, bool level);
 void irq_pulse(struct vm *vm, unsigned gsi);
 
-/* The vm->intr_ack hook: takes vm->dev_lock itself. */
+/* The vm->intr_ack hook.  The caller holds vm->dev_lock (as the KVM
+ * engine does), like every other entry into device state from a vCPU. */
 int platform_intr_ack(struct vcpu *vcpu);
 /* Re-evaluates whether vCPU 0 has a PIC interrupt to take (lock held). */
 void platform_pic_changed(struct vm *vm);

@@ -39,6 +39,7 @@ void pci_device_init(struct pci_device *d, const char *name, uint16_t vendor, ui
 	memset(d->w1cmask, 0, sizeof(d->w1cmask));
 	memset(d->bars, 0, sizeof(d->bars));
 	d->name = name;
+	d->cap_free = 0x40;
 	wr16(d->config + PCI_VENDOR_ID, vendor);
 	wr16(d->config + PCI_DEVICE_ID, device);
 	d->config[PCI_CLASS_PROG] = (uint8_t)class_code;
@@ -88,6 +89,29 @@ int pci_device_set_bar(struct pci_device *d, unsigned idx, enum pci_bar_type typ
 		break;
 	}
 	return 0;
+}
+
+int pci_device_add_capability(struct pci_device *d, uint8_t cap_id, unsigned len)
+{
+	/* Capabilities live in the device-specific part of the 256-byte
+	 * space (from 0x40), dword aligned, linked in the order added. */
+	unsigned at = (d->cap_free + 3) & ~3u;
+	if (len < 2 || at < 0x40 || at + len > 0x100)
+		return err_set(-ENOSPC, "%s: no room for a %u-byte capability", d->name, len);
+	unsigned last = 0;
+	for (unsigned off = d->config[PCI_CAP_PTR], guard = 0; off && guard < 48; guard++) {
+		last = off;
+		off = d->config[off + 1];
+	}
+	d->config[at] = cap_id;
+	d->config[at + 1] = 0;
+	if (last)
+		d->config[last + 1] = (uint8_t)at;
+	else
+		d->config[PCI_CAP_PTR] = (uint8_t)at;
+	d->config[PCI_STATUS] |= PCI_STATUS_CAP_LIST;
+	d->cap_free = (uint16_t)(at + len);
+	return (int)at;
 }
 
 static uint64_t bar_address(const struct pci_device *d, unsigned idx)

@@ -59,6 +59,7 @@ struct pci_device {
 	uint8_t wmask[PCI_CONFIG_SIZE];   /* bits the guest may write */
 	uint8_t w1cmask[PCI_CONFIG_SIZE]; /* bits cleared by writing 1 */
 	struct pci_bar bars[PCI_NUM_BARS];
+	uint16_t cap_free;         /* first free byte for the next capability */
 	struct pci_host *host;
 	bool intx_level;
 	/* Optional hooks after the generic handling (capabilities, MSI...). */
@@ -82,6 +83,10 @@ void pci_device_init(struct pci_device *d, const char *name, uint16_t vendor, ui
 /* Declares a BAR; size a power of two (>= 4 for I/O, >= 16 for memory). */
 int pci_device_set_bar(struct pci_device *d, unsigned idx, enum pci_bar_type type, uint64_t size,
 		       const struct bus_ops *ops, void *opaque);
+/* Appends a capability of len bytes (ID and next pointer included) to the
+ * capability list (PCI 3.0, 6.7); returns its configuration-space offset
+ * or -ENOSPC.  The caller fills the body and its write mask. */
+int pci_device_add_capability(struct pci_device *d, uint8_t cap_id, unsigned len);
 /* Plugs d into slot (1-31), or the first free slot when slot is 0; -EBUSY if taken. */
 int pci_register_device(struct pci_host *h, struct pci_device *d, unsigned slot);
 int pci_unregister_device(struct pci_host *h, struct pci_device *d);

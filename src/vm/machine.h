@@ -6,10 +6,13 @@
 #include "cpu/accel.h"
 #include "hw/bus.h"
 #include "vm/config.h"
+#include "vm/lifecycle.h"
 #include "vm/memory.h"
+#include "vm/plugin.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdint.h>
 
 struct lapic;
@@ -71,10 +74,19 @@ struct vm {
 	int (*intr_ack)(struct vcpu *vcpu);
 	_Atomic int stop_reason;        /* enum vm_stop_reason, first writer wins */
 	int debug_exit_value;
+	/* Control plane (src/vm/control.c).  The lifecycle and the plug-in
+	 * registry outlive a guest reboot; the gate and the devices do not. */
+	struct lifecycle *lc;
+	struct vcpu_gate gate;          /* parks the vCPUs for pause and save */
+	struct plugin_registry *plugins;
+	struct plugin_devices devices;
 };
 
 /* Sets event bits and wakes the vCPU (from HLT, or out of vcpu_run). */
 void vcpu_signal(struct vcpu *vcpu, uint32_t events);
+/* Prints the registers, segments and control registers (triple fault,
+ * errors); works on either engine. */
+void vcpu_dump_state(struct vcpu *vcpu, FILE *out);
 /* Puts the vCPU in the INIT/power-up state (SDM vol. 3A, 9.1.1). */
 int vcpu_reset_state(struct vcpu *vcpu);
 /* Asks every vCPU to stop; the first reason given is kept. */

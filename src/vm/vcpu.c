@@ -4,6 +4,9 @@
 
 #include "util/log.h"
 
+#include <inttypes.h>
+#include <stdio.h>
+
 void vcpu_dispatch_exit(struct vcpu *vcpu, struct vcpu_exit *exit)
 {
 	struct vm *vm = vcpu->vm;
@@ -93,4 +96,28 @@ int vcpu_reset_state(struct vcpu *vcpu)
 	struct x86_regs r = { .rip = 0xfff0, .rflags = X86_FLAG_FIXED };
 	r.gpr[RDX] = 0x600; /* family 6 processor signature, as the reset value of EDX */
 	return a->set_regs(vcpu, &r);
+}
+
+void vcpu_dump_state(struct vcpu *vcpu, FILE *out)
+{
+	const struct accel_ops *a = vcpu->vm->accel;
+	struct x86_regs r;
+	struct x86_sregs s;
+	if (a->get_regs(vcpu, &r) < 0 || a->get_sregs(vcpu, &s) < 0) {
+		fprintf(out, "cpu%u: state unavailable\r\n", vcpu->id);
+		return;
+	}
+	static const char *const names[16] = { "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+					       "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15" };
+	for (int i = 0; i < 16; i++)
+		fprintf(out, "%-3s=%016" PRIx64 "%s", names[i], r.gpr[i], i % 4 == 3 ? "\r\n" : " ");
+	fprintf(out, "rip=%016" PRIx64 " rflags=%08" PRIx64 "\r\n", r.rip, r.rflags);
+	static const char *const segs[SEG_COUNT] = { "es", "cs", "ss", "ds", "fs", "gs" };
+	for (int i = 0; i < SEG_COUNT; i++)
+		fprintf(out, "%s=%04x base=%016" PRIx64 " limit=%08x type=%x dpl=%u%s\r\n", segs[i], s.seg[i].selector,
+			s.seg[i].base, s.seg[i].limit, s.seg[i].type, s.seg[i].dpl, s.seg[i].l ? " long" : "");
+	fprintf(out, "gdt=%016" PRIx64 "/%04x idt=%016" PRIx64 "/%04x tr=%04x ldt=%04x\r\n", s.gdt.base, s.gdt.limit,
+		s.idt.base, s.idt.limit, s.tr.selector, s.ldt.selector);
+	fprintf(out, "cr0=%016" PRIx64 " cr2=%016" PRIx64 " cr3=%016" PRIx64 " cr4=%016" PRIx64 " efer=%016" PRIx64 "\r\n",
+		s.cr0, s.cr2, s.cr3, s.cr4, s.efer);
 }

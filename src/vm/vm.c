@@ -13,8 +13,10 @@
 #include "hw/chardev.h"
 #include "hw/pc.h"
 #include "util/error.h"
+#include "snapshot/snapshot.h"
 #include "util/log.h"
 #include "vm/console.h"
+#include "vm/control.h"
 #include "vm/machine.h"
 
 #include <errno.h>
@@ -73,6 +75,10 @@ static void *vcpu_thread(void *arg)
 	struct vcpu_exit exit;
 
 	while (!vm_stopping(vm)) {
+		/* Parks here while the control API holds the vCPUs (pause, save). */
+		vcpu_gate_checkpoint(&vm->gate);
+		if (vm_stopping(vm))
+			break;
 		uint32_t ev = atomic_load(&vcpu->events);
 		if (ev & VCPU_EVT_INIT) {
 			/* INIT resets the processor; an AP then waits for a SIPI
@@ -123,6 +129,7 @@ static void *vcpu_thread(void *arg)
 			break;
 		case VCPU_EXIT_SHUTDOWN:
 			fprintf(stderr, "\r\nvessel: guest triple fault on cpu%u: %s\r\n", vcpu->id, exit.error.message);
+			vcpu_dump_state(vcpu, stderr);
 			vm_request_stop(vm, VM_STOP_TRIPLE_FAULT);
 			break;
 		case VCPU_EXIT_INTERNAL_ERROR:
@@ -133,6 +140,7 @@ static void *vcpu_thread(void *arg)
 			break;
 		}
 	}
+	vcpu_gate_leave(&vm->gate);
 	return NULL;
 }
 
@@ -269,6 +277,43 @@ static int check_input_files(const struct vm_config *cfg)
 	return 0;
 }
 
+/* Builds the machine and puts the guest in it: a snapshot's state, or a
+ * kernel through the boot loader. Returns an exit code, 0 when ready. */
+static int vm_prepare(struct vm_session *sess, struct chardev *serial, const char *restore, struct vm **out)
+{
+	const struct vm_config *cfg = sess->cfg;
+	struct vm *vm = NULL;
+	int rc = vm_create(cfg, serial, &vm);
+	if (rc == 0)
+		rc = vm_session_attach(sess, vm);
+	if (rc < 0) {
+		cli_error("run", "%s", err_msg());
+		if (vm) {
+			vm_session_detach(sess);
+			vm_destroy(vm);
+		}
+		return EXIT_FAILURE_RUN;
+	}
+	if (restore) {
+		struct snapshot_restore_opts opts = { .map_memory = true };
+		rc = lifecycle_transition(&sess->lc, VM_STATE_LOADING_STATE, "restore");
+		if (rc == 0)
+			rc = snapshot_restore(vm, restore, &opts);
+	} else {
+		rc = lifecycle_transition(&sess->lc, VM_STATE_POWERING_UP, NULL);
+		if (rc == 0)
+			rc = boot_load(vm, cfg);
+	}
+	if (rc < 0) {
+		cli_error("run", "%s", err_msg());
+		vm_session_detach(sess);
+		vm_destroy(vm);
+		return EXIT_USAGE;
+	}
+	*out = vm;
+	return EXIT_OK;
+}
+
 int vm_run(const struct vm_config *cfg)
 {
 	if (check_input_files(cfg) < 0) {
@@ -287,33 +332,38 @@ int vm_run(const struct vm_config *cfg)
 	signal(SIGPIPE, SIG_IGN);
 
 	struct chardev *serial = console_chardev_new(con);
-	if (!serial) {
-		console_close(con);
+	struct vm_session sess;
+	int code = EXIT_FAILURE_RUN;
+	if (!serial || vm_session_start(&sess, cfg) < 0) {
 		cli_error("run", "%s", err_msg());
-		return EXIT_FAILURE_RUN;
+		if (serial)
+			vm_session_finish(&sess);
+		goto out;
 	}
-	int code;
-	for (;;) {
-		struct vm *vm = NULL;
-		if (vm_create(cfg, serial, &vm) < 0) {
-			code = EXIT_FAILURE_RUN;
-			cli_error("run", "%s", err_msg());
+	for (const char *restore = cfg->restore;; restore = NULL) {
+		struct vm *vm;
+		code = vm_prepare(&sess, serial, restore, &vm);
+		if (code != EXIT_OK)
 			break;
-		}
-		if (boot_load(vm, cfg) < 0) {
-			vm_destroy(vm);
-			code = EXIT_USAGE;
-			cli_error("run", "%s", err_msg());
-			break;
-		}
+		lifecycle_transition(&sess.lc, VM_STATE_RUNNING, NULL);
 		enum vm_stop_reason why = vm_run_once(vm, con);
 		code = stop_to_exit_code(vm, why);
+		bool reboot = why == VM_STOP_RESET && !cfg->no_reboot;
+		/* The lifecycle: a reset powers the machine up again; everything
+		 * else powers it down for good. */
+		if (!reboot && (why == VM_STOP_POWEROFF || why == VM_STOP_RESET))
+			lifecycle_transition(&sess.lc, VM_STATE_POWERING_DOWN, why == VM_STOP_POWEROFF ? "guest: power off" : "guest: reboot");
+		vm_session_detach(&sess);
 		vm_destroy(vm);
-		/* Reboot: a fresh machine, as a cold reset would give. */
-		if (why != VM_STOP_RESET || cfg->no_reboot)
+		if (!reboot)
 			break;
 		log_info("vm", "guest reboot");
+		/* A restored VM reboots into its kernel, if it was given one. */
+		if (!cfg->kernel)
+			break;
 	}
+	vm_session_finish(&sess);
+out:
 	chardev_free(serial);
 	console_close(con);
 	return code;

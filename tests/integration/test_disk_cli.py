@@ -7,7 +7,7 @@ import pytest
 
 from disk_helpers import disk, info, io, ok, pattern, sha
 
-COMMANDS = ["create", "info", "check", "convert", "resize", "commit", "rebase", "io"]
+COMMANDS = ["create", "info", "check", "convert", "resize", "commit", "rebase", "io", "bench"]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS)

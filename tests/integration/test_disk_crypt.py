@@ -7,6 +7,7 @@ the passphrase, and an independent AES-XTS implementation
 written.  Plus the failure cases: wrong passphrase, damaged header,
 plug-in of another ABI version."""
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -124,6 +125,13 @@ def test_raw_encrypted_disk_is_standard_luks2(vessel_bin, tmp_path, keyfile):
     key = volume_key(img, PASSPHRASE)
     assert len(key) == 64
     check_decrypts(img, writes, key)
+
+    # `vessel disk info` reads the same facts from the header, no passphrase.
+    enc = json.loads(ok(vdisk(vessel_bin, "info", "--json", img)).stdout)["encryption"]
+    uuid = re.search(r"^UUID:\s+(\S+)$", dump, re.M).group(1)
+    assert enc == {"format": "luks2", "cipher": "aes-xts-plain64", "key-bits": 512, "sector-size": 512,
+                   "data-offset": DATA_OFFSET, "data-size": 8 << 20, "keyslots": 1, "pbkdf": "pbkdf2",
+                   "uuid": uuid}
 
     # Unwritten sectors read back as zeros through vessel.
     r = ok(vdisk(vessel_bin, "io", "--key-file", keyfile, img, stdin="read 1M 4K\n"))

@@ -52,7 +52,7 @@ struct emu_insn {
 	uint8_t reg;          /* ModRM.reg with REX.R (0-15) */
 	uint8_t rm;           /* ModRM.rm with REX.B when mod == 3 (0-15) */
 	uint8_t mod;          /* ModRM.mod; 3 = register operand */
-	uint8_t opsize;       /* 2, 4 or 8 */
+	uint8_t opsize;       /* 2, 4 or 8; 1 for the byte-operand forms of general-purpose opcodes */
 	uint8_t adsize;       /* 2, 4 or 8 */
 	uint8_t seg;          /* segment of the memory operand (enum x86_sreg) */
 	uint8_t rep;          /* 0, 0xf3 or 0xf2 */
@@ -89,13 +89,35 @@ struct emu_seg {
 	uint16_t attr;        /* descriptor bits 40-47 and 52-55: type|S<<4|DPL<<5|P<<7|AVL<<8|L<<9|DB<<10|G<<11 */
 };
 
-/* One entry of the software TLB (DESIGN.md "Soft MMU"). */
+/* One entry of the software TLB (DESIGN.md "Soft MMU").  A tag is the
+ * linear page | the address-space tag (cpu->asid, 11 bits); bit 11
+ * (EMU_TLB_MMIO) marks a translation to a page that is not RAM, which the
+ * inline fast path never matches.  ~0 is an empty tag. */
 struct emu_tlb_entry {
 	uint64_t tag_read, tag_write, tag_fetch;  /* linear page | asid, or ~0 */
 	uintptr_t addend;                         /* host = linear + addend */
 	uint64_t gpa;                             /* guest-physical page */
 };
 #define EMU_TLB_SIZE 1024
+#define EMU_TLB_MMIO 0x800ull
+/* One TLB per kind of access privilege, so that a translation cached for
+ * the kernel is never used by user code (SDM vol. 3A, 4.6). */
+enum emu_mmu_idx {
+	EMU_MMU_SUP,      /* CPL 0-2 with EFLAGS.AC = 0, and implicit supervisor accesses */
+	EMU_MMU_USER,     /* CPL 3 */
+	EMU_MMU_SUP_AC,   /* CPL 0-2 with EFLAGS.AC = 1: SMAP lets data accesses reach user pages */
+	EMU_MMU_COUNT,
+};
+#define EMU_ASID_SLOTS 16
+/* An address space the TLB holds translations of (CR3 value, or PCID
+ * when CR4.PCIDE = 1).  Its tag is slot | gen << 4; bumping gen drops
+ * every translation of the slot at once. */
+struct emu_asid_slot {
+	uint64_t key;          /* CR3 page (PCIDE = 0) or PCID | 1 << 63; ~0 = free */
+	uint32_t gen;          /* 0..126 */
+	uint64_t pt_gen;       /* emu_vm.pt_gen when its translations were last known fresh */
+	uint64_t last_use;
+};
 
 struct emu_cpu {
 	uint64_t gpr[16];
@@ -122,7 +144,7 @@ struct emu_cpu {
 	union { uint8_t b[16]; uint32_t d[4]; uint64_t q[2]; } xmm[16] __attribute__((aligned(16)));
 	uint32_t mxcsr;
 
-	struct emu_tlb_entry tlb[EMU_TLB_SIZE];
+	struct emu_tlb_entry tlb[EMU_MMU_COUNT][EMU_TLB_SIZE];
 	uint64_t asid;         /* current address-space tag */
 
 	jmp_buf *fault_env;    /* where emu_raise() returns to */
@@ -136,6 +158,23 @@ struct emu_cpu {
 	struct guest_memory *mem;
 	struct emu_vm *evm;
 	struct vcpu_exit *exit;   /* set when a returning trap ends the run */
+
+	/* ---- system module state ---- */
+	struct emu_asid_slot asids[EMU_ASID_SLOTS];
+	unsigned asid_cur;         /* index into asids */
+	uint32_t tlb_salt;         /* per address space: spreads equal linear pages of different spaces over the TLB */
+	uint64_t asid_clock;
+	uint64_t write_epoch_seen; /* emu_vm.write_epoch the write TLB tags were built under */
+	bool mode_changed;         /* set by CR0/CR4/EFER/CS changes: the run loop must look the next block up again */
+	int delivering;            /* vector being delivered (for #DF, SDM vol. 3A 6.15 table 6-5), -1 if none */
+	bool delivering_ext;
+	uint64_t apic_base;        /* IA32_APIC_BASE (the LAPIC hook sees writes) */
+	uint64_t tsc_deadline;
+	uint8_t tpr;               /* CR8 when no LAPIC hook is linked */
+	uint64_t feature_control;
+	uint64_t tsc_base_ns;      /* host monotonic time at TSC 0 (minus tsc_offset) */
+	uint32_t exc_ext;          /* EXT bit for error codes of the event being delivered */
+	bool nmi_blocked;          /* from NMI delivery until the next IRET (SDM vol. 3A 6.7.1) */
 };
 
 /* Per-VM engine state shared by all vCPUs. */
@@ -148,6 +187,12 @@ struct emu_vm {
 	_Atomic uint8_t *code_page;   /* nonzero: page holds decoded blocks, writes take the slow path */
 	uint64_t n_pages;
 	_Atomic uint64_t write_epoch; /* bumped when a page becomes a code page: vCPUs drop write TLB entries */
+	/* Page-table watch (DESIGN.md "Soft MMU"): nonzero for guest pages
+	 * read as paging structures; a guest write to one bumps pt_gen, and an
+	 * address space whose translations predate pt_gen is flushed when it
+	 * becomes current again.  NULL: every CR3 switch flushes. */
+	_Atomic uint8_t *pt_page;
+	_Atomic uint64_t pt_gen;
 };
 
 /* ---- core ---- */
@@ -157,7 +202,18 @@ void emu_isa_init(void);                 /* calls the *_register functions below
 void emu_int_register(void);             /* core: general-purpose instructions */
 void emu_sys_register(void);             /* system */
 void emu_fpu_register(void);             /* fpu: x87, MMX, SSE, XSAVE */
+/* Decodes one instruction from avail bytes.  0: decoded (out->fn may be
+ * the #UD handler for an unregistered opcode); -EAGAIN: avail is too short
+ * (the caller fetches more, up to 15 bytes); -EINVAL: invalid format (VEX
+ * or EVEX, an i64 opcode in 64-bit mode, longer than 15 bytes): out->fn
+ * raises #UD or #GP(0) and out->len is valid. */
 int emu_decode(struct emu_cpu *cpu, const uint8_t *bytes, unsigned avail, struct emu_insn *out);
+int emu_decode_mode(unsigned mode, const uint8_t *bytes, unsigned avail, struct emu_insn *out);
+/* Whether a decoded block must end after this instruction (control
+ * transfer, mode, segment or interrupt-flag change, I/O). */
+bool emu_insn_ends_block(const struct emu_insn *insn);
+void emu_handler_ud(struct emu_cpu *cpu, const struct emu_insn *insn);   /* raises #UD */
+void emu_handler_gp0(struct emu_cpu *cpu, const struct emu_insn *insn);  /* raises #GP(0) */
 uint64_t emu_get_rflags(struct emu_cpu *cpu);   /* materializes lazy flags */
 void emu_set_rflags(struct emu_cpu *cpu, uint64_t value);  /* all bits, no privilege checks */
 void emu_blocks_invalidate_page(struct emu_vm *evm, uint64_t gpa);
@@ -168,9 +224,12 @@ void emu_exit_run(struct emu_cpu *cpu, enum vcpu_exit_reason reason);
 /* ---- system ---- */
 _Noreturn void emu_raise(struct emu_cpu *cpu, unsigned vector, uint32_t error_code);
 _Noreturn void emu_raise_noerr(struct emu_cpu *cpu, unsigned vector);
-/* Virtual-address accesses through segmentation and paging; fault on error. */
-uint64_t emu_read(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size);
-void emu_write(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val);
+/* Virtual-address accesses through segmentation and paging; fault on error.
+ * emu_read/emu_write (below, inline) try the TLB and fall back to these. */
+uint64_t emu_read_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size);
+void emu_write_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val);
+static inline uint64_t emu_read(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size);
+static inline void emu_write(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val);
 void emu_read_bytes(struct emu_cpu *cpu, int seg, uint64_t off, void *dst, unsigned n);
 void emu_write_bytes(struct emu_cpu *cpu, int seg, uint64_t off, const void *src, unsigned n);
 /* Host pointer for a size-byte access inside one RAM page (for LOCKed
@@ -189,6 +248,126 @@ void emu_cpu_reset(struct emu_cpu *cpu, bool bsp);  /* power-on/INIT state, SDM 
 /* Port I/O from IN/OUT/INS/OUTS after the permission checks (IOPL, TSS bitmap). */
 uint32_t emu_io_in(struct emu_cpu *cpu, uint16_t port, unsigned size);
 void emu_io_out(struct emu_cpu *cpu, uint16_t port, unsigned size, uint32_t val);
+
+/* After state was written from outside (set_sregs, snapshot restore, INIT):
+ * re-derives CPL (from SS.DPL in protected mode), the mode and the address
+ * space, and drops every cached translation. */
+void emu_sys_sync(struct emu_cpu *cpu);
+/* Per-VM system state (page-table watch bitmap); called by the core's
+ * vm_init/vm_destroy after evm->mem and evm->n_pages are set. */
+int emu_sys_vm_init(struct emu_vm *evm);
+void emu_sys_vm_destroy(struct emu_vm *evm);
+/* Run loop: call at each block boundary (before executing a block) so that
+ * write translations made before a page became a code or page-table page
+ * (possibly by another vCPU) are dropped. */
+void emu_tlb_sync_epoch_slow(struct emu_cpu *cpu);
+static inline void emu_tlb_sync_epoch(struct emu_cpu *cpu)
+{
+	if (cpu->evm && __builtin_expect(cpu->write_epoch_seen !=
+			__atomic_load_n((uint64_t *)&cpu->evm->write_epoch, __ATOMIC_RELAXED), 0))
+		emu_tlb_sync_epoch_slow(cpu);
+}
+/* Loads a segment register as MOV/POP Sreg do (SDM vol. 2A MOV "Operation",
+ * all the descriptor checks; #GP/#SS/#NP with the selector as error code). */
+void emu_load_seg(struct emu_cpu *cpu, int seg, uint16_t sel);
+/* Far transfers for the core's CALL/JMP/RET far and IRET handlers. */
+void emu_far_jmp(struct emu_cpu *cpu, uint16_t sel, uint64_t off, unsigned opsize);
+void emu_far_call(struct emu_cpu *cpu, uint16_t sel, uint64_t off, unsigned opsize);
+void emu_far_ret(struct emu_cpu *cpu, unsigned opsize, uint16_t pop_bytes);
+void emu_iret(struct emu_cpu *cpu, unsigned opsize);
+/* Software interrupt (INT n, INT3, INTO, INT1): return address cpu->next_rip. */
+void emu_soft_interrupt(struct emu_cpu *cpu, unsigned vector, bool is_int_n);
+/* The TLB slot of a linear address in the current address space. */
+static inline unsigned emu_tlb_index(const struct emu_cpu *cpu, uint64_t lin)
+{
+	return (unsigned)((lin >> 12) ^ cpu->tlb_salt) & (EMU_TLB_SIZE - 1);
+}
+#define EMU_TLB_SALT(slot) ((uint32_t)(slot) * 0x45u)
+
+/* Current privilege for data accesses (enum emu_mmu_idx). */
+static inline unsigned emu_mmu_index(const struct emu_cpu *cpu)
+{
+	if (cpu->cpl == 3)
+		return EMU_MMU_USER;
+	return (cpu->rflags & X86_FLAG_AC) ? EMU_MMU_SUP_AC : EMU_MMU_SUP;
+}
+/* CR8, IA32_APIC_BASE, IA32_TSC_DEADLINE and the x2APIC MSRs go to the
+ * vCPU's LAPIC (src/hw/intc/lapic.h engine hooks) when it has one; the
+ * guest TSC is then the LAPIC's VM clock scaled to EMU_TSC_HZ.
+ * TSC frequency advertised in CPUID 0x15/0x16/0x40000010. */
+#define EMU_TSC_HZ 2000000000ull
+uint64_t emu_rdtsc(struct emu_cpu *cpu);
+
+/* The inline TLB hit path (DESIGN.md "Soft MMU"): segment check, one tag
+ * compare, one host access.  Everything else goes to the slow path. */
+static inline bool emu_seg_fast_ok(const struct emu_cpu *cpu, int seg, uint64_t off, unsigned size,
+				   uint16_t attr_mask, uint16_t attr_want, uint64_t *lin)
+{
+	const struct emu_seg *s = &cpu->seg[seg];
+	if (cpu->mode == EMU_MODE_LONG64) {
+		*lin = off + (seg >= SEG_FS ? s->base : 0);
+		return true;
+	}
+	if ((s->attr & attr_mask) != attr_want || off + size - 1 > s->limit)
+		return false;
+	*lin = (uint32_t)(s->base + off);
+	return true;
+}
+
+static inline uint64_t emu_read(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
+{
+	uint64_t lin;
+	/* Present, data, expand-up: readable. */
+	if (__builtin_expect(emu_seg_fast_ok(cpu, seg, off, size, 0x9c, 0x90, &lin), 1)) {
+		const struct emu_tlb_entry *e = &cpu->tlb[emu_mmu_index(cpu)][emu_tlb_index(cpu, lin)];
+		if (__builtin_expect(e->tag_read == ((lin & ~0xfffull) | cpu->asid) && (lin & 0xfff) + size <= 4096, 1)) {
+			const void *p = (const void *)(uintptr_t)(lin + e->addend);
+			switch (size) {
+			case 1: return *(const uint8_t *)p;
+			case 2: { uint16_t v; __builtin_memcpy(&v, p, 2); return v; }
+			case 4: { uint32_t v; __builtin_memcpy(&v, p, 4); return v; }
+			case 8: { uint64_t v; __builtin_memcpy(&v, p, 8); return v; }
+			}
+		}
+	}
+	return emu_read_slow(cpu, seg, off, size);
+}
+
+static inline void emu_write(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)
+{
+	uint64_t lin;
+	/* Present, data, expand-up, writable. */
+	if (__builtin_expect(emu_seg_fast_ok(cpu, seg, off, size, 0x9e, 0x92, &lin), 1)) {
+		const struct emu_tlb_entry *e = &cpu->tlb[emu_mmu_index(cpu)][emu_tlb_index(cpu, lin)];
+		if (__builtin_expect(e->tag_write == ((lin & ~0xfffull) | cpu->asid) && (lin & 0xfff) + size <= 4096, 1)) {
+			void *p = (void *)(uintptr_t)(lin + e->addend);
+			switch (size) {
+			case 1: *(uint8_t *)p = (uint8_t)val; return;
+			case 2: { uint16_t v = (uint16_t)val; __builtin_memcpy(p, &v, 2); return; }
+			case 4: { uint32_t v = (uint32_t)val; __builtin_memcpy(p, &v, 4); return; }
+			case 8: __builtin_memcpy(p, &val, 8); return;
+			}
+		}
+	}
+	emu_write_slow(cpu, seg, off, size, val);
+}
+
+/* ---- fpu ---- */
+/* x87/SSE power-on state: FINIT state, MXCSR 0x1F80, XCR0 = x87 (core's
+ * emu_cpu_reset or vcpu_init calls it). */
+void emu_fpu_reset(struct emu_cpu *cpu);
+/* Snapshot accessors behind accel_emu's get_fpu/set_fpu: a standard
+ * FXSAVE image (registers in stack order) plus XCR0.  set returns 0 or
+ * -EINVAL (reserved MXCSR bits, bad XCR0) with err_set(). */
+void emu_fpu_get(struct emu_cpu *cpu, struct x86_fpu *out);
+int emu_fpu_set(struct emu_cpu *cpu, const struct x86_fpu *in);
+/* CPUID leaf 0xD (SDM vol. 1, 13.2) for the state components the fpu
+ * module implements; out = EAX, EBX, ECX, EDX. */
+void emu_fpu_cpuid_xsave(struct emu_cpu *cpu, uint32_t subleaf, uint32_t out[4]);
+/* XGETBV (0F 01 D0) and XSETBV (0F 01 D1) handlers, for system's group-7
+ * dispatcher to call (0F 01 /2 is LGDT with a memory operand). */
+void emu_fpu_xgetbv(struct emu_cpu *cpu, const struct emu_insn *insn);
+void emu_fpu_xsetbv(struct emu_cpu *cpu, const struct emu_insn *insn);
 
 /* Register access helpers shared by every module. */
 static inline uint64_t emu_size_mask(unsigned size)

@@ -72,7 +72,10 @@ struct lapic {
 	bool lint1_level;
 };
 
+/* The vCPU this thread runs, and its VM (compared by address only, so a
+ * stale entry from another VM is never dereferenced). */
 static __thread struct vcpu *current_vcpu;
+static __thread struct vm *current_vm;
 
 static const uint32_t lvt_writable[LVT_COUNT] = {
 	[LVT_CMCI] = 0x107ff, [LVT_TIMER] = 0x700ff, [LVT_THERMAL] = 0x107ff, [LVT_PERF] = 0x107ff,
@@ -190,6 +193,20 @@ static void lapic_local_irq(struct lapic *l, unsigned idx)
 	}
 }
 
+void lapic_set_lint(struct lapic *l, unsigned lint, bool level)
+{
+	if (lint > 1)
+		return;
+	unsigned idx = lint ? LVT_LINT1 : LVT_LINT0;
+	bool old = lint ? l->lint1_level : false;
+	if (lint)
+		l->lint1_level = level;
+	/* Edge-triggered entries (and NMI, always edge) act on the rising edge;
+	 * level-triggered fixed entries on the level (10.5.1). */
+	if (level && (!old || (l->lvt[idx] & LVT_LEVEL)))
+		lapic_local_irq(l, idx);
+}
+
 int lapic_ack(struct lapic *l)
 {
 	int v = lapic_deliverable(l);
@@ -284,7 +301,8 @@ static void lapic_timer_fire(void *opaque)
 	lapic_local_irq(l, LVT_TIMER);
 }
 
-static void lapic_set_deadline(struct lapic *l, uint64_t tsc)
+/* Arms TSC-deadline mode for deadline, the TSC being tsc_now at this moment. */
+static void lapic_set_deadline_at(struct lapic *l, uint64_t tsc, uint64_t tsc_now)
 {
 	if (LVT_TIMER_MODE(l->lvt[LVT_TIMER]) != TIMER_DEADLINE)
 		return;   /* writes are ignored outside TSC-deadline mode (10.5.4.1) */
@@ -292,11 +310,16 @@ static void lapic_set_deadline(struct lapic *l, uint64_t tsc)
 	l->tsc_deadline = tsc;
 	if (!tsc)
 		return;
-	uint64_t ns = tsc_to_ns(l, tsc);
-	if (ns <= lapic_now(l))
+	if (tsc <= tsc_now) {
 		lapic_timer_fire(l);
-	else
-		timer_mod(&l->timer, ns);
+		return;
+	}
+	timer_mod(&l->timer, lapic_now(l) + tsc_to_ns(l, tsc - tsc_now));
+}
+
+static void lapic_set_deadline(struct lapic *l, uint64_t tsc)
+{
+	lapic_set_deadline_at(l, tsc, muldiv64(lapic_now(l), l->tsc_hz, 1000000000ull));
 }
 
 /* ---- register interface ---- */
@@ -632,24 +655,27 @@ int lapic_reg_write(struct lapic *l, unsigned off, uint32_t val)
 
 /* ---- xAPIC MMIO ---- */
 
-void lapic_set_current_vcpu(struct vcpu *vcpu) { current_vcpu = vcpu; }
+void lapic_set_current_vcpu(struct vcpu *vcpu)
+{
+	current_vcpu = vcpu;
+	current_vm = vcpu ? vcpu->vm : NULL;
+}
 
 static struct lapic *lapic_of_caller(struct vm *vm)
 {
-	struct vcpu *v = current_vcpu;
-	if (!v || v->vm != vm) {
-		v = NULL;
-		pthread_t self = pthread_self();
-		for (unsigned i = 0; i < vm->n_vcpus; i++) {
-			if (vm->vcpus[i] && pthread_equal(vm->vcpus[i]->thread, self)) {
-				v = vm->vcpus[i];
-				break;
-			}
+	if (current_vm == vm && current_vcpu)
+		return current_vcpu->lapic;
+	/* A vCPU thread that never called lapic_set_current_vcpu(). */
+	pthread_t self = pthread_self();
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		struct vcpu *v = vm->vcpus[i];
+		if (v && pthread_equal(v->thread, self)) {
+			lapic_set_current_vcpu(v);
+			return v->lapic;
 		}
-		if (!v && vm->n_vcpus)
-			v = vm->vcpus[0];
 	}
-	return v ? v->lapic : NULL;
+	/* Not a vCPU thread (a debugger, a test): the BSP's view. */
+	return vm->n_vcpus && vm->vcpus[0] ? vm->vcpus[0]->lapic : NULL;
 }
 
 static uint64_t lapic_mmio_read(void *opaque, uint64_t off, unsigned size)
@@ -813,6 +839,15 @@ void lapic_set_cr8(struct vcpu *vcpu, uint64_t cr8)
 		return;
 	pthread_mutex_lock(&vcpu->vm->dev_lock);
 	lapic_reg_write(vcpu->lapic, APIC_TPR, (uint32_t)(cr8 & 0xf) << 4);
+	pthread_mutex_unlock(&vcpu->vm->dev_lock);
+}
+
+void lapic_set_tsc_deadline(struct vcpu *vcpu, uint64_t deadline, uint64_t tsc_now)
+{
+	if (!vcpu->lapic)
+		return;
+	pthread_mutex_lock(&vcpu->vm->dev_lock);
+	lapic_set_deadline_at(vcpu->lapic, deadline, tsc_now);
 	pthread_mutex_unlock(&vcpu->vm->dev_lock);
 }
 

@@ -22,11 +22,13 @@ struct bus;
 struct timer_service;
 struct lapic;
 
-/* Frequency of the LAPIC timer's input clock.  Engines that advertise the
- * crystal clock in CPUID 0x15 ECX should report this value: Linux then
- * derives the LAPIC timer period from it without calibration. */
-#define LAPIC_TIMER_HZ 1000000000ull
-/* Guest TSC frequency used by TSC-deadline mode unless lapic_set_tsc_hz(). */
+/* Frequency of the LAPIC timer's input clock: the core crystal clock the
+ * emu engine reports in CPUID 0x15 ECX (25 MHz).  Linux sets its APIC
+ * timer period from that leaf without calibrating, so the two must agree
+ * (arch/x86/kernel/tsc.c, native_calibrate_tsc()). */
+#define LAPIC_TIMER_HZ 25000000ull
+/* Guest TSC frequency used by TSC-deadline mode unless lapic_set_tsc_hz();
+ * the emu engine's EMU_TSC_HZ. */
 #define LAPIC_DEFAULT_TSC_HZ 2000000000ull
 
 /* Delivery modes (SDM vol. 3A, 10.6.1, ICR bits 8-10). */
@@ -63,11 +65,19 @@ int lapic_msr_read(struct vcpu *vcpu, uint32_t msr, uint64_t *val);
 int lapic_msr_write(struct vcpu *vcpu, uint32_t msr, uint64_t val);
 uint64_t lapic_get_cr8(struct vcpu *vcpu);
 void lapic_set_cr8(struct vcpu *vcpu, uint64_t cr8);
+/* IA32_TSC_DEADLINE written, for an engine that keeps the TSC itself:
+ * tsc_now is the guest TSC at the write, so the deadline fires after
+ * (deadline - tsc_now) TSC ticks at the TSC rate whatever the engine's
+ * TSC offset.  (lapic_msr_write() instead compares with lapic_read_tsc().) */
+void lapic_set_tsc_deadline(struct vcpu *vcpu, uint64_t deadline, uint64_t tsc_now);
 
 /* With vm->dev_lock held. */
 void apic_deliver(struct vm *vm, const struct apic_msg *m, struct lapic *src);
 /* PCI MSI (address 0xfeexxxxx, Intel SDM vol. 3A 10.11.1/10.11.2). */
 void apic_deliver_msi(struct vm *vm, uint64_t addr, uint32_t data);
+/* A level change on LINT0 (0) or LINT1 (1), the APIC's local interrupt
+ * pins; on a PC LINT1 carries the NMI line (MP spec 3.6.2). */
+void lapic_set_lint(struct lapic *l, unsigned lint, bool level);
 /* Highest deliverable vector moved to in-service, or -1. */
 int lapic_ack(struct lapic *l);
 bool lapic_has_interrupt(struct lapic *l);

@@ -48,17 +48,21 @@ static uint8_t sum(const uint8_t *p, size_t n)
 	return s;
 }
 
-/* Builds the tables and returns the RSDP. */
-static const uint8_t *build(unsigned ncpus)
+/* Builds the tables (with an SRAT when numa) and returns the RSDP. */
+static const uint8_t *build_numa(unsigned ncpus, const struct acpi_numa_info *numa)
 {
 	struct acpi_builder b;
 	struct acpi_platform_info info = pc_info(ncpus);
 	acpi_builder_init(&b, area, AREA_GPA, AREA_SIZE);
 	cr_assert_eq(acpi_build_pc_tables(&b, &info), 0);
+	if (numa)
+		cr_assert_eq(acpi_build_srat(&b, ncpus, numa), 0);
 	cr_assert_eq(acpi_builder_finish(&b), 0);
 	cr_assert_eq(b.rsdp_gpa & 15, 0, "RSDP 16-byte aligned");
 	return at(b.rsdp_gpa);
 }
+
+static const uint8_t *build(unsigned ncpus) { return build_numa(ncpus, NULL); }
 
 /* Every table reachable from the RSDP, with its signature. */
 struct found { const uint8_t *p; char sig[5]; };
@@ -167,6 +171,19 @@ Test(aml, encodings)
 	cr_assert_eq(a.buf[1], 0x40 | (total & 0xf));
 	cr_assert_eq(a.buf[2], total >> 4);
 	aml_free(&a);
+	/* ToUUID: Buffer(16), first three fields little-endian (ACPI 19.6.142). */
+	aml_init(&a);
+	aml_uuid(&a, "33DB4D5B-1FF7-401C-9657-7441C03DD766");
+	const uint8_t uuid[] = { 0x11, 0x13, 0x0a, 0x10, 0x5b, 0x4d, 0xdb, 0x33, 0xf7, 0x1f, 0x1c, 0x40,
+				 0x96, 0x57, 0x74, 0x41, 0xc0, 0x3d, 0xd7, 0x66 };
+	cr_assert_eq(aml_error(&a), 0);
+	cr_assert_eq(a.len, sizeof(uuid));
+	cr_assert_arr_eq(a.buf, uuid, sizeof(uuid));
+	aml_free(&a);
+	aml_init(&a);
+	aml_uuid(&a, "not-a-uuid");
+	cr_assert_neq(aml_error(&a), 0);
+	aml_free(&a);
 	aml_init(&a);
 	aml_name_string(&a, "lowercase");
 	cr_assert_neq(aml_error(&a), 0, "bad names are errors");
@@ -182,16 +199,22 @@ static int have_iasl(void)
 	return access("/usr/bin/iasl", X_OK) == 0;
 }
 
-/* Runs iasl on each table; no errors and no warnings allowed. */
-Test(acpi, iasl_disassembles_every_table_cleanly)
+/* Words iasl uses when it finds something wrong (errors, warnings, and
+ * comments such as "Incorrect checksum" in the .dsl). */
+static const char *complaint(const char *text)
 {
-	if (!have_iasl())
-		cr_skip_test("iasl (acpica-tools) is not installed");
-	const uint8_t *rsdp = build(2);
+	static const char *words[] = { "error", "warning", "invalid", "incorrect", "unknown", "reserved value" };
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strcasestr(text, words[i]))
+			return words[i];
+	return NULL;
+}
+
+/* Runs iasl -d on each table reachable from rsdp in dir; no errors, no warnings. */
+static void iasl_check_all(const uint8_t *rsdp, const char *dir)
+{
 	struct found t[ACPI_MAX_TABLES + 4];
 	unsigned n = collect(rsdp, t);
-	char dir[] = "/tmp/vessel-acpi-XXXXXX";
-	cr_assert(mkdtemp(dir));
 	for (unsigned i = 0; i < n; i++) {
 		char path[128];
 		snprintf(path, sizeof(path), "%s/%s.dat", dir, t[i].sig);
@@ -211,19 +234,63 @@ Test(acpi, iasl_disassembles_every_table_cleanly)
 		buf[got] = 0;
 		fclose(lf);
 		cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "iasl -d %s failed:\n%s", t[i].sig, buf);
-		cr_assert(!strstr(buf, "Error") && !strstr(buf, "Warning") && !strstr(buf, "Invalid"),
-			  "iasl -d %s complained:\n%s", t[i].sig, buf);
+		cr_assert(!complaint(buf), "iasl -d %s complained:\n%s", t[i].sig, buf);
 		/* The disassembled .dsl must also carry no complaint comments. */
 		snprintf(path, sizeof(path), "%s/%s.dsl", dir, t[i].sig);
 		FILE *df = fopen(path, "r");
 		cr_assert(df, "%s.dsl written", t[i].sig);
 		char line[512];
 		while (fgets(line, sizeof(line), df)) {
-			cr_assert(!strstr(line, "Error") && !strstr(line, "Warning") && !strstr(line, "Invalid"),
-				  "%s.dsl: %s", t[i].sig, line);
+			cr_assert(!complaint(line), "%s.dsl: %s", t[i].sig, line);
 		}
 		fclose(df);
 	}
+}
+
+Test(acpi, srat_splits_cpus_and_memory)
+{
+	if (!have_iasl())
+		cr_skip_test("iasl (acpica-tools) is not installed");
+	struct acpi_numa_info numa = { .n_nodes = 2, .n_ram = 2,
+				       .ram = { { 0, 0xb0000000ull }, { 0x100000000ull, 0x50000000ull } } };
+	const uint8_t *rsdp = build_numa(4, &numa);
+	struct found t[ACPI_MAX_TABLES + 4];
+	unsigned n = collect(rsdp, t);
+	const uint8_t *srat = NULL;
+	for (unsigned i = 0; i < n; i++)
+		if (!strcmp(t[i].sig, "SRAT"))
+			srat = t[i].p;
+	cr_assert(srat, "SRAT listed in the XSDT");
+	cr_assert_eq(sum(srat, le32(srat + 4)), 0);
+	uint64_t node_mem[2] = { 0, 0 };
+	unsigned cpu_node[4] = { 9, 9, 9, 9 };
+	for (uint32_t off = 48; off < le32(srat + 4); off += srat[off + 1]) {
+		if (srat[off] == 0)
+			cpu_node[srat[off + 3]] = srat[off + 2];
+		else if (srat[off] == 1)
+			node_mem[le32(srat + off + 2)] += le64(srat + off + 16);
+	}
+	cr_assert_eq(cpu_node[0], 0); cr_assert_eq(cpu_node[1], 1);
+	cr_assert_eq(cpu_node[2], 0); cr_assert_eq(cpu_node[3], 1);
+	cr_assert_eq(node_mem[0], 0x80000000ull, "4 GiB split evenly");
+	cr_assert_eq(node_mem[1], 0x80000000ull);
+	char dir[] = "/tmp/vessel-srat-XXXXXX";
+	cr_assert(mkdtemp(dir));
+	iasl_check_all(rsdp, dir);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+/* Runs iasl on each table; no errors and no warnings allowed. */
+Test(acpi, iasl_disassembles_every_table_cleanly)
+{
+	if (!have_iasl())
+		cr_skip_test("iasl (acpica-tools) is not installed");
+	const uint8_t *rsdp = build(2);
+	char dir[] = "/tmp/vessel-acpi-XXXXXX";
+	cr_assert(mkdtemp(dir));
+	iasl_check_all(rsdp, dir);
 	/* The DSDT recompiles without errors or warnings. */
 	char cmd[512], log[160];
 	snprintf(log, sizeof(log), "%s/recompile.log", dir);
@@ -237,6 +304,45 @@ Test(acpi, iasl_disassembles_every_table_cleanly)
 	fclose(lf);
 	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "iasl DSDT.dsl failed:\n%s", buf);
 	cr_assert(strstr(buf, "0 Errors, 0 Warnings"), "DSDT recompile:\n%s", buf);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+/* The checker itself notices a broken table (so a clean run means something). */
+Test(acpi, iasl_check_notices_a_bad_checksum)
+{
+	if (!have_iasl())
+		cr_skip_test("iasl (acpica-tools) is not installed");
+	const uint8_t *rsdp = build(1);
+	struct found t[ACPI_MAX_TABLES + 4];
+	unsigned n = collect(rsdp, t);
+	const uint8_t *hpet = NULL;
+	for (unsigned i = 0; i < n; i++)
+		if (!strcmp(t[i].sig, "HPET"))
+			hpet = t[i].p;
+	cr_assert(hpet);
+	char dir[] = "/tmp/vessel-acpibad-XXXXXX";
+	cr_assert(mkdtemp(dir));
+	char path[128], cmd[512];
+	snprintf(path, sizeof(path), "%s/HPET.dat", dir);
+	uint8_t copy[56];
+	memcpy(copy, hpet, sizeof(copy));
+	copy[9] ^= 0x5a;
+	FILE *f = fopen(path, "wb");
+	cr_assert(f);
+	cr_assert_eq(fwrite(copy, 1, sizeof(copy), f), sizeof(copy));
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "cd %s && iasl -d HPET.dat > /dev/null 2>&1", dir);
+	cr_assert_eq(system(cmd), 0);
+	snprintf(path, sizeof(path), "%s/HPET.dsl", dir);
+	FILE *df = fopen(path, "r");
+	cr_assert(df);
+	int flagged = 0;
+	char line[512];
+	while (fgets(line, sizeof(line), df))
+		flagged |= complaint(line) != NULL;
+	fclose(df);
+	cr_assert(flagged, "a bad checksum is reported");
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	cr_assert_eq(system(cmd), 0);
 }

@@ -201,3 +201,79 @@ Test(luks, key_file_is_exact_bytes)
 	unlink(kpath);
 	cr_assert_eq(luks_read_key_file(kpath, &pass, &len), -ENOENT);
 }
+
+/* The header's facts without the passphrase; damage is reported the same
+ * way as when unlocking. */
+Test(luks, inspect_without_passphrase)
+{
+	struct luks_volume v;
+	struct luks_info info;
+	struct luks_params p = fast;
+
+	p.sector_size = 4096;
+	cr_assert_eq(luks_format(&p, "pw", 2, &io, &v), 0, "%s", err_msg());
+	cr_assert_eq(luks_inspect(&io, &info), 0, "%s", err_msg());
+	cr_assert_str_eq(info.cipher, "aes-xts-plain64");
+	cr_assert_eq(info.key_bits, 512);
+	cr_assert_eq(info.sector_size, 4096);
+	cr_assert_eq(info.data_offset, LUKS_NEW_DATA_OFFSET);
+	cr_assert_eq(info.keyslots, 1);
+	cr_assert_str_eq(info.pbkdf, "pbkdf2");
+	cr_assert_eq(strlen(info.uuid), 36);
+	uint8_t junk[4096];
+	memset(junk, 0x41, sizeof(junk));
+	cr_assert_eq(pwrite(fd, junk, sizeof(junk), 0), (ssize_t)sizeof(junk));
+	cr_assert_eq(pwrite(fd, junk, sizeof(junk), 16384), (ssize_t)sizeof(junk));
+	cr_assert_eq(luks_inspect(&io, &info), -EINVAL);
+}
+
+/* Hostile headers: random damage anywhere in the header area never
+ * crashes or writes, and gives one of the documented answers. */
+Test(luks, random_header_damage)
+{
+	struct luks_volume v;
+	uint64_t rng = 0x243f6a8885a308d3ull;
+	static uint8_t pristine[64 << 10];
+
+	cr_assert_eq(luks_format(&fast, "pw", 2, &io, &v), 0, "%s", err_msg());
+	cr_assert_eq(pread(fd, pristine, sizeof(pristine), 0), (ssize_t)sizeof(pristine));
+	int opened = 0, refused = 0;
+	for (int iter = 0; iter < 40; iter++) {
+		cr_assert_eq(pwrite(fd, pristine, sizeof(pristine), 0), (ssize_t)sizeof(pristine));
+		int flips = 1 + (int)((rng >> 40) % 16);
+		for (int k = 0; k < flips; k++) {
+			rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+			/* Mostly the binary headers and JSON of both copies. */
+			off_t off = (off_t)((rng >> 33) % (iter % 2 ? 32768 : 8192));
+			if (iter % 3 == 2)
+				off += 16384;
+			uint8_t b = (uint8_t)(rng >> 24);
+			cr_assert_eq(pwrite(fd, &b, 1, off), 1);
+		}
+		uint64_t before = file_checksum();
+		int rc = luks_unlock(&io, "pw", 2, &v);
+		cr_assert(rc == 0 || rc == -EINVAL || rc == -ENOTSUP || rc == -EKEYREJECTED,
+			  "iteration %d: unexpected %d (%s)", iter, rc, err_msg());
+		cr_assert_eq(file_checksum(), before, "iteration %d wrote to the container", iter);
+		if (rc == 0) {
+			cr_assert_str_eq(v.cipher, "aes-xts-plain64");
+			opened++;
+		} else {
+			refused++;
+		}
+	}
+	/* Both outcomes occur: one damaged copy is survived, two are not. */
+	cr_assert_gt(opened, 0);
+	cr_assert_gt(refused, 0);
+}
+
+/* A header that puts the data segment beyond the container is refused. */
+Test(luks, data_offset_outside_container)
+{
+	struct luks_volume v;
+
+	cr_assert_eq(luks_format(&fast, "pw", 2, &io, &v), 0, "%s", err_msg());
+	io.size = LUKS_NEW_DATA_OFFSET - 4096;   /* the container looks truncated */
+	int rc = luks_unlock(&io, "pw", 2, &v);
+	cr_assert(rc == -EINVAL, "%d %s", rc, err_msg());
+}

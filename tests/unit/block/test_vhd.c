@@ -246,6 +246,11 @@ Test(vhd, absurd_sizes_are_refused)
 	put_be32(h + 28, 0xffffffff);
 	put_be32(h + 36, vhd_checksum(h, sizeof(h), 36));
 	cr_assert_eq(file_write_at(p, h, sizeof(h), 512), 0);
+	expect_open_fails(p, -EINVAL, "entries");
+	/* within the supported count but beyond the file */
+	put_be32(h + 28, 1u << 20);
+	put_be32(h + 36, vhd_checksum(h, sizeof(h), 36));
+	cr_assert_eq(file_write_at(p, h, sizeof(h), 512), 0);
 	expect_open_fails(p, -EINVAL, "outside the file");
 	struct block_create_opts o = { .format = "vhd", .size = 4ull << 40 };
 	cr_assert_eq(block_create(tmp_path("huge.vhd"), &o), -EINVAL);

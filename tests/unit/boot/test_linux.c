@@ -426,3 +426,80 @@ Test(linux_boot, debian_cloud_kernel_from_the_guest_cache)
 	cr_assert(lea[0] == 0x48 && lea[1] == 0x8d && lea[2] == 0x25, "startup_64 starts with %02x %02x %02x",
 		  first[0], first[1], first[2]);
 }
+
+/* ---- hostile images: never a crash, always a verdict ---- */
+
+/* Deterministic mutations of a valid bzImage (setup header, ELF header and
+ * program headers inside the payload, payload bytes): every load either
+ * succeeds or fails with a message.  Run under ASan/UBSan by make check. */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint32_t rng(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (uint32_t)rng_state;
+}
+
+static void mutate_and_load(struct buf img, size_t lo, size_t hi, unsigned rounds)
+{
+	uint8_t *copy = malloc(img.len);
+	for (unsigned r = 0; r < rounds; r++) {
+		memcpy(copy, img.p, img.len);
+		unsigned n = 1 + rng() % 4;
+		for (unsigned i = 0; i < n; i++) {
+			size_t at = lo + rng() % (hi - lo);
+			switch (rng() % 3) {
+			case 0: copy[at] = (uint8_t)rng(); break;
+			case 1: copy[at] ^= (uint8_t)(1u << (rng() % 8)); break;
+			default: memset(copy + at, 0xff, at + 4 <= img.len ? 4 : 1); break;
+			}
+		}
+		size_t len = rng() % 8 ? img.len : lo + rng() % (img.len - lo);   /* sometimes truncated */
+		bt_config(&cfg, bt_write_file(0, copy, len), NULL, "console=ttyS0");
+		cfg.decompress_kernel = rng() % 4 != 0;
+		err_clear();
+		int rc = boot_load_mem(&mem, &cfg, NULL, &info);
+		if (rc < 0)
+			cr_assert(err_msg()[0], "failure without a message (round %u)", r);
+		vm_config_free(&cfg);
+	}
+	free(copy);
+}
+
+Test(linux_boot, mutated_setup_headers_never_crash)
+{
+	cr_assert_eq(gmem_init(&mem, 64 * MiB), 0);
+	struct buf img = make_bzimage(pack("gzip", make_vmlinux()), &default_hdr);
+	mutate_and_load(img, 0x1f1, 0x26c, 300);
+}
+
+Test(linux_boot, mutated_vmlinux_headers_never_crash)
+{
+	cr_assert_eq(gmem_init(&mem, 64 * MiB), 0);
+	/* Mutate the ELF before compression so the loader sees the damage. */
+	for (unsigned r = 0; r < 150; r++) {
+		struct buf v = make_vmlinux();
+		unsigned n = 1 + rng() % 3;
+		for (unsigned i = 0; i < n; i++)
+			v.p[rng() % (64 + 2 * 56)] = (uint8_t)rng();
+		struct buf img = make_bzimage(pack(r % 2 ? "lz4" : "zstd", v), &default_hdr);
+		bt_config(&cfg, bt_write_file(0, img.p, img.len), NULL, NULL);
+		err_clear();
+		if (boot_load_mem(&mem, &cfg, NULL, &info) < 0)
+			cr_assert(err_msg()[0]);
+		vm_config_free(&cfg);
+		free(v.p);
+		free(img.p);
+	}
+}
+
+Test(linux_boot, mutated_compressed_payloads_never_crash)
+{
+	cr_assert_eq(gmem_init(&mem, 64 * MiB), 0);
+	const char *fmts[] = { "gzip", "xz", "lz4", "zstd" };
+	for (unsigned f = 0; f < 4; f++) {
+		struct buf img = make_bzimage(pack(fmts[f], make_vmlinux()), &default_hdr);
+		mutate_and_load(img, SETUP_SIZE + PAYLOAD_OFF, img.len, 100);
+	}
+}

@@ -110,6 +110,15 @@ static inline uint64_t mmio_read(struct tvm *t, uint64_t gpa, unsigned size)
 static inline void apic_w(struct tvm *t, unsigned off, uint32_t v) { mmio_write(t, GMEM_LAPIC_BASE + off, 4, v); }
 static inline uint32_t apic_r(struct tvm *t, unsigned off) { return (uint32_t)mmio_read(t, GMEM_LAPIC_BASE + off, 4); }
 
+/* vm->intr_ack as an engine calls it: with the device lock held. */
+static inline int tvm_intr_ack(struct vcpu *v)
+{
+	pthread_mutex_lock(&v->vm->dev_lock);
+	int r = v->vm->intr_ack(v);
+	pthread_mutex_unlock(&v->vm->dev_lock);
+	return r;
+}
+
 static inline uint32_t take_events(struct tvm *t, unsigned cpu)
 {
 	return atomic_exchange(&t->cpu[cpu].events, 0);

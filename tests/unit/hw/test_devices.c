@@ -14,7 +14,7 @@
 
 #define COM1 0x3f8
 
-static int ack(struct tvm *t) { return t->vm.intr_ack(&t->cpu[0]); }
+static int ack(struct tvm *t) { return tvm_intr_ack(&t->cpu[0]); }
 
 Test(uart, output_reaches_the_chardev)
 {
@@ -174,6 +174,16 @@ Test(i8042, keyboard_irq1)
 	outb(t, 0x60, 0xf4);                      /* enable scanning: ACK raises IRQ1 */
 	cr_assert_eq(ack(t), 0x21);
 	cr_assert_eq(inb(t, 0x60), 0xfa);
+	outb(t, 0x20, 0x20);
+	/* Identify answers three bytes: one edge-triggered interrupt each. */
+	outb(t, 0x60, 0xf2);
+	static const uint8_t want[] = { 0xfa, 0xab, 0x41 };
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(ack(t), 0x21, "interrupt for byte %d", i);
+		cr_assert_eq(inb(t, 0x60), want[i]);
+		outb(t, 0x20, 0x20);
+	}
+	cr_assert_eq(ack(t), -1);
 	tvm_free(t);
 }
 
@@ -252,10 +262,18 @@ Test(pci, device_bars_size_and_map)
 	cr_assert_eq(pci_device_set_bar(&d, 0, PCI_BAR_IO, 32, &bar_ops, &bd), 0);
 	cr_assert_eq(pci_device_set_bar(&d, 1, PCI_BAR_MEM32, 4096, &bar_ops, &bd), 0);
 	cr_assert_lt(pci_device_set_bar(&d, 2, PCI_BAR_MEM32, 3000, &bar_ops, &bd), 0);
+	/* Two capabilities, linked from the capability pointer. */
+	cr_assert_eq(pci_device_add_capability(&d, 0x09, 6), 0x40);
+	cr_assert_eq(pci_device_add_capability(&d, 0x11, 12), 0x48);
+	cr_assert_lt(pci_device_add_capability(&d, 0x09, 200), 0, "no room");
 	pthread_mutex_lock(&t->vm.dev_lock);
 	cr_assert_eq(pci_register_device(t->vm.platform->pci, &d, 4), 0);
 	pthread_mutex_unlock(&t->vm.dev_lock);
 	cr_assert_eq(cfg_read(t, 4, 0), 0x10001af4);
+	cr_assert(cfg_read(t, 4, 4) & (PCI_STATUS_CAP_LIST << 16), "capability list present");
+	cr_assert_eq(cfg_read(t, 4, 0x34) & 0xff, 0x40);
+	cr_assert_eq(cfg_read(t, 4, 0x40) & 0xffff, 0x4809, "ID 9, next 0x48");
+	cr_assert_eq(cfg_read(t, 4, 0x48) & 0xffff, 0x0011, "ID 0x11, end of list");
 	/* Sizing: write all ones, read the mask back. */
 	cfg_write(t, 4, 0x10, 0xffffffff);
 	cr_assert_eq(cfg_read(t, 4, 0x10), 0xffffffe1);
@@ -386,4 +404,50 @@ Test(platform, reset_restores_power_on_state)
 	uint8_t *rsdp = gmem_ptr(&t->vm.mem, platform_rsdp_address(&t->vm), 8);
 	cr_assert(rsdp && !memcmp(rsdp, "RSD PTR ", 8), "ACPI tables rewritten");
 	tvm_free(t);
+}
+
+Test(platform, real_clock_thread_delivers_pit_ticks)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+	struct vcpu *cpu = calloc(1, sizeof(*cpu));
+	cr_assert(vm && cpu);
+	cr_assert_eq(gmem_init(&vm->mem, 16ull << 20), 0);
+	bus_init(&vm->pio, "pio");
+	bus_init(&vm->mmio, "mmio");
+	pthread_mutex_init(&vm->dev_lock, NULL);
+	cpu->vm = vm;
+	pthread_mutex_init(&cpu->lock, NULL);
+	pthread_cond_init(&cpu->wake, NULL);
+	vm->vcpus[0] = cpu;
+	vm->n_vcpus = 1;
+	cr_assert_eq(platform_create(vm), 0, "%s", err_msg());
+	cr_assert_eq(platform_rsdp_address(vm), 0xe0000);
+	pthread_mutex_lock(&vm->dev_lock);
+	/* 8259 at 0x20, only IRQ0; PIT channel 0 periodic at about 1 kHz. */
+	static const uint8_t init[][2] = { { 0x20, 0x11 }, { 0x21, 0x20 }, { 0x21, 0x04 }, { 0x21, 0x01 },
+					   { 0x21, 0xfe }, { 0x43, 0x34 }, { 0x40, 0xa9 }, { 0x40, 0x04 } };
+	for (size_t i = 0; i < sizeof(init) / sizeof(init[0]); i++)
+		bus_write(&vm->pio, init[i][0], 1, init[i][1]);
+	pthread_mutex_unlock(&vm->dev_lock);
+	int vec = -1;
+	for (int i = 0; i < 5000 && vec < 0; i++) {
+		if (atomic_load(&cpu->events) & VCPU_EVT_INTR) {
+			pthread_mutex_lock(&vm->dev_lock);
+			vec = vm->intr_ack(cpu);
+			pthread_mutex_unlock(&vm->dev_lock);
+		} else {
+			usleep(1000);
+		}
+	}
+	cr_assert_eq(vec, 0x20, "the timer thread raised IRQ0");
+	platform_destroy(vm);
+	cr_assert_null(vm->platform);
+	cr_assert_null(cpu->lapic);
+	cr_assert_eq(vm->pio.n, 0, "every port released");
+	cr_assert_eq(vm->mmio.n, 0, "every MMIO range released");
+	bus_destroy(&vm->pio);
+	bus_destroy(&vm->mmio);
+	gmem_destroy(&vm->mem);
+	free(cpu);
+	free(vm);
 }

@@ -86,7 +86,7 @@ static void fuzz_round(struct tvm *t, unsigned steps)
 		case 7:
 			tvm_advance(t, (r >> 8) % 2000000);
 			for (unsigned c = 0; c < t->vm.n_vcpus; c++)
-				(void)t->vm.intr_ack(&t->cpu[c]);
+				(void)tvm_intr_ack(&t->cpu[c]);
 			irq_line(t, (unsigned)(r >> 20) % 30, (r >> 30) & 1);
 			break;
 		}

@@ -61,9 +61,9 @@ Test(lapic, fixed_ipi_priority_and_eoi)
 	apic_w(t, APIC_ICR_LO, 0x61);
 	cr_assert(take_events(t, 1) & VCPU_EVT_INTR);
 	cr_assert_eq(take_events(t, 0) & VCPU_EVT_INTR, 0, "the sender got nothing");
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[1]), 0x61, "highest vector first");
+	cr_assert_eq(tvm_intr_ack(&t->cpu[1]), 0x61, "highest vector first");
 	/* 0x40 is in a lower class than the in-service 0x61: held. */
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[1]), -1);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[1]), -1);
 	lapic_set_current_vcpu(&t->cpu[1]);
 	cr_assert_eq(apic_r(t, APIC_PPR), 0x60);
 	cr_assert(lapic_test_isr(t->cpu[1].lapic, 0x61));
@@ -72,9 +72,9 @@ Test(lapic, fixed_ipi_priority_and_eoi)
 	cr_assert(take_events(t, 1) & VCPU_EVT_INTR, "EOI uncovers the pending 0x40");
 	/* TPR blocks its class and below. */
 	apic_w(t, APIC_TPR, 0x40);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[1]), -1);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[1]), -1);
 	apic_w(t, APIC_TPR, 0x30);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[1]), 0x40);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[1]), 0x40);
 	tvm_free(t);
 }
 
@@ -84,9 +84,9 @@ Test(lapic, software_disabled_masks_and_holds)
 	apic_w(t, APIC_LVTT, 0x30);
 	cr_assert_eq(apic_r(t, APIC_LVTT), 0x10030, "LVT stays masked while software-disabled");
 	apic_w(t, APIC_ICR_LO, 0x44000 | 0x50);   /* self IPI via shorthand */
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), -1, "nothing delivered while disabled");
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1, "nothing delivered while disabled");
 	apic_enable(t);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), 0x50, "held interrupt delivered once enabled");
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x50, "held interrupt delivered once enabled");
 	tvm_free(t);
 }
 
@@ -98,7 +98,7 @@ Test(lapic, illegal_vector_sets_esr)
 	apic_w(t, APIC_ICR_LO, 0x44000 | 0x05);   /* vector 5 to self */
 	apic_w(t, APIC_ESR, 0);                   /* latch */
 	cr_assert_eq(apic_r(t, APIC_ESR), 0x20, "send illegal vector");
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), 0xfe, "error LVT fired");
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0xfe, "error LVT fired");
 	apic_w(t, APIC_ESR, 0);
 	cr_assert_eq(apic_r(t, APIC_ESR), 0);
 	tvm_free(t);
@@ -108,32 +108,33 @@ Test(lapic, timer_oneshot_and_periodic)
 {
 	struct tvm *t = tvm_new(1);
 	apic_enable(t);
+	/* The timer counts at LAPIC_TIMER_HZ (25 MHz, 40 ns a tick). */
 	apic_w(t, APIC_TDCR, 0xb);                /* divide by 1 */
 	apic_w(t, APIC_LVTT, 0x31);               /* one-shot, vector 0x31 */
-	apic_w(t, APIC_TMICT, 1000000);           /* 1 ms at 1 GHz */
+	apic_w(t, APIC_TMICT, 25000);             /* 1 ms */
 	tvm_advance(t, 400000);
-	cr_assert_eq(apic_r(t, APIC_TMCCT), 600000);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), -1);
+	cr_assert_eq(apic_r(t, APIC_TMCCT), 15000);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1);
 	tvm_advance(t, 600000);
 	cr_assert_eq(apic_r(t, APIC_TMCCT), 0);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), 0x31);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x31);
 	apic_w(t, APIC_EOI, 0);
 	tvm_advance(t, 5000000);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), -1, "one-shot fires once");
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1, "one-shot fires once");
 
 	apic_w(t, APIC_TDCR, 0x3);                /* divide by 16 */
 	apic_w(t, APIC_LVTT, 0x20032);            /* periodic */
-	apic_w(t, APIC_TMICT, 1000);              /* 16 us */
+	apic_w(t, APIC_TMICT, 1000);              /* 16000 ticks: 640 us */
 	for (int i = 0; i < 3; i++) {
-		tvm_advance(t, 16000);
-		cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), 0x32, "period %d", i);
+		tvm_advance(t, 640000);
+		cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x32, "period %d", i);
 		apic_w(t, APIC_EOI, 0);
 	}
-	tvm_advance(t, 8000);
+	tvm_advance(t, 320000);
 	cr_assert_eq(apic_r(t, APIC_TMCCT), 500);
 	apic_w(t, APIC_TMICT, 0);                 /* stop */
-	tvm_advance(t, 100000);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), -1);
+	tvm_advance(t, 10000000);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1);
 	tvm_free(t);
 }
 
@@ -152,20 +153,26 @@ Test(lapic, tsc_deadline)
 	lapic_msr_read(&t->cpu[0], MSR_IA32_TSC_DEADLINE, &v);
 	cr_assert_eq(v, deadline);
 	tvm_advance(t, 4000);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), -1);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1);
 	tvm_advance(t, 1000);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), 0x33);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x33);
 	lapic_msr_read(&t->cpu[0], MSR_IA32_TSC_DEADLINE, &v);
 	cr_assert_eq(v, 0, "deadline clears when it fires");
 	apic_w(t, APIC_EOI, 0);
 	/* A deadline in the past fires at once; 0 disarms. */
 	lapic_msr_write(&t->cpu[0], MSR_IA32_TSC_DEADLINE, 1);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), 0x33);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x33);
 	apic_w(t, APIC_EOI, 0);
 	lapic_msr_write(&t->cpu[0], MSR_IA32_TSC_DEADLINE, lapic_read_tsc(&t->vm) + 10);
 	lapic_msr_write(&t->cpu[0], MSR_IA32_TSC_DEADLINE, 0);
 	tvm_advance(t, 100);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), -1);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1);
+	/* An engine with its own TSC (offset from ours): relative to its now. */
+	lapic_set_tsc_deadline(&t->cpu[0], 1000000 + 3000, 1000000);
+	tvm_advance(t, 2999);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1);
+	tvm_advance(t, 1);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x33);
 	tvm_free(t);
 }
 
@@ -206,9 +213,9 @@ Test(lapic, logical_flat_and_cluster)
 		take_events(t, i);
 	apic_w(t, APIC_ICR_HI, 0x06u << 24);      /* CPUs 1 and 2 */
 	apic_w(t, APIC_ICR_LO, 0x0800 | 0x70);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[1]), 0x70);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[2]), 0x70);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), -1);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[1]), 0x70);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[2]), 0x70);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1);
 	/* Cluster model: cluster 1, member bit 2 -> only a CPU with LDR 0x12. */
 	lapic_set_current_vcpu(&t->cpu[2]);
 	apic_w(t, APIC_DFR, 0x0fffffff);
@@ -217,7 +224,7 @@ Test(lapic, logical_flat_and_cluster)
 	lapic_set_current_vcpu(&t->cpu[0]);
 	apic_w(t, APIC_ICR_HI, 0x12u << 24);
 	apic_w(t, APIC_ICR_LO, 0x0800 | 0x71);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[2]), 0x71);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[2]), 0x71);
 	tvm_free(t);
 }
 
@@ -247,10 +254,10 @@ Test(lapic, x2apic_msrs)
 	take_events(t, 1);
 	cr_assert_eq(lapic_msr_write(c0, 0x830, (1ull << 32) | 0x55), 0);
 	cr_assert(take_events(t, 1) & VCPU_EVT_INTR);
-	cr_assert_eq(t->vm.intr_ack(c1), 0x55);
+	cr_assert_eq(tvm_intr_ack(c1), 0x55);
 	/* Self IPI MSR. */
 	cr_assert_eq(lapic_msr_write(c1, 0x83f, 0x66), 0);
-	cr_assert_eq(t->vm.intr_ack(c1), 0x66, "a higher class preempts the in-service 0x55");
+	cr_assert_eq(tvm_intr_ack(c1), 0x66, "a higher class preempts the in-service 0x55");
 	tvm_free(t);
 }
 
@@ -277,23 +284,23 @@ Test(ioapic, edge_and_level_with_remote_irr)
 	/* Pin 5 edge, vector 0x45, physical dest 0. */
 	ioapic_w(t, 5, 0x45);
 	irq_line(t, 5, true);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), 0x45);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x45);
 	apic_w(t, APIC_EOI, 0);
 	irq_line(t, 5, true);                     /* no new edge */
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), -1);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1);
 	irq_line(t, 5, false);
 	/* Pin 16 level, vector 0x56. */
 	ioapic_w(t, 16, 0x56 | (1 << 15));
 	irq_line(t, 16, true);
 	cr_assert(lapic_test_tmr(t->cpu[0].lapic, 0x56), "level interrupts set TMR");
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), 0x56);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x56);
 	cr_assert(ioapic_get_redir(t->vm.platform->ioapic, 16) & (1 << 14), "remote IRR set");
 	apic_w(t, APIC_EOI, 0);                   /* broadcast EOI, line still high */
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), 0x56, "re-delivered while asserted");
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x56, "re-delivered while asserted");
 	irq_line(t, 16, false);
 	apic_w(t, APIC_EOI, 0);
 	cr_assert_eq(ioapic_get_redir(t->vm.platform->ioapic, 16) & (1 << 14), 0);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), -1);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1);
 	tvm_free(t);
 }
 
@@ -305,9 +312,9 @@ Test(ioapic, directed_eoi_and_masking)
 	cr_assert_eq(apic_r(t, APIC_SVR), 0x11ff);
 	ioapic_w(t, 17, 0x57 | (1 << 15) | (1 << 16));   /* masked */
 	irq_line(t, 17, true);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), -1);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1);
 	ioapic_w(t, 17, 0x57 | (1 << 15));        /* unmask: asserted level delivers */
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), 0x57);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x57);
 	irq_line(t, 17, false);
 	apic_w(t, APIC_EOI, 0);
 	cr_assert(ioapic_get_redir(t->vm.platform->ioapic, 17) & (1 << 14), "no broadcast: remote IRR stays");
@@ -323,7 +330,7 @@ Test(ioapic, isa_irq0_goes_to_pin2)
 	apic_w(t, APIC_LINT0, 0x10700);           /* mask the PIC path */
 	ioapic_w(t, 2, 0x30);
 	irq_line(t, 0, true);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), 0x30);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x30);
 	irq_line(t, 0, false);
 	tvm_free(t);
 }
@@ -335,21 +342,21 @@ Test(pic, init_ack_eoi_and_cascade)
 	take_events(t, 0);
 	irq_line(t, 1, true);
 	cr_assert(take_events(t, 0) & VCPU_EVT_INTR, "LINT0 ExtINT wakes the BSP");
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), 0x21);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x21);
 	outb(t, 0x20, 0x0b);                      /* OCW3: read ISR */
 	cr_assert_eq(inb(t, 0x20), 0x02);
 	/* Slave IRQ 12 while IRQ1 is in service: lower priority, waits. */
 	irq_line(t, 12, true);
 	irq_line(t, 0, true);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), 0x20, "IRQ0 beats IRQ1 in service");
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x20, "IRQ0 beats IRQ1 in service");
 	outb(t, 0x20, 0x20);                      /* EOI IRQ0 */
 	outb(t, 0x20, 0x20);                      /* EOI IRQ1 */
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), 0x2c, "slave IRQ12 through the cascade");
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x2c, "slave IRQ12 through the cascade");
 	outb(t, 0xa0, 0x0b);
 	cr_assert_eq(inb(t, 0xa0), 0x10);
 	outb(t, 0xa0, 0x20);
 	outb(t, 0x20, 0x20);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), -1);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1);
 	tvm_free(t);
 }
 
@@ -361,9 +368,9 @@ Test(pic, mask_auto_eoi_and_elcr)
 	outb(t, 0x21, 0xfb ^ 0x08);               /* only IRQ3 (and cascade) unmasked */
 	cr_assert_eq(inb(t, 0x21), 0xf3);
 	irq_line(t, 4, true);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), -1, "masked");
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1, "masked");
 	irq_line(t, 3, true);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), 0x0b);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x0b);
 	outb(t, 0x20, 0x0b);
 	cr_assert_eq(inb(t, 0x20), 0, "auto-EOI leaves nothing in service");
 	/* ELCR: IRQ 9 level-triggered stays requested while high. */
@@ -375,12 +382,12 @@ Test(pic, mask_auto_eoi_and_elcr)
 	outb(t, 0xa1, 0xfd);
 	outb(t, 0x21, 0xfb);
 	irq_line(t, 9, true);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), 0x71);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x71);
 	outb(t, 0xa0, 0x20);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), 0x71, "level: still requested");
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x71, "level: still requested");
 	irq_line(t, 9, false);
 	outb(t, 0xa0, 0x20);
-	int v = t->vm.intr_ack(&t->cpu[0]);
+	int v = tvm_intr_ack(&t->cpu[0]);
 	cr_assert_eq(v, -1, "got %#x", v);
 	tvm_free(t);
 }
@@ -389,7 +396,7 @@ Test(pic, poll_and_spurious)
 {
 	struct tvm *t = tvm_new(1);
 	pic_init_linux(t, 0, 0);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), -1);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1);
 	outb(t, 0x20, 0x0c);                      /* poll with nothing pending */
 	cr_assert_eq(inb(t, 0x20), 0);
 	irq_line(t, 6, true);
@@ -408,9 +415,9 @@ Test(pic, lint0_masked_blocks_pic)
 	pic_init_linux(t, 0, 0);
 	apic_w(t, APIC_LINT0, 0x10700);
 	irq_line(t, 1, true);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), -1);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1);
 	apic_w(t, APIC_LINT0, 0x700);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), 0x21);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x21);
 	tvm_free(t);
 }
 
@@ -422,6 +429,56 @@ Test(msi, delivers_to_destination)
 	pthread_mutex_lock(&t->vm.dev_lock);
 	apic_deliver_msi(&t->vm, 0xfee01000ull, 0x4091);
 	pthread_mutex_unlock(&t->vm.dev_lock);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[1]), 0x91);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[1]), 0x91);
+	tvm_free(t);
+}
+
+Test(lapic, lint1_nmi_injection)
+{
+	struct tvm *t = tvm_new(2);
+	take_events(t, 0);
+	take_events(t, 1);
+	platform_inject_nmi(&t->vm);
+	cr_assert_eq(take_events(t, 0) & VCPU_EVT_NMI, 0, "software-disabled APIC: LINT1 masked");
+	for (unsigned i = 0; i < 2; i++) {
+		lapic_set_current_vcpu(&t->cpu[i]);
+		apic_enable(t);
+		apic_w(t, 0x360, 0x400);              /* LINT1: NMI, unmasked */
+	}
+	platform_inject_nmi(&t->vm);
+	cr_assert(take_events(t, 0) & VCPU_EVT_NMI);
+	cr_assert(take_events(t, 1) & VCPU_EVT_NMI);
+	apic_w(t, 0x360, 0x10400);                /* masked on CPU 1 */
+	platform_inject_nmi(&t->vm);
+	cr_assert(take_events(t, 0) & VCPU_EVT_NMI);
+	cr_assert_eq(take_events(t, 1) & VCPU_EVT_NMI, 0);
+	tvm_free(t);
+}
+
+Test(pic, rotation_and_special_mask)
+{
+	struct tvm *t = tvm_new(1);
+	pic_init_linux(t, 0x00, 0xff);
+	/* IRQ 3 and 5 pending; rotate-on-non-specific-EOI makes the serviced
+	 * IRQ the lowest priority, so IRQ3 wins again only after IRQ5. */
+	irq_line(t, 3, true);
+	irq_line(t, 5, true);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x23);
+	outb(t, 0x20, 0xa0);                      /* rotate on non-specific EOI */
+	irq_line(t, 3, false);
+	irq_line(t, 3, true);                     /* IRQ3 requests again */
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x25, "IRQ5 now ranks above IRQ3");
+	outb(t, 0x20, 0x20);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x23);
+	outb(t, 0x20, 0x20);
+	/* Special mask mode: with IRQ1 in service and masked, lower IRQ4 gets through. */
+	outb(t, 0x20, 0xc7);                      /* priority back to IRQ0 first */
+	irq_line(t, 1, true);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x21);
+	irq_line(t, 4, true);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1, "IRQ4 blocked by IRQ1 in service");
+	outb(t, 0x21, 0x02);                      /* mask IRQ1 */
+	outb(t, 0x20, 0x68);                      /* OCW3: set special mask */
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x24);
 	tvm_free(t);
 }

@@ -10,7 +10,7 @@
 #include <time.h>
 
 /* PIC routes IRQ0..15 to vectors 0x20..0x2f; the BSP takes them via LINT0. */
-static int ack(struct tvm *t) { return t->vm.intr_ack(&t->cpu[0]); }
+static int ack(struct tvm *t) { return tvm_intr_ack(&t->cpu[0]); }
 
 static uint16_t pit_latch(struct tvm *t, unsigned ch)
 {
@@ -249,14 +249,14 @@ Test(hpet, oneshot_level_on_ioapic_route)
 	hpet_w(t, 0x148, 500);
 	hpet_w(t, 0x10, 1);
 	tvm_advance(t, 49000);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), -1);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1);
 	tvm_advance(t, 1000);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), 0x64);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x64);
 	cr_assert_eq(hpet_r(t, 0x20), 4, "level status bit of timer 2");
 	hpet_w(t, 0x20, 4);
 	cr_assert_eq(hpet_r(t, 0x20), 0);
 	apic_w(t, 0xb0, 0);
-	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), -1, "line dropped with the status bit");
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1, "line dropped with the status bit");
 	tvm_free(t);
 }
 

@@ -1,15 +1,364 @@
-/* accel_emu: the software x86-64 engine's run loop (core module). */
-#include "cpu/emu/emu.h"
+/* accel_emu: the software x86-64 engine's run loop and state accessors
+ * (DESIGN.md "The emu engine", src/cpu/accel.h). */
+#include "cpu/emu/core/block.h"
+#include "cpu/emu/core/core.h"
+/* For msr_read/msr_write: the state accessors reach MSRs the way RDMSR and
+ * WRMSR do. */
+#include "cpu/emu/system/sys.h"
+#include "hw/intc/lapic.h"
+
 #include "util/error.h"
+#include "util/log.h"
+#include "vm/machine.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static int emu_vm_init(struct vm *vm)
 {
-	return err_set(-ENOSYS, "the emu engine cannot run guests yet");
+	struct emu_vm *evm = calloc(1, sizeof(*evm));
+	if (!evm)
+		return err_set(-ENOMEM, "emu: out of memory");
+	evm->mem = &vm->mem;
+	uint64_t end = 0;
+	for (unsigned i = 0; i < vm->mem.n_regions; i++) {
+		uint64_t e = vm->mem.regions[i].gpa + vm->mem.regions[i].size;
+		if (e > end)
+			end = e;
+	}
+	evm->n_pages = (end + 4095) >> 12;
+	evm->page_gen = calloc(evm->n_pages ? evm->n_pages : 1, sizeof(*evm->page_gen));
+	evm->code_page = calloc(evm->n_pages ? evm->n_pages : 1, sizeof(*evm->code_page));
+	if (!evm->page_gen || !evm->code_page) {
+		unsigned long long n = evm->n_pages;
+		free((void *)evm->page_gen);
+		free((void *)evm->code_page);
+		free(evm);
+		return err_set(-ENOMEM, "emu: out of memory for %llu page counters", n);
+	}
+	int rc = emu_sys_vm_init(evm);
+	if (rc < 0) {
+		free((void *)evm->page_gen);
+		free((void *)evm->code_page);
+		free(evm);
+		return rc;
+	}
+	vm->accel_state = evm;
+	emu_isa_init();
+	return 0;
+}
+
+static void emu_vm_destroy(struct vm *vm)
+{
+	struct emu_vm *evm = vm->accel_state;
+	if (!evm)
+		return;
+	emu_sys_vm_destroy(evm);
+	free((void *)evm->page_gen);
+	free((void *)evm->code_page);
+	free(evm);
+	vm->accel_state = NULL;
+}
+
+static int emu_vcpu_init(struct vcpu *vcpu)
+{
+	struct emu_core_vcpu *cv = aligned_alloc(64, (sizeof(*cv) + 63) & ~(size_t)63);
+	if (!cv)
+		return err_set(-ENOMEM, "emu: out of memory for vCPU %u", vcpu->id);
+	memset(cv, 0, sizeof(*cv));
+	if (emu_blocks_alloc(cv) < 0) {
+		free(cv);
+		return err_set(-ENOMEM, "emu: out of memory for the block cache of vCPU %u", vcpu->id);
+	}
+	struct emu_cpu *cpu = &cv->cpu;
+	cpu->vcpu = vcpu;
+	cpu->mem = &vcpu->vm->mem;
+	cpu->evm = vcpu->vm->accel_state;
+	cpu->exc_vector = -1;
+	emu_cpu_reset(cpu, vcpu->id == 0);
+	vcpu->accel = cv;
+	return 0;
+}
+
+static void emu_vcpu_destroy(struct vcpu *vcpu)
+{
+	struct emu_core_vcpu *cv = vcpu->accel;
+	if (!cv)
+		return;
+	emu_blocks_free(cv);
+	free(cv);
+	vcpu->accel = NULL;
+}
+
+void emu_exit_run(struct emu_cpu *cpu, enum vcpu_exit_reason reason)
+{
+	if (cpu->exit)
+		cpu->exit->reason = reason;
+	cpu->stop_block = true;
+}
+
+static void internal_error(struct emu_cpu *cpu, const char *why)
+{
+	struct vcpu_exit *e = cpu->exit;
+	e->reason = VCPU_EXIT_INTERNAL_ERROR;
+	snprintf(e->error.message, sizeof(e->error.message), "%s at %04x:%llx (mode %u)", why,
+		 cpu->seg[SEG_CS].sel, (unsigned long long)cpu->rip, cpu->mode);
+}
+
+/* Executes up to limit instructions of b.  Instruction handlers see
+ * cpu->rip (this instruction) and cpu->next_rip (the next one, or the
+ * branch target they set). */
+static void run_block(struct emu_cpu *cpu, const struct emu_block *b, unsigned limit)
+{
+	const struct emu_insn *in = b->insn, *end = b->insn + (b->n < limit ? b->n : limit);
+	_Atomic uint32_t *gen = &cpu->evm->page_gen[b->page];
+	for (; in < end; in++) {
+		cpu->next_rip = cpu->rip + in->len;
+		in->fn(cpu, in);
+		cpu->rip = cpu->next_rip;
+		cpu->icount++;
+		if (__builtin_expect(cpu->stop_block, 0))
+			break;
+		/* A store into this block's page (self-modifying code) makes the
+		 * rest of the block stale: fetch again. */
+		if (__builtin_expect(atomic_load_explicit(gen, memory_order_relaxed) != b->gen, 0) && b->cacheable)
+			break;
+	}
+	/* Outside 64-bit mode EIP wraps at 4 GiB, IP at 64 KiB (16-bit CS). */
+	if (cpu->mode != EMU_MODE_LONG64)
+		cpu->rip &= (cpu->seg[SEG_CS].attr & (1u << 10)) ? 0xffffffffull : 0xffffull;
+}
+
+static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
+{
+	struct emu_core_vcpu *cv = vcpu->accel;
+	struct emu_cpu *cpu = &cv->cpu;
+	struct vm *vm = vcpu->vm;
+	jmp_buf env;
+
+	exit->reason = VCPU_EXIT_NONE;
+	cpu->exit = exit;
+	cpu->fault_env = &env;
+	cpu->stop_block = false;
+	if (setjmp(env)) {
+		/* emu_raise() landed here: the faulting instruction's RIP is still
+		 * in cpu->rip; deliver (which may escalate to #DF or shutdown). */
+		cpu->stop_block = false;
+		if (cpu->exc_vector >= 0)
+			emu_deliver_pending_exception(cpu);
+		cpu->exc_vector = -1;
+	}
+	for (;;) {
+		if (exit->reason != VCPU_EXIT_NONE) {
+			cpu->fault_env = NULL;
+			return 0;
+		}
+		cpu->stop_block = false;
+		uint32_t ev = atomic_load_explicit(&vcpu->events, memory_order_relaxed);
+		if (__builtin_expect(ev != 0, 0)) {
+			if (ev & VCPU_EVT_KICK) {
+				atomic_fetch_and_explicit(&vcpu->events, ~VCPU_EVT_KICK, memory_order_acq_rel);
+				exit->reason = VCPU_EXIT_KICK;
+				continue;
+			}
+			if ((ev & VCPU_EVT_INTR) && (cpu->rflags & X86_FLAG_IF) && !cpu->intr_shadow && vm->intr_ack) {
+				atomic_fetch_and_explicit(&vcpu->events, ~VCPU_EVT_INTR, memory_order_acq_rel);
+				int vector = vm->intr_ack(vcpu);
+				if (vector >= 0) {
+					/* More may be pending: look again at the next boundary. */
+					atomic_fetch_or_explicit(&vcpu->events, VCPU_EVT_INTR, memory_order_relaxed);
+					cpu->halted = false;
+					emu_deliver_interrupt(cpu, (unsigned)vector, true);
+					continue;
+				}
+			}
+		}
+		if (cpu->halted) {
+			/* Still waiting for an interrupt: the vCPU thread sleeps. */
+			exit->reason = VCPU_EXIT_HLT;
+			continue;
+		}
+		emu_tlb_sync_epoch(cpu);
+		const char *why = NULL;
+		struct emu_block *b = emu_block_lookup(cpu, &why);
+		if (!b) {
+			internal_error(cpu, why);
+			continue;
+		}
+		if (__builtin_expect(cpu->intr_shadow, 0)) {
+			/* After STI, MOV SS or POP SS: one instruction before any
+			 * interrupt (SDM vol. 3A, 6.8.3 and 6.9). */
+			run_block(cpu, b, 1);
+			cpu->intr_shadow = false;
+			continue;
+		}
+		run_block(cpu, b, EMU_BLOCK_MAX_INSNS);
+	}
+}
+
+static void emu_vcpu_kick(struct vcpu *vcpu)
+{
+	/* vcpu->events is polled at every block boundary. */
+	(void)vcpu;
+}
+
+static int emu_get_regs(struct vcpu *vcpu, struct x86_regs *regs)
+{
+	struct emu_cpu *cpu = vcpu->accel;
+	memcpy(regs->gpr, cpu->gpr, sizeof(regs->gpr));
+	regs->rip = cpu->rip;
+	regs->rflags = emu_get_rflags(cpu);
+	return 0;
+}
+
+static int emu_set_regs(struct vcpu *vcpu, const struct x86_regs *regs)
+{
+	struct emu_cpu *cpu = vcpu->accel;
+	memcpy(cpu->gpr, regs->gpr, sizeof(cpu->gpr));
+	cpu->rip = regs->rip;
+	emu_set_rflags(cpu, regs->rflags);
+	emu_sys_sync(cpu);
+	return 0;
+}
+
+static void seg_to_x86(const struct emu_seg *s, struct x86_segment *o)
+{
+	o->base = s->base;
+	o->limit = s->limit;
+	o->selector = s->sel;
+	o->type = s->attr & 15;
+	o->s = (s->attr >> 4) & 1;
+	o->dpl = (s->attr >> 5) & 3;
+	o->present = (s->attr >> 7) & 1;
+	o->avl = (s->attr >> 8) & 1;
+	o->l = (s->attr >> 9) & 1;
+	o->db = (s->attr >> 10) & 1;
+	o->g = (s->attr >> 11) & 1;
+	o->unusable = !o->present;
+}
+
+static void seg_from_x86(struct emu_seg *s, const struct x86_segment *o)
+{
+	s->base = o->base;
+	s->limit = o->limit;
+	s->sel = o->selector;
+	s->attr = (uint16_t)((o->type & 15) | (o->s & 1) << 4 | (o->dpl & 3) << 5 | (o->present & 1) << 7 |
+			     (o->avl & 1) << 8 | (o->l & 1) << 9 | (o->db & 1) << 10 | (o->g & 1) << 11);
+	if (o->unusable)
+		s->attr &= (uint16_t)~0x80u;
+}
+
+static int emu_get_sregs(struct vcpu *vcpu, struct x86_sregs *sr)
+{
+	struct emu_cpu *cpu = vcpu->accel;
+	memset(sr, 0, sizeof(*sr));
+	for (unsigned i = 0; i < SEG_COUNT; i++)
+		seg_to_x86(&cpu->seg[i], &sr->seg[i]);
+	seg_to_x86(&cpu->tr, &sr->tr);
+	seg_to_x86(&cpu->ldtr, &sr->ldt);
+	sr->gdt = cpu->gdtr;
+	sr->idt = cpu->idtr;
+	sr->cr0 = cpu->cr0;
+	sr->cr2 = cpu->cr2;
+	sr->cr3 = cpu->cr3;
+	sr->cr4 = cpu->cr4;
+	sr->efer = cpu->efer;
+	sr->cr8 = cpu->vcpu && cpu->vcpu->lapic ? lapic_get_cr8(cpu->vcpu) : cpu->tpr;
+	sr->apic_base = cpu->apic_base;
+	return 0;
+}
+
+static int emu_set_sregs(struct vcpu *vcpu, const struct x86_sregs *sr)
+{
+	struct emu_cpu *cpu = vcpu->accel;
+	for (unsigned i = 0; i < SEG_COUNT; i++)
+		seg_from_x86(&cpu->seg[i], &sr->seg[i]);
+	seg_from_x86(&cpu->tr, &sr->tr);
+	seg_from_x86(&cpu->ldtr, &sr->ldt);
+	cpu->gdtr = sr->gdt;
+	cpu->idtr = sr->idt;
+	cpu->cr0 = sr->cr0;
+	cpu->cr2 = sr->cr2;
+	cpu->cr3 = sr->cr3;
+	cpu->cr4 = sr->cr4;
+	cpu->efer = sr->efer;
+	if (sr->apic_base)
+		cpu->apic_base = sr->apic_base;
+	if (!(cpu->cr0 & X86_CR0_PE))
+		cpu->cpl = 0;
+	/* CPL from SS.DPL, the mode, the address space; cached blocks of the
+	 * old mode simply miss (the mode is part of their key). */
+	emu_sys_sync(cpu);
+	return 0;
+}
+
+/* The FPU module keeps x87/MMX state in cpu->fpu (FXSAVE layout) and
+ * the XMM registers and MXCSR beside it. */
+static int emu_get_fpu(struct vcpu *vcpu, struct x86_fpu *fpu)
+{
+	struct emu_cpu *cpu = vcpu->accel;
+	*fpu = cpu->fpu;
+	memcpy(fpu->fxsave + 24, &cpu->mxcsr, 4);
+	memcpy(fpu->fxsave + 160, cpu->xmm, sizeof(cpu->xmm));
+	fpu->xcr0 = cpu->xcr0;
+	return 0;
+}
+
+static int emu_set_fpu(struct vcpu *vcpu, const struct x86_fpu *fpu)
+{
+	struct emu_cpu *cpu = vcpu->accel;
+	cpu->fpu = *fpu;
+	memcpy(&cpu->mxcsr, fpu->fxsave + 24, 4);
+	memcpy(cpu->xmm, fpu->fxsave + 160, sizeof(cpu->xmm));
+	if (fpu->xcr0)
+		cpu->xcr0 = fpu->xcr0;
+	return 0;
+}
+
+/* MSR accessors: as RDMSR/WRMSR from the monitor's side; an MSR no one
+ * models ends the list (the return value says how many were done). */
+static int emu_get_msrs(struct vcpu *vcpu, struct x86_msr_entry *msrs, size_t n)
+{
+	struct emu_cpu *cpu = vcpu->accel;
+	struct vcpu_exit scratch = { 0 }, *saved = cpu->exit;
+	size_t i;
+	cpu->exit = &scratch;
+	for (i = 0; i < n; i++)
+		if (msr_read(cpu, msrs[i].index, &msrs[i].value) < 0)
+			break;
+	cpu->exit = saved;
+	return (int)i;
+}
+
+static int emu_set_msrs(struct vcpu *vcpu, const struct x86_msr_entry *msrs, size_t n)
+{
+	struct emu_cpu *cpu = vcpu->accel;
+	struct vcpu_exit scratch = { 0 }, *saved = cpu->exit;
+	size_t i;
+	cpu->exit = &scratch;
+	for (i = 0; i < n; i++)
+		if (msr_write(cpu, msrs[i].index, msrs[i].value) < 0)
+			break;
+	cpu->exit = saved;
+	return (int)i;
 }
 
 const struct accel_ops accel_emu = {
 	.name = "emu",
 	.vm_init = emu_vm_init,
+	.vm_destroy = emu_vm_destroy,
+	.vcpu_init = emu_vcpu_init,
+	.vcpu_destroy = emu_vcpu_destroy,
+	.vcpu_run = emu_vcpu_run,
+	.vcpu_kick = emu_vcpu_kick,
+	.get_regs = emu_get_regs,
+	.set_regs = emu_set_regs,
+	.get_sregs = emu_get_sregs,
+	.set_sregs = emu_set_sregs,
+	.get_fpu = emu_get_fpu,
+	.set_fpu = emu_set_fpu,
+	.get_msrs = emu_get_msrs,
+	.set_msrs = emu_set_msrs,
 };

@@ -1,0 +1,152 @@
+/* Decoded-block cache and self-modifying-code tracking (DESIGN.md
+ * "Decode once", "Self-modifying code").  A block is a run of decoded
+ * instructions from one guest page ending at a control transfer, a mode
+ * or interrupt-flag change, the page end, or EMU_BLOCK_MAX_INSNS.  Its
+ * page is marked as a code page; a guest write there (the system module's
+ * write slow path) calls emu_blocks_invalidate_page(), which bumps the
+ * page's generation so that every vCPU decodes the page again. */
+#include "cpu/emu/core/block.h"
+
+#include "vm/memory.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+int emu_blocks_alloc(struct emu_core_vcpu *cv)
+{
+	cv->blocks = aligned_alloc(64, sizeof(struct emu_block) * EMU_BLOCK_SLOTS);
+	if (!cv->blocks)
+		return -ENOMEM;
+	emu_blocks_flush(cv);
+	return 0;
+}
+
+void emu_blocks_free(struct emu_core_vcpu *cv)
+{
+	free(cv->blocks);
+	cv->blocks = NULL;
+}
+
+void emu_blocks_flush(struct emu_core_vcpu *cv)
+{
+	for (unsigned i = 0; i < EMU_BLOCK_SLOTS; i++)
+		cv->blocks[i].gpa = ~0ull;
+}
+
+void emu_blocks_invalidate_page(struct emu_vm *evm, uint64_t gpa)
+{
+	uint64_t p = gpa >> 12;
+	if (!evm || p >= evm->n_pages)
+		return;
+	atomic_fetch_add_explicit(&evm->page_gen[p], 1, memory_order_release);
+	/* Writes go fast again until code is decoded from the page anew. */
+	atomic_store_explicit(&evm->code_page[p], 0, memory_order_relaxed);
+}
+
+static void mark_code_page(struct emu_vm *evm, uint64_t page)
+{
+	if (page >= evm->n_pages || atomic_load_explicit(&evm->code_page[page], memory_order_relaxed))
+		return;
+	atomic_store_explicit(&evm->code_page[page], 1, memory_order_relaxed);
+	/* Every vCPU drops write translations made before the mark. */
+	atomic_fetch_add_explicit(&evm->write_epoch, 1, memory_order_acq_rel);
+}
+
+static inline unsigned slot_of(uint64_t gpa, unsigned mode)
+{
+	uint64_t h = gpa ^ (gpa >> 12) ^ ((uint64_t)mode << 7);
+	return (unsigned)(h * 0x9e3779b1u >> 7) & (EMU_BLOCK_SLOTS - 1);
+}
+
+static inline uint64_t fetch_linear(const struct emu_cpu *cpu, uint64_t rip)
+{
+	if (cpu->mode == EMU_MODE_LONG64)
+		return rip;
+	return (uint32_t)(cpu->seg[SEG_CS].base + rip);
+}
+
+/* An instruction crossing into the next page: decoded from both pages
+ * into the scratch block, which is never cached. */
+static struct emu_block *decode_straddling(struct emu_cpu *cpu, uint64_t lin, uint64_t gpa, const char **err)
+{
+	struct emu_core_vcpu *cv = emu_core_of(cpu);
+	uint8_t buf[16];
+	unsigned first = 4096 - (unsigned)(gpa & 4095);
+	const uint8_t *p = gmem_ptr(cpu->mem, gpa, first);
+	if (!p) {
+		*err = "instruction fetch outside RAM";
+		return NULL;
+	}
+	memcpy(buf, p, first);
+	uint64_t gpa2 = emu_translate_fetch(cpu, (lin + first) & (cpu->mode == EMU_MODE_LONG64 ? ~0ull : 0xffffffffull));
+	const uint8_t *p2 = gmem_ptr(cpu->mem, gpa2, 16 - first);
+	if (!p2) {
+		*err = "instruction fetch outside RAM";
+		return NULL;
+	}
+	memcpy(buf + first, p2, 16 - first);
+	struct emu_block *b = &cv->scratch;
+	emu_decode(cpu, buf, 15, &b->insn[0]);
+	b->gpa = gpa;
+	b->page = gpa >> 12;
+	b->mode = cpu->mode;
+	b->n = 1;
+	b->cacheable = false;
+	return b;
+}
+
+struct emu_block *emu_block_lookup(struct emu_cpu *cpu, const char **err)
+{
+	struct emu_core_vcpu *cv = emu_core_of(cpu);
+	struct emu_vm *evm = cpu->evm;
+	uint64_t lin = fetch_linear(cpu, cpu->rip);
+	uint64_t gpa = emu_translate_fetch(cpu, lin);
+	uint64_t page = gpa >> 12;
+	struct emu_block *b = &cv->blocks[slot_of(gpa, cpu->mode)];
+	cv->stat_lookups++;
+	if (page >= evm->n_pages) {
+		*err = "instruction fetch outside RAM";
+		return NULL;
+	}
+	uint32_t gen = atomic_load_explicit(&evm->page_gen[page], memory_order_acquire);
+	if (b->gpa == gpa && b->mode == cpu->mode && b->gen == gen)
+		return b;
+
+	/* Decode a new block.  The generation is read before the bytes so
+	 * that a concurrent write makes the block stale, never missed. */
+	unsigned off = (unsigned)(gpa & 4095), avail = 4096 - off;
+	const uint8_t *p = gmem_ptr(cpu->mem, gpa, avail);
+	if (!p) {
+		*err = "instruction fetch outside RAM";
+		return NULL;
+	}
+	cv->stat_decodes++;
+	mark_code_page(evm, page);
+	/* The slot is overwritten from here on: an instruction that turns out
+	 * to straddle the page end must not leave it looking like the block it
+	 * held before. */
+	b->gpa = ~0ull;
+	unsigned n = 0, pos = 0;
+	while (n < EMU_BLOCK_MAX_INSNS && pos < avail) {
+		struct emu_insn *in = &b->insn[n];
+		int rc = emu_decode(cpu, p + pos, avail - pos, in);
+		if (rc == -EAGAIN) {
+			if (n == 0)
+				return decode_straddling(cpu, lin, gpa, err);
+			break;
+		}
+		n++;
+		pos += in->len;
+		if (emu_insn_ends_block(in))
+			break;
+	}
+	b->gpa = gpa;
+	b->page = page;
+	b->gen = gen;
+	b->mode = cpu->mode;
+	b->n = (uint8_t)n;
+	b->cacheable = true;
+	return b;
+}

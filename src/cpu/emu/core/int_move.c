@@ -1,0 +1,380 @@
+/* Data movement: MOV (88-8C, A0-A3, B0-BF, C6, C7), MOVZX, MOVSX, MOVSXD,
+ * LEA, XCHG, XADD, CMPXCHG, CMPXCHG8B/16B, BSWAP, MOVBE, CMOVcc, SETcc,
+ * CBW/CWDE/CDQE, CWD/CDQ/CQO, LAHF/SAHF, XLAT (SDM vol. 2A/2B). */
+#include "cpu/emu/core/core.h"
+
+static void h_mov_rm_r(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	rm_write(cpu, in, in->opsize, reg_get(cpu, in->reg, in->opsize, in->rex));
+}
+
+static void h_mov_r_rm(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	reg_set(cpu, in->reg, in->opsize, in->rex, rm_read(cpu, in, in->opsize));
+}
+
+static void h_mov_rm_imm(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	rm_write(cpu, in, in->opsize, in->imm);
+}
+
+static void h_mov_r_imm(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	reg_set(cpu, in->rm, in->opsize, in->rex, in->imm);
+}
+
+/* MOV AL/rAX <-> moffs: the offset is an absolute address in the segment. */
+static void h_mov_moffs(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	if (in->opcode & 2)
+		emu_write(cpu, in->seg, in->imm, in->opsize, reg_get(cpu, RAX, in->opsize, false));
+	else
+		reg_set(cpu, RAX, in->opsize, false, emu_read(cpu, in->seg, in->imm, in->opsize));
+}
+
+/* MOV r/m, Sreg: a 16-bit store to memory; into a register zero-extended. */
+static void h_mov_rm_sreg(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	unsigned s = (in->modrm >> 3) & 7;
+	if (s >= SEG_COUNT)
+		emu_raise_noerr(cpu, X86_EXC_UD);
+	uint16_t sel = cpu->seg[s].sel;
+	if (in->mod == 3)
+		reg_set(cpu, in->rm, in->opsize == 2 ? 2 : in->opsize, in->rex, sel);
+	else
+		emu_write(cpu, in->seg, insn_ea(cpu, in), 2, sel);
+}
+
+static void h_lea(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	if (in->mod == 3)
+		emu_raise_noerr(cpu, X86_EXC_UD);
+	reg_set(cpu, in->reg, in->opsize, in->rex, insn_ea(cpu, in));
+}
+
+static void h_movzx(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	unsigned ss = (in->opcode & 1) ? 2 : 1;
+	uint64_t v = rm_read(cpu, in, ss);
+	if (in->opcode & 8)
+		v = sext(v, ss);
+	reg_set(cpu, in->reg, in->opsize, in->rex, v);
+}
+
+/* 63: MOVSXD in 64-bit mode; ARPL elsewhere (SDM vol. 2A, ARPL: #UD in
+ * real and virtual-8086 mode). */
+static void h_movsxd(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	if (cpu->mode != EMU_MODE_LONG64) {
+		if (cpu->mode == EMU_MODE_REAL || cpu->mode == EMU_MODE_V86)
+			emu_raise_noerr(cpu, X86_EXC_UD);
+		uint64_t d = rm_read(cpu, in, 2), s = reg_get(cpu, in->reg, 2, false);
+		if ((d & 3) < (s & 3)) {
+			rm_write(cpu, in, 2, (d & ~3ull) | (s & 3));
+			emu_flags_store(cpu, X86_FLAG_ZF, X86_FLAG_ZF);
+		} else {
+			emu_flags_store(cpu, X86_FLAG_ZF, 0);
+		}
+		return;
+	}
+	unsigned ss = in->opsize == 8 ? 4 : in->opsize;
+	reg_set(cpu, in->reg, in->opsize, in->rex, sext(rm_read(cpu, in, ss), ss));
+}
+
+static uint64_t atomic_xchg(void *p, unsigned size, uint64_t v)
+{
+	switch (size) {
+	case 1: return __atomic_exchange_n((uint8_t *)p, (uint8_t)v, __ATOMIC_SEQ_CST);
+	case 2: return __atomic_exchange_n((uint16_t *)p, (uint16_t)v, __ATOMIC_SEQ_CST);
+	case 4: return __atomic_exchange_n((uint32_t *)p, (uint32_t)v, __ATOMIC_SEQ_CST);
+	default: return __atomic_exchange_n((uint64_t *)p, v, __ATOMIC_SEQ_CST);
+	}
+}
+
+/* XCHG with memory is always locked (SDM vol. 2B, XCHG). */
+static void h_xchg_rm_r(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	unsigned size = in->opsize;
+	uint64_t r = reg_get(cpu, in->reg, size, in->rex);
+	if (in->mod == 3) {
+		uint64_t o = reg_get(cpu, in->rm, size, in->rex);
+		reg_set(cpu, in->rm, size, in->rex, r);
+		reg_set(cpu, in->reg, size, in->rex, o);
+		return;
+	}
+	uint64_t ea = insn_ea(cpu, in), o;
+	void *p = emu_mem_ptr(cpu, in->seg, ea, size, true);
+	if (p) {
+		o = atomic_xchg(p, size, r);
+	} else {
+		o = emu_read(cpu, in->seg, ea, size);
+		emu_write(cpu, in->seg, ea, size, r);
+	}
+	reg_set(cpu, in->reg, size, in->rex, o);
+}
+
+/* 90-97: XCHG rAX, r; 90 without REX.B is NOP (F3 90 is PAUSE). */
+static void h_xchg_ax(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	unsigned size = in->opsize, r = in->rm;
+	if (r == RAX)
+		return;
+	uint64_t a = reg_get(cpu, RAX, size, false), b = reg_get(cpu, r, size, false);
+	reg_set(cpu, RAX, size, false, b);
+	reg_set(cpu, r, size, false, a);
+}
+
+static void h_nop(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	(void)cpu;
+	(void)in;
+}
+
+static void sub_flags(struct emu_cpu *cpu, unsigned size, uint64_t a, uint64_t b)
+{
+	uint64_t m = emu_size_mask(size);
+	lf_set(cpu, LF_SUB, size, (a - b) & m, a & m, b & m);
+}
+
+static void h_xadd(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	unsigned size = in->opsize;
+	uint64_t m = emu_size_mask(size), s = reg_get(cpu, in->reg, size, in->rex), d;
+	if (in->mod == 3) {
+		d = reg_get(cpu, in->rm, size, in->rex);
+		reg_set(cpu, in->reg, size, in->rex, d);
+		reg_set(cpu, in->rm, size, in->rex, d + s);
+	} else {
+		uint64_t ea = insn_ea(cpu, in);
+		void *p = emu_mem_ptr(cpu, in->seg, ea, size, true);
+		if (p) {
+			switch (size) {
+			case 1: d = __atomic_fetch_add((uint8_t *)p, (uint8_t)s, __ATOMIC_SEQ_CST); break;
+			case 2: d = __atomic_fetch_add((uint16_t *)p, (uint16_t)s, __ATOMIC_SEQ_CST); break;
+			case 4: d = __atomic_fetch_add((uint32_t *)p, (uint32_t)s, __ATOMIC_SEQ_CST); break;
+			default: d = __atomic_fetch_add((uint64_t *)p, s, __ATOMIC_SEQ_CST); break;
+			}
+		} else {
+			d = emu_read(cpu, in->seg, ea, size);
+			emu_write(cpu, in->seg, ea, size, d + s);
+		}
+		reg_set(cpu, in->reg, size, in->rex, d);
+	}
+	lf_set(cpu, LF_ADD, size, (d + s) & m, d & m, s & m);
+}
+
+static void h_cmpxchg(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	unsigned size = in->opsize;
+	uint64_t acc = reg_get(cpu, RAX, size, false), src = reg_get(cpu, in->reg, size, in->rex), d;
+	if (in->mod == 3) {
+		d = reg_get(cpu, in->rm, size, in->rex);
+		sub_flags(cpu, size, acc, d);
+		if (d == acc)
+			reg_set(cpu, in->rm, size, in->rex, src);
+		else
+			reg_set(cpu, RAX, size, false, d);
+		return;
+	}
+	uint64_t ea = insn_ea(cpu, in);
+	void *p = emu_mem_ptr(cpu, in->seg, ea, size, true);
+	if (p) {
+		bool ok;
+		switch (size) {
+		case 1: { uint8_t e = (uint8_t)acc; ok = __atomic_compare_exchange_n((uint8_t *)p, &e, (uint8_t)src, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); d = e; break; }
+		case 2: { uint16_t e = (uint16_t)acc; ok = __atomic_compare_exchange_n((uint16_t *)p, &e, (uint16_t)src, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); d = e; break; }
+		case 4: { uint32_t e = (uint32_t)acc; ok = __atomic_compare_exchange_n((uint32_t *)p, &e, (uint32_t)src, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); d = e; break; }
+		default: { uint64_t e = acc; ok = __atomic_compare_exchange_n((uint64_t *)p, &e, src, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); d = e; break; }
+		}
+		(void)ok;
+	} else {
+		/* The destination is always written (SDM vol. 2A, CMPXCHG). */
+		d = emu_read(cpu, in->seg, ea, size);
+		emu_write(cpu, in->seg, ea, size, d == acc ? src : d);
+	}
+	sub_flags(cpu, size, acc, d);
+	if (d != acc)
+		reg_set(cpu, RAX, size, false, d);
+}
+
+/* CMPXCHG8B / CMPXCHG16B (0F C7 /1, memory only). */
+static void h_cmpxchg8b(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	if (in->mod == 3)
+		emu_raise_noerr(cpu, X86_EXC_UD);
+	uint64_t ea = insn_ea(cpu, in);
+	bool ok;
+	if (in->opsize == 8) {
+		if (ea & 15)
+			emu_raise(cpu, X86_EXC_GP, 0);
+		unsigned __int128 exp = ((unsigned __int128)cpu->gpr[RDX] << 64) | cpu->gpr[RAX];
+		unsigned __int128 nv = ((unsigned __int128)cpu->gpr[RCX] << 64) | cpu->gpr[RBX], cur;
+		void *p = emu_mem_ptr(cpu, in->seg, ea, 16, true);
+		if (p) {
+			uint64_t lo = (uint64_t)exp, hi = (uint64_t)(exp >> 64);
+			__asm__ volatile("lock cmpxchg16b %2; setz %3"
+					 : "+a"(lo), "+d"(hi), "+m"(*(unsigned __int128 *)p), "=q"(ok)
+					 : "b"((uint64_t)nv), "c"((uint64_t)(nv >> 64))
+					 : "memory", "cc");
+			cur = ((unsigned __int128)hi << 64) | lo;
+		} else {
+			uint64_t lo = emu_read(cpu, in->seg, ea, 8), hi = emu_read(cpu, in->seg, ea + 8, 8);
+			cur = ((unsigned __int128)hi << 64) | lo;
+			ok = cur == exp;
+			unsigned __int128 w = ok ? nv : cur;
+			emu_write(cpu, in->seg, ea, 8, (uint64_t)w);
+			emu_write(cpu, in->seg, ea + 8, 8, (uint64_t)(w >> 64));
+		}
+		if (!ok) {
+			cpu->gpr[RAX] = (uint64_t)cur;
+			cpu->gpr[RDX] = (uint64_t)(cur >> 64);
+		}
+	} else {
+		uint64_t exp = (cpu->gpr[RDX] << 32) | (uint32_t)cpu->gpr[RAX];
+		uint64_t nv = (cpu->gpr[RCX] << 32) | (uint32_t)cpu->gpr[RBX], cur;
+		void *p = emu_mem_ptr(cpu, in->seg, ea, 8, true);
+		if (p) {
+			cur = exp;
+			ok = __atomic_compare_exchange_n((uint64_t *)p, &cur, nv, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		} else {
+			cur = emu_read(cpu, in->seg, ea, 8);
+			ok = cur == exp;
+			emu_write(cpu, in->seg, ea, 8, ok ? nv : cur);
+		}
+		if (!ok) {
+			cpu->gpr[RAX] = (uint32_t)cur;
+			cpu->gpr[RDX] = (uint32_t)(cur >> 32);
+		}
+	}
+	emu_flags_store(cpu, X86_FLAG_ZF, ok ? X86_FLAG_ZF : 0);
+}
+
+static void h_bswap(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	unsigned r = in->rm;
+	if (in->opsize == 8)
+		cpu->gpr[r] = __builtin_bswap64(cpu->gpr[r]);
+	else if (in->opsize == 4)
+		cpu->gpr[r] = __builtin_bswap32((uint32_t)cpu->gpr[r]);
+	else
+		cpu->gpr[r] &= ~0xffffull;  /* 16-bit BSWAP is undefined; it clears the word on Intel cores */
+}
+
+/* MOVBE (0F 38 F0/F1 without F2): memory operand only. */
+static void h_movbe(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	if (in->mod == 3)
+		emu_raise_noerr(cpu, X86_EXC_UD);
+	unsigned size = in->opsize;
+	uint64_t ea = insn_ea(cpu, in), v;
+	if (in->opcode == 0xf0) {
+		v = emu_read(cpu, in->seg, ea, size);
+	} else {
+		v = reg_get(cpu, in->reg, size, in->rex);
+	}
+	v = size == 8 ? __builtin_bswap64(v) : size == 4 ? __builtin_bswap32((uint32_t)v) : __builtin_bswap16((uint16_t)v);
+	if (in->opcode == 0xf0)
+		reg_set(cpu, in->reg, size, in->rex, v);
+	else
+		emu_write(cpu, in->seg, ea, size, v);
+}
+
+/* CMOVcc: the source is read even when the condition is false, and a
+ * 32-bit destination is zero-extended either way (SDM vol. 2A, CMOVcc). */
+static void h_cmov(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t v = rm_read(cpu, in, in->opsize);
+	if (emu_cond(cpu, in->opcode & 15))
+		reg_set(cpu, in->reg, in->opsize, in->rex, v);
+	else if (in->opsize == 4)
+		reg_set(cpu, in->reg, 4, in->rex, cpu->gpr[in->reg]);
+}
+
+static void h_setcc(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	rm_write(cpu, in, 1, emu_cond(cpu, in->opcode & 15));
+}
+
+/* 98: CBW/CWDE/CDQE; 99: CWD/CDQ/CQO. */
+static void h_cbw(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	unsigned size = in->opsize;
+	reg_set(cpu, RAX, size, false, sext(cpu->gpr[RAX], size / 2));
+}
+
+static void h_cwd(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	unsigned size = in->opsize;
+	reg_set(cpu, RDX, size, false, msb(cpu->gpr[RAX], size) ? ~0ull : 0);
+}
+
+/* LAHF/SAHF: SF ZF 0 AF 0 PF 1 CF <-> AH.  In 64-bit mode they need
+ * CPUID.80000001H:ECX.LAHF-SAHF, which the engine advertises. */
+static void h_lahf(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t f = emu_get_rflags(cpu) & 0xd7;
+	reg_set(cpu, 4, 1, false, f | 2);
+}
+
+static void h_sahf(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint32_t ah = (uint32_t)(cpu->gpr[RAX] >> 8);
+	emu_flags_store(cpu, X86_FLAG_SF | X86_FLAG_ZF | X86_FLAG_AF | X86_FLAG_PF | X86_FLAG_CF, ah);
+}
+
+static void h_xlat(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t a = (cpu->gpr[RBX] + (cpu->gpr[RAX] & 0xff)) & emu_size_mask(in->adsize);
+	reg_set(cpu, RAX, 1, false, emu_read(cpu, in->seg, a, 1));
+}
+
+void emu_int_move_register(void)
+{
+	emu_register(EMU_MAP_1B, 0x88, -1, -1, h_mov_rm_r);
+	emu_register(EMU_MAP_1B, 0x89, -1, -1, h_mov_rm_r);
+	emu_register(EMU_MAP_1B, 0x8a, -1, -1, h_mov_r_rm);
+	emu_register(EMU_MAP_1B, 0x8b, -1, -1, h_mov_r_rm);
+	emu_register(EMU_MAP_1B, 0x8c, -1, -1, h_mov_rm_sreg);
+	emu_register(EMU_MAP_1B, 0x8d, -1, -1, h_lea);
+	for (unsigned op = 0xa0; op <= 0xa3; op++)
+		emu_register(EMU_MAP_1B, (uint8_t)op, -1, -1, h_mov_moffs);
+	for (unsigned op = 0xb0; op <= 0xbf; op++)
+		emu_register(EMU_MAP_1B, (uint8_t)op, -1, -1, h_mov_r_imm);
+	emu_register(EMU_MAP_1B, 0xc6, -1, 0, h_mov_rm_imm);
+	emu_register(EMU_MAP_1B, 0xc7, -1, 0, h_mov_rm_imm);
+	emu_register(EMU_MAP_0F, 0xb6, -1, -1, h_movzx);
+	emu_register(EMU_MAP_0F, 0xb7, -1, -1, h_movzx);
+	emu_register(EMU_MAP_0F, 0xbe, -1, -1, h_movzx);
+	emu_register(EMU_MAP_0F, 0xbf, -1, -1, h_movzx);
+	emu_register(EMU_MAP_1B, 0x63, -1, -1, h_movsxd);  /* ARPL outside 64-bit mode: see int_misc.c */
+	emu_register(EMU_MAP_1B, 0x86, -1, -1, h_xchg_rm_r);
+	emu_register(EMU_MAP_1B, 0x87, -1, -1, h_xchg_rm_r);
+	for (unsigned op = 0x90; op <= 0x97; op++)
+		emu_register(EMU_MAP_1B, (uint8_t)op, -1, -1, h_xchg_ax);
+	emu_register(EMU_MAP_0F, 0x1f, -1, 0, h_nop);
+	for (unsigned op = 0x19; op <= 0x1f; op++)
+		emu_register(EMU_MAP_0F, (uint8_t)op, -1, -1, h_nop);  /* reserved-NOP hints (SDM vol. 2B, NOP) */
+	emu_register(EMU_MAP_0F, 0x18, -1, -1, h_nop);             /* PREFETCHh */
+	emu_register(EMU_MAP_0F, 0x0d, -1, -1, h_nop);             /* PREFETCHW */
+	emu_register(EMU_MAP_0F, 0xc0, -1, -1, h_xadd);
+	emu_register(EMU_MAP_0F, 0xc1, -1, -1, h_xadd);
+	emu_register(EMU_MAP_0F, 0xb0, -1, -1, h_cmpxchg);
+	emu_register(EMU_MAP_0F, 0xb1, -1, -1, h_cmpxchg);
+	emu_register(EMU_MAP_0F, 0xc7, EMU_MP_NONE, 1, h_cmpxchg8b);
+	emu_register(EMU_MAP_0F, 0xc7, EMU_MP_66, 1, h_cmpxchg8b);
+	for (unsigned op = 0xc8; op <= 0xcf; op++)
+		emu_register(EMU_MAP_0F, (uint8_t)op, -1, -1, h_bswap);
+	emu_register(EMU_MAP_0F38, 0xf0, EMU_MP_NONE, -1, h_movbe);
+	emu_register(EMU_MAP_0F38, 0xf1, EMU_MP_NONE, -1, h_movbe);
+	emu_register(EMU_MAP_0F38, 0xf0, EMU_MP_66, -1, h_movbe);
+	emu_register(EMU_MAP_0F38, 0xf1, EMU_MP_66, -1, h_movbe);
+	for (unsigned cc = 0; cc < 16; cc++) {
+		emu_register(EMU_MAP_0F, (uint8_t)(0x40 + cc), -1, -1, h_cmov);
+		emu_register(EMU_MAP_0F, (uint8_t)(0x90 + cc), -1, -1, h_setcc);
+	}
+	emu_register(EMU_MAP_1B, 0x98, -1, -1, h_cbw);
+	emu_register(EMU_MAP_1B, 0x99, -1, -1, h_cwd);
+	emu_register(EMU_MAP_1B, 0x9e, -1, -1, h_sahf);
+	emu_register(EMU_MAP_1B, 0x9f, -1, -1, h_lahf);
+	emu_register(EMU_MAP_1B, 0xd7, -1, -1, h_xlat);
+}

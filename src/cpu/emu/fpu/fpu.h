@@ -1,0 +1,180 @@
+/* Internal definitions of the emu engine's fpu module: x87, MMX, SSE and
+ * XSAVE.  Shared by x87.c, mmx_sse_int.c, sse_fp.c, sse_move.c, xsave.c.
+ *
+ * State layout.  cpu->fpu.fxsave holds the x87 state in FXSAVE layout
+ * (SDM vol. 1, 10.5.1, table 10-2) with one difference: the eight 80-bit
+ * registers are kept in *physical* order (R0..R7) rather than stack order,
+ * so a push or pop only moves TOP.  The tag word is kept in its abridged
+ * form (one bit per physical register, 1 = not empty); the full tag word
+ * that FSTENV/FSAVE store is derived from the register contents exactly as
+ * the processor does (SDM vol. 1, 8.1.7).  cpu->xmm and cpu->mxcsr are the
+ * authoritative XMM registers and MXCSR; the image's copies are filled in
+ * by FXSAVE/XSAVE and emu_fpu_get().  MMX register i is the mantissa of
+ * physical register i (SDM vol. 1, 9.5).
+ */
+#ifndef VESSEL_CPU_EMU_FPU_FPU_H
+#define VESSEL_CPU_EMU_FPU_FPU_H
+
+#include "cpu/emu/emu.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+struct fpu_fx {
+	uint16_t fcw, fsw;
+	uint8_t ftw, rsvd1;      /* abridged tag: bit i set = physical register i in use */
+	uint16_t fop;
+	uint64_t fip;            /* 64-bit form; 32-bit form keeps FCS in bits 32-47 */
+	uint64_t fdp;            /* likewise with FDS */
+	uint32_t mxcsr, mxcsr_mask;
+	struct { uint8_t b[16]; } st[8];   /* physical order, see above */
+	uint8_t xmm[16][16];
+	uint8_t rsvd2[96];
+};
+_Static_assert(sizeof(struct fpu_fx) == 512, "FXSAVE image is 512 bytes");
+
+static inline struct fpu_fx *fpu_fx(struct emu_cpu *cpu)
+{
+	return (struct fpu_fx *)cpu->fpu.fxsave;
+}
+
+/* x87 status word bits (SDM vol. 1, 8.1.3) */
+#define FSW_IE  0x0001
+#define FSW_DE  0x0002
+#define FSW_ZE  0x0004
+#define FSW_OE  0x0008
+#define FSW_UE  0x0010
+#define FSW_PE  0x0020
+#define FSW_SF  0x0040
+#define FSW_ES  0x0080
+#define FSW_C0  0x0100
+#define FSW_C1  0x0200
+#define FSW_C2  0x0400
+#define FSW_TOP 0x3800
+#define FSW_C3  0x4000
+#define FSW_B   0x8000
+#define FSW_CC  (FSW_C0 | FSW_C1 | FSW_C2 | FSW_C3)
+#define FSW_EXC 0x003f
+
+/* MXCSR bits (SDM vol. 1, 10.2.3) */
+#define MXCSR_FLAGS 0x003f
+#define MXCSR_DAZ   0x0040
+#define MXCSR_MASKS 0x1f80
+#define MXCSR_FZ    0x8000
+#define MXCSR_MASK_SUPPORTED 0xffff   /* value FXSAVE reports in MXCSR_MASK */
+#define FCW_DEFAULT 0x037f
+#define MXCSR_DEFAULT 0x1f80
+
+/* XCR0 components this engine supports (SDM vol. 1, 13.1). */
+#define XCR0_X87 0x1ull
+#define XCR0_SSE 0x2ull
+#define XCR0_SUPPORTED (XCR0_X87 | XCR0_SSE)
+
+union fpu_vec {
+	uint8_t b[16];
+	int8_t sb[16];
+	uint16_t w[8];
+	int16_t sw[8];
+	uint32_t d[4];
+	int32_t sd[4];
+	uint64_t q[2];
+	int64_t sq[2];
+	float f[4];
+	double df[2];
+};
+
+/* Effective address offset of the ModRM memory operand (SDM vol. 2A,
+ * 2.1.5): base + index*scale + disp, RIP-relative from the next
+ * instruction, truncated to the address size. */
+static inline uint64_t fpu_ea(struct emu_cpu *cpu, const struct emu_insn *insn)
+{
+	uint64_t a = (uint64_t)(int64_t)insn->disp;
+	if (insn->rip_rel)
+		a += cpu->next_rip;
+	if (insn->base != EMU_REG_NONE)
+		a += cpu->gpr[insn->base];
+	if (insn->index != EMU_REG_NONE)
+		a += cpu->gpr[insn->index] << insn->scale;
+	return a & emu_size_mask(insn->adsize);
+}
+
+/* Linear address of a segment offset, for alignment checks only: in
+ * 64-bit mode only FS and GS have a base (SDM vol. 3A, 3.4.4). */
+static inline uint64_t fpu_linear(struct emu_cpu *cpu, int seg, uint64_t off)
+{
+	if (cpu->mode == EMU_MODE_LONG64 && seg != SEG_FS && seg != SEG_GS)
+		return off;
+	return cpu->seg[seg].base + off;
+}
+
+/* ---- availability checks (raise on failure) ---- */
+/* x87 waiting instruction: #NM if CR0.EM or CR0.TS, then a pending
+ * unmasked x87 exception is delivered as #MF (SDM vol. 1, 8.6). */
+void fpu_check_x87(struct emu_cpu *cpu);
+/* x87 non-waiting control instruction (FNINIT, FNSTSW...): #NM only. */
+void fpu_check_x87_nowait(struct emu_cpu *cpu);
+/* MMX: #UD if CR0.EM, #NM if CR0.TS, #MF if an x87 exception is pending
+ * (SDM vol. 2, table 23-... "Exceptions for MMX instructions"). */
+void fpu_check_mmx(struct emu_cpu *cpu);
+/* SSE: #UD if CR0.EM or !CR4.OSFXSR, #NM if CR0.TS (SDM vol. 2, 2.5.1). */
+static inline void fpu_check_sse(struct emu_cpu *cpu)
+{
+	if (__builtin_expect((cpu->cr0 & (X86_CR0_EM | X86_CR0_TS)) || !(cpu->cr4 & X86_CR4_OSFXSR), 0)) {
+		if ((cpu->cr0 & X86_CR0_EM) || !(cpu->cr4 & X86_CR4_OSFXSR))
+			emu_raise_noerr(cpu, X86_EXC_UD);
+		emu_raise_noerr(cpu, X86_EXC_NM);
+	}
+}
+
+/* MMX state transition: TOP = 0, all registers valid (SDM vol. 1, 9.5.1). */
+static inline void fpu_mmx_enter(struct emu_cpu *cpu)
+{
+	struct fpu_fx *fx = fpu_fx(cpu);
+	fx->fsw &= ~FSW_TOP;
+	fx->ftw = 0xff;
+}
+
+/* Writes MMX register i: mantissa = v, exponent/sign bits 79:64 = all ones. */
+static inline void fpu_mmx_set(struct emu_cpu *cpu, unsigned i, uint64_t v)
+{
+	struct fpu_fx *fx = fpu_fx(cpu);
+	memcpy(fx->st[i & 7].b, &v, 8);
+	fx->st[i & 7].b[8] = 0xff;
+	fx->st[i & 7].b[9] = 0xff;
+}
+
+static inline uint64_t fpu_mmx_get(struct emu_cpu *cpu, unsigned i)
+{
+	uint64_t v;
+	memcpy(&v, fpu_fx(cpu)->st[i & 7].b, 8);
+	return v;
+}
+
+/* Raises the SIMD floating-point exception: #XM with CR4.OSXMMEXCPT,
+ * else #UD (SDM vol. 1, 11.5.2). */
+_Noreturn void fpu_raise_simd(struct emu_cpu *cpu);
+
+/* Guest 16-byte memory operand: #GP(0) when misaligned and aligned is set
+ * (SDM vol. 1, 11.4.1 "legacy SSE instructions require 16-byte alignment"). */
+void fpu_read_m128(struct emu_cpu *cpu, const struct emu_insn *insn, union fpu_vec *v, bool aligned);
+void fpu_write_m128(struct emu_cpu *cpu, const struct emu_insn *insn, const union fpu_vec *v, bool aligned);
+
+/* Per-file registration, called from emu_fpu_register(). */
+void fpu_x87_register(void);
+void fpu_simd_int_register(void);
+void fpu_sse_fp_register(void);
+void fpu_sse_move_register(void);
+void fpu_xsave_register(void);
+
+/* Memory fence (LFENCE/MFENCE/SFENCE), sse_move.c */
+void fpu_fence(struct emu_cpu *cpu, const struct emu_insn *insn);
+
+/* x87 helpers shared with xsave.c */
+uint16_t fpu_x87_full_tag(struct emu_cpu *cpu);
+void fpu_x87_init(struct emu_cpu *cpu);
+/* Standard FXSAVE image <-> internal state (fpu.c). */
+void fpu_image_store(struct emu_cpu *cpu, uint8_t *img);
+void fpu_image_load(struct emu_cpu *cpu, const uint8_t *img, bool x87, bool sse);
+
+#endif

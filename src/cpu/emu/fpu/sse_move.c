@@ -1,0 +1,561 @@
+/* Data movement for MMX/SSE: register/memory moves (incl. non-temporal
+ * hints), MOVD/MOVQ, bitwise logic on packed floats, FP shuffles and
+ * unpacks, inserts/extracts, mask extraction, MASKMOV, EMMS, and the
+ * SSE hint/fence encodings (SDM vol. 2 instruction pages).  These are the
+ * instructions glibc's memcpy/strlen live on, so the common forms avoid
+ * any work beyond the availability check and the copy. */
+#include "cpu/emu/fpu/fpu.h"
+
+static inline uint8_t *xreg(struct emu_cpu *cpu, unsigned i)
+{
+	return cpu->xmm[i & 15].b;
+}
+
+/* GPR or memory operand of size n for MOVD/PINSR-style sources. */
+static uint64_t rm_read(struct emu_cpu *cpu, const struct emu_insn *insn, unsigned n)
+{
+	if (insn->mod == 3)
+		return cpu->gpr[insn->rm] & emu_size_mask(n);
+	return emu_read(cpu, insn->seg, fpu_ea(cpu, insn), n);
+}
+
+/* Writes a GPR (32-bit results zero-extend, vol. 1, 3.4.1.1) or memory. */
+static void rm_write(struct emu_cpu *cpu, const struct emu_insn *insn, unsigned n, uint64_t v)
+{
+	if (insn->mod == 3)
+		cpu->gpr[insn->rm] = n == 8 ? v : (uint32_t)v;
+	else
+		emu_write(cpu, insn->seg, fpu_ea(cpu, insn), n, v);
+}
+
+/* ---- 128-bit moves ---- */
+
+/* MOVUPS/MOVUPD/MOVDQU/LDDQU (unaligned) and MOVAPS/MOVAPD/MOVDQA/MOVNTDQA
+ * (aligned) loads. */
+static void mov_load_u(struct emu_cpu *cpu, const struct emu_insn *insn)
+{
+	fpu_check_sse(cpu);
+	if (insn->mod == 3)
+		memcpy(xreg(cpu, insn->reg), xreg(cpu, insn->rm), 16);
+	else
+		fpu_read_m128(cpu, insn, (union fpu_vec *)xreg(cpu, insn->reg), false);
+}
+
+static void mov_load_a(struct emu_cpu *cpu, const struct emu_insn *insn)
+{
+	fpu_check_sse(cpu);
+	if (insn->mod == 3)
+		memcpy(xreg(cpu, insn->reg), xreg(cpu, insn->rm), 16);
+	else
+		fpu_read_m128(cpu, insn, (union fpu_vec *)xreg(cpu, insn->reg), true);
+}
+
+static void mov_store_u(struct emu_cpu *cpu, const struct emu_insn *insn)
+{
+	fpu_check_sse(cpu);
+	if (insn->mod == 3)
+		memcpy(xreg(cpu, insn->rm), xreg(cpu, insn->reg), 16);
+	else
+		fpu_write_m128(cpu, insn, (const union fpu_vec *)xreg(cpu, insn->reg), false);
+}
+
+static void mov_store_a(struct emu_cpu *cpu, const struct emu_insn *insn)
+{
+	fpu_check_sse(cpu);
+	if (insn->mod == 3)
+		memcpy(xreg(cpu, insn->rm), xreg(cpu, insn->reg), 16);
+	else
+		fpu_write_m128(cpu, insn, (const union fpu_vec *)xreg(cpu, insn->reg), true);
+}
+
+/* MOVNTDQA and LDDQU: memory source only (vol. 2B "MOVNTDQA", vol. 2A "LDDQU"). */
+static void mov_load_mem_only(struct emu_cpu *cpu, const struct emu_insn *insn)
+{
+	if (insn->mod == 3)
+		emu_raise_noerr(cpu, X86_EXC_UD);
+	fpu_check_sse(cpu);
+	/* MOVNTDQA is an aligned form, LDDQU explicitly unaligned */
+	fpu_read_m128(cpu, insn, (union fpu_vec *)xreg(cpu, insn->reg), insn->opmap == EMU_MAP_0F38);
+}
+
+/* Non-temporal stores (MOVNTPS/PD/DQ): memory destination only. */
+static void mov_store_nt(struct emu_cpu *cpu, const struct emu_insn *insn)
+{
+	if (insn->mod == 3)
+		emu_raise_noerr(cpu, X86_EXC_UD);
+	mov_store_a(cpu, insn);
+}
+
+/* MOVSS/MOVSD (F3/F2 0F 10/11): register form moves the low element only;
+ * the load from memory zeroes the rest. */
+static void mov_scalar(struct emu_cpu *cpu, const struct emu_insn *insn)
+{
+	unsigned n = insn->mprefix == EMU_MP_F3 ? 4 : 8;
+	fpu_check_sse(cpu);
+	if (insn->opcode == 0x10) {
+		if (insn->mod == 3) {
+			memcpy(xreg(cpu, insn->reg), xreg(cpu, insn->rm), n);
+		} else {
+			uint64_t v = emu_read(cpu, insn->seg, fpu_ea(cpu, insn), n);
+			memset(xreg(cpu, insn->reg), 0, 16);
+			memcpy(xreg(cpu, insn->reg), &v, n);
+		}
+	} else {
+		if (insn->mod == 3) {
+			memcpy(xreg(cpu, insn->rm), xreg(cpu, insn->reg), n);
+		} else {
+			uint64_t v = 0;
+			memcpy(&v, xreg(cpu, insn->reg), n);
+			emu_write(cpu, insn->seg, fpu_ea(cpu, insn), n, v);
+		}
+	}
+}
+
+/* 0F 12/13/16/17: MOVLPS/MOVLPD/MOVHLPS and MOVHPS/MOVHPD/MOVLHPS, plus
+ * F2 0F 12 MOVDDUP, F3 0F 12 MOVSLDUP, F3 0F 16 MOVSHDUP. */
+static void mov_half(struct emu_cpu *cpu, const struct emu_insn *insn)
+{
+	uint8_t *x = xreg(cpu, insn->reg);
+	bool high = insn->opcode >= 0x16;
+	fpu_check_sse(cpu);
+	if (insn->mprefix == EMU_MP_F2 || insn->mprefix == EMU_MP_F3) {
+		union fpu_vec s, r;
+		if (insn->opcode & 1)
+			emu_raise_noerr(cpu, X86_EXC_UD);
+		if (insn->mprefix == EMU_MP_F2) {   /* MOVDDUP xmm, xmm/m64 */
+			if (insn->mod == 3)
+				memcpy(&s, xreg(cpu, insn->rm), 16);
+			else
+				s.q[0] = emu_read(cpu, insn->seg, fpu_ea(cpu, insn), 8);
+			r.q[0] = r.q[1] = s.q[0];
+		} else {                            /* MOVSLDUP / MOVSHDUP */
+			if (insn->mod == 3)
+				memcpy(&s, xreg(cpu, insn->rm), 16);
+			else
+				fpu_read_m128(cpu, insn, &s, true);
+			unsigned o = high ? 1 : 0;
+			r.d[0] = r.d[1] = s.d[o];
+			r.d[2] = r.d[3] = s.d[2 + o];
+		}
+		memcpy(x, &r, 16);
+		return;
+	}
+	if (insn->opcode & 1) {                 /* stores: m64 <- half */
+		if (insn->mod == 3)
+			emu_raise_noerr(cpu, X86_EXC_UD);
+		uint64_t v;
+		memcpy(&v, x + (high ? 8 : 0), 8);
+		emu_write(cpu, insn->seg, fpu_ea(cpu, insn), 8, v);
+		return;
+	}
+	if (insn->mod == 3) {
+		if (insn->mprefix == EMU_MP_66)
+			emu_raise_noerr(cpu, X86_EXC_UD);
+		/* MOVHLPS: low <- src high; MOVLHPS: high <- src low */
+		uint64_t v;
+		memcpy(&v, xreg(cpu, insn->rm) + (high ? 0 : 8), 8);
+		memcpy(x + (high ? 8 : 0), &v, 8);
+		return;
+	}
+	uint64_t v = emu_read(cpu, insn->seg, fpu_ea(cpu, insn), 8);
+	memcpy(x + (high ? 8 : 0), &v, 8);
+}
+
+/* ---- logic, shuffles and unpacks on packed floats ---- */
+
+static void fp_logic(struct emu_cpu *cpu, const struct emu_insn *insn)
+{
+	union fpu_vec s, d;
+	fpu_check_sse(cpu);
+	if (insn->mod == 3)
+		memcpy(&s, xreg(cpu, insn->rm), 16);
+	else
+		fpu_read_m128(cpu, insn, &s, true);
+	memcpy(&d, xreg(cpu, insn->reg), 16);
+	switch (insn->opcode) {
+	case 0x54: d.q[0] &= s.q[0]; d.q[1] &= s.q[1]; break;
+	case 0x55: d.q[0] = ~d.q[0] & s.q[0]; d.q[1] = ~d.q[1] & s.q[1]; break;
+	case 0x56: d.q[0] |= s.q[0]; d.q[1] |= s.q[1]; break;
+	default: d.q[0] ^= s.q[0]; d.q[1] ^= s.q[1]; break;
+	}
+	memcpy(xreg(cpu, insn->reg), &d, 16);
+}
+
+/* UNPCKLPS/UNPCKHPS/UNPCKLPD/UNPCKHPD and SHUFPS/SHUFPD */
+static void fp_shuffle(struct emu_cpu *cpu, const struct emu_insn *insn)
+{
+	union fpu_vec s, d, r;
+	bool pd = insn->mprefix == EMU_MP_66;
+	uint8_t imm = (uint8_t)insn->imm;
+	fpu_check_sse(cpu);
+	if (insn->mod == 3)
+		memcpy(&s, xreg(cpu, insn->rm), 16);
+	else
+		fpu_read_m128(cpu, insn, &s, true);
+	memcpy(&d, xreg(cpu, insn->reg), 16);
+	switch (insn->opcode) {
+	case 0x14:
+		if (pd) { r.q[0] = d.q[0]; r.q[1] = s.q[0]; }
+		else { r.d[0] = d.d[0]; r.d[1] = s.d[0]; r.d[2] = d.d[1]; r.d[3] = s.d[1]; }
+		break;
+	case 0x15:
+		if (pd) { r.q[0] = d.q[1]; r.q[1] = s.q[1]; }
+		else { r.d[0] = d.d[2]; r.d[1] = s.d[2]; r.d[2] = d.d[3]; r.d[3] = s.d[3]; }
+		break;
+	default: /* 0xc6 */
+		if (pd) {
+			r.q[0] = d.q[imm & 1];
+			r.q[1] = s.q[(imm >> 1) & 1];
+		} else {
+			r.d[0] = d.d[imm & 3];
+			r.d[1] = d.d[(imm >> 2) & 3];
+			r.d[2] = s.d[(imm >> 4) & 3];
+			r.d[3] = s.d[(imm >> 6) & 3];
+		}
+		break;
+	}
+	memcpy(xreg(cpu, insn->reg), &r, 16);
+}
+
+/* MOVMSKPS/MOVMSKPD r32, xmm */
+static void fp_movmsk(struct emu_cpu *cpu, const struct emu_insn *insn)
+{
+	union fpu_vec s;
+	if (insn->mod != 3)
+		emu_raise_noerr(cpu, X86_EXC_UD);
+	fpu_check_sse(cpu);
+	memcpy(&s, xreg(cpu, insn->rm), 16);
+	uint32_t m = 0;
+	if (insn->mprefix == EMU_MP_66)
+		m = (uint32_t)((s.q[0] >> 63) | ((s.q[1] >> 63) << 1));
+	else
+		for (unsigned i = 0; i < 4; i++)
+			m |= (s.d[i] >> 31) << i;
+	cpu->gpr[insn->reg] = m;
+}
+
+/* ---- MMX/XMM integer moves ---- */
+
+/* 0F 6E: MOVD/MOVQ mm|xmm, r/m32|64 */
+static void mov_d_to_vec(struct emu_cpu *cpu, const struct emu_insn *insn)
+{
+	unsigned n = (insn->rex & 8) ? 8 : 4;
+	if (insn->mprefix == EMU_MP_66) {
+		fpu_check_sse(cpu);
+		uint64_t v = rm_read(cpu, insn, n);
+		uint8_t *x = xreg(cpu, insn->reg);
+		memset(x, 0, 16);
+		memcpy(x, &v, 8);
+	} else {
+		fpu_check_mmx(cpu);
+		uint64_t v = rm_read(cpu, insn, n);
+		fpu_mmx_enter(cpu);
+		fpu_mmx_set(cpu, insn->reg, v);
+	}
+}
+
+/* 0F 7E: MOVD/MOVQ r/m32|64, mm|xmm; F3 0F 7E: MOVQ xmm, xmm/m64 */
+static void mov_d_from_vec(struct emu_cpu *cpu, const struct emu_insn *insn)
+{
+	unsigned n = (insn->rex & 8) ? 8 : 4;
+	if (insn->mprefix == EMU_MP_F3) {
+		fpu_check_sse(cpu);
+		uint64_t v;
+		if (insn->mod == 3)
+			memcpy(&v, xreg(cpu, insn->rm), 8);
+		else
+			v = emu_read(cpu, insn->seg, fpu_ea(cpu, insn), 8);
+		uint8_t *x = xreg(cpu, insn->reg);
+		memset(x, 0, 16);
+		memcpy(x, &v, 8);
+	} else if (insn->mprefix == EMU_MP_66) {
+		fpu_check_sse(cpu);
+		uint64_t v;
+		memcpy(&v, xreg(cpu, insn->reg), 8);
+		rm_write(cpu, insn, n, v & emu_size_mask(n));
+	} else {
+		fpu_check_mmx(cpu);
+		uint64_t v = fpu_mmx_get(cpu, insn->reg);
+		rm_write(cpu, insn, n, v & emu_size_mask(n));
+		fpu_mmx_enter(cpu);
+	}
+}
+
+/* 0F 6F/7F without prefix: MOVQ mm, mm/m64 and MOVQ mm/m64, mm; 0F E7
+ * MOVNTQ m64, mm. */
+static void mov_mmx_q(struct emu_cpu *cpu, const struct emu_insn *insn)
+{
+	fpu_check_mmx(cpu);
+	if (insn->opcode == 0x6f) {
+		uint64_t v = insn->mod == 3 ? fpu_mmx_get(cpu, insn->rm)
+					    : emu_read(cpu, insn->seg, fpu_ea(cpu, insn), 8);
+		fpu_mmx_enter(cpu);
+		fpu_mmx_set(cpu, insn->reg, v);
+		return;
+	}
+	uint64_t v = fpu_mmx_get(cpu, insn->reg);
+	if (insn->mod == 3) {
+		if (insn->opcode == 0xe7)
+			emu_raise_noerr(cpu, X86_EXC_UD);
+		fpu_mmx_enter(cpu);
+		fpu_mmx_set(cpu, insn->rm, v);
+		return;
+	}
+	emu_write(cpu, insn->seg, fpu_ea(cpu, insn), 8, v);
+	fpu_mmx_enter(cpu);
+}
+
+/* 0F D6: 66 MOVQ xmm/m64, xmm; F3 MOVQ2DQ xmm, mm; F2 MOVDQ2Q mm, xmm */
+static void mov_d6(struct emu_cpu *cpu, const struct emu_insn *insn)
+{
+	if (insn->mprefix == EMU_MP_66) {
+		fpu_check_sse(cpu);
+		uint64_t v;
+		memcpy(&v, xreg(cpu, insn->reg), 8);
+		if (insn->mod == 3) {
+			uint8_t *x = xreg(cpu, insn->rm);
+			memset(x, 0, 16);
+			memcpy(x, &v, 8);
+		} else {
+			emu_write(cpu, insn->seg, fpu_ea(cpu, insn), 8, v);
+		}
+		return;
+	}
+	if (insn->mod != 3)
+		emu_raise_noerr(cpu, X86_EXC_UD);
+	fpu_check_sse(cpu);
+	fpu_check_mmx(cpu);
+	if (insn->mprefix == EMU_MP_F3) {
+		uint64_t v = fpu_mmx_get(cpu, insn->rm);
+		uint8_t *x = xreg(cpu, insn->reg);
+		memset(x, 0, 16);
+		memcpy(x, &v, 8);
+	} else {
+		uint64_t v;
+		memcpy(&v, xreg(cpu, insn->rm), 8);
+		fpu_mmx_set(cpu, insn->reg, v);
+	}
+	fpu_mmx_enter(cpu);
+}
+
+/* PMOVMSKB r32, mm|xmm */
+static void pmovmskb(struct emu_cpu *cpu, const struct emu_insn *insn)
+{
+	union fpu_vec s;
+	unsigned n;
+	if (insn->mod != 3)
+		emu_raise_noerr(cpu, X86_EXC_UD);
+	if (insn->mprefix == EMU_MP_66) {
+		fpu_check_sse(cpu);
+		memcpy(&s, xreg(cpu, insn->rm), 16);
+		n = 16;
+	} else {
+		fpu_check_mmx(cpu);
+		s.q[0] = fpu_mmx_get(cpu, insn->rm);
+		fpu_mmx_enter(cpu);
+		n = 8;
+	}
+	uint32_t m = 0;
+	for (unsigned i = 0; i < n; i++)
+		m |= (uint32_t)(s.b[i] >> 7) << i;
+	cpu->gpr[insn->reg] = m;
+}
+
+/* PINSRW mm|xmm, r32/m16, imm8 and PEXTRW r32, mm|xmm, imm8 (0F C4/C5) */
+static void pinsrw_pextrw(struct emu_cpu *cpu, const struct emu_insn *insn)
+{
+	bool x = insn->mprefix == EMU_MP_66;
+	uint8_t imm = (uint8_t)insn->imm;
+	if (x)
+		fpu_check_sse(cpu);
+	else
+		fpu_check_mmx(cpu);
+	if (insn->opcode == 0xc4) {
+		uint16_t v = (uint16_t)rm_read(cpu, insn, 2);
+		if (x) {
+			memcpy(xreg(cpu, insn->reg) + 2 * (imm & 7), &v, 2);
+		} else {
+			uint64_t m = fpu_mmx_get(cpu, insn->reg);
+			unsigned sh = 16 * (imm & 3);
+			m = (m & ~(0xffffull << sh)) | ((uint64_t)v << sh);
+			fpu_mmx_enter(cpu);
+			fpu_mmx_set(cpu, insn->reg, m);
+		}
+		return;
+	}
+	if (insn->mod != 3)
+		emu_raise_noerr(cpu, X86_EXC_UD);
+	uint16_t v;
+	if (x) {
+		memcpy(&v, xreg(cpu, insn->rm) + 2 * (imm & 7), 2);
+	} else {
+		v = (uint16_t)(fpu_mmx_get(cpu, insn->rm) >> (16 * (imm & 3)));
+		fpu_mmx_enter(cpu);
+	}
+	cpu->gpr[insn->reg] = v;
+}
+
+/* SSE4.1 PEXTRB/PEXTRW/PEXTRD/PEXTRQ/EXTRACTPS r/m, xmm, imm8 (0F 3A 14-17):
+ * here ModRM.reg is the XMM source and r/m the destination. */
+static void pextr(struct emu_cpu *cpu, const struct emu_insn *insn)
+{
+	uint8_t imm = (uint8_t)insn->imm;
+	unsigned n;
+	switch (insn->opcode) {
+	case 0x14: n = 1; break;
+	case 0x15: n = 2; break;
+	case 0x16: n = (insn->rex & 8) ? 8 : 4; break;
+	default: n = 4; break;
+	}
+	fpu_check_sse(cpu);
+	uint64_t v = 0;
+	memcpy(&v, xreg(cpu, insn->reg) + n * (imm & (16 / n - 1)), n);
+	if (insn->mod == 3)
+		cpu->gpr[insn->rm] = (insn->opcode == 0x16 && n == 8) ? v : (uint32_t)v;
+	else
+		emu_write(cpu, insn->seg, fpu_ea(cpu, insn), n, v);
+}
+
+/* PINSRB/PINSRD/PINSRQ xmm, r/m, imm8 (0F 3A 20/22) and INSERTPS (21) */
+static void pinsr(struct emu_cpu *cpu, const struct emu_insn *insn)
+{
+	uint8_t imm = (uint8_t)insn->imm;
+	uint8_t *x = xreg(cpu, insn->reg);
+	fpu_check_sse(cpu);
+	if (insn->opcode == 0x21) {
+		/* INSERTPS: imm[7:6] source element (register form), imm[5:4]
+		 * destination, imm[3:0] zero mask. */
+		uint32_t v;
+		if (insn->mod == 3)
+			memcpy(&v, xreg(cpu, insn->rm) + 4 * (imm >> 6), 4);
+		else
+			v = (uint32_t)emu_read(cpu, insn->seg, fpu_ea(cpu, insn), 4);
+		union fpu_vec d;
+		memcpy(&d, x, 16);
+		d.d[(imm >> 4) & 3] = v;
+		for (unsigned i = 0; i < 4; i++)
+			if (imm & (1u << i))
+				d.d[i] = 0;
+		memcpy(x, &d, 16);
+		return;
+	}
+	unsigned n = insn->opcode == 0x20 ? 1 : (insn->rex & 8) ? 8 : 4;
+	uint64_t v = rm_read(cpu, insn, n);
+	memcpy(x + n * (imm & (16 / n - 1)), &v, n);
+}
+
+/* MASKMOVQ/MASKMOVDQU: byte-masked store to DS:rDI (segment overridable),
+ * address size from the instruction (vol. 2B "MASKMOVDQU"). */
+static void maskmov(struct emu_cpu *cpu, const struct emu_insn *insn)
+{
+	union fpu_vec s, m;
+	unsigned n;
+	if (insn->mod != 3)
+		emu_raise_noerr(cpu, X86_EXC_UD);
+	if (insn->mprefix == EMU_MP_66) {
+		fpu_check_sse(cpu);
+		memcpy(&s, xreg(cpu, insn->reg), 16);
+		memcpy(&m, xreg(cpu, insn->rm), 16);
+		n = 16;
+	} else {
+		fpu_check_mmx(cpu);
+		s.q[0] = fpu_mmx_get(cpu, insn->reg);
+		m.q[0] = fpu_mmx_get(cpu, insn->rm);
+		n = 8;
+	}
+	uint64_t base = cpu->gpr[RDI] & emu_size_mask(insn->adsize);
+	for (unsigned i = 0; i < n; i++)
+		if (m.b[i] & 0x80)
+			emu_write(cpu, insn->seg, (base + i) & emu_size_mask(insn->adsize), 1, s.b[i]);
+	if (n == 8)
+		fpu_mmx_enter(cpu);
+}
+
+/* EMMS: all x87 tags empty (vol. 2A "EMMS"). */
+static void emms(struct emu_cpu *cpu, const struct emu_insn *insn)
+{
+	fpu_check_mmx(cpu);
+	fpu_fx(cpu)->ftw = 0;
+}
+
+/* MOVNTI m32|64, r32|64 (SSE2, general-purpose source) */
+static void movnti(struct emu_cpu *cpu, const struct emu_insn *insn)
+{
+	if (insn->mod == 3)
+		emu_raise_noerr(cpu, X86_EXC_UD);
+	unsigned n = (insn->rex & 8) ? 8 : 4;
+	emu_write(cpu, insn->seg, fpu_ea(cpu, insn), n, cpu->gpr[insn->reg] & emu_size_mask(n));
+}
+
+/* PREFETCHh (0F 18) and the fences (0F AE E8/F0/F8): vessel executes
+ * memory accesses in program order on one vCPU thread and the host's
+ * atomics order them between vCPUs, so these are architectural no-ops;
+ * SFENCE/LFENCE/MFENCE still order the host stores for other vCPUs. */
+static void hint_nop(struct emu_cpu *cpu, const struct emu_insn *insn)
+{
+}
+
+void fpu_fence(struct emu_cpu *cpu, const struct emu_insn *insn)
+{
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+void fpu_sse_move_register(void)
+{
+	/* 0F 10/11 */
+	emu_register(EMU_MAP_0F, 0x10, EMU_MP_NONE, -1, mov_load_u);
+	emu_register(EMU_MAP_0F, 0x10, EMU_MP_66, -1, mov_load_u);
+	emu_register(EMU_MAP_0F, 0x11, EMU_MP_NONE, -1, mov_store_u);
+	emu_register(EMU_MAP_0F, 0x11, EMU_MP_66, -1, mov_store_u);
+	for (uint8_t op = 0x10; op <= 0x11; op++) {
+		emu_register(EMU_MAP_0F, op, EMU_MP_F3, -1, mov_scalar);
+		emu_register(EMU_MAP_0F, op, EMU_MP_F2, -1, mov_scalar);
+	}
+	/* 0F 12/13/16/17 */
+	static const uint8_t halves[] = { 0x12, 0x13, 0x16, 0x17 };
+	for (size_t i = 0; i < sizeof(halves); i++) {
+		emu_register(EMU_MAP_0F, halves[i], EMU_MP_NONE, -1, mov_half);
+		emu_register(EMU_MAP_0F, halves[i], EMU_MP_66, -1, mov_half);
+	}
+	emu_register(EMU_MAP_0F, 0x12, EMU_MP_F2, -1, mov_half);
+	emu_register(EMU_MAP_0F, 0x12, EMU_MP_F3, -1, mov_half);
+	emu_register(EMU_MAP_0F, 0x16, EMU_MP_F3, -1, mov_half);
+	/* unpck/shuf/logic */
+	for (int mp = EMU_MP_NONE; mp <= EMU_MP_66; mp++) {
+		emu_register(EMU_MAP_0F, 0x14, (enum emu_mprefix)mp, -1, fp_shuffle);
+		emu_register(EMU_MAP_0F, 0x15, (enum emu_mprefix)mp, -1, fp_shuffle);
+		emu_register(EMU_MAP_0F, 0xc6, (enum emu_mprefix)mp, -1, fp_shuffle);
+		emu_register(EMU_MAP_0F, 0x28, (enum emu_mprefix)mp, -1, mov_load_a);
+		emu_register(EMU_MAP_0F, 0x29, (enum emu_mprefix)mp, -1, mov_store_a);
+		emu_register(EMU_MAP_0F, 0x2b, (enum emu_mprefix)mp, -1, mov_store_nt);
+		emu_register(EMU_MAP_0F, 0x50, (enum emu_mprefix)mp, -1, fp_movmsk);
+		for (uint8_t op = 0x54; op <= 0x57; op++)
+			emu_register(EMU_MAP_0F, op, (enum emu_mprefix)mp, -1, fp_logic);
+		emu_register(EMU_MAP_0F, 0x6e, (enum emu_mprefix)mp, -1, mov_d_to_vec);
+		emu_register(EMU_MAP_0F, 0x7e, (enum emu_mprefix)mp, -1, mov_d_from_vec);
+		emu_register(EMU_MAP_0F, 0xc4, (enum emu_mprefix)mp, -1, pinsrw_pextrw);
+		emu_register(EMU_MAP_0F, 0xc5, (enum emu_mprefix)mp, -1, pinsrw_pextrw);
+		emu_register(EMU_MAP_0F, 0xd7, (enum emu_mprefix)mp, -1, pmovmskb);
+		emu_register(EMU_MAP_0F, 0xf7, (enum emu_mprefix)mp, -1, maskmov);
+	}
+	emu_register(EMU_MAP_0F, 0x7e, EMU_MP_F3, -1, mov_d_from_vec);
+	emu_register(EMU_MAP_0F, 0x6f, EMU_MP_NONE, -1, mov_mmx_q);
+	emu_register(EMU_MAP_0F, 0x7f, EMU_MP_NONE, -1, mov_mmx_q);
+	emu_register(EMU_MAP_0F, 0xe7, EMU_MP_NONE, -1, mov_mmx_q);
+	emu_register(EMU_MAP_0F, 0x6f, EMU_MP_66, -1, mov_load_a);
+	emu_register(EMU_MAP_0F, 0x6f, EMU_MP_F3, -1, mov_load_u);
+	emu_register(EMU_MAP_0F, 0x7f, EMU_MP_66, -1, mov_store_a);
+	emu_register(EMU_MAP_0F, 0x7f, EMU_MP_F3, -1, mov_store_u);
+	emu_register(EMU_MAP_0F, 0xe7, EMU_MP_66, -1, mov_store_nt);
+	emu_register(EMU_MAP_0F, 0xf0, EMU_MP_F2, -1, mov_load_mem_only);    /* LDDQU */
+	emu_register(EMU_MAP_0F38, 0x2a, EMU_MP_66, -1, mov_load_mem_only);  /* MOVNTDQA */
+	for (int mp = EMU_MP_66; mp <= EMU_MP_F2; mp++)
+		emu_register(EMU_MAP_0F, 0xd6, (enum emu_mprefix)mp, -1, mov_d6);
+	emu_register(EMU_MAP_0F, 0x77, EMU_MP_NONE, -1, emms);
+	emu_register(EMU_MAP_0F, 0xc3, EMU_MP_NONE, -1, movnti);
+	emu_register(EMU_MAP_0F, 0x18, -1, -1, hint_nop);
+	for (uint8_t op = 0x14; op <= 0x17; op++)
+		emu_register(EMU_MAP_0F3A, op, EMU_MP_66, -1, pextr);
+	for (uint8_t op = 0x20; op <= 0x22; op++)
+		emu_register(EMU_MAP_0F3A, op, EMU_MP_66, -1, pinsr);
+}

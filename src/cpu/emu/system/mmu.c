@@ -1,0 +1,596 @@
+/* Soft MMU: paging-structure walk, the software tagged TLB, and the
+ * segmented/linear access slow paths (DESIGN.md "Soft MMU = shadow page
+ * tables as a software tagged TLB").
+ *
+ * The TLB is direct-mapped, one array per access privilege (enum
+ * emu_mmu_idx), with separate read/write/fetch tags so that one walk
+ * grants exactly the rights the paging structures give.  Tags carry an
+ * address-space tag: up to EMU_ASID_SLOTS address spaces (CR3 values, or
+ * PCIDs) keep their translations side by side.  A slot is flushed by
+ * bumping its generation, which is part of the tag.
+ *
+ * Paging structures that back cached translations are watched: the walker
+ * marks their pages in emu_vm.pt_page, a guest write to such a page bumps
+ * emu_vm.pt_gen, and an address space whose translations are older than
+ * pt_gen is flushed when it becomes current again.  Within the current
+ * address space a stale translation may be used until the guest flushes
+ * it, which SDM vol. 3A 4.10.4.2 allows. */
+#include "cpu/emu/system/sys.h"
+
+#include "vm/machine.h"
+#include "vm/memory.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define PTE_P   (1ull << 0)
+#define PTE_RW  (1ull << 1)
+#define PTE_US  (1ull << 2)
+#define PTE_A   (1ull << 5)
+#define PTE_D   (1ull << 6)
+#define PTE_PS  (1ull << 7)
+#define PTE_G   (1ull << 8)
+#define PTE_XD  (1ull << 63)
+#define PTE_ADDR (EMU_PHYS_MASK & ~0xfffull)
+
+#define GEN_LIMIT 127   /* tag 0x7ff (slot 15, gen 127) would collide with an empty tag */
+
+static inline uint64_t asid_tag(unsigned slot, uint32_t gen)
+{
+	return slot | (uint64_t)gen << 4;
+}
+
+static void tlb_clear(struct emu_cpu *cpu)
+{
+	memset(cpu->tlb, 0xff, sizeof(cpu->tlb));
+}
+
+/* Drops every translation of every address space (SDM vol. 3A 4.10.4.1:
+ * CR0.PG/WP, CR4.PGE/PAE/PSE/SMEP/SMAP/PCIDE changes). */
+void emu_tlb_flush(struct emu_cpu *cpu, bool include_global)
+{
+	(void)include_global;  /* global translations are tagged per address space: always dropped */
+	tlb_clear(cpu);
+	for (unsigned i = 0; i < EMU_ASID_SLOTS; i++)
+		cpu->asids[i].gen = 0;
+	cpu->asid = asid_tag(cpu->asid_cur, 0);
+	cpu->tlb_salt = EMU_TLB_SALT(cpu->asid_cur);
+	if (cpu->evm)
+		cpu->write_epoch_seen = atomic_load_explicit(&cpu->evm->write_epoch, memory_order_relaxed);
+}
+
+static void slot_flush(struct emu_cpu *cpu, unsigned slot)
+{
+	struct emu_asid_slot *a = &cpu->asids[slot];
+	if (++a->gen >= GEN_LIMIT) {
+		/* Generations exhausted: old tags of this slot could come back. */
+		unsigned cur = cpu->asid_cur;
+		emu_tlb_flush(cpu, true);
+		cpu->asid_cur = cur;
+	}
+	if (cpu->evm)
+		a->pt_gen = atomic_load_explicit(&cpu->evm->pt_gen, memory_order_acquire);
+	if (slot == cpu->asid_cur)
+		cpu->asid = asid_tag(slot, a->gen);
+}
+
+void emu_tlb_sync_epoch_slow(struct emu_cpu *cpu)
+{
+	/* A page became a code or page-table page: writes to it must take the
+	 * slow path from now on, so no cached write translation may remain. */
+	cpu->write_epoch_seen = atomic_load_explicit(&cpu->evm->write_epoch, memory_order_acquire);
+	for (unsigned m = 0; m < EMU_MMU_COUNT; m++)
+		for (unsigned i = 0; i < EMU_TLB_SIZE; i++)
+			cpu->tlb[m][i].tag_write = ~0ull;
+}
+
+static uint64_t asid_key(const struct emu_cpu *cpu, uint64_t cr3)
+{
+	if (cpu->cr4 & X86_CR4_PCIDE)
+		return cr3 & 0x000fffffffffffffull;
+	return cr3 & 0x000fffffffffffe0ull;
+}
+
+void mmu_set_cr3(struct emu_cpu *cpu, uint64_t cr3, bool noflush)
+{
+	uint64_t key = asid_key(cpu, cr3);
+	uint64_t pt_gen = cpu->evm && cpu->evm->pt_page ?
+		atomic_load_explicit(&cpu->evm->pt_gen, memory_order_acquire) : ~0ull;
+	unsigned slot = EMU_ASID_SLOTS, lru = 0;
+	for (unsigned i = 0; i < EMU_ASID_SLOTS; i++) {
+		if (cpu->asids[i].key == key) {
+			slot = i;
+			break;
+		}
+		if (cpu->asids[i].last_use < cpu->asids[lru].last_use)
+			lru = i;
+	}
+	bool flush;
+	if (slot == EMU_ASID_SLOTS) {
+		slot = lru;
+		cpu->asids[slot].key = key;
+		flush = true;
+	} else if (cpu->cr4 & X86_CR4_PCIDE) {
+		/* SDM vol. 3A 4.10.4.1: MOV CR3 with bit 63 clear invalidates the
+		 * PCID's non-global translations. */
+		flush = !noflush || cpu->asids[slot].pt_gen != pt_gen;
+	} else {
+		/* Without PCIDs every MOV CR3 flushes (4.10.4.1); translations kept
+		 * for this CR3 are still exact unless a page table changed since. */
+		flush = cpu->asids[slot].pt_gen != pt_gen || pt_gen == ~0ull;
+	}
+	cpu->asid_cur = slot;
+	cpu->tlb_salt = EMU_TLB_SALT(slot);
+	cpu->asids[slot].last_use = ++cpu->asid_clock;
+	if (flush)
+		slot_flush(cpu, slot);
+	cpu->asid = asid_tag(slot, cpu->asids[slot].gen);
+}
+
+void mmu_reset(struct emu_cpu *cpu)
+{
+	for (unsigned i = 0; i < EMU_ASID_SLOTS; i++)
+		cpu->asids[i] = (struct emu_asid_slot){ .key = ~0ull };
+	cpu->asid_cur = 0;
+	cpu->asid_clock = 0;
+	emu_tlb_flush(cpu, true);
+	mmu_set_cr3(cpu, cpu->cr3, false);
+}
+
+void mmu_invlpg(struct emu_cpu *cpu, uint64_t lin)
+{
+	/* Invalidates the page in every address space, which covers global
+	 * translations made under another CR3/PCID (SDM vol. 2A INVLPG). */
+	uint64_t page = lin & ~0xfffull;
+	for (unsigned s = 0; s < EMU_ASID_SLOTS; s++) {
+		unsigned i = (unsigned)((lin >> 12) ^ EMU_TLB_SALT(s)) & (EMU_TLB_SIZE - 1);
+		for (unsigned m = 0; m < EMU_MMU_COUNT; m++) {
+			struct emu_tlb_entry *e = &cpu->tlb[m][i];
+			if ((e->tag_read & ~0xfffull) == page || (e->tag_write & ~0xfffull) == page ||
+			    (e->tag_fetch & ~0xfffull) == page)
+				e->tag_read = e->tag_write = e->tag_fetch = ~0ull;
+		}
+	}
+}
+
+void mmu_invpcid(struct emu_cpu *cpu, unsigned type, uint64_t pcid, uint64_t lin)
+{
+	/* SDM vol. 2A INVPCID: 0 individual address, 1 single context,
+	 * 2 all contexts including global, 3 all contexts except global. */
+	switch (type) {
+	case 0:
+		mmu_invlpg(cpu, lin);
+		break;
+	case 1:
+		for (unsigned i = 0; i < EMU_ASID_SLOTS; i++)
+			if (cpu->asids[i].key != ~0ull && (cpu->asids[i].key & 0xfff) == pcid)
+				slot_flush(cpu, i);
+		/* Global translations are tagged per address space too: a
+		 * single-context flush may drop them, which 4.10.4.1 permits. */
+		break;
+	default:
+		emu_tlb_flush(cpu, type == 2);
+		break;
+	}
+}
+
+bool mmu_canonical(const struct emu_cpu *cpu, uint64_t lin)
+{
+	unsigned bits = (cpu->cr4 & X86_CR4_LA57) ? 57 : 48;
+	int64_t s = (int64_t)(lin << (64 - bits)) >> (64 - bits);
+	return (uint64_t)s == lin;
+}
+
+/* ---- physical memory ---- */
+
+static inline bool pfn_flag(_Atomic uint8_t *map, const struct emu_vm *evm, uint64_t gpa)
+{
+	uint64_t pfn = gpa >> 12;
+	return map && pfn < evm->n_pages && atomic_load_explicit(&map[pfn], memory_order_relaxed);
+}
+
+static void watch_pt_page(struct emu_cpu *cpu, uint64_t gpa)
+{
+	struct emu_vm *evm = cpu->evm;
+	if (!evm || !evm->pt_page)
+		return;
+	uint64_t pfn = gpa >> 12;
+	if (pfn >= evm->n_pages || atomic_load_explicit(&evm->pt_page[pfn], memory_order_relaxed))
+		return;
+	atomic_store_explicit(&evm->pt_page[pfn], 1, memory_order_relaxed);
+	/* Cached write translations of this page (any vCPU) must go. */
+	atomic_fetch_add_explicit(&evm->write_epoch, 1, memory_order_release);
+	emu_tlb_sync_epoch_slow(cpu);
+}
+
+/* A guest write to RAM page gpa that is not through a TLB write tag. */
+static void phys_note_write(struct emu_cpu *cpu, uint64_t gpa)
+{
+	struct emu_vm *evm = cpu->evm;
+	if (!evm)
+		return;
+	if (pfn_flag(evm->code_page, evm, gpa))
+		emu_blocks_invalidate_page(evm, gpa & ~0xfffull);
+	if (pfn_flag(evm->pt_page, evm, gpa))
+		atomic_fetch_add_explicit(&evm->pt_gen, 1, memory_order_release);
+}
+
+static uint64_t mmio_access(struct emu_cpu *cpu, uint64_t gpa, unsigned size, bool write, uint64_t val)
+{
+	struct vcpu_exit ex = { .reason = VCPU_EXIT_MMIO };
+	ex.mmio.gpa = gpa;
+	ex.mmio.size = (uint8_t)size;
+	ex.mmio.is_write = write;
+	ex.mmio.data = write ? val : 0;
+	if (!cpu->vcpu)
+		return ~0ull & emu_size_mask(size);
+	vcpu_dispatch_exit(cpu->vcpu, &ex);
+	return write ? 0 : ex.mmio.data & emu_size_mask(size);
+}
+
+static uint64_t phys_read(struct emu_cpu *cpu, uint64_t gpa, unsigned size)
+{
+	const uint8_t *p = gmem_ptr(cpu->mem, gpa, size);
+	if (!p)
+		return mmio_access(cpu, gpa, size, false, 0);
+	uint64_t v = 0;
+	memcpy(&v, p, size);
+	return v;
+}
+
+static void phys_write(struct emu_cpu *cpu, uint64_t gpa, unsigned size, uint64_t val)
+{
+	uint8_t *p = gmem_ptr(cpu->mem, gpa, size);
+	if (!p) {
+		mmio_access(cpu, gpa, size, true, val);
+		return;
+	}
+	phys_note_write(cpu, gpa);
+	memcpy(p, &val, size);
+}
+
+/* ---- the walk (SDM vol. 3A 4.3 32-bit, 4.4 PAE, 4.5 4/5-level) ---- */
+
+struct walk {
+	uint64_t gpa;          /* guest-physical address of lin */
+	uint64_t leaf_addr;    /* guest-physical address of the leaf entry */
+	bool leaf_is_32;
+	bool user, writable, nx, dirty, global;
+};
+
+/* Reads a paging-structure entry.  A paging structure outside RAM reads as
+ * not present: the walk then faults instead of touching a device. */
+static uint64_t pte_load(struct emu_cpu *cpu, uint64_t addr, bool is32)
+{
+	void *p = gmem_ptr(cpu->mem, addr, is32 ? 4 : 8);
+	if (!p)
+		return 0;
+	watch_pt_page(cpu, addr);
+	if (is32)
+		return __atomic_load_n((uint32_t *)p, __ATOMIC_RELAXED);
+	return __atomic_load_n((uint64_t *)p, __ATOMIC_RELAXED);
+}
+
+/* Sets A (and D) bits atomically: other vCPUs may walk the same tables. */
+static void pte_set_bits(struct emu_cpu *cpu, uint64_t addr, bool is32, uint64_t bits)
+{
+	void *p = gmem_ptr(cpu->mem, addr, is32 ? 4 : 8);
+	if (!p)
+		return;
+	if (is32)
+		__atomic_fetch_or((uint32_t *)p, (uint32_t)bits, __ATOMIC_RELAXED);
+	else
+		__atomic_fetch_or((uint64_t *)p, bits, __ATOMIC_RELAXED);
+}
+
+static _Noreturn void page_fault(struct emu_cpu *cpu, uint64_t lin, enum emu_access acc, unsigned idx,
+				 uint32_t bits)
+{
+	uint32_t err = bits;
+	if (acc == EMU_ACC_WRITE)
+		err |= X86_PF_W;
+	if (idx == EMU_MMU_USER)
+		err |= X86_PF_U;
+	/* SDM vol. 3A 4.7: I/D is reported for fetches when NX or SMEP can apply. */
+	if (acc == EMU_ACC_FETCH &&
+	    (((cpu->efer & X86_EFER_NXE) && (cpu->cr4 & X86_CR4_PAE)) || (cpu->cr4 & X86_CR4_SMEP)))
+		err |= X86_PF_I;
+	cpu->cr2 = lin;
+	emu_raise(cpu, X86_EXC_PF, err);
+}
+
+/* Would an access of this kind and privilege be allowed (SDM vol. 3A 4.6)? */
+static bool access_allowed(const struct emu_cpu *cpu, const struct walk *w, enum emu_access acc, unsigned idx)
+{
+	if (idx == EMU_MMU_USER) {
+		if (!w->user)
+			return false;
+		if (acc == EMU_ACC_WRITE)
+			return w->writable;
+		if (acc == EMU_ACC_FETCH)
+			return !w->nx;
+		return true;
+	}
+	if (acc == EMU_ACC_FETCH)
+		return !w->nx && !(w->user && (cpu->cr4 & X86_CR4_SMEP));
+	if (w->user && (cpu->cr4 & X86_CR4_SMAP) && idx != EMU_MMU_SUP_AC)
+		return false;
+	if (acc == EMU_ACC_WRITE && !w->writable && (cpu->cr0 & X86_CR0_WP))
+		return false;
+	return true;
+}
+
+static void walk(struct emu_cpu *cpu, uint64_t lin, enum emu_access acc, unsigned idx, struct walk *w)
+{
+	bool nxe = cpu->efer & X86_EFER_NXE;
+	w->user = w->writable = true;
+	w->nx = false;
+	w->global = false;
+
+	if (!(cpu->cr4 & X86_CR4_PAE)) {
+		/* 32-bit paging, 4.3: two levels of 4-byte entries; PSE 4 MiB pages. */
+		uint64_t pde_addr = (cpu->cr3 & 0xfffff000u) + ((lin >> 22) & 0x3ff) * 4;
+		uint64_t pde = pte_load(cpu, pde_addr, true);
+		if (!(pde & PTE_P))
+			page_fault(cpu, lin, acc, idx, 0);
+		w->user = pde & PTE_US;
+		w->writable = pde & PTE_RW;
+		if ((pde & PTE_PS) && (cpu->cr4 & X86_CR4_PSE)) {
+			/* PSE-36: PDE bits 20:13 are physical bits 39:32; bit 21 is reserved. */
+			if (pde & (1u << 21))
+				page_fault(cpu, lin, acc, idx, X86_PF_P | X86_PF_RSVD);
+			w->gpa = (pde & 0xffc00000u) | ((pde >> 13) & 0xff) << 32 | (lin & 0x3fffff);
+			w->leaf_addr = pde_addr;
+			w->leaf_is_32 = true;
+			w->dirty = pde & PTE_D;
+			w->global = pde & PTE_G;
+			if (!access_allowed(cpu, w, acc, idx))
+				page_fault(cpu, lin, acc, idx, X86_PF_P);
+			pte_set_bits(cpu, pde_addr, true, PTE_A | (acc == EMU_ACC_WRITE ? PTE_D : 0));
+			w->dirty |= acc == EMU_ACC_WRITE;
+			return;
+		}
+		uint64_t pte_addr = (pde & 0xfffff000u) + ((lin >> 12) & 0x3ff) * 4;
+		uint64_t pte = pte_load(cpu, pte_addr, true);
+		if (!(pte & PTE_P))
+			page_fault(cpu, lin, acc, idx, 0);
+		w->user &= !!(pte & PTE_US);
+		w->writable &= !!(pte & PTE_RW);
+		w->gpa = (pte & 0xfffff000u) | (lin & 0xfff);
+		w->leaf_addr = pte_addr;
+		w->leaf_is_32 = true;
+		w->dirty = pte & PTE_D;
+		w->global = pte & PTE_G;
+		if (!access_allowed(cpu, w, acc, idx))
+			page_fault(cpu, lin, acc, idx, X86_PF_P);
+		pte_set_bits(cpu, pde_addr, true, PTE_A);
+		pte_set_bits(cpu, pte_addr, true, PTE_A | (acc == EMU_ACC_WRITE ? PTE_D : 0));
+		w->dirty |= acc == EMU_ACC_WRITE;
+		return;
+	}
+
+	/* PAE (4.4) and 4/5-level paging (4.5): 8-byte entries, 9 bits a level. */
+	bool lma = cpu->efer & X86_EFER_LMA;
+	int top = lma ? ((cpu->cr4 & X86_CR4_LA57) ? 5 : 4) : 3;
+	uint64_t table = lma ? (cpu->cr3 & PTE_ADDR) : (cpu->cr3 & 0xffffffe0u);
+	uint64_t addrs[5];
+	unsigned n_addrs = 0;
+	uint64_t rsvd_phys = 0x000fffffffffffffull & ~EMU_PHYS_MASK;   /* bits MAXPHYADDR..51 */
+	uint64_t rsvd_xd = nxe ? 0 : PTE_XD;
+	for (int lvl = top; lvl >= 1; lvl--) {
+		uint64_t index = lma || lvl < 3 ? (lin >> (12 + 9 * (lvl - 1))) & 0x1ff : (lin >> 30) & 3;
+		uint64_t addr = table + index * 8;
+		uint64_t e = pte_load(cpu, addr, false);
+		if (!(e & PTE_P))
+			page_fault(cpu, lin, acc, idx, 0);
+		uint64_t rsvd = rsvd_phys | rsvd_xd;
+		bool pdpte_legacy = !lma && lvl == 3;
+		if (pdpte_legacy)
+			rsvd = rsvd_phys | 0x1e6ull | PTE_XD;   /* 4.4.1: bits 2:1, 8:5 and 63 */
+		else if (lvl >= 4)
+			rsvd |= PTE_PS;
+		bool leaf = lvl == 1 || (!pdpte_legacy && lvl <= 3 && (e & PTE_PS));
+		if (leaf && lvl == 3)
+			rsvd |= 0x3fffe000ull;   /* 1 GiB page: bits 29:13 */
+		else if (leaf && lvl == 2)
+			rsvd |= 0x1fe000ull;     /* 2 MiB page: bits 20:13 */
+		if (e & rsvd)
+			page_fault(cpu, lin, acc, idx, X86_PF_P | X86_PF_RSVD);
+		if (!pdpte_legacy) {
+			w->user &= !!(e & PTE_US);
+			w->writable &= !!(e & PTE_RW);
+			w->nx |= nxe && (e & PTE_XD);
+			addrs[n_addrs++] = addr;
+		}
+		if (leaf) {
+			uint64_t psize = 1ull << (12 + 9 * (lvl - 1));
+			w->gpa = (e & PTE_ADDR & ~(psize - 1)) | (lin & (psize - 1));
+			w->leaf_addr = addr;
+			w->leaf_is_32 = false;
+			w->dirty = e & PTE_D;
+			w->global = e & PTE_G;
+			break;
+		}
+		table = e & PTE_ADDR;
+	}
+	if (!access_allowed(cpu, w, acc, idx))
+		page_fault(cpu, lin, acc, idx, X86_PF_P);
+	for (unsigned i = 0; i < n_addrs; i++)
+		pte_set_bits(cpu, addrs[i], false,
+			     PTE_A | (i + 1 == n_addrs && acc == EMU_ACC_WRITE ? PTE_D : 0));
+	w->dirty |= acc == EMU_ACC_WRITE;
+}
+
+/* Fills the TLB entry for lin with every right the walk grants under idx. */
+static void tlb_fill(struct emu_cpu *cpu, uint64_t lin, unsigned idx, const struct walk *w)
+{
+	struct emu_tlb_entry *e = &cpu->tlb[idx][emu_tlb_index(cpu, lin)];
+	uint64_t page = lin & ~0xfffull, gpa = w->gpa & ~0xfffull;
+	uint8_t *host = gmem_ptr(cpu->mem, gpa, 4096);
+	uint64_t tag = page | cpu->asid | (host ? 0 : EMU_TLB_MMIO);
+	struct emu_vm *evm = cpu->evm;
+	e->gpa = gpa;
+	e->addend = host ? (uintptr_t)host - (uintptr_t)page : 0;
+	e->tag_read = access_allowed(cpu, w, EMU_ACC_READ, idx) ? tag : ~0ull;
+	e->tag_fetch = access_allowed(cpu, w, EMU_ACC_FETCH, idx) ? tag : ~0ull;
+	/* Writes keep the slow path until D is set, and for pages whose writes
+	 * must be seen (decoded code, watched paging structures). */
+	bool fast_write = w->dirty && access_allowed(cpu, w, EMU_ACC_WRITE, idx) &&
+		!(evm && (pfn_flag(evm->code_page, evm, gpa) || pfn_flag(evm->pt_page, evm, gpa)));
+	e->tag_write = fast_write ? tag : ~0ull;
+}
+
+/* Returns the guest-physical address for lin, or raises #PF. */
+uint64_t mmu_translate(struct emu_cpu *cpu, uint64_t lin, enum emu_access acc, unsigned idx)
+{
+	if (!(cpu->cr0 & X86_CR0_PG))
+		return (cpu->efer & X86_EFER_LMA) ? lin : (uint32_t)lin;
+	struct emu_tlb_entry *e = &cpu->tlb[idx][emu_tlb_index(cpu, lin)];
+	uint64_t want = (lin & ~0xfffull) | cpu->asid;
+	uint64_t tag = acc == EMU_ACC_READ ? e->tag_read : acc == EMU_ACC_WRITE ? e->tag_write : e->tag_fetch;
+	if ((tag & ~EMU_TLB_MMIO) == want)
+		return e->gpa | (lin & 0xfff);
+	struct walk w;
+	walk(cpu, lin, acc, idx, &w);
+	tlb_fill(cpu, lin, idx, &w);
+	return w.gpa;
+}
+
+/* ---- linear accesses ---- */
+
+uint64_t mmu_read_lin(struct emu_cpu *cpu, uint64_t lin, unsigned size, unsigned idx)
+{
+	if ((lin & 0xfff) + size <= 4096)
+		return phys_read(cpu, mmu_translate(cpu, lin, EMU_ACC_READ, idx), size);
+	/* Split across two pages: both must translate before either is read. */
+	unsigned first = 4096 - (lin & 0xfff);
+	uint64_t g0 = mmu_translate(cpu, lin, EMU_ACC_READ, idx);
+	uint64_t g1 = mmu_translate(cpu, lin + first, EMU_ACC_READ, idx);
+	uint64_t v = 0;
+	for (unsigned i = 0; i < size; i++)
+		v |= phys_read(cpu, i < first ? g0 + i : g1 + (i - first), 1) << (8 * i);
+	return v;
+}
+
+void mmu_write_lin(struct emu_cpu *cpu, uint64_t lin, unsigned size, uint64_t val, unsigned idx)
+{
+	if ((lin & 0xfff) + size <= 4096) {
+		phys_write(cpu, mmu_translate(cpu, lin, EMU_ACC_WRITE, idx), size, val);
+		return;
+	}
+	unsigned first = 4096 - (lin & 0xfff);
+	uint64_t g0 = mmu_translate(cpu, lin, EMU_ACC_WRITE, idx);
+	uint64_t g1 = mmu_translate(cpu, lin + first, EMU_ACC_WRITE, idx);
+	for (unsigned i = 0; i < size; i++)
+		phys_write(cpu, i < first ? g0 + i : g1 + (i - first), 1, (val >> (8 * i)) & 0xff);
+}
+
+uint64_t emu_read_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
+{
+	uint64_t lin = seg_linear(cpu, &cpu->seg[seg], seg, off, size, EMU_ACC_READ);
+	return mmu_read_lin(cpu, lin, size, emu_mmu_index(cpu));
+}
+
+void emu_write_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)
+{
+	uint64_t lin = seg_linear(cpu, &cpu->seg[seg], seg, off, size, EMU_ACC_WRITE);
+	mmu_write_lin(cpu, lin, size, val & emu_size_mask(size), emu_mmu_index(cpu));
+}
+
+void emu_read_bytes(struct emu_cpu *cpu, int seg, uint64_t off, void *dst, unsigned n)
+{
+	if (!n)
+		return;
+	uint64_t lin = seg_linear(cpu, &cpu->seg[seg], seg, off, n, EMU_ACC_READ);
+	unsigned idx = emu_mmu_index(cpu);
+	uint8_t *out = dst;
+	while (n) {
+		unsigned chunk = 4096 - (lin & 0xfff);
+		if (chunk > n)
+			chunk = n;
+		uint64_t gpa = mmu_translate(cpu, lin, EMU_ACC_READ, idx);
+		void *p = gmem_ptr(cpu->mem, gpa, chunk);
+		if (p)
+			memcpy(out, p, chunk);
+		else
+			for (unsigned i = 0; i < chunk; i++)
+				out[i] = (uint8_t)phys_read(cpu, gpa + i, 1);
+		out += chunk;
+		lin = cpu->mode == EMU_MODE_LONG64 ? lin + chunk : (uint32_t)(lin + chunk);
+		n -= chunk;
+	}
+}
+
+void emu_write_bytes(struct emu_cpu *cpu, int seg, uint64_t off, const void *src, unsigned n)
+{
+	if (!n)
+		return;
+	uint64_t lin0 = seg_linear(cpu, &cpu->seg[seg], seg, off, n, EMU_ACC_WRITE);
+	unsigned idx = emu_mmu_index(cpu);
+	/* Every page must be writable before any byte is written. */
+	uint64_t lin = lin0;
+	for (unsigned left = n; left;) {
+		unsigned chunk = 4096 - (lin & 0xfff);
+		if (chunk > left)
+			chunk = left;
+		mmu_translate(cpu, lin, EMU_ACC_WRITE, idx);
+		lin = cpu->mode == EMU_MODE_LONG64 ? lin + chunk : (uint32_t)(lin + chunk);
+		left -= chunk;
+	}
+	const uint8_t *in = src;
+	lin = lin0;
+	while (n) {
+		unsigned chunk = 4096 - (lin & 0xfff);
+		if (chunk > n)
+			chunk = n;
+		uint64_t gpa = mmu_translate(cpu, lin, EMU_ACC_WRITE, idx);
+		void *p = gmem_ptr(cpu->mem, gpa, chunk);
+		if (p) {
+			phys_note_write(cpu, gpa);
+			memcpy(p, in, chunk);
+		} else {
+			for (unsigned i = 0; i < chunk; i++)
+				phys_write(cpu, gpa + i, 1, in[i]);
+		}
+		in += chunk;
+		lin = cpu->mode == EMU_MODE_LONG64 ? lin + chunk : (uint32_t)(lin + chunk);
+		n -= chunk;
+	}
+}
+
+void *emu_mem_ptr(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, bool write)
+{
+	uint64_t lin = seg_linear(cpu, &cpu->seg[seg], seg, off, size, write ? EMU_ACC_WRITE : EMU_ACC_READ);
+	if ((lin & 0xfff) + size > 4096)
+		return NULL;
+	uint64_t gpa = mmu_translate(cpu, lin, write ? EMU_ACC_WRITE : EMU_ACC_READ, emu_mmu_index(cpu));
+	void *p = gmem_ptr(cpu->mem, gpa, size);
+	if (p && write)
+		phys_note_write(cpu, gpa);
+	return p;
+}
+
+uint64_t emu_translate_fetch(struct emu_cpu *cpu, uint64_t linear)
+{
+	if (cpu->mode == EMU_MODE_LONG64 && !mmu_canonical(cpu, linear))
+		emu_raise(cpu, X86_EXC_GP, 0);
+	return mmu_translate(cpu, linear, EMU_ACC_FETCH, cpu->cpl == 3 ? EMU_MMU_USER : EMU_MMU_SUP);
+}
+
+int emu_sys_vm_init(struct emu_vm *evm)
+{
+	evm->pt_page = NULL;
+	atomic_store(&evm->pt_gen, 0);
+	if (evm->n_pages) {
+		evm->pt_page = calloc(evm->n_pages, 1);
+		if (!evm->pt_page)
+			return -12;   /* ENOMEM */
+	}
+	return 0;
+}
+
+void emu_sys_vm_destroy(struct emu_vm *evm)
+{
+	free((void *)evm->pt_page);
+	evm->pt_page = NULL;
+}

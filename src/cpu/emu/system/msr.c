@@ -1,0 +1,220 @@
+/* Model-specific registers the engine models (SDM vol. 4); everything else
+ * is offered to the monitor as a VCPU_EXIT_MSR trap and faults with #GP(0)
+ * when nobody handles it. */
+#include "cpu/emu/system/sys.h"
+
+#include "hw/intc/lapic.h"
+#include "vm/machine.h"
+
+#include <errno.h>
+
+#define MSR_IA32_PRED_CMD        0x49
+#define MSR_IA32_BIOS_SIGN_ID    0x8b
+#define MSR_PLATFORM_INFO        0xce
+#define MSR_MTRRCAP              0xfe
+#define MSR_ARCH_CAPABILITIES    0x10a
+#define MSR_MCG_CAP              0x179
+#define MSR_MCG_STATUS           0x17a
+#define MSR_MTRR_PHYS_BASE0      0x200
+#define MSR_MTRR_DEF_TYPE        0x2ff
+
+/* ARCH_CAPABILITIES: not affected by Meltdown, SSB, MDS, TAA, and no
+ * machine check on page-size changes (vol. 4 table 2-2). */
+#define ARCH_CAP_VALUE ((1ull << 0) | (1ull << 4) | (1ull << 5) | (1ull << 6) | (1ull << 8))
+
+/* Fixed-range MTRR indices in cpu->mtrr_fixed order (vol. 3A 11.11.2.2). */
+static int mtrr_fixed_index(uint32_t msr)
+{
+	static const uint32_t fixed[11] = { 0x250, 0x258, 0x259, 0x268, 0x269, 0x26a, 0x26b,
+					    0x26c, 0x26d, 0x26e, 0x26f };
+	for (int i = 0; i < 11; i++)
+		if (fixed[i] == msr)
+			return i;
+	return -1;
+}
+
+static bool valid_mem_types(uint64_t v, bool pat)
+{
+	/* Each byte: 0 UC, 1 WC, 4 WT, 5 WP, 6 WB (7 UC- only in the PAT). */
+	for (int i = 0; i < 8; i++) {
+		unsigned t = (v >> (8 * i)) & 0xff;
+		if (!(t == 0 || t == 1 || t == 4 || t == 5 || t == 6 || (pat && t == 7)))
+			return false;
+	}
+	return true;
+}
+
+static int msr_trap(struct emu_cpu *cpu, uint32_t index, bool write, uint64_t *val)
+{
+	if (!cpu->vcpu)
+		return -1;
+	struct vcpu_exit ex = { .reason = VCPU_EXIT_MSR };
+	ex.msr.index = index;
+	ex.msr.is_write = write;
+	ex.msr.data = write ? *val : 0;
+	ex.msr.handled = false;
+	vcpu_dispatch_exit(cpu->vcpu, &ex);
+	if (!ex.msr.handled)
+		return -1;
+	if (!write)
+		*val = ex.msr.data;
+	return 0;
+}
+
+static bool is_apic_msr(uint32_t index)
+{
+	return index == MSR_IA32_APIC_BASE || index == MSR_IA32_TSC_DEADLINE || (index >= 0x800 && index <= 0x8ff);
+}
+
+/* The LAPIC's engine hook: 0 done, -1 #GP, 1 no LAPIC (model it here). */
+static int apic_msr(struct emu_cpu *cpu, uint32_t index, bool write, uint64_t *val)
+{
+	if (!cpu->vcpu || !cpu->vcpu->lapic)
+		return 1;
+	int rc = write ? lapic_msr_write(cpu->vcpu, index, *val) : lapic_msr_read(cpu->vcpu, index, val);
+	if (rc == -ENOENT)
+		return 1;
+	return rc < 0 ? -1 : 0;
+}
+
+int msr_read(struct emu_cpu *cpu, uint32_t index, uint64_t *val)
+{
+	int fi;
+	if (is_apic_msr(index)) {
+		int rc = apic_msr(cpu, index, false, val);
+		if (rc <= 0)
+			return rc;
+		if (index >= 0x800)
+			return -1;   /* x2APIC registers without a LAPIC */
+	}
+	switch (index) {
+	case MSR_IA32_TSC: *val = emu_rdtsc(cpu); return 0;
+	case MSR_IA32_APIC_BASE: *val = cpu->apic_base; return 0;
+	case MSR_IA32_FEATURE_CONTROL: *val = cpu->feature_control | 1; return 0;   /* locked, no VMX */
+	case MSR_IA32_SPEC_CTRL: *val = cpu->spec_ctrl; return 0;
+	case MSR_IA32_BIOS_SIGN_ID: *val = 0; return 0;
+	case MSR_PLATFORM_INFO: *val = (uint64_t)(EMU_TSC_HZ / 100000000ull) << 8; return 0;
+	case MSR_MTRRCAP: *val = 8 | (1u << 8) | (1u << 10); return 0;   /* 8 variable, fixed, WC */
+	case MSR_ARCH_CAPABILITIES: *val = ARCH_CAP_VALUE; return 0;
+	case MSR_IA32_SYSENTER_CS: *val = cpu->sysenter_cs; return 0;
+	case MSR_IA32_SYSENTER_ESP: *val = cpu->sysenter_esp; return 0;
+	case MSR_IA32_SYSENTER_EIP: *val = cpu->sysenter_eip; return 0;
+	case MSR_MCG_CAP: case MSR_MCG_STATUS: *val = 0; return 0;
+	case MSR_IA32_MISC_ENABLE: *val = cpu->misc_enable; return 0;
+	case MSR_IA32_PAT: *val = cpu->pat; return 0;
+	case MSR_MTRR_DEF_TYPE: *val = cpu->mtrr_def_type; return 0;
+	case MSR_IA32_TSC_DEADLINE: *val = cpu->tsc_deadline; return 0;
+	case MSR_EFER: *val = cpu->efer; return 0;
+	case MSR_STAR: *val = cpu->star; return 0;
+	case MSR_LSTAR: *val = cpu->lstar; return 0;
+	case MSR_CSTAR: *val = cpu->cstar; return 0;
+	case MSR_SFMASK: *val = cpu->sfmask; return 0;
+	case MSR_FS_BASE: *val = cpu->seg[SEG_FS].base; return 0;
+	case MSR_GS_BASE: *val = cpu->seg[SEG_GS].base; return 0;
+	case MSR_KERNEL_GS_BASE: *val = cpu->kernel_gs_base; return 0;
+	case MSR_TSC_AUX: *val = cpu->tsc_aux; return 0;
+	}
+	if (index >= MSR_MTRR_PHYS_BASE0 && index < MSR_MTRR_PHYS_BASE0 + 16) {
+		*val = cpu->mtrr_var[index - MSR_MTRR_PHYS_BASE0];
+		return 0;
+	}
+	if ((fi = mtrr_fixed_index(index)) >= 0) {
+		*val = cpu->mtrr_fixed[fi];
+		return 0;
+	}
+	return msr_trap(cpu, index, false, val);
+}
+
+int msr_write(struct emu_cpu *cpu, uint32_t index, uint64_t val)
+{
+	int fi;
+	if (is_apic_msr(index)) {
+		int rc = apic_msr(cpu, index, true, &val);
+		if (rc == 0 && index == MSR_IA32_APIC_BASE)
+			cpu->apic_base = val;   /* CPUID.1:EDX.APIC follows the enable bit */
+		if (index == MSR_IA32_TSC_DEADLINE && rc == 0)
+			cpu->tsc_deadline = val;
+		if (rc <= 0)
+			return rc;
+		if (index >= 0x800)
+			return -1;
+	}
+	switch (index) {
+	case MSR_IA32_TSC:
+		cpu->tsc_offset += val - emu_rdtsc(cpu);
+		return 0;
+	case MSR_IA32_APIC_BASE:
+		/* Bits 7:0, 9 and above MAXPHYADDR are reserved (vol. 3A 11.4.4). */
+		if (val & (0xffull | (1ull << 9) | ~EMU_PHYS_MASK))
+			return -1;
+		cpu->apic_base = val;
+		return 0;
+	case MSR_IA32_FEATURE_CONTROL:
+		return -1;   /* locked */
+	case MSR_IA32_SPEC_CTRL:
+		if (val & ~7ull)
+			return -1;
+		cpu->spec_ctrl = val;
+		return 0;
+	case MSR_IA32_PRED_CMD:
+		return (val & ~1ull) ? -1 : 0;
+	case MSR_IA32_BIOS_SIGN_ID:
+		return 0;
+	case MSR_MCG_STATUS:
+		return val ? -1 : 0;
+	case MSR_IA32_SYSENTER_CS: cpu->sysenter_cs = val & 0xffff; return 0;
+	case MSR_IA32_SYSENTER_ESP:
+	case MSR_IA32_SYSENTER_EIP:
+	case MSR_LSTAR:
+	case MSR_CSTAR:
+	case MSR_FS_BASE:
+	case MSR_GS_BASE:
+	case MSR_KERNEL_GS_BASE:
+		if (!mmu_canonical(cpu, val))
+			return -1;
+		switch (index) {
+		case MSR_IA32_SYSENTER_ESP: cpu->sysenter_esp = val; break;
+		case MSR_IA32_SYSENTER_EIP: cpu->sysenter_eip = val; break;
+		case MSR_LSTAR: cpu->lstar = val; break;
+		case MSR_CSTAR: cpu->cstar = val; break;
+		case MSR_FS_BASE: cpu->seg[SEG_FS].base = val; break;
+		case MSR_GS_BASE: cpu->seg[SEG_GS].base = val; break;
+		default: cpu->kernel_gs_base = val; break;
+		}
+		return 0;
+	case MSR_IA32_MISC_ENABLE:
+		cpu->misc_enable = val;
+		return 0;
+	case MSR_IA32_PAT:
+		if (!valid_mem_types(val, true))
+			return -1;
+		cpu->pat = val;
+		return 0;
+	case MSR_MTRR_DEF_TYPE:
+		if (val & ~0xcffull)
+			return -1;
+		cpu->mtrr_def_type = val;
+		return 0;
+	case MSR_IA32_TSC_DEADLINE:
+		cpu->tsc_deadline = val;
+		return 0;
+	case MSR_EFER:
+		return mode_write_efer(cpu, val);
+	case MSR_STAR: cpu->star = val; return 0;
+	case MSR_SFMASK: cpu->sfmask = val & 0xffffffffull; return 0;
+	case MSR_TSC_AUX: cpu->tsc_aux = val & 0xffffffffull; return 0;
+	case MSR_PLATFORM_INFO: case MSR_MTRRCAP: case MSR_ARCH_CAPABILITIES: case MSR_MCG_CAP:
+		return -1;   /* read-only */
+	}
+	if (index >= MSR_MTRR_PHYS_BASE0 && index < MSR_MTRR_PHYS_BASE0 + 16) {
+		cpu->mtrr_var[index - MSR_MTRR_PHYS_BASE0] = val;
+		return 0;
+	}
+	if ((fi = mtrr_fixed_index(index)) >= 0) {
+		if (!valid_mem_types(val, false))
+			return -1;
+		cpu->mtrr_fixed[fi] = val;
+		return 0;
+	}
+	return msr_trap(cpu, index, true, &val);
+}

@@ -1,0 +1,32 @@
+/* The VM side of the control plane: the lifecycle, the control API's
+ * operations on a running machine, plug-in devices and snapshots
+ * (docs/api.md "For the VM side").  One session spans the whole
+ * `vessel run`, across guest reboots; the machine inside it is rebuilt on
+ * each reboot. */
+#ifndef VESSEL_VM_CONTROL_H
+#define VESSEL_VM_CONTROL_H
+
+#include "vm/api.h"
+#include "vm/lifecycle.h"
+#include "vm/machine.h"
+#include "vm/plugin.h"
+
+struct vm_session {
+	const struct vm_config *cfg;
+	struct lifecycle lc;
+	struct plugin_registry plugins;
+	struct api_server *api;
+	pthread_mutex_t lock;           /* guards vm */
+	struct vm *vm;                  /* NULL while the machine is rebuilt */
+};
+
+/* Lifecycle initializing, plug-in scan, control API (if asked). */
+int vm_session_start(struct vm_session *s, const struct vm_config *cfg);
+/* Lifecycle tearing-down and off, API stopped. */
+void vm_session_finish(struct vm_session *s);
+/* A machine was built: gate, the manifest's devices; the API now drives it. */
+int vm_session_attach(struct vm_session *s, struct vm *vm);
+/* The machine is about to be destroyed. */
+void vm_session_detach(struct vm_session *s);
+
+#endif

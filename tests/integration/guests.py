@@ -1,0 +1,55 @@
+"""Helpers for integration tests that boot guests: the default Linux guest
+(scripts/build-guest) and the small Multiboot guests in
+tests/guests/multiboot, assembled on demand."""
+import base64
+import os
+import pathlib
+import subprocess
+import time
+
+from conftest import ROOT
+
+CACHE = pathlib.Path(os.environ.get("VESSEL_CACHE", pathlib.Path.home() / ".cache" / "vessel"))
+MULTIBOOT = ROOT / "tests" / "guests" / "multiboot"
+
+
+def assemble(name, out_dir, defines=()):
+    out = pathlib.Path(out_dir) / f"{name}.bin"
+    subprocess.run(["nasm", "-f", "bin", *[f"-D{d}" for d in defines], "-o", str(out), str(MULTIBOOT / f"{name}.asm")],
+                   check=True)
+    return out
+
+
+def linux_guest():
+    """(kernel, initrd) of the default guest, built if missing."""
+    subprocess.run([str(ROOT / "scripts" / "build-guest")], check=True, stdout=subprocess.DEVNULL)
+    return CACHE / "vmlinuz", CACHE / "initramfs.cpio.gz"
+
+
+def script_append(script):
+    return "console=ttyS0 panic=-1 vessel.script=" + base64.b64encode(script.encode()).decode()
+
+
+def linux_args(script=None, cpus=1):
+    kernel, initrd = linux_guest()
+    append = script_append(script) if script is not None else "console=ttyS0 panic=-1"
+    return ["run", "--kernel", str(kernel), "--initrd", str(initrd), "--memory", "512M", "--cpus", str(cpus),
+            "--append", append]
+
+
+def script_output(console_text):
+    """The lines the guest's script printed, and its exit status."""
+    begin = console_text.index("VESSEL-SCRIPT-BEGIN")
+    end = console_text.index("VESSEL-SCRIPT-END rc=", begin)
+    body = console_text[begin + len("VESSEL-SCRIPT-BEGIN"):end].replace("\r", "").strip("\n")
+    rc = console_text[end:].split("=", 1)[1].split()[0]
+    return body.splitlines(), rc
+
+
+def wait_for_file_text(path, needle, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and needle in path.read_text(errors="replace"):
+            return True
+        time.sleep(0.2)
+    return False

@@ -1,0 +1,155 @@
+#include "harness.h"
+
+#include <setjmp.h>
+#include <string.h>
+
+struct harness *harness_cur;
+
+_Noreturn void emu_raise(struct emu_cpu *cpu, unsigned vector, uint32_t error_code)
+{
+	cpu->exc_vector = (int)vector;
+	cpu->exc_error = error_code;
+	cpu->exc_has_error = true;
+	longjmp(*cpu->fault_env, 1);
+}
+
+_Noreturn void emu_raise_noerr(struct emu_cpu *cpu, unsigned vector)
+{
+	cpu->exc_vector = (int)vector;
+	cpu->exc_error = 0;
+	cpu->exc_has_error = false;
+	longjmp(*cpu->fault_env, 1);
+}
+
+static uint64_t linear(struct emu_cpu *cpu, int seg, uint64_t off)
+{
+	if (cpu->mode == EMU_MODE_LONG64)
+		return off + (seg >= SEG_FS ? cpu->seg[seg].base : 0);
+	return (uint32_t)(cpu->seg[seg].base + off);
+}
+
+static uint8_t *host(struct emu_cpu *cpu, uint64_t lin, unsigned size)
+{
+	struct harness *h = harness_cur;
+	if (lin < h->base || lin - h->base > h->size || size > h->size - (lin - h->base))
+		emu_raise(cpu, cpu->mode == EMU_MODE_LONG64 ? X86_EXC_GP : X86_EXC_GP, 0);
+	return h->mem + (lin - h->base);
+}
+
+uint64_t emu_read_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
+{
+	uint64_t v = 0;
+	memcpy(&v, host(cpu, linear(cpu, seg, off), size), size);
+	return v;
+}
+
+void emu_write_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)
+{
+	memcpy(host(cpu, linear(cpu, seg, off), size), &val, size);
+}
+
+void emu_read_bytes(struct emu_cpu *cpu, int seg, uint64_t off, void *dst, unsigned n)
+{
+	memcpy(dst, host(cpu, linear(cpu, seg, off), n), n);
+}
+
+void emu_write_bytes(struct emu_cpu *cpu, int seg, uint64_t off, const void *src, unsigned n)
+{
+	memcpy(host(cpu, linear(cpu, seg, off), n), src, n);
+}
+
+void *emu_mem_ptr(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, bool write)
+{
+	uint64_t lin = linear(cpu, seg, off);
+	if ((lin & 4095) + size > 4096)
+		return NULL;
+	return host(cpu, lin, size);
+}
+
+uint64_t emu_translate_fetch(struct emu_cpu *cpu, uint64_t lin)
+{
+	return lin;
+}
+
+uint32_t emu_io_in(struct emu_cpu *cpu, uint16_t port, unsigned size)
+{
+	harness_cur->io_last_port = port;
+	harness_cur->io_count++;
+	return (uint32_t)(0x5a5a5a5au ^ port) & (uint32_t)emu_size_mask(size);
+}
+
+void emu_io_out(struct emu_cpu *cpu, uint16_t port, unsigned size, uint32_t val)
+{
+	harness_cur->io_last_port = port;
+	harness_cur->io_last_val = val;
+	harness_cur->io_count++;
+}
+
+void emu_sys_register(void)
+{
+}
+
+void emu_fpu_register(void)
+{
+}
+
+void harness_init(struct harness *h, uint8_t *mem, uint64_t base, uint64_t size, unsigned mode)
+{
+	memset(&h->cpu, 0, sizeof(h->cpu));
+	/* An empty TLB: the inline accessors of emu.h always take the slow path here. */
+	memset(h->cpu.tlb, 0xff, sizeof(h->cpu.tlb));
+	h->mem = mem;
+	h->base = base;
+	h->size = size;
+	h->cpu.mode = (uint8_t)mode;
+	h->cpu.rflags = X86_FLAG_FIXED;
+	h->cpu.exc_vector = -1;
+	/* Flat, present, writable data segments; SS.B/CS.D per mode. */
+	for (int s = 0; s < SEG_COUNT; s++) {
+		h->cpu.seg[s].limit = 0xffffffff;
+		h->cpu.seg[s].attr = 0x93;
+		if (mode == EMU_MODE_PROT32)
+			h->cpu.seg[s].attr |= 1u << 10;
+	}
+	h->io_count = 0;
+	harness_cur = h;
+	emu_isa_init();
+}
+
+int harness_step(struct harness *h)
+{
+	struct emu_cpu *cpu = &h->cpu;
+	jmp_buf env;
+	struct emu_insn in;
+	cpu->fault_env = &env;
+	cpu->exc_vector = -1;
+	if (setjmp(env))
+		return cpu->exc_vector;
+	uint8_t buf[16] = { 0 };
+	uint64_t lin = linear(cpu, SEG_CS, cpu->rip);
+	unsigned avail = 15;
+	if (lin >= h->base && lin < h->base + h->size && h->base + h->size - lin < avail)
+		avail = (unsigned)(h->base + h->size - lin);
+	memcpy(buf, host(cpu, lin, avail), avail);
+	int rc = emu_decode(cpu, buf, avail, &in);
+	if (rc == -11 /* EAGAIN */)
+		emu_raise(cpu, X86_EXC_GP, 0);
+	cpu->stop_block = false;
+	cpu->next_rip = cpu->rip + in.len;
+	in.fn(cpu, &in);
+	cpu->rip = cpu->next_rip;
+	if (cpu->mode != EMU_MODE_LONG64)
+		cpu->rip &= 0xffffffff;
+	cpu->icount++;
+	return -1;
+}
+
+int harness_run(struct harness *h, uint64_t stop, unsigned n)
+{
+	for (unsigned i = 0; i < n && h->cpu.rip != stop; i++) {
+		int v = harness_step(h);
+		if (v >= 0)
+			return v;
+	}
+	return -1;
+}

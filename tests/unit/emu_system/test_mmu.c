@@ -1,0 +1,367 @@
+/* Soft MMU: the paging walk, A/D bits, #PF error codes and CR2, the
+ * permission matrix and the tagged TLB's flush rules (SDM vol. 3A ch. 4). */
+#include <criterion/criterion.h>
+
+#include "cpu/emu/system/sys.h"
+#include "harness.h"
+
+#define PML4 0x10000ull
+#define PDPT 0x11000ull
+#define PD   0x12000ull
+#define PT   0x13000ull
+#define P  1ull
+#define RW 2ull
+#define US 4ull
+#define A  0x20ull
+#define D  0x40ull
+#define PS 0x80ull
+#define XD (1ull << 63)
+
+static struct sys_fixture fx;
+
+/* Enters 64-bit mode directly (no instructions): CR0.PG|PE|WP, PAE, LME/LMA/NXE. */
+static void long_mode(uint64_t cr4_extra)
+{
+	struct emu_cpu *cpu = fx.cpu;
+	fx_w64(&fx, PML4, PDPT | P | RW | US);
+	fx_w64(&fx, PDPT, PD | P | RW | US);
+	fx_w64(&fx, PD + 2 * 8, PT | P | RW | US);   /* 4 MiB .. 6 MiB through PT */
+	fx_w64(&fx, PD + 3 * 8, 0x600000 | P | RW | PS);   /* 6 MiB: a 2 MiB supervisor page */
+	cpu->cr4 = X86_CR4_PAE | cr4_extra;
+	cpu->efer = X86_EFER_LME | X86_EFER_LMA | X86_EFER_NXE;
+	cpu->cr0 = X86_CR0_PE | X86_CR0_PG | X86_CR0_WP | X86_CR0_ET;
+	cpu->cr3 = PML4;
+	cpu->seg[SEG_CS].attr = 0x29b;   /* present code, L */
+	emu_tlb_flush(cpu, true);
+	mmu_set_cr3(cpu, PML4, false);
+	emu_update_mode(cpu);
+	cr_assert_eq(cpu->mode, EMU_MODE_LONG64);
+}
+
+static void map(unsigned i, uint64_t gpa, uint64_t flags)
+{
+	fx_w64(&fx, PT + i * 8, gpa | flags);
+}
+
+static uint64_t lin(unsigned i)
+{
+	return 0x400000ull + i * 0x1000ull;
+}
+
+static void setup(void)
+{
+	fx_init(&fx, 16 << 20);
+}
+
+static void teardown(void)
+{
+	fx_destroy(&fx);
+}
+
+TestSuite(emu_mmu, .init = setup, .fini = teardown);
+
+Test(emu_mmu, reset_state_is_the_power_up_state)
+{
+	struct emu_cpu *cpu = fx.cpu;
+	cr_assert_eq(cpu->seg[SEG_CS].base, 0xffff0000);
+	cr_assert_eq(cpu->seg[SEG_CS].sel, 0xf000);
+	cr_assert_eq(cpu->rip, 0xfff0);
+	cr_assert_eq(cpu->cr0, 0x60000010);
+	cr_assert_eq(cpu->mode, EMU_MODE_REAL);
+	cr_assert_eq(cpu->gpr[RDX] & 0xf00, 0x600);   /* family 6 signature in EDX */
+	cr_assert_eq(cpu->dr[6], 0xffff0ff0);
+	cr_assert_eq(cpu->dr[7], 0x400);
+}
+
+Test(emu_mmu, real_mode_segment_base_and_limit)
+{
+	struct emu_cpu *cpu = fx.cpu;
+	emu_load_seg(cpu, SEG_DS, 0x100);
+	cr_assert_eq(fx_write(&fx, SEG_DS, 0x10, 4, 0xdeadbeef), -1);
+	cr_assert_eq(fx_r32(&fx, 0x1010), 0xdeadbeef);
+	uint64_t v = 0;
+	cr_assert_eq(fx_read(&fx, SEG_DS, 0x10, 2, &v), -1);
+	cr_assert_eq(v, 0xbeef);
+	/* A word at offset 0xffff crosses the 64 KiB limit: #GP; through SS: #SS. */
+	cr_assert_eq(fx_read(&fx, SEG_DS, 0xffff, 2, &v), X86_EXC_GP);
+	cr_assert_eq(fx_read(&fx, SEG_SS, 0xffff, 2, &v), X86_EXC_SS);
+}
+
+Test(emu_mmu, walk_sets_accessed_then_dirty)
+{
+	long_mode(0);
+	map(0, 0x200000, P | RW);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(0), 8, NULL), -1);
+	cr_assert_eq(fx_r64(&fx, PT) & (A | D), A, "a read sets A only");
+	cr_assert(fx_r64(&fx, PML4) & A);
+	cr_assert(fx_r64(&fx, PDPT) & A);
+	cr_assert(fx_r64(&fx, PD + 16) & A);
+	cr_assert_eq(fx_write(&fx, SEG_DS, lin(0) + 8, 8, 0x1122334455667788ull), -1);
+	cr_assert_eq(fx_r64(&fx, PT) & (A | D), A | D, "the first write sets D");
+	cr_assert_eq(fx_r64(&fx, 0x200008), 0x1122334455667788ull);
+	cr_assert_eq(fx_r64(&fx, PD + 16) & D, 0, "D is only set in the leaf");
+}
+
+Test(emu_mmu, large_page_translation)
+{
+	long_mode(0);
+	fx_w64(&fx, 0x623456, 0xabcdef);
+	uint64_t v;
+	cr_assert_eq(fx_read(&fx, SEG_DS, 0x623456, 8, &v), -1);
+	cr_assert_eq(v, 0xabcdef);
+	cr_assert(fx_r64(&fx, PD + 24) & A);
+}
+
+Test(emu_mmu, not_present_fault_sets_cr2_and_error_code)
+{
+	struct emu_cpu *cpu = fx.cpu;
+	long_mode(0);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(5) + 0x123, 4, NULL), X86_EXC_PF);
+	cr_assert_eq(cpu->exc_error, 0);
+	cr_assert_eq(cpu->cr2, lin(5) + 0x123);
+	cr_assert_eq(fx_write(&fx, SEG_DS, lin(5), 4, 0), X86_EXC_PF);
+	cr_assert_eq(cpu->exc_error, X86_PF_W);
+	cpu->cpl = 3;
+	cr_assert_eq(fx_write(&fx, SEG_DS, lin(5), 4, 0), X86_EXC_PF);
+	cr_assert_eq(cpu->exc_error, X86_PF_W | X86_PF_U);
+	cr_assert_eq(fx_fetch(&fx, lin(5), NULL), X86_EXC_PF);
+	cr_assert_eq(cpu->exc_error, X86_PF_U | X86_PF_I);
+}
+
+Test(emu_mmu, reserved_bit_fault)
+{
+	struct emu_cpu *cpu = fx.cpu;
+	long_mode(0);
+	map(1, 0x200000 | (1ull << 45), P | RW);   /* above MAXPHYADDR */
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(1), 4, NULL), X86_EXC_PF);
+	cr_assert_eq(cpu->exc_error, X86_PF_P | X86_PF_RSVD);
+	/* XD is reserved while EFER.NXE = 0. */
+	cpu->efer &= ~X86_EFER_NXE;
+	emu_tlb_flush(cpu, true);
+	map(2, 0x200000, P | RW | XD);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(2), 4, NULL), X86_EXC_PF);
+	cr_assert_eq(cpu->exc_error, X86_PF_P | X86_PF_RSVD);
+}
+
+/* The permission matrix: (page U/S, R/W, XD) x (CPL, access, WP, SMEP, SMAP, AC). */
+struct perm_case {
+	uint64_t pte;
+	unsigned cpl;
+	enum emu_access acc;
+	bool wp, smep, smap, ac;
+	int expect;   /* -1 or the #PF error code */
+};
+
+static int run_case(const struct perm_case *c)
+{
+	struct emu_cpu *cpu = fx.cpu;
+	uint64_t cr4 = (c->smep ? X86_CR4_SMEP : 0) | (c->smap ? X86_CR4_SMAP : 0);
+	long_mode(cr4);
+	if (!c->wp)
+		cpu->cr0 &= ~X86_CR0_WP;
+	map(3, 0x200000, c->pte);
+	emu_tlb_flush(cpu, true);
+	cpu->cpl = (uint8_t)c->cpl;
+	cpu->rflags = c->ac ? X86_FLAG_AC | 2 : 2;
+	int r;
+	if (c->acc == EMU_ACC_FETCH)
+		r = fx_fetch(&fx, lin(3), NULL);
+	else if (c->acc == EMU_ACC_WRITE)
+		r = fx_write(&fx, SEG_DS, lin(3), 4, 1);
+	else
+		r = fx_read(&fx, SEG_DS, lin(3), 4, NULL);
+	if (r == -1)
+		return -1;
+	cr_assert_eq(r, X86_EXC_PF);
+	return (int)cpu->exc_error;
+}
+
+Test(emu_mmu, permission_matrix)
+{
+	const uint64_t U = P | US, UW = P | US | RW, S = P, SW = P | RW;
+	const uint32_t PP = X86_PF_P, WW = X86_PF_W, UU = X86_PF_U, II = X86_PF_I;
+	const struct perm_case cases[] = {
+		/* user accesses */
+		{ UW, 3, EMU_ACC_READ, true, false, false, false, -1 },
+		{ UW, 3, EMU_ACC_WRITE, true, false, false, false, -1 },
+		{ U, 3, EMU_ACC_WRITE, false, false, false, false, (int)(PP | WW | UU) },
+		{ SW, 3, EMU_ACC_READ, true, false, false, false, (int)(PP | UU) },
+		{ SW, 3, EMU_ACC_FETCH, true, false, false, false, (int)(PP | UU | II) },
+		{ UW | XD, 3, EMU_ACC_FETCH, true, false, false, false, (int)(PP | UU | II) },
+		{ UW, 3, EMU_ACC_FETCH, true, false, false, false, -1 },
+		/* supervisor writes to read-only pages: WP decides */
+		{ S, 0, EMU_ACC_WRITE, true, false, false, false, (int)(PP | WW) },
+		{ S, 0, EMU_ACC_WRITE, false, false, false, false, -1 },
+		{ U, 0, EMU_ACC_WRITE, true, false, false, false, (int)(PP | WW) },
+		{ U, 0, EMU_ACC_WRITE, false, false, false, false, -1 },
+		/* NX for the supervisor */
+		{ SW | XD, 0, EMU_ACC_FETCH, true, false, false, false, (int)(PP | II) },
+		{ SW | XD, 0, EMU_ACC_READ, true, false, false, false, -1 },
+		/* SMEP: no supervisor fetch from user pages */
+		{ UW, 0, EMU_ACC_FETCH, true, false, false, false, -1 },
+		{ UW, 0, EMU_ACC_FETCH, true, true, false, false, (int)(PP | II) },
+		/* SMAP: supervisor data accesses to user pages need EFLAGS.AC */
+		{ UW, 0, EMU_ACC_READ, true, false, true, false, (int)PP },
+		{ UW, 0, EMU_ACC_WRITE, true, false, true, false, (int)(PP | WW) },
+		{ UW, 0, EMU_ACC_READ, true, false, true, true, -1 },
+		{ UW, 0, EMU_ACC_WRITE, true, false, true, true, -1 },
+		{ U, 0, EMU_ACC_WRITE, true, false, true, true, (int)(PP | WW) },
+		{ UW, 0, EMU_ACC_READ, true, false, false, false, -1 },
+		/* AC does not matter for user code */
+		{ SW, 3, EMU_ACC_READ, true, false, true, true, (int)(PP | UU) },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r = run_case(&cases[i]);
+		cr_expect_eq(r, cases[i].expect, "case %zu: got %d, expected %d", i, r, cases[i].expect);
+	}
+}
+
+Test(emu_mmu, tlb_keeps_translation_until_invlpg)
+{
+	struct emu_cpu *cpu = fx.cpu;
+	long_mode(0);
+	map(4, 0x200000, P | RW | A | D);
+	fx_w64(&fx, 0x200000, 1);
+	fx_w64(&fx, 0x201000, 2);
+	uint64_t v;
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(4), 8, &v), -1);
+	cr_assert_eq(v, 1);
+	/* The host changes the PTE behind the guest's back: the TLB still holds
+	 * the old translation, as a real TLB may (SDM vol. 3A 4.10.4.2). */
+	map(4, 0x201000, P | RW | A | D);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(4), 8, &v), -1);
+	cr_assert_eq(v, 1);
+	mmu_invlpg(cpu, lin(4));
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(4), 8, &v), -1);
+	cr_assert_eq(v, 2);
+}
+
+Test(emu_mmu, address_spaces_live_side_by_side)
+{
+	struct emu_cpu *cpu = fx.cpu;
+	long_mode(0);
+	/* A second address space: its own PML4 sharing PDPT/PD, but its own PT. */
+	uint64_t pml4b = 0x20000, pdptb = 0x21000, pdb = 0x22000, ptb = 0x23000;
+	fx_w64(&fx, pml4b, pdptb | P | RW | US);
+	fx_w64(&fx, pdptb, pdb | P | RW | US);
+	fx_w64(&fx, pdb + 2 * 8, ptb | P | RW | US);
+	map(6, 0x200000, P | RW);
+	fx_w64(&fx, ptb + 6 * 8, 0x201000 | P | RW);
+	fx_w64(&fx, 0x200000, 0xa);
+	fx_w64(&fx, 0x201000, 0xb);
+	uint64_t v;
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);
+	cr_assert_eq(v, 0xa);
+	uint64_t asid_a = cpu->asid;
+	mode_write_cr3(cpu, pml4b);
+	cr_assert_neq(cpu->asid, asid_a);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);
+	cr_assert_eq(v, 0xb);
+	/* Back to A: the translation survived the switch (same tag). */
+	mode_write_cr3(cpu, PML4);
+	cr_assert_eq(cpu->asid, asid_a);
+	unsigned idx = emu_tlb_index(cpu, lin(6));
+	cr_assert_eq(cpu->tlb[EMU_MMU_SUP][idx].tag_read, lin(6) | asid_a);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);
+	cr_assert_eq(v, 0xa);
+	/* A guest write to A's page table (while B runs) is seen: A's
+	 * translations are dropped when A becomes current again. */
+	mode_write_cr3(cpu, pml4b);
+	cpu->efer |= 0;
+	/* Map a linear page of B onto A's PT so the guest can write it. */
+	fx_w64(&fx, ptb + 7 * 8, PT | P | RW);
+	cr_assert_eq(fx_write(&fx, SEG_DS, lin(7) + 6 * 8, 8, 0x202000 | P | RW), -1);
+	fx_w64(&fx, 0x202000, 0xc);
+	mode_write_cr3(cpu, PML4);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);
+	cr_assert_eq(v, 0xc);
+}
+
+Test(emu_mmu, pcid_noflush_keeps_and_flush_drops)
+{
+	struct emu_cpu *cpu = fx.cpu;
+	long_mode(0);
+	cpu->cr4 |= X86_CR4_PCIDE;
+	emu_tlb_flush(cpu, true);
+	mmu_set_cr3(cpu, PML4 | 1, false);
+	map(8, 0x200000, P | RW | A | D);
+	fx_w64(&fx, 0x200000, 1);
+	fx_w64(&fx, 0x201000, 2);
+	uint64_t v;
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(8), 8, &v), -1);
+	map(8, 0x201000, P | RW | A | D);   /* host-side change, no watch */
+	mmu_set_cr3(cpu, PML4 | 1, true);   /* bit 63: keep */
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(8), 8, &v), -1);
+	cr_assert_eq(v, 1);
+	mmu_set_cr3(cpu, PML4 | 1, false);  /* flush this PCID */
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(8), 8, &v), -1);
+	cr_assert_eq(v, 2);
+}
+
+Test(emu_mmu, legacy_32bit_paging_with_pse)
+{
+	struct emu_cpu *cpu = fx.cpu;
+	/* 32-bit paging: PD at 0x30000; 4 MiB page at 8 MiB; 4 KiB page via PT. */
+	fx_w32(&fx, 0x30000 + 2 * 4, 0x800000 | 0x83);          /* P RW PS */
+	fx_w32(&fx, 0x30000 + 1 * 4, 0x31000 | 0x07);            /* PT, user */
+	fx_w32(&fx, 0x31000 + 5 * 4, 0x205000 | 0x05);           /* user read-only */
+	cpu->cr4 = X86_CR4_PSE;
+	cpu->cr0 = X86_CR0_PE | X86_CR0_PG | X86_CR0_WP | X86_CR0_ET;
+	cpu->cr3 = 0x30000;
+	cpu->seg[SEG_CS].attr = 0x49b;
+	cpu->seg[SEG_DS].limit = 0xffffffff;
+	emu_tlb_flush(cpu, true);
+	mmu_set_cr3(cpu, 0x30000, false);
+	emu_update_mode(cpu);
+	fx_w32(&fx, 0x812345, 0x77);
+	uint64_t v;
+	cr_assert_eq(fx_read(&fx, SEG_DS, 0x812345, 4, &v), -1);
+	cr_assert_eq(v, 0x77);
+	cr_assert(fx_r32(&fx, 0x30008) & 0x20);
+	cr_assert_eq(fx_write(&fx, SEG_DS, 0x405000, 4, 1), X86_EXC_PF);
+	cr_assert_eq(cpu->exc_error, X86_PF_P | X86_PF_W);
+	cr_assert_eq(cpu->cr2, 0x405000);
+}
+
+Test(emu_mmu, pae_legacy_paging)
+{
+	struct emu_cpu *cpu = fx.cpu;
+	/* PAE without long mode: 4-entry PDPT (32-byte aligned), 2 MiB pages. */
+	fx_w64(&fx, 0x40000 + 8, 0x41000 | P);          /* PDPTE 1: 1 GiB .. 2 GiB */
+	fx_w64(&fx, 0x41000 + 3 * 8, 0x400000 | P | RW | PS);
+	cpu->cr4 = X86_CR4_PAE;
+	cpu->cr0 = X86_CR0_PE | X86_CR0_PG | X86_CR0_ET;
+	cpu->cr3 = 0x40000;
+	cpu->seg[SEG_CS].attr = 0x49b;
+	cpu->seg[SEG_DS].limit = 0xffffffff;
+	emu_tlb_flush(cpu, true);
+	mmu_set_cr3(cpu, 0x40000, false);
+	emu_update_mode(cpu);
+	fx_w64(&fx, 0x400010, 0x55);
+	uint64_t v;
+	cr_assert_eq(fx_read(&fx, SEG_DS, 0x40600010, 8, &v), -1);
+	cr_assert_eq(v, 0x55);
+	/* A PDPTE with a reserved bit (bit 1) set faults with RSVD. */
+	fx_w64(&fx, 0x40000 + 16, 0x41000 | P | RW);
+	cr_assert_eq(fx_read(&fx, SEG_DS, 0x80000000, 4, NULL), X86_EXC_PF);
+	cr_assert_eq(cpu->exc_error, X86_PF_P | X86_PF_RSVD);
+}
+
+Test(emu_mmu, crossing_write_checks_both_pages_first)
+{
+	struct emu_cpu *cpu = fx.cpu;
+	long_mode(0);
+	map(9, 0x200000, P | RW);
+	map(10, 0x201000, P);   /* read-only */
+	fx_w64(&fx, 0x200ff8, 0);
+	cr_assert_eq(fx_write(&fx, SEG_DS, lin(9) + 0xffc, 8, ~0ull), X86_EXC_PF);
+	cr_assert_eq(cpu->cr2, lin(10));
+	cr_assert_eq(fx_r64(&fx, 0x200ff8), 0, "nothing written before the fault");
+}
+
+Test(emu_mmu, non_canonical_is_gp_or_ss)
+{
+	long_mode(0);
+	cr_assert_eq(fx_read(&fx, SEG_DS, 0x0000800000000000ull, 1, NULL), X86_EXC_GP);
+	cr_assert_eq(fx_read(&fx, SEG_SS, 0x0000800000000000ull, 1, NULL), X86_EXC_SS);
+}

@@ -1,0 +1,120 @@
+/* End to end on the KVM engine: a bare-metal guest (guests/timer_irq.asm)
+ * takes PIT interrupts through I/O APIC pin 2 and a local APIC timer
+ * interrupt, with the platform's timer thread on the real clock, the
+ * engine's interrupt injection through vm->intr_ack, and HLT wake-ups by
+ * vcpu_signal().  Skipped where the host has no usable /dev/kvm. */
+#include "cpu/accel.h"
+#include "hw/chardev.h"
+#include "hw/pc.h"
+#include "util/error.h"
+#include "vm/machine.h"
+
+#include "timer_irq.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct fixture {
+	struct vm vm;
+	struct vcpu cpu;
+	int out[2];
+	struct chardev *console;
+};
+
+static bool fixture_init(struct fixture *f)
+{
+	memset(f, 0, sizeof(*f));
+	cr_assert_eq(gmem_init(&f->vm.mem, 2ull << 20), 0);
+	bus_init(&f->vm.pio, "pio");
+	bus_init(&f->vm.mmio, "mmio");
+	pthread_mutex_init(&f->vm.dev_lock, NULL);
+	f->vm.accel = &accel_kvm;
+	f->cpu.vm = &f->vm;
+	pthread_mutex_init(&f->cpu.lock, NULL);
+	pthread_cond_init(&f->cpu.wake, NULL);
+	f->cpu.thread = pthread_self();
+	f->vm.vcpus[0] = &f->cpu;
+	f->vm.n_vcpus = 1;
+	if (accel_kvm.vm_init(&f->vm) < 0 || accel_kvm.vcpu_init(&f->cpu) < 0)
+		return false;
+	cr_assert_eq(pipe(f->out), 0);
+	f->console = chardev_fd_new(-1, f->out[1]);
+	struct platform_options opts = { .console = f->console };
+	cr_assert_eq(platform_create_opts(&f->vm, &opts), 0, "%s", err_msg());
+	memcpy(gmem_ptr(&f->vm.mem, 0x1000, timer_irq_len), timer_irq, timer_irq_len);
+	struct x86_sregs s;
+	cr_assert_eq(accel_kvm.get_sregs(&f->cpu, &s), 0);
+	for (int i = 0; i < SEG_COUNT; i++) {
+		s.seg[i].selector = 0;
+		s.seg[i].base = 0;
+	}
+	cr_assert_eq(accel_kvm.set_sregs(&f->cpu, &s), 0);
+	struct x86_regs r = { .rip = 0x1000, .rflags = X86_FLAG_FIXED };
+	r.gpr[RSP] = 0x8000;
+	cr_assert_eq(accel_kvm.set_regs(&f->cpu, &r), 0);
+	return true;
+}
+
+static void fixture_fini(struct fixture *f)
+{
+	platform_destroy(&f->vm);
+	chardev_free(f->console);
+	close(f->out[0]);
+	close(f->out[1]);
+	accel_kvm.vcpu_destroy(&f->cpu);
+	accel_kvm.vm_destroy(&f->vm);
+	bus_destroy(&f->vm.pio);
+	bus_destroy(&f->vm.mmio);
+	gmem_destroy(&f->vm.mem);
+}
+
+/* What the VM object's vCPU loop does, bounded by a deadline: run, sleep
+ * in HLT until an interrupt is signalled, stop when the VM stops. */
+static void run_until_stop(struct fixture *f, int seconds)
+{
+	struct timespec end;
+	clock_gettime(CLOCK_REALTIME, &end);
+	end.tv_sec += seconds;
+	while (atomic_load(&f->vm.stop_reason) == VM_STOP_NONE) {
+		struct vcpu_exit exit = { 0 };
+		cr_assert_eq(accel_kvm.vcpu_run(&f->cpu, &exit), 0, "%s", err_msg());
+		if (exit.reason == VCPU_EXIT_KICK) {
+			atomic_fetch_and(&f->cpu.events, ~VCPU_EVT_KICK);
+		} else if (exit.reason == VCPU_EXIT_HLT) {
+			pthread_mutex_lock(&f->cpu.lock);
+			int rc = 0;
+			while (!(atomic_load(&f->cpu.events) & VCPU_EVT_INTR) &&
+			       atomic_load(&f->vm.stop_reason) == VM_STOP_NONE && rc != ETIMEDOUT)
+				rc = pthread_cond_timedwait(&f->cpu.wake, &f->cpu.lock, &end);
+			pthread_mutex_unlock(&f->cpu.lock);
+			cr_assert_neq(rc, ETIMEDOUT, "no interrupt woke the halted vCPU within %d s", seconds);
+		} else {
+			struct x86_regs r = { 0 };
+			accel_kvm.get_regs(&f->cpu, &r);
+			cr_assert_fail("unexpected exit %s at rip %#llx: %s", vcpu_exit_reason_name(exit.reason),
+				       (unsigned long long)r.rip,
+				       exit.reason >= VCPU_EXIT_SHUTDOWN ? exit.error.message : "");
+		}
+	}
+}
+
+Test(kvm_guest, pit_through_ioapic_pin2_and_lapic_timer)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	cr_assert(f);
+	if (!fixture_init(f))
+		cr_skip_test("no usable /dev/kvm on this host: the KVM engine cannot run the guest here");
+	run_until_stop(f, 20);
+	cr_assert_eq(atomic_load(&f->vm.stop_reason), VM_STOP_DEBUG_EXIT);
+	cr_assert_eq(f->vm.debug_exit_value, 0x42, "the guest saw every interrupt");
+	char buf[8] = { 0 };
+	cr_assert_eq(read(f->out[0], buf, 2), 2);
+	cr_assert_str_eq(buf, "OK", "COM1 output");
+	cr_assert_geq(f->cpu.exit_counts[VCPU_EXIT_MMIO], 5, "xAPIC and I/O APIC programmed by MMIO");
+	fixture_fini(f);
+	free(f);
+}
