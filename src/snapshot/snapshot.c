@@ -78,6 +78,11 @@ static json_t *config_json(struct vm *vm, json_t *devices)
 			      (int)vm->n_vcpus, "memory", (json_int_t)vm->mem.ram_size, "numa_nodes",
 			      vm->cfg ? (int)vm->cfg->numa_nodes : 0, "regions", regions);
 	json_object_set_new(c, "devices", devices ? json_incref(devices) : json_array());
+	/* Where the plug-in devices came from, so a restore finds them. */
+	json_t *dirs = json_array();
+	for (unsigned i = 0; vm->cfg && i < vm->cfg->n_plugin_dirs; i++)
+		json_array_append_new(dirs, json_string(vm->cfg->plugin_dirs[i]));
+	json_object_set_new(c, "plugin_dirs", dirs);
 	return c;
 }
 
@@ -233,6 +238,15 @@ int snapshot_load_config(const char *path, struct vm_config *cfg)
 		}
 		json_decref(entry);
 		cfg->n_devices++;
+	}
+	/* The snapshot's plug-in directories come after any given now. */
+	json_array_foreach(json_object_get(c, "plugin_dirs"), i, d) {
+		const char *dir = json_string_value(d);
+		bool known = !dir || !dir[0];
+		for (unsigned k = 0; !known && k < cfg->n_plugin_dirs; k++)
+			known = !strcmp(cfg->plugin_dirs[k], dir);
+		if (!known && cfg->n_plugin_dirs < VM_MAX_PLUGIN_DIRS)
+			cfg->plugin_dirs[cfg->n_plugin_dirs++] = strdup(dir);
 	}
 	json_decref(c);
 	return 0;

@@ -4,6 +4,8 @@
  * own connection and never stalls the VM (docs/api.md). */
 #include "vm/api.h"
 
+#include "hw/pc.h"
+#include "snapshot/snapshot.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "version.h"
@@ -715,4 +717,338 @@ int api_devices_to_json(const struct plugin_devices *set, json_t *out)
 		json_array_append_new(out, d);
 	}
 	return 0;
+}
+
+/* ---- the VM side: vm_control ---- */
+
+struct vm_control {
+	const struct vm_config *cfg;
+	struct vm_control_hooks hooks;
+	struct lifecycle lc;
+	struct vcpu_gate gate;
+	struct plugin_registry plugins;
+	struct plugin_devices devices;
+	struct api_server *api;
+	pthread_mutex_t lock;          /* serializes ops against attach/detach */
+	struct vm *vm;                 /* current machine, NULL between machines */
+	bool paused;                   /* the gate is held by pause */
+};
+
+static void default_power_button(struct vm *vm)
+{
+	platform_press_power_button(vm);
+}
+
+static int default_irq_set(struct vm *vm, unsigned line, int level)
+{
+	irq_set_level(vm, line, level != 0);
+	return 0;
+}
+
+static int ctl_irq_set(void *opaque, unsigned line, int level)
+{
+	struct vm_control *ctl = opaque;
+	return ctl->vm ? ctl->hooks.irq_set(ctl->vm, line, level) : -ENODEV;
+}
+
+static void kick_all(void *opaque)
+{
+	struct vm *vm = opaque;
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		vcpu_signal(vm->vcpus[i], VCPU_EVT_KICK);
+}
+
+/* The current machine, with ctl->lock held; NULL (lock released, message
+ * set) between machines. */
+static struct vm *ctl_vm(struct vm_control *ctl)
+{
+	pthread_mutex_lock(&ctl->lock);
+	if (!ctl->vm) {
+		pthread_mutex_unlock(&ctl->lock);
+		err_set(-EAGAIN, "the VM is between machines (rebooting or stopping)");
+		return NULL;
+	}
+	return ctl->vm;
+}
+
+static int op_pause(void *opaque)
+{
+	struct vm_control *ctl = opaque;
+	struct vm *vm = ctl_vm(ctl);
+	if (!vm)
+		return -EAGAIN;
+	int rc = vcpu_gate_hold(&ctl->gate, kick_all, vm, ctl->hooks.stop_timeout_ms);
+	if (rc == 0 && (rc = lifecycle_transition(&ctl->lc, VM_STATE_PAUSED, "control API: pause")) < 0)
+		vcpu_gate_release(&ctl->gate);
+	if (rc == 0)
+		ctl->paused = true;
+	pthread_mutex_unlock(&ctl->lock);
+	return rc;
+}
+
+static int op_resume(void *opaque)
+{
+	struct vm_control *ctl = opaque;
+	if (!ctl_vm(ctl))
+		return -EAGAIN;
+	int rc = lifecycle_transition(&ctl->lc, VM_STATE_RUNNING, "control API: resume");
+	if (rc == 0 && ctl->paused) {
+		ctl->paused = false;
+		vcpu_gate_release(&ctl->gate);
+	}
+	pthread_mutex_unlock(&ctl->lock);
+	return rc;
+}
+
+static int op_powerdown(void *opaque)
+{
+	struct vm_control *ctl = opaque;
+	struct vm *vm = ctl_vm(ctl);
+	if (!vm)
+		return -EAGAIN;
+	int rc = lifecycle_transition(&ctl->lc, VM_STATE_POWERING_DOWN, "control API: ACPI power button");
+	if (rc == 0) {
+		pthread_mutex_lock(&vm->dev_lock);
+		ctl->hooks.power_button(vm);
+		pthread_mutex_unlock(&vm->dev_lock);
+	}
+	pthread_mutex_unlock(&ctl->lock);
+	return rc;
+}
+
+/* Stop requests must reach parked vCPUs too: let them go. */
+static void unpark_for_stop(struct vm_control *ctl)
+{
+	if (ctl->paused) {
+		ctl->paused = false;
+		vcpu_gate_release(&ctl->gate);
+	}
+}
+
+static int op_poweroff(void *opaque)
+{
+	struct vm_control *ctl = opaque;
+	struct vm *vm = ctl_vm(ctl);
+	if (!vm)
+		return -EAGAIN;
+	int rc = lifecycle_transition(&ctl->lc, VM_STATE_TEARING_DOWN, "control API: poweroff");
+	if (rc == 0) {
+		vm_request_stop(vm, VM_STOP_POWEROFF);
+		unpark_for_stop(ctl);
+	}
+	pthread_mutex_unlock(&ctl->lock);
+	return rc;
+}
+
+static int op_reset(void *opaque)
+{
+	struct vm_control *ctl = opaque;
+	struct vm *vm = ctl_vm(ctl);
+	if (!vm)
+		return -EAGAIN;
+	/* The VM rebuilds the machine (a cold reset); detach moves the
+	 * lifecycle to powering-up. */
+	vm_request_stop(vm, VM_STOP_RESET);
+	unpark_for_stop(ctl);
+	pthread_mutex_unlock(&ctl->lock);
+	return 0;
+}
+
+static int op_save(void *opaque, const char *path)
+{
+	struct vm_control *ctl = opaque;
+	struct vm *vm = ctl_vm(ctl);
+	if (!vm)
+		return -EAGAIN;
+	enum vm_state before = lifecycle_state(&ctl->lc);
+	bool held = false;
+	int rc = 0;
+	if (!ctl->paused) {
+		rc = vcpu_gate_hold(&ctl->gate, kick_all, vm, ctl->hooks.stop_timeout_ms);
+		held = rc == 0;
+	}
+	if (rc == 0)
+		rc = lifecycle_transition(&ctl->lc, VM_STATE_SAVING_STATE, "control API: save");
+	if (rc == 0) {
+		json_t *devs = json_array();
+		api_devices_to_json(&ctl->devices, devs);
+		rc = snapshot_save_with_devices(vm, path, devs, NULL);
+		json_decref(devs);
+		int rc2 = lifecycle_transition(&ctl->lc, before, rc ? "save failed" : "saved");
+		if (rc == 0)
+			rc = rc2;
+	}
+	if (held)
+		vcpu_gate_release(&ctl->gate);
+	pthread_mutex_unlock(&ctl->lock);
+	return rc;
+}
+
+static int op_stats(void *opaque, json_t *out)
+{
+	struct vm_control *ctl = opaque;
+	struct vm *vm = ctl_vm(ctl);
+	if (!vm)
+		return -EAGAIN;
+	int rc = api_stats_from_machine(vm, out);
+	pthread_mutex_unlock(&ctl->lock);
+	return rc;
+}
+
+static int op_device_list(void *opaque, json_t *out)
+{
+	struct vm_control *ctl = opaque;
+	if (!ctl_vm(ctl))
+		return -EAGAIN;
+	int rc = api_devices_to_json(&ctl->devices, out);
+	pthread_mutex_unlock(&ctl->lock);
+	return rc;
+}
+
+static int op_device_add(void *opaque, const struct vm_device_config *dev)
+{
+	struct vm_control *ctl = opaque;
+	if (!ctl_vm(ctl))
+		return -EAGAIN;
+	int rc = plugin_devices_add(&ctl->devices, dev);
+	pthread_mutex_unlock(&ctl->lock);
+	return rc;
+}
+
+static int op_device_remove(void *opaque, const char *id)
+{
+	struct vm_control *ctl = opaque;
+	if (!ctl_vm(ctl))
+		return -EAGAIN;
+	int rc = plugin_devices_remove(&ctl->devices, id);
+	pthread_mutex_unlock(&ctl->lock);
+	return rc;
+}
+
+static void op_status(void *opaque, json_t *out)
+{
+	struct vm_control *ctl = opaque;
+	json_object_set_new(out, "engine", json_string(ctl->cfg->engine ? ctl->cfg->engine : "emu"));
+	json_object_set_new(out, "cpus", json_integer(ctl->cfg->cpus));
+	json_object_set_new(out, "memory", json_integer((json_int_t)ctl->cfg->mem_bytes));
+	json_object_set_new(out, "devices", json_integer(ctl->devices.n));
+}
+
+static const struct vm_control_ops vm_ops = {
+	.pause = op_pause, .resume = op_resume, .powerdown = op_powerdown, .poweroff = op_poweroff,
+	.reset = op_reset, .save = op_save, .stats = op_stats, .device_list = op_device_list,
+	.device_add = op_device_add, .device_remove = op_device_remove, .status = op_status,
+};
+
+int vm_control_open(struct vm_control **out, const struct vm_config *cfg, const struct vm_control_hooks *hooks)
+{
+	struct vm_control *ctl = calloc(1, sizeof(*ctl));
+	if (!ctl)
+		return err_set(-ENOMEM, "out of memory");
+	ctl->cfg = cfg;
+	if (hooks)
+		ctl->hooks = *hooks;
+	if (!ctl->hooks.power_button)
+		ctl->hooks.power_button = default_power_button;
+	if (!ctl->hooks.irq_set)
+		ctl->hooks.irq_set = default_irq_set;
+	if (!ctl->hooks.stop_timeout_ms)
+		ctl->hooks.stop_timeout_ms = 10000;
+	lifecycle_init(&ctl->lc);
+	vcpu_gate_init(&ctl->gate, 0);
+	pthread_mutex_init(&ctl->lock, NULL);
+	plugin_registry_init(&ctl->plugins);
+	char *dirs[PLUGIN_MAX_DIRS];
+	unsigned n = plugin_search_dirs(cfg, dirs, PLUGIN_MAX_DIRS);
+	plugin_registry_scan(&ctl->plugins, dirs, n);
+	for (unsigned i = 0; i < n; i++)
+		free(dirs[i]);
+	if (cfg->api_socket) {
+		int rc = api_server_start(&ctl->api, cfg->api_socket, &vm_ops, ctl, &ctl->lc);
+		if (rc < 0) {
+			vm_control_close(ctl);
+			return rc;
+		}
+	}
+	*out = ctl;
+	return 0;
+}
+
+void vm_control_close(struct vm_control *ctl)
+{
+	if (!ctl)
+		return;
+	enum vm_state s = lifecycle_state(&ctl->lc);
+	if (s != VM_STATE_OFF && s != VM_STATE_TEARING_DOWN)
+		lifecycle_transition(&ctl->lc, VM_STATE_TEARING_DOWN, NULL);
+	lifecycle_transition(&ctl->lc, VM_STATE_OFF, NULL);
+	api_server_stop(ctl->api);
+	plugin_registry_free(&ctl->plugins);
+	vcpu_gate_destroy(&ctl->gate);
+	lifecycle_destroy(&ctl->lc);
+	pthread_mutex_destroy(&ctl->lock);
+	free(ctl);
+}
+
+struct lifecycle *vm_control_lifecycle(struct vm_control *ctl)
+{
+	return &ctl->lc;
+}
+
+struct vcpu_gate *vm_control_gate(struct vm_control *ctl)
+{
+	return &ctl->gate;
+}
+
+int vm_control_attach(struct vm_control *ctl, struct vm *vm)
+{
+	pthread_mutex_lock(&ctl->lock);
+	/* A fresh gate for this machine's vCPU threads. */
+	vcpu_gate_destroy(&ctl->gate);
+	vcpu_gate_init(&ctl->gate, vm->n_vcpus);
+	ctl->paused = false;
+	struct plugin_env env = { .pio = &vm->pio, .mmio = &vm->mmio, .dev_lock = &vm->dev_lock, .mem = &vm->mem,
+				  .irq_set = ctl_irq_set, .irq_opaque = ctl };
+	plugin_devices_init(&ctl->devices, &ctl->plugins, &env);
+	ctl->vm = vm;
+	int rc = 0;
+	bool restoring = ctl->cfg->restore && lifecycle_state(&ctl->lc) == VM_STATE_INITIALIZING;
+	if (lifecycle_state(&ctl->lc) == VM_STATE_INITIALIZING)
+		rc = lifecycle_transition(&ctl->lc, restoring ? VM_STATE_LOADING_STATE : VM_STATE_POWERING_UP,
+					  restoring ? ctl->cfg->restore : "boot");
+	for (unsigned i = 0; rc == 0 && i < ctl->cfg->n_devices; i++)
+		rc = plugin_devices_add(&ctl->devices, &ctl->cfg->devices[i]);
+	if (rc == 0 && restoring)
+		rc = snapshot_restore(vm, ctl->cfg->restore, NULL);
+	if (rc == 0)
+		rc = lifecycle_transition(&ctl->lc, VM_STATE_RUNNING, restoring ? "restored" : NULL);
+	if (rc < 0) {
+		char msg[1024];
+		snprintf(msg, sizeof(msg), "%s", err_msg());
+		plugin_devices_destroy(&ctl->devices);
+		ctl->vm = NULL;
+		lifecycle_transition(&ctl->lc, VM_STATE_TEARING_DOWN, msg);
+		err_set(rc, "%s", msg);
+	}
+	pthread_mutex_unlock(&ctl->lock);
+	return rc;
+}
+
+void vm_control_detach(struct vm_control *ctl, struct vm *vm, bool rebooting)
+{
+	pthread_mutex_lock(&ctl->lock);
+	if (ctl->vm == vm) {
+		plugin_devices_destroy(&ctl->devices);
+		ctl->vm = NULL;
+	}
+	if (ctl->paused) {
+		ctl->paused = false;
+		vcpu_gate_release(&ctl->gate);
+	}
+	enum vm_state s = lifecycle_state(&ctl->lc);
+	if (rebooting && lifecycle_allowed(s, VM_STATE_POWERING_UP))
+		lifecycle_transition(&ctl->lc, VM_STATE_POWERING_UP, "reboot");
+	else if (s != VM_STATE_TEARING_DOWN && s != VM_STATE_OFF)
+		lifecycle_transition(&ctl->lc, VM_STATE_TEARING_DOWN, NULL);
+	pthread_mutex_unlock(&ctl->lock);
 }

@@ -337,6 +337,11 @@ static void host_log(void *ctx, enum vessel_log_level level, const char *message
 	LOG(l, d->id, "%s", message ? message : "");
 }
 
+/* Depth of device callbacks on this thread, all of which run with the
+ * device lock held: a device may also raise its IRQ from create() or from
+ * a thread of its own, and the interrupt controllers need the lock. */
+static _Thread_local int in_callback;
+
 static int host_irq_set(void *ctx, unsigned res, int level)
 {
 	struct plugin_device *d = ctx;
@@ -344,7 +349,12 @@ static int host_irq_set(void *ctx, unsigned res, int level)
 		return -EINVAL;
 	if (!d->set->env.irq_set)
 		return -ENODEV;
-	return d->set->env.irq_set(d->set->env.irq_opaque, (unsigned)d->bases[res], level ? 1 : 0);
+	if (in_callback)
+		return d->set->env.irq_set(d->set->env.irq_opaque, (unsigned)d->bases[res], level ? 1 : 0);
+	pthread_mutex_lock(d->set->env.dev_lock);
+	int rc = d->set->env.irq_set(d->set->env.irq_opaque, (unsigned)d->bases[res], level ? 1 : 0);
+	pthread_mutex_unlock(d->set->env.dev_lock);
+	return rc;
 }
 
 static int host_mem_read(void *ctx, uint64_t gpa, void *buf, size_t len)
@@ -369,15 +379,20 @@ static uint64_t range_read(void *opaque, uint64_t off, unsigned size)
 {
 	struct range_ctx *r = opaque;
 	const struct vessel_device_type *t = r->dev->type;
-	return t->read ? t->read(r->dev->dev, r->res, off, size) : ~0ULL;
+	in_callback++;
+	uint64_t v = t->read ? t->read(r->dev->dev, r->res, off, size) : ~0ULL;
+	in_callback--;
+	return v;
 }
 
 static void range_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
 {
 	struct range_ctx *r = opaque;
 	const struct vessel_device_type *t = r->dev->type;
+	in_callback++;
 	if (t->write)
 		t->write(r->dev->dev, r->res, off, size, val);
+	in_callback--;
 }
 
 static const struct bus_ops plugin_bus_ops = { .read = range_read, .write = range_write };
@@ -385,13 +400,19 @@ static const struct bus_ops plugin_bus_ops = { .read = range_read, .write = rang
 static int64_t snap_save(void *opaque, void *buf, size_t cap)
 {
 	struct plugin_device *d = opaque;
-	return d->type->save(d->dev, buf, cap);
+	/* The snapshot code calls save and load under the device lock. */
+	in_callback++;
+	int64_t n = d->type->save(d->dev, buf, cap);
+	in_callback--;
+	return n;
 }
 
 static int snap_load(void *opaque, const void *buf, size_t len)
 {
 	struct plugin_device *d = opaque;
+	in_callback++;
 	int rc = d->type->load(d->dev, buf, len);
+	in_callback--;
 	if (rc < 0)
 		return err_set(rc, "device %s refused its saved state (%s)", d->id, strerror(-rc));
 	return 0;
@@ -680,8 +701,10 @@ int plugin_devices_info(const struct plugin_devices *set, unsigned i, struct plu
 void plugin_devices_reset(struct plugin_devices *set)
 {
 	pthread_mutex_lock(set->env.dev_lock);
+	in_callback++;
 	for (unsigned i = 0; i < set->n; i++)
 		if (set->list[i]->type->reset)
 			set->list[i]->type->reset(set->list[i]->dev);
+	in_callback--;
 	pthread_mutex_unlock(set->env.dev_lock);
 }

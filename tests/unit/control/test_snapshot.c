@@ -181,7 +181,8 @@ static void fill_state(struct test_vm *t)
 	uint8_t *ram = t->vm.mem.regions[0].host;
 	for (uint64_t off = 0; off < (1u << 20); off += 4096)
 		memset(ram + off, (int)(off >> 12) | 1, 64);
-	memcpy(ram + (20u << 20), "the end of the text", 20);
+	/* Near the end of RAM, whatever its size. */
+	memcpy(ram + t->vm.mem.regions[0].size - 4096, "the end of the text", 20);
 }
 
 static void scramble(struct test_vm *t)
@@ -411,13 +412,22 @@ Test(snapshot, config_gives_the_vm_shape_and_devices)
 {
 	fill_state(&tv);
 	tv.cfg.numa_nodes = 2;
+	tv.cfg.n_plugin_dirs = 2;
+	tv.cfg.plugin_dirs[0] = (char *)"/opt/plugins";
+	tv.cfg.plugin_dirs[1] = (char *)"/srv/plugins";
 	json_t *devs = json_pack("[{s:s, s:s, s:{s:i}, s:s}]", "id", "mb0", "type", "mailbox", "params", "port", 1536,
 				 "plugin", "device-example");
 	cr_assert_eq(snapshot_save_with_devices(&tv.vm, path, devs, NULL), 0, "%s", err_msg());
 	json_decref(devs);
 	struct vm_config cfg;
 	vm_config_defaults(&cfg);
+	cfg.n_plugin_dirs = 1;
+	cfg.plugin_dirs[0] = strdup("/srv/plugins");
 	cr_assert_eq(snapshot_load_config(path, &cfg), 0, "%s", err_msg());
+	/* Given ones first, the snapshot's after, no duplicates. */
+	cr_assert_eq(cfg.n_plugin_dirs, 2);
+	cr_assert_str_eq(cfg.plugin_dirs[0], "/srv/plugins");
+	cr_assert_str_eq(cfg.plugin_dirs[1], "/opt/plugins");
 	cr_assert_str_eq(cfg.engine, "emu");
 	cr_assert_eq(cfg.cpus, 2);
 	cr_assert_eq(cfg.mem_bytes, 32ULL << 20);
