@@ -2,6 +2,8 @@
  * traps to the device buses, with per-reason counters. */
 #include "vm/machine.h"
 
+#include "hw/pc.h"
+
 #include "util/log.h"
 
 #include <inttypes.h>
@@ -37,10 +39,12 @@ void vcpu_dispatch_exit(struct vcpu *vcpu, struct vcpu_exit *exit)
 		pthread_mutex_unlock(&vm->dev_lock);
 		break;
 	case VCPU_EXIT_MSR:
-		/* No device models this MSR: the engine raises #GP(0). */
+		/* The platform models the x2APIC and TSC-deadline MSRs; anything
+		 * else makes the engine raise #GP(0). */
 		exit->msr.handled = false;
-		log_debug("msr", "cpu%u: unhandled %s of MSR %#x", vcpu->id, exit->msr.is_write ? "write" : "read",
-			  exit->msr.index);
+		if (!platform_handle_msr(vcpu, exit))
+			log_debug("msr", "cpu%u: unhandled %s of MSR %#x", vcpu->id, exit->msr.is_write ? "write" : "read",
+				  exit->msr.index);
 		break;
 	case VCPU_EXIT_HYPERCALL:
 		/* TLFS 3.8: HV_STATUS_INVALID_HYPERCALL_CODE until src/hv lands. */
