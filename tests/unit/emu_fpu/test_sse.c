@@ -106,6 +106,9 @@ Test(sse, mxcsr_masked_and_unmasked)
 	cr_assert(cpu->mxcsr & 0x4);
 	cpu->cr4 &= ~X86_CR4_OSXMMEXCPT;
 	cr_assert_eq(exc(cpu, reg(EMU_MAP_0F, 0x5e, EMU_MP_NONE, 0, 1)), X86_EXC_UD);
+	/* reserved MXCSR bits planted from outside never reach the host's LDMXCSR */
+	cpu->mxcsr = 0xffff1f80u;
+	ok(cpu, reg(EMU_MAP_0F, 0x58, EMU_MP_NONE, 2, 3));
 	/* rounding control: 1/3 rounded up vs down differ by one ulp */
 	set_f32(cpu, 2, 1.0f, 0, 0, 0);
 	set_f32(cpu, 3, 3.0f, 1, 1, 1);
