@@ -198,7 +198,6 @@ static const struct tmpl tmpls[] = {
 	{ "bit", { 0x0f, 0xbd }, 2, -1, 0, 0, ALLF & ~X86_FLAG_ZF, K_BSF },
 	{ "bit", { 0xf3, 0x0f, 0xb8 }, 3, -1, 0, 0, 0, K_NEEDS_POPCNT },
 	{ "bit", { 0xf3, 0x0f, 0xbd }, 3, -1, 0, 0, X86_FLAG_OF | X86_FLAG_SF | AF | X86_FLAG_PF, K_NEEDS_LZCNT },
-	{ "bit", { 0xf3, 0x0f, 0xbc }, 3, -1, 0, 0, X86_FLAG_OF | X86_FLAG_SF | AF | X86_FLAG_PF, K_NEEDS_BMI1 },
 	/* string operations */
 	{ "string", { 0xa4 }, 1, -2, 0, 0, 0, K_STR }, { "string", { 0xa5 }, 1, -2, 0, 0, 0, K_STR },
 	{ "string", { 0xaa }, 1, -2, 0, 0, 0, K_STR }, { "string", { 0xab }, 1, -2, 0, 0, 0, K_STR },

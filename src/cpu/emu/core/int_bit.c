@@ -125,7 +125,9 @@ void emu_int_bit_register(void)
 		emu_register(EMU_MAP_0F, 0xba, -1, r, h_bt_imm);
 	emu_register(EMU_MAP_0F, 0xbc, -1, -1, h_bsf_bsr);
 	emu_register(EMU_MAP_0F, 0xbd, -1, -1, h_bsf_bsr);
-	emu_register(EMU_MAP_0F, 0xbc, EMU_MP_F3, -1, h_tzcnt_lzcnt);
+	/* LZCNT (ABM) is advertised; BMI1 is not (its other instructions are
+	 * VEX-encoded), so F3 0F BC executes as BSF, as the SDM says for CPUs
+	 * without TZCNT.  h_tzcnt_lzcnt handles TZCNT too for when BMI1 is. */
 	emu_register(EMU_MAP_0F, 0xbd, EMU_MP_F3, -1, h_tzcnt_lzcnt);
 	emu_register(EMU_MAP_0F, 0xb8, EMU_MP_F3, -1, h_popcnt);
 }

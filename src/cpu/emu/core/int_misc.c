@@ -44,7 +44,7 @@ static void h_aaa_aas(struct emu_cpu *cpu, const struct emu_insn *in)
 		if (in->opcode == 0x37)
 			ax = (uint16_t)(ax + 0x106);
 		else
-			ax = (uint16_t)(((ax - 6) & 0xff) | (((ax >> 8) - 1) & 0xff) << 8);
+			ax = (uint16_t)(ax - 6 - 0x100);   /* AX -= 6 (borrowing from AH), then AH -= 1 */
 	}
 	ax &= 0xff0f;
 	reg_set(cpu, RAX, 2, false, ax);
