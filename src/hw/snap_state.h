@@ -23,7 +23,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define HW_SNAP_MAGIC 0x56444556u   /* "VDEV" little-endian */
+#define HW_SNAP_MAGIC 0x56454456u   /* the bytes "VDEV" as a little-endian u32 */
 #define HW_SNAP_HEADER 16u
 
 struct hw_snap_writer {
