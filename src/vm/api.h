@@ -11,7 +11,6 @@
 #include "vm/lifecycle.h"
 
 #include <jansson.h>
-#include <stdbool.h>
 
 #define VESSEL_API_VERSION 1
 #define API_MAX_CLIENTS 16
@@ -57,44 +56,5 @@ void api_server_stop(struct api_server *srv);
 int api_stats_from_machine(struct vm *vm, json_t *out);
 /* One {"id", "type", "plugin", "params", "resources"} per device. */
 int api_devices_to_json(const struct plugin_devices *set, json_t *out);
-
-/* ---- the VM side: vm_control ----
- *
- * Everything the control plane needs around the VM object, so that
- * src/vm/vm.c wires it with a few calls (docs/api.md "For the VM side"):
- *
- *   vm_control_open(&ctl, cfg)             once per `vessel run`: plug-ins, API server
- *   vm_control_attach(ctl, vm)             each machine, after vm_create and boot_load:
- *                                          manifest devices, restore, lifecycle -> running
- *   vcpu thread loop:                      if (vcpu_gate_checkpoint(vm_control_gate(ctl))
- *                                              && stopping) break;  ... vcpu_gate_leave() at exit
- *   vm_control_detach(ctl, vm, rebooting)  after the vCPUs are joined, before vm_destroy
- *   vm_control_close(ctl)                  at the end
- *
- * The API server lives across reboots (each a fresh machine); between
- * machines, requests that need one are refused as invalid-state. */
-struct vm_control;
-
-struct vm_control_hooks {
-	/* ACPI power button; default platform_press_power_button(), called
-	 * with vm->dev_lock held. */
-	void (*power_button)(struct vm *vm);
-	/* Drives interrupt line (GSI) `line`; default irq_set_level().  Called
-	 * with vm->dev_lock held. */
-	int (*irq_set)(struct vm *vm, unsigned line, int level);
-	/* How long pause/save wait for the vCPUs to stop (default 10 s). */
-	int stop_timeout_ms;
-};
-
-int vm_control_open(struct vm_control **out, const struct vm_config *cfg, const struct vm_control_hooks *hooks);
-void vm_control_close(struct vm_control *ctl);
-struct lifecycle *vm_control_lifecycle(struct vm_control *ctl);
-struct vcpu_gate *vm_control_gate(struct vm_control *ctl);
-/* Takes vm in: creates the manifest's devices, restores cfg->restore if
- * set (loading-state), and moves the lifecycle to running. */
-int vm_control_attach(struct vm_control *ctl, struct vm *vm);
-/* Lets vm go: removes its plug-in devices; the lifecycle goes
- * powering-up when rebooting, else tearing-down. */
-void vm_control_detach(struct vm_control *ctl, struct vm *vm, bool rebooting);
 
 #endif

@@ -275,6 +275,9 @@ static enum vm_stop_reason vm_run_once(struct vm *vm, struct console *con)
  * loaders check the contents. */
 static int check_input_files(const struct vm_config *cfg)
 {
+	if (cfg->n_disks)
+		return err_set(-ENOTSUP, "disk %s: attaching disks to a VM is not supported yet (no virtio-blk device); "
+			       "`vessel disk` manages images", cfg->disks[0].path);
 	const char *files[][2] = { { "kernel", cfg->kernel }, { "initrd", cfg->initrd }, { "snapshot", cfg->restore } };
 	for (unsigned i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		if (files[i][1] && access(files[i][1], R_OK) < 0)

@@ -49,3 +49,11 @@ def test_smp_bring_up_with_init_sipi(vessel_bin, tmp_path):
     r = run_vessel(vessel_bin, "run", "--cpus", "2", "--kernel", str(guest), stdin=subprocess.DEVNULL, timeout=120)
     assert r.stdout.splitlines() == ["AP", "BSP done"], r.stdout
     assert r.returncode == (0x11 << 1) | 1, r.stderr
+
+
+def test_disk_flag_is_refused_until_virtio_blk(vessel_bin, tmp_path):
+    img = tmp_path / "d.img"
+    img.write_bytes(b"\0" * 4096)
+    r = run_vessel(vessel_bin, "run", "--kernel", str(img), "--disk", str(img), stdin=subprocess.DEVNULL)
+    assert r.returncode == 2
+    assert "not supported yet" in r.stderr

@@ -280,6 +280,10 @@ void emu_far_jmp(struct emu_cpu *cpu, uint16_t sel, uint64_t off, unsigned opsiz
 void emu_far_call(struct emu_cpu *cpu, uint16_t sel, uint64_t off, unsigned opsize);
 void emu_far_ret(struct emu_cpu *cpu, unsigned opsize, uint16_t pop_bytes);
 void emu_iret(struct emu_cpu *cpu, unsigned opsize);
+/* Single-step trap for the run loop: after an instruction that began with
+ * EFLAGS.TF set (and cpu->rip already at the next instruction), sets
+ * DR6.BS and delivers #DB as a trap (SDM vol. 3B 17.3.1.4). */
+void emu_single_step_trap(struct emu_cpu *cpu);
 /* Software interrupt (INT n, INT3, INTO, INT1): return address cpu->next_rip. */
 void emu_soft_interrupt(struct emu_cpu *cpu, unsigned vector, bool is_int_n);
 /* The TLB slot of a linear address in the current address space. */

@@ -106,6 +106,9 @@ Test(sse, mxcsr_masked_and_unmasked)
 	cr_assert(cpu->mxcsr & 0x4);
 	cpu->cr4 &= ~X86_CR4_OSXMMEXCPT;
 	cr_assert_eq(exc(cpu, reg(EMU_MAP_0F, 0x5e, EMU_MP_NONE, 0, 1)), X86_EXC_UD);
+	/* reserved MXCSR bits planted from outside never reach the host's LDMXCSR */
+	cpu->mxcsr = 0xffff1f80u;
+	ok(cpu, reg(EMU_MAP_0F, 0x58, EMU_MP_NONE, 2, 3));
 	/* rounding control: 1/3 rounded up vs down differ by one ulp */
 	set_f32(cpu, 2, 1.0f, 0, 0, 0);
 	set_f32(cpu, 3, 3.0f, 1, 1, 1);
@@ -170,6 +173,37 @@ Test(mmx, aliasing_and_emms)
 	/* pending x87 exception: MMX raises #MF */
 	fx->fsw |= FSW_ES | FSW_IE;
 	cr_assert_eq(exc(cpu, reg(EMU_MAP_0F, 0xfc, EMU_MP_NONE, 3, 3)), X86_EXC_MF);
+	h_free(cpu);
+}
+
+Test(mmx, reads_physical_register_whatever_top)
+{
+	struct emu_cpu *cpu = h_cpu();
+	ok(cpu, h_x87(0xd9, 0xe8));                               /* fld1: TOP = 7, physical 7 = 1.0 */
+	ok(cpu, h_x87(0xd9, 0xee));                               /* fldz: TOP = 6, physical 6 = 0.0 */
+	ok(cpu, mem(EMU_MAP_0F, 0x7f, EMU_MP_NONE, 7, 0x80));    /* movq [0x80], mm7 */
+	cr_assert_eq(*(uint64_t *)(h_mem + 0x80), 0x8000000000000000ull, "mantissa of 1.0");
+	cr_assert_eq((fpu_fx(cpu)->fsw >> 11) & 7, 0);
+	long double st;
+	memcpy(&st, fpu_fx(cpu)->st[7].b, 10);
+	cr_assert_eq(st, 1.0L, "physical 7 is slot 7 once TOP = 0");
+	h_free(cpu);
+}
+
+Test(snapshot, internal_image_is_standard_fxsave)
+{
+	struct emu_cpu *cpu = h_cpu();
+	ok(cpu, h_x87(0xd9, 0xeb));
+	ok(cpu, h_x87(0xd9, 0xe8));
+	ok(cpu, h_x87(0xd9, 0xf7));                               /* fincstp: TOP moves, slots rotate */
+	struct x86_fpu img;
+	emu_fpu_get(cpu, &img);
+	/* MXCSR (bytes 24-31) lives in cpu->mxcsr */
+	cr_assert_eq(memcmp(img.fxsave, cpu->fpu.fxsave, 24), 0, "x87 part of cpu->fpu is an FXSAVE image");
+	cr_assert_eq(memcmp(img.fxsave + 32, cpu->fpu.fxsave + 32, 128), 0, "registers in stack order");
+	long double st7;
+	memcpy(&st7, img.fxsave + 32 + 16 * 7, 10);
+	cr_assert_eq(st7, 1.0L, "after FINCSTP the old ST0 is ST7");
 	h_free(cpu);
 }
 

@@ -596,3 +596,19 @@ Test(emu_except, cr8_reads_back_without_a_lapic)
 	cpu->gpr[RAX] = 0x10;
 	cr_assert_eq(fx_exec(&fx, mov_cr8_rax, 4), X86_EXC_GP, "reserved CR8 bits");
 }
+
+Test(emu_except, single_step_trap_reports_the_next_instruction)
+{
+	struct emu_cpu *cpu = fx.cpu;
+	enter_prot32();
+	set_gate32(X86_EXC_DB, SEL_CODE32, 0x6400, 0xe, 0);
+	cpu->gpr[RSP] = 0x8000;
+	emu_set_rflags(cpu, X86_FLAG_FIXED | X86_FLAG_TF);
+	cpu->rip = 0x5003;   /* the instruction after the one that ran with TF */
+	emu_single_step_trap(cpu);
+	cr_assert_eq(cpu->rip, 0x6400);
+	cr_assert(cpu->dr[6] & (1u << 14), "DR6.BS");
+	cr_assert_eq(fx_r32(&fx, 0x8000 - 12), 0x5003, "trap: saved EIP is the next instruction");
+	cr_assert(fx_r32(&fx, 0x8000 - 4) & X86_FLAG_TF, "TF saved in the frame");
+	cr_assert_eq(emu_get_rflags(cpu) & X86_FLAG_TF, 0, "handler runs with TF clear");
+}

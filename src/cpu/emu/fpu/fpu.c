@@ -85,16 +85,13 @@ void emu_fpu_reset(struct emu_cpu *cpu)
 	cpu->fpu.xcr0 = XCR0_X87;
 }
 
-/* Standard FXSAVE image (stack-ordered registers, XMM, MXCSR) from the
- * internal state; used by FXSAVE, XSAVE and the snapshot accessor. */
+/* Standard FXSAVE image from the internal state (which already is one for
+ * the x87 part); used by FXSAVE, XSAVE and the snapshot accessor. */
 void fpu_image_store(struct emu_cpu *cpu, uint8_t *img)
 {
 	struct fpu_fx *fx = fpu_fx(cpu);
 	struct fpu_fx *out = (struct fpu_fx *)img;
-	unsigned top = (fx->fsw >> 11) & 7;
-	memcpy(out, fx, 32);
-	for (unsigned i = 0; i < 8; i++)
-		memcpy(out->st[i].b, fx->st[(top + i) & 7].b, 16);
+	memcpy(out, fx, 160);
 	out->mxcsr = cpu->mxcsr;
 	out->mxcsr_mask = MXCSR_MASK_SUPPORTED;
 	memcpy(out->xmm, cpu->xmm, sizeof(out->xmm));
@@ -108,10 +105,9 @@ void fpu_image_load(struct emu_cpu *cpu, const uint8_t *img, bool x87, bool sse)
 	const struct fpu_fx *in = (const struct fpu_fx *)img;
 	if (x87) {
 		memcpy(fx, in, 24);
-		unsigned top = (in->fsw >> 11) & 7;
 		for (unsigned i = 0; i < 8; i++) {
-			memcpy(fx->st[(top + i) & 7].b, in->st[i].b, 10);
-			memset(fx->st[(top + i) & 7].b + 10, 0, 6);
+			memcpy(fx->st[i].b, in->st[i].b, 10);
+			memset(fx->st[i].b + 10, 0, 6);
 		}
 		fx->rsvd1 = 0;
 	}

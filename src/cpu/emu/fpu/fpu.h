@@ -1,16 +1,16 @@
 /* Internal definitions of the emu engine's fpu module: x87, MMX, SSE and
  * XSAVE.  Shared by x87.c, mmx_sse_int.c, sse_fp.c, sse_move.c, xsave.c.
  *
- * State layout.  cpu->fpu.fxsave holds the x87 state in FXSAVE layout
- * (SDM vol. 1, 10.5.1, table 10-2) with one difference: the eight 80-bit
- * registers are kept in *physical* order (R0..R7) rather than stack order,
- * so a push or pop only moves TOP.  The tag word is kept in its abridged
- * form (one bit per physical register, 1 = not empty); the full tag word
- * that FSTENV/FSAVE store is derived from the register contents exactly as
- * the processor does (SDM vol. 1, 8.1.7).  cpu->xmm and cpu->mxcsr are the
- * authoritative XMM registers and MXCSR; the image's copies are filled in
- * by FXSAVE/XSAVE and emu_fpu_get().  MMX register i is the mantissa of
- * physical register i (SDM vol. 1, 9.5).
+ * State layout.  cpu->fpu.fxsave is a standard FXSAVE image for the x87
+ * part (SDM vol. 1, 10.5.1, table 10-2): the eight 80-bit registers in
+ * stack order (slot i = ST(i)), the abridged tag word by physical register
+ * (bit i set = physical register i in use), FCW/FSW/FOP/FIP/FDP.  Moving
+ * TOP therefore rotates the slots; the full tag word that FSTENV/FSAVE
+ * store is derived from the contents as the processor does (vol. 1,
+ * 8.1.7).  cpu->xmm and cpu->mxcsr are the authoritative XMM registers
+ * and MXCSR; the image's copies are filled in by FXSAVE/XSAVE and
+ * emu_fpu_get().  MMX register i is the mantissa of physical register i,
+ * i.e. slot (i - TOP) & 7 (vol. 1, 9.5); MMX instructions set TOP = 0.
  */
 #ifndef VESSEL_CPU_EMU_FPU_FPU_H
 #define VESSEL_CPU_EMU_FPU_FPU_H
@@ -28,7 +28,7 @@ struct fpu_fx {
 	uint64_t fip;            /* 64-bit form; 32-bit form keeps FCS in bits 32-47 */
 	uint64_t fdp;            /* likewise with FDS */
 	uint32_t mxcsr, mxcsr_mask;
-	struct { uint8_t b[16]; } st[8];   /* physical order, see above */
+	struct { uint8_t b[16]; } st[8];   /* stack order: slot i = ST(i) */
 	uint8_t xmm[16][16];
 	uint8_t rsvd2[96];
 };
@@ -127,27 +127,36 @@ static inline void fpu_check_sse(struct emu_cpu *cpu)
 	}
 }
 
-/* MMX state transition: TOP = 0, all registers valid (SDM vol. 1, 9.5.1). */
+/* MMX state transition: TOP = 0, all registers valid (SDM vol. 1, 9.5.1).
+ * With TOP != 0 the slots rotate so physical register i lands in slot i. */
+void fpu_mmx_enter_slow(struct emu_cpu *cpu);
 static inline void fpu_mmx_enter(struct emu_cpu *cpu)
 {
 	struct fpu_fx *fx = fpu_fx(cpu);
-	fx->fsw &= ~FSW_TOP;
+	if (__builtin_expect(fx->fsw & FSW_TOP, 0))
+		fpu_mmx_enter_slow(cpu);
 	fx->ftw = 0xff;
+}
+
+static inline unsigned fpu_mmx_slot(struct emu_cpu *cpu, unsigned i)
+{
+	return (i - ((fpu_fx(cpu)->fsw >> 11) & 7)) & 7;
 }
 
 /* Writes MMX register i: mantissa = v, exponent/sign bits 79:64 = all ones. */
 static inline void fpu_mmx_set(struct emu_cpu *cpu, unsigned i, uint64_t v)
 {
 	struct fpu_fx *fx = fpu_fx(cpu);
-	memcpy(fx->st[i & 7].b, &v, 8);
-	fx->st[i & 7].b[8] = 0xff;
-	fx->st[i & 7].b[9] = 0xff;
+	unsigned s = fpu_mmx_slot(cpu, i);
+	memcpy(fx->st[s].b, &v, 8);
+	fx->st[s].b[8] = 0xff;
+	fx->st[s].b[9] = 0xff;
 }
 
 static inline uint64_t fpu_mmx_get(struct emu_cpu *cpu, unsigned i)
 {
 	uint64_t v;
-	memcpy(&v, fpu_fx(cpu)->st[i & 7].b, 8);
+	memcpy(&v, fpu_fx(cpu)->st[fpu_mmx_slot(cpu, i)].b, 8);
 	return v;
 }
 

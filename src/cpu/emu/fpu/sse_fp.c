@@ -30,9 +30,11 @@ static void sse_apply_flags(struct emu_cpu *cpu, uint32_t hmx)
 	cpu->mxcsr |= f;
 }
 
+/* The host's LDMXCSR faults on reserved bits; cpu->mxcsr can be written
+ * from outside the module (snapshots), so they are dropped here. */
 static inline uint32_t sse_host_mxcsr(struct emu_cpu *cpu)
 {
-	return (cpu->mxcsr & ~(uint32_t)MXCSR_FLAGS) | MXCSR_MASKS;
+	return (cpu->mxcsr & MXCSR_MASK_SUPPORTED & ~(uint32_t)MXCSR_FLAGS) | MXCSR_MASKS;
 }
 
 /* Source operand of an SSE instruction: XMM register or memory of size n

@@ -1,7 +1,9 @@
 /* x87 FPU instructions, opcodes D8-DF and 9B (SDM vol. 1, chapter 8;
  * vol. 2A/2B instruction pages; opcode map vol. 2D, A.4).
  *
- * The register stack, tags and status/control words follow fpu.h's layout.
+ * The register stack, tags and status/control words follow fpu.h's layout:
+ * slot i of the image is ST(i), and the abridged tag is by physical
+ * register, so moving TOP rotates the slots (x87_move_top).
  * Arithmetic runs on the host's own x87 (x87_host.c) so results, C1
  * rounding indication and exception flags are bit-exact; this file does
  * the guest-visible bookkeeping: stack faults, tags, TOP, the guest's
@@ -17,8 +19,17 @@ static inline unsigned x87_top(const struct fpu_fx *fx)
 	return (fx->fsw >> 11) & 7;
 }
 
-static inline void x87_set_top(struct fpu_fx *fx, unsigned top)
+/* Moves TOP, keeping the register slots in stack order: physical register
+ * TOP+i stays in slot i, so the slots rotate with TOP. */
+static void x87_move_top(struct fpu_fx *fx, unsigned top)
 {
+	unsigned delta = (top - x87_top(fx)) & 7;
+	if (delta) {
+		uint8_t tmp[8][16];
+		memcpy(tmp, fx->st, sizeof(tmp));
+		for (unsigned i = 0; i < 8; i++)
+			memcpy(fx->st[i].b, tmp[(i + delta) & 7], 16);
+	}
 	fx->fsw = (uint16_t)((fx->fsw & ~FSW_TOP) | ((top & 7) << 11));
 }
 
@@ -34,21 +45,20 @@ static inline bool x87_empty(const struct fpu_fx *fx, unsigned i)
 
 static inline void x87_get(const struct fpu_fx *fx, unsigned i, uint8_t *v10)
 {
-	memcpy(v10, fx->st[x87_phys(fx, i)].b, 10);
+	memcpy(v10, fx->st[i & 7].b, 10);
 }
 
 static inline void x87_put(struct fpu_fx *fx, unsigned i, const uint8_t *v10)
 {
-	unsigned p = x87_phys(fx, i);
-	memcpy(fx->st[p].b, v10, 10);
-	memset(fx->st[p].b + 10, 0, 6);
-	fx->ftw |= (uint8_t)(1u << p);
+	memcpy(fx->st[i & 7].b, v10, 10);
+	memset(fx->st[i & 7].b + 10, 0, 6);
+	fx->ftw |= (uint8_t)(1u << x87_phys(fx, i));
 }
 
 static inline void x87_pop(struct fpu_fx *fx)
 {
 	fx->ftw &= (uint8_t)~(1u << x87_phys(fx, 0));
-	x87_set_top(fx, x87_top(fx) + 1);
+	x87_move_top(fx, x87_top(fx) + 1);
 }
 
 /* The "real indefinite" QNaN a masked invalid operation produces
@@ -100,7 +110,7 @@ static void x87_push(struct fpu_fx *fx, const uint8_t *v10)
 			return;
 		v10 = x87_indefinite;
 	}
-	x87_set_top(fx, top);
+	x87_move_top(fx, top);
 	x87_put(fx, 0, v10);
 }
 
@@ -150,10 +160,16 @@ static void x87_note(struct emu_cpu *cpu, const struct emu_insn *insn, bool mem,
 	}
 }
 
+void fpu_mmx_enter_slow(struct emu_cpu *cpu)
+{
+	x87_move_top(fpu_fx(cpu), 0);
+}
+
 void fpu_x87_init(struct emu_cpu *cpu)
 {
 	struct fpu_fx *fx = fpu_fx(cpu);
-	/* FNINIT (vol. 2A "FINIT"): registers keep their contents. */
+	/* FNINIT (vol. 2A "FINIT"): registers keep their contents, TOP = 0. */
+	x87_move_top(fx, 0);
 	fx->fcw = FCW_DEFAULT;
 	fx->fsw = 0;
 	fx->ftw = 0;
@@ -169,8 +185,9 @@ static unsigned x87_tag_of(const struct fpu_fx *fx, unsigned p)
 		return 3;
 	uint64_t mant;
 	uint16_t se;
-	memcpy(&mant, fx->st[p].b, 8);
-	memcpy(&se, fx->st[p].b + 8, 2);
+	unsigned slot = (p - x87_top(fx)) & 7;
+	memcpy(&mant, fx->st[slot].b, 8);
+	memcpy(&se, fx->st[slot].b + 8, 2);
 	unsigned exp = se & 0x7fff;
 	if (exp == 0x7fff)
 		return 2;
@@ -372,7 +389,7 @@ static void x87_load(struct emu_cpu *cpu, const struct emu_insn *insn, enum x87_
 	if (!(x87_empty(fx, 7))) {
 		/* the push would overwrite a valid register */
 		if (x87_stack_fault(fx, true)) {
-			x87_set_top(fx, x87_top(fx) - 1);
+			x87_move_top(fx, x87_top(fx) - 1);
 			x87_put(fx, 0, x87_indefinite);
 		}
 		return;
@@ -509,6 +526,7 @@ static void x87_env_load(struct emu_cpu *cpu, const struct emu_insn *insn, const
 		uint32_t w[7];
 		memcpy(w, env, 28);
 		fx->fcw = (uint16_t)w[0];
+		x87_move_top(fx, (w[1] >> 11) & 7);   /* physical registers stay put */
 		fx->fsw = (uint16_t)w[1];
 		tag = (uint16_t)w[2];
 		if (real) {
@@ -524,6 +542,7 @@ static void x87_env_load(struct emu_cpu *cpu, const struct emu_insn *insn, const
 		uint16_t w[7];
 		memcpy(w, env, 14);
 		fx->fcw = w[0];
+		x87_move_top(fx, (w[1] >> 11) & 7);
 		fx->fsw = w[1];
 		tag = w[2];
 		if (real) {
@@ -554,7 +573,7 @@ static void x87_fstenv(struct emu_cpu *cpu, const struct emu_insn *insn, bool sa
 	unsigned n = x87_env_build(cpu, insn, img);
 	if (save) {
 		for (unsigned i = 0; i < 8; i++)
-			memcpy(img + n + 10 * i, fx->st[x87_phys(fx, i)].b, 10);
+			memcpy(img + n + 10 * i, fx->st[i].b, 10);
 		n += 80;
 	}
 	emu_write_bytes(cpu, insn->seg, ea, img, n);
@@ -576,9 +595,8 @@ static void x87_fldenv(struct emu_cpu *cpu, const struct emu_insn *insn, bool re
 	x87_env_load(cpu, insn, img);
 	if (restore)
 		for (unsigned i = 0; i < 8; i++) {
-			unsigned p = x87_phys(fx, i);
-			memcpy(fx->st[p].b, img + n + 10 * i, 10);
-			memset(fx->st[p].b + 10, 0, 6);
+			memcpy(fx->st[i].b, img + n + 10 * i, 10);
+			memset(fx->st[i].b + 10, 0, 6);
 		}
 }
 
@@ -988,11 +1006,11 @@ static void x87_d9(struct emu_cpu *cpu, const struct emu_insn *insn)
 	case 0xf5: x87_binary(cpu, XH_PREM1, false, FSW_CC); return;
 	case 0xf6: /* FDECSTP */
 		fx->fsw &= ~FSW_C1;
-		x87_set_top(fx, x87_top(fx) - 1);
+		x87_move_top(fx, x87_top(fx) - 1);
 		return;
 	case 0xf7: /* FINCSTP */
 		fx->fsw &= ~FSW_C1;
-		x87_set_top(fx, x87_top(fx) + 1);
+		x87_move_top(fx, x87_top(fx) + 1);
 		return;
 	case 0xf8: x87_binary(cpu, XH_PREM, false, FSW_CC); return;
 	case 0xf9: x87_binary(cpu, XH_YL2XP1, true, FSW_C1); return;

@@ -67,8 +67,11 @@
 #define F81D_RDTSCP BIT(27)
 #define F81D_LM BIT(29)
 
-/* Family 6, model 0x5e, stepping 3 (a Skylake client part). */
-#define CPU_SIGNATURE 0x000506e3u
+/* Family 6, model 0x8f, stepping 8 (a Sapphire Rapids part): a model on
+ * none of the kernel's speculation-bug lists, so that a guest does not
+ * warn about RETBleed-style problems the emulated CPU does not have (Linux
+ * arch/x86/kernel/cpu/common.c, cpu_vuln_blacklist). */
+#define CPU_SIGNATURE 0x000806f8u
 
 #define STR4(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
 

@@ -400,6 +400,12 @@ void emu_deliver_pending_exception(struct emu_cpu *cpu)
 	deliver_hw_event(cpu, v, has, err, cpu->rip, true);
 }
 
+void emu_single_step_trap(struct emu_cpu *cpu)
+{
+	cpu->dr[6] |= 1u << 14;   /* BS */
+	deliver_hw_event(cpu, X86_EXC_DB, false, 0, cpu->rip, true);
+}
+
 void emu_deliver_interrupt(struct emu_cpu *cpu, unsigned vector, bool external)
 {
 	if (external && vector == X86_EXC_NMI)
