@@ -116,8 +116,8 @@ static unsigned reg_to_hour(struct rtc *r, uint8_t v)
 static void rtc_latch_time(struct rtc *r)
 {
 	time_t t = rtc_get_time(r);
-	struct tm tm;
-	gmtime_r(&t, &tm);
+	struct tm tm = { 0 };
+	gmtime_r(&t, &tm);   /* fails only for years past int: registers read 0 */
 	r->cmos[RTC_SEC] = to_bcd(r, (unsigned)tm.tm_sec);
 	r->cmos[RTC_MIN] = to_bcd(r, (unsigned)tm.tm_min);
 	r->cmos[RTC_HOUR] = hour_to_reg(r, (unsigned)tm.tm_hour);
@@ -439,6 +439,10 @@ int rtc_snapshot_load(void *opaque, const void *buf, size_t len)
 	uint64_t periodic_next = hw_snap_get_u64(&rd);
 	struct hw_snap_timer_state second = hw_snap_get_timer(&rd);
 	bool irq_level = hw_snap_get_bool(&rd);
+	/* Seconds since 1970 within +-2^40 (35,000 years): the time sums
+	 * and gmtime_r() stay in range. */
+	if (base_time > (1ll << 40) || base_time < -(1ll << 40))
+		return err_set(-EINVAL, "rtc state: time base %lld s is out of range", (long long)base_time);
 	memcpy(r->cmos, cmos, RTC_CMOS_SIZE);
 	r->index = index & (RTC_CMOS_SIZE - 1);
 	r->base_time = base_time;

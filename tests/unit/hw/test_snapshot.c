@@ -372,6 +372,14 @@ Test(snapshot, hostile_fields_in_a_valid_header)
 	bad[16 + 9] = 200;         /* receive FIFO count beyond the FIFO */
 	cr_assert_eq(load_blob(t, "uart.com1", bad, uart->len), -EINVAL);
 	free(bad);
+	const struct blob *rtc = find_blob(good, "rtc");
+	bad = malloc(rtc->len);
+	cr_assert(bad);
+	memcpy(bad, rtc->data, rtc->len);
+	memset(bad + 16 + 128 + 1, 0xff, 7);   /* time base near INT64_MAX seconds */
+	bad[16 + 128 + 1 + 7] = 0x7f;
+	cr_assert_eq(load_blob(t, "rtc", bad, rtc->len), -EINVAL);
+	free(bad);
 	free_blobs(good);
 	/* The PIT still counts: load changed nothing. */
 	outb(t, 0x43, 0x34);
