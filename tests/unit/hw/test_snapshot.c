@@ -255,7 +255,14 @@ Test(snapshot, uart_i8042_pm_fwcfg_port80)
 	uint8_t q = inb(t, PC_PORT_FW_CFG + 1);
 	cr_assert_eq(q, 'Q');
 	outb(t, 0x80, 0x42);
+	outl(t, 0xcf8, 0x80000004);             /* host bridge command register */
+	outw(t, 0xcfc, 0x0006);
+	uint16_t cmd = inw(t, 0xcfc);
+	outb(t, 0xcf9, 0x02);                   /* RST_CNT without RST_CPU: kept */
 	t = roundtrip(t, 1);
+	cr_assert_eq(inl(t, 0xcf8), 0x80000004, "CONFIG_ADDRESS kept");
+	cr_assert_eq(inw(t, 0xcfc), cmd);
+	cr_assert_eq(inb(t, 0xcf9), 0x02);
 	cr_assert_eq(inb(t, 0x3fb), 0x03);
 	cr_assert_eq(inb(t, 0x3f9), 0x05);
 	cr_assert_eq(inb(t, 0x3ff), 0xa5);
