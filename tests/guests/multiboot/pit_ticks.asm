@@ -6,7 +6,9 @@
 ;   ticks TTTTTTTT
 ; on COM1.  The count lives in guest RAM, so a snapshot carries it, and
 ; only keeps rising after a restore if the PIT, I/O APIC and LAPIC state
-; (and the PIT's armed timer) came back too.
+; (and the PIT's armed timer) came back too.  Assembled with -DLAPIC_TIMER
+; it takes its ticks from the local APIC timer in periodic mode instead
+; (SDM vol. 3A 10.5.4), the PIT left unprogrammed.
 MB_MAGIC equ 0x1badb002
 MB_FLAGS equ 0x00010003
 IDT      equ 0x3000
@@ -56,6 +58,12 @@ start:	cli
 	; local APIC software-enabled, LINT0 masked
 	mov dword [0xfee000f0], 0x1ff
 	mov dword [0xfee00350], 0x10700
+%ifdef LAPIC_TIMER
+	; LAPIC timer: divide by 16, periodic, vector 0x30, 100 Hz of 25 MHz
+	mov dword [0xfee003e0], 0x3
+	mov dword [0xfee00320], 0x20030
+	mov dword [0xfee00380], 25000000 / 16 / 100
+%else
 	; I/O APIC pin 2 -> vector 0x30, edge, physical destination 0
 	mov dword [0xfec00000], 0x15
 	mov dword [0xfec00010], 0
@@ -68,6 +76,7 @@ start:	cli
 	out 0x40, al
 	mov al, ah
 	out 0x40, al
+%endif
 	sti
 .loop:	hlt
 	mov eax, [ticks]
