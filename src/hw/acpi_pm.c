@@ -4,6 +4,7 @@
 
 #include "hw/bus.h"
 #include "hw/pc.h"
+#include "hw/snap_state.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "vm/machine.h"
@@ -168,4 +169,41 @@ int acpi_pm_register(struct acpi_pm *pm, struct bus *pio, uint16_t base)
 	if (!rc)
 		rc = bus_register(pio, base + ACPI_GPE0_OFF, ACPI_GPE0_LEN, &acpi_gpe_ops, pm, "acpi-gpe0");
 	return rc;
+}
+
+/* Version 1: PM1 status/enable/control, GPE0 status/enable, SCI level. */
+static void acpi_pm_write_state(struct acpi_pm *pm, struct hw_snap_writer *w)
+{
+	hw_snap_u16(w, pm->pm1_sts);
+	hw_snap_u16(w, pm->pm1_en);
+	hw_snap_u16(w, pm->pm1_cnt);
+	hw_snap_bytes(w, pm->gpe_sts, sizeof(pm->gpe_sts));
+	hw_snap_bytes(w, pm->gpe_en, sizeof(pm->gpe_en));
+	hw_snap_u8(w, pm->sci_level);
+}
+
+int64_t acpi_pm_snapshot_save(void *opaque, void *buf, size_t cap)
+{
+	struct hw_snap_writer w;
+	hw_snap_begin(&w, buf, cap, 1);
+	acpi_pm_write_state(opaque, &w);
+	return hw_snap_end(&w);
+}
+
+int acpi_pm_snapshot_load(void *opaque, const void *buf, size_t len)
+{
+	struct acpi_pm *pm = opaque;
+	struct hw_snap_writer size = { 0 };
+	acpi_pm_write_state(pm, &size);
+	struct hw_snap_reader r;
+	int rc = hw_snap_open(&r, buf, len, "acpi-pm", 1, size.len);
+	if (rc < 0)
+		return rc;
+	pm->pm1_sts = hw_snap_get_u16(&r);
+	pm->pm1_en = hw_snap_get_u16(&r);
+	pm->pm1_cnt = hw_snap_get_u16(&r);
+	hw_snap_get_bytes(&r, pm->gpe_sts, sizeof(pm->gpe_sts));
+	hw_snap_get_bytes(&r, pm->gpe_en, sizeof(pm->gpe_en));
+	pm->sci_level = hw_snap_get_bool(&r);
+	return 0;
 }

@@ -5,6 +5,7 @@
 #ifndef VESSEL_HW_ACPI_PM_H
 #define VESSEL_HW_ACPI_PM_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct vm;
@@ -32,5 +33,11 @@ int acpi_pm_register(struct acpi_pm *pm, struct bus *pio, uint16_t base);
 void acpi_pm_press_power_button(struct acpi_pm *pm);
 /* Raises a general-purpose event (GPE0 bit), e.g. for device hot-plug. */
 void acpi_pm_raise_gpe(struct acpi_pm *pm, unsigned bit);
+
+/* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
+ * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
+int64_t acpi_pm_snapshot_save(void *opaque, void *buf, size_t cap);
+int acpi_pm_snapshot_load(void *opaque, const void *buf, size_t len);
 
 #endif

@@ -3,6 +3,7 @@
 
 #include "hw/bus.h"
 #include "hw/pc.h"
+#include "hw/snap_state.h"
 #include "util/error.h"
 
 #include <errno.h>
@@ -174,4 +175,31 @@ void fw_cfg_free(struct fw_cfg *f)
 int fw_cfg_register(struct fw_cfg *f, struct bus *pio)
 {
 	return bus_register(pio, PC_PORT_FW_CFG, 2, &fw_cfg_ops, f, "fw_cfg");
+}
+
+/* Snapshot state, version 1: the selector and the read offset in the
+ * selected item.  The items themselves come from the VM's configuration,
+ * which the restoring process rebuilds the same. */
+int64_t fw_cfg_snapshot_save(void *opaque, void *buf, size_t cap)
+{
+	struct fw_cfg *f = opaque;
+	struct hw_snap_writer w;
+	hw_snap_begin(&w, buf, cap, 1);
+	hw_snap_u16(&w, f->selector);
+	hw_snap_u64(&w, f->offset);
+	return hw_snap_end(&w);
+}
+
+int fw_cfg_snapshot_load(void *opaque, const void *buf, size_t len)
+{
+	struct fw_cfg *f = opaque;
+	struct hw_snap_reader r;
+	int rc = hw_snap_open(&r, buf, len, "fw-cfg", 1, 10);
+	if (rc < 0)
+		return rc;
+	/* fw_cfg_data_read() bounds-checks both against the item, so any
+	 * value is harmless. */
+	f->selector = hw_snap_get_u16(&r);
+	f->offset = (size_t)hw_snap_get_u64(&r);
+	return 0;
 }

@@ -5,6 +5,7 @@
 #include "hw/intc/ioapic.h"
 #include "hw/pc.h"
 #include "hw/timer.h"
+#include "hw/snap_state.h"
 #include "util/error.h"
 #include "vm/machine.h"
 
@@ -330,4 +331,78 @@ void hpet_free(struct hpet *h)
 int hpet_register(struct hpet *h, struct bus *mmio, uint64_t base)
 {
 	return bus_register(mmio, base, 0x400, &hpet_ops, h, "hpet");
+}
+
+/* Snapshot state, version 1: general configuration and interrupt status,
+ * the main counter with the VM-clock time it last started, and per
+ * comparator its configuration, comparator, period, the armed deadline and
+ * the line it drives (IA-PC HPET specification 1.0a, 2.3). */
+#define HPET_SNAP_VERSION 1
+
+static void hpet_write_state(struct hpet *h, struct hw_snap_writer *w)
+{
+	hw_snap_u64(w, h->config);
+	hw_snap_u64(w, h->isr);
+	hw_snap_u64(w, h->counter);
+	hw_snap_u64(w, h->enable_time);
+	for (unsigned i = 0; i < HPET_NUM_TIMERS; i++) {
+		struct hpet_timer *t = &h->t[i];
+		hw_snap_u64(w, t->config);
+		hw_snap_u64(w, t->cmp);
+		hw_snap_u64(w, t->period);
+		hw_snap_timer(w, &t->timer);
+		hw_snap_u8(w, t->level);
+		hw_snap_u8(w, (uint8_t)t->line);
+	}
+}
+
+int64_t hpet_snapshot_save(void *opaque, void *buf, size_t cap)
+{
+	struct hw_snap_writer w;
+	hw_snap_begin(&w, buf, cap, HPET_SNAP_VERSION);
+	hpet_write_state(opaque, &w);
+	return hw_snap_end(&w);
+}
+
+int hpet_snapshot_load(void *opaque, const void *buf, size_t len)
+{
+	struct hpet *h = opaque;
+	struct hw_snap_writer size = { 0 };
+	hpet_write_state(h, &size);
+	struct hw_snap_reader r;
+	int rc = hw_snap_open(&r, buf, len, "hpet", HPET_SNAP_VERSION, size.len);
+	if (rc < 0)
+		return rc;
+	uint64_t g[4];
+	for (unsigned i = 0; i < 4; i++)
+		g[i] = hw_snap_get_u64(&r);
+	uint64_t cfg[HPET_NUM_TIMERS], cmp[HPET_NUM_TIMERS], period[HPET_NUM_TIMERS];
+	struct hw_snap_timer_state tm[HPET_NUM_TIMERS];
+	bool level[HPET_NUM_TIMERS];
+	uint8_t line[HPET_NUM_TIMERS];
+	for (unsigned i = 0; i < HPET_NUM_TIMERS; i++) {
+		cfg[i] = hw_snap_get_u64(&r);
+		cmp[i] = hw_snap_get_u64(&r);
+		period[i] = hw_snap_get_u64(&r);
+		tm[i] = hw_snap_get_timer(&r);
+		level[i] = hw_snap_get_bool(&r);
+		line[i] = hw_snap_get_u8(&r);
+		/* The line indexes the GSI array when it is lowered later. */
+		if (line[i] >= PC_NUM_GSI)
+			return err_set(-EINVAL, "hpet state: timer %u drives GSI %u", i, line[i]);
+	}
+	h->config = g[0];
+	h->isr = g[1];
+	h->counter = g[2];
+	h->enable_time = g[3];
+	for (unsigned i = 0; i < HPET_NUM_TIMERS; i++) {
+		struct hpet_timer *t = &h->t[i];
+		t->config = cfg[i];
+		t->cmp = cmp[i];
+		t->period = period[i];
+		t->level = level[i];
+		t->line = line[i];
+		hw_snap_rearm(&t->timer, tm[i]);
+	}
+	return 0;
 }

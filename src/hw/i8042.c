@@ -3,6 +3,7 @@
 
 #include "hw/bus.h"
 #include "hw/pc.h"
+#include "hw/snap_state.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "vm/machine.h"
@@ -321,4 +322,69 @@ int i8042_register(struct i8042 *k, struct bus *pio)
 	if (!rc)
 		rc = bus_register(pio, PC_PORT_I8042_CMD, 1, &i8042_cmd_ops, k, "i8042-cmd");
 	return rc;
+}
+
+/* Snapshot state, version 1: status and command byte, the pending
+ * controller/keyboard/mouse commands, output port, the output queue in
+ * order (byte and source), the output buffer and both interrupt lines. */
+#define I8042_SNAP_VERSION 1
+
+static void i8042_write_state(struct i8042 *k, struct hw_snap_writer *w)
+{
+	hw_snap_u8(w, k->status);
+	hw_snap_u8(w, k->ctr);
+	hw_snap_u8(w, k->pending_cmd);
+	hw_snap_u8(w, k->kbd_pending);
+	hw_snap_u8(w, k->aux_pending);
+	hw_snap_u8(w, k->outport);
+	hw_snap_u8(w, (uint8_t)k->q_count);
+	for (unsigned i = 0; i < QUEUE_SIZE; i++) {
+		unsigned at = (k->q_head + i) % QUEUE_SIZE;
+		hw_snap_u8(w, i < k->q_count ? k->q[at] : 0);
+		hw_snap_u8(w, i < k->q_count ? k->q_aux[at] : 0);
+	}
+	hw_snap_u8(w, k->out_data);
+	hw_snap_u8(w, k->scanning);
+	hw_snap_u8(w, k->irq1);
+	hw_snap_u8(w, k->irq12);
+}
+
+int64_t i8042_snapshot_save(void *opaque, void *buf, size_t cap)
+{
+	struct hw_snap_writer w;
+	hw_snap_begin(&w, buf, cap, I8042_SNAP_VERSION);
+	i8042_write_state(opaque, &w);
+	return hw_snap_end(&w);
+}
+
+int i8042_snapshot_load(void *opaque, const void *buf, size_t len)
+{
+	struct i8042 *k = opaque;
+	struct hw_snap_writer size = { 0 };
+	i8042_write_state(k, &size);
+	struct hw_snap_reader r;
+	int rc = hw_snap_open(&r, buf, len, "i8042", I8042_SNAP_VERSION, size.len);
+	if (rc < 0)
+		return rc;
+	struct i8042 n = *k;
+	n.status = hw_snap_get_u8(&r);
+	n.ctr = hw_snap_get_u8(&r);
+	n.pending_cmd = hw_snap_get_u8(&r);
+	n.kbd_pending = hw_snap_get_u8(&r);
+	n.aux_pending = hw_snap_get_u8(&r);
+	n.outport = hw_snap_get_u8(&r);
+	n.q_count = hw_snap_get_u8(&r);
+	n.q_head = 0;
+	for (unsigned i = 0; i < QUEUE_SIZE; i++) {
+		n.q[i] = hw_snap_get_u8(&r);
+		n.q_aux[i] = hw_snap_get_bool(&r);
+	}
+	n.out_data = hw_snap_get_u8(&r);
+	n.scanning = hw_snap_get_bool(&r);
+	n.irq1 = hw_snap_get_bool(&r);
+	n.irq12 = hw_snap_get_bool(&r);
+	if (n.q_count > QUEUE_SIZE)
+		return err_set(-EINVAL, "i8042 state: %u bytes in a %u-byte queue", n.q_count, QUEUE_SIZE);
+	*k = n;
+	return 0;
 }

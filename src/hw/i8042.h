@@ -7,6 +7,7 @@
 #ifndef VESSEL_HW_I8042_H
 #define VESSEL_HW_I8042_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct vm;
@@ -19,5 +20,11 @@ void i8042_reset(struct i8042 *k);
 int i8042_register(struct i8042 *k, struct bus *pio);
 /* A scancode from the keyboard (set 2 if translation is off, else set 1). */
 void i8042_kbd_input(struct i8042 *k, uint8_t scancode);
+
+/* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
+ * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
+int64_t i8042_snapshot_save(void *opaque, void *buf, size_t cap);
+int i8042_snapshot_load(void *opaque, const void *buf, size_t len);
 
 #endif

@@ -19,11 +19,14 @@
 #include "hw/reset_ctl.h"
 #include "hw/rtc.h"
 #include "hw/timer.h"
+#include "hw/snap_state.h"
 #include "hw/uart.h"
+#include "snapshot/device_registry.h"
 #include "util/error.h"
 #include "util/log.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -191,6 +194,99 @@ static int platform_devices_create(struct vm *vm, struct platform *p)
 	return 0;
 }
 
+/* ---- snapshots (docs/devices.md "Snapshots") ---- */
+
+/* The platform's own state, version 1: HPET legacy replacement, the NMI
+ * mask of port 0x70 and the level of every GSI as last driven. */
+static int64_t platform_snapshot_save(void *opaque, void *buf, size_t cap)
+{
+	struct platform *p = opaque;
+	struct hw_snap_writer w;
+	hw_snap_begin(&w, buf, cap, 1);
+	hw_snap_u8(&w, p->hpet_legacy);
+	hw_snap_u8(&w, p->nmi_masked);
+	hw_snap_bytes(&w, p->gsi_level, PC_NUM_GSI);
+	return hw_snap_end(&w);
+}
+
+static int platform_snapshot_load(void *opaque, const void *buf, size_t len)
+{
+	struct platform *p = opaque;
+	struct hw_snap_reader r;
+	int rc = hw_snap_open(&r, buf, len, "platform", 1, 2 + PC_NUM_GSI);
+	if (rc < 0)
+		return rc;
+	p->hpet_legacy = hw_snap_get_bool(&r);
+	p->nmi_masked = hw_snap_get_bool(&r);
+	for (unsigned i = 0; i < PC_NUM_GSI; i++)
+		p->gsi_level[i] = hw_snap_get_bool(&r);
+	return 0;
+}
+
+struct platform_snap_entry {
+	char name[SNAPSHOT_DEVICE_NAME_MAX];
+	snapshot_save_fn save;
+	snapshot_load_fn load;
+	void *opaque;
+};
+
+/* Names registered by this platform, to unregister exactly those. */
+#define PLATFORM_SNAP_FIXED 13
+
+static int platform_snapshot_register(struct vm *vm, struct platform *p)
+{
+	/* "vm-clock" first: the writer keeps registration order and the
+	 * reader loads in file order, so the clock is set before any device
+	 * re-arms a deadline on it. */
+	const struct platform_snap_entry fixed[PLATFORM_SNAP_FIXED] = {
+		{ "vm-clock", timer_service_snapshot_save, timer_service_snapshot_load, p->timers },
+		{ "platform", platform_snapshot_save, platform_snapshot_load, p },
+		{ "pic", pic_snapshot_save, pic_snapshot_load, p->pic },
+		{ "ioapic", ioapic_snapshot_save, ioapic_snapshot_load, p->ioapic },
+		{ "pit", pit_snapshot_save, pit_snapshot_load, p->pit },
+		{ "rtc", rtc_snapshot_save, rtc_snapshot_load, p->rtc },
+		{ "hpet", hpet_snapshot_save, hpet_snapshot_load, p->hpet },
+		{ "acpi-pm", acpi_pm_snapshot_save, acpi_pm_snapshot_load, p->pm },
+		{ "uart.com1", uart_snapshot_save, uart_snapshot_load, p->com1 },
+		{ "i8042", i8042_snapshot_save, i8042_snapshot_load, p->kbd },
+		{ "pci", pci_host_snapshot_save, pci_host_snapshot_load, p->pci },
+		{ "fw-cfg", fw_cfg_snapshot_save, fw_cfg_snapshot_load, p->fw_cfg },
+		{ "port80", port80_snapshot_save, port80_snapshot_load, p->port80 },
+	};
+	int rc;
+	for (unsigned i = 0; i < PLATFORM_SNAP_FIXED; i++) {
+		if ((rc = snapshot_register_device(fixed[i].name, fixed[i].save, fixed[i].load, fixed[i].opaque)) < 0)
+			return rc;
+		p->snap_registered++;
+	}
+	if ((rc = snapshot_register_device("reset", reset_ctl_snapshot_save, reset_ctl_snapshot_load, p->reset)) < 0)
+		return rc;
+	p->snap_registered++;
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		char name[SNAPSHOT_DEVICE_NAME_MAX];
+		snprintf(name, sizeof(name), "lapic.%u", i);
+		if ((rc = snapshot_register_device(name, lapic_snapshot_save, lapic_snapshot_load, vm->vcpus[i]->lapic)) < 0)
+			return rc;
+		p->snap_registered++;
+	}
+	return 0;
+}
+
+static void platform_snapshot_unregister(struct vm *vm, struct platform *p)
+{
+	static const char *const fixed[] = { "vm-clock", "platform", "pic", "ioapic", "pit", "rtc", "hpet",
+					     "acpi-pm", "uart.com1", "i8042", "pci", "fw-cfg", "port80", "reset" };
+	unsigned n = p->snap_registered;
+	for (unsigned i = 0; i < sizeof(fixed) / sizeof(fixed[0]) && n; i++, n--)
+		snapshot_unregister_device(fixed[i]);
+	for (unsigned i = 0; i < vm->n_vcpus && n; i++, n--) {
+		char name[SNAPSHOT_DEVICE_NAME_MAX];
+		snprintf(name, sizeof(name), "lapic.%u", i);
+		snapshot_unregister_device(name);
+	}
+	p->snap_registered = 0;
+}
+
 int platform_create_opts(struct vm *vm, const struct platform_options *opts)
 {
 	/* The device entry points are called both with vm->dev_lock held
@@ -233,6 +329,8 @@ int platform_create_opts(struct vm *vm, const struct platform_options *opts)
 	}
 	if ((rc = platform_write_acpi(vm, p)) < 0)
 		goto fail;
+	if ((rc = platform_snapshot_register(vm, p)) < 0)
+		goto fail;
 	vm->intr_ack = platform_intr_ack;
 	if (!(opts && opts->manual_clock) && (rc = timer_service_start(p->timers)) < 0)
 		goto fail;
@@ -269,6 +367,7 @@ void platform_destroy(struct vm *vm)
 	if (!p)
 		return;
 	lapic_set_current_vcpu(NULL);
+	platform_snapshot_unregister(vm, p);
 	/* Stop the timer thread first: nothing may fire into freed devices. */
 	timer_service_free(p->timers);
 	p->timers = NULL;

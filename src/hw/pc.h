@@ -94,6 +94,7 @@ struct platform {
 	bool nmi_masked;              /* port 0x70 bit 7 */
 	uint64_t rsdp_addr;
 	uint8_t gsi_level[PC_NUM_GSI];
+	unsigned snap_registered;     /* snapshot devices registered, in order */
 };
 
 /* Also turns vm->dev_lock into a recursive mutex (see platform_intr_ack). */

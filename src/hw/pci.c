@@ -2,6 +2,7 @@
 #include "hw/pci.h"
 
 #include "hw/pc.h"
+#include "hw/snap_state.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "vm/machine.h"
@@ -368,4 +369,36 @@ int pci_host_register(struct pci_host *h, struct bus *pio, struct bus *mmio)
 	if (!rc)
 		rc = bus_register(mmio, GMEM_ECAM_BASE, GMEM_ECAM_SIZE, &ecam_ops, h, "pci-ecam");
 	return rc;
+}
+
+/* Snapshot state, version 1: CONFIG_ADDRESS (0xcf8) and the host bridge's
+ * configuration space.  Devices on the bus save their own configuration
+ * with the rest of their state (their BARs map memory they own). */
+int64_t pci_host_snapshot_save(void *opaque, void *buf, size_t cap)
+{
+	struct pci_host *h = opaque;
+	struct hw_snap_writer w;
+	hw_snap_begin(&w, buf, cap, 1);
+	hw_snap_u32(&w, h->config_address);
+	hw_snap_bytes(&w, h->bridge.config, sizeof(h->bridge.config));
+	return hw_snap_end(&w);
+}
+
+int pci_host_snapshot_load(void *opaque, const void *buf, size_t len)
+{
+	struct pci_host *h = opaque;
+	struct hw_snap_reader r;
+	int rc = hw_snap_open(&r, buf, len, "pci", 1, 4 + sizeof(h->bridge.config));
+	if (rc < 0)
+		return rc;
+	uint32_t addr = hw_snap_get_u32(&r);
+	uint8_t config[sizeof(h->bridge.config)];
+	hw_snap_get_bytes(&r, config, sizeof(config));
+	/* Identity registers are the bridge's, not the blob's to choose. */
+	if (memcmp(config, h->bridge.config, 4))
+		return err_set(-EINVAL, "pci state: host bridge IDs %02x%02x:%02x%02x differ from this build's",
+			       config[1], config[0], config[3], config[2]);
+	h->config_address = addr;
+	memcpy(h->bridge.config, config, sizeof(config));
+	return 0;
 }

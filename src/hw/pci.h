@@ -10,6 +10,7 @@
 #include "hw/bus.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct vm;
@@ -99,5 +100,11 @@ unsigned pci_intx_gsi(unsigned slot, unsigned pin);
 /* Configuration access as the guest does it, for tests: bus/dev/fn/off. */
 uint32_t pci_config_read(struct pci_host *h, unsigned bus, unsigned devfn, unsigned off, unsigned size);
 void pci_config_write(struct pci_host *h, unsigned bus, unsigned devfn, unsigned off, unsigned size, uint32_t val);
+
+/* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
+ * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
+int64_t pci_host_snapshot_save(void *opaque, void *buf, size_t cap);
+int pci_host_snapshot_load(void *opaque, const void *buf, size_t len);
 
 #endif

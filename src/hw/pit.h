@@ -6,6 +6,7 @@
 #define VESSEL_HW_PIT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct vm;
@@ -21,5 +22,11 @@ void pit_reset(struct pit *p);
 int pit_register(struct pit *p, struct bus *pio);
 /* Output pin of a channel now (for tests and port 0x61). */
 bool pit_get_out(struct pit *p, unsigned ch);
+
+/* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
+ * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
+int64_t pit_snapshot_save(void *opaque, void *buf, size_t cap);
+int pit_snapshot_load(void *opaque, const void *buf, size_t len);
 
 #endif

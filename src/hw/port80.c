@@ -3,6 +3,7 @@
 
 #include "hw/bus.h"
 #include "hw/pc.h"
+#include "hw/snap_state.h"
 #include "util/error.h"
 
 #include <errno.h>
@@ -40,4 +41,22 @@ void port80_free(struct port80 *p) { free(p); }
 int port80_register(struct port80 *p, struct bus *pio)
 {
 	return bus_register(pio, PC_PORT_POST, 1, &port80_ops, p, "post");
+}
+
+/* Version 1: the last POST code. */
+int64_t port80_snapshot_save(void *opaque, void *buf, size_t cap)
+{
+	struct hw_snap_writer w;
+	hw_snap_begin(&w, buf, cap, 1);
+	hw_snap_u8(&w, ((struct port80 *)opaque)->last);
+	return hw_snap_end(&w);
+}
+
+int port80_snapshot_load(void *opaque, const void *buf, size_t len)
+{
+	struct hw_snap_reader r;
+	int rc = hw_snap_open(&r, buf, len, "port80", 1, 1);
+	if (rc == 0)
+		((struct port80 *)opaque)->last = hw_snap_get_u8(&r);
+	return rc;
 }

@@ -1,6 +1,7 @@
 /* Reset control register (ICH9 RST_CNT, port 0xcf9). */
 #include "hw/reset_ctl.h"
 
+#include "hw/snap_state.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "vm/machine.h"
@@ -50,3 +51,21 @@ struct reset_ctl *reset_ctl_new(struct vm *vm)
 }
 
 void reset_ctl_free(struct reset_ctl *r) { free(r); }
+
+/* Version 1: the RST_CNT value (its bits other than RST_CPU stick). */
+int64_t reset_ctl_snapshot_save(void *opaque, void *buf, size_t cap)
+{
+	struct hw_snap_writer w;
+	hw_snap_begin(&w, buf, cap, 1);
+	hw_snap_u8(&w, ((struct reset_ctl *)opaque)->value);
+	return hw_snap_end(&w);
+}
+
+int reset_ctl_snapshot_load(void *opaque, const void *buf, size_t len)
+{
+	struct hw_snap_reader r;
+	int rc = hw_snap_open(&r, buf, len, "reset", 1, 1);
+	if (rc == 0)
+		((struct reset_ctl *)opaque)->value = hw_snap_get_u8(&r);
+	return rc;
+}

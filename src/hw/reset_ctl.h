@@ -7,6 +7,9 @@
 
 #include "hw/bus.h"
 
+#include <stddef.h>
+#include <stdint.h>
+
 struct vm;
 struct reset_ctl;
 
@@ -16,5 +19,11 @@ struct reset_ctl *reset_ctl_new(struct vm *vm);
 void reset_ctl_free(struct reset_ctl *r);
 void reset_ctl_reset(struct reset_ctl *r);
 extern const struct bus_ops reset_ctl_ops;
+
+/* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
+ * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
+int64_t reset_ctl_snapshot_save(void *opaque, void *buf, size_t cap);
+int reset_ctl_snapshot_load(void *opaque, const void *buf, size_t len);
 
 #endif

@@ -4,6 +4,7 @@
 #include "hw/bus.h"
 #include "hw/pc.h"
 #include "hw/timer.h"
+#include "hw/snap_state.h"
 #include "util/error.h"
 #include "vm/machine.h"
 
@@ -115,8 +116,8 @@ static unsigned reg_to_hour(struct rtc *r, uint8_t v)
 static void rtc_latch_time(struct rtc *r)
 {
 	time_t t = rtc_get_time(r);
-	struct tm tm;
-	gmtime_r(&t, &tm);
+	struct tm tm = { 0 };
+	gmtime_r(&t, &tm);   /* fails only for years past int: registers read 0 */
 	r->cmos[RTC_SEC] = to_bcd(r, (unsigned)tm.tm_sec);
 	r->cmos[RTC_MIN] = to_bcd(r, (unsigned)tm.tm_min);
 	r->cmos[RTC_HOUR] = hour_to_reg(r, (unsigned)tm.tm_hour);
@@ -392,4 +393,63 @@ void rtc_free(struct rtc *r)
 int rtc_register(struct rtc *r, struct bus *pio)
 {
 	return bus_register(pio, PC_PORT_RTC, 2, &rtc_ops, r, "rtc");
+}
+
+/* Snapshot state, version 1: the whole CMOS RAM (clock registers A-D
+ * included), the index register, the time base (guest time and the VM
+ * clock it was taken at), both timers (periodic interrupt; update-ended
+ * and alarm, checked once a second) and the IRQ8 line. */
+#define RTC_SNAP_VERSION 1
+
+static void rtc_write_state(struct rtc *r, struct hw_snap_writer *w)
+{
+	hw_snap_bytes(w, r->cmos, RTC_CMOS_SIZE);
+	hw_snap_u8(w, r->index);
+	hw_snap_u64(w, (uint64_t)r->base_time);
+	hw_snap_u64(w, r->base_clock);
+	hw_snap_timer(w, &r->periodic);
+	hw_snap_u64(w, r->periodic_next);
+	hw_snap_timer(w, &r->second);
+	hw_snap_u8(w, r->irq_level);
+}
+
+int64_t rtc_snapshot_save(void *opaque, void *buf, size_t cap)
+{
+	struct hw_snap_writer w;
+	hw_snap_begin(&w, buf, cap, RTC_SNAP_VERSION);
+	rtc_write_state(opaque, &w);
+	return hw_snap_end(&w);
+}
+
+int rtc_snapshot_load(void *opaque, const void *buf, size_t len)
+{
+	struct rtc *r = opaque;
+	struct hw_snap_writer size = { 0 };
+	rtc_write_state(r, &size);
+	struct hw_snap_reader rd;
+	int rc = hw_snap_open(&rd, buf, len, "rtc", RTC_SNAP_VERSION, size.len);
+	if (rc < 0)
+		return rc;
+	uint8_t cmos[RTC_CMOS_SIZE];
+	hw_snap_get_bytes(&rd, cmos, RTC_CMOS_SIZE);
+	uint8_t index = hw_snap_get_u8(&rd);
+	int64_t base_time = (int64_t)hw_snap_get_u64(&rd);
+	uint64_t base_clock = hw_snap_get_u64(&rd);
+	struct hw_snap_timer_state periodic = hw_snap_get_timer(&rd);
+	uint64_t periodic_next = hw_snap_get_u64(&rd);
+	struct hw_snap_timer_state second = hw_snap_get_timer(&rd);
+	bool irq_level = hw_snap_get_bool(&rd);
+	/* Seconds since 1970 within +-2^40 (35,000 years): the time sums
+	 * and gmtime_r() stay in range. */
+	if (base_time > (1ll << 40) || base_time < -(1ll << 40))
+		return err_set(-EINVAL, "rtc state: time base %lld s is out of range", (long long)base_time);
+	memcpy(r->cmos, cmos, RTC_CMOS_SIZE);
+	r->index = index & (RTC_CMOS_SIZE - 1);
+	r->base_time = base_time;
+	r->base_clock = base_clock;
+	r->periodic_next = periodic_next;
+	r->irq_level = irq_level;
+	hw_snap_rearm(&r->periodic, periodic);
+	hw_snap_rearm(&r->second, second);
+	return 0;
 }

@@ -5,6 +5,7 @@
 #ifndef VESSEL_HW_RTC_H
 #define VESSEL_HW_RTC_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -29,5 +30,11 @@ void rtc_set_memory_size(struct rtc *r, uint64_t low_bytes, uint64_t high_bytes)
 void rtc_set_time(struct rtc *r, time_t t);
 /* The clock now (UTC seconds since the epoch). */
 time_t rtc_get_time(struct rtc *r);
+
+/* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
+ * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
+int64_t rtc_snapshot_save(void *opaque, void *buf, size_t cap);
+int rtc_snapshot_load(void *opaque, const void *buf, size_t len);
 
 #endif

@@ -1,6 +1,7 @@
 /* VM clock and the per-VM timer thread (see timer.h for the locking). */
 #include "hw/timer.h"
 
+#include "hw/snap_state.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -16,6 +17,7 @@ struct timer_service {
 	vm_clock_fn clock;
 	void *clock_opaque;
 	uint64_t base_ns;           /* host monotonic time at creation: VM clock 0 */
+	uint64_t offset;            /* added to the clock: a restored VM's clock continues */
 	pthread_t thread;
 	bool running, stop;
 };
@@ -62,7 +64,7 @@ void timer_service_set_clock(struct timer_service *ts, vm_clock_fn fn, void *opa
 
 uint64_t vm_clock_ns(struct timer_service *ts)
 {
-	return ts->clock(ts->clock_opaque);
+	return ts->clock(ts->clock_opaque) + ts->offset;
 }
 
 void timer_init(struct vm_timer *t, struct timer_service *ts, timer_cb cb, void *opaque)
@@ -179,4 +181,35 @@ void timer_service_free(struct timer_service *ts)
 		list_remove(ts->head);
 	pthread_cond_destroy(&ts->cond);
 	free(ts);
+}
+
+/* Snapshot state, version 1: the VM clock when saved.  Loading it sets the
+ * offset so that the clock goes on from that value in the restoring
+ * process; devices then re-arm their saved absolute deadlines unchanged,
+ * and the guest sees no jump in the PM timer, HPET counter or RTC.  The
+ * writer saves this blob first ("vm-clock" registers before any device),
+ * so the reader loads it first. */
+int64_t timer_service_snapshot_save(void *opaque, void *buf, size_t cap)
+{
+	struct hw_snap_writer w;
+	hw_snap_begin(&w, buf, cap, 1);
+	hw_snap_u64(&w, vm_clock_ns(opaque));
+	return hw_snap_end(&w);
+}
+
+int timer_service_snapshot_load(void *opaque, const void *buf, size_t len)
+{
+	struct timer_service *ts = opaque;
+	struct hw_snap_reader r;
+	int rc = hw_snap_open(&r, buf, len, "vm-clock", 1, 8);
+	if (rc < 0)
+		return rc;
+	uint64_t saved = hw_snap_get_u64(&r);
+	/* Unsigned wrap-around makes this right whichever clock is ahead. */
+	ts->offset = saved - ts->clock(ts->clock_opaque);
+	/* Timers armed on the old time base fire sooner or later now: wake
+	 * the thread so that it recomputes its sleep. */
+	if (ts->running)
+		pthread_cond_signal(&ts->cond);
+	return 0;
 }

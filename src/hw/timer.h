@@ -16,6 +16,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct timer_service;
@@ -60,5 +61,11 @@ static inline uint64_t muldiv64(uint64_t a, uint64_t b, uint64_t c)
 {
 	return (uint64_t)((unsigned __int128)a * b / c);
 }
+
+/* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
+ * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
+int64_t timer_service_snapshot_save(void *opaque, void *buf, size_t cap);
+int timer_service_snapshot_load(void *opaque, const void *buf, size_t len);
 
 #endif

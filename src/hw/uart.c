@@ -4,6 +4,7 @@
 #include "hw/bus.h"
 #include "hw/chardev.h"
 #include "hw/pc.h"
+#include "hw/snap_state.h"
 #include "util/error.h"
 #include "vm/machine.h"
 
@@ -332,4 +333,64 @@ void uart_free(struct uart *u)
 int uart_register(struct uart *u, struct bus *pio, uint16_t base)
 {
 	return bus_register(pio, base, 8, &uart_ops, u, "com1");
+}
+
+/* Snapshot state, version 1: the 16550A registers (PC16550D datasheet,
+ * "Registers"), the divisor latch, the receive FIFO in order, the pending
+ * THR-empty interrupt and the interrupt line.  The console backend is the
+ * restoring process's own. */
+#define UART_SNAP_VERSION 1
+
+static void uart_write_state(struct uart *u, struct hw_snap_writer *w)
+{
+	hw_snap_u8(w, u->ier);
+	hw_snap_u8(w, u->lcr);
+	hw_snap_u8(w, u->mcr);
+	hw_snap_u8(w, u->lsr);
+	hw_snap_u8(w, u->msr);
+	hw_snap_u8(w, u->scr);
+	hw_snap_u8(w, u->fcr);
+	hw_snap_u16(w, u->divisor);
+	hw_snap_u8(w, (uint8_t)u->rx_count);
+	for (unsigned i = 0; i < UART_FIFO_SIZE; i++)
+		hw_snap_u8(w, i < u->rx_count ? u->rx[(u->rx_head + i) % UART_FIFO_SIZE] : 0);
+	hw_snap_u8(w, u->thr_ipending);
+	hw_snap_u8(w, u->irq_level);
+}
+
+int64_t uart_snapshot_save(void *opaque, void *buf, size_t cap)
+{
+	struct hw_snap_writer w;
+	hw_snap_begin(&w, buf, cap, UART_SNAP_VERSION);
+	uart_write_state(opaque, &w);
+	return hw_snap_end(&w);
+}
+
+int uart_snapshot_load(void *opaque, const void *buf, size_t len)
+{
+	struct uart *u = opaque;
+	struct hw_snap_writer size = { 0 };
+	uart_write_state(u, &size);
+	struct hw_snap_reader r;
+	int rc = hw_snap_open(&r, buf, len, "uart", UART_SNAP_VERSION, size.len);
+	if (rc < 0)
+		return rc;
+	struct uart n = *u;
+	n.ier = hw_snap_get_u8(&r);
+	n.lcr = hw_snap_get_u8(&r);
+	n.mcr = hw_snap_get_u8(&r);
+	n.lsr = hw_snap_get_u8(&r);
+	n.msr = hw_snap_get_u8(&r);
+	n.scr = hw_snap_get_u8(&r);
+	n.fcr = hw_snap_get_u8(&r);
+	n.divisor = hw_snap_get_u16(&r);
+	n.rx_count = hw_snap_get_u8(&r);
+	n.rx_head = 0;
+	hw_snap_get_bytes(&r, n.rx, UART_FIFO_SIZE);
+	n.thr_ipending = hw_snap_get_bool(&r);
+	n.irq_level = hw_snap_get_bool(&r);
+	if (n.rx_count > UART_FIFO_SIZE)
+		return err_set(-EINVAL, "uart state: %u bytes in a %u-byte FIFO", n.rx_count, UART_FIFO_SIZE);
+	*u = n;
+	return 0;
 }

@@ -5,6 +5,7 @@
 
 #include "hw/bus.h"
 #include "hw/intc/lapic.h"
+#include "hw/snap_state.h"
 #include "util/error.h"
 #include "vm/machine.h"
 
@@ -174,4 +175,44 @@ static const struct bus_ops ioapic_ops = { ioapic_mmio_read, ioapic_mmio_write }
 int ioapic_register(struct ioapic *io, struct bus *mmio, uint64_t base)
 {
 	return bus_register(mmio, base, 0x1000, &ioapic_ops, io, "ioapic");
+}
+
+/* Snapshot state, version 1: ID, IOREGSEL, the redirection table (with
+ * its Remote IRR and delivery status bits) and the input pin levels. */
+#define IOAPIC_SNAP_VERSION 1
+
+static void ioapic_write_state(struct ioapic *io, struct hw_snap_writer *w)
+{
+	hw_snap_u32(w, io->id);
+	hw_snap_u8(w, io->sel);
+	for (unsigned i = 0; i < IOAPIC_NUM_PINS; i++)
+		hw_snap_u64(w, io->rte[i]);
+	for (unsigned i = 0; i < IOAPIC_NUM_PINS; i++)
+		hw_snap_u8(w, io->level[i]);
+}
+
+int64_t ioapic_snapshot_save(void *opaque, void *buf, size_t cap)
+{
+	struct hw_snap_writer w;
+	hw_snap_begin(&w, buf, cap, IOAPIC_SNAP_VERSION);
+	ioapic_write_state(opaque, &w);
+	return hw_snap_end(&w);
+}
+
+int ioapic_snapshot_load(void *opaque, const void *buf, size_t len)
+{
+	struct ioapic *io = opaque;
+	struct hw_snap_writer size = { 0 };
+	ioapic_write_state(io, &size);
+	struct hw_snap_reader r;
+	int rc = hw_snap_open(&r, buf, len, "ioapic", IOAPIC_SNAP_VERSION, size.len);
+	if (rc < 0)
+		return rc;
+	io->id = hw_snap_get_u32(&r);
+	io->sel = hw_snap_get_u8(&r);
+	for (unsigned i = 0; i < IOAPIC_NUM_PINS; i++)
+		io->rte[i] = hw_snap_get_u64(&r);
+	for (unsigned i = 0; i < IOAPIC_NUM_PINS; i++)
+		io->level[i] = hw_snap_get_bool(&r);
+	return 0;
 }

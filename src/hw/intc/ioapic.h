@@ -5,6 +5,7 @@
 #define VESSEL_HW_INTC_IOAPIC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct vm;
@@ -22,5 +23,11 @@ void ioapic_set_irq(struct ioapic *io, unsigned pin, bool level);
 /* EOI broadcast from a LAPIC or a write of the EOI register. */
 void ioapic_eoi(struct ioapic *io, uint8_t vector);
 uint64_t ioapic_get_redir(const struct ioapic *io, unsigned pin);
+
+/* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
+ * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
+int64_t ioapic_snapshot_save(void *opaque, void *buf, size_t cap);
+int ioapic_snapshot_load(void *opaque, const void *buf, size_t len);
 
 #endif

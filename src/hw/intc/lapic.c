@@ -6,6 +6,7 @@
 #include "hw/intc/pic.h"
 #include "hw/pc.h"
 #include "hw/timer.h"
+#include "hw/snap_state.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "vm/machine.h"
@@ -874,4 +875,101 @@ uint64_t lapic_read_tsc(struct vm *vm)
 		return 0;
 	struct lapic *l = vm->vcpus[0]->lapic;
 	return muldiv64(lapic_now(l), l->tsc_hz, 1000000000ull);
+}
+
+/* ---- snapshot ---- */
+
+/* Version 1: IA32_APIC_BASE, the registers of SDM vol. 3A table 10-1
+ * (ID, TPR, LDR, DFR, SVR, ESR and the error bits waiting for the next
+ * ESR write, ICR, the LVT, IRR/ISR/TMR, initial count, divide
+ * configuration), the timer's period start and period in VM-clock ns, the
+ * TSC deadline, the armed deadline, the LINT1 level and wait-for-SIPI.
+ * The TSC rate is the engine's, not the guest's, and is not saved. */
+#define LAPIC_SNAP_VERSION 1
+
+static void lapic_write_state(struct lapic *l, struct hw_snap_writer *w)
+{
+	hw_snap_u64(w, l->apic_base);
+	hw_snap_u32(w, l->id);
+	hw_snap_u32(w, l->tpr);
+	hw_snap_u32(w, l->ldr);
+	hw_snap_u32(w, l->dfr);
+	hw_snap_u32(w, l->svr);
+	hw_snap_u32(w, l->esr);
+	hw_snap_u32(w, l->esr_pending);
+	hw_snap_u32(w, l->icr_lo);
+	hw_snap_u32(w, l->icr_hi);
+	for (unsigned i = 0; i < LVT_COUNT; i++)
+		hw_snap_u32(w, l->lvt[i]);
+	for (unsigned i = 0; i < 8; i++)
+		hw_snap_u32(w, l->irr[i]);
+	for (unsigned i = 0; i < 8; i++)
+		hw_snap_u32(w, l->isr[i]);
+	for (unsigned i = 0; i < 8; i++)
+		hw_snap_u32(w, l->tmr[i]);
+	hw_snap_u32(w, l->tmict);
+	hw_snap_u32(w, l->tdcr);
+	hw_snap_u64(w, l->timer_start);
+	hw_snap_u64(w, l->timer_period);
+	hw_snap_u64(w, l->tsc_deadline);
+	hw_snap_timer(w, &l->timer);
+	hw_snap_u8(w, l->lint1_level);
+	hw_snap_u8(w, l->wait_sipi);
+}
+
+int64_t lapic_snapshot_save(void *opaque, void *buf, size_t cap)
+{
+	struct hw_snap_writer w;
+	hw_snap_begin(&w, buf, cap, LAPIC_SNAP_VERSION);
+	lapic_write_state(opaque, &w);
+	return hw_snap_end(&w);
+}
+
+int lapic_snapshot_load(void *opaque, const void *buf, size_t len)
+{
+	struct lapic *l = opaque;
+	struct hw_snap_writer size = { 0 };
+	lapic_write_state(l, &size);
+	struct hw_snap_reader r;
+	int rc = hw_snap_open(&r, buf, len, "lapic", LAPIC_SNAP_VERSION, size.len);
+	if (rc < 0)
+		return rc;
+	struct lapic n = *l;
+	n.apic_base = hw_snap_get_u64(&r);
+	n.id = hw_snap_get_u32(&r);
+	n.tpr = hw_snap_get_u32(&r);
+	n.ldr = hw_snap_get_u32(&r);
+	n.dfr = hw_snap_get_u32(&r);
+	n.svr = hw_snap_get_u32(&r);
+	n.esr = hw_snap_get_u32(&r);
+	n.esr_pending = hw_snap_get_u32(&r);
+	n.icr_lo = hw_snap_get_u32(&r);
+	n.icr_hi = hw_snap_get_u32(&r);
+	for (unsigned i = 0; i < LVT_COUNT; i++)
+		n.lvt[i] = hw_snap_get_u32(&r);
+	for (unsigned i = 0; i < 8; i++)
+		n.irr[i] = hw_snap_get_u32(&r);
+	for (unsigned i = 0; i < 8; i++)
+		n.isr[i] = hw_snap_get_u32(&r);
+	for (unsigned i = 0; i < 8; i++)
+		n.tmr[i] = hw_snap_get_u32(&r);
+	n.tmict = hw_snap_get_u32(&r);
+	n.tdcr = hw_snap_get_u32(&r);
+	n.timer_start = hw_snap_get_u64(&r);
+	n.timer_period = hw_snap_get_u64(&r);
+	n.tsc_deadline = hw_snap_get_u64(&r);
+	struct hw_snap_timer_state tm = hw_snap_get_timer(&r);
+	n.lint1_level = hw_snap_get_bool(&r);
+	n.wait_sipi = hw_snap_get_bool(&r);
+	/* The current-count read divides by the initial count while a
+	 * period runs (10.5.4): a period without a count cannot be. */
+	if (n.timer_period && !n.tmict)
+		return err_set(-EINVAL, "lapic state: timer running with an initial count of 0");
+	timer_del(&l->timer);
+	n.timer = l->timer;
+	*l = n;
+	hw_snap_rearm(&l->timer, tm);
+	/* Pending interrupts in IRR reach the vCPU as they did before. */
+	lapic_update(l);
+	return 0;
 }

@@ -15,6 +15,7 @@
 #define VESSEL_HW_INTC_LAPIC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct vm;
@@ -94,5 +95,11 @@ bool lapic_x2apic_mode(const struct lapic *l);
 bool lapic_test_irr(const struct lapic *l, uint8_t v);
 bool lapic_test_isr(const struct lapic *l, uint8_t v);
 bool lapic_test_tmr(const struct lapic *l, uint8_t v);
+
+/* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
+ * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
+int64_t lapic_snapshot_save(void *opaque, void *buf, size_t cap);
+int lapic_snapshot_load(void *opaque, const void *buf, size_t len);
 
 #endif

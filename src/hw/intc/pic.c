@@ -4,6 +4,7 @@
 
 #include "hw/bus.h"
 #include "hw/pc.h"
+#include "hw/snap_state.h"
 #include "util/error.h"
 #include "vm/machine.h"
 
@@ -305,4 +306,77 @@ int pic_register(struct pic *p, struct bus *pio)
 	if (!rc)
 		rc = bus_register(pio, PC_PORT_ELCR, 2, &elcr_ops, p, "elcr");
 	return rc;
+}
+
+/* Snapshot state, version 1: for the master then the slave, the
+ * registers of the 8259A datasheet (IRR, IMR, ISR, input levels, rotation,
+ * vector base, OCW3 read select, ELCR) and the ICW/OCW mode bits. */
+#define PIC_SNAP_VERSION 1
+
+static void pic_write_state(struct pic *p, struct hw_snap_writer *w)
+{
+	for (unsigned i = 0; i < 2; i++) {
+		const struct pic_chip *c = &p->chip[i];
+		hw_snap_u8(w, c->irr);
+		hw_snap_u8(w, c->imr);
+		hw_snap_u8(w, c->isr);
+		hw_snap_u8(w, c->line);
+		hw_snap_u8(w, c->priority_add);
+		hw_snap_u8(w, c->irq_base);
+		hw_snap_u8(w, c->read_isr);
+		hw_snap_u8(w, c->elcr);
+		hw_snap_u8(w, c->elcr_mask);
+		hw_snap_u8(w, c->init_state);
+		hw_snap_u8(w, (uint8_t)(c->poll | c->special_mask << 1 | c->auto_eoi << 2 | c->rotate_auto_eoi << 3 |
+					c->special_fully_nested << 4 | c->init4 << 5 | c->single << 6));
+	}
+}
+
+int64_t pic_snapshot_save(void *opaque, void *buf, size_t cap)
+{
+	struct hw_snap_writer w;
+	hw_snap_begin(&w, buf, cap, PIC_SNAP_VERSION);
+	pic_write_state(opaque, &w);
+	return hw_snap_end(&w);
+}
+
+int pic_snapshot_load(void *opaque, const void *buf, size_t len)
+{
+	struct pic *p = opaque;
+	struct hw_snap_writer size = { 0 };
+	pic_write_state(p, &size);
+	struct hw_snap_reader r;
+	int rc = hw_snap_open(&r, buf, len, "pic", PIC_SNAP_VERSION, size.len);
+	if (rc < 0)
+		return rc;
+	struct pic_chip chip[2];
+	for (unsigned i = 0; i < 2; i++) {
+		struct pic_chip *c = &chip[i];
+		c->irr = hw_snap_get_u8(&r);
+		c->imr = hw_snap_get_u8(&r);
+		c->isr = hw_snap_get_u8(&r);
+		c->line = hw_snap_get_u8(&r);
+		c->priority_add = hw_snap_get_u8(&r);
+		c->irq_base = hw_snap_get_u8(&r);
+		c->read_isr = hw_snap_get_u8(&r);
+		c->elcr = hw_snap_get_u8(&r);
+		c->elcr_mask = hw_snap_get_u8(&r);
+		c->init_state = hw_snap_get_u8(&r);
+		uint8_t f = hw_snap_get_u8(&r);
+		c->poll = f & 1;
+		c->special_mask = f >> 1 & 1;
+		c->auto_eoi = f >> 2 & 1;
+		c->rotate_auto_eoi = f >> 3 & 1;
+		c->special_fully_nested = f >> 4 & 1;
+		c->init4 = f >> 5 & 1;
+		c->single = f >> 6 & 1;
+		if (c->priority_add > 7 || c->init_state > 3 || c->read_isr > 1 || (f & 0x80))
+			return err_set(-EINVAL, "pic state: chip %u has priority %u, init step %u", i,
+				       c->priority_add, c->init_state);
+	}
+	p->chip[0] = chip[0];
+	p->chip[1] = chip[1];
+	/* Recomputes INTR and tells vCPU 0 if an interrupt waits. */
+	pic_update(p);
+	return 0;
 }

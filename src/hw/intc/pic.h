@@ -6,6 +6,7 @@
 #define VESSEL_HW_INTC_PIC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct vm;
@@ -21,5 +22,11 @@ void pic_set_irq(struct pic *p, unsigned irq, bool level);
 bool pic_has_output(struct pic *p);
 /* INTA cycle: the vector to take (IRQ7/15 spurious vectors if none). */
 int pic_read_irq(struct pic *p);
+
+/* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
+ * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
+int64_t pic_snapshot_save(void *opaque, void *buf, size_t cap);
+int pic_snapshot_load(void *opaque, const void *buf, size_t len);
 
 #endif
