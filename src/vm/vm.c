@@ -361,7 +361,7 @@ int vm_run(const struct vm_config *cfg)
 		/* The lifecycle: a reset powers the machine up again; everything
 		 * else powers it down for good. */
 		if (!reboot && (why == VM_STOP_POWEROFF || why == VM_STOP_RESET))
-			lifecycle_transition(&sess.lc, VM_STATE_POWERING_DOWN, why == VM_STOP_POWEROFF ? "guest: power off" : "guest: reboot");
+			lifecycle_transition(&sess.lc, VM_STATE_POWERING_DOWN, why == VM_STOP_POWEROFF ? "power off" : "reboot");
 		vm_session_detach(&sess);
 		vm_destroy(vm);
 		if (!reboot)

@@ -201,7 +201,8 @@ Test(lapic, init_sipi_nmi)
 	/* A new INIT puts it back in wait-for-SIPI. */
 	apic_w(t, APIC_ICR_LO, 0x04500);
 	apic_w(t, APIC_ICR_LO, 0x0469c);
-	cr_assert_eq(take_events(t, 2), VCPU_EVT_INIT | VCPU_EVT_SIPI);
+	/* vcpu_signal() adds a kick so that a running vCPU sees INIT. */
+	cr_assert_eq(take_events(t, 2) & ~VCPU_EVT_KICK, VCPU_EVT_INIT | VCPU_EVT_SIPI);
 	cr_assert_eq(t->cpu[2].sipi_vector, 0x9c);
 	apic_w(t, APIC_ICR_HI, 1u << 24);
 	apic_w(t, APIC_ICR_LO, 0x0400);           /* NMI */

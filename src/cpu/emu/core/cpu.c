@@ -225,6 +225,9 @@ static int emu_set_regs(struct vcpu *vcpu, const struct x86_regs *regs)
 	memcpy(cpu->gpr, regs->gpr, sizeof(cpu->gpr));
 	cpu->rip = regs->rip;
 	emu_set_rflags(cpu, regs->rflags);
+	/* The monitor placing the vCPU at an instruction (INIT/SIPI, a
+	 * restore) also ends a HLT it was in, as KVM's MP state does. */
+	cpu->halted = false;
 	emu_sys_sync(cpu);
 	return 0;
 }
