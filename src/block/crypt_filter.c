@@ -154,15 +154,18 @@ static uint8_t *crypt_bounce(void)
 	return b;
 }
 
+/* Stops at the first non-zero word: real ciphertext almost always has
+ * one in its first eight bytes, so only never-written units (which are
+ * all zero) are scanned to the end. */
 static bool crypt_unit_is_zero(const uint8_t *p, uint32_t sectors)
 {
-	uint64_t acc = 0;
 	for (size_t i = 0; i < (size_t)sectors * BLOCK_SECTOR_SIZE; i += 8) {
 		uint64_t w;
 		memcpy(&w, p + i, 8);
-		acc |= w;
+		if (w)
+			return false;
 	}
-	return acc == 0;
+	return true;
 }
 
 /* Reads `n` whole encryption sectors starting at filter sector `sector`
@@ -229,6 +232,7 @@ static int crypt_read(struct block_dev *bd, uint64_t sector, void *buf, uint32_t
 	const uint32_t u = f->unit;
 	uint8_t *dst = buf;
 	uint8_t part[4096];
+	bool used_part = false;
 	int rc = 0;
 
 	if (u == 1)
@@ -238,6 +242,7 @@ static int crypt_read(struct block_dev *bd, uint64_t sector, void *buf, uint32_t
 		if (in || count < u) {
 			/* Part of one encryption sector: through a unit buffer. */
 			uint32_t n = u - in < count ? u - in : count;
+			used_part = true;
 			rc = crypt_read_units(f, bd->lower, sector - in, part, 1);
 			if (rc == 0)
 				memcpy(dst, part + (size_t)in * BLOCK_SECTOR_SIZE, (size_t)n * BLOCK_SECTOR_SIZE);
@@ -252,7 +257,11 @@ static int crypt_read(struct block_dev *bd, uint64_t sector, void *buf, uint32_t
 			count -= n * u;
 		}
 	}
-	OPENSSL_cleanse(part, sizeof(part));
+	/* Wipe the plaintext only where a partial unit went through it:
+	 * whole-unit requests never touch `part`, and cleansing 4 KiB per
+	 * request was a tenth of the time of a 4 KiB read. */
+	if (used_part)
+		OPENSSL_cleanse(part, sizeof(part));
 	return rc;
 }
 
@@ -262,6 +271,7 @@ static int crypt_write(struct block_dev *bd, uint64_t sector, const void *buf, u
 	const uint32_t u = f->unit;
 	const uint8_t *src = buf;
 	uint8_t part[4096];
+	bool used_part = false;
 	int rc = 0;
 
 	if (u == 1)
@@ -275,6 +285,7 @@ static int crypt_write(struct block_dev *bd, uint64_t sector, const void *buf, u
 		uint32_t in = (uint32_t)(sector % u);
 		if (in || count < u) {
 			uint32_t n = u - in < count ? u - in : count;
+			used_part = true;
 			rc = crypt_read_units(f, bd->lower, sector - in, part, 1);
 			if (rc == 0) {
 				memcpy(part + (size_t)in * BLOCK_SECTOR_SIZE, src, (size_t)n * BLOCK_SECTOR_SIZE);
@@ -292,7 +303,11 @@ static int crypt_write(struct block_dev *bd, uint64_t sector, const void *buf, u
 		}
 	}
 	pthread_rwlock_unlock(&f->rmw);
-	OPENSSL_cleanse(part, sizeof(part));
+	/* Wipe the plaintext only where a partial unit went through it:
+	 * whole-unit requests never touch `part`, and cleansing 4 KiB per
+	 * request was a tenth of the time of a 4 KiB read. */
+	if (used_part)
+		OPENSSL_cleanse(part, sizeof(part));
 	return rc;
 }
 

@@ -312,6 +312,11 @@ static void qdone(struct block_req *req, int ret)
 	((struct qreq *)req->opaque)->ret = ret;
 }
 
+static void qdone_int(struct block_req *req, int ret)
+{
+	*(int *)req->opaque = ret;
+}
+
 /* Concurrent requests through the queue's worker threads. */
 Test(crypt_filter, concurrent_queue_requests)
 {
@@ -370,6 +375,47 @@ Test(crypt_filter, fresh_disk_reads_zeros)
 	cr_assert_arr_eq(r + 5 * 512, want, 512);
 	cr_assert_arr_eq(r + 6 * 512, zero, 10 * 512);
 	block_close(bd);
+}
+
+/* One read over runs of written sectors of several lengths (1, 4 and 9:
+ * decrypted in place, four units at a time and one by one) between
+ * never-written holes, each sector with its own data, from several
+ * threads at once through the queue. */
+Test(crypt_filter, mixed_runs_decrypt_in_place)
+{
+	enum { SPAN = 24, NREQ = 16 };
+	static const struct { uint32_t at, n; } runs[] = { { 1, 1 }, { 3, 4 }, { 8, 9 }, { 18, 5 } };
+	static uint8_t want[SPAN * 512], r[NREQ][SPAN * 512];
+	static struct block_req req[NREQ];
+	static struct iovec iov[NREQ];
+	static int ret[NREQ];
+	struct block_queue *queue;
+
+	make_encrypted("vhd", 4096);
+	struct block_dev *bd = open_encrypted("vhd");
+	memset(want, 0, sizeof(want));
+	for (size_t k = 0; k < sizeof(runs) / sizeof(runs[0]); k++) {
+		fill(want + runs[k].at * 512, runs[k].n * 512, (unsigned)k + 7);
+		cr_assert_eq(block_write(bd, 200 + runs[k].at, want + runs[k].at * 512, runs[k].n), 0,
+			     "%s", err_msg());
+	}
+	cr_assert_eq(block_queue_new(bd, 4, 0, &queue), 0, "%s", err_msg());
+	for (int i = 0; i < NREQ; i++) {
+		memset(r[i], 0xee, sizeof(r[i]));
+		iov[i] = (struct iovec){ r[i], sizeof(r[i]) };
+		ret[i] = 1;
+		req[i] = (struct block_req){ .op = BLOCK_OP_READ, .sector = 200, .iov = &iov[i],
+					     .iovcnt = 1, .done = qdone_int, .opaque = &ret[i] };
+		cr_assert_eq(block_queue_submit(queue, &req[i]), 0, "%s", err_msg());
+	}
+	block_queue_drain(queue);
+	block_queue_free(queue);
+	block_close(bd);
+	for (int i = 0; i < NREQ; i++) {
+		cr_assert_eq(ret[i], 0, "request %d", i);
+		for (int s = 0; s < SPAN; s++)
+			cr_assert_arr_eq(r[i] + s * 512, want + s * 512, 512, "request %d sector %d", i, s);
+	}
 }
 
 /* crypt_disk: create an encrypted image, convert plain -> encrypted ->
