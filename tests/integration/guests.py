@@ -15,8 +15,8 @@ MULTIBOOT = ROOT / "tests" / "guests" / "multiboot"
 
 def assemble(name, out_dir, defines=()):
     out = pathlib.Path(out_dir) / f"{name}.bin"
-    subprocess.run(["nasm", "-f", "bin", *[f"-D{d}" for d in defines], "-o", str(out), str(MULTIBOOT / f"{name}.asm")],
-                   check=True)
+    subprocess.run(["nasm", "-f", "bin", "-I", f"{MULTIBOOT}/", *[f"-D{d}" for d in defines], "-o", str(out),
+                    str(MULTIBOOT / f"{name}.asm")], check=True)
     return out
 
 

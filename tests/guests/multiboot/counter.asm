@@ -44,26 +44,7 @@ start:	mov esp, 0x90000
 	mov ax, (5 << 10) | (1 << 13)   ; SLP_TYP = S5, SLP_EN
 	out dx, ax
 	jmp .loop
-puthex:	; edx -> 8 hex digits
-	mov ecx, 8
-.h:	rol edx, 4
-	mov eax, edx
-	and eax, 15
-	mov al, [hexd + eax]
-	call putc
-	loop .h
-	ret
-putc:	push edx
-	mov dx, 0x3f8
-	out dx, al
-	pop edx
-	ret
-puts:	lodsb
-	test al, al
-	jz .d
-	call putc
-	jmp puts
-.d:	ret
+%include "serial.inc"
 msg_count: db "count ", 0
 msg_mbox:  db " mbox ", 0
 hexd:	db "0123456789abcdef"

@@ -97,26 +97,7 @@ irq0:	inc dword [ticks]
 	mov dword [0xfee000b0], 0   ; EOI
 	iret
 
-puthex:	; edx -> 8 hex digits
-	mov ecx, 8
-.h:	rol edx, 4
-	mov eax, edx
-	and eax, 15
-	mov al, [hexd + eax]
-	call putc
-	loop .h
-	ret
-putc:	push edx
-	mov dx, 0x3f8
-	out dx, al
-	pop edx
-	ret
-puts:	lodsb
-	test al, al
-	jz .d
-	call putc
-	jmp puts
-.d:	ret
+%include "serial.inc"
 
 	align 8
 gdt:	dq 0
