@@ -24,7 +24,7 @@ static const char run_usage[] =
 	"  -c, --cpus N            number of virtual CPUs (default 1)\n"
 	"  -m, --memory SIZE       guest RAM, e.g. 512M, 2G (default 512M)\n"
 	"  -e, --engine NAME       emu (software x86-64, default) or kvm\n"
-	"      --disk PATH[,ro]    attach a disk image (repeatable)\n"
+	"      --disk PATH[,ro]    attach a disk image (refused for now: no virtio-blk yet)\n"
 	"      --numa-nodes N      give the guest N virtual NUMA nodes (SRAT)\n"
 	"      --serial WHERE      stdio (default), none, file:PATH, unix:PATH\n"
 	"      --no-reboot         end the run when the guest reboots\n"

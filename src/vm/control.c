@@ -57,9 +57,7 @@ static int op_powerdown(void *opaque)
 {
 	struct vm_session *s = opaque;
 	WITH_VM(s, vm);
-	pthread_mutex_lock(&vm->dev_lock);
-	platform_press_power_button(vm);
-	pthread_mutex_unlock(&vm->dev_lock);
+	platform_press_power_button(vm);   /* takes the device lock itself */
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }

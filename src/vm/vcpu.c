@@ -9,34 +9,30 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+/* One bus access under the device lock; unclaimed reads return all ones
+ * (bus_read fills them in). */
+static void dispatch_bus(struct vm *vm, struct bus *bus, uint64_t addr, unsigned size, bool is_write, uint64_t *data)
+{
+	pthread_mutex_lock(&vm->dev_lock);
+	bool claimed = is_write ? bus_write(bus, addr, size, *data) : bus_read(bus, addr, size, data);
+	pthread_mutex_unlock(&vm->dev_lock);
+	if (!claimed)
+		log_trace(bus->name, "unclaimed %s %#llx", is_write ? "write" : "read", (unsigned long long)addr);
+}
+
 void vcpu_dispatch_exit(struct vcpu *vcpu, struct vcpu_exit *exit)
 {
 	struct vm *vm = vcpu->vm;
 	atomic_fetch_add_explicit(&vcpu->exit_counts[exit->reason], 1, memory_order_relaxed);
 	switch (exit->reason) {
 	case VCPU_EXIT_IO: {
-		pthread_mutex_lock(&vm->dev_lock);
-		if (exit->io.is_write) {
-			if (!bus_write(&vm->pio, exit->io.port, exit->io.size, exit->io.data))
-				log_trace("pio", "unclaimed write %#x <- %#x", exit->io.port, exit->io.data);
-		} else {
-			uint64_t v;
-			if (!bus_read(&vm->pio, exit->io.port, exit->io.size, &v))
-				log_trace("pio", "unclaimed read %#x", exit->io.port);
-			exit->io.data = (uint32_t)v;
-		}
-		pthread_mutex_unlock(&vm->dev_lock);
+		uint64_t data = exit->io.data;
+		dispatch_bus(vm, &vm->pio, exit->io.port, exit->io.size, exit->io.is_write, &data);
+		exit->io.data = (uint32_t)data;
 		break;
 	}
 	case VCPU_EXIT_MMIO:
-		pthread_mutex_lock(&vm->dev_lock);
-		if (exit->mmio.is_write) {
-			if (!bus_write(&vm->mmio, exit->mmio.gpa, exit->mmio.size, exit->mmio.data))
-				log_trace("mmio", "unclaimed write %#llx", (unsigned long long)exit->mmio.gpa);
-		} else if (!bus_read(&vm->mmio, exit->mmio.gpa, exit->mmio.size, &exit->mmio.data)) {
-			log_trace("mmio", "unclaimed read %#llx", (unsigned long long)exit->mmio.gpa);
-		}
-		pthread_mutex_unlock(&vm->dev_lock);
+		dispatch_bus(vm, &vm->mmio, exit->mmio.gpa, exit->mmio.size, exit->mmio.is_write, &exit->mmio.data);
 		break;
 	case VCPU_EXIT_MSR:
 		/* The platform models the x2APIC and TSC-deadline MSRs; anything

@@ -256,9 +256,7 @@ static enum vm_stop_reason vm_run_once(struct vm *vm, struct console *con)
 			vm_request_stop(vm, VM_STOP_RESET);
 			break;
 		case CONSOLE_POWERDOWN:
-			pthread_mutex_lock(&vm->dev_lock);
-			platform_press_power_button(vm);
-			pthread_mutex_unlock(&vm->dev_lock);
+			platform_press_power_button(vm);   /* takes the device lock itself */
 			break;
 		default:
 			break;
