@@ -197,7 +197,7 @@ static enum console_event process_input(struct console *con, const uint8_t *buf,
 			case CONSOLE_ESCAPE: enqueue(con, c); break;
 			default: break; /* unknown escape: swallowed, as QEMU does */
 			}
-		} else if (c == CONSOLE_ESCAPE && (con->tty || con->listen_fd >= 0 || con->in_fd >= 0)) {
+		} else if (c == CONSOLE_ESCAPE) {
 			con->escape_pending = true;
 		} else {
 			enqueue(con, c);
