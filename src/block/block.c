@@ -239,7 +239,7 @@ static pthread_mutex_t filters_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int block_filter_register(const struct block_filter_type *t)
 {
-	int ret = err_set(-ENOSPC, "too many block filter types");
+	int ret = -ENOSPC;
 	pthread_mutex_lock(&filters_lock);
 	for (int i = 0; i < MAX_FILTERS; i++) {
 		if (filters[i] && strcmp(filters[i]->name, t->name) == 0) {
@@ -253,6 +253,8 @@ int block_filter_register(const struct block_filter_type *t)
 		}
 	}
 	pthread_mutex_unlock(&filters_lock);
+	if (ret == -ENOSPC)
+		err_set(ret, "too many block filter types");
 	return ret;
 }
 

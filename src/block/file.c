@@ -26,11 +26,12 @@ int block_file_open(struct block_file *f, const char *path, unsigned flags)
 	if (fd < 0)
 		return err_set(-errno, "%s: %s", path, strerror(errno));
 	struct stat st;
-	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+	bool known = fstat(fd, &st) == 0;
+	if (known && S_ISDIR(st.st_mode)) {
 		close(fd);
 		return err_set(-EISDIR, "%s: is a directory", path);
 	}
-	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+	if (known && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
 		close(fd);
 		return err_set(-EINVAL, "%s: not a regular file or block device", path);
 	}
@@ -45,6 +46,7 @@ int block_file_open(struct block_file *f, const char *path, unsigned flags)
 int block_file_create(struct block_file *f, const char *path)
 {
 	memset(f, 0, sizeof(*f));
+	f->fd = -1;   /* as block_file_open leaves it on failure: closing it is harmless */
 	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return err_set(-errno, "%s: %s", path, strerror(errno));

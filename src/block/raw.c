@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static struct block_file *raw_file(struct block_dev *bd)
 {
@@ -97,11 +98,18 @@ int raw_create(const char *path, uint64_t size, bool preallocate)
 	if (ret < 0)
 		return ret;
 	ret = block_file_truncate(&f, size);
-	if (ret == 0 && preallocate && size && posix_fallocate(f.fd, 0, (off_t)size) != 0)
-		ret = err_set(-EIO, "%s: cannot preallocate %llu bytes", path, (unsigned long long)size);
+	if (ret == 0 && preallocate && size) {
+		int e = posix_fallocate(f.fd, 0, (off_t)size);   /* returns the error, errno untouched */
+		if (e)
+			ret = err_set(-e, "%s: cannot preallocate %llu bytes: %s", path, (unsigned long long)size,
+				      strerror(e));
+	}
 	if (ret == 0)
 		ret = block_file_sync(&f);
 	block_file_close(&f);
+	/* A half-made image must not block the next `vessel disk create` (O_EXCL). */
+	if (ret < 0)
+		unlink(path);
 	return ret;
 }
 

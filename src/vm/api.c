@@ -219,7 +219,7 @@ static int need_op(struct request *rq, bool op, const char *cmd)
 static void cmd_status(struct request *rq)
 {
 	json_t *r = json_pack("{s:s, s:I, s:i}", "state", vm_state_name(lifecycle_state(rq->srv->lc)), "transitions",
-			      (json_int_t)rq->srv->lc->transitions, "api", VESSEL_API_VERSION);
+			      (json_int_t)lifecycle_transitions(rq->srv->lc), "api", VESSEL_API_VERSION);
 	if (rq->srv->ops->status)
 		rq->srv->ops->status(rq->srv->opaque, r);
 	reply_ok(rq->client, rq->id, r);

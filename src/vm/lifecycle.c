@@ -95,6 +95,14 @@ enum vm_state lifecycle_state(struct lifecycle *lc)
 	return s;
 }
 
+unsigned long long lifecycle_transitions(struct lifecycle *lc)
+{
+	pthread_mutex_lock(&lc->lock);
+	unsigned long long n = lc->transitions;
+	pthread_mutex_unlock(&lc->lock);
+	return n;
+}
+
 static int refuse(enum vm_state from, enum vm_state to)
 {
 	if ((unsigned)to >= VM_STATE_COUNT)
@@ -179,18 +187,22 @@ void lifecycle_unsubscribe(struct lifecycle *lc, int id)
 	pthread_mutex_unlock(&lc->lock);
 }
 
+static void deadline_after(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
 int lifecycle_wait(struct lifecycle *lc, unsigned mask, int timeout_ms)
 {
 	struct timespec deadline;
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	if (timeout_ms >= 0) {
-		deadline.tv_sec += timeout_ms / 1000;
-		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-		if (deadline.tv_nsec >= 1000000000L) {
-			deadline.tv_sec++;
-			deadline.tv_nsec -= 1000000000L;
-		}
-	}
+	if (timeout_ms >= 0)
+		deadline_after(&deadline, timeout_ms);
 	pthread_mutex_lock(&lc->lock);
 	int rc = 0;
 	while (!(mask & (1u << lc->state)) && rc == 0) {
@@ -249,16 +261,6 @@ void vcpu_gate_leave(struct vcpu_gate *g)
 	pthread_mutex_unlock(&g->lock);
 }
 
-static void deadline_after(struct timespec *ts, int ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
 
 int vcpu_gate_hold(struct vcpu_gate *g, void (*kick)(void *opaque), void *opaque, int timeout_ms)
 {

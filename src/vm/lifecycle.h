@@ -52,6 +52,8 @@ bool lifecycle_allowed(enum vm_state from, enum vm_state to);
 void lifecycle_init(struct lifecycle *lc);    /* state: initializing */
 void lifecycle_destroy(struct lifecycle *lc);
 enum vm_state lifecycle_state(struct lifecycle *lc);
+/* Count of legal transitions so far, read under the lock. */
+unsigned long long lifecycle_transitions(struct lifecycle *lc);
 
 /* Moves to `to`; reason (may be NULL) says why ("control API: pause",
  * "guest: ACPI S5").  -EPERM with err_set() naming both states and the

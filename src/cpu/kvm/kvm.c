@@ -165,6 +165,10 @@ static int kvm_vcpu_init(struct vcpu *vcpu)
 			struct kvm_cpuid_entry2 *e = &k->cpuid->entries[i];
 			if (e->function == 1) {
 				e->ecx |= 1u << 31;  /* hypervisor present (SDM vol. 2A, CPUID leaf 1 ECX) */
+				/* x2APIC and the TSC-deadline MSR need KVM's in-kernel
+				 * irqchip (api.rst, "Known KVM API problems"); vessel's
+				 * own LAPIC serves this engine through MMIO. */
+				e->ecx &= ~((1u << 21) | (1u << 24));
 				e->ebx = (e->ebx & 0x00ffffff) | (vcpu->id << 24); /* initial APIC id */
 			}
 		}

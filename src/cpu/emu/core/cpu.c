@@ -303,27 +303,18 @@ static int emu_set_sregs(struct vcpu *vcpu, const struct x86_sregs *sr)
 	return 0;
 }
 
-/* The FPU module keeps x87/MMX state in cpu->fpu (FXSAVE layout) and
- * the XMM registers and MXCSR beside it. */
+/* The FPU module owns the image: it fills MXCSR_MASK and validates MXCSR
+ * and XCR0 on the way in, so a bad snapshot cannot reach the host's
+ * LDMXCSR. */
 static int emu_get_fpu(struct vcpu *vcpu, struct x86_fpu *fpu)
 {
-	struct emu_cpu *cpu = vcpu->accel;
-	*fpu = cpu->fpu;
-	memcpy(fpu->fxsave + 24, &cpu->mxcsr, 4);
-	memcpy(fpu->fxsave + 160, cpu->xmm, sizeof(cpu->xmm));
-	fpu->xcr0 = cpu->xcr0;
+	emu_fpu_get(vcpu->accel, fpu);
 	return 0;
 }
 
 static int emu_set_fpu(struct vcpu *vcpu, const struct x86_fpu *fpu)
 {
-	struct emu_cpu *cpu = vcpu->accel;
-	cpu->fpu = *fpu;
-	memcpy(&cpu->mxcsr, fpu->fxsave + 24, 4);
-	memcpy(cpu->xmm, fpu->fxsave + 160, sizeof(cpu->xmm));
-	if (fpu->xcr0)
-		cpu->xcr0 = fpu->xcr0;
-	return 0;
+	return emu_fpu_set(vcpu->accel, fpu);
 }
 
 /* MSR accessors: as RDMSR/WRMSR from the monitor's side; an MSR no one

@@ -11,6 +11,7 @@
 #include "cpu/emu/emu.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 
 /* ---- handler registration ------------------------------------------- */
@@ -47,15 +48,18 @@ static emu_handler handler_lookup(unsigned map, unsigned opcode, unsigned mp, un
 	return emu_handler_ud;
 }
 
-void emu_isa_init(void)
+static void isa_register_all(void)
 {
-	static _Atomic int done;
-	int expected = 0;
-	if (!__atomic_compare_exchange_n(&done, &expected, 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-		return;
 	emu_int_register();
 	emu_sys_register();
 	emu_fpu_register();
+}
+
+void emu_isa_init(void)
+{
+	/* pthread_once: a second caller waits until the tables are complete. */
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, isa_register_all);
 }
 
 /* ---- decoding ------------------------------------------------------- */

@@ -50,9 +50,7 @@ static uint64_t stack_mask_m(unsigned mode, const struct emu_seg *ss)
 
 static uint64_t stack_mask(const struct emu_cpu *cpu, const struct emu_seg *ss)
 {
-	if (cpu->mode == EMU_MODE_LONG64)
-		return ~0ull;
-	return (ss->attr & 0x400) ? 0xffffffffull : 0xffffull;
+	return stack_mask_m(cpu->mode, ss);
 }
 
 uint64_t sys_get_sp(const struct emu_cpu *cpu, const struct emu_seg *ss)

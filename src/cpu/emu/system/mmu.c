@@ -20,6 +20,7 @@
 #include "vm/machine.h"
 #include "vm/memory.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,9 +78,7 @@ static void slot_flush(struct emu_cpu *cpu, unsigned slot)
 	struct emu_asid_slot *a = &cpu->asids[slot];
 	if (++a->gen >= GEN_LIMIT) {
 		/* Generations exhausted: old tags of this slot could come back. */
-		unsigned cur = cpu->asid_cur;
 		emu_tlb_flush(cpu, false);   /* per-space entries only: globals stay */
-		cpu->asid_cur = cur;
 	}
 	if (cpu->evm)
 		a->pt_gen = atomic_load_explicit(&cpu->evm->pt_gen, memory_order_acquire);
@@ -652,7 +651,7 @@ int emu_sys_vm_init(struct emu_vm *evm)
 	if (evm->n_pages) {
 		evm->pt_page = calloc(evm->n_pages, 1);
 		if (!evm->pt_page)
-			return -12;   /* ENOMEM */
+			return -ENOMEM;
 	}
 	return 0;
 }

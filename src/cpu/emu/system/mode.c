@@ -32,10 +32,7 @@ void emu_sys_sync(struct emu_cpu *cpu)
 	if ((cpu->cr0 & X86_CR0_PE) && !(cpu->rflags & X86_FLAG_VM))
 		cpu->cpl = (cpu->seg[SEG_SS].attr >> 5) & 3;   /* SS.DPL = CPL (5.5) */
 	emu_update_mode(cpu);
-	for (unsigned i = 0; i < EMU_ASID_SLOTS; i++)
-		cpu->asids[i].key = ~0ull;
-	emu_tlb_flush(cpu, true);
-	mmu_set_cr3(cpu, cpu->cr3, false);
+	mmu_reset(cpu);
 }
 
 static uint64_t host_ns(void)
@@ -191,12 +188,8 @@ void mode_write_cr4(struct emu_cpu *cpu, uint64_t val)
 	/* 4.10.4.1: changes of PGE, PAE, PSE, SMEP, SMAP and clearing PCIDE
 	 * invalidate all translations. */
 	uint64_t flush_bits = X86_CR4_PGE | X86_CR4_PAE | X86_CR4_PSE | X86_CR4_SMEP | X86_CR4_SMAP | X86_CR4_PCIDE;
-	if ((old ^ val) & flush_bits) {
-		for (unsigned i = 0; i < EMU_ASID_SLOTS; i++)
-			cpu->asids[i].key = ~0ull;   /* the slot keys depend on PCIDE */
-		emu_tlb_flush(cpu, true);
-		mmu_set_cr3(cpu, cpu->cr3, false);
-	}
+	if ((old ^ val) & flush_bits)
+		mmu_reset(cpu);   /* the slot keys depend on PCIDE too */
 	cpu->mode_changed = true;
 }
 
