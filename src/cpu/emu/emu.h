@@ -197,6 +197,7 @@ struct emu_vm {
 	 * address space whose translations predate pt_gen is flushed when it
 	 * becomes current again.  NULL: every CR3 switch flushes. */
 	_Atomic uint8_t *pt_page;
+	_Atomic uint8_t *pt_writes;   /* writes to a watched page since a walk last read it */
 	_Atomic uint64_t pt_gen;
 };
 

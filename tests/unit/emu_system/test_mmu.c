@@ -409,9 +409,54 @@ Test(emu_mmu, unpaged_accesses_use_the_tlb_and_respect_code_pages)
 	cr_assert_eq(fx_write(&fx, SEG_DS, 0x3000, 4, 0x11), -1);
 	unsigned i = emu_tlb_index(cpu, 0x3000);
 	cr_assert_eq(cpu->tlb[EMU_MMU_SUP][i].tag_write, 0x3000 | cpu->asid);
-	/* A page holding decoded code never gets a write tag. */
+	/* A page holding decoded code never gets a write tag the inline path
+	 * matches: its writes must reach the slow path. */
 	fx.evm.code_page[0x4] = 1;
 	cr_assert_eq(fx_write(&fx, SEG_DS, 0x4000, 4, 0x22), -1);
-	cr_assert_eq(cpu->tlb[EMU_MMU_SUP][emu_tlb_index(cpu, 0x4000)].tag_write, ~0ull);
+	unsigned j = emu_tlb_index(cpu, 0x4000);
+	cr_assert_eq(cpu->tlb[EMU_MMU_SUP][j].tag_write, 0x4000 | cpu->asid | EMU_TLB_MMIO);
 	cr_assert_eq(fx_r32(&fx, 0x4000), 0x22);
+	/* Once the page holds no code, the next slow write makes it fast. */
+	fx.evm.code_page[0x4] = 0;
+	cr_assert_eq(fx_write(&fx, SEG_DS, 0x4000, 4, 0x33), -1);
+	cr_assert_eq(cpu->tlb[EMU_MMU_SUP][j].tag_write, 0x4000 | cpu->asid);
+	cr_assert_eq(fx_r32(&fx, 0x4000), 0x33);
+}
+
+Test(emu_mmu, page_table_reused_as_data_is_unwatched_then_watched_again)
+{
+	struct emu_cpu *cpu = fx.cpu;
+	long_mode(0);
+	/* B's page table sits in a page that A maps as data at lin(7). */
+	uint64_t pml4b = 0x20000, pdptb = 0x21000, pdb = 0x22000, ptb = 0x23000;
+	fx_w64(&fx, pml4b, pdptb | P | RW | US);
+	fx_w64(&fx, pdptb, pdb | P | RW | US);
+	fx_w64(&fx, pdb + 2 * 8, ptb | P | RW | US);
+	fx_w64(&fx, ptb + 6 * 8, 0x201000 | P | RW);
+	map(7, ptb, P | RW | D | A);
+	uint64_t v;
+	mode_write_cr3(cpu, pml4b);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);   /* walks ptb: watched */
+	cr_assert(fx.evm.pt_page[ptb >> 12]);
+	mode_write_cr3(cpu, PML4);
+	/* Many writes with no walk reading the page in between: it is data now. */
+	for (unsigned i = 0; i < 200; i++)
+		cr_assert_eq(fx_write(&fx, SEG_DS, lin(7) + 8 * (i % 512), 8, i), -1);
+	cr_assert_not(fx.evm.pt_page[ptb >> 12]);
+	unsigned idx = emu_tlb_index(cpu, lin(7));
+	cr_assert_eq(cpu->tlb[EMU_MMU_SUP][idx].tag_write, lin(7) | cpu->asid);   /* fast again */
+	/* B's translation through the old contents is gone when B is current. */
+	fx_w64(&fx, ptb + 6 * 8, 0x202000 | P | RW);
+	fx_w64(&fx, 0x202000, 0xd);
+	mode_write_cr3(cpu, pml4b);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);
+	cr_assert_eq(v, 0xd);
+	/* That walk watched the page again: A's cached write tag must not let
+	 * a write bypass the watch. */
+	cr_assert(fx.evm.pt_page[ptb >> 12]);
+	mode_write_cr3(cpu, PML4);
+	cr_assert_eq(fx_write(&fx, SEG_DS, lin(7) + 6 * 8, 8, 0x201000 | P | RW), -1);
+	mode_write_cr3(cpu, pml4b);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);
+	cr_assert_eq(v, 0);   /* 0x201000 holds 0 */
 }

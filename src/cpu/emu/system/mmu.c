@@ -14,7 +14,20 @@
  * emu_vm.pt_gen, and an address space whose translations are older than
  * pt_gen is flushed when it becomes current again.  Within the current
  * address space a stale translation may be used until the guest flushes
- * it, which SDM vol. 3A 4.10.4.2 allows. */
+ * it, which SDM vol. 3A 4.10.4.2 allows.
+ *
+ * A watched page that is written PT_UNWATCH_WRITES times in a row without
+ * a walk reading it is most likely no paging structure any more (a freed
+ * page table reused as a kernel stack, say): it is unwatched, so that its
+ * writes go fast again and stop aging every other address space.  The
+ * writes that unwatched it already bumped pt_gen, so translations made
+ * through it are dropped when their address space becomes current again;
+ * a later walk through it watches it anew.
+ *
+ * A write translation of a watched page (or of a page that became a code
+ * or page-table page after it was cached) keeps its tag with EMU_TLB_MMIO
+ * set: the inline path misses, and the slow path uses it without a walk,
+ * notes the write, and makes it fast again once nothing watches the page. */
 #include "cpu/emu/system/sys.h"
 
 #include "vm/machine.h"
@@ -33,6 +46,8 @@
 #define PTE_G   (1ull << 8)
 #define PTE_XD  (1ull << 63)
 #define PTE_ADDR (EMU_PHYS_MASK & ~0xfffull)
+
+#define PT_UNWATCH_WRITES 64
 
 #define GEN_LIMIT 127   /* tag 0x7ff (slot 15, gen 127) would collide with an empty tag */
 
@@ -93,9 +108,11 @@ void emu_tlb_sync_epoch_slow(struct emu_cpu *cpu)
 	cpu->write_epoch_seen = atomic_load_explicit(&cpu->evm->write_epoch, memory_order_acquire);
 	for (unsigned m = 0; m < EMU_MMU_COUNT; m++) {
 		for (unsigned i = 0; i < EMU_TLB_SIZE; i++)
-			cpu->tlb[m][i].tag_write = ~0ull;
+			if (cpu->tlb[m][i].tag_write != ~0ull)
+				cpu->tlb[m][i].tag_write |= EMU_TLB_MMIO;
 		for (unsigned i = 0; i < EMU_GTLB_SIZE; i++)
-			cpu->gtlb[m][i].tag_write = ~0ull;
+			if (cpu->gtlb[m][i].tag_write != ~0ull)
+				cpu->gtlb[m][i].tag_write |= EMU_TLB_MMIO;
 	}
 }
 
@@ -216,9 +233,16 @@ static void watch_pt_page(struct emu_cpu *cpu, uint64_t gpa)
 	if (!evm || !evm->pt_page)
 		return;
 	uint64_t pfn = gpa >> 12;
-	if (pfn >= evm->n_pages || atomic_load_explicit(&evm->pt_page[pfn], memory_order_relaxed))
+	if (pfn >= evm->n_pages)
 		return;
+	if (atomic_load_explicit(&evm->pt_page[pfn], memory_order_relaxed)) {
+		/* Still read as a paging structure: its writes stay watched. */
+		if (atomic_load_explicit(&evm->pt_writes[pfn], memory_order_relaxed))
+			atomic_store_explicit(&evm->pt_writes[pfn], 0, memory_order_relaxed);
+		return;
+	}
 	atomic_store_explicit(&evm->pt_page[pfn], 1, memory_order_relaxed);
+	atomic_store_explicit(&evm->pt_writes[pfn], 0, memory_order_relaxed);
 	/* Cached write translations of this page (any vCPU) must go. */
 	atomic_fetch_add_explicit(&evm->write_epoch, 1, memory_order_release);
 	emu_tlb_sync_epoch_slow(cpu);
@@ -232,8 +256,17 @@ static void phys_note_write(struct emu_cpu *cpu, uint64_t gpa)
 		return;
 	if (pfn_flag(evm->code_page, evm, gpa))
 		emu_blocks_invalidate_page(evm, gpa & ~0xfffull);
-	if (pfn_flag(evm->pt_page, evm, gpa))
+	if (pfn_flag(evm->pt_page, evm, gpa)) {
 		atomic_fetch_add_explicit(&evm->pt_gen, 1, memory_order_release);
+		uint64_t pfn = gpa >> 12;
+		if (atomic_fetch_add_explicit(&evm->pt_writes[pfn], 1, memory_order_relaxed) + 1 >= PT_UNWATCH_WRITES)
+			atomic_store_explicit(&evm->pt_page[pfn], 0, memory_order_relaxed);
+	}
+}
+
+static bool page_watched(const struct emu_vm *evm, uint64_t gpa)
+{
+	return evm && (pfn_flag(evm->code_page, evm, gpa) || pfn_flag(evm->pt_page, evm, gpa));
 }
 
 static uint64_t mmio_access(struct emu_cpu *cpu, uint64_t gpa, unsigned size, bool write, uint64_t val)
@@ -454,11 +487,13 @@ static void tlb_fill(struct emu_cpu *cpu, uint64_t lin, unsigned idx, const stru
 	e->addend = host ? (uintptr_t)host - (uintptr_t)page : 0;
 	e->tag_read = access_allowed(cpu, w, EMU_ACC_READ, idx) ? tag : ~0ull;
 	e->tag_fetch = access_allowed(cpu, w, EMU_ACC_FETCH, idx) ? tag : ~0ull;
-	/* Writes keep the slow path until D is set, and for pages whose writes
-	 * must be seen (decoded code, watched paging structures). */
-	bool fast_write = w->dirty && access_allowed(cpu, w, EMU_ACC_WRITE, idx) &&
-		!(evm && (pfn_flag(evm->code_page, evm, gpa) || pfn_flag(evm->pt_page, evm, gpa)));
-	e->tag_write = fast_write ? tag : ~0ull;
+	/* Writes walk again until D is set; writes to pages whose writes must
+	 * be seen (decoded code, watched paging structures) take the slow
+	 * path without a walk. */
+	if (!w->dirty || !access_allowed(cpu, w, EMU_ACC_WRITE, idx))
+		e->tag_write = ~0ull;
+	else
+		e->tag_write = page_watched(evm, gpa) ? tag | EMU_TLB_MMIO : tag;
 	if (w->global && (cpu->cr4 & X86_CR4_PGE)) {
 		/* The same rights without the address-space tag. */
 		struct emu_tlb_entry *g = &cpu->gtlb[idx][gtlb_index(lin)];
@@ -497,12 +532,10 @@ static uint64_t identity_fill(struct emu_cpu *cpu, uint64_t lin, unsigned idx)
 	uint64_t page = lin & ~0xfffull;
 	uint8_t *host = gmem_ptr(cpu->mem, page, 4096);
 	uint64_t tag = page | cpu->asid | (host ? 0 : EMU_TLB_MMIO);
-	struct emu_vm *evm = cpu->evm;
 	e->gpa = page;
 	e->addend = host ? (uintptr_t)host - (uintptr_t)page : 0;
 	e->tag_read = e->tag_fetch = tag;
-	bool watched = evm && (pfn_flag(evm->code_page, evm, page) || pfn_flag(evm->pt_page, evm, page));
-	e->tag_write = watched ? ~0ull : tag;
+	e->tag_write = page_watched(cpu->evm, page) ? tag | EMU_TLB_MMIO : tag;
 	return lin;
 }
 
@@ -513,8 +546,12 @@ uint64_t mmu_translate(struct emu_cpu *cpu, uint64_t lin, enum emu_access acc, u
 	struct emu_tlb_entry *e = &cpu->tlb[idx][emu_tlb_index(cpu, lin)];
 	uint64_t want = (lin & ~0xfffull) | cpu->asid;
 	uint64_t tag = acc == EMU_ACC_READ ? e->tag_read : acc == EMU_ACC_WRITE ? e->tag_write : e->tag_fetch;
-	if ((tag & ~EMU_TLB_MMIO) == want)
+	if ((tag & ~EMU_TLB_MMIO) == want) {
+		if (acc == EMU_ACC_WRITE && tag != want && !page_watched(cpu->evm, e->gpa) &&
+		    gmem_ptr(cpu->mem, e->gpa, 4096))
+			e->tag_write = want;   /* nothing watches the RAM page any more */
 		return e->gpa | (lin & 0xfff);
+	}
 	if (gtlb_refill(cpu, lin, acc, idx, e))
 		return e->gpa | (lin & 0xfff);
 	struct walk w;
@@ -647,11 +684,15 @@ uint64_t emu_translate_fetch(struct emu_cpu *cpu, uint64_t linear)
 int emu_sys_vm_init(struct emu_vm *evm)
 {
 	evm->pt_page = NULL;
+	evm->pt_writes = NULL;
 	atomic_store(&evm->pt_gen, 0);
 	if (evm->n_pages) {
 		evm->pt_page = calloc(evm->n_pages, 1);
-		if (!evm->pt_page)
+		evm->pt_writes = calloc(evm->n_pages, 1);
+		if (!evm->pt_page || !evm->pt_writes) {
+			emu_sys_vm_destroy(evm);
 			return -ENOMEM;
+		}
 	}
 	return 0;
 }
@@ -659,5 +700,7 @@ int emu_sys_vm_init(struct emu_vm *evm)
 void emu_sys_vm_destroy(struct emu_vm *evm)
 {
 	free((void *)evm->pt_page);
+	free((void *)evm->pt_writes);
 	evm->pt_page = NULL;
+	evm->pt_writes = NULL;
 }
