@@ -147,6 +147,10 @@ struct emu_cpu {
 
 	struct emu_tlb_entry tlb[EMU_MMU_COUNT][EMU_TLB_SIZE];
 	uint64_t asid;         /* current address-space tag */
+	/* Bumped whenever a cached translation may change meaning within an
+	 * address space (flushes, INVLPG): chained blocks (core) were found
+	 * under the translations of one epoch. */
+	uint64_t fetch_epoch;
 	/* Global translations (PTE.G with CR4.PGE), tagged by linear page only:
 	 * shared by every address space, refilled into tlb[] on a miss instead
 	 * of walking; survive CR3 writes (SDM vol. 3A 4.10.2.4). */

@@ -11,18 +11,21 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 
 int emu_blocks_alloc(struct emu_core_vcpu *cv)
 {
-	cv->blocks = aligned_alloc(64, sizeof(struct emu_block) * EMU_BLOCK_SLOTS);
 	cv->tags = aligned_alloc(64, sizeof(struct emu_block_tag) * EMU_BLOCK_SLOTS);
-	if (!cv->blocks || !cv->tags) {
-		free(cv->blocks);
-		free(cv->tags);
-		cv->blocks = NULL;
-		cv->tags = NULL;
+	cv->scratch = malloc(sizeof(struct emu_block) + sizeof(struct emu_insn));
+	/* Reserved, not committed: only the pages blocks are decoded into
+	 * cost memory. */
+	void *arena = mmap(NULL, EMU_BLOCK_ARENA, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			   -1, 0);
+	cv->arena = arena == MAP_FAILED ? NULL : arena;
+	if (!cv->tags || !cv->scratch || !cv->arena) {
+		emu_blocks_free(cv);
 		return -ENOMEM;
 	}
 	emu_blocks_flush(cv);
@@ -31,18 +34,23 @@ int emu_blocks_alloc(struct emu_core_vcpu *cv)
 
 void emu_blocks_free(struct emu_core_vcpu *cv)
 {
-	free(cv->blocks);
 	free(cv->tags);
-	cv->blocks = NULL;
+	free(cv->scratch);
+	if (cv->arena)
+		munmap(cv->arena, EMU_BLOCK_ARENA);
 	cv->tags = NULL;
+	cv->scratch = NULL;
+	cv->arena = NULL;
 }
 
+/* Forgets every block; links die with them, since a link only ever points
+ * at a block decoded after the last flush. */
 void emu_blocks_flush(struct emu_core_vcpu *cv)
 {
-	for (unsigned i = 0; i < EMU_BLOCK_SLOTS; i++) {
-		cv->blocks[i].gpa = ~0ull;
-		cv->tags[i].gpa = ~0ull;
-	}
+	for (unsigned i = 0; i < EMU_BLOCK_SLOTS; i++)
+		cv->tags[i] = (struct emu_block_tag){ .gpa = ~0ull };
+	cv->arena_used = 0;
+	cv->arena_flushes++;
 }
 
 void emu_blocks_invalidate_page(struct emu_vm *evm, uint64_t gpa)
@@ -97,7 +105,7 @@ static struct emu_block *decode_straddling(struct emu_cpu *cpu, uint64_t lin, ui
 		return NULL;
 	}
 	memcpy(buf + first, p2, 16 - first);
-	struct emu_block *b = &cv->scratch;
+	struct emu_block *b = cv->scratch;
 	emu_decode(cpu, buf, 15, &b->insn[0]);
 	b->gpa = gpa;
 	b->page = gpa >> 12;
@@ -121,6 +129,15 @@ static inline uint64_t fetch_gpa(struct emu_cpu *cpu, uint64_t lin)
 	return emu_translate_fetch(cpu, lin);
 }
 
+/* Room for a block of the longest length at the arena's end. */
+static struct emu_block *arena_reserve(struct emu_core_vcpu *cv)
+{
+	const size_t most = sizeof(struct emu_block) + EMU_BLOCK_MAX_INSNS * sizeof(struct emu_insn);
+	if (cv->arena_used + most > EMU_BLOCK_ARENA)
+		emu_blocks_flush(cv);
+	return (struct emu_block *)(cv->arena + cv->arena_used);
+}
+
 struct emu_block *emu_block_lookup(struct emu_cpu *cpu, const char **err)
 {
 	struct emu_core_vcpu *cv = emu_core_of(cpu);
@@ -128,16 +145,14 @@ struct emu_block *emu_block_lookup(struct emu_cpu *cpu, const char **err)
 	uint64_t lin = fetch_linear(cpu, cpu->rip);
 	uint64_t gpa = fetch_gpa(cpu, lin);
 	uint64_t page = gpa >> 12;
-	unsigned slot = slot_of(gpa, cpu->mode);
-	struct emu_block_tag *t = &cv->tags[slot];
-	struct emu_block *b = &cv->blocks[slot];
+	struct emu_block_tag *t = &cv->tags[slot_of(gpa, cpu->mode)];
 	if (__builtin_expect(page >= evm->n_pages, 0)) {
 		*err = "instruction fetch outside RAM";
 		return NULL;
 	}
 	uint32_t gen = atomic_load_explicit(&evm->page_gen[page], memory_order_acquire);
 	if (__builtin_expect(t->gpa == gpa && t->mode == cpu->mode && t->gen == gen, 1))
-		return b;
+		return t->block;
 
 	/* Decode a new block.  The generation is read before the bytes so
 	 * that a concurrent write makes the block stale, never missed. */
@@ -147,13 +162,8 @@ struct emu_block *emu_block_lookup(struct emu_cpu *cpu, const char **err)
 		*err = "instruction fetch outside RAM";
 		return NULL;
 	}
-	cv->stat_decodes++;
 	mark_code_page(evm, page);
-	/* The slot is rewritten from here on; a fault while fetching (the
-	 * second page of a straddling instruction) must not leave it looking
-	 * valid. */
-	b->gpa = ~0ull;
-	t->gpa = ~0ull;
+	struct emu_block *b = arena_reserve(cv);
 	unsigned n = 0, pos = 0;
 	while (n < EMU_BLOCK_MAX_INSNS && pos < avail) {
 		struct emu_insn *in = &b->insn[n];
@@ -174,8 +184,43 @@ struct emu_block *emu_block_lookup(struct emu_cpu *cpu, const char **err)
 	b->mode = cpu->mode;
 	b->n = (uint8_t)n;
 	b->cacheable = true;
-	t->gpa = gpa;
-	t->gen = gen;
-	t->mode = cpu->mode;
+	b->next_link = 0;
+	for (unsigned i = 0; i < EMU_BLOCK_CHAINS; i++)
+		b->link[i] = (struct emu_block_link){ .lin = ~0ull };
+	cv->arena_used += (sizeof(*b) + n * sizeof(b->insn[0]) + 63) & ~(size_t)63;
+	*t = (struct emu_block_tag){ .gpa = gpa, .gen = gen, .mode = cpu->mode, .block = b };
 	return b;
+}
+
+/* What, besides the linear address, decides which code a fetch reaches:
+ * the address space and its TLB contents (asid, fetch_epoch), the
+ * privilege its fetch translations were made for, and the decoding mode. */
+static inline uint64_t chain_key(const struct emu_cpu *cpu)
+{
+	return cpu->asid | (uint64_t)cpu->cpl << 11 | (uint64_t)cpu->mode << 13 | cpu->fetch_epoch << 16;
+}
+
+struct emu_block *emu_block_next(struct emu_cpu *cpu, struct emu_block *b)
+{
+	uint64_t lin = fetch_linear(cpu, cpu->rip), key = chain_key(cpu);
+	for (unsigned i = 0; i < EMU_BLOCK_CHAINS; i++) {
+		const struct emu_block_link *l = &b->link[i];
+		if (l->lin == lin && l->key == key) {
+			struct emu_block *to = l->to;
+			if (__builtin_expect(to->gen == atomic_load_explicit(&cpu->evm->page_gen[to->page],
+									   memory_order_acquire), 1))
+				return to;
+			break;
+		}
+	}
+	const char *why = NULL;
+	uint64_t flushes = emu_core_of(cpu)->arena_flushes;
+	struct emu_block *to = emu_block_lookup(cpu, &why);
+	/* A lookup that flushed the arena took b with it; a straddling block
+	 * is decoded for one use. */
+	if (to && b->cacheable && to->cacheable && emu_core_of(cpu)->arena_flushes == flushes) {
+		b->link[b->next_link] = (struct emu_block_link){ .lin = lin, .key = key, .to = to };
+		b->next_link = (uint8_t)((b->next_link + 1) % EMU_BLOCK_CHAINS);
+	}
+	return to;
 }

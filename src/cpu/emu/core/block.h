@@ -1,41 +1,63 @@
-/* Decoded-block cache (DESIGN.md "Decode once"): per vCPU, direct-mapped,
- * keyed by the guest-physical address of the block's first byte and the
- * CPU mode.  No locking: each vCPU owns its cache; other vCPUs only bump
- * page generations (emu_vm.page_gen), which make stale blocks miss. */
+/* Decoded-block cache (docs/architecture.md "Decode once"): per vCPU, a
+ * direct-mapped table of tags keyed by the guest-physical address of a
+ * block's first byte and the CPU mode, pointing into an append-only arena
+ * of variable-length blocks.  No locking: each vCPU owns its cache; other
+ * vCPUs only bump page generations (emu_vm.page_gen), which make stale
+ * blocks miss.
+ *
+ * Blocks are chained: a block remembers the blocks that followed it, with
+ * the fetch context they were found under, so that the run loop goes from
+ * block to block without a lookup while that context holds. */
 #ifndef VESSEL_CPU_EMU_CORE_BLOCK_H
 #define VESSEL_CPU_EMU_CORE_BLOCK_H
 
 #include "cpu/emu/emu.h"
 
+#include <stddef.h>
+
 #define EMU_BLOCK_MAX_INSNS 32
-#define EMU_BLOCK_SLOTS 4096   /* power of two */
+#define EMU_BLOCK_SLOTS 32768              /* power of two */
+#define EMU_BLOCK_ARENA (32u << 20)        /* bytes of decoded blocks per vCPU; reserved, touched as used */
+#define EMU_BLOCK_CHAINS 2                 /* a branch's two ways */
+
+/* A successor found after a block: valid while the fetch context (linear
+ * address and chain key, emu_block_chain_key()) is the same. */
+struct emu_block_link {
+	uint64_t lin;
+	uint64_t key;
+	struct emu_block *to;
+};
 
 struct emu_block {
-	uint64_t gpa;          /* first byte; ~0 when empty */
+	uint64_t gpa;          /* first byte */
 	uint64_t page;         /* gpa >> 12 */
 	uint32_t gen;          /* page_gen[page] when decoded */
 	uint8_t mode;
 	uint8_t n;
 	bool cacheable;        /* false: straddles a page, decoded for one use */
-	struct emu_insn insn[EMU_BLOCK_MAX_INSNS];
+	uint8_t next_link;     /* link slot to overwrite next */
+	struct emu_block_link link[EMU_BLOCK_CHAINS];
+	struct emu_insn insn[];
 };
 
-/* The lookup key of a slot, kept apart from the (large) blocks so that a
- * lookup touches one small, cache-resident array. */
+/* The lookup key of a slot, kept apart from the blocks so that a lookup
+ * touches one small array. */
 struct emu_block_tag {
 	uint64_t gpa;          /* ~0 when empty */
 	uint32_t gen;
 	uint32_t mode;
+	struct emu_block *block;
 };
 
 /* The core's per-vCPU state: struct emu_cpu first, so that vcpu->accel
  * points at both. */
 struct emu_core_vcpu {
 	struct emu_cpu cpu;
-	struct emu_block *blocks;       /* EMU_BLOCK_SLOTS */
 	struct emu_block_tag *tags;     /* EMU_BLOCK_SLOTS */
-	struct emu_block scratch;       /* a block that straddles two pages */
-	uint64_t stat_lookups, stat_decodes;
+	uint8_t *arena;                 /* EMU_BLOCK_ARENA bytes */
+	size_t arena_used;
+	uint64_t arena_flushes;
+	struct emu_block *scratch;      /* a block that straddles two pages (one instruction) */
 };
 
 static inline struct emu_core_vcpu *emu_core_of(struct emu_cpu *cpu)
@@ -46,6 +68,10 @@ static inline struct emu_core_vcpu *emu_core_of(struct emu_cpu *cpu)
 /* The block starting at cpu->rip, decoded if absent or stale; NULL with
  * *err set when the code is not in RAM.  May raise a fetch fault. */
 struct emu_block *emu_block_lookup(struct emu_cpu *cpu, const char **err);
+/* The block to run after b (cpu->rip is where b left off): a link of b
+ * when its context still holds, else emu_block_lookup(), remembered as a
+ * link of b.  NULL: let the run loop look up (and report) itself. */
+struct emu_block *emu_block_next(struct emu_cpu *cpu, struct emu_block *b);
 int emu_blocks_alloc(struct emu_core_vcpu *cv);
 void emu_blocks_free(struct emu_core_vcpu *cv);
 void emu_blocks_flush(struct emu_core_vcpu *cv);

@@ -113,7 +113,6 @@ static void internal_error(struct emu_cpu *cpu, const char *why)
 static void run_block(struct emu_cpu *cpu, const struct emu_block *b, unsigned limit)
 {
 	const struct emu_insn *in = b->insn, *end = b->insn + (b->n < limit ? b->n : limit);
-	_Atomic uint32_t *gen = &cpu->evm->page_gen[b->page];
 	/* Retired instructions are counted per block, not per instruction;
 	 * a fault in the middle leaves the count slightly high. */
 	cpu->icount += (uint64_t)(end - in);
@@ -121,13 +120,9 @@ static void run_block(struct emu_cpu *cpu, const struct emu_block *b, unsigned l
 		cpu->next_rip = cpu->rip + in->len;
 		in->fn(cpu, in);
 		cpu->rip = cpu->next_rip;
+		/* A handler ending the run, or a store into decoded code (which
+		 * may be the rest of this block), stops the block. */
 		if (__builtin_expect(cpu->stop_block, 0)) {
-			cpu->icount -= (uint64_t)(end - in - 1);
-			break;
-		}
-		/* A store into this block's page (self-modifying code) makes the
-		 * rest of the block stale: fetch again. */
-		if (__builtin_expect(atomic_load_explicit(gen, memory_order_relaxed) != b->gen, 0) && b->cacheable) {
 			cpu->icount -= (uint64_t)(end - in - 1);
 			break;
 		}
@@ -200,7 +195,19 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 			cpu->intr_shadow = false;
 			continue;
 		}
-		run_block(cpu, b, EMU_BLOCK_MAX_INSNS);
+		/* Run b and the blocks chained after it until something needs
+		 * the loop above: a trap, an event, an interrupt shadow, or new
+		 * code or page-table pages whose write translations must go. */
+		for (;;) {
+			run_block(cpu, b, EMU_BLOCK_MAX_INSNS);
+			if (cpu->stop_block || cpu->intr_shadow || cpu->halted ||
+			    atomic_load_explicit(&vcpu->events, memory_order_relaxed) ||
+			    cpu->write_epoch_seen != atomic_load_explicit(&cpu->evm->write_epoch, memory_order_relaxed))
+				break;
+			b = emu_block_next(cpu, b);
+			if (!b)
+				break;
+		}
 	}
 }
 

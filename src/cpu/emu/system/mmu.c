@@ -78,6 +78,7 @@ void emu_tlb_flush(struct emu_cpu *cpu, bool include_global)
 	/* Per-address-space entries may hold copies of global translations:
 	 * they all go; the global table only when asked. */
 	tlb_clear(cpu);
+	cpu->fetch_epoch++;
 	if (include_global)
 		gtlb_clear(cpu);
 	for (unsigned i = 0; i < EMU_ASID_SLOTS; i++)
@@ -91,6 +92,7 @@ void emu_tlb_flush(struct emu_cpu *cpu, bool include_global)
 static void slot_flush(struct emu_cpu *cpu, unsigned slot)
 {
 	struct emu_asid_slot *a = &cpu->asids[slot];
+	cpu->fetch_epoch++;
 	if (++a->gen >= GEN_LIMIT) {
 		/* Generations exhausted: old tags of this slot could come back. */
 		emu_tlb_flush(cpu, false);   /* per-space entries only: globals stay */
@@ -174,6 +176,7 @@ void mmu_invlpg(struct emu_cpu *cpu, uint64_t lin)
 	/* Invalidates the page in every address space, which covers global
 	 * translations made under another CR3/PCID (SDM vol. 2A INVLPG). */
 	uint64_t page = lin & ~0xfffull;
+	cpu->fetch_epoch++;
 	for (unsigned m = 0; m < EMU_MMU_COUNT; m++) {
 		struct emu_tlb_entry *g = &cpu->gtlb[m][gtlb_index(lin)];
 		if ((g->tag_read & ~0xfffull) == page || (g->tag_write & ~0xfffull) == page ||
@@ -254,8 +257,13 @@ static void phys_note_write(struct emu_cpu *cpu, uint64_t gpa)
 	struct emu_vm *evm = cpu->evm;
 	if (!evm)
 		return;
-	if (pfn_flag(evm->code_page, evm, gpa))
+	if (pfn_flag(evm->code_page, evm, gpa)) {
 		emu_blocks_invalidate_page(evm, gpa & ~0xfffull);
+		/* The running block may be the code written: fetch again after
+		 * this instruction (other vCPUs see the new generation at their
+		 * next block, as cross-modifying code allows, SDM vol. 3A 8.1.3). */
+		cpu->stop_block = true;
+	}
 	if (pfn_flag(evm->pt_page, evm, gpa)) {
 		atomic_fetch_add_explicit(&evm->pt_gen, 1, memory_order_release);
 		uint64_t pfn = gpa >> 12;
