@@ -208,6 +208,11 @@ struct emu_vm {
 /* ---- core ---- */
 void emu_register(enum emu_opmap map, uint8_t opcode, enum emu_mprefix mp, int modrm_reg, emu_handler fn);
 /* mp or modrm_reg may be -1 (as int) for "any"; later, more specific registrations win. */
+/* A group's chooser of specialized handlers: given a decoded instruction
+ * with its generic handler, a faster handler for that exact form, or
+ * NULL.  emu_decode applies every registered chooser. */
+typedef emu_handler (*emu_fast_chooser)(const struct emu_insn *insn);
+void emu_register_fast(emu_fast_chooser choose);
 void emu_isa_init(void);                 /* calls the *_register functions below once */
 void emu_int_register(void);             /* core: general-purpose instructions */
 void emu_sys_register(void);             /* system */

@@ -34,6 +34,28 @@ static inline void lf_set(struct emu_cpu *cpu, uint32_t op, unsigned size, uint6
 uint32_t emu_flags_arith(const struct emu_cpu *cpu);   /* CF..OF of the lazy state */
 bool emu_flag_cf(const struct emu_cpu *cpu);
 bool emu_cond(const struct emu_cpu *cpu, unsigned cc);  /* SDM vol. 1, appendix B */
+/* emu_cond with the commonest cases inline: after a logic operation
+ * (CF = OF = 0) and after CMP/SUB (the comparison itself), every
+ * condition but parity follows from the recorded operands. */
+static inline bool emu_cond_inline(const struct emu_cpu *cpu, unsigned cc)
+{
+	const struct emu_lazy_flags *lf = &cpu->lf;
+	unsigned size = LF_SIZE(lf->op);
+	uint64_t m = emu_size_mask(size);
+	if (LF_KIND(lf->op) == LF_LOGIC) {
+		uint64_t r = lf->res & m;
+		bool sf = (r >> (size * 8 - 1)) & 1;
+		switch (cc >> 1) {
+		case 0: return cc & 1;                       /* O / NO: OF = 0 */
+		case 1: return cc & 1;                       /* B / AE: CF = 0 */
+		case 2: case 3: return (r == 0) ^ (cc & 1);  /* E / NE, BE / A */
+		case 4: case 6: return sf ^ (cc & 1);        /* S / NS, L / GE */
+		case 7: return (r == 0 || sf) ^ (cc & 1);    /* LE / G */
+		default: break;
+		}
+	}
+	return emu_cond(cpu, cc);
+}
 /* Replaces the arithmetic flags selected by mask with val's bits (eager). */
 void emu_flags_store(struct emu_cpu *cpu, uint32_t mask, uint32_t val);
 

@@ -18,6 +18,14 @@
 
 /* [map][opcode][mprefix + 1 (0 = any)][reg + 1 (0 = any)] */
 static emu_handler handlers[EMU_MAP_COUNT][256][EMU_MP_COUNT + 1][9];
+static emu_fast_chooser fast_choosers[8];
+static unsigned n_fast_choosers;
+
+void emu_register_fast(emu_fast_chooser choose)
+{
+	if (n_fast_choosers < sizeof(fast_choosers) / sizeof(fast_choosers[0]))
+		fast_choosers[n_fast_choosers++] = choose;
+}
 
 void emu_handler_ud(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
@@ -339,6 +347,13 @@ int emu_decode_mode(unsigned mode, const uint8_t *b, unsigned avail, struct emu_
 		return 0;
 	}
 	out->fn = handler_lookup(map, op, out->mprefix, grp_reg);
+	for (unsigned k = 0; k < n_fast_choosers; k++) {
+		emu_handler fast = fast_choosers[k](out);
+		if (fast) {
+			out->fn = fast;
+			break;
+		}
+	}
 	return 0;
 
 short_input:

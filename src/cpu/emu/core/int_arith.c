@@ -208,8 +208,11 @@ static void unary_rm(struct emu_cpu *cpu, const struct emu_insn *in,
 static void h_not(struct emu_cpu *cpu, const struct emu_insn *in) { unary_rm(cpu, in, rmw_not); }
 static void h_neg(struct emu_cpu *cpu, const struct emu_insn *in) { unary_rm(cpu, in, rmw_neg); }
 
+static emu_handler emu_arith_fast(const struct emu_insn *in);
+
 void emu_int_arith_register(void)
 {
+	emu_register_fast(emu_arith_fast);
 	for (unsigned row = 0; row < 8; row++) {
 		uint8_t b = (uint8_t)(row << 3);
 		emu_register(EMU_MAP_1B, b + 0, -1, -1, h_alu_rm_r);
@@ -237,4 +240,60 @@ void emu_int_arith_register(void)
 		emu_register(EMU_MAP_1B, (uint8_t)op, -1, 0, h_inc_rm);
 		emu_register(EMU_MAP_1B, (uint8_t)op, -1, 1, h_dec_rm);
 	}
+}
+
+/* ---- forms specialized at decode (emu_arith_fast) ----
+ * Register operands of 32 and 64 bits are most of the ALU work of a
+ * 64-bit kernel; with the operation and size constant the generic
+ * handler's switches fold away.  Semantics are the generic handlers'. */
+#define ALU_RR(op, size, dst_rm)                                                                  \
+	static void alu_rr_##op##_##size##_##dst_rm(struct emu_cpu *cpu, const struct emu_insn *in) \
+	{                                                                                         \
+		unsigned d = dst_rm ? in->rm : in->reg, s = dst_rm ? in->reg : in->rm;            \
+		uint64_t r = alu(cpu, op, size, cpu->gpr[d], cpu->gpr[s], alu_cin(cpu, op));      \
+		if (op != ALU_CMP)                                                                \
+			reg_set(cpu, d, size, true, r);                                           \
+	}
+#define ALU_RI(op, size)                                                                      \
+	static void alu_ri_##op##_##size(struct emu_cpu *cpu, const struct emu_insn *in)      \
+	{                                                                                     \
+		uint64_t r = alu(cpu, op, size, cpu->gpr[in->rm], in->imm, alu_cin(cpu, op)); \
+		if (op != ALU_CMP)                                                            \
+			reg_set(cpu, in->rm, size, true, r);                                  \
+	}
+#define ALU_FORMS(op) ALU_RR(op, 4, 0) ALU_RR(op, 8, 0) ALU_RR(op, 4, 1) ALU_RR(op, 8, 1) ALU_RI(op, 4) ALU_RI(op, 8)
+ALU_FORMS(ALU_ADD) ALU_FORMS(ALU_OR) ALU_FORMS(ALU_ADC) ALU_FORMS(ALU_SBB)
+ALU_FORMS(ALU_AND) ALU_FORMS(ALU_SUB) ALU_FORMS(ALU_XOR) ALU_FORMS(ALU_CMP)
+#define ALU_ROW(op) { { alu_rr_##op##_4_0, alu_rr_##op##_8_0 }, { alu_rr_##op##_4_1, alu_rr_##op##_8_1 }, \
+		      { alu_ri_##op##_4, alu_ri_##op##_8 } }
+/* [op][0: r, r/m; 1: r/m, r; 2: r/m, imm][size 4, 8] */
+static const emu_handler alu_fast[8][3][2] = {
+	ALU_ROW(ALU_ADD), ALU_ROW(ALU_OR), ALU_ROW(ALU_ADC), ALU_ROW(ALU_SBB),
+	ALU_ROW(ALU_AND), ALU_ROW(ALU_SUB), ALU_ROW(ALU_XOR), ALU_ROW(ALU_CMP),
+};
+
+static void test_rr_4(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	alu(cpu, ALU_AND, 4, cpu->gpr[in->rm], cpu->gpr[in->reg], false);
+}
+
+static void test_rr_8(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	alu(cpu, ALU_AND, 8, cpu->gpr[in->rm], cpu->gpr[in->reg], false);
+}
+
+static emu_handler emu_arith_fast(const struct emu_insn *in)
+{
+	if (in->mod != 3 || in->lock || (in->opsize != 4 && in->opsize != 8))
+		return NULL;
+	unsigned sz = in->opsize == 8;
+	if (in->fn == h_alu_rm_r)
+		return alu_fast[in->opcode >> 3][1][sz];
+	if (in->fn == h_alu_r_rm)
+		return alu_fast[in->opcode >> 3][0][sz];
+	if (in->fn == h_grp1)
+		return alu_fast[(in->modrm >> 3) & 7][2][sz];
+	if (in->fn == h_test_rm_r)
+		return sz ? test_rr_8 : test_rr_4;
+	return NULL;
 }

@@ -63,8 +63,11 @@ static void h_loop(struct emu_cpu *cpu, const struct emu_insn *in)
 		branch_to(cpu, in, cpu->next_rip + in->imm);
 }
 
+static emu_handler emu_control_fast(const struct emu_insn *in);
+
 void emu_int_control_register(void)
 {
+	emu_register_fast(emu_control_fast);
 	for (unsigned cc = 0; cc < 16; cc++) {
 		emu_register(EMU_MAP_1B, (uint8_t)(0x70 + cc), -1, -1, h_jcc);
 		emu_register(EMU_MAP_0F, (uint8_t)(0x80 + cc), -1, -1, h_jcc);
@@ -78,4 +81,25 @@ void emu_int_control_register(void)
 	emu_register(EMU_MAP_1B, 0xc3, -1, -1, h_ret);
 	for (unsigned op = 0xe0; op <= 0xe3; op++)
 		emu_register(EMU_MAP_1B, (uint8_t)op, -1, -1, h_loop);
+}
+
+/* ---- forms specialized at decode (emu_control_fast) ----
+ * One Jcc handler per condition, so that the condition folds into the
+ * flags fast path (emu_cond_inline). */
+#define JCC(cc)                                                                  \
+	static void jcc_##cc(struct emu_cpu *cpu, const struct emu_insn *in)     \
+	{                                                                        \
+		if (emu_cond_inline(cpu, cc))                                    \
+			branch_to(cpu, in, cpu->next_rip + in->imm);             \
+	}
+JCC(0) JCC(1) JCC(2) JCC(3) JCC(4) JCC(5) JCC(6) JCC(7)
+JCC(8) JCC(9) JCC(10) JCC(11) JCC(12) JCC(13) JCC(14) JCC(15)
+static const emu_handler jcc_fast[16] = {
+	jcc_0, jcc_1, jcc_2, jcc_3, jcc_4, jcc_5, jcc_6, jcc_7,
+	jcc_8, jcc_9, jcc_10, jcc_11, jcc_12, jcc_13, jcc_14, jcc_15,
+};
+
+static emu_handler emu_control_fast(const struct emu_insn *in)
+{
+	return in->fn == h_jcc ? jcc_fast[in->opcode & 15] : NULL;
 }

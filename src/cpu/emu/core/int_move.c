@@ -328,8 +328,11 @@ static void h_xlat(struct emu_cpu *cpu, const struct emu_insn *in)
 	reg_set(cpu, RAX, 1, false, emu_read(cpu, in->seg, a, 1));
 }
 
+static emu_handler emu_move_fast(const struct emu_insn *in);
+
 void emu_int_move_register(void)
 {
+	emu_register_fast(emu_move_fast);
 	emu_register(EMU_MAP_1B, 0x88, -1, -1, h_mov_rm_r);
 	emu_register(EMU_MAP_1B, 0x89, -1, -1, h_mov_rm_r);
 	emu_register(EMU_MAP_1B, 0x8a, -1, -1, h_mov_r_rm);
@@ -377,4 +380,58 @@ void emu_int_move_register(void)
 	emu_register(EMU_MAP_1B, 0x9e, -1, -1, h_sahf);
 	emu_register(EMU_MAP_1B, 0x9f, -1, -1, h_lahf);
 	emu_register(EMU_MAP_1B, 0xd7, -1, -1, h_xlat);
+}
+
+/* ---- forms specialized at decode (emu_move_fast) ----
+ * 32- and 64-bit register moves, loads and stores, and byte/word
+ * zero-extending loads: the commonest instructions of compiled code.
+ * Semantics are the generic handlers'. */
+#define MOV_FORMS(size)                                                                          \
+	static void mov_rr_##size(struct emu_cpu *cpu, const struct emu_insn *in)                \
+	{                                                                                        \
+		reg_set(cpu, in->opcode == 0x89 ? in->rm : in->reg, size, true,                  \
+			cpu->gpr[in->opcode == 0x89 ? in->reg : in->rm]);                        \
+	}                                                                                        \
+	static void mov_load_##size(struct emu_cpu *cpu, const struct emu_insn *in)              \
+	{                                                                                        \
+		reg_set(cpu, in->reg, size, true, emu_read(cpu, in->seg, insn_ea(cpu, in), size)); \
+	}                                                                                        \
+	static void mov_store_##size(struct emu_cpu *cpu, const struct emu_insn *in)             \
+	{                                                                                        \
+		emu_write(cpu, in->seg, insn_ea(cpu, in), size, cpu->gpr[in->reg]);              \
+	}                                                                                        \
+	static void lea_##size(struct emu_cpu *cpu, const struct emu_insn *in)                   \
+	{                                                                                        \
+		reg_set(cpu, in->reg, size, true, insn_ea(cpu, in));                             \
+	}
+MOV_FORMS(4)
+MOV_FORMS(8)
+
+static void movzx_load_b(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	reg_set(cpu, in->reg, in->opsize, true, emu_read(cpu, in->seg, insn_ea(cpu, in), 1));
+}
+
+static void movzx_load_w(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	reg_set(cpu, in->reg, in->opsize, true, emu_read(cpu, in->seg, insn_ea(cpu, in), 2));
+}
+
+static emu_handler emu_move_fast(const struct emu_insn *in)
+{
+	if (in->lock || (in->opsize != 4 && in->opsize != 8))
+		return NULL;
+	bool q = in->opsize == 8;
+	if (in->fn == h_mov_rm_r || in->fn == h_mov_r_rm) {
+		if (in->mod == 3)
+			return q ? mov_rr_8 : mov_rr_4;
+		if (in->fn == h_mov_r_rm)
+			return q ? mov_load_8 : mov_load_4;
+		return q ? mov_store_8 : mov_store_4;
+	}
+	if (in->fn == h_lea && in->mod != 3)
+		return q ? lea_8 : lea_4;
+	if (in->fn == h_movzx && in->mod != 3 && !(in->opcode & 8))
+		return (in->opcode & 1) ? movzx_load_w : movzx_load_b;
+	return NULL;
 }
