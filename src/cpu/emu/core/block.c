@@ -78,13 +78,6 @@ static inline unsigned slot_of(uint64_t gpa, unsigned mode)
 	return (unsigned)(h * 0x9e3779b1u >> 7) & (EMU_BLOCK_SLOTS - 1);
 }
 
-static inline uint64_t fetch_linear(const struct emu_cpu *cpu, uint64_t rip)
-{
-	if (cpu->mode == EMU_MODE_LONG64)
-		return rip;
-	return (uint32_t)(cpu->seg[SEG_CS].base + rip);
-}
-
 /* An instruction crossing into the next page: decoded from both pages
  * into the scratch block, which is never cached. */
 static struct emu_block *decode_straddling(struct emu_cpu *cpu, uint64_t lin, uint64_t gpa, const char **err)
@@ -142,7 +135,7 @@ struct emu_block *emu_block_lookup(struct emu_cpu *cpu, const char **err)
 {
 	struct emu_core_vcpu *cv = emu_core_of(cpu);
 	struct emu_vm *evm = cpu->evm;
-	uint64_t lin = fetch_linear(cpu, cpu->rip);
+	uint64_t lin = emu_fetch_linear(cpu, cpu->rip);
 	uint64_t gpa = fetch_gpa(cpu, lin);
 	uint64_t page = gpa >> 12;
 	struct emu_block_tag *t = &cv->tags[slot_of(gpa, cpu->mode)];
@@ -192,27 +185,8 @@ struct emu_block *emu_block_lookup(struct emu_cpu *cpu, const char **err)
 	return b;
 }
 
-/* What, besides the linear address, decides which code a fetch reaches:
- * the address space and its TLB contents (asid, fetch_epoch), the
- * privilege its fetch translations were made for, and the decoding mode. */
-static inline uint64_t chain_key(const struct emu_cpu *cpu)
+struct emu_block *emu_block_link_new(struct emu_cpu *cpu, struct emu_block *b, uint64_t lin, uint64_t key)
 {
-	return cpu->asid | (uint64_t)cpu->cpl << 11 | (uint64_t)cpu->mode << 13 | cpu->fetch_epoch << 16;
-}
-
-struct emu_block *emu_block_next(struct emu_cpu *cpu, struct emu_block *b)
-{
-	uint64_t lin = fetch_linear(cpu, cpu->rip), key = chain_key(cpu);
-	for (unsigned i = 0; i < EMU_BLOCK_CHAINS; i++) {
-		const struct emu_block_link *l = &b->link[i];
-		if (l->lin == lin && l->key == key) {
-			struct emu_block *to = l->to;
-			if (__builtin_expect(to->gen == atomic_load_explicit(&cpu->evm->page_gen[to->page],
-									   memory_order_acquire), 1))
-				return to;
-			break;
-		}
-	}
 	const char *why = NULL;
 	uint64_t flushes = emu_core_of(cpu)->arena_flushes;
 	struct emu_block *to = emu_block_lookup(cpu, &why);

@@ -68,10 +68,42 @@ static inline struct emu_core_vcpu *emu_core_of(struct emu_cpu *cpu)
 /* The block starting at cpu->rip, decoded if absent or stale; NULL with
  * *err set when the code is not in RAM.  May raise a fetch fault. */
 struct emu_block *emu_block_lookup(struct emu_cpu *cpu, const char **err);
+/* emu_block_lookup(), remembered as a link of b for (lin, key). */
+struct emu_block *emu_block_link_new(struct emu_cpu *cpu, struct emu_block *b, uint64_t lin, uint64_t key);
+
+static inline uint64_t emu_fetch_linear(const struct emu_cpu *cpu, uint64_t rip)
+{
+	if (cpu->mode == EMU_MODE_LONG64)
+		return rip;
+	return (uint32_t)(cpu->seg[SEG_CS].base + rip);
+}
+
+/* What, besides the linear address, decides which code a fetch reaches:
+ * the address space and its TLB contents (asid, fetch_epoch), the
+ * privilege its fetch translations were made for, and the decoding mode. */
+static inline uint64_t emu_chain_key(const struct emu_cpu *cpu)
+{
+	return cpu->asid | (uint64_t)cpu->cpl << 11 | (uint64_t)cpu->mode << 13 | cpu->fetch_epoch << 16;
+}
+
 /* The block to run after b (cpu->rip is where b left off): a link of b
- * when its context still holds, else emu_block_lookup(), remembered as a
- * link of b.  NULL: let the run loop look up (and report) itself. */
-struct emu_block *emu_block_next(struct emu_cpu *cpu, struct emu_block *b);
+ * when its context still holds, else emu_block_link_new().  NULL: let
+ * the run loop look up (and report) itself. */
+static inline struct emu_block *emu_block_next(struct emu_cpu *cpu, struct emu_block *b)
+{
+	uint64_t lin = emu_fetch_linear(cpu, cpu->rip), key = emu_chain_key(cpu);
+	for (unsigned i = 0; i < EMU_BLOCK_CHAINS; i++) {
+		const struct emu_block_link *l = &b->link[i];
+		if (l->lin == lin && l->key == key) {
+			struct emu_block *to = l->to;
+			if (__builtin_expect(to->gen == __atomic_load_n((uint32_t *)&cpu->evm->page_gen[to->page],
+									  __ATOMIC_ACQUIRE), 1))
+				return to;
+			break;
+		}
+	}
+	return emu_block_link_new(cpu, b, lin, key);
+}
 int emu_blocks_alloc(struct emu_core_vcpu *cv);
 void emu_blocks_free(struct emu_core_vcpu *cv);
 void emu_blocks_flush(struct emu_core_vcpu *cv);

@@ -42,6 +42,23 @@ static inline bool emu_cond_inline(const struct emu_cpu *cpu, unsigned cc)
 	const struct emu_lazy_flags *lf = &cpu->lf;
 	unsigned size = LF_SIZE(lf->op);
 	uint64_t m = emu_size_mask(size);
+	if (LF_KIND(lf->op) == LF_SUB) {
+		uint64_t a = lf->src1 & m, b = lf->src2 & m;
+		/* CMP/SUB without borrow-in: res == a - b exactly (SBB may differ). */
+		if ((lf->res & m) == ((a - b) & m)) {
+			unsigned sh = 64 - size * 8;
+			int64_t sa = (int64_t)(a << sh), sb = (int64_t)(b << sh);
+			switch (cc >> 1) {
+			case 1: return (a < b) ^ (cc & 1);            /* B / AE */
+			case 2: return (a == b) ^ (cc & 1);           /* E / NE */
+			case 3: return (a <= b) ^ (cc & 1);           /* BE / A */
+			case 4: return ((a - b) >> (size * 8 - 1) & 1) ^ (cc & 1);   /* S / NS */
+			case 6: return (sa < sb) ^ (cc & 1);          /* L / GE */
+			case 7: return (sa <= sb) ^ (cc & 1);         /* LE / G */
+			default: break;
+			}
+		}
+	}
 	if (LF_KIND(lf->op) == LF_LOGIC) {
 		uint64_t r = lf->res & m;
 		bool sf = (r >> (size * 8 - 1)) & 1;

@@ -75,13 +75,12 @@ static bool bulk_run(struct emu_cpu *cpu, const struct emu_insn *in, bool movs, 
 		}
 		areg_set(cpu, RSI, as, si + n * size);
 	} else {
-		uint64_t v = cpu->gpr[RAX];
-		switch (size) {
-		case 1: memset(pd, (int)(v & 0xff), n); break;
-		default:
+		uint64_t v = cpu->gpr[RAX] & emu_size_mask(size);
+		if (v == (v & 0xff) * (0x0101010101010101ull & emu_size_mask(size))) {
+			memset(pd, (int)(v & 0xff), n * size);   /* every byte alike: zeroing a page, say */
+		} else {
 			for (uint64_t i = 0; i < n; i++)
 				memcpy(pd + i * size, &v, size);
-			break;
 		}
 	}
 	areg_set(cpu, RDI, as, di + n * size);
