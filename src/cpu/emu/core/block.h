@@ -16,12 +16,14 @@
 #include <stddef.h>
 
 #define EMU_BLOCK_MAX_INSNS 32
-#define EMU_BLOCK_SLOTS 32768              /* power of two */
-#define EMU_BLOCK_ARENA (32u << 20)        /* bytes of decoded blocks per vCPU; reserved, touched as used */
-#define EMU_BLOCK_CHAINS 2                 /* a branch's two ways */
+/* A Linux boot runs some 200k distinct blocks, most of them once (init
+ * code): 64k tags and a 128 MiB arena keep re-decoding to ~280k blocks. */
+#define EMU_BLOCK_SLOTS 65536              /* power of two */
+#define EMU_BLOCK_ARENA (128u << 20)       /* bytes of decoded blocks per vCPU; reserved, touched as used */
+#define EMU_BLOCK_CHAINS 4                 /* a branch's two ways, and more for returns and indirect jumps */
 
 /* A successor found after a block: valid while the fetch context (linear
- * address and chain key, emu_block_chain_key()) is the same. */
+ * address and chain key, emu_chain_key()) is the same. */
 struct emu_block_link {
 	uint64_t lin;
 	uint64_t key;
