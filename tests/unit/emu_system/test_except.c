@@ -465,6 +465,15 @@ Test(emu_except, cpuid_and_msrs)
 	cpu->gpr[RCX] = MSR_IA32_PAT;
 	cr_assert_eq(fx_exec(&fx, rdmsr, 2), -1);
 	cr_assert_eq(cpu->gpr[RAX], 0x00070406);
+	/* ARCH_CAPABILITIES: not affected by Meltdown (bit 0), MDS (5), BHI
+	 * (20) nor indirect target selection (62, the bit Linux needs from a
+	 * hypervisor before it leaves returns alone). */
+	cpu->gpr[RCX] = 0x10a;
+	cr_assert_eq(fx_exec(&fx, rdmsr, 2), -1);
+	cr_assert(cpu->gpr[RAX] & 1u);
+	cr_assert(cpu->gpr[RAX] & (1u << 5));
+	cr_assert(cpu->gpr[RAX] & (1u << 20));
+	cr_assert(cpu->gpr[RDX] & (1u << 30));
 	/* WRMSR of an invalid PAT type: #GP(0). */
 	static const uint8_t wrmsr[] = { 0x0f, 0x30 };
 	cpu->gpr[RAX] = 0x02;

@@ -18,9 +18,17 @@
 #define MSR_MTRR_PHYS_BASE0      0x200
 #define MSR_MTRR_DEF_TYPE        0x2ff
 
-/* ARCH_CAPABILITIES: not affected by Meltdown, SSB, MDS, TAA, and no
- * machine check on page-size changes (vol. 4 table 2-2). */
-#define ARCH_CAP_VALUE ((1ull << 0) | (1ull << 4) | (1ull << 5) | (1ull << 6) | (1ull << 8))
+/* ARCH_CAPABILITIES (SDM vol. 4 table 2-2): the emulated CPU does not
+ * speculate, so it reports itself unaffected by every speculation bug
+ * the register can name: Meltdown (RDCL_NO), SSB, MDS, TAA, no machine
+ * check on page-size changes, MMIO stale data (SBDR_SSDP_NO, FBSDP_NO,
+ * PSDP_NO), branch history injection (BHI_NO), post-barrier RSB
+ * predictions (PBRSB_NO), GDS, RFDS, and indirect target selection
+ * (ITS_NO, bit 62, which a hypervisor synthesizes; without it Linux
+ * assumes a vulnerable host and routes every return through a thunk). */
+#define ARCH_CAP_VALUE ((1ull << 0) | (1ull << 4) | (1ull << 5) | (1ull << 6) | (1ull << 8) | \
+			(1ull << 13) | (1ull << 14) | (1ull << 15) | (1ull << 20) | (1ull << 24) | \
+			(1ull << 26) | (1ull << 27) | (1ull << 62))
 
 /* Fixed-range MTRR indices in cpu->mtrr_fixed order (vol. 3A 11.11.2.2). */
 static int mtrr_fixed_index(uint32_t msr)
