@@ -370,17 +370,45 @@ static bool clobbers_sp(const struct tmpl *t, const struct emu_insn *in)
 	return true;
 }
 
+/* The read-modify-write forms LOCK applies to (SDM vol. 2A, LOCK). */
+static bool lockable(const struct emu_insn *in)
+{
+	unsigned op = in->opcode, reg = (in->modrm >> 3) & 7;
+	if (in->mod == 3)
+		return false;
+	if (in->opmap == EMU_MAP_1B)
+		return (op < 0x38 && (op & 7) <= 1) || (op >= 0x80 && op <= 0x83 && reg != 7) ||
+		       ((op == 0xf6 || op == 0xf7) && (reg == 2 || reg == 3)) ||
+		       ((op == 0xfe || op == 0xff) && reg <= 1) || op == 0x86 || op == 0x87;
+	if (in->opmap == EMU_MAP_0F)
+		return op == 0xab || op == 0xb3 || op == 0xbb || (op == 0xba && reg >= 5) || op == 0xb0 ||
+		       op == 0xb1 || op == 0xc0 || op == 0xc1 || (op == 0xc7 && reg == 1);
+	return false;
+}
+
 static bool add_unit(struct asm_state *s, const struct tmpl *t, diff_filter reject, struct unit *u)
 {
 	struct diff_case *c = s->c;
 	struct diff_rng *r = s->r;
-	uint8_t b[40];
+	uint8_t b[48];
 	int disp_at;
 	unsigned op_end;
 	unsigned total = encode(s, t, b, &disp_at, &op_end);
 	struct emu_insn in;
 	if (emu_decode_mode(s->mode, b, total, &in) != 0)
 		return false;
+	if (lockable(&in) && rnd(r, 8) == 0) {
+		/* LOCK, which Unicorn accepts on more forms than these without
+		 * the #UD the SDM requires: only the valid forms are drawn. */
+		memmove(b + 1, b, total);
+		b[0] = 0xf0;
+		total++;
+		op_end++;
+		if (disp_at >= 0)
+			disp_at++;
+		if (emu_decode_mode(s->mode, b, total, &in) != 0)
+			return false;
+	}
 	if (reject && reject(&in, s->mode))
 		return false;
 	u->start = c->code_len;

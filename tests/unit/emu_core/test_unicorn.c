@@ -72,6 +72,9 @@ static const int uc_gpr32[8] = {
  *  - 64-bit mode, LAHF/SAHF with a REX prefix use SPL instead of AH:
  *    QEMU applies the REX byte-register rule to the implicit operand
  *    (SDM vol. 2A LAHF/SAHF: the operand is AH);
+ *  - LOCK NEG sets SF and PF from the wrong value (NEG of 3 reads back
+ *    with SF clear and PF set): QEMU's locked NEG computes the flags
+ *    from its compare-exchange loop's operands, not the result;
  *  - LOOPE/LOOPNE that end because the count reached zero read back
  *    with every arithmetic flag clear when a flag-setting instruction
  *    precedes them in the block: QEMU's translation of that exit drops
@@ -79,19 +82,29 @@ static const int uc_gpr32[8] = {
 static bool uc_reject(const struct emu_insn *in, unsigned mode)
 {
 	bool m64 = mode == EMU_MODE_LONG64;
-	if (in->opmap == EMU_MAP_0F) {
-		if (m64 && (in->opcode == 0xb0 || in->opcode == 0xb1) && in->mod == 3 && in->opsize == 4)
-			return true;
-		if (in->mprefix == EMU_MP_F3 && (in->opcode == 0xb8 || in->opcode == 0xbc))
-			return true;
-		if ((in->opcode == 0xa4 || in->opcode == 0xac) && in->rip_rel)
-			return true;
-		return in->opcode == 0xc7;
+	unsigned op = in->opcode, reg = (in->modrm >> 3) & 7;
+	switch (in->opmap) {
+	case EMU_MAP_1B:
+		if (op == 0xe0 || op == 0xe1)
+			return true;                                      /* LOOPNE LOOPE */
+		if (in->lock && (op == 0xf6 || op == 0xf7) && reg == 3)
+			return true;                                      /* LOCK NEG */
+		if (m64 && (op == 0xc6 || op == 0xc7) && (in->rex & 4))
+			return true;                                      /* MOV r/m, imm with REX.R */
+		return m64 && (op == 0x9e || op == 0x9f) && in->rex;      /* SAHF LAHF with REX */
+	case EMU_MAP_0F:
+		if (in->mprefix == EMU_MP_F3 && (op == 0xb8 || op == 0xbc))
+			return true;                                      /* POPCNT, TZCNT */
+		if ((op == 0xa4 || op == 0xac) && in->rip_rel)
+			return true;                                      /* SHLD/SHRD ib, RIP-relative */
+		if (m64 && (op == 0xb0 || op == 0xb1) && in->mod == 3 && in->opsize == 4)
+			return true;                                      /* CMPXCHG r32 */
+		return op == 0xc7;                                        /* CMPXCHG8B/16B */
+	case EMU_MAP_0F38:
+		return op == 0xf0 || op == 0xf1;                          /* MOVBE */
+	default:
+		return false;
 	}
-	if (in->opmap == EMU_MAP_1B)
-		return in->opcode == 0xe0 || in->opcode == 0xe1 || (m64 && (((in->opcode == 0xc6 || in->opcode == 0xc7) && (in->rex & 4)) ||
-			       ((in->opcode == 0x9e || in->opcode == 0x9f) && in->rex)));
-	return in->opmap == EMU_MAP_0F38 && (in->opcode == 0xf0 || in->opcode == 0xf1);
 }
 
 static int fault_of(struct uc_side *s, uc_err err)
