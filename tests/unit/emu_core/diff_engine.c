@@ -14,9 +14,13 @@ void diff_engine_run(const struct diff_case *c, uint8_t *win, struct diff_engine
 	struct harness h;
 	harness_init(&h, win, 0, DIFF_WIN_SIZE, c->mode);
 	struct emu_cpu *cpu = &h.cpu;
-	if (c->mode == EMU_MODE_REAL)
-		for (int s = 0; s < SEG_COUNT; s++)
+	for (int s = 0; s < SEG_COUNT; s++) {
+		cpu->seg[s].base = diff_seg_base(c->mode, s);
+		if (c->mode == EMU_MODE_REAL) {
 			cpu->seg[s].limit = 0xffff;
+			cpu->seg[s].sel = (uint16_t)(cpu->seg[s].base >> 4);
+		}
+	}
 	memcpy(cpu->gpr, c->gpr, sizeof(cpu->gpr));
 	emu_set_rflags(cpu, c->flags);
 	cpu->rip = DIFF_CODE_AT;

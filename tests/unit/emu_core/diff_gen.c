@@ -9,6 +9,14 @@ const char *const diff_group_names[DG_COUNT] = {
 	[DG_FLAGS] = "flags", [DG_BRANCH] = "branch",
 };
 
+uint32_t diff_seg_base(unsigned mode, int seg)
+{
+	static const uint32_t base[SEG_COUNT] = { [SEG_ES] = 0x800, [SEG_DS] = 0x400, [SEG_FS] = 0xc00, [SEG_GS] = 0x1000 };
+	if (mode == EMU_MODE_LONG64 && seg != SEG_FS && seg != SEG_GS)
+		return 0;
+	return base[seg];
+}
+
 uint64_t diff_rand(struct diff_rng *r)
 {
 	/* xorshift64* */

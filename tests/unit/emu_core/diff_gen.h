@@ -20,7 +20,7 @@
 
 /* The window, at linear (and, in real mode, segment-relative) address 0. */
 #define DIFF_WIN_SIZE   0x10000u
-#define DIFF_DATA_LO    0x1000u    /* memory operands land in [LO, HI) */
+#define DIFF_DATA_LO    0x1000u    /* memory operands land in [LO, HI) + segment base */
 #define DIFF_DATA_HI    0xc000u
 #define DIFF_STACK_TOP  0xd800u    /* stack pointers start below this */
 #define DIFF_CODE_AT    0xe000u
@@ -36,6 +36,12 @@ extern const char *const diff_group_names[DG_COUNT];
 
 /* A group's existence in a mode (BCD is invalid in 64-bit mode). */
 bool diff_group_in_mode(enum diff_group g, unsigned mode);
+
+/* Segment bases the cases run with: DS, ES, FS and GS differ from one
+ * another and from CS and SS (0), so that a wrong default or override
+ * segment shows; in 64-bit mode only FS and GS have bases.  Real mode
+ * uses selector = base / 16. */
+uint32_t diff_seg_base(unsigned mode, int seg);
 
 struct diff_rng { uint64_t s; };
 uint64_t diff_rand(struct diff_rng *r);

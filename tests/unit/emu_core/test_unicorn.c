@@ -152,13 +152,6 @@ static bool uc_run(void *ctx, const struct diff_case *c, uint8_t *win, uint64_t 
 			uc_reg_write(uc, uc_gpr32[r], &v);
 		}
 	}
-	if (s->mode == EMU_MODE_REAL) {
-		static const int segs[] = { UC_X86_REG_CS, UC_X86_REG_DS, UC_X86_REG_ES,
-					    UC_X86_REG_SS, UC_X86_REG_FS, UC_X86_REG_GS };
-		uint32_t zero = 0;
-		for (unsigned i = 0; i < 6; i++)
-			uc_reg_write(uc, segs[i], &zero);
-	}
 	uint32_t fl = c->flags;
 	uc_reg_write(uc, UC_X86_REG_EFLAGS, &fl);
 	s->intno = -1;
@@ -188,6 +181,44 @@ static bool uc_run(void *ctx, const struct diff_case *c, uint8_t *win, uint64_t 
 	return true;
 }
 
+static uint64_t descriptor(uint32_t base, uint8_t access)
+{
+	/* Limit 4 GiB (FFFFF, G = 1), D/B = 1 (SDM vol. 3A, 3.4.5). */
+	return 0xffff | (uint64_t)(base & 0xffffff) << 16 | (uint64_t)access << 40 | 0xfull << 48 |
+	       0xcull << 52 | (uint64_t)(base >> 24) << 56;
+}
+
+/* The segment bases of diff_seg_base().  Real mode: selectors.  32-bit:
+ * a GDT with one data descriptor per base, loaded through selectors (the
+ * GDT itself is only read here; no case loads a segment).  64-bit: the
+ * FS and GS base registers. */
+static void set_segments(uc_engine *uc, unsigned mode)
+{
+	static const int regs[SEG_COUNT] = { [SEG_ES] = UC_X86_REG_ES, [SEG_CS] = UC_X86_REG_CS,
+		[SEG_SS] = UC_X86_REG_SS, [SEG_DS] = UC_X86_REG_DS, [SEG_FS] = UC_X86_REG_FS, [SEG_GS] = UC_X86_REG_GS };
+	if (mode == EMU_MODE_LONG64) {
+		uint64_t fs = diff_seg_base(mode, SEG_FS), gs = diff_seg_base(mode, SEG_GS);
+		cr_assert_eq(uc_reg_write(uc, UC_X86_REG_FS_BASE, &fs), UC_ERR_OK);
+		cr_assert_eq(uc_reg_write(uc, UC_X86_REG_GS_BASE, &gs), UC_ERR_OK);
+		return;
+	}
+	if (mode == EMU_MODE_PROT32) {
+		uint64_t gdt[SEG_COUNT + 1] = { 0 };
+		for (int s = 0; s < SEG_COUNT; s++)
+			gdt[s + 1] = descriptor(diff_seg_base(mode, s), 0x93);
+		const uint64_t gdt_at = 0x100;
+		cr_assert_eq(uc_mem_write(uc, gdt_at, gdt, sizeof(gdt)), UC_ERR_OK);
+		uc_x86_mmr gdtr = { .base = gdt_at, .limit = sizeof(gdt) - 1 };
+		cr_assert_eq(uc_reg_write(uc, UC_X86_REG_GDTR, &gdtr), UC_ERR_OK);
+	}
+	for (int s = 0; s < SEG_COUNT; s++) {
+		if (s == SEG_CS && mode != EMU_MODE_REAL)
+			continue;   /* Unicorn's flat 32-bit code segment stays */
+		uint32_t sel = mode == EMU_MODE_REAL ? diff_seg_base(mode, s) >> 4 : (uint32_t)(s + 1) * 8;
+		cr_assert_eq(uc_reg_write(uc, regs[s], &sel), UC_ERR_OK);
+	}
+}
+
 static void run_mode(unsigned mode, uc_mode um)
 {
 	struct uc_side s = { .mode = mode };
@@ -195,6 +226,7 @@ static void run_mode(unsigned mode, uc_mode um)
 	cr_assert_eq(uc_mem_map(s.uc, 0, DIFF_WIN_SIZE, UC_PROT_ALL), UC_ERR_OK);
 	uc_hook hh;
 	cr_assert_eq(uc_hook_add(s.uc, &hh, UC_HOOK_INTR, (void *)on_intr, &s, 1, 0), UC_ERR_OK);
+	set_segments(s.uc, mode);
 	cr_assert_eq(uc_context_alloc(s.uc, &s.fresh), UC_ERR_OK);
 	cr_assert_eq(uc_context_save(s.uc, s.fresh), UC_ERR_OK);
 	struct diff_oracle o = {
