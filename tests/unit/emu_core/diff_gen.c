@@ -6,7 +6,7 @@ const char *const diff_group_names[DG_COUNT] = {
 	[DG_ALU] = "alu", [DG_SHIFT] = "shift", [DG_MULDIV] = "muldiv", [DG_BIT] = "bit",
 	[DG_STRING] = "string", [DG_MOVX] = "movx", [DG_MOV] = "mov", [DG_XCHG] = "xchg",
 	[DG_BSWAP] = "bswap", [DG_STACK] = "stack", [DG_LEA] = "lea", [DG_BCD] = "bcd",
-	[DG_FLAGS] = "flags", [DG_BRANCH] = "branch",
+	[DG_FLAGS] = "flags", [DG_BRANCH] = "branch", [DG_MISC] = "misc",
 };
 
 uint32_t diff_seg_base(unsigned mode, int seg)
@@ -64,7 +64,7 @@ enum kind {
 };
 
 struct tmpl {
-	uint8_t op[3];
+	uint8_t op[4];
 	uint8_t oplen;
 	uint8_t opvar;     /* random bits OR'ed into the last opcode byte */
 	uint8_t regs;      /* allowed ModRM.reg values (bit mask) */
@@ -175,6 +175,12 @@ static const struct tmpl t_branch[] = {
 	{ { 0xc2 }, 1, 1, 0, F_NONE, MALL, K_RET, 1 }, { { 0xff }, 1, 0, R(2) | R(4), F_REG, MALL, K_JMPI, 1 },
 };
 
+static const struct tmpl t_misc[] = {
+	{ { 0x62 }, 1, 0, R_ALL, F_MEM, MNO64, K_NONE, 0 },                /* BOUND (#BR) */
+	{ { 0xf2, 0x0f, 0x38, 0xf0 }, 4, 1, R_ALL, F_ANY, MALL, K_NONE, 0 }, /* CRC32 */
+	{ { 0x0f, 0x1f }, 2, 0, R(0), F_ANY, MALL, K_NONE, 0 },              /* NOP r/m */
+};
+
 struct group_def {
 	const struct tmpl *t;
 	unsigned n;
@@ -188,7 +194,7 @@ static const struct group_def groups[DG_COUNT] = {
 	[DG_BIT] = G(t_bit, -1), [DG_STRING] = G(t_string, -1), [DG_MOVX] = G(t_movx, DG_ALU),
 	[DG_MOV] = G(t_mov, -1), [DG_XCHG] = G(t_xchg, -1), [DG_BSWAP] = G(t_bswap, -1),
 	[DG_STACK] = G(t_stack, -1), [DG_LEA] = G(t_lea, -1), [DG_BCD] = G(t_bcd, DG_ALU),
-	[DG_FLAGS] = G(t_flags, DG_ALU), [DG_BRANCH] = G(t_branch, DG_ALU),
+	[DG_FLAGS] = G(t_flags, DG_ALU), [DG_BRANCH] = G(t_branch, DG_ALU), [DG_MISC] = G(t_misc, -1),
 };
 
 bool diff_group_in_mode(enum diff_group g, unsigned mode)

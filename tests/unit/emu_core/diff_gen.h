@@ -29,7 +29,7 @@
 
 enum diff_group {
 	DG_ALU, DG_SHIFT, DG_MULDIV, DG_BIT, DG_STRING, DG_MOVX, DG_MOV, DG_XCHG, DG_BSWAP,
-	DG_STACK, DG_LEA, DG_BCD, DG_FLAGS, DG_BRANCH, DG_COUNT
+	DG_STACK, DG_LEA, DG_BCD, DG_FLAGS, DG_BRANCH, DG_MISC, DG_COUNT
 };
 
 extern const char *const diff_group_names[DG_COUNT];
