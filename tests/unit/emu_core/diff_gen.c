@@ -555,9 +555,17 @@ bool diff_generate(struct diff_rng *r, unsigned mode, enum diff_group g, diff_fi
 	c->group = g;
 	for (unsigned i = 0; i < 16; i++)
 		c->gpr[i] = diff_rand(r);
-	if (rnd(r, 3) == 0)
-		for (unsigned i = 0; i < 16; i++)
-			c->gpr[i] &= rnd(r, 2) ? 0xff : 0x8000000f;   /* small values reach the edge cases */
+	/* Small values and the signed/unsigned limits of each size reach
+	 * the carries, overflows and zero results random ones rarely do. */
+	static const uint64_t edges[] = { 0, 1, 0x7f, 0x80, 0xff, 0x7fff, 0x8000, 0xffff, 0x7fffffff,
+					  0x80000000, 0xffffffff, 0x7fffffffffffffff, 0x8000000000000000, ~0ull };
+	unsigned style = rnd(r, 4);
+	for (unsigned i = 0; i < 16; i++) {
+		if (style == 1)
+			c->gpr[i] &= rnd(r, 2) ? 0xff : 0x8000000f;
+		else if (style == 2 && rnd(r, 2))
+			c->gpr[i] = edges[rnd(r, sizeof(edges) / sizeof(edges[0]))] + rnd(r, 3) - 1;
+	}
 	if (mode != EMU_MODE_LONG64)
 		for (unsigned i = 0; i < 16; i++)
 			c->gpr[i] = (uint32_t)c->gpr[i];
