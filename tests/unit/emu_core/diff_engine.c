@@ -12,7 +12,7 @@
 void diff_engine_run(const struct diff_case *c, uint8_t *win, struct diff_engine_run *r)
 {
 	struct harness h;
-	harness_init(&h, win, 0, DIFF_WIN_SIZE, c->mode);
+	harness_init(&h, win, c->base, DIFF_WIN_SIZE, c->mode);
 	struct emu_cpu *cpu = &h.cpu;
 	for (int s = 0; s < SEG_COUNT; s++) {
 		cpu->seg[s].base = diff_seg_base(c->mode, s);
@@ -23,14 +23,14 @@ void diff_engine_run(const struct diff_case *c, uint8_t *win, struct diff_engine
 	}
 	memcpy(cpu->gpr, c->gpr, sizeof(cpu->gpr));
 	emu_set_rflags(cpu, c->flags);
-	cpu->rip = DIFF_CODE_AT;
-	uint64_t end = DIFF_CODE_AT + c->code_len;
+	cpu->rip = c->base + DIFF_CODE_AT;
+	uint64_t end = cpu->rip + c->code_len;
 	memset(r, 0, sizeof(*r));
 	r->out.exc = -1;
 	r->out.exact = true;
 	while (cpu->rip != end && r->steps < MAX_STEPS) {
 		struct emu_insn in;
-		if (emu_decode(cpu, win + cpu->rip, 16, &in) == 0) {
+		if (emu_decode(cpu, win + (cpu->rip - c->base), 16, &in) == 0) {
 			struct diff_effect e;
 			diff_effect_of(&in, cpu, &e);
 			if ((e.reads & r->undef_flags) || e.dest_undef)

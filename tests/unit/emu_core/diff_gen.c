@@ -171,7 +171,7 @@ static const struct tmpl t_flags[] = {
 static const struct tmpl t_branch[] = {
 	{ { 0x70 }, 1, 0x0f, 0, F_NONE, MALL, K_BR, 1 }, { { 0x0f, 0x80 }, 2, 0x0f, 0, F_NONE, MALL, K_BR, 1 },
 	{ { 0xeb }, 1, 0, 0, F_NONE, MALL, K_BR, 1 }, { { 0xe9 }, 1, 0, 0, F_NONE, MALL, K_BR, 1 },
-	{ { 0xe2 }, 1, 1, 0, F_NONE, MALL, K_BR, 1 }, { { 0xe8 }, 1, 0, 0, F_NONE, MALL, K_CALL, 1 },
+	{ { 0xe0 }, 1, 3, 0, F_NONE, MALL, K_BR, 1 }, { { 0xe8 }, 1, 0, 0, F_NONE, MALL, K_CALL, 1 },
 	{ { 0xc2 }, 1, 1, 0, F_NONE, MALL, K_RET, 1 }, { { 0xff }, 1, 0, R(2) | R(4), F_REG, MALL, K_JMPI, 1 },
 };
 
@@ -246,14 +246,14 @@ static void emit_mov(struct diff_case *c, unsigned reg, uint64_t v)
 	put(c, b, n + isz);
 }
 
-static uint64_t stack_ptr(struct diff_rng *r)
+static uint64_t stack_ptr(const struct asm_state *s)
 {
-	return DIFF_STACK_TOP - 0x400 + rnd(r, 0x100) * 4;
+	return s->c->base + DIFF_STACK_TOP - 0x400 + rnd(s->r, 0x100) * 4;
 }
 
-static uint32_t data_target(struct diff_rng *r)
+static uint64_t data_target(const struct asm_state *s)
 {
-	return DIFF_DATA_LO + 0x100 + rnd(r, DIFF_DATA_HI - DIFF_DATA_LO - 0x200);
+	return s->c->base + DIFF_DATA_LO + 0x100 + rnd(s->r, DIFF_DATA_HI - DIFF_DATA_LO - 0x200);
 }
 
 static const struct tmpl *pick(struct diff_rng *r, enum diff_group g, unsigned mode)
@@ -285,7 +285,7 @@ static unsigned encode(struct asm_state *s, const struct tmpl *t, uint8_t *b, in
 	}
 	if (!t->no66 && rnd(r, 4) == 0)
 		b[n++] = 0x66;
-	if (rnd(r, 4) == 0 && t->kind != K_CALL && !(t->kind == K_BR && t->op[0] != 0xe2))
+	if (rnd(r, 4) == 0 && t->kind != K_CALL && !(t->kind == K_BR && t->op[0] != 0xe0))
 		b[n++] = 0x67;
 	if (m64 && rnd(r, 2))
 		b[n++] = (uint8_t)(0x40 | rnd(r, 16));
@@ -337,7 +337,7 @@ static bool place_operand(struct asm_state *s, const struct emu_insn *in, uint8_
 			  uint64_t insn_addr, unsigned keep, bool stack)
 {
 	struct diff_case *c = s->c;
-	uint64_t target = data_target(s->r);
+	uint64_t target = data_target(s);
 	uint64_t amask = emu_size_mask(in->adsize);
 	uint64_t disp = (uint64_t)(int64_t)in->disp;
 	unsigned base = in->base, index = in->index;
@@ -363,7 +363,7 @@ static bool place_operand(struct asm_state *s, const struct emu_insn *in, uint8_
 	} else {
 		uint64_t v = (target - idx - disp) & amask;
 		/* PUSH/POP [RSP+disp]: the stack itself must stay in the window. */
-		if (stack && base == RSP && (v < DIFF_DATA_LO || v >= DIFF_CODE_AT))
+		if (stack && base == RSP && (v < c->base + DIFF_DATA_LO || v >= c->base + DIFF_CODE_AT))
 			return false;
 		emit_mov(c, base, v);
 	}
@@ -432,7 +432,7 @@ static bool add_unit(struct asm_state *s, const struct tmpl *t, diff_filter reje
 	bool stack = t->kind == K_STACK || t->kind == K_FRAME || t->kind == K_POPF || t->kind == K_CALL ||
 		     t->kind == K_RET || t->kind == K_JMPI;
 	if (stack && (!s->sp_ok || rnd(r, 4) == 0)) {
-		emit_mov(c, RSP, stack_ptr(r));
+		emit_mov(c, RSP, stack_ptr(s));
 		s->sp_ok = true;
 	}
 	switch (t->kind) {
@@ -457,12 +457,12 @@ static bool add_unit(struct asm_state *s, const struct tmpl *t, diff_filter reje
 		}
 		break;
 	case K_STR:
-		emit_mov(c, RSI, data_target(r));
-		emit_mov(c, RDI, data_target(r));
+		emit_mov(c, RSI, data_target(s));
+		emit_mov(c, RDI, data_target(s));
 		emit_mov(c, RCX, rnd(r, 5) == 0 ? 0 : rnd(r, 24));
 		break;
 	case K_FRAME:
-		emit_mov(c, RBP, stack_ptr(r));
+		emit_mov(c, RBP, stack_ptr(s));
 		if (in.opcode == 0xc8) {
 			b[op_end] = (uint8_t)rnd(r, 0x80);   /* frame size */
 			b[op_end + 1] = 0;
@@ -470,9 +470,9 @@ static bool add_unit(struct asm_state *s, const struct tmpl *t, diff_filter reje
 		}
 		break;
 	case K_POPF: {
-		/* PUSH imm32/imm16 of arithmetic flags and DF only: TF, IF and
-		 * IOPL stay as they are on both sides. */
-		uint32_t img = ((uint32_t)diff_rand(r) & (X86_FLAGS_ARITH | X86_FLAG_DF)) | X86_FLAG_FIXED;
+		/* PUSH imm32/imm16 of arithmetic flags and DF, IF set: TF, IF and
+		 * IOPL stay as they are on every side, whatever its privilege. */
+		uint32_t img = ((uint32_t)diff_rand(r) & (X86_FLAGS_ARITH | X86_FLAG_DF)) | X86_FLAG_FIXED | X86_FLAG_IF;
 		uint8_t push[5] = { 0x68 };
 		memcpy(push + 1, &img, 4);
 		put(c, push, c->mode == EMU_MODE_REAL ? 3 : 5);
@@ -499,10 +499,10 @@ static bool add_unit(struct asm_state *s, const struct tmpl *t, diff_filter reje
 		u->abs_size = 4;
 		break;
 	case K_XLAT:
-		emit_mov(c, RBX, data_target(r));
+		emit_mov(c, RBX, data_target(s));
 		break;
 	case K_MOFFS: {
-		uint64_t a = data_target(r);
+		uint64_t a = data_target(s);
 		memcpy(b + op_end, &a, in.adsize);
 		break;
 	}
@@ -513,7 +513,7 @@ static bool add_unit(struct asm_state *s, const struct tmpl *t, diff_filter reje
 	/* A RIP-relative operand has no registers to set up, so its address
 	 * is known here. */
 	if (has_modrm && in.mod != 3 && t->kind != K_LEA &&
-	    !place_operand(s, &in, b, disp_at, DIFF_CODE_AT + c->code_len, keep, stack))
+	    !place_operand(s, &in, b, disp_at, c->base + DIFF_CODE_AT + c->code_len, keep, stack))
 		return false;
 	if (clobbers_sp(t, &in))
 		s->sp_ok = false;
@@ -540,7 +540,7 @@ static void patch_branches(struct asm_state *s, struct unit *u, unsigned n)
 		unsigned to = j < n ? u[j].start : c->code_len;
 		if (u[i].rel_size == 1 && to - from > 127)
 			to = i + 1 < n ? u[i + 1].start : c->code_len;
-		uint64_t rel = to - from, abs = DIFF_CODE_AT + to;
+		uint64_t rel = to - from, abs = c->base + DIFF_CODE_AT + to;
 		if (u[i].rel_at >= 0)
 			memcpy(c->code + u[i].rel_at, &rel, u[i].rel_size);
 		else
@@ -548,10 +548,12 @@ static void patch_branches(struct asm_state *s, struct unit *u, unsigned n)
 	}
 }
 
-bool diff_generate(struct diff_rng *r, unsigned mode, enum diff_group g, diff_filter reject, struct diff_case *c)
+bool diff_generate(struct diff_rng *r, unsigned mode, uint64_t base, enum diff_group g, diff_filter reject,
+		   struct diff_case *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->mode = mode;
+	c->base = mode == EMU_MODE_LONG64 ? base : 0;
 	c->group = g;
 	for (unsigned i = 0; i < 16; i++)
 		c->gpr[i] = diff_rand(r);
@@ -569,10 +571,11 @@ bool diff_generate(struct diff_rng *r, unsigned mode, enum diff_group g, diff_fi
 	if (mode != EMU_MODE_LONG64)
 		for (unsigned i = 0; i < 16; i++)
 			c->gpr[i] = (uint32_t)c->gpr[i];
-	c->gpr[RSP] = stack_ptr(r);
-	c->flags = ((uint32_t)diff_rand(r) & (X86_FLAGS_ARITH | X86_FLAG_DF)) | X86_FLAG_FIXED;
-
 	struct asm_state s = { .r = r, .c = c, .mode = mode, .sp_ok = true };
+	c->gpr[RSP] = stack_ptr(&s);
+	/* IF set: user-mode code cannot clear it. */
+	c->flags = ((uint32_t)diff_rand(r) & (X86_FLAGS_ARITH | X86_FLAG_DF)) | X86_FLAG_FIXED | X86_FLAG_IF;
+
 	struct unit u[DIFF_MAX_INSNS];
 	unsigned want = 1 + rnd(r, 6), n = 0;
 	for (unsigned tries = 0; n < want && tries < 4 * want; tries++) {

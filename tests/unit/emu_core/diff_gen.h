@@ -18,7 +18,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* The window, at linear (and, in real mode, segment-relative) address 0. */
+/* The window's layout, as offsets from its linear address (diff_case.base,
+ * 0 outside 64-bit mode, where offsets are also segment-relative). */
 #define DIFF_WIN_SIZE   0x10000u
 #define DIFF_DATA_LO    0x1000u    /* memory operands land in [LO, HI) + segment base */
 #define DIFF_DATA_HI    0xc000u
@@ -48,8 +49,9 @@ uint64_t diff_rand(struct diff_rng *r);
 
 struct diff_case {
 	unsigned mode;                  /* EMU_MODE_REAL, _PROT32 or _LONG64 */
+	uint64_t base;                  /* linear address of the window */
 	enum diff_group group;
-	uint8_t code[DIFF_CODE_MAX];    /* placed at DIFF_CODE_AT */
+	uint8_t code[DIFF_CODE_MAX];    /* placed at base + DIFF_CODE_AT */
 	unsigned code_len;
 	unsigned n_insns;               /* tested instructions, set-up MOVs excluded */
 	uint64_t gpr[16];               /* initial state */
@@ -60,9 +62,11 @@ struct diff_case {
  * leave out: returns true to reject the decoded instruction. */
 typedef bool (*diff_filter)(const struct emu_insn *in, unsigned mode);
 
-/* Fills c with a random case of group g; false when the attempt produced
- * nothing usable (the caller just draws again). */
-bool diff_generate(struct diff_rng *r, unsigned mode, enum diff_group g, diff_filter reject, struct diff_case *c);
+/* Fills c with a random case of group g for a window at base (64-bit mode
+ * only; 0 otherwise); false when the attempt produced nothing usable
+ * (the caller just draws again). */
+bool diff_generate(struct diff_rng *r, unsigned mode, uint64_t base, enum diff_group g, diff_filter reject,
+		   struct diff_case *c);
 
 /* Random window contents: data, and in real mode an IVT whose vectors
  * all lead to F000:vector*4, outside the window. */

@@ -79,7 +79,7 @@ static bool compare(const struct diff_case *c, const struct diff_engine_run *e, 
 static void log_case(const struct diff_case *c, const struct diff_engine_run *e, const char *why)
 {
 	char hex[3 * DIFF_CODE_MAX / 8];
-	unsigned len = (unsigned)(e->stop - DIFF_CODE_AT) + 16;
+	unsigned at = (unsigned)(e->stop - c->base - DIFF_CODE_AT), len = at + 16;
 	if (len > c->code_len)
 		len = c->code_len;
 	if (len > sizeof(hex) / 3 - 1)
@@ -88,7 +88,7 @@ static void log_case(const struct diff_case *c, const struct diff_engine_run *e,
 		sprintf(hex + 3 * i, "%02x ", c->code[i]);
 	hex[3 * len] = 0;
 	cr_log_error("%s %s: %s-> %s (stop +%#x; flags in %#x, rax %#llx rcx %#llx rdx %#llx)", mode_name(c->mode),
-		     diff_group_names[c->group], hex, why, (unsigned)(e->stop - DIFF_CODE_AT), c->flags,
+		     diff_group_names[c->group], hex, why, at, c->flags,
 		     (unsigned long long)c->gpr[RAX],
 		     (unsigned long long)c->gpr[RCX], (unsigned long long)c->gpr[RDX]);
 }
@@ -104,17 +104,18 @@ unsigned diff_run_mode(unsigned mode, const struct diff_oracle *o, unsigned per)
 			continue;
 		unsigned cases = 0, insns = 0, faults = 0;
 		for (unsigned attempt = 0; cases < per && attempt < 4 * per; attempt++) {
-			if (!diff_generate(&rng, mode, (enum diff_group)g, o->reject, &c))
+			if (!diff_generate(&rng, mode, o->base, (enum diff_group)g, o->reject, &c))
 				continue;
 			diff_fill_window(&rng, &c, win);
 			memcpy(ewin, win, DIFF_WIN_SIZE);
 			struct diff_engine_run e;
 			diff_engine_run(&c, ewin, &e);
-			if (e.stop == DIFF_CODE_AT && e.out.exc < 0)
+			uint64_t start = c.base + DIFF_CODE_AT;
+			if (e.stop == start && e.out.exc < 0)
 				continue;   /* nothing comparable: the first instruction reads undefined state */
 			/* After a fault the oracle runs on, to fault at the same place
 			 * or show where it does not. */
-			uint64_t until = e.out.exc >= 0 ? DIFF_CODE_AT + c.code_len : e.stop;
+			uint64_t until = e.out.exc >= 0 ? start + c.code_len : e.stop;
 			struct diff_outcome out;
 			if (!o->run(o->ctx, &c, win, until, &out))
 				continue;

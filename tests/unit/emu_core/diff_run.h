@@ -8,9 +8,11 @@
 
 struct diff_oracle {
 	const char *name;
+	uint64_t base;          /* linear address of the window in 64-bit mode */
 	diff_filter reject;     /* instructions the oracle cannot run faithfully */
-	/* Runs c on win (filled like the engine's) from DIFF_CODE_AT until RIP
-	 * reaches stop or a fault; false drops the case. */
+	/* Runs c on win (filled like the engine's) from c->base + DIFF_CODE_AT
+	 * until RIP reaches stop or a fault, leaving the memory it ends with
+	 * in win; false drops the case. */
 	bool (*run)(void *ctx, const struct diff_case *c, uint8_t *win, uint64_t stop, struct diff_outcome *out);
 	void *ctx;
 };
