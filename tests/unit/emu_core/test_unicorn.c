@@ -157,11 +157,12 @@ static bool uc_run(void *ctx, const struct diff_case *c, uint8_t *win, uint64_t 
 	s->intno = -1;
 	uc_err err = uc_emu_start(uc, DIFF_CODE_AT, stop, 0, 0);
 	out->exc = fault_of(s, err);
-	/* Stopped in the interrupt hook, the state is that before the
-	 * faulting instruction.  Not so after a memory error (QEMU has not
-	 * brought EIP up to date within the block) or an exception delivered
-	 * through the real-mode IVT (a frame pushed). */
-	out->exact = s->intno >= 0 && s->mode != EMU_MODE_REAL;
+	/* Stopped in the interrupt hook (before delivery, in real mode too),
+	 * the state is that before the faulting instruction.  Not so after a
+	 * memory error (QEMU has not brought EIP up to date within the block)
+	 * or an exception delivered through the real-mode IVT anyway (a frame
+	 * pushed). */
+	out->exact = s->intno >= 0;
 	if (s->mode == EMU_MODE_LONG64) {
 		for (unsigned r = 0; r < 16; r++)
 			uc_reg_read(uc, uc_gpr64[r], &out->gpr[r]);
