@@ -17,14 +17,14 @@
 
 int emu_blocks_alloc(struct emu_core_vcpu *cv)
 {
-	cv->tags = aligned_alloc(64, sizeof(struct emu_block_tag) * EMU_BLOCK_SLOTS);
+	cv->slots = aligned_alloc(64, sizeof(*cv->slots) * EMU_BLOCK_SLOTS);
 	cv->scratch = malloc(sizeof(struct emu_block) + sizeof(struct emu_insn));
 	/* Reserved, not committed: only the pages blocks are decoded into
 	 * cost memory. */
 	void *arena = mmap(NULL, EMU_BLOCK_ARENA, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
 			   -1, 0);
 	cv->arena = arena == MAP_FAILED ? NULL : arena;
-	if (!cv->tags || !cv->scratch || !cv->arena) {
+	if (!cv->slots || !cv->scratch || !cv->arena) {
 		emu_blocks_free(cv);
 		return -ENOMEM;
 	}
@@ -34,11 +34,11 @@ int emu_blocks_alloc(struct emu_core_vcpu *cv)
 
 void emu_blocks_free(struct emu_core_vcpu *cv)
 {
-	free(cv->tags);
+	free(cv->slots);
 	free(cv->scratch);
 	if (cv->arena)
 		munmap(cv->arena, EMU_BLOCK_ARENA);
-	cv->tags = NULL;
+	cv->slots = NULL;
 	cv->scratch = NULL;
 	cv->arena = NULL;
 }
@@ -47,8 +47,7 @@ void emu_blocks_free(struct emu_core_vcpu *cv)
  * at a block decoded after the last flush. */
 void emu_blocks_flush(struct emu_core_vcpu *cv)
 {
-	for (unsigned i = 0; i < EMU_BLOCK_SLOTS; i++)
-		cv->tags[i] = (struct emu_block_tag){ .gpa = ~0ull };
+	memset(cv->slots, 0, sizeof(*cv->slots) * EMU_BLOCK_SLOTS);
 	cv->arena_used = 0;
 	cv->arena_flushes++;
 }
@@ -138,14 +137,15 @@ struct emu_block *emu_block_lookup(struct emu_cpu *cpu, const char **err)
 	uint64_t lin = emu_fetch_linear(cpu, cpu->rip);
 	uint64_t gpa = fetch_gpa(cpu, lin);
 	uint64_t page = gpa >> 12;
-	struct emu_block_tag *t = &cv->tags[slot_of(gpa, cpu->mode)];
+	struct emu_block **slot = &cv->slots[slot_of(gpa, cpu->mode)];
 	if (__builtin_expect(page >= evm->n_pages, 0)) {
 		*err = "instruction fetch outside RAM";
 		return NULL;
 	}
 	uint32_t gen = atomic_load_explicit(&evm->page_gen[page], memory_order_acquire);
-	if (__builtin_expect(t->gpa == gpa && t->mode == cpu->mode && t->gen == gen, 1))
-		return t->block;
+	struct emu_block *hit = *slot;
+	if (__builtin_expect(hit && hit->gpa == gpa && hit->mode == cpu->mode && hit->gen == gen, 1))
+		return hit;
 
 	/* Decode a new block.  The generation is read before the bytes so
 	 * that a concurrent write makes the block stale, never missed. */
@@ -181,7 +181,7 @@ struct emu_block *emu_block_lookup(struct emu_cpu *cpu, const char **err)
 	for (unsigned i = 0; i < EMU_BLOCK_CHAINS; i++)
 		b->link[i] = (struct emu_block_link){ .lin = ~0ull };
 	cv->arena_used += (sizeof(*b) + n * sizeof(b->insn[0]) + 63) & ~(size_t)63;
-	*t = (struct emu_block_tag){ .gpa = gpa, .gen = gen, .mode = cpu->mode, .block = b };
+	*slot = b;
 	return b;
 }
 

@@ -1,5 +1,5 @@
 /* Decoded-block cache (docs/architecture.md "Decode once"): per vCPU, a
- * direct-mapped table of tags keyed by the guest-physical address of a
+ * direct-mapped table of blocks keyed by the guest-physical address of a
  * block's first byte and the CPU mode, pointing into an append-only arena
  * of variable-length blocks.  No locking: each vCPU owns its cache; other
  * vCPUs only bump page generations (emu_vm.page_gen), which make stale
@@ -17,7 +17,7 @@
 
 #define EMU_BLOCK_MAX_INSNS 32
 /* A Linux boot runs some 200k distinct blocks, most of them once (init
- * code): 64k tags and a 128 MiB arena keep re-decoding to ~280k blocks. */
+ * code): 64k slots and a 128 MiB arena keep re-decoding to ~280k blocks. */
 #define EMU_BLOCK_SLOTS 65536              /* power of two */
 #define EMU_BLOCK_ARENA (128u << 20)       /* bytes of decoded blocks per vCPU; reserved, touched as used */
 #define EMU_BLOCK_CHAINS 4                 /* a branch's two ways, and more for returns and indirect jumps */
@@ -42,20 +42,13 @@ struct emu_block {
 	struct emu_insn insn[];
 };
 
-/* The lookup key of a slot, kept apart from the blocks so that a lookup
- * touches one small array. */
-struct emu_block_tag {
-	uint64_t gpa;          /* ~0 when empty */
-	uint32_t gen;
-	uint32_t mode;
-	struct emu_block *block;
-};
-
 /* The core's per-vCPU state: struct emu_cpu first, so that vcpu->accel
  * points at both. */
 struct emu_core_vcpu {
 	struct emu_cpu cpu;
-	struct emu_block_tag *tags;     /* EMU_BLOCK_SLOTS */
+	/* The block last decoded into each slot (NULL: none); its header is
+	 * the key, read anyway to run it, so the table stays small. */
+	struct emu_block **slots;       /* EMU_BLOCK_SLOTS */
 	uint8_t *arena;                 /* EMU_BLOCK_ARENA bytes */
 	size_t arena_used;
 	uint64_t arena_flushes;
