@@ -458,6 +458,11 @@ Test(emu_except, cpuid_and_msrs)
 	cr_assert_eq(fx_exec(&fx, cpuid, 2), -1);
 	cr_assert(cpu->gpr[RDX] & (1u << 29), "long mode");
 	cr_assert(cpu->gpr[RDX] & (1u << 20), "NX");
+	cpu->gpr[RAX] = 7;
+	cpu->gpr[RCX] = 0;
+	cr_assert_eq(fx_exec(&fx, cpuid, 2), -1);
+	cr_assert(cpu->gpr[RBX] & (1u << 9), "ERMS");
+	cr_assert(cpu->gpr[RDX] & (1u << 4), "FSRM");
 	/* RDMSR of an MSR nobody models: #GP(0). */
 	static const uint8_t rdmsr[] = { 0x0f, 0x32 };
 	cpu->gpr[RCX] = 0x12345;

@@ -53,10 +53,15 @@
 /* Leaf 7.0 */
 #define F7B_FSGSBASE BIT(0)
 #define F7B_SMEP BIT(7)
+/* ERMS and FSRM only say REP MOVSB/STOSB are the fast way to copy and
+ * fill: so they are here (page runs, int_string.c), and Linux then uses
+ * them for memcpy, memset and clear_page. */
+#define F7B_ERMS BIT(9)
 #define F7B_INVPCID BIT(10)
 #define F7B_RDSEED BIT(18)
 #define F7B_SMAP BIT(20)
 #define F7C_RDPID BIT(22)
+#define F7D_FSRM BIT(4)
 #define F7D_ARCH_CAPABILITIES BIT(29)
 /* Leaf 0x80000001 */
 #define F81C_LAHF BIT(0)
@@ -88,8 +93,8 @@ static const struct cpuid_entry cpuid_table[] = {
 	  F1D_FPU | F1D_VME | F1D_DE | F1D_PSE | F1D_TSC | F1D_MSR | F1D_PAE | F1D_MCE | F1D_CX8 | F1D_APIC |
 	  F1D_SEP | F1D_MTRR | F1D_PGE | F1D_CMOV | F1D_PAT | F1D_PSE36 | F1D_CLFSH | F1D_MMX | F1D_FXSR |
 	  F1D_SSE | F1D_SSE2 },
-	{ 0x7, 0, 0, F7B_FSGSBASE | F7B_SMEP | F7B_INVPCID | F7B_RDSEED | F7B_SMAP, F7C_RDPID,
-	  F7D_ARCH_CAPABILITIES },
+	{ 0x7, 0, 0, F7B_FSGSBASE | F7B_SMEP | F7B_ERMS | F7B_INVPCID | F7B_RDSEED | F7B_SMAP, F7C_RDPID,
+	  F7D_FSRM | F7D_ARCH_CAPABILITIES },
 	/* Leaf 0xD (XSAVE components) comes from the fpu module. */
 	/* TSC = crystal * EBX / EAX: the LAPIC timer's 1 GHz clock * 2 = EMU_TSC_HZ. */
 	{ 0x15, CPUID_ANY, 1, (uint32_t)(EMU_TSC_HZ / LAPIC_TIMER_HZ), (uint32_t)LAPIC_TIMER_HZ, 0 },
