@@ -36,7 +36,8 @@ bool emu_flag_cf(const struct emu_cpu *cpu);
 bool emu_cond(const struct emu_cpu *cpu, unsigned cc);  /* SDM vol. 1, appendix B */
 /* emu_cond with the commonest cases inline: after a logic operation
  * (CF = OF = 0) and after CMP/SUB (the comparison itself), every
- * condition but parity follows from the recorded operands. */
+ * condition but parity follows from the recorded operands; after any
+ * other operation, ZF and SF follow from its result. */
 static inline bool emu_cond_inline(const struct emu_cpu *cpu, unsigned cc)
 {
 	const struct emu_lazy_flags *lf = &cpu->lf;
@@ -70,6 +71,13 @@ static inline bool emu_cond_inline(const struct emu_cpu *cpu, unsigned cc)
 		case 7: return (r == 0 || sf) ^ (cc & 1);    /* LE / G */
 		default: break;
 		}
+	}
+	if (LF_KIND(lf->op) != LF_NONE) {
+		/* ZF and SF come straight from the result for every kind. */
+		if ((cc >> 1) == 2)
+			return ((lf->res & m) == 0) ^ (cc & 1);
+		if ((cc >> 1) == 4)
+			return ((lf->res >> (size * 8 - 1)) & 1) ^ (cc & 1);
 	}
 	return emu_cond(cpu, cc);
 }
