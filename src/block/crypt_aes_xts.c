@@ -332,30 +332,39 @@ static int xts_openssl_crypt(struct xts_ctx *x, uint64_t sector, uint8_t *buf, u
 	return rc;
 }
 
-static int xts_crypt(void *ctx, uint64_t sector, uint8_t *buf, uint32_t n_sectors, int enc)
+/* src to dst: the same buffer, or two that do not overlap. */
+static int xts_crypt(void *ctx, uint64_t sector, uint8_t *dst, const uint8_t *src, uint32_t n_sectors, int enc)
 {
 	struct xts_ctx *x = ctx;
 
 	switch (x->path) {
 	case CRYPT_AES_XTS_VAES:
-		xts_vaes_crypt(&x->fast, sector, x->sector_size, buf, n_sectors, enc);
+		xts_vaes_crypt(&x->fast, sector, x->sector_size, dst, src, n_sectors, enc);
 		return 0;
 	case CRYPT_AES_XTS_AESNI:
-		xts_aesni_crypt(&x->fast, sector, x->sector_size, buf, n_sectors, enc);
+		xts_aesni_crypt(&x->fast, sector, x->sector_size, dst, src, n_sectors, enc);
 		return 0;
 	default:
-		return xts_openssl_crypt(x, sector, buf, n_sectors, enc);
+		if (dst != src)
+			memcpy(dst, src, (size_t)n_sectors * x->sector_size);
+		return xts_openssl_crypt(x, sector, dst, n_sectors, enc);
 	}
 }
 
 static int xts_encrypt(void *ctx, uint64_t sector, uint8_t *buf, uint32_t n_sectors)
 {
-	return xts_crypt(ctx, sector, buf, n_sectors, 1);
+	return xts_crypt(ctx, sector, buf, buf, n_sectors, 1);
 }
 
 static int xts_decrypt(void *ctx, uint64_t sector, uint8_t *buf, uint32_t n_sectors)
 {
-	return xts_crypt(ctx, sector, buf, n_sectors, 0);
+	return xts_crypt(ctx, sector, buf, buf, n_sectors, 0);
+}
+
+int crypt_builtin_aes_xts_encrypt_copy(void *ctx, uint64_t sector, uint8_t *dst, const uint8_t *src,
+				       uint32_t n_sectors)
+{
+	return xts_crypt(ctx, sector, dst, src, n_sectors, 1);
 }
 
 const struct vessel_crypt_plugin crypt_builtin_aes_xts_plain64 = {

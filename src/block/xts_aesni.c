@@ -165,9 +165,10 @@ XTS_AESNI_INLINE void xts_tweaks8(const struct xts_aesni_key *k, uint64_t first,
 }
 
 /* One data unit of `blocks` (a multiple of 8) blocks with encrypted
- * tweak t: lane i handles blocks i, i + 8, i + 16, ..., so its tweak
+ * tweak t, from src to dst: lane i handles blocks i, i + 8, i + 16, ..., so its tweak
  * starts at t * alpha^i and steps by alpha^8. */
-XTS_AESNI_INLINE void xts_unit(const struct xts_aesni_key *k, __m128i t, uint8_t *p, uint32_t blocks, bool enc)
+XTS_AESNI_INLINE void xts_unit(const struct xts_aesni_key *k, __m128i t, uint8_t *dst, const uint8_t *src,
+			       uint32_t blocks, bool enc)
 {
 	const enum xts_schedule s = enc ? XTS_KEY1_ENC : XTS_KEY1_DEC;
 	__m128i tw[8], x[8];
@@ -175,31 +176,31 @@ XTS_AESNI_INLINE void xts_unit(const struct xts_aesni_key *k, __m128i t, uint8_t
 	tw[0] = t;
 	for (int i = 1; i < 8; i++)
 		tw[i] = xts_mul_alpha(tw[i - 1]);
-	for (uint32_t b = 0; b < blocks; b += 8, p += 128) {
+	for (uint32_t b = 0; b < blocks; b += 8, src += 128, dst += 128) {
 		for (int i = 0; i < 8; i++)
-			x[i] = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(p + 16 * i)), tw[i]);
+			x[i] = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(src + 16 * i)), tw[i]);
 		xts_aes8(k, s, x, enc);
 		for (int i = 0; i < 8; i++) {
-			_mm_storeu_si128((__m128i *)(p + 16 * i), _mm_xor_si128(x[i], tw[i]));
+			_mm_storeu_si128((__m128i *)(dst + 16 * i), _mm_xor_si128(x[i], tw[i]));
 			tw[i] = xts_mul_alpha8(tw[i]);
 		}
 	}
 }
 
-static XTS_AESNI_TARGET void xts_aesni_unit_enc(const struct xts_aesni_key *k, __m128i t, uint8_t *p,
-						 uint32_t blocks)
+static XTS_AESNI_TARGET void xts_aesni_unit_enc(const struct xts_aesni_key *k, __m128i t, uint8_t *dst,
+						 const uint8_t *src, uint32_t blocks)
 {
-	xts_unit(k, t, p, blocks, true);
+	xts_unit(k, t, dst, src, blocks, true);
 }
 
-static XTS_AESNI_TARGET void xts_aesni_unit_dec(const struct xts_aesni_key *k, __m128i t, uint8_t *p,
-						 uint32_t blocks)
+static XTS_AESNI_TARGET void xts_aesni_unit_dec(const struct xts_aesni_key *k, __m128i t, uint8_t *dst,
+						 const uint8_t *src, uint32_t blocks)
 {
-	xts_unit(k, t, p, blocks, false);
+	xts_unit(k, t, dst, src, blocks, false);
 }
 
 XTS_AESNI_TARGET void xts_units(const struct xts_aesni_key *k, uint64_t first, uint32_t unit_bytes,
-				uint8_t *buf, uint32_t n, xts_unit_fn *unit)
+				uint8_t *dst, const uint8_t *src, uint32_t n, xts_unit_fn *unit)
 {
 	const uint64_t step = unit_bytes / 512;
 	__m128i t[8];
@@ -207,8 +208,10 @@ XTS_AESNI_TARGET void xts_units(const struct xts_aesni_key *k, uint64_t first, u
 	for (uint32_t u = 0; u < n; u += 8) {
 		uint32_t m = n - u < 8 ? n - u : 8;
 		xts_tweaks8(k, first + u * step, step, t);
-		for (uint32_t j = 0; j < m; j++)
-			unit(k, t[j], buf + (size_t)(u + j) * unit_bytes, unit_bytes / 16);
+		for (uint32_t j = 0; j < m; j++) {
+			size_t off = (size_t)(u + j) * unit_bytes;
+			unit(k, t[j], dst + off, src + off, unit_bytes / 16);
+		}
 	}
 	/* The encrypted tweaks are key-dependent: wipe the copies this code
 	 * itself keeps in memory. */
@@ -216,7 +219,7 @@ XTS_AESNI_TARGET void xts_units(const struct xts_aesni_key *k, uint64_t first, u
 }
 
 void xts_aesni_crypt(const struct xts_aesni_key *k, uint64_t first, uint32_t unit_bytes,
-		     uint8_t *buf, uint32_t n, bool enc)
+		     uint8_t *dst, const uint8_t *src, uint32_t n, bool enc)
 {
-	xts_units(k, first, unit_bytes, buf, n, enc ? xts_aesni_unit_enc : xts_aesni_unit_dec);
+	xts_units(k, first, unit_bytes, dst, src, n, enc ? xts_aesni_unit_enc : xts_aesni_unit_dec);
 }

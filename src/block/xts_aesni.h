@@ -66,23 +66,26 @@ unsigned xts_cpu_paths(void);
  * another key length. */
 bool xts_aesni_set_key(struct xts_aesni_key *k, const uint8_t *key, uint32_t key_len);
 
-/* One data unit of `blocks` blocks (a multiple of 32) at p, in place,
- * given its encrypted tweak E_Key2(i), in one direction. */
-typedef void xts_unit_fn(const struct xts_aesni_key *k, __m128i tweak, uint8_t *p, uint32_t blocks);
+/* One data unit of `blocks` blocks (a multiple of 32) from src to dst
+ * (the same buffer, or buffers that do not overlap), given its encrypted
+ * tweak E_Key2(i), in one direction. */
+typedef void xts_unit_fn(const struct xts_aesni_key *k, __m128i tweak, uint8_t *dst, const uint8_t *src,
+			 uint32_t blocks);
 
 /* Runs `unit` over n data units of unit_bytes numbered first, first +
  * unit_bytes / 512, ..., computing their encrypted tweaks eight at a
  * time (AES-NI).  The common driver of both kernels. */
-void xts_units(const struct xts_aesni_key *k, uint64_t first, uint32_t unit_bytes, uint8_t *buf,
-	       uint32_t n, xts_unit_fn *unit);
+void xts_units(const struct xts_aesni_key *k, uint64_t first, uint32_t unit_bytes, uint8_t *dst,
+	       const uint8_t *src, uint32_t n, xts_unit_fn *unit);
 
 /* Encrypts (enc) or decrypts `n` consecutive data units of `unit_bytes`
- * (a multiple of 512) in place; the first has sequence number `first`,
+ * (a multiple of 512) from src into dst, which is src itself (in place)
+ * or does not overlap it; the first has sequence number `first`,
  * the next first + unit_bytes / 512, and so on (plain64 counts 512-byte
  * sectors).  xts_vaes_crypt() needs XTS_CPU_VAES as well. */
 void xts_aesni_crypt(const struct xts_aesni_key *k, uint64_t first, uint32_t unit_bytes,
-		     uint8_t *buf, uint32_t n, bool enc);
+		     uint8_t *dst, const uint8_t *src, uint32_t n, bool enc);
 void xts_vaes_crypt(const struct xts_aesni_key *k, uint64_t first, uint32_t unit_bytes,
-		    uint8_t *buf, uint32_t n, bool enc);
+		    uint8_t *dst, const uint8_t *src, uint32_t n, bool enc);
 
 #endif

@@ -66,9 +66,10 @@ XTS_VAES_INLINE __m512i xts_mul_alpha_bits(__m512i t4, __m512i c)
 }
 
 /* One data unit of `blocks` (a multiple of 32) blocks with encrypted
- * tweak t.  Register i holds blocks 4i..4i+3 of each 32, so its lanes'
+ * tweak t, from src to dst.  Register i holds blocks 4i..4i+3 of each 32, so its lanes'
  * tweaks start at t * alpha^(4i..4i+3) and step by alpha^32. */
-XTS_VAES_INLINE void xts_unit(const struct xts_aesni_key *k, __m128i t, uint8_t *p, uint32_t blocks, bool enc)
+XTS_VAES_INLINE void xts_unit(const struct xts_aesni_key *k, __m128i t, uint8_t *dst, const uint8_t *src,
+			     uint32_t blocks, bool enc)
 {
 	const enum xts_schedule s = enc ? XTS_KEY1_ENC : XTS_KEY1_DEC;
 	const __m512i lane = _mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0);
@@ -83,31 +84,31 @@ XTS_VAES_INLINE void xts_unit(const struct xts_aesni_key *k, __m128i t, uint8_t 
 	tw[5] = XTS_MUL_ALPHA_BYTES(tw[1], 2);
 	tw[6] = XTS_MUL_ALPHA_BYTES(tw[0], 3);
 	tw[7] = XTS_MUL_ALPHA_BYTES(tw[1], 3);
-	for (uint32_t b = 0; b < blocks; b += 32, p += 512) {
+	for (uint32_t b = 0; b < blocks; b += 32, src += 512, dst += 512) {
 		for (int i = 0; i < 8; i++)
-			x[i] = _mm512_xor_si512(_mm512_loadu_si512((const void *)(p + 64 * i)), tw[i]);
+			x[i] = _mm512_xor_si512(_mm512_loadu_si512((const void *)(src + 64 * i)), tw[i]);
 		xts_aes32(k, s, x, enc);
 		for (int i = 0; i < 8; i++) {
-			_mm512_storeu_si512((void *)(p + 64 * i), _mm512_xor_si512(x[i], tw[i]));
+			_mm512_storeu_si512((void *)(dst + 64 * i), _mm512_xor_si512(x[i], tw[i]));
 			tw[i] = XTS_MUL_ALPHA_BYTES(tw[i], 4);
 		}
 	}
 }
 
-static XTS_VAES_TARGET void xts_vaes_unit_enc(const struct xts_aesni_key *k, __m128i t, uint8_t *p,
-					       uint32_t blocks)
+static XTS_VAES_TARGET void xts_vaes_unit_enc(const struct xts_aesni_key *k, __m128i t, uint8_t *dst,
+					       const uint8_t *src, uint32_t blocks)
 {
-	xts_unit(k, t, p, blocks, true);
+	xts_unit(k, t, dst, src, blocks, true);
 }
 
-static XTS_VAES_TARGET void xts_vaes_unit_dec(const struct xts_aesni_key *k, __m128i t, uint8_t *p,
-					       uint32_t blocks)
+static XTS_VAES_TARGET void xts_vaes_unit_dec(const struct xts_aesni_key *k, __m128i t, uint8_t *dst,
+					       const uint8_t *src, uint32_t blocks)
 {
-	xts_unit(k, t, p, blocks, false);
+	xts_unit(k, t, dst, src, blocks, false);
 }
 
 void xts_vaes_crypt(const struct xts_aesni_key *k, uint64_t first, uint32_t unit_bytes,
-		    uint8_t *buf, uint32_t n, bool enc)
+		    uint8_t *dst, const uint8_t *src, uint32_t n, bool enc)
 {
-	xts_units(k, first, unit_bytes, buf, n, enc ? xts_vaes_unit_enc : xts_vaes_unit_dec);
+	xts_units(k, first, unit_bytes, dst, src, n, enc ? xts_vaes_unit_enc : xts_vaes_unit_dec);
 }
