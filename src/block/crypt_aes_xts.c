@@ -371,7 +371,8 @@ const struct vessel_crypt_plugin crypt_builtin_aes_xts_plain64 = {
 	.abi_version = VESSEL_CRYPT_ABI_VERSION,
 	.struct_size = sizeof(struct vessel_crypt_plugin),
 	.name = "aes-xts-plain64",
-	.description = "AES-XTS (IEEE 1619), 64-bit little-endian sector number tweak; AES-NI or VAES where the CPU has them, else OpenSSL",
+	.description = "AES-XTS (IEEE 1619), 64-bit little-endian sector number tweak; "
+		       "AES-NI or VAES where the CPU has them, else OpenSSL",
 	.key_sizes = xts_key_sizes,
 	.create = xts_create,
 	.encrypt = xts_encrypt,
