@@ -269,6 +269,23 @@ const struct block_filter_type *block_filter_find(const char *name)
 	return t;
 }
 
+int block_filter_parse(const char *spec, const struct block_filter_type **type, const char **opts)
+{
+	char name[64];
+	const char *colon = strchr(spec, ':');
+	size_t nl = colon ? (size_t)(colon - spec) : strlen(spec);
+
+	if (nl == 0 || nl >= sizeof(name))
+		return err_set(-EINVAL, "bad filter '%s' (want NAME[:OPTIONS])", spec);
+	memcpy(name, spec, nl);
+	name[nl] = 0;
+	*type = block_filter_find(name);
+	if (!*type)
+		return err_set(-EINVAL, "unknown block filter '%s'", name);
+	*opts = colon ? colon + 1 : NULL;
+	return 0;
+}
+
 const struct block_format *block_format_find(const char *name)
 {
 	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
@@ -332,22 +349,14 @@ int block_open_stack(const struct block_open_spec *spec, struct block_dev **out)
 			*out = bd;
 		return ret;
 	}
-	char name[64];
-	const char *colon = strchr(spec->filter, ':');
-	size_t nl = colon ? (size_t)(colon - spec->filter) : strlen(spec->filter);
-	if (nl >= sizeof(name)) {
+	const struct block_filter_type *t;
+	const char *opts;
+	if ((ret = block_filter_parse(spec->filter, &t, &opts)) < 0) {
 		block_close(bd);
-		return err_set(-EINVAL, "bad filter '%s'", spec->filter);
-	}
-	memcpy(name, spec->filter, nl);
-	name[nl] = 0;
-	const struct block_filter_type *t = block_filter_find(name);
-	if (!t) {
-		block_close(bd);
-		return err_set(-EINVAL, "unknown block filter '%s'", name);
+		return ret;
 	}
 	struct block_dev *top;
-	ret = t->open(bd, colon ? colon + 1 : NULL, spec->flags, &top);
+	ret = t->open(bd, opts, spec->flags, &top);
 	if (ret < 0) {
 		block_close(bd);
 		return ret;

@@ -205,6 +205,11 @@ struct block_filter_type {
 
 int block_filter_register(const struct block_filter_type *t);
 const struct block_filter_type *block_filter_find(const char *name);
+/* Splits a filter spec "NAME[:OPTS]" and finds the registered type NAME;
+ * *opts points at OPTS inside spec, or is NULL without a ':'.  Returns 0
+ * or -EINVAL (unknown or malformed name).  The one parser of filter
+ * specs: opening, creating and converting all go through it. */
+int block_filter_parse(const char *spec, const struct block_filter_type **type, const char **opts);
 
 /* What to open: a file in some format, optionally under one filter. */
 struct block_open_spec {

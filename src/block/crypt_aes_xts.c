@@ -1,6 +1,4 @@
-/* Built-in sector cipher "aes-xts-plain64": AES-XTS (IEEE Std 1619-2007)
- * through OpenSSL's EVP interface, which uses AES-NI/VAES where the host
- * has them.
+/* Built-in sector cipher "aes-xts-plain64": AES-XTS (IEEE Std 1619-2007).
  *
  * Tweak ("plain64" IV generator, as dm-crypt and LUKS2 define it): the
  * sector number as a 64-bit little-endian integer, zero-padded to the
@@ -11,20 +9,26 @@
  * Key: 32 bytes (XTS-AES-128) or 64 bytes (XTS-AES-256): the first half
  * is the data key, the second the tweak key (IEEE 1619 section 5.1).
  *
- * Speed: OpenSSL's XTS needs an EVP re-initialisation per 512-byte data
- * unit to change the tweak, which costs about as much as encrypting it.
- * So XTS is built here from its definition (IEEE 1619 section 5.3.1):
- * C_j = E_K1(P_j ^ T_j) ^ T_j with T_j = E_K2(i) * alpha^j in GF(2^128).
- * The tweaks of a whole batch of sectors are computed first (one ECB
- * call with K2 for the E_K2(i), then doublings), so the data key runs
- * as one long AES-ECB call over the batch, which AES-NI pipelines.  The
- * IEEE 1619 vectors and a comparison with OpenSSL's own XTS on random
- * data check it (tests/unit/block/test_crypt.c).
+ * Three implementations, chosen per context when it is created
+ * (crypt_aes_xts.h), all giving the same bytes:
+ *   - VAES: one pass over the data on 512-bit registers (xts_vaes.c);
+ *   - AES-NI: the same on 128-bit registers (xts_aesni.c);
+ *   - OpenSSL, for CPUs without AES-NI, below.
+ * The first two keep their key schedules in the context and need no
+ * locking.  The tests compare every path the CPU has with OpenSSL's own
+ * XTS and the IEEE 1619 vectors (tests/unit/block/test_crypt.c).
  *
- * Thread safety: an EVP_CIPHER_CTX must not be used by two threads at
- * once.  Each context keeps a small pool of keyed EVP contexts per
- * direction; a call borrows one, which costs a mutex round trip instead
- * of a key schedule. */
+ * The OpenSSL path: OpenSSL's XTS needs an EVP re-initialisation per
+ * 512-byte data unit to change the tweak, which costs about as much as
+ * encrypting it.  So XTS is built from its definition (IEEE 1619 section
+ * 5.3.1): C_j = E_K1(P_j ^ T_j) ^ T_j with T_j = E_K2(i) * alpha^j in
+ * GF(2^128).  The tweaks of a whole batch of sectors are computed first
+ * (one ECB call with K2 for the E_K2(i), then doublings), so the data key
+ * runs as one long AES-ECB call over the batch.  An EVP_CIPHER_CTX must
+ * not be used by two threads at once: each context keeps a small pool of
+ * keyed EVP contexts per direction; a call borrows one, which costs a
+ * mutex round trip instead of a key schedule. */
+#include "block/crypt_aes_xts.h"
 #include "block/crypt_plugin.h"
 
 #include <errno.h>
@@ -33,10 +37,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <emmintrin.h>
-
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+
+#include "block/xts_aesni.h"
 
 #define XTS_POOL_MAX 16
 /* Bytes per ECB pass: big enough to keep AES-NI pipelined, small enough
@@ -56,6 +60,9 @@ struct xts_pool {
 };
 
 struct xts_ctx {
+	struct xts_aesni_key fast;  /* key schedules of the AES-NI and VAES paths */
+	enum crypt_aes_xts_path path;
+	/* The OpenSSL path only: */
 	const EVP_CIPHER *ecb;
 	uint8_t key[64];
 	uint32_t key_len;
@@ -65,6 +72,60 @@ struct xts_ctx {
 };
 
 static const uint32_t xts_key_sizes[] = { 32, 64, 0 };
+
+/* ---- choosing the implementation -------------------------------------- */
+
+static int xts_forced = CRYPT_AES_XTS_AUTO;
+
+static bool xts_path_runs(enum crypt_aes_xts_path path)
+{
+	switch (path) {
+	case CRYPT_AES_XTS_OPENSSL:
+		return true;
+	case CRYPT_AES_XTS_AESNI:
+		return xts_cpu_paths() & XTS_CPU_AESNI;
+	case CRYPT_AES_XTS_VAES:
+		return xts_cpu_paths() & XTS_CPU_VAES;
+	default:
+		return false;
+	}
+}
+
+int crypt_aes_xts_select(enum crypt_aes_xts_path path)
+{
+	if (path != CRYPT_AES_XTS_AUTO && !xts_path_runs(path))
+		return -ENOTSUP;
+	__atomic_store_n(&xts_forced, path, __ATOMIC_RELAXED);
+	return 0;
+}
+
+enum crypt_aes_xts_path crypt_aes_xts_path(void)
+{
+	enum crypt_aes_xts_path forced = __atomic_load_n(&xts_forced, __ATOMIC_RELAXED);
+	unsigned paths;
+
+	if (forced != CRYPT_AES_XTS_AUTO)
+		return forced;
+	paths = xts_cpu_paths();
+	return paths & XTS_CPU_VAES ? CRYPT_AES_XTS_VAES
+	       : paths & XTS_CPU_AESNI ? CRYPT_AES_XTS_AESNI : CRYPT_AES_XTS_OPENSSL;
+}
+
+const char *crypt_aes_xts_path_name(enum crypt_aes_xts_path path)
+{
+	switch (path) {
+	case CRYPT_AES_XTS_OPENSSL:
+		return "openssl";
+	case CRYPT_AES_XTS_AESNI:
+		return "aes-ni";
+	case CRYPT_AES_XTS_VAES:
+		return "vaes";
+	default:
+		return "auto";
+	}
+}
+
+/* ---- contexts ----------------------------------------------------------- */
 
 static int xts_create(const uint8_t *key, uint32_t key_len, uint32_t sector_size, void **out)
 {
@@ -84,13 +145,21 @@ static int xts_create(const uint8_t *key, uint32_t key_len, uint32_t sector_size
 	if (CRYPTO_memcmp(key, key + key_len / 2, key_len / 2) == 0)
 		return -EINVAL;
 
-	struct xts_ctx *x = calloc(1, sizeof(*x));
+	/* Aligned for the 512-bit loads of the round keys. */
+	struct xts_ctx *x = aligned_alloc(_Alignof(struct xts_ctx), sizeof(*x));
 	if (!x)
 		return -ENOMEM;
-	x->ecb = ecb;
-	memcpy(x->key, key, key_len);
+	memset(x, 0, sizeof(*x));
+	x->path = crypt_aes_xts_path();
 	x->key_len = key_len;
 	x->sector_size = sector_size;
+	if (x->path == CRYPT_AES_XTS_OPENSSL) {
+		/* Keyed EVP contexts are made on first use (xts_borrow). */
+		x->ecb = ecb;
+		memcpy(x->key, key, key_len);
+	} else {
+		xts_aesni_set_key(&x->fast, key, key_len);
+	}
 	pthread_mutex_init(&x->lock, NULL);
 	*out = x;
 	return 0;
@@ -113,6 +182,7 @@ static void xts_destroy(void *ctx)
 			xts_pair_free(&x->pool[d].pair[i]);
 	pthread_mutex_destroy(&x->lock);
 	OPENSSL_cleanse(x->key, sizeof(x->key));
+	OPENSSL_cleanse(&x->fast, sizeof(x->fast));
 	free(x);
 }
 
@@ -165,22 +235,10 @@ static void xts_return(struct xts_ctx *x, int enc, struct xts_pair *p)
 }
 
 /* XORs the tweaks T_0 .. T_{blocks-1} of one data unit into its blocks,
- * T_0 = E_K2(i) given, T_{j+1} = T_j * alpha in GF(2^128) (IEEE 1619
- * section 5.2: the 128-bit value is little-endian, so doubling is a left
- * shift by one with the carry out of bit 127 folded back as 0x87).  In
- * SSE2 (baseline on x86-64): each 32-bit lane shifts left by one, and the
- * sign bit of each lane, rotated one lane up, brings in the carry; lane
- * 3's carry lands in lane 0 as 0x87.  The tweaks stay in a register, so
- * the two passes (before and after the AES pass) make them again instead
- * of storing key-dependent values in memory. */
-static inline __m128i xts_mul_alpha(__m128i t)
-{
-	const __m128i poly = _mm_set_epi32(1, 1, 1, 0x87);
-	__m128i c = _mm_and_si128(_mm_shuffle_epi32(_mm_srai_epi32(t, 31), 0x93), poly);
-
-	return _mm_xor_si128(_mm_add_epi32(t, t), c);
-}
-
+ * T_0 = E_K2(i) given, T_{j+1} = T_j * alpha (xts_mul_alpha).  The
+ * tweaks stay in a register, so the two passes (before and after the AES
+ * pass) make them again instead of storing key-dependent values in
+ * memory. */
 static inline void xts_tweak_xor(uint8_t *d, const uint8_t *t0, uint32_t blocks)
 {
 	__m128i t = _mm_loadu_si128((const __m128i *)t0);
@@ -227,9 +285,8 @@ static void xts_tweak_xor_units(uint8_t *buf, const uint8_t *ivs, uint32_t n, ui
 		xts_tweak_xor(buf + (size_t)s * ss, ivs + s * 16, ss / 16);
 }
 
-static int xts_crypt(void *ctx, uint64_t sector, uint8_t *buf, uint32_t n_sectors, int enc)
+static int xts_openssl_crypt(struct xts_ctx *x, uint64_t sector, uint8_t *buf, uint32_t n_sectors, int enc)
 {
-	struct xts_ctx *x = ctx;
 	struct xts_pair p;
 	const uint32_t ss = x->sector_size;
 	const uint32_t per_batch = ss >= XTS_BATCH ? 1 : XTS_BATCH / ss;
@@ -275,21 +332,47 @@ static int xts_crypt(void *ctx, uint64_t sector, uint8_t *buf, uint32_t n_sector
 	return rc;
 }
 
+/* src to dst: the same buffer, or two that do not overlap. */
+static int xts_crypt(void *ctx, uint64_t sector, uint8_t *dst, const uint8_t *src, uint32_t n_sectors, int enc)
+{
+	struct xts_ctx *x = ctx;
+
+	switch (x->path) {
+	case CRYPT_AES_XTS_VAES:
+		xts_vaes_crypt(&x->fast, sector, x->sector_size, dst, src, n_sectors, enc);
+		return 0;
+	case CRYPT_AES_XTS_AESNI:
+		xts_aesni_crypt(&x->fast, sector, x->sector_size, dst, src, n_sectors, enc);
+		return 0;
+	default:
+		if (dst != src)
+			memcpy(dst, src, (size_t)n_sectors * x->sector_size);
+		return xts_openssl_crypt(x, sector, dst, n_sectors, enc);
+	}
+}
+
 static int xts_encrypt(void *ctx, uint64_t sector, uint8_t *buf, uint32_t n_sectors)
 {
-	return xts_crypt(ctx, sector, buf, n_sectors, 1);
+	return xts_crypt(ctx, sector, buf, buf, n_sectors, 1);
 }
 
 static int xts_decrypt(void *ctx, uint64_t sector, uint8_t *buf, uint32_t n_sectors)
 {
-	return xts_crypt(ctx, sector, buf, n_sectors, 0);
+	return xts_crypt(ctx, sector, buf, buf, n_sectors, 0);
+}
+
+int crypt_builtin_aes_xts_encrypt_copy(void *ctx, uint64_t sector, uint8_t *dst, const uint8_t *src,
+				       uint32_t n_sectors)
+{
+	return xts_crypt(ctx, sector, dst, src, n_sectors, 1);
 }
 
 const struct vessel_crypt_plugin crypt_builtin_aes_xts_plain64 = {
 	.abi_version = VESSEL_CRYPT_ABI_VERSION,
 	.struct_size = sizeof(struct vessel_crypt_plugin),
 	.name = "aes-xts-plain64",
-	.description = "AES-XTS (IEEE 1619), 64-bit little-endian sector number tweak; OpenSSL",
+	.description = "AES-XTS (IEEE 1619), 64-bit little-endian sector number tweak; "
+		       "AES-NI or VAES where the CPU has them, else OpenSSL",
 	.key_sizes = xts_key_sizes,
 	.create = xts_create,
 	.encrypt = xts_encrypt,

@@ -1,4 +1,4 @@
-/* Encrypted image creation and conversion (crypt_disk.h). */
+/* Image creation and conversion under filter containers (crypt_disk.h). */
 #include "block/crypt_disk.h"
 
 #include <errno.h>
@@ -17,47 +17,35 @@
 #include "util/log.h"
 #include "vm/config.h"
 
-#define CRYPT_COPY_SECTORS 2048u   /* 1 MiB per step */
-
-/* Splits "name[:opts]" and finds the filter type. */
-static int crypt_disk_filter(const char *spec, const struct block_filter_type **t, const char **opts)
-{
-	char name[64];
-	const char *colon = strchr(spec, ':');
-	size_t n = colon ? (size_t)(colon - spec) : strlen(spec);
-
-	crypt_filters_register();
-	if (n >= sizeof(name))
-		return err_set(-EINVAL, "bad encryption filter '%s'", spec);
-	memcpy(name, spec, n);
-	name[n] = 0;
-	*t = block_filter_find(name);
-	*opts = colon ? colon + 1 : NULL;
-	if (!*t)
-		return err_set(-EINVAL, "unknown encryption filter '%s'", name);
-	return 0;
-}
+#define CRYPT_COPY_SECTORS 2048u   /* 1 MiB per read */
+#define CRYPT_COPY_PIECE 128u      /* 64 KiB: the unit of sparseness when copying */
 
 int crypt_disk_create(const char *path, const struct block_create_opts *co, const char *filter)
 {
 	const struct block_filter_type *t;
 	const char *opts;
 	struct block_dev *lower;
-	int rc = crypt_disk_filter(filter, &t, &opts);
+	int rc;
 
-	if (rc < 0)
+	if (!filter)
+		return block_create(path, co);
+	crypt_filters_register();
+	if ((rc = block_filter_parse(filter, &t, &opts)) < 0)
 		return rc;
-	if (!t->format || !t->overhead_sectors)
-		return err_set(-EINVAL, "encryption filter '%s' cannot create containers", t->name);
+	if (!t->format)
+		return err_set(-EINVAL, "block filter '%s' cannot create containers", t->name);
 	if (co->size % BLOCK_SECTOR_SIZE || co->size == 0)
 		return err_set(-EINVAL, "size %llu is not a positive multiple of %u bytes",
 			       (unsigned long long)co->size, BLOCK_SECTOR_SIZE);
 	struct block_create_opts c = *co;
-	c.size += t->overhead_sectors(opts) * BLOCK_SECTOR_SIZE;
+	if (t->overhead_sectors)
+		c.size += t->overhead_sectors(opts) * BLOCK_SECTOR_SIZE;
 	if ((rc = block_create(path, &c)) < 0)
 		return rc;
 	if ((rc = block_open(path, c.format, 0, &lower)) == 0) {
 		rc = t->format(lower, opts, co->size / BLOCK_SECTOR_SIZE);
+		if (rc == 0)
+			rc = block_flush(lower);
 		block_close(lower);
 	}
 	if (rc < 0)
@@ -67,14 +55,18 @@ int crypt_disk_create(const char *path, const struct block_create_opts *co, cons
 
 static bool crypt_all_zero(const uint8_t *p, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
+	for (size_t i = 0; i < n; i += 8) {
+		uint64_t v;
+		memcpy(&v, p + i, 8);
+		if (v)
 			return false;
+	}
 	return true;
 }
 
 int crypt_disk_convert(const struct block_open_spec *src, const char *dst_path,
-		       const struct block_create_opts *dst_co, const char *dst_filter)
+		       const struct block_create_opts *dst_co, const char *dst_filter,
+		       void (*progress)(uint64_t done, uint64_t total, void *), void *ctx)
 {
 	struct block_dev *in, *out = NULL;
 	uint8_t *buf = NULL;
@@ -84,9 +76,7 @@ int crypt_disk_convert(const struct block_open_spec *src, const char *dst_path,
 		return rc;
 	struct block_create_opts co = *dst_co;
 	co.size = in->sectors * BLOCK_SECTOR_SIZE;
-	/* A copy keeps the source's size (no VHD CHS rounding). */
-	co.exact_size = true;
-	rc = dst_filter ? crypt_disk_create(dst_path, &co, dst_filter) : block_create(dst_path, &co);
+	rc = crypt_disk_create(dst_path, &co, dst_filter);
 	if (rc < 0) {
 		block_close(in);
 		return rc;
@@ -106,17 +96,23 @@ int crypt_disk_convert(const struct block_open_spec *src, const char *dst_path,
 	for (uint64_t s = 0; s < in->sectors;) {
 		uint32_t n = in->sectors - s < CRYPT_COPY_SECTORS ? (uint32_t)(in->sectors - s)
 								  : CRYPT_COPY_SECTORS;
-		size_t bytes = (size_t)n * BLOCK_SECTOR_SIZE;
 		if ((rc = block_read(in, s, buf, n)) < 0)
 			goto fail;
-		/* A fresh plain image reads as zeros already, so zero runs are
-		 * skipped and stay sparse.  An encrypted one gets them as real
-		 * ciphertext, so that dm-crypt (`cryptsetup open`) sees zeros
-		 * there too, not only vessel (crypt_filter.c reads holes as
-		 * zeros). */
-		if ((dst_filter || !crypt_all_zero(buf, bytes)) && (rc = block_write(out, s, buf, n)) < 0)
-			goto fail;
+		/* A fresh plain image reads as zeros already, so zero pieces
+		 * are skipped and stay sparse.  An encrypted one gets them as
+		 * real ciphertext, so that dm-crypt (`cryptsetup open`) sees
+		 * zeros there too, not only vessel (crypt_filter.c reads holes
+		 * as zeros). */
+		for (uint32_t i = 0; i < n; i += CRYPT_COPY_PIECE) {
+			uint32_t m = n - i < CRYPT_COPY_PIECE ? n - i : CRYPT_COPY_PIECE;
+			const uint8_t *p = buf + (size_t)i * BLOCK_SECTOR_SIZE;
+			if ((dst_filter || !crypt_all_zero(p, (size_t)m * BLOCK_SECTOR_SIZE)) &&
+			    (rc = block_write(out, s + i, p, m)) < 0)
+				goto fail;
+		}
 		s += n;
+		if (progress)
+			progress(s, in->sectors, ctx);
 	}
 	if ((rc = block_flush(out)) < 0)
 		goto fail;

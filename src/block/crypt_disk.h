@@ -1,5 +1,6 @@
-/* Creating and converting encrypted images: what `vessel disk create
- * --encrypt` and `vessel disk convert --encrypt/--decrypt` call.
+/* Creating and converting images under a filter container (encrypted
+ * ones): what `vessel disk create` and `vessel disk convert` run, with or
+ * without --encrypt/--decrypt/--filter.
  *
  * Filter specs are the block layer's "name[:opts]" (crypt_filter.h), e.g.
  * "luks:key-file=pass.txt,pbkdf=argon2id".
@@ -15,18 +16,23 @@
 
 #include "block/block.h"
 
-/* Creates `path` holding `co->size` bytes of encrypted data: the image is
- * made larger by the container's header and the header is written.
- * Removes the new file on failure. */
+/* Creates `path` as `co` says; under `filter` (NULL: none) it holds
+ * `co->size` bytes of data: the image is made larger by the container's
+ * header (the filter type's overhead) and the header is written.
+ * Removes the new file when writing the header fails. */
 int crypt_disk_create(const char *path, const struct block_create_opts *co, const char *filter);
 
 /* Copies the whole virtual disk `src` (opened with its own filter, if
  * any: decrypting) into a new image `dst_path` created with `dst_co`
- * (size taken from the source) under `dst_filter` (NULL: plain).  The
- * source is opened, and any passphrase checked, before anything is
- * created; the new file is removed on failure. */
+ * (its size is the source's; CHS rounding as dst_co->exact_size says)
+ * under `dst_filter` (NULL: plain).  Zero 64 KiB pieces stay holes in a
+ * plain destination; an encrypted one gets them as ciphertext (see
+ * docs/disk-encryption.md).  The source is opened, and any passphrase
+ * checked, before anything is created; the new file is removed on
+ * failure.  `progress` (may be NULL) gets sectors done and total. */
 int crypt_disk_convert(const struct block_open_spec *src, const char *dst_path,
-		       const struct block_create_opts *dst_co, const char *dst_filter);
+		       const struct block_create_opts *dst_co, const char *dst_filter,
+		       void (*progress)(uint64_t done, uint64_t total, void *), void *ctx);
 
 /* The filter spec of `--encrypt[=OPTS] --key-file FILE` (and --decrypt):
  * "luks:key-file=FILE[,OPTS]" into buf.  Returns 0 or -EINVAL (no key

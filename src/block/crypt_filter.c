@@ -5,7 +5,9 @@
  * number n (plain64 IV counts from the start of the data segment, LUKS2
  * On-Disk Format "segments": iv_tweak 0).  Writes are encrypted into a
  * per-thread bounce buffer, because the caller's data is const and must
- * stay plaintext; reads are decrypted in place in the caller's buffer.
+ * stay plaintext (the built-in cipher reads the plaintext and writes the
+ * ciphertext in one pass, no copy first); reads are decrypted in place in
+ * the caller's buffer.
  *
  * Encryption sectors (LUKS2 "sector_size") may be 512..4096 bytes; the
  * block layer's sectors are 512.  A request that covers part of an
@@ -211,8 +213,7 @@ static int crypt_write_units(struct crypt_filter *f, struct block_dev *lower, ui
 	while (n) {
 		uint32_t k = n < per ? n : per;
 		size_t bytes = (size_t)k * u * BLOCK_SECTOR_SIZE;
-		memcpy(b, src, bytes);
-		int rc = crypt_cipher_encrypt(f->cipher, sector, b, k);
+		int rc = crypt_cipher_encrypt_copy(f->cipher, sector, b, src, k);
 		if (rc == 0)
 			rc = block_write(lower, f->data_sector + sector, b, k * u);
 		if (rc < 0) {

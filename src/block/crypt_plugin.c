@@ -15,8 +15,11 @@
 #include "util/error.h"
 #include "util/log.h"
 
-static const struct vessel_crypt_plugin *const crypt_builtins[] = {
-	&crypt_builtin_aes_xts_plain64,
+static const struct {
+	const struct vessel_crypt_plugin *ops;
+	crypt_encrypt_copy_fn *encrypt_copy;
+} crypt_builtins[] = {
+	{ &crypt_builtin_aes_xts_plain64, crypt_builtin_aes_xts_encrypt_copy },
 };
 
 static pthread_mutex_t crypt_dirs_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -187,11 +190,12 @@ int crypt_plugin_find(const char *name, const char *const *dirs, unsigned n_dirs
 	if (!crypt_plugin_name_valid(name))
 		return err_set(-EINVAL, "invalid cipher name '%s' (want [a-z0-9-])", name ? name : "");
 	for (size_t i = 0; i < sizeof(crypt_builtins) / sizeof(crypt_builtins[0]); i++) {
-		if (strcmp(crypt_builtins[i]->name, name) == 0) {
+		if (strcmp(crypt_builtins[i].ops->name, name) == 0) {
 			struct crypt_plugin *p = calloc(1, sizeof(*p));
 			if (!p)
 				return err_set(-ENOMEM, "out of memory");
-			p->ops = crypt_builtins[i];
+			p->ops = crypt_builtins[i].ops;
+			p->encrypt_copy = crypt_builtins[i].encrypt_copy;
 			*out = p;
 			return 0;
 		}
@@ -282,6 +286,18 @@ fail:
 int crypt_cipher_encrypt(struct crypt_cipher *c, uint64_t sector, void *buf, uint32_t n_sectors)
 {
 	int rc = c->plugin->ops->encrypt(c->ctx, sector, buf, n_sectors);
+	return rc < 0 ? err_set(rc, "cipher %s: encrypting sector %llu failed",
+				c->plugin->ops->name, (unsigned long long)sector) : 0;
+}
+
+int crypt_cipher_encrypt_copy(struct crypt_cipher *c, uint64_t sector, void *dst, const void *src,
+			      uint32_t n_sectors)
+{
+	if (!c->plugin->encrypt_copy) {
+		memcpy(dst, src, (size_t)n_sectors * c->sector_size);
+		return crypt_cipher_encrypt(c, sector, dst, n_sectors);
+	}
+	int rc = c->plugin->encrypt_copy(c->ctx, sector, dst, src, n_sectors);
 	return rc < 0 ? err_set(rc, "cipher %s: encrypting sector %llu failed",
 				c->plugin->ops->name, (unsigned long long)sector) : 0;
 }

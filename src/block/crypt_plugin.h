@@ -24,11 +24,19 @@
 #define CRYPT_PLUGIN_ENV "VESSEL_CRYPT_PLUGIN_PATH"
 #define CRYPT_PLUGIN_SUBDIR "crypt/"
 
+/* Encrypts n_sectors from src into dst, which do not overlap; src is
+ * left as it is.  Built-in ciphers only: the plug-in ABI encrypts in
+ * place, which costs a copy where the plaintext must stay. */
+typedef int crypt_encrypt_copy_fn(void *ctx, uint64_t sector, uint8_t *dst, const uint8_t *src,
+				  uint32_t n_sectors);
+
 /* The built-in AES-XTS cipher (src/block/crypt_aes_xts.c). */
 extern const struct vessel_crypt_plugin crypt_builtin_aes_xts_plain64;
+crypt_encrypt_copy_fn crypt_builtin_aes_xts_encrypt_copy;
 
 struct crypt_plugin {
 	const struct vessel_crypt_plugin *ops;
+	crypt_encrypt_copy_fn *encrypt_copy;  /* NULL: copy, then ops->encrypt in place */
 	void *dl;     /* dlopen() handle; NULL for a built-in */
 	char *path;   /* file it came from; NULL for a built-in */
 };
@@ -65,9 +73,14 @@ int crypt_plugin_set_dirs(const char *const *dirs, unsigned n_dirs);
 int crypt_cipher_new(const char *name, const uint8_t *key, uint32_t key_len,
 		     uint32_t sector_size, const char *const *dirs, unsigned n_dirs,
 		     struct crypt_cipher **out);
-/* In place; `sector` in units of the cipher's sector size. */
+/* In place; `sector` counts 512-byte sectors (include/vessel/crypt.h). */
 int crypt_cipher_encrypt(struct crypt_cipher *c, uint64_t sector, void *buf, uint32_t n_sectors);
 int crypt_cipher_decrypt(struct crypt_cipher *c, uint64_t sector, void *buf, uint32_t n_sectors);
+/* Encrypts src into dst (not overlapping), leaving src as it is: in one
+ * pass where the cipher can (crypt_encrypt_copy_fn), else a copy and an
+ * in-place encryption. */
+int crypt_cipher_encrypt_copy(struct crypt_cipher *c, uint64_t sector, void *dst, const void *src,
+			      uint32_t n_sectors);
 void crypt_cipher_free(struct crypt_cipher *c);
 
 #endif

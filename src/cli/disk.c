@@ -7,8 +7,9 @@
  *
  * Hooks for filters (sector encryption): every subcommand that opens an
  * image takes `--filter NAME[:OPTS]`, resolved through the block layer's
- * filter registry (block_filter_register); create and convert call the
- * filter type's format() on the new image. */
+ * filter registry (block_filter_register); create and convert go through
+ * crypt_disk_create()/crypt_disk_convert(), which write the filter's
+ * container into the new image. */
 #include "cli/cli.h"
 #include "block/block.h"
 #include "block/crypt_disk.h"
@@ -160,47 +161,6 @@ static int open_image(const char *path, const char *fmt, const char *filter, uns
 	return block_open_stack(&spec, out);
 }
 
-/* Applies a filter's container format to a freshly created image. */
-static int format_filter(const char *path, const char *fmt, const char *filter, uint64_t payload_sectors)
-{
-	char name[64];
-	const char *colon = strchr(filter, ':');
-	size_t nl = colon ? (size_t)(colon - filter) : strlen(filter);
-	if (nl >= sizeof(name))
-		return err_set(-EINVAL, "bad filter '%s'", filter);
-	memcpy(name, filter, nl);
-	name[nl] = 0;
-	const struct block_filter_type *t = block_filter_find(name);
-	if (!t)
-		return err_set(-EINVAL, "unknown block filter '%s'", name);
-	if (!t->format)
-		return err_set(-EINVAL, "block filter '%s' cannot create containers", name);
-	struct block_dev *bd;
-	int ret = block_open(path, fmt, 0, &bd);
-	if (ret < 0)
-		return ret;
-	ret = t->format(bd, colon ? colon + 1 : NULL, payload_sectors);
-	if (ret == 0)
-		ret = block_flush(bd);
-	block_close(bd);
-	return ret;
-}
-
-static uint64_t filter_overhead(const char *filter)
-{
-	if (!filter)
-		return 0;
-	char name[64];
-	const char *colon = strchr(filter, ':');
-	size_t nl = colon ? (size_t)(colon - filter) : strlen(filter);
-	if (nl >= sizeof(name))
-		return 0;
-	memcpy(name, filter, nl);
-	name[nl] = 0;
-	const struct block_filter_type *t = block_filter_find(name);
-	return t && t->overhead_sectors ? t->overhead_sectors(colon ? colon + 1 : NULL) : 0;
-}
-
 /* ---- create -------------------------------------------------------------- */
 
 static const char create_usage[] =
@@ -298,19 +258,10 @@ static int cmd_create(int argc, char **argv)
 			return cli_usage_error(SUB " create", "missing SIZE");
 		if (cli_parse_size(size_s, &size) < 0)
 			return cli_usage_error(SUB " create", "bad size '%s' (e.g. 512M, 10G)", size_s);
-		o.size = size + (filter_overhead(filter) << BLOCK_SECTOR_SHIFT);
+		o.size = size;  /* a filter's container header comes on top */
 	}
-	int ret = block_create(path, &o);
-	if (ret < 0)
-		return fail(ret);
-	if (filter) {
-		ret = format_filter(path, NULL, filter, o.size / BLOCK_SECTOR_SIZE - filter_overhead(filter));
-		if (ret < 0) {
-			unlink(path);
-			return fail(ret);
-		}
-	}
-	return EXIT_OK;
+	int ret = crypt_disk_create(path, &o, filter);
+	return ret < 0 ? fail(ret) : EXIT_OK;
 }
 
 /* ---- info ------------------------------------------------------------------ */
@@ -629,46 +580,6 @@ static const char convert_usage[] =
 	"  -p, --progress          progress bar even when stderr is not a terminal\n"
 	"  -h, --help              this help\n";
 
-static bool all_zero(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i += 8) {
-		uint64_t v;
-		memcpy(&v, p + i, 8);
-		if (v)
-			return false;
-	}
-	return true;
-}
-
-/* Copies every non-zero 64 KiB piece of src into a freshly created dst
- * (which reads as zeros everywhere).  With `all`, zero pieces are written
- * too: an encrypted dst reads its holes as zeros only through vessel, so
- * they are written as ciphertext for other readers (cryptsetup). */
-static int copy_image(struct block_dev *src, struct block_dev *dst, bool all, struct progress *pr)
-{
-	const uint32_t chunk = 2048, piece = 128;
-	uint8_t *buf = malloc((size_t)chunk << BLOCK_SECTOR_SHIFT);
-	if (!buf)
-		return err_set(-ENOMEM, "out of memory");
-	int ret = 0;
-	for (uint64_t s = 0; s < src->sectors && ret == 0;) {
-		uint32_t n = src->sectors - s < chunk ? (uint32_t)(src->sectors - s) : chunk;
-		ret = block_read(src, s, buf, n);
-		for (uint32_t i = 0; i < n && ret == 0; i += piece) {
-			uint32_t m = n - i < piece ? n - i : piece;
-			uint8_t *p = buf + ((size_t)i << BLOCK_SECTOR_SHIFT);
-			if (all || !all_zero(p, (size_t)m << BLOCK_SECTOR_SHIFT))
-				ret = block_write(dst, s + i, p, m);
-		}
-		s += n;
-		progress_cb(s, src->sectors, pr);
-	}
-	free(buf);
-	if (ret == 0)
-		ret = block_flush(dst);
-	return ret;
-}
-
 static int cmd_convert(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -722,36 +633,14 @@ static int cmd_convert(int argc, char **argv)
 			return cli_usage_error(SUB " convert", "%s", err_msg());
 		filter = dec_spec;
 	}
-	struct block_dev *src, *dst;
-	int ret = open_image(src_path, fmt, filter, BLOCK_OPEN_RDONLY, &src);
-	if (ret < 0)
-		return fail(ret);
-	uint64_t over = filter_overhead(ofilter);
-	o.size = (src->sectors + over) << BLOCK_SECTOR_SHIFT;
+	struct block_open_spec src = { .path = src_path, .format = fmt, .flags = BLOCK_OPEN_RDONLY, .filter = filter };
+	struct progress pr;
 	/* A copy keeps the source's size; rounding up to a CHS size only
 	 * when asked (qemu-img convert does the same with force_size). */
 	o.exact_size = !round_chs;
-	ret = block_create(dst_path, &o);
-	if (ret < 0) {
-		block_close(src);
-		return fail(ret);
-	}
-	if (ofilter)
-		ret = format_filter(dst_path, o.format, ofilter, src->sectors);
-	if (ret == 0)
-		ret = open_image(dst_path, o.format, ofilter, 0, &dst);
-	if (ret == 0) {
-		struct progress pr;
-		progress_init(&pr, prog);
-		ret = copy_image(src, dst, ofilter != NULL, &pr);
-		block_close(dst);
-	}
-	block_close(src);
-	if (ret < 0) {
-		unlink(dst_path);
-		return fail(ret);
-	}
-	return EXIT_OK;
+	progress_init(&pr, prog);
+	int ret = crypt_disk_convert(&src, dst_path, &o, ofilter, progress_cb, &pr);
+	return ret < 0 ? fail(ret) : EXIT_OK;
 }
 
 /* ---- resize ------------------------------------------------------------------- */

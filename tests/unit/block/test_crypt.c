@@ -1,6 +1,7 @@
 /* VM Encryption API: the built-in AES-XTS cipher against IEEE 1619
- * vectors, round trips, thread safety, and the plug-in loader (search,
- * ABI version refusal). */
+ * vectors and OpenSSL's own XTS on each of its implementations (OpenSSL
+ * ECB, AES-NI, VAES: every one this CPU runs), round trips, thread
+ * safety, and the plug-in loader (search, ABI version refusal). */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
@@ -11,8 +12,26 @@
 
 #include <openssl/evp.h>
 
+#include "block/crypt_aes_xts.h"
 #include "block/crypt_plugin.h"
+#include "block/xts_aesni.h"
 #include "util/error.h"
+
+/* Tests of the cipher's output run once per implementation: they loop
+ * over these, and select_path() makes the contexts created next use one,
+ * or says the CPU does not have it. */
+static const enum crypt_aes_xts_path all_paths[] = {
+	CRYPT_AES_XTS_OPENSSL, CRYPT_AES_XTS_AESNI, CRYPT_AES_XTS_VAES,
+};
+#define N_PATHS (sizeof(all_paths) / sizeof(all_paths[0]))
+
+static bool select_path(enum crypt_aes_xts_path p)
+{
+	if (crypt_aes_xts_select(p) == 0)
+		return true;
+	cr_log_warn("aes-xts %s: this CPU does not have it, not tested", crypt_aes_xts_path_name(p));
+	return false;
+}
 
 static void hex_decode(const char *hex, uint8_t *out, size_t n)
 {
@@ -80,13 +99,18 @@ static void check_vector(const char *key_hex, uint32_t key_len, uint64_t sector,
 	hex_decode(key_hex, key, key_len);
 	hex_decode(ct_hex, ct, sizeof(ct));
 	pattern_512(pt);
-	cr_assert_eq(crypt_cipher_new("aes-xts-plain64", key, key_len, 512, NULL, 0, &c), 0, "%s", err_msg());
-	memcpy(buf, pt, sizeof(buf));
-	cr_assert_eq(crypt_cipher_encrypt(c, sector, buf, 1), 0);
-	cr_assert_arr_eq(buf, ct, sizeof(ct), "ciphertext differs from IEEE 1619");
-	cr_assert_eq(crypt_cipher_decrypt(c, sector, buf, 1), 0);
-	cr_assert_arr_eq(buf, pt, sizeof(pt));
-	crypt_cipher_free(c);
+	for (size_t p = 0; p < N_PATHS; p++) {
+		if (!select_path(all_paths[p]))
+			continue;
+		const char *name = crypt_aes_xts_path_name(all_paths[p]);
+		cr_assert_eq(crypt_cipher_new("aes-xts-plain64", key, key_len, 512, NULL, 0, &c), 0, "%s", err_msg());
+		memcpy(buf, pt, sizeof(buf));
+		cr_assert_eq(crypt_cipher_encrypt(c, sector, buf, 1), 0);
+		cr_assert_arr_eq(buf, ct, sizeof(ct), "%s: ciphertext differs from IEEE 1619", name);
+		cr_assert_eq(crypt_cipher_decrypt(c, sector, buf, 1), 0);
+		cr_assert_arr_eq(buf, pt, sizeof(pt), "%s: decryption is not the plaintext", name);
+		crypt_cipher_free(c);
+	}
 }
 
 Test(aes_xts, ieee1619_vector10_xts_aes_256)
@@ -199,16 +223,21 @@ Test(aes_xts, one_context_many_threads)
 	struct thread_arg args[4];
 
 	hex_decode(v10_key, key, 64);
-	cr_assert_eq(crypt_cipher_new("aes-xts-plain64", key, 64, 512, NULL, 0, &c), 0);
-	for (int i = 0; i < 4; i++) {
-		args[i] = (struct thread_arg){ .c = c, .id = i };
-		cr_assert_eq(pthread_create(&t[i], NULL, thread_round_trips, &args[i]), 0);
+	for (size_t p = 0; p < N_PATHS; p++) {
+		if (!select_path(all_paths[p]))
+			continue;
+		cr_assert_eq(crypt_cipher_new("aes-xts-plain64", key, 64, 512, NULL, 0, &c), 0);
+		for (int i = 0; i < 4; i++) {
+			args[i] = (struct thread_arg){ .c = c, .id = i };
+			cr_assert_eq(pthread_create(&t[i], NULL, thread_round_trips, &args[i]), 0);
+		}
+		for (int i = 0; i < 4; i++) {
+			pthread_join(t[i], NULL);
+			cr_assert_eq(args[i].failures, 0, "%s, thread %d: %d failures",
+				     crypt_aes_xts_path_name(all_paths[p]), i, args[i].failures);
+		}
+		crypt_cipher_free(c);
 	}
-	for (int i = 0; i < 4; i++) {
-		pthread_join(t[i], NULL);
-		cr_assert_eq(args[i].failures, 0, "thread %d: %d failures", i, args[i].failures);
-	}
-	crypt_cipher_free(c);
 }
 
 /* ---- plug-in loader ---- */
@@ -298,10 +327,8 @@ Test(crypt_plugin, rejects_bad_names_and_descriptors)
 	cr_assert_eq(crypt_plugin_load_file("/dev/null", &p), -ENOEXEC);
 }
 
-/* The built-in cipher against OpenSSL's own XTS, one EVP call per data
- * unit, on pseudo-random keys, data and sector numbers, for both key
- * sizes and several sector sizes, with batches that cross the built-in's
- * internal batch boundary. */
+/* The built-in cipher against OpenSSL's own XTS (EVP_aes_256_xts,
+ * EVP_aes_128_xts), one EVP call per data unit with the plain64 IV. */
 static void openssl_xts(const uint8_t *key, uint32_t key_len, uint64_t sector, uint8_t *buf,
 			uint32_t n, uint32_t ss, int enc)
 {
@@ -319,40 +346,86 @@ static void openssl_xts(const uint8_t *key, uint32_t key_len, uint64_t sector, u
 	EVP_CIPHER_CTX_free(c);
 }
 
-Test(aes_xts, agrees_with_openssl_xts)
+/* splitmix64: reproducible pseudo-random keys, data and sector numbers. */
+static uint64_t next_rand(uint64_t *state)
 {
-	static uint8_t a[64 * 4096], b[64 * 4096];
-	uint64_t rng = 0x9e3779b97f4a7c15ull;
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static void fill_rand(uint64_t *state, uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(next_rand(state) >> 56);
+}
+
+/* Encrypts `plain` (n units of ss bytes at `sector`) with the current
+ * path and with OpenSSL, compares, then decrypts both ways back.  `a`
+ * may be unaligned. */
+static void compare_with_openssl(const char *what, const uint8_t *key, uint32_t key_len, uint32_t ss,
+				 uint64_t sector, uint32_t n, const uint8_t *plain, uint8_t *a, uint8_t *b)
+{
+	const size_t bytes = (size_t)n * ss;
+	struct crypt_cipher *c;
+
+	cr_assert_eq(crypt_cipher_new("aes-xts-plain64", key, key_len, ss, NULL, 0, &c), 0, "%s", err_msg());
+	memcpy(a, plain, bytes);
+	memcpy(b, plain, bytes);
+	cr_assert_eq(crypt_cipher_encrypt(c, sector, a, n), 0);
+	openssl_xts(key, key_len, sector, b, n, ss, 1);
+	cr_assert_arr_eq(a, b, bytes, "%s, key %u, ss %u, sector %#llx, n %u: encrypt differs from OpenSSL",
+			 what, key_len, ss, (unsigned long long)sector, n);
+	cr_assert_eq(crypt_cipher_decrypt(c, sector, a, n), 0);
+	openssl_xts(key, key_len, sector, b, n, ss, 0);
+	cr_assert_arr_eq(a, plain, bytes, "%s, key %u, ss %u, sector %#llx, n %u: decrypt differs",
+			 what, key_len, ss, (unsigned long long)sector, n);
+	cr_assert_arr_eq(b, plain, bytes);
+	crypt_cipher_free(c);
+}
+
+/* Pseudo-random keys, data and sector numbers (full 64 bits, and near
+ * 2^32 and 2^64 so that a request's numbers cross 32-bit boundaries),
+ * both key sizes, several sector sizes, request lengths around the
+ * fast paths' batch of eight data units, buffers at odd addresses: each
+ * implementation, both directions, against OpenSSL's XTS. */
+Test(aes_xts, every_path_agrees_with_openssl_xts)
+{
+	static uint8_t plain[40 * 4096], a[40 * 4096 + 64], b[40 * 4096];
 	const uint32_t sizes[] = { 512, 1024, 4096 };
+	const uint32_t lengths[] = { 1, 2, 7, 8, 9, 16, 17, 33, 40 };
+	uint64_t rng = 0x5eed;
 
-	for (int round = 0; round < 12; round++) {
-		uint8_t key[64];
-		uint32_t key_len = round % 2 ? 32 : 64, ss = sizes[round % 3];
-		uint32_t n = 1 + (uint32_t)(rng % 40);
-		uint64_t sector = (round < 6 ? rng : rng % 1000) & ~(uint64_t)(ss / 512 - 1);
-		struct crypt_cipher *c;
-
-		for (int i = 0; i < 64; i++)
-			key[i] = (uint8_t)((rng = rng * 6364136223846793005ull + 1442695040888963407ull) >> 56);
-		for (size_t i = 0; i < (size_t)n * ss; i++)
-			a[i] = b[i] = (uint8_t)((rng = rng * 6364136223846793005ull + 1) >> 56);
-		cr_assert_eq(crypt_cipher_new("aes-xts-plain64", key, key_len, ss, NULL, 0, &c), 0, "%s", err_msg());
-		cr_assert_eq(crypt_cipher_encrypt(c, sector, a, n), 0);
-		openssl_xts(key, key_len, sector, b, n, ss, 1);
-		cr_assert_arr_eq(a, b, (size_t)n * ss, "round %d: encrypt differs", round);
-		cr_assert_eq(crypt_cipher_decrypt(c, sector, a, n), 0);
-		openssl_xts(key, key_len, sector, b, n, ss, 0);
-		cr_assert_arr_eq(a, b, (size_t)n * ss, "round %d: decrypt differs", round);
-		crypt_cipher_free(c);
+	for (size_t p = 0; p < N_PATHS; p++) {
+		if (!select_path(all_paths[p]))
+			continue;
+		const char *name = crypt_aes_xts_path_name(all_paths[p]);
+		for (int round = 0; round < 36; round++) {
+			uint8_t key[64];
+			uint32_t key_len = round % 2 ? 32 : 64, ss = sizes[round % 3];
+			uint32_t n = lengths[round % 9];
+			uint64_t sector, r = next_rand(&rng);
+			switch (round % 4) {
+			case 0: sector = r; break;                           /* anywhere */
+			case 1: sector = 0xffffffffull - (r % 64); break;    /* crosses 2^32 */
+			case 2: sector = r % 1000; break;                    /* small */
+			default: sector = ~0ull - 41 * 8 - (r % 4096); break; /* near 2^64 */
+			}
+			sector &= ~(uint64_t)(ss / 512 - 1);
+			fill_rand(&rng, key, sizeof(key));
+			fill_rand(&rng, plain, (size_t)n * ss);
+			compare_with_openssl(name, key, key_len, ss, sector, n, plain, a + (round % 5) * 3, b);
+		}
 	}
 }
 
 /* Every request length from 1 to 40 units, for every sector size: the
- * tweak pass works on four data units at once with the rest one by one,
- * and the AES pass in batches of 16 KiB, so lengths around multiples of
- * four and of the batch (32 units of 512 bytes, 4 of 4096) take every
- * split.  Each must equal OpenSSL's own XTS, both directions, also with
- * a starting sector whose tweak uses the upper 32 bits. */
+ * implementations work on eight data units' tweaks at once (AES-NI,
+ * VAES) or four units and 16 KiB batches (OpenSSL), so lengths around
+ * multiples of those take every split.  Also with a starting sector whose
+ * tweak uses the upper 32 bits. */
 Test(aes_xts, every_length_and_lane_split_agrees_with_openssl)
 {
 	static uint8_t a[40 * 4096], b[40 * 4096], plain[40 * 4096];
@@ -363,23 +436,78 @@ Test(aes_xts, every_length_and_lane_split_agrees_with_openssl)
 		key[i] = (uint8_t)(i * 37 + 11);
 	for (size_t i = 0; i < sizeof(plain); i++)
 		plain[i] = (uint8_t)(i * 131 + (i >> 11));
-	for (int k = 0; k < 4; k++) {
-		uint32_t ss = sizes[k];
-		struct crypt_cipher *c;
-		cr_assert_eq(crypt_cipher_new("aes-xts-plain64", key, 64, ss, NULL, 0, &c), 0, "%s", err_msg());
-		for (uint32_t n = 1; n <= 40; n++) {
-			uint64_t sector = (n % 2 ? 0x7ffffff8ull * 3 : 40) & ~(uint64_t)(ss / 512 - 1);
-			size_t bytes = (size_t)n * ss;
-			memcpy(a, plain, bytes);
-			memcpy(b, plain, bytes);
-			cr_assert_eq(crypt_cipher_encrypt(c, sector, a, n), 0);
-			openssl_xts(key, 64, sector, b, n, ss, 1);
-			cr_assert_arr_eq(a, b, bytes, "ss %u n %u: encrypt differs", ss, n);
-			cr_assert_eq(crypt_cipher_decrypt(c, sector, a, n), 0);
-			cr_assert_arr_eq(a, plain, bytes, "ss %u n %u: decrypt is not the plaintext", ss, n);
+	for (size_t p = 0; p < N_PATHS; p++) {
+		if (!select_path(all_paths[p]))
+			continue;
+		for (int k = 0; k < 4; k++) {
+			uint32_t ss = sizes[k];
+			for (uint32_t n = 1; n <= 40; n++) {
+				uint64_t sector = (n % 2 ? 0x7ffffff8ull * 3 : 40) & ~(uint64_t)(ss / 512 - 1);
+				compare_with_openssl(crypt_aes_xts_path_name(all_paths[p]), key, 64, ss, sector, n,
+						     plain, a, b);
+			}
 		}
-		crypt_cipher_free(c);
 	}
+}
+
+/* Encrypting into another buffer (what the filter does for writes) gives
+ * what encrypting in place gives and leaves the source alone: on every
+ * path of the built-in cipher, odd addresses included, and through the
+ * copy-then-encrypt fallback for a plug-in. */
+Test(aes_xts, encrypt_copy_equals_in_place_and_keeps_the_source)
+{
+	static uint8_t src[17 * 1024 + 8], orig[17 * 1024], dst[17 * 1024 + 8], ref[17 * 1024];
+	uint64_t rng = 0xc0ffee;
+	uint8_t key[64];
+	struct crypt_cipher *c;
+
+	fill_rand(&rng, key, sizeof(key));
+	fill_rand(&rng, orig, sizeof(orig));
+	for (size_t p = 0; p < N_PATHS; p++) {
+		if (!select_path(all_paths[p]))
+			continue;
+		const char *name = crypt_aes_xts_path_name(all_paths[p]);
+		for (uint32_t ss = 512; ss <= 1024; ss *= 2) {
+			uint32_t n = (uint32_t)(sizeof(orig) / ss);
+			uint64_t sector = 0x123456789aull * 8;
+			cr_assert_eq(crypt_cipher_new("aes-xts-plain64", key, 64, ss, NULL, 0, &c), 0, "%s", err_msg());
+			memcpy(ref, orig, sizeof(orig));
+			cr_assert_eq(crypt_cipher_encrypt(c, sector, ref, n), 0);
+			memcpy(src + 3, orig, sizeof(orig));
+			cr_assert_eq(crypt_cipher_encrypt_copy(c, sector, dst + 5, src + 3, n), 0);
+			cr_assert_arr_eq(dst + 5, ref, sizeof(ref), "%s, ss %u: differs from in place", name, ss);
+			cr_assert_arr_eq(src + 3, orig, sizeof(orig), "%s, ss %u: source changed", name, ss);
+			crypt_cipher_free(c);
+		}
+	}
+	static const char *const dirs[] = { CRYPT_TEST_PLUGIN_DIR };
+	cr_assert_eq(crypt_cipher_new("test-xor", key, 16, 512, dirs, 1, &c), 0, "%s", err_msg());
+	cr_assert_null(c->plugin->encrypt_copy);
+	memcpy(ref, orig, 1024);
+	cr_assert_eq(crypt_cipher_encrypt(c, 7, ref, 2), 0);
+	cr_assert_eq(crypt_cipher_encrypt_copy(c, 7, dst, orig, 2), 0);
+	cr_assert_arr_eq(dst, ref, 1024);
+	crypt_cipher_free(c);
+}
+
+/* Without a selection, contexts use the fastest implementation the CPU
+ * runs; one the CPU lacks cannot be selected. */
+Test(aes_xts, default_path_is_the_fastest_the_cpu_runs)
+{
+	unsigned have = xts_cpu_paths();
+	enum crypt_aes_xts_path want = have & XTS_CPU_VAES ? CRYPT_AES_XTS_VAES
+				       : have & XTS_CPU_AESNI ? CRYPT_AES_XTS_AESNI : CRYPT_AES_XTS_OPENSSL;
+
+	cr_assert_eq(crypt_aes_xts_path(), want);
+	cr_assert_eq(crypt_aes_xts_select(CRYPT_AES_XTS_OPENSSL), 0);
+	cr_assert_eq(crypt_aes_xts_path(), CRYPT_AES_XTS_OPENSSL);
+	cr_assert_eq(crypt_aes_xts_select(CRYPT_AES_XTS_VAES), have & XTS_CPU_VAES ? 0 : -ENOTSUP);
+	cr_assert_eq(crypt_aes_xts_select(CRYPT_AES_XTS_AESNI), have & XTS_CPU_AESNI ? 0 : -ENOTSUP);
+	cr_assert_eq(crypt_aes_xts_select(CRYPT_AES_XTS_AUTO), 0);
+	cr_assert_eq(crypt_aes_xts_path(), want);
+	/* VAES implies the AES-NI kernel's instructions (its tweaks use them). */
+	if (have & XTS_CPU_VAES)
+		cr_assert(have & XTS_CPU_AESNI);
 }
 
 /* The ABI's layout on x86-64 System V: plug-ins built against version 1

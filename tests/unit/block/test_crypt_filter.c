@@ -438,8 +438,8 @@ Test(crypt_filter, create_and_convert_both_ways)
 
 	snprintf(opts, sizeof(opts), "luks:key-file=%s,pbkdf=pbkdf2,pbkdf-iterations=1000", keyf);
 	struct block_open_spec src = { .path = plain, .format = "raw" };
-	struct block_create_opts vhd = { .format = "vhd", .sub = BLOCK_SUB_DYNAMIC };
-	cr_assert_eq(crypt_disk_convert(&src, enc, &vhd, opts), 0, "%s", err_msg());
+	struct block_create_opts vhd = { .format = "vhd", .sub = BLOCK_SUB_DYNAMIC, .exact_size = true };
+	cr_assert_eq(crypt_disk_convert(&src, enc, &vhd, opts, NULL, NULL), 0, "%s", err_msg());
 
 	snprintf(encspec, sizeof(encspec), "luks:key-file=%s", keyf);
 	struct block_open_spec es = { .path = enc, .format = "vhd", .filter = encspec };
@@ -449,7 +449,7 @@ Test(crypt_filter, create_and_convert_both_ways)
 	cr_assert_arr_eq(r, w, sizeof(w));
 	block_close(bd);
 
-	cr_assert_eq(crypt_disk_convert(&es, back, &raw, NULL), 0, "%s", err_msg());
+	cr_assert_eq(crypt_disk_convert(&es, back, &raw, NULL, NULL, NULL), 0, "%s", err_msg());
 	cr_assert_eq(file_checksum(back), file_checksum(plain));
 
 	/* Wrong passphrase: refused before the output is created. */
@@ -457,7 +457,7 @@ Test(crypt_filter, create_and_convert_both_ways)
 	FILE *f = fopen(keyf, "w");
 	fputs("nope", f);
 	fclose(f);
-	int rc = crypt_disk_convert(&es, back, &raw, NULL);
+	int rc = crypt_disk_convert(&es, back, &raw, NULL, NULL, NULL);
 	cr_assert_eq(rc, -EKEYREJECTED);
 	cr_assert(crypt_disk_is_input_error(rc));
 	cr_assert_neq(access(back, F_OK), 0, "no output file after a refused passphrase");
