@@ -19,12 +19,13 @@ int emu_blocks_alloc(struct emu_core_vcpu *cv)
 {
 	cv->slots = aligned_alloc(64, sizeof(*cv->slots) * EMU_BLOCK_SLOTS);
 	cv->scratch = malloc(sizeof(struct emu_block) + sizeof(struct emu_insn));
+	cv->jumps = malloc(sizeof(*cv->jumps) * EMU_JUMP_CACHE);
 	/* Reserved, not committed: only the pages blocks are decoded into
 	 * cost memory. */
 	void *arena = mmap(NULL, EMU_BLOCK_ARENA, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
 			   -1, 0);
 	cv->arena = arena == MAP_FAILED ? NULL : arena;
-	if (!cv->slots || !cv->scratch || !cv->arena) {
+	if (!cv->slots || !cv->scratch || !cv->jumps || !cv->arena) {
 		emu_blocks_free(cv);
 		return -ENOMEM;
 	}
@@ -36,10 +37,12 @@ void emu_blocks_free(struct emu_core_vcpu *cv)
 {
 	free(cv->slots);
 	free(cv->scratch);
+	free(cv->jumps);
 	if (cv->arena)
 		munmap(cv->arena, EMU_BLOCK_ARENA);
 	cv->slots = NULL;
 	cv->scratch = NULL;
+	cv->jumps = NULL;
 	cv->arena = NULL;
 }
 
@@ -48,6 +51,7 @@ void emu_blocks_free(struct emu_core_vcpu *cv)
 void emu_blocks_flush(struct emu_core_vcpu *cv)
 {
 	memset(cv->slots, 0, sizeof(*cv->slots) * EMU_BLOCK_SLOTS);
+	memset(cv->jumps, 0, sizeof(*cv->jumps) * EMU_JUMP_CACHE);
 	cv->arena_used = 0;
 	cv->arena_flushes++;
 }
@@ -187,12 +191,21 @@ struct emu_block *emu_block_lookup(struct emu_cpu *cpu, const char **err)
 
 struct emu_block *emu_block_link_new(struct emu_cpu *cpu, struct emu_block *b, uint64_t lin, uint64_t key)
 {
-	const char *why = NULL;
-	uint64_t flushes = emu_core_of(cpu)->arena_flushes;
-	struct emu_block *to = emu_block_lookup(cpu, &why);
-	/* A lookup that flushed the arena took b with it; a straddling block
-	 * is decoded for one use. */
-	if (to && b->cacheable && to->cacheable && emu_core_of(cpu)->arena_flushes == flushes) {
+	struct emu_core_vcpu *cv = emu_core_of(cpu);
+	struct emu_jump_entry *j = &cv->jumps[(lin ^ lin >> 12) & (EMU_JUMP_CACHE - 1)];
+	struct emu_block *to = j->to;
+	if (!(j->lin == lin && j->key == key && to &&
+	      to->gen == atomic_load_explicit(&cpu->evm->page_gen[to->page], memory_order_acquire))) {
+		const char *why = NULL;
+		uint64_t flushes = cv->arena_flushes;
+		to = emu_block_lookup(cpu, &why);
+		/* A lookup that flushed the arena took b with it; a straddling
+		 * block is decoded for one use. */
+		if (!to || !to->cacheable || cv->arena_flushes != flushes)
+			return to;
+		*j = (struct emu_jump_entry){ .lin = lin, .key = key, .to = to };
+	}
+	if (b->cacheable) {
 		b->link[b->next_link] = (struct emu_block_link){ .lin = lin, .key = key, .to = to };
 		b->next_link = (uint8_t)((b->next_link + 1) % EMU_BLOCK_CHAINS);
 	}

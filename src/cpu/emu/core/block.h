@@ -42,6 +42,16 @@ struct emu_block {
 	struct emu_insn insn[];
 };
 
+/* A recently entered block by linear address, for block exits whose
+ * links miss (returns to many callers, indirect jumps): cheaper than a
+ * lookup, which translates the address and reads the slot table. */
+struct emu_jump_entry {
+	uint64_t lin;
+	uint64_t key;
+	struct emu_block *to;
+};
+#define EMU_JUMP_CACHE 4096                /* power of two */
+
 /* The core's per-vCPU state: struct emu_cpu first, so that vcpu->accel
  * points at both. */
 struct emu_core_vcpu {
@@ -53,6 +63,7 @@ struct emu_core_vcpu {
 	size_t arena_used;
 	uint64_t arena_flushes;
 	struct emu_block *scratch;      /* a block that straddles two pages (one instruction) */
+	struct emu_jump_entry *jumps;   /* EMU_JUMP_CACHE */
 };
 
 static inline struct emu_core_vcpu *emu_core_of(struct emu_cpu *cpu)
