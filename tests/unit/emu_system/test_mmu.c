@@ -48,6 +48,18 @@ static uint64_t lin(unsigned i)
 	return 0x400000ull + i * 0x1000ull;
 }
 
+/* A second address space B: its own PML4, PDPT, PD and PT; the PT maps
+ * lin(6) to 0x201000. */
+#define PML4B 0x20000ull
+#define PTB   0x23000ull
+static void second_space(void)
+{
+	fx_w64(&fx, PML4B, 0x21000 | P | RW | US);
+	fx_w64(&fx, 0x21000, 0x22000 | P | RW | US);
+	fx_w64(&fx, 0x22000 + 2 * 8, PTB | P | RW | US);
+	fx_w64(&fx, PTB + 6 * 8, 0x201000 | P | RW);
+}
+
 static void setup(void)
 {
 	fx_init(&fx, 16 << 20);
@@ -240,13 +252,9 @@ Test(emu_mmu, address_spaces_live_side_by_side)
 {
 	struct emu_cpu *cpu = fx.cpu;
 	long_mode(0);
-	/* A second address space: its own PML4 sharing PDPT/PD, but its own PT. */
-	uint64_t pml4b = 0x20000, pdptb = 0x21000, pdb = 0x22000, ptb = 0x23000;
-	fx_w64(&fx, pml4b, pdptb | P | RW | US);
-	fx_w64(&fx, pdptb, pdb | P | RW | US);
-	fx_w64(&fx, pdb + 2 * 8, ptb | P | RW | US);
+	uint64_t pml4b = PML4B, ptb = PTB;
+	second_space();
 	map(6, 0x200000, P | RW);
-	fx_w64(&fx, ptb + 6 * 8, 0x201000 | P | RW);
 	fx_w64(&fx, 0x200000, 0xa);
 	fx_w64(&fx, 0x201000, 0xb);
 	uint64_t v;
@@ -428,11 +436,8 @@ Test(emu_mmu, page_table_reused_as_data_is_unwatched_then_watched_again)
 	struct emu_cpu *cpu = fx.cpu;
 	long_mode(0);
 	/* B's page table sits in a page that A maps as data at lin(7). */
-	uint64_t pml4b = 0x20000, pdptb = 0x21000, pdb = 0x22000, ptb = 0x23000;
-	fx_w64(&fx, pml4b, pdptb | P | RW | US);
-	fx_w64(&fx, pdptb, pdb | P | RW | US);
-	fx_w64(&fx, pdb + 2 * 8, ptb | P | RW | US);
-	fx_w64(&fx, ptb + 6 * 8, 0x201000 | P | RW);
+	uint64_t pml4b = PML4B, ptb = PTB;
+	second_space();
 	map(7, ptb, P | RW | D | A);
 	uint64_t v;
 	mode_write_cr3(cpu, pml4b);
