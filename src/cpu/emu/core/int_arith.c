@@ -261,13 +261,23 @@ void emu_int_arith_register(void)
 		if (op != ALU_CMP)                                                            \
 			reg_set(cpu, in->rm, size, true, r);                                  \
 	}
-#define ALU_FORMS(op) ALU_RR(op, 4, 0) ALU_RR(op, 8, 0) ALU_RR(op, 4, 1) ALU_RR(op, 8, 1) ALU_RI(op, 4) ALU_RI(op, 8)
+/* op r, [m]: a load, no write to memory */
+#define ALU_RM(op, size)                                                                          \
+	static void alu_load_##op##_##size(struct emu_cpu *cpu, const struct emu_insn *in)        \
+	{                                                                                         \
+		uint64_t b = emu_read(cpu, in->seg, insn_ea(cpu, in), size);                      \
+		uint64_t r = alu(cpu, op, size, cpu->gpr[in->reg], b, alu_cin(cpu, op));          \
+		if (op != ALU_CMP)                                                                \
+			reg_set(cpu, in->reg, size, true, r);                                     \
+	}
+#define ALU_FORMS(op) ALU_RR(op, 4, 0) ALU_RR(op, 8, 0) ALU_RR(op, 4, 1) ALU_RR(op, 8, 1) ALU_RI(op, 4) \
+	ALU_RI(op, 8) ALU_RM(op, 4) ALU_RM(op, 8)
 ALU_FORMS(ALU_ADD) ALU_FORMS(ALU_OR) ALU_FORMS(ALU_ADC) ALU_FORMS(ALU_SBB)
 ALU_FORMS(ALU_AND) ALU_FORMS(ALU_SUB) ALU_FORMS(ALU_XOR) ALU_FORMS(ALU_CMP)
 #define ALU_ROW(op) { { alu_rr_##op##_4_0, alu_rr_##op##_8_0 }, { alu_rr_##op##_4_1, alu_rr_##op##_8_1 }, \
-		      { alu_ri_##op##_4, alu_ri_##op##_8 } }
-/* [op][0: r, r/m; 1: r/m, r; 2: r/m, imm][size 4, 8] */
-static const emu_handler alu_fast[8][3][2] = {
+		      { alu_ri_##op##_4, alu_ri_##op##_8 }, { alu_load_##op##_4, alu_load_##op##_8 } }
+/* [op][0: r, r; 1: r/m, r (register); 2: r/m, imm (register); 3: r, [m]][size 4, 8] */
+static const emu_handler alu_fast[8][4][2] = {
 	ALU_ROW(ALU_ADD), ALU_ROW(ALU_OR), ALU_ROW(ALU_ADC), ALU_ROW(ALU_SBB),
 	ALU_ROW(ALU_AND), ALU_ROW(ALU_SUB), ALU_ROW(ALU_XOR), ALU_ROW(ALU_CMP),
 };
@@ -282,11 +292,37 @@ static void test_rr_8(struct emu_cpu *cpu, const struct emu_insn *in)
 	alu(cpu, ALU_AND, 8, cpu->gpr[in->rm], cpu->gpr[in->reg], false);
 }
 
+/* CMP [m], r and CMP [m], imm read memory and write nothing. */
+#define CMP_MEM(size)                                                                             \
+	static void cmp_mr_##size(struct emu_cpu *cpu, const struct emu_insn *in)                 \
+	{                                                                                         \
+		alu(cpu, ALU_CMP, size, emu_read(cpu, in->seg, insn_ea(cpu, in), size), cpu->gpr[in->reg], false); \
+	}                                                                                         \
+	static void cmp_mi_##size(struct emu_cpu *cpu, const struct emu_insn *in)                 \
+	{                                                                                         \
+		alu(cpu, ALU_CMP, size, emu_read(cpu, in->seg, insn_ea(cpu, in), size), in->imm, false); \
+	}
+CMP_MEM(4)
+CMP_MEM(8)
+
+static emu_handler emu_arith_fast_mem(const struct emu_insn *in, unsigned sz)
+{
+	if (in->fn == h_alu_r_rm)
+		return alu_fast[in->opcode >> 3][3][sz];
+	if (in->fn == h_alu_rm_r && (in->opcode >> 3) == ALU_CMP)
+		return sz ? cmp_mr_8 : cmp_mr_4;
+	if (in->fn == h_grp1 && ((in->modrm >> 3) & 7) == ALU_CMP)
+		return sz ? cmp_mi_8 : cmp_mi_4;
+	return NULL;
+}
+
 static emu_handler emu_arith_fast(const struct emu_insn *in)
 {
-	if (in->mod != 3 || in->lock || (in->opsize != 4 && in->opsize != 8))
+	if (in->lock || (in->opsize != 4 && in->opsize != 8))
 		return NULL;
 	unsigned sz = in->opsize == 8;
+	if (in->mod != 3)
+		return emu_arith_fast_mem(in, sz);
 	if (in->fn == h_alu_rm_r)
 		return alu_fast[in->opcode >> 3][1][sz];
 	if (in->fn == h_alu_r_rm)

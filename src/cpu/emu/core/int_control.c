@@ -99,7 +99,30 @@ static const emu_handler jcc_fast[16] = {
 	jcc_8, jcc_9, jcc_10, jcc_11, jcc_12, jcc_13, jcc_14, jcc_15,
 };
 
+/* Near CALL rel32 and RET in 64-bit mode (the only mode with a 64-bit
+ * operand size, and a 64-bit stack): h_call_rel's and h_ret's semantics. */
+static void call_rel64(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t sp = cpu->gpr[RSP] - 8;
+	emu_write(cpu, SEG_SS, sp, 8, cpu->next_rip);
+	cpu->gpr[RSP] = sp;
+	cpu->next_rip += in->imm;
+}
+
+static void ret64(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t sp = cpu->gpr[RSP];
+	cpu->next_rip = emu_read(cpu, SEG_SS, sp, 8);
+	cpu->gpr[RSP] = sp + 8;
+}
+
 static emu_handler emu_control_fast(const struct emu_insn *in)
 {
-	return in->fn == h_jcc ? jcc_fast[in->opcode & 15] : NULL;
+	if (in->fn == h_jcc)
+		return jcc_fast[in->opcode & 15];
+	if (in->opsize == 8 && in->fn == h_call_rel)
+		return call_rel64;
+	if (in->opsize == 8 && in->fn == h_ret && in->opcode == 0xc3)
+		return ret64;
+	return NULL;
 }

@@ -155,8 +155,11 @@ static void h_leave(struct emu_cpu *cpu, const struct emu_insn *in)
 	reg_set(cpu, RBP, size, false, v);
 }
 
+static emu_handler emu_stack_fast(const struct emu_insn *in);
+
 void emu_int_stack_register(void)
 {
+	emu_register_fast(emu_stack_fast);
 	for (unsigned op = 0; op < 8; op++) {
 		emu_register(EMU_MAP_1B, (uint8_t)(0x50 + op), -1, -1, h_push_r);
 		emu_register(EMU_MAP_1B, (uint8_t)(0x58 + op), -1, -1, h_pop_r);
@@ -177,4 +180,34 @@ void emu_int_stack_register(void)
 	emu_register(EMU_MAP_1B, 0x9d, -1, -1, h_popf);
 	emu_register(EMU_MAP_1B, 0xc8, -1, -1, h_enter);
 	emu_register(EMU_MAP_1B, 0xc9, -1, -1, h_leave);
+}
+
+/* ---- forms specialized at decode (emu_stack_fast) ----
+ * PUSH/POP of a 64-bit register: a 64-bit operand exists only in 64-bit
+ * mode, where the stack address size is 64 bits too.  Semantics are
+ * h_push_r's and h_pop_r's (write first, then RSP). */
+static void push_r64(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t sp = cpu->gpr[RSP] - 8;
+	emu_write(cpu, SEG_SS, sp, 8, cpu->gpr[in->rm]);
+	cpu->gpr[RSP] = sp;
+}
+
+static void pop_r64(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t sp = cpu->gpr[RSP];
+	uint64_t v = emu_read(cpu, SEG_SS, sp, 8);
+	cpu->gpr[RSP] = sp + 8;
+	cpu->gpr[in->rm] = v;
+}
+
+static emu_handler emu_stack_fast(const struct emu_insn *in)
+{
+	if (in->opsize != 8)
+		return NULL;
+	if (in->fn == h_push_r)
+		return push_r64;
+	if (in->fn == h_pop_r)
+		return pop_r64;
+	return NULL;
 }
