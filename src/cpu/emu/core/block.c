@@ -39,10 +39,10 @@ void emu_blocks_free(struct emu_core_vcpu *cv)
 
 void emu_blocks_flush(struct emu_core_vcpu *cv)
 {
-	for (unsigned i = 0; i < EMU_BLOCK_SLOTS; i++) {
-		cv->blocks[i].gpa = ~0ull;
+	/* Lookups go through the tags alone; leaving the blocks untouched
+	 * keeps their 6 MiB unpaged until code is decoded into them. */
+	for (unsigned i = 0; i < EMU_BLOCK_SLOTS; i++)
 		cv->tags[i].gpa = ~0ull;
-	}
 }
 
 void emu_blocks_invalidate_page(struct emu_vm *evm, uint64_t gpa)
