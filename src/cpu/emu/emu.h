@@ -157,7 +157,12 @@ struct emu_cpu {
 	uint32_t exc_error;
 	bool exc_has_error;
 	bool stop_block;       /* set by emu_exit_run(): leave the run loop after this instruction */
-	uint64_t icount;       /* instructions retired */
+	uint64_t icount;       /* instructions retired, plus REP iterations and events delivered */
+	/* Run budget (tests, the fuzz target): vcpu_run returns VCPU_EXIT_KICK
+	 * at the first boundary where icount has reached it; ~0 = none.
+	 * Deliveries count so that a guest faulting in a loop without retiring
+	 * anything (a handler whose code is not present) also stops. */
+	uint64_t icount_stop;
 
 	struct vcpu *vcpu;
 	struct guest_memory *mem;

@@ -77,6 +77,7 @@ static int emu_vcpu_init(struct vcpu *vcpu)
 	cpu->mem = &vcpu->vm->mem;
 	cpu->evm = vcpu->vm->accel_state;
 	cpu->exc_vector = -1;
+	cpu->icount_stop = ~0ull;
 	emu_cpu_reset(cpu, vcpu->id == 0);
 	vcpu->accel = cv;
 	return 0;
@@ -152,6 +153,7 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 		/* emu_raise() landed here: the faulting instruction's RIP is still
 		 * in cpu->rip; deliver (which may escalate to #DF or shutdown). */
 		cpu->stop_block = false;
+		cpu->icount++;
 		if (cpu->exc_vector >= 0)
 			emu_deliver_pending_exception(cpu);
 		cpu->exc_vector = -1;
@@ -160,6 +162,10 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 		if (exit->reason != VCPU_EXIT_NONE) {
 			cpu->fault_env = NULL;
 			return 0;
+		}
+		if (__builtin_expect(cpu->icount >= cpu->icount_stop, 0)) {
+			exit->reason = VCPU_EXIT_KICK;
+			continue;
 		}
 		cpu->stop_block = false;
 		uint32_t ev = atomic_load_explicit(&vcpu->events, memory_order_relaxed);
@@ -176,6 +182,7 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 					/* More may be pending: look again at the next boundary. */
 					atomic_fetch_or_explicit(&vcpu->events, VCPU_EVT_INTR, memory_order_relaxed);
 					cpu->halted = false;
+					cpu->icount++;
 					emu_deliver_interrupt(cpu, (unsigned)vector, true);
 					continue;
 				}

@@ -156,7 +156,7 @@ static void string_exec(struct emu_cpu *cpu, const struct emu_insn *in, enum str
 			/* Resume this instruction later: RIP stays on it. */
 			cpu->next_rip = cpu->rip;
 			cpu->stop_block = true;
-			return;
+			break;
 		}
 		if ((op == S_MOVS || op == S_STOS) && cx > 1) {
 			uint64_t left = cx;
@@ -180,9 +180,12 @@ static void string_exec(struct emu_cpu *cpu, const struct emu_insn *in, enum str
 				cpu->next_rip = cpu->rip;
 				cpu->stop_block = true;
 			}
-			return;
+			break;
 		}
 	}
+	/* Iterations are work the run budget (emu.h icount_stop) must see: a
+	 * long REP is a loop, whatever its instruction count. */
+	cpu->icount += REP_CHUNK - budget;
 }
 
 static void h_movs(struct emu_cpu *cpu, const struct emu_insn *in) { string_exec(cpu, in, S_MOVS); }
