@@ -138,6 +138,8 @@ struct emu_cpu {
 	uint8_t cpl;
 	uint8_t mode;          /* enum emu_mode, recomputed by emu_update_mode() */
 	bool intr_shadow;      /* after MOV SS/POP SS/STI: no interrupt before the next instruction */
+	bool ss_shadow;        /* set by MOV SS/POP SS: no debug trap after it either (SDM vol. 3A 6.8.3) */
+	bool event_delivered;  /* set by every event delivery: the single-step path reads it */
 	bool halted;
 
 	/* x87/MMX/SSE, in FXSAVE layout for cheap FXSAVE/XSAVE and snapshots. */

@@ -138,6 +138,36 @@ static void run_block(struct emu_cpu *cpu, const struct emu_block *b, unsigned l
 		cpu->rip &= (cpu->seg[SEG_CS].attr & (1u << 10)) ? 0xffffffffull : 0xffffull;
 }
 
+/* One instruction, where the block path would be wrong:
+ *  - after STI, MOV SS or POP SS, no interrupt before it completes (SDM
+ *    vol. 3A 6.8.3 and 6.9);
+ *  - single-stepping: an instruction that began with EFLAGS.TF set is
+ *    followed by a #DB trap with DR6.BS (vol. 3B 17.3.1.4).  So the
+ *    instruction that sets TF (POPF, IRET) is not trapped, one that
+ *    clears it is.  No trap after an instruction that delivered an event:
+ *    INT n, INT3, INTO and INT1 enter their handler with TF clear, and the
+ *    handler's IRET restores it.  No trap after MOV SS/POP SS either: it
+ *    comes after the next instruction (6.8.3).  A faulting instruction
+ *    never gets here; its fault is delivered instead.
+ * A shadow lasts one instruction: cleared before it runs, so an
+ * instruction that opens one again (MOV SS twice) extends it, which the
+ * SDM allows ("only the first is guaranteed to inhibit"). */
+static void run_one(struct emu_cpu *cpu, const struct emu_block *b)
+{
+	bool step = cpu->rflags & X86_FLAG_TF;
+	cpu->intr_shadow = false;
+	cpu->ss_shadow = false;
+	cpu->event_delivered = false;
+	run_block(cpu, b, 1);
+	if (!step || cpu->ss_shadow || cpu->event_delivered)
+		return;
+	/* HLT: the trap is an event at the boundary after it, which a halted
+	 * processor leaves the halt state to take. */
+	if (cpu->halted && cpu->exit && cpu->exit->reason == VCPU_EXIT_HLT)
+		cpu->exit->reason = VCPU_EXIT_NONE;
+	emu_single_step_trap(cpu);
+}
+
 static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 {
 	struct emu_core_vcpu *cv = vcpu->accel;
@@ -200,11 +230,9 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 			internal_error(cpu, why);
 			continue;
 		}
-		if (__builtin_expect(cpu->intr_shadow, 0)) {
-			/* After STI, MOV SS or POP SS: one instruction before any
-			 * interrupt (SDM vol. 3A, 6.8.3 and 6.9). */
-			run_block(cpu, b, 1);
-			cpu->intr_shadow = false;
+		/* TF is a non-arithmetic bit: cpu->rflags holds it. */
+		if (__builtin_expect(cpu->intr_shadow || (cpu->rflags & X86_FLAG_TF), 0)) {
+			run_one(cpu, b);
 			continue;
 		}
 		run_block(cpu, b, EMU_BLOCK_MAX_INSNS);

@@ -150,7 +150,10 @@ static void string_exec(struct emu_cpu *cpu, const struct emu_insn *in, enum str
 	unsigned as = in->adsize;
 	uint64_t cx = areg(cpu, RCX, as);
 	bool cond = op == S_CMPS || op == S_SCAS;
-	unsigned budget = REP_CHUNK;
+	/* Single-stepping traps after each iteration, with RIP still on the
+	 * instruction while iterations remain. */
+	unsigned chunk = (cpu->rflags & X86_FLAG_TF) ? 1 : REP_CHUNK;
+	unsigned budget = chunk;
 	while (cx) {
 		if (budget == 0) {
 			/* Resume this instruction later: RIP stays on it. */
@@ -158,7 +161,7 @@ static void string_exec(struct emu_cpu *cpu, const struct emu_insn *in, enum str
 			cpu->stop_block = true;
 			break;
 		}
-		if ((op == S_MOVS || op == S_STOS) && cx > 1) {
+		if ((op == S_MOVS || op == S_STOS) && cx > 1 && budget > 1) {
 			uint64_t left = cx;
 			if (bulk_run(cpu, in, op == S_MOVS, &left)) {
 				budget = budget > (cx - left) ? budget - (unsigned)(cx - left) : 0;
@@ -185,7 +188,7 @@ static void string_exec(struct emu_cpu *cpu, const struct emu_insn *in, enum str
 	}
 	/* Iterations are work the run budget (emu.h icount_stop) must see: a
 	 * long REP is a loop, whatever its instruction count. */
-	cpu->icount += REP_CHUNK - budget;
+	cpu->icount += chunk - budget;
 }
 
 static void h_movs(struct emu_cpu *cpu, const struct emu_insn *in) { string_exec(cpu, in, S_MOVS); }

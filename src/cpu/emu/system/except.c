@@ -328,6 +328,7 @@ void exc_deliver(struct emu_cpu *cpu, unsigned vector, bool has_err, uint32_t er
 {
 	cpu->halted = false;
 	cpu->intr_shadow = false;
+	cpu->event_delivered = true;
 	if (!(cpu->cr0 & X86_CR0_PE))
 		deliver_real(cpu, vector, ret_rip);
 	else if (cpu->efer & X86_EFER_LMA)
