@@ -67,9 +67,12 @@ static bool bulk_run(struct emu_cpu *cpu, const struct emu_insn *in, bool movs, 
 			return false;
 		uint64_t bytes = n * size;
 		if (pd > ps && pd < ps + bytes) {
-			/* Overlap with the destination ahead: element order matters. */
-			for (uint64_t i = 0; i < bytes; i++)
-				pd[i] = ps[i];
+			/* The destination overlaps the source ahead of it: element
+			 * order matters, and each element is read whole before it
+			 * is written (SDM vol. 2B MOVS), which differs from a byte
+			 * copy when the overlap is smaller than an element. */
+			for (uint64_t i = 0; i < bytes; i += size)
+				emu_host_store(pd + i, size, emu_host_load(ps + i, size));
 		} else {
 			memmove(pd, ps, bytes);
 		}
