@@ -1,9 +1,12 @@
-; Single-stepping with EFLAGS.TF in 32-bit protected mode (SDM vol. 3B
-; 17.3.1.4): a #DB trap with DR6.BS after every instruction that began with
-; TF set, the return EIP on the next instruction; none after the POPF or
-; IRET that sets TF, one after the POPF that clears it; none after MOV SS
-; (the next instruction's trap covers it, vol. 3A 6.8.3) or INT n (its
-; handler runs with TF clear); one per REP iteration.
+; Debug exceptions in 32-bit protected mode.  Single-stepping with
+; EFLAGS.TF (SDM vol. 3B 17.3.1.4): a #DB trap with DR6.BS after every
+; instruction that began with TF set, the return EIP on the next
+; instruction; none after the POPF or IRET that sets TF, one after the
+; POPF that clears it; none after MOV SS (the next instruction's trap
+; covers it, vol. 3A 6.8.3) or INT n (its handler runs with TF clear); one
+; per REP iteration.  Instruction breakpoints in DR0-DR3 (17.3.1.1): a
+; fault with DR6.Bn before the instruction, which the handler resumes
+; with EFLAGS.RF; general detect (DR7.GD, 17.3.1.2).
 %include "lib.inc"
 org 0
 
@@ -12,6 +15,7 @@ org 0
 STEPS equ 0x600            ; dword: #DB traps taken
 STEPS_BS equ 0x604         ; dword: of which with DR6.BS set
 STEP_EIP equ 0x610         ; dword[16]: their return EIPs
+LAST_DR6 equ 0x608         ; dword: DR6 in the last #DB
 MAX_STEPS equ 16
 
 ; TF_ON: set TF with POPFD (no trap after it); TF_OFF label: clear it with
@@ -138,6 +142,64 @@ main:
 	CHECK32 e, "#UD reports the UD2"
 	STEPPED 0, .f2 + 1, "no trap for the faulting instruction"
 
+	; An instruction breakpoint: one fault before the instruction, which
+	; then runs once (the handler returns with RF set).
+	call reset_steps
+	xor ecx, ecx
+	mov eax, ABS(.g1)
+	mov dr0, eax
+	mov eax, 0x401                 ; L0, R/W0 = 00 (execute), LEN0 = 00
+	mov dr7, eax
+	nop
+.g1:	inc ecx
+	mov eax, 0x400
+	mov dr7, eax
+	cmp dword [STEPS], 1
+	CHECK32 e, "one #DB for an instruction breakpoint"
+	STEPPED 0, .g1, "the breakpoint is a fault: EIP of the instruction"
+	mov eax, [LAST_DR6]
+	and eax, 0x600f
+	cmp eax, 1
+	CHECK32 e, "DR6.B0 set, BS clear"
+	cmp ecx, 1
+	CHECK32 e, "the instruction ran once after the handler set RF"
+
+	; A breakpoint in DR2 that is not enabled, then one on a later
+	; instruction in the same block.
+	call reset_steps
+	mov eax, ABS(.h1)
+	mov dr2, eax
+	mov eax, ABS(.h2)
+	mov dr3, eax
+	mov eax, 0x400 | (1 << 7)      ; G3 only
+	mov dr7, eax
+.h1:	nop
+	nop
+.h2:	nop
+	mov eax, 0x400
+	mov dr7, eax
+	cmp dword [STEPS], 1
+	CHECK32 e, "only the enabled breakpoint fires"
+	STEPPED 0, .h2, "DR3 breakpoint EIP"
+	mov eax, [LAST_DR6]
+	and eax, 0xf
+	cmp eax, 8
+	CHECK32 e, "DR6.B3 set"
+
+	; General detect: MOV from a debug register faults once; GD is clear
+	; in the handler, so the MOV then runs.
+	call reset_steps
+	mov eax, 0x400 | (1 << 13)
+	mov dr7, eax
+.i1:	mov ebx, dr7
+	cmp dword [STEPS], 1
+	CHECK32 e, "one #DB for MOV from DR7 with DR7.GD"
+	STEPPED 0, .i1, "general detect is a fault"
+	test dword [LAST_DR6], 1 << 13
+	CHECK32 nz, "DR6.BD set"
+	cmp ebx, 0x400
+	CHECK32 e, "GD clear after the #DB"
+
 	EXIT32
 
 reset_steps:
@@ -145,7 +207,9 @@ reset_steps:
 	mov dword [STEPS_BS], 0
 	ret
 
-; #DB: count the trap, note DR6.BS and the return EIP, clear DR6.
+; #DB: count it, note DR6 and the return EIP, clear DR6; after an
+; instruction breakpoint, resume with RF set so that it does not fire
+; again.
 db_handler:
 	push eax
 	push ebx
@@ -157,10 +221,15 @@ db_handler:
 .full:
 	inc dword [STEPS]
 	mov eax, dr6
+	mov [LAST_DR6], eax
 	test eax, 1 << 14
 	jz .no_bs
 	inc dword [STEPS_BS]
 .no_bs:
+	test eax, 0xf
+	jz .no_rf
+	or dword [esp + 16], 1 << 16   ; RF in the EFLAGS image
+.no_rf:
 	xor eax, eax
 	mov dr6, eax
 	pop ebx

@@ -149,12 +149,17 @@ static void run_block(struct emu_cpu *cpu, const struct emu_block *b, unsigned l
  *    handler's IRET restores it.  No trap after MOV SS/POP SS either: it
  *    comes after the next instruction (6.8.3).  A faulting instruction
  *    never gets here; its fault is delivered instead.
+ *  - EFLAGS.RF, which suppresses instruction breakpoints for one
+ *    instruction: cleared as it starts (vol. 3B 17.3.1.1), unless the
+ *    instruction loads it again (IRET);
+ *  - instruction breakpoints (DR7 enables), checked by the caller.
  * A shadow lasts one instruction: cleared before it runs, so an
  * instruction that opens one again (MOV SS twice) extends it, which the
  * SDM allows ("only the first is guaranteed to inhibit"). */
 static void run_one(struct emu_cpu *cpu, const struct emu_block *b)
 {
 	bool step = cpu->rflags & X86_FLAG_TF;
+	cpu->rflags &= ~(uint64_t)X86_FLAG_RF;
 	cpu->intr_shadow = false;
 	cpu->ss_shadow = false;
 	cpu->event_delivered = false;
@@ -224,14 +229,19 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 			continue;
 		}
 		emu_tlb_sync_epoch(cpu);
+		/* DR7 L0-G3: before the fetch, as code breakpoints take priority
+		 * over fetch faults (SDM vol. 3A 6.9, table 6-2). */
+		bool dr_armed = cpu->dr[7] & 0xff;
+		if (__builtin_expect(dr_armed, 0) && !(cpu->rflags & X86_FLAG_RF))
+			emu_check_insn_breakpoints(cpu);
 		const char *why = NULL;
 		struct emu_block *b = emu_block_lookup(cpu, &why);
 		if (!b) {
 			internal_error(cpu, why);
 			continue;
 		}
-		/* TF is a non-arithmetic bit: cpu->rflags holds it. */
-		if (__builtin_expect(cpu->intr_shadow || (cpu->rflags & X86_FLAG_TF), 0)) {
+		/* TF and RF are non-arithmetic bits: cpu->rflags holds them. */
+		if (__builtin_expect(cpu->intr_shadow || dr_armed || (cpu->rflags & (X86_FLAG_TF | X86_FLAG_RF)), 0)) {
 			run_one(cpu, b);
 			continue;
 		}

@@ -405,6 +405,21 @@ void emu_single_step_trap(struct emu_cpu *cpu)
 	deliver_hw_event(cpu, X86_EXC_DB, false, 0, cpu->rip, true);
 }
 
+void emu_check_insn_breakpoints(struct emu_cpu *cpu)
+{
+	uint64_t dr7 = cpu->dr[7], hit = 0;
+	uint64_t lin = cpu->mode == EMU_MODE_LONG64 ? cpu->rip : (uint32_t)(cpu->seg[SEG_CS].base + cpu->rip);
+	for (unsigned n = 0; n < 4; n++) {
+		/* Ln or Gn, and R/Wn = 00: instruction execution (LEN 00). */
+		if ((dr7 >> (2 * n)) & 3 && !((dr7 >> (16 + 4 * n)) & 3) && cpu->dr[n] == lin)
+			hit |= 1u << n;
+	}
+	if (!hit)
+		return;
+	cpu->dr[6] = (cpu->dr[6] & ~0xfull) | hit;
+	emu_raise_noerr(cpu, X86_EXC_DB);
+}
+
 void emu_deliver_interrupt(struct emu_cpu *cpu, unsigned vector, bool external)
 {
 	if (external && vector == X86_EXC_NMI)
