@@ -16,6 +16,7 @@ STEPS equ 0x600            ; dword: #DB traps taken
 STEPS_BS equ 0x604         ; dword: of which with DR6.BS set
 STEP_EIP equ 0x610         ; dword[16]: their return EIPs
 LAST_DR6 equ 0x608         ; dword: DR6 in the last #DB
+LAST_DB_FL equ 0x60c       ; dword: the EFLAGS image of the last #DB
 MAX_STEPS equ 16
 
 ; TF_ON: set TF with POPFD (no trap after it); TF_OFF label: clear it with
@@ -141,6 +142,12 @@ main:
 	cmp dword [LAST_EIP], ABS(.f1)
 	CHECK32 e, "#UD reports the UD2"
 	STEPPED 0, .f2 + 1, "no trap for the faulting instruction"
+	test dword [LAST_FL], 1 << 16
+	CHECK32 nz, "a fault pushes RF set"
+	TRY .f4
+	int3
+.f4:	test dword [LAST_FL], 1 << 16
+	CHECK32 z, "a trap (INT3) pushes RF clear"
 
 	; An instruction breakpoint: one fault before the instruction, which
 	; then runs once (the handler returns with RF set).
@@ -163,6 +170,8 @@ main:
 	CHECK32 e, "DR6.B0 set, BS clear"
 	cmp ecx, 1
 	CHECK32 e, "the instruction ran once after the handler set RF"
+	test dword [LAST_DB_FL], 1 << 16
+	CHECK32 z, "an instruction-breakpoint #DB pushes RF clear"
 
 	; A breakpoint in DR2 that is not enabled, then one on a later
 	; instruction in the same block.
@@ -220,6 +229,8 @@ db_handler:
 	mov [STEP_EIP + ebx * 4], eax
 .full:
 	inc dword [STEPS]
+	mov eax, [esp + 16]
+	mov [LAST_DB_FL], eax
 	mov eax, dr6
 	mov [LAST_DR6], eax
 	test eax, 1 << 14

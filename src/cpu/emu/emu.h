@@ -296,10 +296,11 @@ void emu_iret(struct emu_cpu *cpu, unsigned opsize);
  * DR6.BS and delivers #DB as a trap (SDM vol. 3B 17.3.1.4). */
 void emu_single_step_trap(struct emu_cpu *cpu);
 /* Instruction breakpoints for the run loop, before the instruction at
- * cpu->rip is fetched: raises #DB (a fault) with DR6.B0-B3 for the
- * enabled DR0-DR3 execute breakpoints at its linear address (SDM vol. 3B
- * 17.2.4, 17.3.1.1).  The caller skips it while EFLAGS.RF is set. */
-void emu_check_insn_breakpoints(struct emu_cpu *cpu);
+ * cpu->rip is fetched: delivers #DB (a fault) with DR6.B0-B3 for the
+ * enabled DR0-DR3 execute breakpoints at its linear address and returns
+ * true (SDM vol. 3B 17.2.4, 17.3.1.1).  The caller skips it while
+ * EFLAGS.RF is set. */
+bool emu_check_insn_breakpoints(struct emu_cpu *cpu);
 /* Software interrupt (INT n, INT3, INTO, INT1): return address cpu->next_rip. */
 void emu_soft_interrupt(struct emu_cpu *cpu, unsigned vector, bool is_int_n);
 /* The TLB slot of a linear address in the current address space. */

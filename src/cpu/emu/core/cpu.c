@@ -232,8 +232,10 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 		/* DR7 L0-G3: before the fetch, as code breakpoints take priority
 		 * over fetch faults (SDM vol. 3A 6.9, table 6-2). */
 		bool dr_armed = cpu->dr[7] & 0xff;
-		if (__builtin_expect(dr_armed, 0) && !(cpu->rflags & X86_FLAG_RF))
-			emu_check_insn_breakpoints(cpu);
+		if (__builtin_expect(dr_armed, 0) && !(cpu->rflags & X86_FLAG_RF) && emu_check_insn_breakpoints(cpu)) {
+			cpu->icount++;   /* a delivery, for the run budget */
+			continue;
+		}
 		const char *why = NULL;
 		struct emu_block *b = emu_block_lookup(cpu, &why);
 		if (!b) {

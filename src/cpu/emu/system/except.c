@@ -395,6 +395,12 @@ void emu_deliver_pending_exception(struct emu_cpu *cpu)
 	bool has = cpu->exc_has_error;
 	uint32_t err = cpu->exc_error;
 	cpu->exc_vector = -1;
+	/* The EFLAGS image of a fault has RF set, so that the handler's IRET
+	 * resumes the instruction without an instruction breakpoint on it
+	 * firing again (SDM vol. 3B 17.3.1.1); aborts push RF as it is.  The
+	 * delivery clears RF itself. */
+	if (v != X86_EXC_DF && v != X86_EXC_MC)
+		cpu->rflags |= X86_FLAG_RF;
 	/* Faults report the faulting instruction (6.5): RIP is still its address. */
 	deliver_hw_event(cpu, v, has, err, cpu->rip, true);
 }
@@ -405,7 +411,7 @@ void emu_single_step_trap(struct emu_cpu *cpu)
 	deliver_hw_event(cpu, X86_EXC_DB, false, 0, cpu->rip, true);
 }
 
-void emu_check_insn_breakpoints(struct emu_cpu *cpu)
+bool emu_check_insn_breakpoints(struct emu_cpu *cpu)
 {
 	uint64_t dr7 = cpu->dr[7], hit = 0;
 	uint64_t lin = cpu->mode == EMU_MODE_LONG64 ? cpu->rip : (uint32_t)(cpu->seg[SEG_CS].base + cpu->rip);
@@ -415,9 +421,12 @@ void emu_check_insn_breakpoints(struct emu_cpu *cpu)
 			hit |= 1u << n;
 	}
 	if (!hit)
-		return;
+		return false;
 	cpu->dr[6] = (cpu->dr[6] & ~0xfull) | hit;
-	emu_raise_noerr(cpu, X86_EXC_DB);
+	/* Unlike other faults, this one pushes RF as it is (0): the handler
+	 * sets it in the image to resume (17.3.1.1). */
+	deliver_hw_event(cpu, X86_EXC_DB, false, 0, cpu->rip, true);
+	return true;
 }
 
 void emu_deliver_interrupt(struct emu_cpu *cpu, unsigned vector, bool external)
