@@ -229,10 +229,14 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 			continue;
 		}
 		emu_tlb_sync_epoch(cpu);
-		/* DR7 L0-G3: before the fetch, as code breakpoints take priority
-		 * over fetch faults (SDM vol. 3A 6.9, table 6-2). */
-		bool dr_armed = cpu->dr[7] & 0xff;
-		if (__builtin_expect(dr_armed, 0) && !(cpu->rflags & X86_FLAG_RF) && emu_check_insn_breakpoints(cpu)) {
+		/* Everything that needs the one-instruction path, in one test:
+		 * an interrupt shadow, TF or RF (non-arithmetic bits, so
+		 * cpu->rflags holds them), DR7 L0-G3. */
+		uint64_t one = (cpu->rflags & (X86_FLAG_TF | X86_FLAG_RF)) | (cpu->dr[7] & 0xff) | cpu->intr_shadow;
+		/* Instruction breakpoints come before the fetch: code breakpoints
+		 * take priority over fetch faults (SDM vol. 3A 6.9, table 6-2). */
+		if (__builtin_expect(one != 0, 0) && (cpu->dr[7] & 0xff) && !(cpu->rflags & X86_FLAG_RF) &&
+		    emu_check_insn_breakpoints(cpu)) {
 			cpu->icount++;   /* a delivery, for the run budget */
 			continue;
 		}
@@ -242,8 +246,7 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 			internal_error(cpu, why);
 			continue;
 		}
-		/* TF and RF are non-arithmetic bits: cpu->rflags holds them. */
-		if (__builtin_expect(cpu->intr_shadow || dr_armed || (cpu->rflags & (X86_FLAG_TF | X86_FLAG_RF)), 0)) {
+		if (__builtin_expect(one != 0, 0)) {
 			run_one(cpu, b);
 			continue;
 		}
