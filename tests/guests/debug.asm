@@ -131,6 +131,28 @@ main:
 	cmp edi, 0x8003
 	CHECK32 e, "all three iterations ran"
 
+	; The same REP with an instruction breakpoint on it: the breakpoint
+	; fires once; the traps between iterations push RF = 1, so that it
+	; does not fire again as the REP resumes.
+	call reset_steps
+	mov eax, ABS(.e6)
+	mov dr1, eax
+	mov eax, 0x400 | (1 << 2)      ; L1, execute
+	mov dr7, eax
+	mov edi, 0x8000
+	mov ecx, 3
+	TF_ON
+.e6:	rep stosb
+.e7:	TF_OFF .e8
+	mov eax, 0x400
+	mov dr7, eax
+	cmp dword [STEPS], 7
+	CHECK32 e, "REP with a breakpoint: one breakpoint and three traps"
+	STEPPED 0, .e6, "the breakpoint fires before the REP"
+	STEPPED 1, .e6, "then a trap after the first iteration"
+	STEPPED 2, .e6, "and the second, without the breakpoint again"
+	STEPPED 3, .e7, "the last trap returns past the REP"
+
 	; A faulting instruction is not trapped: its fault is delivered.
 	call reset_steps
 	TRY .f2

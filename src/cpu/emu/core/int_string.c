@@ -94,6 +94,17 @@ static bool bulk_run(struct emu_cpu *cpu, const struct emu_insn *in, bool movs, 
 
 enum str_op { S_MOVS, S_CMPS, S_STOS, S_LODS, S_SCAS, S_INS, S_OUTS };
 
+/* Resumes the REP later: RIP stays on it.  Between two iterations RF is
+ * set, so that an event taken there pushes RF = 1 and the resumed REP does
+ * not hit an instruction breakpoint on itself again (SDM vol. 3B
+ * 17.3.1.1); the run loop clears it as the REP resumes. */
+static void rep_yield(struct emu_cpu *cpu)
+{
+	cpu->next_rip = cpu->rip;
+	cpu->stop_block = true;
+	cpu->rflags |= X86_FLAG_RF;
+}
+
 static bool string_one(struct emu_cpu *cpu, const struct emu_insn *in, enum str_op op)
 {
 	unsigned size = in->opsize, as = in->adsize;
@@ -159,9 +170,7 @@ static void string_exec(struct emu_cpu *cpu, const struct emu_insn *in, enum str
 	unsigned budget = chunk;
 	while (cx) {
 		if (budget == 0) {
-			/* Resume this instruction later: RIP stays on it. */
-			cpu->next_rip = cpu->rip;
-			cpu->stop_block = true;
+			rep_yield(cpu);
 			break;
 		}
 		if ((op == S_MOVS || op == S_STOS) && cx > 1 && budget > 1) {
@@ -182,10 +191,8 @@ static void string_exec(struct emu_cpu *cpu, const struct emu_insn *in, enum str
 			break;
 		if (op == S_INS || op == S_OUTS) {
 			/* Port I/O may raise an interrupt: one element per pass. */
-			if (cx) {
-				cpu->next_rip = cpu->rip;
-				cpu->stop_block = true;
-			}
+			if (cx)
+				rep_yield(cpu);
 			break;
 		}
 	}
