@@ -138,6 +138,8 @@ struct emu_cpu {
 	uint8_t cpl;
 	uint8_t mode;          /* enum emu_mode, recomputed by emu_update_mode() */
 	bool intr_shadow;      /* after MOV SS/POP SS/STI: no interrupt before the next instruction */
+	bool ss_shadow;        /* set by MOV SS/POP SS: no debug trap after it either (SDM vol. 3A 6.8.3) */
+	bool event_delivered;  /* set by every event delivery: the single-step path reads it */
 	bool halted;
 
 	/* x87/MMX/SSE, in FXSAVE layout for cheap FXSAVE/XSAVE and snapshots. */
@@ -161,7 +163,12 @@ struct emu_cpu {
 	uint32_t exc_error;
 	bool exc_has_error;
 	bool stop_block;       /* set by emu_exit_run(): leave the run loop after this instruction */
-	uint64_t icount;       /* instructions retired */
+	uint64_t icount;       /* instructions retired, plus REP iterations and events delivered */
+	/* Run budget (tests, the fuzz target): vcpu_run returns VCPU_EXIT_KICK
+	 * at the first boundary where icount has reached it; ~0 = none.
+	 * Deliveries count so that a guest faulting in a loop without retiring
+	 * anything (a handler whose code is not present) also stops. */
+	uint64_t icount_stop;
 
 	struct vcpu *vcpu;
 	struct guest_memory *mem;
@@ -245,6 +252,10 @@ uint64_t emu_read_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size
 void emu_write_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val);
 static inline uint64_t emu_read(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size);
 static inline void emu_write(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val);
+/* Raises every fault a size-byte write at seg:off would, and sets the
+ * accessed and dirty bits it would, without writing: for instructions
+ * that must know their write succeeds before they change any state. */
+void emu_write_check(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size);
 void emu_read_bytes(struct emu_cpu *cpu, int seg, uint64_t off, void *dst, unsigned n);
 void emu_write_bytes(struct emu_cpu *cpu, int seg, uint64_t off, const void *src, unsigned n);
 /* Host pointer for a size-byte access inside one RAM page (for LOCKed
@@ -294,6 +305,12 @@ void emu_iret(struct emu_cpu *cpu, unsigned opsize);
  * EFLAGS.TF set (and cpu->rip already at the next instruction), sets
  * DR6.BS and delivers #DB as a trap (SDM vol. 3B 17.3.1.4). */
 void emu_single_step_trap(struct emu_cpu *cpu);
+/* Instruction breakpoints for the run loop, before the instruction at
+ * cpu->rip is fetched: delivers #DB (a fault) with DR6.B0-B3 for the
+ * enabled DR0-DR3 execute breakpoints at its linear address and returns
+ * true (SDM vol. 3B 17.2.4, 17.3.1.1).  The caller skips it while
+ * EFLAGS.RF is set. */
+bool emu_check_insn_breakpoints(struct emu_cpu *cpu);
 /* Software interrupt (INT n, INT3, INTO, INT1): return address cpu->next_rip. */
 void emu_soft_interrupt(struct emu_cpu *cpu, unsigned vector, bool is_int_n);
 /* The TLB slot of a linear address in the current address space. */
@@ -338,42 +355,60 @@ static inline bool emu_seg_fast_ok(const struct emu_cpu *cpu, int seg, uint64_t 
 	return true;
 }
 
+/* A 1, 2, 4 or 8-byte little-endian access to host memory. */
+static inline uint64_t emu_host_load(const void *p, unsigned size)
+{
+	switch (size) {
+	case 1: return *(const uint8_t *)p;
+	case 2: { uint16_t v; __builtin_memcpy(&v, p, 2); return v; }
+	case 4: { uint32_t v; __builtin_memcpy(&v, p, 4); return v; }
+	default: { uint64_t v; __builtin_memcpy(&v, p, 8); return v; }
+	}
+}
+
+static inline void emu_host_store(void *p, unsigned size, uint64_t val)
+{
+	switch (size) {
+	case 1: *(uint8_t *)p = (uint8_t)val; return;
+	case 2: { uint16_t v = (uint16_t)val; __builtin_memcpy(p, &v, 2); return; }
+	case 4: { uint32_t v = (uint32_t)val; __builtin_memcpy(p, &v, 4); return; }
+	default: __builtin_memcpy(p, &val, 8); return;
+	}
+}
+
 static inline uint64_t emu_read(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
 {
 	uint64_t lin;
 	/* Present, data, expand-up: readable. */
 	if (__builtin_expect(emu_seg_fast_ok(cpu, seg, off, size, 0x9c, 0x90, &lin), 1)) {
 		const struct emu_tlb_entry *e = &cpu->tlb[emu_mmu_index(cpu)][emu_tlb_index(cpu, lin)];
-		if (__builtin_expect(e->tag_read == ((lin & ~0xfffull) | cpu->asid) && (lin & 0xfff) + size <= 4096, 1)) {
-			const void *p = (const void *)(uintptr_t)(lin + e->addend);
-			switch (size) {
-			case 1: return *(const uint8_t *)p;
-			case 2: { uint16_t v; __builtin_memcpy(&v, p, 2); return v; }
-			case 4: { uint32_t v; __builtin_memcpy(&v, p, 4); return v; }
-			case 8: { uint64_t v; __builtin_memcpy(&v, p, 8); return v; }
-			}
-		}
+		if (__builtin_expect(e->tag_read == ((lin & ~0xfffull) | cpu->asid) && (lin & 0xfff) + size <= 4096, 1))
+			return emu_host_load((const void *)(uintptr_t)(lin + e->addend), size);
 	}
 	return emu_read_slow(cpu, seg, off, size);
 }
 
-static inline void emu_write(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)
+/* The host address of a size-byte write at seg:off when the write TLB
+ * holds its page -- the write cannot fault then -- else NULL. */
+static inline void *emu_write_ptr_fast(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
 {
 	uint64_t lin;
 	/* Present, data, expand-up, writable. */
 	if (__builtin_expect(emu_seg_fast_ok(cpu, seg, off, size, 0x9e, 0x92, &lin), 1)) {
 		const struct emu_tlb_entry *e = &cpu->tlb[emu_mmu_index(cpu)][emu_tlb_index(cpu, lin)];
-		if (__builtin_expect(e->tag_write == ((lin & ~0xfffull) | cpu->asid) && (lin & 0xfff) + size <= 4096, 1)) {
-			void *p = (void *)(uintptr_t)(lin + e->addend);
-			switch (size) {
-			case 1: *(uint8_t *)p = (uint8_t)val; return;
-			case 2: { uint16_t v = (uint16_t)val; __builtin_memcpy(p, &v, 2); return; }
-			case 4: { uint32_t v = (uint32_t)val; __builtin_memcpy(p, &v, 4); return; }
-			case 8: __builtin_memcpy(p, &val, 8); return;
-			}
-		}
+		if (__builtin_expect(e->tag_write == ((lin & ~0xfffull) | cpu->asid) && (lin & 0xfff) + size <= 4096, 1))
+			return (void *)(uintptr_t)(lin + e->addend);
 	}
-	emu_write_slow(cpu, seg, off, size, val);
+	return NULL;
+}
+
+static inline void emu_write(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)
+{
+	void *p = emu_write_ptr_fast(cpu, seg, off, size);
+	if (__builtin_expect(p != NULL, 1))
+		emu_host_store(p, size, val);
+	else
+		emu_write_slow(cpu, seg, off, size, val);
 }
 
 /* ---- fpu ---- */

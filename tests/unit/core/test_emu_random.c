@@ -3,7 +3,8 @@
  * registers, must end in guest-visible exceptions, a shutdown or an
  * internal-error exit -- never a host crash, hang or out-of-bounds access
  * (this test runs under ASan+UBSan in `make unit-asan`).  Runs are bounded
- * by a watchdog thread that kicks the vCPU. */
+ * by a watchdog thread that kicks the vCPU.  The emu_budget tests check the
+ * engine's own bound, the run budget the fuzz target relies on. */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <time.h>
 
 #include "cpu/accel.h"
+#include "cpu/emu/emu.h"
 #include "vm/machine.h"
 
 #define RAM (4u << 20)
@@ -101,7 +103,7 @@ static void *watchdog_main(void *arg)
 	return NULL;
 }
 
-Test(emu_random, random_code_never_hurts_the_host, .timeout = 300)
+static struct random_vm *random_vm_new(void)
 {
 	struct random_vm *r = calloc(1, sizeof(*r));
 	cr_assert_eq(gmem_init(&r->vm.mem, RAM), 0);
@@ -116,7 +118,22 @@ Test(emu_random, random_code_never_hurts_the_host, .timeout = 300)
 	r->vm.n_vcpus = 1;
 	cr_assert_eq(accel_emu.vm_init(&r->vm), 0);
 	cr_assert_eq(accel_emu.vcpu_init(&r->vcpu), 0);
+	return r;
+}
 
+static void random_vm_free(struct random_vm *r)
+{
+	accel_emu.vcpu_destroy(&r->vcpu);
+	accel_emu.vm_destroy(&r->vm);
+	bus_destroy(&r->vm.pio);
+	bus_destroy(&r->vm.mmio);
+	gmem_destroy(&r->vm.mem);
+	free(r);
+}
+
+Test(emu_random, random_code_never_hurts_the_host, .timeout = 300)
+{
+	struct random_vm *r = random_vm_new();
 	unsigned counts[VCPU_EXIT_REASON_COUNT] = { 0 };
 	for (unsigned seed = 1; seed <= SEEDS; seed++) {
 		unsigned mode = seed % 3;
@@ -156,8 +173,90 @@ Test(emu_random, random_code_never_hurts_the_host, .timeout = 300)
 		    counts[VCPU_EXIT_INTERNAL_ERROR], SEEDS);
 	/* The guests did something: not every run can have stopped at once. */
 	cr_assert_gt(counts[VCPU_EXIT_KICK] + counts[VCPU_EXIT_HLT] + counts[VCPU_EXIT_SHUTDOWN], 0);
-	accel_emu.vcpu_destroy(&r->vcpu);
-	accel_emu.vm_destroy(&r->vm);
-	gmem_destroy(&r->vm.mem);
-	free(r);
+	random_vm_free(r);
+}
+
+/* ---- the run budget (emu.h icount_stop): loops end at it ---- */
+
+static struct random_vm *budget_vm(unsigned mode, const uint8_t *code, size_t len, struct emu_cpu **cpu)
+{
+	struct random_vm *r = random_vm_new();
+	build_page_tables(&r->vm.mem);
+	set_mode(r, mode);
+	cr_assert_eq(gmem_write(&r->vm.mem, CODE, code, len), 0);
+	*cpu = r->vcpu.accel;
+	(*cpu)->icount_stop = (*cpu)->icount + 1000;
+	return r;
+}
+
+static void set_gpr(struct random_vm *r, unsigned reg, uint64_t v)
+{
+	struct x86_regs regs;
+	cr_assert_eq(accel_emu.get_regs(&r->vcpu, &regs), 0);
+	regs.gpr[reg] = v;
+	regs.rflags &= ~(uint64_t)X86_FLAG_DF;
+	cr_assert_eq(accel_emu.set_regs(&r->vcpu, &regs), 0);
+}
+
+Test(emu_budget, a_jump_to_itself_stops_at_the_budget, .timeout = 60)
+{
+	static const uint8_t jmp_self[] = { 0xeb, 0xfe };
+	struct emu_cpu *cpu;
+	struct random_vm *r = budget_vm(1, jmp_self, sizeof(jmp_self), &cpu);
+	struct vcpu_exit exit = { 0 };
+	cr_assert_eq(accel_emu.vcpu_run(&r->vcpu, &exit), 0);
+	cr_assert_eq(exit.reason, VCPU_EXIT_KICK);
+	cr_assert_geq(cpu->icount, cpu->icount_stop);
+	cr_assert_eq(cpu->rip, CODE);
+	random_vm_free(r);
+}
+
+Test(emu_budget, a_long_rep_counts_its_iterations, .timeout = 60)
+{
+	/* rep stosb over 4 GiB - 1 bytes from an address outside RAM: each
+	 * element is an MMIO write, and one instruction. */
+	static const uint8_t rep_stos[] = { 0xf3, 0xaa, 0xf4 };
+	struct emu_cpu *cpu;
+	struct random_vm *r = budget_vm(1, rep_stos, sizeof(rep_stos), &cpu);
+	set_gpr(r, RCX, 0xffffffff);
+	set_gpr(r, RDI, 0x40000000);
+	struct vcpu_exit exit = { 0 };
+	cr_assert_eq(accel_emu.vcpu_run(&r->vcpu, &exit), 0);
+	cr_assert_eq(exit.reason, VCPU_EXIT_KICK);
+	/* Stopped at the REP, part way (it resumes from RCX and RDI). */
+	cr_assert_eq(cpu->rip, CODE);
+	cr_assert_neq(cpu->gpr[RCX], 0);
+	cr_assert_eq(0xffffffff - cpu->gpr[RCX], cpu->gpr[RDI] - 0x40000000);
+	random_vm_free(r);
+}
+
+Test(emu_budget, a_fault_loop_stops_at_the_budget, .timeout = 60)
+{
+	/* Every IDT gate leads to a canonical address no page maps: each #PF
+	 * delivery faults at the handler's first fetch, retiring nothing. */
+	static const uint8_t ud2[] = { 0x0f, 0x0b };
+	struct emu_cpu *cpu;
+	struct random_vm *r = budget_vm(2, ud2, sizeof(ud2), &cpu);
+	const uint64_t idt = 0x300000, handler = 0x7f0000000000ull;
+	for (unsigned v = 0; v < 32; v++) {
+		uint64_t lo = (handler & 0xffff) | 8ull << 16 | 0x8eull << 40 | ((handler >> 16) & 0xffff) << 48;
+		uint64_t hi = handler >> 32;
+		cr_assert_eq(gmem_write(&r->vm.mem, idt + v * 16, &lo, 8), 0);
+		cr_assert_eq(gmem_write(&r->vm.mem, idt + v * 16 + 8, &hi, 8), 0);
+	}
+	/* GDT entry 1: the 64-bit code segment the gates name. */
+	const uint64_t gdt = idt + 0x1000, code64 = 0x00af9b000000ffffull;
+	cr_assert_eq(gmem_write(&r->vm.mem, gdt + 8, &code64, 8), 0);
+	struct x86_sregs s;
+	cr_assert_eq(accel_emu.get_sregs(&r->vcpu, &s), 0);
+	s.gdt = (struct x86_dtable){ gdt, 15 };
+	s.idt = (struct x86_dtable){ idt, 32 * 16 - 1 };
+	cr_assert_eq(accel_emu.set_sregs(&r->vcpu, &s), 0);
+	set_gpr(r, RSP, RAM);
+	struct vcpu_exit exit = { 0 };
+	cr_assert_eq(accel_emu.vcpu_run(&r->vcpu, &exit), 0);
+	cr_assert_eq(exit.reason, VCPU_EXIT_KICK, "exit %d: %s", exit.reason, exit.error.message);
+	cr_assert_eq(cpu->rip, handler);
+	cr_assert_eq(cpu->cr2, handler);
+	random_vm_free(r);
 }

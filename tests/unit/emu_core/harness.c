@@ -48,6 +48,11 @@ void emu_write_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, u
 	memcpy(host(cpu, linear(cpu, seg, off), size), &val, size);
 }
 
+void emu_write_check(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
+{
+	host(cpu, linear(cpu, seg, off), size);
+}
+
 void emu_read_bytes(struct emu_cpu *cpu, int seg, uint64_t off, void *dst, unsigned n)
 {
 	memcpy(dst, host(cpu, linear(cpu, seg, off), n), n);

@@ -32,6 +32,11 @@ __attribute__((weak)) void emu_write_slow(struct emu_cpu *cpu, int seg, uint64_t
 	emu_raise(cpu, X86_EXC_GP, 0);
 }
 
+__attribute__((weak)) void emu_write_check(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
+{
+	emu_raise(cpu, X86_EXC_GP, 0);
+}
+
 __attribute__((weak)) void *emu_mem_ptr(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, bool write)
 {
 	return NULL;

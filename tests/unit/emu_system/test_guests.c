@@ -283,3 +283,4 @@ Test(emu_guests, paging_permission_matrix) { run_guest("paging"); }
 Test(emu_guests, task_switch) { run_guest("task"); }
 Test(emu_guests, virtual_8086_mode) { run_guest("v86"); }
 Test(emu_guests, call_gates_and_sysenter) { run_guest("gates"); }
+Test(emu_guests, single_step) { run_guest("debug"); }

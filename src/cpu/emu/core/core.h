@@ -146,6 +146,41 @@ static inline void rm_write(struct emu_cpu *cpu, const struct emu_insn *in, unsi
 		emu_write(cpu, in->seg, insn_ea(cpu, in), size, v);
 }
 
+/* A read-modify-write memory operand.  Faults are precise (SDM vol. 3A
+ * 6.5): an instruction whose write faults leaves the flags as they were,
+ * so the write is checked before the read and any flag update.  On the
+ * inline path a write-TLB hit proves the write cannot fault and serves
+ * both accesses; otherwise emu_write_check() raises what the write would
+ * (#PF with W set, as for any write). */
+struct rmw_operand {
+	void *host;           /* NULL: through emu_read/emu_write */
+	int seg;
+	uint64_t ea;
+	unsigned size;
+};
+
+static inline uint64_t rmw_load(struct emu_cpu *cpu, struct rmw_operand *m, const struct emu_insn *in,
+				unsigned size)
+{
+	m->seg = in->seg;
+	m->ea = insn_ea(cpu, in);
+	m->size = size;
+	m->host = emu_write_ptr_fast(cpu, m->seg, m->ea, size);
+	if (__builtin_expect(m->host != NULL, 1))
+		return emu_host_load(m->host, size);
+	emu_write_check(cpu, m->seg, m->ea, size);
+	return emu_read(cpu, m->seg, m->ea, size);
+}
+
+/* Cannot fault after rmw_load. */
+static inline void rmw_store(struct emu_cpu *cpu, const struct rmw_operand *m, uint64_t v)
+{
+	if (__builtin_expect(m->host != NULL, 1))
+		emu_host_store(m->host, m->size, v);
+	else
+		emu_write(cpu, m->seg, m->ea, m->size, v);
+}
+
 static inline uint64_t sext(uint64_t v, unsigned size)
 {
 	switch (size) {

@@ -77,6 +77,7 @@ static int emu_vcpu_init(struct vcpu *vcpu)
 	cpu->mem = &vcpu->vm->mem;
 	cpu->evm = vcpu->vm->accel_state;
 	cpu->exc_vector = -1;
+	cpu->icount_stop = ~0ull;
 	emu_cpu_reset(cpu, vcpu->id == 0);
 	vcpu->accel = cv;
 	return 0;
@@ -132,6 +133,41 @@ static void run_block(struct emu_cpu *cpu, const struct emu_block *b, unsigned l
 		cpu->rip &= (cpu->seg[SEG_CS].attr & (1u << 10)) ? 0xffffffffull : 0xffffull;
 }
 
+/* One instruction, where the block path would be wrong:
+ *  - after STI, MOV SS or POP SS, no interrupt before it completes (SDM
+ *    vol. 3A 6.8.3 and 6.9);
+ *  - single-stepping: an instruction that began with EFLAGS.TF set is
+ *    followed by a #DB trap with DR6.BS (vol. 3B 17.3.1.4).  So the
+ *    instruction that sets TF (POPF, IRET) is not trapped, one that
+ *    clears it is.  No trap after an instruction that delivered an event:
+ *    INT n, INT3, INTO and INT1 enter their handler with TF clear, and the
+ *    handler's IRET restores it.  No trap after MOV SS/POP SS either: it
+ *    comes after the next instruction (6.8.3).  A faulting instruction
+ *    never gets here; its fault is delivered instead.
+ *  - EFLAGS.RF, which suppresses instruction breakpoints for one
+ *    instruction: cleared as it starts (vol. 3B 17.3.1.1), unless the
+ *    instruction loads it again (IRET);
+ *  - instruction breakpoints (DR7 enables), checked by the caller.
+ * A shadow lasts one instruction: cleared before it runs, so an
+ * instruction that opens one again (MOV SS twice) extends it, which the
+ * SDM allows ("only the first is guaranteed to inhibit"). */
+static void run_one(struct emu_cpu *cpu, const struct emu_block *b)
+{
+	bool step = cpu->rflags & X86_FLAG_TF;
+	cpu->rflags &= ~(uint64_t)X86_FLAG_RF;
+	cpu->intr_shadow = false;
+	cpu->ss_shadow = false;
+	cpu->event_delivered = false;
+	run_block(cpu, b, 1);
+	if (!step || cpu->ss_shadow || cpu->event_delivered)
+		return;
+	/* HLT: the trap is an event at the boundary after it, which a halted
+	 * processor leaves the halt state to take. */
+	if (cpu->halted && cpu->exit && cpu->exit->reason == VCPU_EXIT_HLT)
+		cpu->exit->reason = VCPU_EXIT_NONE;
+	emu_single_step_trap(cpu);
+}
+
 static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 {
 	struct emu_core_vcpu *cv = vcpu->accel;
@@ -147,6 +183,7 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 		/* emu_raise() landed here: the faulting instruction's RIP is still
 		 * in cpu->rip; deliver (which may escalate to #DF or shutdown). */
 		cpu->stop_block = false;
+		cpu->icount++;
 		if (cpu->exc_vector >= 0)
 			emu_deliver_pending_exception(cpu);
 		cpu->exc_vector = -1;
@@ -155,6 +192,10 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 		if (exit->reason != VCPU_EXIT_NONE) {
 			cpu->fault_env = NULL;
 			return 0;
+		}
+		if (__builtin_expect(cpu->icount >= cpu->icount_stop, 0)) {
+			exit->reason = VCPU_EXIT_KICK;
+			continue;
 		}
 		cpu->stop_block = false;
 		uint32_t ev = atomic_load_explicit(&vcpu->events, memory_order_relaxed);
@@ -171,6 +212,7 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 					/* More may be pending: look again at the next boundary. */
 					atomic_fetch_or_explicit(&vcpu->events, VCPU_EVT_INTR, memory_order_relaxed);
 					cpu->halted = false;
+					cpu->icount++;
 					emu_deliver_interrupt(cpu, (unsigned)vector, true);
 					continue;
 				}
@@ -182,17 +224,25 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 			continue;
 		}
 		emu_tlb_sync_epoch(cpu);
+		/* Everything that needs the one-instruction path, in one test:
+		 * an interrupt shadow, TF or RF (non-arithmetic bits, so
+		 * cpu->rflags holds them), DR7 L0-G3. */
+		uint64_t one = (cpu->rflags & (X86_FLAG_TF | X86_FLAG_RF)) | (cpu->dr[7] & 0xff) | cpu->intr_shadow;
+		/* Instruction breakpoints come before the fetch: code breakpoints
+		 * take priority over fetch faults (SDM vol. 3A 6.9, table 6-2). */
+		if (__builtin_expect(one != 0, 0) && (cpu->dr[7] & 0xff) && !(cpu->rflags & X86_FLAG_RF) &&
+		    emu_check_insn_breakpoints(cpu)) {
+			cpu->icount++;   /* a delivery, for the run budget */
+			continue;
+		}
 		const char *why = NULL;
 		struct emu_block *b = emu_block_lookup(cpu, &why);
 		if (!b) {
 			internal_error(cpu, why);
 			continue;
 		}
-		if (__builtin_expect(cpu->intr_shadow, 0)) {
-			/* After STI, MOV SS or POP SS: one instruction before any
-			 * interrupt (SDM vol. 3A, 6.8.3 and 6.9). */
-			run_block(cpu, b, 1);
-			cpu->intr_shadow = false;
+		if (__builtin_expect(one != 0, 0)) {
+			run_one(cpu, b);
 			continue;
 		}
 		/* Run b and the blocks chained after it until something needs

@@ -83,12 +83,15 @@ static inline void alu_rm(struct emu_cpu *cpu, const struct emu_insn *in, unsign
 			reg_set(cpu, in->rm, size, in->rex, r);
 		return;
 	}
+	if (op == ALU_CMP) {
+		alu(cpu, op, size, emu_read(cpu, in->seg, insn_ea(cpu, in), size), src, false);
+		return;
+	}
 	if (in->lock && locked_rmw(cpu, in, size, rmw_alu, src, op << 8 | size, alu_cin(cpu, op)))
 		return;
-	uint64_t ea = insn_ea(cpu, in);
-	uint64_t r = alu(cpu, op, size, emu_read(cpu, in->seg, ea, size), src, alu_cin(cpu, op));
-	if (op != ALU_CMP)
-		emu_write(cpu, in->seg, ea, size, r);
+	struct rmw_operand m;
+	uint64_t old = rmw_load(cpu, &m, in, size);
+	rmw_store(cpu, &m, alu(cpu, op, size, old, src, alu_cin(cpu, op)));
 }
 
 static void h_alu_rm_r(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -165,9 +168,9 @@ static void incdec_rm(struct emu_cpu *cpu, const struct emu_insn *in, bool dec)
 			return;
 		}
 	}
-	uint64_t ea = insn_ea(cpu, in);
-	uint64_t r = rmw_incdec(cpu, emu_read(cpu, in->seg, ea, size), dec, size, 0);
-	emu_write(cpu, in->seg, ea, size, r);
+	struct rmw_operand m;
+	uint64_t old = rmw_load(cpu, &m, in, size);
+	rmw_store(cpu, &m, rmw_incdec(cpu, old, dec, size, 0));
 }
 
 static void h_inc_rm(struct emu_cpu *cpu, const struct emu_insn *in) { incdec_rm(cpu, in, false); }
@@ -200,9 +203,9 @@ static void unary_rm(struct emu_cpu *cpu, const struct emu_insn *in,
 	}
 	if (in->lock && locked_rmw(cpu, in, size, fn, 0, size, false))
 		return;
-	uint64_t ea = insn_ea(cpu, in);
-	uint64_t r = fn(cpu, emu_read(cpu, in->seg, ea, size), 0, size, 0);
-	emu_write(cpu, in->seg, ea, size, r);
+	struct rmw_operand m;
+	uint64_t old = rmw_load(cpu, &m, in, size);
+	rmw_store(cpu, &m, fn(cpu, old, 0, size, 0));
 }
 
 static void h_not(struct emu_cpu *cpu, const struct emu_insn *in) { unary_rm(cpu, in, rmw_not); }

@@ -84,10 +84,14 @@ static void h_grp2(struct emu_cpu *cpu, const struct emu_insn *in)
 			reg_set(cpu, in->rm, size, in->rex, v);  /* a 32-bit destination is still zero-extended */
 		return;
 	}
-	uint64_t ea = insn_ea(cpu, in);
-	uint64_t v = emu_read(cpu, in->seg, ea, size);
-	if (c)
-		emu_write(cpu, in->seg, ea, size, do_shift(cpu, op, size, v, c));
+	if (!c) {
+		/* No flags, no write; the operand is still read. */
+		emu_read(cpu, in->seg, insn_ea(cpu, in), size);
+		return;
+	}
+	struct rmw_operand m;
+	uint64_t v = rmw_load(cpu, &m, in, size);
+	rmw_store(cpu, &m, do_shift(cpu, op, size, v, c));
 }
 
 /* SHLD/SHRD: dst shifted with bits from src; for 16-bit operands and
@@ -97,19 +101,16 @@ static void h_shxd(struct emu_cpu *cpu, const struct emu_insn *in)
 	unsigned size = in->opsize, bits = size * 8;
 	bool left = in->opcode < 0xa8;
 	unsigned c = (unsigned)((in->opcode & 1) ? cpu->gpr[RCX] : in->imm) & (size == 8 ? 0x3f : 0x1f);
-	uint64_t m = emu_size_mask(size);
-	uint64_t ea = 0, d;
-	if (in->mod == 3) {
-		d = reg_get(cpu, in->rm, size, in->rex);
-	} else {
-		ea = insn_ea(cpu, in);
-		d = emu_read(cpu, in->seg, ea, size);
-	}
+	uint64_t m = emu_size_mask(size), d;
 	if (!c) {
+		/* No flags, no write; a 32-bit register is still zero-extended. */
+		d = rm_read(cpu, in, size);
 		if (in->mod == 3 && size == 4)
 			reg_set(cpu, in->rm, size, in->rex, d);
 		return;
 	}
+	struct rmw_operand mem = { 0 };
+	d = in->mod == 3 ? reg_get(cpu, in->rm, size, in->rex) : rmw_load(cpu, &mem, in, size);
 	uint64_t s = reg_get(cpu, in->reg, size, in->rex), r;
 	uint32_t cf;
 	if (size == 2) {
@@ -136,7 +137,7 @@ static void h_shxd(struct emu_cpu *cpu, const struct emu_insn *in)
 	if (in->mod == 3)
 		reg_set(cpu, in->rm, size, in->rex, r);
 	else
-		emu_write(cpu, in->seg, ea, size, r);
+		rmw_store(cpu, &mem, r);
 }
 
 static emu_handler emu_shift_fast(const struct emu_insn *in);

@@ -67,9 +67,12 @@ static bool bulk_run(struct emu_cpu *cpu, const struct emu_insn *in, bool movs, 
 			return false;
 		uint64_t bytes = n * size;
 		if (pd > ps && pd < ps + bytes) {
-			/* Overlap with the destination ahead: element order matters. */
-			for (uint64_t i = 0; i < bytes; i++)
-				pd[i] = ps[i];
+			/* The destination overlaps the source ahead of it: element
+			 * order matters, and each element is read whole before it
+			 * is written (SDM vol. 2B MOVS), which differs from a byte
+			 * copy when the overlap is smaller than an element. */
+			for (uint64_t i = 0; i < bytes; i += size)
+				emu_host_store(pd + i, size, emu_host_load(ps + i, size));
 		} else {
 			memmove(pd, ps, bytes);
 		}
@@ -89,6 +92,17 @@ static bool bulk_run(struct emu_cpu *cpu, const struct emu_insn *in, bool movs, 
 }
 
 enum str_op { S_MOVS, S_CMPS, S_STOS, S_LODS, S_SCAS, S_INS, S_OUTS };
+
+/* Resumes the REP later: RIP stays on it.  Between two iterations RF is
+ * set, so that an event taken there pushes RF = 1 and the resumed REP does
+ * not hit an instruction breakpoint on itself again (SDM vol. 3B
+ * 17.3.1.1); the run loop clears it as the REP resumes. */
+static void rep_yield(struct emu_cpu *cpu)
+{
+	cpu->next_rip = cpu->rip;
+	cpu->stop_block = true;
+	cpu->rflags |= X86_FLAG_RF;
+}
 
 static bool string_one(struct emu_cpu *cpu, const struct emu_insn *in, enum str_op op)
 {
@@ -149,15 +163,16 @@ static void string_exec(struct emu_cpu *cpu, const struct emu_insn *in, enum str
 	unsigned as = in->adsize;
 	uint64_t cx = areg(cpu, RCX, as);
 	bool cond = op == S_CMPS || op == S_SCAS;
-	unsigned budget = REP_CHUNK;
+	/* Single-stepping traps after each iteration, with RIP still on the
+	 * instruction while iterations remain. */
+	unsigned chunk = (cpu->rflags & X86_FLAG_TF) ? 1 : REP_CHUNK;
+	unsigned budget = chunk;
 	while (cx) {
 		if (budget == 0) {
-			/* Resume this instruction later: RIP stays on it. */
-			cpu->next_rip = cpu->rip;
-			cpu->stop_block = true;
-			return;
+			rep_yield(cpu);
+			break;
 		}
-		if ((op == S_MOVS || op == S_STOS) && cx > 1) {
+		if ((op == S_MOVS || op == S_STOS) && cx > 1 && budget > 1) {
 			uint64_t left = cx;
 			if (bulk_run(cpu, in, op == S_MOVS, &left)) {
 				budget = budget > (cx - left) ? budget - (unsigned)(cx - left) : 0;
@@ -175,13 +190,14 @@ static void string_exec(struct emu_cpu *cpu, const struct emu_insn *in, enum str
 			break;
 		if (op == S_INS || op == S_OUTS) {
 			/* Port I/O may raise an interrupt: one element per pass. */
-			if (cx) {
-				cpu->next_rip = cpu->rip;
-				cpu->stop_block = true;
-			}
-			return;
+			if (cx)
+				rep_yield(cpu);
+			break;
 		}
 	}
+	/* Iterations are work the run budget (emu.h icount_stop) must see: a
+	 * long REP is a loop, whatever its instruction count. */
+	cpu->icount += chunk - budget;
 }
 
 static void h_movs(struct emu_cpu *cpu, const struct emu_insn *in) { string_exec(cpu, in, S_MOVS); }

@@ -328,6 +328,7 @@ void exc_deliver(struct emu_cpu *cpu, unsigned vector, bool has_err, uint32_t er
 {
 	cpu->halted = false;
 	cpu->intr_shadow = false;
+	cpu->event_delivered = true;
 	if (!(cpu->cr0 & X86_CR0_PE))
 		deliver_real(cpu, vector, ret_rip);
 	else if (cpu->efer & X86_EFER_LMA)
@@ -394,6 +395,12 @@ void emu_deliver_pending_exception(struct emu_cpu *cpu)
 	bool has = cpu->exc_has_error;
 	uint32_t err = cpu->exc_error;
 	cpu->exc_vector = -1;
+	/* The EFLAGS image of a fault has RF set, so that the handler's IRET
+	 * resumes the instruction without an instruction breakpoint on it
+	 * firing again (SDM vol. 3B 17.3.1.1); aborts push RF as it is.  The
+	 * delivery clears RF itself. */
+	if (v != X86_EXC_DF && v != X86_EXC_MC)
+		cpu->rflags |= X86_FLAG_RF;
 	/* Faults report the faulting instruction (6.5): RIP is still its address. */
 	deliver_hw_event(cpu, v, has, err, cpu->rip, true);
 }
@@ -402,6 +409,24 @@ void emu_single_step_trap(struct emu_cpu *cpu)
 {
 	cpu->dr[6] |= 1u << 14;   /* BS */
 	deliver_hw_event(cpu, X86_EXC_DB, false, 0, cpu->rip, true);
+}
+
+bool emu_check_insn_breakpoints(struct emu_cpu *cpu)
+{
+	uint64_t dr7 = cpu->dr[7], hit = 0;
+	uint64_t lin = cpu->mode == EMU_MODE_LONG64 ? cpu->rip : (uint32_t)(cpu->seg[SEG_CS].base + cpu->rip);
+	for (unsigned n = 0; n < 4; n++) {
+		/* Ln or Gn, and R/Wn = 00: instruction execution (LEN 00). */
+		if ((dr7 >> (2 * n)) & 3 && !((dr7 >> (16 + 4 * n)) & 3) && cpu->dr[n] == lin)
+			hit |= 1u << n;
+	}
+	if (!hit)
+		return false;
+	cpu->dr[6] = (cpu->dr[6] & ~0xfull) | hit;
+	/* Unlike other faults, this one pushes RF as it is (0): the handler
+	 * sets it in the image to resume (17.3.1.1). */
+	deliver_hw_event(cpu, X86_EXC_DB, false, 0, cpu->rip, true);
+	return true;
 }
 
 void emu_deliver_interrupt(struct emu_cpu *cpu, unsigned vector, bool external)

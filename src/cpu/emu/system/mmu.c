@@ -633,24 +633,35 @@ void emu_read_bytes(struct emu_cpu *cpu, int seg, uint64_t off, void *dst, unsig
 	}
 }
 
+/* Translates every page of an n-byte write at lin, faulting as the write
+ * would, so that no byte is written unless all can be. */
+static void translate_write_range(struct emu_cpu *cpu, uint64_t lin, unsigned n, unsigned idx)
+{
+	while (n) {
+		unsigned chunk = 4096 - (lin & 0xfff);
+		if (chunk > n)
+			chunk = n;
+		mmu_translate(cpu, lin, EMU_ACC_WRITE, idx);
+		lin = cpu->mode == EMU_MODE_LONG64 ? lin + chunk : (uint32_t)(lin + chunk);
+		n -= chunk;
+	}
+}
+
+void emu_write_check(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
+{
+	uint64_t lin = seg_linear(cpu, &cpu->seg[seg], seg, off, size, EMU_ACC_WRITE);
+	translate_write_range(cpu, lin, size, emu_mmu_index(cpu));
+}
+
 void emu_write_bytes(struct emu_cpu *cpu, int seg, uint64_t off, const void *src, unsigned n)
 {
 	if (!n)
 		return;
 	uint64_t lin0 = seg_linear(cpu, &cpu->seg[seg], seg, off, n, EMU_ACC_WRITE);
 	unsigned idx = emu_mmu_index(cpu);
-	/* Every page must be writable before any byte is written. */
-	uint64_t lin = lin0;
-	for (unsigned left = n; left;) {
-		unsigned chunk = 4096 - (lin & 0xfff);
-		if (chunk > left)
-			chunk = left;
-		mmu_translate(cpu, lin, EMU_ACC_WRITE, idx);
-		lin = cpu->mode == EMU_MODE_LONG64 ? lin + chunk : (uint32_t)(lin + chunk);
-		left -= chunk;
-	}
+	translate_write_range(cpu, lin0, n, idx);
 	const uint8_t *in = src;
-	lin = lin0;
+	uint64_t lin = lin0;
 	while (n) {
 		unsigned chunk = 4096 - (lin & 0xfff);
 		if (chunk > n)

@@ -102,6 +102,7 @@ void emu_cpu_reset(struct emu_cpu *cpu, bool bsp)
 	emu_fpu_reset(cpu);
 	cpu->cpl = 0;
 	cpu->intr_shadow = false;
+	cpu->ss_shadow = false;
 	cpu->halted = false;
 	cpu->exc_vector = -1;
 	cpu->exc_error = 0;

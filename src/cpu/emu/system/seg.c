@@ -190,8 +190,14 @@ void emu_load_seg(struct emu_cpu *cpu, int seg, uint16_t sel)
 		seg_load_data_checked(cpu, seg, sel, &s, X86_EXC_GP);
 		cpu->seg[seg] = s;
 	}
-	if (seg == SEG_SS)
-		cpu->intr_shadow = true;   /* MOV SS/POP SS: SDM vol. 3A 6.8.3 */
+	if (seg == SEG_SS) {
+		/* MOV SS/POP SS hold off interrupts, debug exceptions and the
+		 * single-step trap until the next instruction completes (SDM
+		 * vol. 3A 6.8.3), so that a stack switch with MOV SS; MOV ESP is
+		 * never split. */
+		cpu->intr_shadow = true;
+		cpu->ss_shadow = true;
+	}
 }
 
 void seg_invalidate_for_cpl(struct emu_cpu *cpu)

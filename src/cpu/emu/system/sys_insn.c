@@ -623,10 +623,23 @@ static unsigned dr_index(struct emu_cpu *cpu, unsigned r)
 	return r;
 }
 
+/* DR7.GD: any MOV to or from a debug register raises #DB (a fault) with
+ * DR6.BD, and GD is cleared so that the handler may use them (SDM vol. 3B
+ * 17.2.4, 17.3.1.2). */
+static void general_detect(struct emu_cpu *cpu)
+{
+	if (!(cpu->dr[7] & (1u << 13)))
+		return;
+	cpu->dr[7] &= ~(1ull << 13);
+	cpu->dr[6] |= 1u << 13;
+	emu_raise_noerr(cpu, X86_EXC_DB);
+}
+
 static void h_mov_from_dr(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	need_cpl0(cpu);
 	unsigned r = dr_index(cpu, in->reg);
+	general_detect(cpu);
 	set_reg(cpu, in->rm, cpu->mode == EMU_MODE_LONG64 ? 8 : 4, cpu->dr[r]);
 }
 
@@ -634,6 +647,7 @@ static void h_mov_to_dr(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	need_cpl0(cpu);
 	unsigned r = dr_index(cpu, in->reg);
+	general_detect(cpu);
 	uint64_t v = cpu->gpr[in->rm] & emu_size_mask(cpu->mode == EMU_MODE_LONG64 ? 8 : 4);
 	if (r >= 6 && (v >> 32))
 		gp0(cpu);
