@@ -168,6 +168,14 @@ static void run_one(struct emu_cpu *cpu, const struct emu_block *b)
 	emu_single_step_trap(cpu);
 }
 
+/* Everything that needs the one-instruction path, in one test: an
+ * interrupt shadow, TF or RF (non-arithmetic bits, so cpu->rflags holds
+ * them), DR7 L0-G3. */
+static inline uint64_t needs_one_insn(const struct emu_cpu *cpu)
+{
+	return (cpu->rflags & (X86_FLAG_TF | X86_FLAG_RF)) | (cpu->dr[7] & 0xff) | cpu->intr_shadow;
+}
+
 static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 {
 	struct emu_core_vcpu *cv = vcpu->accel;
@@ -224,10 +232,7 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 			continue;
 		}
 		emu_tlb_sync_epoch(cpu);
-		/* Everything that needs the one-instruction path, in one test:
-		 * an interrupt shadow, TF or RF (non-arithmetic bits, so
-		 * cpu->rflags holds them), DR7 L0-G3. */
-		uint64_t one = (cpu->rflags & (X86_FLAG_TF | X86_FLAG_RF)) | (cpu->dr[7] & 0xff) | cpu->intr_shadow;
+		uint64_t one = needs_one_insn(cpu);
 		/* Instruction breakpoints come before the fetch: code breakpoints
 		 * take priority over fetch faults (SDM vol. 3A 6.9, table 6-2). */
 		if (__builtin_expect(one != 0, 0) && (cpu->dr[7] & 0xff) && !(cpu->rflags & X86_FLAG_RF) &&
@@ -246,11 +251,12 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 			continue;
 		}
 		/* Run b and the blocks chained after it until something needs
-		 * the loop above: a trap, an event, an interrupt shadow, or new
-		 * code or page-table pages whose write translations must go. */
+		 * the loop above: a trap, an event, the one-instruction path, the
+		 * run budget, or new code or page-table pages whose write
+		 * translations must go. */
 		for (;;) {
 			run_block(cpu, b, EMU_BLOCK_MAX_INSNS);
-			if (cpu->stop_block || cpu->intr_shadow || cpu->halted ||
+			if (cpu->stop_block || cpu->halted || needs_one_insn(cpu) || cpu->icount >= cpu->icount_stop ||
 			    atomic_load_explicit(&vcpu->events, memory_order_relaxed) ||
 			    cpu->write_epoch_seen != atomic_load_explicit(&cpu->evm->write_epoch, memory_order_relaxed))
 				break;
