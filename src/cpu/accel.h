@@ -1,4 +1,4 @@
-/* The engine interface (DESIGN.md "The engine interface").
+/* The engine interface (docs/architecture.md "Traps").
  *
  * An engine runs one vCPU until something needs the monitor.  Port I/O and
  * MMIO are the hot traps: the engine fills a struct vcpu_exit and calls

@@ -1,4 +1,4 @@
-/* Error reporting convention (DESIGN.md "Conventions"): functions return 0
+/* Error reporting convention (docs/architecture.md "Conventions"): functions return 0
  * or a negative errno and leave a human-readable message here; the CLI
  * prints that message as one line. The message is per thread. */
 #ifndef VESSEL_UTIL_ERROR_H

@@ -1,6 +1,6 @@
 /* Guest-physical memory: RAM regions backed by host memory.  Everything
  * that touches guest memory goes through these bounds-checked helpers
- * (DESIGN.md "Conventions"); an address that is not RAM is MMIO. */
+ * (docs/architecture.md "Conventions"); an address that is not RAM is MMIO. */
 #ifndef VESSEL_VM_MEMORY_H
 #define VESSEL_VM_MEMORY_H
 

@@ -1,4 +1,4 @@
-/* libFuzzer target: the emu engine (DESIGN.md "Host safety").  The input
+/* libFuzzer target: the emu engine (docs/architecture.md "Host safety").  The input
  * is a machine state and code: a mode (real, 16/32-bit protected with or
  * without 32-bit or PAE paging, 64-bit, compatibility, virtual-8086), CPL,
  * CR0/CR4/EFER and RFLAGS bits, register values, debug registers, patches

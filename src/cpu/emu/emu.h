@@ -75,7 +75,7 @@ enum emu_mode {
 	EMU_MODE_LONG64,      /* IA-32e, CS.L = 1 */
 };
 
-/* Lazy flags (DESIGN.md "Lazy flags"): the last flag-setting operation's
+/* Lazy flags (docs/architecture.md "Lazy flags"): the last flag-setting operation's
  * kind and operands; arithmetic flags are computed only when read. */
 struct emu_lazy_flags {
 	uint64_t res, src1, src2;
@@ -89,7 +89,7 @@ struct emu_seg {
 	uint16_t attr;        /* descriptor bits 40-47 and 52-55: type|S<<4|DPL<<5|P<<7|AVL<<8|L<<9|DB<<10|G<<11 */
 };
 
-/* One entry of the software TLB (DESIGN.md "Soft MMU").  A tag is the
+/* One entry of the software TLB (docs/architecture.md "Soft MMU").  A tag is the
  * linear page | the address-space tag (cpu->asid, 11 bits); bit 11
  * (EMU_TLB_MMIO) marks a translation to a page that is not RAM, which the
  * inline fast path never matches.  ~0 is an empty tag. */
@@ -196,14 +196,15 @@ struct emu_cpu {
 /* Per-VM engine state shared by all vCPUs. */
 struct emu_vm {
 	struct guest_memory *mem;
-	/* Self-modifying code (DESIGN.md): one generation counter per guest
-	 * page; a write to a page holding decoded blocks bumps it, and blocks
-	 * of an older generation are decoded again. */
+	/* Self-modifying code (docs/architecture.md "Self-modifying code"):
+	 * one generation counter per guest page; a write to a page holding
+	 * decoded blocks bumps it, and blocks of an older generation are
+	 * decoded again. */
 	_Atomic uint32_t *page_gen;
 	_Atomic uint8_t *code_page;   /* nonzero: page holds decoded blocks, writes take the slow path */
 	uint64_t n_pages;
 	_Atomic uint64_t write_epoch; /* bumped when a page becomes a code page: vCPUs drop write TLB entries */
-	/* Page-table watch (DESIGN.md "Soft MMU"): nonzero for guest pages
+	/* Page-table watch (docs/architecture.md "Soft MMU"): nonzero for guest pages
 	 * read as paging structures; a guest write to one bumps pt_gen, and an
 	 * address space whose translations predate pt_gen is flushed when it
 	 * becomes current again.  NULL: every CR3 switch flushes. */
@@ -339,7 +340,7 @@ void emu_hook_tsc_deadline(struct emu_cpu *cpu, uint64_t deadline);
 #define EMU_TSC_HZ 2000000000ull
 uint64_t emu_rdtsc(struct emu_cpu *cpu);
 
-/* The inline TLB hit path (DESIGN.md "Soft MMU"): segment check, one tag
+/* The inline TLB hit path (docs/architecture.md "Soft MMU"): segment check, one tag
  * compare, one host access.  Everything else goes to the slow path. */
 static inline bool emu_seg_fast_ok(const struct emu_cpu *cpu, int seg, uint64_t off, unsigned size,
 				   uint16_t attr_mask, uint16_t attr_want, uint64_t *lin)

@@ -1,7 +1,7 @@
 /* accel_kvm: the Linux KVM engine.
  *
  * vessel's own interrupt controllers serve this engine too (no in-kernel
- * irqchip, DESIGN.md "Interrupts and enlightenments"), so interrupts are
+ * irqchip: one implementation for every engine), so interrupts are
  * injected with KVM_INTERRUPT when the guest can take them, and an
  * interrupt window is requested otherwise.  Port I/O and MMIO exits are
  * dispatched through vcpu_dispatch_exit() like the emu engine's. */

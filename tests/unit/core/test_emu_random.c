@@ -1,4 +1,4 @@
-/* Host safety of the emu engine (DESIGN.md "Host safety"): random bytes
+/* Host safety of the emu engine (docs/architecture.md "Host safety"): random bytes
  * run as code in real, 32-bit protected and 64-bit mode, with random
  * registers, must end in guest-visible exceptions, a shutdown or an
  * internal-error exit -- never a host crash, hang or out-of-bounds access

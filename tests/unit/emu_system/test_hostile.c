@@ -1,4 +1,4 @@
-/* Host safety (DESIGN.md "Host safety"): hostile page tables, descriptor
+/* Host safety (docs/architecture.md "Host safety"): hostile page tables, descriptor
  * tables and IDTs built from random bytes must only ever produce
  * architectural exceptions, never a host crash or an access outside guest
  * memory (the ASan build checks the latter). */

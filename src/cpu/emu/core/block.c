@@ -1,4 +1,4 @@
-/* Decoded-block cache and self-modifying-code tracking (DESIGN.md
+/* Decoded-block cache and self-modifying-code tracking (docs/architecture.md
  * "Decode once", "Self-modifying code").  A block is a run of decoded
  * instructions from one guest page ending at a control transfer, a mode
  * or interrupt-flag change, the page end, or EMU_BLOCK_MAX_INSNS.  Its

@@ -6,7 +6,7 @@
 
 #include "cpu/emu/emu.h"
 
-/* ---- flags.c: lazy flags (DESIGN.md "Lazy flags") ----
+/* ---- flags.c: lazy flags (docs/architecture.md "Lazy flags") ----
  * lf.op = kind | size (bytes).  LF_NONE: the arithmetic flags are in
  * cpu->rflags already. */
 enum {

@@ -1,5 +1,5 @@
 /* Table-driven x86 decoder: bytes -> struct emu_insn, decoded once and
- * cached in blocks (DESIGN.md "Decode once").
+ * cached in blocks (docs/architecture.md "Decode once").
  *
  * The instruction format (SDM vol. 2A, chapter 2, figure 2-1) is: legacy
  * prefixes, REX (64-bit mode), opcode (1-3 bytes), ModRM, SIB,

@@ -1,4 +1,4 @@
-/* Lazy arithmetic flags (DESIGN.md "Lazy flags"): instructions record
+/* Lazy arithmetic flags (docs/architecture.md "Lazy flags"): instructions record
  * their result and operands; CF, PF, AF, ZF, SF and OF are computed only
  * when something reads them (SDM vol. 1, 3.4.3.1 and appendix A). */
 #include "cpu/emu/core/core.h"

@@ -39,7 +39,7 @@ static uint64_t run_len(uint64_t a, unsigned size, unsigned as)
 	return to_page;
 }
 
-/* REP MOVS/STOS forward a page run at a time (DESIGN.md "Bulk string
+/* REP MOVS/STOS forward a page run at a time (docs/architecture.md "Bulk string
  * operations"); returns false when the fast path does not apply. */
 static bool bulk_run(struct emu_cpu *cpu, const struct emu_insn *in, bool movs, uint64_t *count)
 {

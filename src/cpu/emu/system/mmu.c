@@ -1,6 +1,6 @@
 /* Soft MMU: paging-structure walk, the software tagged TLB, and the
- * segmented/linear access slow paths (DESIGN.md "Soft MMU = shadow page
- * tables as a software tagged TLB").
+ * segmented/linear access slow paths (docs/architecture.md "Soft MMU: shadow
+ * page tables as a software tagged TLB").
  *
  * The TLB is direct-mapped, one array per access privilege (enum
  * emu_mmu_idx), with separate read/write/fetch tags so that one walk

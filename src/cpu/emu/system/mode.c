@@ -44,7 +44,7 @@ static uint64_t host_ns(void)
 
 uint64_t emu_rdtsc(struct emu_cpu *cpu)
 {
-	/* A fixed advertised frequency from the host monotonic clock (DESIGN.md
+	/* A fixed advertised frequency from the host monotonic clock (docs/architecture.md
 	 * "Time"); 128-bit product so that long uptimes do not overflow. */
 	if (cpu->vcpu && cpu->vcpu->lapic)
 		return lapic_read_tsc(cpu->vcpu->vm) + cpu->tsc_offset;   /* the clock TSC-deadline mode uses */
