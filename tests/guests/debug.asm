@@ -374,19 +374,28 @@ main:
 	mov eax, 0x400 | 3                           ; L0 and G0, execute at 0
 	mov dr7, eax
 	jmp SEL_B:0
-	; task_b jumps back here (TSS A has T = 0: no trap).
-	mov ebx, dr7
+	; task_b jumps back here with DR7 clear (the block path), after
+	; setting T in TSS A: a second trap, before this instruction.
+.t_back:
 	cmp dword [DATA + 0x50], 0x402
 	CHECK32 e, "task switch clears DR7.L0, keeps G0"
-	ONE_DB task_b, 0x8000, "T bit: trap before the new task's first instruction"
-	cmp ebx, 0x402
-	CHECK32 e, "the switch back (T = 0) keeps G0"
+	cmp dword [STEPS], 2
+	CHECK32 e, "T bit: one #DB per switch into a TSS with T = 1"
+	STEPPED 0, task_b, "T bit: trap before the new task's first instruction"
+	STEPPED 1, .t_back, "T bit without DR7 enables or TF: the same trap"
+	mov eax, [LAST_DR6]
+	and eax, 0xe00f
+	cmp eax, 0x8000
+	CHECK32 e, "DR6.BT"
 
 	EXIT32
 
 task_b:
 	mov eax, dr7
 	mov [DATA + 0x50], eax
+	mov eax, 0x400
+	mov dr7, eax
+	mov word [TSS_A + 0x64], 1
 	jmp SEL_A:0
 
 reset_steps:
