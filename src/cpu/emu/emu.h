@@ -91,8 +91,9 @@ struct emu_seg {
 
 /* One entry of the software TLB (docs/architecture.md "Soft MMU").  A tag is the
  * linear page | the address-space tag (cpu->asid, 11 bits); bit 11
- * (EMU_TLB_MMIO) marks a translation to a page that is not RAM, which the
- * inline fast path never matches.  ~0 is an empty tag. */
+ * (EMU_TLB_MMIO) marks a translation the inline fast path never matches:
+ * to a page that is not RAM, a write to a watched or code page, or any
+ * data access while DR7 enables a data breakpoint.  ~0 is an empty tag. */
 struct emu_tlb_entry {
 	uint64_t tag_read, tag_write, tag_fetch;  /* linear page | asid, or ~0 */
 	uintptr_t addend;                         /* host = linear + addend */
