@@ -330,6 +330,7 @@ static void set_state(struct machine *m, const uint8_t *in)
 		cpu->dr[i] = CODE + rd(in, 76 + i * 4, 4);
 	/* DR7 bit 10 reads as 1, bits 11, 12, 14 and 15 as 0 (SDM vol. 3B, 17.2.4). */
 	cpu->dr[7] = (rd(in, 8, 4) & ~0xd800ull) | 0x400;
+	emu_debug_dr7_changed(cpu);   /* data breakpoints: every access takes the slow path */
 }
 
 /* One machine for the whole run (creating one per input costs more than

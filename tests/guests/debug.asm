@@ -6,11 +6,23 @@
 ; covers it, vol. 3A 6.8.3) or INT n (its handler runs with TF clear); one
 ; per REP iteration.  Instruction breakpoints in DR0-DR3 (17.3.1.1): a
 ; fault with DR6.Bn before the instruction, which the handler resumes
-; with EFLAGS.RF; general detect (DR7.GD, 17.3.1.2).
+; with EFLAGS.RF; general detect (DR7.GD, 17.3.1.2).  Data breakpoints
+; (R/W = 01 write, 11 read or write) of each length, the address aligned
+; down to it (17.2.5), and I/O breakpoints (R/W = 10 with CR4.DE): a trap
+; after the instruction whose access met the range, with DR6.Bn (17.3.1.2),
+; and for a REP after the iteration that met it.  A task switch clears
+; DR7.L0-L3 (17.2.4) and one into a TSS with T = 1 traps with DR6.BT
+; before the new task's first instruction (17.3.1.5).
 %include "lib.inc"
 org 0
 
 %include "prot_common.inc"
+
+TSS_A equ 0x3000
+TSS_B equ 0x3100
+SEL_A equ 0x18
+SEL_B equ 0x20
+DATA equ 0x9000            ; the data breakpoints' target area
 
 STEPS equ 0x600            ; dword: #DB traps taken
 STEPS_BS equ 0x604         ; dword: of which with DR6.BS set
@@ -33,6 +45,21 @@ MAX_STEPS equ 16
 	and dword [esp], ~0x100
 	popfd
 %1:
+%endmacro
+
+; ONE_DB label, bits, name: exactly one #DB, which returned to label with
+; DR6 bits 0-3 and 13-15 equal to bits.
+%macro ONE_DB 3
+	mov eax, 0x400
+	mov dr7, eax
+	cmp dword [STEPS], 1
+	CHECK32 e, {"one #DB: ", %3}
+	cmp dword [STEP_EIP], ABS(%1)
+	CHECK32 e, {"return EIP: ", %3}
+	mov eax, [LAST_DR6]
+	and eax, 0xe00f
+	cmp eax, %2
+	CHECK32 e, {"DR6: ", %3}
 %endmacro
 
 ; STEPPED n, label, name: the n-th trap returned to label.
@@ -231,7 +258,145 @@ main:
 	cmp ebx, 0x400
 	CHECK32 e, "GD clear after the #DB"
 
+	; Data write breakpoint, LEN = 4: DR0 = DATA + 6 covers DATA + 4..7.
+	call reset_steps
+	mov eax, DATA + 6
+	mov dr0, eax
+	mov eax, 0x400 | 1 | (1 << 16) | (3 << 18)   ; L0, R/W0 = 01, LEN0 = 11
+	mov dr7, eax
+	mov eax, [DATA + 4]            ; a read: R/W = 01 ignores it
+	mov byte [DATA + 8], 1         ; just above
+	mov byte [DATA + 3], 1         ; just below
+	cmp dword [STEPS], 0
+	CHECK32 e, "write breakpoint: no #DB for a read or outside the range"
+.j1:	mov word [DATA + 3], 1         ; its second byte is in the range
+.j2:	ONE_DB .j2, 1, "write breakpoint, LEN 4, aligned down"
+
+	; Read/write breakpoint, LEN = 1, enabled by G1.
+	call reset_steps
+	mov eax, DATA + 0x10
+	mov dr1, eax
+	mov eax, 0x400 | (1 << 3) | (3 << 20)        ; G1, R/W1 = 11, LEN1 = 00
+	mov dr7, eax
+	mov eax, [DATA + 0xc]
+	mov eax, [DATA + 0x11]
+	cmp dword [STEPS], 0
+	CHECK32 e, "read/write breakpoint: no #DB next to the byte"
+	mov al, [DATA + 0x10]
+.k2:	ONE_DB .k2, 2, "read breakpoint, LEN 1"
+
+	; Write breakpoint, LEN = 2: DR2 = DATA + 0x21 covers DATA + 0x20..21.
+	call reset_steps
+	mov eax, DATA + 0x21
+	mov dr2, eax
+	mov eax, 0x400 | (1 << 4) | (1 << 24) | (1 << 26)   ; L2, R/W2 = 01, LEN2 = 01
+	mov dr7, eax
+	mov byte [DATA + 0x22], 0
+	cmp dword [STEPS], 0
+	CHECK32 e, "LEN 2: no #DB past the range"
+	mov byte [DATA + 0x20], 0
+.l2:	ONE_DB .l2, 4, "write breakpoint, LEN 2, aligned down"
+
+	; Read/write breakpoint, LEN = 8: DR3 = DATA + 0x35 covers DATA + 0x30..37;
+	; a read-modify-write is one trap.
+	call reset_steps
+	mov eax, DATA + 0x35
+	mov dr3, eax
+	mov eax, 0x400 | (1 << 6) | (3 << 28) | (2 << 30)   ; L3, R/W3 = 11, LEN3 = 10
+	mov dr7, eax
+	mov eax, [DATA + 0x38]
+	mov eax, [DATA + 0x2c]
+	cmp dword [STEPS], 0
+	CHECK32 e, "LEN 8: no #DB outside the quadword"
+	inc dword [DATA + 0x30]
+.m2:	ONE_DB .m2, 8, "read-modify-write, LEN 8"
+
+	; REP STOSB over a write breakpoint: the trap follows the iteration
+	; that hit it, RIP still on the REP; the REP then finishes.
+	call reset_steps
+	mov eax, DATA + 0x42
+	mov dr0, eax
+	mov eax, 0x400 | 1 | (1 << 16)               ; L0, R/W0 = 01, LEN0 = 00
+	mov dr7, eax
+	mov edi, DATA + 0x40
+	mov ecx, 6
+	xor eax, eax
+.n1:	rep stosb
+	ONE_DB .n1, 1, "REP: trap after the iteration that hit"
+	cmp edi, DATA + 0x46
+	CHECK32 e, "REP finished after the trap"
+
+	; I/O breakpoint (R/W = 10) on port 0x80: only with CR4.DE.
+	call reset_steps
+	mov eax, 0x80
+	mov dr0, eax
+	mov eax, 0x400 | 1 | (2 << 16)               ; L0, R/W0 = 10, LEN0 = 00
+	mov dr7, eax
+	out 0x80, al
+	cmp dword [STEPS], 0
+	CHECK32 e, "no I/O breakpoint without CR4.DE"
+	mov eax, cr4
+	or eax, 8
+	mov cr4, eax
+	in al, 0x81
+	cmp dword [STEPS], 0
+	CHECK32 e, "no I/O breakpoint on the next port"
+	out 0x80, al
+.o2:	mov eax, cr4
+	and eax, ~8
+	mov cr4, eax
+	ONE_DB .o2, 1, "I/O breakpoint on OUT"
+
+	; Task switch into a TSS with T = 1: #DB with DR6.BT before its first
+	; instruction; L0 is cleared by the switch, G0 stays.
+	mov edi, TSS_A
+	xor eax, eax
+	mov ecx, 0x200 / 4
+	rep stosd
+	mov dword [TSS_B + 0x20], ABS(task_b)
+	mov dword [TSS_B + 0x24], 2
+	mov dword [TSS_B + 0x38], 0x6000
+	mov dword [TSS_B + 0x48], 0x10
+	mov dword [TSS_B + 0x4c], 0x08
+	mov dword [TSS_B + 0x50], 0x10
+	mov dword [TSS_B + 0x54], 0x10
+	mov dword [TSS_B + 0x58], 0x10
+	mov dword [TSS_B + 0x5c], 0x10
+	mov word [TSS_B + 0x64], 1     ; T
+	mov word [TSS_B + 0x66], 0x68
+	mov word [TSS_A + 0x66], 0x68
+	mov ax, SEL_A
+	ltr ax
+	call reset_steps
+	mov dword [DATA + 0x50], 0
+	xor eax, eax
+	mov dr0, eax
+	mov eax, 0x400 | 3                           ; L0 and G0, execute at 0
+	mov dr7, eax
+	jmp SEL_B:0
+	; task_b jumps back here with DR7 clear (the block path), after
+	; setting T in TSS A: a second trap, before this instruction.
+.t_back:
+	cmp dword [DATA + 0x50], 0x402
+	CHECK32 e, "task switch clears DR7.L0, keeps G0"
+	cmp dword [STEPS], 2
+	CHECK32 e, "T bit: one #DB per switch into a TSS with T = 1"
+	STEPPED 0, task_b, "T bit: trap before the new task's first instruction"
+	STEPPED 1, .t_back, "T bit without DR7 enables or TF: the same trap"
+	mov eax, [LAST_DR6]
+	and eax, 0xe00f
+	cmp eax, 0x8000
+	CHECK32 e, "DR6.BT"
+
 	EXIT32
+
+task_b:
+	mov eax, dr7
+	mov [DATA + 0x50], eax
+	mov eax, 0x400
+	mov dr7, eax
+	mov word [TSS_A + 0x64], 1
+	jmp SEL_A:0
 
 reset_steps:
 	mov dword [STEPS], 0
@@ -274,6 +439,8 @@ gdt:
 	dq 0
 	dq 0x00cf9b000000ffff          ; 0x08 code32
 	dq 0x00cf93000000ffff          ; 0x10 data32
+	dq 0x0000890030000067          ; 0x18 TSS A
+	dq 0x0000890031000067          ; 0x20 TSS B
 gdt_end:
 gdtr:
 	dw gdt_end - gdt - 1

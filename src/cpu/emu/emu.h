@@ -91,8 +91,9 @@ struct emu_seg {
 
 /* One entry of the software TLB (docs/architecture.md "Soft MMU").  A tag is the
  * linear page | the address-space tag (cpu->asid, 11 bits); bit 11
- * (EMU_TLB_MMIO) marks a translation to a page that is not RAM, which the
- * inline fast path never matches.  ~0 is an empty tag. */
+ * (EMU_TLB_MMIO) marks a translation the inline fast path never matches:
+ * to a page that is not RAM, a write to a watched or code page, or any
+ * data access while DR7 enables a data breakpoint.  ~0 is an empty tag. */
 struct emu_tlb_entry {
 	uint64_t tag_read, tag_write, tag_fetch;  /* linear page | asid, or ~0 */
 	uintptr_t addend;                         /* host = linear + addend */
@@ -191,6 +192,14 @@ struct emu_cpu {
 	uint64_t tsc_base_ns;      /* host monotonic time at TSC 0 (minus tsc_offset) */
 	uint32_t exc_ext;          /* EXT bit for error codes of the event being delivered */
 	bool nmi_blocked;          /* from NMI delivery until the next IRET (SDM vol. 3A 6.7.1) */
+	/* Debug traps (SDM vol. 3B 17.3.1.2-17.3.1.5): DR6 bits (B0-B3 of the
+	 * data and I/O breakpoints hit, BS, BT) of a #DB trap to deliver at
+	 * the next instruction boundary.  Nonzero: the one-instruction path. */
+	uint32_t dbg_pending;
+	/* DR7 enables a data breakpoint: the TLB fills make the inline path
+	 * miss, so that every data access reaches the slow path, which checks
+	 * the breakpoints (docs/isa.md). */
+	bool dbg_data;
 };
 
 /* Per-VM engine state shared by all vCPUs. */
@@ -302,10 +311,20 @@ void emu_far_jmp(struct emu_cpu *cpu, uint16_t sel, uint64_t off, unsigned opsiz
 void emu_far_call(struct emu_cpu *cpu, uint16_t sel, uint64_t off, unsigned opsize);
 void emu_far_ret(struct emu_cpu *cpu, unsigned opsize, uint16_t pop_bytes);
 void emu_iret(struct emu_cpu *cpu, unsigned opsize);
-/* Single-step trap for the run loop: after an instruction that began with
- * EFLAGS.TF set (and cpu->rip already at the next instruction), sets
- * DR6.BS and delivers #DB as a trap (SDM vol. 3B 17.3.1.4). */
-void emu_single_step_trap(struct emu_cpu *cpu);
+/* Debug trap for the run loop: with cpu->rip already at the next
+ * instruction, moves cpu->dbg_pending into DR6 (B0-B3 replaced when it
+ * has any) and delivers #DB as a trap (SDM vol. 3B 17.3.1.2, 17.3.1.4,
+ * 17.3.1.5). */
+void emu_debug_trap(struct emu_cpu *cpu);
+/* After DR7 changes: recomputes cpu->dbg_data, flushing the TLB when it
+ * changes so that the inline path starts or stops missing. */
+void emu_debug_dr7_changed(struct emu_cpu *cpu);
+/* Data (R/W = 01 write, 11 read or write) and I/O (R/W = 10 with
+ * CR4.DE) breakpoints: adds to cpu->dbg_pending the DR6.Bn of the enabled
+ * DRn whose range (LEN 1, 2, 8 or 4 bytes, DRn aligned down, 17.2.5)
+ * meets the size-byte access at lin or port. */
+void emu_debug_data(struct emu_cpu *cpu, uint64_t lin, unsigned size, bool write);
+void emu_debug_io(struct emu_cpu *cpu, uint16_t port, unsigned size);
 /* Instruction breakpoints for the run loop, before the instruction at
  * cpu->rip is fetched: delivers #DB (a fault) with DR6.B0-B3 for the
  * enabled DR0-DR3 execute breakpoints at its linear address and returns

@@ -619,7 +619,8 @@ Test(emu_except, single_step_trap_reports_the_next_instruction)
 	cpu->gpr[RSP] = 0x8000;
 	emu_set_rflags(cpu, X86_FLAG_FIXED | X86_FLAG_TF);
 	cpu->rip = 0x5003;   /* the instruction after the one that ran with TF */
-	emu_single_step_trap(cpu);
+	cpu->dbg_pending = 1u << 14;   /* BS */
+	emu_debug_trap(cpu);
 	cr_assert_eq(cpu->rip, 0x6400);
 	cr_assert(cpu->dr[6] & (1u << 14), "DR6.BS");
 	cr_assert_eq(fx_r32(&fx, 0x8000 - 12), 0x5003, "trap: saved EIP is the next instruction");

@@ -144,6 +144,10 @@ static void run_block(struct emu_cpu *cpu, const struct emu_block *b, unsigned l
  *    handler's IRET restores it.  No trap after MOV SS/POP SS either: it
  *    comes after the next instruction (6.8.3).  A faulting instruction
  *    never gets here; its fault is delivered instead.
+ *  - data and I/O breakpoints: the instruction's accesses that meet one
+ *    leave DR6.Bn in cpu->dbg_pending, delivered as a #DB trap after it
+ *    (with BS when single-stepping; 17.3.1.2), under the same exceptions
+ *    as the single-step trap (a faulting instruction's hits are dropped);
  *  - EFLAGS.RF, which suppresses instruction breakpoints for one
  *    instruction: cleared as it starts (vol. 3B 17.3.1.1), unless the
  *    instruction loads it again (IRET);
@@ -159,21 +163,28 @@ static void run_one(struct emu_cpu *cpu, const struct emu_block *b)
 	cpu->ss_shadow = false;
 	cpu->event_delivered = false;
 	run_block(cpu, b, 1);
-	if (!step || cpu->ss_shadow || cpu->event_delivered)
+	/* After an event delivery, what it left (a task switch's BT) waits
+	 * for the boundary before the handler's first instruction. */
+	if (cpu->ss_shadow || cpu->event_delivered)
+		return;
+	if (step)
+		cpu->dbg_pending |= 1u << 14;   /* BS */
+	if (!cpu->dbg_pending)
 		return;
 	/* HLT: the trap is an event at the boundary after it, which a halted
 	 * processor leaves the halt state to take. */
 	if (cpu->halted && cpu->exit && cpu->exit->reason == VCPU_EXIT_HLT)
 		cpu->exit->reason = VCPU_EXIT_NONE;
-	emu_single_step_trap(cpu);
+	emu_debug_trap(cpu);
 }
 
 /* Everything that needs the one-instruction path, in one test: an
  * interrupt shadow, TF or RF (non-arithmetic bits, so cpu->rflags holds
- * them), DR7 L0-G3. */
+ * them), DR7 L0-G3, a pending debug trap. */
 static inline uint64_t needs_one_insn(const struct emu_cpu *cpu)
 {
-	return (cpu->rflags & (X86_FLAG_TF | X86_FLAG_RF)) | (cpu->dr[7] & 0xff) | cpu->intr_shadow;
+	return (cpu->rflags & (X86_FLAG_TF | X86_FLAG_RF)) | (cpu->dr[7] & 0xff) | cpu->intr_shadow |
+	       cpu->dbg_pending;
 }
 
 static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
@@ -192,6 +203,8 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 		 * in cpu->rip; deliver (which may escalate to #DF or shutdown). */
 		cpu->stop_block = false;
 		cpu->icount++;
+		/* A faulting instruction reports no data or I/O breakpoint. */
+		cpu->dbg_pending &= ~0xfu;
 		if (cpu->exc_vector >= 0)
 			emu_deliver_pending_exception(cpu);
 		cpu->exc_vector = -1;
@@ -233,12 +246,20 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 		}
 		emu_tlb_sync_epoch(cpu);
 		uint64_t one = needs_one_insn(cpu);
-		/* Instruction breakpoints come before the fetch: code breakpoints
-		 * take priority over fetch faults (SDM vol. 3A 6.9, table 6-2). */
-		if (__builtin_expect(one != 0, 0) && (cpu->dr[7] & 0xff) && !(cpu->rflags & X86_FLAG_RF) &&
-		    emu_check_insn_breakpoints(cpu)) {
-			cpu->icount++;   /* a delivery, for the run budget */
-			continue;
+		/* A trap left by an event or by an instruction run outside
+		 * run_one (a task switch into a TSS with T = 1) comes first,
+		 * unless MOV SS holds it for one instruction; then instruction
+		 * breakpoints, before the fetch: code breakpoints take priority
+		 * over fetch faults (SDM vol. 3A 6.9, table 6-2). */
+		if (__builtin_expect(one != 0, 0)) {
+			bool trap = cpu->dbg_pending && !cpu->ss_shadow;
+			if (trap)
+				emu_debug_trap(cpu);
+			if (trap || ((cpu->dr[7] & 0xff) && !(cpu->rflags & X86_FLAG_RF) &&
+				     emu_check_insn_breakpoints(cpu))) {
+				cpu->icount++;   /* a delivery, for the run budget */
+				continue;
+			}
 		}
 		const char *why = NULL;
 		struct emu_block *b = emu_block_lookup(cpu, &why);

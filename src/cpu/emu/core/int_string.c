@@ -164,7 +164,10 @@ static void string_exec(struct emu_cpu *cpu, const struct emu_insn *in, enum str
 	uint64_t cx = areg(cpu, RCX, as);
 	bool cond = op == S_CMPS || op == S_SCAS;
 	/* Single-stepping traps after each iteration, with RIP still on the
-	 * instruction while iterations remain. */
+	 * instruction while iterations remain; so does a data or I/O
+	 * breakpoint after the iteration that hit it (SDM vol. 3B 17.3.1.2),
+	 * which is why page runs are not copied in bulk while DR7 enables a
+	 * data breakpoint. */
 	unsigned chunk = (cpu->rflags & X86_FLAG_TF) ? 1 : REP_CHUNK;
 	unsigned budget = chunk;
 	while (cx) {
@@ -172,7 +175,7 @@ static void string_exec(struct emu_cpu *cpu, const struct emu_insn *in, enum str
 			rep_yield(cpu);
 			break;
 		}
-		if ((op == S_MOVS || op == S_STOS) && cx > 1 && budget > 1) {
+		if ((op == S_MOVS || op == S_STOS) && cx > 1 && budget > 1 && !cpu->dbg_data) {
 			uint64_t left = cx;
 			if (bulk_run(cpu, in, op == S_MOVS, &left)) {
 				budget = budget > (cx - left) ? budget - (unsigned)(cx - left) : 0;
@@ -188,6 +191,11 @@ static void string_exec(struct emu_cpu *cpu, const struct emu_insn *in, enum str
 		/* REPE stops on a difference, REPNE on equality (F3/F2). */
 		if (cond && (in->rep == 0xf3 ? !eq : eq))
 			break;
+		if (__builtin_expect(cpu->dbg_pending != 0, 0)) {
+			if (cx)
+				rep_yield(cpu);
+			break;
+		}
 		if (op == S_INS || op == S_OUTS) {
 			/* Port I/O may raise an interrupt: one element per pass. */
 			if (cx)

@@ -405,21 +405,69 @@ void emu_deliver_pending_exception(struct emu_cpu *cpu)
 	deliver_hw_event(cpu, v, has, err, cpu->rip, true);
 }
 
-void emu_single_step_trap(struct emu_cpu *cpu)
+void emu_debug_trap(struct emu_cpu *cpu)
 {
-	cpu->dr[6] |= 1u << 14;   /* BS */
+	uint32_t bits = cpu->dbg_pending;
+	cpu->dbg_pending = 0;
+	if (bits & 0xf)
+		cpu->dr[6] &= ~0xfull;
+	cpu->dr[6] |= bits;
 	deliver_hw_event(cpu, X86_EXC_DB, false, 0, cpu->rip, true);
+}
+
+/* DR7 R/Wn values as a mask of 1 << R/Wn (SDM vol. 3B 17.2.4). */
+#define BP_EXEC  (1u << 0)
+#define BP_WRITE (1u << 1)
+#define BP_IO    (1u << 2)
+#define BP_RW    (1u << 3)
+
+/* DR6.Bn of each DRn that is enabled (Ln or Gn), has its R/Wn in kinds,
+ * and whose range meets [addr, addr + size).  LENn 00, 01, 10, 11 cover
+ * 1, 2, 8, 4 bytes, with DRn aligned down to that size (17.2.5). */
+static uint32_t bp_match(const struct emu_cpu *cpu, uint64_t addr, unsigned size, unsigned kinds)
+{
+	static const uint8_t len_bytes[4] = { 1, 2, 8, 4 };
+	uint64_t dr7 = cpu->dr[7];
+	uint32_t hit = 0;
+	for (unsigned n = 0; n < 4; n++) {
+		unsigned rw = (dr7 >> (16 + 4 * n)) & 3, len = len_bytes[(dr7 >> (18 + 4 * n)) & 3];
+		if (!((dr7 >> (2 * n)) & 3) || !(kinds & (1u << rw)))
+			continue;
+		uint64_t lo = cpu->dr[n] & ~(uint64_t)(len - 1);
+		if (addr <= lo + len - 1 && lo <= addr + size - 1)
+			hit |= 1u << n;
+	}
+	return hit;
+}
+
+void emu_debug_dr7_changed(struct emu_cpu *cpu)
+{
+	bool data = false;
+	for (unsigned n = 0; n < 4; n++)   /* R/Wn 01 and 11 have bit 0 set */
+		data |= ((cpu->dr[7] >> (2 * n)) & 3) && ((cpu->dr[7] >> (16 + 4 * n)) & 1);
+	if (data == cpu->dbg_data)
+		return;
+	cpu->dbg_data = data;
+	emu_tlb_flush(cpu, true);
+}
+
+void emu_debug_data(struct emu_cpu *cpu, uint64_t lin, unsigned size, bool write)
+{
+	cpu->dbg_pending |= bp_match(cpu, lin, size, write ? BP_WRITE | BP_RW : BP_RW);
+}
+
+void emu_debug_io(struct emu_cpu *cpu, uint16_t port, unsigned size)
+{
+	/* Without CR4.DE, R/W = 10 is undefined (17.2.4): it never fires. */
+	if (cpu->cr4 & X86_CR4_DE)
+		cpu->dbg_pending |= bp_match(cpu, port, size, BP_IO);
 }
 
 bool emu_check_insn_breakpoints(struct emu_cpu *cpu)
 {
-	uint64_t dr7 = cpu->dr[7], hit = 0;
 	uint64_t lin = cpu->mode == EMU_MODE_LONG64 ? cpu->rip : (uint32_t)(cpu->seg[SEG_CS].base + cpu->rip);
-	for (unsigned n = 0; n < 4; n++) {
-		/* Ln or Gn, and R/Wn = 00: instruction execution (LEN 00). */
-		if ((dr7 >> (2 * n)) & 3 && !((dr7 >> (16 + 4 * n)) & 3) && cpu->dr[n] == lin)
-			hit |= 1u << n;
-	}
+	/* R/Wn = 00: instruction execution (LENn 00). */
+	uint32_t hit = bp_match(cpu, lin, 1, BP_EXEC);
 	if (!hit)
 		return false;
 	cpu->dr[6] = (cpu->dr[6] & ~0xfull) | hit;

@@ -32,6 +32,8 @@ uint32_t emu_io_in(struct emu_cpu *cpu, uint16_t port, unsigned size)
 {
 	if (!io_allowed(cpu, port, size))
 		emu_raise(cpu, X86_EXC_GP, 0);
+	if (__builtin_expect(cpu->dr[7] & 0xff, 0))
+		emu_debug_io(cpu, port, size);
 	struct vcpu_exit ex = { .reason = VCPU_EXIT_IO };
 	ex.io.port = port;
 	ex.io.size = (uint8_t)size;
@@ -46,6 +48,8 @@ void emu_io_out(struct emu_cpu *cpu, uint16_t port, unsigned size, uint32_t val)
 {
 	if (!io_allowed(cpu, port, size))
 		emu_raise(cpu, X86_EXC_GP, 0);
+	if (__builtin_expect(cpu->dr[7] & 0xff, 0))
+		emu_debug_io(cpu, port, size);
 	struct vcpu_exit ex = { .reason = VCPU_EXIT_IO };
 	ex.io.port = port;
 	ex.io.size = (uint8_t)size;

@@ -483,6 +483,22 @@ static void walk(struct emu_cpu *cpu, uint64_t lin, enum emu_access acc, unsigne
 	w->dirty |= acc == EMU_ACC_WRITE;
 }
 
+/* While DR7 enables a data breakpoint, read and write translations are
+ * filled with EMU_TLB_MMIO so that every data access takes the slow path,
+ * which checks the breakpoints (emu_debug_dr7_changed flushes the TLB when
+ * this changes; global entries copied from these keep the bit). */
+static inline uint64_t data_slow(const struct emu_cpu *cpu)
+{
+	return cpu->dbg_data ? EMU_TLB_MMIO : 0;
+}
+
+/* The data-breakpoint check of every slow-path data access. */
+static inline void data_access(struct emu_cpu *cpu, uint64_t lin, unsigned size, bool write)
+{
+	if (__builtin_expect(cpu->dbg_data, 0))
+		emu_debug_data(cpu, lin, size, write);
+}
+
 /* Fills the TLB entry for lin with every right the walk grants under idx. */
 static void tlb_fill(struct emu_cpu *cpu, uint64_t lin, unsigned idx, const struct walk *w)
 {
@@ -493,7 +509,7 @@ static void tlb_fill(struct emu_cpu *cpu, uint64_t lin, unsigned idx, const stru
 	struct emu_vm *evm = cpu->evm;
 	e->gpa = gpa;
 	e->addend = host ? (uintptr_t)host - (uintptr_t)page : 0;
-	e->tag_read = access_allowed(cpu, w, EMU_ACC_READ, idx) ? tag : ~0ull;
+	e->tag_read = access_allowed(cpu, w, EMU_ACC_READ, idx) ? tag | data_slow(cpu) : ~0ull;
 	e->tag_fetch = access_allowed(cpu, w, EMU_ACC_FETCH, idx) ? tag : ~0ull;
 	/* Writes walk again until D is set; writes to pages whose writes must
 	 * be seen (decoded code, watched paging structures) take the slow
@@ -501,7 +517,7 @@ static void tlb_fill(struct emu_cpu *cpu, uint64_t lin, unsigned idx, const stru
 	if (!w->dirty || !access_allowed(cpu, w, EMU_ACC_WRITE, idx))
 		e->tag_write = ~0ull;
 	else
-		e->tag_write = page_watched(evm, gpa) ? tag | EMU_TLB_MMIO : tag;
+		e->tag_write = page_watched(evm, gpa) ? tag | EMU_TLB_MMIO : tag | data_slow(cpu);
 	if (w->global && (cpu->cr4 & X86_CR4_PGE)) {
 		/* The same rights without the address-space tag. */
 		struct emu_tlb_entry *g = &cpu->gtlb[idx][gtlb_index(lin)];
@@ -542,8 +558,9 @@ static uint64_t identity_fill(struct emu_cpu *cpu, uint64_t lin, unsigned idx)
 	uint64_t tag = page | cpu->asid | (host ? 0 : EMU_TLB_MMIO);
 	e->gpa = page;
 	e->addend = host ? (uintptr_t)host - (uintptr_t)page : 0;
-	e->tag_read = e->tag_fetch = tag;
-	e->tag_write = page_watched(cpu->evm, page) ? tag | EMU_TLB_MMIO : tag;
+	e->tag_read = tag | data_slow(cpu);
+	e->tag_fetch = tag;
+	e->tag_write = page_watched(cpu->evm, page) ? tag | EMU_TLB_MMIO : tag | data_slow(cpu);
 	return lin;
 }
 
@@ -555,7 +572,7 @@ uint64_t mmu_translate(struct emu_cpu *cpu, uint64_t lin, enum emu_access acc, u
 	uint64_t want = (lin & ~0xfffull) | cpu->asid;
 	uint64_t tag = acc == EMU_ACC_READ ? e->tag_read : acc == EMU_ACC_WRITE ? e->tag_write : e->tag_fetch;
 	if ((tag & ~EMU_TLB_MMIO) == want) {
-		if (acc == EMU_ACC_WRITE && tag != want && !page_watched(cpu->evm, e->gpa) &&
+		if (acc == EMU_ACC_WRITE && tag != want && !cpu->dbg_data && !page_watched(cpu->evm, e->gpa) &&
 		    gmem_ptr(cpu->mem, e->gpa, 4096))
 			e->tag_write = want;   /* nothing watches the RAM page any more */
 		return e->gpa | (lin & 0xfff);
@@ -600,12 +617,14 @@ void mmu_write_lin(struct emu_cpu *cpu, uint64_t lin, unsigned size, uint64_t va
 uint64_t emu_read_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
 {
 	uint64_t lin = seg_linear(cpu, &cpu->seg[seg], seg, off, size, EMU_ACC_READ);
+	data_access(cpu, lin, size, false);
 	return mmu_read_lin(cpu, lin, size, emu_mmu_index(cpu));
 }
 
 void emu_write_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)
 {
 	uint64_t lin = seg_linear(cpu, &cpu->seg[seg], seg, off, size, EMU_ACC_WRITE);
+	data_access(cpu, lin, size, true);
 	mmu_write_lin(cpu, lin, size, val & emu_size_mask(size), emu_mmu_index(cpu));
 }
 
@@ -616,6 +635,7 @@ void emu_read_bytes(struct emu_cpu *cpu, int seg, uint64_t off, void *dst, unsig
 	uint64_t lin = seg_linear(cpu, &cpu->seg[seg], seg, off, n, EMU_ACC_READ);
 	unsigned idx = emu_mmu_index(cpu);
 	uint8_t *out = dst;
+	data_access(cpu, lin, n, false);
 	while (n) {
 		unsigned chunk = 4096 - (lin & 0xfff);
 		if (chunk > n)
@@ -660,6 +680,7 @@ void emu_write_bytes(struct emu_cpu *cpu, int seg, uint64_t off, const void *src
 	uint64_t lin0 = seg_linear(cpu, &cpu->seg[seg], seg, off, n, EMU_ACC_WRITE);
 	unsigned idx = emu_mmu_index(cpu);
 	translate_write_range(cpu, lin0, n, idx);
+	data_access(cpu, lin0, n, true);
 	const uint8_t *in = src;
 	uint64_t lin = lin0;
 	while (n) {
@@ -686,6 +707,7 @@ void *emu_mem_ptr(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, boo
 	uint64_t lin = seg_linear(cpu, &cpu->seg[seg], seg, off, size, write ? EMU_ACC_WRITE : EMU_ACC_READ);
 	if ((lin & 0xfff) + size > 4096)
 		return NULL;
+	data_access(cpu, lin, size, write);
 	uint64_t gpa = mmu_translate(cpu, lin, write ? EMU_ACC_WRITE : EMU_ACC_READ, emu_mmu_index(cpu));
 	void *p = gmem_ptr(cpu->mem, gpa, size);
 	if (p && write)

@@ -656,6 +656,8 @@ static void h_mov_to_dr(struct emu_cpu *cpu, const struct emu_insn *in)
 	else if (r == 7)
 		v = (v & ~0xd800ull) | 0x400;
 	cpu->dr[r] = v;
+	if (r == 7)
+		emu_debug_dr7_changed(cpu);
 }
 
 static void h_clts(struct emu_cpu *cpu, const struct emu_insn *in)

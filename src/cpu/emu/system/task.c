@@ -9,6 +9,7 @@ struct tss_image {
 	uint16_t sel[SEG_COUNT];
 	uint16_t ldt;
 	uint16_t link;
+	bool trap;            /* T flag, 32-bit TSS only (7.2.1) */
 };
 
 static uint32_t tss_rd(struct emu_cpu *cpu, uint64_t base, unsigned off, unsigned size)
@@ -35,6 +36,7 @@ static void tss_read(struct emu_cpu *cpu, uint64_t base, bool is32, struct tss_i
 		for (int s = 0; s < SEG_COUNT; s++)
 			t->sel[s] = (uint16_t)tss_rd(cpu, base, 0x48 + 4 * s, 2);
 		t->ldt = (uint16_t)tss_rd(cpu, base, 0x60, 2);
+		t->trap = tss_rd(cpu, base, 0x64, 2) & 1;
 	} else {
 		t->link = (uint16_t)tss_rd(cpu, base, 0, 2);
 		t->cr3 = 0;
@@ -46,6 +48,7 @@ static void tss_read(struct emu_cpu *cpu, uint64_t base, bool is32, struct tss_i
 			t->sel[s] = (uint16_t)tss_rd(cpu, base, 0x22 + 2 * s, 2);
 		t->sel[SEG_FS] = t->sel[SEG_GS] = 0;
 		t->ldt = (uint16_t)tss_rd(cpu, base, 0x2a, 2);
+		t->trap = false;
 	}
 }
 
@@ -186,6 +189,13 @@ void task_switch(struct emu_cpu *cpu, uint16_t sel, uint64_t desc, enum task_rea
 	nt.attr |= 2;
 	cpu->tr = nt;
 	cpu->cr0 |= X86_CR0_TS;
+	/* Every task switch clears the local breakpoint enables L0-L3 (SDM
+	 * vol. 3B 17.2.4); a TSS with T = 1 raises a #DB trap with DR6.BT
+	 * before the new task's first instruction (17.3.1.5). */
+	cpu->dr[7] &= ~0x55ull;
+	emu_debug_dr7_changed(cpu);
+	if (t.trap)
+		cpu->dbg_pending |= 1u << 15;
 	if (new32 && (cpu->cr0 & X86_CR0_PG) && t.cr3 != (uint32_t)cpu->cr3) {
 		cpu->cr3 = t.cr3;
 		mmu_set_cr3(cpu, t.cr3, false);
