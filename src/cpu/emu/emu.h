@@ -108,6 +108,7 @@ enum emu_mmu_idx {
 	EMU_MMU_SUP,      /* CPL 0-2 with EFLAGS.AC = 0, and implicit supervisor accesses */
 	EMU_MMU_USER,     /* CPL 3 */
 	EMU_MMU_SUP_AC,   /* CPL 0-2 with EFLAGS.AC = 1: SMAP lets data accesses reach user pages */
+	EMU_MMU_USER_AC,  /* CPL 3 with CR0.AM and EFLAGS.AC: alignment checking, slow path only */
 	EMU_MMU_COUNT,
 };
 #define EMU_ASID_SLOTS 16
@@ -344,7 +345,7 @@ static inline unsigned emu_tlb_index(const struct emu_cpu *cpu, uint64_t lin)
 static inline unsigned emu_mmu_index(const struct emu_cpu *cpu)
 {
 	if (cpu->cpl == 3)
-		return EMU_MMU_USER;
+		return (cpu->rflags & X86_FLAG_AC) && (cpu->cr0 & X86_CR0_AM) ? EMU_MMU_USER_AC : EMU_MMU_USER;
 	return (cpu->rflags & X86_FLAG_AC) ? EMU_MMU_SUP_AC : EMU_MMU_SUP;
 }
 /* CR8, IA32_APIC_BASE, IA32_TSC_DEADLINE and the x2APIC MSRs go to the

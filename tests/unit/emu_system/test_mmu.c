@@ -465,3 +465,35 @@ Test(emu_mmu, page_table_reused_as_data_is_unwatched_then_watched_again)
 	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);
 	cr_assert_eq(v, 0);   /* 0x201000 holds 0 */
 }
+
+Test(emu_mmu, alignment_check_at_cpl3_with_am_and_ac)
+{
+	struct emu_cpu *cpu = fx.cpu;
+	long_mode(0);
+	map(8, 0x208000, P | RW | US | A | D);
+	uint64_t v;
+	/* Misaligned, but no checking yet: CPL 3 without AC, then AC without AM. */
+	cpu->cpl = 3;
+	cr_assert_eq(fx_write(&fx, SEG_DS, lin(8) + 1, 4, 0x11223344), -1);
+	cpu->rflags |= X86_FLAG_AC;
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(8) + 1, 4, &v), -1);
+	cr_assert_eq(v, 0x11223344);
+	/* CR0.AM + EFLAGS.AC + CPL 3: misaligned word, dword and qword
+	 * references raise #AC(0) and touch nothing (SDM vol. 3A 6.15). */
+	cpu->cr0 |= X86_CR0_AM;
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(8) + 1, 4, &v), X86_EXC_AC);
+	cr_assert_eq(cpu->exc_error, 0);
+	cr_assert_eq(fx_write(&fx, SEG_DS, lin(8) + 2, 8, 0), X86_EXC_AC);
+	cr_assert_eq(fx_write(&fx, SEG_DS, lin(8) + 3, 2, 0), X86_EXC_AC);
+	cr_assert_eq(fx_r32(&fx, 0x208001), 0x11223344);
+	/* Aligned references and bytes are fine, and keep working after a
+	 * translation was cached. */
+	cr_assert_eq(fx_write(&fx, SEG_DS, lin(8) + 8, 8, 0x55), -1);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(8) + 8, 8, &v), -1);
+	cr_assert_eq(v, 0x55);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(8) + 1, 1, &v), -1);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(8) + 9, 4, &v), X86_EXC_AC);
+	/* The kernel is never alignment-checked. */
+	cpu->cpl = 0;
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(8) + 9, 4, &v), -1);
+}

@@ -44,7 +44,8 @@ static uint64_t run_len(uint64_t a, unsigned size, unsigned as)
 static bool bulk_run(struct emu_cpu *cpu, const struct emu_insn *in, bool movs, uint64_t *count)
 {
 	unsigned size = in->opsize, as = in->adsize;
-	if (cpu->rflags & X86_FLAG_DF)
+	/* Alignment checking (#AC) looks at every element. */
+	if ((cpu->rflags & X86_FLAG_DF) || emu_mmu_index(cpu) == EMU_MMU_USER_AC)
 		return false;
 	uint64_t di = areg(cpu, RDI, as), si = areg(cpu, RSI, as);
 	uint64_t n = *count;

@@ -351,7 +351,7 @@ static _Noreturn void page_fault(struct emu_cpu *cpu, uint64_t lin, enum emu_acc
 	uint32_t err = bits;
 	if (acc == EMU_ACC_WRITE)
 		err |= X86_PF_W;
-	if (idx == EMU_MMU_USER)
+	if (idx == EMU_MMU_USER || idx == EMU_MMU_USER_AC)
 		err |= X86_PF_U;
 	/* SDM vol. 3A 4.7: I/D is reported for fetches when NX or SMEP can apply. */
 	if (acc == EMU_ACC_FETCH &&
@@ -364,7 +364,7 @@ static _Noreturn void page_fault(struct emu_cpu *cpu, uint64_t lin, enum emu_acc
 /* Would an access of this kind and privilege be allowed (SDM vol. 3A 4.6)? */
 static bool access_allowed(const struct emu_cpu *cpu, const struct walk *w, enum emu_access acc, unsigned idx)
 {
-	if (idx == EMU_MMU_USER) {
+	if (idx == EMU_MMU_USER || idx == EMU_MMU_USER_AC) {
 		if (!w->user)
 			return false;
 		if (acc == EMU_ACC_WRITE)
@@ -483,13 +483,15 @@ static void walk(struct emu_cpu *cpu, uint64_t lin, enum emu_access acc, unsigne
 	w->dirty |= acc == EMU_ACC_WRITE;
 }
 
-/* While DR7 enables a data breakpoint, read and write translations are
- * filled with EMU_TLB_MMIO so that every data access takes the slow path,
- * which checks the breakpoints (emu_debug_dr7_changed flushes the TLB when
- * this changes; global entries copied from these keep the bit). */
-static inline uint64_t data_slow(const struct emu_cpu *cpu)
+/* While DR7 enables a data breakpoint, and for alignment-checked user
+ * accesses (EMU_MMU_USER_AC), read and write translations are filled with
+ * EMU_TLB_MMIO so that every data access takes the slow path, which checks
+ * the breakpoints and the alignment (emu_debug_dr7_changed flushes the TLB
+ * when the former changes; the latter has TLB arrays of its own; global
+ * entries copied from these keep the bit). */
+static inline uint64_t data_slow(const struct emu_cpu *cpu, unsigned idx)
 {
-	return cpu->dbg_data ? EMU_TLB_MMIO : 0;
+	return cpu->dbg_data || idx == EMU_MMU_USER_AC ? EMU_TLB_MMIO : 0;
 }
 
 /* The data-breakpoint check of every slow-path data access. */
@@ -497,6 +499,17 @@ static inline void data_access(struct emu_cpu *cpu, uint64_t lin, unsigned size,
 {
 	if (__builtin_expect(cpu->dbg_data, 0))
 		emu_debug_data(cpu, lin, size, write);
+}
+
+/* #AC(0) for a misaligned word, doubleword or quadword data reference at
+ * CPL 3 with CR0.AM and EFLAGS.AC set (SDM vol. 3A 6.15 "Interrupt 17",
+ * table 6-7).  Larger operands (x87 80-bit, SSE, far pointers, FXSAVE)
+ * go through emu_read_bytes/emu_write_bytes and are not checked. */
+static inline void alignment_check(struct emu_cpu *cpu, uint64_t lin, unsigned size)
+{
+	if (__builtin_expect(emu_mmu_index(cpu) == EMU_MMU_USER_AC, 0) && (size == 2 || size == 4 || size == 8) &&
+	    (lin & (size - 1)))
+		emu_raise(cpu, X86_EXC_AC, 0);
 }
 
 /* Fills the TLB entry for lin with every right the walk grants under idx. */
@@ -509,7 +522,7 @@ static void tlb_fill(struct emu_cpu *cpu, uint64_t lin, unsigned idx, const stru
 	struct emu_vm *evm = cpu->evm;
 	e->gpa = gpa;
 	e->addend = host ? (uintptr_t)host - (uintptr_t)page : 0;
-	e->tag_read = access_allowed(cpu, w, EMU_ACC_READ, idx) ? tag | data_slow(cpu) : ~0ull;
+	e->tag_read = access_allowed(cpu, w, EMU_ACC_READ, idx) ? tag | data_slow(cpu, idx) : ~0ull;
 	e->tag_fetch = access_allowed(cpu, w, EMU_ACC_FETCH, idx) ? tag : ~0ull;
 	/* Writes walk again until D is set; writes to pages whose writes must
 	 * be seen (decoded code, watched paging structures) take the slow
@@ -517,7 +530,7 @@ static void tlb_fill(struct emu_cpu *cpu, uint64_t lin, unsigned idx, const stru
 	if (!w->dirty || !access_allowed(cpu, w, EMU_ACC_WRITE, idx))
 		e->tag_write = ~0ull;
 	else
-		e->tag_write = page_watched(evm, gpa) ? tag | EMU_TLB_MMIO : tag | data_slow(cpu);
+		e->tag_write = page_watched(evm, gpa) ? tag | EMU_TLB_MMIO : tag | data_slow(cpu, idx);
 	if (w->global && (cpu->cr4 & X86_CR4_PGE)) {
 		/* The same rights without the address-space tag. */
 		struct emu_tlb_entry *g = &cpu->gtlb[idx][gtlb_index(lin)];
@@ -558,9 +571,9 @@ static uint64_t identity_fill(struct emu_cpu *cpu, uint64_t lin, unsigned idx)
 	uint64_t tag = page | cpu->asid | (host ? 0 : EMU_TLB_MMIO);
 	e->gpa = page;
 	e->addend = host ? (uintptr_t)host - (uintptr_t)page : 0;
-	e->tag_read = tag | data_slow(cpu);
+	e->tag_read = tag | data_slow(cpu, idx);
 	e->tag_fetch = tag;
-	e->tag_write = page_watched(cpu->evm, page) ? tag | EMU_TLB_MMIO : tag | data_slow(cpu);
+	e->tag_write = page_watched(cpu->evm, page) ? tag | EMU_TLB_MMIO : tag | data_slow(cpu, idx);
 	return lin;
 }
 
@@ -572,7 +585,7 @@ uint64_t mmu_translate(struct emu_cpu *cpu, uint64_t lin, enum emu_access acc, u
 	uint64_t want = (lin & ~0xfffull) | cpu->asid;
 	uint64_t tag = acc == EMU_ACC_READ ? e->tag_read : acc == EMU_ACC_WRITE ? e->tag_write : e->tag_fetch;
 	if ((tag & ~EMU_TLB_MMIO) == want) {
-		if (acc == EMU_ACC_WRITE && tag != want && !cpu->dbg_data && !page_watched(cpu->evm, e->gpa) &&
+		if (acc == EMU_ACC_WRITE && tag != want && !data_slow(cpu, idx) && !page_watched(cpu->evm, e->gpa) &&
 		    gmem_ptr(cpu->mem, e->gpa, 4096))
 			e->tag_write = want;   /* nothing watches the RAM page any more */
 		return e->gpa | (lin & 0xfff);
@@ -617,6 +630,7 @@ void mmu_write_lin(struct emu_cpu *cpu, uint64_t lin, unsigned size, uint64_t va
 uint64_t emu_read_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
 {
 	uint64_t lin = seg_linear(cpu, &cpu->seg[seg], seg, off, size, EMU_ACC_READ);
+	alignment_check(cpu, lin, size);
 	data_access(cpu, lin, size, false);
 	return mmu_read_lin(cpu, lin, size, emu_mmu_index(cpu));
 }
@@ -624,6 +638,7 @@ uint64_t emu_read_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size
 void emu_write_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)
 {
 	uint64_t lin = seg_linear(cpu, &cpu->seg[seg], seg, off, size, EMU_ACC_WRITE);
+	alignment_check(cpu, lin, size);
 	data_access(cpu, lin, size, true);
 	mmu_write_lin(cpu, lin, size, val & emu_size_mask(size), emu_mmu_index(cpu));
 }
@@ -670,6 +685,7 @@ static void translate_write_range(struct emu_cpu *cpu, uint64_t lin, unsigned n,
 void emu_write_check(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
 {
 	uint64_t lin = seg_linear(cpu, &cpu->seg[seg], seg, off, size, EMU_ACC_WRITE);
+	alignment_check(cpu, lin, size);
 	translate_write_range(cpu, lin, size, emu_mmu_index(cpu));
 }
 
@@ -705,6 +721,7 @@ void emu_write_bytes(struct emu_cpu *cpu, int seg, uint64_t off, const void *src
 void *emu_mem_ptr(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, bool write)
 {
 	uint64_t lin = seg_linear(cpu, &cpu->seg[seg], seg, off, size, write ? EMU_ACC_WRITE : EMU_ACC_READ);
+	alignment_check(cpu, lin, size);
 	if ((lin & 0xfff) + size > 4096)
 		return NULL;
 	data_access(cpu, lin, size, write);
