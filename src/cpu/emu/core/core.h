@@ -33,12 +33,14 @@ static inline void lf_set(struct emu_cpu *cpu, uint32_t op, unsigned size, uint6
 
 uint32_t emu_flags_arith(const struct emu_cpu *cpu);   /* CF..OF of the lazy state */
 bool emu_flag_cf(const struct emu_cpu *cpu);
-bool emu_cond(const struct emu_cpu *cpu, unsigned cc);  /* SDM vol. 1, appendix B */
-/* emu_cond with the commonest cases inline: after a logic operation
+/* Condition cc (SDM vol. 1, appendix B) from the materialized flags;
+ * emu_cond() below is the entry point. */
+bool emu_cond_flags(const struct emu_cpu *cpu, unsigned cc);
+/* Condition cc, with the commonest cases inline: after a logic operation
  * (CF = OF = 0) and after CMP/SUB (the comparison itself), every
  * condition but parity follows from the recorded operands; after any
  * other operation, ZF and SF follow from its result. */
-static inline bool emu_cond_inline(const struct emu_cpu *cpu, unsigned cc)
+static inline bool emu_cond(const struct emu_cpu *cpu, unsigned cc)
 {
 	const struct emu_lazy_flags *lf = &cpu->lf;
 	unsigned size = LF_SIZE(lf->op);
@@ -79,7 +81,7 @@ static inline bool emu_cond_inline(const struct emu_cpu *cpu, unsigned cc)
 		if ((cc >> 1) == 4)
 			return ((lf->res >> (size * 8 - 1)) & 1) ^ (cc & 1);
 	}
-	return emu_cond(cpu, cc);
+	return emu_cond_flags(cpu, cc);
 }
 /* Replaces the arithmetic flags selected by mask with val's bits (eager). */
 void emu_flags_store(struct emu_cpu *cpu, uint32_t mask, uint32_t val);

@@ -106,35 +106,8 @@ bool emu_flag_cf(const struct emu_cpu *cpu)
 	}
 }
 
-bool emu_cond(const struct emu_cpu *cpu, unsigned cc)
+bool emu_cond_flags(const struct emu_cpu *cpu, unsigned cc)
 {
-	const struct emu_lazy_flags *lf = &cpu->lf;
-	unsigned size = LF_SIZE(lf->op);
-	/* Fast paths for the common compare-and-branch pairs. */
-	if (LF_KIND(lf->op) == LF_SUB) {
-		uint64_t m = emu_size_mask(size), a = lf->src1 & m, b = lf->src2 & m, r = lf->res & m;
-		/* CMP/SUB without borrow-in: res == a - b exactly. */
-		if (r == ((a - b) & m)) {
-			int64_t sa = (int64_t)sext(a, size), sb = (int64_t)sext(b, size);
-			switch (cc >> 1) {
-			case 1: return (a < b) ^ (cc & 1);            /* B / AE */
-			case 2: return (a == b) ^ (cc & 1);           /* E / NE */
-			case 3: return (a <= b) ^ (cc & 1);           /* BE / A */
-			case 6: return (sa < sb) ^ (cc & 1);          /* L / GE */
-			case 7: return (sa <= sb) ^ (cc & 1);         /* LE / G */
-			default: break;
-			}
-		}
-	}
-	if (LF_KIND(lf->op) != LF_NONE) {
-		/* ZF and SF come straight from the result for every kind. */
-		uint64_t r = lf->res & emu_size_mask(size);
-		switch (cc >> 1) {
-		case 2: return (r == 0) ^ (cc & 1);
-		case 4: return (bool)msb(r, size) ^ (cc & 1);
-		default: break;
-		}
-	}
 	uint32_t f = emu_flags_arith(cpu);
 	bool v;
 	switch (cc >> 1) {

@@ -85,11 +85,11 @@ void emu_int_control_register(void)
 
 /* ---- forms specialized at decode (emu_control_fast) ----
  * One Jcc handler per condition, so that the condition folds into the
- * flags fast path (emu_cond_inline). */
+ * flags fast path (emu_cond). */
 #define JCC(cc)                                                                  \
 	static void jcc_##cc(struct emu_cpu *cpu, const struct emu_insn *in)     \
 	{                                                                        \
-		if (emu_cond_inline(cpu, cc))                                    \
+		if (emu_cond(cpu, cc))                                    \
 			branch_to(cpu, in, cpu->next_rip + in->imm);             \
 	}
 JCC(0) JCC(1) JCC(2) JCC(3) JCC(4) JCC(5) JCC(6) JCC(7)
