@@ -11,6 +11,8 @@ T1 equ 0x401000     ; user RO
 T2 equ 0x402000     ; user RW, NX (holds a RET)
 T3 equ 0x403000     ; user RW (holds a RET)
 T4 equ 0x600000     ; 2 MiB page with a reserved bit (13) set
+T5 equ 0x405000     ; supervisor code, remapped between two frames
+T6 equ 0x406000     ; supervisor code written through its own mapping
 P_ equ 1
 RW equ 2
 US equ 4
@@ -143,6 +145,50 @@ back_in_kernel:
 	mov rax, [T0]
 	cmp rax, 0x5555
 	CHECK64 e, "INVLPG picks up the new translation"
+
+	; A block chained to the code at a linear address must not outlive an
+	; INVLPG that remaps it: T5 runs "mov eax, 1; ret" from 0x86000, then
+	; "mov eax, 2; ret" from 0x87000, called from the same block.
+	mov rax, 0x0000c300000001b8
+	mov [0x86000], rax
+	mov rax, 0x0000c300000002b8
+	mov [0x87000], rax
+	mov qword [PT2 + 5 * 8], 0x86000 | P_ | RW
+	invlpg [T5]
+	xor ebx, ebx
+	mov ecx, 2
+.remap:
+	mov rdx, T5
+	call rdx
+	add ebx, eax
+	mov qword [PT2 + 5 * 8], 0x87000 | P_ | RW
+	invlpg [T5]
+	dec ecx
+	jnz .remap
+	cmp ebx, 3
+	CHECK64 e, "code remapped by INVLPG runs the new page"
+
+	; Self-modifying code: a store into the block being run changes the
+	; immediate of the next instruction, which must run as stored.
+	mov byte [rel .smc + 1], 0x42
+.smc:
+	mov al, 0
+	cmp al, 0x42
+	CHECK64 e, "a store into the running block takes effect at the next instruction"
+
+	; Code written through a data mapping, then run and modifying itself
+	; in its first block: the page becomes a code page as it is decoded,
+	; and the cached write translation must not let the store bypass that.
+	; T6: "mov byte [rip + 1], 0x42; mov al, 0; ret".
+	mov qword [PT2 + 6 * 8], 0x88000 | P_ | RW
+	invlpg [T6]
+	mov rax, 0xb0420000000105c6
+	mov [T6], rax
+	mov word [T6 + 8], 0xc300
+	mov rdx, T6
+	call rdx
+	cmp al, 0x42
+	CHECK64 e, "fresh code that patches itself runs the patched instruction"
 
 	mov eax, [FAILS]
 	out EXIT_PORT, al

@@ -66,13 +66,17 @@ void emu_blocks_invalidate_page(struct emu_vm *evm, uint64_t gpa)
 	atomic_store_explicit(&evm->code_page[p], 0, memory_order_relaxed);
 }
 
-static void mark_code_page(struct emu_vm *evm, uint64_t page)
+static void mark_code_page(struct emu_cpu *cpu, uint64_t page)
 {
+	struct emu_vm *evm = cpu->evm;
 	if (page >= evm->n_pages || atomic_load_explicit(&evm->code_page[page], memory_order_relaxed))
 		return;
 	atomic_store_explicit(&evm->code_page[page], 1, memory_order_relaxed);
-	/* Every vCPU drops write translations made before the mark. */
+	/* Every vCPU makes write translations made before the mark slow: the
+	 * others at their next block, this one now, since the block decoded
+	 * here runs next and may store into its own page. */
 	atomic_fetch_add_explicit(&evm->write_epoch, 1, memory_order_acq_rel);
+	emu_tlb_sync_epoch_slow(cpu);
 }
 
 static inline unsigned slot_of(uint64_t gpa, unsigned mode)
@@ -159,7 +163,7 @@ struct emu_block *emu_block_lookup(struct emu_cpu *cpu, const char **err)
 		*err = "instruction fetch outside RAM";
 		return NULL;
 	}
-	mark_code_page(evm, page);
+	mark_code_page(cpu, page);
 	struct emu_block *b = arena_reserve(cv);
 	unsigned n = 0, pos = 0;
 	while (n < EMU_BLOCK_MAX_INSNS && pos < avail) {
