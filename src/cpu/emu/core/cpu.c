@@ -272,15 +272,14 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 			continue;
 		}
 		/* Run b and the blocks chained after it until something needs
-		 * the loop above: a trap, an event, the one-instruction path, the
-		 * run budget, or new code or page-table pages whose write
-		 * translations must go. */
+		 * the loop above: a trap (HLT and shutdown included), an event,
+		 * the one-instruction path or the run budget. */
 		for (;;) {
 			run_block(cpu, b, EMU_BLOCK_MAX_INSNS);
-			if (cpu->stop_block || cpu->halted || needs_one_insn(cpu) || cpu->icount >= cpu->icount_stop ||
-			    atomic_load_explicit(&vcpu->events, memory_order_relaxed) ||
-			    cpu->write_epoch_seen != atomic_load_explicit(&cpu->evm->write_epoch, memory_order_relaxed))
+			if (cpu->stop_block || needs_one_insn(cpu) || cpu->icount >= cpu->icount_stop ||
+			    atomic_load_explicit(&vcpu->events, memory_order_relaxed))
 				break;
+			emu_tlb_sync_epoch(cpu);
 			b = emu_block_next(cpu, b);
 			if (!b)
 				break;
