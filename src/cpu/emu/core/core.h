@@ -45,41 +45,37 @@ static inline bool emu_cond(const struct emu_cpu *cpu, unsigned cc)
 	const struct emu_lazy_flags *lf = &cpu->lf;
 	unsigned size = LF_SIZE(lf->op);
 	uint64_t m = emu_size_mask(size);
+	if (LF_KIND(lf->op) == LF_NONE)
+		return emu_cond_flags(cpu, cc);
+	uint64_t r = lf->res & m;
+	bool zf = r == 0, sf = (r >> (size * 8 - 1)) & 1;
+	/* ZF and SF come straight from the result for every kind. */
+	if ((cc >> 1) == 2)
+		return zf ^ (cc & 1);                            /* E / NE */
+	if ((cc >> 1) == 4)
+		return sf ^ (cc & 1);                            /* S / NS */
 	if (LF_KIND(lf->op) == LF_SUB) {
 		uint64_t a = lf->src1 & m, b = lf->src2 & m;
-		/* CMP/SUB without borrow-in: res == a - b exactly (SBB may differ). */
-		if ((lf->res & m) == ((a - b) & m)) {
+		/* CMP/SUB without borrow-in: r == a - b exactly (SBB may differ). */
+		if (r == ((a - b) & m)) {
 			unsigned sh = 64 - size * 8;
 			int64_t sa = (int64_t)(a << sh), sb = (int64_t)(b << sh);
 			switch (cc >> 1) {
 			case 1: return (a < b) ^ (cc & 1);            /* B / AE */
-			case 2: return (a == b) ^ (cc & 1);           /* E / NE */
 			case 3: return (a <= b) ^ (cc & 1);           /* BE / A */
-			case 4: return ((a - b) >> (size * 8 - 1) & 1) ^ (cc & 1);   /* S / NS */
 			case 6: return (sa < sb) ^ (cc & 1);          /* L / GE */
 			case 7: return (sa <= sb) ^ (cc & 1);         /* LE / G */
 			default: break;
 			}
 		}
-	}
-	if (LF_KIND(lf->op) == LF_LOGIC) {
-		uint64_t r = lf->res & m;
-		bool sf = (r >> (size * 8 - 1)) & 1;
+	} else if (LF_KIND(lf->op) == LF_LOGIC) {
 		switch (cc >> 1) {
-		case 0: return cc & 1;                       /* O / NO: OF = 0 */
-		case 1: return cc & 1;                       /* B / AE: CF = 0 */
-		case 2: case 3: return (r == 0) ^ (cc & 1);  /* E / NE, BE / A */
-		case 4: case 6: return sf ^ (cc & 1);        /* S / NS, L / GE */
-		case 7: return (r == 0 || sf) ^ (cc & 1);    /* LE / G */
+		case 0: case 1: return cc & 1;                   /* O / NO, B / AE: OF = CF = 0 */
+		case 3: return zf ^ (cc & 1);                    /* BE / A */
+		case 6: return sf ^ (cc & 1);                    /* L / GE */
+		case 7: return (zf || sf) ^ (cc & 1);            /* LE / G */
 		default: break;
 		}
-	}
-	if (LF_KIND(lf->op) != LF_NONE) {
-		/* ZF and SF come straight from the result for every kind. */
-		if ((cc >> 1) == 2)
-			return ((lf->res & m) == 0) ^ (cc & 1);
-		if ((cc >> 1) == 4)
-			return ((lf->res >> (size * 8 - 1)) & 1) ^ (cc & 1);
 	}
 	return emu_cond_flags(cpu, cc);
 }
@@ -228,6 +224,23 @@ static inline void stack_push_val(struct emu_cpu *cpu, unsigned size, uint64_t v
 	uint64_t sp = (sp_get(cpu) - size) & emu_size_mask(stack_asize(cpu));
 	emu_write(cpu, SEG_SS, sp, size, v);
 	sp_set(cpu, sp);
+}
+
+/* The same for 64-bit operands, which exist only in 64-bit mode, where
+ * the stack address size is 64 bits: for the specialized handlers. */
+static inline void stack_push64(struct emu_cpu *cpu, uint64_t v)
+{
+	uint64_t sp = cpu->gpr[RSP] - 8;
+	emu_write(cpu, SEG_SS, sp, 8, v);
+	cpu->gpr[RSP] = sp;
+}
+
+static inline uint64_t stack_pop64(struct emu_cpu *cpu)
+{
+	uint64_t sp = cpu->gpr[RSP];
+	uint64_t v = emu_read(cpu, SEG_SS, sp, 8);
+	cpu->gpr[RSP] = sp + 8;
+	return v;
 }
 
 static inline uint64_t stack_pop_val(struct emu_cpu *cpu, unsigned size)

@@ -103,17 +103,13 @@ static const emu_handler jcc_fast[16] = {
  * operand size, and a 64-bit stack): h_call_rel's and h_ret's semantics. */
 static void call_rel64(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	uint64_t sp = cpu->gpr[RSP] - 8;
-	emu_write(cpu, SEG_SS, sp, 8, cpu->next_rip);
-	cpu->gpr[RSP] = sp;
+	stack_push64(cpu, cpu->next_rip);
 	cpu->next_rip += in->imm;
 }
 
 static void ret64(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	uint64_t sp = cpu->gpr[RSP];
-	cpu->next_rip = emu_read(cpu, SEG_SS, sp, 8);
-	cpu->gpr[RSP] = sp + 8;
+	cpu->next_rip = stack_pop64(cpu);
 }
 
 static emu_handler emu_control_fast(const struct emu_insn *in)

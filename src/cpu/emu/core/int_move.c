@@ -387,10 +387,13 @@ void emu_int_move_register(void)
  * zero-extending loads: the commonest instructions of compiled code.
  * Semantics are the generic handlers'. */
 #define MOV_FORMS(size)                                                                          \
-	static void mov_rr_##size(struct emu_cpu *cpu, const struct emu_insn *in)                \
+	static void mov_to_rm_##size(struct emu_cpu *cpu, const struct emu_insn *in)             \
 	{                                                                                        \
-		reg_set(cpu, in->opcode == 0x89 ? in->rm : in->reg, size, true,                  \
-			cpu->gpr[in->opcode == 0x89 ? in->reg : in->rm]);                        \
+		reg_set(cpu, in->rm, size, true, cpu->gpr[in->reg]);                             \
+	}                                                                                        \
+	static void mov_to_reg_##size(struct emu_cpu *cpu, const struct emu_insn *in)            \
+	{                                                                                        \
+		reg_set(cpu, in->reg, size, true, cpu->gpr[in->rm]);                             \
 	}                                                                                        \
 	static void mov_load_##size(struct emu_cpu *cpu, const struct emu_insn *in)              \
 	{                                                                                        \
@@ -422,12 +425,15 @@ static emu_handler emu_move_fast(const struct emu_insn *in)
 	if (in->lock || (in->opsize != 4 && in->opsize != 8))
 		return NULL;
 	bool q = in->opsize == 8;
-	if (in->fn == h_mov_rm_r || in->fn == h_mov_r_rm) {
+	if (in->fn == h_mov_rm_r) {
 		if (in->mod == 3)
-			return q ? mov_rr_8 : mov_rr_4;
-		if (in->fn == h_mov_r_rm)
-			return q ? mov_load_8 : mov_load_4;
+			return q ? mov_to_rm_8 : mov_to_rm_4;
 		return q ? mov_store_8 : mov_store_4;
+	}
+	if (in->fn == h_mov_r_rm) {
+		if (in->mod == 3)
+			return q ? mov_to_reg_8 : mov_to_reg_4;
+		return q ? mov_load_8 : mov_load_4;
 	}
 	if (in->fn == h_lea && in->mod != 3)
 		return q ? lea_8 : lea_4;

@@ -183,22 +183,16 @@ void emu_int_stack_register(void)
 }
 
 /* ---- forms specialized at decode (emu_stack_fast) ----
- * PUSH/POP of a 64-bit register: a 64-bit operand exists only in 64-bit
- * mode, where the stack address size is 64 bits too.  Semantics are
- * h_push_r's and h_pop_r's (write first, then RSP). */
+ * PUSH/POP of a 64-bit register; semantics are h_push_r's and h_pop_r's
+ * (POP RSP leaves the popped value). */
 static void push_r64(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	uint64_t sp = cpu->gpr[RSP] - 8;
-	emu_write(cpu, SEG_SS, sp, 8, cpu->gpr[in->rm]);
-	cpu->gpr[RSP] = sp;
+	stack_push64(cpu, cpu->gpr[in->rm]);
 }
 
 static void pop_r64(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	uint64_t sp = cpu->gpr[RSP];
-	uint64_t v = emu_read(cpu, SEG_SS, sp, 8);
-	cpu->gpr[RSP] = sp + 8;
-	cpu->gpr[in->rm] = v;
+	cpu->gpr[in->rm] = stack_pop64(cpu);
 }
 
 static emu_handler emu_stack_fast(const struct emu_insn *in)
