@@ -341,6 +341,15 @@ static inline unsigned emu_tlb_index(const struct emu_cpu *cpu, uint64_t lin)
 }
 #define EMU_TLB_SALT(slot) ((uint32_t)(slot) * 0x45u)
 
+/* The linear address of an instruction fetch at rip: CS.base is ignored
+ * in 64-bit mode, and the address wraps at 4 GiB elsewhere. */
+static inline uint64_t emu_fetch_linear(const struct emu_cpu *cpu, uint64_t rip)
+{
+	if (cpu->mode == EMU_MODE_LONG64)
+		return rip;
+	return (uint32_t)(cpu->seg[SEG_CS].base + rip);
+}
+
 /* Current privilege for data accesses (enum emu_mmu_idx). */
 static inline unsigned emu_mmu_index(const struct emu_cpu *cpu)
 {

@@ -77,13 +77,6 @@ struct emu_block *emu_block_lookup(struct emu_cpu *cpu, const char **err);
 /* emu_block_lookup(), remembered as a link of b for (lin, key). */
 struct emu_block *emu_block_link_new(struct emu_cpu *cpu, struct emu_block *b, uint64_t lin, uint64_t key);
 
-static inline uint64_t emu_fetch_linear(const struct emu_cpu *cpu, uint64_t rip)
-{
-	if (cpu->mode == EMU_MODE_LONG64)
-		return rip;
-	return (uint32_t)(cpu->seg[SEG_CS].base + rip);
-}
-
 /* What, besides the linear address, decides which code a fetch reaches:
  * the address space and its TLB contents (asid, fetch_epoch), the
  * privilege its fetch translations were made for, and the decoding mode. */

@@ -44,8 +44,9 @@ static uint64_t run_len(uint64_t a, unsigned size, unsigned as)
 static bool bulk_run(struct emu_cpu *cpu, const struct emu_insn *in, bool movs, uint64_t *count)
 {
 	unsigned size = in->opsize, as = in->adsize;
-	/* Alignment checking (#AC) looks at every element. */
-	if ((cpu->rflags & X86_FLAG_DF) || emu_mmu_index(cpu) == EMU_MMU_USER_AC)
+	/* Data breakpoints (a trap after the iteration that hit) and alignment
+	 * checking (#AC) look at every element. */
+	if ((cpu->rflags & X86_FLAG_DF) || cpu->dbg_data || emu_mmu_index(cpu) == EMU_MMU_USER_AC)
 		return false;
 	uint64_t di = areg(cpu, RDI, as), si = areg(cpu, RSI, as);
 	uint64_t n = *count;
@@ -167,8 +168,7 @@ static void string_exec(struct emu_cpu *cpu, const struct emu_insn *in, enum str
 	/* Single-stepping traps after each iteration, with RIP still on the
 	 * instruction while iterations remain; so does a data or I/O
 	 * breakpoint after the iteration that hit it (SDM vol. 3B 17.3.1.2),
-	 * which is why page runs are not copied in bulk while DR7 enables a
-	 * data breakpoint. */
+	 * which is why bulk_run declines while DR7 enables a data breakpoint. */
 	unsigned chunk = (cpu->rflags & X86_FLAG_TF) ? 1 : REP_CHUNK;
 	unsigned budget = chunk;
 	while (cx) {
@@ -176,7 +176,7 @@ static void string_exec(struct emu_cpu *cpu, const struct emu_insn *in, enum str
 			rep_yield(cpu);
 			break;
 		}
-		if ((op == S_MOVS || op == S_STOS) && cx > 1 && budget > 1 && !cpu->dbg_data) {
+		if ((op == S_MOVS || op == S_STOS) && cx > 1 && budget > 1) {
 			uint64_t left = cx;
 			if (bulk_run(cpu, in, op == S_MOVS, &left)) {
 				budget = budget > (cx - left) ? budget - (unsigned)(cx - left) : 0;

@@ -465,7 +465,7 @@ void emu_debug_io(struct emu_cpu *cpu, uint16_t port, unsigned size)
 
 bool emu_check_insn_breakpoints(struct emu_cpu *cpu)
 {
-	uint64_t lin = cpu->mode == EMU_MODE_LONG64 ? cpu->rip : (uint32_t)(cpu->seg[SEG_CS].base + cpu->rip);
+	uint64_t lin = emu_fetch_linear(cpu, cpu->rip);
 	/* R/Wn = 00: instruction execution (LENn 00). */
 	uint32_t hit = bp_match(cpu, lin, 1, BP_EXEC);
 	if (!hit)

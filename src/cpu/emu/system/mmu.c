@@ -494,22 +494,20 @@ static inline uint64_t data_slow(const struct emu_cpu *cpu, unsigned idx)
 	return cpu->dbg_data || idx == EMU_MMU_USER_AC ? EMU_TLB_MMIO : 0;
 }
 
-/* The data-breakpoint check of every slow-path data access. */
-static inline void data_access(struct emu_cpu *cpu, uint64_t lin, unsigned size, bool write)
+/* What data_slow() sends to the slow path, checked on every slow-path
+ * data access of size bytes at lin under idx:
+ *  - #AC(0) for a misaligned word, doubleword or quadword at CPL 3 with
+ *    CR0.AM and EFLAGS.AC (SDM vol. 3A 6.15 "Interrupt 17", table 6-7);
+ *    other sizes (x87 80-bit, SSE, far pointers, FXSAVE) are not checked;
+ *  - the data breakpoints, recorded for the trap after the instruction
+ *    (recording one access twice is harmless: the bits are OR-ed). */
+static inline void data_checks(struct emu_cpu *cpu, uint64_t lin, unsigned size, bool write, unsigned idx)
 {
-	if (__builtin_expect(cpu->dbg_data, 0))
-		emu_debug_data(cpu, lin, size, write);
-}
-
-/* #AC(0) for a misaligned word, doubleword or quadword data reference at
- * CPL 3 with CR0.AM and EFLAGS.AC set (SDM vol. 3A 6.15 "Interrupt 17",
- * table 6-7).  Larger operands (x87 80-bit, SSE, far pointers, FXSAVE)
- * go through emu_read_bytes/emu_write_bytes and are not checked. */
-static inline void alignment_check(struct emu_cpu *cpu, uint64_t lin, unsigned size)
-{
-	if (__builtin_expect(emu_mmu_index(cpu) == EMU_MMU_USER_AC, 0) && (size == 2 || size == 4 || size == 8) &&
+	if (__builtin_expect(idx == EMU_MMU_USER_AC, 0) && (size == 2 || size == 4 || size == 8) &&
 	    (lin & (size - 1)))
 		emu_raise(cpu, X86_EXC_AC, 0);
+	if (__builtin_expect(cpu->dbg_data, 0))
+		emu_debug_data(cpu, lin, size, write);
 }
 
 /* Fills the TLB entry for lin with every right the walk grants under idx. */
@@ -630,17 +628,17 @@ void mmu_write_lin(struct emu_cpu *cpu, uint64_t lin, unsigned size, uint64_t va
 uint64_t emu_read_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
 {
 	uint64_t lin = seg_linear(cpu, &cpu->seg[seg], seg, off, size, EMU_ACC_READ);
-	alignment_check(cpu, lin, size);
-	data_access(cpu, lin, size, false);
-	return mmu_read_lin(cpu, lin, size, emu_mmu_index(cpu));
+	unsigned idx = emu_mmu_index(cpu);
+	data_checks(cpu, lin, size, false, idx);
+	return mmu_read_lin(cpu, lin, size, idx);
 }
 
 void emu_write_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)
 {
 	uint64_t lin = seg_linear(cpu, &cpu->seg[seg], seg, off, size, EMU_ACC_WRITE);
-	alignment_check(cpu, lin, size);
-	data_access(cpu, lin, size, true);
-	mmu_write_lin(cpu, lin, size, val & emu_size_mask(size), emu_mmu_index(cpu));
+	unsigned idx = emu_mmu_index(cpu);
+	data_checks(cpu, lin, size, true, idx);
+	mmu_write_lin(cpu, lin, size, val & emu_size_mask(size), idx);
 }
 
 void emu_read_bytes(struct emu_cpu *cpu, int seg, uint64_t off, void *dst, unsigned n)
@@ -650,7 +648,7 @@ void emu_read_bytes(struct emu_cpu *cpu, int seg, uint64_t off, void *dst, unsig
 	uint64_t lin = seg_linear(cpu, &cpu->seg[seg], seg, off, n, EMU_ACC_READ);
 	unsigned idx = emu_mmu_index(cpu);
 	uint8_t *out = dst;
-	data_access(cpu, lin, n, false);
+	data_checks(cpu, lin, n, false, idx);
 	while (n) {
 		unsigned chunk = 4096 - (lin & 0xfff);
 		if (chunk > n)
@@ -685,8 +683,9 @@ static void translate_write_range(struct emu_cpu *cpu, uint64_t lin, unsigned n,
 void emu_write_check(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
 {
 	uint64_t lin = seg_linear(cpu, &cpu->seg[seg], seg, off, size, EMU_ACC_WRITE);
-	alignment_check(cpu, lin, size);
-	translate_write_range(cpu, lin, size, emu_mmu_index(cpu));
+	unsigned idx = emu_mmu_index(cpu);
+	data_checks(cpu, lin, size, true, idx);
+	translate_write_range(cpu, lin, size, idx);
 }
 
 void emu_write_bytes(struct emu_cpu *cpu, int seg, uint64_t off, const void *src, unsigned n)
@@ -696,7 +695,7 @@ void emu_write_bytes(struct emu_cpu *cpu, int seg, uint64_t off, const void *src
 	uint64_t lin0 = seg_linear(cpu, &cpu->seg[seg], seg, off, n, EMU_ACC_WRITE);
 	unsigned idx = emu_mmu_index(cpu);
 	translate_write_range(cpu, lin0, n, idx);
-	data_access(cpu, lin0, n, true);
+	data_checks(cpu, lin0, n, true, idx);
 	const uint8_t *in = src;
 	uint64_t lin = lin0;
 	while (n) {
@@ -721,11 +720,11 @@ void emu_write_bytes(struct emu_cpu *cpu, int seg, uint64_t off, const void *src
 void *emu_mem_ptr(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, bool write)
 {
 	uint64_t lin = seg_linear(cpu, &cpu->seg[seg], seg, off, size, write ? EMU_ACC_WRITE : EMU_ACC_READ);
-	alignment_check(cpu, lin, size);
 	if ((lin & 0xfff) + size > 4096)
-		return NULL;
-	data_access(cpu, lin, size, write);
-	uint64_t gpa = mmu_translate(cpu, lin, write ? EMU_ACC_WRITE : EMU_ACC_READ, emu_mmu_index(cpu));
+		return NULL;   /* the caller's emu_read/emu_write do the checks */
+	unsigned idx = emu_mmu_index(cpu);
+	data_checks(cpu, lin, size, write, idx);
+	uint64_t gpa = mmu_translate(cpu, lin, write ? EMU_ACC_WRITE : EMU_ACC_READ, idx);
 	void *p = gmem_ptr(cpu->mem, gpa, size);
 	if (p && write)
 		phys_note_write(cpu, gpa);
