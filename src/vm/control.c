@@ -29,6 +29,37 @@ static void kick_all_vcpus(void *opaque)
 		return err_set(-EAGAIN, "the machine is restarting; try again"); \
 	}
 
+/* A long operation's hold on the machine, without the lock. */
+static struct vm *session_use(struct vm_session *s)
+{
+	pthread_mutex_lock(&s->lock);
+	struct vm *vm = s->vm;
+	if (vm)
+		s->users++;
+	pthread_mutex_unlock(&s->lock);
+	if (!vm)
+		err_set(-EAGAIN, "the machine is restarting; try again");
+	return vm;
+}
+
+static void session_unuse(struct vm_session *s)
+{
+	pthread_mutex_lock(&s->lock);
+	if (--s->users == 0)
+		pthread_cond_broadcast(&s->unused);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* The pause's hold on the gate goes with the pause (resume, poweroff,
+ * reset); the state is no guide as a save may be under way. */
+static void release_pause(struct vm_session *s, struct vm *vm)
+{
+	if (s->pause_held) {
+		s->pause_held = false;
+		vcpu_gate_release(&vm->gate);
+	}
+}
+
 static int op_pause(void *opaque)
 {
 	struct vm_session *s = opaque;
@@ -36,8 +67,10 @@ static int op_pause(void *opaque)
 	int rc = vcpu_gate_hold(&vm->gate, kick_all_vcpus, vm, GATE_TIMEOUT_MS);
 	if (rc < 0)
 		rc = err_set(rc, "the vCPUs did not stop within %d ms", GATE_TIMEOUT_MS);
-	else if ((rc = lifecycle_transition(&s->lc, VM_STATE_PAUSED, "control API: pause")) < 0)
+	else if ((rc = lifecycle_transition_from(&s->lc, VM_STATE_RUNNING, VM_STATE_PAUSED, "control API: pause")) < 0)
 		vcpu_gate_release(&vm->gate);
+	else
+		s->pause_held = true;
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -46,9 +79,14 @@ static int op_resume(void *opaque)
 {
 	struct vm_session *s = opaque;
 	WITH_VM(s, vm);
-	int rc = lifecycle_transition(&s->lc, VM_STATE_RUNNING, "control API: resume");
+	int rc = lifecycle_transition_from(&s->lc, VM_STATE_PAUSED, VM_STATE_RUNNING, "control API: resume");
+	if (rc < 0 && lifecycle_transition_from(&s->lc, VM_STATE_POWERING_DOWN, VM_STATE_RUNNING,
+						"control API: resume") == 0)
+		rc = 0;
+	else if (rc < 0)
+		rc = err_set(-EAGAIN, "cannot resume: the VM is %s", vm_state_name(lifecycle_state(&s->lc)));
 	if (rc == 0)
-		vcpu_gate_release(&vm->gate);
+		release_pause(s, vm);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -68,8 +106,7 @@ static int op_poweroff(void *opaque)
 	WITH_VM(s, vm);
 	vm_request_stop(vm, VM_STOP_POWEROFF);
 	/* A paused machine must let its vCPUs see the stop. */
-	if (lifecycle_state(&s->lc) == VM_STATE_PAUSED)
-		vcpu_gate_release(&vm->gate);
+	release_pause(s, vm);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
@@ -78,39 +115,48 @@ static int op_reset(void *opaque)
 {
 	struct vm_session *s = opaque;
 	WITH_VM(s, vm);
-	int was_paused = lifecycle_state(&s->lc) == VM_STATE_PAUSED;
 	vm_request_stop(vm, VM_STOP_RESET);
-	if (was_paused)
-		vcpu_gate_release(&vm->gate);
+	release_pause(s, vm);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
 
+/* Runs on the API's worker while the API thread serves other requests:
+ * the vCPUs stay parked on a hold of its own whatever pause or poweroff
+ * do meanwhile, and the state moves only from the one it saw. */
 static int op_save(void *opaque, const char *path)
 {
 	struct vm_session *s = opaque;
-	WITH_VM(s, vm);
-	enum vm_state before = lifecycle_state(&s->lc);
-	int rc = 0;
-	if (before == VM_STATE_RUNNING) {
-		rc = vcpu_gate_hold(&vm->gate, kick_all_vcpus, vm, GATE_TIMEOUT_MS);
-		if (rc < 0)
-			rc = err_set(rc, "the vCPUs did not stop within %d ms", GATE_TIMEOUT_MS);
+	struct vm *vm = session_use(s);
+	if (!vm)
+		return -EAGAIN;
+	int rc = vcpu_gate_hold(&vm->gate, kick_all_vcpus, vm, GATE_TIMEOUT_MS);
+	if (rc < 0)
+		rc = err_set(rc, "the vCPUs did not stop within %d ms", GATE_TIMEOUT_MS);
+	enum vm_state before = VM_STATE_RUNNING;
+	for (int tries = 0; rc == 0; tries++) {
+		before = lifecycle_state(&s->lc);
+		if (before != VM_STATE_RUNNING && before != VM_STATE_PAUSED) {
+			rc = err_set(-EAGAIN, "cannot save: the VM is %s", vm_state_name(before));
+			break;
+		}
+		rc = lifecycle_transition_from(&s->lc, before, VM_STATE_SAVING_STATE, "control API: save");
+		if (rc == 0 || tries == 3)
+			break;
+		rc = 0; /* paused or resumed just now: look again */
 	}
-	if (rc == 0)
-		rc = lifecycle_transition(&s->lc, VM_STATE_SAVING_STATE, "control API: save");
 	if (rc == 0) {
 		json_t *devices = json_array();
 		api_devices_to_json(&vm->devices, devices);
 		rc = snapshot_save_with_devices(vm, path, devices, NULL);
 		json_decref(devices);
-		int back = lifecycle_transition(&s->lc, before, rc == 0 ? "saved" : "save failed");
+		int back = lifecycle_transition_from(&s->lc, VM_STATE_SAVING_STATE, before,
+						     rc == 0 ? "saved" : "save failed");
 		if (rc == 0)
 			rc = back;
 	}
-	if (before == VM_STATE_RUNNING && lifecycle_state(&s->lc) != VM_STATE_SAVING_STATE)
-		vcpu_gate_release(&vm->gate);
-	pthread_mutex_unlock(&s->lock);
+	vcpu_gate_release(&vm->gate);
+	session_unuse(s);
 	return rc;
 }
 
@@ -132,21 +178,27 @@ static int op_device_list(void *opaque, json_t *out)
 	return rc;
 }
 
+/* On the API's worker: a plug-in's create() or destroy() may take its
+ * time.  The API server runs no device-list meanwhile. */
 static int op_device_add(void *opaque, const struct vm_device_config *dev)
 {
 	struct vm_session *s = opaque;
-	WITH_VM(s, vm);
+	struct vm *vm = session_use(s);
+	if (!vm)
+		return -EAGAIN;
 	int rc = plugin_devices_add(&vm->devices, dev);
-	pthread_mutex_unlock(&s->lock);
+	session_unuse(s);
 	return rc;
 }
 
 static int op_device_remove(void *opaque, const char *id)
 {
 	struct vm_session *s = opaque;
-	WITH_VM(s, vm);
+	struct vm *vm = session_use(s);
+	if (!vm)
+		return -EAGAIN;
 	int rc = plugin_devices_remove(&vm->devices, id);
-	pthread_mutex_unlock(&s->lock);
+	session_unuse(s);
 	return rc;
 }
 
@@ -177,6 +229,7 @@ int vm_session_start(struct vm_session *s, const struct vm_config *cfg)
 	memset(s, 0, sizeof(*s));
 	s->cfg = cfg;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->unused, NULL);
 	lifecycle_init(&s->lc);
 	plugin_registry_init(&s->plugins);
 	char *dirs[PLUGIN_MAX_DIRS];
@@ -204,6 +257,7 @@ void vm_session_finish(struct vm_session *s)
 		api_server_stop(s->api);
 	plugin_registry_free(&s->plugins);
 	lifecycle_destroy(&s->lc);
+	pthread_cond_destroy(&s->unused);
 	pthread_mutex_destroy(&s->lock);
 }
 
@@ -244,6 +298,10 @@ void vm_session_detach(struct vm_session *s)
 	pthread_mutex_lock(&s->lock);
 	struct vm *vm = s->vm;
 	s->vm = NULL;
+	s->pause_held = false;  /* the gate goes with the machine */
+	/* A save or device-add in progress finishes first. */
+	while (s->users)
+		pthread_cond_wait(&s->unused, &s->lock);
 	pthread_mutex_unlock(&s->lock);
 	if (vm) {
 		plugin_devices_destroy(&vm->devices);
