@@ -275,10 +275,10 @@ Test(plugin, state_round_trips_through_the_snapshot_registry)
 	/* Save through the same path the snapshot writer uses. */
 	cr_assert_eq(snapshot_foreach_device(save_one, &(struct saved){ &blob, &len }), 0);
 	bus_write(&pio, 0x530, 4, 99);
-	cr_assert_eq(in32(0x514), 3);
+	cr_assert_eq(in32(0x534), 3);
 	cr_assert_eq(load(opaque, blob, len), 0, "%s", err_msg());
 	cr_assert_eq(in32(0x530), 43);
-	cr_assert_eq(in32(0x514), 2);
+	cr_assert_eq(in32(0x534), 2);
 	cr_assert_lt(load(opaque, blob, len - 1), 0, "truncated state accepted");
 	free(blob);
 	cr_assert_eq(plugin_devices_remove(&set, "mb0"), 0);
