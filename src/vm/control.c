@@ -224,7 +224,7 @@ int vm_session_start(struct vm_session *s, const struct vm_config *cfg)
 	/* Only a VM that can have plug-in devices looks for plug-ins, and then
 	 * reads their descriptors in a probe child: none is loaded into this
 	 * process until a device of its type is created.  This runs before
-	 * the API thread starts, while the process has one thread. */
+	 * the API thread and the vCPUs start. */
 	if (cfg->n_devices || cfg->api_socket) {
 		struct plugin_path path;
 		int rc = plugin_path_init(&path, cfg->plugin_dirs, cfg->n_plugin_dirs);
