@@ -203,6 +203,11 @@ int plugin_probe_run(const char *path, const char *kind, int (*fn)(const char *p
 	}
 	if (pid == 0) {
 		close(pfd[0]);
+		/* A crash of the plug-in's code ends the child by its signal,
+		 * which the parent names, whatever handler the process had. */
+		static const int fatal[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
+		for (unsigned i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
+			signal(fatal[i], SIG_DFL);
 		int rc = fn(path, pfd[1]);
 		_exit(rc == 0 ? 0 : 1);
 	}
