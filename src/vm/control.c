@@ -4,6 +4,8 @@
 
 #include "hw/pc.h"
 #include "snapshot/snapshot.h"
+#include "vm/manifest.h"
+#include "vm/plugin_loader.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -178,6 +180,37 @@ static int op_device_list(void *opaque, json_t *out)
 	return rc;
 }
 
+/* The devices present, as the session re-creates them when the machine
+ * is rebuilt (a guest reset): the manifest's, then those added through
+ * the API, less those removed (docs/plugins.md "A device's life"). */
+static int live_add(struct vm_session *s, const struct vm_device_config *dev)
+{
+	if (s->n_live == VM_MAX_DEVICES)
+		return err_set(-ENOSPC, "at most %d devices", VM_MAX_DEVICES);
+	struct vm_device_config *c = &s->live[s->n_live];
+	c->type = dev->type ? strdup(dev->type) : NULL;
+	c->id = dev->id ? strdup(dev->id) : NULL;
+	c->params = dev->params ? strdup(dev->params) : NULL;
+	if ((dev->type && !c->type) || (dev->id && !c->id) || (dev->params && !c->params)) {
+		vm_device_config_free(c);
+		return err_set(-ENOMEM, "out of memory");
+	}
+	s->n_live++;
+	return 0;
+}
+
+static void live_remove(struct vm_session *s, const char *id)
+{
+	for (unsigned i = 0; i < s->n_live; i++) {
+		if (s->live[i].id && !strcmp(s->live[i].id, id)) {
+			vm_device_config_free(&s->live[i]);
+			memmove(&s->live[i], &s->live[i + 1], (s->n_live - i - 1) * sizeof(s->live[0]));
+			s->n_live--;
+			return;
+		}
+	}
+}
+
 /* On the API's worker: a plug-in's create() or destroy() may take its
  * time.  The API server runs no device-list meanwhile. */
 static int op_device_add(void *opaque, const struct vm_device_config *dev)
@@ -187,6 +220,13 @@ static int op_device_add(void *opaque, const struct vm_device_config *dev)
 	if (!vm)
 		return -EAGAIN;
 	int rc = plugin_devices_add(&vm->devices, dev);
+	if (rc == 0) {
+		pthread_mutex_lock(&s->lock);
+		rc = live_add(s, dev);
+		pthread_mutex_unlock(&s->lock);
+		if (rc < 0)
+			plugin_devices_remove(&vm->devices, dev->id);
+	}
 	session_unuse(s);
 	return rc;
 }
@@ -198,6 +238,11 @@ static int op_device_remove(void *opaque, const char *id)
 	if (!vm)
 		return -EAGAIN;
 	int rc = plugin_devices_remove(&vm->devices, id);
+	if (rc == 0) {
+		pthread_mutex_lock(&s->lock);
+		live_remove(s, id);
+		pthread_mutex_unlock(&s->lock);
+	}
 	session_unuse(s);
 	return rc;
 }
@@ -232,13 +277,26 @@ int vm_session_start(struct vm_session *s, const struct vm_config *cfg)
 	pthread_cond_init(&s->unused, NULL);
 	lifecycle_init(&s->lc);
 	plugin_registry_init(&s->plugins);
-	char *dirs[PLUGIN_MAX_DIRS];
-	unsigned n = plugin_search_dirs(cfg, dirs, PLUGIN_MAX_DIRS);
-	/* A directory that does not exist is normal; a broken plug-in is
-	 * reported when a device of its type is asked for. */
-	plugin_registry_scan(&s->plugins, dirs, n);
-	for (unsigned i = 0; i < n; i++)
-		free(dirs[i]);
+	for (unsigned i = 0; i < cfg->n_devices; i++) {
+		int rc = live_add(s, &cfg->devices[i]);
+		if (rc < 0)
+			return rc;
+	}
+	/* Only a VM that can have plug-in devices looks for plug-ins, and then
+	 * reads their descriptors in a probe child: none is loaded into this
+	 * process until a device of its type is created.  This runs before
+	 * the API thread and the vCPUs start. */
+	if (cfg->n_devices || cfg->api_socket) {
+		struct plugin_path path;
+		int rc = plugin_path_init(&path, cfg->plugin_dirs, cfg->n_plugin_dirs);
+		if (rc < 0)
+			return rc;
+		/* A directory that does not exist is normal; a broken plug-in is
+		 * reported now (a warning) and when a device of its type is
+		 * asked for. */
+		plugin_registry_scan(&s->plugins, path.dirs, path.n);
+		plugin_path_free(&path);
+	}
 	if (cfg->api_socket) {
 		int rc = api_server_start(&s->api, cfg->api_socket, &session_ops, s, &s->lc);
 		if (rc < 0)
@@ -256,6 +314,9 @@ void vm_session_finish(struct vm_session *s)
 	if (s->api)
 		api_server_stop(s->api);
 	plugin_registry_free(&s->plugins);
+	for (unsigned i = 0; i < s->n_live; i++)
+		vm_device_config_free(&s->live[i]);
+	s->n_live = 0;
 	lifecycle_destroy(&s->lc);
 	pthread_cond_destroy(&s->unused);
 	pthread_mutex_destroy(&s->lock);
@@ -282,10 +343,10 @@ int vm_session_attach(struct vm_session *s, struct vm *vm)
 		.irq_set = session_irq_set, .irq_opaque = vm,
 	};
 	plugin_devices_init(&vm->devices, &s->plugins, &env);
-	for (unsigned i = 0; i < s->cfg->n_devices; i++) {
-		int rc = plugin_devices_add(&vm->devices, &s->cfg->devices[i]);
+	for (unsigned i = 0; i < s->n_live; i++) {
+		int rc = plugin_devices_add(&vm->devices, &s->live[i]);
 		if (rc < 0)
-			return err_wrap(rc, "device %s", s->cfg->devices[i].id ? s->cfg->devices[i].id : s->cfg->devices[i].type);
+			return rc;
 	}
 	pthread_mutex_lock(&s->lock);
 	s->vm = vm;

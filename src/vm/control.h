@@ -15,6 +15,10 @@ struct vm_session {
 	const struct vm_config *cfg;
 	struct lifecycle lc;
 	struct plugin_registry plugins;
+	/* Devices to create on each (re)built machine: the manifest's and
+	 * the API's additions, less its removals. */
+	unsigned n_live;
+	struct vm_device_config live[VM_MAX_DEVICES];
 	struct api_server *api;
 	pthread_mutex_t lock;           /* guards vm, users, pause_held */
 	struct vm *vm;                  /* NULL while the machine is rebuilt */

@@ -276,6 +276,11 @@ static int check_input_files(const struct vm_config *cfg)
 	if (cfg->n_disks)
 		return err_set(-ENOTSUP, "disk %s: attaching disks to a VM is not supported yet (no virtio-blk device); "
 			       "`vessel disk` manages images", cfg->disks[0].path);
+	/* Parsed so that a manifest stays checkable, but there is no second
+	 * UART or virtio console yet: refused rather than silently ignored. */
+	if (cfg->n_consoles)
+		return err_set(-ENOTSUP, "consoles[0]: consoles besides the serial port are not supported yet (no second "
+			       "UART or virtio console); use `serial` for COM1");
 	const char *files[][2] = { { "kernel", cfg->kernel }, { "initrd", cfg->initrd }, { "snapshot", cfg->restore } };
 	for (unsigned i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		if (files[i][1] && access(files[i][1], R_OK) < 0)
@@ -291,6 +296,13 @@ static int vm_prepare(struct vm_session *sess, struct chardev *serial, const cha
 	const struct vm_config *cfg = sess->cfg;
 	struct vm *vm = NULL;
 	int rc = vm_create(cfg, serial, &vm);
+	/* A snapshot is accepted before its devices are created, which loads
+	 * their plug-ins. */
+	if (rc == 0 && restore && (rc = snapshot_check(vm, restore)) < 0) {
+		cli_error("run", "%s", err_msg());
+		vm_destroy(vm);
+		return EXIT_USAGE;
+	}
 	if (rc == 0)
 		rc = vm_session_attach(sess, vm);
 	if (rc < 0) {
@@ -324,6 +336,12 @@ static int vm_prepare(struct vm_session *sess, struct chardev *serial, const cha
 int vm_run(const struct vm_config *cfg)
 {
 	if (check_input_files(cfg) < 0) {
+		cli_error("run", "%s", err_msg());
+		return EXIT_USAGE;
+	}
+	/* The snapshot's file and config are accepted before the session
+	 * looks for plug-ins (docs/security.md "Plug-ins"). */
+	if (cfg->restore && snapshot_check(NULL, cfg->restore) < 0) {
 		cli_error("run", "%s", err_msg());
 		return EXIT_USAGE;
 	}

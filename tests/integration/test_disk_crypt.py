@@ -230,7 +230,8 @@ def test_encrypt_needs_key_file(vessel_bin, tmp_path):
 @needs_cryptsetup
 def test_plugin_cipher_from_plugin_directory(vessel_bin, build_dir, tmp_path, keyfile):
     """The example plug-in (aes-cbc-plain64) found through
-    $VESSEL_CRYPT_PLUGIN_PATH encrypts the data segment; cryptsetup
+    the plug-in search path (crypt/NAME.so under a directory of
+    $VESSEL_PLUGIN_PATH) encrypts the data segment; cryptsetup
     records it in the header; AES-CBC with plain64 IVs decrypts it."""
     plugdir = build_dir / "tests" / "unit" / "block" / "crypt_plugins" / "crypt"
     if not (plugdir / "aes-cbc-plain64.so").exists():
@@ -240,7 +241,7 @@ def test_plugin_cipher_from_plugin_directory(vessel_bin, build_dir, tmp_path, ke
     r = vdisk(vessel_bin, "create", opts, "--key-file", keyfile, img, "4M")
     assert r.returncode == 2 and "no cipher 'aes-cbc-plain64'" in r.stderr, r
     assert not img.exists()
-    env = dict(os.environ, VESSEL_CRYPT_PLUGIN_PATH=str(plugdir))
+    env = dict(os.environ, VESSEL_PLUGIN_PATH=str(plugdir.parent))
     ok(vdisk(vessel_bin, "create", opts, "--key-file", keyfile, img, "4M", env=env))
     ok(vdisk(vessel_bin, "io", "--key-file", keyfile, img, stdin="write 8K 4K 6\nflush\n", env=env))
     assert "cipher: aes-cbc-plain64" in luks_dump(img)
@@ -257,12 +258,12 @@ def test_plugin_cipher_from_plugin_directory(vessel_bin, build_dir, tmp_path, ke
 
 def test_plugin_of_other_abi_version_refused(vessel_bin, build_dir, tmp_path, keyfile):
     plugdir = build_dir / "tests" / "unit" / "block" / "crypt_plugins" / "crypt"
-    env = dict(os.environ, VESSEL_CRYPT_PLUGIN_PATH=str(plugdir))
+    env = dict(os.environ, VESSEL_PLUGIN_PATH=str(plugdir.parent))
     img = tmp_path / "disk.img"
     r = vdisk(vessel_bin, "create", f"--encrypt=cipher=test-badabi,key-size=128,{FAST}", "--key-file",
               keyfile, img, "4M", env=env)
     assert r.returncode == 2, r
-    assert "built for VM Encryption API version 2, this vessel supports version 1" in r.stderr, r.stderr
+    assert "built for VM Encryption API version 2, but this vessel has version 1" in r.stderr, r.stderr
     assert not img.exists()
 
 
