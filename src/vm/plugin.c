@@ -375,7 +375,7 @@ static uint64_t host_resource_base(void *ctx, unsigned res)
 	return res < d->type->n_resources ? d->bases[res] : UINT64_MAX;
 }
 
-static uint64_t range_read(void *opaque, uint64_t off, unsigned size)
+static uint64_t range_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size)
 {
 	struct range_ctx *r = opaque;
 	const struct vessel_device_type *t = r->dev->type;
@@ -385,7 +385,7 @@ static uint64_t range_read(void *opaque, uint64_t off, unsigned size)
 	return v;
 }
 
-static void range_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+static void range_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
 	struct range_ctx *r = opaque;
 	const struct vessel_device_type *t = r->dev->type;

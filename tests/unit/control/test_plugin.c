@@ -69,7 +69,7 @@ static int add(const char *type, const char *id, const char *params)
 static uint64_t in32(uint16_t port)
 {
 	uint64_t v = 0;
-	cr_assert(bus_read(&pio, port, 4, &v), "port %#x unclaimed", port);
+	cr_assert(bus_read(&pio, NULL, port, 4, &v), "port %#x unclaimed", port);
 	return v;
 }
 
@@ -164,23 +164,23 @@ Test(plugin, mailbox_counts_raises_irq_and_reports_to_guest_memory)
 	cr_assert_str_eq(pio.ranges[0].name, "mb0");
 	cr_assert_eq(pio.ranges[0].base, 1792);
 	cr_assert_eq(in32(1792 + 4), 0);
-	cr_assert(bus_write(&pio, 1792, 4, 0xcafe));
-	cr_assert(bus_write(&pio, 1792, 4, 0xbeef));
+	cr_assert(bus_write(&pio, NULL, 1792, 4, 0xcafe));
+	cr_assert(bus_write(&pio, NULL, 1792, 4, 0xbeef));
 	cr_assert_eq(in32(1792), 0xbeef);
 	cr_assert_eq(in32(1792 + 4), 2);
 	cr_assert_eq(irq_line, 7);
 	cr_assert_eq(irq_level, 1);
-	cr_assert(bus_write(&pio, 1792 + 4, 4, 1));
+	cr_assert(bus_write(&pio, NULL, 1792 + 4, 4, 1));
 	cr_assert_eq(irq_level, 0);
 	/* Report into RAM through the bounds-checked service. */
-	cr_assert(bus_write(&pio, 1792 + 8, 4, 0x1000));
+	cr_assert(bus_write(&pio, NULL, 1792 + 8, 4, 0x1000));
 	cr_assert_eq(in32(1792 + 8), 0);
 	uint32_t rec[2];
 	cr_assert_eq(gmem_read(&mem, 0x1000, rec, sizeof(rec)), 0);
 	cr_assert_eq(rec[0], 0xbeef);
 	cr_assert_eq(rec[1], 2);
 	/* An address past the end of RAM is refused by the host, not written. */
-	cr_assert(bus_write(&pio, 1792 + 8, 4, (16u << 20) - 4));
+	cr_assert(bus_write(&pio, NULL, 1792 + 8, 4, (16u << 20) - 4));
 	cr_assert_eq(in32(1792 + 8), 1);
 	/* The bus counts accesses per device for `stats`. */
 	cr_assert_eq(pio.ranges[0].writes, 5);
@@ -235,9 +235,9 @@ Test(plugin, remove_releases_the_ports)
 	load_example();
 	cr_assert_eq(add("mailbox", "mb0", "{}"), 0);
 	uint64_t v;
-	cr_assert(bus_read(&pio, 0x510, 4, &v));
+	cr_assert(bus_read(&pio, NULL, 0x510, 4, &v));
 	cr_assert_eq(plugin_devices_remove(&set, "mb0"), 0);
-	cr_assert_not(bus_read(&pio, 0x510, 4, &v));
+	cr_assert_not(bus_read(&pio, NULL, 0x510, 4, &v));
 	cr_assert_eq(plugin_devices_remove(&set, "mb0"), -ENOENT);
 	/* The id and the ports are free again. */
 	cr_assert_eq(add("mailbox", "mb0", "{}"), 0, "%s", err_msg());
@@ -258,8 +258,8 @@ Test(plugin, state_round_trips_through_the_snapshot_registry)
 {
 	load_example();
 	cr_assert_eq(add("mailbox", "mb0", "{}"), 0);
-	bus_write(&pio, 0x510, 4, 42);
-	bus_write(&pio, 0x510, 4, 43);
+	bus_write(&pio, NULL, 0x510, 4, 42);
+	bus_write(&pio, NULL, 0x510, 4, 43);
 	snapshot_load_fn load;
 	void *opaque;
 	cr_assert_eq(snapshot_find_device("mb0", &load, &opaque), 0);
@@ -267,7 +267,7 @@ Test(plugin, state_round_trips_through_the_snapshot_registry)
 	size_t len;
 	/* Save through the same path the snapshot writer uses. */
 	cr_assert_eq(snapshot_foreach_device(save_one, &(struct saved){ &blob, &len }), 0);
-	bus_write(&pio, 0x510, 4, 99);
+	bus_write(&pio, NULL, 0x510, 4, 99);
 	cr_assert_eq(in32(0x514), 3);
 	cr_assert_eq(load(opaque, blob, len), 0, "%s", err_msg());
 	cr_assert_eq(in32(0x510), 43);
@@ -362,10 +362,10 @@ Test(plugin, builtin_types_use_the_same_path_and_mmio_works)
 	cr_assert_str_eq(lib->path, "(built-in)");
 	cr_assert_eq(add("const-mmio", "c0", "{\"base\": 500}"), 0, "%s", err_msg());
 	uint64_t v = 0;
-	cr_assert(bus_read(&mmio, 0xd0000010, 4, &v));
+	cr_assert(bus_read(&mmio, NULL, 0xd0000010, 4, &v));
 	cr_assert_eq(v, 516);
 	cr_assert_eq(plugin_devices_remove(&set, "c0"), 0);
-	cr_assert_not(bus_read(&mmio, 0xd0000010, 4, &v));
+	cr_assert_not(bus_read(&mmio, NULL, 0xd0000010, 4, &v));
 }
 
 static const struct vessel_resource_spec in_ram_res[] = { { VESSEL_RES_MMIO, "regs", 0x1000, NULL, 0x1000 } };
