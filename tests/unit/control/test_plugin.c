@@ -21,13 +21,12 @@ static struct guest_memory mem;
 static struct plugin_devices set;
 static int irq_line = -1, irq_level = -1, irq_calls;
 
-static int fake_irq_set(void *opaque, unsigned line, int level)
+static void fake_irq_set(void *opaque, unsigned line, bool level)
 {
 	cr_assert_eq(opaque, &irq_calls);
 	irq_line = (int)line;
 	irq_level = level;
 	irq_calls++;
-	return 0;
 }
 
 static void setup(void)
@@ -37,7 +36,7 @@ static void setup(void)
 	bus_init(&mmio, "mmio");
 	cr_assert_eq(gmem_init(&mem, 16ULL << 20), 0);
 	struct plugin_env env = { .pio = &pio, .mmio = &mmio, .dev_lock = &dev_lock, .mem = &mem,
-				  .irq_set = fake_irq_set, .irq_opaque = &irq_calls };
+				  .irq = { .set = fake_irq_set, .opaque = &irq_calls } };
 	plugin_devices_init(&set, &reg, &env);
 	irq_line = irq_level = -1;
 	irq_calls = 0;
