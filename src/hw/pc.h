@@ -1,6 +1,7 @@
 /* The PC platform: every device of the machine, created and wired by
- * platform_create() (src/hw/pc.c).  The VM object (src/vm) calls the
- * entry points below; engines call the LAPIC hooks in intc/lapic.h.
+ * platform_create() from the board table in src/hw/pc.c.  The VM object
+ * (src/vm) calls the entry points below; engines reach the LAPIC through
+ * the route of cpu/accel.h.
  *
  * Interrupt lines: irq_set_level()/irq_pulse() take a GSI.  GSIs 0-15 are
  * the ISA IRQs: they reach the 8259 pair on the same pin and the I/O APIC
@@ -72,6 +73,7 @@ enum pc_line {
 #define PC_IRQ_SCI   9
 #define PC_IRQ_AUX   12
 #define PC_NUM_GSI   24
+_Static_assert(PC_LINE_PIT == PC_LINE_GSI0 + PC_NUM_GSI, "one board line per GSI");
 
 /* Where the ACPI tables live: the BIOS area, which Linux always treats as
  * reserved and scans for the RSDP (ACPI 6.4 section 5.2.5.1). */
