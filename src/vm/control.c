@@ -322,15 +322,12 @@ void vm_session_finish(struct vm_session *s)
 	pthread_mutex_destroy(&s->lock);
 }
 
-/* Plug-in devices drive interrupt lines from their callbacks, which run
- * under vm->dev_lock like every device's. */
-static int session_irq_set(void *opaque, unsigned line, int level)
+/* Plug-in devices drive the board's GSIs (a bank from GSI 0) from their
+ * callbacks, which run under vm->dev_lock like every device's.  The
+ * plug-in layer keeps IRQ resources to lines 0 to 23. */
+static void session_irq_set(void *opaque, unsigned gsi, bool level)
 {
-	struct vm *vm = opaque;
-	if (line >= PC_NUM_GSI)
-		return err_set(-EINVAL, "IRQ line %u does not exist (0 to %d)", line, PC_NUM_GSI - 1);
-	irq_set_level(vm, line, level != 0);
-	return 0;
+	irq_set_level(opaque, gsi, level);
 }
 
 int vm_session_attach(struct vm_session *s, struct vm *vm)
@@ -340,7 +337,7 @@ int vm_session_attach(struct vm_session *s, struct vm *vm)
 	vcpu_gate_init(&vm->gate, vm->n_vcpus);
 	struct plugin_env env = {
 		.pio = &vm->pio, .mmio = &vm->mmio, .dev_lock = &vm->dev_lock, .mem = &vm->mem,
-		.irq_set = session_irq_set, .irq_opaque = vm,
+		.irq = { .set = session_irq_set, .opaque = vm, .n = 0 },
 	};
 	plugin_devices_init(&vm->devices, &s->plugins, &env);
 	for (unsigned i = 0; i < s->n_live; i++) {

@@ -420,6 +420,7 @@ struct plugin_device {
 	const struct vessel_device_type *type;
 	const struct plugin_lib *lib;
 	void *dev;
+	struct dev_ctx ctx;             /* as a built-in device's: buses, bases, lines, lock */
 	struct vessel_host host;
 	union vessel_param_value *values;
 	char **strings;                 /* owned copies of string values */
@@ -447,14 +448,16 @@ static int host_irq_set(void *ctx, unsigned res, int level)
 	struct plugin_device *d = ctx;
 	if (res >= d->type->n_resources || d->type->resources[res].kind != VESSEL_RES_IRQ)
 		return -EINVAL;
-	if (!d->set->env.irq_set)
+	if (!d->ctx.irq[0].set)
 		return -ENODEV;
-	if (in_callback)
-		return d->set->env.irq_set(d->set->env.irq_opaque, (unsigned)d->bases[res], level ? 1 : 0);
-	pthread_mutex_lock(d->set->env.dev_lock);
-	int rc = d->set->env.irq_set(d->set->env.irq_opaque, (unsigned)d->bases[res], level ? 1 : 0);
-	pthread_mutex_unlock(d->set->env.dev_lock);
-	return rc;
+	if (in_callback) {
+		irq_line_set_at(&d->ctx.irq[0], (unsigned)d->bases[res], level != 0);
+		return 0;
+	}
+	pthread_mutex_lock(d->ctx.lock);
+	irq_line_set_at(&d->ctx.irq[0], (unsigned)d->bases[res], level != 0);
+	pthread_mutex_unlock(d->ctx.lock);
+	return 0;
 }
 
 /* docs/plugins.md: a range that is not entirely RAM fails with -EFAULT
@@ -503,7 +506,7 @@ static uint64_t host_resource_base(void *ctx, unsigned res)
 	return res < d->type->n_resources ? d->bases[res] : UINT64_MAX;
 }
 
-static uint64_t range_read(void *opaque, uint64_t off, unsigned size)
+static uint64_t range_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size)
 {
 	struct range_ctx *r = opaque;
 	const struct vessel_device_type *t = r->dev->type;
@@ -513,7 +516,7 @@ static uint64_t range_read(void *opaque, uint64_t off, unsigned size)
 	return v;
 }
 
-static void range_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+static void range_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
 	struct range_ctx *r = opaque;
 	const struct vessel_device_type *t = r->dev->type;
@@ -680,26 +683,26 @@ static int device_place_resources(struct plugin_device *d)
 
 static void device_unregister(struct plugin_device *d)
 {
-	pthread_mutex_lock(d->set->env.dev_lock);
+	pthread_mutex_lock(d->ctx.lock);
 	for (unsigned i = 0; i < d->type->n_resources; i++) {
 		if (!d->registered[i])
 			continue;
-		struct bus *bus = d->type->resources[i].kind == VESSEL_RES_PIO ? d->set->env.pio : d->set->env.mmio;
+		struct bus *bus = d->type->resources[i].kind == VESSEL_RES_PIO ? d->ctx.pio : d->ctx.mmio;
 		bus_unregister(bus, d->bases[i], &d->ranges[i]);
 		d->registered[i] = false;
 	}
-	pthread_mutex_unlock(d->set->env.dev_lock);
+	pthread_mutex_unlock(d->ctx.lock);
 }
 
 static int device_register(struct plugin_device *d)
 {
 	int rc = 0;
-	pthread_mutex_lock(d->set->env.dev_lock);
+	pthread_mutex_lock(d->ctx.lock);
 	for (unsigned i = 0; i < d->type->n_resources && !rc; i++) {
 		const struct vessel_resource_spec *r = &d->type->resources[i];
 		if (r->kind != VESSEL_RES_PIO && r->kind != VESSEL_RES_MMIO)
 			continue;
-		struct bus *bus = r->kind == VESSEL_RES_PIO ? d->set->env.pio : d->set->env.mmio;
+		struct bus *bus = r->kind == VESSEL_RES_PIO ? d->ctx.pio : d->ctx.mmio;
 		if (!bus) {
 			rc = err_set(-ENODEV, "device %s: this VM has no %s bus", d->id, r->kind == VESSEL_RES_PIO ? "pio" : "mmio");
 			break;
@@ -711,7 +714,7 @@ static int device_register(struct plugin_device *d)
 		else
 			d->registered[i] = true;
 	}
-	pthread_mutex_unlock(d->set->env.dev_lock);
+	pthread_mutex_unlock(d->ctx.lock);
 	if (rc)
 		device_unregister(d);
 	return rc;
@@ -822,6 +825,12 @@ int plugin_devices_add(struct plugin_devices *set, const struct vm_device_config
 	}
 	if ((rc = device_parse_params(d, cfg->params)) < 0 || (rc = device_place_resources(d)) < 0)
 		goto fail;
+	/* The context a built-in device gets from the board table. */
+	d->ctx = (struct dev_ctx){ .name = d->id, .pio = set->env.pio, .mmio = set->env.mmio,
+				   .lock = set->env.dev_lock };
+	d->ctx.irq[0] = set->env.irq;
+	for (unsigned i = 0; i < t->n_resources && i < DEV_MAX_BASES; i++)
+		d->ctx.base[i] = d->bases[i];
 	d->host = (struct vessel_host){
 		.size = sizeof(struct vessel_host), .abi_version = VESSEL_PLUGIN_ABI_VERSION, .ctx = d,
 		.log = host_log, .irq_set = host_irq_set, .mem_read = host_mem_read, .mem_write = host_mem_write,

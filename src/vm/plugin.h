@@ -4,6 +4,7 @@
 #ifndef VESSEL_VM_PLUGIN_H
 #define VESSEL_VM_PLUGIN_H
 
+#include "hw/device.h"
 #include "vm/config.h"
 
 #include <jansson.h>
@@ -86,14 +87,16 @@ int plugin_validate_descriptor(const struct vessel_plugin *desc, const char *pat
 /* ---- device instances ---- */
 
 /* What devices reach of the VM.  The integrator fills it from struct vm;
- * unit tests pass fakes. */
+ * unit tests pass fakes.  Each device gets from it the same struct dev_ctx
+ * a built-in device gets from the board table (hw/device.h): the buses,
+ * its resource bases, the lock, and its IRQ lines. */
 struct plugin_env {
 	struct bus *pio, *mmio;
 	pthread_mutex_t *dev_lock;      /* held around bus changes and callbacks */
 	struct guest_memory *mem;
-	/* Drives interrupt line `line` (GSI) to level; NULL: no IRQ lines. */
-	int (*irq_set)(void *opaque, unsigned line, int level);
-	void *irq_opaque;
+	/* The interrupt controller's inputs as a bank: an IRQ resource with
+	 * line g drives irq.n + g; irq.set NULL: no IRQ lines. */
+	struct irq_line irq;
 };
 
 struct plugin_device;

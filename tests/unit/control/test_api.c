@@ -227,10 +227,10 @@ Test(api, devices_add_list_stats_remove)
 	json_decref(r);
 	/* The guest touches the device: per-device counters show it. */
 	pthread_mutex_lock(&vm.dev_lock);
-	bus_write(&vm.pio, 1536, 4, 5);
-	bus_write(&vm.pio, 1536, 4, 6);
+	bus_write(&vm.pio, NULL, 1536, 4, 5);
+	bus_write(&vm.pio, NULL, 1536, 4, 6);
 	uint64_t v;
-	bus_read(&vm.pio, 1540, 4, &v);
+	bus_read(&vm.pio, NULL, 1540, 4, &v);
 	pthread_mutex_unlock(&vm.dev_lock);
 	cr_assert_eq(v, 2);
 	r = call(c, "{\"cmd\": \"device-list\"}");
@@ -266,7 +266,7 @@ Test(api, devices_add_list_stats_remove)
 	r = call(c, "{\"cmd\": \"device-remove\", \"args\": {\"id\": \"mb0\"}}");
 	assert_ok(r);
 	json_decref(r);
-	cr_assert_not(bus_read(&vm.pio, 1536, 4, &v), "removed device still on the bus");
+	cr_assert_not(bus_read(&vm.pio, NULL, 1536, 4, &v), "removed device still on the bus");
 	r = call(c, "{\"cmd\": \"device-remove\", \"args\": {\"id\": \"mb0\"}}");
 	assert_error(r, "not-found", "device mb0: no device with this id");
 	json_decref(r);

@@ -23,13 +23,12 @@ static struct guest_memory mem;
 static struct plugin_devices set;
 static int irq_line = -1, irq_level = -1, irq_calls;
 
-static int fake_irq_set(void *opaque, unsigned line, int level)
+static void fake_irq_set(void *opaque, unsigned line, bool level)
 {
 	cr_assert_eq(opaque, &irq_calls);
 	irq_line = (int)line;
 	irq_level = level;
 	irq_calls++;
-	return 0;
 }
 
 static void setup(void)
@@ -39,7 +38,7 @@ static void setup(void)
 	bus_init(&mmio, "mmio");
 	cr_assert_eq(gmem_init(&mem, 16ULL << 20), 0);
 	struct plugin_env env = { .pio = &pio, .mmio = &mmio, .dev_lock = &dev_lock, .mem = &mem,
-				  .irq_set = fake_irq_set, .irq_opaque = &irq_calls };
+				  .irq = { .set = fake_irq_set, .opaque = &irq_calls } };
 	plugin_devices_init(&set, &reg, &env);
 	irq_line = irq_level = -1;
 	irq_calls = 0;
@@ -71,7 +70,7 @@ static int add(const char *type, const char *id, const char *params)
 static uint64_t in32(uint16_t port)
 {
 	uint64_t v = 0;
-	cr_assert(bus_read(&pio, port, 4, &v), "port %#x unclaimed", port);
+	cr_assert(bus_read(&pio, NULL, port, 4, &v), "port %#x unclaimed", port);
 	return v;
 }
 
@@ -171,23 +170,23 @@ Test(plugin, mailbox_counts_raises_irq_and_reports_to_guest_memory)
 	cr_assert_str_eq(pio.ranges[0].name, "mb0");
 	cr_assert_eq(pio.ranges[0].base, 1792);
 	cr_assert_eq(in32(1792 + 4), 0);
-	cr_assert(bus_write(&pio, 1792, 4, 0xcafe));
-	cr_assert(bus_write(&pio, 1792, 4, 0xbeef));
+	cr_assert(bus_write(&pio, NULL, 1792, 4, 0xcafe));
+	cr_assert(bus_write(&pio, NULL, 1792, 4, 0xbeef));
 	cr_assert_eq(in32(1792), 0xbeef);
 	cr_assert_eq(in32(1792 + 4), 2);
 	cr_assert_eq(irq_line, 7);
 	cr_assert_eq(irq_level, 1);
-	cr_assert(bus_write(&pio, 1792 + 4, 4, 1));
+	cr_assert(bus_write(&pio, NULL, 1792 + 4, 4, 1));
 	cr_assert_eq(irq_level, 0);
 	/* Report into RAM through the bounds-checked service. */
-	cr_assert(bus_write(&pio, 1792 + 8, 4, 0x1000));
+	cr_assert(bus_write(&pio, NULL, 1792 + 8, 4, 0x1000));
 	cr_assert_eq(in32(1792 + 8), 0);
 	uint32_t rec[2];
 	cr_assert_eq(gmem_read(&mem, 0x1000, rec, sizeof(rec)), 0);
 	cr_assert_eq(rec[0], 0xbeef);
 	cr_assert_eq(rec[1], 2);
 	/* An address past the end of RAM is refused by the host, not written. */
-	cr_assert(bus_write(&pio, 1792 + 8, 4, (16u << 20) - 4));
+	cr_assert(bus_write(&pio, NULL, 1792 + 8, 4, (16u << 20) - 4));
 	cr_assert_eq(in32(1792 + 8), 1);
 	/* The bus counts accesses per device for `stats`. */
 	cr_assert_eq(pio.ranges[0].writes, 5);
@@ -242,9 +241,9 @@ Test(plugin, remove_releases_the_ports)
 	load_example();
 	cr_assert_eq(add("mailbox", "mb0", "{}"), 0);
 	uint64_t v;
-	cr_assert(bus_read(&pio, 0x530, 4, &v));
+	cr_assert(bus_read(&pio, NULL, 0x530, 4, &v));
 	cr_assert_eq(plugin_devices_remove(&set, "mb0"), 0);
-	cr_assert_not(bus_read(&pio, 0x530, 4, &v));
+	cr_assert_not(bus_read(&pio, NULL, 0x530, 4, &v));
 	cr_assert_eq(plugin_devices_remove(&set, "mb0"), -ENOENT);
 	/* The id and the ports are free again. */
 	cr_assert_eq(add("mailbox", "mb0", "{}"), 0, "%s", err_msg());
@@ -265,8 +264,8 @@ Test(plugin, state_round_trips_through_the_snapshot_registry)
 {
 	load_example();
 	cr_assert_eq(add("mailbox", "mb0", "{}"), 0);
-	bus_write(&pio, 0x530, 4, 42);
-	bus_write(&pio, 0x530, 4, 43);
+	bus_write(&pio, NULL, 0x530, 4, 42);
+	bus_write(&pio, NULL, 0x530, 4, 43);
 	snapshot_load_fn load;
 	void *opaque;
 	cr_assert_eq(snapshot_find_device("mb0", &load, &opaque), 0);
@@ -274,7 +273,7 @@ Test(plugin, state_round_trips_through_the_snapshot_registry)
 	size_t len;
 	/* Save through the same path the snapshot writer uses. */
 	cr_assert_eq(snapshot_foreach_device(save_one, &(struct saved){ &blob, &len }), 0);
-	bus_write(&pio, 0x530, 4, 99);
+	bus_write(&pio, NULL, 0x530, 4, 99);
 	cr_assert_eq(in32(0x534), 3);
 	cr_assert_eq(load(opaque, blob, len), 0, "%s", err_msg());
 	cr_assert_eq(in32(0x530), 43);
@@ -436,9 +435,9 @@ Test(plugin, mem_write_to_a_range_partly_outside_ram_copies_nothing)
 	cr_assert_eq(add("mailbox", "mb0", "{\"port\": 1792}"), 0, "%s", err_msg());
 	uint32_t last = 0x11223344, got = 0;
 	cr_assert_eq(gmem_write(&mem, (16u << 20) - 4, &last, 4), 0);
-	cr_assert(bus_write(&pio, 1792, 4, 0xbeef));
+	cr_assert(bus_write(&pio, NULL, 1792, 4, 0xbeef));
 	/* The record {DATA, COUNT} is 8 bytes: its first half would be RAM. */
-	cr_assert(bus_write(&pio, 1792 + 8, 4, (16u << 20) - 4));
+	cr_assert(bus_write(&pio, NULL, 1792 + 8, 4, (16u << 20) - 4));
 	cr_assert_eq(in32(1792 + 8), 1);
 	cr_assert_eq(gmem_read(&mem, (16u << 20) - 4, &got, 4), 0);
 	cr_assert_eq(got, 0x11223344, "a partial copy wrote %#x", got);
@@ -473,10 +472,10 @@ Test(plugin, builtin_types_use_the_same_path_and_mmio_works)
 	cr_assert_str_eq(lib->path, "(built-in)");
 	cr_assert_eq(add("const-mmio", "c0", "{\"base\": 500}"), 0, "%s", err_msg());
 	uint64_t v = 0;
-	cr_assert(bus_read(&mmio, 0xd0000010, 4, &v));
+	cr_assert(bus_read(&mmio, NULL, 0xd0000010, 4, &v));
 	cr_assert_eq(v, 516);
 	cr_assert_eq(plugin_devices_remove(&set, "c0"), 0);
-	cr_assert_not(bus_read(&mmio, 0xd0000010, 4, &v));
+	cr_assert_not(bus_read(&mmio, NULL, 0xd0000010, 4, &v));
 }
 
 static const struct vessel_resource_spec in_ram_res[] = { { VESSEL_RES_MMIO, "regs", 0x1000, NULL, 0x1000 } };
