@@ -225,8 +225,14 @@ static int stop_to_exit_code(struct vm *vm, enum vm_stop_reason reason, bool no_
 		return EXIT_OK;
 	case VM_STOP_TRIPLE_FAULT:
 		return EXIT_TRIPLE_FAULT;
-	case VM_STOP_DEBUG_EXIT:
-		return ((vm->debug_exit_value << 1) | 1) & 0xff;
+	case VM_STOP_DEBUG_EXIT: {
+		/* The value on stderr: codes 1 and 3 (values 0 and 1, as QEMU)
+		 * and EXIT_DEBUG_EXIT_HIGH do not tell it alone. */
+		int code = cli_debug_exit_code((unsigned)vm->debug_exit_value);
+		fprintf(stderr, "vessel: guest wrote 0x%02x to the debug-exit port (exit code %d)\n",
+			(unsigned)vm->debug_exit_value & 0xff, code);
+		return code;
+	}
 	case VM_STOP_QUIT:
 		fprintf(stderr, "vessel: quit\n");
 		return EXIT_SIGNAL;
