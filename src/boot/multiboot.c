@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,7 +207,7 @@ int multiboot_load(struct guest_memory *mem, const struct vm_config *cfg, const 
 		rc = load_aout(mem, path, image, size, hoff, &start, &end, &entry);
 	} else {
 		struct boot_elf_result res;
-		char what[300];
+		char what[PATH_MAX + 80];   /* the whole path: messages never cut it */
 		snprintf(what, sizeof(what), "kernel %s (Multiboot without address fields must be ELF)", path);
 		rc = boot_load_elf(mem, image, size, what, &res);
 		start = res.lowest, end = res.highest, entry = res.entry;
