@@ -297,15 +297,26 @@ static int vm_prepare(struct vm_session *sess, struct chardev *serial, const cha
 	const struct vm_config *cfg = sess->cfg;
 	struct vm *vm = NULL;
 	int rc = vm_create(cfg, serial, &vm);
-	if (rc == 0)
+	bool bad_device = false;
+	if (rc == 0) {
 		rc = vm_session_attach(sess, vm);
+		/* A device the configuration describes wrongly (unknown type,
+		 * bad params, an id twice, a resource taken) is bad input, from
+		 * the snapshot or the manifest that holds it (docs/cli.md). */
+		bad_device = rc == -EINVAL || rc == -ENOENT || rc == -EEXIST || rc == -ENODEV || rc == -ENOSPC ||
+			     rc == -EBUSY || rc == -ENOTSUP || rc == -ERANGE;
+		if (rc < 0 && restore)
+			err_wrap(rc, "snapshot %s", restore);
+		else if (rc < 0 && cfg->manifest)
+			err_wrap(rc, "manifest %s", cfg->manifest);
+	}
 	if (rc < 0) {
 		cli_error("run", "%s", err_msg());
 		if (vm) {
 			vm_session_detach(sess);
 			vm_destroy(vm);
 		}
-		return EXIT_FAILURE_RUN;
+		return bad_device ? EXIT_USAGE : EXIT_FAILURE_RUN;
 	}
 	if (restore) {
 		struct snapshot_restore_opts opts = { .map_memory = true };
