@@ -225,10 +225,11 @@ int snapshot_load_config(const char *path, struct vm_config *cfg)
 			break;
 		/* The device list of the API carries more than a manifest entry:
 		 * keep type, id and params. */
-		json_t *entry = json_pack("{s:O?, s:O?, s:O?}", "type", json_object_get(d, "type"), "id",
+		/* O*: a device without params has none, not params: null. */
+		json_t *entry = json_pack("{s:O?, s:O?, s:O*}", "type", json_object_get(d, "type"), "id",
 					  json_object_get(d, "id"), "params", json_object_get(d, "params"));
-		char where[32];
-		snprintf(where, sizeof(where), "snapshot devices[%zu]", i);
+		char where[32];   /* the message is wrapped in "snapshot PATH" below */
+		snprintf(where, sizeof(where), "devices[%zu]", i);
 		if (!entry || vm_manifest_parse_device(entry, where, &cfg->devices[cfg->n_devices]) < 0) {
 			json_decref(entry);
 			json_decref(c);
@@ -343,14 +344,29 @@ int snapshot_restore(struct vm *vm, const char *path, const struct snapshot_rest
 		}
 		if ((rc = snap_reader_read(&r, s, &cpus[i])) < 0)
 			goto out;
+		/* Each check says what differs: the reason is the one that failed. */
 		struct snap_cpu_prefix *p = &cpus[i].p;
 		if (p->regs_size != sizeof(struct x86_regs) || p->sregs_size != sizeof(struct x86_sregs) ||
-		    p->fpu_size != sizeof(struct x86_fpu) || p->n_msrs > N_SAVED_MSRS ||
-		    s->length != cpu_blob_size(p->n_msrs) || p->run_state > VCPU_STOPPED) {
+		    p->fpu_size != sizeof(struct x86_fpu)) {
 			rc = err_set(-EINVAL, "snapshot %s: %s state was written by an incompatible vessel "
 				     "(register block sizes %u/%u/%u, expected %zu/%zu/%zu)", path, name, p->regs_size,
 				     p->sregs_size, p->fpu_size, sizeof(struct x86_regs), sizeof(struct x86_sregs),
 				     sizeof(struct x86_fpu));
+			goto out;
+		}
+		if (p->n_msrs > N_SAVED_MSRS) {
+			rc = err_set(-EINVAL, "snapshot %s: %s state holds %u MSRs, at most %u expected", path, name,
+				     p->n_msrs, (unsigned)N_SAVED_MSRS);
+			goto out;
+		}
+		if (s->length != cpu_blob_size(p->n_msrs)) {
+			rc = err_set(-EINVAL, "snapshot %s: %s state is %" PRIu64 " bytes, but %zu for its %u MSRs",
+				     path, name, s->length, (size_t)cpu_blob_size(p->n_msrs), p->n_msrs);
+			goto out;
+		}
+		if (p->run_state > VCPU_STOPPED) {
+			rc = err_set(-EINVAL, "snapshot %s: %s state has run state %u, not one of 0 to %u", path, name,
+				     p->run_state, (unsigned)VCPU_STOPPED);
 			goto out;
 		}
 	}

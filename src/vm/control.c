@@ -300,7 +300,7 @@ int vm_session_start(struct vm_session *s, const struct vm_config *cfg)
 	if (cfg->api_socket) {
 		int rc = api_server_start(&s->api, cfg->api_socket, &session_ops, s, &s->lc);
 		if (rc < 0)
-			return err_wrap(rc, "api-socket %s", cfg->api_socket);
+			return rc;   /* the message names the api socket */
 	}
 	return 0;
 }

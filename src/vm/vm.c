@@ -225,8 +225,14 @@ static int stop_to_exit_code(struct vm *vm, enum vm_stop_reason reason, bool no_
 		return EXIT_OK;
 	case VM_STOP_TRIPLE_FAULT:
 		return EXIT_TRIPLE_FAULT;
-	case VM_STOP_DEBUG_EXIT:
-		return ((vm->debug_exit_value << 1) | 1) & 0xff;
+	case VM_STOP_DEBUG_EXIT: {
+		/* The value on stderr: codes 1 and 3 (values 0 and 1, as QEMU)
+		 * and EXIT_DEBUG_EXIT_HIGH do not tell it alone. */
+		int code = cli_debug_exit_code((unsigned)vm->debug_exit_value);
+		fprintf(stderr, "vessel: guest wrote 0x%02x to the debug-exit port (exit code %d)\n",
+			(unsigned)vm->debug_exit_value & 0xff, code);
+		return code;
+	}
 	case VM_STOP_QUIT:
 		fprintf(stderr, "vessel: quit\n");
 		return EXIT_SIGNAL;
@@ -303,15 +309,26 @@ static int vm_prepare(struct vm_session *sess, struct chardev *serial, const cha
 		vm_destroy(vm);
 		return EXIT_USAGE;
 	}
-	if (rc == 0)
+	bool bad_device = false;
+	if (rc == 0) {
 		rc = vm_session_attach(sess, vm);
+		/* A device the configuration describes wrongly (unknown type,
+		 * bad params, an id twice, a resource taken) is bad input, from
+		 * the snapshot or the manifest that holds it (docs/cli.md). */
+		bad_device = rc == -EINVAL || rc == -ENOENT || rc == -EEXIST || rc == -ENODEV || rc == -ENOSPC ||
+			     rc == -EBUSY || rc == -ENOTSUP || rc == -ERANGE;
+		if (rc < 0 && restore)
+			err_wrap(rc, "snapshot %s", restore);
+		else if (rc < 0 && cfg->manifest)
+			err_wrap(rc, "manifest %s", cfg->manifest);
+	}
 	if (rc < 0) {
 		cli_error("run", "%s", err_msg());
 		if (vm) {
 			vm_session_detach(sess);
 			vm_destroy(vm);
 		}
-		return EXIT_FAILURE_RUN;
+		return bad_device ? EXIT_USAGE : EXIT_FAILURE_RUN;
 	}
 	if (restore) {
 		struct snapshot_restore_opts opts = { .map_memory = true };

@@ -227,6 +227,39 @@ def test_encrypt_needs_key_file(vessel_bin, tmp_path):
     assert not img.exists()
 
 
+
+def test_fifo_key_file_is_refused_without_waiting_for_a_writer(vessel_bin, tmp_path):
+    """Opening a FIFO for reading waits for a writer: the key file must be
+    refused as not a regular file before that (issue 18, item 9)."""
+    fifo = tmp_path / "key.fifo"
+    os.mkfifo(fifo)
+    img = tmp_path / "disk.img"
+    ok(vdisk(vessel_bin, "create", img, "4M"))
+    try:
+        r = subprocess.run([vessel_bin, "disk", "io", "--key-file", str(fifo), str(img)], input="read 0 4K\n",
+                           capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("vessel disk io hangs on a FIFO as --key-file")
+    assert r.returncode == 2, r
+    assert f"key file {fifo}: not a regular file (a FIFO)" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("cmd", ["create", "convert"])
+def test_two_different_key_files_are_refused(vessel_bin, tmp_path, keyfile, badkey, cmd):
+    """--key-file A with --encrypt=...,key-file=B used B silently: a user
+    who kept only A could never decrypt (issue 18, item 13)."""
+    out = tmp_path / "out.img"
+    if cmd == "create":
+        args = ["create", f"--encrypt={FAST},key-file={badkey}", "--key-file", keyfile, out, "4M"]
+    else:
+        src = tmp_path / "plain.img"
+        ok(vdisk(vessel_bin, "create", src, "4M"))
+        args = ["convert", f"--encrypt={FAST},key-file={badkey}", "--key-file", keyfile, src, out]
+    r = vdisk(vessel_bin, *args)
+    assert r.returncode == 2, r
+    assert "two key files" in r.stderr and str(keyfile) in r.stderr and str(badkey) in r.stderr, r.stderr
+    assert not out.exists()
+
 @needs_cryptsetup
 def test_plugin_cipher_from_plugin_directory(vessel_bin, build_dir, tmp_path, keyfile):
     """The example plug-in (aes-cbc-plain64) found through
