@@ -12,6 +12,7 @@
 #include "hw/intc/ioapic.h"
 #include "hw/intc/lapic.h"
 #include "hw/intc/pic.h"
+#include "hw/pc_virtio.h"
 #include "hw/pci.h"
 #include "hw/pit.h"
 #include "hw/pm_timer.h"
@@ -323,7 +324,7 @@ static int platform_devices_create(struct vm *vm, struct platform *p)
 	    (rc = fw_cfg_add_u16(p->fw_cfg, FW_CFG_NB_CPUS, (uint16_t)vm->n_vcpus)) < 0 ||
 	    (rc = fw_cfg_add_u16(p->fw_cfg, FW_CFG_MAX_CPUS, (uint16_t)vm->n_vcpus)) < 0)
 		return rc;
-	return 0;
+	return pc_virtio_create(vm, p);
 }
 
 /* ---- snapshots (docs/devices.md "Snapshots") ---- */
@@ -383,12 +384,13 @@ static int platform_snapshot_register(struct vm *vm, struct platform *p)
 			return rc;
 		p->snap_registered++;
 	}
-	return 0;
+	return pc_virtio_snapshot_register(p);
 }
 
 /* Unregisters exactly the names registered, in the same order. */
 static void platform_snapshot_unregister(struct vm *vm, struct platform *p)
 {
+	pc_virtio_snapshot_unregister(p);
 	unsigned n = p->snap_registered;
 	const char *fixed[2 + PC_MAX_DEVICES];
 	unsigned n_fixed = 0;
@@ -481,7 +483,8 @@ void platform_destroy(struct vm *vm)
 	p->timers = NULL;
 	pthread_mutex_lock(&vm->dev_lock);
 	/* Each device releases its own bus ranges, so the buses never point
-	 * at freed memory. */
+	 * at freed memory.  The virtio functions leave the PCI bus first. */
+	pc_virtio_destroy(p);
 	for (unsigned i = p->n_devs; i-- > 0;) {
 		pc_devices[i].type->destroy(p->devs[i]);
 		*(void **)((char *)p + pc_devices[i].slot) = NULL;
@@ -519,6 +522,7 @@ void platform_reset(struct vm *vm)
 	for (unsigned i = 0; i < p->n_devs; i++)
 		if (pc_devices[i].type->reset)
 			pc_devices[i].type->reset(p->devs[i]);
+	pc_virtio_reset(p);   /* after the PCI host, which unmapped every BAR */
 	pthread_mutex_unlock(&vm->dev_lock);
 	/* The ACPI tables live in guest RAM, which a reboot may have overwritten. */
 	if (platform_write_acpi(vm, p) < 0)

@@ -18,6 +18,8 @@ struct vm_disk_config {
 	char *format;      /* "raw", "vhd" or NULL to probe */
 	bool readonly;
 	char *key_file;    /* encrypted disks */
+	char *serial;      /* virtio-blk GET_ID answer (20 bytes at most) */
+	char *id;          /* a name for the disk, unique in the VM */
 };
 
 /* One entry of the manifest's "devices" list: a built-in or plug-in device
@@ -51,6 +53,7 @@ struct vm_config {
 	bool deterministic;     /* virtual time from instruction counts */
 	unsigned n_disks;
 	struct vm_disk_config disks[VM_MAX_DISKS];
+	bool rng;               /* a virtio-rng device */
 	unsigned n_plugin_dirs;
 	char *plugin_dirs[VM_MAX_PLUGIN_DIRS];
 	unsigned n_devices;

@@ -279,9 +279,11 @@ static enum vm_stop_reason vm_run_once(struct vm *vm, struct console *con)
  * loaders check the contents. */
 static int check_input_files(const struct vm_config *cfg)
 {
-	if (cfg->n_disks)
-		return err_set(-ENOTSUP, "disk %s: attaching disks to a VM is not supported yet (no virtio-blk device); "
-			       "`vessel disk` manages images", cfg->disks[0].path);
+	for (unsigned i = 0; i < cfg->n_disks; i++) {
+		const struct vm_disk_config *d = &cfg->disks[i];
+		if (access(d->path, d->readonly ? R_OK : R_OK | W_OK) < 0)
+			return err_set(-errno, "disk %s: %s", d->path, strerror(errno));
+	}
 	/* Parsed so that a manifest stays checkable, but there is no second
 	 * UART or virtio console yet: refused rather than silently ignored. */
 	if (cfg->n_consoles)
