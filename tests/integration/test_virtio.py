@@ -4,10 +4,13 @@ devices; what the guest writes to a disk is on the image for the host
 and for a second boot; a read-only disk refuses writes in the guest; an
 encrypted disk holds no plaintext; /dev/hwrng gives data."""
 import hashlib
+import shutil
+import time
 
 import pytest
 
 from conftest import run_vessel
+from test_control_vm import ctl, start
 from disk_helpers import disk, ok
 from guests import linux_args, script_output
 
@@ -120,3 +123,43 @@ def test_missing_disk_is_refused_before_boot(vessel_bin, tmp_path):
     r = run_vessel(vessel_bin, *linux_args(None), "--disk", str(tmp_path / "missing.raw"))
     assert r.returncode != 0
     assert "missing.raw" in r.stderr
+
+
+def test_save_and_restore_with_a_disk_and_rng(vessel_bin, tmp_path):
+    """A guest saved while its disk and entropy device are set up goes on
+    using both after a restore into a new process."""
+    img, snap = tmp_path / "disk.raw", tmp_path / "vm.snap"
+    img.write_bytes(bytes(8 * MIB))
+    script = (WRITE + "head -c 16 /dev/hwrng | wc -c\necho SAVE-NOW\nsleep 8\n"
+              "echo 3 > /proc/sys/vm/drop_caches\n" + READ +
+              "head -c 32 /dev/hwrng | wc -c\n"
+              "echo after-restore | dd of=/dev/vda bs=512 seek=8192 conv=sync,fsync 2>/dev/null && echo WROTE\n")
+    common = ["--rng"]
+    p, sock, log = start(vessel_bin, tmp_path, "first", *linux_args(script)[1:], "--disk", str(img), *common)
+    try:
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        while "SAVE-NOW" not in log.read_text(errors="replace"):
+            assert time.monotonic() < deadline and p.poll() is None, log.read_text(errors="replace")[-2000:]
+            time.sleep(0.1)
+        r = ctl(vessel_bin, sock, "save", str(snap))
+        assert r.returncode == 0, r.stderr
+        assert ctl(vessel_bin, sock, "poweroff").returncode == 0
+        p.wait(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    # The restored VM gets a copy: nothing the first process did after
+    # the save can reach what the second one reads.
+    copy = tmp_path / "copy.raw"
+    shutil.copyfile(img, copy)
+    q, sock2, log2 = start(vessel_bin, tmp_path, "second", "--restore", str(snap), "--disk", str(copy), *common)
+    try:
+        assert q.wait(timeout=BOOT_TIMEOUT) == 0, q.stderr.read()
+    finally:
+        if q.poll() is None:
+            q.kill()
+    text = log2.read_text(errors="replace")
+    assert "VESSEL-SCRIPT-END rc=0" in text, text[-3000:]
+    assert md5(DATA) in text, text[-3000:]
+    assert "32" in text.replace("\r", "").split("\n") and "WROTE" in text, text[-3000:]
+    assert copy.read_bytes()[4 * MIB:4 * MIB + 14] == b"after-restore\n"
