@@ -22,6 +22,9 @@ def run_manifest(vessel_bin, path, *flags):
     ({"engine": "bochs"}, 'engine: "bochs" is not an engine (expected "emu" or "kvm")'),
     ({"kernal": "bzImage"}, "kernal: unknown field"),
     ({"disks": [{"path": "a.img", "format": "qcow2"}]}, 'disks[0].format: "qcow2" is not a disk format'),
+    ({"disks": [{"path": "a.img", "serial": "x" * 21}]}, "disks[0].serial: " + '"' + "x" * 21 + '" is too long'),
+    ({"disks": [{"path": "a.img", "id": "d"}, {"path": "b.img", "id": "d"}]}, 'disks[1].id: "d" is used twice'),
+    ({"rng": "yes"}, 'rng: "yes" is not'),
     ({"devices": [{"type": "mailbox"}]}, "devices[0].id: missing"),
     ('{"cpus": 2,,}', "line 1 column"),
 ])
@@ -64,7 +67,7 @@ FLAG_TO_FIELD = {
     "kernel": "kernel", "initrd": "initrd", "append": "cmdline", "cpus": "cpus", "memory": "memory",
     "engine": "engine", "disk": "disks", "numa-nodes": "numa_nodes", "serial": "serial",
     "no-reboot": "no_reboot", "no-decompress": "decompress", "deterministic": "deterministic",
-    "api-socket": "api_socket", "restore": "restore",
+    "api-socket": "api_socket", "restore": "restore", "rng": "rng",
 }
 NOT_VM_FLAGS = {"manifest", "help", "verbose"}
 
