@@ -7,6 +7,7 @@
 
 #include "block/block.h"
 #include "block/crypt_disk.h"
+#include "cpu/accel.h"
 #include "hw/pc.h"
 #include "snapshot/device_registry.h"
 #include "util/error.h"
@@ -43,11 +44,19 @@ struct pc_virtio {
  * never the firmware ROM. */
 static void *pc_virtio_dma(void *opaque, uint64_t gpa, uint64_t len)
 {
-	const struct guest_memory *mem = opaque;
+	const struct guest_memory *mem = &((struct vm *)opaque)->mem;
 	const struct gmem_region *r = gmem_find_region(mem, gpa);
 	if (!len || !r || r->rom)
 		return NULL;
 	return gmem_ptr(mem, gpa, len);
+}
+
+/* Device writes to guest RAM: the engine forgets code it decoded there. */
+static void pc_virtio_dma_written(void *opaque, uint64_t gpa, uint64_t len)
+{
+	struct vm *vm = opaque;
+	if (vm->accel && vm->accel->memory_written)
+		vm->accel->memory_written(vm, gpa, len);
 }
 
 static int pc_virtio_add(struct vm *vm, struct platform *p, const struct dev_desc *type, const char *name,
@@ -63,7 +72,7 @@ static int pc_virtio_add(struct vm *vm, struct platform *p, const struct dev_des
 	if (blk)
 		d->blk = *blk;
 	d->board = (struct virtio_board){
-		.dma = pc_virtio_dma, .dma_opaque = &vm->mem, .apic = &p->apic_bus, .pci = p->pci,
+		.dma = pc_virtio_dma, .dma_written = pc_virtio_dma_written, .dma_opaque = vm, .apic = &p->apic_bus, .pci = p->pci,
 		.bar0 = (uint32_t)(PC_VIRTIO_BAR_BASE + PC_VIRTIO_BAR_STEP * v->n), .conf = &d->blk,
 	};
 	struct pc_device row = { .name = d->name, .type = type };

@@ -450,6 +450,7 @@ struct virtio_pci *virtio_pci_new(const struct dev_ctx *ctx, const struct virtio
 	t->n_vectors = ops->n_queues + 1;
 	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++) {
 		t->q[i].dma = board->dma;
+		t->q[i].dma_written = board->dma_written;
 		t->q[i].dma_opaque = board->dma_opaque;
 	}
 	struct pci_device *d = &t->pci;

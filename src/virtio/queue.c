@@ -31,9 +31,11 @@ bool virtq_size_valid(unsigned size, unsigned max)
 void virtq_reset(struct virtq *q)
 {
 	virtio_dma_fn dma = q->dma;
+	virtio_dma_written_fn written = q->dma_written;
 	void *opaque = q->dma_opaque;
 	memset(q, 0, sizeof(*q));
 	q->dma = dma;
+	q->dma_written = written;
 	q->dma_opaque = opaque;
 	q->msix_vector = 0xffff;   /* VIRTIO_MSI_NO_VECTOR */
 }
@@ -140,6 +142,7 @@ int virtq_pop(struct virtq *q, struct virtq_elem *e)
 			e->out_len += len;
 		}
 		e->iov[e->n_out + e->n_in - 1] = (struct iovec){ .iov_base = p, .iov_len = len };
+		e->gpa[e->n_out + e->n_in - 1] = addr;
 		if (!(flags & VIRTQ_DESC_F_NEXT))
 			break;
 		if (next >= table_size)
@@ -156,6 +159,16 @@ int virtq_push(struct virtq *q, const struct virtq_elem *e, uint32_t len)
 	if (!used)
 		return err_set(-EFAULT, "used ring at %#llx (%u entries) is not in guest RAM or misaligned",
 			       (unsigned long long)q->used, q->size);
+	if (q->dma_written) {
+		/* The bytes the device says it wrote, in buffer order. */
+		uint64_t left = len;
+		for (unsigned i = e->n_out; i < e->n_out + e->n_in && left; i++) {
+			uint64_t k = e->iov[i].iov_len < left ? e->iov[i].iov_len : left;
+			q->dma_written(q->dma_opaque, e->gpa[i], k);
+			left -= k;
+		}
+		q->dma_written(q->dma_opaque, q->used, USED_BYTES(q->size));
+	}
 	uint8_t *ent = used + 4 + 8u * (q->used_idx & (q->size - 1));
 	uint32_t id = htole32(e->head), l = htole32(len);
 	memcpy(ent, &id, 4);

@@ -18,6 +18,9 @@
 /* Host pointer to guest-physical [gpa, gpa + len), or NULL when any of it
  * is not RAM. */
 typedef void *(*virtio_dma_fn)(void *opaque, uint64_t gpa, uint64_t len);
+/* Tells the machine that the device wrote guest-physical [gpa, gpa + len)
+ * (the emu engine forgets code it decoded there); may be NULL. */
+typedef void (*virtio_dma_written_fn)(void *opaque, uint64_t gpa, uint64_t len);
 
 #define VIRTQ_MAX_SIZE 1024u      /* section 2.7: at most 32768; we offer 256 */
 #define VIRTQ_MAX_SEGS 1024u      /* buffers of one request, indirect included */
@@ -40,6 +43,7 @@ struct virtq {
 	bool signalled_valid;
 	uint16_t msix_vector;
 	virtio_dma_fn dma;
+	virtio_dma_written_fn dma_written;
 	void *dma_opaque;
 };
 
@@ -49,6 +53,7 @@ struct virtq_elem {
 	unsigned n_out, n_in;     /* iov[0..n_out) readable, then n_in writable */
 	uint64_t out_len, in_len; /* total bytes of each kind */
 	struct iovec iov[VIRTQ_MAX_SEGS];
+	uint64_t gpa[VIRTQ_MAX_SEGS];     /* guest-physical address of each */
 };
 
 /* Queue size check for queue_enable: a power of two, 1..max. */
@@ -58,7 +63,8 @@ bool virtq_size_valid(unsigned size, unsigned max);
  * or a chain longer than allowed, -EINVAL a malformed chain), with a
  * message in err_msg(). */
 int virtq_pop(struct virtq *q, struct virtq_elem *e);
-/* Puts a request on the used ring with len bytes written by the device. */
+/* Puts a request on the used ring with len bytes written by the device
+ * (reported through dma_written with the used ring entry). */
 int virtq_push(struct virtq *q, const struct virtq_elem *e, uint32_t len);
 /* Whether the driver wants an interrupt for what was pushed since the
  * last one (used_event with VIRTIO_F_EVENT_IDX, section 2.7.10; else the

@@ -49,6 +49,7 @@ struct virtio_pci;
 /* What the board hands a virtio device through dev_ctx.arg. */
 struct virtio_board {
 	virtio_dma_fn dma;            /* guest RAM, bounds-checked */
+	virtio_dma_written_fn dma_written;   /* what the device wrote there */
 	void *dma_opaque;
 	const struct apic_bus *apic;  /* where MSI-X messages go */
 	struct pci_host *pci;         /* the bus the function joins */

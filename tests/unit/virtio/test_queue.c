@@ -353,3 +353,38 @@ Test(virtq, random_rings_stay_in_ram)
 		}
 	}
 }
+
+static uint64_t written_gpa[8], written_len[8];
+static unsigned n_written;
+
+static void record_written(void *opaque, uint64_t gpa, uint64_t len)
+{
+	(void)opaque;
+	if (n_written < 8) {
+		written_gpa[n_written] = gpa;
+		written_len[n_written] = len;
+	}
+	n_written++;
+}
+
+/* What the device wrote is reported (the emu engine drops code decoded
+ * from those pages): the writable buffers up to the length used, then the
+ * used ring. */
+Test(virtq, device_writes_are_reported)
+{
+	reset_avail();
+	q.dma_written = record_written;
+	n_written = 0;
+	desc(0, DATA, 16, VIRTQ_DESC_F_NEXT, 1);
+	desc(1, DATA + 4096, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 2);
+	desc(2, DATA + 8192, 512, VIRTQ_DESC_F_WRITE, 0);
+	offer(0);
+	cr_assert_eq(virtq_pop(&q, &e), 1);
+	cr_assert_eq(virtq_push(&q, &e, 600), 0);
+	cr_assert_eq(n_written, 3);
+	cr_assert_eq(written_gpa[0], DATA + 4096);
+	cr_assert_eq(written_len[0], 512);
+	cr_assert_eq(written_gpa[1], DATA + 8192);
+	cr_assert_eq(written_len[1], 88);
+	cr_assert_eq(written_gpa[2], USED);
+}
