@@ -101,6 +101,18 @@ def test_virtio_rng_feeds_hwrng(vessel_bin):
     assert lines[2] != "00" * 64, "all zeros"
 
 
+def test_disk_after_a_guest_reboot(vessel_bin, tmp_path):
+    """A reboot resets the devices and places their BARs again: the second
+    boot finds the disk and what the first wrote."""
+    img = tmp_path / "disk.raw"
+    img.write_bytes(bytes(4 * MIB))
+    script = ("if [ \"$(head -c 6 /dev/vda)\" = second ]; then echo SECOND-BOOT-SAW-DISK; else "
+              "echo second | dd of=/dev/vda bs=512 conv=sync,fsync 2>/dev/null; reboot -f; fi\n")
+    r = run_vessel(vessel_bin, *linux_args(script), "--disk", str(img), "--rng", timeout=BOOT_TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("Linux version") == 2 and "SECOND-BOOT-SAW-DISK" in r.stdout, r.stdout[-3000:]
+
+
 def test_no_virtio_device_without_options(vessel_bin):
     lines, rc, _ = boot(vessel_bin, "ls /sys/bus/virtio/devices | wc -l\n")
     assert rc == "0" and lines == ["0"], lines
