@@ -113,6 +113,20 @@ def test_disk_after_a_guest_reboot(vessel_bin, tmp_path):
     assert r.stdout.count("Linux version") == 2 and "SECOND-BOOT-SAW-DISK" in r.stdout, r.stdout[-3000:]
 
 
+def test_intx_when_the_guest_turns_msi_off(vessel_bin, tmp_path):
+    """pci=nomsi: the drivers fall back to INTx A through the I/O APIC
+    (the DSDT's _PRT) and the ISR."""
+    img = tmp_path / "disk.raw"
+    img.write_bytes(b"intx-works\n" + bytes(MIB - 11))
+    args = linux_args("head -c 11 /dev/vda\nhead -c 8 /dev/hwrng | wc -c\ngrep -c 'IO-APIC.*virtio' /proc/interrupts\n")
+    args[-1] += " pci=nomsi"
+    r = run_vessel(vessel_bin, *args, "--disk", str(img), "--rng", timeout=BOOT_TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    lines, rc = script_output(r.stdout)
+    assert rc == "0" and lines[0] == "intx-works" and lines[1].strip() == "8", lines
+    assert int(lines[2]) >= 1, lines
+
+
 def test_no_virtio_device_without_options(vessel_bin):
     lines, rc, _ = boot(vessel_bin, "ls /sys/bus/virtio/devices | wc -l\n")
     assert rc == "0" and lines == ["0"], lines
