@@ -76,6 +76,15 @@ static int blk_data_iov(struct virtio_blk *b, bool in, uint64_t skip, uint64_t t
 
 static uint8_t blk_rw(struct virtio_blk *b, bool write, uint64_t sector, uint32_t *written)
 {
+	/* Section 5.2.6: a read's data is device-writable and a write's
+	 * device-readable; data on the wrong side is a broken request. */
+	if (write ? b->elem.in_len != 1 : b->elem.out_len != BLK_HDR_LEN) {
+		virtio_pci_guest_error(b->t, "%s with %llu device-%s bytes besides header and status",
+				       write ? "write" : "read",
+				       (unsigned long long)(write ? b->elem.in_len - 1 : b->elem.out_len - BLK_HDR_LEN),
+				       write ? "writable" : "readable");
+		return VIRTIO_BLK_S_IOERR;
+	}
 	uint64_t bytes;
 	int cnt = write ? blk_data_iov(b, false, BLK_HDR_LEN, 0, &bytes) : blk_data_iov(b, true, 0, 1, &bytes);
 	if (bytes % BLOCK_SECTOR_SIZE) {
