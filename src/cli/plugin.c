@@ -3,7 +3,7 @@
  * is created. */
 #include "cli/cli.h"
 #include "util/log.h"
-#include "vm/plugin.h"
+#include "vmm/plugin.h"
 
 #include <getopt.h>
 #include <inttypes.h>

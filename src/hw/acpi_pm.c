@@ -2,12 +2,12 @@
  * 4.8.3.2 and 4.8.4.1). */
 #include "hw/acpi_pm.h"
 
-#include "hw/bus.h"
+#include "machine/bus.h"
 #include "hw/pc.h"
-#include "hw/snap_state.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 #include <stdbool.h>

@@ -1,11 +1,11 @@
 /* isa-debug-exit at port 0xf4. */
 #include "hw/debug_exit.h"
 
-#include "hw/bus.h"
+#include "machine/bus.h"
 #include "hw/pc.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 #include <stdlib.h>

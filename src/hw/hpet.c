@@ -1,13 +1,13 @@
 /* HPET (IA-PC HPET specification 1.0a, section 2.3 register set). */
 #include "hw/hpet.h"
 
-#include "hw/bus.h"
+#include "machine/bus.h"
 #include "hw/intc/ioapic.h"
 #include "hw/pc.h"
-#include "hw/timer.h"
-#include "hw/snap_state.h"
+#include "machine/timer.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 #include <stdbool.h>

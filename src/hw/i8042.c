@@ -1,12 +1,12 @@
 /* 8042 keyboard controller and a minimal AT keyboard / PS/2 mouse. */
 #include "hw/i8042.h"
 
-#include "hw/bus.h"
+#include "machine/bus.h"
 #include "hw/pc.h"
-#include "hw/snap_state.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 #include <stdbool.h>

@@ -18,10 +18,10 @@
 #include "hw/port80.h"
 #include "hw/reset_ctl.h"
 #include "hw/rtc.h"
-#include "hw/timer.h"
-#include "hw/snap_state.h"
+#include "machine/timer.h"
+#include "machine/snap_state.h"
 #include "hw/uart.h"
-#include "snapshot/device_registry.h"
+#include "machine/device_registry.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -129,7 +129,7 @@ static int platform_write_acpi(struct vm *vm, struct platform *p)
 	struct acpi_builder b;
 	acpi_builder_init(&b, area, PC_ACPI_BASE, PC_ACPI_SIZE);
 	int rc = acpi_build_pc_tables(&b, &info);
-	unsigned nodes = vm->cfg ? vm->cfg->numa_nodes : 0;
+	unsigned nodes = p->numa_nodes;
 	if (rc == 0 && nodes > 1) {
 		struct acpi_numa_info numa = { .n_nodes = nodes };
 		for (unsigned i = 0; i < vm->mem.n_regions && i < 8; i++) {
@@ -313,6 +313,7 @@ int platform_create_opts(struct vm *vm, const struct platform_options *opts)
 	if (opts && opts->clock)
 		timer_service_set_clock(p->timers, opts->clock, opts->clock_opaque);
 	p->console = opts ? opts->console : NULL;
+	p->numa_nodes = opts ? opts->numa_nodes : 0;
 	if (!p->console) {
 		p->own_console = chardev_fd_new(-1, STDOUT_FILENO);
 		if (!p->own_console)
@@ -332,6 +333,7 @@ int platform_create_opts(struct vm *vm, const struct platform_options *opts)
 	if ((rc = platform_snapshot_register(vm, p)) < 0)
 		goto fail;
 	vm->intr_ack = platform_intr_ack;
+	vm->handle_msr = platform_handle_msr;
 	if (!(opts && opts->manual_clock) && (rc = timer_service_start(p->timers)) < 0)
 		goto fail;
 	log_debug("platform", "PC created: %u CPUs, RSDP at %#llx", vm->n_vcpus, (unsigned long long)p->rsdp_addr);
@@ -410,6 +412,8 @@ void platform_destroy(struct vm *vm)
 	chardev_free(p->own_console);
 	if (vm->intr_ack == platform_intr_ack)
 		vm->intr_ack = NULL;
+	if (vm->handle_msr == platform_handle_msr)
+		vm->handle_msr = NULL;
 	free(p);
 	vm->platform = NULL;
 }

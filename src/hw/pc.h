@@ -1,5 +1,5 @@
 /* The PC platform: every device of the machine, created and wired by
- * platform_create() (src/hw/pc.c).  The VM object (src/vm) calls the
+ * platform_create() (src/hw/pc.c).  The VM object (src/vmm) calls the
  * entry points below; engines call the LAPIC hooks in intc/lapic.h.
  *
  * Interrupt lines: irq_set_level()/irq_pulse() take a GSI.  GSIs 0-15 are
@@ -10,7 +10,7 @@
 #ifndef VESSEL_HW_PC_H
 #define VESSEL_HW_PC_H
 
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -70,10 +70,13 @@ struct platform_options {
 	/* Console backend for COM1; NULL: output to stdout, no input.
 	 * The platform does not take ownership. */
 	struct chardev *console;
+	/* Virtual NUMA nodes announced in the SRAT; 0 or 1: none. */
+	unsigned numa_nodes;
 };
 
 struct platform {
 	struct vm *vm;
+	unsigned numa_nodes;            /* platform_options.numa_nodes */
 	struct timer_service *timers;
 	struct pic *pic;
 	struct ioapic *ioapic;

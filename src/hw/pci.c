@@ -2,10 +2,10 @@
 #include "hw/pci.h"
 
 #include "hw/pc.h"
-#include "hw/snap_state.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,12 +1,12 @@
 /* 8254 PIT (82C54 datasheet: control word format, modes 0-5, read-back). */
 #include "hw/pit.h"
 
-#include "hw/bus.h"
+#include "machine/bus.h"
 #include "hw/pc.h"
-#include "hw/timer.h"
-#include "hw/snap_state.h"
+#include "machine/timer.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,8 +1,8 @@
 /* ACPI PM timer (ACPI 6.4 section 4.8.3.3). */
 #include "hw/pm_timer.h"
 
-#include "hw/bus.h"
-#include "hw/timer.h"
+#include "machine/bus.h"
+#include "machine/timer.h"
 
 uint32_t pm_timer_read(struct timer_service *ts)
 {

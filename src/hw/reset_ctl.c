@@ -1,10 +1,10 @@
 /* Reset control register (ICH9 RST_CNT, port 0xcf9). */
 #include "hw/reset_ctl.h"
 
-#include "hw/snap_state.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,12 +1,12 @@
 /* 16550A UART (PC16550D datasheet, tables 2-4 for the registers). */
 #include "hw/uart.h"
 
-#include "hw/bus.h"
+#include "machine/bus.h"
 #include "hw/chardev.h"
 #include "hw/pc.h"
-#include "hw/snap_state.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 #include <stdbool.h>

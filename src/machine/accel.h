@@ -6,15 +6,14 @@
  * instruction, the KVM engine after KVM_RUN returns), which routes it to the
  * device bus and counts it.  The other traps (HLT, shutdown, a kick from
  * another thread, an internal error) end accel_ops.vcpu_run() and the vCPU
- * thread in src/vm handles them.
+ * thread in src/vmm/vm.c handles them.
  *
- * Both engines present the same state accessors so that snapshots, the
- * debugger view and the trap handler's instruction compounding (seed 5)
- * work on either. */
+ * Both engines present the same state accessors so that snapshots and the
+ * triple-fault register dump (vcpu_dump_state) work on either. */
 #ifndef VESSEL_CPU_ACCEL_H
 #define VESSEL_CPU_ACCEL_H
 
-#include "cpu/x86.h"
+#include "machine/x86.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -92,13 +91,7 @@ struct accel_ops {
 	int (*set_msrs)(struct vcpu *vcpu, const struct x86_msr_entry *msrs, size_t n);
 };
 
-extern const struct accel_ops accel_emu;
-extern const struct accel_ops accel_kvm;
-
-/* "emu" or "kvm" -> ops, NULL if unknown. */
-const struct accel_ops *accel_find(const char *name);
-
-/* Implemented by src/vm: routes an IO/MMIO/MSR/HYPERCALL trap to the
+/* Implemented by src/machine/vcpu.c: routes an IO/MMIO/MSR/HYPERCALL trap to the
  * devices and counts it by reason. */
 void vcpu_dispatch_exit(struct vcpu *vcpu, struct vcpu_exit *exit);
 

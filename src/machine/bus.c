@@ -1,4 +1,4 @@
-#include "hw/bus.h"
+#include "machine/bus.h"
 
 #include "util/error.h"
 

@@ -1,7 +1,7 @@
 /* Registry of device save/load functions used by the snapshot writer and
  * reader.  One per process (a process runs one VM), under a mutex since
  * devices come and go from the control thread while vCPUs run. */
-#include "snapshot/device_registry.h"
+#include "machine/device_registry.h"
 
 #include "util/error.h"
 

@@ -1,14 +1,14 @@
-/* The running machine: what engines and devices see of the VM and its
- * vCPUs.  Owned by src/vm/vm.c; read by src/cpu and src/hw. */
+/* The machine layer (docs/architecture.md "Layers"): what engines and
+ * devices see of a VM -- guest memory, the two buses, the vCPUs with their
+ * events, the device lock, the interrupt and MSR hooks the board sets, and
+ * the stop request.  Built and run by the VMM (src/vmm/vm.c); nothing here
+ * knows the configuration, the lifecycle or plug-ins. */
 #ifndef VESSEL_VM_MACHINE_H
 #define VESSEL_VM_MACHINE_H
 
-#include "cpu/accel.h"
-#include "hw/bus.h"
-#include "vm/config.h"
-#include "vm/lifecycle.h"
-#include "vm/memory.h"
-#include "vm/plugin.h"
+#include "machine/accel.h"
+#include "machine/bus.h"
+#include "machine/memory.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,6 +17,9 @@
 
 struct lapic;
 struct platform;
+struct vm_config;
+
+#define MACHINE_MAX_CPUS 64
 
 /* vcpu->events: requests from other threads, checked by the engine at
  * instruction-block boundaries (one relaxed load on the fast path). */
@@ -54,32 +57,32 @@ enum vm_stop_reason {
 	VM_STOP_TRIPLE_FAULT,
 	VM_STOP_DEBUG_EXIT,  /* isa-debug-exit port */
 	VM_STOP_QUIT,        /* console escape or signal */
-	VM_STOP_ERROR,
+	VM_STOP_ERROR,       /* a vCPU or the run loop failed */
+	/* Set by vm_run (src/vmm) only: the machine never ran. */
+	VM_STOP_BAD_INPUT,   /* a file or setting given is unusable */
+	VM_STOP_START_FAILED, /* the host could not build the machine */
 };
 
 struct vm {
-	const struct vm_config *cfg;
+	const struct vm_config *cfg;    /* read by the VMM only (snapshots) */
 	const struct accel_ops *accel;
 	void *accel_state;
 	struct guest_memory mem;
 	struct bus pio, mmio;
 	pthread_mutex_t dev_lock;       /* held around every device callback */
 	unsigned n_vcpus;
-	struct vcpu *vcpus[VM_MAX_CPUS];
+	struct vcpu *vcpus[MACHINE_MAX_CPUS];
 	struct platform *platform;      /* src/hw/pc.c: the PC's devices */
 	/* Set by the platform: the highest-priority deliverable external
 	 * interrupt of this vCPU (LAPIC, or the PIC through LINT0 in
 	 * ExtINT mode), moved to in-service; -1 if none.  Engines call it
 	 * when VCPU_EVT_INTR is set and the guest can take an interrupt. */
 	int (*intr_ack)(struct vcpu *vcpu);
+	/* Set by the platform: handles an MSR trap the engine does not model
+	 * (x2APIC, TSC deadline); false if nobody claims the MSR. */
+	bool (*handle_msr)(struct vcpu *vcpu, struct vcpu_exit *exit);
 	_Atomic int stop_reason;        /* enum vm_stop_reason, first writer wins */
 	int debug_exit_value;
-	/* Control plane (src/vm/control.c).  The lifecycle and the plug-in
-	 * registry outlive a guest reboot; the gate and the devices do not. */
-	struct lifecycle *lc;
-	struct vcpu_gate gate;          /* parks the vCPUs for pause and save */
-	struct plugin_registry *plugins;
-	struct plugin_devices devices;
 };
 
 /* Sets event bits and wakes the vCPU (from HLT, or out of vcpu_run). */

@@ -1,4 +1,4 @@
-#include "vm/memory.h"
+#include "machine/memory.h"
 
 #include "util/error.h"
 

@@ -14,7 +14,7 @@
 #ifndef VESSEL_HW_SNAP_STATE_H
 #define VESSEL_HW_SNAP_STATE_H
 
-#include "hw/timer.h"
+#include "machine/timer.h"
 #include "util/error.h"
 
 #include <errno.h>

@@ -1,7 +1,7 @@
 /* VM clock and the per-VM timer thread (see timer.h for the locking). */
-#include "hw/timer.h"
+#include "machine/timer.h"
 
-#include "hw/snap_state.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 #include "util/log.h"
 

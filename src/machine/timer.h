@@ -63,7 +63,7 @@ static inline uint64_t muldiv64(uint64_t a, uint64_t b, uint64_t c)
 }
 
 /* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
- * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * snapshot_load_fn of src/machine/device_registry.h, opaque the device;
  * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
 int64_t timer_service_snapshot_save(void *opaque, void *buf, size_t cap);
 int timer_service_snapshot_load(void *opaque, const void *buf, size_t len);

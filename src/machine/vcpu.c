@@ -1,8 +1,6 @@
 /* vCPU side of the trap path: synchronous dispatch of I/O, MMIO and MSR
  * traps to the device buses, with per-reason counters. */
-#include "vm/machine.h"
-
-#include "hw/pc.h"
+#include "machine/machine.h"
 
 #include "util/log.h"
 
@@ -38,7 +36,7 @@ void vcpu_dispatch_exit(struct vcpu *vcpu, struct vcpu_exit *exit)
 		/* The platform models the x2APIC and TSC-deadline MSRs; anything
 		 * else makes the engine raise #GP(0). */
 		exit->msr.handled = false;
-		if (!platform_handle_msr(vcpu, exit))
+		if (!vm->handle_msr || !vm->handle_msr(vcpu, exit))
 			log_debug("msr", "cpu%u: unhandled %s of MSR %#x", vcpu->id, exit->msr.is_write ? "write" : "read",
 				  exit->msr.index);
 		break;
@@ -129,4 +127,20 @@ void vcpu_dump_state(struct vcpu *vcpu, FILE *out)
 		s.idt.base, s.idt.limit, s.tr.selector, s.ldt.selector);
 	fprintf(out, "cr0=%016" PRIx64 " cr2=%016" PRIx64 " cr3=%016" PRIx64 " cr4=%016" PRIx64 " efer=%016" PRIx64 "\r\n",
 		s.cr0, s.cr2, s.cr3, s.cr4, s.efer);
+}
+
+const char *vcpu_exit_reason_name(enum vcpu_exit_reason r)
+{
+	static const char *const names[VCPU_EXIT_REASON_COUNT] = {
+		[VCPU_EXIT_NONE] = "none",
+		[VCPU_EXIT_IO] = "io",
+		[VCPU_EXIT_MMIO] = "mmio",
+		[VCPU_EXIT_MSR] = "msr",
+		[VCPU_EXIT_HYPERCALL] = "hypercall",
+		[VCPU_EXIT_HLT] = "hlt",
+		[VCPU_EXIT_KICK] = "kick",
+		[VCPU_EXIT_SHUTDOWN] = "shutdown",
+		[VCPU_EXIT_INTERNAL_ERROR] = "internal_error",
+	};
+	return (unsigned)r < VCPU_EXIT_REASON_COUNT ? names[r] : "?";
 }

@@ -2,14 +2,14 @@
  * wake-up pipe and every client.  Clients are non-blocking with bounded
  * input and output buffers, so a slow or hostile client costs at most its
  * own connection and never stalls the VM (docs/api.md). */
-#include "vm/api.h"
+#include "vmm/api.h"
 
 #include "util/error.h"
 #include "util/log.h"
 #include "version.h"
-#include "vm/machine.h"
-#include "vm/manifest.h"
-#include "vm/plugin.h"
+#include "machine/machine.h"
+#include "vmm/manifest.h"
+#include "vmm/plugin.h"
 
 #include <errno.h>
 #include <fcntl.h>

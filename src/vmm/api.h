@@ -1,14 +1,14 @@
 /* Control API server (docs/api.md): JSON objects, one per line, over a
  * Unix socket.  A server thread polls the listening socket and every
  * client; requests run one at a time on that thread and reach the VM
- * only through struct vm_control_ops, which src/vm/vm.c implements (and
+ * only through struct vm_control_ops, which src/vmm/vm.c implements (and
  * unit tests fake).  Lifecycle transitions are streamed to clients that
  * asked for events. */
 #ifndef VESSEL_VM_API_H
 #define VESSEL_VM_API_H
 
-#include "vm/config.h"
-#include "vm/lifecycle.h"
+#include "vmm/config.h"
+#include "vmm/lifecycle.h"
 
 #include <jansson.h>
 

@@ -1,4 +1,4 @@
-#include "vm/config.h"
+#include "vmm/config.h"
 
 #include "util/error.h"
 

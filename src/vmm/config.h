@@ -1,8 +1,10 @@
-/* What a VM is made of: filled from a manifest (src/vm/manifest.c) and
+/* What a VM is made of: filled from a manifest (src/vmm/manifest.c) and
  * from `vessel run` flags (flags win).  Every field maps to one manifest
  * field documented in docs/manifest.md. */
 #ifndef VESSEL_VM_CONFIG_H
 #define VESSEL_VM_CONFIG_H
+
+#include "block/crypt_disk.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -12,13 +14,6 @@
 #define VM_MAX_PLUGIN_DIRS 8
 #define VM_MAX_DEVICES 32
 #define VM_MAX_CONSOLES 8
-
-struct vm_disk_config {
-	char *path;
-	char *format;      /* "raw", "vhd" or NULL to probe */
-	bool readonly;
-	char *key_file;    /* encrypted disks */
-};
 
 /* One entry of the manifest's "devices" list: a built-in or plug-in device
  * type, a unique id (used by `vessel ctl device remove`), and its

@@ -1,4 +1,4 @@
-#include "vm/console.h"
+#include "vmm/console.h"
 
 #include "util/error.h"
 #include "util/log.h"

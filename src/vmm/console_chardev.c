@@ -3,7 +3,7 @@
  * queue, handed to the UART under its lock as fast as its FIFO allows. */
 #include "hw/chardev.h"
 #include "util/error.h"
-#include "vm/console.h"
+#include "vmm/console.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,9 +1,9 @@
 /* Control-plane wiring (docs/api.md "For the VM side"): what the control
  * API's requests do to the machine, and the lifecycle around it. */
-#include "vm/control.h"
+#include "vmm/control.h"
 
 #include "hw/pc.h"
-#include "snapshot/snapshot.h"
+#include "vmm/snapshot.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -33,11 +33,11 @@ static int op_pause(void *opaque)
 {
 	struct vm_session *s = opaque;
 	WITH_VM(s, vm);
-	int rc = vcpu_gate_hold(&vm->gate, kick_all_vcpus, vm, GATE_TIMEOUT_MS);
+	int rc = vcpu_gate_hold(&s->gate, kick_all_vcpus, vm, GATE_TIMEOUT_MS);
 	if (rc < 0)
 		rc = err_set(rc, "the vCPUs did not stop within %d ms", GATE_TIMEOUT_MS);
 	else if ((rc = lifecycle_transition(&s->lc, VM_STATE_PAUSED, "control API: pause")) < 0)
-		vcpu_gate_release(&vm->gate);
+		vcpu_gate_release(&s->gate);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -48,7 +48,7 @@ static int op_resume(void *opaque)
 	WITH_VM(s, vm);
 	int rc = lifecycle_transition(&s->lc, VM_STATE_RUNNING, "control API: resume");
 	if (rc == 0)
-		vcpu_gate_release(&vm->gate);
+		vcpu_gate_release(&s->gate);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -69,7 +69,7 @@ static int op_poweroff(void *opaque)
 	vm_request_stop(vm, VM_STOP_POWEROFF);
 	/* A paused machine must let its vCPUs see the stop. */
 	if (lifecycle_state(&s->lc) == VM_STATE_PAUSED)
-		vcpu_gate_release(&vm->gate);
+		vcpu_gate_release(&s->gate);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
@@ -81,7 +81,7 @@ static int op_reset(void *opaque)
 	int was_paused = lifecycle_state(&s->lc) == VM_STATE_PAUSED;
 	vm_request_stop(vm, VM_STOP_RESET);
 	if (was_paused)
-		vcpu_gate_release(&vm->gate);
+		vcpu_gate_release(&s->gate);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
@@ -93,7 +93,7 @@ static int op_save(void *opaque, const char *path)
 	enum vm_state before = lifecycle_state(&s->lc);
 	int rc = 0;
 	if (before == VM_STATE_RUNNING) {
-		rc = vcpu_gate_hold(&vm->gate, kick_all_vcpus, vm, GATE_TIMEOUT_MS);
+		rc = vcpu_gate_hold(&s->gate, kick_all_vcpus, vm, GATE_TIMEOUT_MS);
 		if (rc < 0)
 			rc = err_set(rc, "the vCPUs did not stop within %d ms", GATE_TIMEOUT_MS);
 	}
@@ -101,7 +101,7 @@ static int op_save(void *opaque, const char *path)
 		rc = lifecycle_transition(&s->lc, VM_STATE_SAVING_STATE, "control API: save");
 	if (rc == 0) {
 		json_t *devices = json_array();
-		api_devices_to_json(&vm->devices, devices);
+		api_devices_to_json(&s->devices, devices);
 		rc = snapshot_save_with_devices(vm, path, devices, NULL);
 		json_decref(devices);
 		int back = lifecycle_transition(&s->lc, before, rc == 0 ? "saved" : "save failed");
@@ -109,7 +109,7 @@ static int op_save(void *opaque, const char *path)
 			rc = back;
 	}
 	if (before == VM_STATE_RUNNING && lifecycle_state(&s->lc) != VM_STATE_SAVING_STATE)
-		vcpu_gate_release(&vm->gate);
+		vcpu_gate_release(&s->gate);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -127,7 +127,7 @@ static int op_device_list(void *opaque, json_t *out)
 {
 	struct vm_session *s = opaque;
 	WITH_VM(s, vm);
-	int rc = api_devices_to_json(&vm->devices, out);
+	int rc = api_devices_to_json(&s->devices, out);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -136,7 +136,7 @@ static int op_device_add(void *opaque, const struct vm_device_config *dev)
 {
 	struct vm_session *s = opaque;
 	WITH_VM(s, vm);
-	int rc = plugin_devices_add(&vm->devices, dev);
+	int rc = plugin_devices_add(&s->devices, dev);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -145,7 +145,7 @@ static int op_device_remove(void *opaque, const char *id)
 {
 	struct vm_session *s = opaque;
 	WITH_VM(s, vm);
-	int rc = plugin_devices_remove(&vm->devices, id);
+	int rc = plugin_devices_remove(&s->devices, id);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -220,16 +220,14 @@ static int session_irq_set(void *opaque, unsigned line, int level)
 
 int vm_session_attach(struct vm_session *s, struct vm *vm)
 {
-	vm->lc = &s->lc;
-	vm->plugins = &s->plugins;
-	vcpu_gate_init(&vm->gate, vm->n_vcpus);
+	vcpu_gate_init(&s->gate, vm->n_vcpus);
 	struct plugin_env env = {
 		.pio = &vm->pio, .mmio = &vm->mmio, .dev_lock = &vm->dev_lock, .mem = &vm->mem,
 		.irq_set = session_irq_set, .irq_opaque = vm,
 	};
-	plugin_devices_init(&vm->devices, &s->plugins, &env);
+	plugin_devices_init(&s->devices, &s->plugins, &env);
 	for (unsigned i = 0; i < s->cfg->n_devices; i++) {
-		int rc = plugin_devices_add(&vm->devices, &s->cfg->devices[i]);
+		int rc = plugin_devices_add(&s->devices, &s->cfg->devices[i]);
 		if (rc < 0)
 			return err_wrap(rc, "device %s", s->cfg->devices[i].id ? s->cfg->devices[i].id : s->cfg->devices[i].type);
 	}
@@ -246,7 +244,7 @@ void vm_session_detach(struct vm_session *s)
 	s->vm = NULL;
 	pthread_mutex_unlock(&s->lock);
 	if (vm) {
-		plugin_devices_destroy(&vm->devices);
-		vcpu_gate_destroy(&vm->gate);
+		plugin_devices_destroy(&s->devices);
+		vcpu_gate_destroy(&s->gate);
 	}
 }

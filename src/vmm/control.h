@@ -6,10 +6,10 @@
 #ifndef VESSEL_VM_CONTROL_H
 #define VESSEL_VM_CONTROL_H
 
-#include "vm/api.h"
-#include "vm/lifecycle.h"
-#include "vm/machine.h"
-#include "vm/plugin.h"
+#include "vmm/api.h"
+#include "vmm/lifecycle.h"
+#include "machine/machine.h"
+#include "vmm/plugin.h"
 
 struct vm_session {
 	const struct vm_config *cfg;
@@ -18,6 +18,9 @@ struct vm_session {
 	struct api_server *api;
 	pthread_mutex_t lock;           /* guards vm */
 	struct vm *vm;                  /* NULL while the machine is rebuilt */
+	/* Per machine: set up by attach, undone by detach. */
+	struct vcpu_gate gate;          /* parks the vCPUs for pause and save */
+	struct plugin_devices devices;  /* the manifest's and the API's plug-in devices */
 };
 
 /* Lifecycle initializing, plug-in scan, control API (if asked). */

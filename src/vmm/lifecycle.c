@@ -1,5 +1,5 @@
 /* VM lifecycle state machine: one table of legal transitions. */
-#include "vm/lifecycle.h"
+#include "vmm/lifecycle.h"
 
 #include "util/error.h"
 #include "util/log.h"

@@ -4,10 +4,10 @@
  * their own tables.  Every error names the field, the value (as JSON) and
  * what was expected, and unknown fields are errors, so that a typo never
  * silently falls back to a default. */
-#include "vm/manifest.h"
+#include "vmm/manifest.h"
 
 #include "util/error.h"
-#include "vm/vm.h"
+#include "vmm/vm.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -4,7 +4,7 @@
 #ifndef VESSEL_VM_MANIFEST_H
 #define VESSEL_VM_MANIFEST_H
 
-#include "vm/config.h"
+#include "vmm/config.h"
 
 #include <jansson.h>
 

@@ -1,11 +1,11 @@
 /* Device plug-ins: loader, registry, and device instances on the buses. */
-#include "vm/plugin.h"
+#include "vmm/plugin.h"
 
-#include "hw/bus.h"
-#include "snapshot/device_registry.h"
+#include "machine/bus.h"
+#include "machine/device_registry.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/memory.h"
+#include "machine/memory.h"
 
 #include <ctype.h>
 #include <dirent.h>

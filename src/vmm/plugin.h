@@ -4,7 +4,7 @@
 #ifndef VESSEL_VM_PLUGIN_H
 #define VESSEL_VM_PLUGIN_H
 
-#include "vm/config.h"
+#include "vmm/config.h"
 
 #include <vessel/plugin.h>
 

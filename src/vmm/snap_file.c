@@ -4,7 +4,7 @@
  * and length is checked against the file size before anything is read or
  * mapped, so a truncated or corrupted file is refused with a message
  * instead of restoring garbage. */
-#include "snapshot/snapshot.h"
+#include "vmm/snapshot.h"
 
 #include "util/error.h"
 

@@ -1,10 +1,10 @@
 /* Whole-VM save and restore on top of the snapshot file format. */
-#include "snapshot/snapshot.h"
+#include "vmm/snapshot.h"
 
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/machine.h"
-#include "vm/manifest.h"
+#include "machine/machine.h"
+#include "vmm/manifest.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -12,9 +12,9 @@
 #ifndef VESSEL_SNAPSHOT_SNAPSHOT_H
 #define VESSEL_SNAPSHOT_SNAPSHOT_H
 
-#include "snapshot/device_registry.h"
-#include "snapshot/format.h"
-#include "vm/config.h"
+#include "machine/device_registry.h"
+#include "vmm/snapshot_format.h"
+#include "vmm/config.h"
 
 #include <jansson.h>
 #include <stdbool.h>

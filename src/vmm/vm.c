@@ -1,37 +1,38 @@
 /* The VM object: builds the machine from a vm_config, runs one host thread
- * per vCPU, serves the console on the main thread, and turns the way the
- * run ended into an exit code (docs/cli.md).
+ * per vCPU, serves the console on the main thread, and returns why the run
+ * ended (the CLI turns that into an exit code, docs/cli.md).
  *
  * vCPU scheduling: one host thread per vCPU (docs/architecture.md).  A
  * vCPU that executes HLT sleeps on its condition variable until an
  * interrupt, NMI, INIT/SIPI or stop request is signalled. */
-#include "vm/vm.h"
+#include "vmm/vm.h"
 
 #include "boot/boot.h"
-#include "cli/cli.h"
-#include "cpu/accel.h"
+#include "cpu/engines.h"
+#include "machine/accel.h"
+#include "cpu/engines.h"
 #include "hw/chardev.h"
 #include "hw/pc.h"
 #include "util/error.h"
-#include "snapshot/snapshot.h"
+#include "vmm/snapshot.h"
 #include "util/log.h"
-#include "vm/console.h"
-#include "vm/control.h"
-#include "vm/machine.h"
+#include "vmm/console.h"
+#include "vmm/control.h"
+#include "machine/machine.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static _Atomic int signal_stop;
+_Static_assert(VM_MAX_CPUS <= MACHINE_MAX_CPUS, "a configured VM fits the machine");
 
-static void on_signal(int sig)
-{
-	signal_stop = sig;
-}
+/* What a vCPU thread needs besides its vCPU. */
+struct vcpu_thread_arg {
+	struct vcpu *vcpu;
+	struct vcpu_gate *gate;
+};
 
 /* SDM vol. 3A, 9.4.4 / 10.4.7: a SIPI starts the AP in real mode at
  * vector * 4 KiB, CS = vector << 8, IP = 0. */
@@ -68,15 +69,16 @@ static uint32_t vcpu_wait(struct vcpu *vcpu, uint32_t mask)
 	return ev;
 }
 
-static void *vcpu_thread(void *arg)
+static void *vcpu_thread(void *opaque)
 {
-	struct vcpu *vcpu = arg;
+	const struct vcpu_thread_arg *arg = opaque;
+	struct vcpu *vcpu = arg->vcpu;
 	struct vm *vm = vcpu->vm;
 	struct vcpu_exit exit;
 
 	while (!vm_stopping(vm)) {
 		/* Parks here while the control API holds the vCPUs (pause, save). */
-		vcpu_gate_checkpoint(&vm->gate);
+		vcpu_gate_checkpoint(arg->gate);
 		if (vm_stopping(vm))
 			break;
 		uint32_t ev = atomic_load(&vcpu->events);
@@ -145,7 +147,7 @@ static void *vcpu_thread(void *arg)
 			break;
 		}
 	}
-	vcpu_gate_leave(&vm->gate);
+	vcpu_gate_leave(arg->gate);
 	return NULL;
 }
 
@@ -202,7 +204,7 @@ static int vm_create(const struct vm_config *cfg, struct chardev *console, struc
 		rc = vm->accel->vcpu_init(v);
 	}
 	if (rc == 0) {
-		struct platform_options opts = { .console = console };
+		struct platform_options opts = { .console = console, .numa_nodes = cfg->numa_nodes };
 		rc = platform_create_opts(vm, &opts);
 	}
 	if (rc < 0) {
@@ -213,33 +215,14 @@ static int vm_create(const struct vm_config *cfg, struct chardev *console, struc
 	return 0;
 }
 
-static int stop_to_exit_code(struct vm *vm, enum vm_stop_reason reason, bool no_reboot)
-{
-	switch (reason) {
-	case VM_STOP_POWEROFF:
-		fprintf(stderr, "vessel: guest powered off\n");
-		return EXIT_OK;
-	case VM_STOP_RESET:
-		if (no_reboot)
-			fprintf(stderr, "vessel: guest rebooted (--no-reboot)\n");
-		return EXIT_OK;
-	case VM_STOP_TRIPLE_FAULT:
-		return EXIT_TRIPLE_FAULT;
-	case VM_STOP_DEBUG_EXIT:
-		return ((vm->debug_exit_value << 1) | 1) & 0xff;
-	case VM_STOP_QUIT:
-		fprintf(stderr, "vessel: quit\n");
-		return EXIT_SIGNAL;
-	default:
-		return EXIT_FAILURE_RUN;
-	}
-}
-
 /* Runs the machine until it stops; returns the stop reason. */
-static enum vm_stop_reason vm_run_once(struct vm *vm, struct console *con)
+static enum vm_stop_reason vm_run_once(struct vm_session *sess, struct vm *vm, struct console *con,
+				       const struct vm_run_opts *opts)
 {
+	struct vcpu_thread_arg args[MACHINE_MAX_CPUS];
 	for (unsigned i = 0; i < vm->n_vcpus; i++) {
-		if (pthread_create(&vm->vcpus[i]->thread, NULL, vcpu_thread, vm->vcpus[i]) != 0) {
+		args[i] = (struct vcpu_thread_arg){ .vcpu = vm->vcpus[i], .gate = &sess->gate };
+		if (pthread_create(&vm->vcpus[i]->thread, NULL, vcpu_thread, &args[i]) != 0) {
 			log_error("vm", "cannot start the thread of cpu%u", i);
 			vm_request_stop(vm, VM_STOP_ERROR);
 			for (unsigned j = 0; j < i; j++)
@@ -261,7 +244,7 @@ static enum vm_stop_reason vm_run_once(struct vm *vm, struct console *con)
 		default:
 			break;
 		}
-		if (signal_stop)
+		if (opts && opts->quit && atomic_load(opts->quit))
 			vm_request_stop(vm, VM_STOP_QUIT);
 	}
 	for (unsigned i = 0; i < vm->n_vcpus; i++)
@@ -284,23 +267,33 @@ static int check_input_files(const struct vm_config *cfg)
 	return 0;
 }
 
+/* Ends a failed start: the message of the error that caused it survives
+ * the clean-up. */
+static enum vm_stop_reason vm_abandon(struct vm_session *sess, struct vm *vm, int rc, enum vm_stop_reason why)
+{
+	char msg[512];
+	snprintf(msg, sizeof(msg), "%s", err_msg());
+	if (vm) {
+		vm_session_detach(sess);
+		vm_destroy(vm);
+	}
+	err_set(rc, "%s", msg);
+	return why;
+}
+
 /* Builds the machine and puts the guest in it: a snapshot's state, or a
- * kernel through the boot loader. Returns an exit code, 0 when ready. */
-static int vm_prepare(struct vm_session *sess, struct chardev *serial, const char *restore, struct vm **out)
+ * kernel through the boot loader.  VM_STOP_NONE when ready; otherwise the
+ * machine is gone and err_msg() says why. */
+static enum vm_stop_reason vm_prepare(struct vm_session *sess, struct chardev *serial, const char *restore,
+				      struct vm **out)
 {
 	const struct vm_config *cfg = sess->cfg;
 	struct vm *vm = NULL;
 	int rc = vm_create(cfg, serial, &vm);
 	if (rc == 0)
 		rc = vm_session_attach(sess, vm);
-	if (rc < 0) {
-		cli_error("run", "%s", err_msg());
-		if (vm) {
-			vm_session_detach(sess);
-			vm_destroy(vm);
-		}
-		return EXIT_FAILURE_RUN;
-	}
+	if (rc < 0)
+		return vm_abandon(sess, vm, rc, VM_STOP_START_FAILED);
 	if (restore) {
 		struct snapshot_restore_opts opts = { .map_memory = true };
 		rc = lifecycle_transition(&sess->lc, VM_STATE_LOADING_STATE, "restore");
@@ -308,53 +301,50 @@ static int vm_prepare(struct vm_session *sess, struct chardev *serial, const cha
 			rc = snapshot_restore(vm, restore, &opts);
 	} else {
 		rc = lifecycle_transition(&sess->lc, VM_STATE_POWERING_UP, NULL);
-		if (rc == 0)
-			rc = boot_load(vm, cfg);
+		if (rc == 0) {
+			struct boot_config boot = {
+				.kernel = cfg->kernel, .initrd = cfg->initrd, .cmdline = cfg->cmdline,
+				.decompress_kernel = cfg->decompress_kernel,
+			};
+			struct boot_options opt = { .rsdp_addr = platform_rsdp_address(vm) };
+			rc = boot_load_mem(&vm->mem, &boot, &opt, NULL);
+		}
 	}
-	if (rc < 0) {
-		cli_error("run", "%s", err_msg());
-		vm_session_detach(sess);
-		vm_destroy(vm);
-		return EXIT_USAGE;
-	}
+	if (rc < 0)
+		return vm_abandon(sess, vm, rc, VM_STOP_BAD_INPUT);
 	*out = vm;
-	return EXIT_OK;
+	return VM_STOP_NONE;
 }
 
-int vm_run(const struct vm_config *cfg)
+enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts *opts, int *debug_exit_value)
 {
-	if (check_input_files(cfg) < 0) {
-		cli_error("run", "%s", err_msg());
-		return EXIT_USAGE;
-	}
+	if (check_input_files(cfg) < 0)
+		return VM_STOP_BAD_INPUT;
 	struct console *con;
-	if (console_open(&con, cfg->serial) < 0) {
-		cli_error("run", "%s", err_msg());
-		return EXIT_USAGE;
-	}
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	if (console_open(&con, cfg->serial) < 0)
+		return VM_STOP_BAD_INPUT;
 
 	struct chardev *serial = console_chardev_new(con);
 	struct vm_session sess;
-	int code = EXIT_FAILURE_RUN;
+	enum vm_stop_reason why = VM_STOP_START_FAILED;
 	if (!serial || vm_session_start(&sess, cfg) < 0) {
-		cli_error("run", "%s", err_msg());
-		if (serial)
+		if (serial) {
+			char msg[512];
+			snprintf(msg, sizeof(msg), "%s", err_msg());
 			vm_session_finish(&sess);
+			err_set(-EIO, "%s", msg);
+		}
 		goto out;
 	}
 	for (const char *restore = cfg->restore;; restore = NULL) {
 		struct vm *vm;
-		code = vm_prepare(&sess, serial, restore, &vm);
-		if (code != EXIT_OK)
+		why = vm_prepare(&sess, serial, restore, &vm);
+		if (why != VM_STOP_NONE)
 			break;
 		lifecycle_transition(&sess.lc, VM_STATE_RUNNING, NULL);
-		enum vm_stop_reason why = vm_run_once(vm, con);
-		code = stop_to_exit_code(vm, why, cfg->no_reboot);
+		why = vm_run_once(&sess, vm, con, opts);
+		if (why == VM_STOP_DEBUG_EXIT && debug_exit_value)
+			*debug_exit_value = vm->debug_exit_value;
 		bool reboot = why == VM_STOP_RESET && !cfg->no_reboot;
 		/* The lifecycle: a reset powers the machine up again; everything
 		 * else powers it down for good. */
@@ -373,5 +363,5 @@ int vm_run(const struct vm_config *cfg)
 out:
 	chardev_free(serial);
 	console_close(con);
-	return code;
+	return why;
 }

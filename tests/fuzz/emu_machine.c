@@ -4,7 +4,7 @@
  * engine raise #GP, hypercalls fail.  The fuzzed vCPU has no LAPIC, so the
  * engine never calls the LAPIC hooks; they exist for the link only. */
 #include "hw/intc/lapic.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <stdlib.h>
 

@@ -1,6 +1,6 @@
 """`vessel ctl` against the control API.  Until `vessel run` serves the API
 of a running guest, the server side is control-fake-vm: the real API server
-(src/vm/api.c) over a fake VM with the example plug-in."""
+(src/vmm/api.c) over a fake VM with the example plug-in."""
 import json
 import os
 import select

@@ -3,11 +3,11 @@
  * EOI, SDM vol. 3A 10.8.5). */
 #include "hw/intc/ioapic.h"
 
-#include "hw/bus.h"
+#include "machine/bus.h"
 #include "hw/intc/lapic.h"
-#include "hw/snap_state.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 #include <stdlib.h>

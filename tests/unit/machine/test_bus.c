@@ -1,7 +1,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 
-#include "hw/bus.h"
+#include "machine/bus.h"
 
 struct fake_dev {
 	uint64_t last_off, last_val;

@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "vm/memory.h"
+#include "machine/memory.h"
 
 Test(memory, layout_small)
 {

@@ -1,6 +1,6 @@
 #include <criterion/criterion.h>
 
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 Test(stop, first_reason_wins)
 {

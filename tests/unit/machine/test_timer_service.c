@@ -1,5 +1,5 @@
 /* The timer service: ordering, re-arming, and the real timer thread. */
-#include "hw/timer.h"
+#include "machine/timer.h"
 
 #include <criterion/criterion.h>
 #include <pthread.h>

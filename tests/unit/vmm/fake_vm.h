@@ -4,11 +4,11 @@
 #ifndef VESSEL_TEST_FAKE_VM_H
 #define VESSEL_TEST_FAKE_VM_H
 
-#include "hw/bus.h"
-#include "vm/api.h"
-#include "vm/lifecycle.h"
-#include "vm/memory.h"
-#include "vm/plugin.h"
+#include "machine/bus.h"
+#include "vmm/api.h"
+#include "vmm/lifecycle.h"
+#include "machine/memory.h"
+#include "vmm/plugin.h"
 
 struct fake_vm {
 	struct lifecycle lc;

@@ -4,7 +4,7 @@
 #include "fake_vm.h"
 
 #include "util/error.h"
-#include "vm/api.h"
+#include "vmm/api.h"
 
 #include <stdio.h>
 

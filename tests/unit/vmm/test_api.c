@@ -3,8 +3,8 @@
 #include "fake_vm.h"
 
 #include "util/error.h"
-#include "vm/api.h"
-#include "vm/machine.h"
+#include "vmm/api.h"
+#include "machine/machine.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>

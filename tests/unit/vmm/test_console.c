@@ -5,7 +5,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "vm/console.h"
+#include "vmm/console.h"
 
 struct sink {
 	char got[256];

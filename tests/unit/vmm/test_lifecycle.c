@@ -1,7 +1,7 @@
 /* Lifecycle: every (from, to) pair against the documented transition list,
  * events to subscribers, refusals that change nothing. */
 #include "util/error.h"
-#include "vm/lifecycle.h"
+#include "vmm/lifecycle.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>

@@ -1,9 +1,9 @@
 /* Manifest parsing: every field, every error message, and the schema kept
  * in step with the parser. */
 #include "util/error.h"
-#include "vm/config.h"
-#include "vm/manifest.h"
-#include "vm/vm.h"
+#include "vmm/config.h"
+#include "vmm/manifest.h"
+#include "vmm/vm.h"
 
 #include <criterion/criterion.h>
 #include <jansson.h>

@@ -1,10 +1,10 @@
 /* Plug-in loader and device instances: the example mailbox plug-in driven
  * through real buses, guest memory and a fake interrupt controller. */
-#include "hw/bus.h"
-#include "snapshot/device_registry.h"
+#include "machine/bus.h"
+#include "machine/device_registry.h"
 #include "util/error.h"
-#include "vm/memory.h"
-#include "vm/plugin.h"
+#include "machine/memory.h"
+#include "vmm/plugin.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>

@@ -1,8 +1,8 @@
 /* Snapshots: round trips through a fake engine and registered devices, and
  * refusal of truncated, corrupted, incompatible and mismatched files. */
-#include "snapshot/snapshot.h"
+#include "vmm/snapshot.h"
 #include "util/error.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <criterion/criterion.h>
 #include <dirent.h>

@@ -5,8 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu/accel.h"
-#include "vm/machine.h"
+#include "machine/accel.h"
+#include "cpu/engines.h"
+#include "machine/machine.h"
 
 struct test_io {
 	char out[64];

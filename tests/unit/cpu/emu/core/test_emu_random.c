@@ -11,9 +11,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "cpu/accel.h"
+#include "machine/accel.h"
+#include "cpu/engines.h"
 #include "cpu/emu/emu.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #define RAM (4u << 20)
 #define CODE 0x1000u

@@ -5,7 +5,7 @@
 #define VESSEL_TESTS_EMU_SYSTEM_HARNESS_H
 
 #include "cpu/emu/emu.h"
-#include "vm/memory.h"
+#include "machine/memory.h"
 
 #include <setjmp.h>
 #include <stdlib.h>

@@ -5,9 +5,10 @@
  * and writes its failure count to the exit port. */
 #include <criterion/criterion.h>
 
-#include "cpu/accel.h"
+#include "machine/accel.h"
+#include "cpu/engines.h"
 #include "cpu/emu/emu.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -196,11 +197,8 @@ static void run_guest(const char *name)
 	static uint8_t image[IMAGE_SIZE];
 	cr_assert(load_image(name, image), "guest image %s.bin not found next to the test", name);
 
-	static struct vm_config cfg;
-	vm_config_defaults(&cfg);
 	static struct vm vm;
 	memset(&vm, 0, sizeof(vm));
-	vm.cfg = &cfg;
 	vm.accel = accel;
 	cr_assert_eq(gmem_init(&vm.mem, RAM_SIZE), 0);
 	bus_init(&vm.pio, "pio");
