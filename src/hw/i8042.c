@@ -82,14 +82,6 @@ static void queue_byte(struct i8042 *k, uint8_t v, bool aux)
 	k->q_count++;
 }
 
-void i8042_kbd_input(struct i8042 *k, uint8_t scancode)
-{
-	if (!k->scanning || (k->ctr & CTR_KBDDIS))
-		return;
-	queue_byte(k, scancode, false);
-	i8042_update(k);
-}
-
 /* Keyboard commands (IBM PS/2 keyboard technical reference). */
 static void kbd_command(struct i8042 *k, uint8_t v)
 {

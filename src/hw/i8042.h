@@ -18,8 +18,6 @@ struct i8042 *i8042_new(struct vm *vm);
 void i8042_free(struct i8042 *k);
 void i8042_reset(struct i8042 *k);
 int i8042_register(struct i8042 *k, struct bus *pio);
-/* A scancode from the keyboard (set 2 if translation is off, else set 1). */
-void i8042_kbd_input(struct i8042 *k, uint8_t scancode);
 
 /* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
  * snapshot_load_fn of src/machine/device_registry.h, opaque the device;

@@ -29,23 +29,6 @@ void emu_hook_set_tpr(struct emu_cpu *cpu, uint8_t tpr)
 		cpu->tpr = tpr & 0xf0;
 }
 
-int emu_hook_apic_base(struct emu_cpu *cpu, uint64_t value)
-{
-	struct vcpu *v = lapic_vcpu(cpu);
-	if (v && lapic_msr_write(v, MSR_IA32_APIC_BASE, value) < 0)
-		return -1;
-	cpu->apic_base = value;
-	return 0;
-}
-
-void emu_hook_tsc_deadline(struct emu_cpu *cpu, uint64_t deadline)
-{
-	struct vcpu *v = lapic_vcpu(cpu);
-	if (v)
-		lapic_msr_write(v, MSR_IA32_TSC_DEADLINE, deadline);
-	cpu->tsc_deadline = deadline;
-}
-
 /* ---- weak stand-ins for the core module ---- */
 
 __attribute__((weak)) uint64_t emu_get_rflags(struct emu_cpu *cpu)
