@@ -17,7 +17,6 @@
 #include "block/crypt_plugin.h"
 #include "block/luks.h"
 #include "util/error.h"
-#include "vmm/config.h"
 
 static char dir[] = "/tmp/vessel-test-cfilt-XXXXXX";
 static char img[512], keyf[512], spec[1200];
