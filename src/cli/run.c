@@ -102,16 +102,14 @@ static void install_signal_handlers(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-/* The one place where the way a run ended becomes a message and an exit
- * code (docs/cli.md "Exit codes"). */
-static int run_exit_code(const struct vm_config *cfg, enum vm_stop_reason why, int debug_exit_value)
+int cli_run_exit_code(enum vm_stop_reason why, bool no_reboot, int debug_exit_value)
 {
 	switch (why) {
 	case VM_STOP_POWEROFF:
 		fprintf(stderr, "vessel: guest powered off\n");
 		return EXIT_OK;
 	case VM_STOP_RESET:
-		if (cfg->no_reboot)
+		if (no_reboot)
 			fprintf(stderr, "vessel: guest rebooted (--no-reboot)\n");
 		return EXIT_OK;
 	case VM_STOP_TRIPLE_FAULT:
@@ -237,7 +235,7 @@ int cli_run_main(int argc, char **argv)
 	int debug_exit_value = 0;
 	struct vm_run_opts opts = { .quit = &quit_requested };
 	enum vm_stop_reason why = vm_run(&cfg, &opts, &debug_exit_value);
-	rc = run_exit_code(&cfg, why, debug_exit_value);
+	rc = cli_run_exit_code(why, cfg.no_reboot, debug_exit_value);
 out:
 	vm_config_free(&cfg);
 	return rc;
