@@ -10,8 +10,8 @@
  *
  * Both engines present the same state accessors so that snapshots and the
  * triple-fault register dump (vcpu_dump_state) work on either. */
-#ifndef VESSEL_CPU_ACCEL_H
-#define VESSEL_CPU_ACCEL_H
+#ifndef VESSEL_MACHINE_ACCEL_H
+#define VESSEL_MACHINE_ACCEL_H
 
 #include "machine/x86.h"
 

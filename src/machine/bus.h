@@ -4,8 +4,8 @@
  *
  * Callbacks run with the VM's device lock held (vm->dev_lock), so a device
  * needs no lock of its own unless it has threads of its own. */
-#ifndef VESSEL_HW_BUS_H
-#define VESSEL_HW_BUS_H
+#ifndef VESSEL_MACHINE_BUS_H
+#define VESSEL_MACHINE_BUS_H
 
 #include <stdbool.h>
 #include <stdint.h>

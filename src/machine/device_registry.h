@@ -5,8 +5,8 @@
  * "mbox0").  The snapshot writer stores one DEVICE section per name; the
  * reader hands each section to the load function registered under the
  * same name, and refuses a snapshot holding a device nobody registered. */
-#ifndef VESSEL_SNAPSHOT_DEVICE_REGISTRY_H
-#define VESSEL_SNAPSHOT_DEVICE_REGISTRY_H
+#ifndef VESSEL_MACHINE_DEVICE_REGISTRY_H
+#define VESSEL_MACHINE_DEVICE_REGISTRY_H
 
 #include <stddef.h>
 #include <stdint.h>

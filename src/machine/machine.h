@@ -3,8 +3,8 @@
  * events, the device lock, the interrupt and MSR hooks the board sets, and
  * the stop request.  Built and run by the VMM (src/vmm/vm.c); nothing here
  * knows the configuration, the lifecycle or plug-ins. */
-#ifndef VESSEL_VM_MACHINE_H
-#define VESSEL_VM_MACHINE_H
+#ifndef VESSEL_MACHINE_MACHINE_H
+#define VESSEL_MACHINE_MACHINE_H
 
 #include "machine/accel.h"
 #include "machine/bus.h"

@@ -1,8 +1,8 @@
 /* Guest-physical memory: RAM regions backed by host memory.  Everything
  * that touches guest memory goes through these bounds-checked helpers
  * (docs/architecture.md "Conventions"); an address that is not RAM is MMIO. */
-#ifndef VESSEL_VM_MEMORY_H
-#define VESSEL_VM_MEMORY_H
+#ifndef VESSEL_MACHINE_MEMORY_H
+#define VESSEL_MACHINE_MEMORY_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -11,8 +11,8 @@
  * A reader never trusts the blob: hw_snap_open() checks magic, version and
  * exact length, the getters stop at the end, and each device validates
  * ranges before touching its state (a refused blob leaves it unchanged). */
-#ifndef VESSEL_HW_SNAP_STATE_H
-#define VESSEL_HW_SNAP_STATE_H
+#ifndef VESSEL_MACHINE_SNAP_STATE_H
+#define VESSEL_MACHINE_SNAP_STATE_H
 
 #include "machine/timer.h"
 #include "util/error.h"

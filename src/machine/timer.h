@@ -11,8 +11,8 @@
  * lock every device callback runs under, so device state needs no lock of
  * its own.  timer_mod()/timer_del() must be called with vm->dev_lock held
  * (they are, from device callbacks). */
-#ifndef VESSEL_HW_TIMER_H
-#define VESSEL_HW_TIMER_H
+#ifndef VESSEL_MACHINE_TIMER_H
+#define VESSEL_MACHINE_TIMER_H
 
 #include <pthread.h>
 #include <stdbool.h>

@@ -1,7 +1,7 @@
 /* x86-64 architectural definitions shared by both engines, the loaders
  * and the snapshot code.  Numbers are from the Intel SDM vol. 3A. */
-#ifndef VESSEL_CPU_X86_H
-#define VESSEL_CPU_X86_H
+#ifndef VESSEL_MACHINE_X86_H
+#define VESSEL_MACHINE_X86_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -4,8 +4,8 @@
  * only through struct vm_control_ops, which src/vmm/vm.c implements (and
  * unit tests fake).  Lifecycle transitions are streamed to clients that
  * asked for events. */
-#ifndef VESSEL_VM_API_H
-#define VESSEL_VM_API_H
+#ifndef VESSEL_VMM_API_H
+#define VESSEL_VMM_API_H
 
 #include "vmm/config.h"
 #include "vmm/lifecycle.h"

@@ -1,8 +1,8 @@
 /* What a VM is made of: filled from a manifest (src/vmm/manifest.c) and
  * from `vessel run` flags (flags win).  Every field maps to one manifest
  * field documented in docs/manifest.md. */
-#ifndef VESSEL_VM_CONFIG_H
-#define VESSEL_VM_CONFIG_H
+#ifndef VESSEL_VMM_CONFIG_H
+#define VESSEL_VMM_CONFIG_H
 
 #include "block/crypt_disk.h"
 

@@ -6,8 +6,8 @@
  * the rest is queued and handed to the device through the sink callback as
  * fast as the device accepts it (the 16550's receive FIFO is 16 bytes, so
  * pasted text must wait for the guest to drain it). */
-#ifndef VESSEL_VM_CONSOLE_H
-#define VESSEL_VM_CONSOLE_H
+#ifndef VESSEL_VMM_CONSOLE_H
+#define VESSEL_VMM_CONSOLE_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -3,8 +3,8 @@
  * (docs/api.md "For the VM side").  One session spans the whole
  * `vessel run`, across guest reboots; the machine inside it is rebuilt on
  * each reboot. */
-#ifndef VESSEL_VM_CONTROL_H
-#define VESSEL_VM_CONTROL_H
+#ifndef VESSEL_VMM_CONTROL_H
+#define VESSEL_VMM_CONTROL_H
 
 #include "vmm/api.h"
 #include "vmm/lifecycle.h"

@@ -6,8 +6,8 @@
  * one is refused with a reason and changes nothing; a legal one is logged
  * and reported to every subscriber (the control API streams them as
  * events). */
-#ifndef VESSEL_VM_LIFECYCLE_H
-#define VESSEL_VM_LIFECYCLE_H
+#ifndef VESSEL_VMM_LIFECYCLE_H
+#define VESSEL_VMM_LIFECYCLE_H
 
 #include <pthread.h>
 #include <stdbool.h>

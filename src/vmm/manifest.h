@@ -1,8 +1,8 @@
 /* The VM manifest (docs/manifest.md, schema/manifest.schema.json): JSON
  * text -> struct vm_config.  vm_manifest_load() in vm/vm.h reads a file;
  * these entry points serve tests and the control API. */
-#ifndef VESSEL_VM_MANIFEST_H
-#define VESSEL_VM_MANIFEST_H
+#ifndef VESSEL_VMM_MANIFEST_H
+#define VESSEL_VMM_MANIFEST_H
 
 #include "vmm/config.h"
 

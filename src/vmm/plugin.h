@@ -1,8 +1,8 @@
 /* Device plug-ins (docs/plugins.md): finding and loading shared objects
  * that export the include/vessel/plugin.h descriptor, and creating,
  * listing and removing their devices on a VM's buses. */
-#ifndef VESSEL_VM_PLUGIN_H
-#define VESSEL_VM_PLUGIN_H
+#ifndef VESSEL_VMM_PLUGIN_H
+#define VESSEL_VMM_PLUGIN_H
 
 #include "vmm/config.h"
 

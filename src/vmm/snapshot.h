@@ -9,8 +9,8 @@
  *
  * Both expect the vCPUs stopped (lifecycle saving-state / loading-state);
  * the caller makes those transitions. */
-#ifndef VESSEL_SNAPSHOT_SNAPSHOT_H
-#define VESSEL_SNAPSHOT_SNAPSHOT_H
+#ifndef VESSEL_VMM_SNAPSHOT_H
+#define VESSEL_VMM_SNAPSHOT_H
 
 #include "machine/device_registry.h"
 #include "vmm/snapshot_format.h"

@@ -2,8 +2,8 @@
  * sections, each with its own header and CRC32; the memory sections'
  * payloads start on 4 KiB boundaries so that a restore can map them.
  * All integers are little-endian. */
-#ifndef VESSEL_SNAPSHOT_FORMAT_H
-#define VESSEL_SNAPSHOT_FORMAT_H
+#ifndef VESSEL_VMM_SNAPSHOT_FORMAT_H
+#define VESSEL_VMM_SNAPSHOT_FORMAT_H
 
 #include <stdint.h>
 

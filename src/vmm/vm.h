@@ -1,8 +1,8 @@
 /* The VM object: builds the machine from a vm_config, runs it, and tears
  * it down.  It returns why the run ended; the CLI alone turns that into a
  * message and an exit code (docs/cli.md). */
-#ifndef VESSEL_VM_VM_H
-#define VESSEL_VM_VM_H
+#ifndef VESSEL_VMM_VM_H
+#define VESSEL_VMM_VM_H
 
 #include "machine/machine.h"
 #include "vmm/config.h"
