@@ -13,7 +13,7 @@ from conftest import run_vessel
 
 @pytest.fixture
 def fake_vm(build_dir, tmp_path):
-    exe = build_dir / "tests" / "unit" / "control" / "control-fake-vm"
+    exe = build_dir / "tests" / "unit" / "vmm" / "control-fake-vm"
     plugin = build_dir / "plugins" / "device-example" / "device-example.so"
     if not exe.exists():
         pytest.fail(f"{exe} missing: run `make build` first")
