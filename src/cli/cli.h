@@ -3,6 +3,10 @@
 #ifndef VESSEL_CLI_H
 #define VESSEL_CLI_H
 
+#include "machine/machine.h"
+
+#include <stdbool.h>
+
 enum vessel_exit {
 	EXIT_OK = 0,           /* success; guest powered off */
 	EXIT_FAILURE_RUN = 1,  /* runtime error (I/O, device, engine) */
@@ -28,6 +32,10 @@ static inline int cli_debug_exit_code(unsigned long long value)
 }
 
 int cli_run_main(int argc, char **argv);
+/* The one place where the way a run ended (vm_run's stop reason) becomes
+ * a message on stderr and an exit code.  no_reboot: --no-reboot was
+ * given; debug_exit_value: what the guest wrote to the debug-exit port. */
+int cli_run_exit_code(enum vm_stop_reason why, bool no_reboot, int debug_exit_value);
 int cli_disk_main(int argc, char **argv);
 int cli_ctl_main(int argc, char **argv);
 int cli_plugin_main(int argc, char **argv);

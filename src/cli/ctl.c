@@ -2,7 +2,7 @@
  * (docs/api.md).  One request per run; `events` streams until the VM goes
  * away or the user interrupts. */
 #include "cli/cli.h"
-#include "vm/api.h"
+#include "vmm/api.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -1,12 +1,15 @@
-/* `vessel run`: flags -> struct vm_config -> vm_run(). */
+/* `vessel run`: flags -> struct vm_config -> vm_run() -> the stop reason
+ * as a message and an exit code (docs/cli.md). */
 #include "cli/cli.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/config.h"
-#include "vm/vm.h"
-#include "snapshot/snapshot.h"
+#include "vmm/config.h"
+#include "vmm/vm.h"
+#include "vmm/snapshot.h"
 
 #include <getopt.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +83,58 @@ static int parse_uint(const char *s, unsigned *out)
 		return -1;
 	*out = (unsigned)v;
 	return 0;
+}
+
+static atomic_int quit_requested;
+
+static void on_signal(int sig)
+{
+	atomic_store(&quit_requested, sig);
+}
+
+/* SIGINT, SIGTERM and SIGHUP end the run as the console escape does;
+ * SIGPIPE is ignored (a closed serial socket is an I/O error). */
+static void install_signal_handlers(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+int cli_run_exit_code(enum vm_stop_reason why, bool no_reboot, int debug_exit_value)
+{
+	switch (why) {
+	case VM_STOP_POWEROFF:
+		fprintf(stderr, "vessel: guest powered off\n");
+		return EXIT_OK;
+	case VM_STOP_RESET:
+		if (no_reboot)
+			fprintf(stderr, "vessel: guest rebooted (--no-reboot)\n");
+		return EXIT_OK;
+	case VM_STOP_TRIPLE_FAULT:
+		return EXIT_TRIPLE_FAULT;
+	case VM_STOP_DEBUG_EXIT: {
+		/* The value on stderr: codes 1 and 3 (values 0 and 1, as QEMU)
+		 * and EXIT_DEBUG_EXIT_HIGH do not tell it alone. */
+		int code = cli_debug_exit_code((unsigned)debug_exit_value);
+		fprintf(stderr, "vessel: guest wrote 0x%02x to the debug-exit port (exit code %d)\n",
+			(unsigned)debug_exit_value & 0xff, code);
+		return code;
+	}
+	case VM_STOP_QUIT:
+		fprintf(stderr, "vessel: quit\n");
+		return EXIT_SIGNAL;
+	case VM_STOP_BAD_INPUT:
+		cli_error("run", "%s", err_msg());
+		return EXIT_USAGE;
+	case VM_STOP_START_FAILED:
+		cli_error("run", "%s", err_msg());
+		return EXIT_FAILURE_RUN;
+	default:
+		return EXIT_FAILURE_RUN;
+	}
 }
 
 int cli_run_main(int argc, char **argv)
@@ -183,7 +238,11 @@ int cli_run_main(int argc, char **argv)
 		rc = cli_usage_error("run", "%s", err_msg());
 		goto out;
 	}
-	rc = vm_run(&cfg);
+	install_signal_handlers();
+	int debug_exit_value = 0;
+	struct vm_run_opts opts = { .quit = &quit_requested };
+	enum vm_stop_reason why = vm_run(&cfg, &opts, &debug_exit_value);
+	rc = cli_run_exit_code(why, cfg.no_reboot, debug_exit_value);
 out:
 	vm_config_free(&cfg);
 	return rc;

@@ -1,15 +1,18 @@
 /* The emu engine's internal contract: CPU state, decoded instructions, and
  * the functions the engine's modules provide one another.
  *
- * Modules (each owns its files; this header is shared and grows additively):
- *   core    decode.c (table-driven decoder, opcode format tables for every
- *           map), block.c (decoded-block cache keyed by guest-physical
- *           address and mode), cpu.c (run loop, accel_emu), flags.c (lazy
- *           flags), operand.c, int_*.c (general-purpose instructions)
- *   system  mmu.c (segmentation + paging + software TLB), seg.c, except.c
- *           (exception/interrupt delivery, IRET), sys_*.c (system
- *           instructions, MSRs, CPUID, mode transitions, task switch)
- *   fpu     x87.c, mmx.c, sse_*.c, xsave.c
+ * Modules:
+ *   core    decode.c, decode_tables.c (table-driven decoder, opcode format
+ *           tables for every map), block.c (decoded-block cache keyed by
+ *           guest-physical address and mode), cpu.c (run loop, accel_emu),
+ *           flags.c (lazy flags), int_*.c (general-purpose instructions)
+ *   system  mmu.c (paging, software TLB), seg.c and far.c (segmentation,
+ *           far transfers), except.c (exception and interrupt delivery,
+ *           IRET), mode.c (mode transitions, control registers), msr.c,
+ *           cpuid.c, io.c, task.c (task switch), sys_insn.c (system
+ *           instructions), hooks.c (LAPIC adapters)
+ *   fpu     x87.c, x87_host.c, simd_int.c (MMX/SSE integer), sse_fp.c,
+ *           sse_host.c, sse_move.c, xsave.c
  *
  * Faults: emu_raise() longjmps back to the run loop, which delivers the
  * exception with RIP pointing at the faulting instruction.  So an
@@ -19,8 +22,8 @@
 #ifndef VESSEL_CPU_EMU_EMU_H
 #define VESSEL_CPU_EMU_EMU_H
 
-#include "cpu/accel.h"
-#include "cpu/x86.h"
+#include "machine/accel.h"
+#include "machine/x86.h"
 
 #include <setjmp.h>
 #include <stdbool.h>

@@ -5,10 +5,11 @@
  * injected with KVM_INTERRUPT when the guest can take them, and an
  * interrupt window is requested otherwise.  Port I/O and MMIO exits are
  * dispatched through vcpu_dispatch_exit() like the emu engine's. */
-#include "cpu/accel.h"
+#include "machine/accel.h"
+#include "cpu/engines.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 #include <fcntl.h>

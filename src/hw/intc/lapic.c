@@ -1,13 +1,13 @@
 /* Local APIC, xAPIC and x2APIC (SDM vol. 3A, chapter 10). */
 #include "hw/intc/lapic.h"
 
-#include "cpu/x86.h"
-#include "hw/bus.h"
-#include "hw/timer.h"
-#include "hw/snap_state.h"
+#include "machine/x86.h"
+#include "machine/bus.h"
+#include "machine/timer.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 #include <stdlib.h>

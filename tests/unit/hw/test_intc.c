@@ -1,7 +1,7 @@
 /* LAPIC, I/O APIC and 8259 through their guest interfaces. */
 #include "harness.h"
 
-#include "cpu/x86.h"
+#include "machine/x86.h"
 #include "hw/intc/ioapic.h"
 
 #include <errno.h>

@@ -1,5 +1,5 @@
 /* accel_emu: the software x86-64 engine's run loop and state accessors
- * (docs/architecture.md "The emu engine", src/cpu/accel.h). */
+ * (docs/architecture.md "The emu engine", src/machine/accel.h). */
 #include "cpu/emu/core/block.h"
 #include "cpu/emu/core/core.h"
 /* For msr_read/msr_write: the state accessors reach MSRs the way RDMSR and
@@ -8,7 +8,7 @@
 
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -135,7 +135,7 @@ int emu_decode_mode(unsigned mode, const uint8_t *b, unsigned avail, struct emu_
 	const bool def16 = mode == EMU_MODE_REAL || mode == EMU_MODE_V86 || mode == EMU_MODE_PROT16;
 	unsigned i = 0, max = avail < 15 ? avail : 15;
 	bool p66 = false, p67 = false;
-	uint8_t seg = 0xff, rep = 0, lastrep = 0, rex = 0;
+	uint8_t seg = 0xff, rep = 0, rex = 0;
 
 	memset(out, 0, sizeof(*out));
 	out->base = out->index = EMU_REG_NONE;
@@ -161,7 +161,7 @@ int emu_decode_mode(unsigned mode, const uint8_t *b, unsigned avail, struct emu_
 		case 0x66: p66 = true; rex = 0; continue;
 		case 0x67: p67 = true; rex = 0; continue;
 		case 0xf0: out->lock = 1; rex = 0; continue;
-		case 0xf2: case 0xf3: rep = c; lastrep = c; rex = 0; continue;
+		case 0xf2: case 0xf3: rep = c; rex = 0; continue;
 		default:
 			break;
 		}
@@ -192,7 +192,6 @@ int emu_decode_mode(unsigned mode, const uint8_t *b, unsigned avail, struct emu_
 	out->opcode = op;
 	out->rex = rex;
 	out->rep = rep;
-	(void)lastrep;
 	out->mprefix = rep == 0xf3 ? EMU_MP_F3 : rep == 0xf2 ? EMU_MP_F2 : p66 ? EMU_MP_66 : EMU_MP_NONE;
 
 	/* VEX (C4/C5) and EVEX (62) are not advertised: outside 64-bit mode

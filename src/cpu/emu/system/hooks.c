@@ -3,7 +3,7 @@
  * core's strong definitions replace these. */
 #include "cpu/emu/system/sys.h"
 
-/* ---- the TPR through the route to the LAPIC (cpu/accel.h) ---- */
+/* ---- the TPR through the route to the LAPIC (machine/accel.h) ---- */
 
 uint8_t emu_hook_get_tpr(struct emu_cpu *cpu)
 {

@@ -3,7 +3,7 @@
  * leaving IA-32e mode (SDM vol. 3A 2.5, 9.1, 9.8.5 and 10.8.5). */
 #include "cpu/emu/system/sys.h"
 
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <string.h>
 #include <time.h>

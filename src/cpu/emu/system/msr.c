@@ -3,7 +3,7 @@
  * when nobody handles it. */
 #include "cpu/emu/system/sys.h"
 
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 

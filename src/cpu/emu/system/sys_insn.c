@@ -4,7 +4,7 @@
  * system calls and the FSGSBASE/RDRAND/RDPID family (SDM vol. 2). */
 #include "cpu/emu/system/sys.h"
 
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <sys/random.h>
 
