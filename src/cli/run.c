@@ -33,15 +33,18 @@ static const char run_usage[] =
 	"      --api-socket PATH   serve the control API on this Unix socket\n"
 	"      --manifest FILE     read the VM description from a JSON manifest\n"
 	"      --restore FILE      resume a VM from a snapshot\n"
+"      --sandbox on|off    seccomp filter, no_new_privs, no capabilities (default on;\n"
+"                          off only to debug, docs/security.md)\n"
 	"  -h, --help              this help\n"
 	"\n"
 	"Exit codes: 0 guest powered off, 1 runtime error, 2 bad usage or input,\n"
 	"3 guest triple fault, 4 quit from the console or by a signal,\n"
+	"6 a forbidden system call in the sandbox,\n"
 	"(v<<1)|1 guest wrote v to the debug-exit port 0xf4.\n";
 
 enum {
 	OPT_DISK = 256, OPT_NUMA, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,
-	OPT_DETERMINISTIC, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE,
+	OPT_DETERMINISTIC, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX,
 };
 
 static const struct option run_options[] = {
@@ -60,6 +63,7 @@ static const struct option run_options[] = {
 	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
 	{ "manifest", required_argument, NULL, OPT_MANIFEST },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "sandbox", required_argument, NULL, OPT_SANDBOX },
 	{ "help", no_argument, NULL, 'h' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ 0, 0, 0, 0 },
@@ -156,6 +160,13 @@ int cli_run_main(int argc, char **argv)
 		case OPT_API_SOCKET: replace(&cfg.api_socket, optarg); break;
 		case OPT_MANIFEST: break; /* read above */
 		case OPT_RESTORE: replace(&cfg.restore, optarg); break;
+		case OPT_SANDBOX:
+			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				rc = cli_usage_error("run", "--sandbox: '%s' is neither on nor off", optarg);
+				goto out;
+			}
+			cfg.sandbox = strcmp(optarg, "off") != 0;
+			break;
 		case 'v': log_raise_verbosity(1); break;
 		case 'h':
 			fputs(run_usage, stdout);

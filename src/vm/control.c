@@ -6,6 +6,7 @@
 #include "snapshot/snapshot.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "vm/console.h"
 
 #include <errno.h>
 #include <string.h>
@@ -119,6 +120,9 @@ static int op_stats(void *opaque, json_t *out)
 	struct vm_session *s = opaque;
 	WITH_VM(s, vm);
 	int rc = api_stats_from_machine(vm, out);
+	if (rc == 0 && s->console)
+		json_object_set_new(out, "console", json_pack("{s:I}", "dropped_bytes",
+								   (json_int_t)console_dropped_bytes(s->console)));
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }

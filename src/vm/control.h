@@ -11,6 +11,8 @@
 #include "vm/machine.h"
 #include "vm/plugin.h"
 
+struct console;
+
 struct vm_session {
 	const struct vm_config *cfg;
 	struct lifecycle lc;
@@ -18,6 +20,7 @@ struct vm_session {
 	struct api_server *api;
 	pthread_mutex_t lock;           /* guards vm */
 	struct vm *vm;                  /* NULL while the machine is rebuilt */
+	struct console *console;        /* COM1's backend, for its counters; may be NULL */
 };
 
 /* Lifecycle initializing, plug-in scan, control API (if asked). */

@@ -18,6 +18,7 @@
 #include "vm/console.h"
 #include "vm/control.h"
 #include "vm/machine.h"
+#include "vm/sandbox.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -264,6 +265,9 @@ static enum vm_stop_reason vm_run_once(struct vm *vm, struct console *con)
 		if (signal_stop)
 			vm_request_stop(vm, VM_STOP_QUIT);
 	}
+	/* A paused machine's vCPUs are parked in the gate: let them see the
+	 * stop, whoever asked for it (a signal, Ctrl-A x, the guest). */
+	vcpu_gate_stop(&vm->gate);
 	for (unsigned i = 0; i < vm->n_vcpus; i++)
 		pthread_join(vm->vcpus[i]->thread, NULL);
 	return (enum vm_stop_reason)atomic_load(&vm->stop_reason);
@@ -321,11 +325,26 @@ static int vm_prepare(struct vm_session *sess, struct chardev *serial, const cha
 	return EXIT_OK;
 }
 
+static struct console *sandboxed_console;
+
+/* Runs in the SIGSYS handler: the terminal goes back to cooked mode. */
+static void sandbox_exit_hook(void)
+{
+	if (sandboxed_console)
+		console_restore_terminal(sandboxed_console);
+}
+
 int vm_run(const struct vm_config *cfg)
 {
 	if (check_input_files(cfg) < 0) {
 		cli_error("run", "%s", err_msg());
 		return EXIT_USAGE;
+	}
+	/* Before any thread exists, so that every thread has none
+	 * (capabilities are per thread). */
+	if (cfg->sandbox && sandbox_drop_capabilities() < 0) {
+		cli_error("run", "%s", err_msg());
+		return EXIT_FAILURE_RUN;
 	}
 	struct console *con;
 	if (console_open(&con, cfg->serial) < 0) {
@@ -347,11 +366,26 @@ int vm_run(const struct vm_config *cfg)
 			vm_session_finish(&sess);
 		goto out;
 	}
+	sess.console = con;
 	for (const char *restore = cfg->restore;; restore = NULL) {
 		struct vm *vm;
 		code = vm_prepare(&sess, serial, restore, &vm);
 		if (code != EXIT_OK)
 			break;
+		/* Set-up is over (console, control API, plug-in registry, the
+		 * first machine): from here on, only the calls the sandbox
+		 * allows.  Later reboots build the machine inside it. */
+		if (cfg->sandbox && sandboxed_console != con) {
+			sandboxed_console = con;
+			sandbox_set_exit_hook(sandbox_exit_hook);
+			if (sandbox_enter() < 0) {
+				cli_error("run", "%s", err_msg());
+				vm_session_detach(&sess);
+				vm_destroy(vm);
+				code = EXIT_FAILURE_RUN;
+				break;
+			}
+		}
 		lifecycle_transition(&sess.lc, VM_STATE_RUNNING, NULL);
 		enum vm_stop_reason why = vm_run_once(vm, con);
 		code = stop_to_exit_code(vm, why, cfg->no_reboot);
@@ -372,6 +406,7 @@ int vm_run(const struct vm_config *cfg)
 	vm_session_finish(&sess);
 out:
 	chardev_free(serial);
+	sandboxed_console = NULL;
 	console_close(con);
 	return code;
 }
