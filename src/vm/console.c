@@ -215,6 +215,8 @@ void console_set_sink(struct console *con, console_sink_fn sink, void *opaque)
 
 void console_restore_terminal(struct console *con)
 {
+	if (con->out_flags >= 0)
+		fcntl(con->out_fd, F_SETFL, con->out_flags);
 	if (con->tty)
 		tcsetattr(STDIN_FILENO, TCSANOW, &con->saved);
 }
