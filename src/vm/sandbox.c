@@ -157,13 +157,15 @@ static const struct rule rules[] = {
 	ALLOW(fcntl), ALLOW(flock), ALLOW(rename), ALLOW(renameat), ALLOW(renameat2), ALLOW(unlink), ALLOW(unlinkat),
 	ALLOW(memfd_create),     /* a LUKS2 header is checked in a memfd */
 	/* Waiting and waking: the console's and the API's poll loops, their
-	 * eventfds and pipes. */
-	ALLOW(poll), ALLOW(ppoll), ALLOW(eventfd2), ALLOW(pipe2),
+	 * eventfds and pipes; epoll and timerfds for event loops with idle
+	 * timeouts. */
+	ALLOW(poll), ALLOW(ppoll), ALLOW(eventfd2), ALLOW(pipe2), ALLOW(epoll_create1), ALLOW(epoll_ctl),
+	ALLOW(epoll_wait), ALLOW(epoll_pwait), ALLOW(timerfd_create), ALLOW(timerfd_settime), ALLOW(timerfd_gettime),
 	/* The control API and the console socket: new clients on sockets
 	 * created before the sandbox, requests and replies.  No socket()
 	 * and no connect(): a running VM makes no connections. */
 	ALLOW(accept4), ALLOW(accept), ALLOW(recvfrom), ALLOW(recvmsg), ALLOW(sendto), ALLOW(sendmsg),
-	ALLOW(shutdown), ALLOW(getsockopt), ALLOW(getsockname), ALLOW(getpeername),
+	ALLOW(shutdown), ALLOW(getsockopt), ALLOW(setsockopt), ALLOW(getsockname), ALLOW(getpeername),
 	/* Randomness: OpenSSL (disk encryption). */
 	ALLOW(getrandom),
 	/* Resource limits: read only (glibc reads RLIMIT_STACK). */
