@@ -156,6 +156,7 @@ static const struct rule rules[] = {
 	ALLOW(faccessat2), ALLOW(getdents64), ALLOW(fsync), ALLOW(fdatasync), ALLOW(fallocate), ALLOW(ftruncate),
 	ALLOW(fcntl), ALLOW(flock), ALLOW(rename), ALLOW(renameat), ALLOW(renameat2), ALLOW(unlink), ALLOW(unlinkat),
 	ALLOW(memfd_create),     /* a LUKS2 header is checked in a memfd */
+	ALLOW(readlink), ALLOW(readlinkat), ALLOW(getcwd),   /* realpath(): a VHD's parent path */
 	/* Waiting and waking: the console's and the API's poll loops, their
 	 * eventfds and pipes; epoll and timerfds for event loops with idle
 	 * timeouts. */

@@ -375,7 +375,7 @@ int vm_run(const struct vm_config *cfg)
 		/* Set-up is over (console, control API, plug-in registry, the
 		 * first machine): from here on, only the calls the sandbox
 		 * allows.  Later reboots build the machine inside it. */
-		if (cfg->sandbox && sandboxed_console != con) {
+		if (cfg->sandbox && !sandboxed_console) {
 			sandboxed_console = con;
 			sandbox_set_exit_hook(sandbox_exit_hook);
 			if (sandbox_enter() < 0) {
