@@ -165,3 +165,133 @@ def test_sandbox_flag_takes_on_or_off(vessel_bin, idle):
     r = run_vessel(vessel_bin, "run", "--kernel", str(idle), "--sandbox", "maybe", stdin=subprocess.DEVNULL)
     assert r.returncode == 2
     assert "--sandbox" in r.stderr and "maybe" in r.stderr
+
+
+# A test-only device plug-in: a guest write to its port makes the vCPU
+# thread that runs the device callback call socket(AF_INET), as code that
+# took over a vCPU thread might.  Only this test builds and loads it.
+PROBE_PLUGIN = r"""
+#include <vessel/plugin.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int probe_create(const struct vessel_host *host, const union vessel_param_value *params, void **dev)
+{
+	(void)host; (void)params;
+	*dev = malloc(1);
+	return *dev ? 0 : -12;
+}
+
+static void probe_destroy(void *dev) { free(dev); }
+
+static void probe_write(void *dev, uint32_t res, uint64_t off, uint32_t size, uint64_t value)
+{
+	(void)dev; (void)res; (void)off; (void)size; (void)value;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd >= 0)
+		close(fd);
+}
+
+static const struct vessel_resource_spec probe_resources[] = { { VESSEL_RES_PIO, "regs", 0x720, NULL, 1 } };
+
+static const struct vessel_device_type probe_type = {
+	.size = sizeof(struct vessel_device_type),
+	.name = "sandbox-probe",
+	.description = "makes a forbidden system call when the guest writes its port",
+	.resources = probe_resources,
+	.n_resources = 1,
+	.create = probe_create,
+	.destroy = probe_destroy,
+	.write = probe_write,
+};
+
+VESSEL_PLUGIN_EXPORT("sandbox-probe", "1.0", "test only", &probe_type);
+"""
+
+# Says it is ready, writes the probe's port once, then idles.
+PROBE_GUEST = r"""
+MB_MAGIC equ 0x1badb002
+MB_FLAGS equ 0x00010003
+	bits 32
+	org 0x100000
+header:	dd MB_MAGIC, MB_FLAGS, -(MB_MAGIC + MB_FLAGS)
+	dd header, 0x100000, load_end, load_end, start
+start:	cli
+	mov esi, msg
+	mov dx, 0x3f8
+.p:	lodsb
+	test al, al
+	jz .probe
+	out dx, al
+	jmp .p
+.probe:	mov dx, 0x720
+	out dx, al
+	mov esi, after
+	mov dx, 0x3f8
+.q:	lodsb
+	test al, al
+	jz .idle
+	out dx, al
+	jmp .q
+.idle:	pause
+	jmp .idle
+msg:	db "idle ready", 10, 0
+after:	db "probe done", 10, 0
+load_end:
+"""
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory):
+    from conftest import ROOT
+    d = tmp_path_factory.mktemp("probe")
+    (d / "probe.c").write_text(PROBE_PLUGIN)
+    plugins = d / "plugins"
+    plugins.mkdir()
+    r = subprocess.run(["cc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared", "-fvisibility=hidden",
+                        f"-I{ROOT / 'include'}", "-o", str(plugins / "sandbox-probe.so"), str(d / "probe.c")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    (d / "guest.asm").write_text(PROBE_GUEST)
+    subprocess.run(["nasm", "-f", "bin", "-o", str(d / "guest.bin"), str(d / "guest.asm")], check=True)
+    return d / "guest.bin", plugins
+
+
+def probe_manifest(tmp_path, probe, engine, sandbox):
+    guest, plugins = probe
+    manifest = tmp_path / "vm.json"
+    manifest.write_text(json.dumps({
+        "engine": engine, "kernel": str(guest), "sandbox": sandbox, "plugin_dirs": [str(plugins)],
+        "devices": [{"type": "sandbox-probe", "id": "probe0"}],
+    }))
+    return manifest
+
+
+def test_forbidden_call_on_a_vcpu_thread_ends_the_run(vessel_bin, tmp_path, probe, engine):
+    log = tmp_path / "serial.log"
+    r = run_vessel(vessel_bin, "run", "--manifest", str(probe_manifest(tmp_path, probe, engine, True)),
+                   "--serial", f"file:{log}", stdin=subprocess.DEVNULL, timeout=120)
+    assert r.returncode == 6, (r.returncode, r.stderr)
+    lines = [line for line in r.stderr.splitlines() if "sandbox" in line]
+    assert len(lines) == 1, r.stderr
+    assert "forbidden system call socket (number 41)" in lines[0]
+    assert "--sandbox off" in lines[0]
+    assert "idle ready" in log.read_text()
+    assert "probe done" not in log.read_text()
+
+
+def test_the_same_call_goes_through_with_the_sandbox_off(vessel_bin, tmp_path, probe):
+    p, sock = run_until_ready(vessel_bin, tmp_path, "--manifest", str(probe_manifest(tmp_path, probe, "emu", False)))
+    try:
+        log = tmp_path / "serial.log"
+        end = time.monotonic() + 60
+        while time.monotonic() < end and "probe done" not in log.read_text():
+            assert p.poll() is None, p.communicate()[1]
+            time.sleep(0.05)
+        assert "probe done" in log.read_text()
+        poweroff(vessel_bin, p, sock)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
