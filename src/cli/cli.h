@@ -9,6 +9,7 @@ enum vessel_exit {
 	EXIT_USAGE = 2,        /* bad flag, bad argument, bad input file */
 	EXIT_TRIPLE_FAULT = 3, /* guest CPU shut down (triple fault) */
 	EXIT_SIGNAL = 4,       /* ended by a signal or the console escape */
+	EXIT_SANDBOX = 6,      /* run: a forbidden system call (SANDBOX_EXIT_CODE, src/vm/sandbox.h) */
 	/* 5..255 with bit 0 set: guest wrote to the debug-exit port,
 	 * code = (value << 1) | 1, as QEMU's isa-debug-exit. */
 };

@@ -325,6 +325,8 @@ static int vm_prepare(struct vm_session *sess, struct chardev *serial, const cha
 	return EXIT_OK;
 }
 
+_Static_assert(EXIT_SANDBOX == SANDBOX_EXIT_CODE, "docs/cli.md documents one code");
+
 static struct console *sandboxed_console;
 
 /* Runs in the SIGSYS handler: the terminal goes back to cooked mode. */
