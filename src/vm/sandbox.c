@@ -169,8 +169,10 @@ static const struct rule rules[] = {
 	ALLOW(shutdown), ALLOW(getsockopt), ALLOW(setsockopt), ALLOW(getsockname), ALLOW(getpeername),
 	/* Randomness: OpenSSL (disk encryption). */
 	ALLOW(getrandom),
-	/* Resource limits: read only (glibc reads RLIMIT_STACK). */
-	ALLOW_IF(prlimit64, SCMP_A2(SCMP_CMP_EQ, 0)),
+	/* Resource limits: read only (glibc reads RLIMIT_STACK); the host's
+	 * description, read by libraries: sysconf(_SC_PHYS_PAGES) (sysinfo),
+	 * kernel version checks (uname). */
+	ALLOW_IF(prlimit64, SCMP_A2(SCMP_CMP_EQ, 0)), ALLOW(sysinfo), ALLOW(uname),
 };
 
 /* ioctl: KVM's (type 0xAE: system, VM and vCPU file descriptors) and the
