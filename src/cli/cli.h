@@ -13,7 +13,8 @@ enum vessel_exit {
 	EXIT_USAGE = 2,        /* bad flag, bad argument, bad input file */
 	EXIT_TRIPLE_FAULT = 3, /* guest CPU shut down (triple fault) */
 	EXIT_SIGNAL = 4,       /* ended by a signal or the console escape */
-	EXIT_DEBUG_EXIT_HIGH = 6, /* guest wrote 0x80..0xff to the debug-exit port */
+	EXIT_SANDBOX = 6,      /* run: a forbidden system call (SANDBOX_EXIT_CODE, src/vmm/sandbox.h) */
+	EXIT_DEBUG_EXIT_HIGH = 8, /* guest wrote 0x80..0xff to the debug-exit port */
 	/* Odd codes: guest wrote v (0..0x7f) to the debug-exit port,
 	 * code = (v << 1) | 1, as QEMU's isa-debug-exit. */
 };

@@ -5,6 +5,7 @@
 #include "util/log.h"
 #include "vmm/config.h"
 #include "vmm/vm.h"
+#include "vmm/sandbox.h"
 #include "vmm/snapshot.h"
 
 #include <getopt.h>
@@ -36,16 +37,19 @@ static const char run_usage[] =
 	"      --api-socket PATH   serve the control API on this Unix socket\n"
 	"      --manifest FILE     read the VM description from a JSON manifest\n"
 	"      --restore FILE      resume a VM from a snapshot\n"
+"      --sandbox on|off    seccomp filter, no_new_privs, no capabilities (default on;\n"
+"                          off only to debug, docs/security.md)\n"
 	"  -h, --help              this help\n"
 	"\n"
 	"Exit codes: 0 guest powered off, 1 runtime error, 2 bad usage or input,\n"
 	"3 guest triple fault, 4 quit from the console or by a signal,\n"
-	"(v<<1)|1 guest wrote v (0..0x7f) to the debug-exit port 0xf4, 6 it wrote\n"
+	"6 a forbidden system call in the sandbox,\n"
+	"(v<<1)|1 guest wrote v (0..0x7f) to the debug-exit port 0xf4, 8 it wrote\n"
 	"0x80..0xff (only the low byte of a write counts).\n";
 
 enum {
 	OPT_DISK = 256, OPT_NUMA, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,
-	OPT_DETERMINISTIC, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE,
+	OPT_DETERMINISTIC, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX,
 };
 
 static const struct option run_options[] = {
@@ -64,6 +68,7 @@ static const struct option run_options[] = {
 	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
 	{ "manifest", required_argument, NULL, OPT_MANIFEST },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "sandbox", required_argument, NULL, OPT_SANDBOX },
 	{ "help", no_argument, NULL, 'h' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ 0, 0, 0, 0 },
@@ -102,6 +107,8 @@ static void install_signal_handlers(void)
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 }
+
+_Static_assert(EXIT_SANDBOX == SANDBOX_EXIT_CODE, "docs/cli.md documents one code");
 
 int cli_run_exit_code(enum vm_stop_reason why, bool no_reboot, int debug_exit_value)
 {
@@ -212,6 +219,13 @@ int cli_run_main(int argc, char **argv)
 		case OPT_API_SOCKET: replace(&cfg.api_socket, optarg); break;
 		case OPT_MANIFEST: break; /* read above */
 		case OPT_RESTORE: replace(&cfg.restore, optarg); break;
+		case OPT_SANDBOX:
+			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				rc = cli_usage_error("run", "--sandbox: '%s' is neither on nor off", optarg);
+				goto out;
+			}
+			cfg.sandbox = strcmp(optarg, "off") != 0;
+			break;
 		case 'v': log_raise_verbosity(1); break;
 		case 'h':
 			fputs(run_usage, stdout);

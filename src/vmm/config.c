@@ -13,6 +13,7 @@ void vm_config_defaults(struct vm_config *cfg)
 	cfg->cpus = 1;
 	cfg->mem_bytes = 512ULL << 20;
 	cfg->decompress_kernel = true;
+	cfg->sandbox = true;
 	cfg->serial = strdup("stdio");
 }
 

@@ -44,6 +44,7 @@ struct vm_config {
 	char *api_socket;
 	char *restore;          /* snapshot to load instead of booting */
 	bool deterministic;     /* virtual time from instruction counts */
+	bool sandbox;           /* seccomp filter, no_new_privs, no capabilities (src/vmm/sandbox.h) */
 	unsigned n_disks;
 	struct vm_disk_config disks[VM_MAX_DISKS];
 	unsigned n_plugin_dirs;

@@ -1,6 +1,7 @@
 /* Control-plane wiring (docs/api.md "For the VM side"): what the control
  * API's requests do to the machine, and the lifecycle around it. */
 #include "vmm/control.h"
+#include "vmm/console.h"
 
 #include "hw/pc.h"
 #include "vmm/snapshot.h"
@@ -167,6 +168,9 @@ static int op_stats(void *opaque, json_t *out)
 	struct vm_session *s = opaque;
 	WITH_VM(s, vm);
 	int rc = api_stats_from_machine(vm, out);
+	if (rc == 0 && s->console)
+		json_object_set_new(out, "console", json_pack("{s:I}", "dropped_bytes",
+								   (json_int_t)console_dropped_bytes(s->console)));
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }

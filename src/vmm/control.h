@@ -11,6 +11,8 @@
 #include "machine/machine.h"
 #include "vmm/plugin.h"
 
+struct console;
+
 struct vm_session {
 	const struct vm_config *cfg;
 	struct lifecycle lc;
@@ -31,6 +33,7 @@ struct vm_session {
 	unsigned users;
 	pthread_cond_t unused;
 	bool pause_held;                /* pause holds vm's vCPU gate */
+	struct console *console;        /* COM1's backend, for its counters; may be NULL */
 };
 
 /* Lifecycle initializing, plug-in scan, control API (if asked). */

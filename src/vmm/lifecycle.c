@@ -240,11 +240,11 @@ bool vcpu_gate_checkpoint(struct vcpu_gate *g)
 {
 	pthread_mutex_lock(&g->lock);
 	bool parked = false;
-	if (g->holds) {
+	if (g->holds && !g->stopping) {
 		parked = true;
 		g->n_parked++;
 		pthread_cond_broadcast(&g->cond);
-		while (g->holds)
+		while (g->holds && !g->stopping)
 			pthread_cond_wait(&g->cond, &g->lock);
 		g->n_parked--;
 	}
@@ -298,6 +298,14 @@ void vcpu_gate_release(struct vcpu_gate *g)
 	pthread_mutex_lock(&g->lock);
 	if (g->holds)
 		g->holds--;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+void vcpu_gate_stop(struct vcpu_gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->stopping = true;
 	pthread_cond_broadcast(&g->cond);
 	pthread_mutex_unlock(&g->lock);
 }

@@ -86,6 +86,7 @@ struct vcpu_gate {
 	unsigned n_members;       /* vCPU threads that have not left */
 	unsigned n_parked;
 	unsigned holds;           /* nested holds (pause, then save) */
+	bool stopping;            /* the machine stops: nobody parks any more */
 };
 
 void vcpu_gate_init(struct vcpu_gate *g, unsigned n_vcpus);
@@ -100,6 +101,10 @@ void vcpu_gate_leave(struct vcpu_gate *g);
  * timeout_ms (-1: wait forever). */
 int vcpu_gate_hold(struct vcpu_gate *g, void (*kick)(void *opaque), void *opaque, int timeout_ms);
 void vcpu_gate_release(struct vcpu_gate *g);
+/* The machine stops (power-off, quit, a signal, an error): parked vCPUs
+ * leave the gate and no vCPU parks again, held or not, so that a paused
+ * machine can end.  A holder still waiting sees them leave. */
+void vcpu_gate_stop(struct vcpu_gate *g);
 /* Whether every vCPU is parked now (the gate is held). */
 bool vcpu_gate_all_parked(struct vcpu_gate *g);
 

@@ -19,6 +19,7 @@
 #include "vmm/console.h"
 #include "vmm/control.h"
 #include "machine/machine.h"
+#include "vmm/sandbox.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -247,6 +248,9 @@ static enum vm_stop_reason vm_run_once(struct vm_session *sess, struct vm *vm, s
 		if (opts && opts->quit && atomic_load(opts->quit))
 			vm_request_stop(vm, VM_STOP_QUIT);
 	}
+	/* A paused machine's vCPUs are parked in the gate: let them see the
+	 * stop, whoever asked for it (a signal, Ctrl-A x, the guest). */
+	vcpu_gate_stop(&sess->gate);
 	for (unsigned i = 0; i < vm->n_vcpus; i++)
 		pthread_join(vm->vcpus[i]->thread, NULL);
 	return (enum vm_stop_reason)atomic_load(&vm->stop_reason);
@@ -337,6 +341,15 @@ static enum vm_stop_reason vm_prepare(struct vm_session *sess, struct chardev *s
 	return VM_STOP_NONE;
 }
 
+static struct console *sandboxed_console;
+
+/* Runs in the SIGSYS handler: the terminal goes back to cooked mode. */
+static void sandbox_exit_hook(void)
+{
+	if (sandboxed_console)
+		console_restore_terminal(sandboxed_console);
+}
+
 enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts *opts, int *debug_exit_value)
 {
 	if (check_input_files(cfg) < 0)
@@ -345,6 +358,10 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 	 * looks for plug-ins (docs/security.md "Plug-ins"). */
 	if (cfg->restore && snapshot_check(NULL, cfg->restore) < 0)
 		return VM_STOP_BAD_INPUT;
+	/* Before any thread exists, so that every thread has none
+	 * (capabilities are per thread). */
+	if (cfg->sandbox && sandbox_drop_capabilities() < 0)
+		return VM_STOP_START_FAILED;
 	struct console *con;
 	if (console_open(&con, cfg->serial) < 0)
 		return VM_STOP_BAD_INPUT;
@@ -361,11 +378,23 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 		}
 		goto out;
 	}
+	sess.console = con;
 	for (const char *restore = cfg->restore;; restore = NULL) {
 		struct vm *vm;
 		why = vm_prepare(&sess, serial, restore, &vm);
 		if (why != VM_STOP_NONE)
 			break;
+		/* Set-up is over (console, control API, plug-in registry, the
+		 * first machine): from here on, only the calls the sandbox
+		 * allows.  Later reboots build the machine inside it. */
+		if (cfg->sandbox && !sandboxed_console) {
+			sandboxed_console = con;
+			sandbox_set_exit_hook(sandbox_exit_hook);
+			if (sandbox_enter() < 0) {
+				why = vm_abandon(&sess, vm, -EPERM, VM_STOP_START_FAILED);
+				break;
+			}
+		}
 		lifecycle_transition(&sess.lc, VM_STATE_RUNNING, NULL);
 		why = vm_run_once(&sess, vm, con, opts);
 		if (why == VM_STOP_DEBUG_EXIT && debug_exit_value)
@@ -387,6 +416,7 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 	vm_session_finish(&sess);
 out:
 	chardev_free(serial);
+	sandboxed_console = NULL;
 	console_close(con);
 	return why;
 }

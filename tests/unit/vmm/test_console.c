@@ -1,7 +1,9 @@
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -94,4 +96,49 @@ Test(console, bad_specs)
 	struct console *con;
 	cr_assert_lt(console_open(&con, "tty:/dev/null"), 0);
 	cr_assert_lt(console_open(&con, "file:/nonexistent-dir/x"), 0);
+}
+
+Test(console, socket_is_owner_only_whatever_the_umask)
+{
+	mode_t old = umask(0);
+	char path[96];
+	struct console *con = open_socket_console(path, sizeof(path));
+	umask(old);
+	struct stat st;
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert(S_ISSOCK(st.st_mode));
+	cr_assert_eq(st.st_mode & 0777, 0600, "mode %o", st.st_mode & 0777);
+	console_close(con);
+}
+
+/* A client that never reads: the writer (a vCPU) must come back at once,
+ * whatever it writes; what does not fit is dropped and counted, and what
+ * was kept arrives first and in order. */
+Test(console, output_nobody_reads_never_blocks_the_writer, .timeout = 60)
+{
+	signal(SIGPIPE, SIG_IGN);   /* as `vessel run`: the client leaves before the end */
+	char path[96];
+	struct console *con = open_socket_console(path, sizeof(path));
+	int fd = connect_to(path);
+	console_poll(con, 1000); /* accept */
+	cr_assert_eq(console_dropped_bytes(con), 0);
+	static uint8_t chunk[4096];
+	for (size_t i = 0; i < sizeof(chunk); i++)
+		chunk[i] = (uint8_t)i;
+	for (int i = 0; i < 1024; i++)   /* 4 MiB: more than the socket and the buffer hold */
+		console_write(con, chunk, sizeof(chunk));
+	uint64_t dropped = console_dropped_bytes(con);
+	cr_assert_gt(dropped, 0);
+	cr_assert_lt(dropped, 4u << 20);
+	console_poll(con, 0);   /* warns once, hands on what the socket takes */
+	uint8_t got[4096];
+	size_t n = 0;
+	while (n < sizeof(got)) {
+		ssize_t r = read(fd, got + n, sizeof(got) - n);
+		cr_assert_gt(r, 0);
+		n += (size_t)r;
+	}
+	cr_assert_eq(memcmp(got, chunk, sizeof(got)), 0);
+	close(fd);
+	console_close(con);
 }

@@ -340,3 +340,21 @@ Test(vcpu_gate, threads_that_left_are_not_waited_for)
 		pthread_join(fakes[i].thread, NULL);
 	vcpu_gate_destroy(&g);
 }
+
+/* A paused machine that must stop (a signal, Ctrl-A x): its vCPUs leave
+ * the gate although the pause still holds it, and a vCPU that reaches its
+ * checkpoint later does not park. */
+Test(vcpu_gate, stop_lets_parked_vcpus_go_while_held, .timeout = 60)
+{
+	struct vcpu_gate g;
+	start_fakes(&g);
+	cr_assert_eq(vcpu_gate_hold(&g, kick_all, NULL, -1), 0);   /* pause */
+	for (int i = 0; i < N_FAKE; i++)
+		atomic_store(&fakes[i].stop, true);
+	vcpu_gate_stop(&g);
+	for (int i = 0; i < N_FAKE; i++)
+		pthread_join(fakes[i].thread, NULL);   /* hangs without the stop */
+	cr_assert_not(vcpu_gate_checkpoint(&g), "parked after the stop");
+	vcpu_gate_release(&g);
+	vcpu_gate_destroy(&g);
+}
