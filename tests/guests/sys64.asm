@@ -80,6 +80,37 @@ kmain:
 	xor eax, eax
 	lldt ax
 
+	; ---- MSRs of features CPUID does not advertise: #GP(0) ----
+	TRY64 .m1
+	mov ecx, 0x48                  ; IA32_SPEC_CTRL (no IBRS/STIBP/SSBD)
+	rdmsr
+.m1:
+	EXPECT64 13, 0, "RDMSR IA32_SPEC_CTRL without CPUID IBRS: #GP(0)"
+	TRY64 .m2
+	mov ecx, 0x48
+	xor eax, eax
+	xor edx, edx
+	wrmsr
+.m2:
+	EXPECT64 13, 0, "WRMSR IA32_SPEC_CTRL without CPUID IBRS: #GP(0)"
+	TRY64 .m3
+	mov ecx, 0x49                  ; IA32_PRED_CMD (no IBPB)
+	mov eax, 1
+	xor edx, edx
+	wrmsr
+.m3:
+	EXPECT64 13, 0, "WRMSR IA32_PRED_CMD without CPUID IBPB: #GP(0)"
+	TRY64 .m4
+	mov ecx, 0x3a                  ; IA32_FEATURE_CONTROL (no VMX/SMX/SGX/LMCE)
+	rdmsr
+.m4:
+	EXPECT64 13, 0, "RDMSR IA32_FEATURE_CONTROL without VMX, SMX, SGX, LMCE: #GP(0)"
+	TRY64 .m5
+	mov ecx, 0x10a                 ; IA32_ARCH_CAPABILITIES (CPUID.7.0:EDX[29])
+	rdmsr
+.m5:
+	EXPECT64 -1, -1, "RDMSR IA32_ARCH_CAPABILITIES (advertised)"
+
 	; ---- IRETQ to ring 3 ----
 	mov qword [FS_PROBE], 0x600df00d
 	mov qword [USER_RESUME], ABS(user_fault)   ; a ring 3 fault ends ring 3
