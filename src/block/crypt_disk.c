@@ -139,6 +139,16 @@ int crypt_disk_luks_spec(const char *key_file, const char *opts, char *buf, size
 		return err_set(-EINVAL, "encryption needs --key-file FILE (the file's bytes are the passphrase)");
 	if (strchr(key_file, ','))
 		return err_set(-EINVAL, "key file path '%s' contains ',' (not allowed in a filter spec)", key_file);
+	/* Two key sources would leave one of them silently unused: a user who
+	 * keeps only that file could never open the disk again. */
+	for (const char *o = opts; o && *o;) {
+		const char *end = strchr(o, ',');
+		size_t n = end ? (size_t)(end - o) : strlen(o);
+		if (n >= 9 && strncmp(o, "key-file=", 9) == 0)
+			return err_set(-EINVAL, "two key files: --key-file %s and key-file=%.*s in the encryption "
+				       "options; give the key once", key_file, (int)(n - 9), o + 9);
+		o = end ? end + 1 : NULL;
+	}
 	int n = snprintf(buf, len, "luks:key-file=%s%s%s", key_file, opts && *opts ? "," : "",
 			 opts ? opts : "");
 	if (n < 0 || (size_t)n >= len)

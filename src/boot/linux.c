@@ -23,6 +23,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,7 +178,7 @@ static int place_decompressed(struct guest_memory *mem, const char *path, const 
 	if (rc < 0)
 		return err_wrap(rc, "kernel %s", path);
 	struct boot_elf_result res;
-	char what[64];
+	char what[PATH_MAX + 64];   /* the whole path: messages never cut it */
 	snprintf(what, sizeof(what), "kernel %s (decompressed vmlinux)", path);
 	rc = boot_load_elf(mem, elf, elf_len, what, &res);
 	free(elf);

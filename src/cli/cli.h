@@ -9,9 +9,23 @@ enum vessel_exit {
 	EXIT_USAGE = 2,        /* bad flag, bad argument, bad input file */
 	EXIT_TRIPLE_FAULT = 3, /* guest CPU shut down (triple fault) */
 	EXIT_SIGNAL = 4,       /* ended by a signal or the console escape */
-	/* 5..255 with bit 0 set: guest wrote to the debug-exit port,
-	 * code = (value << 1) | 1, as QEMU's isa-debug-exit. */
+	EXIT_DEBUG_EXIT_HIGH = 6, /* guest wrote 0x80..0xff to the debug-exit port */
+	/* Odd codes: guest wrote v (0..0x7f) to the debug-exit port,
+	 * code = (v << 1) | 1, as QEMU's isa-debug-exit. */
 };
+
+/* The exit code for a value the guest wrote to the debug-exit port (the
+ * value as wide as the guest's access).  The port is a byte port, as
+ * QEMU's isa-debug-exit with its default iosize=1: only the low byte
+ * counts.  QEMU exits with (v << 1) | 1, which the kernel cuts to 8 bits,
+ * so v >= 0x80 would wrap onto the codes of smaller values and onto 1 and
+ * 3 (runtime error, triple fault): those values get their own code,
+ * EXIT_DEBUG_EXIT_HIGH, and vessel prints the value (docs/cli.md). */
+static inline int cli_debug_exit_code(unsigned long long value)
+{
+	unsigned v = (unsigned)(value & 0xff);
+	return v < 0x80 ? (int)((v << 1) | 1) : EXIT_DEBUG_EXIT_HIGH;
+}
 
 int cli_run_main(int argc, char **argv);
 int cli_disk_main(int argc, char **argv);

@@ -37,7 +37,8 @@ static const char run_usage[] =
 	"\n"
 	"Exit codes: 0 guest powered off, 1 runtime error, 2 bad usage or input,\n"
 	"3 guest triple fault, 4 quit from the console or by a signal,\n"
-	"(v<<1)|1 guest wrote v to the debug-exit port 0xf4.\n";
+	"(v<<1)|1 guest wrote v (0..0x7f) to the debug-exit port 0xf4, 6 it wrote\n"
+	"0x80..0xff (only the low byte of a write counts).\n";
 
 enum {
 	OPT_DISK = 256, OPT_NUMA, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,

@@ -8,9 +8,8 @@
  * another thread, an internal error) end accel_ops.vcpu_run() and the vCPU
  * thread in src/vm handles them.
  *
- * Both engines present the same state accessors so that snapshots, the
- * debugger view and the trap handler's instruction compounding (seed 5)
- * work on either. */
+ * Both engines present the same state accessors so that snapshots work
+ * on either, and reach the local APIC by the same route (below). */
 #ifndef VESSEL_CPU_ACCEL_H
 #define VESSEL_CPU_ACCEL_H
 
@@ -99,7 +98,28 @@ extern const struct accel_ops accel_kvm;
 const struct accel_ops *accel_find(const char *name);
 
 /* Implemented by src/vm: routes an IO/MMIO/MSR/HYPERCALL trap to the
- * devices and counts it by reason. */
+ * devices and counts it by reason.  An MSR trap goes to the route below. */
 void vcpu_dispatch_exit(struct vcpu *vcpu, struct vcpu_exit *exit);
+
+/* The route from a CPU to its local APIC, the one both engines use
+ * (implemented by src/hw/intc/lapic.c; docs/devices.md "The CPU-to-APIC
+ * route").  Each takes the device lock itself, so it may be called with or
+ * without it.  All return 0, or -ENOENT when the vCPU has no local APIC
+ * (an engine's unit tests) or, for vcpu_apic_msr, when the MSR is not the
+ * APIC's; the engine then models the register itself. */
+
+/* IA32_APIC_BASE (0x1b), IA32_TSC_DEADLINE (0x6e0) and the x2APIC
+ * registers (0x800-0x8ff); -EINVAL: the access raises #GP(0).  A write of
+ * IA32_TSC_DEADLINE compares with vcpu_apic_read_tsc(): an engine whose
+ * TSC has an offset uses vcpu_apic_set_tsc_deadline() instead. */
+int vcpu_apic_msr(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t *val);
+/* MOV from/to CR8: TPR[7:4] (SDM vol. 3A 10.8.6.1). */
+int vcpu_apic_get_cr8(struct vcpu *vcpu, uint64_t *cr8);
+int vcpu_apic_set_cr8(struct vcpu *vcpu, uint64_t cr8);
+/* IA32_TSC_DEADLINE written while the guest TSC read tsc_now: the timer
+ * fires after (deadline - tsc_now) ticks whatever the engine's offset. */
+int vcpu_apic_set_tsc_deadline(struct vcpu *vcpu, uint64_t deadline, uint64_t tsc_now);
+/* The TSC the APIC's deadline mode counts: the VM clock at the TSC rate. */
+int vcpu_apic_read_tsc(struct vcpu *vcpu, uint64_t *tsc);
 
 #endif

@@ -60,6 +60,18 @@ int bus_unregister(struct bus *bus, uint64_t base, void *opaque)
 	return -ENOENT;
 }
 
+void bus_release(struct bus *bus, void *opaque)
+{
+	if (!bus)
+		return;
+	for (unsigned i = 0; i < bus->n;) {
+		if (bus->ranges[i].opaque == opaque)
+			bus_unregister(bus, bus->ranges[i].base, opaque);
+		else
+			i++;
+	}
+}
+
 struct bus_range *bus_find(struct bus *bus, uint64_t addr)
 {
 	unsigned lo = 0, hi = bus->n;
@@ -76,7 +88,7 @@ struct bus_range *bus_find(struct bus *bus, uint64_t addr)
 	return NULL;
 }
 
-bool bus_read(struct bus *bus, uint64_t addr, unsigned size, uint64_t *val)
+bool bus_read(struct bus *bus, struct vcpu *vcpu, uint64_t addr, unsigned size, uint64_t *val)
 {
 	struct bus_range *r = bus_find(bus, addr);
 	if (!r || !r->ops->read) {
@@ -84,16 +96,16 @@ bool bus_read(struct bus *bus, uint64_t addr, unsigned size, uint64_t *val)
 		return false;
 	}
 	r->reads++;
-	*val = r->ops->read(r->opaque, addr - r->base, size);
+	*val = r->ops->read(r->opaque, vcpu, addr - r->base, size);
 	return true;
 }
 
-bool bus_write(struct bus *bus, uint64_t addr, unsigned size, uint64_t val)
+bool bus_write(struct bus *bus, struct vcpu *vcpu, uint64_t addr, unsigned size, uint64_t val)
 {
 	struct bus_range *r = bus_find(bus, addr);
 	if (!r || !r->ops->write)
 		return false;
 	r->writes++;
-	r->ops->write(r->opaque, addr - r->base, size, val);
+	r->ops->write(r->opaque, vcpu, addr - r->base, size, val);
 	return true;
 }

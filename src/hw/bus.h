@@ -3,17 +3,22 @@
  * access nobody claims reads as all ones and drops writes, as on a PC.
  *
  * Callbacks run with the VM's device lock held (vm->dev_lock), so a device
- * needs no lock of its own unless it has threads of its own. */
+ * needs no lock of its own unless it has threads of its own.  They are
+ * given the vCPU making the access (NULL when the access does not come
+ * from a vCPU: tests, the control API), which is how the local APIC's
+ * shared MMIO page finds the APIC of the CPU that touches it. */
 #ifndef VESSEL_HW_BUS_H
 #define VESSEL_HW_BUS_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
+struct vcpu;
+
 struct bus_ops {
 	/* off is relative to the range's base; size is 1, 2, 4 or 8. */
-	uint64_t (*read)(void *opaque, uint64_t off, unsigned size);
-	void (*write)(void *opaque, uint64_t off, unsigned size, uint64_t val);
+	uint64_t (*read)(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size);
+	void (*write)(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val);
 };
 
 struct bus_range {
@@ -37,9 +42,12 @@ int bus_register(struct bus *bus, uint64_t base, uint64_t len, const struct bus_
 		 void *opaque, const char *name);
 /* Removes the range claimed by opaque at base; -ENOENT if none. */
 int bus_unregister(struct bus *bus, uint64_t base, void *opaque);
+/* Removes every range claimed by opaque (a device's destroy calls it). */
+void bus_release(struct bus *bus, void *opaque);
 struct bus_range *bus_find(struct bus *bus, uint64_t addr);
-/* false when no device claims addr (value then reads as all ones). */
-bool bus_read(struct bus *bus, uint64_t addr, unsigned size, uint64_t *val);
-bool bus_write(struct bus *bus, uint64_t addr, unsigned size, uint64_t val);
+/* false when no device claims addr (value then reads as all ones).
+ * vcpu: the accessing vCPU, or NULL (see struct bus_ops). */
+bool bus_read(struct bus *bus, struct vcpu *vcpu, uint64_t addr, unsigned size, uint64_t *val);
+bool bus_write(struct bus *bus, struct vcpu *vcpu, uint64_t addr, unsigned size, uint64_t val);
 
 #endif

@@ -9,17 +9,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct vm;
-struct bus;
-struct timer_service;
+struct dev_ctx;
 struct pit;
 
 #define PIT_HZ 1193182ull
 
-struct pit *pit_new(struct vm *vm, struct timer_service *ts);
+/* ctx->base[0]: the 4 counter/control ports, base[1]: port 0x61;
+ * ctx->irq[0]: channel 0's output (IRQ0); timers on ctx->clock. */
+struct pit *pit_new(const struct dev_ctx *ctx);
 void pit_free(struct pit *p);
 void pit_reset(struct pit *p);
-int pit_register(struct pit *p, struct bus *pio);
+extern const struct dev_desc pit_device;
 /* Output pin of a channel now (for tests and port 0x61). */
 bool pit_get_out(struct pit *p, unsigned ch);
 

@@ -6,12 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct bus;
+struct dev_ctx;
 struct port80;
 
-struct port80 *port80_new(void);
+/* ctx->base[0]: the port (0x80 on a PC). */
+struct port80 *port80_new(const struct dev_ctx *ctx);
 void port80_free(struct port80 *p);
-int port80_register(struct port80 *p, struct bus *pio);
+extern const struct dev_desc port80_device;
 
 /* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
  * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;

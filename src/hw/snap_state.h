@@ -141,7 +141,11 @@ static inline int hw_snap_open(struct hw_snap_reader *r, const void *buf, size_t
 		return err_set(-EINVAL, "%s state: not a device state blob (bad magic)", dev);
 	if (ver != version)
 		return err_set(-EINVAL, "%s state: version %u, this build reads version %u", dev, ver, version);
-	if (plen != payload || len != HW_SNAP_HEADER + payload)
+	/* Two checks, so that the message says which size is wrong. */
+	if (plen != payload)
+		return err_set(-EINVAL, "%s state: header gives a %u-byte payload, this build's is %zu bytes", dev,
+			       plen, payload);
+	if (len != HW_SNAP_HEADER + payload)
 		return err_set(-EINVAL, "%s state: %zu bytes, expected %zu", dev, len, HW_SNAP_HEADER + payload);
 	return 0;
 }

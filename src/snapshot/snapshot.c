@@ -78,11 +78,9 @@ static json_t *config_json(struct vm *vm, json_t *devices)
 			      (int)vm->n_vcpus, "memory", (json_int_t)vm->mem.ram_size, "numa_nodes",
 			      vm->cfg ? (int)vm->cfg->numa_nodes : 0, "regions", regions);
 	json_object_set_new(c, "devices", devices ? json_incref(devices) : json_array());
-	/* Where the plug-in devices came from, so a restore finds them. */
-	json_t *dirs = json_array();
-	for (unsigned i = 0; vm->cfg && i < vm->cfg->n_plugin_dirs; i++)
-		json_array_append_new(dirs, json_string(vm->cfg->plugin_dirs[i]));
-	json_object_set_new(c, "plugin_dirs", dirs);
+	/* No plug-in directories: a snapshot is data and never names code to
+	 * load (docs/security.md "Plug-ins").  A restore finds the device
+	 * types on the search path of the restoring command. */
 	return c;
 }
 
@@ -227,10 +225,11 @@ int snapshot_load_config(const char *path, struct vm_config *cfg)
 			break;
 		/* The device list of the API carries more than a manifest entry:
 		 * keep type, id and params. */
-		json_t *entry = json_pack("{s:O?, s:O?, s:O?}", "type", json_object_get(d, "type"), "id",
+		/* O*: a device without params has none, not params: null. */
+		json_t *entry = json_pack("{s:O?, s:O?, s:O*}", "type", json_object_get(d, "type"), "id",
 					  json_object_get(d, "id"), "params", json_object_get(d, "params"));
-		char where[32];
-		snprintf(where, sizeof(where), "snapshot devices[%zu]", i);
+		char where[32];   /* the message is wrapped in "snapshot PATH" below */
+		snprintf(where, sizeof(where), "devices[%zu]", i);
 		if (!entry || vm_manifest_parse_device(entry, where, &cfg->devices[cfg->n_devices]) < 0) {
 			json_decref(entry);
 			json_decref(c);
@@ -239,15 +238,8 @@ int snapshot_load_config(const char *path, struct vm_config *cfg)
 		json_decref(entry);
 		cfg->n_devices++;
 	}
-	/* The snapshot's plug-in directories come after any given now. */
-	json_array_foreach(json_object_get(c, "plugin_dirs"), i, d) {
-		const char *dir = json_string_value(d);
-		bool known = !dir || !dir[0];
-		for (unsigned k = 0; !known && k < cfg->n_plugin_dirs; k++)
-			known = !strcmp(cfg->plugin_dirs[k], dir);
-		if (!known && cfg->n_plugin_dirs < VM_MAX_PLUGIN_DIRS)
-			cfg->plugin_dirs[cfg->n_plugin_dirs++] = strdup(dir);
-	}
+	/* A "plugin_dirs" list (written by older versions) is ignored: a
+	 * snapshot never chooses code to load. */
 	json_decref(c);
 	return 0;
 }
@@ -264,6 +256,46 @@ static int check_present(void *arg, const char *name, snapshot_save_fn save, voi
 		return err_set(-EINVAL, "snapshot %s: this VM has device %s, which the snapshot does not hold", mc->path,
 			       name);
 	return 0;
+}
+
+/* Shape: the same vCPUs and RAM layout, and a state section per vCPU. */
+static int check_shape(struct vm *vm, struct snap_reader *r, json_t *c)
+{
+	const char *path = r->path;
+	if ((unsigned)json_integer_value(json_object_get(c, "cpus")) != vm->n_vcpus)
+		return err_set(-EINVAL, "snapshot %s: made for %lld vCPUs, this VM has %u", path,
+			       (long long)json_integer_value(json_object_get(c, "cpus")), vm->n_vcpus);
+	json_t *regions = json_object_get(c, "regions");
+	bool same = json_array_size(regions) == vm->mem.n_regions;
+	for (unsigned i = 0; same && i < vm->mem.n_regions; i++) {
+		json_t *reg = json_array_get(regions, i);
+		same = (uint64_t)json_integer_value(json_object_get(reg, "gpa")) == vm->mem.regions[i].gpa &&
+		       (uint64_t)json_integer_value(json_object_get(reg, "size")) == vm->mem.regions[i].size;
+	}
+	if (!same)
+		return err_set(-EINVAL, "snapshot %s: made for %lld MiB of RAM in another layout, this VM has %" PRIu64
+			       " MiB", path, (long long)(json_integer_value(json_object_get(c, "memory")) >> 20),
+			       vm->mem.ram_size >> 20);
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "cpu%u", i);
+		if (!snap_reader_find(r, SNAP_SEC_CPU, name))
+			return err_set(-EINVAL, "snapshot %s: no state for %s", path, name);
+	}
+	return 0;
+}
+
+int snapshot_check(struct vm *vm, const char *path)
+{
+	struct snap_reader r;
+	int rc = snap_reader_open(&r, path);
+	if (rc < 0)
+		return rc;
+	json_t *c = read_config(&r);
+	rc = !c ? -EINVAL : vm ? check_shape(vm, &r, c) : 0;
+	json_decref(c);
+	snap_reader_close(&r);
+	return rc;
 }
 
 /* Everything is read and checked before the VM is touched. */
@@ -289,24 +321,8 @@ int snapshot_restore(struct vm *vm, const char *path, const struct snapshot_rest
 		rc = -EINVAL;
 		goto out;
 	}
-	/* Shape: the same vCPUs and RAM layout. */
-	if ((unsigned)json_integer_value(json_object_get(c, "cpus")) != vm->n_vcpus) {
-		rc = err_set(-EINVAL, "snapshot %s: made for %lld vCPUs, this VM has %u", path,
-			     (long long)json_integer_value(json_object_get(c, "cpus")), vm->n_vcpus);
+	if ((rc = check_shape(vm, &r, c)) < 0)
 		goto out;
-	}
-	json_t *regions = json_object_get(c, "regions");
-	bool same = json_array_size(regions) == vm->mem.n_regions;
-	for (unsigned i = 0; same && i < vm->mem.n_regions; i++) {
-		json_t *reg = json_array_get(regions, i);
-		same = (uint64_t)json_integer_value(json_object_get(reg, "gpa")) == vm->mem.regions[i].gpa &&
-		       (uint64_t)json_integer_value(json_object_get(reg, "size")) == vm->mem.regions[i].size;
-	}
-	if (!same) {
-		rc = err_set(-EINVAL, "snapshot %s: made for %lld MiB of RAM in another layout, this VM has %" PRIu64 " MiB",
-			     path, (long long)(json_integer_value(json_object_get(c, "memory")) >> 20), vm->mem.ram_size >> 20);
-		goto out;
-	}
 	cpus = calloc(vm->n_vcpus ? vm->n_vcpus : 1, sizeof(*cpus));
 	devs = calloc(r.n, sizeof(*devs));
 	if (!cpus || !devs) {
@@ -328,14 +344,29 @@ int snapshot_restore(struct vm *vm, const char *path, const struct snapshot_rest
 		}
 		if ((rc = snap_reader_read(&r, s, &cpus[i])) < 0)
 			goto out;
+		/* Each check says what differs: the reason is the one that failed. */
 		struct snap_cpu_prefix *p = &cpus[i].p;
 		if (p->regs_size != sizeof(struct x86_regs) || p->sregs_size != sizeof(struct x86_sregs) ||
-		    p->fpu_size != sizeof(struct x86_fpu) || p->n_msrs > N_SAVED_MSRS ||
-		    s->length != cpu_blob_size(p->n_msrs) || p->run_state > VCPU_STOPPED) {
+		    p->fpu_size != sizeof(struct x86_fpu)) {
 			rc = err_set(-EINVAL, "snapshot %s: %s state was written by an incompatible vessel "
 				     "(register block sizes %u/%u/%u, expected %zu/%zu/%zu)", path, name, p->regs_size,
 				     p->sregs_size, p->fpu_size, sizeof(struct x86_regs), sizeof(struct x86_sregs),
 				     sizeof(struct x86_fpu));
+			goto out;
+		}
+		if (p->n_msrs > N_SAVED_MSRS) {
+			rc = err_set(-EINVAL, "snapshot %s: %s state holds %u MSRs, at most %u expected", path, name,
+				     p->n_msrs, (unsigned)N_SAVED_MSRS);
+			goto out;
+		}
+		if (s->length != cpu_blob_size(p->n_msrs)) {
+			rc = err_set(-EINVAL, "snapshot %s: %s state is %" PRIu64 " bytes, but %zu for its %u MSRs",
+				     path, name, s->length, (size_t)cpu_blob_size(p->n_msrs), p->n_msrs);
+			goto out;
+		}
+		if (p->run_state > VCPU_STOPPED) {
+			rc = err_set(-EINVAL, "snapshot %s: %s state has run state %u, not one of 0 to %u", path, name,
+				     p->run_state, (unsigned)VCPU_STOPPED);
 			goto out;
 		}
 	}

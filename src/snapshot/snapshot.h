@@ -44,6 +44,11 @@ struct snapshot_restore_opts {
 	bool verify_memory;
 };
 
+/* The file, its config and the VM's shape (vCPUs, RAM layout, a state
+ * per vCPU), checked before anything is set up for the restore: no
+ * plug-in is loaded for a snapshot that this refuses.  With vm NULL, the
+ * file and its config only. */
+int snapshot_check(struct vm *vm, const char *path);
 int snapshot_restore(struct vm *vm, const char *path, const struct snapshot_restore_opts *opts);
 
 /* Fills engine, cpus, mem_bytes, numa_nodes and devices of cfg from the

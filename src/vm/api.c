@@ -1,7 +1,9 @@
 /* Control API server: one thread, poll(2) over the listening socket, a
- * wake-up pipe and every client.  Clients are non-blocking with bounded
- * input and output buffers, so a slow or hostile client costs at most its
- * own connection and never stalls the VM (docs/api.md). */
+ * wake-up pipe and every client, and one worker thread that runs the long
+ * operations (save, device-add, device-remove) one at a time.  Clients are
+ * non-blocking with bounded input and output buffers and timeouts, so a
+ * slow, idle or hostile client costs at most its own connection and never
+ * stalls the VM or the other clients (docs/api.md "Limits"). */
 #include "vm/api.h"
 
 #include "util/error.h"
@@ -15,6 +17,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,18 +27,50 @@
 #include <time.h>
 #include <unistd.h>
 
-/* A client that does not read its events has this much queued at most
- * before it is disconnected. */
+/* Events queued for a client that does not read them: beyond this it is
+ * disconnected. */
 #define API_MAX_OUTPUT (4u << 20)
+/* A client's next request waits while this much output waits for it, so
+ * a client that pipelines requests is answered as fast as it reads, and
+ * only events can pile up towards API_MAX_OUTPUT. */
+#define API_OUTPUT_HIGH (64u << 10)
+/* How often the requester of a long operation hears that it still runs. */
+#define API_PROGRESS_MS 1000
+#define API_SLOTS (API_MAX_CLIENTS + API_RESERVED_CLIENTS)
 
 struct client {
 	int fd;
+	uint64_t serial;      /* tells a client from a later one in its slot */
+	bool reserved;        /* on a reserved slot: control commands only */
 	bool events;          /* subscribed to the event stream */
 	bool closing;         /* close once the output is flushed */
+	bool eof;             /* the peer sent all it will: answer it, then close */
+	bool gone;            /* the peer closed entirely: nobody reads replies */
+	bool waiting;         /* its long operation runs: its next requests wait */
+	bool stalled;         /* its next request waits for another's operation */
 	char *in;
-	size_t in_len;
+	size_t in_off, in_len; /* unprocessed input is in[in_off, in_len) */
 	char *out;
 	size_t out_len, out_cap;
+	int64_t active_ms;    /* last input, or end of its last operation */
+	int64_t out_ms;       /* last time its output moved (while out_len) */
+};
+
+enum job_kind { JOB_SAVE, JOB_DEVICE_ADD, JOB_DEVICE_REMOVE };
+enum job_phase { JOB_IDLE, JOB_QUEUED, JOB_RUNNING, JOB_DONE };
+
+/* The long operation in progress: the API thread fills it in and queues
+ * it, the worker runs it and marks it done, the API thread replies. */
+struct job {
+	enum job_kind kind;
+	const char *cmd;
+	uint64_t client;      /* serial of the requester */
+	json_t *id;           /* of the request */
+	char *arg;            /* save: the file; device-remove: the id */
+	struct vm_device_config dev;   /* device-add */
+	int64_t start_ms, progress_ms;
+	int rc;
+	char msg[1024];       /* the worker's err_msg() when rc < 0 */
 };
 
 struct api_server {
@@ -46,12 +81,36 @@ struct api_server {
 	const struct vm_control_ops *ops;
 	void *opaque;
 	struct lifecycle *lc;
+	struct api_limits lim;
 	int sub_id;
-	struct client *clients[API_MAX_CLIENTS];
+	struct client *clients[API_SLOTS];
+	uint64_t next_serial;
 	pthread_mutex_t ev_lock;
 	json_t *pending;      /* events queued by other threads */
 	atomic_bool stop;
+	/* The worker and its job. */
+	pthread_t worker;
+	pthread_mutex_t job_lock;
+	pthread_cond_t job_cond;
+	enum job_phase phase; /* under job_lock */
+	bool worker_stop;     /* under job_lock */
+	bool job_active;      /* API thread only: job is in use */
+	struct job job;
 };
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 /* ---- output ---- */
 
@@ -67,6 +126,8 @@ static void client_close(struct api_server *srv, unsigned i)
 
 static void client_send_json(struct client *c, json_t *msg)
 {
+	if (c->gone)
+		return;
 	char *text = json_dumps(msg, JSON_COMPACT);
 	if (!text)
 		return;
@@ -91,6 +152,8 @@ static void client_send_json(struct client *c, json_t *msg)
 		c->out = p;
 		c->out_cap = cap;
 	}
+	if (!c->out_len)
+		c->out_ms = mono_ms();
 	memcpy(c->out + c->out_len, text, n);
 	c->out[c->out_len + n] = '\n';
 	c->out_len += n + 1;
@@ -109,6 +172,7 @@ static bool client_flush(struct client *c)
 		}
 		memmove(c->out, c->out + n, c->out_len - (size_t)n);
 		c->out_len -= (size_t)n;
+		c->out_ms = mono_ms();
 	}
 	return true;
 }
@@ -146,16 +210,15 @@ static void reply_ok(struct client *c, json_t *id, json_t *result)
 
 static void broadcast_event(struct api_server *srv, json_t *ev)
 {
-	for (unsigned i = 0; i < API_MAX_CLIENTS; i++)
+	for (unsigned i = 0; i < API_SLOTS; i++)
 		if (srv->clients[i] && srv->clients[i]->events)
 			client_send_json(srv->clients[i], ev);
 }
 
-static double now_seconds(void)
+static void wake_server(struct api_server *srv, char why)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	ssize_t n = write(srv->wake[1], &why, 1);
+	(void)n; /* a full pipe already means "wake up" */
 }
 
 /* Lifecycle subscriber: runs on whichever thread made the transition, so
@@ -169,8 +232,140 @@ static void on_transition(void *opaque, enum vm_state from, enum vm_state to, co
 	pthread_mutex_lock(&srv->ev_lock);
 	json_array_append_new(srv->pending, ev);
 	pthread_mutex_unlock(&srv->ev_lock);
-	ssize_t n = write(srv->wake[1], "e", 1);
-	(void)n; /* a full pipe already means "wake up" */
+	wake_server(srv, 'e');
+}
+
+/* ---- long operations ---- */
+
+static void *worker_thread(void *arg)
+{
+	struct api_server *srv = arg;
+	struct job *j = &srv->job;
+	pthread_mutex_lock(&srv->job_lock);
+	for (;;) {
+		while (srv->phase != JOB_QUEUED && !srv->worker_stop)
+			pthread_cond_wait(&srv->job_cond, &srv->job_lock);
+		if (srv->phase != JOB_QUEUED)
+			break;
+		srv->phase = JOB_RUNNING;
+		pthread_mutex_unlock(&srv->job_lock);
+		err_clear();
+		switch (j->kind) {
+		case JOB_SAVE: j->rc = srv->ops->save(srv->opaque, j->arg); break;
+		case JOB_DEVICE_ADD: j->rc = srv->ops->device_add(srv->opaque, &j->dev); break;
+		case JOB_DEVICE_REMOVE: j->rc = srv->ops->device_remove(srv->opaque, j->arg); break;
+		}
+		if (j->rc < 0)
+			snprintf(j->msg, sizeof(j->msg), "%s", err_msg()[0] ? err_msg() : strerror(-j->rc));
+		pthread_mutex_lock(&srv->job_lock);
+		srv->phase = JOB_DONE;
+		wake_server(srv, 'j');
+	}
+	pthread_mutex_unlock(&srv->job_lock);
+	return NULL;
+}
+
+static struct client *client_by_serial(struct api_server *srv, uint64_t serial)
+{
+	for (unsigned i = 0; i < API_SLOTS; i++)
+		if (srv->clients[i] && srv->clients[i]->serial == serial)
+			return srv->clients[i];
+	return NULL;
+}
+
+static void send_progress(struct api_server *srv, struct client *c, const char *stage)
+{
+	const struct job *j = &srv->job;
+	json_t *ev = json_pack("{s:s, s:s, s:s, s:f, s:f}", "event", "progress", "cmd", j->cmd, "stage", stage,
+			       "elapsed", (double)(mono_ms() - j->start_ms) / 1000.0, "time", now_seconds());
+	json_object_set(ev, "request", j->id ? j->id : json_null());
+	client_send_json(c, ev);
+	json_decref(ev);
+}
+
+/* A long operation while another runs: refused, naming the one that runs. */
+static bool job_refuse_busy(struct api_server *srv, struct client *c, json_t *id)
+{
+	if (!srv->job_active)
+		return false;
+	char msg[160];
+	snprintf(msg, sizeof(msg), "a %s is in progress (for %.1f s); try again when it ends", srv->job.cmd,
+		 (double)(mono_ms() - srv->job.start_ms) / 1000.0);
+	reply_error(c, id, "busy", msg);
+	return true;
+}
+
+/* Hands srv->job (kind-specific fields already set) to the worker; the
+ * client's next requests wait for its reply. */
+static void job_start(struct api_server *srv, struct client *c, json_t *id, enum job_kind kind, const char *cmd)
+{
+	struct job *j = &srv->job;
+	j->kind = kind;
+	j->cmd = cmd;
+	j->client = c->serial;
+	j->id = id ? json_incref(id) : NULL;
+	j->start_ms = j->progress_ms = mono_ms();
+	j->rc = 0;
+	j->msg[0] = 0;
+	srv->job_active = true;
+	c->waiting = true;
+	send_progress(srv, c, "started");
+	log_debug("api", "%s: started", cmd);
+	pthread_mutex_lock(&srv->job_lock);
+	srv->phase = JOB_QUEUED;
+	pthread_cond_broadcast(&srv->job_cond);
+	pthread_mutex_unlock(&srv->job_lock);
+}
+
+/* A finished operation: its reply (if the requester is still there), its
+ * event, and the way clear for the next one. */
+static void job_finish(struct api_server *srv)
+{
+	pthread_mutex_lock(&srv->job_lock);
+	bool done = srv->phase == JOB_DONE;
+	pthread_mutex_unlock(&srv->job_lock);
+	if (!done)
+		return;
+	struct job *j = &srv->job;
+	struct client *c = client_by_serial(srv, j->client);
+	json_t *ev = NULL;
+	if (c) {
+		c->waiting = false;
+		c->active_ms = mono_ms();
+	}
+	for (unsigned i = 0; i < API_SLOTS; i++)
+		if (srv->clients[i])
+			srv->clients[i]->stalled = false;
+	if (j->rc < 0) {
+		if (c)
+			reply_error(c, j->id, errno_code(j->rc), j->msg);
+	} else if (j->kind == JOB_SAVE) {
+		if (c)
+			reply_ok(c, j->id, json_pack("{s:s}", "file", j->arg));
+	} else {
+		const char *dev_id = j->kind == JOB_DEVICE_ADD ? j->dev.id : j->arg;
+		if (c)
+			reply_ok(c, j->id, json_pack("{s:s}", "id", dev_id));
+		if (j->kind == JOB_DEVICE_ADD)
+			ev = json_pack("{s:s, s:s, s:s, s:f}", "event", "device-added", "id", dev_id, "type", j->dev.type,
+				       "time", now_seconds());
+		else
+			ev = json_pack("{s:s, s:s, s:f}", "event", "device-removed", "id", dev_id, "time", now_seconds());
+	}
+	if (ev) {
+		broadcast_event(srv, ev);
+		json_decref(ev);
+	}
+	log_debug("api", "%s: %s", j->cmd, j->rc < 0 ? j->msg : "done");
+	json_decref(j->id);
+	free(j->arg);
+	if (j->kind == JOB_DEVICE_ADD)
+		vm_device_config_free(&j->dev);
+	memset(j, 0, sizeof(*j));
+	srv->job_active = false;
+	pthread_mutex_lock(&srv->job_lock);
+	srv->phase = JOB_IDLE;
+	pthread_mutex_unlock(&srv->job_lock);
 }
 
 /* ---- commands ---- */
@@ -218,10 +413,15 @@ static int need_op(struct request *rq, bool op, const char *cmd)
 
 static void cmd_status(struct request *rq)
 {
-	json_t *r = json_pack("{s:s, s:I, s:i}", "state", vm_state_name(lifecycle_state(rq->srv->lc)), "transitions",
-			      (json_int_t)lifecycle_transitions(rq->srv->lc), "api", VESSEL_API_VERSION);
-	if (rq->srv->ops->status)
-		rq->srv->ops->status(rq->srv->opaque, r);
+	struct api_server *srv = rq->srv;
+	json_t *r = json_pack("{s:s, s:I, s:i}", "state", vm_state_name(lifecycle_state(srv->lc)), "transitions",
+			      (json_int_t)lifecycle_transitions(srv->lc), "api", VESSEL_API_VERSION);
+	json_object_set_new(r, "operation",
+			    srv->job_active ? json_pack("{s:s, s:f}", "cmd", srv->job.cmd, "elapsed",
+							(double)(mono_ms() - srv->job.start_ms) / 1000.0)
+					    : json_null());
+	if (srv->ops->status)
+		srv->ops->status(srv->opaque, r);
 	reply_ok(rq->client, rq->id, r);
 }
 
@@ -257,7 +457,8 @@ static const char *arg_string(struct request *rq, const char *name)
 
 static void cmd_save(struct request *rq)
 {
-	if (need_op(rq, rq->srv->ops->save != NULL, "save") < 0)
+	struct api_server *srv = rq->srv;
+	if (need_op(rq, srv->ops->save != NULL, "save") < 0 || job_refuse_busy(srv, rq->client, rq->id))
 		return;
 	const char *file = arg_string(rq, "file");
 	if (!file || check_state(rq, "save", ST(RUNNING) | ST(PAUSED), NULL) < 0)
@@ -267,9 +468,12 @@ static void cmd_save(struct request *rq)
 		reply_error(rq->client, rq->id, "invalid-argument", "args.file: not an absolute path");
 		return;
 	}
-	err_clear();
-	int rc = rq->srv->ops->save(rq->srv->opaque, file);
-	finish(rq, rc, rc < 0 ? NULL : json_pack("{s:s}", "file", file));
+	/* Writing guest RAM takes a while (seconds for GiBs): on the worker. */
+	if (!(srv->job.arg = strdup(file))) {
+		reply_error(rq->client, rq->id, "failed", "out of memory");
+		return;
+	}
+	job_start(srv, rq->client, rq->id, JOB_SAVE, "save");
 }
 
 static void cmd_stats(struct request *rq)
@@ -295,49 +499,41 @@ static void cmd_device_list(struct request *rq)
 static const unsigned device_states =
 	ST(INITIALIZING) | ST(POWERING_UP) | ST(LOADING_STATE) | ST(RUNNING) | ST(PAUSED) | ST(POWERING_DOWN);
 
+/* A plug-in's create() or destroy() may take its time: both run on the
+ * worker. */
 static void cmd_device_add(struct request *rq)
 {
-	if (need_op(rq, rq->srv->ops->device_add != NULL, "device-add") < 0 ||
+	struct api_server *srv = rq->srv;
+	if (need_op(rq, srv->ops->device_add != NULL, "device-add") < 0 || job_refuse_busy(srv, rq->client, rq->id) ||
 	    check_state(rq, "add a device", device_states, NULL) < 0)
 		return;
-	struct vm_device_config dev;
 	json_t *obj = json_object_get(rq->args, "device");
 	if (!obj) {
 		reply_error(rq->client, rq->id, "invalid-argument",
 			    "args.device: missing (expected {\"type\": ..., \"id\": ..., \"params\": {...}})");
 		return;
 	}
-	if (vm_manifest_parse_device(obj, "args.device", &dev) < 0) {
+	if (vm_manifest_parse_device(obj, "args.device", &srv->job.dev) < 0) {
 		reply_error(rq->client, rq->id, "invalid-argument", err_msg());
 		return;
 	}
-	err_clear();
-	int rc = rq->srv->ops->device_add(rq->srv->opaque, &dev);
-	finish(rq, rc, rc < 0 ? NULL : json_pack("{s:s}", "id", dev.id));
-	if (rc == 0) {
-		json_t *ev = json_pack("{s:s, s:s, s:s, s:f}", "event", "device-added", "id", dev.id, "type", dev.type,
-				       "time", now_seconds());
-		broadcast_event(rq->srv, ev);
-		json_decref(ev);
-	}
-	vm_device_config_free(&dev);
+	job_start(srv, rq->client, rq->id, JOB_DEVICE_ADD, "device-add");
 }
 
 static void cmd_device_remove(struct request *rq)
 {
-	if (need_op(rq, rq->srv->ops->device_remove != NULL, "device-remove") < 0)
+	struct api_server *srv = rq->srv;
+	if (need_op(rq, srv->ops->device_remove != NULL, "device-remove") < 0 ||
+	    job_refuse_busy(srv, rq->client, rq->id))
 		return;
 	const char *id = arg_string(rq, "id");
 	if (!id || check_state(rq, "remove a device", device_states, NULL) < 0)
 		return;
-	err_clear();
-	int rc = rq->srv->ops->device_remove(rq->srv->opaque, id);
-	finish(rq, rc, rc < 0 ? NULL : json_pack("{s:s}", "id", id));
-	if (rc == 0) {
-		json_t *ev = json_pack("{s:s, s:s, s:f}", "event", "device-removed", "id", id, "time", now_seconds());
-		broadcast_event(rq->srv, ev);
-		json_decref(ev);
+	if (!(srv->job.arg = strdup(id))) {
+		reply_error(rq->client, rq->id, "failed", "out of memory");
+		return;
 	}
+	job_start(srv, rq->client, rq->id, JOB_DEVICE_REMOVE, "device-remove");
 }
 
 static void cmd_events(struct request *rq)
@@ -346,31 +542,40 @@ static void cmd_events(struct request *rq)
 	reply_ok(rq->client, rq->id, json_pack("{s:s}", "state", vm_state_name(lifecycle_state(rq->srv->lc))));
 }
 
+/* control: allowed on a reserved slot (what must get through when every
+ * other slot is taken); lists_devices: waits while a device is added or
+ * removed, as the device set changes under it. */
 static const struct {
 	const char *name;
 	void (*run)(struct request *rq);
+	bool control, lists_devices;
 } commands[] = {
-	{ "status", cmd_status }, { "pause", cmd_pause }, { "resume", cmd_resume },
-	{ "powerdown", cmd_powerdown }, { "poweroff", cmd_poweroff }, { "reset", cmd_reset },
-	{ "save", cmd_save }, { "stats", cmd_stats }, { "device-list", cmd_device_list },
-	{ "device-add", cmd_device_add }, { "device-remove", cmd_device_remove }, { "events", cmd_events },
+	{ "status", cmd_status, true, false }, { "pause", cmd_pause, true, false },
+	{ "resume", cmd_resume, true, false }, { "powerdown", cmd_powerdown, true, false },
+	{ "poweroff", cmd_poweroff, true, false }, { "reset", cmd_reset, true, false },
+	{ "save", cmd_save, false, false }, { "stats", cmd_stats, false, false },
+	{ "device-list", cmd_device_list, false, true }, { "device-add", cmd_device_add, false, false },
+	{ "device-remove", cmd_device_remove, false, false }, { "events", cmd_events, false, false },
 };
 
-static void handle_line(struct api_server *srv, struct client *c, const char *line, size_t len)
+/* false: the request must wait for the long operation to end (it stays
+ * in the client's buffer and is handled again then). */
+static bool handle_line(struct api_server *srv, struct client *c, const char *line, size_t len)
 {
 	size_t i = 0;
 	while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
 		i++;
 	if (i == len)
-		return; /* blank lines are keep-alives */
+		return true; /* blank lines are keep-alives */
 	json_error_t jerr;
 	json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!req) {
 		char msg[256];
 		snprintf(msg, sizeof(msg), "not JSON: %s at column %d", jerr.text, jerr.column);
 		reply_error(c, NULL, "bad-request", msg);
-		return;
+		return true;
 	}
+	bool handled = true;
 	struct request rq = { .srv = srv, .client = c, .id = NULL, .args = NULL };
 	if (!json_is_object(req)) {
 		reply_error(c, NULL, "bad-request", "a request is a JSON object {\"cmd\": ..., \"args\": {...}, \"id\": ...}");
@@ -397,18 +602,28 @@ static void handle_line(struct api_server *srv, struct client *c, const char *li
 		reply_error(c, rq.id, "bad-request", "args: not an object");
 		goto out;
 	}
-	json_t *empty = NULL;
-	if (!rq.args)
-		rq.args = empty = json_object();
 	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++) {
-		if (!strcmp(commands[k].name, json_string_value(cmd))) {
+		if (strcmp(commands[k].name, json_string_value(cmd)))
+			continue;
+		if (c->reserved && !commands[k].control) {
+			char msg[256];
+			snprintf(msg, sizeof(msg),
+				 "all %d client slots are taken: this connection, on a slot reserved for control "
+				 "commands, accepts only status, pause, resume, powerdown, poweroff and reset",
+				 API_MAX_CLIENTS);
+			reply_error(c, rq.id, "busy", msg);
+		} else if (commands[k].lists_devices && srv->job_active && srv->job.kind != JOB_SAVE) {
+			handled = false;
+		} else {
+			json_t *empty = NULL;
+			if (!rq.args)
+				rq.args = empty = json_object();
 			log_debug("api", "request %s", commands[k].name);
 			commands[k].run(&rq);
 			json_decref(empty);
-			goto out;
 		}
+		goto out;
 	}
-	json_decref(empty);
 	char msg[512], list[384] = "";
 	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++) {
 		size_t l = strlen(list);
@@ -418,38 +633,103 @@ static void handle_line(struct api_server *srv, struct client *c, const char *li
 	reply_error(c, rq.id, "unknown-command", msg);
 out:
 	json_decref(req);
+	return handled;
 }
 
-/* false when the client is gone. */
-static bool client_read(struct api_server *srv, struct client *c)
+/* ---- clients ---- */
+
+static bool has_line(const struct client *c)
 {
-	/* A few reads per wake-up: a client that floods cannot keep the
-	 * thread from the others (poll comes back to it soon enough). */
-	for (int rounds = 0; rounds < 8; rounds++) {
-		if (c->closing)
-			return true;
-		ssize_t n = recv(c->fd, c->in + c->in_len, API_MAX_LINE - c->in_len, MSG_DONTWAIT);
-		if (n == 0)
-			return false;
-		if (n < 0)
-			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
-		c->in_len += (size_t)n;
-		size_t start = 0;
-		for (size_t i = 0; i < c->in_len; i++) {
-			if (c->in[i] == '\n') {
-				handle_line(srv, c, c->in + start, i - start);
-				start = i + 1;
-			}
-		}
-		memmove(c->in, c->in + start, c->in_len - start);
-		c->in_len -= start;
-		if (c->in_len == API_MAX_LINE) {
-			reply_error(c, NULL, "bad-request", "request longer than 64 KiB: closing the connection");
-			c->closing = true;
-			c->in_len = 0;
-		}
+	return memchr(c->in + c->in_off, '\n', c->in_len - c->in_off) != NULL;
+}
+
+/* One read; false when the connection failed. */
+static bool client_read(struct client *c)
+{
+	if (c->in_off) {
+		memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+		c->in_len -= c->in_off;
+		c->in_off = 0;
+	}
+	if (c->eof || c->in_len == API_MAX_LINE)
+		return true;
+	ssize_t n = recv(c->fd, c->in + c->in_len, API_MAX_LINE - c->in_len, MSG_DONTWAIT);
+	if (n == 0) {
+		/* A half-close ends the requests, not the replies: what came
+		 * is answered before the connection closes. */
+		c->eof = true;
+		return true;
+	}
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+	c->in_len += (size_t)n;
+	c->active_ms = mono_ms();
+	/* Only read while no whole line waits: a full buffer is one line. */
+	if (c->in_len == API_MAX_LINE && !has_line(c)) {
+		reply_error(c, NULL, "bad-request", "request longer than 64 KiB: closing the connection");
+		c->closing = true;
+		c->in_len = 0;
 	}
 	return true;
+}
+
+/* Answers the client's requests in order, as long as its output drains
+ * and no operation of its own runs. */
+static void client_process(struct api_server *srv, struct client *c)
+{
+	while (!c->closing && !c->waiting && !c->stalled && c->out_len < API_OUTPUT_HIGH) {
+		char *start = c->in + c->in_off;
+		size_t avail = c->in_len - c->in_off, len, used;
+		char *nl = memchr(start, '\n', avail);
+		if (nl) {
+			len = (size_t)(nl - start);
+			used = len + 1;
+		} else if (c->eof && avail) {
+			len = used = avail; /* the last request needs no newline */
+		} else if (c->gone && !c->eof) {
+			/* No poll for a closed peer: what it sent is there. */
+			if (!client_read(c))
+				c->eof = true;
+			continue;
+		} else {
+			break;
+		}
+		if (!handle_line(srv, c, start, len)) {
+			c->stalled = true;
+			break;
+		}
+		c->in_off += used;
+	}
+	if (c->in_off == c->in_len)
+		c->in_off = c->in_len = 0;
+}
+
+static bool client_finished(const struct client *c)
+{
+	if (c->waiting)
+		return false;
+	if (c->closing)
+		return c->out_len == 0;
+	return c->eof && c->out_len == 0 && c->in_off == c->in_len;
+}
+
+/* 0 when the client is due to be closed for a timeout, else the
+ * milliseconds until it could be (-1: never). */
+static int64_t client_deadline(const struct api_server *srv, const struct client *c, int64_t now, const char **why)
+{
+	if (c->out_len) {
+		if (!srv->lim.stall_ms)
+			return -1;
+		*why = "it read none of its output";
+		int64_t left = c->out_ms + srv->lim.stall_ms - now;
+		return left > 0 ? left : 0;
+	}
+	int idle = c->reserved ? srv->lim.reserved_idle_ms : srv->lim.idle_ms;
+	if (!idle || c->events || c->waiting || c->eof || c->closing || has_line(c))
+		return -1;
+	*why = "idle";
+	int64_t left = c->active_ms + idle - now;
+	return left > 0 ? left : 0;
 }
 
 static void accept_client(struct api_server *srv)
@@ -457,11 +737,12 @@ static void accept_client(struct api_server *srv)
 	int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
-	unsigned slot = API_MAX_CLIENTS;
-	for (unsigned i = 0; i < API_MAX_CLIENTS && slot == API_MAX_CLIENTS; i++)
+	/* The reserved slots only once every other one is taken. */
+	unsigned slot = API_SLOTS;
+	for (unsigned i = 0; i < API_SLOTS && slot == API_SLOTS; i++)
 		if (!srv->clients[i])
 			slot = i;
-	struct client *c = slot < API_MAX_CLIENTS ? calloc(1, sizeof(*c)) : NULL;
+	struct client *c = slot < API_SLOTS ? calloc(1, sizeof(*c)) : NULL;
 	if (c)
 		c->in = malloc(API_MAX_LINE);
 	if (!c || !c->in) {
@@ -474,32 +755,108 @@ static void accept_client(struct api_server *srv)
 		return;
 	}
 	c->fd = fd;
+	c->serial = ++srv->next_serial;
+	c->reserved = slot >= API_MAX_CLIENTS;
+	c->active_ms = mono_ms();
 	srv->clients[slot] = c;
 	json_t *hello = json_pack("{s:s, s:i, s:s, s:s}", "hello", "vessel", "api", VESSEL_API_VERSION, "version",
 				  VESSEL_VERSION, "state", vm_state_name(lifecycle_state(srv->lc)));
+	if (c->reserved)
+		json_object_set_new(hello, "control_only", json_true());
 	client_send_json(c, hello);
 	json_decref(hello);
 	client_flush(c);
 }
 
+static void deliver_pending_events(struct api_server *srv)
+{
+	pthread_mutex_lock(&srv->ev_lock);
+	json_t *events = srv->pending;
+	srv->pending = json_array();
+	pthread_mutex_unlock(&srv->ev_lock);
+	size_t k;
+	json_t *ev;
+	json_array_foreach(events, k, ev)
+		broadcast_event(srv, ev);
+	json_decref(events);
+}
+
+/* Requests, output, timeouts and closing for every client after a
+ * wake-up; returns the poll timeout until the next deadline. */
+static int service_clients(struct api_server *srv)
+{
+	int64_t now = mono_ms(), next = -1;
+	if (srv->job_active) {
+		struct client *c = client_by_serial(srv, srv->job.client);
+		if (now - srv->job.progress_ms >= API_PROGRESS_MS) {
+			if (c)
+				send_progress(srv, c, "running");
+			srv->job.progress_ms = now;
+		}
+		next = srv->job.progress_ms + API_PROGRESS_MS - now;
+	}
+	for (unsigned i = 0; i < API_SLOTS; i++) {
+		struct client *c = srv->clients[i];
+		if (!c)
+			continue;
+		client_process(srv, c);
+		if (!client_flush(c) || client_finished(c)) {
+			client_close(srv, i);
+			continue;
+		}
+		const char *why = NULL;
+		int64_t left = client_deadline(srv, c, now, &why);
+		if (left == 0) {
+			if (!c->out_len) {
+				/* Best effort: say why before going. */
+				char reason[64];
+				snprintf(reason, sizeof(reason), "idle for %.1f s", (double)(now - c->active_ms) / 1000.0);
+				json_t *ev = json_pack("{s:s, s:s, s:f}", "event", "closing", "reason", reason, "time",
+						       now_seconds());
+				client_send_json(c, ev);
+				json_decref(ev);
+				client_flush(c);
+			}
+			log_info("api", "closing a client: %s", why);
+			client_close(srv, i);
+			continue;
+		}
+		if (left > 0 && (next < 0 || left < next))
+			next = left;
+		/* Output went out and requests wait that nothing else would
+		 * wake us for (their input is read already): go on at once. */
+		if (!c->closing && !c->waiting && !c->stalled && c->out_len < API_OUTPUT_HIGH && has_line(c))
+			next = 0;
+	}
+	return next < 0 ? -1 : next > 60000 ? 60000 : (int)next;
+}
+
 static void *server_thread(void *arg)
 {
 	struct api_server *srv = arg;
-	struct pollfd pfd[API_MAX_CLIENTS + 2];
-	unsigned map[API_MAX_CLIENTS + 2];
+	struct pollfd pfd[API_SLOTS + 2];
+	unsigned map[API_SLOTS + 2];
+	int timeout = -1;
 	while (!atomic_load(&srv->stop)) {
 		unsigned n = 0;
 		pfd[n++] = (struct pollfd){ .fd = srv->wake[0], .events = POLLIN };
 		pfd[n++] = (struct pollfd){ .fd = srv->listen_fd, .events = POLLIN };
-		for (unsigned i = 0; i < API_MAX_CLIENTS; i++) {
+		for (unsigned i = 0; i < API_SLOTS; i++) {
 			struct client *c = srv->clients[i];
-			if (!c)
-				continue;
+			if (!c || c->gone)
+				continue; /* a closed peer would report POLLHUP forever */
+			short ev = 0;
+			/* Read only while no whole request waits: a client that
+			 * does not read its replies, or whose request waits for
+			 * an operation, is not read either. */
+			if (!c->eof && !c->closing && !has_line(c))
+				ev |= POLLIN;
+			if (c->out_len)
+				ev |= POLLOUT;
 			map[n] = i;
-			pfd[n++] = (struct pollfd){ .fd = c->fd, .events = (short)((c->closing ? 0 : POLLIN) |
-										 (c->out_len ? POLLOUT : 0)) };
+			pfd[n++] = (struct pollfd){ .fd = c->fd, .events = ev };
 		}
-		if (poll(pfd, n, -1) < 0) {
+		if (poll(pfd, n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error("api", "poll: %s", strerror(errno));
@@ -509,42 +866,53 @@ static void *server_thread(void *arg)
 			char buf[64];
 			while (read(srv->wake[0], buf, sizeof(buf)) > 0)
 				;
-			pthread_mutex_lock(&srv->ev_lock);
-			json_t *events = srv->pending;
-			srv->pending = json_array();
-			pthread_mutex_unlock(&srv->ev_lock);
-			size_t k;
-			json_t *ev;
-			json_array_foreach(events, k, ev)
-				broadcast_event(srv, ev);
-			json_decref(events);
+			deliver_pending_events(srv);
+			job_finish(srv);
 		}
 		for (unsigned p = 2; p < n; p++) {
-			unsigned i = map[p];
-			struct client *c = srv->clients[i];
-			bool alive = true;
-			if (pfd[p].revents & (POLLERR | POLLNVAL))
-				alive = false;
-			else if (pfd[p].revents & (POLLIN | POLLHUP))
-				alive = client_read(srv, c);
-			if (alive)
-				alive = client_flush(c) && !(c->closing && !c->out_len);
+			struct client *c = srv->clients[map[p]];
+			bool alive = !(pfd[p].revents & (POLLERR | POLLNVAL));
+			if (alive && (pfd[p].revents & POLLIN))
+				alive = client_read(c);
+			if (alive && (pfd[p].revents & POLLHUP)) {
+				c->gone = true;
+				c->out_len = 0;
+			}
+			if (alive && (pfd[p].revents & POLLOUT))
+				alive = client_flush(c);
 			if (!alive)
-				client_close(srv, i);
+				client_close(srv, map[p]);
 		}
-		/* Events queued by broadcast above go out without waiting. */
-		for (unsigned i = 0; i < API_MAX_CLIENTS; i++)
-			if (srv->clients[i] && (!client_flush(srv->clients[i]) ||
-						(srv->clients[i]->closing && !srv->clients[i]->out_len)))
-				client_close(srv, i);
 		if (pfd[1].revents & POLLIN)
 			accept_client(srv);
+		timeout = service_clients(srv);
 	}
 	return NULL;
 }
 
+static void stop_worker(struct api_server *srv)
+{
+	pthread_mutex_lock(&srv->job_lock);
+	srv->worker_stop = true;
+	pthread_cond_broadcast(&srv->job_cond);
+	pthread_mutex_unlock(&srv->job_lock);
+	pthread_join(srv->worker, NULL);
+}
+
+static const struct api_limits default_limits = {
+	.idle_ms = API_IDLE_MS_DEFAULT,
+	.stall_ms = API_STALL_MS_DEFAULT,
+	.reserved_idle_ms = API_RESERVED_IDLE_MS_DEFAULT,
+};
+
 int api_server_start(struct api_server **out, const char *path, const struct vm_control_ops *ops, void *opaque,
 		     struct lifecycle *lc)
+{
+	return api_server_start_with(out, path, ops, opaque, lc, NULL);
+}
+
+int api_server_start_with(struct api_server **out, const char *path, const struct vm_control_ops *ops, void *opaque,
+			  struct lifecycle *lc, const struct api_limits *limits)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	if (strlen(path) >= sizeof(addr.sun_path))
@@ -569,11 +937,14 @@ int api_server_start(struct api_server **out, const char *path, const struct vm_
 	srv->ops = ops;
 	srv->opaque = opaque;
 	srv->lc = lc;
+	srv->lim = limits ? *limits : default_limits;
 	srv->wake[0] = srv->wake[1] = -1;
 	srv->sub_id = -1;
 	srv->path = strdup(path);
 	srv->pending = json_array();
 	pthread_mutex_init(&srv->ev_lock, NULL);
+	pthread_mutex_init(&srv->job_lock, NULL);
+	pthread_cond_init(&srv->job_cond, NULL);
 	int rc;
 	srv->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (srv->listen_fd < 0) {
@@ -597,9 +968,16 @@ int api_server_start(struct api_server **out, const char *path, const struct vm_
 		rc = srv->sub_id;
 		goto fail_unlink;
 	}
+	/* Both threads now: nothing is created once the VM runs. */
+	if ((rc = -pthread_create(&srv->worker, NULL, worker_thread, srv)) < 0) {
+		err_set(rc, "api: cannot start its worker thread");
+		lifecycle_unsubscribe(lc, srv->sub_id);
+		goto fail_unlink;
+	}
 	if ((rc = -pthread_create(&srv->thread, NULL, server_thread, srv)) < 0) {
 		err_set(rc, "api: cannot start its thread");
 		lifecycle_unsubscribe(lc, srv->sub_id);
+		stop_worker(srv);
 		goto fail_unlink;
 	}
 	log_info("api", "serving API version %d on %s", VESSEL_API_VERSION, path);
@@ -616,6 +994,8 @@ fail:
 	}
 	json_decref(srv->pending);
 	pthread_mutex_destroy(&srv->ev_lock);
+	pthread_mutex_destroy(&srv->job_lock);
+	pthread_cond_destroy(&srv->job_cond);
 	free(srv->path);
 	free(srv);
 	return rc;
@@ -627,17 +1007,16 @@ void api_server_stop(struct api_server *srv)
 		return;
 	lifecycle_unsubscribe(srv->lc, srv->sub_id);
 	atomic_store(&srv->stop, true);
-	ssize_t n = write(srv->wake[1], "s", 1);
-	(void)n;
+	wake_server(srv, 's');
 	pthread_join(srv->thread, NULL);
+	/* An operation in progress ends before the VM goes (the VM side
+	 * waits for it too); its requester still gets the reply. */
+	stop_worker(srv);
+	job_finish(srv);
 	/* The last transitions (to off) are what an event watcher waits for:
 	 * deliver what is queued before closing. */
-	size_t k;
-	json_t *ev;
-	json_array_foreach(srv->pending, k, ev)
-		broadcast_event(srv, ev);
-	json_array_clear(srv->pending);
-	for (unsigned i = 0; i < API_MAX_CLIENTS; i++)
+	deliver_pending_events(srv);
+	for (unsigned i = 0; i < API_SLOTS; i++)
 		if (srv->clients[i]) {
 			client_flush(srv->clients[i]);
 			client_close(srv, i);
@@ -648,6 +1027,8 @@ void api_server_stop(struct api_server *srv)
 	unlink(srv->path);
 	json_decref(srv->pending);
 	pthread_mutex_destroy(&srv->ev_lock);
+	pthread_mutex_destroy(&srv->job_lock);
+	pthread_cond_destroy(&srv->job_cond);
 	free(srv->path);
 	free(srv);
 }

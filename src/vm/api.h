@@ -1,9 +1,11 @@
 /* Control API server (docs/api.md): JSON objects, one per line, over a
  * Unix socket.  A server thread polls the listening socket and every
- * client; requests run one at a time on that thread and reach the VM
- * only through struct vm_control_ops, which src/vm/vm.c implements (and
- * unit tests fake).  Lifecycle transitions are streamed to clients that
- * asked for events. */
+ * client and runs the short requests; the long ones (save, device-add,
+ * device-remove) run one at a time on a worker thread so that the others
+ * are served meanwhile.  Requests reach the VM only through struct
+ * vm_control_ops, which src/vm/control.c implements (and unit tests
+ * fake).  Lifecycle transitions are streamed to clients that asked for
+ * events. */
 #ifndef VESSEL_VM_API_H
 #define VESSEL_VM_API_H
 
@@ -14,13 +16,28 @@
 
 #define VESSEL_API_VERSION 1
 #define API_MAX_CLIENTS 16
+/* Extra slots used only when the API_MAX_CLIENTS others are taken; a
+ * client there may send control commands only (docs/api.md "Limits"). */
+#define API_RESERVED_CLIENTS 2
 #define API_MAX_LINE (64 * 1024)
+
+/* Timeouts in milliseconds; 0 disables one. */
+struct api_limits {
+	int idle_ms;            /* no request from a client with nothing in flight */
+	int stall_ms;           /* output waiting for a client that reads none of it */
+	int reserved_idle_ms;   /* idle limit on a reserved slot */
+};
+#define API_IDLE_MS_DEFAULT 60000
+#define API_STALL_MS_DEFAULT 10000
+#define API_RESERVED_IDLE_MS_DEFAULT 5000
 
 struct vm;
 struct plugin_devices;
 
 /* Each returns 0, or a negative errno with err_set() (the message becomes
- * the error reply).  Called on the API thread; may block (save). */
+ * the error reply).  save, device_add and device_remove are called on the
+ * server's worker thread, one at a time, and may take long; the others on
+ * the API thread, possibly while one of those runs, and must be quick. */
 struct vm_control_ops {
 	int (*pause)(void *opaque);
 	int (*resume)(void *opaque);
@@ -46,7 +63,11 @@ struct api_server;
  * error), subscribes to lc and starts the thread.  0 or -errno. */
 int api_server_start(struct api_server **out, const char *path, const struct vm_control_ops *ops, void *opaque,
 		     struct lifecycle *lc);
-/* Closes every client, removes the socket file and joins the thread. */
+/* As api_server_start with other limits (NULL: the defaults). */
+int api_server_start_with(struct api_server **out, const char *path, const struct vm_control_ops *ops, void *opaque,
+			  struct lifecycle *lc, const struct api_limits *limits);
+/* Waits for a long operation in progress, closes every client, removes
+ * the socket file and joins the threads. */
 void api_server_stop(struct api_server *srv);
 
 /* Helpers for the integrator's ops. */

@@ -46,6 +46,7 @@ void vm_config_free(struct vm_config *cfg)
 	free(cfg->serial);
 	free(cfg->api_socket);
 	free(cfg->restore);
+	free(cfg->manifest);
 	for (unsigned i = 0; i < cfg->n_disks; i++) {
 		free(cfg->disks[i].path);
 		free(cfg->disks[i].format);

@@ -57,6 +57,7 @@ struct vm_config {
 	struct vm_device_config devices[VM_MAX_DEVICES];
 	unsigned n_consoles;
 	struct vm_console_config consoles[VM_MAX_CONSOLES];
+	char *manifest;         /* the manifest file read, if any: messages name it */
 };
 
 void vm_config_defaults(struct vm_config *cfg);

@@ -15,9 +15,19 @@ struct vm_session {
 	const struct vm_config *cfg;
 	struct lifecycle lc;
 	struct plugin_registry plugins;
+	/* Devices to create on each (re)built machine: the manifest's and
+	 * the API's additions, less its removals. */
+	unsigned n_live;
+	struct vm_device_config live[VM_MAX_DEVICES];
 	struct api_server *api;
-	pthread_mutex_t lock;           /* guards vm */
+	pthread_mutex_t lock;           /* guards vm, users, pause_held */
 	struct vm *vm;                  /* NULL while the machine is rebuilt */
+	/* Long operations (save, device-add/remove) run on the API's worker
+	 * without the lock, so that pause or poweroff is not stuck behind
+	 * them: each counts as a user of vm, and detach waits for none. */
+	unsigned users;
+	pthread_cond_t unused;
+	bool pause_held;                /* pause holds vm's vCPU gate */
 };
 
 /* Lifecycle initializing, plug-in scan, control API (if asked). */

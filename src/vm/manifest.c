@@ -570,5 +570,9 @@ int vm_manifest_load(const char *path, struct vm_config *cfg)
 	int rc = vm_manifest_parse(text, path, base, cfg);
 	free(dir);
 	free(text);
+	if (rc == 0) {
+		free(cfg->manifest);
+		cfg->manifest = strdup(path);
+	}
 	return rc;
 }

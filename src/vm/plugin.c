@@ -6,53 +6,20 @@
 #include "util/error.h"
 #include "util/log.h"
 #include "vm/memory.h"
+#include "vm/plugin_loader.h"
 
 #include <ctype.h>
 #include <dirent.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-/* ---- search path ---- */
-
-static unsigned add_dir(char **dirs, unsigned n, unsigned max, const char *dir)
-{
-	if (n < max && dir && dir[0])
-		dirs[n++] = strdup(dir);
-	return n;
-}
-
-unsigned plugin_search_dirs(const struct vm_config *cfg, char **dirs, unsigned max)
-{
-	unsigned n = 0;
-	for (unsigned i = 0; cfg && i < cfg->n_plugin_dirs; i++)
-		n = add_dir(dirs, n, max, cfg->plugin_dirs[i]);
-	const char *env = getenv("VESSEL_PLUGIN_PATH");
-	if (env) {
-		char *copy = strdup(env), *save = NULL;
-		for (char *tok = copy ? strtok_r(copy, ":", &save) : NULL; tok; tok = strtok_r(NULL, ":", &save))
-			n = add_dir(dirs, n, max, tok);
-		free(copy);
-		return n;
-	}
-	/* XDG Base Directory Specification: $XDG_DATA_HOME, default
-	 * $HOME/.local/share. */
-	char buf[4096];
-	const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
-	if (xdg && xdg[0] == '/') {
-		snprintf(buf, sizeof(buf), "%s/vessel/plugins", xdg);
-		n = add_dir(dirs, n, max, buf);
-	} else if (home && home[0]) {
-		snprintf(buf, sizeof(buf), "%s/.local/share/vessel/plugins", home);
-		n = add_dir(dirs, n, max, buf);
-	}
-	return add_dir(dirs, n, max, "/usr/local/lib/vessel/plugins");
-}
 
 /* ---- registry ---- */
 
@@ -64,9 +31,12 @@ void plugin_registry_init(struct plugin_registry *reg)
 void plugin_registry_free(struct plugin_registry *reg)
 {
 	for (unsigned i = 0; i < reg->n_libs; i++) {
-		if (reg->libs[i].handle)
-			dlclose(reg->libs[i].handle);
+		plugin_lib_close(reg->libs[i].handle);
 		free(reg->libs[i].path);
+	}
+	for (unsigned i = 0; i < reg->n_files; i++) {
+		free(reg->files[i].path);
+		json_decref(reg->files[i].desc);
 	}
 	for (unsigned i = 0; i < reg->n_problems; i++) {
 		free(reg->problems[i].path);
@@ -170,25 +140,21 @@ int plugin_validate_descriptor(const struct vessel_plugin *d, const char *path)
 {
 	if (d->magic != VESSEL_PLUGIN_MAGIC)
 		return err_set(-ENOEXEC, "plug-in %s: bad descriptor magic %#x (not a vessel plug-in)", path, d->magic);
-	if (d->abi_version != VESSEL_PLUGIN_ABI_VERSION)
-		return err_set(-ENOEXEC, "plug-in %s: built for plug-in ABI version %u, but this vessel has version %d "
-			       "(rebuild it against this vessel's <vessel/plugin.h>)", path, d->abi_version,
-			       VESSEL_PLUGIN_ABI_VERSION);
-	if (d->size < sizeof(struct vessel_plugin))
-		return err_set(-ENOEXEC, "plug-in %s: descriptor of %u bytes is smaller than the %zu of ABI %d", path,
-			       d->size, sizeof(struct vessel_plugin), VESSEL_PLUGIN_ABI_VERSION);
+	int rc = plugin_check_abi("plug-in", path, "plug-in ABI", "vessel/plugin.h", -ENOEXEC, d->abi_version,
+				  VESSEL_PLUGIN_ABI_VERSION, d->size, sizeof(struct vessel_plugin));
+	if (rc < 0)
+		return rc;
 	if (!d->name || !d->name[0] || (d->n_devices && !d->devices) || d->n_devices > 64)
 		return err_set(-ENOEXEC, "plug-in %s: descriptor has no name or a bad device list", path);
 	for (unsigned i = 0; i < d->n_devices; i++) {
-		int rc = validate_type(d->devices[i], path, i);
-		if (rc < 0)
+		if ((rc = validate_type(d->devices[i], path, i)) < 0)
 			return rc;
 	}
 	return 0;
 }
 
-const struct vessel_device_type *plugin_registry_find(const struct plugin_registry *reg, const char *type,
-						      const struct plugin_lib **lib)
+static const struct vessel_device_type *find_loaded(const struct plugin_registry *reg, const char *type,
+						   const struct plugin_lib **lib)
 {
 	for (unsigned i = 0; i < reg->n_libs; i++) {
 		const struct vessel_plugin *d = reg->libs[i].desc;
@@ -203,27 +169,67 @@ const struct vessel_device_type *plugin_registry_find(const struct plugin_regist
 	return NULL;
 }
 
+/* The probed (not loaded) file whose descriptor lists `type`. */
+static const struct plugin_file *find_probed(const struct plugin_registry *reg, const char *type)
+{
+	for (unsigned i = 0; i < reg->n_files; i++) {
+		size_t k;
+		json_t *t;
+		json_array_foreach(json_object_get(reg->files[i].desc, "devices"), k, t) {
+			if (!strcmp(json_string_value(json_object_get(t, "name")) ?: "", type))
+				return &reg->files[i];
+		}
+	}
+	return NULL;
+}
+
+static bool lib_loaded(const struct plugin_registry *reg, const char *path)
+{
+	for (unsigned i = 0; i < reg->n_libs; i++)
+		if (reg->libs[i].handle && !strcmp(reg->libs[i].path, path))
+			return true;
+	return false;
+}
+
+int plugin_registry_get(struct plugin_registry *reg, const char *type, const struct vessel_device_type **t,
+			const struct plugin_lib **lib)
+{
+	if ((*t = find_loaded(reg, type, lib)))
+		return 0;
+	const struct plugin_file *f = find_probed(reg, type);
+	if (!f || lib_loaded(reg, f->path))
+		return err_set(-ENOENT, "no device type '%s' (see `vessel plugin list`)", type);
+	/* Loaded only now that a device of it is asked for. */
+	int rc = plugin_registry_load(reg, f->path);
+	if (rc < 0)
+		return rc;
+	if (!(*t = find_loaded(reg, type, lib)))
+		return err_set(-ENOENT, "no device type '%s': %s no longer provides it", type, f->path);
+	return 0;
+}
+
+const struct vessel_device_type *plugin_registry_find(struct plugin_registry *reg, const char *type,
+						      const struct plugin_lib **lib)
+{
+	const struct vessel_device_type *t;
+	return plugin_registry_get(reg, type, &t, lib) == 0 ? t : NULL;
+}
+
 int plugin_registry_load(struct plugin_registry *reg, const char *path)
 {
 	if (reg->n_libs == PLUGIN_MAX_LIBS)
 		return err_set(-ENOSPC, "plug-in %s: more than %d plug-ins", path, PLUGIN_MAX_LIBS);
-	/* RTLD_LOCAL: plug-ins cannot see each other's symbols, and
-	 * RTLD_NOW: an unresolved symbol fails here, not in the middle of a
-	 * guest access. */
-	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	if (!h)
-		return err_set(-ENOEXEC, "plug-in %s: cannot load: %s", path, dlerror());
-	const struct vessel_plugin *d = dlsym(h, VESSEL_PLUGIN_SYMBOL);
-	int rc;
-	if (!d) {
-		rc = err_set(-ENOEXEC, "plug-in %s: no %s symbol (not a vessel plug-in)", path, VESSEL_PLUGIN_SYMBOL);
-		goto fail;
-	}
+	void *h;
+	const void *sym;
+	int rc = plugin_lib_open(path, "plug-in", VESSEL_PLUGIN_SYMBOL, &h, &sym);
+	if (rc < 0)
+		return rc;
+	const struct vessel_plugin *d = sym;
 	if ((rc = plugin_validate_descriptor(d, path)) < 0)
 		goto fail;
 	for (unsigned j = 0; j < d->n_devices; j++) {
 		const struct plugin_lib *other;
-		if (plugin_registry_find(reg, d->devices[j]->name, &other)) {
+		if (find_loaded(reg, d->devices[j]->name, &other)) {
 			rc = err_set(-EEXIST, "plug-in %s: device type %s is already provided by %s", path,
 				     d->devices[j]->name, other->path);
 			goto fail;
@@ -238,7 +244,7 @@ int plugin_registry_load(struct plugin_registry *reg, const char *path)
 		  d->n_devices);
 	return 0;
 fail:
-	dlclose(h);
+	plugin_lib_close(h);
 	return rc;
 }
 
@@ -251,7 +257,7 @@ int plugin_registry_add_builtin(struct plugin_registry *reg, const struct vessel
 		return rc;
 	for (unsigned j = 0; j < d->n_devices; j++) {
 		const struct plugin_lib *other;
-		if (plugin_registry_find(reg, d->devices[j]->name, &other))
+		if (find_loaded(reg, d->devices[j]->name, &other))
 			return err_set(-EEXIST, "built-in device type %s is already provided by %s", d->devices[j]->name,
 				       other->path);
 	}
@@ -268,9 +274,103 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static const char *const param_type_names[] = { [VESSEL_PARAM_BOOL] = "bool", [VESSEL_PARAM_INT] = "int",
+						[VESSEL_PARAM_STRING] = "string" };
+static const char *const res_kind_names[] = { [VESSEL_RES_PIO] = "pio", [VESSEL_RES_MMIO] = "mmio",
+					      [VESSEL_RES_IRQ] = "irq", [VESSEL_RES_PCI] = "pci" };
+
+json_t *plugin_descriptor_to_json(const struct vessel_plugin *d)
+{
+	json_t *devs = json_array();
+	for (unsigned i = 0; i < d->n_devices; i++) {
+		const struct vessel_device_type *t = d->devices[i];
+		json_t *params = json_array(), *res = json_array();
+		for (unsigned k = 0; k < t->n_params; k++) {
+			const struct vessel_param_spec *p = &t->params[k];
+			json_array_append_new(params, json_pack("{s:s, s:s, s:s, s:s?, s:I, s:I}", "name", p->name, "type",
+								param_type_names[p->type], "description",
+								p->description ? p->description : "", "default",
+								p->default_value, "min", (json_int_t)p->min, "max",
+								(json_int_t)p->max));
+		}
+		for (unsigned k = 0; k < t->n_resources; k++) {
+			const struct vessel_resource_spec *r = &t->resources[k];
+			json_array_append_new(res, json_pack("{s:s, s:s, s:I, s:I, s:s?}", "kind", res_kind_names[r->kind],
+							     "name", r->name, "base", (json_int_t)r->base, "len",
+							     (json_int_t)r->len, "base_param", r->base_param));
+		}
+		json_array_append_new(devs, json_pack("{s:s, s:s, s:b, s:o, s:o}", "name", t->name, "description",
+						      t->description ? t->description : "", "snapshot", t->save != NULL,
+						      "params", params, "resources", res));
+	}
+	return json_pack("{s:s, s:s, s:s, s:o}", "name", d->name, "version", d->version ? d->version : "",
+			 "description", d->description ? d->description : "", "devices", devs);
+}
+
+/* In the probe child: load, check, describe.  A plug-in that the checks
+ * refuse is described by {"error": message}. */
+static int probe_child(const char *path, int fd)
+{
+	void *h;
+	const void *sym;
+	json_t *out;
+	if (plugin_lib_open(path, "plug-in", VESSEL_PLUGIN_SYMBOL, &h, &sym) < 0 ||
+	    plugin_validate_descriptor(sym, path) < 0)
+		out = json_pack("{s:s}", "error", err_msg());
+	else
+		out = plugin_descriptor_to_json(sym);
+	return out && json_dumpfd(out, fd, JSON_COMPACT) == 0 ? 0 : -EIO;
+}
+
+int plugin_registry_probe(struct plugin_registry *reg, const char *path)
+{
+	if (reg->n_files == PLUGIN_MAX_LIBS)
+		return err_set(-ENOSPC, "plug-in %s: more than %d plug-ins", path, PLUGIN_MAX_LIBS);
+	/* Refused before any of its code runs, even in a child. */
+	int rc = plugin_file_trusted(path, "plug-in");
+	if (rc < 0)
+		return rc;
+	char *text;
+	if ((rc = plugin_probe_run(path, "plug-in", probe_child, &text)) < 0)
+		return rc;
+	json_t *desc = json_loads(text, 0, NULL);
+	free(text);
+	if (!json_is_object(desc)) {
+		json_decref(desc);
+		return err_set(-ENOEXEC, "plug-in %s: its probe gave no description", path);
+	}
+	const char *error = json_string_value(json_object_get(desc, "error"));
+	if (error) {
+		rc = err_set(-ENOEXEC, "%s", error);
+		json_decref(desc);
+		return rc;
+	}
+	size_t k;
+	json_t *t;
+	json_array_foreach(json_object_get(desc, "devices"), k, t) {
+		const char *name = json_string_value(json_object_get(t, "name"));
+		const struct plugin_lib *lib;
+		const struct plugin_file *f = NULL;
+		if (name && (find_loaded(reg, name, &lib) || (f = find_probed(reg, name)))) {
+			rc = err_set(-EEXIST, "plug-in %s: device type %s is already provided by %s", path, name,
+				     f ? f->path : lib->path);
+			json_decref(desc);
+			return rc;
+		}
+	}
+	struct plugin_file *f = &reg->files[reg->n_files];
+	if (!(f->path = strdup(path))) {
+		json_decref(desc);
+		return err_set(-ENOMEM, "plug-in %s: out of memory", path);
+	}
+	f->desc = desc;
+	reg->n_files++;
+	return 0;
+}
+
 int plugin_registry_scan(struct plugin_registry *reg, char *const *dirs, unsigned n_dirs)
 {
-	int loaded = 0;
+	int found = 0;
 	for (unsigned i = 0; i < n_dirs; i++) {
 		DIR *dir = opendir(dirs[i]);
 		if (!dir)
@@ -294,8 +394,8 @@ int plugin_registry_scan(struct plugin_registry *reg, char *const *dirs, unsigne
 			struct stat st;
 			if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
 				continue;
-			if (plugin_registry_load(reg, path) == 0) {
-				loaded++;
+			if (plugin_registry_probe(reg, path) == 0) {
+				found++;
 			} else if (reg->n_problems < PLUGIN_MAX_LIBS) {
 				log_warn("plugin", "%s", err_msg());
 				reg->problems[reg->n_problems].path = strdup(path);
@@ -304,7 +404,7 @@ int plugin_registry_scan(struct plugin_registry *reg, char *const *dirs, unsigne
 			}
 		}
 	}
-	return loaded;
+	return found;
 }
 
 /* ---- device instances ---- */
@@ -320,6 +420,7 @@ struct plugin_device {
 	const struct vessel_device_type *type;
 	const struct plugin_lib *lib;
 	void *dev;
+	struct dev_ctx ctx;             /* as a built-in device's: buses, bases, lines, lock */
 	struct vessel_host host;
 	union vessel_param_value *values;
 	char **strings;                 /* owned copies of string values */
@@ -347,26 +448,56 @@ static int host_irq_set(void *ctx, unsigned res, int level)
 	struct plugin_device *d = ctx;
 	if (res >= d->type->n_resources || d->type->resources[res].kind != VESSEL_RES_IRQ)
 		return -EINVAL;
-	if (!d->set->env.irq_set)
+	if (!d->ctx.irq[0].set)
 		return -ENODEV;
-	if (in_callback)
-		return d->set->env.irq_set(d->set->env.irq_opaque, (unsigned)d->bases[res], level ? 1 : 0);
-	pthread_mutex_lock(d->set->env.dev_lock);
-	int rc = d->set->env.irq_set(d->set->env.irq_opaque, (unsigned)d->bases[res], level ? 1 : 0);
-	pthread_mutex_unlock(d->set->env.dev_lock);
-	return rc;
+	if (in_callback) {
+		irq_line_set_at(&d->ctx.irq[0], (unsigned)d->bases[res], level != 0);
+		return 0;
+	}
+	pthread_mutex_lock(d->ctx.lock);
+	irq_line_set_at(&d->ctx.irq[0], (unsigned)d->bases[res], level != 0);
+	pthread_mutex_unlock(d->ctx.lock);
+	return 0;
+}
+
+/* docs/plugins.md: a range that is not entirely RAM fails with -EFAULT
+ * and nothing is copied, so the whole range is checked before a byte
+ * moves (gmem_read/gmem_write stop at the first hole, having copied what
+ * came before it). */
+static bool range_is_ram(const struct guest_memory *mem, uint64_t gpa, size_t len)
+{
+	if (!mem || len > UINT64_MAX - gpa)
+		return false;
+	while (len) {
+		const struct gmem_region *g = NULL;
+		for (unsigned k = 0; k < mem->n_regions && !g; k++)
+			if (gpa >= mem->regions[k].gpa && gpa - mem->regions[k].gpa < mem->regions[k].size)
+				g = &mem->regions[k];
+		if (!g)
+			return false;
+		uint64_t n = g->gpa + g->size - gpa;
+		if (n > len)
+			n = len;
+		gpa += n;
+		len -= n;
+	}
+	return true;
 }
 
 static int host_mem_read(void *ctx, uint64_t gpa, void *buf, size_t len)
 {
 	struct plugin_device *d = ctx;
-	return d->set->env.mem ? gmem_read(d->set->env.mem, gpa, buf, len) : -EFAULT;
+	if (!range_is_ram(d->set->env.mem, gpa, len))
+		return -EFAULT;
+	return gmem_read(d->set->env.mem, gpa, buf, len);
 }
 
 static int host_mem_write(void *ctx, uint64_t gpa, const void *buf, size_t len)
 {
 	struct plugin_device *d = ctx;
-	return d->set->env.mem ? gmem_write(d->set->env.mem, gpa, buf, len) : -EFAULT;
+	if (!range_is_ram(d->set->env.mem, gpa, len))
+		return -EFAULT;
+	return gmem_write(d->set->env.mem, gpa, buf, len);
 }
 
 static uint64_t host_resource_base(void *ctx, unsigned res)
@@ -375,7 +506,7 @@ static uint64_t host_resource_base(void *ctx, unsigned res)
 	return res < d->type->n_resources ? d->bases[res] : UINT64_MAX;
 }
 
-static uint64_t range_read(void *opaque, uint64_t off, unsigned size)
+static uint64_t range_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size)
 {
 	struct range_ctx *r = opaque;
 	const struct vessel_device_type *t = r->dev->type;
@@ -385,7 +516,7 @@ static uint64_t range_read(void *opaque, uint64_t off, unsigned size)
 	return v;
 }
 
-static void range_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+static void range_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
 	struct range_ctx *r = opaque;
 	const struct vessel_device_type *t = r->dev->type;
@@ -552,26 +683,26 @@ static int device_place_resources(struct plugin_device *d)
 
 static void device_unregister(struct plugin_device *d)
 {
-	pthread_mutex_lock(d->set->env.dev_lock);
+	pthread_mutex_lock(d->ctx.lock);
 	for (unsigned i = 0; i < d->type->n_resources; i++) {
 		if (!d->registered[i])
 			continue;
-		struct bus *bus = d->type->resources[i].kind == VESSEL_RES_PIO ? d->set->env.pio : d->set->env.mmio;
+		struct bus *bus = d->type->resources[i].kind == VESSEL_RES_PIO ? d->ctx.pio : d->ctx.mmio;
 		bus_unregister(bus, d->bases[i], &d->ranges[i]);
 		d->registered[i] = false;
 	}
-	pthread_mutex_unlock(d->set->env.dev_lock);
+	pthread_mutex_unlock(d->ctx.lock);
 }
 
 static int device_register(struct plugin_device *d)
 {
 	int rc = 0;
-	pthread_mutex_lock(d->set->env.dev_lock);
+	pthread_mutex_lock(d->ctx.lock);
 	for (unsigned i = 0; i < d->type->n_resources && !rc; i++) {
 		const struct vessel_resource_spec *r = &d->type->resources[i];
 		if (r->kind != VESSEL_RES_PIO && r->kind != VESSEL_RES_MMIO)
 			continue;
-		struct bus *bus = r->kind == VESSEL_RES_PIO ? d->set->env.pio : d->set->env.mmio;
+		struct bus *bus = r->kind == VESSEL_RES_PIO ? d->ctx.pio : d->ctx.mmio;
 		if (!bus) {
 			rc = err_set(-ENODEV, "device %s: this VM has no %s bus", d->id, r->kind == VESSEL_RES_PIO ? "pio" : "mmio");
 			break;
@@ -583,14 +714,76 @@ static int device_register(struct plugin_device *d)
 		else
 			d->registered[i] = true;
 	}
-	pthread_mutex_unlock(d->set->env.dev_lock);
+	pthread_mutex_unlock(d->ctx.lock);
 	if (rc)
 		device_unregister(d);
 	return rc;
 }
 
+/* A create() that crashes (docs/security.md "Plug-ins"): the fault is
+ * caught on the thread that called it, the device is refused with the
+ * signal named, and the plug-in is not used again in this run.  This is
+ * containment, not isolation: the plug-in ran in vessel's address space
+ * and may have damaged it (or held a lock) before it faulted. */
+static const int crash_signals[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
+static struct sigaction crash_prev[sizeof(crash_signals) / sizeof(crash_signals[0])];
+static _Thread_local sigjmp_buf *crash_jmp;
+static _Thread_local volatile sig_atomic_t crash_sig;
+static pthread_once_t crash_once = PTHREAD_ONCE_INIT;
+
+static void crash_handler(int sig, siginfo_t *si, void *uc)
+{
+	if (crash_jmp) {
+		crash_sig = sig;
+		siglongjmp(*crash_jmp, 1);
+	}
+	/* Not inside a plug-in's create(): whatever handled it before. */
+	for (unsigned i = 0; i < sizeof(crash_signals) / sizeof(crash_signals[0]); i++) {
+		if (crash_signals[i] != sig)
+			continue;
+		const struct sigaction *prev = &crash_prev[i];
+		if ((prev->sa_flags & SA_SIGINFO) && prev->sa_sigaction) {
+			prev->sa_sigaction(sig, si, uc);
+			return;
+		}
+		if (prev->sa_handler != SIG_DFL && prev->sa_handler != SIG_IGN) {
+			prev->sa_handler(sig);
+			return;
+		}
+	}
+	/* The default action: the faulting instruction runs again, or
+	 * abort() raises again, and the process dies as without us. */
+	signal(sig, SIG_DFL);
+}
+
+static void crash_install(void)
+{
+	struct sigaction sa = { .sa_sigaction = crash_handler, .sa_flags = SA_SIGINFO };
+	sigemptyset(&sa.sa_mask);
+	for (unsigned i = 0; i < sizeof(crash_signals) / sizeof(crash_signals[0]); i++)
+		sigaction(crash_signals[i], &sa, &crash_prev[i]);
+}
+
+/* Returns create()'s result, or INT_MIN with *sig set if it crashed. */
+static int guarded_create(const struct vessel_device_type *t, const struct vessel_host *h,
+			  const union vessel_param_value *v, void **dev, int *sig)
+{
+	sigjmp_buf jb;
+	if (sigsetjmp(jb, 1) == 0) {
+		crash_jmp = &jb;
+		int rc = t->create(h, v, dev);
+		crash_jmp = NULL;
+		return rc;
+	}
+	crash_jmp = NULL;
+	*sig = crash_sig;
+	return INT_MIN;
+}
+
 void plugin_devices_init(struct plugin_devices *set, struct plugin_registry *reg, const struct plugin_env *env)
 {
+	/* Here, while the VM is being set up: later a sandbox may forbid it. */
+	pthread_once(&crash_once, crash_install);
 	memset(set, 0, sizeof(*set));
 	set->reg = reg;
 	set->env = *env;
@@ -611,9 +804,11 @@ int plugin_devices_add(struct plugin_devices *set, const struct vm_device_config
 	if (set->n == VM_MAX_DEVICES)
 		return err_set(-ENOSPC, "device %s: at most %d devices", cfg->id, VM_MAX_DEVICES);
 	const struct plugin_lib *lib = NULL;
-	const struct vessel_device_type *t = set->reg ? plugin_registry_find(set->reg, cfg->type, &lib) : NULL;
-	if (!t)
-		return err_set(-ENOENT, "device %s: no device type '%s' (see `vessel plugin list`)", cfg->id, cfg->type);
+	const struct vessel_device_type *t = NULL;
+	int rc = set->reg ? plugin_registry_get(set->reg, cfg->type, &t, &lib)
+			  : err_set(-ENOENT, "no device type '%s' (see `vessel plugin list`)", cfg->type);
+	if (rc < 0)
+		return err_wrap(rc, "device %s", cfg->id);
 	struct plugin_device *d = calloc(1, sizeof(*d));
 	if (!d)
 		return err_set(-ENOMEM, "device %s: out of memory", cfg->id);
@@ -624,19 +819,37 @@ int plugin_devices_add(struct plugin_devices *set, const struct vm_device_config
 	d->type_name = strdup(cfg->type);
 	d->values = calloc(t->n_params + 1, sizeof(*d->values));
 	d->strings = calloc(t->n_params + 1, sizeof(*d->strings));
-	int rc;
 	if (!d->id || !d->type_name || !d->values || !d->strings) {
 		rc = err_set(-ENOMEM, "device %s: out of memory", cfg->id);
 		goto fail;
 	}
 	if ((rc = device_parse_params(d, cfg->params)) < 0 || (rc = device_place_resources(d)) < 0)
 		goto fail;
+	/* The context a built-in device gets from the board table. */
+	d->ctx = (struct dev_ctx){ .name = d->id, .pio = set->env.pio, .mmio = set->env.mmio,
+				   .lock = set->env.dev_lock };
+	d->ctx.irq[0] = set->env.irq;
+	for (unsigned i = 0; i < t->n_resources && i < DEV_MAX_BASES; i++)
+		d->ctx.base[i] = d->bases[i];
 	d->host = (struct vessel_host){
 		.size = sizeof(struct vessel_host), .abi_version = VESSEL_PLUGIN_ABI_VERSION, .ctx = d,
 		.log = host_log, .irq_set = host_irq_set, .mem_read = host_mem_read, .mem_write = host_mem_write,
 		.resource_base = host_resource_base,
 	};
-	rc = t->create(&d->host, d->values, &d->dev);
+	if (lib->crashed) {
+		rc = err_set(-EIO, "device %s: plug-in %s crashed earlier in this run and is not used again", cfg->id,
+			     lib->path);
+		goto fail;
+	}
+	int sig = 0;
+	rc = guarded_create(t, &d->host, d->values, &d->dev, &sig);
+	if (rc == INT_MIN) {
+		((struct plugin_lib *)lib)->crashed = true;
+		rc = err_set(-EIO, "device %s: %s crashed in create() (signal %d, %s) and was not added; plug-in %s is "
+			     "not used again in this run", cfg->id, t->name, sig, strsignal(sig), lib->path);
+		log_error("plugin", "%s", err_msg());
+		goto fail;
+	}
 	if (rc < 0) {
 		rc = err_set(rc, "device %s: %s refused to start (%s)", cfg->id, t->name, strerror(-rc));
 		goto fail;

@@ -4,8 +4,10 @@
 #ifndef VESSEL_VM_PLUGIN_H
 #define VESSEL_VM_PLUGIN_H
 
+#include "hw/device.h"
 #include "vm/config.h"
 
+#include <jansson.h>
 #include <vessel/plugin.h>
 
 #include <pthread.h>
@@ -16,12 +18,12 @@ struct bus;
 struct guest_memory;
 
 #define PLUGIN_MAX_LIBS 64
-#define PLUGIN_MAX_DIRS (VM_MAX_PLUGIN_DIRS + 8)
 
 struct plugin_lib {
 	char *path;
 	void *handle;                   /* dlopen handle */
 	const struct vessel_plugin *desc;
+	bool crashed;                   /* a create() of it crashed: not used again */
 };
 
 /* Problems met while scanning (a plug-in with another ABI, a broken
@@ -31,19 +33,21 @@ struct plugin_problem {
 	char *message;
 };
 
+/* A plug-in file found on the search path whose descriptor was read in
+ * a probe child (plugin_descriptor_to_json() form), not loaded here. */
+struct plugin_file {
+	char *path;
+	json_t *desc;
+};
+
 struct plugin_registry {
-	unsigned n_libs;
+	unsigned n_libs;                /* loaded into this process */
 	struct plugin_lib libs[PLUGIN_MAX_LIBS];
+	unsigned n_files;               /* probed */
+	struct plugin_file files[PLUGIN_MAX_LIBS];
 	unsigned n_problems;
 	struct plugin_problem problems[PLUGIN_MAX_LIBS];
 };
-
-/* Search order (docs/plugins.md): the manifest's plugin_dirs, then
- * VESSEL_PLUGIN_PATH (colon-separated) if set, else
- * $XDG_DATA_HOME/vessel/plugins (default ~/.local/share/vessel/plugins)
- * and /usr/local/lib/vessel/plugins.  Fills dirs (malloc'd strings);
- * returns the count. */
-unsigned plugin_search_dirs(const struct vm_config *cfg, char **dirs, unsigned max);
 
 void plugin_registry_init(struct plugin_registry *reg);
 void plugin_registry_free(struct plugin_registry *reg);
@@ -55,12 +59,27 @@ int plugin_registry_load(struct plugin_registry *reg, const char *path);
  * ABI (listed with plugin "(built-in)" as path).  Same checks and errors
  * as plugin_registry_load. */
 int plugin_registry_add_builtin(struct plugin_registry *reg, const struct vessel_plugin *desc);
-/* Loads every *.so of each directory (missing directories are skipped);
- * failures go to reg->problems.  Returns the number of plug-ins loaded. */
+/* Reads the descriptor of every *.so of each directory (missing
+ * directories are skipped) in a probe child process, nothing of them
+ * running in this one; failures (untrusted file, crash, another ABI, a
+ * type already provided) go to reg->problems.  Returns the number of
+ * plug-ins found.  They are loaded only when a device of theirs is
+ * created (plugin_registry_get). */
 int plugin_registry_scan(struct plugin_registry *reg, char *const *dirs, unsigned n_dirs);
-/* Device type by name, and the plug-in that provides it; NULL if none. */
-const struct vessel_device_type *plugin_registry_find(const struct plugin_registry *reg, const char *type,
+/* Probes one file as the scan does; 0 or a negative errno with a message. */
+int plugin_registry_probe(struct plugin_registry *reg, const char *path);
+/* Device type by name and the plug-in that provides it, loading the
+ * probed file that lists it if no loaded one does: 0, -ENOENT, or the
+ * load's error. */
+int plugin_registry_get(struct plugin_registry *reg, const char *type, const struct vessel_device_type **t,
+			const struct plugin_lib **lib);
+/* plugin_registry_get() without the error; NULL if none. */
+const struct vessel_device_type *plugin_registry_find(struct plugin_registry *reg, const char *type,
 						      const struct plugin_lib **lib);
+/* A checked descriptor as JSON: {name, version, description, devices:
+ * [{name, description, snapshot, params: [{name, type, description,
+ * default, min, max}], resources: [{kind, name, base, len, base_param}]}]}. */
+json_t *plugin_descriptor_to_json(const struct vessel_plugin *desc);
 
 /* Checks a descriptor without running anything of it; 0 or -ENOEXEC. */
 int plugin_validate_descriptor(const struct vessel_plugin *desc, const char *path);
@@ -68,14 +87,16 @@ int plugin_validate_descriptor(const struct vessel_plugin *desc, const char *pat
 /* ---- device instances ---- */
 
 /* What devices reach of the VM.  The integrator fills it from struct vm;
- * unit tests pass fakes. */
+ * unit tests pass fakes.  Each device gets from it the same struct dev_ctx
+ * a built-in device gets from the board table (hw/device.h): the buses,
+ * its resource bases, the lock, and its IRQ lines. */
 struct plugin_env {
 	struct bus *pio, *mmio;
 	pthread_mutex_t *dev_lock;      /* held around bus changes and callbacks */
 	struct guest_memory *mem;
-	/* Drives interrupt line `line` (GSI) to level; NULL: no IRQ lines. */
-	int (*irq_set)(void *opaque, unsigned line, int level);
-	void *irq_opaque;
+	/* The interrupt controller's inputs as a bank: an IRQ resource with
+	 * line g drives irq.n + g; irq.set NULL: no IRQ lines. */
+	struct irq_line irq;
 };
 
 struct plugin_device;

@@ -6,15 +6,18 @@
 
 #include "util/log.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 
 /* One bus access under the device lock; unclaimed reads return all ones
  * (bus_read fills them in). */
-static void dispatch_bus(struct vm *vm, struct bus *bus, uint64_t addr, unsigned size, bool is_write, uint64_t *data)
+static void dispatch_bus(struct vcpu *vcpu, struct bus *bus, uint64_t addr, unsigned size, bool is_write,
+			 uint64_t *data)
 {
+	struct vm *vm = vcpu->vm;
 	pthread_mutex_lock(&vm->dev_lock);
-	bool claimed = is_write ? bus_write(bus, addr, size, *data) : bus_read(bus, addr, size, data);
+	bool claimed = is_write ? bus_write(bus, vcpu, addr, size, *data) : bus_read(bus, vcpu, addr, size, data);
 	pthread_mutex_unlock(&vm->dev_lock);
 	if (!claimed)
 		log_trace(bus->name, "unclaimed %s %#llx", is_write ? "write" : "read", (unsigned long long)addr);
@@ -27,18 +30,23 @@ void vcpu_dispatch_exit(struct vcpu *vcpu, struct vcpu_exit *exit)
 	switch (exit->reason) {
 	case VCPU_EXIT_IO: {
 		uint64_t data = exit->io.data;
-		dispatch_bus(vm, &vm->pio, exit->io.port, exit->io.size, exit->io.is_write, &data);
+		dispatch_bus(vcpu, &vm->pio, exit->io.port, exit->io.size, exit->io.is_write, &data);
 		exit->io.data = (uint32_t)data;
 		break;
 	}
 	case VCPU_EXIT_MMIO:
-		dispatch_bus(vm, &vm->mmio, exit->mmio.gpa, exit->mmio.size, exit->mmio.is_write, &exit->mmio.data);
+		dispatch_bus(vcpu, &vm->mmio, exit->mmio.gpa, exit->mmio.size, exit->mmio.is_write, &exit->mmio.data);
 		break;
 	case VCPU_EXIT_MSR:
 		/* The platform models the x2APIC and TSC-deadline MSRs; anything
 		 * else makes the engine raise #GP(0). */
 		exit->msr.handled = false;
-		if (!platform_handle_msr(vcpu, exit))
+		/* The route to the LAPIC (cpu/accel.h); -EINVAL is the
+		 * architecture's #GP(0), which the engine raises for an
+		 * unhandled access. */
+		int rc = vcpu_apic_msr(vcpu, exit->msr.index, exit->msr.is_write, &exit->msr.data);
+		exit->msr.handled = rc == 0;
+		if (rc == -ENOENT)
 			log_debug("msr", "cpu%u: unhandled %s of MSR %#x", vcpu->id, exit->msr.is_write ? "write" : "read",
 				  exit->msr.index);
 		break;

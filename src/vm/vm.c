@@ -225,8 +225,14 @@ static int stop_to_exit_code(struct vm *vm, enum vm_stop_reason reason, bool no_
 		return EXIT_OK;
 	case VM_STOP_TRIPLE_FAULT:
 		return EXIT_TRIPLE_FAULT;
-	case VM_STOP_DEBUG_EXIT:
-		return ((vm->debug_exit_value << 1) | 1) & 0xff;
+	case VM_STOP_DEBUG_EXIT: {
+		/* The value on stderr: codes 1 and 3 (values 0 and 1, as QEMU)
+		 * and EXIT_DEBUG_EXIT_HIGH do not tell it alone. */
+		int code = cli_debug_exit_code((unsigned)vm->debug_exit_value);
+		fprintf(stderr, "vessel: guest wrote 0x%02x to the debug-exit port (exit code %d)\n",
+			(unsigned)vm->debug_exit_value & 0xff, code);
+		return code;
+	}
 	case VM_STOP_QUIT:
 		fprintf(stderr, "vessel: quit\n");
 		return EXIT_SIGNAL;
@@ -276,6 +282,11 @@ static int check_input_files(const struct vm_config *cfg)
 	if (cfg->n_disks)
 		return err_set(-ENOTSUP, "disk %s: attaching disks to a VM is not supported yet (no virtio-blk device); "
 			       "`vessel disk` manages images", cfg->disks[0].path);
+	/* Parsed so that a manifest stays checkable, but there is no second
+	 * UART or virtio console yet: refused rather than silently ignored. */
+	if (cfg->n_consoles)
+		return err_set(-ENOTSUP, "consoles[0]: consoles besides the serial port are not supported yet (no second "
+			       "UART or virtio console); use `serial` for COM1");
 	const char *files[][2] = { { "kernel", cfg->kernel }, { "initrd", cfg->initrd }, { "snapshot", cfg->restore } };
 	for (unsigned i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		if (files[i][1] && access(files[i][1], R_OK) < 0)
@@ -291,15 +302,33 @@ static int vm_prepare(struct vm_session *sess, struct chardev *serial, const cha
 	const struct vm_config *cfg = sess->cfg;
 	struct vm *vm = NULL;
 	int rc = vm_create(cfg, serial, &vm);
-	if (rc == 0)
+	/* A snapshot is accepted before its devices are created, which loads
+	 * their plug-ins. */
+	if (rc == 0 && restore && (rc = snapshot_check(vm, restore)) < 0) {
+		cli_error("run", "%s", err_msg());
+		vm_destroy(vm);
+		return EXIT_USAGE;
+	}
+	bool bad_device = false;
+	if (rc == 0) {
 		rc = vm_session_attach(sess, vm);
+		/* A device the configuration describes wrongly (unknown type,
+		 * bad params, an id twice, a resource taken) is bad input, from
+		 * the snapshot or the manifest that holds it (docs/cli.md). */
+		bad_device = rc == -EINVAL || rc == -ENOENT || rc == -EEXIST || rc == -ENODEV || rc == -ENOSPC ||
+			     rc == -EBUSY || rc == -ENOTSUP || rc == -ERANGE;
+		if (rc < 0 && restore)
+			err_wrap(rc, "snapshot %s", restore);
+		else if (rc < 0 && cfg->manifest)
+			err_wrap(rc, "manifest %s", cfg->manifest);
+	}
 	if (rc < 0) {
 		cli_error("run", "%s", err_msg());
 		if (vm) {
 			vm_session_detach(sess);
 			vm_destroy(vm);
 		}
-		return EXIT_FAILURE_RUN;
+		return bad_device ? EXIT_USAGE : EXIT_FAILURE_RUN;
 	}
 	if (restore) {
 		struct snapshot_restore_opts opts = { .map_memory = true };
@@ -324,6 +353,12 @@ static int vm_prepare(struct vm_session *sess, struct chardev *serial, const cha
 int vm_run(const struct vm_config *cfg)
 {
 	if (check_input_files(cfg) < 0) {
+		cli_error("run", "%s", err_msg());
+		return EXIT_USAGE;
+	}
+	/* The snapshot's file and config are accepted before the session
+	 * looks for plug-ins (docs/security.md "Plug-ins"). */
+	if (cfg->restore && snapshot_check(NULL, cfg->restore) < 0) {
 		cli_error("run", "%s", err_msg());
 		return EXIT_USAGE;
 	}

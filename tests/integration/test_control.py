@@ -4,6 +4,8 @@ of a running guest, the server side is control-fake-vm: the real API server
 import json
 import os
 import select
+import shutil
+import socket
 import subprocess
 
 import pytest
@@ -172,3 +174,44 @@ def test_not_a_vessel_socket(vessel_bin, tmp_path):
     t.join(timeout=30)
     assert r.returncode == 1
     assert "no hello from the VM (not a vessel API socket?)" in r.stderr
+
+
+@pytest.mark.skipif(not shutil.which("socat"), reason="socat is not installed (scripts/setup installs it)")
+@pytest.mark.parametrize("request_text", ['{"cmd": "status", "id": 1}\n', '{"cmd": "status", "id": 1}'])
+def test_reply_reaches_a_client_that_half_closes(fake_vm, request_text):
+    """`echo REQUEST | socat - UNIX-CONNECT:sock` shuts its write side
+    after the request, then reads: the reply must still come.  socat's
+    -t gives the reply that long after the half-close."""
+    r = subprocess.run(["socat", "-t", "20", "-", f"UNIX-CONNECT:{fake_vm}"], input=request_text,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert lines[0]["hello"] == "vessel"
+    assert len(lines) == 2, r.stdout
+    assert lines[1]["ok"] is True and lines[1]["id"] == 1
+    assert lines[1]["result"]["state"] == "running"
+
+
+def test_poweroff_gets_through_when_every_slot_is_taken(vessel_bin, fake_vm):
+    """Sixteen clients that connect and send nothing do not lock out
+    `vessel ctl poweroff`: it lands on a slot reserved for control
+    commands, which refuses anything else."""
+    idle = []
+    try:
+        for _ in range(16):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(str(fake_vm))
+            s.settimeout(30)
+            assert b'"hello"' in s.recv(4096)
+            idle.append(s)
+        r = ctl(vessel_bin, fake_vm, "device", "list")
+        assert r.returncode == 1
+        assert "reserved for control commands" in r.stderr
+        r = ctl(vessel_bin, fake_vm, "status")
+        assert r.returncode == 0, r.stderr
+        r = ctl(vessel_bin, fake_vm, "poweroff")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "ok\n"
+    finally:
+        for s in idle:
+            s.close()

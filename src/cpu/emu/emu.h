@@ -361,13 +361,11 @@ static inline unsigned emu_mmu_index(const struct emu_cpu *cpu)
 	return (cpu->rflags & X86_FLAG_AC) ? EMU_MMU_SUP_AC : EMU_MMU_SUP;
 }
 /* CR8, IA32_APIC_BASE, IA32_TSC_DEADLINE and the x2APIC MSRs go to the
- * vCPU's LAPIC (src/hw/intc/lapic.h engine hooks) when it has one; the
- * guest TSC is then the LAPIC's VM clock scaled to EMU_TSC_HZ.  These
- * adapters do the routing (without a LAPIC the engine keeps the values). */
+ * vCPU's LAPIC through the route of cpu/accel.h (vcpu_apic_*) when it has
+ * one; the guest TSC is then the LAPIC's VM clock scaled to EMU_TSC_HZ.
+ * Without a LAPIC the engine keeps the values itself. */
 uint8_t emu_hook_get_tpr(struct emu_cpu *cpu);   /* the TPR register: CR8 = TPR >> 4 (SDM vol. 3A 10.8.6.1) */
 void emu_hook_set_tpr(struct emu_cpu *cpu, uint8_t tpr);
-int emu_hook_apic_base(struct emu_cpu *cpu, uint64_t value);   /* 0 or -1: #GP */
-void emu_hook_tsc_deadline(struct emu_cpu *cpu, uint64_t deadline);
 /* TSC frequency advertised in CPUID 0x15/0x16/0x40000010. */
 #define EMU_TSC_HZ 2000000000ull
 uint64_t emu_rdtsc(struct emu_cpu *cpu);

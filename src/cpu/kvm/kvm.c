@@ -259,7 +259,19 @@ static int kvm_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 			return 0;
 		}
 		kvm_inject_interrupts(vcpu, kv);
-		if (ioctl(kv->fd, KVM_RUN, 0) < 0) {
+		/* The TPR through the route to the LAPIC (cpu/accel.h): without
+		 * an in-kernel irqchip KVM takes CR8 from kvm_run on entry and
+		 * puts the guest's back on exit (api.rst, "cr8"). */
+		uint64_t cr8 = 0;
+		bool has_apic = vcpu_apic_get_cr8(vcpu, &cr8) == 0;
+		if (has_apic)
+			run->cr8 = cr8;
+		int run_rc = ioctl(kv->fd, KVM_RUN, 0);
+		int run_errno = errno;
+		if (has_apic && run->cr8 != cr8)
+			vcpu_apic_set_cr8(vcpu, run->cr8);   /* the guest wrote CR8 */
+		errno = run_errno;
+		if (run_rc < 0) {
 			run->immediate_exit = 0;
 			if (errno == EINTR || errno == EAGAIN) {
 				exit->reason = VCPU_EXIT_KICK;

@@ -28,8 +28,8 @@ struct fixture {
 	size_t n_out;
 };
 
-static uint64_t con_read(void *opaque, uint64_t off, unsigned size) { return 0; }
-static void con_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+static uint64_t con_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size) { return 0; }
+static void con_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
 	struct fixture *f = opaque;
 	if (f->n_out < sizeof(f->out) - 1)

@@ -5,6 +5,44 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+/* The op runs on whichever thread the server calls it from: it waits
+ * there while the test holds it. */
+static void fake_wait_hold(struct fake_vm *vm)
+{
+	pthread_mutex_lock(&vm->hold_lock);
+	if (vm->hold) {
+		vm->n_held++;
+		pthread_cond_broadcast(&vm->hold_cond);
+		while (vm->hold)
+			pthread_cond_wait(&vm->hold_cond, &vm->hold_lock);
+		vm->n_held--;
+	}
+	pthread_mutex_unlock(&vm->hold_lock);
+}
+
+void fake_vm_hold(struct fake_vm *vm, bool on)
+{
+	pthread_mutex_lock(&vm->hold_lock);
+	vm->hold = on;
+	pthread_cond_broadcast(&vm->hold_cond);
+	pthread_mutex_unlock(&vm->hold_lock);
+}
+
+bool fake_vm_wait_held(struct fake_vm *vm, int n)
+{
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 20;
+	pthread_mutex_lock(&vm->hold_lock);
+	int rc = 0;
+	while (vm->n_held < n && rc == 0)
+		rc = pthread_cond_timedwait(&vm->hold_cond, &vm->hold_lock, &deadline);
+	bool ok = vm->n_held >= n;
+	pthread_mutex_unlock(&vm->hold_lock);
+	return ok;
+}
 
 static int fake_pause(void *opaque)
 {
@@ -58,6 +96,7 @@ static int fake_save(void *opaque, const char *path)
 	int rc = lifecycle_transition(&vm->lc, VM_STATE_SAVING_STATE, "control API: save");
 	if (rc)
 		return rc;
+	fake_wait_hold(vm);
 	if (vm->fail_save)
 		rc = err_set(vm->fail_save, "snapshot %s: %s", path, strerror(-vm->fail_save));
 	lifecycle_transition(&vm->lc, before, NULL);
@@ -91,6 +130,7 @@ static int fake_device_list(void *opaque, json_t *out)
 static int fake_device_add(void *opaque, const struct vm_device_config *dev)
 {
 	struct fake_vm *vm = opaque;
+	fake_wait_hold(vm);
 	return plugin_devices_add(&vm->devices, dev);
 }
 
@@ -119,6 +159,8 @@ int fake_vm_init(struct fake_vm *vm, const char *plugin_path)
 	bus_init(&vm->pio, "pio");
 	bus_init(&vm->mmio, "mmio");
 	pthread_mutex_init(&vm->dev_lock, NULL);
+	pthread_mutex_init(&vm->hold_lock, NULL);
+	pthread_cond_init(&vm->hold_cond, NULL);
 	int rc = gmem_init(&vm->mem, 16ULL << 20);
 	if (rc)
 		return rc;
@@ -139,4 +181,6 @@ void fake_vm_destroy(struct fake_vm *vm)
 	bus_destroy(&vm->pio);
 	bus_destroy(&vm->mmio);
 	lifecycle_destroy(&vm->lc);
+	pthread_mutex_destroy(&vm->hold_lock);
+	pthread_cond_destroy(&vm->hold_cond);
 }

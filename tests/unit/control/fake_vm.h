@@ -21,6 +21,13 @@ struct fake_vm {
 	char last_save[512];
 	int fail_save;          /* -errno to fail save with */
 	bool guest_ignores_powerdown;
+	/* While hold is set, save and device-add wait inside the op (as a
+	 * long save or a slow plug-in create() would) until it is cleared;
+	 * n_held counts the ops waiting. */
+	pthread_mutex_t hold_lock;
+	pthread_cond_t hold_cond;
+	bool hold;
+	int n_held;
 };
 
 extern const struct vm_control_ops fake_vm_ops;
@@ -28,5 +35,9 @@ extern const struct vm_control_ops fake_vm_ops;
 /* Brings the fake to running; plugin_path may be NULL. */
 int fake_vm_init(struct fake_vm *vm, const char *plugin_path);
 void fake_vm_destroy(struct fake_vm *vm);
+/* Sets or clears the hold; clearing lets every held op go on. */
+void fake_vm_hold(struct fake_vm *vm, bool on);
+/* Waits until n ops are held (false after 20 s: the op never started). */
+bool fake_vm_wait_held(struct fake_vm *vm, int n);
 
 #endif

@@ -14,6 +14,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -30,6 +32,7 @@ static void setup(void)
 
 static void teardown(void)
 {
+	fake_vm_hold(&vm, false); /* a failed test may leave an op held */
 	api_server_stop(srv);
 	fake_vm_destroy(&vm);
 }
@@ -224,10 +227,10 @@ Test(api, devices_add_list_stats_remove)
 	json_decref(r);
 	/* The guest touches the device: per-device counters show it. */
 	pthread_mutex_lock(&vm.dev_lock);
-	bus_write(&vm.pio, 1536, 4, 5);
-	bus_write(&vm.pio, 1536, 4, 6);
+	bus_write(&vm.pio, NULL, 1536, 4, 5);
+	bus_write(&vm.pio, NULL, 1536, 4, 6);
 	uint64_t v;
-	bus_read(&vm.pio, 1540, 4, &v);
+	bus_read(&vm.pio, NULL, 1540, 4, &v);
 	pthread_mutex_unlock(&vm.dev_lock);
 	cr_assert_eq(v, 2);
 	r = call(c, "{\"cmd\": \"device-list\"}");
@@ -263,7 +266,7 @@ Test(api, devices_add_list_stats_remove)
 	r = call(c, "{\"cmd\": \"device-remove\", \"args\": {\"id\": \"mb0\"}}");
 	assert_ok(r);
 	json_decref(r);
-	cr_assert_not(bus_read(&vm.pio, 1536, 4, &v), "removed device still on the bus");
+	cr_assert_not(bus_read(&vm.pio, NULL, 1536, 4, &v), "removed device still on the bus");
 	r = call(c, "{\"cmd\": \"device-remove\", \"args\": {\"id\": \"mb0\"}}");
 	assert_error(r, "not-found", "device mb0: no device with this id");
 	json_decref(r);
@@ -382,8 +385,10 @@ Test(api, pipelined_requests_answer_in_order)
 
 Test(api, client_limit_refuses_extra_connections)
 {
-	struct cl *cs[API_MAX_CLIENTS];
-	for (int i = 0; i < API_MAX_CLIENTS; i++)
+	/* The ordinary slots, then the ones reserved for control commands. */
+	enum { ALL = API_MAX_CLIENTS + API_RESERVED_CLIENTS };
+	struct cl *cs[ALL];
+	for (int i = 0; i < ALL; i++)
 		cs[i] = cl_open();
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
@@ -401,7 +406,7 @@ Test(api, client_limit_refuses_extra_connections)
 	json_t *r = call(cs[1], "{\"cmd\": \"status\"}");
 	json_decref(r);
 	cs[0] = cl_open();
-	for (int i = 0; i < API_MAX_CLIENTS; i++)
+	for (int i = 0; i < ALL; i++)
 		cl_close(cs[i]);
 }
 
@@ -507,4 +512,247 @@ Test(api, flooding_client_does_not_starve_others)
 	json_decref(r);
 	cl_close(flood);
 	cl_close(good);
+}
+
+/* Every ordinary slot held by a client that sends nothing: a control
+ * command still gets through on a reserved slot, which refuses anything
+ * else. */
+Test(api, reserved_slot_lets_control_commands_through)
+{
+	struct cl *idle[API_MAX_CLIENTS];
+	for (int i = 0; i < API_MAX_CLIENTS; i++)
+		idle[i] = cl_open();
+	struct cl *c = cl_open();
+	json_t *r = call(c, "{\"cmd\": \"device-list\"}");
+	assert_error(r, "busy", NULL);
+	cr_assert(strstr(json_string_value(json_object_get(json_object_get(r, "error"), "message")),
+			 "reserved for control commands"));
+	json_decref(r);
+	r = call(c, "{\"cmd\": \"status\"}");
+	assert_ok(r);
+	json_decref(r);
+	struct cl *c2 = cl_open();
+	r = call(c2, "{\"cmd\": \"poweroff\"}");
+	assert_ok(r);
+	json_decref(r);
+	cr_assert_eq(lifecycle_state(&vm.lc), VM_STATE_OFF);
+	cl_close(c2);
+	cl_close(c);
+	for (int i = 0; i < API_MAX_CLIENTS; i++)
+		cl_close(idle[i]);
+}
+
+/* `echo REQUEST | socat - UNIX-CONNECT:sock`: the client shuts its write
+ * side after the request and still reads the reply. */
+Test(api, half_closed_client_gets_its_replies)
+{
+	struct cl *c = cl_open();
+	cl_send_raw(c, "{\"cmd\":\"status\",\"id\":1}\n{\"cmd\":\"pause\",\"id\":2}\n{\"cmd\":\"status\",\"id\":3}");
+	cr_assert_eq(shutdown(c->fd, SHUT_WR), 0);
+	for (int i = 1; i <= 3; i++) {
+		json_t *r = cl_recv(c);
+		cr_assert_not_null(r, "reply %d lost after the half-close", i);
+		assert_ok(r);
+		cr_assert_eq(json_integer_value(json_object_get(r, "id")), i);
+		json_decref(r);
+	}
+	cr_assert_eq(lifecycle_state(&vm.lc), VM_STATE_PAUSED);
+	cr_assert_null(cl_recv(c), "the connection stays open after the last reply");
+	cl_close(c);
+}
+
+struct writer {
+	int fd;
+	int n;
+	atomic_int sent;
+	atomic_bool done;
+};
+
+static void *write_requests(void *arg)
+{
+	struct writer *w = arg;
+	char line[64];
+	for (int i = 1; i <= w->n; i++) {
+		int len = snprintf(line, sizeof(line), "{\"cmd\":\"status\",\"id\":%d}\n", i);
+		if (send(w->fd, line, (size_t)len, MSG_NOSIGNAL) != len)
+			break;
+		atomic_store(&w->sent, i);
+	}
+	atomic_store(&w->done, true);
+	return NULL;
+}
+
+/* A client that pipelines many requests before it reads (far more
+ * replies than the output limit in all) is answered in full and in order:
+ * the server stops reading its requests while their replies wait, instead
+ * of queueing replies until it looks like a client that does not read. */
+Test(api, pipelined_requests_of_a_reading_client_are_all_answered, .timeout = 120)
+{
+	struct cl *c = cl_open();
+	struct writer w = { .fd = c->fd, .n = 100000 };
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, write_requests, &w), 0);
+	/* Start reading once the writer is done or held back. */
+	int last = -1, still = 0;
+	while (!atomic_load(&w.done) && still < 4) {
+		usleep(50 * 1000);
+		int now = atomic_load(&w.sent);
+		still = now == last ? still + 1 : 0;
+		last = now;
+	}
+	int got = 0;
+	for (int i = 1; i <= w.n; i++) {
+		json_t *r = cl_recv(c);
+		if (!r)
+			break;
+		cr_assert_eq(json_integer_value(json_object_get(r, "id")), i);
+		json_decref(r);
+		got = i;
+	}
+	shutdown(c->fd, SHUT_RDWR);
+	pthread_join(t, NULL);
+	cr_assert_eq(got, w.n, "disconnected after %d of %d replies", got, w.n);
+	cl_close(c);
+}
+
+static const char *event_name(json_t *e)
+{
+	return json_string_value(json_object_get(e, "event"));
+}
+
+/* save runs while the server goes on serving others: status shows it, a
+ * second long operation is refused as busy, and the requester gets a
+ * progress event, then its reply. */
+Test(api, save_runs_off_the_api_thread, .timeout = 60)
+{
+	struct cl *a = cl_open(), *b = cl_open();
+	fake_vm_hold(&vm, true);
+	cl_send_raw(a, "{\"cmd\": \"save\", \"args\": {\"file\": \"/tmp/held.snap\"}, \"id\": \"s1\"}\n");
+	json_t *e = cl_recv(a);
+	cr_assert_not_null(e);
+	cr_assert_str_eq(event_name(e), "progress");
+	cr_assert_str_eq(json_string_value(json_object_get(e, "cmd")), "save");
+	cr_assert_str_eq(json_string_value(json_object_get(e, "request")), "s1");
+	cr_assert_str_eq(json_string_value(json_object_get(e, "stage")), "started");
+	json_decref(e);
+	cr_assert(fake_vm_wait_held(&vm, 1), "save never reached the VM");
+	json_t *r = call(b, "{\"cmd\": \"status\"}");
+	assert_ok(r);
+	cr_assert_str_eq(result_str(r, "state"), "saving-state");
+	json_t *op = json_object_get(json_object_get(r, "result"), "operation");
+	cr_assert_str_eq(json_string_value(json_object_get(op, "cmd")), "save");
+	json_decref(r);
+	r = call(b, "{\"cmd\": \"save\", \"args\": {\"file\": \"/tmp/other.snap\"}}");
+	assert_error(r, "busy", NULL);
+	cr_assert(strstr(json_string_value(json_object_get(json_object_get(r, "error"), "message")),
+			 "save is in progress"));
+	json_decref(r);
+	r = call(b, "{\"cmd\": \"device-add\", \"args\": {\"device\": {\"type\": \"mailbox\", \"id\": \"m\"}}}");
+	assert_error(r, "busy", NULL);
+	json_decref(r);
+	fake_vm_hold(&vm, false);
+	for (;;) {
+		r = cl_recv(a);
+		cr_assert_not_null(r);
+		if (!json_object_get(r, "event"))
+			break;
+		json_decref(r);
+	}
+	assert_ok(r);
+	cr_assert_str_eq(json_string_value(json_object_get(r, "id")), "s1");
+	cr_assert_str_eq(result_str(r, "file"), "/tmp/held.snap");
+	json_decref(r);
+	cr_assert_eq(lifecycle_state(&vm.lc), VM_STATE_RUNNING);
+	r = call(b, "{\"cmd\": \"status\"}");
+	cr_assert(json_is_null(json_object_get(json_object_get(r, "result"), "operation")));
+	json_decref(r);
+	cl_close(a);
+	cl_close(b);
+}
+
+/* A plug-in whose create() takes its time blocks nobody but the client
+ * that asked; that client's next requests are answered after it, in order. */
+Test(api, slow_device_add_blocks_only_its_client, .timeout = 60)
+{
+	struct cl *a = cl_open(), *b = cl_open();
+	fake_vm_hold(&vm, true);
+	cl_send_raw(a, "{\"cmd\": \"device-add\", \"args\": {\"device\": {\"type\": \"mailbox\", \"id\": \"m\"}}, \"id\": 1}\n"
+		       "{\"cmd\": \"device-list\", \"id\": 2}\n");
+	cr_assert(fake_vm_wait_held(&vm, 1), "device-add never reached the VM");
+	json_t *r = call(b, "{\"cmd\": \"pause\"}");
+	assert_ok(r);
+	json_decref(r);
+	r = call(b, "{\"cmd\": \"resume\"}");
+	assert_ok(r);
+	json_decref(r);
+	fake_vm_hold(&vm, false);
+	int next = 1;
+	while (next <= 2) {
+		r = cl_recv(a);
+		cr_assert_not_null(r);
+		if (json_object_get(r, "event")) {
+			json_decref(r);
+			continue;
+		}
+		assert_ok(r);
+		cr_assert_eq(json_integer_value(json_object_get(r, "id")), next);
+		if (next == 2)
+			cr_assert_eq(json_array_size(json_object_get(json_object_get(r, "result"), "devices")), 1);
+		json_decref(r);
+		next++;
+	}
+	cl_close(a);
+	cl_close(b);
+}
+
+/* ---- timeouts, with short limits ---- */
+
+static void setup_short_limits(void)
+{
+	snprintf(sock_path, sizeof(sock_path), "/tmp/vessel-api-test-%d.sock", getpid());
+	cr_assert_eq(fake_vm_init(&vm, EXAMPLE_PLUGIN), 0, "%s", err_msg());
+	struct api_limits lim = { .idle_ms = 200, .stall_ms = 300, .reserved_idle_ms = 200 };
+	cr_assert_eq(api_server_start_with(&srv, sock_path, &fake_vm_ops, &vm, &vm.lc, &lim), 0, "%s", err_msg());
+}
+
+TestSuite(api_limits, .init = setup_short_limits, .fini = teardown);
+
+Test(api_limits, idle_client_is_closed, .timeout = 60)
+{
+	struct cl *c = cl_open();
+	json_t *e = cl_recv(c);
+	cr_assert_not_null(e, "an idle client was not told it is closed");
+	cr_assert_str_eq(event_name(e), "closing");
+	cr_assert(strstr(json_string_value(json_object_get(e, "reason")), "idle"));
+	json_decref(e);
+	cr_assert_null(cl_recv(c), "an idle client stays connected");
+	cl_close(c);
+}
+
+/* An event subscriber that stops reading is closed once its output has
+ * not moved for the stall limit, long before the output limit. */
+Test(api_limits, subscriber_that_stops_reading_is_closed, .timeout = 120)
+{
+	struct cl *sub = cl_open(), *actor = cl_open();
+	json_decref(call(sub, "{\"cmd\": \"events\"}"));
+	/* About 1 MiB of events: more than the socket buffers hold, less
+	 * than the output limit. */
+	for (int i = 0; i < 5000; i++) {
+		json_decref(call(actor, "{\"cmd\": \"pause\"}"));
+		json_decref(call(actor, "{\"cmd\": \"resume\"}"));
+	}
+	bool closed = false;
+	for (int tries = 0; tries < 200 && !closed; tries++) {
+		usleep(100 * 1000);
+		closed = send(sub->fd, "\n", 1, MSG_NOSIGNAL) < 0;
+	}
+	cr_assert(closed, "a subscriber that does not read stays connected");
+	/* A new client (the actor may be closed as idle by now). */
+	struct cl *c = cl_open();
+	json_t *r = call(c, "{\"cmd\": \"status\"}");
+	assert_ok(r);
+	json_decref(r);
+	cl_close(c);
+	cl_close(sub);
+	cl_close(actor);
 }

@@ -8,7 +8,7 @@ struct fake_dev {
 	unsigned last_size;
 };
 
-static uint64_t fake_read(void *opaque, uint64_t off, unsigned size)
+static uint64_t fake_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size)
 {
 	struct fake_dev *d = opaque;
 	d->last_off = off;
@@ -16,7 +16,7 @@ static uint64_t fake_read(void *opaque, uint64_t off, unsigned size)
 	return 0x1234 + off;
 }
 
-static void fake_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+static void fake_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
 	struct fake_dev *d = opaque;
 	d->last_off = off;
@@ -34,10 +34,10 @@ Test(bus, dispatch_relative_offset)
 	cr_assert_eq(bus_register(&b, 0x3f8, 8, &fake_ops, &a, "uart"), 0);
 	cr_assert_eq(bus_register(&b, 0x60, 1, &fake_ops, &c, "kbd"), 0);
 	uint64_t v;
-	cr_assert(bus_read(&b, 0x3fd, 1, &v));
+	cr_assert(bus_read(&b, NULL, 0x3fd, 1, &v));
 	cr_assert_eq(v, 0x1234 + 5);
 	cr_assert_eq(a.last_off, 5);
-	cr_assert(bus_write(&b, 0x60, 1, 0xfe));
+	cr_assert(bus_write(&b, NULL, 0x60, 1, 0xfe));
 	cr_assert_eq(c.last_val, 0xfe);
 	cr_assert_eq(bus_find(&b, 0x3f8)->reads, 1);
 	bus_destroy(&b);
@@ -48,9 +48,9 @@ Test(bus, unclaimed_reads_ones)
 	struct bus b;
 	bus_init(&b, "pio");
 	uint64_t v = 0;
-	cr_assert_not(bus_read(&b, 0x80, 2, &v));
+	cr_assert_not(bus_read(&b, NULL, 0x80, 2, &v));
 	cr_assert_eq(v, 0xffff);
-	cr_assert_not(bus_write(&b, 0x80, 1, 1));
+	cr_assert_not(bus_write(&b, NULL, 0x80, 1, 1));
 	bus_destroy(&b);
 }
 

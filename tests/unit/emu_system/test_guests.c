@@ -35,12 +35,12 @@ struct guest_run {
 	const struct accel_ops *accel;
 };
 
-static uint64_t con_read(void *opaque, uint64_t off, unsigned size)
+static uint64_t con_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size)
 {
 	return 0xe9;   /* Bochs/QEMU debug console signature */
 }
 
-static void con_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+static void con_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
 	struct guest_run *r = opaque;
 	if (r->out_len + 1 < sizeof(r->out))
@@ -50,12 +50,12 @@ static void con_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
 
 static const struct bus_ops con_ops = { .read = con_read, .write = con_write };
 
-static uint64_t exit_read(void *opaque, uint64_t off, unsigned size)
+static uint64_t exit_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size)
 {
 	return ~0ull;
 }
 
-static void exit_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+static void exit_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
 	struct guest_run *r = opaque;
 	r->exit_value = (int)(val & 0xff);

@@ -15,19 +15,19 @@ struct test_io {
 	uint64_t mmio_off, mmio_val;
 };
 
-static uint64_t out_read(void *opaque, uint64_t off, unsigned size) { return 0; }
-static void out_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+static uint64_t out_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size) { return 0; }
+static void out_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
 	struct test_io *t = opaque;
 	if (t->n_out < sizeof(t->out) - 1)
 		t->out[t->n_out++] = (char)val;
 }
-static void exit_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+static void exit_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
 	((struct test_io *)opaque)->exit_value = (int)val;
 }
-static uint64_t mmio_read(void *opaque, uint64_t off, unsigned size) { return '!'; }
-static void mmio_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+static uint64_t mmio_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size) { return '!'; }
+static void mmio_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
 	struct test_io *t = opaque;
 	t->mmio_off = off;

@@ -5,7 +5,6 @@
 /* For msr_read/msr_write: the state accessors reach MSRs the way RDMSR and
  * WRMSR do. */
 #include "cpu/emu/system/sys.h"
-#include "hw/intc/lapic.h"
 
 #include "util/error.h"
 #include "util/log.h"
@@ -374,7 +373,7 @@ static int emu_get_sregs(struct vcpu *vcpu, struct x86_sregs *sr)
 	sr->cr3 = cpu->cr3;
 	sr->cr4 = cpu->cr4;
 	sr->efer = cpu->efer;
-	sr->cr8 = cpu->vcpu && cpu->vcpu->lapic ? lapic_get_cr8(cpu->vcpu) : cpu->tpr;
+	sr->cr8 = emu_hook_get_tpr(cpu) >> 4;
 	sr->apic_base = cpu->apic_base;
 	return 0;
 }

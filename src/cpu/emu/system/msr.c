@@ -8,7 +8,6 @@
  * (VMX, SMX, SGX, LMCE). */
 #include "cpu/emu/system/sys.h"
 
-#include "hw/intc/lapic.h"
 #include "vm/machine.h"
 
 #include <errno.h>
@@ -78,12 +77,16 @@ static bool is_apic_msr(uint32_t index)
 	return index == MSR_IA32_APIC_BASE || index == MSR_IA32_TSC_DEADLINE || (index >= 0x800 && index <= 0x8ff);
 }
 
-/* The LAPIC's engine hook: 0 done, -1 #GP, 1 no LAPIC (model it here). */
+/* The route to the LAPIC (cpu/accel.h): 0 done, -1 #GP, 1 no LAPIC
+ * (model it here).  A TSC deadline is given with this engine's TSC, which
+ * carries the guest's IA32_TSC offset. */
 static int apic_msr(struct emu_cpu *cpu, uint32_t index, bool write, uint64_t *val)
 {
-	if (!cpu->vcpu || !cpu->vcpu->lapic)
+	if (!cpu->vcpu)
 		return 1;
-	int rc = write ? lapic_msr_write(cpu->vcpu, index, *val) : lapic_msr_read(cpu->vcpu, index, val);
+	int rc = write && index == MSR_IA32_TSC_DEADLINE
+			 ? vcpu_apic_set_tsc_deadline(cpu->vcpu, *val, emu_rdtsc(cpu))
+			 : vcpu_apic_msr(cpu->vcpu, index, write, val);
 	if (rc == -ENOENT)
 		return 1;
 	return rc < 0 ? -1 : 0;
