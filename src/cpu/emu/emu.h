@@ -196,6 +196,9 @@ struct emu_cpu {
 	uint64_t tsc_base_ns;      /* host monotonic time at TSC 0 (minus tsc_offset) */
 	uint32_t exc_ext;          /* EXT bit for error codes of the event being delivered */
 	bool nmi_blocked;          /* from NMI delivery until the next IRET (SDM vol. 3A 6.7.1) */
+	/* An NMI received and not yet delivered: a latch, so that NMIs that
+	 * arrive while one is pending or blocked collapse into one (6.7.1). */
+	bool nmi_pending;
 	/* Debug traps (SDM vol. 3B 17.3.1.2-17.3.1.5): DR6 bits (B0-B3 of the
 	 * data and I/O breakpoints hit, BS, BT) of a #DB trap to deliver at
 	 * the next instruction boundary.  Nonzero: the one-instruction path. */

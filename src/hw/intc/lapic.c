@@ -788,6 +788,10 @@ static int lapic_msr_write_locked(struct lapic *l, uint32_t msr, uint64_t val)
 	}
 	if (val >> 32)
 		return -EINVAL;
+	/* SELF IPI: only the vector (bits 7:0); a reserved bit set is #GP
+	 * (SDM vol. 3A 10.12.11). */
+	if (off == APIC_SELF_IPI && (val & ~0xffull))
+		return -EINVAL;
 	bool valid = off == APIC_TPR || off == APIC_EOI || off == APIC_SVR || off == APIC_ESR ||
 		     off == APIC_LVT_CMCI || (off >= APIC_LVT_TIMER && off <= APIC_TMICT) ||
 		     off == APIC_TDCR || off == APIC_SELF_IPI;

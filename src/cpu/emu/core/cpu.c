@@ -225,6 +225,23 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 				exit->reason = VCPU_EXIT_KICK;
 				continue;
 			}
+			if (ev & VCPU_EVT_NMI) {
+				atomic_fetch_and_explicit(&vcpu->events, ~VCPU_EVT_NMI, memory_order_acq_rel);
+				cpu->nmi_pending = true;
+			}
+		}
+		/* NMI: before INTR (SDM vol. 3A 6.9, table 6-2), after a debug
+		 * trap of the previous instruction; held off by NMI blocking
+		 * until an IRET (6.7.1) and by the MOV SS/STI shadow (6.8.3). */
+		if (__builtin_expect(cpu->nmi_pending, 0) && !cpu->nmi_blocked && !cpu->intr_shadow &&
+		    !cpu->dbg_pending) {
+			cpu->nmi_pending = false;
+			cpu->halted = false;
+			cpu->icount++;
+			emu_deliver_interrupt(cpu, X86_EXC_NMI, true);
+			continue;
+		}
+		if (__builtin_expect(ev != 0, 0)) {
 			if ((ev & VCPU_EVT_INTR) && (cpu->rflags & X86_FLAG_IF) && !cpu->intr_shadow && vm->intr_ack) {
 				atomic_fetch_and_explicit(&vcpu->events, ~VCPU_EVT_INTR, memory_order_acq_rel);
 				int vector = vm->intr_ack(vcpu);

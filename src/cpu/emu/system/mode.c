@@ -109,6 +109,7 @@ void emu_cpu_reset(struct emu_cpu *cpu, bool bsp)
 	cpu->exc_has_error = false;
 	cpu->delivering = -1;
 	cpu->nmi_blocked = false;
+	cpu->nmi_pending = false;
 	cpu->dbg_pending = 0;
 	cpu->dbg_data = false;
 	mmu_reset(cpu);

@@ -189,7 +189,13 @@ static void h_into(struct emu_cpu *cpu, const struct emu_insn *in)
 
 static void h_int1(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	/* ICEBP: a #DB trap delivered like a hardware event, no DPL check. */
+	/* ICEBP: a #DB trap delivered like a hardware event, no DPL check.
+	 * A data breakpoint hit by a MOV SS just before it, held by the
+	 * shadow, is dropped: hardware delivers the one #DB of the ICEBP
+	 * (observed behaviour, Linux tools/testing/selftests/x86/mov_ss_trap.c);
+	 * delivered at the handler's first instruction instead it would
+	 * re-enter the #DB handler on its own IST stack. */
+	cpu->dbg_pending = 0;
 	exc_deliver(cpu, X86_EXC_DB, false, 0, false, cpu->next_rip);
 }
 
@@ -290,6 +296,15 @@ static void read_sys_desc(struct emu_cpu *cpu, uint16_t sel, struct emu_seg *s, 
 	}
 }
 
+/* In IA-32e mode the 16-byte LDT and TSS descriptors hold a 64-bit base,
+ * which LLDT and LTR require canonical: #GP(selector) otherwise (SDM vol.
+ * 2A LLDT, vol. 2B LTR, "64-Bit Mode Exceptions"). */
+static void check_sys_base(struct emu_cpu *cpu, uint16_t sel, const struct emu_seg *s)
+{
+	if ((cpu->efer & X86_EFER_LMA) && !mmu_canonical(cpu, s->base))
+		emu_raise(cpu, X86_EXC_GP, sel & 0xfffc);
+}
+
 static void h_lldt(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (!prot_mode(cpu))
@@ -307,6 +322,7 @@ static void h_lldt(struct emu_cpu *cpu, const struct emu_insn *in)
 		emu_raise(cpu, X86_EXC_GP, sel & 0xfffc);
 	if (!(s.attr & 0x80))
 		emu_raise(cpu, X86_EXC_NP, sel & 0xfffc);
+	check_sys_base(cpu, sel, &s);
 	cpu->ldtr = s;
 }
 
@@ -328,6 +344,7 @@ static void h_ltr(struct emu_cpu *cpu, const struct emu_insn *in)
 		emu_raise(cpu, X86_EXC_GP, sel & 0xfffc);
 	if (!(s.attr & 0x80))
 		emu_raise(cpu, X86_EXC_NP, sel & 0xfffc);
+	check_sys_base(cpu, sel, &s);
 	desc |= 2ull << 40;   /* busy */
 	seg_write_desc_hi(cpu, sel, (uint32_t)(desc >> 32));
 	s.attr |= 2;
@@ -805,6 +822,14 @@ static void h_syscall(struct emu_cpu *cpu, const struct emu_insn *in)
 	flat_stack(&cpu->seg[SEG_SS], (uint16_t)(sel + 8), 0);
 	cpu->cpl = 0;
 	emu_set_rflags(cpu, fl & ~(cpu->sfmask | X86_FLAG_RF));
+	/* The single-step trap of SYSCALL follows RFLAGS after it: with TF
+	 * masked by IA32_FMASK there is no #DB at the entry point (as on
+	 * hardware; Linux warns in exc_debug_kernel() if one arrives).  The
+	 * one-instruction path treats it like an event delivery: no trap now,
+	 * and a data breakpoint still pending from a MOV SS before it is
+	 * taken at the entry point, as after INT n. */
+	if ((fl & X86_FLAG_TF) && (cpu->sfmask & X86_FLAG_TF))
+		cpu->event_delivered = true;
 	cpu->next_rip = cpu->lstar;
 	emu_update_mode(cpu);
 }

@@ -136,7 +136,8 @@ Test(emu_except, protected_mode_user_fault_switches_to_ring0_stack)
 	cr_assert_eq(cpu->rip, 0x7000);
 	cr_assert_eq(cpu->seg[SEG_SS].sel, SEL_UDATA32);
 	cr_assert_eq(cpu->gpr[RSP], 0x7800);
-	cr_assert_eq(cpu->seg[SEG_DS].attr, 0, "DS (DPL 0) is nulled on the way out");
+	cr_assert_eq(cpu->seg[SEG_DS].sel, 0, "DS (DPL 0) is nulled on the way out");
+	cr_assert_eq(cpu->seg[SEG_DS].attr & 0x80, 0, "and unusable (P = 0)");
 	/* A privileged instruction at CPL 3: #GP(0), delivered on the ring-0 stack. */
 	static const uint8_t hlt[] = { 0xf4 };
 	cr_assert_eq(fx_exec(&fx, hlt, 1), X86_EXC_GP);

@@ -76,6 +76,8 @@ static void *watchdog(void *arg)
 	if (!atomic_load(&r->done)) {
 		atomic_store(&r->watchdog_fired, true);
 		atomic_store(&r->done, true);
+		/* The emu engine polls vcpu->events: the kick is the event. */
+		atomic_fetch_or(&r->vcpu->events, VCPU_EVT_KICK);
 		if (r->accel->vcpu_kick)
 			r->accel->vcpu_kick(r->vcpu);
 	}
@@ -257,6 +259,13 @@ static void run_guest(const char *name)
 	}
 	atomic_store(&r.done, true);
 	pthread_join(wd, NULL);
+	if (atomic_load(&r.watchdog_fired)) {
+		/* Where it was stuck, for the failure message below. */
+		struct x86_regs stuck;
+		if (accel->get_regs(&vcpu, &stuck) == 0)
+			cr_log_error("%s: stuck at RIP %#llx, RFLAGS %#llx", name, (unsigned long long)stuck.rip,
+				     (unsigned long long)stuck.rflags);
+	}
 	if (accel->vcpu_destroy)
 		accel->vcpu_destroy(&vcpu);
 	if (accel->vm_destroy)
@@ -282,3 +291,4 @@ Test(emu_guests, task_switch) { run_guest("task"); }
 Test(emu_guests, virtual_8086_mode) { run_guest("v86"); }
 Test(emu_guests, call_gates_and_sysenter) { run_guest("gates"); }
 Test(emu_guests, single_step) { run_guest("debug"); }
+Test(emu_guests, long_mode_system) { run_guest("sys64"); }
