@@ -5,11 +5,12 @@
  * blocked waits for the handler's IRET, and that two arriving then
  * collapse into one (SDM vol. 3A 6.7.1, 10.6.1).  The KVM run is skipped
  * where the host has no usable /dev/kvm. */
-#include "cpu/accel.h"
+#include "cpu/engines.h"
+#include "machine/accel.h"
 #include "hw/chardev.h"
 #include "hw/pc.h"
 #include "util/error.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include "self_nmi.h"
 
