@@ -226,11 +226,19 @@ struct emu_vm {
 /* ---- core ---- */
 void emu_register(enum emu_opmap map, uint8_t opcode, enum emu_mprefix mp, int modrm_reg, emu_handler fn);
 /* mp or modrm_reg may be -1 (as int) for "any"; later, more specific registrations win. */
-/* A group's chooser of specialized handlers: given a decoded instruction
- * with its generic handler, a faster handler for that exact form, or
- * NULL.  emu_decode applies every registered chooser. */
-typedef emu_handler (*emu_fast_chooser)(const struct emu_insn *insn);
-void emu_register_fast(emu_fast_chooser choose);
+/* A form of an opcode specialised to its operand kind and size
+ * (docs/architecture.md "Specialized handlers"): the decoder takes it
+ * instead of the generic handler registered in the same slot (or a less
+ * specific one) for an instruction without LOCK whose ModRM operand kind
+ * is in kinds and whose operand size is in sizes.  Instructions without
+ * ModRM count as register forms. */
+enum {
+	EMU_FORM_REG = 1, EMU_FORM_MEM = 2, EMU_FORM_ANY = 3,
+	EMU_FORM_8 = 1u << 1, EMU_FORM_16 = 1u << 2, EMU_FORM_32 = 1u << 4, EMU_FORM_64 = 1u << 8,
+	EMU_FORM_ANYSIZE = EMU_FORM_8 | EMU_FORM_16 | EMU_FORM_32 | EMU_FORM_64,
+};
+void emu_register_form(enum emu_opmap map, uint8_t opcode, enum emu_mprefix mp, int modrm_reg, unsigned kinds,
+		       unsigned sizes, emu_handler fn);
 void emu_isa_init(void);                 /* calls the *_register functions below once */
 void emu_int_register(void);             /* core: general-purpose instructions */
 void emu_sys_register(void);             /* system */
@@ -245,6 +253,12 @@ int emu_decode_mode(unsigned mode, const uint8_t *bytes, unsigned avail, struct 
 /* Whether a decoded block must end after this instruction (control
  * transfer, mode, segment or interrupt-flag change, I/O). */
 bool emu_insn_ends_block(const struct emu_insn *insn);
+/* The instruction's mnemonic (Zydis's spelling) from the opcode table,
+ * or "" (0 returned) where the table has none; and the whole instruction
+ * in Intel syntax, rip being its address (for relative targets).  Both
+ * write at most n bytes with the terminating NUL and return the length. */
+unsigned emu_insn_mnemonic(const struct emu_insn *insn, char *buf, unsigned n);
+unsigned emu_insn_format(const struct emu_insn *insn, uint64_t rip, char *buf, unsigned n);
 void emu_handler_ud(struct emu_cpu *cpu, const struct emu_insn *insn);   /* raises #UD */
 void emu_handler_gp0(struct emu_cpu *cpu, const struct emu_insn *insn);  /* raises #GP(0) */
 uint64_t emu_get_rflags(struct emu_cpu *cpu);   /* materializes lazy flags */

@@ -335,3 +335,73 @@ Test(isa_doc, listed_opcodes_have_handlers)
 	cr_assert_gt(checked, 50);
 	printf("docs/isa.md: %u listed encodings have handlers\n", checked);
 }
+
+/* Every row of the opcode table (core/opcodes.c), each /reg of a group,
+ * with a register and a memory ModRM: decodes to Zydis's length, and the
+ * table's mnemonic (what `--trace insn` prints) is Zydis's.  Rows the SDM
+ * marks i64 are tried in 32-bit mode, the others in 64-bit mode. */
+Test(decode_rows, every_row_matches_zydis)
+{
+	ZydisDecoder z64, z32;
+	cr_assert(ZYAN_SUCCESS(ZydisDecoderInit(&z64, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64)));
+	cr_assert(ZYAN_SUCCESS(ZydisDecoderInit(&z32, ZYDIS_MACHINE_MODE_LEGACY_32, ZYDIS_STACK_WIDTH_32)));
+	static const uint8_t escape[4][2] = { { 0 }, { 0x0f }, { 0x0f, 0x38 }, { 0x0f, 0x3a } };
+	static const uint8_t prefixes[] = { 0, 0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x66, 0x67, 0xf0, 0xf2, 0xf3, 0x0f };
+	unsigned rows = 0, named = 0, bad = 0;
+	for (unsigned map = 0; map < 4; map++) {
+		for (unsigned op = 0; op < 256; op++) {
+			bool skip = false;
+			for (unsigned k = 1; k < sizeof(prefixes); k++)
+				skip |= map == 0 && op == prefixes[k];
+			if (skip || (map == 0 && ((op & 0xf0) == 0x40 || op == 0xc4 || op == 0xc5 || op == 0x62)) ||
+			    (map == 1 && (op == 0x38 || op == 0x3a)))
+				continue;   /* prefixes, REX, VEX, EVEX, escapes */
+			for (unsigned form = 0; form < 16; form++) {
+				uint8_t b[16] = { 0 };
+				unsigned n = 0;
+				for (unsigned e = 0; e < 2 && escape[map][e]; e++)
+					b[n++] = escape[map][e];
+				b[n++] = (uint8_t)op;
+				/* form 0-7: register ModRM with reg = form; 8-15: [rax] / [eax]. */
+				unsigned reg = form & 7;
+				b[n] = (uint8_t)((form < 8 ? 0xc0 : 0) | reg << 3 | (form < 8 ? 1 : 0));
+				struct emu_insn in;
+				int rc = emu_decode_mode(EMU_MODE_LONG64, b, 16, &in);
+				unsigned mode = EMU_MODE_LONG64;
+				ZydisDecoder *zd = &z64;
+				if (rc == -EINVAL) {
+					mode = EMU_MODE_PROT32;
+					zd = &z32;
+					rc = emu_decode_mode(mode, b, 16, &in);
+				}
+				cr_assert_eq(rc, 0, "row %u:%02x form %u does not decode", map, op, form);
+				if (!(in.modrm || in.mod) && form)
+					break;   /* no ModRM: one form is enough */
+				rows++;
+				ZydisDecodedInstruction zi;
+				ZydisDecodedOperand zo[ZYDIS_MAX_OPERAND_COUNT];
+				if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(zd, b, 16, &zi, zo)))
+					continue;   /* undefined on the CPUs Zydis knows */
+				if (in.len != zi.length) {
+					cr_log_error("row %u:%02x form %u (mode %u): length %u, Zydis %u", map, op, form, mode,
+						     in.len, zi.length);
+					bad++;
+				}
+				char name[32];
+				if (!emu_insn_mnemonic(&in, name, sizeof(name)))
+					continue;
+				named++;
+				const char *zn = ZydisMnemonicGetString(zi.mnemonic);
+				if (strcmp(name, zn) != 0) {
+					cr_log_error("row %u:%02x form %u (mode %u): mnemonic %s, Zydis %s", map, op, form, mode,
+						     name, zn);
+					bad++;
+				}
+			}
+		}
+	}
+	cr_assert_eq(bad, 0, "%u rows differ from Zydis", bad);
+	cr_assert_gt(rows, 1000);
+	cr_assert_gt(named, 600);
+	cr_log_info("%u rows and forms, %u mnemonics compared", rows, named);
+}

@@ -211,11 +211,11 @@ static void unary_rm(struct emu_cpu *cpu, const struct emu_insn *in,
 static void h_not(struct emu_cpu *cpu, const struct emu_insn *in) { unary_rm(cpu, in, rmw_not); }
 static void h_neg(struct emu_cpu *cpu, const struct emu_insn *in) { unary_rm(cpu, in, rmw_neg); }
 
-static emu_handler emu_arith_fast(const struct emu_insn *in);
+static void arith_register_forms(void);
 
 void emu_int_arith_register(void)
 {
-	emu_register_fast(emu_arith_fast);
+	arith_register_forms();
 	for (unsigned row = 0; row < 8; row++) {
 		uint8_t b = (uint8_t)(row << 3);
 		emu_register(EMU_MAP_1B, b + 0, -1, -1, h_alu_rm_r);
@@ -245,7 +245,7 @@ void emu_int_arith_register(void)
 	}
 }
 
-/* ---- forms specialized at decode (emu_arith_fast) ----
+/* ---- forms specialized at decode (arith_register_forms) ----
  * Register operands of 32 and 64 bits are most of the ALU work of a
  * 64-bit kernel; with the operation and size constant the generic
  * handler's switches fold away.  Semantics are the generic handlers'. */
@@ -308,31 +308,25 @@ static void test_rr_8(struct emu_cpu *cpu, const struct emu_insn *in)
 CMP_MEM(4)
 CMP_MEM(8)
 
-static emu_handler emu_arith_fast_mem(const struct emu_insn *in, unsigned sz)
+static void arith_register_forms(void)
 {
-	if (in->fn == h_alu_r_rm)
-		return alu_fast[in->opcode >> 3][3][sz];
-	if (in->fn == h_alu_rm_r && (in->opcode >> 3) == ALU_CMP)
-		return sz ? cmp_mr_8 : cmp_mr_4;
-	if (in->fn == h_grp1 && ((in->modrm >> 3) & 7) == ALU_CMP)
-		return sz ? cmp_mi_8 : cmp_mi_4;
-	return NULL;
-}
-
-static emu_handler emu_arith_fast(const struct emu_insn *in)
-{
-	if (in->lock || (in->opsize != 4 && in->opsize != 8))
-		return NULL;
-	unsigned sz = in->opsize == 8;
-	if (in->mod != 3)
-		return emu_arith_fast_mem(in, sz);
-	if (in->fn == h_alu_rm_r)
-		return alu_fast[in->opcode >> 3][1][sz];
-	if (in->fn == h_alu_r_rm)
-		return alu_fast[in->opcode >> 3][0][sz];
-	if (in->fn == h_grp1)
-		return alu_fast[(in->modrm >> 3) & 7][2][sz];
-	if (in->fn == h_test_rm_r)
-		return sz ? test_rr_8 : test_rr_4;
-	return NULL;
+	for (unsigned op = 0; op < 8; op++) {
+		uint8_t b = (uint8_t)(op << 3);
+		for (unsigned q = 0; q < 2; q++) {
+			unsigned sz = q ? EMU_FORM_64 : EMU_FORM_32;
+			emu_register_form(EMU_MAP_1B, b + 1, -1, -1, EMU_FORM_REG, sz, alu_fast[op][1][q]);
+			emu_register_form(EMU_MAP_1B, b + 3, -1, -1, EMU_FORM_REG, sz, alu_fast[op][0][q]);
+			emu_register_form(EMU_MAP_1B, b + 3, -1, -1, EMU_FORM_MEM, sz, alu_fast[op][3][q]);
+			emu_register_form(EMU_MAP_1B, 0x81, -1, (int)op, EMU_FORM_REG, sz, alu_fast[op][2][q]);
+			emu_register_form(EMU_MAP_1B, 0x83, -1, (int)op, EMU_FORM_REG, sz, alu_fast[op][2][q]);
+		}
+	}
+	emu_register_form(EMU_MAP_1B, 0x39, -1, -1, EMU_FORM_MEM, EMU_FORM_32, cmp_mr_4);
+	emu_register_form(EMU_MAP_1B, 0x39, -1, -1, EMU_FORM_MEM, EMU_FORM_64, cmp_mr_8);
+	emu_register_form(EMU_MAP_1B, 0x81, -1, ALU_CMP, EMU_FORM_MEM, EMU_FORM_32, cmp_mi_4);
+	emu_register_form(EMU_MAP_1B, 0x81, -1, ALU_CMP, EMU_FORM_MEM, EMU_FORM_64, cmp_mi_8);
+	emu_register_form(EMU_MAP_1B, 0x83, -1, ALU_CMP, EMU_FORM_MEM, EMU_FORM_32, cmp_mi_4);
+	emu_register_form(EMU_MAP_1B, 0x83, -1, ALU_CMP, EMU_FORM_MEM, EMU_FORM_64, cmp_mi_8);
+	emu_register_form(EMU_MAP_1B, 0x85, -1, -1, EMU_FORM_REG, EMU_FORM_32, test_rr_4);
+	emu_register_form(EMU_MAP_1B, 0x85, -1, -1, EMU_FORM_REG, EMU_FORM_64, test_rr_8);
 }

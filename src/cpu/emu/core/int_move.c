@@ -328,11 +328,11 @@ static void h_xlat(struct emu_cpu *cpu, const struct emu_insn *in)
 	reg_set(cpu, RAX, 1, false, emu_read(cpu, in->seg, a, 1));
 }
 
-static emu_handler emu_move_fast(const struct emu_insn *in);
+static void move_register_forms(void);
 
 void emu_int_move_register(void)
 {
-	emu_register_fast(emu_move_fast);
+	move_register_forms();
 	emu_register(EMU_MAP_1B, 0x88, -1, -1, h_mov_rm_r);
 	emu_register(EMU_MAP_1B, 0x89, -1, -1, h_mov_rm_r);
 	emu_register(EMU_MAP_1B, 0x8a, -1, -1, h_mov_r_rm);
@@ -382,7 +382,7 @@ void emu_int_move_register(void)
 	emu_register(EMU_MAP_1B, 0xd7, -1, -1, h_xlat);
 }
 
-/* ---- forms specialized at decode (emu_move_fast) ----
+/* ---- forms specialized at decode (move_register_forms) ----
  * 32- and 64-bit register moves, loads and stores, and byte/word
  * zero-extending loads: the commonest instructions of compiled code.
  * Semantics are the generic handlers'. */
@@ -420,24 +420,19 @@ static void movzx_load_w(struct emu_cpu *cpu, const struct emu_insn *in)
 	reg_set(cpu, in->reg, in->opsize, true, emu_read(cpu, in->seg, insn_ea(cpu, in), 2));
 }
 
-static emu_handler emu_move_fast(const struct emu_insn *in)
+static void move_register_forms(void)
 {
-	if (in->lock || (in->opsize != 4 && in->opsize != 8))
-		return NULL;
-	bool q = in->opsize == 8;
-	if (in->fn == h_mov_rm_r) {
-		if (in->mod == 3)
-			return q ? mov_to_rm_8 : mov_to_rm_4;
-		return q ? mov_store_8 : mov_store_4;
-	}
-	if (in->fn == h_mov_r_rm) {
-		if (in->mod == 3)
-			return q ? mov_to_reg_8 : mov_to_reg_4;
-		return q ? mov_load_8 : mov_load_4;
-	}
-	if (in->fn == h_lea && in->mod != 3)
-		return q ? lea_8 : lea_4;
-	if (in->fn == h_movzx && in->mod != 3 && !(in->opcode & 8))
-		return (in->opcode & 1) ? movzx_load_w : movzx_load_b;
-	return NULL;
+	const unsigned s32 = EMU_FORM_32, s64 = EMU_FORM_64;
+	emu_register_form(EMU_MAP_1B, 0x89, -1, -1, EMU_FORM_REG, s32, mov_to_rm_4);
+	emu_register_form(EMU_MAP_1B, 0x89, -1, -1, EMU_FORM_REG, s64, mov_to_rm_8);
+	emu_register_form(EMU_MAP_1B, 0x89, -1, -1, EMU_FORM_MEM, s32, mov_store_4);
+	emu_register_form(EMU_MAP_1B, 0x89, -1, -1, EMU_FORM_MEM, s64, mov_store_8);
+	emu_register_form(EMU_MAP_1B, 0x8b, -1, -1, EMU_FORM_REG, s32, mov_to_reg_4);
+	emu_register_form(EMU_MAP_1B, 0x8b, -1, -1, EMU_FORM_REG, s64, mov_to_reg_8);
+	emu_register_form(EMU_MAP_1B, 0x8b, -1, -1, EMU_FORM_MEM, s32, mov_load_4);
+	emu_register_form(EMU_MAP_1B, 0x8b, -1, -1, EMU_FORM_MEM, s64, mov_load_8);
+	emu_register_form(EMU_MAP_1B, 0x8d, -1, -1, EMU_FORM_MEM, s32, lea_4);
+	emu_register_form(EMU_MAP_1B, 0x8d, -1, -1, EMU_FORM_MEM, s64, lea_8);
+	emu_register_form(EMU_MAP_0F, 0xb6, -1, -1, EMU_FORM_MEM, s32 | s64, movzx_load_b);
+	emu_register_form(EMU_MAP_0F, 0xb7, -1, -1, EMU_FORM_MEM, s32 | s64, movzx_load_w);
 }
