@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/trace.h"
 #include "vm/config.h"
 #include "vm/vm.h"
 #include "snapshot/snapshot.h"
@@ -33,6 +34,8 @@ static const char run_usage[] =
 	"      --api-socket PATH   serve the control API on this Unix socket\n"
 	"      --manifest FILE     read the VM description from a JSON manifest\n"
 	"      --restore FILE      resume a VM from a snapshot\n"
+	"      --trace KINDS       trace insn, block (emu engine), io, irq; comma-separated\n"
+	"      --trace-file FILE   write the trace to FILE instead of stderr\n"
 	"  -h, --help              this help\n"
 	"\n"
 	"Exit codes: 0 guest powered off, 1 runtime error, 2 bad usage or input,\n"
@@ -41,7 +44,7 @@ static const char run_usage[] =
 
 enum {
 	OPT_DISK = 256, OPT_NUMA, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,
-	OPT_DETERMINISTIC, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE,
+	OPT_DETERMINISTIC, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_TRACE, OPT_TRACE_FILE,
 };
 
 static const struct option run_options[] = {
@@ -60,6 +63,8 @@ static const struct option run_options[] = {
 	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
 	{ "manifest", required_argument, NULL, OPT_MANIFEST },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "trace", required_argument, NULL, OPT_TRACE },
+	{ "trace-file", required_argument, NULL, OPT_TRACE_FILE },
 	{ "help", no_argument, NULL, 'h' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ 0, 0, 0, 0 },
@@ -85,7 +90,8 @@ int cli_run_main(int argc, char **argv)
 {
 	struct vm_config cfg;
 	vm_config_defaults(&cfg);
-	const char *manifest = NULL;
+	const char *manifest = NULL, *trace_file = NULL;
+	unsigned trace = 0;
 	int rc = EXIT_USAGE;
 
 	/* First pass: find --manifest, so that flags given later override it. */
@@ -156,6 +162,13 @@ int cli_run_main(int argc, char **argv)
 		case OPT_API_SOCKET: replace(&cfg.api_socket, optarg); break;
 		case OPT_MANIFEST: break; /* read above */
 		case OPT_RESTORE: replace(&cfg.restore, optarg); break;
+		case OPT_TRACE:
+			if (trace_parse(optarg, &trace) < 0) {
+				rc = cli_usage_error("run", "%s", err_msg());
+				goto out;
+			}
+			break;
+		case OPT_TRACE_FILE: trace_file = optarg; break;
 		case 'v': log_raise_verbosity(1); break;
 		case 'h':
 			fputs(run_usage, stdout);
@@ -182,7 +195,16 @@ int cli_run_main(int argc, char **argv)
 		rc = cli_usage_error("run", "%s", err_msg());
 		goto out;
 	}
+	if (trace_file && !trace) {
+		rc = cli_usage_error("run", "--trace-file needs --trace");
+		goto out;
+	}
+	if (trace && trace_start(trace, trace_file) < 0) {
+		rc = cli_usage_error("run", "%s", err_msg());
+		goto out;
+	}
 	rc = vm_run(&cfg);
+	trace_stop();
 out:
 	vm_config_free(&cfg);
 	return rc;

@@ -121,6 +121,8 @@ static int operand(char *b, size_t n, const char *op, unsigned len, const struct
 		   bool second_imm)
 {
 	char c = op[0], sz = len > 1 ? op[1] : 'v';
+	if (sz >= 'A' && sz <= 'Z')
+		c = 0;   /* a fixed register: AL, CL, DX, ES... */
 	unsigned size = op_size(sz, in);
 	bool rex = in->rex != 0;
 	switch (c) {
