@@ -161,13 +161,9 @@ static __attribute__((noinline)) void run_block_traced(struct emu_cpu *cpu, cons
 	run_block_body(cpu, b, limit, true);
 }
 
-/* The one test tracing costs when it is off: a branch per block. */
 static void run_block(struct emu_cpu *cpu, const struct emu_block *b, unsigned limit)
 {
-	if (__builtin_expect(trace_mask != 0, 0))
-		run_block_traced(cpu, b, limit);
-	else
-		run_block_body(cpu, b, limit, false);
+	run_block_body(cpu, b, limit, false);
 }
 
 /* One instruction, where the block path would be wrong:
@@ -199,7 +195,10 @@ static void run_one(struct emu_cpu *cpu, const struct emu_block *b)
 	cpu->intr_shadow = false;
 	cpu->ss_shadow = false;
 	cpu->event_delivered = false;
-	run_block(cpu, b, 1);
+	if (__builtin_expect(trace_mask != 0, 0))
+		run_block_traced(cpu, b, 1);
+	else
+		run_block(cpu, b, 1);
 	/* After an event delivery, what it left (a task switch's BT) waits
 	 * for the boundary before the handler's first instruction. */
 	if (cpu->ss_shadow || cpu->event_delivered)
@@ -313,6 +312,12 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 		/* Run b and the blocks chained after it until something needs
 		 * the loop above: a trap (HLT and shutdown included), an event,
 		 * the one-instruction path or the run budget. */
+		/* Tracing (docs/cli.md) costs this one branch per chain when
+		 * off; when on, every block comes through the lookup above. */
+		if (__builtin_expect(trace_mask != 0, 0)) {
+			run_block_traced(cpu, b, EMU_BLOCK_MAX_INSNS);
+			continue;
+		}
 		for (;;) {
 			run_block(cpu, b, EMU_BLOCK_MAX_INSNS);
 			if (cpu->stop_block || needs_one_insn(cpu) || cpu->icount >= cpu->icount_stop ||
