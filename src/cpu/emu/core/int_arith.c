@@ -36,7 +36,7 @@ static bool locked_rmw(struct emu_cpu *cpu, const struct emu_insn *in, unsigned 
 		       uint64_t (*fn)(struct emu_cpu *, uint64_t, uint64_t, unsigned, bool), uint64_t arg, unsigned op,
 		       bool cin)
 {
-	void *p = emu_mem_ptr(cpu, in->seg, insn_ea(cpu, in), size, true);
+	void *p = emu_mem_ptr(cpu, in->seg, emu_insn_ea(cpu, in), size, true);
 	if (!p)
 		return false;
 	switch (size) {
@@ -84,7 +84,7 @@ static inline void alu_rm(struct emu_cpu *cpu, const struct emu_insn *in, unsign
 		return;
 	}
 	if (op == ALU_CMP) {
-		alu(cpu, op, size, emu_read(cpu, in->seg, insn_ea(cpu, in), size), src, false);
+		alu(cpu, op, size, emu_read(cpu, in->seg, emu_insn_ea(cpu, in), size), src, false);
 		return;
 	}
 	if (in->lock && locked_rmw(cpu, in, size, rmw_alu, src, op << 8 | size, alu_cin(cpu, op)))
@@ -154,7 +154,7 @@ static void incdec_rm(struct emu_cpu *cpu, const struct emu_insn *in, bool dec)
 		return;
 	}
 	if (in->lock) {
-		void *p = emu_mem_ptr(cpu, in->seg, insn_ea(cpu, in), size, true);
+		void *p = emu_mem_ptr(cpu, in->seg, emu_insn_ea(cpu, in), size, true);
 		if (p) {
 			/* Atomic add, then flags from the value it replaced. */
 			uint64_t add = dec ? emu_size_mask(size) : 1, old;
@@ -268,7 +268,7 @@ void emu_int_arith_register(void)
 #define ALU_RM(op, size)                                                                          \
 	static void alu_load_##op##_##size(struct emu_cpu *cpu, const struct emu_insn *in)        \
 	{                                                                                         \
-		uint64_t b = emu_read(cpu, in->seg, insn_ea(cpu, in), size);                      \
+		uint64_t b = emu_read(cpu, in->seg, emu_insn_ea(cpu, in), size);                      \
 		uint64_t r = alu(cpu, op, size, cpu->gpr[in->reg], b, alu_cin(cpu, op));          \
 		if (op != ALU_CMP)                                                                \
 			reg_set(cpu, in->reg, size, true, r);                                     \
@@ -299,11 +299,11 @@ static void test_rr_8(struct emu_cpu *cpu, const struct emu_insn *in)
 #define CMP_MEM(size)                                                                             \
 	static void cmp_mr_##size(struct emu_cpu *cpu, const struct emu_insn *in)                 \
 	{                                                                                         \
-		alu(cpu, ALU_CMP, size, emu_read(cpu, in->seg, insn_ea(cpu, in), size), cpu->gpr[in->reg], false); \
+		alu(cpu, ALU_CMP, size, emu_read(cpu, in->seg, emu_insn_ea(cpu, in), size), cpu->gpr[in->reg], false); \
 	}                                                                                         \
 	static void cmp_mi_##size(struct emu_cpu *cpu, const struct emu_insn *in)                 \
 	{                                                                                         \
-		alu(cpu, ALU_CMP, size, emu_read(cpu, in->seg, insn_ea(cpu, in), size), in->imm, false); \
+		alu(cpu, ALU_CMP, size, emu_read(cpu, in->seg, emu_insn_ea(cpu, in), size), in->imm, false); \
 	}
 CMP_MEM(4)
 CMP_MEM(8)

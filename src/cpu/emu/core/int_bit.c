@@ -13,7 +13,7 @@ static void bit_op(struct emu_cpu *cpu, const struct emu_insn *in, unsigned op, 
 		bit = (unsigned)(off & (bits - 1));
 		v = reg_get(cpu, in->rm, size, in->rex);
 	} else {
-		uint64_t ea = insn_ea(cpu, in);
+		uint64_t ea = emu_insn_ea(cpu, in);
 		if (reg_off) {
 			/* A register offset is signed and may leave the operand. */
 			int64_t so = (int64_t)sext(off, size);

@@ -42,14 +42,14 @@ static void h_mov_rm_sreg(struct emu_cpu *cpu, const struct emu_insn *in)
 	if (in->mod == 3)
 		reg_set(cpu, in->rm, in->opsize == 2 ? 2 : in->opsize, in->rex, sel);
 	else
-		emu_write(cpu, in->seg, insn_ea(cpu, in), 2, sel);
+		emu_write(cpu, in->seg, emu_insn_ea(cpu, in), 2, sel);
 }
 
 static void h_lea(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (in->mod == 3)
 		emu_raise_noerr(cpu, X86_EXC_UD);
-	reg_set(cpu, in->reg, in->opsize, in->rex, insn_ea(cpu, in));
+	reg_set(cpu, in->reg, in->opsize, in->rex, emu_insn_ea(cpu, in));
 }
 
 static void h_movzx(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -102,7 +102,7 @@ static void h_xchg_rm_r(struct emu_cpu *cpu, const struct emu_insn *in)
 		reg_set(cpu, in->reg, size, in->rex, o);
 		return;
 	}
-	uint64_t ea = insn_ea(cpu, in), o;
+	uint64_t ea = emu_insn_ea(cpu, in), o;
 	void *p = emu_mem_ptr(cpu, in->seg, ea, size, true);
 	if (p) {
 		o = atomic_xchg(p, size, r);
@@ -145,7 +145,7 @@ static void h_xadd(struct emu_cpu *cpu, const struct emu_insn *in)
 		reg_set(cpu, in->reg, size, in->rex, d);
 		reg_set(cpu, in->rm, size, in->rex, d + s);
 	} else {
-		uint64_t ea = insn_ea(cpu, in);
+		uint64_t ea = emu_insn_ea(cpu, in);
 		void *p = emu_mem_ptr(cpu, in->seg, ea, size, true);
 		if (p) {
 			switch (size) {
@@ -176,7 +176,7 @@ static void h_cmpxchg(struct emu_cpu *cpu, const struct emu_insn *in)
 			reg_set(cpu, RAX, size, false, d);
 		return;
 	}
-	uint64_t ea = insn_ea(cpu, in);
+	uint64_t ea = emu_insn_ea(cpu, in);
 	void *p = emu_mem_ptr(cpu, in->seg, ea, size, true);
 	if (p) {
 		bool ok;
@@ -202,7 +202,7 @@ static void h_cmpxchg8b(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (in->mod == 3)
 		emu_raise_noerr(cpu, X86_EXC_UD);
-	uint64_t ea = insn_ea(cpu, in);
+	uint64_t ea = emu_insn_ea(cpu, in);
 	bool ok;
 	if (in->opsize == 8) {
 		if (ea & 15)
@@ -266,7 +266,7 @@ static void h_movbe(struct emu_cpu *cpu, const struct emu_insn *in)
 	if (in->mod == 3)
 		emu_raise_noerr(cpu, X86_EXC_UD);
 	unsigned size = in->opsize;
-	uint64_t ea = insn_ea(cpu, in), v;
+	uint64_t ea = emu_insn_ea(cpu, in), v;
 	if (in->opcode == 0xf0) {
 		v = emu_read(cpu, in->seg, ea, size);
 	} else {
@@ -397,27 +397,27 @@ void emu_int_move_register(void)
 	}                                                                                        \
 	static void mov_load_##size(struct emu_cpu *cpu, const struct emu_insn *in)              \
 	{                                                                                        \
-		reg_set(cpu, in->reg, size, true, emu_read(cpu, in->seg, insn_ea(cpu, in), size)); \
+		reg_set(cpu, in->reg, size, true, emu_read(cpu, in->seg, emu_insn_ea(cpu, in), size)); \
 	}                                                                                        \
 	static void mov_store_##size(struct emu_cpu *cpu, const struct emu_insn *in)             \
 	{                                                                                        \
-		emu_write(cpu, in->seg, insn_ea(cpu, in), size, cpu->gpr[in->reg]);              \
+		emu_write(cpu, in->seg, emu_insn_ea(cpu, in), size, cpu->gpr[in->reg]);              \
 	}                                                                                        \
 	static void lea_##size(struct emu_cpu *cpu, const struct emu_insn *in)                   \
 	{                                                                                        \
-		reg_set(cpu, in->reg, size, true, insn_ea(cpu, in));                             \
+		reg_set(cpu, in->reg, size, true, emu_insn_ea(cpu, in));                             \
 	}
 MOV_FORMS(4)
 MOV_FORMS(8)
 
 static void movzx_load_b(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	reg_set(cpu, in->reg, in->opsize, true, emu_read(cpu, in->seg, insn_ea(cpu, in), 1));
+	reg_set(cpu, in->reg, in->opsize, true, emu_read(cpu, in->seg, emu_insn_ea(cpu, in), 1));
 }
 
 static void movzx_load_w(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	reg_set(cpu, in->reg, in->opsize, true, emu_read(cpu, in->seg, insn_ea(cpu, in), 2));
+	reg_set(cpu, in->reg, in->opsize, true, emu_read(cpu, in->seg, emu_insn_ea(cpu, in), 2));
 }
 
 static void move_register_forms(void)

@@ -86,7 +86,7 @@ static void h_grp2(struct emu_cpu *cpu, const struct emu_insn *in)
 	}
 	if (!c) {
 		/* No flags, no write; the operand is still read. */
-		emu_read(cpu, in->seg, insn_ea(cpu, in), size);
+		emu_read(cpu, in->seg, emu_insn_ea(cpu, in), size);
 		return;
 	}
 	struct rmw_operand m;

@@ -40,7 +40,7 @@ static void h_pop_rm(struct emu_cpu *cpu, const struct emu_insn *in)
 	}
 	uint64_t old = cpu->gpr[RSP];
 	sp_set(cpu, sp + size);
-	uint64_t ea = insn_ea(cpu, in);
+	uint64_t ea = emu_insn_ea(cpu, in);
 	cpu->gpr[RSP] = old;        /* restored while the write can fault */
 	emu_write(cpu, in->seg, ea, size, v);
 	sp_set(cpu, sp + size);

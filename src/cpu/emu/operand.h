@@ -1,0 +1,195 @@
+/* Operands, for every instruction family (core, system, fpu): the
+ * effective and linear address of a memory operand, general-purpose
+ * registers by size, ModRM r/m operands, read-modify-write memory
+ * operands and the stack.  One copy of each, so that the families agree
+ * on the SDM's rules. */
+#ifndef VESSEL_CPU_EMU_OPERAND_H
+#define VESSEL_CPU_EMU_OPERAND_H
+
+#include "cpu/emu/emu.h"
+
+/* The linear address of seg:off, without checks (those are the MMU's,
+ * system/seg.c): in 64-bit mode only FS and GS have a base (SDM vol. 3A,
+ * 3.4.4); elsewhere the address wraps at 4 GiB. */
+static inline uint64_t emu_seg_linear(const struct emu_cpu *cpu, int seg, uint64_t off)
+{
+	if (cpu->mode == EMU_MODE_LONG64)
+		return off + (seg >= SEG_FS ? cpu->seg[seg].base : 0);
+	return (uint32_t)(cpu->seg[seg].base + off);
+}
+
+static inline uint64_t reg_get(const struct emu_cpu *cpu, unsigned r, unsigned size, bool rex)
+{
+	/* Without REX, byte registers 4-7 are AH, CH, DH, BH (SDM vol. 2A, 2.2.1.2). */
+	if (size == 1) {
+		if (!rex && r >= 4 && r < 8)
+			return (cpu->gpr[r - 4] >> 8) & 0xff;
+		return cpu->gpr[r] & 0xff;
+	}
+	return cpu->gpr[r] & emu_size_mask(size);
+}
+
+static inline void reg_set(struct emu_cpu *cpu, unsigned r, unsigned size, bool rex, uint64_t v)
+{
+	switch (size) {
+	case 1:
+		if (!rex && r >= 4 && r < 8)
+			cpu->gpr[r - 4] = (cpu->gpr[r - 4] & ~0xff00ull) | ((v & 0xff) << 8);
+		else
+			cpu->gpr[r] = (cpu->gpr[r] & ~0xffull) | (v & 0xff);
+		break;
+	case 2:
+		cpu->gpr[r] = (cpu->gpr[r] & ~0xffffull) | (v & 0xffff);
+		break;
+	case 4:
+		/* 32-bit results zero-extend into the full register (SDM vol. 1, 3.4.1.1). */
+		cpu->gpr[r] = (uint32_t)v;
+		break;
+	default:
+		cpu->gpr[r] = v;
+		break;
+	}
+}
+
+/* Effective address of the ModRM memory operand (SDM vol. 1, 3.7.5). */
+static inline uint64_t emu_insn_ea(const struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t a = (uint64_t)(int64_t)in->disp;
+	if (in->base != EMU_REG_NONE)
+		a += cpu->gpr[in->base];
+	if (in->index != EMU_REG_NONE)
+		a += cpu->gpr[in->index] << in->scale;
+	if (in->rip_rel)
+		a += cpu->next_rip;
+	return a & emu_size_mask(in->adsize);
+}
+
+static inline uint64_t rm_read(struct emu_cpu *cpu, const struct emu_insn *in, unsigned size)
+{
+	if (in->mod == 3)
+		return reg_get(cpu, in->rm, size, in->rex);
+	return emu_read(cpu, in->seg, emu_insn_ea(cpu, in), size);
+}
+
+static inline void rm_write(struct emu_cpu *cpu, const struct emu_insn *in, unsigned size, uint64_t v)
+{
+	if (in->mod == 3)
+		reg_set(cpu, in->rm, size, in->rex, v);
+	else
+		emu_write(cpu, in->seg, emu_insn_ea(cpu, in), size, v);
+}
+
+/* A read-modify-write memory operand.  Faults are precise (SDM vol. 3A
+ * 6.5): an instruction whose write faults leaves the flags as they were,
+ * so the write is checked before the read and any flag update.  On the
+ * inline path a write-TLB hit proves the write cannot fault and serves
+ * both accesses; otherwise emu_write_check() raises what the write would
+ * (#PF with W set, as for any write). */
+struct rmw_operand {
+	void *host;           /* NULL: through emu_read/emu_write */
+	int seg;
+	uint64_t ea;
+	unsigned size;
+};
+
+static inline uint64_t rmw_load(struct emu_cpu *cpu, struct rmw_operand *m, const struct emu_insn *in,
+				unsigned size)
+{
+	m->seg = in->seg;
+	m->ea = emu_insn_ea(cpu, in);
+	m->size = size;
+	m->host = emu_write_ptr_fast(cpu, m->seg, m->ea, size);
+	if (__builtin_expect(m->host != NULL, 1))
+		return emu_host_load(m->host, size);
+	emu_write_check(cpu, m->seg, m->ea, size);
+	return emu_read(cpu, m->seg, m->ea, size);
+}
+
+/* Cannot fault after rmw_load. */
+static inline void rmw_store(struct emu_cpu *cpu, const struct rmw_operand *m, uint64_t v)
+{
+	if (__builtin_expect(m->host != NULL, 1))
+		emu_host_store(m->host, m->size, v);
+	else
+		emu_write(cpu, m->seg, m->ea, m->size, v);
+}
+
+static inline uint64_t sext(uint64_t v, unsigned size)
+{
+	switch (size) {
+	case 1: return (uint64_t)(int64_t)(int8_t)v;
+	case 2: return (uint64_t)(int64_t)(int16_t)v;
+	case 4: return (uint64_t)(int64_t)(int32_t)v;
+	default: return v;
+	}
+}
+
+static inline uint64_t msb(uint64_t v, unsigned size)
+{
+	return (v >> (size * 8 - 1)) & 1;
+}
+
+/* Stack (SDM vol. 1, 6.2): the stack address size is SS.B (64 in long mode). */
+static inline unsigned stack_asize(const struct emu_cpu *cpu)
+{
+	if (cpu->mode == EMU_MODE_LONG64)
+		return 8;
+	return (cpu->seg[SEG_SS].attr & (1u << 10)) ? 4 : 2;
+}
+
+static inline uint64_t sp_get(const struct emu_cpu *cpu)
+{
+	return cpu->gpr[RSP] & emu_size_mask(stack_asize(cpu));
+}
+
+static inline void sp_set(struct emu_cpu *cpu, uint64_t v)
+{
+	unsigned s = stack_asize(cpu);
+	if (s == 8)
+		cpu->gpr[RSP] = v;
+	else if (s == 4)
+		cpu->gpr[RSP] = (uint32_t)v;
+	else
+		cpu->gpr[RSP] = (cpu->gpr[RSP] & ~0xffffull) | (v & 0xffff);
+}
+
+/* Push: write first, then commit RSP, so a fault leaves RSP untouched. */
+static inline void stack_push_val(struct emu_cpu *cpu, unsigned size, uint64_t v)
+{
+	uint64_t sp = (sp_get(cpu) - size) & emu_size_mask(stack_asize(cpu));
+	emu_write(cpu, SEG_SS, sp, size, v);
+	sp_set(cpu, sp);
+}
+
+/* The same for 64-bit operands, which exist only in 64-bit mode, where
+ * the stack address size is 64 bits: for the specialized handlers. */
+static inline void stack_push64(struct emu_cpu *cpu, uint64_t v)
+{
+	uint64_t sp = cpu->gpr[RSP] - 8;
+	emu_write(cpu, SEG_SS, sp, 8, v);
+	cpu->gpr[RSP] = sp;
+}
+
+static inline uint64_t stack_pop64(struct emu_cpu *cpu)
+{
+	uint64_t sp = cpu->gpr[RSP];
+	uint64_t v = emu_read(cpu, SEG_SS, sp, 8);
+	cpu->gpr[RSP] = sp + 8;
+	return v;
+}
+
+static inline uint64_t stack_pop_val(struct emu_cpu *cpu, unsigned size)
+{
+	uint64_t sp = sp_get(cpu);
+	uint64_t v = emu_read(cpu, SEG_SS, sp, size);
+	sp_set(cpu, sp + size);
+	return v;
+}
+
+/* Near branch target: truncated to the operand size (SDM vol. 2A, JMP). */
+static inline void branch_to(struct emu_cpu *cpu, const struct emu_insn *in, uint64_t target)
+{
+	cpu->next_rip = target & emu_size_mask(in->opsize);
+}
+
+#endif
