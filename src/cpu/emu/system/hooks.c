@@ -1,12 +1,9 @@
-/* Weak defaults for the core module's flag and run-loop helpers, so that
- * the system module links (and its unit tests run) without the core.  The
- * core's strong definitions replace these. */
+/* The engine's adapters to the vCPU's LAPIC (CR8, IA32_APIC_BASE,
+ * IA32_TSC_DEADLINE), declared in emu.h. */
 #include "cpu/emu/system/sys.h"
 
 #include "hw/intc/lapic.h"
 #include "vm/machine.h"
-
-/* ---- LAPIC adapters (strong definitions) ---- */
 
 static struct vcpu *lapic_vcpu(struct emu_cpu *cpu)
 {
@@ -44,29 +41,4 @@ void emu_hook_tsc_deadline(struct emu_cpu *cpu, uint64_t deadline)
 	if (v)
 		lapic_msr_write(v, MSR_IA32_TSC_DEADLINE, deadline);
 	cpu->tsc_deadline = deadline;
-}
-
-/* ---- weak stand-ins for the core module ---- */
-
-__attribute__((weak)) uint64_t emu_get_rflags(struct emu_cpu *cpu)
-{
-	return cpu->rflags | X86_FLAG_FIXED;
-}
-
-__attribute__((weak)) void emu_set_rflags(struct emu_cpu *cpu, uint64_t value)
-{
-	cpu->rflags = value | X86_FLAG_FIXED;
-}
-
-__attribute__((weak)) void emu_blocks_invalidate_page(struct emu_vm *evm, uint64_t gpa)
-{
-	(void)evm;
-	(void)gpa;
-}
-
-__attribute__((weak)) void emu_exit_run(struct emu_cpu *cpu, enum vcpu_exit_reason reason)
-{
-	cpu->stop_block = true;
-	if (cpu->exit)
-		cpu->exit->reason = reason;
 }
