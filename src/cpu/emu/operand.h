@@ -192,4 +192,75 @@ static inline void branch_to(struct emu_cpu *cpu, const struct emu_insn *in, uin
 	cpu->next_rip = target & emu_size_mask(in->opsize);
 }
 
+/* Locked accesses to the host memory of a guest operand (LOCK prefix,
+ * XCHG with memory): vCPUs are host threads, so a locked operation is a
+ * host atomic of the operand's size (SDM vol. 3A, 8.1.2).  p comes from
+ * emu_mem_ptr(). */
+enum emu_atomic_op { EMU_ATOMIC_XCHG, EMU_ATOMIC_ADD, EMU_ATOMIC_OR, EMU_ATOMIC_AND, EMU_ATOMIC_XOR };
+
+#define EMU_ATOMIC_SIZED(T)                                                        \
+	switch (op) {                                                              \
+	case EMU_ATOMIC_XCHG: return __atomic_exchange_n((T *)p, (T)v, __ATOMIC_SEQ_CST); \
+	case EMU_ATOMIC_ADD: return __atomic_fetch_add((T *)p, (T)v, __ATOMIC_SEQ_CST);   \
+	case EMU_ATOMIC_OR: return __atomic_fetch_or((T *)p, (T)v, __ATOMIC_SEQ_CST);     \
+	case EMU_ATOMIC_AND: return __atomic_fetch_and((T *)p, (T)v, __ATOMIC_SEQ_CST);   \
+	default: return __atomic_fetch_xor((T *)p, (T)v, __ATOMIC_SEQ_CST);               \
+	}
+
+/* Applies op with v to the size-byte value at p; returns the old value. */
+static inline uint64_t emu_host_atomic(void *p, unsigned size, enum emu_atomic_op op, uint64_t v)
+{
+	switch (size) {
+	case 1: EMU_ATOMIC_SIZED(uint8_t)
+	case 2: EMU_ATOMIC_SIZED(uint16_t)
+	case 4: EMU_ATOMIC_SIZED(uint32_t)
+	default: EMU_ATOMIC_SIZED(uint64_t)
+	}
+}
+#undef EMU_ATOMIC_SIZED
+
+/* Compare-exchange of a size-byte value: stores desired if the value at
+ * p is *expected; else loads the value into *expected.  True if stored. */
+static inline bool emu_host_cmpxchg(void *p, unsigned size, uint64_t *expected, uint64_t desired)
+{
+	bool ok;
+	switch (size) {
+	case 1: {
+		uint8_t e = (uint8_t)*expected;
+		ok = __atomic_compare_exchange_n((uint8_t *)p, &e, (uint8_t)desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		*expected = e;
+		return ok;
+	}
+	case 2: {
+		uint16_t e = (uint16_t)*expected;
+		ok = __atomic_compare_exchange_n((uint16_t *)p, &e, (uint16_t)desired, false, __ATOMIC_SEQ_CST,
+						 __ATOMIC_SEQ_CST);
+		*expected = e;
+		return ok;
+	}
+	case 4: {
+		uint32_t e = (uint32_t)*expected;
+		ok = __atomic_compare_exchange_n((uint32_t *)p, &e, (uint32_t)desired, false, __ATOMIC_SEQ_CST,
+						 __ATOMIC_SEQ_CST);
+		*expected = e;
+		return ok;
+	}
+	default:
+		return __atomic_compare_exchange_n((uint64_t *)p, expected, desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	}
+}
+
+/* The same for 16 bytes (CMPXCHG16B), p 16-byte aligned. */
+static inline bool emu_host_cmpxchg16(void *p, unsigned __int128 *expected, unsigned __int128 desired)
+{
+	uint64_t lo = (uint64_t)*expected, hi = (uint64_t)(*expected >> 64);
+	bool ok;
+	__asm__ volatile("lock cmpxchg16b %2; setz %3"
+			 : "+a"(lo), "+d"(hi), "+m"(*(unsigned __int128 *)p), "=q"(ok)
+			 : "b"((uint64_t)desired), "c"((uint64_t)(desired >> 64))
+			 : "memory", "cc");
+	*expected = ((unsigned __int128)hi << 64) | lo;
+	return ok;
+}
+
 #endif

@@ -39,32 +39,9 @@ static bool locked_rmw(struct emu_cpu *cpu, const struct emu_insn *in, unsigned 
 	void *p = emu_mem_ptr(cpu, in->seg, emu_insn_ea(cpu, in), size, true);
 	if (!p)
 		return false;
-	switch (size) {
-	case 1: {
-		uint8_t old = __atomic_load_n((uint8_t *)p, __ATOMIC_RELAXED), nv;
-		do nv = (uint8_t)fn(cpu, old, arg, op, cin);
-		while (!__atomic_compare_exchange_n((uint8_t *)p, &old, nv, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
-		break;
-	}
-	case 2: {
-		uint16_t old = __atomic_load_n((uint16_t *)p, __ATOMIC_RELAXED), nv;
-		do nv = (uint16_t)fn(cpu, old, arg, op, cin);
-		while (!__atomic_compare_exchange_n((uint16_t *)p, &old, nv, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
-		break;
-	}
-	case 4: {
-		uint32_t old = __atomic_load_n((uint32_t *)p, __ATOMIC_RELAXED), nv;
-		do nv = (uint32_t)fn(cpu, old, arg, op, cin);
-		while (!__atomic_compare_exchange_n((uint32_t *)p, &old, nv, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
-		break;
-	}
-	default: {
-		uint64_t old = __atomic_load_n((uint64_t *)p, __ATOMIC_RELAXED), nv;
-		do nv = fn(cpu, old, arg, op, cin);
-		while (!__atomic_compare_exchange_n((uint64_t *)p, &old, nv, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
-		break;
-	}
-	}
+	uint64_t old = emu_host_load(p, size), nv;
+	do nv = fn(cpu, old, arg, op, cin);
+	while (!emu_host_cmpxchg(p, size, &old, nv));
 	return true;
 }
 
@@ -157,13 +134,8 @@ static void incdec_rm(struct emu_cpu *cpu, const struct emu_insn *in, bool dec)
 		void *p = emu_mem_ptr(cpu, in->seg, emu_insn_ea(cpu, in), size, true);
 		if (p) {
 			/* Atomic add, then flags from the value it replaced. */
-			uint64_t add = dec ? emu_size_mask(size) : 1, old;
-			switch (size) {
-			case 1: old = __atomic_fetch_add((uint8_t *)p, (uint8_t)add, __ATOMIC_SEQ_CST); break;
-			case 2: old = __atomic_fetch_add((uint16_t *)p, (uint16_t)add, __ATOMIC_SEQ_CST); break;
-			case 4: old = __atomic_fetch_add((uint32_t *)p, (uint32_t)add, __ATOMIC_SEQ_CST); break;
-			default: old = __atomic_fetch_add((uint64_t *)p, add, __ATOMIC_SEQ_CST); break;
-			}
+			uint64_t add = dec ? emu_size_mask(size) : 1;
+			uint64_t old = emu_host_atomic(p, size, EMU_ATOMIC_ADD, add);
 			rmw_incdec(cpu, old, dec, size, 0);
 			return;
 		}

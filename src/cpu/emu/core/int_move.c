@@ -81,16 +81,6 @@ static void h_movsxd(struct emu_cpu *cpu, const struct emu_insn *in)
 	reg_set(cpu, in->reg, in->opsize, in->rex, sext(rm_read(cpu, in, ss), ss));
 }
 
-static uint64_t atomic_xchg(void *p, unsigned size, uint64_t v)
-{
-	switch (size) {
-	case 1: return __atomic_exchange_n((uint8_t *)p, (uint8_t)v, __ATOMIC_SEQ_CST);
-	case 2: return __atomic_exchange_n((uint16_t *)p, (uint16_t)v, __ATOMIC_SEQ_CST);
-	case 4: return __atomic_exchange_n((uint32_t *)p, (uint32_t)v, __ATOMIC_SEQ_CST);
-	default: return __atomic_exchange_n((uint64_t *)p, v, __ATOMIC_SEQ_CST);
-	}
-}
-
 /* XCHG with memory is always locked (SDM vol. 2B, XCHG). */
 static void h_xchg_rm_r(struct emu_cpu *cpu, const struct emu_insn *in)
 {
@@ -105,7 +95,7 @@ static void h_xchg_rm_r(struct emu_cpu *cpu, const struct emu_insn *in)
 	uint64_t ea = emu_insn_ea(cpu, in), o;
 	void *p = emu_mem_ptr(cpu, in->seg, ea, size, true);
 	if (p) {
-		o = atomic_xchg(p, size, r);
+		o = emu_host_atomic(p, size, EMU_ATOMIC_XCHG, r);
 	} else {
 		o = emu_read(cpu, in->seg, ea, size);
 		emu_write(cpu, in->seg, ea, size, r);
@@ -148,12 +138,7 @@ static void h_xadd(struct emu_cpu *cpu, const struct emu_insn *in)
 		uint64_t ea = emu_insn_ea(cpu, in);
 		void *p = emu_mem_ptr(cpu, in->seg, ea, size, true);
 		if (p) {
-			switch (size) {
-			case 1: d = __atomic_fetch_add((uint8_t *)p, (uint8_t)s, __ATOMIC_SEQ_CST); break;
-			case 2: d = __atomic_fetch_add((uint16_t *)p, (uint16_t)s, __ATOMIC_SEQ_CST); break;
-			case 4: d = __atomic_fetch_add((uint32_t *)p, (uint32_t)s, __ATOMIC_SEQ_CST); break;
-			default: d = __atomic_fetch_add((uint64_t *)p, s, __ATOMIC_SEQ_CST); break;
-			}
+			d = emu_host_atomic(p, size, EMU_ATOMIC_ADD, s);
 		} else {
 			d = emu_read(cpu, in->seg, ea, size);
 			emu_write(cpu, in->seg, ea, size, d + s);
@@ -179,14 +164,8 @@ static void h_cmpxchg(struct emu_cpu *cpu, const struct emu_insn *in)
 	uint64_t ea = emu_insn_ea(cpu, in);
 	void *p = emu_mem_ptr(cpu, in->seg, ea, size, true);
 	if (p) {
-		bool ok;
-		switch (size) {
-		case 1: { uint8_t e = (uint8_t)acc; ok = __atomic_compare_exchange_n((uint8_t *)p, &e, (uint8_t)src, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); d = e; break; }
-		case 2: { uint16_t e = (uint16_t)acc; ok = __atomic_compare_exchange_n((uint16_t *)p, &e, (uint16_t)src, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); d = e; break; }
-		case 4: { uint32_t e = (uint32_t)acc; ok = __atomic_compare_exchange_n((uint32_t *)p, &e, (uint32_t)src, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); d = e; break; }
-		default: { uint64_t e = acc; ok = __atomic_compare_exchange_n((uint64_t *)p, &e, src, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); d = e; break; }
-		}
-		(void)ok;
+		d = acc;
+		emu_host_cmpxchg(p, size, &d, src);
 	} else {
 		/* The destination is always written (SDM vol. 2A, CMPXCHG). */
 		d = emu_read(cpu, in->seg, ea, size);
@@ -211,12 +190,8 @@ static void h_cmpxchg8b(struct emu_cpu *cpu, const struct emu_insn *in)
 		unsigned __int128 nv = ((unsigned __int128)cpu->gpr[RCX] << 64) | cpu->gpr[RBX], cur;
 		void *p = emu_mem_ptr(cpu, in->seg, ea, 16, true);
 		if (p) {
-			uint64_t lo = (uint64_t)exp, hi = (uint64_t)(exp >> 64);
-			__asm__ volatile("lock cmpxchg16b %2; setz %3"
-					 : "+a"(lo), "+d"(hi), "+m"(*(unsigned __int128 *)p), "=q"(ok)
-					 : "b"((uint64_t)nv), "c"((uint64_t)(nv >> 64))
-					 : "memory", "cc");
-			cur = ((unsigned __int128)hi << 64) | lo;
+			cur = exp;
+			ok = emu_host_cmpxchg16(p, &cur, nv);
 		} else {
 			uint64_t lo = emu_read(cpu, in->seg, ea, 8), hi = emu_read(cpu, in->seg, ea + 8, 8);
 			cur = ((unsigned __int128)hi << 64) | lo;
@@ -235,7 +210,7 @@ static void h_cmpxchg8b(struct emu_cpu *cpu, const struct emu_insn *in)
 		void *p = emu_mem_ptr(cpu, in->seg, ea, 8, true);
 		if (p) {
 			cur = exp;
-			ok = __atomic_compare_exchange_n((uint64_t *)p, &cur, nv, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+			ok = emu_host_cmpxchg(p, 8, &cur, nv);
 		} else {
 			cur = emu_read(cpu, in->seg, ea, 8);
 			ok = cur == exp;
