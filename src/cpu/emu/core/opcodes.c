@@ -19,6 +19,14 @@
 	[(base) + 0] = { MB, lk, .name = n, .ops = "Eb,Gb" }, [(base) + 1] = { M, lk, .name = n, .ops = "Ev,Gv" }, \
 	[(base) + 2] = OP(MB, n, "Gb,Eb"), [(base) + 3] = OP(M, n, "Gv,Ev"), \
 	[(base) + 4] = OP(F_BYTE | I_B, n, "AL,Ib"), [(base) + 5] = OP(I_Z, n, "rAX,Iz")
+/* The 16 conditions (SDM vol. 1, appendix B) of Jcc, SETcc and CMOVcc. */
+#define CC_ROWS(base, f, p, o) \
+	[(base) + 0x0] = OP(f, p "o", o), [(base) + 0x1] = OP(f, p "no", o), [(base) + 0x2] = OP(f, p "b", o), \
+	[(base) + 0x3] = OP(f, p "nb", o), [(base) + 0x4] = OP(f, p "z", o), [(base) + 0x5] = OP(f, p "nz", o), \
+	[(base) + 0x6] = OP(f, p "be", o), [(base) + 0x7] = OP(f, p "nbe", o), [(base) + 0x8] = OP(f, p "s", o), \
+	[(base) + 0x9] = OP(f, p "ns", o), [(base) + 0xa] = OP(f, p "p", o), [(base) + 0xb] = OP(f, p "np", o), \
+	[(base) + 0xc] = OP(f, p "l", o), [(base) + 0xd] = OP(f, p "nl", o), [(base) + 0xe] = OP(f, p "le", o), \
+	[(base) + 0xf] = OP(f, p "nle", o)
 #define GRP1 "add|or|adc|sbb|and|sub|xor|cmp"
 #define GRP2 "rol|ror|rcl|rcr|shl|shr|shl|sar"
 #define SSE_PS_PD_SS_SD(n) n "ps:" n "pd:" n "ss:" n "sd"
@@ -41,14 +49,7 @@ const struct emu_opcode emu_opcodes[4][256] = {
 		[0x6a] = OP(F_DEF64 | I_B, "push", "Ib"), [0x6b] = OP(M | I_B, "imul", "Gv,Ev,Ib"),
 		[0x6c] = OP(F_BYTE | F_END, "insb", ""), [0x6d] = OP(F_END, "insw/insd/insd", ""),
 		[0x6e] = OP(F_BYTE | F_END, "outsb", ""), [0x6f] = OP(F_END, "outsw/outsd/outsd", ""),
-		[0x70] = OP(F_FORCE64 | F_END | I_B, "jo", "Jb"), [0x71] = OP(F_FORCE64 | F_END | I_B, "jno", "Jb"),
-		[0x72] = OP(F_FORCE64 | F_END | I_B, "jb", "Jb"), [0x73] = OP(F_FORCE64 | F_END | I_B, "jnb", "Jb"),
-		[0x74] = OP(F_FORCE64 | F_END | I_B, "jz", "Jb"), [0x75] = OP(F_FORCE64 | F_END | I_B, "jnz", "Jb"),
-		[0x76] = OP(F_FORCE64 | F_END | I_B, "jbe", "Jb"), [0x77] = OP(F_FORCE64 | F_END | I_B, "jnbe", "Jb"),
-		[0x78] = OP(F_FORCE64 | F_END | I_B, "js", "Jb"), [0x79] = OP(F_FORCE64 | F_END | I_B, "jns", "Jb"),
-		[0x7a] = OP(F_FORCE64 | F_END | I_B, "jp", "Jb"), [0x7b] = OP(F_FORCE64 | F_END | I_B, "jnp", "Jb"),
-		[0x7c] = OP(F_FORCE64 | F_END | I_B, "jl", "Jb"), [0x7d] = OP(F_FORCE64 | F_END | I_B, "jnl", "Jb"),
-		[0x7e] = OP(F_FORCE64 | F_END | I_B, "jle", "Jb"), [0x7f] = OP(F_FORCE64 | F_END | I_B, "jnle", "Jb"),
+		CC_ROWS(0x70, F_FORCE64 | F_END | I_B, "j", "Jb"),
 		[0x80] = { MB | I_B, 0x7f, .name = GRP1, .ops = "Eb,Ib" },
 		[0x81] = { M | I_Z, 0x7f, .name = GRP1, .ops = "Ev,Iz" },
 		[0x82] = { MB | I_B | F_INV64, 0x7f, .name = GRP1, .ops = "Eb,Ib" },
@@ -124,14 +125,7 @@ const struct emu_opcode emu_opcodes[4][256] = {
 		[0x30] = OP(F_END, "wrmsr", ""), [0x31] = OP(0, "rdtsc", ""), [0x32] = OP(0, "rdmsr", ""),
 		[0x33] = OP(0, "rdpmc", ""),
 		[0x34] = OP(F_END, "sysenter", ""), [0x35] = OP(F_END, "sysexit", ""), [0x37] = OP(F_END, "getsec", ""),
-		[0x40] = OP(M, "cmovo", "Gv,Ev"), [0x41] = OP(M, "cmovno", "Gv,Ev"),
-		[0x42] = OP(M, "cmovb", "Gv,Ev"), [0x43] = OP(M, "cmovnb", "Gv,Ev"),
-		[0x44] = OP(M, "cmovz", "Gv,Ev"), [0x45] = OP(M, "cmovnz", "Gv,Ev"),
-		[0x46] = OP(M, "cmovbe", "Gv,Ev"), [0x47] = OP(M, "cmovnbe", "Gv,Ev"),
-		[0x48] = OP(M, "cmovs", "Gv,Ev"), [0x49] = OP(M, "cmovns", "Gv,Ev"),
-		[0x4a] = OP(M, "cmovp", "Gv,Ev"), [0x4b] = OP(M, "cmovnp", "Gv,Ev"),
-		[0x4c] = OP(M, "cmovl", "Gv,Ev"), [0x4d] = OP(M, "cmovnl", "Gv,Ev"),
-		[0x4e] = OP(M, "cmovle", "Gv,Ev"), [0x4f] = OP(M, "cmovnle", "Gv,Ev"),
+		CC_ROWS(0x40, M, "cmov", "Gv,Ev"),
 		[0x50] = OP(M, NULL, "Gd,U"),
 		[0x51] = OP(M, SSE_PS_PD_SS_SD("sqrt"), "V,W"),
 		[0x52 ... 0x53] = OP(M, NULL, "V,W"),
@@ -145,22 +139,8 @@ const struct emu_opcode emu_opcodes[4][256] = {
 		[0x70 ... 0x73] = OP(M | I_B, NULL, "P,Q,Ib"), [0x74 ... 0x76] = OP(M, NULL, "P,Q"),
 		[0x77] = OP(0, "emms", ""),
 		[0x78] = OP(M | I_SSE4A, NULL, "E"), [0x79] = OP(M, NULL, "E"), [0x7c ... 0x7f] = OP(M, NULL, "P,Q"),
-		[0x80] = OP(F_FORCE64 | F_END | I_REL, "jo", "Jz"), [0x81] = OP(F_FORCE64 | F_END | I_REL, "jno", "Jz"),
-		[0x82] = OP(F_FORCE64 | F_END | I_REL, "jb", "Jz"), [0x83] = OP(F_FORCE64 | F_END | I_REL, "jnb", "Jz"),
-		[0x84] = OP(F_FORCE64 | F_END | I_REL, "jz", "Jz"), [0x85] = OP(F_FORCE64 | F_END | I_REL, "jnz", "Jz"),
-		[0x86] = OP(F_FORCE64 | F_END | I_REL, "jbe", "Jz"), [0x87] = OP(F_FORCE64 | F_END | I_REL, "jnbe", "Jz"),
-		[0x88] = OP(F_FORCE64 | F_END | I_REL, "js", "Jz"), [0x89] = OP(F_FORCE64 | F_END | I_REL, "jns", "Jz"),
-		[0x8a] = OP(F_FORCE64 | F_END | I_REL, "jp", "Jz"), [0x8b] = OP(F_FORCE64 | F_END | I_REL, "jnp", "Jz"),
-		[0x8c] = OP(F_FORCE64 | F_END | I_REL, "jl", "Jz"), [0x8d] = OP(F_FORCE64 | F_END | I_REL, "jnl", "Jz"),
-		[0x8e] = OP(F_FORCE64 | F_END | I_REL, "jle", "Jz"), [0x8f] = OP(F_FORCE64 | F_END | I_REL, "jnle", "Jz"),
-		[0x90] = OP(MB, "seto", "Eb"), [0x91] = OP(MB, "setno", "Eb"),
-		[0x92] = OP(MB, "setb", "Eb"), [0x93] = OP(MB, "setnb", "Eb"),
-		[0x94] = OP(MB, "setz", "Eb"), [0x95] = OP(MB, "setnz", "Eb"),
-		[0x96] = OP(MB, "setbe", "Eb"), [0x97] = OP(MB, "setnbe", "Eb"),
-		[0x98] = OP(MB, "sets", "Eb"), [0x99] = OP(MB, "setns", "Eb"),
-		[0x9a] = OP(MB, "setp", "Eb"), [0x9b] = OP(MB, "setnp", "Eb"),
-		[0x9c] = OP(MB, "setl", "Eb"), [0x9d] = OP(MB, "setnl", "Eb"),
-		[0x9e] = OP(MB, "setle", "Eb"), [0x9f] = OP(MB, "setnle", "Eb"),
+		CC_ROWS(0x80, F_FORCE64 | F_END | I_REL, "j", "Jz"),
+		CC_ROWS(0x90, MB, "set", "Eb"),
 		[0xa0] = OP(F_DEF64, "push", "FS"), [0xa1] = OP(F_DEF64, "pop", "FS"), [0xa2] = OP(0, "cpuid", ""),
 		[0xa3] = OP(M, "bt", "Ev,Gv"), [0xa4] = OP(M | I_B, "shld", "Ev,Gv,Ib"), [0xa5] = OP(M, "shld", "Ev,Gv,CL"),
 		[0xa6] = OP(M, NULL, "E"), [0xa7] = OP(M, NULL, "E"),  /* VIA PadLock on some CPUs: keep ModRM framing */
