@@ -405,3 +405,35 @@ Test(decode_rows, every_row_matches_zydis)
 	cr_assert_gt(named, 600);
 	cr_log_info("%u rows and forms, %u mnemonics compared", rows, named);
 }
+
+/* The trace's disassembly never writes past its buffer, whatever the
+ * instruction: random byte streams in each mode, formatted into buffers
+ * of every size up to 96 bytes, stay NUL-terminated inside the buffer and
+ * agree with the full-size text as far as they go. */
+Test(decode_rows, format_stays_in_its_buffer)
+{
+	static const unsigned modes[] = { EMU_MODE_REAL, EMU_MODE_PROT32, EMU_MODE_LONG64 };
+	unsigned formatted = 0;
+	for (unsigned t = 0; t < 3000; t++) {
+		uint8_t b[16];
+		unsigned mode = modes[t % 3];
+		random_stream(b, mode);
+		struct emu_insn in;
+		if (emu_decode_mode(mode, b, 16, &in) != 0)
+			continue;
+		char full[128], small[97];
+		unsigned len = emu_insn_format(&in, 0x1000, full, sizeof(full));
+		cr_assert_lt(len, sizeof(full));
+		cr_assert_eq(full[len], 0);
+		for (unsigned n = 1; n <= 96; n++) {
+			memset(small, 'x', sizeof(small));
+			unsigned k = emu_insn_format(&in, 0x1000, small, n);
+			cr_assert_lt(k, n, "%s: length %u in a buffer of %u", full, k, n);
+			cr_assert_eq(small[k], 0);
+			cr_assert_eq(small[n], 'x', "%s: wrote past a buffer of %u", full, n);
+			cr_assert_eq(strncmp(small, full, k), 0, "%s: '%s' in a buffer of %u", full, small, n);
+		}
+		formatted++;
+	}
+	cr_assert_gt(formatted, 1000);
+}

@@ -184,27 +184,23 @@ static int operand(char *b, size_t n, const char *op, unsigned len, const struct
 	return k;
 }
 
-unsigned emu_insn_format(const struct emu_insn *in, uint64_t rip, char *buf, unsigned n)
+/* The whole text, in a buffer any instruction fits. */
+static size_t format_full(const struct emu_insn *in, uint64_t rip, char *buf, size_t n)
 {
 	const struct emu_opcode *row = &emu_opcodes[in->opmap & 3][in->opcode];
-	if (!n)
-		return 0;
 	size_t k = 0;
 	buf[0] = 0;
 	if (in->lock)
 		k += (size_t)snprintf(buf, n, "lock ");
 	if (in->rep && row->name && (row->fmt & F_MODRM) == 0 && (in->opcode & 0xf0) == 0xa0 && in->opmap == EMU_MAP_1B)
-		k += (size_t)snprintf(buf + k, k < n ? n - k : 0, "%s ", in->rep == 0xf3 ? "rep" : "repne");
-	if (k >= n)
-		return n - 1;
-	unsigned m = emu_insn_mnemonic(in, buf + k, n - (unsigned)k);
+		k += (size_t)snprintf(buf + k, n - k, "%s ", in->rep == 0xf3 ? "rep" : "repne");
+	unsigned m = emu_insn_mnemonic(in, buf + k, (unsigned)(n - k));
 	if (!m) {
 		static const char *const map[4] = { "", "0f ", "0f 38 ", "0f 3a " };
-		return (unsigned)(k + (size_t)snprintf(buf + k, n - k, "(%s%02x)", map[in->opmap & 3], in->opcode));
+		return k + (size_t)snprintf(buf + k, n - k, "(%s%02x)", map[in->opmap & 3], in->opcode);
 	}
 	k += m;
 	const char *ops = row->ops ? row->ops : "";
-	unsigned reg = (in->modrm >> 3) & 7;
 	char sep = ' ';
 	unsigned imms = 0;
 	while (*ops && k + 1 < n) {
@@ -220,8 +216,21 @@ unsigned emu_insn_format(const struct emu_insn *in, uint64_t rip, char *buf, uns
 		ops += len + (end ? 1 : 0);
 	}
 	/* F6/F7 /0, /1 (TEST) carry an immediate the others lack. */
-	if ((row->fmt & F_IMM_MASK) == I_GRP3 && reg < 2 && k + 1 < n)
+	if ((row->fmt & F_IMM_MASK) == I_GRP3 && ((in->modrm >> 3) & 7) < 2 && k + 1 < n)
 		k += (size_t)snprintf(buf + k, n - k, ",0x%llx",
 				      (unsigned long long)(in->imm & emu_size_mask(in->opsize > 4 ? 4 : in->opsize)));
-	return (unsigned)(k < n ? k : n - 1);
+	return k < n ? k : n - 1;
+}
+
+unsigned emu_insn_format(const struct emu_insn *in, uint64_t rip, char *buf, unsigned n)
+{
+	char text[192];
+	if (!n)
+		return 0;
+	size_t k = format_full(in, rip, text, sizeof(text));
+	if (k >= n)
+		k = n - 1;
+	memcpy(buf, text, k);
+	buf[k] = 0;
+	return (unsigned)k;
 }
