@@ -153,7 +153,9 @@ const struct emu_opcode emu_opcodes[4][256] = {
 		[0xb6] = OP(M, "movzx", "Gv,Eb"), [0xb7] = OP(M, "movzx", "Gv,Ew"),
 		[0xb8] = OP(M, "jmpe::popcnt", "Gv,Ev"), [0xb9] = OP(M, "ud1", "Gv,Ev"),
 		[0xba] = { M | I_B, 0xe0, .name = "||||bt|bts|btr|btc", .ops = "Ev,Ib" },
-		[0xbb] = OPL(M, "btc", "Ev,Gv"), [0xbc] = OP(M, "bsf:bsf:tzcnt", "Gv,Ev"), [0xbd] = OP(M, "bsr:bsr:lzcnt", "Gv,Ev"),
+		/* F3 0F BC is TZCNT only with BMI1, which is not advertised (int_bit.c). */
+		[0xbb] = OPL(M, "btc", "Ev,Gv"), [0xbc] = OP(M, "bsf", "Gv,Ev"),
+		[0xbd] = OP(M, "bsr:bsr:lzcnt", "Gv,Ev"),
 		[0xbe] = OP(M, "movsx", "Gv,Eb"), [0xbf] = OP(M, "movsx", "Gv,Ew"),
 		[0xc0] = OPL(MB, "xadd", "Eb,Gb"), [0xc1] = OPL(M, "xadd", "Ev,Gv"), [0xc2] = OP(M | I_B, NULL, "V,W,Ib"),
 		[0xc3] = OP(M, "movnti", "M,Gy"),
