@@ -437,3 +437,36 @@ Test(decode_rows, format_stays_in_its_buffer)
 	}
 	cr_assert_gt(formatted, 1000);
 }
+
+/* What `vessel run --trace insn` prints for a few instructions. */
+Test(decode_rows, format_examples)
+{
+	static const struct { unsigned mode; const char *hex, *text; } cases[] = {
+		{ EMU_MODE_LONG64, "48 8b 44 24 08", "mov rax,qword [rsp+0x8]" },
+		{ EMU_MODE_LONG64, "f0 0f c1 03", "lock xadd dword [rbx],eax" },
+		{ EMU_MODE_LONG64, "e8 fb ff ff ff", "call 0x1000" },
+		{ EMU_MODE_LONG64, "0f 05", "syscall" },
+		{ EMU_MODE_LONG64, "48 8d 05 10 00 00 00", "lea rax,[rip+0x10]" },
+		{ EMU_MODE_LONG64, "64 48 8b 04 25 28 00 00 00", "mov rax,qword fs:[0x28]" },
+		{ EMU_MODE_LONG64, "41 c1 e0 04", "shl r8d,0x4" },
+		{ EMU_MODE_LONG64, "40 88 f7", "mov dil,sil" },
+		{ EMU_MODE_LONG64, "f7 c1 ff 00 00 00", "test ecx,0xff" },
+		{ EMU_MODE_PROT32, "f3 ab", "rep stosd" },
+		{ EMU_MODE_PROT32, "f3 a6", "repe cmpsb" },
+		{ EMU_MODE_PROT32, "f2 ae", "repne scasb" },
+		{ EMU_MODE_PROT32, "e6 80", "out 0x80,al" },
+		{ EMU_MODE_PROT32, "0f 22 d8", "mov cr3,eax" },
+		{ EMU_MODE_REAL, "ea 00 7c 00 00", "jmp 0x0:0x7c00" },
+		{ EMU_MODE_REAL, "8b 46 fe", "mov ax,word [bp-0x2]" },
+		{ EMU_MODE_LONG64, "0f 38 00 c1", "(0f 38 00)" },
+	};
+	for (unsigned k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		uint8_t b[16] = { 0 };
+		struct emu_insn in;
+		parse_hex(cases[k].hex, b);
+		cr_assert_eq(emu_decode_mode(cases[k].mode, b, 16, &in), 0, "%s", cases[k].hex);
+		char text[96];
+		emu_insn_format(&in, 0x1000, text, sizeof(text));
+		cr_assert_str_eq(text, cases[k].text, "%s", cases[k].hex);
+	}
+}

@@ -192,8 +192,13 @@ static size_t format_full(const struct emu_insn *in, uint64_t rip, char *buf, si
 	buf[0] = 0;
 	if (in->lock)
 		k += (size_t)snprintf(buf, n, "lock ");
-	if (in->rep && row->name && (row->fmt & F_MODRM) == 0 && (in->opcode & 0xf0) == 0xa0 && in->opmap == EMU_MAP_1B)
-		k += (size_t)snprintf(buf + k, n - k, "%s ", in->rep == 0xf3 ? "rep" : "repne");
+	/* String instructions: REP, and REPE/REPNE for CMPS and SCAS. */
+	unsigned op = in->opcode;
+	if (in->rep && in->opmap == EMU_MAP_1B && ((op >= 0xa4 && op <= 0xa7) || (op >= 0xaa && op <= 0xaf) ||
+						    (op >= 0x6c && op <= 0x6f))) {
+		bool cond = (op >= 0xa6 && op <= 0xa7) || op >= 0xae;
+		k += (size_t)snprintf(buf + k, n - k, "%s ", in->rep == 0xf2 ? "repne" : cond ? "repe" : "rep");
+	}
 	unsigned m = emu_insn_mnemonic(in, buf + k, (unsigned)(n - k));
 	if (!m) {
 		static const char *const map[4] = { "", "0f ", "0f 38 ", "0f 3a " };
