@@ -7,9 +7,31 @@
  * decodes every row and compares length and mnemonic with Zydis. */
 #include "cpu/emu/core/opcodes.h"
 
+#include "cpu/emu/emu.h"
+
 #include <stddef.h>
 
+const struct emu_feature_flag emu_feature_flags[EMU_FEAT_COUNT] = {
+	[EMU_FEAT_TSC] = { 0x1, 3, 4, "TSC" },
+	[EMU_FEAT_MSR] = { 0x1, 3, 5, "MSR" },
+	[EMU_FEAT_SEP] = { 0x1, 3, 11, "SEP" },
+	[EMU_FEAT_CMOV] = { 0x1, 3, 15, "CMOV" },
+	[EMU_FEAT_MMX] = { 0x1, 3, 23, "MMX" },
+	[EMU_FEAT_SSE] = { 0x1, 3, 25, "SSE" },
+	[EMU_FEAT_SSE2] = { 0x1, 3, 26, "SSE2" },
+	[EMU_FEAT_SSE42] = { 0x1, 2, 20, "SSE4.2" },
+	[EMU_FEAT_MOVBE] = { 0x1, 2, 22, "MOVBE" },
+	[EMU_FEAT_POPCNT] = { 0x1, 2, 23, "POPCNT" },
+	[EMU_FEAT_SYSCALL] = { 0x80000001, 3, 11, "SYSCALL" },
+	[EMU_FEAT_LZCNT] = { 0x80000001, 2, 5, "ABM (LZCNT)" },
+};
+
 #define M F_MODRM
+/* An opcode needing feature flag x whatever its prefix; SSE rows: the
+ * packed-single and scalar-single forms need SSE, the double ones SSE2. */
+#define FEAT(x) .feat = { (x), (x), (x), (x) }
+#define FEAT_SSE_PS_PD_SS_SD .feat = { EMU_FEAT_SSE, EMU_FEAT_SSE2, EMU_FEAT_SSE, EMU_FEAT_SSE2 }
+#define FEAT_SSE_PS_PD .feat = { EMU_FEAT_SSE, EMU_FEAT_SSE2 }
 #define MB (F_MODRM | F_BYTE)
 #define ALL 0xff
 #define OP(f, n, o) { .fmt = (f), .name = (n), .ops = (o) }
@@ -20,13 +42,14 @@
 	[(base) + 2] = OP(MB, n, "Gb,Eb"), [(base) + 3] = OP(M, n, "Gv,Ev"), \
 	[(base) + 4] = OP(F_BYTE | I_B, n, "AL,Ib"), [(base) + 5] = OP(I_Z, n, "rAX,Iz")
 /* The 16 conditions (SDM vol. 1, appendix B) of Jcc, SETcc and CMOVcc. */
-#define CC_ROWS(base, f, p, o) \
-	[(base) + 0x0] = OP(f, p "o", o), [(base) + 0x1] = OP(f, p "no", o), [(base) + 0x2] = OP(f, p "b", o), \
-	[(base) + 0x3] = OP(f, p "nb", o), [(base) + 0x4] = OP(f, p "z", o), [(base) + 0x5] = OP(f, p "nz", o), \
-	[(base) + 0x6] = OP(f, p "be", o), [(base) + 0x7] = OP(f, p "nbe", o), [(base) + 0x8] = OP(f, p "s", o), \
-	[(base) + 0x9] = OP(f, p "ns", o), [(base) + 0xa] = OP(f, p "p", o), [(base) + 0xb] = OP(f, p "np", o), \
-	[(base) + 0xc] = OP(f, p "l", o), [(base) + 0xd] = OP(f, p "nl", o), [(base) + 0xe] = OP(f, p "le", o), \
-	[(base) + 0xf] = OP(f, p "nle", o)
+#define OPF(f, n, o, ...) { .fmt = (f), .name = (n), .ops = (o), ##__VA_ARGS__ }
+#define CC_ROWS(base, f, p, o, ...) \
+	[(base) + 0x0] = OPF(f, p "o", o, ##__VA_ARGS__), [(base) + 0x1] = OPF(f, p "no", o, ##__VA_ARGS__), [(base) + 0x2] = OPF(f, p "b", o, ##__VA_ARGS__), \
+	[(base) + 0x3] = OPF(f, p "nb", o, ##__VA_ARGS__), [(base) + 0x4] = OPF(f, p "z", o, ##__VA_ARGS__), [(base) + 0x5] = OPF(f, p "nz", o, ##__VA_ARGS__), \
+	[(base) + 0x6] = OPF(f, p "be", o, ##__VA_ARGS__), [(base) + 0x7] = OPF(f, p "nbe", o, ##__VA_ARGS__), [(base) + 0x8] = OPF(f, p "s", o, ##__VA_ARGS__), \
+	[(base) + 0x9] = OPF(f, p "ns", o, ##__VA_ARGS__), [(base) + 0xa] = OPF(f, p "p", o, ##__VA_ARGS__), [(base) + 0xb] = OPF(f, p "np", o, ##__VA_ARGS__), \
+	[(base) + 0xc] = OPF(f, p "l", o, ##__VA_ARGS__), [(base) + 0xd] = OPF(f, p "nl", o, ##__VA_ARGS__), [(base) + 0xe] = OPF(f, p "le", o, ##__VA_ARGS__), \
+	[(base) + 0xf] = OPF(f, p "nle", o, ##__VA_ARGS__)
 #define GRP1 "add|or|adc|sbb|and|sub|xor|cmp"
 #define GRP2 "rol|ror|rcl|rcr|shl|shr|shl|sar"
 #define SSE_PS_PD_SS_SD(n) n "ps:" n "pd:" n "ss:" n "sd"
@@ -110,32 +133,34 @@ const struct emu_opcode emu_opcodes[4][256] = {
 		[0x00] = OP(M | F_END, "sldt|str|lldt|ltr|verr|verw", "Ew"),
 		[0x01] = OP(M | F_END, "sgdt~|sidt~|lgdt~|lidt~|smsw||lmsw|invlpg~", "M"),
 		[0x02] = OP(M, "lar", "Gv,Ew"), [0x03] = OP(M, "lsl", "Gv,Ew"),
-		[0x05] = OP(F_END, "syscall", ""), [0x06] = OP(F_END, "clts", ""), [0x07] = OP(F_END, "sysret", ""),
+		[0x05] = OPF(F_END, "syscall", "", FEAT(EMU_FEAT_SYSCALL)), [0x06] = OP(F_END, "clts", ""), [0x07] = OPF(F_END, "sysret", "", FEAT(EMU_FEAT_SYSCALL)),
 		[0x08] = OP(F_END, "invd", ""), [0x09] = OP(F_END, "wbinvd", ""),
 		[0x0b] = OP(F_END, "ud2", ""), [0x0d] = OP(M, NULL, "M"), [0x0f] = OP(M | I_B, NULL, "P,Q"),
-		[0x10] = OP(M, "movups:movupd:movss:movsd", "V,W"), [0x11] = OP(M, "movups:movupd:movss:movsd", "W,V"),
+		[0x10] = OPF(M, "movups:movupd:movss:movsd", "V,W", FEAT_SSE_PS_PD_SS_SD), [0x11] = OPF(M, "movups:movupd:movss:movsd", "W,V", FEAT_SSE_PS_PD_SS_SD),
 		[0x12 ... 0x17] = OP(M, NULL, "V,W"),
 		[0x18 ... 0x1f] = OP(M, NULL, "E"),
 		[0x20] = OP(M | F_MODREG | F_FORCE64 | F_END, "mov", "Ey,Cd"),
 		[0x21] = OP(M | F_MODREG | F_FORCE64 | F_END, "mov", "Ey,Dd"),
 		[0x22] = OP(M | F_MODREG | F_FORCE64 | F_END, "mov", "Cd,Ey"),
 		[0x23] = OP(M | F_MODREG | F_FORCE64 | F_END, "mov", "Dd,Ey"),
-		[0x28] = OP(M, "movaps:movapd", "V,W"), [0x29] = OP(M, "movaps:movapd", "W,V"),
+		[0x28] = OPF(M, "movaps:movapd", "V,W", FEAT_SSE_PS_PD), [0x29] = OPF(M, "movaps:movapd", "W,V", FEAT_SSE_PS_PD),
 		[0x2a ... 0x2f] = OP(M, NULL, "V,W"),
-		[0x30] = OP(F_END, "wrmsr", ""), [0x31] = OP(0, "rdtsc", ""), [0x32] = OP(0, "rdmsr", ""),
+		[0x30] = OPF(F_END, "wrmsr", "", FEAT(EMU_FEAT_MSR)), [0x31] = OPF(0, "rdtsc", "", FEAT(EMU_FEAT_TSC)), [0x32] = OPF(0, "rdmsr", "", FEAT(EMU_FEAT_MSR)),
 		[0x33] = OP(0, "rdpmc", ""),
-		[0x34] = OP(F_END, "sysenter", ""), [0x35] = OP(F_END, "sysexit", ""), [0x37] = OP(F_END, "getsec", ""),
-		CC_ROWS(0x40, M, "cmov", "Gv,Ev"),
+		[0x34] = OPF(F_END, "sysenter", "", FEAT(EMU_FEAT_SEP)), [0x35] = OPF(F_END, "sysexit", "", FEAT(EMU_FEAT_SEP)), [0x37] = OP(F_END, "getsec", ""),
+		CC_ROWS(0x40, M, "cmov", "Gv,Ev", FEAT(EMU_FEAT_CMOV)),
 		[0x50] = OP(M, NULL, "Gd,U"),
-		[0x51] = OP(M, SSE_PS_PD_SS_SD("sqrt"), "V,W"),
+		[0x51] = OPF(M, SSE_PS_PD_SS_SD("sqrt"), "V,W", FEAT_SSE_PS_PD_SS_SD),
 		[0x52 ... 0x53] = OP(M, NULL, "V,W"),
-		[0x54] = OP(M, "andps:andpd", "V,W"), [0x55] = OP(M, "andnps:andnpd", "V,W"),
-		[0x56] = OP(M, "orps:orpd", "V,W"), [0x57] = OP(M, "xorps:xorpd", "V,W"),
-		[0x58] = OP(M, SSE_PS_PD_SS_SD("add"), "V,W"), [0x59] = OP(M, SSE_PS_PD_SS_SD("mul"), "V,W"),
+		[0x54] = OPF(M, "andps:andpd", "V,W", FEAT_SSE_PS_PD), [0x55] = OPF(M, "andnps:andnpd", "V,W", FEAT_SSE_PS_PD),
+		[0x56] = OPF(M, "orps:orpd", "V,W", FEAT_SSE_PS_PD), [0x57] = OPF(M, "xorps:xorpd", "V,W", FEAT_SSE_PS_PD),
+		[0x58] = OPF(M, SSE_PS_PD_SS_SD("add"), "V,W", FEAT_SSE_PS_PD_SS_SD), [0x59] = OPF(M, SSE_PS_PD_SS_SD("mul"), "V,W", FEAT_SSE_PS_PD_SS_SD),
 		[0x5a ... 0x5b] = OP(M, NULL, "V,W"),
-		[0x5c] = OP(M, SSE_PS_PD_SS_SD("sub"), "V,W"), [0x5d] = OP(M, SSE_PS_PD_SS_SD("min"), "V,W"),
-		[0x5e] = OP(M, SSE_PS_PD_SS_SD("div"), "V,W"), [0x5f] = OP(M, SSE_PS_PD_SS_SD("max"), "V,W"),
-		[0x60 ... 0x6f] = OP(M, NULL, "P,Q"),
+		[0x5c] = OPF(M, SSE_PS_PD_SS_SD("sub"), "V,W", FEAT_SSE_PS_PD_SS_SD), [0x5d] = OPF(M, SSE_PS_PD_SS_SD("min"), "V,W", FEAT_SSE_PS_PD_SS_SD),
+		[0x5e] = OPF(M, SSE_PS_PD_SS_SD("div"), "V,W", FEAT_SSE_PS_PD_SS_SD), [0x5f] = OPF(M, SSE_PS_PD_SS_SD("max"), "V,W", FEAT_SSE_PS_PD_SS_SD),
+		[0x60 ... 0x6b] = OPF(M, NULL, "P,Q", .feat = { EMU_FEAT_MMX, EMU_FEAT_SSE2 }),
+		[0x6c ... 0x6d] = OPF(M, NULL, "P,Q", .feat = { [EMU_MP_66] = EMU_FEAT_SSE2 }),  /* PUNPCK*QDQ */
+		[0x6e ... 0x6f] = OPF(M, NULL, "P,Q", .feat = { EMU_FEAT_MMX, EMU_FEAT_SSE2 }),
 		[0x70 ... 0x73] = OP(M | I_B, NULL, "P,Q,Ib"), [0x74 ... 0x76] = OP(M, NULL, "P,Q"),
 		[0x77] = OP(0, "emms", ""),
 		[0x78] = OP(M | I_SSE4A, NULL, "E"), [0x79] = OP(M, NULL, "E"), [0x7c ... 0x7f] = OP(M, NULL, "P,Q"),
@@ -151,21 +176,28 @@ const struct emu_opcode emu_opcodes[4][256] = {
 		[0xb2] = OP(M, "lss", "Gv,M"), [0xb3] = OPL(M, "btr", "Ev,Gv"),
 		[0xb4] = OP(M, "lfs", "Gv,M"), [0xb5] = OP(M, "lgs", "Gv,M"),
 		[0xb6] = OP(M, "movzx", "Gv,Eb"), [0xb7] = OP(M, "movzx", "Gv,Ew"),
-		[0xb8] = OP(M, "jmpe::popcnt", "Gv,Ev"), [0xb9] = OP(M, "ud1", "Gv,Ev"),
+		[0xb8] = OPF(M, "jmpe::popcnt", "Gv,Ev", .feat = { [EMU_MP_F3] = EMU_FEAT_POPCNT }),
+		[0xb9] = OP(M, "ud1", "Gv,Ev"),
 		[0xba] = { M | I_B, 0xe0, .name = "||||bt|bts|btr|btc", .ops = "Ev,Ib" },
 		/* F3 0F BC is TZCNT only with BMI1, which is not advertised (int_bit.c). */
 		[0xbb] = OPL(M, "btc", "Ev,Gv"), [0xbc] = OP(M, "bsf", "Gv,Ev"),
-		[0xbd] = OP(M, "bsr:bsr:lzcnt", "Gv,Ev"),
+		[0xbd] = OPF(M, "bsr:bsr:lzcnt", "Gv,Ev", .feat = { [EMU_MP_F3] = EMU_FEAT_LZCNT }),
 		[0xbe] = OP(M, "movsx", "Gv,Eb"), [0xbf] = OP(M, "movsx", "Gv,Ew"),
 		[0xc0] = OPL(MB, "xadd", "Eb,Gb"), [0xc1] = OPL(M, "xadd", "Ev,Gv"), [0xc2] = OP(M | I_B, NULL, "V,W,Ib"),
 		[0xc3] = OP(M, "movnti", "M,Gy"),
 		[0xc4 ... 0xc6] = OP(M | I_B, NULL, "V,W,Ib"),
-		[0xc7] = { M, 0x02, .name = "|cmpxchg8b/cmpxchg8b/cmpxchg16b|||||rdrand|rdseed", .ops = "M" },
+		[0xc7] = { M, 0x02, .name = "|cmpxchg8b/cmpxchg8b/cmpxchg16b|||||~rdrand|~rdseed", .ops = "E" },
 		[0xc8 ... 0xcf] = OP(0, "bswap", "Zy"),
 		[0xd0 ... 0xff] = OP(M, NULL, "P,Q"),
 	},
 	[2] = {  /* 0F 38 xx: every opcode takes ModRM, none an immediate */
-		[0x00 ... 0xff] = OP(M, NULL, "V,W"),
+		[0x00 ... 0xef] = OP(M, NULL, "V,W"),
+		/* MOVBE; F2: CRC32 */
+		[0xf0] = OPF(M, "movbe:movbe::crc32", "Gv,M",
+			     .feat = { EMU_FEAT_MOVBE, EMU_FEAT_MOVBE, EMU_FEAT_NONE, EMU_FEAT_SSE42 }),
+		[0xf1] = OPF(M, "movbe:movbe::crc32", "M,Gv",
+			     .feat = { EMU_FEAT_MOVBE, EMU_FEAT_MOVBE, EMU_FEAT_NONE, EMU_FEAT_SSE42 }),
+		[0xf2 ... 0xff] = OP(M, NULL, "V,W"),
 	},
 	[3] = {  /* 0F 3A xx: ModRM and ib */
 		[0x00 ... 0xff] = OP(M | I_B, NULL, "V,W,Ib"),

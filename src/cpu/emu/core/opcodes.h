@@ -33,6 +33,24 @@ enum {
 	I_SSE4A = 11u << F_IMM_SHIFT, /* 0F 78: ib, ib with 66 or F2 */
 };
 
+/* CPUID feature flags that gate opcodes (the "CPUID Feature Flag" of
+ * each instruction in SDM vol. 2): an engine that implements the opcode
+ * must advertise the flag, which tests/unit/emu_system checks. */
+enum emu_feature {
+	EMU_FEAT_NONE, EMU_FEAT_TSC, EMU_FEAT_MSR, EMU_FEAT_SEP, EMU_FEAT_CMOV, EMU_FEAT_MMX, EMU_FEAT_SSE,
+	EMU_FEAT_SSE2, EMU_FEAT_SSE42, EMU_FEAT_MOVBE, EMU_FEAT_POPCNT, EMU_FEAT_SYSCALL, EMU_FEAT_LZCNT,
+	EMU_FEAT_COUNT,
+};
+
+struct emu_feature_flag {
+	uint32_t leaf;     /* subleaf 0 */
+	uint8_t reg;       /* 0 EAX, 1 EBX, 2 ECX, 3 EDX */
+	uint8_t bit;
+	const char *name;
+};
+
+extern const struct emu_feature_flag emu_feature_flags[EMU_FEAT_COUNT];
+
 /* One opcode.  The per-/n masks (bit n = ModRM.reg n) hold what differs
  * between the members of a group (SDM vol. 2D, table A-6). */
 struct emu_opcode {
@@ -52,6 +70,9 @@ struct emu_opcode {
 	 * pointer, V/W XMM reg and r/m, P/Q MMX reg and r/m; sizes b w d q v
 	 * z y; fixed registers as written (AL, rAX, DX, CL). */
 	const char *ops;
+	/* Feature flag (enum emu_feature) per mandatory prefix (none, 66,
+	 * F3, F2) that the opcode needs; 0: none. */
+	uint8_t feat[4];
 };
 
 extern const struct emu_opcode emu_opcodes[4][256];
