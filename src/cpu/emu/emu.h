@@ -242,17 +242,23 @@ uint64_t emu_rdtsc(struct emu_cpu *cpu);
 
 /* The inline TLB hit path (docs/architecture.md "Soft MMU"): segment check, one tag
  * compare, one host access.  Everything else goes to the slow path. */
+/* The linear address of seg:off, without checks (those are the MMU's,
+ * system/seg.c): in 64-bit mode only FS and GS have a base (SDM vol. 3A,
+ * 3.4.4); elsewhere the address wraps at 4 GiB. */
+static inline uint64_t emu_seg_linear(const struct emu_cpu *cpu, int seg, uint64_t off)
+{
+	if (cpu->mode == EMU_MODE_LONG64)
+		return off + (seg >= SEG_FS ? cpu->seg[seg].base : 0);
+	return (uint32_t)(cpu->seg[seg].base + off);
+}
+
 static inline bool emu_seg_fast_ok(const struct emu_cpu *cpu, int seg, uint64_t off, unsigned size,
 				   uint16_t attr_mask, uint16_t attr_want, uint64_t *lin)
 {
 	const struct emu_seg *s = &cpu->seg[seg];
-	if (cpu->mode == EMU_MODE_LONG64) {
-		*lin = off + (seg >= SEG_FS ? s->base : 0);
-		return true;
-	}
-	if ((s->attr & attr_mask) != attr_want || off + size - 1 > s->limit)
+	if (cpu->mode != EMU_MODE_LONG64 && ((s->attr & attr_mask) != attr_want || off + size - 1 > s->limit))
 		return false;
-	*lin = (uint32_t)(s->base + off);
+	*lin = emu_seg_linear(cpu, seg, off);
 	return true;
 }
 

@@ -1,22 +1,14 @@
 /* Operands, for every instruction family (core, system, fpu): the
- * effective and linear address of a memory operand, general-purpose
- * registers by size, ModRM r/m operands, read-modify-write memory
- * operands and the stack.  One copy of each, so that the families agree
- * on the SDM's rules. */
+ * effective address of a memory operand (its linear address is
+ * emu_seg_linear(), in emu.h beside the inline TLB path that uses it),
+ * general-purpose registers by size, ModRM r/m operands,
+ * read-modify-write memory operands, the stack, and locked accesses of
+ * every size.  One copy of each, so that the families agree on the
+ * SDM's rules. */
 #ifndef VESSEL_CPU_EMU_OPERAND_H
 #define VESSEL_CPU_EMU_OPERAND_H
 
 #include "cpu/emu/emu.h"
-
-/* The linear address of seg:off, without checks (those are the MMU's,
- * system/seg.c): in 64-bit mode only FS and GS have a base (SDM vol. 3A,
- * 3.4.4); elsewhere the address wraps at 4 GiB. */
-static inline uint64_t emu_seg_linear(const struct emu_cpu *cpu, int seg, uint64_t off)
-{
-	if (cpu->mode == EMU_MODE_LONG64)
-		return off + (seg >= SEG_FS ? cpu->seg[seg].base : 0);
-	return (uint32_t)(cpu->seg[seg].base + off);
-}
 
 static inline uint64_t reg_get(const struct emu_cpu *cpu, unsigned r, unsigned size, bool rex)
 {
