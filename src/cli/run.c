@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/trace.h"
 #include "vmm/config.h"
 #include "vmm/vm.h"
 #include "vmm/sandbox.h"
@@ -39,6 +40,8 @@ static const char run_usage[] =
 	"      --restore FILE      resume a VM from a snapshot\n"
 "      --sandbox on|off    seccomp filter, no_new_privs, no capabilities (default on;\n"
 "                          off only to debug, docs/security.md)\n"
+"      --trace KINDS       trace insn, block (emu engine), io, irq; comma-separated\n"
+"      --trace-file FILE   write the trace to FILE instead of stderr\n"
 	"  -h, --help              this help\n"
 	"\n"
 	"Exit codes: 0 guest powered off, 1 runtime error, 2 bad usage or input,\n"
@@ -49,7 +52,7 @@ static const char run_usage[] =
 
 enum {
 	OPT_DISK = 256, OPT_NUMA, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,
-	OPT_DETERMINISTIC, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX,
+	OPT_DETERMINISTIC, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE,
 };
 
 static const struct option run_options[] = {
@@ -69,6 +72,8 @@ static const struct option run_options[] = {
 	{ "manifest", required_argument, NULL, OPT_MANIFEST },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "sandbox", required_argument, NULL, OPT_SANDBOX },
+	{ "trace", required_argument, NULL, OPT_TRACE },
+	{ "trace-file", required_argument, NULL, OPT_TRACE_FILE },
 	{ "help", no_argument, NULL, 'h' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ 0, 0, 0, 0 },
@@ -148,7 +153,8 @@ int cli_run_main(int argc, char **argv)
 {
 	struct vm_config cfg;
 	vm_config_defaults(&cfg);
-	const char *manifest = NULL;
+	const char *manifest = NULL, *trace_file = NULL;
+	unsigned trace = 0;
 	int rc = EXIT_USAGE;
 
 	/* First pass: find --manifest, so that flags given later override it. */
@@ -226,6 +232,13 @@ int cli_run_main(int argc, char **argv)
 			}
 			cfg.sandbox = strcmp(optarg, "off") != 0;
 			break;
+		case OPT_TRACE:
+			if (trace_parse(optarg, &trace) < 0) {
+				rc = cli_usage_error("run", "%s", err_msg());
+				goto out;
+			}
+			break;
+		case OPT_TRACE_FILE: trace_file = optarg; break;
 		case 'v': log_raise_verbosity(1); break;
 		case 'h':
 			fputs(run_usage, stdout);
@@ -252,11 +265,20 @@ int cli_run_main(int argc, char **argv)
 		rc = cli_usage_error("run", "%s", err_msg());
 		goto out;
 	}
+	if (trace_file && !trace) {
+		rc = cli_usage_error("run", "--trace-file needs --trace");
+		goto out;
+	}
+	if (trace && trace_start(trace, trace_file) < 0) {
+		rc = cli_usage_error("run", "%s", err_msg());
+		goto out;
+	}
 	install_signal_handlers();
 	int debug_exit_value = 0;
 	struct vm_run_opts opts = { .quit = &quit_requested };
 	enum vm_stop_reason why = vm_run(&cfg, &opts, &debug_exit_value);
 	rc = cli_run_exit_code(why, cfg.no_reboot, debug_exit_value);
+	trace_stop();
 out:
 	vm_config_free(&cfg);
 	return rc;

@@ -3,6 +3,7 @@
 #include "machine/machine.h"
 
 #include "util/log.h"
+#include "util/trace.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -30,10 +31,16 @@ void vcpu_dispatch_exit(struct vcpu *vcpu, struct vcpu_exit *exit)
 		uint64_t data = exit->io.data;
 		dispatch_bus(vcpu, &vm->pio, exit->io.port, exit->io.size, exit->io.is_write, &data);
 		exit->io.data = (uint32_t)data;
+		if (trace_on(TRACE_IO))
+			trace_printf("io    cpu%u %s port %#06x size %u data %#x", vcpu->id, exit->io.is_write ? "out" : "in ",
+				     exit->io.port, exit->io.size, exit->io.data);
 		break;
 	}
 	case VCPU_EXIT_MMIO:
 		dispatch_bus(vcpu, &vm->mmio, exit->mmio.gpa, exit->mmio.size, exit->mmio.is_write, &exit->mmio.data);
+		if (trace_on(TRACE_IO))
+			trace_printf("mmio  cpu%u %s %#llx size %u data %#llx", vcpu->id, exit->mmio.is_write ? "write" : "read ",
+				     (unsigned long long)exit->mmio.gpa, exit->mmio.size, (unsigned long long)exit->mmio.data);
 		break;
 	case VCPU_EXIT_MSR:
 		/* The platform models the x2APIC and TSC-deadline MSRs; anything

@@ -9,6 +9,7 @@
 #include "cpu/engines.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/trace.h"
 #include "machine/machine.h"
 
 #include <errno.h>
@@ -239,6 +240,8 @@ static void kvm_inject_interrupts(struct vcpu *vcpu, struct kvm_vcpu_state *kv)
 		if (vector >= 0) {
 			struct kvm_interrupt irq = { .irq = (uint32_t)vector };
 			ioctl(kv->fd, KVM_INTERRUPT, &irq);
+			if (trace_on(TRACE_IRQ))
+				trace_printf("irq   cpu%u vector %#04x", vcpu->id, vector);
 			/* Others may be pending behind this one: look again next entry. */
 			atomic_fetch_or(&vcpu->events, VCPU_EVT_INTR);
 		}

@@ -8,6 +8,7 @@
 
 #include "util/error.h"
 #include "util/log.h"
+#include "util/trace.h"
 #include "machine/machine.h"
 
 #include <errno.h>
@@ -107,16 +108,38 @@ static void internal_error(struct emu_cpu *cpu, const char *why)
 		 cpu->seg[SEG_CS].sel, (unsigned long long)cpu->rip, cpu->mode);
 }
 
+/* The trace lines of a block entry and of one instruction
+ * (`vessel run --trace block,insn`, docs/cli.md). */
+static void trace_block(const struct emu_cpu *cpu, unsigned n)
+{
+	trace_printf("block cpu%u %04x:%016llx mode %u insns %u", cpu->vcpu ? cpu->vcpu->id : 0, cpu->seg[SEG_CS].sel,
+		     (unsigned long long)cpu->rip, cpu->mode, n);
+}
+
+static void trace_insn(const struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	char text[96];
+	emu_insn_format(in, cpu->rip, text, sizeof(text));
+	trace_printf("insn  cpu%u %04x:%016llx %s", cpu->vcpu ? cpu->vcpu->id : 0, cpu->seg[SEG_CS].sel,
+		     (unsigned long long)cpu->rip, text);
+}
+
 /* Executes up to limit instructions of b.  Instruction handlers see
  * cpu->rip (this instruction) and cpu->next_rip (the next one, or the
- * branch target they set). */
-static void run_block(struct emu_cpu *cpu, const struct emu_block *b, unsigned limit)
+ * branch target they set).  traced is a constant in each caller, so the
+ * untraced copy has no trace test at all. */
+static inline __attribute__((always_inline)) void run_block_body(struct emu_cpu *cpu, const struct emu_block *b,
+								 unsigned limit, bool traced)
 {
 	const struct emu_insn *in = b->insn, *end = b->insn + (b->n < limit ? b->n : limit);
+	if (traced && trace_on(TRACE_BLOCK))
+		trace_block(cpu, (unsigned)(end - in));
 	/* Retired instructions are counted per block, not per instruction;
 	 * a fault in the middle leaves the count slightly high. */
 	cpu->icount += (uint64_t)(end - in);
 	for (; in < end; in++) {
+		if (traced && trace_on(TRACE_INSN))
+			trace_insn(cpu, in);
 		cpu->next_rip = cpu->rip + in->len;
 		in->fn(cpu, in);
 		cpu->rip = cpu->next_rip;
@@ -130,6 +153,16 @@ static void run_block(struct emu_cpu *cpu, const struct emu_block *b, unsigned l
 	/* Outside 64-bit mode EIP wraps at 4 GiB, IP at 64 KiB (16-bit CS). */
 	if (cpu->mode != EMU_MODE_LONG64)
 		cpu->rip &= (cpu->seg[SEG_CS].attr & (1u << 10)) ? 0xffffffffull : 0xffffull;
+}
+
+static __attribute__((noinline)) void run_block_traced(struct emu_cpu *cpu, const struct emu_block *b, unsigned limit)
+{
+	run_block_body(cpu, b, limit, true);
+}
+
+static void run_block(struct emu_cpu *cpu, const struct emu_block *b, unsigned limit)
+{
+	run_block_body(cpu, b, limit, false);
 }
 
 /* One instruction, where the block path would be wrong:
@@ -161,7 +194,10 @@ static void run_one(struct emu_cpu *cpu, const struct emu_block *b)
 	cpu->intr_shadow = false;
 	cpu->ss_shadow = false;
 	cpu->event_delivered = false;
-	run_block(cpu, b, 1);
+	if (__builtin_expect(trace_mask != 0, 0))
+		run_block_traced(cpu, b, 1);
+	else
+		run_block(cpu, b, 1);
 	/* After an event delivery, what it left (a task switch's BT) waits
 	 * for the boundary before the handler's first instruction. */
 	if (cpu->ss_shadow || cpu->event_delivered)
@@ -250,6 +286,8 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 					atomic_fetch_or_explicit(&vcpu->events, VCPU_EVT_INTR, memory_order_relaxed);
 					cpu->halted = false;
 					cpu->icount++;
+					if (trace_on(TRACE_IRQ))
+						trace_printf("irq   cpu%u vector %#04x", vcpu->id, vector);
 					emu_deliver_interrupt(cpu, (unsigned)vector, true);
 					continue;
 				}
@@ -290,6 +328,12 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 		/* Run b and the blocks chained after it until something needs
 		 * the loop above: a trap (HLT and shutdown included), an event,
 		 * the one-instruction path or the run budget. */
+		/* Tracing (docs/cli.md) costs this one branch per chain when
+		 * off; when on, every block comes through the lookup above. */
+		if (__builtin_expect(trace_mask != 0, 0)) {
+			run_block_traced(cpu, b, EMU_BLOCK_MAX_INSNS);
+			continue;
+		}
 		for (;;) {
 			run_block(cpu, b, EMU_BLOCK_MAX_INSNS);
 			if (cpu->stop_block || needs_one_insn(cpu) || cpu->icount >= cpu->icount_stop ||

@@ -8,18 +8,6 @@
 
 #include <sys/random.h>
 
-uint64_t sys_ea(struct emu_cpu *cpu, const struct emu_insn *in)
-{
-	uint64_t a = (uint64_t)(int64_t)in->disp;
-	if (in->base != EMU_REG_NONE)
-		a += cpu->gpr[in->base];
-	if (in->index != EMU_REG_NONE)
-		a += cpu->gpr[in->index] << in->scale;
-	if (in->rip_rel)
-		a += cpu->next_rip;
-	return a & emu_size_mask(in->adsize);
-}
-
 /* ---- small helpers ---- */
 
 static _Noreturn void ud(struct emu_cpu *cpu)
@@ -57,7 +45,7 @@ static uint64_t rm_read16(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (in->mod == 3)
 		return cpu->gpr[in->rm] & 0xffff;
-	return emu_read(cpu, in->seg, sys_ea(cpu, in), 2);
+	return emu_read(cpu, in->seg, emu_insn_ea(cpu, in), 2);
 }
 
 /* Stores a selector or MSW: to a register with the operand size, to memory as 16 bits. */
@@ -66,7 +54,7 @@ static void rm_store_sel(struct emu_cpu *cpu, const struct emu_insn *in, uint16_
 	if (in->mod == 3)
 		set_reg(cpu, in->rm, in->opsize, v);
 	else
-		emu_write(cpu, in->seg, sys_ea(cpu, in), 2, v);
+		emu_write(cpu, in->seg, emu_insn_ea(cpu, in), 2, v);
 }
 
 static void set_flag_bits(struct emu_cpu *cpu, uint64_t clear, uint64_t set)
@@ -113,7 +101,7 @@ static void load_far_ptr(struct emu_cpu *cpu, const struct emu_insn *in, int s)
 	if (in->mod == 3)
 		ud(cpu);
 	unsigned size = in->opsize == 1 ? 2 : in->opsize;
-	uint64_t ea = sys_ea(cpu, in);
+	uint64_t ea = emu_insn_ea(cpu, in);
 	uint64_t off = emu_read(cpu, in->seg, ea, size);
 	uint16_t sel = (uint16_t)emu_read(cpu, in->seg, (ea + size) & emu_size_mask(in->adsize), 2);
 	emu_load_seg(cpu, s, sel);
@@ -147,7 +135,7 @@ static void far_mem(struct emu_cpu *cpu, const struct emu_insn *in, bool call)
 	if (in->mod == 3)
 		ud(cpu);
 	unsigned size = in->opsize == 1 ? 2 : in->opsize;
-	uint64_t ea = sys_ea(cpu, in);
+	uint64_t ea = emu_insn_ea(cpu, in);
 	uint64_t off = emu_read(cpu, in->seg, ea, size);
 	uint16_t sel = (uint16_t)emu_read(cpu, in->seg, (ea + size) & emu_size_mask(in->adsize), 2);
 	if (call)
@@ -433,7 +421,7 @@ static void h_grp6(struct emu_cpu *cpu, const struct emu_insn *in)
 
 static void store_dtable(struct emu_cpu *cpu, const struct emu_insn *in, const struct x86_dtable *t)
 {
-	uint64_t ea = sys_ea(cpu, in);
+	uint64_t ea = emu_insn_ea(cpu, in);
 	uint64_t base = t->base;
 	unsigned bsize = cpu->mode == EMU_MODE_LONG64 ? 8 : 4;
 	if (bsize == 4 && in->opsize == 2)
@@ -445,7 +433,7 @@ static void store_dtable(struct emu_cpu *cpu, const struct emu_insn *in, const s
 static void load_dtable(struct emu_cpu *cpu, const struct emu_insn *in, struct x86_dtable *t)
 {
 	need_cpl0(cpu);
-	uint64_t ea = sys_ea(cpu, in);
+	uint64_t ea = emu_insn_ea(cpu, in);
 	uint16_t limit = (uint16_t)emu_read(cpu, in->seg, ea, 2);
 	uint64_t base;
 	if (cpu->mode == EMU_MODE_LONG64) {
@@ -551,10 +539,7 @@ static void h_grp7_7(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (in->mod != 3) {
 		need_cpl0(cpu);
-		uint64_t off = sys_ea(cpu, in);
-		uint64_t lin = cpu->mode == EMU_MODE_LONG64 ? off + (in->seg >= SEG_FS ? cpu->seg[in->seg].base : 0)
-							    : (uint32_t)(cpu->seg[in->seg].base + off);
-		mmu_invlpg(cpu, lin);
+		mmu_invlpg(cpu, emu_seg_linear(cpu, in->seg, emu_insn_ea(cpu, in)));
 		return;
 	}
 	switch (in->rm & 7) {
@@ -758,7 +743,7 @@ static void h_invpcid(struct emu_cpu *cpu, const struct emu_insn *in)
 		ud(cpu);
 	need_cpl0(cpu);
 	uint64_t type = cpu->gpr[in->reg] & (cpu->mode == EMU_MODE_LONG64 ? ~0ull : 0xffffffffull);
-	uint64_t ea = sys_ea(cpu, in);
+	uint64_t ea = emu_insn_ea(cpu, in);
 	uint64_t d0 = emu_read(cpu, in->seg, ea, 8);
 	uint64_t d1 = emu_read(cpu, in->seg, ea + 8, 8);
 	/* vol. 2A INVPCID: PCID above 12 bits, a non-canonical address for

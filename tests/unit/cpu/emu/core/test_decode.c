@@ -335,3 +335,142 @@ Test(isa_doc, listed_opcodes_have_handlers)
 	cr_assert_gt(checked, 50);
 	printf("docs/isa.md: %u listed encodings have handlers\n", checked);
 }
+
+/* Every row of the opcode table (core/opcodes.c), each /reg of a group,
+ * with a register and a memory ModRM: decodes to Zydis's length, and the
+ * table's mnemonic (what `--trace insn` prints) is Zydis's.  Rows the SDM
+ * marks i64 are tried in 32-bit mode, the others in 64-bit mode. */
+Test(decode_rows, every_row_matches_zydis)
+{
+	ZydisDecoder z64, z32;
+	cr_assert(ZYAN_SUCCESS(ZydisDecoderInit(&z64, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64)));
+	cr_assert(ZYAN_SUCCESS(ZydisDecoderInit(&z32, ZYDIS_MACHINE_MODE_LEGACY_32, ZYDIS_STACK_WIDTH_32)));
+	static const uint8_t escape[4][2] = { { 0 }, { 0x0f }, { 0x0f, 0x38 }, { 0x0f, 0x3a } };
+	static const uint8_t prefixes[] = { 0, 0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x66, 0x67, 0xf0, 0xf2, 0xf3, 0x0f };
+	unsigned rows = 0, named = 0, bad = 0;
+	for (unsigned map = 0; map < 4; map++) {
+		for (unsigned op = 0; op < 256; op++) {
+			bool skip = false;
+			for (unsigned k = 1; k < sizeof(prefixes); k++)
+				skip |= map == 0 && op == prefixes[k];
+			if (skip || (map == 0 && ((op & 0xf0) == 0x40 || op == 0xc4 || op == 0xc5 || op == 0x62)) ||
+			    (map == 1 && (op == 0x38 || op == 0x3a)))
+				continue;   /* prefixes, REX, VEX, EVEX, escapes */
+			bool has_modrm = false;
+			for (unsigned form = 0; form < 16; form++) {
+				uint8_t b[16] = { 0 };
+				unsigned n = 0;
+				for (unsigned e = 0; e < 2 && escape[map][e]; e++)
+					b[n++] = escape[map][e];
+				b[n++] = (uint8_t)op;
+				/* form 0-7: register ModRM with reg = form; 8-15: [rax] / [eax]. */
+				unsigned reg = form & 7;
+				b[n] = (uint8_t)((form < 8 ? 0xc0 : 0) | reg << 3 | (form < 8 ? 1 : 0));
+				struct emu_insn in;
+				int rc = emu_decode_mode(EMU_MODE_LONG64, b, 16, &in);
+				unsigned mode = EMU_MODE_LONG64;
+				ZydisDecoder *zd = &z64;
+				if (rc == -EINVAL) {
+					mode = EMU_MODE_PROT32;
+					zd = &z32;
+					rc = emu_decode_mode(mode, b, 16, &in);
+				}
+				cr_assert_eq(rc, 0, "row %u:%02x form %u does not decode", map, op, form);
+				/* Form 0's register ModRM (C1) is nonzero when decoded. */
+				if (form == 0)
+					has_modrm = in.modrm != 0;
+				if (!has_modrm && form)
+					break;   /* no ModRM: one form is enough */
+				rows++;
+				ZydisDecodedInstruction zi;
+				ZydisDecodedOperand zo[ZYDIS_MAX_OPERAND_COUNT];
+				if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(zd, b, 16, &zi, zo)))
+					continue;   /* undefined on the CPUs Zydis knows */
+				if (in.len != zi.length) {
+					cr_log_error("row %u:%02x form %u (mode %u): length %u, Zydis %u", map, op, form, mode,
+						     in.len, zi.length);
+					bad++;
+				}
+				char name[32];
+				if (!emu_insn_mnemonic(&in, name, sizeof(name)))
+					continue;
+				named++;
+				const char *zn = ZydisMnemonicGetString(zi.mnemonic);
+				if (strcmp(name, zn) != 0) {
+					cr_log_error("row %u:%02x form %u (mode %u): mnemonic %s, Zydis %s", map, op, form, mode,
+						     name, zn);
+					bad++;
+				}
+			}
+		}
+	}
+	cr_assert_eq(bad, 0, "%u rows differ from Zydis", bad);
+	cr_assert_gt(rows, 1000);
+	cr_assert_gt(named, 600);
+	cr_log_info("%u rows and forms, %u mnemonics compared", rows, named);
+}
+
+/* The trace's disassembly never writes past its buffer, whatever the
+ * instruction: random byte streams in each mode, formatted into buffers
+ * of every size up to 96 bytes, stay NUL-terminated inside the buffer and
+ * agree with the full-size text as far as they go. */
+Test(decode_rows, format_stays_in_its_buffer)
+{
+	static const unsigned modes[] = { EMU_MODE_REAL, EMU_MODE_PROT32, EMU_MODE_LONG64 };
+	unsigned formatted = 0;
+	for (unsigned t = 0; t < 3000; t++) {
+		uint8_t b[16];
+		unsigned mode = modes[t % 3];
+		random_stream(b, mode);
+		struct emu_insn in;
+		if (emu_decode_mode(mode, b, 16, &in) != 0)
+			continue;
+		char full[128], small[97];
+		unsigned len = emu_insn_format(&in, 0x1000, full, sizeof(full));
+		cr_assert_lt(len, sizeof(full));
+		cr_assert_eq(full[len], 0);
+		for (unsigned n = 1; n <= 96; n++) {
+			memset(small, 'x', sizeof(small));
+			unsigned k = emu_insn_format(&in, 0x1000, small, n);
+			cr_assert_lt(k, n, "%s: length %u in a buffer of %u", full, k, n);
+			cr_assert_eq(small[k], 0);
+			cr_assert_eq(small[n], 'x', "%s: wrote past a buffer of %u", full, n);
+			cr_assert_eq(strncmp(small, full, k), 0, "%s: '%s' in a buffer of %u", full, small, n);
+		}
+		formatted++;
+	}
+	cr_assert_gt(formatted, 1000);
+}
+
+/* What `vessel run --trace insn` prints for a few instructions. */
+Test(decode_rows, format_examples)
+{
+	static const struct { unsigned mode; const char *hex, *text; } cases[] = {
+		{ EMU_MODE_LONG64, "48 8b 44 24 08", "mov rax,qword [rsp+0x8]" },
+		{ EMU_MODE_LONG64, "f0 0f c1 03", "lock xadd dword [rbx],eax" },
+		{ EMU_MODE_LONG64, "e8 fb ff ff ff", "call 0x1000" },
+		{ EMU_MODE_LONG64, "0f 05", "syscall" },
+		{ EMU_MODE_LONG64, "48 8d 05 10 00 00 00", "lea rax,[rip+0x10]" },
+		{ EMU_MODE_LONG64, "64 48 8b 04 25 28 00 00 00", "mov rax,qword fs:[0x28]" },
+		{ EMU_MODE_LONG64, "41 c1 e0 04", "shl r8d,0x4" },
+		{ EMU_MODE_LONG64, "40 88 f7", "mov dil,sil" },
+		{ EMU_MODE_LONG64, "f7 c1 ff 00 00 00", "test ecx,0xff" },
+		{ EMU_MODE_PROT32, "f3 ab", "rep stosd" },
+		{ EMU_MODE_PROT32, "f3 a6", "repe cmpsb" },
+		{ EMU_MODE_PROT32, "f2 ae", "repne scasb" },
+		{ EMU_MODE_PROT32, "e6 80", "out 0x80,al" },
+		{ EMU_MODE_PROT32, "0f 22 d8", "mov cr3,eax" },
+		{ EMU_MODE_REAL, "ea 00 7c 00 00", "jmp 0x0:0x7c00" },
+		{ EMU_MODE_REAL, "8b 46 fe", "mov ax,word [bp-0x2]" },
+		{ EMU_MODE_LONG64, "0f 38 00 c1", "(0f 38 00)" },
+	};
+	for (unsigned k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		uint8_t b[16] = { 0 };
+		struct emu_insn in;
+		parse_hex(cases[k].hex, b);
+		cr_assert_eq(emu_decode_mode(cases[k].mode, b, 16, &in), 0, "%s", cases[k].hex);
+		char text[96];
+		emu_insn_format(&in, 0x1000, text, sizeof(text));
+		cr_assert_str_eq(text, cases[k].text, "%s", cases[k].hex);
+	}
+}
