@@ -266,16 +266,18 @@ static int check_shape(struct vm *vm, struct snap_reader *r, json_t *c)
 		return err_set(-EINVAL, "snapshot %s: made for %lld vCPUs, this VM has %u", path,
 			       (long long)json_integer_value(json_object_get(c, "cpus")), vm->n_vcpus);
 	json_t *regions = json_object_get(c, "regions");
-	bool same = json_array_size(regions) == vm->mem.n_regions;
-	for (unsigned i = 0; same && i < vm->mem.n_regions; i++) {
+	if (json_array_size(regions) != vm->mem.n_regions)
+		return err_set(-EINVAL, "snapshot %s: made for RAM in %zu regions, this VM has %u", path,
+			       json_array_size(regions), vm->mem.n_regions);
+	for (unsigned i = 0; i < vm->mem.n_regions; i++) {
 		json_t *reg = json_array_get(regions, i);
-		same = (uint64_t)json_integer_value(json_object_get(reg, "gpa")) == vm->mem.regions[i].gpa &&
-		       (uint64_t)json_integer_value(json_object_get(reg, "size")) == vm->mem.regions[i].size;
+		uint64_t gpa = (uint64_t)json_integer_value(json_object_get(reg, "gpa"));
+		uint64_t size = (uint64_t)json_integer_value(json_object_get(reg, "size"));
+		if (gpa != vm->mem.regions[i].gpa || size != vm->mem.regions[i].size)
+			return err_set(-EINVAL, "snapshot %s: RAM region %u is %#" PRIx64 "+%#" PRIx64
+				       " in the snapshot, %#" PRIx64 "+%#" PRIx64 " in this VM", path, i, gpa, size,
+				       vm->mem.regions[i].gpa, vm->mem.regions[i].size);
 	}
-	if (!same)
-		return err_set(-EINVAL, "snapshot %s: made for %lld MiB of RAM in another layout, this VM has %" PRIu64
-			       " MiB", path, (long long)(json_integer_value(json_object_get(c, "memory")) >> 20),
-			       vm->mem.ram_size >> 20);
 	for (unsigned i = 0; i < vm->n_vcpus; i++) {
 		char name[16];
 		snprintf(name, sizeof(name), "cpu%u", i);

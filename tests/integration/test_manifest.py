@@ -66,7 +66,8 @@ FLAG_TO_FIELD = {
     "no-reboot": "no_reboot", "no-decompress": "decompress", "deterministic": "deterministic",
     "api-socket": "api_socket", "restore": "restore", "sandbox": "sandbox",
 }
-NOT_VM_FLAGS = {"manifest", "help", "verbose"}
+# Developer and per-invocation flags: they describe a run, not the VM.
+NOT_VM_FLAGS = {"manifest", "help", "verbose", "trace", "trace-file"}
 
 
 def test_every_run_flag_has_a_manifest_field(vessel_bin):
