@@ -284,6 +284,7 @@ int snapshot_restore(struct vm *vm, const char *path, const struct snapshot_rest
 		void *opaque;
 	} *devs = NULL;
 	unsigned n_devs = 0;
+	bool *loaded = NULL;   /* devs[i] already loaded */
 	json_t *c = read_config(&r);
 	if (!c) {
 		rc = -EINVAL;
@@ -389,7 +390,28 @@ int snapshot_restore(struct vm *vm, const char *path, const struct snapshot_rest
 		if ((rc = snap_reader_memory(&r, s, vm->mem.regions[i].host, opts->map_memory, opts->verify_memory)) < 0)
 			goto out;
 	}
-	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+	/* The VM clock first, before the CPUs: an engine whose TSC counts
+	 * the VM clock (emu, docs/architecture.md "Time") turns the saved
+	 * IA32_TSC into an offset from the clock as it reads at that moment,
+	 * so the clock must already go on from its saved value; loaded after,
+	 * its jump would carry the TSC ahead of the HPET, PM timer and LAPIC
+	 * timer by the clock's whole saved value. */
+	loaded = calloc(n_devs ? n_devs : 1, sizeof(*loaded));
+	if (!loaded) {
+		rc = err_set(-ENOMEM, "snapshot: out of memory");
+		goto out;
+	}
+	pthread_mutex_lock(&vm->dev_lock);
+	for (unsigned i = 0; i < n_devs && rc == 0; i++) {
+		if (strcmp(devs[i].sec->name, SNAPSHOT_CLOCK_DEVICE))
+			continue;
+		rc = devs[i].load(devs[i].opaque, devs[i].data, devs[i].sec->length);
+		if (rc < 0)
+			err_wrap(rc, "snapshot %s: device %s", path, devs[i].sec->name);
+		loaded[i] = true;
+	}
+	pthread_mutex_unlock(&vm->dev_lock);
+	for (unsigned i = 0; i < vm->n_vcpus && rc == 0; i++) {
 		struct vcpu *v = vm->vcpus[i];
 		const struct accel_ops *a = vm->accel;
 		struct cpu_blob *b = &cpus[i];
@@ -414,6 +436,8 @@ int snapshot_restore(struct vm *vm, const char *path, const struct snapshot_rest
 	}
 	pthread_mutex_lock(&vm->dev_lock);
 	for (unsigned i = 0; i < n_devs && rc == 0; i++) {
+		if (loaded[i])
+			continue;
 		rc = devs[i].load(devs[i].opaque, devs[i].data, devs[i].sec->length);
 		if (rc < 0)
 			err_wrap(rc, "snapshot %s: device %s", path, devs[i].sec->name);
@@ -426,6 +450,7 @@ out:
 	for (unsigned i = 0; i < n_devs; i++)
 		free(devs[i].data);
 	free(devs);
+	free(loaded);
 	free(cpus);
 	json_decref(c);
 	snap_reader_close(&r);
