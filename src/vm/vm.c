@@ -302,7 +302,9 @@ static int vm_prepare(struct vm_session *sess, struct chardev *serial, const cha
 		return EXIT_FAILURE_RUN;
 	}
 	if (restore) {
-		struct snapshot_restore_opts opts = { .map_memory = true };
+		/* The RAM's CRC is checked unless asked not to: it costs one read
+		 * of the file (docs/snapshot.md "Guarantees"). */
+		struct snapshot_restore_opts opts = { .map_memory = true, .verify_memory = !cfg->restore_no_verify };
 		rc = lifecycle_transition(&sess->lc, VM_STATE_LOADING_STATE, "restore");
 		if (rc == 0)
 			rc = snapshot_restore(vm, restore, &opts);
@@ -356,6 +358,17 @@ int vm_run(const struct vm_config *cfg)
 		enum vm_stop_reason why = vm_run_once(vm, con);
 		code = stop_to_exit_code(vm, why, cfg->no_reboot);
 		bool reboot = why == VM_STOP_RESET && !cfg->no_reboot;
+		/* A restored VM reboots into the kernel given beside --restore: a
+		 * snapshot names no files to boot (docs/snapshot.md "Reboot").
+		 * Without one the run cannot go on as the guest asked: say so
+		 * and fail rather than end as if it had powered off. */
+		if (reboot && !cfg->kernel) {
+			fprintf(stderr, "vessel: the guest rebooted, but this VM was restored from a snapshot without "
+					"--kernel, so there is nothing to boot (give --kernel, and --initrd and --append if "
+					"needed, with --restore to let it reboot)\n");
+			code = EXIT_FAILURE_RUN;
+			reboot = false;
+		}
 		/* The lifecycle: a reset powers the machine up again; everything
 		 * else powers it down for good. */
 		if (!reboot && (why == VM_STOP_POWEROFF || why == VM_STOP_RESET))
@@ -365,9 +378,6 @@ int vm_run(const struct vm_config *cfg)
 		if (!reboot)
 			break;
 		log_info("vm", "guest reboot");
-		/* A restored VM reboots into its kernel, if it was given one. */
-		if (!cfg->kernel)
-			break;
 	}
 	vm_session_finish(&sess);
 out:
