@@ -66,7 +66,8 @@ FLAG_TO_FIELD = {
     "no-reboot": "no_reboot", "no-decompress": "decompress", "deterministic": "deterministic",
     "api-socket": "api_socket", "restore": "restore",
 }
-NOT_VM_FLAGS = {"manifest", "help", "verbose"}
+# no-verify says how to read a snapshot (--restore), not what the VM is.
+NOT_VM_FLAGS = {"manifest", "help", "verbose", "no-verify"}
 
 
 def test_every_run_flag_has_a_manifest_field(vessel_bin):
