@@ -2,6 +2,7 @@
  * to the subcommands in src/cli/. */
 #include "cli/cli.h"
 #include "util/log.h"
+#include "vmm/plugin_loader.h"
 #include "version.h"
 
 #include <stdio.h>
@@ -54,6 +55,7 @@ static int dispatch(const char *cmd, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	log_init();
+	plugin_loader_install_crypt();
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];

@@ -137,14 +137,14 @@ static int mailbox_load(void *dev, const void *buf, size_t len)
 }
 
 static const struct vessel_param_spec mailbox_params[] = {
-	[P_PORT] = { "port", VESSEL_PARAM_INT, "first of the 12 I/O ports", "0x510", 0, 0xfff4 },
+	[P_PORT] = { "port", VESSEL_PARAM_INT, "first of the 12 I/O ports (the default is free on the PC board)", "0x530", 0, 0xfff4 },
 	[P_IRQ] = { "irq", VESSEL_PARAM_INT, "interrupt line (GSI) raised on each posted word", "5", 0, 23 },
 	[P_IRQ_ENABLED] = { "irq_enabled", VESSEL_PARAM_BOOL, "raise the IRQ line at all", "true", 0, 0 },
 	[P_LABEL] = { "label", VESSEL_PARAM_STRING, "name shown in the log", "mailbox", 0, 0 },
 };
 
 static const struct vessel_resource_spec mailbox_resources[] = {
-	[RES_REGS] = { VESSEL_RES_PIO, "regs", 0x510, "port", 12 },
+	[RES_REGS] = { VESSEL_RES_PIO, "regs", 0x530, "port", 12 },
 	[RES_IRQ] = { VESSEL_RES_IRQ, "irq", 5, "irq", 1 },
 };
 

@@ -15,7 +15,6 @@
 #include "block/luks.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/config.h"
 
 #define CRYPT_COPY_SECTORS 2048u   /* 1 MiB per read */
 #define CRYPT_COPY_PIECE 128u      /* 64 KiB: the unit of sparseness when copying */
@@ -139,6 +138,16 @@ int crypt_disk_luks_spec(const char *key_file, const char *opts, char *buf, size
 		return err_set(-EINVAL, "encryption needs --key-file FILE (the file's bytes are the passphrase)");
 	if (strchr(key_file, ','))
 		return err_set(-EINVAL, "key file path '%s' contains ',' (not allowed in a filter spec)", key_file);
+	/* Two key sources would leave one of them silently unused: a user who
+	 * keeps only that file could never open the disk again. */
+	for (const char *o = opts; o && *o;) {
+		const char *end = strchr(o, ',');
+		size_t n = end ? (size_t)(end - o) : strlen(o);
+		if (n >= 9 && strncmp(o, "key-file=", 9) == 0)
+			return err_set(-EINVAL, "two key files: --key-file %s and key-file=%.*s in the encryption "
+				       "options; give the key once", key_file, (int)(n - 9), o + 9);
+		o = end ? end + 1 : NULL;
+	}
 	int n = snprintf(buf, len, "luks:key-file=%s%s%s", key_file, opts && *opts ? "," : "",
 			 opts ? opts : "");
 	if (n < 0 || (size_t)n >= len)
@@ -146,15 +155,14 @@ int crypt_disk_luks_spec(const char *key_file, const char *opts, char *buf, size
 	return 0;
 }
 
-int crypt_disk_open_vm(const struct vm_config *cfg, const struct vm_disk_config *d,
+int crypt_disk_open_vm(const char *const *plugin_dirs, unsigned n_plugin_dirs, const struct vm_disk_config *d,
 		       struct block_dev **out)
 {
 	char spec[4200];
 	int rc;
 
 	crypt_filters_register();
-	if (cfg && (rc = crypt_plugin_set_dirs((const char *const *)cfg->plugin_dirs,
-					       cfg->n_plugin_dirs)) < 0)
+	if (plugin_dirs && (rc = crypt_plugin_set_dirs(plugin_dirs, n_plugin_dirs)) < 0)
 		return rc;
 	struct block_open_spec s = {
 		.path = d->path,

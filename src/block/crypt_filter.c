@@ -90,6 +90,8 @@ static int crypt_parse_opts(const char *opts, struct crypt_opts *o)
 		if (strcmp(k, "key-file") == 0) {
 			if (!*v || strlen(v) >= sizeof(o->key_file))
 				return err_set(-EINVAL, "encryption option key-file: bad path");
+			if (o->key_file[0])
+				return err_set(-EINVAL, "encryption option key-file given twice: one key source only");
 			snprintf(o->key_file, sizeof(o->key_file), "%s", v);
 		} else if (strcmp(k, "cipher") == 0) {
 			if (!crypt_plugin_name_valid(v))

@@ -4,7 +4,6 @@
  * in crypt_plugin_check(). */
 #include "block/crypt_plugin.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -50,11 +49,13 @@ int crypt_plugin_check(const struct vessel_crypt_plugin *p, const char *origin)
 {
 	if (!p)
 		return err_set(-EINVAL, "crypt plug-in %s: no descriptor", origin);
+	/* The same words as plugin_check_abi() (vm/plugin_loader.c) uses
+	 * for device plug-ins. */
 	if (p->abi_version != VESSEL_CRYPT_ABI_VERSION)
 		return err_set(-EPROTO,
-			       "crypt plug-in %s: built for VM Encryption API version %u, "
-			       "this vessel supports version %u; rebuild it against this "
-			       "vessel's <vessel/crypt.h>",
+			       "crypt plug-in %s: built for VM Encryption API version %u, but "
+			       "this vessel has version %u (rebuild it against this "
+			       "vessel's <vessel/crypt.h>)",
 			       origin, p->abi_version, VESSEL_CRYPT_ABI_VERSION);
 	if (p->struct_size < CRYPT_V1_SIZE)
 		return err_set(-EINVAL, "crypt plug-in %s: descriptor size %u is smaller "
@@ -71,27 +72,31 @@ int crypt_plugin_check(const struct vessel_crypt_plugin *p, const char *origin)
 	return 0;
 }
 
+static const struct crypt_plugin_loader *crypt_loader;
+
+void crypt_plugin_set_loader(const struct crypt_plugin_loader *l)
+{
+	crypt_loader = l;
+}
+
 int crypt_plugin_load_file(const char *path, struct crypt_plugin **out)
 {
-	void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-
-	if (!dl)
-		return err_set(-ENOEXEC, "crypt plug-in %s: cannot load: %s", path, dlerror());
-	const struct vessel_crypt_plugin *ops = dlsym(dl, VESSEL_CRYPT_PLUGIN_SYMBOL);
-	if (!ops) {
-		dlclose(dl);
-		return err_set(-ENOEXEC, "crypt plug-in %s: no '%s' symbol (not a VM Encryption "
-			       "API plug-in)", path, VESSEL_CRYPT_PLUGIN_SYMBOL);
-	}
-	int rc = crypt_plugin_check(ops, path);
-	if (rc < 0) {
-		dlclose(dl);
+	if (!crypt_loader)
+		return err_set(-ENOEXEC, "crypt plug-in %s: this program loads no plug-ins", path);
+	void *dl;
+	const void *sym;
+	int rc = crypt_loader->open(path, &sym, &dl);
+	if (rc < 0)
+		return rc;
+	const struct vessel_crypt_plugin *ops = sym;
+	if ((rc = crypt_plugin_check(ops, path)) < 0) {
+		crypt_loader->close(dl);
 		return rc;
 	}
 	struct crypt_plugin *p = calloc(1, sizeof(*p));
 	if (!p || !(p->path = strdup(path))) {
 		free(p);
-		dlclose(dl);
+		crypt_loader->close(dl);
 		return err_set(-ENOMEM, "out of memory");
 	}
 	p->ops = ops;
@@ -105,8 +110,8 @@ void crypt_plugin_release(struct crypt_plugin *p)
 {
 	if (!p)
 		return;
-	if (p->dl)
-		dlclose(p->dl);
+	if (p->dl && crypt_loader)
+		crypt_loader->close(p->dl);
 	free(p->path);
 	free(p);
 }
@@ -138,54 +143,9 @@ int crypt_plugin_set_dirs(const char *const *dirs, unsigned n_dirs)
 	return 0;
 }
 
-/* Tries DIR/SUB/NAME.so (SUB "" or "crypt/").  Returns 1 and sets *out
- * when loaded, 0 when the file does not exist, a negative errno when it
- * exists but cannot be used (a broken or foreign-ABI plug-in must not be
- * silently skipped: the user would end up with a different cipher than
- * intended, or none). */
-static int crypt_try_dir(const char *dir, size_t dir_len, const char *sub, const char *name,
-			 struct crypt_plugin **out)
-{
-	char path[4096];
-	int n = snprintf(path, sizeof(path), "%.*s/%s%s.so", (int)dir_len, dir, sub, name);
-
-	if (dir_len == 0 || n < 0 || (size_t)n >= sizeof(path))
-		return 0;
-	if (access(path, F_OK) != 0)
-		return 0;
-	int rc = crypt_plugin_load_file(path, out);
-	if (rc < 0)
-		return rc;
-	if (strcmp((*out)->ops->name, name) != 0) {
-		rc = err_set(-EINVAL, "crypt plug-in %s: exports cipher '%s', not '%s'",
-			     path, (*out)->ops->name, name);
-		crypt_plugin_release(*out);
-		*out = NULL;
-		return rc;
-	}
-	return 1;
-}
-
-/* Each entry of a colon-separated list. */
-static int crypt_try_list(const char *list, const char *sub, const char *name,
-			  struct crypt_plugin **out)
-{
-	while (list && *list) {
-		const char *end = strchr(list, ':');
-		size_t len = end ? (size_t)(end - list) : strlen(list);
-		int rc = crypt_try_dir(list, len, sub, name, out);
-		if (rc != 0)
-			return rc;
-		list = end ? end + 1 : NULL;
-	}
-	return 0;
-}
-
 int crypt_plugin_find(const char *name, const char *const *dirs, unsigned n_dirs,
 		      struct crypt_plugin **out)
 {
-	int rc;
-
 	*out = NULL;
 	if (!crypt_plugin_name_valid(name))
 		return err_set(-EINVAL, "invalid cipher name '%s' (want [a-z0-9-])", name ? name : "");
@@ -200,44 +160,31 @@ int crypt_plugin_find(const char *name, const char *const *dirs, unsigned n_dirs
 			return 0;
 		}
 	}
-
-	rc = crypt_try_list(getenv(CRYPT_PLUGIN_ENV), "", name, out);
-	if (rc != 0)
-		return rc < 0 ? rc : 0;
-
-	if (dirs) {
-		for (unsigned i = 0; i < n_dirs; i++)
-			if ((rc = crypt_try_dir(dirs[i], strlen(dirs[i]), CRYPT_PLUGIN_SUBDIR, name, out)) != 0)
-				return rc < 0 ? rc : 0;
-	} else {
+	char path[4096];
+	int rc = 0;
+	if (crypt_loader && dirs) {
+		rc = crypt_loader->find(name, dirs, n_dirs, path, sizeof(path));
+	} else if (crypt_loader) {
 		pthread_mutex_lock(&crypt_dirs_lock);
-		rc = 0;
-		for (unsigned i = 0; i < crypt_n_dirs && rc == 0; i++)
-			rc = crypt_try_dir(crypt_dirs[i], strlen(crypt_dirs[i]), CRYPT_PLUGIN_SUBDIR, name, out);
+		rc = crypt_loader->find(name, (const char *const *)crypt_dirs, crypt_n_dirs, path, sizeof(path));
 		pthread_mutex_unlock(&crypt_dirs_lock);
-		if (rc != 0)
-			return rc < 0 ? rc : 0;
 	}
-
-	/* XDG Base Directory Specification: $XDG_DATA_HOME, else ~/.local/share. */
-	char xdg[4096];
-	const char *data_home = getenv("XDG_DATA_HOME");
-	const char *home = getenv("HOME");
-	int n = -1;
-	if (data_home && data_home[0] == '/')
-		n = snprintf(xdg, sizeof(xdg), "%s/vessel/plugins", data_home);
-	else if (home && home[0] == '/')
-		n = snprintf(xdg, sizeof(xdg), "%s/.local/share/vessel/plugins", home);
-	if (n > 0 && (size_t)n < sizeof(xdg) &&
-	    (rc = crypt_try_dir(xdg, (size_t)n, CRYPT_PLUGIN_SUBDIR, name, out)) != 0)
-		return rc < 0 ? rc : 0;
-
-	rc = crypt_try_list("/usr/local/lib/vessel/plugins:/usr/lib/vessel/plugins", CRYPT_PLUGIN_SUBDIR,
-			    name, out);
-	if (rc != 0)
-		return rc < 0 ? rc : 0;
-	return err_set(-ENOENT, "no cipher '%s': not built in and no %s%s.so in the plug-in "
-		       "directories", name, CRYPT_PLUGIN_SUBDIR, name);
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		return err_set(-ENOENT, "no cipher '%s': not built in and no %s%s.so in the plug-in "
+			       "directories", name, CRYPT_PLUGIN_SUBDIR, name);
+	/* A file that exists but cannot be used is an error, never skipped:
+	 * the user would end up with another cipher than intended, or none. */
+	if ((rc = crypt_plugin_load_file(path, out)) < 0)
+		return rc;
+	if (strcmp((*out)->ops->name, name) != 0) {
+		rc = err_set(-EINVAL, "crypt plug-in %s: exports cipher '%s', not '%s'", path, (*out)->ops->name, name);
+		crypt_plugin_release(*out);
+		*out = NULL;
+		return rc;
+	}
+	return 0;
 }
 
 int crypt_cipher_new(const char *name, const uint8_t *key, uint32_t key_len,

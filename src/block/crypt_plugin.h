@@ -2,26 +2,24 @@
  * finding and loading them, checking their ABI, and keyed cipher
  * instances that the encryption filter calls.
  *
- * Search order for a cipher name (docs/disk-encryption.md):
- *   1. built-in ciphers (a file cannot replace them);
- *   2. DIR/NAME.so for each DIR in $VESSEL_CRYPT_PLUGIN_PATH (colon-separated);
- *   3. DIR/crypt/NAME.so for the plug-in directories: those given by the
- *      caller (manifest `plugin_dirs`) or set with crypt_plugin_set_dirs(),
- *      then $XDG_DATA_HOME/vessel/plugins (default
- *      ~/.local/share/vessel/plugins), /usr/local/lib/vessel/plugins and
- *      /usr/lib/vessel/plugins.
+ * Search order for a cipher name (docs/plugins.md "Where plug-ins are
+ * found"): built-in ciphers first (a file cannot replace them), then
+ * crypt/NAME.so in each directory of the plug-in search path, the
+ * directories given by the caller (manifest `plugin_dirs`) or set with
+ * crypt_plugin_set_dirs() first.  The files are found and opened by the
+ * VMM's plug-in loader (vm/plugin_loader.h), which installs itself with
+ * crypt_plugin_set_loader(): the block layer does not reach up to it.
  * The crypt/ subdirectory keeps encryption plug-ins apart from device
- * plug-ins, whose loader takes every *.so at the top of those
- * directories. */
+ * plug-ins, which are the *.so files at the top of those directories. */
 #ifndef VESSEL_BLOCK_CRYPT_PLUGIN_H
 #define VESSEL_BLOCK_CRYPT_PLUGIN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "vessel/crypt.h"
 
-#define CRYPT_PLUGIN_ENV "VESSEL_CRYPT_PLUGIN_PATH"
 #define CRYPT_PLUGIN_SUBDIR "crypt/"
 
 /* Encrypts n_sectors from src into dst, which do not overlap; src is
@@ -63,6 +61,18 @@ int crypt_plugin_load_file(const char *path, struct crypt_plugin **out);
 int crypt_plugin_find(const char *name, const char *const *dirs, unsigned n_dirs,
 		      struct crypt_plugin **out);
 void crypt_plugin_release(struct crypt_plugin *p);
+
+/* How plug-in files are found and opened (vm/plugin_loader.c).  Without
+ * a loader only the built-in ciphers exist. */
+struct crypt_plugin_loader {
+	/* Path of cipher NAME's file, `dirs` searched first: 1 (path
+	 * filled), 0 (none), or a negative errno with a message. */
+	int (*find)(const char *name, const char *const *dirs, unsigned n_dirs, char *path, size_t cap);
+	/* Trust checks, dlopen and the descriptor symbol. */
+	int (*open)(const char *path, const void **ops, void **handle);
+	void (*close)(void *handle);
+};
+void crypt_plugin_set_loader(const struct crypt_plugin_loader *loader);
 
 /* Sets the process-wide manifest directories used when a caller passes
  * none (copied).  Returns 0 or -ENOMEM. */

@@ -436,11 +436,21 @@ void luks_volume_wipe(struct luks_volume *v)
 
 int luks_read_key_file(const char *path, uint8_t **pass, size_t *len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO for reading blocks until a writer comes,
+	 * before the type check below could refuse it; on a regular file the
+	 * flag changes nothing. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	struct stat st;
 
 	if (fd < 0)
 		return err_set(-errno, "key file %s: %s", path, strerror(errno));
+	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+		close(fd);
+		return err_set(-EINVAL, "key file %s: not a regular file (a %s)", path,
+			       S_ISFIFO(st.st_mode) ? "FIFO" : S_ISDIR(st.st_mode) ? "directory" :
+			       S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "device" :
+			       S_ISSOCK(st.st_mode) ? "socket" : "special file");
+	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > LUKS_KEY_FILE_MAX) {
 		close(fd);
 		return err_set(-EINVAL, "key file %s: not a regular file of at most %u bytes",

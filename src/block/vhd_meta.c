@@ -265,13 +265,18 @@ static int problem(struct vhd_report *rep, enum sev sev, int err, const char *fm
 	__attribute__((format(printf, 4, 5)));
 static int problem(struct vhd_report *rep, enum sev sev, int err, const char *fmt, ...)
 {
-	char msg[200];
+	char *msg;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
 	va_end(ap);
-	if (!rep)
-		return sev == SEV_ERROR ? err_set(err, "%s", msg) : 0;
+	if (!rep) {
+		/* The whole message: a path in it is never cut. */
+		int rc = sev == SEV_ERROR ? err_set(err, "%s", msg ? msg : "out of memory") : 0;
+		free(msg);
+		return rc;
+	}
 	if (sev == SEV_WARN) {
 		rep->warnings++;
 	} else {
@@ -283,7 +288,9 @@ static int problem(struct vhd_report *rep, enum sev sev, int err, const char *fm
 	}
 	if (rep->n_msgs < sizeof(rep->msgs) / sizeof(rep->msgs[0]))
 		snprintf(rep->msgs[rep->n_msgs++], sizeof(rep->msgs[0]), "%s%s",
-			 sev == SEV_WARN ? "warning: " : sev == SEV_FIXABLE ? "repairable: " : "error: ", msg);
+			 sev == SEV_WARN ? "warning: " : sev == SEV_FIXABLE ? "repairable: " : "error: ",
+			 msg ? msg : "out of memory");
+	free(msg);
 	return 0;
 }
 

@@ -23,6 +23,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,7 +178,7 @@ static int place_decompressed(struct guest_memory *mem, const char *path, const 
 	if (rc < 0)
 		return err_wrap(rc, "kernel %s", path);
 	struct boot_elf_result res;
-	char what[64];
+	char what[PATH_MAX + 64];   /* the whole path: messages never cut it */
 	snprintf(what, sizeof(what), "kernel %s (decompressed vmlinux)", path);
 	rc = boot_load_elf(mem, elf, elf_len, what, &res);
 	free(elf);
@@ -248,7 +249,7 @@ static int place_initrd(struct guest_memory *mem, const char *path, const struct
 	return 0;
 }
 
-int linux_load(struct guest_memory *mem, const struct vm_config *cfg, const struct boot_options *opt,
+int linux_load(struct guest_memory *mem, const struct boot_config *cfg, const struct boot_options *opt,
 	       const uint8_t *image, size_t size, struct boot_info *info)
 {
 	const char *path = cfg->kernel;

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,6 +172,7 @@ static int load_module(struct guest_memory *mem, const char *path, uint64_t addr
 
 struct strtab {
 	uint8_t *area;
+	uint64_t gpa;   /* where the area goes in the guest */
 	size_t used;
 };
 
@@ -181,12 +183,12 @@ static uint32_t add_string(struct strtab *t, const char *s)
 	if (AREA_STRINGS + t->used + n > BOOT_MB_INFO_SIZE)
 		return 0;
 	memcpy(t->area + AREA_STRINGS + t->used, s, n);
-	uint32_t gpa = (uint32_t)(BOOT_MB_INFO + AREA_STRINGS + t->used);
+	uint32_t gpa = (uint32_t)(t->gpa + AREA_STRINGS + t->used);
 	t->used += n;
 	return gpa;
 }
 
-int multiboot_load(struct guest_memory *mem, const struct vm_config *cfg, const uint8_t *image, size_t size,
+int multiboot_load(struct guest_memory *mem, const struct boot_config *cfg, const uint8_t *image, size_t size,
 		   long header_off, struct boot_info *info)
 {
 	const char *path = cfg->kernel;
@@ -205,7 +207,7 @@ int multiboot_load(struct guest_memory *mem, const struct vm_config *cfg, const 
 		rc = load_aout(mem, path, image, size, hoff, &start, &end, &entry);
 	} else {
 		struct boot_elf_result res;
-		char what[300];
+		char what[PATH_MAX + 80];   /* the whole path: messages never cut it */
 		snprintf(what, sizeof(what), "kernel %s (Multiboot without address fields must be ELF)", path);
 		rc = boot_load_elf(mem, image, size, what, &res);
 		start = res.lowest, end = res.highest, entry = res.entry;
@@ -215,11 +217,31 @@ int multiboot_load(struct guest_memory *mem, const struct vm_config *cfg, const 
 	if (entry >= BOOT_IDENTITY_LIMIT || !gmem_ptr(mem, entry, 1))
 		return err_set(-ENOEXEC, "kernel %s: Multiboot entry point %#llx is not in guest RAM", path,
 			       (unsigned long long)entry);
-	if (start < BOOT_MB_INFO + BOOT_MB_INFO_SIZE && end > BOOT_STACK_TOP - 0x1000)
-		return err_set(-ENOEXEC, "kernel %s: loads at %#llx-%#llx, over the boot data at %#llx-%#llx", path,
-			       (unsigned long long)start, (unsigned long long)end,
-			       (unsigned long long)(BOOT_STACK_TOP - 0x1000),
-			       (unsigned long long)(BOOT_MB_INFO + BOOT_MB_INFO_SIZE));
+	/* The boot data (a stack page and the information area) goes where
+	 * the kernel is not: at its usual place in low memory, or else right
+	 * after the kernel, as QEMU puts its Multiboot information after the
+	 * kernel image.  Modules follow (MB 3.3 leaves both places to the
+	 * boot loader). */
+	uint64_t stack_top = BOOT_STACK_TOP, info_gpa = BOOT_MB_INFO, data_end = 0;
+	if ((start < BOOT_STACK_TOP && end > BOOT_STACK_TOP - 0x1000) ||
+	    (start < BOOT_MB_INFO + BOOT_MB_INFO_SIZE && end > BOOT_MB_INFO)) {
+		uint64_t base = (end + 0xfff) & ~0xfffull;
+		uint64_t size = 0x1000 + BOOT_MB_INFO_SIZE;
+		/* Below 1 MiB only in conventional memory (EBDA at 0x9fc00). */
+		if (base < 0x100000 && base + size > 0x9f000)
+			base = 0x100000;
+		uint8_t *p = gmem_ptr(mem, base, size);
+		if (!p || base + size > BOOT_IDENTITY_LIMIT || gmem_is_rom(mem, base) || gmem_is_rom(mem, base + size - 1))
+			return err_set(-ENOSPC, "kernel %s: loads at %#llx-%#llx and leaves no room for the Multiboot "
+				       "information after it: give the VM more memory", path,
+				       (unsigned long long)start, (unsigned long long)end);
+		memset(p, 0, 0x1000);
+		stack_top = base + 0x1000;
+		info_gpa = base + 0x1000;
+		data_end = base + size;
+		log_debug("boot", "kernel %s loads at %#llx-%#llx: Multiboot information at %#llx", path,
+			  (unsigned long long)start, (unsigned long long)end, (unsigned long long)info_gpa);
+	}
 	info->kind = BOOT_KIND_MULTIBOOT;
 	info->kernel_start = start;
 	info->kernel_end = end;
@@ -227,11 +249,11 @@ int multiboot_load(struct guest_memory *mem, const struct vm_config *cfg, const 
 	uint8_t *area = calloc(1, BOOT_MB_INFO_SIZE);
 	if (!area)
 		return err_set(-ENOMEM, "out of memory");
-	struct strtab strs = { area, 0 };
+	struct strtab strs = { area, info_gpa, 0 };
 	uint8_t *mbi = area + AREA_INFO;
 
 	/* Modules, page aligned after the kernel (MB 3.3 mods; QEMU's layout). */
-	uint64_t next = (end + 0xfff) & ~0xfffull;
+	uint64_t next = ((end > data_end ? end : data_end) + 0xfff) & ~0xfffull;
 	if (next < 0x100000)
 		next = 0x100000;
 	const char *cursor = cfg->initrd;
@@ -307,11 +329,11 @@ int multiboot_load(struct guest_memory *mem, const struct vm_config *cfg, const 
 	wr32(mbi + MBI_MEM_UPPER, mem_upper);
 	wr32(mbi + MBI_CMDLINE_PTR, cl_gpa);
 	wr32(mbi + MBI_MODS_COUNT, nmods);
-	wr32(mbi + MBI_MODS_ADDR, (uint32_t)(BOOT_MB_INFO + AREA_MODS));
+	wr32(mbi + MBI_MODS_ADDR, (uint32_t)(info_gpa + AREA_MODS));
 	wr32(mbi + MBI_MMAP_LENGTH, n * 24);
-	wr32(mbi + MBI_MMAP_ADDR, (uint32_t)(BOOT_MB_INFO + AREA_MMAP));
+	wr32(mbi + MBI_MMAP_ADDR, (uint32_t)(info_gpa + AREA_MMAP));
 	wr32(mbi + MBI_LOADER_NAME_PTR, name_gpa);
-	rc = gmem_write(mem, BOOT_MB_INFO, area, BOOT_MB_INFO_SIZE);
+	rc = gmem_write(mem, info_gpa, area, BOOT_MB_INFO_SIZE);
 	free(area);
 	if (rc < 0)
 		return err_set(rc, "guest RAM too small for the Multiboot information");
@@ -322,7 +344,7 @@ int multiboot_load(struct guest_memory *mem, const struct vm_config *cfg, const 
 	info->stub.mode = BOOT_MODE_PROT32;
 	info->stub.entry = entry;
 	info->stub.eax = MB_BOOTLOADER_MAGIC;
-	info->stub.ebx = (uint32_t)BOOT_MB_INFO;
-	info->stub.stack = BOOT_STACK_TOP;
+	info->stub.ebx = (uint32_t)info_gpa;
+	info->stub.stack = stack_top;
 	return 0;
 }

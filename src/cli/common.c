@@ -1,4 +1,5 @@
 #include "cli/cli.h"
+#include "util/error.h"
 
 #include <errno.h>
 #include <math.h>
@@ -7,11 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* One line: "vessel SUBCMD: message", control characters in the message
+ * (paths, names, values from the user, a file or the guest) escaped. */
 static void vprint(const char *subcmd, const char *fmt, va_list ap)
 {
+	char *msg;
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
 	fprintf(stderr, "vessel%s%s: ", subcmd ? " " : "", subcmd ? subcmd : "");
-	vfprintf(stderr, fmt, ap);
+	err_write_escaped(stderr, msg ? msg : "out of memory while reporting an error");
 	fputc('\n', stderr);
+	free(msg);
 }
 
 int cli_usage_error(const char *subcmd, const char *fmt, ...)

@@ -3,7 +3,9 @@
  * is created. */
 #include "cli/cli.h"
 #include "util/log.h"
-#include "vm/plugin.h"
+#include "util/error.h"
+#include "vmm/plugin.h"
+#include "vmm/plugin_loader.h"
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -24,56 +26,59 @@ static const char plugin_usage[] =
 	"\n"
 	"options:\n"
 	"  -d, --dir DIR   search DIR first (repeatable); then VESSEL_PLUGIN_PATH\n"
-	"                  (colon-separated) if set, else $XDG_DATA_HOME/vessel/plugins\n"
-	"                  and /usr/local/lib/vessel/plugins\n"
+	"                  (colon-separated) if set, else $XDG_DATA_HOME/vessel/plugins,\n"
+	"                  /usr/local/lib/vessel/plugins and /usr/lib/vessel/plugins\n"
 	"  -h, --help      this help\n";
 
-static const char *param_type_name(enum vessel_param_type t)
+static const char *resource_kind_name(const char *k)
 {
-	switch (t) {
-	case VESSEL_PARAM_BOOL: return "bool";
-	case VESSEL_PARAM_INT: return "int";
-	case VESSEL_PARAM_STRING: return "string";
-	}
+	static const char *const names[][2] = {
+		{ "pio", "I/O ports" }, { "mmio", "MMIO" }, { "irq", "IRQ line" }, { "pci", "PCI function" },
+	};
+	for (unsigned i = 0; k && i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(k, names[i][0]))
+			return names[i][1];
 	return "?";
 }
 
-static const char *resource_kind_name(enum vessel_resource_kind k)
+static const char *jstr(json_t *o, const char *key)
 {
-	switch (k) {
-	case VESSEL_RES_PIO: return "I/O ports";
-	case VESSEL_RES_MMIO: return "MMIO";
-	case VESSEL_RES_IRQ: return "IRQ line";
-	case VESSEL_RES_PCI: return "PCI function";
-	}
-	return "?";
+	const char *v = json_string_value(json_object_get(o, key));
+	return v ? v : "";
 }
 
-static void print_type(const struct vessel_device_type *t, const struct plugin_lib *lib)
+static int64_t jint(json_t *o, const char *key)
 {
-	printf("%s: %s\n", t->name, t->description ? t->description : "");
-	printf("  plug-in: %s %s (%s)\n", lib->desc->name, lib->desc->version ? lib->desc->version : "", lib->path);
-	printf("  parameters:%s\n", t->n_params ? "" : " none");
-	for (unsigned i = 0; i < t->n_params; i++) {
-		const struct vessel_param_spec *p = &t->params[i];
+	return (int64_t)json_integer_value(json_object_get(o, key));
+}
+
+/* One device type, from the descriptor its plug-in's probe described. */
+static void print_type(json_t *t, const struct plugin_file *f)
+{
+	printf("%s: %s\n", jstr(t, "name"), jstr(t, "description"));
+	printf("  plug-in: %s %s (%s)\n", jstr(f->desc, "name"), jstr(f->desc, "version"), f->path);
+	json_t *params = json_object_get(t, "params"), *res = json_object_get(t, "resources"), *e;
+	size_t i;
+	printf("  parameters:%s\n", json_array_size(params) ? "" : " none");
+	json_array_foreach(params, i, e) {
 		char range[64] = "";
-		if (p->type == VESSEL_PARAM_INT)
-			snprintf(range, sizeof(range), " (%" PRId64 " to %" PRId64 ")", p->min, p->max);
-		printf("    %-14s %-6s %s%s%s  %s\n", p->name, param_type_name(p->type),
-		       p->default_value ? "default " : "required", p->default_value ? p->default_value : "", range,
-		       p->description ? p->description : "");
+		const char *def = json_string_value(json_object_get(e, "default"));
+		if (!strcmp(jstr(e, "type"), "int"))
+			snprintf(range, sizeof(range), " (%" PRId64 " to %" PRId64 ")", jint(e, "min"), jint(e, "max"));
+		printf("    %-14s %-6s %s%s%s  %s\n", jstr(e, "name"), jstr(e, "type"), def ? "default " : "required",
+		       def ? def : "", range, jstr(e, "description"));
 	}
-	printf("  resources:%s\n", t->n_resources ? "" : " none");
-	for (unsigned i = 0; i < t->n_resources; i++) {
-		const struct vessel_resource_spec *r = &t->resources[i];
-		printf("    %-14s %-12s %#" PRIx64, r->name, resource_kind_name(r->kind), r->base);
-		if (r->kind == VESSEL_RES_PIO || r->kind == VESSEL_RES_MMIO)
-			printf(" + %#" PRIx64 " bytes", r->len);
-		if (r->base_param)
-			printf(" (set by parameter %s)", r->base_param);
+	printf("  resources:%s\n", json_array_size(res) ? "" : " none");
+	json_array_foreach(res, i, e) {
+		const char *kind = jstr(e, "kind");
+		printf("    %-14s %-12s %#" PRIx64, jstr(e, "name"), resource_kind_name(kind), (uint64_t)jint(e, "base"));
+		if (!strcmp(kind, "pio") || !strcmp(kind, "mmio"))
+			printf(" + %#" PRIx64 " bytes", (uint64_t)jint(e, "len"));
+		if (json_string_value(json_object_get(e, "base_param")))
+			printf(" (set by parameter %s)", jstr(e, "base_param"));
 		printf("\n");
 	}
-	printf("  snapshot: %s\n", t->save ? "saves its state" : "no state");
+	printf("  snapshot: %s\n", json_is_true(json_object_get(t, "snapshot")) ? "saves its state" : "no state");
 }
 
 int cli_plugin_main(int argc, char **argv)
@@ -126,51 +131,65 @@ int cli_plugin_main(int argc, char **argv)
 		goto out;
 	}
 
-	char *dirs[PLUGIN_MAX_DIRS];
-	unsigned n_dirs = plugin_search_dirs(&cfg, dirs, PLUGIN_MAX_DIRS);
+	struct plugin_path path;
+	if (plugin_path_init(&path, cfg.plugin_dirs, cfg.n_plugin_dirs) < 0) {
+		cli_error("plugin", "%s", err_msg());
+		rc = EXIT_FAILURE_RUN;
+		goto out;
+	}
 	if (!strcmp(cmd, "path")) {
-		for (unsigned i = 0; i < n_dirs; i++)
-			printf("%s\n", dirs[i]);
+		for (unsigned i = 0; i < path.n; i++)
+			printf("%s\n", path.dirs[i]);
 		rc = EXIT_OK;
 		goto free_dirs;
 	}
-	/* The scan reports broken plug-ins itself, once, below. */
+	/* Descriptors are read in probe children: a plug-in that crashes
+	 * while loading is reported below and the others are listed.  The
+	 * scan's own warnings are left out so that each problem is said
+	 * once. */
 	enum log_level saved = log_threshold;
 	log_threshold = LOG_ERROR;
 	struct plugin_registry reg;
 	plugin_registry_init(&reg);
-	plugin_registry_scan(&reg, dirs, n_dirs);
+	plugin_registry_scan(&reg, path.dirs, path.n);
 	log_threshold = saved;
 	for (unsigned i = 0; i < reg.n_problems; i++)
 		cli_error("plugin", "%s", reg.problems[i].message);
 
 	if (!is_info) {
 		printf("%-16s %-20s %-8s %s\n", "TYPE", "PLUGIN", "VERSION", "DESCRIPTION");
-		for (unsigned i = 0; i < reg.n_libs; i++) {
-			const struct vessel_plugin *d = reg.libs[i].desc;
-			for (unsigned j = 0; j < d->n_devices; j++)
-				printf("%-16s %-20s %-8s %s\n", d->devices[j]->name, d->name, d->version ? d->version : "",
-				       d->devices[j]->description ? d->devices[j]->description : "");
+		for (unsigned i = 0; i < reg.n_files; i++) {
+			json_t *d = reg.files[i].desc, *t;
+			size_t j;
+			json_array_foreach(json_object_get(d, "devices"), j, t)
+				printf("%-16s %-20s %-8s %s\n", jstr(t, "name"), jstr(d, "name"), jstr(d, "version"),
+				       jstr(t, "description"));
 		}
 		rc = EXIT_OK;
 	} else {
 		const char *name = argv[optind + 1];
-		const struct plugin_lib *lib;
-		const struct vessel_device_type *t = plugin_registry_find(&reg, name, &lib);
+		bool found = false;
 		rc = EXIT_OK;
-		if (t) {
-			print_type(t, lib);
-		} else {
-			bool found = false;
-			for (unsigned i = 0; i < reg.n_libs; i++) {
-				const struct vessel_plugin *d = reg.libs[i].desc;
-				if (strcmp(d->name, name))
+		for (unsigned i = 0; i < reg.n_files && !found; i++) {
+			json_t *t;
+			size_t j;
+			json_array_foreach(json_object_get(reg.files[i].desc, "devices"), j, t) {
+				if (!found && !strcmp(jstr(t, "name"), name)) {
+					print_type(t, &reg.files[i]);
+					found = true;
+				}
+			}
+		}
+		if (!found) {
+			for (unsigned i = 0; i < reg.n_files; i++) {
+				json_t *d = reg.files[i].desc, *t;
+				size_t j;
+				if (strcmp(jstr(d, "name"), name))
 					continue;
 				found = true;
-				printf("plug-in %s %s: %s\n\n", d->name, d->version ? d->version : "",
-				       d->description ? d->description : "");
-				for (unsigned j = 0; j < d->n_devices; j++)
-					print_type(d->devices[j], &reg.libs[i]);
+				printf("plug-in %s %s: %s\n\n", jstr(d, "name"), jstr(d, "version"), jstr(d, "description"));
+				json_array_foreach(json_object_get(d, "devices"), j, t)
+					print_type(t, &reg.files[i]);
 			}
 			if (!found) {
 				cli_error("plugin", "no device type or plug-in named '%s' (see `vessel plugin list`)", name);
@@ -180,8 +199,7 @@ int cli_plugin_main(int argc, char **argv)
 	}
 	plugin_registry_free(&reg);
 free_dirs:
-	for (unsigned i = 0; i < n_dirs; i++)
-		free(dirs[i]);
+	plugin_path_free(&path);
 out:
 	for (unsigned i = 0; i < cfg.n_plugin_dirs; i++)
 		free(cfg.plugin_dirs[i]);

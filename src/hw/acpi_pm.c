@@ -2,12 +2,11 @@
  * 4.8.3.2 and 4.8.4.1). */
 #include "hw/acpi_pm.h"
 
-#include "hw/bus.h"
-#include "hw/pc.h"
-#include "hw/snap_state.h"
+#include "machine/bus.h"
+#include "hw/device.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/machine.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -20,7 +19,7 @@
 #define PM1_CNT_SLP_EN (1u << 13)
 
 struct acpi_pm {
-	struct vm *vm;
+	struct dev_ctx ctx;           /* irq[0]: the SCI */
 	uint16_t pm1_sts, pm1_en, pm1_cnt;
 	uint8_t gpe_sts[ACPI_GPE0_LEN / 2], gpe_en[ACPI_GPE0_LEN / 2];
 	bool sci_level;
@@ -35,7 +34,7 @@ static void acpi_pm_update_sci(struct acpi_pm *pm)
 	sci = sci && (pm->pm1_cnt & ACPI_PM1_SCI_EN);
 	if (sci != pm->sci_level) {
 		pm->sci_level = sci;
-		irq_set_level(pm->vm, PC_IRQ_SCI, sci);
+		irq_line_set(&pm->ctx.irq[0], sci);
 	}
 }
 
@@ -59,7 +58,7 @@ static void acpi_pm_sleep(struct acpi_pm *pm)
 	pm->pm1_cnt &= ~PM1_CNT_SLP_EN;   /* SLP_EN always reads 0 */
 	if (typ == ACPI_SLP_TYP_S5) {
 		log_info("acpi", "guest entered S5: powering off");
-		vm_request_stop(pm->vm, VM_STOP_POWEROFF);
+		dev_request(&pm->ctx, DEV_REQ_POWEROFF, 0);
 		return;
 	}
 	/* Only \_S5 is offered in the DSDT; other states wake at once. */
@@ -67,7 +66,7 @@ static void acpi_pm_sleep(struct acpi_pm *pm)
 	pm->pm1_sts |= ACPI_PM1_WAK_STS;
 }
 
-static uint64_t acpi_pm_read(void *opaque, uint64_t off, unsigned size)
+static uint64_t acpi_pm_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size)
 {
 	struct acpi_pm *pm = opaque;
 	uint64_t v = 0;
@@ -89,7 +88,7 @@ static uint64_t acpi_pm_read(void *opaque, uint64_t off, unsigned size)
 	return v;
 }
 
-static void acpi_pm_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+static void acpi_pm_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
 	struct acpi_pm *pm = opaque;
 	bool sleep = false;
@@ -121,14 +120,14 @@ static void acpi_pm_write(void *opaque, uint64_t off, unsigned size, uint64_t va
 }
 
 /* GPE0 is claimed as a range of its own: its offsets start at the block. */
-static uint64_t acpi_gpe_read(void *opaque, uint64_t off, unsigned size)
+static uint64_t acpi_gpe_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size)
 {
-	return acpi_pm_read(opaque, off + ACPI_GPE0_OFF, size);
+	return acpi_pm_read(opaque, vcpu, off + ACPI_GPE0_OFF, size);
 }
 
-static void acpi_gpe_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+static void acpi_gpe_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
-	acpi_pm_write(opaque, off + ACPI_GPE0_OFF, size, val);
+	acpi_pm_write(opaque, vcpu, off + ACPI_GPE0_OFF, size, val);
 }
 
 static const struct bus_ops acpi_pm_ops = { acpi_pm_read, acpi_pm_write };
@@ -145,31 +144,44 @@ void acpi_pm_reset(struct acpi_pm *pm)
 	memset(pm->gpe_en, 0, sizeof(pm->gpe_en));
 	if (pm->sci_level) {
 		pm->sci_level = false;
-		irq_set_level(pm->vm, PC_IRQ_SCI, false);
+		irq_line_set(&pm->ctx.irq[0], false);
 	}
 }
 
-struct acpi_pm *acpi_pm_new(struct vm *vm)
+struct acpi_pm *acpi_pm_new(const struct dev_ctx *ctx)
 {
 	struct acpi_pm *pm = calloc(1, sizeof(*pm));
 	if (!pm) {
 		err_set(-ENOMEM, "out of memory");
 		return NULL;
 	}
-	pm->vm = vm;
+	pm->ctx = *ctx;
 	acpi_pm_reset(pm);
+	uint64_t base = ctx->base[0];
+	if (bus_register(ctx->pio, base + ACPI_PM1_EVT_OFF, 6, &acpi_pm_ops, pm, "acpi-pm1") < 0 ||
+	    bus_register(ctx->pio, base + ACPI_GPE0_OFF, ACPI_GPE0_LEN, &acpi_gpe_ops, pm, "acpi-gpe0") < 0) {
+		acpi_pm_free(pm);
+		return NULL;
+	}
 	return pm;
 }
 
-void acpi_pm_free(struct acpi_pm *pm) { free(pm); }
-
-int acpi_pm_register(struct acpi_pm *pm, struct bus *pio, uint16_t base)
+void acpi_pm_free(struct acpi_pm *pm)
 {
-	int rc = bus_register(pio, base + ACPI_PM1_EVT_OFF, 6, &acpi_pm_ops, pm, "acpi-pm1");
-	if (!rc)
-		rc = bus_register(pio, base + ACPI_GPE0_OFF, ACPI_GPE0_LEN, &acpi_gpe_ops, pm, "acpi-gpe0");
-	return rc;
+	if (!pm)
+		return;
+	bus_release(pm->ctx.pio, pm);
+	free(pm);
 }
+
+static void *acpi_pm_create(const struct dev_ctx *ctx) { return acpi_pm_new(ctx); }
+static void acpi_pm_reset_dev(void *dev) { acpi_pm_reset(dev); }
+static void acpi_pm_destroy(void *dev) { acpi_pm_free(dev); }
+
+const struct dev_desc acpi_pm_device = {
+	.name = "acpi-pm", .create = acpi_pm_create, .reset = acpi_pm_reset_dev,
+	.save = acpi_pm_snapshot_save, .load = acpi_pm_snapshot_load, .destroy = acpi_pm_destroy,
+};
 
 /* Version 1: PM1 status/enable/control, GPE0 status/enable, SCI level. */
 static void acpi_pm_write_state(struct acpi_pm *pm, struct hw_snap_writer *w)

@@ -8,8 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct vm;
-struct bus;
+struct dev_ctx;
 struct acpi_pm;
 
 /* Offsets inside the block at PC_PORT_ACPI_PM (also in the FADT). */
@@ -26,16 +25,18 @@ struct acpi_pm;
 #define ACPI_PM1_WAK_STS    (1u << 15)
 #define ACPI_PM1_SCI_EN     (1u << 0)
 
-struct acpi_pm *acpi_pm_new(struct vm *vm);
+/* ctx->base[0]: the block (PM1a event at +0, GPE0 at +0x20); ctx->irq[0]:
+ * the SCI; asks for DEV_REQ_POWEROFF on S5. */
+struct acpi_pm *acpi_pm_new(const struct dev_ctx *ctx);
 void acpi_pm_free(struct acpi_pm *pm);
 void acpi_pm_reset(struct acpi_pm *pm);
-int acpi_pm_register(struct acpi_pm *pm, struct bus *pio, uint16_t base);
+extern const struct dev_desc acpi_pm_device;
 void acpi_pm_press_power_button(struct acpi_pm *pm);
 /* Raises a general-purpose event (GPE0 bit), e.g. for device hot-plug. */
 void acpi_pm_raise_gpe(struct acpi_pm *pm, unsigned bit);
 
 /* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
- * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * snapshot_load_fn of src/machine/device_registry.h, opaque the device;
  * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
 int64_t acpi_pm_snapshot_save(void *opaque, void *buf, size_t cap);
 int acpi_pm_snapshot_load(void *opaque, const void *buf, size_t len);

@@ -1,9 +1,9 @@
 /* fw_cfg port interface (QEMU docs/specs/fw_cfg.rst, "Legacy Interface"). */
 #include "hw/fw_cfg.h"
 
-#include "hw/bus.h"
-#include "hw/pc.h"
-#include "hw/snap_state.h"
+#include "machine/bus.h"
+#include "hw/device.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 
 #include <errno.h>
@@ -19,6 +19,7 @@ struct fw_cfg_item {
 };
 
 struct fw_cfg {
+	struct dev_ctx ctx;
 	struct fw_cfg_item items[FW_CFG_MAX_KEY];
 	char names[FW_CFG_MAX_FILES][FW_CFG_NAME_LEN];
 	unsigned n_files;
@@ -115,7 +116,7 @@ static uint8_t fw_cfg_read_byte(struct fw_cfg *f)
 	return f->items[k].data[f->offset++];
 }
 
-static uint64_t fw_cfg_read(void *opaque, uint64_t off, unsigned size)
+static uint64_t fw_cfg_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size)
 {
 	struct fw_cfg *f = opaque;
 	if (off == 0)
@@ -129,7 +130,7 @@ static uint64_t fw_cfg_read(void *opaque, uint64_t off, unsigned size)
 	return v;
 }
 
-static void fw_cfg_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+static void fw_cfg_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
 	struct fw_cfg *f = opaque;
 	if (off == 0) {
@@ -147,16 +148,18 @@ void fw_cfg_reset(struct fw_cfg *f)
 	f->offset = 0;
 }
 
-struct fw_cfg *fw_cfg_new(void)
+struct fw_cfg *fw_cfg_new(const struct dev_ctx *ctx)
 {
 	struct fw_cfg *f = calloc(1, sizeof(*f));
 	if (!f) {
 		err_set(-ENOMEM, "out of memory");
 		return NULL;
 	}
+	f->ctx = *ctx;
 	static const uint8_t id[4] = { 1, 0, 0, 0 };   /* LE32: traditional interface only */
 	if (fw_cfg_add_item(f, FW_CFG_SIGNATURE, "QEMU", 4) < 0 ||
-	    fw_cfg_add_item(f, FW_CFG_ID, id, 4) < 0 || fw_cfg_rebuild_dir(f) < 0) {
+	    fw_cfg_add_item(f, FW_CFG_ID, id, 4) < 0 || fw_cfg_rebuild_dir(f) < 0 ||
+	    bus_register(ctx->pio, ctx->base[0], 2, &fw_cfg_ops, f, "fw_cfg") < 0) {
 		fw_cfg_free(f);
 		return NULL;
 	}
@@ -167,15 +170,20 @@ void fw_cfg_free(struct fw_cfg *f)
 {
 	if (!f)
 		return;
+	bus_release(f->ctx.pio, f);
 	for (unsigned i = 0; i < FW_CFG_MAX_KEY; i++)
 		free(f->items[i].data);
 	free(f);
 }
 
-int fw_cfg_register(struct fw_cfg *f, struct bus *pio)
-{
-	return bus_register(pio, PC_PORT_FW_CFG, 2, &fw_cfg_ops, f, "fw_cfg");
-}
+static void *fw_cfg_create(const struct dev_ctx *ctx) { return fw_cfg_new(ctx); }
+static void fw_cfg_reset_dev(void *dev) { fw_cfg_reset(dev); }
+static void fw_cfg_destroy(void *dev) { fw_cfg_free(dev); }
+
+const struct dev_desc fw_cfg_device = {
+	.name = "fw-cfg", .create = fw_cfg_create, .reset = fw_cfg_reset_dev,
+	.save = fw_cfg_snapshot_save, .load = fw_cfg_snapshot_load, .destroy = fw_cfg_destroy,
+};
 
 /* Snapshot state, version 1: the selector and the read offset in the
  * selected item.  The items themselves come from the VM's configuration,

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct bus;
+struct dev_ctx;
 struct fw_cfg;
 
 #define FW_CFG_SIGNATURE 0x00
@@ -22,10 +22,11 @@ struct fw_cfg;
 #define FW_CFG_MAX_FILES 64
 #define FW_CFG_NAME_LEN  56
 
-struct fw_cfg *fw_cfg_new(void);
+/* ctx->base[0]: the selector port (data at +1). */
+struct fw_cfg *fw_cfg_new(const struct dev_ctx *ctx);
 void fw_cfg_free(struct fw_cfg *f);
 void fw_cfg_reset(struct fw_cfg *f);
-int fw_cfg_register(struct fw_cfg *f, struct bus *pio);
+extern const struct dev_desc fw_cfg_device;
 /* Items are copied.  0 or -errno with err_set(). */
 int fw_cfg_add_item(struct fw_cfg *f, uint16_t key, const void *data, size_t len);
 int fw_cfg_add_u16(struct fw_cfg *f, uint16_t key, uint16_t v);
@@ -34,7 +35,7 @@ int fw_cfg_add_u64(struct fw_cfg *f, uint16_t key, uint64_t v);
 int fw_cfg_add_file(struct fw_cfg *f, const char *name, const void *data, size_t len);
 
 /* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
- * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * snapshot_load_fn of src/machine/device_registry.h, opaque the device;
  * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
 int64_t fw_cfg_snapshot_save(void *opaque, void *buf, size_t cap);
 int fw_cfg_snapshot_load(void *opaque, const void *buf, size_t len);

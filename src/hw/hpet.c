@@ -1,13 +1,11 @@
 /* HPET (IA-PC HPET specification 1.0a, section 2.3 register set). */
 #include "hw/hpet.h"
 
-#include "hw/bus.h"
-#include "hw/intc/ioapic.h"
-#include "hw/pc.h"
-#include "hw/timer.h"
-#include "hw/snap_state.h"
+#include "machine/bus.h"
+#include "hw/device.h"
+#include "machine/timer.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
-#include "vm/machine.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -39,8 +37,17 @@ struct hpet_timer {
 	unsigned line;       /* GSI currently driven */
 };
 
+/* Inputs of the interrupt controller a timer may drive: the routes of
+ * TN_ROUTE_CAP and the legacy IRQs all lie below it. */
+#define HPET_LINES 24
+/* ISA IRQs the legacy replacement route drives (spec 2.3.9.2.1). */
+#define LEGACY_IRQ_TIMER0 0
+#define LEGACY_IRQ_TIMER1 8
+
 struct hpet {
-	struct vm *vm;
+	/* irq[0]: the interrupt controller's inputs as a bank (line n + GSI);
+	 * irq[1]: the legacy replacement output (LegacyReplacement Route on). */
+	struct dev_ctx ctx;
 	struct timer_service *ts;
 	uint64_t config, isr;
 	uint64_t counter;        /* value when halted, or at enable_time */
@@ -63,7 +70,7 @@ static uint64_t ticks_to_ns(uint64_t ticks) { return muldiv64(ticks, HPET_PERIOD
 static unsigned timer_line(struct hpet_timer *t)
 {
 	if ((t->h->config & CFG_LEGACY) && t->idx < 2)
-		return t->idx == 0 ? PC_IRQ_PIT : PC_IRQ_RTC;
+		return t->idx == 0 ? LEGACY_IRQ_TIMER0 : LEGACY_IRQ_TIMER1;
 	return (unsigned)((t->config & TN_ROUTE_MASK) >> TN_ROUTE_SHIFT);
 }
 
@@ -72,14 +79,14 @@ static void timer_drive(struct hpet_timer *t, bool level)
 	struct hpet *h = t->h;
 	unsigned line = timer_line(t);
 	if (t->level && t->line != line) {
-		irq_set_level(h->vm, t->line, false);
+		irq_line_set_at(&h->ctx.irq[0], t->line, false);
 		t->level = false;
 	}
 	t->line = line;
 	if (level == t->level)
 		return;
 	t->level = level;
-	irq_set_level(h->vm, line, level);
+	irq_line_set_at(&h->ctx.irq[0], line, level);
 }
 
 static void timer_raise(struct hpet_timer *t)
@@ -93,7 +100,8 @@ static void timer_raise(struct hpet_timer *t)
 		timer_drive(t, true);
 	} else {
 		unsigned line = timer_line(t);
-		irq_pulse(h->vm, line);
+		irq_line_set_at(&h->ctx.irq[0], line, true);
+		irq_line_set_at(&h->ctx.irq[0], line, false);
 	}
 }
 
@@ -154,8 +162,7 @@ static void hpet_set_config(struct hpet *h, uint64_t val)
 			h->counter = c;
 		}
 	}
-	if (h->vm->platform)
-		h->vm->platform->hpet_legacy = h->config & CFG_LEGACY;
+	irq_line_set(&h->ctx.irq[1], h->config & CFG_LEGACY);
 	for (unsigned i = 0; i < HPET_NUM_TIMERS; i++) {
 		struct hpet_timer *t = &h->t[i];
 		if (t->level)
@@ -259,7 +266,7 @@ static void hpet_reg_write(struct hpet *h, unsigned reg, uint64_t val, uint64_t 
 
 /* 32- and 64-bit accesses (spec 2.3: "naturally aligned"); a 32-bit access
  * reaches one half of a 64-bit register. */
-static uint64_t hpet_mmio_read(void *opaque, uint64_t off, unsigned size)
+static uint64_t hpet_mmio_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size)
 {
 	struct hpet *h = opaque;
 	unsigned reg = (unsigned)off & ~7u;
@@ -268,7 +275,7 @@ static uint64_t hpet_mmio_read(void *opaque, uint64_t off, unsigned size)
 	return size >= 8 ? v : v & ((1ull << (8 * size)) - 1);
 }
 
-static void hpet_mmio_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+static void hpet_mmio_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
 	struct hpet *h = opaque;
 	unsigned reg = (unsigned)off & ~7u;
@@ -287,7 +294,7 @@ void hpet_reset(struct hpet *h)
 		struct hpet_timer *t = &h->t[i];
 		timer_del(&t->timer);
 		if (t->level)
-			irq_set_level(h->vm, t->line, false);
+			irq_line_set_at(&h->ctx.irq[0], t->line, false);
 		t->level = false;
 		t->config = TN_SIZE_CAP | (i < 2 ? TN_PER_CAP : 0);
 		t->cmp = ~0ull;
@@ -297,25 +304,28 @@ void hpet_reset(struct hpet *h)
 	h->config = 0;
 	h->isr = 0;
 	h->counter = 0;
-	if (h->vm->platform)
-		h->vm->platform->hpet_legacy = false;
+	irq_line_set(&h->ctx.irq[1], false);
 }
 
-struct hpet *hpet_new(struct vm *vm, struct timer_service *ts)
+struct hpet *hpet_new(const struct dev_ctx *ctx)
 {
 	struct hpet *h = calloc(1, sizeof(*h));
 	if (!h) {
 		err_set(-ENOMEM, "out of memory");
 		return NULL;
 	}
-	h->vm = vm;
-	h->ts = ts;
+	h->ctx = *ctx;
+	struct timer_service *ts = h->ts = ctx->clock;
 	for (unsigned i = 0; i < HPET_NUM_TIMERS; i++) {
 		h->t[i].h = h;
 		h->t[i].idx = i;
 		timer_init(&h->t[i].timer, ts, timer_fire, &h->t[i]);
 	}
 	hpet_reset(h);
+	if (bus_register(ctx->mmio, ctx->base[0], 0x400, &hpet_ops, h, "hpet") < 0) {
+		hpet_free(h);
+		return NULL;
+	}
 	return h;
 }
 
@@ -325,13 +335,18 @@ void hpet_free(struct hpet *h)
 		return;
 	for (unsigned i = 0; i < HPET_NUM_TIMERS; i++)
 		timer_del(&h->t[i].timer);
+	bus_release(h->ctx.mmio, h);
 	free(h);
 }
 
-int hpet_register(struct hpet *h, struct bus *mmio, uint64_t base)
-{
-	return bus_register(mmio, base, 0x400, &hpet_ops, h, "hpet");
-}
+static void *hpet_create(const struct dev_ctx *ctx) { return hpet_new(ctx); }
+static void hpet_reset_dev(void *dev) { hpet_reset(dev); }
+static void hpet_destroy(void *dev) { hpet_free(dev); }
+
+const struct dev_desc hpet_device = {
+	.name = "hpet", .create = hpet_create, .reset = hpet_reset_dev,
+	.save = hpet_snapshot_save, .load = hpet_snapshot_load, .destroy = hpet_destroy,
+};
 
 /* Snapshot state, version 1: general configuration and interrupt status,
  * the main counter with the VM-clock time it last started, and per
@@ -388,7 +403,7 @@ int hpet_snapshot_load(void *opaque, const void *buf, size_t len)
 		level[i] = hw_snap_get_bool(&r);
 		line[i] = hw_snap_get_u8(&r);
 		/* The line indexes the GSI array when it is lowered later. */
-		if (line[i] >= PC_NUM_GSI)
+		if (line[i] >= HPET_LINES)
 			return err_set(-EINVAL, "hpet state: timer %u drives GSI %u", i, line[i]);
 	}
 	h->config = g[0];

@@ -8,9 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct vm;
-struct bus;
-struct timer_service;
+struct dev_ctx;
 struct hpet;
 
 #define HPET_NUM_TIMERS 3
@@ -19,13 +17,18 @@ struct hpet;
  * revision 1, 3 timers, 64-bit counter, legacy route capable, vendor 8086. */
 #define HPET_CAP_ID_LOW (0x01u | ((HPET_NUM_TIMERS - 1u) << 8) | (1u << 13) | (1u << 15) | (0x8086u << 16))
 
-struct hpet *hpet_new(struct vm *vm, struct timer_service *ts);
+/* ctx->base[0]: the 1 KiB register block on ctx->mmio; ctx->irq[0]: the
+ * first of the interrupt controller's inputs (timer routes and the legacy
+ * IRQs 0 and 8 are offsets from it); ctx->irq[1]: the legacy replacement
+ * output, high while LEG_RT_CNF is set (a PC gates the PIT's IRQ0 and the
+ * RTC's IRQ8 with it); timers on ctx->clock. */
+struct hpet *hpet_new(const struct dev_ctx *ctx);
 void hpet_free(struct hpet *h);
 void hpet_reset(struct hpet *h);
-int hpet_register(struct hpet *h, struct bus *mmio, uint64_t base);
+extern const struct dev_desc hpet_device;
 
 /* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
- * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * snapshot_load_fn of src/machine/device_registry.h, opaque the device;
  * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
 int64_t hpet_snapshot_save(void *opaque, void *buf, size_t cap);
 int hpet_snapshot_load(void *opaque, const void *buf, size_t len);

@@ -1,12 +1,11 @@
 /* 8042 keyboard controller and a minimal AT keyboard / PS/2 mouse. */
 #include "hw/i8042.h"
 
-#include "hw/bus.h"
-#include "hw/pc.h"
-#include "hw/snap_state.h"
+#include "machine/bus.h"
+#include "hw/device.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/machine.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -30,7 +29,7 @@
 #define QUEUE_SIZE 32
 
 struct i8042 {
-	struct vm *vm;
+	struct dev_ctx ctx;        /* irq[0]: IRQ1 (keyboard), irq[1]: IRQ12 (aux) */
 	uint8_t status, ctr;
 	uint8_t pending_cmd;       /* controller command waiting for its data byte */
 	uint8_t kbd_pending;       /* keyboard command waiting for its argument */
@@ -64,11 +63,11 @@ static void i8042_update(struct i8042 *k)
 	bool irq12 = full && aux && (k->ctr & CTR_AUXINT);
 	if (irq1 != k->irq1) {
 		k->irq1 = irq1;
-		irq_set_level(k->vm, PC_IRQ_KBD, irq1);
+		irq_line_set(&k->ctx.irq[0], irq1);
 	}
 	if (irq12 != k->irq12) {
 		k->irq12 = irq12;
-		irq_set_level(k->vm, PC_IRQ_AUX, irq12);
+		irq_line_set(&k->ctx.irq[1], irq12);
 	}
 }
 
@@ -80,14 +79,6 @@ static void queue_byte(struct i8042 *k, uint8_t v, bool aux)
 	k->q[i] = v;
 	k->q_aux[i] = aux;
 	k->q_count++;
-}
-
-void i8042_kbd_input(struct i8042 *k, uint8_t scancode)
-{
-	if (!k->scanning || (k->ctr & CTR_KBDDIS))
-		return;
-	queue_byte(k, scancode, false);
-	i8042_update(k);
 }
 
 /* Keyboard commands (IBM PS/2 keyboard technical reference). */
@@ -174,7 +165,7 @@ static void aux_command(struct i8042 *k, uint8_t v)
 static void cpu_reset(struct i8042 *k)
 {
 	log_info("i8042", "guest pulsed the reset line");
-	vm_request_stop(k->vm, VM_STOP_RESET);
+	dev_request(&k->ctx, DEV_REQ_RESET, 0);
 }
 
 static void i8042_command(struct i8042 *k, uint8_t cmd)
@@ -241,7 +232,7 @@ static void i8042_data(struct i8042 *k, uint8_t v)
 	}
 }
 
-static uint64_t i8042_read(void *opaque, uint64_t off, unsigned size)
+static uint64_t i8042_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size)
 {
 	struct i8042 *k = opaque;
 	uint8_t v;
@@ -253,11 +244,11 @@ static uint64_t i8042_read(void *opaque, uint64_t off, unsigned size)
 		 * lines and Linux takes one byte per interrupt. */
 		if (k->irq1) {
 			k->irq1 = false;
-			irq_set_level(k->vm, PC_IRQ_KBD, false);
+			irq_line_set(&k->ctx.irq[0], false);
 		}
 		if (k->irq12) {
 			k->irq12 = false;
-			irq_set_level(k->vm, PC_IRQ_AUX, false);
+			irq_line_set(&k->ctx.irq[1], false);
 		}
 		i8042_update(k);
 	} else {
@@ -266,7 +257,7 @@ static uint64_t i8042_read(void *opaque, uint64_t off, unsigned size)
 	return v;
 }
 
-static void i8042_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+static void i8042_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
 	struct i8042 *k = opaque;
 	if (off == 0) {
@@ -281,8 +272,8 @@ static void i8042_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
 
 static const struct bus_ops i8042_data_ops = { i8042_read, i8042_write };
 
-static uint64_t i8042_cmd_read(void *opaque, uint64_t off, unsigned size) { return i8042_read(opaque, 1, size); }
-static void i8042_cmd_write(void *opaque, uint64_t off, unsigned size, uint64_t val) { i8042_write(opaque, 1, size, val); }
+static uint64_t i8042_cmd_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size) { return i8042_read(opaque, vcpu, 1, size); }
+static void i8042_cmd_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val) { i8042_write(opaque, vcpu, 1, size, val); }
 static const struct bus_ops i8042_cmd_ops = { i8042_cmd_read, i8042_cmd_write };
 
 void i8042_reset(struct i8042 *k)
@@ -296,33 +287,45 @@ void i8042_reset(struct i8042 *k)
 	k->out_data = 0;
 	k->scanning = true;
 	if (k->irq1)
-		irq_set_level(k->vm, PC_IRQ_KBD, false);
+		irq_line_set(&k->ctx.irq[0], false);
 	if (k->irq12)
-		irq_set_level(k->vm, PC_IRQ_AUX, false);
+		irq_line_set(&k->ctx.irq[1], false);
 	k->irq1 = k->irq12 = false;
 }
 
-struct i8042 *i8042_new(struct vm *vm)
+struct i8042 *i8042_new(const struct dev_ctx *ctx)
 {
 	struct i8042 *k = calloc(1, sizeof(*k));
 	if (!k) {
 		err_set(-ENOMEM, "out of memory");
 		return NULL;
 	}
-	k->vm = vm;
+	k->ctx = *ctx;
 	i8042_reset(k);
+	if (bus_register(ctx->pio, ctx->base[0], 1, &i8042_data_ops, k, "i8042-data") < 0 ||
+	    bus_register(ctx->pio, ctx->base[1], 1, &i8042_cmd_ops, k, "i8042-cmd") < 0) {
+		i8042_free(k);
+		return NULL;
+	}
 	return k;
 }
 
-void i8042_free(struct i8042 *k) { free(k); }
-
-int i8042_register(struct i8042 *k, struct bus *pio)
+void i8042_free(struct i8042 *k)
 {
-	int rc = bus_register(pio, PC_PORT_I8042_DATA, 1, &i8042_data_ops, k, "i8042-data");
-	if (!rc)
-		rc = bus_register(pio, PC_PORT_I8042_CMD, 1, &i8042_cmd_ops, k, "i8042-cmd");
-	return rc;
+	if (!k)
+		return;
+	bus_release(k->ctx.pio, k);
+	free(k);
 }
+
+static void *i8042_create(const struct dev_ctx *ctx) { return i8042_new(ctx); }
+static void i8042_reset_dev(void *dev) { i8042_reset(dev); }
+static void i8042_destroy(void *dev) { i8042_free(dev); }
+
+const struct dev_desc i8042_device = {
+	.name = "i8042", .create = i8042_create, .reset = i8042_reset_dev,
+	.save = i8042_snapshot_save, .load = i8042_snapshot_load, .destroy = i8042_destroy,
+};
 
 /* Snapshot state, version 1: status and command byte, the pending
  * controller/keyboard/mouse commands, output port, the output queue in

@@ -1,5 +1,5 @@
-/* The PC platform: creates every device, wires interrupts, writes the
- * ACPI tables and CMOS memory size (see pc.h). */
+/* The PC platform: the board table of its devices, the wiring of their
+ * lines, the ACPI tables and the CMOS memory size (see pc.h). */
 #include "hw/pc.h"
 
 #include "acpi/tables.h"
@@ -18,14 +18,16 @@
 #include "hw/port80.h"
 #include "hw/reset_ctl.h"
 #include "hw/rtc.h"
-#include "hw/timer.h"
-#include "hw/snap_state.h"
+#include "machine/timer.h"
+#include "machine/snap_state.h"
 #include "hw/uart.h"
-#include "snapshot/device_registry.h"
+#include "machine/device_registry.h"
 #include "util/error.h"
 #include "util/log.h"
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,20 +49,6 @@ int platform_intr_ack(struct vcpu *vcpu)
 		vcpu_signal(vcpu, VCPU_EVT_INTR);
 	pthread_mutex_unlock(&vm->dev_lock);
 	return v;
-}
-
-bool platform_handle_msr(struct vcpu *vcpu, struct vcpu_exit *exit)
-{
-	if (exit->reason != VCPU_EXIT_MSR || !vcpu->lapic)
-		return false;
-	int rc = exit->msr.is_write ? lapic_msr_write(vcpu, exit->msr.index, exit->msr.data)
-				    : lapic_msr_read(vcpu, exit->msr.index, &exit->msr.data);
-	if (rc == -ENOENT)
-		return false;
-	/* -EINVAL: the architecture's #GP(0), which the engine raises for an
-	 * unhandled MSR access. */
-	exit->msr.handled = rc == 0;
-	return true;
 }
 
 void platform_pic_changed(struct vm *vm)
@@ -129,7 +117,7 @@ static int platform_write_acpi(struct vm *vm, struct platform *p)
 	struct acpi_builder b;
 	acpi_builder_init(&b, area, PC_ACPI_BASE, PC_ACPI_SIZE);
 	int rc = acpi_build_pc_tables(&b, &info);
-	unsigned nodes = vm->cfg ? vm->cfg->numa_nodes : 0;
+	unsigned nodes = p->numa_nodes;
 	if (rc == 0 && nodes > 1) {
 		struct acpi_numa_info numa = { .n_nodes = nodes };
 		for (unsigned i = 0; i < vm->mem.n_regions && i < 8; i++) {
@@ -152,39 +140,183 @@ static uint64_t low_ram(const struct guest_memory *mem)
 	return mem->ram_size < GMEM_LOW_RAM_END ? mem->ram_size : GMEM_LOW_RAM_END;
 }
 
+/* ---- the board table ---- */
+
+/* Every device of the PC but the per-CPU local APICs, in the order their
+ * state is saved (docs/devices.md "Snapshots") and reset.  A new device is
+ * one row here (docs/architecture.md "How to add a device"). */
+const struct pc_device pc_devices[] = {
+	{ "pic", &pic_device, { PC_PORT_PIC_MASTER, PC_PORT_PIC_SLAVE, PC_PORT_ELCR }, { PC_LINE_PIC_INTR },
+	  offsetof(struct platform, pic) },
+	{ "ioapic", &ioapic_device, { GMEM_IOAPIC_BASE }, { 0 }, offsetof(struct platform, ioapic) },
+	{ "pit", &pit_device, { PC_PORT_PIT, PC_PORT_SPEAKER }, { PC_LINE_PIT }, offsetof(struct platform, pit) },
+	{ "rtc", &rtc_device, { PC_PORT_RTC }, { PC_LINE_RTC, PC_LINE_NMI_MASK }, offsetof(struct platform, rtc) },
+	{ "hpet", &hpet_device, { GMEM_HPET_BASE }, { PC_LINE_GSI0, PC_LINE_HPET_LEGACY },
+	  offsetof(struct platform, hpet) },
+	{ "acpi-pm", &acpi_pm_device, { PC_PORT_ACPI_PM }, { PC_LINE_GSI(PC_IRQ_SCI) }, offsetof(struct platform, pm) },
+	{ "uart.com1", &uart_device, { PC_PORT_COM1 }, { PC_LINE_GSI(PC_IRQ_COM1) }, offsetof(struct platform, com1) },
+	{ "i8042", &i8042_device, { PC_PORT_I8042_DATA, PC_PORT_I8042_CMD },
+	  { PC_LINE_GSI(PC_IRQ_KBD), PC_LINE_GSI(PC_IRQ_AUX) }, offsetof(struct platform, kbd) },
+	{ "pci", &pci_host_device, { PC_PORT_PCI_CONFIG, GMEM_ECAM_BASE, GMEM_ECAM_SIZE }, { PC_LINE_GSI0 },
+	  offsetof(struct platform, pci) },
+	{ "fw-cfg", &fw_cfg_device, { PC_PORT_FW_CFG }, { 0 }, offsetof(struct platform, fw_cfg) },
+	{ "port80", &port80_device, { PC_PORT_POST }, { 0 }, offsetof(struct platform, port80) },
+	{ "reset", &reset_ctl_device, { PC_PORT_RESET }, { 0 }, offsetof(struct platform, reset) },
+	{ "acpi-pmtmr", &pm_timer_device, { PC_PORT_ACPI_PM + ACPI_PM_TMR_OFF }, { 0 },
+	  offsetof(struct platform, pm_timer) },
+	{ "debug-exit", &debug_exit_device, { PC_PORT_DEBUG_EXIT }, { 0 }, offsetof(struct platform, debug_exit) },
+};
+const unsigned pc_n_devices = sizeof(pc_devices) / sizeof(pc_devices[0]);
+_Static_assert(sizeof(pc_devices) / sizeof(pc_devices[0]) <= PC_MAX_DEVICES, "PC_MAX_DEVICES too small");
+
+/* A GSI as the wiring of pc.h says: the 8259 pair for ISA IRQs, the I/O
+ * APIC for all (ISA IRQ0 on pin 2). */
+static void platform_gsi_set(struct platform *p, unsigned gsi, bool level)
+{
+	if (gsi >= PC_NUM_GSI)
+		return;
+	p->gsi_level[gsi] = level;
+	if (gsi < 16 && p->pic)
+		pic_set_irq(p->pic, gsi, level);
+	/* ISA IRQ0 is wired to I/O APIC pin 2 (MADT interrupt source override). */
+	unsigned pin = gsi == 0 ? 2 : gsi;
+	if (gsi == 2)
+		return;   /* the cascade: no ISA device drives IRQ2 */
+	if (p->ioapic)
+		ioapic_set_irq(p->ioapic, pin, level);
+}
+
+/* The HPET's legacy replacement route takes IRQ0 and IRQ8 from the PIT
+ * and the RTC (IA-PC HPET 1.0a, 2.3.9.2.1): their outputs reach the GSIs
+ * only while it is off, and take the lines back when it goes off. */
+static void platform_set_legacy(struct platform *p, bool on)
+{
+	bool was = p->hpet_legacy;
+	p->hpet_legacy = on;
+	if (was && !on) {
+		platform_gsi_set(p, PC_IRQ_PIT, p->pit_out);
+		platform_gsi_set(p, PC_IRQ_RTC, p->rtc_out);
+	}
+}
+
+static void platform_line_set(void *opaque, unsigned n, bool level)
+{
+	struct platform *p = opaque;
+	switch (n) {
+	case PC_LINE_PIT:
+		p->pit_out = level;
+		if (!p->hpet_legacy)
+			platform_gsi_set(p, PC_IRQ_PIT, level);
+		break;
+	case PC_LINE_RTC:
+		p->rtc_out = level;
+		if (!p->hpet_legacy)
+			platform_gsi_set(p, PC_IRQ_RTC, level);
+		break;
+	case PC_LINE_HPET_LEGACY:
+		platform_set_legacy(p, level);
+		break;
+	case PC_LINE_NMI_MASK:
+		p->nmi_masked = level;
+		break;
+	case PC_LINE_PIC_INTR:
+		platform_pic_changed(p->vm);
+		break;
+	default:
+		if (n >= PC_LINE_GSI0 && n < PC_LINE_GSI0 + PC_NUM_GSI)
+			platform_gsi_set(p, n - PC_LINE_GSI0, level);
+		break;
+	}
+}
+
+struct irq_line platform_line(struct platform *p, enum pc_line n)
+{
+	if (n == PC_LINE_NONE)
+		return (struct irq_line){ 0 };
+	return (struct irq_line){ .set = platform_line_set, .opaque = p, .n = n };
+}
+
+static void platform_request(void *opaque, enum dev_request req, int value)
+{
+	struct vm *vm = opaque;
+	switch (req) {
+	case DEV_REQ_RESET:
+		vm_request_stop(vm, VM_STOP_RESET);
+		break;
+	case DEV_REQ_POWEROFF:
+		vm_request_stop(vm, VM_STOP_POWEROFF);
+		break;
+	case DEV_REQ_STOP:
+		/* First writer wins, like the stop reason. */
+		if (atomic_load(&vm->stop_reason) == VM_STOP_NONE)
+			vm->debug_exit_value = value;
+		vm_request_stop(vm, VM_STOP_DEBUG_EXIT);
+		break;
+	}
+}
+
+void platform_dev_ctx(struct platform *p, const struct pc_device *row, struct dev_ctx *ctx)
+{
+	struct vm *vm = p->vm;
+	*ctx = (struct dev_ctx){
+		.name = row->name, .pio = &vm->pio, .mmio = &vm->mmio, .clock = p->timers,
+		.lock = &vm->dev_lock, .request = platform_request, .request_opaque = vm,
+	};
+	memcpy(ctx->base, row->base, sizeof(ctx->base));
+	for (unsigned i = 0; i < DEV_MAX_IRQS; i++)
+		ctx->irq[i] = platform_line(p, row->irq[i]);
+	if (row->type == &uart_device)
+		ctx->arg = p->console;
+	else if (row->type == &ioapic_device)
+		ctx->arg = &p->apic_bus;
+}
+
+/* ---- the APIC bus ---- */
+
+static void apic_bus_deliver(void *opaque, const struct apic_msg *m, struct lapic *src)
+{
+	struct platform *p = opaque;
+	apic_deliver(p->lapics, p->vm->n_vcpus, m, src);
+}
+
+static void apic_bus_eoi(void *opaque, uint8_t vector)
+{
+	struct platform *p = opaque;
+	if (p->ioapic)
+		ioapic_eoi(p->ioapic, vector);
+}
+
+static void apic_bus_pic_changed(void *opaque)
+{
+	struct platform *p = opaque;
+	platform_pic_changed(p->vm);
+}
+
 static int platform_devices_create(struct vm *vm, struct platform *p)
 {
-	struct timer_service *ts = p->timers;
-	int rc;
-	if (!(p->pic = pic_new(vm)) || !(p->ioapic = ioapic_new(vm)) || !(p->pit = pit_new(vm, ts)) ||
-	    !(p->rtc = rtc_new(vm, ts)) || !(p->hpet = hpet_new(vm, ts)) || !(p->pm = acpi_pm_new(vm)) ||
-	    !(p->kbd = i8042_new(vm)) || !(p->pci = pci_host_new(vm)) || !(p->fw_cfg = fw_cfg_new()) ||
-	    !(p->port80 = port80_new()) || !(p->reset = reset_ctl_new(vm)) ||
-	    !(p->debug_exit = debug_exit_new(vm)) || !(p->com1 = uart_new(vm, PC_IRQ_COM1, p->console)))
-		return -ENOMEM;
+	p->apic_bus = (struct apic_bus){ .deliver = apic_bus_deliver, .eoi = apic_bus_eoi,
+					 .pic_changed = apic_bus_pic_changed, .opaque = p, .lock = &vm->dev_lock };
 	for (unsigned i = 0; i < vm->n_vcpus; i++) {
 		struct vcpu *v = vm->vcpus[i];
 		if (!v)
 			return err_set(-EINVAL, "vCPU %u does not exist", i);
-		if (!(v->lapic = lapic_new(v, ts)))
+		if (!(v->lapic = p->lapics[i] = lapic_new(v, p->timers, &p->apic_bus)))
 			return -ENOMEM;
 	}
-	pci_host_set_cf9(p->pci, &reset_ctl_ops, p->reset);
-	if ((rc = pic_register(p->pic, &vm->pio)) < 0 ||
-	    (rc = ioapic_register(p->ioapic, &vm->mmio, GMEM_IOAPIC_BASE)) < 0 ||
-	    (rc = lapic_mmio_register(vm)) < 0 ||
-	    (rc = pit_register(p->pit, &vm->pio)) < 0 ||
-	    (rc = rtc_register(p->rtc, &vm->pio)) < 0 ||
-	    (rc = hpet_register(p->hpet, &vm->mmio, GMEM_HPET_BASE)) < 0 ||
-	    (rc = acpi_pm_register(p->pm, &vm->pio, PC_PORT_ACPI_PM)) < 0 ||
-	    (rc = pm_timer_register(ts, &vm->pio, PC_PORT_ACPI_PM + ACPI_PM_TMR_OFF)) < 0 ||
-	    (rc = i8042_register(p->kbd, &vm->pio)) < 0 ||
-	    (rc = pci_host_register(p->pci, &vm->pio, &vm->mmio)) < 0 ||
-	    (rc = fw_cfg_register(p->fw_cfg, &vm->pio)) < 0 ||
-	    (rc = port80_register(p->port80, &vm->pio)) < 0 ||
-	    (rc = debug_exit_register(p->debug_exit, &vm->pio)) < 0 ||
-	    (rc = uart_register(p->com1, &vm->pio, PC_PORT_COM1)) < 0)
+	int rc;
+	if (vm->n_vcpus && (rc = lapic_mmio_register(&vm->mmio, GMEM_LAPIC_BASE, p->lapics[0])) < 0)
 		return rc;
+	for (unsigned i = 0; i < pc_n_devices; i++) {
+		const struct pc_device *row = &pc_devices[i];
+		struct dev_ctx ctx;
+		platform_dev_ctx(p, row, &ctx);
+		void *dev = row->type->create(&ctx);
+		if (!dev)
+			return *err_msg() ? -EINVAL : -ENOMEM;
+		p->devs[p->n_devs++] = dev;
+		*(void **)((char *)p + row->slot) = dev;
+	}
+	pci_host_set_cf9(p->pci, &reset_ctl_ops, p->reset);
 	uint64_t low = low_ram(&vm->mem);
 	rtc_set_memory_size(p->rtc, low, vm->mem.ram_size - low);
 	if ((rc = fw_cfg_add_u64(p->fw_cfg, FW_CFG_RAM_SIZE, vm->mem.ram_size)) < 0 ||
@@ -223,61 +355,49 @@ static int platform_snapshot_load(void *opaque, const void *buf, size_t len)
 	return 0;
 }
 
-struct platform_snap_entry {
-	char name[SNAPSHOT_DEVICE_NAME_MAX];
-	snapshot_save_fn save;
-	snapshot_load_fn load;
-	void *opaque;
-};
-
-/* Names registered by this platform, to unregister exactly those. */
-#define PLATFORM_SNAP_FIXED 13
-
 static int platform_snapshot_register(struct vm *vm, struct platform *p)
 {
 	/* "vm-clock" first: the writer keeps registration order and the
 	 * reader loads in file order, so the clock is set before any device
 	 * re-arms a deadline on it. */
-	const struct platform_snap_entry fixed[PLATFORM_SNAP_FIXED] = {
-		{ "vm-clock", timer_service_snapshot_save, timer_service_snapshot_load, p->timers },
-		{ "platform", platform_snapshot_save, platform_snapshot_load, p },
-		{ "pic", pic_snapshot_save, pic_snapshot_load, p->pic },
-		{ "ioapic", ioapic_snapshot_save, ioapic_snapshot_load, p->ioapic },
-		{ "pit", pit_snapshot_save, pit_snapshot_load, p->pit },
-		{ "rtc", rtc_snapshot_save, rtc_snapshot_load, p->rtc },
-		{ "hpet", hpet_snapshot_save, hpet_snapshot_load, p->hpet },
-		{ "acpi-pm", acpi_pm_snapshot_save, acpi_pm_snapshot_load, p->pm },
-		{ "uart.com1", uart_snapshot_save, uart_snapshot_load, p->com1 },
-		{ "i8042", i8042_snapshot_save, i8042_snapshot_load, p->kbd },
-		{ "pci", pci_host_snapshot_save, pci_host_snapshot_load, p->pci },
-		{ "fw-cfg", fw_cfg_snapshot_save, fw_cfg_snapshot_load, p->fw_cfg },
-		{ "port80", port80_snapshot_save, port80_snapshot_load, p->port80 },
-	};
 	int rc;
-	for (unsigned i = 0; i < PLATFORM_SNAP_FIXED; i++) {
-		if ((rc = snapshot_register_device(fixed[i].name, fixed[i].save, fixed[i].load, fixed[i].opaque)) < 0)
+	if ((rc = snapshot_register_device("vm-clock", timer_service_snapshot_save, timer_service_snapshot_load,
+					   p->timers)) < 0)
+		return rc;
+	p->snap_registered++;
+	if ((rc = snapshot_register_device("platform", platform_snapshot_save, platform_snapshot_load, p)) < 0)
+		return rc;
+	p->snap_registered++;
+	for (unsigned i = 0; i < p->n_devs; i++) {
+		const struct pc_device *row = &pc_devices[i];
+		if (!row->type->save)
+			continue;
+		if ((rc = snapshot_register_device(row->name, row->type->save, row->type->load, p->devs[i])) < 0)
 			return rc;
 		p->snap_registered++;
 	}
-	if ((rc = snapshot_register_device("reset", reset_ctl_snapshot_save, reset_ctl_snapshot_load, p->reset)) < 0)
-		return rc;
-	p->snap_registered++;
 	for (unsigned i = 0; i < vm->n_vcpus; i++) {
 		char name[SNAPSHOT_DEVICE_NAME_MAX];
 		snprintf(name, sizeof(name), "lapic.%u", i);
-		if ((rc = snapshot_register_device(name, lapic_snapshot_save, lapic_snapshot_load, vm->vcpus[i]->lapic)) < 0)
+		if ((rc = snapshot_register_device(name, lapic_snapshot_save, lapic_snapshot_load, p->lapics[i])) < 0)
 			return rc;
 		p->snap_registered++;
 	}
 	return 0;
 }
 
+/* Unregisters exactly the names registered, in the same order. */
 static void platform_snapshot_unregister(struct vm *vm, struct platform *p)
 {
-	static const char *const fixed[] = { "vm-clock", "platform", "pic", "ioapic", "pit", "rtc", "hpet",
-					     "acpi-pm", "uart.com1", "i8042", "pci", "fw-cfg", "port80", "reset" };
 	unsigned n = p->snap_registered;
-	for (unsigned i = 0; i < sizeof(fixed) / sizeof(fixed[0]) && n; i++, n--)
+	const char *fixed[2 + PC_MAX_DEVICES];
+	unsigned n_fixed = 0;
+	fixed[n_fixed++] = "vm-clock";
+	fixed[n_fixed++] = "platform";
+	for (unsigned i = 0; i < p->n_devs; i++)
+		if (pc_devices[i].type->save)
+			fixed[n_fixed++] = pc_devices[i].name;
+	for (unsigned i = 0; i < n_fixed && n; i++, n--)
 		snapshot_unregister_device(fixed[i]);
 	for (unsigned i = 0; i < vm->n_vcpus && n; i++, n--) {
 		char name[SNAPSHOT_DEVICE_NAME_MAX];
@@ -285,6 +405,16 @@ static void platform_snapshot_unregister(struct vm *vm, struct platform *p)
 		snapshot_unregister_device(name);
 	}
 	p->snap_registered = 0;
+}
+
+/* The vm->handle_msr hook: the APIC MSRs take the route to the LAPIC
+ * (machine/accel.h).  -EINVAL is the architecture's #GP(0), which the
+ * engine raises for an unhandled access; -ENOENT: not an APIC MSR. */
+static bool platform_handle_msr(struct vcpu *vcpu, struct vcpu_exit *exit)
+{
+	int rc = vcpu_apic_msr(vcpu, exit->msr.index, exit->msr.is_write, &exit->msr.data);
+	exit->msr.handled = rc == 0;
+	return rc != -ENOENT;
 }
 
 int platform_create_opts(struct vm *vm, const struct platform_options *opts)
@@ -313,6 +443,7 @@ int platform_create_opts(struct vm *vm, const struct platform_options *opts)
 	if (opts && opts->clock)
 		timer_service_set_clock(p->timers, opts->clock, opts->clock_opaque);
 	p->console = opts ? opts->console : NULL;
+	p->numa_nodes = opts ? opts->numa_nodes : 0;
 	if (!p->console) {
 		p->own_console = chardev_fd_new(-1, STDOUT_FILENO);
 		if (!p->own_console)
@@ -332,6 +463,7 @@ int platform_create_opts(struct vm *vm, const struct platform_options *opts)
 	if ((rc = platform_snapshot_register(vm, p)) < 0)
 		goto fail;
 	vm->intr_ack = platform_intr_ack;
+	vm->handle_msr = platform_handle_msr;
 	if (!(opts && opts->manual_clock) && (rc = timer_service_start(p->timers)) < 0)
 		goto fail;
 	log_debug("platform", "PC created: %u CPUs, RSDP at %#llx", vm->n_vcpus, (unsigned long long)p->rsdp_addr);
@@ -350,66 +482,37 @@ int platform_create(struct vm *vm)
 	return platform_create_opts(vm, &opts);
 }
 
-/* Releases a device's bus ranges so the buses never point at freed memory. */
-static void unregister_all(struct bus *bus, void *opaque)
-{
-	for (unsigned i = 0; i < bus->n;) {
-		if (bus->ranges[i].opaque == opaque)
-			bus_unregister(bus, bus->ranges[i].base, opaque);
-		else
-			i++;
-	}
-}
-
 void platform_destroy(struct vm *vm)
 {
 	struct platform *p = vm->platform;
 	if (!p)
 		return;
-	lapic_set_current_vcpu(NULL);
 	platform_snapshot_unregister(vm, p);
 	/* Stop the timer thread first: nothing may fire into freed devices. */
 	timer_service_free(p->timers);
 	p->timers = NULL;
 	pthread_mutex_lock(&vm->dev_lock);
-	void *devs[] = { p->pic, p->ioapic, p->pit, p->rtc, p->hpet, p->pm, p->kbd, p->pci, p->fw_cfg,
-			 p->port80, p->debug_exit, p->com1, vm };
-	for (size_t i = 0; i < sizeof(devs) / sizeof(devs[0]); i++) {
-		if (devs[i]) {
-			unregister_all(&vm->pio, devs[i]);
-			unregister_all(&vm->mmio, devs[i]);
-		}
+	/* Each device releases its own bus ranges, so the buses never point
+	 * at freed memory. */
+	for (unsigned i = p->n_devs; i-- > 0;) {
+		pc_devices[i].type->destroy(p->devs[i]);
+		*(void **)((char *)p + pc_devices[i].slot) = NULL;
 	}
-	/* The PM timer's range carries the timer service as opaque. */
-	for (unsigned i = 0; i < vm->pio.n; i++) {
-		if (!strcmp(vm->pio.ranges[i].name, "acpi-pmtmr")) {
-			bus_unregister(&vm->pio, vm->pio.ranges[i].base, vm->pio.ranges[i].opaque);
-			break;
-		}
-	}
-	uart_free(p->com1);
+	p->n_devs = 0;
+	if (p->lapics[0])
+		bus_release(&vm->mmio, p->lapics[0]);
 	pthread_mutex_unlock(&vm->dev_lock);
 	for (unsigned i = 0; i < vm->n_vcpus; i++) {
-		if (vm->vcpus[i] && vm->vcpus[i]->lapic) {
-			lapic_free(vm->vcpus[i]->lapic);
+		if (vm->vcpus[i])
 			vm->vcpus[i]->lapic = NULL;
-		}
+		lapic_free(p->lapics[i]);
+		p->lapics[i] = NULL;
 	}
-	pic_free(p->pic);
-	ioapic_free(p->ioapic);
-	pit_free(p->pit);
-	rtc_free(p->rtc);
-	hpet_free(p->hpet);
-	acpi_pm_free(p->pm);
-	i8042_free(p->kbd);
-	pci_host_free(p->pci);
-	fw_cfg_free(p->fw_cfg);
-	port80_free(p->port80);
-	reset_ctl_free(p->reset);
-	debug_exit_free(p->debug_exit);
 	chardev_free(p->own_console);
 	if (vm->intr_ack == platform_intr_ack)
 		vm->intr_ack = NULL;
+	if (vm->handle_msr == platform_handle_msr)
+		vm->handle_msr = NULL;
 	free(p);
 	vm->platform = NULL;
 }
@@ -423,20 +526,13 @@ void platform_reset(struct vm *vm)
 	memset(p->gsi_level, 0, sizeof(p->gsi_level));
 	p->hpet_legacy = false;
 	p->nmi_masked = false;
+	p->pit_out = p->rtc_out = false;
 	for (unsigned i = 0; i < vm->n_vcpus; i++)
-		if (vm->vcpus[i] && vm->vcpus[i]->lapic)
-			lapic_reset(vm->vcpus[i]->lapic, false);
-	pic_reset(p->pic);
-	ioapic_reset(p->ioapic);
-	pit_reset(p->pit);
-	rtc_reset(p->rtc);
-	hpet_reset(p->hpet);
-	acpi_pm_reset(p->pm);
-	i8042_reset(p->kbd);
-	pci_host_reset(p->pci);
-	fw_cfg_reset(p->fw_cfg);
-	reset_ctl_reset(p->reset);
-	uart_reset(p->com1);
+		if (p->lapics[i])
+			lapic_reset(p->lapics[i], false);
+	for (unsigned i = 0; i < p->n_devs; i++)
+		if (pc_devices[i].type->reset)
+			pc_devices[i].type->reset(p->devs[i]);
 	pthread_mutex_unlock(&vm->dev_lock);
 	/* The ACPI tables live in guest RAM, which a reboot may have overwritten. */
 	if (platform_write_acpi(vm, p) < 0)

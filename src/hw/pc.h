@@ -1,6 +1,7 @@
 /* The PC platform: every device of the machine, created and wired by
- * platform_create() (src/hw/pc.c).  The VM object (src/vm) calls the
- * entry points below; engines call the LAPIC hooks in intc/lapic.h.
+ * platform_create() from the board table in src/hw/pc.c.  The VM object
+ * (src/vmm) calls the entry points below; engines reach the LAPIC through
+ * the route of machine/accel.h.
  *
  * Interrupt lines: irq_set_level()/irq_pulse() take a GSI.  GSIs 0-15 are
  * the ISA IRQs: they reach the 8259 pair on the same pin and the I/O APIC
@@ -10,7 +11,9 @@
 #ifndef VESSEL_HW_PC_H
 #define VESSEL_HW_PC_H
 
-#include "vm/machine.h"
+#include "hw/device.h"
+#include "hw/intc/lapic.h"
+#include "machine/machine.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -28,6 +31,7 @@ struct pci_host;
 struct fw_cfg;
 struct chardev;
 struct port80;
+struct pm_timer;
 struct reset_ctl;
 struct debug_exit;
 
@@ -48,6 +52,20 @@ struct debug_exit;
 #define PC_PORT_RESET       0xcf9
 #define PC_PORT_PCI_CONFIG  0xcf8
 
+/* Lines of the board (struct irq_line n, the irq column of the board
+ * table): the GSIs, and the wires between devices. */
+enum pc_line {
+	PC_LINE_NONE = 0,
+	PC_LINE_GSI0 = 1,            /* GSI g is PC_LINE_GSI(g); a bank starts here */
+	PC_LINE_PIT = PC_LINE_GSI0 + 24,  /* the PIT's OUT0: IRQ0 unless the HPET's legacy route owns it */
+	PC_LINE_RTC,                 /* the RTC's IRQ8, gated the same way */
+	PC_LINE_HPET_LEGACY,         /* the HPET's legacy replacement output (the gate) */
+	PC_LINE_NMI_MASK,            /* port 0x70 bit 7, from the RTC */
+	PC_LINE_PIC_INTR,            /* the 8259 master's INT, to the BSP's LINT0 */
+	PC_LINE_COUNT,
+};
+#define PC_LINE_GSI(g) (PC_LINE_GSI0 + (g))
+
 #define PC_IRQ_PIT   0
 #define PC_IRQ_KBD   1
 #define PC_IRQ_COM1  4
@@ -55,6 +73,7 @@ struct debug_exit;
 #define PC_IRQ_SCI   9
 #define PC_IRQ_AUX   12
 #define PC_NUM_GSI   24
+_Static_assert(PC_LINE_PIT == PC_LINE_GSI0 + PC_NUM_GSI, "one board line per GSI");
 
 /* Where the ACPI tables live: the BIOS area, which Linux always treats as
  * reserved and scans for the RSDP (ACPI 6.4 section 5.2.5.1). */
@@ -70,10 +89,26 @@ struct platform_options {
 	/* Console backend for COM1; NULL: output to stdout, no input.
 	 * The platform does not take ownership. */
 	struct chardev *console;
+	/* Virtual NUMA nodes announced in the SRAT; 0 or 1: none. */
+	unsigned numa_nodes;
 };
+
+/* One row of the board table (src/hw/pc.c): a device type, the name its
+ * state is saved under, its bases and its lines, and the member of struct
+ * platform that keeps the instance (for the board's own calls). */
+struct pc_device {
+	const char *name;
+	const struct dev_desc *type;    /* create, reset, save, load, destroy */
+	uint64_t base[DEV_MAX_BASES];
+	enum pc_line irq[DEV_MAX_IRQS];
+	size_t slot;                    /* offsetof(struct platform, ...) */
+};
+
+#define PC_MAX_DEVICES 16
 
 struct platform {
 	struct vm *vm;
+	unsigned numa_nodes;            /* platform_options.numa_nodes */
 	struct timer_service *timers;
 	struct pic *pic;
 	struct ioapic *ioapic;
@@ -90,8 +125,14 @@ struct platform {
 	struct debug_exit *debug_exit;
 	struct chardev *console;
 	struct chardev *own_console;  /* created here when options gave none */
+	struct pm_timer *pm_timer;
+	void *devs[PC_MAX_DEVICES];   /* instances, in board-table order */
+	unsigned n_devs;
+	struct apic_bus apic_bus;     /* what the LAPICs and the I/O APIC send to */
+	struct lapic *lapics[MACHINE_MAX_CPUS];
 	bool hpet_legacy;             /* HPET legacy replacement: PIT and RTC lose IRQ0/IRQ8 */
 	bool nmi_masked;              /* port 0x70 bit 7 */
+	bool pit_out, rtc_out;        /* what the PIT and RTC drive behind the gate */
 	uint64_t rsdp_addr;
 	uint8_t gsi_level[PC_NUM_GSI];
 	unsigned snap_registered;     /* snapshot devices registered, in order */
@@ -115,11 +156,13 @@ void platform_inject_nmi(struct vm *vm);
 void irq_set_level(struct vm *vm, unsigned gsi, bool level);
 void irq_pulse(struct vm *vm, unsigned gsi);
 
-/* A VCPU_EXIT_MSR trap for the platform (the x2APIC range, APIC_BASE,
- * TSC_DEADLINE): fills exit->msr.data on reads and sets exit->msr.handled.
- * Returns false when the MSR is not the platform's (exit untouched).
- * Call without vm->dev_lock (vcpu_dispatch_exit() does not hold it for MSRs). */
-bool platform_handle_msr(struct vcpu *vcpu, struct vcpu_exit *exit);
+/* The board table, and a dev_ctx for one of its rows (buses, bases,
+ * lines, clock, lock and request callback of this platform). */
+extern const struct pc_device pc_devices[];
+extern const unsigned pc_n_devices;
+void platform_dev_ctx(struct platform *p, const struct pc_device *row, struct dev_ctx *ctx);
+/* The line object for board line n (enum pc_line). */
+struct irq_line platform_line(struct platform *p, enum pc_line n);
 
 /* The vm->intr_ack hook.  Takes vm->dev_lock, which platform_create()
  * makes recursive, so callers may hold it (the KVM engine does) or not

@@ -1,18 +1,20 @@
 /* PCI host bridge: type-1 and ECAM configuration access, BAR mapping. */
 #include "hw/pci.h"
 
-#include "hw/pc.h"
-#include "hw/snap_state.h"
+#include "hw/device.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/machine.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct pci_host {
-	struct vm *vm;
+	/* base[0]: CONFIG_ADDRESS (CONFIG_DATA at +4), base[1]/base[2]: the
+	 * ECAM window and its size; irq[0]: the interrupt controller's inputs
+	 * as a bank (INTx drives line n + pci_intx_gsi()). */
+	struct dev_ctx ctx;
 	uint32_t config_address;   /* 0xcf8 */
 	/* Byte accesses to 0xcf9 are the reset control register, not CONFIG_ADDRESS. */
 	const struct bus_ops *cf9_ops;
@@ -131,14 +133,14 @@ static uint64_t bar_address(const struct pci_device *d, unsigned idx)
  * address is sane (not 0, not the all-ones sizing pattern). */
 static void pci_update_mappings(struct pci_device *d)
 {
-	struct vm *vm = d->host->vm;
+	struct dev_ctx *ctx = &d->host->ctx;
 	uint16_t cmd = rd16(d->config + PCI_COMMAND);
 	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
 		struct pci_bar *b = &d->bars[i];
 		if (b->type == PCI_BAR_NONE || !b->ops)
 			continue;
 		bool io = b->type == PCI_BAR_IO;
-		struct bus *bus = io ? &vm->pio : &vm->mmio;
+		struct bus *bus = io ? ctx->pio : ctx->mmio;
 		uint64_t addr = bar_address(d, i);
 		bool enable = (cmd & (io ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY)) && addr &&
 			      addr + b->size - 1 > addr && (io ? addr + b->size <= 0x10000 : true);
@@ -221,29 +223,29 @@ void pci_set_irq(struct pci_device *d, bool level)
 	else
 		d->config[PCI_STATUS] &= ~PCI_STATUS_INTERRUPT;
 	bool disabled = rd16(d->config + PCI_COMMAND) & PCI_COMMAND_INTX_DISABLE;
-	irq_set_level(d->host->vm, pci_intx_gsi(d->slot, pin), level && !disabled);
+	irq_line_set_at(&d->host->ctx.irq[0], pci_intx_gsi(d->slot, pin), level && !disabled);
 }
 
 /* ---- type-1 access: 0xcf8 address, 0xcfc-0xcff data ---- */
 
-static uint64_t cf8_read(void *opaque, uint64_t off, unsigned size)
+static uint64_t cf8_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size)
 {
 	struct pci_host *h = opaque;
 	if (off == 0 && size == 4)
 		return h->config_address;
 	if (off == 1 && size == 1 && h->cf9_ops)
-		return h->cf9_ops->read(h->cf9_opaque, 0, 1);
+		return h->cf9_ops->read(h->cf9_opaque, vcpu, 0, 1);
 	return 0xffffffffull >> (32 - 8 * (size > 4 ? 4 : size));
 }
 
-static void cf8_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+static void cf8_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
 	struct pci_host *h = opaque;
 	/* Only dword accesses hit CONFIG_ADDRESS (PCI 3.0, 3.2.2.3.2). */
 	if (off == 0 && size == 4)
 		h->config_address = (uint32_t)val & 0x80fffffc;
 	else if (off == 1 && size == 1 && h->cf9_ops)
-		h->cf9_ops->write(h->cf9_opaque, 0, 1, val);
+		h->cf9_ops->write(h->cf9_opaque, vcpu, 0, 1, val);
 }
 
 void pci_host_set_cf9(struct pci_host *h, const struct bus_ops *ops, void *opaque)
@@ -252,7 +254,7 @@ void pci_host_set_cf9(struct pci_host *h, const struct bus_ops *ops, void *opaqu
 	h->cf9_opaque = opaque;
 }
 
-static uint64_t cfc_read(void *opaque, uint64_t off, unsigned size)
+static uint64_t cfc_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size)
 {
 	struct pci_host *h = opaque;
 	uint32_t a = h->config_address;
@@ -261,7 +263,7 @@ static uint64_t cfc_read(void *opaque, uint64_t off, unsigned size)
 	return pci_config_read(h, (a >> 16) & 0xff, (a >> 8) & 0xff, (a & 0xfc) + (unsigned)off, size);
 }
 
-static void cfc_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+static void cfc_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
 	struct pci_host *h = opaque;
 	uint32_t a = h->config_address;
@@ -272,7 +274,7 @@ static void cfc_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
 
 /* ---- ECAM: bus << 20 | devfn << 12 | offset ---- */
 
-static uint64_t ecam_read(void *opaque, uint64_t off, unsigned size)
+static uint64_t ecam_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size)
 {
 	unsigned reg = off & 0xfff;
 	if (size > 4 || (reg & (size - 1)))
@@ -280,7 +282,7 @@ static uint64_t ecam_read(void *opaque, uint64_t off, unsigned size)
 	return pci_config_read(opaque, (unsigned)(off >> 20) & 0xff, (unsigned)(off >> 12) & 0xff, reg, size);
 }
 
-static void ecam_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+static void ecam_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
 	unsigned reg = off & 0xfff;
 	if (size > 4 || (reg & (size - 1)))
@@ -343,33 +345,45 @@ void pci_host_reset(struct pci_host *h)
 	}
 }
 
-struct pci_host *pci_host_new(struct vm *vm)
+struct pci_host *pci_host_new(const struct dev_ctx *ctx)
 {
 	struct pci_host *h = calloc(1, sizeof(*h));
 	if (!h) {
 		err_set(-ENOMEM, "out of memory");
 		return NULL;
 	}
-	h->vm = vm;
+	h->ctx = *ctx;
 	/* Host bridge: Intel Q35 MCH (82G33 DRAM controller) IDs, class 06/00. */
 	pci_device_init(&h->bridge, "host-bridge", 0x8086, 0x29c0, 0x060000, 0);
 	h->bridge.host = h;
 	h->bridge.slot = 0;
 	h->devs[0] = &h->bridge;
+	if (bus_register(ctx->pio, ctx->base[0], 4, &cf8_ops, h, "pci-cf8") < 0 ||
+	    bus_register(ctx->pio, ctx->base[0] + 4, 4, &cfc_ops, h, "pci-cfc") < 0 ||
+	    bus_register(ctx->mmio, ctx->base[1], ctx->base[2], &ecam_ops, h, "pci-ecam") < 0) {
+		pci_host_free(h);
+		return NULL;
+	}
 	return h;
 }
 
-void pci_host_free(struct pci_host *h) { free(h); }
-
-int pci_host_register(struct pci_host *h, struct bus *pio, struct bus *mmio)
+void pci_host_free(struct pci_host *h)
 {
-	int rc = bus_register(pio, PC_PORT_PCI_CONFIG, 4, &cf8_ops, h, "pci-cf8");
-	if (!rc)
-		rc = bus_register(pio, PC_PORT_PCI_CONFIG + 4, 4, &cfc_ops, h, "pci-cfc");
-	if (!rc)
-		rc = bus_register(mmio, GMEM_ECAM_BASE, GMEM_ECAM_SIZE, &ecam_ops, h, "pci-ecam");
-	return rc;
+	if (!h)
+		return;
+	bus_release(h->ctx.pio, h);
+	bus_release(h->ctx.mmio, h);
+	free(h);
 }
+
+static void *pci_host_create(const struct dev_ctx *ctx) { return pci_host_new(ctx); }
+static void pci_host_reset_dev(void *dev) { pci_host_reset(dev); }
+static void pci_host_destroy(void *dev) { pci_host_free(dev); }
+
+const struct dev_desc pci_host_device = {
+	.name = "pci", .create = pci_host_create, .reset = pci_host_reset_dev,
+	.save = pci_host_snapshot_save, .load = pci_host_snapshot_load, .destroy = pci_host_destroy,
+};
 
 /* Snapshot state, version 1: CONFIG_ADDRESS (0xcf8) and the host bridge's
  * configuration space.  Devices on the bus save their own configuration

@@ -7,13 +7,13 @@
 #ifndef VESSEL_HW_PCI_H
 #define VESSEL_HW_PCI_H
 
-#include "hw/bus.h"
+#include "machine/bus.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct vm;
+struct dev_ctx;
 struct pci_host;
 
 #define PCI_CONFIG_SIZE 4096
@@ -69,11 +69,15 @@ struct pci_device {
 	void *opaque;
 };
 
-struct pci_host *pci_host_new(struct vm *vm);
+/* ctx->base[0]: CONFIG_ADDRESS (0xcf8; CONFIG_DATA at +4), base[1]: the
+ * ECAM window on ctx->mmio, base[2]: its size; ctx->irq[0]: the first
+ * interrupt controller input (INTx of slot s drives + pci_intx_gsi()).
+ * BARs are mapped on ctx->pio and ctx->mmio. */
+struct pci_host *pci_host_new(const struct dev_ctx *ctx);
 void pci_host_free(struct pci_host *h);
 /* Disables decoding of every device (power-on), unmapping BARs. */
 void pci_host_reset(struct pci_host *h);
-int pci_host_register(struct pci_host *h, struct bus *pio, struct bus *mmio);
+extern const struct dev_desc pci_host_device;
 /* The device answering byte accesses to port 0xcf9 (reset control), which
  * shares the CONFIG_ADDRESS dword. */
 void pci_host_set_cf9(struct pci_host *h, const struct bus_ops *ops, void *opaque);
@@ -102,7 +106,7 @@ uint32_t pci_config_read(struct pci_host *h, unsigned bus, unsigned devfn, unsig
 void pci_config_write(struct pci_host *h, unsigned bus, unsigned devfn, unsigned off, unsigned size, uint32_t val);
 
 /* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
- * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * snapshot_load_fn of src/machine/device_registry.h, opaque the device;
  * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
 int64_t pci_host_snapshot_save(void *opaque, void *buf, size_t cap);
 int pci_host_snapshot_load(void *opaque, const void *buf, size_t len);

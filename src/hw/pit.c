@@ -1,12 +1,11 @@
 /* 8254 PIT (82C54 datasheet: control word format, modes 0-5, read-back). */
 #include "hw/pit.h"
 
-#include "hw/bus.h"
-#include "hw/pc.h"
-#include "hw/timer.h"
-#include "hw/snap_state.h"
+#include "machine/bus.h"
+#include "hw/device.h"
+#include "machine/timer.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
-#include "vm/machine.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -33,7 +32,7 @@ struct pit_channel {
 };
 
 struct pit {
-	struct vm *vm;
+	struct dev_ctx ctx;      /* irq[0]: IRQ0 (gated by the HPET's legacy replacement on a PC) */
 	struct timer_service *ts;
 	struct pit_channel ch[3];
 	uint8_t port61;          /* bits 0 (ch2 gate) and 1 (speaker data) */
@@ -83,11 +82,6 @@ static bool ch_out(struct pit_channel *c)
 
 bool pit_get_out(struct pit *p, unsigned ch) { return ch < 3 && ch_out(&p->ch[ch]); }
 
-static bool irq0_allowed(struct pit *p)
-{
-	return !(p->vm->platform && p->vm->platform->hpet_legacy);
-}
-
 /* Channel 0: schedule the next edge of OUT that raises IRQ0. */
 static void ch0_schedule(struct pit_channel *c)
 {
@@ -115,13 +109,10 @@ static void ch0_fire(void *opaque)
 {
 	struct pit_channel *c = opaque;
 	struct pit *p = c->pit;
-	if (irq0_allowed(p)) {
-		if (c->mode == 0 || c->mode == 1) {
-			irq_set_level(p->vm, PC_IRQ_PIT, true);   /* OUT stays high */
-		} else {
-			irq_pulse(p->vm, PC_IRQ_PIT);
-		}
-	}
+	if (c->mode == 0 || c->mode == 1)
+		irq_line_set(&p->ctx.irq[0], true);   /* OUT stays high */
+	else
+		irq_line_pulse(&p->ctx.irq[0]);
 	if (c->mode == 2 || c->mode == 3) {
 		/* Far behind (host stalled): skip lost periods. */
 		uint64_t d = ch_ticks(c);
@@ -141,8 +132,8 @@ static void ch_load(struct pit_channel *c, uint32_t val)
 	c->load_time = now_ns(c->pit);
 	c->counting = true;
 	c->null_count = false;
-	if (c->idx == 0 && (c->mode == 0 || c->mode == 1) && irq0_allowed(c->pit))
-		irq_set_level(c->pit->vm, PC_IRQ_PIT, false);   /* writing the count drops OUT */
+	if (c->idx == 0 && (c->mode == 0 || c->mode == 1))
+		irq_line_set(&c->pit->ctx.irq[0], false);   /* writing the count drops OUT */
 	ch0_schedule(c);
 }
 
@@ -169,8 +160,8 @@ static void ch_write_control(struct pit_channel *c, uint8_t val)
 	timer_del(&c->timer);
 	/* The line idles low: modes 0 and 1 raise it at terminal count, the
 	 * periodic modes pulse it once per period (an edge for the 8259). */
-	if (c->idx == 0 && irq0_allowed(c->pit))
-		irq_set_level(c->pit->vm, PC_IRQ_PIT, false);
+	if (c->idx == 0)
+		irq_line_set(&c->pit->ctx.irq[0], false);
 }
 
 static void pit_readback(struct pit *p, uint8_t val)
@@ -248,7 +239,7 @@ static void ch_set_gate(struct pit_channel *c, bool gate)
 	}
 }
 
-static uint64_t pit_read(void *opaque, uint64_t off, unsigned size)
+static uint64_t pit_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size)
 {
 	struct pit *p = opaque;
 	if (off < 3)
@@ -256,7 +247,7 @@ static uint64_t pit_read(void *opaque, uint64_t off, unsigned size)
 	return 0xff;   /* the control word register is write-only */
 }
 
-static void pit_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+static void pit_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
 	struct pit *p = opaque;
 	if (off < 3) {
@@ -271,7 +262,7 @@ static void pit_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
 }
 
 /* Port 0x61 (PC/AT "system control port B"). */
-static uint64_t port61_read(void *opaque, uint64_t off, unsigned size)
+static uint64_t port61_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size)
 {
 	struct pit *p = opaque;
 	/* Bit 4 toggles with the DRAM refresh request, every 15.085 us;
@@ -280,7 +271,7 @@ static uint64_t port61_read(void *opaque, uint64_t off, unsigned size)
 	return (p->port61 & 3) | (refresh << 4) | (ch_out(&p->ch[2]) << 5);
 }
 
-static void port61_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+static void port61_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
 	struct pit *p = opaque;
 	p->port61 = val & 3;
@@ -308,21 +299,26 @@ void pit_reset(struct pit *p)
 	p->port61 = 0;
 }
 
-struct pit *pit_new(struct vm *vm, struct timer_service *ts)
+struct pit *pit_new(const struct dev_ctx *ctx)
 {
 	struct pit *p = calloc(1, sizeof(*p));
 	if (!p) {
 		err_set(-ENOMEM, "out of memory");
 		return NULL;
 	}
-	p->vm = vm;
-	p->ts = ts;
+	p->ctx = *ctx;
+	struct timer_service *ts = p->ts = ctx->clock;
 	for (unsigned i = 0; i < 3; i++) {
 		p->ch[i].pit = p;
 		p->ch[i].idx = i;
 		timer_init(&p->ch[i].timer, ts, ch0_fire, &p->ch[i]);
 	}
 	pit_reset(p);
+	if (bus_register(ctx->pio, ctx->base[0], 4, &pit_ops, p, "pit") < 0 ||
+	    bus_register(ctx->pio, ctx->base[1], 1, &port61_ops, p, "port61") < 0) {
+		pit_free(p);
+		return NULL;
+	}
 	return p;
 }
 
@@ -332,16 +328,18 @@ void pit_free(struct pit *p)
 		return;
 	for (unsigned i = 0; i < 3; i++)
 		timer_del(&p->ch[i].timer);
+	bus_release(p->ctx.pio, p);
 	free(p);
 }
 
-int pit_register(struct pit *p, struct bus *pio)
-{
-	int rc = bus_register(pio, PC_PORT_PIT, 4, &pit_ops, p, "pit");
-	if (!rc)
-		rc = bus_register(pio, PC_PORT_SPEAKER, 1, &port61_ops, p, "port61");
-	return rc;
-}
+static void *pit_create(const struct dev_ctx *ctx) { return pit_new(ctx); }
+static void pit_reset_dev(void *dev) { pit_reset(dev); }
+static void pit_destroy(void *dev) { pit_free(dev); }
+
+const struct dev_desc pit_device = {
+	.name = "pit", .create = pit_create, .reset = pit_reset_dev,
+	.save = pit_snapshot_save, .load = pit_snapshot_load, .destroy = pit_destroy,
+};
 
 /* Snapshot state (docs/devices.md "Snapshots"), version 1: per channel the
  * counter registers and flip-flops, the VM-clock time its count was

@@ -9,22 +9,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct vm;
-struct bus;
-struct timer_service;
+struct dev_ctx;
 struct pit;
 
 #define PIT_HZ 1193182ull
 
-struct pit *pit_new(struct vm *vm, struct timer_service *ts);
+/* ctx->base[0]: the 4 counter/control ports, base[1]: port 0x61;
+ * ctx->irq[0]: channel 0's output (IRQ0); timers on ctx->clock. */
+struct pit *pit_new(const struct dev_ctx *ctx);
 void pit_free(struct pit *p);
 void pit_reset(struct pit *p);
-int pit_register(struct pit *p, struct bus *pio);
+extern const struct dev_desc pit_device;
 /* Output pin of a channel now (for tests and port 0x61). */
 bool pit_get_out(struct pit *p, unsigned ch);
 
 /* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
- * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * snapshot_load_fn of src/machine/device_registry.h, opaque the device;
  * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
 int64_t pit_snapshot_save(void *opaque, void *buf, size_t cap);
 int pit_snapshot_load(void *opaque, const void *buf, size_t len);

@@ -6,12 +6,12 @@
 
 #include <stdint.h>
 
-struct bus;
 struct timer_service;
 
 #define PM_TIMER_HZ 3579545ull
 
-int pm_timer_register(struct timer_service *ts, struct bus *pio, uint16_t port);
+/* ctx->base[0]: PM_TMR_BLK (a 4-byte port); reads ctx->clock. */
+extern const struct dev_desc pm_timer_device;
 uint32_t pm_timer_read(struct timer_service *ts);
 
 #endif

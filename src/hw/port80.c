@@ -1,9 +1,9 @@
 /* POST code port 0x80 (a sink; Linux uses it for I/O delays). */
 #include "hw/port80.h"
 
-#include "hw/bus.h"
-#include "hw/pc.h"
-#include "hw/snap_state.h"
+#include "machine/bus.h"
+#include "hw/device.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 
 #include <errno.h>
@@ -11,16 +11,17 @@
 #include <stdlib.h>
 
 struct port80 {
+	struct dev_ctx ctx;
 	uint8_t last;
 };
 
-static uint64_t port80_read(void *opaque, uint64_t off, unsigned size)
+static uint64_t port80_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size)
 {
 	struct port80 *p = opaque;
 	return p->last;
 }
 
-static void port80_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+static void port80_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
 	struct port80 *p = opaque;
 	p->last = (uint8_t)val;
@@ -28,20 +29,36 @@ static void port80_write(void *opaque, uint64_t off, unsigned size, uint64_t val
 
 static const struct bus_ops port80_ops = { port80_read, port80_write };
 
-struct port80 *port80_new(void)
+struct port80 *port80_new(const struct dev_ctx *ctx)
 {
 	struct port80 *p = calloc(1, sizeof(*p));
-	if (!p)
+	if (!p) {
 		err_set(-ENOMEM, "out of memory");
+		return NULL;
+	}
+	p->ctx = *ctx;
+	if (bus_register(ctx->pio, ctx->base[0], 1, &port80_ops, p, "post") < 0) {
+		free(p);
+		return NULL;
+	}
 	return p;
 }
 
-void port80_free(struct port80 *p) { free(p); }
-
-int port80_register(struct port80 *p, struct bus *pio)
+void port80_free(struct port80 *p)
 {
-	return bus_register(pio, PC_PORT_POST, 1, &port80_ops, p, "post");
+	if (!p)
+		return;
+	bus_release(p->ctx.pio, p);
+	free(p);
 }
+
+static void *port80_create(const struct dev_ctx *ctx) { return port80_new(ctx); }
+static void port80_destroy(void *dev) { port80_free(dev); }
+
+const struct dev_desc port80_device = {
+	.name = "port80", .create = port80_create, .save = port80_snapshot_save,
+	.load = port80_snapshot_load, .destroy = port80_destroy,
+};
 
 /* Version 1: the last POST code. */
 int64_t port80_snapshot_save(void *opaque, void *buf, size_t cap)

@@ -6,15 +6,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct bus;
+struct dev_ctx;
 struct port80;
 
-struct port80 *port80_new(void);
+/* ctx->base[0]: the port (0x80 on a PC). */
+struct port80 *port80_new(const struct dev_ctx *ctx);
 void port80_free(struct port80 *p);
-int port80_register(struct port80 *p, struct bus *pio);
+extern const struct dev_desc port80_device;
 
 /* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
- * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * snapshot_load_fn of src/machine/device_registry.h, opaque the device;
  * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
 int64_t port80_snapshot_save(void *opaque, void *buf, size_t cap);
 int port80_snapshot_load(void *opaque, const void *buf, size_t len);

@@ -1,10 +1,10 @@
 /* Reset control register (ICH9 RST_CNT, port 0xcf9). */
 #include "hw/reset_ctl.h"
 
-#include "hw/snap_state.h"
+#include "hw/device.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/machine.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -13,17 +13,17 @@
 #define RST_CNT_RST_CPU 0x04
 
 struct reset_ctl {
-	struct vm *vm;
+	struct dev_ctx ctx;
 	uint8_t value;
 };
 
-static uint64_t reset_ctl_read(void *opaque, uint64_t off, unsigned size)
+static uint64_t reset_ctl_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size)
 {
 	struct reset_ctl *r = opaque;
 	return r->value;
 }
 
-static void reset_ctl_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+static void reset_ctl_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
 	struct reset_ctl *r = opaque;
 	r->value = val & RST_CNT_SYS_RST;
@@ -31,7 +31,7 @@ static void reset_ctl_write(void *opaque, uint64_t off, unsigned size, uint64_t 
 	 * both restart the VM from power-on here). */
 	if (val & RST_CNT_RST_CPU) {
 		log_info("reset", "guest wrote %#x to the reset control register", (unsigned)(val & 0xff));
-		vm_request_stop(r->vm, VM_STOP_RESET);
+		dev_request(&r->ctx, DEV_REQ_RESET, 0);
 	}
 }
 
@@ -39,18 +39,27 @@ const struct bus_ops reset_ctl_ops = { reset_ctl_read, reset_ctl_write };
 
 void reset_ctl_reset(struct reset_ctl *r) { r->value = 0; }
 
-struct reset_ctl *reset_ctl_new(struct vm *vm)
+struct reset_ctl *reset_ctl_new(const struct dev_ctx *ctx)
 {
 	struct reset_ctl *r = calloc(1, sizeof(*r));
 	if (!r) {
 		err_set(-ENOMEM, "out of memory");
 		return NULL;
 	}
-	r->vm = vm;
+	r->ctx = *ctx;
 	return r;
 }
 
 void reset_ctl_free(struct reset_ctl *r) { free(r); }
+
+static void *reset_ctl_create(const struct dev_ctx *ctx) { return reset_ctl_new(ctx); }
+static void reset_ctl_reset_dev(void *dev) { reset_ctl_reset(dev); }
+static void reset_ctl_destroy(void *dev) { reset_ctl_free(dev); }
+
+const struct dev_desc reset_ctl_device = {
+	.name = "reset", .create = reset_ctl_create, .reset = reset_ctl_reset_dev,
+	.save = reset_ctl_snapshot_save, .load = reset_ctl_snapshot_load, .destroy = reset_ctl_destroy,
+};
 
 /* Version 1: the RST_CNT value (its bits other than RST_CPU stick). */
 int64_t reset_ctl_snapshot_save(void *opaque, void *buf, size_t cap)

@@ -1,12 +1,11 @@
 /* MC146818A RTC/CMOS (datasheet: registers A-D, "Address map"). */
 #include "hw/rtc.h"
 
-#include "hw/bus.h"
-#include "hw/pc.h"
-#include "hw/timer.h"
-#include "hw/snap_state.h"
+#include "machine/bus.h"
+#include "hw/device.h"
+#include "machine/timer.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
-#include "vm/machine.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -36,7 +35,7 @@ enum {
 #define UIP_NS 244000ull
 
 struct rtc {
-	struct vm *vm;
+	struct dev_ctx ctx;        /* irq[0]: IRQ8, irq[1]: the NMI mask (index port bit 7) */
 	struct timer_service *ts;
 	uint8_t cmos[RTC_CMOS_SIZE];
 	uint8_t index;
@@ -50,11 +49,6 @@ struct rtc {
 
 static uint64_t now_ns(struct rtc *r) { return vm_clock_ns(r->ts); }
 
-static bool irq8_allowed(struct rtc *r)
-{
-	return !(r->vm->platform && r->vm->platform->hpet_legacy);
-}
-
 static void rtc_update_irq(struct rtc *r)
 {
 	uint8_t c = r->cmos[RTC_REG_C] & (REG_C_PF | REG_C_AF | REG_C_UF);
@@ -65,9 +59,9 @@ static void rtc_update_irq(struct rtc *r)
 		r->cmos[RTC_REG_C] |= REG_C_IRQF;
 	else
 		r->cmos[RTC_REG_C] &= ~REG_C_IRQF;
-	if (on != r->irq_level && irq8_allowed(r)) {
+	if (on != r->irq_level) {
 		r->irq_level = on;
-		irq_set_level(r->vm, PC_IRQ_RTC, on);
+		irq_line_set(&r->ctx.irq[0], on);
 	}
 }
 
@@ -235,7 +229,7 @@ static bool update_in_progress(struct rtc *r)
 	return phase >= 1000000000ull - UIP_NS;
 }
 
-static uint64_t rtc_read(void *opaque, uint64_t off, unsigned size)
+static uint64_t rtc_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size)
 {
 	struct rtc *r = opaque;
 	if (off == 0)
@@ -261,14 +255,13 @@ static uint64_t rtc_read(void *opaque, uint64_t off, unsigned size)
 	}
 }
 
-static void rtc_write(void *opaque, uint64_t off, unsigned size, uint64_t val64)
+static void rtc_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val64)
 {
 	struct rtc *r = opaque;
 	uint8_t val = (uint8_t)val64;
 	if (off == 0) {
 		r->index = val & 0x7f;
-		if (r->vm->platform)
-			r->vm->platform->nmi_masked = val & 0x80;
+		irq_line_set(&r->ctx.irq[1], val & 0x80);
 		return;
 	}
 	unsigned idx = r->index;
@@ -351,19 +344,19 @@ void rtc_reset(struct rtc *r)
 	r->index = 0;
 	if (r->irq_level) {
 		r->irq_level = false;
-		irq_set_level(r->vm, PC_IRQ_RTC, false);
+		irq_line_set(&r->ctx.irq[0], false);
 	}
 }
 
-struct rtc *rtc_new(struct vm *vm, struct timer_service *ts)
+struct rtc *rtc_new(const struct dev_ctx *ctx)
 {
 	struct rtc *r = calloc(1, sizeof(*r));
 	if (!r) {
 		err_set(-ENOMEM, "out of memory");
 		return NULL;
 	}
-	r->vm = vm;
-	r->ts = ts;
+	r->ctx = *ctx;
+	struct timer_service *ts = r->ts = ctx->clock;
 	timer_init(&r->periodic, ts, rtc_periodic_fire, r);
 	timer_init(&r->second, ts, rtc_second_fire, r);
 	rtc_reset(r);
@@ -378,6 +371,10 @@ struct rtc *rtc_new(struct vm *vm, struct timer_service *ts)
 	r->cmos[0x0e] = 0;   /* diagnostics: all good */
 	r->cmos[0x14] = 0x06; /* equipment: FPU, display adapter */
 	rtc_latch_time(r);
+	if (bus_register(ctx->pio, ctx->base[0], 2, &rtc_ops, r, "rtc") < 0) {
+		rtc_free(r);
+		return NULL;
+	}
 	return r;
 }
 
@@ -387,13 +384,18 @@ void rtc_free(struct rtc *r)
 		return;
 	timer_del(&r->periodic);
 	timer_del(&r->second);
+	bus_release(r->ctx.pio, r);
 	free(r);
 }
 
-int rtc_register(struct rtc *r, struct bus *pio)
-{
-	return bus_register(pio, PC_PORT_RTC, 2, &rtc_ops, r, "rtc");
-}
+static void *rtc_create(const struct dev_ctx *ctx) { return rtc_new(ctx); }
+static void rtc_reset_dev(void *dev) { rtc_reset(dev); }
+static void rtc_destroy(void *dev) { rtc_free(dev); }
+
+const struct dev_desc rtc_device = {
+	.name = "rtc", .create = rtc_create, .reset = rtc_reset_dev,
+	.save = rtc_snapshot_save, .load = rtc_snapshot_load, .destroy = rtc_destroy,
+};
 
 /* Snapshot state, version 1: the whole CMOS RAM (clock registers A-D
  * included), the index register, the time base (guest time and the VM

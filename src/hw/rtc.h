@@ -9,18 +9,19 @@
 #include <stdint.h>
 #include <time.h>
 
-struct vm;
-struct bus;
-struct timer_service;
+struct dev_ctx;
 struct rtc;
 
 #define RTC_CMOS_SIZE 128
 
-struct rtc *rtc_new(struct vm *vm, struct timer_service *ts);
+/* ctx->base[0]: the index/data port pair; ctx->irq[0]: IRQ8, irq[1]: the
+ * NMI mask, driven with index-port bit 7 on every index write; timers on
+ * ctx->clock. */
+struct rtc *rtc_new(const struct dev_ctx *ctx);
 void rtc_free(struct rtc *r);
 /* Registers A-D and the interrupt state to power-on; time and CMOS RAM stay. */
 void rtc_reset(struct rtc *r);
-int rtc_register(struct rtc *r, struct bus *pio);
+extern const struct dev_desc rtc_device;
 /* CMOS RAM bytes for firmware-style data (memory size, century). */
 void rtc_cmos_set(struct rtc *r, unsigned idx, uint8_t val);
 uint8_t rtc_cmos_get(struct rtc *r, unsigned idx);
@@ -32,7 +33,7 @@ void rtc_set_time(struct rtc *r, time_t t);
 time_t rtc_get_time(struct rtc *r);
 
 /* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
- * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * snapshot_load_fn of src/machine/device_registry.h, opaque the device;
  * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
 int64_t rtc_snapshot_save(void *opaque, void *buf, size_t cap);
 int rtc_snapshot_load(void *opaque, const void *buf, size_t len);

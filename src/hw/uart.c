@@ -1,12 +1,11 @@
 /* 16550A UART (PC16550D datasheet, tables 2-4 for the registers). */
 #include "hw/uart.h"
 
-#include "hw/bus.h"
+#include "machine/bus.h"
 #include "hw/chardev.h"
-#include "hw/pc.h"
-#include "hw/snap_state.h"
+#include "hw/device.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
-#include "vm/machine.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -57,9 +56,8 @@ enum { RBR = 0, IER = 1, IIR = 2, LCR = 3, MCR = 4, LSR = 5, MSR = 6, SCR = 7 };
 #define MSR_DCD  0x80
 
 struct uart {
-	struct vm *vm;
+	struct dev_ctx ctx;    /* irq[0]: the interrupt line; arg: the console (struct chardev) */
 	struct chardev *cd;
-	unsigned gsi;
 	uint8_t ier, lcr, mcr, lsr, msr, scr, fcr;
 	uint16_t divisor;
 	uint8_t rx[UART_FIFO_SIZE];
@@ -103,7 +101,7 @@ static void uart_update_irq(struct uart *u)
 	bool level = uart_iir(u) != IIR_NONE && (u->mcr & MCR_OUT2);
 	if (level != u->irq_level) {
 		u->irq_level = level;
-		irq_set_level(u->vm, u->gsi, level);
+		irq_line_set(&u->ctx.irq[0], level);
 	}
 }
 
@@ -177,11 +175,11 @@ void uart_reset(struct uart *u)
 	u->thr_ipending = false;
 	if (u->irq_level) {
 		u->irq_level = false;
-		irq_set_level(u->vm, u->gsi, false);
+		irq_line_set(&u->ctx.irq[0], false);
 	}
 }
 
-static uint64_t uart_read(void *opaque, uint64_t off, unsigned size)
+static uint64_t uart_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size)
 {
 	struct uart *u = opaque;
 	uint8_t v = 0;
@@ -241,7 +239,7 @@ static void uart_transmit(struct uart *u, uint8_t c)
 	u->thr_ipending = true;
 }
 
-static void uart_write(void *opaque, uint64_t off, unsigned size, uint64_t val64)
+static void uart_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val64)
 {
 	struct uart *u = opaque;
 	uint8_t val = (uint8_t)val64;
@@ -300,23 +298,28 @@ static void uart_write(void *opaque, uint64_t off, unsigned size, uint64_t val64
 
 static const struct bus_ops uart_ops = { uart_read, uart_write };
 
-struct uart *uart_new(struct vm *vm, unsigned gsi, struct chardev *cd)
+struct uart *uart_new(const struct dev_ctx *ctx)
 {
 	struct uart *u = calloc(1, sizeof(*u));
 	if (!u) {
 		err_set(-ENOMEM, "out of memory");
 		return NULL;
 	}
-	u->vm = vm;
-	u->gsi = gsi;
-	u->cd = cd;
+	u->ctx = *ctx;
 	uart_reset(u);
+	if (bus_register(ctx->pio, ctx->base[0], 8, &uart_ops, u, "com1") < 0) {
+		free(u);
+		return NULL;
+	}
+	struct chardev *cd = ctx->arg;
 	if (cd) {
-		int rc = chardev_set_frontend(cd, cd_can_receive, cd_receive, u, &vm->dev_lock);
+		int rc = chardev_set_frontend(cd, cd_can_receive, cd_receive, u, ctx->lock);
 		if (rc < 0) {
+			bus_release(ctx->pio, u);
 			free(u);
 			return NULL;
 		}
+		u->cd = cd;
 	}
 	return u;
 }
@@ -327,13 +330,18 @@ void uart_free(struct uart *u)
 		return;
 	if (u->cd)
 		chardev_detach(u->cd);
+	bus_release(u->ctx.pio, u);
 	free(u);
 }
 
-int uart_register(struct uart *u, struct bus *pio, uint16_t base)
-{
-	return bus_register(pio, base, 8, &uart_ops, u, "com1");
-}
+static void *uart_create(const struct dev_ctx *ctx) { return uart_new(ctx); }
+static void uart_reset_dev(void *dev) { uart_reset(dev); }
+static void uart_destroy(void *dev) { uart_free(dev); }
+
+const struct dev_desc uart_device = {
+	.name = "uart", .create = uart_create, .reset = uart_reset_dev,
+	.save = uart_snapshot_save, .load = uart_snapshot_load, .destroy = uart_destroy,
+};
 
 /* Snapshot state, version 1: the 16550A registers (PC16550D datasheet,
  * "Registers"), the divisor latch, the receive FIFO in order, the pending

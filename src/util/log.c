@@ -1,5 +1,7 @@
 #include "util/log.h"
 
+#include "util/error.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,8 +51,12 @@ void log_msg(enum log_level lvl, const char *subsys, const char *fmt, ...)
 	va_start(ap, fmt);
 	pthread_mutex_lock(&log_lock);
 	/* \r first: the console may be in raw mode, where \n alone does not return the carriage. */
+	char *msg;
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
 	fprintf(stderr, "[%10.6f] %-5s %-8s ", t, level_names[lvl], subsys);
-	vfprintf(stderr, fmt, ap);
+	err_write_escaped(stderr, msg ? msg : fmt);   /* one line, whatever the message holds */
+	free(msg);
 	fputs("\r\n", stderr);
 	pthread_mutex_unlock(&log_lock);
 	va_end(ap);

@@ -114,3 +114,116 @@ def test_default_linux_guest_runs_its_script_and_powers_off(loads_kernels, tmp_p
     assert "VESSEL-SCRIPT-BEGIN\nbooted-42\n" in text.replace("\r", ""), text[-3000:] + r.stderr[-1000:]
     assert "VESSEL-SCRIPT-END rc=3" in text
     assert r.returncode == 0, (r.returncode, r.stderr[-1000:])
+
+
+# Multiboot kernel that writes one value to the debug-exit port with an
+# access of the given width (nasm -DOUT='out dx, eax' -DVAL=...).
+MB_DEBUG_EXIT = r"""
+	bits 32
+	org 0x100000
+mbhdr:
+	dd 0x1BADB002, 0x00010000, -(0x1BADB002 + 0x00010000)
+	dd mbhdr, 0x100000, load_end, load_end, entry
+entry:
+	mov dx, 0xf4
+	mov eax, VAL
+	OUT
+	hlt
+load_end:
+"""
+
+
+def build_mb(tmp_path, source, name, defines=()):
+    if not shutil.which("nasm"):
+        pytest.skip("nasm is not installed (scripts/setup)")
+    (tmp_path / f"{name}.asm").write_text(source)
+    subprocess.run(["nasm", "-f", "bin", *[f"-D{d}" for d in defines], "-o", str(tmp_path / f"{name}.bin"),
+                    str(tmp_path / f"{name}.asm")], check=True)
+    return tmp_path / f"{name}.bin"
+
+
+@pytest.mark.parametrize("out,val,code", [
+    ("out dx, al", 0x00, 1),          # QEMU's (0 << 1) | 1
+    ("out dx, al", 0x21, 0x43),
+    ("out dx, al", 0x7f, 0xff),
+    ("out dx, al", 0x80, 8),          # was (0x101 & 0xff) = 1, a "runtime error"
+    ("out dx, al", 0xff, 8),
+    ("out dx, ax", 0x0180, 8),        # low byte 0x80; was 1
+    ("out dx, ax", 0x0105, 11),       # low byte 5; was (0x20b & 0xff) = 11 by chance
+    ("out dx, eax", 0x12345605, 11),
+    ("out dx, eax", 0x123456c1, 8),   # was (... 0x83) = 0x83
+], ids=lambda v: v.replace(" ", "").replace(",", "_") if isinstance(v, str) else hex(v))
+def test_debug_exit_code_is_from_the_low_byte_and_never_collides(loads_kernels, tmp_path, out, val, code):
+    """The debug-exit port is a byte port (QEMU's isa-debug-exit, iosize=1);
+    values whose QEMU code would wrap past 8 bits get code 8, not a code of
+    vessel's own or of another value (issue 18, item 12; docs/cli.md)."""
+    kernel = build_mb(tmp_path, MB_DEBUG_EXIT, "dx", [f"OUT={out}", f"VAL={val:#x}"])
+    r = run_vessel(loads_kernels, "run", "--kernel", str(kernel), "--serial", "none", timeout=120,
+                   stdin=subprocess.DEVNULL)
+    assert r.returncode == code, (r.returncode, r.stderr[-2000:])
+    assert f"guest wrote {val & 0xff:#04x} to the debug-exit port (exit code {code})" in r.stderr, r.stderr
+
+
+# Multiboot kernel linked at 0x8000 (a.out kludge), as small real-mode-era
+# test kernels are: checks the Multiboot information it is given and that
+# its own bytes were not overwritten, then exits with 0x21 (0x13 if not).
+MB_LOW = r"""
+	bits 32
+	org 0x8000
+mbhdr:
+	dd 0x1BADB002, 0x00010002, -(0x1BADB002 + 0x00010002)
+	dd mbhdr, 0x8000, load_end, bss_end, entry
+entry:
+	cmp eax, 0x2BADB002
+	jne bad
+	cmp dword [marker], 0x600dcafe       ; our image is intact
+	jne bad
+	cmp ebx, bss_end                     ; the information is not inside us
+	jb .below
+	jmp .info
+.below:
+	lea ecx, [ebx + 88]
+	cmp ecx, 0x8000
+	ja bad
+.info:
+	test dword [ebx], 0x40               ; memory map present
+	jz bad
+	mov ecx, [ebx + 16]                  ; command line: the kernel's path first
+	cmp byte [ecx], '/'
+	jne bad
+	cmp esp, 0x8000                      ; the stack is not inside us either
+	jbe .stack_ok
+	cmp esp, bss_end + 0x10
+	jb bad
+.stack_ok:
+	push 0x12345678                      ; and it works
+	pop eax
+	cmp eax, 0x12345678
+	jne bad
+	cmp dword [marker], 0x600dcafe
+	jne bad
+	mov al, 0x21
+	out 0xf4, al
+	hlt
+bad:
+	mov al, 0x13
+	out 0xf4, al
+	hlt
+marker:
+	dd 0x600dcafe
+	times 0x9000 - ($ - $$) db 0x90      ; over the old boot data at 0x10000
+	dd 0x600dcafe
+load_end:
+	resb 0x100
+bss_end:
+"""
+
+
+def test_multiboot_kernel_loaded_at_0x8000_boots(loads_kernels, tmp_path):
+    """QEMU places the Multiboot information where the kernel is not;
+    vessel refused a kernel at 0x8000 as 'over the boot data at
+    0x6000-0x20000' (issue 18, item 19)."""
+    kernel = build_mb(tmp_path, MB_LOW, "low")
+    r = run_vessel(loads_kernels, "run", "--kernel", str(kernel), "--serial", "none", timeout=120,
+                   stdin=subprocess.DEVNULL)
+    assert r.returncode == (0x21 << 1) | 1, (r.returncode, r.stderr[-2000:])

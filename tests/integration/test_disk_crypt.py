@@ -227,10 +227,44 @@ def test_encrypt_needs_key_file(vessel_bin, tmp_path):
     assert not img.exists()
 
 
+
+def test_fifo_key_file_is_refused_without_waiting_for_a_writer(vessel_bin, tmp_path):
+    """Opening a FIFO for reading waits for a writer: the key file must be
+    refused as not a regular file before that (issue 18, item 9)."""
+    fifo = tmp_path / "key.fifo"
+    os.mkfifo(fifo)
+    img = tmp_path / "disk.img"
+    ok(vdisk(vessel_bin, "create", img, "4M"))
+    try:
+        r = subprocess.run([vessel_bin, "disk", "io", "--key-file", str(fifo), str(img)], input="read 0 4K\n",
+                           capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("vessel disk io hangs on a FIFO as --key-file")
+    assert r.returncode == 2, r
+    assert f"key file {fifo}: not a regular file (a FIFO)" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("cmd", ["create", "convert"])
+def test_two_different_key_files_are_refused(vessel_bin, tmp_path, keyfile, badkey, cmd):
+    """--key-file A with --encrypt=...,key-file=B used B silently: a user
+    who kept only A could never decrypt (issue 18, item 13)."""
+    out = tmp_path / "out.img"
+    if cmd == "create":
+        args = ["create", f"--encrypt={FAST},key-file={badkey}", "--key-file", keyfile, out, "4M"]
+    else:
+        src = tmp_path / "plain.img"
+        ok(vdisk(vessel_bin, "create", src, "4M"))
+        args = ["convert", f"--encrypt={FAST},key-file={badkey}", "--key-file", keyfile, src, out]
+    r = vdisk(vessel_bin, *args)
+    assert r.returncode == 2, r
+    assert "two key files" in r.stderr and str(keyfile) in r.stderr and str(badkey) in r.stderr, r.stderr
+    assert not out.exists()
+
 @needs_cryptsetup
 def test_plugin_cipher_from_plugin_directory(vessel_bin, build_dir, tmp_path, keyfile):
     """The example plug-in (aes-cbc-plain64) found through
-    $VESSEL_CRYPT_PLUGIN_PATH encrypts the data segment; cryptsetup
+    the plug-in search path (crypt/NAME.so under a directory of
+    $VESSEL_PLUGIN_PATH) encrypts the data segment; cryptsetup
     records it in the header; AES-CBC with plain64 IVs decrypts it."""
     plugdir = build_dir / "tests" / "unit" / "block" / "crypt_plugins" / "crypt"
     if not (plugdir / "aes-cbc-plain64.so").exists():
@@ -240,7 +274,7 @@ def test_plugin_cipher_from_plugin_directory(vessel_bin, build_dir, tmp_path, ke
     r = vdisk(vessel_bin, "create", opts, "--key-file", keyfile, img, "4M")
     assert r.returncode == 2 and "no cipher 'aes-cbc-plain64'" in r.stderr, r
     assert not img.exists()
-    env = dict(os.environ, VESSEL_CRYPT_PLUGIN_PATH=str(plugdir))
+    env = dict(os.environ, VESSEL_PLUGIN_PATH=str(plugdir.parent))
     ok(vdisk(vessel_bin, "create", opts, "--key-file", keyfile, img, "4M", env=env))
     ok(vdisk(vessel_bin, "io", "--key-file", keyfile, img, stdin="write 8K 4K 6\nflush\n", env=env))
     assert "cipher: aes-cbc-plain64" in luks_dump(img)
@@ -257,12 +291,12 @@ def test_plugin_cipher_from_plugin_directory(vessel_bin, build_dir, tmp_path, ke
 
 def test_plugin_of_other_abi_version_refused(vessel_bin, build_dir, tmp_path, keyfile):
     plugdir = build_dir / "tests" / "unit" / "block" / "crypt_plugins" / "crypt"
-    env = dict(os.environ, VESSEL_CRYPT_PLUGIN_PATH=str(plugdir))
+    env = dict(os.environ, VESSEL_PLUGIN_PATH=str(plugdir.parent))
     img = tmp_path / "disk.img"
     r = vdisk(vessel_bin, "create", f"--encrypt=cipher=test-badabi,key-size=128,{FAST}", "--key-file",
               keyfile, img, "4M", env=env)
     assert r.returncode == 2, r
-    assert "built for VM Encryption API version 2, this vessel supports version 1" in r.stderr, r.stderr
+    assert "built for VM Encryption API version 2, but this vessel has version 1" in r.stderr, r.stderr
     assert not img.exists()
 
 

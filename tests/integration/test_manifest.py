@@ -64,10 +64,10 @@ FLAG_TO_FIELD = {
     "kernel": "kernel", "initrd": "initrd", "append": "cmdline", "cpus": "cpus", "memory": "memory",
     "engine": "engine", "disk": "disks", "numa-nodes": "numa_nodes", "serial": "serial",
     "no-reboot": "no_reboot", "no-decompress": "decompress", "deterministic": "deterministic",
-    "api-socket": "api_socket", "restore": "restore",
+    "api-socket": "api_socket", "restore": "restore", "sandbox": "sandbox",
 }
 # no-verify says how to read a snapshot (--restore), not what the VM is.
-NOT_VM_FLAGS = {"manifest", "help", "verbose", "no-verify"}
+NOT_VM_FLAGS = {"manifest", "help", "verbose", "trace", "trace-file", "no-verify"}
 
 
 def test_every_run_flag_has_a_manifest_field(vessel_bin):

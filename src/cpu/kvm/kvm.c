@@ -5,10 +5,12 @@
  * injected with KVM_INTERRUPT when the guest can take them, and an
  * interrupt window is requested otherwise.  Port I/O and MMIO exits are
  * dispatched through vcpu_dispatch_exit() like the emu engine's. */
-#include "cpu/accel.h"
+#include "machine/accel.h"
+#include "cpu/engines.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/machine.h"
+#include "util/trace.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -238,6 +240,8 @@ static void kvm_inject_interrupts(struct vcpu *vcpu, struct kvm_vcpu_state *kv)
 		if (vector >= 0) {
 			struct kvm_interrupt irq = { .irq = (uint32_t)vector };
 			ioctl(kv->fd, KVM_INTERRUPT, &irq);
+			if (trace_on(TRACE_IRQ))
+				trace_printf("irq   cpu%u vector %#04x", vcpu->id, vector);
 			/* Others may be pending behind this one: look again next entry. */
 			atomic_fetch_or(&vcpu->events, VCPU_EVT_INTR);
 		}
@@ -259,7 +263,19 @@ static int kvm_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 			return 0;
 		}
 		kvm_inject_interrupts(vcpu, kv);
-		if (ioctl(kv->fd, KVM_RUN, 0) < 0) {
+		/* The TPR through the route to the LAPIC (cpu/accel.h): without
+		 * an in-kernel irqchip KVM takes CR8 from kvm_run on entry and
+		 * puts the guest's back on exit (api.rst, "cr8"). */
+		uint64_t cr8 = 0;
+		bool has_apic = vcpu_apic_get_cr8(vcpu, &cr8) == 0;
+		if (has_apic)
+			run->cr8 = cr8;
+		int run_rc = ioctl(kv->fd, KVM_RUN, 0);
+		int run_errno = errno;
+		if (has_apic && run->cr8 != cr8)
+			vcpu_apic_set_cr8(vcpu, run->cr8);   /* the guest wrote CR8 */
+		errno = run_errno;
+		if (run_rc < 0) {
 			run->immediate_exit = 0;
 			if (errno == EINTR || errno == EAGAIN) {
 				exit->reason = VCPU_EXIT_KICK;

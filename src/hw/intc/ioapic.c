@@ -3,11 +3,11 @@
  * EOI, SDM vol. 3A 10.8.5). */
 #include "hw/intc/ioapic.h"
 
-#include "hw/bus.h"
+#include "machine/bus.h"
+#include "hw/device.h"
 #include "hw/intc/lapic.h"
-#include "hw/snap_state.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
-#include "vm/machine.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -24,7 +24,8 @@
 #define RTE_WRITABLE   (0xff00000000000000ull | 0x1afffull)
 
 struct ioapic {
-	struct vm *vm;
+	struct dev_ctx ctx;
+	const struct apic_bus *apic;   /* ctx.arg: where messages go */
 	uint32_t id;
 	uint8_t sel;
 	uint64_t rte[IOAPIC_NUM_PINS];
@@ -41,19 +42,32 @@ void ioapic_reset(struct ioapic *io)
 	}
 }
 
-struct ioapic *ioapic_new(struct vm *vm)
+static const struct bus_ops ioapic_ops;
+
+struct ioapic *ioapic_new(const struct dev_ctx *ctx)
 {
 	struct ioapic *io = calloc(1, sizeof(*io));
 	if (!io) {
 		err_set(-ENOMEM, "out of memory");
 		return NULL;
 	}
-	io->vm = vm;
+	io->ctx = *ctx;
+	io->apic = ctx->arg;
 	ioapic_reset(io);
+	if (bus_register(ctx->mmio, ctx->base[0], 0x1000, &ioapic_ops, io, "ioapic") < 0) {
+		free(io);
+		return NULL;
+	}
 	return io;
 }
 
-void ioapic_free(struct ioapic *io) { free(io); }
+void ioapic_free(struct ioapic *io)
+{
+	if (!io)
+		return;
+	bus_release(io->ctx.mmio, io);
+	free(io);
+}
 
 uint64_t ioapic_get_redir(const struct ioapic *io, unsigned pin)
 {
@@ -73,7 +87,8 @@ static void ioapic_send(struct ioapic *io, unsigned pin)
 	};
 	if (m.level_trig)
 		io->rte[pin] |= RTE_REMOTE_IRR;
-	apic_deliver(io->vm, &m, NULL);
+	if (io->apic)
+		io->apic->deliver(io->apic->opaque, &m, NULL);
 }
 
 /* Level-triggered pins: deliver while asserted, unmasked and not already
@@ -145,7 +160,7 @@ static void ioapic_reg_write(struct ioapic *io, uint32_t val)
 	ioapic_service(io, pin);
 }
 
-static uint64_t ioapic_mmio_read(void *opaque, uint64_t off, unsigned size)
+static uint64_t ioapic_mmio_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size)
 {
 	struct ioapic *io = opaque;
 	if (off == 0x00)
@@ -159,7 +174,7 @@ static uint64_t ioapic_mmio_read(void *opaque, uint64_t off, unsigned size)
 	return 0;
 }
 
-static void ioapic_mmio_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+static void ioapic_mmio_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
 	struct ioapic *io = opaque;
 	if (off == 0x00)
@@ -172,10 +187,14 @@ static void ioapic_mmio_write(void *opaque, uint64_t off, unsigned size, uint64_
 
 static const struct bus_ops ioapic_ops = { ioapic_mmio_read, ioapic_mmio_write };
 
-int ioapic_register(struct ioapic *io, struct bus *mmio, uint64_t base)
-{
-	return bus_register(mmio, base, 0x1000, &ioapic_ops, io, "ioapic");
-}
+static void *ioapic_create(const struct dev_ctx *ctx) { return ioapic_new(ctx); }
+static void ioapic_reset_dev(void *dev) { ioapic_reset(dev); }
+static void ioapic_destroy(void *dev) { ioapic_free(dev); }
+
+const struct dev_desc ioapic_device = {
+	.name = "ioapic", .create = ioapic_create, .reset = ioapic_reset_dev,
+	.save = ioapic_snapshot_save, .load = ioapic_snapshot_load, .destroy = ioapic_destroy,
+};
 
 /* Snapshot state, version 1: ID, IOREGSEL, the redirection table (with
  * its Remote IRR and delivery status bits) and the input pin levels. */

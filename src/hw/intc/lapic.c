@@ -1,15 +1,13 @@
 /* Local APIC, xAPIC and x2APIC (SDM vol. 3A, chapter 10). */
 #include "hw/intc/lapic.h"
 
-#include "cpu/x86.h"
-#include "hw/intc/ioapic.h"
-#include "hw/intc/pic.h"
-#include "hw/pc.h"
-#include "hw/timer.h"
-#include "hw/snap_state.h"
+#include "machine/x86.h"
+#include "machine/bus.h"
+#include "machine/timer.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -54,8 +52,8 @@ enum { LVT_CMCI, LVT_TIMER, LVT_THERMAL, LVT_PERF, LVT_LINT0, LVT_LINT1, LVT_ERR
 #define APIC_VERSION (0x14u | (6u << 16) | (1u << 24))
 
 struct lapic {
-	struct vcpu *vcpu;
-	struct vm *vm;
+	struct vcpu *vcpu;         /* the CPU it belongs to (its INTR, NMI, INIT and SIPI pins) */
+	const struct apic_bus *bus;
 	uint64_t apic_base;
 	uint32_t id;               /* APIC ID (xAPIC reads id << 24) */
 	uint32_t tpr, ldr, dfr, svr;
@@ -76,11 +74,6 @@ struct lapic {
 	 * 10.6.1, "Start-Up"; Linux sends two). */
 	bool wait_sipi;
 };
-
-/* The vCPU this thread runs, and its VM (compared by address only, so a
- * stale entry from another VM is never dereferenced). */
-static __thread struct vcpu *current_vcpu;
-static __thread struct vm *current_vm;
 
 static const uint32_t lvt_writable[LVT_COUNT] = {
 	[LVT_CMCI] = 0x107ff, [LVT_TIMER] = 0x700ff, [LVT_THERMAL] = 0x107ff, [LVT_PERF] = 0x107ff,
@@ -150,6 +143,14 @@ static void lapic_update(struct lapic *l)
 }
 
 static void lapic_set_error(struct lapic *l, uint32_t bits);
+
+/* Whether the BSP takes the 8259's INTR may have changed (LINT0, the
+ * enable bit): the board looks again. */
+static void lapic_pic_changed(struct lapic *l)
+{
+	if (l->bus->pic_changed)
+		l->bus->pic_changed(l->bus->opaque);
+}
 
 /* A fixed or lowest-priority interrupt arrives (10.8.1). */
 static void lapic_accept(struct lapic *l, uint8_t vector, bool level)
@@ -230,12 +231,11 @@ static void lapic_eoi(struct lapic *l)
 	vec_clear(l->isr, (uint8_t)v);
 	/* Level-triggered: broadcast the EOI to the I/O APIC unless the guest
 	 * asked for directed EOI (10.8.5). */
-	if (vec_test(l->tmr, (uint8_t)v) && !(l->svr & SVR_SUPPRESS_EOI) && l->vm->platform &&
-	    l->vm->platform->ioapic)
-		ioapic_eoi(l->vm->platform->ioapic, (uint8_t)v);
+	if (vec_test(l->tmr, (uint8_t)v) && !(l->svr & SVR_SUPPRESS_EOI) && l->bus->eoi)
+		l->bus->eoi(l->bus->opaque, (uint8_t)v);
 	lapic_update(l);
 	if (l->vcpu->id == 0)
-		platform_pic_changed(l->vm);
+		lapic_pic_changed(l);
 }
 
 /* ---- timer (10.5.4) ---- */
@@ -339,7 +339,7 @@ void lapic_reset(struct lapic *l, bool init)
 {
 	lapic_timer_stop(l);
 	if (!init) {
-		l->apic_base = GMEM_LAPIC_BASE | APIC_BASE_EN | (l->vcpu->id == 0 ? APIC_BASE_BSP : 0);
+		l->apic_base = LAPIC_DEFAULT_BASE | APIC_BASE_EN | (l->vcpu->id == 0 ? APIC_BASE_BSP : 0);
 		l->id = l->vcpu->id;
 	}
 	l->wait_sipi = l->vcpu->id != 0;
@@ -368,7 +368,7 @@ void lapic_reset(struct lapic *l, bool init)
 		lapic_update_x2apic_ldr(l);
 }
 
-struct lapic *lapic_new(struct vcpu *vcpu, struct timer_service *ts)
+struct lapic *lapic_new(struct vcpu *vcpu, struct timer_service *ts, const struct apic_bus *bus)
 {
 	struct lapic *l = calloc(1, sizeof(*l));
 	if (!l) {
@@ -376,7 +376,7 @@ struct lapic *lapic_new(struct vcpu *vcpu, struct timer_service *ts)
 		return NULL;
 	}
 	l->vcpu = vcpu;
-	l->vm = vcpu->vm;
+	l->bus = bus;
 	l->tsc_hz = LAPIC_DEFAULT_TSC_HZ;
 	timer_init(&l->timer, ts, lapic_timer_fire, l);
 	lapic_reset(l, false);
@@ -481,11 +481,11 @@ static void lapic_deliver_one(struct lapic *l, const struct apic_msg *m)
 	}
 }
 
-void apic_deliver(struct vm *vm, const struct apic_msg *m, struct lapic *src)
+void apic_deliver(struct lapic *const *lapics, unsigned n, const struct apic_msg *m, struct lapic *src)
 {
 	struct lapic *lowest = NULL;
-	for (unsigned i = 0; i < vm->n_vcpus; i++) {
-		struct lapic *l = vm->vcpus[i] ? vm->vcpus[i]->lapic : NULL;
+	for (unsigned i = 0; i < n; i++) {
+		struct lapic *l = lapics[i];
 		if (!l)
 			continue;
 		bool match;
@@ -509,7 +509,7 @@ void apic_deliver(struct vm *vm, const struct apic_msg *m, struct lapic *src)
 		lapic_deliver_one(lowest, m);
 }
 
-void apic_deliver_msi(struct vm *vm, uint64_t addr, uint32_t data)
+void apic_deliver_msi(const struct apic_bus *bus, uint64_t addr, uint32_t data)
 {
 	if ((addr & 0xfff00000ull) != 0xfee00000ull)
 		return;
@@ -521,7 +521,7 @@ void apic_deliver_msi(struct vm *vm, uint64_t addr, uint32_t data)
 		.level_trig = (data >> 15) & 1,
 		.assert = true,
 	};
-	apic_deliver(vm, &m, NULL);
+	bus->deliver(bus->opaque, &m, NULL);
 }
 
 static void lapic_send_ipi(struct lapic *l)
@@ -539,7 +539,7 @@ static void lapic_send_ipi(struct lapic *l)
 		lapic_set_error(l, ESR_SEND_ILLEGAL);
 		return;
 	}
-	apic_deliver(l->vm, &m, l);
+	l->bus->deliver(l->bus->opaque, &m, l);
 }
 
 static void lapic_write_lvt(struct lapic *l, unsigned idx, uint32_t val)
@@ -558,7 +558,7 @@ static void lapic_write_lvt(struct lapic *l, unsigned idx, uint32_t val)
 		l->tsc_deadline = 0;
 	}
 	if (idx == LVT_LINT0 && l->vcpu->id == 0)
-		platform_pic_changed(l->vm);
+		lapic_pic_changed(l);
 }
 
 int lapic_reg_write(struct lapic *l, unsigned off, uint32_t val)
@@ -574,7 +574,7 @@ int lapic_reg_write(struct lapic *l, unsigned off, uint32_t val)
 		l->tpr = val & 0xff;
 		lapic_update(l);
 		if (l->vcpu->id == 0)
-			platform_pic_changed(l->vm);
+			lapic_pic_changed(l);
 		break;
 	case APIC_EOI:
 		if (x2 && val)
@@ -600,7 +600,7 @@ int lapic_reg_write(struct lapic *l, unsigned off, uint32_t val)
 		}
 		lapic_update(l);
 		if (l->vcpu->id == 0)
-			platform_pic_changed(l->vm);
+			lapic_pic_changed(l);
 		break;
 	}
 	case APIC_ESR:
@@ -664,32 +664,17 @@ int lapic_reg_write(struct lapic *l, unsigned off, uint32_t val)
 
 /* ---- xAPIC MMIO ---- */
 
-void lapic_set_current_vcpu(struct vcpu *vcpu)
+/* Each CPU sees its own APIC in the shared page (10.4.1); an access that
+ * comes from no vCPU (a debugger, a test) sees the BSP's, the range's
+ * opaque. */
+static struct lapic *lapic_of_caller(void *bsp, struct vcpu *vcpu)
 {
-	current_vcpu = vcpu;
-	current_vm = vcpu ? vcpu->vm : NULL;
+	return vcpu && vcpu->lapic ? vcpu->lapic : bsp;
 }
 
-static struct lapic *lapic_of_caller(struct vm *vm)
+static uint64_t lapic_mmio_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size)
 {
-	if (current_vm == vm && current_vcpu)
-		return current_vcpu->lapic;
-	/* A vCPU thread that never called lapic_set_current_vcpu(). */
-	pthread_t self = pthread_self();
-	for (unsigned i = 0; i < vm->n_vcpus; i++) {
-		struct vcpu *v = vm->vcpus[i];
-		if (v && pthread_equal(v->thread, self)) {
-			lapic_set_current_vcpu(v);
-			return v->lapic;
-		}
-	}
-	/* Not a vCPU thread (a debugger, a test): the BSP's view. */
-	return vm->n_vcpus && vm->vcpus[0] ? vm->vcpus[0]->lapic : NULL;
-}
-
-static uint64_t lapic_mmio_read(void *opaque, uint64_t off, unsigned size)
-{
-	struct lapic *l = lapic_of_caller(opaque);
+	struct lapic *l = lapic_of_caller(opaque, vcpu);
 	if (!l || lapic_x2apic_mode(l) || !hw_enabled(l))
 		return size >= 8 ? ~0ull : (1ull << (size * 8)) - 1;
 	uint32_t v = lapic_reg_read(l, (unsigned)off & 0xff0);
@@ -697,9 +682,9 @@ static uint64_t lapic_mmio_read(void *opaque, uint64_t off, unsigned size)
 	return (v >> shift) & (size >= 4 ? 0xffffffffu : (1u << (size * 8)) - 1);
 }
 
-static void lapic_mmio_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+static void lapic_mmio_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
-	struct lapic *l = lapic_of_caller(opaque);
+	struct lapic *l = lapic_of_caller(opaque, vcpu);
 	if (!l || lapic_x2apic_mode(l) || !hw_enabled(l))
 		return;
 	/* Registers are 32 bits wide at 16-byte strides; other accesses are
@@ -711,9 +696,9 @@ static void lapic_mmio_write(void *opaque, uint64_t off, unsigned size, uint64_t
 
 static const struct bus_ops lapic_mmio_ops = { lapic_mmio_read, lapic_mmio_write };
 
-int lapic_mmio_register(struct vm *vm)
+int lapic_mmio_register(struct bus *mmio, uint64_t base, struct lapic *bsp)
 {
-	return bus_register(&vm->mmio, GMEM_LAPIC_BASE, 0x1000, &lapic_mmio_ops, vm, "lapic");
+	return bus_register(mmio, base, 0x1000, &lapic_mmio_ops, bsp, "lapic");
 }
 
 /* ---- MSR and CR8 hooks ---- */
@@ -743,7 +728,7 @@ static int lapic_base_write(struct lapic *l, uint64_t val)
 		lapic_update_x2apic_ldr(l);
 	}
 	if (l->vcpu->id == 0)
-		platform_pic_changed(l->vm);
+		lapic_pic_changed(l);
 	return 0;
 }
 
@@ -803,6 +788,10 @@ static int lapic_msr_write_locked(struct lapic *l, uint32_t msr, uint64_t val)
 	}
 	if (val >> 32)
 		return -EINVAL;
+	/* SELF IPI: only the vector (bits 7:0); a reserved bit set is #GP
+	 * (SDM vol. 3A 10.12.11). */
+	if (off == APIC_SELF_IPI && (val & ~0xffull))
+		return -EINVAL;
 	bool valid = off == APIC_TPR || off == APIC_EOI || off == APIC_SVR || off == APIC_ESR ||
 		     off == APIC_LVT_CMCI || (off >= APIC_LVT_TIMER && off <= APIC_TMICT) ||
 		     off == APIC_TDCR || off == APIC_SELF_IPI;
@@ -811,69 +800,84 @@ static int lapic_msr_write_locked(struct lapic *l, uint32_t msr, uint64_t val)
 	return lapic_reg_write(l, off, (uint32_t)val);
 }
 
-int lapic_msr_read(struct vcpu *vcpu, uint32_t msr, uint64_t *val)
+/* The route from a CPU to its local APIC (cpu/accel.h), one for every
+ * engine.  Each takes the device lock (recursive, so a caller may hold it
+ * already). */
+
+static void lapic_lock(struct lapic *l)
 {
-	if (!vcpu->lapic)
-		return -ENOENT;
-	pthread_mutex_lock(&vcpu->vm->dev_lock);
-	int rc = lapic_msr_read_locked(vcpu->lapic, msr, val);
-	pthread_mutex_unlock(&vcpu->vm->dev_lock);
-	return rc;
+	if (l->bus->lock)
+		pthread_mutex_lock(l->bus->lock);
 }
 
-int lapic_msr_write(struct vcpu *vcpu, uint32_t msr, uint64_t val)
+static void lapic_unlock(struct lapic *l)
 {
-	if (!vcpu->lapic)
+	if (l->bus->lock)
+		pthread_mutex_unlock(l->bus->lock);
+}
+
+int vcpu_apic_msr(struct vcpu *vcpu, uint32_t msr, bool is_write, uint64_t *val)
+{
+	struct lapic *l = vcpu->lapic;
+	if (!l)
 		return -ENOENT;
-	pthread_mutex_lock(&vcpu->vm->dev_lock);
-	int rc = lapic_msr_write_locked(vcpu->lapic, msr, val);
-	pthread_mutex_unlock(&vcpu->vm->dev_lock);
+	lapic_lock(l);
+	int rc = is_write ? lapic_msr_write_locked(l, msr, *val) : lapic_msr_read_locked(l, msr, val);
+	lapic_unlock(l);
 	return rc;
 }
 
 /* CR8 is TPR[7:4] (SDM vol. 3A, 10.8.6.1). */
-uint64_t lapic_get_cr8(struct vcpu *vcpu)
+int vcpu_apic_get_cr8(struct vcpu *vcpu, uint64_t *cr8)
 {
-	if (!vcpu->lapic)
-		return 0;
-	pthread_mutex_lock(&vcpu->vm->dev_lock);
-	uint64_t v = (vcpu->lapic->tpr >> 4) & 0xf;
-	pthread_mutex_unlock(&vcpu->vm->dev_lock);
-	return v;
+	struct lapic *l = vcpu->lapic;
+	if (!l)
+		return -ENOENT;
+	lapic_lock(l);
+	*cr8 = (l->tpr >> 4) & 0xf;
+	lapic_unlock(l);
+	return 0;
 }
 
-void lapic_set_cr8(struct vcpu *vcpu, uint64_t cr8)
+int vcpu_apic_set_cr8(struct vcpu *vcpu, uint64_t cr8)
 {
-	if (!vcpu->lapic)
-		return;
-	pthread_mutex_lock(&vcpu->vm->dev_lock);
-	lapic_reg_write(vcpu->lapic, APIC_TPR, (uint32_t)(cr8 & 0xf) << 4);
-	pthread_mutex_unlock(&vcpu->vm->dev_lock);
+	struct lapic *l = vcpu->lapic;
+	if (!l)
+		return -ENOENT;
+	lapic_lock(l);
+	lapic_reg_write(l, APIC_TPR, (uint32_t)(cr8 & 0xf) << 4);
+	lapic_unlock(l);
+	return 0;
 }
 
-void lapic_set_tsc_deadline(struct vcpu *vcpu, uint64_t deadline, uint64_t tsc_now)
+int vcpu_apic_set_tsc_deadline(struct vcpu *vcpu, uint64_t deadline, uint64_t tsc_now)
 {
-	if (!vcpu->lapic)
-		return;
-	pthread_mutex_lock(&vcpu->vm->dev_lock);
-	lapic_set_deadline_at(vcpu->lapic, deadline, tsc_now);
-	pthread_mutex_unlock(&vcpu->vm->dev_lock);
+	struct lapic *l = vcpu->lapic;
+	if (!l)
+		return -ENOENT;
+	lapic_lock(l);
+	lapic_set_deadline_at(l, deadline, tsc_now);
+	lapic_unlock(l);
+	return 0;
 }
 
-void lapic_set_tsc_hz(struct vm *vm, uint64_t hz)
+int vcpu_apic_read_tsc(struct vcpu *vcpu, uint64_t *tsc)
 {
-	if (!hz)
-		return;
-	for (unsigned i = 0; i < vm->n_vcpus; i++)
-		if (vm->vcpus[i] && vm->vcpus[i]->lapic)
-			vm->vcpus[i]->lapic->tsc_hz = hz;
+	struct lapic *l = vcpu->lapic;
+	if (!l)
+		return -ENOENT;
+	*tsc = lapic_read_tsc(l);
+	return 0;
 }
 
-uint64_t lapic_read_tsc(struct vm *vm)
+void lapic_set_tsc_hz(struct lapic *l, uint64_t hz)
 {
-	if (!vm->n_vcpus || !vm->vcpus[0] || !vm->vcpus[0]->lapic)
-		return 0;
-	struct lapic *l = vm->vcpus[0]->lapic;
+	if (hz)
+		l->tsc_hz = hz;
+}
+
+uint64_t lapic_read_tsc(const struct lapic *l)
+{
 	return muldiv64(lapic_now(l), l->tsc_hz, 1000000000ull);
 }
 

@@ -1,16 +1,15 @@
 /* Local APIC (SDM vol. 3A, chapter 10 "Advanced Programmable Interrupt
  * Controller"): xAPIC MMIO at 0xfee00000 and x2APIC MSRs 0x800-0x8ff.
  *
- * One per vCPU (vcpu->lapic).  State is guarded by vm->dev_lock.  The MMIO
- * page is shared by all vCPUs; an access is routed to the LAPIC of the
- * vCPU making it, found through lapic_set_current_vcpu() (vCPU threads
- * call it once) or, failing that, by matching pthread_self() against
- * vcpu->thread.
+ * One per vCPU (vcpu->lapic).  State is guarded by the APIC bus's lock
+ * (vm->dev_lock).  The MMIO page is shared by all vCPUs; an access goes to
+ * the LAPIC of the vCPU the bus callback is given.
  *
- * Engine hooks: lapic_msr_read/write() for IA32_APIC_BASE (0x1b),
- * IA32_TSC_DEADLINE (0x6e0) and the x2APIC range; lapic_get/set_cr8() for
- * MOV to/from CR8.  They take vm->dev_lock themselves (a recursive lock,
- * see platform_create()), so callers may or may not hold it. */
+ * Engines reach it only through the CPU-to-APIC route declared in
+ * cpu/accel.h (vcpu_apic_msr() for IA32_APIC_BASE, IA32_TSC_DEADLINE and
+ * the x2APIC range, vcpu_apic_get/set_cr8(), vcpu_apic_set_tsc_deadline(),
+ * vcpu_apic_read_tsc()), which this file implements.  The LAPIC reaches
+ * other devices only through its struct apic_bus. */
 #ifndef VESSEL_HW_INTC_LAPIC_H
 #define VESSEL_HW_INTC_LAPIC_H
 
@@ -18,11 +17,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct vm;
+#include <pthread.h>
+
 struct vcpu;
 struct bus;
 struct timer_service;
 struct lapic;
+
+/* IA32_APIC_BASE's address at power-on (SDM vol. 3A 10.4.4). */
+#define LAPIC_DEFAULT_BASE 0xfee00000ull
 
 /* Frequency of the LAPIC timer's input clock: the core crystal clock the
  * emu engine reports in CPUID 0x15 ECX (25 MHz).  Linux sets its APIC
@@ -50,33 +53,33 @@ struct apic_msg {
 	uint8_t shorthand;      /* 0 none, 1 self, 2 all incl. self, 3 all excl. self */
 };
 
-struct lapic *lapic_new(struct vcpu *vcpu, struct timer_service *ts);
+/* The APIC bus as the board wires it: where a LAPIC sends its IPIs and
+ * its EOI broadcasts, and whom it tells that the BSP's acceptance of the
+ * 8259 changed.  The I/O APIC sends its messages on the same bus. */
+struct apic_bus {
+	void (*deliver)(void *opaque, const struct apic_msg *m, struct lapic *src);
+	void (*eoi)(void *opaque, uint8_t vector);   /* level-triggered EOI broadcast */
+	void (*pic_changed)(void *opaque);
+	void *opaque;
+	pthread_mutex_t *lock;   /* the device lock, taken by the cpu/accel.h route */
+};
+
+struct lapic *lapic_new(struct vcpu *vcpu, struct timer_service *ts, const struct apic_bus *bus);
 void lapic_free(struct lapic *l);
 /* Power-on state (SDM vol. 3A, 10.4.7.1); with init, INIT state (10.4.7.3). */
 void lapic_reset(struct lapic *l, bool init);
-/* Claims the xAPIC page on vm->mmio; opaque is the VM. */
-int lapic_mmio_register(struct vm *vm);
-void lapic_set_current_vcpu(struct vcpu *vcpu);
-void lapic_set_tsc_hz(struct vm *vm, uint64_t hz);
+/* Claims the xAPIC page at base on mmio; accesses that come from no vCPU
+ * see bsp's registers. */
+int lapic_mmio_register(struct bus *mmio, uint64_t base, struct lapic *bsp);
+void lapic_set_tsc_hz(struct lapic *l, uint64_t hz);
 /* Guest TSC as TSC-deadline mode sees it: VM clock scaled to the TSC rate. */
-uint64_t lapic_read_tsc(struct vm *vm);
+uint64_t lapic_read_tsc(const struct lapic *l);
 
-/* Engine hooks (take vm->dev_lock).  0, or -EINVAL: the engine raises #GP(0).
- * -ENOENT: not an MSR of the APIC. */
-int lapic_msr_read(struct vcpu *vcpu, uint32_t msr, uint64_t *val);
-int lapic_msr_write(struct vcpu *vcpu, uint32_t msr, uint64_t val);
-uint64_t lapic_get_cr8(struct vcpu *vcpu);
-void lapic_set_cr8(struct vcpu *vcpu, uint64_t cr8);
-/* IA32_TSC_DEADLINE written, for an engine that keeps the TSC itself:
- * tsc_now is the guest TSC at the write, so the deadline fires after
- * (deadline - tsc_now) TSC ticks at the TSC rate whatever the engine's
- * TSC offset.  (lapic_msr_write() instead compares with lapic_read_tsc().) */
-void lapic_set_tsc_deadline(struct vcpu *vcpu, uint64_t deadline, uint64_t tsc_now);
-
-/* With vm->dev_lock held. */
-void apic_deliver(struct vm *vm, const struct apic_msg *m, struct lapic *src);
+/* With the device lock held: the message to every LAPIC of lapics[0..n)
+ * it addresses (src: the sender, for the ICR shorthands). */
+void apic_deliver(struct lapic *const *lapics, unsigned n, const struct apic_msg *m, struct lapic *src);
 /* PCI MSI (address 0xfeexxxxx, Intel SDM vol. 3A 10.11.1/10.11.2). */
-void apic_deliver_msi(struct vm *vm, uint64_t addr, uint32_t data);
+void apic_deliver_msi(const struct apic_bus *bus, uint64_t addr, uint32_t data);
 /* A level change on LINT0 (0) or LINT1 (1), the APIC's local interrupt
  * pins; on a PC LINT1 carries the NMI line (MP spec 3.6.2). */
 void lapic_set_lint(struct lapic *l, unsigned lint, bool level);
@@ -97,7 +100,7 @@ bool lapic_test_isr(const struct lapic *l, uint8_t v);
 bool lapic_test_tmr(const struct lapic *l, uint8_t v);
 
 /* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
- * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * snapshot_load_fn of src/machine/device_registry.h, opaque the device;
  * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
 int64_t lapic_snapshot_save(void *opaque, void *buf, size_t cap);
 int lapic_snapshot_load(void *opaque, const void *buf, size_t len);

@@ -2,11 +2,10 @@
  * ELCR edge/level registers at 0x4d0/0x4d1 (PIIX4/ICH datasheets). */
 #include "hw/intc/pic.h"
 
-#include "hw/bus.h"
-#include "hw/pc.h"
-#include "hw/snap_state.h"
+#include "machine/bus.h"
+#include "hw/device.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
-#include "vm/machine.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -25,7 +24,7 @@ struct pic_chip {
 };
 
 struct pic {
-	struct vm *vm;
+	struct dev_ctx ctx;        /* irq[0]: the master's INT output (to the BSP's LINT0) */
 	struct pic_chip chip[2];   /* master, slave */
 	bool output;
 };
@@ -82,7 +81,9 @@ static void pic_update(struct pic *p)
 	chip_set_line(&p->chip[0], 2, chip_pending(&p->chip[1], false) >= 0);
 	bool out = chip_pending(&p->chip[0], true) >= 0;
 	p->output = out;
-	platform_pic_changed(p->vm);
+	/* Driven on every update, not only on a change: the receiver looks
+	 * whether its CPU can take the interrupt now. */
+	irq_line_set(&p->ctx.irq[0], out);
 }
 
 void pic_set_irq(struct pic *p, unsigned irq, bool level)
@@ -153,19 +154,33 @@ void pic_reset(struct pic *p)
 	p->output = false;
 }
 
-struct pic *pic_new(struct vm *vm)
+static const struct bus_ops master_ops, slave_ops, elcr_ops;
+
+struct pic *pic_new(const struct dev_ctx *ctx)
 {
 	struct pic *p = calloc(1, sizeof(*p));
 	if (!p) {
 		err_set(-ENOMEM, "out of memory");
 		return NULL;
 	}
-	p->vm = vm;
+	p->ctx = *ctx;
 	pic_reset(p);
+	if (bus_register(ctx->pio, ctx->base[0], 2, &master_ops, p, "pic-master") < 0 ||
+	    bus_register(ctx->pio, ctx->base[1], 2, &slave_ops, p, "pic-slave") < 0 ||
+	    bus_register(ctx->pio, ctx->base[2], 2, &elcr_ops, p, "elcr") < 0) {
+		pic_free(p);
+		return NULL;
+	}
 	return p;
 }
 
-void pic_free(struct pic *p) { free(p); }
+void pic_free(struct pic *p)
+{
+	if (!p)
+		return;
+	bus_release(p->ctx.pio, p);
+	free(p);
+}
 
 static void chip_write(struct pic *p, struct pic_chip *c, unsigned port, uint8_t val)
 {
@@ -257,27 +272,27 @@ static uint8_t chip_read(struct pic *p, struct pic_chip *c, unsigned port)
 	return c->imr;
 }
 
-static uint64_t pic_master_read(void *o, uint64_t off, unsigned size)
+static uint64_t pic_master_read(void *o, struct vcpu *vcpu, uint64_t off, unsigned size)
 {
 	struct pic *p = o;
 	return chip_read(p, &p->chip[0], off & 1);
 }
-static void pic_master_write(void *o, uint64_t off, unsigned size, uint64_t val)
+static void pic_master_write(void *o, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
 	struct pic *p = o;
 	chip_write(p, &p->chip[0], off & 1, (uint8_t)val);
 }
-static uint64_t pic_slave_read(void *o, uint64_t off, unsigned size)
+static uint64_t pic_slave_read(void *o, struct vcpu *vcpu, uint64_t off, unsigned size)
 {
 	struct pic *p = o;
 	return chip_read(p, &p->chip[1], off & 1);
 }
-static void pic_slave_write(void *o, uint64_t off, unsigned size, uint64_t val)
+static void pic_slave_write(void *o, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
 	struct pic *p = o;
 	chip_write(p, &p->chip[1], off & 1, (uint8_t)val);
 }
-static uint64_t elcr_read(void *o, uint64_t off, unsigned size)
+static uint64_t elcr_read(void *o, struct vcpu *vcpu, uint64_t off, unsigned size)
 {
 	struct pic *p = o;
 	uint64_t v = 0;
@@ -285,7 +300,7 @@ static uint64_t elcr_read(void *o, uint64_t off, unsigned size)
 		v |= (uint64_t)p->chip[off + i].elcr << (8 * i);
 	return v;
 }
-static void elcr_write(void *o, uint64_t off, unsigned size, uint64_t val)
+static void elcr_write(void *o, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
 	struct pic *p = o;
 	for (unsigned i = 0; i < size && off + i < 2; i++) {
@@ -298,15 +313,14 @@ static const struct bus_ops master_ops = { pic_master_read, pic_master_write };
 static const struct bus_ops slave_ops = { pic_slave_read, pic_slave_write };
 static const struct bus_ops elcr_ops = { elcr_read, elcr_write };
 
-int pic_register(struct pic *p, struct bus *pio)
-{
-	int rc = bus_register(pio, PC_PORT_PIC_MASTER, 2, &master_ops, p, "pic-master");
-	if (!rc)
-		rc = bus_register(pio, PC_PORT_PIC_SLAVE, 2, &slave_ops, p, "pic-slave");
-	if (!rc)
-		rc = bus_register(pio, PC_PORT_ELCR, 2, &elcr_ops, p, "elcr");
-	return rc;
-}
+static void *pic_create(const struct dev_ctx *ctx) { return pic_new(ctx); }
+static void pic_reset_dev(void *dev) { pic_reset(dev); }
+static void pic_destroy(void *dev) { pic_free(dev); }
+
+const struct dev_desc pic_device = {
+	.name = "pic", .create = pic_create, .reset = pic_reset_dev,
+	.save = pic_snapshot_save, .load = pic_snapshot_load, .destroy = pic_destroy,
+};
 
 /* Snapshot state, version 1: for the master then the slave, the
  * registers of the 8259A datasheet (IRR, IMR, ISR, input levels, rotation,

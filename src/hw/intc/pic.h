@@ -9,14 +9,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct vm;
-struct bus;
+struct dev_ctx;
 struct pic;
 
-struct pic *pic_new(struct vm *vm);
+/* ctx->base[0]: the master's ports, base[1]: the slave's, base[2]: the
+ * ELCR pair; ctx->irq[0]: the master's INT output, driven on every change
+ * of the request state. */
+struct pic *pic_new(const struct dev_ctx *ctx);
 void pic_free(struct pic *p);
 void pic_reset(struct pic *p);
-int pic_register(struct pic *p, struct bus *pio);
+extern const struct dev_desc pic_device;
 void pic_set_irq(struct pic *p, unsigned irq, bool level);
 /* Level of the master's INT pin. */
 bool pic_has_output(struct pic *p);
@@ -24,7 +26,7 @@ bool pic_has_output(struct pic *p);
 int pic_read_irq(struct pic *p);
 
 /* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
- * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * snapshot_load_fn of src/machine/device_registry.h, opaque the device;
  * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
 int64_t pic_snapshot_save(void *opaque, void *buf, size_t cap);
 int pic_snapshot_load(void *opaque, const void *buf, size_t len);

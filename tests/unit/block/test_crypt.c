@@ -14,6 +14,7 @@
 
 #include "block/crypt_aes_xts.h"
 #include "block/crypt_plugin.h"
+#include "vmm/plugin_loader.h"
 #include "block/xts_aesni.h"
 #include "util/error.h"
 
@@ -244,6 +245,13 @@ Test(aes_xts, one_context_many_threads)
 
 static const char *const test_dirs[] = { CRYPT_TEST_PLUGIN_DIR };
 
+/* The block layer finds plug-in files through the VMM's loader, as
+ * main() installs it. */
+__attribute__((constructor)) static void install_loader(void)
+{
+	plugin_loader_install_crypt();
+}
+
 Test(crypt_plugin, loads_external_plugin_from_dir)
 {
 	uint8_t key[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
@@ -273,10 +281,17 @@ Test(crypt_plugin, env_path_and_process_dirs)
 	/* A plug-in directory holds crypt plug-ins in crypt/, not at its top. */
 	static const char *const flat[] = { CRYPT_TEST_CRYPT_DIR };
 	cr_assert_eq(crypt_cipher_new("test-xor", key, 16, 512, flat, 1, &c), -ENOENT);
-	setenv(CRYPT_PLUGIN_ENV, "/nonexistent:" CRYPT_TEST_CRYPT_DIR, 1);
+	/* The one search path: crypt/NAME.so under each directory of
+	 * VESSEL_PLUGIN_PATH, as for device plug-ins. */
+	setenv("VESSEL_PLUGIN_PATH", "/nonexistent:" CRYPT_TEST_PLUGIN_DIR, 1);
 	cr_assert_eq(crypt_cipher_new("test-xor", key, 16, 512, NULL, 0, &c), 0, "%s", err_msg());
 	crypt_cipher_free(c);
-	unsetenv(CRYPT_PLUGIN_ENV);
+	unsetenv("VESSEL_PLUGIN_PATH");
+	/* The deprecated variable still finds NAME.so directly. */
+	setenv("VESSEL_CRYPT_PLUGIN_PATH", "/nonexistent:" CRYPT_TEST_CRYPT_DIR, 1);
+	cr_assert_eq(crypt_cipher_new("test-xor", key, 16, 512, NULL, 0, &c), 0, "%s", err_msg());
+	crypt_cipher_free(c);
+	unsetenv("VESSEL_CRYPT_PLUGIN_PATH");
 	cr_assert_eq(crypt_plugin_set_dirs(test_dirs, 1), 0);
 	cr_assert_eq(crypt_cipher_new("test-xor", key, 16, 512, NULL, 0, &c), 0, "%s", err_msg());
 	crypt_cipher_free(c);
@@ -294,7 +309,7 @@ Test(crypt_plugin, refuses_other_abi_version)
 	snprintf(msg, sizeof(msg), "built for VM Encryption API version %u", VESSEL_CRYPT_ABI_VERSION + 1);
 	cr_assert(strstr(err_msg(), msg), "%s", err_msg());
 	cr_assert(strstr(err_msg(), "/crypt/test-badabi.so"), "%s", err_msg());
-	cr_assert(strstr(err_msg(), "supports version 1"), "%s", err_msg());
+	cr_assert(strstr(err_msg(), "but this vessel has version 1"), "%s", err_msg());
 }
 
 Test(crypt_plugin, key_size_checked_against_plugin)
@@ -323,8 +338,11 @@ Test(crypt_plugin, rejects_bad_names_and_descriptors)
 	d = crypt_builtin_aes_xts_plain64;
 	d.abi_version = 0;
 	cr_assert_eq(crypt_plugin_check(&d, "copy"), -EPROTO);
-	/* A file that is not a shared object is an error, not "not found". */
-	cr_assert_eq(crypt_plugin_load_file("/dev/null", &p), -ENOEXEC);
+	/* A file that is not a shared object is an error, not "not found";
+	 * one that is not even a regular file is refused before dlopen. */
+	cr_assert_eq(crypt_plugin_load_file("/dev/null", &p), -EPERM);
+	cr_assert(strstr(err_msg(), "not a regular file"), "%s", err_msg());
+	cr_assert_eq(crypt_plugin_load_file(CRYPT_TEST_PLUGIN_DIR "/crypt-plugin-probe", &p), -ENOEXEC);
 }
 
 /* The built-in cipher against OpenSSL's own XTS (EVP_aes_256_xts,

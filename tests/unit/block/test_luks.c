@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "block/crypt_plugin.h"
+#include "vmm/plugin_loader.h"
 #include "block/luks.h"
 #include "util/error.h"
 
@@ -160,6 +161,13 @@ Test(luks, format_refuses_bad_requests)
 	uint8_t head[16], zero[16] = { 0 };
 	cr_assert_eq(pread(fd, head, sizeof(head), 0), (ssize_t)sizeof(head));
 	cr_assert_arr_eq(head, zero, sizeof(head));
+}
+
+/* The block layer finds plug-in files through the VMM's loader, as
+ * main() installs it. */
+__attribute__((constructor)) static void install_loader(void)
+{
+	plugin_loader_install_crypt();
 }
 
 /* The data segment's cipher comes from a plug-in (the example

@@ -6,9 +6,9 @@
 #include "hw/chardev.h"
 #include "hw/intc/lapic.h"
 #include "hw/pc.h"
-#include "hw/timer.h"
+#include "machine/timer.h"
 #include "util/error.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -21,6 +21,7 @@ struct tvm {
 	struct vcpu cpu[TVM_MAX_CPUS];
 	uint64_t now;
 	struct chardev *console;
+	struct vcpu *cur;          /* the vCPU the accesses below come from */
 };
 
 static uint64_t tvm_clock(void *opaque)
@@ -51,7 +52,7 @@ static inline struct tvm *tvm_new_with_console(unsigned ncpus, struct chardev *c
 	struct platform_options opts = { .manual_clock = true, .clock = tvm_clock, .clock_opaque = t,
 					 .console = t->console };
 	cr_assert_eq(platform_create_opts(&t->vm, &opts), 0, "platform_create: %s", err_msg());
-	lapic_set_current_vcpu(&t->cpu[0]);
+	t->cur = &t->cpu[0];
 	return t;
 }
 
@@ -76,14 +77,14 @@ static inline void tvm_advance(struct tvm *t, uint64_t ns)
 	pthread_mutex_unlock(&t->vm.dev_lock);
 }
 
-static inline void outb(struct tvm *t, uint16_t port, uint32_t v) { pthread_mutex_lock(&t->vm.dev_lock); bus_write(&t->vm.pio, port, 1, v); pthread_mutex_unlock(&t->vm.dev_lock); }
-static inline void outw(struct tvm *t, uint16_t port, uint32_t v) { pthread_mutex_lock(&t->vm.dev_lock); bus_write(&t->vm.pio, port, 2, v); pthread_mutex_unlock(&t->vm.dev_lock); }
-static inline void outl(struct tvm *t, uint16_t port, uint32_t v) { pthread_mutex_lock(&t->vm.dev_lock); bus_write(&t->vm.pio, port, 4, v); pthread_mutex_unlock(&t->vm.dev_lock); }
+static inline void outb(struct tvm *t, uint16_t port, uint32_t v) { pthread_mutex_lock(&t->vm.dev_lock); bus_write(&t->vm.pio, t->cur, port, 1, v); pthread_mutex_unlock(&t->vm.dev_lock); }
+static inline void outw(struct tvm *t, uint16_t port, uint32_t v) { pthread_mutex_lock(&t->vm.dev_lock); bus_write(&t->vm.pio, t->cur, port, 2, v); pthread_mutex_unlock(&t->vm.dev_lock); }
+static inline void outl(struct tvm *t, uint16_t port, uint32_t v) { pthread_mutex_lock(&t->vm.dev_lock); bus_write(&t->vm.pio, t->cur, port, 4, v); pthread_mutex_unlock(&t->vm.dev_lock); }
 static inline uint32_t in_n(struct tvm *t, uint16_t port, unsigned size)
 {
 	uint64_t v;
 	pthread_mutex_lock(&t->vm.dev_lock);
-	bus_read(&t->vm.pio, port, size, &v);
+	bus_read(&t->vm.pio, t->cur, port, size, &v);
 	pthread_mutex_unlock(&t->vm.dev_lock);
 	return (uint32_t)v;
 }
@@ -94,19 +95,30 @@ static inline uint32_t inl(struct tvm *t, uint16_t port) { return in_n(t, port, 
 static inline void mmio_write(struct tvm *t, uint64_t gpa, unsigned size, uint64_t v)
 {
 	pthread_mutex_lock(&t->vm.dev_lock);
-	bus_write(&t->vm.mmio, gpa, size, v);
+	bus_write(&t->vm.mmio, t->cur, gpa, size, v);
 	pthread_mutex_unlock(&t->vm.dev_lock);
 }
 static inline uint64_t mmio_read(struct tvm *t, uint64_t gpa, unsigned size)
 {
 	uint64_t v;
 	pthread_mutex_lock(&t->vm.dev_lock);
-	bus_read(&t->vm.mmio, gpa, size, &v);
+	bus_read(&t->vm.mmio, t->cur, gpa, size, &v);
 	pthread_mutex_unlock(&t->vm.dev_lock);
 	return v;
 }
 
-/* xAPIC register of the current vCPU. */
+/* The CPU-to-APIC route (cpu/accel.h) as an engine uses it. */
+static inline int tvm_msr_read(struct vcpu *v, uint32_t msr, uint64_t *val) { return vcpu_apic_msr(v, msr, false, val); }
+static inline int tvm_msr_write(struct vcpu *v, uint32_t msr, uint64_t val) { return vcpu_apic_msr(v, msr, true, &val); }
+static inline uint64_t tvm_get_cr8(struct vcpu *v)
+{
+	uint64_t cr8 = ~0ull;
+	cr_assert_eq(vcpu_apic_get_cr8(v, &cr8), 0);
+	return cr8;
+}
+static inline void tvm_set_cr8(struct vcpu *v, uint64_t cr8) { cr_assert_eq(vcpu_apic_set_cr8(v, cr8), 0); }
+
+/* xAPIC register of the current vCPU (t->cur). */
 static inline void apic_w(struct tvm *t, unsigned off, uint32_t v) { mmio_write(t, GMEM_LAPIC_BASE + off, 4, v); }
 static inline uint32_t apic_r(struct tvm *t, unsigned off) { return (uint32_t)mmio_read(t, GMEM_LAPIC_BASE + off, 4); }
 

@@ -236,8 +236,8 @@ struct bar_dev {
 	uint64_t last;
 };
 
-static uint64_t bar_read(void *o, uint64_t off, unsigned size) { return 0xab00 + off; }
-static void bar_write(void *o, uint64_t off, unsigned size, uint64_t v) { ((struct bar_dev *)o)->last = v; }
+static uint64_t bar_read(void *o, struct vcpu *vcpu, uint64_t off, unsigned size) { return 0xab00 + off; }
+static void bar_write(void *o, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t v) { ((struct bar_dev *)o)->last = v; }
 static const struct bus_ops bar_ops = { bar_read, bar_write };
 
 Test(pci, host_bridge_type1_and_ecam)
@@ -427,7 +427,7 @@ Test(platform, real_clock_thread_delivers_pit_ticks)
 	static const uint8_t init[][2] = { { 0x20, 0x11 }, { 0x21, 0x20 }, { 0x21, 0x04 }, { 0x21, 0x01 },
 					   { 0x21, 0xfe }, { 0x43, 0x34 }, { 0x40, 0xa9 }, { 0x40, 0x04 } };
 	for (size_t i = 0; i < sizeof(init) / sizeof(init[0]); i++)
-		bus_write(&vm->pio, init[i][0], 1, init[i][1]);
+		bus_write(&vm->pio, NULL, init[i][0], 1, init[i][1]);
 	pthread_mutex_unlock(&vm->dev_lock);
 	int vec = -1;
 	for (int i = 0; i < 5000 && vec < 0; i++) {

@@ -47,7 +47,7 @@ static void fuzz_round(struct tvm *t, unsigned steps)
 			if (size == 8)
 				size = 4;
 			pthread_mutex_lock(&t->vm.dev_lock);
-			bus_write(&t->vm.pio, port, size, val);
+			bus_write(&t->vm.pio, NULL, port, size, val);
 			pthread_mutex_unlock(&t->vm.dev_lock);
 			break;
 		}
@@ -61,7 +61,7 @@ static void fuzz_round(struct tvm *t, unsigned steps)
 			uint64_t off = (r >> 8) % mmio_spans[k];
 			if (k == 0)
 				off &= ~0xfull;   /* LAPIC: mostly real register offsets */
-			lapic_set_current_vcpu(&t->cpu[(r >> 40) % t->vm.n_vcpus]);
+			t->cur = &t->cpu[(r >> 40) % t->vm.n_vcpus];
 			mmio_write(t, mmio_bases[k] + off, rnd_size(), val);
 			break;
 		}
@@ -76,11 +76,11 @@ static void fuzz_round(struct tvm *t, unsigned steps)
 						   : ((r & 0x1000) ? 0x1b : 0x6e0);
 			uint64_t out;
 			if (r & 0x2000)
-				lapic_msr_write(v, msr, val);
+				tvm_msr_write(v, msr, val);
 			else
-				lapic_msr_read(v, msr, &out);
+				tvm_msr_read(v, msr, &out);
 			if (r & 0x4000)
-				lapic_set_cr8(v, val);
+				tvm_set_cr8(v, val);
 			break;
 		}
 		case 7:

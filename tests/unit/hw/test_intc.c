@@ -1,7 +1,7 @@
 /* LAPIC, I/O APIC and 8259 through their guest interfaces. */
 #include "harness.h"
 
-#include "cpu/x86.h"
+#include "machine/x86.h"
 #include "hw/intc/ioapic.h"
 
 #include <errno.h>
@@ -33,16 +33,16 @@ Test(lapic, id_version_and_reset_state)
 	uint32_t ver = apic_r(t, APIC_VER);
 	cr_assert_eq(ver & 0xff, 0x14);
 	cr_assert_eq((ver >> 16) & 0xff, 6, "max LVT entry");
-	lapic_set_current_vcpu(&t->cpu[1]);
+	t->cur = &t->cpu[1];
 	cr_assert_eq(apic_r(t, APIC_ID), 1u << 24, "vCPU 1's APIC answers at the same address");
 	cr_assert_eq(apic_r(t, APIC_SVR), 0xff);
 	cr_assert_eq(apic_r(t, APIC_LINT0), 0x10000, "AP: LINT0 masked");
-	lapic_set_current_vcpu(&t->cpu[0]);
+	t->cur = &t->cpu[0];
 	cr_assert_eq(apic_r(t, APIC_LINT0), 0x700, "BSP: LINT0 ExtINT (virtual wire)");
 	uint64_t base;
-	cr_assert_eq(lapic_msr_read(&t->cpu[0], MSR_IA32_APIC_BASE, &base), 0);
+	cr_assert_eq(tvm_msr_read(&t->cpu[0], MSR_IA32_APIC_BASE, &base), 0);
 	cr_assert_eq(base, 0xfee00000ull | (1 << 11) | (1 << 8));
-	cr_assert_eq(lapic_msr_read(&t->cpu[1], MSR_IA32_APIC_BASE, &base), 0);
+	cr_assert_eq(tvm_msr_read(&t->cpu[1], MSR_IA32_APIC_BASE, &base), 0);
 	cr_assert_eq(base, 0xfee00000ull | (1 << 11));
 	tvm_free(t);
 }
@@ -50,9 +50,9 @@ Test(lapic, id_version_and_reset_state)
 Test(lapic, fixed_ipi_priority_and_eoi)
 {
 	struct tvm *t = tvm_new(2);
-	lapic_set_current_vcpu(&t->cpu[1]);
+	t->cur = &t->cpu[1];
 	apic_enable(t);
-	lapic_set_current_vcpu(&t->cpu[0]);
+	t->cur = &t->cpu[0];
 	apic_enable(t);
 	take_events(t, 1);
 	/* Two fixed IPIs from CPU 0 to CPU 1 (physical destination 1). */
@@ -64,7 +64,7 @@ Test(lapic, fixed_ipi_priority_and_eoi)
 	cr_assert_eq(tvm_intr_ack(&t->cpu[1]), 0x61, "highest vector first");
 	/* 0x40 is in a lower class than the in-service 0x61: held. */
 	cr_assert_eq(tvm_intr_ack(&t->cpu[1]), -1);
-	lapic_set_current_vcpu(&t->cpu[1]);
+	t->cur = &t->cpu[1];
 	cr_assert_eq(apic_r(t, APIC_PPR), 0x60);
 	cr_assert(lapic_test_isr(t->cpu[1].lapic, 0x61));
 	apic_w(t, APIC_EOI, 0);
@@ -142,33 +142,33 @@ Test(lapic, tsc_deadline)
 {
 	struct tvm *t = tvm_new(1);
 	apic_enable(t);
-	lapic_set_tsc_hz(&t->vm, 1000000000ull);  /* 1 TSC tick per ns */
+	lapic_set_tsc_hz(t->cpu[0].lapic, 1000000000ull);  /* 1 TSC tick per ns */
 	uint64_t v;
-	cr_assert_eq(lapic_msr_write(&t->cpu[0], MSR_IA32_TSC_DEADLINE, t->now + 100), 0);
-	cr_assert_eq(lapic_msr_read(&t->cpu[0], MSR_IA32_TSC_DEADLINE, &v), 0);
+	cr_assert_eq(tvm_msr_write(&t->cpu[0], MSR_IA32_TSC_DEADLINE, t->now + 100), 0);
+	cr_assert_eq(tvm_msr_read(&t->cpu[0], MSR_IA32_TSC_DEADLINE, &v), 0);
 	cr_assert_eq(v, 0, "ignored outside TSC-deadline mode");
 	apic_w(t, APIC_LVTT, 0x40033);
-	uint64_t deadline = lapic_read_tsc(&t->vm) + 5000;
-	lapic_msr_write(&t->cpu[0], MSR_IA32_TSC_DEADLINE, deadline);
-	lapic_msr_read(&t->cpu[0], MSR_IA32_TSC_DEADLINE, &v);
+	uint64_t deadline = lapic_read_tsc(t->cpu[0].lapic) + 5000;
+	tvm_msr_write(&t->cpu[0], MSR_IA32_TSC_DEADLINE, deadline);
+	tvm_msr_read(&t->cpu[0], MSR_IA32_TSC_DEADLINE, &v);
 	cr_assert_eq(v, deadline);
 	tvm_advance(t, 4000);
 	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1);
 	tvm_advance(t, 1000);
 	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x33);
-	lapic_msr_read(&t->cpu[0], MSR_IA32_TSC_DEADLINE, &v);
+	tvm_msr_read(&t->cpu[0], MSR_IA32_TSC_DEADLINE, &v);
 	cr_assert_eq(v, 0, "deadline clears when it fires");
 	apic_w(t, APIC_EOI, 0);
 	/* A deadline in the past fires at once; 0 disarms. */
-	lapic_msr_write(&t->cpu[0], MSR_IA32_TSC_DEADLINE, 1);
+	tvm_msr_write(&t->cpu[0], MSR_IA32_TSC_DEADLINE, 1);
 	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x33);
 	apic_w(t, APIC_EOI, 0);
-	lapic_msr_write(&t->cpu[0], MSR_IA32_TSC_DEADLINE, lapic_read_tsc(&t->vm) + 10);
-	lapic_msr_write(&t->cpu[0], MSR_IA32_TSC_DEADLINE, 0);
+	tvm_msr_write(&t->cpu[0], MSR_IA32_TSC_DEADLINE, lapic_read_tsc(t->cpu[0].lapic) + 10);
+	tvm_msr_write(&t->cpu[0], MSR_IA32_TSC_DEADLINE, 0);
 	tvm_advance(t, 100);
 	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1);
 	/* An engine with its own TSC (offset from ours): relative to its now. */
-	lapic_set_tsc_deadline(&t->cpu[0], 1000000 + 3000, 1000000);
+	vcpu_apic_set_tsc_deadline(&t->cpu[0], 1000000 + 3000, 1000000);
 	tvm_advance(t, 2999);
 	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1);
 	tvm_advance(t, 1);
@@ -214,11 +214,11 @@ Test(lapic, logical_flat_and_cluster)
 {
 	struct tvm *t = tvm_new(3);
 	for (unsigned i = 0; i < 3; i++) {
-		lapic_set_current_vcpu(&t->cpu[i]);
+		t->cur = &t->cpu[i];
 		apic_enable(t);
 		apic_w(t, APIC_LDR, (1u << i) << 24);
 	}
-	lapic_set_current_vcpu(&t->cpu[0]);
+	t->cur = &t->cpu[0];
 	for (unsigned i = 0; i < 3; i++)
 		take_events(t, i);
 	apic_w(t, APIC_ICR_HI, 0x06u << 24);      /* CPUs 1 and 2 */
@@ -227,11 +227,11 @@ Test(lapic, logical_flat_and_cluster)
 	cr_assert_eq(tvm_intr_ack(&t->cpu[2]), 0x70);
 	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1);
 	/* Cluster model: cluster 1, member bit 2 -> only a CPU with LDR 0x12. */
-	lapic_set_current_vcpu(&t->cpu[2]);
+	t->cur = &t->cpu[2];
 	apic_w(t, APIC_DFR, 0x0fffffff);
 	apic_w(t, APIC_LDR, 0x12u << 24);
 	apic_w(t, APIC_EOI, 0);
-	lapic_set_current_vcpu(&t->cpu[0]);
+	t->cur = &t->cpu[0];
 	apic_w(t, APIC_ICR_HI, 0x12u << 24);
 	apic_w(t, APIC_ICR_LO, 0x0800 | 0x71);
 	cr_assert_eq(tvm_intr_ack(&t->cpu[2]), 0x71);
@@ -243,30 +243,34 @@ Test(lapic, x2apic_msrs)
 	struct tvm *t = tvm_new(2);
 	struct vcpu *c0 = &t->cpu[0], *c1 = &t->cpu[1];
 	uint64_t v;
-	cr_assert_eq(lapic_msr_read(c0, 0x802, &v), -EINVAL, "x2APIC MSRs #GP in xAPIC mode");
-	cr_assert_eq(lapic_msr_write(c0, MSR_IA32_APIC_BASE, 0xfee00000ull | (1 << 10)), -EINVAL,
+	cr_assert_eq(tvm_msr_read(c0, 0x802, &v), -EINVAL, "x2APIC MSRs #GP in xAPIC mode");
+	cr_assert_eq(tvm_msr_write(c0, MSR_IA32_APIC_BASE, 0xfee00000ull | (1 << 10)), -EINVAL,
 		     "EXTD without EN is invalid");
 	for (unsigned i = 0; i < 2; i++) {
-		cr_assert_eq(lapic_msr_write(&t->cpu[i], MSR_IA32_APIC_BASE, 0xfee00000ull | (3 << 10)), 0);
-		cr_assert_eq(lapic_msr_write(&t->cpu[i], 0x80f, 0x1ff), 0);
+		cr_assert_eq(tvm_msr_write(&t->cpu[i], MSR_IA32_APIC_BASE, 0xfee00000ull | (3 << 10)), 0);
+		cr_assert_eq(tvm_msr_write(&t->cpu[i], 0x80f, 0x1ff), 0);
 	}
-	cr_assert_eq(lapic_msr_read(c1, 0x802, &v), 0);
+	cr_assert_eq(tvm_msr_read(c1, 0x802, &v), 0);
 	cr_assert_eq(v, 1, "x2APIC ID is the full 32-bit ID");
-	cr_assert_eq(lapic_msr_read(c1, 0x80d, &v), 0);
+	cr_assert_eq(tvm_msr_read(c1, 0x80d, &v), 0);
 	cr_assert_eq(v, 2, "LDR: cluster 0, bit 1");
-	cr_assert_eq(lapic_msr_write(c1, 0x80d, 5), -EINVAL, "LDR is read-only");
-	cr_assert_eq(lapic_msr_read(c1, 0x80b, &v), -EINVAL, "EOI is write-only");
-	cr_assert_eq(lapic_msr_write(c1, 0x80b, 1), -EINVAL, "non-zero EOI write");
-	cr_assert_eq(lapic_msr_write(c1, 0x808, 1ull << 32), -EINVAL, "reserved upper half");
-	cr_assert_eq(lapic_msr_write(c0, MSR_IA32_APIC_BASE, 0xfee00000ull | (1 << 11)), -EINVAL,
+	cr_assert_eq(tvm_msr_write(c1, 0x80d, 5), -EINVAL, "LDR is read-only");
+	cr_assert_eq(tvm_msr_read(c1, 0x80b, &v), -EINVAL, "EOI is write-only");
+	cr_assert_eq(tvm_msr_write(c1, 0x80b, 1), -EINVAL, "non-zero EOI write");
+	cr_assert_eq(tvm_msr_write(c1, 0x808, 1ull << 32), -EINVAL, "reserved upper half");
+	cr_assert_eq(tvm_msr_write(c0, MSR_IA32_APIC_BASE, 0xfee00000ull | (1 << 11)), -EINVAL,
 		     "x2APIC -> xAPIC directly is invalid");
 	/* One 64-bit ICR write: destination in the high half. */
 	take_events(t, 1);
-	cr_assert_eq(lapic_msr_write(c0, 0x830, (1ull << 32) | 0x55), 0);
+	cr_assert_eq(tvm_msr_write(c0, 0x830, (1ull << 32) | 0x55), 0);
 	cr_assert(take_events(t, 1) & VCPU_EVT_INTR);
 	cr_assert_eq(tvm_intr_ack(c1), 0x55);
-	/* Self IPI MSR. */
-	cr_assert_eq(lapic_msr_write(c1, 0x83f, 0x66), 0);
+	/* Self IPI MSR: bits 31:8 are reserved, a write setting one is #GP
+	 * and sends nothing (SDM vol. 3A 10.12.11). */
+	cr_assert_eq(tvm_msr_write(c1, 0x83f, 0x100), -EINVAL, "SELF_IPI with reserved bit 8");
+	cr_assert_eq(tvm_msr_write(c1, 0x83f, 0x166), -EINVAL, "SELF_IPI with reserved bit 8");
+	cr_assert_eq(tvm_intr_ack(c1), -1, "a SELF_IPI write that faults sends nothing");
+	cr_assert_eq(tvm_msr_write(c1, 0x83f, 0x66), 0);
 	cr_assert_eq(tvm_intr_ack(c1), 0x66, "a higher class preempts the in-service 0x55");
 	tvm_free(t);
 }
@@ -275,10 +279,10 @@ Test(lapic, cr8_is_tpr)
 {
 	struct tvm *t = tvm_new(1);
 	apic_enable(t);
-	lapic_set_cr8(&t->cpu[0], 0x7);
+	tvm_set_cr8(&t->cpu[0], 0x7);
 	cr_assert_eq(apic_r(t, APIC_TPR), 0x70);
 	apic_w(t, APIC_TPR, 0xa5);
-	cr_assert_eq(lapic_get_cr8(&t->cpu[0]), 0xa);
+	cr_assert_eq(tvm_get_cr8(&t->cpu[0]), 0xa);
 	tvm_free(t);
 }
 
@@ -434,10 +438,10 @@ Test(pic, lint0_masked_blocks_pic)
 Test(msi, delivers_to_destination)
 {
 	struct tvm *t = tvm_new(2);
-	lapic_set_current_vcpu(&t->cpu[1]);
+	t->cur = &t->cpu[1];
 	apic_enable(t);
 	pthread_mutex_lock(&t->vm.dev_lock);
-	apic_deliver_msi(&t->vm, 0xfee01000ull, 0x4091);
+	apic_deliver_msi(&t->vm.platform->apic_bus, 0xfee01000ull, 0x4091);
 	pthread_mutex_unlock(&t->vm.dev_lock);
 	cr_assert_eq(tvm_intr_ack(&t->cpu[1]), 0x91);
 	tvm_free(t);
@@ -451,7 +455,7 @@ Test(lapic, lint1_nmi_injection)
 	platform_inject_nmi(&t->vm);
 	cr_assert_eq(take_events(t, 0) & VCPU_EVT_NMI, 0, "software-disabled APIC: LINT1 masked");
 	for (unsigned i = 0; i < 2; i++) {
-		lapic_set_current_vcpu(&t->cpu[i]);
+		t->cur = &t->cpu[i];
 		apic_enable(t);
 		apic_w(t, 0x360, 0x400);              /* LINT1: NMI, unmasked */
 	}
@@ -493,20 +497,20 @@ Test(pic, rotation_and_special_mask)
 	tvm_free(t);
 }
 
-Test(lapic, msr_exit_helper)
+Test(lapic, msr_route)
 {
 	struct tvm *t = tvm_new(1);
-	struct vcpu_exit e = { .reason = VCPU_EXIT_MSR };
-	e.msr.index = MSR_IA32_APIC_BASE;
-	cr_assert(platform_handle_msr(&t->cpu[0], &e));
-	cr_assert(e.msr.handled);
-	cr_assert_eq(e.msr.data, 0xfee00900ull);
-	e.msr.index = 0x802;                      /* x2APIC ID while in xAPIC mode: #GP */
-	e.msr.handled = true;
-	cr_assert(platform_handle_msr(&t->cpu[0], &e));
-	cr_assert(!e.msr.handled);
-	e.msr.index = MSR_IA32_PAT;               /* not the platform's */
-	cr_assert(!platform_handle_msr(&t->cpu[0], &e));
+	uint64_t v = 0;
+	cr_assert_eq(vcpu_apic_msr(&t->cpu[0], MSR_IA32_APIC_BASE, false, &v), 0);
+	cr_assert_eq(v, 0xfee00900ull);
+	/* x2APIC ID while in xAPIC mode: #GP. */
+	cr_assert_eq(vcpu_apic_msr(&t->cpu[0], 0x802, false, &v), -EINVAL);
+	/* Not the APIC's: the engine models it. */
+	cr_assert_eq(vcpu_apic_msr(&t->cpu[0], MSR_IA32_PAT, false, &v), -ENOENT);
+	/* A vCPU without a LAPIC (an engine's own tests). */
+	struct vcpu bare = { .vm = &t->vm };
+	cr_assert_eq(vcpu_apic_msr(&bare, MSR_IA32_APIC_BASE, false, &v), -ENOENT);
+	cr_assert_eq(vcpu_apic_get_cr8(&bare, &v), -ENOENT);
 	tvm_free(t);
 }
 
@@ -537,7 +541,7 @@ Test(lapic, intr_ack_with_or_without_the_device_lock)
 	pthread_mutex_lock(&t->vm.dev_lock);
 	cr_assert_eq(t->vm.intr_ack(&t->cpu[0]), 0x50);
 	uint64_t base;
-	cr_assert_eq(lapic_msr_read(&t->cpu[0], MSR_IA32_APIC_BASE, &base), 0);
+	cr_assert_eq(tvm_msr_read(&t->cpu[0], MSR_IA32_APIC_BASE, &base), 0);
 	pthread_mutex_unlock(&t->vm.dev_lock);
 	/* Released as often as taken: another thread can take it now. */
 	pthread_t other;

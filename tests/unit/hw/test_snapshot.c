@@ -7,7 +7,7 @@
 #include "harness.h"
 
 #include "hw/pit.h"
-#include "snapshot/device_registry.h"
+#include "machine/device_registry.h"
 
 #include <errno.h>
 
@@ -338,6 +338,12 @@ Test(snapshot, bad_blobs_are_refused)
 		memcpy(bad, b->data, b->len);
 		bad[0] ^= 1;
 		cr_assert_eq(load_blob(t, b->name, bad, b->len), -EINVAL, "%s bad magic", b->name);
+		/* A payload length in the header that is not this build's: the
+		 * message names that field, not "N bytes, expected N". */
+		memcpy(bad, b->data, b->len);
+		bad[8] ^= 4;
+		cr_assert_eq(load_blob(t, b->name, bad, b->len), -EINVAL, "%s payload length", b->name);
+		cr_assert(strstr(err_msg(), "-byte payload, this build's is"), "%s: %s", b->name, err_msg());
 		for (unsigned k = 0; k < 50; k++) {
 			for (size_t j = 0; j < b->len; j++)
 				bad[j] = (uint8_t)rand();

@@ -269,3 +269,19 @@ Test(pm_timer, counts_at_3_58_mhz)
 	cr_assert_eq(b - a, 3579545);
 	tvm_free(t);
 }
+
+/* The legacy route is a gate the board wires: while it is on, the RTC's
+ * IRQ8 does not reach GSI 8; turned off, the line the RTC holds reaches
+ * it again (IA-PC HPET 1.0a, 2.3.9.2.1). */
+Test(hpet, legacy_gate_gives_irq8_back_to_the_rtc)
+{
+	struct tvm *t = tvm_new(1);
+	hpet_w(t, 0x10, 2);                       /* legacy replacement, counter halted */
+	outb(t, 0x70, 0x0b);
+	outb(t, 0x71, 0x02 | 0x10);               /* 24 h, update-ended interrupt */
+	tvm_advance(t, 1100000000ull);
+	cr_assert_not(t->vm.platform->gsi_level[8], "the HPET owns IRQ8");
+	hpet_w(t, 0x10, 0);
+	cr_assert(t->vm.platform->gsi_level[8], "the RTC's held line is back on IRQ8");
+	tvm_free(t);
+}

@@ -7,7 +7,7 @@
 #include "cpu/emu/system/sys.h"
 
 #include "hw/intc/lapic.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <string.h>
 

@@ -1,72 +1,18 @@
-/* Weak defaults for the core module's flag and run-loop helpers, so that
- * the system module links (and its unit tests run) without the core.  The
- * core's strong definitions replace these. */
+/* The engine's TPR (CR8) adapter to the vCPU's LAPIC, declared in emu.h;
+ * the APIC MSRs take the same route from msr.c. */
 #include "cpu/emu/system/sys.h"
-
-#include "hw/intc/lapic.h"
-#include "vm/machine.h"
-
-/* ---- LAPIC adapters (strong definitions) ---- */
-
-static struct vcpu *lapic_vcpu(struct emu_cpu *cpu)
-{
-	return cpu->vcpu && cpu->vcpu->lapic ? cpu->vcpu : NULL;
-}
 
 uint8_t emu_hook_get_tpr(struct emu_cpu *cpu)
 {
-	struct vcpu *v = lapic_vcpu(cpu);
-	return v ? (uint8_t)(lapic_get_cr8(v) << 4) : cpu->tpr;
+	uint64_t cr8;
+	if (cpu->vcpu && vcpu_apic_get_cr8(cpu->vcpu, &cr8) == 0)
+		return (uint8_t)(cr8 << 4);
+	return cpu->tpr;
 }
 
 void emu_hook_set_tpr(struct emu_cpu *cpu, uint8_t tpr)
 {
-	struct vcpu *v = lapic_vcpu(cpu);
 	/* CR8 is TPR[7:4] (SDM vol. 3A 10.8.6.1). */
-	if (v)
-		lapic_set_cr8(v, tpr >> 4);
-	else
+	if (!cpu->vcpu || vcpu_apic_set_cr8(cpu->vcpu, tpr >> 4) < 0)
 		cpu->tpr = tpr & 0xf0;
-}
-
-int emu_hook_apic_base(struct emu_cpu *cpu, uint64_t value)
-{
-	struct vcpu *v = lapic_vcpu(cpu);
-	if (v && lapic_msr_write(v, MSR_IA32_APIC_BASE, value) < 0)
-		return -1;
-	cpu->apic_base = value;
-	return 0;
-}
-
-void emu_hook_tsc_deadline(struct emu_cpu *cpu, uint64_t deadline)
-{
-	struct vcpu *v = lapic_vcpu(cpu);
-	if (v)
-		lapic_msr_write(v, MSR_IA32_TSC_DEADLINE, deadline);
-	cpu->tsc_deadline = deadline;
-}
-
-/* ---- weak stand-ins for the core module ---- */
-
-__attribute__((weak)) uint64_t emu_get_rflags(struct emu_cpu *cpu)
-{
-	return cpu->rflags | X86_FLAG_FIXED;
-}
-
-__attribute__((weak)) void emu_set_rflags(struct emu_cpu *cpu, uint64_t value)
-{
-	cpu->rflags = value | X86_FLAG_FIXED;
-}
-
-__attribute__((weak)) void emu_blocks_invalidate_page(struct emu_vm *evm, uint64_t gpa)
-{
-	(void)evm;
-	(void)gpa;
-}
-
-__attribute__((weak)) void emu_exit_run(struct emu_cpu *cpu, enum vcpu_exit_reason reason)
-{
-	cpu->stop_block = true;
-	if (cpu->exit)
-		cpu->exit->reason = reason;
 }

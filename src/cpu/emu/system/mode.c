@@ -3,8 +3,7 @@
  * leaving IA-32e mode (SDM vol. 3A 2.5, 9.1, 9.8.5 and 10.8.5). */
 #include "cpu/emu/system/sys.h"
 
-#include "hw/intc/lapic.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <string.h>
 #include <time.h>
@@ -46,8 +45,9 @@ uint64_t emu_rdtsc(struct emu_cpu *cpu)
 {
 	/* A fixed advertised frequency from the host monotonic clock (docs/architecture.md
 	 * "Time"); 128-bit product so that long uptimes do not overflow. */
-	if (cpu->vcpu && cpu->vcpu->lapic)
-		return lapic_read_tsc(cpu->vcpu->vm) + cpu->tsc_offset;   /* the clock TSC-deadline mode uses */
+	uint64_t apic_tsc;
+	if (cpu->vcpu && vcpu_apic_read_tsc(cpu->vcpu, &apic_tsc) == 0)
+		return apic_tsc + cpu->tsc_offset;   /* the clock TSC-deadline mode uses */
 	uint64_t ns = host_ns() - cpu->tsc_base_ns;
 	return (uint64_t)((unsigned __int128)ns * EMU_TSC_HZ / 1000000000ull) + cpu->tsc_offset;
 }
@@ -109,6 +109,7 @@ void emu_cpu_reset(struct emu_cpu *cpu, bool bsp)
 	cpu->exc_has_error = false;
 	cpu->delivering = -1;
 	cpu->nmi_blocked = false;
+	cpu->nmi_pending = false;
 	cpu->dbg_pending = 0;
 	cpu->dbg_data = false;
 	mmu_reset(cpu);

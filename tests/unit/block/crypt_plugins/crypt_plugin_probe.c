@@ -2,13 +2,17 @@
  * the example cipher "aes-cbc-plain64" against OpenSSL directly: sector
  * numbers reach the plug-in as the IV, and decrypt inverts encrypt.
  * Exit 0 on success; used by the out-of-tree build test. */
+#include <errno.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <string.h>
 
 #include <openssl/evp.h>
 
 #include "block/crypt_plugin.h"
 #include "util/error.h"
+#include "vmm/plugin_loader.h"
 
 int main(int argc, char **argv)
 {
@@ -21,6 +25,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s PLUGIN.so\n", argv[0]);
 		return 2;
 	}
+	plugin_loader_install_crypt();
 	if (crypt_plugin_load_file(argv[1], &p) < 0) {
 		fprintf(stderr, "load: %s\n", err_msg());
 		return 1;
@@ -35,11 +40,23 @@ int main(int argc, char **argv)
 		key[i] = (uint8_t)(i * 13 + 1);
 	for (size_t i = 0; i < sizeof(buf); i++)
 		buf[i] = orig[i] = (uint8_t)(i * 7);
-	/* Found by name through $VESSEL_CRYPT_PLUGIN_PATH, as a user would. */
+	/* Found by name through the plug-in search path, as a user would:
+	 * crypt/NAME.so under a directory of $VESSEL_PLUGIN_PATH. */
 	const char *dir_end = strrchr(argv[1], '/');
-	char dir[4096];
+	char dir[4096], parent[4096];
 	snprintf(dir, sizeof(dir), "%.*s", dir_end ? (int)(dir_end - argv[1]) : 1, dir_end ? argv[1] : ".");
-	setenv(CRYPT_PLUGIN_ENV, dir, 1);
+	snprintf(parent, sizeof(parent), "%s/plugins", dir);
+	if (mkdir(parent, 0755) < 0 && errno != EEXIST) {
+		perror(parent);
+		return 1;
+	}
+	char link[4200];
+	snprintf(link, sizeof(link), "%s/crypt", parent);
+	if (symlink(dir, link) < 0 && errno != EEXIST) {
+		perror(link);
+		return 1;
+	}
+	setenv("VESSEL_PLUGIN_PATH", parent, 1);
 	if (crypt_cipher_new("aes-cbc-plain64", key, 32, 512, NULL, 0, &c) < 0 ||
 	    crypt_cipher_encrypt(c, first, buf, 3) < 0) {
 		fprintf(stderr, "encrypt: %s\n", err_msg());
