@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define SNAPSHOT_DEVICE_NAME_MAX 64
-/* The VM clock's state (src/hw/timer.c): restored before the CPUs, since
+/* The VM clock's state (src/machine/timer.c): restored before the CPUs, since
  * an engine may count its TSC from that clock (docs/snapshot.md "Devices"). */
 #define SNAPSHOT_CLOCK_DEVICE "vm-clock"
 

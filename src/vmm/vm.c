@@ -403,7 +403,7 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 			*debug_exit_value = vm->debug_exit_value;
 		bool reboot = why == VM_STOP_RESET && !cfg->no_reboot;
 		/* A restored VM reboots into the kernel given beside --restore: a
-		 * snapshot names no files to boot (docs/snapshot.md "Reboot").
+		 * snapshot names no files to boot (docs/snapshot.md "Restoring").
 		 * Without one the run cannot go on as the guest asked: say so
 		 * and fail rather than end as if it had powered off. */
 		bool cannot_reboot = reboot && !cfg->kernel;
