@@ -296,6 +296,10 @@ static int check_shape(struct vm *vm, struct snap_reader *r, json_t *c)
 	if ((unsigned)json_integer_value(json_object_get(c, "cpus")) != vm->n_vcpus)
 		return err_set(-EINVAL, "snapshot %s: made for %lld vCPUs, this VM has %u", path,
 			       (long long)json_integer_value(json_object_get(c, "cpus")), vm->n_vcpus);
+	uint64_t ram = (uint64_t)json_integer_value(json_object_get(c, "memory"));
+	if (ram != vm->mem.ram_size)
+		return err_set(-EINVAL, "snapshot %s: made for %" PRIu64 " MiB of RAM, this VM has %" PRIu64 " MiB", path,
+			       ram >> 20, vm->mem.ram_size >> 20);
 	json_t *regions = json_object_get(c, "regions");
 	if (json_array_size(regions) != vm->mem.n_regions)
 		return err_set(-EINVAL, "snapshot %s: made for RAM in %zu regions, this VM has %u", path,

@@ -711,7 +711,10 @@ static void setup_short_limits(void)
 {
 	snprintf(sock_path, sizeof(sock_path), "/tmp/vessel-api-test-%d.sock", getpid());
 	cr_assert_eq(fake_vm_init(&vm, EXAMPLE_PLUGIN), 0, "%s", err_msg());
-	struct api_limits lim = { .idle_ms = 200, .stall_ms = 300, .reserved_idle_ms = 200 };
+	/* Idle long enough that a busy client is never idle between two of
+	 * its requests on a loaded machine (the subscriber test's actor),
+	 * short enough for the idle test to wait for it. */
+	struct api_limits lim = { .idle_ms = 3000, .stall_ms = 300, .reserved_idle_ms = 200 };
 	cr_assert_eq(api_server_start_with(&srv, sock_path, &fake_vm_ops, &vm, &vm.lc, &lim), 0, "%s", err_msg());
 }
 
