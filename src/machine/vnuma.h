@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define NUMA_MAX_NODES 16
+#define NUMA_MAX_NODES 64
 #define NUMA_MAX_HOST_NODES 64
 /* Node sizes are whole 2 MiB pages: SRAT ranges and mbind() then fall
  * on (huge) page boundaries. */

@@ -339,7 +339,7 @@ static int f_numa_topology(const struct mctx *m, json_t *v, struct vm_config *cf
 	json_t *nodes = json_object_get(v, "nodes"), *e;
 	size_t i;
 	if (nodes && (!json_is_array(nodes) || json_array_size(nodes) > NUMA_MAX_NODES))
-		return bad(m, "numa.nodes", nodes, "is not a list of at most 16 nodes", "[{\"memory\": ..., \"cpus\": ...}]");
+		return bad(m, "numa.nodes", nodes, "is not a list of at most 64 nodes", "[{\"memory\": ..., \"cpus\": ...}]");
 	json_array_foreach(nodes, i, e) {
 		char where[32], spec[160], mem[48], cpus[24], host[24] = "";
 		snprintf(where, sizeof(where), "numa.nodes[%zu]", i);
