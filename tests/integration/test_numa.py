@@ -128,3 +128,22 @@ def test_guest_sees_two_nodes_and_host_binds_them(vessel_bin, tmp_path):
     finally:
         child.close(force=True)
     assert child.exitstatus == 0
+
+
+def test_shorthand_nodes_survive_a_reboot_in_the_sandbox(vessel_bin):
+    """--numa-nodes 2: two nodes of one vCPU each; the machine rebuilt at
+    the guest's reboot binds and pins again inside the sandbox (mbind and
+    sched_setaffinity allowed) and the guest sees the nodes again."""
+    script = "echo NODE1-CPUS $(cat /sys/devices/system/node/node1/cpulist)\nreboot -f\n"
+    child = pexpect.spawn(vessel_bin, linux_args(script, cpus=2) + ["--numa-nodes", "2"], encoding="utf-8",
+                          codec_errors="replace", timeout=BOOT_TIMEOUT)
+    try:
+        for _ in range(2):
+            child.expect("VESSEL-SCRIPT-BEGIN")
+            child.expect(r"NODE1-CPUS (\S+)\r*\n")
+            assert child.match.group(1) == "1"
+        child.send("\x01x")                     # Ctrl-A x quits
+        child.expect(pexpect.EOF, timeout=60)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 4, child.before
