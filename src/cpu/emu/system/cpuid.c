@@ -188,7 +188,8 @@ void cpuid_query(struct emu_cpu *cpu, uint32_t leaf, uint32_t subleaf, uint32_t 
 		return;
 	out[0] = e->eax; out[1] = e->ebx; out[2] = e->ecx; out[3] = e->edx;
 	if (leaf == 1) {
-		out[1] |= (cpu_id(cpu) & 0xff) << 24 | (cpus_per_package(cpu) & 0xff) << 16;
+		/* The table's count (1) is replaced, not ORed with the real one. */
+		out[1] = (out[1] & 0xffff) | (cpu_id(cpu) & 0xff) << 24 | (cpus_per_package(cpu) & 0xff) << 16;
 		if (cpu->cr4 & X86_CR4_OSXSAVE)
 			out[2] |= F1C_OSXSAVE;
 		if (!(cpu->apic_base & 0x800))
