@@ -231,7 +231,8 @@ int vnuma_config_finish(struct numa_config *c, unsigned shorthand, unsigned cpus
 		owner[i] = -1;
 	for (unsigned i = 0; i < c->n_nodes; i++) {
 		const struct numa_node *n = &c->nodes[i];
-		if (n->mem_bytes % NUMA_GRANULE)
+		/* The last node ends where RAM ends, whatever its size. */
+		if (i + 1 < c->n_nodes && n->mem_bytes % NUMA_GRANULE)
 			return err_set(-EINVAL, "numa node %u: mem: %llu bytes is not a multiple of 2 MiB", i,
 				       (unsigned long long)n->mem_bytes);
 		total += n->mem_bytes;

@@ -89,7 +89,12 @@ Test(vnuma, refuses_bad_topologies_naming_the_field)
 	expect_error(&c, 3, 2, 2ull << 30, "numa_nodes: 3 does not match the 2 nodes");
 	memset(&c, 0, sizeof(c));
 	vnuma_parse_node(&c, "node,mem=1025M,cpus=0");
-	expect_error(&c, 0, 1, 1025ull << 20, "not a multiple of 2 MiB");
+	vnuma_parse_node(&c, "node,mem=1025M,cpus=1");
+	expect_error(&c, 0, 2, 2050ull << 20, "numa node 0: mem: 1074790400 bytes is not a multiple of 2 MiB");
+	/* The shorthand's last node takes an odd remainder. */
+	memset(&c, 0, sizeof(c));
+	cr_assert_eq(vnuma_config_finish(&c, 2, 2, 1025ull << 20), 0, "%s", err_msg());
+	cr_assert_eq(c.nodes[1].mem_bytes, 513ull << 20);
 }
 
 static struct { unsigned node; uint64_t gpa, len; } got[4];
