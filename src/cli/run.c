@@ -30,7 +30,11 @@ static const char run_usage[] =
 	"  -m, --memory SIZE       guest RAM, e.g. 512M, 2G (default 512M)\n"
 	"  -e, --engine NAME       emu (software x86-64, default) or kvm\n"
 	"      --disk PATH[,ro]    attach a disk image (refused for now: no virtio-blk yet)\n"
-	"      --numa-nodes N      give the guest N virtual NUMA nodes (SRAT)\n"
+	"      --numa-nodes N      give the guest N virtual NUMA nodes of equal size\n"
+	"      --numa node,mem=SIZE,cpus=A-B[,host-node=N]\n"
+	"                          one virtual NUMA node (repeat; docs/numa.md)\n"
+	"      --numa-distance A,B,D  SLIT distance between nodes A and B (default 20)\n"
+	"      --numa-policy P     bind, preferred (default) or interleave\n"
 	"      --serial WHERE      stdio (default), none, file:PATH, unix:PATH\n"
 	"      --no-reboot         end the run when the guest reboots\n"
 	"      --no-decompress     let the kernel decompress itself in the guest\n"
@@ -53,7 +57,7 @@ static const char run_usage[] =
 	"0x80..0xff (only the low byte of a write counts).\n";
 
 enum {
-	OPT_DISK = 256, OPT_NUMA, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,
+	OPT_DISK = 256, OPT_NUMA, OPT_NUMA_NODE, OPT_NUMA_DISTANCE, OPT_NUMA_POLICY, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,
 	OPT_DETERMINISTIC, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE, OPT_NO_VERIFY,
 };
 
@@ -66,6 +70,9 @@ static const struct option run_options[] = {
 	{ "engine", required_argument, NULL, 'e' },
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "numa-nodes", required_argument, NULL, OPT_NUMA },
+	{ "numa", required_argument, NULL, OPT_NUMA_NODE },
+	{ "numa-distance", required_argument, NULL, OPT_NUMA_DISTANCE },
+	{ "numa-policy", required_argument, NULL, OPT_NUMA_POLICY },
 	{ "serial", required_argument, NULL, OPT_SERIAL },
 	{ "no-reboot", no_argument, NULL, OPT_NO_REBOOT },
 	{ "no-decompress", no_argument, NULL, OPT_NO_DECOMPRESS },
@@ -229,6 +236,7 @@ int cli_run_main(int argc, char **argv)
 	opterr = 0;
 	optind = 1;
 	int c;
+	bool numa_nodes_given = false;
 	while ((c = getopt_long(argc, argv, ":k:i:a:c:m:e:hv", run_options, NULL)) != -1) {
 		unsigned long long size;
 		switch (c) {
@@ -280,6 +288,24 @@ int cli_run_main(int argc, char **argv)
 				goto out;
 			}
 			shape.numa_from = "--numa-nodes";
+			break;
+		case OPT_NUMA_NODE:
+		case OPT_NUMA_DISTANCE:
+		case OPT_NUMA_POLICY:
+			/* Command-line nodes replace the manifest's as a whole. */
+			if (c == OPT_NUMA_NODE && !numa_nodes_given) {
+				cfg.numa.n_nodes = 0;
+				numa_nodes_given = true;
+			}
+			if ((c == OPT_NUMA_NODE ? vnuma_parse_node(&cfg.numa, optarg)
+			     : c == OPT_NUMA_DISTANCE ? vnuma_parse_distance(&cfg.numa, optarg)
+						      : vnuma_parse_policy(optarg, &cfg.numa.policy)) < 0) {
+				rc = cli_usage_error("run", "--%s: %s",
+						     c == OPT_NUMA_NODE ? "numa" : c == OPT_NUMA_DISTANCE ? "numa-distance"
+													 : "numa-policy",
+						     err_msg());
+				goto out;
+			}
 			break;
 		case OPT_SERIAL: replace(&cfg.serial, optarg); break;
 		case OPT_NO_REBOOT: cfg.no_reboot = true; break;

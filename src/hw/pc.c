@@ -87,6 +87,40 @@ uint64_t platform_rsdp_address(struct vm *vm)
 	return vm->platform ? vm->platform->rsdp_addr : 0;
 }
 
+static int numa_range_add(void *opaque, unsigned node, const struct gmem_region *r, uint64_t offset, uint64_t len)
+{
+	struct acpi_numa_info *info = opaque;
+	if (info->n_ranges >= ACPI_MAX_NUMA_RANGES)
+		return err_set(-E2BIG, "NUMA: too many memory ranges");
+	info->ranges[info->n_ranges].base = r->gpa + offset;
+	info->ranges[info->n_ranges].size = len;
+	info->ranges[info->n_ranges++].node = node;
+	return 0;
+}
+
+/* SRAT and SLIT from the machine's virtual NUMA nodes (docs/numa.md):
+ * vCPU i has APIC id i. */
+static int pc_write_numa(struct acpi_builder *b, struct vm *vm)
+{
+	const struct numa_config *c = &vm->numa;
+	struct acpi_numa_info *info = calloc(1, sizeof(*info));
+	if (!info)
+		return err_set(-ENOMEM, "out of memory");
+	info->n_nodes = c->n_nodes;
+	for (unsigned i = 0; i < vm->n_vcpus && i < ACPI_MAX_CPUS; i++)
+		info->cpu_node[i] = (uint8_t)vnuma_node_of_cpu(c, i);
+	for (unsigned i = 0; i < c->n_nodes; i++)
+		for (unsigned j = 0; j < c->n_nodes; j++)
+			info->distance[i][j] = c->distance[i][j];
+	int rc = vnuma_for_each_range(c, &vm->mem, numa_range_add, info);
+	if (rc == 0)
+		rc = acpi_build_srat(b, vm->n_vcpus, info);
+	if (rc == 0)
+		rc = acpi_build_slit(b, info);
+	free(info);
+	return rc;
+}
+
 static int platform_write_acpi(struct vm *vm, struct platform *p)
 {
 	uint8_t *area = gmem_ptr(&vm->mem, PC_ACPI_BASE, PC_ACPI_SIZE);
@@ -117,16 +151,8 @@ static int platform_write_acpi(struct vm *vm, struct platform *p)
 	struct acpi_builder b;
 	acpi_builder_init(&b, area, PC_ACPI_BASE, PC_ACPI_SIZE);
 	int rc = acpi_build_pc_tables(&b, &info);
-	unsigned nodes = p->numa_nodes;
-	if (rc == 0 && nodes > 1) {
-		struct acpi_numa_info numa = { .n_nodes = nodes };
-		for (unsigned i = 0; i < vm->mem.n_regions && i < 8; i++) {
-			numa.ram[i].base = vm->mem.regions[i].gpa;
-			numa.ram[i].size = vm->mem.regions[i].size;
-			numa.n_ram++;
-		}
-		rc = acpi_build_srat(&b, vm->n_vcpus, &numa);
-	}
+	if (rc == 0 && vm->numa.n_nodes)
+		rc = pc_write_numa(&b, vm);
 	if (rc == 0)
 		rc = acpi_builder_finish(&b);
 	if (rc < 0)
@@ -443,7 +469,6 @@ int platform_create_opts(struct vm *vm, const struct platform_options *opts)
 	if (opts && opts->clock)
 		timer_service_set_clock(p->timers, opts->clock, opts->clock_opaque);
 	p->console = opts ? opts->console : NULL;
-	p->numa_nodes = opts ? opts->numa_nodes : 0;
 	if (!p->console) {
 		p->own_console = chardev_fd_new(-1, STDOUT_FILENO);
 		if (!p->own_console)

@@ -89,8 +89,6 @@ struct platform_options {
 	/* Console backend for COM1; NULL: output to stdout, no input.
 	 * The platform does not take ownership. */
 	struct chardev *console;
-	/* Virtual NUMA nodes announced in the SRAT; 0 or 1: none. */
-	unsigned numa_nodes;
 };
 
 /* One row of the board table (src/hw/pc.c): a device type, the name its
@@ -108,7 +106,6 @@ struct pc_device {
 
 struct platform {
 	struct vm *vm;
-	unsigned numa_nodes;            /* platform_options.numa_nodes */
 	struct timer_service *timers;
 	struct pic *pic;
 	struct ioapic *ioapic;

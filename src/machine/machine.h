@@ -9,6 +9,7 @@
 #include "machine/accel.h"
 #include "machine/bus.h"
 #include "machine/memory.h"
+#include "machine/vnuma.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -73,6 +74,9 @@ struct vm {
 	unsigned n_vcpus;
 	struct vcpu *vcpus[MACHINE_MAX_CPUS];
 	struct platform *platform;      /* src/hw/pc.c: the PC's devices */
+	/* Virtual NUMA nodes (SRAT, SLIT, CPUID topology) and their host
+	 * binding; n_nodes 0: none (docs/numa.md). */
+	struct numa_config numa;
 	/* Set by the platform: the highest-priority deliverable external
 	 * interrupt of this vCPU (LAPIC, or the PIC through LINT0 in
 	 * ExtINT mode), moved to in-service; -1 if none.  Engines call it

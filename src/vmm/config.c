@@ -28,6 +28,10 @@ int vm_config_validate(const struct vm_config *cfg)
 			       (unsigned long long)cfg->mem_bytes);
 	if (cfg->numa_nodes > cfg->cpus)
 		return err_set(-EINVAL, "numa_nodes: %u is more than the %u CPUs", cfg->numa_nodes, cfg->cpus);
+	struct numa_config numa;
+	int rc = vm_config_numa(cfg, &numa);
+	if (rc < 0)
+		return rc;
 	if (!cfg->kernel && !cfg->restore)
 		return err_set(-EINVAL, "kernel: no kernel given (use --kernel FILE, or --restore FILE)");
 	if (cfg->initrd && !cfg->kernel)
@@ -36,6 +40,15 @@ int vm_config_validate(const struct vm_config *cfg)
 	if (strcmp(s, "stdio") && strcmp(s, "none") && strncmp(s, "file:", 5) && strncmp(s, "unix:", 5))
 		return err_set(-EINVAL, "serial: '%s' is not a console (expected stdio, none, file:PATH or unix:PATH)", s);
 	return 0;
+}
+
+int vm_config_numa(const struct vm_config *cfg, struct numa_config *out)
+{
+	*out = cfg->numa;
+	int rc = vnuma_config_finish(out, cfg->numa_nodes, cfg->cpus, cfg->mem_bytes);
+	if (rc == 0)
+		rc = vnuma_host_resolve(out);
+	return rc;
 }
 
 void vm_config_free(struct vm_config *cfg)

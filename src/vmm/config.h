@@ -5,6 +5,7 @@
 #define VESSEL_VMM_CONFIG_H
 
 #include "block/crypt_disk.h"
+#include "machine/vnuma.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -34,7 +35,8 @@ struct vm_config {
 	char *engine;          /* "emu" (default) or "kvm" */
 	unsigned cpus;         /* 1..VM_MAX_CPUS */
 	uint64_t mem_bytes;
-	unsigned numa_nodes;   /* 0: no SRAT */
+	unsigned numa_nodes;   /* shorthand: N even nodes; 0: see numa */
+	struct numa_config numa; /* --numa nodes, distances, policy (docs/numa.md) */
 	char *kernel;          /* bzImage or Multiboot image */
 	char *initrd;
 	char *cmdline;
@@ -60,6 +62,9 @@ struct vm_config {
 void vm_config_defaults(struct vm_config *cfg);
 /* Checks ranges and combinations; returns 0 or -EINVAL with err_set(). */
 int vm_config_validate(const struct vm_config *cfg);
+/* The virtual NUMA topology of cfg completed (shorthand expanded, default
+ * distances) and bound to host nodes; 0 or -errno with err_set(). */
+int vm_config_numa(const struct vm_config *cfg, struct numa_config *out);
 void vm_config_free(struct vm_config *cfg);
 
 #endif

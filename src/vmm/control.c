@@ -257,6 +257,25 @@ static void op_status(void *opaque, json_t *out)
 	json_object_set_new(out, "engine", json_string(s->cfg->engine));
 	json_object_set_new(out, "cpus", json_integer(s->cfg->cpus));
 	json_object_set_new(out, "memory", json_integer((json_int_t)s->cfg->mem_bytes));
+	if (s->numa.n_nodes) {
+		/* Which host nodes stand behind each virtual node, and whether
+		 * vessel picked them (docs/numa.md). */
+		json_t *nodes = json_array();
+		for (unsigned i = 0; i < s->numa.n_nodes; i++) {
+			const struct numa_node *n = &s->numa.nodes[i];
+			json_t *hosts = json_array();
+			for (unsigned h = 0; h < NUMA_MAX_HOST_NODES; h++) {
+				if (n->host_nodes & (1ull << h))
+					json_array_append_new(hosts, json_integer(h));
+			}
+			json_array_append_new(nodes, json_pack("{s:i, s:I, s:i, s:i, s:o, s:b}", "node", (int)i, "memory",
+							       (json_int_t)n->mem_bytes, "first_cpu", (int)n->first_cpu,
+							       "cpus", (int)n->n_cpus, "host_nodes", hosts, "host_picked",
+							       n->host_picked));
+		}
+		json_object_set_new(out, "numa", json_pack("{s:s, s:b, s:o}", "policy", vnuma_policy_name(s->numa.policy),
+							  "bound", s->numa.host_bound, "nodes", nodes));
+	}
 }
 
 static const struct vm_control_ops session_ops = {
@@ -281,6 +300,9 @@ int vm_session_start(struct vm_session *s, const struct vm_config *cfg)
 	pthread_cond_init(&s->unused, NULL);
 	lifecycle_init(&s->lc);
 	plugin_registry_init(&s->plugins);
+	int nrc = vm_config_numa(cfg, &s->numa);
+	if (nrc < 0)
+		return nrc;
 	for (unsigned i = 0; i < cfg->n_devices; i++) {
 		int rc = live_add(s, &cfg->devices[i]);
 		if (rc < 0)

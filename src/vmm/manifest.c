@@ -23,6 +23,7 @@ const char *const vm_manifest_fields[] = {
 	"devices", "devices[].type", "devices[].id", "devices[].params",
 	"consoles", "consoles[].type", "consoles[].backend",
 	"plugin_dirs",
+	"numa",   /* nodes[].memory, .cpus, .host_nodes, distances, policy: f_numa_topology() */
 	NULL,
 };
 
@@ -305,6 +306,90 @@ static int f_disks(const struct mctx *m, json_t *v, struct vm_config *cfg)
 	return 0;
 }
 
+/* A size, vCPU range or host node range as the command line writes it:
+ * a JSON string as is, an integer in decimal. */
+static int spec_value(const struct mctx *m, const char *field, json_t *v, const char *exp, char *buf, size_t len)
+{
+	/* Letters, digits and '-' only: the value becomes part of a
+	 * comma-separated node spec. */
+	if (json_is_string(v) && json_string_length(v) < len - 1 && json_string_length(v) &&
+	    strspn(json_string_value(v), "0123456789-KMGTkmgtiB") == json_string_length(v))
+		snprintf(buf, len, "%s", json_string_value(v));
+	else if (json_is_integer(v) && json_integer_value(v) >= 0)
+		snprintf(buf, len, "%lld", (long long)json_integer_value(v));
+	else
+		return bad(m, field, v, "is not valid", exp);
+	return 0;
+}
+
+/* "numa": {"nodes": [{"memory", "cpus", "host_nodes"}], "distances":
+ * [[A, B, D]], "policy"} (docs/numa.md); the checks across fields are
+ * vm_config_validate()'s. */
+static int f_numa_topology(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	static const char *const keys[] = { "nodes", "distances", "policy", NULL };
+	static const char *const node_keys[] = { "memory", "cpus", "host_nodes", NULL };
+	const char *exp = "{\"nodes\": [...], \"distances\": [[A, B, D], ...], \"policy\": ...}";
+	if (!json_is_object(v))
+		return bad(m, "numa", v, "is not an object", exp);
+	int rc = check_keys(m, "numa", v, keys);
+	if (rc < 0)
+		return rc;
+	memset(&cfg->numa, 0, sizeof(cfg->numa));
+	json_t *nodes = json_object_get(v, "nodes"), *e;
+	size_t i;
+	if (nodes && (!json_is_array(nodes) || json_array_size(nodes) > NUMA_MAX_NODES))
+		return bad(m, "numa.nodes", nodes, "is not a list of at most 64 nodes", "[{\"memory\": ..., \"cpus\": ...}]");
+	json_array_foreach(nodes, i, e) {
+		char where[32], spec[160], mem[48], cpus[24], host[24] = "";
+		snprintf(where, sizeof(where), "numa.nodes[%zu]", i);
+		if (!json_is_object(e))
+			return bad(m, where, e, "is not an object", "{\"memory\": \"1G\", \"cpus\": \"0-1\"}");
+		if ((rc = check_keys(m, where, e, node_keys)) < 0)
+			return rc;
+		json_t *x;
+		char field[64];
+		snprintf(field, sizeof(field), "%s.memory", where);
+		if (!(x = json_object_get(e, "memory")))
+			return err_set(-EINVAL, "manifest %s: %s: missing (expected a size such as \"1G\")", m->name, field);
+		if ((rc = spec_value(m, field, x, "a size such as \"1G\" or bytes", mem, sizeof(mem))) < 0)
+			return rc;
+		snprintf(field, sizeof(field), "%s.cpus", where);
+		if (!(x = json_object_get(e, "cpus")))
+			return err_set(-EINVAL, "manifest %s: %s: missing (expected vCPUs such as \"0-1\")", m->name, field);
+		if ((rc = spec_value(m, field, x, "vCPUs such as \"0-1\" or 2", cpus, sizeof(cpus))) < 0)
+			return rc;
+		snprintf(field, sizeof(field), "%s.host_nodes", where);
+		if ((x = json_object_get(e, "host_nodes")) &&
+		    (rc = spec_value(m, field, x, "host nodes such as \"0\" or \"0-1\"", host, sizeof(host))) < 0)
+			return rc;
+		snprintf(spec, sizeof(spec), "node,mem=%s,cpus=%s%s%s", mem, cpus, host[0] ? ",host-node=" : "", host);
+		if ((rc = vnuma_parse_node(&cfg->numa, spec)) < 0)
+			return err_wrap(rc, "manifest %s: %s", m->name, where);
+	}
+	json_t *dist = json_object_get(v, "distances");
+	if (dist && !json_is_array(dist))
+		return bad(m, "numa.distances", dist, "is not a list", "[[A, B, DISTANCE], ...]");
+	json_array_foreach(dist, i, e) {
+		char where[32];
+		snprintf(where, sizeof(where), "numa.distances[%zu]", i);
+		if (!json_is_array(e) || json_array_size(e) != 3 || !json_is_integer(json_array_get(e, 0)) ||
+		    !json_is_integer(json_array_get(e, 1)) || !json_is_integer(json_array_get(e, 2)) ||
+		    json_integer_value(json_array_get(e, 0)) < 0 || json_integer_value(json_array_get(e, 1)) < 0 ||
+		    json_integer_value(json_array_get(e, 2)) < 0)
+			return bad(m, where, e, "is not [A, B, DISTANCE]", "[0, 1, 20]");
+		rc = vnuma_set_distance(&cfg->numa, (unsigned)json_integer_value(json_array_get(e, 0)),
+					(unsigned)json_integer_value(json_array_get(e, 1)),
+					(unsigned)json_integer_value(json_array_get(e, 2)));
+		if (rc < 0)
+			return err_wrap(rc, "manifest %s: %s", m->name, where);
+	}
+	json_t *pol = json_object_get(v, "policy");
+	if (pol && (!json_is_string(pol) || vnuma_parse_policy(json_string_value(pol), &cfg->numa.policy) < 0))
+		return bad(m, "numa.policy", pol, "is not a policy", "\"bind\", \"preferred\" or \"interleave\"");
+	return 0;
+}
+
 /* Device ids name devices in the control API: keep them to a plain
  * alphabet so they never need quoting on a command line. */
 static bool device_id_ok(const char *s)
@@ -470,7 +555,7 @@ static const struct {
 	{ "sandbox", f_sandbox },
 	{ "serial", f_serial }, { "api_socket", f_api_socket }, { "restore", f_restore },
 	{ "disks", f_disks }, { "devices", f_devices }, { "consoles", f_consoles },
-	{ "plugin_dirs", f_plugin_dirs },
+	{ "plugin_dirs", f_plugin_dirs }, { "numa", f_numa_topology },
 };
 
 /* Lists are replaced as a whole, never appended to. */

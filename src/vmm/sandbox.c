@@ -132,6 +132,10 @@ static const struct rule rules[] = {
 	ALLOW_IF(clone, SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)),
 	ALLOW(futex), ALLOW(set_robust_list), ALLOW(rseq), ALLOW(exit), ALLOW(exit_group),
 	ALLOW(sched_yield), ALLOW(sched_getaffinity), ALLOW(gettid), ALLOW(getpid),
+	/* Virtual NUMA (docs/numa.md): a machine rebuilt at a reboot binds
+	 * its guest RAM to its nodes' host nodes (mbind) and pins its vCPU
+	 * threads to their CPUs (pthread_setaffinity_np). */
+	ALLOW(mbind), ALLOW(sched_setaffinity),
 	ALLOW(getuid), ALLOW(geteuid), ALLOW(getgid), ALLOW(getegid),
 	/* Signals: the KVM engine kicks a vCPU out of KVM_RUN with a signal
 	 * to its thread (pthread_kill: tgkill, within this process only) and

@@ -173,7 +173,8 @@ static void vm_destroy(struct vm *vm)
 	free(vm);
 }
 
-static int vm_create(const struct vm_config *cfg, struct chardev *console, struct vm **out)
+static int vm_create(const struct vm_config *cfg, const struct numa_config *numa, struct chardev *console,
+		     struct vm **out)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
 	if (!vm)
@@ -183,7 +184,12 @@ static int vm_create(const struct vm_config *cfg, struct chardev *console, struc
 	pthread_mutex_init(&vm->dev_lock, NULL);
 	bus_init(&vm->pio, "pio");
 	bus_init(&vm->mmio, "mmio");
+	vm->numa = *numa;
 	int rc = gmem_init(&vm->mem, cfg->mem_bytes);
+	/* Before anything touches guest RAM: each page lands where its node's
+	 * policy says. */
+	if (rc == 0)
+		rc = vnuma_bind_memory(&vm->numa, &vm->mem);
 	/* The firmware ROM exists before the engine maps guest memory; the
 	 * boot loader fills it later (src/boot). */
 	if (rc == 0)
@@ -205,7 +211,7 @@ static int vm_create(const struct vm_config *cfg, struct chardev *console, struc
 		rc = vm->accel->vcpu_init(v);
 	}
 	if (rc == 0) {
-		struct platform_options opts = { .console = console, .numa_nodes = cfg->numa_nodes };
+		struct platform_options opts = { .console = console };
 		rc = platform_create_opts(vm, &opts);
 	}
 	if (rc < 0) {
@@ -230,6 +236,9 @@ static enum vm_stop_reason vm_run_once(struct vm_session *sess, struct vm *vm, s
 				pthread_join(vm->vcpus[j]->thread, NULL);
 			return VM_STOP_ERROR;
 		}
+		/* A vCPU runs on the host CPUs of its node's host nodes. */
+		if (vnuma_pin_thread(&vm->numa, i, vm->vcpus[i]->thread) < 0)
+			log_warn("vm", "%s", err_msg());
 	}
 	while (!vm_stopping(vm)) {
 		switch (console_poll(con, 100)) {
@@ -299,7 +308,7 @@ static enum vm_stop_reason vm_prepare(struct vm_session *sess, struct chardev *s
 {
 	const struct vm_config *cfg = sess->cfg;
 	struct vm *vm = NULL;
-	int rc = vm_create(cfg, serial, &vm);
+	int rc = vm_create(cfg, &sess->numa, serial, &vm);
 	/* A snapshot is accepted before its devices are created, which loads
 	 * their plug-ins. */
 	if (rc == 0 && restore && (rc = snapshot_check(vm, restore)) < 0)

@@ -340,3 +340,26 @@ Test(manifest, random_mutations_are_accepted_or_refused_cleanly)
 	}
 	cr_assert_lt(accepted, 3000);
 }
+
+/* "numa": nodes, distances and policy as `--numa`, `--numa-distance` and
+ * `--numa-policy` (docs/numa.md). */
+Test(manifest, numa_topology)
+{
+	cr_assert_eq(parse("{\"cpus\": 4, \"memory\": \"2G\", \"numa\": {\"nodes\": [{\"memory\": \"1G\", \"cpus\": \"0-1\", "
+			   "\"host_nodes\": 0}, {\"memory\": 1073741824, \"cpus\": \"2-3\"}], \"distances\": [[0, 1, 30]], "
+			   "\"policy\": \"interleave\"}}"), 0, "%s", err_msg());
+	cr_assert_eq(cfg.numa.n_nodes, 2);
+	cr_assert_eq(cfg.numa.nodes[0].host_nodes, 1);
+	cr_assert_eq(cfg.numa.nodes[1].mem_bytes, 1ull << 30);
+	cr_assert_eq(cfg.numa.nodes[1].first_cpu, 2);
+	cr_assert_eq(cfg.numa.distance[0][1], 30);
+	cr_assert_eq(cfg.numa.policy, NUMA_POLICY_INTERLEAVE);
+	expect_error("{\"numa\": {\"nodes\": [{\"cpus\": \"0\"}]}}",
+		     "manifest vm.json: numa.nodes[0].memory: missing (expected a size such as \"1G\")");
+	expect_error("{\"numa\": {\"nodes\": [{\"memory\": \"1G\", \"cpus\": \"0,2\"}]}}",
+		     "manifest vm.json: numa.nodes[0].cpus: \"0,2\" is not valid (expected vCPUs such as \"0-1\" or 2)");
+	expect_error("{\"numa\": {\"nodes\": [{\"memory\": \"1G\", \"cpus\": \"2-1\"}]}}",
+		     "manifest vm.json: numa.nodes[0]: numa node 0: cpus: '2-1' is not a range of vCPUs (expected A or A-B)");
+	expect_error("{\"numa\": {\"policy\": \"strict\"}}",
+		     "manifest vm.json: numa.policy: \"strict\" is not a policy (expected \"bind\", \"preferred\" or \"interleave\")");
+}

@@ -132,6 +132,25 @@ static unsigned n_cpus(const struct emu_cpu *cpu)
 	return 1;
 }
 
+/* Logical processors per package: with virtual NUMA nodes of equal,
+ * power-of-two size, one package per node, so that the guest's package
+ * and node scheduling domains agree (docs/numa.md); APIC id = vCPU id
+ * then splits into package (node) and core fields.  Otherwise one
+ * package holds every vCPU. */
+static unsigned cpus_per_package(const struct emu_cpu *cpu)
+{
+	unsigned n = n_cpus(cpu);
+	const struct numa_config *c = cpu->vcpu && cpu->vcpu->vm ? &cpu->vcpu->vm->numa : NULL;
+	if (!c || c->n_nodes < 2)
+		return n;
+	unsigned k = c->nodes[0].n_cpus;
+	for (unsigned i = 0; i < c->n_nodes; i++) {
+		if (c->nodes[i].n_cpus != k || c->nodes[i].first_cpu != i * k)
+			return n;
+	}
+	return k && !(k & (k - 1)) ? k : n;
+}
+
 static unsigned cpu_id(const struct emu_cpu *cpu)
 {
 	return cpu->vcpu ? cpu->vcpu->id : 0;
@@ -145,8 +164,9 @@ void cpuid_query(struct emu_cpu *cpu, uint32_t leaf, uint32_t subleaf, uint32_t 
 		leaf = 0x16;
 	memset(out, 0, 4 * sizeof(uint32_t));
 	if (leaf == 0xb) {
-		/* x2APIC topology: one thread per core, n cores in the package. */
-		unsigned n = n_cpus(cpu), shift = 0;
+		/* x2APIC topology (SDM vol. 2A, CPUID leaf 0BH): one thread per
+		 * core, n cores in the package. */
+		unsigned n = cpus_per_package(cpu), shift = 0;
 		while ((1u << shift) < n)
 			shift++;
 		if (subleaf == 0) {
@@ -168,7 +188,8 @@ void cpuid_query(struct emu_cpu *cpu, uint32_t leaf, uint32_t subleaf, uint32_t 
 		return;
 	out[0] = e->eax; out[1] = e->ebx; out[2] = e->ecx; out[3] = e->edx;
 	if (leaf == 1) {
-		out[1] |= (cpu_id(cpu) & 0xff) << 24 | (n_cpus(cpu) & 0xff) << 16;
+		/* The table's count (1) is replaced, not ORed with the real one. */
+		out[1] = (out[1] & 0xffff) | (cpu_id(cpu) & 0xff) << 24 | (cpus_per_package(cpu) & 0xff) << 16;
 		if (cpu->cr4 & X86_CR4_OSXSAVE)
 			out[2] |= F1C_OSXSAVE;
 		if (!(cpu->apic_base & 0x800))

@@ -5,6 +5,7 @@
  * could use nor meets #UD on one it was told exists. */
 #include "cpu/emu/core/opcodes.h"
 #include "cpu/emu/system/sys.h"
+#include "machine/machine.h"
 
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -48,4 +49,41 @@ Test(opcode_features, gated_opcodes_are_advertised_and_implemented)
 	free(cpu);
 	cr_assert_gt(checked, 80);
 	cr_log_info("%u gated opcode forms advertised and implemented", checked);
+}
+
+/* CPUID leaf 0BH (SDM vol. 2A): with two virtual NUMA nodes of two vCPUs
+ * each, a package per node (core field 1 bit wide: APIC id 2 is package
+ * 1); with unequal nodes, one package of every vCPU (docs/numa.md). */
+Test(cpuid_topology, one_package_per_equal_numa_node)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+	struct vcpu *v = calloc(1, sizeof(*v));
+	struct emu_cpu *cpu = calloc(1, sizeof(*cpu));
+	cr_assert(vm && v && cpu);
+	vm->n_vcpus = 4;
+	v->vm = vm;
+	v->id = 2;
+	cpu->vcpu = v;
+	uint32_t out[4];
+	cpuid_query(cpu, 0xb, 1, out);
+	cr_assert_eq(out[0], 2, "no nodes: 4 cores, 2 bits");
+	cr_assert_eq(out[1], 4);
+	cr_assert_eq(vnuma_config_finish(&vm->numa, 2, 4, 64ull << 20), 0);
+	cpuid_query(cpu, 0xb, 1, out);
+	cr_assert_eq(out[0], 1, "a package per node: 2 cores, 1 bit");
+	cr_assert_eq(out[1], 2);
+	cr_assert_eq(out[3], 2, "x2APIC id");
+	cpuid_query(cpu, 1, 0, out);
+	cr_assert_eq((out[1] >> 16) & 0xff, 2, "leaf 1: logical processors per package");
+	/* Nodes of 1 and 3 vCPUs: one package. */
+	struct numa_config c = { 0 };
+	vnuma_parse_node(&c, "node,mem=32M,cpus=0");
+	vnuma_parse_node(&c, "node,mem=32M,cpus=1-3");
+	cr_assert_eq(vnuma_config_finish(&c, 0, 4, 64ull << 20), 0);
+	vm->numa = c;
+	cpuid_query(cpu, 0xb, 1, out);
+	cr_assert_eq(out[1], 4);
+	free(cpu);
+	free(v);
+	free(vm);
 }
