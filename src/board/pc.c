@@ -1,6 +1,6 @@
 /* The PC platform: the board table of its devices, the wiring of their
  * lines, the ACPI tables and the CMOS memory size (see pc.h). */
-#include "hw/pc.h"
+#include "board/pc.h"
 
 #include "acpi/tables.h"
 #include "hw/acpi_pm.h"
@@ -464,6 +464,7 @@ int platform_create_opts(struct vm *vm, const struct platform_options *opts)
 		goto fail;
 	vm->intr_ack = platform_intr_ack;
 	vm->handle_msr = platform_handle_msr;
+	vm->apic_ops = &lapic_apic_ops;
 	if (!(opts && opts->manual_clock) && (rc = timer_service_start(p->timers)) < 0)
 		goto fail;
 	log_debug("platform", "PC created: %u CPUs, RSDP at %#llx", vm->n_vcpus, (unsigned long long)p->rsdp_addr);
@@ -513,6 +514,8 @@ void platform_destroy(struct vm *vm)
 		vm->intr_ack = NULL;
 	if (vm->handle_msr == platform_handle_msr)
 		vm->handle_msr = NULL;
+	if (vm->apic_ops == &lapic_apic_ops)
+		vm->apic_ops = NULL;
 	free(p);
 	vm->platform = NULL;
 }

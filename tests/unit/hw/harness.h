@@ -5,7 +5,7 @@
 
 #include "hw/chardev.h"
 #include "hw/intc/lapic.h"
-#include "hw/pc.h"
+#include "board/pc.h"
 #include "machine/timer.h"
 #include "util/error.h"
 #include "machine/machine.h"
