@@ -314,7 +314,8 @@ static int platform_devices_create(struct vm *vm, struct platform *p)
 		if (!dev)
 			return *err_msg() ? -EINVAL : -ENOMEM;
 		p->devs[p->n_devs++] = dev;
-		*(void **)((char *)p + row->slot) = dev;
+		if (row->slot)
+			*(void **)((char *)p + row->slot) = dev;
 	}
 	pci_host_set_cf9(p->pci, &reset_ctl_ops, p->reset);
 	uint64_t low = low_ram(&vm->mem);
@@ -497,7 +498,8 @@ void platform_destroy(struct vm *vm)
 	 * at freed memory. */
 	for (unsigned i = p->n_devs; i-- > 0;) {
 		pc_devices[i].type->destroy(p->devs[i]);
-		*(void **)((char *)p + pc_devices[i].slot) = NULL;
+		if (pc_devices[i].slot)
+			*(void **)((char *)p + pc_devices[i].slot) = NULL;
 	}
 	p->n_devs = 0;
 	if (p->lapics[0])

@@ -95,13 +95,14 @@ struct platform_options {
 
 /* One row of the board table (src/board/pc.c): a device type, the name its
  * state is saved under, its bases and its lines, and the member of struct
- * platform that keeps the instance (for the board's own calls). */
+ * platform that keeps the instance for the board's own calls (0: none, for
+ * a device the board never calls by name; offset 0 is vm, never a device). */
 struct pc_device {
 	const char *name;
 	const struct dev_desc *type;    /* create, reset, save, load, destroy */
 	uint64_t base[DEV_MAX_BASES];
 	enum pc_line irq[DEV_MAX_IRQS];
-	size_t slot;                    /* offsetof(struct platform, ...) */
+	size_t slot;                    /* offsetof(struct platform, ...), or 0 */
 };
 
 #define PC_MAX_DEVICES 16
