@@ -13,7 +13,7 @@
 #define ACPI_MAX_TABLES 16
 #define ACPI_MAX_CPUS 256
 
-/* What the tables describe; filled by the platform (src/hw/pc.c). */
+/* What the tables describe; filled by the platform (src/board/pc.c). */
 struct acpi_platform_info {
 	unsigned n_cpus;                  /* APIC ID = ACPI processor UID = index */
 	uint64_t lapic_addr, ioapic_addr, hpet_addr;

@@ -98,11 +98,27 @@ struct accel_ops {
 void vcpu_dispatch_exit(struct vcpu *vcpu, struct vcpu_exit *exit);
 
 /* The route from a CPU to its local APIC, the one both engines use
- * (implemented by src/hw/intc/lapic.c; docs/devices.md "The CPU-to-APIC
- * route").  Each takes the device lock itself, so it may be called with or
- * without it.  All return 0, or -ENOENT when the vCPU has no local APIC
- * (an engine's unit tests) or, for vcpu_apic_msr, when the MSR is not the
- * APIC's; the engine then models the register itself. */
+ * (docs/devices.md "The CPU-to-APIC route").  The calls below
+ * (src/machine/vcpu.c) go through vm->apic_ops, the LAPIC's table that the
+ * board installs (src/hw/intc/lapic.c implements it): the engines sit
+ * below the devices and never call them by name.  Each takes the device
+ * lock itself, so it may be called with or without it.  All return 0, or
+ * -ENOENT when the vCPU has no local APIC (an engine's unit tests) or,
+ * for vcpu_apic_msr, when the MSR is not the APIC's; the engine then
+ * models the register itself. */
+/* Frequency of the LAPIC timer's input clock: the core crystal clock the
+ * emu engine reports in CPUID 0x15 ECX (25 MHz).  Linux sets its APIC
+ * timer period from that leaf without calibrating, so the two must agree
+ * (arch/x86/kernel/tsc.c, native_calibrate_tsc()). */
+#define LAPIC_TIMER_HZ 25000000ull
+
+struct vcpu_apic_ops {
+	int (*msr)(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t *val);
+	int (*get_cr8)(struct vcpu *vcpu, uint64_t *cr8);
+	int (*set_cr8)(struct vcpu *vcpu, uint64_t cr8);
+	int (*set_tsc_deadline)(struct vcpu *vcpu, uint64_t deadline, uint64_t tsc_now);
+	int (*read_tsc)(struct vcpu *vcpu, uint64_t *tsc);
+};
 
 /* IA32_APIC_BASE (0x1b), IA32_TSC_DEADLINE (0x6e0) and the x2APIC
  * registers (0x800-0x8ff); -EINVAL: the access raises #GP(0).  A write of

@@ -73,7 +73,7 @@ struct vm {
 	pthread_mutex_t dev_lock;       /* held around every device callback */
 	unsigned n_vcpus;
 	struct vcpu *vcpus[MACHINE_MAX_CPUS];
-	struct platform *platform;      /* src/hw/pc.c: the PC's devices */
+	struct platform *platform;      /* src/board/pc.c: the PC's devices */
 	/* Virtual NUMA nodes (SRAT, SLIT, CPUID topology) and their host
 	 * binding; n_nodes 0: none (docs/numa.md). */
 	struct numa_config numa;
@@ -85,6 +85,9 @@ struct vm {
 	/* Set by the platform: handles an MSR trap the engine does not model
 	 * (x2APIC, TSC deadline); false if nobody claims the MSR. */
 	bool (*handle_msr)(struct vcpu *vcpu, struct vcpu_exit *exit);
+	/* Set by the platform: the route to a vCPU's LAPIC (vcpu->lapic) that
+	 * the vcpu_apic_* calls of machine/accel.h take. */
+	const struct vcpu_apic_ops *apic_ops;
 	_Atomic int stop_reason;        /* enum vm_stop_reason, first writer wins */
 	int debug_exit_value;
 };

@@ -154,3 +154,40 @@ const char *vcpu_exit_reason_name(enum vcpu_exit_reason r)
 	};
 	return (unsigned)r < VCPU_EXIT_REASON_COUNT ? names[r] : "?";
 }
+
+/* The CPU-to-APIC route (machine/accel.h): the vCPU's LAPIC through the
+ * table the board installed, or -ENOENT where there is none. */
+static const struct vcpu_apic_ops *vcpu_apic_route(const struct vcpu *vcpu)
+{
+	return vcpu->lapic && vcpu->vm ? vcpu->vm->apic_ops : NULL;
+}
+
+int vcpu_apic_msr(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t *val)
+{
+	const struct vcpu_apic_ops *a = vcpu_apic_route(vcpu);
+	return a ? a->msr(vcpu, index, is_write, val) : -ENOENT;
+}
+
+int vcpu_apic_get_cr8(struct vcpu *vcpu, uint64_t *cr8)
+{
+	const struct vcpu_apic_ops *a = vcpu_apic_route(vcpu);
+	return a ? a->get_cr8(vcpu, cr8) : -ENOENT;
+}
+
+int vcpu_apic_set_cr8(struct vcpu *vcpu, uint64_t cr8)
+{
+	const struct vcpu_apic_ops *a = vcpu_apic_route(vcpu);
+	return a ? a->set_cr8(vcpu, cr8) : -ENOENT;
+}
+
+int vcpu_apic_set_tsc_deadline(struct vcpu *vcpu, uint64_t deadline, uint64_t tsc_now)
+{
+	const struct vcpu_apic_ops *a = vcpu_apic_route(vcpu);
+	return a ? a->set_tsc_deadline(vcpu, deadline, tsc_now) : -ENOENT;
+}
+
+int vcpu_apic_read_tsc(struct vcpu *vcpu, uint64_t *tsc)
+{
+	const struct vcpu_apic_ops *a = vcpu_apic_route(vcpu);
+	return a ? a->read_tsc(vcpu, tsc) : -ENOENT;
+}

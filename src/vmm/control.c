@@ -3,7 +3,7 @@
 #include "vmm/control.h"
 #include "vmm/console.h"
 
-#include "hw/pc.h"
+#include "board/pc.h"
 #include "vmm/snapshot.h"
 #include "vmm/manifest.h"
 #include "vmm/plugin_loader.h"

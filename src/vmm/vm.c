@@ -12,7 +12,7 @@
 #include "machine/accel.h"
 #include "cpu/engines.h"
 #include "hw/chardev.h"
-#include "hw/pc.h"
+#include "board/pc.h"
 #include "util/error.h"
 #include "vmm/snapshot.h"
 #include "util/log.h"

@@ -27,8 +27,9 @@ HEADERS = {
     'acpi': 'acpi/tables.h',
     'block': 'block/block.h',
     'boot': 'boot/boot.h',
-    'hw': 'hw/pc.h',
+    'hw': 'hw/device.h',
     'cpu': 'cpu/engines.h',
+    'board': 'board/pc.h',
     'vmm': 'vmm/vm.h',
     'cli': 'cli/cli.h',
 }

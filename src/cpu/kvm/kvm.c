@@ -263,7 +263,7 @@ static int kvm_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 			return 0;
 		}
 		kvm_inject_interrupts(vcpu, kv);
-		/* The TPR through the route to the LAPIC (cpu/accel.h): without
+		/* The TPR through the route to the LAPIC (machine/accel.h): without
 		 * an in-kernel irqchip KVM takes CR8 from kvm_run on entry and
 		 * puts the guest's back on exit (api.rst, "cr8"). */
 		uint64_t cr8 = 0;

@@ -800,9 +800,9 @@ static int lapic_msr_write_locked(struct lapic *l, uint32_t msr, uint64_t val)
 	return lapic_reg_write(l, off, (uint32_t)val);
 }
 
-/* The route from a CPU to its local APIC (cpu/accel.h), one for every
- * engine.  Each takes the device lock (recursive, so a caller may hold it
- * already). */
+/* The route from a CPU to its local APIC (machine/accel.h), one for every
+ * engine, installed by the board as vm->apic_ops.  Each takes the device
+ * lock (recursive, so a caller may hold it already). */
 
 static void lapic_lock(struct lapic *l)
 {
@@ -816,7 +816,7 @@ static void lapic_unlock(struct lapic *l)
 		pthread_mutex_unlock(l->bus->lock);
 }
 
-int vcpu_apic_msr(struct vcpu *vcpu, uint32_t msr, bool is_write, uint64_t *val)
+static int lapic_route_msr(struct vcpu *vcpu, uint32_t msr, bool is_write, uint64_t *val)
 {
 	struct lapic *l = vcpu->lapic;
 	if (!l)
@@ -828,7 +828,7 @@ int vcpu_apic_msr(struct vcpu *vcpu, uint32_t msr, bool is_write, uint64_t *val)
 }
 
 /* CR8 is TPR[7:4] (SDM vol. 3A, 10.8.6.1). */
-int vcpu_apic_get_cr8(struct vcpu *vcpu, uint64_t *cr8)
+static int lapic_route_get_cr8(struct vcpu *vcpu, uint64_t *cr8)
 {
 	struct lapic *l = vcpu->lapic;
 	if (!l)
@@ -839,7 +839,7 @@ int vcpu_apic_get_cr8(struct vcpu *vcpu, uint64_t *cr8)
 	return 0;
 }
 
-int vcpu_apic_set_cr8(struct vcpu *vcpu, uint64_t cr8)
+static int lapic_route_set_cr8(struct vcpu *vcpu, uint64_t cr8)
 {
 	struct lapic *l = vcpu->lapic;
 	if (!l)
@@ -850,7 +850,7 @@ int vcpu_apic_set_cr8(struct vcpu *vcpu, uint64_t cr8)
 	return 0;
 }
 
-int vcpu_apic_set_tsc_deadline(struct vcpu *vcpu, uint64_t deadline, uint64_t tsc_now)
+static int lapic_route_set_tsc_deadline(struct vcpu *vcpu, uint64_t deadline, uint64_t tsc_now)
 {
 	struct lapic *l = vcpu->lapic;
 	if (!l)
@@ -861,7 +861,7 @@ int vcpu_apic_set_tsc_deadline(struct vcpu *vcpu, uint64_t deadline, uint64_t ts
 	return 0;
 }
 
-int vcpu_apic_read_tsc(struct vcpu *vcpu, uint64_t *tsc)
+static int lapic_route_read_tsc(struct vcpu *vcpu, uint64_t *tsc)
 {
 	struct lapic *l = vcpu->lapic;
 	if (!l)
@@ -869,6 +869,14 @@ int vcpu_apic_read_tsc(struct vcpu *vcpu, uint64_t *tsc)
 	*tsc = lapic_read_tsc(l);
 	return 0;
 }
+
+const struct vcpu_apic_ops lapic_apic_ops = {
+	.msr = lapic_route_msr,
+	.get_cr8 = lapic_route_get_cr8,
+	.set_cr8 = lapic_route_set_cr8,
+	.set_tsc_deadline = lapic_route_set_tsc_deadline,
+	.read_tsc = lapic_route_read_tsc,
+};
 
 void lapic_set_tsc_hz(struct lapic *l, uint64_t hz)
 {

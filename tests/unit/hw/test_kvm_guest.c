@@ -6,7 +6,7 @@
 #include "machine/accel.h"
 #include "cpu/engines.h"
 #include "hw/chardev.h"
-#include "hw/pc.h"
+#include "board/pc.h"
 #include "util/error.h"
 #include "machine/machine.h"
 

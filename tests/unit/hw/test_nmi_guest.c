@@ -8,7 +8,7 @@
 #include "cpu/engines.h"
 #include "machine/accel.h"
 #include "hw/chardev.h"
-#include "hw/pc.h"
+#include "board/pc.h"
 #include "util/error.h"
 #include "machine/machine.h"
 

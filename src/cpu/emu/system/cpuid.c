@@ -6,7 +6,6 @@
  * cpuid_query() after the lookup. */
 #include "cpu/emu/system/sys.h"
 
-#include "hw/intc/lapic.h"
 #include "machine/machine.h"
 
 #include <string.h>

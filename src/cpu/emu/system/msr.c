@@ -77,7 +77,7 @@ static bool is_apic_msr(uint32_t index)
 	return index == MSR_IA32_APIC_BASE || index == MSR_IA32_TSC_DEADLINE || (index >= 0x800 && index <= 0x8ff);
 }
 
-/* The route to the LAPIC (cpu/accel.h): 0 done, -1 #GP, 1 no LAPIC
+/* The route to the LAPIC (machine/accel.h): 0 done, -1 #GP, 1 no LAPIC
  * (model it here).  A TSC deadline is given with this engine's TSC, which
  * carries the guest's IA32_TSC offset. */
 static int apic_msr(struct emu_cpu *cpu, uint32_t index, bool write, uint64_t *val)

@@ -1,6 +1,6 @@
 /* The PC platform: the board table of its devices, the wiring of their
  * lines, the ACPI tables and the CMOS memory size (see pc.h). */
-#include "hw/pc.h"
+#include "board/pc.h"
 
 #include "acpi/tables.h"
 #include "hw/acpi_pm.h"
@@ -340,7 +340,8 @@ static int platform_devices_create(struct vm *vm, struct platform *p)
 		if (!dev)
 			return *err_msg() ? -EINVAL : -ENOMEM;
 		p->devs[p->n_devs++] = dev;
-		*(void **)((char *)p + row->slot) = dev;
+		if (row->slot)
+			*(void **)((char *)p + row->slot) = dev;
 	}
 	pci_host_set_cf9(p->pci, &reset_ctl_ops, p->reset);
 	uint64_t low = low_ram(&vm->mem);
@@ -489,6 +490,7 @@ int platform_create_opts(struct vm *vm, const struct platform_options *opts)
 		goto fail;
 	vm->intr_ack = platform_intr_ack;
 	vm->handle_msr = platform_handle_msr;
+	vm->apic_ops = &lapic_apic_ops;
 	if (!(opts && opts->manual_clock) && (rc = timer_service_start(p->timers)) < 0)
 		goto fail;
 	log_debug("platform", "PC created: %u CPUs, RSDP at %#llx", vm->n_vcpus, (unsigned long long)p->rsdp_addr);
@@ -521,7 +523,8 @@ void platform_destroy(struct vm *vm)
 	 * at freed memory. */
 	for (unsigned i = p->n_devs; i-- > 0;) {
 		pc_devices[i].type->destroy(p->devs[i]);
-		*(void **)((char *)p + pc_devices[i].slot) = NULL;
+		if (pc_devices[i].slot)
+			*(void **)((char *)p + pc_devices[i].slot) = NULL;
 	}
 	p->n_devs = 0;
 	if (p->lapics[0])
@@ -538,6 +541,8 @@ void platform_destroy(struct vm *vm)
 		vm->intr_ack = NULL;
 	if (vm->handle_msr == platform_handle_msr)
 		vm->handle_msr = NULL;
+	if (vm->apic_ops == &lapic_apic_ops)
+		vm->apic_ops = NULL;
 	free(p);
 	vm->platform = NULL;
 }

@@ -1,7 +1,7 @@
 /* GSIs by number, for what is wired from outside the board table (the
  * control API's plug-in devices, tests): the same lines the table's
  * devices get (see pc.h for the GSI convention). */
-#include "hw/pc.h"
+#include "board/pc.h"
 
 void irq_set_level(struct vm *vm, unsigned gsi, bool level)
 {

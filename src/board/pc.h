@@ -1,5 +1,5 @@
 /* The PC platform: every device of the machine, created and wired by
- * platform_create() from the board table in src/hw/pc.c.  The VM object
+ * platform_create() from the board table in src/board/pc.c.  The VM object
  * (src/vmm) calls the entry points below; engines reach the LAPIC through
  * the route of machine/accel.h.
  *
@@ -8,8 +8,8 @@
  * on the same pin, except ISA IRQ0 which the I/O APIC sees on pin 2 (the
  * interrupt source override in the MADT, ACPI 6.4 section 5.2.12.5).
  * GSIs 16-23 reach only the I/O APIC (PCI INTx, see pci_intx_gsi()). */
-#ifndef VESSEL_HW_PC_H
-#define VESSEL_HW_PC_H
+#ifndef VESSEL_BOARD_PC_H
+#define VESSEL_BOARD_PC_H
 
 #include "hw/device.h"
 #include "hw/intc/lapic.h"
@@ -91,15 +91,16 @@ struct platform_options {
 	struct chardev *console;
 };
 
-/* One row of the board table (src/hw/pc.c): a device type, the name its
+/* One row of the board table (src/board/pc.c): a device type, the name its
  * state is saved under, its bases and its lines, and the member of struct
- * platform that keeps the instance (for the board's own calls). */
+ * platform that keeps the instance for the board's own calls (0: none, for
+ * a device the board never calls by name; offset 0 is vm, never a device). */
 struct pc_device {
 	const char *name;
 	const struct dev_desc *type;    /* create, reset, save, load, destroy */
 	uint64_t base[DEV_MAX_BASES];
 	enum pc_line irq[DEV_MAX_IRQS];
-	size_t slot;                    /* offsetof(struct platform, ...) */
+	size_t slot;                    /* offsetof(struct platform, ...), or 0 */
 };
 
 #define PC_MAX_DEVICES 16
