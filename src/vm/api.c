@@ -6,6 +6,7 @@
  * stalls the VM or the other clients (docs/api.md "Limits"). */
 #include "vm/api.h"
 
+#include "hv/hyperv.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "version.h"
@@ -1071,6 +1072,11 @@ int api_stats_from_machine(struct vm *vm, json_t *out)
 	json_object_set_new(out, "exits", exits);
 	json_object_set_new(out, "vcpus", vcpus);
 	json_object_set_new(out, "devices", devices);
+	struct hv_info hv;
+	if (hv_get_info(vm, &hv))
+		json_object_set_new(out, "hyperv", json_pack("{s:I, s:I, s:I}", "guest_os_id", (json_int_t)hv.guest_os_id,
+							     "hypercalls", (json_int_t)hv.hypercalls, "crashes",
+							     (json_int_t)hv.crashes));
 	return 0;
 }
 

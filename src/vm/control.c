@@ -2,6 +2,7 @@
  * API's requests do to the machine, and the lifecycle around it. */
 #include "vm/control.h"
 
+#include "hv/hyperv.h"
 #include "hw/pc.h"
 #include "snapshot/snapshot.h"
 #include "vm/manifest.h"
@@ -253,6 +254,13 @@ static void op_status(void *opaque, json_t *out)
 	json_object_set_new(out, "engine", json_string(s->cfg->engine));
 	json_object_set_new(out, "cpus", json_integer(s->cfg->cpus));
 	json_object_set_new(out, "memory", json_integer((json_int_t)s->cfg->mem_bytes));
+	/* Hyper-V: null when off; the guest OS id once the guest wrote it. */
+	struct hv_info hv;
+	pthread_mutex_lock(&s->lock);
+	bool hv_on = s->vm && hv_get_info(s->vm, &hv);
+	pthread_mutex_unlock(&s->lock);
+	json_object_set_new(out, "hyperv",
+			    hv_on ? json_pack("{s:I}", "guest_os_id", (json_int_t)hv.guest_os_id) : json_null());
 }
 
 static const struct vm_control_ops session_ops = {

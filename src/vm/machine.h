@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdint.h>
 
+struct hv_vm;
 struct lapic;
 struct platform;
 
@@ -67,6 +68,7 @@ struct vm {
 	unsigned n_vcpus;
 	struct vcpu *vcpus[VM_MAX_CPUS];
 	struct platform *platform;      /* src/hw/pc.c: the PC's devices */
+	struct hv_vm *hv;               /* src/hv: Hyper-V interface, NULL when off */
 	/* Set by the platform: the highest-priority deliverable external
 	 * interrupt of this vCPU (LAPIC, or the PIC through LINT0 in
 	 * ExtINT mode), moved to in-service; -1 if none.  Engines call it

@@ -2,6 +2,7 @@
  * traps to the device buses, with per-reason counters. */
 #include "vm/machine.h"
 
+#include "hv/hyperv.h"
 #include "hw/pc.h"
 
 #include "util/log.h"
@@ -51,8 +52,7 @@ void vcpu_dispatch_exit(struct vcpu *vcpu, struct vcpu_exit *exit)
 				  exit->msr.index);
 		break;
 	case VCPU_EXIT_HYPERCALL:
-		/* TLFS 3.8: HV_STATUS_INVALID_HYPERCALL_CODE until src/hv lands. */
-		exit->hypercall.result = 2;
+		hv_hypercall(vcpu, exit);
 		break;
 	default:
 		break;
