@@ -7,6 +7,8 @@
  * below, and every register here answers #GP while its bit is off. */
 #include "hv/hyperv.h"
 
+#include "hv/synic.h"
+
 #include "util/error.h"
 #include "util/log.h"
 #include "vm/machine.h"
@@ -23,6 +25,7 @@
 
 /* CPUID 0x40000003 EAX, the partition privilege mask's low half (TLFS 2.4.4). */
 #define HV_PRIV_TIME_REF_COUNT  BIT(1)
+#define HV_PRIV_SYNIC           BIT(2)
 #define HV_PRIV_RESET           BIT(7)
 #define HV_PRIV_HYPERCALL       BIT(5)
 #define HV_PRIV_VP_INDEX        BIT(6)
@@ -53,6 +56,7 @@ struct hv_vm {
 	uint64_t reference_tsc;
 	uint64_t crash[5];
 	uint64_t vp_assist[VM_MAX_CPUS];
+	struct hv_synic *synic[VM_MAX_CPUS];   /* device lock */
 	_Atomic uint64_t n_hypercalls, n_crashes;
 };
 
@@ -64,6 +68,7 @@ static const struct {
 	[HV_FEAT_FREQUENCIES] = { "frequencies", "TSC and APIC timer frequency MSRs" },
 	[HV_FEAT_CRASH] = { "crash", "crash MSRs: a guest panic is logged on the host with its message" },
 	[HV_FEAT_RESET] = { "reset", "reset MSR: the guest resets the machine through it" },
+	[HV_FEAT_SYNIC] = { "synic", "synthetic interrupt controller: SINTs, message and event flag pages, AutoEOI" },
 };
 
 const char *hv_feature_name(enum hv_feature f)
@@ -146,6 +151,8 @@ void hv_vm_destroy(struct vm *vm)
 	struct hv_vm *h = vm->hv;
 	if (!h)
 		return;
+	for (unsigned i = 0; i < VM_MAX_CPUS; i++)
+		hv_synic_free(h->synic[i]);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
 	vm->hv = NULL;
@@ -192,6 +199,8 @@ bool hv_cpuid(const struct vm *vm, unsigned n_cpus, uint32_t leaf, uint32_t out[
 		}
 		if (has(h, HV_FEAT_RESET))
 			out[0] |= HV_PRIV_RESET;
+		if (has(h, HV_FEAT_SYNIC))
+			out[0] |= HV_PRIV_SYNIC;
 		if (has(h, HV_FEAT_CRASH))
 			out[3] |= HV_MISC_CRASH_MSRS;
 		break;
@@ -381,11 +390,38 @@ static int msr_write(struct vcpu *vcpu, struct hv_vm *h, uint32_t index, uint64_
 	return -EINVAL;
 }
 
+struct hv_synic *hv_vcpu_synic(struct vcpu *vcpu)
+{
+	struct hv_vm *h = vcpu->vm->hv;
+	if (!h || !has(h, HV_FEAT_SYNIC) || vcpu->id >= VM_MAX_CPUS)
+		return NULL;
+	if (!h->synic[vcpu->id])
+		h->synic[vcpu->id] = hv_synic_new(vcpu);
+	return h->synic[vcpu->id];
+}
+
+/* SynIC registers live with the LAPIC, under the device lock. */
+static int synic_msr(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t *val)
+{
+	pthread_mutex_lock(&vcpu->vm->dev_lock);
+	struct hv_synic *s = hv_vcpu_synic(vcpu);
+	int rc = s ? hv_synic_msr(s, index, is_write, val) : -EINVAL;
+	pthread_mutex_unlock(&vcpu->vm->dev_lock);
+	return rc;
+}
+
 int hv_msr(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t *val, uint64_t tsc_now)
 {
 	struct hv_vm *h = vcpu && vcpu->vm ? vcpu->vm->hv : NULL;
 	if (!h || index < 0x40000000u || index > 0x400001ffu)
 		return -ENOENT;
+	if (index >= HV_MSR_SCONTROL && index < HV_MSR_SINT0 + HV_SINT_COUNT) {
+		int rc = synic_msr(vcpu, index, is_write, val);
+		if (rc < 0)
+			log_debug("hyperv", "cpu%u: %s of MSR %#x refused (#GP)", vcpu->id,
+				  is_write ? "write" : "read", index);
+		return rc;
+	}
 	pthread_mutex_lock(&h->lock);
 	int rc = is_write ? msr_write(vcpu, h, index, *val) : msr_read(vcpu, h, index, val, tsc_now);
 	pthread_mutex_unlock(&h->lock);
@@ -415,5 +451,19 @@ bool hv_get_info(const struct vm *vm, struct hv_info *info)
 	pthread_mutex_unlock(&h->lock);
 	info->hypercalls = atomic_load(&h->n_hypercalls);
 	info->crashes = atomic_load(&h->n_crashes);
+	info->messages = info->queued = info->eoms = info->events = info->auto_eoi = 0;
+	pthread_mutex_lock((pthread_mutex_t *)&vm->dev_lock);
+	for (unsigned i = 0; i < VM_MAX_CPUS; i++) {
+		if (!h->synic[i])
+			continue;
+		struct hv_synic_stats st;
+		hv_synic_get_stats(h->synic[i], &st);
+		info->messages += st.messages;
+		info->queued += st.queued;
+		info->eoms += st.eoms;
+		info->events += st.events;
+		info->auto_eoi += st.auto_eoi;
+	}
+	pthread_mutex_unlock((pthread_mutex_t *)&vm->dev_lock);
 	return true;
 }

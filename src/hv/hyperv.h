@@ -24,6 +24,7 @@ enum hv_feature {
 	HV_FEAT_FREQUENCIES,  /* TSC and APIC frequency MSRs */
 	HV_FEAT_CRASH,        /* crash MSRs P0-P4 and CRASH_CTL */
 	HV_FEAT_RESET,        /* reset MSR */
+	HV_FEAT_SYNIC,        /* synthetic interrupt controller (src/hv/synic.c) */
 	HV_FEAT_COUNT,
 };
 
@@ -72,6 +73,10 @@ bool hv_cpuid(const struct vm *vm, unsigned n_cpus, uint32_t leaf, uint32_t out[
  * not a Hyper-V MSR or the interface is off (the engine goes on). */
 int hv_msr(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t *val, uint64_t tsc_now);
 
+/* The vCPU's SynIC, created on first use (its LAPIC hooked then); NULL
+ * when the interface or its synic feature is off.  Device lock held. */
+struct hv_synic *hv_vcpu_synic(struct vcpu *vcpu);
+
 /* A hypercall (VMCALL from the hypercall page): fills hc->result. */
 void hv_hypercall(struct vcpu *vcpu, struct vcpu_exit *exit);
 
@@ -89,6 +94,9 @@ struct hv_info {
 	uint64_t guest_os_id;
 	uint64_t hypercalls;
 	uint64_t crashes;
+	/* SynIC, all vCPUs: messages delivered, messages that waited for a
+	 * busy slot, EOMs, event flags set, AutoEOI deliveries. */
+	uint64_t messages, queued, eoms, events, auto_eoi;
 };
 bool hv_get_info(const struct vm *vm, struct hv_info *info);
 
