@@ -11,6 +11,8 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #define GATE_TIMEOUT_MS 5000
@@ -254,13 +256,16 @@ static void op_status(void *opaque, json_t *out)
 	json_object_set_new(out, "engine", json_string(s->cfg->engine));
 	json_object_set_new(out, "cpus", json_integer(s->cfg->cpus));
 	json_object_set_new(out, "memory", json_integer((json_int_t)s->cfg->mem_bytes));
-	/* Hyper-V: null when off; the guest OS id once the guest wrote it. */
+	/* Hyper-V: whether the guest is offered it, and the guest OS id it
+	 * wrote (hex: the id uses all 64 bits), null before it does. */
 	struct hv_info hv;
 	pthread_mutex_lock(&s->lock);
 	bool hv_on = s->vm && hv_get_info(s->vm, &hv);
 	pthread_mutex_unlock(&s->lock);
-	json_object_set_new(out, "hyperv",
-			    hv_on ? json_pack("{s:I}", "guest_os_id", (json_int_t)hv.guest_os_id) : json_null());
+	json_object_set_new(out, "hyperv", json_boolean(hv_on));
+	char id[24];
+	snprintf(id, sizeof(id), "%#" PRIx64, hv_on ? hv.guest_os_id : 0);
+	json_object_set_new(out, "guest_os_id", hv_on && hv.guest_os_id ? json_string(id) : json_null());
 }
 
 static const struct vm_control_ops session_ops = {

@@ -2,17 +2,24 @@
 on the emu engine: detection, the features it reads, its guest OS id, the
 reference TSC page clocksource, crash reports, and `--hyperv off`/`-NAME`
 hiding all or part of it.  Each boot must still power off cleanly."""
+import json
 import re
+import subprocess
 
 import pytest
 
 from conftest import run_vessel
-from guests import linux_args, script_output
+from guests import linux_args, script_output, wait_for_file_text
 
 BOOT_TIMEOUT = 900   # seconds; generous for a loaded 2-core machine
 BAD_DMESG = re.compile(r"BUG|WARNING|Oops|panic|Call Trace|timed out|unchecked MSR")
 CLOCKS = ("cat /sys/devices/system/clocksource/clocksource0/available_clocksource\n"
           "cat /sys/devices/system/clocksource/clocksource0/current_clocksource\n")
+
+
+def ctl(vessel_bin, sock, *args):
+    return subprocess.run([vessel_bin, "ctl", "--socket", str(sock), *args], capture_output=True, text=True,
+                          timeout=60)
 
 
 def boot(vessel_bin, script, *extra, cpus=1, verbose=False):
@@ -90,3 +97,25 @@ def test_hyperv_help_and_bad_features(vessel_bin):
     p = run_vessel(vessel_bin, "run", "--kernel", "/nonexistent", "--hyperv", "-stimer")
     assert p.returncode == 2
     assert "'stimer' is not a Hyper-V feature" in p.stderr
+
+
+def test_ctl_status_and_stats_show_the_guest_os_id(vessel_bin, tmp_path):
+    sock, log = tmp_path / "vm.sock", tmp_path / "vm.log"
+    args = linux_args("echo READY\nsleep 600\n") + ["--api-socket", str(sock), "--serial", f"file:{log}"]
+    p = subprocess.Popen([vessel_bin, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for_file_text(log, "READY", BOOT_TIMEOUT), log.read_text(errors="replace")[-2000:]
+        status = json.loads(ctl(vessel_bin, sock, "--json", "status").stdout)["result"]
+        assert status["hyperv"] is True
+        assert re.fullmatch(r"0x8100[0-9a-f]{12}", status["guest_os_id"]), status
+        text = ctl(vessel_bin, sock, "status").stdout
+        assert f"guest_os_id: {status['guest_os_id']}" in text
+        stats = ctl(vessel_bin, sock, "stats").stdout
+        assert "hyperv:" in stats and f"guest_os_id: {status['guest_os_id']}" in stats, stats
+        assert ctl(vessel_bin, sock, "poweroff").returncode == 0
+        assert p.wait(timeout=60) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
