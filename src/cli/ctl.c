@@ -2,7 +2,7 @@
  * (docs/api.md).  One request per run; `events` streams until the VM goes
  * away or the user interrupts. */
 #include "cli/cli.h"
-#include "vm/api.h"
+#include "vmm/api.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -147,6 +147,10 @@ static void print_stats(json_t *r)
 		       (unsigned long long)json_integer_value(json_object_get(d, "len")),
 		       (long long)json_integer_value(json_object_get(d, "reads")),
 		       (long long)json_integer_value(json_object_get(d, "writes")));
+	json_t *con = json_object_get(r, "console");
+	if (con)
+		printf("console: %lld bytes of output dropped (nobody read them)\n",
+		       (long long)json_integer_value(json_object_get(con, "dropped_bytes")));
 }
 
 static void print_devices(json_t *r)

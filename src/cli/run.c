@@ -1,13 +1,18 @@
-/* `vessel run`: flags -> struct vm_config -> vm_run(). */
+/* `vessel run`: flags -> struct vm_config -> vm_run() -> the stop reason
+ * as a message and an exit code (docs/cli.md). */
 #include "cli/cli.h"
 #include "hv/hyperv.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/config.h"
-#include "vm/vm.h"
-#include "snapshot/snapshot.h"
+#include "util/trace.h"
+#include "vmm/config.h"
+#include "vmm/vm.h"
+#include "vmm/sandbox.h"
+#include "vmm/snapshot.h"
 
 #include <getopt.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,16 +41,21 @@ static const char run_usage[] =
 	"      --api-socket PATH   serve the control API on this Unix socket\n"
 	"      --manifest FILE     read the VM description from a JSON manifest\n"
 	"      --restore FILE      resume a VM from a snapshot\n"
+"      --sandbox on|off    seccomp filter, no_new_privs, no capabilities (default on;\n"
+"                          off only to debug, docs/security.md)\n"
+"      --trace KINDS       trace insn, block (emu engine), io, irq; comma-separated\n"
+"      --trace-file FILE   write the trace to FILE instead of stderr\n"
 	"  -h, --help              this help\n"
 	"\n"
 	"Exit codes: 0 guest powered off, 1 runtime error, 2 bad usage or input,\n"
 	"3 guest triple fault, 4 quit from the console or by a signal,\n"
-	"(v<<1)|1 guest wrote v (0..0x7f) to the debug-exit port 0xf4, 6 it wrote\n"
+	"6 a forbidden system call in the sandbox,\n"
+	"(v<<1)|1 guest wrote v (0..0x7f) to the debug-exit port 0xf4, 8 it wrote\n"
 	"0x80..0xff (only the low byte of a write counts).\n";
 
 enum {
 	OPT_DISK = 256, OPT_NUMA, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,
-	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE,
+	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE,
 };
 
 static const struct option run_options[] = {
@@ -65,6 +75,9 @@ static const struct option run_options[] = {
 	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
 	{ "manifest", required_argument, NULL, OPT_MANIFEST },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "sandbox", required_argument, NULL, OPT_SANDBOX },
+	{ "trace", required_argument, NULL, OPT_TRACE },
+	{ "trace-file", required_argument, NULL, OPT_TRACE_FILE },
 	{ "help", no_argument, NULL, 'h' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ 0, 0, 0, 0 },
@@ -86,11 +99,66 @@ static int parse_uint(const char *s, unsigned *out)
 	return 0;
 }
 
+static atomic_int quit_requested;
+
+static void on_signal(int sig)
+{
+	atomic_store(&quit_requested, sig);
+}
+
+/* SIGINT, SIGTERM and SIGHUP end the run as the console escape does;
+ * SIGPIPE is ignored (a closed serial socket is an I/O error). */
+static void install_signal_handlers(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+_Static_assert(EXIT_SANDBOX == SANDBOX_EXIT_CODE, "docs/cli.md documents one code");
+
+int cli_run_exit_code(enum vm_stop_reason why, bool no_reboot, int debug_exit_value)
+{
+	switch (why) {
+	case VM_STOP_POWEROFF:
+		fprintf(stderr, "vessel: guest powered off\n");
+		return EXIT_OK;
+	case VM_STOP_RESET:
+		if (no_reboot)
+			fprintf(stderr, "vessel: guest rebooted (--no-reboot)\n");
+		return EXIT_OK;
+	case VM_STOP_TRIPLE_FAULT:
+		return EXIT_TRIPLE_FAULT;
+	case VM_STOP_DEBUG_EXIT: {
+		/* The value on stderr: codes 1 and 3 (values 0 and 1, as QEMU)
+		 * and EXIT_DEBUG_EXIT_HIGH do not tell it alone. */
+		int code = cli_debug_exit_code((unsigned)debug_exit_value);
+		fprintf(stderr, "vessel: guest wrote 0x%02x to the debug-exit port (exit code %d)\n",
+			(unsigned)debug_exit_value & 0xff, code);
+		return code;
+	}
+	case VM_STOP_QUIT:
+		fprintf(stderr, "vessel: quit\n");
+		return EXIT_SIGNAL;
+	case VM_STOP_BAD_INPUT:
+		cli_error("run", "%s", err_msg());
+		return EXIT_USAGE;
+	case VM_STOP_START_FAILED:
+		cli_error("run", "%s", err_msg());
+		return EXIT_FAILURE_RUN;
+	default:
+		return EXIT_FAILURE_RUN;
+	}
+}
+
 int cli_run_main(int argc, char **argv)
 {
 	struct vm_config cfg;
 	vm_config_defaults(&cfg);
-	const char *manifest = NULL;
+	const char *manifest = NULL, *trace_file = NULL;
+	unsigned trace = 0;
 	int rc = EXIT_USAGE;
 
 	/* First pass: find --manifest, so that flags given later override it. */
@@ -169,6 +237,20 @@ int cli_run_main(int argc, char **argv)
 		case OPT_API_SOCKET: replace(&cfg.api_socket, optarg); break;
 		case OPT_MANIFEST: break; /* read above */
 		case OPT_RESTORE: replace(&cfg.restore, optarg); break;
+		case OPT_SANDBOX:
+			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				rc = cli_usage_error("run", "--sandbox: '%s' is neither on nor off", optarg);
+				goto out;
+			}
+			cfg.sandbox = strcmp(optarg, "off") != 0;
+			break;
+		case OPT_TRACE:
+			if (trace_parse(optarg, &trace) < 0) {
+				rc = cli_usage_error("run", "%s", err_msg());
+				goto out;
+			}
+			break;
+		case OPT_TRACE_FILE: trace_file = optarg; break;
 		case 'v': log_raise_verbosity(1); break;
 		case 'h':
 			fputs(run_usage, stdout);
@@ -195,7 +277,20 @@ int cli_run_main(int argc, char **argv)
 		rc = cli_usage_error("run", "%s", err_msg());
 		goto out;
 	}
-	rc = vm_run(&cfg);
+	if (trace_file && !trace) {
+		rc = cli_usage_error("run", "--trace-file needs --trace");
+		goto out;
+	}
+	if (trace && trace_start(trace, trace_file) < 0) {
+		rc = cli_usage_error("run", "%s", err_msg());
+		goto out;
+	}
+	install_signal_handlers();
+	int debug_exit_value = 0;
+	struct vm_run_opts opts = { .quit = &quit_requested };
+	enum vm_stop_reason why = vm_run(&cfg, &opts, &debug_exit_value);
+	rc = cli_run_exit_code(why, cfg.no_reboot, debug_exit_value);
+	trace_stop();
 out:
 	vm_config_free(&cfg);
 	return rc;

@@ -11,7 +11,7 @@
 
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -55,8 +55,8 @@ struct hv_vm {
 	uint64_t hypercall;
 	uint64_t reference_tsc;
 	uint64_t crash[5];
-	uint64_t vp_assist[VM_MAX_CPUS];
-	struct hv_synic *synic[VM_MAX_CPUS];   /* device lock */
+	uint64_t vp_assist[MACHINE_MAX_CPUS];
+	struct hv_synic *synic[MACHINE_MAX_CPUS];   /* device lock */
 	_Atomic uint64_t n_hypercalls, n_crashes;
 };
 
@@ -151,7 +151,7 @@ void hv_vm_destroy(struct vm *vm)
 	struct hv_vm *h = vm->hv;
 	if (!h)
 		return;
-	for (unsigned i = 0; i < VM_MAX_CPUS; i++)
+	for (unsigned i = 0; i < MACHINE_MAX_CPUS; i++)
 		hv_synic_free(h->synic[i]);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
@@ -214,7 +214,7 @@ bool hv_cpuid(const struct vm *vm, unsigned n_cpus, uint32_t leaf, uint32_t out[
 		break;
 	case 0x40000005:
 		/* Implementation limits (TLFS 2.4.6). */
-		out[0] = VM_MAX_CPUS;
+		out[0] = MACHINE_MAX_CPUS;
 		out[1] = n_cpus;
 		break;
 	default:
@@ -393,7 +393,7 @@ static int msr_write(struct vcpu *vcpu, struct hv_vm *h, uint32_t index, uint64_
 struct hv_synic *hv_vcpu_synic(struct vcpu *vcpu)
 {
 	struct hv_vm *h = vcpu->vm->hv;
-	if (!h || !has(h, HV_FEAT_SYNIC) || vcpu->id >= VM_MAX_CPUS)
+	if (!h || !has(h, HV_FEAT_SYNIC) || vcpu->id >= MACHINE_MAX_CPUS)
 		return NULL;
 	if (!h->synic[vcpu->id])
 		h->synic[vcpu->id] = hv_synic_new(vcpu);
@@ -453,7 +453,7 @@ bool hv_get_info(const struct vm *vm, struct hv_info *info)
 	info->crashes = atomic_load(&h->n_crashes);
 	info->messages = info->queued = info->eoms = info->events = info->auto_eoi = 0;
 	pthread_mutex_lock((pthread_mutex_t *)&vm->dev_lock);
-	for (unsigned i = 0; i < VM_MAX_CPUS; i++) {
+	for (unsigned i = 0; i < MACHINE_MAX_CPUS; i++) {
 		if (!h->synic[i])
 			continue;
 		struct hv_synic_stats st;

@@ -5,7 +5,7 @@
 #ifndef VESSEL_HV_HYPERV_H
 #define VESSEL_HV_HYPERV_H
 
-#include "cpu/accel.h"
+#include "machine/accel.h"
 
 #include <stdbool.h>
 #include <stdint.h>

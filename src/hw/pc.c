@@ -18,10 +18,10 @@
 #include "hw/port80.h"
 #include "hw/reset_ctl.h"
 #include "hw/rtc.h"
-#include "hw/timer.h"
-#include "hw/snap_state.h"
+#include "machine/timer.h"
+#include "machine/snap_state.h"
 #include "hw/uart.h"
-#include "snapshot/device_registry.h"
+#include "machine/device_registry.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -117,7 +117,7 @@ static int platform_write_acpi(struct vm *vm, struct platform *p)
 	struct acpi_builder b;
 	acpi_builder_init(&b, area, PC_ACPI_BASE, PC_ACPI_SIZE);
 	int rc = acpi_build_pc_tables(&b, &info);
-	unsigned nodes = vm->cfg ? vm->cfg->numa_nodes : 0;
+	unsigned nodes = p->numa_nodes;
 	if (rc == 0 && nodes > 1) {
 		struct acpi_numa_info numa = { .n_nodes = nodes };
 		for (unsigned i = 0; i < vm->mem.n_regions && i < 8; i++) {
@@ -407,6 +407,16 @@ static void platform_snapshot_unregister(struct vm *vm, struct platform *p)
 	p->snap_registered = 0;
 }
 
+/* The vm->handle_msr hook: the APIC MSRs take the route to the LAPIC
+ * (machine/accel.h).  -EINVAL is the architecture's #GP(0), which the
+ * engine raises for an unhandled access; -ENOENT: not an APIC MSR. */
+static bool platform_handle_msr(struct vcpu *vcpu, struct vcpu_exit *exit)
+{
+	int rc = vcpu_apic_msr(vcpu, exit->msr.index, exit->msr.is_write, &exit->msr.data);
+	exit->msr.handled = rc == 0;
+	return rc != -ENOENT;
+}
+
 int platform_create_opts(struct vm *vm, const struct platform_options *opts)
 {
 	/* The device entry points are called both with vm->dev_lock held
@@ -433,6 +443,7 @@ int platform_create_opts(struct vm *vm, const struct platform_options *opts)
 	if (opts && opts->clock)
 		timer_service_set_clock(p->timers, opts->clock, opts->clock_opaque);
 	p->console = opts ? opts->console : NULL;
+	p->numa_nodes = opts ? opts->numa_nodes : 0;
 	if (!p->console) {
 		p->own_console = chardev_fd_new(-1, STDOUT_FILENO);
 		if (!p->own_console)
@@ -452,6 +463,7 @@ int platform_create_opts(struct vm *vm, const struct platform_options *opts)
 	if ((rc = platform_snapshot_register(vm, p)) < 0)
 		goto fail;
 	vm->intr_ack = platform_intr_ack;
+	vm->handle_msr = platform_handle_msr;
 	if (!(opts && opts->manual_clock) && (rc = timer_service_start(p->timers)) < 0)
 		goto fail;
 	log_debug("platform", "PC created: %u CPUs, RSDP at %#llx", vm->n_vcpus, (unsigned long long)p->rsdp_addr);
@@ -499,6 +511,8 @@ void platform_destroy(struct vm *vm)
 	chardev_free(p->own_console);
 	if (vm->intr_ack == platform_intr_ack)
 		vm->intr_ack = NULL;
+	if (vm->handle_msr == platform_handle_msr)
+		vm->handle_msr = NULL;
 	free(p);
 	vm->platform = NULL;
 }

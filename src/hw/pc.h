@@ -1,7 +1,7 @@
 /* The PC platform: every device of the machine, created and wired by
  * platform_create() from the board table in src/hw/pc.c.  The VM object
- * (src/vm) calls the entry points below; engines reach the LAPIC through
- * the route of cpu/accel.h.
+ * (src/vmm) calls the entry points below; engines reach the LAPIC through
+ * the route of machine/accel.h.
  *
  * Interrupt lines: irq_set_level()/irq_pulse() take a GSI.  GSIs 0-15 are
  * the ISA IRQs: they reach the 8259 pair on the same pin and the I/O APIC
@@ -13,7 +13,7 @@
 
 #include "hw/device.h"
 #include "hw/intc/lapic.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -89,6 +89,8 @@ struct platform_options {
 	/* Console backend for COM1; NULL: output to stdout, no input.
 	 * The platform does not take ownership. */
 	struct chardev *console;
+	/* Virtual NUMA nodes announced in the SRAT; 0 or 1: none. */
+	unsigned numa_nodes;
 };
 
 /* One row of the board table (src/hw/pc.c): a device type, the name its
@@ -106,6 +108,7 @@ struct pc_device {
 
 struct platform {
 	struct vm *vm;
+	unsigned numa_nodes;            /* platform_options.numa_nodes */
 	struct timer_service *timers;
 	struct pic *pic;
 	struct ioapic *ioapic;
@@ -126,7 +129,7 @@ struct platform {
 	void *devs[PC_MAX_DEVICES];   /* instances, in board-table order */
 	unsigned n_devs;
 	struct apic_bus apic_bus;     /* what the LAPICs and the I/O APIC send to */
-	struct lapic *lapics[VM_MAX_CPUS];
+	struct lapic *lapics[MACHINE_MAX_CPUS];
 	bool hpet_legacy;             /* HPET legacy replacement: PIT and RTC lose IRQ0/IRQ8 */
 	bool nmi_masked;              /* port 0x70 bit 7 */
 	bool pit_out, rtc_out;        /* what the PIT and RTC drive behind the gate */

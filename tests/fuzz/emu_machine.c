@@ -3,7 +3,7 @@
  * float high (all ones), writes are dropped, MSRs no one models make the
  * engine raise #GP, hypercalls fail.  The fuzzed vCPU has no LAPIC: the
  * route to it answers -ENOENT and the engine models the registers itself. */
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 #include <stdlib.h>

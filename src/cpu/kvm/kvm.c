@@ -5,10 +5,12 @@
  * injected with KVM_INTERRUPT when the guest can take them, and an
  * interrupt window is requested otherwise.  Port I/O and MMIO exits are
  * dispatched through vcpu_dispatch_exit() like the emu engine's. */
-#include "cpu/accel.h"
+#include "machine/accel.h"
+#include "cpu/engines.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/machine.h"
+#include "util/trace.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -238,6 +240,8 @@ static void kvm_inject_interrupts(struct vcpu *vcpu, struct kvm_vcpu_state *kv)
 		if (vector >= 0) {
 			struct kvm_interrupt irq = { .irq = (uint32_t)vector };
 			ioctl(kv->fd, KVM_INTERRUPT, &irq);
+			if (trace_on(TRACE_IRQ))
+				trace_printf("irq   cpu%u vector %#04x", vcpu->id, vector);
 			/* Others may be pending behind this one: look again next entry. */
 			atomic_fetch_or(&vcpu->events, VCPU_EVT_INTR);
 		}

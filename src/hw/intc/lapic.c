@@ -1,13 +1,13 @@
 /* Local APIC, xAPIC and x2APIC (SDM vol. 3A, chapter 10). */
 #include "hw/intc/lapic.h"
 
-#include "cpu/x86.h"
-#include "hw/bus.h"
-#include "hw/timer.h"
-#include "hw/snap_state.h"
+#include "machine/x86.h"
+#include "machine/bus.h"
+#include "machine/timer.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -809,6 +809,10 @@ static int lapic_msr_write_locked(struct lapic *l, uint32_t msr, uint64_t val)
 		return 0;
 	}
 	if (val >> 32)
+		return -EINVAL;
+	/* SELF IPI: only the vector (bits 7:0); a reserved bit set is #GP
+	 * (SDM vol. 3A 10.12.11). */
+	if (off == APIC_SELF_IPI && (val & ~0xffull))
 		return -EINVAL;
 	bool valid = off == APIC_TPR || off == APIC_EOI || off == APIC_SVR || off == APIC_ESR ||
 		     off == APIC_LVT_CMCI || (off >= APIC_LVT_TIMER && off <= APIC_TMICT) ||

@@ -112,7 +112,7 @@ bool lapic_test_isr(const struct lapic *l, uint8_t v);
 bool lapic_test_tmr(const struct lapic *l, uint8_t v);
 
 /* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
- * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * snapshot_load_fn of src/machine/device_registry.h, opaque the device;
  * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
 int64_t lapic_snapshot_save(void *opaque, void *buf, size_t cap);
 int lapic_snapshot_load(void *opaque, const void *buf, size_t len);

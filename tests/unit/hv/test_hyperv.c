@@ -3,7 +3,7 @@
 #include "hv/hyperv.h"
 
 #include "util/error.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>

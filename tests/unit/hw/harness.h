@@ -6,9 +6,9 @@
 #include "hw/chardev.h"
 #include "hw/intc/lapic.h"
 #include "hw/pc.h"
-#include "hw/timer.h"
+#include "machine/timer.h"
 #include "util/error.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <criterion/criterion.h>
 #include <stdlib.h>

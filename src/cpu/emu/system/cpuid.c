@@ -8,7 +8,7 @@
 
 #include "hv/hyperv.h"
 #include "hw/intc/lapic.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <string.h>
 

@@ -3,7 +3,7 @@
  * leaving IA-32e mode (SDM vol. 3A 2.5, 9.1, 9.8.5 and 10.8.5). */
 #include "cpu/emu/system/sys.h"
 
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <string.h>
 #include <time.h>
@@ -109,6 +109,7 @@ void emu_cpu_reset(struct emu_cpu *cpu, bool bsp)
 	cpu->exc_has_error = false;
 	cpu->delivering = -1;
 	cpu->nmi_blocked = false;
+	cpu->nmi_pending = false;
 	cpu->dbg_pending = 0;
 	cpu->dbg_data = false;
 	mmu_reset(cpu);

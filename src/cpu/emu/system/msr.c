@@ -1,14 +1,18 @@
 /* Model-specific registers the engine models (SDM vol. 4); everything else
  * is offered to the monitor as a VCPU_EXIT_MSR trap and faults with #GP(0)
- * when nobody handles it. */
+ * when nobody handles it.  Each MSR here is one whose CPUID enumeration
+ * (cpuid.c) the engine advertises, or an architectural one without a CPUID
+ * gate; docs/isa.md ("MSRs and their CPUID gates") lists the audit.  An MSR
+ * of a feature not advertised faults, as on hardware: IA32_SPEC_CTRL and
+ * IA32_PRED_CMD (CPUID.7.0:EDX IBRS/STIBP/SSBD, IBPB), IA32_FEATURE_CONTROL
+ * (VMX, SMX, SGX, LMCE). */
 #include "cpu/emu/system/sys.h"
 
 #include "hv/hyperv.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 
-#define MSR_IA32_PRED_CMD        0x49
 #define MSR_IA32_BIOS_SIGN_ID    0x8b
 #define MSR_PLATFORM_INFO        0xce
 #define MSR_MTRRCAP              0xfe
@@ -115,8 +119,6 @@ int msr_read(struct emu_cpu *cpu, uint32_t index, uint64_t *val)
 	switch (index) {
 	case MSR_IA32_TSC: *val = emu_rdtsc(cpu); return 0;
 	case MSR_IA32_APIC_BASE: *val = cpu->apic_base; return 0;
-	case MSR_IA32_FEATURE_CONTROL: *val = cpu->feature_control | 1; return 0;   /* locked, no VMX */
-	case MSR_IA32_SPEC_CTRL: *val = cpu->spec_ctrl; return 0;
 	case MSR_IA32_BIOS_SIGN_ID: *val = 0; return 0;
 	case MSR_PLATFORM_INFO: *val = (uint64_t)(EMU_TSC_HZ / 100000000ull) << 8; return 0;
 	case MSR_MTRRCAP: *val = 8 | (1u << 8) | (1u << 10); return 0;   /* 8 variable, fixed, WC */
@@ -177,15 +179,6 @@ int msr_write(struct emu_cpu *cpu, uint32_t index, uint64_t val)
 			return -1;
 		cpu->apic_base = val;
 		return 0;
-	case MSR_IA32_FEATURE_CONTROL:
-		return -1;   /* locked */
-	case MSR_IA32_SPEC_CTRL:
-		if (val & ~7ull)
-			return -1;
-		cpu->spec_ctrl = val;
-		return 0;
-	case MSR_IA32_PRED_CMD:
-		return (val & ~1ull) ? -1 : 0;
 	case MSR_IA32_BIOS_SIGN_ID:
 		return 0;
 	case MSR_MCG_STATUS:

@@ -1,0 +1,464 @@
+/* Whole-VM save and restore on top of the snapshot file format. */
+#include "vmm/snapshot.h"
+
+#include "util/error.h"
+#include "util/log.h"
+#include "machine/machine.h"
+#include "vmm/manifest.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* MSRs a guest OS programs and expects back (SDM vol. 4 "Model-Specific
+ * Registers"; the rest of the CPU is in regs/sregs/fpu). */
+static const uint32_t saved_msrs[] = {
+	MSR_IA32_TSC, MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP, MSR_IA32_MISC_ENABLE,
+	MSR_IA32_PAT, MSR_IA32_TSC_DEADLINE, MSR_IA32_SPEC_CTRL, MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SFMASK,
+	MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE, MSR_TSC_AUX,
+};
+#define N_SAVED_MSRS (sizeof(saved_msrs) / sizeof(saved_msrs[0]))
+
+struct cpu_blob {
+	struct snap_cpu_prefix p;
+	struct x86_regs regs;
+	struct x86_sregs sregs;
+	struct x86_fpu fpu;
+	struct {
+		uint32_t index, zero;
+		uint64_t value;
+	} msrs[N_SAVED_MSRS];
+};
+
+static size_t cpu_blob_size(uint32_t n_msrs)
+{
+	return offsetof(struct cpu_blob, msrs) + n_msrs * sizeof(((struct cpu_blob *)0)->msrs[0]);
+}
+
+static int cpu_save(struct vcpu *v, struct cpu_blob *b)
+{
+	const struct accel_ops *a = v->vm->accel;
+	memset(b, 0, sizeof(*b));
+	if (!a->get_regs || !a->get_sregs || !a->get_fpu)
+		return err_set(-ENOTSUP, "snapshot: the %s engine cannot read CPU state", a->name);
+	int rc;
+	if ((rc = a->get_regs(v, &b->regs)) < 0 || (rc = a->get_sregs(v, &b->sregs)) < 0 ||
+	    (rc = a->get_fpu(v, &b->fpu)) < 0)
+		return err_wrap(rc, "snapshot: cpu%u", v->id);
+	uint32_t n = 0;
+	for (unsigned i = 0; a->get_msrs && i < N_SAVED_MSRS; i++) {
+		/* One at a time: an MSR the engine does not model is skipped,
+		 * not fatal. */
+		struct x86_msr_entry e = { .index = saved_msrs[i] };
+		if (a->get_msrs(v, &e, 1) == 1) {
+			b->msrs[n].index = e.index;
+			b->msrs[n].value = e.value;
+			n++;
+		}
+	}
+	pthread_mutex_lock(&v->lock);
+	b->p = (struct snap_cpu_prefix){ .regs_size = sizeof(b->regs), .sregs_size = sizeof(b->sregs),
+					 .fpu_size = sizeof(b->fpu), .n_msrs = n, .run_state = (uint32_t)v->run_state,
+					 .sipi_vector = v->sipi_vector };
+	pthread_mutex_unlock(&v->lock);
+	return 0;
+}
+
+static json_t *config_json(struct vm *vm, json_t *devices)
+{
+	json_t *regions = json_array();
+	for (unsigned i = 0; i < vm->mem.n_regions; i++)
+		json_array_append_new(regions, json_pack("{s:I, s:I}", "gpa", (json_int_t)vm->mem.regions[i].gpa, "size",
+							 (json_int_t)vm->mem.regions[i].size));
+	json_t *c = json_pack("{s:s, s:i, s:I, s:i, s:o}", "engine", vm->accel ? vm->accel->name : "?", "cpus",
+			      (int)vm->n_vcpus, "memory", (json_int_t)vm->mem.ram_size, "numa_nodes",
+			      vm->cfg ? (int)vm->cfg->numa_nodes : 0, "regions", regions);
+	json_object_set_new(c, "devices", devices ? json_incref(devices) : json_array());
+	/* No plug-in directories: a snapshot is data and never names code to
+	 * load (docs/security.md "Plug-ins").  A restore finds the device
+	 * types on the search path of the restoring command. */
+	return c;
+}
+
+struct save_ctx {
+	struct snap_writer *w;
+	unsigned n;
+};
+
+static int save_device(void *arg, const char *name, snapshot_save_fn save, void *opaque)
+{
+	struct save_ctx *sc = arg;
+	void *blob;
+	size_t len;
+	int rc = snapshot_device_save(name, save, opaque, &blob, &len);
+	if (rc < 0)
+		return rc;
+	rc = snap_writer_section(sc->w, SNAP_SEC_DEVICE, 1, 0, name, blob, len);
+	free(blob);
+	sc->n++;
+	return rc;
+}
+
+int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *stats)
+{
+	return snapshot_save_with_devices(vm, path, NULL, stats);
+}
+
+int snapshot_save_with_devices(struct vm *vm, const char *path, json_t *devices, struct snapshot_stats *stats)
+{
+	struct snap_writer w;
+	int rc = snap_writer_open(&w, path);
+	if (rc < 0)
+		return rc;
+	json_t *cfg = config_json(vm, devices);
+	char *text = json_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(cfg);
+	rc = text ? snap_writer_section(&w, SNAP_SEC_CONFIG, 1, 0, "config", text, strlen(text))
+		  : err_set(-ENOMEM, "snapshot: out of memory");
+	free(text);
+	for (unsigned i = 0; i < vm->n_vcpus && rc == 0; i++) {
+		struct cpu_blob b;
+		char name[16];
+		snprintf(name, sizeof(name), "cpu%u", i);
+		if ((rc = cpu_save(vm->vcpus[i], &b)) == 0)
+			rc = snap_writer_section(&w, SNAP_SEC_CPU, 1, i, name, &b, cpu_blob_size(b.p.n_msrs));
+	}
+	struct save_ctx sc = { .w = &w };
+	if (rc == 0) {
+		/* Devices are saved under the device lock: no vCPU or API call
+		 * changes one while it is written. */
+		pthread_mutex_lock(&vm->dev_lock);
+		rc = snapshot_foreach_device(save_device, &sc);
+		pthread_mutex_unlock(&vm->dev_lock);
+	}
+	for (unsigned i = 0; i < vm->mem.n_regions && rc == 0; i++)
+		rc = snap_writer_memory(&w, vm->mem.regions[i].gpa, vm->mem.regions[i].host, vm->mem.regions[i].size);
+	uint64_t zero_pages = w.zero_pages;
+	if (rc < 0) {
+		snap_writer_abort(&w);
+		return rc;
+	}
+	if ((rc = snap_writer_commit(&w)) < 0)
+		return rc;
+	if (stats) {
+		struct stat st;
+		memset(stats, 0, sizeof(*stats));
+		if (stat(path, &st) == 0) {
+			stats->file_bytes = (uint64_t)st.st_size;
+			stats->disk_bytes = (uint64_t)st.st_blocks * 512;
+		}
+		stats->ram_bytes = vm->mem.ram_size;
+		stats->zero_pages = zero_pages;
+		stats->n_devices = sc.n;
+	}
+	log_info("snapshot", "saved %s: %u vCPUs, %u devices, %" PRIu64 " MiB RAM (%" PRIu64 " zero pages not stored)",
+		 path, vm->n_vcpus, sc.n, vm->mem.ram_size >> 20, zero_pages);
+	return 0;
+}
+
+static json_t *read_config(struct snap_reader *r)
+{
+	const struct snap_section_header *s = snap_reader_find(r, SNAP_SEC_CONFIG, NULL);
+	if (!s) {
+		err_set(-EINVAL, "snapshot %s: no config section", r->path);
+		return NULL;
+	}
+	if (s->length > (16u << 20)) {
+		err_set(-EINVAL, "snapshot %s: config section of %" PRIu64 " bytes is implausible", r->path, s->length);
+		return NULL;
+	}
+	char *text = malloc(s->length + 1);
+	if (!text || snap_reader_read(r, s, text) < 0) {
+		if (!text)
+			err_set(-ENOMEM, "snapshot: out of memory");
+		free(text);
+		return NULL;
+	}
+	text[s->length] = 0;
+	json_t *c = json_loads(text, 0, NULL);
+	free(text);
+	if (!json_is_object(c) || !json_is_integer(json_object_get(c, "cpus")) ||
+	    !json_is_integer(json_object_get(c, "memory")) || !json_is_array(json_object_get(c, "regions"))) {
+		json_decref(c);
+		err_set(-EINVAL, "snapshot %s: config section is malformed", r->path);
+		return NULL;
+	}
+	return c;
+}
+
+int snapshot_load_config(const char *path, struct vm_config *cfg)
+{
+	struct snap_reader r;
+	int rc = snap_reader_open(&r, path);
+	if (rc < 0)
+		return rc;
+	json_t *c = read_config(&r);
+	snap_reader_close(&r);
+	if (!c)
+		return -EINVAL;
+	const char *engine = json_string_value(json_object_get(c, "engine"));
+	if (engine && (!strcmp(engine, "emu") || !strcmp(engine, "kvm"))) {
+		free(cfg->engine);
+		cfg->engine = strdup(engine);
+	}
+	json_int_t cpus = json_integer_value(json_object_get(c, "cpus"));
+	json_int_t mem = json_integer_value(json_object_get(c, "memory"));
+	if (cpus < 1 || cpus > VM_MAX_CPUS || mem <= 0) {
+		json_decref(c);
+		return err_set(-EINVAL, "snapshot %s: config section holds %lld CPUs and %lld bytes", path, (long long)cpus,
+			       (long long)mem);
+	}
+	cfg->cpus = (unsigned)cpus;
+	cfg->mem_bytes = (uint64_t)mem;
+	cfg->numa_nodes = (unsigned)json_integer_value(json_object_get(c, "numa_nodes"));
+	for (unsigned i = 0; i < cfg->n_devices; i++)
+		vm_device_config_free(&cfg->devices[i]);
+	cfg->n_devices = 0;
+	size_t i;
+	json_t *d;
+	json_array_foreach(json_object_get(c, "devices"), i, d) {
+		if (cfg->n_devices == VM_MAX_DEVICES)
+			break;
+		/* The device list of the API carries more than a manifest entry:
+		 * keep type, id and params. */
+		/* O*: a device without params has none, not params: null. */
+		json_t *entry = json_pack("{s:O?, s:O?, s:O*}", "type", json_object_get(d, "type"), "id",
+					  json_object_get(d, "id"), "params", json_object_get(d, "params"));
+		char where[32];   /* the message is wrapped in "snapshot PATH" below */
+		snprintf(where, sizeof(where), "devices[%zu]", i);
+		if (!entry || vm_manifest_parse_device(entry, where, &cfg->devices[cfg->n_devices]) < 0) {
+			json_decref(entry);
+			json_decref(c);
+			return err_wrap(-EINVAL, "snapshot %s", path);
+		}
+		json_decref(entry);
+		cfg->n_devices++;
+	}
+	/* A "plugin_dirs" list (written by older versions) is ignored: a
+	 * snapshot never chooses code to load. */
+	json_decref(c);
+	return 0;
+}
+
+struct missing_ctx {
+	struct snap_reader *r;
+	const char *path;
+};
+
+static int check_present(void *arg, const char *name, snapshot_save_fn save, void *opaque)
+{
+	struct missing_ctx *mc = arg;
+	if (!snap_reader_find(mc->r, SNAP_SEC_DEVICE, name))
+		return err_set(-EINVAL, "snapshot %s: this VM has device %s, which the snapshot does not hold", mc->path,
+			       name);
+	return 0;
+}
+
+/* Shape: the same vCPUs and RAM layout, and a state section per vCPU. */
+static int check_shape(struct vm *vm, struct snap_reader *r, json_t *c)
+{
+	const char *path = r->path;
+	if ((unsigned)json_integer_value(json_object_get(c, "cpus")) != vm->n_vcpus)
+		return err_set(-EINVAL, "snapshot %s: made for %lld vCPUs, this VM has %u", path,
+			       (long long)json_integer_value(json_object_get(c, "cpus")), vm->n_vcpus);
+	json_t *regions = json_object_get(c, "regions");
+	bool same = json_array_size(regions) == vm->mem.n_regions;
+	for (unsigned i = 0; same && i < vm->mem.n_regions; i++) {
+		json_t *reg = json_array_get(regions, i);
+		same = (uint64_t)json_integer_value(json_object_get(reg, "gpa")) == vm->mem.regions[i].gpa &&
+		       (uint64_t)json_integer_value(json_object_get(reg, "size")) == vm->mem.regions[i].size;
+	}
+	if (!same)
+		return err_set(-EINVAL, "snapshot %s: made for %lld MiB of RAM in another layout, this VM has %" PRIu64
+			       " MiB", path, (long long)(json_integer_value(json_object_get(c, "memory")) >> 20),
+			       vm->mem.ram_size >> 20);
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "cpu%u", i);
+		if (!snap_reader_find(r, SNAP_SEC_CPU, name))
+			return err_set(-EINVAL, "snapshot %s: no state for %s", path, name);
+	}
+	return 0;
+}
+
+int snapshot_check(struct vm *vm, const char *path)
+{
+	struct snap_reader r;
+	int rc = snap_reader_open(&r, path);
+	if (rc < 0)
+		return rc;
+	json_t *c = read_config(&r);
+	rc = !c ? -EINVAL : vm ? check_shape(vm, &r, c) : 0;
+	json_decref(c);
+	snap_reader_close(&r);
+	return rc;
+}
+
+/* Everything is read and checked before the VM is touched. */
+int snapshot_restore(struct vm *vm, const char *path, const struct snapshot_restore_opts *opts)
+{
+	struct snapshot_restore_opts def = { .map_memory = true, .verify_memory = true };
+	if (!opts)
+		opts = &def;
+	struct snap_reader r;
+	int rc = snap_reader_open(&r, path);
+	if (rc < 0)
+		return rc;
+	struct cpu_blob *cpus = NULL;
+	struct dev_state {
+		const struct snap_section_header *sec;
+		void *data;
+		snapshot_load_fn load;
+		void *opaque;
+	} *devs = NULL;
+	unsigned n_devs = 0;
+	json_t *c = read_config(&r);
+	if (!c) {
+		rc = -EINVAL;
+		goto out;
+	}
+	if ((rc = check_shape(vm, &r, c)) < 0)
+		goto out;
+	cpus = calloc(vm->n_vcpus ? vm->n_vcpus : 1, sizeof(*cpus));
+	devs = calloc(r.n, sizeof(*devs));
+	if (!cpus || !devs) {
+		rc = err_set(-ENOMEM, "snapshot: out of memory");
+		goto out;
+	}
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "cpu%u", i);
+		const struct snap_section_header *s = snap_reader_find(&r, SNAP_SEC_CPU, name);
+		if (!s) {
+			rc = err_set(-EINVAL, "snapshot %s: no state for %s", path, name);
+			goto out;
+		}
+		if (s->version != 1 || s->length < sizeof(struct snap_cpu_prefix) || s->length > sizeof(struct cpu_blob)) {
+			rc = err_set(-EINVAL, "snapshot %s: %s state has an unknown layout (version %u, %" PRIu64 " bytes)",
+				     path, name, s->version, s->length);
+			goto out;
+		}
+		if ((rc = snap_reader_read(&r, s, &cpus[i])) < 0)
+			goto out;
+		/* Each check says what differs: the reason is the one that failed. */
+		struct snap_cpu_prefix *p = &cpus[i].p;
+		if (p->regs_size != sizeof(struct x86_regs) || p->sregs_size != sizeof(struct x86_sregs) ||
+		    p->fpu_size != sizeof(struct x86_fpu)) {
+			rc = err_set(-EINVAL, "snapshot %s: %s state was written by an incompatible vessel "
+				     "(register block sizes %u/%u/%u, expected %zu/%zu/%zu)", path, name, p->regs_size,
+				     p->sregs_size, p->fpu_size, sizeof(struct x86_regs), sizeof(struct x86_sregs),
+				     sizeof(struct x86_fpu));
+			goto out;
+		}
+		if (p->n_msrs > N_SAVED_MSRS) {
+			rc = err_set(-EINVAL, "snapshot %s: %s state holds %u MSRs, at most %u expected", path, name,
+				     p->n_msrs, (unsigned)N_SAVED_MSRS);
+			goto out;
+		}
+		if (s->length != cpu_blob_size(p->n_msrs)) {
+			rc = err_set(-EINVAL, "snapshot %s: %s state is %" PRIu64 " bytes, but %zu for its %u MSRs",
+				     path, name, s->length, (size_t)cpu_blob_size(p->n_msrs), p->n_msrs);
+			goto out;
+		}
+		if (p->run_state > VCPU_STOPPED) {
+			rc = err_set(-EINVAL, "snapshot %s: %s state has run state %u, not one of 0 to %u", path, name,
+				     p->run_state, (unsigned)VCPU_STOPPED);
+			goto out;
+		}
+	}
+	for (unsigned i = 0; i < r.n; i++) {
+		const struct snap_section_header *s = &r.sections[i];
+		if (s->type != SNAP_SEC_DEVICE)
+			continue;
+		struct dev_state *d = &devs[n_devs];
+		if ((rc = snapshot_find_device(s->name, &d->load, &d->opaque)) < 0) {
+			err_wrap(rc, "snapshot %s", path);
+			goto out;
+		}
+		if (s->length > (256u << 20)) {
+			rc = err_set(-EINVAL, "snapshot %s: device %s state of %" PRIu64 " bytes is implausible", path, s->name,
+				     s->length);
+			goto out;
+		}
+		d->sec = s;
+		d->data = malloc(s->length ? s->length : 1);
+		n_devs++;
+		if (!d->data) {
+			rc = err_set(-ENOMEM, "snapshot: out of memory");
+			goto out;
+		}
+		if ((rc = snap_reader_read(&r, s, d->data)) < 0)
+			goto out;
+	}
+	/* A device of this VM the snapshot does not know would keep its
+	 * fresh state beside a guest that remembers another: refuse. */
+	struct missing_ctx mc = { &r, path };
+	if ((rc = snapshot_foreach_device(check_present, &mc)) < 0)
+		goto out;
+	for (unsigned i = 0; i < vm->mem.n_regions; i++) {
+		const struct snap_section_header *s = NULL;
+		for (unsigned k = 0; k < r.n && !s; k++)
+			if (r.sections[k].type == SNAP_SEC_MEMORY && r.sections[k].arg == vm->mem.regions[i].gpa)
+				s = &r.sections[k];
+		if (!s || s->length != vm->mem.regions[i].size || s->data_offset % SNAP_PAGE) {
+			rc = err_set(-EINVAL, "snapshot %s: no usable memory section for RAM at %#" PRIx64, path,
+				     vm->mem.regions[i].gpa);
+			goto out;
+		}
+	}
+
+	/* From here on the VM changes; an error leaves it to be torn down. */
+	for (unsigned i = 0; i < vm->mem.n_regions; i++) {
+		const struct snap_section_header *s = NULL;
+		for (unsigned k = 0; k < r.n && !s; k++)
+			if (r.sections[k].type == SNAP_SEC_MEMORY && r.sections[k].arg == vm->mem.regions[i].gpa)
+				s = &r.sections[k];
+		if ((rc = snap_reader_memory(&r, s, vm->mem.regions[i].host, opts->map_memory, opts->verify_memory)) < 0)
+			goto out;
+	}
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		struct vcpu *v = vm->vcpus[i];
+		const struct accel_ops *a = vm->accel;
+		struct cpu_blob *b = &cpus[i];
+		if (!a->set_regs || !a->set_sregs || !a->set_fpu) {
+			rc = err_set(-ENOTSUP, "snapshot: the %s engine cannot load CPU state", a->name);
+			goto out;
+		}
+		if ((rc = a->set_sregs(v, &b->sregs)) < 0 || (rc = a->set_regs(v, &b->regs)) < 0 ||
+		    (rc = a->set_fpu(v, &b->fpu)) < 0) {
+			err_wrap(rc, "snapshot %s: cpu%u", path, i);
+			goto out;
+		}
+		for (unsigned k = 0; a->set_msrs && k < b->p.n_msrs; k++) {
+			struct x86_msr_entry e = { .index = b->msrs[k].index, .value = b->msrs[k].value };
+			if (a->set_msrs(v, &e, 1) != 1)
+				log_warn("snapshot", "cpu%u: MSR %#x not restored", i, e.index);
+		}
+		pthread_mutex_lock(&v->lock);
+		v->run_state = (enum vcpu_run_state)b->p.run_state;
+		v->sipi_vector = (uint8_t)b->p.sipi_vector;
+		pthread_mutex_unlock(&v->lock);
+	}
+	pthread_mutex_lock(&vm->dev_lock);
+	for (unsigned i = 0; i < n_devs && rc == 0; i++) {
+		rc = devs[i].load(devs[i].opaque, devs[i].data, devs[i].sec->length);
+		if (rc < 0)
+			err_wrap(rc, "snapshot %s: device %s", path, devs[i].sec->name);
+	}
+	pthread_mutex_unlock(&vm->dev_lock);
+	if (rc == 0)
+		log_info("snapshot", "restored %s: %u vCPUs, %u devices, %" PRIu64 " MiB RAM%s", path, vm->n_vcpus, n_devs,
+			 vm->mem.ram_size >> 20, opts->map_memory ? " (mapped)" : "");
+out:
+	for (unsigned i = 0; i < n_devs; i++)
+		free(devs[i].data);
+	free(devs);
+	free(cpus);
+	json_decref(c);
+	snap_reader_close(&r);
+	return rc;
+}
