@@ -64,7 +64,7 @@ FLAG_TO_FIELD = {
     "kernel": "kernel", "initrd": "initrd", "append": "cmdline", "cpus": "cpus", "memory": "memory",
     "engine": "engine", "disk": "disks", "numa-nodes": "numa_nodes", "serial": "serial",
     "no-reboot": "no_reboot", "no-decompress": "decompress", "deterministic": "deterministic",
-    "api-socket": "api_socket", "restore": "restore", "sandbox": "sandbox",
+    "api-socket": "api_socket", "restore": "restore", "sandbox": "sandbox", "hyperv": "hyperv",
 }
 NOT_VM_FLAGS = {"manifest", "help", "verbose"}
 
