@@ -40,7 +40,9 @@ static const char run_usage[] =
 	"                          features), or -NAME,... to turn features off\n"
 	"      --api-socket PATH   serve the control API on this Unix socket\n"
 	"      --manifest FILE     read the VM description from a JSON manifest\n"
-	"      --restore FILE      resume a VM from a snapshot\n"
+	"      --restore FILE      resume a VM from a snapshot (it sets the engine, CPUs,\n"
+	"                          memory and NUMA nodes; --kernel lets the guest reboot)\n"
+	"      --no-verify         with --restore: skip the check of the RAM's CRC\n"
 "      --sandbox on|off    seccomp filter, no_new_privs, no capabilities (default on;\n"
 "                          off only to debug, docs/security.md)\n"
 "      --trace KINDS       trace insn, block (emu engine), io, irq; comma-separated\n"
@@ -55,7 +57,7 @@ static const char run_usage[] =
 
 enum {
 	OPT_DISK = 256, OPT_NUMA, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,
-	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE,
+	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE, OPT_NO_VERIFY,
 };
 
 static const struct option run_options[] = {
@@ -75,6 +77,7 @@ static const struct option run_options[] = {
 	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
 	{ "manifest", required_argument, NULL, OPT_MANIFEST },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
 	{ "sandbox", required_argument, NULL, OPT_SANDBOX },
 	{ "trace", required_argument, NULL, OPT_TRACE },
 	{ "trace-file", required_argument, NULL, OPT_TRACE_FILE },
@@ -87,6 +90,59 @@ static void replace(char **field, const char *value)
 {
 	free(*field);
 	*field = strdup(value);
+}
+
+/* The machine's shape as the flags and the manifest gave it, before a
+ * snapshot decides it: a value that disagrees with the snapshot's is an
+ * error, not something to drop silently. */
+struct shape {
+	const char *cpus_from, *memory_from, *engine_from, *numa_from;   /* NULL: not given */
+	unsigned cpus, numa_nodes;
+	uint64_t mem_bytes;
+	char engine[8];
+};
+
+static void shape_take(struct shape *sh, const struct vm_config *cfg)
+{
+	struct vm_config def;
+	vm_config_defaults(&def);
+	/* A manifest value that differs from the default was given there;
+	 * one equal to it cannot be told from an absent one. */
+	if (!sh->cpus_from && cfg->cpus != def.cpus)
+		sh->cpus_from = "manifest field cpus";
+	if (!sh->memory_from && cfg->mem_bytes != def.mem_bytes)
+		sh->memory_from = "manifest field memory";
+	if (!sh->engine_from && strcmp(cfg->engine, def.engine))
+		sh->engine_from = "manifest field engine";
+	if (!sh->numa_from && cfg->numa_nodes != def.numa_nodes)
+		sh->numa_from = "manifest field numa_nodes";
+	vm_config_free(&def);
+	sh->cpus = cfg->cpus;
+	sh->mem_bytes = cfg->mem_bytes;
+	sh->numa_nodes = cfg->numa_nodes;
+	snprintf(sh->engine, sizeof(sh->engine), "%s", cfg->engine);
+}
+
+static int shape_check(const struct shape *sh, const struct vm_config *cfg)
+{
+	const char *snap = cfg->restore;
+	if (sh->cpus_from && sh->cpus != cfg->cpus)
+		return cli_usage_error("run", "%s gives %u vCPUs, but snapshot %s holds a VM with %u "
+				       "(a snapshot sets the VM's shape: leave it out)", sh->cpus_from, sh->cpus, snap, cfg->cpus);
+	if (sh->memory_from && sh->mem_bytes != cfg->mem_bytes)
+		return cli_usage_error("run", "%s gives %llu MiB of RAM, but snapshot %s holds a VM with %llu MiB "
+				       "(a snapshot sets the VM's shape: leave it out)", sh->memory_from,
+				       (unsigned long long)(sh->mem_bytes >> 20), snap,
+				       (unsigned long long)(cfg->mem_bytes >> 20));
+	if (sh->engine_from && strcmp(sh->engine, cfg->engine))
+		return cli_usage_error("run", "%s gives the %s engine, but snapshot %s was made on %s "
+				       "(a snapshot sets the VM's shape: leave it out)", sh->engine_from, sh->engine, snap,
+				       cfg->engine);
+	if (sh->numa_from && sh->numa_nodes != cfg->numa_nodes)
+		return cli_usage_error("run", "%s gives %u NUMA nodes, but snapshot %s holds a VM with %u "
+				       "(a snapshot sets the VM's shape: leave it out)", sh->numa_from, sh->numa_nodes, snap,
+				       cfg->numa_nodes);
+	return 0;
 }
 
 static int parse_uint(const char *s, unsigned *out)
@@ -159,6 +215,7 @@ int cli_run_main(int argc, char **argv)
 	vm_config_defaults(&cfg);
 	const char *manifest = NULL, *trace_file = NULL;
 	unsigned trace = 0;
+	struct shape shape = { 0 };
 	int rc = EXIT_USAGE;
 
 	/* First pass: find --manifest, so that flags given later override it. */
@@ -182,12 +239,16 @@ int cli_run_main(int argc, char **argv)
 		case 'k': replace(&cfg.kernel, optarg); break;
 		case 'i': replace(&cfg.initrd, optarg); break;
 		case 'a': replace(&cfg.cmdline, optarg); break;
-		case 'e': replace(&cfg.engine, optarg); break;
+		case 'e':
+			replace(&cfg.engine, optarg);
+			shape.engine_from = "--engine";
+			break;
 		case 'c':
 			if (parse_uint(optarg, &cfg.cpus) < 0) {
 				rc = cli_usage_error("run", "--cpus: '%s' is not a number", optarg);
 				goto out;
 			}
+			shape.cpus_from = "--cpus";
 			break;
 		case 'm':
 			if (cli_parse_size(optarg, &size) < 0) {
@@ -195,6 +256,7 @@ int cli_run_main(int argc, char **argv)
 				goto out;
 			}
 			cfg.mem_bytes = size;
+			shape.memory_from = "--memory";
 			break;
 		case OPT_DISK: {
 			if (cfg.n_disks >= VM_MAX_DISKS) {
@@ -221,6 +283,7 @@ int cli_run_main(int argc, char **argv)
 				rc = cli_usage_error("run", "--numa-nodes: '%s' is not a number", optarg);
 				goto out;
 			}
+			shape.numa_from = "--numa-nodes";
 			break;
 		case OPT_SERIAL: replace(&cfg.serial, optarg); break;
 		case OPT_NO_REBOOT: cfg.no_reboot = true; break;
@@ -237,6 +300,7 @@ int cli_run_main(int argc, char **argv)
 		case OPT_API_SOCKET: replace(&cfg.api_socket, optarg); break;
 		case OPT_MANIFEST: break; /* read above */
 		case OPT_RESTORE: replace(&cfg.restore, optarg); break;
+		case OPT_NO_VERIFY: cfg.restore_no_verify = true; break;
 		case OPT_SANDBOX:
 			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
 				rc = cli_usage_error("run", "--sandbox: '%s' is neither on nor off", optarg);
@@ -268,9 +332,19 @@ int cli_run_main(int argc, char **argv)
 		rc = cli_usage_error("run", "unexpected argument '%s' (try `vessel run --help`)", argv[optind]);
 		goto out;
 	}
-	/* A snapshot decides the machine's shape (engine, CPUs, memory, devices). */
-	if (cfg.restore && snapshot_load_config(cfg.restore, &cfg) < 0) {
-		rc = cli_usage_error("run", "%s", err_msg());
+	/* A snapshot decides the machine's shape (engine, CPUs, memory, NUMA
+	 * nodes, devices); flags may only repeat it. */
+	if (cfg.restore) {
+		shape_take(&shape, &cfg);
+		if (snapshot_load_config(cfg.restore, &cfg) < 0) {
+			rc = cli_usage_error("run", "%s", err_msg());
+			goto out;
+		}
+		if ((rc = shape_check(&shape, &cfg)) != 0)
+			goto out;
+		rc = EXIT_USAGE;
+	} else if (cfg.restore_no_verify) {
+		rc = cli_usage_error("run", "--no-verify applies only to --restore");
 		goto out;
 	}
 	if (vm_config_validate(&cfg) < 0) {

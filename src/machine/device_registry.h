@@ -12,6 +12,9 @@
 #include <stdint.h>
 
 #define SNAPSHOT_DEVICE_NAME_MAX 64
+/* The VM clock's state (src/machine/timer.c): restored before the CPUs, since
+ * an engine may count its TSC from that clock (docs/snapshot.md "Devices"). */
+#define SNAPSHOT_CLOCK_DEVICE "vm-clock"
 
 /* Writes the device state into buf (at most cap bytes) and returns the
  * byte count, or -ENOSPC when cap is too small (called again with more),

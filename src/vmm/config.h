@@ -43,6 +43,7 @@ struct vm_config {
 	char *serial;           /* "stdio" (default), "none", "file:PATH", "unix:PATH" */
 	char *api_socket;
 	char *restore;          /* snapshot to load instead of booting */
+	bool restore_no_verify; /* `--no-verify` only: map the snapshot's RAM without checking its CRC */
 	bool deterministic;     /* virtual time from instruction counts */
 	bool sandbox;           /* seccomp filter, no_new_privs, no capabilities (src/vmm/sandbox.h) */
 	unsigned n_disks;

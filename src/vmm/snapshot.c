@@ -84,23 +84,40 @@ static json_t *config_json(struct vm *vm, json_t *devices)
 	return c;
 }
 
+/* Device state captured in memory, written to the file afterwards. */
 struct save_ctx {
-	struct snap_writer *w;
-	unsigned n;
+	struct dev_blob {
+		char name[SNAPSHOT_DEVICE_NAME_MAX];
+		void *data;
+		size_t len;
+	} *blobs;
+	unsigned n, cap;
 };
 
 static int save_device(void *arg, const char *name, snapshot_save_fn save, void *opaque)
 {
 	struct save_ctx *sc = arg;
-	void *blob;
-	size_t len;
-	int rc = snapshot_device_save(name, save, opaque, &blob, &len);
-	if (rc < 0)
-		return rc;
-	rc = snap_writer_section(sc->w, SNAP_SEC_DEVICE, 1, 0, name, blob, len);
-	free(blob);
-	sc->n++;
+	if (sc->n == sc->cap) {
+		unsigned cap = sc->cap ? 2 * sc->cap : 32;
+		struct dev_blob *b = realloc(sc->blobs, cap * sizeof(*b));
+		if (!b)
+			return err_set(-ENOMEM, "snapshot: out of memory");
+		sc->blobs = b;
+		sc->cap = cap;
+	}
+	struct dev_blob *b = &sc->blobs[sc->n];
+	snprintf(b->name, sizeof(b->name), "%s", name);
+	int rc = snapshot_device_save(name, save, opaque, &b->data, &b->len);
+	if (rc == 0)
+		sc->n++;
 	return rc;
+}
+
+static void save_ctx_free(struct save_ctx *sc)
+{
+	for (unsigned i = 0; i < sc->n; i++)
+		free(sc->blobs[i].data);
+	free(sc->blobs);
 }
 
 int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *stats)
@@ -120,21 +137,35 @@ int snapshot_save_with_devices(struct vm *vm, const char *path, json_t *devices,
 	rc = text ? snap_writer_section(&w, SNAP_SEC_CONFIG, 1, 0, "config", text, strlen(text))
 		  : err_set(-ENOMEM, "snapshot: out of memory");
 	free(text);
-	for (unsigned i = 0; i < vm->n_vcpus && rc == 0; i++) {
-		struct cpu_blob b;
-		char name[16];
-		snprintf(name, sizeof(name), "cpu%u", i);
-		if ((rc = cpu_save(vm->vcpus[i], &b)) == 0)
-			rc = snap_writer_section(&w, SNAP_SEC_CPU, 1, i, name, &b, cpu_blob_size(b.p.n_msrs));
-	}
-	struct save_ctx sc = { .w = &w };
+	/* The CPUs and the devices are captured first, back to back, and
+	 * written afterwards: the VM clock runs on while the vCPUs are held,
+	 * and a TSC read long before the vm-clock blob (a file write stalled
+	 * behind a busy disk between them) would come back behind the clock
+	 * by that much -- enough, at seconds, for a guest's TSC-deadline
+	 * timers to fire at once, forever. */
+	struct cpu_blob *cpus = calloc(vm->n_vcpus ? vm->n_vcpus : 1, sizeof(*cpus));
+	struct save_ctx sc = { 0 };
+	if (rc == 0 && !cpus)
+		rc = err_set(-ENOMEM, "snapshot: out of memory");
+	for (unsigned i = 0; i < vm->n_vcpus && rc == 0; i++)
+		rc = cpu_save(vm->vcpus[i], &cpus[i]);
 	if (rc == 0) {
 		/* Devices are saved under the device lock: no vCPU or API call
-		 * changes one while it is written. */
+		 * changes one while it is captured. */
 		pthread_mutex_lock(&vm->dev_lock);
 		rc = snapshot_foreach_device(save_device, &sc);
 		pthread_mutex_unlock(&vm->dev_lock);
 	}
+	for (unsigned i = 0; i < vm->n_vcpus && rc == 0; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "cpu%u", i);
+		rc = snap_writer_section(&w, SNAP_SEC_CPU, 1, i, name, &cpus[i], cpu_blob_size(cpus[i].p.n_msrs));
+	}
+	for (unsigned i = 0; i < sc.n && rc == 0; i++)
+		rc = snap_writer_section(&w, SNAP_SEC_DEVICE, 1, 0, sc.blobs[i].name, sc.blobs[i].data, sc.blobs[i].len);
+	unsigned n_devices = sc.n;
+	save_ctx_free(&sc);
+	free(cpus);
 	for (unsigned i = 0; i < vm->mem.n_regions && rc == 0; i++)
 		rc = snap_writer_memory(&w, vm->mem.regions[i].gpa, vm->mem.regions[i].host, vm->mem.regions[i].size);
 	uint64_t zero_pages = w.zero_pages;
@@ -153,10 +184,10 @@ int snapshot_save_with_devices(struct vm *vm, const char *path, json_t *devices,
 		}
 		stats->ram_bytes = vm->mem.ram_size;
 		stats->zero_pages = zero_pages;
-		stats->n_devices = sc.n;
+		stats->n_devices = n_devices;
 	}
 	log_info("snapshot", "saved %s: %u vCPUs, %u devices, %" PRIu64 " MiB RAM (%" PRIu64 " zero pages not stored)",
-		 path, vm->n_vcpus, sc.n, vm->mem.ram_size >> 20, zero_pages);
+		 path, vm->n_vcpus, n_devices, vm->mem.ram_size >> 20, zero_pages);
 	return 0;
 }
 
@@ -266,16 +297,18 @@ static int check_shape(struct vm *vm, struct snap_reader *r, json_t *c)
 		return err_set(-EINVAL, "snapshot %s: made for %lld vCPUs, this VM has %u", path,
 			       (long long)json_integer_value(json_object_get(c, "cpus")), vm->n_vcpus);
 	json_t *regions = json_object_get(c, "regions");
-	bool same = json_array_size(regions) == vm->mem.n_regions;
-	for (unsigned i = 0; same && i < vm->mem.n_regions; i++) {
+	if (json_array_size(regions) != vm->mem.n_regions)
+		return err_set(-EINVAL, "snapshot %s: made for RAM in %zu regions, this VM has %u", path,
+			       json_array_size(regions), vm->mem.n_regions);
+	for (unsigned i = 0; i < vm->mem.n_regions; i++) {
 		json_t *reg = json_array_get(regions, i);
-		same = (uint64_t)json_integer_value(json_object_get(reg, "gpa")) == vm->mem.regions[i].gpa &&
-		       (uint64_t)json_integer_value(json_object_get(reg, "size")) == vm->mem.regions[i].size;
+		uint64_t gpa = (uint64_t)json_integer_value(json_object_get(reg, "gpa"));
+		uint64_t size = (uint64_t)json_integer_value(json_object_get(reg, "size"));
+		if (gpa != vm->mem.regions[i].gpa || size != vm->mem.regions[i].size)
+			return err_set(-EINVAL, "snapshot %s: RAM region %u is %#" PRIx64 "+%#" PRIx64
+				       " in the snapshot, %#" PRIx64 "+%#" PRIx64 " in this VM", path, i, gpa, size,
+				       vm->mem.regions[i].gpa, vm->mem.regions[i].size);
 	}
-	if (!same)
-		return err_set(-EINVAL, "snapshot %s: made for %lld MiB of RAM in another layout, this VM has %" PRIu64
-			       " MiB", path, (long long)(json_integer_value(json_object_get(c, "memory")) >> 20),
-			       vm->mem.ram_size >> 20);
 	for (unsigned i = 0; i < vm->n_vcpus; i++) {
 		char name[16];
 		snprintf(name, sizeof(name), "cpu%u", i);
@@ -316,6 +349,7 @@ int snapshot_restore(struct vm *vm, const char *path, const struct snapshot_rest
 		void *opaque;
 	} *devs = NULL;
 	unsigned n_devs = 0;
+	bool *loaded = NULL;   /* devs[i] already loaded */
 	json_t *c = read_config(&r);
 	if (!c) {
 		rc = -EINVAL;
@@ -420,7 +454,28 @@ int snapshot_restore(struct vm *vm, const char *path, const struct snapshot_rest
 		if ((rc = snap_reader_memory(&r, s, vm->mem.regions[i].host, opts->map_memory, opts->verify_memory)) < 0)
 			goto out;
 	}
-	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+	/* The VM clock first, before the CPUs: an engine whose TSC counts
+	 * the VM clock (emu, docs/architecture.md "Time") turns the saved
+	 * IA32_TSC into an offset from the clock as it reads at that moment,
+	 * so the clock must already go on from its saved value; loaded after,
+	 * its jump would carry the TSC ahead of the HPET, PM timer and LAPIC
+	 * timer by the clock's whole saved value. */
+	loaded = calloc(n_devs ? n_devs : 1, sizeof(*loaded));
+	if (!loaded) {
+		rc = err_set(-ENOMEM, "snapshot: out of memory");
+		goto out;
+	}
+	pthread_mutex_lock(&vm->dev_lock);
+	for (unsigned i = 0; i < n_devs && rc == 0; i++) {
+		if (strcmp(devs[i].sec->name, SNAPSHOT_CLOCK_DEVICE))
+			continue;
+		rc = devs[i].load(devs[i].opaque, devs[i].data, devs[i].sec->length);
+		if (rc < 0)
+			err_wrap(rc, "snapshot %s: device %s", path, devs[i].sec->name);
+		loaded[i] = true;
+	}
+	pthread_mutex_unlock(&vm->dev_lock);
+	for (unsigned i = 0; i < vm->n_vcpus && rc == 0; i++) {
 		struct vcpu *v = vm->vcpus[i];
 		const struct accel_ops *a = vm->accel;
 		struct cpu_blob *b = &cpus[i];
@@ -445,6 +500,8 @@ int snapshot_restore(struct vm *vm, const char *path, const struct snapshot_rest
 	}
 	pthread_mutex_lock(&vm->dev_lock);
 	for (unsigned i = 0; i < n_devs && rc == 0; i++) {
+		if (loaded[i])
+			continue;
 		rc = devs[i].load(devs[i].opaque, devs[i].data, devs[i].sec->length);
 		if (rc < 0)
 			err_wrap(rc, "snapshot %s: device %s", path, devs[i].sec->name);
@@ -457,6 +514,7 @@ out:
 	for (unsigned i = 0; i < n_devs; i++)
 		free(devs[i].data);
 	free(devs);
+	free(loaded);
 	free(cpus);
 	json_decref(c);
 	snap_reader_close(&r);

@@ -341,7 +341,9 @@ static enum vm_stop_reason vm_prepare(struct vm_session *sess, struct chardev *s
 	if (rc < 0)
 		return vm_abandon(sess, vm, rc, bad_device ? VM_STOP_BAD_INPUT : VM_STOP_START_FAILED);
 	if (restore) {
-		struct snapshot_restore_opts opts = { .map_memory = true };
+		/* The RAM's CRC is checked unless asked not to: it costs one read
+		 * of the file (docs/snapshot.md "Guarantees"). */
+		struct snapshot_restore_opts opts = { .map_memory = true, .verify_memory = !cfg->restore_no_verify };
 		rc = lifecycle_transition(&sess->lc, VM_STATE_LOADING_STATE, "restore");
 		if (rc == 0)
 			rc = snapshot_restore(vm, restore, &opts);
@@ -421,18 +423,28 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 		if (why == VM_STOP_DEBUG_EXIT && debug_exit_value)
 			*debug_exit_value = vm->debug_exit_value;
 		bool reboot = why == VM_STOP_RESET && !cfg->no_reboot;
+		/* A restored VM reboots into the kernel given beside --restore: a
+		 * snapshot names no files to boot (docs/snapshot.md "Restoring").
+		 * Without one the run cannot go on as the guest asked: say so
+		 * and fail rather than end as if it had powered off. */
+		bool cannot_reboot = reboot && !cfg->kernel;
+		if (cannot_reboot) {
+			fprintf(stderr, "vessel: the guest rebooted, but this VM was restored from a snapshot without "
+					"--kernel, so there is nothing to boot (give --kernel, and --initrd and --append if "
+					"needed, with --restore to let it reboot)\n");
+			reboot = false;
+		}
 		/* The lifecycle: a reset powers the machine up again; everything
 		 * else powers it down for good. */
 		if (!reboot && (why == VM_STOP_POWEROFF || why == VM_STOP_RESET))
 			lifecycle_transition(&sess.lc, VM_STATE_POWERING_DOWN, why == VM_STOP_POWEROFF ? "power off" : "reboot");
+		if (cannot_reboot)
+			why = VM_STOP_ERROR;   /* exit code 1 (docs/cli.md) */
 		vm_session_detach(&sess);
 		vm_destroy(vm);
 		if (!reboot)
 			break;
 		log_info("vm", "guest reboot");
-		/* A restored VM reboots into its kernel, if it was given one. */
-		if (!cfg->kernel)
-			break;
 	}
 	vm_session_finish(&sess);
 out:

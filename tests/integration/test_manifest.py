@@ -66,7 +66,9 @@ FLAG_TO_FIELD = {
     "no-reboot": "no_reboot", "no-decompress": "decompress", "deterministic": "deterministic",
     "api-socket": "api_socket", "restore": "restore", "sandbox": "sandbox", "hyperv": "hyperv",
 }
-NOT_VM_FLAGS = {"manifest", "help", "verbose"}
+# Developer and per-invocation flags: they describe a run (or how to read
+# a snapshot, --no-verify), not the VM.
+NOT_VM_FLAGS = {"manifest", "help", "verbose", "trace", "trace-file", "no-verify"}
 
 
 def test_every_run_flag_has_a_manifest_field(vessel_bin):

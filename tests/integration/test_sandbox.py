@@ -2,7 +2,7 @@
 of `vessel run` is under the seccomp filter, with no_new_privs and no
 capabilities, unless --sandbox off (or the manifest's "sandbox": false)
 asks otherwise.  That a forbidden call ends the process is checked by
-tests/unit/core/test_sandbox.c; every other integration test runs inside
+tests/unit/vmm/test_sandbox.c; every other integration test runs inside
 the sandbox, which is the default."""
 import json
 import os
