@@ -134,6 +134,11 @@ static void print_stats(json_t *r)
 				printf(" %s=%lld", key, (long long)json_integer_value(v));
 		printf("\n");
 	}
+	json_t *hv = json_object_get(r, "hyperv");
+	if (json_is_object(hv)) {
+		printf("hyperv:\n");
+		print_scalar_fields(hv, "  ");
+	}
 	printf("%-5s %-20s %-18s %-10s %12s %12s\n", "BUS", "DEVICE", "BASE", "LEN", "READS", "WRITES");
 	json_t *d;
 	json_array_foreach(json_object_get(r, "devices"), i, d)

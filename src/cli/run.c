@@ -1,6 +1,7 @@
 /* `vessel run`: flags -> struct vm_config -> vm_run() -> the stop reason
  * as a message and an exit code (docs/cli.md). */
 #include "cli/cli.h"
+#include "hv/hyperv.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/trace.h"
@@ -39,6 +40,8 @@ static const char run_usage[] =
 	"      --no-reboot         end the run when the guest reboots\n"
 	"      --no-decompress     let the kernel decompress itself in the guest\n"
 	"      --deterministic     virtual time from instruction counts\n"
+	"      --hyperv SPEC       Hyper-V interface: on (default), off, help (list the\n"
+	"                          features), or -NAME,... to turn features off\n"
 	"      --api-socket PATH   serve the control API on this Unix socket\n"
 	"      --manifest FILE     read the VM description from a JSON manifest\n"
 	"      --restore FILE      resume a VM from a snapshot (it sets the engine, CPUs,\n"
@@ -58,7 +61,7 @@ static const char run_usage[] =
 
 enum {
 	OPT_DISK = 256, OPT_NUMA, OPT_NUMA_NODE, OPT_NUMA_DISTANCE, OPT_NUMA_POLICY, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,
-	OPT_DETERMINISTIC, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE, OPT_NO_VERIFY,
+	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE, OPT_NO_VERIFY,
 };
 
 static const struct option run_options[] = {
@@ -77,6 +80,7 @@ static const struct option run_options[] = {
 	{ "no-reboot", no_argument, NULL, OPT_NO_REBOOT },
 	{ "no-decompress", no_argument, NULL, OPT_NO_DECOMPRESS },
 	{ "deterministic", no_argument, NULL, OPT_DETERMINISTIC },
+	{ "hyperv", required_argument, NULL, OPT_HYPERV },
 	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
 	{ "manifest", required_argument, NULL, OPT_MANIFEST },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
@@ -311,6 +315,14 @@ int cli_run_main(int argc, char **argv)
 		case OPT_NO_REBOOT: cfg.no_reboot = true; break;
 		case OPT_NO_DECOMPRESS: cfg.decompress_kernel = false; break;
 		case OPT_DETERMINISTIC: cfg.deterministic = true; break;
+		case OPT_HYPERV:
+			if (!strcmp(optarg, "help")) {
+				hv_list_features(stdout);
+				rc = EXIT_OK;
+				goto out;
+			}
+			replace(&cfg.hyperv, optarg);
+			break;
 		case OPT_API_SOCKET: replace(&cfg.api_socket, optarg); break;
 		case OPT_MANIFEST: break; /* read above */
 		case OPT_RESTORE: replace(&cfg.restore, optarg); break;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdint.h>
 
+struct hv_vm;
 struct lapic;
 struct platform;
 struct vm_config;
@@ -77,6 +78,7 @@ struct vm {
 	/* Virtual NUMA nodes (SRAT, SLIT, CPUID topology) and their host
 	 * binding; n_nodes 0: none (docs/numa.md). */
 	struct numa_config numa;
+	struct hv_vm *hv;               /* src/hv: Hyper-V interface, NULL when off */
 	/* Set by the platform: the highest-priority deliverable external
 	 * interrupt of this vCPU (LAPIC, or the PIC through LINT0 in
 	 * ExtINT mode), moved to in-service; -1 if none.  Engines call it
@@ -88,6 +90,13 @@ struct vm {
 	/* Set by the platform: the route to a vCPU's LAPIC (vcpu->lapic) that
 	 * the vcpu_apic_* calls of machine/accel.h take. */
 	const struct vcpu_apic_ops *apic_ops;
+	/* Set with the Hyper-V interface (src/hv): fills exit->hypercall.result. */
+	void (*handle_hypercall)(struct vcpu *vcpu, struct vcpu_exit *exit);
+	/* Set with the Hyper-V interface too, NULL when off: the CPUID leaves
+	 * 0x40000000-0x4000000f and the synthetic MSRs it answers.  Engines
+	 * reach src/hv only through these, as they reach the board. */
+	bool (*hv_cpuid)(const struct vm *vm, unsigned n_cpus, uint32_t leaf, uint32_t out[4]);
+	int (*hv_msr)(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t *val, uint64_t tsc_now);
 	_Atomic int stop_reason;        /* enum vm_stop_reason, first writer wins */
 	int debug_exit_value;
 };

@@ -51,8 +51,11 @@ void vcpu_dispatch_exit(struct vcpu *vcpu, struct vcpu_exit *exit)
 				  exit->msr.index);
 		break;
 	case VCPU_EXIT_HYPERCALL:
-		/* TLFS 3.8: HV_STATUS_INVALID_HYPERCALL_CODE until src/hv lands. */
+		/* The Hyper-V interface when on (src/hv); else TLFS 3.8's
+		 * HV_STATUS_INVALID_HYPERCALL_CODE. */
 		exit->hypercall.result = 2;
+		if (vm->handle_hypercall)
+			vm->handle_hypercall(vcpu, exit);
 		break;
 	default:
 		break;

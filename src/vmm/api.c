@@ -6,6 +6,7 @@
  * stalls the VM or the other clients (docs/api.md "Limits"). */
 #include "vmm/api.h"
 
+#include "hv/hyperv.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "version.h"
@@ -14,6 +15,7 @@
 #include "vmm/plugin.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdatomic.h>
@@ -1071,6 +1073,17 @@ int api_stats_from_machine(struct vm *vm, json_t *out)
 	json_object_set_new(out, "exits", exits);
 	json_object_set_new(out, "vcpus", vcpus);
 	json_object_set_new(out, "devices", devices);
+	struct hv_info hv;
+	if (hv_get_info(vm, &hv)) {
+		char id[24];
+		snprintf(id, sizeof(id), "%#" PRIx64, hv.guest_os_id);
+		json_object_set_new(out, "hyperv",
+				    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "guest_os_id", id,
+					      "hypercalls", (json_int_t)hv.hypercalls,
+					      "crashes", (json_int_t)hv.crashes, "synic_messages", (json_int_t)hv.messages,
+					      "synic_queued", (json_int_t)hv.queued, "synic_eoms", (json_int_t)hv.eoms,
+					      "synic_events", (json_int_t)hv.events, "auto_eoi", (json_int_t)hv.auto_eoi));
+	}
 	return 0;
 }
 

@@ -1,5 +1,6 @@
 #include "vmm/config.h"
 
+#include "hv/hyperv.h"
 #include "util/error.h"
 
 #include <errno.h>
@@ -36,6 +37,10 @@ int vm_config_validate(const struct vm_config *cfg)
 		return err_set(-EINVAL, "kernel: no kernel given (use --kernel FILE, or --restore FILE)");
 	if (cfg->initrd && !cfg->kernel)
 		return err_set(-EINVAL, "initrd: an initrd needs a kernel");
+	bool hv_on;
+	uint32_t hv_features;
+	if (hv_parse(cfg->hyperv, &hv_on, &hv_features) < 0)
+		return -EINVAL;
 	const char *s = cfg->serial;
 	if (strcmp(s, "stdio") && strcmp(s, "none") && strncmp(s, "file:", 5) && strncmp(s, "unix:", 5))
 		return err_set(-EINVAL, "serial: '%s' is not a console (expected stdio, none, file:PATH or unix:PATH)", s);
@@ -61,6 +66,7 @@ void vm_config_free(struct vm_config *cfg)
 	free(cfg->api_socket);
 	free(cfg->restore);
 	free(cfg->manifest);
+	free(cfg->hyperv);
 	for (unsigned i = 0; i < cfg->n_disks; i++) {
 		free(cfg->disks[i].path);
 		free(cfg->disks[i].format);

@@ -57,6 +57,7 @@ struct vm_config {
 	unsigned n_consoles;
 	struct vm_console_config consoles[VM_MAX_CONSOLES];
 	char *manifest;         /* the manifest file read, if any: messages name it */
+	char *hyperv;           /* Hyper-V interface: NULL or "on", "off", or feature changes (src/hv) */
 };
 
 void vm_config_defaults(struct vm_config *cfg);

@@ -4,6 +4,7 @@
 #include "vmm/console.h"
 
 #include "board/pc.h"
+#include "hv/hyperv.h"
 #include "vmm/snapshot.h"
 #include "vmm/manifest.h"
 #include "vmm/plugin_loader.h"
@@ -11,6 +12,8 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #define GATE_TIMEOUT_MS 5000
@@ -276,6 +279,16 @@ static void op_status(void *opaque, json_t *out)
 		json_object_set_new(out, "numa", json_pack("{s:s, s:b, s:o}", "policy", vnuma_policy_name(s->numa.policy),
 							  "bound", s->numa.host_bound, "nodes", nodes));
 	}
+	/* Hyper-V: whether the guest is offered it, and the guest OS id it
+	 * wrote (hex: the id uses all 64 bits), null before it does. */
+	struct hv_info hv;
+	pthread_mutex_lock(&s->lock);
+	bool hv_on = s->vm && hv_get_info(s->vm, &hv);
+	pthread_mutex_unlock(&s->lock);
+	json_object_set_new(out, "hyperv", json_boolean(hv_on));
+	char id[24];
+	snprintf(id, sizeof(id), "%#" PRIx64, hv_on ? hv.guest_os_id : 0);
+	json_object_set_new(out, "guest_os_id", hv_on && hv.guest_os_id ? json_string(id) : json_null());
 }
 
 static const struct vm_control_ops session_ops = {

@@ -18,7 +18,7 @@
 
 const char *const vm_manifest_fields[] = {
 	"engine", "cpus", "memory", "numa_nodes", "kernel", "initrd", "cmdline",
-	"decompress", "no_reboot", "deterministic", "sandbox", "serial", "api_socket", "restore",
+	"decompress", "no_reboot", "deterministic", "hyperv", "sandbox", "serial", "api_socket", "restore",
 	"disks", "disks[].path", "disks[].format", "disks[].readonly", "disks[].key_file",
 	"devices", "devices[].type", "devices[].id", "devices[].params",
 	"consoles", "consoles[].type", "consoles[].backend",
@@ -202,6 +202,18 @@ static int f_no_reboot(const struct mctx *m, json_t *v, struct vm_config *cfg)
 static int f_deterministic(const struct mctx *m, json_t *v, struct vm_config *cfg)
 {
 	return get_bool(m, "deterministic", v, &cfg->deterministic);
+}
+
+/* true, false, or a --hyperv string ("off", "-crash,-time"): checked by
+ * vm_config_validate(). */
+static int f_hyperv(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	if (json_is_boolean(v)) {
+		free(cfg->hyperv);
+		cfg->hyperv = strdup(json_is_true(v) ? "on" : "off");
+		return cfg->hyperv ? 0 : err_set(-ENOMEM, "manifest %s: hyperv: out of memory", m->name);
+	}
+	return get_string(m, "hyperv", v, "true, false or a --hyperv feature list", &cfg->hyperv, false);
 }
 
 static int f_sandbox(const struct mctx *m, json_t *v, struct vm_config *cfg)
@@ -552,6 +564,7 @@ static const struct {
 	{ "engine", f_engine }, { "cpus", f_cpus }, { "memory", f_memory }, { "numa_nodes", f_numa },
 	{ "kernel", f_kernel }, { "initrd", f_initrd }, { "cmdline", f_cmdline },
 	{ "decompress", f_decompress }, { "no_reboot", f_no_reboot }, { "deterministic", f_deterministic },
+	{ "hyperv", f_hyperv },
 	{ "sandbox", f_sandbox },
 	{ "serial", f_serial }, { "api_socket", f_api_socket }, { "restore", f_restore },
 	{ "disks", f_disks }, { "devices", f_devices }, { "consoles", f_consoles },

@@ -11,8 +11,10 @@
 #include "cpu/engines.h"
 #include "machine/accel.h"
 #include "cpu/engines.h"
+#include "hv/hyperv.h"
 #include "hw/chardev.h"
 #include "board/pc.h"
+#include "hw/intc/lapic.h"
 #include "util/error.h"
 #include "vmm/snapshot.h"
 #include "util/log.h"
@@ -166,11 +168,31 @@ static void vm_destroy(struct vm *vm)
 	}
 	if (vm->accel_state && vm->accel->vm_destroy)
 		vm->accel->vm_destroy(vm);
+	hv_vm_destroy(vm);
 	bus_destroy(&vm->pio);
 	bus_destroy(&vm->mmio);
 	gmem_destroy(&vm->mem);
 	pthread_mutex_destroy(&vm->dev_lock);
 	free(vm);
+}
+
+/* The Hyper-V interface (src/hv), on unless --hyperv off.  Only the emu
+ * engine presents it for now: the KVM engine's CPUID is the host's and
+ * its MSRs do not reach vessel yet (docs/hyperv.md). */
+static int vm_create_hyperv(struct vm *vm)
+{
+	bool on;
+	uint32_t features;
+	int rc = hv_parse(vm->cfg->hyperv, &on, &features);
+	if (rc < 0 || !on || strcmp(vm->cfg->engine, "emu"))
+		return rc;
+	rc = hv_vm_create(vm, features, LAPIC_DEFAULT_TSC_HZ, LAPIC_TIMER_HZ);
+	if (rc == 0) {
+		vm->handle_hypercall = hv_hypercall;
+		vm->hv_cpuid = hv_cpuid;
+		vm->hv_msr = hv_msr;
+	}
+	return rc;
 }
 
 static int vm_create(const struct vm_config *cfg, const struct numa_config *numa, struct chardev *console,
@@ -196,6 +218,8 @@ static int vm_create(const struct vm_config *cfg, const struct numa_config *numa
 		rc = gmem_add_rom(&vm->mem, GMEM_ROM_BASE, GMEM_ROM_SIZE, NULL);
 	if (rc == 0)
 		rc = vm->accel->vm_init(vm);
+	if (rc == 0)
+		rc = vm_create_hyperv(vm);
 	for (unsigned i = 0; rc == 0 && i < cfg->cpus; i++) {
 		struct vcpu *v = calloc(1, sizeof(*v));
 		if (!v) {

@@ -65,7 +65,7 @@ FLAG_TO_FIELD = {
     "engine": "engine", "disk": "disks", "numa-nodes": "numa_nodes", "numa": "numa", "numa-distance": "numa", "numa-policy": "numa",
     "serial": "serial",
     "no-reboot": "no_reboot", "no-decompress": "decompress", "deterministic": "deterministic",
-    "api-socket": "api_socket", "restore": "restore", "sandbox": "sandbox",
+    "api-socket": "api_socket", "restore": "restore", "sandbox": "sandbox", "hyperv": "hyperv",
 }
 # Developer and per-invocation flags: they describe a run (or how to read
 # a snapshot, --no-verify), not the VM.

@@ -28,6 +28,7 @@ HEADERS = {
     'block': 'block/block.h',
     'boot': 'boot/boot.h',
     'hw': 'hw/device.h',
+    'hv': 'hv/hyperv.h',
     'cpu': 'cpu/engines.h',
     'board': 'board/pc.h',
     'vmm': 'vmm/vm.h',

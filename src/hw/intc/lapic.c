@@ -73,6 +73,9 @@ struct lapic {
 	 * AP): only then is a SIPI taken, and only the first (SDM vol. 3A
 	 * 10.6.1, "Start-Up"; Linux sends two). */
 	bool wait_sipi;
+	/* Synthetic interrupt sources of this CPU (lapic_set_sint_ops). */
+	const struct lapic_sint_ops *sint_ops;
+	void *sint_opaque;
 };
 
 static const uint32_t lvt_writable[LVT_COUNT] = {
@@ -219,8 +222,25 @@ int lapic_ack(struct lapic *l)
 	if (v < 0)
 		return -1;
 	vec_clear(l->irr, (uint8_t)v);
+	/* An AutoEOI source's vector is delivered without entering the ISR,
+	 * so the guest sends no EOI for it (TLFS 11.8.3). */
+	if (l->sint_ops && l->sint_ops->auto_eoi && l->sint_ops->auto_eoi(l->sint_opaque, (uint8_t)v)) {
+		lapic_update(l);
+		return v;
+	}
 	vec_set(l->isr, (uint8_t)v);
 	return v;
+}
+
+void lapic_set_sint_ops(struct lapic *l, const struct lapic_sint_ops *ops, void *opaque)
+{
+	l->sint_ops = ops;
+	l->sint_opaque = opaque;
+}
+
+void lapic_sint_raise(struct lapic *l, uint8_t vector)
+{
+	lapic_accept(l, vector, false);
 }
 
 static void lapic_eoi(struct lapic *l)
@@ -233,6 +253,8 @@ static void lapic_eoi(struct lapic *l)
 	 * asked for directed EOI (10.8.5). */
 	if (vec_test(l->tmr, (uint8_t)v) && !(l->svr & SVR_SUPPRESS_EOI) && l->bus->eoi)
 		l->bus->eoi(l->bus->opaque, (uint8_t)v);
+	if (l->sint_ops && l->sint_ops->eoi)
+		l->sint_ops->eoi(l->sint_opaque, (uint8_t)v);
 	lapic_update(l);
 	if (l->vcpu->id == 0)
 		lapic_pic_changed(l);

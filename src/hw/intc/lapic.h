@@ -83,6 +83,18 @@ void apic_deliver_msi(const struct apic_bus *bus, uint64_t addr, uint32_t data);
 /* A level change on LINT0 (0) or LINT1 (1), the APIC's local interrupt
  * pins; on a PC LINT1 carries the NMI line (MP spec 3.6.2). */
 void lapic_set_lint(struct lapic *l, unsigned lint, bool level);
+/* Synthetic interrupt sources of this CPU (the Hyper-V SynIC, src/hv):
+ * auto_eoi says whether an accepted vector skips the ISR (AutoEOI);
+ * eoi is told of every EOI the guest writes.  Both run with the device
+ * lock held; ops NULL removes them. */
+struct lapic_sint_ops {
+	bool (*auto_eoi)(void *opaque, uint8_t vector);
+	void (*eoi)(void *opaque, uint8_t vector);
+};
+void lapic_set_sint_ops(struct lapic *l, const struct lapic_sint_ops *ops, void *opaque);
+/* With the device lock held: an edge-triggered fixed interrupt of this CPU
+ * from one of its synthetic sources. */
+void lapic_sint_raise(struct lapic *l, uint8_t vector);
 /* Highest deliverable vector moved to in-service, or -1. */
 int lapic_ack(struct lapic *l);
 bool lapic_has_interrupt(struct lapic *l);

@@ -98,10 +98,14 @@ static const struct cpuid_entry cpuid_table[] = {
 	/* TSC = crystal * EBX / EAX: the LAPIC timer's 1 GHz clock * 2 = EMU_TSC_HZ. */
 	{ 0x15, CPUID_ANY, 1, (uint32_t)(EMU_TSC_HZ / LAPIC_TIMER_HZ), (uint32_t)LAPIC_TIMER_HZ, 0 },
 	{ 0x16, CPUID_ANY, 2000, 2000, 100, 0 },
-	/* Hypervisor leaves (0x40000000 range, VMware/KVM convention). */
+	/* Hypervisor leaves (0x40000000 range, VMware/KVM convention).  With
+	 * the Hyper-V interface on, src/hv answers 0x40000000-0x4000000f
+	 * ("Microsoft Hv"); vessel's own identity is also at 0x40000100. */
 	{ 0x40000000, CPUID_ANY, 0x40000010, STR4('V', 'e', 's', 's'), STR4('e', 'l', 'V', 'e'),
 	  STR4('s', 's', 'e', 'l') },
 	{ 0x40000010, CPUID_ANY, (uint32_t)(EMU_TSC_HZ / 1000), (uint32_t)(LAPIC_TIMER_HZ / 1000), 0, 0 },
+	{ 0x40000100, CPUID_ANY, 0x40000100, STR4('V', 'e', 's', 's'), STR4('e', 'l', 'V', 'e'),
+	  STR4('s', 's', 'e', 'l') },
 	{ 0x80000000, CPUID_ANY, 0x80000008, 0, 0, 0 },
 	{ 0x80000001, CPUID_ANY, 0, 0, F81C_LAHF | F81C_ABM,
 	  F81D_SYSCALL | F81D_NX | F81D_PAGE1GB | F81D_RDTSCP | F81D_LM },
@@ -182,6 +186,9 @@ void cpuid_query(struct emu_cpu *cpu, uint32_t leaf, uint32_t subleaf, uint32_t 
 		emu_fpu_cpuid_xsave(cpu, subleaf, out);
 		return;
 	}
+	const struct vm *vm = cpu->vcpu ? cpu->vcpu->vm : NULL;
+	if (vm && vm->hv_cpuid && vm->hv_cpuid(vm, n_cpus(cpu), leaf, out))
+		return;
 	const struct cpuid_entry *e = cpuid_find(leaf, subleaf);
 	if (!e)
 		return;

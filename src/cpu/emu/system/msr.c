@@ -72,6 +72,19 @@ static int msr_trap(struct emu_cpu *cpu, uint32_t index, bool write, uint64_t *v
 	return 0;
 }
 
+/* Hyper-V synthetic MSRs (0x40000000-0x400001ff) go to src/hv, given this
+ * engine's TSC so that the reference counter follows the guest's TSC:
+ * 0 done, -1 #GP, 1 not Hyper-V's (go on). */
+static int hyperv_msr(struct emu_cpu *cpu, uint32_t index, bool write, uint64_t *val)
+{
+	if ((index >> 16) != 0x4000 || !cpu->vcpu || !cpu->vcpu->vm->hv_msr)
+		return 1;
+	int rc = cpu->vcpu->vm->hv_msr(cpu->vcpu, index, write, val, emu_rdtsc(cpu));
+	if (rc == -ENOENT)
+		return 1;
+	return rc < 0 ? -1 : 0;
+}
+
 static bool is_apic_msr(uint32_t index)
 {
 	return index == MSR_IA32_APIC_BASE || index == MSR_IA32_TSC_DEADLINE || (index >= 0x800 && index <= 0x8ff);
@@ -135,6 +148,9 @@ int msr_read(struct emu_cpu *cpu, uint32_t index, uint64_t *val)
 		*val = cpu->mtrr_fixed[fi];
 		return 0;
 	}
+	int hv = hyperv_msr(cpu, index, false, val);
+	if (hv <= 0)
+		return hv;
 	return msr_trap(cpu, index, false, val);
 }
 
@@ -220,5 +236,8 @@ int msr_write(struct emu_cpu *cpu, uint32_t index, uint64_t val)
 		cpu->mtrr_fixed[fi] = val;
 		return 0;
 	}
+	int hv = hyperv_msr(cpu, index, true, &val);
+	if (hv <= 0)
+		return hv;
 	return msr_trap(cpu, index, true, &val);
 }

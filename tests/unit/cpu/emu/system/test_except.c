@@ -455,6 +455,17 @@ Test(emu_except, cpuid_and_msrs)
 	cpu->gpr[RAX] = 0x40000010;
 	cr_assert_eq(fx_exec(&fx, cpuid, 2), -1);
 	cr_assert_eq(cpu->gpr[RAX], EMU_TSC_HZ / 1000);
+	/* vessel's own identity leaf, where it stays with Hyper-V on. */
+	cpu->gpr[RAX] = 0x40000100;
+	cr_assert_eq(fx_exec(&fx, cpuid, 2), -1);
+	memcpy(vendor, &cpu->gpr[RBX], 4);
+	memcpy(vendor + 4, &cpu->gpr[RCX], 4);
+	memcpy(vendor + 8, &cpu->gpr[RDX], 4);
+	cr_assert_str_eq(vendor, "VesselVessel");
+	/* Without a VM (so without the Hyper-V interface) its MSRs are #GP. */
+	cpu->gpr[RCX] = 0x40000000;
+	static const uint8_t rdmsr_hv[] = { 0x0f, 0x32 };
+	cr_assert_eq(fx_exec(&fx, rdmsr_hv, 2), X86_EXC_GP);
 	cpu->gpr[RAX] = 0x80000001;
 	cr_assert_eq(fx_exec(&fx, cpuid, 2), -1);
 	cr_assert(cpu->gpr[RDX] & (1u << 29), "long mode");
