@@ -8,6 +8,7 @@
 
 #include "machine/accel.h"
 #include "machine/bus.h"
+#include "machine/cpu_model.h"
 #include "machine/memory.h"
 
 #include <pthread.h>
@@ -73,6 +74,7 @@ struct vm {
 	unsigned n_vcpus;
 	struct vcpu *vcpus[MACHINE_MAX_CPUS];
 	struct platform *platform;      /* src/hw/pc.c: the PC's devices */
+	struct cpu_model cpu_model;     /* --cpu: the CPUID flags removed (all zero: max) */
 	/* Set by the platform: the highest-priority deliverable external
 	 * interrupt of this vCPU (LAPIC, or the PIC through LINT0 in
 	 * ExtINT mode), moved to in-service; -1 if none.  Engines call it

@@ -33,6 +33,7 @@ struct vm_console_config {
 struct vm_config {
 	char *engine;          /* "emu" (default) or "kvm" */
 	unsigned cpus;         /* 1..VM_MAX_CPUS */
+	char *cpu;             /* CPU model, machine/cpu_model.h; NULL: max */
 	uint64_t mem_bytes;
 	unsigned numa_nodes;   /* 0: no SRAT */
 	char *kernel;          /* bzImage or Multiboot image */
