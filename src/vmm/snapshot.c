@@ -211,7 +211,7 @@ static int check_cpu_model(const char *path, json_t *c, struct vm_config *cfg)
 	if (!cfg->cpu && strcmp(saved, "max"))
 		cfg->cpu = strdup(saved);
 	struct cpu_model want;
-	if (cpu_model_parse(cfg->cpu ? cfg->cpu : "max", !strcmp(cfg->engine, "emu"), &want) < 0)
+	if (cpu_model_parse(cfg->cpu ? cfg->cpu : "max", cfg->engine && !strcmp(cfg->engine, "emu"), &want) < 0)
 		return err_wrap(-EINVAL, "snapshot %s", path);
 	uint64_t had = 0;
 	size_t i;
