@@ -156,3 +156,31 @@ Test(cpu_model, removed_xsave_empties_leaf_0xd)
 	cr_assert((out[2] >> 21) & 1, "v2 keeps x2APIC, a system feature");
 	free(cpu);
 }
+
+/* Group members with their own flag (emu_group_features): implemented at
+ * max, #UD once the model removes the flag, and only that member. */
+Test(cpu_model, removed_group_members_raise_ud)
+{
+	static const struct {
+		const char *spec;
+		uint8_t code[6];
+	} cases[] = {
+		{ "max,-rdrand", { 0x0f, 0xc7, 0xf0 } },         /* rdrand eax */
+		{ "max,-rdseed", { 0x0f, 0xc7, 0xf8 } },         /* rdseed eax */
+		{ "max,-rdpid", { 0xf3, 0x0f, 0xc7, 0xf8 } },    /* rdpid eax */
+		{ "max,-rdtscp", { 0x0f, 0x01, 0xf9 } },         /* rdtscp */
+		{ "max,-fsgsbase", { 0xf3, 0x0f, 0xae, 0xc0 } }, /* rdfsbase eax */
+	};
+	static const uint8_t cmpxchg8b[] = { 0x0f, 0xc7, 0x08 };   /* /1, memory: not gated */
+	emu_isa_init();
+	struct cpu_model max, m;
+	struct emu_cpu *full = model_cpu("max", &max);
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct emu_cpu *cpu = model_cpu(cases[i].spec, &m);
+		cr_assert(!decodes_to_ud(full, cases[i].code), "%s: implemented at max", cases[i].spec);
+		cr_assert(decodes_to_ud(cpu, cases[i].code), "%s: #UD", cases[i].spec);
+		cr_assert(!decodes_to_ud(cpu, cmpxchg8b), "%s: CMPXCHG8B still decodes", cases[i].spec);
+		free(cpu);
+	}
+	free(full);
+}
