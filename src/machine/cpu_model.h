@@ -35,7 +35,7 @@ extern const unsigned cpu_n_features;
  * All zero (the default) is "max": what the engine offers today. */
 struct cpu_model {
 	uint64_t removed;
-	char spec[96];         /* canonical spelling, "" for the default */
+	char spec[1024];       /* canonical spelling, "" for the default: room for every flag */
 };
 
 /* Parses "host|max|NAME[,+feature,-feature...]".  emu: the engine is
