@@ -5,6 +5,7 @@
  * could use nor meets #UD on one it was told exists. */
 #include "cpu/emu/core/opcodes.h"
 #include "cpu/emu/system/sys.h"
+#include "harness.h"
 #include "machine/cpu_model.h"
 #include "util/error.h"
 
@@ -183,4 +184,25 @@ Test(cpu_model, removed_group_members_raise_ud)
 		free(cpu);
 	}
 	free(full);
+}
+
+static void set_cr4(struct emu_cpu *cpu, void *arg)
+{
+	mode_write_cr4(cpu, cpu->cr4 | (uint64_t)(uintptr_t)arg);
+}
+
+/* A CR4 bit whose CPUID flag the model removes is reserved: #GP. */
+Test(cpu_model, removed_features_reserve_their_cr4_bits)
+{
+	struct sys_fixture fx;
+	fx_init(&fx, 1 << 20);
+	cr_assert_eq(fx_call(&fx, set_cr4, (void *)(uintptr_t)X86_CR4_SMEP), -1);
+	fx.cpu->cr4 = 0;
+	struct cpu_model m;
+	cr_assert_eq(cpu_model_parse("max,-smep,-fsgsbase", true, &m), 0);
+	emu_cpu_set_model(fx.cpu, &m);
+	cr_assert_eq(fx_call(&fx, set_cr4, (void *)(uintptr_t)X86_CR4_SMEP), X86_EXC_GP);
+	cr_assert_eq(fx_call(&fx, set_cr4, (void *)(uintptr_t)X86_CR4_FSGSBASE), X86_EXC_GP);
+	cr_assert_eq(fx_call(&fx, set_cr4, (void *)(uintptr_t)X86_CR4_SMAP), -1);
+	fx_destroy(&fx);
 }
