@@ -1,5 +1,6 @@
 /* `vessel run`: flags -> struct vm_config -> vm_run() -> the stop reason
  * as a message and an exit code (docs/cli.md). */
+#include "machine/cpu_model.h"
 #include "cli/cli.h"
 #include "hv/hyperv.h"
 #include "util/error.h"
@@ -30,6 +31,9 @@ static const char run_usage[] =
 	"  -c, --cpus N            number of virtual CPUs (default 1)\n"
 	"  -m, --memory SIZE       guest RAM, e.g. 512M, 2G (default 512M)\n"
 	"  -e, --engine NAME       emu (software x86-64, default) or kvm\n"
+	"      --cpu MODEL[,+F,-F] CPU model: host, max (default), x86-64, x86-64-v2,\n"
+	"                          x86-64-v3, then features added or removed;\n"
+	"                          --cpu help lists them\n"
 	"      --disk PATH[,ro]    attach a disk image (refused for now: no virtio-blk yet)\n"
 	"      --numa-nodes N      give the guest N virtual NUMA nodes of equal size\n"
 	"      --numa node,mem=SIZE,cpus=A-B[,host-node=N]\n"
@@ -61,7 +65,7 @@ static const char run_usage[] =
 
 enum {
 	OPT_DISK = 256, OPT_NUMA, OPT_NUMA_NODE, OPT_NUMA_DISTANCE, OPT_NUMA_POLICY, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,
-	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE, OPT_NO_VERIFY,
+	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE, OPT_NO_VERIFY, OPT_CPU,
 };
 
 static const struct option run_options[] = {
@@ -71,6 +75,7 @@ static const struct option run_options[] = {
 	{ "cpus", required_argument, NULL, 'c' },
 	{ "memory", required_argument, NULL, 'm' },
 	{ "engine", required_argument, NULL, 'e' },
+	{ "cpu", required_argument, NULL, OPT_CPU },
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "numa-nodes", required_argument, NULL, OPT_NUMA },
 	{ "numa", required_argument, NULL, OPT_NUMA_NODE },
@@ -250,6 +255,14 @@ int cli_run_main(int argc, char **argv)
 		case 'e':
 			replace(&cfg.engine, optarg);
 			shape.engine_from = "--engine";
+			break;
+		case OPT_CPU:
+			if (!strcmp(optarg, "help")) {
+				cpu_model_print_help(stdout);
+				rc = EXIT_OK;
+				goto out;
+			}
+			replace(&cfg.cpu, optarg);
 			break;
 		case 'c':
 			if (parse_uint(optarg, &cfg.cpus) < 0) {

@@ -8,6 +8,7 @@
 
 #include "machine/accel.h"
 #include "machine/bus.h"
+#include "machine/cpu_model.h"
 #include "machine/memory.h"
 #include "machine/vnuma.h"
 
@@ -79,6 +80,7 @@ struct vm {
 	 * binding; n_nodes 0: none (docs/numa.md). */
 	struct numa_config numa;
 	struct hv_vm *hv;               /* src/hv: Hyper-V interface, NULL when off */
+	struct cpu_model cpu_model;     /* --cpu: the CPUID flags removed (all zero: max) */
 	/* Set by the platform: the highest-priority deliverable external
 	 * interrupt of this vCPU (LAPIC, or the PIC through LINT0 in
 	 * ExtINT mode), moved to in-service; -1 if none.  Engines call it

@@ -1,6 +1,7 @@
 #include "vmm/config.h"
 
 #include "hv/hyperv.h"
+#include "machine/cpu_model.h"
 #include "util/error.h"
 
 #include <errno.h>
@@ -24,6 +25,9 @@ int vm_config_validate(const struct vm_config *cfg)
 		return err_set(-EINVAL, "engine: '%s' is not an engine (expected emu or kvm)", cfg->engine);
 	if (cfg->cpus < 1 || cfg->cpus > VM_MAX_CPUS)
 		return err_set(-EINVAL, "cpus: %u is out of range (expected 1 to %d)", cfg->cpus, VM_MAX_CPUS);
+	struct cpu_model model;
+	if (cfg->cpu && cpu_model_parse(cfg->cpu, !strcmp(cfg->engine, "emu"), &model) < 0)
+		return -EINVAL;
 	if (cfg->mem_bytes < (16ULL << 20) || cfg->mem_bytes > (1ULL << 40))
 		return err_set(-EINVAL, "memory: %llu bytes is out of range (expected 16 MiB to 1 TiB)",
 			       (unsigned long long)cfg->mem_bytes);
@@ -59,6 +63,7 @@ int vm_config_numa(const struct vm_config *cfg, struct numa_config *out)
 void vm_config_free(struct vm_config *cfg)
 {
 	free(cfg->engine);
+	free(cfg->cpu);
 	free(cfg->kernel);
 	free(cfg->initrd);
 	free(cfg->cmdline);

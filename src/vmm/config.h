@@ -34,6 +34,7 @@ struct vm_console_config {
 struct vm_config {
 	char *engine;          /* "emu" (default) or "kvm" */
 	unsigned cpus;         /* 1..VM_MAX_CPUS */
+	char *cpu;             /* CPU model, machine/cpu_model.h; NULL: max */
 	uint64_t mem_bytes;
 	unsigned numa_nodes;   /* shorthand: N even nodes; 0: see numa */
 	struct numa_config numa; /* --numa nodes, distances, policy (docs/numa.md) */

@@ -6,6 +6,7 @@
  * silently falls back to a default. */
 #include "vmm/manifest.h"
 
+#include "machine/cpu_model.h"
 #include "util/error.h"
 #include "vmm/vm.h"
 
@@ -17,7 +18,7 @@
 #include <string.h>
 
 const char *const vm_manifest_fields[] = {
-	"engine", "cpus", "memory", "numa_nodes", "kernel", "initrd", "cmdline",
+	"engine", "cpu", "cpus", "memory", "numa_nodes", "kernel", "initrd", "cmdline",
 	"decompress", "no_reboot", "deterministic", "hyperv", "sandbox", "serial", "api_socket", "restore",
 	"disks", "disks[].path", "disks[].format", "disks[].readonly", "disks[].key_file",
 	"devices", "devices[].type", "devices[].id", "devices[].params",
@@ -142,6 +143,20 @@ static int f_engine(const struct mctx *m, json_t *v, struct vm_config *cfg)
 	if (strcmp(json_string_value(v), "emu") && strcmp(json_string_value(v), "kvm"))
 		return bad(m, "engine", v, "is not an engine", exp);
 	return get_string(m, "engine", v, exp, &cfg->engine, false);
+}
+
+static int f_cpu(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	const char *exp = "host, max, x86-64, x86-64-v2 or x86-64-v3, then +FEATURE or -FEATURE "
+			  "(`vessel run --cpu help` lists them)";
+	struct cpu_model model;
+	if (!json_is_string(v))
+		return bad(m, "cpu", v, "is not a string", exp);
+	/* The engine may still change (--engine): vm_config_validate()
+	 * checks what it implements. */
+	if (cpu_model_parse(json_string_value(v), false, &model) < 0)
+		return bad(m, "cpu", v, "is not a CPU model", exp);
+	return get_string(m, "cpu", v, exp, &cfg->cpu, false);
 }
 
 static int f_cpus(const struct mctx *m, json_t *v, struct vm_config *cfg)
@@ -561,7 +576,7 @@ static const struct {
 	const char *name;
 	field_fn parse;
 } top_fields[] = {
-	{ "engine", f_engine }, { "cpus", f_cpus }, { "memory", f_memory }, { "numa_nodes", f_numa },
+	{ "engine", f_engine }, { "cpu", f_cpu }, { "cpus", f_cpus }, { "memory", f_memory }, { "numa_nodes", f_numa },
 	{ "kernel", f_kernel }, { "initrd", f_initrd }, { "cmdline", f_cmdline },
 	{ "decompress", f_decompress }, { "no_reboot", f_no_reboot }, { "deterministic", f_deterministic },
 	{ "hyperv", f_hyperv },

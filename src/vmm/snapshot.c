@@ -3,6 +3,7 @@
 
 #include "util/error.h"
 #include "util/log.h"
+#include "machine/cpu_model.h"
 #include "machine/machine.h"
 #include "vmm/manifest.h"
 
@@ -78,6 +79,14 @@ static json_t *config_json(struct vm *vm, json_t *devices)
 			      (int)vm->n_vcpus, "memory", (json_int_t)vm->mem.ram_size, "numa_nodes",
 			      vm->cfg ? (int)vm->cfg->numa_nodes : 0, "regions", regions);
 	json_object_set_new(c, "devices", devices ? json_incref(devices) : json_array());
+	/* The CPU model, as given and as resolved: flag names, so that a
+	 * restore on another host or version compares what the guest saw. */
+	json_t *removed = json_array();
+	for (unsigned i = 0; i < cpu_n_features; i++)
+		if ((vm->cpu_model.removed >> i) & 1)
+			json_array_append_new(removed, json_string(cpu_features[i].name));
+	json_object_set_new(c, "cpu", json_string(vm->cpu_model.spec[0] ? vm->cpu_model.spec : "max"));
+	json_object_set_new(c, "cpu_removed", removed);
 	/* No plug-in directories: a snapshot is data and never names code to
 	 * load (docs/security.md "Plug-ins").  A restore finds the device
 	 * types on the search path of the restoring command. */
@@ -221,6 +230,44 @@ static json_t *read_config(struct snap_reader *r)
 	return c;
 }
 
+/* A guest may use every CPUID flag it was shown, and Linux reads CPUID
+ * once at boot: a restore runs with the model the snapshot was saved
+ * with (its "cpu" unless --cpu is given), and is refused if that model
+ * resolves to other flags here. */
+static int check_cpu_model(const char *path, json_t *c, struct vm_config *cfg)
+{
+	const char *saved = json_string_value(json_object_get(c, "cpu"));
+	if (!saved)
+		saved = "max";   /* snapshots older than CPU models */
+	if (!cfg->cpu && strcmp(saved, "max"))
+		cfg->cpu = strdup(saved);
+	struct cpu_model want;
+	if (cpu_model_parse(cfg->cpu ? cfg->cpu : "max", cfg->engine && !strcmp(cfg->engine, "emu"), &want) < 0)
+		return err_wrap(-EINVAL, "snapshot %s", path);
+	uint64_t had = 0;
+	size_t i;
+	json_t *n;
+	json_array_foreach(json_object_get(c, "cpu_removed"), i, n) {
+		int f = json_is_string(n) ? cpu_model_feature_index(json_string_value(n)) : -1;
+		if (f < 0)
+			return err_set(-EINVAL, "snapshot %s: saved with CPU model '%s', which removes a feature "
+						"this version does not know", path, saved);
+		had |= 1ull << f;
+	}
+	if (had == want.removed)
+		return 0;
+	char diff[512];
+	size_t len = 0;
+	diff[0] = 0;
+	for (unsigned f = 0; f < cpu_n_features && len < sizeof(diff); f++)
+		if (((had ^ want.removed) >> f) & 1)
+			len += (size_t)snprintf(diff + len, sizeof(diff) - len, "%s%c%s", len ? "," : "",
+						(want.removed >> f) & 1 ? '-' : '+', cpu_features[f].name);
+	return err_set(-EINVAL, "snapshot %s: saved with CPU model '%s', and this restore's CPU model '%s' differs from "
+				"it by %s; a restored guest keeps using the CPU features it was shown, so restore "
+				"with --cpu '%s' or without --cpu", path, saved, cfg->cpu ? cfg->cpu : "max", diff, saved);
+}
+
 int snapshot_load_config(const char *path, struct vm_config *cfg)
 {
 	struct snap_reader r;
@@ -235,6 +282,10 @@ int snapshot_load_config(const char *path, struct vm_config *cfg)
 	if (engine && (!strcmp(engine, "emu") || !strcmp(engine, "kvm"))) {
 		free(cfg->engine);
 		cfg->engine = strdup(engine);
+	}
+	if (check_cpu_model(path, c, cfg) < 0) {
+		json_decref(c);
+		return -EINVAL;
 	}
 	json_int_t cpus = json_integer_value(json_object_get(c, "cpus"));
 	json_int_t mem = json_integer_value(json_object_get(c, "memory"));

@@ -203,6 +203,9 @@ static int vm_create(const struct vm_config *cfg, const struct numa_config *numa
 		return err_set(-ENOMEM, "out of memory");
 	vm->cfg = cfg;
 	vm->accel = accel_find(cfg->engine);
+	/* Checked by vm_config_validate(): a spec that fails here leaves max. */
+	if (cfg->cpu)
+		cpu_model_parse(cfg->cpu, !strcmp(cfg->engine, "emu"), &vm->cpu_model);
 	pthread_mutex_init(&vm->dev_lock, NULL);
 	bus_init(&vm->pio, "pio");
 	bus_init(&vm->mmio, "mmio");

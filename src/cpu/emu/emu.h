@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct cpu_model;
 struct vcpu;
 struct guest_memory;
 struct emu_cpu;
@@ -153,6 +154,8 @@ void emu_deliver_pending_exception(struct emu_cpu *cpu);
 void emu_update_mode(struct emu_cpu *cpu);   /* after CR0/EFER/CS/EFLAGS.VM change */
 void emu_tlb_flush(struct emu_cpu *cpu, bool include_global);
 void emu_cpu_reset(struct emu_cpu *cpu, bool bsp);  /* power-on/INIT state, SDM vol. 3A, 9.1.1 */
+/* Applies a CPU model (NULL: max) to CPUID, the MSRs, CR4 and the decoder. */
+void emu_cpu_set_model(struct emu_cpu *cpu, const struct cpu_model *model);
 /* Port I/O from IN/OUT/INS/OUTS after the permission checks (IOPL, TSS bitmap). */
 uint32_t emu_io_in(struct emu_cpu *cpu, uint16_t port, unsigned size);
 void emu_io_out(struct emu_cpu *cpu, uint16_t port, unsigned size, uint32_t val);

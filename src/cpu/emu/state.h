@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 struct vcpu;
+struct cpu_model;
 struct guest_memory;
 struct emu_vm;
 
@@ -136,6 +137,11 @@ struct emu_cpu {
 		struct vcpu *vcpu;
 		struct guest_memory *mem;
 		struct emu_vm *evm;
+		/* --cpu (machine/cpu_model.h): NULL is max.  feat_off holds the
+		 * opcode-gating flags it removes (1 << enum emu_feature), which
+		 * the decoder turns into #UD once per decoded instruction. */
+		const struct cpu_model *model;
+		uint32_t feat_off;
 		struct vcpu_exit *exit;   /* set when a returning trap ends the run */
 	};
 

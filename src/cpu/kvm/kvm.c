@@ -173,6 +173,12 @@ static int kvm_vcpu_init(struct vcpu *vcpu)
 				e->ecx &= ~((1u << 21) | (1u << 24));
 				e->ebx = (e->ebx & 0x00ffffff) | (vcpu->id << 24); /* initial APIC id */
 			}
+			/* --cpu: the flags the model removes (machine/cpu_model.h);
+			 * KVM then faults their MSRs and, where the hardware can
+			 * trap them, their instructions. */
+			uint32_t r[4] = { e->eax, e->ebx, e->ecx, e->edx };
+			cpu_model_filter(&vcpu->vm->cpu_model, e->function, e->index, r);
+			e->eax = r[0]; e->ebx = r[1]; e->ecx = r[2]; e->edx = r[3];
 		}
 		ioctl(kv->fd, KVM_SET_CPUID2, k->cpuid);
 	}

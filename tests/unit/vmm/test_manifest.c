@@ -112,12 +112,17 @@ Test(manifest, messages_name_field_value_and_expectation)
 	expect_error("{\"serial\": \"tcp:1\"}", "manifest vm.json: serial: \"tcp:1\" is not a console backend "
 		     "(expected \"stdio\", \"none\", \"file:PATH\" or \"unix:PATH\")");
 	expect_error("{\"cpus\": 2, \"numa_nodes\": 3}", "manifest vm.json: numa_nodes: 3 is more than cpus (expected 0 to 2)");
+	expect_error("{\"cpu\": 2}", "manifest vm.json: cpu: 2 is not a string (expected host, max, x86-64, x86-64-v2 "
+		     "or x86-64-v3, then +FEATURE or -FEATURE (`vessel run --cpu help` lists them))");
+	expect_error("{\"cpu\": \"max,-nope\"}", "manifest vm.json: cpu: \"max,-nope\" is not a CPU model (expected "
+		     "host, max, x86-64, x86-64-v2 or x86-64-v3, then +FEATURE or -FEATURE (`vessel run --cpu help` lists "
+		     "them))");
 	expect_error("[1]", "manifest vm.json: (top level): [1] is not an object (expected {\"cpus\": ..., \"memory\": ...})");
 }
 
 Test(manifest, unknown_fields_are_errors)
 {
-	expect_error("{\"cpu\": 2}", "manifest vm.json: cpu: unknown field (see docs/manifest.md for the fields)");
+	expect_error("{\"vcpus\": 2}", "manifest vm.json: vcpus: unknown field (see docs/manifest.md for the fields)");
 	expect_error("{\"disks\": [{\"path\": \"a\", \"ro\": true}]}",
 		     "manifest vm.json: disks[0].ro: unknown field (expected one of path, format, readonly, key_file)");
 	expect_error("{\"devices\": [{\"type\": \"a\", \"id\": \"b\", \"param\": {}}]}",

@@ -76,6 +76,7 @@ static int emu_vcpu_init(struct vcpu *vcpu)
 	cpu->vcpu = vcpu;
 	cpu->mem = &vcpu->vm->mem;
 	cpu->evm = vcpu->vm->accel_state;
+	emu_cpu_set_model(cpu, &vcpu->vm->cpu_model);
 	cpu->exc_vector = -1;
 	cpu->icount_stop = ~0ull;
 	emu_cpu_reset(cpu, vcpu->id == 0);

@@ -133,7 +133,22 @@ static int finish_invalid(struct emu_insn *out, unsigned len, emu_handler fn)
 
 int emu_decode(struct emu_cpu *cpu, const uint8_t *bytes, unsigned avail, struct emu_insn *out)
 {
-	return emu_decode_mode(cpu->mode, bytes, avail, out);
+	int rc = emu_decode_mode(cpu->mode, bytes, avail, out);
+	/* An opcode whose CPUID flag the model removes raises #UD (SDM vol.
+	 * 2A, "CPUID Feature Flag" of each instruction).  Decoded blocks are
+	 * cached, so this runs once per instruction decoded, not executed. */
+	if (rc == 0 && cpu->feat_off) {
+		unsigned f = emu_opcodes[out->opmap & 3][out->opcode].feat[out->mprefix & 3];
+		for (unsigned i = 0; !f && out->mod == 3 && i < emu_n_group_features; i++) {
+			const struct emu_group_feature *g = &emu_group_features[i];
+			if (g->map == out->opmap && g->opcode == out->opcode && ((g->mprefixes >> out->mprefix) & 1) &&
+			    g->reg == ((out->modrm >> 3) & 7) && (g->rm < 0 || g->rm == (out->modrm & 7)))
+				f = g->feat;
+		}
+		if (f && ((cpu->feat_off >> f) & 1))
+			out->fn = emu_handler_ud;
+	}
+	return rc;
 }
 
 int emu_decode_mode(unsigned mode, const uint8_t *b, unsigned avail, struct emu_insn *out)

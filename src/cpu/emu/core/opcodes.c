@@ -24,7 +24,26 @@ const struct emu_feature_flag emu_feature_flags[EMU_FEAT_COUNT] = {
 	[EMU_FEAT_POPCNT] = { 0x1, 2, 23, "POPCNT" },
 	[EMU_FEAT_SYSCALL] = { 0x80000001, 3, 11, "SYSCALL" },
 	[EMU_FEAT_LZCNT] = { 0x80000001, 2, 5, "ABM (LZCNT)" },
+	[EMU_FEAT_RDRAND] = { 0x1, 2, 30, "RDRAND" },
+	[EMU_FEAT_RDSEED] = { 0x7, 1, 18, "RDSEED" },
+	[EMU_FEAT_RDPID] = { 0x7, 2, 22, "RDPID" },
+	[EMU_FEAT_RDTSCP] = { 0x80000001, 3, 27, "RDTSCP" },
+	[EMU_FEAT_FSGSBASE] = { 0x7, 1, 0, "FSGSBASE" },
 };
+
+/* Register forms only (SDM vol. 2: RDRAND, RDSEED, RDPID, RDTSCP,
+ * RDFSBASE/RDGSBASE/WRFSBASE/WRGSBASE). */
+const struct emu_group_feature emu_group_features[] = {
+	{ 1, 0xc7, 0x3, 6, -1, EMU_FEAT_RDRAND },     /* 0F C7 /6, 66 0F C7 /6 */
+	{ 1, 0xc7, 0x3, 7, -1, EMU_FEAT_RDSEED },     /* 0F C7 /7, 66 0F C7 /7 */
+	{ 1, 0xc7, 0x4, 7, -1, EMU_FEAT_RDPID },      /* F3 0F C7 /7 */
+	{ 1, 0x01, 0xf, 7, 1, EMU_FEAT_RDTSCP },      /* 0F 01 F9 */
+	{ 1, 0xae, 0x4, 0, -1, EMU_FEAT_FSGSBASE },   /* F3 0F AE /0../3 */
+	{ 1, 0xae, 0x4, 1, -1, EMU_FEAT_FSGSBASE },
+	{ 1, 0xae, 0x4, 2, -1, EMU_FEAT_FSGSBASE },
+	{ 1, 0xae, 0x4, 3, -1, EMU_FEAT_FSGSBASE },
+};
+const unsigned emu_n_group_features = sizeof(emu_group_features) / sizeof(emu_group_features[0]);
 
 #define M F_MODRM
 /* An opcode needing feature flag x whatever its prefix; SSE rows: the

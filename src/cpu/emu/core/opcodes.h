@@ -39,6 +39,7 @@ enum {
 enum emu_feature {
 	EMU_FEAT_NONE, EMU_FEAT_TSC, EMU_FEAT_MSR, EMU_FEAT_SEP, EMU_FEAT_CMOV, EMU_FEAT_MMX, EMU_FEAT_SSE,
 	EMU_FEAT_SSE2, EMU_FEAT_SSE42, EMU_FEAT_MOVBE, EMU_FEAT_POPCNT, EMU_FEAT_SYSCALL, EMU_FEAT_LZCNT,
+	EMU_FEAT_RDRAND, EMU_FEAT_RDSEED, EMU_FEAT_RDPID, EMU_FEAT_RDTSCP, EMU_FEAT_FSGSBASE,
 	EMU_FEAT_COUNT,
 };
 
@@ -76,5 +77,19 @@ struct emu_opcode {
 };
 
 extern const struct emu_opcode emu_opcodes[4][256];
+
+/* Group members that need a feature flag of their own, which the row's
+ * per-prefix column cannot say (0F C7 /6 RDRAND, 0F 01 F9 RDTSCP...):
+ * the flag of a decoded ModRM form, or EMU_FEAT_NONE.  Only the decoder
+ * of a CPU model that removes flags asks. */
+struct emu_group_feature {
+	uint8_t map, opcode;
+	uint8_t mprefixes;  /* bit n: mandatory prefix n (none, 66, F3, F2) */
+	uint8_t reg;        /* ModRM.reg */
+	int8_t rm;          /* ModRM.rm with mod = 3, or -1 for any register form */
+	uint8_t feat;
+};
+extern const struct emu_group_feature emu_group_features[];
+extern const unsigned emu_n_group_features;
 
 #endif

@@ -6,6 +6,8 @@
  * cpuid_query() after the lookup. */
 #include "cpu/emu/system/sys.h"
 
+#include "cpu/emu/core/opcodes.h"
+#include "machine/cpu_model.h"
 #include "machine/machine.h"
 
 #include <string.h>
@@ -183,7 +185,9 @@ void cpuid_query(struct emu_cpu *cpu, uint32_t leaf, uint32_t subleaf, uint32_t 
 		return;
 	}
 	if (leaf == 0xd) {
-		emu_fpu_cpuid_xsave(cpu, subleaf, out);
+		/* Without XSAVE the leaf is reserved (SDM vol. 2A, CPUID leaf 0DH). */
+		if (cpu_model_has(cpu->model, 1, 0, CPU_ECX, 26))
+			emu_fpu_cpuid_xsave(cpu, subleaf, out);
 		return;
 	}
 	const struct vm *vm = cpu->vcpu ? cpu->vcpu->vm : NULL;
@@ -200,5 +204,17 @@ void cpuid_query(struct emu_cpu *cpu, uint32_t leaf, uint32_t subleaf, uint32_t 
 			out[2] |= F1C_OSXSAVE;
 		if (!(cpu->apic_base & 0x800))
 			out[3] &= ~F1D_APIC;
+	}
+	cpu_model_filter(cpu->model, leaf, subleaf, out);
+}
+
+void emu_cpu_set_model(struct emu_cpu *cpu, const struct cpu_model *model)
+{
+	cpu->model = model;
+	cpu->feat_off = 0;
+	for (unsigned f = 1; f < EMU_FEAT_COUNT; f++) {
+		const struct emu_feature_flag *fl = &emu_feature_flags[f];
+		if (!cpu_model_has(model, fl->leaf, 0, fl->reg, fl->bit))
+			cpu->feat_off |= 1u << f;
 	}
 }

@@ -8,6 +8,7 @@
  * (VMX, SMX, SGX, LMCE). */
 #include "cpu/emu/system/sys.h"
 
+#include "machine/cpu_model.h"
 #include "machine/machine.h"
 
 #include <errno.h>
@@ -105,9 +106,46 @@ static int apic_msr(struct emu_cpu *cpu, uint32_t index, bool write, uint64_t *v
 	return rc < 0 ? -1 : 0;
 }
 
+/* The MSRs a CPU model (--cpu) can take away with their CPUID flag
+ * (docs/isa.md, "MSRs and their CPUID gates"): with the flag removed
+ * they fault like any MSR the CPU does not have. */
+static const struct msr_gate {
+	uint32_t first, last, leaf;
+	uint8_t reg, bit;
+} msr_gates[] = {
+	{ 0x800, 0x8ff, 1, CPU_ECX, 21 },                                  /* x2APIC registers */
+	{ MSR_IA32_TSC_DEADLINE, MSR_IA32_TSC_DEADLINE, 1, CPU_ECX, 24 },  /* TSC deadline */
+	{ MSR_ARCH_CAPABILITIES, MSR_ARCH_CAPABILITIES, 7, CPU_EDX, 29 },
+	{ MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_EIP, 1, CPU_EDX, 11 },   /* SEP */
+	{ MSR_IA32_PAT, MSR_IA32_PAT, 1, CPU_EDX, 16 },
+	{ MSR_MTRRCAP, MSR_MTRRCAP, 1, CPU_EDX, 12 },
+	{ MSR_MTRR_PHYS_BASE0, MSR_MTRR_PHYS_BASE0 + 15, 1, CPU_EDX, 12 },
+	{ 0x250, 0x26f, 1, CPU_EDX, 12 },                                  /* fixed-range MTRRs */
+	{ MSR_MTRR_DEF_TYPE, MSR_MTRR_DEF_TYPE, 1, CPU_EDX, 12 },
+	{ MSR_MCG_CAP, MSR_MCG_STATUS, 1, CPU_EDX, 7 },                    /* MCE */
+};
+
+static bool msr_removed(const struct emu_cpu *cpu, uint32_t index)
+{
+	if (!cpu->model || !cpu->model->removed)
+		return false;
+	/* IA32_TSC_AUX: RDTSCP or RDPID (SDM vol. 4, table 2-2). */
+	if (index == MSR_TSC_AUX)
+		return !cpu_model_has(cpu->model, 0x80000001, 0, CPU_EDX, 27) &&
+		       !cpu_model_has(cpu->model, 7, 0, CPU_ECX, 22);
+	for (size_t i = 0; i < sizeof(msr_gates) / sizeof(msr_gates[0]); i++) {
+		const struct msr_gate *g = &msr_gates[i];
+		if (index >= g->first && index <= g->last)
+			return !cpu_model_has(cpu->model, g->leaf, 0, g->reg, g->bit);
+	}
+	return false;
+}
+
 int msr_read(struct emu_cpu *cpu, uint32_t index, uint64_t *val)
 {
 	int fi;
+	if (msr_removed(cpu, index))
+		return -1;
 	if (is_apic_msr(index)) {
 		int rc = apic_msr(cpu, index, false, val);
 		if (rc <= 0)
@@ -157,6 +195,12 @@ int msr_read(struct emu_cpu *cpu, uint32_t index, uint64_t *val)
 int msr_write(struct emu_cpu *cpu, uint32_t index, uint64_t val)
 {
 	int fi;
+	if (msr_removed(cpu, index))
+		return -1;
+	/* IA32_APIC_BASE.EXTD (bit 10) is reserved without x2APIC (SDM vol.
+	 * 3A, 11.12.1). */
+	if (index == MSR_IA32_APIC_BASE && (val & (1ull << 10)) && !cpu_model_has(cpu->model, 1, 0, CPU_ECX, 21))
+		return -1;
 	if (is_apic_msr(index)) {
 		int rc = apic_msr(cpu, index, true, &val);
 		if (rc == 0 && index == MSR_IA32_APIC_BASE)
