@@ -2,7 +2,7 @@
  * to the subcommands in src/cli/. */
 #include "cli/cli.h"
 #include "util/log.h"
-#include "vm/plugin_loader.h"
+#include "vmm/plugin_loader.h"
 #include "version.h"
 
 #include <stdio.h>

@@ -4,9 +4,9 @@
  *   memory: load/add/store/inc/cmp/jb over an array
  *   call:   call/ret pairs
  * Usage: emu-loop [iterations] (default 50M). */
-#include "cpu/accel.h"
-#include "vm/config.h"
-#include "vm/machine.h"
+#include "machine/accel.h"
+#include "cpu/engines.h"
+#include "machine/machine.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -41,12 +41,9 @@ static void flat(struct x86_segment *s, uint8_t type, uint16_t sel)
 
 static int run(const char *name, const uint8_t *code, size_t len, uint64_t iters, unsigned per_iter)
 {
-	static struct vm_config cfg;
 	static struct vm vm;
 	static struct vcpu vcpu;
-	vm_config_defaults(&cfg);
 	memset(&vm, 0, sizeof(vm));
-	vm.cfg = &cfg;
 	vm.accel = &accel_emu;
 	if (gmem_init(&vm.mem, RAM) < 0)
 		return -1;

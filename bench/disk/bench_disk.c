@@ -5,7 +5,7 @@
 #include "block/crypt_filter.h"
 #include "cli/cli.h"
 #include "util/error.h"
-#include "vm/plugin_loader.h"
+#include "vmm/plugin_loader.h"
 
 #include <errno.h>
 #include <getopt.h>

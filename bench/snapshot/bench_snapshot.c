@@ -1,12 +1,12 @@
 /* bench-snapshot: save and restore time and size of a VM's snapshot for a
  * given RAM size and share of touched pages, through the real snapshot
- * code (src/snapshot) with a minimal engine holding CPU state in memory.
+ * code (src/vmm/snapshot.c) with a minimal engine holding CPU state in memory.
  * Prints one JSON object; bench/snapshot/run drives it.
  *
  * usage: bench-snapshot --memory MiB --fill PERCENT --dir DIR [--cpus N] */
-#include "snapshot/snapshot.h"
+#include "vmm/snapshot.h"
 #include "util/error.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,6 +5,7 @@
 #include "util/error.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -480,23 +481,16 @@ int acpi_build_pc_tables(struct acpi_builder *b, const struct acpi_platform_info
 	return b->err;
 }
 
-/* ---- SRAT (5.2.16) ---- */
+/* ---- SRAT (5.2.16) and SLIT (5.2.17) ---- */
 
 int acpi_build_srat(struct acpi_builder *b, unsigned n_cpus, const struct acpi_numa_info *numa)
 {
 	unsigned nodes = numa->n_nodes;
-	if (nodes == 0 || nodes > ACPI_MAX_NUMA_NODES || nodes > n_cpus)
+	if (nodes == 0 || nodes > ACPI_MAX_NUMA_NODES || nodes > n_cpus || n_cpus > ACPI_MAX_CPUS)
 		return err_set(-EINVAL, "NUMA: %u nodes for %u CPUs is not possible", nodes, n_cpus);
-	uint64_t total = 0;
-	for (unsigned i = 0; i < numa->n_ram; i++)
-		total += numa->ram[i].size;
-	const uint64_t granule = 2ull << 20;
-	uint64_t per_node = total / nodes / granule * granule;
-	if (per_node < granule)
-		return err_set(-EINVAL, "NUMA: %llu MiB of RAM cannot be split into %u nodes",
-			       (unsigned long long)(total >> 20), nodes);
-	/* Each node's share may span RAM regions: one entry per piece. */
-	size_t cap = 48 + 16 * (size_t)n_cpus + 40 * ((size_t)numa->n_ram + nodes);
+	if (numa->n_ranges > ACPI_MAX_NUMA_RANGES)
+		return err_set(-E2BIG, "NUMA: too many memory ranges");
+	size_t cap = 48 + 24 * (size_t)n_cpus + 40 * (size_t)numa->n_ranges;
 	uint8_t *t = calloc(1, cap);
 	if (!t)
 		return err_set(-ENOMEM, "out of memory");
@@ -504,7 +498,11 @@ int acpi_build_srat(struct acpi_builder *b, unsigned n_cpus, const struct acpi_n
 	put32(t, 36, 1);                  /* reserved, 1 for compatibility */
 	size_t off = 48;
 	for (unsigned i = 0; i < n_cpus; i++) {
-		uint32_t node = i % nodes;
+		uint32_t node = numa->cpu_node[i];
+		if (node >= nodes) {
+			free(t);
+			return err_set(-EINVAL, "NUMA: CPU %u is in node %u of %u", i, node, nodes);
+		}
 		if (i < 255) {
 			/* Processor Local APIC Affinity (5.2.16.1). */
 			put8(t, off, 0); put8(t, off + 1, 16);
@@ -527,38 +525,55 @@ int acpi_build_srat(struct acpi_builder *b, unsigned n_cpus, const struct acpi_n
 		}
 		off += 16;
 	}
-	unsigned node = 0;
-	uint64_t left = per_node;
-	for (unsigned r = 0; r < numa->n_ram; r++) {
-		uint64_t base = numa->ram[r].base, size = numa->ram[r].size;
-		while (size) {
-			/* The last node takes whatever the rounding left over. */
-			uint64_t piece = node == nodes - 1 ? size : (size < left ? size : left);
-			/* Memory Affinity (5.2.16.2). */
-			put8(t, off, 1); put8(t, off + 1, 40);
-			put32(t, off + 2, node);
-			put32(t, off + 8, (uint32_t)base);
-			put32(t, off + 12, (uint32_t)(base >> 32));
-			put32(t, off + 16, (uint32_t)piece);
-			put32(t, off + 20, (uint32_t)(piece >> 32));
-			put32(t, off + 28, 1);    /* enabled */
-			off += 40;
-			base += piece;
-			size -= piece;
-			left -= node == nodes - 1 ? 0 : piece;
-			if (!left && node < nodes - 1) {
-				node++;
-				left = per_node;
-			}
-			if (off + 40 > cap) {
-				free(t);
-				return err_set(-E2BIG, "NUMA: too many memory ranges");
-			}
+	for (unsigned r = 0; r < numa->n_ranges; r++) {
+		if (numa->ranges[r].node >= nodes) {
+			free(t);
+			return err_set(-EINVAL, "NUMA: memory range %u is in node %u of %u", r, numa->ranges[r].node, nodes);
 		}
+		uint64_t base = numa->ranges[r].base, size = numa->ranges[r].size;
+		/* Memory Affinity (5.2.16.2). */
+		put8(t, off, 1); put8(t, off + 1, 40);
+		put32(t, off + 2, numa->ranges[r].node);
+		put32(t, off + 8, (uint32_t)base);
+		put32(t, off + 12, (uint32_t)(base >> 32));
+		put32(t, off + 16, (uint32_t)size);
+		put32(t, off + 20, (uint32_t)(size >> 32));
+		put32(t, off + 28, 1);    /* enabled */
+		off += 40;
 	}
 	put32(t, 4, (uint32_t)off);
 	acpi_table_checksum(t, off);
 	acpi_builder_add(b, t, off);
+	free(t);
+	return b->err;
+}
+
+int acpi_build_slit(struct acpi_builder *b, const struct acpi_numa_info *numa)
+{
+	unsigned n = numa->n_nodes;
+	if (n == 0 || n > ACPI_MAX_NUMA_NODES)
+		return err_set(-EINVAL, "NUMA: %u nodes is out of range", n);
+	bool given = false;
+	for (unsigned i = 0; i < n; i++)
+		for (unsigned j = 0; j < n; j++)
+			given |= numa->distance[i][j] != 0;
+	size_t len = 44 + (size_t)n * n;
+	uint8_t *t = calloc(1, len);
+	if (!t)
+		return err_set(-ENOMEM, "out of memory");
+	acpi_header_fill(t, "SLIT", (uint32_t)len, 1);
+	put32(t, 36, n);                  /* number of system localities */
+	put32(t, 40, 0);
+	for (unsigned i = 0; i < n; i++) {
+		for (unsigned j = 0; j < n; j++) {
+			/* Entry [i][j] at 44 + i*n + j; 10 is a node's distance to
+			 * itself, and remote distances must be larger. */
+			uint8_t d = given ? numa->distance[i][j] : (i == j ? 10 : 20);
+			put8(t, 44 + (size_t)i * n + j, d);
+		}
+	}
+	acpi_table_checksum(t, len);
+	acpi_builder_add(b, t, len);
 	free(t);
 	return b->err;
 }

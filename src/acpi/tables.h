@@ -13,7 +13,7 @@
 #define ACPI_MAX_TABLES 16
 #define ACPI_MAX_CPUS 256
 
-/* What the tables describe; filled by the platform (src/hw/pc.c). */
+/* What the tables describe; filled by the platform (src/board/pc.c). */
 struct acpi_platform_info {
 	unsigned n_cpus;                  /* APIC ID = ACPI processor UID = index */
 	uint64_t lapic_addr, ioapic_addr, hpet_addr;
@@ -59,18 +59,24 @@ void acpi_header_fill(void *table, const char sig[4], uint32_t len, uint8_t revi
 void acpi_table_checksum(void *table, size_t len);
 uint8_t acpi_checksum(const void *p, size_t len);
 
-/* Virtual NUMA (SRAT, ACPI 6.4 section 5.2.16): CPUs go to nodes round
- * robin (CPU i -> node i % n_nodes); RAM is cut into n_nodes contiguous
- * parts of equal size (2 MiB granules) in address order. */
+/* Virtual NUMA (ACPI 6.4 sections 5.2.16 SRAT and 5.2.17 SLIT): the node
+ * of each CPU (by APIC id), the node of each range of RAM, and the
+ * distances between nodes. */
+#define ACPI_MAX_NUMA_NODES 64
+#define ACPI_MAX_NUMA_RANGES 80
 struct acpi_numa_info {
 	unsigned n_nodes;
-	unsigned n_ram;
-	struct { uint64_t base, size; } ram[8];
+	uint8_t cpu_node[ACPI_MAX_CPUS];   /* node of the CPU with APIC id i */
+	unsigned n_ranges;
+	struct { uint64_t base, size; unsigned node; } ranges[ACPI_MAX_NUMA_RANGES];
+	/* SLIT entries; all 0: 10 local, 20 remote. */
+	uint8_t distance[ACPI_MAX_NUMA_NODES][ACPI_MAX_NUMA_NODES];
 };
-#define ACPI_MAX_NUMA_NODES 64
 
 /* Adds the SRAT to b; 0 or -errno with err_set(). */
 int acpi_build_srat(struct acpi_builder *b, unsigned n_cpus, const struct acpi_numa_info *numa);
+/* Adds the SLIT to b; 0 or -errno with err_set(). */
+int acpi_build_slit(struct acpi_builder *b, const struct acpi_numa_info *numa);
 
 /* Every table of the PC; 0 or -errno with err_set(). */
 int acpi_build_pc_tables(struct acpi_builder *b, const struct acpi_platform_info *info);

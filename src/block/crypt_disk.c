@@ -15,7 +15,6 @@
 #include "block/luks.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/config.h"
 
 #define CRYPT_COPY_SECTORS 2048u   /* 1 MiB per read */
 #define CRYPT_COPY_PIECE 128u      /* 64 KiB: the unit of sparseness when copying */
@@ -156,15 +155,14 @@ int crypt_disk_luks_spec(const char *key_file, const char *opts, char *buf, size
 	return 0;
 }
 
-int crypt_disk_open_vm(const struct vm_config *cfg, const struct vm_disk_config *d,
+int crypt_disk_open_vm(const char *const *plugin_dirs, unsigned n_plugin_dirs, const struct vm_disk_config *d,
 		       struct block_dev **out)
 {
 	char spec[4200];
 	int rc;
 
 	crypt_filters_register();
-	if (cfg && (rc = crypt_plugin_set_dirs((const char *const *)cfg->plugin_dirs,
-					       cfg->n_plugin_dirs)) < 0)
+	if (plugin_dirs && (rc = crypt_plugin_set_dirs(plugin_dirs, n_plugin_dirs)) < 0)
 		return rc;
 	struct block_open_spec s = {
 		.path = d->path,

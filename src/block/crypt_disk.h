@@ -49,15 +49,23 @@ struct json_t;
  * disk.  Returns 0 or a negative errno when the image cannot be opened. */
 int crypt_disk_describe(const char *path, const char *format, struct json_t *desc);
 
-struct vm_config;
-struct vm_disk_config;
+/* One disk of a VM as its manifest describes it (docs/manifest.md). */
+struct vm_disk_config {
+	char *path;
+	char *format;      /* "raw", "vhd" or NULL to probe */
+	bool readonly;
+	char *key_file;    /* encrypted disks */
+	char *serial;      /* virtio-blk GET_ID answer (20 bytes at most) */
+	char *id;          /* a name for the disk, unique in the VM */
+};
 
 /* Opens disk `d` of a VM the way its manifest says: format (or probed),
  * read-only, and under the luks filter with d->key_file as passphrase
- * when it has one.  Encryption plug-ins are then also searched in
- * cfg->plugin_dirs (cfg may be NULL).  A LUKS2 disk without key_file is
- * opened as it is (the guest may decrypt it itself); this is logged. */
-int crypt_disk_open_vm(const struct vm_config *cfg, const struct vm_disk_config *d,
+ * when it has one.  Encryption plug-ins are then also searched in the
+ * VM's plugin_dirs (n_plugin_dirs of them; plugin_dirs NULL: the search
+ * is left as it is).  A LUKS2 disk without key_file is opened as it is
+ * (the guest may decrypt it itself); this is logged. */
+int crypt_disk_open_vm(const char *const *plugin_dirs, unsigned n_plugin_dirs, const struct vm_disk_config *d,
 		       struct block_dev **out);
 
 /* True for errors caused by the user's input (passphrase, header,

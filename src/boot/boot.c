@@ -6,7 +6,6 @@
 
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/machine.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,12 +15,6 @@
 #include <unistd.h>
 
 #include "stub_rom.h"
-
-/* The platform branch exports the RSDP's address once it builds ACPI
- * tables; until then (or with a platform without ACPI) the symbol is
- * absent and the kernel finds the RSDP by scanning 0xe0000-0xfffff
- * (ACPI 6.5, 5.2.5.1). */
-uint64_t platform_rsdp_address(struct vm *vm) __attribute__((weak));
 
 /* Kernel files larger than this are not kernels. */
 #define BOOT_KERNEL_MAX (512ull << 20)
@@ -167,7 +160,7 @@ int boot_install_rom(struct guest_memory *mem, const struct boot_stub_params *pa
 	return 0;
 }
 
-int boot_load_mem(struct guest_memory *mem, const struct vm_config *cfg, const struct boot_options *opt,
+int boot_load_mem(struct guest_memory *mem, const struct boot_config *cfg, const struct boot_options *opt,
 		  struct boot_info *info)
 {
 	static const struct boot_options no_opt;
@@ -210,12 +203,4 @@ int boot_load_mem(struct guest_memory *mem, const struct vm_config *cfg, const s
 		 (unsigned long long)info->stub.entry, info->stub.mode == BOOT_MODE_LONG64 ? "64-bit" : "32-bit",
 		 (unsigned long long)info->kernel_start, (unsigned long long)info->kernel_end);
 	return 0;
-}
-
-int boot_load(struct vm *vm, const struct vm_config *cfg)
-{
-	struct boot_options opt = { 0 };
-	if (platform_rsdp_address)
-		opt.rsdp_addr = platform_rsdp_address(vm);
-	return boot_load_mem(&vm->mem, cfg, &opt, NULL);
 }

@@ -8,20 +8,20 @@
 #ifndef VESSEL_BOOT_BOOT_H
 #define VESSEL_BOOT_BOOT_H
 
-#include "vm/config.h"
-#include "vm/memory.h"
+#include "machine/memory.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct vm;
-
-/* Entry point for the VM: probes cfg->kernel (bzImage -> Linux boot
- * protocol; Multiboot header in the first 8 KiB -> Multiboot v1), loads it
- * with cfg->initrd and cfg->cmdline into vm->mem, adds the ROM at
- * GMEM_ROM_BASE if absent and fills it.  0 or -errno with err_set(): the
- * message names the file and what was wrong with it. */
-int boot_load(struct vm *vm, const struct vm_config *cfg);
+/* What to boot; the VMM fills it from its configuration.  The loaders
+ * read the strings and do not keep them. */
+struct boot_config {
+	char *kernel;           /* bzImage or Multiboot image */
+	char *initrd;           /* Linux: initrd; Multiboot: comma-separated modules */
+	char *cmdline;
+	bool decompress_kernel; /* unpack the bzImage payload on the host */
+};
 
 /* Low-memory layout used by the loaders (all below the EBDA at 0x9fc00). */
 #define BOOT_STACK_TOP      0x7000ull   /* grows down; stub's initial RSP/ESP */
@@ -73,9 +73,13 @@ struct boot_options {
 	uint64_t rsdp_addr;        /* ACPI RSDP for boot_params, 0 = let the kernel scan */
 };
 
-/* The loader without a struct vm: mem must already hold RAM (gmem_init);
- * the ROM is added if absent.  boot_load() calls this. */
-int boot_load_mem(struct guest_memory *mem, const struct vm_config *cfg, const struct boot_options *opt,
+/* Entry point: probes cfg->kernel (bzImage -> Linux boot protocol;
+ * Multiboot header in the first 8 KiB -> Multiboot v1), loads it with
+ * cfg->initrd and cfg->cmdline into mem, which must already hold RAM
+ * (gmem_init), adds the ROM at GMEM_ROM_BASE if absent and fills it.
+ * 0 or -errno with err_set(): the message names the file and what was
+ * wrong with it.  opt may be NULL. */
+int boot_load_mem(struct guest_memory *mem, const struct boot_config *cfg, const struct boot_options *opt,
 		  struct boot_info *info);
 
 /* ---- shared by the loaders (boot.c) ---- */
@@ -129,11 +133,11 @@ bool boot_is_elf(const uint8_t *image, size_t size);
 
 /* Loaders. */
 bool linux_probe(const uint8_t *image, size_t size);
-int linux_load(struct guest_memory *mem, const struct vm_config *cfg, const struct boot_options *opt,
+int linux_load(struct guest_memory *mem, const struct boot_config *cfg, const struct boot_options *opt,
 	       const uint8_t *image, size_t size, struct boot_info *info);
 /* Offset of the Multiboot header in the first 8 KiB, or -1. */
 long multiboot_find_header(const uint8_t *image, size_t size);
-int multiboot_load(struct guest_memory *mem, const struct vm_config *cfg, const uint8_t *image, size_t size,
+int multiboot_load(struct guest_memory *mem, const struct boot_config *cfg, const uint8_t *image, size_t size,
 		   long header_off, struct boot_info *info);
 
 #endif

@@ -249,7 +249,7 @@ static int place_initrd(struct guest_memory *mem, const char *path, const struct
 	return 0;
 }
 
-int linux_load(struct guest_memory *mem, const struct vm_config *cfg, const struct boot_options *opt,
+int linux_load(struct guest_memory *mem, const struct boot_config *cfg, const struct boot_options *opt,
 	       const uint8_t *image, size_t size, struct boot_info *info)
 {
 	const char *path = cfg->kernel;

@@ -188,7 +188,7 @@ static uint32_t add_string(struct strtab *t, const char *s)
 	return gpa;
 }
 
-int multiboot_load(struct guest_memory *mem, const struct vm_config *cfg, const uint8_t *image, size_t size,
+int multiboot_load(struct guest_memory *mem, const struct boot_config *cfg, const uint8_t *image, size_t size,
 		   long header_off, struct boot_info *info)
 {
 	const char *path = cfg->kernel;

@@ -3,13 +3,18 @@
 #ifndef VESSEL_CLI_H
 #define VESSEL_CLI_H
 
+#include "machine/machine.h"
+
+#include <stdbool.h>
+
 enum vessel_exit {
 	EXIT_OK = 0,           /* success; guest powered off */
 	EXIT_FAILURE_RUN = 1,  /* runtime error (I/O, device, engine) */
 	EXIT_USAGE = 2,        /* bad flag, bad argument, bad input file */
 	EXIT_TRIPLE_FAULT = 3, /* guest CPU shut down (triple fault) */
 	EXIT_SIGNAL = 4,       /* ended by a signal or the console escape */
-	EXIT_DEBUG_EXIT_HIGH = 6, /* guest wrote 0x80..0xff to the debug-exit port */
+	EXIT_SANDBOX = 6,      /* run: a forbidden system call (SANDBOX_EXIT_CODE, src/vmm/sandbox.h) */
+	EXIT_DEBUG_EXIT_HIGH = 8, /* guest wrote 0x80..0xff to the debug-exit port */
 	/* Odd codes: guest wrote v (0..0x7f) to the debug-exit port,
 	 * code = (v << 1) | 1, as QEMU's isa-debug-exit. */
 };
@@ -28,6 +33,10 @@ static inline int cli_debug_exit_code(unsigned long long value)
 }
 
 int cli_run_main(int argc, char **argv);
+/* The one place where the way a run ended (vm_run's stop reason) becomes
+ * a message on stderr and an exit code.  no_reboot: --no-reboot was
+ * given; debug_exit_value: what the guest wrote to the debug-exit port. */
+int cli_run_exit_code(enum vm_stop_reason why, bool no_reboot, int debug_exit_value);
 int cli_disk_main(int argc, char **argv);
 int cli_ctl_main(int argc, char **argv);
 int cli_plugin_main(int argc, char **argv);

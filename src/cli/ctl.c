@@ -2,7 +2,7 @@
  * (docs/api.md).  One request per run; `events` streams until the VM goes
  * away or the user interrupts. */
 #include "cli/cli.h"
-#include "vm/api.h"
+#include "vmm/api.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -134,6 +134,11 @@ static void print_stats(json_t *r)
 				printf(" %s=%lld", key, (long long)json_integer_value(v));
 		printf("\n");
 	}
+	json_t *hv = json_object_get(r, "hyperv");
+	if (json_is_object(hv)) {
+		printf("hyperv:\n");
+		print_scalar_fields(hv, "  ");
+	}
 	printf("%-5s %-20s %-18s %-10s %12s %12s\n", "BUS", "DEVICE", "BASE", "LEN", "READS", "WRITES");
 	json_t *d;
 	json_array_foreach(json_object_get(r, "devices"), i, d)
@@ -142,6 +147,10 @@ static void print_stats(json_t *r)
 		       (unsigned long long)json_integer_value(json_object_get(d, "len")),
 		       (long long)json_integer_value(json_object_get(d, "reads")),
 		       (long long)json_integer_value(json_object_get(d, "writes")));
+	json_t *con = json_object_get(r, "console");
+	if (con)
+		printf("console: %lld bytes of output dropped (nobody read them)\n",
+		       (long long)json_integer_value(json_object_get(con, "dropped_bytes")));
 }
 
 static void print_devices(json_t *r)

@@ -4,8 +4,8 @@
 #include "cli/cli.h"
 #include "util/log.h"
 #include "util/error.h"
-#include "vm/plugin.h"
-#include "vm/plugin_loader.h"
+#include "vmm/plugin.h"
+#include "vmm/plugin_loader.h"
 
 #include <getopt.h>
 #include <inttypes.h>

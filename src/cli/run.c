@@ -1,13 +1,20 @@
-/* `vessel run`: flags -> struct vm_config -> vm_run(). */
+/* `vessel run`: flags -> struct vm_config -> vm_run() -> the stop reason
+ * as a message and an exit code (docs/cli.md). */
+#include "machine/cpu_model.h"
 #include "cli/cli.h"
+#include "hv/hyperv.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/config.h"
-#include "vm/vm.h"
-#include "snapshot/snapshot.h"
+#include "util/trace.h"
+#include "vmm/config.h"
+#include "vmm/vm.h"
+#include "vmm/sandbox.h"
+#include "vmm/snapshot.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,28 +32,45 @@ static const char run_usage[] =
 	"  -c, --cpus N            number of virtual CPUs (default 1)\n"
 	"  -m, --memory SIZE       guest RAM, e.g. 512M, 2G (default 512M)\n"
 	"  -e, --engine NAME       emu (software x86-64, default) or kvm\n"
+	"      --cpu MODEL[,+F,-F] CPU model: host, max (default), x86-64, x86-64-v2,\n"
+	"                          x86-64-v3, then features added or removed;\n"
+	"                          --cpu help lists them\n"
 	"      --disk PATH[,OPT...] attach a disk image as a virtio-blk device (repeatable);\n"
 	"                          OPT: ro, format=raw|vhd, key-file=FILE (LUKS2 passphrase),\n"
 	"                          serial=S, id=ID\n"
 	"      --rng               attach a virtio-rng device (entropy from the host)\n"
-	"      --numa-nodes N      give the guest N virtual NUMA nodes (SRAT)\n"
+	"      --numa-nodes N      give the guest N virtual NUMA nodes of equal size\n"
+	"      --numa node,mem=SIZE,cpus=A-B[,host-node=N]\n"
+	"                          one virtual NUMA node (repeat; docs/numa.md)\n"
+	"      --numa-distance A,B,D  SLIT distance between nodes A and B (default 20)\n"
+	"      --numa-policy P     bind, preferred (default) or interleave\n"
 	"      --serial WHERE      stdio (default), none, file:PATH, unix:PATH\n"
 	"      --no-reboot         end the run when the guest reboots\n"
 	"      --no-decompress     let the kernel decompress itself in the guest\n"
 	"      --deterministic     virtual time from instruction counts\n"
+	"      --hyperv SPEC       Hyper-V interface: on (default), off, help (list the\n"
+	"                          features), or -NAME,... to turn features off\n"
 	"      --api-socket PATH   serve the control API on this Unix socket\n"
 	"      --manifest FILE     read the VM description from a JSON manifest\n"
-	"      --restore FILE      resume a VM from a snapshot\n"
+	"      --restore FILE      resume a VM from a snapshot (it sets the engine, CPUs,\n"
+	"                          memory and NUMA nodes; --kernel lets the guest reboot)\n"
+	"      --no-verify         with --restore: skip the check of the RAM's CRC\n"
+"      --sandbox on|off    seccomp filter, no_new_privs, no capabilities (default on;\n"
+"                          off only to debug, docs/security.md)\n"
+"      --trace KINDS       trace insn, block (emu engine), io, irq; comma-separated\n"
+"      --trace-file FILE   write the trace to FILE instead of stderr\n"
 	"  -h, --help              this help\n"
 	"\n"
 	"Exit codes: 0 guest powered off, 1 runtime error, 2 bad usage or input,\n"
 	"3 guest triple fault, 4 quit from the console or by a signal,\n"
-	"(v<<1)|1 guest wrote v (0..0x7f) to the debug-exit port 0xf4, 6 it wrote\n"
+	"6 a forbidden system call in the sandbox,\n"
+	"(v<<1)|1 guest wrote v (0..0x7f) to the debug-exit port 0xf4, 8 it wrote\n"
 	"0x80..0xff (only the low byte of a write counts).\n";
 
 enum {
-	OPT_DISK = 256, OPT_NUMA, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,
-	OPT_DETERMINISTIC, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_RNG,
+	OPT_DISK = 256, OPT_NUMA, OPT_NUMA_NODE, OPT_NUMA_DISTANCE, OPT_NUMA_POLICY, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,
+	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE, OPT_NO_VERIFY, OPT_CPU,
+	OPT_RNG,
 };
 
 static const struct option run_options[] = {
@@ -56,16 +80,25 @@ static const struct option run_options[] = {
 	{ "cpus", required_argument, NULL, 'c' },
 	{ "memory", required_argument, NULL, 'm' },
 	{ "engine", required_argument, NULL, 'e' },
+	{ "cpu", required_argument, NULL, OPT_CPU },
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "rng", no_argument, NULL, OPT_RNG },
 	{ "numa-nodes", required_argument, NULL, OPT_NUMA },
+	{ "numa", required_argument, NULL, OPT_NUMA_NODE },
+	{ "numa-distance", required_argument, NULL, OPT_NUMA_DISTANCE },
+	{ "numa-policy", required_argument, NULL, OPT_NUMA_POLICY },
 	{ "serial", required_argument, NULL, OPT_SERIAL },
 	{ "no-reboot", no_argument, NULL, OPT_NO_REBOOT },
 	{ "no-decompress", no_argument, NULL, OPT_NO_DECOMPRESS },
 	{ "deterministic", no_argument, NULL, OPT_DETERMINISTIC },
+	{ "hyperv", required_argument, NULL, OPT_HYPERV },
 	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
 	{ "manifest", required_argument, NULL, OPT_MANIFEST },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
+	{ "sandbox", required_argument, NULL, OPT_SANDBOX },
+	{ "trace", required_argument, NULL, OPT_TRACE },
+	{ "trace-file", required_argument, NULL, OPT_TRACE_FILE },
 	{ "help", no_argument, NULL, 'h' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ 0, 0, 0, 0 },
@@ -75,6 +108,59 @@ static void replace(char **field, const char *value)
 {
 	free(*field);
 	*field = strdup(value);
+}
+
+/* The machine's shape as the flags and the manifest gave it, before a
+ * snapshot decides it: a value that disagrees with the snapshot's is an
+ * error, not something to drop silently. */
+struct shape {
+	const char *cpus_from, *memory_from, *engine_from, *numa_from;   /* NULL: not given */
+	unsigned cpus, numa_nodes;
+	uint64_t mem_bytes;
+	char engine[8];
+};
+
+static void shape_take(struct shape *sh, const struct vm_config *cfg)
+{
+	struct vm_config def;
+	vm_config_defaults(&def);
+	/* A manifest value that differs from the default was given there;
+	 * one equal to it cannot be told from an absent one. */
+	if (!sh->cpus_from && cfg->cpus != def.cpus)
+		sh->cpus_from = "manifest field cpus";
+	if (!sh->memory_from && cfg->mem_bytes != def.mem_bytes)
+		sh->memory_from = "manifest field memory";
+	if (!sh->engine_from && strcmp(cfg->engine, def.engine))
+		sh->engine_from = "manifest field engine";
+	if (!sh->numa_from && cfg->numa_nodes != def.numa_nodes)
+		sh->numa_from = "manifest field numa_nodes";
+	vm_config_free(&def);
+	sh->cpus = cfg->cpus;
+	sh->mem_bytes = cfg->mem_bytes;
+	sh->numa_nodes = cfg->numa_nodes;
+	snprintf(sh->engine, sizeof(sh->engine), "%s", cfg->engine);
+}
+
+static int shape_check(const struct shape *sh, const struct vm_config *cfg)
+{
+	const char *snap = cfg->restore;
+	if (sh->cpus_from && sh->cpus != cfg->cpus)
+		return cli_usage_error("run", "%s gives %u vCPUs, but snapshot %s holds a VM with %u "
+				       "(a snapshot sets the VM's shape: leave it out)", sh->cpus_from, sh->cpus, snap, cfg->cpus);
+	if (sh->memory_from && sh->mem_bytes != cfg->mem_bytes)
+		return cli_usage_error("run", "%s gives %llu MiB of RAM, but snapshot %s holds a VM with %llu MiB "
+				       "(a snapshot sets the VM's shape: leave it out)", sh->memory_from,
+				       (unsigned long long)(sh->mem_bytes >> 20), snap,
+				       (unsigned long long)(cfg->mem_bytes >> 20));
+	if (sh->engine_from && strcmp(sh->engine, cfg->engine))
+		return cli_usage_error("run", "%s gives the %s engine, but snapshot %s was made on %s "
+				       "(a snapshot sets the VM's shape: leave it out)", sh->engine_from, sh->engine, snap,
+				       cfg->engine);
+	if (sh->numa_from && sh->numa_nodes != cfg->numa_nodes)
+		return cli_usage_error("run", "%s gives %u NUMA nodes, but snapshot %s holds a VM with %u "
+				       "(a snapshot sets the VM's shape: leave it out)", sh->numa_from, sh->numa_nodes, snap,
+				       cfg->numa_nodes);
+	return 0;
 }
 
 static int parse_uint(const char *s, unsigned *out)
@@ -126,11 +212,67 @@ out:
 	return rc;
 }
 
+static atomic_int quit_requested;
+
+static void on_signal(int sig)
+{
+	atomic_store(&quit_requested, sig);
+}
+
+/* SIGINT, SIGTERM and SIGHUP end the run as the console escape does;
+ * SIGPIPE is ignored (a closed serial socket is an I/O error). */
+static void install_signal_handlers(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+_Static_assert(EXIT_SANDBOX == SANDBOX_EXIT_CODE, "docs/cli.md documents one code");
+
+int cli_run_exit_code(enum vm_stop_reason why, bool no_reboot, int debug_exit_value)
+{
+	switch (why) {
+	case VM_STOP_POWEROFF:
+		fprintf(stderr, "vessel: guest powered off\n");
+		return EXIT_OK;
+	case VM_STOP_RESET:
+		if (no_reboot)
+			fprintf(stderr, "vessel: guest rebooted (--no-reboot)\n");
+		return EXIT_OK;
+	case VM_STOP_TRIPLE_FAULT:
+		return EXIT_TRIPLE_FAULT;
+	case VM_STOP_DEBUG_EXIT: {
+		/* The value on stderr: codes 1 and 3 (values 0 and 1, as QEMU)
+		 * and EXIT_DEBUG_EXIT_HIGH do not tell it alone. */
+		int code = cli_debug_exit_code((unsigned)debug_exit_value);
+		fprintf(stderr, "vessel: guest wrote 0x%02x to the debug-exit port (exit code %d)\n",
+			(unsigned)debug_exit_value & 0xff, code);
+		return code;
+	}
+	case VM_STOP_QUIT:
+		fprintf(stderr, "vessel: quit\n");
+		return EXIT_SIGNAL;
+	case VM_STOP_BAD_INPUT:
+		cli_error("run", "%s", err_msg());
+		return EXIT_USAGE;
+	case VM_STOP_START_FAILED:
+		cli_error("run", "%s", err_msg());
+		return EXIT_FAILURE_RUN;
+	default:
+		return EXIT_FAILURE_RUN;
+	}
+}
+
 int cli_run_main(int argc, char **argv)
 {
 	struct vm_config cfg;
 	vm_config_defaults(&cfg);
-	const char *manifest = NULL;
+	const char *manifest = NULL, *trace_file = NULL;
+	unsigned trace = 0;
+	struct shape shape = { 0 };
 	int rc = EXIT_USAGE;
 
 	/* First pass: find --manifest, so that flags given later override it. */
@@ -148,18 +290,31 @@ int cli_run_main(int argc, char **argv)
 	opterr = 0;
 	optind = 1;
 	int c;
+	bool numa_nodes_given = false;
 	while ((c = getopt_long(argc, argv, ":k:i:a:c:m:e:hv", run_options, NULL)) != -1) {
 		unsigned long long size;
 		switch (c) {
 		case 'k': replace(&cfg.kernel, optarg); break;
 		case 'i': replace(&cfg.initrd, optarg); break;
 		case 'a': replace(&cfg.cmdline, optarg); break;
-		case 'e': replace(&cfg.engine, optarg); break;
+		case 'e':
+			replace(&cfg.engine, optarg);
+			shape.engine_from = "--engine";
+			break;
+		case OPT_CPU:
+			if (!strcmp(optarg, "help")) {
+				cpu_model_print_help(stdout);
+				rc = EXIT_OK;
+				goto out;
+			}
+			replace(&cfg.cpu, optarg);
+			break;
 		case 'c':
 			if (parse_uint(optarg, &cfg.cpus) < 0) {
 				rc = cli_usage_error("run", "--cpus: '%s' is not a number", optarg);
 				goto out;
 			}
+			shape.cpus_from = "--cpus";
 			break;
 		case 'm':
 			if (cli_parse_size(optarg, &size) < 0) {
@@ -167,6 +322,7 @@ int cli_run_main(int argc, char **argv)
 				goto out;
 			}
 			cfg.mem_bytes = size;
+			shape.memory_from = "--memory";
 			break;
 		case OPT_DISK: {
 			if (cfg.n_disks >= VM_MAX_DISKS) {
@@ -192,14 +348,56 @@ int cli_run_main(int argc, char **argv)
 				rc = cli_usage_error("run", "--numa-nodes: '%s' is not a number", optarg);
 				goto out;
 			}
+			shape.numa_from = "--numa-nodes";
+			break;
+		case OPT_NUMA_NODE:
+		case OPT_NUMA_DISTANCE:
+		case OPT_NUMA_POLICY:
+			/* Command-line nodes replace the manifest's as a whole. */
+			if (c == OPT_NUMA_NODE && !numa_nodes_given) {
+				cfg.numa.n_nodes = 0;
+				numa_nodes_given = true;
+			}
+			if ((c == OPT_NUMA_NODE ? vnuma_parse_node(&cfg.numa, optarg)
+			     : c == OPT_NUMA_DISTANCE ? vnuma_parse_distance(&cfg.numa, optarg)
+						      : vnuma_parse_policy(optarg, &cfg.numa.policy)) < 0) {
+				rc = cli_usage_error("run", "--%s: %s",
+						     c == OPT_NUMA_NODE ? "numa" : c == OPT_NUMA_DISTANCE ? "numa-distance"
+													 : "numa-policy",
+						     err_msg());
+				goto out;
+			}
 			break;
 		case OPT_SERIAL: replace(&cfg.serial, optarg); break;
 		case OPT_NO_REBOOT: cfg.no_reboot = true; break;
 		case OPT_NO_DECOMPRESS: cfg.decompress_kernel = false; break;
 		case OPT_DETERMINISTIC: cfg.deterministic = true; break;
+		case OPT_HYPERV:
+			if (!strcmp(optarg, "help")) {
+				hv_list_features(stdout);
+				rc = EXIT_OK;
+				goto out;
+			}
+			replace(&cfg.hyperv, optarg);
+			break;
 		case OPT_API_SOCKET: replace(&cfg.api_socket, optarg); break;
 		case OPT_MANIFEST: break; /* read above */
 		case OPT_RESTORE: replace(&cfg.restore, optarg); break;
+		case OPT_NO_VERIFY: cfg.restore_no_verify = true; break;
+		case OPT_SANDBOX:
+			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				rc = cli_usage_error("run", "--sandbox: '%s' is neither on nor off", optarg);
+				goto out;
+			}
+			cfg.sandbox = strcmp(optarg, "off") != 0;
+			break;
+		case OPT_TRACE:
+			if (trace_parse(optarg, &trace) < 0) {
+				rc = cli_usage_error("run", "%s", err_msg());
+				goto out;
+			}
+			break;
+		case OPT_TRACE_FILE: trace_file = optarg; break;
 		case 'v': log_raise_verbosity(1); break;
 		case 'h':
 			fputs(run_usage, stdout);
@@ -217,16 +415,39 @@ int cli_run_main(int argc, char **argv)
 		rc = cli_usage_error("run", "unexpected argument '%s' (try `vessel run --help`)", argv[optind]);
 		goto out;
 	}
-	/* A snapshot decides the machine's shape (engine, CPUs, memory, devices). */
-	if (cfg.restore && snapshot_load_config(cfg.restore, &cfg) < 0) {
-		rc = cli_usage_error("run", "%s", err_msg());
+	/* A snapshot decides the machine's shape (engine, CPUs, memory, NUMA
+	 * nodes, devices); flags may only repeat it. */
+	if (cfg.restore) {
+		shape_take(&shape, &cfg);
+		if (snapshot_load_config(cfg.restore, &cfg) < 0) {
+			rc = cli_usage_error("run", "%s", err_msg());
+			goto out;
+		}
+		if ((rc = shape_check(&shape, &cfg)) != 0)
+			goto out;
+		rc = EXIT_USAGE;
+	} else if (cfg.restore_no_verify) {
+		rc = cli_usage_error("run", "--no-verify applies only to --restore");
 		goto out;
 	}
 	if (vm_config_validate(&cfg) < 0) {
 		rc = cli_usage_error("run", "%s", err_msg());
 		goto out;
 	}
-	rc = vm_run(&cfg);
+	if (trace_file && !trace) {
+		rc = cli_usage_error("run", "--trace-file needs --trace");
+		goto out;
+	}
+	if (trace && trace_start(trace, trace_file) < 0) {
+		rc = cli_usage_error("run", "%s", err_msg());
+		goto out;
+	}
+	install_signal_handlers();
+	int debug_exit_value = 0;
+	struct vm_run_opts opts = { .quit = &quit_requested };
+	enum vm_stop_reason why = vm_run(&cfg, &opts, &debug_exit_value);
+	rc = cli_run_exit_code(why, cfg.no_reboot, debug_exit_value);
+	trace_stop();
 out:
 	vm_config_free(&cfg);
 	return rc;

@@ -2,9 +2,9 @@
  * 4.8.3.2 and 4.8.4.1). */
 #include "hw/acpi_pm.h"
 
-#include "hw/bus.h"
+#include "machine/bus.h"
 #include "hw/device.h"
-#include "hw/snap_state.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 #include "util/log.h"
 

@@ -36,7 +36,7 @@ void acpi_pm_press_power_button(struct acpi_pm *pm);
 void acpi_pm_raise_gpe(struct acpi_pm *pm, unsigned bit);
 
 /* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
- * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * snapshot_load_fn of src/machine/device_registry.h, opaque the device;
  * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
 int64_t acpi_pm_snapshot_save(void *opaque, void *buf, size_t cap);
 int acpi_pm_snapshot_load(void *opaque, const void *buf, size_t len);

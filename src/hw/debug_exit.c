@@ -1,7 +1,7 @@
 /* isa-debug-exit at port 0xf4. */
 #include "hw/debug_exit.h"
 
-#include "hw/bus.h"
+#include "machine/bus.h"
 #include "hw/device.h"
 #include "util/error.h"
 #include "util/log.h"

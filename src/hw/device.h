@@ -86,7 +86,7 @@ static inline void dev_request(const struct dev_ctx *ctx, enum dev_request req, 
 /* A device type: one row of a board table, or a plug-in's device.
  * create claims the device's ranges on ctx's buses and returns the device
  * (NULL with err_set on failure); destroy releases them and frees it.
- * save/load are the snapshot callbacks of src/snapshot/device_registry.h
+ * save/load are the snapshot callbacks of src/machine/device_registry.h
  * (NULL: no state saved), registered under name. */
 struct dev_desc {
 	const char *name;

@@ -1,9 +1,9 @@
 /* fw_cfg port interface (QEMU docs/specs/fw_cfg.rst, "Legacy Interface"). */
 #include "hw/fw_cfg.h"
 
-#include "hw/bus.h"
+#include "machine/bus.h"
 #include "hw/device.h"
-#include "hw/snap_state.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 
 #include <errno.h>

@@ -35,7 +35,7 @@ int fw_cfg_add_u64(struct fw_cfg *f, uint16_t key, uint64_t v);
 int fw_cfg_add_file(struct fw_cfg *f, const char *name, const void *data, size_t len);
 
 /* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
- * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * snapshot_load_fn of src/machine/device_registry.h, opaque the device;
  * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
 int64_t fw_cfg_snapshot_save(void *opaque, void *buf, size_t cap);
 int fw_cfg_snapshot_load(void *opaque, const void *buf, size_t len);

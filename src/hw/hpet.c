@@ -1,10 +1,10 @@
 /* HPET (IA-PC HPET specification 1.0a, section 2.3 register set). */
 #include "hw/hpet.h"
 
-#include "hw/bus.h"
+#include "machine/bus.h"
 #include "hw/device.h"
-#include "hw/timer.h"
-#include "hw/snap_state.h"
+#include "machine/timer.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 
 #include <errno.h>

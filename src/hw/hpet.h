@@ -28,7 +28,7 @@ void hpet_reset(struct hpet *h);
 extern const struct dev_desc hpet_device;
 
 /* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
- * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * snapshot_load_fn of src/machine/device_registry.h, opaque the device;
  * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
 int64_t hpet_snapshot_save(void *opaque, void *buf, size_t cap);
 int hpet_snapshot_load(void *opaque, const void *buf, size_t len);

@@ -1,9 +1,9 @@
 /* 8042 keyboard controller and a minimal AT keyboard / PS/2 mouse. */
 #include "hw/i8042.h"
 
-#include "hw/bus.h"
+#include "machine/bus.h"
 #include "hw/device.h"
-#include "hw/snap_state.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -79,14 +79,6 @@ static void queue_byte(struct i8042 *k, uint8_t v, bool aux)
 	k->q[i] = v;
 	k->q_aux[i] = aux;
 	k->q_count++;
-}
-
-void i8042_kbd_input(struct i8042 *k, uint8_t scancode)
-{
-	if (!k->scanning || (k->ctr & CTR_KBDDIS))
-		return;
-	queue_byte(k, scancode, false);
-	i8042_update(k);
 }
 
 /* Keyboard commands (IBM PS/2 keyboard technical reference). */

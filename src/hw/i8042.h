@@ -19,11 +19,9 @@ struct i8042 *i8042_new(const struct dev_ctx *ctx);
 void i8042_free(struct i8042 *k);
 void i8042_reset(struct i8042 *k);
 extern const struct dev_desc i8042_device;
-/* A scancode from the keyboard (set 2 if translation is off, else set 1). */
-void i8042_kbd_input(struct i8042 *k, uint8_t scancode);
 
 /* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
- * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * snapshot_load_fn of src/machine/device_registry.h, opaque the device;
  * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
 int64_t i8042_snapshot_save(void *opaque, void *buf, size_t cap);
 int i8042_snapshot_load(void *opaque, const void *buf, size_t len);

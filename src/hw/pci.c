@@ -2,7 +2,7 @@
 #include "hw/pci.h"
 
 #include "hw/device.h"
-#include "hw/snap_state.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 #include "util/log.h"
 

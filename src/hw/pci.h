@@ -7,7 +7,7 @@
 #ifndef VESSEL_HW_PCI_H
 #define VESSEL_HW_PCI_H
 
-#include "hw/bus.h"
+#include "machine/bus.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -106,7 +106,7 @@ uint32_t pci_config_read(struct pci_host *h, unsigned bus, unsigned devfn, unsig
 void pci_config_write(struct pci_host *h, unsigned bus, unsigned devfn, unsigned off, unsigned size, uint32_t val);
 
 /* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
- * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * snapshot_load_fn of src/machine/device_registry.h, opaque the device;
  * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
 int64_t pci_host_snapshot_save(void *opaque, void *buf, size_t cap);
 int pci_host_snapshot_load(void *opaque, const void *buf, size_t len);

@@ -1,10 +1,10 @@
 /* 8254 PIT (82C54 datasheet: control word format, modes 0-5, read-back). */
 #include "hw/pit.h"
 
-#include "hw/bus.h"
+#include "machine/bus.h"
 #include "hw/device.h"
-#include "hw/timer.h"
-#include "hw/snap_state.h"
+#include "machine/timer.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 
 #include <errno.h>

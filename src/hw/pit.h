@@ -24,7 +24,7 @@ extern const struct dev_desc pit_device;
 bool pit_get_out(struct pit *p, unsigned ch);
 
 /* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
- * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * snapshot_load_fn of src/machine/device_registry.h, opaque the device;
  * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
 int64_t pit_snapshot_save(void *opaque, void *buf, size_t cap);
 int pit_snapshot_load(void *opaque, const void *buf, size_t len);

@@ -1,9 +1,9 @@
 /* ACPI PM timer (ACPI 6.4 section 4.8.3.3). */
 #include "hw/pm_timer.h"
 
-#include "hw/bus.h"
+#include "machine/bus.h"
 #include "hw/device.h"
-#include "hw/timer.h"
+#include "machine/timer.h"
 #include "util/error.h"
 
 #include <errno.h>

@@ -1,9 +1,9 @@
 /* POST code port 0x80 (a sink; Linux uses it for I/O delays). */
 #include "hw/port80.h"
 
-#include "hw/bus.h"
+#include "machine/bus.h"
 #include "hw/device.h"
-#include "hw/snap_state.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 
 #include <errno.h>

@@ -15,7 +15,7 @@ void port80_free(struct port80 *p);
 extern const struct dev_desc port80_device;
 
 /* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
- * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * snapshot_load_fn of src/machine/device_registry.h, opaque the device;
  * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
 int64_t port80_snapshot_save(void *opaque, void *buf, size_t cap);
 int port80_snapshot_load(void *opaque, const void *buf, size_t len);

@@ -7,7 +7,7 @@
 #ifndef VESSEL_HW_RESET_CTL_H
 #define VESSEL_HW_RESET_CTL_H
 
-#include "hw/bus.h"
+#include "machine/bus.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -24,7 +24,7 @@ extern const struct bus_ops reset_ctl_ops;
 extern const struct dev_desc reset_ctl_device;
 
 /* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
- * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * snapshot_load_fn of src/machine/device_registry.h, opaque the device;
  * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
 int64_t reset_ctl_snapshot_save(void *opaque, void *buf, size_t cap);
 int reset_ctl_snapshot_load(void *opaque, const void *buf, size_t len);

@@ -1,10 +1,10 @@
 /* MC146818A RTC/CMOS (datasheet: registers A-D, "Address map"). */
 #include "hw/rtc.h"
 
-#include "hw/bus.h"
+#include "machine/bus.h"
 #include "hw/device.h"
-#include "hw/timer.h"
-#include "hw/snap_state.h"
+#include "machine/timer.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 
 #include <errno.h>

@@ -33,7 +33,7 @@ void rtc_set_time(struct rtc *r, time_t t);
 time_t rtc_get_time(struct rtc *r);
 
 /* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
- * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * snapshot_load_fn of src/machine/device_registry.h, opaque the device;
  * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
 int64_t rtc_snapshot_save(void *opaque, void *buf, size_t cap);
 int rtc_snapshot_load(void *opaque, const void *buf, size_t len);

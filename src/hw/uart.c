@@ -1,10 +1,10 @@
 /* 16550A UART (PC16550D datasheet, tables 2-4 for the registers). */
 #include "hw/uart.h"
 
-#include "hw/bus.h"
+#include "machine/bus.h"
 #include "hw/chardev.h"
 #include "hw/device.h"
-#include "hw/snap_state.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 
 #include <errno.h>

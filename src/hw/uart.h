@@ -26,7 +26,7 @@ size_t uart_receive(struct uart *u, const uint8_t *buf, size_t len);
 size_t uart_rx_room(struct uart *u);
 
 /* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
- * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * snapshot_load_fn of src/machine/device_registry.h, opaque the device;
  * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
 int64_t uart_snapshot_save(void *opaque, void *buf, size_t cap);
 int uart_snapshot_load(void *opaque, const void *buf, size_t len);

@@ -5,7 +5,7 @@
 
 #include "hw/intc/lapic.h"
 #include "hw/pci.h"
-#include "hw/snap_state.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 #include "util/log.h"
 

@@ -3,7 +3,7 @@
  * float high (all ones), writes are dropped, MSRs no one models make the
  * engine raise #GP, hypercalls fail.  The fuzzed vCPU has no LAPIC: the
  * route to it answers -ENOENT and the engine models the registers itself. */
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -31,7 +31,9 @@ void vcpu_dispatch_exit(struct vcpu *vcpu, struct vcpu_exit *exit)
 	}
 }
 
-/* The route to the LAPIC (cpu/accel.h): this machine has none. */
+/* The route to the LAPIC (machine/accel.h), which src/machine/vcpu.c
+ * implements beside the vcpu_dispatch_exit() this file replaces: this
+ * machine has no LAPIC. */
 int vcpu_apic_msr(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t *val)
 {
 	(void)vcpu, (void)index, (void)is_write, (void)val;

@@ -5,9 +5,9 @@
  * then every reply read until the server closes or goes quiet.  Any
  * crash, leak or sanitizer report is a bug: bad requests must only
  * produce error replies. */
-#include "vm/api.h"
-#include "vm/lifecycle.h"
-#include "vm/manifest.h"
+#include "vmm/api.h"
+#include "vmm/lifecycle.h"
+#include "vmm/manifest.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -23,8 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* api.c's helpers for a real VM (stats, plug-in devices) reach into the
  * machine; the fake VM never calls them, so they link against these. */
-#include "cpu/accel.h"
-#include "vm/plugin.h"
+#include "machine/accel.h"
+#include "vmm/plugin.h"
 __attribute__((weak)) const char *vcpu_exit_reason_name(enum vcpu_exit_reason r) { (void)r; abort(); }
 __attribute__((weak)) int plugin_devices_info(const struct plugin_devices *set, unsigned i,
 					      struct plugin_device_info *info)

@@ -26,12 +26,13 @@
  *   92-    patches, 10 bytes each: u16 qword index into the system area,
  *          u64 value; then the code (at most CODE_MAX bytes)
  */
-#include "cpu/accel.h"
+#include "machine/accel.h"
+#include "cpu/engines.h"
 #include "cpu/emu/core/block.h"
 #include "cpu/emu/emu.h"
 #include "util/log.h"
-#include "vm/machine.h"
-#include "vm/memory.h"
+#include "machine/machine.h"
+#include "machine/memory.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -2,8 +2,8 @@
  * manifest text, parsed as `vessel run --manifest` parses a file's
  * content, relative paths resolved against a directory.  Any crash, leak
  * or sanitizer report is a bug: bad input must only produce an error. */
-#include "vm/config.h"
-#include "vm/manifest.h"
+#include "vmm/config.h"
+#include "vmm/manifest.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -7,9 +7,9 @@
  * does), so that mutations get past the CRCs to the checks behind them.
  * Any crash, leak or sanitizer report is a bug: bad input must only
  * produce an error. */
-#include "snapshot/format.h"
-#include "snapshot/snapshot.h"
-#include "vm/config.h"
+#include "vmm/snapshot_format.h"
+#include "vmm/snapshot.h"
+#include "vmm/config.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Writes the seed snapshots of the snapshot fuzzer (tests/fuzz/corpus/snapshot):
-small files in the format of src/snapshot/format.h (docs/snapshot.md) with
+small files in the format of src/vmm/snapshot_format.h (docs/snapshot.md) with
 a CONFIG, a CPU, a DEVICE, a MEMORY and the END section, CRCs right.
     tests/fuzz/make_snapshot_seeds.py tests/fuzz/corpus/snapshot"""
 import json, struct, zlib, sys
@@ -31,7 +31,7 @@ def build(cfg, cpu=True, mem=True, dev=True):
         out += section(typ, ver, data_off, payload, arg, name)
         out += bytes(data_off - len(out)) + payload
     return bytes(out)
-cfg = {"engine": "emu", "cpus": 1, "memory": 16 << 20, "numa_nodes": 0, "regions": [{"gpa": 0, "size": 16 << 20}],
+cfg = {"engine": "emu", "cpus": 1, "memory": 16 << 20, "numa_nodes": 0, "regions": [{"gpa": 0, "size": 16 << 20}, {"gpa": 0xffff0000, "size": 0x10000}],
        "devices": [{"type": "mailbox", "id": "m1", "params": {"port": 1296, "irq": 5}}], "plugin_dirs": ["/p"]}
 d = sys.argv[1]
 open(f"{d}/full.snap", "wb").write(build(cfg))

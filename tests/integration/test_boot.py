@@ -146,16 +146,16 @@ def build_mb(tmp_path, source, name, defines=()):
     ("out dx, al", 0x00, 1),          # QEMU's (0 << 1) | 1
     ("out dx, al", 0x21, 0x43),
     ("out dx, al", 0x7f, 0xff),
-    ("out dx, al", 0x80, 6),          # was (0x101 & 0xff) = 1, a "runtime error"
-    ("out dx, al", 0xff, 6),
-    ("out dx, ax", 0x0180, 6),        # low byte 0x80; was 1
+    ("out dx, al", 0x80, 8),          # was (0x101 & 0xff) = 1, a "runtime error"
+    ("out dx, al", 0xff, 8),
+    ("out dx, ax", 0x0180, 8),        # low byte 0x80; was 1
     ("out dx, ax", 0x0105, 11),       # low byte 5; was (0x20b & 0xff) = 11 by chance
     ("out dx, eax", 0x12345605, 11),
-    ("out dx, eax", 0x123456c1, 6),   # was (... 0x83) = 0x83
+    ("out dx, eax", 0x123456c1, 8),   # was (... 0x83) = 0x83
 ], ids=lambda v: v.replace(" ", "").replace(",", "_") if isinstance(v, str) else hex(v))
 def test_debug_exit_code_is_from_the_low_byte_and_never_collides(loads_kernels, tmp_path, out, val, code):
     """The debug-exit port is a byte port (QEMU's isa-debug-exit, iosize=1);
-    values whose QEMU code would wrap past 8 bits get code 6, not a code of
+    values whose QEMU code would wrap past 8 bits get code 8, not a code of
     vessel's own or of another value (issue 18, item 12; docs/cli.md)."""
     kernel = build_mb(tmp_path, MB_DEBUG_EXIT, "dx", [f"OUT={out}", f"VAL={val:#x}"])
     r = run_vessel(loads_kernels, "run", "--kernel", str(kernel), "--serial", "none", timeout=120,

@@ -1,6 +1,6 @@
 """`vessel ctl` against the control API.  Until `vessel run` serves the API
 of a running guest, the server side is control-fake-vm: the real API server
-(src/vm/api.c) over a fake VM with the example plug-in."""
+(src/vmm/api.c) over a fake VM with the example plug-in."""
 import json
 import os
 import select
@@ -15,7 +15,7 @@ from conftest import run_vessel
 
 @pytest.fixture
 def fake_vm(build_dir, tmp_path):
-    exe = build_dir / "tests" / "unit" / "control" / "control-fake-vm"
+    exe = build_dir / "tests" / "unit" / "vmm" / "control-fake-vm"
     plugin = build_dir / "plugins" / "device-example" / "device-example.so"
     if not exe.exists():
         pytest.fail(f"{exe} missing: run `make build` first")

@@ -65,11 +65,14 @@ def test_manifest_fills_what_flags_leave_out(vessel_bin, tmp_path):
 # help text is the list of flags, the schema the list of fields.
 FLAG_TO_FIELD = {
     "kernel": "kernel", "initrd": "initrd", "append": "cmdline", "cpus": "cpus", "memory": "memory",
-    "engine": "engine", "disk": "disks", "numa-nodes": "numa_nodes", "serial": "serial",
+    "engine": "engine", "cpu": "cpu", "disk": "disks", "numa-nodes": "numa_nodes", "numa": "numa", "numa-distance": "numa", "numa-policy": "numa",
+    "serial": "serial",
     "no-reboot": "no_reboot", "no-decompress": "decompress", "deterministic": "deterministic",
-    "api-socket": "api_socket", "restore": "restore", "rng": "rng",
+    "api-socket": "api_socket", "restore": "restore", "sandbox": "sandbox", "hyperv": "hyperv", "rng": "rng",
 }
-NOT_VM_FLAGS = {"manifest", "help", "verbose"}
+# Developer and per-invocation flags: they describe a run (or how to read
+# a snapshot, --no-verify), not the VM.
+NOT_VM_FLAGS = {"manifest", "help", "verbose", "trace", "trace-file", "no-verify"}
 
 
 def test_every_run_flag_has_a_manifest_field(vessel_bin):

@@ -60,7 +60,7 @@ def test_a_bad_device_in_a_snapshot_is_bad_input_and_names_the_snapshot(vessel_b
     finally:
         sys.argv = argv
     cfg = {"engine": "emu", "cpus": 1, "memory": 16 << 20, "numa_nodes": 0,
-           "regions": [{"gpa": 0, "size": 16 << 20}], "devices": [{"type": "nosuch", "id": "d7"}]}
+           "regions": [{"gpa": 0, "size": 16 << 20}, {"gpa": 0xffff0000, "size": 0x10000}], "devices": [{"type": "nosuch", "id": "d7"}]}
     snap = tmp_path / "vm.snap"
     snap.write_bytes(seeds.build(cfg))
     line = error_line(run_vessel(vessel_bin, "run", "--restore", str(snap), "--serial", "none",

@@ -129,7 +129,7 @@ def test_usage_errors_exit_2(vessel_bin, args):
 
 # ---- trust and containment (docs/security.md "Plug-ins") ----
 
-CRASH_SRC = ROOT / "tests" / "unit" / "control" / "plugin_crash.c"
+CRASH_SRC = ROOT / "tests" / "unit" / "vmm" / "plugin_crash.c"
 
 
 @pytest.fixture(scope="module")

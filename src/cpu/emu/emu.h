@@ -1,15 +1,18 @@
-/* The emu engine's internal contract: CPU state, decoded instructions, and
- * the functions the engine's modules provide one another.
+/* The emu engine's internal contract: decoded instructions and the
+ * functions the engine's modules provide one another.  The CPU state is
+ * in state.h, operand access for every instruction family in operand.h.
  *
- * Modules (each owns its files; this header is shared and grows additively):
- *   core    decode.c (table-driven decoder, opcode format tables for every
- *           map), block.c (decoded-block cache keyed by guest-physical
- *           address and mode), cpu.c (run loop, accel_emu), flags.c (lazy
- *           flags), operand.c, int_*.c (general-purpose instructions)
+ * Modules:
+ *   core    opcodes.c (the opcode table), decode.c (decoder and handler
+ *           registration), disasm.c (trace disassembly), block.c
+ *           (decoded-block cache keyed by guest-physical address and
+ *           mode), cpu.c (run loop, accel_emu), flags.c (lazy flags),
+ *           int_*.c (general-purpose instructions)
  *   system  mmu.c (segmentation + paging + software TLB), seg.c, except.c
- *           (exception/interrupt delivery, IRET), sys_*.c (system
- *           instructions, MSRs, CPUID, mode transitions, task switch)
- *   fpu     x87.c, mmx.c, sse_*.c, xsave.c
+ *           (exception/interrupt delivery), far.c (far transfers, IRET),
+ *           task.c, mode.c, msr.c, cpuid.c, io.c, sys_insn.c (system
+ *           instructions), hooks.c (LAPIC adapters)
+ *   fpu     x87.c, x87_host.c, simd_int.c, sse_*.c, xsave.c, fpu.c
  *
  * Faults: emu_raise() longjmps back to the run loop, which delivers the
  * exception with RIP pointing at the faulting instruction.  So an
@@ -19,13 +22,14 @@
 #ifndef VESSEL_CPU_EMU_EMU_H
 #define VESSEL_CPU_EMU_EMU_H
 
-#include "cpu/accel.h"
-#include "cpu/x86.h"
+#include "machine/accel.h"
+#include "machine/x86.h"
 
 #include <setjmp.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+struct cpu_model;
 struct vcpu;
 struct guest_memory;
 struct emu_cpu;
@@ -75,162 +79,24 @@ enum emu_mode {
 	EMU_MODE_LONG64,      /* IA-32e, CS.L = 1 */
 };
 
-/* Lazy flags (docs/architecture.md "Lazy flags"): the last flag-setting operation's
- * kind and operands; arithmetic flags are computed only when read. */
-struct emu_lazy_flags {
-	uint64_t res, src1, src2;
-	uint32_t op;          /* operation and size, defined in flags.c */
-};
-
-struct emu_seg {
-	uint64_t base;
-	uint32_t limit;       /* byte granular */
-	uint16_t sel;
-	uint16_t attr;        /* descriptor bits 40-47 and 52-55: type|S<<4|DPL<<5|P<<7|AVL<<8|L<<9|DB<<10|G<<11 */
-};
-
-/* One entry of the software TLB (docs/architecture.md "Soft MMU").  A tag is the
- * linear page | the address-space tag (cpu->asid, 11 bits); bit 11
- * (EMU_TLB_MMIO) marks a translation the inline fast path never matches:
- * to a page that is not RAM, a write to a watched or code page, or any
- * data access while DR7 enables a data breakpoint.  ~0 is an empty tag. */
-struct emu_tlb_entry {
-	uint64_t tag_read, tag_write, tag_fetch;  /* linear page | asid, or ~0 */
-	uintptr_t addend;                         /* host = linear + addend */
-	uint64_t gpa;                             /* guest-physical page */
-};
-#define EMU_TLB_SIZE 1024
-#define EMU_TLB_MMIO 0x800ull
-#define EMU_GTLB_SIZE 256
-/* One TLB per kind of access privilege, so that a translation cached for
- * the kernel is never used by user code (SDM vol. 3A, 4.6). */
-enum emu_mmu_idx {
-	EMU_MMU_SUP,      /* CPL 0-2 with EFLAGS.AC = 0, and implicit supervisor accesses */
-	EMU_MMU_USER,     /* CPL 3 */
-	EMU_MMU_SUP_AC,   /* CPL 0-2 with EFLAGS.AC = 1: SMAP lets data accesses reach user pages */
-	EMU_MMU_USER_AC,  /* CPL 3 with CR0.AM and EFLAGS.AC: alignment checking, slow path only */
-	EMU_MMU_COUNT,
-};
-#define EMU_ASID_SLOTS 16
-/* An address space the TLB holds translations of (CR3 value, or PCID
- * when CR4.PCIDE = 1).  Its tag is slot | gen << 4; bumping gen drops
- * every translation of the slot at once. */
-struct emu_asid_slot {
-	uint64_t key;          /* CR3 page (PCIDE = 0) or PCID | 1 << 63; ~0 = free */
-	uint32_t gen;          /* 0..126 */
-	uint64_t pt_gen;       /* emu_vm.pt_gen when its translations were last known fresh */
-	uint64_t last_use;
-};
-
-struct emu_cpu {
-	uint64_t gpr[16];
-	uint64_t rip;          /* of the instruction executing */
-	uint64_t next_rip;     /* rip + insn->len while a handler runs */
-	uint64_t rflags;       /* non-arithmetic bits are authoritative; arithmetic ones live in lf */
-	struct emu_lazy_flags lf;
-	struct emu_seg seg[SEG_COUNT];
-	struct emu_seg ldtr, tr;
-	struct x86_dtable gdtr, idtr;
-	uint64_t cr0, cr2, cr3, cr4, xcr0;
-	uint64_t dr[8];
-	uint64_t efer, star, lstar, cstar, sfmask, kernel_gs_base;
-	uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
-	uint64_t pat, tsc_aux, misc_enable, spec_ctrl, tsc_offset;
-	uint64_t mtrr_def_type, mtrr_fixed[11], mtrr_var[16];
-	uint8_t cpl;
-	uint8_t mode;          /* enum emu_mode, recomputed by emu_update_mode() */
-	bool intr_shadow;      /* after MOV SS/POP SS/STI: no interrupt before the next instruction */
-	bool ss_shadow;        /* set by MOV SS/POP SS: no debug trap after it either (SDM vol. 3A 6.8.3) */
-	bool event_delivered;  /* set by every event delivery: the single-step path reads it */
-	bool halted;
-
-	/* x87/MMX/SSE, in FXSAVE layout for cheap FXSAVE/XSAVE and snapshots. */
-	struct x86_fpu fpu;
-	union { uint8_t b[16]; uint32_t d[4]; uint64_t q[2]; } xmm[16] __attribute__((aligned(16)));
-	uint32_t mxcsr;
-
-	struct emu_tlb_entry tlb[EMU_MMU_COUNT][EMU_TLB_SIZE];
-	uint64_t asid;         /* current address-space tag */
-	/* Bumped whenever a cached translation may change meaning within an
-	 * address space (flushes, INVLPG): chained blocks (core) were found
-	 * under the translations of one epoch. */
-	uint64_t fetch_epoch;
-	/* Global translations (PTE.G with CR4.PGE), tagged by linear page only:
-	 * shared by every address space, refilled into tlb[] on a miss instead
-	 * of walking; survive CR3 writes (SDM vol. 3A 4.10.2.4). */
-	struct emu_tlb_entry gtlb[EMU_MMU_COUNT][EMU_GTLB_SIZE];
-
-	jmp_buf *fault_env;    /* where emu_raise() returns to */
-	int exc_vector;        /* exception raised by emu_raise(), -1 if none */
-	uint32_t exc_error;
-	bool exc_has_error;
-	bool stop_block;       /* set by emu_exit_run(): leave the run loop after this instruction */
-	uint64_t icount;       /* instructions retired, plus REP iterations and events delivered */
-	/* Run budget (tests, the fuzz target): vcpu_run returns VCPU_EXIT_KICK
-	 * at the first boundary where icount has reached it; ~0 = none.
-	 * Deliveries count so that a guest faulting in a loop without retiring
-	 * anything (a handler whose code is not present) also stops. */
-	uint64_t icount_stop;
-
-	struct vcpu *vcpu;
-	struct guest_memory *mem;
-	struct emu_vm *evm;
-	struct vcpu_exit *exit;   /* set when a returning trap ends the run */
-
-	/* ---- system module state ---- */
-	struct emu_asid_slot asids[EMU_ASID_SLOTS];
-	unsigned asid_cur;         /* index into asids */
-	uint32_t tlb_salt;         /* per address space: spreads equal linear pages of different spaces over the TLB */
-	uint64_t asid_clock;
-	uint64_t write_epoch_seen; /* emu_vm.write_epoch the write TLB tags were built under */
-	bool mode_changed;         /* set by CR0/CR4/EFER/CS changes: the run loop must look the next block up again */
-	int delivering;            /* vector being delivered (for #DF, SDM vol. 3A 6.15 table 6-5), -1 if none */
-	bool delivering_ext;
-	uint64_t apic_base;        /* IA32_APIC_BASE (the LAPIC hook sees writes) */
-	uint64_t tsc_deadline;
-	uint8_t tpr;               /* TPR (CR8 << 4) when the vCPU has no LAPIC */
-	uint64_t feature_control;
-	uint64_t tsc_base_ns;      /* host monotonic time at TSC 0 (minus tsc_offset) */
-	uint32_t exc_ext;          /* EXT bit for error codes of the event being delivered */
-	bool nmi_blocked;          /* from NMI delivery until the next IRET (SDM vol. 3A 6.7.1) */
-	/* Debug traps (SDM vol. 3B 17.3.1.2-17.3.1.5): DR6 bits (B0-B3 of the
-	 * data and I/O breakpoints hit, BS, BT) of a #DB trap to deliver at
-	 * the next instruction boundary.  Nonzero: the one-instruction path. */
-	uint32_t dbg_pending;
-	/* DR7 enables a data breakpoint: the TLB fills make the inline path
-	 * miss, so that every data access reaches the slow path, which checks
-	 * the breakpoints (docs/isa.md). */
-	bool dbg_data;
-};
-
-/* Per-VM engine state shared by all vCPUs. */
-struct emu_vm {
-	struct guest_memory *mem;
-	/* Self-modifying code (docs/architecture.md "Self-modifying code"):
-	 * one generation counter per guest page; a write to a page holding
-	 * decoded blocks bumps it, and blocks of an older generation are
-	 * decoded again. */
-	_Atomic uint32_t *page_gen;
-	_Atomic uint8_t *code_page;   /* nonzero: page holds decoded blocks, writes take the slow path */
-	uint64_t n_pages;
-	_Atomic uint64_t write_epoch; /* bumped when a page becomes a code page: vCPUs drop write TLB entries */
-	/* Page-table watch (docs/architecture.md "Soft MMU"): nonzero for guest pages
-	 * read as paging structures; a guest write to one bumps pt_gen, and an
-	 * address space whose translations predate pt_gen is flushed when it
-	 * becomes current again.  NULL: every CR3 switch flushes. */
-	_Atomic uint8_t *pt_page;
-	_Atomic uint8_t *pt_writes;   /* writes to a watched page since a walk last read it */
-	_Atomic uint64_t pt_gen;
-};
+#include "cpu/emu/state.h"
 
 /* ---- core ---- */
 void emu_register(enum emu_opmap map, uint8_t opcode, enum emu_mprefix mp, int modrm_reg, emu_handler fn);
 /* mp or modrm_reg may be -1 (as int) for "any"; later, more specific registrations win. */
-/* A group's chooser of specialized handlers: given a decoded instruction
- * with its generic handler, a faster handler for that exact form, or
- * NULL.  emu_decode applies every registered chooser. */
-typedef emu_handler (*emu_fast_chooser)(const struct emu_insn *insn);
-void emu_register_fast(emu_fast_chooser choose);
+/* A form of an opcode specialised to its operand kind and size
+ * (docs/architecture.md "Specialized handlers"): the decoder takes it
+ * instead of the generic handler registered in the same slot (or a less
+ * specific one) for an instruction without LOCK whose ModRM operand kind
+ * is in kinds and whose operand size is in sizes.  Instructions without
+ * ModRM count as register forms. */
+enum {
+	EMU_FORM_REG = 1, EMU_FORM_MEM = 2, EMU_FORM_ANY = 3,
+	EMU_FORM_8 = 1u << 1, EMU_FORM_16 = 1u << 2, EMU_FORM_32 = 1u << 4, EMU_FORM_64 = 1u << 8,
+	EMU_FORM_ANYSIZE = EMU_FORM_8 | EMU_FORM_16 | EMU_FORM_32 | EMU_FORM_64,
+};
+void emu_register_form(enum emu_opmap map, uint8_t opcode, enum emu_mprefix mp, int modrm_reg, unsigned kinds,
+		       unsigned sizes, emu_handler fn);
 void emu_isa_init(void);                 /* calls the *_register functions below once */
 void emu_int_register(void);             /* core: general-purpose instructions */
 void emu_sys_register(void);             /* system */
@@ -245,6 +111,12 @@ int emu_decode_mode(unsigned mode, const uint8_t *bytes, unsigned avail, struct 
 /* Whether a decoded block must end after this instruction (control
  * transfer, mode, segment or interrupt-flag change, I/O). */
 bool emu_insn_ends_block(const struct emu_insn *insn);
+/* The instruction's mnemonic (Zydis's spelling) from the opcode table,
+ * or "" (0 returned) where the table has none; and the whole instruction
+ * in Intel syntax, rip being its address (for relative targets).  Both
+ * write at most n bytes with the terminating NUL and return the length. */
+unsigned emu_insn_mnemonic(const struct emu_insn *insn, char *buf, unsigned n);
+unsigned emu_insn_format(const struct emu_insn *insn, uint64_t rip, char *buf, unsigned n);
 void emu_handler_ud(struct emu_cpu *cpu, const struct emu_insn *insn);   /* raises #UD */
 void emu_handler_gp0(struct emu_cpu *cpu, const struct emu_insn *insn);  /* raises #GP(0) */
 uint64_t emu_get_rflags(struct emu_cpu *cpu);   /* materializes lazy flags */
@@ -282,6 +154,8 @@ void emu_deliver_pending_exception(struct emu_cpu *cpu);
 void emu_update_mode(struct emu_cpu *cpu);   /* after CR0/EFER/CS/EFLAGS.VM change */
 void emu_tlb_flush(struct emu_cpu *cpu, bool include_global);
 void emu_cpu_reset(struct emu_cpu *cpu, bool bsp);  /* power-on/INIT state, SDM vol. 3A, 9.1.1 */
+/* Applies a CPU model (NULL: max) to CPUID, the MSRs, CR4 and the decoder. */
+void emu_cpu_set_model(struct emu_cpu *cpu, const struct cpu_model *model);
 /* Port I/O from IN/OUT/INS/OUTS after the permission checks (IOPL, TSS bitmap). */
 uint32_t emu_io_in(struct emu_cpu *cpu, uint16_t port, unsigned size);
 void emu_io_out(struct emu_cpu *cpu, uint16_t port, unsigned size, uint32_t val);
@@ -358,7 +232,7 @@ static inline unsigned emu_mmu_index(const struct emu_cpu *cpu)
 	return (cpu->rflags & X86_FLAG_AC) ? EMU_MMU_SUP_AC : EMU_MMU_SUP;
 }
 /* CR8, IA32_APIC_BASE, IA32_TSC_DEADLINE and the x2APIC MSRs go to the
- * vCPU's LAPIC through the route of cpu/accel.h (vcpu_apic_*) when it has
+ * vCPU's LAPIC through the route of machine/accel.h (vcpu_apic_*) when it has
  * one; the guest TSC is then the LAPIC's VM clock scaled to EMU_TSC_HZ.
  * Without a LAPIC the engine keeps the values itself. */
 uint8_t emu_hook_get_tpr(struct emu_cpu *cpu);   /* the TPR register: CR8 = TPR >> 4 (SDM vol. 3A 10.8.6.1) */
@@ -369,17 +243,23 @@ uint64_t emu_rdtsc(struct emu_cpu *cpu);
 
 /* The inline TLB hit path (docs/architecture.md "Soft MMU"): segment check, one tag
  * compare, one host access.  Everything else goes to the slow path. */
+/* The linear address of seg:off, without checks (those are the MMU's,
+ * system/seg.c): in 64-bit mode only FS and GS have a base (SDM vol. 3A,
+ * 3.4.4); elsewhere the address wraps at 4 GiB. */
+static inline uint64_t emu_seg_linear(const struct emu_cpu *cpu, int seg, uint64_t off)
+{
+	if (cpu->mode == EMU_MODE_LONG64)
+		return off + (seg >= SEG_FS ? cpu->seg[seg].base : 0);
+	return (uint32_t)(cpu->seg[seg].base + off);
+}
+
 static inline bool emu_seg_fast_ok(const struct emu_cpu *cpu, int seg, uint64_t off, unsigned size,
 				   uint16_t attr_mask, uint16_t attr_want, uint64_t *lin)
 {
 	const struct emu_seg *s = &cpu->seg[seg];
-	if (cpu->mode == EMU_MODE_LONG64) {
-		*lin = off + (seg >= SEG_FS ? s->base : 0);
-		return true;
-	}
-	if ((s->attr & attr_mask) != attr_want || off + size - 1 > s->limit)
+	if (cpu->mode != EMU_MODE_LONG64 && ((s->attr & attr_mask) != attr_want || off + size - 1 > s->limit))
 		return false;
-	*lin = (uint32_t)(s->base + off);
+	*lin = emu_seg_linear(cpu, seg, off);
 	return true;
 }
 

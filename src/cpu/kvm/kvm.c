@@ -5,10 +5,12 @@
  * injected with KVM_INTERRUPT when the guest can take them, and an
  * interrupt window is requested otherwise.  Port I/O and MMIO exits are
  * dispatched through vcpu_dispatch_exit() like the emu engine's. */
-#include "cpu/accel.h"
+#include "machine/accel.h"
+#include "cpu/engines.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/machine.h"
+#include "util/trace.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -171,6 +173,12 @@ static int kvm_vcpu_init(struct vcpu *vcpu)
 				e->ecx &= ~((1u << 21) | (1u << 24));
 				e->ebx = (e->ebx & 0x00ffffff) | (vcpu->id << 24); /* initial APIC id */
 			}
+			/* --cpu: the flags the model removes (machine/cpu_model.h);
+			 * KVM then faults their MSRs and, where the hardware can
+			 * trap them, their instructions. */
+			uint32_t r[4] = { e->eax, e->ebx, e->ecx, e->edx };
+			cpu_model_filter(&vcpu->vm->cpu_model, e->function, e->index, r);
+			e->eax = r[0]; e->ebx = r[1]; e->ecx = r[2]; e->edx = r[3];
 		}
 		ioctl(kv->fd, KVM_SET_CPUID2, k->cpuid);
 	}
@@ -238,6 +246,8 @@ static void kvm_inject_interrupts(struct vcpu *vcpu, struct kvm_vcpu_state *kv)
 		if (vector >= 0) {
 			struct kvm_interrupt irq = { .irq = (uint32_t)vector };
 			ioctl(kv->fd, KVM_INTERRUPT, &irq);
+			if (trace_on(TRACE_IRQ))
+				trace_printf("irq   cpu%u vector %#04x", vcpu->id, vector);
 			/* Others may be pending behind this one: look again next entry. */
 			atomic_fetch_or(&vcpu->events, VCPU_EVT_INTR);
 		}
@@ -259,7 +269,7 @@ static int kvm_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 			return 0;
 		}
 		kvm_inject_interrupts(vcpu, kv);
-		/* The TPR through the route to the LAPIC (cpu/accel.h): without
+		/* The TPR through the route to the LAPIC (machine/accel.h): without
 		 * an in-kernel irqchip KVM takes CR8 from kvm_run on entry and
 		 * puts the guest's back on exit (api.rst, "cr8"). */
 		uint64_t cr8 = 0;

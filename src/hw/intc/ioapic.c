@@ -3,10 +3,10 @@
  * EOI, SDM vol. 3A 10.8.5). */
 #include "hw/intc/ioapic.h"
 
-#include "hw/bus.h"
+#include "machine/bus.h"
 #include "hw/device.h"
 #include "hw/intc/lapic.h"
-#include "hw/snap_state.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 
 #include <errno.h>

@@ -26,7 +26,7 @@ void ioapic_eoi(struct ioapic *io, uint8_t vector);
 uint64_t ioapic_get_redir(const struct ioapic *io, unsigned pin);
 
 /* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
- * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * snapshot_load_fn of src/machine/device_registry.h, opaque the device;
  * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
 int64_t ioapic_snapshot_save(void *opaque, void *buf, size_t cap);
 int ioapic_snapshot_load(void *opaque, const void *buf, size_t len);

@@ -1,13 +1,13 @@
 /* Local APIC, xAPIC and x2APIC (SDM vol. 3A, chapter 10). */
 #include "hw/intc/lapic.h"
 
-#include "cpu/x86.h"
-#include "hw/bus.h"
-#include "hw/timer.h"
-#include "hw/snap_state.h"
+#include "machine/x86.h"
+#include "machine/bus.h"
+#include "machine/timer.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -73,6 +73,9 @@ struct lapic {
 	 * AP): only then is a SIPI taken, and only the first (SDM vol. 3A
 	 * 10.6.1, "Start-Up"; Linux sends two). */
 	bool wait_sipi;
+	/* Synthetic interrupt sources of this CPU (lapic_set_sint_ops). */
+	const struct lapic_sint_ops *sint_ops;
+	void *sint_opaque;
 };
 
 static const uint32_t lvt_writable[LVT_COUNT] = {
@@ -219,8 +222,25 @@ int lapic_ack(struct lapic *l)
 	if (v < 0)
 		return -1;
 	vec_clear(l->irr, (uint8_t)v);
+	/* An AutoEOI source's vector is delivered without entering the ISR,
+	 * so the guest sends no EOI for it (TLFS 11.8.3). */
+	if (l->sint_ops && l->sint_ops->auto_eoi && l->sint_ops->auto_eoi(l->sint_opaque, (uint8_t)v)) {
+		lapic_update(l);
+		return v;
+	}
 	vec_set(l->isr, (uint8_t)v);
 	return v;
+}
+
+void lapic_set_sint_ops(struct lapic *l, const struct lapic_sint_ops *ops, void *opaque)
+{
+	l->sint_ops = ops;
+	l->sint_opaque = opaque;
+}
+
+void lapic_sint_raise(struct lapic *l, uint8_t vector)
+{
+	lapic_accept(l, vector, false);
 }
 
 static void lapic_eoi(struct lapic *l)
@@ -233,6 +253,8 @@ static void lapic_eoi(struct lapic *l)
 	 * asked for directed EOI (10.8.5). */
 	if (vec_test(l->tmr, (uint8_t)v) && !(l->svr & SVR_SUPPRESS_EOI) && l->bus->eoi)
 		l->bus->eoi(l->bus->opaque, (uint8_t)v);
+	if (l->sint_ops && l->sint_ops->eoi)
+		l->sint_ops->eoi(l->sint_opaque, (uint8_t)v);
 	lapic_update(l);
 	if (l->vcpu->id == 0)
 		lapic_pic_changed(l);
@@ -788,6 +810,10 @@ static int lapic_msr_write_locked(struct lapic *l, uint32_t msr, uint64_t val)
 	}
 	if (val >> 32)
 		return -EINVAL;
+	/* SELF IPI: only the vector (bits 7:0); a reserved bit set is #GP
+	 * (SDM vol. 3A 10.12.11). */
+	if (off == APIC_SELF_IPI && (val & ~0xffull))
+		return -EINVAL;
 	bool valid = off == APIC_TPR || off == APIC_EOI || off == APIC_SVR || off == APIC_ESR ||
 		     off == APIC_LVT_CMCI || (off >= APIC_LVT_TIMER && off <= APIC_TMICT) ||
 		     off == APIC_TDCR || off == APIC_SELF_IPI;
@@ -796,9 +822,9 @@ static int lapic_msr_write_locked(struct lapic *l, uint32_t msr, uint64_t val)
 	return lapic_reg_write(l, off, (uint32_t)val);
 }
 
-/* The route from a CPU to its local APIC (cpu/accel.h), one for every
- * engine.  Each takes the device lock (recursive, so a caller may hold it
- * already). */
+/* The route from a CPU to its local APIC (machine/accel.h), one for every
+ * engine, installed by the board as vm->apic_ops.  Each takes the device
+ * lock (recursive, so a caller may hold it already). */
 
 static void lapic_lock(struct lapic *l)
 {
@@ -812,7 +838,7 @@ static void lapic_unlock(struct lapic *l)
 		pthread_mutex_unlock(l->bus->lock);
 }
 
-int vcpu_apic_msr(struct vcpu *vcpu, uint32_t msr, bool is_write, uint64_t *val)
+static int lapic_route_msr(struct vcpu *vcpu, uint32_t msr, bool is_write, uint64_t *val)
 {
 	struct lapic *l = vcpu->lapic;
 	if (!l)
@@ -824,7 +850,7 @@ int vcpu_apic_msr(struct vcpu *vcpu, uint32_t msr, bool is_write, uint64_t *val)
 }
 
 /* CR8 is TPR[7:4] (SDM vol. 3A, 10.8.6.1). */
-int vcpu_apic_get_cr8(struct vcpu *vcpu, uint64_t *cr8)
+static int lapic_route_get_cr8(struct vcpu *vcpu, uint64_t *cr8)
 {
 	struct lapic *l = vcpu->lapic;
 	if (!l)
@@ -835,7 +861,7 @@ int vcpu_apic_get_cr8(struct vcpu *vcpu, uint64_t *cr8)
 	return 0;
 }
 
-int vcpu_apic_set_cr8(struct vcpu *vcpu, uint64_t cr8)
+static int lapic_route_set_cr8(struct vcpu *vcpu, uint64_t cr8)
 {
 	struct lapic *l = vcpu->lapic;
 	if (!l)
@@ -846,7 +872,7 @@ int vcpu_apic_set_cr8(struct vcpu *vcpu, uint64_t cr8)
 	return 0;
 }
 
-int vcpu_apic_set_tsc_deadline(struct vcpu *vcpu, uint64_t deadline, uint64_t tsc_now)
+static int lapic_route_set_tsc_deadline(struct vcpu *vcpu, uint64_t deadline, uint64_t tsc_now)
 {
 	struct lapic *l = vcpu->lapic;
 	if (!l)
@@ -857,7 +883,7 @@ int vcpu_apic_set_tsc_deadline(struct vcpu *vcpu, uint64_t deadline, uint64_t ts
 	return 0;
 }
 
-int vcpu_apic_read_tsc(struct vcpu *vcpu, uint64_t *tsc)
+static int lapic_route_read_tsc(struct vcpu *vcpu, uint64_t *tsc)
 {
 	struct lapic *l = vcpu->lapic;
 	if (!l)
@@ -865,6 +891,14 @@ int vcpu_apic_read_tsc(struct vcpu *vcpu, uint64_t *tsc)
 	*tsc = lapic_read_tsc(l);
 	return 0;
 }
+
+const struct vcpu_apic_ops lapic_apic_ops = {
+	.msr = lapic_route_msr,
+	.get_cr8 = lapic_route_get_cr8,
+	.set_cr8 = lapic_route_set_cr8,
+	.set_tsc_deadline = lapic_route_set_tsc_deadline,
+	.read_tsc = lapic_route_read_tsc,
+};
 
 void lapic_set_tsc_hz(struct lapic *l, uint64_t hz)
 {

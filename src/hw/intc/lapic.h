@@ -6,12 +6,15 @@
  * the LAPIC of the vCPU the bus callback is given.
  *
  * Engines reach it only through the CPU-to-APIC route declared in
- * cpu/accel.h (vcpu_apic_msr() for IA32_APIC_BASE, IA32_TSC_DEADLINE and
+ * machine/accel.h (vcpu_apic_msr() for IA32_APIC_BASE, IA32_TSC_DEADLINE and
  * the x2APIC range, vcpu_apic_get/set_cr8(), vcpu_apic_set_tsc_deadline(),
- * vcpu_apic_read_tsc()), which this file implements.  The LAPIC reaches
- * other devices only through its struct apic_bus. */
+ * vcpu_apic_read_tsc()), whose table lapic_apic_ops this file implements
+ * and the board installs as vm->apic_ops.  The LAPIC reaches other devices
+ * only through its struct apic_bus. */
 #ifndef VESSEL_HW_INTC_LAPIC_H
 #define VESSEL_HW_INTC_LAPIC_H
+
+#include "machine/accel.h"   /* LAPIC_TIMER_HZ, struct vcpu_apic_ops */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -27,11 +30,6 @@ struct lapic;
 /* IA32_APIC_BASE's address at power-on (SDM vol. 3A 10.4.4). */
 #define LAPIC_DEFAULT_BASE 0xfee00000ull
 
-/* Frequency of the LAPIC timer's input clock: the core crystal clock the
- * emu engine reports in CPUID 0x15 ECX (25 MHz).  Linux sets its APIC
- * timer period from that leaf without calibrating, so the two must agree
- * (arch/x86/kernel/tsc.c, native_calibrate_tsc()). */
-#define LAPIC_TIMER_HZ 25000000ull
 /* Guest TSC frequency used by TSC-deadline mode unless lapic_set_tsc_hz();
  * the emu engine's EMU_TSC_HZ. */
 #define LAPIC_DEFAULT_TSC_HZ 2000000000ull
@@ -61,10 +59,12 @@ struct apic_bus {
 	void (*eoi)(void *opaque, uint8_t vector);   /* level-triggered EOI broadcast */
 	void (*pic_changed)(void *opaque);
 	void *opaque;
-	pthread_mutex_t *lock;   /* the device lock, taken by the cpu/accel.h route */
+	pthread_mutex_t *lock;   /* the device lock, taken by the machine/accel.h route */
 };
 
 struct lapic *lapic_new(struct vcpu *vcpu, struct timer_service *ts, const struct apic_bus *bus);
+/* The CPU-to-APIC route (machine/accel.h) to vcpu->lapic: vm->apic_ops. */
+extern const struct vcpu_apic_ops lapic_apic_ops;
 void lapic_free(struct lapic *l);
 /* Power-on state (SDM vol. 3A, 10.4.7.1); with init, INIT state (10.4.7.3). */
 void lapic_reset(struct lapic *l, bool init);
@@ -83,6 +83,18 @@ void apic_deliver_msi(const struct apic_bus *bus, uint64_t addr, uint32_t data);
 /* A level change on LINT0 (0) or LINT1 (1), the APIC's local interrupt
  * pins; on a PC LINT1 carries the NMI line (MP spec 3.6.2). */
 void lapic_set_lint(struct lapic *l, unsigned lint, bool level);
+/* Synthetic interrupt sources of this CPU (the Hyper-V SynIC, src/hv):
+ * auto_eoi says whether an accepted vector skips the ISR (AutoEOI);
+ * eoi is told of every EOI the guest writes.  Both run with the device
+ * lock held; ops NULL removes them. */
+struct lapic_sint_ops {
+	bool (*auto_eoi)(void *opaque, uint8_t vector);
+	void (*eoi)(void *opaque, uint8_t vector);
+};
+void lapic_set_sint_ops(struct lapic *l, const struct lapic_sint_ops *ops, void *opaque);
+/* With the device lock held: an edge-triggered fixed interrupt of this CPU
+ * from one of its synthetic sources. */
+void lapic_sint_raise(struct lapic *l, uint8_t vector);
 /* Highest deliverable vector moved to in-service, or -1. */
 int lapic_ack(struct lapic *l);
 bool lapic_has_interrupt(struct lapic *l);
@@ -100,7 +112,7 @@ bool lapic_test_isr(const struct lapic *l, uint8_t v);
 bool lapic_test_tmr(const struct lapic *l, uint8_t v);
 
 /* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
- * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * snapshot_load_fn of src/machine/device_registry.h, opaque the device;
  * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
 int64_t lapic_snapshot_save(void *opaque, void *buf, size_t cap);
 int lapic_snapshot_load(void *opaque, const void *buf, size_t len);

@@ -2,9 +2,9 @@
  * ELCR edge/level registers at 0x4d0/0x4d1 (PIIX4/ICH datasheets). */
 #include "hw/intc/pic.h"
 
-#include "hw/bus.h"
+#include "machine/bus.h"
 #include "hw/device.h"
-#include "hw/snap_state.h"
+#include "machine/snap_state.h"
 #include "util/error.h"
 
 #include <errno.h>

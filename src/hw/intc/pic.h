@@ -26,7 +26,7 @@ bool pic_has_output(struct pic *p);
 int pic_read_irq(struct pic *p);
 
 /* Snapshot state (docs/devices.md "Snapshots"): snapshot_save_fn and
- * snapshot_load_fn of src/snapshot/device_registry.h, opaque the device;
+ * snapshot_load_fn of src/machine/device_registry.h, opaque the device;
  * call with vm->dev_lock held.  Load refuses a bad blob with -EINVAL. */
 int64_t pic_snapshot_save(void *opaque, void *buf, size_t cap);
 int pic_snapshot_load(void *opaque, const void *buf, size_t len);

@@ -48,7 +48,11 @@ static uint8_t sum(const uint8_t *p, size_t n)
 	return s;
 }
 
-/* Builds the tables (with an SRAT when numa) and returns the RSDP. */
+static const struct acpi_numa_info *numa_slit;
+static void build_slit_too(struct acpi_builder *b, const struct acpi_numa_info *numa);
+
+/* Builds the tables (with an SRAT when numa, a SLIT when numa_slit) and
+ * returns the RSDP. */
 static const uint8_t *build_numa(unsigned ncpus, const struct acpi_numa_info *numa)
 {
 	struct acpi_builder b;
@@ -57,6 +61,8 @@ static const uint8_t *build_numa(unsigned ncpus, const struct acpi_numa_info *nu
 	cr_assert_eq(acpi_build_pc_tables(&b, &info), 0);
 	if (numa)
 		cr_assert_eq(acpi_build_srat(&b, ncpus, numa), 0);
+	if (numa_slit)
+		build_slit_too(&b, numa_slit);
 	cr_assert_eq(acpi_builder_finish(&b), 0);
 	cr_assert_eq(b.rsdp_gpa & 15, 0, "RSDP 16-byte aligned");
 	return at(b.rsdp_gpa);
@@ -247,39 +253,88 @@ static void iasl_check_all(const uint8_t *rsdp, const char *dir)
 	}
 }
 
-Test(acpi, srat_splits_cpus_and_memory)
+static void build_slit_too(struct acpi_builder *b, const struct acpi_numa_info *numa)
+{
+	cr_assert_eq(acpi_build_slit(b, numa), 0);
+}
+
+/* Two nodes: node 0 has CPUs 0-1, the low RAM and the first 256 MiB
+ * above 4 GiB; node 1 has CPUs 2-3 and the rest; distance 15 between them. */
+Test(acpi, srat_and_slit_describe_the_nodes)
 {
 	if (!have_iasl())
 		cr_skip_test("iasl (acpica-tools) is not installed");
-	struct acpi_numa_info numa = { .n_nodes = 2, .n_ram = 2,
-				       .ram = { { 0, 0xb0000000ull }, { 0x100000000ull, 0x50000000ull } } };
+	static struct acpi_numa_info numa = {
+		.n_nodes = 2, .cpu_node = { 0, 0, 1, 1 }, .n_ranges = 3,
+		.ranges = { { 0, 0xb0000000ull, 0 }, { 0x100000000ull, 0x10000000ull, 0 },
+			    { 0x110000000ull, 0x40000000ull, 1 } },
+		.distance = { { 10, 15 }, { 15, 10 } },
+	};
+	numa_slit = &numa;
 	const uint8_t *rsdp = build_numa(4, &numa);
+	numa_slit = NULL;
 	struct found t[ACPI_MAX_TABLES + 4];
 	unsigned n = collect(rsdp, t);
-	const uint8_t *srat = NULL;
-	for (unsigned i = 0; i < n; i++)
+	const uint8_t *srat = NULL, *slit = NULL;
+	for (unsigned i = 0; i < n; i++) {
 		if (!strcmp(t[i].sig, "SRAT"))
 			srat = t[i].p;
+		if (!strcmp(t[i].sig, "SLIT"))
+			slit = t[i].p;
+	}
 	cr_assert(srat, "SRAT listed in the XSDT");
+	cr_assert(slit, "SLIT listed in the XSDT");
 	cr_assert_eq(sum(srat, le32(srat + 4)), 0);
+	cr_assert_eq(sum(slit, le32(slit + 4)), 0);
 	uint64_t node_mem[2] = { 0, 0 };
 	unsigned cpu_node[4] = { 9, 9, 9, 9 };
+	uint64_t node1_base = 0;
 	for (uint32_t off = 48; off < le32(srat + 4); off += srat[off + 1]) {
-		if (srat[off] == 0)
+		if (srat[off] == 0) {
 			cpu_node[srat[off + 3]] = srat[off + 2];
-		else if (srat[off] == 1)
+		} else if (srat[off] == 1) {
 			node_mem[le32(srat + off + 2)] += le64(srat + off + 16);
+			if (le32(srat + off + 2) == 1)
+				node1_base = le64(srat + off + 8);
+		}
 	}
-	cr_assert_eq(cpu_node[0], 0); cr_assert_eq(cpu_node[1], 1);
-	cr_assert_eq(cpu_node[2], 0); cr_assert_eq(cpu_node[3], 1);
-	cr_assert_eq(node_mem[0], 0x80000000ull, "4 GiB split evenly");
-	cr_assert_eq(node_mem[1], 0x80000000ull);
+	cr_assert_eq(cpu_node[0], 0); cr_assert_eq(cpu_node[1], 0);
+	cr_assert_eq(cpu_node[2], 1); cr_assert_eq(cpu_node[3], 1);
+	cr_assert_eq(node_mem[0], 0xc0000000ull, "3 GiB in node 0");
+	cr_assert_eq(node_mem[1], 0x40000000ull, "1 GiB in node 1");
+	cr_assert_eq(node1_base, 0x110000000ull);
+	/* SLIT (ACPI 6.4 5.2.17): 8-byte locality count, then the matrix. */
+	cr_assert_eq(le32(slit + 4), 44 + 4);
+	cr_assert_eq(le64(slit + 36), 2);
+	cr_assert_eq(slit[44], 10); cr_assert_eq(slit[45], 15);
+	cr_assert_eq(slit[46], 15); cr_assert_eq(slit[47], 10);
 	char dir[] = "/tmp/vessel-srat-XXXXXX";
 	cr_assert(mkdtemp(dir));
 	iasl_check_all(rsdp, dir);
-	char cmd[128];
+	/* iasl reads the SLIT the same way. */
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "grep -q 'Locality   1 : 0F 0A' %s/SLIT.dsl", dir);
+	cr_assert_eq(system(cmd), 0, "SLIT.dsl shows the distances");
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	cr_assert_eq(system(cmd), 0);
+}
+
+/* The SLIT with no distances given: 10 local, 20 remote. */
+Test(acpi, slit_defaults_to_10_and_20)
+{
+	struct acpi_numa_info numa = { .n_nodes = 2, .cpu_node = { 0, 1 } };
+	numa_slit = &numa;
+	const uint8_t *rsdp = build_numa(2, &numa);
+	numa_slit = NULL;
+	struct found t[ACPI_MAX_TABLES + 4];
+	unsigned n = collect(rsdp, t);
+	const uint8_t *slit = NULL;
+	for (unsigned i = 0; i < n; i++)
+		if (!strcmp(t[i].sig, "SLIT"))
+			slit = t[i].p;
+	cr_assert(slit);
+	cr_assert_eq(slit[44], 10); cr_assert_eq(slit[45], 20);
+	cr_assert_eq(slit[46], 20); cr_assert_eq(slit[47], 10);
 }
 
 /* Runs iasl on each table; no errors and no warnings allowed. */

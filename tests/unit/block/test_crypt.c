@@ -14,7 +14,7 @@
 
 #include "block/crypt_aes_xts.h"
 #include "block/crypt_plugin.h"
-#include "vm/plugin_loader.h"
+#include "vmm/plugin_loader.h"
 #include "block/xts_aesni.h"
 #include "util/error.h"
 

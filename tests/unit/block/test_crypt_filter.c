@@ -17,7 +17,6 @@
 #include "block/crypt_plugin.h"
 #include "block/luks.h"
 #include "util/error.h"
-#include "vm/config.h"
 
 static char dir[] = "/tmp/vessel-test-cfilt-XXXXXX";
 static char img[512], keyf[512], spec[1200];
@@ -550,8 +549,8 @@ Test(crypt_filter, vm_disk_with_key_file)
 	block_close(bd);
 
 	struct vm_disk_config d = { .path = img, .key_file = keyf };
-	struct vm_config cfg = { 0 };
-	cr_assert_eq(crypt_disk_open_vm(&cfg, &d, &bd), 0, "%s", err_msg());
+	const char *no_dirs[1] = { NULL };
+	cr_assert_eq(crypt_disk_open_vm(no_dirs, 0, &d, &bd), 0, "%s", err_msg());
 	cr_assert_eq(bd->sectors, 64);
 	cr_assert_eq(block_read(bd, 5, r, 1), 0);
 	cr_assert_arr_eq(r, w, sizeof(w));
@@ -559,7 +558,7 @@ Test(crypt_filter, vm_disk_with_key_file)
 
 	d.key_file = NULL;
 	d.readonly = true;
-	cr_assert_eq(crypt_disk_open_vm(NULL, &d, &bd), 0, "%s", err_msg());
+	cr_assert_eq(crypt_disk_open_vm(NULL, 0, &d, &bd), 0, "%s", err_msg());
 	cr_assert_eq(bd->sectors, 64 + LUKS_NEW_DATA_OFFSET / 512);
 	cr_assert(crypt_luks_detect(bd));
 	cr_assert_eq(block_write(bd, 0, w, 1), -EROFS);
@@ -571,7 +570,7 @@ Test(crypt_filter, vm_disk_with_key_file)
 	fputs("nope", f);
 	fclose(f);
 	d.key_file = bad;
-	cr_assert_eq(crypt_disk_open_vm(NULL, &d, &bd), -EKEYREJECTED);
+	cr_assert_eq(crypt_disk_open_vm(NULL, 0, &d, &bd), -EKEYREJECTED);
 }
 
 /* O_DIRECT under the filter: the bounce buffer is aligned, partial

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "block/crypt_plugin.h"
-#include "vm/plugin_loader.h"
+#include "vmm/plugin_loader.h"
 #include "block/luks.h"
 #include "util/error.h"
 

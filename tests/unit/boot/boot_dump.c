@@ -38,8 +38,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: boot-dump OUT MEM_MIB KERNEL INITRD|- CMDLINE [no-decompress]\n");
 		return 2;
 	}
-	struct vm_config cfg;
-	vm_config_defaults(&cfg);
+	struct boot_config cfg = { .decompress_kernel = true };
 	cfg.kernel = argv[3];
 	cfg.initrd = strcmp(argv[4], "-") ? argv[4] : NULL;
 	cfg.cmdline = argv[5];

@@ -44,10 +44,19 @@ uint64_t bt_rd64(const struct guest_memory *mem, uint64_t gpa)
 	return v;
 }
 
-void bt_config(struct vm_config *cfg, const char *kernel, const char *initrd, const char *cmdline)
+void bt_config(struct boot_config *cfg, const char *kernel, const char *initrd, const char *cmdline)
 {
-	vm_config_defaults(cfg);
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->decompress_kernel = true;
 	cfg->kernel = kernel ? strdup(kernel) : NULL;
 	cfg->initrd = initrd ? strdup(initrd) : NULL;
 	cfg->cmdline = cmdline ? strdup(cmdline) : NULL;
+}
+
+void bt_config_free(struct boot_config *cfg)
+{
+	free(cfg->kernel);
+	free(cfg->initrd);
+	free(cfg->cmdline);
+	memset(cfg, 0, sizeof(*cfg));
 }

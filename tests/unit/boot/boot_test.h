@@ -15,6 +15,7 @@ const char *bt_write_file(int slot, const void *data, size_t len);
 void bt_mem_init(struct guest_memory *mem, uint64_t ram);
 uint32_t bt_rd32(const struct guest_memory *mem, uint64_t gpa);
 uint64_t bt_rd64(const struct guest_memory *mem, uint64_t gpa);
-void bt_config(struct vm_config *cfg, const char *kernel, const char *initrd, const char *cmdline);
+void bt_config(struct boot_config *cfg, const char *kernel, const char *initrd, const char *cmdline);
+void bt_config_free(struct boot_config *cfg);
 
 #endif

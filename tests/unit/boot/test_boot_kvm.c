@@ -5,9 +5,10 @@
  * where /dev/kvm is not usable. */
 #include "boot_test.h"
 
-#include "cpu/accel.h"
+#include "machine/accel.h"
+#include "cpu/engines.h"
 #include "util/error.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -38,7 +39,7 @@ static void con_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned si
 static const struct bus_ops con_ops = { con_read, con_write };
 
 static struct fixture *fx;
-static struct vm_config cfg;
+static struct boot_config cfg;
 static struct boot_info info;
 static bool kvm_up;
 
@@ -102,7 +103,6 @@ static void boot_and_run(void)
 	bus_init(&fx->vm.mmio, "mmio");
 	pthread_mutex_init(&fx->vm.dev_lock, NULL);
 	bus_register(&fx->vm.pio, 0xe9, 1, &con_ops, fx, "debugcon");
-	fx->vm.cfg = &cfg;
 	fx->vm.accel = &accel_kvm;
 	fx->vcpu.vm = &fx->vm;
 	pthread_mutex_init(&fx->vcpu.lock, NULL);

@@ -145,7 +145,7 @@ static struct buf make_bzimage(struct buf payload, const struct hdr_opts *o)
 }
 
 static struct guest_memory mem;
-static struct vm_config cfg;
+static struct boot_config cfg;
 static struct boot_info info;
 
 static void teardown(void)
@@ -462,7 +462,7 @@ static void mutate_and_load(struct buf img, size_t lo, size_t hi, unsigned round
 		int rc = boot_load_mem(&mem, &cfg, NULL, &info);
 		if (rc < 0)
 			cr_assert(err_msg()[0], "failure without a message (round %u)", r);
-		vm_config_free(&cfg);
+		bt_config_free(&cfg);
 	}
 	free(copy);
 }
@@ -488,7 +488,7 @@ Test(linux_boot, mutated_vmlinux_headers_never_crash)
 		err_clear();
 		if (boot_load_mem(&mem, &cfg, NULL, &info) < 0)
 			cr_assert(err_msg()[0]);
-		vm_config_free(&cfg);
+		bt_config_free(&cfg);
 		free(v.p);
 		free(img.p);
 	}

@@ -17,7 +17,7 @@
 #define MiB (1ull << 20)
 
 static struct guest_memory mem;
-static struct vm_config cfg;
+static struct boot_config cfg;
 static struct boot_info info;
 
 static void teardown(void)
@@ -249,7 +249,7 @@ Test(multiboot, mutated_headers_never_crash)
 			err_clear();
 			if (boot_load_mem(&mem, &cfg, NULL, &info) < 0)
 				cr_assert(err_msg()[0], "failure without a message");
-			vm_config_free(&cfg);
+			bt_config_free(&cfg);
 		}
 		free(copy);
 	}

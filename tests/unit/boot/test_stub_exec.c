@@ -26,7 +26,7 @@
 #define RAM (32 * MiB)
 
 static struct guest_memory mem;
-static struct vm_config cfg;
+static struct boot_config cfg;
 static struct boot_info info;
 static uc_engine *uc;
 

@@ -5,10 +5,10 @@
 
 #include "hw/chardev.h"
 #include "hw/intc/lapic.h"
-#include "hw/pc.h"
-#include "hw/timer.h"
+#include "board/pc.h"
+#include "machine/timer.h"
 #include "util/error.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -107,7 +107,7 @@ static inline uint64_t mmio_read(struct tvm *t, uint64_t gpa, unsigned size)
 	return v;
 }
 
-/* The CPU-to-APIC route (cpu/accel.h) as an engine uses it. */
+/* The CPU-to-APIC route (machine/accel.h) as an engine uses it. */
 static inline int tvm_msr_read(struct vcpu *v, uint32_t msr, uint64_t *val) { return vcpu_apic_msr(v, msr, false, val); }
 static inline int tvm_msr_write(struct vcpu *v, uint32_t msr, uint64_t val) { return vcpu_apic_msr(v, msr, true, &val); }
 static inline uint64_t tvm_get_cr8(struct vcpu *v)

@@ -2,14 +2,14 @@
  * buses of their own, bases no PC uses, recorded lines and requests, a
  * manual clock.  Nothing of a VM or a board exists here, so a device that
  * reached past its context would crash or fail these. */
-#include "hw/bus.h"
+#include "machine/bus.h"
 #include "hw/debug_exit.h"
 #include "hw/device.h"
 #include "hw/hpet.h"
 #include "hw/pit.h"
 #include "hw/port80.h"
 #include "hw/rtc.h"
-#include "hw/timer.h"
+#include "machine/timer.h"
 #include "util/error.h"
 
 #include <criterion/criterion.h>

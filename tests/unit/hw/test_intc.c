@@ -1,7 +1,7 @@
 /* LAPIC, I/O APIC and 8259 through their guest interfaces. */
 #include "harness.h"
 
-#include "cpu/x86.h"
+#include "machine/x86.h"
 #include "hw/intc/ioapic.h"
 
 #include <errno.h>
@@ -265,7 +265,11 @@ Test(lapic, x2apic_msrs)
 	cr_assert_eq(tvm_msr_write(c0, 0x830, (1ull << 32) | 0x55), 0);
 	cr_assert(take_events(t, 1) & VCPU_EVT_INTR);
 	cr_assert_eq(tvm_intr_ack(c1), 0x55);
-	/* Self IPI MSR. */
+	/* Self IPI MSR: bits 31:8 are reserved, a write setting one is #GP
+	 * and sends nothing (SDM vol. 3A 10.12.11). */
+	cr_assert_eq(tvm_msr_write(c1, 0x83f, 0x100), -EINVAL, "SELF_IPI with reserved bit 8");
+	cr_assert_eq(tvm_msr_write(c1, 0x83f, 0x166), -EINVAL, "SELF_IPI with reserved bit 8");
+	cr_assert_eq(tvm_intr_ack(c1), -1, "a SELF_IPI write that faults sends nothing");
 	cr_assert_eq(tvm_msr_write(c1, 0x83f, 0x66), 0);
 	cr_assert_eq(tvm_intr_ack(c1), 0x66, "a higher class preempts the in-service 0x55");
 	tvm_free(t);

@@ -3,11 +3,12 @@
  * interrupt and HPET legacy-replacement ticks on the same pin, with the platform's timer thread on the real clock, the
  * engine's interrupt injection through vm->intr_ack, and HLT wake-ups by
  * vcpu_signal().  Skipped where the host has no usable /dev/kvm. */
-#include "cpu/accel.h"
+#include "machine/accel.h"
+#include "cpu/engines.h"
 #include "hw/chardev.h"
-#include "hw/pc.h"
+#include "board/pc.h"
 #include "util/error.h"
-#include "vm/machine.h"
+#include "machine/machine.h"
 
 #include "acpi_off.h"
 #include "timer_irq.h"

@@ -7,7 +7,7 @@
 #include "harness.h"
 
 #include "hw/pit.h"
-#include "snapshot/device_registry.h"
+#include "machine/device_registry.h"
 
 #include <errno.h>
 

@@ -4,7 +4,7 @@
  * past the end, a write to a read-only disk) answer IOERR without
  * touching the image. */
 #include "block/block.h"
-#include "hw/bus.h"
+#include "machine/bus.h"
 #include "hw/device.h"
 #include "hw/intc/lapic.h"
 #include "hw/pci.h"

@@ -2,7 +2,7 @@
  * host of its own: fake buses, a fake APIC bus that records MSIs, guest
  * RAM as a plain buffer.  The driver's side is written out register by
  * register, as virtio 1.2 section 3.1 and 4.1 say. */
-#include "hw/bus.h"
+#include "machine/bus.h"
 #include "hw/device.h"
 #include "hw/intc/lapic.h"
 #include "hw/pci.h"

@@ -7,7 +7,7 @@
  * page's generation so that every vCPU decodes the page again. */
 #include "cpu/emu/core/block.h"
 
-#include "vm/memory.h"
+#include "machine/memory.h"
 
 #include <errno.h>
 #include <stdatomic.h>

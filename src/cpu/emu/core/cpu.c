@@ -1,5 +1,5 @@
 /* accel_emu: the software x86-64 engine's run loop and state accessors
- * (docs/architecture.md "The emu engine", src/cpu/accel.h). */
+ * (docs/architecture.md "The emu engine", src/machine/accel.h). */
 #include "cpu/emu/core/block.h"
 #include "cpu/emu/core/core.h"
 /* For msr_read/msr_write: the state accessors reach MSRs the way RDMSR and
@@ -8,7 +8,8 @@
 
 #include "util/error.h"
 #include "util/log.h"
-#include "vm/machine.h"
+#include "util/trace.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -93,6 +94,7 @@ static int emu_vcpu_init(struct vcpu *vcpu)
 	cpu->vcpu = vcpu;
 	cpu->mem = &vcpu->vm->mem;
 	cpu->evm = vcpu->vm->accel_state;
+	emu_cpu_set_model(cpu, &vcpu->vm->cpu_model);
 	cpu->exc_vector = -1;
 	cpu->icount_stop = ~0ull;
 	emu_cpu_reset(cpu, vcpu->id == 0);
@@ -125,16 +127,38 @@ static void internal_error(struct emu_cpu *cpu, const char *why)
 		 cpu->seg[SEG_CS].sel, (unsigned long long)cpu->rip, cpu->mode);
 }
 
+/* The trace lines of a block entry and of one instruction
+ * (`vessel run --trace block,insn`, docs/cli.md). */
+static void trace_block(const struct emu_cpu *cpu, unsigned n)
+{
+	trace_printf("block cpu%u %04x:%016llx mode %u insns %u", cpu->vcpu ? cpu->vcpu->id : 0, cpu->seg[SEG_CS].sel,
+		     (unsigned long long)cpu->rip, cpu->mode, n);
+}
+
+static void trace_insn(const struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	char text[96];
+	emu_insn_format(in, cpu->rip, text, sizeof(text));
+	trace_printf("insn  cpu%u %04x:%016llx %s", cpu->vcpu ? cpu->vcpu->id : 0, cpu->seg[SEG_CS].sel,
+		     (unsigned long long)cpu->rip, text);
+}
+
 /* Executes up to limit instructions of b.  Instruction handlers see
  * cpu->rip (this instruction) and cpu->next_rip (the next one, or the
- * branch target they set). */
-static void run_block(struct emu_cpu *cpu, const struct emu_block *b, unsigned limit)
+ * branch target they set).  traced is a constant in each caller, so the
+ * untraced copy has no trace test at all. */
+static inline __attribute__((always_inline)) void run_block_body(struct emu_cpu *cpu, const struct emu_block *b,
+								 unsigned limit, bool traced)
 {
 	const struct emu_insn *in = b->insn, *end = b->insn + (b->n < limit ? b->n : limit);
+	if (traced && trace_on(TRACE_BLOCK))
+		trace_block(cpu, (unsigned)(end - in));
 	/* Retired instructions are counted per block, not per instruction;
 	 * a fault in the middle leaves the count slightly high. */
 	cpu->icount += (uint64_t)(end - in);
 	for (; in < end; in++) {
+		if (traced && trace_on(TRACE_INSN))
+			trace_insn(cpu, in);
 		cpu->next_rip = cpu->rip + in->len;
 		in->fn(cpu, in);
 		cpu->rip = cpu->next_rip;
@@ -148,6 +172,16 @@ static void run_block(struct emu_cpu *cpu, const struct emu_block *b, unsigned l
 	/* Outside 64-bit mode EIP wraps at 4 GiB, IP at 64 KiB (16-bit CS). */
 	if (cpu->mode != EMU_MODE_LONG64)
 		cpu->rip &= (cpu->seg[SEG_CS].attr & (1u << 10)) ? 0xffffffffull : 0xffffull;
+}
+
+static __attribute__((noinline)) void run_block_traced(struct emu_cpu *cpu, const struct emu_block *b, unsigned limit)
+{
+	run_block_body(cpu, b, limit, true);
+}
+
+static void run_block(struct emu_cpu *cpu, const struct emu_block *b, unsigned limit)
+{
+	run_block_body(cpu, b, limit, false);
 }
 
 /* One instruction, where the block path would be wrong:
@@ -179,7 +213,10 @@ static void run_one(struct emu_cpu *cpu, const struct emu_block *b)
 	cpu->intr_shadow = false;
 	cpu->ss_shadow = false;
 	cpu->event_delivered = false;
-	run_block(cpu, b, 1);
+	if (__builtin_expect(trace_mask != 0, 0))
+		run_block_traced(cpu, b, 1);
+	else
+		run_block(cpu, b, 1);
 	/* After an event delivery, what it left (a task switch's BT) waits
 	 * for the boundary before the handler's first instruction. */
 	if (cpu->ss_shadow || cpu->event_delivered)
@@ -243,6 +280,23 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 				exit->reason = VCPU_EXIT_KICK;
 				continue;
 			}
+			if (ev & VCPU_EVT_NMI) {
+				atomic_fetch_and_explicit(&vcpu->events, ~VCPU_EVT_NMI, memory_order_acq_rel);
+				cpu->nmi_pending = true;
+			}
+		}
+		/* NMI: before INTR (SDM vol. 3A 6.9, table 6-2), after a debug
+		 * trap of the previous instruction; held off by NMI blocking
+		 * until an IRET (6.7.1) and by the MOV SS/STI shadow (6.8.3). */
+		if (__builtin_expect(cpu->nmi_pending, 0) && !cpu->nmi_blocked && !cpu->intr_shadow &&
+		    !cpu->dbg_pending) {
+			cpu->nmi_pending = false;
+			cpu->halted = false;
+			cpu->icount++;
+			emu_deliver_interrupt(cpu, X86_EXC_NMI, true);
+			continue;
+		}
+		if (__builtin_expect(ev != 0, 0)) {
 			if ((ev & VCPU_EVT_INTR) && (cpu->rflags & X86_FLAG_IF) && !cpu->intr_shadow && vm->intr_ack) {
 				atomic_fetch_and_explicit(&vcpu->events, ~VCPU_EVT_INTR, memory_order_acq_rel);
 				int vector = vm->intr_ack(vcpu);
@@ -251,6 +305,8 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 					atomic_fetch_or_explicit(&vcpu->events, VCPU_EVT_INTR, memory_order_relaxed);
 					cpu->halted = false;
 					cpu->icount++;
+					if (trace_on(TRACE_IRQ))
+						trace_printf("irq   cpu%u vector %#04x", vcpu->id, vector);
 					emu_deliver_interrupt(cpu, (unsigned)vector, true);
 					continue;
 				}
@@ -291,6 +347,12 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 		/* Run b and the blocks chained after it until something needs
 		 * the loop above: a trap (HLT and shutdown included), an event,
 		 * the one-instruction path or the run budget. */
+		/* Tracing (docs/cli.md) costs this one branch per chain when
+		 * off; when on, every block comes through the lookup above. */
+		if (__builtin_expect(trace_mask != 0, 0)) {
+			run_block_traced(cpu, b, EMU_BLOCK_MAX_INSNS);
+			continue;
+		}
 		for (;;) {
 			run_block(cpu, b, EMU_BLOCK_MAX_INSNS);
 			if (cpu->stop_block || needs_one_insn(cpu) || cpu->icount >= cpu->icount_stop ||

@@ -6,7 +6,7 @@
  * displacement, immediate.  The per-opcode format (ModRM present,
  * immediate kind, 64-bit mode rules) comes from the opcode maps of SDM
  * vol. 2D, appendix A, encoded in the tables below. */
-#include "cpu/emu/core/decode_tables.h"
+#include "cpu/emu/core/opcodes.h"
 
 #include "cpu/emu/emu.h"
 
@@ -18,14 +18,13 @@
 
 /* [map][opcode][mprefix + 1 (0 = any)][reg + 1 (0 = any)] */
 static emu_handler handlers[EMU_MAP_COUNT][256][EMU_MP_COUNT + 1][9];
-static emu_fast_chooser fast_choosers[8];
-static unsigned n_fast_choosers;
-
-void emu_register_fast(emu_fast_chooser choose)
-{
-	if (n_fast_choosers < sizeof(fast_choosers) / sizeof(fast_choosers[0]))
-		fast_choosers[n_fast_choosers++] = choose;
-}
+/* Specialised forms, in the same slots: form_slot[...] indexes forms[]
+ * (0 = none), whose [memory][log2 operand size] entry replaces the
+ * generic handler (docs/architecture.md "Specialized handlers"). */
+#define EMU_FORM_ROWS 128
+static uint8_t form_slot[EMU_MAP_COUNT][256][EMU_MP_COUNT + 1][9];
+static emu_handler forms[EMU_FORM_ROWS][2][4];
+static unsigned n_forms = 1;
 
 void emu_handler_ud(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
@@ -39,20 +38,54 @@ void emu_handler_gp0(struct emu_cpu *cpu, const struct emu_insn *insn)
 	emu_raise(cpu, X86_EXC_GP, 0);
 }
 
-void emu_register(enum emu_opmap map, uint8_t opcode, enum emu_mprefix mp, int modrm_reg, emu_handler fn)
+static bool slot_ok(enum emu_opmap map, enum emu_mprefix mp, int modrm_reg)
 {
 	int m = (int)mp;
-	if ((unsigned)map >= EMU_MAP_COUNT || m < -1 || m >= EMU_MP_COUNT || modrm_reg < -1 || modrm_reg > 7)
-		return;
-	handlers[map][opcode][m + 1][modrm_reg + 1] = fn;
+	return (unsigned)map < EMU_MAP_COUNT && m >= -1 && m < EMU_MP_COUNT && modrm_reg >= -1 && modrm_reg <= 7;
 }
 
-static emu_handler handler_lookup(unsigned map, unsigned opcode, unsigned mp, unsigned reg)
+void emu_register(enum emu_opmap map, uint8_t opcode, enum emu_mprefix mp, int modrm_reg, emu_handler fn)
 {
-	emu_handler (*h)[9] = handlers[map][opcode];
-	emu_handler fn;
-	if ((fn = h[mp + 1][reg + 1]) || (fn = h[mp + 1][0]) || (fn = h[0][reg + 1]) || (fn = h[0][0]))
-		return fn;
+	if (slot_ok(map, mp, modrm_reg))
+		handlers[map][opcode][(int)mp + 1][modrm_reg + 1] = fn;
+}
+
+void emu_register_form(enum emu_opmap map, uint8_t opcode, enum emu_mprefix mp, int modrm_reg, unsigned kinds,
+		       unsigned sizes, emu_handler fn)
+{
+	if (!slot_ok(map, mp, modrm_reg))
+		return;
+	uint8_t *slot = &form_slot[map][opcode][(int)mp + 1][modrm_reg + 1];
+	if (!*slot) {
+		if (n_forms >= EMU_FORM_ROWS)
+			return;   /* the forms are an optimisation: the generic handler stays */
+		*slot = (uint8_t)n_forms++;
+	}
+	for (unsigned mem = 0; mem < 2; mem++)
+		for (unsigned lg = 0; lg < 4; lg++)
+			if ((kinds & (mem ? EMU_FORM_MEM : EMU_FORM_REG)) && (sizes & (1u << (1u << lg))))
+				forms[*slot][mem][lg] = fn;
+}
+
+/* The handler of a decoded instruction: the most specific registration
+ * (mandatory prefix and /reg, then either, then neither), or a form
+ * specialised to its operand kind and size registered in that slot or a
+ * more specific one. */
+static emu_handler handler_lookup(unsigned map, unsigned opcode, unsigned mp, unsigned reg, bool mem,
+				  unsigned opsize, bool specialise)
+{
+	static const uint8_t order[4][2] = { { 1, 1 }, { 1, 0 }, { 0, 1 }, { 0, 0 } };
+	unsigned lg = opsize == 8 ? 3 : opsize == 4 ? 2 : opsize == 2 ? 1 : 0;
+	emu_handler form = NULL;
+	for (unsigned k = 0; k < 4; k++) {
+		unsigned m = order[k][0] ? mp + 1 : 0, r = order[k][1] ? reg + 1 : 0;
+		uint8_t fs = form_slot[map][opcode][m][r];
+		if (specialise && fs && !form)
+			form = forms[fs][mem][lg];
+		emu_handler fn = handlers[map][opcode][m][r];
+		if (fn)
+			return form ? form : fn;
+	}
 	return emu_handler_ud;
 }
 
@@ -91,32 +124,6 @@ static inline int64_t read_le(const uint8_t *p, unsigned n)
 static const uint8_t rm16_base[8] = { RBX, RBX, RBP, RBP, RSI, RDI, RBP, RBX };
 static const uint8_t rm16_index[8] = { RSI, RDI, RSI, RDI, EMU_REG_NONE, EMU_REG_NONE, EMU_REG_NONE, EMU_REG_NONE };
 
-/* Instructions that accept LOCK, with a memory destination only (SDM
- * vol. 2A, LOCK: otherwise #UD). */
-static bool lockable(unsigned map, unsigned op, unsigned reg)
-{
-	if (map == EMU_MAP_1B) {
-		if (op < 0x38)
-			return (op & 7) < 2;
-		switch (op) {
-		case 0x80: case 0x81: case 0x82: case 0x83: return reg != 7;
-		case 0x86: case 0x87: return true;
-		case 0xf6: case 0xf7: return reg == 2 || reg == 3;
-		case 0xfe: case 0xff: return reg < 2;
-		default: return false;
-		}
-	}
-	if (map == EMU_MAP_0F) {
-		switch (op) {
-		case 0xab: case 0xb3: case 0xbb: case 0xb0: case 0xb1: case 0xc0: case 0xc1: return true;
-		case 0xba: return reg >= 5;
-		case 0xc7: return reg == 1;
-		default: return false;
-		}
-	}
-	return false;
-}
-
 static int finish_invalid(struct emu_insn *out, unsigned len, emu_handler fn)
 {
 	out->len = (uint8_t)(len > 15 ? 15 : len);
@@ -126,7 +133,22 @@ static int finish_invalid(struct emu_insn *out, unsigned len, emu_handler fn)
 
 int emu_decode(struct emu_cpu *cpu, const uint8_t *bytes, unsigned avail, struct emu_insn *out)
 {
-	return emu_decode_mode(cpu->mode, bytes, avail, out);
+	int rc = emu_decode_mode(cpu->mode, bytes, avail, out);
+	/* An opcode whose CPUID flag the model removes raises #UD (SDM vol.
+	 * 2A, "CPUID Feature Flag" of each instruction).  Decoded blocks are
+	 * cached, so this runs once per instruction decoded, not executed. */
+	if (rc == 0 && cpu->feat_off) {
+		unsigned f = emu_opcodes[out->opmap & 3][out->opcode].feat[out->mprefix & 3];
+		for (unsigned i = 0; !f && out->mod == 3 && i < emu_n_group_features; i++) {
+			const struct emu_group_feature *g = &emu_group_features[i];
+			if (g->map == out->opmap && g->opcode == out->opcode && ((g->mprefixes >> out->mprefix) & 1) &&
+			    g->reg == ((out->modrm >> 3) & 7) && (g->rm < 0 || g->rm == (out->modrm & 7)))
+				f = g->feat;
+		}
+		if (f && ((cpu->feat_off >> f) & 1))
+			out->fn = emu_handler_ud;
+	}
+	return rc;
 }
 
 int emu_decode_mode(unsigned mode, const uint8_t *b, unsigned avail, struct emu_insn *out)
@@ -135,7 +157,7 @@ int emu_decode_mode(unsigned mode, const uint8_t *b, unsigned avail, struct emu_
 	const bool def16 = mode == EMU_MODE_REAL || mode == EMU_MODE_V86 || mode == EMU_MODE_PROT16;
 	unsigned i = 0, max = avail < 15 ? avail : 15;
 	bool p66 = false, p67 = false;
-	uint8_t seg = 0xff, rep = 0, lastrep = 0, rex = 0;
+	uint8_t seg = 0xff, rep = 0, rex = 0;
 
 	memset(out, 0, sizeof(*out));
 	out->base = out->index = EMU_REG_NONE;
@@ -161,7 +183,7 @@ int emu_decode_mode(unsigned mode, const uint8_t *b, unsigned avail, struct emu_
 		case 0x66: p66 = true; rex = 0; continue;
 		case 0x67: p67 = true; rex = 0; continue;
 		case 0xf0: out->lock = 1; rex = 0; continue;
-		case 0xf2: case 0xf3: rep = c; lastrep = c; rex = 0; continue;
+		case 0xf2: case 0xf3: rep = c; rex = 0; continue;
 		default:
 			break;
 		}
@@ -187,12 +209,12 @@ int emu_decode_mode(unsigned mode, const uint8_t *b, unsigned avail, struct emu_
 			op = b[i++];
 		}
 	}
-	uint16_t fmt = emu_decode_fmt[map][op];
+	const struct emu_opcode *row = &emu_opcodes[map][op];
+	uint16_t fmt = row->fmt;
 	out->opmap = (uint8_t)map;
 	out->opcode = op;
 	out->rex = rex;
 	out->rep = rep;
-	(void)lastrep;
 	out->mprefix = rep == 0xf3 ? EMU_MP_F3 : rep == 0xf2 ? EMU_MP_F2 : p66 ? EMU_MP_66 : EMU_MP_NONE;
 
 	/* VEX (C4/C5) and EVEX (62) are not advertised: outside 64-bit mode
@@ -239,13 +261,11 @@ int emu_decode_mode(unsigned mode, const uint8_t *b, unsigned avail, struct emu_
 		 * (SDM vol. 2A, MOV-Control Registers: "mod bits are ignored"). */
 		if (fmt & F_MODREG)
 			mod = 3;
-		/* FF /2 and /4 (near CALL/JMP) are f64, FF /6 (PUSH) d64. */
-		if (m64 && map == EMU_MAP_1B && op == 0xff) {
-			if (reg == 2 || reg == 4)
-				osz = 8;
-			else if (reg == 6 && !p66)
-				osz = 8;
-		}
+		/* Group members with their own 64-bit mode size rule (FF). */
+		if (m64 && ((row->f64 >> reg) & 1))
+			osz = 8;
+		else if (m64 && ((row->d64 >> reg) & 1) && !p66)
+			osz = 8;
 		out->mod = (uint8_t)mod;
 		if (mod == 3) {
 			out->rm = (uint8_t)(rm | ((rex & 1) << 3));
@@ -342,18 +362,14 @@ int emu_decode_mode(unsigned mode, const uint8_t *b, unsigned avail, struct emu_
 		out->fn = emu_handler_ud;
 		return -EINVAL;
 	}
-	if (out->lock && (out->mod == 3 || !(fmt & F_MODRM) || !lockable(map, op, grp_reg))) {
+	bool mem = (fmt & F_MODRM) && out->mod != 3;
+	if (out->lock && (!mem || !((row->lock >> grp_reg) & 1))) {
 		out->fn = emu_handler_ud;
 		return 0;
 	}
-	out->fn = handler_lookup(map, op, out->mprefix, grp_reg);
-	for (unsigned k = 0; k < n_fast_choosers; k++) {
-		emu_handler fast = fast_choosers[k](out);
-		if (fast) {
-			out->fn = fast;
-			break;
-		}
-	}
+	/* A LOCKed instruction keeps its generic handler, which does the
+	 * atomic read-modify-write. */
+	out->fn = handler_lookup(map, op, out->mprefix, grp_reg, mem, out->opsize, !out->lock);
 	return 0;
 
 short_input:
@@ -364,13 +380,10 @@ short_input:
 
 bool emu_insn_ends_block(const struct emu_insn *insn)
 {
-	uint16_t fmt = emu_decode_fmt[insn->opmap][insn->opcode];
-	if (fmt & F_END)
+	const struct emu_opcode *row = &emu_opcodes[insn->opmap][insn->opcode];
+	if (row->fmt & F_END)
 		return true;
-	/* FF /2../5: indirect near and far calls and jumps. */
-	if (insn->opmap == EMU_MAP_1B && insn->opcode == 0xff) {
-		unsigned r = (insn->modrm >> 3) & 7;
-		return r >= 2 && r <= 5;
-	}
+	if ((row->fmt & F_MODRM) && ((row->end >> ((insn->modrm >> 3) & 7)) & 1))
+		return true;
 	return insn->fn == emu_handler_ud || insn->fn == emu_handler_gp0;
 }

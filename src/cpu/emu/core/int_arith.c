@@ -36,35 +36,12 @@ static bool locked_rmw(struct emu_cpu *cpu, const struct emu_insn *in, unsigned 
 		       uint64_t (*fn)(struct emu_cpu *, uint64_t, uint64_t, unsigned, bool), uint64_t arg, unsigned op,
 		       bool cin)
 {
-	void *p = emu_mem_ptr(cpu, in->seg, insn_ea(cpu, in), size, true);
+	void *p = emu_mem_ptr(cpu, in->seg, emu_insn_ea(cpu, in), size, true);
 	if (!p)
 		return false;
-	switch (size) {
-	case 1: {
-		uint8_t old = __atomic_load_n((uint8_t *)p, __ATOMIC_RELAXED), nv;
-		do nv = (uint8_t)fn(cpu, old, arg, op, cin);
-		while (!__atomic_compare_exchange_n((uint8_t *)p, &old, nv, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
-		break;
-	}
-	case 2: {
-		uint16_t old = __atomic_load_n((uint16_t *)p, __ATOMIC_RELAXED), nv;
-		do nv = (uint16_t)fn(cpu, old, arg, op, cin);
-		while (!__atomic_compare_exchange_n((uint16_t *)p, &old, nv, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
-		break;
-	}
-	case 4: {
-		uint32_t old = __atomic_load_n((uint32_t *)p, __ATOMIC_RELAXED), nv;
-		do nv = (uint32_t)fn(cpu, old, arg, op, cin);
-		while (!__atomic_compare_exchange_n((uint32_t *)p, &old, nv, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
-		break;
-	}
-	default: {
-		uint64_t old = __atomic_load_n((uint64_t *)p, __ATOMIC_RELAXED), nv;
-		do nv = fn(cpu, old, arg, op, cin);
-		while (!__atomic_compare_exchange_n((uint64_t *)p, &old, nv, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
-		break;
-	}
-	}
+	uint64_t old = emu_host_load(p, size), nv;
+	do nv = fn(cpu, old, arg, op, cin);
+	while (!emu_host_cmpxchg(p, size, &old, nv));
 	return true;
 }
 
@@ -84,7 +61,7 @@ static inline void alu_rm(struct emu_cpu *cpu, const struct emu_insn *in, unsign
 		return;
 	}
 	if (op == ALU_CMP) {
-		alu(cpu, op, size, emu_read(cpu, in->seg, insn_ea(cpu, in), size), src, false);
+		alu(cpu, op, size, emu_read(cpu, in->seg, emu_insn_ea(cpu, in), size), src, false);
 		return;
 	}
 	if (in->lock && locked_rmw(cpu, in, size, rmw_alu, src, op << 8 | size, alu_cin(cpu, op)))
@@ -154,16 +131,11 @@ static void incdec_rm(struct emu_cpu *cpu, const struct emu_insn *in, bool dec)
 		return;
 	}
 	if (in->lock) {
-		void *p = emu_mem_ptr(cpu, in->seg, insn_ea(cpu, in), size, true);
+		void *p = emu_mem_ptr(cpu, in->seg, emu_insn_ea(cpu, in), size, true);
 		if (p) {
 			/* Atomic add, then flags from the value it replaced. */
-			uint64_t add = dec ? emu_size_mask(size) : 1, old;
-			switch (size) {
-			case 1: old = __atomic_fetch_add((uint8_t *)p, (uint8_t)add, __ATOMIC_SEQ_CST); break;
-			case 2: old = __atomic_fetch_add((uint16_t *)p, (uint16_t)add, __ATOMIC_SEQ_CST); break;
-			case 4: old = __atomic_fetch_add((uint32_t *)p, (uint32_t)add, __ATOMIC_SEQ_CST); break;
-			default: old = __atomic_fetch_add((uint64_t *)p, add, __ATOMIC_SEQ_CST); break;
-			}
+			uint64_t add = dec ? emu_size_mask(size) : 1;
+			uint64_t old = emu_host_atomic(p, size, EMU_ATOMIC_ADD, add);
 			rmw_incdec(cpu, old, dec, size, 0);
 			return;
 		}
@@ -211,11 +183,11 @@ static void unary_rm(struct emu_cpu *cpu, const struct emu_insn *in,
 static void h_not(struct emu_cpu *cpu, const struct emu_insn *in) { unary_rm(cpu, in, rmw_not); }
 static void h_neg(struct emu_cpu *cpu, const struct emu_insn *in) { unary_rm(cpu, in, rmw_neg); }
 
-static emu_handler emu_arith_fast(const struct emu_insn *in);
+static void arith_register_forms(void);
 
 void emu_int_arith_register(void)
 {
-	emu_register_fast(emu_arith_fast);
+	arith_register_forms();
 	for (unsigned row = 0; row < 8; row++) {
 		uint8_t b = (uint8_t)(row << 3);
 		emu_register(EMU_MAP_1B, b + 0, -1, -1, h_alu_rm_r);
@@ -245,7 +217,7 @@ void emu_int_arith_register(void)
 	}
 }
 
-/* ---- forms specialized at decode (emu_arith_fast) ----
+/* ---- forms specialized at decode (arith_register_forms) ----
  * Register operands of 32 and 64 bits are most of the ALU work of a
  * 64-bit kernel; with the operation and size constant the generic
  * handler's switches fold away.  Semantics are the generic handlers'. */
@@ -268,7 +240,7 @@ void emu_int_arith_register(void)
 #define ALU_RM(op, size)                                                                          \
 	static void alu_load_##op##_##size(struct emu_cpu *cpu, const struct emu_insn *in)        \
 	{                                                                                         \
-		uint64_t b = emu_read(cpu, in->seg, insn_ea(cpu, in), size);                      \
+		uint64_t b = emu_read(cpu, in->seg, emu_insn_ea(cpu, in), size);                      \
 		uint64_t r = alu(cpu, op, size, cpu->gpr[in->reg], b, alu_cin(cpu, op));          \
 		if (op != ALU_CMP)                                                                \
 			reg_set(cpu, in->reg, size, true, r);                                     \
@@ -299,40 +271,34 @@ static void test_rr_8(struct emu_cpu *cpu, const struct emu_insn *in)
 #define CMP_MEM(size)                                                                             \
 	static void cmp_mr_##size(struct emu_cpu *cpu, const struct emu_insn *in)                 \
 	{                                                                                         \
-		alu(cpu, ALU_CMP, size, emu_read(cpu, in->seg, insn_ea(cpu, in), size), cpu->gpr[in->reg], false); \
+		alu(cpu, ALU_CMP, size, emu_read(cpu, in->seg, emu_insn_ea(cpu, in), size), cpu->gpr[in->reg], false); \
 	}                                                                                         \
 	static void cmp_mi_##size(struct emu_cpu *cpu, const struct emu_insn *in)                 \
 	{                                                                                         \
-		alu(cpu, ALU_CMP, size, emu_read(cpu, in->seg, insn_ea(cpu, in), size), in->imm, false); \
+		alu(cpu, ALU_CMP, size, emu_read(cpu, in->seg, emu_insn_ea(cpu, in), size), in->imm, false); \
 	}
 CMP_MEM(4)
 CMP_MEM(8)
 
-static emu_handler emu_arith_fast_mem(const struct emu_insn *in, unsigned sz)
+static void arith_register_forms(void)
 {
-	if (in->fn == h_alu_r_rm)
-		return alu_fast[in->opcode >> 3][3][sz];
-	if (in->fn == h_alu_rm_r && (in->opcode >> 3) == ALU_CMP)
-		return sz ? cmp_mr_8 : cmp_mr_4;
-	if (in->fn == h_grp1 && ((in->modrm >> 3) & 7) == ALU_CMP)
-		return sz ? cmp_mi_8 : cmp_mi_4;
-	return NULL;
-}
-
-static emu_handler emu_arith_fast(const struct emu_insn *in)
-{
-	if (in->lock || (in->opsize != 4 && in->opsize != 8))
-		return NULL;
-	unsigned sz = in->opsize == 8;
-	if (in->mod != 3)
-		return emu_arith_fast_mem(in, sz);
-	if (in->fn == h_alu_rm_r)
-		return alu_fast[in->opcode >> 3][1][sz];
-	if (in->fn == h_alu_r_rm)
-		return alu_fast[in->opcode >> 3][0][sz];
-	if (in->fn == h_grp1)
-		return alu_fast[(in->modrm >> 3) & 7][2][sz];
-	if (in->fn == h_test_rm_r)
-		return sz ? test_rr_8 : test_rr_4;
-	return NULL;
+	for (unsigned op = 0; op < 8; op++) {
+		uint8_t b = (uint8_t)(op << 3);
+		for (unsigned q = 0; q < 2; q++) {
+			unsigned sz = q ? EMU_FORM_64 : EMU_FORM_32;
+			emu_register_form(EMU_MAP_1B, b + 1, -1, -1, EMU_FORM_REG, sz, alu_fast[op][1][q]);
+			emu_register_form(EMU_MAP_1B, b + 3, -1, -1, EMU_FORM_REG, sz, alu_fast[op][0][q]);
+			emu_register_form(EMU_MAP_1B, b + 3, -1, -1, EMU_FORM_MEM, sz, alu_fast[op][3][q]);
+			emu_register_form(EMU_MAP_1B, 0x81, -1, (int)op, EMU_FORM_REG, sz, alu_fast[op][2][q]);
+			emu_register_form(EMU_MAP_1B, 0x83, -1, (int)op, EMU_FORM_REG, sz, alu_fast[op][2][q]);
+		}
+	}
+	emu_register_form(EMU_MAP_1B, 0x39, -1, -1, EMU_FORM_MEM, EMU_FORM_32, cmp_mr_4);
+	emu_register_form(EMU_MAP_1B, 0x39, -1, -1, EMU_FORM_MEM, EMU_FORM_64, cmp_mr_8);
+	emu_register_form(EMU_MAP_1B, 0x81, -1, ALU_CMP, EMU_FORM_MEM, EMU_FORM_32, cmp_mi_4);
+	emu_register_form(EMU_MAP_1B, 0x81, -1, ALU_CMP, EMU_FORM_MEM, EMU_FORM_64, cmp_mi_8);
+	emu_register_form(EMU_MAP_1B, 0x83, -1, ALU_CMP, EMU_FORM_MEM, EMU_FORM_32, cmp_mi_4);
+	emu_register_form(EMU_MAP_1B, 0x83, -1, ALU_CMP, EMU_FORM_MEM, EMU_FORM_64, cmp_mi_8);
+	emu_register_form(EMU_MAP_1B, 0x85, -1, -1, EMU_FORM_REG, EMU_FORM_32, test_rr_4);
+	emu_register_form(EMU_MAP_1B, 0x85, -1, -1, EMU_FORM_REG, EMU_FORM_64, test_rr_8);
 }

@@ -13,7 +13,7 @@ static void bit_op(struct emu_cpu *cpu, const struct emu_insn *in, unsigned op, 
 		bit = (unsigned)(off & (bits - 1));
 		v = reg_get(cpu, in->rm, size, in->rex);
 	} else {
-		uint64_t ea = insn_ea(cpu, in);
+		uint64_t ea = emu_insn_ea(cpu, in);
 		if (reg_off) {
 			/* A register offset is signed and may leave the operand. */
 			int64_t so = (int64_t)sext(off, size);
@@ -28,24 +28,8 @@ static void bit_op(struct emu_cpu *cpu, const struct emu_insn *in, unsigned op, 
 		if (op != 0 && in->lock)
 			p = emu_mem_ptr(cpu, in->seg, ea, size, true);
 		if (p) {
-			uint64_t old;
-			switch (size) {
-			case 2:
-				old = op == 1 ? __atomic_fetch_or((uint16_t *)p, (uint16_t)mask, __ATOMIC_SEQ_CST)
-				    : op == 2 ? __atomic_fetch_and((uint16_t *)p, (uint16_t)~mask, __ATOMIC_SEQ_CST)
-					      : __atomic_fetch_xor((uint16_t *)p, (uint16_t)mask, __ATOMIC_SEQ_CST);
-				break;
-			case 4:
-				old = op == 1 ? __atomic_fetch_or((uint32_t *)p, (uint32_t)mask, __ATOMIC_SEQ_CST)
-				    : op == 2 ? __atomic_fetch_and((uint32_t *)p, (uint32_t)~mask, __ATOMIC_SEQ_CST)
-					      : __atomic_fetch_xor((uint32_t *)p, (uint32_t)mask, __ATOMIC_SEQ_CST);
-				break;
-			default:
-				old = op == 1 ? __atomic_fetch_or((uint64_t *)p, mask, __ATOMIC_SEQ_CST)
-				    : op == 2 ? __atomic_fetch_and((uint64_t *)p, ~mask, __ATOMIC_SEQ_CST)
-					      : __atomic_fetch_xor((uint64_t *)p, mask, __ATOMIC_SEQ_CST);
-				break;
-			}
+			static const enum emu_atomic_op atomic_op[4] = { 0, EMU_ATOMIC_OR, EMU_ATOMIC_AND, EMU_ATOMIC_XOR };
+			uint64_t old = emu_host_atomic(p, size, atomic_op[op], op == 2 ? ~mask : mask);
 			emu_flags_store(cpu, X86_FLAG_CF, (old >> bit) & 1);
 			return;
 		}

@@ -63,11 +63,11 @@ static void h_loop(struct emu_cpu *cpu, const struct emu_insn *in)
 		branch_to(cpu, in, cpu->next_rip + in->imm);
 }
 
-static emu_handler emu_control_fast(const struct emu_insn *in);
+static void control_register_forms(void);
 
 void emu_int_control_register(void)
 {
-	emu_register_fast(emu_control_fast);
+	control_register_forms();
 	for (unsigned cc = 0; cc < 16; cc++) {
 		emu_register(EMU_MAP_1B, (uint8_t)(0x70 + cc), -1, -1, h_jcc);
 		emu_register(EMU_MAP_0F, (uint8_t)(0x80 + cc), -1, -1, h_jcc);
@@ -83,7 +83,7 @@ void emu_int_control_register(void)
 		emu_register(EMU_MAP_1B, (uint8_t)op, -1, -1, h_loop);
 }
 
-/* ---- forms specialized at decode (emu_control_fast) ----
+/* ---- forms specialized at decode (control_register_forms) ----
  * One Jcc handler per condition, so that the condition folds into the
  * flags fast path (emu_cond). */
 #define JCC(cc)                                                                  \
@@ -112,13 +112,12 @@ static void ret64(struct emu_cpu *cpu, const struct emu_insn *in)
 	cpu->next_rip = stack_pop64(cpu);
 }
 
-static emu_handler emu_control_fast(const struct emu_insn *in)
+static void control_register_forms(void)
 {
-	if (in->fn == h_jcc)
-		return jcc_fast[in->opcode & 15];
-	if (in->opsize == 8 && in->fn == h_call_rel)
-		return call_rel64;
-	if (in->opsize == 8 && in->fn == h_ret && in->opcode == 0xc3)
-		return ret64;
-	return NULL;
+	for (unsigned cc = 0; cc < 16; cc++) {
+		emu_register_form(EMU_MAP_1B, (uint8_t)(0x70 + cc), -1, -1, EMU_FORM_ANY, EMU_FORM_ANYSIZE, jcc_fast[cc]);
+		emu_register_form(EMU_MAP_0F, (uint8_t)(0x80 + cc), -1, -1, EMU_FORM_ANY, EMU_FORM_ANYSIZE, jcc_fast[cc]);
+	}
+	emu_register_form(EMU_MAP_1B, 0xe8, -1, -1, EMU_FORM_ANY, EMU_FORM_64, call_rel64);
+	emu_register_form(EMU_MAP_1B, 0xc3, -1, -1, EMU_FORM_ANY, EMU_FORM_64, ret64);
 }

@@ -93,7 +93,7 @@ static void h_bound(struct emu_cpu *cpu, const struct emu_insn *in)
 	if (in->mod == 3)
 		emu_raise_noerr(cpu, X86_EXC_UD);
 	unsigned size = in->opsize;
-	uint64_t ea = insn_ea(cpu, in);
+	uint64_t ea = emu_insn_ea(cpu, in);
 	int64_t lo = (int64_t)sext(emu_read(cpu, in->seg, ea, size), size);
 	int64_t hi = (int64_t)sext(emu_read(cpu, in->seg, (ea + size) & emu_size_mask(in->adsize), size), size);
 	int64_t idx = (int64_t)sext(reg_get(cpu, in->reg, size, false), size);

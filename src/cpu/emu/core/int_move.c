@@ -42,14 +42,14 @@ static void h_mov_rm_sreg(struct emu_cpu *cpu, const struct emu_insn *in)
 	if (in->mod == 3)
 		reg_set(cpu, in->rm, in->opsize == 2 ? 2 : in->opsize, in->rex, sel);
 	else
-		emu_write(cpu, in->seg, insn_ea(cpu, in), 2, sel);
+		emu_write(cpu, in->seg, emu_insn_ea(cpu, in), 2, sel);
 }
 
 static void h_lea(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (in->mod == 3)
 		emu_raise_noerr(cpu, X86_EXC_UD);
-	reg_set(cpu, in->reg, in->opsize, in->rex, insn_ea(cpu, in));
+	reg_set(cpu, in->reg, in->opsize, in->rex, emu_insn_ea(cpu, in));
 }
 
 static void h_movzx(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -81,16 +81,6 @@ static void h_movsxd(struct emu_cpu *cpu, const struct emu_insn *in)
 	reg_set(cpu, in->reg, in->opsize, in->rex, sext(rm_read(cpu, in, ss), ss));
 }
 
-static uint64_t atomic_xchg(void *p, unsigned size, uint64_t v)
-{
-	switch (size) {
-	case 1: return __atomic_exchange_n((uint8_t *)p, (uint8_t)v, __ATOMIC_SEQ_CST);
-	case 2: return __atomic_exchange_n((uint16_t *)p, (uint16_t)v, __ATOMIC_SEQ_CST);
-	case 4: return __atomic_exchange_n((uint32_t *)p, (uint32_t)v, __ATOMIC_SEQ_CST);
-	default: return __atomic_exchange_n((uint64_t *)p, v, __ATOMIC_SEQ_CST);
-	}
-}
-
 /* XCHG with memory is always locked (SDM vol. 2B, XCHG). */
 static void h_xchg_rm_r(struct emu_cpu *cpu, const struct emu_insn *in)
 {
@@ -102,10 +92,10 @@ static void h_xchg_rm_r(struct emu_cpu *cpu, const struct emu_insn *in)
 		reg_set(cpu, in->reg, size, in->rex, o);
 		return;
 	}
-	uint64_t ea = insn_ea(cpu, in), o;
+	uint64_t ea = emu_insn_ea(cpu, in), o;
 	void *p = emu_mem_ptr(cpu, in->seg, ea, size, true);
 	if (p) {
-		o = atomic_xchg(p, size, r);
+		o = emu_host_atomic(p, size, EMU_ATOMIC_XCHG, r);
 	} else {
 		o = emu_read(cpu, in->seg, ea, size);
 		emu_write(cpu, in->seg, ea, size, r);
@@ -145,15 +135,10 @@ static void h_xadd(struct emu_cpu *cpu, const struct emu_insn *in)
 		reg_set(cpu, in->reg, size, in->rex, d);
 		reg_set(cpu, in->rm, size, in->rex, d + s);
 	} else {
-		uint64_t ea = insn_ea(cpu, in);
+		uint64_t ea = emu_insn_ea(cpu, in);
 		void *p = emu_mem_ptr(cpu, in->seg, ea, size, true);
 		if (p) {
-			switch (size) {
-			case 1: d = __atomic_fetch_add((uint8_t *)p, (uint8_t)s, __ATOMIC_SEQ_CST); break;
-			case 2: d = __atomic_fetch_add((uint16_t *)p, (uint16_t)s, __ATOMIC_SEQ_CST); break;
-			case 4: d = __atomic_fetch_add((uint32_t *)p, (uint32_t)s, __ATOMIC_SEQ_CST); break;
-			default: d = __atomic_fetch_add((uint64_t *)p, s, __ATOMIC_SEQ_CST); break;
-			}
+			d = emu_host_atomic(p, size, EMU_ATOMIC_ADD, s);
 		} else {
 			d = emu_read(cpu, in->seg, ea, size);
 			emu_write(cpu, in->seg, ea, size, d + s);
@@ -176,17 +161,11 @@ static void h_cmpxchg(struct emu_cpu *cpu, const struct emu_insn *in)
 			reg_set(cpu, RAX, size, false, d);
 		return;
 	}
-	uint64_t ea = insn_ea(cpu, in);
+	uint64_t ea = emu_insn_ea(cpu, in);
 	void *p = emu_mem_ptr(cpu, in->seg, ea, size, true);
 	if (p) {
-		bool ok;
-		switch (size) {
-		case 1: { uint8_t e = (uint8_t)acc; ok = __atomic_compare_exchange_n((uint8_t *)p, &e, (uint8_t)src, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); d = e; break; }
-		case 2: { uint16_t e = (uint16_t)acc; ok = __atomic_compare_exchange_n((uint16_t *)p, &e, (uint16_t)src, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); d = e; break; }
-		case 4: { uint32_t e = (uint32_t)acc; ok = __atomic_compare_exchange_n((uint32_t *)p, &e, (uint32_t)src, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); d = e; break; }
-		default: { uint64_t e = acc; ok = __atomic_compare_exchange_n((uint64_t *)p, &e, src, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); d = e; break; }
-		}
-		(void)ok;
+		d = acc;
+		emu_host_cmpxchg(p, size, &d, src);
 	} else {
 		/* The destination is always written (SDM vol. 2A, CMPXCHG). */
 		d = emu_read(cpu, in->seg, ea, size);
@@ -202,7 +181,7 @@ static void h_cmpxchg8b(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (in->mod == 3)
 		emu_raise_noerr(cpu, X86_EXC_UD);
-	uint64_t ea = insn_ea(cpu, in);
+	uint64_t ea = emu_insn_ea(cpu, in);
 	bool ok;
 	if (in->opsize == 8) {
 		if (ea & 15)
@@ -211,12 +190,8 @@ static void h_cmpxchg8b(struct emu_cpu *cpu, const struct emu_insn *in)
 		unsigned __int128 nv = ((unsigned __int128)cpu->gpr[RCX] << 64) | cpu->gpr[RBX], cur;
 		void *p = emu_mem_ptr(cpu, in->seg, ea, 16, true);
 		if (p) {
-			uint64_t lo = (uint64_t)exp, hi = (uint64_t)(exp >> 64);
-			__asm__ volatile("lock cmpxchg16b %2; setz %3"
-					 : "+a"(lo), "+d"(hi), "+m"(*(unsigned __int128 *)p), "=q"(ok)
-					 : "b"((uint64_t)nv), "c"((uint64_t)(nv >> 64))
-					 : "memory", "cc");
-			cur = ((unsigned __int128)hi << 64) | lo;
+			cur = exp;
+			ok = emu_host_cmpxchg16(p, &cur, nv);
 		} else {
 			uint64_t lo = emu_read(cpu, in->seg, ea, 8), hi = emu_read(cpu, in->seg, ea + 8, 8);
 			cur = ((unsigned __int128)hi << 64) | lo;
@@ -235,7 +210,7 @@ static void h_cmpxchg8b(struct emu_cpu *cpu, const struct emu_insn *in)
 		void *p = emu_mem_ptr(cpu, in->seg, ea, 8, true);
 		if (p) {
 			cur = exp;
-			ok = __atomic_compare_exchange_n((uint64_t *)p, &cur, nv, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+			ok = emu_host_cmpxchg(p, 8, &cur, nv);
 		} else {
 			cur = emu_read(cpu, in->seg, ea, 8);
 			ok = cur == exp;
@@ -266,7 +241,7 @@ static void h_movbe(struct emu_cpu *cpu, const struct emu_insn *in)
 	if (in->mod == 3)
 		emu_raise_noerr(cpu, X86_EXC_UD);
 	unsigned size = in->opsize;
-	uint64_t ea = insn_ea(cpu, in), v;
+	uint64_t ea = emu_insn_ea(cpu, in), v;
 	if (in->opcode == 0xf0) {
 		v = emu_read(cpu, in->seg, ea, size);
 	} else {
@@ -328,11 +303,11 @@ static void h_xlat(struct emu_cpu *cpu, const struct emu_insn *in)
 	reg_set(cpu, RAX, 1, false, emu_read(cpu, in->seg, a, 1));
 }
 
-static emu_handler emu_move_fast(const struct emu_insn *in);
+static void move_register_forms(void);
 
 void emu_int_move_register(void)
 {
-	emu_register_fast(emu_move_fast);
+	move_register_forms();
 	emu_register(EMU_MAP_1B, 0x88, -1, -1, h_mov_rm_r);
 	emu_register(EMU_MAP_1B, 0x89, -1, -1, h_mov_rm_r);
 	emu_register(EMU_MAP_1B, 0x8a, -1, -1, h_mov_r_rm);
@@ -382,7 +357,7 @@ void emu_int_move_register(void)
 	emu_register(EMU_MAP_1B, 0xd7, -1, -1, h_xlat);
 }
 
-/* ---- forms specialized at decode (emu_move_fast) ----
+/* ---- forms specialized at decode (move_register_forms) ----
  * 32- and 64-bit register moves, loads and stores, and byte/word
  * zero-extending loads: the commonest instructions of compiled code.
  * Semantics are the generic handlers'. */
@@ -397,47 +372,42 @@ void emu_int_move_register(void)
 	}                                                                                        \
 	static void mov_load_##size(struct emu_cpu *cpu, const struct emu_insn *in)              \
 	{                                                                                        \
-		reg_set(cpu, in->reg, size, true, emu_read(cpu, in->seg, insn_ea(cpu, in), size)); \
+		reg_set(cpu, in->reg, size, true, emu_read(cpu, in->seg, emu_insn_ea(cpu, in), size)); \
 	}                                                                                        \
 	static void mov_store_##size(struct emu_cpu *cpu, const struct emu_insn *in)             \
 	{                                                                                        \
-		emu_write(cpu, in->seg, insn_ea(cpu, in), size, cpu->gpr[in->reg]);              \
+		emu_write(cpu, in->seg, emu_insn_ea(cpu, in), size, cpu->gpr[in->reg]);              \
 	}                                                                                        \
 	static void lea_##size(struct emu_cpu *cpu, const struct emu_insn *in)                   \
 	{                                                                                        \
-		reg_set(cpu, in->reg, size, true, insn_ea(cpu, in));                             \
+		reg_set(cpu, in->reg, size, true, emu_insn_ea(cpu, in));                             \
 	}
 MOV_FORMS(4)
 MOV_FORMS(8)
 
 static void movzx_load_b(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	reg_set(cpu, in->reg, in->opsize, true, emu_read(cpu, in->seg, insn_ea(cpu, in), 1));
+	reg_set(cpu, in->reg, in->opsize, true, emu_read(cpu, in->seg, emu_insn_ea(cpu, in), 1));
 }
 
 static void movzx_load_w(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	reg_set(cpu, in->reg, in->opsize, true, emu_read(cpu, in->seg, insn_ea(cpu, in), 2));
+	reg_set(cpu, in->reg, in->opsize, true, emu_read(cpu, in->seg, emu_insn_ea(cpu, in), 2));
 }
 
-static emu_handler emu_move_fast(const struct emu_insn *in)
+static void move_register_forms(void)
 {
-	if (in->lock || (in->opsize != 4 && in->opsize != 8))
-		return NULL;
-	bool q = in->opsize == 8;
-	if (in->fn == h_mov_rm_r) {
-		if (in->mod == 3)
-			return q ? mov_to_rm_8 : mov_to_rm_4;
-		return q ? mov_store_8 : mov_store_4;
-	}
-	if (in->fn == h_mov_r_rm) {
-		if (in->mod == 3)
-			return q ? mov_to_reg_8 : mov_to_reg_4;
-		return q ? mov_load_8 : mov_load_4;
-	}
-	if (in->fn == h_lea && in->mod != 3)
-		return q ? lea_8 : lea_4;
-	if (in->fn == h_movzx && in->mod != 3 && !(in->opcode & 8))
-		return (in->opcode & 1) ? movzx_load_w : movzx_load_b;
-	return NULL;
+	const unsigned s32 = EMU_FORM_32, s64 = EMU_FORM_64;
+	emu_register_form(EMU_MAP_1B, 0x89, -1, -1, EMU_FORM_REG, s32, mov_to_rm_4);
+	emu_register_form(EMU_MAP_1B, 0x89, -1, -1, EMU_FORM_REG, s64, mov_to_rm_8);
+	emu_register_form(EMU_MAP_1B, 0x89, -1, -1, EMU_FORM_MEM, s32, mov_store_4);
+	emu_register_form(EMU_MAP_1B, 0x89, -1, -1, EMU_FORM_MEM, s64, mov_store_8);
+	emu_register_form(EMU_MAP_1B, 0x8b, -1, -1, EMU_FORM_REG, s32, mov_to_reg_4);
+	emu_register_form(EMU_MAP_1B, 0x8b, -1, -1, EMU_FORM_REG, s64, mov_to_reg_8);
+	emu_register_form(EMU_MAP_1B, 0x8b, -1, -1, EMU_FORM_MEM, s32, mov_load_4);
+	emu_register_form(EMU_MAP_1B, 0x8b, -1, -1, EMU_FORM_MEM, s64, mov_load_8);
+	emu_register_form(EMU_MAP_1B, 0x8d, -1, -1, EMU_FORM_MEM, s32, lea_4);
+	emu_register_form(EMU_MAP_1B, 0x8d, -1, -1, EMU_FORM_MEM, s64, lea_8);
+	emu_register_form(EMU_MAP_0F, 0xb6, -1, -1, EMU_FORM_MEM, s32 | s64, movzx_load_b);
+	emu_register_form(EMU_MAP_0F, 0xb7, -1, -1, EMU_FORM_MEM, s32 | s64, movzx_load_w);
 }

@@ -86,7 +86,7 @@ static void h_grp2(struct emu_cpu *cpu, const struct emu_insn *in)
 	}
 	if (!c) {
 		/* No flags, no write; the operand is still read. */
-		emu_read(cpu, in->seg, insn_ea(cpu, in), size);
+		emu_read(cpu, in->seg, emu_insn_ea(cpu, in), size);
 		return;
 	}
 	struct rmw_operand m;
@@ -140,11 +140,11 @@ static void h_shxd(struct emu_cpu *cpu, const struct emu_insn *in)
 		rmw_store(cpu, &mem, r);
 }
 
-static emu_handler emu_shift_fast(const struct emu_insn *in);
+static void shift_register_forms(void);
 
 void emu_int_shift_register(void)
 {
-	emu_register_fast(emu_shift_fast);
+	shift_register_forms();
 	static const uint8_t ops[] = { 0xc0, 0xc1, 0xd0, 0xd1, 0xd2, 0xd3 };
 	for (unsigned i = 0; i < sizeof(ops); i++)
 		emu_register(EMU_MAP_1B, ops[i], -1, -1, h_grp2);
@@ -154,7 +154,7 @@ void emu_int_shift_register(void)
 	emu_register(EMU_MAP_0F, 0xad, -1, -1, h_shxd);
 }
 
-/* ---- forms specialized at decode (emu_shift_fast) ----
+/* ---- forms specialized at decode (shift_register_forms) ----
  * SHL/SHR/SAR of a 32- or 64-bit register by an immediate (C1), the
  * shifts compiled code uses; semantics are h_grp2's. */
 #define SHIFT_RI(name, size, expr, kind)                                                \
@@ -176,15 +176,14 @@ SHIFT_RI(shr_ri_8, 8, v >> c, LF_SHR)
 SHIFT_RI(sar_ri_4, 4, (uint64_t)((int64_t)(int32_t)v >> c), LF_SAR)
 SHIFT_RI(sar_ri_8, 8, (uint64_t)((int64_t)v >> c), LF_SAR)
 
-static emu_handler emu_shift_fast(const struct emu_insn *in)
+static void shift_register_forms(void)
 {
-	if (in->fn != h_grp2 || in->opcode != 0xc1 || in->mod != 3 || (in->opsize != 4 && in->opsize != 8))
-		return NULL;
-	bool q = in->opsize == 8;
-	switch ((in->modrm >> 3) & 7) {
-	case 4: case 6: return q ? shl_ri_8 : shl_ri_4;
-	case 5: return q ? shr_ri_8 : shr_ri_4;
-	case 7: return q ? sar_ri_8 : sar_ri_4;
-	default: return NULL;
-	}
+	emu_register_form(EMU_MAP_1B, 0xc1, -1, 4, EMU_FORM_REG, EMU_FORM_32, shl_ri_4);
+	emu_register_form(EMU_MAP_1B, 0xc1, -1, 4, EMU_FORM_REG, EMU_FORM_64, shl_ri_8);
+	emu_register_form(EMU_MAP_1B, 0xc1, -1, 6, EMU_FORM_REG, EMU_FORM_32, shl_ri_4);
+	emu_register_form(EMU_MAP_1B, 0xc1, -1, 6, EMU_FORM_REG, EMU_FORM_64, shl_ri_8);
+	emu_register_form(EMU_MAP_1B, 0xc1, -1, 5, EMU_FORM_REG, EMU_FORM_32, shr_ri_4);
+	emu_register_form(EMU_MAP_1B, 0xc1, -1, 5, EMU_FORM_REG, EMU_FORM_64, shr_ri_8);
+	emu_register_form(EMU_MAP_1B, 0xc1, -1, 7, EMU_FORM_REG, EMU_FORM_32, sar_ri_4);
+	emu_register_form(EMU_MAP_1B, 0xc1, -1, 7, EMU_FORM_REG, EMU_FORM_64, sar_ri_8);
 }

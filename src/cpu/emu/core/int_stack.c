@@ -40,7 +40,7 @@ static void h_pop_rm(struct emu_cpu *cpu, const struct emu_insn *in)
 	}
 	uint64_t old = cpu->gpr[RSP];
 	sp_set(cpu, sp + size);
-	uint64_t ea = insn_ea(cpu, in);
+	uint64_t ea = emu_insn_ea(cpu, in);
 	cpu->gpr[RSP] = old;        /* restored while the write can fault */
 	emu_write(cpu, in->seg, ea, size, v);
 	sp_set(cpu, sp + size);
@@ -155,11 +155,11 @@ static void h_leave(struct emu_cpu *cpu, const struct emu_insn *in)
 	reg_set(cpu, RBP, size, false, v);
 }
 
-static emu_handler emu_stack_fast(const struct emu_insn *in);
+static void stack_register_forms(void);
 
 void emu_int_stack_register(void)
 {
-	emu_register_fast(emu_stack_fast);
+	stack_register_forms();
 	for (unsigned op = 0; op < 8; op++) {
 		emu_register(EMU_MAP_1B, (uint8_t)(0x50 + op), -1, -1, h_push_r);
 		emu_register(EMU_MAP_1B, (uint8_t)(0x58 + op), -1, -1, h_pop_r);
@@ -182,7 +182,7 @@ void emu_int_stack_register(void)
 	emu_register(EMU_MAP_1B, 0xc9, -1, -1, h_leave);
 }
 
-/* ---- forms specialized at decode (emu_stack_fast) ----
+/* ---- forms specialized at decode (stack_register_forms) ----
  * PUSH/POP of a 64-bit register; semantics are h_push_r's and h_pop_r's
  * (POP RSP leaves the popped value). */
 static void push_r64(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -195,13 +195,10 @@ static void pop_r64(struct emu_cpu *cpu, const struct emu_insn *in)
 	cpu->gpr[in->rm] = stack_pop64(cpu);
 }
 
-static emu_handler emu_stack_fast(const struct emu_insn *in)
+static void stack_register_forms(void)
 {
-	if (in->opsize != 8)
-		return NULL;
-	if (in->fn == h_push_r)
-		return push_r64;
-	if (in->fn == h_pop_r)
-		return pop_r64;
-	return NULL;
+	for (unsigned op = 0; op < 8; op++) {
+		emu_register_form(EMU_MAP_1B, (uint8_t)(0x50 + op), -1, -1, EMU_FORM_ANY, EMU_FORM_64, push_r64);
+		emu_register_form(EMU_MAP_1B, (uint8_t)(0x58 + op), -1, -1, EMU_FORM_ANY, EMU_FORM_64, pop_r64);
+	}
 }

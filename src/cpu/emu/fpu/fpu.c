@@ -26,8 +26,8 @@ _Noreturn void fpu_raise_simd(struct emu_cpu *cpu)
  * commits), so a fault on the second half leaves nothing behind. */
 void fpu_read_m128(struct emu_cpu *cpu, const struct emu_insn *insn, union fpu_vec *v, bool aligned)
 {
-	uint64_t ea = fpu_ea(cpu, insn);
-	if (aligned && (fpu_linear(cpu, insn->seg, ea) & 15))
+	uint64_t ea = emu_insn_ea(cpu, insn);
+	if (aligned && (emu_seg_linear(cpu, insn->seg, ea) & 15))
 		emu_raise(cpu, X86_EXC_GP, 0);
 	/* One TLB lookup for the whole operand when it sits in one page (the
 	 * same hit test as emu_read's inline path). */
@@ -49,8 +49,8 @@ void fpu_read_m128(struct emu_cpu *cpu, const struct emu_insn *insn, union fpu_v
  * every page before writing any byte (no partial store on a fault). */
 void fpu_write_m128(struct emu_cpu *cpu, const struct emu_insn *insn, const union fpu_vec *v, bool aligned)
 {
-	uint64_t ea = fpu_ea(cpu, insn);
-	uint64_t lin = fpu_linear(cpu, insn->seg, ea);
+	uint64_t ea = emu_insn_ea(cpu, insn);
+	uint64_t lin = emu_seg_linear(cpu, insn->seg, ea);
 	if (aligned && (lin & 15))
 		emu_raise(cpu, X86_EXC_GP, 0);
 	if ((lin & 0xfff) > 0xff0) {

@@ -16,6 +16,7 @@
 #define VESSEL_CPU_EMU_FPU_FPU_H
 
 #include "cpu/emu/emu.h"
+#include "cpu/emu/operand.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -83,30 +84,6 @@ union fpu_vec {
 	float f[4];
 	double df[2];
 };
-
-/* Effective address offset of the ModRM memory operand (SDM vol. 2A,
- * 2.1.5): base + index*scale + disp, RIP-relative from the next
- * instruction, truncated to the address size. */
-static inline uint64_t fpu_ea(struct emu_cpu *cpu, const struct emu_insn *insn)
-{
-	uint64_t a = (uint64_t)(int64_t)insn->disp;
-	if (insn->rip_rel)
-		a += cpu->next_rip;
-	if (insn->base != EMU_REG_NONE)
-		a += cpu->gpr[insn->base];
-	if (insn->index != EMU_REG_NONE)
-		a += cpu->gpr[insn->index] << insn->scale;
-	return a & emu_size_mask(insn->adsize);
-}
-
-/* Linear address of a segment offset, for alignment checks only: in
- * 64-bit mode only FS and GS have a base (SDM vol. 3A, 3.4.4). */
-static inline uint64_t fpu_linear(struct emu_cpu *cpu, int seg, uint64_t off)
-{
-	if (cpu->mode == EMU_MODE_LONG64 && seg != SEG_FS && seg != SEG_GS)
-		return off;
-	return cpu->seg[seg].base + off;
-}
 
 /* ---- availability checks (raise on failure) ---- */
 /* x87 waiting instruction: #NM if CR0.EM or CR0.TS, then a pending

@@ -342,7 +342,7 @@ static void simd_int_mmx(struct emu_cpu *cpu, const struct emu_insn *insn)
 	if (insn->mod == 3)
 		s.q[0] = fpu_mmx_get(cpu, insn->rm);
 	else
-		s.q[0] = emu_read(cpu, insn->seg, fpu_ea(cpu, insn), 8);
+		s.q[0] = emu_read(cpu, insn->seg, emu_insn_ea(cpu, insn), 8);
 	d.q[0] = fpu_mmx_get(cpu, insn->reg);
 	int_ops[insn->opmap][insn->opcode][EMU_MP_NONE](&d, &s, 8, (uint8_t)insn->imm);
 	fpu_mmx_enter(cpu);
@@ -462,7 +462,7 @@ static void simd_pmovx(struct emu_cpu *cpu, const struct emu_insn *insn)
 	if (insn->mod == 3)
 		memcpy(&s, &cpu->xmm[insn->rm], 16);
 	else
-		s.q[0] = emu_read(cpu, insn->seg, fpu_ea(cpu, insn), fs * cnt);
+		s.q[0] = emu_read(cpu, insn->seg, emu_insn_ea(cpu, insn), fs * cnt);
 	for (unsigned i = 0; i < cnt; i++) {
 		uint64_t v = 0;
 		memcpy(&v, s.b + i * fs, fs);

@@ -46,7 +46,7 @@ static void sse_src(struct emu_cpu *cpu, const struct emu_insn *insn, union fpu_
 	} else if (n == 16) {
 		fpu_read_m128(cpu, insn, s, true);
 	} else {
-		s->q[0] = emu_read(cpu, insn->seg, fpu_ea(cpu, insn), n);
+		s->q[0] = emu_read(cpu, insn->seg, emu_insn_ea(cpu, insn), n);
 		s->q[1] = 0;
 	}
 }
@@ -74,7 +74,7 @@ static void sse_cvtsi2s(struct emu_cpu *cpu, const struct emu_insn *insn)
 	if (insn->mod == 3)
 		h.gin = cpu->gpr[insn->rm];
 	else
-		h.gin = emu_read(cpu, insn->seg, fpu_ea(cpu, insn), w ? 8 : 4);
+		h.gin = emu_read(cpu, insn->seg, emu_insn_ea(cpu, insn), w ? 8 : 4);
 	memcpy(&h.d, &cpu->xmm[insn->reg], 16);
 	memset(&h.s, 0, 16);
 	h.mx = sse_host_mxcsr(cpu);
@@ -119,7 +119,7 @@ static void sse_cvt_mmx(struct emu_cpu *cpu, const struct emu_insn *insn)
 			h.s.q[0] = fpu_mmx_get(cpu, insn->rm);
 			fpu_mmx_enter(cpu);
 		} else {
-			h.s.q[0] = emu_read(cpu, insn->seg, fpu_ea(cpu, insn), 8);
+			h.s.q[0] = emu_read(cpu, insn->seg, emu_insn_ea(cpu, insn), 8);
 		}
 		memcpy(&h.d, &cpu->xmm[insn->reg], 16);
 		union fpu_vec keep = h.d;
@@ -179,7 +179,7 @@ static void sse_pcmpstr(struct emu_cpu *cpu, const struct emu_insn *insn)
 	if (insn->mod == 3)
 		memcpy(&h.s, &cpu->xmm[insn->rm], 16);
 	else
-		emu_read_bytes(cpu, insn->seg, fpu_ea(cpu, insn), h.s.b, 16);
+		emu_read_bytes(cpu, insn->seg, emu_insn_ea(cpu, insn), h.s.b, 16);
 	memcpy(&h.d, &cpu->xmm[insn->reg], 16);
 	h.imm = (uint8_t)insn->imm;
 	h.mx = sse_host_mxcsr(cpu);

@@ -13,23 +13,6 @@ static inline uint8_t *xreg(struct emu_cpu *cpu, unsigned i)
 	return cpu->xmm[i & 15].b;
 }
 
-/* GPR or memory operand of size n for MOVD/PINSR-style sources. */
-static uint64_t rm_read(struct emu_cpu *cpu, const struct emu_insn *insn, unsigned n)
-{
-	if (insn->mod == 3)
-		return cpu->gpr[insn->rm] & emu_size_mask(n);
-	return emu_read(cpu, insn->seg, fpu_ea(cpu, insn), n);
-}
-
-/* Writes a GPR (32-bit results zero-extend, vol. 1, 3.4.1.1) or memory. */
-static void rm_write(struct emu_cpu *cpu, const struct emu_insn *insn, unsigned n, uint64_t v)
-{
-	if (insn->mod == 3)
-		cpu->gpr[insn->rm] = n == 8 ? v : (uint32_t)v;
-	else
-		emu_write(cpu, insn->seg, fpu_ea(cpu, insn), n, v);
-}
-
 /* ---- 128-bit moves ---- */
 
 /* MOVUPS/MOVUPD/MOVDQU/LDDQU (unaligned) and MOVAPS/MOVAPD/MOVDQA/MOVNTDQA
@@ -98,7 +81,7 @@ static void mov_scalar(struct emu_cpu *cpu, const struct emu_insn *insn)
 		if (insn->mod == 3) {
 			memcpy(xreg(cpu, insn->reg), xreg(cpu, insn->rm), n);
 		} else {
-			uint64_t v = emu_read(cpu, insn->seg, fpu_ea(cpu, insn), n);
+			uint64_t v = emu_read(cpu, insn->seg, emu_insn_ea(cpu, insn), n);
 			memset(xreg(cpu, insn->reg), 0, 16);
 			memcpy(xreg(cpu, insn->reg), &v, n);
 		}
@@ -108,7 +91,7 @@ static void mov_scalar(struct emu_cpu *cpu, const struct emu_insn *insn)
 		} else {
 			uint64_t v = 0;
 			memcpy(&v, xreg(cpu, insn->reg), n);
-			emu_write(cpu, insn->seg, fpu_ea(cpu, insn), n, v);
+			emu_write(cpu, insn->seg, emu_insn_ea(cpu, insn), n, v);
 		}
 	}
 }
@@ -128,7 +111,7 @@ static void mov_half(struct emu_cpu *cpu, const struct emu_insn *insn)
 			if (insn->mod == 3)
 				memcpy(&s, xreg(cpu, insn->rm), 16);
 			else
-				s.q[0] = emu_read(cpu, insn->seg, fpu_ea(cpu, insn), 8);
+				s.q[0] = emu_read(cpu, insn->seg, emu_insn_ea(cpu, insn), 8);
 			r.q[0] = r.q[1] = s.q[0];
 		} else {                            /* MOVSLDUP / MOVSHDUP */
 			if (insn->mod == 3)
@@ -147,7 +130,7 @@ static void mov_half(struct emu_cpu *cpu, const struct emu_insn *insn)
 			emu_raise_noerr(cpu, X86_EXC_UD);
 		uint64_t v;
 		memcpy(&v, x + (high ? 8 : 0), 8);
-		emu_write(cpu, insn->seg, fpu_ea(cpu, insn), 8, v);
+		emu_write(cpu, insn->seg, emu_insn_ea(cpu, insn), 8, v);
 		return;
 	}
 	if (insn->mod == 3) {
@@ -159,7 +142,7 @@ static void mov_half(struct emu_cpu *cpu, const struct emu_insn *insn)
 		memcpy(x + (high ? 8 : 0), &v, 8);
 		return;
 	}
-	uint64_t v = emu_read(cpu, insn->seg, fpu_ea(cpu, insn), 8);
+	uint64_t v = emu_read(cpu, insn->seg, emu_insn_ea(cpu, insn), 8);
 	memcpy(x + (high ? 8 : 0), &v, 8);
 }
 
@@ -266,7 +249,7 @@ static void mov_d_from_vec(struct emu_cpu *cpu, const struct emu_insn *insn)
 		if (insn->mod == 3)
 			memcpy(&v, xreg(cpu, insn->rm), 8);
 		else
-			v = emu_read(cpu, insn->seg, fpu_ea(cpu, insn), 8);
+			v = emu_read(cpu, insn->seg, emu_insn_ea(cpu, insn), 8);
 		uint8_t *x = xreg(cpu, insn->reg);
 		memset(x, 0, 16);
 		memcpy(x, &v, 8);
@@ -290,7 +273,7 @@ static void mov_mmx_q(struct emu_cpu *cpu, const struct emu_insn *insn)
 	fpu_check_mmx(cpu);
 	if (insn->opcode == 0x6f) {
 		uint64_t v = insn->mod == 3 ? fpu_mmx_get(cpu, insn->rm)
-					    : emu_read(cpu, insn->seg, fpu_ea(cpu, insn), 8);
+					    : emu_read(cpu, insn->seg, emu_insn_ea(cpu, insn), 8);
 		fpu_mmx_enter(cpu);
 		fpu_mmx_set(cpu, insn->reg, v);
 		return;
@@ -303,7 +286,7 @@ static void mov_mmx_q(struct emu_cpu *cpu, const struct emu_insn *insn)
 		fpu_mmx_set(cpu, insn->rm, v);
 		return;
 	}
-	emu_write(cpu, insn->seg, fpu_ea(cpu, insn), 8, v);
+	emu_write(cpu, insn->seg, emu_insn_ea(cpu, insn), 8, v);
 	fpu_mmx_enter(cpu);
 }
 
@@ -319,7 +302,7 @@ static void mov_d6(struct emu_cpu *cpu, const struct emu_insn *insn)
 			memset(x, 0, 16);
 			memcpy(x, &v, 8);
 		} else {
-			emu_write(cpu, insn->seg, fpu_ea(cpu, insn), 8, v);
+			emu_write(cpu, insn->seg, emu_insn_ea(cpu, insn), 8, v);
 		}
 		return;
 	}
@@ -420,7 +403,7 @@ static void pextr(struct emu_cpu *cpu, const struct emu_insn *insn)
 	if (insn->mod == 3)
 		cpu->gpr[insn->rm] = (insn->opcode == 0x16 && n == 8) ? v : (uint32_t)v;
 	else
-		emu_write(cpu, insn->seg, fpu_ea(cpu, insn), n, v);
+		emu_write(cpu, insn->seg, emu_insn_ea(cpu, insn), n, v);
 }
 
 /* PINSRB/PINSRD/PINSRQ xmm, r/m, imm8 (0F 3A 20/22) and INSERTPS (21) */
@@ -436,7 +419,7 @@ static void pinsr(struct emu_cpu *cpu, const struct emu_insn *insn)
 		if (insn->mod == 3)
 			memcpy(&v, xreg(cpu, insn->rm) + 4 * (imm >> 6), 4);
 		else
-			v = (uint32_t)emu_read(cpu, insn->seg, fpu_ea(cpu, insn), 4);
+			v = (uint32_t)emu_read(cpu, insn->seg, emu_insn_ea(cpu, insn), 4);
 		union fpu_vec d;
 		memcpy(&d, x, 16);
 		d.d[(imm >> 4) & 3] = v;
@@ -491,7 +474,7 @@ static void movnti(struct emu_cpu *cpu, const struct emu_insn *insn)
 	if (insn->mod == 3)
 		emu_raise_noerr(cpu, X86_EXC_UD);
 	unsigned n = (insn->rex & 8) ? 8 : 4;
-	emu_write(cpu, insn->seg, fpu_ea(cpu, insn), n, cpu->gpr[insn->reg] & emu_size_mask(n));
+	emu_write(cpu, insn->seg, emu_insn_ea(cpu, insn), n, cpu->gpr[insn->reg] & emu_size_mask(n));
 }
 
 /* PREFETCHh (0F 18) and the fences (0F AE E8/F0/F8): vessel executes

@@ -352,7 +352,7 @@ static void x87_arith_mem(struct emu_cpu *cpu, const struct emu_insn *insn, unsi
 	static const uint8_t base_hop[8] = { XH_ADD_F32, XH_MUL_F32, XH_COM_F32, XH_COM_F32,
 					     XH_SUB_F32, XH_SUBR_F32, XH_DIV_F32, XH_DIVR_F32 };
 	struct fpu_fx *fx = fpu_fx(cpu);
-	uint64_t ea = fpu_ea(cpu, insn);
+	uint64_t ea = emu_insn_ea(cpu, insn);
 	unsigned op = (insn->modrm >> 3) & 7;
 	struct x87_host h;
 	x87_read_mem(cpu, insn, ea, h.m, sizes[kind]);
@@ -382,7 +382,7 @@ static void x87_arith_mem(struct emu_cpu *cpu, const struct emu_insn *insn, unsi
 static void x87_load(struct emu_cpu *cpu, const struct emu_insn *insn, enum x87_hop hop, unsigned size)
 {
 	struct fpu_fx *fx = fpu_fx(cpu);
-	uint64_t ea = fpu_ea(cpu, insn);
+	uint64_t ea = emu_insn_ea(cpu, insn);
 	struct x87_host h;
 	x87_read_mem(cpu, insn, ea, h.m, size);
 	x87_note(cpu, insn, true, ea);
@@ -412,7 +412,7 @@ static void x87_load(struct emu_cpu *cpu, const struct emu_insn *insn, enum x87_
 static void x87_store(struct emu_cpu *cpu, const struct emu_insn *insn, enum x87_hop hop, unsigned size, bool pop)
 {
 	struct fpu_fx *fx = fpu_fx(cpu);
-	uint64_t ea = fpu_ea(cpu, insn);
+	uint64_t ea = emu_insn_ea(cpu, insn);
 	struct x87_host h;
 	x87_note(cpu, insn, true, ea);
 	fx->fsw &= ~FSW_C1;
@@ -568,7 +568,7 @@ static void x87_env_load(struct emu_cpu *cpu, const struct emu_insn *insn, const
 static void x87_fstenv(struct emu_cpu *cpu, const struct emu_insn *insn, bool save)
 {
 	struct fpu_fx *fx = fpu_fx(cpu);
-	uint64_t ea = fpu_ea(cpu, insn);
+	uint64_t ea = emu_insn_ea(cpu, insn);
 	uint8_t img[108];
 	unsigned n = x87_env_build(cpu, insn, img);
 	if (save) {
@@ -588,7 +588,7 @@ static void x87_fstenv(struct emu_cpu *cpu, const struct emu_insn *insn, bool sa
 static void x87_fldenv(struct emu_cpu *cpu, const struct emu_insn *insn, bool restore)
 {
 	struct fpu_fx *fx = fpu_fx(cpu);
-	uint64_t ea = fpu_ea(cpu, insn);
+	uint64_t ea = emu_insn_ea(cpu, insn);
 	uint8_t img[108];
 	unsigned n = x87_env32(insn) ? 28 : 14;
 	emu_read_bytes(cpu, insn->seg, ea, img, n + (restore ? 80 : 0));
@@ -917,7 +917,7 @@ static void x87_d9(struct emu_cpu *cpu, const struct emu_insn *insn)
 		case 4: fpu_check_x87(cpu); x87_fldenv(cpu, insn, false); return;
 		case 5: /* FLDCW */
 			fpu_check_x87(cpu);
-			ea = fpu_ea(cpu, insn);
+			ea = emu_insn_ea(cpu, insn);
 			fx->fcw = (uint16_t)emu_read(cpu, insn->seg, ea, 2);
 			if (fx->fsw & FSW_EXC & ~fx->fcw)
 				fx->fsw |= FSW_ES | FSW_B;
@@ -927,7 +927,7 @@ static void x87_d9(struct emu_cpu *cpu, const struct emu_insn *insn)
 		case 6: fpu_check_x87_nowait(cpu); x87_fstenv(cpu, insn, false); return;
 		case 7: /* FNSTCW */
 			fpu_check_x87_nowait(cpu);
-			ea = fpu_ea(cpu, insn);
+			ea = emu_insn_ea(cpu, insn);
 			emu_write(cpu, insn->seg, ea, 2, fx->fcw);
 			return;
 		default: emu_raise_noerr(cpu, X86_EXC_UD);
@@ -1038,7 +1038,7 @@ static void x87_dd(struct emu_cpu *cpu, const struct emu_insn *insn)
 		case 6: fpu_check_x87_nowait(cpu); x87_fstenv(cpu, insn, true); return;
 		case 7: /* FNSTSW m16 */
 			fpu_check_x87_nowait(cpu);
-			emu_write(cpu, insn->seg, fpu_ea(cpu, insn), 2, fx->fsw);
+			emu_write(cpu, insn->seg, emu_insn_ea(cpu, insn), 2, fx->fsw);
 			return;
 		default: emu_raise_noerr(cpu, X86_EXC_UD);
 		}

@@ -25,8 +25,8 @@ static void xs_check_xsave(struct emu_cpu *cpu)
 
 static uint64_t xs_aligned_ea(struct emu_cpu *cpu, const struct emu_insn *insn, unsigned align)
 {
-	uint64_t ea = fpu_ea(cpu, insn);
-	if (fpu_linear(cpu, insn->seg, ea) & (align - 1))
+	uint64_t ea = emu_insn_ea(cpu, insn);
+	if (emu_seg_linear(cpu, insn->seg, ea) & (align - 1))
 		emu_raise(cpu, X86_EXC_GP, 0);
 	return ea;
 }
@@ -76,7 +76,7 @@ static void fxrstor(struct emu_cpu *cpu, const struct emu_insn *insn)
 static void ldmxcsr(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	fpu_check_sse(cpu);
-	uint32_t v = (uint32_t)emu_read(cpu, insn->seg, fpu_ea(cpu, insn), 4);
+	uint32_t v = (uint32_t)emu_read(cpu, insn->seg, emu_insn_ea(cpu, insn), 4);
 	if (!xs_mxcsr_ok(v))
 		emu_raise(cpu, X86_EXC_GP, 0);
 	cpu->mxcsr = v;
@@ -85,7 +85,7 @@ static void ldmxcsr(struct emu_cpu *cpu, const struct emu_insn *insn)
 static void stmxcsr(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	fpu_check_sse(cpu);
-	emu_write(cpu, insn->seg, fpu_ea(cpu, insn), 4, cpu->mxcsr);
+	emu_write(cpu, insn->seg, emu_insn_ea(cpu, insn), 4, cpu->mxcsr);
 }
 
 /* XINUSE (13.6): a component not in its initial configuration. */

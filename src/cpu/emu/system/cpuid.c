@@ -6,8 +6,9 @@
  * cpuid_query() after the lookup. */
 #include "cpu/emu/system/sys.h"
 
-#include "hw/intc/lapic.h"
-#include "vm/machine.h"
+#include "cpu/emu/core/opcodes.h"
+#include "machine/cpu_model.h"
+#include "machine/machine.h"
 
 #include <string.h>
 
@@ -99,10 +100,14 @@ static const struct cpuid_entry cpuid_table[] = {
 	/* TSC = crystal * EBX / EAX: the LAPIC timer's 1 GHz clock * 2 = EMU_TSC_HZ. */
 	{ 0x15, CPUID_ANY, 1, (uint32_t)(EMU_TSC_HZ / LAPIC_TIMER_HZ), (uint32_t)LAPIC_TIMER_HZ, 0 },
 	{ 0x16, CPUID_ANY, 2000, 2000, 100, 0 },
-	/* Hypervisor leaves (0x40000000 range, VMware/KVM convention). */
+	/* Hypervisor leaves (0x40000000 range, VMware/KVM convention).  With
+	 * the Hyper-V interface on, src/hv answers 0x40000000-0x4000000f
+	 * ("Microsoft Hv"); vessel's own identity is also at 0x40000100. */
 	{ 0x40000000, CPUID_ANY, 0x40000010, STR4('V', 'e', 's', 's'), STR4('e', 'l', 'V', 'e'),
 	  STR4('s', 's', 'e', 'l') },
 	{ 0x40000010, CPUID_ANY, (uint32_t)(EMU_TSC_HZ / 1000), (uint32_t)(LAPIC_TIMER_HZ / 1000), 0, 0 },
+	{ 0x40000100, CPUID_ANY, 0x40000100, STR4('V', 'e', 's', 's'), STR4('e', 'l', 'V', 'e'),
+	  STR4('s', 's', 'e', 'l') },
 	{ 0x80000000, CPUID_ANY, 0x80000008, 0, 0, 0 },
 	{ 0x80000001, CPUID_ANY, 0, 0, F81C_LAHF | F81C_ABM,
 	  F81D_SYSCALL | F81D_NX | F81D_PAGE1GB | F81D_RDTSCP | F81D_LM },
@@ -132,6 +137,25 @@ static unsigned n_cpus(const struct emu_cpu *cpu)
 	return 1;
 }
 
+/* Logical processors per package: with virtual NUMA nodes of equal,
+ * power-of-two size, one package per node, so that the guest's package
+ * and node scheduling domains agree (docs/numa.md); APIC id = vCPU id
+ * then splits into package (node) and core fields.  Otherwise one
+ * package holds every vCPU. */
+static unsigned cpus_per_package(const struct emu_cpu *cpu)
+{
+	unsigned n = n_cpus(cpu);
+	const struct numa_config *c = cpu->vcpu && cpu->vcpu->vm ? &cpu->vcpu->vm->numa : NULL;
+	if (!c || c->n_nodes < 2)
+		return n;
+	unsigned k = c->nodes[0].n_cpus;
+	for (unsigned i = 0; i < c->n_nodes; i++) {
+		if (c->nodes[i].n_cpus != k || c->nodes[i].first_cpu != i * k)
+			return n;
+	}
+	return k && !(k & (k - 1)) ? k : n;
+}
+
 static unsigned cpu_id(const struct emu_cpu *cpu)
 {
 	return cpu->vcpu ? cpu->vcpu->id : 0;
@@ -145,8 +169,9 @@ void cpuid_query(struct emu_cpu *cpu, uint32_t leaf, uint32_t subleaf, uint32_t 
 		leaf = 0x16;
 	memset(out, 0, 4 * sizeof(uint32_t));
 	if (leaf == 0xb) {
-		/* x2APIC topology: one thread per core, n cores in the package. */
-		unsigned n = n_cpus(cpu), shift = 0;
+		/* x2APIC topology (SDM vol. 2A, CPUID leaf 0BH): one thread per
+		 * core, n cores in the package. */
+		unsigned n = cpus_per_package(cpu), shift = 0;
 		while ((1u << shift) < n)
 			shift++;
 		if (subleaf == 0) {
@@ -160,18 +185,36 @@ void cpuid_query(struct emu_cpu *cpu, uint32_t leaf, uint32_t subleaf, uint32_t 
 		return;
 	}
 	if (leaf == 0xd) {
-		emu_fpu_cpuid_xsave(cpu, subleaf, out);
+		/* Without XSAVE the leaf is reserved (SDM vol. 2A, CPUID leaf 0DH). */
+		if (cpu_model_has(cpu->model, 1, 0, CPU_ECX, 26))
+			emu_fpu_cpuid_xsave(cpu, subleaf, out);
 		return;
 	}
+	const struct vm *vm = cpu->vcpu ? cpu->vcpu->vm : NULL;
+	if (vm && vm->hv_cpuid && vm->hv_cpuid(vm, n_cpus(cpu), leaf, out))
+		return;
 	const struct cpuid_entry *e = cpuid_find(leaf, subleaf);
 	if (!e)
 		return;
 	out[0] = e->eax; out[1] = e->ebx; out[2] = e->ecx; out[3] = e->edx;
 	if (leaf == 1) {
-		out[1] |= (cpu_id(cpu) & 0xff) << 24 | (n_cpus(cpu) & 0xff) << 16;
+		/* The table's count (1) is replaced, not ORed with the real one. */
+		out[1] = (out[1] & 0xffff) | (cpu_id(cpu) & 0xff) << 24 | (cpus_per_package(cpu) & 0xff) << 16;
 		if (cpu->cr4 & X86_CR4_OSXSAVE)
 			out[2] |= F1C_OSXSAVE;
 		if (!(cpu->apic_base & 0x800))
 			out[3] &= ~F1D_APIC;
+	}
+	cpu_model_filter(cpu->model, leaf, subleaf, out);
+}
+
+void emu_cpu_set_model(struct emu_cpu *cpu, const struct cpu_model *model)
+{
+	cpu->model = model;
+	cpu->feat_off = 0;
+	for (unsigned f = 1; f < EMU_FEAT_COUNT; f++) {
+		const struct emu_feature_flag *fl = &emu_feature_flags[f];
+		if (!cpu_model_has(model, fl->leaf, 0, fl->reg, fl->bit))
+			cpu->feat_off |= 1u << f;
 	}
 }

@@ -414,7 +414,11 @@ static void iret_v86_vme(struct emu_cpu *cpu, unsigned opsize)
 
 void emu_iret(struct emu_cpu *cpu, unsigned opsize)
 {
-	cpu->nmi_blocked = false;   /* any IRET ends NMI blocking (6.7.1) */
+	/* Any IRET ends NMI blocking (6.7.1); an NMI held pending meanwhile
+	 * is taken at the boundary after it, which the chain does not check. */
+	if (cpu->nmi_blocked && cpu->nmi_pending)
+		cpu->stop_block = true;
+	cpu->nmi_blocked = false;
 	struct emu_seg ss = cpu->seg[SEG_SS];
 	uint64_t sp = cpu->gpr[RSP];
 	unsigned idx = emu_mmu_index(cpu);

@@ -30,8 +30,8 @@
  * notes the write, and makes it fast again once nothing watches the page. */
 #include "cpu/emu/system/sys.h"
 
-#include "vm/machine.h"
-#include "vm/memory.h"
+#include "machine/machine.h"
+#include "machine/memory.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -3,7 +3,8 @@
  * leaving IA-32e mode (SDM vol. 3A 2.5, 9.1, 9.8.5 and 10.8.5). */
 #include "cpu/emu/system/sys.h"
 
-#include "vm/machine.h"
+#include "machine/cpu_model.h"
+#include "machine/machine.h"
 
 #include <string.h>
 #include <time.h>
@@ -109,6 +110,7 @@ void emu_cpu_reset(struct emu_cpu *cpu, bool bsp)
 	cpu->exc_has_error = false;
 	cpu->delivering = -1;
 	cpu->nmi_blocked = false;
+	cpu->nmi_pending = false;
 	cpu->dbg_pending = 0;
 	cpu->dbg_data = false;
 	mmu_reset(cpu);
@@ -176,10 +178,37 @@ void mode_write_cr3(struct emu_cpu *cpu, uint64_t val)
 		       X86_CR4_MCE | X86_CR4_PGE | X86_CR4_PCE | X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT | \
 		       X86_CR4_FSGSBASE | X86_CR4_PCIDE | X86_CR4_OSXSAVE | X86_CR4_SMEP | X86_CR4_SMAP)
 
+/* CR4 bits and the CPUID flag that enumerates each (SDM vol. 3A, 2.5
+ * and table 2-2): reserved, so #GP when set, once a CPU model (--cpu)
+ * removes the flag. */
+static const struct {
+	uint64_t bits;
+	uint32_t leaf;
+	uint8_t reg, bit;
+} cr4_gates[] = {
+	{ X86_CR4_VME | X86_CR4_PVI, 1, CPU_EDX, 1 }, { X86_CR4_DE, 1, CPU_EDX, 2 },
+	{ X86_CR4_PSE, 1, CPU_EDX, 3 }, { X86_CR4_TSD, 1, CPU_EDX, 4 }, { X86_CR4_PAE, 1, CPU_EDX, 6 },
+	{ X86_CR4_MCE, 1, CPU_EDX, 7 }, { X86_CR4_PGE, 1, CPU_EDX, 13 }, { X86_CR4_OSFXSR, 1, CPU_EDX, 24 },
+	{ X86_CR4_OSXMMEXCPT, 1, CPU_EDX, 25 }, { X86_CR4_PCIDE, 1, CPU_ECX, 17 },
+	{ X86_CR4_OSXSAVE, 1, CPU_ECX, 26 }, { X86_CR4_FSGSBASE, 7, CPU_EBX, 0 },
+	{ X86_CR4_SMEP, 7, CPU_EBX, 7 }, { X86_CR4_SMAP, 7, CPU_EBX, 20 },
+};
+
+static uint64_t cr4_removed(const struct emu_cpu *cpu)
+{
+	uint64_t bits = 0;
+	if (!cpu->model || !cpu->model->removed)
+		return 0;
+	for (size_t i = 0; i < sizeof(cr4_gates) / sizeof(cr4_gates[0]); i++)
+		if (!cpu_model_has(cpu->model, cr4_gates[i].leaf, 0, cr4_gates[i].reg, cr4_gates[i].bit))
+			bits |= cr4_gates[i].bits;
+	return bits;
+}
+
 void mode_write_cr4(struct emu_cpu *cpu, uint64_t val)
 {
 	uint64_t old = cpu->cr4;
-	if (val & ~CR4_SUPPORTED)
+	if (val & (~CR4_SUPPORTED | cr4_removed(cpu)))
 		emu_raise(cpu, X86_EXC_GP, 0);
 	if ((cpu->efer & X86_EFER_LMA) && !(val & X86_CR4_PAE))
 		emu_raise(cpu, X86_EXC_GP, 0);

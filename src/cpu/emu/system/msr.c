@@ -1,13 +1,18 @@
 /* Model-specific registers the engine models (SDM vol. 4); everything else
  * is offered to the monitor as a VCPU_EXIT_MSR trap and faults with #GP(0)
- * when nobody handles it. */
+ * when nobody handles it.  Each MSR here is one whose CPUID enumeration
+ * (cpuid.c) the engine advertises, or an architectural one without a CPUID
+ * gate; docs/isa.md ("MSRs and their CPUID gates") lists the audit.  An MSR
+ * of a feature not advertised faults, as on hardware: IA32_SPEC_CTRL and
+ * IA32_PRED_CMD (CPUID.7.0:EDX IBRS/STIBP/SSBD, IBPB), IA32_FEATURE_CONTROL
+ * (VMX, SMX, SGX, LMCE). */
 #include "cpu/emu/system/sys.h"
 
-#include "vm/machine.h"
+#include "machine/cpu_model.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 
-#define MSR_IA32_PRED_CMD        0x49
 #define MSR_IA32_BIOS_SIGN_ID    0x8b
 #define MSR_PLATFORM_INFO        0xce
 #define MSR_MTRRCAP              0xfe
@@ -68,12 +73,25 @@ static int msr_trap(struct emu_cpu *cpu, uint32_t index, bool write, uint64_t *v
 	return 0;
 }
 
+/* Hyper-V synthetic MSRs (0x40000000-0x400001ff) go to src/hv, given this
+ * engine's TSC so that the reference counter follows the guest's TSC:
+ * 0 done, -1 #GP, 1 not Hyper-V's (go on). */
+static int hyperv_msr(struct emu_cpu *cpu, uint32_t index, bool write, uint64_t *val)
+{
+	if ((index >> 16) != 0x4000 || !cpu->vcpu || !cpu->vcpu->vm->hv_msr)
+		return 1;
+	int rc = cpu->vcpu->vm->hv_msr(cpu->vcpu, index, write, val, emu_rdtsc(cpu));
+	if (rc == -ENOENT)
+		return 1;
+	return rc < 0 ? -1 : 0;
+}
+
 static bool is_apic_msr(uint32_t index)
 {
 	return index == MSR_IA32_APIC_BASE || index == MSR_IA32_TSC_DEADLINE || (index >= 0x800 && index <= 0x8ff);
 }
 
-/* The route to the LAPIC (cpu/accel.h): 0 done, -1 #GP, 1 no LAPIC
+/* The route to the LAPIC (machine/accel.h): 0 done, -1 #GP, 1 no LAPIC
  * (model it here).  A TSC deadline is given with this engine's TSC, which
  * carries the guest's IA32_TSC offset. */
 static int apic_msr(struct emu_cpu *cpu, uint32_t index, bool write, uint64_t *val)
@@ -88,9 +106,46 @@ static int apic_msr(struct emu_cpu *cpu, uint32_t index, bool write, uint64_t *v
 	return rc < 0 ? -1 : 0;
 }
 
+/* The MSRs a CPU model (--cpu) can take away with their CPUID flag
+ * (docs/isa.md, "MSRs and their CPUID gates"): with the flag removed
+ * they fault like any MSR the CPU does not have. */
+static const struct msr_gate {
+	uint32_t first, last, leaf;
+	uint8_t reg, bit;
+} msr_gates[] = {
+	{ 0x800, 0x8ff, 1, CPU_ECX, 21 },                                  /* x2APIC registers */
+	{ MSR_IA32_TSC_DEADLINE, MSR_IA32_TSC_DEADLINE, 1, CPU_ECX, 24 },  /* TSC deadline */
+	{ MSR_ARCH_CAPABILITIES, MSR_ARCH_CAPABILITIES, 7, CPU_EDX, 29 },
+	{ MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_EIP, 1, CPU_EDX, 11 },   /* SEP */
+	{ MSR_IA32_PAT, MSR_IA32_PAT, 1, CPU_EDX, 16 },
+	{ MSR_MTRRCAP, MSR_MTRRCAP, 1, CPU_EDX, 12 },
+	{ MSR_MTRR_PHYS_BASE0, MSR_MTRR_PHYS_BASE0 + 15, 1, CPU_EDX, 12 },
+	{ 0x250, 0x26f, 1, CPU_EDX, 12 },                                  /* fixed-range MTRRs */
+	{ MSR_MTRR_DEF_TYPE, MSR_MTRR_DEF_TYPE, 1, CPU_EDX, 12 },
+	{ MSR_MCG_CAP, MSR_MCG_STATUS, 1, CPU_EDX, 7 },                    /* MCE */
+};
+
+static bool msr_removed(const struct emu_cpu *cpu, uint32_t index)
+{
+	if (!cpu->model || !cpu->model->removed)
+		return false;
+	/* IA32_TSC_AUX: RDTSCP or RDPID (SDM vol. 4, table 2-2). */
+	if (index == MSR_TSC_AUX)
+		return !cpu_model_has(cpu->model, 0x80000001, 0, CPU_EDX, 27) &&
+		       !cpu_model_has(cpu->model, 7, 0, CPU_ECX, 22);
+	for (size_t i = 0; i < sizeof(msr_gates) / sizeof(msr_gates[0]); i++) {
+		const struct msr_gate *g = &msr_gates[i];
+		if (index >= g->first && index <= g->last)
+			return !cpu_model_has(cpu->model, g->leaf, 0, g->reg, g->bit);
+	}
+	return false;
+}
+
 int msr_read(struct emu_cpu *cpu, uint32_t index, uint64_t *val)
 {
 	int fi;
+	if (msr_removed(cpu, index))
+		return -1;
 	if (is_apic_msr(index)) {
 		int rc = apic_msr(cpu, index, false, val);
 		if (rc <= 0)
@@ -101,8 +156,6 @@ int msr_read(struct emu_cpu *cpu, uint32_t index, uint64_t *val)
 	switch (index) {
 	case MSR_IA32_TSC: *val = emu_rdtsc(cpu); return 0;
 	case MSR_IA32_APIC_BASE: *val = cpu->apic_base; return 0;
-	case MSR_IA32_FEATURE_CONTROL: *val = cpu->feature_control | 1; return 0;   /* locked, no VMX */
-	case MSR_IA32_SPEC_CTRL: *val = cpu->spec_ctrl; return 0;
 	case MSR_IA32_BIOS_SIGN_ID: *val = 0; return 0;
 	case MSR_PLATFORM_INFO: *val = (uint64_t)(EMU_TSC_HZ / 100000000ull) << 8; return 0;
 	case MSR_MTRRCAP: *val = 8 | (1u << 8) | (1u << 10); return 0;   /* 8 variable, fixed, WC */
@@ -133,12 +186,21 @@ int msr_read(struct emu_cpu *cpu, uint32_t index, uint64_t *val)
 		*val = cpu->mtrr_fixed[fi];
 		return 0;
 	}
+	int hv = hyperv_msr(cpu, index, false, val);
+	if (hv <= 0)
+		return hv;
 	return msr_trap(cpu, index, false, val);
 }
 
 int msr_write(struct emu_cpu *cpu, uint32_t index, uint64_t val)
 {
 	int fi;
+	if (msr_removed(cpu, index))
+		return -1;
+	/* IA32_APIC_BASE.EXTD (bit 10) is reserved without x2APIC (SDM vol.
+	 * 3A, 11.12.1). */
+	if (index == MSR_IA32_APIC_BASE && (val & (1ull << 10)) && !cpu_model_has(cpu->model, 1, 0, CPU_ECX, 21))
+		return -1;
 	if (is_apic_msr(index)) {
 		int rc = apic_msr(cpu, index, true, &val);
 		if (rc == 0 && index == MSR_IA32_APIC_BASE)
@@ -160,15 +222,6 @@ int msr_write(struct emu_cpu *cpu, uint32_t index, uint64_t val)
 			return -1;
 		cpu->apic_base = val;
 		return 0;
-	case MSR_IA32_FEATURE_CONTROL:
-		return -1;   /* locked */
-	case MSR_IA32_SPEC_CTRL:
-		if (val & ~7ull)
-			return -1;
-		cpu->spec_ctrl = val;
-		return 0;
-	case MSR_IA32_PRED_CMD:
-		return (val & ~1ull) ? -1 : 0;
 	case MSR_IA32_BIOS_SIGN_ID:
 		return 0;
 	case MSR_MCG_STATUS:
@@ -227,5 +280,8 @@ int msr_write(struct emu_cpu *cpu, uint32_t index, uint64_t val)
 		cpu->mtrr_fixed[fi] = val;
 		return 0;
 	}
+	int hv = hyperv_msr(cpu, index, true, &val);
+	if (hv <= 0)
+		return hv;
 	return msr_trap(cpu, index, true, &val);
 }

@@ -202,13 +202,21 @@ void emu_load_seg(struct emu_cpu *cpu, int seg, uint16_t sel)
 
 void seg_invalidate_for_cpl(struct emu_cpu *cpu)
 {
+	/* RET and IRET to an outer level (SDM vol. 2A IRET and RET pseudo-code,
+	 * "RETURN-TO-OUTER-PRIVILEGE-LEVEL"): ES, DS, FS and GS holding a null
+	 * selector, or a data or non-conforming code segment with DPL below
+	 * the new CPL, get the null selector 0 (a null selector with RPL 3
+	 * reads back 0, as on hardware).  The segment becomes unusable, but
+	 * its base stays: in 64-bit mode FS and GS keep addressing through it
+	 * (a kernel whose GS is a DPL 0 data segment with a per-CPU base in
+	 * IA32_GS_BASE finds that base again at its next entry). */
 	static const int segs[] = { SEG_ES, SEG_DS, SEG_FS, SEG_GS };
 	for (unsigned i = 0; i < 4; i++) {
 		struct emu_seg *s = &cpu->seg[segs[i]];
 		bool conforming_code = (s->attr & 0x1c) == 0x1c;
-		if ((s->attr & 0x10) && !conforming_code && seg_dpl(s) < cpu->cpl) {
-			uint16_t keep_sel = 0;
-			seg_null(s, keep_sel);
+		if ((s->sel & ~3) == 0 || ((s->attr & 0x10) && !conforming_code && seg_dpl(s) < cpu->cpl)) {
+			s->sel = 0;
+			s->attr &= (uint16_t)~0x80;   /* P = 0: unusable (5.4.1) */
 		}
 	}
 }

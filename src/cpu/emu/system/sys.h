@@ -5,6 +5,7 @@
 #define VESSEL_CPU_EMU_SYSTEM_SYS_H
 
 #include "cpu/emu/emu.h"
+#include "cpu/emu/operand.h"
 
 /* Physical address width advertised in CPUID 0x80000008 (SDM vol. 3A, 4.1.4). */
 #define EMU_MAXPHYADDR 40
@@ -89,6 +90,5 @@ int msr_write(struct emu_cpu *cpu, uint32_t index, uint64_t val);
 void cpuid_query(struct emu_cpu *cpu, uint32_t leaf, uint32_t subleaf, uint32_t out[4]);
 
 /* ---- sys_insn.c ---- */
-uint64_t sys_ea(struct emu_cpu *cpu, const struct emu_insn *insn);   /* effective offset of a memory operand */
 
 #endif

@@ -12,7 +12,7 @@
 
 #include "block/crypt_plugin.h"
 #include "util/error.h"
-#include "vm/plugin_loader.h"
+#include "vmm/plugin_loader.h"
 
 int main(int argc, char **argv)
 {

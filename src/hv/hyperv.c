@@ -1,0 +1,469 @@
+/* Hyper-V enlightenments: identity, recommendations, synthetic MSRs and
+ * the hypercall entry (TLFS v6.0b, chapters 2, 3, 12; docs/hyperv.md).
+ *
+ * Only what vessel implements is advertised: a Linux guest that sees a
+ * feature bit relies on it (TLB flush and IPI hypercalls, partition id,
+ * isolation), so every bit in these leaves has its register or call
+ * below, and every register here answers #GP while its bit is off. */
+#include "hv/hyperv.h"
+
+#include "hv/synic.h"
+
+#include "util/error.h"
+#include "util/log.h"
+#include "machine/machine.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BIT(n) (1u << (n))
+#define STR4(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
+
+/* CPUID 0x40000003 EAX, the partition privilege mask's low half (TLFS 2.4.4). */
+#define HV_PRIV_TIME_REF_COUNT  BIT(1)
+#define HV_PRIV_SYNIC           BIT(2)
+#define HV_PRIV_RESET           BIT(7)
+#define HV_PRIV_HYPERCALL       BIT(5)
+#define HV_PRIV_VP_INDEX        BIT(6)
+#define HV_PRIV_REFERENCE_TSC   BIT(9)
+#define HV_PRIV_FREQUENCY_MSRS  BIT(11)
+/* CPUID 0x40000003 EDX. */
+#define HV_MISC_FREQUENCY_MSRS  BIT(8)
+#define HV_MISC_CRASH_MSRS      BIT(10)
+/* CPUID 0x40000004 EAX (TLFS 2.4.5). */
+#define HV_HINT_RELAXED_TIMING  BIT(5)
+
+/* HYPERCALL MSR (TLFS 3.13): enable, locked, page GPA in 63:12. */
+#define HC_ENABLE  1ull
+#define HC_LOCKED  2ull
+/* REFERENCE_TSC MSR (TLFS 12.7.1). */
+#define REFTSC_ENABLE 1ull
+/* CRASH_CTL (TLFS 2.4.4 "guest crash"): notify, and a message in P3/P4. */
+#define CRASH_CTL_NOTIFY     (1ull << 63)
+#define CRASH_CTL_NOTIFY_MSG (1ull << 62)
+#define CRASH_MSG_MAX        4096u
+
+struct hv_vm {
+	pthread_mutex_t lock;           /* partition-wide registers below */
+	uint32_t features;              /* bit per enum hv_feature */
+	uint64_t tsc_hz, apic_hz, tsc_scale;
+	uint64_t guest_os_id;
+	uint64_t hypercall;
+	uint64_t reference_tsc;
+	uint64_t crash[5];
+	uint64_t vp_assist[MACHINE_MAX_CPUS];
+	struct hv_synic *synic[MACHINE_MAX_CPUS];   /* device lock */
+	_Atomic uint64_t n_hypercalls, n_crashes;
+};
+
+static const struct {
+	const char *name, *help;
+} feature_info[HV_FEAT_COUNT] = {
+	[HV_FEAT_RELAXED] = { "relaxed", "recommend relaxed timing (no watchdog on the hypervisor's time)" },
+	[HV_FEAT_TIME] = { "time", "reference counter MSR and reference TSC page (hyperv_clocksource)" },
+	[HV_FEAT_FREQUENCIES] = { "frequencies", "TSC and APIC timer frequency MSRs" },
+	[HV_FEAT_CRASH] = { "crash", "crash MSRs: a guest panic is logged on the host with its message" },
+	[HV_FEAT_RESET] = { "reset", "reset MSR: the guest resets the machine through it" },
+	[HV_FEAT_SYNIC] = { "synic", "synthetic interrupt controller: SINTs, message and event flag pages, AutoEOI" },
+};
+
+const char *hv_feature_name(enum hv_feature f)
+{
+	return f < HV_FEAT_COUNT ? feature_info[f].name : "?";
+}
+
+void hv_list_features(FILE *out)
+{
+	fputs("Hyper-V features (all on by default; --hyperv -NAME,... turns some off, --hyperv off all):\n", out);
+	for (int i = 0; i < HV_FEAT_COUNT; i++)
+		fprintf(out, "  %-12s %s\n", feature_info[i].name, feature_info[i].help);
+}
+
+int hv_parse(const char *spec, bool *enabled, uint32_t *features)
+{
+	*enabled = true;
+	*features = HV_FEATURES_ALL;
+	if (!spec || !strcmp(spec, "on"))
+		return 0;
+	if (!strcmp(spec, "off")) {
+		*enabled = false;
+		*features = 0;
+		return 0;
+	}
+	char *copy = strdup(spec);
+	if (!copy)
+		return err_set(-ENOMEM, "out of memory");
+	int rc = 0;
+	char *save = NULL;
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		bool on = true;
+		const char *name = tok;
+		if (*name == '-' || *name == '+') {
+			on = *name == '+';
+			name++;
+		}
+		if (!strncmp(name, "hv-", 3))
+			name += 3;
+		int f = -1;
+		for (int i = 0; i < HV_FEAT_COUNT; i++)
+			if (!strcmp(name, feature_info[i].name))
+				f = i;
+		if (f < 0) {
+			rc = err_set(-EINVAL, "hyperv: '%s' is not a Hyper-V feature (see --hyperv help)", name);
+			break;
+		}
+		if (on)
+			*features |= BIT(f);
+		else
+			*features &= ~BIT(f);
+	}
+	free(copy);
+	return rc;
+}
+
+uint64_t hv_tsc_scale(uint64_t tsc_hz)
+{
+	/* TscScale is a 64.64 fixed-point multiplier from TSC ticks to
+	 * 100 ns units: 10^7 * 2^64 / tsc_hz (TLFS 12.7.3). */
+	return tsc_hz ? (uint64_t)(((unsigned __int128)10000000u << 64) / tsc_hz) : 0;
+}
+
+int hv_vm_create(struct vm *vm, uint32_t features, uint64_t tsc_hz, uint64_t apic_hz)
+{
+	struct hv_vm *h = calloc(1, sizeof(*h));
+	if (!h)
+		return err_set(-ENOMEM, "out of memory");
+	pthread_mutex_init(&h->lock, NULL);
+	h->features = features & HV_FEATURES_ALL;
+	h->tsc_hz = tsc_hz;
+	h->apic_hz = apic_hz;
+	h->tsc_scale = hv_tsc_scale(tsc_hz);
+	vm->hv = h;
+	return 0;
+}
+
+void hv_vm_destroy(struct vm *vm)
+{
+	struct hv_vm *h = vm->hv;
+	if (!h)
+		return;
+	for (unsigned i = 0; i < MACHINE_MAX_CPUS; i++)
+		hv_synic_free(h->synic[i]);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+	vm->hv = NULL;
+}
+
+static bool has(const struct hv_vm *h, enum hv_feature f)
+{
+	return h->features & BIT(f);
+}
+
+bool hv_cpuid(const struct vm *vm, unsigned n_cpus, uint32_t leaf, uint32_t out[4])
+{
+	const struct hv_vm *h = vm ? vm->hv : NULL;
+	if (!h || leaf < 0x40000000u || leaf > 0x4000000fu)
+		return false;
+	memset(out, 0, 4 * sizeof(uint32_t));
+	switch (leaf) {
+	case 0x40000000:
+		/* Max leaf and vendor (TLFS 2.4.1).  The range goes on to the
+		 * engine's timing leaf 0x40000010; vessel's own identity is at
+		 * 0x40000100 so that no second signature sits here (Linux takes
+		 * the signature of the base leaf). */
+		out[0] = 0x40000010u;
+		out[1] = STR4('M', 'i', 'c', 'r');
+		out[2] = STR4('o', 's', 'o', 'f');
+		out[3] = STR4('t', ' ', 'H', 'v');
+		break;
+	case 0x40000001:
+		out[0] = STR4('H', 'v', '#', '1');   /* interface signature (TLFS 2.4.2) */
+		break;
+	case 0x40000002:
+		/* Hypervisor version (TLFS 2.4.3): build 14393, version 10.0,
+		 * the values other monitors report for the same interface. */
+		out[0] = 14393;
+		out[1] = 10u << 16;
+		break;
+	case 0x40000003:
+		out[0] = HV_PRIV_HYPERCALL | HV_PRIV_VP_INDEX;
+		if (has(h, HV_FEAT_TIME))
+			out[0] |= HV_PRIV_TIME_REF_COUNT | HV_PRIV_REFERENCE_TSC;
+		if (has(h, HV_FEAT_FREQUENCIES)) {
+			out[0] |= HV_PRIV_FREQUENCY_MSRS;
+			out[3] |= HV_MISC_FREQUENCY_MSRS;
+		}
+		if (has(h, HV_FEAT_RESET))
+			out[0] |= HV_PRIV_RESET;
+		if (has(h, HV_FEAT_SYNIC))
+			out[0] |= HV_PRIV_SYNIC;
+		if (has(h, HV_FEAT_CRASH))
+			out[3] |= HV_MISC_CRASH_MSRS;
+		break;
+	case 0x40000004:
+		/* Recommendations (TLFS 2.4.5): no TLB-flush or IPI hypercalls
+		 * are recommended because none is implemented yet; EBX
+		 * 0xffffffff: never notify of long spin waits. */
+		if (has(h, HV_FEAT_RELAXED))
+			out[0] |= HV_HINT_RELAXED_TIMING;
+		out[1] = 0xffffffffu;
+		break;
+	case 0x40000005:
+		/* Implementation limits (TLFS 2.4.6). */
+		out[0] = MACHINE_MAX_CPUS;
+		out[1] = n_cpus;
+		break;
+	default:
+		break;   /* 0x40000006 hardware features and the rest: none */
+	}
+	return true;
+}
+
+/* Writes the hypercall stub into the page: VMCALL; RET (TLFS 3.13; the
+ * engine's CPU is an Intel one, so VMCALL rather than VMMCALL). */
+static void fill_hypercall_page(struct vm *vm, uint64_t gpa)
+{
+	static const uint8_t stub[] = { 0x0f, 0x01, 0xc1, 0xc3 };
+	if (gmem_write(&vm->mem, gpa, stub, sizeof(stub)) < 0)
+		log_warn("hyperv", "hypercall page at %#" PRIx64 " is not in RAM", gpa);
+}
+
+/* The reference TSC page (TLFS 12.7.2): a non-zero sequence, the scale,
+ * offset 0.  The guest reads ((tsc * scale) >> 64) + offset, which is what
+ * TIME_REF_COUNT returns for the same TSC. */
+static void fill_reference_tsc_page(struct vm *vm, const struct hv_vm *h, uint64_t gpa)
+{
+	uint8_t page[24] = { 0 };
+	uint32_t seq = 1;
+	int64_t offset = 0;
+	memcpy(page, &seq, 4);
+	memcpy(page + 8, &h->tsc_scale, 8);
+	memcpy(page + 16, &offset, 8);
+	if (gmem_write(&vm->mem, gpa, page, sizeof(page)) < 0)
+		log_warn("hyperv", "reference TSC page at %#" PRIx64 " is not in RAM", gpa);
+}
+
+/* Prints a guest OS id; Linux's form is 0x8100 in 63:48 and its
+ * LINUX_VERSION_CODE in 47:16 (TLFS 3.11, include/asm-generic/mshyperv.h). */
+static void log_guest_os_id(uint64_t id)
+{
+	if (id >> 48 == 0x8100) {
+		uint32_t v = (uint32_t)(id >> 16);
+		log_info("hyperv", "guest OS id %#" PRIx64 " (Linux %u.%u.%u)", id, (v >> 16) & 0xff, (v >> 8) & 0xff,
+			 v & 0xff);
+	} else {
+		log_info("hyperv", "guest OS id %#" PRIx64, id);
+	}
+}
+
+/* CRASH_CTL written with Notify: the guest panicked.  Logs P0-P4 and, with
+ * CrashMessage, the text at guest-physical P3, P4 bytes long. */
+static void report_crash(struct vm *vm, struct hv_vm *h, uint64_t ctl)
+{
+	atomic_fetch_add(&h->n_crashes, 1);
+	log_error("hyperv", "guest reported a crash: P0 %#" PRIx64 " P1 %#" PRIx64 " P2 %#" PRIx64 " P3 %#" PRIx64
+		  " P4 %#" PRIx64, h->crash[0], h->crash[1], h->crash[2], h->crash[3], h->crash[4]);
+	if (!(ctl & CRASH_CTL_NOTIFY_MSG))
+		return;
+	uint64_t len = h->crash[4] < CRASH_MSG_MAX ? h->crash[4] : CRASH_MSG_MAX;
+	char *msg = calloc(1, len + 1);
+	if (!msg || gmem_read(&vm->mem, h->crash[3], msg, len) < 0) {
+		log_warn("hyperv", "crash message at %#" PRIx64 " (%" PRIu64 " bytes) is not in RAM", h->crash[3], len);
+		free(msg);
+		return;
+	}
+	/* The guest's text, one log line per line, whatever bytes it holds. */
+	for (uint64_t i = 0; i < len; i++)
+		if (msg[i] && msg[i] != '\n' && (msg[i] < 0x20 || msg[i] > 0x7e))
+			msg[i] = '?';
+	char *save = NULL;
+	for (char *line = strtok_r(msg, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		log_error("hyperv", "guest crash message: %s", line);
+	free(msg);
+}
+
+static int msr_read(struct vcpu *vcpu, struct hv_vm *h, uint32_t index, uint64_t *val, uint64_t tsc_now)
+{
+	switch (index) {
+	case HV_MSR_GUEST_OS_ID: *val = h->guest_os_id; return 0;
+	case HV_MSR_HYPERCALL: *val = h->hypercall; return 0;
+	case HV_MSR_VP_INDEX: *val = vcpu->id; return 0;
+	case HV_MSR_VP_ASSIST_PAGE: *val = h->vp_assist[vcpu->id]; return 0;
+	case HV_MSR_RESET:
+		if (!has(h, HV_FEAT_RESET))
+			return -EINVAL;
+		*val = 0;
+		return 0;
+	case HV_MSR_TIME_REF_COUNT:
+		if (!has(h, HV_FEAT_TIME))
+			return -EINVAL;
+		*val = hv_ref_time(tsc_now, h->tsc_scale, 0);
+		return 0;
+	case HV_MSR_REFERENCE_TSC:
+		if (!has(h, HV_FEAT_TIME))
+			return -EINVAL;
+		*val = h->reference_tsc;
+		return 0;
+	case HV_MSR_TSC_FREQUENCY:
+	case HV_MSR_APIC_FREQUENCY:
+		if (!has(h, HV_FEAT_FREQUENCIES))
+			return -EINVAL;
+		*val = index == HV_MSR_TSC_FREQUENCY ? h->tsc_hz : h->apic_hz;
+		return 0;
+	}
+	if (index >= HV_MSR_CRASH_P0 && index <= HV_MSR_CRASH_CTL) {
+		if (!has(h, HV_FEAT_CRASH))
+			return -EINVAL;
+		/* CRASH_CTL reads as the capabilities offered. */
+		*val = index == HV_MSR_CRASH_CTL ? CRASH_CTL_NOTIFY | CRASH_CTL_NOTIFY_MSG
+						 : h->crash[index - HV_MSR_CRASH_P0];
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int msr_write(struct vcpu *vcpu, struct hv_vm *h, uint32_t index, uint64_t val)
+{
+	struct vm *vm = vcpu->vm;
+	switch (index) {
+	case HV_MSR_GUEST_OS_ID:
+		if (val != h->guest_os_id)
+			log_guest_os_id(val);
+		h->guest_os_id = val;
+		/* TLFS 3.13: with a zero guest OS id the hypercall page is off. */
+		if (!val)
+			h->hypercall &= ~HC_ENABLE;
+		return 0;
+	case HV_MSR_HYPERCALL:
+		if (h->hypercall & HC_LOCKED)
+			return 0;   /* locked until reset (TLFS 3.13) */
+		val &= ~0xffcull;   /* bits 11:2 are reserved, read as zero */
+		if (!h->guest_os_id)
+			val &= ~HC_ENABLE;
+		h->hypercall = val;
+		if (val & HC_ENABLE)
+			fill_hypercall_page(vm, val & ~0xfffull);
+		return 0;
+	case HV_MSR_VP_INDEX:
+		return -EINVAL;   /* read-only */
+	case HV_MSR_VP_ASSIST_PAGE:
+		/* Accepted and held, nothing is placed in the page yet: Linux
+		 * writes it on every vCPU whatever CPUID says (hv_cpu_init). */
+		h->vp_assist[vcpu->id] = val & ~0xffeull;
+		return 0;
+	case HV_MSR_RESET:
+		if (!has(h, HV_FEAT_RESET))
+			return -EINVAL;
+		if (val & 1) {
+			log_info("hyperv", "cpu%u: reset through the Hyper-V reset MSR", vcpu->id);
+			vm_request_stop(vm, VM_STOP_RESET);
+		}
+		return 0;
+	case HV_MSR_REFERENCE_TSC:
+		if (!has(h, HV_FEAT_TIME))
+			return -EINVAL;
+		val &= ~0xffeull;
+		h->reference_tsc = val;
+		if (val & REFTSC_ENABLE)
+			fill_reference_tsc_page(vm, h, val & ~0xfffull);
+		return 0;
+	case HV_MSR_TIME_REF_COUNT:
+	case HV_MSR_TSC_FREQUENCY:
+	case HV_MSR_APIC_FREQUENCY:
+		return -EINVAL;   /* read-only */
+	}
+	if (index >= HV_MSR_CRASH_P0 && index <= HV_MSR_CRASH_CTL) {
+		if (!has(h, HV_FEAT_CRASH))
+			return -EINVAL;
+		if (index == HV_MSR_CRASH_CTL) {
+			if (val & CRASH_CTL_NOTIFY)
+				report_crash(vm, h, val);
+			return 0;
+		}
+		h->crash[index - HV_MSR_CRASH_P0] = val;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+struct hv_synic *hv_vcpu_synic(struct vcpu *vcpu)
+{
+	struct hv_vm *h = vcpu->vm->hv;
+	if (!h || !has(h, HV_FEAT_SYNIC) || vcpu->id >= MACHINE_MAX_CPUS)
+		return NULL;
+	if (!h->synic[vcpu->id])
+		h->synic[vcpu->id] = hv_synic_new(vcpu);
+	return h->synic[vcpu->id];
+}
+
+/* SynIC registers live with the LAPIC, under the device lock. */
+static int synic_msr(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t *val)
+{
+	pthread_mutex_lock(&vcpu->vm->dev_lock);
+	struct hv_synic *s = hv_vcpu_synic(vcpu);
+	int rc = s ? hv_synic_msr(s, index, is_write, val) : -EINVAL;
+	pthread_mutex_unlock(&vcpu->vm->dev_lock);
+	return rc;
+}
+
+int hv_msr(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t *val, uint64_t tsc_now)
+{
+	struct hv_vm *h = vcpu && vcpu->vm ? vcpu->vm->hv : NULL;
+	if (!h || index < 0x40000000u || index > 0x400001ffu)
+		return -ENOENT;
+	if (index >= HV_MSR_SCONTROL && index < HV_MSR_SINT0 + HV_SINT_COUNT) {
+		int rc = synic_msr(vcpu, index, is_write, val);
+		if (rc < 0)
+			log_debug("hyperv", "cpu%u: %s of MSR %#x refused (#GP)", vcpu->id,
+				  is_write ? "write" : "read", index);
+		return rc;
+	}
+	pthread_mutex_lock(&h->lock);
+	int rc = is_write ? msr_write(vcpu, h, index, *val) : msr_read(vcpu, h, index, val, tsc_now);
+	pthread_mutex_unlock(&h->lock);
+	if (rc < 0)
+		log_debug("hyperv", "cpu%u: %s of MSR %#x refused (#GP)", vcpu->id, is_write ? "write" : "read", index);
+	return rc;
+}
+
+void hv_hypercall(struct vcpu *vcpu, struct vcpu_exit *exit)
+{
+	struct hv_vm *h = vcpu->vm->hv;
+	/* TLFS 3.7: the call code is bits 15:0 of the input value. */
+	uint16_t code = (uint16_t)exit->hypercall.code;
+	if (h)
+		atomic_fetch_add(&h->n_hypercalls, 1);
+	log_debug("hyperv", "cpu%u: hypercall %#x not implemented", vcpu->id, code);
+	exit->hypercall.result = HV_STATUS_INVALID_HYPERCALL_CODE;
+}
+
+bool hv_get_info(const struct vm *vm, struct hv_info *info)
+{
+	struct hv_vm *h = vm ? vm->hv : NULL;
+	if (!h)
+		return false;
+	pthread_mutex_lock(&h->lock);
+	info->guest_os_id = h->guest_os_id;
+	pthread_mutex_unlock(&h->lock);
+	info->hypercalls = atomic_load(&h->n_hypercalls);
+	info->crashes = atomic_load(&h->n_crashes);
+	info->messages = info->queued = info->eoms = info->events = info->auto_eoi = 0;
+	pthread_mutex_lock((pthread_mutex_t *)&vm->dev_lock);
+	for (unsigned i = 0; i < MACHINE_MAX_CPUS; i++) {
+		if (!h->synic[i])
+			continue;
+		struct hv_synic_stats st;
+		hv_synic_get_stats(h->synic[i], &st);
+		info->messages += st.messages;
+		info->queued += st.queued;
+		info->eoms += st.eoms;
+		info->events += st.events;
+		info->auto_eoi += st.auto_eoi;
+	}
+	pthread_mutex_unlock((pthread_mutex_t *)&vm->dev_lock);
+	return true;
+}

@@ -1,0 +1,103 @@
+/* Hyper-V enlightenments (Microsoft Hypervisor Top-Level Functional
+ * Specification, TLFS v6.0b): the identity and feature CPUID leaves, the
+ * synthetic MSRs and the hypercall entry, shared by the engines.
+ * docs/hyperv.md describes what a guest sees. */
+#ifndef VESSEL_HV_HYPERV_H
+#define VESSEL_HV_HYPERV_H
+
+#include "machine/accel.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct vm;
+struct vcpu;
+
+/* Features a user can switch off one by one (`--hyperv -NAME`), like
+ * QEMU's hv-* flags.  The hypercall page and the VP index are the base
+ * that Linux requires before it believes in Hyper-V at all, and are on
+ * whenever the interface is. */
+enum hv_feature {
+	HV_FEAT_RELAXED,      /* 0x40000004 EAX bit 5: relaxed timing recommended */
+	HV_FEAT_TIME,         /* reference counter MSR and reference TSC page */
+	HV_FEAT_FREQUENCIES,  /* TSC and APIC frequency MSRs */
+	HV_FEAT_CRASH,        /* crash MSRs P0-P4 and CRASH_CTL */
+	HV_FEAT_RESET,        /* reset MSR */
+	HV_FEAT_SYNIC,        /* synthetic interrupt controller (src/hv/synic.c) */
+	HV_FEAT_COUNT,
+};
+
+#define HV_FEATURES_ALL ((1u << HV_FEAT_COUNT) - 1)
+
+/* Synthetic MSRs (TLFS appendix "Hypervisor Synthetic MSRs"). */
+#define HV_MSR_GUEST_OS_ID      0x40000000u
+#define HV_MSR_HYPERCALL        0x40000001u
+#define HV_MSR_VP_INDEX         0x40000002u
+#define HV_MSR_RESET            0x40000003u
+#define HV_MSR_TIME_REF_COUNT   0x40000020u
+#define HV_MSR_REFERENCE_TSC    0x40000021u
+#define HV_MSR_TSC_FREQUENCY    0x40000022u
+#define HV_MSR_APIC_FREQUENCY   0x40000023u
+#define HV_MSR_VP_ASSIST_PAGE   0x40000073u
+#define HV_MSR_CRASH_P0         0x40000100u
+#define HV_MSR_CRASH_CTL        0x40000105u
+
+/* Hypercall status codes (TLFS 3.8 / appendix). */
+#define HV_STATUS_SUCCESS                 0
+#define HV_STATUS_INVALID_HYPERCALL_CODE  2
+
+/* Parses a --hyperv value: "on", "off", or a comma-separated list of
+ * feature names each optionally prefixed by '-' (off) or '+' (on),
+ * starting from all features on.  *enabled says whether the interface is
+ * presented at all.  0, or -EINVAL with err_set(). */
+int hv_parse(const char *spec, bool *enabled, uint32_t *features);
+/* Writes the feature names and what each does, one a line. */
+void hv_list_features(FILE *out);
+const char *hv_feature_name(enum hv_feature f);
+
+/* Per-VM state, created with the machine when the interface is on.
+ * tsc_hz: the guest TSC's rate; apic_hz: the LAPIC timer's input. */
+struct hv_vm;
+int hv_vm_create(struct vm *vm, uint32_t features, uint64_t tsc_hz, uint64_t apic_hz);
+void hv_vm_destroy(struct vm *vm);
+
+/* CPUID leaves 0x40000000-0x4000000f while the interface is on: returns
+ * true when it filled out[]; false for other leaves, or when vm is NULL or
+ * has no interface (the engine's own table answers). */
+bool hv_cpuid(const struct vm *vm, unsigned n_cpus, uint32_t leaf, uint32_t out[4]);
+
+/* A synthetic MSR access by vcpu, whose guest TSC read tsc_now.
+ * 0: done; -EINVAL: the access raises #GP(0) (an MSR of the Hyper-V range
+ * whose feature is off, a read-only register, a reserved bit); -ENOENT:
+ * not a Hyper-V MSR or the interface is off (the engine goes on). */
+int hv_msr(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t *val, uint64_t tsc_now);
+
+/* The vCPU's SynIC, created on first use (its LAPIC hooked then); NULL
+ * when the interface or its synic feature is off.  Device lock held. */
+struct hv_synic *hv_vcpu_synic(struct vcpu *vcpu);
+
+/* A hypercall (VMCALL from the hypercall page): fills hc->result. */
+void hv_hypercall(struct vcpu *vcpu, struct vcpu_exit *exit);
+
+/* The reference time (100 ns units) for a guest TSC value: the one
+ * formula behind both the TIME_REF_COUNT MSR and the reference TSC page
+ * (TLFS 12.7.3: ReferenceTime = ((VirtualTsc * TscScale) >> 64) + TscOffset). */
+uint64_t hv_tsc_scale(uint64_t tsc_hz);
+static inline uint64_t hv_ref_time(uint64_t tsc, uint64_t scale, int64_t offset)
+{
+	return (uint64_t)(((unsigned __int128)tsc * scale) >> 64) + (uint64_t)offset;
+}
+
+/* For `vessel ctl status` and `stats`: false when the interface is off. */
+struct hv_info {
+	uint64_t guest_os_id;
+	uint64_t hypercalls;
+	uint64_t crashes;
+	/* SynIC, all vCPUs: messages delivered, messages that waited for a
+	 * busy slot, EOMs, event flags set, AutoEOI deliveries. */
+	uint64_t messages, queued, eoms, events, auto_eoi;
+};
+bool hv_get_info(const struct vm *vm, struct hv_info *info);
+
+#endif

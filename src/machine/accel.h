@@ -1,0 +1,141 @@
+/* The engine interface (docs/architecture.md "Traps").
+ *
+ * An engine runs one vCPU until something needs the monitor.  Port I/O and
+ * MMIO are the hot traps: the engine fills a struct vcpu_exit and calls
+ * vcpu_dispatch_exit() synchronously (the emu engine from inside the
+ * instruction, the KVM engine after KVM_RUN returns), which routes it to the
+ * device bus and counts it.  The other traps (HLT, shutdown, a kick from
+ * another thread, an internal error) end accel_ops.vcpu_run() and the vCPU
+ * thread in src/vmm/vm.c handles them.
+ *
+ * Both engines present the same state accessors so that snapshots and the
+ * triple-fault register dump (vcpu_dump_state) work on either, and reach
+ * the local APIC by the same route (below). */
+#ifndef VESSEL_MACHINE_ACCEL_H
+#define VESSEL_MACHINE_ACCEL_H
+
+#include "machine/x86.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct vm;
+struct vcpu;
+
+enum vcpu_exit_reason {
+	VCPU_EXIT_NONE,
+	VCPU_EXIT_IO,           /* port I/O (dispatched synchronously) */
+	VCPU_EXIT_MMIO,         /* access outside RAM (dispatched synchronously) */
+	VCPU_EXIT_MSR,          /* MSR the engine does not model (dispatched synchronously) */
+	VCPU_EXIT_HYPERCALL,    /* VMCALL/VMMCALL or Hyper-V hypercall page (synchronous) */
+	VCPU_EXIT_HLT,          /* vcpu_run returns: wait for an interrupt */
+	VCPU_EXIT_KICK,         /* vcpu_run returns: another thread asked (pause, stop, INIT) */
+	VCPU_EXIT_SHUTDOWN,     /* vcpu_run returns: triple fault */
+	VCPU_EXIT_INTERNAL_ERROR, /* vcpu_run returns: engine cannot continue */
+	VCPU_EXIT_REASON_COUNT,
+};
+
+const char *vcpu_exit_reason_name(enum vcpu_exit_reason r);
+
+struct vcpu_exit {
+	enum vcpu_exit_reason reason;
+	union {
+		struct {
+			uint16_t port;
+			uint8_t size;     /* 1, 2 or 4 */
+			bool is_write;
+			uint32_t data;    /* in: filled by the monitor; out: the value written */
+		} io;
+		struct {
+			uint64_t gpa;
+			uint8_t size;     /* 1, 2, 4 or 8 */
+			bool is_write;
+			uint64_t data;
+		} mmio;
+		struct {
+			uint32_t index;
+			bool is_write;
+			uint64_t data;
+			bool handled;     /* false: the engine raises #GP(0) */
+		} msr;
+		struct {
+			uint64_t code;    /* hypercall input value (TLFS 3.7) */
+			uint64_t in_gpa, out_gpa;
+			uint64_t result;
+		} hypercall;
+		struct {
+			char message[160];
+		} error;              /* SHUTDOWN and INTERNAL_ERROR */
+	};
+};
+
+struct accel_ops {
+	const char *name;
+	/* Per-VM set-up after guest memory exists; 0 or -errno with err_set(). */
+	int (*vm_init)(struct vm *vm);
+	void (*vm_destroy)(struct vm *vm);
+	int (*vcpu_init)(struct vcpu *vcpu);
+	void (*vcpu_destroy)(struct vcpu *vcpu);
+	/* Runs until a returning trap; fills *exit with it. */
+	int (*vcpu_run)(struct vcpu *vcpu, struct vcpu_exit *exit);
+	/* Makes vcpu_run return VCPU_EXIT_KICK soon; callable from any thread. */
+	void (*vcpu_kick)(struct vcpu *vcpu);
+	int (*get_regs)(struct vcpu *vcpu, struct x86_regs *regs);
+	int (*set_regs)(struct vcpu *vcpu, const struct x86_regs *regs);
+	int (*get_sregs)(struct vcpu *vcpu, struct x86_sregs *sregs);
+	int (*set_sregs)(struct vcpu *vcpu, const struct x86_sregs *sregs);
+	int (*get_fpu)(struct vcpu *vcpu, struct x86_fpu *fpu);
+	int (*set_fpu)(struct vcpu *vcpu, const struct x86_fpu *fpu);
+	/* n entries; returns how many were read/written or -errno. */
+	int (*get_msrs)(struct vcpu *vcpu, struct x86_msr_entry *msrs, size_t n);
+	int (*set_msrs)(struct vcpu *vcpu, const struct x86_msr_entry *msrs, size_t n);
+	/* Guest RAM [gpa, gpa + len) was written by a device (DMA), not by a
+	 * vCPU: the engine forgets what it derived from those bytes (decoded
+	 * code, cached page walks).  NULL: nothing to forget (KVM). */
+	void (*memory_written)(struct vm *vm, uint64_t gpa, uint64_t len);
+};
+
+/* Implemented by src/machine/vcpu.c: routes an IO/MMIO/MSR/HYPERCALL trap
+ * to the devices and counts it by reason.  An MSR trap goes to the board's
+ * hook (vm->handle_msr), which takes the LAPIC route below. */
+void vcpu_dispatch_exit(struct vcpu *vcpu, struct vcpu_exit *exit);
+
+/* The route from a CPU to its local APIC, the one both engines use
+ * (docs/devices.md "The CPU-to-APIC route").  The calls below
+ * (src/machine/vcpu.c) go through vm->apic_ops, the LAPIC's table that the
+ * board installs (src/hw/intc/lapic.c implements it): the engines sit
+ * below the devices and never call them by name.  Each takes the device
+ * lock itself, so it may be called with or without it.  All return 0, or
+ * -ENOENT when the vCPU has no local APIC (an engine's unit tests) or,
+ * for vcpu_apic_msr, when the MSR is not the APIC's; the engine then
+ * models the register itself. */
+/* Frequency of the LAPIC timer's input clock: the core crystal clock the
+ * emu engine reports in CPUID 0x15 ECX (25 MHz).  Linux sets its APIC
+ * timer period from that leaf without calibrating, so the two must agree
+ * (arch/x86/kernel/tsc.c, native_calibrate_tsc()). */
+#define LAPIC_TIMER_HZ 25000000ull
+
+struct vcpu_apic_ops {
+	int (*msr)(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t *val);
+	int (*get_cr8)(struct vcpu *vcpu, uint64_t *cr8);
+	int (*set_cr8)(struct vcpu *vcpu, uint64_t cr8);
+	int (*set_tsc_deadline)(struct vcpu *vcpu, uint64_t deadline, uint64_t tsc_now);
+	int (*read_tsc)(struct vcpu *vcpu, uint64_t *tsc);
+};
+
+/* IA32_APIC_BASE (0x1b), IA32_TSC_DEADLINE (0x6e0) and the x2APIC
+ * registers (0x800-0x8ff); -EINVAL: the access raises #GP(0).  A write of
+ * IA32_TSC_DEADLINE compares with vcpu_apic_read_tsc(): an engine whose
+ * TSC has an offset uses vcpu_apic_set_tsc_deadline() instead. */
+int vcpu_apic_msr(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t *val);
+/* MOV from/to CR8: TPR[7:4] (SDM vol. 3A 10.8.6.1). */
+int vcpu_apic_get_cr8(struct vcpu *vcpu, uint64_t *cr8);
+int vcpu_apic_set_cr8(struct vcpu *vcpu, uint64_t cr8);
+/* IA32_TSC_DEADLINE written while the guest TSC read tsc_now: the timer
+ * fires after (deadline - tsc_now) ticks whatever the engine's offset. */
+int vcpu_apic_set_tsc_deadline(struct vcpu *vcpu, uint64_t deadline, uint64_t tsc_now);
+/* The TSC the APIC's deadline mode counts: the VM clock at the TSC rate. */
+int vcpu_apic_read_tsc(struct vcpu *vcpu, uint64_t *tsc);
+
+#endif

@@ -1,0 +1,117 @@
+/* The machine layer (docs/architecture.md "Layers"): what engines and
+ * devices see of a VM -- guest memory, the two buses, the vCPUs with their
+ * events, the device lock, the interrupt and MSR hooks the board sets, and
+ * the stop request.  Built and run by the VMM (src/vmm/vm.c); nothing here
+ * knows the configuration, the lifecycle or plug-ins. */
+#ifndef VESSEL_MACHINE_MACHINE_H
+#define VESSEL_MACHINE_MACHINE_H
+
+#include "machine/accel.h"
+#include "machine/bus.h"
+#include "machine/cpu_model.h"
+#include "machine/memory.h"
+#include "machine/vnuma.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdint.h>
+
+struct hv_vm;
+struct lapic;
+struct platform;
+struct vm_config;
+
+#define MACHINE_MAX_CPUS 64
+
+/* vcpu->events: requests from other threads, checked by the engine at
+ * instruction-block boundaries (one relaxed load on the fast path). */
+#define VCPU_EVT_INTR (1u << 0)  /* LAPIC/PIC may have a deliverable interrupt: call intc_ack() */
+#define VCPU_EVT_NMI  (1u << 1)
+#define VCPU_EVT_INIT (1u << 2)
+#define VCPU_EVT_SIPI (1u << 3)
+#define VCPU_EVT_KICK (1u << 4)  /* leave vcpu_run with VCPU_EXIT_KICK */
+
+enum vcpu_run_state {
+	VCPU_WAIT_FOR_SIPI,      /* application processor after reset/INIT */
+	VCPU_RUNNABLE,
+	VCPU_HALTED,
+	VCPU_STOPPED,
+};
+
+struct vcpu {
+	struct vm *vm;
+	unsigned id;
+	pthread_t thread;
+	void *accel;                    /* engine's private state */
+	struct lapic *lapic;            /* src/hw/intc/lapic.c */
+	_Atomic uint32_t events;        /* VCPU_EVT_* */
+	pthread_mutex_t lock;           /* guards run_state and the HLT wait */
+	pthread_cond_t wake;
+	enum vcpu_run_state run_state;
+	uint8_t sipi_vector;
+	_Atomic uint64_t exit_counts[VCPU_EXIT_REASON_COUNT];
+};
+
+enum vm_stop_reason {
+	VM_STOP_NONE,
+	VM_STOP_POWEROFF,    /* ACPI S5 or control API */
+	VM_STOP_RESET,       /* guest reboot */
+	VM_STOP_TRIPLE_FAULT,
+	VM_STOP_DEBUG_EXIT,  /* isa-debug-exit port */
+	VM_STOP_QUIT,        /* console escape or signal */
+	VM_STOP_ERROR,       /* a vCPU or the run loop failed */
+	/* Set by vm_run (src/vmm) only: the machine never ran. */
+	VM_STOP_BAD_INPUT,   /* a file or setting given is unusable */
+	VM_STOP_START_FAILED, /* the host could not build the machine */
+};
+
+struct vm {
+	const struct vm_config *cfg;    /* read by the VMM only (snapshots) */
+	const struct accel_ops *accel;
+	void *accel_state;
+	struct guest_memory mem;
+	struct bus pio, mmio;
+	pthread_mutex_t dev_lock;       /* held around every device callback */
+	unsigned n_vcpus;
+	struct vcpu *vcpus[MACHINE_MAX_CPUS];
+	struct platform *platform;      /* src/board/pc.c: the PC's devices */
+	/* Virtual NUMA nodes (SRAT, SLIT, CPUID topology) and their host
+	 * binding; n_nodes 0: none (docs/numa.md). */
+	struct numa_config numa;
+	struct hv_vm *hv;               /* src/hv: Hyper-V interface, NULL when off */
+	struct cpu_model cpu_model;     /* --cpu: the CPUID flags removed (all zero: max) */
+	/* Set by the platform: the highest-priority deliverable external
+	 * interrupt of this vCPU (LAPIC, or the PIC through LINT0 in
+	 * ExtINT mode), moved to in-service; -1 if none.  Engines call it
+	 * when VCPU_EVT_INTR is set and the guest can take an interrupt. */
+	int (*intr_ack)(struct vcpu *vcpu);
+	/* Set by the platform: handles an MSR trap the engine does not model
+	 * (x2APIC, TSC deadline); false if nobody claims the MSR. */
+	bool (*handle_msr)(struct vcpu *vcpu, struct vcpu_exit *exit);
+	/* Set by the platform: the route to a vCPU's LAPIC (vcpu->lapic) that
+	 * the vcpu_apic_* calls of machine/accel.h take. */
+	const struct vcpu_apic_ops *apic_ops;
+	/* Set with the Hyper-V interface (src/hv): fills exit->hypercall.result. */
+	void (*handle_hypercall)(struct vcpu *vcpu, struct vcpu_exit *exit);
+	/* Set with the Hyper-V interface too, NULL when off: the CPUID leaves
+	 * 0x40000000-0x4000000f and the synthetic MSRs it answers.  Engines
+	 * reach src/hv only through these, as they reach the board. */
+	bool (*hv_cpuid)(const struct vm *vm, unsigned n_cpus, uint32_t leaf, uint32_t out[4]);
+	int (*hv_msr)(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t *val, uint64_t tsc_now);
+	_Atomic int stop_reason;        /* enum vm_stop_reason, first writer wins */
+	int debug_exit_value;
+};
+
+/* Sets event bits and wakes the vCPU (from HLT, or out of vcpu_run). */
+void vcpu_signal(struct vcpu *vcpu, uint32_t events);
+/* Prints the registers, segments and control registers (triple fault,
+ * errors); works on either engine. */
+void vcpu_dump_state(struct vcpu *vcpu, FILE *out);
+/* Puts the vCPU in the INIT/power-up state (SDM vol. 3A, 9.1.1). */
+int vcpu_reset_state(struct vcpu *vcpu);
+/* Asks every vCPU to stop; the first reason given is kept, except that a
+ * pending reset gives way to a final stop (power-off, quit, error). */
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason);
+
+#endif

@@ -1,0 +1,406 @@
+#include "machine/vnuma.h"
+
+#include "util/error.h"
+
+#include <errno.h>
+#include <numa.h>
+#include <numaif.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int parse_u(const char *s, const char *end, unsigned long long *out)
+{
+	if (s == end || !(*s >= '0' && *s <= '9'))
+		return -1;
+	char *e;
+	errno = 0;
+	unsigned long long v = strtoull(s, &e, 10);
+	if (errno || e != end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int vnuma_parse_range(const char *s, unsigned *lo, unsigned *hi)
+{
+	const char *dash = strchr(s, '-'), *end = s + strlen(s);
+	unsigned long long a, b;
+	if (parse_u(s, dash ? dash : end, &a) < 0 || (dash && parse_u(dash + 1, end, &b) < 0))
+		return -1;
+	if (!dash)
+		b = a;
+	if (b < a || b > 1023)
+		return -1;
+	*lo = (unsigned)a;
+	*hi = (unsigned)b;
+	return 0;
+}
+
+/* "1G", "512M", "1GiB", plain bytes. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *e;
+	if (!(*s >= '0' && *s <= '9'))
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(s, &e, 10);
+	if (errno)
+		return -1;
+	unsigned shift = 0;
+	switch (*e) {
+	case 'K': case 'k': shift = 10; e++; break;
+	case 'M': case 'm': shift = 20; e++; break;
+	case 'G': case 'g': shift = 30; e++; break;
+	case 'T': case 't': shift = 40; e++; break;
+	default: break;
+	}
+	if (shift && (!strcmp(e, "iB") || !strcmp(e, "B")))
+		e += strlen(e);
+	if (*e || v > (~0ull >> shift))
+		return -1;
+	*out = v << shift;
+	return 0;
+}
+
+int vnuma_parse_policy(const char *s, enum numa_policy *out)
+{
+	static const char *const names[] = { "preferred", "bind", "interleave" };
+	for (unsigned i = 0; i < 3; i++) {
+		if (!strcmp(s, names[i])) {
+			*out = (enum numa_policy)i;
+			return 0;
+		}
+	}
+	return err_set(-EINVAL, "numa policy: '%s' is not a policy (expected bind, preferred or interleave)", s);
+}
+
+const char *vnuma_policy_name(enum numa_policy p)
+{
+	return p == NUMA_POLICY_BIND ? "bind" : p == NUMA_POLICY_INTERLEAVE ? "interleave" : "preferred";
+}
+
+int vnuma_parse_node(struct numa_config *c, const char *spec)
+{
+	if (c->n_nodes >= NUMA_MAX_NODES)
+		return err_set(-EINVAL, "numa: more than %d nodes", NUMA_MAX_NODES);
+	unsigned id = c->n_nodes;
+	struct numa_node n = { 0 };
+	bool have_mem = false, have_cpus = false;
+	char *copy = strdup(spec);
+	if (!copy)
+		return err_set(-ENOMEM, "out of memory");
+	int rc = 0;
+	char *save = NULL;
+	char *tok = strtok_r(copy, ",", &save);
+	if (!tok || strcmp(tok, "node")) {
+		rc = err_set(-EINVAL, "numa node %u: '%s' does not start with 'node' "
+			     "(expected node,mem=SIZE,cpus=A-B[,host-node=N])", id, spec);
+		goto out;
+	}
+	while ((tok = strtok_r(NULL, ",", &save))) {
+		char *eq = strchr(tok, '=');
+		if (!eq) {
+			rc = err_set(-EINVAL, "numa node %u: '%s' is not KEY=VALUE (expected mem, cpus or host-node)", id, tok);
+			goto out;
+		}
+		*eq = 0;
+		const char *v = eq + 1;
+		unsigned lo, hi;
+		if (!strcmp(tok, "mem")) {
+			if (parse_size(v, &n.mem_bytes) < 0 || !n.mem_bytes) {
+				rc = err_set(-EINVAL, "numa node %u: mem: '%s' is not a size (expected e.g. 512M or 1G)", id, v);
+				goto out;
+			}
+			have_mem = true;
+		} else if (!strcmp(tok, "cpus")) {
+			if (vnuma_parse_range(v, &lo, &hi) < 0) {
+				rc = err_set(-EINVAL, "numa node %u: cpus: '%s' is not a range of vCPUs (expected A or A-B)",
+					     id, v);
+				goto out;
+			}
+			n.first_cpu = lo;
+			n.n_cpus = hi - lo + 1;
+			have_cpus = true;
+		} else if (!strcmp(tok, "host-node")) {
+			if (vnuma_parse_range(v, &lo, &hi) < 0 || hi >= NUMA_MAX_HOST_NODES) {
+				rc = err_set(-EINVAL, "numa node %u: host-node: '%s' is not a host node or range "
+					     "(expected N or N-M, below %d)", id, v, NUMA_MAX_HOST_NODES);
+				goto out;
+			}
+			for (unsigned h = lo; h <= hi; h++)
+				n.host_nodes |= 1ull << h;
+		} else {
+			rc = err_set(-EINVAL, "numa node %u: unknown key '%s' (expected mem, cpus or host-node)", id, tok);
+			goto out;
+		}
+	}
+	if (!have_mem || !have_cpus) {
+		rc = err_set(-EINVAL, "numa node %u: %s missing (expected node,mem=SIZE,cpus=A-B[,host-node=N])", id,
+			     have_mem ? "cpus=" : "mem=");
+		goto out;
+	}
+	c->nodes[c->n_nodes++] = n;
+out:
+	free(copy);
+	return rc;
+}
+
+int vnuma_set_distance(struct numa_config *c, unsigned a, unsigned b, unsigned d)
+{
+	if (a >= NUMA_MAX_NODES || b >= NUMA_MAX_NODES)
+		return err_set(-EINVAL, "numa distance %u,%u: no such node (at most %d nodes)", a, b, NUMA_MAX_NODES);
+	if (d > 255)
+		return err_set(-EINVAL, "numa distance %u,%u: %u is out of range (expected 10 to 254)", a, b, d);
+	if (d == 0)
+		return err_set(-EINVAL, "numa distance %u,%u: 0 is out of range (expected 10 to 254)", a, b);
+	c->distance[a][b] = (uint8_t)d;
+	return 0;
+}
+
+int vnuma_parse_distance(struct numa_config *c, const char *spec)
+{
+	unsigned a, b, d;
+	char tail;
+	if (sscanf(spec, "%u,%u,%u%c", &a, &b, &d, &tail) != 3)
+		return err_set(-EINVAL, "numa distance: '%s' is not A,B,DISTANCE (e.g. 0,1,20)", spec);
+	return vnuma_set_distance(c, a, b, d);
+}
+
+static int finish_distances(struct numa_config *c)
+{
+	unsigned n = c->n_nodes;
+	for (unsigned i = 0; i < NUMA_MAX_NODES; i++) {
+		for (unsigned j = 0; j < NUMA_MAX_NODES; j++) {
+			if (c->distance[i][j] && (i >= n || j >= n))
+				return err_set(-EINVAL, "numa distance %u,%u: there are only %u nodes", i, j, n);
+		}
+	}
+	for (unsigned i = 0; i < n; i++) {
+		for (unsigned j = 0; j < n; j++) {
+			uint8_t d = c->distance[i][j], r = c->distance[j][i];
+			if (i == j) {
+				if (d && d != NUMA_LOCAL_DISTANCE)
+					return err_set(-EINVAL, "numa distance %u,%u: %u is not the local distance "
+						       "(a node's distance to itself is 10, ACPI 6.4 5.2.17)", i, j, d);
+				c->distance[i][j] = NUMA_LOCAL_DISTANCE;
+				continue;
+			}
+			if (d && r && d != r)
+				return err_set(-EINVAL, "numa distance %u,%u: %u is not symmetric (%u,%u is %u)", i, j, d,
+					       j, i, r);
+			if (!d)
+				d = r ? r : NUMA_REMOTE_DISTANCE;
+			/* Linux refuses a SLIT whose remote entries are not above the
+			 * local distance; 255 means unreachable. */
+			if (d <= NUMA_LOCAL_DISTANCE || d == 255)
+				return err_set(-EINVAL, "numa distance %u,%u: %u is out of range (expected 11 to 254 "
+					       "between two nodes)", i, j, d);
+			c->distance[i][j] = d;
+		}
+	}
+	return 0;
+}
+
+int vnuma_config_finish(struct numa_config *c, unsigned shorthand, unsigned cpus, uint64_t mem_bytes)
+{
+	if (c->n_nodes == 0 && shorthand > 0) {
+		/* --numa-nodes N: contiguous blocks of vCPUs, equal shares of RAM
+		 * (the last node takes what the rounding leaves). */
+		if (shorthand > cpus || shorthand > NUMA_MAX_NODES)
+			return err_set(-EINVAL, "numa_nodes: %u is more than the %u CPUs", shorthand, cpus);
+		uint64_t per = mem_bytes / shorthand / NUMA_GRANULE * NUMA_GRANULE;
+		if (per == 0)
+			return err_set(-EINVAL, "numa_nodes: %llu MiB of RAM cannot be split into %u nodes",
+				       (unsigned long long)(mem_bytes >> 20), shorthand);
+		for (unsigned i = 0; i < shorthand; i++) {
+			struct numa_node *n = &c->nodes[i];
+			n->first_cpu = cpus * i / shorthand;
+			n->n_cpus = cpus * (i + 1) / shorthand - n->first_cpu;
+			n->mem_bytes = i == shorthand - 1 ? mem_bytes - per * (shorthand - 1) : per;
+		}
+		c->n_nodes = shorthand;
+	} else if (c->n_nodes && shorthand && shorthand != c->n_nodes) {
+		return err_set(-EINVAL, "numa_nodes: %u does not match the %u nodes described", shorthand, c->n_nodes);
+	}
+	if (c->n_nodes == 0)
+		return 0;
+	uint64_t total = 0;
+	int owner[1024];
+	for (unsigned i = 0; i < cpus; i++)
+		owner[i] = -1;
+	for (unsigned i = 0; i < c->n_nodes; i++) {
+		const struct numa_node *n = &c->nodes[i];
+		/* The last node ends where RAM ends, whatever its size. */
+		if (i + 1 < c->n_nodes && n->mem_bytes % NUMA_GRANULE)
+			return err_set(-EINVAL, "numa node %u: mem: %llu bytes is not a multiple of 2 MiB", i,
+				       (unsigned long long)n->mem_bytes);
+		total += n->mem_bytes;
+		if (n->n_cpus == 0)
+			return err_set(-EINVAL, "numa node %u: cpus: a node needs at least one vCPU", i);
+		for (unsigned k = n->first_cpu; k < n->first_cpu + n->n_cpus; k++) {
+			if (k >= cpus)
+				return err_set(-EINVAL, "numa node %u: cpus: vCPU %u does not exist (the machine has %u: "
+					       "0-%u)", i, k, cpus, cpus - 1);
+			if (owner[k] >= 0)
+				return err_set(-EINVAL, "numa node %u: cpus: vCPU %u is already in node %d", i, k, owner[k]);
+			owner[k] = (int)i;
+		}
+	}
+	for (unsigned k = 0; k < cpus; k++) {
+		if (owner[k] < 0)
+			return err_set(-EINVAL, "numa: cpus: vCPU %u is in no node (every vCPU 0-%u needs one)", k,
+				       cpus - 1);
+	}
+	if (total != mem_bytes)
+		return err_set(-EINVAL, "numa: mem: the nodes' memory sums to %llu MiB, not the machine's %llu MiB "
+			       "(--memory)", (unsigned long long)(total >> 20), (unsigned long long)(mem_bytes >> 20));
+	return finish_distances(c);
+}
+
+static int host_node_list(uint64_t mask, char *buf, size_t len)
+{
+	size_t off = 0;
+	buf[0] = 0;
+	for (unsigned h = 0; h < NUMA_MAX_HOST_NODES && off < len; h++) {
+		if (mask & (1ull << h))
+			off += (size_t)snprintf(buf + off, len - off, "%s%u", off ? "," : "", h);
+	}
+	return 0;
+}
+
+int vnuma_host_resolve(struct numa_config *c)
+{
+	c->host_bound = false;
+	if (c->n_nodes == 0)
+		return 0;
+	bool given = false;
+	for (unsigned i = 0; i < c->n_nodes; i++)
+		given |= c->nodes[i].host_nodes && !c->nodes[i].host_picked;
+	if (numa_available() < 0) {
+		if (given)
+			return err_set(-ENODEV, "numa: host-node: this host has no NUMA support (libnuma)");
+		return 0;
+	}
+	/* The host nodes this process may use, and those with free memory. */
+	uint64_t exist = 0, with_free = 0;
+	struct bitmask *allowed = numa_get_mems_allowed();
+	int max = numa_max_node();
+	for (int h = 0; h <= max && h < NUMA_MAX_HOST_NODES; h++) {
+		if (!allowed || !numa_bitmask_isbitset(allowed, (unsigned)h))
+			continue;
+		exist |= 1ull << h;
+		long long free_b = 0;
+		if (numa_node_size64(h, &free_b) > 0 && free_b > 0)
+			with_free |= 1ull << h;
+	}
+	if (allowed)
+		numa_bitmask_free(allowed);
+	if (!with_free)
+		with_free = exist;
+	char have[256];
+	host_node_list(exist, have, sizeof(have));
+	unsigned n_free = (unsigned)__builtin_popcountll(with_free), pick = 0;
+	for (unsigned i = 0; i < c->n_nodes; i++) {
+		struct numa_node *n = &c->nodes[i];
+		if (n->host_picked)
+			n->host_nodes = 0;
+		uint64_t bad = n->host_nodes & ~exist;
+		if (bad)
+			return err_set(-EINVAL, "numa node %u: host-node: the host has no node %u (it has %s)", i,
+				       (unsigned)__builtin_ctzll(bad), have);
+		if (!n->host_nodes && n_free) {
+			/* Round robin over the host nodes with free memory. */
+			unsigned k = pick++ % n_free;
+			uint64_t m = with_free;
+			while (k--)
+				m &= m - 1;
+			n->host_nodes = m & -m;
+			n->host_picked = true;
+		}
+		CPU_ZERO(&n->host_cpus);
+		struct bitmask *cpus = numa_allocate_cpumask();
+		if (!cpus)
+			return err_set(-ENOMEM, "out of memory");
+		for (unsigned h = 0; h < NUMA_MAX_HOST_NODES; h++) {
+			if (!(n->host_nodes & (1ull << h)) || numa_node_to_cpus((int)h, cpus) < 0)
+				continue;
+			for (unsigned k = 0; k < cpus->size && k < CPU_SETSIZE; k++) {
+				if (numa_bitmask_isbitset(cpus, k))
+					CPU_SET(k, &n->host_cpus);
+			}
+		}
+		numa_free_cpumask(cpus);
+	}
+	c->host_bound = true;
+	return 0;
+}
+
+int vnuma_for_each_range(const struct numa_config *c, const struct guest_memory *mem, vnuma_range_fn fn,
+			void *opaque)
+{
+	if (c->n_nodes == 0)
+		return 0;
+	unsigned node = 0;
+	uint64_t left = c->nodes[0].mem_bytes;
+	for (unsigned r = 0; r < mem->n_regions; r++) {
+		const struct gmem_region *reg = &mem->regions[r];
+		if (reg->rom)
+			continue;
+		uint64_t off = 0;
+		while (off < reg->size && node < c->n_nodes) {
+			uint64_t piece = reg->size - off < left ? reg->size - off : left;
+			int rc = fn(opaque, node, reg, off, piece);
+			if (rc < 0)
+				return rc;
+			off += piece;
+			left -= piece;
+			if (!left && ++node < c->n_nodes)
+				left = c->nodes[node].mem_bytes;
+		}
+	}
+	return 0;
+}
+
+int vnuma_node_of_cpu(const struct numa_config *c, unsigned cpu)
+{
+	for (unsigned i = 0; i < c->n_nodes; i++) {
+		if (cpu >= c->nodes[i].first_cpu && cpu - c->nodes[i].first_cpu < c->nodes[i].n_cpus)
+			return (int)i;
+	}
+	return -1;
+}
+
+static int bind_range(void *opaque, unsigned node, const struct gmem_region *r, uint64_t offset, uint64_t len)
+{
+	const struct numa_config *c = opaque;
+	unsigned long mask = (unsigned long)c->nodes[node].host_nodes;
+	int mode = c->policy == NUMA_POLICY_BIND ? MPOL_BIND
+		 : c->policy == NUMA_POLICY_INTERLEAVE ? MPOL_INTERLEAVE : MPOL_PREFERRED;
+	/* MPOL_PREFERRED takes one node: the lowest of the set. */
+	if (mode == MPOL_PREFERRED)
+		mask &= -mask;
+	if (mbind(r->host + offset, len, mode, &mask, NUMA_MAX_HOST_NODES + 1, 0) < 0)
+		return err_set(-errno, "numa node %u: cannot bind its memory to host node(s) %#lx: %s", node,
+			       (unsigned long)c->nodes[node].host_nodes, strerror(errno));
+	return 0;
+}
+
+int vnuma_bind_memory(const struct numa_config *c, const struct guest_memory *mem)
+{
+	if (!c->host_bound)
+		return 0;
+	return vnuma_for_each_range(c, mem, bind_range, (void *)c);
+}
+
+int vnuma_pin_thread(const struct numa_config *c, unsigned cpu, pthread_t thread)
+{
+	int node = vnuma_node_of_cpu(c, cpu);
+	if (!c->host_bound || node < 0 || CPU_COUNT(&c->nodes[node].host_cpus) == 0)
+		return 0;
+	int rc = pthread_setaffinity_np(thread, sizeof(cpu_set_t), &c->nodes[node].host_cpus);
+	if (rc)
+		return err_set(-rc, "cpu%u: cannot pin its thread to the CPUs of numa node %d: %s", cpu, node,
+			       strerror(rc));
+	return 0;
+}

@@ -1,0 +1,81 @@
+/* Control API server (docs/api.md): JSON objects, one per line, over a
+ * Unix socket.  A server thread polls the listening socket and every
+ * client and runs the short requests; the long ones (save, device-add,
+ * device-remove) run one at a time on a worker thread so that the others
+ * are served meanwhile.  Requests reach the VM only through struct
+ * vm_control_ops, which src/vmm/control.c implements (and unit tests
+ * fake).  Lifecycle transitions are streamed to clients that asked for
+ * events. */
+#ifndef VESSEL_VMM_API_H
+#define VESSEL_VMM_API_H
+
+#include "vmm/config.h"
+#include "vmm/lifecycle.h"
+
+#include <jansson.h>
+
+#define VESSEL_API_VERSION 1
+#define API_MAX_CLIENTS 16
+/* Extra slots used only when the API_MAX_CLIENTS others are taken; a
+ * client there may send control commands only (docs/api.md "Limits"). */
+#define API_RESERVED_CLIENTS 2
+#define API_MAX_LINE (64 * 1024)
+
+/* Timeouts in milliseconds; 0 disables one. */
+struct api_limits {
+	int idle_ms;            /* no request from a client with nothing in flight */
+	int stall_ms;           /* output waiting for a client that reads none of it */
+	int reserved_idle_ms;   /* idle limit on a reserved slot */
+};
+#define API_IDLE_MS_DEFAULT 60000
+#define API_STALL_MS_DEFAULT 10000
+#define API_RESERVED_IDLE_MS_DEFAULT 5000
+
+struct vm;
+struct plugin_devices;
+
+/* Each returns 0, or a negative errno with err_set() (the message becomes
+ * the error reply).  save, device_add and device_remove are called on the
+ * server's worker thread, one at a time, and may take long; the others on
+ * the API thread, possibly while one of those runs, and must be quick. */
+struct vm_control_ops {
+	int (*pause)(void *opaque);
+	int (*resume)(void *opaque);
+	int (*powerdown)(void *opaque);    /* ACPI power button: the guest decides */
+	int (*poweroff)(void *opaque);     /* immediate */
+	int (*reset)(void *opaque);
+	int (*save)(void *opaque, const char *path);
+	/* Fills out (an object) with counters: api_stats_from_machine() does
+	 * it for a struct vm. */
+	int (*stats)(void *opaque, json_t *out);
+	/* Appends one object per device to out (an array):
+	 * api_devices_to_json() does it for plug-in devices. */
+	int (*device_list)(void *opaque, json_t *out);
+	int (*device_add)(void *opaque, const struct vm_device_config *dev);
+	int (*device_remove)(void *opaque, const char *id);
+	/* Optional: adds VM facts (engine, cpus, memory...) to status. */
+	void (*status)(void *opaque, json_t *out);
+};
+
+struct api_server;
+
+/* Binds path (a stale socket there is replaced, any other file is an
+ * error), subscribes to lc and starts the thread.  0 or -errno. */
+int api_server_start(struct api_server **out, const char *path, const struct vm_control_ops *ops, void *opaque,
+		     struct lifecycle *lc);
+/* As api_server_start with other limits (NULL: the defaults). */
+int api_server_start_with(struct api_server **out, const char *path, const struct vm_control_ops *ops, void *opaque,
+			  struct lifecycle *lc, const struct api_limits *limits);
+/* Waits for a long operation in progress, closes every client, removes
+ * the socket file and joins the threads. */
+void api_server_stop(struct api_server *srv);
+
+/* Helpers for the integrator's ops. */
+/* {"exits": {reason: total}, "vcpus": [{"id", "exits": {...}}],
+ *  "devices": [{"bus", "name", "base", "len", "reads", "writes"}]};
+ * takes vm->dev_lock to read the buses. */
+int api_stats_from_machine(struct vm *vm, json_t *out);
+/* One {"id", "type", "plugin", "params", "resources"} per device. */
+int api_devices_to_json(const struct plugin_devices *set, json_t *out);
+
+#endif

@@ -1,0 +1,94 @@
+#include "vmm/config.h"
+
+#include "hv/hyperv.h"
+#include "machine/cpu_model.h"
+#include "util/error.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void vm_config_defaults(struct vm_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->engine = strdup("emu");
+	cfg->cpus = 1;
+	cfg->mem_bytes = 512ULL << 20;
+	cfg->decompress_kernel = true;
+	cfg->sandbox = true;
+	cfg->serial = strdup("stdio");
+}
+
+int vm_config_validate(const struct vm_config *cfg)
+{
+	if (strcmp(cfg->engine, "emu") && strcmp(cfg->engine, "kvm"))
+		return err_set(-EINVAL, "engine: '%s' is not an engine (expected emu or kvm)", cfg->engine);
+	if (cfg->cpus < 1 || cfg->cpus > VM_MAX_CPUS)
+		return err_set(-EINVAL, "cpus: %u is out of range (expected 1 to %d)", cfg->cpus, VM_MAX_CPUS);
+	struct cpu_model model;
+	if (cfg->cpu && cpu_model_parse(cfg->cpu, !strcmp(cfg->engine, "emu"), &model) < 0)
+		return -EINVAL;
+	if (cfg->mem_bytes < (16ULL << 20) || cfg->mem_bytes > (1ULL << 40))
+		return err_set(-EINVAL, "memory: %llu bytes is out of range (expected 16 MiB to 1 TiB)",
+			       (unsigned long long)cfg->mem_bytes);
+	if (cfg->numa_nodes > cfg->cpus)
+		return err_set(-EINVAL, "numa_nodes: %u is more than the %u CPUs", cfg->numa_nodes, cfg->cpus);
+	struct numa_config numa;
+	int rc = vm_config_numa(cfg, &numa);
+	if (rc < 0)
+		return rc;
+	if (!cfg->kernel && !cfg->restore)
+		return err_set(-EINVAL, "kernel: no kernel given (use --kernel FILE, or --restore FILE)");
+	if (cfg->initrd && !cfg->kernel)
+		return err_set(-EINVAL, "initrd: an initrd needs a kernel");
+	bool hv_on;
+	uint32_t hv_features;
+	if (hv_parse(cfg->hyperv, &hv_on, &hv_features) < 0)
+		return -EINVAL;
+	const char *s = cfg->serial;
+	if (strcmp(s, "stdio") && strcmp(s, "none") && strncmp(s, "file:", 5) && strncmp(s, "unix:", 5))
+		return err_set(-EINVAL, "serial: '%s' is not a console (expected stdio, none, file:PATH or unix:PATH)", s);
+	return 0;
+}
+
+int vm_config_numa(const struct vm_config *cfg, struct numa_config *out)
+{
+	*out = cfg->numa;
+	int rc = vnuma_config_finish(out, cfg->numa_nodes, cfg->cpus, cfg->mem_bytes);
+	if (rc == 0)
+		rc = vnuma_host_resolve(out);
+	return rc;
+}
+
+void vm_config_free(struct vm_config *cfg)
+{
+	free(cfg->engine);
+	free(cfg->cpu);
+	free(cfg->kernel);
+	free(cfg->initrd);
+	free(cfg->cmdline);
+	free(cfg->serial);
+	free(cfg->api_socket);
+	free(cfg->restore);
+	free(cfg->manifest);
+	free(cfg->hyperv);
+	for (unsigned i = 0; i < cfg->n_disks; i++) {
+		free(cfg->disks[i].path);
+		free(cfg->disks[i].format);
+		free(cfg->disks[i].key_file);
+		free(cfg->disks[i].serial);
+		free(cfg->disks[i].id);
+	}
+	for (unsigned i = 0; i < cfg->n_plugin_dirs; i++)
+		free(cfg->plugin_dirs[i]);
+	for (unsigned i = 0; i < cfg->n_devices; i++) {
+		free(cfg->devices[i].type);
+		free(cfg->devices[i].id);
+		free(cfg->devices[i].params);
+	}
+	for (unsigned i = 0; i < cfg->n_consoles; i++) {
+		free(cfg->consoles[i].type);
+		free(cfg->consoles[i].backend);
+	}
+	memset(cfg, 0, sizeof(*cfg));
+}

@@ -1,0 +1,73 @@
+/* What a VM is made of: filled from a manifest (src/vmm/manifest.c) and
+ * from `vessel run` flags (flags win).  Every field maps to one manifest
+ * field documented in docs/manifest.md. */
+#ifndef VESSEL_VMM_CONFIG_H
+#define VESSEL_VMM_CONFIG_H
+
+#include "block/crypt_disk.h"
+#include "machine/vnuma.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define VM_MAX_CPUS 64
+#define VM_MAX_DISKS 16
+#define VM_MAX_PLUGIN_DIRS 8
+#define VM_MAX_DEVICES 32
+#define VM_MAX_CONSOLES 8
+
+/* One entry of the manifest's "devices" list: a built-in or plug-in device
+ * type, a unique id (used by `vessel ctl device remove`), and its
+ * parameters kept as JSON object text for the device type to interpret. */
+struct vm_device_config {
+	char *type;
+	char *id;
+	char *params;      /* JSON object text, "{}" when none */
+};
+
+/* One entry of the manifest's "consoles" list (besides the serial port). */
+struct vm_console_config {
+	char *type;        /* "serial" (extra 16550 port) or "virtio" */
+	char *backend;     /* as vm_config.serial: stdio, none, file:PATH, unix:PATH */
+};
+
+struct vm_config {
+	char *engine;          /* "emu" (default) or "kvm" */
+	unsigned cpus;         /* 1..VM_MAX_CPUS */
+	char *cpu;             /* CPU model, machine/cpu_model.h; NULL: max */
+	uint64_t mem_bytes;
+	unsigned numa_nodes;   /* shorthand: N even nodes; 0: see numa */
+	struct numa_config numa; /* --numa nodes, distances, policy (docs/numa.md) */
+	char *kernel;          /* bzImage or Multiboot image */
+	char *initrd;
+	char *cmdline;
+	bool decompress_kernel; /* unpack the bzImage payload on the host */
+	bool no_reboot;         /* guest reboot ends the run instead */
+	char *serial;           /* "stdio" (default), "none", "file:PATH", "unix:PATH" */
+	char *api_socket;
+	char *restore;          /* snapshot to load instead of booting */
+	bool restore_no_verify; /* `--no-verify` only: map the snapshot's RAM without checking its CRC */
+	bool deterministic;     /* virtual time from instruction counts */
+	bool sandbox;           /* seccomp filter, no_new_privs, no capabilities (src/vmm/sandbox.h) */
+	unsigned n_disks;
+	struct vm_disk_config disks[VM_MAX_DISKS];
+	bool rng;               /* a virtio-rng device */
+	unsigned n_plugin_dirs;
+	char *plugin_dirs[VM_MAX_PLUGIN_DIRS];
+	unsigned n_devices;
+	struct vm_device_config devices[VM_MAX_DEVICES];
+	unsigned n_consoles;
+	struct vm_console_config consoles[VM_MAX_CONSOLES];
+	char *manifest;         /* the manifest file read, if any: messages name it */
+	char *hyperv;           /* Hyper-V interface: NULL or "on", "off", or feature changes (src/hv) */
+};
+
+void vm_config_defaults(struct vm_config *cfg);
+/* Checks ranges and combinations; returns 0 or -EINVAL with err_set(). */
+int vm_config_validate(const struct vm_config *cfg);
+/* The virtual NUMA topology of cfg completed (shorthand expanded, default
+ * distances) and bound to host nodes; 0 or -errno with err_set(). */
+int vm_config_numa(const struct vm_config *cfg, struct numa_config *out);
+void vm_config_free(struct vm_config *cfg);
+
+#endif

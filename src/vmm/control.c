@@ -1,0 +1,409 @@
+/* Control-plane wiring (docs/api.md "For the VM side"): what the control
+ * API's requests do to the machine, and the lifecycle around it. */
+#include "vmm/control.h"
+#include "vmm/console.h"
+
+#include "board/pc.h"
+#include "hv/hyperv.h"
+#include "vmm/snapshot.h"
+#include "vmm/manifest.h"
+#include "vmm/plugin_loader.h"
+#include "util/error.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#define GATE_TIMEOUT_MS 5000
+
+static void kick_all_vcpus(void *opaque)
+{
+	struct vm *vm = opaque;
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		vcpu_signal(vm->vcpus[i], VCPU_EVT_KICK);
+}
+
+/* Runs with the session lock held and a machine present, or fails. */
+#define WITH_VM(s, vm)                                                        \
+	struct vm *vm;                                                        \
+	pthread_mutex_lock(&(s)->lock);                                       \
+	vm = (s)->vm;                                                         \
+	if (!vm) {                                                            \
+		pthread_mutex_unlock(&(s)->lock);                             \
+		return err_set(-EAGAIN, "the machine is restarting; try again"); \
+	}
+
+/* A long operation's hold on the machine, without the lock. */
+static struct vm *session_use(struct vm_session *s)
+{
+	pthread_mutex_lock(&s->lock);
+	struct vm *vm = s->vm;
+	if (vm)
+		s->users++;
+	pthread_mutex_unlock(&s->lock);
+	if (!vm)
+		err_set(-EAGAIN, "the machine is restarting; try again");
+	return vm;
+}
+
+static void session_unuse(struct vm_session *s)
+{
+	pthread_mutex_lock(&s->lock);
+	if (--s->users == 0)
+		pthread_cond_broadcast(&s->unused);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* The pause's hold on the gate goes with the pause (resume, poweroff,
+ * reset); the state is no guide as a save may be under way. */
+static void release_pause(struct vm_session *s, struct vm *vm)
+{
+	if (s->pause_held) {
+		s->pause_held = false;
+		vcpu_gate_release(&s->gate);
+	}
+}
+
+static int op_pause(void *opaque)
+{
+	struct vm_session *s = opaque;
+	WITH_VM(s, vm);
+	int rc = vcpu_gate_hold(&s->gate, kick_all_vcpus, vm, GATE_TIMEOUT_MS);
+	if (rc < 0)
+		rc = err_set(rc, "the vCPUs did not stop within %d ms", GATE_TIMEOUT_MS);
+	else if ((rc = lifecycle_transition_from(&s->lc, VM_STATE_RUNNING, VM_STATE_PAUSED, "control API: pause")) < 0)
+		vcpu_gate_release(&s->gate);
+	else
+		s->pause_held = true;
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static int op_resume(void *opaque)
+{
+	struct vm_session *s = opaque;
+	WITH_VM(s, vm);
+	int rc = lifecycle_transition_from(&s->lc, VM_STATE_PAUSED, VM_STATE_RUNNING, "control API: resume");
+	if (rc < 0 && lifecycle_transition_from(&s->lc, VM_STATE_POWERING_DOWN, VM_STATE_RUNNING,
+						"control API: resume") == 0)
+		rc = 0;
+	else if (rc < 0)
+		rc = err_set(-EAGAIN, "cannot resume: the VM is %s", vm_state_name(lifecycle_state(&s->lc)));
+	if (rc == 0)
+		release_pause(s, vm);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static int op_powerdown(void *opaque)
+{
+	struct vm_session *s = opaque;
+	WITH_VM(s, vm);
+	platform_press_power_button(vm);   /* takes the device lock itself */
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static int op_poweroff(void *opaque)
+{
+	struct vm_session *s = opaque;
+	WITH_VM(s, vm);
+	vm_request_stop(vm, VM_STOP_POWEROFF);
+	/* A paused machine must let its vCPUs see the stop. */
+	release_pause(s, vm);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static int op_reset(void *opaque)
+{
+	struct vm_session *s = opaque;
+	WITH_VM(s, vm);
+	vm_request_stop(vm, VM_STOP_RESET);
+	release_pause(s, vm);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+/* Runs on the API's worker while the API thread serves other requests:
+ * the vCPUs stay parked on a hold of its own whatever pause or poweroff
+ * do meanwhile, and the state moves only from the one it saw. */
+static int op_save(void *opaque, const char *path)
+{
+	struct vm_session *s = opaque;
+	struct vm *vm = session_use(s);
+	if (!vm)
+		return -EAGAIN;
+	int rc = vcpu_gate_hold(&s->gate, kick_all_vcpus, vm, GATE_TIMEOUT_MS);
+	if (rc < 0)
+		rc = err_set(rc, "the vCPUs did not stop within %d ms", GATE_TIMEOUT_MS);
+	enum vm_state before = VM_STATE_RUNNING;
+	for (int tries = 0; rc == 0; tries++) {
+		before = lifecycle_state(&s->lc);
+		if (before != VM_STATE_RUNNING && before != VM_STATE_PAUSED) {
+			rc = err_set(-EAGAIN, "cannot save: the VM is %s", vm_state_name(before));
+			break;
+		}
+		rc = lifecycle_transition_from(&s->lc, before, VM_STATE_SAVING_STATE, "control API: save");
+		if (rc == 0 || tries == 3)
+			break;
+		rc = 0; /* paused or resumed just now: look again */
+	}
+	if (rc == 0) {
+		json_t *devices = json_array();
+		api_devices_to_json(&s->devices, devices);
+		rc = snapshot_save_with_devices(vm, path, devices, NULL);
+		json_decref(devices);
+		int back = lifecycle_transition_from(&s->lc, VM_STATE_SAVING_STATE, before,
+						     rc == 0 ? "saved" : "save failed");
+		if (rc == 0)
+			rc = back;
+	}
+	vcpu_gate_release(&s->gate);
+	session_unuse(s);
+	return rc;
+}
+
+static int op_stats(void *opaque, json_t *out)
+{
+	struct vm_session *s = opaque;
+	WITH_VM(s, vm);
+	int rc = api_stats_from_machine(vm, out);
+	if (rc == 0 && s->console)
+		json_object_set_new(out, "console", json_pack("{s:I}", "dropped_bytes",
+								   (json_int_t)console_dropped_bytes(s->console)));
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static int op_device_list(void *opaque, json_t *out)
+{
+	struct vm_session *s = opaque;
+	WITH_VM(s, vm);
+	int rc = api_devices_to_json(&s->devices, out);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+/* The devices present, as the session re-creates them when the machine
+ * is rebuilt (a guest reset): the manifest's, then those added through
+ * the API, less those removed (docs/plugins.md "A device's life"). */
+static int live_add(struct vm_session *s, const struct vm_device_config *dev)
+{
+	if (s->n_live == VM_MAX_DEVICES)
+		return err_set(-ENOSPC, "at most %d devices", VM_MAX_DEVICES);
+	struct vm_device_config *c = &s->live[s->n_live];
+	c->type = dev->type ? strdup(dev->type) : NULL;
+	c->id = dev->id ? strdup(dev->id) : NULL;
+	c->params = dev->params ? strdup(dev->params) : NULL;
+	if ((dev->type && !c->type) || (dev->id && !c->id) || (dev->params && !c->params)) {
+		vm_device_config_free(c);
+		return err_set(-ENOMEM, "out of memory");
+	}
+	s->n_live++;
+	return 0;
+}
+
+static void live_remove(struct vm_session *s, const char *id)
+{
+	for (unsigned i = 0; i < s->n_live; i++) {
+		if (s->live[i].id && !strcmp(s->live[i].id, id)) {
+			vm_device_config_free(&s->live[i]);
+			memmove(&s->live[i], &s->live[i + 1], (s->n_live - i - 1) * sizeof(s->live[0]));
+			s->n_live--;
+			return;
+		}
+	}
+}
+
+/* On the API's worker: a plug-in's create() or destroy() may take its
+ * time.  The API server runs no device-list meanwhile. */
+static int op_device_add(void *opaque, const struct vm_device_config *dev)
+{
+	struct vm_session *s = opaque;
+	struct vm *vm = session_use(s);
+	if (!vm)
+		return -EAGAIN;
+	int rc = plugin_devices_add(&s->devices, dev);
+	if (rc == 0) {
+		pthread_mutex_lock(&s->lock);
+		rc = live_add(s, dev);
+		pthread_mutex_unlock(&s->lock);
+		if (rc < 0)
+			plugin_devices_remove(&s->devices, dev->id);
+	}
+	session_unuse(s);
+	return rc;
+}
+
+static int op_device_remove(void *opaque, const char *id)
+{
+	struct vm_session *s = opaque;
+	struct vm *vm = session_use(s);
+	if (!vm)
+		return -EAGAIN;
+	int rc = plugin_devices_remove(&s->devices, id);
+	if (rc == 0) {
+		pthread_mutex_lock(&s->lock);
+		live_remove(s, id);
+		pthread_mutex_unlock(&s->lock);
+	}
+	session_unuse(s);
+	return rc;
+}
+
+static void op_status(void *opaque, json_t *out)
+{
+	struct vm_session *s = opaque;
+	json_object_set_new(out, "engine", json_string(s->cfg->engine));
+	json_object_set_new(out, "cpus", json_integer(s->cfg->cpus));
+	json_object_set_new(out, "memory", json_integer((json_int_t)s->cfg->mem_bytes));
+	if (s->numa.n_nodes) {
+		/* Which host nodes stand behind each virtual node, and whether
+		 * vessel picked them (docs/numa.md). */
+		json_t *nodes = json_array();
+		for (unsigned i = 0; i < s->numa.n_nodes; i++) {
+			const struct numa_node *n = &s->numa.nodes[i];
+			json_t *hosts = json_array();
+			for (unsigned h = 0; h < NUMA_MAX_HOST_NODES; h++) {
+				if (n->host_nodes & (1ull << h))
+					json_array_append_new(hosts, json_integer(h));
+			}
+			json_array_append_new(nodes, json_pack("{s:i, s:I, s:i, s:i, s:o, s:b}", "node", (int)i, "memory",
+							       (json_int_t)n->mem_bytes, "first_cpu", (int)n->first_cpu,
+							       "cpus", (int)n->n_cpus, "host_nodes", hosts, "host_picked",
+							       n->host_picked));
+		}
+		json_object_set_new(out, "numa", json_pack("{s:s, s:b, s:o}", "policy", vnuma_policy_name(s->numa.policy),
+							  "bound", s->numa.host_bound, "nodes", nodes));
+	}
+	/* Hyper-V: whether the guest is offered it, and the guest OS id it
+	 * wrote (hex: the id uses all 64 bits), null before it does. */
+	struct hv_info hv;
+	pthread_mutex_lock(&s->lock);
+	bool hv_on = s->vm && hv_get_info(s->vm, &hv);
+	pthread_mutex_unlock(&s->lock);
+	json_object_set_new(out, "hyperv", json_boolean(hv_on));
+	char id[24];
+	snprintf(id, sizeof(id), "%#" PRIx64, hv_on ? hv.guest_os_id : 0);
+	json_object_set_new(out, "guest_os_id", hv_on && hv.guest_os_id ? json_string(id) : json_null());
+}
+
+static const struct vm_control_ops session_ops = {
+	.pause = op_pause,
+	.resume = op_resume,
+	.powerdown = op_powerdown,
+	.poweroff = op_poweroff,
+	.reset = op_reset,
+	.save = op_save,
+	.stats = op_stats,
+	.device_list = op_device_list,
+	.device_add = op_device_add,
+	.device_remove = op_device_remove,
+	.status = op_status,
+};
+
+int vm_session_start(struct vm_session *s, const struct vm_config *cfg)
+{
+	memset(s, 0, sizeof(*s));
+	s->cfg = cfg;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->unused, NULL);
+	lifecycle_init(&s->lc);
+	plugin_registry_init(&s->plugins);
+	int nrc = vm_config_numa(cfg, &s->numa);
+	if (nrc < 0)
+		return nrc;
+	for (unsigned i = 0; i < cfg->n_devices; i++) {
+		int rc = live_add(s, &cfg->devices[i]);
+		if (rc < 0)
+			return rc;
+	}
+	/* Only a VM that can have plug-in devices looks for plug-ins, and then
+	 * reads their descriptors in a probe child: none is loaded into this
+	 * process until a device of its type is created.  This runs before
+	 * the API thread and the vCPUs start. */
+	if (cfg->n_devices || cfg->api_socket) {
+		struct plugin_path path;
+		int rc = plugin_path_init(&path, cfg->plugin_dirs, cfg->n_plugin_dirs);
+		if (rc < 0)
+			return rc;
+		/* A directory that does not exist is normal; a broken plug-in is
+		 * reported now (a warning) and when a device of its type is
+		 * asked for. */
+		plugin_registry_scan(&s->plugins, path.dirs, path.n);
+		plugin_path_free(&path);
+	}
+	if (cfg->api_socket) {
+		int rc = api_server_start(&s->api, cfg->api_socket, &session_ops, s, &s->lc);
+		if (rc < 0)
+			return rc;   /* the message names the api socket */
+	}
+	return 0;
+}
+
+void vm_session_finish(struct vm_session *s)
+{
+	enum vm_state st = lifecycle_state(&s->lc);
+	if (st != VM_STATE_OFF && st != VM_STATE_TEARING_DOWN)
+		lifecycle_transition(&s->lc, VM_STATE_TEARING_DOWN, NULL);
+	lifecycle_transition(&s->lc, VM_STATE_OFF, NULL);
+	if (s->api)
+		api_server_stop(s->api);
+	plugin_registry_free(&s->plugins);
+	for (unsigned i = 0; i < s->n_live; i++)
+		vm_device_config_free(&s->live[i]);
+	s->n_live = 0;
+	lifecycle_destroy(&s->lc);
+	pthread_cond_destroy(&s->unused);
+	pthread_mutex_destroy(&s->lock);
+}
+
+/* Plug-in devices drive the board's GSIs (a bank from GSI 0) from their
+ * callbacks, which run under vm->dev_lock like every device's.  The
+ * plug-in layer keeps IRQ resources to lines 0 to 23. */
+static void session_irq_set(void *opaque, unsigned gsi, bool level)
+{
+	irq_set_level(opaque, gsi, level);
+}
+
+int vm_session_attach(struct vm_session *s, struct vm *vm)
+{
+	vcpu_gate_init(&s->gate, vm->n_vcpus);
+	struct plugin_env env = {
+		.pio = &vm->pio, .mmio = &vm->mmio, .dev_lock = &vm->dev_lock, .mem = &vm->mem,
+		.irq = { .set = session_irq_set, .opaque = vm, .n = 0 },
+	};
+	plugin_devices_init(&s->devices, &s->plugins, &env);
+	for (unsigned i = 0; i < s->n_live; i++) {
+		int rc = plugin_devices_add(&s->devices, &s->live[i]);
+		if (rc < 0) {
+			/* Not attached: detach would leave these behind. */
+			plugin_devices_destroy(&s->devices);
+			vcpu_gate_destroy(&s->gate);
+			return rc;
+		}
+	}
+	pthread_mutex_lock(&s->lock);
+	s->vm = vm;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+void vm_session_detach(struct vm_session *s)
+{
+	pthread_mutex_lock(&s->lock);
+	struct vm *vm = s->vm;
+	s->vm = NULL;
+	s->pause_held = false;  /* the gate goes with the machine */
+	/* A save or device-add in progress finishes first. */
+	while (s->users)
+		pthread_cond_wait(&s->unused, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+	if (vm) {
+		plugin_devices_destroy(&s->devices);
+		vcpu_gate_destroy(&s->gate);
+	}
+}

@@ -1,0 +1,51 @@
+/* The VM side of the control plane: the lifecycle, the control API's
+ * operations on a running machine, plug-in devices and snapshots
+ * (docs/api.md "For the VM side").  One session spans the whole
+ * `vessel run`, across guest reboots; the machine inside it is rebuilt on
+ * each reboot. */
+#ifndef VESSEL_VMM_CONTROL_H
+#define VESSEL_VMM_CONTROL_H
+
+#include "vmm/api.h"
+#include "vmm/lifecycle.h"
+#include "machine/machine.h"
+#include "vmm/plugin.h"
+
+struct console;
+
+struct vm_session {
+	const struct vm_config *cfg;
+	struct lifecycle lc;
+	struct plugin_registry plugins;
+	/* Devices to create on each (re)built machine: the manifest's and
+	 * the API's additions, less its removals. */
+	unsigned n_live;
+	struct vm_device_config live[VM_MAX_DEVICES];
+	struct api_server *api;
+	pthread_mutex_t lock;           /* guards vm, users, pause_held */
+	struct vm *vm;                  /* NULL while the machine is rebuilt */
+	/* Per machine: set up by attach, undone by detach. */
+	struct vcpu_gate gate;          /* parks the vCPUs for pause and save */
+	struct plugin_devices devices;  /* the manifest's and the API's plug-in devices */
+	/* Long operations (save, device-add/remove) run on the API's worker
+	 * without the lock, so that pause or poweroff is not stuck behind
+	 * them: each counts as a user of vm, and detach waits for none. */
+	unsigned users;
+	pthread_cond_t unused;
+	bool pause_held;                /* pause holds vm's vCPU gate */
+	struct console *console;        /* COM1's backend, for its counters; may be NULL */
+	/* cfg's NUMA topology with host nodes resolved once at start (libnuma
+	 * reads sysfs, which the sandbox forbids on later reboots). */
+	struct numa_config numa;
+};
+
+/* Lifecycle initializing, plug-in scan, control API (if asked). */
+int vm_session_start(struct vm_session *s, const struct vm_config *cfg);
+/* Lifecycle tearing-down and off, API stopped. */
+void vm_session_finish(struct vm_session *s);
+/* A machine was built: gate, the manifest's devices; the API now drives it. */
+int vm_session_attach(struct vm_session *s, struct vm *vm);
+/* The machine is about to be destroyed. */
+void vm_session_detach(struct vm_session *s);
+
+#endif

@@ -1,0 +1,720 @@
+/* JSON manifest -> struct vm_config (docs/manifest.md).
+ *
+ * Table-driven: each top-level field has one parser; list entries have
+ * their own tables.  Every error names the field, the value (as JSON) and
+ * what was expected, and unknown fields are errors, so that a typo never
+ * silently falls back to a default. */
+#include "vmm/manifest.h"
+
+#include "machine/cpu_model.h"
+#include "util/error.h"
+#include "vmm/vm.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const vm_manifest_fields[] = {
+	"engine", "cpu", "cpus", "memory", "numa_nodes", "kernel", "initrd", "cmdline",
+	"decompress", "no_reboot", "deterministic", "hyperv", "sandbox", "serial", "api_socket", "restore",
+	"disks", "disks[].path", "disks[].format", "disks[].readonly", "disks[].key_file",
+	"disks[].serial", "disks[].id", "rng",
+	"devices", "devices[].type", "devices[].id", "devices[].params",
+	"consoles", "consoles[].type", "consoles[].backend",
+	"plugin_dirs",
+	"numa",   /* nodes[].memory, .cpus, .host_nodes, distances, policy: f_numa_topology() */
+	NULL,
+};
+
+struct mctx {
+	const char *name;      /* for messages */
+	const char *base_dir;  /* relative paths resolve here */
+};
+
+/* The value as compact JSON for a message, shortened if long. */
+static void value_text(json_t *v, char *buf, size_t len)
+{
+	char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+	if (!s) {
+		snprintf(buf, len, "(value)");
+		return;
+	}
+	if (strlen(s) >= len && len > 4)
+		snprintf(buf, len, "%.*s...", (int)(len - 4), s);
+	else
+		snprintf(buf, len, "%s", s);
+	free(s);
+}
+
+static int bad(const struct mctx *m, const char *field, json_t *v, const char *problem, const char *expected)
+{
+	char val[96];
+	value_text(v, val, sizeof(val));
+	return err_set(-EINVAL, "manifest %s: %s: %s %s (expected %s)", m->name, field, val, problem, expected);
+}
+
+static char *resolve(const struct mctx *m, const char *path)
+{
+	if (!m->base_dir || path[0] == '/' || !path[0])
+		return strdup(path);
+	size_t n = strlen(m->base_dir) + strlen(path) + 2;
+	char *out = malloc(n);
+	if (out)
+		snprintf(out, n, "%s/%s", m->base_dir, path);
+	return out;
+}
+
+static int get_string(const struct mctx *m, const char *field, json_t *v, const char *expected, char **out,
+		      bool is_path)
+{
+	if (!json_is_string(v))
+		return bad(m, field, v, "is not a string", expected);
+	const char *s = json_string_value(v);
+	if (is_path && !s[0])
+		return bad(m, field, v, "is empty", expected);
+	char *dup = is_path ? resolve(m, s) : strdup(s);
+	if (!dup)
+		return err_set(-ENOMEM, "manifest %s: %s: out of memory", m->name, field);
+	free(*out);
+	*out = dup;
+	return 0;
+}
+
+static int get_uint(const struct mctx *m, const char *field, json_t *v, long long lo, long long hi, unsigned *out)
+{
+	char expected[64];
+	snprintf(expected, sizeof(expected), "%lld to %lld", lo, hi);
+	if (!json_is_integer(v))
+		return bad(m, field, v, "is not an integer", expected);
+	long long x = json_integer_value(v);
+	if (x < lo || x > hi)
+		return bad(m, field, v, "is out of range", expected);
+	*out = (unsigned)x;
+	return 0;
+}
+
+static int get_bool(const struct mctx *m, const char *field, json_t *v, bool *out)
+{
+	if (!json_is_boolean(v))
+		return bad(m, field, v, "is not a boolean", "true or false");
+	*out = json_is_true(v);
+	return 0;
+}
+
+/* "512M", "2G", "1.5GiB", "4096" -> bytes; -1 if not a size. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (end == s || errno || v < 0 || !isfinite(v) || isspace((unsigned char)s[0]))
+		return -1;
+	double mult = 1;
+	switch (*end) {
+	case 0: break;
+	case 'k': case 'K': mult = 0x1p10; end++; break;
+	case 'm': case 'M': mult = 0x1p20; end++; break;
+	case 'g': case 'G': mult = 0x1p30; end++; break;
+	case 't': case 'T': mult = 0x1p40; end++; break;
+	default: return -1;
+	}
+	if (mult > 1 && (*end == 'i' || *end == 'I'))
+		end++;
+	if (*end == 'b' || *end == 'B')
+		end++;
+	if (*end)
+		return -1;
+	double bytes = v * mult;
+	if (bytes > 0x1p63 || bytes != floor(bytes))
+		return -1;
+	*out = (uint64_t)bytes;
+	return 0;
+}
+
+typedef int (*field_fn)(const struct mctx *m, json_t *v, struct vm_config *cfg);
+
+static int f_engine(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	const char *exp = "\"emu\" or \"kvm\"";
+	if (!json_is_string(v))
+		return bad(m, "engine", v, "is not a string", exp);
+	if (strcmp(json_string_value(v), "emu") && strcmp(json_string_value(v), "kvm"))
+		return bad(m, "engine", v, "is not an engine", exp);
+	return get_string(m, "engine", v, exp, &cfg->engine, false);
+}
+
+static int f_cpu(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	const char *exp = "host, max, x86-64, x86-64-v2 or x86-64-v3, then +FEATURE or -FEATURE "
+			  "(`vessel run --cpu help` lists them)";
+	struct cpu_model model;
+	if (!json_is_string(v))
+		return bad(m, "cpu", v, "is not a string", exp);
+	/* The engine may still change (--engine): vm_config_validate()
+	 * checks what it implements. */
+	if (cpu_model_parse(json_string_value(v), false, &model) < 0)
+		return bad(m, "cpu", v, "is not a CPU model", exp);
+	return get_string(m, "cpu", v, exp, &cfg->cpu, false);
+}
+
+static int f_cpus(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	return get_uint(m, "cpus", v, 1, VM_MAX_CPUS, &cfg->cpus);
+}
+
+static int f_memory(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	const char *exp = "bytes as an integer or a size such as \"512M\" or \"2G\", 16M to 1T";
+	uint64_t bytes;
+	if (json_is_integer(v)) {
+		if (json_integer_value(v) < 0)
+			return bad(m, "memory", v, "is negative", exp);
+		bytes = (uint64_t)json_integer_value(v);
+	} else if (json_is_string(v)) {
+		if (parse_size(json_string_value(v), &bytes) < 0)
+			return bad(m, "memory", v, "is not a size", exp);
+	} else {
+		return bad(m, "memory", v, "is not a size", exp);
+	}
+	if (bytes < (16ULL << 20) || bytes > (1ULL << 40))
+		return bad(m, "memory", v, "is out of range", exp);
+	cfg->mem_bytes = bytes;
+	return 0;
+}
+
+static int f_numa(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	return get_uint(m, "numa_nodes", v, 0, VM_MAX_CPUS, &cfg->numa_nodes);
+}
+
+static int f_kernel(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	return get_string(m, "kernel", v, "a file path", &cfg->kernel, true);
+}
+
+static int f_initrd(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	return get_string(m, "initrd", v, "a file path", &cfg->initrd, true);
+}
+
+static int f_cmdline(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	return get_string(m, "cmdline", v, "a kernel command line string", &cfg->cmdline, false);
+}
+
+static int f_decompress(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	return get_bool(m, "decompress", v, &cfg->decompress_kernel);
+}
+
+static int f_no_reboot(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	return get_bool(m, "no_reboot", v, &cfg->no_reboot);
+}
+
+static int f_deterministic(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	return get_bool(m, "deterministic", v, &cfg->deterministic);
+}
+
+static int f_rng(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	return get_bool(m, "rng", v, &cfg->rng);
+}
+
+/* true, false, or a --hyperv string ("off", "-crash,-time"): checked by
+ * vm_config_validate(). */
+static int f_hyperv(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	if (json_is_boolean(v)) {
+		free(cfg->hyperv);
+		cfg->hyperv = strdup(json_is_true(v) ? "on" : "off");
+		return cfg->hyperv ? 0 : err_set(-ENOMEM, "manifest %s: hyperv: out of memory", m->name);
+	}
+	return get_string(m, "hyperv", v, "true, false or a --hyperv feature list", &cfg->hyperv, false);
+}
+
+static int f_sandbox(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	return get_bool(m, "sandbox", v, &cfg->sandbox);
+}
+
+static bool console_backend_ok(const char *s)
+{
+	return !strcmp(s, "stdio") || !strcmp(s, "none") ||
+	       (!strncmp(s, "file:", 5) && s[5]) || (!strncmp(s, "unix:", 5) && s[5]);
+}
+
+#define BACKENDS "\"stdio\", \"none\", \"file:PATH\" or \"unix:PATH\""
+
+static int f_serial(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	if (json_is_string(v) && !console_backend_ok(json_string_value(v)))
+		return bad(m, "serial", v, "is not a console backend", BACKENDS);
+	return get_string(m, "serial", v, BACKENDS, &cfg->serial, false);
+}
+
+static int f_api_socket(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	return get_string(m, "api_socket", v, "a Unix socket path", &cfg->api_socket, true);
+}
+
+static int f_restore(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	return get_string(m, "restore", v, "a snapshot file path", &cfg->restore, true);
+}
+
+/* Checks that obj has only the given keys; names the first stranger. */
+static int check_keys(const struct mctx *m, const char *where, json_t *obj, const char *const *keys)
+{
+	const char *key;
+	json_t *val;
+	json_object_foreach(obj, key, val) {
+		bool known = false;
+		for (unsigned i = 0; keys[i] && !known; i++)
+			known = !strcmp(key, keys[i]);
+		if (!known) {
+			char list[256] = "";
+			for (unsigned i = 0; keys[i]; i++) {
+				size_t l = strlen(list);
+				snprintf(list + l, sizeof(list) - l, "%s%s", i ? ", " : "", keys[i]);
+			}
+			return err_set(-EINVAL, "manifest %s: %s.%s: unknown field (expected one of %s)", m->name,
+				       where, key, list);
+		}
+	}
+	return 0;
+}
+
+static int f_disks(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	static const char *const keys[] = { "path", "format", "readonly", "key_file", "serial", "id", NULL };
+	char exp[64];
+	snprintf(exp, sizeof(exp), "a list of at most %d disk objects", VM_MAX_DISKS);
+	if (!json_is_array(v))
+		return bad(m, "disks", v, "is not a list", exp);
+	if (json_array_size(v) > VM_MAX_DISKS)
+		return bad(m, "disks", v, "is too long", exp);
+	size_t i;
+	json_t *e;
+	json_array_foreach(v, i, e) {
+		char where[32], field[64];
+		snprintf(where, sizeof(where), "disks[%zu]", i);
+		if (!json_is_object(e))
+			return bad(m, where, e, "is not an object", "{\"path\": ..., \"format\": ..., \"readonly\": ...}");
+		int rc = check_keys(m, where, e, keys);
+		if (rc < 0)
+			return rc;
+		struct vm_disk_config *d = &cfg->disks[cfg->n_disks];
+		memset(d, 0, sizeof(*d));
+		json_t *x = json_object_get(e, "path");
+		snprintf(field, sizeof(field), "%s.path", where);
+		if (!x)
+			return err_set(-EINVAL, "manifest %s: %s: missing (expected a disk image path)", m->name, field);
+		cfg->n_disks++; /* from here on vm_config_free() owns d */
+		if ((rc = get_string(m, field, x, "a disk image path", &d->path, true)) < 0)
+			return rc;
+		if ((x = json_object_get(e, "format"))) {
+			snprintf(field, sizeof(field), "%s.format", where);
+			const char *fexp = "\"raw\" or \"vhd\"";
+			if (json_is_string(x) && strcmp(json_string_value(x), "raw") && strcmp(json_string_value(x), "vhd"))
+				return bad(m, field, x, "is not a disk format", fexp);
+			if ((rc = get_string(m, field, x, fexp, &d->format, false)) < 0)
+				return rc;
+		}
+		if ((x = json_object_get(e, "readonly"))) {
+			snprintf(field, sizeof(field), "%s.readonly", where);
+			if ((rc = get_bool(m, field, x, &d->readonly)) < 0)
+				return rc;
+		}
+		if ((x = json_object_get(e, "key_file"))) {
+			snprintf(field, sizeof(field), "%s.key_file", where);
+			if ((rc = get_string(m, field, x, "a key file path", &d->key_file, true)) < 0)
+				return rc;
+		}
+		if ((x = json_object_get(e, "serial"))) {
+			snprintf(field, sizeof(field), "%s.serial", where);
+			if (json_is_string(x) && strlen(json_string_value(x)) > 20)
+				return bad(m, field, x, "is too long", "a string of at most 20 characters");
+			if ((rc = get_string(m, field, x, "a string of at most 20 characters", &d->serial, false)) < 0)
+				return rc;
+		}
+		if ((x = json_object_get(e, "id"))) {
+			snprintf(field, sizeof(field), "%s.id", where);
+			if ((rc = get_string(m, field, x, "a disk name", &d->id, true)) < 0)
+				return rc;
+			for (unsigned j = 0; j + 1 < cfg->n_disks; j++)
+				if (cfg->disks[j].id && !strcmp(cfg->disks[j].id, d->id))
+					return bad(m, field, x, "is used twice", "a name unique among the disks");
+		}
+	}
+	return 0;
+}
+
+/* A size, vCPU range or host node range as the command line writes it:
+ * a JSON string as is, an integer in decimal. */
+static int spec_value(const struct mctx *m, const char *field, json_t *v, const char *exp, char *buf, size_t len)
+{
+	/* Letters, digits and '-' only: the value becomes part of a
+	 * comma-separated node spec. */
+	if (json_is_string(v) && json_string_length(v) < len - 1 && json_string_length(v) &&
+	    strspn(json_string_value(v), "0123456789-KMGTkmgtiB") == json_string_length(v))
+		snprintf(buf, len, "%s", json_string_value(v));
+	else if (json_is_integer(v) && json_integer_value(v) >= 0)
+		snprintf(buf, len, "%lld", (long long)json_integer_value(v));
+	else
+		return bad(m, field, v, "is not valid", exp);
+	return 0;
+}
+
+/* "numa": {"nodes": [{"memory", "cpus", "host_nodes"}], "distances":
+ * [[A, B, D]], "policy"} (docs/numa.md); the checks across fields are
+ * vm_config_validate()'s. */
+static int f_numa_topology(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	static const char *const keys[] = { "nodes", "distances", "policy", NULL };
+	static const char *const node_keys[] = { "memory", "cpus", "host_nodes", NULL };
+	const char *exp = "{\"nodes\": [...], \"distances\": [[A, B, D], ...], \"policy\": ...}";
+	if (!json_is_object(v))
+		return bad(m, "numa", v, "is not an object", exp);
+	int rc = check_keys(m, "numa", v, keys);
+	if (rc < 0)
+		return rc;
+	memset(&cfg->numa, 0, sizeof(cfg->numa));
+	json_t *nodes = json_object_get(v, "nodes"), *e;
+	size_t i;
+	if (nodes && (!json_is_array(nodes) || json_array_size(nodes) > NUMA_MAX_NODES))
+		return bad(m, "numa.nodes", nodes, "is not a list of at most 64 nodes", "[{\"memory\": ..., \"cpus\": ...}]");
+	json_array_foreach(nodes, i, e) {
+		char where[32], spec[160], mem[48], cpus[24], host[24] = "";
+		snprintf(where, sizeof(where), "numa.nodes[%zu]", i);
+		if (!json_is_object(e))
+			return bad(m, where, e, "is not an object", "{\"memory\": \"1G\", \"cpus\": \"0-1\"}");
+		if ((rc = check_keys(m, where, e, node_keys)) < 0)
+			return rc;
+		json_t *x;
+		char field[64];
+		snprintf(field, sizeof(field), "%s.memory", where);
+		if (!(x = json_object_get(e, "memory")))
+			return err_set(-EINVAL, "manifest %s: %s: missing (expected a size such as \"1G\")", m->name, field);
+		if ((rc = spec_value(m, field, x, "a size such as \"1G\" or bytes", mem, sizeof(mem))) < 0)
+			return rc;
+		snprintf(field, sizeof(field), "%s.cpus", where);
+		if (!(x = json_object_get(e, "cpus")))
+			return err_set(-EINVAL, "manifest %s: %s: missing (expected vCPUs such as \"0-1\")", m->name, field);
+		if ((rc = spec_value(m, field, x, "vCPUs such as \"0-1\" or 2", cpus, sizeof(cpus))) < 0)
+			return rc;
+		snprintf(field, sizeof(field), "%s.host_nodes", where);
+		if ((x = json_object_get(e, "host_nodes")) &&
+		    (rc = spec_value(m, field, x, "host nodes such as \"0\" or \"0-1\"", host, sizeof(host))) < 0)
+			return rc;
+		snprintf(spec, sizeof(spec), "node,mem=%s,cpus=%s%s%s", mem, cpus, host[0] ? ",host-node=" : "", host);
+		if ((rc = vnuma_parse_node(&cfg->numa, spec)) < 0)
+			return err_wrap(rc, "manifest %s: %s", m->name, where);
+	}
+	json_t *dist = json_object_get(v, "distances");
+	if (dist && !json_is_array(dist))
+		return bad(m, "numa.distances", dist, "is not a list", "[[A, B, DISTANCE], ...]");
+	json_array_foreach(dist, i, e) {
+		char where[32];
+		snprintf(where, sizeof(where), "numa.distances[%zu]", i);
+		if (!json_is_array(e) || json_array_size(e) != 3 || !json_is_integer(json_array_get(e, 0)) ||
+		    !json_is_integer(json_array_get(e, 1)) || !json_is_integer(json_array_get(e, 2)) ||
+		    json_integer_value(json_array_get(e, 0)) < 0 || json_integer_value(json_array_get(e, 1)) < 0 ||
+		    json_integer_value(json_array_get(e, 2)) < 0)
+			return bad(m, where, e, "is not [A, B, DISTANCE]", "[0, 1, 20]");
+		rc = vnuma_set_distance(&cfg->numa, (unsigned)json_integer_value(json_array_get(e, 0)),
+					(unsigned)json_integer_value(json_array_get(e, 1)),
+					(unsigned)json_integer_value(json_array_get(e, 2)));
+		if (rc < 0)
+			return err_wrap(rc, "manifest %s: %s", m->name, where);
+	}
+	json_t *pol = json_object_get(v, "policy");
+	if (pol && (!json_is_string(pol) || vnuma_parse_policy(json_string_value(pol), &cfg->numa.policy) < 0))
+		return bad(m, "numa.policy", pol, "is not a policy", "\"bind\", \"preferred\" or \"interleave\"");
+	return 0;
+}
+
+/* Device ids name devices in the control API: keep them to a plain
+ * alphabet so they never need quoting on a command line. */
+static bool device_id_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 63)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
+			return false;
+	return true;
+}
+
+void vm_device_config_free(struct vm_device_config *dev)
+{
+	free(dev->type);
+	free(dev->id);
+	free(dev->params);
+	memset(dev, 0, sizeof(*dev));
+}
+
+int vm_manifest_parse_device(json_t *e, const char *where, struct vm_device_config *out)
+{
+	if (!json_is_object(e))
+		return err_set(-EINVAL, "%s: not an object (expected {\"type\": ..., \"id\": ..., \"params\": {...}})",
+			       where);
+	const char *key;
+	json_t *val;
+	json_object_foreach(e, key, val) {
+		if (strcmp(key, "type") && strcmp(key, "id") && strcmp(key, "params"))
+			return err_set(-EINVAL, "%s.%s: unknown field (expected one of type, id, params)", where, key);
+	}
+	json_t *type = json_object_get(e, "type"), *id = json_object_get(e, "id"), *params = json_object_get(e, "params");
+	char val_buf[96];
+	if (!type)
+		return err_set(-EINVAL, "%s.type: missing (expected a device type name)", where);
+	if (!json_is_string(type) || !json_string_length(type)) {
+		value_text(type, val_buf, sizeof(val_buf));
+		return err_set(-EINVAL, "%s.type: %s is not a device type name (expected a non-empty string)", where,
+			       val_buf);
+	}
+	if (!id)
+		return err_set(-EINVAL, "%s.id: missing (expected a unique device id)", where);
+	if (!json_is_string(id) || !device_id_ok(json_string_value(id))) {
+		value_text(id, val_buf, sizeof(val_buf));
+		return err_set(-EINVAL, "%s.id: %s is not a device id (expected 1 to 63 of A-Z a-z 0-9 - _ .)", where,
+			       val_buf);
+	}
+	if (params && !json_is_object(params)) {
+		value_text(params, val_buf, sizeof(val_buf));
+		return err_set(-EINVAL, "%s.params: %s is not an object (expected {\"name\": value, ...})", where,
+			       val_buf);
+	}
+	struct vm_device_config d = { 0 };
+	d.type = strdup(json_string_value(type));
+	d.id = strdup(json_string_value(id));
+	d.params = params ? json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS) : strdup("{}");
+	if (!d.type || !d.id || !d.params) {
+		vm_device_config_free(&d);
+		return err_set(-ENOMEM, "%s: out of memory", where);
+	}
+	*out = d;
+	return 0;
+}
+
+static int f_devices(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	char exp[64];
+	snprintf(exp, sizeof(exp), "a list of at most %d device objects", VM_MAX_DEVICES);
+	if (!json_is_array(v))
+		return bad(m, "devices", v, "is not a list", exp);
+	if (json_array_size(v) > VM_MAX_DEVICES)
+		return bad(m, "devices", v, "is too long", exp);
+	size_t i;
+	json_t *e;
+	json_array_foreach(v, i, e) {
+		char where[32];
+		snprintf(where, sizeof(where), "devices[%zu]", i);
+		struct vm_device_config d;
+		if (vm_manifest_parse_device(e, where, &d) < 0)
+			return err_wrap(-EINVAL, "manifest %s", m->name);
+		for (unsigned j = 0; j < cfg->n_devices; j++) {
+			if (!strcmp(cfg->devices[j].id, d.id)) {
+				err_set(-EINVAL, "manifest %s: %s.id: \"%s\" is already the id of devices[%u] (expected a unique id)",
+					m->name, where, d.id, j);
+				vm_device_config_free(&d);
+				return -EINVAL;
+			}
+		}
+		cfg->devices[cfg->n_devices++] = d;
+	}
+	return 0;
+}
+
+static int f_consoles(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	static const char *const keys[] = { "type", "backend", NULL };
+	char exp[64];
+	snprintf(exp, sizeof(exp), "a list of at most %d console objects", VM_MAX_CONSOLES);
+	if (!json_is_array(v))
+		return bad(m, "consoles", v, "is not a list", exp);
+	if (json_array_size(v) > VM_MAX_CONSOLES)
+		return bad(m, "consoles", v, "is too long", exp);
+	size_t i;
+	json_t *e;
+	json_array_foreach(v, i, e) {
+		char where[32], field[64];
+		snprintf(where, sizeof(where), "consoles[%zu]", i);
+		if (!json_is_object(e))
+			return bad(m, where, e, "is not an object", "{\"type\": ..., \"backend\": ...}");
+		int rc = check_keys(m, where, e, keys);
+		if (rc < 0)
+			return rc;
+		json_t *t = json_object_get(e, "type"), *b = json_object_get(e, "backend");
+		snprintf(field, sizeof(field), "%s.type", where);
+		const char *texp = "\"serial\" or \"virtio\"";
+		if (!t)
+			return err_set(-EINVAL, "manifest %s: %s: missing (expected %s)", m->name, field, texp);
+		if (!json_is_string(t) || (strcmp(json_string_value(t), "serial") && strcmp(json_string_value(t), "virtio")))
+			return bad(m, field, t, "is not a console type", texp);
+		if (b && (!json_is_string(b) || !console_backend_ok(json_string_value(b)))) {
+			snprintf(field, sizeof(field), "%s.backend", where);
+			return bad(m, field, b, "is not a console backend", BACKENDS);
+		}
+		struct vm_console_config *c = &cfg->consoles[cfg->n_consoles++];
+		c->type = strdup(json_string_value(t));
+		c->backend = strdup(b ? json_string_value(b) : "none");
+		if (!c->type || !c->backend)
+			return err_set(-ENOMEM, "manifest %s: %s: out of memory", m->name, where);
+	}
+	return 0;
+}
+
+static int f_plugin_dirs(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	char exp[64];
+	snprintf(exp, sizeof(exp), "a list of at most %d directory paths", VM_MAX_PLUGIN_DIRS);
+	if (!json_is_array(v))
+		return bad(m, "plugin_dirs", v, "is not a list", exp);
+	if (json_array_size(v) > VM_MAX_PLUGIN_DIRS)
+		return bad(m, "plugin_dirs", v, "is too long", exp);
+	size_t i;
+	json_t *e;
+	json_array_foreach(v, i, e) {
+		char field[32];
+		snprintf(field, sizeof(field), "plugin_dirs[%zu]", i);
+		char *dir = NULL;
+		int rc = get_string(m, field, e, "a directory path", &dir, true);
+		if (rc < 0)
+			return rc;
+		cfg->plugin_dirs[cfg->n_plugin_dirs++] = dir;
+	}
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	field_fn parse;
+} top_fields[] = {
+	{ "engine", f_engine }, { "cpu", f_cpu }, { "cpus", f_cpus }, { "memory", f_memory }, { "numa_nodes", f_numa },
+	{ "kernel", f_kernel }, { "initrd", f_initrd }, { "cmdline", f_cmdline },
+	{ "decompress", f_decompress }, { "no_reboot", f_no_reboot }, { "deterministic", f_deterministic },
+	{ "hyperv", f_hyperv },
+	{ "sandbox", f_sandbox },
+	{ "serial", f_serial }, { "api_socket", f_api_socket }, { "restore", f_restore },
+	{ "disks", f_disks }, { "devices", f_devices }, { "consoles", f_consoles },
+	{ "plugin_dirs", f_plugin_dirs }, { "numa", f_numa_topology }, { "rng", f_rng },
+};
+
+/* Lists are replaced as a whole, never appended to. */
+static void clear_lists(json_t *root, struct vm_config *cfg)
+{
+	if (json_object_get(root, "disks")) {
+		for (unsigned i = 0; i < cfg->n_disks; i++) {
+			free(cfg->disks[i].path);
+			free(cfg->disks[i].format);
+			free(cfg->disks[i].key_file);
+			free(cfg->disks[i].serial);
+			free(cfg->disks[i].id);
+		}
+		memset(cfg->disks, 0, sizeof(cfg->disks));
+		cfg->n_disks = 0;
+	}
+	if (json_object_get(root, "devices")) {
+		for (unsigned i = 0; i < cfg->n_devices; i++)
+			vm_device_config_free(&cfg->devices[i]);
+		cfg->n_devices = 0;
+	}
+	if (json_object_get(root, "consoles")) {
+		for (unsigned i = 0; i < cfg->n_consoles; i++) {
+			free(cfg->consoles[i].type);
+			free(cfg->consoles[i].backend);
+		}
+		memset(cfg->consoles, 0, sizeof(cfg->consoles));
+		cfg->n_consoles = 0;
+	}
+	if (json_object_get(root, "plugin_dirs")) {
+		for (unsigned i = 0; i < cfg->n_plugin_dirs; i++)
+			free(cfg->plugin_dirs[i]);
+		memset(cfg->plugin_dirs, 0, sizeof(cfg->plugin_dirs));
+		cfg->n_plugin_dirs = 0;
+	}
+}
+
+int vm_manifest_parse(const char *text, const char *name, const char *base_dir, struct vm_config *cfg)
+{
+	struct mctx m = { .name = name, .base_dir = base_dir };
+	json_error_t jerr;
+	/* Duplicate keys are an error: the second would silently win. */
+	json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root)
+		return err_set(-EINVAL, "manifest %s: line %d column %d: %s", name, jerr.line, jerr.column, jerr.text);
+	int rc = 0;
+	if (!json_is_object(root)) {
+		rc = bad(&m, "(top level)", root, "is not an object", "{\"cpus\": ..., \"memory\": ...}");
+		goto out;
+	}
+	const char *key;
+	json_t *val;
+	json_object_foreach(root, key, val) {
+		bool known = false;
+		for (size_t i = 0; i < sizeof(top_fields) / sizeof(top_fields[0]); i++)
+			known |= !strcmp(key, top_fields[i].name);
+		if (!known) {
+			rc = err_set(-EINVAL, "manifest %s: %s: unknown field (see docs/manifest.md for the fields)", name, key);
+			goto out;
+		}
+	}
+	clear_lists(root, cfg);
+	/* In table order, so that the first error reported is stable. */
+	for (size_t i = 0; i < sizeof(top_fields) / sizeof(top_fields[0]); i++) {
+		json_t *v = json_object_get(root, top_fields[i].name);
+		if (v && (rc = top_fields[i].parse(&m, v, cfg)) < 0)
+			goto out;
+	}
+	if (cfg->numa_nodes > cfg->cpus)
+		rc = err_set(-EINVAL, "manifest %s: numa_nodes: %u is more than cpus (expected 0 to %u)", name,
+			     cfg->numa_nodes, cfg->cpus);
+out:
+	json_decref(root);
+	return rc;
+}
+
+int vm_manifest_load(const char *path, struct vm_config *cfg)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return err_set(-errno, "manifest %s: %s", path, strerror(errno));
+	/* Manifests are small: refuse anything that is clearly not one. */
+	char *text = malloc(1 << 20);
+	size_t n = text ? fread(text, 1, (1 << 20) - 1, f) : 0;
+	bool too_big = text && n == (1 << 20) - 1 && fgetc(f) != EOF;
+	int ioerr = ferror(f);
+	fclose(f);
+	if (!text)
+		return err_set(-ENOMEM, "manifest %s: out of memory", path);
+	if (ioerr || too_big) {
+		free(text);
+		return err_set(-EINVAL, "manifest %s: %s", path, too_big ? "larger than 1 MiB" : "read error");
+	}
+	text[n] = 0;
+	if (strlen(text) != n) {
+		free(text);
+		return err_set(-EINVAL, "manifest %s: contains a NUL byte (expected JSON text)", path);
+	}
+	char *dir = strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
+	const char *base = NULL;
+	if (slash) {
+		*slash = 0;
+		base = dir[0] ? dir : "/";
+	}
+	int rc = vm_manifest_parse(text, path, base, cfg);
+	free(dir);
+	free(text);
+	if (rc == 0) {
+		free(cfg->manifest);
+		cfg->manifest = strdup(path);
+	}
+	return rc;
+}

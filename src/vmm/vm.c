@@ -1,0 +1,488 @@
+/* The VM object: builds the machine from a vm_config, runs one host thread
+ * per vCPU, serves the console on the main thread, and returns why the run
+ * ended (the CLI turns that into an exit code, docs/cli.md).
+ *
+ * vCPU scheduling: one host thread per vCPU (docs/architecture.md).  A
+ * vCPU that executes HLT sleeps on its condition variable until an
+ * interrupt, NMI, INIT/SIPI or stop request is signalled. */
+#include "vmm/vm.h"
+
+#include "boot/boot.h"
+#include "cpu/engines.h"
+#include "machine/accel.h"
+#include "cpu/engines.h"
+#include "hv/hyperv.h"
+#include "hw/chardev.h"
+#include "board/pc.h"
+#include "hw/intc/lapic.h"
+#include "util/error.h"
+#include "vmm/snapshot.h"
+#include "util/log.h"
+#include "vmm/console.h"
+#include "vmm/control.h"
+#include "vmm/pc_virtio.h"
+#include "machine/machine.h"
+#include "vmm/sandbox.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+_Static_assert(VM_MAX_CPUS <= MACHINE_MAX_CPUS, "a configured VM fits the machine");
+
+/* What a vCPU thread needs besides its vCPU. */
+struct vcpu_thread_arg {
+	struct vcpu *vcpu;
+	struct vcpu_gate *gate;
+};
+
+/* SDM vol. 3A, 9.4.4 / 10.4.7: a SIPI starts the AP in real mode at
+ * vector * 4 KiB, CS = vector << 8, IP = 0. */
+static int vcpu_start_at_sipi(struct vcpu *vcpu, uint8_t vector)
+{
+	const struct accel_ops *a = vcpu->vm->accel;
+	struct x86_sregs s;
+	struct x86_regs r;
+	int rc = a->get_sregs(vcpu, &s);
+	if (rc == 0)
+		rc = a->get_regs(vcpu, &r);
+	if (rc < 0)
+		return rc;
+	s.seg[SEG_CS].selector = (uint16_t)(vector << 8);
+	s.seg[SEG_CS].base = (uint64_t)vector << 12;
+	r.rip = 0;
+	rc = a->set_sregs(vcpu, &s);
+	return rc < 0 ? rc : a->set_regs(vcpu, &r);
+}
+
+static bool vm_stopping(struct vm *vm)
+{
+	return atomic_load(&vm->stop_reason) != VM_STOP_NONE;
+}
+
+/* Sleeps until one of mask's events is signalled or the VM stops. */
+static uint32_t vcpu_wait(struct vcpu *vcpu, uint32_t mask)
+{
+	uint32_t ev;
+	pthread_mutex_lock(&vcpu->lock);
+	while (!((ev = atomic_load(&vcpu->events)) & mask) && !vm_stopping(vcpu->vm))
+		pthread_cond_wait(&vcpu->wake, &vcpu->lock);
+	pthread_mutex_unlock(&vcpu->lock);
+	return ev;
+}
+
+static void *vcpu_thread(void *opaque)
+{
+	const struct vcpu_thread_arg *arg = opaque;
+	struct vcpu *vcpu = arg->vcpu;
+	struct vm *vm = vcpu->vm;
+	struct vcpu_exit exit;
+
+	while (!vm_stopping(vm)) {
+		/* Parks here while the control API holds the vCPUs (pause, save). */
+		vcpu_gate_checkpoint(arg->gate);
+		if (vm_stopping(vm))
+			break;
+		uint32_t ev = atomic_load(&vcpu->events);
+		if (ev & VCPU_EVT_INIT) {
+			/* INIT resets the processor; an AP then waits for a SIPI
+			 * (SDM vol. 3A, 9.4).  A SIPI already pending came after
+			 * the INIT (software waits between the two), so it stays. */
+			atomic_fetch_and(&vcpu->events, ~VCPU_EVT_INIT);
+			if (vcpu_reset_state(vcpu) < 0) {
+				log_error("vcpu", "cpu%u: INIT failed: %s", vcpu->id, err_msg());
+				vm_request_stop(vm, VM_STOP_ERROR);
+				break;
+			}
+			if (vcpu->id != 0)
+				vcpu->run_state = VCPU_WAIT_FOR_SIPI;
+		} else if ((ev & VCPU_EVT_SIPI) && vcpu->run_state != VCPU_WAIT_FOR_SIPI) {
+			/* A SIPI is ignored unless the processor waits for one
+			 * (SDM vol. 3A, 10.4.7.4): Linux sends two. */
+			atomic_fetch_and(&vcpu->events, ~VCPU_EVT_SIPI);
+		}
+		if (vcpu->run_state == VCPU_WAIT_FOR_SIPI) {
+			ev = vcpu_wait(vcpu, VCPU_EVT_SIPI | VCPU_EVT_INIT | VCPU_EVT_KICK);
+			atomic_fetch_and(&vcpu->events, ~VCPU_EVT_KICK);
+			if ((ev & VCPU_EVT_SIPI) && !(ev & VCPU_EVT_INIT)) {
+				atomic_fetch_and(&vcpu->events, ~VCPU_EVT_SIPI);
+				if (vcpu_start_at_sipi(vcpu, vcpu->sipi_vector) < 0) {
+					log_error("vcpu", "cpu%u: cannot start at SIPI: %s", vcpu->id, err_msg());
+					vm_request_stop(vm, VM_STOP_ERROR);
+					break;
+				}
+				vcpu->run_state = VCPU_RUNNABLE;
+			}
+			continue;
+		}
+		memset(&exit, 0, sizeof(exit));
+		int rc = vm->accel->vcpu_run(vcpu, &exit);
+		if (rc < 0) {
+			log_error("vcpu", "cpu%u: %s", vcpu->id, err_msg());
+			vm_request_stop(vm, VM_STOP_ERROR);
+			break;
+		}
+		atomic_fetch_add_explicit(&vcpu->exit_counts[exit.reason], 1, memory_order_relaxed);
+		switch (exit.reason) {
+		case VCPU_EXIT_HLT: {
+			/* With IF=0 only NMI, INIT, SIPI and stop requests end HLT. */
+			struct x86_regs r;
+			uint32_t mask = VCPU_EVT_NMI | VCPU_EVT_INIT | VCPU_EVT_SIPI | VCPU_EVT_KICK;
+			if (vm->accel->get_regs(vcpu, &r) == 0 && (r.rflags & X86_FLAG_IF))
+				mask |= VCPU_EVT_INTR;
+			vcpu_wait(vcpu, mask);
+			break;
+		}
+		case VCPU_EXIT_KICK:
+			atomic_fetch_and(&vcpu->events, ~VCPU_EVT_KICK);
+			break;
+		case VCPU_EXIT_SHUTDOWN:
+			fprintf(stderr, "\r\nvessel: guest triple fault on cpu%u: %s\r\n", vcpu->id, exit.error.message);
+			vcpu_dump_state(vcpu, stderr);
+			vm_request_stop(vm, VM_STOP_TRIPLE_FAULT);
+			break;
+		case VCPU_EXIT_INTERNAL_ERROR:
+			fprintf(stderr, "\r\nvessel: cpu%u stopped: %s\r\n", vcpu->id, exit.error.message);
+			vm_request_stop(vm, VM_STOP_ERROR);
+			break;
+		default:
+			break;
+		}
+	}
+	vcpu_gate_leave(arg->gate);
+	return NULL;
+}
+
+static void vm_destroy(struct vm *vm)
+{
+	if (vm->platform) {
+		/* The virtio functions leave the PCI bus before the board frees it. */
+		pc_virtio_snapshot_unregister(vm->platform);
+		pthread_mutex_lock(&vm->dev_lock);
+		pc_virtio_destroy(vm->platform);
+		pthread_mutex_unlock(&vm->dev_lock);
+		platform_destroy(vm);
+	}
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		struct vcpu *v = vm->vcpus[i];
+		if (vm->accel->vcpu_destroy)
+			vm->accel->vcpu_destroy(v);
+		pthread_mutex_destroy(&v->lock);
+		pthread_cond_destroy(&v->wake);
+		free(v);
+	}
+	if (vm->accel_state && vm->accel->vm_destroy)
+		vm->accel->vm_destroy(vm);
+	hv_vm_destroy(vm);
+	bus_destroy(&vm->pio);
+	bus_destroy(&vm->mmio);
+	gmem_destroy(&vm->mem);
+	pthread_mutex_destroy(&vm->dev_lock);
+	free(vm);
+}
+
+/* The Hyper-V interface (src/hv), on unless --hyperv off.  Only the emu
+ * engine presents it for now: the KVM engine's CPUID is the host's and
+ * its MSRs do not reach vessel yet (docs/hyperv.md). */
+static int vm_create_hyperv(struct vm *vm)
+{
+	bool on;
+	uint32_t features;
+	int rc = hv_parse(vm->cfg->hyperv, &on, &features);
+	if (rc < 0 || !on || strcmp(vm->cfg->engine, "emu"))
+		return rc;
+	rc = hv_vm_create(vm, features, LAPIC_DEFAULT_TSC_HZ, LAPIC_TIMER_HZ);
+	if (rc == 0) {
+		vm->handle_hypercall = hv_hypercall;
+		vm->hv_cpuid = hv_cpuid;
+		vm->hv_msr = hv_msr;
+	}
+	return rc;
+}
+
+static int vm_create(const struct vm_config *cfg, const struct numa_config *numa, struct chardev *console,
+		     struct vm **out)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return err_set(-ENOMEM, "out of memory");
+	vm->cfg = cfg;
+	vm->accel = accel_find(cfg->engine);
+	/* Checked by vm_config_validate(): a spec that fails here leaves max. */
+	if (cfg->cpu)
+		cpu_model_parse(cfg->cpu, !strcmp(cfg->engine, "emu"), &vm->cpu_model);
+	pthread_mutex_init(&vm->dev_lock, NULL);
+	bus_init(&vm->pio, "pio");
+	bus_init(&vm->mmio, "mmio");
+	vm->numa = *numa;
+	int rc = gmem_init(&vm->mem, cfg->mem_bytes);
+	/* Before anything touches guest RAM: each page lands where its node's
+	 * policy says. */
+	if (rc == 0)
+		rc = vnuma_bind_memory(&vm->numa, &vm->mem);
+	/* The firmware ROM exists before the engine maps guest memory; the
+	 * boot loader fills it later (src/boot). */
+	if (rc == 0)
+		rc = gmem_add_rom(&vm->mem, GMEM_ROM_BASE, GMEM_ROM_SIZE, NULL);
+	if (rc == 0)
+		rc = vm->accel->vm_init(vm);
+	if (rc == 0)
+		rc = vm_create_hyperv(vm);
+	for (unsigned i = 0; rc == 0 && i < cfg->cpus; i++) {
+		struct vcpu *v = calloc(1, sizeof(*v));
+		if (!v) {
+			rc = err_set(-ENOMEM, "out of memory");
+			break;
+		}
+		v->vm = vm;
+		v->id = i;
+		v->run_state = i == 0 ? VCPU_RUNNABLE : VCPU_WAIT_FOR_SIPI;
+		pthread_mutex_init(&v->lock, NULL);
+		pthread_cond_init(&v->wake, NULL);
+		vm->vcpus[vm->n_vcpus++] = v;
+		rc = vm->accel->vcpu_init(v);
+	}
+	if (rc == 0) {
+		struct platform_options opts = { .console = console };
+		rc = platform_create_opts(vm, &opts);
+	}
+	if (rc == 0) {
+		/* The configuration's virtio devices, after the board's table
+		 * (docs/virtio.md). */
+		pthread_mutex_lock(&vm->dev_lock);
+		rc = pc_virtio_create(vm, vm->platform);
+		pthread_mutex_unlock(&vm->dev_lock);
+		if (rc == 0)
+			rc = pc_virtio_snapshot_register(vm->platform);
+	}
+	if (rc < 0) {
+		vm_destroy(vm);
+		return rc;
+	}
+	*out = vm;
+	return 0;
+}
+
+/* Runs the machine until it stops; returns the stop reason. */
+static enum vm_stop_reason vm_run_once(struct vm_session *sess, struct vm *vm, struct console *con,
+				       const struct vm_run_opts *opts)
+{
+	struct vcpu_thread_arg args[MACHINE_MAX_CPUS];
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		args[i] = (struct vcpu_thread_arg){ .vcpu = vm->vcpus[i], .gate = &sess->gate };
+		if (pthread_create(&vm->vcpus[i]->thread, NULL, vcpu_thread, &args[i]) != 0) {
+			log_error("vm", "cannot start the thread of cpu%u", i);
+			vm_request_stop(vm, VM_STOP_ERROR);
+			for (unsigned j = 0; j < i; j++)
+				pthread_join(vm->vcpus[j]->thread, NULL);
+			return VM_STOP_ERROR;
+		}
+		/* A vCPU runs on the host CPUs of its node's host nodes. */
+		if (vnuma_pin_thread(&vm->numa, i, vm->vcpus[i]->thread) < 0)
+			log_warn("vm", "%s", err_msg());
+	}
+	while (!vm_stopping(vm)) {
+		switch (console_poll(con, 100)) {
+		case CONSOLE_QUIT:
+			vm_request_stop(vm, VM_STOP_QUIT);
+			break;
+		case CONSOLE_RESET:
+			vm_request_stop(vm, VM_STOP_RESET);
+			break;
+		case CONSOLE_POWERDOWN:
+			platform_press_power_button(vm);   /* takes the device lock itself */
+			break;
+		default:
+			break;
+		}
+		if (opts && opts->quit && atomic_load(opts->quit))
+			vm_request_stop(vm, VM_STOP_QUIT);
+	}
+	/* A paused machine's vCPUs are parked in the gate: let them see the
+	 * stop, whoever asked for it (a signal, Ctrl-A x, the guest). */
+	vcpu_gate_stop(&sess->gate);
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		pthread_join(vm->vcpus[i]->thread, NULL);
+	return (enum vm_stop_reason)atomic_load(&vm->stop_reason);
+}
+
+/* Catches the commonest mistakes before any memory is allocated; the
+ * loaders check the contents. */
+static int check_input_files(const struct vm_config *cfg)
+{
+	for (unsigned i = 0; i < cfg->n_disks; i++) {
+		const struct vm_disk_config *d = &cfg->disks[i];
+		if (access(d->path, d->readonly ? R_OK : R_OK | W_OK) < 0)
+			return err_set(-errno, "disk %s: %s", d->path, strerror(errno));
+	}
+	/* Parsed so that a manifest stays checkable, but there is no second
+	 * UART or virtio console yet: refused rather than silently ignored. */
+	if (cfg->n_consoles)
+		return err_set(-ENOTSUP, "consoles[0]: consoles besides the serial port are not supported yet (no second "
+			       "UART or virtio console); use `serial` for COM1");
+	const char *files[][2] = { { "kernel", cfg->kernel }, { "initrd", cfg->initrd }, { "snapshot", cfg->restore } };
+	for (unsigned i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		if (files[i][1] && access(files[i][1], R_OK) < 0)
+			return err_set(-errno, "%s %s: %s", files[i][0], files[i][1], strerror(errno));
+	}
+	return 0;
+}
+
+/* Ends a failed start: the message of the error that caused it survives
+ * the clean-up. */
+static enum vm_stop_reason vm_abandon(struct vm_session *sess, struct vm *vm, int rc, enum vm_stop_reason why)
+{
+	/* Tearing down may set messages of its own: keep the reason. */
+	char *msg = strdup(err_msg());
+	if (vm) {
+		vm_session_detach(sess);
+		vm_destroy(vm);
+	}
+	err_set(rc, "%s", msg ? msg : "out of memory");
+	free(msg);
+	return why;
+}
+
+/* Builds the machine and puts the guest in it: a snapshot's state, or a
+ * kernel through the boot loader.  VM_STOP_NONE when ready; otherwise the
+ * machine is gone and err_msg() says why. */
+static enum vm_stop_reason vm_prepare(struct vm_session *sess, struct chardev *serial, const char *restore,
+				      struct vm **out)
+{
+	const struct vm_config *cfg = sess->cfg;
+	struct vm *vm = NULL;
+	int rc = vm_create(cfg, &sess->numa, serial, &vm);
+	/* A snapshot is accepted before its devices are created, which loads
+	 * their plug-ins. */
+	if (rc == 0 && restore && (rc = snapshot_check(vm, restore)) < 0)
+		return vm_abandon(sess, vm, rc, VM_STOP_BAD_INPUT);   /* not attached: detach does nothing */
+	bool bad_device = false;
+	if (rc == 0) {
+		rc = vm_session_attach(sess, vm);
+		/* A device the configuration describes wrongly (unknown type,
+		 * bad params, an id twice, a resource taken) is bad input, from
+		 * the snapshot or the manifest that holds it (docs/cli.md). */
+		bad_device = rc == -EINVAL || rc == -ENOENT || rc == -EEXIST || rc == -ENODEV || rc == -ENOSPC ||
+			     rc == -EBUSY || rc == -ENOTSUP || rc == -ERANGE;
+		if (rc < 0 && restore)
+			err_wrap(rc, "snapshot %s", restore);
+		else if (rc < 0 && cfg->manifest)
+			err_wrap(rc, "manifest %s", cfg->manifest);
+	}
+	if (rc < 0)
+		return vm_abandon(sess, vm, rc, bad_device ? VM_STOP_BAD_INPUT : VM_STOP_START_FAILED);
+	if (restore) {
+		/* The RAM's CRC is checked unless asked not to: it costs one read
+		 * of the file (docs/snapshot.md "Guarantees"). */
+		struct snapshot_restore_opts opts = { .map_memory = true, .verify_memory = !cfg->restore_no_verify };
+		rc = lifecycle_transition(&sess->lc, VM_STATE_LOADING_STATE, "restore");
+		if (rc == 0)
+			rc = snapshot_restore(vm, restore, &opts);
+	} else {
+		rc = lifecycle_transition(&sess->lc, VM_STATE_POWERING_UP, NULL);
+		if (rc == 0) {
+			struct boot_config boot = {
+				.kernel = cfg->kernel, .initrd = cfg->initrd, .cmdline = cfg->cmdline,
+				.decompress_kernel = cfg->decompress_kernel,
+			};
+			struct boot_options opt = { .rsdp_addr = platform_rsdp_address(vm) };
+			rc = boot_load_mem(&vm->mem, &boot, &opt, NULL);
+		}
+	}
+	if (rc < 0)
+		return vm_abandon(sess, vm, rc, VM_STOP_BAD_INPUT);
+	*out = vm;
+	return VM_STOP_NONE;
+}
+
+static struct console *sandboxed_console;
+
+/* Runs in the SIGSYS handler: the terminal goes back to cooked mode. */
+static void sandbox_exit_hook(void)
+{
+	if (sandboxed_console)
+		console_restore_terminal(sandboxed_console);
+}
+
+enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts *opts, int *debug_exit_value)
+{
+	if (check_input_files(cfg) < 0)
+		return VM_STOP_BAD_INPUT;
+	/* The snapshot's file and config are accepted before the session
+	 * looks for plug-ins (docs/security.md "Plug-ins"). */
+	if (cfg->restore && snapshot_check(NULL, cfg->restore) < 0)
+		return VM_STOP_BAD_INPUT;
+	/* Before any thread exists, so that every thread has none
+	 * (capabilities are per thread). */
+	if (cfg->sandbox && sandbox_drop_capabilities() < 0)
+		return VM_STOP_START_FAILED;
+	struct console *con;
+	if (console_open(&con, cfg->serial) < 0)
+		return VM_STOP_BAD_INPUT;
+
+	struct chardev *serial = console_chardev_new(con);
+	struct vm_session sess;
+	enum vm_stop_reason why = VM_STOP_START_FAILED;
+	if (!serial || vm_session_start(&sess, cfg) < 0) {
+		if (serial) {
+			char msg[512];
+			snprintf(msg, sizeof(msg), "%s", err_msg());
+			vm_session_finish(&sess);
+			err_set(-EIO, "%s", msg);
+		}
+		goto out;
+	}
+	sess.console = con;
+	for (const char *restore = cfg->restore;; restore = NULL) {
+		struct vm *vm;
+		why = vm_prepare(&sess, serial, restore, &vm);
+		if (why != VM_STOP_NONE)
+			break;
+		/* Set-up is over (console, control API, plug-in registry, the
+		 * first machine): from here on, only the calls the sandbox
+		 * allows.  Later reboots build the machine inside it. */
+		if (cfg->sandbox && !sandboxed_console) {
+			sandboxed_console = con;
+			sandbox_set_exit_hook(sandbox_exit_hook);
+			if (sandbox_enter() < 0) {
+				why = vm_abandon(&sess, vm, -EPERM, VM_STOP_START_FAILED);
+				break;
+			}
+		}
+		lifecycle_transition(&sess.lc, VM_STATE_RUNNING, NULL);
+		why = vm_run_once(&sess, vm, con, opts);
+		if (why == VM_STOP_DEBUG_EXIT && debug_exit_value)
+			*debug_exit_value = vm->debug_exit_value;
+		bool reboot = why == VM_STOP_RESET && !cfg->no_reboot;
+		/* A restored VM reboots into the kernel given beside --restore: a
+		 * snapshot names no files to boot (docs/snapshot.md "Restoring").
+		 * Without one the run cannot go on as the guest asked: say so
+		 * and fail rather than end as if it had powered off. */
+		bool cannot_reboot = reboot && !cfg->kernel;
+		if (cannot_reboot) {
+			fprintf(stderr, "vessel: the guest rebooted, but this VM was restored from a snapshot without "
+					"--kernel, so there is nothing to boot (give --kernel, and --initrd and --append if "
+					"needed, with --restore to let it reboot)\n");
+			reboot = false;
+		}
+		/* The lifecycle: a reset powers the machine up again; everything
+		 * else powers it down for good. */
+		if (!reboot && (why == VM_STOP_POWEROFF || why == VM_STOP_RESET))
+			lifecycle_transition(&sess.lc, VM_STATE_POWERING_DOWN, why == VM_STOP_POWEROFF ? "power off" : "reboot");
+		if (cannot_reboot)
+			why = VM_STOP_ERROR;   /* exit code 1 (docs/cli.md) */
+		vm_session_detach(&sess);
+		vm_destroy(vm);
+		if (!reboot)
+			break;
+		log_info("vm", "guest reboot");
+	}
+	vm_session_finish(&sess);
+out:
+	chardev_free(serial);
+	sandboxed_console = NULL;
+	console_close(con);
+	return why;
+}

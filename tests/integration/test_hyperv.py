@@ -1,0 +1,121 @@
+"""The Hyper-V interface (docs/hyperv.md) as Debian's cloud kernel sees it
+on the emu engine: detection, the features it reads, its guest OS id, the
+reference TSC page clocksource, crash reports, and `--hyperv off`/`-NAME`
+hiding all or part of it.  Each boot must still power off cleanly."""
+import json
+import re
+import subprocess
+
+import pytest
+
+from conftest import run_vessel
+from guests import linux_args, script_output, wait_for_file_text
+
+BOOT_TIMEOUT = 900   # seconds; generous for a loaded 2-core machine
+BAD_DMESG = re.compile(r"BUG|WARNING|Oops|panic|Call Trace|timed out|unchecked MSR")
+CLOCKS = ("cat /sys/devices/system/clocksource/clocksource0/available_clocksource\n"
+          "cat /sys/devices/system/clocksource/clocksource0/current_clocksource\n")
+
+
+def ctl(vessel_bin, sock, *args):
+    return subprocess.run([vessel_bin, "ctl", "--socket", str(sock), *args], capture_output=True, text=True,
+                          timeout=60)
+
+
+def boot(vessel_bin, script, *extra, cpus=1, verbose=False):
+    """Runs the guest to the end; returns (exit code, console, stderr)."""
+    args = (["-v"] if verbose else []) + linux_args(script, cpus) + list(extra)
+    p = run_vessel(vessel_bin, *args, timeout=BOOT_TIMEOUT)
+    return p.returncode, p.stdout, p.stderr
+
+
+def clean(dmesg):
+    return [line for line in dmesg.splitlines() if BAD_DMESG.search(line) and "command line:" not in line.lower()]
+
+
+@pytest.mark.parametrize("cpus", [1, 2])
+def test_linux_detects_hyperv_and_uses_the_tsc_page(vessel_bin, cpus):
+    rc, out, err = boot(vessel_bin, CLOCKS + "dmesg\n", cpus=cpus, verbose=True)
+    assert rc == 0, err
+    lines, script_rc = script_output(out)
+    assert script_rc == "0"
+    available, current = lines[0].split(), lines[1].strip()
+    assert "hyperv_clocksource_tsc_page" in available
+    assert current == "hyperv_clocksource_tsc_page"
+    dmesg = "\n".join(lines[2:])
+    assert "Hypervisor detected: Microsoft Hyper-V" in dmesg
+    # What the guest saw: hypercall, VP index, reference counter and TSC
+    # page, SynIC, reset and frequency MSRs (0xae6); relaxed timing (0x20);
+    # frequency and crash MSRs (0x500).  Nothing else: no IPI or TLB
+    # flush hypercalls are recommended.
+    assert "Hyper-V: privilege flags low 0xae6, high 0x0, hints 0x20, misc 0x500" in dmesg
+    assert "Using IPI hypercalls" not in dmesg
+    assert "Hyper-V: LAPIC Timer Frequency: " in dmesg
+    assert not clean(dmesg), "dmesg:\n" + "\n".join(clean(dmesg))
+    # The guest told vessel who it is (Linux's form: 0x8100 and its
+    # version code), and vessel logged it.
+    version = re.search(r"Linux version (\d+)\.(\d+)\.", dmesg)
+    m = re.search(r"guest OS id (0x8100[0-9a-f]{12}) \(Linux (\d+)\.(\d+)\.\d+\)", err)
+    assert m, err
+    assert m.group(2, 3) == version.group(1, 2)
+
+
+def test_hyperv_off_hides_it(vessel_bin):
+    rc, out, err = boot(vessel_bin, CLOCKS + "dmesg\n", "--hyperv", "off", verbose=True)
+    assert rc == 0, err
+    lines, script_rc = script_output(out)
+    assert script_rc == "0"
+    assert not any("hyperv" in c for c in lines[0].split())
+    dmesg = "\n".join(lines[2:])
+    assert "Hyper-V" not in dmesg
+    assert not clean(dmesg), "dmesg:\n" + "\n".join(clean(dmesg))
+    assert "guest OS id" not in err
+
+
+def test_a_feature_turned_off_is_not_used(vessel_bin):
+    rc, out, err = boot(vessel_bin, CLOCKS, "--hyperv", "-time")
+    assert rc == 0, err
+    lines, _ = script_output(out)
+    assert not any("hyperv" in c for c in lines[0].split()), lines[0]
+    assert "Hypervisor detected: Microsoft Hyper-V" in out
+
+
+def test_guest_panic_is_reported_through_the_crash_msrs(vessel_bin):
+    # panic=-1 resets at once; --no-reboot ends the run there.
+    rc, out, err = boot(vessel_bin, "echo c > /proc/sysrq-trigger\n", "--no-reboot")
+    assert rc == 0, err
+    assert "guest reported a crash" in err
+    # The kernel's own message, copied from the guest's crash page.
+    assert re.search(r"guest crash message: .*sysrq", err, re.IGNORECASE), err
+
+
+def test_hyperv_help_and_bad_features(vessel_bin):
+    p = run_vessel(vessel_bin, "run", "--hyperv", "help")
+    assert p.returncode == 0
+    for name in ("relaxed", "time", "frequencies", "crash", "reset", "synic"):
+        assert re.search(r"^  " + name + r" ", p.stdout, re.MULTILINE), p.stdout
+    p = run_vessel(vessel_bin, "run", "--kernel", "/nonexistent", "--hyperv", "-stimer")
+    assert p.returncode == 2
+    assert "'stimer' is not a Hyper-V feature" in p.stderr
+
+
+def test_ctl_status_and_stats_show_the_guest_os_id(vessel_bin, tmp_path):
+    sock, log = tmp_path / "vm.sock", tmp_path / "vm.log"
+    args = linux_args("echo READY\nsleep 600\n") + ["--api-socket", str(sock), "--serial", f"file:{log}"]
+    p = subprocess.Popen([vessel_bin, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for_file_text(log, "READY", BOOT_TIMEOUT), log.read_text(errors="replace")[-2000:]
+        status = json.loads(ctl(vessel_bin, sock, "--json", "status").stdout)["result"]
+        assert status["hyperv"] is True
+        assert re.fullmatch(r"0x8100[0-9a-f]{12}", status["guest_os_id"]), status
+        text = ctl(vessel_bin, sock, "status").stdout
+        assert f"guest_os_id: {status['guest_os_id']}" in text
+        stats = ctl(vessel_bin, sock, "stats").stdout
+        assert "hyperv:" in stats and f"guest_os_id: {status['guest_os_id']}" in stats, stats
+        assert ctl(vessel_bin, sock, "poweroff").returncode == 0
+        assert p.wait(timeout=60) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()

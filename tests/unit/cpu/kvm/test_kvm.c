@@ -1,0 +1,189 @@
+/* The KVM engine against small real-mode guests: port I/O (plain and
+ * string), MMIO, HLT, and the register accessors.  Skipped where the host
+ * has no usable /dev/kvm. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "machine/accel.h"
+#include "cpu/engines.h"
+#include "machine/machine.h"
+
+struct test_io {
+	char out[64];
+	size_t n_out;
+	int exit_value;
+	uint64_t mmio_off, mmio_val;
+};
+
+static uint64_t out_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size) { return 0; }
+static void out_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
+{
+	struct test_io *t = opaque;
+	if (t->n_out < sizeof(t->out) - 1)
+		t->out[t->n_out++] = (char)val;
+}
+static void exit_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
+{
+	((struct test_io *)opaque)->exit_value = (int)val;
+}
+static uint64_t mmio_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size) { return '!'; }
+static void mmio_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
+{
+	struct test_io *t = opaque;
+	t->mmio_off = off;
+	t->mmio_val = val;
+}
+static const struct bus_ops out_ops = { out_read, out_write };
+static const struct bus_ops exit_ops = { out_read, exit_write };
+static const struct bus_ops mmio_ops = { mmio_read, mmio_write };
+
+/* Real-mode program at 0x1000 (assembled by hand; nasm syntax in comments). */
+static const uint8_t program[] = {
+	0xba, 0xe9, 0x00,                   /* mov dx, 0xe9 */
+	0xb0, 'O', 0xee,                    /* mov al, 'O' ; out dx, al */
+	0xb0, 'K', 0xee,                    /* mov al, 'K' ; out dx, al */
+	0xb8, 0x00, 0xa0,                   /* mov ax, 0xa000 */
+	0x8e, 0xc0,                         /* mov es, ax */
+	0x26, 0xc6, 0x06, 0x10, 0x00, 0x5a, /* mov byte [es:0x10], 0x5a */
+	0x26, 0xa0, 0x20, 0x00,             /* mov al, [es:0x20] */
+	0xee,                               /* out dx, al */
+	0xbe, 0x00, 0x20,                   /* mov si, 0x2000 */
+	0xb9, 0x03, 0x00,                   /* mov cx, 3 */
+	0xf3, 0x6e,                         /* rep outsb */
+	0xf4,                               /* hlt */
+	0xb0, 0x07, 0xe6, 0xf4,             /* mov al, 7 ; out 0xf4, al */
+	0xf4,                               /* hlt */
+};
+
+struct kvm_fixture {
+	struct vm vm;
+	struct vcpu vcpu;
+	struct test_io io;
+};
+
+static bool kvm_fixture_init(struct kvm_fixture *f)
+{
+	memset(f, 0, sizeof(*f));
+	cr_assert_eq(gmem_init(&f->vm.mem, 512 << 10), 0);
+	bus_init(&f->vm.pio, "pio");
+	bus_init(&f->vm.mmio, "mmio");
+	pthread_mutex_init(&f->vm.dev_lock, NULL);
+	f->vm.accel = &accel_kvm;
+	f->vcpu.vm = &f->vm;
+	pthread_mutex_init(&f->vcpu.lock, NULL);
+	pthread_cond_init(&f->vcpu.wake, NULL);
+	f->vm.vcpus[0] = &f->vcpu;
+	f->vm.n_vcpus = 1;
+	bus_register(&f->vm.pio, 0xe9, 1, &out_ops, &f->io, "debugcon");
+	bus_register(&f->vm.pio, 0xf4, 1, &exit_ops, &f->io, "exit");
+	bus_register(&f->vm.mmio, 0xa0000, 0x1000, &mmio_ops, &f->io, "mmio");
+	if (accel_kvm.vm_init(&f->vm) < 0)
+		return false;
+	if (accel_kvm.vcpu_init(&f->vcpu) < 0)
+		return false;
+	memcpy(gmem_ptr(&f->vm.mem, 0x1000, sizeof(program)), program, sizeof(program));
+	memcpy(gmem_ptr(&f->vm.mem, 0x2000, 3), "xyz", 3);
+	struct x86_sregs s;
+	cr_assert_eq(accel_kvm.get_sregs(&f->vcpu, &s), 0);
+	for (int i = 0; i < SEG_COUNT; i++) {
+		s.seg[i].selector = 0;
+		s.seg[i].base = 0;
+	}
+	cr_assert_eq(accel_kvm.set_sregs(&f->vcpu, &s), 0);
+	struct x86_regs r = { .rip = 0x1000, .rflags = X86_FLAG_FIXED };
+	r.gpr[RSP] = 0x8000;
+	cr_assert_eq(accel_kvm.set_regs(&f->vcpu, &r), 0);
+	return true;
+}
+
+static void kvm_fixture_fini(struct kvm_fixture *f)
+{
+	accel_kvm.vcpu_destroy(&f->vcpu);
+	accel_kvm.vm_destroy(&f->vm);
+	bus_destroy(&f->vm.pio);
+	bus_destroy(&f->vm.mmio);
+	gmem_destroy(&f->vm.mem);
+}
+
+Test(kvm, real_mode_io_mmio_hlt)
+{
+	struct kvm_fixture *f = calloc(1, sizeof(*f));
+	if (!kvm_fixture_init(f))
+		cr_skip_test("no usable /dev/kvm on this host: the KVM engine cannot be tested here");
+	struct vcpu_exit exit = { 0 };
+	cr_assert_eq(accel_kvm.vcpu_run(&f->vcpu, &exit), 0);
+	cr_assert_eq(exit.reason, VCPU_EXIT_HLT, "exit %s", vcpu_exit_reason_name(exit.reason));
+	cr_assert_str_eq(f->io.out, "OK!xyz");
+	cr_assert_eq(f->io.mmio_off, 0x10);
+	cr_assert_eq(f->io.mmio_val, 0x5a);
+	cr_assert_eq(f->vcpu.exit_counts[VCPU_EXIT_IO], 6);
+	cr_assert_eq(f->vcpu.exit_counts[VCPU_EXIT_MMIO], 2);
+
+	struct x86_regs r;
+	cr_assert_eq(accel_kvm.get_regs(&f->vcpu, &r), 0);
+	cr_assert_eq(r.rip, 0x1000 + sizeof(program) - 5, "rip after the first hlt: %#llx", (unsigned long long)r.rip);
+	cr_assert_eq(r.gpr[RSI] & 0xffff, 0x2003);
+	cr_assert_eq(r.gpr[RCX] & 0xffff, 0);
+
+	memset(&exit, 0, sizeof(exit));
+	cr_assert_eq(accel_kvm.vcpu_run(&f->vcpu, &exit), 0);
+	cr_assert_eq(exit.reason, VCPU_EXIT_HLT);
+	cr_assert_eq(f->io.exit_value, 7);
+	kvm_fixture_fini(f);
+	free(f);
+}
+
+Test(kvm, kick_returns_before_running)
+{
+	struct kvm_fixture *f = calloc(1, sizeof(*f));
+	if (!kvm_fixture_init(f))
+		cr_skip_test("no usable /dev/kvm on this host: the KVM engine cannot be tested here");
+	atomic_fetch_or(&f->vcpu.events, VCPU_EVT_KICK);
+	struct vcpu_exit exit = { 0 };
+	cr_assert_eq(accel_kvm.vcpu_run(&f->vcpu, &exit), 0);
+	cr_assert_eq(exit.reason, VCPU_EXIT_KICK);
+	cr_assert_eq(f->io.n_out, 0, "nothing ran");
+	kvm_fixture_fini(f);
+	free(f);
+}
+
+Test(kvm, fpu_and_msr_accessors_round_trip)
+{
+	struct kvm_fixture *f = calloc(1, sizeof(*f));
+	if (!kvm_fixture_init(f))
+		cr_skip_test("no usable /dev/kvm on this host: the KVM engine cannot be tested here");
+	struct x86_fpu fpu;
+	cr_assert_eq(accel_kvm.get_fpu(&f->vcpu, &fpu), 0);
+	memset(fpu.fxsave + 160, 0xab, 16); /* xmm0 */
+	cr_assert_eq(accel_kvm.set_fpu(&f->vcpu, &fpu), 0);
+	struct x86_fpu back;
+	cr_assert_eq(accel_kvm.get_fpu(&f->vcpu, &back), 0);
+	cr_assert_eq(memcmp(back.fxsave + 160, fpu.fxsave + 160, 16), 0);
+	struct x86_msr_entry m = { .index = MSR_IA32_SYSENTER_ESP, .value = 0x12345678 };
+	cr_assert_eq(accel_kvm.set_msrs(&f->vcpu, &m, 1), 1);
+	m.value = 0;
+	cr_assert_eq(accel_kvm.get_msrs(&f->vcpu, &m, 1), 1);
+	cr_assert_eq(m.value, 0x12345678);
+	kvm_fixture_fini(f);
+	free(f);
+}
+
+Test(kvm, reset_state_is_the_power_up_state)
+{
+	struct kvm_fixture *f = calloc(1, sizeof(*f));
+	if (!kvm_fixture_init(f))
+		cr_skip_test("no usable /dev/kvm on this host: the KVM engine cannot be tested here");
+	cr_assert_eq(vcpu_reset_state(&f->vcpu), 0);
+	struct x86_sregs s;
+	struct x86_regs r;
+	cr_assert_eq(accel_kvm.get_sregs(&f->vcpu, &s), 0);
+	cr_assert_eq(accel_kvm.get_regs(&f->vcpu, &r), 0);
+	cr_assert_eq(s.seg[SEG_CS].selector, 0xf000);
+	cr_assert_eq(s.seg[SEG_CS].base, 0xffff0000);
+	cr_assert_eq(r.rip, 0xfff0);
+	cr_assert_eq(r.gpr[RDX], 0x600);
+	cr_assert_eq(s.cr0 & (X86_CR0_PE | X86_CR0_PG), 0);
+	kvm_fixture_fini(f);
+	free(f);
+}
