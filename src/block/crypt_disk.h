@@ -55,6 +55,8 @@ struct vm_disk_config {
 	char *format;      /* "raw", "vhd" or NULL to probe */
 	bool readonly;
 	char *key_file;    /* encrypted disks */
+	char *serial;      /* virtio-blk GET_ID answer (20 bytes at most) */
+	char *id;          /* a name for the disk, unique in the VM */
 };
 
 /* Opens disk `d` of a VM the way its manifest says: format (or probed),

@@ -34,6 +34,7 @@ struct port80;
 struct pm_timer;
 struct reset_ctl;
 struct debug_exit;
+struct pc_virtio;
 
 /* Fixed I/O port assignments (docs/devices.md). */
 #define PC_PORT_PIC_MASTER  0x20
@@ -134,6 +135,7 @@ struct platform {
 	uint64_t rsdp_addr;
 	uint8_t gsi_level[PC_NUM_GSI];
 	unsigned snap_registered;     /* snapshot devices registered, in order */
+	struct pc_virtio *virtio;     /* virtio functions from the configuration (pc_virtio.c) */
 };
 
 /* Also turns vm->dev_lock into a recursive mutex (see platform_intr_ack). */

@@ -11,6 +11,7 @@
 #include "vmm/sandbox.h"
 #include "vmm/snapshot.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -34,7 +35,10 @@ static const char run_usage[] =
 	"      --cpu MODEL[,+F,-F] CPU model: host, max (default), x86-64, x86-64-v2,\n"
 	"                          x86-64-v3, then features added or removed;\n"
 	"                          --cpu help lists them\n"
-	"      --disk PATH[,ro]    attach a disk image (refused for now: no virtio-blk yet)\n"
+	"      --disk PATH[,OPT...] attach a disk image as a virtio-blk device (repeatable);\n"
+	"                          OPT: ro, format=raw|vhd, key-file=FILE (LUKS2 passphrase),\n"
+	"                          serial=S, id=ID\n"
+	"      --rng               attach a virtio-rng device (entropy from the host)\n"
 	"      --numa-nodes N      give the guest N virtual NUMA nodes of equal size\n"
 	"      --numa node,mem=SIZE,cpus=A-B[,host-node=N]\n"
 	"                          one virtual NUMA node (repeat; docs/numa.md)\n"
@@ -66,6 +70,7 @@ static const char run_usage[] =
 enum {
 	OPT_DISK = 256, OPT_NUMA, OPT_NUMA_NODE, OPT_NUMA_DISTANCE, OPT_NUMA_POLICY, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,
 	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE, OPT_NO_VERIFY, OPT_CPU,
+	OPT_RNG,
 };
 
 static const struct option run_options[] = {
@@ -77,6 +82,7 @@ static const struct option run_options[] = {
 	{ "engine", required_argument, NULL, 'e' },
 	{ "cpu", required_argument, NULL, OPT_CPU },
 	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "rng", no_argument, NULL, OPT_RNG },
 	{ "numa-nodes", required_argument, NULL, OPT_NUMA },
 	{ "numa", required_argument, NULL, OPT_NUMA_NODE },
 	{ "numa-distance", required_argument, NULL, OPT_NUMA_DISTANCE },
@@ -165,6 +171,45 @@ static int parse_uint(const char *s, unsigned *out)
 		return -1;
 	*out = (unsigned)v;
 	return 0;
+}
+
+/* --disk PATH[,ro][,format=raw|vhd][,key-file=F][,serial=S][,id=ID] into d
+ * (cleared first); a usage error names the bad option. */
+static int parse_disk(const char *arg, struct vm_disk_config *d)
+{
+	memset(d, 0, sizeof(*d));
+	char *copy = strdup(arg);
+	if (!copy)
+		return err_set(-ENOMEM, "out of memory");
+	char *save = NULL, *tok = strtok_r(copy, ",", &save);
+	int rc = 0;
+	if (!tok || !*tok) {
+		rc = err_set(-EINVAL, "--disk: no image path in '%s'", arg);
+		goto out;
+	}
+	d->path = strdup(tok);
+	while (rc == 0 && (tok = strtok_r(NULL, ",", &save))) {
+		char *eq = strchr(tok, '=');
+		const char *val = eq ? eq + 1 : NULL;
+		if (eq)
+			*eq = 0;
+		if (!strcmp(tok, "ro") && !val)
+			d->readonly = true;
+		else if (!strcmp(tok, "format") && val && (!strcmp(val, "raw") || !strcmp(val, "vhd")))
+			replace(&d->format, val);
+		else if (!strcmp(tok, "key-file") && val && *val)
+			replace(&d->key_file, val);
+		else if (!strcmp(tok, "serial") && val && strlen(val) <= 20)
+			replace(&d->serial, val);
+		else if (!strcmp(tok, "id") && val && *val)
+			replace(&d->id, val);
+		else
+			rc = err_set(-EINVAL, "--disk: bad option '%s%s%s' (expected ro, format=raw|vhd, key-file=FILE, "
+				     "serial=S of at most 20 characters, id=ID)", tok, eq ? "=" : "", val ? val : "");
+	}
+out:
+	free(copy);
+	return rc;
 }
 
 static atomic_int quit_requested;
@@ -284,21 +329,20 @@ int cli_run_main(int argc, char **argv)
 				rc = cli_usage_error("run", "--disk: at most %d disks", VM_MAX_DISKS);
 				goto out;
 			}
-			struct vm_disk_config *d = &cfg.disks[cfg.n_disks++];
-			char *p = strdup(optarg), *comma = strchr(p, ',');
-			if (comma) {
-				*comma = 0;
-				if (strcmp(comma + 1, "ro")) {
-					rc = cli_usage_error("run", "--disk: unknown option '%s' (expected ro)", comma + 1);
-					free(p);
-					cfg.n_disks--;
+			struct vm_disk_config *d = &cfg.disks[cfg.n_disks++];   /* vm_config_free() owns it */
+			if (parse_disk(optarg, d) < 0) {
+				rc = cli_usage_error("run", "%s", err_msg());
+				goto out;
+			}
+			for (unsigned i = 0; d->id && i + 1 < cfg.n_disks; i++) {
+				if (cfg.disks[i].id && !strcmp(cfg.disks[i].id, d->id)) {
+					rc = cli_usage_error("run", "--disk: id '%s' is used twice", d->id);
 					goto out;
 				}
-				d->readonly = true;
 			}
-			d->path = p;
 			break;
 		}
+		case OPT_RNG: cfg.rng = true; break;
 		case OPT_NUMA:
 			if (parse_uint(optarg, &cfg.numa_nodes) < 0) {
 				rc = cli_usage_error("run", "--numa-nodes: '%s' is not a number", optarg);

@@ -90,6 +90,10 @@ struct accel_ops {
 	/* n entries; returns how many were read/written or -errno. */
 	int (*get_msrs)(struct vcpu *vcpu, struct x86_msr_entry *msrs, size_t n);
 	int (*set_msrs)(struct vcpu *vcpu, const struct x86_msr_entry *msrs, size_t n);
+	/* Guest RAM [gpa, gpa + len) was written by a device (DMA), not by a
+	 * vCPU: the engine forgets what it derived from those bytes (decoded
+	 * code, cached page walks).  NULL: nothing to forget (KVM). */
+	void (*memory_written)(struct vm *vm, uint64_t gpa, uint64_t len);
 };
 
 /* Implemented by src/machine/vcpu.c: routes an IO/MMIO/MSR/HYPERCALL trap

@@ -76,6 +76,8 @@ void vm_config_free(struct vm_config *cfg)
 		free(cfg->disks[i].path);
 		free(cfg->disks[i].format);
 		free(cfg->disks[i].key_file);
+		free(cfg->disks[i].serial);
+		free(cfg->disks[i].id);
 	}
 	for (unsigned i = 0; i < cfg->n_plugin_dirs; i++)
 		free(cfg->plugin_dirs[i]);

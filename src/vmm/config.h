@@ -51,6 +51,7 @@ struct vm_config {
 	bool sandbox;           /* seccomp filter, no_new_privs, no capabilities (src/vmm/sandbox.h) */
 	unsigned n_disks;
 	struct vm_disk_config disks[VM_MAX_DISKS];
+	bool rng;               /* a virtio-rng device */
 	unsigned n_plugin_dirs;
 	char *plugin_dirs[VM_MAX_PLUGIN_DIRS];
 	unsigned n_devices;

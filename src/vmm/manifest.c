@@ -21,6 +21,7 @@ const char *const vm_manifest_fields[] = {
 	"engine", "cpu", "cpus", "memory", "numa_nodes", "kernel", "initrd", "cmdline",
 	"decompress", "no_reboot", "deterministic", "hyperv", "sandbox", "serial", "api_socket", "restore",
 	"disks", "disks[].path", "disks[].format", "disks[].readonly", "disks[].key_file",
+	"disks[].serial", "disks[].id", "rng",
 	"devices", "devices[].type", "devices[].id", "devices[].params",
 	"consoles", "consoles[].type", "consoles[].backend",
 	"plugin_dirs",
@@ -219,6 +220,11 @@ static int f_deterministic(const struct mctx *m, json_t *v, struct vm_config *cf
 	return get_bool(m, "deterministic", v, &cfg->deterministic);
 }
 
+static int f_rng(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	return get_bool(m, "rng", v, &cfg->rng);
+}
+
 /* true, false, or a --hyperv string ("off", "-crash,-time"): checked by
  * vm_config_validate(). */
 static int f_hyperv(const struct mctx *m, json_t *v, struct vm_config *cfg)
@@ -285,7 +291,7 @@ static int check_keys(const struct mctx *m, const char *where, json_t *obj, cons
 
 static int f_disks(const struct mctx *m, json_t *v, struct vm_config *cfg)
 {
-	static const char *const keys[] = { "path", "format", "readonly", "key_file", NULL };
+	static const char *const keys[] = { "path", "format", "readonly", "key_file", "serial", "id", NULL };
 	char exp[64];
 	snprintf(exp, sizeof(exp), "a list of at most %d disk objects", VM_MAX_DISKS);
 	if (!json_is_array(v))
@@ -328,6 +334,21 @@ static int f_disks(const struct mctx *m, json_t *v, struct vm_config *cfg)
 			snprintf(field, sizeof(field), "%s.key_file", where);
 			if ((rc = get_string(m, field, x, "a key file path", &d->key_file, true)) < 0)
 				return rc;
+		}
+		if ((x = json_object_get(e, "serial"))) {
+			snprintf(field, sizeof(field), "%s.serial", where);
+			if (json_is_string(x) && strlen(json_string_value(x)) > 20)
+				return bad(m, field, x, "is too long", "a string of at most 20 characters");
+			if ((rc = get_string(m, field, x, "a string of at most 20 characters", &d->serial, false)) < 0)
+				return rc;
+		}
+		if ((x = json_object_get(e, "id"))) {
+			snprintf(field, sizeof(field), "%s.id", where);
+			if ((rc = get_string(m, field, x, "a disk name", &d->id, true)) < 0)
+				return rc;
+			for (unsigned j = 0; j + 1 < cfg->n_disks; j++)
+				if (cfg->disks[j].id && !strcmp(cfg->disks[j].id, d->id))
+					return bad(m, field, x, "is used twice", "a name unique among the disks");
 		}
 	}
 	return 0;
@@ -583,7 +604,7 @@ static const struct {
 	{ "sandbox", f_sandbox },
 	{ "serial", f_serial }, { "api_socket", f_api_socket }, { "restore", f_restore },
 	{ "disks", f_disks }, { "devices", f_devices }, { "consoles", f_consoles },
-	{ "plugin_dirs", f_plugin_dirs }, { "numa", f_numa_topology },
+	{ "plugin_dirs", f_plugin_dirs }, { "numa", f_numa_topology }, { "rng", f_rng },
 };
 
 /* Lists are replaced as a whole, never appended to. */
@@ -594,6 +615,8 @@ static void clear_lists(json_t *root, struct vm_config *cfg)
 			free(cfg->disks[i].path);
 			free(cfg->disks[i].format);
 			free(cfg->disks[i].key_file);
+			free(cfg->disks[i].serial);
+			free(cfg->disks[i].id);
 		}
 		memset(cfg->disks, 0, sizeof(cfg->disks));
 		cfg->n_disks = 0;

@@ -20,6 +20,7 @@
 #include "util/log.h"
 #include "vmm/console.h"
 #include "vmm/control.h"
+#include "vmm/pc_virtio.h"
 #include "machine/machine.h"
 #include "vmm/sandbox.h"
 
@@ -156,8 +157,14 @@ static void *vcpu_thread(void *opaque)
 
 static void vm_destroy(struct vm *vm)
 {
-	if (vm->platform)
+	if (vm->platform) {
+		/* The virtio functions leave the PCI bus before the board frees it. */
+		pc_virtio_snapshot_unregister(vm->platform);
+		pthread_mutex_lock(&vm->dev_lock);
+		pc_virtio_destroy(vm->platform);
+		pthread_mutex_unlock(&vm->dev_lock);
 		platform_destroy(vm);
+	}
 	for (unsigned i = 0; i < vm->n_vcpus; i++) {
 		struct vcpu *v = vm->vcpus[i];
 		if (vm->accel->vcpu_destroy)
@@ -241,6 +248,15 @@ static int vm_create(const struct vm_config *cfg, const struct numa_config *numa
 		struct platform_options opts = { .console = console };
 		rc = platform_create_opts(vm, &opts);
 	}
+	if (rc == 0) {
+		/* The configuration's virtio devices, after the board's table
+		 * (docs/virtio.md). */
+		pthread_mutex_lock(&vm->dev_lock);
+		rc = pc_virtio_create(vm, vm->platform);
+		pthread_mutex_unlock(&vm->dev_lock);
+		if (rc == 0)
+			rc = pc_virtio_snapshot_register(vm->platform);
+	}
 	if (rc < 0) {
 		vm_destroy(vm);
 		return rc;
@@ -296,9 +312,11 @@ static enum vm_stop_reason vm_run_once(struct vm_session *sess, struct vm *vm, s
  * loaders check the contents. */
 static int check_input_files(const struct vm_config *cfg)
 {
-	if (cfg->n_disks)
-		return err_set(-ENOTSUP, "disk %s: attaching disks to a VM is not supported yet (no virtio-blk device); "
-			       "`vessel disk` manages images", cfg->disks[0].path);
+	for (unsigned i = 0; i < cfg->n_disks; i++) {
+		const struct vm_disk_config *d = &cfg->disks[i];
+		if (access(d->path, d->readonly ? R_OK : R_OK | W_OK) < 0)
+			return err_set(-errno, "disk %s: %s", d->path, strerror(errno));
+	}
 	/* Parsed so that a manifest stays checkable, but there is no second
 	 * UART or virtio console yet: refused rather than silently ignored. */
 	if (cfg->n_consoles)

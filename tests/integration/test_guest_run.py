@@ -51,9 +51,10 @@ def test_smp_bring_up_with_init_sipi(vessel_bin, tmp_path):
     assert r.returncode == (0x11 << 1) | 1, r.stderr
 
 
-def test_disk_flag_is_refused_until_virtio_blk(vessel_bin, tmp_path):
+def test_missing_disk_is_refused_before_boot(vessel_bin, tmp_path):
     img = tmp_path / "d.img"
     img.write_bytes(b"\0" * 4096)
-    r = run_vessel(vessel_bin, "run", "--kernel", str(img), "--disk", str(img), stdin=subprocess.DEVNULL)
-    assert r.returncode == 2
-    assert "not supported yet" in r.stderr
+    r = run_vessel(vessel_bin, "run", "--kernel", str(img), "--disk", str(tmp_path / "missing.raw"),
+                   stdin=subprocess.DEVNULL)
+    assert r.returncode == 2, r.stderr
+    assert "missing.raw" in r.stderr and "No such file" in r.stderr

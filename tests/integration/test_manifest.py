@@ -22,6 +22,9 @@ def run_manifest(vessel_bin, path, *flags):
     ({"engine": "bochs"}, 'engine: "bochs" is not an engine (expected "emu" or "kvm")'),
     ({"kernal": "bzImage"}, "kernal: unknown field"),
     ({"disks": [{"path": "a.img", "format": "qcow2"}]}, 'disks[0].format: "qcow2" is not a disk format'),
+    ({"disks": [{"path": "a.img", "serial": "x" * 21}]}, "disks[0].serial: " + '"' + "x" * 21 + '" is too long'),
+    ({"disks": [{"path": "a.img", "id": "d"}, {"path": "b.img", "id": "d"}]}, 'disks[1].id: "d" is used twice'),
+    ({"rng": "yes"}, 'rng: "yes" is not'),
     ({"devices": [{"type": "mailbox"}]}, "devices[0].id: missing"),
     ('{"cpus": 2,,}', "line 1 column"),
 ])
@@ -65,7 +68,7 @@ FLAG_TO_FIELD = {
     "engine": "engine", "cpu": "cpu", "disk": "disks", "numa-nodes": "numa_nodes", "numa": "numa", "numa-distance": "numa", "numa-policy": "numa",
     "serial": "serial",
     "no-reboot": "no_reboot", "no-decompress": "decompress", "deterministic": "deterministic",
-    "api-socket": "api_socket", "restore": "restore", "sandbox": "sandbox", "hyperv": "hyperv",
+    "api-socket": "api_socket", "restore": "restore", "sandbox": "sandbox", "hyperv": "hyperv", "rng": "rng",
 }
 # Developer and per-invocation flags: they describe a run (or how to read
 # a snapshot, --no-verify), not the VM.

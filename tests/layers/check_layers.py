@@ -30,6 +30,7 @@ HEADERS = {
     'hw': 'hw/device.h',
     'hv': 'hv/hyperv.h',
     'cpu': 'cpu/engines.h',
+    'virtio': 'virtio/virtio_pci.h',
     'board': 'board/pc.h',
     'vmm': 'vmm/vm.h',
     'cli': 'cli/cli.h',

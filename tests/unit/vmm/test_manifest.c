@@ -73,6 +73,20 @@ Test(manifest, every_field_fills_the_config)
 	cr_assert_eq(vm_config_validate(&cfg), 0, "%s", err_msg());
 }
 
+Test(manifest, virtio_disk_fields_and_rng)
+{
+	cr_assert_eq(parse("{\"rng\": true, \"disks\": [{\"path\": \"a.raw\", \"serial\": \"SN-1\", \"id\": \"data\"},"
+			   " {\"path\": \"b.raw\", \"id\": \"logs\"}]}"), 0, "%s", err_msg());
+	cr_assert(cfg.rng);
+	cr_assert_eq(cfg.n_disks, 2);
+	cr_assert_str_eq(cfg.disks[0].serial, "SN-1");
+	cr_assert_str_eq(cfg.disks[0].id, "data");
+	cr_assert_null(cfg.disks[1].serial);
+	cr_assert_str_eq(cfg.disks[1].id, "logs");
+	expect_error("{\"disks\": [{\"path\": \"a\", \"id\": \"x\"}, {\"path\": \"b\", \"id\": \"x\"}]}",
+		     "manifest vm.json: disks[1].id: \"x\" is used twice (expected a name unique among the disks)");
+}
+
 Test(manifest, absent_fields_keep_defaults)
 {
 	cr_assert_eq(parse("{}"), 0);
@@ -124,7 +138,7 @@ Test(manifest, unknown_fields_are_errors)
 {
 	expect_error("{\"vcpus\": 2}", "manifest vm.json: vcpus: unknown field (see docs/manifest.md for the fields)");
 	expect_error("{\"disks\": [{\"path\": \"a\", \"ro\": true}]}",
-		     "manifest vm.json: disks[0].ro: unknown field (expected one of path, format, readonly, key_file)");
+		     "manifest vm.json: disks[0].ro: unknown field (expected one of path, format, readonly, key_file, serial, id)");
 	expect_error("{\"devices\": [{\"type\": \"a\", \"id\": \"b\", \"param\": {}}]}",
 		     "manifest vm.json: devices[0].param: unknown field (expected one of type, id, params)");
 	expect_error("{\"consoles\": [{\"type\": \"virtio\", \"kind\": 1}]}",

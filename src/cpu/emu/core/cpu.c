@@ -12,6 +12,7 @@
 #include "machine/machine.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,23 @@ static void emu_vm_destroy(struct vm *vm)
 	free((void *)evm->code_page);
 	free(evm);
 	vm->accel_state = NULL;
+}
+
+/* A device wrote guest RAM (accel_ops.memory_written): the same as a
+ * vCPU's write for the self-modifying-code and page-table watches, page
+ * by page (docs/architecture.md "Self-modifying code"). */
+static void emu_memory_written(struct vm *vm, uint64_t gpa, uint64_t len)
+{
+	struct emu_vm *evm = vm->accel_state;
+	if (!evm || !len)
+		return;
+	uint64_t last = gpa + len - 1 < gpa ? UINT64_MAX >> 12 : (gpa + len - 1) >> 12;
+	for (uint64_t p = gpa >> 12; p <= last && p < evm->n_pages; p++) {
+		if (atomic_load_explicit(&evm->code_page[p], memory_order_relaxed))
+			emu_blocks_invalidate_page(evm, p << 12);
+		if (evm->pt_page && atomic_load_explicit(&evm->pt_page[p], memory_order_relaxed))
+			atomic_fetch_add_explicit(&evm->pt_gen, 1, memory_order_release);
+	}
 }
 
 static int emu_vcpu_init(struct vcpu *vcpu)
@@ -505,4 +523,5 @@ const struct accel_ops accel_emu = {
 	.set_fpu = emu_set_fpu,
 	.get_msrs = emu_get_msrs,
 	.set_msrs = emu_set_msrs,
+	.memory_written = emu_memory_written,
 };

@@ -1,0 +1,148 @@
+/* The PC's virtio devices (docs/virtio.md): one virtio-blk function per
+ * configured disk and a virtio-rng when asked for, on PCI bus 0 after the
+ * board table's devices.  Unlike the table's rows they depend on the VM's
+ * configuration, which the board may not see (docs/architecture.md
+ * "Layers"), so the VMM creates, saves and destroys them here, around the
+ * board's own (vm.c), on the same device contract. */
+#include "vmm/pc_virtio.h"
+
+#include "block/block.h"
+#include "block/crypt_disk.h"
+#include "board/pc.h"
+#include "machine/accel.h"
+#include "machine/device_registry.h"
+#include "util/error.h"
+#include "virtio/blk.h"
+#include "virtio/rng.h"
+#include "virtio/virtio_pci.h"
+#include "vmm/config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Where BAR 0 of the i-th virtio function goes at power-on: 64 KiB apart
+ * from 16 MiB into the 32-bit PCI window (docs/devices.md). */
+#define PC_VIRTIO_BAR_BASE (GMEM_PCI_MMIO_BASE + 0x1000000ull)
+#define PC_VIRTIO_BAR_STEP 0x10000ull
+
+struct pc_virtio_dev {
+	const struct dev_desc *type;
+	void *dev;
+	char name[SNAPSHOT_DEVICE_NAME_MAX];
+	struct virtio_board board;
+	struct virtio_blk_conf blk;
+	bool registered;
+};
+
+struct pc_virtio {
+	struct pc_virtio_dev devs[PC_MAX_VIRTIO];
+	unsigned n;
+};
+
+/* Guest RAM for device DMA: all of [gpa, gpa + len) in one RAM region,
+ * never the firmware ROM. */
+static void *pc_virtio_dma(void *opaque, uint64_t gpa, uint64_t len)
+{
+	const struct guest_memory *mem = &((struct vm *)opaque)->mem;
+	const struct gmem_region *r = gmem_find_region(mem, gpa);
+	if (!len || !r || r->rom)
+		return NULL;
+	return gmem_ptr(mem, gpa, len);
+}
+
+/* Device writes to guest RAM: the engine forgets code it decoded there. */
+static void pc_virtio_dma_written(void *opaque, uint64_t gpa, uint64_t len)
+{
+	struct vm *vm = opaque;
+	if (vm->accel && vm->accel->memory_written)
+		vm->accel->memory_written(vm, gpa, len);
+}
+
+static int pc_virtio_add(struct vm *vm, struct platform *p, const struct dev_desc *type, const char *name,
+			 const struct virtio_blk_conf *blk)
+{
+	struct pc_virtio *v = p->virtio;
+	if (v->n >= PC_MAX_VIRTIO)
+		return err_set(-ENOSPC, "at most %d virtio devices", PC_MAX_VIRTIO);
+	struct pc_virtio_dev *d = &v->devs[v->n];
+	memset(d, 0, sizeof(*d));
+	d->type = type;
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	if (blk)
+		d->blk = *blk;
+	d->board = (struct virtio_board){
+		.dma = pc_virtio_dma, .dma_written = pc_virtio_dma_written, .dma_opaque = vm, .apic = &p->apic_bus, .pci = p->pci,
+		.bar0 = (uint32_t)(PC_VIRTIO_BAR_BASE + PC_VIRTIO_BAR_STEP * v->n), .conf = &d->blk,
+	};
+	struct pc_device row = { .name = d->name, .type = type };
+	struct dev_ctx ctx;
+	platform_dev_ctx(p, &row, &ctx);
+	ctx.arg = &d->board;
+	if (!(d->dev = type->create(&ctx)))
+		return *err_msg() ? -EINVAL : -ENOMEM;
+	v->n++;
+	return 0;
+}
+
+int pc_virtio_create(struct vm *vm, struct platform *p)
+{
+	const struct vm_config *cfg = vm->cfg;
+	if (!cfg || (!cfg->n_disks && !cfg->rng))
+		return 0;
+	if (!(p->virtio = calloc(1, sizeof(*p->virtio))))
+		return err_set(-ENOMEM, "out of memory");
+	int rc;
+	for (unsigned i = 0; i < cfg->n_disks; i++) {
+		const struct vm_disk_config *dc = &cfg->disks[i];
+		struct virtio_blk_conf blk = { .readonly = dc->readonly, .serial = dc->serial };
+		if ((rc = crypt_disk_open_vm((const char *const *)cfg->plugin_dirs, cfg->n_plugin_dirs, dc, &blk.disk)) < 0)
+			return err_wrap(rc, "disk %s", dc->path);
+		char name[SNAPSHOT_DEVICE_NAME_MAX];
+		snprintf(name, sizeof(name), "virtio-blk.%u", i);
+		if ((rc = pc_virtio_add(vm, p, &virtio_blk_device, name, &blk)) < 0)
+			return err_wrap(rc, "disk %s", dc->path);   /* the device closed the disk */
+	}
+	if (cfg->rng && (rc = pc_virtio_add(vm, p, &virtio_rng_device, "virtio-rng", NULL)) < 0)
+		return rc;
+	return 0;
+}
+
+void pc_virtio_reset(struct platform *p)
+{
+	for (unsigned i = 0; p->virtio && i < p->virtio->n; i++)
+		p->virtio->devs[i].type->reset(p->virtio->devs[i].dev);
+}
+
+void pc_virtio_destroy(struct platform *p)
+{
+	struct pc_virtio *v = p->virtio;
+	if (!v)
+		return;
+	for (unsigned i = v->n; i-- > 0;)
+		v->devs[i].type->destroy(v->devs[i].dev);
+	free(v);
+	p->virtio = NULL;
+}
+
+int pc_virtio_snapshot_register(struct platform *p)
+{
+	for (unsigned i = 0; p->virtio && i < p->virtio->n; i++) {
+		struct pc_virtio_dev *d = &p->virtio->devs[i];
+		int rc = snapshot_register_device(d->name, d->type->save, d->type->load, d->dev);
+		if (rc < 0)
+			return rc;
+		d->registered = true;
+	}
+	return 0;
+}
+
+void pc_virtio_snapshot_unregister(struct platform *p)
+{
+	for (unsigned i = 0; p->virtio && i < p->virtio->n; i++) {
+		if (p->virtio->devs[i].registered)
+			snapshot_unregister_device(p->virtio->devs[i].name);
+		p->virtio->devs[i].registered = false;
+	}
+}

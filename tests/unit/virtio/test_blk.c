@@ -1,0 +1,190 @@
+/* virtio-blk (src/virtio/blk.c) on a raw image, driven through the
+ * transport with hand-written requests: reads and writes reach the file,
+ * GET_ID gives the serial, and broken requests (data on the wrong side,
+ * past the end, a write to a read-only disk) answer IOERR without
+ * touching the image. */
+#include "block/block.h"
+#include "machine/bus.h"
+#include "hw/device.h"
+#include "hw/intc/lapic.h"
+#include "hw/pci.h"
+#include "util/error.h"
+#include "virtio/blk.h"
+#include "virtio/virtio_pci.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define RAM_SIZE (1u << 20)
+#define BAR 0xc1000000u
+#define DESC 0x1000u
+#define AVAIL 0x2000u
+#define USED 0x3000u
+#define HDR 0x8000u
+#define DATA 0x9000u
+#define STATUS 0xa000u
+#define SECTORS 64
+
+static struct bus pio, mmio;
+static uint8_t *ram;
+static struct pci_host *host;
+static void *blk;
+static struct virtio_board board;
+static struct virtio_blk_conf conf;
+static char path[64];
+static uint16_t n_req;
+
+static void *fake_dma(void *opaque, uint64_t gpa, uint64_t len)
+{
+	(void)opaque;
+	if (gpa >= RAM_SIZE || len > RAM_SIZE - gpa)
+		return NULL;
+	return ram + gpa;
+}
+
+static void wr(uint64_t off, unsigned size, uint64_t v) { bus_write(&mmio, NULL, BAR + off, size, v); }
+
+static void start(bool readonly)
+{
+	ram = calloc(1, RAM_SIZE);
+	bus_init(&pio, "pio");
+	bus_init(&mmio, "mmio");
+	struct dev_ctx hctx = { .name = "pci", .pio = &pio, .mmio = &mmio, .base = { 0xcf8, 0xb0000000, 0x10000000 } };
+	host = pci_host_new(&hctx);
+	cr_assert(host);
+	snprintf(path, sizeof(path), "/tmp/vessel-blk-test-%d.raw", getpid());
+	unlink(path);
+	cr_assert_eq(raw_create(path, SECTORS * 512, false), 0, "%s", err_msg());
+	conf = (struct virtio_blk_conf){ .readonly = readonly, .serial = "SERIAL-0123456789-ABC" };
+	cr_assert_eq(block_open(path, "raw", readonly ? BLOCK_OPEN_RDONLY : 0, &conf.disk), 0, "%s", err_msg());
+	board = (struct virtio_board){ .dma = fake_dma, .pci = host, .slot = 2, .bar0 = BAR, .conf = &conf };
+	struct dev_ctx ctx = { .name = "virtio-blk.0", .pio = &pio, .mmio = &mmio, .arg = &board };
+	blk = virtio_blk_device.create(&ctx);
+	cr_assert(blk, "%s", err_msg());
+	/* Driver initialisation (section 3.1.1) with INTx: features VERSION_1. */
+	wr(0x14, 1, 1);
+	wr(0x14, 1, 3);
+	wr(0x08, 4, 1);
+	wr(0x0c, 4, 1);
+	wr(0x14, 1, 11);
+	wr(0x16, 2, 0);
+	wr(0x18, 2, 16);
+	wr(0x20, 8, DESC);
+	wr(0x28, 8, AVAIL);
+	wr(0x30, 8, USED);
+	wr(0x1c, 2, 1);
+	wr(0x14, 1, 15);
+	n_req = 0;
+}
+
+static void stop(void)
+{
+	virtio_blk_device.destroy(blk);
+	pci_host_free(host);
+	bus_destroy(&pio);
+	bus_destroy(&mmio);
+	free(ram);
+	unlink(path);
+}
+
+static void desc(unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
+{
+	uint8_t *d = ram + DESC + 16u * i;
+	memcpy(d, &addr, 8);
+	memcpy(d + 8, &len, 4);
+	memcpy(d + 12, &flags, 2);
+	memcpy(d + 14, &next, 2);
+}
+
+/* Header, data (len bytes, writable or not), status; returns the status
+ * byte and the used length through *used_len. */
+static uint8_t request(uint32_t type, uint64_t sector, uint32_t len, bool data_writable, uint32_t *used_len)
+{
+	memcpy(ram + HDR, &type, 4);
+	memset(ram + HDR + 4, 0, 4);
+	memcpy(ram + HDR + 8, &sector, 8);
+	ram[STATUS] = 0xee;
+	unsigned n = 0;
+	desc(n, HDR, 16, 1, (uint16_t)(n + 1));
+	n++;
+	if (len) {
+		desc(n, DATA, len, (uint16_t)(1 | (data_writable ? 2 : 0)), (uint16_t)(n + 1));
+		n++;
+	}
+	desc(n, STATUS, 1, 2, 0);
+	uint16_t head = 0;
+	memcpy(ram + AVAIL + 4 + 2 * (n_req % 16), &head, 2);
+	n_req++;
+	memcpy(ram + AVAIL + 2, &n_req, 2);
+	wr(0x3000, 2, 0);
+	uint16_t used;
+	memcpy(&used, ram + USED + 2, 2);
+	cr_assert_eq(used, n_req, "request %u not completed", n_req);
+	if (used_len)
+		memcpy(used_len, ram + USED + 4 + 8 * ((n_req - 1) % 16) + 4, 4);
+	return ram[STATUS];
+}
+
+static void file_bytes(uint64_t off, void *buf, size_t len)
+{
+	FILE *f = fopen(path, "rb");
+	cr_assert(f);
+	fseek(f, (long)off, SEEK_SET);
+	cr_assert_eq(fread(buf, 1, len, f), len);
+	fclose(f);
+}
+
+Test(blk, write_read_flush_get_id, .fini = stop)
+{
+	start(false);
+	memset(ram + DATA, 0xab, 1024);
+	cr_assert_eq(request(1, 3, 1024, false, NULL), 0);
+	uint8_t buf[1024];
+	file_bytes(3 * 512, buf, sizeof(buf));
+	for (unsigned i = 0; i < sizeof(buf); i++)
+		cr_assert_eq(buf[i], 0xab);
+	memset(ram + DATA, 0, 1024);
+	uint32_t used_len;
+	cr_assert_eq(request(0, 3, 512, true, &used_len), 0);
+	cr_assert_eq(used_len, 513, "data and status");
+	cr_assert_eq(ram[DATA], 0xab);
+	cr_assert_eq(request(4, 0, 0, false, NULL), 0, "FLUSH");
+	cr_assert_eq(request(8, 0, 20, true, &used_len), 0, "GET_ID");
+	cr_assert_eq(memcmp(ram + DATA, "SERIAL-0123456789-AB", 20), 0, "20 bytes, not terminated");
+	cr_assert_eq(request(99, 0, 0, false, NULL), 2, "unknown type: UNSUPP");
+}
+
+Test(blk, broken_requests_are_ioerr, .fini = stop)
+{
+	start(false);
+	uint8_t before[SECTORS * 512], after[SECTORS * 512];
+	file_bytes(0, before, sizeof(before));
+	memset(ram + DATA, 0x77, 4096);
+	cr_assert_eq(request(1, SECTORS - 1, 1024, false, NULL), 1, "write past the end");
+	cr_assert_eq(request(1, UINT64_MAX, 512, false, NULL), 1, "sector wraps");
+	cr_assert_eq(request(1, 0, 1000, false, NULL), 1, "not whole sectors");
+	cr_assert_eq(request(1, 0, 512, true, NULL), 1, "write data on the writable side");
+	cr_assert_eq(request(0, 0, 512, false, NULL), 1, "read into a readable buffer");
+	file_bytes(0, after, sizeof(after));
+	cr_assert_eq(memcmp(before, after, sizeof(before)), 0, "the image was touched");
+}
+
+Test(blk, read_only_disk, .fini = stop)
+{
+	start(true);
+	uint32_t f;
+	wr(0x00, 4, 0);
+	uint64_t v = 0;
+	bus_read(&mmio, NULL, BAR + 0x04, 4, &v);
+	f = (uint32_t)v;
+	cr_assert(f & (1u << 5), "VIRTIO_BLK_F_RO offered");
+	memset(ram + DATA, 0x55, 512);
+	cr_assert_eq(request(1, 0, 512, false, NULL), 1, "write refused with IOERR");
+	uint8_t buf[512];
+	file_bytes(0, buf, sizeof(buf));
+	cr_assert_eq(buf[0], 0);
+	cr_assert_eq(request(0, 0, 512, true, NULL), 0, "reads still work");
+}
