@@ -155,10 +155,13 @@ void platform_press_power_button(struct vm *vm);
 void platform_press_sleep_button(struct vm *vm);
 /* The FACS's guest-physical address (its waking vector at +12). */
 uint64_t platform_facs_address(struct vm *vm);
-/* The machine leaves S3: what loses power in S3 goes back to its
- * power-on state (local APICs, I/O APIC, 8259s, PIT), memory and the
- * RTC stay, the PM1 block shows WAK_STS and the wake source.  The vCPUs
- * are the caller's (reset, then the boot processor at the reset vector). */
+/* The processors have stopped in S3: what loses power goes back to its
+ * power-on state (local APICs, I/O APIC, 8259s, PIT, HPET); memory and
+ * the RTC stay. */
+void platform_suspend(struct vm *vm);
+/* The machine leaves S3: the PM1 block shows WAK_STS and the wake
+ * source.  The vCPUs are the caller's (reset, then the boot processor at
+ * the reset vector). */
 void platform_wake(struct vm *vm, enum vm_wake_reason reason);
 /* The front-panel NMI: a pulse on every LAPIC's LINT1, where the MADT says
  * NMI is wired; takes vm->dev_lock. */

@@ -22,17 +22,35 @@ uint64_t platform_facs_address(struct vm *vm)
 }
 
 /* Devices powered off in S3, which the OS programs again on resume:
- * Linux's lapic_resume, ioapic_resume, i8259A_resume and the clock
- * events' resume (arch/x86/kernel/apic, i8259.c).  The RTC keeps time on
- * its battery; the HPET, the PM timer, the UART, the 8042 and PCI
- * configuration keep their state (the OS restores what it needs). */
+ * Linux's lapic_resume, ioapic_resume, i8259A_resume, the clock events'
+ * and the HPET's resume (arch/x86/kernel/apic, i8259.c, hpet.c).  The RTC
+ * keeps time and its alarm on its battery; the PM timer, the UART, the
+ * 8042 and PCI configuration keep their state (the OS restores what it
+ * needs). */
 static bool lost_in_s3(const char *name)
 {
-	static const char *const lost[] = { "pic", "ioapic", "pit" };
+	static const char *const lost[] = { "pic", "ioapic", "pit", "hpet" };
 	for (unsigned i = 0; i < sizeof(lost) / sizeof(lost[0]); i++)
 		if (!strcmp(name, lost[i]))
 			return true;
 	return false;
+}
+
+void platform_suspend(struct vm *vm)
+{
+	struct platform *p = vm->platform;
+	if (!p)
+		return;
+	/* Powered off now, not at wake: their timers stop firing into a
+	 * machine whose processors sleep. */
+	pthread_mutex_lock(&vm->dev_lock);
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		if (p->lapics[i])
+			lapic_reset(p->lapics[i], false);
+	for (unsigned i = 0; i < p->n_devs; i++)
+		if (pc_devices[i].type->reset && lost_in_s3(pc_devices[i].name))
+			pc_devices[i].type->reset(p->devs[i]);
+	pthread_mutex_unlock(&vm->dev_lock);
 }
 
 void platform_wake(struct vm *vm, enum vm_wake_reason reason)
@@ -41,12 +59,6 @@ void platform_wake(struct vm *vm, enum vm_wake_reason reason)
 	if (!p)
 		return;
 	pthread_mutex_lock(&vm->dev_lock);
-	for (unsigned i = 0; i < vm->n_vcpus; i++)
-		if (p->lapics[i])
-			lapic_reset(p->lapics[i], false);
-	for (unsigned i = 0; i < p->n_devs; i++)
-		if (pc_devices[i].type->reset && lost_in_s3(pc_devices[i].name))
-			pc_devices[i].type->reset(p->devs[i]);
 	unsigned sts = reason == VM_WAKE_POWER_BUTTON ? ACPI_PM1_PWRBTN_STS
 		     : reason == VM_WAKE_SLEEP_BUTTON ? ACPI_PM1_SLPBTN_STS
 		     : reason == VM_WAKE_ALARM        ? ACPI_PM1_RTC_STS

@@ -291,6 +291,7 @@ static int vm_reset_vcpus_for_wake(struct vm *vm)
 static enum vm_stop_reason vm_sleep(struct vm_session *sess, struct vm *vm, struct console *con,
 				    const struct vm_run_opts *opts)
 {
+	platform_suspend(vm);
 	atomic_store(&vm->wake_reason, VM_WAKE_NONE);
 	atomic_store(&vm->suspended, true);
 	lifecycle_transition(&sess->lc, VM_STATE_SUSPENDED, "guest: ACPI S3");
