@@ -371,7 +371,7 @@ static void build_fadt(uint8_t *t, const struct acpi_platform_info *info, uint64
 	 * timer), RESET_REG_SUP.  PWR_BUTTON and SLP_BUTTON clear: both
 	 * buttons are the fixed-feature ones; FIX_RTC clear: RTC_STS wakes
 	 * from S3 (4.8.2.1.1). */
-	put32(t, 112, (1u << 0) | (1u << 2) | (1u << 6) | (1u << 10));
+	put32(t, 112, (1u << 0) | (1u << 2) | (1u << 8) | (1u << 10));
 	put_gas(t, 116, GAS_IO, 8, 1, info->reset_port);
 	put8(t, 128, info->reset_value);
 	put8(t, 131, 0);                  /* FADT minor version */
