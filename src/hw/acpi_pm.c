@@ -71,6 +71,14 @@ void acpi_pm_wake(struct acpi_pm *pm, unsigned sts_bits)
 	acpi_pm_update_sci(pm);
 }
 
+unsigned acpi_pm_pending_wake(struct acpi_pm *pm)
+{
+	unsigned sts = pm->pm1_sts & (ACPI_PM1_PWRBTN_STS | ACPI_PM1_SLPBTN_STS);
+	if (pm->pm1_sts & pm->pm1_en & ACPI_PM1_RTC_STS)
+		sts |= ACPI_PM1_RTC_STS;
+	return sts;
+}
+
 unsigned acpi_pm_sleep_type(struct acpi_pm *pm)
 {
 	return (pm->pm1_cnt >> 10) & 7;

@@ -48,6 +48,10 @@ bool acpi_pm_wake_enabled(struct acpi_pm *pm, unsigned sts_bit);
  * firmware reads it to tell a resume from a boot), enables kept;
  * sts_bits (e.g. PWRBTN_STS) says what woke it. */
 void acpi_pm_wake(struct acpi_pm *pm, unsigned sts_bits);
+/* The wake event already pending when the machine stops (its status set
+ * since the OS cleared them before SLP_EN): PWRBTN_STS, SLPBTN_STS, or
+ * RTC_STS with RTC_EN; 0 if none.  Hardware wakes at once then. */
+unsigned acpi_pm_pending_wake(struct acpi_pm *pm);
 /* SLP_TYP of PM1_CNT: ACPI_SLP_TYP_S3 after a wake from S3. */
 unsigned acpi_pm_sleep_type(struct acpi_pm *pm);
 /* Raises a general-purpose event (GPE0 bit), e.g. for device hot-plug. */

@@ -157,8 +157,10 @@ void platform_press_sleep_button(struct vm *vm);
 uint64_t platform_facs_address(struct vm *vm);
 /* The processors have stopped in S3: what loses power goes back to its
  * power-on state (local APICs, I/O APIC, 8259s, PIT, HPET); memory and
- * the RTC stay. */
-void platform_suspend(struct vm *vm);
+ * the RTC stay.  Returns the wake source already pending (a button
+ * pressed, the alarm fired while the processors were stopping), or
+ * VM_WAKE_NONE. */
+enum vm_wake_reason platform_suspend(struct vm *vm);
 /* The machine leaves S3: the PM1 block shows WAK_STS and the wake
  * source.  The vCPUs are the caller's (reset, then the boot processor at
  * the reset vector). */

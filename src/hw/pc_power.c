@@ -36,11 +36,11 @@ static bool lost_in_s3(const char *name)
 	return false;
 }
 
-void platform_suspend(struct vm *vm)
+enum vm_wake_reason platform_suspend(struct vm *vm)
 {
 	struct platform *p = vm->platform;
 	if (!p)
-		return;
+		return VM_WAKE_NONE;
 	/* Powered off now, not at wake: their timers stop firing into a
 	 * machine whose processors sleep. */
 	pthread_mutex_lock(&vm->dev_lock);
@@ -50,7 +50,12 @@ void platform_suspend(struct vm *vm)
 	for (unsigned i = 0; i < p->n_devs; i++)
 		if (pc_devices[i].type->reset && lost_in_s3(pc_devices[i].name))
 			pc_devices[i].type->reset(p->devs[i]);
+	unsigned sts = p->pm ? acpi_pm_pending_wake(p->pm) : 0;
 	pthread_mutex_unlock(&vm->dev_lock);
+	return (sts & ACPI_PM1_PWRBTN_STS) ? VM_WAKE_POWER_BUTTON
+	     : (sts & ACPI_PM1_SLPBTN_STS) ? VM_WAKE_SLEEP_BUTTON
+	     : (sts & ACPI_PM1_RTC_STS)    ? VM_WAKE_ALARM
+					   : VM_WAKE_NONE;
 }
 
 void platform_wake(struct vm *vm, enum vm_wake_reason reason)

@@ -291,9 +291,13 @@ static int vm_reset_vcpus_for_wake(struct vm *vm)
 static enum vm_stop_reason vm_sleep(struct vm_session *sess, struct vm *vm, struct console *con,
 				    const struct vm_run_opts *opts)
 {
-	platform_suspend(vm);
 	atomic_store(&vm->wake_reason, VM_WAKE_NONE);
 	atomic_store(&vm->suspended, true);
+	/* A source that fired while the processors were stopping (before
+	 * `suspended` was set) still wakes the machine. */
+	enum vm_wake_reason pending = platform_suspend(vm);
+	if (pending != VM_WAKE_NONE)
+		vm_request_wake(vm, pending);
 	lifecycle_transition(&sess->lc, VM_STATE_SUSPENDED, "guest: ACPI S3");
 	enum vm_wake_reason wake = VM_WAKE_NONE;
 	while (atomic_load(&vm->stop_reason) == VM_STOP_SUSPEND &&

@@ -390,7 +390,7 @@ Test(acpi_pm, s3_suspends_and_wake_sources_are_seen)
 	platform_press_power_button(&t->vm);
 	cr_assert_eq(atomic_load(&t->vm.wake_reason), VM_WAKE_SLEEP_BUTTON, "the first source is kept");
 
-	platform_suspend(&t->vm);
+	cr_assert_eq(platform_suspend(&t->vm), VM_WAKE_POWER_BUTTON, "a press while stopping is a pending wake");
 	platform_wake(&t->vm, VM_WAKE_SLEEP_BUTTON);
 	cr_assert_eq(inw(t, 0x600) & 0x8200, 0x8200, "WAK_STS and SLPBTN_STS");
 	cr_assert_eq((inw(t, 0x604) >> 10) & 7, 1, "SLP_TYP still tells a resume");
