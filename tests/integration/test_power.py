@@ -21,10 +21,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 class Guest:
-    def __init__(self, vessel_bin, tmp):
+    def __init__(self, vessel_bin, tmp, cpus=1):
         self.bin = vessel_bin
         self.sock = tmp / "api.sock"
-        self.child = pexpect.spawn(vessel_bin, linux_args(None) + ["--api-socket", str(self.sock)],
+        self.child = pexpect.spawn(vessel_bin, linux_args(None, cpus) + ["--api-socket", str(self.sock)],
                                    encoding="utf-8", codec_errors="replace", timeout=BOOT_TIMEOUT)
         self.child.expect("starting a shell")
         self.child.expect(PROMPT)
@@ -169,3 +169,17 @@ def test_sleep_button_reaches_the_guest(guest):
     # The guest's ACPI core reads it as the fixed SleepButton event; this
     # initramfs has no `button` driver to act on it (docs/power.md).
     assert re.search(r"fixed event - SleepButton", guest.sh("dmesg | tail -n 5"))
+
+
+def test_second_vcpu_comes_back_after_resume(vessel_bin, tmp_path):
+    # Linux takes the other CPUs offline before S3 and starts them again
+    # with INIT/SIPI after the wake: they wait for it from power-on state.
+    g = Guest(vessel_bin, tmp_path, cpus=2)
+    try:
+        before = g.suspend("SMPWAKE")
+        assert g.ctl("wakeup").returncode == 0
+        g.expect_resumed("SMPWAKE", before)
+        assert "CPU1 is up" in g.sh("dmesg | tail -n 40")
+        assert g.sh("cat /sys/devices/system/cpu/online").split("\n")[-2] == "0-1"
+    finally:
+        g.close()
