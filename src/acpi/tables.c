@@ -289,6 +289,18 @@ int acpi_build_dsdt(const struct acpi_platform_info *info, uint8_t **out, size_t
 	}
 	aml_end(&a);   /* \_SB */
 
+	/* \_S3: suspend to RAM, the sleep type the PM1 block acts on
+	 * (7.4.2.4): the OS offers "mem" only if it exists. */
+	if (info->slp_typ_s3) {
+		aml_name_begin(&a, "\\_S3");
+		aml_package_begin(&a, 4);
+		aml_integer(&a, info->slp_typ_s3);
+		aml_integer(&a, info->slp_typ_s3);
+		aml_integer(&a, 0);
+		aml_integer(&a, 0);
+		aml_end(&a);
+	}
+
 	/* \_S5: soft-off sleep type values for PM1a/PM1b_CNT.SLP_TYP (7.4.2). */
 	aml_name_begin(&a, "\\_S5");
 	aml_package_begin(&a, 4);
@@ -315,10 +327,16 @@ int acpi_build_dsdt(const struct acpi_platform_info *info, uint8_t **out, size_t
 
 static void build_facs(uint8_t *t)
 {
-	/* FACS (5.2.10): no checksum, 64 bytes, version 2. */
+	/* FACS (5.2.10): no checksum, 64 bytes, version 2.  The OS writes
+	 * the Firmware Waking Vector (offset 12) before it enters S3; the ROM
+	 * jumps there on wake (src/boot/stub.asm).  The hardware signature
+	 * (offset 8) is constant: the machine does not change across a sleep.
+	 * Flags stay 0: no S4BIOS, no 64-bit wake (the vector is entered in
+	 * real mode only). */
 	memset(t, 0, 64);
 	memcpy(t, "FACS", 4);
 	put32(t, 4, 64);
+	put32(t, 8, 0x4c535356);          /* "VSSL" */
 	put8(t, 32, 2);
 }
 
@@ -350,10 +368,11 @@ static void build_fadt(uint8_t *t, const struct acpi_platform_info *info, uint64
 	put8(t, 108, 0x32);               /* CENTURY: RTC century index */
 	/* IAPC_BOOT_ARCH (5.2.9.3): legacy devices, 8042, no VGA, no ASPM control. */
 	put16(t, 109, (1u << 0) | (1u << 1) | (1u << 2) | (1u << 4));
-	/* Flags (table 5.10): WBINVD, PROC_C1, SLP_BUTTON (none), FIX_RTC,
-	 * TMR_VAL_EXT (32-bit PM timer), RESET_REG_SUP.  PWR_BUTTON clear:
-	 * the power button is the fixed-feature one. */
-	put32(t, 112, (1u << 0) | (1u << 2) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 10));
+	/* Flags (table 5.10): WBINVD, PROC_C1, TMR_VAL_EXT (32-bit PM
+	 * timer), RESET_REG_SUP.  PWR_BUTTON and SLP_BUTTON clear: both
+	 * buttons are the fixed-feature ones; FIX_RTC clear: RTC_STS wakes
+	 * from S3 (4.8.2.1.1). */
+	put32(t, 112, (1u << 0) | (1u << 2) | (1u << 8) | (1u << 10));
 	put_gas(t, 116, GAS_IO, 8, 1, info->reset_port);
 	put8(t, 128, info->reset_value);
 	put8(t, 131, 0);                  /* FADT minor version */
@@ -451,6 +470,7 @@ int acpi_build_pc_tables(struct acpi_builder *b, const struct acpi_platform_info
 	uint8_t facs[64];
 	build_facs(facs);
 	uint64_t facs_gpa = acpi_builder_place(b, facs, sizeof(facs), 64);
+	b->facs_gpa = facs_gpa;
 
 	uint8_t *dsdt;
 	size_t dsdt_len;

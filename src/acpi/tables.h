@@ -22,6 +22,8 @@ struct acpi_platform_info {
 	uint8_t gpe0_len;
 	uint8_t sci_irq;
 	uint8_t slp_typ_s5;
+	/* SLP_TYP for \_S3 (suspend to RAM); 0 leaves \_S3 out. */
+	uint8_t slp_typ_s3;
 	uint16_t reset_port;
 	uint8_t reset_value;
 	uint64_t ecam_base;
@@ -41,6 +43,7 @@ struct acpi_builder {
 	uint64_t tables[ACPI_MAX_TABLES];   /* listed in the XSDT */
 	unsigned n_tables;
 	uint64_t rsdp_gpa;
+	uint64_t facs_gpa;      /* set by acpi_build_pc_tables: the waking vector's table */
 	int err;
 };
 

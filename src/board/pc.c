@@ -67,6 +67,8 @@ void platform_press_power_button(struct vm *vm)
 	pthread_mutex_lock(&vm->dev_lock);
 	acpi_pm_press_power_button(vm->platform->pm);
 	pthread_mutex_unlock(&vm->dev_lock);
+	/* A sleeping machine wakes whatever PWRBTN_EN says (4.8.3.1.1). */
+	vm_request_wake(vm, VM_WAKE_POWER_BUTTON);
 }
 
 void platform_inject_nmi(struct vm *vm)
@@ -137,6 +139,7 @@ static int platform_write_acpi(struct vm *vm, struct platform *p)
 		.gpe0_len = ACPI_GPE0_LEN,
 		.sci_irq = PC_IRQ_SCI,
 		.slp_typ_s5 = ACPI_SLP_TYP_S5,
+		.slp_typ_s3 = ACPI_SLP_TYP_S3,
 		.reset_port = PC_PORT_RESET,
 		.reset_value = RESET_CTL_VALUE,
 		.ecam_base = GMEM_ECAM_BASE,
@@ -158,6 +161,7 @@ static int platform_write_acpi(struct vm *vm, struct platform *p)
 	if (rc < 0)
 		return err_wrap(rc, "ACPI tables");
 	p->rsdp_addr = b.rsdp_gpa;
+	p->facs_addr = b.facs_gpa;
 	return 0;
 }
 
@@ -235,6 +239,9 @@ static void platform_line_set(void *opaque, unsigned n, bool level)
 			platform_gsi_set(p, PC_IRQ_PIT, level);
 		break;
 	case PC_LINE_RTC:
+		/* The RTC's interrupt is also the RTC wake event (RTC_STS). */
+		if (level && !p->rtc_out && p->pm && acpi_pm_rtc_event(p->pm))
+			vm_request_wake(p->vm, VM_WAKE_ALARM);
 		p->rtc_out = level;
 		if (!p->hpet_legacy)
 			platform_gsi_set(p, PC_IRQ_RTC, level);
@@ -271,6 +278,9 @@ static void platform_request(void *opaque, enum dev_request req, int value)
 		break;
 	case DEV_REQ_POWEROFF:
 		vm_request_stop(vm, VM_STOP_POWEROFF);
+		break;
+	case DEV_REQ_SUSPEND:
+		vm_request_stop(vm, VM_STOP_SUSPEND);
 		break;
 	case DEV_REQ_STOP:
 		/* First writer wins, like the stop reason. */

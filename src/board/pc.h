@@ -133,6 +133,7 @@ struct platform {
 	bool nmi_masked;              /* port 0x70 bit 7 */
 	bool pit_out, rtc_out;        /* what the PIT and RTC drive behind the gate */
 	uint64_t rsdp_addr;
+	uint64_t facs_addr;           /* the FACS, whose waking vector S3 resumes at */
 	uint8_t gsi_level[PC_NUM_GSI];
 	unsigned snap_registered;     /* snapshot devices registered, in order */
 	struct pc_virtio *virtio;     /* virtio functions from the configuration (pc_virtio.c) */
@@ -146,8 +147,24 @@ void platform_destroy(struct vm *vm);
 void platform_reset(struct vm *vm);
 /* Guest-physical address of the RSDP (also found by the BIOS-area scan). */
 uint64_t platform_rsdp_address(struct vm *vm);
-/* ACPI fixed power button press (ACPI 6.4 section 4.8.2.2.1.1). */
+/* ACPI fixed power button press (ACPI 6.4 section 4.8.2.2.1.1); also
+ * wakes a suspended machine. */
 void platform_press_power_button(struct vm *vm);
+/* ACPI S3 (src/hw/pc_power.c, docs/power.md). */
+/* Fixed sleep button press (4.8.2.2.2); also wakes a suspended machine. */
+void platform_press_sleep_button(struct vm *vm);
+/* The FACS's guest-physical address (its waking vector at +12). */
+uint64_t platform_facs_address(struct vm *vm);
+/* The processors have stopped in S3: what loses power goes back to its
+ * power-on state (local APICs, I/O APIC, 8259s, PIT, HPET); memory and
+ * the RTC stay.  Returns the wake source already pending (a button
+ * pressed, the alarm fired while the processors were stopping), or
+ * VM_WAKE_NONE. */
+enum vm_wake_reason platform_suspend(struct vm *vm);
+/* The machine leaves S3: the PM1 block shows WAK_STS and the wake
+ * source.  The vCPUs are the caller's (reset, then the boot processor at
+ * the reset vector). */
+void platform_wake(struct vm *vm, enum vm_wake_reason reason);
 /* The front-panel NMI: a pulse on every LAPIC's LINT1, where the MADT says
  * NMI is wired; takes vm->dev_lock. */
 void platform_inject_nmi(struct vm *vm);

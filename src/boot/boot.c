@@ -8,6 +8,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,8 @@
 /* Kernel files larger than this are not kernels. */
 #define BOOT_KERNEL_MAX (512ull << 20)
 
-_Static_assert(sizeof(struct boot_stub_params) == 48, "stub.asm's P_* offsets");
+_Static_assert(sizeof(struct boot_stub_params) == 52 && offsetof(struct boot_stub_params, resume_facs) == 48,
+	       "stub.asm's P_* offsets");
 _Static_assert(sizeof(boot_stub_rom) == GMEM_ROM_SIZE, "the stub is the whole ROM");
 
 int boot_read_file(const char *path, const char *what, size_t max_size, uint8_t **data, size_t *size)
@@ -157,6 +159,17 @@ int boot_install_rom(struct guest_memory *mem, const struct boot_stub_params *pa
 			       (unsigned long long)GMEM_ROM_BASE);
 	memcpy(r->host, boot_stub_rom, sizeof(boot_stub_rom));
 	memcpy(r->host, params, sizeof(*params));
+	return 0;
+}
+
+int boot_set_resume(struct guest_memory *mem, uint32_t facs_gpa)
+{
+	const struct gmem_region *r = gmem_find_region(mem, GMEM_ROM_BASE);
+	if (!r || !r->rom || r->gpa != GMEM_ROM_BASE || r->size < GMEM_ROM_SIZE)
+		return err_set(-ENODEV, "no firmware ROM at %#llx", (unsigned long long)GMEM_ROM_BASE);
+	if (facs_gpa >= 0x100000u - 64)
+		return err_set(-ERANGE, "FACS at %#x is out of real-mode reach", facs_gpa);
+	memcpy((uint8_t *)r->host + offsetof(struct boot_stub_params, resume_facs), &facs_gpa, sizeof(facs_gpa));
 	return 0;
 }
 

@@ -51,6 +51,9 @@ struct boot_stub_params {
 	uint64_t rsi;
 	uint32_t eax, ebx;
 	uint64_t stack;
+	/* Non-zero: the machine wakes from ACPI S3 and the stub jumps to the
+	 * waking vector of the FACS at this address instead (boot_set_resume). */
+	uint32_t resume_facs;
 } __attribute__((packed));
 #define BOOT_STUB_MAGIC 0x544f4f42u  /* "BOOT" */
 
@@ -109,6 +112,12 @@ int boot_build_identity_map(struct guest_memory *mem, uint64_t *cr3);
 
 /* Adds the ROM if absent and writes the stub with its parameters. */
 int boot_install_rom(struct guest_memory *mem, const struct boot_stub_params *params);
+
+/* Marks the next pass through the reset vector as a wake from ACPI S3:
+ * the stub then enters the FACS's firmware waking vector in real mode
+ * (ACPI 6.4, 7.4.2.4 and 5.2.10) rather than the kernel.  facs_gpa is
+ * below 1 MiB; 0 clears the mark.  The ROM must exist (boot_install_rom). */
+int boot_set_resume(struct guest_memory *mem, uint32_t facs_gpa);
 
 /* Highest address + 1 of the RAM region starting at 0 (the low RAM). */
 uint64_t boot_low_ram_end(const struct guest_memory *mem);

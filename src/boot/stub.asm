@@ -28,6 +28,7 @@
 %define P_EAX   32
 %define P_EBX   36
 %define P_STACK 40
+%define P_RESUME 48   ; FACS address when waking from S3, else 0
 
 %define SEL_CODE32 0x08
 %define SEL_CODE64 0x10     ; __BOOT_CS of the 64-bit boot protocol
@@ -65,6 +66,8 @@ gdt_desc:
 start16:
 	cli
 	cld
+	cmp dword [cs:P_RESUME], 0
+	jne resume16
 	; CS.base is still 0xffff0000: address the descriptor relative to it.
 	; The operand-size prefix makes LGDT load all 32 bits of the base.
 	o32 lgdt [cs:gdt_desc - $$]
@@ -75,6 +78,30 @@ start16:
 	or eax, CR0_PE
 	mov cr0, eax
 	jmp dword SEL_CODE32:start32
+
+; Wake from ACPI S3 (ACPI 6.4, 7.4.2.4 and 5.2.10, "Firmware Waking
+; Vector"): the OS expects control in real mode at CS = vector >> 4,
+; IP = vector & 0xf, with its memory as it left it.  The FACS lies below
+; 1 MiB, as does the vector (Linux's wakeup trampoline).  The far return
+; needs a stack: four bytes below 0x1000, in the first page, which the OS
+; reserves for the BIOS data area and never hands out.
+resume16:
+	mov eax, [cs:P_RESUME]
+	mov ebx, eax
+	shr ebx, 4
+	mov ds, bx
+	and eax, 0xf
+	a32 mov eax, [eax + 12]         ; FACS.FirmwareWakingVector
+	xor ecx, ecx
+	mov ss, cx
+	mov sp, 0x1000
+	mov ebx, eax
+	shr ebx, 4
+	and eax, 0xf
+	push bx
+	push ax
+	xor ebx, ebx
+	retf
 
 	bits 32
 start32:

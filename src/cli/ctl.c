@@ -25,6 +25,8 @@ static const char ctl_usage[] =
 	"  status               lifecycle state and VM facts\n"
 	"  pause | resume       stop or continue the vCPUs\n"
 	"  powerdown            press the ACPI power button (the guest shuts down)\n"
+	"  sleep                press the ACPI sleep button (the guest may suspend)\n"
+	"  wakeup               wake a suspended guest (ACPI S3)\n"
 	"  poweroff             stop the VM at once\n"
 	"  reset                reset the machine (reboot)\n"
 	"  save FILE            write a snapshot (resume it with `vessel run --restore FILE`)\n"
@@ -203,7 +205,7 @@ static int build_request(int argc, char **argv, json_t **out, const char **cmd_o
 {
 	const char *cmd = argv[0];
 	static const char *const plain[] = { "status", "pause", "resume", "powerdown", "poweroff", "reset", "stats",
-					     "events", NULL };
+					     "events", "sleep", "wakeup", NULL };
 	for (unsigned i = 0; plain[i]; i++) {
 		if (!strcmp(cmd, plain[i])) {
 			if (argc != 1)

@@ -14,8 +14,7 @@
 #include <string.h>
 
 /* PM1 status bits we implement and their enables (table 4.15/4.16). */
-#define PM1_STS_MASK 0x8d31u   /* TMR, BM, GBL, PWRBTN, SLPBTN(no), RTC, WAK */
-#define PM1_EN_MASK  0x0521u   /* TMR_EN, GBL_EN, PWRBTN_EN, RTC_EN */
+#define PM1_EN_MASK  0x0721u   /* TMR_EN, GBL_EN, PWRBTN_EN, SLPBTN_EN, RTC_EN */
 #define PM1_CNT_SLP_EN (1u << 13)
 
 struct acpi_pm {
@@ -44,6 +43,47 @@ void acpi_pm_press_power_button(struct acpi_pm *pm)
 	acpi_pm_update_sci(pm);
 }
 
+void acpi_pm_press_sleep_button(struct acpi_pm *pm)
+{
+	pm->pm1_sts |= ACPI_PM1_SLPBTN_STS;
+	acpi_pm_update_sci(pm);
+}
+
+bool acpi_pm_rtc_event(struct acpi_pm *pm)
+{
+	pm->pm1_sts |= ACPI_PM1_RTC_STS;
+	acpi_pm_update_sci(pm);
+	return (pm->pm1_en & ACPI_PM1_RTC_STS) != 0;
+}
+
+bool acpi_pm_wake_enabled(struct acpi_pm *pm, unsigned sts_bit)
+{
+	/* Each enable sits at its status bit's position (table 4.16). */
+	return (pm->pm1_en & sts_bit & PM1_EN_MASK) != 0;
+}
+
+void acpi_pm_wake(struct acpi_pm *pm, unsigned sts_bits)
+{
+	pm->pm1_sts |= (uint16_t)(ACPI_PM1_WAK_STS | sts_bits);
+	/* The power-on state of the SCI line: the OS re-enables its events
+	 * on resume and sees the wake source in the status bits. */
+	pm->pm1_cnt |= ACPI_PM1_SCI_EN;
+	acpi_pm_update_sci(pm);
+}
+
+unsigned acpi_pm_pending_wake(struct acpi_pm *pm)
+{
+	unsigned sts = pm->pm1_sts & (ACPI_PM1_PWRBTN_STS | ACPI_PM1_SLPBTN_STS);
+	if (pm->pm1_sts & pm->pm1_en & ACPI_PM1_RTC_STS)
+		sts |= ACPI_PM1_RTC_STS;
+	return sts;
+}
+
+unsigned acpi_pm_sleep_type(struct acpi_pm *pm)
+{
+	return (pm->pm1_cnt >> 10) & 7;
+}
+
 void acpi_pm_raise_gpe(struct acpi_pm *pm, unsigned bit)
 {
 	if (bit >= 8 * sizeof(pm->gpe_sts))
@@ -61,7 +101,15 @@ static void acpi_pm_sleep(struct acpi_pm *pm)
 		dev_request(&pm->ctx, DEV_REQ_POWEROFF, 0);
 		return;
 	}
-	/* Only \_S5 is offered in the DSDT; other states wake at once. */
+	if (typ == ACPI_SLP_TYP_S3) {
+		/* Suspend to RAM (7.4.2.4): the board stops the processors
+		 * and keeps memory; WAK_STS is set when a wake source fires
+		 * (acpi_pm_wake).  SLP_TYP stays for the firmware to see. */
+		log_info("acpi", "guest entered S3: suspending");
+		dev_request(&pm->ctx, DEV_REQ_SUSPEND, 0);
+		return;
+	}
+	/* Only \_S3 and \_S5 are offered in the DSDT; others wake at once. */
 	log_debug("acpi", "ignoring sleep type %u", typ);
 	pm->pm1_sts |= ACPI_PM1_WAK_STS;
 }

@@ -56,6 +56,7 @@ enum dev_request {
 	DEV_REQ_RESET = 1,   /* reboot the machine (port 0xcf9, i8042 0xfe) */
 	DEV_REQ_POWEROFF,    /* ACPI S5 */
 	DEV_REQ_STOP,        /* stop with a value (isa-debug-exit) */
+	DEV_REQ_SUSPEND,     /* ACPI S3: stop the processors, keep memory */
 };
 
 #define DEV_MAX_BASES 4

@@ -61,9 +61,19 @@ enum vm_stop_reason {
 	VM_STOP_DEBUG_EXIT,  /* isa-debug-exit port */
 	VM_STOP_QUIT,        /* console escape or signal */
 	VM_STOP_ERROR,       /* a vCPU or the run loop failed */
+	VM_STOP_SUSPEND,     /* ACPI S3: the vCPUs stop, the machine stays (not final) */
 	/* Set by vm_run (src/vmm) only: the machine never ran. */
 	VM_STOP_BAD_INPUT,   /* a file or setting given is unusable */
 	VM_STOP_START_FAILED, /* the host could not build the machine */
+};
+
+/* What ended an ACPI S3 sleep (docs/power.md "Wake sources"). */
+enum vm_wake_reason {
+	VM_WAKE_NONE,
+	VM_WAKE_HOST,          /* control API: wakeup */
+	VM_WAKE_POWER_BUTTON,
+	VM_WAKE_SLEEP_BUTTON,
+	VM_WAKE_ALARM,         /* the RTC alarm the guest programmed */
 };
 
 struct vm {
@@ -100,8 +110,17 @@ struct vm {
 	bool (*hv_cpuid)(const struct vm *vm, unsigned n_cpus, uint32_t leaf, uint32_t out[4]);
 	int (*hv_msr)(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t *val, uint64_t tsc_now);
 	_Atomic int stop_reason;        /* enum vm_stop_reason, first writer wins */
+	/* ACPI S3 (docs/power.md): set while the guest sleeps with its
+	 * vCPUs stopped; wake_reason is the first wake source seen (enum
+	 * vm_wake_reason), picked up by the VMM's run loop. */
+	_Atomic bool suspended;
+	_Atomic int wake_reason;
 	int debug_exit_value;
 };
+
+/* Asks the VMM to wake a suspended machine; the first reason is kept.
+ * Does nothing unless vm->suspended. */
+void vm_request_wake(struct vm *vm, enum vm_wake_reason reason);
 
 /* Sets event bits and wakes the vCPU (from HLT, or out of vcpu_run). */
 void vcpu_signal(struct vcpu *vcpu, uint32_t events);

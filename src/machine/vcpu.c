@@ -81,12 +81,24 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason)
 	/* The first reason wins, except that a pending reset yields to
 	 * anything final: a power-off asked for while the machine is still
 	 * resetting must not be lost in the reboot. */
+	/* A suspend (ACPI S3) yields to anything else: a sleeping machine
+	 * may be reset, powered off or quit. */
 	int cur = atomic_load(&vm->stop_reason);
-	while ((cur == VM_STOP_NONE || (cur == VM_STOP_RESET && reason != VM_STOP_RESET)) &&
+	bool final = reason != VM_STOP_RESET && reason != VM_STOP_SUSPEND;
+	while ((cur == VM_STOP_NONE || (cur == VM_STOP_RESET && final) ||
+		(cur == VM_STOP_SUSPEND && reason != VM_STOP_SUSPEND)) &&
 	       !atomic_compare_exchange_weak(&vm->stop_reason, &cur, (int)reason))
 		;
 	for (unsigned i = 0; i < vm->n_vcpus; i++)
 		vcpu_signal(vm->vcpus[i], VCPU_EVT_KICK);
+}
+
+void vm_request_wake(struct vm *vm, enum vm_wake_reason reason)
+{
+	if (!atomic_load(&vm->suspended))
+		return;
+	int none = VM_WAKE_NONE;
+	atomic_compare_exchange_strong(&vm->wake_reason, &none, (int)reason);
 }
 
 /* The state INIT and power-up leave a processor in (SDM vol. 3A, 9.1.1,

@@ -439,11 +439,15 @@ static void cmd_status(struct request *rq)
 
 SIMPLE_CMD("pause", pause, ST(RUNNING), NULL)
 SIMPLE_CMD("resume", resume, ST(PAUSED) | ST(POWERING_DOWN), NULL)
-SIMPLE_CMD("powerdown", powerdown, ST(RUNNING), " (the guest must run to see the power button; resume it first)")
+SIMPLE_CMD("powerdown", powerdown, ST(RUNNING) | ST(SUSPENDED),
+	   " (the guest must run to see the power button; resume it first)")
 SIMPLE_CMD("poweroff", poweroff,
 	   ST(INITIALIZING) | ST(POWERING_UP) | ST(LOADING_STATE) | ST(RUNNING) | ST(PAUSED) | ST(SAVING_STATE) |
-		   ST(POWERING_DOWN), NULL)
-SIMPLE_CMD("reset", reset, ST(RUNNING) | ST(PAUSED) | ST(POWERING_DOWN), NULL)
+		   ST(POWERING_DOWN) | ST(SUSPENDED), NULL)
+SIMPLE_CMD("reset", reset, ST(RUNNING) | ST(PAUSED) | ST(POWERING_DOWN) | ST(SUSPENDED), NULL)
+SIMPLE_CMD("wakeup", wakeup, ST(SUSPENDED), " (only a suspended guest wakes)")
+SIMPLE_CMD("sleep", sleep, ST(RUNNING) | ST(SUSPENDED),
+	   " (the guest must run to see the sleep button; resume it first)")
 
 static const char *arg_string(struct request *rq, const char *name)
 {
@@ -555,6 +559,7 @@ static const struct {
 	{ "status", cmd_status, true, false }, { "pause", cmd_pause, true, false },
 	{ "resume", cmd_resume, true, false }, { "powerdown", cmd_powerdown, true, false },
 	{ "poweroff", cmd_poweroff, true, false }, { "reset", cmd_reset, true, false },
+	{ "wakeup", cmd_wakeup, true, false }, { "sleep", cmd_sleep, true, false },
 	{ "save", cmd_save, false, false }, { "stats", cmd_stats, false, false },
 	{ "device-list", cmd_device_list, false, true }, { "device-add", cmd_device_add, false, false },
 	{ "device-remove", cmd_device_remove, false, false }, { "events", cmd_events, false, false },
@@ -611,7 +616,8 @@ static bool handle_line(struct api_server *srv, struct client *c, const char *li
 			char msg[256];
 			snprintf(msg, sizeof(msg),
 				 "all %d client slots are taken: this connection, on a slot reserved for control "
-				 "commands, accepts only status, pause, resume, powerdown, poweroff and reset",
+				 "commands, accepts only status, pause, resume, powerdown, poweroff, reset, wakeup and "
+				 "sleep",
 				 API_MAX_CLIENTS);
 			reply_error(c, rq.id, "busy", msg);
 		} else if (commands[k].lists_devices && srv->job_active && srv->job.kind != JOB_SAVE) {

@@ -44,6 +44,10 @@ struct vm_control_ops {
 	int (*powerdown)(void *opaque);    /* ACPI power button: the guest decides */
 	int (*poweroff)(void *opaque);     /* immediate */
 	int (*reset)(void *opaque);
+	/* Optional (docs/power.md): wake a guest in ACPI S3; press the ACPI
+	 * sleep button. */
+	int (*wakeup)(void *opaque);
+	int (*sleep)(void *opaque);
 	int (*save)(void *opaque, const char *path);
 	/* Fills out (an object) with counters: api_stats_from_machine() does
 	 * it for a struct vm. */

@@ -106,6 +106,29 @@ static int op_powerdown(void *opaque)
 	return 0;
 }
 
+/* ACPI S3 (docs/power.md): the run loop (vm.c) sees the wake request. */
+static int op_wakeup(void *opaque)
+{
+	struct vm_session *s = opaque;
+	WITH_VM(s, vm);
+	int rc = 0;
+	if (lifecycle_state(&s->lc) != VM_STATE_SUSPENDED)
+		rc = err_set(-EAGAIN, "cannot wake up: the VM is %s", vm_state_name(lifecycle_state(&s->lc)));
+	else
+		vm_request_wake(vm, VM_WAKE_HOST);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static int op_sleep(void *opaque)
+{
+	struct vm_session *s = opaque;
+	WITH_VM(s, vm);
+	platform_press_sleep_button(vm);   /* takes the device lock itself */
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
 static int op_poweroff(void *opaque)
 {
 	struct vm_session *s = opaque;
@@ -295,6 +318,8 @@ static const struct vm_control_ops session_ops = {
 	.pause = op_pause,
 	.resume = op_resume,
 	.powerdown = op_powerdown,
+	.wakeup = op_wakeup,
+	.sleep = op_sleep,
 	.poweroff = op_poweroff,
 	.reset = op_reset,
 	.save = op_save,

@@ -19,6 +19,7 @@ static const char *const state_names[VM_STATE_COUNT] = {
 	[VM_STATE_POWERING_DOWN] = "powering-down",
 	[VM_STATE_TEARING_DOWN] = "tearing-down",
 	[VM_STATE_OFF] = "off",
+	[VM_STATE_SUSPENDED] = "suspended",
 };
 
 #define S(x) (1u << VM_STATE_##x)
@@ -35,17 +36,22 @@ static const char *const state_names[VM_STATE_COUNT] = {
  * - powering-down: the guest was asked (ACPI power button) and may still
  *   run; it goes on running if the guest ignores the request and the user
  *   cancels with resume, or is torn down.
+ * - suspended: the guest entered ACPI S3 (docs/power.md); a wake source
+ *   brings it back to running, a reset powers it up again, power-off or
+ *   quit tears it down.
  * - tearing-down can only end off; off is final. */
 static const unsigned allowed[VM_STATE_COUNT] = {
 	[VM_STATE_INITIALIZING] = S(POWERING_UP) | S(LOADING_STATE) | S(TEARING_DOWN),
 	[VM_STATE_POWERING_UP] = S(RUNNING) | S(PAUSED) | S(TEARING_DOWN),
 	[VM_STATE_LOADING_STATE] = S(RUNNING) | S(PAUSED) | S(TEARING_DOWN),
-	[VM_STATE_RUNNING] = S(PAUSED) | S(SAVING_STATE) | S(POWERING_DOWN) | S(POWERING_UP) | S(TEARING_DOWN),
+	[VM_STATE_RUNNING] = S(PAUSED) | S(SAVING_STATE) | S(POWERING_DOWN) | S(POWERING_UP) | S(TEARING_DOWN) |
+			     S(SUSPENDED),
 	[VM_STATE_PAUSED] = S(RUNNING) | S(SAVING_STATE) | S(POWERING_DOWN) | S(POWERING_UP) | S(TEARING_DOWN),
 	[VM_STATE_SAVING_STATE] = S(RUNNING) | S(PAUSED) | S(TEARING_DOWN),
 	[VM_STATE_POWERING_DOWN] = S(RUNNING) | S(POWERING_UP) | S(TEARING_DOWN),
 	[VM_STATE_TEARING_DOWN] = S(OFF),
 	[VM_STATE_OFF] = 0,
+	[VM_STATE_SUSPENDED] = S(RUNNING) | S(POWERING_UP) | S(POWERING_DOWN) | S(TEARING_DOWN),
 };
 
 const char *vm_state_name(enum vm_state s)
@@ -306,6 +312,15 @@ void vcpu_gate_stop(struct vcpu_gate *g)
 {
 	pthread_mutex_lock(&g->lock);
 	g->stopping = true;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+void vcpu_gate_rejoin(struct vcpu_gate *g, unsigned n_vcpus)
+{
+	pthread_mutex_lock(&g->lock);
+	g->n_members = n_vcpus;
+	g->stopping = false;
 	pthread_cond_broadcast(&g->cond);
 	pthread_mutex_unlock(&g->lock);
 }

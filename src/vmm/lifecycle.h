@@ -1,8 +1,8 @@
 /* VM lifecycle state machine (seed 2; docs/api.md "Lifecycle").
  *
  * A VM moves through initializing, powering-up (or loading-state when
- * restored), running and paused, saving-state, powering-down, tearing-down
- * and off.  Every transition is checked against one table: an illegal
+ * restored), running and paused, suspended (ACPI S3), saving-state,
+ * powering-down, tearing-down and off.  Every transition is checked against one table: an illegal
  * one is refused with a reason and changes nothing; a legal one is logged
  * and reported to every subscriber (the control API streams them as
  * events). */
@@ -22,6 +22,7 @@ enum vm_state {
 	VM_STATE_POWERING_DOWN,
 	VM_STATE_TEARING_DOWN,
 	VM_STATE_OFF,
+	VM_STATE_SUSPENDED,       /* guest in ACPI S3: vCPUs stopped, RAM kept */
 	VM_STATE_COUNT,
 };
 
@@ -105,6 +106,9 @@ void vcpu_gate_release(struct vcpu_gate *g);
  * leave the gate and no vCPU parks again, held or not, so that a paused
  * machine can end.  A holder still waiting sees them leave. */
 void vcpu_gate_stop(struct vcpu_gate *g);
+/* The machine's vCPU threads start again after a suspend (ACPI S3): n
+ * members, and the stop of vcpu_gate_stop() forgotten. */
+void vcpu_gate_rejoin(struct vcpu_gate *g, unsigned n_vcpus);
 /* Whether every vCPU is parked now (the gate is held). */
 bool vcpu_gate_all_parked(struct vcpu_gate *g);
 

@@ -308,6 +308,97 @@ static enum vm_stop_reason vm_run_once(struct vm_session *sess, struct vm *vm, s
 	return (enum vm_stop_reason)atomic_load(&vm->stop_reason);
 }
 
+static const char *wake_reason_name(enum vm_wake_reason r)
+{
+	switch (r) {
+	case VM_WAKE_HOST: return "wake: control API";
+	case VM_WAKE_POWER_BUTTON: return "wake: power button";
+	case VM_WAKE_SLEEP_BUTTON: return "wake: sleep button";
+	case VM_WAKE_ALARM: return "wake: RTC alarm";
+	default: return "wake";
+	}
+}
+
+/* The processors after a wake from S3: power-on state (SDM vol. 3A,
+ * 9.1.1), the boot processor at the reset vector, whose ROM stub jumps to
+ * the FACS's waking vector; the others wait for the OS's INIT/SIPI. */
+static int vm_reset_vcpus_for_wake(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		struct vcpu *v = vm->vcpus[i];
+		atomic_store(&v->events, 0);
+		int rc = vcpu_reset_state(v);
+		if (rc < 0)
+			return rc;
+		v->run_state = i == 0 ? VCPU_RUNNABLE : VCPU_WAIT_FOR_SIPI;
+	}
+	return 0;
+}
+
+/* ACPI S3 (docs/power.md): the vCPU threads have ended, memory and the
+ * devices stay.  Waits, using no CPU but a poll of the console every
+ * 100 ms, until a wake source fires (vm_request_wake) or a final stop is
+ * asked for.  VM_STOP_NONE when the machine woke and may run again;
+ * otherwise the stop reason. */
+static enum vm_stop_reason vm_sleep(struct vm_session *sess, struct vm *vm, struct console *con,
+				    const struct vm_run_opts *opts)
+{
+	atomic_store(&vm->wake_reason, VM_WAKE_NONE);
+	atomic_store(&vm->suspended, true);
+	/* A source that fired while the processors were stopping (before
+	 * `suspended` was set) still wakes the machine. */
+	enum vm_wake_reason pending = platform_suspend(vm);
+	if (pending != VM_WAKE_NONE)
+		vm_request_wake(vm, pending);
+	lifecycle_transition(&sess->lc, VM_STATE_SUSPENDED, "guest: ACPI S3");
+	enum vm_wake_reason wake = VM_WAKE_NONE;
+	while (atomic_load(&vm->stop_reason) == VM_STOP_SUSPEND &&
+	       (wake = (enum vm_wake_reason)atomic_load(&vm->wake_reason)) == VM_WAKE_NONE) {
+		switch (console_poll(con, 100)) {
+		case CONSOLE_QUIT:
+			vm_request_stop(vm, VM_STOP_QUIT);
+			break;
+		case CONSOLE_RESET:
+			vm_request_stop(vm, VM_STOP_RESET);
+			break;
+		case CONSOLE_POWERDOWN:
+			platform_press_power_button(vm);   /* wakes it */
+			break;
+		default:
+			break;
+		}
+		if (opts && opts->quit && atomic_load(opts->quit))
+			vm_request_stop(vm, VM_STOP_QUIT);
+	}
+	atomic_store(&vm->suspended, false);
+	int cur = VM_STOP_SUSPEND;
+	if (!atomic_compare_exchange_strong(&vm->stop_reason, &cur, VM_STOP_NONE))
+		return (enum vm_stop_reason)cur;
+	/* Firmware finds no waking vector: it boots, as a PC does. */
+	uint64_t facs = platform_facs_address(vm);
+	const uint8_t *f = facs ? gmem_ptr(&vm->mem, facs, 64) : NULL;
+	uint32_t vector = f ? (uint32_t)f[12] | (uint32_t)f[13] << 8 | (uint32_t)f[14] << 16 | (uint32_t)f[15] << 24
+			    : 0;
+	if (!vector) {
+		log_warn("vm", "woke from S3 but the guest left no waking vector: rebooting");
+		vm_request_stop(vm, VM_STOP_RESET);
+		return VM_STOP_RESET;
+	}
+	platform_wake(vm, wake);
+	int rc = vm_reset_vcpus_for_wake(vm);
+	if (rc == 0)
+		rc = boot_set_resume(&vm->mem, (uint32_t)facs);
+	if (rc < 0) {
+		log_error("vm", "cannot wake from S3: %s", err_msg());
+		vm_request_stop(vm, VM_STOP_ERROR);
+		return VM_STOP_ERROR;
+	}
+	vcpu_gate_rejoin(&sess->gate, vm->n_vcpus);
+	log_info("vm", "waking from S3 at %#x (%s)", vector, wake_reason_name(wake));
+	lifecycle_transition(&sess->lc, VM_STATE_RUNNING, wake_reason_name(wake));
+	return VM_STOP_NONE;
+}
+
 /* Catches the commonest mistakes before any memory is allocated; the
  * loaders check the contents. */
 static int check_input_files(const struct vm_config *cfg)
@@ -453,6 +544,9 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 		}
 		lifecycle_transition(&sess.lc, VM_STATE_RUNNING, NULL);
 		why = vm_run_once(&sess, vm, con, opts);
+		/* Suspend to RAM: the same machine runs again when it wakes. */
+		while (why == VM_STOP_SUSPEND && (why = vm_sleep(&sess, vm, con, opts)) == VM_STOP_NONE)
+			why = vm_run_once(&sess, vm, con, opts);
 		if (why == VM_STOP_DEBUG_EXIT && debug_exit_value)
 			*debug_exit_value = vm->debug_exit_value;
 		bool reboot = why == VM_STOP_RESET && !cfg->no_reboot;

@@ -22,7 +22,7 @@ static struct acpi_platform_info pc_info(unsigned ncpus)
 {
 	struct acpi_platform_info i = {
 		.n_cpus = ncpus, .lapic_addr = 0xfee00000, .ioapic_addr = 0xfec00000, .hpet_addr = 0xfed00000,
-		.hpet_block_id = 0x8086a201, .pm_base = 0x600, .gpe0_len = 16, .sci_irq = 9, .slp_typ_s5 = 5,
+		.hpet_block_id = 0x8086a201, .pm_base = 0x600, .gpe0_len = 16, .sci_irq = 9, .slp_typ_s5 = 5, .slp_typ_s3 = 1,
 		.reset_port = 0xcf9, .reset_value = 6, .ecam_base = 0xb0000000, .ecam_end_bus = 255,
 		.pci_mmio_base = 0xc0000000, .pci_mmio_end = 0xfebfffff, .com1_port = 0x3f8, .com1_irq = 4,
 		.fw_cfg_port = 0x510, .intx_gsi = test_gsi,
@@ -398,6 +398,67 @@ Test(acpi, iasl_check_notices_a_bad_checksum)
 		flagged |= complaint(line) != NULL;
 	fclose(df);
 	cr_assert(flagged, "a bad checksum is reported");
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+/* Reads a whole small file into buf (NUL-terminated). */
+static void slurp(const char *path, char *buf, size_t cap)
+{
+	FILE *f = fopen(path, "r");
+	cr_assert(f, "%s", path);
+	size_t got = fread(buf, 1, cap - 1, f);
+	buf[got] = 0;
+	fclose(f);
+}
+
+/* ACPI S3 (docs/power.md): \_S3 next to \_S5, the FADT's FACS with a
+ * waking vector field the OS can write, the fixed sleep button and RTC
+ * wake status announced, all as iasl reads them. */
+Test(acpi, s3_sleep_type_facs_and_fixed_sleep_button_as_iasl_reads_them)
+{
+	if (!have_iasl())
+		cr_skip_test("iasl (acpica-tools) is not installed");
+	const uint8_t *rsdp = build(1);
+	char dir[] = "/tmp/vessel-acpi-XXXXXX";
+	cr_assert(mkdtemp(dir));
+	iasl_check_all(rsdp, dir);
+	static char buf[256 * 1024];
+	char path[160];
+	snprintf(path, sizeof(path), "%s/DSDT.dsl", dir);
+	slurp(path, buf, sizeof(buf));
+	const char *s3 = strstr(buf, "Name (\\_S3, Package (0x04)");
+	cr_assert(s3, "DSDT has \\_S3");
+	cr_assert(!strncmp(strchr(s3, '{'), "{\n        One, \n        One,", 28), "\\_S3's SLP_TYP is 1: %.80s", s3);
+	cr_assert(strstr(buf, "Name (\\_S5, Package (0x04)"), "\\_S5 is still there");
+
+	snprintf(path, sizeof(path), "%s/FACP.dsl", dir);
+	slurp(path, buf, sizeof(buf));
+	cr_assert(strstr(buf, "Control Method Sleep Button (V1) : 0"), "fixed sleep button:\n%s", buf);
+	cr_assert(strstr(buf, "Control Method Power Button (V1) : 0"), "fixed power button");
+	cr_assert(strstr(buf, "RTC wake not in fixed reg space (V1) : 0"), "RTC_STS wakes");
+	cr_assert(strstr(buf, "32-bit PM Timer (V1) : 1"), "TMR_VAL_EXT");
+	/* The FADT points at the FACS that the disassembler found. */
+	struct found t[ACPI_MAX_TABLES + 4];
+	unsigned n = collect(rsdp, t);
+	const uint8_t *fadt = NULL, *facs = NULL;
+	for (unsigned i = 0; i < n; i++) {
+		if (!strcmp(t[i].sig, "FACP"))
+			fadt = t[i].p;
+		if (!strcmp(t[i].sig, "FACS"))
+			facs = t[i].p;
+	}
+	cr_assert(fadt && facs);
+	cr_assert_eq(at(le32(fadt + 36)), facs, "FIRMWARE_CTRL");
+	cr_assert_eq(at(le64(fadt + 132)), facs, "X_FIRMWARE_CTRL");
+	cr_assert_lt(le32(fadt + 36), 0x100000u, "the FACS is reachable in real mode");
+
+	snprintf(path, sizeof(path), "%s/FACS.dsl", dir);
+	slurp(path, buf, sizeof(buf));
+	cr_assert(strstr(buf, "32 Firmware Waking Vector : 00000000"), "waking vector, 0 until the OS writes it:\n%s",
+		  buf);
+	cr_assert(strstr(buf, "Length : 00000040"), "64-byte FACS");
+	char cmd[200];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	cr_assert_eq(system(cmd), 0);
 }

@@ -14,6 +14,7 @@
 
 #include "util/error.h"
 
+#include <errno.h>
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,4 +220,36 @@ Test(stub_exec, linux_kernel_is_entered_in_64_bit_mode_with_rsi_at_boot_params)
 	cr_assert_eq(reg(UC_X86_REG_RSI), BOOT_ZERO_PAGE);
 	cr_assert_eq(reg(UC_X86_REG_RSP), BOOT_STACK_TOP);
 	cr_assert_not(reg(UC_X86_REG_EFLAGS) & 0x200, "IF clear");
+}
+
+/* A wake from ACPI S3 (docs/power.md): with the resume mark set, the
+ * stub leaves the boot path and enters the FACS's 32-bit Firmware Waking
+ * Vector in real mode, CS = vector >> 4, IP = vector & 0xf (ACPI 6.4,
+ * 5.2.10), as Linux's wakeup trampoline expects. */
+Test(stub_exec, s3_resume_enters_the_waking_vector_in_real_mode)
+{
+	bt_mem_init(&mem, RAM);
+	info.stub = (struct boot_stub_params){ .magic = BOOT_STUB_MAGIC, .mode = BOOT_MODE_LONG64, .entry = 0x1000000,
+					       .stack = BOOT_STACK_TOP };
+	cr_assert_eq(boot_install_rom(&mem, &info.stub), 0, "%s", err_msg());
+	const uint32_t facs = 0xe0040, vector = 0x9a000 + 0x5;
+	uint8_t f[64] = { 'F', 'A', 'C', 'S', 64 };
+	memcpy(f + 12, &vector, 4);
+	cr_assert_eq(gmem_write(&mem, facs, f, sizeof(f)), 0);
+	cr_assert_eq(gmem_write(&mem, vector, (uint8_t[]){ 0xf4 }, 1), 0);
+	cr_assert_eq(boot_set_resume(&mem, facs), 0, "%s", err_msg());
+	/* Unicorn stops at a linear address; the HLT placed there would
+	 * otherwise end the run one byte later. */
+	cr_assert_eq(uc_open(UC_ARCH_X86, UC_MODE_16, &uc), UC_ERR_OK);
+	map_memory();
+	uint64_t cs = 0xf000;
+	cr_assert_eq(uc_reg_write(uc, UC_X86_REG_CS, &cs), UC_ERR_OK);
+	uc_err e = uc_emu_start(uc, 0xfff0, vector, 0, 500);
+	cr_assert_eq(e, UC_ERR_OK, "unicorn: %s", uc_strerror(e));
+	cr_assert_eq(reg(UC_X86_REG_CS), vector >> 4);
+	cr_assert_eq(reg(UC_X86_REG_EIP), vector & 0xf);
+	cr_assert_not(reg(UC_X86_REG_CR0) & 1, "still in real mode");
+	cr_assert_not(reg(UC_X86_REG_EFLAGS) & 0x200, "interrupts off");
+	/* Out of real-mode reach: refused. */
+	cr_assert_eq(boot_set_resume(&mem, 0x100000), -ERANGE);
 }

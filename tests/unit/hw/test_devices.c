@@ -360,9 +360,55 @@ Test(acpi_pm, s5_powers_off)
 {
 	struct tvm *t = tvm_new(1);
 	cr_assert_eq(inw(t, 0x604) & 1, 1, "SCI_EN: already in ACPI mode");
-	outw(t, 0x604, (1 << 10) | (1 << 13));    /* SLP_TYP 1: ignored */
+	outw(t, 0x604, (2 << 10) | (1 << 13));    /* SLP_TYP 2: not in the DSDT, ignored */
 	cr_assert_eq(atomic_load(&t->vm.stop_reason), VM_STOP_NONE);
 	outw(t, 0x604, (5 << 10) | (1 << 13));
+	cr_assert_eq(atomic_load(&t->vm.stop_reason), VM_STOP_POWEROFF);
+	tvm_free(t);
+}
+
+/* ACPI S3 (docs/power.md): SLP_TYP 1 with SLP_EN suspends (not final:
+ * a power-off still wins); while suspended, the buttons and an enabled
+ * RTC event ask for a wake; the wake shows WAK_STS and the source and
+ * keeps SLP_TYP. */
+Test(acpi_pm, s3_suspends_and_wake_sources_are_seen)
+{
+	struct tvm *t = tvm_new(1);
+	outw(t, 0x604, (1 << 10) | (1 << 13));
+	cr_assert_eq(atomic_load(&t->vm.stop_reason), VM_STOP_SUSPEND);
+	cr_assert_eq((inw(t, 0x604) >> 10) & 7, 1, "SLP_TYP kept");
+	cr_assert_eq(inw(t, 0x604) & (1 << 13), 0, "SLP_EN reads 0");
+	cr_assert_eq(inw(t, 0x600) & 0x8000, 0, "no WAK_STS before a wake");
+
+	/* Not suspended yet (the run loop sets it): no wake is recorded. */
+	platform_press_sleep_button(&t->vm);
+	cr_assert_eq(atomic_load(&t->vm.wake_reason), VM_WAKE_NONE);
+	outw(t, 0x600, 0x200);
+	atomic_store(&t->vm.suspended, true);
+	platform_press_sleep_button(&t->vm);
+	cr_assert_eq(atomic_load(&t->vm.wake_reason), VM_WAKE_SLEEP_BUTTON);
+	platform_press_power_button(&t->vm);
+	cr_assert_eq(atomic_load(&t->vm.wake_reason), VM_WAKE_SLEEP_BUTTON, "the first source is kept");
+
+	cr_assert_eq(platform_suspend(&t->vm), VM_WAKE_POWER_BUTTON, "a press while stopping is a pending wake");
+	platform_wake(&t->vm, VM_WAKE_SLEEP_BUTTON);
+	cr_assert_eq(inw(t, 0x600) & 0x8200, 0x8200, "WAK_STS and SLPBTN_STS");
+	cr_assert_eq((inw(t, 0x604) >> 10) & 7, 1, "SLP_TYP still tells a resume");
+
+	/* RTC_STS wakes only when RTC_EN is set (4.8.3.1.1). */
+	pthread_mutex_lock(&t->vm.dev_lock);
+	cr_assert_not(acpi_pm_rtc_event(t->vm.platform->pm));
+	pthread_mutex_unlock(&t->vm.dev_lock);
+	cr_assert_eq(inw(t, 0x600) & 0x400, 0x400, "RTC_STS");
+	outw(t, 0x602, 0x400);
+	pthread_mutex_lock(&t->vm.dev_lock);
+	cr_assert(acpi_pm_rtc_event(t->vm.platform->pm));
+	pthread_mutex_unlock(&t->vm.dev_lock);
+
+	/* A final stop replaces the suspend; a second suspend does not. */
+	vm_request_stop(&t->vm, VM_STOP_SUSPEND);
+	cr_assert_eq(atomic_load(&t->vm.stop_reason), VM_STOP_SUSPEND);
+	vm_request_stop(&t->vm, VM_STOP_POWEROFF);
 	cr_assert_eq(atomic_load(&t->vm.stop_reason), VM_STOP_POWEROFF);
 	tvm_free(t);
 }

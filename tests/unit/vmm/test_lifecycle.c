@@ -23,6 +23,10 @@ static const char *const legal[][2] = {
 	{ "saving-state", "running" }, { "saving-state", "paused" }, { "saving-state", "tearing-down" },
 	{ "powering-down", "running" }, { "powering-down", "powering-up" }, { "powering-down", "tearing-down" },
 	{ "tearing-down", "off" },
+	/* ACPI S3 (docs/power.md): the guest suspends from running; a wake
+	 * runs it again, a reset powers it up, power-off or quit end it. */
+	{ "running", "suspended" }, { "suspended", "running" }, { "suspended", "powering-up" },
+	{ "suspended", "powering-down" }, { "suspended", "tearing-down" },
 };
 
 static bool expected_legal(enum vm_state from, enum vm_state to)
