@@ -119,10 +119,11 @@ static struct emu_cpu *model_cpu(const char *spec, struct cpu_model *m)
 	return cpu;
 }
 
-static bool decodes_to_ud(struct emu_cpu *cpu, const uint8_t *b)
+/* The instruction's bytes, zero-padded to a full decode window. */
+static bool decodes_to_ud_n(struct emu_cpu *cpu, const uint8_t *b, size_t n)
 {
 	uint8_t buf[16] = { 0 };
-	memcpy(buf, b, 6);
+	memcpy(buf, b, n < sizeof(buf) ? n : sizeof(buf));
 	struct emu_insn in;
 	cpu->mode = EMU_MODE_PROT32;
 	cr_assert_eq(emu_decode(cpu, buf, 16, &in), 0);
@@ -143,15 +144,15 @@ Test(cpu_model, removed_sse42_clears_cpuid_and_crc32_raises_ud)
 	cr_assert((a[2] >> 20) & 1);
 	cr_assert_eq(b[2], a[2] & ~(1u << 20), "only CPUID.1:ECX.SSE4_2 is cleared");
 	cr_assert_eq(b[3], a[3]);
-	cr_assert(!decodes_to_ud(full, crc32));
-	cr_assert(decodes_to_ud(cpu, crc32), "CRC32 without SSE4.2 raises #UD");
-	cr_assert(!decodes_to_ud(cpu, movbe), "MOVBE, same opcode without F2, still decodes");
-	cr_assert(!decodes_to_ud(cpu, popcnt));
+	cr_assert(!decodes_to_ud_n(full, crc32, sizeof(crc32)));
+	cr_assert(decodes_to_ud_n(cpu, crc32, sizeof(crc32)), "CRC32 without SSE4.2 raises #UD");
+	cr_assert(!decodes_to_ud_n(cpu, movbe, sizeof(movbe)), "MOVBE, same opcode without F2, still decodes");
+	cr_assert(!decodes_to_ud_n(cpu, popcnt, sizeof(popcnt)));
 	free(cpu);
 	cpu = model_cpu("max,-popcnt,-movbe", &m);
-	cr_assert(decodes_to_ud(cpu, popcnt));
-	cr_assert(decodes_to_ud(cpu, movbe));
-	cr_assert(!decodes_to_ud(cpu, crc32));
+	cr_assert(decodes_to_ud_n(cpu, popcnt, sizeof(popcnt)));
+	cr_assert(decodes_to_ud_n(cpu, movbe, sizeof(movbe)));
+	cr_assert(!decodes_to_ud_n(cpu, crc32, sizeof(crc32)));
 	free(cpu);
 	free(full);
 }
@@ -216,9 +217,9 @@ Test(cpu_model, removed_group_members_raise_ud)
 	struct emu_cpu *full = model_cpu("max", &max);
 	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct emu_cpu *cpu = model_cpu(cases[i].spec, &m);
-		cr_assert(!decodes_to_ud(full, cases[i].code), "%s: implemented at max", cases[i].spec);
-		cr_assert(decodes_to_ud(cpu, cases[i].code), "%s: #UD", cases[i].spec);
-		cr_assert(!decodes_to_ud(cpu, cmpxchg8b), "%s: CMPXCHG8B still decodes", cases[i].spec);
+		cr_assert(!decodes_to_ud_n(full, cases[i].code, sizeof(cases[i].code)), "%s: implemented at max", cases[i].spec);
+		cr_assert(decodes_to_ud_n(cpu, cases[i].code, sizeof(cases[i].code)), "%s: #UD", cases[i].spec);
+		cr_assert(!decodes_to_ud_n(cpu, cmpxchg8b, sizeof(cmpxchg8b)), "%s: CMPXCHG8B still decodes", cases[i].spec);
 		free(cpu);
 	}
 	free(full);
