@@ -109,12 +109,6 @@ int pc_virtio_create(struct vm *vm, struct platform *p)
 	return 0;
 }
 
-void pc_virtio_reset(struct platform *p)
-{
-	for (unsigned i = 0; p->virtio && i < p->virtio->n; i++)
-		p->virtio->devs[i].type->reset(p->virtio->devs[i].dev);
-}
-
 void pc_virtio_destroy(struct platform *p)
 {
 	struct pc_virtio *v = p->virtio;

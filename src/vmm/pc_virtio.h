@@ -10,7 +10,6 @@ struct vm;
 /* Called by the VMM (vm.c) with the device lock held, after the board
  * built its table (platform_create_opts) and before platform_destroy. */
 int pc_virtio_create(struct vm *vm, struct platform *p);
-void pc_virtio_reset(struct platform *p);
 void pc_virtio_destroy(struct platform *p);
 int pc_virtio_snapshot_register(struct platform *p);
 void pc_virtio_snapshot_unregister(struct platform *p);
