@@ -860,15 +860,6 @@ static void deliver_pending_events(struct api_server *srv)
 static int service_clients(struct api_server *srv)
 {
 	int64_t now = mono_ms(), next = -1;
-	if (srv->job_active) {
-		struct client *c = client_by_serial(srv, srv->job.client);
-		if (now - srv->job.progress_ms >= API_PROGRESS_MS) {
-			if (c)
-				send_progress(srv, c, "running");
-			srv->job.progress_ms = now;
-		}
-		next = srv->job.progress_ms + API_PROGRESS_MS - now;
-	}
 	for (unsigned i = 0; i < API_SLOTS; i++) {
 		struct client *c = srv->clients[i];
 		if (!c)
@@ -901,6 +892,19 @@ static int service_clients(struct api_server *srv)
 		 * wake us for (their input is read already): go on at once. */
 		if (!c->closing && !c->waiting && !c->stalled && c->out_len < API_OUTPUT_HIGH && has_line(c))
 			next = 0;
+	}
+	/* After the clients: a request just read may have started an
+	 * operation, whose first progress event is due in a second. */
+	if (srv->job_active) {
+		struct client *c = client_by_serial(srv, srv->job.client);
+		if (now - srv->job.progress_ms >= API_PROGRESS_MS) {
+			if (c)
+				send_progress(srv, c, "running");
+			srv->job.progress_ms = now;
+		}
+		int64_t due = srv->job.progress_ms + API_PROGRESS_MS - now;
+		if (next < 0 || due < next)
+			next = due < 0 ? 0 : due;
 	}
 	return next < 0 ? -1 : next > 60000 ? 60000 : (int)next;
 }
