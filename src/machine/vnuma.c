@@ -1,6 +1,7 @@
 #include "machine/vnuma.h"
 
 #include "util/error.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <numaif.h>
@@ -279,6 +280,16 @@ int vnuma_host_resolve(struct numa_config *c, const struct host_numa *h)
 		if (n->host_picked)
 			n->host_nodes = 0;
 		uint64_t bad = n->host_nodes & ~h->nodes;
+		if (bad && n->host_hint) {
+			/* Restored on a host with fewer nodes: keep what exists. */
+			char was[256];
+			host_numa_list(n->host_nodes, was, sizeof(was));
+			n->host_nodes &= h->nodes;
+			n->host_hint = false;
+			log_warn("numa", "numa node %u: the snapshot's host node(s) %s are not all on this host (it has %s): "
+				 "%s", i, was, have, n->host_nodes ? "keeping those it has" : "vessel picks one");
+			bad = 0;
+		}
 		if (bad)
 			return err_set(-EINVAL, "numa node %u: host-node: the host has no node %u (it has %s)", i,
 				       (unsigned)__builtin_ctzll(bad), have);

@@ -29,6 +29,7 @@ struct numa_node {
 	unsigned first_cpu, n_cpus; /* a contiguous block of vCPU (= APIC) ids */
 	uint64_t host_nodes;       /* bit n: host node n; 0: none given */
 	bool host_picked;          /* host_nodes chosen by vessel */
+	bool host_hint;            /* host_nodes from a snapshot: those the host lacks are replaced */
 	cpu_set_t host_cpus;       /* CPUs of host_nodes (vnuma_host_resolve) */
 };
 

@@ -184,3 +184,43 @@ def test_shorthand_nodes_survive_a_reboot_in_the_sandbox(vessel_bin):
     finally:
         child.close(force=True)
     assert child.exitstatus == 4, child.before
+
+
+def test_topology_is_part_of_the_snapshot(vessel_bin, tmp_path):
+    """A VM saved with explicit nodes restores with the same nodes, sizes,
+    distances and host nodes; --numa flags that disagree are refused."""
+    from guests import assemble
+    from test_control_vm import ctl, start, wait_for_counts
+    if not os.path.exists("/sys/devices/system/node/node0"):
+        pytest.skip("the host has no NUMA sysfs (/sys/devices/system/node)")
+    guest = assemble("counter", tmp_path)
+    snap = tmp_path / "numa.snap"
+    topo = ["--cpus", "2", "--memory", "512M", "--numa", "node,mem=128M,cpus=0,host-node=0",
+            "--numa", "node,mem=384M,cpus=1", "--numa-distance", "0,1,30", "--numa-policy", "interleave"]
+    p, sock, log = start(vessel_bin, tmp_path, "orig", "--kernel", str(guest), *topo)
+    try:
+        wait_for_counts(log, 2)
+        assert ctl(vessel_bin, sock, "save", str(snap)).returncode == 0
+        assert ctl(vessel_bin, sock, "poweroff").returncode == 0
+        assert p.wait(timeout=60) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+    r = subprocess.run([vessel_bin, "run", "--restore", str(snap), "--numa", "node,mem=512M,cpus=0-1",
+                        "--serial", "none"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and "--numa gives 1 NUMA nodes, but snapshot" in r.stderr, r.stderr
+
+    p, sock, log = start(vessel_bin, tmp_path, "restored", "--restore", str(snap))
+    try:
+        wait_for_counts(log, 1)
+        status = json.loads(ctl(vessel_bin, sock, "--json", "status").stdout)["result"]["numa"]
+        assert status["policy"] == "interleave"
+        assert [n["memory"] for n in status["nodes"]] == [128 << 20, 384 << 20]
+        assert [(n["first_cpu"], n["cpus"]) for n in status["nodes"]] == [(0, 1), (1, 1)]
+        assert [n["host_nodes"] for n in status["nodes"]] == [[0], [0]]
+        assert ctl(vessel_bin, sock, "poweroff").returncode == 0
+        assert p.wait(timeout=60) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()

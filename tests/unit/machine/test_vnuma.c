@@ -368,3 +368,28 @@ Test(numa_move, moves_on_the_real_host_keeping_the_data)
 	vnuma_plan_free(&p);
 	munmap(ram, len);
 }
+
+/* A snapshot's host nodes are hints: restored on a host without host
+ * node 1, the node goes where the host has room, not to an error. */
+Test(host_numa, snapshot_host_nodes_the_host_lacks_are_replaced)
+{
+	struct host_numa h = { .nodes = 1, .with_free = 1 };
+	CPU_SET(0, &h.cpus[0]);
+	struct numa_config c = { 0 };
+	cr_assert_eq(vnuma_config_finish(&c, 2, 2, 4ull << 20), 0);
+	c.nodes[0].host_nodes = 1;
+	c.nodes[0].host_hint = true;
+	c.nodes[1].host_nodes = 2 | 1;
+	c.nodes[1].host_hint = true;
+	cr_assert_eq(vnuma_host_resolve(&c, &h), 0, "%s", err_msg());
+	cr_assert_eq(c.nodes[0].host_nodes, 1);
+	cr_assert_eq(c.nodes[1].host_nodes, 1, "host node 1 dropped, 0 kept");
+	c.nodes[1].host_nodes = 2;
+	c.nodes[1].host_hint = true;
+	cr_assert_eq(vnuma_host_resolve(&c, &h), 0, "%s", err_msg());
+	cr_assert_eq(c.nodes[1].host_nodes, 1);
+	cr_assert(c.nodes[1].host_picked, "none left: vessel picks");
+	c.nodes[1].host_nodes = 2;   /* given by the user, not a hint: an error */
+	c.nodes[1].host_picked = false;
+	cr_assert_lt(vnuma_host_resolve(&c, &h), 0);
+}
