@@ -19,7 +19,7 @@
 
 const char *const vm_manifest_fields[] = {
 	"engine", "cpu", "cpus", "memory", "numa_nodes", "kernel", "initrd", "cmdline",
-	"decompress", "no_reboot", "deterministic", "hyperv", "sandbox", "serial", "api_socket", "restore",
+	"decompress", "no_reboot", "deterministic", "hyperv", "compound", "sandbox", "serial", "api_socket", "restore",
 	"disks", "disks[].path", "disks[].format", "disks[].readonly", "disks[].key_file",
 	"disks[].serial", "disks[].id", "rng",
 	"devices", "devices[].type", "devices[].id", "devices[].params",
@@ -223,6 +223,18 @@ static int f_deterministic(const struct mctx *m, json_t *v, struct vm_config *cf
 static int f_rng(const struct mctx *m, json_t *v, struct vm_config *cfg)
 {
 	return get_bool(m, "rng", v, &cfg->rng);
+}
+
+/* true, false, or a --compound string ("console=off"): checked by
+ * vm_config_validate(). */
+static int f_compound(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	if (json_is_boolean(v)) {
+		free(cfg->compound);
+		cfg->compound = strdup(json_is_true(v) ? "on" : "off");
+		return cfg->compound ? 0 : err_set(-ENOMEM, "manifest %s: compound: out of memory", m->name);
+	}
+	return get_string(m, "compound", v, "true, false or a --compound list", &cfg->compound, false);
 }
 
 /* true, false, or a --hyperv string ("off", "-crash,-time"): checked by
@@ -600,7 +612,7 @@ static const struct {
 	{ "engine", f_engine }, { "cpu", f_cpu }, { "cpus", f_cpus }, { "memory", f_memory }, { "numa_nodes", f_numa },
 	{ "kernel", f_kernel }, { "initrd", f_initrd }, { "cmdline", f_cmdline },
 	{ "decompress", f_decompress }, { "no_reboot", f_no_reboot }, { "deterministic", f_deterministic },
-	{ "hyperv", f_hyperv },
+	{ "hyperv", f_hyperv }, { "compound", f_compound },
 	{ "sandbox", f_sandbox },
 	{ "serial", f_serial }, { "api_socket", f_api_socket }, { "restore", f_restore },
 	{ "disks", f_disks }, { "devices", f_devices }, { "consoles", f_consoles },

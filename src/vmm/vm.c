@@ -16,11 +16,13 @@
 #include "board/pc.h"
 #include "hw/intc/lapic.h"
 #include "util/error.h"
+#include "util/hostcall.h"
 #include "vmm/snapshot.h"
 #include "util/log.h"
 #include "vmm/console.h"
 #include "vmm/control.h"
 #include "vmm/pc_virtio.h"
+#include "machine/compound.h"
 #include "machine/machine.h"
 #include "vmm/sandbox.h"
 
@@ -36,6 +38,7 @@ _Static_assert(VM_MAX_CPUS <= MACHINE_MAX_CPUS, "a configured VM fits the machin
 struct vcpu_thread_arg {
 	struct vcpu *vcpu;
 	struct vcpu_gate *gate;
+	struct console *con;
 };
 
 /* SDM vol. 3A, 9.4.4 / 10.4.7: a SIPI starts the AP in real mode at
@@ -119,6 +122,10 @@ static void *vcpu_thread(void *opaque)
 		}
 		memset(&exit, 0, sizeof(exit));
 		int rc = vm->accel->vcpu_run(vcpu, &exit);
+		/* The guest stopped running on this vCPU (idle, a stop, a
+		 * crash): the console output it held back for compounding goes
+		 * out now, before anything vessel prints about it. */
+		console_flush(arg->con);
 		if (rc < 0) {
 			log_error("vcpu", "cpu%u: %s", vcpu->id, err_msg());
 			vm_request_stop(vm, VM_STOP_ERROR);
@@ -210,6 +217,9 @@ static int vm_create(const struct vm_config *cfg, const struct numa_config *numa
 		return err_set(-ENOMEM, "out of memory");
 	vm->cfg = cfg;
 	vm->accel = accel_find(cfg->engine);
+	/* Checked by vm_config_validate(). */
+	if (compound_parse(cfg->compound, &vm->compound) < 0)
+		vm->compound = COMPOUND_ALL;
 	/* Checked by vm_config_validate(): a spec that fails here leaves max. */
 	if (cfg->cpu)
 		cpu_model_parse(cfg->cpu, !strcmp(cfg->engine, "emu"), &vm->cpu_model);
@@ -271,7 +281,7 @@ static enum vm_stop_reason vm_run_once(struct vm_session *sess, struct vm *vm, s
 {
 	struct vcpu_thread_arg args[MACHINE_MAX_CPUS];
 	for (unsigned i = 0; i < vm->n_vcpus; i++) {
-		args[i] = (struct vcpu_thread_arg){ .vcpu = vm->vcpus[i], .gate = &sess->gate };
+		args[i] = (struct vcpu_thread_arg){ .vcpu = vm->vcpus[i], .gate = &sess->gate, .con = con };
 		if (pthread_create(&vm->vcpus[i]->thread, NULL, vcpu_thread, &args[i]) != 0) {
 			log_error("vm", "cannot start the thread of cpu%u", i);
 			vm_request_stop(vm, VM_STOP_ERROR);
@@ -490,6 +500,12 @@ static enum vm_stop_reason vm_prepare(struct vm_session *sess, struct chardev *s
 
 static struct console *sandboxed_console;
 
+/* The log's flush hook: guest output before vessel's own messages. */
+static void flush_console_hook(void *opaque)
+{
+	console_flush(opaque);
+}
+
 /* Runs in the SIGSYS handler: the terminal goes back to cooked mode. */
 static void sandbox_exit_hook(void)
 {
@@ -512,6 +528,11 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 	struct console *con;
 	if (console_open(&con, cfg->serial) < 0)
 		return VM_STOP_BAD_INPUT;
+
+	unsigned compound = COMPOUND_ALL;
+	compound_parse(cfg->compound, &compound);   /* checked by vm_config_validate() */
+	console_set_compound(con, compound & COMPOUND_CONSOLE);
+	log_set_flush_hook(flush_console_hook, con);
 
 	struct chardev *serial = console_chardev_new(con);
 	struct vm_session sess;
@@ -556,6 +577,7 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 		 * and fail rather than end as if it had powered off. */
 		bool cannot_reboot = reboot && !cfg->kernel;
 		if (cannot_reboot) {
+			log_flush_before_output();
 			fprintf(stderr, "vessel: the guest rebooted, but this VM was restored from a snapshot without "
 					"--kernel, so there is nothing to boot (give --kernel, and --initrd and --append if "
 					"needed, with --restore to let it reboot)\n");
@@ -574,9 +596,18 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 		log_info("vm", "guest reboot");
 	}
 	vm_session_finish(&sess);
+	log_info("vm", "compounding: %llu console bytes in %llu writes, %llu of %llu timer re-arms without a wake-up, "
+		 "%llu exits saved by lookahead in %llu runs",
+		 (unsigned long long)compound_total(COMPOUND_CONSOLE_BYTES),
+		 (unsigned long long)compound_total(COMPOUND_CONSOLE_WRITES),
+		 (unsigned long long)compound_total(COMPOUND_TIMER_WAKES_SAVED),
+		 (unsigned long long)compound_total(COMPOUND_TIMER_REARMS),
+		 (unsigned long long)compound_total(COMPOUND_LOOKAHEAD_EXITS_SAVED),
+		 (unsigned long long)compound_total(COMPOUND_LOOKAHEAD_RUNS));
 out:
 	chardev_free(serial);
 	sandboxed_console = NULL;
+	log_set_flush_hook(NULL, NULL);
 	console_close(con);
 	return why;
 }
