@@ -6,9 +6,9 @@
 ;   tail without newline
 ; and ends by the isa-debug-exit port (exit code 0x21 << 1 | 1), or, with
 ; -DCRASH, by a triple fault in the middle of that line (the host must
-; still write it before it reports the fault).  With -DWAIT it first waits
-; for one byte of input, so that a client of a unix: console is connected
-; before the output starts.  Used by tests/integration/test_compound.py.
+; still write it before it reports the fault).  With -DWAIT it waits for
+; one byte of input before it starts, so that a client of a unix: console
+; is connected before the output starts, and for another before it ends.  Used by tests/integration/test_compound.py.
 MB_MAGIC equ 0x1badb002
 MB_FLAGS equ 0x00010003
 COM1     equ 0x3f8
@@ -22,12 +22,7 @@ header:	dd MB_MAGIC, MB_FLAGS, -(MB_MAGIC + MB_FLAGS)
 start:	cli
 	mov esp, 0x90000
 %ifdef WAIT
-.rx:	mov dx, COM1 + 5
-	in al, dx
-	test al, 1                   ; LSR.DR: a byte came
-	jz .rx
-	mov dx, COM1
-	in al, dx
+	call getc
 %endif
 	xor ebx, ebx
 .line:	mov esi, msg_line
@@ -50,9 +45,21 @@ start:	cli
 	lidt [empty_idt]
 	int3                         ; #BP -> #GP -> #DF -> shutdown
 %endif
+%ifdef WAIT
+	call getc
+%endif
 	mov al, 0x21
 	out 0xf4, al
 	hlt
+
+getc:	; waits for a byte of input (LSR.DR), -> al
+	mov dx, COM1 + 5
+.rx:	in al, dx
+	test al, 1
+	jz .rx
+	mov dx, COM1
+	in al, dx
+	ret
 
 puthex:	; edx -> 8 hex digits
 	mov ecx, 8
