@@ -243,6 +243,16 @@ void console_flush(struct console *con)
 	pthread_mutex_unlock(&con->out_lock);
 }
 
+void console_flush_at_exit(struct console *con)
+{
+	/* The interrupted thread may hold the lock (it was writing): then
+	 * what it holds is lost rather than the process hung. */
+	if (pthread_mutex_trylock(&con->out_lock) != 0)
+		return;
+	flush_ring(con);
+	pthread_mutex_unlock(&con->out_lock);
+}
+
 void console_set_sink(struct console *con, console_sink_fn sink, void *opaque)
 {
 	con->sink = sink;

@@ -45,6 +45,10 @@ void console_set_compound(struct console *con, bool on);
  * is behind, which the main thread handles).  Thread-safe; called by a
  * vCPU thread when vcpu_run returns and before vessel writes to stderr. */
 void console_flush(struct console *con);
+/* console_flush() for a process about to end from a signal handler (the
+ * sandbox's SIGSYS): writes what waits unless another thread holds the
+ * output, without waiting for anything. */
+void console_flush_at_exit(struct console *con);
 /* Bytes of guest output dropped so far because nobody read them. */
 uint64_t console_dropped_bytes(struct console *con);
 /* Puts the terminal back as console_open() found it; async-signal-safe

@@ -506,11 +506,15 @@ static void flush_console_hook(void *opaque)
 	console_flush(opaque);
 }
 
-/* Runs in the SIGSYS handler: the terminal goes back to cooked mode. */
+/* Runs in the SIGSYS handler: the guest's output held back for
+ * compounding goes out before the sandbox's message, and the terminal
+ * goes back to cooked mode. */
 static void sandbox_exit_hook(void)
 {
-	if (sandboxed_console)
+	if (sandboxed_console) {
+		console_flush_at_exit(sandboxed_console);
 		console_restore_terminal(sandboxed_console);
+	}
 }
 
 enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts *opts, int *debug_exit_value)
