@@ -37,7 +37,7 @@ struct kvm_vm_state {
 };
 
 /* Lookahead sites (the port or MMIO page of the exit) whose last runs
- * saved nothing are tried again only now and then: each try costs four
+ * saved nothing are tried again only now and then: each try costs five
  * ioctls. */
 #define KVM_LA_SITES 64
 #define KVM_LA_MISSES 4        /* runs in a row that saved nothing before backing off */
@@ -299,6 +299,15 @@ static unsigned kvm_exit_site(const struct kvm_run *run)
  * simply goes on where it is. */
 static void kvm_lookahead(struct vcpu *vcpu, struct kvm_vcpu_state *kv)
 {
+	/* Completing the exit can leave an event for KVM to deliver before
+	 * the next instruction (a fault in a string instruction's next
+	 * iteration, an injected interrupt or NMI) or an interrupt shadow:
+	 * then the next instruction is not the guest's to run now. */
+	struct kvm_vcpu_events ev;
+	host_call_note(HOST_CALL_IOCTL);
+	if (ioctl(kv->fd, KVM_GET_VCPU_EVENTS, &ev) < 0 || ev.exception.injected || ev.exception.pending ||
+	    ev.interrupt.injected || ev.interrupt.shadow || ev.nmi.injected || ev.nmi.pending)
+		return;
 	struct x86_regs regs;
 	struct x86_sregs sregs;
 	if (kvm_get_regs(vcpu, &regs) < 0 || kvm_get_sregs(vcpu, &sregs) < 0)
