@@ -28,7 +28,8 @@
  *    instruction, a REP string instruction's registers at the iteration
  *    that faulted): the engine runs the instruction again and takes the
  *    fault itself;
- *  - single-stepping (EFLAGS.TF) runs nothing;
+ *  - single-stepping (EFLAGS.TF) or a breakpoint armed in DR7 runs
+ *    nothing (the runner does not report debug traps);
  *  - a budget of instructions, of instructions without a device access,
  *    and of time bounds every run. */
 #ifndef VESSEL_CPU_LOOKAHEAD_H
@@ -72,11 +73,11 @@ struct lookahead_result {
 struct lookahead *lookahead_new(struct vcpu *vcpu);
 void lookahead_free(struct lookahead *la);
 
-/* Runs from the boundary regs/sregs describe.  On return regs holds the
- * state after the instructions run (unchanged when none ran); nothing
- * that runs changes sregs.  Returns 0, or -EINVAL when the state cannot
- * be loaded (a mode the runner does not take). */
-int lookahead_run(struct lookahead *la, struct x86_regs *regs, const struct x86_sregs *sregs,
+/* Runs from the boundary regs/sregs describe, dr7 being the guest's DR7.
+ * On return regs holds the state after the instructions run (unchanged
+ * when none ran); nothing that runs changes sregs.  budget NULL: the
+ * default.  Returns 0, or -EINVAL when the state cannot be loaded. */
+int lookahead_run(struct lookahead *la, struct x86_regs *regs, const struct x86_sregs *sregs, uint64_t dr7,
 		  const struct lookahead_budget *budget, struct lookahead_result *res);
 
 /* "budget", "idle", ...: for traces and tests. */

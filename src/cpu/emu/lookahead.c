@@ -296,16 +296,22 @@ static void run_steps(struct lookahead *la, const struct lookahead_budget *budge
 	cpu->fault_env = NULL;
 }
 
-int lookahead_run(struct lookahead *la, struct x86_regs *regs, const struct x86_sregs *sregs,
+int lookahead_run(struct lookahead *la, struct x86_regs *regs, const struct x86_sregs *sregs, uint64_t dr7,
 		  const struct lookahead_budget *budget, struct lookahead_result *res)
 {
 	struct emu_cpu *cpu = la->cpu;
 	struct vcpu *vcpu = la->vcpu;
 	memset(res, 0, sizeof(*res));
 	res->why = "";
+	/* Debug traps are the engine's to report (SDM vol. 3B 17.3). */
 	if (regs->rflags & X86_FLAG_TF) {
 		res->stop = LOOKAHEAD_STOP_INSN;
 		res->why = "single-step";
+		return 0;
+	}
+	if (dr7 & 0xff) {
+		res->stop = LOOKAHEAD_STOP_INSN;
+		res->why = "breakpoints";
 		return 0;
 	}
 	/* Fresh translations every run (set_sregs flushes the TLB). */

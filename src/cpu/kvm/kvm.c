@@ -37,7 +37,7 @@ struct kvm_vm_state {
 };
 
 /* Lookahead sites (the port or MMIO page of the exit) whose last runs
- * saved nothing are tried again only now and then: each try costs five
+ * saved nothing are tried again only now and then: each try costs six
  * ioctls. */
 #define KVM_LA_SITES 64
 #define KVM_LA_MISSES 4        /* runs in a row that saved nothing before backing off */
@@ -308,12 +308,16 @@ static void kvm_lookahead(struct vcpu *vcpu, struct kvm_vcpu_state *kv)
 	if (ioctl(kv->fd, KVM_GET_VCPU_EVENTS, &ev) < 0 || ev.exception.injected || ev.exception.pending ||
 	    ev.interrupt.injected || ev.interrupt.shadow || ev.nmi.injected || ev.nmi.pending)
 		return;
+	struct kvm_debugregs dbg;
+	host_call_note(HOST_CALL_IOCTL);
+	if (ioctl(kv->fd, KVM_GET_DEBUGREGS, &dbg) < 0)
+		return;
 	struct x86_regs regs;
 	struct x86_sregs sregs;
 	if (kvm_get_regs(vcpu, &regs) < 0 || kvm_get_sregs(vcpu, &sregs) < 0)
 		return;
 	struct lookahead_result res;
-	if (lookahead_run(kv->la, &regs, &sregs, NULL, &res) < 0)
+	if (lookahead_run(kv->la, &regs, &sregs, dbg.dr7, NULL, &res) < 0)
 		return;
 	unsigned site = kv->la_site;
 	if (res.traps) {

@@ -124,7 +124,7 @@ static inline int la_machine_run(struct la_machine *m, bool lookahead, uint64_t 
 		struct lookahead_result res;
 		accel_emu.get_regs(&m->cpu, &r);
 		accel_emu.get_sregs(&m->cpu, &s);
-		if (lookahead_run(m->la, &r, &s, NULL, &res) < 0)
+		if (lookahead_run(m->la, &r, &s, cpu->dr[7], NULL, &res) < 0)
 			return -1;
 		m->runs++;
 		m->insns += res.insns;

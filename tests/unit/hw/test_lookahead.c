@@ -127,7 +127,7 @@ static void run_code(struct stop_case *c, const uint8_t *code, unsigned len, uin
 	c->r.rip = 0x2000;
 	c->r.rflags = rflags;
 	c->r.gpr[RDX] = 0x3ff;   /* the UART's scratch register */
-	cr_assert_eq(lookahead_run(c->m.la, &c->r, &c->s, NULL, &c->res), 0);
+	cr_assert_eq(lookahead_run(c->m.la, &c->r, &c->s, 0, NULL, &c->res), 0);
 }
 
 Test(lookahead, stops_before_what_it_must_leave_to_the_engine)
@@ -187,24 +187,29 @@ Test(lookahead, a_pending_interrupt_stops_it_only_when_the_guest_can_take_it)
 	c->r.rip = 0x2000;
 	c->r.gpr[RDX] = 0x3ff;
 	c->r.rflags = X86_FLAG_FIXED | X86_FLAG_IF;
-	cr_assert_eq(lookahead_run(c->m.la, &c->r, &c->s, NULL, &c->res), 0);
+	cr_assert_eq(lookahead_run(c->m.la, &c->r, &c->s, 0, NULL, &c->res), 0);
 	cr_assert_eq(c->res.stop, LOOKAHEAD_STOP_EVENT);
 	cr_assert_eq(c->res.insns, 0, "IF = 1: delivered where the trap left the guest");
 	c->r.rflags = X86_FLAG_FIXED;
-	cr_assert_eq(lookahead_run(c->m.la, &c->r, &c->s, NULL, &c->res), 0);
+	cr_assert_eq(lookahead_run(c->m.la, &c->r, &c->s, 0, NULL, &c->res), 0);
 	cr_assert_eq(c->res.insns, 3, "IF = 0: the window stays shut, the OUTs run");
 	cr_assert_eq(c->res.stop, LOOKAHEAD_STOP_INSN);
 	la_machine_fini(&c->m);
 	free(c);
 }
 
-Test(lookahead, single_stepping_runs_nothing)
+Test(lookahead, single_stepping_or_breakpoints_run_nothing)
 {
 	static const uint8_t code[] = { 0xee, 0xee };
 	struct stop_case *c = calloc(1, sizeof(*c));
 	run_code(c, code, sizeof(code), X86_FLAG_FIXED | X86_FLAG_TF);
 	cr_assert_eq(c->res.insns, 0);
 	cr_assert_eq(c->r.rip, 0x2000);
+	cr_assert_str_eq(c->res.why, "single-step");
+	c->r.rflags = X86_FLAG_FIXED;
+	cr_assert_eq(lookahead_run(c->m.la, &c->r, &c->s, 0x2, NULL, &c->res), 0);   /* DR7.G0 */
+	cr_assert_eq(c->res.insns, 0);
+	cr_assert_str_eq(c->res.why, "breakpoints");
 	la_machine_fini(&c->m);
 	free(c);
 }
@@ -222,7 +227,7 @@ Test(lookahead, the_budget_bounds_a_poll_that_never_ends)
 	c->r.gpr[RDX] = 0x3ff;
 	c->r.rflags = X86_FLAG_FIXED;
 	struct lookahead_budget b = { .max_insns = 1000, .max_idle = 64 };
-	cr_assert_eq(lookahead_run(c->m.la, &c->r, &c->s, &b, &c->res), 0);
+	cr_assert_eq(lookahead_run(c->m.la, &c->r, &c->s, 0, &b, &c->res), 0);
 	cr_assert_eq(c->res.stop, LOOKAHEAD_STOP_BUDGET);
 	cr_assert_eq(c->res.insns, 1000);
 	cr_assert_eq(c->res.traps, 500);
