@@ -22,7 +22,9 @@
 #include "machine/machine.h"
 #include "util/error.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -96,9 +98,26 @@ static inline void la_machine_fini(struct la_machine *m)
 	gmem_destroy(&m->vm.mem);
 }
 
+/* HLT: sleeps, as the VM's vCPU thread does, until an interrupt or NMI is
+ * signalled (by the timer thread or a device) or the VM stops; -1 after
+ * 20 s without one. */
+static inline int la_machine_wait(struct la_machine *m)
+{
+	struct timespec end;
+	clock_gettime(CLOCK_REALTIME, &end);
+	end.tv_sec += 20;
+	int rc = 0;
+	pthread_mutex_lock(&m->cpu.lock);
+	while (!(atomic_load(&m->cpu.events) & (VCPU_EVT_INTR | VCPU_EVT_NMI)) &&
+	       atomic_load(&m->vm.stop_reason) == VM_STOP_NONE && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&m->cpu.wake, &m->cpu.lock, &end);
+	pthread_mutex_unlock(&m->cpu.lock);
+	return rc == ETIMEDOUT ? -1 : 0;
+}
+
 /* Runs until the VM stops (at most max_blocks blocks).  0 when it stopped,
- * -1 on a HLT, shutdown or internal error (these guests have none) or when
- * out of blocks. */
+ * -1 on a shutdown or internal error, a HLT nothing wakes, or when out of
+ * blocks. */
 static inline int la_machine_run(struct la_machine *m, bool lookahead, uint64_t max_blocks)
 {
 	struct emu_cpu *cpu = m->cpu.accel;
@@ -110,10 +129,15 @@ static inline int la_machine_run(struct la_machine *m, bool lookahead, uint64_t 
 		struct vcpu_exit ex = { 0 };
 		if (accel_emu.vcpu_run(&m->cpu, &ex) < 0)
 			return -1;
-		if (ex.reason == VCPU_EXIT_KICK)
+		if (ex.reason == VCPU_EXIT_KICK) {
 			atomic_fetch_and(&m->cpu.events, ~VCPU_EVT_KICK);
-		else if (ex.reason != VCPU_EXIT_NONE)
+		} else if (ex.reason == VCPU_EXIT_HLT) {
+			if (la_machine_wait(m) < 0)
+				return -1;
+			continue;
+		} else if (ex.reason != VCPU_EXIT_NONE) {
 			return atomic_load(&m->vm.stop_reason) != VM_STOP_NONE ? 0 : -1;
+		}
 		if (la_traps(&m->cpu) == t0)
 			continue;
 		m->exits++;

@@ -7,7 +7,10 @@
  * the same, with far fewer exits.  Then the runner's stops one by one. */
 #include "lookahead_sim.h"
 
+#include "acpi_off.h"
 #include "lookahead_guest.h"
+#include "self_nmi.h"
+#include "timer_irq.h"
 
 #include <criterion/criterion.h>
 
@@ -234,4 +237,47 @@ Test(lookahead, the_budget_bounds_a_poll_that_never_ends)
 	cr_assert_eq(c->m.cpu.exit_counts[VCPU_EXIT_IO], 0, "the runner's accesses are not counted as exits");
 	la_machine_fini(&c->m);
 	free(c);
+}
+
+/* The other bare-metal guests of tests/unit/hw (interrupts from the PIT,
+ * the local APIC timer and the HPET on the real clock, NMIs through the
+ * ICR, ACPI S5), run as the KVM engine runs them with the lookahead after
+ * each trap: they must end as they do without it.  (uart_echo needs a
+ * typist: test_kvm_guest.c.) */
+static void run_to_end(const unsigned char *image, unsigned len, bool lookahead, int *stop, int *value)
+{
+	struct la_machine *m = calloc(1, sizeof(*m));
+	cr_assert(m);
+	cr_assert_eq(la_machine_init(m, image, len, 2ull << 20), 0, "%s", err_msg());
+	cr_assert_eq(la_machine_run(m, lookahead, 100000000), 0, "the guest did not finish (lookahead %s)",
+		     lookahead ? "on" : "off");
+	*stop = atomic_load(&m->vm.stop_reason);
+	*value = m->vm.debug_exit_value;
+	la_machine_fini(m);
+	free(m);
+}
+
+Test(lookahead, the_other_hw_guests_end_the_same)
+{
+	static const struct {
+		const char *name;
+		const unsigned char *image;
+		unsigned len;
+		int stop, value;
+	} guests[] = {
+		{ "timer_irq", timer_irq, sizeof(timer_irq), VM_STOP_DEBUG_EXIT, 0x42 },
+		{ "self_nmi", self_nmi, sizeof(self_nmi), VM_STOP_DEBUG_EXIT, 0x42 },
+		{ "acpi_off", acpi_off, sizeof(acpi_off), VM_STOP_POWEROFF, 0 },
+	};
+	for (unsigned i = 0; i < sizeof(guests) / sizeof(guests[0]); i++) {
+		for (int on = 0; on <= 1; on++) {
+			int stop, value;
+			run_to_end(guests[i].image, guests[i].len, on, &stop, &value);
+			cr_assert_eq(stop, guests[i].stop, "%s (lookahead %s): stop %d", guests[i].name, on ? "on" : "off",
+				     stop);
+			if (stop == VM_STOP_DEBUG_EXIT)
+				cr_assert_eq(value, guests[i].value, "%s (lookahead %s): exit value %#x", guests[i].name,
+					     on ? "on" : "off", value);
+		}
+	}
 }
