@@ -18,6 +18,7 @@
 #include "hw/port80.h"
 #include "hw/reset_ctl.h"
 #include "hw/rtc.h"
+#include "machine/compound.h"
 #include "machine/timer.h"
 #include "machine/snap_state.h"
 #include "hw/uart.h"
@@ -479,6 +480,7 @@ int platform_create_opts(struct vm *vm, const struct platform_options *opts)
 		goto fail;
 	if (opts && opts->clock)
 		timer_service_set_clock(p->timers, opts->clock, opts->clock_opaque);
+	timer_service_set_coalesce(p->timers, vm->compound & COMPOUND_TIMER);
 	p->console = opts ? opts->console : NULL;
 	if (!p->console) {
 		p->own_console = chardev_fd_new(-1, STDOUT_FILENO);

@@ -30,7 +30,8 @@ static const char ctl_usage[] =
 	"  poweroff             stop the VM at once\n"
 	"  reset                reset the machine (reboot)\n"
 	"  save FILE            write a snapshot (resume it with `vessel run --restore FILE`)\n"
-	"  stats                trap counters per reason and per-device access counters\n"
+	"  stats                trap counters per reason, per-device access counters,\n"
+	"                       host system calls and what compounding saved\n"
 	"  device list          devices added through the manifest or the API\n"
 	"  device add JSON      add a device: '{\"type\": \"mailbox\", \"id\": \"mb0\", \"params\": {...}}'\n"
 	"  device remove ID     remove a device\n"
@@ -152,6 +153,18 @@ static void print_stats(json_t *r)
 		       (unsigned long long)json_integer_value(json_object_get(d, "len")),
 		       (long long)json_integer_value(json_object_get(d, "reads")),
 		       (long long)json_integer_value(json_object_get(d, "writes")));
+	json_t *calls = json_object_get(r, "host_calls"), *rate = json_object_get(r, "host_calls_per_second");
+	if (json_is_object(calls)) {
+		printf("host system calls (total, per second since the last stats):\n");
+		json_object_foreach(calls, key, v)
+			printf("  %-16s %12lld %12.1f\n", key, (long long)json_integer_value(v),
+			       json_number_value(json_object_get(rate, key)));
+	}
+	json_t *comp = json_object_get(r, "compound");
+	if (json_is_object(comp)) {
+		printf("compounding:\n");
+		print_scalar_fields(comp, "  ");
+	}
 	json_t *con = json_object_get(r, "console");
 	if (con)
 		printf("console: %lld bytes of output dropped (nobody read them)\n",

@@ -50,6 +50,9 @@ static const char run_usage[] =
 	"      --deterministic     virtual time from instruction counts\n"
 	"      --hyperv SPEC       Hyper-V interface: on (default), off, help (list the\n"
 	"                          features), or -NAME,... to turn features off\n"
+	"      --compound SPEC     instruction and host-call compounding: on (default), off,\n"
+	"                          or NAME=on|off,... for console, timer, lookahead\n"
+	"                          (docs/compounding.md)\n"
 	"      --api-socket PATH   serve the control API on this Unix socket\n"
 	"      --manifest FILE     read the VM description from a JSON manifest\n"
 	"      --restore FILE      resume a VM from a snapshot (it sets the engine, CPUs,\n"
@@ -70,7 +73,7 @@ static const char run_usage[] =
 enum {
 	OPT_DISK = 256, OPT_NUMA, OPT_NUMA_NODE, OPT_NUMA_DISTANCE, OPT_NUMA_POLICY, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,
 	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE, OPT_NO_VERIFY, OPT_CPU,
-	OPT_RNG,
+	OPT_RNG, OPT_COMPOUND,
 };
 
 static const struct option run_options[] = {
@@ -92,6 +95,7 @@ static const struct option run_options[] = {
 	{ "no-decompress", no_argument, NULL, OPT_NO_DECOMPRESS },
 	{ "deterministic", no_argument, NULL, OPT_DETERMINISTIC },
 	{ "hyperv", required_argument, NULL, OPT_HYPERV },
+	{ "compound", required_argument, NULL, OPT_COMPOUND },
 	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
 	{ "manifest", required_argument, NULL, OPT_MANIFEST },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
@@ -388,6 +392,7 @@ int cli_run_main(int argc, char **argv)
 			}
 			replace(&cfg.hyperv, optarg);
 			break;
+		case OPT_COMPOUND: replace(&cfg.compound, optarg); break;
 		case OPT_API_SOCKET: replace(&cfg.api_socket, optarg); break;
 		case OPT_MANIFEST: break; /* read above */
 		case OPT_RESTORE: replace(&cfg.restore, optarg); break;

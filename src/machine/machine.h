@@ -117,6 +117,9 @@ struct vm {
 	_Atomic bool suspended;
 	_Atomic int wake_reason;
 	int debug_exit_value;
+	/* The compounding mechanisms that run (machine/compound.h), set by
+	 * the VMM from --compound; 0 (all off) in a machine built by hand. */
+	unsigned compound;
 };
 
 /* Asks the VMM to wake a suspended machine; the first reason is kept.

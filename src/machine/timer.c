@@ -3,6 +3,7 @@
 
 #include "machine/snap_state.h"
 #include "util/error.h"
+#include "util/hostcall.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -20,6 +21,13 @@ struct timer_service {
 	uint64_t offset;            /* added to the clock: a restored VM's clock continues */
 	pthread_t thread;
 	bool running, stop;
+	/* Compounding (docs/compounding.md "Timers"): the VM-clock time the
+	 * thread sleeps until (UINT64_MAX: no deadline; 0: it is awake and
+	 * will look at the list before it sleeps again).  A timer armed no
+	 * earlier than that needs no wake-up: the thread looks at the list
+	 * when it wakes anyway. */
+	uint64_t sleep_until;
+	bool coalesce;
 };
 
 static uint64_t host_monotonic_ns(void)
@@ -103,9 +111,23 @@ void timer_mod(struct vm_timer *t, uint64_t deadline_ns)
 		pp = &(*pp)->next;
 	t->next = *pp;
 	*pp = t;
-	/* A new earliest deadline: the thread must shorten its sleep. */
-	if (ts->head == t && ts->running)
+	/* A new earliest deadline: the thread must shorten its sleep, unless
+	 * it wakes by then anyway (a guest that re-arms its timer later and
+	 * later, as a tickless kernel does, costs no wake-up each time). */
+	if (ts->head == t && ts->running) {
+		compound_note(COMPOUND_TIMER_REARMS, 1);
+		if (ts->coalesce && deadline_ns >= ts->sleep_until) {
+			compound_note(COMPOUND_TIMER_WAKES_SAVED, 1);
+			return;
+		}
+		host_call_note(HOST_CALL_WAKE);
 		pthread_cond_signal(&ts->cond);
+	}
+}
+
+void timer_service_set_coalesce(struct timer_service *ts, bool on)
+{
+	ts->coalesce = on;
 }
 
 uint64_t timer_service_next_deadline(struct timer_service *ts)
@@ -138,7 +160,9 @@ static void *timer_thread(void *arg)
 		timer_service_poll(ts);
 		uint64_t next = timer_service_next_deadline(ts);
 		if (next == UINT64_MAX) {
+			ts->sleep_until = UINT64_MAX;
 			pthread_cond_wait(&ts->cond, ts->lock);
+			ts->sleep_until = 0;
 			continue;
 		}
 		uint64_t now = vm_clock_ns(ts);
@@ -147,7 +171,9 @@ static void *timer_thread(void *arg)
 		uint64_t abs_ns = host_monotonic_ns() + (next - now);
 		struct timespec until = { .tv_sec = (time_t)(abs_ns / 1000000000ull),
 					  .tv_nsec = (long)(abs_ns % 1000000000ull) };
+		ts->sleep_until = next;
 		pthread_cond_timedwait(&ts->cond, ts->lock, &until);
+		ts->sleep_until = 0;
 	}
 	pthread_mutex_unlock(ts->lock);
 	return NULL;
@@ -209,7 +235,9 @@ int timer_service_snapshot_load(void *opaque, const void *buf, size_t len)
 	ts->offset = saved - ts->clock(ts->clock_opaque);
 	/* Timers armed on the old time base fire sooner or later now: wake
 	 * the thread so that it recomputes its sleep. */
-	if (ts->running)
+	if (ts->running) {
+		ts->sleep_until = 0;
 		pthread_cond_signal(&ts->cond);
+	}
 	return 0;
 }

@@ -40,6 +40,10 @@ struct timer_service *timer_service_new(pthread_mutex_t *lock);
 void timer_service_free(struct timer_service *ts);
 /* Starts the timer thread; 0 or -errno with err_set(). */
 int timer_service_start(struct timer_service *ts);
+/* Compounding (docs/compounding.md "Timers"): on, arming a timer wakes
+ * the thread only when the new deadline comes before the one it sleeps
+ * to.  Off by default. */
+void timer_service_set_coalesce(struct timer_service *ts, bool on);
 /* Replaces the clock (deterministic mode, tests).  Call before start. */
 void timer_service_set_clock(struct timer_service *ts, vm_clock_fn fn, void *opaque);
 /* Runs every expired timer's callback; call with the lock held.  Returns

@@ -13,6 +13,30 @@ enum log_level log_threshold = LOG_WARN;
 static const char *const level_names[] = { "error", "warn", "info", "debug", "trace" };
 static struct timespec log_start;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static void (*_Atomic flush_hook)(void *);
+static void *_Atomic flush_opaque;
+
+void log_set_flush_hook(void (*fn)(void *opaque), void *opaque)
+{
+	pthread_mutex_lock(&log_lock);
+	flush_opaque = opaque;
+	flush_hook = fn;
+	pthread_mutex_unlock(&log_lock);
+}
+
+static void run_flush_hook(void)
+{
+	void (*fn)(void *) = flush_hook;
+	if (fn)
+		fn(flush_opaque);
+}
+
+void log_flush_before_output(void)
+{
+	pthread_mutex_lock(&log_lock);
+	run_flush_hook();
+	pthread_mutex_unlock(&log_lock);
+}
 
 int log_parse_level(const char *name, enum log_level *out)
 {
@@ -33,6 +57,13 @@ void log_init(void)
 		fprintf(stderr, "vessel: ignoring VESSEL_LOG=%s (expected error, warn, info, debug or trace)\n", env);
 }
 
+double log_uptime_seconds(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - log_start.tv_sec) + (now.tv_nsec - log_start.tv_nsec) / 1e9;
+}
+
 void log_raise_verbosity(int steps)
 {
 	int lvl = (int)log_threshold + steps;
@@ -50,6 +81,7 @@ void log_msg(enum log_level lvl, const char *subsys, const char *fmt, ...)
 	va_list ap;
 	va_start(ap, fmt);
 	pthread_mutex_lock(&log_lock);
+	run_flush_hook();
 	/* \r first: the console may be in raw mode, where \n alone does not return the carriage. */
 	char *msg;
 	if (vasprintf(&msg, fmt, ap) < 0)

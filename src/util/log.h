@@ -13,8 +13,16 @@ enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG_TRACE };
 extern enum log_level log_threshold;
 
 void log_init(void);                       /* reads VESSEL_LOG */
+double log_uptime_seconds(void);           /* seconds since log_init() */
 void log_raise_verbosity(int steps);       /* -v, -vv */
 int log_parse_level(const char *name, enum log_level *out);
+/* Called before a message is written, with the log's lock held: the VMM
+ * puts guest console output held back for compounding out first, so that
+ * the two keep their order on a shared terminal (docs/compounding.md).
+ * NULL removes it.  fn must not log. */
+void log_set_flush_hook(void (*fn)(void *opaque), void *opaque);
+/* Calls the hook (for messages written to stderr without log_msg). */
+void log_flush_before_output(void);
 void log_msg(enum log_level lvl, const char *subsys, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

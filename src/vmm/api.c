@@ -7,7 +7,9 @@
 #include "vmm/api.h"
 
 #include "hv/hyperv.h"
+#include "machine/compound.h"
 #include "util/error.h"
+#include "util/hostcall.h"
 #include "util/log.h"
 #include "version.h"
 #include "machine/machine.h"
@@ -1124,6 +1126,46 @@ static void add_bus(json_t *devices, struct bus *bus)
 	}
 }
 
+static double monotonic_seconds(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+/* Host system calls by kind (docs/compounding.md "Counting"): the totals,
+ * and the rate per second since the previous stats request (the first
+ * one: since the process started counting). */
+static void add_host_calls(const struct vm *vm, json_t *out)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static uint64_t prev[HOST_CALL_KINDS];
+	static double prev_t;
+	pthread_mutex_lock(&lock);
+	double now = monotonic_seconds();
+	if (prev_t == 0)
+		prev_t = now - log_uptime_seconds();
+	double dt = now - prev_t;
+	json_t *calls = json_object(), *rate = json_object();
+	for (unsigned k = 0; k < HOST_CALL_KINDS; k++) {
+		uint64_t n = host_call_total((enum host_call)k);
+		json_object_set_new(calls, host_call_name((enum host_call)k), json_integer((json_int_t)n));
+		json_object_set_new(rate, host_call_name((enum host_call)k),
+				    json_real(dt > 0 ? (double)(n - prev[k]) / dt : 0.0));
+		prev[k] = n;
+	}
+	prev_t = now;
+	pthread_mutex_unlock(&lock);
+	json_object_set_new(out, "host_calls", calls);
+	json_object_set_new(out, "host_calls_per_second", rate);
+	char on[64];
+	json_t *c = json_pack("{s:s}", "mechanisms", compound_describe(vm->compound, on, sizeof(on)));
+	for (unsigned k = 0; k < COMPOUND_STATS; k++)
+		json_object_set_new(c, compound_stat_name((enum compound_stat)k),
+				    json_integer((json_int_t)compound_total((enum compound_stat)k)));
+	json_object_set_new(out, "compound", c);
+}
+
 int api_stats_from_machine(struct vm *vm, json_t *out)
 {
 	uint64_t total[VCPU_EXIT_REASON_COUNT] = { 0 };
@@ -1149,6 +1191,7 @@ int api_stats_from_machine(struct vm *vm, json_t *out)
 	json_object_set_new(out, "exits", exits);
 	json_object_set_new(out, "vcpus", vcpus);
 	json_object_set_new(out, "devices", devices);
+	add_host_calls(vm, out);
 	struct hv_info hv;
 	if (hv_get_info(vm, &hv)) {
 		char id[24];

@@ -1,6 +1,7 @@
 #include "vmm/config.h"
 
 #include "hv/hyperv.h"
+#include "machine/compound.h"
 #include "machine/cpu_model.h"
 #include "util/error.h"
 
@@ -45,6 +46,9 @@ int vm_config_validate(const struct vm_config *cfg)
 	uint32_t hv_features;
 	if (hv_parse(cfg->hyperv, &hv_on, &hv_features) < 0)
 		return -EINVAL;
+	unsigned compound;
+	if (compound_parse(cfg->compound, &compound) < 0)
+		return -EINVAL;
 	const char *s = cfg->serial;
 	if (strcmp(s, "stdio") && strcmp(s, "none") && strncmp(s, "file:", 5) && strncmp(s, "unix:", 5))
 		return err_set(-EINVAL, "serial: '%s' is not a console (expected stdio, none, file:PATH or unix:PATH)", s);
@@ -76,6 +80,7 @@ void vm_config_free(struct vm_config *cfg)
 	free(cfg->restore);
 	free(cfg->manifest);
 	free(cfg->hyperv);
+	free(cfg->compound);
 	for (unsigned i = 0; i < cfg->n_disks; i++) {
 		free(cfg->disks[i].path);
 		free(cfg->disks[i].format);

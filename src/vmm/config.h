@@ -60,6 +60,7 @@ struct vm_config {
 	struct vm_console_config consoles[VM_MAX_CONSOLES];
 	char *manifest;         /* the manifest file read, if any: messages name it */
 	char *hyperv;           /* Hyper-V interface: NULL or "on", "off", or feature changes (src/hv) */
+	char *compound;         /* compounding mechanisms: NULL (all on) or a --compound list (machine/compound.h) */
 };
 
 void vm_config_defaults(struct vm_config *cfg);

@@ -1,6 +1,7 @@
 #include "vmm/console.h"
 
 #include "util/error.h"
+#include "util/hostcall.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -25,6 +26,9 @@
 /* How long console_close() waits for a reader to take what is left. */
 #define CONSOLE_CLOSE_DRAIN_MS 500
 #define CONSOLE_ESCAPE 0x01  /* Ctrl-A, as QEMU's -nographic */
+/* Compounding (docs/compounding.md "Console"): output held back for a
+ * burst is written at once when this much waits, whatever else happens. */
+#define CONSOLE_BURST_BYTES (64u << 10)
 
 struct console {
 	int in_fd, out_fd;      /* -1 when absent */
@@ -38,6 +42,12 @@ struct console {
 	/* Output the descriptor did not take yet (under out_lock). */
 	uint8_t *out_ring;
 	size_t o_head, o_len;
+	/* Compounding: guest output waits in the ring until the burst ends
+	 * (console_flush(), console_poll(), a newline on a terminal, 64 KiB);
+	 * off: written as it comes. */
+	bool compound;
+	bool out_tty;           /* the output is a terminal: a newline ends a burst */
+	bool stalled;           /* the descriptor took less than offered: the main thread waits for POLLOUT */
 	_Atomic uint64_t out_dropped;  /* bytes dropped: nobody read them in time */
 	_Atomic bool drop_warn;        /* set at the first drop; warned once, by the main thread */
 	bool drop_warned;
@@ -63,6 +73,8 @@ static ssize_t write_some(int fd, const uint8_t *buf, size_t len)
 	size_t done = 0;
 	while (done < len) {
 		ssize_t n = write(fd, buf + done, len - done);
+		host_call_note(HOST_CALL_WRITE);
+		compound_note(COMPOUND_CONSOLE_WRITES, 1);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -72,9 +84,11 @@ static ssize_t write_some(int fd, const uint8_t *buf, size_t len)
 	return (ssize_t)done;
 }
 
-/* Under out_lock: hands the ring to the descriptor as far as it goes. */
+/* Under out_lock: hands the ring to the descriptor as far as it goes;
+ * what it does not take waits for POLLOUT in the main thread. */
 static void flush_ring(struct console *con)
 {
+	con->stalled = false;
 	while (con->o_len && con->out_fd >= 0) {
 		size_t run = CONSOLE_OUT_RING - con->o_head;
 		if (run > con->o_len)
@@ -86,8 +100,10 @@ static void flush_ring(struct console *con)
 		}
 		con->o_head = (con->o_head + (size_t)n) % CONSOLE_OUT_RING;
 		con->o_len -= (size_t)n;
-		if ((size_t)n < run)
+		if ((size_t)n < run) {
+			con->stalled = true;
 			return;
+		}
 	}
 }
 
@@ -123,6 +139,7 @@ int console_open(struct console **out, const char *spec)
 	if (strcmp(spec, "stdio") == 0) {
 		con->in_fd = STDIN_FILENO;
 		con->out_fd = STDOUT_FILENO;
+		con->out_tty = isatty(STDOUT_FILENO);
 		if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &con->saved) == 0) {
 			struct termios raw = con->saved;
 			cfmakeraw(&raw);
@@ -180,6 +197,7 @@ void console_close(struct console *con)
 	pthread_mutex_lock(&con->out_lock);
 	flush_ring(con);
 	while (con->o_len && con->out_fd >= 0) {
+		host_call_note(HOST_CALL_POLL);
 		struct pollfd p = { .fd = con->out_fd, .events = POLLOUT };
 		if (poll(&p, 1, CONSOLE_CLOSE_DRAIN_MS) <= 0)
 			break;
@@ -207,6 +225,34 @@ void console_close(struct console *con)
 	free(con);
 }
 
+void console_set_compound(struct console *con, bool on)
+{
+	pthread_mutex_lock(&con->out_lock);
+	con->compound = on;
+	if (!on && !con->stalled)
+		flush_ring(con);
+	pthread_mutex_unlock(&con->out_lock);
+}
+
+void console_flush(struct console *con)
+{
+	pthread_mutex_lock(&con->out_lock);
+	/* A stalled descriptor is the main thread's: it waits for room. */
+	if (con->o_len && !con->stalled)
+		flush_ring(con);
+	pthread_mutex_unlock(&con->out_lock);
+}
+
+void console_flush_at_exit(struct console *con)
+{
+	/* The interrupted thread may hold the lock (it was writing): then
+	 * what it holds is lost rather than the process hung. */
+	if (pthread_mutex_trylock(&con->out_lock) != 0)
+		return;
+	flush_ring(con);
+	pthread_mutex_unlock(&con->out_lock);
+}
+
 void console_set_sink(struct console *con, console_sink_fn sink, void *opaque)
 {
 	con->sink = sink;
@@ -226,10 +272,37 @@ uint64_t console_dropped_bytes(struct console *con)
 	return atomic_load(&con->out_dropped);
 }
 
+/* Appends to the ring what fits; counts and warns about the rest.
+ * Returns true when the main thread must be woken for the warning. */
+static bool ring_append(struct console *con, const uint8_t *buf, size_t len)
+{
+	size_t room = CONSOLE_OUT_RING - con->o_len;
+	size_t take = len < room ? len : room;
+	size_t at = (con->o_head + con->o_len) % CONSOLE_OUT_RING;
+	size_t first = CONSOLE_OUT_RING - at < take ? CONSOLE_OUT_RING - at : take;
+	memcpy(con->out_ring + at, buf, first);
+	memcpy(con->out_ring, buf + first, take - first);
+	con->o_len += take;
+	if (take < len) {
+		atomic_fetch_add(&con->out_dropped, len - take);
+		return !atomic_exchange(&con->drop_warn, true);
+	}
+	return false;
+}
+
 /* Guest output never waits for the reader: what the descriptor does not
  * take at once goes to the ring, which the main thread's console_poll()
  * hands on when the descriptor has room; what does not fit in the ring is
- * dropped and counted. */
+ * dropped and counted.
+ *
+ * Compounding on, the output of a burst waits in the ring and goes in
+ * one write(2) when the burst ends (docs/compounding.md "Console"): when
+ * the vCPU stops running guest code (console_flush() after vcpu_run, an
+ * idle HLT among them), at the main thread's next poll (at most 100 ms
+ * on), before vessel writes a message of its own (the log's flush hook),
+ * at a newline on a terminal, when 64 KiB wait, and at close.  The bytes
+ * and their order are the same either way; only the number of writes
+ * changes. */
 void console_write(struct console *con, const uint8_t *buf, size_t len)
 {
 	bool woke = false;
@@ -237,6 +310,20 @@ void console_write(struct console *con, const uint8_t *buf, size_t len)
 	if (con->out_fd < 0) {
 		pthread_mutex_unlock(&con->out_lock);
 		return;   /* nobody connected: dropped, as on a line with no cable */
+	}
+	compound_note(COMPOUND_CONSOLE_BYTES, len);
+	if (con->compound) {
+		woke = ring_append(con, buf, len);
+		if (!con->stalled &&
+		    (con->o_len >= CONSOLE_BURST_BYTES || (con->out_tty && memchr(buf, '\n', len)))) {
+			flush_ring(con);
+			/* Short: the main thread must start polling for room. */
+			woke |= con->stalled;
+		}
+		pthread_mutex_unlock(&con->out_lock);
+		if (woke)
+			console_notify_room(con);
+		return;
 	}
 	if (con->o_len == 0) {
 		ssize_t n = write_some(con->out_fd, buf, len);
@@ -247,17 +334,9 @@ void console_write(struct console *con, const uint8_t *buf, size_t len)
 		buf += n;
 		len -= (size_t)n;
 		woke = len != 0;   /* the ring was empty: the main thread must start polling */
+		con->stalled = len != 0;
 	}
-	size_t room = CONSOLE_OUT_RING - con->o_len;
-	size_t take = len < room ? len : room;
-	for (size_t i = 0; i < take; i++)
-		con->out_ring[(con->o_head + con->o_len + i) % CONSOLE_OUT_RING] = buf[i];
-	con->o_len += take;
-	if (take < len) {
-		atomic_fetch_add(&con->out_dropped, len - take);
-		if (!atomic_exchange(&con->drop_warn, true))
-			woke = true;
-	}
+	woke |= ring_append(con, buf, len);
 	pthread_mutex_unlock(&con->out_lock);
 	if (woke)
 		console_notify_room(con);
@@ -266,6 +345,7 @@ void console_write(struct console *con, const uint8_t *buf, size_t len)
 void console_notify_room(struct console *con)
 {
 	uint64_t one = 1;
+	host_call_note(HOST_CALL_WAKE);
 	if (write(con->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		log_debug("console", "eventfd write: %s", strerror(errno));
 }
@@ -325,6 +405,9 @@ enum console_event console_poll(struct console *con, int timeout_ms)
 	int n = 0, in_idx = -1, listen_idx = -1, out_idx = -1;
 	p[n++] = (struct pollfd){ .fd = con->wake_fd, .events = POLLIN };
 	pthread_mutex_lock(&con->out_lock);
+	/* The compounding timer: a burst still held back is written now. */
+	if (con->o_len && !con->stalled)
+		flush_ring(con);
 	if (con->o_len && con->out_fd >= 0) {
 		out_idx = n;
 		p[n++] = (struct pollfd){ .fd = con->out_fd, .events = POLLOUT };
@@ -340,9 +423,11 @@ enum console_event console_poll(struct console *con, int timeout_ms)
 		p[n++] = (struct pollfd){ .fd = con->listen_fd, .events = POLLIN };
 	}
 	enum console_event ev = CONSOLE_NONE;
+	host_call_note(HOST_CALL_POLL);
 	if (poll(p, (nfds_t)n, timeout_ms) > 0) {
 		if (p[0].revents & POLLIN) {
 			uint64_t v;
+			host_call_note(HOST_CALL_READ);
 			if (read(con->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 				log_debug("console", "eventfd read: %s", strerror(errno));
 		}
@@ -356,12 +441,14 @@ enum console_event console_poll(struct console *con, int timeout_ms)
 			if (fd >= 0) {
 				pthread_mutex_lock(&con->out_lock);
 				con->in_fd = con->out_fd = fd;
+				con->stalled = false;
 				pthread_mutex_unlock(&con->out_lock);
 			}
 		}
 		if (in_idx >= 0 && (p[in_idx].revents & (POLLIN | POLLHUP | POLLERR))) {
 			uint8_t buf[4096];
 			size_t room = CONSOLE_QUEUE - con->q_len;
+			host_call_note(HOST_CALL_READ);
 			ssize_t got = read(con->in_fd, buf, room < sizeof(buf) ? room : sizeof(buf));
 			if (got > 0) {
 				ev = process_input(con, buf, (size_t)got);
@@ -372,6 +459,7 @@ enum console_event console_poll(struct console *con, int timeout_ms)
 					close(con->in_fd);
 					con->in_fd = con->out_fd = -1;
 					con->o_len = 0;   /* for the client that left, nobody else */
+					con->stalled = false;
 					pthread_mutex_unlock(&con->out_lock);
 				} else {
 					con->in_fd = -1;

@@ -37,6 +37,18 @@ void console_set_sink(struct console *con, console_sink_fn sink, void *opaque);
  * console_poll() hands on; what does not fit is dropped and counted, with
  * one warning. */
 void console_write(struct console *con, const uint8_t *buf, size_t len);
+/* Compounding (docs/compounding.md "Console"): on, guest output is
+ * written once per burst; off (the default of a new console), as it
+ * comes. */
+void console_set_compound(struct console *con, bool on);
+/* Ends the current burst: what waits is written now (unless the reader
+ * is behind, which the main thread handles).  Thread-safe; called by a
+ * vCPU thread when vcpu_run returns and before vessel writes to stderr. */
+void console_flush(struct console *con);
+/* console_flush() for a process about to end from a signal handler (the
+ * sandbox's SIGSYS): writes what waits unless another thread holds the
+ * output, without waiting for anything. */
+void console_flush_at_exit(struct console *con);
 /* Bytes of guest output dropped so far because nobody read them. */
 uint64_t console_dropped_bytes(struct console *con);
 /* Puts the terminal back as console_open() found it; async-signal-safe

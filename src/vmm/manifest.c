@@ -19,7 +19,7 @@
 
 const char *const vm_manifest_fields[] = {
 	"engine", "cpu", "cpus", "memory", "numa_nodes", "kernel", "initrd", "cmdline",
-	"decompress", "no_reboot", "deterministic", "hyperv", "sandbox", "serial", "api_socket", "restore",
+	"decompress", "no_reboot", "deterministic", "hyperv", "compound", "sandbox", "serial", "api_socket", "restore",
 	"disks", "disks[].path", "disks[].format", "disks[].readonly", "disks[].key_file",
 	"disks[].serial", "disks[].id", "rng",
 	"devices", "devices[].type", "devices[].id", "devices[].params",
@@ -225,16 +225,28 @@ static int f_rng(const struct mctx *m, json_t *v, struct vm_config *cfg)
 	return get_bool(m, "rng", v, &cfg->rng);
 }
 
-/* true, false, or a --hyperv string ("off", "-crash,-time"): checked by
- * vm_config_validate(). */
-static int f_hyperv(const struct mctx *m, json_t *v, struct vm_config *cfg)
+/* A switch with details: true ("on"), false ("off") or the string a flag
+ * takes, which vm_config_validate() checks. */
+static int get_switch_string(const struct mctx *m, const char *field, json_t *v, const char *expected, char **out)
 {
 	if (json_is_boolean(v)) {
-		free(cfg->hyperv);
-		cfg->hyperv = strdup(json_is_true(v) ? "on" : "off");
-		return cfg->hyperv ? 0 : err_set(-ENOMEM, "manifest %s: hyperv: out of memory", m->name);
+		free(*out);
+		*out = strdup(json_is_true(v) ? "on" : "off");
+		return *out ? 0 : err_set(-ENOMEM, "manifest %s: %s: out of memory", m->name, field);
 	}
-	return get_string(m, "hyperv", v, "true, false or a --hyperv feature list", &cfg->hyperv, false);
+	return get_string(m, field, v, expected, out, false);
+}
+
+/* true, false, or a --compound string ("console=off"). */
+static int f_compound(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	return get_switch_string(m, "compound", v, "true, false or a --compound list", &cfg->compound);
+}
+
+/* true, false, or a --hyperv string ("off", "-crash,-time"). */
+static int f_hyperv(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	return get_switch_string(m, "hyperv", v, "true, false or a --hyperv feature list", &cfg->hyperv);
 }
 
 static int f_sandbox(const struct mctx *m, json_t *v, struct vm_config *cfg)
@@ -600,7 +612,7 @@ static const struct {
 	{ "engine", f_engine }, { "cpu", f_cpu }, { "cpus", f_cpus }, { "memory", f_memory }, { "numa_nodes", f_numa },
 	{ "kernel", f_kernel }, { "initrd", f_initrd }, { "cmdline", f_cmdline },
 	{ "decompress", f_decompress }, { "no_reboot", f_no_reboot }, { "deterministic", f_deterministic },
-	{ "hyperv", f_hyperv },
+	{ "hyperv", f_hyperv }, { "compound", f_compound },
 	{ "sandbox", f_sandbox },
 	{ "serial", f_serial }, { "api_socket", f_api_socket }, { "restore", f_restore },
 	{ "disks", f_disks }, { "devices", f_devices }, { "consoles", f_consoles },

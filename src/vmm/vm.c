@@ -16,11 +16,13 @@
 #include "board/pc.h"
 #include "hw/intc/lapic.h"
 #include "util/error.h"
+#include "util/hostcall.h"
 #include "vmm/snapshot.h"
 #include "util/log.h"
 #include "vmm/console.h"
 #include "vmm/control.h"
 #include "vmm/pc_virtio.h"
+#include "machine/compound.h"
 #include "machine/machine.h"
 #include "vmm/sandbox.h"
 
@@ -36,6 +38,7 @@ _Static_assert(VM_MAX_CPUS <= MACHINE_MAX_CPUS, "a configured VM fits the machin
 struct vcpu_thread_arg {
 	struct vcpu *vcpu;
 	struct vcpu_gate *gate;
+	struct console *con;
 };
 
 /* SDM vol. 3A, 9.4.4 / 10.4.7: a SIPI starts the AP in real mode at
@@ -120,6 +123,10 @@ static void *vcpu_thread(void *opaque)
 		}
 		memset(&exit, 0, sizeof(exit));
 		int rc = vm->accel->vcpu_run(vcpu, &exit);
+		/* The guest stopped running on this vCPU (idle, a stop, a
+		 * crash): the console output it held back for compounding goes
+		 * out now, before anything vessel prints about it. */
+		console_flush(arg->con);
 		if (rc < 0) {
 			log_error("vcpu", "cpu%u: %s", vcpu->id, err_msg());
 			vm_request_stop(vm, VM_STOP_ERROR);
@@ -211,6 +218,9 @@ static int vm_create(const struct vm_config *cfg, const struct numa_config *numa
 		return err_set(-ENOMEM, "out of memory");
 	vm->cfg = cfg;
 	vm->accel = accel_find(cfg->engine);
+	/* Checked by vm_config_validate(). */
+	if (compound_parse(cfg->compound, &vm->compound) < 0)
+		vm->compound = COMPOUND_ALL;
 	/* Checked by vm_config_validate(): a spec that fails here leaves max. */
 	if (cfg->cpu)
 		cpu_model_parse(cfg->cpu, !strcmp(cfg->engine, "emu"), &vm->cpu_model);
@@ -272,7 +282,7 @@ static enum vm_stop_reason vm_run_once(struct vm_session *sess, struct vm *vm, s
 {
 	struct vcpu_thread_arg args[MACHINE_MAX_CPUS];
 	for (unsigned i = 0; i < vm->n_vcpus; i++) {
-		args[i] = (struct vcpu_thread_arg){ .vcpu = vm->vcpus[i], .gate = &sess->gate };
+		args[i] = (struct vcpu_thread_arg){ .vcpu = vm->vcpus[i], .gate = &sess->gate, .con = con };
 		if (pthread_create(&vm->vcpus[i]->thread, NULL, vcpu_thread, &args[i]) != 0) {
 			log_error("vm", "cannot start the thread of cpu%u", i);
 			vm_request_stop(vm, VM_STOP_ERROR);
@@ -491,11 +501,21 @@ static enum vm_stop_reason vm_prepare(struct vm_session *sess, struct chardev *s
 
 static struct console *sandboxed_console;
 
-/* Runs in the SIGSYS handler: the terminal goes back to cooked mode. */
+/* The log's flush hook: guest output before vessel's own messages. */
+static void flush_console_hook(void *opaque)
+{
+	console_flush(opaque);
+}
+
+/* Runs in the SIGSYS handler: the guest's output held back for
+ * compounding goes out before the sandbox's message, and the terminal
+ * goes back to cooked mode. */
 static void sandbox_exit_hook(void)
 {
-	if (sandboxed_console)
+	if (sandboxed_console) {
+		console_flush_at_exit(sandboxed_console);
 		console_restore_terminal(sandboxed_console);
+	}
 }
 
 enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts *opts, int *debug_exit_value)
@@ -513,6 +533,11 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 	struct console *con;
 	if (console_open(&con, cfg->serial) < 0)
 		return VM_STOP_BAD_INPUT;
+
+	unsigned compound = COMPOUND_ALL;
+	compound_parse(cfg->compound, &compound);   /* checked by vm_config_validate() */
+	console_set_compound(con, compound & COMPOUND_CONSOLE);
+	log_set_flush_hook(flush_console_hook, con);
 
 	struct chardev *serial = console_chardev_new(con);
 	struct vm_session sess;
@@ -557,6 +582,7 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 		 * and fail rather than end as if it had powered off. */
 		bool cannot_reboot = reboot && !cfg->kernel;
 		if (cannot_reboot) {
+			log_flush_before_output();
 			fprintf(stderr, "vessel: the guest rebooted, but this VM was restored from a snapshot without "
 					"--kernel, so there is nothing to boot (give --kernel, and --initrd and --append if "
 					"needed, with --restore to let it reboot)\n");
@@ -575,9 +601,18 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 		log_info("vm", "guest reboot");
 	}
 	vm_session_finish(&sess);
+	log_info("vm", "compounding: %llu console bytes in %llu writes, %llu of %llu timer re-arms without a wake-up, "
+		 "%llu exits saved by lookahead in %llu runs",
+		 (unsigned long long)compound_total(COMPOUND_CONSOLE_BYTES),
+		 (unsigned long long)compound_total(COMPOUND_CONSOLE_WRITES),
+		 (unsigned long long)compound_total(COMPOUND_TIMER_WAKES_SAVED),
+		 (unsigned long long)compound_total(COMPOUND_TIMER_REARMS),
+		 (unsigned long long)compound_total(COMPOUND_LOOKAHEAD_EXITS_SAVED),
+		 (unsigned long long)compound_total(COMPOUND_LOOKAHEAD_RUNS));
 out:
 	chardev_free(serial);
 	sandboxed_console = NULL;
+	log_set_flush_hook(NULL, NULL);
 	console_close(con);
 	return why;
 }

@@ -4,10 +4,15 @@
  * irqchip: one implementation for every engine), so interrupts are
  * injected with KVM_INTERRUPT when the guest can take them, and an
  * interrupt window is requested otherwise.  Port I/O and MMIO exits are
- * dispatched through vcpu_dispatch_exit() like the emu engine's. */
+ * dispatched through vcpu_dispatch_exit() like the emu engine's; after
+ * one, the trap lookahead (src/cpu/lookahead.h) may run the trapping
+ * instructions that follow in the emu engine (docs/compounding.md). */
 #include "machine/accel.h"
 #include "cpu/engines.h"
+#include "cpu/lookahead.h"
+#include "machine/compound.h"
 #include "util/error.h"
+#include "util/hostcall.h"
 #include "util/log.h"
 #include "util/trace.h"
 #include "machine/machine.h"
@@ -31,11 +36,23 @@ struct kvm_vm_state {
 	struct kvm_cpuid2 *cpuid;
 };
 
+/* Lookahead sites (the port or MMIO page of the exit) whose last runs
+ * saved nothing are tried again only now and then: each try costs six
+ * ioctls. */
+#define KVM_LA_SITES 64
+#define KVM_LA_MISSES 4        /* runs in a row that saved nothing before backing off */
+#define KVM_LA_RETRY 32        /* then one exit in this many tries again */
+
 struct kvm_vcpu_state {
 	int fd;
 	struct kvm_run *run;
 	pthread_t thread;
 	_Atomic bool thread_known;
+	struct lookahead *la;      /* NULL: lookahead off */
+	bool la_pending;           /* an I/O or MMIO exit was handled: complete it, then look ahead */
+	unsigned la_site;
+	uint8_t la_miss[KVM_LA_SITES];
+	uint8_t la_skip[KVM_LA_SITES];
 };
 
 static struct kvm_vm_state *kvm_of(struct vm *vm)
@@ -134,6 +151,7 @@ static void kvm_vcpu_destroy(struct vcpu *vcpu)
 	struct kvm_vcpu_state *kv = kv_of(vcpu);
 	if (!kv)
 		return;
+	lookahead_free(kv->la);
 	if (kv->run)
 		munmap(kv->run, (size_t)kvm_of(vcpu->vm)->run_size);
 	if (kv->fd >= 0)
@@ -181,6 +199,13 @@ static int kvm_vcpu_init(struct vcpu *vcpu)
 			e->eax = r[0]; e->ebx = r[1]; e->ecx = r[2]; e->edx = r[3];
 		}
 		ioctl(kv->fd, KVM_SET_CPUID2, k->cpuid);
+	}
+	if (vcpu->vm->compound & COMPOUND_LOOKAHEAD) {
+		kv->la = lookahead_new(vcpu);
+		if (!kv->la) {
+			kvm_vcpu_destroy(vcpu);
+			return -ENOMEM;
+		}
 	}
 	return 0;
 }
@@ -232,6 +257,7 @@ static void kvm_inject_interrupts(struct vcpu *vcpu, struct kvm_vcpu_state *kv)
 	struct vm *vm = vcpu->vm;
 	if (atomic_load(&vcpu->events) & VCPU_EVT_NMI) {
 		atomic_fetch_and(&vcpu->events, ~VCPU_EVT_NMI);
+		host_call_note(HOST_CALL_IOCTL);
 		ioctl(kv->fd, KVM_NMI);
 	}
 	if (!(atomic_load(&vcpu->events) & VCPU_EVT_INTR) || !vm->intr_ack) {
@@ -245,6 +271,7 @@ static void kvm_inject_interrupts(struct vcpu *vcpu, struct kvm_vcpu_state *kv)
 		pthread_mutex_unlock(&vm->dev_lock);
 		if (vector >= 0) {
 			struct kvm_interrupt irq = { .irq = (uint32_t)vector };
+			host_call_note(HOST_CALL_IOCTL);
 			ioctl(kv->fd, KVM_INTERRUPT, &irq);
 			if (trace_on(TRACE_IRQ))
 				trace_printf("irq   cpu%u vector %#04x", vcpu->id, vector);
@@ -253,6 +280,133 @@ static void kvm_inject_interrupts(struct vcpu *vcpu, struct kvm_vcpu_state *kv)
 		}
 	}
 	kv->run->request_interrupt_window = (atomic_load(&vcpu->events) & VCPU_EVT_INTR) ? 1 : 0;
+}
+
+static int kvm_get_regs(struct vcpu *vcpu, struct x86_regs *regs);
+static int kvm_set_regs(struct vcpu *vcpu, const struct x86_regs *regs);
+static int kvm_get_sregs(struct vcpu *vcpu, struct x86_sregs *sregs);
+
+/* The site of an I/O or MMIO exit, for the lookahead's back-off. */
+static unsigned kvm_exit_site(const struct kvm_run *run)
+{
+	uint64_t key = run->exit_reason == KVM_EXIT_IO ? run->io.port : (run->mmio.phys_addr >> 12) ^ 0x5a5a;
+	return (unsigned)((key * 0x9e3779b1u) >> 7) % KVM_LA_SITES;
+}
+
+/* After an I/O or MMIO exit has been completed: the lookahead from the
+ * boundary after the trapping instruction (docs/compounding.md
+ * "Lookahead").  Whatever it ran is written back; on any error the guest
+ * simply goes on where it is. */
+static void kvm_lookahead(struct vcpu *vcpu, struct kvm_vcpu_state *kv)
+{
+	/* Completing the exit can leave an event for KVM to deliver before
+	 * the next instruction (a fault in a string instruction's next
+	 * iteration, an injected interrupt or NMI) or an interrupt shadow:
+	 * then the next instruction is not the guest's to run now. */
+	struct kvm_vcpu_events ev;
+	host_call_note(HOST_CALL_IOCTL);
+	if (ioctl(kv->fd, KVM_GET_VCPU_EVENTS, &ev) < 0 || ev.exception.injected || ev.exception.pending ||
+	    ev.interrupt.injected || ev.interrupt.shadow || ev.nmi.injected || ev.nmi.pending)
+		return;
+	struct kvm_debugregs dbg;
+	host_call_note(HOST_CALL_IOCTL);
+	if (ioctl(kv->fd, KVM_GET_DEBUGREGS, &dbg) < 0)
+		return;
+	struct x86_regs regs;
+	struct x86_sregs sregs;
+	if (kvm_get_regs(vcpu, &regs) < 0 || kvm_get_sregs(vcpu, &sregs) < 0)
+		return;
+	struct lookahead_result res;
+	if (lookahead_run(kv->la, &regs, &sregs, dbg.dr7, NULL, &res) < 0)
+		return;
+	unsigned site = kv->la_site;
+	if (res.traps) {
+		kv->la_miss[site] = 0;
+	} else if (kv->la_miss[site] < KVM_LA_MISSES) {
+		kv->la_miss[site]++;
+	}
+	compound_note(COMPOUND_LOOKAHEAD_RUNS, 1);
+	compound_note(COMPOUND_LOOKAHEAD_INSNS, res.insns);
+	compound_note(COMPOUND_LOOKAHEAD_EXITS_SAVED, res.traps);
+	if (trace_on(TRACE_IO))
+		trace_printf("look  cpu%u %u insns, %u accesses, stop %s %s", vcpu->id, res.insns, res.traps,
+			     lookahead_stop_name(res.stop), res.why);
+	if (res.insns || res.stop == LOOKAHEAD_STOP_FAULT)
+		kvm_set_regs(vcpu, &regs);
+}
+
+/* Whether to look ahead after this exit: on, and its site not backing
+ * off. */
+static bool kvm_want_lookahead(struct kvm_vcpu_state *kv, const struct kvm_run *run)
+{
+	if (!kv->la)
+		return false;
+	unsigned site = kvm_exit_site(run);
+	kv->la_site = site;
+	if (kv->la_miss[site] < KVM_LA_MISSES)
+		return true;
+	return ++kv->la_skip[site] % KVM_LA_RETRY == 0;
+}
+
+/* One exit of KVM_RUN: 1 to enter the guest again, 0 to return *exit. */
+static int kvm_handle_exit(struct vcpu *vcpu, struct kvm_vcpu_state *kv, struct vcpu_exit *exit)
+{
+	struct kvm_run *run = kv->run;
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		kvm_handle_io(vcpu, run);
+		kv->la_pending = kvm_want_lookahead(kv, run);
+		return 1;
+	case KVM_EXIT_MMIO:
+		kvm_handle_mmio(vcpu, run);
+		kv->la_pending = kvm_want_lookahead(kv, run);
+		return 1;
+	case KVM_EXIT_IRQ_WINDOW_OPEN:
+	case KVM_EXIT_INTR:
+		return 1;
+	case KVM_EXIT_HLT:
+		exit->reason = VCPU_EXIT_HLT;
+		return 0;
+	case KVM_EXIT_SHUTDOWN:
+		exit->reason = VCPU_EXIT_SHUTDOWN;
+		snprintf(exit->error.message, sizeof(exit->error.message), "KVM reported a shutdown");
+		return 0;
+	case KVM_EXIT_FAIL_ENTRY:
+		exit->reason = VCPU_EXIT_INTERNAL_ERROR;
+		snprintf(exit->error.message, sizeof(exit->error.message),
+			 "kvm: entry failed, hardware reason %#llx",
+			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		return 0;
+	case KVM_EXIT_INTERNAL_ERROR:
+		exit->reason = VCPU_EXIT_INTERNAL_ERROR;
+		snprintf(exit->error.message, sizeof(exit->error.message),
+			 "kvm: internal error, suberror %u", run->internal.suberror);
+		return 0;
+	default:
+		exit->reason = VCPU_EXIT_INTERNAL_ERROR;
+		snprintf(exit->error.message, sizeof(exit->error.message),
+			 "kvm: unexpected exit reason %u", run->exit_reason);
+		return 0;
+	}
+}
+
+/* The guest's state after an I/O or MMIO exit is complete only once
+ * KVM_RUN has been called again (the IN's result in RAX, RIP past the
+ * instruction; api.rst, "KVM_EXIT_IO"): with immediate_exit set, KVM
+ * completes it and returns EINTR without entering the guest.  Returns 1
+ * when the lookahead may run, 0 when KVM_RUN reported another exit
+ * instead (a string instruction's next batch), -1 on error. */
+static int kvm_complete_exit(struct kvm_vcpu_state *kv)
+{
+	struct kvm_run *run = kv->run;
+	run->immediate_exit = 1;
+	host_call_note(HOST_CALL_IOCTL);
+	int rc = ioctl(kv->fd, KVM_RUN, 0);
+	int e = errno;
+	run->immediate_exit = 0;
+	if (rc < 0)
+		return e == EINTR ? 1 : -1;
+	return 0;
 }
 
 static int kvm_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
@@ -264,6 +418,14 @@ static int kvm_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 		atomic_store(&kv->thread_known, true);
 	}
 	for (;;) {
+		if (kv->la_pending) {
+			kv->la_pending = false;
+			int c = kvm_complete_exit(kv);
+			if (c == 1)
+				kvm_lookahead(vcpu, kv);
+			else if (c == 0 && !kvm_handle_exit(vcpu, kv, exit))
+				return 0;
+		}
 		if (atomic_load(&vcpu->events) & VCPU_EVT_KICK) {
 			exit->reason = VCPU_EXIT_KICK;
 			return 0;
@@ -276,6 +438,7 @@ static int kvm_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 		bool has_apic = vcpu_apic_get_cr8(vcpu, &cr8) == 0;
 		if (has_apic)
 			run->cr8 = cr8;
+		host_call_note(HOST_CALL_IOCTL);
 		int run_rc = ioctl(kv->fd, KVM_RUN, 0);
 		int run_errno = errno;
 		if (has_apic && run->cr8 != cr8)
@@ -289,46 +452,15 @@ static int kvm_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 			}
 			return err_set(-errno, "kvm: KVM_RUN failed: %s", strerror(errno));
 		}
-		switch (run->exit_reason) {
-		case KVM_EXIT_IO:
-			kvm_handle_io(vcpu, run);
-			break;
-		case KVM_EXIT_MMIO:
-			kvm_handle_mmio(vcpu, run);
-			break;
-		case KVM_EXIT_IRQ_WINDOW_OPEN:
-		case KVM_EXIT_INTR:
-			break;
-		case KVM_EXIT_HLT:
-			exit->reason = VCPU_EXIT_HLT;
+		if (!kvm_handle_exit(vcpu, kv, exit))
 			return 0;
-		case KVM_EXIT_SHUTDOWN:
-			exit->reason = VCPU_EXIT_SHUTDOWN;
-			snprintf(exit->error.message, sizeof(exit->error.message), "KVM reported a shutdown");
-			return 0;
-		case KVM_EXIT_FAIL_ENTRY:
-			exit->reason = VCPU_EXIT_INTERNAL_ERROR;
-			snprintf(exit->error.message, sizeof(exit->error.message),
-				 "kvm: entry failed, hardware reason %#llx",
-				 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
-			return 0;
-		case KVM_EXIT_INTERNAL_ERROR:
-			exit->reason = VCPU_EXIT_INTERNAL_ERROR;
-			snprintf(exit->error.message, sizeof(exit->error.message),
-				 "kvm: internal error, suberror %u", run->internal.suberror);
-			return 0;
-		default:
-			exit->reason = VCPU_EXIT_INTERNAL_ERROR;
-			snprintf(exit->error.message, sizeof(exit->error.message),
-				 "kvm: unexpected exit reason %u", run->exit_reason);
-			return 0;
-		}
 	}
 }
 
 static int kvm_get_regs(struct vcpu *vcpu, struct x86_regs *regs)
 {
 	struct kvm_regs r;
+	host_call_note(HOST_CALL_IOCTL);
 	if (ioctl(kv_of(vcpu)->fd, KVM_GET_REGS, &r) < 0)
 		return err_set(-errno, "kvm: KVM_GET_REGS: %s", strerror(errno));
 	const uint64_t g[16] = { r.rax, r.rcx, r.rdx, r.rbx, r.rsp, r.rbp, r.rsi, r.rdi,
@@ -349,6 +481,7 @@ static int kvm_set_regs(struct vcpu *vcpu, const struct x86_regs *regs)
 		.r12 = g[R12], .r13 = g[R13], .r14 = g[R14], .r15 = g[R15],
 		.rip = regs->rip, .rflags = regs->rflags,
 	};
+	host_call_note(HOST_CALL_IOCTL);
 	if (ioctl(kv_of(vcpu)->fd, KVM_SET_REGS, &r) < 0)
 		return err_set(-errno, "kvm: KVM_SET_REGS: %s", strerror(errno));
 	return 0;
@@ -375,6 +508,7 @@ static void seg_to_kvm(struct kvm_segment *o, const struct x86_segment *s)
 static int kvm_get_sregs(struct vcpu *vcpu, struct x86_sregs *sr)
 {
 	struct kvm_sregs s;
+	host_call_note(HOST_CALL_IOCTL);
 	if (ioctl(kv_of(vcpu)->fd, KVM_GET_SREGS, &s) < 0)
 		return err_set(-errno, "kvm: KVM_GET_SREGS: %s", strerror(errno));
 	const struct kvm_segment *segs[SEG_COUNT] = { &s.es, &s.cs, &s.ss, &s.ds, &s.fs, &s.gs };
@@ -398,6 +532,7 @@ static int kvm_set_sregs(struct vcpu *vcpu, const struct x86_sregs *sr)
 {
 	struct kvm_sregs s;
 	/* Read first so that the interrupt bitmap keeps its value. */
+	host_call_note(HOST_CALL_IOCTL);
 	if (ioctl(kv_of(vcpu)->fd, KVM_GET_SREGS, &s) < 0)
 		return err_set(-errno, "kvm: KVM_GET_SREGS: %s", strerror(errno));
 	struct kvm_segment *segs[SEG_COUNT] = { &s.es, &s.cs, &s.ss, &s.ds, &s.fs, &s.gs };
@@ -416,6 +551,7 @@ static int kvm_set_sregs(struct vcpu *vcpu, const struct x86_sregs *sr)
 	s.cr8 = sr->cr8;
 	s.efer = sr->efer;
 	s.apic_base = sr->apic_base;
+	host_call_note(HOST_CALL_IOCTL);
 	if (ioctl(kv_of(vcpu)->fd, KVM_SET_SREGS, &s) < 0)
 		return err_set(-errno, "kvm: KVM_SET_SREGS: %s", strerror(errno));
 	return 0;

@@ -1,5 +1,6 @@
 /* The timer service: ordering, re-arming, and the real timer thread. */
 #include "machine/timer.h"
+#include "util/hostcall.h"
 
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -103,5 +104,43 @@ Test(timer_service, thread_runs_callbacks_under_the_lock)
 	}
 	cr_assert_eq(atomic_load(&arg.fired), 1);
 	cr_assert(arg.lock_held);
+	timer_service_free(ts);
+}
+
+/* Compounding (docs/compounding.md "Timers"): re-arming the earliest
+ * timer for later than the thread sleeps to does not wake it; an earlier
+ * deadline does, and every timer still fires. */
+Test(timer_service, later_rearms_do_not_wake_the_thread)
+{
+	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	struct timer_service *ts = timer_service_new(&lock);
+	cr_assert(ts);
+	timer_service_set_coalesce(ts, true);
+	cr_assert_eq(timer_service_start(ts), 0);
+	struct thread_arg arg = { .lock = &lock };
+	struct vm_timer t;
+	timer_init(&t, ts, on_thread_fire, &arg);
+	pthread_mutex_lock(&lock);
+	timer_mod(&t, vm_clock_ns(ts) + 200000000);   /* 200 ms */
+	pthread_mutex_unlock(&lock);
+	/* Let the thread go to sleep until that deadline. */
+	struct timespec d = { 0, 20000000 };
+	nanosleep(&d, NULL);
+	uint64_t saved0 = compound_total(COMPOUND_TIMER_WAKES_SAVED), wakes0 = host_call_total(HOST_CALL_WAKE);
+	pthread_mutex_lock(&lock);
+	for (int i = 1; i <= 100; i++)
+		timer_mod(&t, vm_clock_ns(ts) + 200000000 + (uint64_t)i * 1000);   /* later and later */
+	pthread_mutex_unlock(&lock);
+	cr_assert_eq(compound_total(COMPOUND_TIMER_WAKES_SAVED) - saved0, 100);
+	cr_assert_eq(host_call_total(HOST_CALL_WAKE) - wakes0, 0);
+	pthread_mutex_lock(&lock);
+	timer_mod(&t, vm_clock_ns(ts) + 1000000);   /* earlier: this one must wake it */
+	pthread_mutex_unlock(&lock);
+	cr_assert_eq(host_call_total(HOST_CALL_WAKE) - wakes0, 1);
+	for (int i = 0; i < 5000 && !atomic_load(&arg.fired); i++) {
+		struct timespec s = { 0, 1000000 };
+		nanosleep(&s, NULL);
+	}
+	cr_assert_eq(atomic_load(&arg.fired), 1, "fired at the earlier deadline");
 	timer_service_free(ts);
 }

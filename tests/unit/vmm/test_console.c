@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "util/hostcall.h"
 #include "vmm/console.h"
 
 struct sink {
@@ -141,4 +142,83 @@ Test(console, output_nobody_reads_never_blocks_the_writer, .timeout = 60)
 	cr_assert_eq(memcmp(got, chunk, sizeof(got)), 0);
 	close(fd);
 	console_close(con);
+}
+
+/* Compounding (docs/compounding.md "Console"): bytes written one at a
+ * time wait for the end of the burst and then arrive in one piece, the
+ * same bytes in the same order; without it they arrive as written. */
+static size_t pending_bytes(int fd)
+{
+	uint8_t buf[65536];
+	ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_PEEK);
+	return n > 0 ? (size_t)n : 0;
+}
+
+Test(console, compounded_output_waits_for_the_end_of_the_burst, .timeout = 60)
+{
+	signal(SIGPIPE, SIG_IGN);
+	char path[96];
+	for (int on = 0; on <= 1; on++) {
+		struct console *con = open_socket_console(path, sizeof(path));
+		console_set_compound(con, on);
+		int fd = connect_to(path);
+		console_poll(con, 1000); /* accept */
+		uint64_t writes0 = compound_total(COMPOUND_CONSOLE_WRITES);
+		for (int i = 0; i < 1000; i++) {
+			uint8_t c = (uint8_t)('a' + i % 26);
+			console_write(con, &c, 1);
+		}
+		uint64_t writes = compound_total(COMPOUND_CONSOLE_WRITES) - writes0;
+		if (on) {
+			cr_assert_eq(pending_bytes(fd), 0, "held back until the burst ends");
+			cr_assert_eq(writes, 0);
+			console_flush(con);
+			cr_assert_eq(compound_total(COMPOUND_CONSOLE_WRITES) - writes0, 1, "one write(2) for the burst");
+		} else {
+			/* One write(2) per byte, until the socket's buffer is full of
+			 * one-byte messages; the rest waits in the ring. */
+			cr_assert_gt(writes, 100, "one write(2) per byte: %llu", (unsigned long long)writes);
+		}
+		uint8_t got[1000];
+		size_t n = 0;
+		while (n < sizeof(got)) {
+			ssize_t r = recv(fd, got + n, sizeof(got) - n, MSG_DONTWAIT);
+			if (r <= 0)
+				console_poll(con, 10);   /* the main thread hands on what waits */
+			else
+				n += (size_t)r;
+		}
+		for (int i = 0; i < 1000; i++)
+			cr_assert_eq(got[i], 'a' + i % 26, "byte %d (compounding %s)", i, on ? "on" : "off");
+		/* The main thread's poll ends a burst too (the 100 ms timer). */
+		console_write(con, (const uint8_t *)"xyz", 3);
+		if (on)
+			cr_assert_eq(pending_bytes(fd), 0);
+		console_poll(con, 0);
+		cr_assert_eq(pending_bytes(fd), 3);
+		close(fd);
+		console_close(con);
+	}
+}
+
+/* What is held back when the console closes still goes out. */
+Test(console, close_writes_what_the_burst_held)
+{
+	char tmpl[] = "/tmp/vessel-console-test-XXXXXX";
+	int fd = mkstemp(tmpl);
+	cr_assert(fd >= 0);
+	close(fd);
+	char spec[64];
+	snprintf(spec, sizeof(spec), "file:%s", tmpl);
+	struct console *con;
+	cr_assert_eq(console_open(&con, spec), 0);
+	console_set_compound(con, true);
+	console_write(con, (const uint8_t *)"last words", 10);
+	console_close(con);
+	FILE *f = fopen(tmpl, "r");
+	char buf[32] = { 0 };
+	cr_assert_eq(fread(buf, 1, sizeof(buf) - 1, f), 10);
+	cr_assert_str_eq(buf, "last words");
+	fclose(f);
+	unlink(tmpl);
 }

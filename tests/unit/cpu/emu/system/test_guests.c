@@ -8,6 +8,7 @@
 #include "machine/accel.h"
 #include "cpu/engines.h"
 #include "cpu/emu/emu.h"
+#include "cpu/lookahead.h"
 #include "machine/machine.h"
 
 #include <errno.h>
@@ -189,7 +190,36 @@ static void run_reference(const char *name, struct guest_run *r, struct vm *vm, 
 	(void)name;
 }
 
-static void run_guest(const char *name)
+/* With lookahead: the guest runs as the KVM engine runs it (one block
+ * per vcpu_run, so that the monitor gets control after each trapping
+ * instruction, tests/unit/hw/lookahead_sim.h), and after each trap the
+ * trap lookahead (docs/compounding.md) runs what follows; the guest's
+ * checks must pass as they do without it. */
+static void run_slice_with_lookahead(struct vcpu *vcpu, struct lookahead *la, struct vcpu_exit *exit, int *rc,
+				     uint64_t *saved)
+{
+	struct emu_cpu *cpu = vcpu->accel;
+	uint64_t t0 = vcpu->exit_counts[VCPU_EXIT_IO] + vcpu->exit_counts[VCPU_EXIT_MMIO];
+	cpu->icount_stop = cpu->icount + 1;
+	*rc = accel_emu.vcpu_run(vcpu, exit);
+	if (*rc < 0)
+		return;
+	if (exit->reason == VCPU_EXIT_KICK && !(atomic_load(&vcpu->events) & VCPU_EVT_KICK))
+		exit->reason = VCPU_EXIT_NONE;   /* the budget, not the watchdog */
+	if (exit->reason != VCPU_EXIT_NONE || vcpu->exit_counts[VCPU_EXIT_IO] + vcpu->exit_counts[VCPU_EXIT_MMIO] == t0)
+		return;
+	struct x86_regs r;
+	struct x86_sregs s;
+	struct lookahead_result res;
+	accel_emu.get_regs(vcpu, &r);
+	accel_emu.get_sregs(vcpu, &s);
+	cr_assert_eq(lookahead_run(la, &r, &s, cpu->dr[7], NULL, &res), 0);
+	*saved += res.traps;
+	if (res.insns || res.stop == LOOKAHEAD_STOP_FAULT)
+		accel_emu.set_regs(vcpu, &r);
+}
+
+static void run_guest_as(const char *name, bool lookahead)
 {
 	const struct accel_ops *accel = &accel_emu;
 	bool engine = accel->vcpu_init && accel->vcpu_run && accel->get_sregs && accel->set_sregs;
@@ -247,11 +277,17 @@ static void run_guest(const char *name)
 	regs.rip = 0xfff0;
 	cr_assert_eq(accel->set_regs(&vcpu, &regs), 0);
 
+	struct lookahead *la = lookahead ? lookahead_new(&vcpu) : NULL;
+	uint64_t saved = 0;
 	pthread_t wd;
 	pthread_create(&wd, NULL, watchdog, &r);
 	while (!atomic_load(&r.done)) {
 		memset(&exit, 0, sizeof(exit));
-		int rc = accel->vcpu_run(&vcpu, &exit);
+		int rc;
+		if (la)
+			run_slice_with_lookahead(&vcpu, la, &exit, &rc, &saved);
+		else
+			rc = accel->vcpu_run(&vcpu, &exit);
 		if (rc < 0 || exit.reason == VCPU_EXIT_SHUTDOWN || exit.reason == VCPU_EXIT_INTERNAL_ERROR)
 			break;
 		if (exit.reason == VCPU_EXIT_HLT && !atomic_load(&r.done))
@@ -265,6 +301,11 @@ static void run_guest(const char *name)
 		if (accel->get_regs(&vcpu, &stuck) == 0)
 			cr_log_error("%s: stuck at RIP %#llx, RFLAGS %#llx", name, (unsigned long long)stuck.rip,
 				     (unsigned long long)stuck.rflags);
+	}
+	if (la) {
+		cr_log_info("%s: %llu device accesses run by the lookahead", name, (unsigned long long)saved);
+		cr_expect_gt(saved, 0, "%s: the lookahead ran none of the guest's port output", name);
+		lookahead_free(la);
 	}
 	if (accel->vcpu_destroy)
 		accel->vcpu_destroy(&vcpu);
@@ -283,6 +324,27 @@ check:
 	bus_destroy(&vm.mmio);
 	gmem_destroy(&vm.mem);
 }
+
+static void run_guest(const char *name)
+{
+	run_guest_as(name, false);
+}
+
+/* The same guests with the trap lookahead driving their device accesses
+ * (docs/compounding.md "Lookahead"). */
+static void run_guest_lookahead(const char *name)
+{
+	run_guest_as(name, true);
+}
+
+Test(emu_guests_lookahead, mode_transitions) { run_guest_lookahead("modes"); }
+Test(emu_guests_lookahead, exceptions_and_error_codes) { run_guest_lookahead("except"); }
+Test(emu_guests_lookahead, paging_permission_matrix) { run_guest_lookahead("paging"); }
+Test(emu_guests_lookahead, task_switch) { run_guest_lookahead("task"); }
+Test(emu_guests_lookahead, virtual_8086_mode) { run_guest_lookahead("v86"); }
+Test(emu_guests_lookahead, call_gates_and_sysenter) { run_guest_lookahead("gates"); }
+Test(emu_guests_lookahead, single_step) { run_guest_lookahead("debug"); }
+Test(emu_guests_lookahead, long_mode_system) { run_guest_lookahead("sys64"); }
 
 Test(emu_guests, mode_transitions) { run_guest("modes"); }
 Test(emu_guests, exceptions_and_error_codes) { run_guest("except"); }

@@ -1,0 +1,64 @@
+/* Counters of the host system calls vessel makes where compounding
+ * matters (docs/compounding.md), and of what compounding saved.
+ *
+ * The places that count are the console's output and input, the timer
+ * thread's wake-ups and the KVM engine's ioctls: each calls
+ * host_call_note() next to its system call.  The counters are
+ * process-wide (one VM per process) and relaxed atomics: a few
+ * nanoseconds beside a system call of a microsecond or more.
+ * `vessel ctl stats` reads them (docs/api.md). */
+#ifndef VESSEL_UTIL_HOSTCALL_H
+#define VESSEL_UTIL_HOSTCALL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+enum host_call {
+	HOST_CALL_WRITE,   /* write(2) and writev(2) of guest data */
+	HOST_CALL_READ,    /* read(2) */
+	HOST_CALL_POLL,    /* poll(2) */
+	HOST_CALL_IOCTL,   /* ioctl(2): KVM_RUN and the register transfers */
+	HOST_CALL_WAKE,    /* a thread woken through a futex or an eventfd */
+	HOST_CALL_KINDS,
+};
+
+/* What compounding did, by mechanism. */
+enum compound_stat {
+	COMPOUND_CONSOLE_BYTES,       /* guest output bytes given to the console */
+	COMPOUND_CONSOLE_WRITES,      /* write(2) calls that carried them */
+	COMPOUND_TIMER_REARMS,        /* device timers armed for an earlier deadline than the thread sleeps to */
+	COMPOUND_TIMER_WAKES_SAVED,   /* ... of which needed no wake-up of the timer thread */
+	COMPOUND_LOOKAHEAD_RUNS,      /* traps after which the lookahead ran on */
+	COMPOUND_LOOKAHEAD_INSNS,     /* instructions it ran */
+	COMPOUND_LOOKAHEAD_EXITS_SAVED, /* trapping instructions among them: exits the guest did not take */
+	COMPOUND_STATS,
+};
+
+extern _Atomic uint64_t host_call_counts[HOST_CALL_KINDS];
+extern _Atomic uint64_t compound_counts[COMPOUND_STATS];
+
+static inline void host_call_note(enum host_call k)
+{
+	atomic_fetch_add_explicit(&host_call_counts[k], 1, memory_order_relaxed);
+}
+
+static inline void compound_note(enum compound_stat s, uint64_t n)
+{
+	atomic_fetch_add_explicit(&compound_counts[s], n, memory_order_relaxed);
+}
+
+static inline uint64_t host_call_total(enum host_call k)
+{
+	return atomic_load_explicit(&host_call_counts[k], memory_order_relaxed);
+}
+
+static inline uint64_t compound_total(enum compound_stat s)
+{
+	return atomic_load_explicit(&compound_counts[s], memory_order_relaxed);
+}
+
+/* "write", "read", ...; "console_bytes", ... (the names stats uses). */
+const char *host_call_name(enum host_call k);
+const char *compound_stat_name(enum compound_stat s);
+
+#endif
