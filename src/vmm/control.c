@@ -5,6 +5,7 @@
 
 #include "board/pc.h"
 #include "hv/hyperv.h"
+#include "vmm/hotplug.h"
 #include "vmm/snapshot.h"
 #include "vmm/manifest.h"
 #include "vmm/plugin_loader.h"
@@ -150,6 +151,8 @@ static int op_reset(void *opaque)
 	return 0;
 }
 
+static void hotplug_devices_to_json(struct vm_session *s, json_t *out, bool with_slot);
+
 /* Runs on the API's worker while the API thread serves other requests:
  * the vCPUs stay parked on a hold of its own whatever pause or poweroff
  * do meanwhile, and the state moves only from the one it saw. */
@@ -177,6 +180,9 @@ static int op_save(void *opaque, const char *path)
 	if (rc == 0) {
 		json_t *devices = json_array();
 		api_devices_to_json(&s->devices, devices);
+		pthread_mutex_lock(&s->lock);
+		hotplug_devices_to_json(s, devices, false);
+		pthread_mutex_unlock(&s->lock);
 		rc = snapshot_save_with_devices(vm, path, devices, NULL);
 		json_decref(devices);
 		int back = lifecycle_transition_from(&s->lc, VM_STATE_SAVING_STATE, before,
@@ -201,11 +207,35 @@ static int op_stats(void *opaque, json_t *out)
 	return rc;
 }
 
+/* The hot-plugged PCI functions of the live list (docs/hotplug.md), as
+ * the plug-in devices are listed; with_slot adds their slot as a
+ * resource. */
+static void hotplug_devices_to_json(struct vm_session *s, json_t *out, bool with_slot)
+{
+	for (unsigned i = 0; i < s->n_live; i++) {
+		const struct vm_device_config *c = &s->live[i];
+		if (!hotplug_type_known(c->type))
+			continue;
+		json_t *params = json_loads(c->params ? c->params : "{}", 0, NULL);
+		json_t *d = json_pack("{s:s, s:s, s:o}", "id", c->id, "type", c->type, "params",
+				      params ? params : json_object());
+		if (with_slot) {
+			json_int_t slot = json_integer_value(json_object_get(params, "slot"));
+			json_object_set_new(d, "plugin", json_null());
+			json_object_set_new(d, "resources", json_pack("[{s:s, s:s, s:I}]", "name", "slot", "kind",
+									"pci-slot", "base", slot));
+		}
+		json_array_append_new(out, d);
+	}
+}
+
 static int op_device_list(void *opaque, json_t *out)
 {
 	struct vm_session *s = opaque;
 	WITH_VM(s, vm);
 	int rc = api_devices_to_json(&s->devices, out);
+	if (rc == 0)
+		hotplug_devices_to_json(s, out, true);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -243,12 +273,49 @@ static void live_remove(struct vm_session *s, const char *id)
 
 /* On the API's worker: a plug-in's create() or destroy() may take its
  * time.  The API server runs no device-list meanwhile. */
+static bool live_has(struct vm_session *s, const char *id)
+{
+	bool found = false;
+	pthread_mutex_lock(&s->lock);
+	for (unsigned i = 0; i < s->n_live && !found; i++)
+		found = s->live[i].id && !strcmp(s->live[i].id, id);
+	pthread_mutex_unlock(&s->lock);
+	return found;
+}
+
+/* A virtio function on PCI bus 0, told to the guest (docs/hotplug.md);
+ * the live list records the slot it took. */
+static int hotplug_device_add(struct vm_session *s, struct vm *vm, const struct vm_device_config *dev)
+{
+	char *params = NULL;
+	int rc = hotplug_add(vm, dev, true, &params);
+	if (rc < 0)
+		return rc;
+	struct vm_device_config rec = { .type = dev->type, .id = dev->id, .params = params };
+	pthread_mutex_lock(&s->lock);
+	rc = live_add(s, &rec);
+	pthread_mutex_unlock(&s->lock);
+	free(params);
+	if (rc < 0)
+		hotplug_remove(vm, dev->id, true, 0);
+	return rc;
+}
+
 static int op_device_add(void *opaque, const struct vm_device_config *dev)
 {
 	struct vm_session *s = opaque;
 	struct vm *vm = session_use(s);
 	if (!vm)
 		return -EAGAIN;
+	if (live_has(s, dev->id)) {
+		session_unuse(s);
+		return err_set(-EEXIST, "a device with id %s exists", dev->id);
+	}
+	if (hotplug_type_known(dev->type)) {
+		int rc = hotplug_device_add(s, vm, dev);
+		session_unuse(s);
+		return rc;
+	}
 	int rc = plugin_devices_add(&s->devices, dev);
 	if (rc == 0) {
 		pthread_mutex_lock(&s->lock);
@@ -261,13 +328,22 @@ static int op_device_add(void *opaque, const struct vm_device_config *dev)
 	return rc;
 }
 
-static int op_device_remove(void *opaque, const char *id)
+static int op_device_remove(void *opaque, const char *id, const struct api_remove_opts *opts)
 {
 	struct vm_session *s = opaque;
 	struct vm *vm = session_use(s);
 	if (!vm)
 		return -EAGAIN;
-	int rc = plugin_devices_remove(&s->devices, id);
+	int rc;
+	if (hotplug_slot(vm, id) > 0) {
+		unsigned timeout = opts && opts->timeout_ms ? opts->timeout_ms : API_EJECT_TIMEOUT_MS;
+		rc = hotplug_remove(vm, id, opts && opts->force, timeout);
+		if (rc == -ETIMEDOUT)
+			api_server_post_event(s->api, json_pack("{s:s, s:s, s:f}", "event", "device-eject-timeout", "id", id,
+								"timeout", timeout / 1000.0));
+	} else {
+		rc = plugin_devices_remove(&s->devices, id);
+	}
 	if (rc == 0) {
 		pthread_mutex_lock(&s->lock);
 		live_remove(s, id);
@@ -403,7 +479,19 @@ int vm_session_attach(struct vm_session *s, struct vm *vm)
 	};
 	plugin_devices_init(&s->devices, &s->plugins, &env);
 	for (unsigned i = 0; i < s->n_live; i++) {
-		int rc = plugin_devices_add(&s->devices, &s->live[i]);
+		struct vm_device_config *c = &s->live[i];
+		int rc;
+		if (hotplug_type_known(c->type)) {
+			/* Present from power-on in the slot it had (a reset, a
+			 * restore); the machine's destroy frees it. */
+			char *params = NULL;
+			if ((rc = hotplug_add(vm, c, false, &params)) == 0) {
+				free(c->params);
+				c->params = params;
+			}
+		} else {
+			rc = plugin_devices_add(&s->devices, c);
+		}
 		if (rc < 0) {
 			/* Not attached: detach would leave these behind. */
 			plugin_devices_destroy(&s->devices);
