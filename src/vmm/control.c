@@ -16,6 +16,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define GATE_TIMEOUT_MS 5000
 
@@ -283,12 +284,56 @@ static bool live_has(struct vm_session *s, const char *id)
 	return found;
 }
 
+/* The "path" of a device's params, or NULL. */
+static char *params_path(const char *params)
+{
+	json_t *p = json_loads(params ? params : "{}", 0, NULL);
+	const char *v = json_string_value(json_object_get(p, "path"));
+	char *path = v ? strdup(v) : NULL;
+	json_decref(p);
+	return path;
+}
+
+static bool same_file(const struct stat *a, const char *path)
+{
+	struct stat b;
+	return path && stat(path, &b) == 0 && a->st_dev == b.st_dev && a->st_ino == b.st_ino;
+}
+
+/* Two devices writing one image would corrupt it: a disk already given to
+ * the VM (--disk, or an earlier device-add) is refused. */
+static int check_disk_unused(struct vm_session *s, const struct vm_device_config *dev)
+{
+	char *path = params_path(dev->params);
+	struct stat st;
+	if (!path || stat(path, &st) < 0) {
+		free(path);
+		return 0;   /* the open reports it */
+	}
+	int rc = 0;
+	for (unsigned i = 0; i < s->cfg->n_disks && !rc; i++)
+		if (same_file(&st, s->cfg->disks[i].path))
+			rc = err_set(-EBUSY, "device %s: disk %s is in use by the VM's disk %u", dev->id, path, i);
+	pthread_mutex_lock(&s->lock);
+	for (unsigned i = 0; i < s->n_live && !rc; i++) {
+		char *other = hotplug_type_known(s->live[i].type) ? params_path(s->live[i].params) : NULL;
+		if (same_file(&st, other))
+			rc = err_set(-EBUSY, "device %s: disk %s is in use by %s", dev->id, path, s->live[i].id);
+		free(other);
+	}
+	pthread_mutex_unlock(&s->lock);
+	free(path);
+	return rc;
+}
+
 /* A virtio function on PCI bus 0, told to the guest (docs/hotplug.md);
  * the live list records the slot it took. */
 static int hotplug_device_add(struct vm_session *s, struct vm *vm, const struct vm_device_config *dev)
 {
 	char *params = NULL;
-	int rc = hotplug_add(vm, dev, true, &params);
+	int rc = check_disk_unused(s, dev);
+	if (rc == 0)
+		rc = hotplug_add(vm, dev, true, &params);
 	if (rc < 0)
 		return rc;
 	struct vm_device_config rec = { .type = dev->type, .id = dev->id, .params = params };

