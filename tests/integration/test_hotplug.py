@@ -181,3 +181,133 @@ def test_hot_added_devices_survive_reset_and_restore(vessel_bin, counter, tmp_pa
     finally:
         stop(vessel_bin, q, sock2)
     assert q.returncode == 0
+
+
+# ---- the Debian guest ----
+
+DATA = (b"vessel-hotplug\n" * (MIB // 15 + 1))[:MIB]
+
+
+def md5(data):
+    return hashlib.md5(data).hexdigest()
+
+
+class Guest:
+    """The Debian guest at its shell, with a control socket."""
+
+    def __init__(self, vessel_bin, tmp, *extra, name="api"):
+        self.bin = vessel_bin
+        self.sock = tmp / f"{name}.sock"
+        args = list(extra) if extra else linux_args(None)
+        self.child = pexpect.spawn(vessel_bin, args + ["--api-socket", str(self.sock)], encoding="utf-8",
+                                   codec_errors="replace", timeout=BOOT_TIMEOUT)
+        if not extra:
+            self.child.expect("starting a shell")
+            self.child.expect(PROMPT)
+
+    def sh(self, line, timeout=300):
+        self.child.sendline(line)
+        self.child.expect(PROMPT, timeout=timeout)
+        return self.child.before.replace("\r", "")
+
+    def out(self, line, timeout=300):
+        """The last line a command printed."""
+        return self.sh(line, timeout).strip("\n").split("\n")[-1].strip()
+
+    def wait_for(self, test, timeout=120):
+        """Polls a shell test in the guest until it holds."""
+        return self.out(f"i=0; until {test}; do i=$((i+1)); [ $i -gt {timeout * 5} ] && break; sleep 0.2; done; "
+                        f"if {test}; then echo YES; else echo NO; fi", timeout + 60)
+
+    def ctl(self, *args):
+        return run_vessel(self.bin, "ctl", "--socket", str(self.sock), *args, timeout=BOOT_TIMEOUT)
+
+    def close(self):
+        self.ctl("poweroff")
+        self.child.expect(pexpect.EOF, timeout=120)
+        self.child.close()
+
+
+WRITE = ("yes vessel-hotplug | head -c 1048576 > /tmp/d; "
+         "dd if=/tmp/d of=/dev/vda bs=64k seek=16 conv=fsync 2>/dev/null; sync; echo WROTE")
+READ = "dd if=/dev/vda bs=64k skip=16 count=16 2>/dev/null | md5sum"
+
+
+def test_linux_guest_hot_adds_writes_releases_and_reads_back(vessel_bin, tmp_path):
+    img = tmp_path / "hot.vhd"
+    ok(disk(vessel_bin, "create", "--type", "dynamic", img, "16M"))
+    g = Guest(vessel_bin, tmp_path)
+    try:
+        assert g.out("ls /sys/bus/pci/slots | wc -l") == "31", "acpiphp registers the 31 slots"
+        assert g.out("cat /sys/bus/pci/slots/5/address") == "0000:00:05"
+        ev = events(vessel_bin, g.sock)
+        dev = json.dumps({"type": "virtio-blk", "id": "d1", "params": {"path": str(img), "format": "vhd"}})
+        r = g.ctl("device", "add", dev)
+        assert r.returncode == 0, r.stderr
+        assert g.wait_for("[ -b /dev/vda ]") == "YES", g.sh("dmesg | tail -n 30")
+        assert g.out("basename $(readlink /sys/block/vda/device/driver)") == "virtio_blk"
+        assert int(g.out("cat /sys/block/vda/size")) >= 16 * MIB // 512   # the VHD rounds up to its geometry
+        assert g.out(WRITE) == "WROTE"
+        r = g.ctl("device", "remove", "d1")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "removed d1"
+        assert g.out("[ -e /dev/vda ] && echo PRESENT || echo GONE") == "GONE"
+        assert g.out("ls /sys/bus/virtio/devices | wc -l") == "0"
+        evs = device_events(ev)
+        assert [(e["event"], e["id"]) for e in evs] == [("device-added", "d1"), ("device-removed", "d1")], evs
+        # The image was closed after the guest's writes reached it.
+        ok(disk(vessel_bin, "check", img))
+        raw = tmp_path / "hot.raw"
+        ok(disk(vessel_bin, "convert", "-O", "raw", img, raw))
+        assert raw.read_bytes()[MIB:2 * MIB] == DATA, "the guest's write is not on the image"
+        # Added again (another slot this time): the guest reads it back.
+        dev = json.dumps({"type": "virtio-blk", "id": "d2", "params": {"path": str(img), "slot": 12}})
+        assert g.ctl("device", "add", dev).returncode == 0
+        assert g.wait_for("[ -b /dev/vda ]") == "YES"
+        assert g.out("basename $(readlink -f /sys/block/vda/device/..)") == "0000:00:0c.0"
+        assert g.out(READ).split()[0] == md5(DATA)
+        # A guest that is not running does not answer: the removal times
+        # out, the disk stays; once it runs again it releases the disk.
+        assert g.ctl("pause").returncode == 0
+        r = g.ctl("device", "remove", "d2", "--timeout", "1")
+        assert r.returncode != 0 and "did not release d2" in r.stderr, r.stderr
+        assert g.ctl("resume").returncode == 0
+        assert g.wait_for("[ ! -e /dev/vda ]") == "YES"
+        r = g.ctl("device", "remove", "d2")
+        assert r.returncode == 0, r.stderr
+        # Surprise removal: the guest finds the slot empty.
+        assert g.ctl("device", "add", '{"type": "virtio-rng", "id": "r1"}').returncode == 0
+        one = '[ "$(ls /sys/bus/virtio/devices | wc -l)" = 1 ]'
+        assert g.wait_for(one) == "YES", g.sh("ls /sys/bus/virtio/devices")
+        assert g.out("cat /sys/devices/virtual/misc/hw_random/rng_available").startswith("virtio_rng")
+        assert g.ctl("device", "remove", "r1", "--force").returncode == 0
+        assert g.wait_for('[ -z "$(ls /sys/bus/virtio/devices)" ]') == "YES"
+    finally:
+        g.close()
+
+
+def test_snapshot_after_hot_plug_restores_with_the_disk(vessel_bin, tmp_path):
+    img = tmp_path / "hot.raw"
+    img.write_bytes(bytes(8 * MIB))
+    snap = tmp_path / "vm.snap"
+    g = Guest(vessel_bin, tmp_path)
+    try:
+        dev = json.dumps({"type": "virtio-blk", "id": "d1", "params": {"path": str(img), "format": "raw"}})
+        assert g.ctl("device", "add", dev).returncode == 0
+        assert g.wait_for("[ -b /dev/vda ]") == "YES"
+        assert g.out(WRITE) == "WROTE"
+        r = g.ctl("save", str(snap))
+        assert r.returncode == 0, r.stderr
+    finally:
+        g.close()
+    h = Guest(vessel_bin, tmp_path, "run", "--restore", str(snap), name="restored")
+    try:
+        h.child.sendline("")
+        h.child.expect(PROMPT)
+        assert h.out(READ).split()[0] == md5(DATA)
+        assert h.out("echo restored-write | dd of=/dev/vda bs=512 conv=sync,fsync 2>/dev/null; echo OK") == "OK"
+        assert h.ctl("device", "remove", "d1").returncode == 0
+        assert h.out("[ -e /dev/vda ] && echo PRESENT || echo GONE") == "GONE"
+    finally:
+        h.close()
+    assert img.read_bytes()[:15] == b"restored-write\n"

@@ -412,6 +412,19 @@ static void slurp(const char *path, char *buf, size_t cap)
 	fclose(f);
 }
 
+/* The tables of a 1-CPU PC checked by iasl in a new directory dir (a
+ * mkdtemp template); the DSDT's disassembly into buf.  Returns the RSDP. */
+static const uint8_t *disassemble_pc(char *dir, char *buf, size_t cap)
+{
+	const uint8_t *rsdp = build(1);
+	cr_assert(mkdtemp(dir));
+	iasl_check_all(rsdp, dir);
+	char path[160];
+	snprintf(path, sizeof(path), "%s/DSDT.dsl", dir);
+	slurp(path, buf, cap);
+	return rsdp;
+}
+
 /* ACPI S3 (docs/power.md): \_S3 next to \_S5, the FADT's FACS with a
  * waking vector field the OS can write, the fixed sleep button and RTC
  * wake status announced, all as iasl reads them. */
@@ -419,14 +432,10 @@ Test(acpi, s3_sleep_type_facs_and_fixed_sleep_button_as_iasl_reads_them)
 {
 	if (!have_iasl())
 		cr_skip_test("iasl (acpica-tools) is not installed");
-	const uint8_t *rsdp = build(1);
 	char dir[] = "/tmp/vessel-acpi-XXXXXX";
-	cr_assert(mkdtemp(dir));
-	iasl_check_all(rsdp, dir);
 	static char buf[256 * 1024];
+	const uint8_t *rsdp = disassemble_pc(dir, buf, sizeof(buf));
 	char path[160];
-	snprintf(path, sizeof(path), "%s/DSDT.dsl", dir);
-	slurp(path, buf, sizeof(buf));
 	const char *s3 = strstr(buf, "Name (\\_S3, Package (0x04)");
 	cr_assert(s3, "DSDT has \\_S3");
 	cr_assert(!strncmp(strchr(s3, '{'), "{\n        One, \n        One,", 28), "\\_S3's SLP_TYP is 1: %.80s", s3);
@@ -470,14 +479,9 @@ Test(acpi, pci_hotplug_slots_and_gpe_handler_as_iasl_reads_them)
 {
 	if (!have_iasl())
 		cr_skip_test("iasl (acpica-tools) is not installed");
-	const uint8_t *rsdp = build(1);
 	char dir[] = "/tmp/vessel-acpi-XXXXXX";
-	cr_assert(mkdtemp(dir));
-	iasl_check_all(rsdp, dir);
 	static char buf[256 * 1024];
-	char path[160];
-	snprintf(path, sizeof(path), "%s/DSDT.dsl", dir);
-	slurp(path, buf, sizeof(buf));
+	disassemble_pc(dir, buf, sizeof(buf));
 	cr_assert(strstr(buf, "OperationRegion (PCST, SystemIO, 0xAE00, 0x0C)"), "register block:\n%.2000s", buf);
 	cr_assert(strstr(buf, "Field (PCST, DWordAcc, NoLock, Preserve)"));
 	for (unsigned slot = 1; slot < 32; slot++) {
