@@ -325,3 +325,23 @@ def test_snapshot_after_hot_plug_restores_with_the_disk(vessel_bin, tmp_path):
     finally:
         h.close()
     assert img.read_bytes()[:15] == b"restored-write\n"
+
+
+def test_encrypted_disk_with_its_key_file(vessel_bin, counter, tmp_path):
+    img, key, bad = tmp_path / "enc.raw", tmp_path / "key", tmp_path / "bad"
+    key.write_bytes(b"correct horse battery staple")
+    bad.write_bytes(b"wrong")
+    ok(disk(vessel_bin, "create", "--encrypt=pbkdf=pbkdf2,pbkdf-iterations=1000", "--key-file", key, img, "8M"))
+    p, sock, log = start(vessel_bin, tmp_path, "vm", "--kernel", str(counter))
+    try:
+        wait_for_counts(log, 1)
+        r = add(vessel_bin, sock, "virtio-blk", "e1", path=str(img), key_file=str(bad))
+        assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "e1" not in devices(vessel_bin, sock)
+        r = add(vessel_bin, sock, "virtio-blk", "e1", path=str(img), key_file=str(key))
+        assert r.returncode == 0, r.stderr
+        assert devices(vessel_bin, sock)["e1"]["params"]["key_file"] == str(key)
+        assert ctl(vessel_bin, sock, "device", "remove", "e1", "--force").returncode == 0
+    finally:
+        stop(vessel_bin, p, sock)
+    assert p.returncode == 0
