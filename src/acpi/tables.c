@@ -211,13 +211,17 @@ static void dsdt_pci_root(struct aml *a, const struct acpi_platform_info *info)
 }
 
 /* ACPI PCI hot-plug of bus 0 (docs/hotplug.md), inside \_SB.PCI0:
- *   OperationRegion (PCST, SystemIO, port, 12)
- *   Field (PCST, DWordAcc, NoLock, Preserve) { PCIU, 32, PCID, 32, B0EJ, 32 }
+ *   OperationRegion (PCST, SystemIO, port, 16)
+ *   Field (PCST, DWordAcc, NoLock, Preserve) { PCIU, 32, PCID, 32, B0EJ, 32, PCIG, 32 }
  *   Device (Sss) { Name (_ADR, ss << 16); Name (_SUN, ss)
  *                  Method (_EJ0, 1) { B0EJ = 1 << ss } }     for slots 1-31
  *   Method (PCNT) { Local0 = PCIU; Local1 = PCID
  *                   If (Local0 & (1 << ss)) { Notify (Sss, 1) }   device check
- *                   If (Local1 & (1 << ss)) { Notify (Sss, 3) } } eject request
+ *                   If (Local1 & (1 << ss)) { Notify (Sss, 3) }   eject request
+ *                   If (PCIG) { Notify (\_SB.PCI0, 0) } }      bus check
+ * A device check on a slot makes Linux look for new functions there only;
+ * a function gone without an eject needs the bus check, on which the OS
+ * checks every slot and removes what no longer answers.
  * A slot object with _ADR and _EJ0 under the root bridge is what Linux's
  * acpiphp and Windows take for a hot-plug slot (6.3.3, 6.1.1); without
  * _STA the OS reads the slot's vendor ID to see whether it holds a device. */
@@ -232,11 +236,12 @@ static void slot_name(char out[5], unsigned slot)
 
 static void dsdt_pci_hotplug(struct aml *a, const struct acpi_platform_info *info)
 {
-	aml_region_io(a, "PCST", info->pcihp_port, 12);
+	aml_region_io(a, "PCST", info->pcihp_port, 16);
 	aml_field_begin(a, "PCST", AML_FIELD_DWORD);
 	aml_field_unit(a, "PCIU", 32);
 	aml_field_unit(a, "PCID", 32);
 	aml_field_unit(a, "B0EJ", 32);
+	aml_field_unit(a, "PCIG", 32);
 	aml_end(a);
 	char name[5];
 	for (unsigned slot = 1; slot < 32; slot++) {
@@ -272,6 +277,12 @@ static void dsdt_pci_hotplug(struct aml *a, const struct acpi_platform_info *inf
 			aml_end(a);
 		}
 	}
+	aml_if_begin(a);
+	aml_name_string(a, "PCIG");
+	aml_op(a, AML_NOTIFY);
+	aml_name_string(a, "\\_SB.PCI0");
+	aml_integer(a, 0);
+	aml_end(a);
 	aml_end(a);
 }
 

@@ -5,6 +5,10 @@
  * each slot named there: Notify 1 (device check) makes the OS rescan the
  * slot, Notify 3 (eject request) makes it stop the driver, remove the
  * function and run the slot's _EJ0, which writes the slot's bit to EJ.
+ * A slot's device check only looks for new functions (Linux's acpiphp
+ * rescans the slot), so a surprise removal sets GONE instead, on which
+ * PCNT sends the root bridge a bus check (Notify 0): the OS checks every
+ * slot and removes the functions that no longer answer.
  * Reads clear what they return, so a change raised while the handler runs
  * raises the GPE again and is never lost between the read and the clear. */
 #include "hw/pci_hotplug.h"
@@ -19,7 +23,7 @@
 
 struct pci_hotplug {
 	struct dev_ctx ctx;
-	uint32_t chk, ejr;   /* pending for the OS */
+	uint32_t chk, ejr, gone;   /* pending for the OS */
 	uint32_t ejected;    /* ejected by the OS, not yet taken by the host */
 };
 
@@ -38,6 +42,14 @@ void pci_hotplug_device_check(struct pci_hotplug *hp, unsigned slot)
 	if (!slot_bit(slot))
 		return;
 	hp->chk |= slot_bit(slot);
+	hp_signal(hp);
+}
+
+void pci_hotplug_device_gone(struct pci_hotplug *hp, unsigned slot)
+{
+	if (!slot_bit(slot))
+		return;
+	hp->gone |= slot_bit(slot);
 	hp_signal(hp);
 }
 
@@ -66,7 +78,8 @@ void pci_hotplug_forget(struct pci_hotplug *hp, unsigned slot)
 static uint64_t hp_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size)
 {
 	struct pci_hotplug *hp = opaque;
-	uint32_t *reg = off < PCI_HOTPLUG_CHK + 4 ? &hp->chk : off < PCI_HOTPLUG_EJR + 4 ? &hp->ejr : NULL;
+	uint32_t *reg = off < PCI_HOTPLUG_CHK + 4 ? &hp->chk : off < PCI_HOTPLUG_EJR + 4 ? &hp->ejr :
+			off >= PCI_HOTPLUG_GONE ? &hp->gone : NULL;
 	if (!reg)
 		return 0;   /* EJ reads as 0 */
 	unsigned shift = 8 * (off & 3);
@@ -82,8 +95,8 @@ static uint64_t hp_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned 
 static void hp_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size, uint64_t val)
 {
 	struct pci_hotplug *hp = opaque;
-	if (off < PCI_HOTPLUG_EJ || off >= PCI_HOTPLUG_LEN)
-		return;   /* CHK and EJR are read-only */
+	if (off < PCI_HOTPLUG_EJ || off >= PCI_HOTPLUG_EJ + 4)
+		return;   /* CHK, EJR and GONE are read-only */
 	uint32_t bits = (uint32_t)(val << (8 * (off & 3))) & ~1u;   /* slot 0 is the host bridge */
 	hp->ejected |= bits;
 	/* An eject answers any request for that slot. */
@@ -110,7 +123,7 @@ static void *hp_create(const struct dev_ctx *ctx)
 static void hp_reset(void *dev)
 {
 	struct pci_hotplug *hp = dev;
-	hp->chk = hp->ejr = hp->ejected = 0;
+	hp->chk = hp->ejr = hp->gone = hp->ejected = 0;
 }
 
 static void hp_destroy(void *dev)
@@ -122,7 +135,7 @@ static void hp_destroy(void *dev)
 	free(hp);
 }
 
-/* Version 1: CHK, EJR and the ejects not yet taken. */
+/* Version 1: CHK, EJR, GONE and the ejects not yet taken. */
 static int64_t hp_save(void *dev, void *buf, size_t cap)
 {
 	struct pci_hotplug *hp = dev;
@@ -131,6 +144,7 @@ static int64_t hp_save(void *dev, void *buf, size_t cap)
 	hw_snap_u32(&w, hp->chk);
 	hw_snap_u32(&w, hp->ejr);
 	hw_snap_u32(&w, hp->ejected);
+	hw_snap_u32(&w, hp->gone);
 	return hw_snap_end(&w);
 }
 
@@ -138,12 +152,13 @@ static int hp_load(void *dev, const void *buf, size_t len)
 {
 	struct pci_hotplug *hp = dev;
 	struct hw_snap_reader r;
-	int rc = hw_snap_open(&r, buf, len, "pci-hotplug", 1, 12);
+	int rc = hw_snap_open(&r, buf, len, "pci-hotplug", 1, 16);
 	if (rc < 0)
 		return rc;
 	hp->chk = hw_snap_get_u32(&r) & ~1u;
 	hp->ejr = hw_snap_get_u32(&r) & ~1u;
 	hp->ejected = hw_snap_get_u32(&r) & ~1u;
+	hp->gone = hw_snap_get_u32(&r) & ~1u;
 	return 0;
 }
 

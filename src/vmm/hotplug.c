@@ -213,9 +213,9 @@ int hotplug_remove(struct vm *vm, const char *id, bool force, unsigned timeout_m
 	 * completes the disk's writes, flushes them and closes the image. */
 	pc_virtio_unplug(p, id);
 	pci_hotplug_forget(p->pcihp, (unsigned)slot);
-	/* Surprise removal: the guest rescans the slot and finds it empty. */
+	/* Surprise removal: the guest checks the bus and finds the slot empty. */
 	if (force && !stopping)
-		pci_hotplug_device_check(p->pcihp, (unsigned)slot);
+		pci_hotplug_device_gone(p->pcihp, (unsigned)slot);
 	pthread_mutex_unlock(&vm->dev_lock);
 	log_info("hotplug", "%s left PCI slot %d%s", id, slot, force ? " (forced)" : "");
 	return 0;

@@ -474,7 +474,8 @@ Test(acpi, s3_sleep_type_facs_and_fixed_sleep_button_as_iasl_reads_them)
 
 /* ACPI PCI hot-plug (docs/hotplug.md) as iasl reads it: the register
  * block, a slot object with _ADR, _SUN and _EJ0 for each slot 1-31, the
- * GPE handler that calls PCNT, and PCNT's notifications. */
+ * GPE handler that calls PCNT, and PCNT's notifications (per slot, and
+ * the root bridge's bus check). */
 Test(acpi, pci_hotplug_slots_and_gpe_handler_as_iasl_reads_them)
 {
 	if (!have_iasl())
@@ -482,7 +483,7 @@ Test(acpi, pci_hotplug_slots_and_gpe_handler_as_iasl_reads_them)
 	char dir[] = "/tmp/vessel-acpi-XXXXXX";
 	static char buf[256 * 1024];
 	disassemble_pc(dir, buf, sizeof(buf));
-	cr_assert(strstr(buf, "OperationRegion (PCST, SystemIO, 0xAE00, 0x0C)"), "register block:\n%.2000s", buf);
+	cr_assert(strstr(buf, "OperationRegion (PCST, SystemIO, 0xAE00, 0x10)"), "register block:\n%.2000s", buf);
 	cr_assert(strstr(buf, "Field (PCST, DWordAcc, NoLock, Preserve)"));
 	for (unsigned slot = 1; slot < 32; slot++) {
 		char want[64];
@@ -500,6 +501,10 @@ Test(acpi, pci_hotplug_slots_and_gpe_handler_as_iasl_reads_them)
 		cr_assert(strstr(buf, want), "PCNT: %s", want);
 	}
 	cr_assert(strstr(buf, "0x00050000"), "slot 5's _ADR");
+	/* A surprise removal: a bus check of the root bridge. */
+	const char *gone = strstr(buf, "If (PCIG)");
+	cr_assert(gone, "PCNT reads PCIG");
+	cr_assert(strstr(gone, "Notify (\\_SB.PCI0, Zero)"), "bus check:\n%.200s", gone);
 	cr_assert(strstr(buf, "\\_SB.PCI0.B0EJ = 0x20"), "slot 5's _EJ0 writes bit 5:\n%.3000s", strstr(buf, "S05"));
 	const char *gpe = strstr(buf, "Scope (\\_GPE)");
 	cr_assert(gpe, "a \\_GPE scope");

@@ -79,7 +79,9 @@ Test(pci_hotplug, reset_clears_and_snapshot_keeps_pending_bits)
 	pthread_mutex_lock(&t->vm.dev_lock);
 	pci_hotplug_device_check(hp, 2);
 	pci_hotplug_request_eject(hp, 4);
+	pci_hotplug_device_gone(hp, 8);
 	pthread_mutex_unlock(&t->vm.dev_lock);
+	cr_assert_eq(inb(t, PC_PORT_ACPI_PM + 0x20) & (1u << PC_GPE_PCIHP), 1u << PC_GPE_PCIHP, "GONE raises the GPE");
 	outl(t, HP + PCI_HOTPLUG_EJ, 1u << 6);
 	uint8_t buf[256];
 	int64_t n = pci_hotplug_device.save(hp, buf, sizeof(buf));
@@ -90,6 +92,8 @@ Test(pci_hotplug, reset_clears_and_snapshot_keeps_pending_bits)
 	cr_assert_eq(pci_hotplug_device.load(hp, buf, (size_t)n), 0);
 	cr_assert_eq(inl(t, HP + PCI_HOTPLUG_CHK), 1u << 2);
 	cr_assert_eq(inl(t, HP + PCI_HOTPLUG_EJR), 1u << 4);
+	cr_assert_eq(inl(t, HP + PCI_HOTPLUG_GONE), 1u << 8);
+	cr_assert_eq(inl(t, HP + PCI_HOTPLUG_GONE), 0, "the read consumed it");
 	pthread_mutex_lock(&t->vm.dev_lock);
 	cr_assert(pci_hotplug_take_eject(hp, 6));
 	pthread_mutex_unlock(&t->vm.dev_lock);
