@@ -345,3 +345,27 @@ def test_encrypted_disk_with_its_key_file(vessel_bin, counter, tmp_path):
     finally:
         stop(vessel_bin, p, sock)
     assert p.returncode == 0
+
+
+def test_manifest_devices_of_virtio_types_are_there_from_power_on(vessel_bin, counter, tmp_path):
+    img = tmp_path / "m.raw"
+    img.write_bytes(bytes(4 * MIB))
+    manifest = tmp_path / "vm.json"
+    manifest.write_text(json.dumps({"kernel": str(counter), "devices": [
+        {"type": "virtio-blk", "id": "m1", "params": {"path": str(img), "slot": 5}},
+        {"type": "virtio-rng", "id": "m2"}]}))
+    p, sock, log = start(vessel_bin, tmp_path, "vm", "--manifest", str(manifest))
+    try:
+        wait_for_counts(log, 1)
+        devs = devices(vessel_bin, sock)
+        assert devs["m1"]["params"]["slot"] == 5 and devs["m2"]["params"]["slot"] == 1, devs
+        assert ctl(vessel_bin, sock, "device", "remove", "m2", "--force").returncode == 0
+    finally:
+        stop(vessel_bin, p, sock)
+    assert p.returncode == 0
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"kernel": str(counter), "devices": [
+        {"type": "virtio-blk", "id": "m1", "params": {"path": str(tmp_path / "missing.raw")}}]}))
+    r = run_vessel(vessel_bin, "run", "--manifest", str(bad), stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (r.returncode, r.stderr)
+    assert "missing.raw" in r.stderr
