@@ -37,29 +37,18 @@ static uint32_t slot_bit(unsigned slot)
 	return slot > 0 && slot < 32 ? 1u << slot : 0;
 }
 
-void pci_hotplug_device_check(struct pci_hotplug *hp, unsigned slot)
+/* Sets slot's bit in one of the pending bitmaps and tells the OS. */
+static void hp_raise(struct pci_hotplug *hp, uint32_t *pending, unsigned slot)
 {
 	if (!slot_bit(slot))
 		return;
-	hp->chk |= slot_bit(slot);
+	*pending |= slot_bit(slot);
 	hp_signal(hp);
 }
 
-void pci_hotplug_device_gone(struct pci_hotplug *hp, unsigned slot)
-{
-	if (!slot_bit(slot))
-		return;
-	hp->gone |= slot_bit(slot);
-	hp_signal(hp);
-}
-
-void pci_hotplug_request_eject(struct pci_hotplug *hp, unsigned slot)
-{
-	if (!slot_bit(slot))
-		return;
-	hp->ejr |= slot_bit(slot);
-	hp_signal(hp);
-}
+void pci_hotplug_device_check(struct pci_hotplug *hp, unsigned slot) { hp_raise(hp, &hp->chk, slot); }
+void pci_hotplug_device_gone(struct pci_hotplug *hp, unsigned slot) { hp_raise(hp, &hp->gone, slot); }
+void pci_hotplug_request_eject(struct pci_hotplug *hp, unsigned slot) { hp_raise(hp, &hp->ejr, slot); }
 
 bool pci_hotplug_take_eject(struct pci_hotplug *hp, unsigned slot)
 {

@@ -62,6 +62,15 @@ def add(vessel_bin, sock, dev_type, dev_id, **params):
     return ctl(vessel_bin, sock, "device", "add", json.dumps({"type": dev_type, "id": dev_id, "params": params}))
 
 
+def expect_slots(vessel_bin, sock, log, want, remove):
+    """Once the guest runs: each device of want ({id: slot}) is in its
+    slot; then `remove` goes by force."""
+    wait_for_counts(log, 1)
+    devs = devices(vessel_bin, sock)
+    assert {i: devs[i]["params"]["slot"] for i in want} == want, devs
+    assert ctl(vessel_bin, sock, "device", "remove", remove, "--force").returncode == 0
+
+
 def stop(vessel_bin, p, sock):
     if p.poll() is None:
         ctl(vessel_bin, sock, "poweroff")
@@ -174,10 +183,7 @@ def test_hot_added_devices_survive_reset_and_restore(vessel_bin, counter, tmp_pa
         stop(vessel_bin, p, sock)
     q, sock2, log2 = start(vessel_bin, tmp_path, "restored", "--restore", str(snap))
     try:
-        wait_for_counts(log2, 1)
-        devs = devices(vessel_bin, sock2)
-        assert devs["r1"]["params"]["slot"] == 9 and devs["d1"]["params"]["slot"] == 1, devs
-        assert ctl(vessel_bin, sock2, "device", "remove", "r1", "--force").returncode == 0
+        expect_slots(vessel_bin, sock2, log2, {"r1": 9, "d1": 1}, remove="r1")
     finally:
         stop(vessel_bin, q, sock2)
     assert q.returncode == 0
@@ -356,10 +362,7 @@ def test_manifest_devices_of_virtio_types_are_there_from_power_on(vessel_bin, co
         {"type": "virtio-rng", "id": "m2"}]}))
     p, sock, log = start(vessel_bin, tmp_path, "vm", "--manifest", str(manifest))
     try:
-        wait_for_counts(log, 1)
-        devs = devices(vessel_bin, sock)
-        assert devs["m1"]["params"]["slot"] == 5 and devs["m2"]["params"]["slot"] == 1, devs
-        assert ctl(vessel_bin, sock, "device", "remove", "m2", "--force").returncode == 0
+        expect_slots(vessel_bin, sock, log, {"m1": 5, "m2": 1}, remove="m2")
     finally:
         stop(vessel_bin, p, sock)
     assert p.returncode == 0
