@@ -272,8 +272,6 @@ static void live_remove(struct vm_session *s, const char *id)
 	}
 }
 
-/* On the API's worker: a plug-in's create() or destroy() may take its
- * time.  The API server runs no device-list meanwhile. */
 static bool live_has(struct vm_session *s, const char *id)
 {
 	bool found = false;
@@ -346,6 +344,8 @@ static int hotplug_device_add(struct vm_session *s, struct vm *vm, const struct 
 	return rc;
 }
 
+/* On the API's worker: a plug-in's create() or destroy() may take its
+ * time.  The API server runs no device-list meanwhile. */
 static int op_device_add(void *opaque, const struct vm_device_config *dev)
 {
 	struct vm_session *s = opaque;
