@@ -36,6 +36,9 @@ static const char ctl_usage[] =
 	"  device remove ID [--force] [--timeout SECONDS]\n"
 	"                       remove a device; a PCI one is ejected by the guest first\n"
 	"                       (--force: surprise removal; --timeout: how long to wait, 20 s)\n"
+	"  numa status          per virtual NUMA node: host nodes, resident pages, vCPU threads\n"
+	"  numa move NODE HOST  move virtual node NODE's memory and vCPUs to host node(s)\n"
+	"                       HOST (N, N-M or N,M,...) while the guest runs\n"
 	"  events               print lifecycle and device events until interrupted\n"
 	"\n"
 	"options:\n"
@@ -178,6 +181,65 @@ static void print_devices(json_t *r)
 	}
 }
 
+static void print_host_nodes(json_t *a)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(a, i, v)
+		printf("%s%lld", i ? "," : "", (long long)json_integer_value(v));
+}
+
+static void print_numa_status(json_t *r)
+{
+	printf("policy: %s\n", json_string_value(json_object_get(r, "policy")));
+	size_t i;
+	json_t *n;
+	json_array_foreach(json_object_get(r, "nodes"), i, n) {
+		printf("node %lld: %lld MiB on host node(s) ", (long long)json_integer_value(json_object_get(n, "node")),
+		       (long long)(json_integer_value(json_object_get(n, "memory")) >> 20));
+		print_host_nodes(json_object_get(n, "host_nodes"));
+		printf("%s\n  resident pages:", json_is_true(json_object_get(n, "host_picked")) ? " (picked by vessel)" : "");
+		const char *key;
+		json_t *v;
+		json_object_foreach(json_object_get(n, "resident_pages"), key, v)
+			printf(" host node %s: %lld,", key, (long long)json_integer_value(v));
+		printf(" not yet touched: %lld\n", (long long)json_integer_value(json_object_get(n, "absent_pages")));
+		size_t k;
+		json_t *c;
+		json_array_foreach(json_object_get(n, "vcpus"), k, c)
+			printf("  vcpu %lld: thread %lld, last ran on CPU %lld\n", (long long)json_integer_value(json_object_get(c, "id")),
+			       (long long)json_integer_value(json_object_get(c, "tid")),
+			       (long long)json_integer_value(json_object_get(c, "last_cpu")));
+	}
+}
+
+/* "1", "0-1", "0,2": host node numbers as a JSON array; NULL if malformed. */
+static json_t *host_node_list(const char *s)
+{
+	json_t *a = json_array();
+	while (*s) {
+		char *end;
+		if (*s < '0' || *s > '9')
+			goto bad;
+		unsigned long lo = strtoul(s, &end, 10), hi = lo;
+		if (*end == '-') {
+			if (end[1] < '0' || end[1] > '9')
+				goto bad;
+			hi = strtoul(end + 1, &end, 10);
+		}
+		if (hi < lo || hi > 63 || (*end && *end != ','))
+			goto bad;
+		for (unsigned long n = lo; n <= hi; n++)
+			json_array_append_new(a, json_integer((json_int_t)n));
+		s = *end ? end + 1 : end;
+	}
+	if (json_array_size(a))
+		return a;
+bad:
+	json_decref(a);
+	return NULL;
+}
+
 static void print_result(const char *cmd, json_t *result)
 {
 	if (!strcmp(cmd, "status")) {
@@ -192,6 +254,15 @@ static void print_result(const char *cmd, json_t *result)
 		printf("removed %s\n", json_string_value(json_object_get(result, "id")));
 	} else if (!strcmp(cmd, "save")) {
 		printf("saved %s\n", json_string_value(json_object_get(result, "file")));
+	} else if (!strcmp(cmd, "numa-status")) {
+		print_numa_status(result);
+	} else if (!strcmp(cmd, "numa-move")) {
+		printf("node %lld moved to host node(s) ", (long long)json_integer_value(json_object_get(result, "node")));
+		print_host_nodes(json_object_get(result, "host_nodes"));
+		printf(": %lld pages, %lld moved, %lld left elsewhere\n",
+		       (long long)json_integer_value(json_object_get(result, "pages")),
+		       (long long)json_integer_value(json_object_get(result, "moved")),
+		       (long long)json_integer_value(json_object_get(result, "failed")));
 	} else if (!strcmp(cmd, "events")) {
 		printf("state: %s (streaming events; interrupt to stop)\n",
 		       json_string_value(json_object_get(result, "state")));
@@ -286,6 +357,28 @@ static int build_request(int argc, char **argv, json_t **out, const char **cmd_o
 		}
 		return cli_usage_error("ctl", "device needs list, add JSON or remove ID");
 	}
+	if (!strcmp(cmd, "numa")) {
+		if (argc == 2 && !strcmp(argv[1], "status")) {
+			*out = json_pack("{s:s, s:i}", "cmd", "numa-status", "id", 1);
+			*cmd_out = "numa-status";
+			return 0;
+		}
+		if (argc == 4 && !strcmp(argv[1], "move")) {
+			char *end;
+			unsigned long node = strtoul(argv[2], &end, 10);
+			if (!*argv[2] || *end || node > 1023)
+				return cli_usage_error("ctl", "numa move: '%s' is not a node number", argv[2]);
+			json_t *hosts = host_node_list(argv[3]);
+			if (!hosts)
+				return cli_usage_error("ctl", "numa move: '%s' is not a host node list (N, N-M or N,M,...; "
+						       "below 64)", argv[3]);
+			*out = json_pack("{s:s, s:i, s:{s:i, s:o}}", "cmd", "numa-move", "id", 1, "args", "node", (int)node,
+					 "host_nodes", hosts);
+			*cmd_out = "numa-move";
+			return 0;
+		}
+		return cli_usage_error("ctl", "numa needs status, or move NODE HOST-NODES");
+	}
 	return cli_usage_error("ctl", "unknown command '%s' (try `vessel ctl --help`)", cmd);
 }
 
@@ -377,8 +470,8 @@ int cli_ctl_main(int argc, char **argv)
 		cli_error("ctl", "%s: cannot send: %s", sock, strerror(errno));
 		goto out;
 	}
-	if (!strcmp(cmd, "save") && c.timeout_ms < 600000)
-		c.timeout_ms = 600000; /* writing guest RAM takes a while */
+	if ((!strcmp(cmd, "save") || !strcmp(cmd, "numa-move")) && c.timeout_ms < 600000)
+		c.timeout_ms = 600000; /* writing or moving guest RAM takes a while */
 	bool streaming = false;
 	for (;;) {
 		r = conn_read_line(&c, &line, &used);
@@ -400,6 +493,11 @@ int cli_ctl_main(int argc, char **argv)
 			break;
 		}
 		if (json_object_get(msg, "event")) {
+			json_t *done = json_object_get(msg, "done"), *total = json_object_get(msg, "total");
+			if (!streaming && !raw && json_is_integer(done) && json_integer_value(total) > 0)
+				fprintf(stderr, "%s: %lld%% (%lld of %lld pages)\n", cmd,
+					(long long)(json_integer_value(done) * 100 / json_integer_value(total)),
+					(long long)json_integer_value(done), (long long)json_integer_value(total));
 			if (streaming) {
 				if (raw) {
 					printf("%s\n", line);

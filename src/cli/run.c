@@ -120,6 +120,13 @@ struct shape {
 	char engine[8];
 };
 
+/* Nodes given one by one (--numa, or a snapshot's topology), else the
+ * --numa-nodes shorthand. */
+static unsigned shape_numa_nodes(const struct vm_config *cfg)
+{
+	return cfg->numa.n_nodes ? cfg->numa.n_nodes : cfg->numa_nodes;
+}
+
 static void shape_take(struct shape *sh, const struct vm_config *cfg)
 {
 	struct vm_config def;
@@ -137,7 +144,7 @@ static void shape_take(struct shape *sh, const struct vm_config *cfg)
 	vm_config_free(&def);
 	sh->cpus = cfg->cpus;
 	sh->mem_bytes = cfg->mem_bytes;
-	sh->numa_nodes = cfg->numa_nodes;
+	sh->numa_nodes = shape_numa_nodes(cfg);
 	snprintf(sh->engine, sizeof(sh->engine), "%s", cfg->engine);
 }
 
@@ -156,10 +163,10 @@ static int shape_check(const struct shape *sh, const struct vm_config *cfg)
 		return cli_usage_error("run", "%s gives the %s engine, but snapshot %s was made on %s "
 				       "(a snapshot sets the VM's shape: leave it out)", sh->engine_from, sh->engine, snap,
 				       cfg->engine);
-	if (sh->numa_from && sh->numa_nodes != cfg->numa_nodes)
+	if (sh->numa_from && sh->numa_nodes != shape_numa_nodes(cfg))
 		return cli_usage_error("run", "%s gives %u NUMA nodes, but snapshot %s holds a VM with %u "
 				       "(a snapshot sets the VM's shape: leave it out)", sh->numa_from, sh->numa_nodes, snap,
-				       cfg->numa_nodes);
+				       shape_numa_nodes(cfg));
 	return 0;
 }
 
@@ -357,6 +364,7 @@ int cli_run_main(int argc, char **argv)
 			if (c == OPT_NUMA_NODE && !numa_nodes_given) {
 				cfg.numa.n_nodes = 0;
 				numa_nodes_given = true;
+				shape.numa_from = "--numa";
 			}
 			if ((c == OPT_NUMA_NODE ? vnuma_parse_node(&cfg.numa, optarg)
 			     : c == OPT_NUMA_DISTANCE ? vnuma_parse_distance(&cfg.numa, optarg)

@@ -43,6 +43,7 @@ struct vcpu {
 	struct vm *vm;
 	unsigned id;
 	pthread_t thread;
+	_Atomic int tid;                /* the thread's id, once it runs (numa status) */
 	void *accel;                    /* engine's private state */
 	struct lapic *lapic;            /* src/hw/intc/lapic.c */
 	_Atomic uint32_t events;        /* VCPU_EVT_* */

@@ -1,9 +1,9 @@
 #include "machine/vnuma.h"
 
 #include "util/error.h"
+#include "util/log.h"
 
 #include <errno.h>
-#include <numa.h>
 #include <numaif.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,18 +258,7 @@ int vnuma_config_finish(struct numa_config *c, unsigned shorthand, unsigned cpus
 	return finish_distances(c);
 }
 
-static int host_node_list(uint64_t mask, char *buf, size_t len)
-{
-	size_t off = 0;
-	buf[0] = 0;
-	for (unsigned h = 0; h < NUMA_MAX_HOST_NODES && off < len; h++) {
-		if (mask & (1ull << h))
-			off += (size_t)snprintf(buf + off, len - off, "%s%u", off ? "," : "", h);
-	}
-	return 0;
-}
-
-int vnuma_host_resolve(struct numa_config *c)
+int vnuma_host_resolve(struct numa_config *c, const struct host_numa *h)
 {
 	c->host_bound = false;
 	if (c->n_nodes == 0)
@@ -277,39 +266,34 @@ int vnuma_host_resolve(struct numa_config *c)
 	bool given = false;
 	for (unsigned i = 0; i < c->n_nodes; i++)
 		given |= c->nodes[i].host_nodes && !c->nodes[i].host_picked;
-	if (numa_available() < 0) {
+	if (!h->nodes) {
 		if (given)
-			return err_set(-ENODEV, "numa: host-node: this host has no NUMA support (libnuma)");
+			return err_set(-ENODEV, "numa: host-node: this host has no NUMA support (no %s)", HOST_NUMA_SYSFS);
 		return 0;
 	}
-	/* The host nodes this process may use, and those with free memory. */
-	uint64_t exist = 0, with_free = 0;
-	struct bitmask *allowed = numa_get_mems_allowed();
-	int max = numa_max_node();
-	for (int h = 0; h <= max && h < NUMA_MAX_HOST_NODES; h++) {
-		if (!allowed || !numa_bitmask_isbitset(allowed, (unsigned)h))
-			continue;
-		exist |= 1ull << h;
-		long long free_b = 0;
-		if (numa_node_size64(h, &free_b) > 0 && free_b > 0)
-			with_free |= 1ull << h;
-	}
-	if (allowed)
-		numa_bitmask_free(allowed);
-	if (!with_free)
-		with_free = exist;
+	uint64_t with_free = h->with_free ? h->with_free : h->nodes;
 	char have[256];
-	host_node_list(exist, have, sizeof(have));
+	host_numa_list(h->nodes, have, sizeof(have));
 	unsigned n_free = (unsigned)__builtin_popcountll(with_free), pick = 0;
 	for (unsigned i = 0; i < c->n_nodes; i++) {
 		struct numa_node *n = &c->nodes[i];
 		if (n->host_picked)
 			n->host_nodes = 0;
-		uint64_t bad = n->host_nodes & ~exist;
+		uint64_t bad = n->host_nodes & ~h->nodes;
+		if (bad && n->host_hint) {
+			/* Restored on a host with fewer nodes: keep what exists. */
+			char was[256];
+			host_numa_list(n->host_nodes, was, sizeof(was));
+			n->host_nodes &= h->nodes;
+			n->host_hint = false;
+			log_warn("numa", "numa node %u: the snapshot's host node(s) %s are not all on this host (it has %s): "
+				 "%s", i, was, have, n->host_nodes ? "keeping those it has" : "vessel picks one");
+			bad = 0;
+		}
 		if (bad)
 			return err_set(-EINVAL, "numa node %u: host-node: the host has no node %u (it has %s)", i,
 				       (unsigned)__builtin_ctzll(bad), have);
-		if (!n->host_nodes && n_free) {
+		if (!n->host_nodes) {
 			/* Round robin over the host nodes with free memory. */
 			unsigned k = pick++ % n_free;
 			uint64_t m = with_free;
@@ -318,19 +302,7 @@ int vnuma_host_resolve(struct numa_config *c)
 			n->host_nodes = m & -m;
 			n->host_picked = true;
 		}
-		CPU_ZERO(&n->host_cpus);
-		struct bitmask *cpus = numa_allocate_cpumask();
-		if (!cpus)
-			return err_set(-ENOMEM, "out of memory");
-		for (unsigned h = 0; h < NUMA_MAX_HOST_NODES; h++) {
-			if (!(n->host_nodes & (1ull << h)) || numa_node_to_cpus((int)h, cpus) < 0)
-				continue;
-			for (unsigned k = 0; k < cpus->size && k < CPU_SETSIZE; k++) {
-				if (numa_bitmask_isbitset(cpus, k))
-					CPU_SET(k, &n->host_cpus);
-			}
-		}
-		numa_free_cpumask(cpus);
+		host_numa_cpus_of(h, n->host_nodes, &n->host_cpus);
 	}
 	c->host_bound = true;
 	return 0;
@@ -371,19 +343,27 @@ int vnuma_node_of_cpu(const struct numa_config *c, unsigned cpu)
 	return -1;
 }
 
-static int bind_range(void *opaque, unsigned node, const struct gmem_region *r, uint64_t offset, uint64_t len)
+/* mbind() of [host, host + len) to host_nodes with c's policy; flags 0 or
+ * MPOL_MF_MOVE (migrate the pages already there that do not conform). */
+static int bind_to(const struct numa_config *c, unsigned node, void *host, uint64_t len, uint64_t host_nodes,
+		   unsigned flags)
 {
-	const struct numa_config *c = opaque;
-	unsigned long mask = (unsigned long)c->nodes[node].host_nodes;
+	unsigned long mask = (unsigned long)host_nodes;
 	int mode = c->policy == NUMA_POLICY_BIND ? MPOL_BIND
 		 : c->policy == NUMA_POLICY_INTERLEAVE ? MPOL_INTERLEAVE : MPOL_PREFERRED;
 	/* MPOL_PREFERRED takes one node: the lowest of the set. */
 	if (mode == MPOL_PREFERRED)
 		mask &= -mask;
-	if (mbind(r->host + offset, len, mode, &mask, NUMA_MAX_HOST_NODES + 1, 0) < 0)
+	if (mbind(host, len, mode, &mask, NUMA_MAX_HOST_NODES + 1, flags) < 0)
 		return err_set(-errno, "numa node %u: cannot bind its memory to host node(s) %#lx: %s", node,
-			       (unsigned long)c->nodes[node].host_nodes, strerror(errno));
+			       (unsigned long)host_nodes, strerror(errno));
 	return 0;
+}
+
+static int bind_range(void *opaque, unsigned node, const struct gmem_region *r, uint64_t offset, uint64_t len)
+{
+	const struct numa_config *c = opaque;
+	return bind_to(c, node, r->host + offset, len, c->nodes[node].host_nodes, 0);
 }
 
 int vnuma_bind_memory(const struct numa_config *c, const struct guest_memory *mem)
@@ -403,4 +383,137 @@ int vnuma_pin_thread(const struct numa_config *c, unsigned cpu, pthread_t thread
 		return err_set(-rc, "cpu%u: cannot pin its thread to the CPUs of numa node %d: %s", cpu, node,
 			       strerror(rc));
 	return 0;
+}
+
+/* ---- moving a node at run time (docs/numa.md "Moving a node") ---- */
+
+struct plan_build {
+	struct numa_move_plan *p;
+	unsigned node;
+};
+
+static int plan_range(void *opaque, unsigned node, const struct gmem_region *r, uint64_t offset, uint64_t len)
+{
+	struct plan_build *b = opaque;
+	if (node != b->node)
+		return 0;
+	for (uint64_t off = 0; off < len; off += NUMA_MOVE_CHUNK) {
+		struct numa_move_plan *p = b->p;
+		if (p->n_chunks % 16 == 0) {
+			struct numa_move_chunk *c = realloc(p->chunks, (p->n_chunks + 16) * sizeof(*c));
+			if (!c)
+				return err_set(-ENOMEM, "out of memory");
+			p->chunks = c;
+		}
+		uint64_t piece = len - off < NUMA_MOVE_CHUNK ? len - off : NUMA_MOVE_CHUNK;
+		p->chunks[p->n_chunks++] = (struct numa_move_chunk){ .host = r->host + offset + off, .len = piece };
+		p->pages += piece / NUMA_PAGE;
+	}
+	return 0;
+}
+
+int vnuma_plan_move(const struct numa_config *c, const struct host_numa *h, const struct guest_memory *mem,
+		    unsigned node, uint64_t host_nodes, struct numa_move_plan *p)
+{
+	memset(p, 0, sizeof(*p));
+	if (node >= c->n_nodes)
+		return err_set(-EINVAL, "numa move: node %u: the guest has no such node (it has %u)", node, c->n_nodes);
+	if (!h->nodes)
+		return err_set(-ENODEV, "numa move: this host has no NUMA support (no %s)", HOST_NUMA_SYSFS);
+	char have[256];
+	host_numa_list(h->nodes, have, sizeof(have));
+	if (!host_nodes || (host_nodes & ~h->nodes))
+		return err_set(-EINVAL, "numa move: host node %u: the host has no such node (it has %s)",
+			       host_nodes ? (unsigned)__builtin_ctzll(host_nodes & ~h->nodes) : 0, have);
+	p->node = node;
+	p->host_nodes = host_nodes;
+	host_numa_cpus_of(h, host_nodes, &p->host_cpus);
+	struct plan_build b = { .p = p, .node = node };
+	int rc = vnuma_for_each_range(c, mem, plan_range, &b);
+	if (rc < 0)
+		vnuma_plan_free(p);
+	return rc;
+}
+
+void vnuma_plan_free(struct numa_move_plan *p)
+{
+	free(p->chunks);
+	p->chunks = NULL;
+	p->n_chunks = 0;
+}
+
+/* Where each page of [host, host + len) is: node, or a negative errno
+ * (-ENOENT: not populated).  move_pages(2) with nodes NULL only asks. */
+static int page_nodes(void *host, uint64_t len, void **pages, int *status)
+{
+	unsigned long n = len / NUMA_PAGE;
+	for (unsigned long i = 0; i < n; i++)
+		pages[i] = (uint8_t *)host + i * NUMA_PAGE;
+	if (move_pages(0, n, pages, NULL, status, 0) < 0)
+		return err_set(-errno, "numa: cannot query where guest pages are: %s", strerror(errno));
+	return 0;
+}
+
+int vnuma_move_chunk(const struct numa_config *c, const struct numa_move_plan *p, unsigned i,
+		     struct numa_move_count *count)
+{
+	const struct numa_move_chunk *ch = &p->chunks[i];
+	unsigned long n = ch->len / NUMA_PAGE;
+	void **pages = malloc(n * sizeof(*pages));
+	int *before = malloc(n * sizeof(*before)), *after = malloc(n * sizeof(*after));
+	int rc = -ENOMEM;
+	if (!pages || !before || !after) {
+		err_set(rc, "out of memory");
+		goto out;
+	}
+	if ((rc = page_nodes(ch->host, ch->len, pages, before)) < 0)
+		goto out;
+	/* The new policy for pages yet to be touched, and a migration of
+	 * those already there; the guest keeps running meanwhile (the
+	 * kernel migrates page by page under its own locks). */
+	if ((rc = bind_to(c, p->node, ch->host, ch->len, p->host_nodes, MPOL_MF_MOVE)) < 0)
+		goto out;
+	if ((rc = page_nodes(ch->host, ch->len, pages, after)) < 0)
+		goto out;
+	for (unsigned long k = 0; k < n; k++) {
+		bool was_off = before[k] >= 0 && !(p->host_nodes & (1ull << before[k]));
+		bool is_on = after[k] >= 0 && (p->host_nodes & (1ull << after[k]));
+		if (was_off && is_on)
+			count->moved++;
+		else if (after[k] >= 0 && !is_on)
+			count->failed++;
+	}
+	count->done += n;
+out:
+	free(pages);
+	free(before);
+	free(after);
+	return rc;
+}
+
+int vnuma_resident(const struct numa_config *c, const struct guest_memory *mem, unsigned node,
+		   uint64_t counts[NUMA_MAX_HOST_NODES], uint64_t *absent)
+{
+	struct numa_move_plan p = { 0 };
+	struct plan_build b = { .p = &p, .node = node };
+	memset(counts, 0, NUMA_MAX_HOST_NODES * sizeof(*counts));
+	*absent = 0;
+	int rc = vnuma_for_each_range(c, mem, plan_range, &b);
+	void **pages = malloc(NUMA_MOVE_CHUNK / NUMA_PAGE * sizeof(*pages));
+	int *status = malloc(NUMA_MOVE_CHUNK / NUMA_PAGE * sizeof(*status));
+	if (rc == 0 && (!pages || !status))
+		rc = err_set(-ENOMEM, "out of memory");
+	for (unsigned i = 0; rc == 0 && i < p.n_chunks; i++) {
+		rc = page_nodes(p.chunks[i].host, p.chunks[i].len, pages, status);
+		for (unsigned long k = 0; rc == 0 && k < p.chunks[i].len / NUMA_PAGE; k++) {
+			if (status[k] >= 0 && status[k] < NUMA_MAX_HOST_NODES)
+				counts[status[k]]++;
+			else
+				(*absent)++;
+		}
+	}
+	free(pages);
+	free(status);
+	vnuma_plan_free(&p);
+	return rc;
 }

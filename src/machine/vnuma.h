@@ -6,6 +6,7 @@
 #ifndef VESSEL_MACHINE_VNUMA_H
 #define VESSEL_MACHINE_VNUMA_H
 
+#include "machine/host_numa.h"
 #include "machine/memory.h"
 
 #include <pthread.h>
@@ -14,7 +15,7 @@
 #include <stdint.h>
 
 #define NUMA_MAX_NODES 64
-#define NUMA_MAX_HOST_NODES 64
+#define NUMA_MAX_HOST_NODES HOST_NUMA_MAX_NODES
 /* Node sizes are whole 2 MiB pages: SRAT ranges and mbind() then fall
  * on (huge) page boundaries. */
 #define NUMA_GRANULE (2ull << 20)
@@ -28,6 +29,7 @@ struct numa_node {
 	unsigned first_cpu, n_cpus; /* a contiguous block of vCPU (= APIC) ids */
 	uint64_t host_nodes;       /* bit n: host node n; 0: none given */
 	bool host_picked;          /* host_nodes chosen by vessel */
+	bool host_hint;            /* host_nodes from a snapshot: those the host lacks are replaced */
 	cpu_set_t host_cpus;       /* CPUs of host_nodes (vnuma_host_resolve) */
 };
 
@@ -58,11 +60,11 @@ int vnuma_parse_range(const char *s, unsigned *lo, unsigned *hi);
  * vCPU in exactly one node, node memory summing to mem_bytes, distances
  * symmetric, 10 local and 11..254 remote.  0 or -EINVAL naming the field. */
 int vnuma_config_finish(struct numa_config *c, unsigned shorthand, unsigned cpus, uint64_t mem_bytes);
-/* Checks the host nodes given against the host, picks host nodes for
- * the nodes without (spread over the host nodes that have free memory)
- * and fills host_cpus.  A host without NUMA support: nothing is bound,
- * unless host nodes were given (-ENODEV). */
-int vnuma_host_resolve(struct numa_config *c);
+/* Checks the host nodes given against the host h (host_numa_read()),
+ * picks host nodes for the nodes without (spread over the host nodes that
+ * have free memory) and fills host_cpus.  A host without NUMA support:
+ * nothing is bound, unless host nodes were given (-ENODEV). */
+int vnuma_host_resolve(struct numa_config *c, const struct host_numa *h);
 
 /* Calls fn for each piece of guest RAM of each node, in address order. */
 typedef int (*vnuma_range_fn)(void *opaque, unsigned node, const struct gmem_region *r, uint64_t offset,
@@ -77,5 +79,42 @@ int vnuma_node_of_cpu(const struct numa_config *c, unsigned cpu);
 int vnuma_bind_memory(const struct numa_config *c, const struct guest_memory *mem);
 /* Sets the affinity of the thread of vCPU cpu to its node's host CPUs. */
 int vnuma_pin_thread(const struct numa_config *c, unsigned cpu, pthread_t thread);
+
+/* Moving a virtual node to other host nodes at run time: the node's RAM
+ * in chunks (so that progress can be shown and the guest keeps running),
+ * and the CPUs its vCPU threads move to.  The chunking is separate from
+ * the moving so that tests check it against a fake host. */
+#define NUMA_MOVE_CHUNK (64ull << 20)
+#define NUMA_PAGE 4096ull
+struct numa_move_chunk {
+	uint8_t *host;
+	uint64_t len;
+};
+struct numa_move_plan {
+	unsigned node;
+	uint64_t host_nodes;      /* the target */
+	cpu_set_t host_cpus;      /* their CPUs, for the node's vCPU threads */
+	unsigned n_chunks;
+	struct numa_move_chunk *chunks;
+	uint64_t pages;           /* in all chunks */
+};
+struct numa_move_count {
+	uint64_t done;            /* pages looked at */
+	uint64_t moved;           /* were on another host node, now on a target one */
+	uint64_t failed;          /* populated and still elsewhere (e.g. pinned, or no room) */
+};
+/* Plans the move of node to host_nodes of h: -EINVAL naming what is
+ * wrong (no such node here or on the host). */
+int vnuma_plan_move(const struct numa_config *c, const struct host_numa *h, const struct guest_memory *mem,
+		    unsigned node, uint64_t host_nodes, struct numa_move_plan *p);
+void vnuma_plan_free(struct numa_move_plan *p);
+/* Binds chunk i to the plan's host nodes with c's policy and migrates the
+ * pages already there (mbind MPOL_MF_MOVE); adds to count. */
+int vnuma_move_chunk(const struct numa_config *c, const struct numa_move_plan *p, unsigned i,
+		     struct numa_move_count *count);
+/* The pages of node's RAM resident on each host node, and those not yet
+ * populated (move_pages(2) queries). */
+int vnuma_resident(const struct numa_config *c, const struct guest_memory *mem, unsigned node,
+		   uint64_t counts[NUMA_MAX_HOST_NODES], uint64_t *absent);
 
 #endif

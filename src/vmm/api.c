@@ -58,7 +58,7 @@ struct client {
 	int64_t out_ms;       /* last time its output moved (while out_len) */
 };
 
-enum job_kind { JOB_SAVE, JOB_DEVICE_ADD, JOB_DEVICE_REMOVE };
+enum job_kind { JOB_SAVE, JOB_DEVICE_ADD, JOB_DEVICE_REMOVE, JOB_NUMA_MOVE };
 enum job_phase { JOB_IDLE, JOB_QUEUED, JOB_RUNNING, JOB_DONE };
 
 /* The long operation in progress: the API thread fills it in and queues
@@ -71,6 +71,10 @@ struct job {
 	char *arg;            /* save: the file; device-remove: the id */
 	struct api_remove_opts remove;   /* device-remove */
 	struct vm_device_config dev;   /* device-add */
+	unsigned node;                 /* numa-move: the virtual node, */
+	uint64_t host_nodes;           /* and where it goes */
+	json_t *result;                /* numa-move: the op's reply */
+	struct api_progress progress;
 	int64_t start_ms, progress_ms;
 	int rc;
 	char msg[1024];       /* the worker's err_msg() when rc < 0 */
@@ -258,6 +262,9 @@ static void *worker_thread(void *arg)
 		case JOB_SAVE: j->rc = srv->ops->save(srv->opaque, j->arg); break;
 		case JOB_DEVICE_ADD: j->rc = srv->ops->device_add(srv->opaque, &j->dev); break;
 		case JOB_DEVICE_REMOVE: j->rc = srv->ops->device_remove(srv->opaque, j->arg, &j->remove); break;
+		case JOB_NUMA_MOVE:
+			j->rc = srv->ops->numa_move(srv->opaque, j->node, j->host_nodes, &j->progress, j->result);
+			break;
 		}
 		if (j->rc < 0)
 			snprintf(j->msg, sizeof(j->msg), "%s", err_msg()[0] ? err_msg() : strerror(-j->rc));
@@ -283,6 +290,11 @@ static void send_progress(struct api_server *srv, struct client *c, const char *
 	json_t *ev = json_pack("{s:s, s:s, s:s, s:f, s:f}", "event", "progress", "cmd", j->cmd, "stage", stage,
 			       "elapsed", (double)(mono_ms() - j->start_ms) / 1000.0, "time", now_seconds());
 	json_object_set(ev, "request", j->id ? j->id : json_null());
+	uint64_t total = atomic_load(&j->progress.total);
+	if (total) {
+		json_object_set_new(ev, "done", json_integer((json_int_t)atomic_load(&j->progress.done)));
+		json_object_set_new(ev, "total", json_integer((json_int_t)total));
+	}
 	client_send_json(c, ev);
 	json_decref(ev);
 }
@@ -346,6 +358,12 @@ static void job_finish(struct api_server *srv)
 	} else if (j->kind == JOB_SAVE) {
 		if (c)
 			reply_ok(c, j->id, json_pack("{s:s}", "file", j->arg));
+	} else if (j->kind == JOB_NUMA_MOVE) {
+		if (c)
+			reply_ok(c, j->id, json_incref(j->result));
+		ev = json_deep_copy(j->result);
+		json_object_set_new(ev, "event", json_string("numa-moved"));
+		json_object_set_new(ev, "time", json_real(now_seconds()));
 	} else {
 		const char *dev_id = j->kind == JOB_DEVICE_ADD ? j->dev.id : j->arg;
 		if (c)
@@ -365,6 +383,7 @@ static void job_finish(struct api_server *srv)
 	free(j->arg);
 	if (j->kind == JOB_DEVICE_ADD)
 		vm_device_config_free(&j->dev);
+	json_decref(j->result);
 	memset(j, 0, sizeof(*j));
 	srv->job_active = false;
 	pthread_mutex_lock(&srv->job_lock);
@@ -559,6 +578,52 @@ static void cmd_device_remove(struct request *rq)
 	job_start(srv, rq->client, rq->id, JOB_DEVICE_REMOVE, "device-remove");
 }
 
+/* args.node: a virtual node; args.host_nodes: a host node number or a
+ * list of them. */
+static void cmd_numa_move(struct request *rq)
+{
+	struct api_server *srv = rq->srv;
+	if (need_op(rq, srv->ops->numa_move != NULL, "numa-move") < 0 || job_refuse_busy(srv, rq->client, rq->id) ||
+	    check_state(rq, "move a numa node", ST(RUNNING) | ST(PAUSED), NULL) < 0)
+		return;
+	json_t *node = json_object_get(rq->args, "node"), *hosts = json_object_get(rq->args, "host_nodes");
+	if (!json_is_integer(node) || json_integer_value(node) < 0 || json_integer_value(node) > 1023) {
+		reply_error(rq->client, rq->id, "invalid-argument", "args.node: missing or not a node number");
+		return;
+	}
+	uint64_t mask = 0;
+	json_t *one = hosts;
+	size_t i = 0, n = json_is_array(hosts) ? json_array_size(hosts) : 1;
+	for (; i < n; i++) {
+		if (json_is_array(hosts))
+			one = json_array_get(hosts, i);
+		if (!json_is_integer(one) || json_integer_value(one) < 0 || json_integer_value(one) > 63)
+			break;
+		mask |= 1ull << json_integer_value(one);
+	}
+	if (i < n || !mask) {
+		reply_error(rq->client, rq->id, "invalid-argument",
+			    "args.host_nodes: missing or not a host node number 0-63 (or a list of them)");
+		return;
+	}
+	srv->job.node = (unsigned)json_integer_value(node);
+	srv->job.host_nodes = mask;
+	srv->job.result = json_object();
+	atomic_store(&srv->job.progress.done, 0);
+	atomic_store(&srv->job.progress.total, 0);
+	job_start(srv, rq->client, rq->id, JOB_NUMA_MOVE, "numa-move");
+}
+
+static void cmd_numa_status(struct request *rq)
+{
+	if (need_op(rq, rq->srv->ops->numa_status != NULL, "numa-status") < 0)
+		return;
+	json_t *r = json_object();
+	err_clear();
+	int rc = rq->srv->ops->numa_status(rq->srv->opaque, r);
+	finish(rq, rc, r);
+}
+
 static void cmd_events(struct request *rq)
 {
 	rq->client->events = true;
@@ -580,6 +645,7 @@ static const struct {
 	{ "save", cmd_save, false, false }, { "stats", cmd_stats, false, false },
 	{ "device-list", cmd_device_list, false, true }, { "device-add", cmd_device_add, false, false },
 	{ "device-remove", cmd_device_remove, false, false }, { "events", cmd_events, false, false },
+	{ "numa-move", cmd_numa_move, false, false }, { "numa-status", cmd_numa_status, false, false },
 };
 
 /* false: the request must wait for the long operation to end (it stays
@@ -824,15 +890,6 @@ static void deliver_pending_events(struct api_server *srv)
 static int service_clients(struct api_server *srv)
 {
 	int64_t now = mono_ms(), next = -1;
-	if (srv->job_active) {
-		struct client *c = client_by_serial(srv, srv->job.client);
-		if (now - srv->job.progress_ms >= API_PROGRESS_MS) {
-			if (c)
-				send_progress(srv, c, "running");
-			srv->job.progress_ms = now;
-		}
-		next = srv->job.progress_ms + API_PROGRESS_MS - now;
-	}
 	for (unsigned i = 0; i < API_SLOTS; i++) {
 		struct client *c = srv->clients[i];
 		if (!c)
@@ -865,6 +922,19 @@ static int service_clients(struct api_server *srv)
 		 * wake us for (their input is read already): go on at once. */
 		if (!c->closing && !c->waiting && !c->stalled && c->out_len < API_OUTPUT_HIGH && has_line(c))
 			next = 0;
+	}
+	/* After the clients: a request just read may have started an
+	 * operation, whose first progress event is due in a second. */
+	if (srv->job_active) {
+		struct client *c = client_by_serial(srv, srv->job.client);
+		if (now - srv->job.progress_ms >= API_PROGRESS_MS) {
+			if (c)
+				send_progress(srv, c, "running");
+			srv->job.progress_ms = now;
+		}
+		int64_t due = srv->job.progress_ms + API_PROGRESS_MS - now;
+		if (next < 0 || due < next)
+			next = due < 0 ? 0 : due;
 	}
 	return next < 0 ? -1 : next > 60000 ? 60000 : (int)next;
 }

@@ -1,7 +1,7 @@
 /* Control API server (docs/api.md): JSON objects, one per line, over a
  * Unix socket.  A server thread polls the listening socket and every
  * client and runs the short requests; the long ones (save, device-add,
- * device-remove) run one at a time on a worker thread so that the others
+ * device-remove, numa-move) run one at a time on a worker thread so that the others
  * are served meanwhile.  Requests reach the VM only through struct
  * vm_control_ops, which src/vmm/control.c implements (and unit tests
  * fake).  Lifecycle transitions are streamed to clients that asked for
@@ -43,6 +43,12 @@ struct api_remove_opts {
 	unsigned timeout_ms;
 };
 
+/* How far a long operation is, for its progress events: the worker's op
+ * sets total once and advances done; the API thread reads both. */
+struct api_progress {
+	_Atomic uint64_t done, total;
+};
+
 /* Each returns 0, or a negative errno with err_set() (the message becomes
  * the error reply).  save, device_add and device_remove are called on the
  * server's worker thread, one at a time, and may take long; the others on
@@ -68,6 +74,12 @@ struct vm_control_ops {
 	int (*device_remove)(void *opaque, const char *id, const struct api_remove_opts *opts);
 	/* Optional: adds VM facts (engine, cpus, memory...) to status. */
 	void (*status)(void *opaque, json_t *out);
+	/* Optional (docs/numa.md "Moving a node"): moves virtual node to the
+	 * host nodes in the mask while the guest runs, on the worker; fills
+	 * out with what was moved. */
+	int (*numa_move)(void *opaque, unsigned node, uint64_t host_nodes, struct api_progress *progress, json_t *out);
+	/* Optional: per virtual node, where its memory and vCPU threads are. */
+	int (*numa_status)(void *opaque, json_t *out);
 };
 
 struct api_server;

@@ -55,8 +55,12 @@ int vm_config_numa(const struct vm_config *cfg, struct numa_config *out)
 {
 	*out = cfg->numa;
 	int rc = vnuma_config_finish(out, cfg->numa_nodes, cfg->cpus, cfg->mem_bytes);
-	if (rc == 0)
-		rc = vnuma_host_resolve(out);
+	if (rc == 0 && out->n_nodes) {
+		struct host_numa host;
+		rc = host_numa_read(&host, NULL);
+		if (rc == 0)
+			rc = vnuma_host_resolve(out, &host);
+	}
 	return rc;
 }
 

@@ -14,7 +14,9 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -435,6 +437,121 @@ static void op_status(void *opaque, json_t *out)
 	json_object_set_new(out, "guest_os_id", hv_on && hv.guest_os_id ? json_string(id) : json_null());
 }
 
+/* ---- virtual NUMA at run time (docs/numa.md "Moving a node") ---- */
+
+static json_t *host_node_array(uint64_t mask)
+{
+	json_t *a = json_array();
+	for (unsigned h = 0; h < NUMA_MAX_HOST_NODES; h++) {
+		if (mask & (1ull << h))
+			json_array_append_new(a, json_integer(h));
+	}
+	return a;
+}
+
+/* Runs on the API's worker with the guest running: the node's memory
+ * moves chunk by chunk, then its vCPU threads follow, and the session
+ * keeps the new host nodes for the machines built at later reboots. */
+static int op_numa_move(void *opaque, unsigned node, uint64_t host_nodes, struct api_progress *progress, json_t *out)
+{
+	struct vm_session *s = opaque;
+	struct vm *vm = session_use(s);
+	if (!vm)
+		return -EAGAIN;
+	struct host_numa host;
+	struct numa_move_plan plan = { 0 };
+	struct numa_move_count count = { 0 };
+	int rc = host_numa_read(&host, NULL);
+	if (rc == 0 && !vm->numa.n_nodes)
+		rc = err_set(-EINVAL, "numa move: the guest has no virtual NUMA nodes (--numa)");
+	if (rc == 0)
+		rc = vnuma_plan_move(&vm->numa, &host, &vm->mem, node, host_nodes, &plan);
+	if (rc == 0)
+		atomic_store(&progress->total, plan.pages);
+	for (unsigned i = 0; rc == 0 && i < plan.n_chunks; i++) {
+		rc = vnuma_move_chunk(&vm->numa, &plan, i, &count);
+		atomic_store(&progress->done, count.done);
+	}
+	if (rc == 0) {
+		pthread_mutex_lock(&s->lock);
+		struct numa_node *targets[] = { &vm->numa.nodes[node], &s->numa.nodes[node] };
+		for (unsigned k = 0; k < 2; k++) {
+			targets[k]->host_nodes = host_nodes;
+			targets[k]->host_picked = false;
+			targets[k]->host_cpus = plan.host_cpus;
+		}
+		pthread_mutex_unlock(&s->lock);
+		const struct numa_node *n = &vm->numa.nodes[node];
+		for (unsigned c = n->first_cpu; rc == 0 && c < n->first_cpu + n->n_cpus && c < vm->n_vcpus; c++)
+			rc = vnuma_pin_thread(&vm->numa, c, vm->vcpus[c]->thread);
+		log_info("numa", "node %u moved to host node(s) %#llx: %llu of %llu pages moved, %llu left elsewhere",
+			 node, (unsigned long long)host_nodes, (unsigned long long)count.moved,
+			 (unsigned long long)plan.pages, (unsigned long long)count.failed);
+	}
+	json_object_set_new(out, "node", json_integer(node));
+	json_object_set_new(out, "host_nodes", host_node_array(host_nodes));
+	json_object_set_new(out, "pages", json_integer((json_int_t)plan.pages));
+	json_object_set_new(out, "moved", json_integer((json_int_t)count.moved));
+	json_object_set_new(out, "failed", json_integer((json_int_t)count.failed));
+	vnuma_plan_free(&plan);
+	session_unuse(s);
+	return rc;
+}
+
+/* The CPU a thread last ran on: field 39 of /proc/self/task/TID/stat
+ * (proc(5)); -1 if unknown. */
+static int thread_last_cpu(int tid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *p = strrchr(buf, ')');   /* the name may hold spaces */
+	for (int field = 2; p && field < 39; field++)
+		p = strchr(p + 1, ' ');
+	return p ? atoi(p + 1) : -1;
+}
+
+static int op_numa_status(void *opaque, json_t *out)
+{
+	struct vm_session *s = opaque;
+	WITH_VM(s, vm);
+	int rc = 0;
+	json_t *nodes = json_array();
+	for (unsigned i = 0; rc == 0 && i < vm->numa.n_nodes; i++) {
+		const struct numa_node *n = &vm->numa.nodes[i];
+		uint64_t counts[NUMA_MAX_HOST_NODES], absent;
+		rc = vnuma_resident(&vm->numa, &vm->mem, i, counts, &absent);
+		json_t *resident = json_object();
+		for (unsigned h = 0; h < NUMA_MAX_HOST_NODES; h++) {
+			if (counts[h]) {
+				char key[8];
+				snprintf(key, sizeof(key), "%u", h);
+				json_object_set_new(resident, key, json_integer((json_int_t)counts[h]));
+			}
+		}
+		json_t *vcpus = json_array();
+		for (unsigned c = n->first_cpu; c < n->first_cpu + n->n_cpus && c < vm->n_vcpus; c++) {
+			int tid = atomic_load(&vm->vcpus[c]->tid);
+			json_array_append_new(vcpus, json_pack("{s:i, s:i, s:i}", "id", (int)c, "tid", tid, "last_cpu",
+							       tid ? thread_last_cpu(tid) : -1));
+		}
+		json_array_append_new(nodes, json_pack("{s:i, s:I, s:o, s:b, s:o, s:I, s:o}", "node", (int)i, "memory",
+						       (json_int_t)n->mem_bytes, "host_nodes",
+						       host_node_array(n->host_nodes), "host_picked", n->host_picked,
+						       "resident_pages", resident, "absent_pages", (json_int_t)absent,
+						       "vcpus", vcpus));
+	}
+	pthread_mutex_unlock(&s->lock);
+	json_object_set_new(out, "policy", json_string(vnuma_policy_name(vm->numa.policy)));
+	json_object_set_new(out, "nodes", nodes);
+	return rc;
+}
+
 static const struct vm_control_ops session_ops = {
 	.pause = op_pause,
 	.resume = op_resume,
@@ -449,6 +566,8 @@ static const struct vm_control_ops session_ops = {
 	.device_add = op_device_add,
 	.device_remove = op_device_remove,
 	.status = op_status,
+	.numa_move = op_numa_move,
+	.numa_status = op_numa_status,
 };
 
 int vm_session_start(struct vm_session *s, const struct vm_config *cfg)

@@ -34,8 +34,8 @@ struct vm_session {
 	pthread_cond_t unused;
 	bool pause_held;                /* pause holds vm's vCPU gate */
 	struct console *console;        /* COM1's backend, for its counters; may be NULL */
-	/* cfg's NUMA topology with host nodes resolved once at start (libnuma
-	 * reads sysfs, which the sandbox forbids on later reboots). */
+	/* cfg's NUMA topology with host nodes resolved once at start, then
+	 * changed by numa-move (under lock). */
 	struct numa_config numa;
 };
 

@@ -134,8 +134,10 @@ static const struct rule rules[] = {
 	ALLOW(sched_yield), ALLOW(sched_getaffinity), ALLOW(gettid), ALLOW(getpid),
 	/* Virtual NUMA (docs/numa.md): a machine rebuilt at a reboot binds
 	 * its guest RAM to its nodes' host nodes (mbind) and pins its vCPU
-	 * threads to their CPUs (pthread_setaffinity_np). */
-	ALLOW(mbind), ALLOW(sched_setaffinity),
+	 * threads to their CPUs (pthread_setaffinity_np); `numa move`
+	 * migrates a node's pages (mbind MPOL_MF_MOVE) and asks where they
+	 * are (move_pages without target nodes). */
+	ALLOW(mbind), ALLOW(sched_setaffinity), ALLOW_IF(move_pages, SCMP_A0(SCMP_CMP_EQ, 0)),   /* this process only */
 	ALLOW(getuid), ALLOW(geteuid), ALLOW(getgid), ALLOW(getegid),
 	/* Signals: the KVM engine kicks a vCPU out of KVM_RUN with a signal
 	 * to its thread (pthread_kill: tgkill, within this process only) and

@@ -69,6 +69,65 @@ static int cpu_save(struct vcpu *v, struct cpu_blob *b)
 	return 0;
 }
 
+/* The virtual NUMA topology as the guest saw it (SRAT, SLIT), with the
+ * host nodes behind each node at the save (after any numa move). */
+static json_t *numa_json(const struct numa_config *n)
+{
+	json_t *nodes = json_array(), *dist = json_array();
+	for (unsigned i = 0; i < n->n_nodes; i++) {
+		json_t *hosts = json_array(), *row = json_array();
+		for (unsigned h = 0; h < NUMA_MAX_HOST_NODES; h++)
+			if (n->nodes[i].host_nodes & (1ull << h))
+				json_array_append_new(hosts, json_integer(h));
+		for (unsigned j = 0; j < n->n_nodes; j++)
+			json_array_append_new(row, json_integer(n->distance[i][j]));
+		json_array_append_new(nodes, json_pack("{s:I, s:i, s:i, s:o}", "memory", (json_int_t)n->nodes[i].mem_bytes,
+						       "first_cpu", (int)n->nodes[i].first_cpu, "cpus",
+						       (int)n->nodes[i].n_cpus, "host_nodes", hosts));
+		json_array_append_new(dist, row);
+	}
+	return json_pack("{s:s, s:o, s:o}", "policy", vnuma_policy_name(n->policy), "nodes", nodes, "distances", dist);
+}
+
+/* The topology of numa_json() into cfg->numa; the host nodes become
+ * hints (a host that lacks one gets another, with a warning). */
+static int numa_from_json(const char *path, json_t *j, struct vm_config *cfg)
+{
+	struct numa_config *n = &cfg->numa;
+	memset(n, 0, sizeof(*n));
+	json_t *nodes = json_object_get(j, "nodes"), *dist = json_object_get(j, "distances");
+	const char *policy = json_string_value(json_object_get(j, "policy"));
+	size_t count = json_array_size(nodes);
+	if (!json_is_array(nodes) || count == 0 || count > NUMA_MAX_NODES || json_array_size(dist) != count ||
+	    !policy || vnuma_parse_policy(policy, &n->policy) < 0)
+		return err_set(-EINVAL, "snapshot %s: config numa: not a topology", path);
+	n->n_nodes = (unsigned)count;
+	for (size_t i = 0; i < count; i++) {
+		json_t *node = json_array_get(nodes, i), *row = json_array_get(dist, i), *h;
+		json_int_t mem = json_integer_value(json_object_get(node, "memory"));
+		json_int_t first = json_integer_value(json_object_get(node, "first_cpu"));
+		json_int_t cpus = json_integer_value(json_object_get(node, "cpus"));
+		if (mem <= 0 || first < 0 || cpus <= 0 || first + cpus > VM_MAX_CPUS || json_array_size(row) != count)
+			return err_set(-EINVAL, "snapshot %s: config numa: node %zu is not a node", path, i);
+		n->nodes[i].mem_bytes = (uint64_t)mem;
+		n->nodes[i].first_cpu = (unsigned)first;
+		n->nodes[i].n_cpus = (unsigned)cpus;
+		size_t k;
+		json_array_foreach(json_object_get(node, "host_nodes"), k, h) {
+			json_int_t v = json_integer_value(h);
+			if (v >= 0 && v < NUMA_MAX_HOST_NODES)
+				n->nodes[i].host_nodes |= 1ull << v;
+		}
+		n->nodes[i].host_hint = n->nodes[i].host_nodes != 0;
+		for (size_t m = 0; m < count; m++) {
+			json_int_t d = json_integer_value(json_array_get(row, m));
+			n->distance[i][m] = d > 0 && d < 256 ? (uint8_t)d : 0;
+		}
+	}
+	cfg->numa_nodes = 0;
+	return 0;
+}
+
 static json_t *config_json(struct vm *vm, json_t *devices)
 {
 	json_t *regions = json_array();
@@ -79,6 +138,8 @@ static json_t *config_json(struct vm *vm, json_t *devices)
 			      (int)vm->n_vcpus, "memory", (json_int_t)vm->mem.ram_size, "numa_nodes",
 			      vm->cfg ? (int)vm->cfg->numa_nodes : 0, "regions", regions);
 	json_object_set_new(c, "devices", devices ? json_incref(devices) : json_array());
+	if (vm->numa.n_nodes)
+		json_object_set_new(c, "numa", numa_json(&vm->numa));
 	/* The CPU model, as given and as resolved: flag names, so that a
 	 * restore on another host or version compares what the guest saw. */
 	json_t *removed = json_array();
@@ -297,6 +358,10 @@ int snapshot_load_config(const char *path, struct vm_config *cfg)
 	cfg->cpus = (unsigned)cpus;
 	cfg->mem_bytes = (uint64_t)mem;
 	cfg->numa_nodes = (unsigned)json_integer_value(json_object_get(c, "numa_nodes"));
+	if (json_object_get(c, "numa") && numa_from_json(path, json_object_get(c, "numa"), cfg) < 0) {
+		json_decref(c);
+		return -EINVAL;
+	}
 	for (unsigned i = 0; i < cfg->n_devices; i++)
 		vm_device_config_free(&cfg->devices[i]);
 	cfg->n_devices = 0;

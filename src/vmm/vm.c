@@ -80,6 +80,7 @@ static void *vcpu_thread(void *opaque)
 	struct vm *vm = vcpu->vm;
 	struct vcpu_exit exit;
 
+	atomic_store(&vcpu->tid, (int)gettid());
 	while (!vm_stopping(vm)) {
 		/* Parks here while the control API holds the vCPUs (pause, save). */
 		vcpu_gate_checkpoint(arg->gate);

@@ -54,6 +54,15 @@ def host_checks(pid):
     return maps, allowed
 
 
+def expand_cpulist(text):
+    """"0-1,4" -> {"0", "1", "4"}."""
+    out = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out.update(str(n) for n in range(int(lo), int(hi or lo) + 1))
+    return out
+
+
 def node0_cpus():
     return open("/sys/devices/system/node/node0/cpulist").read().strip()
 
@@ -115,6 +124,34 @@ def test_guest_sees_two_nodes_and_host_binds_them(vessel_bin, tmp_path):
         assert [n["host_picked"] for n in numa["nodes"]] == [False, True]
         assert [n["memory"] for n in numa["nodes"]] == [256 << 20, 256 << 20]
 
+        # numa move (docs/numa.md "Moving a node"): node 1 to host node 0
+        # while the guest checks data it wrote before, over and over.
+        child.sendline("dd if=/dev/urandom of=/tmp/blob bs=1M count=8 2>/dev/null; S=$(md5sum < /tmp/blob);"
+                       " (for i in 1 2 3 4 5 6 7 8 9 10; do [ \"$(md5sum < /tmp/blob)\" = \"$S\" ] || echo SU''M-BAD;"
+                       " done; echo SU''MS-DONE) &")
+        ctl = [vessel_bin, "ctl", "--socket", str(sock)]
+        moved = subprocess.run(ctl + ["numa", "move", "1", "0"], capture_output=True, text=True, timeout=300)
+        assert moved.returncode == 0, moved.stderr
+        assert re.search(r"node 1 moved to host node\(s\) 0: 65536 pages, 0 moved, 0 left elsewhere", moved.stdout), \
+            moved.stdout
+        numa = json.loads(subprocess.run(ctl + ["--json", "numa", "status"], capture_output=True, text=True,
+                                         timeout=60).stdout)["result"]
+        node1 = numa["nodes"][1]
+        assert node1["host_nodes"] == [0] and not node1["host_picked"], node1
+        assert node1["resident_pages"].get("0", 0) > 0
+        assert node1["resident_pages"].get("0", 0) + node1["absent_pages"] == 65536
+        assert [c["id"] for c in node1["vcpus"]] == [1]
+        assert node1["vcpus"][0]["tid"] > 0
+        assert str(node1["vcpus"][0]["last_cpu"]) in expand_cpulist(cpus0)
+        for args, message in [(["numa", "move", "5", "0"], "node 5: the guest has no such node (it has 2)"),
+                              (["numa", "move", "1", "7"], "host node 7: the host has no such node (it has 0)")]:
+            r = subprocess.run(ctl + args, capture_output=True, text=True, timeout=60)
+            assert r.returncode == 1 and message in r.stderr, r.stderr
+        r = subprocess.run(ctl + ["numa", "move", "1", "x"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and "'x' is not a host node list" in r.stderr, r.stderr
+        child.expect("SUMS-DONE", timeout=600)
+        assert "SUM-BAD" not in child.before
+
         # No complaint about the tables or the topology they describe.
         child.sendline("echo DM''ESG-BEGIN; dmesg | grep -iE 'srat|slit|numa|topology|BUG|WARNING'; echo DM''ESG-END")
         child.expect("DMESG-BEGIN\r*\n")
@@ -147,3 +184,43 @@ def test_shorthand_nodes_survive_a_reboot_in_the_sandbox(vessel_bin):
     finally:
         child.close(force=True)
     assert child.exitstatus == 4, child.before
+
+
+def test_topology_is_part_of_the_snapshot(vessel_bin, tmp_path):
+    """A VM saved with explicit nodes restores with the same nodes, sizes,
+    distances and host nodes; --numa flags that disagree are refused."""
+    from guests import assemble
+    from test_control_vm import ctl, start, wait_for_counts
+    if not os.path.exists("/sys/devices/system/node/node0"):
+        pytest.skip("the host has no NUMA sysfs (/sys/devices/system/node)")
+    guest = assemble("counter", tmp_path)
+    snap = tmp_path / "numa.snap"
+    topo = ["--cpus", "2", "--memory", "512M", "--numa", "node,mem=128M,cpus=0,host-node=0",
+            "--numa", "node,mem=384M,cpus=1", "--numa-distance", "0,1,30", "--numa-policy", "interleave"]
+    p, sock, log = start(vessel_bin, tmp_path, "orig", "--kernel", str(guest), *topo)
+    try:
+        wait_for_counts(log, 2)
+        assert ctl(vessel_bin, sock, "save", str(snap)).returncode == 0
+        assert ctl(vessel_bin, sock, "poweroff").returncode == 0
+        assert p.wait(timeout=60) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+    r = subprocess.run([vessel_bin, "run", "--restore", str(snap), "--numa", "node,mem=512M,cpus=0-1",
+                        "--serial", "none"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and "--numa gives 1 NUMA nodes, but snapshot" in r.stderr, r.stderr
+
+    p, sock, log = start(vessel_bin, tmp_path, "restored", "--restore", str(snap))
+    try:
+        wait_for_counts(log, 1)
+        status = json.loads(ctl(vessel_bin, sock, "--json", "status").stdout)["result"]["numa"]
+        assert status["policy"] == "interleave"
+        assert [n["memory"] for n in status["nodes"]] == [128 << 20, 384 << 20]
+        assert [(n["first_cpu"], n["cpus"]) for n in status["nodes"]] == [(0, 1), (1, 1)]
+        assert [n["host_nodes"] for n in status["nodes"]] == [[0], [0]]
+        assert ctl(vessel_bin, sock, "poweroff").returncode == 0
+        assert p.wait(timeout=60) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()

@@ -4,10 +4,15 @@
 #include "util/error.h"
 
 #include <criterion/criterion.h>
-#include <numa.h>
 #include <numaif.h>
+#include <errno.h>
+#include <ftw.h>
 #include <string.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void expect_error(struct numa_config *c, unsigned shorthand, unsigned cpus, uint64_t mem, const char *msg)
 {
@@ -127,12 +132,14 @@ Test(vnuma, ranges_follow_address_order_across_regions)
 
 Test(vnuma, host_node_that_does_not_exist_is_refused)
 {
-	if (numa_available() < 0)
+	struct host_numa h;
+	cr_assert_eq(host_numa_read(&h, NULL), 0);
+	if (!h.nodes)
 		cr_skip_test("the host has no NUMA support");
 	struct numa_config c = { 0 };
 	vnuma_parse_node(&c, "node,mem=16M,cpus=0,host-node=63");
 	cr_assert_eq(vnuma_config_finish(&c, 0, 1, 16ull << 20), 0);
-	cr_assert_lt(vnuma_host_resolve(&c), 0);
+	cr_assert_lt(vnuma_host_resolve(&c, &h), 0);
 	cr_assert(strstr(err_msg(), "numa node 0: host-node: the host has no node 63 (it has 0"), "%s", err_msg());
 }
 
@@ -140,7 +147,9 @@ Test(vnuma, host_node_that_does_not_exist_is_refused)
  * thread's affinity is node 0's CPUs. */
 Test(vnuma, binds_memory_and_threads_to_host_node_0)
 {
-	if (numa_available() < 0)
+	struct host_numa h;
+	cr_assert_eq(host_numa_read(&h, NULL), 0);
+	if (!h.nodes)
 		cr_skip_test("the host has no NUMA support");
 	static const struct { const char *policy; int mode; } cases[] = {
 		{ "bind", MPOL_BIND }, { "preferred", MPOL_PREFERRED }, { "interleave", MPOL_INTERLEAVE } };
@@ -150,7 +159,7 @@ Test(vnuma, binds_memory_and_threads_to_host_node_0)
 		vnuma_parse_node(&c, "node,mem=2M,cpus=1");
 		cr_assert_eq(vnuma_parse_policy(cases[k].policy, &c.policy), 0);
 		cr_assert_eq(vnuma_config_finish(&c, 0, 2, 4ull << 20), 0);
-		cr_assert_eq(vnuma_host_resolve(&c), 0, "%s", err_msg());
+		cr_assert_eq(vnuma_host_resolve(&c, &h), 0, "%s", err_msg());
 		cr_assert(c.host_bound);
 		cr_assert(c.nodes[1].host_picked, "vessel picks a host node for node 1");
 		cr_assert_eq(c.nodes[1].host_nodes, 1, "the only host node");
@@ -171,4 +180,216 @@ Test(vnuma, binds_memory_and_threads_to_host_node_0)
 		cr_assert(CPU_EQUAL(&set, &c.nodes[1].host_cpus));
 		cr_assert_gt(CPU_COUNT(&set), 0);
 	}
+}
+
+/* ---- the host topology from a fake sysfs tree ---- */
+
+static void put(const char *root, const char *name, const char *text)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s", root, name);
+	char *slash = strrchr(path, '/');
+	*slash = 0;
+	mkdir(path, 0755);
+	*slash = '/';
+	FILE *f = fopen(path, "w");
+	cr_assert(f, "%s", path);
+	fputs(text, f);
+	fclose(f);
+}
+
+static int remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static void remove_tree(const char *root)
+{
+	nftw(root, remove_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Two nodes with two CPUs each; node 1 has no free memory unless
+ * node1_free. */
+static void fake_two_node_host(char *root, bool node1_free, struct host_numa *h)
+{
+	strcpy(root, "/tmp/vessel-hostnuma-XXXXXX");
+	cr_assert(mkdtemp(root));
+	put(root, "node0/cpulist", "0-1\n");
+	put(root, "node0/meminfo", "Node 0 MemTotal:  8000 kB\nNode 0 MemFree:   4096 kB\n");
+	put(root, "node0/distance", "10 21\n");
+	put(root, "node1/cpulist", "2,3\n");
+	put(root, "node1/meminfo", node1_free ? "Node 1 MemFree:   2048 kB\n" : "Node 1 MemFree:   0 kB\n");
+	put(root, "node1/distance", "21 10\n");
+	put(root, "possible", "0-1\n");   /* not a node folder: ignored */
+	cr_assert_eq(host_numa_read(h, root), 0, "%s", err_msg());
+}
+
+Test(host_numa, reads_nodes_cpus_free_memory_and_distances)
+{
+	char root[64];
+	struct host_numa h;
+	fake_two_node_host(root, true, &h);
+	cr_assert_eq(h.nodes, 3);
+	cr_assert_eq(h.with_free, 3);
+	cr_assert_eq(h.free_bytes[0], 4096ull << 10);
+	cr_assert_eq(h.free_bytes[1], 2048ull << 10);
+	cr_assert(CPU_ISSET(0, &h.cpus[0]) && CPU_ISSET(1, &h.cpus[0]) && CPU_COUNT(&h.cpus[0]) == 2);
+	cr_assert(CPU_ISSET(2, &h.cpus[1]) && CPU_ISSET(3, &h.cpus[1]) && CPU_COUNT(&h.cpus[1]) == 2);
+	cr_assert_eq(h.distance[0][1], 21);
+	cr_assert_eq(h.distance[1][1], 10);
+	char list[32];
+	host_numa_list(h.nodes, list, sizeof(list));
+	cr_assert_str_eq(list, "0,1");
+	remove_tree(root);
+}
+
+Test(host_numa, a_malformed_cpu_list_is_refused_naming_the_file)
+{
+	char root[64];
+	struct host_numa h;
+	fake_two_node_host(root, true, &h);
+	put(root, "node1/cpulist", "2-x\n");
+	cr_assert_lt(host_numa_read(&h, root), 0);
+	cr_assert(strstr(err_msg(), "node1/cpulist: not a CPU list"), "%s", err_msg());
+	remove_tree(root);
+}
+
+Test(host_numa, a_host_without_the_folder_has_no_nodes)
+{
+	struct host_numa h;
+	cr_assert_eq(host_numa_read(&h, "/nonexistent/vessel-host-numa"), 0);
+	cr_assert_eq(h.nodes, 0);
+	struct numa_config c = { 0 };
+	vnuma_parse_node(&c, "node,mem=2M,cpus=0,host-node=0");
+	cr_assert_eq(vnuma_config_finish(&c, 0, 1, 2ull << 20), 0);
+	cr_assert_eq(vnuma_host_resolve(&c, &h), -ENODEV, "host nodes given on a host without NUMA");
+	cr_assert(strstr(err_msg(), "no NUMA support"), "%s", err_msg());
+}
+
+Test(host_numa, picks_host_nodes_round_robin_over_those_with_free_memory)
+{
+	char root[64];
+	struct host_numa h;
+	fake_two_node_host(root, true, &h);
+	struct numa_config c = { 0 };
+	cr_assert_eq(vnuma_config_finish(&c, 4, 4, 8ull << 20), 0);
+	cr_assert_eq(vnuma_host_resolve(&c, &h), 0, "%s", err_msg());
+	cr_assert_eq(c.nodes[0].host_nodes, 1);
+	cr_assert_eq(c.nodes[1].host_nodes, 2);
+	cr_assert_eq(c.nodes[2].host_nodes, 1);
+	cr_assert_eq(c.nodes[3].host_nodes, 2);
+	cr_assert(CPU_ISSET(3, &c.nodes[1].host_cpus) && !CPU_ISSET(0, &c.nodes[1].host_cpus));
+
+	remove_tree(root);
+	fake_two_node_host(root, false, &h);   /* node 1 full: everything on node 0 */
+	remove_tree(root);
+	cr_assert_eq(vnuma_host_resolve(&c, &h), 0);
+	for (unsigned i = 0; i < 4; i++)
+		cr_assert_eq(c.nodes[i].host_nodes, 1, "node %u", i);
+}
+
+/* A 200 MiB node 1 that spans two RAM regions, moved to host node 1 of a
+ * fake host: chunks of at most 64 MiB covering exactly its RAM, and the
+ * target's CPUs. */
+Test(numa_move, is_planned_in_chunks_over_the_nodes_ram)
+{
+	char root[64];
+	struct host_numa h;
+	fake_two_node_host(root, true, &h);
+	remove_tree(root);
+	struct numa_config c = { 0 };
+	vnuma_parse_node(&c, "node,mem=100M,cpus=0");
+	vnuma_parse_node(&c, "node,mem=200M,cpus=1");
+	cr_assert_eq(vnuma_config_finish(&c, 0, 2, 300ull << 20), 0);
+	uint8_t *low = (uint8_t *)0x100000000ull, *high = (uint8_t *)0x200000000ull;   /* never touched */
+	struct guest_memory mem = { .n_regions = 2, .regions = {
+		{ .gpa = 0, .size = 150ull << 20, .host = low },
+		{ .gpa = 0x100000000ull, .size = 150ull << 20, .host = high } } };
+	struct numa_move_plan p;
+	cr_assert_eq(vnuma_plan_move(&c, &h, &mem, 1, 2, &p), 0, "%s", err_msg());
+	cr_assert_eq(p.node, 1);
+	cr_assert_eq(p.host_nodes, 2);
+	cr_assert_eq(p.pages, (200ull << 20) / 4096);
+	/* 50 MiB in the first region (one chunk), 150 MiB in the second (64 + 64 + 22). */
+	cr_assert_eq(p.n_chunks, 4);
+	cr_assert_eq(p.chunks[0].host, low + (100ull << 20)); cr_assert_eq(p.chunks[0].len, 50ull << 20);
+	cr_assert_eq(p.chunks[1].host, high); cr_assert_eq(p.chunks[1].len, 64ull << 20);
+	cr_assert_eq(p.chunks[2].host, high + (64ull << 20));
+	cr_assert_eq(p.chunks[3].len, 22ull << 20);
+	cr_assert(CPU_ISSET(2, &p.host_cpus) && CPU_ISSET(3, &p.host_cpus) && CPU_COUNT(&p.host_cpus) == 2);
+	vnuma_plan_free(&p);
+
+	cr_assert_lt(vnuma_plan_move(&c, &h, &mem, 2, 1, &p), 0);
+	cr_assert(strstr(err_msg(), "node 2: the guest has no such node (it has 2)"), "%s", err_msg());
+	cr_assert_lt(vnuma_plan_move(&c, &h, &mem, 0, 1ull << 5, &p), 0);
+	cr_assert(strstr(err_msg(), "host node 5: the host has no such node (it has 0,1)"), "%s", err_msg());
+}
+
+/* On the real host: node 0's RAM moved to host node 0 (where it already
+ * is) keeps its data, every populated page counted, none failed, and the
+ * residency query finds them all on node 0. */
+Test(numa_move, moves_on_the_real_host_keeping_the_data)
+{
+	struct host_numa h;
+	cr_assert_eq(host_numa_read(&h, NULL), 0);
+	if (!(h.nodes & 1))
+		cr_skip_test("the host has no NUMA node 0");
+	struct numa_config c = { 0 };
+	vnuma_parse_node(&c, "node,mem=80M,cpus=0,host-node=0");
+	cr_assert_eq(vnuma_config_finish(&c, 0, 1, 80ull << 20), 0);
+	cr_assert_eq(vnuma_host_resolve(&c, &h), 0);
+	size_t len = 80ull << 20;
+	uint8_t *ram = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(ram, MAP_FAILED);
+	struct guest_memory mem = { .n_regions = 1, .regions = { { .gpa = 0, .size = len, .host = ram } } };
+	cr_assert_eq(vnuma_bind_memory(&c, &mem), 0);
+	for (size_t i = 0; i < len / 2; i += 4096)   /* half of it populated */
+		ram[i] = (uint8_t)(i >> 12);
+	uint64_t counts[NUMA_MAX_HOST_NODES], absent;
+	cr_assert_eq(vnuma_resident(&c, &mem, 0, counts, &absent), 0, "%s", err_msg());
+	cr_assert_eq(counts[0], len / 2 / 4096);
+	cr_assert_eq(absent, len / 2 / 4096);
+
+	struct numa_move_plan p;
+	cr_assert_eq(vnuma_plan_move(&c, &h, &mem, 0, 1, &p), 0, "%s", err_msg());
+	cr_assert_eq(p.n_chunks, 2);
+	struct numa_move_count n = { 0 };
+	for (unsigned i = 0; i < p.n_chunks; i++)
+		cr_assert_eq(vnuma_move_chunk(&c, &p, i, &n), 0, "%s", err_msg());
+	cr_assert_eq(n.done, p.pages);
+	cr_assert_eq(n.moved, 0, "already on node 0");
+	cr_assert_eq(n.failed, 0);
+	for (size_t i = 0; i < len / 2; i += 4096)
+		cr_assert_eq(ram[i], (uint8_t)(i >> 12));
+	int mode = -1;
+	unsigned long mask = 0;
+	cr_assert_eq(get_mempolicy(&mode, &mask, 64, ram, MPOL_F_ADDR), 0);
+	cr_assert_eq(mask, 1);
+	vnuma_plan_free(&p);
+	munmap(ram, len);
+}
+
+/* A snapshot's host nodes are hints: restored on a host without host
+ * node 1, the node goes where the host has room, not to an error. */
+Test(host_numa, snapshot_host_nodes_the_host_lacks_are_replaced)
+{
+	struct host_numa h = { .nodes = 1, .with_free = 1 };
+	CPU_SET(0, &h.cpus[0]);
+	struct numa_config c = { 0 };
+	cr_assert_eq(vnuma_config_finish(&c, 2, 2, 4ull << 20), 0);
+	c.nodes[0].host_nodes = 1;
+	c.nodes[0].host_hint = true;
+	c.nodes[1].host_nodes = 2 | 1;
+	c.nodes[1].host_hint = true;
+	cr_assert_eq(vnuma_host_resolve(&c, &h), 0, "%s", err_msg());
+	cr_assert_eq(c.nodes[0].host_nodes, 1);
+	cr_assert_eq(c.nodes[1].host_nodes, 1, "host node 1 dropped, 0 kept");
+	c.nodes[1].host_nodes = 2;
+	c.nodes[1].host_hint = true;
+	cr_assert_eq(vnuma_host_resolve(&c, &h), 0, "%s", err_msg());
+	cr_assert_eq(c.nodes[1].host_nodes, 1);
+	cr_assert(c.nodes[1].host_picked, "none left: vessel picks");
+	c.nodes[1].host_nodes = 2;   /* given by the user, not a hint: an error */
+	c.nodes[1].host_picked = false;
+	cr_assert_lt(vnuma_host_resolve(&c, &h), 0);
 }

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
@@ -103,6 +104,19 @@ static int fake_save(void *opaque, const char *path)
 	return rc;
 }
 
+/* Half way, waits on the hold (so that a test sees progress), then done. */
+static int fake_numa_move(void *opaque, unsigned node, uint64_t host_nodes, struct api_progress *progress, json_t *out)
+{
+	struct fake_vm *vm = opaque;
+	atomic_store(&progress->total, 1000);
+	atomic_store(&progress->done, 500);
+	fake_wait_hold(vm);
+	atomic_store(&progress->done, 1000);
+	json_object_set_new(out, "node", json_integer(node));
+	json_object_set_new(out, "host_mask", json_integer((json_int_t)host_nodes));
+	return 0;
+}
+
 static int fake_stats(void *opaque, json_t *out)
 {
 	struct fake_vm *vm = opaque;
@@ -150,6 +164,7 @@ const struct vm_control_ops fake_vm_ops = {
 	.pause = fake_pause, .resume = fake_resume, .powerdown = fake_powerdown, .poweroff = fake_poweroff,
 	.reset = fake_reset, .save = fake_save, .stats = fake_stats, .device_list = fake_device_list,
 	.device_add = fake_device_add, .device_remove = fake_device_remove, .status = fake_status,
+	.numa_move = fake_numa_move,
 };
 
 int fake_vm_init(struct fake_vm *vm, const char *plugin_path)

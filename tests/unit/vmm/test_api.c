@@ -728,6 +728,56 @@ static void setup_short_limits(void)
 	cr_assert_eq(api_server_start_with(&srv, sock_path, &fake_vm_ops, &vm, &vm.lc, &lim), 0, "%s", err_msg());
 }
 
+/* numa-move is a long operation whose progress events count pages; its
+ * arguments are checked before the VM sees them. */
+Test(api, numa_move_checks_its_arguments_and_reports_progress, .timeout = 60)
+{
+	struct cl *c = cl_open();
+	static const struct { const char *req, *msg; } bad[] = {
+		{ "{\"cmd\": \"numa-move\", \"args\": {\"host_nodes\": 0}}", "args.node: missing or not a node number" },
+		{ "{\"cmd\": \"numa-move\", \"args\": {\"node\": -1, \"host_nodes\": 0}}",
+		  "args.node: missing or not a node number" },
+		{ "{\"cmd\": \"numa-move\", \"args\": {\"node\": 1}}",
+		  "args.host_nodes: missing or not a host node number 0-63 (or a list of them)" },
+		{ "{\"cmd\": \"numa-move\", \"args\": {\"node\": 1, \"host_nodes\": [0, 64]}}",
+		  "args.host_nodes: missing or not a host node number 0-63 (or a list of them)" },
+		{ "{\"cmd\": \"numa-move\", \"args\": {\"node\": 1, \"host_nodes\": []}}",
+		  "args.host_nodes: missing or not a host node number 0-63 (or a list of them)" },
+	};
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		json_t *r = call(c, bad[i].req);
+		assert_error(r, "invalid-argument", bad[i].msg);
+		json_decref(r);
+	}
+	fake_vm_hold(&vm, true);
+	cl_send_raw(c, "{\"cmd\": \"numa-move\", \"id\": 7, \"args\": {\"node\": 1, \"host_nodes\": [0, 2]}}\n");
+	cr_assert(fake_vm_wait_held(&vm, 1));
+	json_t *ev;
+	for (;;) {   /* "started", then a "running" event each second */
+		ev = cl_recv(c);
+		cr_assert_not_null(ev);
+		if (json_integer_value(json_object_get(ev, "total")) == 1000)
+			break;
+		json_decref(ev);
+	}
+	cr_assert_str_eq(json_string_value(json_object_get(ev, "event")), "progress");
+	cr_assert_str_eq(json_string_value(json_object_get(ev, "cmd")), "numa-move");
+	cr_assert_eq(json_integer_value(json_object_get(ev, "done")), 500);
+	json_decref(ev);
+	fake_vm_hold(&vm, false);
+	json_t *r;
+	while ((r = cl_recv(c)) && json_object_get(r, "event"))
+		json_decref(r);
+	cr_assert_not_null(r);
+	assert_ok(r);
+	cr_assert_eq(json_integer_value(json_object_get(r, "id")), 7);
+	json_t *res = json_object_get(r, "result");
+	cr_assert_eq(json_integer_value(json_object_get(res, "node")), 1);
+	cr_assert_eq(json_integer_value(json_object_get(res, "host_mask")), 5, "host nodes 0 and 2");
+	json_decref(r);
+	cl_close(c);
+}
+
 TestSuite(api_limits, .init = setup_short_limits, .fini = teardown);
 
 Test(api_limits, idle_client_is_closed, .timeout = 60)
