@@ -342,6 +342,60 @@ void aml_arg(struct aml *a, unsigned n)
 	aml_byte(a, (uint8_t)(0x68 + n));   /* Arg0Op..Arg6Op */
 }
 
+void aml_local(struct aml *a, unsigned n)
+{
+	if (n > 7) {
+		a->err = -EINVAL;
+		return;
+	}
+	aml_byte(a, (uint8_t)(0x60 + n));   /* Local0Op..Local7Op */
+}
+
+void aml_region_io(struct aml *a, const char *name, uint16_t base, unsigned len)
+{
+	aml_byte(a, EXT_OP_PREFIX);
+	aml_byte(a, 0x80);                   /* OpRegionOp */
+	aml_name_string(a, name);
+	aml_byte(a, 0x01);                   /* RegionSpace: SystemIO */
+	aml_integer(a, base);
+	aml_integer(a, len);
+}
+
+void aml_field_begin(struct aml *a, const char *region, uint8_t flags)
+{
+	aml_byte(a, EXT_OP_PREFIX);
+	aml_byte(a, 0x81);                   /* FieldOp */
+	open_pkg(a, OPEN_PKG);
+	aml_name_string(a, region);
+	aml_byte(a, flags);
+}
+
+/* NamedField (20.2.5.2): a NameSeg and its width in bits, written in the
+ * PkgLength encoding without counting its own bytes. */
+void aml_field_unit(struct aml *a, const char *name, unsigned bits)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > 4 || bits == 0 || bits >= 1u << 12) {
+		a->err = -EINVAL;
+		return;
+	}
+	char seg[4] = { '_', '_', '_', '_' };
+	for (size_t i = 0; i < n; i++) {
+		if (!name_char_ok(name[i]) || (i == 0 && name[i] >= '0' && name[i] <= '9')) {
+			a->err = -EINVAL;
+			return;
+		}
+		seg[i] = name[i];
+	}
+	aml_bytes(a, seg, 4);
+	if (bits < 0x40) {
+		aml_byte(a, (uint8_t)bits);
+	} else {
+		aml_byte(a, (uint8_t)(0x40 | (bits & 0x0f)));
+		aml_byte(a, (uint8_t)(bits >> 4));
+	}
+}
+
 void aml_if_begin(struct aml *a)
 {
 	aml_byte(a, 0xa0);                   /* IfOp */

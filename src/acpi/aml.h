@@ -58,8 +58,19 @@ void aml_return_integer(struct aml *a, uint64_t v);
 #define AML_LEQUAL   0x93
 #define AML_OR       0x7d
 #define AML_CREATE_DWORD_FIELD 0x8a
+#define AML_STORE    0x70   /* Store (source, target) */
+#define AML_AND      0x7b   /* And (a, b, target): target NullName (aml_byte 0) */
+#define AML_NOTIFY   0x86   /* Notify (object, value) */
 void aml_op(struct aml *a, uint8_t opcode);
 void aml_arg(struct aml *a, unsigned n);         /* Arg0-Arg6 */
+void aml_local(struct aml *a, unsigned n);       /* Local0-Local7 */
+/* OperationRegion (name, SystemIO, base, len) (19.6.100). */
+void aml_region_io(struct aml *a, const char *name, uint16_t base, unsigned len);
+/* Field (region, flags) { units } (19.6.48): units by aml_field_unit(),
+ * closed by aml_end().  AML_FIELD_DWORD: DWordAcc, NoLock, Preserve. */
+#define AML_FIELD_DWORD 0x03
+void aml_field_begin(struct aml *a, const char *region, uint8_t flags);
+void aml_field_unit(struct aml *a, const char *name, unsigned bits);
 /* If (predicate) { ... }: the predicate follows, then the body, then aml_end(). */
 void aml_if_begin(struct aml *a);
 /* ToUUID("xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx") as its 16-byte Buffer (19.6.142). */

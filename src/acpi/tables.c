@@ -144,6 +144,8 @@ static void dsdt_crs_end(struct aml *a)
 	aml_end(a);
 }
 
+static void dsdt_pci_hotplug(struct aml *a, const struct acpi_platform_info *info);
+
 static void dsdt_pci_root(struct aml *a, const struct acpi_platform_info *info)
 {
 	aml_device_begin(a, "PCI0");
@@ -202,6 +204,84 @@ static void dsdt_pci_root(struct aml *a, const struct acpi_platform_info *info)
 			aml_end(a);
 		}
 	}
+	aml_end(a);
+	if (info->pcihp_port)
+		dsdt_pci_hotplug(a, info);
+	aml_end(a);
+}
+
+/* ACPI PCI hot-plug of bus 0 (docs/hotplug.md), inside \_SB.PCI0:
+ *   OperationRegion (PCST, SystemIO, port, 16)
+ *   Field (PCST, DWordAcc, NoLock, Preserve) { PCIU, 32, PCID, 32, B0EJ, 32, PCIG, 32 }
+ *   Device (Sss) { Name (_ADR, ss << 16); Name (_SUN, ss)
+ *                  Method (_EJ0, 1) { B0EJ = 1 << ss } }     for slots 1-31
+ *   Method (PCNT) { Local0 = PCIU; Local1 = PCID
+ *                   If (Local0 & (1 << ss)) { Notify (Sss, 1) }   device check
+ *                   If (Local1 & (1 << ss)) { Notify (Sss, 3) }   eject request
+ *                   If (PCIG) { Notify (\_SB.PCI0, 0) } }      bus check
+ * A device check on a slot makes Linux look for new functions there only;
+ * a function gone without an eject needs the bus check, on which the OS
+ * checks every slot and removes what no longer answers.
+ * A slot object with _ADR and _EJ0 under the root bridge is what Linux's
+ * acpiphp and Windows take for a hot-plug slot (6.3.3, 6.1.1); without
+ * _STA the OS reads the slot's vendor ID to see whether it holds a device. */
+static void slot_name(char out[5], unsigned slot)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	out[0] = 'S';
+	out[1] = hex[(slot >> 4) & 15];
+	out[2] = hex[slot & 15];
+	out[3] = 0;
+}
+
+static void dsdt_pci_hotplug(struct aml *a, const struct acpi_platform_info *info)
+{
+	aml_region_io(a, "PCST", info->pcihp_port, 16);
+	aml_field_begin(a, "PCST", AML_FIELD_DWORD);
+	aml_field_unit(a, "PCIU", 32);
+	aml_field_unit(a, "PCID", 32);
+	aml_field_unit(a, "B0EJ", 32);
+	aml_field_unit(a, "PCIG", 32);
+	aml_end(a);
+	char name[5];
+	for (unsigned slot = 1; slot < 32; slot++) {
+		slot_name(name, slot);
+		aml_device_begin(a, name);
+		aml_name_integer(a, "_ADR", (uint64_t)slot << 16);
+		aml_name_integer(a, "_SUN", slot);
+		aml_method_begin(a, "_EJ0", 1, 0);
+		aml_op(a, AML_STORE);
+		aml_integer(a, 1ull << slot);
+		aml_name_string(a, "\\_SB.PCI0.B0EJ");
+		aml_end(a);
+		aml_end(a);
+	}
+	aml_method_begin(a, "PCNT", 0, 1);
+	aml_op(a, AML_STORE);
+	aml_name_string(a, "PCIU");
+	aml_local(a, 0);
+	aml_op(a, AML_STORE);
+	aml_name_string(a, "PCID");
+	aml_local(a, 1);
+	for (unsigned slot = 1; slot < 32; slot++) {
+		slot_name(name, slot);
+		for (unsigned kind = 0; kind < 2; kind++) {
+			aml_if_begin(a);
+			aml_op(a, AML_AND);
+			aml_local(a, kind);
+			aml_integer(a, 1ull << slot);
+			aml_byte(a, 0);          /* no target */
+			aml_op(a, AML_NOTIFY);
+			aml_name_string(a, name);
+			aml_integer(a, kind ? 3 : 1);
+			aml_end(a);
+		}
+	}
+	aml_if_begin(a);
+	aml_name_string(a, "PCIG");
+	aml_op(a, AML_NOTIFY);
+	aml_name_string(a, "\\_SB.PCI0");
+	aml_integer(a, 0);
 	aml_end(a);
 	aml_end(a);
 }
@@ -288,6 +368,18 @@ int acpi_build_dsdt(const struct acpi_platform_info *info, uint8_t **out, size_t
 		aml_end(&a);
 	}
 	aml_end(&a);   /* \_SB */
+
+	/* The hot-plug GPE's handler (5.6.4.1): edge-triggered, as the
+	 * controller sets the status bit once per change. */
+	if (info->pcihp_port) {
+		static const char hex[] = "0123456789ABCDEF";
+		char method[5] = { '_', 'E', hex[(info->pcihp_gpe >> 4) & 15], hex[info->pcihp_gpe & 15], 0 };
+		aml_scope_begin(&a, "\\_GPE");
+		aml_method_begin(&a, method, 0, 0);
+		aml_name_string(&a, "\\_SB.PCI0.PCNT");
+		aml_end(&a);
+		aml_end(&a);
+	}
 
 	/* \_S3: suspend to RAM, the sleep type the PM1 block acts on
 	 * (7.4.2.4): the OS offers "mem" only if it exists. */

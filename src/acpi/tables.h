@@ -32,6 +32,11 @@ struct acpi_platform_info {
 	uint16_t com1_port;
 	uint8_t com1_irq;
 	uint16_t fw_cfg_port;
+	/* ACPI PCI hot-plug of bus 0 (docs/hotplug.md): the controller's
+	 * register block (CHK +0, EJR +4, EJ +8) and the GPE it raises;
+	 * port 0 describes no hot-plug slots. */
+	uint16_t pcihp_port;
+	uint8_t pcihp_gpe;
 	/* PCI INTx routing for _PRT: GSI of (slot, pin 1-4). */
 	unsigned (*intx_gsi)(unsigned slot, unsigned pin);
 };

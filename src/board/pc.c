@@ -13,6 +13,7 @@
 #include "hw/intc/lapic.h"
 #include "hw/intc/pic.h"
 #include "hw/pci.h"
+#include "hw/pci_hotplug.h"
 #include "hw/pit.h"
 #include "hw/pm_timer.h"
 #include "hw/port80.h"
@@ -150,6 +151,8 @@ static int platform_write_acpi(struct vm *vm, struct platform *p)
 		.com1_port = PC_PORT_COM1,
 		.com1_irq = PC_IRQ_COM1,
 		.fw_cfg_port = PC_PORT_FW_CFG,
+		.pcihp_port = PC_PORT_PCIHP,
+		.pcihp_gpe = PC_GPE_PCIHP,
 		.intx_gsi = pci_intx_gsi,
 	};
 	struct acpi_builder b;
@@ -196,6 +199,8 @@ const struct pc_device pc_devices[] = {
 	{ "acpi-pmtmr", &pm_timer_device, { PC_PORT_ACPI_PM + ACPI_PM_TMR_OFF }, { 0 },
 	  offsetof(struct platform, pm_timer) },
 	{ "debug-exit", &debug_exit_device, { PC_PORT_DEBUG_EXIT }, { 0 }, offsetof(struct platform, debug_exit) },
+	{ "pci-hotplug", &pci_hotplug_device, { PC_PORT_PCIHP }, { PC_LINE_GPE_PCIHP },
+	  offsetof(struct platform, pcihp) },
 };
 const unsigned pc_n_devices = sizeof(pc_devices) / sizeof(pc_devices[0]);
 _Static_assert(sizeof(pc_devices) / sizeof(pc_devices[0]) <= PC_MAX_DEVICES, "PC_MAX_DEVICES too small");
@@ -255,6 +260,11 @@ static void platform_line_set(void *opaque, unsigned n, bool level)
 		break;
 	case PC_LINE_PIC_INTR:
 		platform_pic_changed(p->vm);
+		break;
+	case PC_LINE_GPE_PCIHP:
+		/* A latch: the status bit stays until the OS clears it. */
+		if (level && p->pm)
+			acpi_pm_raise_gpe(p->pm, PC_GPE_PCIHP);
 		break;
 	default:
 		if (n >= PC_LINE_GSI0 && n < PC_LINE_GSI0 + PC_NUM_GSI)

@@ -34,7 +34,9 @@ static const char ctl_usage[] =
 	"                       host system calls and what compounding saved\n"
 	"  device list          devices added through the manifest or the API\n"
 	"  device add JSON      add a device: '{\"type\": \"mailbox\", \"id\": \"mb0\", \"params\": {...}}'\n"
-	"  device remove ID     remove a device\n"
+	"  device remove ID [--force] [--timeout SECONDS]\n"
+	"                       remove a device; a PCI one is ejected by the guest first\n"
+	"                       (--force: surprise removal; --timeout: how long to wait, 20 s)\n"
 	"  numa status          per virtual NUMA node: host nodes, resident pages, vCPU threads\n"
 	"  numa move NODE HOST  move virtual node NODE's memory and vCPUs to host node(s)\n"
 	"                       HOST (N, N-M or N,M,...) while the guest runs\n"
@@ -333,8 +335,36 @@ static int build_request(int argc, char **argv, json_t **out, const char **cmd_o
 			*cmd_out = "device-add";
 			return 0;
 		}
-		if (!strcmp(argv[1], "remove") && argc == 3) {
-			*out = json_pack("{s:s, s:i, s:{s:s}}", "cmd", "device-remove", "id", 1, "args", "id", argv[2]);
+		if (!strcmp(argv[1], "remove") && argc >= 3) {
+			/* ID, then --force (surprise removal) and --timeout SECONDS
+			 * (how long the guest has to release it), in any order. */
+			const char *id = NULL;
+			bool force = false;
+			double timeout = 0;
+			for (int i = 2; i < argc; i++) {
+				if (!strcmp(argv[i], "--force")) {
+					force = true;
+				} else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
+					char *end;
+					timeout = strtod(argv[++i], &end);
+					if (*end || !(timeout > 0 && timeout <= 3600))
+						return cli_usage_error("ctl", "device remove: --timeout %s is not a number of "
+									      "seconds (more than 0, at most 3600)", argv[i]);
+				} else if (argv[i][0] != '-' && !id) {
+					id = argv[i];
+				} else {
+					return cli_usage_error("ctl", "device remove: unexpected '%s' (expected ID [--force] "
+								      "[--timeout SECONDS])", argv[i]);
+				}
+			}
+			if (!id)
+				return cli_usage_error("ctl", "device remove needs an ID");
+			json_t *args = json_pack("{s:s}", "id", id);
+			if (force)
+				json_object_set_new(args, "force", json_true());
+			if (timeout > 0)
+				json_object_set_new(args, "timeout", json_real(timeout));
+			*out = json_pack("{s:s, s:i, s:o}", "cmd", "device-remove", "id", 1, "args", args);
 			*cmd_out = "device-remove";
 			return 0;
 		}

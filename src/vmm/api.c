@@ -71,6 +71,7 @@ struct job {
 	uint64_t client;      /* serial of the requester */
 	json_t *id;           /* of the request */
 	char *arg;            /* save: the file; device-remove: the id */
+	struct api_remove_opts remove;   /* device-remove */
 	struct vm_device_config dev;   /* device-add */
 	unsigned node;                 /* numa-move: the virtual node, */
 	uint64_t host_nodes;           /* and where it goes */
@@ -194,6 +195,7 @@ static const char *errno_code(int err)
 	case EBUSY: return "busy";
 	case EINVAL: return "invalid-argument";
 	case ENOSYS: case ENOTSUP: return "unsupported";
+	case ETIMEDOUT: return "timeout";
 	default: return "failed";
 	}
 }
@@ -261,7 +263,7 @@ static void *worker_thread(void *arg)
 		switch (j->kind) {
 		case JOB_SAVE: j->rc = srv->ops->save(srv->opaque, j->arg); break;
 		case JOB_DEVICE_ADD: j->rc = srv->ops->device_add(srv->opaque, &j->dev); break;
-		case JOB_DEVICE_REMOVE: j->rc = srv->ops->device_remove(srv->opaque, j->arg); break;
+		case JOB_DEVICE_REMOVE: j->rc = srv->ops->device_remove(srv->opaque, j->arg, &j->remove); break;
 		case JOB_NUMA_MOVE:
 			j->rc = srv->ops->numa_move(srv->opaque, j->node, j->host_nodes, &j->progress, j->result);
 			break;
@@ -556,6 +558,21 @@ static void cmd_device_remove(struct request *rq)
 	const char *id = arg_string(rq, "id");
 	if (!id || check_state(rq, "remove a device", device_states, NULL) < 0)
 		return;
+	json_t *force = json_object_get(rq->args, "force"), *timeout = json_object_get(rq->args, "timeout");
+	if (force && !json_is_boolean(force)) {
+		reply_error(rq->client, rq->id, "invalid-argument", "args.force: not a boolean");
+		return;
+	}
+	if (timeout && (!json_is_number(timeout) || json_number_value(timeout) <= 0 ||
+			json_number_value(timeout) > 3600)) {
+		reply_error(rq->client, rq->id, "invalid-argument",
+			    "args.timeout: not a number of seconds (expected more than 0, at most 3600)");
+		return;
+	}
+	srv->job.remove.force = force && json_is_true(force);
+	srv->job.remove.timeout_ms = timeout ? (unsigned)(json_number_value(timeout) * 1000.0) : 0;
+	if (timeout && !srv->job.remove.timeout_ms)
+		srv->job.remove.timeout_ms = 1;
 	if (!(srv->job.arg = strdup(id))) {
 		reply_error(rq->client, rq->id, "failed", "out of memory");
 		return;
@@ -842,6 +859,19 @@ static void accept_client(struct api_server *srv)
 	client_send_json(c, hello);
 	json_decref(hello);
 	client_flush(c);
+}
+
+void api_server_post_event(struct api_server *srv, json_t *ev)
+{
+	if (!srv || !ev) {
+		json_decref(ev);
+		return;
+	}
+	json_object_set_new(ev, "time", json_real(now_seconds()));
+	pthread_mutex_lock(&srv->ev_lock);
+	json_array_append_new(srv->pending, ev);
+	pthread_mutex_unlock(&srv->ev_lock);
+	wake_server(srv, 'e');
 }
 
 static void deliver_pending_events(struct api_server *srv)

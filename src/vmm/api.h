@@ -34,6 +34,15 @@ struct api_limits {
 struct vm;
 struct plugin_devices;
 
+/* device-remove's options (docs/api.md): force is surprise removal, with
+ * no wait for the guest; otherwise the guest has timeout_ms to release
+ * the device (0: the default, API_EJECT_TIMEOUT_MS). */
+#define API_EJECT_TIMEOUT_MS 20000
+struct api_remove_opts {
+	bool force;
+	unsigned timeout_ms;
+};
+
 /* How far a long operation is, for its progress events: the worker's op
  * sets total once and advances done; the API thread reads both. */
 struct api_progress {
@@ -62,7 +71,7 @@ struct vm_control_ops {
 	 * api_devices_to_json() does it for plug-in devices. */
 	int (*device_list)(void *opaque, json_t *out);
 	int (*device_add)(void *opaque, const struct vm_device_config *dev);
-	int (*device_remove)(void *opaque, const char *id);
+	int (*device_remove)(void *opaque, const char *id, const struct api_remove_opts *opts);
 	/* Optional: adds VM facts (engine, cpus, memory...) to status. */
 	void (*status)(void *opaque, json_t *out);
 	/* Optional (docs/numa.md "Moving a node"): moves virtual node to the
@@ -85,6 +94,9 @@ int api_server_start_with(struct api_server **out, const char *path, const struc
 /* Waits for a long operation in progress, closes every client, removes
  * the socket file and joins the threads. */
 void api_server_stop(struct api_server *srv);
+/* Queues an event for the clients that asked for events (any thread);
+ * takes ev. */
+void api_server_post_event(struct api_server *srv, json_t *ev);
 
 /* Helpers for the integrator's ops. */
 /* {"exits": {reason: total}, "vcpus": [{"id", "exits": {...}}],

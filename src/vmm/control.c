@@ -5,6 +5,7 @@
 
 #include "board/pc.h"
 #include "hv/hyperv.h"
+#include "vmm/hotplug.h"
 #include "vmm/snapshot.h"
 #include "vmm/manifest.h"
 #include "vmm/plugin_loader.h"
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define GATE_TIMEOUT_MS 5000
 
@@ -152,6 +154,8 @@ static int op_reset(void *opaque)
 	return 0;
 }
 
+static void hotplug_devices_to_json(struct vm_session *s, json_t *out, bool with_slot);
+
 /* Runs on the API's worker while the API thread serves other requests:
  * the vCPUs stay parked on a hold of its own whatever pause or poweroff
  * do meanwhile, and the state moves only from the one it saw. */
@@ -179,6 +183,9 @@ static int op_save(void *opaque, const char *path)
 	if (rc == 0) {
 		json_t *devices = json_array();
 		api_devices_to_json(&s->devices, devices);
+		pthread_mutex_lock(&s->lock);
+		hotplug_devices_to_json(s, devices, false);
+		pthread_mutex_unlock(&s->lock);
 		rc = snapshot_save_with_devices(vm, path, devices, NULL);
 		json_decref(devices);
 		int back = lifecycle_transition_from(&s->lc, VM_STATE_SAVING_STATE, before,
@@ -203,11 +210,35 @@ static int op_stats(void *opaque, json_t *out)
 	return rc;
 }
 
+/* The hot-plugged PCI functions of the live list (docs/hotplug.md), as
+ * the plug-in devices are listed; with_slot adds their slot as a
+ * resource. */
+static void hotplug_devices_to_json(struct vm_session *s, json_t *out, bool with_slot)
+{
+	for (unsigned i = 0; i < s->n_live; i++) {
+		const struct vm_device_config *c = &s->live[i];
+		if (!hotplug_type_known(c->type))
+			continue;
+		json_t *params = json_loads(c->params ? c->params : "{}", 0, NULL);
+		json_t *d = json_pack("{s:s, s:s, s:o}", "id", c->id, "type", c->type, "params",
+				      params ? params : json_object());
+		if (with_slot) {
+			json_int_t slot = json_integer_value(json_object_get(params, "slot"));
+			json_object_set_new(d, "plugin", json_null());
+			json_object_set_new(d, "resources", json_pack("[{s:s, s:s, s:I}]", "name", "slot", "kind",
+									"pci-slot", "base", slot));
+		}
+		json_array_append_new(out, d);
+	}
+}
+
 static int op_device_list(void *opaque, json_t *out)
 {
 	struct vm_session *s = opaque;
 	WITH_VM(s, vm);
 	int rc = api_devices_to_json(&s->devices, out);
+	if (rc == 0)
+		hotplug_devices_to_json(s, out, true);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -243,6 +274,78 @@ static void live_remove(struct vm_session *s, const char *id)
 	}
 }
 
+static bool live_has(struct vm_session *s, const char *id)
+{
+	bool found = false;
+	pthread_mutex_lock(&s->lock);
+	for (unsigned i = 0; i < s->n_live && !found; i++)
+		found = s->live[i].id && !strcmp(s->live[i].id, id);
+	pthread_mutex_unlock(&s->lock);
+	return found;
+}
+
+/* The "path" of a device's params, or NULL. */
+static char *params_path(const char *params)
+{
+	json_t *p = json_loads(params ? params : "{}", 0, NULL);
+	const char *v = json_string_value(json_object_get(p, "path"));
+	char *path = v ? strdup(v) : NULL;
+	json_decref(p);
+	return path;
+}
+
+static bool same_file(const struct stat *a, const char *path)
+{
+	struct stat b;
+	return path && stat(path, &b) == 0 && a->st_dev == b.st_dev && a->st_ino == b.st_ino;
+}
+
+/* Two devices writing one image would corrupt it: a disk already given to
+ * the VM (--disk, or an earlier device-add) is refused. */
+static int check_disk_unused(struct vm_session *s, const struct vm_device_config *dev)
+{
+	char *path = params_path(dev->params);
+	struct stat st;
+	if (!path || stat(path, &st) < 0) {
+		free(path);
+		return 0;   /* the open reports it */
+	}
+	int rc = 0;
+	for (unsigned i = 0; i < s->cfg->n_disks && !rc; i++)
+		if (same_file(&st, s->cfg->disks[i].path))
+			rc = err_set(-EBUSY, "device %s: disk %s is in use by the VM's disk %u", dev->id, path, i);
+	pthread_mutex_lock(&s->lock);
+	for (unsigned i = 0; i < s->n_live && !rc; i++) {
+		char *other = hotplug_type_known(s->live[i].type) ? params_path(s->live[i].params) : NULL;
+		if (same_file(&st, other))
+			rc = err_set(-EBUSY, "device %s: disk %s is in use by %s", dev->id, path, s->live[i].id);
+		free(other);
+	}
+	pthread_mutex_unlock(&s->lock);
+	free(path);
+	return rc;
+}
+
+/* A virtio function on PCI bus 0, told to the guest (docs/hotplug.md);
+ * the live list records the slot it took. */
+static int hotplug_device_add(struct vm_session *s, struct vm *vm, const struct vm_device_config *dev)
+{
+	char *params = NULL;
+	int rc = check_disk_unused(s, dev);
+	if (rc == 0)
+		rc = hotplug_add(vm, dev, true, &params);
+	if (rc < 0)
+		return rc;
+	struct vm_device_config rec = { .type = dev->type, .id = dev->id, .params = params };
+	pthread_mutex_lock(&s->lock);
+	rc = live_add(s, &rec);
+	pthread_mutex_unlock(&s->lock);
+	free(params);
+	if (rc < 0)
+		hotplug_remove(vm, dev->id, true, 0);
+	return rc;
+}
+
 /* On the API's worker: a plug-in's create() or destroy() may take its
  * time.  The API server runs no device-list meanwhile. */
 static int op_device_add(void *opaque, const struct vm_device_config *dev)
@@ -251,6 +354,15 @@ static int op_device_add(void *opaque, const struct vm_device_config *dev)
 	struct vm *vm = session_use(s);
 	if (!vm)
 		return -EAGAIN;
+	if (live_has(s, dev->id)) {
+		session_unuse(s);
+		return err_set(-EEXIST, "a device with id %s exists", dev->id);
+	}
+	if (hotplug_type_known(dev->type)) {
+		int rc = hotplug_device_add(s, vm, dev);
+		session_unuse(s);
+		return rc;
+	}
 	int rc = plugin_devices_add(&s->devices, dev);
 	if (rc == 0) {
 		pthread_mutex_lock(&s->lock);
@@ -263,13 +375,22 @@ static int op_device_add(void *opaque, const struct vm_device_config *dev)
 	return rc;
 }
 
-static int op_device_remove(void *opaque, const char *id)
+static int op_device_remove(void *opaque, const char *id, const struct api_remove_opts *opts)
 {
 	struct vm_session *s = opaque;
 	struct vm *vm = session_use(s);
 	if (!vm)
 		return -EAGAIN;
-	int rc = plugin_devices_remove(&s->devices, id);
+	int rc;
+	if (hotplug_slot(vm, id) > 0) {
+		unsigned timeout = opts && opts->timeout_ms ? opts->timeout_ms : API_EJECT_TIMEOUT_MS;
+		rc = hotplug_remove(vm, id, opts && opts->force, timeout);
+		if (rc == -ETIMEDOUT)
+			api_server_post_event(s->api, json_pack("{s:s, s:s, s:f}", "event", "device-eject-timeout", "id", id,
+								"timeout", timeout / 1000.0));
+	} else {
+		rc = plugin_devices_remove(&s->devices, id);
+	}
 	if (rc == 0) {
 		pthread_mutex_lock(&s->lock);
 		live_remove(s, id);
@@ -522,7 +643,19 @@ int vm_session_attach(struct vm_session *s, struct vm *vm)
 	};
 	plugin_devices_init(&s->devices, &s->plugins, &env);
 	for (unsigned i = 0; i < s->n_live; i++) {
-		int rc = plugin_devices_add(&s->devices, &s->live[i]);
+		struct vm_device_config *c = &s->live[i];
+		int rc;
+		if (hotplug_type_known(c->type)) {
+			/* Present from power-on in the slot it had (a reset, a
+			 * restore); the machine's destroy frees it. */
+			char *params = NULL;
+			if ((rc = hotplug_add(vm, c, false, &params)) == 0) {
+				free(c->params);
+				c->params = params;
+			}
+		} else {
+			rc = plugin_devices_add(&s->devices, c);
+		}
 		if (rc < 0) {
 			/* Not attached: detach would leave these behind. */
 			plugin_devices_destroy(&s->devices);

@@ -60,13 +60,19 @@ static void pc_virtio_dma_written(void *opaque, uint64_t gpa, uint64_t len)
 		vm->accel->memory_written(vm, gpa, len);
 }
 
+/* Creates a function of type in the first free entry; slot 0 takes the
+ * first free PCI slot and a BAR 0 placed as firmware would, a hot-plugged
+ * one (slot given) leaves BAR 0 to the guest. */
 static int pc_virtio_add(struct vm *vm, struct platform *p, const struct dev_desc *type, const char *name,
-			 const struct virtio_blk_conf *blk)
+			 const struct virtio_blk_conf *blk, unsigned slot)
 {
 	struct pc_virtio *v = p->virtio;
-	if (v->n >= PC_MAX_VIRTIO)
+	unsigned i = 0;
+	while (i < v->n && v->devs[i].dev)
+		i++;
+	if (i >= PC_MAX_VIRTIO)
 		return err_set(-ENOSPC, "at most %d virtio devices", PC_MAX_VIRTIO);
-	struct pc_virtio_dev *d = &v->devs[v->n];
+	struct pc_virtio_dev *d = &v->devs[i];
 	memset(d, 0, sizeof(*d));
 	d->type = type;
 	snprintf(d->name, sizeof(d->name), "%s", name);
@@ -74,7 +80,7 @@ static int pc_virtio_add(struct vm *vm, struct platform *p, const struct dev_des
 		d->blk = *blk;
 	d->board = (struct virtio_board){
 		.dma = pc_virtio_dma, .dma_written = pc_virtio_dma_written, .dma_opaque = vm, .apic = &p->apic_bus, .pci = p->pci,
-		.bar0 = (uint32_t)(PC_VIRTIO_BAR_BASE + PC_VIRTIO_BAR_STEP * v->n), .conf = &d->blk,
+		.slot = slot, .bar0 = slot ? 0 : (uint32_t)(PC_VIRTIO_BAR_BASE + PC_VIRTIO_BAR_STEP * i), .conf = &d->blk,
 	};
 	struct pc_device row = { .name = d->name, .type = type };
 	struct dev_ctx ctx;
@@ -82,7 +88,8 @@ static int pc_virtio_add(struct vm *vm, struct platform *p, const struct dev_des
 	ctx.arg = &d->board;
 	if (!(d->dev = type->create(&ctx)))
 		return *err_msg() ? -EINVAL : -ENOMEM;
-	v->n++;
+	if (i == v->n)
+		v->n++;
 	return 0;
 }
 
@@ -101,10 +108,10 @@ int pc_virtio_create(struct vm *vm, struct platform *p)
 			return err_wrap(rc, "disk %s", dc->path);
 		char name[SNAPSHOT_DEVICE_NAME_MAX];
 		snprintf(name, sizeof(name), "virtio-blk.%u", i);
-		if ((rc = pc_virtio_add(vm, p, &virtio_blk_device, name, &blk)) < 0)
+		if ((rc = pc_virtio_add(vm, p, &virtio_blk_device, name, &blk, 0)) < 0)
 			return err_wrap(rc, "disk %s", dc->path);   /* the device closed the disk */
 	}
-	if (cfg->rng && (rc = pc_virtio_add(vm, p, &virtio_rng_device, "virtio-rng", NULL)) < 0)
+	if (cfg->rng && (rc = pc_virtio_add(vm, p, &virtio_rng_device, "virtio-rng", NULL, 0)) < 0)
 		return rc;
 	return 0;
 }
@@ -115,7 +122,8 @@ void pc_virtio_destroy(struct platform *p)
 	if (!v)
 		return;
 	for (unsigned i = v->n; i-- > 0;)
-		v->devs[i].type->destroy(v->devs[i].dev);
+		if (v->devs[i].dev)
+			v->devs[i].type->destroy(v->devs[i].dev);
 	free(v);
 	p->virtio = NULL;
 }
@@ -124,6 +132,8 @@ int pc_virtio_snapshot_register(struct platform *p)
 {
 	for (unsigned i = 0; p->virtio && i < p->virtio->n; i++) {
 		struct pc_virtio_dev *d = &p->virtio->devs[i];
+		if (!d->dev || d->registered)
+			continue;
 		int rc = snapshot_register_device(d->name, d->type->save, d->type->load, d->dev);
 		if (rc < 0)
 			return rc;
@@ -139,4 +149,89 @@ void pc_virtio_snapshot_unregister(struct platform *p)
 			snapshot_unregister_device(p->virtio->devs[i].name);
 		p->virtio->devs[i].registered = false;
 	}
+}
+
+/* ---- hot-plug (docs/hotplug.md) ---- */
+
+/* The types a device-add may name; a new virtio device is one row. */
+static const struct {
+	const char *type;
+	const struct dev_desc *desc;
+	bool disk;                /* takes a disk (vm_disk_config) */
+} pc_virtio_types[] = {
+	{ "virtio-blk", &virtio_blk_device, true },
+	{ "virtio-rng", &virtio_rng_device, false },
+};
+
+static int pc_virtio_type(const char *type)
+{
+	for (unsigned i = 0; i < sizeof(pc_virtio_types) / sizeof(pc_virtio_types[0]); i++)
+		if (type && !strcmp(type, pc_virtio_types[i].type))
+			return (int)i;
+	return -1;
+}
+
+bool pc_virtio_type_known(const char *type) { return pc_virtio_type(type) >= 0; }
+
+static struct pc_virtio_dev *pc_virtio_find(struct platform *p, const char *name)
+{
+	for (unsigned i = 0; p->virtio && i < p->virtio->n; i++)
+		if (p->virtio->devs[i].dev && !strcmp(p->virtio->devs[i].name, name))
+			return &p->virtio->devs[i];
+	return NULL;
+}
+
+int pc_virtio_slot(struct platform *p, const char *name)
+{
+	struct pc_virtio_dev *d = pc_virtio_find(p, name);
+	return d ? (int)d->board.slot : -ENOENT;
+}
+
+int pc_virtio_plug(struct vm *vm, struct platform *p, const char *type, const char *name,
+		   const struct vm_disk_config *disk, unsigned slot)
+{
+	int t = pc_virtio_type(type);
+	if (t < 0)
+		return err_set(-ENOENT, "%s is not a virtio device type", type);
+	if (slot == 0 || slot >= 32)
+		return err_set(-EINVAL, "PCI slot %u out of range (1-31)", slot);
+	if (pc_virtio_find(p, name))
+		return err_set(-EEXIST, "a device named %s exists", name);
+	if (!p->virtio && !(p->virtio = calloc(1, sizeof(*p->virtio))))
+		return err_set(-ENOMEM, "out of memory");
+	struct virtio_blk_conf blk = { 0 };
+	int rc;
+	if (pc_virtio_types[t].disk) {
+		if (!disk || !disk->path)
+			return err_set(-EINVAL, "%s needs a disk path", type);
+		const struct vm_config *cfg = vm->cfg;
+		if ((rc = crypt_disk_open_vm(cfg ? (const char *const *)cfg->plugin_dirs : NULL,
+					     cfg ? cfg->n_plugin_dirs : 0, disk, &blk.disk)) < 0)
+			return err_wrap(rc, "disk %s", disk->path);
+		blk.readonly = disk->readonly;
+		blk.serial = disk->serial;
+	}
+	if ((rc = pc_virtio_add(vm, p, pc_virtio_types[t].desc, name, pc_virtio_types[t].disk ? &blk : NULL, slot)) < 0)
+		return rc;   /* the device closed the disk */
+	struct pc_virtio_dev *d = pc_virtio_find(p, name);
+	if ((rc = snapshot_register_device(d->name, d->type->save, d->type->load, d->dev)) < 0) {
+		d->type->destroy(d->dev);
+		memset(d, 0, sizeof(*d));
+		return rc == -EEXIST ? err_set(rc, "the name %s is taken by another device", name) : rc;
+	}
+	d->registered = true;
+	return 0;
+}
+
+int pc_virtio_unplug(struct platform *p, const char *name)
+{
+	struct pc_virtio_dev *d = pc_virtio_find(p, name);
+	if (!d)
+		return err_set(-ENOENT, "no virtio device named %s", name);
+	if (d->registered)
+		snapshot_unregister_device(d->name);
+	int slot = (int)d->board.slot;
+	d->type->destroy(d->dev);
+	memset(d, 0, sizeof(*d));
+	return slot;
 }

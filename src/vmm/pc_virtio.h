@@ -5,7 +5,11 @@
 struct platform;
 struct vm;
 
-#define PC_MAX_VIRTIO 17   /* VM_MAX_DISKS disks and one entropy device */
+#include <stdbool.h>
+
+struct vm_disk_config;
+
+#define PC_MAX_VIRTIO 31   /* one per PCI slot of bus 0 */
 
 /* Called by the VMM (vm.c) with the device lock held, after the board
  * built its table (platform_create_opts) and before platform_destroy. */
@@ -13,5 +17,19 @@ int pc_virtio_create(struct vm *vm, struct platform *p);
 void pc_virtio_destroy(struct platform *p);
 int pc_virtio_snapshot_register(struct platform *p);
 void pc_virtio_snapshot_unregister(struct platform *p);
+
+/* Hot-plug (docs/hotplug.md), with the device lock held.  Whether type
+ * names a virtio device a device-add may create. */
+bool pc_virtio_type_known(const char *type);
+/* A function of type in PCI slot (1-31), its state saved under name;
+ * disk (virtio-blk only, NULL otherwise) is opened here.  The caller tells
+ * the guest (pci_hotplug_device_check). */
+int pc_virtio_plug(struct vm *vm, struct platform *p, const char *type, const char *name,
+		   const struct vm_disk_config *disk, unsigned slot);
+/* Destroys the function named name (a disk's writes complete, are
+ * flushed and the image closed) and returns the slot it held, or -ENOENT. */
+int pc_virtio_unplug(struct platform *p, const char *name);
+/* The PCI slot of the function named name, or -ENOENT. */
+int pc_virtio_slot(struct platform *p, const char *name);
 
 #endif

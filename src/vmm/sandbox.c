@@ -162,6 +162,9 @@ static const struct rule rules[] = {
 	ALLOW(faccessat2), ALLOW(getdents64), ALLOW(fsync), ALLOW(fdatasync), ALLOW(fallocate), ALLOW(ftruncate),
 	ALLOW(fcntl), ALLOW(flock), ALLOW(rename), ALLOW(renameat), ALLOW(renameat2), ALLOW(unlink), ALLOW(unlinkat),
 	ALLOW(memfd_create),     /* a LUKS2 header is checked in a memfd */
+	/* libcryptsetup, opening a LUKS2 disk hot-added: the image's file
+	 * system, and key material locked in RAM. */
+	ALLOW(fstatfs), ALLOW(mlock), ALLOW(munlock),
 	ALLOW(readlink), ALLOW(readlinkat), ALLOW(getcwd),   /* realpath(): a VHD's parent path */
 	/* Waiting and waking: the console's and the API's poll loops, their
 	 * eventfds and pipes; epoll and timerfds for event loops with idle

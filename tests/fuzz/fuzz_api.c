@@ -38,7 +38,7 @@ static int op_save(void *opaque, const char *path) { (void)opaque, (void)path; r
 static int op_stats(void *opaque, json_t *out) { (void)opaque; return json_object_set_new(out, "n", json_integer(1)); }
 static int op_list(void *opaque, json_t *out) { (void)opaque; return json_array_append_new(out, json_object()); }
 static int op_add(void *opaque, const struct vm_device_config *dev) { (void)opaque, (void)dev; return 0; }
-static int op_remove(void *opaque, const char *id) { (void)opaque, (void)id; return -ENOENT; }
+static int op_remove(void *opaque, const char *id, const struct api_remove_opts *o) { (void)opaque, (void)id, (void)o; return -ENOENT; }
 
 static const struct vm_control_ops ops = {
 	.pause = op_ok, .resume = op_ok, .powerdown = op_ok, .poweroff = op_ok, .reset = op_ok,

@@ -25,7 +25,7 @@ static struct acpi_platform_info pc_info(unsigned ncpus)
 		.hpet_block_id = 0x8086a201, .pm_base = 0x600, .gpe0_len = 16, .sci_irq = 9, .slp_typ_s5 = 5, .slp_typ_s3 = 1,
 		.reset_port = 0xcf9, .reset_value = 6, .ecam_base = 0xb0000000, .ecam_end_bus = 255,
 		.pci_mmio_base = 0xc0000000, .pci_mmio_end = 0xfebfffff, .com1_port = 0x3f8, .com1_irq = 4,
-		.fw_cfg_port = 0x510, .intx_gsi = test_gsi,
+		.fw_cfg_port = 0x510, .pcihp_port = 0xae00, .pcihp_gpe = 1, .intx_gsi = test_gsi,
 	};
 	return i;
 }
@@ -412,6 +412,19 @@ static void slurp(const char *path, char *buf, size_t cap)
 	fclose(f);
 }
 
+/* The tables of a 1-CPU PC checked by iasl in a new directory dir (a
+ * mkdtemp template); the DSDT's disassembly into buf.  Returns the RSDP. */
+static const uint8_t *disassemble_pc(char *dir, char *buf, size_t cap)
+{
+	const uint8_t *rsdp = build(1);
+	cr_assert(mkdtemp(dir));
+	iasl_check_all(rsdp, dir);
+	char path[160];
+	snprintf(path, sizeof(path), "%s/DSDT.dsl", dir);
+	slurp(path, buf, cap);
+	return rsdp;
+}
+
 /* ACPI S3 (docs/power.md): \_S3 next to \_S5, the FADT's FACS with a
  * waking vector field the OS can write, the fixed sleep button and RTC
  * wake status announced, all as iasl reads them. */
@@ -419,14 +432,10 @@ Test(acpi, s3_sleep_type_facs_and_fixed_sleep_button_as_iasl_reads_them)
 {
 	if (!have_iasl())
 		cr_skip_test("iasl (acpica-tools) is not installed");
-	const uint8_t *rsdp = build(1);
 	char dir[] = "/tmp/vessel-acpi-XXXXXX";
-	cr_assert(mkdtemp(dir));
-	iasl_check_all(rsdp, dir);
 	static char buf[256 * 1024];
+	const uint8_t *rsdp = disassemble_pc(dir, buf, sizeof(buf));
 	char path[160];
-	snprintf(path, sizeof(path), "%s/DSDT.dsl", dir);
-	slurp(path, buf, sizeof(buf));
 	const char *s3 = strstr(buf, "Name (\\_S3, Package (0x04)");
 	cr_assert(s3, "DSDT has \\_S3");
 	cr_assert(!strncmp(strchr(s3, '{'), "{\n        One, \n        One,", 28), "\\_S3's SLP_TYP is 1: %.80s", s3);
@@ -458,6 +467,49 @@ Test(acpi, s3_sleep_type_facs_and_fixed_sleep_button_as_iasl_reads_them)
 	cr_assert(strstr(buf, "32 Firmware Waking Vector : 00000000"), "waking vector, 0 until the OS writes it:\n%s",
 		  buf);
 	cr_assert(strstr(buf, "Length : 00000040"), "64-byte FACS");
+	char cmd[200];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+/* ACPI PCI hot-plug (docs/hotplug.md) as iasl reads it: the register
+ * block, a slot object with _ADR, _SUN and _EJ0 for each slot 1-31, the
+ * GPE handler that calls PCNT, and PCNT's notifications (per slot, and
+ * the root bridge's bus check). */
+Test(acpi, pci_hotplug_slots_and_gpe_handler_as_iasl_reads_them)
+{
+	if (!have_iasl())
+		cr_skip_test("iasl (acpica-tools) is not installed");
+	char dir[] = "/tmp/vessel-acpi-XXXXXX";
+	static char buf[256 * 1024];
+	disassemble_pc(dir, buf, sizeof(buf));
+	cr_assert(strstr(buf, "OperationRegion (PCST, SystemIO, 0xAE00, 0x10)"), "register block:\n%.2000s", buf);
+	cr_assert(strstr(buf, "Field (PCST, DWordAcc, NoLock, Preserve)"));
+	for (unsigned slot = 1; slot < 32; slot++) {
+		char want[64];
+		snprintf(want, sizeof(want), "Device (S%02X)", slot);
+		const char *dev = strstr(buf, want);
+		cr_assert(dev, "%s", want);
+		snprintf(want, sizeof(want), "Name (_SUN, 0x%02X)", slot);
+		if (slot == 1)
+			snprintf(want, sizeof(want), "Name (_SUN, One)");
+		cr_assert(strstr(dev, want), "slot %u: %s", slot, want);
+		cr_assert(strstr(dev, "Method (_EJ0, 1, NotSerialized)"), "slot %u has _EJ0", slot);
+		snprintf(want, sizeof(want), "Notify (S%02X, 0x03)", slot);
+		cr_assert(strstr(buf, want), "PCNT: %s", want);
+		snprintf(want, sizeof(want), "Notify (S%02X, One)", slot);
+		cr_assert(strstr(buf, want), "PCNT: %s", want);
+	}
+	cr_assert(strstr(buf, "0x00050000"), "slot 5's _ADR");
+	/* A surprise removal: a bus check of the root bridge. */
+	const char *gone = strstr(buf, "If (PCIG)");
+	cr_assert(gone, "PCNT reads PCIG");
+	cr_assert(strstr(gone, "Notify (\\_SB.PCI0, Zero)"), "bus check:\n%.200s", gone);
+	cr_assert(strstr(buf, "\\_SB.PCI0.B0EJ = 0x20"), "slot 5's _EJ0 writes bit 5:\n%.3000s", strstr(buf, "S05"));
+	const char *gpe = strstr(buf, "Scope (\\_GPE)");
+	cr_assert(gpe, "a \\_GPE scope");
+	cr_assert(strstr(gpe, "Method (_E01, 0, NotSerialized)"), "GPE 1's handler:\n%.400s", gpe);
+	cr_assert(strstr(gpe, "\\_SB.PCI0.PCNT ()"), "it calls PCNT:\n%.400s", gpe);
 	char cmd[200];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	cr_assert_eq(system(cmd), 0);

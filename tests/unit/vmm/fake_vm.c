@@ -148,7 +148,7 @@ static int fake_device_add(void *opaque, const struct vm_device_config *dev)
 	return plugin_devices_add(&vm->devices, dev);
 }
 
-static int fake_device_remove(void *opaque, const char *id)
+static int fake_device_remove(void *opaque, const char *id, const struct api_remove_opts *opts)
 {
 	struct fake_vm *vm = opaque;
 	return plugin_devices_remove(&vm->devices, id);

@@ -263,7 +263,17 @@ Test(api, devices_add_list_stats_remove)
 	r = call(c, "{\"cmd\": \"device-add\", \"args\": {\"device\": {\"type\": \"mailbox\"}}}");
 	assert_error(r, "invalid-argument", "args.device.id: missing (expected a unique device id)");
 	json_decref(r);
-	r = call(c, "{\"cmd\": \"device-remove\", \"args\": {\"id\": \"mb0\"}}");
+	/* device-remove's options (docs/hotplug.md) are checked first. */
+	r = call(c, "{\"cmd\": \"device-remove\", \"args\": {\"id\": \"mb0\", \"force\": 1}}");
+	assert_error(r, "invalid-argument", "args.force: not a boolean");
+	json_decref(r);
+	r = call(c, "{\"cmd\": \"device-remove\", \"args\": {\"id\": \"mb0\", \"timeout\": 0}}");
+	assert_error(r, "invalid-argument", "args.timeout: not a number of seconds (expected more than 0, at most 3600)");
+	json_decref(r);
+	r = call(c, "{\"cmd\": \"device-remove\", \"args\": {\"id\": \"mb0\", \"timeout\": \"5\"}}");
+	assert_error(r, "invalid-argument", NULL);
+	json_decref(r);
+	r = call(c, "{\"cmd\": \"device-remove\", \"args\": {\"id\": \"mb0\", \"force\": false, \"timeout\": 2.5}}");
 	assert_ok(r);
 	json_decref(r);
 	cr_assert_not(bus_read(&vm.pio, NULL, 1536, 4, &v), "removed device still on the bus");

@@ -1,0 +1,35 @@
+/* PCI hot-plug of the VMM's devices (docs/hotplug.md): a device-add of a
+ * virtio type puts a function in a free slot of PCI bus 0 and tells the
+ * guest through the ACPI hot-plug controller; a device-remove asks the
+ * guest to release it, waits for its eject and frees it. */
+#ifndef VESSEL_VMM_HOTPLUG_H
+#define VESSEL_VMM_HOTPLUG_H
+
+#include "vmm/config.h"
+
+#include <stdbool.h>
+
+struct vm;
+
+/* Whether a device of this type is a hot-pluggable PCI function (rather
+ * than a plug-in's device). */
+bool hotplug_type_known(const char *type);
+
+/* Creates dev (type, id, params) in the machine: in params' "slot", or
+ * the first free slot.  notify: tell a running guest (a device-add);
+ * without it the device is simply there when the guest looks (a machine
+ * being built).  On success *params_out is dev's params with the slot
+ * taken (malloc'd), so that a rebuilt or restored machine puts the
+ * function where the guest saw it.  Takes the device lock. */
+int hotplug_add(struct vm *vm, const struct vm_device_config *dev, bool notify, char **params_out);
+
+/* Removes the function named id.  force: surprise removal, the guest is
+ * told afterwards; otherwise an eject request and a wait of timeout_ms
+ * for the guest's eject (-ETIMEDOUT, the device stays), cut short when
+ * the machine stops (the device then goes without the guest's eject). */
+int hotplug_remove(struct vm *vm, const char *id, bool force, unsigned timeout_ms);
+
+/* The PCI slot of the hot-plugged function named id, or -ENOENT. */
+int hotplug_slot(struct vm *vm, const char *id);
+
+#endif

@@ -1,0 +1,144 @@
+/* PCI hot-plug of virtio functions (src/vmm/hotplug.c, docs/hotplug.md)
+ * on a whole board: slots, the controller's bits, the guest's eject, the
+ * timeout, surprise removal and bad input, leaving nothing behind (the
+ * ASan build checks leaks). */
+#include "../hw/harness.h"
+
+#include "hw/pci.h"
+#include "hw/pci_hotplug.h"
+#include "vmm/hotplug.h"
+#include "vmm/pc_virtio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <unistd.h>
+
+#define HP PC_PORT_PCIHP
+
+static char img[64];
+
+static struct tvm *setup(void)
+{
+	snprintf(img, sizeof(img), "/tmp/vessel-hotplug-XXXXXX");
+	int fd = mkstemp(img);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, 1 << 20), 0);
+	close(fd);
+	return tvm_new(1);
+}
+
+static void teardown(struct tvm *t)
+{
+	pc_virtio_snapshot_unregister(t->vm.platform);
+	pthread_mutex_lock(&t->vm.dev_lock);
+	pc_virtio_destroy(t->vm.platform);
+	pthread_mutex_unlock(&t->vm.dev_lock);
+	tvm_free(t);
+	unlink(img);
+}
+
+static int add(struct tvm *t, const char *type, const char *id, const char *params, int *slot)
+{
+	struct vm_device_config dev = { .type = (char *)type, .id = (char *)id, .params = (char *)params };
+	char *out = NULL;
+	err_clear();
+	int rc = hotplug_add(&t->vm, &dev, true, &out);
+	if (rc == 0) {
+		json_t *p = json_loads(out, 0, NULL);
+		cr_assert(p, "params with the slot: %s", out);
+		if (slot)
+			*slot = (int)json_integer_value(json_object_get(p, "slot"));
+		json_decref(p);
+	}
+	free(out);
+	return rc;
+}
+
+static uint16_t vendor(struct tvm *t, unsigned slot)
+{
+	pthread_mutex_lock(&t->vm.dev_lock);
+	uint16_t v = (uint16_t)pci_config_read(t->vm.platform->pci, 0, slot << 3, 0, 2);
+	pthread_mutex_unlock(&t->vm.dev_lock);
+	return v;
+}
+
+Test(hotplug, add_tells_the_guest_and_its_eject_frees_the_function)
+{
+	struct tvm *t = setup();
+	char params[128];
+	snprintf(params, sizeof(params), "{\"path\": \"%s\", \"format\": \"raw\"}", img);
+	int blk = 0, rng = 0;
+	cr_assert_eq(add(t, "virtio-blk", "d1", params, &blk), 0, "%s", err_msg());
+	cr_assert_eq(add(t, "virtio-rng", "r1", "{\"slot\": 9}", &rng), 0, "%s", err_msg());
+	cr_assert_eq(blk, 1);
+	cr_assert_eq(rng, 9);
+	cr_assert_eq(vendor(t, 1), 0x1af4, "virtio vendor in slot 1");
+	cr_assert_eq(vendor(t, 9), 0x1af4);
+	cr_assert_eq(inl(t, HP + PCI_HOTPLUG_CHK), (1u << 1) | (1u << 9), "device checks for both");
+	cr_assert_eq(hotplug_slot(&t->vm, "r1"), 9);
+
+	/* Nobody ejects: the removal times out and the function stays. */
+	cr_assert_eq(hotplug_remove(&t->vm, "d1", false, 30), -ETIMEDOUT);
+	cr_assert(strstr(err_msg(), "did not release d1"), "%s", err_msg());
+	cr_assert_eq(vendor(t, 1), 0x1af4);
+	cr_assert_eq(inl(t, HP + PCI_HOTPLUG_EJR), 1u << 1, "the eject request stays pending");
+	/* The guest's _EJ0 of slot 1: the next removal finds it at once. */
+	outl(t, HP + PCI_HOTPLUG_EJ, 1u << 1);
+	cr_assert_eq(hotplug_remove(&t->vm, "d1", false, 10000), 0, "%s", err_msg());
+	cr_assert_eq(vendor(t, 1), 0xffff, "slot 1 is empty");
+	cr_assert_eq(hotplug_slot(&t->vm, "d1"), -ENOENT);
+	cr_assert_eq(inl(t, HP + PCI_HOTPLUG_CHK), 0, "no surprise: no device check");
+
+	/* Surprise removal: the guest is told the slot's device is gone. */
+	cr_assert_eq(hotplug_remove(&t->vm, "r1", true, 0), 0);
+	cr_assert_eq(vendor(t, 9), 0xffff);
+	cr_assert_eq(inl(t, HP + PCI_HOTPLUG_CHK), 0);
+	cr_assert_eq(inl(t, HP + PCI_HOTPLUG_GONE), 1u << 9);
+	cr_assert_eq(hotplug_remove(&t->vm, "r1", true, 0), -ENOENT);
+	/* The image was closed: it can be added again, in the same slot. */
+	cr_assert_eq(add(t, "virtio-blk", "d1", params, &blk), 0, "%s", err_msg());
+	cr_assert_eq(blk, 1);
+	teardown(t);
+}
+
+Test(hotplug, bad_input_is_refused_and_changes_nothing)
+{
+	struct tvm *t = setup();
+	char params[160];
+	cr_assert_eq(add(t, "virtio-rng", "r0", "{\"slot\": 4}", NULL), 0);
+	cr_assert_eq(add(t, "virtio-rng", "r1", "{\"slot\": 4}", NULL), -EBUSY);
+	cr_assert(strstr(err_msg(), "PCI slot 4 is taken by r0"), "%s", err_msg());
+	cr_assert_eq(add(t, "virtio-rng", "r0", "{}", NULL), -EEXIST);
+	cr_assert_eq(add(t, "virtio-rng", "pic", "{}", NULL), -EEXIST, "a board device's snapshot name");
+	cr_assert(strstr(err_msg(), "the name pic is taken"), "%s", err_msg());
+	cr_assert_eq(add(t, "virtio-rng", "r1", "{\"slot\": 0}", NULL), -EINVAL);
+	cr_assert_eq(add(t, "virtio-rng", "r1", "{\"path\": \"x\"}", NULL), -EINVAL);
+	cr_assert_eq(add(t, "virtio-rng", "r1", "[1]", NULL), -EINVAL);
+	cr_assert_eq(add(t, "virtio-blk", "d1", "{}", NULL), -EINVAL);
+	cr_assert(strstr(err_msg(), "params.path: missing"), "%s", err_msg());
+	cr_assert_eq(add(t, "virtio-blk", "d1", "{\"path\": \"/nonexistent/x.raw\"}", NULL) < 0, 1);
+	cr_assert(strstr(err_msg(), "/nonexistent/x.raw"), "%s", err_msg());
+	snprintf(params, sizeof(params), "{\"path\": \"%s\", \"format\": \"qcow2\"}", img);
+	cr_assert_eq(add(t, "virtio-blk", "d1", params, NULL), -EINVAL);
+	snprintf(params, sizeof(params), "{\"path\": \"%s\", \"serial\": \"123456789012345678901\"}", img);
+	cr_assert_eq(add(t, "virtio-blk", "d1", params, NULL), -EINVAL);
+	cr_assert_eq(inl(t, HP + PCI_HOTPLUG_CHK), 1u << 4, "only r0 was announced");
+	/* Fill the bus: 30 more slots, then none. */
+	for (int i = 0; i < 30; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "f%d", i);
+		cr_assert_eq(add(t, "virtio-rng", id, "{}", NULL), 0, "%s: %s", id, err_msg());
+	}
+	cr_assert_eq(add(t, "virtio-rng", "full", "{}", NULL), -ENOSPC);
+	cr_assert(strstr(err_msg(), "the PCI bus is full"), "%s", err_msg());
+	snprintf(params, sizeof(params), "{\"path\": \"%s\"}", img);
+	cr_assert_eq(add(t, "virtio-blk", "full", params, NULL), -ENOSPC, "the disk is not opened for a full bus");
+	for (int i = 0; i < 30; i += 2) {
+		char id[16];
+		snprintf(id, sizeof(id), "f%d", i);
+		cr_assert_eq(hotplug_remove(&t->vm, id, true, 0), 0);
+	}
+	cr_assert_eq(hotplug_remove(&t->vm, "nothing", true, 0), -ENOENT);
+	teardown(t);   /* the rest go with the machine */
+}
