@@ -11,7 +11,9 @@
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
-static uint64_t rng(void)
+/* Also test_table.c's. */
+uint64_t rng(void);
+uint64_t rng(void)
 {
 	/* xorshift64*: deterministic so that a failure reproduces. */
 	rng_state ^= rng_state >> 12;

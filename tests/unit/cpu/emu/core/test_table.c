@@ -15,15 +15,7 @@
 #include <errno.h>
 #include <string.h>
 
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-
-static uint64_t rng(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
-}
+uint64_t rng(void);   /* test_decode.c: xorshift64*, deterministic */
 
 static const uint8_t mprefix_byte[EMU_MP_COUNT] = { 0, 0x66, 0xf3, 0xf2 };
 static const uint8_t escape[EMU_MAP_COUNT][2] = { { 0 }, { 0x0f }, { 0x0f, 0x38 }, { 0x0f, 0x3a } };
