@@ -170,10 +170,8 @@ static inline void emu_write_bytes(struct emu_cpu *cpu, int seg, uint64_t off, c
 	cpu->ops->write_bytes(cpu, seg, off, src, n);
 }
 
-static inline void *emu_mem_ptr(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, bool write)
-{
-	return cpu->ops->mem_ptr(cpu, seg, off, size, write);
-}
+/* emu_mem_ptr: below, after the inline TLB path it tries first. */
+static inline void *emu_mem_ptr(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, bool write);
 
 static inline uint64_t emu_translate_fetch(struct emu_cpu *cpu, uint64_t linear)
 {
@@ -359,6 +357,21 @@ static inline void *emu_write_ptr_fast(struct emu_cpu *cpu, int seg, uint64_t of
 			return (void *)(uintptr_t)(lin + e->addend);
 	}
 	return NULL;
+}
+
+/* A page the TLB holds for the access is RAM with nothing to watch (no
+ * code, no page table, no data breakpoint): its host pointer, as emu_read
+ * and emu_write use it; anything else asks cpu->ops. */
+static inline void *emu_mem_ptr(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, bool write)
+{
+	uint64_t lin;
+	if (__builtin_expect(emu_seg_fast_ok(cpu, seg, off, size, write ? 0x9e : 0x9c, write ? 0x92 : 0x90, &lin), 1)) {
+		const struct emu_tlb_entry *e = &cpu->tlb[emu_mmu_index(cpu)][emu_tlb_index(cpu, lin)];
+		uint64_t tag = write ? e->tag_write : e->tag_read;
+		if (__builtin_expect(tag == ((lin & ~0xfffull) | cpu->asid) && (lin & 0xfff) + size <= 4096, 1))
+			return (void *)(uintptr_t)(lin + e->addend);
+	}
+	return cpu->ops->mem_ptr(cpu, seg, off, size, write);
 }
 
 static inline void emu_write(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)

@@ -175,7 +175,8 @@ const struct sse_host_op sse_host_ops[EMU_MAP_COUNT][256][EMU_MP_COUNT] = {
 		[0x7d] = { [EMU_MP_66] = OP(h_hsubpd, 16), [EMU_MP_F2] = OP(h_hsubps, 16) },
 		[0xc2] = { OP(sse_host_cmpps, 16), OP(sse_host_cmppd, 16), OP(sse_host_cmpss, 4), OP(sse_host_cmpsd, 8) },
 		[0xd0] = { [EMU_MP_66] = OP(h_addsubpd, 16), [EMU_MP_F2] = OP(h_addsubps, 16) },
-		[0xe6] = { [EMU_MP_66] = OP(sse_host_cvttpd2dq, 16), [EMU_MP_F3] = OP(sse_host_cvtdq2pd, 8), [EMU_MP_F2] = OP(sse_host_cvtpd2dq, 16) },
+		[0xe6] = { [EMU_MP_66] = OP(sse_host_cvttpd2dq, 16), [EMU_MP_F3] = OP(sse_host_cvtdq2pd, 8),
+			   [EMU_MP_F2] = OP(sse_host_cvtpd2dq, 16) },
 	},
 	[EMU_MAP_0F3A] = {
 		[0x08] = { [EMU_MP_66] = OP(sse_host_roundps, 16) },
