@@ -3,8 +3,9 @@
  * in state.h, operand access for every instruction family in operand.h.
  *
  * Modules:
- *   core    opcodes.c (the opcode table), decode.c (decoder and handler
- *           registration), disasm.c (trace disassembly), block.c
+ *   core    opcodes.c and handlers.c (the opcode table: formats, and the
+ *           handlers of every family), decode.c (decoder), disasm.c
+ *           (trace disassembly), block.c
  *           (decoded-block cache keyed by guest-physical address and
  *           mode), cpu.c (run loop, accel_emu), flags.c (lazy flags),
  *           int_*.c (general-purpose instructions)
@@ -36,6 +37,9 @@ struct emu_cpu;
 struct emu_insn;
 
 typedef void (*emu_handler)(struct emu_cpu *cpu, const struct emu_insn *insn);
+/* Declares an instruction handler that a family exports to the opcode
+ * table (core/handlers.c) through its header. */
+#define EMU_HANDLER(name) void name(struct emu_cpu *cpu, const struct emu_insn *insn)
 
 /* Opcode maps (SDM vol. 2A, appendix A). */
 enum emu_opmap { EMU_MAP_1B, EMU_MAP_0F, EMU_MAP_0F38, EMU_MAP_0F3A, EMU_MAP_COUNT };
@@ -82,27 +86,15 @@ enum emu_mode {
 #include "cpu/emu/state.h"
 
 /* ---- core ---- */
-void emu_register(enum emu_opmap map, uint8_t opcode, enum emu_mprefix mp, int modrm_reg, emu_handler fn);
-/* mp or modrm_reg may be -1 (as int) for "any"; later, more specific registrations win. */
-/* A form of an opcode specialised to its operand kind and size
- * (docs/architecture.md "Specialized handlers"): the decoder takes it
- * instead of the generic handler registered in the same slot (or a less
- * specific one) for an instruction without LOCK whose ModRM operand kind
- * is in kinds and whose operand size is in sizes.  Instructions without
- * ModRM count as register forms. */
-enum {
-	EMU_FORM_REG = 1, EMU_FORM_MEM = 2, EMU_FORM_ANY = 3,
-	EMU_FORM_8 = 1u << 1, EMU_FORM_16 = 1u << 2, EMU_FORM_32 = 1u << 4, EMU_FORM_64 = 1u << 8,
-	EMU_FORM_ANYSIZE = EMU_FORM_8 | EMU_FORM_16 | EMU_FORM_32 | EMU_FORM_64,
-};
-void emu_register_form(enum emu_opmap map, uint8_t opcode, enum emu_mprefix mp, int modrm_reg, unsigned kinds,
-		       unsigned sizes, emu_handler fn);
-void emu_isa_init(void);                 /* calls the *_register functions below once */
-void emu_int_register(void);             /* core: general-purpose instructions */
-void emu_sys_register(void);             /* system */
-void emu_fpu_register(void);             /* fpu: x87, MMX, SSE, XSAVE */
+/* The handler the opcode table (core/handlers.c) gives an instruction of
+ * opcode map/opcode with mandatory prefix mp (enum emu_mprefix) and
+ * ModRM.reg reg (0-7; 0 without ModRM): the form specialised to a
+ * memory (mem) or register operand of opsize bytes when the row has one,
+ * the generic handler when opsize is 0 or it has none; NULL when the row
+ * has no handler (the decoder then takes emu_handler_ud). */
+emu_handler emu_handler_find(unsigned map, unsigned opcode, unsigned mp, unsigned reg, bool mem, unsigned opsize);
 /* Decodes one instruction from avail bytes.  0: decoded (out->fn may be
- * the #UD handler for an unregistered opcode); -EAGAIN: avail is too short
+ * the #UD handler for an opcode the table has no handler for); -EAGAIN: avail is too short
  * (the caller fetches more, up to 15 bytes); -EINVAL: invalid format (VEX
  * or EVEX, an i64 opcode in 64-bit mode, longer than 15 bytes): out->fn
  * raises #UD or #GP(0) and out->len is valid. */
@@ -126,26 +118,84 @@ void emu_blocks_invalidate_page(struct emu_vm *evm, uint64_t gpa);
  * (HLT, SHUTDOWN, INTERNAL_ERROR); cpu->exit carries its details. */
 void emu_exit_run(struct emu_cpu *cpu, enum vcpu_exit_reason reason);
 
+/* ---- what instructions reach outside the CPU ----
+ * Guest-memory accesses that miss the inline TLB path (emu_read and
+ * emu_write below), instruction-fetch translation and port I/O go
+ * through cpu->ops: emu_sys_ops (the system module's soft MMU and the
+ * vCPU's port bus) in the engine, which emu_cpu_reset() installs when the
+ * owner chose none; a unit test's harness plugs in a fake memory through
+ * its own table instead of replacing modules at link time. */
+struct emu_ops {
+	uint64_t (*read)(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size);
+	void (*write)(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val);
+	/* Raises every fault a size-byte write at seg:off would, and sets the
+	 * accessed and dirty bits it would, without writing: for instructions
+	 * that must know their write succeeds before they change any state. */
+	void (*write_check)(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size);
+	void (*read_bytes)(struct emu_cpu *cpu, int seg, uint64_t off, void *dst, unsigned n);
+	void (*write_bytes)(struct emu_cpu *cpu, int seg, uint64_t off, const void *src, unsigned n);
+	/* Host pointer for a size-byte access inside one RAM page (for LOCKed
+	 * read-modify-write and bulk string ops), or NULL: then use emu_read/write. */
+	void *(*mem_ptr)(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, bool write);
+	/* Linear -> guest-physical for instruction fetch; faults as the SDM says. */
+	uint64_t (*translate_fetch)(struct emu_cpu *cpu, uint64_t linear);
+	/* Port I/O from IN/OUT/INS/OUTS after the permission checks (IOPL, TSS bitmap). */
+	uint32_t (*io_in)(struct emu_cpu *cpu, uint16_t port, unsigned size);
+	void (*io_out)(struct emu_cpu *cpu, uint16_t port, unsigned size, uint32_t val);
+};
+extern const struct emu_ops emu_sys_ops;
+
+static inline uint64_t emu_read_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
+{
+	return cpu->ops->read(cpu, seg, off, size);
+}
+
+static inline void emu_write_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)
+{
+	cpu->ops->write(cpu, seg, off, size, val);
+}
+
+static inline void emu_write_check(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
+{
+	cpu->ops->write_check(cpu, seg, off, size);
+}
+
+static inline void emu_read_bytes(struct emu_cpu *cpu, int seg, uint64_t off, void *dst, unsigned n)
+{
+	cpu->ops->read_bytes(cpu, seg, off, dst, n);
+}
+
+static inline void emu_write_bytes(struct emu_cpu *cpu, int seg, uint64_t off, const void *src, unsigned n)
+{
+	cpu->ops->write_bytes(cpu, seg, off, src, n);
+}
+
+/* emu_mem_ptr: below, after the inline TLB path it tries first. */
+static inline void *emu_mem_ptr(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, bool write);
+
+static inline uint64_t emu_translate_fetch(struct emu_cpu *cpu, uint64_t linear)
+{
+	return cpu->ops->translate_fetch(cpu, linear);
+}
+
+static inline uint32_t emu_io_in(struct emu_cpu *cpu, uint16_t port, unsigned size)
+{
+	return cpu->ops->io_in(cpu, port, size);
+}
+
+static inline void emu_io_out(struct emu_cpu *cpu, uint16_t port, unsigned size, uint32_t val)
+{
+	cpu->ops->io_out(cpu, port, size, val);
+}
+
 /* ---- system ---- */
 _Noreturn void emu_raise(struct emu_cpu *cpu, unsigned vector, uint32_t error_code);
 _Noreturn void emu_raise_noerr(struct emu_cpu *cpu, unsigned vector);
-/* Virtual-address accesses through segmentation and paging; fault on error.
- * emu_read/emu_write (below, inline) try the TLB and fall back to these. */
-uint64_t emu_read_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size);
-void emu_write_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val);
+/* Virtual-address accesses through segmentation and paging; fault on
+ * error.  emu_read/emu_write (below, inline) try the TLB and fall back
+ * to cpu->ops (emu_read_slow/emu_write_slow above). */
 static inline uint64_t emu_read(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size);
 static inline void emu_write(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val);
-/* Raises every fault a size-byte write at seg:off would, and sets the
- * accessed and dirty bits it would, without writing: for instructions
- * that must know their write succeeds before they change any state. */
-void emu_write_check(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size);
-void emu_read_bytes(struct emu_cpu *cpu, int seg, uint64_t off, void *dst, unsigned n);
-void emu_write_bytes(struct emu_cpu *cpu, int seg, uint64_t off, const void *src, unsigned n);
-/* Host pointer for a size-byte access inside one RAM page (for LOCKed
- * read-modify-write and bulk string ops), or NULL: then use emu_read/write. */
-void *emu_mem_ptr(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, bool write);
-/* Linear -> guest-physical for instruction fetch; faults as the SDM says. */
-uint64_t emu_translate_fetch(struct emu_cpu *cpu, uint64_t linear);
 void emu_deliver_interrupt(struct emu_cpu *cpu, unsigned vector, bool external);
 /* Called by the run loop after emu_raise() longjmps: delivers
  * cpu->exc_vector, escalating to #DF and to a triple fault (shutdown) as
@@ -153,12 +203,11 @@ void emu_deliver_interrupt(struct emu_cpu *cpu, unsigned vector, bool external);
 void emu_deliver_pending_exception(struct emu_cpu *cpu);
 void emu_update_mode(struct emu_cpu *cpu);   /* after CR0/EFER/CS/EFLAGS.VM change */
 void emu_tlb_flush(struct emu_cpu *cpu, bool include_global);
-void emu_cpu_reset(struct emu_cpu *cpu, bool bsp);  /* power-on/INIT state, SDM vol. 3A, 9.1.1 */
+/* Power-on/INIT state (SDM vol. 3A, 9.1.1); installs emu_sys_ops when
+ * cpu->ops is NULL. */
+void emu_cpu_reset(struct emu_cpu *cpu, bool bsp);
 /* Applies a CPU model (NULL: max) to CPUID, the MSRs, CR4 and the decoder. */
 void emu_cpu_set_model(struct emu_cpu *cpu, const struct cpu_model *model);
-/* Port I/O from IN/OUT/INS/OUTS after the permission checks (IOPL, TSS bitmap). */
-uint32_t emu_io_in(struct emu_cpu *cpu, uint16_t port, unsigned size);
-void emu_io_out(struct emu_cpu *cpu, uint16_t port, unsigned size, uint32_t val);
 
 /* After state was written from outside (set_sregs, snapshot restore, INIT):
  * re-derives CPL (from SS.DPL in protected mode), the mode and the address
@@ -308,6 +357,21 @@ static inline void *emu_write_ptr_fast(struct emu_cpu *cpu, int seg, uint64_t of
 			return (void *)(uintptr_t)(lin + e->addend);
 	}
 	return NULL;
+}
+
+/* A page the TLB holds for the access is RAM with nothing to watch (no
+ * code, no page table, no data breakpoint): its host pointer, as emu_read
+ * and emu_write use it; anything else asks cpu->ops. */
+static inline void *emu_mem_ptr(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, bool write)
+{
+	uint64_t lin;
+	if (__builtin_expect(emu_seg_fast_ok(cpu, seg, off, size, write ? 0x9e : 0x9c, write ? 0x92 : 0x90, &lin), 1)) {
+		const struct emu_tlb_entry *e = &cpu->tlb[emu_mmu_index(cpu)][emu_tlb_index(cpu, lin)];
+		uint64_t tag = write ? e->tag_write : e->tag_read;
+		if (__builtin_expect(tag == ((lin & ~0xfffull) | cpu->asid) && (lin & 0xfff) + size <= 4096, 1))
+			return (void *)(uintptr_t)(lin + e->addend);
+	}
+	return cpu->ops->mem_ptr(cpu, seg, off, size, write);
 }
 
 static inline void emu_write(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)

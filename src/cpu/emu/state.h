@@ -16,6 +16,7 @@ struct vcpu;
 struct cpu_model;
 struct guest_memory;
 struct emu_vm;
+struct emu_ops;
 
 /* Lazy flags (docs/architecture.md "Lazy flags"): the last flag-setting operation's
  * kind and operands; arithmetic flags are computed only when read. */
@@ -137,6 +138,7 @@ struct emu_cpu {
 		struct vcpu *vcpu;
 		struct guest_memory *mem;
 		struct emu_vm *evm;
+		const struct emu_ops *ops;   /* memory past the TLB, fetch, ports (emu.h) */
 		/* --cpu (machine/cpu_model.h): NULL is max.  feat_off holds the
 		 * opcode-gating flags it removes (1 << enum emu_feature), which
 		 * the decoder turns into #UD once per decoded instruction. */

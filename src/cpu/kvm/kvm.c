@@ -34,6 +34,9 @@ struct kvm_vm_state {
 	int sys_fd, vm_fd;
 	int run_size;
 	struct kvm_cpuid2 *cpuid;
+	/* IA32_APIC_BASE, IA32_TSC_DEADLINE and the x2APIC MSRs exit to
+	 * userspace (kvm_route_apic_msrs) and take the LAPIC route. */
+	bool apic_msrs;
 };
 
 /* Lookahead sites (the port or MMIO page of the exit) whose last runs
@@ -84,6 +87,40 @@ static void kvm_vm_destroy(struct vm *vm)
 	vm->accel_state = NULL;
 }
 
+/* The MSRs of the route to the LAPIC (machine/accel.h), as the emu
+ * engine sends them there (system/msr.c): without an in-kernel irqchip
+ * KVM would keep IA32_APIC_BASE to itself and fault the others.  With
+ * user-space MSR exits (KVM_CAP_X86_USER_SPACE_MSR) for what the filter
+ * denies (KVM_X86_SET_MSR_FILTER, api.rst 4.126), the guest's RDMSR and
+ * WRMSR of them become KVM_EXIT_X86_RDMSR/WRMSR, handled by
+ * kvm_handle_apic_msr().  A KVM without the capabilities keeps its own
+ * behaviour. */
+static void kvm_route_apic_msrs(struct kvm_vm_state *k)
+{
+	if (ioctl(k->sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_USER_SPACE_MSR) <= 0 ||
+	    ioctl(k->sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_MSR_FILTER) <= 0)
+		return;
+	struct kvm_enable_cap cap = { .cap = KVM_CAP_X86_USER_SPACE_MSR, .args = { KVM_MSR_EXIT_REASON_FILTER } };
+	if (ioctl(k->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
+		return;
+	/* A clear bit denies: every MSR of the three ranges exits. */
+	static uint8_t deny[0x100 / 8];
+	const uint32_t rw = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE;
+	struct kvm_msr_filter f = {
+		.flags = KVM_MSR_FILTER_DEFAULT_ALLOW,
+		.ranges = {
+			{ .flags = rw, .base = MSR_IA32_APIC_BASE, .nmsrs = 1, .bitmap = deny },
+			{ .flags = rw, .base = MSR_IA32_TSC_DEADLINE, .nmsrs = 1, .bitmap = deny },
+			{ .flags = rw, .base = 0x800, .nmsrs = 0x100, .bitmap = deny },
+		},
+	};
+	if (ioctl(k->vm_fd, KVM_X86_SET_MSR_FILTER, &f) < 0) {
+		log_debug("kvm", "no MSR filter: %s; the APIC MSRs stay KVM's", strerror(errno));
+		return;
+	}
+	k->apic_msrs = true;
+}
+
 static int kvm_vm_init(struct vm *vm)
 {
 	struct kvm_vm_state *k = calloc(1, sizeof(*k));
@@ -129,6 +166,7 @@ static int kvm_vm_init(struct vm *vm)
 			return err_set(-e, "kvm: cannot map guest memory: %s", strerror(e));
 		}
 	}
+	kvm_route_apic_msrs(k);
 	/* The CPUID the host's KVM supports, with the hypervisor bit set. */
 	int n = 128;
 	k->cpuid = calloc(1, sizeof(*k->cpuid) + n * sizeof(struct kvm_cpuid_entry2));
@@ -185,9 +223,11 @@ static int kvm_vcpu_init(struct vcpu *vcpu)
 			struct kvm_cpuid_entry2 *e = &k->cpuid->entries[i];
 			if (e->function == 1) {
 				e->ecx |= 1u << 31;  /* hypervisor present (SDM vol. 2A, CPUID leaf 1 ECX) */
-				/* x2APIC and the TSC-deadline MSR need KVM's in-kernel
-				 * irqchip (api.rst, "Known KVM API problems"); vessel's
-				 * own LAPIC serves this engine through MMIO. */
+				/* vessel's own LAPIC serves this engine through MMIO
+				 * and, with the MSR filter, its MSRs; x2APIC and TSC
+				 * deadline stay unadvertised here: KVM's guest TSC runs
+				 * at the host's rate, not the LAPIC's, and neither has
+				 * run on a KVM host yet. */
 				e->ecx &= ~((1u << 21) | (1u << 24));
 				e->ebx = (e->ebx & 0x00ffffff) | (vcpu->id << 24); /* initial APIC id */
 			}
@@ -282,6 +322,36 @@ static void kvm_inject_interrupts(struct vcpu *vcpu, struct kvm_vcpu_state *kv)
 	kv->run->request_interrupt_window = (atomic_load(&vcpu->events) & VCPU_EVT_INTR) ? 1 : 0;
 }
 
+/* The guest's TSC now (IA32_TSC, offset included). */
+static int kvm_guest_tsc(struct kvm_vcpu_state *kv, uint64_t *tsc)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e;
+	} m = { .hdr.nmsrs = 1, .e.index = MSR_IA32_TSC };
+	if (ioctl(kv->fd, KVM_GET_MSRS, &m) != 1)
+		return -EIO;
+	*tsc = m.e.data;
+	return 0;
+}
+
+/* KVM_EXIT_X86_RDMSR/WRMSR of a filtered MSR: the route to the LAPIC,
+ * as system/msr.c takes it for the emu engine; a refusal (no LAPIC, a
+ * reserved bit, x2APIC off) makes KVM inject #GP(0). */
+static void kvm_handle_apic_msr(struct vcpu *vcpu, struct kvm_vcpu_state *kv, struct kvm_run *run)
+{
+	bool write = run->exit_reason == KVM_EXIT_X86_WRMSR;
+	uint64_t val = write ? run->msr.data : 0, tsc;
+	int rc;
+	if (write && run->msr.index == MSR_IA32_TSC_DEADLINE)
+		rc = kvm_guest_tsc(kv, &tsc) < 0 ? -EIO : vcpu_apic_set_tsc_deadline(vcpu, val, tsc);
+	else
+		rc = vcpu_apic_msr(vcpu, run->msr.index, write, &val);
+	run->msr.error = rc < 0;
+	if (!write && rc == 0)
+		run->msr.data = val;
+}
+
 static int kvm_get_regs(struct vcpu *vcpu, struct x86_regs *regs);
 static int kvm_set_regs(struct vcpu *vcpu, const struct x86_regs *regs);
 static int kvm_get_sregs(struct vcpu *vcpu, struct x86_sregs *sregs);
@@ -360,6 +430,10 @@ static int kvm_handle_exit(struct vcpu *vcpu, struct kvm_vcpu_state *kv, struct 
 	case KVM_EXIT_MMIO:
 		kvm_handle_mmio(vcpu, run);
 		kv->la_pending = kvm_want_lookahead(kv, run);
+		return 1;
+	case KVM_EXIT_X86_RDMSR:
+	case KVM_EXIT_X86_WRMSR:
+		kvm_handle_apic_msr(vcpu, kv, run);
 		return 1;
 	case KVM_EXIT_IRQ_WINDOW_OPEN:
 	case KVM_EXIT_INTR:

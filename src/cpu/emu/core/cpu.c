@@ -47,7 +47,6 @@ static int emu_vm_init(struct vm *vm)
 		return rc;
 	}
 	vm->accel_state = evm;
-	emu_isa_init();
 	return 0;
 }
 
@@ -94,6 +93,7 @@ static int emu_vcpu_init(struct vcpu *vcpu)
 	cpu->vcpu = vcpu;
 	cpu->mem = &vcpu->vm->mem;
 	cpu->evm = vcpu->vm->accel_state;
+	cpu->ops = &emu_sys_ops;
 	emu_cpu_set_model(cpu, &vcpu->vm->cpu_model);
 	cpu->exc_vector = -1;
 	cpu->icount_stop = ~0ull;

@@ -5,26 +5,16 @@
  * prefixes, REX (64-bit mode), opcode (1-3 bytes), ModRM, SIB,
  * displacement, immediate.  The per-opcode format (ModRM present,
  * immediate kind, 64-bit mode rules) comes from the opcode maps of SDM
- * vol. 2D, appendix A, encoded in the tables below. */
+ * vol. 2D, appendix A, encoded in opcodes.c; the handler from the same
+ * row's entry in handlers.c (emu_handler_find below). */
 #include "cpu/emu/core/opcodes.h"
 
 #include "cpu/emu/emu.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <string.h>
 
-/* ---- handler registration ------------------------------------------- */
-
-/* [map][opcode][mprefix + 1 (0 = any)][reg + 1 (0 = any)] */
-static emu_handler handlers[EMU_MAP_COUNT][256][EMU_MP_COUNT + 1][9];
-/* Specialised forms, in the same slots: form_slot[...] indexes forms[]
- * (0 = none), whose [memory][log2 operand size] entry replaces the
- * generic handler (docs/architecture.md "Specialized handlers"). */
-#define EMU_FORM_ROWS 128
-static uint8_t form_slot[EMU_MAP_COUNT][256][EMU_MP_COUNT + 1][9];
-static emu_handler forms[EMU_FORM_ROWS][2][4];
-static unsigned n_forms = 1;
+/* ---- handlers ------------------------------------------------------- */
 
 void emu_handler_ud(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
@@ -38,69 +28,37 @@ void emu_handler_gp0(struct emu_cpu *cpu, const struct emu_insn *insn)
 	emu_raise(cpu, X86_EXC_GP, 0);
 }
 
-static bool slot_ok(enum emu_opmap map, enum emu_mprefix mp, int modrm_reg)
+/* The most specific entry of the row (opcodes.h, struct emu_impl): by
+ * prefix and ModRM.reg, by prefix, by ModRM.reg, then the row's; forms
+ * of a member first, then the row's, replace the member or row handler. */
+emu_handler emu_handler_find(unsigned map, unsigned opcode, unsigned mp, unsigned reg, bool mem, unsigned opsize)
 {
-	int m = (int)mp;
-	return (unsigned)map < EMU_MAP_COUNT && m >= -1 && m < EMU_MP_COUNT && modrm_reg >= -1 && modrm_reg <= 7;
-}
-
-void emu_register(enum emu_opmap map, uint8_t opcode, enum emu_mprefix mp, int modrm_reg, emu_handler fn)
-{
-	if (slot_ok(map, mp, modrm_reg))
-		handlers[map][opcode][(int)mp + 1][modrm_reg + 1] = fn;
-}
-
-void emu_register_form(enum emu_opmap map, uint8_t opcode, enum emu_mprefix mp, int modrm_reg, unsigned kinds,
-		       unsigned sizes, emu_handler fn)
-{
-	if (!slot_ok(map, mp, modrm_reg))
-		return;
-	uint8_t *slot = &form_slot[map][opcode][(int)mp + 1][modrm_reg + 1];
-	if (!*slot) {
-		if (n_forms >= EMU_FORM_ROWS)
-			return;   /* the forms are an optimisation: the generic handler stays */
-		*slot = (uint8_t)n_forms++;
+	const struct emu_impl *im = &emu_impls[map & 3][opcode & 0xff];
+	mp &= 3;
+	reg &= 7;
+	emu_handler fn;
+	if (im->mp_grp && (fn = im->mp_grp->reg[mp][reg]))
+		return fn;
+	if ((fn = im->mp[mp]))
+		return fn;
+	const struct emu_forms *gforms = im->grp ? im->grp->forms[reg] : NULL, *forms = NULL;
+	if (im->grp && (fn = im->grp->reg[reg])) {
+		forms = gforms;
+		gforms = NULL;
+	} else if ((fn = im->fn)) {
+		forms = im->forms;
+	} else {
+		return NULL;
 	}
-	for (unsigned mem = 0; mem < 2; mem++)
-		for (unsigned lg = 0; lg < 4; lg++)
-			if ((kinds & (mem ? EMU_FORM_MEM : EMU_FORM_REG)) && (sizes & (1u << (1u << lg))))
-				forms[*slot][mem][lg] = fn;
-}
-
-/* The handler of a decoded instruction: the most specific registration
- * (mandatory prefix and /reg, then either, then neither), or a form
- * specialised to its operand kind and size registered in that slot or a
- * more specific one. */
-static emu_handler handler_lookup(unsigned map, unsigned opcode, unsigned mp, unsigned reg, bool mem,
-				  unsigned opsize, bool specialise)
-{
-	static const uint8_t order[4][2] = { { 1, 1 }, { 1, 0 }, { 0, 1 }, { 0, 0 } };
-	unsigned lg = opsize == 8 ? 3 : opsize == 4 ? 2 : opsize == 2 ? 1 : 0;
-	emu_handler form = NULL;
-	for (unsigned k = 0; k < 4; k++) {
-		unsigned m = order[k][0] ? mp + 1 : 0, r = order[k][1] ? reg + 1 : 0;
-		uint8_t fs = form_slot[map][opcode][m][r];
-		if (specialise && fs && !form)
-			form = forms[fs][mem][lg];
-		emu_handler fn = handlers[map][opcode][m][r];
-		if (fn)
-			return form ? form : fn;
+	if (opsize) {
+		unsigned lg = opsize == 8 ? 3 : opsize == 4 ? 2 : opsize == 2 ? 1 : 0;
+		emu_handler f = gforms ? gforms->by[mem][lg] : NULL;
+		if (!f && forms)
+			f = forms->by[mem][lg];
+		if (f)
+			return f;
 	}
-	return emu_handler_ud;
-}
-
-static void isa_register_all(void)
-{
-	emu_int_register();
-	emu_sys_register();
-	emu_fpu_register();
-}
-
-void emu_isa_init(void)
-{
-	/* pthread_once: a second caller waits until the tables are complete. */
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	pthread_once(&once, isa_register_all);
+	return fn;
 }
 
 /* ---- decoding ------------------------------------------------------- */
@@ -369,7 +327,9 @@ int emu_decode_mode(unsigned mode, const uint8_t *b, unsigned avail, struct emu_
 	}
 	/* A LOCKed instruction keeps its generic handler, which does the
 	 * atomic read-modify-write. */
-	out->fn = handler_lookup(map, op, out->mprefix, grp_reg, mem, out->opsize, !out->lock);
+	out->fn = emu_handler_find(map, op, out->mprefix, grp_reg, mem, out->lock ? 0 : out->opsize);
+	if (!out->fn)
+		out->fn = emu_handler_ud;
 	return 0;
 
 short_input:

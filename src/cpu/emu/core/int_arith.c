@@ -71,12 +71,12 @@ static inline void alu_rm(struct emu_cpu *cpu, const struct emu_insn *in, unsign
 	rmw_store(cpu, &m, alu(cpu, op, size, old, src, alu_cin(cpu, op)));
 }
 
-static void h_alu_rm_r(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_alu_rm_r(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	alu_rm(cpu, in, in->opcode >> 3, reg_get(cpu, in->reg, in->opsize, in->rex));
 }
 
-static void h_alu_r_rm(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_alu_r_rm(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned op = in->opcode >> 3, size = in->opsize;
 	uint64_t b = rm_read(cpu, in, size);
@@ -85,7 +85,7 @@ static void h_alu_r_rm(struct emu_cpu *cpu, const struct emu_insn *in)
 		reg_set(cpu, in->reg, size, in->rex, r);
 }
 
-static void h_alu_acc_imm(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_alu_acc_imm(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned op = in->opcode >> 3, size = in->opsize;
 	uint64_t r = alu(cpu, op, size, cpu->gpr[RAX], in->imm, alu_cin(cpu, op));
@@ -93,23 +93,23 @@ static void h_alu_acc_imm(struct emu_cpu *cpu, const struct emu_insn *in)
 		reg_set(cpu, RAX, size, false, r);
 }
 
-static void h_grp1(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_grp1(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	alu_rm(cpu, in, (in->modrm >> 3) & 7, in->imm);
 }
 
-static void h_test_rm_r(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_test_rm_r(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned size = in->opsize;
 	alu(cpu, ALU_AND, size, rm_read(cpu, in, size), reg_get(cpu, in->reg, size, in->rex), false);
 }
 
-static void h_test_acc_imm(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_test_acc_imm(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	alu(cpu, ALU_AND, in->opsize, cpu->gpr[RAX], in->imm, false);
 }
 
-static void h_test_rm_imm(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_test_rm_imm(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	alu(cpu, ALU_AND, in->opsize, rm_read(cpu, in, in->opsize), in->imm, false);
 }
@@ -145,10 +145,10 @@ static void incdec_rm(struct emu_cpu *cpu, const struct emu_insn *in, bool dec)
 	rmw_store(cpu, &m, rmw_incdec(cpu, old, dec, size, 0));
 }
 
-static void h_inc_rm(struct emu_cpu *cpu, const struct emu_insn *in) { incdec_rm(cpu, in, false); }
-static void h_dec_rm(struct emu_cpu *cpu, const struct emu_insn *in) { incdec_rm(cpu, in, true); }
+void h_inc_rm(struct emu_cpu *cpu, const struct emu_insn *in) { incdec_rm(cpu, in, false); }
+void h_dec_rm(struct emu_cpu *cpu, const struct emu_insn *in) { incdec_rm(cpu, in, true); }
 
-static void h_incdec_r(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_incdec_r(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned r = in->opcode & 7, size = in->opsize;
 	bool dec = in->opcode & 8;
@@ -180,44 +180,11 @@ static void unary_rm(struct emu_cpu *cpu, const struct emu_insn *in,
 	rmw_store(cpu, &m, fn(cpu, old, 0, size, 0));
 }
 
-static void h_not(struct emu_cpu *cpu, const struct emu_insn *in) { unary_rm(cpu, in, rmw_not); }
-static void h_neg(struct emu_cpu *cpu, const struct emu_insn *in) { unary_rm(cpu, in, rmw_neg); }
+void h_not(struct emu_cpu *cpu, const struct emu_insn *in) { unary_rm(cpu, in, rmw_not); }
+void h_neg(struct emu_cpu *cpu, const struct emu_insn *in) { unary_rm(cpu, in, rmw_neg); }
 
-static void arith_register_forms(void);
 
-void emu_int_arith_register(void)
-{
-	arith_register_forms();
-	for (unsigned row = 0; row < 8; row++) {
-		uint8_t b = (uint8_t)(row << 3);
-		emu_register(EMU_MAP_1B, b + 0, -1, -1, h_alu_rm_r);
-		emu_register(EMU_MAP_1B, b + 1, -1, -1, h_alu_rm_r);
-		emu_register(EMU_MAP_1B, b + 2, -1, -1, h_alu_r_rm);
-		emu_register(EMU_MAP_1B, b + 3, -1, -1, h_alu_r_rm);
-		emu_register(EMU_MAP_1B, b + 4, -1, -1, h_alu_acc_imm);
-		emu_register(EMU_MAP_1B, b + 5, -1, -1, h_alu_acc_imm);
-	}
-	for (unsigned op = 0x80; op <= 0x83; op++)
-		emu_register(EMU_MAP_1B, (uint8_t)op, -1, -1, h_grp1);
-	emu_register(EMU_MAP_1B, 0x84, -1, -1, h_test_rm_r);
-	emu_register(EMU_MAP_1B, 0x85, -1, -1, h_test_rm_r);
-	emu_register(EMU_MAP_1B, 0xa8, -1, -1, h_test_acc_imm);
-	emu_register(EMU_MAP_1B, 0xa9, -1, -1, h_test_acc_imm);
-	for (unsigned op = 0x40; op <= 0x4f; op++)
-		emu_register(EMU_MAP_1B, (uint8_t)op, -1, -1, h_incdec_r);
-	for (unsigned op = 0xf6; op <= 0xf7; op++) {
-		emu_register(EMU_MAP_1B, (uint8_t)op, -1, 0, h_test_rm_imm);
-		emu_register(EMU_MAP_1B, (uint8_t)op, -1, 1, h_test_rm_imm);
-		emu_register(EMU_MAP_1B, (uint8_t)op, -1, 2, h_not);
-		emu_register(EMU_MAP_1B, (uint8_t)op, -1, 3, h_neg);
-	}
-	for (unsigned op = 0xfe; op <= 0xff; op++) {
-		emu_register(EMU_MAP_1B, (uint8_t)op, -1, 0, h_inc_rm);
-		emu_register(EMU_MAP_1B, (uint8_t)op, -1, 1, h_dec_rm);
-	}
-}
-
-/* ---- forms specialized at decode (arith_register_forms) ----
+/* ---- forms specialised at decode (opcode table: handlers.c) ----
  * Register operands of 32 and 64 bits are most of the ALU work of a
  * 64-bit kernel; with the operation and size constant the generic
  * handler's switches fold away.  Semantics are the generic handlers'. */
@@ -249,14 +216,6 @@ void emu_int_arith_register(void)
 	ALU_RI(op, 8) ALU_RM(op, 4) ALU_RM(op, 8)
 ALU_FORMS(ALU_ADD) ALU_FORMS(ALU_OR) ALU_FORMS(ALU_ADC) ALU_FORMS(ALU_SBB)
 ALU_FORMS(ALU_AND) ALU_FORMS(ALU_SUB) ALU_FORMS(ALU_XOR) ALU_FORMS(ALU_CMP)
-#define ALU_ROW(op) { { alu_rr_##op##_4_0, alu_rr_##op##_8_0 }, { alu_rr_##op##_4_1, alu_rr_##op##_8_1 }, \
-		      { alu_ri_##op##_4, alu_ri_##op##_8 }, { alu_load_##op##_4, alu_load_##op##_8 } }
-/* [op][0: r, r; 1: r/m, r (register); 2: r/m, imm (register); 3: r, [m]][size 4, 8] */
-static const emu_handler alu_fast[8][4][2] = {
-	ALU_ROW(ALU_ADD), ALU_ROW(ALU_OR), ALU_ROW(ALU_ADC), ALU_ROW(ALU_SBB),
-	ALU_ROW(ALU_AND), ALU_ROW(ALU_SUB), ALU_ROW(ALU_XOR), ALU_ROW(ALU_CMP),
-};
-
 static void test_rr_4(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	alu(cpu, ALU_AND, 4, cpu->gpr[in->rm], cpu->gpr[in->reg], false);
@@ -280,25 +239,23 @@ static void test_rr_8(struct emu_cpu *cpu, const struct emu_insn *in)
 CMP_MEM(4)
 CMP_MEM(8)
 
-static void arith_register_forms(void)
-{
-	for (unsigned op = 0; op < 8; op++) {
-		uint8_t b = (uint8_t)(op << 3);
-		for (unsigned q = 0; q < 2; q++) {
-			unsigned sz = q ? EMU_FORM_64 : EMU_FORM_32;
-			emu_register_form(EMU_MAP_1B, b + 1, -1, -1, EMU_FORM_REG, sz, alu_fast[op][1][q]);
-			emu_register_form(EMU_MAP_1B, b + 3, -1, -1, EMU_FORM_REG, sz, alu_fast[op][0][q]);
-			emu_register_form(EMU_MAP_1B, b + 3, -1, -1, EMU_FORM_MEM, sz, alu_fast[op][3][q]);
-			emu_register_form(EMU_MAP_1B, 0x81, -1, (int)op, EMU_FORM_REG, sz, alu_fast[op][2][q]);
-			emu_register_form(EMU_MAP_1B, 0x83, -1, (int)op, EMU_FORM_REG, sz, alu_fast[op][2][q]);
-		}
-	}
-	emu_register_form(EMU_MAP_1B, 0x39, -1, -1, EMU_FORM_MEM, EMU_FORM_32, cmp_mr_4);
-	emu_register_form(EMU_MAP_1B, 0x39, -1, -1, EMU_FORM_MEM, EMU_FORM_64, cmp_mr_8);
-	emu_register_form(EMU_MAP_1B, 0x81, -1, ALU_CMP, EMU_FORM_MEM, EMU_FORM_32, cmp_mi_4);
-	emu_register_form(EMU_MAP_1B, 0x81, -1, ALU_CMP, EMU_FORM_MEM, EMU_FORM_64, cmp_mi_8);
-	emu_register_form(EMU_MAP_1B, 0x83, -1, ALU_CMP, EMU_FORM_MEM, EMU_FORM_32, cmp_mi_4);
-	emu_register_form(EMU_MAP_1B, 0x83, -1, ALU_CMP, EMU_FORM_MEM, EMU_FORM_64, cmp_mi_8);
-	emu_register_form(EMU_MAP_1B, 0x85, -1, -1, EMU_FORM_REG, EMU_FORM_32, test_rr_4);
-	emu_register_form(EMU_MAP_1B, 0x85, -1, -1, EMU_FORM_REG, EMU_FORM_64, test_rr_8);
-}
+/* 0x+1 op r/m, r; 0x+3 op r, r/m; 81/83 /op r/m, imm (table order). */
+#define ALU_FORMS_RM_R(op) [op] = { .r32 = alu_rr_##op##_4_1, .r64 = alu_rr_##op##_8_1 }
+#define ALU_FORMS_R_RM(op) [op] = { .r32 = alu_rr_##op##_4_0, .r64 = alu_rr_##op##_8_0, \
+				    .m32 = alu_load_##op##_4, .m64 = alu_load_##op##_8 }
+#define ALU_FORMS_RI(op) [op] = { .r32 = alu_ri_##op##_4, .r64 = alu_ri_##op##_8 }
+const struct emu_forms int_alu_rm_r_forms[8] = {
+	ALU_FORMS_RM_R(ALU_ADD), ALU_FORMS_RM_R(ALU_OR), ALU_FORMS_RM_R(ALU_ADC), ALU_FORMS_RM_R(ALU_SBB),
+	ALU_FORMS_RM_R(ALU_AND), ALU_FORMS_RM_R(ALU_SUB), ALU_FORMS_RM_R(ALU_XOR),
+	[ALU_CMP] = { .r32 = alu_rr_ALU_CMP_4_1, .r64 = alu_rr_ALU_CMP_8_1, .m32 = cmp_mr_4, .m64 = cmp_mr_8 },
+};
+const struct emu_forms int_alu_r_rm_forms[8] = {
+	ALU_FORMS_R_RM(ALU_ADD), ALU_FORMS_R_RM(ALU_OR), ALU_FORMS_R_RM(ALU_ADC), ALU_FORMS_R_RM(ALU_SBB),
+	ALU_FORMS_R_RM(ALU_AND), ALU_FORMS_R_RM(ALU_SUB), ALU_FORMS_R_RM(ALU_XOR), ALU_FORMS_R_RM(ALU_CMP),
+};
+const struct emu_forms int_alu_ri_forms[8] = {
+	ALU_FORMS_RI(ALU_ADD), ALU_FORMS_RI(ALU_OR), ALU_FORMS_RI(ALU_ADC), ALU_FORMS_RI(ALU_SBB),
+	ALU_FORMS_RI(ALU_AND), ALU_FORMS_RI(ALU_SUB), ALU_FORMS_RI(ALU_XOR),
+	[ALU_CMP] = { .r32 = alu_ri_ALU_CMP_4, .r64 = alu_ri_ALU_CMP_8, .m32 = cmp_mi_4, .m64 = cmp_mi_8 },
+};
+const struct emu_forms int_test_rr_forms = { .r32 = test_rr_4, .r64 = test_rr_8 };

@@ -47,20 +47,20 @@ static void bit_op(struct emu_cpu *cpu, const struct emu_insn *in, unsigned op, 
 	emu_flags_store(cpu, X86_FLAG_CF, (v >> bit) & 1);
 }
 
-static void h_bt_r(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_bt_r(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	static const uint8_t ops[4] = { 0, 1, 2, 3 };   /* A3 BT, AB BTS, B3 BTR, BB BTC */
 	unsigned op = ops[(in->opcode >> 3) & 3];
 	bit_op(cpu, in, op, reg_get(cpu, in->reg, in->opsize, in->rex), true);
 }
 
-static void h_bt_imm(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_bt_imm(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	bit_op(cpu, in, ((in->modrm >> 3) & 7) - 4, in->imm & 0xff, false);
 }
 
 /* BSF/BSR: a zero source sets ZF and leaves the destination unchanged. */
-static void h_bsf_bsr(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_bsf_bsr(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned size = in->opsize;
 	uint64_t v = rm_read(cpu, in, size);
@@ -75,7 +75,7 @@ static void h_bsf_bsr(struct emu_cpu *cpu, const struct emu_insn *in)
 }
 
 /* TZCNT/LZCNT (F3 0F BC/BD): CF = source was zero, ZF = result is zero. */
-static void h_tzcnt_lzcnt(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_tzcnt_lzcnt(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned size = in->opsize, bits = size * 8;
 	uint64_t v = rm_read(cpu, in, size), r;
@@ -90,7 +90,7 @@ static void h_tzcnt_lzcnt(struct emu_cpu *cpu, const struct emu_insn *in)
 	emu_flags_store(cpu, X86_FLAG_CF | X86_FLAG_ZF, (v == 0 ? X86_FLAG_CF : 0) | (r == 0 ? X86_FLAG_ZF : 0));
 }
 
-static void h_popcnt(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_popcnt(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned size = in->opsize;
 	uint64_t v = rm_read(cpu, in, size);
@@ -99,19 +99,3 @@ static void h_popcnt(struct emu_cpu *cpu, const struct emu_insn *in)
 	emu_flags_store(cpu, X86_FLAGS_ARITH, v == 0 ? X86_FLAG_ZF : 0);
 }
 
-void emu_int_bit_register(void)
-{
-	emu_register(EMU_MAP_0F, 0xa3, -1, -1, h_bt_r);
-	emu_register(EMU_MAP_0F, 0xab, -1, -1, h_bt_r);
-	emu_register(EMU_MAP_0F, 0xb3, -1, -1, h_bt_r);
-	emu_register(EMU_MAP_0F, 0xbb, -1, -1, h_bt_r);
-	for (int r = 4; r < 8; r++)
-		emu_register(EMU_MAP_0F, 0xba, -1, r, h_bt_imm);
-	emu_register(EMU_MAP_0F, 0xbc, -1, -1, h_bsf_bsr);
-	emu_register(EMU_MAP_0F, 0xbd, -1, -1, h_bsf_bsr);
-	/* LZCNT (ABM) is advertised; BMI1 is not (its other instructions are
-	 * VEX-encoded), so F3 0F BC executes as BSF, as the SDM says for CPUs
-	 * without TZCNT.  h_tzcnt_lzcnt handles TZCNT too for when BMI1 is. */
-	emu_register(EMU_MAP_0F, 0xbd, EMU_MP_F3, -1, h_tzcnt_lzcnt);
-	emu_register(EMU_MAP_0F, 0xb8, EMU_MP_F3, -1, h_popcnt);
-}

@@ -4,36 +4,36 @@
  * is 64 bits whatever the 66 prefix says (Intel behaviour). */
 #include "cpu/emu/core/core.h"
 
-static void h_jcc(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_jcc(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (emu_cond(cpu, in->opcode & 15))
 		branch_to(cpu, in, cpu->next_rip + in->imm);
 }
 
-static void h_jmp_rel(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_jmp_rel(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	branch_to(cpu, in, cpu->next_rip + in->imm);
 }
 
-static void h_call_rel(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_call_rel(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	stack_push_val(cpu, in->opsize, cpu->next_rip);
 	branch_to(cpu, in, cpu->next_rip + in->imm);
 }
 
-static void h_call_rm(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_call_rm(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	uint64_t t = rm_read(cpu, in, in->opsize);
 	stack_push_val(cpu, in->opsize, cpu->next_rip);
 	branch_to(cpu, in, t);
 }
 
-static void h_jmp_rm(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_jmp_rm(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	branch_to(cpu, in, rm_read(cpu, in, in->opsize));
 }
 
-static void h_ret(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_ret(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	uint64_t sp = sp_get(cpu);
 	uint64_t t = emu_read(cpu, SEG_SS, sp, in->opsize);
@@ -43,7 +43,7 @@ static void h_ret(struct emu_cpu *cpu, const struct emu_insn *in)
 }
 
 /* LOOPcc and JrCXZ: the count register is CX, ECX or RCX by address size. */
-static void h_loop(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_loop(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned as = in->adsize;
 	uint64_t c = reg_get(cpu, RCX, as, true);
@@ -63,27 +63,8 @@ static void h_loop(struct emu_cpu *cpu, const struct emu_insn *in)
 		branch_to(cpu, in, cpu->next_rip + in->imm);
 }
 
-static void control_register_forms(void);
 
-void emu_int_control_register(void)
-{
-	control_register_forms();
-	for (unsigned cc = 0; cc < 16; cc++) {
-		emu_register(EMU_MAP_1B, (uint8_t)(0x70 + cc), -1, -1, h_jcc);
-		emu_register(EMU_MAP_0F, (uint8_t)(0x80 + cc), -1, -1, h_jcc);
-	}
-	emu_register(EMU_MAP_1B, 0xe9, -1, -1, h_jmp_rel);
-	emu_register(EMU_MAP_1B, 0xeb, -1, -1, h_jmp_rel);
-	emu_register(EMU_MAP_1B, 0xe8, -1, -1, h_call_rel);
-	emu_register(EMU_MAP_1B, 0xff, -1, 2, h_call_rm);
-	emu_register(EMU_MAP_1B, 0xff, -1, 4, h_jmp_rm);
-	emu_register(EMU_MAP_1B, 0xc2, -1, -1, h_ret);
-	emu_register(EMU_MAP_1B, 0xc3, -1, -1, h_ret);
-	for (unsigned op = 0xe0; op <= 0xe3; op++)
-		emu_register(EMU_MAP_1B, (uint8_t)op, -1, -1, h_loop);
-}
-
-/* ---- forms specialized at decode (control_register_forms) ----
+/* ---- forms specialised at decode (opcode table: handlers.c) ----
  * One Jcc handler per condition, so that the condition folds into the
  * flags fast path (emu_cond). */
 #define JCC(cc)                                                                  \
@@ -94,10 +75,6 @@ void emu_int_control_register(void)
 	}
 JCC(0) JCC(1) JCC(2) JCC(3) JCC(4) JCC(5) JCC(6) JCC(7)
 JCC(8) JCC(9) JCC(10) JCC(11) JCC(12) JCC(13) JCC(14) JCC(15)
-static const emu_handler jcc_fast[16] = {
-	jcc_0, jcc_1, jcc_2, jcc_3, jcc_4, jcc_5, jcc_6, jcc_7,
-	jcc_8, jcc_9, jcc_10, jcc_11, jcc_12, jcc_13, jcc_14, jcc_15,
-};
 
 /* Near CALL rel32 and RET in 64-bit mode (the only mode with a 64-bit
  * operand size, and a 64-bit stack): h_call_rel's and h_ret's semantics. */
@@ -112,12 +89,11 @@ static void ret64(struct emu_cpu *cpu, const struct emu_insn *in)
 	cpu->next_rip = stack_pop64(cpu);
 }
 
-static void control_register_forms(void)
-{
-	for (unsigned cc = 0; cc < 16; cc++) {
-		emu_register_form(EMU_MAP_1B, (uint8_t)(0x70 + cc), -1, -1, EMU_FORM_ANY, EMU_FORM_ANYSIZE, jcc_fast[cc]);
-		emu_register_form(EMU_MAP_0F, (uint8_t)(0x80 + cc), -1, -1, EMU_FORM_ANY, EMU_FORM_ANYSIZE, jcc_fast[cc]);
-	}
-	emu_register_form(EMU_MAP_1B, 0xe8, -1, -1, EMU_FORM_ANY, EMU_FORM_64, call_rel64);
-	emu_register_form(EMU_MAP_1B, 0xc3, -1, -1, EMU_FORM_ANY, EMU_FORM_64, ret64);
-}
+/* Jcc: every operand size (no ModRM, so register forms only). */
+#define JCC_FORMS(cc) [cc] = { .r16 = jcc_##cc, .r32 = jcc_##cc, .r64 = jcc_##cc }
+const struct emu_forms int_jcc_forms[16] = {
+	JCC_FORMS(0), JCC_FORMS(1), JCC_FORMS(2), JCC_FORMS(3), JCC_FORMS(4), JCC_FORMS(5), JCC_FORMS(6), JCC_FORMS(7),
+	JCC_FORMS(8), JCC_FORMS(9), JCC_FORMS(10), JCC_FORMS(11), JCC_FORMS(12), JCC_FORMS(13), JCC_FORMS(14), JCC_FORMS(15),
+};
+const struct emu_forms int_call_rel64_forms = { .r64 = call_rel64 };
+const struct emu_forms int_ret64_forms = { .r64 = ret64 };

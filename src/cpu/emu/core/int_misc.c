@@ -16,7 +16,7 @@ static void set_al_szp(struct emu_cpu *cpu, uint8_t al, uint32_t mask, uint32_t 
 	emu_flags_store(cpu, mask, val);
 }
 
-static void h_daa_das(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_daa_das(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	uint32_t f = emu_flags_arith(cpu);
 	uint8_t al = (uint8_t)cpu->gpr[RAX], old = al;
@@ -35,7 +35,7 @@ static void h_daa_das(struct emu_cpu *cpu, const struct emu_insn *in)
 	set_al_szp(cpu, al, X86_FLAG_CF | X86_FLAG_AF | X86_FLAG_OF, cf_af(cf, af));
 }
 
-static void h_aaa_aas(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_aaa_aas(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	uint32_t f = emu_flags_arith(cpu);
 	uint16_t ax = (uint16_t)cpu->gpr[RAX];
@@ -51,7 +51,7 @@ static void h_aaa_aas(struct emu_cpu *cpu, const struct emu_insn *in)
 	set_al_szp(cpu, (uint8_t)ax, X86_FLAG_CF | X86_FLAG_AF | X86_FLAG_OF, cf_af(adj, adj));
 }
 
-static void h_aam(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_aam(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	uint8_t base = (uint8_t)in->imm, al = (uint8_t)cpu->gpr[RAX];
 	if (base == 0)
@@ -61,7 +61,7 @@ static void h_aam(struct emu_cpu *cpu, const struct emu_insn *in)
 	set_al_szp(cpu, r, X86_FLAG_CF | X86_FLAG_AF | X86_FLAG_OF, 0);
 }
 
-static void h_aad(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_aad(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	uint8_t base = (uint8_t)in->imm;
 	uint16_t ax = (uint16_t)cpu->gpr[RAX];
@@ -71,12 +71,12 @@ static void h_aad(struct emu_cpu *cpu, const struct emu_insn *in)
 }
 
 /* D6 SALC (undocumented, i64): AL = CF ? FF : 00. */
-static void h_salc(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_salc(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	reg_set(cpu, RAX, 1, false, emu_flag_cf(cpu) ? 0xff : 0);
 }
 
-static void h_flagop(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_flagop(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	switch (in->opcode) {
 	case 0xf5: emu_flags_store(cpu, X86_FLAG_CF, emu_flag_cf(cpu) ? 0 : X86_FLAG_CF); break;
@@ -88,7 +88,7 @@ static void h_flagop(struct emu_cpu *cpu, const struct emu_insn *in)
 }
 
 /* BOUND r, m16&16 / m32&32: #BR when the signed index is outside. */
-static void h_bound(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_bound(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (in->mod == 3)
 		emu_raise_noerr(cpu, X86_EXC_UD);
@@ -101,26 +101,9 @@ static void h_bound(struct emu_cpu *cpu, const struct emu_insn *in)
 		emu_raise_noerr(cpu, X86_EXC_BR);
 }
 
-/* IN/OUT (E4-E7 imm8 port, EC-EF DX port).  emu_io_in/out check IOPL and
- * the TSS permission bitmap and dispatch the access. */
-static void h_in(struct emu_cpu *cpu, const struct emu_insn *in)
-{
-	unsigned size = in->opsize == 8 ? 4 : in->opsize;
-	uint16_t port = in->opcode >= 0xec ? (uint16_t)cpu->gpr[RDX] : (uint16_t)(in->imm & 0xff);
-	uint32_t v = emu_io_in(cpu, port, size);
-	reg_set(cpu, RAX, size, false, v);
-}
-
-static void h_out(struct emu_cpu *cpu, const struct emu_insn *in)
-{
-	unsigned size = in->opsize == 8 ? 4 : in->opsize;
-	uint16_t port = in->opcode >= 0xec ? (uint16_t)cpu->gpr[RDX] : (uint16_t)(in->imm & 0xff);
-	emu_io_out(cpu, port, size, (uint32_t)(cpu->gpr[RAX] & emu_size_mask(size)));
-}
-
 /* RDRAND/RDSEED r (0F C7 /6, /7; register form only): host entropy,
  * CF = 1 on success and the other arithmetic flags cleared. */
-static void h_rdrand(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_rdrand(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (in->mod != 3)
 		emu_raise_noerr(cpu, X86_EXC_UD);
@@ -144,7 +127,7 @@ static uint32_t crc32c_update(uint32_t crc, uint64_t data, unsigned bytes)
 	return crc;
 }
 
-static void h_crc32(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_crc32(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned ss = in->opcode == 0xf0 ? 1 : in->opsize;
 	uint64_t v = rm_read(cpu, in, ss);
@@ -152,29 +135,3 @@ static void h_crc32(struct emu_cpu *cpu, const struct emu_insn *in)
 	cpu->gpr[in->reg] = crc;   /* 32- or 64-bit destination, zero-extended */
 }
 
-void emu_int_misc_register(void)
-{
-	emu_register(EMU_MAP_1B, 0x27, -1, -1, h_daa_das);
-	emu_register(EMU_MAP_1B, 0x2f, -1, -1, h_daa_das);
-	emu_register(EMU_MAP_1B, 0x37, -1, -1, h_aaa_aas);
-	emu_register(EMU_MAP_1B, 0x3f, -1, -1, h_aaa_aas);
-	emu_register(EMU_MAP_1B, 0xd4, -1, -1, h_aam);
-	emu_register(EMU_MAP_1B, 0xd5, -1, -1, h_aad);
-	emu_register(EMU_MAP_1B, 0xd6, -1, -1, h_salc);
-	emu_register(EMU_MAP_1B, 0xf5, -1, -1, h_flagop);
-	emu_register(EMU_MAP_1B, 0xf8, -1, -1, h_flagop);
-	emu_register(EMU_MAP_1B, 0xf9, -1, -1, h_flagop);
-	emu_register(EMU_MAP_1B, 0xfc, -1, -1, h_flagop);
-	emu_register(EMU_MAP_1B, 0xfd, -1, -1, h_flagop);
-	emu_register(EMU_MAP_1B, 0x62, -1, -1, h_bound);
-	for (unsigned op = 0xe4; op <= 0xe7; op++)
-		emu_register(EMU_MAP_1B, (uint8_t)op, -1, -1, op & 2 ? h_out : h_in);
-	for (unsigned op = 0xec; op <= 0xef; op++)
-		emu_register(EMU_MAP_1B, (uint8_t)op, -1, -1, op & 2 ? h_out : h_in);
-	for (int mp = EMU_MP_NONE; mp <= EMU_MP_66; mp++) {
-		emu_register(EMU_MAP_0F, 0xc7, mp, 6, h_rdrand);
-		emu_register(EMU_MAP_0F, 0xc7, mp, 7, h_rdrand);
-	}
-	emu_register(EMU_MAP_0F38, 0xf0, EMU_MP_F2, -1, h_crc32);
-	emu_register(EMU_MAP_0F38, 0xf1, EMU_MP_F2, -1, h_crc32);
-}

@@ -3,28 +3,28 @@
  * CBW/CWDE/CDQE, CWD/CDQ/CQO, LAHF/SAHF, XLAT (SDM vol. 2A/2B). */
 #include "cpu/emu/core/core.h"
 
-static void h_mov_rm_r(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_mov_rm_r(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	rm_write(cpu, in, in->opsize, reg_get(cpu, in->reg, in->opsize, in->rex));
 }
 
-static void h_mov_r_rm(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_mov_r_rm(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	reg_set(cpu, in->reg, in->opsize, in->rex, rm_read(cpu, in, in->opsize));
 }
 
-static void h_mov_rm_imm(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_mov_rm_imm(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	rm_write(cpu, in, in->opsize, in->imm);
 }
 
-static void h_mov_r_imm(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_mov_r_imm(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	reg_set(cpu, in->rm, in->opsize, in->rex, in->imm);
 }
 
 /* MOV AL/rAX <-> moffs: the offset is an absolute address in the segment. */
-static void h_mov_moffs(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_mov_moffs(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (in->opcode & 2)
 		emu_write(cpu, in->seg, in->imm, in->opsize, reg_get(cpu, RAX, in->opsize, false));
@@ -33,7 +33,7 @@ static void h_mov_moffs(struct emu_cpu *cpu, const struct emu_insn *in)
 }
 
 /* MOV r/m, Sreg: a 16-bit store to memory; into a register zero-extended. */
-static void h_mov_rm_sreg(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_mov_rm_sreg(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned s = (in->modrm >> 3) & 7;
 	if (s >= SEG_COUNT)
@@ -45,14 +45,14 @@ static void h_mov_rm_sreg(struct emu_cpu *cpu, const struct emu_insn *in)
 		emu_write(cpu, in->seg, emu_insn_ea(cpu, in), 2, sel);
 }
 
-static void h_lea(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_lea(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (in->mod == 3)
 		emu_raise_noerr(cpu, X86_EXC_UD);
 	reg_set(cpu, in->reg, in->opsize, in->rex, emu_insn_ea(cpu, in));
 }
 
-static void h_movzx(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_movzx(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned ss = (in->opcode & 1) ? 2 : 1;
 	uint64_t v = rm_read(cpu, in, ss);
@@ -63,7 +63,7 @@ static void h_movzx(struct emu_cpu *cpu, const struct emu_insn *in)
 
 /* 63: MOVSXD in 64-bit mode; ARPL elsewhere (SDM vol. 2A, ARPL: #UD in
  * real and virtual-8086 mode). */
-static void h_movsxd(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_movsxd(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (cpu->mode != EMU_MODE_LONG64) {
 		if (cpu->mode == EMU_MODE_REAL || cpu->mode == EMU_MODE_V86)
@@ -82,7 +82,7 @@ static void h_movsxd(struct emu_cpu *cpu, const struct emu_insn *in)
 }
 
 /* XCHG with memory is always locked (SDM vol. 2B, XCHG). */
-static void h_xchg_rm_r(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_xchg_rm_r(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned size = in->opsize;
 	uint64_t r = reg_get(cpu, in->reg, size, in->rex);
@@ -104,7 +104,7 @@ static void h_xchg_rm_r(struct emu_cpu *cpu, const struct emu_insn *in)
 }
 
 /* 90-97: XCHG rAX, r; 90 without REX.B is NOP (F3 90 is PAUSE). */
-static void h_xchg_ax(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_xchg_ax(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned size = in->opsize, r = in->rm;
 	if (r == RAX)
@@ -114,7 +114,7 @@ static void h_xchg_ax(struct emu_cpu *cpu, const struct emu_insn *in)
 	reg_set(cpu, r, size, false, a);
 }
 
-static void h_nop(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_nop(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	(void)cpu;
 	(void)in;
@@ -126,7 +126,7 @@ static void sub_flags(struct emu_cpu *cpu, unsigned size, uint64_t a, uint64_t b
 	lf_set(cpu, LF_SUB, size, (a - b) & m, a & m, b & m);
 }
 
-static void h_xadd(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_xadd(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned size = in->opsize;
 	uint64_t m = emu_size_mask(size), s = reg_get(cpu, in->reg, size, in->rex), d;
@@ -148,7 +148,7 @@ static void h_xadd(struct emu_cpu *cpu, const struct emu_insn *in)
 	lf_set(cpu, LF_ADD, size, (d + s) & m, d & m, s & m);
 }
 
-static void h_cmpxchg(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_cmpxchg(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned size = in->opsize;
 	uint64_t acc = reg_get(cpu, RAX, size, false), src = reg_get(cpu, in->reg, size, in->rex), d;
@@ -177,7 +177,7 @@ static void h_cmpxchg(struct emu_cpu *cpu, const struct emu_insn *in)
 }
 
 /* CMPXCHG8B / CMPXCHG16B (0F C7 /1, memory only). */
-static void h_cmpxchg8b(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_cmpxchg8b(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (in->mod == 3)
 		emu_raise_noerr(cpu, X86_EXC_UD);
@@ -224,7 +224,7 @@ static void h_cmpxchg8b(struct emu_cpu *cpu, const struct emu_insn *in)
 	emu_flags_store(cpu, X86_FLAG_ZF, ok ? X86_FLAG_ZF : 0);
 }
 
-static void h_bswap(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_bswap(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned r = in->rm;
 	if (in->opsize == 8)
@@ -236,7 +236,7 @@ static void h_bswap(struct emu_cpu *cpu, const struct emu_insn *in)
 }
 
 /* MOVBE (0F 38 F0/F1 without F2): memory operand only. */
-static void h_movbe(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_movbe(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (in->mod == 3)
 		emu_raise_noerr(cpu, X86_EXC_UD);
@@ -256,7 +256,7 @@ static void h_movbe(struct emu_cpu *cpu, const struct emu_insn *in)
 
 /* CMOVcc: the source is read even when the condition is false, and a
  * 32-bit destination is zero-extended either way (SDM vol. 2A, CMOVcc). */
-static void h_cmov(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_cmov(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	uint64_t v = rm_read(cpu, in, in->opsize);
 	if (emu_cond(cpu, in->opcode & 15))
@@ -265,19 +265,19 @@ static void h_cmov(struct emu_cpu *cpu, const struct emu_insn *in)
 		reg_set(cpu, in->reg, 4, in->rex, cpu->gpr[in->reg]);
 }
 
-static void h_setcc(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_setcc(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	rm_write(cpu, in, 1, emu_cond(cpu, in->opcode & 15));
 }
 
 /* 98: CBW/CWDE/CDQE; 99: CWD/CDQ/CQO. */
-static void h_cbw(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_cbw(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned size = in->opsize;
 	reg_set(cpu, RAX, size, false, sext(cpu->gpr[RAX], size / 2));
 }
 
-static void h_cwd(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_cwd(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned size = in->opsize;
 	reg_set(cpu, RDX, size, false, msb(cpu->gpr[RAX], size) ? ~0ull : 0);
@@ -285,79 +285,25 @@ static void h_cwd(struct emu_cpu *cpu, const struct emu_insn *in)
 
 /* LAHF/SAHF: SF ZF 0 AF 0 PF 1 CF <-> AH.  In 64-bit mode they need
  * CPUID.80000001H:ECX.LAHF-SAHF, which the engine advertises. */
-static void h_lahf(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_lahf(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	uint64_t f = emu_get_rflags(cpu) & 0xd7;
 	reg_set(cpu, 4, 1, false, f | 2);
 }
 
-static void h_sahf(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_sahf(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	uint32_t ah = (uint32_t)(cpu->gpr[RAX] >> 8);
 	emu_flags_store(cpu, X86_FLAG_SF | X86_FLAG_ZF | X86_FLAG_AF | X86_FLAG_PF | X86_FLAG_CF, ah);
 }
 
-static void h_xlat(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_xlat(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	uint64_t a = (cpu->gpr[RBX] + (cpu->gpr[RAX] & 0xff)) & emu_size_mask(in->adsize);
 	reg_set(cpu, RAX, 1, false, emu_read(cpu, in->seg, a, 1));
 }
 
-static void move_register_forms(void);
-
-void emu_int_move_register(void)
-{
-	move_register_forms();
-	emu_register(EMU_MAP_1B, 0x88, -1, -1, h_mov_rm_r);
-	emu_register(EMU_MAP_1B, 0x89, -1, -1, h_mov_rm_r);
-	emu_register(EMU_MAP_1B, 0x8a, -1, -1, h_mov_r_rm);
-	emu_register(EMU_MAP_1B, 0x8b, -1, -1, h_mov_r_rm);
-	emu_register(EMU_MAP_1B, 0x8c, -1, -1, h_mov_rm_sreg);
-	emu_register(EMU_MAP_1B, 0x8d, -1, -1, h_lea);
-	for (unsigned op = 0xa0; op <= 0xa3; op++)
-		emu_register(EMU_MAP_1B, (uint8_t)op, -1, -1, h_mov_moffs);
-	for (unsigned op = 0xb0; op <= 0xbf; op++)
-		emu_register(EMU_MAP_1B, (uint8_t)op, -1, -1, h_mov_r_imm);
-	emu_register(EMU_MAP_1B, 0xc6, -1, 0, h_mov_rm_imm);
-	emu_register(EMU_MAP_1B, 0xc7, -1, 0, h_mov_rm_imm);
-	emu_register(EMU_MAP_0F, 0xb6, -1, -1, h_movzx);
-	emu_register(EMU_MAP_0F, 0xb7, -1, -1, h_movzx);
-	emu_register(EMU_MAP_0F, 0xbe, -1, -1, h_movzx);
-	emu_register(EMU_MAP_0F, 0xbf, -1, -1, h_movzx);
-	emu_register(EMU_MAP_1B, 0x63, -1, -1, h_movsxd);  /* ARPL outside 64-bit mode: see int_misc.c */
-	emu_register(EMU_MAP_1B, 0x86, -1, -1, h_xchg_rm_r);
-	emu_register(EMU_MAP_1B, 0x87, -1, -1, h_xchg_rm_r);
-	for (unsigned op = 0x90; op <= 0x97; op++)
-		emu_register(EMU_MAP_1B, (uint8_t)op, -1, -1, h_xchg_ax);
-	emu_register(EMU_MAP_0F, 0x1f, -1, 0, h_nop);
-	for (unsigned op = 0x19; op <= 0x1f; op++)
-		emu_register(EMU_MAP_0F, (uint8_t)op, -1, -1, h_nop);  /* reserved-NOP hints (SDM vol. 2B, NOP) */
-	emu_register(EMU_MAP_0F, 0x18, -1, -1, h_nop);             /* PREFETCHh */
-	emu_register(EMU_MAP_0F, 0x0d, -1, -1, h_nop);             /* PREFETCHW */
-	emu_register(EMU_MAP_0F, 0xc0, -1, -1, h_xadd);
-	emu_register(EMU_MAP_0F, 0xc1, -1, -1, h_xadd);
-	emu_register(EMU_MAP_0F, 0xb0, -1, -1, h_cmpxchg);
-	emu_register(EMU_MAP_0F, 0xb1, -1, -1, h_cmpxchg);
-	emu_register(EMU_MAP_0F, 0xc7, EMU_MP_NONE, 1, h_cmpxchg8b);
-	emu_register(EMU_MAP_0F, 0xc7, EMU_MP_66, 1, h_cmpxchg8b);
-	for (unsigned op = 0xc8; op <= 0xcf; op++)
-		emu_register(EMU_MAP_0F, (uint8_t)op, -1, -1, h_bswap);
-	emu_register(EMU_MAP_0F38, 0xf0, EMU_MP_NONE, -1, h_movbe);
-	emu_register(EMU_MAP_0F38, 0xf1, EMU_MP_NONE, -1, h_movbe);
-	emu_register(EMU_MAP_0F38, 0xf0, EMU_MP_66, -1, h_movbe);
-	emu_register(EMU_MAP_0F38, 0xf1, EMU_MP_66, -1, h_movbe);
-	for (unsigned cc = 0; cc < 16; cc++) {
-		emu_register(EMU_MAP_0F, (uint8_t)(0x40 + cc), -1, -1, h_cmov);
-		emu_register(EMU_MAP_0F, (uint8_t)(0x90 + cc), -1, -1, h_setcc);
-	}
-	emu_register(EMU_MAP_1B, 0x98, -1, -1, h_cbw);
-	emu_register(EMU_MAP_1B, 0x99, -1, -1, h_cwd);
-	emu_register(EMU_MAP_1B, 0x9e, -1, -1, h_sahf);
-	emu_register(EMU_MAP_1B, 0x9f, -1, -1, h_lahf);
-	emu_register(EMU_MAP_1B, 0xd7, -1, -1, h_xlat);
-}
-
-/* ---- forms specialized at decode (move_register_forms) ----
+/* ---- forms specialised at decode (opcode table: handlers.c) ----
  * 32- and 64-bit register moves, loads and stores, and byte/word
  * zero-extending loads: the commonest instructions of compiled code.
  * Semantics are the generic handlers'. */
@@ -395,19 +341,8 @@ static void movzx_load_w(struct emu_cpu *cpu, const struct emu_insn *in)
 	reg_set(cpu, in->reg, in->opsize, true, emu_read(cpu, in->seg, emu_insn_ea(cpu, in), 2));
 }
 
-static void move_register_forms(void)
-{
-	const unsigned s32 = EMU_FORM_32, s64 = EMU_FORM_64;
-	emu_register_form(EMU_MAP_1B, 0x89, -1, -1, EMU_FORM_REG, s32, mov_to_rm_4);
-	emu_register_form(EMU_MAP_1B, 0x89, -1, -1, EMU_FORM_REG, s64, mov_to_rm_8);
-	emu_register_form(EMU_MAP_1B, 0x89, -1, -1, EMU_FORM_MEM, s32, mov_store_4);
-	emu_register_form(EMU_MAP_1B, 0x89, -1, -1, EMU_FORM_MEM, s64, mov_store_8);
-	emu_register_form(EMU_MAP_1B, 0x8b, -1, -1, EMU_FORM_REG, s32, mov_to_reg_4);
-	emu_register_form(EMU_MAP_1B, 0x8b, -1, -1, EMU_FORM_REG, s64, mov_to_reg_8);
-	emu_register_form(EMU_MAP_1B, 0x8b, -1, -1, EMU_FORM_MEM, s32, mov_load_4);
-	emu_register_form(EMU_MAP_1B, 0x8b, -1, -1, EMU_FORM_MEM, s64, mov_load_8);
-	emu_register_form(EMU_MAP_1B, 0x8d, -1, -1, EMU_FORM_MEM, s32, lea_4);
-	emu_register_form(EMU_MAP_1B, 0x8d, -1, -1, EMU_FORM_MEM, s64, lea_8);
-	emu_register_form(EMU_MAP_0F, 0xb6, -1, -1, EMU_FORM_MEM, s32 | s64, movzx_load_b);
-	emu_register_form(EMU_MAP_0F, 0xb7, -1, -1, EMU_FORM_MEM, s32 | s64, movzx_load_w);
-}
+const struct emu_forms int_mov_store_forms = { .r32 = mov_to_rm_4, .r64 = mov_to_rm_8, .m32 = mov_store_4, .m64 = mov_store_8 };
+const struct emu_forms int_mov_load_forms = { .r32 = mov_to_reg_4, .r64 = mov_to_reg_8, .m32 = mov_load_4, .m64 = mov_load_8 };
+const struct emu_forms int_lea_forms = { .m32 = lea_4, .m64 = lea_8 };
+const struct emu_forms int_movzx_b_forms = { .m32 = movzx_load_b, .m64 = movzx_load_b };
+const struct emu_forms int_movzx_w_forms = { .m32 = movzx_load_w, .m64 = movzx_load_w };

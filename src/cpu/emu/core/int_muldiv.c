@@ -11,7 +11,7 @@ static void mul_flags(struct emu_cpu *cpu, unsigned size, uint64_t lo, bool ovf)
 	emu_flags_store(cpu, X86_FLAG_CF | X86_FLAG_OF | X86_FLAG_AF, ovf ? X86_FLAG_CF | X86_FLAG_OF : 0);
 }
 
-static void h_mul(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_mul(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned size = in->opsize;
 	uint64_t b = rm_read(cpu, in, size);
@@ -62,18 +62,18 @@ static void imul_to_reg(struct emu_cpu *cpu, const struct emu_insn *in, uint64_t
 	mul_flags(cpu, size, lo, ovf);
 }
 
-static void h_imul_r_rm(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_imul_r_rm(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	uint64_t b = rm_read(cpu, in, in->opsize);
 	imul_to_reg(cpu, in, reg_get(cpu, in->reg, in->opsize, in->rex), b);
 }
 
-static void h_imul_r_rm_imm(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_imul_r_rm_imm(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	imul_to_reg(cpu, in, rm_read(cpu, in, in->opsize), in->imm);
 }
 
-static void h_div(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_div(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned size = in->opsize, bits = size * 8;
 	uint64_t m = emu_size_mask(size);
@@ -120,15 +120,3 @@ static void h_div(struct emu_cpu *cpu, const struct emu_insn *in)
 	}
 }
 
-void emu_int_muldiv_register(void)
-{
-	for (unsigned op = 0xf6; op <= 0xf7; op++) {
-		emu_register(EMU_MAP_1B, (uint8_t)op, -1, 4, h_mul);
-		emu_register(EMU_MAP_1B, (uint8_t)op, -1, 5, h_mul);
-		emu_register(EMU_MAP_1B, (uint8_t)op, -1, 6, h_div);
-		emu_register(EMU_MAP_1B, (uint8_t)op, -1, 7, h_div);
-	}
-	emu_register(EMU_MAP_0F, 0xaf, -1, -1, h_imul_r_rm);
-	emu_register(EMU_MAP_1B, 0x69, -1, -1, h_imul_r_rm_imm);
-	emu_register(EMU_MAP_1B, 0x6b, -1, -1, h_imul_r_rm_imm);
-}

@@ -72,7 +72,7 @@ static uint64_t do_shift(struct emu_cpu *cpu, unsigned op, unsigned size, uint64
 	}
 }
 
-static void h_grp2(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_grp2(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned size = in->opsize, op = (in->modrm >> 3) & 7;
 	unsigned c = (unsigned)shift_count(cpu, in);
@@ -96,7 +96,7 @@ static void h_grp2(struct emu_cpu *cpu, const struct emu_insn *in)
 
 /* SHLD/SHRD: dst shifted with bits from src; for 16-bit operands and
  * counts above 16 the result is undefined: computed on src:dst:src. */
-static void h_shxd(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_shxd(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned size = in->opsize, bits = size * 8;
 	bool left = in->opcode < 0xa8;
@@ -140,21 +140,7 @@ static void h_shxd(struct emu_cpu *cpu, const struct emu_insn *in)
 		rmw_store(cpu, &mem, r);
 }
 
-static void shift_register_forms(void);
-
-void emu_int_shift_register(void)
-{
-	shift_register_forms();
-	static const uint8_t ops[] = { 0xc0, 0xc1, 0xd0, 0xd1, 0xd2, 0xd3 };
-	for (unsigned i = 0; i < sizeof(ops); i++)
-		emu_register(EMU_MAP_1B, ops[i], -1, -1, h_grp2);
-	emu_register(EMU_MAP_0F, 0xa4, -1, -1, h_shxd);
-	emu_register(EMU_MAP_0F, 0xa5, -1, -1, h_shxd);
-	emu_register(EMU_MAP_0F, 0xac, -1, -1, h_shxd);
-	emu_register(EMU_MAP_0F, 0xad, -1, -1, h_shxd);
-}
-
-/* ---- forms specialized at decode (shift_register_forms) ----
+/* ---- forms specialised at decode (opcode table: handlers.c) ----
  * SHL/SHR/SAR of a 32- or 64-bit register by an immediate (C1), the
  * shifts compiled code uses; semantics are h_grp2's. */
 #define SHIFT_RI(name, size, expr, kind)                                                \
@@ -176,14 +162,6 @@ SHIFT_RI(shr_ri_8, 8, v >> c, LF_SHR)
 SHIFT_RI(sar_ri_4, 4, (uint64_t)((int64_t)(int32_t)v >> c), LF_SAR)
 SHIFT_RI(sar_ri_8, 8, (uint64_t)((int64_t)v >> c), LF_SAR)
 
-static void shift_register_forms(void)
-{
-	emu_register_form(EMU_MAP_1B, 0xc1, -1, 4, EMU_FORM_REG, EMU_FORM_32, shl_ri_4);
-	emu_register_form(EMU_MAP_1B, 0xc1, -1, 4, EMU_FORM_REG, EMU_FORM_64, shl_ri_8);
-	emu_register_form(EMU_MAP_1B, 0xc1, -1, 6, EMU_FORM_REG, EMU_FORM_32, shl_ri_4);
-	emu_register_form(EMU_MAP_1B, 0xc1, -1, 6, EMU_FORM_REG, EMU_FORM_64, shl_ri_8);
-	emu_register_form(EMU_MAP_1B, 0xc1, -1, 5, EMU_FORM_REG, EMU_FORM_32, shr_ri_4);
-	emu_register_form(EMU_MAP_1B, 0xc1, -1, 5, EMU_FORM_REG, EMU_FORM_64, shr_ri_8);
-	emu_register_form(EMU_MAP_1B, 0xc1, -1, 7, EMU_FORM_REG, EMU_FORM_32, sar_ri_4);
-	emu_register_form(EMU_MAP_1B, 0xc1, -1, 7, EMU_FORM_REG, EMU_FORM_64, sar_ri_8);
-}
+const struct emu_forms int_shl_ri_forms = { .r32 = shl_ri_4, .r64 = shl_ri_8 };
+const struct emu_forms int_shr_ri_forms = { .r32 = shr_ri_4, .r64 = shr_ri_8 };
+const struct emu_forms int_sar_ri_forms = { .r32 = sar_ri_4, .r64 = sar_ri_8 };

@@ -4,23 +4,23 @@
  * that a fault leaves the registers as they were. */
 #include "cpu/emu/core/core.h"
 
-static void h_push_r(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_push_r(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	stack_push_val(cpu, in->opsize, cpu->gpr[in->rm]);
 }
 
-static void h_pop_r(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_pop_r(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	uint64_t v = stack_pop_val(cpu, in->opsize);
 	reg_set(cpu, in->rm, in->opsize, false, v);
 }
 
-static void h_push_imm(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_push_imm(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	stack_push_val(cpu, in->opsize, in->imm);
 }
 
-static void h_push_rm(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_push_rm(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	stack_push_val(cpu, in->opsize, rm_read(cpu, in, in->opsize));
 }
@@ -28,7 +28,7 @@ static void h_push_rm(struct emu_cpu *cpu, const struct emu_insn *in)
 /* POP r/m: RSP is incremented before the destination address is
  * computed (SDM vol. 2B, POP: "If the destination operand uses ESP as a
  * base register, the value of ESP after the pop is used"). */
-static void h_pop_rm(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_pop_rm(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned size = in->opsize;
 	uint64_t sp = sp_get(cpu);
@@ -49,13 +49,13 @@ static void h_pop_rm(struct emu_cpu *cpu, const struct emu_insn *in)
 /* PUSH Sreg: with a 32-bit operand size, recent cores write only the low
  * 16 bits of the slot; a full zero-extended write is also allowed and is
  * what the emulator does. */
-static void h_push_sreg(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_push_sreg(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned s = in->opmap == EMU_MAP_0F ? (in->opcode == 0xa0 ? SEG_FS : SEG_GS) : (in->opcode >> 3) & 3;
 	stack_push_val(cpu, in->opsize, cpu->seg[s].sel);
 }
 
-static void h_pusha(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_pusha(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned size = in->opsize;
 	uint64_t sp = sp_get(cpu), m = emu_size_mask(stack_asize(cpu));
@@ -66,7 +66,7 @@ static void h_pusha(struct emu_cpu *cpu, const struct emu_insn *in)
 	sp_set(cpu, sp - 8 * size);
 }
 
-static void h_popa(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_popa(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned size = in->opsize;
 	uint64_t sp = sp_get(cpu), m = emu_size_mask(stack_asize(cpu)), v[8];
@@ -80,7 +80,7 @@ static void h_popa(struct emu_cpu *cpu, const struct emu_insn *in)
 
 /* PUSHF: VM and RF are cleared in the image (SDM vol. 2B, PUSHF).  In
  * virtual-8086 mode with IOPL < 3 it faults (CR4.VME is not offered). */
-static void h_pushf(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_pushf(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	uint64_t f = emu_get_rflags(cpu);
 	if (cpu->mode == EMU_MODE_V86 && ((f >> 12) & 3) < 3)
@@ -91,7 +91,7 @@ static void h_pushf(struct emu_cpu *cpu, const struct emu_insn *in)
 /* POPF (SDM vol. 2B, POPF "Operation"): IOPL changes only at CPL 0, IF
  * only when CPL <= IOPL; VM, VIP, VIF never change; RF is cleared.  A
  * 16-bit POPF leaves the upper half alone. */
-static void h_popf(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_popf(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned size = in->opsize;
 	uint64_t cur = emu_get_rflags(cpu);
@@ -119,7 +119,7 @@ static void h_popf(struct emu_cpu *cpu, const struct emu_insn *in)
 }
 
 /* ENTER imm16, imm8 (SDM vol. 2A, ENTER "Operation"). */
-static void h_enter(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_enter(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned size = in->opsize, level = in->imm2 & 31;
 	uint64_t alloc = in->imm & 0xffff;
@@ -146,7 +146,7 @@ static void h_enter(struct emu_cpu *cpu, const struct emu_insn *in)
 	sp_set(cpu, sp);
 }
 
-static void h_leave(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_leave(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned size = in->opsize, sa = stack_asize(cpu);
 	uint64_t bp = cpu->gpr[RBP] & emu_size_mask(sa);
@@ -155,34 +155,7 @@ static void h_leave(struct emu_cpu *cpu, const struct emu_insn *in)
 	reg_set(cpu, RBP, size, false, v);
 }
 
-static void stack_register_forms(void);
-
-void emu_int_stack_register(void)
-{
-	stack_register_forms();
-	for (unsigned op = 0; op < 8; op++) {
-		emu_register(EMU_MAP_1B, (uint8_t)(0x50 + op), -1, -1, h_push_r);
-		emu_register(EMU_MAP_1B, (uint8_t)(0x58 + op), -1, -1, h_pop_r);
-	}
-	emu_register(EMU_MAP_1B, 0x68, -1, -1, h_push_imm);
-	emu_register(EMU_MAP_1B, 0x6a, -1, -1, h_push_imm);
-	emu_register(EMU_MAP_1B, 0xff, -1, 6, h_push_rm);
-	emu_register(EMU_MAP_1B, 0x8f, -1, 0, h_pop_rm);
-	emu_register(EMU_MAP_1B, 0x06, -1, -1, h_push_sreg);
-	emu_register(EMU_MAP_1B, 0x0e, -1, -1, h_push_sreg);
-	emu_register(EMU_MAP_1B, 0x16, -1, -1, h_push_sreg);
-	emu_register(EMU_MAP_1B, 0x1e, -1, -1, h_push_sreg);
-	emu_register(EMU_MAP_0F, 0xa0, -1, -1, h_push_sreg);
-	emu_register(EMU_MAP_0F, 0xa8, -1, -1, h_push_sreg);
-	emu_register(EMU_MAP_1B, 0x60, -1, -1, h_pusha);
-	emu_register(EMU_MAP_1B, 0x61, -1, -1, h_popa);
-	emu_register(EMU_MAP_1B, 0x9c, -1, -1, h_pushf);
-	emu_register(EMU_MAP_1B, 0x9d, -1, -1, h_popf);
-	emu_register(EMU_MAP_1B, 0xc8, -1, -1, h_enter);
-	emu_register(EMU_MAP_1B, 0xc9, -1, -1, h_leave);
-}
-
-/* ---- forms specialized at decode (stack_register_forms) ----
+/* ---- forms specialised at decode (opcode table: handlers.c) ----
  * PUSH/POP of a 64-bit register; semantics are h_push_r's and h_pop_r's
  * (POP RSP leaves the popped value). */
 static void push_r64(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -195,10 +168,5 @@ static void pop_r64(struct emu_cpu *cpu, const struct emu_insn *in)
 	cpu->gpr[in->rm] = stack_pop64(cpu);
 }
 
-static void stack_register_forms(void)
-{
-	for (unsigned op = 0; op < 8; op++) {
-		emu_register_form(EMU_MAP_1B, (uint8_t)(0x50 + op), -1, -1, EMU_FORM_ANY, EMU_FORM_64, push_r64);
-		emu_register_form(EMU_MAP_1B, (uint8_t)(0x58 + op), -1, -1, EMU_FORM_ANY, EMU_FORM_64, pop_r64);
-	}
-}
+const struct emu_forms int_push_r64_forms = { .r64 = push_r64 };
+const struct emu_forms int_pop_r64_forms = { .r64 = pop_r64 };

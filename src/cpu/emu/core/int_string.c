@@ -209,14 +209,14 @@ static void string_exec(struct emu_cpu *cpu, const struct emu_insn *in, enum str
 	cpu->icount += chunk - budget;
 }
 
-static void h_movs(struct emu_cpu *cpu, const struct emu_insn *in) { string_exec(cpu, in, S_MOVS); }
-static void h_cmps(struct emu_cpu *cpu, const struct emu_insn *in) { string_exec(cpu, in, S_CMPS); }
-static void h_stos(struct emu_cpu *cpu, const struct emu_insn *in) { string_exec(cpu, in, S_STOS); }
-static void h_lods(struct emu_cpu *cpu, const struct emu_insn *in) { string_exec(cpu, in, S_LODS); }
-static void h_scas(struct emu_cpu *cpu, const struct emu_insn *in) { string_exec(cpu, in, S_SCAS); }
+void h_movs(struct emu_cpu *cpu, const struct emu_insn *in) { string_exec(cpu, in, S_MOVS); }
+void h_cmps(struct emu_cpu *cpu, const struct emu_insn *in) { string_exec(cpu, in, S_CMPS); }
+void h_stos(struct emu_cpu *cpu, const struct emu_insn *in) { string_exec(cpu, in, S_STOS); }
+void h_lods(struct emu_cpu *cpu, const struct emu_insn *in) { string_exec(cpu, in, S_LODS); }
+void h_scas(struct emu_cpu *cpu, const struct emu_insn *in) { string_exec(cpu, in, S_SCAS); }
 
 /* INS/OUTS: operand size 8 is not encodable; REX.W gives 32 bits. */
-static void h_ins(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_ins(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	struct emu_insn c = *in;
 	if (c.opsize == 8)
@@ -224,7 +224,7 @@ static void h_ins(struct emu_cpu *cpu, const struct emu_insn *in)
 	string_exec(cpu, &c, S_INS);
 }
 
-static void h_outs(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_outs(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	struct emu_insn c = *in;
 	if (c.opsize == 8)
@@ -232,20 +232,3 @@ static void h_outs(struct emu_cpu *cpu, const struct emu_insn *in)
 	string_exec(cpu, &c, S_OUTS);
 }
 
-void emu_int_string_register(void)
-{
-	emu_register(EMU_MAP_1B, 0xa4, -1, -1, h_movs);
-	emu_register(EMU_MAP_1B, 0xa5, -1, -1, h_movs);
-	emu_register(EMU_MAP_1B, 0xa6, -1, -1, h_cmps);
-	emu_register(EMU_MAP_1B, 0xa7, -1, -1, h_cmps);
-	emu_register(EMU_MAP_1B, 0xaa, -1, -1, h_stos);
-	emu_register(EMU_MAP_1B, 0xab, -1, -1, h_stos);
-	emu_register(EMU_MAP_1B, 0xac, -1, -1, h_lods);
-	emu_register(EMU_MAP_1B, 0xad, -1, -1, h_lods);
-	emu_register(EMU_MAP_1B, 0xae, -1, -1, h_scas);
-	emu_register(EMU_MAP_1B, 0xaf, -1, -1, h_scas);
-	emu_register(EMU_MAP_1B, 0x6c, -1, -1, h_ins);
-	emu_register(EMU_MAP_1B, 0x6d, -1, -1, h_ins);
-	emu_register(EMU_MAP_1B, 0x6e, -1, -1, h_outs);
-	emu_register(EMU_MAP_1B, 0x6f, -1, -1, h_outs);
-}

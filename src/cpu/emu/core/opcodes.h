@@ -1,10 +1,13 @@
 /* The opcode table: one row per opcode of each map (SDM vol. 2D, appendix
- * A, tables A-2 to A-6), holding what the decoder, the block builder and
- * the trace disassembler need to know of it.  Handlers are not here: each
- * instruction family registers its generic handler and its specialised
- * forms (emu_register, emu_register_form) into the row's slot. */
+ * A, tables A-2 to A-6), in two constant halves with the same indices:
+ * emu_opcodes (opcodes.c), what the decoder, the block builder and the
+ * trace disassembler need to know of its format, and emu_impls
+ * (handlers.c), the handler that executes it and its specialised forms.
+ * Nothing is registered at run time. */
 #ifndef VESSEL_CPU_EMU_CORE_OPCODES_H
 #define VESSEL_CPU_EMU_CORE_OPCODES_H
+
+#include "cpu/emu/emu.h"
 
 #include <stdint.h>
 
@@ -91,5 +94,46 @@ struct emu_group_feature {
 };
 extern const struct emu_group_feature emu_group_features[];
 extern const unsigned emu_n_group_features;
+
+/* Forms of a generic handler specialised to its operand kind and size
+ * (docs/architecture.md "Specialized handlers"): the handler the decoder
+ * takes instead for an instruction without LOCK whose operand is a
+ * register (r8..r64; an opcode without ModRM counts as register) or
+ * memory (m8..m64) of that operand size.  NULL: the generic handler.
+ * A form has the generic handler's semantics for its case, which
+ * tests/unit/cpu/emu/core/test_decode.c checks. */
+struct emu_forms {
+	union {
+		struct { emu_handler r8, r16, r32, r64, m8, m16, m32, m64; };
+		emu_handler by[2][4];   /* [memory][log2 of the operand size] */
+	};
+};
+
+/* The members of a group, by ModRM.reg (SDM vol. 2D, table A-6), and the
+ * forms of each member (or of the row's handler for a member without
+ * one of its own). */
+struct emu_impl_group {
+	emu_handler reg[8];
+	const struct emu_forms *forms[8];
+};
+
+/* Members by mandatory prefix and ModRM.reg (0F AE, 0F C7). */
+struct emu_impl_mp_group {
+	emu_handler reg[EMU_MP_COUNT][8];
+};
+
+/* The handlers of one opcode.  The decoder takes the most specific
+ * entry: mp_grp by prefix and ModRM.reg, mp by prefix, grp by ModRM.reg,
+ * then fn; none executes as #UD.  Forms replace a handler of grp or fn
+ * (never one chosen by prefix). */
+struct emu_impl {
+	emu_handler fn;
+	const struct emu_forms *forms;               /* of fn */
+	emu_handler mp[EMU_MP_COUNT];                /* none, 66, F3, F2 */
+	const struct emu_impl_group *grp;
+	const struct emu_impl_mp_group *mp_grp;
+};
+
+extern const struct emu_impl emu_impls[EMU_MAP_COUNT][256];
 
 #endif

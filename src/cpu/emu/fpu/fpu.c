@@ -1,19 +1,9 @@
-/* The fpu module's entry points: registration, snapshot accessors, and
+/* The fpu module's entry points: snapshot accessors, and
  * helpers shared by the x87/MMX/SSE/XSAVE files. */
 #include "cpu/emu/fpu/fpu.h"
 #include "util/error.h"
 
 #include <errno.h>
-
-void emu_fpu_register(void)
-{
-	fpu_x87_register();
-	fpu_simd_int_register();
-	fpu_sse_fp_register();
-	fpu_sse_move_register();
-	fpu_xsave_register();
-}
-
 _Noreturn void fpu_raise_simd(struct emu_cpu *cpu)
 {
 	if (cpu->cr4 & X86_CR4_OSXMMEXCPT)

@@ -146,12 +146,33 @@ _Noreturn void fpu_raise_simd(struct emu_cpu *cpu);
 void fpu_read_m128(struct emu_cpu *cpu, const struct emu_insn *insn, union fpu_vec *v, bool aligned);
 void fpu_write_m128(struct emu_cpu *cpu, const struct emu_insn *insn, const union fpu_vec *v, bool aligned);
 
-/* Per-file registration, called from emu_fpu_register(). */
-void fpu_x87_register(void);
-void fpu_simd_int_register(void);
-void fpu_sse_fp_register(void);
-void fpu_sse_move_register(void);
-void fpu_xsave_register(void);
+/* ---- the handlers each file gives the opcode table (core/handlers.c) ---- */
+/* x87.c: the D8-DF escapes, FWAIT */
+EMU_HANDLER(x87_d8); EMU_HANDLER(x87_d9); EMU_HANDLER(x87_da); EMU_HANDLER(x87_db);
+EMU_HANDLER(x87_dc); EMU_HANDLER(x87_dd); EMU_HANDLER(x87_de); EMU_HANDLER(x87_df); EMU_HANDLER(x87_fwait);
+/* simd_int.c: MMX/SSE integer operations; simd_int_mmx/xmm execute the
+ * operation its table holds for the opcode and prefix */
+EMU_HANDLER(simd_int_mmx); EMU_HANDLER(simd_int_xmm); EMU_HANDLER(simd_shift_imm); EMU_HANDLER(simd_blendv);
+EMU_HANDLER(simd_ptest); EMU_HANDLER(simd_pmovx);
+/* XMM forms of the commonest, inline on SSE2 */
+EMU_HANDLER(simd_fx_pxor); EMU_HANDLER(simd_fx_por); EMU_HANDLER(simd_fx_pand); EMU_HANDLER(simd_fx_pandn);
+EMU_HANDLER(simd_fx_pcmpeqb); EMU_HANDLER(simd_fx_pcmpeqw); EMU_HANDLER(simd_fx_pcmpeqd); EMU_HANDLER(simd_fx_pminub);
+EMU_HANDLER(simd_fx_pmaxub); EMU_HANDLER(simd_fx_psubb); EMU_HANDLER(simd_fx_paddb); EMU_HANDLER(simd_fx_paddq);
+EMU_HANDLER(simd_fx_punpcklbw);
+/* sse_fp.c: floating point (sse_fp_rm: the host operation sse_host.c's
+ * table holds for the opcode and prefix), conversions, compares, string
+ * compares */
+EMU_HANDLER(sse_fp_rm); EMU_HANDLER(sse_cvtsi2s); EMU_HANDLER(sse_cvts2si); EMU_HANDLER(sse_cvt_mmx);
+EMU_HANDLER(sse_comis); EMU_HANDLER(sse_pcmpstr);
+/* sse_move.c: moves, shuffles, logic, inserts and extracts, EMMS */
+EMU_HANDLER(sse_mov_load_u); EMU_HANDLER(sse_mov_load_a); EMU_HANDLER(sse_mov_store_u); EMU_HANDLER(sse_mov_store_a);
+EMU_HANDLER(sse_mov_load_mem_only); EMU_HANDLER(sse_mov_store_nt); EMU_HANDLER(sse_mov_scalar);
+EMU_HANDLER(sse_mov_half); EMU_HANDLER(sse_fp_logic); EMU_HANDLER(sse_fp_shuffle); EMU_HANDLER(sse_fp_movmsk);
+EMU_HANDLER(sse_mov_d_to_vec); EMU_HANDLER(sse_mov_d_from_vec); EMU_HANDLER(sse_mov_mmx_q); EMU_HANDLER(sse_mov_d6);
+EMU_HANDLER(sse_pmovmskb); EMU_HANDLER(sse_pinsrw_pextrw); EMU_HANDLER(sse_pextr); EMU_HANDLER(sse_pinsr);
+EMU_HANDLER(sse_maskmov); EMU_HANDLER(sse_emms); EMU_HANDLER(sse_movnti); EMU_HANDLER(sse_hint_nop);
+/* xsave.c: group 15 (FXSAVE..CLFLUSH; 66: CLWB/CLFLUSHOPT) */
+EMU_HANDLER(xsave_grp15); EMU_HANDLER(xsave_grp15_66);
 
 /* Memory fence (LFENCE/MFENCE/SFENCE), sse_move.c */
 void fpu_fence(struct emu_cpu *cpu, const struct emu_insn *insn);

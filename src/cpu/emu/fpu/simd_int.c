@@ -13,7 +13,6 @@
 
 typedef void (*vec_op)(union fpu_vec *d, const union fpu_vec *s, unsigned n, uint8_t imm);
 
-static vec_op int_ops[EMU_MAP_COUNT][256][EMU_MP_COUNT];
 
 /* ---- saturation ---- */
 static inline int8_t sat_sb(int v) { return (int8_t)(v > 127 ? 127 : v < -128 ? -128 : v); }
@@ -333,9 +332,52 @@ static void op_mpsadbw(union fpu_vec *d, const union fpu_vec *s, unsigned n, uin
 	*d = r;
 }
 
+/* The operation of each MMX/SSE integer opcode that simd_int_mmx and
+ * simd_int_xmm execute, [map][opcode][mandatory prefix] (the opcode
+ * table, core/handlers.c, sends these rows there). */
+#define BOTH(f) { [EMU_MP_NONE] = (f), [EMU_MP_66] = (f) }
+#define XMM(f) { [EMU_MP_66] = (f) }
+static const vec_op int_ops[EMU_MAP_COUNT][256][EMU_MP_COUNT] = {
+	[EMU_MAP_0F] = {
+		[0x60] = BOTH(op_punpcklbw), [0x61] = BOTH(op_punpcklwd), [0x62] = BOTH(op_punpckldq),
+		[0x63] = BOTH(op_packsswb), [0x64] = BOTH(op_pcmpgtb), [0x65] = BOTH(op_pcmpgtw),
+		[0x66] = BOTH(op_pcmpgtd), [0x67] = BOTH(op_packuswb), [0x68] = BOTH(op_punpckhbw),
+		[0x69] = BOTH(op_punpckhwd), [0x6a] = BOTH(op_punpckhdq), [0x6b] = BOTH(op_packssdw),
+		[0x6c] = XMM(op_punpcklqdq), [0x6d] = XMM(op_punpckhqdq),
+		[0x70] = { op_pshufw, op_pshufd, op_pshufhw, op_pshuflw },
+		[0x74] = BOTH(op_pcmpeqb), [0x75] = BOTH(op_pcmpeqw), [0x76] = BOTH(op_pcmpeqd),
+		[0xd1] = BOTH(op_psrlw), [0xd2] = BOTH(op_psrld), [0xd3] = BOTH(op_psrlq), [0xd4] = BOTH(op_paddq),
+		[0xd5] = BOTH(op_pmullw), [0xd8] = BOTH(op_psubusb), [0xd9] = BOTH(op_psubusw), [0xda] = BOTH(op_pminub),
+		[0xdb] = BOTH(op_pand), [0xdc] = BOTH(op_paddusb), [0xdd] = BOTH(op_paddusw), [0xde] = BOTH(op_pmaxub),
+		[0xdf] = BOTH(op_pandn), [0xe0] = BOTH(op_pavgb), [0xe1] = BOTH(op_psraw), [0xe2] = BOTH(op_psrad),
+		[0xe3] = BOTH(op_pavgw), [0xe4] = BOTH(op_pmulhuw), [0xe5] = BOTH(op_pmulhw), [0xe8] = BOTH(op_psubsb),
+		[0xe9] = BOTH(op_psubsw), [0xea] = BOTH(op_pminsw), [0xeb] = BOTH(op_por), [0xec] = BOTH(op_paddsb),
+		[0xed] = BOTH(op_paddsw), [0xee] = BOTH(op_pmaxsw), [0xef] = BOTH(op_pxor), [0xf1] = BOTH(op_psllw),
+		[0xf2] = BOTH(op_pslld), [0xf3] = BOTH(op_psllq), [0xf4] = BOTH(op_pmuludq), [0xf5] = BOTH(op_pmaddwd),
+		[0xf6] = BOTH(op_psadbw), [0xf8] = BOTH(op_psubb), [0xf9] = BOTH(op_psubw), [0xfa] = BOTH(op_psubd),
+		[0xfb] = BOTH(op_psubq), [0xfc] = BOTH(op_paddb), [0xfd] = BOTH(op_paddw), [0xfe] = BOTH(op_paddd),
+	},
+	[EMU_MAP_0F38] = {
+		/* SSSE3 */
+		[0x00] = BOTH(op_pshufb), [0x01] = BOTH(op_phaddw), [0x02] = BOTH(op_phaddd), [0x03] = BOTH(op_phaddsw),
+		[0x04] = BOTH(op_pmaddubsw), [0x05] = BOTH(op_phsubw), [0x06] = BOTH(op_phsubd), [0x07] = BOTH(op_phsubsw),
+		[0x08] = BOTH(op_psignb), [0x09] = BOTH(op_psignw), [0x0a] = BOTH(op_psignd), [0x0b] = BOTH(op_pmulhrsw),
+		[0x1c] = BOTH(op_pabsb), [0x1d] = BOTH(op_pabsw), [0x1e] = BOTH(op_pabsd),
+		/* SSE4.1 */
+		[0x28] = XMM(op_pmuldq), [0x29] = XMM(op_pcmpeqq), [0x2b] = XMM(op_packusdw), [0x37] = XMM(op_pcmpgtq),
+		[0x38] = XMM(op_pminsb), [0x39] = XMM(op_pminsd), [0x3a] = XMM(op_pminuw), [0x3b] = XMM(op_pminud),
+		[0x3c] = XMM(op_pmaxsb), [0x3d] = XMM(op_pmaxsd), [0x3e] = XMM(op_pmaxuw), [0x3f] = XMM(op_pmaxud),
+		[0x40] = XMM(op_pmulld), [0x41] = XMM(op_phminposuw),
+	},
+	[EMU_MAP_0F3A] = {
+		[0x0c] = XMM(op_blendps), [0x0d] = XMM(op_blendpd), [0x0e] = XMM(op_pblendw), [0x0f] = BOTH(op_palignr),
+		[0x42] = XMM(op_mpsadbw),
+	},
+};
+
 /* ---- operand plumbing ---- */
 
-static void simd_int_mmx(struct emu_cpu *cpu, const struct emu_insn *insn)
+void simd_int_mmx(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	union fpu_vec d, s;
 	fpu_check_mmx(cpu);
@@ -349,7 +391,7 @@ static void simd_int_mmx(struct emu_cpu *cpu, const struct emu_insn *insn)
 	fpu_mmx_set(cpu, insn->reg, d.q[0]);
 }
 
-static void simd_int_xmm(struct emu_cpu *cpu, const struct emu_insn *insn)
+void simd_int_xmm(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	union fpu_vec d, s;
 	fpu_check_sse(cpu);
@@ -364,7 +406,7 @@ static void simd_int_xmm(struct emu_cpu *cpu, const struct emu_insn *insn)
 
 /* Shift-by-immediate groups 0F 71/72/73 (vol. 2D, table A-6, groups 12-14):
  * the register operand is ModRM.rm. */
-static void simd_shift_imm(struct emu_cpu *cpu, const struct emu_insn *insn)
+void simd_shift_imm(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	static vec_op const ops[3][8] = {
 		{ NULL, NULL, op_psrlw, NULL, op_psraw, NULL, op_psllw, NULL },
@@ -413,7 +455,7 @@ static void simd_shift_imm(struct emu_cpu *cpu, const struct emu_insn *insn)
 }
 
 /* PBLENDVB/BLENDVPS/BLENDVPD: the mask is implicit XMM0 (vol. 2A). */
-static void simd_blendv(struct emu_cpu *cpu, const struct emu_insn *insn)
+void simd_blendv(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	union fpu_vec d, s, m;
 	fpu_check_sse(cpu);
@@ -431,7 +473,7 @@ static void simd_blendv(struct emu_cpu *cpu, const struct emu_insn *insn)
 }
 
 /* PTEST: ZF = (d & s) == 0, CF = (~d & s) == 0, others cleared. */
-static void simd_ptest(struct emu_cpu *cpu, const struct emu_insn *insn)
+void simd_ptest(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	union fpu_vec d, s;
 	fpu_check_sse(cpu);
@@ -449,7 +491,7 @@ static void simd_ptest(struct emu_cpu *cpu, const struct emu_insn *insn)
 }
 
 /* PMOVSX/PMOVZX: the source is 2, 4 or 8 bytes, never alignment-checked. */
-static void simd_pmovx(struct emu_cpu *cpu, const struct emu_insn *insn)
+void simd_pmovx(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	static const uint8_t from[6] = { 1, 1, 1, 2, 2, 4 }, to[6] = { 2, 4, 8, 4, 8, 8 };
 	unsigned k = insn->opcode & 0xf;
@@ -478,7 +520,7 @@ static void simd_pmovx(struct emu_cpu *cpu, const struct emu_insn *insn)
  * on x86-64): one handler each, no table dispatch.  The generic C versions
  * above still serve the MMX forms and are the reference in the tests. */
 #define FAST_XMM(name, expr)                                                       \
-	static void name(struct emu_cpu *cpu, const struct emu_insn *insn)             \
+	void name(struct emu_cpu *cpu, const struct emu_insn *insn)                    \
 	{                                                                              \
 		union fpu_vec sv;                                                          \
 		fpu_check_sse(cpu);                                                        \
@@ -490,103 +532,16 @@ static void simd_pmovx(struct emu_cpu *cpu, const struct emu_insn *insn)
 		__m128i d = _mm_loadu_si128((const __m128i *)cpu->xmm[insn->reg].b);       \
 		_mm_storeu_si128((__m128i *)cpu->xmm[insn->reg].b, (expr));                \
 	}
-FAST_XMM(fx_pxor, _mm_xor_si128(d, s))
-FAST_XMM(fx_por, _mm_or_si128(d, s))
-FAST_XMM(fx_pand, _mm_and_si128(d, s))
-FAST_XMM(fx_pandn, _mm_andnot_si128(d, s))
-FAST_XMM(fx_pcmpeqb, _mm_cmpeq_epi8(d, s))
-FAST_XMM(fx_pcmpeqw, _mm_cmpeq_epi16(d, s))
-FAST_XMM(fx_pcmpeqd, _mm_cmpeq_epi32(d, s))
-FAST_XMM(fx_pminub, _mm_min_epu8(d, s))
-FAST_XMM(fx_pmaxub, _mm_max_epu8(d, s))
-FAST_XMM(fx_psubb, _mm_sub_epi8(d, s))
-FAST_XMM(fx_paddb, _mm_add_epi8(d, s))
-FAST_XMM(fx_paddq, _mm_add_epi64(d, s))
-FAST_XMM(fx_punpcklbw, _mm_unpacklo_epi8(d, s))
-
-static void reg_both(enum emu_opmap map, uint8_t op, vec_op f)
-{
-	int_ops[map][op][EMU_MP_NONE] = f;
-	int_ops[map][op][EMU_MP_66] = f;
-	emu_register(map, op, EMU_MP_NONE, -1, simd_int_mmx);
-	emu_register(map, op, EMU_MP_66, -1, simd_int_xmm);
-}
-
-static void reg_xmm(enum emu_opmap map, uint8_t op, enum emu_mprefix mp, vec_op f)
-{
-	int_ops[map][op][mp] = f;
-	emu_register(map, op, mp, -1, simd_int_xmm);
-}
-
-void fpu_simd_int_register(void)
-{
-	static const struct { uint8_t op; vec_op f; } both0f[] = {
-		{ 0x60, op_punpcklbw }, { 0x61, op_punpcklwd }, { 0x62, op_punpckldq }, { 0x63, op_packsswb },
-		{ 0x64, op_pcmpgtb }, { 0x65, op_pcmpgtw }, { 0x66, op_pcmpgtd }, { 0x67, op_packuswb },
-		{ 0x68, op_punpckhbw }, { 0x69, op_punpckhwd }, { 0x6a, op_punpckhdq }, { 0x6b, op_packssdw },
-		{ 0x74, op_pcmpeqb }, { 0x75, op_pcmpeqw }, { 0x76, op_pcmpeqd },
-		{ 0xd1, op_psrlw }, { 0xd2, op_psrld }, { 0xd3, op_psrlq }, { 0xd4, op_paddq }, { 0xd5, op_pmullw },
-		{ 0xd8, op_psubusb }, { 0xd9, op_psubusw }, { 0xda, op_pminub }, { 0xdb, op_pand },
-		{ 0xdc, op_paddusb }, { 0xdd, op_paddusw }, { 0xde, op_pmaxub }, { 0xdf, op_pandn },
-		{ 0xe0, op_pavgb }, { 0xe1, op_psraw }, { 0xe2, op_psrad }, { 0xe3, op_pavgw },
-		{ 0xe4, op_pmulhuw }, { 0xe5, op_pmulhw }, { 0xe8, op_psubsb }, { 0xe9, op_psubsw },
-		{ 0xea, op_pminsw }, { 0xeb, op_por }, { 0xec, op_paddsb }, { 0xed, op_paddsw },
-		{ 0xee, op_pmaxsw }, { 0xef, op_pxor }, { 0xf1, op_psllw }, { 0xf2, op_pslld },
-		{ 0xf3, op_psllq }, { 0xf4, op_pmuludq }, { 0xf5, op_pmaddwd }, { 0xf6, op_psadbw },
-		{ 0xf8, op_psubb }, { 0xf9, op_psubw }, { 0xfa, op_psubd }, { 0xfb, op_psubq },
-		{ 0xfc, op_paddb }, { 0xfd, op_paddw }, { 0xfe, op_paddd },
-	};
-	for (size_t i = 0; i < sizeof(both0f) / sizeof(both0f[0]); i++)
-		reg_both(EMU_MAP_0F, both0f[i].op, both0f[i].f);
-	reg_xmm(EMU_MAP_0F, 0x6c, EMU_MP_66, op_punpcklqdq);
-	reg_xmm(EMU_MAP_0F, 0x6d, EMU_MP_66, op_punpckhqdq);
-	int_ops[EMU_MAP_0F][0x70][EMU_MP_NONE] = op_pshufw;
-	emu_register(EMU_MAP_0F, 0x70, EMU_MP_NONE, -1, simd_int_mmx);
-	reg_xmm(EMU_MAP_0F, 0x70, EMU_MP_66, op_pshufd);
-	reg_xmm(EMU_MAP_0F, 0x70, EMU_MP_F3, op_pshufhw);
-	reg_xmm(EMU_MAP_0F, 0x70, EMU_MP_F2, op_pshuflw);
-	for (uint8_t op = 0x71; op <= 0x73; op++) {
-		emu_register(EMU_MAP_0F, op, EMU_MP_NONE, -1, simd_shift_imm);
-		emu_register(EMU_MAP_0F, op, EMU_MP_66, -1, simd_shift_imm);
-	}
-
-	static const struct { uint8_t op; vec_op f; } ssse3[] = {
-		{ 0x00, op_pshufb }, { 0x01, op_phaddw }, { 0x02, op_phaddd }, { 0x03, op_phaddsw },
-		{ 0x04, op_pmaddubsw }, { 0x05, op_phsubw }, { 0x06, op_phsubd }, { 0x07, op_phsubsw },
-		{ 0x08, op_psignb }, { 0x09, op_psignw }, { 0x0a, op_psignd }, { 0x0b, op_pmulhrsw },
-		{ 0x1c, op_pabsb }, { 0x1d, op_pabsw }, { 0x1e, op_pabsd },
-	};
-	for (size_t i = 0; i < sizeof(ssse3) / sizeof(ssse3[0]); i++)
-		reg_both(EMU_MAP_0F38, ssse3[i].op, ssse3[i].f);
-	reg_both(EMU_MAP_0F3A, 0x0f, op_palignr);
-
-	static const struct { uint8_t op; vec_op f; } sse41[] = {
-		{ 0x28, op_pmuldq }, { 0x29, op_pcmpeqq }, { 0x2b, op_packusdw }, { 0x37, op_pcmpgtq },
-		{ 0x38, op_pminsb }, { 0x39, op_pminsd }, { 0x3a, op_pminuw }, { 0x3b, op_pminud },
-		{ 0x3c, op_pmaxsb }, { 0x3d, op_pmaxsd }, { 0x3e, op_pmaxuw }, { 0x3f, op_pmaxud },
-		{ 0x40, op_pmulld }, { 0x41, op_phminposuw },
-	};
-	for (size_t i = 0; i < sizeof(sse41) / sizeof(sse41[0]); i++)
-		reg_xmm(EMU_MAP_0F38, sse41[i].op, EMU_MP_66, sse41[i].f);
-	emu_register(EMU_MAP_0F38, 0x10, EMU_MP_66, -1, simd_blendv);
-	emu_register(EMU_MAP_0F38, 0x14, EMU_MP_66, -1, simd_blendv);
-	emu_register(EMU_MAP_0F38, 0x15, EMU_MP_66, -1, simd_blendv);
-	emu_register(EMU_MAP_0F38, 0x17, EMU_MP_66, -1, simd_ptest);
-	for (uint8_t op = 0x20; op <= 0x25; op++) {
-		emu_register(EMU_MAP_0F38, op, EMU_MP_66, -1, simd_pmovx);
-		emu_register(EMU_MAP_0F38, (uint8_t)(op + 0x10), EMU_MP_66, -1, simd_pmovx);
-	}
-	reg_xmm(EMU_MAP_0F3A, 0x0c, EMU_MP_66, op_blendps);
-	reg_xmm(EMU_MAP_0F3A, 0x0d, EMU_MP_66, op_blendpd);
-	reg_xmm(EMU_MAP_0F3A, 0x0e, EMU_MP_66, op_pblendw);
-	reg_xmm(EMU_MAP_0F3A, 0x42, EMU_MP_66, op_mpsadbw);
-
-	static const struct { uint8_t op; emu_handler fn; } fast[] = {
-		{ 0xef, fx_pxor }, { 0xeb, fx_por }, { 0xdb, fx_pand }, { 0xdf, fx_pandn },
-		{ 0x74, fx_pcmpeqb }, { 0x75, fx_pcmpeqw }, { 0x76, fx_pcmpeqd }, { 0xda, fx_pminub },
-		{ 0xde, fx_pmaxub }, { 0xf8, fx_psubb }, { 0xfc, fx_paddb }, { 0xd4, fx_paddq },
-		{ 0x60, fx_punpcklbw },
-	};
-	for (size_t i = 0; i < sizeof(fast) / sizeof(fast[0]); i++)
-		emu_register(EMU_MAP_0F, fast[i].op, EMU_MP_66, -1, fast[i].fn);
-}
+FAST_XMM(simd_fx_pxor, _mm_xor_si128(d, s))
+FAST_XMM(simd_fx_por, _mm_or_si128(d, s))
+FAST_XMM(simd_fx_pand, _mm_and_si128(d, s))
+FAST_XMM(simd_fx_pandn, _mm_andnot_si128(d, s))
+FAST_XMM(simd_fx_pcmpeqb, _mm_cmpeq_epi8(d, s))
+FAST_XMM(simd_fx_pcmpeqw, _mm_cmpeq_epi16(d, s))
+FAST_XMM(simd_fx_pcmpeqd, _mm_cmpeq_epi32(d, s))
+FAST_XMM(simd_fx_pminub, _mm_min_epu8(d, s))
+FAST_XMM(simd_fx_pmaxub, _mm_max_epu8(d, s))
+FAST_XMM(simd_fx_psubb, _mm_sub_epi8(d, s))
+FAST_XMM(simd_fx_paddb, _mm_add_epi8(d, s))
+FAST_XMM(simd_fx_paddq, _mm_add_epi64(d, s))
+FAST_XMM(simd_fx_punpcklbw, _mm_unpacklo_epi8(d, s))

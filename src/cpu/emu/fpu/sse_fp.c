@@ -7,13 +7,6 @@
  * (vol. 1, 11.5.1, 11.5.2). */
 #include "cpu/emu/fpu/sse_host.h"
 
-struct fp_ent {
-	sse_host_fn fn;
-	uint8_t msize;    /* memory operand size: 4, 8 or 16 (16 = aligned m128) */
-};
-
-static struct fp_ent fp_tab[EMU_MAP_COUNT][256][EMU_MP_COUNT];
-
 /* Merges the host's MXCSR flags into the guest's; raises on an unmasked
  * one.  Pre-computation exceptions (#I, #D, #Z) take precedence and then
  * suppress the post-computation flags (vol. 1, 11.5.2). */
@@ -51,9 +44,9 @@ static void sse_src(struct emu_cpu *cpu, const struct emu_insn *insn, union fpu_
 	}
 }
 
-static void sse_fp_rm(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_fp_rm(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
-	const struct fp_ent *e = &fp_tab[insn->opmap][insn->opcode][insn->mprefix];
+	const struct sse_host_op *e = &sse_host_ops[insn->opmap][insn->opcode][insn->mprefix];
 	struct sse_host h;
 	fpu_check_sse(cpu);
 	sse_src(cpu, insn, &h.s, e->msize);
@@ -66,7 +59,7 @@ static void sse_fp_rm(struct emu_cpu *cpu, const struct emu_insn *insn)
 }
 
 /* CVTSI2SS/CVTSI2SD xmm, r/m32|64 */
-static void sse_cvtsi2s(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_cvtsi2s(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	bool w = insn->rex & 8;
 	struct sse_host h;
@@ -87,7 +80,7 @@ static void sse_cvtsi2s(struct emu_cpu *cpu, const struct emu_insn *insn)
 }
 
 /* CVT(T)SS2SI/CVT(T)SD2SI r32|64, xmm/m32|64 */
-static void sse_cvts2si(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_cvts2si(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	bool w = insn->rex & 8, sd = insn->mprefix == EMU_MP_F2, trunc = insn->opcode == 0x2c;
 	static const sse_host_fn fns[2][2][2] = {
@@ -105,7 +98,7 @@ static void sse_cvts2si(struct emu_cpu *cpu, const struct emu_insn *insn)
 }
 
 /* MMX-register conversions 0F 2A/2C/2D without prefix or with 66. */
-static void sse_cvt_mmx(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_cvt_mmx(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	bool pd = insn->mprefix == EMU_MP_66;
 	struct sse_host h;
@@ -149,7 +142,7 @@ static void sse_cvt_mmx(struct emu_cpu *cpu, const struct emu_insn *insn)
 }
 
 /* COMISS/UCOMISS/COMISD/UCOMISD: ZF, PF, CF; OF, SF, AF cleared. */
-static void sse_comis(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_comis(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	bool pd = insn->mprefix == EMU_MP_66, ord = insn->opcode == 0x2f;
 	struct sse_host h;
@@ -171,7 +164,7 @@ static void sse_comis(struct emu_cpu *cpu, const struct emu_insn *insn)
  * no MXCSR effects.  Explicit lengths come from EAX/EDX (RAX/RDX with
  * REX.W); their absolute values saturate at the element count, so the
  * 64-bit forms reduce to the 32-bit ones after clamping. */
-static void sse_pcmpstr(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_pcmpstr(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	unsigned kind = insn->opcode - 0x60;
 	struct sse_host h;
@@ -208,67 +201,4 @@ static void sse_pcmpstr(struct emu_cpu *cpu, const struct emu_insn *insn)
 	fl |= (h.zf ? X86_FLAG_ZF : 0) | (h.cf ? X86_FLAG_CF : 0) | (h.sf ? X86_FLAG_SF : 0) |
 	      (h.of ? X86_FLAG_OF : 0);
 	emu_set_rflags(cpu, fl);
-}
-
-static void reg_fp(enum emu_opmap map, uint8_t op, enum emu_mprefix mp, unsigned msize)
-{
-	sse_host_fn fn = sse_host_lookup(map, op, mp);
-	if (!fn)
-		return;
-	fp_tab[map][op][mp].fn = fn;
-	fp_tab[map][op][mp].msize = (uint8_t)msize;
-	emu_register(map, op, mp, -1, sse_fp_rm);
-}
-
-void fpu_sse_fp_register(void)
-{
-	/* 0F 51-5F and C2: ps/pd packed (aligned m128), ss m32, sd m64 */
-	static const uint8_t arith[] = { 0x51, 0x52, 0x53, 0x58, 0x59, 0x5c, 0x5d, 0x5e, 0x5f, 0xc2 };
-	for (size_t i = 0; i < sizeof(arith); i++) {
-		reg_fp(EMU_MAP_0F, arith[i], EMU_MP_NONE, 16);
-		reg_fp(EMU_MAP_0F, arith[i], EMU_MP_66, 16);
-		reg_fp(EMU_MAP_0F, arith[i], EMU_MP_F3, 4);
-		reg_fp(EMU_MAP_0F, arith[i], EMU_MP_F2, 8);
-	}
-	reg_fp(EMU_MAP_0F, 0x5a, EMU_MP_NONE, 8);    /* CVTPS2PD xmm, xmm/m64 */
-	reg_fp(EMU_MAP_0F, 0x5a, EMU_MP_66, 16);
-	reg_fp(EMU_MAP_0F, 0x5a, EMU_MP_F3, 4);
-	reg_fp(EMU_MAP_0F, 0x5a, EMU_MP_F2, 8);
-	reg_fp(EMU_MAP_0F, 0x5b, EMU_MP_NONE, 16);
-	reg_fp(EMU_MAP_0F, 0x5b, EMU_MP_66, 16);
-	reg_fp(EMU_MAP_0F, 0x5b, EMU_MP_F3, 16);
-	reg_fp(EMU_MAP_0F, 0x7c, EMU_MP_66, 16);
-	reg_fp(EMU_MAP_0F, 0x7c, EMU_MP_F2, 16);
-	reg_fp(EMU_MAP_0F, 0x7d, EMU_MP_66, 16);
-	reg_fp(EMU_MAP_0F, 0x7d, EMU_MP_F2, 16);
-	reg_fp(EMU_MAP_0F, 0xd0, EMU_MP_66, 16);
-	reg_fp(EMU_MAP_0F, 0xd0, EMU_MP_F2, 16);
-	reg_fp(EMU_MAP_0F, 0xe6, EMU_MP_66, 16);
-	reg_fp(EMU_MAP_0F, 0xe6, EMU_MP_F2, 16);
-	reg_fp(EMU_MAP_0F, 0xe6, EMU_MP_F3, 8);      /* CVTDQ2PD xmm, xmm/m64 */
-	reg_fp(EMU_MAP_0F3A, 0x08, EMU_MP_66, 16);
-	reg_fp(EMU_MAP_0F3A, 0x09, EMU_MP_66, 16);
-	reg_fp(EMU_MAP_0F3A, 0x0a, EMU_MP_66, 4);
-	reg_fp(EMU_MAP_0F3A, 0x0b, EMU_MP_66, 8);
-	reg_fp(EMU_MAP_0F3A, 0x40, EMU_MP_66, 16);
-	reg_fp(EMU_MAP_0F3A, 0x41, EMU_MP_66, 16);
-
-	emu_register(EMU_MAP_0F, 0x2a, EMU_MP_F3, -1, sse_cvtsi2s);
-	emu_register(EMU_MAP_0F, 0x2a, EMU_MP_F2, -1, sse_cvtsi2s);
-	for (uint8_t op = 0x2c; op <= 0x2d; op++) {
-		emu_register(EMU_MAP_0F, op, EMU_MP_F3, -1, sse_cvts2si);
-		emu_register(EMU_MAP_0F, op, EMU_MP_F2, -1, sse_cvts2si);
-	}
-	for (uint8_t op = 0x2a; op <= 0x2d; op++) {
-		if (op == 0x2b)
-			continue;
-		emu_register(EMU_MAP_0F, op, EMU_MP_NONE, -1, sse_cvt_mmx);
-		emu_register(EMU_MAP_0F, op, EMU_MP_66, -1, sse_cvt_mmx);
-	}
-	for (uint8_t op = 0x2e; op <= 0x2f; op++) {
-		emu_register(EMU_MAP_0F, op, EMU_MP_NONE, -1, sse_comis);
-		emu_register(EMU_MAP_0F, op, EMU_MP_66, -1, sse_comis);
-	}
-	for (uint8_t op = 0x60; op <= 0x63; op++)
-		emu_register(EMU_MAP_0F3A, op, EMU_MP_66, -1, sse_pcmpstr);
 }

@@ -153,48 +153,37 @@ void sse_host_pcmpstr(struct sse_host *h, unsigned kind)
 	h->gout = ecx;
 }
 
-struct host_entry {
-	uint8_t map, op, mp;
-	sse_host_fn fn;
+/* The host routine and the memory operand size of each opcode that
+ * sse_fp.c's sse_fp_rm executes, [map][opcode][mandatory prefix]
+ * (SDM vol. 2: ps/pd take an aligned m128, ss m32, sd m64; the opcode
+ * table, core/handlers.c, sends these rows to sse_fp_rm). */
+#define OP(f, size) { (f), (size) }
+const struct sse_host_op sse_host_ops[EMU_MAP_COUNT][256][EMU_MP_COUNT] = {
+	[EMU_MAP_0F] = {
+		[0x51] = { OP(h_sqrtps, 16), OP(h_sqrtpd, 16), OP(h_sqrtss, 4), OP(h_sqrtsd, 8) },
+		[0x52] = { [EMU_MP_NONE] = OP(h_rsqrtps, 16), [EMU_MP_F3] = OP(h_rsqrtss, 4) },
+		[0x53] = { [EMU_MP_NONE] = OP(h_rcpps, 16), [EMU_MP_F3] = OP(h_rcpss, 4) },
+		[0x58] = { OP(h_addps, 16), OP(h_addpd, 16), OP(h_addss, 4), OP(h_addsd, 8) },
+		[0x59] = { OP(h_mulps, 16), OP(h_mulpd, 16), OP(h_mulss, 4), OP(h_mulsd, 8) },
+		[0x5a] = { OP(h_cvtps2pd, 8), OP(h_cvtpd2ps, 16), OP(h_cvtss2sd, 4), OP(h_cvtsd2ss, 8) },
+		[0x5b] = { OP(sse_host_cvtdq2ps, 16), OP(sse_host_cvtps2dq, 16), OP(sse_host_cvttps2dq, 16) },
+		[0x5c] = { OP(h_subps, 16), OP(h_subpd, 16), OP(h_subss, 4), OP(h_subsd, 8) },
+		[0x5d] = { OP(h_minps, 16), OP(h_minpd, 16), OP(h_minss, 4), OP(h_minsd, 8) },
+		[0x5e] = { OP(h_divps, 16), OP(h_divpd, 16), OP(h_divss, 4), OP(h_divsd, 8) },
+		[0x5f] = { OP(h_maxps, 16), OP(h_maxpd, 16), OP(h_maxss, 4), OP(h_maxsd, 8) },
+		[0x7c] = { [EMU_MP_66] = OP(h_haddpd, 16), [EMU_MP_F2] = OP(h_haddps, 16) },
+		[0x7d] = { [EMU_MP_66] = OP(h_hsubpd, 16), [EMU_MP_F2] = OP(h_hsubps, 16) },
+		[0xc2] = { OP(sse_host_cmpps, 16), OP(sse_host_cmppd, 16), OP(sse_host_cmpss, 4), OP(sse_host_cmpsd, 8) },
+		[0xd0] = { [EMU_MP_66] = OP(h_addsubpd, 16), [EMU_MP_F2] = OP(h_addsubps, 16) },
+		[0xe6] = { [EMU_MP_66] = OP(sse_host_cvttpd2dq, 16), [EMU_MP_F3] = OP(sse_host_cvtdq2pd, 8),
+			   [EMU_MP_F2] = OP(sse_host_cvtpd2dq, 16) },
+	},
+	[EMU_MAP_0F3A] = {
+		[0x08] = { [EMU_MP_66] = OP(sse_host_roundps, 16) },
+		[0x09] = { [EMU_MP_66] = OP(sse_host_roundpd, 16) },
+		[0x0a] = { [EMU_MP_66] = OP(sse_host_roundss, 4) },
+		[0x0b] = { [EMU_MP_66] = OP(sse_host_roundsd, 8) },
+		[0x40] = { [EMU_MP_66] = OP(sse_host_dpps, 16) },
+		[0x41] = { [EMU_MP_66] = OP(sse_host_dppd, 16) },
+	},
 };
-
-static const struct host_entry host_table[] = {
-	{ EMU_MAP_0F, 0x51, EMU_MP_NONE, h_sqrtps }, { EMU_MAP_0F, 0x51, EMU_MP_66, h_sqrtpd },
-	{ EMU_MAP_0F, 0x51, EMU_MP_F3, h_sqrtss }, { EMU_MAP_0F, 0x51, EMU_MP_F2, h_sqrtsd },
-	{ EMU_MAP_0F, 0x52, EMU_MP_NONE, h_rsqrtps }, { EMU_MAP_0F, 0x52, EMU_MP_F3, h_rsqrtss },
-	{ EMU_MAP_0F, 0x53, EMU_MP_NONE, h_rcpps }, { EMU_MAP_0F, 0x53, EMU_MP_F3, h_rcpss },
-	{ EMU_MAP_0F, 0x58, EMU_MP_NONE, h_addps }, { EMU_MAP_0F, 0x58, EMU_MP_66, h_addpd },
-	{ EMU_MAP_0F, 0x58, EMU_MP_F3, h_addss }, { EMU_MAP_0F, 0x58, EMU_MP_F2, h_addsd },
-	{ EMU_MAP_0F, 0x59, EMU_MP_NONE, h_mulps }, { EMU_MAP_0F, 0x59, EMU_MP_66, h_mulpd },
-	{ EMU_MAP_0F, 0x59, EMU_MP_F3, h_mulss }, { EMU_MAP_0F, 0x59, EMU_MP_F2, h_mulsd },
-	{ EMU_MAP_0F, 0x5a, EMU_MP_NONE, h_cvtps2pd }, { EMU_MAP_0F, 0x5a, EMU_MP_66, h_cvtpd2ps },
-	{ EMU_MAP_0F, 0x5a, EMU_MP_F3, h_cvtss2sd }, { EMU_MAP_0F, 0x5a, EMU_MP_F2, h_cvtsd2ss },
-	{ EMU_MAP_0F, 0x5b, EMU_MP_NONE, sse_host_cvtdq2ps }, { EMU_MAP_0F, 0x5b, EMU_MP_66, sse_host_cvtps2dq },
-	{ EMU_MAP_0F, 0x5b, EMU_MP_F3, sse_host_cvttps2dq },
-	{ EMU_MAP_0F, 0x5c, EMU_MP_NONE, h_subps }, { EMU_MAP_0F, 0x5c, EMU_MP_66, h_subpd },
-	{ EMU_MAP_0F, 0x5c, EMU_MP_F3, h_subss }, { EMU_MAP_0F, 0x5c, EMU_MP_F2, h_subsd },
-	{ EMU_MAP_0F, 0x5d, EMU_MP_NONE, h_minps }, { EMU_MAP_0F, 0x5d, EMU_MP_66, h_minpd },
-	{ EMU_MAP_0F, 0x5d, EMU_MP_F3, h_minss }, { EMU_MAP_0F, 0x5d, EMU_MP_F2, h_minsd },
-	{ EMU_MAP_0F, 0x5e, EMU_MP_NONE, h_divps }, { EMU_MAP_0F, 0x5e, EMU_MP_66, h_divpd },
-	{ EMU_MAP_0F, 0x5e, EMU_MP_F3, h_divss }, { EMU_MAP_0F, 0x5e, EMU_MP_F2, h_divsd },
-	{ EMU_MAP_0F, 0x5f, EMU_MP_NONE, h_maxps }, { EMU_MAP_0F, 0x5f, EMU_MP_66, h_maxpd },
-	{ EMU_MAP_0F, 0x5f, EMU_MP_F3, h_maxss }, { EMU_MAP_0F, 0x5f, EMU_MP_F2, h_maxsd },
-	{ EMU_MAP_0F, 0x7c, EMU_MP_66, h_haddpd }, { EMU_MAP_0F, 0x7c, EMU_MP_F2, h_haddps },
-	{ EMU_MAP_0F, 0x7d, EMU_MP_66, h_hsubpd }, { EMU_MAP_0F, 0x7d, EMU_MP_F2, h_hsubps },
-	{ EMU_MAP_0F, 0xd0, EMU_MP_66, h_addsubpd }, { EMU_MAP_0F, 0xd0, EMU_MP_F2, h_addsubps },
-	{ EMU_MAP_0F, 0xe6, EMU_MP_66, sse_host_cvttpd2dq }, { EMU_MAP_0F, 0xe6, EMU_MP_F2, sse_host_cvtpd2dq },
-	{ EMU_MAP_0F, 0xe6, EMU_MP_F3, sse_host_cvtdq2pd },
-	{ EMU_MAP_0F, 0xc2, EMU_MP_NONE, sse_host_cmpps }, { EMU_MAP_0F, 0xc2, EMU_MP_66, sse_host_cmppd },
-	{ EMU_MAP_0F, 0xc2, EMU_MP_F3, sse_host_cmpss }, { EMU_MAP_0F, 0xc2, EMU_MP_F2, sse_host_cmpsd },
-	{ EMU_MAP_0F3A, 0x08, EMU_MP_66, sse_host_roundps }, { EMU_MAP_0F3A, 0x09, EMU_MP_66, sse_host_roundpd },
-	{ EMU_MAP_0F3A, 0x0a, EMU_MP_66, sse_host_roundss }, { EMU_MAP_0F3A, 0x0b, EMU_MP_66, sse_host_roundsd },
-	{ EMU_MAP_0F3A, 0x40, EMU_MP_66, sse_host_dpps }, { EMU_MAP_0F3A, 0x41, EMU_MP_66, sse_host_dppd },
-};
-
-sse_host_fn sse_host_lookup(enum emu_opmap map, uint8_t opcode, enum emu_mprefix mp)
-{
-	for (size_t i = 0; i < sizeof(host_table) / sizeof(host_table[0]); i++)
-		if (host_table[i].map == map && host_table[i].op == opcode && host_table[i].mp == mp)
-			return host_table[i].fn;
-	return NULL;
-}

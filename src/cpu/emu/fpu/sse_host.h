@@ -17,8 +17,12 @@ struct sse_host {
 
 typedef void (*sse_host_fn)(struct sse_host *h);
 
-/* Table lookup: host routine for map/opcode/mandatory prefix, or NULL. */
-sse_host_fn sse_host_lookup(enum emu_opmap map, uint8_t opcode, enum emu_mprefix mp);
+struct sse_host_op {
+	sse_host_fn fn;
+	uint8_t msize;    /* memory operand size: 4, 8 or 16 (16 = aligned m128) */
+};
+/* [map][opcode][mandatory prefix] of sse_fp_rm's opcodes; fn NULL elsewhere. */
+extern const struct sse_host_op sse_host_ops[EMU_MAP_COUNT][256][EMU_MP_COUNT];
 
 /* Named routines used by the handlers for special forms. */
 void sse_host_cvtdq2ps(struct sse_host *h);

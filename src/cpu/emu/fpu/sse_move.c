@@ -17,7 +17,7 @@ static inline uint8_t *xreg(struct emu_cpu *cpu, unsigned i)
 
 /* MOVUPS/MOVUPD/MOVDQU/LDDQU (unaligned) and MOVAPS/MOVAPD/MOVDQA/MOVNTDQA
  * (aligned) loads. */
-static void mov_load_u(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_mov_load_u(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	fpu_check_sse(cpu);
 	if (insn->mod == 3)
@@ -26,7 +26,7 @@ static void mov_load_u(struct emu_cpu *cpu, const struct emu_insn *insn)
 		fpu_read_m128(cpu, insn, (union fpu_vec *)xreg(cpu, insn->reg), false);
 }
 
-static void mov_load_a(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_mov_load_a(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	fpu_check_sse(cpu);
 	if (insn->mod == 3)
@@ -35,7 +35,7 @@ static void mov_load_a(struct emu_cpu *cpu, const struct emu_insn *insn)
 		fpu_read_m128(cpu, insn, (union fpu_vec *)xreg(cpu, insn->reg), true);
 }
 
-static void mov_store_u(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_mov_store_u(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	fpu_check_sse(cpu);
 	if (insn->mod == 3)
@@ -44,7 +44,7 @@ static void mov_store_u(struct emu_cpu *cpu, const struct emu_insn *insn)
 		fpu_write_m128(cpu, insn, (const union fpu_vec *)xreg(cpu, insn->reg), false);
 }
 
-static void mov_store_a(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_mov_store_a(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	fpu_check_sse(cpu);
 	if (insn->mod == 3)
@@ -54,7 +54,7 @@ static void mov_store_a(struct emu_cpu *cpu, const struct emu_insn *insn)
 }
 
 /* MOVNTDQA and LDDQU: memory source only (vol. 2B "MOVNTDQA", vol. 2A "LDDQU"). */
-static void mov_load_mem_only(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_mov_load_mem_only(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	if (insn->mod == 3)
 		emu_raise_noerr(cpu, X86_EXC_UD);
@@ -64,16 +64,16 @@ static void mov_load_mem_only(struct emu_cpu *cpu, const struct emu_insn *insn)
 }
 
 /* Non-temporal stores (MOVNTPS/PD/DQ): memory destination only. */
-static void mov_store_nt(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_mov_store_nt(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	if (insn->mod == 3)
 		emu_raise_noerr(cpu, X86_EXC_UD);
-	mov_store_a(cpu, insn);
+	sse_mov_store_a(cpu, insn);
 }
 
 /* MOVSS/MOVSD (F3/F2 0F 10/11): register form moves the low element only;
  * the load from memory zeroes the rest. */
-static void mov_scalar(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_mov_scalar(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	unsigned n = insn->mprefix == EMU_MP_F3 ? 4 : 8;
 	fpu_check_sse(cpu);
@@ -98,7 +98,7 @@ static void mov_scalar(struct emu_cpu *cpu, const struct emu_insn *insn)
 
 /* 0F 12/13/16/17: MOVLPS/MOVLPD/MOVHLPS and MOVHPS/MOVHPD/MOVLHPS, plus
  * F2 0F 12 MOVDDUP, F3 0F 12 MOVSLDUP, F3 0F 16 MOVSHDUP. */
-static void mov_half(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_mov_half(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	uint8_t *x = xreg(cpu, insn->reg);
 	bool high = insn->opcode >= 0x16;
@@ -148,7 +148,7 @@ static void mov_half(struct emu_cpu *cpu, const struct emu_insn *insn)
 
 /* ---- logic, shuffles and unpacks on packed floats ---- */
 
-static void fp_logic(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_fp_logic(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	union fpu_vec s, d;
 	fpu_check_sse(cpu);
@@ -167,7 +167,7 @@ static void fp_logic(struct emu_cpu *cpu, const struct emu_insn *insn)
 }
 
 /* UNPCKLPS/UNPCKHPS/UNPCKLPD/UNPCKHPD and SHUFPS/SHUFPD */
-static void fp_shuffle(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_fp_shuffle(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	union fpu_vec s, d, r;
 	bool pd = insn->mprefix == EMU_MP_66;
@@ -203,7 +203,7 @@ static void fp_shuffle(struct emu_cpu *cpu, const struct emu_insn *insn)
 }
 
 /* MOVMSKPS/MOVMSKPD r32, xmm */
-static void fp_movmsk(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_fp_movmsk(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	union fpu_vec s;
 	if (insn->mod != 3)
@@ -222,7 +222,7 @@ static void fp_movmsk(struct emu_cpu *cpu, const struct emu_insn *insn)
 /* ---- MMX/XMM integer moves ---- */
 
 /* 0F 6E: MOVD/MOVQ mm|xmm, r/m32|64 */
-static void mov_d_to_vec(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_mov_d_to_vec(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	unsigned n = (insn->rex & 8) ? 8 : 4;
 	if (insn->mprefix == EMU_MP_66) {
@@ -240,7 +240,7 @@ static void mov_d_to_vec(struct emu_cpu *cpu, const struct emu_insn *insn)
 }
 
 /* 0F 7E: MOVD/MOVQ r/m32|64, mm|xmm; F3 0F 7E: MOVQ xmm, xmm/m64 */
-static void mov_d_from_vec(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_mov_d_from_vec(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	unsigned n = (insn->rex & 8) ? 8 : 4;
 	if (insn->mprefix == EMU_MP_F3) {
@@ -268,7 +268,7 @@ static void mov_d_from_vec(struct emu_cpu *cpu, const struct emu_insn *insn)
 
 /* 0F 6F/7F without prefix: MOVQ mm, mm/m64 and MOVQ mm/m64, mm; 0F E7
  * MOVNTQ m64, mm. */
-static void mov_mmx_q(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_mov_mmx_q(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	fpu_check_mmx(cpu);
 	if (insn->opcode == 0x6f) {
@@ -291,7 +291,7 @@ static void mov_mmx_q(struct emu_cpu *cpu, const struct emu_insn *insn)
 }
 
 /* 0F D6: 66 MOVQ xmm/m64, xmm; F3 MOVQ2DQ xmm, mm; F2 MOVDQ2Q mm, xmm */
-static void mov_d6(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_mov_d6(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	if (insn->mprefix == EMU_MP_66) {
 		fpu_check_sse(cpu);
@@ -324,7 +324,7 @@ static void mov_d6(struct emu_cpu *cpu, const struct emu_insn *insn)
 }
 
 /* PMOVMSKB r32, mm|xmm */
-static void pmovmskb(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_pmovmskb(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	union fpu_vec s;
 	unsigned n;
@@ -352,7 +352,7 @@ static void pmovmskb(struct emu_cpu *cpu, const struct emu_insn *insn)
 }
 
 /* PINSRW mm|xmm, r32/m16, imm8 and PEXTRW r32, mm|xmm, imm8 (0F C4/C5) */
-static void pinsrw_pextrw(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_pinsrw_pextrw(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	bool x = insn->mprefix == EMU_MP_66;
 	uint8_t imm = (uint8_t)insn->imm;
@@ -387,7 +387,7 @@ static void pinsrw_pextrw(struct emu_cpu *cpu, const struct emu_insn *insn)
 
 /* SSE4.1 PEXTRB/PEXTRW/PEXTRD/PEXTRQ/EXTRACTPS r/m, xmm, imm8 (0F 3A 14-17):
  * here ModRM.reg is the XMM source and r/m the destination. */
-static void pextr(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_pextr(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	uint8_t imm = (uint8_t)insn->imm;
 	unsigned n;
@@ -407,7 +407,7 @@ static void pextr(struct emu_cpu *cpu, const struct emu_insn *insn)
 }
 
 /* PINSRB/PINSRD/PINSRQ xmm, r/m, imm8 (0F 3A 20/22) and INSERTPS (21) */
-static void pinsr(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_pinsr(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	uint8_t imm = (uint8_t)insn->imm;
 	uint8_t *x = xreg(cpu, insn->reg);
@@ -436,7 +436,7 @@ static void pinsr(struct emu_cpu *cpu, const struct emu_insn *insn)
 
 /* MASKMOVQ/MASKMOVDQU: byte-masked store to DS:rDI (segment overridable),
  * address size from the instruction (vol. 2B "MASKMOVDQU"). */
-static void maskmov(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_maskmov(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	union fpu_vec s, m;
 	unsigned n;
@@ -462,14 +462,14 @@ static void maskmov(struct emu_cpu *cpu, const struct emu_insn *insn)
 }
 
 /* EMMS: all x87 tags empty (vol. 2A "EMMS"). */
-static void emms(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_emms(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	fpu_check_mmx(cpu);
 	fpu_fx(cpu)->ftw = 0;
 }
 
 /* MOVNTI m32|64, r32|64 (SSE2, general-purpose source) */
-static void movnti(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_movnti(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	if (insn->mod == 3)
 		emu_raise_noerr(cpu, X86_EXC_UD);
@@ -481,71 +481,11 @@ static void movnti(struct emu_cpu *cpu, const struct emu_insn *insn)
  * memory accesses in program order on one vCPU thread and the host's
  * atomics order them between vCPUs, so these are architectural no-ops;
  * SFENCE/LFENCE/MFENCE still order the host stores for other vCPUs. */
-static void hint_nop(struct emu_cpu *cpu, const struct emu_insn *insn)
+void sse_hint_nop(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 }
 
 void fpu_fence(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-}
-
-void fpu_sse_move_register(void)
-{
-	/* 0F 10/11 */
-	emu_register(EMU_MAP_0F, 0x10, EMU_MP_NONE, -1, mov_load_u);
-	emu_register(EMU_MAP_0F, 0x10, EMU_MP_66, -1, mov_load_u);
-	emu_register(EMU_MAP_0F, 0x11, EMU_MP_NONE, -1, mov_store_u);
-	emu_register(EMU_MAP_0F, 0x11, EMU_MP_66, -1, mov_store_u);
-	for (uint8_t op = 0x10; op <= 0x11; op++) {
-		emu_register(EMU_MAP_0F, op, EMU_MP_F3, -1, mov_scalar);
-		emu_register(EMU_MAP_0F, op, EMU_MP_F2, -1, mov_scalar);
-	}
-	/* 0F 12/13/16/17 */
-	static const uint8_t halves[] = { 0x12, 0x13, 0x16, 0x17 };
-	for (size_t i = 0; i < sizeof(halves); i++) {
-		emu_register(EMU_MAP_0F, halves[i], EMU_MP_NONE, -1, mov_half);
-		emu_register(EMU_MAP_0F, halves[i], EMU_MP_66, -1, mov_half);
-	}
-	emu_register(EMU_MAP_0F, 0x12, EMU_MP_F2, -1, mov_half);
-	emu_register(EMU_MAP_0F, 0x12, EMU_MP_F3, -1, mov_half);
-	emu_register(EMU_MAP_0F, 0x16, EMU_MP_F3, -1, mov_half);
-	/* unpck/shuf/logic */
-	for (int mp = EMU_MP_NONE; mp <= EMU_MP_66; mp++) {
-		emu_register(EMU_MAP_0F, 0x14, (enum emu_mprefix)mp, -1, fp_shuffle);
-		emu_register(EMU_MAP_0F, 0x15, (enum emu_mprefix)mp, -1, fp_shuffle);
-		emu_register(EMU_MAP_0F, 0xc6, (enum emu_mprefix)mp, -1, fp_shuffle);
-		emu_register(EMU_MAP_0F, 0x28, (enum emu_mprefix)mp, -1, mov_load_a);
-		emu_register(EMU_MAP_0F, 0x29, (enum emu_mprefix)mp, -1, mov_store_a);
-		emu_register(EMU_MAP_0F, 0x2b, (enum emu_mprefix)mp, -1, mov_store_nt);
-		emu_register(EMU_MAP_0F, 0x50, (enum emu_mprefix)mp, -1, fp_movmsk);
-		for (uint8_t op = 0x54; op <= 0x57; op++)
-			emu_register(EMU_MAP_0F, op, (enum emu_mprefix)mp, -1, fp_logic);
-		emu_register(EMU_MAP_0F, 0x6e, (enum emu_mprefix)mp, -1, mov_d_to_vec);
-		emu_register(EMU_MAP_0F, 0x7e, (enum emu_mprefix)mp, -1, mov_d_from_vec);
-		emu_register(EMU_MAP_0F, 0xc4, (enum emu_mprefix)mp, -1, pinsrw_pextrw);
-		emu_register(EMU_MAP_0F, 0xc5, (enum emu_mprefix)mp, -1, pinsrw_pextrw);
-		emu_register(EMU_MAP_0F, 0xd7, (enum emu_mprefix)mp, -1, pmovmskb);
-		emu_register(EMU_MAP_0F, 0xf7, (enum emu_mprefix)mp, -1, maskmov);
-	}
-	emu_register(EMU_MAP_0F, 0x7e, EMU_MP_F3, -1, mov_d_from_vec);
-	emu_register(EMU_MAP_0F, 0x6f, EMU_MP_NONE, -1, mov_mmx_q);
-	emu_register(EMU_MAP_0F, 0x7f, EMU_MP_NONE, -1, mov_mmx_q);
-	emu_register(EMU_MAP_0F, 0xe7, EMU_MP_NONE, -1, mov_mmx_q);
-	emu_register(EMU_MAP_0F, 0x6f, EMU_MP_66, -1, mov_load_a);
-	emu_register(EMU_MAP_0F, 0x6f, EMU_MP_F3, -1, mov_load_u);
-	emu_register(EMU_MAP_0F, 0x7f, EMU_MP_66, -1, mov_store_a);
-	emu_register(EMU_MAP_0F, 0x7f, EMU_MP_F3, -1, mov_store_u);
-	emu_register(EMU_MAP_0F, 0xe7, EMU_MP_66, -1, mov_store_nt);
-	emu_register(EMU_MAP_0F, 0xf0, EMU_MP_F2, -1, mov_load_mem_only);    /* LDDQU */
-	emu_register(EMU_MAP_0F38, 0x2a, EMU_MP_66, -1, mov_load_mem_only);  /* MOVNTDQA */
-	for (int mp = EMU_MP_66; mp <= EMU_MP_F2; mp++)
-		emu_register(EMU_MAP_0F, 0xd6, (enum emu_mprefix)mp, -1, mov_d6);
-	emu_register(EMU_MAP_0F, 0x77, EMU_MP_NONE, -1, emms);
-	emu_register(EMU_MAP_0F, 0xc3, EMU_MP_NONE, -1, movnti);
-	emu_register(EMU_MAP_0F, 0x18, -1, -1, hint_nop);
-	for (uint8_t op = 0x14; op <= 0x17; op++)
-		emu_register(EMU_MAP_0F3A, op, EMU_MP_66, -1, pextr);
-	for (uint8_t op = 0x20; op <= 0x22; op++)
-		emu_register(EMU_MAP_0F3A, op, EMU_MP_66, -1, pinsr);
 }

@@ -612,7 +612,7 @@ static inline unsigned modrm_rm(const struct emu_insn *insn)
 	return insn->modrm & 7;
 }
 
-static void x87_d8(struct emu_cpu *cpu, const struct emu_insn *insn)
+void x87_d8(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	fpu_check_x87(cpu);
 	if (insn->mod != 3) {
@@ -627,7 +627,7 @@ static void x87_d8(struct emu_cpu *cpu, const struct emu_insn *insn)
 		x87_arith_reg(cpu, op, 0, i, true, false);
 }
 
-static void x87_dc(struct emu_cpu *cpu, const struct emu_insn *insn)
+void x87_dc(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	fpu_check_x87(cpu);
 	if (insn->mod != 3) {
@@ -645,7 +645,7 @@ static void x87_dc(struct emu_cpu *cpu, const struct emu_insn *insn)
 		x87_arith_reg(cpu, swap[op], i, i, false, false);
 }
 
-static void x87_de(struct emu_cpu *cpu, const struct emu_insn *insn)
+void x87_de(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	fpu_check_x87(cpu);
 	if (insn->mod != 3) {
@@ -671,7 +671,7 @@ static void x87_de(struct emu_cpu *cpu, const struct emu_insn *insn)
  * as op(a = ST(i), b = ST(0)): "FSUB(P) ST(i),ST(0)" (ST(i) - ST(0), reg 5)
  * is XA_SUB and "FSUBR(P) ST(i),ST(0)" (ST(0) - ST(i), reg 4) is XA_SUBR. */
 
-static void x87_da(struct emu_cpu *cpu, const struct emu_insn *insn)
+void x87_da(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	fpu_check_x87(cpu);
 	if (insn->mod != 3) {
@@ -709,7 +709,7 @@ static void x87_da(struct emu_cpu *cpu, const struct emu_insn *insn)
 	}
 }
 
-static void x87_db(struct emu_cpu *cpu, const struct emu_insn *insn)
+void x87_db(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	struct fpu_fx *fx = fpu_fx(cpu);
 	unsigned op = modrm_reg(insn), i = modrm_rm(insn);
@@ -904,7 +904,7 @@ static void x87_fxam(struct emu_cpu *cpu)
 	fx->fsw = (uint16_t)((fx->fsw & ~FSW_CC) | cc | c1);
 }
 
-static void x87_d9(struct emu_cpu *cpu, const struct emu_insn *insn)
+void x87_d9(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	struct fpu_fx *fx = fpu_fx(cpu);
 	unsigned op = modrm_reg(insn), i = modrm_rm(insn);
@@ -1024,7 +1024,7 @@ static void x87_d9(struct emu_cpu *cpu, const struct emu_insn *insn)
 	}
 }
 
-static void x87_dd(struct emu_cpu *cpu, const struct emu_insn *insn)
+void x87_dd(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	struct fpu_fx *fx = fpu_fx(cpu);
 	unsigned op = modrm_reg(insn), i = modrm_rm(insn);
@@ -1058,7 +1058,7 @@ static void x87_dd(struct emu_cpu *cpu, const struct emu_insn *insn)
 	}
 }
 
-static void x87_df(struct emu_cpu *cpu, const struct emu_insn *insn)
+void x87_df(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	struct fpu_fx *fx = fpu_fx(cpu);
 	unsigned op = modrm_reg(insn), i = modrm_rm(insn);
@@ -1097,7 +1097,7 @@ static void x87_df(struct emu_cpu *cpu, const struct emu_insn *insn)
 	}
 }
 
-static void x87_fwait(struct emu_cpu *cpu, const struct emu_insn *insn)
+void x87_fwait(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	/* WAIT/FWAIT: #NM only when both MP and TS are set (vol. 3A, 2.5 table 2-2). */
 	if ((cpu->cr0 & (X86_CR0_MP | X86_CR0_TS)) == (X86_CR0_MP | X86_CR0_TS))
@@ -1105,17 +1105,3 @@ static void x87_fwait(struct emu_cpu *cpu, const struct emu_insn *insn)
 	if ((fpu_fx(cpu)->fsw & FSW_ES) && (cpu->cr0 & X86_CR0_NE))
 		emu_raise_noerr(cpu, X86_EXC_MF);
 }
-
-void fpu_x87_register(void)
-{
-	emu_register(EMU_MAP_1B, 0xd8, -1, -1, x87_d8);
-	emu_register(EMU_MAP_1B, 0xd9, -1, -1, x87_d9);
-	emu_register(EMU_MAP_1B, 0xda, -1, -1, x87_da);
-	emu_register(EMU_MAP_1B, 0xdb, -1, -1, x87_db);
-	emu_register(EMU_MAP_1B, 0xdc, -1, -1, x87_dc);
-	emu_register(EMU_MAP_1B, 0xdd, -1, -1, x87_dd);
-	emu_register(EMU_MAP_1B, 0xde, -1, -1, x87_de);
-	emu_register(EMU_MAP_1B, 0xdf, -1, -1, x87_df);
-	emu_register(EMU_MAP_1B, 0x9b, -1, -1, x87_fwait);
-}
-

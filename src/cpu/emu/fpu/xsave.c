@@ -178,7 +178,7 @@ static void xrstor(struct emu_cpu *cpu, const struct emu_insn *insn)
 /* 0F AE /0../7 without prefix.  Register forms of /5 /6 /7 are
  * LFENCE/MFENCE/SFENCE; memory /7 is CLFLUSH, a cache hint here since
  * guest memory is ordinary host memory. */
-static void grp15(struct emu_cpu *cpu, const struct emu_insn *insn)
+void xsave_grp15(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	unsigned r = (insn->modrm >> 3) & 7;
 	if (insn->mod == 3) {
@@ -201,7 +201,7 @@ static void grp15(struct emu_cpu *cpu, const struct emu_insn *insn)
 }
 
 /* 66 0F AE /6 (mem) CLWB and /7 (mem) CLFLUSHOPT: cache hints. */
-static void grp15_66(struct emu_cpu *cpu, const struct emu_insn *insn)
+void xsave_grp15_66(struct emu_cpu *cpu, const struct emu_insn *insn)
 {
 	unsigned r = (insn->modrm >> 3) & 7;
 	if (insn->mod == 3 || r < 6)
@@ -249,11 +249,4 @@ void emu_fpu_cpuid_xsave(struct emu_cpu *cpu, uint32_t subleaf, uint32_t out[4])
 	} else if (subleaf == 1) {
 		out[0] = XSAVE_OPT_FEATURES;
 	}
-}
-
-void fpu_xsave_register(void)
-{
-	emu_register(EMU_MAP_0F, 0xae, EMU_MP_NONE, -1, grp15);
-	emu_register(EMU_MAP_0F, 0xae, EMU_MP_66, 6, grp15_66);
-	emu_register(EMU_MAP_0F, 0xae, EMU_MP_66, 7, grp15_66);
 }

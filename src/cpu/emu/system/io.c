@@ -28,7 +28,7 @@ static bool io_allowed(struct emu_cpu *cpu, uint16_t port, unsigned size)
 	return (bits & mask) == 0;
 }
 
-uint32_t emu_io_in(struct emu_cpu *cpu, uint16_t port, unsigned size)
+uint32_t io_port_in(struct emu_cpu *cpu, uint16_t port, unsigned size)
 {
 	if (!io_allowed(cpu, port, size))
 		emu_raise(cpu, X86_EXC_GP, 0);
@@ -44,7 +44,7 @@ uint32_t emu_io_in(struct emu_cpu *cpu, uint16_t port, unsigned size)
 	return ex.io.data & (uint32_t)emu_size_mask(size);
 }
 
-void emu_io_out(struct emu_cpu *cpu, uint16_t port, unsigned size, uint32_t val)
+void io_port_out(struct emu_cpu *cpu, uint16_t port, unsigned size, uint32_t val)
 {
 	if (!io_allowed(cpu, port, size))
 		emu_raise(cpu, X86_EXC_GP, 0);

@@ -625,7 +625,7 @@ void mmu_write_lin(struct emu_cpu *cpu, uint64_t lin, unsigned size, uint64_t va
 		phys_write(cpu, i < first ? g0 + i : g1 + (i - first), 1, (val >> (8 * i)) & 0xff);
 }
 
-uint64_t emu_read_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
+static uint64_t mmu_read_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
 {
 	uint64_t lin = seg_linear(cpu, &cpu->seg[seg], seg, off, size, EMU_ACC_READ);
 	unsigned idx = emu_mmu_index(cpu);
@@ -633,7 +633,7 @@ uint64_t emu_read_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size
 	return mmu_read_lin(cpu, lin, size, idx);
 }
 
-void emu_write_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)
+static void mmu_write_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)
 {
 	uint64_t lin = seg_linear(cpu, &cpu->seg[seg], seg, off, size, EMU_ACC_WRITE);
 	unsigned idx = emu_mmu_index(cpu);
@@ -641,7 +641,7 @@ void emu_write_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, u
 	mmu_write_lin(cpu, lin, size, val & emu_size_mask(size), idx);
 }
 
-void emu_read_bytes(struct emu_cpu *cpu, int seg, uint64_t off, void *dst, unsigned n)
+static void mmu_read_bytes(struct emu_cpu *cpu, int seg, uint64_t off, void *dst, unsigned n)
 {
 	if (!n)
 		return;
@@ -680,7 +680,7 @@ static void translate_write_range(struct emu_cpu *cpu, uint64_t lin, unsigned n,
 	}
 }
 
-void emu_write_check(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
+static void mmu_write_check(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
 {
 	uint64_t lin = seg_linear(cpu, &cpu->seg[seg], seg, off, size, EMU_ACC_WRITE);
 	unsigned idx = emu_mmu_index(cpu);
@@ -688,7 +688,7 @@ void emu_write_check(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
 	translate_write_range(cpu, lin, size, idx);
 }
 
-void emu_write_bytes(struct emu_cpu *cpu, int seg, uint64_t off, const void *src, unsigned n)
+static void mmu_write_bytes(struct emu_cpu *cpu, int seg, uint64_t off, const void *src, unsigned n)
 {
 	if (!n)
 		return;
@@ -717,7 +717,7 @@ void emu_write_bytes(struct emu_cpu *cpu, int seg, uint64_t off, const void *src
 	}
 }
 
-void *emu_mem_ptr(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, bool write)
+static void *mmu_mem_ptr(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, bool write)
 {
 	uint64_t lin = seg_linear(cpu, &cpu->seg[seg], seg, off, size, write ? EMU_ACC_WRITE : EMU_ACC_READ);
 	if ((lin & 0xfff) + size > 4096)
@@ -731,12 +731,25 @@ void *emu_mem_ptr(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, boo
 	return p;
 }
 
-uint64_t emu_translate_fetch(struct emu_cpu *cpu, uint64_t linear)
+static uint64_t mmu_translate_fetch(struct emu_cpu *cpu, uint64_t linear)
 {
 	if (cpu->mode == EMU_MODE_LONG64 && !mmu_canonical(cpu, linear))
 		emu_raise(cpu, X86_EXC_GP, 0);
 	return mmu_translate(cpu, linear, EMU_ACC_FETCH, cpu->cpl == 3 ? EMU_MMU_USER : EMU_MMU_SUP);
 }
+
+/* The engine's route to guest memory and ports (emu.h, struct emu_ops). */
+const struct emu_ops emu_sys_ops = {
+	.read = mmu_read_slow,
+	.write = mmu_write_slow,
+	.write_check = mmu_write_check,
+	.read_bytes = mmu_read_bytes,
+	.write_bytes = mmu_write_bytes,
+	.mem_ptr = mmu_mem_ptr,
+	.translate_fetch = mmu_translate_fetch,
+	.io_in = io_port_in,
+	.io_out = io_port_out,
+};
 
 int emu_sys_vm_init(struct emu_vm *evm)
 {

@@ -63,6 +63,8 @@ static void seg_reset(struct emu_seg *s, uint16_t sel, uint64_t base, uint16_t a
 
 void emu_cpu_reset(struct emu_cpu *cpu, bool bsp)
 {
+	if (!cpu->ops)
+		cpu->ops = &emu_sys_ops;
 	/* SDM vol. 3A 9.1.1, table 9-1. */
 	memset(cpu->gpr, 0, sizeof(cpu->gpr));
 	uint32_t sig[4];

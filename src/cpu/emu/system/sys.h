@@ -89,6 +89,29 @@ int msr_write(struct emu_cpu *cpu, uint32_t index, uint64_t val);
 /* ---- cpuid.c ---- */
 void cpuid_query(struct emu_cpu *cpu, uint32_t leaf, uint32_t subleaf, uint32_t out[4]);
 
-/* ---- sys_insn.c ---- */
+/* ---- io.c: port I/O behind emu_sys_ops ---- */
+uint32_t io_port_in(struct emu_cpu *cpu, uint16_t port, unsigned size);
+void io_port_out(struct emu_cpu *cpu, uint16_t port, unsigned size, uint32_t val);
+
+/* ---- sys_insn.c: the system instructions' handlers, for the opcode
+ * table (core/handlers.c) ---- */
+/* Segment registers */
+EMU_HANDLER(h_mov_sreg); EMU_HANDLER(h_pop_es); EMU_HANDLER(h_pop_ss); EMU_HANDLER(h_pop_ds);
+EMU_HANDLER(h_pop_fs); EMU_HANDLER(h_pop_gs); EMU_HANDLER(h_les); EMU_HANDLER(h_lds); EMU_HANDLER(h_lss);
+EMU_HANDLER(h_lfs); EMU_HANDLER(h_lgs);
+/* Far transfers, interrupts, HLT, CLI/STI, port I/O */
+EMU_HANDLER(h_jmp_far_ptr); EMU_HANDLER(h_call_far_ptr); EMU_HANDLER(h_call_far_mem); EMU_HANDLER(h_jmp_far_mem);
+EMU_HANDLER(h_retf); EMU_HANDLER(h_iret); EMU_HANDLER(h_int3); EMU_HANDLER(h_int_n); EMU_HANDLER(h_into);
+EMU_HANDLER(h_int1); EMU_HANDLER(h_hlt); EMU_HANDLER(h_cli); EMU_HANDLER(h_sti); EMU_HANDLER(h_in);
+EMU_HANDLER(h_out);
+/* 0F 00, 0F 01: descriptor tables, LDT/TR, MSW, INVLPG, SWAPGS... */
+EMU_HANDLER(h_grp6); EMU_HANDLER(h_grp7_0); EMU_HANDLER(h_grp7_1); EMU_HANDLER(h_grp7_2); EMU_HANDLER(h_grp7_3);
+EMU_HANDLER(h_smsw); EMU_HANDLER(h_lmsw); EMU_HANDLER(h_grp7_7); EMU_HANDLER(h_lar); EMU_HANDLER(h_lsl);
+/* Control and debug registers, caches, MSRs, TSC, CPUID, fast system calls */
+EMU_HANDLER(h_syscall); EMU_HANDLER(h_clts); EMU_HANDLER(h_sysret); EMU_HANDLER(h_wbinvd);
+EMU_HANDLER(h_mov_from_cr); EMU_HANDLER(h_mov_from_dr); EMU_HANDLER(h_mov_to_cr); EMU_HANDLER(h_mov_to_dr);
+EMU_HANDLER(h_wrmsr); EMU_HANDLER(h_rdtsc); EMU_HANDLER(h_rdmsr); EMU_HANDLER(h_rdpmc); EMU_HANDLER(h_sysenter);
+EMU_HANDLER(h_sysexit); EMU_HANDLER(h_cpuid); EMU_HANDLER(h_rdrand_rdseed); EMU_HANDLER(h_invpcid);
+EMU_HANDLER(h_fsgsbase);
 
 #endif

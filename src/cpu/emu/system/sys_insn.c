@@ -1,7 +1,8 @@
-/* System instructions, registered with the core's decoder: segment loads,
- * descriptor-table and control/debug-register instructions, far transfers,
- * software interrupts, HLT/CLI/STI, port I/O, MSRs, CPUID, TSC, fast
- * system calls and the FSGSBASE/RDRAND/RDPID family (SDM vol. 2). */
+/* System instructions, handlers of the opcode table (core/handlers.c):
+ * segment loads, descriptor-table and control/debug-register
+ * instructions, far transfers, software interrupts, HLT/CLI/STI, port
+ * I/O, MSRs, CPUID, TSC, fast system calls and the FSGSBASE/RDRAND/RDPID
+ * family (SDM vol. 2). */
 #include "cpu/emu/system/sys.h"
 
 #include "machine/machine.h"
@@ -69,7 +70,7 @@ static unsigned iopl(const struct emu_cpu *cpu)
 
 /* ---- segment registers ---- */
 
-static void h_mov_sreg(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_mov_sreg(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned s = in->reg & 7;
 	if (s == SEG_CS || s >= SEG_COUNT)
@@ -89,11 +90,11 @@ static void pop_sreg(struct emu_cpu *cpu, const struct emu_insn *in, int s)
 	cpu->gpr[RSP] = (cpu->gpr[RSP] & ~m) | (sp & m);
 }
 
-static void h_pop_es(struct emu_cpu *cpu, const struct emu_insn *in) { pop_sreg(cpu, in, SEG_ES); }
-static void h_pop_ss(struct emu_cpu *cpu, const struct emu_insn *in) { pop_sreg(cpu, in, SEG_SS); }
-static void h_pop_ds(struct emu_cpu *cpu, const struct emu_insn *in) { pop_sreg(cpu, in, SEG_DS); }
-static void h_pop_fs(struct emu_cpu *cpu, const struct emu_insn *in) { pop_sreg(cpu, in, SEG_FS); }
-static void h_pop_gs(struct emu_cpu *cpu, const struct emu_insn *in) { pop_sreg(cpu, in, SEG_GS); }
+void h_pop_es(struct emu_cpu *cpu, const struct emu_insn *in) { pop_sreg(cpu, in, SEG_ES); }
+void h_pop_ss(struct emu_cpu *cpu, const struct emu_insn *in) { pop_sreg(cpu, in, SEG_SS); }
+void h_pop_ds(struct emu_cpu *cpu, const struct emu_insn *in) { pop_sreg(cpu, in, SEG_DS); }
+void h_pop_fs(struct emu_cpu *cpu, const struct emu_insn *in) { pop_sreg(cpu, in, SEG_FS); }
+void h_pop_gs(struct emu_cpu *cpu, const struct emu_insn *in) { pop_sreg(cpu, in, SEG_GS); }
 
 /* LDS/LES/LSS/LFS/LGS: far pointer m16:16/32/64 into Sreg:reg. */
 static void load_far_ptr(struct emu_cpu *cpu, const struct emu_insn *in, int s)
@@ -108,22 +109,22 @@ static void load_far_ptr(struct emu_cpu *cpu, const struct emu_insn *in, int s)
 	set_reg(cpu, in->reg, size, off);
 }
 
-static void h_les(struct emu_cpu *cpu, const struct emu_insn *in) { load_far_ptr(cpu, in, SEG_ES); }
-static void h_lds(struct emu_cpu *cpu, const struct emu_insn *in) { load_far_ptr(cpu, in, SEG_DS); }
-static void h_lss(struct emu_cpu *cpu, const struct emu_insn *in) { load_far_ptr(cpu, in, SEG_SS); }
-static void h_lfs(struct emu_cpu *cpu, const struct emu_insn *in) { load_far_ptr(cpu, in, SEG_FS); }
-static void h_lgs(struct emu_cpu *cpu, const struct emu_insn *in) { load_far_ptr(cpu, in, SEG_GS); }
+void h_les(struct emu_cpu *cpu, const struct emu_insn *in) { load_far_ptr(cpu, in, SEG_ES); }
+void h_lds(struct emu_cpu *cpu, const struct emu_insn *in) { load_far_ptr(cpu, in, SEG_DS); }
+void h_lss(struct emu_cpu *cpu, const struct emu_insn *in) { load_far_ptr(cpu, in, SEG_SS); }
+void h_lfs(struct emu_cpu *cpu, const struct emu_insn *in) { load_far_ptr(cpu, in, SEG_FS); }
+void h_lgs(struct emu_cpu *cpu, const struct emu_insn *in) { load_far_ptr(cpu, in, SEG_GS); }
 
 /* ---- far transfers and interrupts ---- */
 
-static void h_jmp_far_ptr(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_jmp_far_ptr(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (cpu->mode == EMU_MODE_LONG64)
 		ud(cpu);
 	emu_far_jmp(cpu, in->imm2, in->imm, in->opsize);
 }
 
-static void h_call_far_ptr(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_call_far_ptr(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (cpu->mode == EMU_MODE_LONG64)
 		ud(cpu);
@@ -144,30 +145,30 @@ static void far_mem(struct emu_cpu *cpu, const struct emu_insn *in, bool call)
 		emu_far_jmp(cpu, sel, off, size);
 }
 
-static void h_call_far_mem(struct emu_cpu *cpu, const struct emu_insn *in) { far_mem(cpu, in, true); }
-static void h_jmp_far_mem(struct emu_cpu *cpu, const struct emu_insn *in) { far_mem(cpu, in, false); }
+void h_call_far_mem(struct emu_cpu *cpu, const struct emu_insn *in) { far_mem(cpu, in, true); }
+void h_jmp_far_mem(struct emu_cpu *cpu, const struct emu_insn *in) { far_mem(cpu, in, false); }
 
-static void h_retf(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_retf(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	emu_far_ret(cpu, in->opsize == 1 ? 2 : in->opsize, in->opcode == 0xca ? (uint16_t)in->imm : 0);
 }
 
-static void h_iret(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_iret(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	emu_iret(cpu, in->opsize == 1 ? 2 : in->opsize);
 }
 
-static void h_int3(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_int3(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	emu_soft_interrupt(cpu, X86_EXC_BP, false);
 }
 
-static void h_int_n(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_int_n(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	emu_soft_interrupt(cpu, (uint8_t)in->imm, true);
 }
 
-static void h_into(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_into(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (cpu->mode == EMU_MODE_LONG64)
 		ud(cpu);
@@ -175,7 +176,7 @@ static void h_into(struct emu_cpu *cpu, const struct emu_insn *in)
 		emu_soft_interrupt(cpu, X86_EXC_OF, false);
 }
 
-static void h_int1(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_int1(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	/* ICEBP: a #DB trap delivered like a hardware event, no DPL check.
 	 * A data breakpoint hit by a MOV SS just before it, held by the
@@ -187,7 +188,7 @@ static void h_int1(struct emu_cpu *cpu, const struct emu_insn *in)
 	exc_deliver(cpu, X86_EXC_DB, false, 0, false, cpu->next_rip);
 }
 
-static void h_hlt(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_hlt(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	need_cpl0(cpu);
 	cpu->halted = true;
@@ -196,7 +197,7 @@ static void h_hlt(struct emu_cpu *cpu, const struct emu_insn *in)
 
 /* CLI/STI: IOPL rules, with VME (V86) and PVI (CPL 3) acting on VIF
  * (vol. 2A CLI/STI "Operation", table 3-7). */
-static void h_cli(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_cli(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (cpu->mode == EMU_MODE_REAL || (cpu->mode != EMU_MODE_V86 && cpu->cpl <= iopl(cpu)) ||
 	    (cpu->mode == EMU_MODE_V86 && iopl(cpu) == 3)) {
@@ -209,7 +210,7 @@ static void h_cli(struct emu_cpu *cpu, const struct emu_insn *in)
 	}
 }
 
-static void h_sti(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_sti(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	uint64_t fl = emu_get_rflags(cpu);
 	if (cpu->mode == EMU_MODE_REAL || (cpu->mode != EMU_MODE_V86 && cpu->cpl <= iopl(cpu)) ||
@@ -235,7 +236,7 @@ static unsigned io_size(const struct emu_insn *in)
 	return in->opsize == 2 ? 2 : 4;
 }
 
-static void h_in(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_in(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned size = io_size(in);
 	uint16_t port = (in->opcode & 8) ? (uint16_t)cpu->gpr[RDX] : (uint8_t)in->imm;
@@ -243,7 +244,7 @@ static void h_in(struct emu_cpu *cpu, const struct emu_insn *in)
 	set_reg(cpu, RAX, size, v);
 }
 
-static void h_out(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_out(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned size = io_size(in);
 	uint16_t port = (in->opcode & 8) ? (uint16_t)cpu->gpr[RDX] : (uint8_t)in->imm;
@@ -402,10 +403,10 @@ static void lar_lsl(struct emu_cpu *cpu, const struct emu_insn *in, bool lsl)
 		set_reg(cpu, in->reg, size, (desc >> 32) & 0x00f0ff00ull);
 }
 
-static void h_lar(struct emu_cpu *cpu, const struct emu_insn *in) { lar_lsl(cpu, in, false); }
-static void h_lsl(struct emu_cpu *cpu, const struct emu_insn *in) { lar_lsl(cpu, in, true); }
+void h_lar(struct emu_cpu *cpu, const struct emu_insn *in) { lar_lsl(cpu, in, false); }
+void h_lsl(struct emu_cpu *cpu, const struct emu_insn *in) { lar_lsl(cpu, in, true); }
 
-static void h_grp6(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_grp6(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	switch (in->reg & 7) {
 	case 0: h_sldt(cpu, in); break;
@@ -465,7 +466,7 @@ static void h_hypercall(struct emu_cpu *cpu)
 	cpu->gpr[RAX] = ex.hypercall.result;
 }
 
-static void h_grp7_0(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_grp7_0(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (in->mod != 3) {
 		store_dtable(cpu, in, &cpu->gdtr);
@@ -478,7 +479,7 @@ static void h_grp7_0(struct emu_cpu *cpu, const struct emu_insn *in)
 	ud(cpu);
 }
 
-static void h_grp7_1(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_grp7_1(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (in->mod != 3) {
 		store_dtable(cpu, in, &cpu->idtr);
@@ -497,7 +498,7 @@ static void h_grp7_1(struct emu_cpu *cpu, const struct emu_insn *in)
 	}
 }
 
-static void h_grp7_2(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_grp7_2(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (in->mod != 3) {
 		load_dtable(cpu, in, &cpu->gdtr);
@@ -512,21 +513,21 @@ static void h_grp7_2(struct emu_cpu *cpu, const struct emu_insn *in)
 		ud(cpu);
 }
 
-static void h_grp7_3(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_grp7_3(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (in->mod == 3)
 		ud(cpu);
 	load_dtable(cpu, in, &cpu->idtr);
 }
 
-static void h_smsw(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_smsw(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	rm_store_sel(cpu, in, (uint16_t)cpu->cr0);
 	if (in->mod == 3 && in->opsize > 2)
 		set_reg(cpu, in->rm, in->opsize, cpu->cr0 & emu_size_mask(in->opsize));
 }
 
-static void h_lmsw(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_lmsw(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	need_cpl0(cpu);
 	uint64_t v = rm_read16(cpu, in);
@@ -535,7 +536,7 @@ static void h_lmsw(struct emu_cpu *cpu, const struct emu_insn *in)
 	mode_write_cr0(cpu, ncr0);
 }
 
-static void h_grp7_7(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_grp7_7(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (in->mod != 3) {
 		need_cpl0(cpu);
@@ -570,7 +571,7 @@ static void h_grp7_7(struct emu_cpu *cpu, const struct emu_insn *in)
 
 /* ---- control and debug registers ---- */
 
-static void h_mov_from_cr(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_mov_from_cr(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	need_cpl0(cpu);
 	unsigned size = cpu->mode == EMU_MODE_LONG64 ? 8 : 4;
@@ -590,7 +591,7 @@ static void h_mov_from_cr(struct emu_cpu *cpu, const struct emu_insn *in)
 	set_reg(cpu, in->rm, size, v);
 }
 
-static void h_mov_to_cr(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_mov_to_cr(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	need_cpl0(cpu);
 	unsigned size = cpu->mode == EMU_MODE_LONG64 ? 8 : 4;
@@ -637,7 +638,7 @@ static void general_detect(struct emu_cpu *cpu)
 	emu_raise_noerr(cpu, X86_EXC_DB);
 }
 
-static void h_mov_from_dr(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_mov_from_dr(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	need_cpl0(cpu);
 	unsigned r = dr_index(cpu, in->reg);
@@ -645,7 +646,7 @@ static void h_mov_from_dr(struct emu_cpu *cpu, const struct emu_insn *in)
 	set_reg(cpu, in->rm, cpu->mode == EMU_MODE_LONG64 ? 8 : 4, cpu->dr[r]);
 }
 
-static void h_mov_to_dr(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_mov_to_dr(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	need_cpl0(cpu);
 	unsigned r = dr_index(cpu, in->reg);
@@ -662,20 +663,20 @@ static void h_mov_to_dr(struct emu_cpu *cpu, const struct emu_insn *in)
 		emu_debug_dr7_changed(cpu);
 }
 
-static void h_clts(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_clts(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	need_cpl0(cpu);
 	cpu->cr0 &= ~X86_CR0_TS;
 }
 
-static void h_wbinvd(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_wbinvd(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	need_cpl0(cpu);   /* caches are coherent here: nothing to write back */
 }
 
 /* ---- MSRs, TSC, CPUID ---- */
 
-static void h_rdmsr(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_rdmsr(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	need_cpl0(cpu);
 	uint64_t v;
@@ -685,7 +686,7 @@ static void h_rdmsr(struct emu_cpu *cpu, const struct emu_insn *in)
 	cpu->gpr[RDX] = v >> 32;
 }
 
-static void h_wrmsr(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_wrmsr(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	need_cpl0(cpu);
 	uint64_t v = (uint32_t)cpu->gpr[RAX] | (cpu->gpr[RDX] << 32);
@@ -694,7 +695,7 @@ static void h_wrmsr(struct emu_cpu *cpu, const struct emu_insn *in)
 	cpu->mode_changed = true;
 }
 
-static void h_rdtsc(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_rdtsc(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if ((cpu->cr4 & X86_CR4_TSD) && cpu->cpl != 0)
 		gp0(cpu);
@@ -703,12 +704,12 @@ static void h_rdtsc(struct emu_cpu *cpu, const struct emu_insn *in)
 	cpu->gpr[RDX] = t >> 32;
 }
 
-static void h_rdpmc(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_rdpmc(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	gp0(cpu);   /* no performance counters are advertised (CPUID leaf 0xa is empty) */
 }
 
-static void h_cpuid(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_cpuid(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	uint32_t r[4];
 	cpuid_query(cpu, (uint32_t)cpu->gpr[RAX], (uint32_t)cpu->gpr[RCX], r);
@@ -718,7 +719,7 @@ static void h_cpuid(struct emu_cpu *cpu, const struct emu_insn *in)
 	cpu->gpr[RDX] = r[3];
 }
 
-static void h_rdrand_rdseed(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_rdrand_rdseed(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (in->mod != 3)
 		ud(cpu);
@@ -737,7 +738,7 @@ static void h_rdrand_rdseed(struct emu_cpu *cpu, const struct emu_insn *in)
 	set_flag_bits(cpu, X86_FLAGS_ARITH, ok ? X86_FLAG_CF : 0);
 }
 
-static void h_invpcid(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_invpcid(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (in->mod == 3 || !prot_mode(cpu))
 		ud(cpu);
@@ -757,7 +758,7 @@ static void h_invpcid(struct emu_cpu *cpu, const struct emu_insn *in)
 	mmu_invpcid(cpu, (unsigned)type, d0 & 0xfff, d1);
 }
 
-static void h_fsgsbase(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_fsgsbase(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (in->mod != 3 || cpu->mode != EMU_MODE_LONG64 || !(cpu->cr4 & X86_CR4_FSGSBASE))
 		ud(cpu);
@@ -794,7 +795,7 @@ static void flat_stack(struct emu_seg *s, uint16_t sel, unsigned dpl)
 	s->attr = (uint16_t)(0x93 | dpl << 5 | 0xc00);
 }
 
-static void h_syscall(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_syscall(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	/* Intel processors support SYSCALL only in 64-bit mode (vol. 2B SYSCALL). */
 	if (cpu->mode != EMU_MODE_LONG64 || !(cpu->efer & X86_EFER_SCE))
@@ -819,7 +820,7 @@ static void h_syscall(struct emu_cpu *cpu, const struct emu_insn *in)
 	emu_update_mode(cpu);
 }
 
-static void h_sysret(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_sysret(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (cpu->mode != EMU_MODE_LONG64 || !(cpu->efer & X86_EFER_SCE))
 		ud(cpu);
@@ -841,7 +842,7 @@ static void h_sysret(struct emu_cpu *cpu, const struct emu_insn *in)
 	emu_update_mode(cpu);
 }
 
-static void h_sysenter(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_sysenter(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (!(cpu->cr0 & X86_CR0_PE) || (cpu->sysenter_cs & 0xfffc) == 0)
 		gp0(cpu);
@@ -856,7 +857,7 @@ static void h_sysenter(struct emu_cpu *cpu, const struct emu_insn *in)
 	emu_update_mode(cpu);
 }
 
-static void h_sysexit(struct emu_cpu *cpu, const struct emu_insn *in)
+void h_sysexit(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (!prot_mode(cpu) || cpu->cpl != 0 || (cpu->sysenter_cs & 0xfffc) == 0)
 		gp0(cpu);
@@ -875,76 +876,4 @@ static void h_sysexit(struct emu_cpu *cpu, const struct emu_insn *in)
 	}
 	cpu->cpl = 3;
 	emu_update_mode(cpu);
-}
-
-void emu_sys_register(void)
-{
-	/* Segment registers */
-	emu_register(EMU_MAP_1B, 0x8e, -1, -1, h_mov_sreg);
-	emu_register(EMU_MAP_1B, 0x07, -1, -1, h_pop_es);
-	emu_register(EMU_MAP_1B, 0x17, -1, -1, h_pop_ss);
-	emu_register(EMU_MAP_1B, 0x1f, -1, -1, h_pop_ds);
-	emu_register(EMU_MAP_0F, 0xa1, -1, -1, h_pop_fs);
-	emu_register(EMU_MAP_0F, 0xa9, -1, -1, h_pop_gs);
-	emu_register(EMU_MAP_1B, 0xc4, -1, -1, h_les);
-	emu_register(EMU_MAP_1B, 0xc5, -1, -1, h_lds);
-	emu_register(EMU_MAP_0F, 0xb2, -1, -1, h_lss);
-	emu_register(EMU_MAP_0F, 0xb4, -1, -1, h_lfs);
-	emu_register(EMU_MAP_0F, 0xb5, -1, -1, h_lgs);
-	/* Far transfers, interrupts */
-	emu_register(EMU_MAP_1B, 0xea, -1, -1, h_jmp_far_ptr);
-	emu_register(EMU_MAP_1B, 0x9a, -1, -1, h_call_far_ptr);
-	emu_register(EMU_MAP_1B, 0xff, -1, 3, h_call_far_mem);
-	emu_register(EMU_MAP_1B, 0xff, -1, 5, h_jmp_far_mem);
-	emu_register(EMU_MAP_1B, 0xca, -1, -1, h_retf);
-	emu_register(EMU_MAP_1B, 0xcb, -1, -1, h_retf);
-	emu_register(EMU_MAP_1B, 0xcf, -1, -1, h_iret);
-	emu_register(EMU_MAP_1B, 0xcc, -1, -1, h_int3);
-	emu_register(EMU_MAP_1B, 0xcd, -1, -1, h_int_n);
-	emu_register(EMU_MAP_1B, 0xce, -1, -1, h_into);
-	emu_register(EMU_MAP_1B, 0xf1, -1, -1, h_int1);
-	emu_register(EMU_MAP_1B, 0xf4, -1, -1, h_hlt);
-	emu_register(EMU_MAP_1B, 0xfa, -1, -1, h_cli);
-	emu_register(EMU_MAP_1B, 0xfb, -1, -1, h_sti);
-	/* Port I/O */
-	for (unsigned op = 0xe4; op <= 0xe5; op++)
-		emu_register(EMU_MAP_1B, (uint8_t)op, -1, -1, h_in);
-	for (unsigned op = 0xe6; op <= 0xe7; op++)
-		emu_register(EMU_MAP_1B, (uint8_t)op, -1, -1, h_out);
-	for (unsigned op = 0xec; op <= 0xed; op++)
-		emu_register(EMU_MAP_1B, (uint8_t)op, -1, -1, h_in);
-	for (unsigned op = 0xee; op <= 0xef; op++)
-		emu_register(EMU_MAP_1B, (uint8_t)op, -1, -1, h_out);
-	/* 0F 00, 0F 01 */
-	emu_register(EMU_MAP_0F, 0x00, -1, -1, h_grp6);
-	emu_register(EMU_MAP_0F, 0x01, -1, 0, h_grp7_0);
-	emu_register(EMU_MAP_0F, 0x01, -1, 1, h_grp7_1);
-	emu_register(EMU_MAP_0F, 0x01, -1, 2, h_grp7_2);
-	emu_register(EMU_MAP_0F, 0x01, -1, 3, h_grp7_3);
-	emu_register(EMU_MAP_0F, 0x01, -1, 4, h_smsw);
-	emu_register(EMU_MAP_0F, 0x01, -1, 6, h_lmsw);
-	emu_register(EMU_MAP_0F, 0x01, -1, 7, h_grp7_7);
-	emu_register(EMU_MAP_0F, 0x02, -1, -1, h_lar);
-	emu_register(EMU_MAP_0F, 0x03, -1, -1, h_lsl);
-	emu_register(EMU_MAP_0F, 0x05, -1, -1, h_syscall);
-	emu_register(EMU_MAP_0F, 0x06, -1, -1, h_clts);
-	emu_register(EMU_MAP_0F, 0x07, -1, -1, h_sysret);
-	emu_register(EMU_MAP_0F, 0x08, -1, -1, h_wbinvd);
-	emu_register(EMU_MAP_0F, 0x09, -1, -1, h_wbinvd);
-	emu_register(EMU_MAP_0F, 0x20, -1, -1, h_mov_from_cr);
-	emu_register(EMU_MAP_0F, 0x21, -1, -1, h_mov_from_dr);
-	emu_register(EMU_MAP_0F, 0x22, -1, -1, h_mov_to_cr);
-	emu_register(EMU_MAP_0F, 0x23, -1, -1, h_mov_to_dr);
-	emu_register(EMU_MAP_0F, 0x30, -1, -1, h_wrmsr);
-	emu_register(EMU_MAP_0F, 0x31, -1, -1, h_rdtsc);
-	emu_register(EMU_MAP_0F, 0x32, -1, -1, h_rdmsr);
-	emu_register(EMU_MAP_0F, 0x33, -1, -1, h_rdpmc);
-	emu_register(EMU_MAP_0F, 0x34, -1, -1, h_sysenter);
-	emu_register(EMU_MAP_0F, 0x35, -1, -1, h_sysexit);
-	emu_register(EMU_MAP_0F, 0xa2, -1, -1, h_cpuid);
-	emu_register(EMU_MAP_0F, 0xc7, -1, 6, h_rdrand_rdseed);
-	emu_register(EMU_MAP_0F, 0xc7, -1, 7, h_rdrand_rdseed);
-	emu_register(EMU_MAP_0F38, 0x82, EMU_MP_66, -1, h_invpcid);
-	for (int r = 0; r < 4; r++)
-		emu_register(EMU_MAP_0F, 0xae, EMU_MP_F3, r, h_fsgsbase);
 }

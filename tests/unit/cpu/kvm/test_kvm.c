@@ -2,6 +2,7 @@
  * string), MMIO, HLT, and the register accessors.  Skipped where the host
  * has no usable /dev/kvm. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -184,6 +185,73 @@ Test(kvm, reset_state_is_the_power_up_state)
 	cr_assert_eq(r.rip, 0xfff0);
 	cr_assert_eq(r.gpr[RDX], 0x600);
 	cr_assert_eq(s.cr0 & (X86_CR0_PE | X86_CR0_PG), 0);
+	kvm_fixture_fini(f);
+	free(f);
+}
+
+/* The route to the LAPIC (machine/accel.h): the guest's RDMSR and WRMSR
+ * of IA32_APIC_BASE reach vm->apic_ops, as they do on the emu engine. */
+static struct {
+	unsigned reads, writes;
+	uint64_t written;
+} fake_apic;
+
+static int fake_apic_msr(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t *val)
+{
+	if (index != MSR_IA32_APIC_BASE)
+		return -EINVAL;
+	if (is_write) {
+		fake_apic.writes++;
+		fake_apic.written = *val;
+	} else {
+		fake_apic.reads++;
+		*val = 0xfee00d00;   /* BSP, x2APIC and global enable */
+	}
+	return 0;
+}
+
+static int fake_no_cr8(struct vcpu *vcpu, uint64_t *cr8)
+{
+	return -ENOENT;
+}
+
+static const struct vcpu_apic_ops fake_apic_ops = { .msr = fake_apic_msr, .get_cr8 = fake_no_cr8 };
+
+Test(kvm, apic_msrs_take_the_route_to_the_lapic)
+{
+	static const uint8_t apic_program[] = {
+		0x66, 0xb9, 0x1b, 0x00, 0x00, 0x00,   /* mov ecx, 0x1b (IA32_APIC_BASE) */
+		0x0f, 0x32,                           /* rdmsr */
+		0x88, 0xe0,                           /* mov al, ah */
+		0xba, 0xe9, 0x00,                     /* mov dx, 0xe9 */
+		0xee,                                 /* out dx, al */
+		0x66, 0xb8, 0x00, 0x09, 0xe0, 0xfe,   /* mov eax, 0xfee00900 */
+		0x66, 0x31, 0xd2,                     /* xor edx, edx */
+		0x0f, 0x30,                           /* wrmsr */
+		0xf4,                                 /* hlt */
+	};
+	struct kvm_fixture *f = calloc(1, sizeof(*f));
+	if (!kvm_fixture_init(f))
+		cr_skip_test("no usable /dev/kvm on this host: the KVM engine cannot be tested here");
+	memcpy(gmem_ptr(&f->vm.mem, 0x1000, sizeof(apic_program)), apic_program, sizeof(apic_program));
+	f->vm.apic_ops = &fake_apic_ops;
+	/* The route needs a LAPIC; the fake table never looks at it. */
+	static char lapic_stand_in;
+	f->vcpu.lapic = (struct lapic *)(void *)&lapic_stand_in;
+	memset(&fake_apic, 0, sizeof(fake_apic));
+	struct vcpu_exit exit = { 0 };
+	cr_assert_eq(accel_kvm.vcpu_run(&f->vcpu, &exit), 0);
+	cr_assert_eq(exit.reason, VCPU_EXIT_HLT, "exit %s", vcpu_exit_reason_name(exit.reason));
+	if (!fake_apic.reads) {
+		kvm_fixture_fini(f);
+		free(f);
+		cr_skip_test("this host's /dev/kvm has no MSR filter (KVM_CAP_X86_MSR_FILTER)");
+	}
+	cr_assert_eq(fake_apic.reads, 1);
+	cr_assert_eq(f->io.n_out, 1);
+	cr_assert_eq((uint8_t)f->io.out[0], 0x0d, "the LAPIC's value reached the guest");
+	cr_assert_eq(fake_apic.writes, 1);
+	cr_assert_eq(fake_apic.written, 0xfee00900);
 	kvm_fixture_fini(f);
 	free(f);
 }

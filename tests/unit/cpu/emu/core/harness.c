@@ -5,22 +5,6 @@
 
 struct harness *harness_cur;
 
-_Noreturn void emu_raise(struct emu_cpu *cpu, unsigned vector, uint32_t error_code)
-{
-	cpu->exc_vector = (int)vector;
-	cpu->exc_error = error_code;
-	cpu->exc_has_error = true;
-	longjmp(*cpu->fault_env, 1);
-}
-
-_Noreturn void emu_raise_noerr(struct emu_cpu *cpu, unsigned vector)
-{
-	cpu->exc_vector = (int)vector;
-	cpu->exc_error = 0;
-	cpu->exc_has_error = false;
-	longjmp(*cpu->fault_env, 1);
-}
-
 static uint64_t linear(struct emu_cpu *cpu, int seg, uint64_t off)
 {
 	if (cpu->mode == EMU_MODE_LONG64)
@@ -36,34 +20,34 @@ static uint8_t *host(struct emu_cpu *cpu, uint64_t lin, unsigned size)
 	return h->mem + (lin - h->base);
 }
 
-uint64_t emu_read_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
+static uint64_t h_read(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
 {
 	uint64_t v = 0;
 	memcpy(&v, host(cpu, linear(cpu, seg, off), size), size);
 	return v;
 }
 
-void emu_write_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)
+static void h_write(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)
 {
 	memcpy(host(cpu, linear(cpu, seg, off), size), &val, size);
 }
 
-void emu_write_check(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
+static void h_write_check(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
 {
 	host(cpu, linear(cpu, seg, off), size);
 }
 
-void emu_read_bytes(struct emu_cpu *cpu, int seg, uint64_t off, void *dst, unsigned n)
+static void h_read_bytes(struct emu_cpu *cpu, int seg, uint64_t off, void *dst, unsigned n)
 {
 	memcpy(dst, host(cpu, linear(cpu, seg, off), n), n);
 }
 
-void emu_write_bytes(struct emu_cpu *cpu, int seg, uint64_t off, const void *src, unsigned n)
+static void h_write_bytes(struct emu_cpu *cpu, int seg, uint64_t off, const void *src, unsigned n)
 {
 	memcpy(host(cpu, linear(cpu, seg, off), n), src, n);
 }
 
-void *emu_mem_ptr(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, bool write)
+static void *h_mem_ptr(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, bool write)
 {
 	uint64_t lin = linear(cpu, seg, off);
 	if ((lin & 4095) + size > 4096)
@@ -71,32 +55,38 @@ void *emu_mem_ptr(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, boo
 	return host(cpu, lin, size);
 }
 
-uint64_t emu_translate_fetch(struct emu_cpu *cpu, uint64_t lin)
+static uint64_t h_translate_fetch(struct emu_cpu *cpu, uint64_t lin)
 {
 	return lin;
 }
 
-uint32_t emu_io_in(struct emu_cpu *cpu, uint16_t port, unsigned size)
+static uint32_t h_io_in(struct emu_cpu *cpu, uint16_t port, unsigned size)
 {
 	harness_cur->io_last_port = port;
 	harness_cur->io_count++;
 	return (uint32_t)(0x5a5a5a5au ^ port) & (uint32_t)emu_size_mask(size);
 }
 
-void emu_io_out(struct emu_cpu *cpu, uint16_t port, unsigned size, uint32_t val)
+static void h_io_out(struct emu_cpu *cpu, uint16_t port, unsigned size, uint32_t val)
 {
 	harness_cur->io_last_port = port;
 	harness_cur->io_last_val = val;
 	harness_cur->io_count++;
 }
 
-void emu_sys_register(void)
-{
-}
-
-void emu_fpu_register(void)
-{
-}
+/* Flat memory at [base, base + size) addressed by linear address (no
+ * paging), ports that answer a pattern and count the accesses. */
+static const struct emu_ops harness_ops = {
+	.read = h_read,
+	.write = h_write,
+	.write_check = h_write_check,
+	.read_bytes = h_read_bytes,
+	.write_bytes = h_write_bytes,
+	.mem_ptr = h_mem_ptr,
+	.translate_fetch = h_translate_fetch,
+	.io_in = h_io_in,
+	.io_out = h_io_out,
+};
 
 void harness_init(struct harness *h, uint8_t *mem, uint64_t base, uint64_t size, unsigned mode)
 {
@@ -109,6 +99,7 @@ void harness_init(struct harness *h, uint8_t *mem, uint64_t base, uint64_t size,
 	h->cpu.mode = (uint8_t)mode;
 	h->cpu.rflags = X86_FLAG_FIXED;
 	h->cpu.exc_vector = -1;
+	h->cpu.ops = &harness_ops;
 	/* Flat, present, writable data segments; SS.B/CS.D per mode. */
 	for (int s = 0; s < SEG_COUNT; s++) {
 		h->cpu.seg[s].limit = 0xffffffff;
@@ -118,7 +109,6 @@ void harness_init(struct harness *h, uint8_t *mem, uint64_t base, uint64_t size,
 	}
 	h->io_count = 0;
 	harness_cur = h;
-	emu_isa_init();
 }
 
 int harness_step(struct harness *h)

@@ -1,8 +1,8 @@
-/* A flat-memory stand-in for the system module, for testing the core's
- * instruction handlers on their own: one RAM window at a fixed linear
- * address, segment bases added outside 64-bit mode, faults longjmp back
- * to harness_step().  The test executables link it instead of the system
- * module (strong definitions of the functions emu.h assigns to it). */
+/* A flat-memory stand-in for the soft MMU and the port bus, for testing
+ * the core's instruction handlers on their own: one RAM window at a fixed
+ * linear address, segment bases added outside 64-bit mode, faults
+ * longjmp back to harness_step().  The CPU reaches it through its
+ * struct emu_ops (cpu->ops, emu.h); the engine's modules are all linked. */
 #ifndef VESSEL_TESTS_EMU_CORE_HARNESS_H
 #define VESSEL_TESTS_EMU_CORE_HARNESS_H
 

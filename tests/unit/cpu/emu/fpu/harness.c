@@ -5,21 +5,6 @@
 
 uint8_t h_mem[H_MEM_SIZE];
 
-_Noreturn void emu_raise(struct emu_cpu *cpu, unsigned vector, uint32_t error_code)
-{
-	cpu->exc_vector = (int)vector;
-	cpu->exc_error = error_code;
-	cpu->exc_has_error = true;
-	longjmp(*cpu->fault_env, 1);
-}
-
-_Noreturn void emu_raise_noerr(struct emu_cpu *cpu, unsigned vector)
-{
-	cpu->exc_vector = (int)vector;
-	cpu->exc_has_error = false;
-	longjmp(*cpu->fault_env, 1);
-}
-
 static void h_check(struct emu_cpu *cpu, uint64_t off, unsigned size)
 {
 	if (off >= H_MEM_SIZE || size > H_MEM_SIZE - off) {
@@ -28,7 +13,7 @@ static void h_check(struct emu_cpu *cpu, uint64_t off, unsigned size)
 	}
 }
 
-uint64_t emu_read_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
+static uint64_t h_read(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
 {
 	uint64_t v = 0;
 	h_check(cpu, off, size);
@@ -36,40 +21,46 @@ uint64_t emu_read_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size
 	return v;
 }
 
-void emu_write_slow(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)
+static void h_write(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)
 {
 	h_check(cpu, off, size);
 	memcpy(h_mem + off, &val, size);
 }
 
-void emu_read_bytes(struct emu_cpu *cpu, int seg, uint64_t off, void *dst, unsigned n)
+static void h_write_check(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size)
+{
+	h_check(cpu, off, size);
+}
+
+static void h_read_bytes(struct emu_cpu *cpu, int seg, uint64_t off, void *dst, unsigned n)
 {
 	h_check(cpu, off, n);
 	memcpy(dst, h_mem + off, n);
 }
 
-void emu_write_bytes(struct emu_cpu *cpu, int seg, uint64_t off, const void *src, unsigned n)
+static void h_write_bytes(struct emu_cpu *cpu, int seg, uint64_t off, const void *src, unsigned n)
 {
 	h_check(cpu, off, n);
 	memcpy(h_mem + off, src, n);
 }
 
-void *emu_mem_ptr(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, bool write)
+static void *h_mem_ptr(struct emu_cpu *cpu, int seg, uint64_t off, unsigned size, bool write)
 {
 	if (off >= H_MEM_SIZE || size > H_MEM_SIZE - off)
 		return NULL;
 	return h_mem + off;
 }
 
-uint64_t emu_get_rflags(struct emu_cpu *cpu)
-{
-	return cpu->rflags;
-}
-
-void emu_set_rflags(struct emu_cpu *cpu, uint64_t value)
-{
-	cpu->rflags = value | X86_FLAG_FIXED;
-}
+/* The fpu module's operands live in h_mem at their effective address
+ * (no segmentation, no paging); ports are not reached. */
+static const struct emu_ops h_ops = {
+	.read = h_read,
+	.write = h_write,
+	.write_check = h_write_check,
+	.read_bytes = h_read_bytes,
+	.write_bytes = h_write_bytes,
+	.mem_ptr = h_mem_ptr,
+};
 
 struct emu_cpu *h_cpu(void)
 {
@@ -80,6 +71,7 @@ struct emu_cpu *h_cpu(void)
 	cpu->efer = X86_EFER_LME | X86_EFER_LMA;
 	cpu->rflags = X86_FLAG_FIXED;
 	cpu->exc_vector = -1;
+	cpu->ops = &h_ops;
 	/* no TLB entry matches: every access takes the slow path below */
 	memset(cpu->tlb, 0xff, sizeof(cpu->tlb));
 	emu_fpu_reset(cpu);

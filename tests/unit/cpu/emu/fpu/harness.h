@@ -1,7 +1,7 @@
 /* Test harness for the fpu module: drives its handlers with hand-built
  * emu_insn values over a flat fake guest memory, without the decoder or
- * the soft MMU.  harness.c supplies the engine functions the module calls
- * (emu_register, emu_raise, emu_read_slow/emu_write_slow...). */
+ * the soft MMU: harness.c gives the CPU a struct emu_ops of its own
+ * (cpu->ops), and takes the handlers from the opcode table. */
 #ifndef VESSEL_TEST_EMU_FPU_HARNESS_H
 #define VESSEL_TEST_EMU_FPU_HARNESS_H
 
@@ -29,7 +29,7 @@ struct emu_insn h_x87_mem(uint8_t opcode, unsigned reg, uint32_t addr);
 /* Executes one instruction through the registered handler.  Returns -1
  * when it completed, else the exception vector it raised. */
 int h_exec(struct emu_cpu *cpu, const struct emu_insn *insn);
-/* The handler registered for (map, opcode, mp, reg), or NULL. */
+/* The opcode table's generic handler for (map, opcode, mp, reg), or NULL. */
 emu_handler h_lookup(enum emu_opmap map, uint8_t opcode, enum emu_mprefix mp, unsigned reg);
 
 /* Random numbers (xorshift), deterministic per seed. */

@@ -47,16 +47,6 @@ emu_handler h_lookup(enum emu_opmap map, uint8_t opcode, enum emu_mprefix mp, un
 	return NULL;   /* instructions come from the decoder here */
 }
 
-/* The core's decoder calls the other modules' registration; only the fpu
- * module is under test, so the others register nothing. */
-void emu_int_register(void)
-{
-}
-
-void emu_sys_register(void)
-{
-}
-
 #define CODE 0x1000u
 #define DATA 0x8000u     /* rbx; operands at [rbx + 16*k], FXSAVE image at DATA + 0x400 */
 #define FXS (DATA + 0x400u)
@@ -494,7 +484,6 @@ static void bisect(const char *name, const struct gen *full, const uint8_t *data
 
 static unsigned run_group(const char *name, void (*gen_one)(struct gen *), unsigned seqs, unsigned len, bool flags)
 {
-	emu_isa_init();
 	unsigned bad = 0, skipped = 0;
 	for (unsigned s = 0; s < seqs; s++) {
 		struct emu_cpu *cpu = h_cpu();

@@ -126,7 +126,6 @@ static inline int fx_exec(struct sys_fixture *fx, const uint8_t *code, unsigned 
 {
 	struct emu_cpu *cpu = fx->cpu;
 	static struct emu_insn insn;
-	emu_isa_init();
 	cpu->exc_vector = -1;
 	if (setjmp(fx->env))
 		return cpu->exc_vector;

@@ -18,7 +18,6 @@ Test(opcode_features, gated_opcodes_are_advertised_and_implemented)
 {
 	static const uint8_t prefix[EMU_MP_COUNT] = { 0, 0x66, 0xf3, 0xf2 };
 	static const uint8_t escape[EMU_MAP_COUNT][2] = { { 0 }, { 0x0f }, { 0x0f, 0x38 }, { 0x0f, 0x3a } };
-	emu_isa_init();
 	struct emu_cpu *cpu = calloc(1, sizeof(*cpu));
 	cr_assert(cpu);
 	unsigned checked = 0;
@@ -135,7 +134,6 @@ Test(cpu_model, removed_sse42_clears_cpuid_and_crc32_raises_ud)
 	static const uint8_t crc32[] = { 0xf2, 0x0f, 0x38, 0xf0, 0x00 };   /* crc32 eax, byte [eax] */
 	static const uint8_t movbe[] = { 0x0f, 0x38, 0xf0, 0x00 };         /* movbe eax, [eax] */
 	static const uint8_t popcnt[] = { 0xf3, 0x0f, 0xb8, 0x00 };        /* popcnt eax, [eax] */
-	emu_isa_init();
 	struct cpu_model max, m;
 	struct emu_cpu *full = model_cpu("max", &max), *cpu = model_cpu("max,-sse4.2", &m);
 	uint32_t a[4], b[4];
@@ -212,7 +210,6 @@ Test(cpu_model, removed_group_members_raise_ud)
 		{ "max,-fsgsbase", { 0xf3, 0x0f, 0xae, 0xc0 } }, /* rdfsbase eax */
 	};
 	static const uint8_t cmpxchg8b[] = { 0x0f, 0xc7, 0x08 };   /* /1, memory: not gated */
-	emu_isa_init();
 	struct cpu_model max, m;
 	struct emu_cpu *full = model_cpu("max", &max);
 	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
