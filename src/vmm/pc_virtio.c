@@ -140,3 +140,10 @@ void pc_virtio_snapshot_unregister(struct platform *p)
 		p->virtio->devs[i].registered = false;
 	}
 }
+
+void pc_virtio_quiesce(struct platform *p)
+{
+	for (unsigned i = 0; p && p->virtio && i < p->virtio->n; i++)
+		if (p->virtio->devs[i].type == &virtio_blk_device)
+			virtio_blk_drain(p->virtio->devs[i].dev);
+}
