@@ -96,7 +96,16 @@ int pc_virtio_create(struct vm *vm, struct platform *p)
 	int rc;
 	for (unsigned i = 0; i < cfg->n_disks; i++) {
 		const struct vm_disk_config *dc = &cfg->disks[i];
-		struct virtio_blk_conf blk = { .readonly = dc->readonly, .serial = dc->serial };
+		/* One request queue per vCPU unless the disk says (section 5.2.5:
+		 * the driver maps its hardware queues onto CPUs). */
+		unsigned queues = dc->queues ? dc->queues : cfg->cpus;
+		struct virtio_blk_conf blk = {
+			.readonly = dc->readonly, .serial = dc->serial,
+			.cache = dc->cache == VM_DISK_CACHE_NONE     ? VIRTIO_BLK_CACHE_NONE
+				 : dc->cache == VM_DISK_CACHE_UNSAFE ? VIRTIO_BLK_CACHE_UNSAFE
+								     : VIRTIO_BLK_CACHE_WRITEBACK,
+			.queues = queues < VIRTIO_BLK_MAX_QUEUES ? queues : VIRTIO_BLK_MAX_QUEUES,
+		};
 		if ((rc = crypt_disk_open_vm((const char *const *)cfg->plugin_dirs, cfg->n_plugin_dirs, dc, &blk.disk)) < 0)
 			return err_wrap(rc, "disk %s", dc->path);
 		char name[SNAPSHOT_DEVICE_NAME_MAX];
