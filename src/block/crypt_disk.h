@@ -63,6 +63,7 @@ struct vm_disk_config {
 	 * fdatasync), none (O_DIRECT), unsafe (page cache, flush ignored). */
 	enum { VM_DISK_CACHE_WRITEBACK, VM_DISK_CACHE_NONE, VM_DISK_CACHE_UNSAFE } cache;
 	unsigned queues;   /* virtio-blk request queues; 0: one per vCPU */
+	bool split_only;   /* packed=off: virtio-blk offers split virtqueues only */
 };
 
 /* "writeback", "none", "unsafe" as a VM_DISK_CACHE_*, or -1. */

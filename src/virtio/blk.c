@@ -615,6 +615,8 @@ static void *blk_create(const struct dev_ctx *ctx)
 	};
 	if (queues > 1)
 		b->ops.features |= 1ull << VIRTIO_BLK_F_MQ;
+	if (!conf->split_only)
+		b->ops.features |= 1ull << VIRTIO_F_RING_PACKED;
 	/* Section 5.2.3.1: DISCARD and WRITE_ZEROES change the disk. */
 	b->ops.features |= b->readonly ? 1ull << VIRTIO_BLK_F_RO
 				       : 1ull << VIRTIO_BLK_F_DISCARD | 1ull << VIRTIO_BLK_F_WRITE_ZEROES;

@@ -23,6 +23,7 @@ struct virtio_blk_conf {
 	const char *serial;       /* GET_ID answer (20 bytes at most), or NULL */
 	enum virtio_blk_cache cache;
 	unsigned queues;          /* request queues, 1..VIRTIO_BLK_MAX_QUEUES (0: 1) */
+	bool split_only;          /* VIRTIO_F_RING_PACKED not offered */
 };
 
 #define VIRTIO_BLK_MAX_QUEUES 8   /* VIRTIO_MAX_QUEUES of the transport */

@@ -21,7 +21,7 @@ const char *const vm_manifest_fields[] = {
 	"engine", "cpu", "cpus", "memory", "numa_nodes", "kernel", "initrd", "cmdline",
 	"decompress", "no_reboot", "deterministic", "hyperv", "sandbox", "serial", "api_socket", "restore",
 	"disks", "disks[].path", "disks[].format", "disks[].readonly", "disks[].key_file",
-	"disks[].serial", "disks[].id", "disks[].cache", "disks[].queues", "rng",
+	"disks[].serial", "disks[].id", "disks[].cache", "disks[].queues", "disks[].packed", "rng",
 	"devices", "devices[].type", "devices[].id", "devices[].params",
 	"consoles", "consoles[].type", "consoles[].backend",
 	"plugin_dirs",
@@ -292,7 +292,7 @@ static int check_keys(const struct mctx *m, const char *where, json_t *obj, cons
 static int f_disks(const struct mctx *m, json_t *v, struct vm_config *cfg)
 {
 	static const char *const keys[] = { "path", "format", "readonly", "key_file", "serial", "id", "cache", "queues",
-					    NULL };
+					    "packed", NULL };
 	char exp[64];
 	snprintf(exp, sizeof(exp), "a list of at most %d disk objects", VM_MAX_DISKS);
 	if (!json_is_array(v))
@@ -362,6 +362,13 @@ static int f_disks(const struct mctx *m, json_t *v, struct vm_config *cfg)
 			snprintf(field, sizeof(field), "%s.queues", where);
 			if ((rc = get_uint(m, field, x, 1, VM_DISK_MAX_QUEUES, &d->queues)) < 0)
 				return rc;
+		}
+		if ((x = json_object_get(e, "packed"))) {
+			bool packed = true;
+			snprintf(field, sizeof(field), "%s.packed", where);
+			if ((rc = get_bool(m, field, x, &packed)) < 0)
+				return rc;
+			d->split_only = !packed;
 		}
 	}
 	return 0;

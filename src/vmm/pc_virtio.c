@@ -105,6 +105,7 @@ int pc_virtio_create(struct vm *vm, struct platform *p)
 				 : dc->cache == VM_DISK_CACHE_UNSAFE ? VIRTIO_BLK_CACHE_UNSAFE
 								     : VIRTIO_BLK_CACHE_WRITEBACK,
 			.queues = queues < VIRTIO_BLK_MAX_QUEUES ? queues : VIRTIO_BLK_MAX_QUEUES,
+			.split_only = dc->split_only,
 		};
 		if ((rc = crypt_disk_open_vm((const char *const *)cfg->plugin_dirs, cfg->n_plugin_dirs, dc, &blk.disk)) < 0)
 			return err_wrap(rc, "disk %s", dc->path);
