@@ -6,15 +6,17 @@
  * available ring and hands them to the block layer's request queue
  * (src/block/queue.c), whose worker threads do the host I/O; a vCPU
  * thread never waits for the host disk.  A worker that finishes a request
- * puts it on the device's done list and then takes the device lock (the
- * VM's, which the interrupt controllers also run under) to move what is
- * done onto the used rings and interrupt the driver.
+ * puts it on the device's done list and goes on to the next one; the
+ * device's completion thread takes the device lock (the VM's, which the
+ * interrupt controllers also run under) to move what is done onto the
+ * used rings and interrupt the driver.  Workers never wait for the device
+ * lock: requests keep flowing while someone holds it.
  *
  * Whoever holds the device lock and needs the device idle -- a save, a
- * device reset, pause, destroy -- waits for the host I/O alone (workers
- * never need the device lock for that part) and then completes the done
- * list itself; so nothing is in flight in a snapshot.  A worker waiting
- * for the lock gives up when the device is being destroyed. */
+ * device reset, pause, destroy -- waits for the host I/O alone and then
+ * completes the done list itself; so nothing is in flight in a snapshot.
+ * The completion thread, waiting for the lock, gives up when the device
+ * is being destroyed. */
 #include "virtio/blk.h"
 
 #include "block/block.h"
@@ -96,10 +98,13 @@ struct virtio_blk {
 	pthread_mutex_t own_lock;     /* stands in for it in unit tests */
 	pthread_mutex_t lock;         /* the lists and counters below */
 	pthread_cond_t idle;          /* inflight dropped to 0 */
+	pthread_cond_t work;          /* the done list or stopping changed */
+	pthread_t completer;
+	bool completer_started;
 	struct blk_req *free_reqs, *done_head, *done_tail;
 	unsigned inflight;            /* submitted, host I/O not finished */
 	unsigned allocated;           /* requests in existence */
-	bool stopping;                /* destroy: workers stop waiting for the device lock */
+	bool stopping;                /* destroy: the completion thread ends */
 };
 
 static const uint8_t zero_chunk[BLK_ZERO_CHUNK];
@@ -444,28 +449,44 @@ static void blk_io_done(struct block_req *br, int ret)
 	r->next = NULL;
 	if (--b->inflight == 0)
 		pthread_cond_broadcast(&b->idle);
+	pthread_cond_signal(&b->work);
 	pthread_mutex_unlock(&b->lock);
-	/* Now the used ring, under the device lock.  Whoever holds it to
-	 * save, reset or pause the device completes the list itself; destroy
-	 * sets stopping so that this thread does not wait for it forever. */
+}
+
+/* The completion thread: the done list onto the used rings, under the
+ * device lock.  Whoever holds the lock to save, reset or pause the
+ * device completes the list itself; destroy sets stopping so that this
+ * thread does not wait for the lock forever. */
+static void *blk_completer(void *arg)
+{
+	struct virtio_blk *b = arg;
 	for (;;) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 10 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		if (pthread_mutex_timedlock(b->dev_lock, &ts) == 0)
-			break;
 		pthread_mutex_lock(&b->lock);
+		while (!b->done_head && !b->stopping)
+			pthread_cond_wait(&b->work, &b->lock);
 		bool stop = b->stopping;
 		pthread_mutex_unlock(&b->lock);
 		if (stop)
-			return;
+			return NULL;
+		for (;;) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 10 * 1000 * 1000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			if (pthread_mutex_timedlock(b->dev_lock, &ts) == 0)
+				break;
+			pthread_mutex_lock(&b->lock);
+			stop = b->stopping;
+			pthread_mutex_unlock(&b->lock);
+			if (stop)
+				return NULL;
+		}
+		blk_deliver(b);
+		pthread_mutex_unlock(b->dev_lock);
 	}
-	blk_deliver(b);
-	pthread_mutex_unlock(b->dev_lock);
 }
 
 static void blk_notify(void *dev, unsigned qi)
@@ -558,15 +579,18 @@ static void blk_free_lists(struct virtio_blk *b)
 
 static void blk_free(struct virtio_blk *b)
 {
-	if (b->bq) {
-		pthread_mutex_lock(&b->lock);
-		b->stopping = true;
-		pthread_mutex_unlock(&b->lock);
-		block_queue_free(b->bq);   /* waits for the workers, who give up on the device lock */
-	}
+	pthread_mutex_lock(&b->lock);
+	b->stopping = true;
+	pthread_cond_broadcast(&b->work);
+	pthread_mutex_unlock(&b->lock);
+	if (b->bq)
+		block_queue_free(b->bq);   /* the workers finish what they have */
+	if (b->completer_started)
+		pthread_join(b->completer, NULL);   /* it gives up on the device lock */
 	virtio_pci_free(b->t);          /* nothing touches the rings after the workers */
 	blk_free_lists(b);
 	pthread_cond_destroy(&b->idle);
+	pthread_cond_destroy(&b->work);
 	pthread_mutex_destroy(&b->lock);
 	pthread_mutex_destroy(&b->own_lock);
 	free(b);
@@ -599,6 +623,7 @@ static void *blk_create(const struct dev_ctx *ctx)
 	pthread_mutexattr_destroy(&attr);
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_cond_init(&b->idle, NULL);
+	pthread_cond_init(&b->work, NULL);
 	b->dev_lock = ctx->lock ? ctx->lock : &b->own_lock;
 	b->disk = conf->disk;
 	b->readonly = conf->readonly || conf->disk->rdonly;
@@ -624,6 +649,9 @@ static void *blk_create(const struct dev_ctx *ctx)
 	 * the queue never refuses what the rings can hold. */
 	unsigned workers = 2 * queues > 8 ? 8 : 2 * queues;
 	int rc = block_queue_new(b->disk, workers, queues * BLK_QUEUE_SIZE, &b->bq);
+	if (rc == 0 && (rc = -pthread_create(&b->completer, NULL, blk_completer, b)) < 0)
+		err_set(rc, "%s: cannot start the completion thread", ctx->name);
+	b->completer_started = rc == 0;
 	if (rc < 0) {
 		block_close(b->disk);
 		blk_free(b);
