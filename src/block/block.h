@@ -149,6 +149,10 @@ struct block_req {
 	int iovcnt;
 	void (*done)(struct block_req *req, int ret);
 	void *opaque;                /* caller's */
+	/* Optional: the worker calls it instead of op, for a request made of
+	 * several block_* calls (virtio-blk's WRITE_ZEROES, a DISCARD of many
+	 * ranges); its return value goes to done. */
+	int (*run)(struct block_req *req);
 	/* queue private */
 	struct block_req *next;
 };

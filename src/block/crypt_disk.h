@@ -49,6 +49,8 @@ struct json_t;
  * disk.  Returns 0 or a negative errno when the image cannot be opened. */
 int crypt_disk_describe(const char *path, const char *format, struct json_t *desc);
 
+#define VM_DISK_MAX_QUEUES 8   /* virtio-blk's VIRTIO_BLK_MAX_QUEUES */
+
 /* One disk of a VM as its manifest describes it (docs/manifest.md). */
 struct vm_disk_config {
 	char *path;
@@ -57,7 +59,15 @@ struct vm_disk_config {
 	char *key_file;    /* encrypted disks */
 	char *serial;      /* virtio-blk GET_ID answer (20 bytes at most) */
 	char *id;          /* a name for the disk, unique in the VM */
+	/* Host caching (docs/virtio.md): writeback (page cache, flush is
+	 * fdatasync), none (O_DIRECT), unsafe (page cache, flush ignored). */
+	enum { VM_DISK_CACHE_WRITEBACK, VM_DISK_CACHE_NONE, VM_DISK_CACHE_UNSAFE } cache;
+	unsigned queues;   /* virtio-blk request queues; 0: one per vCPU */
+	bool split_only;   /* packed=off: virtio-blk offers split virtqueues only */
 };
+
+/* "writeback", "none", "unsafe" as a VM_DISK_CACHE_*, or -1. */
+int vm_disk_cache_parse(const char *s);
 
 /* Opens disk `d` of a VM the way its manifest says: format (or probed),
  * read-only, and under the luks filter with d->key_file as passphrase

@@ -23,6 +23,8 @@ struct block_queue {
 
 static int run_req(struct block_dev *bd, struct block_req *r)
 {
+	if (r->run)
+		return r->run(r);
 	switch (r->op) {
 	case BLOCK_OP_READ:
 		return block_readv(bd, r->sector, r->iov, r->iovcnt);

@@ -37,7 +37,8 @@ static const char run_usage[] =
 	"                          --cpu help lists them\n"
 	"      --disk PATH[,OPT...] attach a disk image as a virtio-blk device (repeatable);\n"
 	"                          OPT: ro, format=raw|vhd, key-file=FILE (LUKS2 passphrase),\n"
-	"                          serial=S, id=ID\n"
+	"                          serial=S, id=ID, cache=writeback|none|unsafe, queues=N,\n"
+	"                          packed=on|off\n"
 	"      --rng               attach a virtio-rng device (entropy from the host)\n"
 	"      --numa-nodes N      give the guest N virtual NUMA nodes of equal size\n"
 	"      --numa node,mem=SIZE,cpus=A-B[,host-node=N]\n"
@@ -184,7 +185,8 @@ static int parse_uint(const char *s, unsigned *out)
 	return 0;
 }
 
-/* --disk PATH[,ro][,format=raw|vhd][,key-file=F][,serial=S][,id=ID] into d
+/* --disk PATH[,ro][,format=raw|vhd][,key-file=F][,serial=S][,id=ID]
+ * [,cache=writeback|none|unsafe][,queues=N][,packed=on|off] into d
  * (cleared first); a usage error names the bad option. */
 static int parse_disk(const char *arg, struct vm_disk_config *d)
 {
@@ -200,6 +202,7 @@ static int parse_disk(const char *arg, struct vm_disk_config *d)
 	}
 	d->path = strdup(tok);
 	while (rc == 0 && (tok = strtok_r(NULL, ",", &save))) {
+		unsigned n;
 		char *eq = strchr(tok, '=');
 		const char *val = eq ? eq + 1 : NULL;
 		if (eq)
@@ -214,9 +217,16 @@ static int parse_disk(const char *arg, struct vm_disk_config *d)
 			replace(&d->serial, val);
 		else if (!strcmp(tok, "id") && val && *val)
 			replace(&d->id, val);
+		else if (!strcmp(tok, "cache") && vm_disk_cache_parse(val) >= 0)
+			d->cache = vm_disk_cache_parse(val);
+		else if (!strcmp(tok, "packed") && val && (!strcmp(val, "on") || !strcmp(val, "off")))
+			d->split_only = !strcmp(val, "off");
+		else if (!strcmp(tok, "queues") && val && parse_uint(val, &n) == 0 && n >= 1 && n <= VM_DISK_MAX_QUEUES)
+			d->queues = n;
 		else
 			rc = err_set(-EINVAL, "--disk: bad option '%s%s%s' (expected ro, format=raw|vhd, key-file=FILE, "
-				     "serial=S of at most 20 characters, id=ID)", tok, eq ? "=" : "", val ? val : "");
+				     "serial=S of at most 20 characters, id=ID, cache=writeback|none|unsafe, "
+				     "queues=1..%d, packed=on|off)", tok, eq ? "=" : "", val ? val : "", VM_DISK_MAX_QUEUES);
 	}
 out:
 	free(copy);

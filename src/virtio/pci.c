@@ -260,6 +260,7 @@ static void set_status(struct virtio_pci *t, uint8_t val)
 			for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++) {
 				t->q[i].event_idx = f >> VIRTIO_F_EVENT_IDX & 1;
 				t->q[i].indirect = f >> VIRTIO_F_INDIRECT_DESC & 1;
+				t->q[i].packed = f >> VIRTIO_F_RING_PACKED & 1;
 			}
 		}
 	}
@@ -270,10 +271,12 @@ static void enable_queue(struct virtio_pci *t, struct virtq *q)
 {
 	if (q->ready)
 		return;
-	if (!virtq_size_valid(q->size, t->ops->queue_max) || (q->desc & 15) || (q->avail & 1) || (q->used & 3)) {
-		err_set(-EINVAL, "queue size %u (at most %u, a power of two) or ring alignment (%#llx/%#llx/%#llx)",
-			q->size, t->ops->queue_max, (unsigned long long)q->desc, (unsigned long long)q->avail,
-			(unsigned long long)q->used);
+	bool size_ok = q->packed ? virtq_packed_size_valid(q->size, t->ops->queue_max)
+				 : virtq_size_valid(q->size, t->ops->queue_max);
+	if (!size_ok || !virtq_rings_aligned(q)) {
+		err_set(-EINVAL, "queue size %u (at most %u%s) or ring alignment (%#llx/%#llx/%#llx)", q->size,
+			t->ops->queue_max, q->packed ? "" : ", a power of two", (unsigned long long)q->desc,
+			(unsigned long long)q->avail, (unsigned long long)q->used);
 		virtio_pci_broken(t, t->queue_sel);
 		return;
 	}
@@ -535,8 +538,10 @@ int64_t virtio_pci_save(struct virtio_pci *t, void *buf, size_t cap)
 		hw_snap_u64(&w, q->desc);
 		hw_snap_u64(&w, q->avail);
 		hw_snap_u64(&w, q->used);
-		hw_snap_u16(&w, q->last_avail);
-		hw_snap_u16(&w, q->used_idx);
+		/* A packed queue's indices are below 32768: bit 15 carries its
+		 * wrap counter, as the event suppression structures do (2.8.10). */
+		hw_snap_u16(&w, (uint16_t)(q->last_avail | (q->packed && q->avail_wrap ? 0x8000 : 0)));
+		hw_snap_u16(&w, (uint16_t)(q->used_idx | (q->packed && q->used_wrap ? 0x8000 : 0)));
 		hw_snap_u16(&w, q->signalled_used);
 		hw_snap_u8(&w, q->signalled_valid);
 		hw_snap_u16(&w, q->msix_vector);
@@ -583,7 +588,10 @@ int virtio_pci_load(struct virtio_pci *t, const void *buf, size_t len)
 		q->signalled_valid = hw_snap_get_bool(&r);
 		q->msix_vector = hw_snap_get_u16(&r);
 		bool used = i < t->ops->n_queues;
-		if ((q->ready && (!used || !virtq_size_valid(q->size, t->ops->queue_max))) ||
+		bool packed = (s.status & VIRTIO_STATUS_FEATURES_OK) && (s.driver_features >> VIRTIO_F_RING_PACKED & 1);
+		bool size_ok = packed ? virtq_packed_size_valid(q->size, t->ops->queue_max)
+				      : virtq_size_valid(q->size, t->ops->queue_max);
+		if ((q->ready && (!used || !size_ok)) ||
 		    (q->msix_vector != VIRTIO_MSI_NO_VECTOR && q->msix_vector >= t->n_vectors)) {
 			free(config);
 			return err_set(-EINVAL, "%s state: queue %u has size %u or vector %u out of range", t->ctx.name,
@@ -592,6 +600,19 @@ int virtio_pci_load(struct virtio_pci *t, const void *buf, size_t len)
 		q->event_idx = (s.status & VIRTIO_STATUS_FEATURES_OK) && (s.driver_features >> VIRTIO_F_EVENT_IDX & 1);
 		q->indirect = (s.status & VIRTIO_STATUS_FEATURES_OK) &&
 			      (s.driver_features >> VIRTIO_F_INDIRECT_DESC & 1);
+		q->packed = (s.status & VIRTIO_STATUS_FEATURES_OK) && (s.driver_features >> VIRTIO_F_RING_PACKED & 1);
+		q->avail_wrap = q->used_wrap = true;
+		if (q->packed) {
+			q->avail_wrap = q->last_avail >> 15;
+			q->used_wrap = q->used_idx >> 15;
+			q->last_avail &= 0x7fff;
+			q->used_idx &= 0x7fff;
+			if (q->ready && (q->last_avail >= q->size || q->used_idx >= q->size)) {
+				free(config);
+				return err_set(-EINVAL, "%s state: queue %u has indices %u/%u past its size %u", t->ctx.name,
+					       i, q->last_avail, q->used_idx, q->size);
+			}
+		}
 	}
 	for (unsigned v = 0; v < MSIX_MAX_VECTORS; v++)
 		for (unsigned k = 0; k < 4; k++)

@@ -1,4 +1,5 @@
-/* Split virtqueues (virtio 1.2, section 2.7): the device side.
+/* Split (virtio 1.2, section 2.7) and packed (section 2.8) virtqueues:
+ * the device side.
  *
  * The rings live in guest memory; every access goes through the dma
  * callback, which returns a host pointer only when the whole range is
@@ -32,13 +33,18 @@ typedef void (*virtio_dma_written_fn)(void *opaque, uint64_t gpa, uint64_t len);
 #define VIRTQ_USED_F_NO_NOTIFY 1
 
 struct virtq {
-	uint16_t size;            /* queue_size; a power of two */
+	uint16_t size;            /* queue_size; a power of two when split */
 	bool ready;               /* queue_enable */
 	bool event_idx;           /* VIRTIO_F_EVENT_IDX negotiated */
 	bool indirect;            /* VIRTIO_F_INDIRECT_DESC negotiated */
+	bool packed;              /* VIRTIO_F_RING_PACKED negotiated */
+	/* Split: descriptor table, available and used rings.  Packed: the
+	 * descriptor ring, the driver and the device event suppression. */
 	uint64_t desc, avail, used;    /* guest-physical ring addresses */
-	uint16_t last_avail;      /* next avail ring entry the device takes */
-	uint16_t used_idx;        /* the device's used->idx */
+	uint16_t last_avail;      /* split: next avail ring entry the device takes;
+				   * packed: next descriptor ring slot to look at */
+	uint16_t used_idx;        /* split: the device's used->idx; packed: next slot to write */
+	bool avail_wrap, used_wrap;    /* packed: the wrap counters (section 2.8.1) */
 	uint16_t signalled_used;  /* used_idx when the driver was last interrupted */
 	bool signalled_valid;
 	uint16_t msix_vector;
@@ -49,7 +55,8 @@ struct virtq {
 
 /* One request: its buffers in ring order, device-readable ones first. */
 struct virtq_elem {
-	uint16_t head;
+	uint16_t head;            /* split: head descriptor; packed: buffer ID */
+	uint16_t ndesc;           /* packed: ring slots the buffer took */
 	unsigned n_out, n_in;     /* iov[0..n_out) readable, then n_in writable */
 	uint64_t out_len, in_len; /* total bytes of each kind */
 	struct iovec iov[VIRTQ_MAX_SEGS];
@@ -58,6 +65,10 @@ struct virtq_elem {
 
 /* Queue size check for queue_enable: a power of two, 1..max. */
 bool virtq_size_valid(unsigned size, unsigned max);
+/* The same for a packed queue: any size 1..max (section 2.8.10.1). */
+bool virtq_packed_size_valid(unsigned size, unsigned max);
+/* Ring alignment for queue_enable (section 2.7 and 2.8.10.1). */
+bool virtq_rings_aligned(const struct virtq *q);
 /* Takes the next available request.  1: *e is filled; 0: the ring is
  * empty; negative: the ring is broken (-EFAULT outside RAM, -ELOOP a loop
  * or a chain longer than allowed, -EINVAL a malformed chain), with a

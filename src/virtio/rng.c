@@ -63,7 +63,7 @@ static void rng_notify(void *dev, unsigned qi)
 
 static const struct virtio_device_ops rng_ops = {
 	.device_id = VIRTIO_ID_RNG, .class_code = 0xff0000, .n_queues = 1, .queue_max = 64,
-	.features = 0, .config_len = 0, .notify = rng_notify,
+	.features = 1ull << VIRTIO_F_RING_PACKED, .config_len = 0, .notify = rng_notify,
 };
 
 static void *rng_create(const struct dev_ctx *ctx)

@@ -33,6 +33,7 @@ struct virtio_pci;
 #define VIRTIO_F_INDIRECT_DESC 28
 #define VIRTIO_F_EVENT_IDX     29
 #define VIRTIO_F_VERSION_1     32
+#define VIRTIO_F_RING_PACKED   34   /* offered when the device's features include it */
 
 /* Device status (section 2.1). */
 #define VIRTIO_STATUS_ACKNOWLEDGE 1
@@ -65,7 +66,7 @@ struct virtio_device_ops {
 	uint32_t class_code;          /* PCI class, subclass, prog-if */
 	unsigned n_queues;
 	uint16_t queue_max;           /* queue size offered */
-	uint64_t features;            /* device-specific bits offered */
+	uint64_t features;            /* device-specific bits offered, and VIRTIO_F_RING_PACKED */
 	unsigned config_len;          /* bytes of the device configuration */
 	/* The device configuration as the driver reads it (little-endian). */
 	void (*config)(void *dev, uint8_t *buf);

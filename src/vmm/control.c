@@ -8,6 +8,7 @@
 #include "vmm/hotplug.h"
 #include "vmm/snapshot.h"
 #include "vmm/manifest.h"
+#include "vmm/pc_virtio.h"
 #include "vmm/plugin_loader.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -81,6 +82,12 @@ static int op_pause(void *opaque)
 		vcpu_gate_release(&s->gate);
 	else
 		s->pause_held = true;
+	if (rc == 0) {
+		/* Device work stops too: the disks' requests in flight complete. */
+		pthread_mutex_lock(&vm->dev_lock);
+		pc_virtio_quiesce(vm->platform);
+		pthread_mutex_unlock(&vm->dev_lock);
+	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }

@@ -21,7 +21,7 @@ const char *const vm_manifest_fields[] = {
 	"engine", "cpu", "cpus", "memory", "numa_nodes", "kernel", "initrd", "cmdline",
 	"decompress", "no_reboot", "deterministic", "hyperv", "compound", "sandbox", "serial", "api_socket", "restore",
 	"disks", "disks[].path", "disks[].format", "disks[].readonly", "disks[].key_file",
-	"disks[].serial", "disks[].id", "rng",
+	"disks[].serial", "disks[].id", "disks[].cache", "disks[].queues", "disks[].packed", "rng",
 	"devices", "devices[].type", "devices[].id", "devices[].params",
 	"consoles", "consoles[].type", "consoles[].backend",
 	"plugin_dirs",
@@ -303,7 +303,8 @@ static int check_keys(const struct mctx *m, const char *where, json_t *obj, cons
 
 static int f_disks(const struct mctx *m, json_t *v, struct vm_config *cfg)
 {
-	static const char *const keys[] = { "path", "format", "readonly", "key_file", "serial", "id", NULL };
+	static const char *const keys[] = { "path", "format", "readonly", "key_file", "serial", "id", "cache", "queues",
+					    "packed", NULL };
 	char exp[64];
 	snprintf(exp, sizeof(exp), "a list of at most %d disk objects", VM_MAX_DISKS);
 	if (!json_is_array(v))
@@ -361,6 +362,25 @@ static int f_disks(const struct mctx *m, json_t *v, struct vm_config *cfg)
 			for (unsigned j = 0; j + 1 < cfg->n_disks; j++)
 				if (cfg->disks[j].id && !strcmp(cfg->disks[j].id, d->id))
 					return bad(m, field, x, "is used twice", "a name unique among the disks");
+		}
+		if ((x = json_object_get(e, "cache"))) {
+			snprintf(field, sizeof(field), "%s.cache", where);
+			int c = json_is_string(x) ? vm_disk_cache_parse(json_string_value(x)) : -1;
+			if (c < 0)
+				return bad(m, field, x, "is not a cache mode", "\"writeback\", \"none\" or \"unsafe\"");
+			d->cache = c;
+		}
+		if ((x = json_object_get(e, "queues"))) {
+			snprintf(field, sizeof(field), "%s.queues", where);
+			if ((rc = get_uint(m, field, x, 1, VM_DISK_MAX_QUEUES, &d->queues)) < 0)
+				return rc;
+		}
+		if ((x = json_object_get(e, "packed"))) {
+			bool packed = true;
+			snprintf(field, sizeof(field), "%s.packed", where);
+			if ((rc = get_bool(m, field, x, &packed)) < 0)
+				return rc;
+			d->split_only = !packed;
 		}
 	}
 	return 0;

@@ -93,6 +93,22 @@ static int pc_virtio_add(struct vm *vm, struct platform *p, const struct dev_des
 	return 0;
 }
 
+/* A disk's virtio-blk settings (the image is opened apart). */
+static void blk_conf(const struct vm_config *cfg, const struct vm_disk_config *dc, struct virtio_blk_conf *blk)
+{
+	/* One request queue per vCPU unless the disk says (section 5.2.5:
+	 * the driver maps its hardware queues onto CPUs). */
+	unsigned queues = dc->queues ? dc->queues : cfg ? cfg->cpus : 1;
+	*blk = (struct virtio_blk_conf){
+		.readonly = dc->readonly, .serial = dc->serial,
+		.cache = dc->cache == VM_DISK_CACHE_NONE     ? VIRTIO_BLK_CACHE_NONE
+			 : dc->cache == VM_DISK_CACHE_UNSAFE ? VIRTIO_BLK_CACHE_UNSAFE
+							     : VIRTIO_BLK_CACHE_WRITEBACK,
+		.queues = queues < VIRTIO_BLK_MAX_QUEUES ? queues : VIRTIO_BLK_MAX_QUEUES,
+		.split_only = dc->split_only,
+	};
+}
+
 int pc_virtio_create(struct vm *vm, struct platform *p)
 {
 	const struct vm_config *cfg = vm->cfg;
@@ -103,7 +119,8 @@ int pc_virtio_create(struct vm *vm, struct platform *p)
 	int rc;
 	for (unsigned i = 0; i < cfg->n_disks; i++) {
 		const struct vm_disk_config *dc = &cfg->disks[i];
-		struct virtio_blk_conf blk = { .readonly = dc->readonly, .serial = dc->serial };
+		struct virtio_blk_conf blk;
+		blk_conf(cfg, dc, &blk);
 		if ((rc = crypt_disk_open_vm((const char *const *)cfg->plugin_dirs, cfg->n_plugin_dirs, dc, &blk.disk)) < 0)
 			return err_wrap(rc, "disk %s", dc->path);
 		char name[SNAPSHOT_DEVICE_NAME_MAX];
@@ -205,11 +222,10 @@ int pc_virtio_plug(struct vm *vm, struct platform *p, const char *type, const ch
 		if (!disk || !disk->path)
 			return err_set(-EINVAL, "%s needs a disk path", type);
 		const struct vm_config *cfg = vm->cfg;
+		blk_conf(cfg, disk, &blk);
 		if ((rc = crypt_disk_open_vm(cfg ? (const char *const *)cfg->plugin_dirs : NULL,
 					     cfg ? cfg->n_plugin_dirs : 0, disk, &blk.disk)) < 0)
 			return err_wrap(rc, "disk %s", disk->path);
-		blk.readonly = disk->readonly;
-		blk.serial = disk->serial;
 	}
 	if ((rc = pc_virtio_add(vm, p, pc_virtio_types[t].desc, name, pc_virtio_types[t].disk ? &blk : NULL, slot)) < 0)
 		return rc;   /* the device closed the disk */
@@ -234,4 +250,11 @@ int pc_virtio_unplug(struct platform *p, const char *name)
 	d->type->destroy(d->dev);
 	memset(d, 0, sizeof(*d));
 	return slot;
+}
+
+void pc_virtio_quiesce(struct platform *p)
+{
+	for (unsigned i = 0; p && p->virtio && i < p->virtio->n; i++)
+		if (p->virtio->devs[i].type == &virtio_blk_device)
+			virtio_blk_drain(p->virtio->devs[i].dev);
 }

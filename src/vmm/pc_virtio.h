@@ -17,6 +17,9 @@ int pc_virtio_create(struct vm *vm, struct platform *p);
 void pc_virtio_destroy(struct platform *p);
 int pc_virtio_snapshot_register(struct platform *p);
 void pc_virtio_snapshot_unregister(struct platform *p);
+/* Pause: every request the disks took from their rings completes
+ * (device lock held), so a paused machine's devices do no more work. */
+void pc_virtio_quiesce(struct platform *p);
 
 /* Hot-plug (docs/hotplug.md), with the device lock held.  Whether type
  * names a virtio device a device-add may create. */

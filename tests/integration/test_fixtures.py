@@ -87,6 +87,21 @@ def test_build_is_idempotent(guest):
     assert [p.stat().st_mtime_ns for p in (guest["kernel"], guest["initrd"])] == before
 
 
+def test_image_carries_mke2fs_with_its_libraries_and_the_button_module(guest):
+    """busybox makes only ext2: mkfs.ext4 is e2fsprogs' mke2fs, whose loader
+    and every library it needs are in the image at the paths ldd gave."""
+    names = {n: (m, b) for n, m, b in cpio_entries(gzip.decompress(guest["initrd"].read_bytes()))}
+    assert names["sbin/mke2fs"][1][:4] == b"\x7fELF"
+    assert names["sbin/mkfs.ext4"] == (0o120777, b"mke2fs")
+    needed = subprocess.run(["ldd", "/usr/sbin/mke2fs"], capture_output=True, text=True).stdout
+    libs = re.findall(r"(/\S+) \(0x", needed)
+    assert any("libext2fs" in lib for lib in libs)
+    for lib in libs:
+        assert lib.lstrip("/") in names, f"{lib} missing from the initramfs"
+    mods = [os.path.basename(m) for m in names["etc/vessel/modules"][1].decode().split()]
+    assert "button.ko" in mods, mods
+
+
 @pytest.fixture
 def unpacked(guest, tmp_path):
     """The initramfs's files and symlinks, unpacked without privileges."""
@@ -129,6 +144,15 @@ def test_script_mechanism_reports_undecodable_scripts(unpacked, tmp_path):
     r = run_lib(unpacked, tmp_path, "console=ttyS0 vessel.script=@@not*base64@@", "vessel_run_script")
     assert "VESSEL-SCRIPT-END rc=decode-error" in r.stdout
     assert r.returncode != 0
+
+
+def test_no_disk_mounts_nothing(unpacked, tmp_path):
+    # No /dev/vda (make run without --disk): init goes on quietly.
+    r = run_lib(unpacked, tmp_path, "console=ttyS0", "vessel_mount_disk; echo rc=$?")
+    assert r.stdout == "rc=0\n", r.stdout + r.stderr
+    init = (unpacked / "init").read_text()
+    assert init.index("vessel_mount_disk") < init.index("vessel_run_script")
+    assert init.index("vessel_umount_disk") < init.index("poweroff -f")
 
 
 def test_without_a_script_init_starts_a_shell(unpacked, tmp_path):

@@ -24,6 +24,8 @@ def run_manifest(vessel_bin, path, *flags):
     ({"disks": [{"path": "a.img", "format": "qcow2"}]}, 'disks[0].format: "qcow2" is not a disk format'),
     ({"disks": [{"path": "a.img", "serial": "x" * 21}]}, "disks[0].serial: " + '"' + "x" * 21 + '" is too long'),
     ({"disks": [{"path": "a.img", "id": "d"}, {"path": "b.img", "id": "d"}]}, 'disks[1].id: "d" is used twice'),
+    ({"disks": [{"path": "a.img", "cache": "directsync"}]}, 'disks[0].cache: "directsync" is not a cache mode'),
+    ({"disks": [{"path": "a.img", "queues": 9}]}, "disks[0].queues"),
     ({"rng": "yes"}, 'rng: "yes" is not'),
     ({"devices": [{"type": "mailbox"}]}, "devices[0].id: missing"),
     ('{"cpus": 2,,}', "line 1 column"),

@@ -136,6 +136,9 @@ def test_no_virtio_device_without_options(vessel_bin):
     (",bogus", "bad option 'bogus'"),
     (",format=qcow2", "bad option 'format=qcow2'"),
     (",serial=" + "x" * 21, "at most 20 characters"),
+    (",cache=directsync", "bad option 'cache=directsync'"),
+    (",queues=0", "bad option 'queues=0'"),
+    (",queues=9", "queues=1..8"),
 ])
 def test_bad_disk_options_are_usage_errors(vessel_bin, tmp_path, opt, needle):
     img = tmp_path / "d.raw"

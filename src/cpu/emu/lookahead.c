@@ -64,9 +64,9 @@ struct lookahead *lookahead_new(struct vcpu *vcpu)
 		err_set(-ENOMEM, "out of memory for the lookahead runner");
 		return NULL;
 	}
-	emu_isa_init();
 	struct emu_cpu *cpu = la->cpu;
 	memset(cpu, 0, sizeof(*cpu));
+	cpu->ops = &emu_sys_ops;
 	cpu->vcpu = vcpu;
 	cpu->mem = &vm->mem;
 	cpu->evm = &la->evm;

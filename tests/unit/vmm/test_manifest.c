@@ -87,6 +87,24 @@ Test(manifest, virtio_disk_fields_and_rng)
 		     "manifest vm.json: disks[1].id: \"x\" is used twice (expected a name unique among the disks)");
 }
 
+Test(manifest, virtio_disk_cache_queues_and_packed)
+{
+	cr_assert_eq(parse("{\"disks\": [{\"path\": \"a.raw\", \"cache\": \"none\", \"queues\": 3, \"packed\": false},"
+			   " {\"path\": \"b.raw\", \"cache\": \"unsafe\"}, {\"path\": \"c.raw\"}]}"), 0, "%s", err_msg());
+	cr_assert_eq(cfg.disks[0].cache, VM_DISK_CACHE_NONE);
+	cr_assert_eq(cfg.disks[0].queues, 3);
+	cr_assert(cfg.disks[0].split_only);
+	cr_assert_eq(cfg.disks[1].cache, VM_DISK_CACHE_UNSAFE);
+	cr_assert_eq(cfg.disks[2].cache, VM_DISK_CACHE_WRITEBACK, "writeback by default");
+	cr_assert_eq(cfg.disks[2].queues, 0, "one per vCPU: decided when the VM is built");
+	cr_assert_not(cfg.disks[2].split_only);
+	expect_error("{\"disks\": [{\"path\": \"a\", \"cache\": \"directsync\"}]}",
+		     "manifest vm.json: disks[0].cache: \"directsync\" is not a cache mode (expected \"writeback\", \"none\" "
+		     "or \"unsafe\")");
+	cr_assert_lt(parse("{\"disks\": [{\"path\": \"a\", \"queues\": 0}]}"), 0);
+	cr_assert_lt(parse("{\"disks\": [{\"path\": \"a\", \"packed\": \"no\"}]}"), 0);
+}
+
 Test(manifest, absent_fields_keep_defaults)
 {
 	cr_assert_eq(parse("{}"), 0);
@@ -138,7 +156,8 @@ Test(manifest, unknown_fields_are_errors)
 {
 	expect_error("{\"vcpus\": 2}", "manifest vm.json: vcpus: unknown field (see docs/manifest.md for the fields)");
 	expect_error("{\"disks\": [{\"path\": \"a\", \"ro\": true}]}",
-		     "manifest vm.json: disks[0].ro: unknown field (expected one of path, format, readonly, key_file, serial, id)");
+		     "manifest vm.json: disks[0].ro: unknown field (expected one of path, format, readonly, key_file, serial, id, "
+		     "cache, queues, packed)");
 	expect_error("{\"devices\": [{\"type\": \"a\", \"id\": \"b\", \"param\": {}}]}",
 		     "manifest vm.json: devices[0].param: unknown field (expected one of type, id, params)");
 	expect_error("{\"consoles\": [{\"type\": \"virtio\", \"kind\": 1}]}",

@@ -1,0 +1,206 @@
+/* The packed virtqueue (src/virtio/queue.c, virtio 1.2 section 2.8)
+ * against rings a driver writes: buffers are found by their AVAIL/USED
+ * flags and the wrap counter, used descriptors go where the next buffer
+ * starts, and broken rings (chains longer than the ring, buffers outside
+ * RAM, zero lengths, writable before readable, bad indirect tables) end
+ * in a clean error. */
+#include "util/error.h"
+#include "virtio/queue.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RAM_SIZE (1u << 20)
+#define QSIZE 6       /* packed rings need not be a power of two */
+#define RING 0x1000u
+#define DRV  0x2000u  /* driver event suppression */
+#define DEV  0x3000u  /* device event suppression */
+#define DATA 0x10000u
+#define F_NEXT 1
+#define F_WRITE 2
+#define F_INDIRECT 4
+#define F_AVAIL (1u << 7)
+#define F_USED (1u << 15)
+
+static uint8_t *ram;
+static struct virtq q;
+static struct virtq_elem e;
+static bool drv_wrap;   /* the driver's wrap counter */
+static unsigned drv_next;
+
+static void *fake_dma(void *opaque, uint64_t gpa, uint64_t len)
+{
+	(void)opaque;
+	if (gpa >= RAM_SIZE || len > RAM_SIZE - gpa)
+		return NULL;
+	return ram + gpa;
+}
+
+static void setup(void)
+{
+	ram = calloc(1, RAM_SIZE);
+	cr_assert(ram);
+	memset(&q, 0, sizeof(q));
+	q.dma = fake_dma;
+	virtq_reset(&q);
+	q.size = QSIZE;
+	q.desc = RING;
+	q.avail = DRV;
+	q.used = DEV;
+	q.ready = true;
+	q.indirect = true;
+	q.packed = true;
+	drv_wrap = true;
+	drv_next = 0;
+}
+
+static void teardown(void) { free(ram); }
+
+static void pdesc_at(uint64_t base, unsigned i, uint64_t addr, uint32_t len, uint16_t id, uint16_t flags)
+{
+	uint8_t *d = ram + base + 16u * i;
+	memcpy(d, &addr, 8);
+	memcpy(d + 8, &len, 4);
+	memcpy(d + 12, &id, 2);
+	memcpy(d + 14, &flags, 2);
+}
+
+/* The driver makes the next slot available (section 2.8.21.1). */
+static void offer(uint64_t addr, uint32_t len, uint16_t id, uint16_t flags)
+{
+	uint16_t avail = drv_wrap ? F_AVAIL : F_USED;
+	pdesc_at(RING, drv_next, addr, len, id, (uint16_t)(flags | avail));
+	if (++drv_next == QSIZE) {
+		drv_next = 0;
+		drv_wrap = !drv_wrap;
+	}
+}
+
+TestSuite(packed, .init = setup, .fini = teardown);
+
+Test(packed, empty_ring_gives_nothing)
+{
+	cr_assert_eq(virtq_pop(&q, &e), 0);
+}
+
+Test(packed, chains_wrap_around_and_used_descriptors_follow)
+{
+	/* Three 2-descriptor buffers in a 6-slot ring, used, then two more
+	 * that cross the end of the ring under the flipped wrap counter. */
+	for (unsigned round = 0; round < 3; round++) {
+		for (unsigned b = 0; b < 2; b++) {
+			uint16_t id = (uint16_t)(10 * round + b);
+			offer(DATA + 0x100 * b, 16, 0, F_NEXT);
+			offer(DATA + 0x100 * b + 0x80, 8, id, F_WRITE);
+		}
+		for (unsigned b = 0; b < 2; b++) {
+			cr_assert_eq(virtq_pop(&q, &e), 1, "round %u buffer %u: %s", round, b, err_msg());
+			cr_assert_eq(e.head, 10 * round + b, "the ID of the chain's last descriptor");
+			cr_assert_eq(e.n_out, 1);
+			cr_assert_eq(e.n_in, 1);
+			cr_assert_eq(e.ndesc, 2);
+			unsigned slot = q.used_idx;
+			bool wrap = q.used_wrap;
+			cr_assert_eq(virtq_push(&q, &e, 5), 0);
+			uint16_t flags, id;
+			uint32_t len;
+			memcpy(&len, ram + RING + 16 * slot + 8, 4);
+			memcpy(&id, ram + RING + 16 * slot + 12, 2);
+			memcpy(&flags, ram + RING + 16 * slot + 14, 2);
+			cr_assert_eq(id, 10 * round + b);
+			cr_assert_eq(len, 5);
+			cr_assert_eq(!!(flags & F_AVAIL), wrap, "AVAIL is the device's wrap counter");
+			cr_assert_eq(!!(flags & F_USED), wrap, "USED too");
+		}
+		cr_assert_eq(virtq_pop(&q, &e), 0, "nothing more in round %u", round);
+	}
+}
+
+Test(packed, event_suppression)
+{
+	offer(DATA, 8, 1, F_WRITE);
+	cr_assert_eq(virtq_pop(&q, &e), 1);
+	virtq_push(&q, &e, 0);
+	uint16_t disable = 1;
+	memcpy(ram + DRV + 2, &disable, 2);
+	cr_assert_not(virtq_should_notify(&q), "the driver disabled interrupts");
+	uint16_t enable = 0;
+	memcpy(ram + DRV + 2, &enable, 2);
+	cr_assert(virtq_should_notify(&q));
+	/* With EVENT_IDX: interrupt only when the used index passes off_wrap. */
+	q.event_idx = true;
+	uint16_t desc_mode = 2, off_wrap = (uint16_t)(3 | 0x8000);
+	memcpy(ram + DRV, &off_wrap, 2);
+	memcpy(ram + DRV + 2, &desc_mode, 2);
+	offer(DATA, 8, 2, F_WRITE);
+	cr_assert_eq(virtq_pop(&q, &e), 1);
+	virtq_push(&q, &e, 0);   /* used index 2: event 3 not reached */
+	cr_assert_not(virtq_should_notify(&q));
+	offer(DATA, 8, 3, F_WRITE);
+	cr_assert_eq(virtq_pop(&q, &e), 1);
+	virtq_push(&q, &e, 0);   /* used index 3: slot 3 is not passed yet */
+	offer(DATA, 8, 4, F_WRITE);
+	cr_assert_eq(virtq_pop(&q, &e), 1);
+	virtq_push(&q, &e, 0);   /* used index 4: slot 3 written */
+	cr_assert(virtq_should_notify(&q));
+}
+
+Test(packed, chain_longer_than_the_ring_is_refused)
+{
+	/* Every slot available with NEXT: the walk wraps onto itself. */
+	for (unsigned i = 0; i < QSIZE; i++)
+		offer(DATA, 16, (uint16_t)i, F_NEXT);
+	cr_assert_eq(virtq_pop(&q, &e), -ELOOP, "%s", err_msg());
+}
+
+Test(packed, bad_buffers_are_refused)
+{
+	offer(RAM_SIZE - 8, 16, 0, 0);
+	cr_assert_eq(virtq_pop(&q, &e), -EFAULT, "outside RAM");
+	setup();
+	offer(DATA, 0, 0, 0);
+	cr_assert_eq(virtq_pop(&q, &e), -EINVAL, "zero length");
+	setup();
+	offer(DATA, 8, 0, F_WRITE | F_NEXT);
+	offer(DATA, 8, 0, 0);
+	cr_assert_eq(virtq_pop(&q, &e), -EINVAL, "readable after writable");
+}
+
+Test(packed, indirect_tables)
+{
+	pdesc_at(DATA, 0, DATA + 0x100, 16, 0, 0);
+	pdesc_at(DATA, 1, DATA + 0x200, 64, 0, F_WRITE);
+	offer(DATA, 32, 7, F_INDIRECT);
+	cr_assert_eq(virtq_pop(&q, &e), 1, "%s", err_msg());
+	cr_assert_eq(e.head, 7);
+	cr_assert_eq(e.ndesc, 1, "an indirect buffer takes one slot");
+	cr_assert_eq(e.out_len, 16);
+	cr_assert_eq(e.in_len, 64);
+	/* Nested, chained or without the feature: refused. */
+	setup();
+	pdesc_at(DATA, 0, DATA + 0x100, 16, 0, F_INDIRECT);
+	offer(DATA, 16, 7, F_INDIRECT);
+	cr_assert_eq(virtq_pop(&q, &e), -EINVAL);
+	setup();
+	pdesc_at(DATA, 0, DATA + 0x100, 16, 0, 0);
+	offer(DATA, 16, 7, F_INDIRECT | F_NEXT);
+	cr_assert_eq(virtq_pop(&q, &e), -EINVAL);
+	setup();
+	q.indirect = false;
+	offer(DATA, 16, 7, F_INDIRECT);
+	cr_assert_eq(virtq_pop(&q, &e), -EINVAL);
+	setup();
+	offer(DATA, 24, 7, F_INDIRECT);
+	cr_assert_eq(virtq_pop(&q, &e), -EINVAL, "not a whole number of descriptors");
+}
+
+Test(packed, sizes)
+{
+	cr_assert(virtq_packed_size_valid(6, 256));
+	cr_assert_not(virtq_packed_size_valid(0, 256));
+	cr_assert_not(virtq_packed_size_valid(257, 256));
+	q.avail = DRV + 2;
+	cr_assert_not(virtq_rings_aligned(&q), "event suppression 4-aligned");
+}
