@@ -5,6 +5,7 @@
 #ifndef VESSEL_HV_HYPERV_H
 #define VESSEL_HV_HYPERV_H
 
+#include "hv/hypercall.h"
 #include "machine/accel.h"
 
 #include <stdbool.h>
@@ -25,6 +26,9 @@ enum hv_feature {
 	HV_FEAT_CRASH,        /* crash MSRs P0-P4 and CRASH_CTL */
 	HV_FEAT_RESET,        /* reset MSR */
 	HV_FEAT_SYNIC,        /* synthetic interrupt controller (src/hv/synic.c) */
+	HV_FEAT_STIMER,       /* synthetic timers, direct mode too (src/hv/stimer.c); needs time */
+	HV_FEAT_TLBFLUSH,     /* remote TLB flush hypercalls recommended (src/hv/hypercall.c) */
+	HV_FEAT_IPI,          /* synthetic cluster IPI hypercalls recommended */
 	HV_FEAT_COUNT,
 };
 
@@ -93,10 +97,14 @@ static inline uint64_t hv_ref_time(uint64_t tsc, uint64_t scale, int64_t offset)
 struct hv_info {
 	uint64_t guest_os_id;
 	uint64_t hypercalls;
+	uint64_t hypercalls_by[HV_HC_KIND_COUNT];   /* enum hv_hc_kind */
 	uint64_t crashes;
 	/* SynIC, all vCPUs: messages delivered, messages that waited for a
 	 * busy slot, EOMs, event flags set, AutoEOI deliveries. */
 	uint64_t messages, queued, eoms, events, auto_eoi;
+	/* Synthetic timers, all vCPUs: expirations, of which direct-mode
+	 * interrupts and messages. */
+	uint64_t stimer_expirations, stimer_direct, stimer_messages;
 };
 bool hv_get_info(const struct vm *vm, struct hv_info *info);
 

@@ -35,6 +35,8 @@ struct hv_synic {
 	bool queued[HV_SINT_COUNT];
 	uint8_t queue[HV_SINT_COUNT][HV_MESSAGE_SIZE];
 	struct hv_synic_stats stats;
+	void (*slot_hook)(void *opaque);
+	void *slot_opaque;
 };
 
 static bool synic_auto_eoi(void *opaque, uint8_t vector)
@@ -57,7 +59,10 @@ static void synic_deliver_queued(struct hv_synic *s, int only_vector);
 static void synic_eoi(void *opaque, uint8_t vector)
 {
 	/* An APIC EOI of a SINT's vector frees its slot as EOM would. */
-	synic_deliver_queued(opaque, vector);
+	struct hv_synic *s = opaque;
+	synic_deliver_queued(s, vector);
+	if (s->slot_hook)
+		s->slot_hook(s->slot_opaque);
 }
 
 static const struct lapic_sint_ops synic_ops = { synic_auto_eoi, synic_eoi };
@@ -245,9 +250,17 @@ int hv_synic_msr(struct hv_synic *s, uint32_t index, bool is_write, uint64_t *va
 		}
 		s->stats.eoms++;
 		synic_deliver_queued(s, -1);
+		if (s->slot_hook)
+			s->slot_hook(s->slot_opaque);
 		return 0;
 	}
 	return -EINVAL;
+}
+
+void hv_synic_set_slot_hook(struct hv_synic *s, void (*fn)(void *opaque), void *opaque)
+{
+	s->slot_hook = fn;
+	s->slot_opaque = opaque;
 }
 
 void hv_synic_get_stats(const struct hv_synic *s, struct hv_synic_stats *out)

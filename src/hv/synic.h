@@ -41,6 +41,9 @@ int hv_synic_post(struct hv_synic *s, unsigned sint, uint32_t type, uint64_t ori
 /* Sets event flag `flag` of the SINT (TLFS 11.8.4): 0 set and the
  * interrupt raised; 1 it was set already (no interrupt); -ENODEV off. */
 int hv_synic_signal_event(struct hv_synic *s, unsigned sint, unsigned flag);
+/* fn(opaque) runs after each EOM and each EOI of a SINT's vector, when a
+ * slot may have come free (the synthetic timers' retry, src/hv/stimer.c). */
+void hv_synic_set_slot_hook(struct hv_synic *s, void (*fn)(void *opaque), void *opaque);
 void hv_synic_get_stats(const struct hv_synic *s, struct hv_synic_stats *out);
 
 #endif

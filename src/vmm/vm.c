@@ -118,7 +118,12 @@ static void *vcpu_thread(void *opaque)
 			continue;
 		}
 		memset(&exit, 0, sizeof(exit));
+		/* Set before the engine first looks at its events: a remote
+		 * TLB flush (vcpu_flush_tlbs) waits for this vCPU only while
+		 * it runs, and one made before this store is served first. */
+		atomic_store(&vcpu->in_run, true);
 		int rc = vm->accel->vcpu_run(vcpu, &exit);
+		atomic_store(&vcpu->in_run, false);
 		if (rc < 0) {
 			log_error("vcpu", "cpu%u: %s", vcpu->id, err_msg());
 			vm_request_stop(vm, VM_STOP_ERROR);

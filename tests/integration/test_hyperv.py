@@ -15,6 +15,17 @@ BOOT_TIMEOUT = 900   # seconds; generous for a loaded 2-core machine
 BAD_DMESG = re.compile(r"BUG|WARNING|Oops|panic|Call Trace|timed out|unchecked MSR")
 CLOCKS = ("cat /sys/devices/system/clocksource/clocksource0/available_clocksource\n"
           "cat /sys/devices/system/clocksource/clocksource0/current_clocksource\n")
+# The clockevent device of CPU 0 and the Hyper-V stimer0 interrupt row,
+# read twice with a pause between.
+EVENTS = ("cat /sys/devices/system/clockevents/clockevent0/current_device\n"
+          "grep HVS: /proc/interrupts || echo 'HVS: none'\n"
+          "sleep 1\n"
+          "grep HVS: /proc/interrupts || echo 'HVS: none'\n")
+
+
+def hvs_counts(line):
+    """Per-CPU counts of a /proc/interrupts row."""
+    return [int(f) for f in line.split()[1:] if f.isdigit()]
 
 
 def ctl(vessel_bin, sock, *args):
@@ -35,21 +46,29 @@ def clean(dmesg):
 
 @pytest.mark.parametrize("cpus", [1, 2])
 def test_linux_detects_hyperv_and_uses_the_tsc_page(vessel_bin, cpus):
-    rc, out, err = boot(vessel_bin, CLOCKS + "dmesg\n", cpus=cpus, verbose=True)
+    rc, out, err = boot(vessel_bin, CLOCKS + EVENTS + "dmesg\n", cpus=cpus, verbose=True)
     assert rc == 0, err
     lines, script_rc = script_output(out)
     assert script_rc == "0"
     available, current = lines[0].split(), lines[1].strip()
     assert "hyperv_clocksource_tsc_page" in available
     assert current == "hyperv_clocksource_tsc_page"
-    dmesg = "\n".join(lines[2:])
+    # The synthetic timer in direct mode is the guest's clockevent, and
+    # its interrupts (HVS) go on rising on every CPU.
+    assert lines[2].strip() == "Hyper-V clockevent"
+    before, after = hvs_counts(lines[3]), hvs_counts(lines[4])
+    assert len(before) == cpus and len(after) == cpus, lines[3:5]
+    assert all(b > 0 for b in before) and sum(after) > sum(before), lines[3:5]
+    dmesg = "\n".join(lines[5:])
     assert "Hypervisor detected: Microsoft Hyper-V" in dmesg
     # What the guest saw: hypercall, VP index, reference counter and TSC
-    # page, SynIC, reset and frequency MSRs (0xae6); relaxed timing (0x20);
-    # frequency and crash MSRs (0x500).  Nothing else: no IPI or TLB
-    # flush hypercalls are recommended.
-    assert "Hyper-V: privilege flags low 0xae6, high 0x0, hints 0x20, misc 0x500" in dmesg
-    assert "Using IPI hypercalls" not in dmesg
+    # page, SynIC, synthetic timers, reset and frequency MSRs (0xaee);
+    # remote TLB flush, relaxed timing, cluster IPI and Ex processor
+    # masks (0xc24); frequency and crash MSRs, direct-mode timers
+    # (0x80500).
+    assert "Hyper-V: privilege flags low 0xaee, high 0x0, hints 0xc24, misc 0x80500" in dmesg
+    assert "Using IPI hypercalls" in dmesg
+    assert "Using hypercall for remote TLB flush" in dmesg
     assert "Hyper-V: LAPIC Timer Frequency: " in dmesg
     assert not clean(dmesg), "dmesg:\n" + "\n".join(clean(dmesg))
     # The guest told vessel who it is (Linux's form: 0x8100 and its
@@ -60,14 +79,18 @@ def test_linux_detects_hyperv_and_uses_the_tsc_page(vessel_bin, cpus):
     assert m.group(2, 3) == version.group(1, 2)
 
 
-def test_hyperv_off_hides_it(vessel_bin):
-    rc, out, err = boot(vessel_bin, CLOCKS + "dmesg\n", "--hyperv", "off", verbose=True)
+@pytest.mark.parametrize("cpus", [1, 2])
+def test_hyperv_off_hides_it(vessel_bin, cpus):
+    rc, out, err = boot(vessel_bin, CLOCKS + EVENTS + "dmesg\n", "--hyperv", "off", cpus=cpus, verbose=True)
     assert rc == 0, err
     lines, script_rc = script_output(out)
     assert script_rc == "0"
     assert not any("hyperv" in c for c in lines[0].split())
-    dmesg = "\n".join(lines[2:])
+    assert lines[2].strip() != "Hyper-V clockevent"
+    assert lines[3].strip() == "HVS: none"
+    dmesg = "\n".join(lines[5:])
     assert "Hyper-V" not in dmesg
+    assert "Using IPI hypercalls" not in dmesg and "remote TLB flush" not in dmesg
     assert not clean(dmesg), "dmesg:\n" + "\n".join(clean(dmesg))
     assert "guest OS id" not in err
 
@@ -92,11 +115,11 @@ def test_guest_panic_is_reported_through_the_crash_msrs(vessel_bin):
 def test_hyperv_help_and_bad_features(vessel_bin):
     p = run_vessel(vessel_bin, "run", "--hyperv", "help")
     assert p.returncode == 0
-    for name in ("relaxed", "time", "frequencies", "crash", "reset", "synic"):
+    for name in ("relaxed", "time", "frequencies", "crash", "reset", "synic", "stimer", "tlbflush", "ipi"):
         assert re.search(r"^  " + name + r" ", p.stdout, re.MULTILINE), p.stdout
-    p = run_vessel(vessel_bin, "run", "--kernel", "/nonexistent", "--hyperv", "-stimer")
+    p = run_vessel(vessel_bin, "run", "--kernel", "/nonexistent", "--hyperv", "-vapic")
     assert p.returncode == 2
-    assert "'stimer' is not a Hyper-V feature" in p.stderr
+    assert "'vapic' is not a Hyper-V feature" in p.stderr
 
 
 def test_ctl_status_and_stats_show_the_guest_os_id(vessel_bin, tmp_path):

@@ -243,6 +243,11 @@ void lapic_sint_raise(struct lapic *l, uint8_t vector)
 	lapic_accept(l, vector, false);
 }
 
+struct timer_service *lapic_timer_service(const struct lapic *l)
+{
+	return l->timer.ts;
+}
+
 static void lapic_eoi(struct lapic *l)
 {
 	int v = vec_highest(l->isr);

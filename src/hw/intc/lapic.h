@@ -95,6 +95,9 @@ void lapic_set_sint_ops(struct lapic *l, const struct lapic_sint_ops *ops, void 
 /* With the device lock held: an edge-triggered fixed interrupt of this CPU
  * from one of its synthetic sources. */
 void lapic_sint_raise(struct lapic *l, uint8_t vector);
+/* The VM clock this LAPIC's timer runs on, for the synthetic timers of
+ * the same CPU (src/hv/stimer.c). */
+struct timer_service *lapic_timer_service(const struct lapic *l);
 /* Highest deliverable vector moved to in-service, or -1. */
 int lapic_ack(struct lapic *l);
 bool lapic_has_interrupt(struct lapic *l);
