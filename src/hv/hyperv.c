@@ -10,6 +10,7 @@
 #include "hv/stimer.h"
 #include "hv/synic.h"
 
+#include "hw/intc/lapic.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "machine/machine.h"
@@ -182,9 +183,13 @@ static bool has(const struct hv_vm *h, enum hv_feature f)
 bool hv_cpuid(const struct vm *vm, unsigned n_cpus, uint32_t leaf, uint32_t out[4])
 {
 	const struct hv_vm *h = vm ? vm->hv : NULL;
-	if (!h || leaf < 0x40000000u || leaf > 0x4000000fu)
+	if (!h || leaf < 0x40000000u || (leaf > 0x4000000fu && leaf != VESSEL_CPUID_FEATURES))
 		return false;
 	memset(out, 0, 4 * sizeof(uint32_t));
+	if (leaf == VESSEL_CPUID_FEATURES) {
+		out[0] = VESSEL_FEAT_SELECTIVE_EOI;
+		return true;
+	}
 	switch (leaf) {
 	case 0x40000000:
 		/* Max leaf and vendor (TLFS 2.4.1).  The range goes on to the
@@ -463,9 +468,28 @@ static int synic_msr(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t 
 	return rc;
 }
 
+/* Selective EOI: bits 7:0 a vector, the rest reserved; reads as 0.  A
+ * vector not in service is ignored, as an EOI with none in service is. */
+static int selective_eoi(struct vcpu *vcpu, bool is_write, uint64_t *val)
+{
+	if (!is_write) {
+		*val = 0;
+		return 0;
+	}
+	if (*val > 0xff || !vcpu->lapic)
+		return -EINVAL;
+	pthread_mutex_lock(&vcpu->vm->dev_lock);
+	if (lapic_eoi_vector(vcpu->lapic, (uint8_t)*val) < 0)
+		log_debug("hyperv", "cpu%u: selective EOI of vector %#x, not in service", vcpu->id, (unsigned)*val);
+	pthread_mutex_unlock(&vcpu->vm->dev_lock);
+	return 0;
+}
+
 int hv_msr(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t *val, uint64_t tsc_now)
 {
 	struct hv_vm *h = vcpu && vcpu->vm ? vcpu->vm->hv : NULL;
+	if (h && index == VESSEL_MSR_SELECTIVE_EOI)
+		return selective_eoi(vcpu, is_write, val);
 	if (!h || index < 0x40000000u || index > 0x400001ffu)
 		return -ENOENT;
 	if ((index >= HV_MSR_SCONTROL && index < HV_MSR_SINT0 + HV_SINT_COUNT) ||

@@ -46,6 +46,11 @@ enum hv_feature {
 #define HV_MSR_VP_ASSIST_PAGE   0x40000073u
 #define HV_MSR_CRASH_P0         0x40000100u
 #define HV_MSR_CRASH_CTL        0x40000105u
+/* vessel's own interface (docs/hyperv.md "Selective EOI"): CPUID
+ * 0x40000101 EAX bit 0 announces the MSR; writing a vector EOIs it. */
+#define VESSEL_CPUID_FEATURES       0x40000101u
+#define VESSEL_FEAT_SELECTIVE_EOI   (1u << 0)
+#define VESSEL_MSR_SELECTIVE_EOI    0x40000200u
 
 /* Hypercall status codes (TLFS 3.8 / appendix). */
 #define HV_STATUS_SUCCESS                 0
@@ -66,7 +71,8 @@ struct hv_vm;
 int hv_vm_create(struct vm *vm, uint32_t features, uint64_t tsc_hz, uint64_t apic_hz);
 void hv_vm_destroy(struct vm *vm);
 
-/* CPUID leaves 0x40000000-0x4000000f while the interface is on: returns
+/* CPUID leaves 0x40000000-0x4000000f and vessel's feature leaf
+ * 0x40000101 while the interface is on: returns
  * true when it filled out[]; false for other leaves, or when vm is NULL or
  * has no interface (the engine's own table answers). */
 bool hv_cpuid(const struct vm *vm, unsigned n_cpus, uint32_t leaf, uint32_t out[4]);

@@ -23,3 +23,9 @@ struct timer_service *lapic_timer_service(const struct lapic *l)
 	(void)l;
 	abort();
 }
+
+int lapic_eoi_vector(struct lapic *l, uint8_t vector)
+{
+	(void)l; (void)vector;
+	abort();
+}

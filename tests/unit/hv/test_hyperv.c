@@ -158,9 +158,9 @@ Test(hv, msr_range_and_unknown_registers)
 	struct hvt *t = hvt_new(NULL);
 	uint64_t v;
 	cr_assert_eq(rd(t, 0, 0x1b, &v), -ENOENT, "not a Hyper-V MSR");
-	cr_assert_eq(rd(t, 0, 0x40000200, &v), -ENOENT, "beyond the synthetic range");
+	cr_assert_eq(rd(t, 0, 0x40000201, &v), -ENOENT, "beyond the synthetic range and vessel's own");
 	cr_assert_eq(rd(t, 0, 0x40000050, &v), -EINVAL, "not a register");
-	cr_assert_eq(rd(t, 0, 0x400000b0, &v), -EINVAL, "synthetic timers are not offered");
+	cr_assert_eq(rd(t, 0, 0x400000b8, &v), -EINVAL, "past the synthetic timers");
 	hvt_free(t);
 }
 

@@ -264,3 +264,34 @@ Test(synic, event_flags_interrupt_once_per_flag)
 	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1, "not the other vCPU");
 	free_vm(t);
 }
+
+Test(synic, selective_eoi_msr_ends_a_lower_sint_and_delivers_its_next_message)
+{
+	struct tvm *t = new_vm(1);
+	uint32_t out[4];
+	cr_assert(hv_cpuid(&t->vm, 1, VESSEL_CPUID_FEATURES, out));
+	cr_assert_eq(out[0] & VESSEL_FEAT_SELECTIVE_EOI, VESSEL_FEAT_SELECTIVE_EOI, "announced");
+	struct hv_synic *s = setup(t, 0, 0);
+	/* SINT 2 (0x50) in service with a message waiting behind its busy
+	 * slot; a higher vector (SINT 3, 0x90) nested above it. */
+	cr_assert_eq(wr(t, 0, HV_MSR_SINT0 + 3, 0x90), 0);
+	cr_assert_eq(post(t, s, 2, 1, 0x11), 0);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x50);
+	cr_assert_eq(post(t, s, 2, 2, 0x22), 1);
+	cr_assert_eq(post(t, s, 3, 7, 0x77), 0);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x90);
+	cr_assert_eq(apic_r(t, 0xa0), 0x90, "PPR");
+	/* The guest consumes SINT 2's message and ends it selectively. */
+	guest_free_slot(t, 2);
+	cr_assert_eq(wr(t, 0, VESSEL_MSR_SELECTIVE_EOI, 0x1ff), -EINVAL, "reserved bits");
+	cr_assert_eq(wr(t, 0, VESSEL_MSR_SELECTIVE_EOI, 0x50), 0);
+	cr_assert(!lapic_test_isr(t->cpu[0].lapic, 0x50));
+	cr_assert(lapic_test_isr(t->cpu[0].lapic, 0x90));
+	cr_assert_eq(apic_r(t, 0xa0), 0x90, "PPR stays with the higher vector");
+	cr_assert_eq(slot_type(t, 2), 2, "the waiting message came in");
+	cr_assert(lapic_test_irr(t->cpu[0].lapic, 0x50), "with its interrupt, held below 0x90");
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1);
+	apic_w(t, APIC_EOI, 0);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x50);
+	free_vm(t);
+}
