@@ -14,6 +14,7 @@
 #include "util/error.h"
 #include "util/log.h"
 #include "machine/machine.h"
+#include "machine/snap_state.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -523,6 +524,104 @@ void hv_hypercall(struct vcpu *vcpu, struct vcpu_exit *exit)
 						  exit->hypercall.out_gpa, &kind);
 	atomic_fetch_add(&h->n_hypercalls, 1);
 	atomic_fetch_add(&h->n_by_kind[kind], 1);
+}
+
+/* Version 1: n_vcpus (u32); GUEST_OS_ID, HYPERCALL, REFERENCE_TSC,
+ * CRASH_P0-P4; per vCPU: VP_ASSIST_PAGE, a SynIC flag and record, a
+ * timers flag and record (records zero when the flag is 0: not used yet). */
+#define HV_SNAP_VERSION 1
+#define HV_SNAP_VCPU_BYTES (8 + 1 + HV_SYNIC_SNAP_BYTES + 1 + HV_STIMERS_SNAP_BYTES)
+
+int64_t hv_snapshot_save(void *opaque, void *buf, size_t cap)
+{
+	struct vm *vm = opaque;
+	struct hv_vm *h = vm->hv;
+	struct hw_snap_writer w;
+	hw_snap_begin(&w, buf, cap, HV_SNAP_VERSION);
+	hw_snap_u32(&w, vm->n_vcpus);
+	pthread_mutex_lock(&h->lock);
+	hw_snap_u64(&w, h->guest_os_id);
+	hw_snap_u64(&w, h->hypercall);
+	hw_snap_u64(&w, h->reference_tsc);
+	for (unsigned i = 0; i < 5; i++)
+		hw_snap_u64(&w, h->crash[i]);
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		hw_snap_u64(&w, h->vp_assist[i]);
+	pthread_mutex_unlock(&h->lock);
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		hw_snap_u8(&w, h->synic[i] != NULL);
+		size_t at = w.len;
+		if (h->synic[i])
+			hv_synic_save(h->synic[i], &w);
+		while (w.len < at + HV_SYNIC_SNAP_BYTES)
+			hw_snap_u8(&w, 0);
+		hw_snap_u8(&w, h->stimers[i] != NULL);
+		at = w.len;
+		if (h->stimers[i])
+			hv_stimers_save(h->stimers[i], &w);
+		while (w.len < at + HV_STIMERS_SNAP_BYTES)
+			hw_snap_u8(&w, 0);
+	}
+	return hw_snap_end(&w);
+}
+
+/* One pass over the blob after its header: checking only, or applying. */
+static int snapshot_pass(struct vm *vm, const void *buf, size_t len, bool apply)
+{
+	struct hv_vm *h = vm->hv;
+	struct hw_snap_reader r;
+	int rc = hw_snap_open(&r, buf, len, HV_SNAPSHOT_DEVICE, HV_SNAP_VERSION,
+			      4 + 8 * 8 + (size_t)vm->n_vcpus * HV_SNAP_VCPU_BYTES);
+	if (rc < 0)
+		return rc;
+	if (hw_snap_get_u32(&r) != vm->n_vcpus)
+		return err_set(-EINVAL, "hyperv state: saved for another vCPU count");
+	uint64_t regs[8], assist[MACHINE_MAX_CPUS];
+	for (unsigned i = 0; i < 8; i++)
+		regs[i] = hw_snap_get_u64(&r);
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		assist[i] = hw_snap_get_u64(&r);
+	if (apply) {
+		pthread_mutex_lock(&h->lock);
+		h->guest_os_id = regs[0];
+		h->hypercall = regs[1] & ~0xffcull;
+		h->reference_tsc = regs[2] & ~0xffeull;
+		memcpy(h->crash, regs + 3, sizeof(h->crash));
+		for (unsigned i = 0; i < vm->n_vcpus; i++)
+			h->vp_assist[i] = assist[i] & ~0xffeull;
+		pthread_mutex_unlock(&h->lock);
+	}
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		struct vcpu *v = vm->vcpus[i];
+		bool has_synic = hw_snap_get_bool(&r);
+		if (has_synic && !has(h, HV_FEAT_SYNIC))
+			return err_set(-EINVAL, "hyperv state: a SynIC, but the synic feature is off");
+		struct hv_synic *s = has_synic && apply ? hv_vcpu_synic(v) : NULL;
+		if (has_synic && apply && !s)
+			return err_set(-ENOMEM, "out of memory");
+		size_t at = r.pos;
+		if (has_synic && (rc = hv_synic_load(s, &r, !apply)) < 0)
+			return rc;
+		r.pos = at + HV_SYNIC_SNAP_BYTES;
+		bool has_timers = hw_snap_get_bool(&r);
+		if (has_timers && !has(h, HV_FEAT_STIMER))
+			return err_set(-EINVAL, "hyperv state: synthetic timers, but the stimer feature is off");
+		struct hv_stimers *st = has_timers && apply ? vcpu_stimers(v) : NULL;
+		if (has_timers && apply && !st)
+			return err_set(-ENOMEM, "out of memory");
+		at = r.pos;
+		if (has_timers && (rc = hv_stimers_load(st, &r, !apply)) < 0)
+			return rc;
+		r.pos = at + HV_STIMERS_SNAP_BYTES;
+	}
+	return 0;
+}
+
+int hv_snapshot_load(void *opaque, const void *buf, size_t len)
+{
+	/* Checked whole before anything changes. */
+	int rc = snapshot_pass(opaque, buf, len, false);
+	return rc < 0 ? rc : snapshot_pass(opaque, buf, len, true);
 }
 
 bool hv_get_info(const struct vm *vm, struct hv_info *info)

@@ -99,6 +99,14 @@ static inline uint64_t hv_ref_time(uint64_t tsc, uint64_t scale, int64_t offset)
 	return (uint64_t)(((unsigned __int128)tsc * scale) >> 64) + (uint64_t)offset;
 }
 
+/* Snapshot state of the whole interface (docs/snapshot.md "Devices"),
+ * registered as device "hyperv" after the LAPICs, opaque the vm: the
+ * partition's registers, each vCPU's VP assist page, SynIC and timers.
+ * Device lock held; load refuses a bad blob with -EINVAL (err_set). */
+#define HV_SNAPSHOT_DEVICE "hyperv"
+int64_t hv_snapshot_save(void *opaque, void *buf, size_t cap);
+int hv_snapshot_load(void *opaque, const void *buf, size_t len);
+
 /* For `vessel ctl status` and `stats`: false when the interface is off. */
 struct hv_info {
 	uint64_t guest_os_id;

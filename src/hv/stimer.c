@@ -30,6 +30,7 @@
 #include "hw/intc/lapic.h"
 #include "util/log.h"
 #include "machine/machine.h"
+#include "machine/snap_state.h"
 #include "machine/timer.h"
 
 #include <errno.h>
@@ -227,6 +228,51 @@ void hv_stimers_slot_freed(struct hv_stimers *st)
 			stimer_expire(t);
 		}
 	}
+}
+
+void hv_stimers_save(const struct hv_stimers *st, struct hw_snap_writer *w)
+{
+	hw_snap_u64(w, st->anchor_ref);
+	hw_snap_u64(w, st->anchor_ns);
+	for (unsigned i = 0; i < HV_STIMER_COUNT; i++) {
+		const struct hv_stimer *t = &st->t[i];
+		hw_snap_u64(w, t->config);
+		hw_snap_u64(w, t->count);
+		hw_snap_u64(w, t->exp);
+		hw_snap_u8(w, t->waiting);
+		hw_snap_timer(w, &t->timer);
+	}
+}
+
+int hv_stimers_load(struct hv_stimers *st, struct hw_snap_reader *r, bool check_only)
+{
+	uint64_t anchor_ref = hw_snap_get_u64(r), anchor_ns = hw_snap_get_u64(r);
+	uint64_t config[HV_STIMER_COUNT], count[HV_STIMER_COUNT], exp[HV_STIMER_COUNT];
+	bool waiting[HV_STIMER_COUNT];
+	struct hw_snap_timer_state timer[HV_STIMER_COUNT];
+	for (unsigned i = 0; i < HV_STIMER_COUNT; i++) {
+		config[i] = hw_snap_get_u64(r);
+		count[i] = hw_snap_get_u64(r);
+		exp[i] = hw_snap_get_u64(r);
+		waiting[i] = hw_snap_get_bool(r);
+		timer[i] = hw_snap_get_timer(r);
+		if (config[i] & ~CFG_WRITABLE)
+			return err_set(-EINVAL, "hyperv state: bad STIMER%u_CONFIG %#llx", i,
+				       (unsigned long long)config[i]);
+	}
+	if (check_only)
+		return 0;
+	st->anchor_ref = anchor_ref;
+	st->anchor_ns = anchor_ns;
+	for (unsigned i = 0; i < HV_STIMER_COUNT; i++) {
+		struct hv_stimer *t = &st->t[i];
+		t->config = config[i];
+		t->count = count[i];
+		t->exp = exp[i];
+		t->waiting = waiting[i];
+		hw_snap_rearm(&t->timer, timer[i]);
+	}
+	return 0;
 }
 
 void hv_stimers_get_stats(const struct hv_stimers *st, struct hv_stimer_stats *out)

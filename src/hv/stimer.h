@@ -33,6 +33,15 @@ int hv_stimers_msr(struct hv_stimers *st, uint32_t index, bool is_write, uint64_
 /* A message slot may have come free (EOM, EOI of a SINT): expirations
  * that waited for one are delivered now. */
 void hv_stimers_slot_freed(struct hv_stimers *st);
+/* Snapshot state: a fixed-size record of HV_STIMERS_SNAP_BYTES, the
+ * deadlines in VM-clock time (which a restore continues).  Load checks
+ * the registers as guest writes would: -EINVAL (err_set) changes nothing;
+ * check_only changes nothing either way (st may be NULL). */
+#define HV_STIMERS_SNAP_BYTES (2 * 8 + HV_STIMER_COUNT * (3 * 8 + 1 + 1 + 8))
+struct hw_snap_writer;
+struct hw_snap_reader;
+void hv_stimers_save(const struct hv_stimers *st, struct hw_snap_writer *w);
+int hv_stimers_load(struct hv_stimers *st, struct hw_snap_reader *r, bool check_only);
 void hv_stimers_get_stats(const struct hv_stimers *st, struct hv_stimer_stats *out);
 
 #endif

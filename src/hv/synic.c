@@ -14,6 +14,7 @@
 #include "util/error.h"
 #include "util/log.h"
 #include "machine/machine.h"
+#include "machine/snap_state.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -255,6 +256,48 @@ int hv_synic_msr(struct hv_synic *s, uint32_t index, bool is_write, uint64_t *va
 		return 0;
 	}
 	return -EINVAL;
+}
+
+void hv_synic_save(const struct hv_synic *s, struct hw_snap_writer *w)
+{
+	hw_snap_u64(w, s->scontrol);
+	hw_snap_u64(w, s->siefp);
+	hw_snap_u64(w, s->simp);
+	for (unsigned i = 0; i < HV_SINT_COUNT; i++)
+		hw_snap_u64(w, s->sint[i]);
+	for (unsigned i = 0; i < HV_SINT_COUNT; i++) {
+		hw_snap_u8(w, s->queued[i]);
+		hw_snap_bytes(w, s->queue[i], HV_MESSAGE_SIZE);
+	}
+}
+
+int hv_synic_load(struct hv_synic *s, struct hw_snap_reader *r, bool check_only)
+{
+	uint64_t scontrol = hw_snap_get_u64(r), siefp = hw_snap_get_u64(r), simp = hw_snap_get_u64(r);
+	uint64_t sint[HV_SINT_COUNT];
+	bool queued[HV_SINT_COUNT];
+	uint8_t queue[HV_SINT_COUNT][HV_MESSAGE_SIZE];
+	for (unsigned i = 0; i < HV_SINT_COUNT; i++)
+		sint[i] = hw_snap_get_u64(r);
+	for (unsigned i = 0; i < HV_SINT_COUNT; i++) {
+		queued[i] = hw_snap_get_bool(r);
+		hw_snap_get_bytes(r, queue[i], HV_MESSAGE_SIZE);
+	}
+	if ((scontrol & ~SCONTROL_ENABLE) || (siefp & 0xffeull) || (simp & 0xffeull))
+		return err_set(-EINVAL, "hyperv state: bad SynIC register");
+	for (unsigned i = 0; i < HV_SINT_COUNT; i++)
+		if ((sint[i] & ~SINT_WRITABLE) || ((sint[i] & 0xff) < 16 && !(sint[i] & SINT_MASKED)))
+			return err_set(-EINVAL, "hyperv state: bad SINT%u %#llx", i, (unsigned long long)sint[i]);
+	if (check_only)
+		return 0;
+	/* The pages are in the restored RAM already: nothing is cleared. */
+	s->scontrol = scontrol;
+	s->siefp = siefp;
+	s->simp = simp;
+	memcpy(s->sint, sint, sizeof(sint));
+	memcpy(s->queued, queued, sizeof(queued));
+	memcpy(s->queue, queue, sizeof(queue));
+	return 0;
 }
 
 void hv_synic_set_slot_hook(struct hv_synic *s, void (*fn)(void *opaque), void *opaque)

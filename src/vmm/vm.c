@@ -21,6 +21,7 @@
 #include "vmm/console.h"
 #include "vmm/control.h"
 #include "vmm/pc_virtio.h"
+#include "machine/device_registry.h"
 #include "machine/machine.h"
 #include "vmm/sandbox.h"
 
@@ -165,6 +166,8 @@ static void vm_destroy(struct vm *vm)
 	if (vm->platform) {
 		/* The virtio functions leave the PCI bus before the board frees it. */
 		pc_virtio_snapshot_unregister(vm->platform);
+		if (vm->hv)
+			snapshot_unregister_device(HV_SNAPSHOT_DEVICE);
 		pthread_mutex_lock(&vm->dev_lock);
 		pc_virtio_destroy(vm->platform);
 		pthread_mutex_unlock(&vm->dev_lock);
@@ -262,6 +265,9 @@ static int vm_create(const struct vm_config *cfg, const struct numa_config *numa
 		if (rc == 0)
 			rc = pc_virtio_snapshot_register(vm->platform);
 	}
+	/* The Hyper-V state after the LAPICs it hooks (docs/snapshot.md). */
+	if (rc == 0 && vm->hv)
+		rc = snapshot_register_device(HV_SNAPSHOT_DEVICE, hv_snapshot_save, hv_snapshot_load, vm);
 	if (rc < 0) {
 		vm_destroy(vm);
 		return rc;

@@ -142,3 +142,37 @@ def test_ctl_status_and_stats_show_the_guest_os_id(vessel_bin, tmp_path):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_two_vcpus_flush_and_ipi_by_hypercall(vessel_bin, tmp_path):
+    # Processes that run on both vCPUs and exit: their address spaces are
+    # torn down with remote TLB flushes, their wake-ups are IPIs.  Linux
+    # sends both through hypercalls, counted by call in ctl stats, and the
+    # guest's own TLB-shootdown IPI count stays at 0.
+    sock, log = tmp_path / "vm.sock", tmp_path / "vm.log"
+    script = ("i=0; while [ $i -lt 40 ]; do (ls / > /dev/null &); i=$((i+1)); done; wait\n"
+              "grep TLB: /proc/interrupts\necho READY\nsleep 600\n")
+    args = linux_args(script, cpus=2) + ["--api-socket", str(sock), "--serial", f"file:{log}"]
+    p = subprocess.Popen([vessel_bin, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for_file_text(log, "READY", BOOT_TIMEOUT), log.read_text(errors="replace")[-2000:]
+        tlb = re.search(r"TLB:\s+(\d+)\s+(\d+)", log.read_text(errors="replace"))
+        assert tlb and tlb.group(1, 2) == ("0", "0"), tlb and tlb.group(0)
+        hv = json.loads(ctl(vessel_bin, sock, "--json", "stats").stdout)["result"]["hyperv"]
+        by = hv["hypercalls_by_call"]
+        assert by["HvCallSendSyntheticClusterIpi"] > 0, by
+        flushes = sum(by[k] for k in by if k.startswith("HvCallFlushVirtualAddress"))
+        assert flushes > 0, by
+        assert by["other"] == 0, by
+        assert hv["hypercalls"] == sum(by.values())
+        # The clockevent's timers ran on both vCPUs.
+        assert hv["stimer_direct"] > 0 and hv["stimer_direct"] == hv["stimer_expirations"], hv
+        text = ctl(vessel_bin, sock, "stats").stdout
+        assert re.search(r"^  HvCallSendSyntheticClusterIpi: \d+$", text, re.MULTILINE), text
+        assert ctl(vessel_bin, sock, "poweroff").returncode == 0
+        assert p.wait(timeout=60) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()

@@ -2,16 +2,14 @@
  * IPIs) on the PC platform's LAPICs: results and rep counts, VP masks
  * and sets, refused inputs, calls of features turned off, and a remote
  * flush that waits for a running target. */
-#include "../hw/harness.h"
+#include "hv_harness.h"
 
 #include "hv/hypercall.h"
-#include "hv/hyperv.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
 
-#define APIC_SVR 0xf0
 #define IN_GPA 0x200000ull
 #define FAST (1ull << 16)
 #define VARHEAD(n) ((uint64_t)(n) << 17)
@@ -19,24 +17,13 @@
 
 static struct tvm *new_vm(unsigned ncpus, const char *spec)
 {
-	struct tvm *t = tvm_new(ncpus);
 	bool on;
 	uint32_t features;
 	cr_assert_eq(hv_parse(spec, &on, &features), 0);
-	cr_assert_eq(hv_vm_create(&t->vm, features, 2000000000ull, 25000000ull), 0);
-	for (unsigned i = 0; i < ncpus; i++) {
-		t->cur = &t->cpu[i];
-		apic_w(t, APIC_SVR, 0x1ff);
-	}
-	t->cur = &t->cpu[0];
-	return t;
+	return hvt_vm_new(ncpus, features);
 }
 
-static void free_vm(struct tvm *t)
-{
-	hv_vm_destroy(&t->vm);
-	tvm_free(t);
-}
+static void free_vm(struct tvm *t) { hvt_vm_free(t); }
 
 static uint64_t call(struct tvm *t, unsigned cpu, uint64_t control, uint64_t in, uint64_t in2)
 {

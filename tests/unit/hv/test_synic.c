@@ -1,38 +1,20 @@
 /* The SynIC (TLFS chapter 11) on the PC platform's LAPICs: SINT
  * registers, message slots with MessagePending and EOM, event flags,
  * AutoEOI, masking and polling. */
-#include "../hw/harness.h"
+#include "hv_harness.h"
 
-#include "hv/hyperv.h"
 #include "hv/synic.h"
 
 #include <errno.h>
 
-#define APIC_SVR 0xf0
 #define APIC_EOI 0xb0
-#define SIMP_GPA 0x100000ull
 #define SIEFP_GPA 0x101000ull
 #define SINT_MASKED (1ull << 16)
 #define SINT_AUTO_EOI (1ull << 17)
 #define SINT_POLLING (1ull << 18)
 
-static struct tvm *new_vm(unsigned ncpus)
-{
-	struct tvm *t = tvm_new(ncpus);
-	cr_assert_eq(hv_vm_create(&t->vm, HV_FEATURES_ALL, 2000000000ull, 25000000ull), 0);
-	for (unsigned i = 0; i < ncpus; i++) {
-		t->cur = &t->cpu[i];
-		apic_w(t, APIC_SVR, 0x1ff);
-	}
-	t->cur = &t->cpu[0];
-	return t;
-}
-
-static void free_vm(struct tvm *t)
-{
-	hv_vm_destroy(&t->vm);
-	tvm_free(t);
-}
+static struct tvm *new_vm(unsigned ncpus) { return hvt_vm_new(ncpus, HV_FEATURES_ALL); }
+static void free_vm(struct tvm *t) { hvt_vm_free(t); }
 
 static int wr(struct tvm *t, unsigned cpu, uint32_t msr, uint64_t v) { return hv_msr(&t->cpu[cpu], msr, true, &v, 0); }
 static uint64_t rd(struct tvm *t, unsigned cpu, uint32_t msr)
@@ -66,26 +48,9 @@ static int post(struct tvm *t, struct hv_synic *s, unsigned sint, uint32_t type,
 	return rc;
 }
 
-static uint32_t slot_type(struct tvm *t, unsigned sint)
-{
-	uint32_t v;
-	cr_assert_eq(gmem_read(&t->vm.mem, SIMP_GPA + sint * 256, &v, 4), 0);
-	return v;
-}
-
-static uint8_t slot_byte(struct tvm *t, unsigned sint, unsigned off)
-{
-	uint8_t v;
-	cr_assert_eq(gmem_read(&t->vm.mem, SIMP_GPA + sint * 256 + off, &v, 1), 0);
-	return v;
-}
-
-/* The guest frees the slot, as Linux's vmbus_signal_eom() does. */
-static void guest_free_slot(struct tvm *t, unsigned sint)
-{
-	uint32_t none = 0;
-	cr_assert_eq(gmem_write(&t->vm.mem, SIMP_GPA + sint * 256, &none, 4), 0);
-}
+static uint32_t slot_type(struct tvm *t, unsigned sint) { return (uint32_t)hvt_slot(t, sint, 0, 4); }
+static uint8_t slot_byte(struct tvm *t, unsigned sint, unsigned off) { return (uint8_t)hvt_slot(t, sint, off, 1); }
+static void guest_free_slot(struct tvm *t, unsigned sint) { hvt_free_slot(t, sint); }
 
 Test(synic, registers_and_reset_values)
 {
