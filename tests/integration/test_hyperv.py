@@ -2,6 +2,7 @@
 on the emu engine: detection, the features it reads, its guest OS id, the
 reference TSC page clocksource, crash reports, and `--hyperv off`/`-NAME`
 hiding all or part of it.  Each boot must still power off cleanly."""
+import contextlib
 import json
 import re
 import subprocess
@@ -122,20 +123,19 @@ def test_hyperv_help_and_bad_features(vessel_bin):
     assert "'vapic' is not a Hyper-V feature" in p.stderr
 
 
-def test_ctl_status_and_stats_show_the_guest_os_id(vessel_bin, tmp_path):
+@contextlib.contextmanager
+def running_guest(vessel_bin, tmp_path, script, cpus=1):
+    """A guest with a control socket, running `script` until it prints
+    READY; yields (socket, console log).  The body powers it off through
+    the socket; it must then exit with 0."""
     sock, log = tmp_path / "vm.sock", tmp_path / "vm.log"
-    args = linux_args("echo READY\nsleep 600\n") + ["--api-socket", str(sock), "--serial", f"file:{log}"]
+    args = linux_args(script + "echo READY\nsleep 600\n", cpus) + ["--api-socket", str(sock), "--serial",
+                                                                    f"file:{log}"]
     p = subprocess.Popen([vessel_bin, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
     try:
         assert wait_for_file_text(log, "READY", BOOT_TIMEOUT), log.read_text(errors="replace")[-2000:]
-        status = json.loads(ctl(vessel_bin, sock, "--json", "status").stdout)["result"]
-        assert status["hyperv"] is True
-        assert re.fullmatch(r"0x8100[0-9a-f]{12}", status["guest_os_id"]), status
-        text = ctl(vessel_bin, sock, "status").stdout
-        assert f"guest_os_id: {status['guest_os_id']}" in text
-        stats = ctl(vessel_bin, sock, "stats").stdout
-        assert "hyperv:" in stats and f"guest_os_id: {status['guest_os_id']}" in stats, stats
+        yield sock, log
         assert ctl(vessel_bin, sock, "poweroff").returncode == 0
         assert p.wait(timeout=60) == 0
     finally:
@@ -144,19 +144,25 @@ def test_ctl_status_and_stats_show_the_guest_os_id(vessel_bin, tmp_path):
             p.wait()
 
 
+def test_ctl_status_and_stats_show_the_guest_os_id(vessel_bin, tmp_path):
+    with running_guest(vessel_bin, tmp_path, "") as (sock, _):
+        status = json.loads(ctl(vessel_bin, sock, "--json", "status").stdout)["result"]
+        assert status["hyperv"] is True
+        assert re.fullmatch(r"0x8100[0-9a-f]{12}", status["guest_os_id"]), status
+        text = ctl(vessel_bin, sock, "status").stdout
+        assert f"guest_os_id: {status['guest_os_id']}" in text
+        stats = ctl(vessel_bin, sock, "stats").stdout
+        assert "hyperv:" in stats and f"guest_os_id: {status['guest_os_id']}" in stats, stats
+
+
 def test_two_vcpus_flush_and_ipi_by_hypercall(vessel_bin, tmp_path):
     # Processes that run on both vCPUs and exit: their address spaces are
     # torn down with remote TLB flushes, their wake-ups are IPIs.  Linux
     # sends both through hypercalls, counted by call in ctl stats, and the
     # guest's own TLB-shootdown IPI count stays at 0.
-    sock, log = tmp_path / "vm.sock", tmp_path / "vm.log"
     script = ("i=0; while [ $i -lt 40 ]; do (ls / > /dev/null &); i=$((i+1)); done; wait\n"
-              "grep TLB: /proc/interrupts\necho READY\nsleep 600\n")
-    args = linux_args(script, cpus=2) + ["--api-socket", str(sock), "--serial", f"file:{log}"]
-    p = subprocess.Popen([vessel_bin, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True)
-    try:
-        assert wait_for_file_text(log, "READY", BOOT_TIMEOUT), log.read_text(errors="replace")[-2000:]
+              "grep TLB: /proc/interrupts\n")
+    with running_guest(vessel_bin, tmp_path, script, cpus=2) as (sock, log):
         tlb = re.search(r"TLB:\s+(\d+)\s+(\d+)", log.read_text(errors="replace"))
         assert tlb and tlb.group(1, 2) == ("0", "0"), tlb and tlb.group(0)
         hv = json.loads(ctl(vessel_bin, sock, "--json", "stats").stdout)["result"]["hyperv"]
@@ -170,9 +176,3 @@ def test_two_vcpus_flush_and_ipi_by_hypercall(vessel_bin, tmp_path):
         assert hv["stimer_direct"] > 0 and hv["stimer_direct"] == hv["stimer_expirations"], hv
         text = ctl(vessel_bin, sock, "stats").stdout
         assert re.search(r"^  HvCallSendSyntheticClusterIpi: \d+$", text, re.MULTILINE), text
-        assert ctl(vessel_bin, sock, "poweroff").returncode == 0
-        assert p.wait(timeout=60) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
