@@ -146,6 +146,11 @@ static void print_stats(json_t *r)
 	if (json_is_object(hv)) {
 		printf("hyperv:\n");
 		print_scalar_fields(hv, "  ");
+		const char *call;
+		json_t *n;
+		json_object_foreach(json_object_get(hv, "hypercalls_by_call"), call, n)
+			if (json_integer_value(n))
+				printf("  %s: %lld\n", call, (long long)json_integer_value(n));
 	}
 	printf("%-5s %-20s %-18s %-10s %12s %12s\n", "BUS", "DEVICE", "BASE", "LEN", "READS", "WRITES");
 	json_t *d;

@@ -7,11 +7,14 @@
  * below, and every register here answers #GP while its bit is off. */
 #include "hv/hyperv.h"
 
+#include "hv/stimer.h"
 #include "hv/synic.h"
 
+#include "hw/intc/lapic.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "machine/machine.h"
+#include "machine/snap_state.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -26,6 +29,7 @@
 /* CPUID 0x40000003 EAX, the partition privilege mask's low half (TLFS 2.4.4). */
 #define HV_PRIV_TIME_REF_COUNT  BIT(1)
 #define HV_PRIV_SYNIC           BIT(2)
+#define HV_PRIV_SYNTIMER        BIT(3)
 #define HV_PRIV_RESET           BIT(7)
 #define HV_PRIV_HYPERCALL       BIT(5)
 #define HV_PRIV_VP_INDEX        BIT(6)
@@ -34,8 +38,12 @@
 /* CPUID 0x40000003 EDX. */
 #define HV_MISC_FREQUENCY_MSRS  BIT(8)
 #define HV_MISC_CRASH_MSRS      BIT(10)
+#define HV_MISC_STIMER_DIRECT   BIT(19)
 /* CPUID 0x40000004 EAX (TLFS 2.4.5). */
+#define HV_HINT_REMOTE_TLB_FLUSH BIT(2)
 #define HV_HINT_RELAXED_TIMING  BIT(5)
+#define HV_HINT_CLUSTER_IPI     BIT(10)
+#define HV_HINT_EX_PROCESSOR_MASKS BIT(11)
 
 /* HYPERCALL MSR (TLFS 3.13): enable, locked, page GPA in 63:12. */
 #define HC_ENABLE  1ull
@@ -57,7 +65,9 @@ struct hv_vm {
 	uint64_t crash[5];
 	uint64_t vp_assist[MACHINE_MAX_CPUS];
 	struct hv_synic *synic[MACHINE_MAX_CPUS];   /* device lock */
+	struct hv_stimers *stimers[MACHINE_MAX_CPUS];   /* device lock */
 	_Atomic uint64_t n_hypercalls, n_crashes;
+	_Atomic uint64_t n_by_kind[HV_HC_KIND_COUNT];
 };
 
 static const struct {
@@ -69,6 +79,9 @@ static const struct {
 	[HV_FEAT_CRASH] = { "crash", "crash MSRs: a guest panic is logged on the host with its message" },
 	[HV_FEAT_RESET] = { "reset", "reset MSR: the guest resets the machine through it" },
 	[HV_FEAT_SYNIC] = { "synic", "synthetic interrupt controller: SINTs, message and event flag pages, AutoEOI" },
+	[HV_FEAT_STIMER] = { "stimer", "synthetic timers, message and direct mode (Hyper-V clockevent); needs time" },
+	[HV_FEAT_TLBFLUSH] = { "tlbflush", "remote TLB flushes by hypercall instead of IPIs" },
+	[HV_FEAT_IPI] = { "ipi", "IPIs by hypercall (HvCallSendSyntheticClusterIpi)" },
 };
 
 const char *hv_feature_name(enum hv_feature f)
@@ -151,8 +164,10 @@ void hv_vm_destroy(struct vm *vm)
 	struct hv_vm *h = vm->hv;
 	if (!h)
 		return;
-	for (unsigned i = 0; i < MACHINE_MAX_CPUS; i++)
+	for (unsigned i = 0; i < MACHINE_MAX_CPUS; i++) {
+		hv_stimers_free(h->stimers[i]);
 		hv_synic_free(h->synic[i]);
+	}
 	pthread_mutex_destroy(&h->lock);
 	free(h);
 	vm->hv = NULL;
@@ -160,15 +175,22 @@ void hv_vm_destroy(struct vm *vm)
 
 static bool has(const struct hv_vm *h, enum hv_feature f)
 {
+	/* The timers count in reference time: without it there are none. */
+	if (f == HV_FEAT_STIMER && !(h->features & BIT(HV_FEAT_TIME)))
+		return false;
 	return h->features & BIT(f);
 }
 
 bool hv_cpuid(const struct vm *vm, unsigned n_cpus, uint32_t leaf, uint32_t out[4])
 {
 	const struct hv_vm *h = vm ? vm->hv : NULL;
-	if (!h || leaf < 0x40000000u || leaf > 0x4000000fu)
+	if (!h || leaf < 0x40000000u || (leaf > 0x4000000fu && leaf != VESSEL_CPUID_FEATURES))
 		return false;
 	memset(out, 0, 4 * sizeof(uint32_t));
+	if (leaf == VESSEL_CPUID_FEATURES) {
+		out[0] = VESSEL_FEAT_SELECTIVE_EOI;
+		return true;
+	}
 	switch (leaf) {
 	case 0x40000000:
 		/* Max leaf and vendor (TLFS 2.4.1).  The range goes on to the
@@ -201,15 +223,23 @@ bool hv_cpuid(const struct vm *vm, unsigned n_cpus, uint32_t leaf, uint32_t out[
 			out[0] |= HV_PRIV_RESET;
 		if (has(h, HV_FEAT_SYNIC))
 			out[0] |= HV_PRIV_SYNIC;
+		if (has(h, HV_FEAT_STIMER)) {
+			out[0] |= HV_PRIV_SYNTIMER;
+			out[3] |= HV_MISC_STIMER_DIRECT;
+		}
 		if (has(h, HV_FEAT_CRASH))
 			out[3] |= HV_MISC_CRASH_MSRS;
 		break;
 	case 0x40000004:
-		/* Recommendations (TLFS 2.4.5): no TLB-flush or IPI hypercalls
-		 * are recommended because none is implemented yet; EBX
+		/* Recommendations (TLFS 2.4.5).  The flush and IPI calls take
+		 * VP sets (the Ex forms) as well as 64-bit masks; EBX
 		 * 0xffffffff: never notify of long spin waits. */
 		if (has(h, HV_FEAT_RELAXED))
 			out[0] |= HV_HINT_RELAXED_TIMING;
+		if (has(h, HV_FEAT_TLBFLUSH))
+			out[0] |= HV_HINT_REMOTE_TLB_FLUSH | HV_HINT_EX_PROCESSOR_MASKS;
+		if (has(h, HV_FEAT_IPI))
+			out[0] |= HV_HINT_CLUSTER_IPI | HV_HINT_EX_PROCESSOR_MASKS;
 		out[1] = 0xffffffffu;
 		break;
 	case 0x40000005:
@@ -400,23 +430,72 @@ struct hv_synic *hv_vcpu_synic(struct vcpu *vcpu)
 	return h->synic[vcpu->id];
 }
 
-/* SynIC registers live with the LAPIC, under the device lock. */
-static int synic_msr(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t *val)
+static void stimers_slot_freed(void *opaque)
 {
+	hv_stimers_slot_freed(opaque);
+}
+
+/* The vCPU's synthetic timers, created on first use beside its SynIC
+ * (which they post to when that feature is on).  Device lock held. */
+static struct hv_stimers *vcpu_stimers(struct vcpu *vcpu)
+{
+	struct hv_vm *h = vcpu->vm->hv;
+	if (!has(h, HV_FEAT_STIMER) || vcpu->id >= MACHINE_MAX_CPUS)
+		return NULL;
+	if (!h->stimers[vcpu->id]) {
+		struct hv_synic *s = hv_vcpu_synic(vcpu);
+		h->stimers[vcpu->id] = hv_stimers_new(vcpu, s, h->tsc_scale);
+		if (s && h->stimers[vcpu->id])
+			hv_synic_set_slot_hook(s, stimers_slot_freed, h->stimers[vcpu->id]);
+	}
+	return h->stimers[vcpu->id];
+}
+
+/* SynIC and timer registers live with the LAPIC, under the device lock. */
+static int synic_msr(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t *val, uint64_t tsc_now)
+{
+	int rc = -EINVAL;
 	pthread_mutex_lock(&vcpu->vm->dev_lock);
-	struct hv_synic *s = hv_vcpu_synic(vcpu);
-	int rc = s ? hv_synic_msr(s, index, is_write, val) : -EINVAL;
+	if (index >= HV_MSR_STIMER0_CONFIG && index <= HV_MSR_STIMER3_COUNT) {
+		struct hv_stimers *st = vcpu_stimers(vcpu);
+		if (st)
+			rc = hv_stimers_msr(st, index, is_write, val, tsc_now);
+	} else {
+		struct hv_synic *s = hv_vcpu_synic(vcpu);
+		if (s)
+			rc = hv_synic_msr(s, index, is_write, val);
+	}
 	pthread_mutex_unlock(&vcpu->vm->dev_lock);
 	return rc;
+}
+
+/* Selective EOI: bits 7:0 a vector, the rest reserved; reads as 0.  A
+ * vector not in service is ignored, as an EOI with none in service is. */
+static int selective_eoi(struct vcpu *vcpu, bool is_write, uint64_t *val)
+{
+	if (!is_write) {
+		*val = 0;
+		return 0;
+	}
+	if (*val > 0xff || !vcpu->lapic)
+		return -EINVAL;
+	pthread_mutex_lock(&vcpu->vm->dev_lock);
+	if (lapic_eoi_vector(vcpu->lapic, (uint8_t)*val) < 0)
+		log_debug("hyperv", "cpu%u: selective EOI of vector %#x, not in service", vcpu->id, (unsigned)*val);
+	pthread_mutex_unlock(&vcpu->vm->dev_lock);
+	return 0;
 }
 
 int hv_msr(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t *val, uint64_t tsc_now)
 {
 	struct hv_vm *h = vcpu && vcpu->vm ? vcpu->vm->hv : NULL;
+	if (h && index == VESSEL_MSR_SELECTIVE_EOI)
+		return selective_eoi(vcpu, is_write, val);
 	if (!h || index < 0x40000000u || index > 0x400001ffu)
 		return -ENOENT;
-	if (index >= HV_MSR_SCONTROL && index < HV_MSR_SINT0 + HV_SINT_COUNT) {
-		int rc = synic_msr(vcpu, index, is_write, val);
+	if ((index >= HV_MSR_SCONTROL && index < HV_MSR_SINT0 + HV_SINT_COUNT) ||
+	    (index >= HV_MSR_STIMER0_CONFIG && index <= HV_MSR_STIMER3_COUNT)) {
+		int rc = synic_msr(vcpu, index, is_write, val, tsc_now);
 		if (rc < 0)
 			log_debug("hyperv", "cpu%u: %s of MSR %#x refused (#GP)", vcpu->id,
 				  is_write ? "write" : "read", index);
@@ -433,12 +512,116 @@ int hv_msr(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t *val, uint
 void hv_hypercall(struct vcpu *vcpu, struct vcpu_exit *exit)
 {
 	struct hv_vm *h = vcpu->vm->hv;
-	/* TLFS 3.7: the call code is bits 15:0 of the input value. */
-	uint16_t code = (uint16_t)exit->hypercall.code;
-	if (h)
-		atomic_fetch_add(&h->n_hypercalls, 1);
-	log_debug("hyperv", "cpu%u: hypercall %#x not implemented", vcpu->id, code);
-	exit->hypercall.result = HV_STATUS_INVALID_HYPERCALL_CODE;
+	if (!h) {
+		exit->hypercall.result = HV_STATUS_INVALID_HYPERCALL_CODE;
+		return;
+	}
+	struct hv_hc_allow allow = { .tlb_flush = has(h, HV_FEAT_TLBFLUSH), .ipi = has(h, HV_FEAT_IPI) };
+	enum hv_hc_kind kind;
+	/* Fast calls take their two inputs in RDX and R8, the registers
+	 * that hold the input and output GPAs otherwise (TLFS 3.7.1). */
+	exit->hypercall.result = hv_hypercall_run(vcpu, &allow, exit->hypercall.code, exit->hypercall.in_gpa,
+						  exit->hypercall.out_gpa, &kind);
+	atomic_fetch_add(&h->n_hypercalls, 1);
+	atomic_fetch_add(&h->n_by_kind[kind], 1);
+}
+
+/* Version 1: n_vcpus (u32); GUEST_OS_ID, HYPERCALL, REFERENCE_TSC,
+ * CRASH_P0-P4; per vCPU: VP_ASSIST_PAGE, a SynIC flag and record, a
+ * timers flag and record (records zero when the flag is 0: not used yet). */
+#define HV_SNAP_VERSION 1
+#define HV_SNAP_VCPU_BYTES (8 + 1 + HV_SYNIC_SNAP_BYTES + 1 + HV_STIMERS_SNAP_BYTES)
+
+int64_t hv_snapshot_save(void *opaque, void *buf, size_t cap)
+{
+	struct vm *vm = opaque;
+	struct hv_vm *h = vm->hv;
+	struct hw_snap_writer w;
+	hw_snap_begin(&w, buf, cap, HV_SNAP_VERSION);
+	hw_snap_u32(&w, vm->n_vcpus);
+	pthread_mutex_lock(&h->lock);
+	hw_snap_u64(&w, h->guest_os_id);
+	hw_snap_u64(&w, h->hypercall);
+	hw_snap_u64(&w, h->reference_tsc);
+	for (unsigned i = 0; i < 5; i++)
+		hw_snap_u64(&w, h->crash[i]);
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		hw_snap_u64(&w, h->vp_assist[i]);
+	pthread_mutex_unlock(&h->lock);
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		hw_snap_u8(&w, h->synic[i] != NULL);
+		size_t at = w.len;
+		if (h->synic[i])
+			hv_synic_save(h->synic[i], &w);
+		while (w.len < at + HV_SYNIC_SNAP_BYTES)
+			hw_snap_u8(&w, 0);
+		hw_snap_u8(&w, h->stimers[i] != NULL);
+		at = w.len;
+		if (h->stimers[i])
+			hv_stimers_save(h->stimers[i], &w);
+		while (w.len < at + HV_STIMERS_SNAP_BYTES)
+			hw_snap_u8(&w, 0);
+	}
+	return hw_snap_end(&w);
+}
+
+/* One pass over the blob after its header: checking only, or applying. */
+static int snapshot_pass(struct vm *vm, const void *buf, size_t len, bool apply)
+{
+	struct hv_vm *h = vm->hv;
+	struct hw_snap_reader r;
+	int rc = hw_snap_open(&r, buf, len, HV_SNAPSHOT_DEVICE, HV_SNAP_VERSION,
+			      4 + 8 * 8 + (size_t)vm->n_vcpus * HV_SNAP_VCPU_BYTES);
+	if (rc < 0)
+		return rc;
+	if (hw_snap_get_u32(&r) != vm->n_vcpus)
+		return err_set(-EINVAL, "hyperv state: saved for another vCPU count");
+	uint64_t regs[8], assist[MACHINE_MAX_CPUS];
+	for (unsigned i = 0; i < 8; i++)
+		regs[i] = hw_snap_get_u64(&r);
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		assist[i] = hw_snap_get_u64(&r);
+	if (apply) {
+		pthread_mutex_lock(&h->lock);
+		h->guest_os_id = regs[0];
+		h->hypercall = regs[1] & ~0xffcull;
+		h->reference_tsc = regs[2] & ~0xffeull;
+		memcpy(h->crash, regs + 3, sizeof(h->crash));
+		for (unsigned i = 0; i < vm->n_vcpus; i++)
+			h->vp_assist[i] = assist[i] & ~0xffeull;
+		pthread_mutex_unlock(&h->lock);
+	}
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		struct vcpu *v = vm->vcpus[i];
+		bool has_synic = hw_snap_get_bool(&r);
+		if (has_synic && !has(h, HV_FEAT_SYNIC))
+			return err_set(-EINVAL, "hyperv state: a SynIC, but the synic feature is off");
+		struct hv_synic *s = has_synic && apply ? hv_vcpu_synic(v) : NULL;
+		if (has_synic && apply && !s)
+			return err_set(-ENOMEM, "out of memory");
+		size_t at = r.pos;
+		if (has_synic && (rc = hv_synic_load(s, &r, !apply)) < 0)
+			return rc;
+		r.pos = at + HV_SYNIC_SNAP_BYTES;
+		bool has_timers = hw_snap_get_bool(&r);
+		if (has_timers && !has(h, HV_FEAT_STIMER))
+			return err_set(-EINVAL, "hyperv state: synthetic timers, but the stimer feature is off");
+		struct hv_stimers *st = has_timers && apply ? vcpu_stimers(v) : NULL;
+		if (has_timers && apply && !st)
+			return err_set(-ENOMEM, "out of memory");
+		at = r.pos;
+		if (has_timers && (rc = hv_stimers_load(st, &r, !apply)) < 0)
+			return rc;
+		r.pos = at + HV_STIMERS_SNAP_BYTES;
+	}
+	return 0;
+}
+
+int hv_snapshot_load(void *opaque, const void *buf, size_t len)
+{
+	/* Checked whole before anything changes. */
+	int rc = snapshot_pass(opaque, buf, len, false);
+	return rc < 0 ? rc : snapshot_pass(opaque, buf, len, true);
 }
 
 bool hv_get_info(const struct vm *vm, struct hv_info *info)
@@ -451,9 +634,19 @@ bool hv_get_info(const struct vm *vm, struct hv_info *info)
 	pthread_mutex_unlock(&h->lock);
 	info->hypercalls = atomic_load(&h->n_hypercalls);
 	info->crashes = atomic_load(&h->n_crashes);
+	for (unsigned k = 0; k < HV_HC_KIND_COUNT; k++)
+		info->hypercalls_by[k] = atomic_load(&h->n_by_kind[k]);
 	info->messages = info->queued = info->eoms = info->events = info->auto_eoi = 0;
+	info->stimer_expirations = info->stimer_direct = info->stimer_messages = 0;
 	pthread_mutex_lock((pthread_mutex_t *)&vm->dev_lock);
 	for (unsigned i = 0; i < MACHINE_MAX_CPUS; i++) {
+		if (h->stimers[i]) {
+			struct hv_stimer_stats ts;
+			hv_stimers_get_stats(h->stimers[i], &ts);
+			info->stimer_expirations += ts.expirations;
+			info->stimer_direct += ts.direct;
+			info->stimer_messages += ts.messages;
+		}
 		if (!h->synic[i])
 			continue;
 		struct hv_synic_stats st;

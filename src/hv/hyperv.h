@@ -5,6 +5,7 @@
 #ifndef VESSEL_HV_HYPERV_H
 #define VESSEL_HV_HYPERV_H
 
+#include "hv/hypercall.h"
 #include "machine/accel.h"
 
 #include <stdbool.h>
@@ -25,6 +26,9 @@ enum hv_feature {
 	HV_FEAT_CRASH,        /* crash MSRs P0-P4 and CRASH_CTL */
 	HV_FEAT_RESET,        /* reset MSR */
 	HV_FEAT_SYNIC,        /* synthetic interrupt controller (src/hv/synic.c) */
+	HV_FEAT_STIMER,       /* synthetic timers, direct mode too (src/hv/stimer.c); needs time */
+	HV_FEAT_TLBFLUSH,     /* remote TLB flush hypercalls recommended (src/hv/hypercall.c) */
+	HV_FEAT_IPI,          /* synthetic cluster IPI hypercalls recommended */
 	HV_FEAT_COUNT,
 };
 
@@ -42,6 +46,11 @@ enum hv_feature {
 #define HV_MSR_VP_ASSIST_PAGE   0x40000073u
 #define HV_MSR_CRASH_P0         0x40000100u
 #define HV_MSR_CRASH_CTL        0x40000105u
+/* vessel's own interface (docs/hyperv.md "Selective EOI"): CPUID
+ * 0x40000101 EAX bit 0 announces the MSR; writing a vector EOIs it. */
+#define VESSEL_CPUID_FEATURES       0x40000101u
+#define VESSEL_FEAT_SELECTIVE_EOI   (1u << 0)
+#define VESSEL_MSR_SELECTIVE_EOI    0x40000200u
 
 /* Hypercall status codes (TLFS 3.8 / appendix). */
 #define HV_STATUS_SUCCESS                 0
@@ -62,7 +71,8 @@ struct hv_vm;
 int hv_vm_create(struct vm *vm, uint32_t features, uint64_t tsc_hz, uint64_t apic_hz);
 void hv_vm_destroy(struct vm *vm);
 
-/* CPUID leaves 0x40000000-0x4000000f while the interface is on: returns
+/* CPUID leaves 0x40000000-0x4000000f and vessel's feature leaf
+ * 0x40000101 while the interface is on: returns
  * true when it filled out[]; false for other leaves, or when vm is NULL or
  * has no interface (the engine's own table answers). */
 bool hv_cpuid(const struct vm *vm, unsigned n_cpus, uint32_t leaf, uint32_t out[4]);
@@ -89,14 +99,26 @@ static inline uint64_t hv_ref_time(uint64_t tsc, uint64_t scale, int64_t offset)
 	return (uint64_t)(((unsigned __int128)tsc * scale) >> 64) + (uint64_t)offset;
 }
 
+/* Snapshot state of the whole interface (docs/snapshot.md "Devices"),
+ * registered as device "hyperv" after the LAPICs, opaque the vm: the
+ * partition's registers, each vCPU's VP assist page, SynIC and timers.
+ * Device lock held; load refuses a bad blob with -EINVAL (err_set). */
+#define HV_SNAPSHOT_DEVICE "hyperv"
+int64_t hv_snapshot_save(void *opaque, void *buf, size_t cap);
+int hv_snapshot_load(void *opaque, const void *buf, size_t len);
+
 /* For `vessel ctl status` and `stats`: false when the interface is off. */
 struct hv_info {
 	uint64_t guest_os_id;
 	uint64_t hypercalls;
+	uint64_t hypercalls_by[HV_HC_KIND_COUNT];   /* enum hv_hc_kind */
 	uint64_t crashes;
 	/* SynIC, all vCPUs: messages delivered, messages that waited for a
 	 * busy slot, EOMs, event flags set, AutoEOI deliveries. */
 	uint64_t messages, queued, eoms, events, auto_eoi;
+	/* Synthetic timers, all vCPUs: expirations, of which direct-mode
+	 * interrupts and messages. */
+	uint64_t stimer_expirations, stimer_direct, stimer_messages;
 };
 bool hv_get_info(const struct vm *vm, struct hv_info *info);
 

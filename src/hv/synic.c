@@ -14,6 +14,7 @@
 #include "util/error.h"
 #include "util/log.h"
 #include "machine/machine.h"
+#include "machine/snap_state.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -35,6 +36,8 @@ struct hv_synic {
 	bool queued[HV_SINT_COUNT];
 	uint8_t queue[HV_SINT_COUNT][HV_MESSAGE_SIZE];
 	struct hv_synic_stats stats;
+	void (*slot_hook)(void *opaque);
+	void *slot_opaque;
 };
 
 static bool synic_auto_eoi(void *opaque, uint8_t vector)
@@ -57,7 +60,10 @@ static void synic_deliver_queued(struct hv_synic *s, int only_vector);
 static void synic_eoi(void *opaque, uint8_t vector)
 {
 	/* An APIC EOI of a SINT's vector frees its slot as EOM would. */
-	synic_deliver_queued(opaque, vector);
+	struct hv_synic *s = opaque;
+	synic_deliver_queued(s, vector);
+	if (s->slot_hook)
+		s->slot_hook(s->slot_opaque);
 }
 
 static const struct lapic_sint_ops synic_ops = { synic_auto_eoi, synic_eoi };
@@ -245,9 +251,59 @@ int hv_synic_msr(struct hv_synic *s, uint32_t index, bool is_write, uint64_t *va
 		}
 		s->stats.eoms++;
 		synic_deliver_queued(s, -1);
+		if (s->slot_hook)
+			s->slot_hook(s->slot_opaque);
 		return 0;
 	}
 	return -EINVAL;
+}
+
+void hv_synic_save(const struct hv_synic *s, struct hw_snap_writer *w)
+{
+	hw_snap_u64(w, s->scontrol);
+	hw_snap_u64(w, s->siefp);
+	hw_snap_u64(w, s->simp);
+	for (unsigned i = 0; i < HV_SINT_COUNT; i++)
+		hw_snap_u64(w, s->sint[i]);
+	for (unsigned i = 0; i < HV_SINT_COUNT; i++) {
+		hw_snap_u8(w, s->queued[i]);
+		hw_snap_bytes(w, s->queue[i], HV_MESSAGE_SIZE);
+	}
+}
+
+int hv_synic_load(struct hv_synic *s, struct hw_snap_reader *r, bool check_only)
+{
+	uint64_t scontrol = hw_snap_get_u64(r), siefp = hw_snap_get_u64(r), simp = hw_snap_get_u64(r);
+	uint64_t sint[HV_SINT_COUNT];
+	bool queued[HV_SINT_COUNT];
+	uint8_t queue[HV_SINT_COUNT][HV_MESSAGE_SIZE];
+	for (unsigned i = 0; i < HV_SINT_COUNT; i++)
+		sint[i] = hw_snap_get_u64(r);
+	for (unsigned i = 0; i < HV_SINT_COUNT; i++) {
+		queued[i] = hw_snap_get_bool(r);
+		hw_snap_get_bytes(r, queue[i], HV_MESSAGE_SIZE);
+	}
+	if ((scontrol & ~SCONTROL_ENABLE) || (siefp & 0xffeull) || (simp & 0xffeull))
+		return err_set(-EINVAL, "hyperv state: bad SynIC register");
+	for (unsigned i = 0; i < HV_SINT_COUNT; i++)
+		if ((sint[i] & ~SINT_WRITABLE) || ((sint[i] & 0xff) < 16 && !(sint[i] & SINT_MASKED)))
+			return err_set(-EINVAL, "hyperv state: bad SINT%u %#llx", i, (unsigned long long)sint[i]);
+	if (check_only)
+		return 0;
+	/* The pages are in the restored RAM already: nothing is cleared. */
+	s->scontrol = scontrol;
+	s->siefp = siefp;
+	s->simp = simp;
+	memcpy(s->sint, sint, sizeof(sint));
+	memcpy(s->queued, queued, sizeof(queued));
+	memcpy(s->queue, queue, sizeof(queue));
+	return 0;
+}
+
+void hv_synic_set_slot_hook(struct hv_synic *s, void (*fn)(void *opaque), void *opaque)
+{
+	s->slot_hook = fn;
+	s->slot_opaque = opaque;
 }
 
 void hv_synic_get_stats(const struct hv_synic *s, struct hv_synic_stats *out)

@@ -41,6 +41,18 @@ int hv_synic_post(struct hv_synic *s, unsigned sint, uint32_t type, uint64_t ori
 /* Sets event flag `flag` of the SINT (TLFS 11.8.4): 0 set and the
  * interrupt raised; 1 it was set already (no interrupt); -ENODEV off. */
 int hv_synic_signal_event(struct hv_synic *s, unsigned sint, unsigned flag);
+/* fn(opaque) runs after each EOM and each EOI of a SINT's vector, when a
+ * slot may have come free (the synthetic timers' retry, src/hv/stimer.c). */
+void hv_synic_set_slot_hook(struct hv_synic *s, void (*fn)(void *opaque), void *opaque);
+/* Snapshot state (src/hv/hyperv.c's "hyperv" blob): a fixed-size record
+ * of HV_SYNIC_SNAP_BYTES.  Load checks every register as a guest write
+ * would and returns -EINVAL (err_set) on a bad one, changing nothing;
+ * with check_only it changes nothing either way (s may be NULL). */
+#define HV_SYNIC_SNAP_BYTES (3 * 8 + HV_SINT_COUNT * 8 + HV_SINT_COUNT * (1 + HV_MESSAGE_SIZE))
+struct hw_snap_writer;
+struct hw_snap_reader;
+void hv_synic_save(const struct hv_synic *s, struct hw_snap_writer *w);
+int hv_synic_load(struct hv_synic *s, struct hw_snap_reader *r, bool check_only);
 void hv_synic_get_stats(const struct hv_synic *s, struct hv_synic_stats *out);
 
 #endif

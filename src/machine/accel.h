@@ -94,6 +94,10 @@ struct accel_ops {
 	 * vCPU: the engine forgets what it derived from those bytes (decoded
 	 * code, cached page walks).  NULL: nothing to forget (KVM). */
 	void (*memory_written)(struct vm *vm, uint64_t gpa, uint64_t len);
+	/* Drops every translation the vCPU has cached (global ones too);
+	 * from its own thread.  NULL: the engine keeps none (KVM, whose
+	 * hardware flushes through the guest's own instructions). */
+	void (*tlb_flush)(struct vcpu *vcpu);
 };
 
 /* Implemented by src/machine/vcpu.c: routes an IO/MMIO/MSR/HYPERCALL trap

@@ -31,6 +31,7 @@ struct vm_config;
 #define VCPU_EVT_INIT (1u << 2)
 #define VCPU_EVT_SIPI (1u << 3)
 #define VCPU_EVT_KICK (1u << 4)  /* leave vcpu_run with VCPU_EXIT_KICK */
+#define VCPU_EVT_TLB_FLUSH (1u << 5)  /* another vCPU asks: vcpu_tlb_flush_service() */
 
 enum vcpu_run_state {
 	VCPU_WAIT_FOR_SIPI,      /* application processor after reset/INIT */
@@ -52,6 +53,12 @@ struct vcpu {
 	enum vcpu_run_state run_state;
 	uint8_t sipi_vector;
 	_Atomic uint64_t exit_counts[VCPU_EXIT_REASON_COUNT];
+	/* Remote TLB flushes (vcpu_flush_tlbs): requests made and served,
+	 * and whether the thread is inside the engine's vcpu_run (set by
+	 * the run loop): outside it, no translation is in use, and the
+	 * pending request is served before the next instruction. */
+	_Atomic uint64_t tlb_flush_req, tlb_flush_done;
+	_Atomic bool in_run;
 };
 
 enum vm_stop_reason {
@@ -125,6 +132,17 @@ struct vm {
 /* Asks the VMM to wake a suspended machine; the first reason is kept.
  * Does nothing unless vm->suspended. */
 void vm_request_wake(struct vm *vm, enum vm_wake_reason reason);
+
+/* Drops the cached translations of every vCPU whose id is set in mask
+ * (the Hyper-V flush hypercalls): self's at once, the others' at their
+ * next instruction boundary, and returns only when none of them can use
+ * an old translation any more (each has flushed, or is outside its
+ * engine and flushes before it runs again).  From self's own thread,
+ * without the device lock. */
+void vcpu_flush_tlbs(struct vcpu *self, uint64_t mask);
+/* Serves a pending VCPU_EVT_TLB_FLUSH through the engine's tlb_flush;
+ * from the vCPU's own thread (the engine's run loop, at a boundary). */
+void vcpu_tlb_flush_service(struct vcpu *vcpu);
 
 /* Sets event bits and wakes the vCPU (from HLT, or out of vcpu_run). */
 void vcpu_signal(struct vcpu *vcpu, uint32_t events);

@@ -6,6 +6,7 @@
 #include "util/trace.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <inttypes.h>
 #include <stdio.h>
 
@@ -59,6 +60,50 @@ void vcpu_dispatch_exit(struct vcpu *vcpu, struct vcpu_exit *exit)
 		break;
 	default:
 		break;
+	}
+}
+
+void vcpu_tlb_flush_service(struct vcpu *vcpu)
+{
+	atomic_fetch_and(&vcpu->events, ~VCPU_EVT_TLB_FLUSH);
+	/* Every request made before this load is covered by the flush. */
+	uint64_t req = atomic_load(&vcpu->tlb_flush_req);
+	if (vcpu->vm->accel && vcpu->vm->accel->tlb_flush)
+		vcpu->vm->accel->tlb_flush(vcpu);
+	atomic_store(&vcpu->tlb_flush_done, req);
+}
+
+void vcpu_flush_tlbs(struct vcpu *self, uint64_t mask)
+{
+	struct vm *vm = self->vm;
+	uint64_t want[MACHINE_MAX_CPUS] = { 0 };
+	for (unsigned i = 0; i < vm->n_vcpus && i < 64; i++) {
+		struct vcpu *v = vm->vcpus[i];
+		if (!(mask >> i & 1) || !v || v == self)
+			continue;
+		want[i] = atomic_fetch_add(&v->tlb_flush_req, 1) + 1;
+		atomic_fetch_or(&v->events, VCPU_EVT_TLB_FLUSH);
+	}
+	if (mask >> self->id & 1)
+		vcpu_tlb_flush_service(self);
+	/* Each target flushes at its next block boundary.  One that is out
+	 * of its engine (halted, parked, waiting for SIPI) serves the request
+	 * before it runs again: no need to wait for it.  The request was
+	 * made visible (seq_cst) before in_run is read, as the run loop sets
+	 * in_run before it looks at its events. */
+	for (unsigned i = 0; i < vm->n_vcpus && i < 64; i++) {
+		struct vcpu *v = vm->vcpus[i];
+		if (!want[i])
+			continue;
+		unsigned spins = 0;
+		while (atomic_load(&v->tlb_flush_done) < want[i] && atomic_load(&v->in_run) &&
+		       atomic_load(&vm->stop_reason) == VM_STOP_NONE) {
+			/* Two vCPUs flushing each other: serve ours meanwhile. */
+			if (atomic_load_explicit(&self->events, memory_order_relaxed) & VCPU_EVT_TLB_FLUSH)
+				vcpu_tlb_flush_service(self);
+			if (++spins > 64)
+				sched_yield();
+		}
 	}
 }
 

@@ -1226,12 +1226,21 @@ int api_stats_from_machine(struct vm *vm, json_t *out)
 	if (hv_get_info(vm, &hv)) {
 		char id[24];
 		snprintf(id, sizeof(id), "%#" PRIx64, hv.guest_os_id);
-		json_object_set_new(out, "hyperv",
-				    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "guest_os_id", id,
-					      "hypercalls", (json_int_t)hv.hypercalls,
-					      "crashes", (json_int_t)hv.crashes, "synic_messages", (json_int_t)hv.messages,
-					      "synic_queued", (json_int_t)hv.queued, "synic_eoms", (json_int_t)hv.eoms,
-					      "synic_events", (json_int_t)hv.events, "auto_eoi", (json_int_t)hv.auto_eoi));
+		json_t *h = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "guest_os_id", id,
+				      "hypercalls", (json_int_t)hv.hypercalls,
+				      "crashes", (json_int_t)hv.crashes, "synic_messages", (json_int_t)hv.messages,
+				      "synic_queued", (json_int_t)hv.queued, "synic_eoms", (json_int_t)hv.eoms,
+				      "synic_events", (json_int_t)hv.events, "auto_eoi", (json_int_t)hv.auto_eoi);
+		json_object_set_new(h, "stimer_expirations", json_integer((json_int_t)hv.stimer_expirations));
+		json_object_set_new(h, "stimer_direct", json_integer((json_int_t)hv.stimer_direct));
+		json_object_set_new(h, "stimer_messages", json_integer((json_int_t)hv.stimer_messages));
+		/* By call, TLFS names; calls vessel does not answer are "other". */
+		json_t *by = json_object();
+		for (unsigned k = 0; k < HV_HC_KIND_COUNT; k++)
+			json_object_set_new(by, hv_hypercall_name((enum hv_hc_kind)k),
+					    json_integer((json_int_t)hv.hypercalls_by[k]));
+		json_object_set_new(h, "hypercalls_by_call", by);
+		json_object_set_new(out, "hyperv", h);
 	}
 	return 0;
 }

@@ -23,6 +23,7 @@
 #include "vmm/control.h"
 #include "vmm/pc_virtio.h"
 #include "machine/compound.h"
+#include "machine/device_registry.h"
 #include "machine/machine.h"
 #include "vmm/sandbox.h"
 
@@ -122,7 +123,12 @@ static void *vcpu_thread(void *opaque)
 			continue;
 		}
 		memset(&exit, 0, sizeof(exit));
+		/* Set before the engine first looks at its events: a remote
+		 * TLB flush (vcpu_flush_tlbs) waits for this vCPU only while
+		 * it runs, and one made before this store is served first. */
+		atomic_store(&vcpu->in_run, true);
 		int rc = vm->accel->vcpu_run(vcpu, &exit);
+		atomic_store(&vcpu->in_run, false);
 		/* The guest stopped running on this vCPU (idle, a stop, a
 		 * crash): the console output it held back for compounding goes
 		 * out now, before anything vessel prints about it. */
@@ -168,6 +174,8 @@ static void vm_destroy(struct vm *vm)
 	if (vm->platform) {
 		/* The virtio functions leave the PCI bus before the board frees it. */
 		pc_virtio_snapshot_unregister(vm->platform);
+		if (vm->hv)
+			snapshot_unregister_device(HV_SNAPSHOT_DEVICE);
 		pthread_mutex_lock(&vm->dev_lock);
 		pc_virtio_destroy(vm->platform);
 		pthread_mutex_unlock(&vm->dev_lock);
@@ -268,6 +276,9 @@ static int vm_create(const struct vm_config *cfg, const struct numa_config *numa
 		if (rc == 0)
 			rc = pc_virtio_snapshot_register(vm->platform);
 	}
+	/* The Hyper-V state after the LAPICs it hooks (docs/snapshot.md). */
+	if (rc == 0 && vm->hv)
+		rc = snapshot_register_device(HV_SNAPSHOT_DEVICE, hv_snapshot_save, hv_snapshot_load, vm);
 	if (rc < 0) {
 		vm_destroy(vm);
 		return rc;

@@ -6,6 +6,7 @@
 #include "machine/machine.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 void vcpu_dispatch_exit(struct vcpu *vcpu, struct vcpu_exit *exit)
@@ -62,4 +63,13 @@ int vcpu_apic_read_tsc(struct vcpu *vcpu, uint64_t *tsc)
 {
 	(void)vcpu, (void)tsc;
 	return -ENOENT;
+}
+
+/* A remote TLB flush request (src/machine/vcpu.c): the one fuzzed vCPU
+ * has no peers to ask it, but serves one as the machine would. */
+void vcpu_tlb_flush_service(struct vcpu *vcpu)
+{
+	atomic_fetch_and(&vcpu->events, ~VCPU_EVT_TLB_FLUSH);
+	if (vcpu->vm && vcpu->vm->accel && vcpu->vm->accel->tlb_flush)
+		vcpu->vm->accel->tlb_flush(vcpu);
 }

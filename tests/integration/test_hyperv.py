@@ -2,6 +2,7 @@
 on the emu engine: detection, the features it reads, its guest OS id, the
 reference TSC page clocksource, crash reports, and `--hyperv off`/`-NAME`
 hiding all or part of it.  Each boot must still power off cleanly."""
+import contextlib
 import json
 import re
 import subprocess
@@ -15,6 +16,17 @@ BOOT_TIMEOUT = 900   # seconds; generous for a loaded 2-core machine
 BAD_DMESG = re.compile(r"BUG|WARNING|Oops|panic|Call Trace|timed out|unchecked MSR")
 CLOCKS = ("cat /sys/devices/system/clocksource/clocksource0/available_clocksource\n"
           "cat /sys/devices/system/clocksource/clocksource0/current_clocksource\n")
+# The clockevent device of CPU 0 and the Hyper-V stimer0 interrupt row,
+# read twice with a pause between.
+EVENTS = ("cat /sys/devices/system/clockevents/clockevent0/current_device\n"
+          "grep HVS: /proc/interrupts || echo 'HVS: none'\n"
+          "sleep 1\n"
+          "grep HVS: /proc/interrupts || echo 'HVS: none'\n")
+
+
+def hvs_counts(line):
+    """Per-CPU counts of a /proc/interrupts row."""
+    return [int(f) for f in line.split()[1:] if f.isdigit()]
 
 
 def ctl(vessel_bin, sock, *args):
@@ -35,21 +47,29 @@ def clean(dmesg):
 
 @pytest.mark.parametrize("cpus", [1, 2])
 def test_linux_detects_hyperv_and_uses_the_tsc_page(vessel_bin, cpus):
-    rc, out, err = boot(vessel_bin, CLOCKS + "dmesg\n", cpus=cpus, verbose=True)
+    rc, out, err = boot(vessel_bin, CLOCKS + EVENTS + "dmesg\n", cpus=cpus, verbose=True)
     assert rc == 0, err
     lines, script_rc = script_output(out)
     assert script_rc == "0"
     available, current = lines[0].split(), lines[1].strip()
     assert "hyperv_clocksource_tsc_page" in available
     assert current == "hyperv_clocksource_tsc_page"
-    dmesg = "\n".join(lines[2:])
+    # The synthetic timer in direct mode is the guest's clockevent, and
+    # its interrupts (HVS) go on rising on every CPU.
+    assert lines[2].strip() == "Hyper-V clockevent"
+    before, after = hvs_counts(lines[3]), hvs_counts(lines[4])
+    assert len(before) == cpus and len(after) == cpus, lines[3:5]
+    assert all(b > 0 for b in before) and sum(after) > sum(before), lines[3:5]
+    dmesg = "\n".join(lines[5:])
     assert "Hypervisor detected: Microsoft Hyper-V" in dmesg
     # What the guest saw: hypercall, VP index, reference counter and TSC
-    # page, SynIC, reset and frequency MSRs (0xae6); relaxed timing (0x20);
-    # frequency and crash MSRs (0x500).  Nothing else: no IPI or TLB
-    # flush hypercalls are recommended.
-    assert "Hyper-V: privilege flags low 0xae6, high 0x0, hints 0x20, misc 0x500" in dmesg
-    assert "Using IPI hypercalls" not in dmesg
+    # page, SynIC, synthetic timers, reset and frequency MSRs (0xaee);
+    # remote TLB flush, relaxed timing, cluster IPI and Ex processor
+    # masks (0xc24); frequency and crash MSRs, direct-mode timers
+    # (0x80500).
+    assert "Hyper-V: privilege flags low 0xaee, high 0x0, hints 0xc24, misc 0x80500" in dmesg
+    assert "Using IPI hypercalls" in dmesg
+    assert "Using hypercall for remote TLB flush" in dmesg
     assert "Hyper-V: LAPIC Timer Frequency: " in dmesg
     assert not clean(dmesg), "dmesg:\n" + "\n".join(clean(dmesg))
     # The guest told vessel who it is (Linux's form: 0x8100 and its
@@ -60,14 +80,18 @@ def test_linux_detects_hyperv_and_uses_the_tsc_page(vessel_bin, cpus):
     assert m.group(2, 3) == version.group(1, 2)
 
 
-def test_hyperv_off_hides_it(vessel_bin):
-    rc, out, err = boot(vessel_bin, CLOCKS + "dmesg\n", "--hyperv", "off", verbose=True)
+@pytest.mark.parametrize("cpus", [1, 2])
+def test_hyperv_off_hides_it(vessel_bin, cpus):
+    rc, out, err = boot(vessel_bin, CLOCKS + EVENTS + "dmesg\n", "--hyperv", "off", cpus=cpus, verbose=True)
     assert rc == 0, err
     lines, script_rc = script_output(out)
     assert script_rc == "0"
     assert not any("hyperv" in c for c in lines[0].split())
-    dmesg = "\n".join(lines[2:])
+    assert lines[2].strip() != "Hyper-V clockevent"
+    assert lines[3].strip() == "HVS: none"
+    dmesg = "\n".join(lines[5:])
     assert "Hyper-V" not in dmesg
+    assert "Using IPI hypercalls" not in dmesg and "remote TLB flush" not in dmesg
     assert not clean(dmesg), "dmesg:\n" + "\n".join(clean(dmesg))
     assert "guest OS id" not in err
 
@@ -92,20 +116,36 @@ def test_guest_panic_is_reported_through_the_crash_msrs(vessel_bin):
 def test_hyperv_help_and_bad_features(vessel_bin):
     p = run_vessel(vessel_bin, "run", "--hyperv", "help")
     assert p.returncode == 0
-    for name in ("relaxed", "time", "frequencies", "crash", "reset", "synic"):
+    for name in ("relaxed", "time", "frequencies", "crash", "reset", "synic", "stimer", "tlbflush", "ipi"):
         assert re.search(r"^  " + name + r" ", p.stdout, re.MULTILINE), p.stdout
-    p = run_vessel(vessel_bin, "run", "--kernel", "/nonexistent", "--hyperv", "-stimer")
+    p = run_vessel(vessel_bin, "run", "--kernel", "/nonexistent", "--hyperv", "-vapic")
     assert p.returncode == 2
-    assert "'stimer' is not a Hyper-V feature" in p.stderr
+    assert "'vapic' is not a Hyper-V feature" in p.stderr
 
 
-def test_ctl_status_and_stats_show_the_guest_os_id(vessel_bin, tmp_path):
+@contextlib.contextmanager
+def running_guest(vessel_bin, tmp_path, script, cpus=1):
+    """A guest with a control socket, running `script` until it prints
+    READY; yields (socket, console log).  The body powers it off through
+    the socket; it must then exit with 0."""
     sock, log = tmp_path / "vm.sock", tmp_path / "vm.log"
-    args = linux_args("echo READY\nsleep 600\n") + ["--api-socket", str(sock), "--serial", f"file:{log}"]
+    args = linux_args(script + "echo READY\nsleep 600\n", cpus) + ["--api-socket", str(sock), "--serial",
+                                                                    f"file:{log}"]
     p = subprocess.Popen([vessel_bin, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
     try:
         assert wait_for_file_text(log, "READY", BOOT_TIMEOUT), log.read_text(errors="replace")[-2000:]
+        yield sock, log
+        assert ctl(vessel_bin, sock, "poweroff").returncode == 0
+        assert p.wait(timeout=60) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_ctl_status_and_stats_show_the_guest_os_id(vessel_bin, tmp_path):
+    with running_guest(vessel_bin, tmp_path, "") as (sock, _):
         status = json.loads(ctl(vessel_bin, sock, "--json", "status").stdout)["result"]
         assert status["hyperv"] is True
         assert re.fullmatch(r"0x8100[0-9a-f]{12}", status["guest_os_id"]), status
@@ -113,9 +153,26 @@ def test_ctl_status_and_stats_show_the_guest_os_id(vessel_bin, tmp_path):
         assert f"guest_os_id: {status['guest_os_id']}" in text
         stats = ctl(vessel_bin, sock, "stats").stdout
         assert "hyperv:" in stats and f"guest_os_id: {status['guest_os_id']}" in stats, stats
-        assert ctl(vessel_bin, sock, "poweroff").returncode == 0
-        assert p.wait(timeout=60) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+
+
+def test_two_vcpus_flush_and_ipi_by_hypercall(vessel_bin, tmp_path):
+    # Processes that run on both vCPUs and exit: their address spaces are
+    # torn down with remote TLB flushes, their wake-ups are IPIs.  Linux
+    # sends both through hypercalls, counted by call in ctl stats, and the
+    # guest's own TLB-shootdown IPI count stays at 0.
+    script = ("i=0; while [ $i -lt 40 ]; do (ls / > /dev/null &); i=$((i+1)); done; wait\n"
+              "grep TLB: /proc/interrupts\n")
+    with running_guest(vessel_bin, tmp_path, script, cpus=2) as (sock, log):
+        tlb = re.search(r"TLB:\s+(\d+)\s+(\d+)", log.read_text(errors="replace"))
+        assert tlb and tlb.group(1, 2) == ("0", "0"), tlb and tlb.group(0)
+        hv = json.loads(ctl(vessel_bin, sock, "--json", "stats").stdout)["result"]["hyperv"]
+        by = hv["hypercalls_by_call"]
+        assert by["HvCallSendSyntheticClusterIpi"] > 0, by
+        flushes = sum(by[k] for k in by if k.startswith("HvCallFlushVirtualAddress"))
+        assert flushes > 0, by
+        assert by["other"] == 0, by
+        assert hv["hypercalls"] == sum(by.values())
+        # The clockevent's timers ran on both vCPUs.
+        assert hv["stimer_direct"] > 0 and hv["stimer_direct"] == hv["stimer_expirations"], hv
+        text = ctl(vessel_bin, sock, "stats").stdout
+        assert re.search(r"^  HvCallSendSyntheticClusterIpi: \d+$", text, re.MULTILINE), text

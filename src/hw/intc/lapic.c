@@ -243,21 +243,34 @@ void lapic_sint_raise(struct lapic *l, uint8_t vector)
 	lapic_accept(l, vector, false);
 }
 
+struct timer_service *lapic_timer_service(const struct lapic *l)
+{
+	return l->timer.ts;
+}
+
 static void lapic_eoi(struct lapic *l)
 {
 	int v = vec_highest(l->isr);
-	if (v < 0)
-		return;
-	vec_clear(l->isr, (uint8_t)v);
+	if (v >= 0)
+		lapic_eoi_vector(l, (uint8_t)v);
+}
+
+int lapic_eoi_vector(struct lapic *l, uint8_t v)
+{
+	if (!vec_test(l->isr, v))
+		return -ENOENT;
+	vec_clear(l->isr, v);
 	/* Level-triggered: broadcast the EOI to the I/O APIC unless the guest
 	 * asked for directed EOI (10.8.5). */
 	if (vec_test(l->tmr, (uint8_t)v) && !(l->svr & SVR_SUPPRESS_EOI) && l->bus->eoi)
 		l->bus->eoi(l->bus->opaque, (uint8_t)v);
 	if (l->sint_ops && l->sint_ops->eoi)
 		l->sint_ops->eoi(l->sint_opaque, (uint8_t)v);
+	/* PPR follows the highest vector still in service (10.8.3.1). */
 	lapic_update(l);
 	if (l->vcpu->id == 0)
 		lapic_pic_changed(l);
+	return 0;
 }
 
 /* ---- timer (10.5.4) ---- */

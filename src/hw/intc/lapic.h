@@ -95,6 +95,15 @@ void lapic_set_sint_ops(struct lapic *l, const struct lapic_sint_ops *ops, void 
 /* With the device lock held: an edge-triggered fixed interrupt of this CPU
  * from one of its synthetic sources. */
 void lapic_sint_raise(struct lapic *l, uint8_t vector);
+/* The VM clock this LAPIC's timer runs on, for the synthetic timers of
+ * the same CPU (src/hv/stimer.c). */
+struct timer_service *lapic_timer_service(const struct lapic *l);
+/* Selective EOI (docs/hyperv.md, vessel's own interface): ends the
+ * service of vector even when a higher one is in service, with the side
+ * effects of an EOI of it (I/O APIC broadcast if level-triggered, the
+ * synthetic sources told), PPR then follows the ISR left.  0, or -ENOENT
+ * when the vector is not in service (nothing happens).  Device lock held. */
+int lapic_eoi_vector(struct lapic *l, uint8_t vector);
 /* Highest deliverable vector moved to in-service, or -1. */
 int lapic_ack(struct lapic *l);
 bool lapic_has_interrupt(struct lapic *l);

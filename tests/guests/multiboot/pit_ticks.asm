@@ -8,10 +8,16 @@
 ; only keeps rising after a restore if the PIT, I/O APIC and LAPIC state
 ; (and the PIT's armed timer) came back too.  Assembled with -DLAPIC_TIMER
 ; it takes its ticks from the local APIC timer in periodic mode instead
-; (SDM vol. 3A 10.5.4), the PIT left unprogrammed.
+; (SDM vol. 3A 10.5.4), the PIT left unprogrammed.  With -DSTIMER they
+; come from Hyper-V synthetic timer 0 (TLFS 12.6) in periodic direct mode
+; on vector 0x30; with -DSTIMER_MSG from the same timer in message mode:
+; HvMessageTypeTimerExpired messages in SINT 2's slot of the SynIC message
+; page, SINT 2 on vector 0x30 with AutoEOI, and the handler frees the slot
+; and writes EOM as Linux's VMBus driver does (TLFS 11.10.3).
 MB_MAGIC equ 0x1badb002
 MB_FLAGS equ 0x00010003
 IDT      equ 0x3000
+SIMP_PAGE equ 0x200000
 PIT_HZ   equ 1193182
 	bits 32
 	org 0x100000
@@ -58,7 +64,35 @@ start:	cli
 	; local APIC software-enabled, LINT0 masked
 	mov dword [0xfee000f0], 0x1ff
 	mov dword [0xfee00350], 0x10700
-%ifdef LAPIC_TIMER
+%ifdef STIMER_MSG
+	; SynIC: message page at SIMP_PAGE, SINT 2 -> vector 0x30 AutoEOI, on
+	mov ecx, 0x40000083
+	mov eax, SIMP_PAGE | 1
+	xor edx, edx
+	wrmsr
+	mov ecx, 0x40000092
+	mov eax, 0x30 | (1 << 17)
+	wrmsr
+	mov ecx, 0x40000080
+	mov eax, 1
+	wrmsr
+%define STIMER
+%define STIMER_CONFIG (1 | 2 | (2 << 16))
+%else
+%define STIMER_CONFIG (1 | 2 | (0x30 << 4) | (1 << 12))
+%endif
+%ifdef STIMER
+	; Synthetic timer 0: a 10 ms period (100000 x 100 ns), then CONFIG:
+	; enable, periodic, and direct mode on vector 0x30 or message mode
+	; on SINT 2.
+	mov ecx, 0x400000b1
+	mov eax, 100000
+	xor edx, edx
+	wrmsr
+	mov ecx, 0x400000b0
+	mov eax, STIMER_CONFIG
+	wrmsr
+%elifdef LAPIC_TIMER
 	; LAPIC timer: divide by 16, periodic, vector 0x30, 100 Hz of 25 MHz
 	mov dword [0xfee003e0], 0x3
 	mov dword [0xfee00320], 0x20030
@@ -94,7 +128,26 @@ start:	cli
 	jmp .loop
 
 irq0:	inc dword [ticks]
+%ifdef STIMER_MSG
+	; Only a timer message counts; the slot is freed, then EOM lets a
+	; message that waited for it in (AutoEOI: no APIC EOI needed).
+	cmp dword [SIMP_PAGE + 2 * 256], 0x80000010
+	je .msg
+	dec dword [ticks]
+.msg:	mov dword [SIMP_PAGE + 2 * 256], 0
+	push eax
+	push ecx
+	push edx
+	mov ecx, 0x40000084
+	xor eax, eax
+	xor edx, edx
+	wrmsr
+	pop edx
+	pop ecx
+	pop eax
+%else
 	mov dword [0xfee000b0], 0   ; EOI
+%endif
 	iret
 
 %include "serial.inc"

@@ -77,8 +77,8 @@ Test(hv, parse_feature_lists)
 	cr_assert_eq(f, HV_FEATURES_ALL & ~(1u << HV_FEAT_CRASH) & ~(1u << HV_FEAT_TIME));
 	cr_assert_eq(hv_parse("-time,+time", &on, &f), 0);
 	cr_assert_eq(f, HV_FEATURES_ALL);
-	cr_assert_eq(hv_parse("-stimer", &on, &f), -EINVAL);
-	cr_assert(strstr(err_msg(), "'stimer' is not a Hyper-V feature"), "%s", err_msg());
+	cr_assert_eq(hv_parse("-vapic", &on, &f), -EINVAL);
+	cr_assert(strstr(err_msg(), "'vapic' is not a Hyper-V feature"), "%s", err_msg());
 	cr_assert_eq(hv_parse("", &on, &f), 0, "an empty list changes nothing");
 	cr_assert_eq(f, HV_FEATURES_ALL);
 }
@@ -101,13 +101,17 @@ Test(hv, identity_and_features)
 	cr_assert(priv & (1u << 1) && priv & (1u << 9), "reference counter and TSC page");
 	cr_assert(priv & (1u << 11), "frequency MSRs");
 	cr_assert(priv & (1u << 2), "SynIC");
-	/* Nothing vessel lacks: no synthetic timers, APIC MSRs, idle,
-	 * partition id, post messages, isolation. */
-	cr_assert_eq(priv & ((1u << 3) | (1u << 4) | (1u << 10)), 0);
+	cr_assert(priv & (1u << 3), "synthetic timers");
+	/* Nothing vessel lacks: no APIC MSRs, idle, partition id, post
+	 * messages, isolation. */
+	cr_assert_eq(priv & ((1u << 4) | (1u << 10)), 0);
 	cr_assert_eq(cpuid_reg(t, 0x40000003, 1), 0, "no privileges in the high half");
-	cr_assert_eq(cpuid_reg(t, 0x40000003, 3), (1u << 8) | (1u << 10), "frequency and crash MSRs");
-	/* Recommendations: relaxed timing only, never notify spin waits. */
-	cr_assert_eq(cpuid_reg(t, 0x40000004, 0), 1u << 5);
+	cr_assert_eq(cpuid_reg(t, 0x40000003, 3), (1u << 8) | (1u << 10) | (1u << 19),
+		     "frequency and crash MSRs, direct-mode timers");
+	/* Recommendations: remote TLB flush (2), relaxed timing (5),
+	 * cluster IPI (10) and the Ex forms' VP sets (11); never notify spin
+	 * waits. */
+	cr_assert_eq(cpuid_reg(t, 0x40000004, 0), (1u << 2) | (1u << 5) | (1u << 10) | (1u << 11));
 	cr_assert_eq(cpuid_reg(t, 0x40000004, 1), 0xffffffffu);
 	cr_assert_eq(cpuid_reg(t, 0x40000005, 1), 2, "logical processors");
 	cr_assert_eq(cpuid_reg(t, 0x40000006, 0), 0);
@@ -120,7 +124,7 @@ Test(hv, identity_and_features)
 
 Test(hv, features_turned_off_leave_cpuid_and_msrs)
 {
-	struct hvt *t = hvt_new("-time,-crash,-relaxed,-frequencies,-reset,-synic");
+	struct hvt *t = hvt_new("-time,-crash,-relaxed,-frequencies,-reset,-synic,-stimer,-tlbflush,-ipi");
 	uint32_t priv = cpuid_reg(t, 0x40000003, 0);
 	cr_assert_eq(priv, (1u << 5) | (1u << 6), "only the base: %#x", priv);
 	cr_assert_eq(cpuid_reg(t, 0x40000003, 3), 0);
@@ -154,9 +158,9 @@ Test(hv, msr_range_and_unknown_registers)
 	struct hvt *t = hvt_new(NULL);
 	uint64_t v;
 	cr_assert_eq(rd(t, 0, 0x1b, &v), -ENOENT, "not a Hyper-V MSR");
-	cr_assert_eq(rd(t, 0, 0x40000200, &v), -ENOENT, "beyond the synthetic range");
+	cr_assert_eq(rd(t, 0, 0x40000201, &v), -ENOENT, "beyond the synthetic range and vessel's own");
 	cr_assert_eq(rd(t, 0, 0x40000050, &v), -EINVAL, "not a register");
-	cr_assert_eq(rd(t, 0, 0x400000b0, &v), -EINVAL, "synthetic timers are not offered");
+	cr_assert_eq(rd(t, 0, 0x400000b8, &v), -EINVAL, "past the synthetic timers");
 	hvt_free(t);
 }
 

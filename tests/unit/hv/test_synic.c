@@ -1,38 +1,20 @@
 /* The SynIC (TLFS chapter 11) on the PC platform's LAPICs: SINT
  * registers, message slots with MessagePending and EOM, event flags,
  * AutoEOI, masking and polling. */
-#include "../hw/harness.h"
+#include "hv_harness.h"
 
-#include "hv/hyperv.h"
 #include "hv/synic.h"
 
 #include <errno.h>
 
-#define APIC_SVR 0xf0
 #define APIC_EOI 0xb0
-#define SIMP_GPA 0x100000ull
 #define SIEFP_GPA 0x101000ull
 #define SINT_MASKED (1ull << 16)
 #define SINT_AUTO_EOI (1ull << 17)
 #define SINT_POLLING (1ull << 18)
 
-static struct tvm *new_vm(unsigned ncpus)
-{
-	struct tvm *t = tvm_new(ncpus);
-	cr_assert_eq(hv_vm_create(&t->vm, HV_FEATURES_ALL, 2000000000ull, 25000000ull), 0);
-	for (unsigned i = 0; i < ncpus; i++) {
-		t->cur = &t->cpu[i];
-		apic_w(t, APIC_SVR, 0x1ff);
-	}
-	t->cur = &t->cpu[0];
-	return t;
-}
-
-static void free_vm(struct tvm *t)
-{
-	hv_vm_destroy(&t->vm);
-	tvm_free(t);
-}
+static struct tvm *new_vm(unsigned ncpus) { return hvt_vm_new(ncpus, HV_FEATURES_ALL); }
+static void free_vm(struct tvm *t) { hvt_vm_free(t); }
 
 static int wr(struct tvm *t, unsigned cpu, uint32_t msr, uint64_t v) { return hv_msr(&t->cpu[cpu], msr, true, &v, 0); }
 static uint64_t rd(struct tvm *t, unsigned cpu, uint32_t msr)
@@ -66,26 +48,9 @@ static int post(struct tvm *t, struct hv_synic *s, unsigned sint, uint32_t type,
 	return rc;
 }
 
-static uint32_t slot_type(struct tvm *t, unsigned sint)
-{
-	uint32_t v;
-	cr_assert_eq(gmem_read(&t->vm.mem, SIMP_GPA + sint * 256, &v, 4), 0);
-	return v;
-}
-
-static uint8_t slot_byte(struct tvm *t, unsigned sint, unsigned off)
-{
-	uint8_t v;
-	cr_assert_eq(gmem_read(&t->vm.mem, SIMP_GPA + sint * 256 + off, &v, 1), 0);
-	return v;
-}
-
-/* The guest frees the slot, as Linux's vmbus_signal_eom() does. */
-static void guest_free_slot(struct tvm *t, unsigned sint)
-{
-	uint32_t none = 0;
-	cr_assert_eq(gmem_write(&t->vm.mem, SIMP_GPA + sint * 256, &none, 4), 0);
-}
+static uint32_t slot_type(struct tvm *t, unsigned sint) { return (uint32_t)hvt_slot(t, sint, 0, 4); }
+static uint8_t slot_byte(struct tvm *t, unsigned sint, unsigned off) { return (uint8_t)hvt_slot(t, sint, off, 1); }
+static void guest_free_slot(struct tvm *t, unsigned sint) { hvt_free_slot(t, sint); }
 
 Test(synic, registers_and_reset_values)
 {
@@ -262,5 +227,36 @@ Test(synic, event_flags_interrupt_once_per_flag)
 	cr_assert_eq(tvm_intr_ack(&t->cpu[1]), 0x50);
 	cr_assert_eq(tvm_intr_ack(&t->cpu[1]), -1);
 	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1, "not the other vCPU");
+	free_vm(t);
+}
+
+Test(synic, selective_eoi_msr_ends_a_lower_sint_and_delivers_its_next_message)
+{
+	struct tvm *t = new_vm(1);
+	uint32_t out[4];
+	cr_assert(hv_cpuid(&t->vm, 1, VESSEL_CPUID_FEATURES, out));
+	cr_assert_eq(out[0] & VESSEL_FEAT_SELECTIVE_EOI, VESSEL_FEAT_SELECTIVE_EOI, "announced");
+	struct hv_synic *s = setup(t, 0, 0);
+	/* SINT 2 (0x50) in service with a message waiting behind its busy
+	 * slot; a higher vector (SINT 3, 0x90) nested above it. */
+	cr_assert_eq(wr(t, 0, HV_MSR_SINT0 + 3, 0x90), 0);
+	cr_assert_eq(post(t, s, 2, 1, 0x11), 0);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x50);
+	cr_assert_eq(post(t, s, 2, 2, 0x22), 1);
+	cr_assert_eq(post(t, s, 3, 7, 0x77), 0);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x90);
+	cr_assert_eq(apic_r(t, 0xa0), 0x90, "PPR");
+	/* The guest consumes SINT 2's message and ends it selectively. */
+	guest_free_slot(t, 2);
+	cr_assert_eq(wr(t, 0, VESSEL_MSR_SELECTIVE_EOI, 0x1ff), -EINVAL, "reserved bits");
+	cr_assert_eq(wr(t, 0, VESSEL_MSR_SELECTIVE_EOI, 0x50), 0);
+	cr_assert(!lapic_test_isr(t->cpu[0].lapic, 0x50));
+	cr_assert(lapic_test_isr(t->cpu[0].lapic, 0x90));
+	cr_assert_eq(apic_r(t, 0xa0), 0x90, "PPR stays with the higher vector");
+	cr_assert_eq(slot_type(t, 2), 2, "the waiting message came in");
+	cr_assert(lapic_test_irr(t->cpu[0].lapic, 0x50), "with its interrupt, held below 0x90");
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), -1);
+	apic_w(t, APIC_EOI, 0);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x50);
 	free_vm(t);
 }

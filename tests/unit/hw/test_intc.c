@@ -552,3 +552,112 @@ Test(lapic, intr_ack_with_or_without_the_device_lock)
 	cr_assert_eq(got, 0);
 	tvm_free(t);
 }
+
+/* A synthetic source (lapic_set_sint_ops) whose vector 0x50 is AutoEOI;
+ * it records the EOIs it is told of. */
+struct sint_probe {
+	unsigned eois;
+	uint8_t last_eoi;
+};
+
+static bool probe_auto_eoi(void *opaque, uint8_t vector)
+{
+	(void)opaque;
+	return vector == 0x50;
+}
+
+static void probe_eoi(void *opaque, uint8_t vector)
+{
+	struct sint_probe *p = opaque;
+	p->eois++;
+	p->last_eoi = vector;
+}
+
+static const struct lapic_sint_ops probe_ops = { probe_auto_eoi, probe_eoi };
+
+Test(lapic, auto_eoi_vector_skips_the_isr_under_nesting)
+{
+	struct tvm *t = tvm_new(1);
+	apic_enable(t);
+	struct lapic *l = t->cpu[0].lapic;
+	struct sint_probe probe = { 0 };
+	pthread_mutex_lock(&t->vm.dev_lock);
+	lapic_set_sint_ops(l, &probe_ops, &probe);
+	lapic_sint_raise(l, 0x50);
+	pthread_mutex_unlock(&t->vm.dev_lock);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x50);
+	cr_assert(!lapic_test_isr(l, 0x50), "AutoEOI: never in service");
+	cr_assert_eq(apic_r(t, APIC_PPR), 0);
+	/* A normal vector below it goes in service; the AutoEOI vector
+	 * nests above it and leaves ISR and PPR as they were. */
+	pthread_mutex_lock(&t->vm.dev_lock);
+	lapic_sint_raise(l, 0x40);
+	pthread_mutex_unlock(&t->vm.dev_lock);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x40);
+	cr_assert_eq(apic_r(t, APIC_PPR), 0x40);
+	pthread_mutex_lock(&t->vm.dev_lock);
+	lapic_sint_raise(l, 0x50);
+	pthread_mutex_unlock(&t->vm.dev_lock);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x50, "higher class: nests");
+	cr_assert(lapic_test_isr(l, 0x40) && !lapic_test_isr(l, 0x50));
+	cr_assert_eq(apic_r(t, APIC_PPR), 0x40);
+	/* The guest's one EOI is for 0x40, and the source hears of it. */
+	apic_w(t, APIC_EOI, 0);
+	cr_assert(!lapic_test_isr(l, 0x40));
+	cr_assert_eq(apic_r(t, APIC_PPR), 0);
+	cr_assert_eq(probe.eois, 1);
+	cr_assert_eq(probe.last_eoi, 0x40);
+	pthread_mutex_lock(&t->vm.dev_lock);
+	lapic_set_sint_ops(l, NULL, NULL);
+	pthread_mutex_unlock(&t->vm.dev_lock);
+	tvm_free(t);
+}
+
+Test(lapic, selective_eoi_of_a_lower_nested_vector)
+{
+	struct tvm *t = tvm_new(1);
+	apic_enable(t);
+	apic_w(t, APIC_LINT0, 0x10700);
+	struct lapic *l = t->cpu[0].lapic;
+	struct sint_probe probe = { 0 };
+	pthread_mutex_lock(&t->vm.dev_lock);
+	lapic_set_sint_ops(l, &probe_ops, &probe);
+	pthread_mutex_unlock(&t->vm.dev_lock);
+	/* Level-triggered 0x56 from the I/O APIC, then 0x90 nested above it. */
+	ioapic_w(t, 16, 0x56 | (1 << 15));
+	irq_line(t, 16, true);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x56);
+	pthread_mutex_lock(&t->vm.dev_lock);
+	lapic_sint_raise(l, 0x90);
+	pthread_mutex_unlock(&t->vm.dev_lock);
+	cr_assert_eq(tvm_intr_ack(&t->cpu[0]), 0x90);
+	cr_assert_eq(apic_r(t, APIC_PPR), 0x90);
+	irq_line(t, 16, false);
+	/* A vector not in service: nothing changes. */
+	pthread_mutex_lock(&t->vm.dev_lock);
+	cr_assert_eq(lapic_eoi_vector(l, 0x70), -ENOENT);
+	pthread_mutex_unlock(&t->vm.dev_lock);
+	cr_assert(lapic_test_isr(l, 0x56) && lapic_test_isr(l, 0x90));
+	cr_assert_eq(probe.eois, 0);
+	/* EOI of the lower one while the higher stays in service: its ISR
+	 * bit goes, PPR stays at the higher, the I/O APIC's remote IRR is
+	 * cleared, the synthetic source is told. */
+	pthread_mutex_lock(&t->vm.dev_lock);
+	cr_assert_eq(lapic_eoi_vector(l, 0x56), 0);
+	pthread_mutex_unlock(&t->vm.dev_lock);
+	cr_assert(!lapic_test_isr(l, 0x56));
+	cr_assert(lapic_test_isr(l, 0x90));
+	cr_assert_eq(apic_r(t, APIC_PPR), 0x90);
+	cr_assert_eq(ioapic_get_redir(t->vm.platform->ioapic, 16) & (1 << 14), 0, "remote IRR cleared");
+	cr_assert_eq(probe.eois, 1);
+	cr_assert_eq(probe.last_eoi, 0x56);
+	/* A plain EOI now ends 0x90, not anything else. */
+	apic_w(t, APIC_EOI, 0);
+	cr_assert(!lapic_test_isr(l, 0x90));
+	cr_assert_eq(apic_r(t, APIC_PPR), 0);
+	cr_assert_eq(probe.last_eoi, 0x90);
+	pthread_mutex_lock(&t->vm.dev_lock);
+	lapic_set_sint_ops(l, NULL, NULL);
+	pthread_mutex_unlock(&t->vm.dev_lock);
+	tvm_free(t);
+}

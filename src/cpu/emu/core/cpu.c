@@ -275,6 +275,9 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 		cpu->stop_block = false;
 		uint32_t ev = atomic_load_explicit(&vcpu->events, memory_order_relaxed);
 		if (__builtin_expect(ev != 0, 0)) {
+			/* Another vCPU's flush hypercall waits for this one. */
+			if (ev & VCPU_EVT_TLB_FLUSH)
+				vcpu_tlb_flush_service(vcpu);
 			if (ev & VCPU_EVT_KICK) {
 				atomic_fetch_and_explicit(&vcpu->events, ~VCPU_EVT_KICK, memory_order_acq_rel);
 				exit->reason = VCPU_EXIT_KICK;
@@ -364,6 +367,11 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 				break;
 		}
 	}
+}
+
+static void emu_vcpu_tlb_flush(struct vcpu *vcpu)
+{
+	emu_tlb_flush(vcpu->accel, true);
 }
 
 static void emu_vcpu_kick(struct vcpu *vcpu)
@@ -515,6 +523,7 @@ const struct accel_ops accel_emu = {
 	.vcpu_destroy = emu_vcpu_destroy,
 	.vcpu_run = emu_vcpu_run,
 	.vcpu_kick = emu_vcpu_kick,
+	.tlb_flush = emu_vcpu_tlb_flush,
 	.get_regs = emu_get_regs,
 	.set_regs = emu_set_regs,
 	.get_sregs = emu_get_sregs,

@@ -106,8 +106,10 @@ static const struct cpuid_entry cpuid_table[] = {
 	{ 0x40000000, CPUID_ANY, 0x40000010, STR4('V', 'e', 's', 's'), STR4('e', 'l', 'V', 'e'),
 	  STR4('s', 's', 'e', 'l') },
 	{ 0x40000010, CPUID_ANY, (uint32_t)(EMU_TSC_HZ / 1000), (uint32_t)(LAPIC_TIMER_HZ / 1000), 0, 0 },
-	{ 0x40000100, CPUID_ANY, 0x40000100, STR4('V', 'e', 's', 's'), STR4('e', 'l', 'V', 'e'),
+	{ 0x40000100, CPUID_ANY, 0x40000101, STR4('V', 'e', 's', 's'), STR4('e', 'l', 'V', 'e'),
 	  STR4('s', 's', 'e', 'l') },
+	/* vessel's own features (docs/hyperv.md): none unless src/hv answers. */
+	{ 0x40000101, CPUID_ANY, 0, 0, 0, 0 },
 	{ 0x80000000, CPUID_ANY, 0x80000008, 0, 0, 0 },
 	{ 0x80000001, CPUID_ANY, 0, 0, F81C_LAHF | F81C_ABM,
 	  F81D_SYSCALL | F81D_NX | F81D_PAGE1GB | F81D_RDTSCP | F81D_LM },

@@ -73,7 +73,8 @@ static int msr_trap(struct emu_cpu *cpu, uint32_t index, bool write, uint64_t *v
 	return 0;
 }
 
-/* Hyper-V synthetic MSRs (0x40000000-0x400001ff) go to src/hv, given this
+/* Hyper-V synthetic MSRs (0x40000000-0x400001ff) and vessel's own selective
+ * EOI (0x40000200) go to src/hv, given this
  * engine's TSC so that the reference counter follows the guest's TSC:
  * 0 done, -1 #GP, 1 not Hyper-V's (go on). */
 static int hyperv_msr(struct emu_cpu *cpu, uint32_t index, bool write, uint64_t *val)

@@ -462,6 +462,12 @@ Test(emu_except, cpuid_and_msrs)
 	memcpy(vendor + 4, &cpu->gpr[RCX], 4);
 	memcpy(vendor + 8, &cpu->gpr[RDX], 4);
 	cr_assert_str_eq(vendor, "VesselVessel");
+	cr_assert_eq(cpu->gpr[RAX], 0x40000101, "up to vessel's feature leaf");
+	/* Without the Hyper-V interface vessel's features (selective EOI)
+	 * are off too. */
+	cpu->gpr[RAX] = 0x40000101;
+	cr_assert_eq(fx_exec(&fx, cpuid, 2), -1);
+	cr_assert_eq(cpu->gpr[RAX], 0);
 	/* Without a VM (so without the Hyper-V interface) its MSRs are #GP. */
 	cpu->gpr[RCX] = 0x40000000;
 	static const uint8_t rdmsr_hv[] = { 0x0f, 0x32 };

@@ -1,0 +1,172 @@
+/* The hypercalls Linux uses (TLFS 3.7 convention, 4.5 flushes, 10.5
+ * IPIs) on the PC platform's LAPICs: results and rep counts, VP masks
+ * and sets, refused inputs, calls of features turned off, and a remote
+ * flush that waits for a running target. */
+#include "hv_harness.h"
+
+#include "hv/hypercall.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#define IN_GPA 0x200000ull
+#define FAST (1ull << 16)
+#define VARHEAD(n) ((uint64_t)(n) << 17)
+#define REPS(n) ((uint64_t)(n) << 32)
+
+static struct tvm *new_vm(unsigned ncpus, const char *spec)
+{
+	bool on;
+	uint32_t features;
+	cr_assert_eq(hv_parse(spec, &on, &features), 0);
+	return hvt_vm_new(ncpus, features);
+}
+
+static void free_vm(struct tvm *t) { hvt_vm_free(t); }
+
+static uint64_t call(struct tvm *t, unsigned cpu, uint64_t control, uint64_t in, uint64_t in2)
+{
+	struct vcpu_exit ex = { .reason = VCPU_EXIT_HYPERCALL };
+	ex.hypercall.code = control;
+	ex.hypercall.in_gpa = in;
+	ex.hypercall.out_gpa = in2;
+	hv_hypercall(&t->cpu[cpu], &ex);
+	return ex.hypercall.result;
+}
+
+static void put(struct tvm *t, const uint64_t *words, unsigned n)
+{
+	cr_assert_eq(gmem_write(&t->vm.mem, IN_GPA, words, n * 8), 0);
+}
+
+static bool irr(struct tvm *t, unsigned cpu, uint8_t v) { return lapic_test_irr(t->cpu[cpu].lapic, v); }
+
+Test(hypercall, unknown_and_turned_off_calls_are_invalid_codes)
+{
+	struct tvm *t = new_vm(2, "-tlbflush,-ipi");
+	cr_assert_eq(call(t, 0, 0x46, IN_GPA, 0), 2, "GetPartitionId is not offered");
+	cr_assert_eq(call(t, 0, 0x0b | FAST, 0x40, 2), 2, "ipi off");
+	cr_assert_eq(call(t, 0, 0x02, IN_GPA, 0), 2, "tlbflush off");
+	cr_assert(!irr(t, 1, 0x40));
+	struct hv_info info;
+	cr_assert(hv_get_info(&t->vm, &info));
+	cr_assert_eq(info.hypercalls, 3);
+	cr_assert_eq(info.hypercalls_by[HV_HC_OTHER], 1);
+	cr_assert_eq(info.hypercalls_by[HV_HC_SEND_IPI], 1);
+	cr_assert_str_eq(hv_hypercall_name(HV_HC_SEND_IPI), "HvCallSendSyntheticClusterIpi");
+	free_vm(t);
+}
+
+Test(hypercall, send_ipi_fast_memory_and_ex)
+{
+	struct tvm *t = new_vm(3, NULL);
+	/* Fast: vector in RDX, mask in R8; VP 5 has no vCPU and is ignored. */
+	cr_assert_eq(call(t, 0, 0x0b | FAST, 0x41, (1u << 1) | (1u << 5)), 0);
+	cr_assert(irr(t, 1, 0x41));
+	cr_assert(!irr(t, 0, 0x41) && !irr(t, 2, 0x41));
+	/* Memory input. */
+	uint64_t in[] = { 0x42, 1u << 2 };
+	put(t, in, 2);
+	cr_assert_eq(call(t, 0, 0x0b, IN_GPA, 0), 0);
+	cr_assert(irr(t, 2, 0x42) && !irr(t, 1, 0x42));
+	/* Ex: vector, then an HV_VP_SET: sparse, bank 0, VPs 0 and 2. */
+	uint64_t ex[] = { 0x43, 0, 1, 0x5 };
+	put(t, ex, 4);
+	cr_assert_eq(call(t, 0, 0x15 | VARHEAD(1), IN_GPA, 0), 0);
+	cr_assert(irr(t, 0, 0x43) && irr(t, 2, 0x43) && !irr(t, 1, 0x43));
+	/* Ex, all processors. */
+	uint64_t all[] = { 0x44, 1, 0 };
+	put(t, all, 3);
+	cr_assert_eq(call(t, 0, 0x15, IN_GPA, 0), 0);
+	for (unsigned i = 0; i < 3; i++)
+		cr_assert(irr(t, i, 0x44));
+	/* Refused: vectors below 16, a bank the header does not hold, a
+	 * misaligned input, reps on a simple call, reserved bits. */
+	cr_assert_eq(call(t, 0, 0x0b | FAST, 0x0f, 2), 5);
+	uint64_t short_set[] = { 0x45, 0, 1 };
+	put(t, short_set, 3);
+	cr_assert_eq(call(t, 0, 0x15, IN_GPA, 0), 3);
+	cr_assert_eq(call(t, 0, 0x0b, IN_GPA + 4, 0), 4);
+	cr_assert_eq(call(t, 0, 0x0b | FAST | REPS(1), 0x46, 2), 3);
+	cr_assert_eq(call(t, 0, 0x0b | FAST | (1ull << 60), 0x46, 2), 3);
+	cr_assert(!irr(t, 1, 0x45) && !irr(t, 1, 0x46));
+	free_vm(t);
+}
+
+Test(hypercall, flushes_ask_the_targets_and_complete_every_rep)
+{
+	struct tvm *t = new_vm(3, NULL);
+	/* HV_TLB_FLUSH: address space, flags, mask {1}; vCPU 0 is the caller. */
+	uint64_t in[] = { 0x1000, 0, 1u << 1, 0x7000, 0x9003 };
+	put(t, in, 5);
+	cr_assert_eq(call(t, 0, 0x02, IN_GPA, 0), 0);
+	cr_assert_eq(atomic_load(&t->cpu[1].tlb_flush_req), 1);
+	cr_assert(atomic_load(&t->cpu[1].events) & VCPU_EVT_TLB_FLUSH, "asked");
+	cr_assert_eq(atomic_load(&t->cpu[2].tlb_flush_req), 0, "not named");
+	/* The list form: reps are the page list, all completed. */
+	cr_assert_eq(call(t, 0, 0x03 | REPS(2), IN_GPA, 0), REPS(2));
+	cr_assert_eq(atomic_load(&t->cpu[1].tlb_flush_req), 2);
+	/* All processors, the caller included: it flushes at once. */
+	uint64_t all[] = { 0, 3, 0 };
+	put(t, all, 3);
+	cr_assert_eq(call(t, 0, 0x02, IN_GPA, 0), 0);
+	cr_assert_eq(atomic_load(&t->cpu[2].tlb_flush_req), 1);
+	cr_assert_eq(atomic_load(&t->cpu[0].tlb_flush_req), 0, "no request to itself");
+	cr_assert_eq(atomic_load(&t->cpu[0].events) & VCPU_EVT_TLB_FLUSH, 0);
+	/* Ex: the VP set {2} in the variable header, then one page. */
+	uint64_t ex[] = { 0x1000, 0, 0, 1, 1u << 2, 0x5000 };
+	put(t, ex, 6);
+	cr_assert_eq(call(t, 0, 0x14 | VARHEAD(1) | REPS(1), IN_GPA, 0), REPS(1));
+	cr_assert_eq(atomic_load(&t->cpu[2].tlb_flush_req), 2);
+	cr_assert_eq(atomic_load(&t->cpu[1].tlb_flush_req), 3, "the all-processors flush only");
+	/* Unknown flags, fast input. */
+	uint64_t bad[] = { 0, 1u << 7, 2 };
+	put(t, bad, 3);
+	cr_assert_eq(call(t, 0, 0x02, IN_GPA, 0), 5);
+	cr_assert_eq(call(t, 0, 0x02 | FAST, 0, 0), 3);
+	struct hv_info info;
+	cr_assert(hv_get_info(&t->vm, &info));
+	cr_assert_eq(info.hypercalls_by[HV_HC_FLUSH_SPACE], 4);
+	cr_assert_eq(info.hypercalls_by[HV_HC_FLUSH_LIST], 1);
+	cr_assert_eq(info.hypercalls_by[HV_HC_FLUSH_LIST_EX], 1);
+	free_vm(t);
+}
+
+/* A running vCPU that reaches its next boundary late. */
+struct target {
+	struct vcpu *v;
+	atomic_bool flushed;
+};
+
+static void *target_thread(void *opaque)
+{
+	struct target *g = opaque;
+	while (!(atomic_load(&g->v->events) & VCPU_EVT_TLB_FLUSH))
+		sched_yield();
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	atomic_store(&g->flushed, true);
+	vcpu_tlb_flush_service(g->v);
+	return NULL;
+}
+
+Test(hypercall, flush_returns_only_after_a_running_target_flushed)
+{
+	struct tvm *t = new_vm(2, NULL);
+	struct target g = { .v = &t->cpu[1] };
+	atomic_store(&t->cpu[1].in_run, true);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, target_thread, &g), 0);
+	uint64_t in[] = { 0, 0, 1u << 1 };
+	put(t, in, 3);
+	cr_assert_eq(call(t, 0, 0x02, IN_GPA, 0), 0);
+	cr_assert(atomic_load(&g.flushed), "returned before the target flushed");
+	pthread_join(th, NULL);
+	cr_assert_eq(atomic_load(&t->cpu[1].tlb_flush_done), 1);
+	/* A target outside its engine is not waited for. */
+	atomic_store(&t->cpu[1].in_run, false);
+	cr_assert_eq(call(t, 0, 0x02, IN_GPA, 0), 0);
+	cr_assert_eq(atomic_load(&t->cpu[1].tlb_flush_done), 1, "served when it runs again");
+	free_vm(t);
+}
