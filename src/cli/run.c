@@ -7,6 +7,7 @@
 #include "util/log.h"
 #include "util/trace.h"
 #include "vmm/config.h"
+#include "vmm/net.h"
 #include "vmm/vm.h"
 #include "vmm/sandbox.h"
 #include "vmm/snapshot.h"
@@ -39,6 +40,11 @@ static const char run_usage[] =
 	"                          OPT: ro, format=raw|vhd, key-file=FILE (LUKS2 passphrase),\n"
 	"                          serial=S, id=ID\n"
 	"      --rng               attach a virtio-rng device (entropy from the host)\n"
+	"      --net user[,hostfwd=tcp::HOSTPORT-:GUESTPORT...][,mac=ADDR]\n"
+	"                          a virtio-net interface on user networking (DHCP, DNS,\n"
+	"                          outbound TCP/UDP, forwarded host ports; repeatable)\n"
+	"      --net tap,ifname=NAME[,mac=ADDR]\n"
+	"                          a virtio-net interface on the host's tap device NAME\n"
 	"      --numa-nodes N      give the guest N virtual NUMA nodes of equal size\n"
 	"      --numa node,mem=SIZE,cpus=A-B[,host-node=N]\n"
 	"                          one virtual NUMA node (repeat; docs/numa.md)\n"
@@ -70,7 +76,7 @@ static const char run_usage[] =
 enum {
 	OPT_DISK = 256, OPT_NUMA, OPT_NUMA_NODE, OPT_NUMA_DISTANCE, OPT_NUMA_POLICY, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,
 	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE, OPT_NO_VERIFY, OPT_CPU,
-	OPT_RNG,
+	OPT_RNG, OPT_NET,
 };
 
 static const struct option run_options[] = {
@@ -83,6 +89,7 @@ static const struct option run_options[] = {
 	{ "cpu", required_argument, NULL, OPT_CPU },
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "rng", no_argument, NULL, OPT_RNG },
+	{ "net", required_argument, NULL, OPT_NET },
 	{ "numa-nodes", required_argument, NULL, OPT_NUMA },
 	{ "numa", required_argument, NULL, OPT_NUMA_NODE },
 	{ "numa-distance", required_argument, NULL, OPT_NUMA_DISTANCE },
@@ -343,6 +350,16 @@ int cli_run_main(int argc, char **argv)
 			break;
 		}
 		case OPT_RNG: cfg.rng = true; break;
+		case OPT_NET:
+			if (cfg.n_nets >= VM_MAX_NETS) {
+				rc = cli_usage_error("run", "--net: at most %d interfaces", VM_MAX_NETS);
+				goto out;
+			}
+			if (net_parse(optarg, &cfg.nets[cfg.n_nets++]) < 0) {   /* vm_config_free() owns it */
+				rc = cli_usage_error("run", "%s", err_msg());
+				goto out;
+			}
+			break;
 		case OPT_NUMA:
 			if (parse_uint(optarg, &cfg.numa_nodes) < 0) {
 				rc = cli_usage_error("run", "--numa-nodes: '%s' is not a number", optarg);

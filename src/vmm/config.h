@@ -15,6 +15,8 @@
 #define VM_MAX_PLUGIN_DIRS 8
 #define VM_MAX_DEVICES 32
 #define VM_MAX_CONSOLES 8
+#define VM_MAX_NETS 4
+#define VM_MAX_HOSTFWD 16
 
 /* One entry of the manifest's "devices" list: a built-in or plug-in device
  * type, a unique id (used by `vessel ctl device remove`), and its
@@ -29,6 +31,23 @@ struct vm_device_config {
 struct vm_console_config {
 	char *type;        /* "serial" (extra 16550 port) or "virtio" */
 	char *backend;     /* as vm_config.serial: stdio, none, file:PATH, unix:PATH */
+};
+
+/* A port of the host forwarded to one of the guest's (user networking). */
+struct vm_hostfwd {
+	bool udp;
+	uint32_t host_addr;      /* IPv4, host byte order; 0: every address */
+	uint16_t host_port, guest_port;
+};
+
+/* One network interface (--net, the manifest's "nets"; docs/virtio.md). */
+struct vm_net_config {
+	char *type;              /* "user" (libslirp) or "tap" */
+	char *ifname;            /* tap: the host interface */
+	bool has_mac;
+	uint8_t mac[6];          /* else 52:54:00:12:34:56 + the interface's index */
+	unsigned n_hostfwd;
+	struct vm_hostfwd hostfwd[VM_MAX_HOSTFWD];
 };
 
 struct vm_config {
@@ -52,6 +71,8 @@ struct vm_config {
 	unsigned n_disks;
 	struct vm_disk_config disks[VM_MAX_DISKS];
 	bool rng;               /* a virtio-rng device */
+	unsigned n_nets;
+	struct vm_net_config nets[VM_MAX_NETS];
 	unsigned n_plugin_dirs;
 	char *plugin_dirs[VM_MAX_PLUGIN_DIRS];
 	unsigned n_devices;

@@ -13,6 +13,7 @@
 #include "machine/device_registry.h"
 #include "util/error.h"
 #include "virtio/blk.h"
+#include "virtio/net.h"
 #include "virtio/rng.h"
 #include "virtio/virtio_pci.h"
 #include "vmm/config.h"
@@ -33,6 +34,7 @@ struct pc_virtio_dev {
 	char name[SNAPSHOT_DEVICE_NAME_MAX];
 	struct virtio_board board;
 	struct virtio_blk_conf blk;
+	struct virtio_net_conf net;
 	bool registered;
 };
 
@@ -61,7 +63,7 @@ static void pc_virtio_dma_written(void *opaque, uint64_t gpa, uint64_t len)
 }
 
 static int pc_virtio_add(struct vm *vm, struct platform *p, const struct dev_desc *type, const char *name,
-			 const struct virtio_blk_conf *blk)
+			 const struct virtio_blk_conf *blk, const struct virtio_net_conf *net)
 {
 	struct pc_virtio *v = p->virtio;
 	if (v->n >= PC_MAX_VIRTIO)
@@ -72,9 +74,12 @@ static int pc_virtio_add(struct vm *vm, struct platform *p, const struct dev_des
 	snprintf(d->name, sizeof(d->name), "%s", name);
 	if (blk)
 		d->blk = *blk;
+	if (net)
+		d->net = *net;
 	d->board = (struct virtio_board){
 		.dma = pc_virtio_dma, .dma_written = pc_virtio_dma_written, .dma_opaque = vm, .apic = &p->apic_bus, .pci = p->pci,
-		.bar0 = (uint32_t)(PC_VIRTIO_BAR_BASE + PC_VIRTIO_BAR_STEP * v->n), .conf = &d->blk,
+		.bar0 = (uint32_t)(PC_VIRTIO_BAR_BASE + PC_VIRTIO_BAR_STEP * v->n),
+		.conf = net ? (const void *)&d->net : (const void *)&d->blk,
 	};
 	struct pc_device row = { .name = d->name, .type = type };
 	struct dev_ctx ctx;
@@ -86,10 +91,11 @@ static int pc_virtio_add(struct vm *vm, struct platform *p, const struct dev_des
 	return 0;
 }
 
-int pc_virtio_create(struct vm *vm, struct platform *p)
+int pc_virtio_create(struct vm *vm, struct platform *p, const struct pc_virtio_backends *be)
 {
 	const struct vm_config *cfg = vm->cfg;
-	if (!cfg || (!cfg->n_disks && !cfg->rng))
+	unsigned n_nets = be ? be->n_nets : 0;
+	if (!cfg || (!cfg->n_disks && !cfg->rng && !n_nets))
 		return 0;
 	if (!(p->virtio = calloc(1, sizeof(*p->virtio))))
 		return err_set(-ENOMEM, "out of memory");
@@ -101,12 +107,26 @@ int pc_virtio_create(struct vm *vm, struct platform *p)
 			return err_wrap(rc, "disk %s", dc->path);
 		char name[SNAPSHOT_DEVICE_NAME_MAX];
 		snprintf(name, sizeof(name), "virtio-blk.%u", i);
-		if ((rc = pc_virtio_add(vm, p, &virtio_blk_device, name, &blk)) < 0)
+		if ((rc = pc_virtio_add(vm, p, &virtio_blk_device, name, &blk, NULL)) < 0)
 			return err_wrap(rc, "disk %s", dc->path);   /* the device closed the disk */
 	}
-	if (cfg->rng && (rc = pc_virtio_add(vm, p, &virtio_rng_device, "virtio-rng", NULL)) < 0)
+	for (unsigned i = 0; i < n_nets; i++) {
+		char name[SNAPSHOT_DEVICE_NAME_MAX];
+		snprintf(name, sizeof(name), "virtio-net.%u", i);
+		struct virtio_net_conf net = { .backend = be->nets[i] };
+		if ((rc = pc_virtio_add(vm, p, &virtio_net_device, name, NULL, &net)) < 0)
+			return err_wrap(rc, "network interface %u", i);
+	}
+	if (cfg->rng && (rc = pc_virtio_add(vm, p, &virtio_rng_device, "virtio-rng", NULL, NULL)) < 0)
 		return rc;
 	return 0;
+}
+
+void pc_virtio_detach(struct platform *p)
+{
+	for (unsigned i = 0; p->virtio && i < p->virtio->n; i++)
+		if (p->virtio->devs[i].type == &virtio_net_device)
+			virtio_net_detach(p->virtio->devs[i].dev);
 }
 
 void pc_virtio_destroy(struct platform *p)

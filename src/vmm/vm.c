@@ -13,6 +13,7 @@
 #include "cpu/engines.h"
 #include "hv/hyperv.h"
 #include "hw/chardev.h"
+#include "hw/netdev.h"
 #include "board/pc.h"
 #include "hw/intc/lapic.h"
 #include "util/error.h"
@@ -20,6 +21,7 @@
 #include "util/log.h"
 #include "vmm/console.h"
 #include "vmm/control.h"
+#include "vmm/net.h"
 #include "vmm/pc_virtio.h"
 #include "machine/machine.h"
 #include "vmm/sandbox.h"
@@ -160,6 +162,7 @@ static void vm_destroy(struct vm *vm)
 	if (vm->platform) {
 		/* The virtio functions leave the PCI bus before the board frees it. */
 		pc_virtio_snapshot_unregister(vm->platform);
+		pc_virtio_detach(vm->platform);   /* backend threads take the lock */
 		pthread_mutex_lock(&vm->dev_lock);
 		pc_virtio_destroy(vm->platform);
 		pthread_mutex_unlock(&vm->dev_lock);
@@ -203,7 +206,7 @@ static int vm_create_hyperv(struct vm *vm)
 }
 
 static int vm_create(const struct vm_config *cfg, const struct numa_config *numa, struct chardev *console,
-		     struct vm **out)
+		     const struct pc_virtio_backends *be, struct vm **out)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
 	if (!vm)
@@ -252,7 +255,7 @@ static int vm_create(const struct vm_config *cfg, const struct numa_config *numa
 		/* The configuration's virtio devices, after the board's table
 		 * (docs/virtio.md). */
 		pthread_mutex_lock(&vm->dev_lock);
-		rc = pc_virtio_create(vm, vm->platform);
+		rc = pc_virtio_create(vm, vm->platform, be);
 		pthread_mutex_unlock(&vm->dev_lock);
 		if (rc == 0)
 			rc = pc_virtio_snapshot_register(vm->platform);
@@ -444,7 +447,7 @@ static enum vm_stop_reason vm_prepare(struct vm_session *sess, struct chardev *s
 {
 	const struct vm_config *cfg = sess->cfg;
 	struct vm *vm = NULL;
-	int rc = vm_create(cfg, &sess->numa, serial, &vm);
+	int rc = vm_create(cfg, &sess->numa, serial, &sess->backends, &vm);
 	/* A snapshot is accepted before its devices are created, which loads
 	 * their plug-ins. */
 	if (rc == 0 && restore && (rc = snapshot_check(vm, restore)) < 0)
@@ -488,6 +491,14 @@ static enum vm_stop_reason vm_prepare(struct vm_session *sess, struct chardev *s
 	return VM_STOP_NONE;
 }
 
+/* After the last machine is gone: no device is attached any more. */
+static void vm_free_backends(struct pc_virtio_backends *be)
+{
+	for (unsigned i = 0; i < be->n_nets; i++)
+		netdev_free(be->nets[i]);
+	be->n_nets = 0;
+}
+
 static struct console *sandboxed_console;
 
 /* Runs in the SIGSYS handler: the terminal goes back to cooked mode. */
@@ -505,17 +516,39 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 	 * looks for plug-ins (docs/security.md "Plug-ins"). */
 	if (cfg->restore && snapshot_check(NULL, cfg->restore) < 0)
 		return VM_STOP_BAD_INPUT;
+	/* The network backends are opened with the privileges a tap or a
+	 * low forwarded port needs, and their threads start after the drop. */
+	struct pc_virtio_backends be = { 0 };
+	enum vm_stop_reason why = VM_STOP_START_FAILED;
+	for (unsigned i = 0; i < cfg->n_nets; i++) {
+		if (net_open(&cfg->nets[i], i, &be.nets[i]) < 0) {
+			vm_free_backends(&be);
+			return VM_STOP_START_FAILED;
+		}
+		be.n_nets++;
+		if (!strcmp(cfg->nets[i].type, "user"))
+			sandbox_allow_outbound_sockets();
+	}
 	/* Before any thread exists, so that every thread has none
 	 * (capabilities are per thread). */
-	if (cfg->sandbox && sandbox_drop_capabilities() < 0)
+	if (cfg->sandbox && sandbox_drop_capabilities() < 0) {
+		vm_free_backends(&be);
 		return VM_STOP_START_FAILED;
+	}
+	for (unsigned i = 0; i < be.n_nets; i++) {
+		if (netdev_start(be.nets[i]) < 0) {
+			vm_free_backends(&be);
+			return VM_STOP_START_FAILED;
+		}
+	}
 	struct console *con;
-	if (console_open(&con, cfg->serial) < 0)
+	if (console_open(&con, cfg->serial) < 0) {
+		vm_free_backends(&be);
 		return VM_STOP_BAD_INPUT;
+	}
 
 	struct chardev *serial = console_chardev_new(con);
 	struct vm_session sess;
-	enum vm_stop_reason why = VM_STOP_START_FAILED;
 	if (!serial || vm_session_start(&sess, cfg) < 0) {
 		if (serial) {
 			char msg[512];
@@ -526,6 +559,7 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 		goto out;
 	}
 	sess.console = con;
+	sess.backends = be;
 	for (const char *restore = cfg->restore;; restore = NULL) {
 		struct vm *vm;
 		why = vm_prepare(&sess, serial, restore, &vm);
@@ -578,5 +612,6 @@ out:
 	chardev_free(serial);
 	sandboxed_console = NULL;
 	console_close(con);
+	vm_free_backends(&be);
 	return why;
 }
