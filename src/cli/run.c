@@ -51,6 +51,8 @@ static const char run_usage[] =
 	"      --numa-distance A,B,D  SLIT distance between nodes A and B (default 20)\n"
 	"      --numa-policy P     bind, preferred (default) or interleave\n"
 	"      --serial WHERE      stdio (default), none, file:PATH, unix:PATH\n"
+	"      --console serial|virtio  the console on COM1 (default) or on a\n"
+	"                          virtio-console, the guest's hvc0 (console=hvc0)\n"
 	"      --no-reboot         end the run when the guest reboots\n"
 	"      --no-decompress     let the kernel decompress itself in the guest\n"
 	"      --deterministic     virtual time from instruction counts\n"
@@ -76,7 +78,7 @@ static const char run_usage[] =
 enum {
 	OPT_DISK = 256, OPT_NUMA, OPT_NUMA_NODE, OPT_NUMA_DISTANCE, OPT_NUMA_POLICY, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,
 	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE, OPT_NO_VERIFY, OPT_CPU,
-	OPT_RNG, OPT_NET,
+	OPT_RNG, OPT_NET, OPT_CONSOLE,
 };
 
 static const struct option run_options[] = {
@@ -90,6 +92,7 @@ static const struct option run_options[] = {
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "rng", no_argument, NULL, OPT_RNG },
 	{ "net", required_argument, NULL, OPT_NET },
+	{ "console", required_argument, NULL, OPT_CONSOLE },
 	{ "numa-nodes", required_argument, NULL, OPT_NUMA },
 	{ "numa", required_argument, NULL, OPT_NUMA_NODE },
 	{ "numa-distance", required_argument, NULL, OPT_NUMA_DISTANCE },
@@ -386,6 +389,13 @@ int cli_run_main(int argc, char **argv)
 			}
 			break;
 		case OPT_SERIAL: replace(&cfg.serial, optarg); break;
+		case OPT_CONSOLE:
+			if (strcmp(optarg, "serial") && strcmp(optarg, "virtio")) {
+				rc = cli_usage_error("run", "--console: '%s' is neither serial nor virtio", optarg);
+				goto out;
+			}
+			cfg.virtio_console = !strcmp(optarg, "virtio");
+			break;
 		case OPT_NO_REBOOT: cfg.no_reboot = true; break;
 		case OPT_NO_DECOMPRESS: cfg.decompress_kernel = false; break;
 		case OPT_DETERMINISTIC: cfg.deterministic = true; break;

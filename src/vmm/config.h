@@ -63,6 +63,7 @@ struct vm_config {
 	bool decompress_kernel; /* unpack the bzImage payload on the host */
 	bool no_reboot;         /* guest reboot ends the run instead */
 	char *serial;           /* "stdio" (default), "none", "file:PATH", "unix:PATH" */
+	bool virtio_console;    /* --console virtio: serial's backend serves hvc0, COM1 gets none */
 	char *api_socket;
 	char *restore;          /* snapshot to load instead of booting */
 	bool restore_no_verify; /* `--no-verify` only: map the snapshot's RAM without checking its CRC */

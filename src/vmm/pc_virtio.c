@@ -13,6 +13,7 @@
 #include "machine/device_registry.h"
 #include "util/error.h"
 #include "virtio/blk.h"
+#include "virtio/console.h"
 #include "virtio/net.h"
 #include "virtio/rng.h"
 #include "virtio/virtio_pci.h"
@@ -33,8 +34,11 @@ struct pc_virtio_dev {
 	void *dev;
 	char name[SNAPSHOT_DEVICE_NAME_MAX];
 	struct virtio_board board;
-	struct virtio_blk_conf blk;
-	struct virtio_net_conf net;
+	union {   /* the device's own options: virtio_board.conf */
+		struct virtio_blk_conf blk;
+		struct virtio_net_conf net;
+		struct virtio_console_conf console;
+	} conf;
 	bool registered;
 };
 
@@ -63,7 +67,7 @@ static void pc_virtio_dma_written(void *opaque, uint64_t gpa, uint64_t len)
 }
 
 static int pc_virtio_add(struct vm *vm, struct platform *p, const struct dev_desc *type, const char *name,
-			 const struct virtio_blk_conf *blk, const struct virtio_net_conf *net)
+			 const void *conf, size_t conf_size)
 {
 	struct pc_virtio *v = p->virtio;
 	if (v->n >= PC_MAX_VIRTIO)
@@ -72,14 +76,12 @@ static int pc_virtio_add(struct vm *vm, struct platform *p, const struct dev_des
 	memset(d, 0, sizeof(*d));
 	d->type = type;
 	snprintf(d->name, sizeof(d->name), "%s", name);
-	if (blk)
-		d->blk = *blk;
-	if (net)
-		d->net = *net;
+	if (conf)
+		memcpy(&d->conf, conf, conf_size < sizeof(d->conf) ? conf_size : sizeof(d->conf));
 	d->board = (struct virtio_board){
 		.dma = pc_virtio_dma, .dma_written = pc_virtio_dma_written, .dma_opaque = vm, .apic = &p->apic_bus, .pci = p->pci,
 		.bar0 = (uint32_t)(PC_VIRTIO_BAR_BASE + PC_VIRTIO_BAR_STEP * v->n),
-		.conf = net ? (const void *)&d->net : (const void *)&d->blk,
+		.conf = &d->conf,
 	};
 	struct pc_device row = { .name = d->name, .type = type };
 	struct dev_ctx ctx;
@@ -95,7 +97,8 @@ int pc_virtio_create(struct vm *vm, struct platform *p, const struct pc_virtio_b
 {
 	const struct vm_config *cfg = vm->cfg;
 	unsigned n_nets = be ? be->n_nets : 0;
-	if (!cfg || (!cfg->n_disks && !cfg->rng && !n_nets))
+	struct chardev *console = be ? be->console : NULL;
+	if (!cfg || (!cfg->n_disks && !cfg->rng && !n_nets && !console))
 		return 0;
 	if (!(p->virtio = calloc(1, sizeof(*p->virtio))))
 		return err_set(-ENOMEM, "out of memory");
@@ -107,17 +110,22 @@ int pc_virtio_create(struct vm *vm, struct platform *p, const struct pc_virtio_b
 			return err_wrap(rc, "disk %s", dc->path);
 		char name[SNAPSHOT_DEVICE_NAME_MAX];
 		snprintf(name, sizeof(name), "virtio-blk.%u", i);
-		if ((rc = pc_virtio_add(vm, p, &virtio_blk_device, name, &blk, NULL)) < 0)
+		if ((rc = pc_virtio_add(vm, p, &virtio_blk_device, name, &blk, sizeof(blk))) < 0)
 			return err_wrap(rc, "disk %s", dc->path);   /* the device closed the disk */
 	}
 	for (unsigned i = 0; i < n_nets; i++) {
 		char name[SNAPSHOT_DEVICE_NAME_MAX];
 		snprintf(name, sizeof(name), "virtio-net.%u", i);
 		struct virtio_net_conf net = { .backend = be->nets[i] };
-		if ((rc = pc_virtio_add(vm, p, &virtio_net_device, name, NULL, &net)) < 0)
+		if ((rc = pc_virtio_add(vm, p, &virtio_net_device, name, &net, sizeof(net))) < 0)
 			return err_wrap(rc, "network interface %u", i);
 	}
-	if (cfg->rng && (rc = pc_virtio_add(vm, p, &virtio_rng_device, "virtio-rng", NULL, NULL)) < 0)
+	if (console) {
+		struct virtio_console_conf con = { .backend = console };
+		if ((rc = pc_virtio_add(vm, p, &virtio_console_device, "virtio-console", &con, sizeof(con))) < 0)
+			return rc;
+	}
+	if (cfg->rng && (rc = pc_virtio_add(vm, p, &virtio_rng_device, "virtio-rng", NULL, 0)) < 0)
 		return rc;
 	return 0;
 }

@@ -16,6 +16,7 @@ struct vm;
 struct pc_virtio_backends {
 	unsigned n_nets;
 	struct netdev *nets[VM_MAX_NETS];   /* one per cfg->nets[i] */
+	struct chardev *console;            /* --console virtio: hvc0's backend, else NULL */
 };
 
 /* Called by the VMM (vm.c) with the device lock held, after the board

@@ -548,9 +548,16 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 	}
 
 	struct chardev *serial = console_chardev_new(con);
+	/* --console virtio: the console is the guest's hvc0, COM1 is left
+	 * unconnected. */
+	struct chardev *uart = serial;
+	if (serial && cfg->virtio_console) {
+		be.console = serial;
+		uart = chardev_null_new();
+	}
 	struct vm_session sess;
-	if (!serial || vm_session_start(&sess, cfg) < 0) {
-		if (serial) {
+	if (!serial || !uart || vm_session_start(&sess, cfg) < 0) {
+		if (serial && uart) {
 			char msg[512];
 			snprintf(msg, sizeof(msg), "%s", err_msg());
 			vm_session_finish(&sess);
@@ -562,7 +569,7 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 	sess.backends = be;
 	for (const char *restore = cfg->restore;; restore = NULL) {
 		struct vm *vm;
-		why = vm_prepare(&sess, serial, restore, &vm);
+		why = vm_prepare(&sess, uart, restore, &vm);
 		if (why != VM_STOP_NONE)
 			break;
 		/* Set-up is over (console, control API, plug-in registry, the
@@ -609,6 +616,8 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 	}
 	vm_session_finish(&sess);
 out:
+	if (uart != serial)
+		chardev_free(uart);
 	chardev_free(serial);
 	sandboxed_console = NULL;
 	console_close(con);
