@@ -40,6 +40,7 @@ static const char run_usage[] =
 	"                          OPT: ro, format=raw|vhd, key-file=FILE (LUKS2 passphrase),\n"
 	"                          serial=S, id=ID\n"
 	"      --rng               attach a virtio-rng device (entropy from the host)\n"
+	"      --rng-rate BYTES    at most BYTES a second of entropy to the guest (implies --rng)\n"
 	"      --net user[,hostfwd=tcp::HOSTPORT-:GUESTPORT...][,mac=ADDR]\n"
 	"                          a virtio-net interface on user networking (DHCP, DNS,\n"
 	"                          outbound TCP/UDP, forwarded host ports; repeatable)\n"
@@ -78,7 +79,7 @@ static const char run_usage[] =
 enum {
 	OPT_DISK = 256, OPT_NUMA, OPT_NUMA_NODE, OPT_NUMA_DISTANCE, OPT_NUMA_POLICY, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,
 	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE, OPT_NO_VERIFY, OPT_CPU,
-	OPT_RNG, OPT_NET, OPT_CONSOLE,
+	OPT_RNG, OPT_RNG_RATE, OPT_NET, OPT_CONSOLE,
 };
 
 static const struct option run_options[] = {
@@ -91,6 +92,7 @@ static const struct option run_options[] = {
 	{ "cpu", required_argument, NULL, OPT_CPU },
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "rng", no_argument, NULL, OPT_RNG },
+	{ "rng-rate", required_argument, NULL, OPT_RNG_RATE },
 	{ "net", required_argument, NULL, OPT_NET },
 	{ "console", required_argument, NULL, OPT_CONSOLE },
 	{ "numa-nodes", required_argument, NULL, OPT_NUMA },
@@ -353,6 +355,14 @@ int cli_run_main(int argc, char **argv)
 			break;
 		}
 		case OPT_RNG: cfg.rng = true; break;
+		case OPT_RNG_RATE:
+			if (cli_parse_size(optarg, &size) < 0 || size == 0) {
+				rc = cli_usage_error("run", "--rng-rate: '%s' is not a positive number of bytes", optarg);
+				goto out;
+			}
+			cfg.rng = true;
+			cfg.rng_rate = size;
+			break;
 		case OPT_NET:
 			if (cfg.n_nets >= VM_MAX_NETS) {
 				rc = cli_usage_error("run", "--net: at most %d interfaces", VM_MAX_NETS);

@@ -72,6 +72,7 @@ struct vm_config {
 	unsigned n_disks;
 	struct vm_disk_config disks[VM_MAX_DISKS];
 	bool rng;               /* a virtio-rng device */
+	uint64_t rng_rate;      /* its limit in bytes a second; 0: none */
 	unsigned n_nets;
 	struct vm_net_config nets[VM_MAX_NETS];
 	unsigned n_plugin_dirs;

@@ -22,7 +22,7 @@ const char *const vm_manifest_fields[] = {
 	"engine", "cpu", "cpus", "memory", "numa_nodes", "kernel", "initrd", "cmdline",
 	"decompress", "no_reboot", "deterministic", "hyperv", "sandbox", "serial", "api_socket", "restore",
 	"disks", "disks[].path", "disks[].format", "disks[].readonly", "disks[].key_file",
-	"disks[].serial", "disks[].id", "rng",
+	"disks[].serial", "disks[].id", "rng", "rng_rate",
 	"nets", "nets[].type", "nets[].ifname", "nets[].mac", "nets[].hostfwd",
 	"devices", "devices[].type", "devices[].id", "devices[].params",
 	"consoles", "consoles[].type", "consoles[].backend",
@@ -220,6 +220,15 @@ static int f_no_reboot(const struct mctx *m, json_t *v, struct vm_config *cfg)
 static int f_deterministic(const struct mctx *m, json_t *v, struct vm_config *cfg)
 {
 	return get_bool(m, "deterministic", v, &cfg->deterministic);
+}
+
+static int f_rng_rate(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	if (!json_is_integer(v) || json_integer_value(v) <= 0)
+		return bad(m, "rng_rate", v, "is not a positive integer", "bytes a second, e.g. 4096");
+	cfg->rng_rate = (uint64_t)json_integer_value(v);
+	cfg->rng = true;
+	return 0;
 }
 
 static int f_rng(const struct mctx *m, json_t *v, struct vm_config *cfg)
@@ -669,7 +678,7 @@ static const struct {
 	{ "sandbox", f_sandbox },
 	{ "serial", f_serial }, { "api_socket", f_api_socket }, { "restore", f_restore },
 	{ "disks", f_disks }, { "devices", f_devices }, { "consoles", f_consoles },
-	{ "plugin_dirs", f_plugin_dirs }, { "numa", f_numa_topology }, { "rng", f_rng }, { "nets", f_nets },
+	{ "plugin_dirs", f_plugin_dirs }, { "numa", f_numa_topology }, { "rng", f_rng }, { "rng_rate", f_rng_rate }, { "nets", f_nets },
 };
 
 /* Lists are replaced as a whole, never appended to. */

@@ -38,6 +38,7 @@ struct pc_virtio_dev {
 		struct virtio_blk_conf blk;
 		struct virtio_net_conf net;
 		struct virtio_console_conf console;
+		struct virtio_rng_conf rng;
 	} conf;
 	bool registered;
 };
@@ -125,7 +126,8 @@ int pc_virtio_create(struct vm *vm, struct platform *p, const struct pc_virtio_b
 		if ((rc = pc_virtio_add(vm, p, &virtio_console_device, "virtio-console", &con, sizeof(con))) < 0)
 			return rc;
 	}
-	if (cfg->rng && (rc = pc_virtio_add(vm, p, &virtio_rng_device, "virtio-rng", NULL, 0)) < 0)
+	struct virtio_rng_conf rng = { .rate = cfg->rng_rate };
+	if (cfg->rng && (rc = pc_virtio_add(vm, p, &virtio_rng_device, "virtio-rng", &rng, sizeof(rng))) < 0)
 		return rc;
 	return 0;
 }
