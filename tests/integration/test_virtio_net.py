@@ -17,6 +17,7 @@ import pytest
 from conftest import run_vessel
 from guests import linux_args, script_output, wait_for_file_text
 from test_control_vm import ctl, start
+from test_virtio import boot
 
 BOOT_TIMEOUT = 900
 PAYLOAD = os.urandom(3 * (1 << 20) + 12345)   # several MiB: many frames, both ways
@@ -52,13 +53,6 @@ def http_server(data):
     srv = _Server(("127.0.0.1", 0), blob_handler(data))
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv, srv.server_address[1]
-
-
-def boot(vessel_bin, script, *extra):
-    r = run_vessel(vessel_bin, *linux_args(script), *extra, timeout=BOOT_TIMEOUT)
-    assert r.returncode == 0, f"rc={r.returncode}\nstderr:\n{r.stderr}\nconsole tail:\n{r.stdout[-3000:]}"
-    lines, rc = script_output(r.stdout)
-    return lines, rc, r
 
 
 def test_dhcp_address_and_a_file_fetched_from_the_host(vessel_bin):

@@ -13,12 +13,12 @@
 #include "virtio/net.h"
 #include "virtio/virtio_pci.h"
 
+#include "fake_board.h"
+
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define RAM_SIZE (1u << 20)
-#define BAR 0xc1000000u
 /* Queue 0 (receive) and 1 (transmit) rings, and buffers. */
 #define RX_DESC 0x1000u
 #define RX_AVAIL 0x2000u
@@ -29,9 +29,6 @@
 #define TX_BUF 0x10000u
 #define RX_BUF 0x20000u
 
-static struct bus pio, mmio;
-static uint8_t *ram;
-static struct pci_host *host;
 static void *dev;
 static struct virtio_board board;
 static struct virtio_net_conf conf;
@@ -55,21 +52,6 @@ static void fake_wake(struct netdev *d) { (void)d; n_wakes++; }
 static void fake_destroy(struct netdev *d) { netdev_fini(d); }
 static const struct netdev_ops fake_ops = { .send = fake_send, .wake = fake_wake, .destroy = fake_destroy };
 
-static void *fake_dma(void *opaque, uint64_t gpa, uint64_t len)
-{
-	(void)opaque;
-	if (gpa >= RAM_SIZE || len > RAM_SIZE - gpa)
-		return NULL;
-	return ram + gpa;
-}
-
-static void wr(uint64_t off, unsigned size, uint64_t v) { bus_write(&mmio, NULL, BAR + off, size, v); }
-static uint64_t rd(uint64_t off, unsigned size)
-{
-	uint64_t v = 0;
-	bus_read(&mmio, NULL, BAR + off, size, &v);
-	return v;
-}
 
 static void queue(unsigned q, uint64_t d, uint64_t a, uint64_t u)
 {
@@ -85,12 +67,7 @@ static void queue(unsigned q, uint64_t d, uint64_t a, uint64_t u)
  * (section 3.1.1) accepting VERSION_1, MAC, CSUM and MRG_RXBUF. */
 static void start(bool driver_ok)
 {
-	ram = calloc(1, RAM_SIZE);
-	bus_init(&pio, "pio");
-	bus_init(&mmio, "mmio");
-	struct dev_ctx hctx = { .name = "pci", .pio = &pio, .mmio = &mmio, .base = { 0xcf8, 0xb0000000, 0x10000000 } };
-	host = pci_host_new(&hctx);
-	cr_assert(host);
+	fake_board_start();
 	memset(&nd, 0, sizeof(nd));
 	netdev_init(&nd, &fake_ops, "fake");
 	static const uint8_t mac[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc };
@@ -121,10 +98,7 @@ static void stop(void)
 	virtio_net_detach(dev);
 	virtio_net_device.destroy(dev);
 	netdev_fini(&nd);
-	pci_host_free(host);
-	bus_destroy(&pio);
-	bus_destroy(&mmio);
-	free(ram);
+	fake_board_stop();
 }
 
 static void desc(uint64_t table, unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)

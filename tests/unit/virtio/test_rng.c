@@ -10,20 +10,17 @@
 #include "virtio/rng.h"
 #include "virtio/virtio_pci.h"
 
+#include "fake_board.h"
+
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define RAM_SIZE (1u << 20)
-#define BAR 0xc1000000u
 #define DESC 0x1000u
 #define AVAIL 0x2000u
 #define USED 0x3000u
 #define BUF 0x10000u
 
-static struct bus pio, mmio;
-static uint8_t *ram;
-static struct pci_host *host;
 static void *dev;
 static struct virtio_board board;
 static struct virtio_rng_conf conf;
@@ -33,23 +30,10 @@ static uint64_t now_ns;
 
 static uint64_t fake_clock(void *opaque) { (void)opaque; return now_ns; }
 
-static void *fake_dma(void *opaque, uint64_t gpa, uint64_t len)
-{
-	(void)opaque;
-	if (gpa >= RAM_SIZE || len > RAM_SIZE - gpa)
-		return NULL;
-	return ram + gpa;
-}
-
-static void wr(uint64_t off, unsigned size, uint64_t v) { bus_write(&mmio, NULL, BAR + off, size, v); }
 
 static void start(uint64_t rate)
 {
-	ram = calloc(1, RAM_SIZE);
-	bus_init(&pio, "pio");
-	bus_init(&mmio, "mmio");
-	struct dev_ctx hctx = { .name = "pci", .pio = &pio, .mmio = &mmio, .base = { 0xcf8, 0xb0000000, 0x10000000 } };
-	host = pci_host_new(&hctx);
+	fake_board_start();
 	ts = timer_service_new(&lock);
 	now_ns = 1000;
 	timer_service_set_clock(ts, fake_clock, NULL);
@@ -77,10 +61,7 @@ static void stop(void)
 {
 	virtio_rng_device.destroy(dev);
 	timer_service_free(ts);
-	pci_host_free(host);
-	bus_destroy(&pio);
-	bus_destroy(&mmio);
-	free(ram);
+	fake_board_stop();
 }
 
 /* Posts a 4 KiB writable buffer as request n and notifies. */
