@@ -20,7 +20,7 @@
 
 const char *const vm_manifest_fields[] = {
 	"engine", "cpu", "cpus", "memory", "numa_nodes", "kernel", "initrd", "cmdline",
-	"decompress", "no_reboot", "deterministic", "hyperv", "sandbox", "serial", "api_socket", "restore",
+	"decompress", "no_reboot", "deterministic", "hyperv", "sandbox", "serial", "console", "api_socket", "restore",
 	"disks", "disks[].path", "disks[].format", "disks[].readonly", "disks[].key_file",
 	"disks[].serial", "disks[].id", "rng", "rng_rate",
 	"nets", "nets[].type", "nets[].ifname", "nets[].mac", "nets[].hostfwd",
@@ -266,6 +266,16 @@ static int f_serial(const struct mctx *m, json_t *v, struct vm_config *cfg)
 	if (json_is_string(v) && !console_backend_ok(json_string_value(v)))
 		return bad(m, "serial", v, "is not a console backend", BACKENDS);
 	return get_string(m, "serial", v, BACKENDS, &cfg->serial, false);
+}
+
+/* Where the console goes, as --console: COM1 or a virtio-console (hvc0). */
+static int f_console(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	const char *exp = "\"serial\" or \"virtio\"";
+	if (!json_is_string(v) || (strcmp(json_string_value(v), "serial") && strcmp(json_string_value(v), "virtio")))
+		return bad(m, "console", v, "is not a console device", exp);
+	cfg->virtio_console = !strcmp(json_string_value(v), "virtio");
+	return 0;
 }
 
 static int f_api_socket(const struct mctx *m, json_t *v, struct vm_config *cfg)
@@ -678,7 +688,7 @@ static const struct {
 	{ "sandbox", f_sandbox },
 	{ "serial", f_serial }, { "api_socket", f_api_socket }, { "restore", f_restore },
 	{ "disks", f_disks }, { "devices", f_devices }, { "consoles", f_consoles },
-	{ "plugin_dirs", f_plugin_dirs }, { "numa", f_numa_topology }, { "rng", f_rng }, { "rng_rate", f_rng_rate }, { "nets", f_nets },
+	{ "plugin_dirs", f_plugin_dirs }, { "numa", f_numa_topology }, { "rng", f_rng }, { "console", f_console }, { "rng_rate", f_rng_rate }, { "nets", f_nets },
 };
 
 /* Lists are replaced as a whole, never appended to. */
