@@ -7,6 +7,7 @@
 #include "util/log.h"
 #include "util/trace.h"
 #include "vmm/config.h"
+#include "vmm/net.h"
 #include "vmm/vm.h"
 #include "vmm/sandbox.h"
 #include "vmm/snapshot.h"
@@ -40,12 +41,20 @@ static const char run_usage[] =
 	"                          serial=S, id=ID, cache=writeback|none|unsafe, queues=N,\n"
 	"                          packed=on|off\n"
 	"      --rng               attach a virtio-rng device (entropy from the host)\n"
+	"      --rng-rate BYTES    at most BYTES a second of entropy to the guest (implies --rng)\n"
+	"      --net user[,hostfwd=tcp::HOSTPORT-:GUESTPORT...][,mac=ADDR]\n"
+	"                          a virtio-net interface on user networking (DHCP, DNS,\n"
+	"                          outbound TCP/UDP, forwarded host ports; repeatable)\n"
+	"      --net tap,ifname=NAME[,mac=ADDR]\n"
+	"                          a virtio-net interface on the host's tap device NAME\n"
 	"      --numa-nodes N      give the guest N virtual NUMA nodes of equal size\n"
 	"      --numa node,mem=SIZE,cpus=A-B[,host-node=N]\n"
 	"                          one virtual NUMA node (repeat; docs/numa.md)\n"
 	"      --numa-distance A,B,D  SLIT distance between nodes A and B (default 20)\n"
 	"      --numa-policy P     bind, preferred (default) or interleave\n"
 	"      --serial WHERE      stdio (default), none, file:PATH, unix:PATH\n"
+	"      --console serial|virtio  the console on COM1 (default) or on a\n"
+	"                          virtio-console, the guest's hvc0 (console=hvc0)\n"
 	"      --no-reboot         end the run when the guest reboots\n"
 	"      --no-decompress     let the kernel decompress itself in the guest\n"
 	"      --deterministic     virtual time from instruction counts\n"
@@ -74,7 +83,7 @@ static const char run_usage[] =
 enum {
 	OPT_DISK = 256, OPT_NUMA, OPT_NUMA_NODE, OPT_NUMA_DISTANCE, OPT_NUMA_POLICY, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,
 	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE, OPT_NO_VERIFY, OPT_CPU,
-	OPT_RNG, OPT_COMPOUND,
+	OPT_RNG, OPT_RNG_RATE, OPT_NET, OPT_CONSOLE, OPT_COMPOUND,
 };
 
 static const struct option run_options[] = {
@@ -87,6 +96,9 @@ static const struct option run_options[] = {
 	{ "cpu", required_argument, NULL, OPT_CPU },
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "rng", no_argument, NULL, OPT_RNG },
+	{ "rng-rate", required_argument, NULL, OPT_RNG_RATE },
+	{ "net", required_argument, NULL, OPT_NET },
+	{ "console", required_argument, NULL, OPT_CONSOLE },
 	{ "numa-nodes", required_argument, NULL, OPT_NUMA },
 	{ "numa", required_argument, NULL, OPT_NUMA_NODE },
 	{ "numa-distance", required_argument, NULL, OPT_NUMA_DISTANCE },
@@ -364,6 +376,24 @@ int cli_run_main(int argc, char **argv)
 			break;
 		}
 		case OPT_RNG: cfg.rng = true; break;
+		case OPT_RNG_RATE:
+			if (cli_parse_size(optarg, &size) < 0 || size == 0) {
+				rc = cli_usage_error("run", "--rng-rate: '%s' is not a positive number of bytes", optarg);
+				goto out;
+			}
+			cfg.rng = true;
+			cfg.rng_rate = size;
+			break;
+		case OPT_NET:
+			if (cfg.n_nets >= VM_MAX_NETS) {
+				rc = cli_usage_error("run", "--net: at most %d interfaces", VM_MAX_NETS);
+				goto out;
+			}
+			if (net_parse(optarg, &cfg.nets[cfg.n_nets++]) < 0) {   /* vm_config_free() owns it */
+				rc = cli_usage_error("run", "%s", err_msg());
+				goto out;
+			}
+			break;
 		case OPT_NUMA:
 			if (parse_uint(optarg, &cfg.numa_nodes) < 0) {
 				rc = cli_usage_error("run", "--numa-nodes: '%s' is not a number", optarg);
@@ -391,6 +421,13 @@ int cli_run_main(int argc, char **argv)
 			}
 			break;
 		case OPT_SERIAL: replace(&cfg.serial, optarg); break;
+		case OPT_CONSOLE:
+			if (strcmp(optarg, "serial") && strcmp(optarg, "virtio")) {
+				rc = cli_usage_error("run", "--console: '%s' is neither serial nor virtio", optarg);
+				goto out;
+			}
+			cfg.virtio_console = !strcmp(optarg, "virtio");
+			break;
 		case OPT_NO_REBOOT: cfg.no_reboot = true; break;
 		case OPT_NO_DECOMPRESS: cfg.decompress_kernel = false; break;
 		case OPT_DETERMINISTIC: cfg.deterministic = true; break;

@@ -4,6 +4,13 @@
 
 #include "hw/device.h"
 
+#include <stdint.h>
+
+/* virtio_board.conf of a virtio-rng (may be absent: no limit). */
+struct virtio_rng_conf {
+	uint64_t rate;   /* bytes a second the guest may take; 0: no limit */
+};
+
 extern const struct dev_desc virtio_rng_device;
 
 #endif

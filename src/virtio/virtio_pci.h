@@ -26,7 +26,9 @@ struct pci_host;
 struct virtio_pci;
 
 /* Device IDs (section 5). */
+#define VIRTIO_ID_NET   1
 #define VIRTIO_ID_BLOCK 2
+#define VIRTIO_ID_CONSOLE 3
 #define VIRTIO_ID_RNG   4
 
 /* Reserved feature bits (section 6). */

@@ -1,4 +1,5 @@
 #include "vmm/config.h"
+#include "vmm/net.h"
 
 #include "hv/hyperv.h"
 #include "machine/compound.h"
@@ -49,6 +50,12 @@ int vm_config_validate(const struct vm_config *cfg)
 	unsigned compound;
 	if (compound_parse(cfg->compound, &compound) < 0)
 		return -EINVAL;
+	for (unsigned i = 0; i < cfg->n_nets; i++) {
+		char where[16];
+		snprintf(where, sizeof(where), "nets[%u]", i);
+		if (net_config_check(&cfg->nets[i], where) < 0)
+			return -EINVAL;
+	}
 	const char *s = cfg->serial;
 	if (strcmp(s, "stdio") && strcmp(s, "none") && strncmp(s, "file:", 5) && strncmp(s, "unix:", 5))
 		return err_set(-EINVAL, "serial: '%s' is not a console (expected stdio, none, file:PATH or unix:PATH)", s);
@@ -81,6 +88,10 @@ void vm_config_free(struct vm_config *cfg)
 	free(cfg->manifest);
 	free(cfg->hyperv);
 	free(cfg->compound);
+	for (unsigned i = 0; i < cfg->n_nets; i++) {
+		free(cfg->nets[i].type);
+		free(cfg->nets[i].ifname);
+	}
 	for (unsigned i = 0; i < cfg->n_disks; i++) {
 		free(cfg->disks[i].path);
 		free(cfg->disks[i].format);

@@ -15,6 +15,8 @@
 #define VM_MAX_PLUGIN_DIRS 8
 #define VM_MAX_DEVICES 32
 #define VM_MAX_CONSOLES 8
+#define VM_MAX_NETS 4
+#define VM_MAX_HOSTFWD 16
 
 /* One entry of the manifest's "devices" list: a built-in or plug-in device
  * type, a unique id (used by `vessel ctl device remove`), and its
@@ -31,6 +33,23 @@ struct vm_console_config {
 	char *backend;     /* as vm_config.serial: stdio, none, file:PATH, unix:PATH */
 };
 
+/* A port of the host forwarded to one of the guest's (user networking). */
+struct vm_hostfwd {
+	bool udp;
+	uint32_t host_addr;      /* IPv4, host byte order; 0: every address */
+	uint16_t host_port, guest_port;
+};
+
+/* One network interface (--net, the manifest's "nets"; docs/virtio.md). */
+struct vm_net_config {
+	char *type;              /* "user" (libslirp) or "tap" */
+	char *ifname;            /* tap: the host interface */
+	bool has_mac;
+	uint8_t mac[6];          /* else 52:54:00:12:34:56 + the interface's index */
+	unsigned n_hostfwd;
+	struct vm_hostfwd hostfwd[VM_MAX_HOSTFWD];
+};
+
 struct vm_config {
 	char *engine;          /* "emu" (default) or "kvm" */
 	unsigned cpus;         /* 1..VM_MAX_CPUS */
@@ -44,6 +63,7 @@ struct vm_config {
 	bool decompress_kernel; /* unpack the bzImage payload on the host */
 	bool no_reboot;         /* guest reboot ends the run instead */
 	char *serial;           /* "stdio" (default), "none", "file:PATH", "unix:PATH" */
+	bool virtio_console;    /* --console virtio: serial's backend serves hvc0, COM1 gets none */
 	char *api_socket;
 	char *restore;          /* snapshot to load instead of booting */
 	bool restore_no_verify; /* `--no-verify` only: map the snapshot's RAM without checking its CRC */
@@ -52,6 +72,9 @@ struct vm_config {
 	unsigned n_disks;
 	struct vm_disk_config disks[VM_MAX_DISKS];
 	bool rng;               /* a virtio-rng device */
+	uint64_t rng_rate;      /* its limit in bytes a second; 0: none */
+	unsigned n_nets;
+	struct vm_net_config nets[VM_MAX_NETS];
 	unsigned n_plugin_dirs;
 	char *plugin_dirs[VM_MAX_PLUGIN_DIRS];
 	unsigned n_devices;

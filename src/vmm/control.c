@@ -1,6 +1,8 @@
 /* Control-plane wiring (docs/api.md "For the VM side"): what the control
  * API's requests do to the machine, and the lifecycle around it. */
 #include "vmm/control.h"
+
+#include "hw/netdev.h"
 #include "vmm/console.h"
 
 #include "board/pc.h"
@@ -61,12 +63,26 @@ static void session_unuse(struct vm_session *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* Pause and save stop the network backends' deliveries into guest memory
+ * too (hw/netdev.h), after the vCPUs: what the guest sees and what a
+ * snapshot holds do not change under them. */
+static void hold_backends(struct vm_session *s, bool hold)
+{
+	for (unsigned i = 0; i < s->backends.n_nets; i++) {
+		if (hold)
+			netdev_hold(s->backends.nets[i]);
+		else
+			netdev_release(s->backends.nets[i]);
+	}
+}
+
 /* The pause's hold on the gate goes with the pause (resume, poweroff,
  * reset); the state is no guide as a save may be under way. */
 static void release_pause(struct vm_session *s, struct vm *vm)
 {
 	if (s->pause_held) {
 		s->pause_held = false;
+		hold_backends(s, false);
 		vcpu_gate_release(&s->gate);
 	}
 }
@@ -80,9 +96,9 @@ static int op_pause(void *opaque)
 		rc = err_set(rc, "the vCPUs did not stop within %d ms", GATE_TIMEOUT_MS);
 	else if ((rc = lifecycle_transition_from(&s->lc, VM_STATE_RUNNING, VM_STATE_PAUSED, "control API: pause")) < 0)
 		vcpu_gate_release(&s->gate);
-	else
+	else {
 		s->pause_held = true;
-	if (rc == 0) {
+		hold_backends(s, true);
 		/* Device work stops too: the disks' requests in flight complete. */
 		pthread_mutex_lock(&vm->dev_lock);
 		pc_virtio_quiesce(vm->platform);
@@ -175,6 +191,9 @@ static int op_save(void *opaque, const char *path)
 	int rc = vcpu_gate_hold(&s->gate, kick_all_vcpus, vm, GATE_TIMEOUT_MS);
 	if (rc < 0)
 		rc = err_set(rc, "the vCPUs did not stop within %d ms", GATE_TIMEOUT_MS);
+	else
+		hold_backends(s, true);
+	bool held = rc == 0;
 	enum vm_state before = VM_STATE_RUNNING;
 	for (int tries = 0; rc == 0; tries++) {
 		before = lifecycle_state(&s->lc);
@@ -200,6 +219,8 @@ static int op_save(void *opaque, const char *path)
 		if (rc == 0)
 			rc = back;
 	}
+	if (held)
+		hold_backends(s, false);
 	vcpu_gate_release(&s->gate);
 	session_unuse(s);
 	return rc;

@@ -9,6 +9,7 @@
 #include "vmm/api.h"
 #include "vmm/lifecycle.h"
 #include "machine/machine.h"
+#include "vmm/pc_virtio.h"
 #include "vmm/plugin.h"
 
 struct console;
@@ -34,6 +35,9 @@ struct vm_session {
 	pthread_cond_t unused;
 	bool pause_held;                /* pause holds vm's vCPU gate */
 	struct console *console;        /* COM1's backend, for its counters; may be NULL */
+	/* The run's network backends (vm.c owns them): held while the VM is
+	 * paused or saved, so that no frame reaches guest memory then. */
+	struct pc_virtio_backends backends;
 	/* cfg's NUMA topology with host nodes resolved once at start, then
 	 * changed by numa-move (under lock). */
 	struct numa_config numa;

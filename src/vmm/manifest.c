@@ -8,6 +8,7 @@
 
 #include "machine/cpu_model.h"
 #include "util/error.h"
+#include "vmm/net.h"
 #include "vmm/vm.h"
 
 #include <ctype.h>
@@ -19,9 +20,10 @@
 
 const char *const vm_manifest_fields[] = {
 	"engine", "cpu", "cpus", "memory", "numa_nodes", "kernel", "initrd", "cmdline",
-	"decompress", "no_reboot", "deterministic", "hyperv", "compound", "sandbox", "serial", "api_socket", "restore",
-	"disks", "disks[].path", "disks[].format", "disks[].readonly", "disks[].key_file",
-	"disks[].serial", "disks[].id", "disks[].cache", "disks[].queues", "disks[].packed", "rng",
+	"decompress", "no_reboot", "deterministic", "hyperv", "compound", "sandbox", "serial", "console", "api_socket",
+	"restore", "disks", "disks[].path", "disks[].format", "disks[].readonly", "disks[].key_file",
+	"disks[].serial", "disks[].id", "disks[].cache", "disks[].queues", "disks[].packed", "rng", "rng_rate",
+	"nets", "nets[].type", "nets[].ifname", "nets[].mac", "nets[].hostfwd",
 	"devices", "devices[].type", "devices[].id", "devices[].params",
 	"consoles", "consoles[].type", "consoles[].backend",
 	"plugin_dirs",
@@ -220,6 +222,15 @@ static int f_deterministic(const struct mctx *m, json_t *v, struct vm_config *cf
 	return get_bool(m, "deterministic", v, &cfg->deterministic);
 }
 
+static int f_rng_rate(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	if (!json_is_integer(v) || json_integer_value(v) <= 0)
+		return bad(m, "rng_rate", v, "is not a positive integer", "bytes a second, e.g. 4096");
+	cfg->rng_rate = (uint64_t)json_integer_value(v);
+	cfg->rng = true;
+	return 0;
+}
+
 static int f_rng(const struct mctx *m, json_t *v, struct vm_config *cfg)
 {
 	return get_bool(m, "rng", v, &cfg->rng);
@@ -267,6 +278,16 @@ static int f_serial(const struct mctx *m, json_t *v, struct vm_config *cfg)
 	if (json_is_string(v) && !console_backend_ok(json_string_value(v)))
 		return bad(m, "serial", v, "is not a console backend", BACKENDS);
 	return get_string(m, "serial", v, BACKENDS, &cfg->serial, false);
+}
+
+/* Where the console goes, as --console: COM1 or a virtio-console (hvc0). */
+static int f_console(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	const char *exp = "\"serial\" or \"virtio\"";
+	if (!json_is_string(v) || (strcmp(json_string_value(v), "serial") && strcmp(json_string_value(v), "virtio")))
+		return bad(m, "console", v, "is not a console device", exp);
+	cfg->virtio_console = !strcmp(json_string_value(v), "virtio");
+	return 0;
 }
 
 static int f_api_socket(const struct mctx *m, json_t *v, struct vm_config *cfg)
@@ -564,6 +585,69 @@ static int f_devices(const struct mctx *m, json_t *v, struct vm_config *cfg)
 	return 0;
 }
 
+/* "nets": [{"type": "user", "hostfwd": ["tcp::2222-:22"], "mac": "52:54:..."},
+ * {"type": "tap", "ifname": "tap0"}]: the same as --net (src/vmm/net.c). */
+static int f_nets(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	static const char *const keys[] = { "type", "ifname", "mac", "hostfwd", NULL };
+	char exp[64];
+	snprintf(exp, sizeof(exp), "a list of at most %d network objects", VM_MAX_NETS);
+	if (!json_is_array(v))
+		return bad(m, "nets", v, "is not a list", exp);
+	if (json_array_size(v) > VM_MAX_NETS)
+		return bad(m, "nets", v, "is too long", exp);
+	size_t i;
+	json_t *e;
+	json_array_foreach(v, i, e) {
+		char where[32], field[64];
+		snprintf(where, sizeof(where), "nets[%zu]", i);
+		if (!json_is_object(e))
+			return bad(m, where, e, "is not an object", "{\"type\": \"user\" or \"tap\", ...}");
+		int rc = check_keys(m, where, e, keys);
+		if (rc < 0)
+			return rc;
+		struct vm_net_config *n = &cfg->nets[cfg->n_nets++];   /* vm_config_free() owns it */
+		memset(n, 0, sizeof(*n));
+		json_t *x = json_object_get(e, "type");
+		snprintf(field, sizeof(field), "%s.type", where);
+		const char *texp = "\"user\" or \"tap\"";
+		if (!x)
+			return err_set(-EINVAL, "manifest %s: %s: missing (expected %s)", m->name, field, texp);
+		if (!json_is_string(x) || (strcmp(json_string_value(x), "user") && strcmp(json_string_value(x), "tap")))
+			return bad(m, field, x, "is not a network type", texp);
+		if ((rc = get_string(m, field, x, texp, &n->type, false)) < 0)
+			return rc;
+		if ((x = json_object_get(e, "ifname"))) {
+			snprintf(field, sizeof(field), "%s.ifname", where);
+			if ((rc = get_string(m, field, x, "a host interface name", &n->ifname, false)) < 0)
+				return rc;
+		}
+		if ((x = json_object_get(e, "mac"))) {
+			snprintf(field, sizeof(field), "%s.mac", where);
+			const char *mexp = "a unicast MAC address like \"52:54:00:12:34:56\"";
+			if (!json_is_string(x) || net_parse_mac(json_string_value(x), n->mac) < 0)
+				return bad(m, field, x, "is not a MAC address", mexp);
+			n->has_mac = true;
+		}
+		if ((x = json_object_get(e, "hostfwd"))) {
+			snprintf(field, sizeof(field), "%s.hostfwd", where);
+			const char *fexp = "a list of \"tcp|udp:[HOSTADDR]:HOSTPORT-:GUESTPORT\" rules";
+			if (!json_is_array(x) || json_array_size(x) > VM_MAX_HOSTFWD)
+				return bad(m, field, x, json_is_array(x) ? "is too long" : "is not a list", fexp);
+			size_t k;
+			json_t *r;
+			json_array_foreach(x, k, r) {
+				snprintf(field, sizeof(field), "%s.hostfwd[%zu]", where, k);
+				if (!json_is_string(r) || net_parse_hostfwd(json_string_value(r), &n->hostfwd[k]) < 0)
+					return bad(m, field, r, "is not a forwarding rule", fexp);
+				n->n_hostfwd++;
+			}
+		}
+		/* The combinations (tap needs ifname...) are vm_config_validate's. */
+	}
+	return 0;
+}
+
 static int f_consoles(const struct mctx *m, json_t *v, struct vm_config *cfg)
 {
 	static const char *const keys[] = { "type", "backend", NULL };
@@ -636,7 +720,7 @@ static const struct {
 	{ "sandbox", f_sandbox },
 	{ "serial", f_serial }, { "api_socket", f_api_socket }, { "restore", f_restore },
 	{ "disks", f_disks }, { "devices", f_devices }, { "consoles", f_consoles },
-	{ "plugin_dirs", f_plugin_dirs }, { "numa", f_numa_topology }, { "rng", f_rng },
+	{ "plugin_dirs", f_plugin_dirs }, { "numa", f_numa_topology }, { "rng", f_rng }, { "console", f_console }, { "rng_rate", f_rng_rate }, { "nets", f_nets },
 };
 
 /* Lists are replaced as a whole, never appended to. */

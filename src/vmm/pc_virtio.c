@@ -13,6 +13,8 @@
 #include "machine/device_registry.h"
 #include "util/error.h"
 #include "virtio/blk.h"
+#include "virtio/console.h"
+#include "virtio/net.h"
 #include "virtio/rng.h"
 #include "virtio/virtio_pci.h"
 #include "vmm/config.h"
@@ -32,7 +34,12 @@ struct pc_virtio_dev {
 	void *dev;
 	char name[SNAPSHOT_DEVICE_NAME_MAX];
 	struct virtio_board board;
-	struct virtio_blk_conf blk;
+	union {   /* the device's own options: virtio_board.conf */
+		struct virtio_blk_conf blk;
+		struct virtio_net_conf net;
+		struct virtio_console_conf console;
+		struct virtio_rng_conf rng;
+	} conf;
 	bool registered;
 };
 
@@ -64,7 +71,7 @@ static void pc_virtio_dma_written(void *opaque, uint64_t gpa, uint64_t len)
  * first free PCI slot and a BAR 0 placed as firmware would, a hot-plugged
  * one (slot given) leaves BAR 0 to the guest. */
 static int pc_virtio_add(struct vm *vm, struct platform *p, const struct dev_desc *type, const char *name,
-			 const struct virtio_blk_conf *blk, unsigned slot)
+			 const void *conf, size_t conf_size, unsigned slot)
 {
 	struct pc_virtio *v = p->virtio;
 	unsigned i = 0;
@@ -76,11 +83,12 @@ static int pc_virtio_add(struct vm *vm, struct platform *p, const struct dev_des
 	memset(d, 0, sizeof(*d));
 	d->type = type;
 	snprintf(d->name, sizeof(d->name), "%s", name);
-	if (blk)
-		d->blk = *blk;
+	if (conf)
+		memcpy(&d->conf, conf, conf_size < sizeof(d->conf) ? conf_size : sizeof(d->conf));
 	d->board = (struct virtio_board){
 		.dma = pc_virtio_dma, .dma_written = pc_virtio_dma_written, .dma_opaque = vm, .apic = &p->apic_bus, .pci = p->pci,
-		.slot = slot, .bar0 = slot ? 0 : (uint32_t)(PC_VIRTIO_BAR_BASE + PC_VIRTIO_BAR_STEP * i), .conf = &d->blk,
+		.slot = slot, .bar0 = slot ? 0 : (uint32_t)(PC_VIRTIO_BAR_BASE + PC_VIRTIO_BAR_STEP * i),
+		.conf = &d->conf,
 	};
 	struct pc_device row = { .name = d->name, .type = type };
 	struct dev_ctx ctx;
@@ -109,10 +117,12 @@ static void blk_conf(const struct vm_config *cfg, const struct vm_disk_config *d
 	};
 }
 
-int pc_virtio_create(struct vm *vm, struct platform *p)
+int pc_virtio_create(struct vm *vm, struct platform *p, const struct pc_virtio_backends *be)
 {
 	const struct vm_config *cfg = vm->cfg;
-	if (!cfg || (!cfg->n_disks && !cfg->rng))
+	unsigned n_nets = be ? be->n_nets : 0;
+	struct chardev *console = be ? be->console : NULL;
+	if (!cfg || (!cfg->n_disks && !cfg->rng && !n_nets && !console))
 		return 0;
 	if (!(p->virtio = calloc(1, sizeof(*p->virtio))))
 		return err_set(-ENOMEM, "out of memory");
@@ -125,12 +135,32 @@ int pc_virtio_create(struct vm *vm, struct platform *p)
 			return err_wrap(rc, "disk %s", dc->path);
 		char name[SNAPSHOT_DEVICE_NAME_MAX];
 		snprintf(name, sizeof(name), "virtio-blk.%u", i);
-		if ((rc = pc_virtio_add(vm, p, &virtio_blk_device, name, &blk, 0)) < 0)
+		if ((rc = pc_virtio_add(vm, p, &virtio_blk_device, name, &blk, sizeof(blk), 0)) < 0)
 			return err_wrap(rc, "disk %s", dc->path);   /* the device closed the disk */
 	}
-	if (cfg->rng && (rc = pc_virtio_add(vm, p, &virtio_rng_device, "virtio-rng", NULL, 0)) < 0)
+	for (unsigned i = 0; i < n_nets; i++) {
+		char name[SNAPSHOT_DEVICE_NAME_MAX];
+		snprintf(name, sizeof(name), "virtio-net.%u", i);
+		struct virtio_net_conf net = { .backend = be->nets[i] };
+		if ((rc = pc_virtio_add(vm, p, &virtio_net_device, name, &net, sizeof(net), 0)) < 0)
+			return err_wrap(rc, "network interface %u", i);
+	}
+	if (console) {
+		struct virtio_console_conf con = { .backend = console };
+		if ((rc = pc_virtio_add(vm, p, &virtio_console_device, "virtio-console", &con, sizeof(con), 0)) < 0)
+			return rc;
+	}
+	struct virtio_rng_conf rng = { .rate = cfg->rng_rate };
+	if (cfg->rng && (rc = pc_virtio_add(vm, p, &virtio_rng_device, "virtio-rng", &rng, sizeof(rng), 0)) < 0)
 		return rc;
 	return 0;
+}
+
+void pc_virtio_detach(struct platform *p)
+{
+	for (unsigned i = 0; p->virtio && i < p->virtio->n; i++)
+		if (p->virtio->devs[i].type == &virtio_net_device)
+			virtio_net_detach(p->virtio->devs[i].dev);
 }
 
 void pc_virtio_destroy(struct platform *p)
@@ -227,7 +257,8 @@ int pc_virtio_plug(struct vm *vm, struct platform *p, const char *type, const ch
 					     cfg ? cfg->n_plugin_dirs : 0, disk, &blk.disk)) < 0)
 			return err_wrap(rc, "disk %s", disk->path);
 	}
-	if ((rc = pc_virtio_add(vm, p, pc_virtio_types[t].desc, name, pc_virtio_types[t].disk ? &blk : NULL, slot)) < 0)
+	if ((rc = pc_virtio_add(vm, p, pc_virtio_types[t].desc, name, pc_virtio_types[t].disk ? &blk : NULL,
+				 sizeof(blk), slot)) < 0)
 		return rc;   /* the device closed the disk */
 	struct pc_virtio_dev *d = pc_virtio_find(p, name);
 	if ((rc = snapshot_register_device(d->name, d->type->save, d->type->load, d->dev)) < 0) {

@@ -25,6 +25,8 @@
 
 #include <errno.h>
 #include <linux/capability.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -47,6 +49,12 @@
 static const char *syscall_names[SANDBOX_MAX_NR];
 static void (*exit_hook)(void);
 static bool entered;
+static bool outbound_sockets;
+
+void sandbox_allow_outbound_sockets(void)
+{
+	outbound_sockets = true;
+}
 
 void sandbox_set_exit_hook(void (*hook)(void))
 {
@@ -172,8 +180,9 @@ static const struct rule rules[] = {
 	ALLOW(poll), ALLOW(ppoll), ALLOW(eventfd2), ALLOW(pipe2), ALLOW(epoll_create1), ALLOW(epoll_ctl),
 	ALLOW(epoll_wait), ALLOW(epoll_pwait), ALLOW(timerfd_create), ALLOW(timerfd_settime), ALLOW(timerfd_gettime),
 	/* The control API and the console socket: new clients on sockets
-	 * created before the sandbox, requests and replies.  No socket()
-	 * and no connect(): a running VM makes no connections. */
+	 * created before the sandbox, requests and replies; user networking's
+	 * forwarded ports too.  No socket() and no connect(): a running VM
+	 * makes no connections, but with --net user (below). */
 	ALLOW(accept4), ALLOW(accept), ALLOW(recvfrom), ALLOW(recvmsg), ALLOW(sendto), ALLOW(sendmsg),
 	ALLOW(shutdown), ALLOW(getsockopt), ALLOW(setsockopt), ALLOW(getsockname), ALLOW(getpeername),
 	/* Randomness: OpenSSL (disk encryption). */
@@ -217,6 +226,17 @@ int sandbox_enter(void)
 			arg.datum_a = (scmp_datum_t)getpid();
 		rc = rules[i].n_args ? seccomp_rule_add(ctx, SCMP_ACT_ALLOW, rules[i].nr, 1, arg)
 				     : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, rules[i].nr, 0);
+	}
+	/* User networking (src/vmm/net_slirp.c): libslirp opens a host socket
+	 * for each connection and UDP flow the guest starts, TCP or UDP
+	 * (ICMP echo on a datagram socket), IPv4 or IPv6, and connects it;
+	 * no other address family, and only when a --net user asks. */
+	if (rc == 0 && outbound_sockets) {
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET));
+		if (rc == 0)
+			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET6));
+		if (rc == 0)
+			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(connect), 0);
 	}
 	/* glibc's pthread_create tries clone3 first and falls back to clone
 	 * on ENOSYS; clone3's flags sit in memory a filter cannot read. */

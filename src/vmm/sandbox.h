@@ -24,6 +24,11 @@ int sandbox_drop_capabilities(void);
  * reports a forbidden call.  Once per process.  0 or -errno (err_set). */
 int sandbox_enter(void);
 
+/* User networking (--net user) makes connections for the guest: the
+ * filter then also allows socket() for IPv4 and IPv6 and connect().
+ * Before sandbox_enter(). */
+void sandbox_allow_outbound_sockets(void);
+
 /* Called from the SIGSYS handler before the process exits (e.g. to put
  * the terminal back in cooked mode); must be async-signal-safe. */
 void sandbox_set_exit_hook(void (*hook)(void));

@@ -13,6 +13,7 @@
 #include "cpu/engines.h"
 #include "hv/hyperv.h"
 #include "hw/chardev.h"
+#include "hw/netdev.h"
 #include "board/pc.h"
 #include "hw/intc/lapic.h"
 #include "util/error.h"
@@ -21,6 +22,7 @@
 #include "util/log.h"
 #include "vmm/console.h"
 #include "vmm/control.h"
+#include "vmm/net.h"
 #include "vmm/pc_virtio.h"
 #include "machine/compound.h"
 #include "machine/device_registry.h"
@@ -176,6 +178,7 @@ static void vm_destroy(struct vm *vm)
 		pc_virtio_snapshot_unregister(vm->platform);
 		if (vm->hv)
 			snapshot_unregister_device(HV_SNAPSHOT_DEVICE);
+		pc_virtio_detach(vm->platform);   /* backend threads take the lock */
 		pthread_mutex_lock(&vm->dev_lock);
 		pc_virtio_destroy(vm->platform);
 		pthread_mutex_unlock(&vm->dev_lock);
@@ -219,7 +222,7 @@ static int vm_create_hyperv(struct vm *vm)
 }
 
 static int vm_create(const struct vm_config *cfg, const struct numa_config *numa, struct chardev *console,
-		     struct vm **out)
+		     const struct pc_virtio_backends *be, struct vm **out)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
 	if (!vm)
@@ -271,7 +274,7 @@ static int vm_create(const struct vm_config *cfg, const struct numa_config *numa
 		/* The configuration's virtio devices, after the board's table
 		 * (docs/virtio.md). */
 		pthread_mutex_lock(&vm->dev_lock);
-		rc = pc_virtio_create(vm, vm->platform);
+		rc = pc_virtio_create(vm, vm->platform, be);
 		pthread_mutex_unlock(&vm->dev_lock);
 		if (rc == 0)
 			rc = pc_virtio_snapshot_register(vm->platform);
@@ -466,7 +469,7 @@ static enum vm_stop_reason vm_prepare(struct vm_session *sess, struct chardev *s
 {
 	const struct vm_config *cfg = sess->cfg;
 	struct vm *vm = NULL;
-	int rc = vm_create(cfg, &sess->numa, serial, &vm);
+	int rc = vm_create(cfg, &sess->numa, serial, &sess->backends, &vm);
 	/* A snapshot is accepted before its devices are created, which loads
 	 * their plug-ins. */
 	if (rc == 0 && restore && (rc = snapshot_check(vm, restore)) < 0)
@@ -510,6 +513,14 @@ static enum vm_stop_reason vm_prepare(struct vm_session *sess, struct chardev *s
 	return VM_STOP_NONE;
 }
 
+/* After the last machine is gone: no device is attached any more. */
+static void vm_free_backends(struct pc_virtio_backends *be)
+{
+	for (unsigned i = 0; i < be->n_nets; i++)
+		netdev_free(be->nets[i]);
+	be->n_nets = 0;
+}
+
 static struct console *sandboxed_console;
 
 /* The log's flush hook: guest output before vessel's own messages. */
@@ -537,13 +548,36 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 	 * looks for plug-ins (docs/security.md "Plug-ins"). */
 	if (cfg->restore && snapshot_check(NULL, cfg->restore) < 0)
 		return VM_STOP_BAD_INPUT;
+	/* The network backends are opened with the privileges a tap or a
+	 * low forwarded port needs, and their threads start after the drop. */
+	struct pc_virtio_backends be = { 0 };
+	enum vm_stop_reason why = VM_STOP_START_FAILED;
+	for (unsigned i = 0; i < cfg->n_nets; i++) {
+		if (net_open(&cfg->nets[i], i, &be.nets[i]) < 0) {
+			vm_free_backends(&be);
+			return VM_STOP_START_FAILED;
+		}
+		be.n_nets++;
+		if (!strcmp(cfg->nets[i].type, "user"))
+			sandbox_allow_outbound_sockets();
+	}
 	/* Before any thread exists, so that every thread has none
 	 * (capabilities are per thread). */
-	if (cfg->sandbox && sandbox_drop_capabilities() < 0)
+	if (cfg->sandbox && sandbox_drop_capabilities() < 0) {
+		vm_free_backends(&be);
 		return VM_STOP_START_FAILED;
+	}
+	for (unsigned i = 0; i < be.n_nets; i++) {
+		if (netdev_start(be.nets[i]) < 0) {
+			vm_free_backends(&be);
+			return VM_STOP_START_FAILED;
+		}
+	}
 	struct console *con;
-	if (console_open(&con, cfg->serial) < 0)
+	if (console_open(&con, cfg->serial) < 0) {
+		vm_free_backends(&be);
 		return VM_STOP_BAD_INPUT;
+	}
 
 	unsigned compound = COMPOUND_ALL;
 	compound_parse(cfg->compound, &compound);   /* checked by vm_config_validate() */
@@ -551,10 +585,16 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 	log_set_flush_hook(flush_console_hook, con);
 
 	struct chardev *serial = console_chardev_new(con);
+	/* --console virtio: the console is the guest's hvc0, COM1 is left
+	 * unconnected. */
+	struct chardev *uart = serial;
+	if (serial && cfg->virtio_console) {
+		be.console = serial;
+		uart = chardev_null_new();
+	}
 	struct vm_session sess;
-	enum vm_stop_reason why = VM_STOP_START_FAILED;
-	if (!serial || vm_session_start(&sess, cfg) < 0) {
-		if (serial) {
+	if (!serial || !uart || vm_session_start(&sess, cfg) < 0) {
+		if (serial && uart) {
 			char msg[512];
 			snprintf(msg, sizeof(msg), "%s", err_msg());
 			vm_session_finish(&sess);
@@ -563,9 +603,10 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 		goto out;
 	}
 	sess.console = con;
+	sess.backends = be;
 	for (const char *restore = cfg->restore;; restore = NULL) {
 		struct vm *vm;
-		why = vm_prepare(&sess, serial, restore, &vm);
+		why = vm_prepare(&sess, uart, restore, &vm);
 		if (why != VM_STOP_NONE)
 			break;
 		/* Set-up is over (console, control API, plug-in registry, the
@@ -621,9 +662,12 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 		 (unsigned long long)compound_total(COMPOUND_LOOKAHEAD_EXITS_SAVED),
 		 (unsigned long long)compound_total(COMPOUND_LOOKAHEAD_RUNS));
 out:
+	if (uart != serial)
+		chardev_free(uart);
 	chardev_free(serial);
 	sandboxed_console = NULL;
 	log_set_flush_hook(NULL, NULL);
 	console_close(con);
+	vm_free_backends(&be);
 	return why;
 }

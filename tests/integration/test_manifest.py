@@ -72,6 +72,7 @@ FLAG_TO_FIELD = {
     "no-reboot": "no_reboot", "no-decompress": "decompress", "deterministic": "deterministic",
     "api-socket": "api_socket", "restore": "restore", "sandbox": "sandbox", "hyperv": "hyperv", "rng": "rng",
     "compound": "compound",
+    "rng-rate": "rng_rate", "net": "nets", "console": "console",
 }
 # Developer and per-invocation flags: they describe a run (or how to read
 # a snapshot, --no-verify), not the VM.

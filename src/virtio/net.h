@@ -1,0 +1,21 @@
+/* virtio-net (virtio 1.2, section 5.1) on a network backend (hw/netdev.h). */
+#ifndef VESSEL_VIRTIO_NET_H
+#define VESSEL_VIRTIO_NET_H
+
+#include "hw/device.h"
+
+struct netdev;
+
+/* virtio_board.conf of a virtio-net device: the backend stays the
+ * caller's (it outlives the machine); the device attaches to it when
+ * created. */
+struct virtio_net_conf {
+	struct netdev *backend;
+};
+
+extern const struct dev_desc virtio_net_device;
+/* Detaches the device from its backend, waiting for a delivery under way:
+ * call it without the device lock, before destroy. */
+void virtio_net_detach(void *dev);
+
+#endif

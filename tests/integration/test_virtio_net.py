@@ -1,0 +1,199 @@
+"""virtio-net with Debian's own virtio_net driver (docs/virtio.md, issue 11):
+the default guest gets its address by DHCP from user networking, fetches a
+file from a TCP server on the host through it (checked by its hash), a
+forwarded host port reaches a listener in the guest, a tap interface
+carries frames both ways, and a VM saved and restored with a network
+opens new connections.  The sandbox is on (the default) in each."""
+import hashlib
+import http.server
+import os
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import run_vessel
+from guests import linux_args, script_output, wait_for_file_text
+from test_control_vm import ctl, start
+from test_virtio import boot
+
+BOOT_TIMEOUT = 900
+PAYLOAD = os.urandom(3 * (1 << 20) + 12345)   # several MiB: many frames, both ways
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+def blob_handler(data):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *a):
+            pass
+
+    return Handler
+
+
+def http_server(data):
+    """A TCP server on the host (127.0.0.1, which the guest reaches as
+    10.0.2.2) serving data at /blob; returns (server, port)."""
+    srv = _Server(("127.0.0.1", 0), blob_handler(data))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, srv.server_address[1]
+
+
+def test_dhcp_address_and_a_file_fetched_from_the_host(vessel_bin):
+    srv, port = http_server(PAYLOAD)
+    try:
+        script = ("basename $(readlink /sys/class/net/eth0/device/driver)\n"
+                  "cat /sys/class/net/eth0/address\n"
+                  "ip -4 addr show eth0 | grep -o 'inet [0-9./]*'\n"
+                  "ip route | grep default\n"
+                  f"wget -q -O /tmp/blob http://10.0.2.2:{port}/blob && sha256sum /tmp/blob\n")
+        lines, rc, r = boot(vessel_bin, script, "--net", "user,mac=52:54:00:ab:cd:ef")
+    finally:
+        srv.shutdown()
+    assert rc == "0", lines
+    assert lines[0] == "virtio_net", lines
+    assert lines[1] == "52:54:00:ab:cd:ef", "the guest does not see the MAC the device offers"
+    assert lines[2] == "inet 10.0.2.15/24", "no DHCP lease from user networking"
+    assert "via 10.0.2.2" in lines[3], lines
+    assert lines[4].split()[0] == hashlib.sha256(PAYLOAD).hexdigest(), "the file arrived changed"
+
+
+def test_forwarded_host_port_reaches_a_listener_in_the_guest(vessel_bin, tmp_path):
+    port = free_port()
+    secret = "vessel-hostfwd-" + os.urandom(6).hex()
+    console = tmp_path / "console.txt"
+    # The guest answers one connection on its port 7777 with the secret
+    # and prints what the host sent.
+    script = (f"echo {secret} > /tmp/answer\n"
+              "echo LISTENING\n"
+              "nc -l -p 7777 < /tmp/answer > /tmp/got\n"
+              "echo GOT $(cat /tmp/got)\n")
+    p = subprocess.Popen([vessel_bin, *linux_args(script), "--serial", f"file:{console}",
+                          "--net", f"user,hostfwd=tcp:127.0.0.1:{port}-:7777"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for_file_text(console, "LISTENING", BOOT_TIMEOUT), console.read_text(errors="replace")[-2000:]
+        answer = b""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and secret.encode() not in answer:
+            # nc -l may not be listening yet: slirp then closes the host's
+            # connection at once; try again.
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+                    s.sendall(b"from-the-host\n")
+                    s.shutdown(socket.SHUT_WR)
+                    answer = b""
+                    while True:
+                        chunk = s.recv(4096)
+                        if not chunk:
+                            break
+                        answer += chunk
+            except OSError:
+                pass
+            if secret.encode() not in answer:
+                time.sleep(1)
+        assert secret.encode() in answer, f"the host read {answer!r} from the forwarded port"
+        out, err = p.communicate(timeout=BOOT_TIMEOUT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 0, err
+    lines, rc = script_output(console.read_text(errors="replace"))
+    assert rc == "0" and "GOT from-the-host" in lines, lines
+
+
+def ip(*args):
+    r = subprocess.run(["ip", *args], capture_output=True, text=True)
+    assert r.returncode == 0, f"ip {' '.join(args)}: {r.stderr.strip()} (the tap test needs CAP_NET_ADMIN; " \
+                              "tests/unit/vmm/test_net.c covers the backend without it)"
+
+
+@pytest.fixture
+def tap():
+    """A host tap interface with 192.168.(100 + pid % 100).1/24 on it."""
+    name = f"vtn{os.getpid() % 100000}"
+    net = f"192.168.{100 + os.getpid() % 100}"
+    ip("tuntap", "add", "dev", name, "mode", "tap")
+    try:
+        ip("addr", "add", f"{net}.1/24", "dev", name)
+        ip("link", "set", name, "up")
+        yield name, net
+    finally:
+        subprocess.run(["ip", "tuntap", "del", "dev", name, "mode", "tap"], capture_output=True)
+
+
+def test_tap_interface_carries_a_connection_to_the_host(vessel_bin, tap):
+    name, net = tap
+    # The host's end of the tap: the server listens on the tap's address.
+    srv = _Server((f"{net}.1", 0), blob_handler(PAYLOAD))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    port = srv.server_address[1]
+    try:
+        script = ("ip link set eth0 up\n"
+                  f"ip addr add {net}.2/24 dev eth0\n"
+                  f"wget -q -O /tmp/blob http://{net}.1:{port}/blob && sha256sum /tmp/blob\n")
+        # No DHCP server on the tap: vessel.nonet, the guest's init does not ask.
+        args = linux_args(script)
+        args[args.index("--append") + 1] += " vessel.nonet"
+        r = run_vessel(vessel_bin, *args, "--net", f"tap,ifname={name}", timeout=BOOT_TIMEOUT)
+    finally:
+        srv.shutdown()
+    assert r.returncode == 0, f"rc={r.returncode}\n{r.stderr}\n{r.stdout[-3000:]}"
+    lines, rc = script_output(r.stdout)
+    assert rc == "0", lines
+    assert lines[-1].split()[0] == hashlib.sha256(PAYLOAD).hexdigest(), lines
+
+
+def test_saved_and_restored_guest_opens_a_new_connection(vessel_bin, tmp_path):
+    """The guest tries the host's port every second; there is no server
+    until the VM has been saved, ended and restored into a new process."""
+    port = free_port()
+    snap = tmp_path / "net.snap"
+    script = ("echo READY $(ip -4 addr show eth0 | grep -o 'inet [0-9.]*')\n"
+              f"until wget -q -O /tmp/blob http://10.0.2.2:{port}/blob 2>/dev/null; do sleep 1; done\n"
+              "sha256sum /tmp/blob\n")
+    args = linux_args(script)[1:]
+    p, sock, log = start(vessel_bin, tmp_path, "first", *args, "--net", "user")
+    try:
+        assert wait_for_file_text(log, "READY inet 10.0.2.15", BOOT_TIMEOUT), log.read_text(errors="replace")[-2000:]
+        time.sleep(2)   # a few refused connections
+        r = ctl(vessel_bin, sock, "save", str(snap))
+        assert r.returncode == 0, r.stderr
+        assert ctl(vessel_bin, sock, "poweroff").returncode == 0
+        assert p.wait(timeout=120) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+    server = _Server(("127.0.0.1", port), blob_handler(PAYLOAD))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        q, sock2, log2 = start(vessel_bin, tmp_path, "second", "--restore", str(snap), "--net", "user")
+        try:
+            assert wait_for_file_text(log2, "VESSEL-SCRIPT-END", BOOT_TIMEOUT), \
+                log2.read_text(errors="replace")[-2000:]
+            assert q.wait(timeout=120) == 0
+        finally:
+            if q.poll() is None:
+                q.kill()
+    finally:
+        server.shutdown()
+    lines, rc = script_output(log.read_text(errors="replace") + log2.read_text(errors="replace"))
+    assert rc == "0", lines
+    assert lines[-1].split()[0] == hashlib.sha256(PAYLOAD).hexdigest(), lines

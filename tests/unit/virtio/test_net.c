@@ -1,0 +1,260 @@
+/* virtio-net (src/virtio/net.c) on a fake backend, driven through the
+ * transport with hand-written rings: a transmitted frame reaches the
+ * backend without its header and with the partial checksum the driver
+ * left completed; a received frame lands after a header that counts its
+ * buffers (MRG_RXBUF), spread over two when one is too small; without
+ * buffers the frame is kept (no room), before DRIVER_OK it is dropped;
+ * the configuration holds the backend's MAC and link up. */
+#include "hw/netdev.h"
+#include "machine/bus.h"
+#include "hw/device.h"
+#include "hw/pci.h"
+#include "util/error.h"
+#include "virtio/net.h"
+#include "virtio/virtio_pci.h"
+
+#include "fake_board.h"
+
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Queue 0 (receive) and 1 (transmit) rings, and buffers. */
+#define RX_DESC 0x1000u
+#define RX_AVAIL 0x2000u
+#define RX_USED 0x3000u
+#define TX_DESC 0x4000u
+#define TX_AVAIL 0x5000u
+#define TX_USED 0x6000u
+#define TX_BUF 0x10000u
+#define RX_BUF 0x20000u
+
+static void *dev;
+static struct virtio_board board;
+static struct virtio_net_conf conf;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The fake backend: records what was sent, counts wakes. */
+static struct netdev nd;
+static uint8_t sent[2048];
+static size_t sent_len;
+static unsigned n_sent, n_wakes;
+
+static void fake_send(struct netdev *d, const uint8_t *frame, size_t len)
+{
+	(void)d;
+	memcpy(sent, frame, len < sizeof(sent) ? len : sizeof(sent));
+	sent_len = len;
+	n_sent++;
+}
+
+static void fake_wake(struct netdev *d) { (void)d; n_wakes++; }
+static void fake_destroy(struct netdev *d) { netdev_fini(d); }
+static const struct netdev_ops fake_ops = { .send = fake_send, .wake = fake_wake, .destroy = fake_destroy };
+
+
+static void queue(unsigned q, uint64_t d, uint64_t a, uint64_t u)
+{
+	wr(0x16, 2, q);
+	wr(0x18, 2, 16);
+	wr(0x20, 8, d);
+	wr(0x28, 8, a);
+	wr(0x30, 8, u);
+	wr(0x1c, 2, 1);
+}
+
+/* Creates the device; with driver_ok, initialises it as a driver would
+ * (section 3.1.1) accepting VERSION_1, MAC, CSUM and MRG_RXBUF. */
+static void start(bool driver_ok)
+{
+	fake_board_start();
+	memset(&nd, 0, sizeof(nd));
+	netdev_init(&nd, &fake_ops, "fake");
+	static const uint8_t mac[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc };
+	memcpy(nd.mac, mac, 6);
+	n_sent = n_wakes = 0;
+	conf = (struct virtio_net_conf){ .backend = &nd };
+	board = (struct virtio_board){ .dma = fake_dma, .pci = host, .slot = 3, .bar0 = BAR, .conf = &conf };
+	struct dev_ctx ctx = { .name = "virtio-net.0", .pio = &pio, .mmio = &mmio, .arg = &board, .lock = &lock };
+	dev = virtio_net_device.create(&ctx);
+	cr_assert(dev, "%s", err_msg());
+	if (!driver_ok)
+		return;
+	wr(0x14, 1, 1);
+	wr(0x14, 1, 3);
+	wr(0x08, 4, 0);
+	wr(0x0c, 4, 1u << 0 | 1u << 5 | 1u << 15);   /* CSUM, MAC, MRG_RXBUF */
+	wr(0x08, 4, 1);
+	wr(0x0c, 4, 1);                              /* VERSION_1 */
+	wr(0x14, 1, 11);
+	cr_assert_eq(rd(0x14, 1) & 8, 8, "FEATURES_OK refused");
+	queue(0, RX_DESC, RX_AVAIL, RX_USED);
+	queue(1, TX_DESC, TX_AVAIL, TX_USED);
+	wr(0x14, 1, 15);
+}
+
+static void stop(void)
+{
+	virtio_net_detach(dev);
+	virtio_net_device.destroy(dev);
+	netdev_fini(&nd);
+	fake_board_stop();
+}
+
+static void desc(uint64_t table, unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
+{
+	uint8_t *d = ram + table + 16u * i;
+	memcpy(d, &addr, 8);
+	memcpy(d + 8, &len, 4);
+	memcpy(d + 12, &flags, 2);
+	memcpy(d + 14, &next, 2);
+}
+
+static void avail(uint64_t ring, uint16_t head)
+{
+	uint16_t idx;
+	memcpy(&idx, ram + ring + 2, 2);
+	memcpy(ram + ring + 4 + 2 * (idx % 16), &head, 2);
+	idx++;
+	memcpy(ram + ring + 2, &idx, 2);
+}
+
+static uint16_t used_idx(uint64_t ring)
+{
+	uint16_t v;
+	memcpy(&v, ram + ring + 2, 2);
+	return v;
+}
+
+static uint32_t used_len(uint64_t ring, unsigned i)
+{
+	uint32_t v;
+	memcpy(&v, ram + ring + 4 + 8 * (i % 16) + 4, 4);
+	return v;
+}
+
+/* An IPv4 UDP frame whose checksum the driver left partial: the
+ * pseudo-header sum at the checksum field, csum_start at the UDP header. */
+static size_t udp_frame(uint8_t *f)
+{
+	static const uint8_t eth_ip[34] = {
+		0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc, 0x08, 0x00,
+		0x45, 0, 0, 32, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 2, 15, 10, 0, 2, 2,
+	};
+	memcpy(f, eth_ip, sizeof(eth_ip));
+	uint8_t *u = f + 34;
+	u[0] = 0x30; u[1] = 0x39; u[2] = 0x00; u[3] = 0x35;   /* ports 12345 -> 53 */
+	u[4] = 0; u[5] = 12;                                /* length */
+	memcpy(u + 8, "ping", 4);
+	/* Pseudo-header: 10.0.2.15 + 10.0.2.2 + proto 17 + length 12. */
+	uint32_t sum = 0x0a00 + 0x020f + 0x0a00 + 0x0202 + 17 + 12;
+	u[6] = (uint8_t)(sum >> 8);
+	u[7] = (uint8_t)sum;
+	return 34 + 12;
+}
+
+static uint16_t fold(const uint8_t *p, size_t len)
+{
+	uint32_t s = 0;
+	for (size_t i = 0; i + 1 < len; i += 2)
+		s += (uint32_t)p[i] << 8 | p[i + 1];
+	if (len & 1)
+		s += (uint32_t)p[len - 1] << 8;
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)s;
+}
+
+Test(net, config_holds_the_mac_and_link_up, .fini = stop)
+{
+	start(true);
+	for (unsigned i = 0; i < 6; i++)
+		cr_assert_eq(rd(0x2000 + i, 1), nd.mac[i]);
+	cr_assert_eq(rd(0x2006, 2), 1, "VIRTIO_NET_S_LINK_UP");
+}
+
+Test(net, transmit_strips_the_header_and_completes_the_checksum, .fini = stop)
+{
+	start(true);
+	uint8_t *hdr = ram + TX_BUF;
+	memset(hdr, 0, 12);
+	hdr[0] = 1;                        /* NEEDS_CSUM */
+	hdr[6] = 34; hdr[7] = 0;           /* csum_start: the UDP header */
+	hdr[8] = 6; hdr[9] = 0;            /* csum_offset: its checksum */
+	size_t len = udp_frame(ram + TX_BUF + 0x100);
+	/* Header and frame in two descriptors, as Linux sends them. */
+	desc(TX_DESC, 0, TX_BUF, 12, 1, 1);
+	desc(TX_DESC, 1, TX_BUF + 0x100, (uint32_t)len, 0, 0);
+	avail(TX_AVAIL, 0);
+	wr(0x3000 + 4, 2, 1);
+	cr_assert_eq(n_sent, 1);
+	cr_assert_eq(sent_len, len, "the backend got %zu bytes, not the frame alone", sent_len);
+	cr_assert_eq(used_idx(TX_USED), 1);
+	/* The UDP checksum over pseudo-header + datagram now verifies. */
+	uint8_t pseudo[12] = { 10, 0, 2, 15, 10, 0, 2, 2, 0, 17, 0, 12 };
+	uint32_t s = (uint32_t)fold(pseudo, 12) + fold(sent + 34, 12);
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	cr_assert_eq(s, 0xffff, "checksum %02x%02x does not verify", sent[40], sent[41]);
+}
+
+Test(net, transmit_checksum_outside_the_frame_is_refused, .fini = stop)
+{
+	start(true);
+	memset(ram + TX_BUF, 0, 12);
+	ram[TX_BUF] = 1;
+	ram[TX_BUF + 6] = 0xf0;            /* csum_start 240 of a 46-byte frame */
+	size_t len = udp_frame(ram + TX_BUF + 12);
+	desc(TX_DESC, 0, TX_BUF, (uint32_t)(12 + len), 0, 0);
+	avail(TX_AVAIL, 0);
+	wr(0x3000 + 4, 2, 1);
+	cr_assert_eq(n_sent, 0, "a frame with a checksum outside it went out");
+	cr_assert_eq(used_idx(TX_USED), 1, "the buffer is not given back");
+}
+
+Test(net, receive_spreads_a_frame_over_merged_buffers, .fini = stop)
+{
+	start(true);
+	uint8_t frame[200];
+	for (unsigned i = 0; i < sizeof(frame); i++)
+		frame[i] = (uint8_t)(i * 7);
+	/* No buffer: the backend keeps the frame. */
+	cr_assert_eq(netdev_deliver(&nd, frame, sizeof(frame)), NETDEV_RX_NO_ROOM);
+	/* Two 128-byte buffers: 12 header + 116, then 84 bytes. */
+	desc(RX_DESC, 0, RX_BUF, 128, 2, 0);
+	desc(RX_DESC, 1, RX_BUF + 0x100, 128, 2, 0);
+	avail(RX_AVAIL, 0);
+	avail(RX_AVAIL, 1);
+	unsigned wakes = n_wakes;
+	wr(0x3000, 2, 0);
+	cr_assert_gt(n_wakes, wakes, "new receive buffers do not wake the backend");
+	cr_assert_eq(netdev_deliver(&nd, frame, sizeof(frame)), NETDEV_RX_DONE);
+	cr_assert_eq(used_idx(RX_USED), 2);
+	cr_assert_eq(used_len(RX_USED, 0), 128);
+	cr_assert_eq(used_len(RX_USED, 1), 12 + sizeof(frame) - 128);
+	cr_assert_eq(ram[RX_BUF + 10], 2, "num_buffers");
+	cr_assert_eq(ram[RX_BUF], 0, "flags: no partial checksum, not vouched for");
+	cr_assert_arr_eq(ram + RX_BUF + 12, frame, 116);
+	cr_assert_arr_eq(ram + RX_BUF + 0x100, frame + 116, sizeof(frame) - 116);
+}
+
+Test(net, receive_before_driver_ok_drops, .fini = stop)
+{
+	start(false);
+	uint8_t frame[64] = { 0 };
+	cr_assert_eq(netdev_deliver(&nd, frame, sizeof(frame)), NETDEV_RX_DROP);
+}
+
+Test(net, held_backend_delivers_nothing, .fini = stop)
+{
+	start(true);
+	desc(RX_DESC, 0, RX_BUF, 2048, 2, 0);
+	avail(RX_AVAIL, 0);
+	uint8_t frame[64] = { 1 };
+	netdev_hold(&nd);
+	cr_assert_eq(netdev_deliver(&nd, frame, sizeof(frame)), NETDEV_RX_NO_ROOM);
+	cr_assert_eq(used_idx(RX_USED), 0, "a frame reached guest memory while held");
+	netdev_release(&nd);
+	cr_assert_eq(netdev_deliver(&nd, frame, sizeof(frame)), NETDEV_RX_DONE);
+	cr_assert_eq(used_idx(RX_USED), 1);
+}
