@@ -40,6 +40,7 @@ int cli_run_exit_code(enum vm_stop_reason why, bool no_reboot, int debug_exit_va
 int cli_disk_main(int argc, char **argv);
 int cli_ctl_main(int argc, char **argv);
 int cli_plugin_main(int argc, char **argv);
+int cli_power_agent_main(int argc, char **argv);
 
 /* Prints "vessel SUBCMD: message" on stderr and returns EXIT_USAGE. */
 int cli_usage_error(const char *subcmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

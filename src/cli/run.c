@@ -51,6 +51,12 @@ static const char run_usage[] =
 	"      --hyperv SPEC       Hyper-V interface: on (default), off, help (list the\n"
 	"                          features), or -NAME,... to turn features off\n"
 	"      --api-socket PATH   serve the control API on this Unix socket\n"
+	"      --no-register       stay out of the registry of running VMs (the power\n"
+	"                          agent does not see the VM; docs/power.md)\n"
+	"      --on-host-sleep P   what the power agent does when the host sleeps:\n"
+	"                          suspend, save, pause (default), shutdown, none\n"
+	"      --on-host-shutdown P  the same when the host shuts down (default shutdown)\n"
+	"      --power-save-file FILE  the snapshot of the save policy\n"
 	"      --manifest FILE     read the VM description from a JSON manifest\n"
 	"      --restore FILE      resume a VM from a snapshot (it sets the engine, CPUs,\n"
 	"                          memory and NUMA nodes; --kernel lets the guest reboot)\n"
@@ -70,7 +76,7 @@ static const char run_usage[] =
 enum {
 	OPT_DISK = 256, OPT_NUMA, OPT_NUMA_NODE, OPT_NUMA_DISTANCE, OPT_NUMA_POLICY, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,
 	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE, OPT_NO_VERIFY, OPT_CPU,
-	OPT_RNG,
+	OPT_RNG, OPT_NO_REGISTER, OPT_ON_HOST_SLEEP, OPT_ON_HOST_SHUTDOWN, OPT_POWER_SAVE_FILE,
 };
 
 static const struct option run_options[] = {
@@ -93,6 +99,10 @@ static const struct option run_options[] = {
 	{ "deterministic", no_argument, NULL, OPT_DETERMINISTIC },
 	{ "hyperv", required_argument, NULL, OPT_HYPERV },
 	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
+	{ "no-register", no_argument, NULL, OPT_NO_REGISTER },
+	{ "on-host-sleep", required_argument, NULL, OPT_ON_HOST_SLEEP },
+	{ "on-host-shutdown", required_argument, NULL, OPT_ON_HOST_SHUTDOWN },
+	{ "power-save-file", required_argument, NULL, OPT_POWER_SAVE_FILE },
 	{ "manifest", required_argument, NULL, OPT_MANIFEST },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
@@ -381,6 +391,17 @@ int cli_run_main(int argc, char **argv)
 			replace(&cfg.hyperv, optarg);
 			break;
 		case OPT_API_SOCKET: replace(&cfg.api_socket, optarg); break;
+		case OPT_NO_REGISTER: cfg.no_register = true; break;
+		case OPT_ON_HOST_SLEEP:
+		case OPT_ON_HOST_SHUTDOWN:
+			if (vm_power_policy_parse(optarg, c == OPT_ON_HOST_SLEEP ? &cfg.on_host_sleep
+										  : &cfg.on_host_shutdown) < 0) {
+				rc = cli_usage_error("run", "--%s: %s",
+						     c == OPT_ON_HOST_SLEEP ? "on-host-sleep" : "on-host-shutdown", err_msg());
+				goto out;
+			}
+			break;
+		case OPT_POWER_SAVE_FILE: replace(&cfg.power_save_file, optarg); break;
 		case OPT_MANIFEST: break; /* read above */
 		case OPT_RESTORE: replace(&cfg.restore, optarg); break;
 		case OPT_NO_VERIFY: cfg.restore_no_verify = true; break;

@@ -8,13 +8,16 @@
 #include "vmm/snapshot.h"
 #include "vmm/manifest.h"
 #include "vmm/plugin_loader.h"
+#include "vmm/registry.h"
 #include "util/error.h"
 #include "util/log.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define GATE_TIMEOUT_MS 5000
 
@@ -283,6 +286,11 @@ static void op_status(void *opaque, json_t *out)
 	json_object_set_new(out, "engine", json_string(s->cfg->engine));
 	json_object_set_new(out, "cpus", json_integer(s->cfg->cpus));
 	json_object_set_new(out, "memory", json_integer((json_int_t)s->cfg->mem_bytes));
+	json_object_set_new(out, "pid", json_integer(getpid()));
+	json_object_set_new(out, "power", json_pack("{s:s, s:s, s:s?}", "on_host_sleep",
+						      vm_power_policy_name(s->cfg->on_host_sleep), "on_host_shutdown",
+						      vm_power_policy_name(s->cfg->on_host_shutdown), "save_file",
+						      s->cfg->power_save_file));
 	if (s->numa.n_nodes) {
 		/* Which host nodes stand behind each virtual node, and whether
 		 * vessel picked them (docs/numa.md). */
@@ -361,11 +369,33 @@ int vm_session_start(struct vm_session *s, const struct vm_config *cfg)
 		plugin_registry_scan(&s->plugins, path.dirs, path.n);
 		plugin_path_free(&path);
 	}
-	if (cfg->api_socket) {
-		int rc = api_server_start(&s->api, cfg->api_socket, &session_ops, s, &s->lc);
+	/* Every run enters the registry of running VMs (docs/power.md), so
+	 * that the power agent finds it, unless told not to; one without an
+	 * API socket gets one there.  A registry that cannot be written
+	 * costs the VM nothing but the agent's care: a warning. */
+	const char *sock = cfg->api_socket;
+	char dir[4096];
+	bool reg = false;
+	if (!cfg->no_register) {
+		if (registry_dir(dir, sizeof(dir)) < 0 || registry_mkdir(dir) < 0)
+			log_info("registry", "not registered: %s", err_msg());
+		else
+			reg = true;
+	}
+	if (reg && !sock) {
+		if (asprintf(&s->auto_socket, "%s/vm-%d.sock", dir, (int)getpid()) < 0) {
+			s->auto_socket = NULL;
+			return err_set(-ENOMEM, "out of memory");
+		}
+		sock = s->auto_socket;
+	}
+	if (sock) {
+		int rc = api_server_start(&s->api, sock, &session_ops, s, &s->lc);
 		if (rc < 0)
 			return rc;   /* the message names the api socket */
 	}
+	if (reg && registry_add(dir, sock, cfg, &s->registry_file) < 0)
+		log_warn("registry", "not registered: %s", err_msg());
 	return 0;
 }
 
@@ -375,8 +405,13 @@ void vm_session_finish(struct vm_session *s)
 	if (st != VM_STATE_OFF && st != VM_STATE_TEARING_DOWN)
 		lifecycle_transition(&s->lc, VM_STATE_TEARING_DOWN, NULL);
 	lifecycle_transition(&s->lc, VM_STATE_OFF, NULL);
+	if (s->registry_file)
+		unlink(s->registry_file);
 	if (s->api)
 		api_server_stop(s->api);
+	free(s->registry_file);
+	free(s->auto_socket);
+	s->registry_file = s->auto_socket = NULL;
 	plugin_registry_free(&s->plugins);
 	for (unsigned i = 0; i < s->n_live; i++)
 		vm_device_config_free(&s->live[i]);

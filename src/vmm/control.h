@@ -37,6 +37,10 @@ struct vm_session {
 	/* cfg's NUMA topology with host nodes resolved once at start (libnuma
 	 * reads sysfs, which the sandbox forbids on later reboots). */
 	struct numa_config numa;
+	/* The registry of running VMs (vmm/registry.h): this run's entry,
+	 * and the socket made for the API when none was asked for. */
+	char *registry_file;
+	char *auto_socket;
 };
 
 /* Lifecycle initializing, plug-in scan, control API (if asked). */
