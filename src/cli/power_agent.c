@@ -91,7 +91,7 @@ int cli_power_agent_main(int argc, char **argv)
 	opterr = 0;
 	optind = 1;
 	int ch;
-	while ((ch = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (ch) {
 		case OPT_NOW:
 			if (strcmp(optarg, "sleep") && strcmp(optarg, "shutdown") && strcmp(optarg, "resume"))
