@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import pathlib
+import resource
 import signal
 import subprocess
 import time
@@ -341,3 +342,36 @@ def test_no_bus_is_one_line(vessel_bin, tmp_path):
     assert r.returncode == 1, r.stderr
     assert r.stderr.strip().splitlines() == [r.stderr.strip()]
     assert "system bus" in r.stderr
+
+
+def no_big_files():
+    """A disk that fills up: the VM may write 4 MiB per file, no more
+    (RLIMIT_FSIZE; SIGXFSZ ignored, so the write fails with EFBIG)."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4 << 20, 4 << 20))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def test_a_save_that_fails_pauses_and_keeps_the_old_snapshot(vessel_bin, counter, tmp_path):
+    reg = tmp_path / "reg"
+    env = dict(os.environ, VESSEL_REGISTRY_DIR=str(reg))
+    old = tmp_path / "vm.snap"
+    old.write_bytes(b"the old snapshot")
+    log = tmp_path / "c.log"
+    vm = subprocess.Popen([vessel_bin, "run", "--kernel", str(counter), "--memory", "64M", "--serial", f"file:{log}",
+                           "--on-host-sleep", "save", "--power-save-file", str(old)], env=env,
+                          stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=no_big_files)
+    try:
+        wait_until(lambda: (reg / f"vm-{vm.pid}.json").exists() or vm.poll() is not None, "the VM's entry")
+        assert vm.poll() is None, vm.stderr.read()
+        wait_for_counts(log, 1)
+        r = run_vessel(vessel_bin, "power-agent", "--now", "sleep", env=env)
+        assert r.returncode == 1, r.stderr
+        assert f"vm-{vm.pid} (pid {vm.pid}): save -> paused" in r.stderr and "paused instead" in r.stderr, r.stderr
+        assert old.read_bytes() == b"the old snapshot"
+        assert not list(tmp_path.glob("vm.snap.tmp*")), "the half-written snapshot was left behind"
+        assert vm.poll() is None
+        assert json.loads(run_vessel(vessel_bin, "power-agent", "status", "--json", env=env).stdout)[0]["state"] \
+            == "paused"
+    finally:
+        run_vessel(vessel_bin, "ctl", "--socket", str(reg / f"vm-{vm.pid}.sock"), "poweroff")
+        vm.wait(timeout=60)
