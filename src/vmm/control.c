@@ -14,6 +14,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,11 +102,54 @@ static int op_resume(void *opaque)
 	return rc;
 }
 
+static long long monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void vm_session_stop(struct vm_session *s, struct vm *vm, enum vm_stop_reason why, const char *cause)
+{
+	const char *none = NULL;
+	atomic_compare_exchange_strong(&s->stop_cause, &none, cause);
+	vm_request_stop(vm, why);
+}
+
+void vm_session_press_button(struct vm_session *s, struct vm *vm, bool sleep_button)
+{
+	atomic_store(sleep_button ? &s->sleep_button_ms : &s->power_button_ms, monotonic_ms());
+	if (sleep_button)
+		platform_press_sleep_button(vm);   /* takes the device lock itself */
+	else
+		platform_press_power_button(vm);
+}
+
+/* A guest acting within this long of a press answered the button. */
+#define BUTTON_ANSWER_MS 60000
+
+const char *vm_session_stop_reason(struct vm_session *s, enum vm_stop_reason why)
+{
+	const char *cause = atomic_exchange(&s->stop_cause, NULL);
+	long long now = monotonic_ms();
+	bool power = now - atomic_exchange(&s->power_button_ms, 0) < BUTTON_ANSWER_MS;
+	bool sleep = now - atomic_exchange(&s->sleep_button_ms, 0) < BUTTON_ANSWER_MS;
+	if (cause)
+		return cause;
+	switch (why) {
+	case VM_STOP_POWEROFF: return power ? "guest: ACPI S5 after the power button" : "guest: ACPI S5";
+	case VM_STOP_RESET: return "guest: reboot";
+	case VM_STOP_SUSPEND: return sleep ? "guest: ACPI S3 after the sleep button" : "guest: ACPI S3";
+	case VM_STOP_TRIPLE_FAULT: return "guest: triple fault";
+	default: return NULL;
+	}
+}
+
 static int op_powerdown(void *opaque)
 {
 	struct vm_session *s = opaque;
 	WITH_VM(s, vm);
-	platform_press_power_button(vm);   /* takes the device lock itself */
+	vm_session_press_button(s, vm, false);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
@@ -127,7 +172,7 @@ static int op_sleep(void *opaque)
 {
 	struct vm_session *s = opaque;
 	WITH_VM(s, vm);
-	platform_press_sleep_button(vm);   /* takes the device lock itself */
+	vm_session_press_button(s, vm, true);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
@@ -136,7 +181,7 @@ static int op_poweroff(void *opaque)
 {
 	struct vm_session *s = opaque;
 	WITH_VM(s, vm);
-	vm_request_stop(vm, VM_STOP_POWEROFF);
+	vm_session_stop(s, vm, VM_STOP_POWEROFF, "control API: poweroff");
 	/* A paused machine must let its vCPUs see the stop. */
 	release_pause(s, vm);
 	pthread_mutex_unlock(&s->lock);
@@ -147,7 +192,7 @@ static int op_reset(void *opaque)
 {
 	struct vm_session *s = opaque;
 	WITH_VM(s, vm);
-	vm_request_stop(vm, VM_STOP_RESET);
+	vm_session_stop(s, vm, VM_STOP_RESET, "control API: reset");
 	release_pause(s, vm);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
