@@ -301,6 +301,19 @@ int acpi_build_dsdt(const struct acpi_platform_info *info, uint8_t **out, size_t
 		aml_end(&a);
 	}
 
+	/* \_S4: hibernate (7.4.2.5): the OS writes its image to disk, then
+	 * enters S4, which is off for the platform; Linux picks its
+	 * "platform" hibernation mode only when \_S4 exists. */
+	if (info->slp_typ_s4) {
+		aml_name_begin(&a, "\\_S4");
+		aml_package_begin(&a, 4);
+		aml_integer(&a, info->slp_typ_s4);
+		aml_integer(&a, info->slp_typ_s4);
+		aml_integer(&a, 0);
+		aml_integer(&a, 0);
+		aml_end(&a);
+	}
+
 	/* \_S5: soft-off sleep type values for PM1a/PM1b_CNT.SLP_TYP (7.4.2). */
 	aml_name_begin(&a, "\\_S5");
 	aml_package_begin(&a, 4);

@@ -69,7 +69,7 @@ static const char run_usage[] =
 	"\n"
 	"Exit codes: 0 guest powered off, 1 runtime error, 2 bad usage or input,\n"
 	"3 guest triple fault, 4 quit from the console or by a signal,\n"
-	"6 a forbidden system call in the sandbox,\n"
+	"6 a forbidden system call in the sandbox, 10 the guest hibernated (ACPI S4),\n"
 	"(v<<1)|1 guest wrote v (0..0x7f) to the debug-exit port 0xf4, 8 it wrote\n"
 	"0x80..0xff (only the low byte of a write counts).\n";
 
@@ -254,6 +254,9 @@ int cli_run_exit_code(enum vm_stop_reason why, bool no_reboot, int debug_exit_va
 		return EXIT_OK;
 	case VM_STOP_TRIPLE_FAULT:
 		return EXIT_TRIPLE_FAULT;
+	case VM_STOP_HIBERNATE:
+		fprintf(stderr, "vessel: guest hibernated (run it again with the same disks to resume it)\n");
+		return EXIT_HIBERNATED;
 	case VM_STOP_DEBUG_EXIT: {
 		/* The value on stderr: codes 1 and 3 (values 0 and 1, as QEMU)
 		 * and EXIT_DEBUG_EXIT_HIGH do not tell it alone. */

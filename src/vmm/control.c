@@ -141,6 +141,7 @@ const char *vm_session_stop_reason(struct vm_session *s, enum vm_stop_reason why
 	case VM_STOP_RESET: return "guest: reboot";
 	case VM_STOP_SUSPEND: return sleep ? "guest: ACPI S3 after the sleep button" : "guest: ACPI S3";
 	case VM_STOP_TRIPLE_FAULT: return "guest: triple fault";
+	case VM_STOP_HIBERNATE: return sleep ? "guest: ACPI S4 after the sleep button" : "guest: ACPI S4";
 	default: return NULL;
 	}
 }

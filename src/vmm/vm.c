@@ -561,7 +561,7 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 		/* The lifecycle: a reset powers the machine up again; everything
 		 * else powers it down for good. */
 		const char *reason = vm_session_stop_reason(&sess, why);
-		if (!reboot && (why == VM_STOP_POWEROFF || why == VM_STOP_RESET))
+		if (!reboot && (why == VM_STOP_POWEROFF || why == VM_STOP_RESET || why == VM_STOP_HIBERNATE))
 			lifecycle_transition(&sess.lc, VM_STATE_POWERING_DOWN, reason);
 		else if (!reboot && reason)
 			lifecycle_transition(&sess.lc, VM_STATE_TEARING_DOWN, reason);
