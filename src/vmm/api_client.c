@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 int api_client_connect(struct api_client *c, const char *path, int timeout_ms, json_t **hello)
@@ -15,6 +16,7 @@ int api_client_connect(struct api_client *c, const char *path, int timeout_ms, j
 	c->fd = -1;
 	c->len = c->used = 0;
 	c->timeout_ms = timeout_ms;
+	c->deadline_ms = 0;
 	if (hello)
 		*hello = NULL;
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -77,6 +79,13 @@ int api_client_send(struct api_client *c, json_t *req)
 	return 0;
 }
 
+long long api_client_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int api_client_read_line(struct api_client *c, char **line)
 {
 	memmove(c->buf, c->buf + c->used, c->len - c->used);
@@ -92,8 +101,18 @@ int api_client_read_line(struct api_client *c, char **line)
 		}
 		if (c->len == API_MAX_LINE)
 			return -EPROTO;
+		/* Events (a save's progress) keep a connection busy: the
+		 * deadline bounds the whole wait, not each read. */
+		int wait = c->timeout_ms;
+		if (c->deadline_ms) {
+			long long left = c->deadline_ms - api_client_now_ms();
+			if (left <= 0)
+				return -ETIMEDOUT;
+			if (wait < 0 || left < wait)
+				wait = (int)left;
+		}
 		struct pollfd p = { .fd = c->fd, .events = POLLIN };
-		int r = poll(&p, 1, c->timeout_ms);
+		int r = poll(&p, 1, wait);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
@@ -128,7 +147,7 @@ int api_client_call(struct api_client *c, const char *cmd, json_t *args, json_t 
 		if (r == 0)
 			return err_set(-EPIPE, "%s: the VM closed the connection without a reply", cmd);
 		if (r == -ETIMEDOUT)
-			return err_set(-ETIMEDOUT, "%s: no reply within %.1f s", cmd, c->timeout_ms / 1000.0);
+			return err_set(-ETIMEDOUT, "%s: no reply in time", cmd);
 		if (r < 0)
 			return err_set(r, "%s: cannot read the reply: %s", cmd, strerror(-r));
 		json_t *msg = json_loads(line, 0, NULL);

@@ -12,6 +12,7 @@
 struct api_client {
 	int fd;
 	int timeout_ms;                 /* per read; -1: forever */
+	long long deadline_ms;          /* CLOCK_MONOTONIC ms no read outlasts; 0: none */
 	size_t len, used;
 	char buf[API_MAX_LINE + 1];
 };
@@ -23,6 +24,8 @@ int api_client_connect(struct api_client *c, const char *path, int timeout_ms, j
 void api_client_close(struct api_client *c);
 /* Sends one request (a line of compact JSON).  0 or -errno (err_set). */
 int api_client_send(struct api_client *c, json_t *req);
+/* The current CLOCK_MONOTONIC time in ms, for deadline_ms. */
+long long api_client_now_ms(void);
 /* Next line from the server, NUL-terminated, valid until the next call:
  * 1 on success, 0 on EOF, -ETIMEDOUT, -EPROTO (line too long) or -errno. */
 int api_client_read_line(struct api_client *c, char **line);

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,9 +20,7 @@
 
 static long long now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return api_client_now_ms();
 }
 
 static int left_ms(long long deadline)
@@ -118,14 +117,21 @@ static char *vm_state(struct api_client *c)
 	return out;
 }
 
+/* Whether the connection is closed (the VM went away): a read at EOF. */
+static bool vm_gone_quietly(struct api_client *c)
+{
+	char b;
+	return recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 /* Polls until the VM is in state want; 0, -ETIMEDOUT or an error. */
 static int wait_state(struct api_client *c, const char *want, long long deadline)
 {
 	for (;;) {
-		c->timeout_ms = left_ms(deadline);
+		c->deadline_ms = deadline;
 		char *st = vm_state(c);
 		if (!st)
-			return -EIO;
+			return now_ms() >= deadline && !vm_gone_quietly(c) ? -ETIMEDOUT : -EIO;
 		bool there = !strcmp(st, want);
 		free(st);
 		if (there)
@@ -162,7 +168,7 @@ static void fail(struct power_outcome *o, const char *done, const char *fmt, ...
 static void fall_back_to_pause(struct job *j, struct api_client *c, const char *why)
 {
 	struct power_outcome *o = j->o;
-	c->timeout_ms = left_ms(j->deadline);
+	c->deadline_ms = j->deadline;
 	if (c->fd >= 0 && api_client_call(c, "pause", NULL, NULL) == 0)
 		fail(o, "paused", "%s: paused instead", why);
 	else
@@ -185,7 +191,7 @@ static void apply_policy(struct job *j)
 			fail(o, "failed", "%s", err_msg());
 		return;
 	}
-	c.timeout_ms = left_ms(j->policy_deadline);
+	c.deadline_ms = j->policy_deadline;
 	char *st = vm_state(&c);
 	if (!st)
 		goto broken;
@@ -238,7 +244,7 @@ static void apply_policy(struct job *j)
 		if (api_client_call(&c, "powerdown", NULL, NULL) < 0)
 			goto broken;
 		if (!wait_gone(e, j->policy_deadline)) {
-			c.timeout_ms = left_ms(j->deadline);
+			c.deadline_ms = j->deadline;
 			if (api_client_call(&c, "poweroff", NULL, NULL) < 0 && !vm_gone(e))
 				goto broken;
 			wait_gone(e, j->deadline);
@@ -380,7 +386,7 @@ static void bring_back(struct job *j, long long deadline)
 		bool suspended = !strcmp(how, "suspended");
 		struct api_client c;
 		if (api_client_connect(&c, o->vm.socket, left_ms(deadline), NULL) < 0 ||
-		    api_client_call(&c, suspended ? "wakeup" : "resume", NULL, NULL) < 0 ||
+		    (c.deadline_ms = deadline, api_client_call(&c, suspended ? "wakeup" : "resume", NULL, NULL)) < 0 ||
 		    wait_state(&c, "running", deadline) < 0)
 			fail(o, vm_gone(&o->vm) ? "gone" : "failed", "%s", err_msg());
 		else

@@ -154,24 +154,28 @@ done
 """
 
 
-@pytest.fixture(scope="module")
-def button_guest(tmp_path_factory):
+def button_guest_args(d):
+    """vessel run's arguments for that guest, its files made in d."""
     kernel, initrd = linux_guest()
     release = (CACHE / "kernel-release").read_text().strip()
     debs = sorted((CACHE / "work" / "debs").glob("linux-image-*.deb"))
     assert debs, "the kernel package is not in the guest cache: run scripts/build-guest"
-    d = tmp_path_factory.mktemp("button")
     mods = [f"./lib/modules/{release}/kernel/drivers/acpi/button.ko",
             f"./lib/modules/{release}/kernel/drivers/input/evdev.ko"]
     tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(debs[-1])], stdout=subprocess.PIPE)
     subprocess.run(["tar", "-x", "-C", str(d), *mods], stdin=tar.stdout, check=True)
     assert tar.wait() == 0
-    extra = subprocess.run(f"find lib | cpio -o -H newc --quiet | gzip", shell=True, cwd=d, check=True,
+    extra = subprocess.run("find lib | cpio -o -H newc --quiet | gzip", shell=True, cwd=d, check=True,
                            capture_output=True).stdout
     out = d / "initrd.gz"
     out.write_bytes(pathlib.Path(initrd).read_bytes() + extra)
     append = BASE_APPEND + " vessel.script=" + base64.b64encode(SUSPEND_ON_SLEEP_BUTTON.encode()).decode()
     return ["--kernel", str(kernel), "--initrd", str(out), "--memory", "512M", "--append", append]
+
+
+@pytest.fixture(scope="module")
+def button_guest(tmp_path_factory):
+    return button_guest_args(tmp_path_factory.mktemp("button"))
 
 
 def test_sleep_applies_each_policy_and_resume_brings_all_back(vessel_bin, logind, button_guest, counter, tmp_path):
