@@ -144,9 +144,11 @@ done
 (i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done) &
 echo "SLEEP-BUTTON $ev"
 # What logind or acpid does on KEY_SLEEP: suspend.  A press and its
-# release are four input events of 24 bytes.
+# release are four input events of 24 bytes.  The device stays open, so
+# that a press while the loop is not reading waits in its queue.
+exec 3< $ev
 while :; do
-	head -c 96 $ev >/dev/null
+	head -c 96 <&3 >/dev/null
 	echo "SUSPENDING-$(cat /tmp/count)"
 	echo mem > /sys/power/state
 	echo "RESUMED-$(cat /tmp/count)"
