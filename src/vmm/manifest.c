@@ -26,7 +26,7 @@ const char *const vm_manifest_fields[] = {
 	"consoles", "consoles[].type", "consoles[].backend",
 	"plugin_dirs",
 	"numa",   /* nodes[].memory, .cpus, .host_nodes, distances, policy: f_numa_topology() */
-	"power",  /* on_host_sleep, on_host_shutdown, save_file: f_power() */
+	"power",  /* on_host_sleep, on_host_shutdown, save_file, register: f_power() */
 	NULL,
 };
 
@@ -596,7 +596,7 @@ static int f_plugin_dirs(const struct mctx *m, json_t *v, struct vm_config *cfg)
 
 static int f_power(const struct mctx *m, json_t *v, struct vm_config *cfg)
 {
-	static const char *const keys[] = { "on_host_sleep", "on_host_shutdown", "save_file", NULL };
+	static const char *const keys[] = { "on_host_sleep", "on_host_shutdown", "save_file", "register", NULL };
 	if (!json_is_object(v))
 		return bad(m, "power", v, "is not an object", "{\"on_host_sleep\": ..., \"on_host_shutdown\": ...}");
 	int rc = check_keys(m, "power", v, keys);
@@ -611,6 +611,13 @@ static int f_power(const struct mctx *m, json_t *v, struct vm_config *cfg)
 		if (p && (!json_is_string(p) || vm_power_policy_parse(json_string_value(p), dst[i]) < 0))
 			return bad(m, field, p, "is not a power policy",
 				   "\"suspend\", \"save\", \"pause\", \"shutdown\" or \"none\"");
+	}
+	json_t *r = json_object_get(v, "register");
+	if (r) {
+		bool reg = true;
+		if ((rc = get_bool(m, "power.register", r, &reg)) < 0)
+			return rc;
+		cfg->no_register = !reg;
 	}
 	json_t *f = json_object_get(v, "save_file");
 	if (f)

@@ -69,6 +69,7 @@ FLAG_TO_FIELD = {
     "serial": "serial",
     "no-reboot": "no_reboot", "no-decompress": "decompress", "deterministic": "deterministic",
     "api-socket": "api_socket", "restore": "restore", "sandbox": "sandbox", "hyperv": "hyperv", "rng": "rng",
+    "on-host-sleep": "power", "on-host-shutdown": "power", "power-save-file": "power", "no-register": "power",
 }
 # Developer and per-invocation flags: they describe a run (or how to read
 # a snapshot, --no-verify), not the VM.

@@ -106,7 +106,10 @@ Test(manifest, power_policies)
 		     "\"save\", \"pause\", \"shutdown\" or \"none\")");
 	expect_error("{\"power\": {\"on_sleep\": \"pause\"}}",
 		     "manifest vm.json: power.on_sleep: unknown field (expected one of on_host_sleep, on_host_shutdown, "
-		     "save_file)");
+		     "save_file, register)");
+	cr_assert_not(cfg.no_register);
+	cr_assert_eq(parse("{\"power\": {\"register\": false}}"), 0, "%s", err_msg());
+	cr_assert(cfg.no_register);
 	vm_config_free(&cfg);
 	vm_config_defaults(&cfg);
 	cr_assert_eq(parse("{\"kernel\": \"bz\", \"power\": {\"on_host_shutdown\": \"save\"}}"), 0);
