@@ -31,28 +31,36 @@ def counter(tmp_path):
     return assemble("counter", tmp_path)
 
 
-def test_host_poweroff(vessel_bin, counter, tmp_path):
+@pytest.fixture
+def vm(vessel_bin, counter, tmp_path):
+    """A counter guest with an API socket, killed if a test leaves it."""
     p, sock, log = start(vessel_bin, tmp_path, "vm", "--kernel", str(counter))
     wait_for_counts(log, 1)
+    yield p, sock
+    if p.poll() is None:
+        p.kill()
+        p.wait()
+
+
+def test_host_poweroff(vessel_bin, vm):
+    p, sock = vm
     ev = events(vessel_bin, sock)
     assert ctl(vessel_bin, sock, "poweroff").returncode == 0
     assert p.wait(timeout=60) == 0
     assert ("running", "powering-down", "control API: poweroff", "host") in transitions(ev)
 
 
-def test_guest_answers_the_power_button(vessel_bin, counter, tmp_path):
+def test_guest_answers_the_power_button(vessel_bin, vm):
     # The counter guest enters S5 when it sees PWRBTN_STS.
-    p, sock, log = start(vessel_bin, tmp_path, "vm", "--kernel", str(counter))
-    wait_for_counts(log, 1)
+    p, sock = vm
     ev = events(vessel_bin, sock)
     assert ctl(vessel_bin, sock, "powerdown").returncode == 0
     assert p.wait(timeout=60) == 0
     assert ("running", "powering-down", "guest: ACPI S5 after the power button", "button") in transitions(ev)
 
 
-def test_host_reset_then_signal(vessel_bin, counter, tmp_path):
-    p, sock, log = start(vessel_bin, tmp_path, "vm", "--kernel", str(counter))
-    wait_for_counts(log, 1)
+def test_host_reset_then_signal(vessel_bin, vm):
+    p, sock = vm
     ev = events(vessel_bin, sock)
     assert ctl(vessel_bin, sock, "reset").returncode == 0
     deadline = time.monotonic() + 60
