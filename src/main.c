@@ -16,6 +16,7 @@ static const char usage[] =
 	"  disk      create, inspect, check and convert virtual disks (raw, VHD, encrypted)\n"
 	"  ctl       drive a running VM through its control socket\n"
 	"  plugin    list and describe device plug-ins\n"
+	"  power-agent  coordinate the host's sleep and shutdown with the running VMs\n"
 	"  version   print the version\n"
 	"  help      print this help, or `help COMMAND` for a command's help\n"
 	"\n"
@@ -36,6 +37,8 @@ static int dispatch(const char *cmd, int argc, char **argv)
 		return cli_ctl_main(argc, argv);
 	if (strcmp(cmd, "plugin") == 0)
 		return cli_plugin_main(argc, argv);
+	if (strcmp(cmd, "power-agent") == 0)
+		return cli_power_agent_main(argc, argv);
 	if (strcmp(cmd, "version") == 0) {
 		printf("vessel %s\n", VESSEL_VERSION);
 		return EXIT_OK;

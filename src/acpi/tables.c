@@ -293,6 +293,19 @@ static void dsdt_isa_device(struct aml *a, const char *name, const char *hid, un
 	aml_name_integer(a, "_UID", uid);
 }
 
+/* \_Sx: the SLP_TYP values for PM1a_CNT and PM1b_CNT and two reserved
+ * bytes (ACPI 6.4, 7.4.2); vessel has no PM1b block, so both are typ. */
+static void sleep_package(struct aml *a, const char *name, uint8_t typ)
+{
+	aml_name_begin(a, name);
+	aml_package_begin(a, 4);
+	aml_integer(a, typ);
+	aml_integer(a, typ);
+	aml_integer(a, 0);
+	aml_integer(a, 0);
+	aml_end(a);
+}
+
 int acpi_build_dsdt(const struct acpi_platform_info *info, uint8_t **out, size_t *len)
 {
 	struct aml a;
@@ -383,24 +396,17 @@ int acpi_build_dsdt(const struct acpi_platform_info *info, uint8_t **out, size_t
 
 	/* \_S3: suspend to RAM, the sleep type the PM1 block acts on
 	 * (7.4.2.4): the OS offers "mem" only if it exists. */
-	if (info->slp_typ_s3) {
-		aml_name_begin(&a, "\\_S3");
-		aml_package_begin(&a, 4);
-		aml_integer(&a, info->slp_typ_s3);
-		aml_integer(&a, info->slp_typ_s3);
-		aml_integer(&a, 0);
-		aml_integer(&a, 0);
-		aml_end(&a);
-	}
+	if (info->slp_typ_s3)
+		sleep_package(&a, "\\_S3", info->slp_typ_s3);
+
+	/* \_S4: hibernate (7.4.2.5): the OS writes its image to disk, then
+	 * enters S4, which is off for the platform; Linux picks its
+	 * "platform" hibernation mode only when \_S4 exists. */
+	if (info->slp_typ_s4)
+		sleep_package(&a, "\\_S4", info->slp_typ_s4);
 
 	/* \_S5: soft-off sleep type values for PM1a/PM1b_CNT.SLP_TYP (7.4.2). */
-	aml_name_begin(&a, "\\_S5");
-	aml_package_begin(&a, 4);
-	aml_integer(&a, info->slp_typ_s5);
-	aml_integer(&a, info->slp_typ_s5);
-	aml_integer(&a, 0);
-	aml_integer(&a, 0);
-	aml_end(&a);
+	sleep_package(&a, "\\_S5", info->slp_typ_s5);
 
 	int rc = aml_error(&a);
 	if (rc < 0) {

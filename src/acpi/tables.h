@@ -24,6 +24,8 @@ struct acpi_platform_info {
 	uint8_t slp_typ_s5;
 	/* SLP_TYP for \_S3 (suspend to RAM); 0 leaves \_S3 out. */
 	uint8_t slp_typ_s3;
+	/* SLP_TYP for \_S4 (hibernate); 0 leaves \_S4 out. */
+	uint8_t slp_typ_s4;
 	uint16_t reset_port;
 	uint8_t reset_value;
 	uint64_t ecam_base;

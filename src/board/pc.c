@@ -142,6 +142,7 @@ static int platform_write_acpi(struct vm *vm, struct platform *p)
 		.sci_irq = PC_IRQ_SCI,
 		.slp_typ_s5 = ACPI_SLP_TYP_S5,
 		.slp_typ_s3 = ACPI_SLP_TYP_S3,
+		.slp_typ_s4 = ACPI_SLP_TYP_S4,
 		.reset_port = PC_PORT_RESET,
 		.reset_value = RESET_CTL_VALUE,
 		.ecam_base = GMEM_ECAM_BASE,
@@ -289,6 +290,9 @@ static void platform_request(void *opaque, enum dev_request req, int value)
 		break;
 	case DEV_REQ_POWEROFF:
 		vm_request_stop(vm, VM_STOP_POWEROFF);
+		break;
+	case DEV_REQ_HIBERNATE:
+		vm_request_stop(vm, VM_STOP_HIBERNATE);
 		break;
 	case DEV_REQ_SUSPEND:
 		vm_request_stop(vm, VM_STOP_SUSPEND);

@@ -15,6 +15,7 @@ enum vessel_exit {
 	EXIT_SIGNAL = 4,       /* ended by a signal or the console escape */
 	EXIT_SANDBOX = 6,      /* run: a forbidden system call (SANDBOX_EXIT_CODE, src/vmm/sandbox.h) */
 	EXIT_DEBUG_EXIT_HIGH = 8, /* guest wrote 0x80..0xff to the debug-exit port */
+	EXIT_HIBERNATED = 10,  /* run: the guest hibernated (ACPI S4); its disks hold its image */
 	/* Odd codes: guest wrote v (0..0x7f) to the debug-exit port,
 	 * code = (v << 1) | 1, as QEMU's isa-debug-exit. */
 };
@@ -40,6 +41,7 @@ int cli_run_exit_code(enum vm_stop_reason why, bool no_reboot, int debug_exit_va
 int cli_disk_main(int argc, char **argv);
 int cli_ctl_main(int argc, char **argv);
 int cli_plugin_main(int argc, char **argv);
+int cli_power_agent_main(int argc, char **argv);
 
 /* Prints "vessel SUBCMD: message" on stderr and returns EXIT_USAGE. */
 int cli_usage_error(const char *subcmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

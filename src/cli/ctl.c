@@ -2,17 +2,15 @@
  * (docs/api.md).  One request per run; `events` streams until the VM goes
  * away or the user interrupts. */
 #include "cli/cli.h"
-#include "vmm/api.h"
+#include "util/error.h"
+#include "vmm/api_client.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,45 +47,6 @@ static const char ctl_usage[] =
 	"  -h, --help           this help\n"
 	"\n"
 	"Exit codes: 0 done, 1 the VM replied with an error or cannot be reached, 2 bad usage.\n";
-
-struct conn {
-	int fd;
-	char buf[API_MAX_LINE + 1];
-	size_t len;
-	int timeout_ms;   /* -1: forever */
-};
-
-/* Next line from the server (NUL-terminated in c->buf, valid until the
- * next call); 1 on success, 0 on EOF, -1 on timeout or error. */
-static int conn_read_line(struct conn *c, char **line, size_t *consumed)
-{
-	memmove(c->buf, c->buf + *consumed, c->len - *consumed);
-	c->len -= *consumed;
-	*consumed = 0;
-	for (;;) {
-		char *nl = memchr(c->buf, '\n', c->len);
-		if (nl) {
-			*nl = 0;
-			*line = c->buf;
-			*consumed = (size_t)(nl - c->buf) + 1;
-			return 1;
-		}
-		if (c->len == API_MAX_LINE)
-			return -1;
-		struct pollfd p = { .fd = c->fd, .events = POLLIN };
-		int r = poll(&p, 1, c->timeout_ms);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		ssize_t n = read(c->fd, c->buf + c->len, API_MAX_LINE - c->len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n == 0 ? 0 : -1;
-		c->len += (size_t)n;
-	}
-}
 
 static void print_event(json_t *ev)
 {
@@ -446,53 +405,24 @@ int cli_ctl_main(int argc, char **argv)
 		json_decref(req);
 		return cli_usage_error("ctl", "no socket: give --socket PATH or set VESSEL_API_SOCKET");
 	}
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	if (strlen(sock) >= sizeof(addr.sun_path)) {
-		json_decref(req);
-		return cli_usage_error("ctl", "--socket: path longer than %zu bytes", sizeof(addr.sun_path) - 1);
-	}
-	strcpy(addr.sun_path, sock);
-
-	static struct conn c;
-	c.len = 0;
-	c.timeout_ms = (int)(timeout * 1000);
-	c.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	static struct api_client c;
 	rc = EXIT_FAILURE_RUN;
 	json_t *msg = NULL;
-	if (c.fd < 0 || connect(c.fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		cli_error("ctl", "cannot connect to %s: %s", sock, strerror(errno));
+	if (api_client_connect(&c, sock, (int)(timeout * 1000), NULL) < 0) {
+		cli_error("ctl", "%s", err_msg());
+		goto out;
+	}
+	if (api_client_send(&c, req) < 0) {
+		cli_error("ctl", "%s: %s", sock, err_msg());
 		goto out;
 	}
 	char *line;
-	size_t used = 0;
-	int r = conn_read_line(&c, &line, &used);
-	msg = r > 0 ? json_loads(line, 0, NULL) : NULL;
-	if (!msg || !json_is_integer(json_object_get(msg, "api"))) {
-		json_t *err = json_object_get(json_object_get(msg, "error"), "message");
-		cli_error("ctl", "%s: %s", sock, json_is_string(err) ? json_string_value(err) : "no hello from the VM (not a vessel API socket?)");
-		goto out;
-	}
-	if (json_integer_value(json_object_get(msg, "api")) != VESSEL_API_VERSION) {
-		cli_error("ctl", "%s speaks API version %lld, this client version %d", sock,
-			  (long long)json_integer_value(json_object_get(msg, "api")), VESSEL_API_VERSION);
-		goto out;
-	}
-	json_decref(msg);
-	msg = NULL;
-	char *text = json_dumps(req, JSON_COMPACT);
-	size_t tl = strlen(text);
-	text[tl] = '\n';
-	bool sent = send(c.fd, text, tl + 1, MSG_NOSIGNAL) == (ssize_t)(tl + 1);
-	free(text);
-	if (!sent) {
-		cli_error("ctl", "%s: cannot send: %s", sock, strerror(errno));
-		goto out;
-	}
+	int r;
 	if ((!strcmp(cmd, "save") || !strcmp(cmd, "numa-move")) && c.timeout_ms < 600000)
 		c.timeout_ms = 600000; /* writing or moving guest RAM takes a while */
 	bool streaming = false;
 	for (;;) {
-		r = conn_read_line(&c, &line, &used);
+		r = api_client_read_line(&c, &line);
 		if (r == 0) {
 			if (streaming) {
 				rc = EXIT_OK; /* the VM went away: the stream ends */
@@ -501,8 +431,12 @@ int cli_ctl_main(int argc, char **argv)
 			}
 			break;
 		}
-		if (r < 0) {
+		if (r == -ETIMEDOUT) {
 			cli_error("ctl", "%s: no reply within %g s", sock, c.timeout_ms / 1000.0);
+			break;
+		}
+		if (r < 0) {
+			cli_error("ctl", "%s: cannot read the reply: %s", sock, strerror(-r));
 			break;
 		}
 		msg = json_loads(line, 0, NULL);
@@ -551,7 +485,6 @@ int cli_ctl_main(int argc, char **argv)
 out:
 	json_decref(msg);
 	json_decref(req);
-	if (c.fd >= 0)
-		close(c.fd);
+	api_client_close(&c);
 	return rc;
 }

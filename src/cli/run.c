@@ -64,6 +64,12 @@ static const char run_usage[] =
 	"                          or NAME=on|off,... for console, timer, lookahead\n"
 	"                          (docs/compounding.md)\n"
 	"      --api-socket PATH   serve the control API on this Unix socket\n"
+	"      --no-register       stay out of the registry of running VMs (the power\n"
+	"                          agent does not see the VM; docs/power.md)\n"
+	"      --on-host-sleep P   what the power agent does when the host sleeps:\n"
+	"                          suspend, save, pause (default), shutdown, none\n"
+	"      --on-host-shutdown P  the same when the host shuts down (default shutdown)\n"
+	"      --power-save-file FILE  the snapshot of the save policy\n"
 	"      --manifest FILE     read the VM description from a JSON manifest\n"
 	"      --restore FILE      resume a VM from a snapshot (it sets the engine, CPUs,\n"
 	"                          memory and NUMA nodes; --kernel lets the guest reboot)\n"
@@ -76,14 +82,15 @@ static const char run_usage[] =
 	"\n"
 	"Exit codes: 0 guest powered off, 1 runtime error, 2 bad usage or input,\n"
 	"3 guest triple fault, 4 quit from the console or by a signal,\n"
-	"6 a forbidden system call in the sandbox,\n"
+	"6 a forbidden system call in the sandbox, 10 the guest hibernated (ACPI S4),\n"
 	"(v<<1)|1 guest wrote v (0..0x7f) to the debug-exit port 0xf4, 8 it wrote\n"
 	"0x80..0xff (only the low byte of a write counts).\n";
 
 enum {
 	OPT_DISK = 256, OPT_NUMA, OPT_NUMA_NODE, OPT_NUMA_DISTANCE, OPT_NUMA_POLICY, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,
 	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE, OPT_NO_VERIFY, OPT_CPU,
-	OPT_RNG, OPT_RNG_RATE, OPT_NET, OPT_CONSOLE, OPT_COMPOUND,
+	OPT_RNG, OPT_RNG_RATE, OPT_NET, OPT_CONSOLE, OPT_COMPOUND, OPT_NO_REGISTER, OPT_ON_HOST_SLEEP,
+	OPT_ON_HOST_SHUTDOWN, OPT_POWER_SAVE_FILE,
 };
 
 static const struct option run_options[] = {
@@ -110,6 +117,10 @@ static const struct option run_options[] = {
 	{ "hyperv", required_argument, NULL, OPT_HYPERV },
 	{ "compound", required_argument, NULL, OPT_COMPOUND },
 	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
+	{ "no-register", no_argument, NULL, OPT_NO_REGISTER },
+	{ "on-host-sleep", required_argument, NULL, OPT_ON_HOST_SLEEP },
+	{ "on-host-shutdown", required_argument, NULL, OPT_ON_HOST_SHUTDOWN },
+	{ "power-save-file", required_argument, NULL, OPT_POWER_SAVE_FILE },
 	{ "manifest", required_argument, NULL, OPT_MANIFEST },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
@@ -277,6 +288,9 @@ int cli_run_exit_code(enum vm_stop_reason why, bool no_reboot, int debug_exit_va
 		return EXIT_OK;
 	case VM_STOP_TRIPLE_FAULT:
 		return EXIT_TRIPLE_FAULT;
+	case VM_STOP_HIBERNATE:
+		fprintf(stderr, "vessel: guest hibernated (run it again with the same disks to resume it)\n");
+		return EXIT_HIBERNATED;
 	case VM_STOP_DEBUG_EXIT: {
 		/* The value on stderr: codes 1 and 3 (values 0 and 1, as QEMU)
 		 * and EXIT_DEBUG_EXIT_HIGH do not tell it alone. */
@@ -441,6 +455,17 @@ int cli_run_main(int argc, char **argv)
 			break;
 		case OPT_COMPOUND: replace(&cfg.compound, optarg); break;
 		case OPT_API_SOCKET: replace(&cfg.api_socket, optarg); break;
+		case OPT_NO_REGISTER: cfg.no_register = true; break;
+		case OPT_ON_HOST_SLEEP:
+		case OPT_ON_HOST_SHUTDOWN:
+			if (vm_power_policy_parse(optarg, c == OPT_ON_HOST_SLEEP ? &cfg.on_host_sleep
+										  : &cfg.on_host_shutdown) < 0) {
+				rc = cli_usage_error("run", "--%s: %s",
+						     c == OPT_ON_HOST_SLEEP ? "on-host-sleep" : "on-host-shutdown", err_msg());
+				goto out;
+			}
+			break;
+		case OPT_POWER_SAVE_FILE: replace(&cfg.power_save_file, optarg); break;
 		case OPT_MANIFEST: break; /* read above */
 		case OPT_RESTORE: replace(&cfg.restore, optarg); break;
 		case OPT_NO_VERIFY: cfg.restore_no_verify = true; break;

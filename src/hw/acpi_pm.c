@@ -109,7 +109,14 @@ static void acpi_pm_sleep(struct acpi_pm *pm)
 		dev_request(&pm->ctx, DEV_REQ_SUSPEND, 0);
 		return;
 	}
-	/* Only \_S3 and \_S5 are offered in the DSDT; others wake at once. */
+	if (typ == ACPI_SLP_TYP_S4) {
+		/* Hibernate (7.4.2.5): the guest saved its image; the
+		 * machine goes off, as from S5, with its own stop reason. */
+		log_info("acpi", "guest entered S4: hibernated");
+		dev_request(&pm->ctx, DEV_REQ_HIBERNATE, 0);
+		return;
+	}
+	/* Only \_S3, \_S4 and \_S5 are offered in the DSDT; others wake at once. */
 	log_debug("acpi", "ignoring sleep type %u", typ);
 	pm->pm1_sts |= ACPI_PM1_WAK_STS;
 }

@@ -21,6 +21,7 @@ struct acpi_pm;
 #define ACPI_GPE0_LEN     16
 /* SLP_TYP values the DSDT's \_S3 and \_S5 objects name. */
 #define ACPI_SLP_TYP_S3   1
+#define ACPI_SLP_TYP_S4   4
 #define ACPI_SLP_TYP_S5   5
 
 #define ACPI_PM1_TMR_STS    (1u << 0)

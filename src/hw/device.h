@@ -57,6 +57,7 @@ enum dev_request {
 	DEV_REQ_POWEROFF,    /* ACPI S5 */
 	DEV_REQ_STOP,        /* stop with a value (isa-debug-exit) */
 	DEV_REQ_SUSPEND,     /* ACPI S3: stop the processors, keep memory */
+	DEV_REQ_HIBERNATE,   /* ACPI S4: off, the guest's image on its disk */
 };
 
 #define DEV_MAX_BASES 4

@@ -70,6 +70,7 @@ enum vm_stop_reason {
 	VM_STOP_QUIT,        /* console escape or signal */
 	VM_STOP_ERROR,       /* a vCPU or the run loop failed */
 	VM_STOP_SUSPEND,     /* ACPI S3: the vCPUs stop, the machine stays (not final) */
+	VM_STOP_HIBERNATE,   /* ACPI S4: off, the guest's image saved on its disk */
 	/* Set by vm_run (src/vmm) only: the machine never ran. */
 	VM_STOP_BAD_INPUT,   /* a file or setting given is unusable */
 	VM_STOP_START_FAILED, /* the host could not build the machine */

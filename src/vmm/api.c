@@ -239,6 +239,8 @@ static void on_transition(void *opaque, enum vm_state from, enum vm_state to, co
 	json_t *ev = json_pack("{s:s, s:s, s:s, s:f}", "event", "state", "from", vm_state_name(from), "to",
 			       vm_state_name(to), "time", now_seconds());
 	json_object_set_new(ev, "reason", reason ? json_string(reason) : json_null());
+	const char *cause = lifecycle_reason_cause(reason);
+	json_object_set_new(ev, "cause", cause ? json_string(cause) : json_null());
 	pthread_mutex_lock(&srv->ev_lock);
 	json_array_append_new(srv->pending, ev);
 	pthread_mutex_unlock(&srv->ev_lock);

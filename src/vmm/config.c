@@ -19,6 +19,29 @@ void vm_config_defaults(struct vm_config *cfg)
 	cfg->decompress_kernel = true;
 	cfg->sandbox = true;
 	cfg->serial = strdup("stdio");
+	cfg->on_host_sleep = VM_POWER_PAUSE;
+	cfg->on_host_shutdown = VM_POWER_SHUTDOWN;
+}
+
+static const char *const power_policy_names[VM_POWER_POLICY_COUNT] = {
+	[VM_POWER_NONE] = "none", [VM_POWER_SUSPEND] = "suspend", [VM_POWER_SAVE] = "save",
+	[VM_POWER_PAUSE] = "pause", [VM_POWER_SHUTDOWN] = "shutdown",
+};
+
+const char *vm_power_policy_name(enum vm_power_policy p)
+{
+	return (unsigned)p < VM_POWER_POLICY_COUNT ? power_policy_names[p] : "?";
+}
+
+int vm_power_policy_parse(const char *name, enum vm_power_policy *out)
+{
+	for (unsigned i = 0; i < VM_POWER_POLICY_COUNT; i++) {
+		if (!strcmp(name, power_policy_names[i])) {
+			*out = (enum vm_power_policy)i;
+			return 0;
+		}
+	}
+	return err_set(-EINVAL, "'%s' is not a power policy (expected suspend, save, pause, shutdown or none)", name);
 }
 
 int vm_config_validate(const struct vm_config *cfg)
@@ -59,6 +82,9 @@ int vm_config_validate(const struct vm_config *cfg)
 	const char *s = cfg->serial;
 	if (strcmp(s, "stdio") && strcmp(s, "none") && strncmp(s, "file:", 5) && strncmp(s, "unix:", 5))
 		return err_set(-EINVAL, "serial: '%s' is not a console (expected stdio, none, file:PATH or unix:PATH)", s);
+	if ((cfg->on_host_sleep == VM_POWER_SAVE || cfg->on_host_shutdown == VM_POWER_SAVE) && !cfg->power_save_file)
+		return err_set(-EINVAL, "power: the save policy needs a snapshot file (--power-save-file FILE or the "
+				       "manifest's power.save_file)");
 	return 0;
 }
 
@@ -92,6 +118,7 @@ void vm_config_free(struct vm_config *cfg)
 		free(cfg->nets[i].type);
 		free(cfg->nets[i].ifname);
 	}
+	free(cfg->power_save_file);
 	for (unsigned i = 0; i < cfg->n_disks; i++) {
 		free(cfg->disks[i].path);
 		free(cfg->disks[i].format);

@@ -18,6 +18,22 @@
 #define VM_MAX_NETS 4
 #define VM_MAX_HOSTFWD 16
 
+/* What the power agent does to a VM when the host goes to sleep or shuts
+ * down (docs/power.md "Policies"). */
+enum vm_power_policy {
+	VM_POWER_NONE,       /* leave it running */
+	VM_POWER_SUSPEND,    /* press the sleep button, wait for ACPI S3 */
+	VM_POWER_SAVE,       /* snapshot to power_save_file, then stop */
+	VM_POWER_PAUSE,      /* stop the vCPUs */
+	VM_POWER_SHUTDOWN,   /* press the power button, wait, then power off */
+	VM_POWER_POLICY_COUNT,
+};
+
+/* "none", "suspend"...; "?" if out of range. */
+const char *vm_power_policy_name(enum vm_power_policy p);
+/* Name -> policy; -EINVAL (err_set naming the names) if unknown. */
+int vm_power_policy_parse(const char *name, enum vm_power_policy *out);
+
 /* One entry of the manifest's "devices" list: a built-in or plug-in device
  * type, a unique id (used by `vessel ctl device remove`), and its
  * parameters kept as JSON object text for the device type to interpret. */
@@ -84,6 +100,12 @@ struct vm_config {
 	char *manifest;         /* the manifest file read, if any: messages name it */
 	char *hyperv;           /* Hyper-V interface: NULL or "on", "off", or feature changes (src/hv) */
 	char *compound;         /* compounding mechanisms: NULL (all on) or a --compound list (machine/compound.h) */
+	/* Host power coordination (docs/power.md): the policies the power
+	 * agent applies, the snapshot file of the save policy, and whether
+	 * the run enters the registry of running VMs. */
+	enum vm_power_policy on_host_sleep, on_host_shutdown;
+	char *power_save_file;
+	bool no_register;
 };
 
 void vm_config_defaults(struct vm_config *cfg);

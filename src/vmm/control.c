@@ -12,6 +12,7 @@
 #include "vmm/manifest.h"
 #include "vmm/pc_virtio.h"
 #include "vmm/plugin_loader.h"
+#include "vmm/registry.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -22,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #define GATE_TIMEOUT_MS 5000
 
@@ -124,11 +127,55 @@ static int op_resume(void *opaque)
 	return rc;
 }
 
+static long long monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void vm_session_stop(struct vm_session *s, struct vm *vm, enum vm_stop_reason why, const char *cause)
+{
+	const char *none = NULL;
+	atomic_compare_exchange_strong(&s->stop_cause, &none, cause);
+	vm_request_stop(vm, why);
+}
+
+void vm_session_press_button(struct vm_session *s, struct vm *vm, bool sleep_button)
+{
+	atomic_store(sleep_button ? &s->sleep_button_ms : &s->power_button_ms, monotonic_ms());
+	if (sleep_button)
+		platform_press_sleep_button(vm);   /* takes the device lock itself */
+	else
+		platform_press_power_button(vm);
+}
+
+/* A guest acting within this long of a press answered the button. */
+#define BUTTON_ANSWER_MS 60000
+
+const char *vm_session_stop_reason(struct vm_session *s, enum vm_stop_reason why)
+{
+	const char *cause = atomic_exchange(&s->stop_cause, NULL);
+	long long now = monotonic_ms();
+	bool power = now - atomic_exchange(&s->power_button_ms, 0) < BUTTON_ANSWER_MS;
+	bool sleep = now - atomic_exchange(&s->sleep_button_ms, 0) < BUTTON_ANSWER_MS;
+	if (cause)
+		return cause;
+	switch (why) {
+	case VM_STOP_POWEROFF: return power ? "guest: ACPI S5 after the power button" : "guest: ACPI S5";
+	case VM_STOP_RESET: return "guest: reboot";
+	case VM_STOP_SUSPEND: return sleep ? "guest: ACPI S3 after the sleep button" : "guest: ACPI S3";
+	case VM_STOP_TRIPLE_FAULT: return "guest: triple fault";
+	case VM_STOP_HIBERNATE: return sleep ? "guest: ACPI S4 after the sleep button" : "guest: ACPI S4";
+	default: return NULL;
+	}
+}
+
 static int op_powerdown(void *opaque)
 {
 	struct vm_session *s = opaque;
 	WITH_VM(s, vm);
-	platform_press_power_button(vm);   /* takes the device lock itself */
+	vm_session_press_button(s, vm, false);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
@@ -151,7 +198,7 @@ static int op_sleep(void *opaque)
 {
 	struct vm_session *s = opaque;
 	WITH_VM(s, vm);
-	platform_press_sleep_button(vm);   /* takes the device lock itself */
+	vm_session_press_button(s, vm, true);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
@@ -160,7 +207,7 @@ static int op_poweroff(void *opaque)
 {
 	struct vm_session *s = opaque;
 	WITH_VM(s, vm);
-	vm_request_stop(vm, VM_STOP_POWEROFF);
+	vm_session_stop(s, vm, VM_STOP_POWEROFF, "control API: poweroff");
 	/* A paused machine must let its vCPUs see the stop. */
 	release_pause(s, vm);
 	pthread_mutex_unlock(&s->lock);
@@ -171,7 +218,7 @@ static int op_reset(void *opaque)
 {
 	struct vm_session *s = opaque;
 	WITH_VM(s, vm);
-	vm_request_stop(vm, VM_STOP_RESET);
+	vm_session_stop(s, vm, VM_STOP_RESET, "control API: reset");
 	release_pause(s, vm);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
@@ -434,6 +481,11 @@ static void op_status(void *opaque, json_t *out)
 	json_object_set_new(out, "engine", json_string(s->cfg->engine));
 	json_object_set_new(out, "cpus", json_integer(s->cfg->cpus));
 	json_object_set_new(out, "memory", json_integer((json_int_t)s->cfg->mem_bytes));
+	json_object_set_new(out, "pid", json_integer(getpid()));
+	json_object_set_new(out, "power", json_pack("{s:s, s:s, s:s?}", "on_host_sleep",
+						      vm_power_policy_name(s->cfg->on_host_sleep), "on_host_shutdown",
+						      vm_power_policy_name(s->cfg->on_host_shutdown), "save_file",
+						      s->cfg->power_save_file));
 	if (s->numa.n_nodes) {
 		/* Which host nodes stand behind each virtual node, and whether
 		 * vessel picked them (docs/numa.md). */
@@ -629,11 +681,33 @@ int vm_session_start(struct vm_session *s, const struct vm_config *cfg)
 		plugin_registry_scan(&s->plugins, path.dirs, path.n);
 		plugin_path_free(&path);
 	}
-	if (cfg->api_socket) {
-		int rc = api_server_start(&s->api, cfg->api_socket, &session_ops, s, &s->lc);
+	/* Every run enters the registry of running VMs (docs/power.md), so
+	 * that the power agent finds it, unless told not to; one without an
+	 * API socket gets one there.  A registry that cannot be written
+	 * costs the VM nothing but the agent's care: a warning. */
+	const char *sock = cfg->api_socket;
+	char dir[4096];
+	bool reg = false;
+	if (!cfg->no_register) {
+		if (registry_dir(dir, sizeof(dir)) < 0 || registry_mkdir(dir) < 0)
+			log_info("registry", "not registered: %s", err_msg());
+		else
+			reg = true;
+	}
+	if (reg && !sock) {
+		if (asprintf(&s->auto_socket, "%s/vm-%d.sock", dir, (int)getpid()) < 0) {
+			s->auto_socket = NULL;
+			return err_set(-ENOMEM, "out of memory");
+		}
+		sock = s->auto_socket;
+	}
+	if (sock) {
+		int rc = api_server_start(&s->api, sock, &session_ops, s, &s->lc);
 		if (rc < 0)
 			return rc;   /* the message names the api socket */
 	}
+	if (reg && registry_add(dir, sock, cfg, &s->registry_file) < 0)
+		log_warn("registry", "not registered: %s", err_msg());
 	return 0;
 }
 
@@ -643,8 +717,13 @@ void vm_session_finish(struct vm_session *s)
 	if (st != VM_STATE_OFF && st != VM_STATE_TEARING_DOWN)
 		lifecycle_transition(&s->lc, VM_STATE_TEARING_DOWN, NULL);
 	lifecycle_transition(&s->lc, VM_STATE_OFF, NULL);
+	if (s->registry_file)
+		unlink(s->registry_file);
 	if (s->api)
 		api_server_stop(s->api);
+	free(s->registry_file);
+	free(s->auto_socket);
+	s->registry_file = s->auto_socket = NULL;
 	plugin_registry_free(&s->plugins);
 	for (unsigned i = 0; i < s->n_live; i++)
 		vm_device_config_free(&s->live[i]);

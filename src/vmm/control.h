@@ -41,12 +41,34 @@ struct vm_session {
 	/* cfg's NUMA topology with host nodes resolved once at start, then
 	 * changed by numa-move (under lock). */
 	struct numa_config numa;
+	/* The registry of running VMs (vmm/registry.h): this run's entry,
+	 * and the socket made for the API when none was asked for. */
+	char *registry_file;
+	char *auto_socket;
+	/* Why the machine stops or sleeps, for the lifecycle's reasons
+	 * (docs/api.md "Reasons"): the host's requests (control API,
+	 * console, signal) name themselves before they stop it, the first
+	 * one wins; NULL means the guest did it.  The buttons' last presses
+	 * (CLOCK_MONOTONIC ms) tell a guest that acted on one. */
+	_Atomic(const char *) stop_cause;
+	_Atomic long long power_button_ms, sleep_button_ms;
 };
 
 /* Lifecycle initializing, plug-in scan, control API (if asked). */
 int vm_session_start(struct vm_session *s, const struct vm_config *cfg);
 /* Lifecycle tearing-down and off, API stopped. */
 void vm_session_finish(struct vm_session *s);
+/* The host asks the machine to stop (vm_request_stop) and says why
+ * ("control API: poweroff"); the first cause given sticks until the
+ * machine is rebuilt. */
+void vm_session_stop(struct vm_session *s, struct vm *vm, enum vm_stop_reason why, const char *cause);
+/* The ACPI power or sleep button, pressed on the host's behalf. */
+void vm_session_press_button(struct vm_session *s, struct vm *vm, bool sleep_button);
+/* The reason of the transition a stop (POWEROFF, RESET, SUSPEND) leads
+ * to: the host's cause, else the guest's act, naming a button it
+ * answered (pressed within the last minute).  Consumes both. */
+const char *vm_session_stop_reason(struct vm_session *s, enum vm_stop_reason why);
+
 /* A machine was built: gate, the manifest's devices; the API now drives it. */
 int vm_session_attach(struct vm_session *s, struct vm *vm);
 /* The machine is about to be destroyed. */

@@ -332,3 +332,21 @@ bool vcpu_gate_all_parked(struct vcpu_gate *g)
 	pthread_mutex_unlock(&g->lock);
 	return all;
 }
+
+const char *lifecycle_reason_cause(const char *reason)
+{
+	if (!reason)
+		return NULL;
+	if (strstr(reason, "button"))
+		return "button";
+	if (!strncmp(reason, "guest:", 6))
+		return "guest";
+	if (!strcmp(reason, "wake: RTC alarm"))
+		return "alarm";
+	static const char *const host[] = { "control API:", "console:", "signal", "restore", "wake: control API", NULL };
+	for (unsigned i = 0; host[i]; i++) {
+		if (!strncmp(reason, host[i], strlen(host[i])))
+			return "host";
+	}
+	return NULL;
+}

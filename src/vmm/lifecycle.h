@@ -64,6 +64,13 @@ int lifecycle_transition(struct lifecycle *lc, enum vm_state to, const char *rea
  * (-EAGAIN otherwise): for callers that must know what they leave. */
 int lifecycle_transition_from(struct lifecycle *lc, enum vm_state from, enum vm_state to, const char *reason);
 
+/* Who caused a transition, from its reason's form (docs/api.md
+ * "Reasons"): "guest" (the guest's own act: "guest: ACPI S5"), "button"
+ * (the guest answering a button, or a button waking it), "alarm" (the
+ * RTC alarm woke it), "host" (the control API, the console, a signal, a
+ * restore); NULL when the reason is NULL or unknown. */
+const char *lifecycle_reason_cause(const char *reason);
+
 /* Returns a subscription id >= 0, or -ENOSPC. */
 int lifecycle_subscribe(struct lifecycle *lc, lifecycle_listener_fn fn, void *opaque);
 void lifecycle_unsubscribe(struct lifecycle *lc, int id);

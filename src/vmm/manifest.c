@@ -28,6 +28,7 @@ const char *const vm_manifest_fields[] = {
 	"consoles", "consoles[].type", "consoles[].backend",
 	"plugin_dirs",
 	"numa",   /* nodes[].memory, .cpus, .host_nodes, distances, policy: f_numa_topology() */
+	"power",  /* on_host_sleep, on_host_shutdown, save_file, register: f_power() */
 	NULL,
 };
 
@@ -709,6 +710,37 @@ static int f_plugin_dirs(const struct mctx *m, json_t *v, struct vm_config *cfg)
 	return 0;
 }
 
+static int f_power(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	static const char *const keys[] = { "on_host_sleep", "on_host_shutdown", "save_file", "register", NULL };
+	if (!json_is_object(v))
+		return bad(m, "power", v, "is not an object", "{\"on_host_sleep\": ..., \"on_host_shutdown\": ...}");
+	int rc = check_keys(m, "power", v, keys);
+	if (rc < 0)
+		return rc;
+	static const char *const pol[] = { "on_host_sleep", "on_host_shutdown" };
+	enum vm_power_policy *dst[] = { &cfg->on_host_sleep, &cfg->on_host_shutdown };
+	for (unsigned i = 0; i < 2; i++) {
+		json_t *p = json_object_get(v, pol[i]);
+		char field[32];
+		snprintf(field, sizeof(field), "power.%s", pol[i]);
+		if (p && (!json_is_string(p) || vm_power_policy_parse(json_string_value(p), dst[i]) < 0))
+			return bad(m, field, p, "is not a power policy",
+				   "\"suspend\", \"save\", \"pause\", \"shutdown\" or \"none\"");
+	}
+	json_t *r = json_object_get(v, "register");
+	if (r) {
+		bool reg = true;
+		if ((rc = get_bool(m, "power.register", r, &reg)) < 0)
+			return rc;
+		cfg->no_register = !reg;
+	}
+	json_t *f = json_object_get(v, "save_file");
+	if (f)
+		return get_string(m, "power.save_file", f, "a snapshot file path", &cfg->power_save_file, true);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	field_fn parse;
@@ -721,6 +753,7 @@ static const struct {
 	{ "serial", f_serial }, { "api_socket", f_api_socket }, { "restore", f_restore },
 	{ "disks", f_disks }, { "devices", f_devices }, { "consoles", f_consoles },
 	{ "plugin_dirs", f_plugin_dirs }, { "numa", f_numa_topology }, { "rng", f_rng }, { "console", f_console }, { "rng_rate", f_rng_rate }, { "nets", f_nets },
+	{ "power", f_power },
 };
 
 /* Lists are replaced as a whole, never appended to. */

@@ -290,6 +290,28 @@ static int vm_create(const struct vm_config *cfg, const struct numa_config *numa
 	return 0;
 }
 
+/* The host's side while the machine runs or sleeps: the console's escapes
+ * and a quit signal, each stop naming its cause (docs/api.md "Reasons").
+ * Waits up to 100 ms for the console. */
+static void poll_host(struct vm_session *sess, struct vm *vm, struct console *con, const struct vm_run_opts *opts)
+{
+	switch (console_poll(con, 100)) {
+	case CONSOLE_QUIT:
+		vm_session_stop(sess, vm, VM_STOP_QUIT, "console: quit");
+		break;
+	case CONSOLE_RESET:
+		vm_session_stop(sess, vm, VM_STOP_RESET, "console: reset");
+		break;
+	case CONSOLE_POWERDOWN:
+		vm_session_press_button(sess, vm, false);
+		break;
+	default:
+		break;
+	}
+	if (opts && opts->quit && atomic_load(opts->quit))
+		vm_session_stop(sess, vm, VM_STOP_QUIT, "signal");
+}
+
 /* Runs the machine until it stops; returns the stop reason. */
 static enum vm_stop_reason vm_run_once(struct vm_session *sess, struct vm *vm, struct console *con,
 				       const struct vm_run_opts *opts)
@@ -308,23 +330,8 @@ static enum vm_stop_reason vm_run_once(struct vm_session *sess, struct vm *vm, s
 		if (vnuma_pin_thread(&vm->numa, i, vm->vcpus[i]->thread) < 0)
 			log_warn("vm", "%s", err_msg());
 	}
-	while (!vm_stopping(vm)) {
-		switch (console_poll(con, 100)) {
-		case CONSOLE_QUIT:
-			vm_request_stop(vm, VM_STOP_QUIT);
-			break;
-		case CONSOLE_RESET:
-			vm_request_stop(vm, VM_STOP_RESET);
-			break;
-		case CONSOLE_POWERDOWN:
-			platform_press_power_button(vm);   /* takes the device lock itself */
-			break;
-		default:
-			break;
-		}
-		if (opts && opts->quit && atomic_load(opts->quit))
-			vm_request_stop(vm, VM_STOP_QUIT);
-	}
+	while (!vm_stopping(vm))
+		poll_host(sess, vm, con, opts);
 	/* A paused machine's vCPUs are parked in the gate: let them see the
 	 * stop, whoever asked for it (a signal, Ctrl-A x, the guest). */
 	vcpu_gate_stop(&sess->gate);
@@ -375,27 +382,16 @@ static enum vm_stop_reason vm_sleep(struct vm_session *sess, struct vm *vm, stru
 	enum vm_wake_reason pending = platform_suspend(vm);
 	if (pending != VM_WAKE_NONE)
 		vm_request_wake(vm, pending);
-	lifecycle_transition(&sess->lc, VM_STATE_SUSPENDED, "guest: ACPI S3");
+	lifecycle_transition(&sess->lc, VM_STATE_SUSPENDED, vm_session_stop_reason(sess, VM_STOP_SUSPEND));
 	enum vm_wake_reason wake = VM_WAKE_NONE;
 	while (atomic_load(&vm->stop_reason) == VM_STOP_SUSPEND &&
 	       (wake = (enum vm_wake_reason)atomic_load(&vm->wake_reason)) == VM_WAKE_NONE) {
-		switch (console_poll(con, 100)) {
-		case CONSOLE_QUIT:
-			vm_request_stop(vm, VM_STOP_QUIT);
-			break;
-		case CONSOLE_RESET:
-			vm_request_stop(vm, VM_STOP_RESET);
-			break;
-		case CONSOLE_POWERDOWN:
-			platform_press_power_button(vm);   /* wakes it */
-			break;
-		default:
-			break;
-		}
-		if (opts && opts->quit && atomic_load(opts->quit))
-			vm_request_stop(vm, VM_STOP_QUIT);
+		poll_host(sess, vm, con, opts);   /* the power button wakes it */
 	}
 	atomic_store(&vm->suspended, false);
+	/* A press that woke the guest is no request it answers later. */
+	atomic_store(&sess->sleep_button_ms, 0);
+	atomic_store(&sess->power_button_ms, 0);
 	int cur = VM_STOP_SUSPEND;
 	if (!atomic_compare_exchange_strong(&vm->stop_reason, &cur, VM_STOP_NONE))
 		return (enum vm_stop_reason)cur;
@@ -465,7 +461,7 @@ static enum vm_stop_reason vm_abandon(struct vm_session *sess, struct vm *vm, in
  * kernel through the boot loader.  VM_STOP_NONE when ready; otherwise the
  * machine is gone and err_msg() says why. */
 static enum vm_stop_reason vm_prepare(struct vm_session *sess, struct chardev *serial, const char *restore,
-				      struct vm **out)
+				      const char *reason, struct vm **out)
 {
 	const struct vm_config *cfg = sess->cfg;
 	struct vm *vm = NULL;
@@ -497,7 +493,7 @@ static enum vm_stop_reason vm_prepare(struct vm_session *sess, struct chardev *s
 		if (rc == 0)
 			rc = snapshot_restore(vm, restore, &opts);
 	} else {
-		rc = lifecycle_transition(&sess->lc, VM_STATE_POWERING_UP, NULL);
+		rc = lifecycle_transition(&sess->lc, VM_STATE_POWERING_UP, reason);
 		if (rc == 0) {
 			struct boot_config boot = {
 				.kernel = cfg->kernel, .initrd = cfg->initrd, .cmdline = cfg->cmdline,
@@ -604,9 +600,10 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 	}
 	sess.console = con;
 	sess.backends = be;
+	const char *reboot_reason = NULL;   /* the reboot's, after the first machine */
 	for (const char *restore = cfg->restore;; restore = NULL) {
 		struct vm *vm;
-		why = vm_prepare(&sess, uart, restore, &vm);
+		why = vm_prepare(&sess, uart, restore, reboot_reason, &vm);
 		if (why != VM_STOP_NONE)
 			break;
 		/* Set-up is over (console, control API, plug-in registry, the
@@ -642,8 +639,12 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 		}
 		/* The lifecycle: a reset powers the machine up again; everything
 		 * else powers it down for good. */
-		if (!reboot && (why == VM_STOP_POWEROFF || why == VM_STOP_RESET))
-			lifecycle_transition(&sess.lc, VM_STATE_POWERING_DOWN, why == VM_STOP_POWEROFF ? "power off" : "reboot");
+		const char *reason = vm_session_stop_reason(&sess, why);
+		if (!reboot && (why == VM_STOP_POWEROFF || why == VM_STOP_RESET || why == VM_STOP_HIBERNATE))
+			lifecycle_transition(&sess.lc, VM_STATE_POWERING_DOWN, reason);
+		else if (!reboot && reason)
+			lifecycle_transition(&sess.lc, VM_STATE_TEARING_DOWN, reason);
+		reboot_reason = reason;
 		if (cannot_reboot)
 			why = VM_STOP_ERROR;   /* exit code 1 (docs/cli.md) */
 		vm_session_detach(&sess);

@@ -52,8 +52,18 @@ class Guest:
             time.sleep(0.2)
         pytest.fail(f"the VM did not become {want} (it is {self.state()})")
 
+    def number(self, line):
+        """The number a command printed: the last line that is only
+        digits (kernel messages and terminal queries may land between
+        the shell's lines on the shared console)."""
+        for _ in range(3):
+            nums = [l.strip() for l in self.sh(line).split("\n") if l.strip().isdigit()]
+            if nums:
+                return int(nums[-1])
+        pytest.fail(f"`{line}` printed no number")
+
     def count(self):
-        return int(self.sh("cat /tmp/count").split("\n")[-2])
+        return self.number("cat /tmp/count")
 
     def cpu_ticks(self):
         with open(f"/proc/{self.child.pid}/stat") as f:
@@ -80,7 +90,7 @@ class Guest:
         self.sh("sleep 1")
         assert self.count() > first, "the counter stopped after the resume"
         # Timekeeping caught up with the time spent asleep.
-        guest_now = int(self.sh("date +%s").split("\n")[-2])
+        guest_now = self.number("date +%s")
         assert abs(guest_now - time.time()) <= 2, "the guest's clock lost the time it slept"
 
     def close(self):

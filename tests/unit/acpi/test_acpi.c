@@ -22,7 +22,7 @@ static struct acpi_platform_info pc_info(unsigned ncpus)
 {
 	struct acpi_platform_info i = {
 		.n_cpus = ncpus, .lapic_addr = 0xfee00000, .ioapic_addr = 0xfec00000, .hpet_addr = 0xfed00000,
-		.hpet_block_id = 0x8086a201, .pm_base = 0x600, .gpe0_len = 16, .sci_irq = 9, .slp_typ_s5 = 5, .slp_typ_s3 = 1,
+		.hpet_block_id = 0x8086a201, .pm_base = 0x600, .gpe0_len = 16, .sci_irq = 9, .slp_typ_s5 = 5, .slp_typ_s3 = 1, .slp_typ_s4 = 4,
 		.reset_port = 0xcf9, .reset_value = 6, .ecam_base = 0xb0000000, .ecam_end_bus = 255,
 		.pci_mmio_base = 0xc0000000, .pci_mmio_end = 0xfebfffff, .com1_port = 0x3f8, .com1_irq = 4,
 		.fw_cfg_port = 0x510, .pcihp_port = 0xae00, .pcihp_gpe = 1, .intx_gsi = test_gsi,
@@ -440,6 +440,9 @@ Test(acpi, s3_sleep_type_facs_and_fixed_sleep_button_as_iasl_reads_them)
 	cr_assert(s3, "DSDT has \\_S3");
 	cr_assert(!strncmp(strchr(s3, '{'), "{\n        One, \n        One,", 28), "\\_S3's SLP_TYP is 1: %.80s", s3);
 	cr_assert(strstr(buf, "Name (\\_S5, Package (0x04)"), "\\_S5 is still there");
+	const char *s4 = strstr(buf, "Name (\\_S4, Package (0x04)");
+	cr_assert(s4, "DSDT has \\_S4");
+	cr_assert(!strncmp(strchr(s4, '{'), "{\n        0x04, \n        0x04,", 30), "\\_S4's SLP_TYP is 4: %.80s", s4);
 
 	snprintf(path, sizeof(path), "%s/FACP.dsl", dir);
 	slurp(path, buf, sizeof(buf));

@@ -367,6 +367,18 @@ Test(acpi_pm, s5_powers_off)
 	tvm_free(t);
 }
 
+/* ACPI S4 (docs/power.md "Hibernate"): SLP_TYP 4 with SLP_EN is a final
+ * stop of its own, distinct from S5's power-off. */
+Test(acpi_pm, s4_hibernates)
+{
+	struct tvm *t = tvm_new(1);
+	outw(t, 0x604, (4 << 10) | (1 << 13));
+	cr_assert_eq(atomic_load(&t->vm.stop_reason), VM_STOP_HIBERNATE);
+	vm_request_stop(&t->vm, VM_STOP_POWEROFF);
+	cr_assert_eq(atomic_load(&t->vm.stop_reason), VM_STOP_HIBERNATE, "final: a later power-off does not replace it");
+	tvm_free(t);
+}
+
 /* ACPI S3 (docs/power.md): SLP_TYP 1 with SLP_EN suspends (not final:
  * a power-off still wins); while suspended, the buttons and an enabled
  * RTC event ask for a wake; the wake shows WAK_STS and the source and

@@ -362,3 +362,23 @@ Test(vcpu_gate, stop_lets_parked_vcpus_go_while_held, .timeout = 60)
 	vcpu_gate_release(&g);
 	vcpu_gate_destroy(&g);
 }
+
+/* The cause the control API's state events carry, from the reasons the
+ * VMM writes (docs/api.md "Reasons"). */
+Test(lifecycle, reason_causes)
+{
+	static const char *const cases[][2] = {
+		{ "guest: ACPI S5", "guest" }, { "guest: reboot", "guest" }, { "guest: ACPI S3", "guest" },
+		{ "guest: triple fault", "guest" }, { "guest: ACPI S5 after the power button", "button" },
+		{ "guest: ACPI S3 after the sleep button", "button" }, { "wake: power button", "button" },
+		{ "wake: sleep button", "button" }, { "wake: RTC alarm", "alarm" }, { "wake: control API", "host" },
+		{ "control API: poweroff", "host" }, { "control API: pause", "host" }, { "console: quit", "host" },
+		{ "signal", "host" }, { "restore", "host" },
+	};
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *c = lifecycle_reason_cause(cases[i][0]);
+		cr_assert(c && !strcmp(c, cases[i][1]), "%s: %s, expected %s", cases[i][0], c ? c : "NULL", cases[i][1]);
+	}
+	cr_assert_null(lifecycle_reason_cause(NULL));
+	cr_assert_null(lifecycle_reason_cause("something else"));
+}

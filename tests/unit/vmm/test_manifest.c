@@ -105,6 +105,36 @@ Test(manifest, virtio_disk_cache_queues_and_packed)
 	cr_assert_lt(parse("{\"disks\": [{\"path\": \"a\", \"packed\": \"no\"}]}"), 0);
 }
 
+/* The power object (docs/power.md "Policies"): both policies and the
+ * snapshot file; a policy that is not one, an unknown key, and a save
+ * policy without its file are refused by name. */
+Test(manifest, power_policies)
+{
+	cr_assert_eq(cfg.on_host_sleep, VM_POWER_PAUSE);
+	cr_assert_eq(cfg.on_host_shutdown, VM_POWER_SHUTDOWN);
+	cr_assert_eq(parse("{\"power\": {\"on_host_sleep\": \"suspend\", \"on_host_shutdown\": \"save\","
+			   " \"save_file\": \"/srv/vm.snap\"}}"), 0, "%s", err_msg());
+	cr_assert_eq(cfg.on_host_sleep, VM_POWER_SUSPEND);
+	cr_assert_eq(cfg.on_host_shutdown, VM_POWER_SAVE);
+	cr_assert_str_eq(cfg.power_save_file, "/srv/vm.snap");
+	cfg.kernel = strdup("bz");
+	cr_assert_eq(vm_config_validate(&cfg), 0, "%s", err_msg());
+	expect_error("{\"power\": {\"on_host_sleep\": \"hibernate\"}}",
+		     "manifest vm.json: power.on_host_sleep: \"hibernate\" is not a power policy (expected \"suspend\", "
+		     "\"save\", \"pause\", \"shutdown\" or \"none\")");
+	expect_error("{\"power\": {\"on_sleep\": \"pause\"}}",
+		     "manifest vm.json: power.on_sleep: unknown field (expected one of on_host_sleep, on_host_shutdown, "
+		     "save_file, register)");
+	cr_assert_not(cfg.no_register);
+	cr_assert_eq(parse("{\"power\": {\"register\": false}}"), 0, "%s", err_msg());
+	cr_assert(cfg.no_register);
+	vm_config_free(&cfg);
+	vm_config_defaults(&cfg);
+	cr_assert_eq(parse("{\"kernel\": \"bz\", \"power\": {\"on_host_shutdown\": \"save\"}}"), 0);
+	cr_assert_lt(vm_config_validate(&cfg), 0);
+	cr_assert(strstr(err_msg(), "save policy needs a snapshot file"), "%s", err_msg());
+}
+
 Test(manifest, absent_fields_keep_defaults)
 {
 	cr_assert_eq(parse("{}"), 0);
