@@ -232,13 +232,29 @@ static void run_one(struct emu_cpu *cpu, const struct emu_block *b)
 	emu_debug_trap(cpu);
 }
 
-/* Everything that needs the one-instruction path, in one test: an
- * interrupt shadow, TF or RF (non-arithmetic bits, so cpu->rflags holds
- * them), DR7 L0-G3, a pending debug trap. */
+/* What needs the one-instruction path besides an interrupt shadow, in
+ * one test: TF or RF (non-arithmetic bits, so cpu->rflags holds them),
+ * DR7 L0-G3, a pending debug trap. */
+static inline uint64_t needs_one_insn_unshadowed(const struct emu_cpu *cpu)
+{
+	return (cpu->rflags & (X86_FLAG_TF | X86_FLAG_RF)) | (cpu->dr[7] & 0xff) | cpu->dbg_pending;
+}
+
 static inline uint64_t needs_one_insn(const struct emu_cpu *cpu)
 {
-	return (cpu->rflags & (X86_FLAG_TF | X86_FLAG_RF)) | (cpu->dr[7] & 0xff) | cpu->intr_shadow |
-	       cpu->dbg_pending;
+	return needs_one_insn_unshadowed(cpu) | cpu->intr_shadow;
+}
+
+/* Whether pending events (vcpu->events) need the loop above before the
+ * next block.  An interrupt request while EFLAGS.IF = 0 does not: it
+ * waits for the instruction that sets IF (STI and IRET end their block;
+ * a POPF's is taken at the end of its block).  A request that arrives
+ * while the guest runs with interrupts off -- a timer tick during an
+ * interrupt handler or a spin_lock_irqsave section -- then costs nothing
+ * until IF is set, instead of a block lookup per block. */
+static inline bool events_stop_chain(const struct emu_cpu *cpu, uint32_t ev)
+{
+	return (ev & ~VCPU_EVT_INTR) || (ev && (cpu->rflags & X86_FLAG_IF));
 }
 
 static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
@@ -358,9 +374,19 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 		}
 		for (;;) {
 			run_block(cpu, b, EMU_BLOCK_MAX_INSNS);
-			if (cpu->stop_block || needs_one_insn(cpu) || cpu->icount >= cpu->icount_stop ||
-			    atomic_load_explicit(&vcpu->events, memory_order_relaxed))
+			if (cpu->stop_block || needs_one_insn_unshadowed(cpu) || cpu->icount >= cpu->icount_stop ||
+			    events_stop_chain(cpu, atomic_load_explicit(&vcpu->events, memory_order_relaxed)))
 				break;
+			/* An interrupt shadow (STI, MOV SS, POP SS) holds off
+			 * events, which only the loop above takes: with none
+			 * pending, the next block runs whole and the shadow has
+			 * ended with its first instruction, as run_one() would
+			 * have it.  An event arriving meanwhile waits for the
+			 * block's end like any other (Linux's syscall entry and
+			 * spin_unlock_irq run an STI each; the one-instruction
+			 * path cost two block lookups apiece). */
+			cpu->intr_shadow = false;
+			cpu->ss_shadow = false;
 			emu_tlb_sync_epoch(cpu);
 			b = emu_block_next(cpu, b);
 			if (!b)
