@@ -155,16 +155,6 @@ int crypt_disk_luks_spec(const char *key_file, const char *opts, char *buf, size
 	return 0;
 }
 
-int vm_disk_cache_parse(const char *s)
-{
-	static const char *const names[] = { [VM_DISK_CACHE_WRITEBACK] = "writeback", [VM_DISK_CACHE_NONE] = "none",
-					     [VM_DISK_CACHE_UNSAFE] = "unsafe" };
-	for (int i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++)
-		if (s && !strcmp(s, names[i]))
-			return i;
-	return -1;
-}
-
 int crypt_disk_open_vm(const char *const *plugin_dirs, unsigned n_plugin_dirs, const struct vm_disk_config *d,
 		       struct block_dev **out)
 {

@@ -12,6 +12,7 @@
 #define VESSEL_BLOCK_CRYPT_DISK_H
 
 #include <stdbool.h>
+#include <string.h>
 #include <stddef.h>
 
 #include "block/block.h"
@@ -66,8 +67,17 @@ struct vm_disk_config {
 	bool split_only;   /* packed=off: virtio-blk offers split virtqueues only */
 };
 
-/* "writeback", "none", "unsafe" as a VM_DISK_CACHE_*, or -1. */
-int vm_disk_cache_parse(const char *s);
+/* "writeback", "none", "unsafe" as a VM_DISK_CACHE_*, or -1.  Inline:
+ * the manifest's parser (and its fuzz target) needs no disk code. */
+static inline int vm_disk_cache_parse(const char *s)
+{
+	static const char *const names[] = { [VM_DISK_CACHE_WRITEBACK] = "writeback", [VM_DISK_CACHE_NONE] = "none",
+					     [VM_DISK_CACHE_UNSAFE] = "unsafe" };
+	for (int i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++)
+		if (s && !strcmp(s, names[i]))
+			return i;
+	return -1;
+}
 
 /* Opens disk `d` of a VM the way its manifest says: format (or probed),
  * read-only, and under the luks filter with d->key_file as passphrase
