@@ -4,6 +4,7 @@ tests/guests/multiboot, assembled on demand."""
 import base64
 import os
 import pathlib
+import re
 import subprocess
 import time
 
@@ -42,13 +43,22 @@ def linux_args(script=None, cpus=1):
             "--append", append]
 
 
-def script_output(console_text):
-    """The lines the guest's script printed, and its exit status."""
+KERNEL_LOG_LINE = re.compile(r"^\[\s*\d+\.\d+\] ")
+
+
+def script_output(console_text, kernel_log=True):
+    """The lines the guest's script printed, and its exit status.  The
+    console is shared with the kernel's log: kernel_log=False drops its
+    lines ("[    4.41] ..."), which may land between the script's own, for
+    scripts that print no log lines themselves."""
     begin = console_text.index("VESSEL-SCRIPT-BEGIN")
     end = console_text.index("VESSEL-SCRIPT-END rc=", begin)
     body = console_text[begin + len("VESSEL-SCRIPT-BEGIN"):end].replace("\r", "").strip("\n")
     rc = console_text[end:].split("=", 1)[1].split()[0]
-    return body.splitlines(), rc
+    lines = body.splitlines()
+    if not kernel_log:
+        lines = [line for line in lines if not KERNEL_LOG_LINE.match(line)]
+    return lines, rc
 
 
 def wait_for_file_text(path, needle, timeout):

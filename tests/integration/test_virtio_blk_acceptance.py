@@ -46,7 +46,7 @@ MAKE_DATA = (f"awk 'BEGIN {{ for (i = 0; i < {CHUNK_LINES}; i++) printf \"{LINE.
 def boot(vessel_bin, script, *extra):
     r = run_vessel(vessel_bin, *linux_args(script), *extra, timeout=BOOT_TIMEOUT)
     assert r.returncode == 0, f"rc={r.returncode}\nstderr:\n{r.stderr}\nconsole tail:\n{r.stdout[-3000:]}"
-    lines, rc = script_output(r.stdout)
+    lines, rc = script_output(r.stdout, kernel_log=False)
     return lines, rc, r
 
 
