@@ -1,8 +1,9 @@
 /* Virtual NUMA (docs/numa.md): which guest RAM and vCPUs form each
  * virtual node, the distances between nodes (SLIT), and the host nodes
  * that stand behind each one.  The board describes it to the guest
- * (SRAT, SLIT); this module binds guest RAM (mbind) and vCPU threads
- * (sched_setaffinity) on the host through libnuma. */
+ * (SRAT, SLIT); this module binds guest RAM (mbind, libnuma's wrapper)
+ * and vCPU threads (sched_setaffinity) on the host, to the host nodes
+ * machine/host_numa.h reads from sysfs, and moves a node at run time. */
 #ifndef VESSEL_MACHINE_VNUMA_H
 #define VESSEL_MACHINE_VNUMA_H
 
