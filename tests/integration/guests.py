@@ -2,6 +2,7 @@
 (scripts/build-guest) and the small Multiboot guests in
 tests/guests/multiboot, assembled on demand."""
 import base64
+import functools
 import os
 import pathlib
 import re
@@ -21,8 +22,11 @@ def assemble(name, out_dir, defines=()):
     return out
 
 
+@functools.cache
 def linux_guest():
-    """(kernel, initrd) of the default guest, built if missing."""
+    """(kernel, initrd) of the default guest, built if missing.  Asked once
+    per test run: the script's up-to-date check asks apt for the kernel
+    package's version, which takes seconds on a loaded machine."""
     subprocess.run([str(ROOT / "scripts" / "build-guest")], check=True, stdout=subprocess.DEVNULL)
     return CACHE / "vmlinuz", CACHE / "initramfs.cpio.gz"
 
