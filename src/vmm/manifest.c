@@ -323,89 +323,110 @@ static int check_keys(const struct mctx *m, const char *where, json_t *obj, cons
 	return 0;
 }
 
-static int f_disks(const struct mctx *m, json_t *v, struct vm_config *cfg)
+/* A list field, "name": [entry, ...] with at most max entries, each
+ * parsed by one call of entry() with where = "name[i]" for messages. */
+typedef int (*entry_fn)(const struct mctx *m, const char *where, json_t *e, struct vm_config *cfg);
+
+static int each_entry(const struct mctx *m, const char *name, json_t *v, unsigned max, const char *what,
+		      entry_fn entry, struct vm_config *cfg)
 {
-	static const char *const keys[] = { "path", "format", "readonly", "key_file", "serial", "id", "cache", "queues",
-					    "packed", NULL };
 	char exp[64];
-	snprintf(exp, sizeof(exp), "a list of at most %d disk objects", VM_MAX_DISKS);
+	snprintf(exp, sizeof(exp), "a list of at most %u %s", max, what);
 	if (!json_is_array(v))
-		return bad(m, "disks", v, "is not a list", exp);
-	if (json_array_size(v) > VM_MAX_DISKS)
-		return bad(m, "disks", v, "is too long", exp);
+		return bad(m, name, v, "is not a list", exp);
+	if (json_array_size(v) > max)
+		return bad(m, name, v, "is too long", exp);
 	size_t i;
 	json_t *e;
 	json_array_foreach(v, i, e) {
-		char where[32], field[64];
-		snprintf(where, sizeof(where), "disks[%zu]", i);
-		if (!json_is_object(e))
-			return bad(m, where, e, "is not an object", "{\"path\": ..., \"format\": ..., \"readonly\": ...}");
-		int rc = check_keys(m, where, e, keys);
+		char where[48];
+		snprintf(where, sizeof(where), "%s[%zu]", name, i);
+		int rc = entry(m, where, e, cfg);
 		if (rc < 0)
 			return rc;
-		struct vm_disk_config *d = &cfg->disks[cfg->n_disks];
-		memset(d, 0, sizeof(*d));
-		json_t *x = json_object_get(e, "path");
-		snprintf(field, sizeof(field), "%s.path", where);
-		if (!x)
-			return err_set(-EINVAL, "manifest %s: %s: missing (expected a disk image path)", m->name, field);
-		cfg->n_disks++; /* from here on vm_config_free() owns d */
-		if ((rc = get_string(m, field, x, "a disk image path", &d->path, true)) < 0)
-			return rc;
-		if ((x = json_object_get(e, "format"))) {
-			snprintf(field, sizeof(field), "%s.format", where);
-			const char *fexp = "\"raw\" or \"vhd\"";
-			if (json_is_string(x) && strcmp(json_string_value(x), "raw") && strcmp(json_string_value(x), "vhd"))
-				return bad(m, field, x, "is not a disk format", fexp);
-			if ((rc = get_string(m, field, x, fexp, &d->format, false)) < 0)
-				return rc;
-		}
-		if ((x = json_object_get(e, "readonly"))) {
-			snprintf(field, sizeof(field), "%s.readonly", where);
-			if ((rc = get_bool(m, field, x, &d->readonly)) < 0)
-				return rc;
-		}
-		if ((x = json_object_get(e, "key_file"))) {
-			snprintf(field, sizeof(field), "%s.key_file", where);
-			if ((rc = get_string(m, field, x, "a key file path", &d->key_file, true)) < 0)
-				return rc;
-		}
-		if ((x = json_object_get(e, "serial"))) {
-			snprintf(field, sizeof(field), "%s.serial", where);
-			if (json_is_string(x) && strlen(json_string_value(x)) > 20)
-				return bad(m, field, x, "is too long", "a string of at most 20 characters");
-			if ((rc = get_string(m, field, x, "a string of at most 20 characters", &d->serial, false)) < 0)
-				return rc;
-		}
-		if ((x = json_object_get(e, "id"))) {
-			snprintf(field, sizeof(field), "%s.id", where);
-			if ((rc = get_string(m, field, x, "a disk name", &d->id, true)) < 0)
-				return rc;
-			for (unsigned j = 0; j + 1 < cfg->n_disks; j++)
-				if (cfg->disks[j].id && !strcmp(cfg->disks[j].id, d->id))
-					return bad(m, field, x, "is used twice", "a name unique among the disks");
-		}
-		if ((x = json_object_get(e, "cache"))) {
-			snprintf(field, sizeof(field), "%s.cache", where);
-			int c = json_is_string(x) ? vm_disk_cache_parse(json_string_value(x)) : -1;
-			if (c < 0)
-				return bad(m, field, x, "is not a cache mode", "\"writeback\", \"none\" or \"unsafe\"");
-			d->cache = c;
-		}
-		if ((x = json_object_get(e, "queues"))) {
-			snprintf(field, sizeof(field), "%s.queues", where);
-			if ((rc = get_uint(m, field, x, 1, VM_DISK_MAX_QUEUES, &d->queues)) < 0)
-				return rc;
-		}
-		if ((x = json_object_get(e, "packed"))) {
-			bool packed = true;
-			snprintf(field, sizeof(field), "%s.packed", where);
-			if ((rc = get_bool(m, field, x, &packed)) < 0)
-				return rc;
-			d->split_only = !packed;
-		}
 	}
 	return 0;
+}
+
+/* A list entry that must be an object with only the given keys; shape
+ * is what the message shows as expected. */
+static int entry_object(const struct mctx *m, const char *where, json_t *e, const char *const *keys,
+			const char *shape)
+{
+	if (!json_is_object(e))
+		return bad(m, where, e, "is not an object", shape);
+	return check_keys(m, where, e, keys);
+}
+
+/* e's member key, NULL when absent; field becomes "where.key" for messages. */
+static json_t *member(json_t *e, const char *where, const char *key, char *field, size_t len)
+{
+	snprintf(field, len, "%s.%s", where, key);
+	return json_object_get(e, key);
+}
+
+static int disk_entry(const struct mctx *m, const char *where, json_t *e, struct vm_config *cfg)
+{
+	static const char *const keys[] = { "path", "format", "readonly", "key_file", "serial", "id", "cache", "queues",
+					    "packed", NULL };
+	char field[64];
+	int rc = entry_object(m, where, e, keys, "{\"path\": ..., \"format\": ..., \"readonly\": ...}");
+	if (rc < 0)
+		return rc;
+	struct vm_disk_config *d = &cfg->disks[cfg->n_disks];
+	memset(d, 0, sizeof(*d));
+	json_t *x = member(e, where, "path", field, sizeof(field));
+	if (!x)
+		return err_set(-EINVAL, "manifest %s: %s: missing (expected a disk image path)", m->name, field);
+	cfg->n_disks++; /* from here on vm_config_free() owns d */
+	if ((rc = get_string(m, field, x, "a disk image path", &d->path, true)) < 0)
+		return rc;
+	if ((x = member(e, where, "format", field, sizeof(field)))) {
+		const char *fexp = "\"raw\" or \"vhd\"";
+		if (json_is_string(x) && strcmp(json_string_value(x), "raw") && strcmp(json_string_value(x), "vhd"))
+			return bad(m, field, x, "is not a disk format", fexp);
+		if ((rc = get_string(m, field, x, fexp, &d->format, false)) < 0)
+			return rc;
+	}
+	if ((x = member(e, where, "readonly", field, sizeof(field))) && (rc = get_bool(m, field, x, &d->readonly)) < 0)
+		return rc;
+	if ((x = member(e, where, "key_file", field, sizeof(field))) &&
+	    (rc = get_string(m, field, x, "a key file path", &d->key_file, true)) < 0)
+		return rc;
+	if ((x = member(e, where, "serial", field, sizeof(field)))) {
+		if (json_is_string(x) && strlen(json_string_value(x)) > 20)
+			return bad(m, field, x, "is too long", "a string of at most 20 characters");
+		if ((rc = get_string(m, field, x, "a string of at most 20 characters", &d->serial, false)) < 0)
+			return rc;
+	}
+	if ((x = member(e, where, "id", field, sizeof(field)))) {
+		if ((rc = get_string(m, field, x, "a disk name", &d->id, true)) < 0)
+			return rc;
+		for (unsigned j = 0; j + 1 < cfg->n_disks; j++)
+			if (cfg->disks[j].id && !strcmp(cfg->disks[j].id, d->id))
+				return bad(m, field, x, "is used twice", "a name unique among the disks");
+	}
+	if ((x = member(e, where, "cache", field, sizeof(field)))) {
+		int c = json_is_string(x) ? vm_disk_cache_parse(json_string_value(x)) : -1;
+		if (c < 0)
+			return bad(m, field, x, "is not a cache mode", "\"writeback\", \"none\" or \"unsafe\"");
+		d->cache = c;
+	}
+	if ((x = member(e, where, "queues", field, sizeof(field))) &&
+	    (rc = get_uint(m, field, x, 1, VM_DISK_MAX_QUEUES, &d->queues)) < 0)
+		return rc;
+	if ((x = member(e, where, "packed", field, sizeof(field)))) {
+		bool packed = true;
+		if ((rc = get_bool(m, field, x, &packed)) < 0)
+			return rc;
+		d->split_only = !packed;
+	}
+	return 0;
+}
+
+static int f_disks(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	return each_entry(m, "disks", v, VM_MAX_DISKS, "disk objects", disk_entry, cfg);
 }
 
 /* A size, vCPU range or host node range as the command line writes it:
@@ -557,32 +578,68 @@ int vm_manifest_parse_device(json_t *e, const char *where, struct vm_device_conf
 	return 0;
 }
 
+static int device_entry(const struct mctx *m, const char *where, json_t *e, struct vm_config *cfg)
+{
+	struct vm_device_config d;
+	if (vm_manifest_parse_device(e, where, &d) < 0)
+		return err_wrap(-EINVAL, "manifest %s", m->name);
+	for (unsigned j = 0; j < cfg->n_devices; j++) {
+		if (!strcmp(cfg->devices[j].id, d.id)) {
+			err_set(-EINVAL, "manifest %s: %s.id: \"%s\" is already the id of devices[%u] (expected a unique id)",
+				m->name, where, d.id, j);
+			vm_device_config_free(&d);
+			return -EINVAL;
+		}
+	}
+	cfg->devices[cfg->n_devices++] = d;
+	return 0;
+}
+
 static int f_devices(const struct mctx *m, json_t *v, struct vm_config *cfg)
 {
-	char exp[64];
-	snprintf(exp, sizeof(exp), "a list of at most %d device objects", VM_MAX_DEVICES);
-	if (!json_is_array(v))
-		return bad(m, "devices", v, "is not a list", exp);
-	if (json_array_size(v) > VM_MAX_DEVICES)
-		return bad(m, "devices", v, "is too long", exp);
-	size_t i;
-	json_t *e;
-	json_array_foreach(v, i, e) {
-		char where[32];
-		snprintf(where, sizeof(where), "devices[%zu]", i);
-		struct vm_device_config d;
-		if (vm_manifest_parse_device(e, where, &d) < 0)
-			return err_wrap(-EINVAL, "manifest %s", m->name);
-		for (unsigned j = 0; j < cfg->n_devices; j++) {
-			if (!strcmp(cfg->devices[j].id, d.id)) {
-				err_set(-EINVAL, "manifest %s: %s.id: \"%s\" is already the id of devices[%u] (expected a unique id)",
-					m->name, where, d.id, j);
-				vm_device_config_free(&d);
-				return -EINVAL;
-			}
-		}
-		cfg->devices[cfg->n_devices++] = d;
+	return each_entry(m, "devices", v, VM_MAX_DEVICES, "device objects", device_entry, cfg);
+}
+
+static int net_entry(const struct mctx *m, const char *where, json_t *e, struct vm_config *cfg)
+{
+	static const char *const keys[] = { "type", "ifname", "mac", "hostfwd", NULL };
+	char field[64];
+	int rc = entry_object(m, where, e, keys, "{\"type\": \"user\" or \"tap\", ...}");
+	if (rc < 0)
+		return rc;
+	struct vm_net_config *n = &cfg->nets[cfg->n_nets++];   /* vm_config_free() owns it */
+	memset(n, 0, sizeof(*n));
+	json_t *x = member(e, where, "type", field, sizeof(field));
+	const char *texp = "\"user\" or \"tap\"";
+	if (!x)
+		return err_set(-EINVAL, "manifest %s: %s: missing (expected %s)", m->name, field, texp);
+	if (!json_is_string(x) || (strcmp(json_string_value(x), "user") && strcmp(json_string_value(x), "tap")))
+		return bad(m, field, x, "is not a network type", texp);
+	if ((rc = get_string(m, field, x, texp, &n->type, false)) < 0)
+		return rc;
+	if ((x = member(e, where, "ifname", field, sizeof(field))) &&
+	    (rc = get_string(m, field, x, "a host interface name", &n->ifname, false)) < 0)
+		return rc;
+	if ((x = member(e, where, "mac", field, sizeof(field)))) {
+		const char *mexp = "a unicast MAC address like \"52:54:00:12:34:56\"";
+		if (!json_is_string(x) || net_parse_mac(json_string_value(x), n->mac) < 0)
+			return bad(m, field, x, "is not a MAC address", mexp);
+		n->has_mac = true;
 	}
+	if ((x = member(e, where, "hostfwd", field, sizeof(field)))) {
+		const char *fexp = "a list of \"tcp|udp:[HOSTADDR]:HOSTPORT-:GUESTPORT\" rules";
+		if (!json_is_array(x) || json_array_size(x) > VM_MAX_HOSTFWD)
+			return bad(m, field, x, json_is_array(x) ? "is too long" : "is not a list", fexp);
+		size_t k;
+		json_t *r;
+		json_array_foreach(x, k, r) {
+			snprintf(field, sizeof(field), "%s.hostfwd[%zu]", where, k);
+			if (!json_is_string(r) || net_parse_hostfwd(json_string_value(r), &n->hostfwd[k]) < 0)
+				return bad(m, field, r, "is not a forwarding rule", fexp);
+			n->n_hostfwd++;
+		}
+	}
+	/* The combinations (tap needs ifname...) are vm_config_validate's. */
 	return 0;
 }
 
@@ -590,124 +647,51 @@ static int f_devices(const struct mctx *m, json_t *v, struct vm_config *cfg)
  * {"type": "tap", "ifname": "tap0"}]: the same as --net (src/vmm/net.c). */
 static int f_nets(const struct mctx *m, json_t *v, struct vm_config *cfg)
 {
-	static const char *const keys[] = { "type", "ifname", "mac", "hostfwd", NULL };
-	char exp[64];
-	snprintf(exp, sizeof(exp), "a list of at most %d network objects", VM_MAX_NETS);
-	if (!json_is_array(v))
-		return bad(m, "nets", v, "is not a list", exp);
-	if (json_array_size(v) > VM_MAX_NETS)
-		return bad(m, "nets", v, "is too long", exp);
-	size_t i;
-	json_t *e;
-	json_array_foreach(v, i, e) {
-		char where[32], field[64];
-		snprintf(where, sizeof(where), "nets[%zu]", i);
-		if (!json_is_object(e))
-			return bad(m, where, e, "is not an object", "{\"type\": \"user\" or \"tap\", ...}");
-		int rc = check_keys(m, where, e, keys);
-		if (rc < 0)
-			return rc;
-		struct vm_net_config *n = &cfg->nets[cfg->n_nets++];   /* vm_config_free() owns it */
-		memset(n, 0, sizeof(*n));
-		json_t *x = json_object_get(e, "type");
-		snprintf(field, sizeof(field), "%s.type", where);
-		const char *texp = "\"user\" or \"tap\"";
-		if (!x)
-			return err_set(-EINVAL, "manifest %s: %s: missing (expected %s)", m->name, field, texp);
-		if (!json_is_string(x) || (strcmp(json_string_value(x), "user") && strcmp(json_string_value(x), "tap")))
-			return bad(m, field, x, "is not a network type", texp);
-		if ((rc = get_string(m, field, x, texp, &n->type, false)) < 0)
-			return rc;
-		if ((x = json_object_get(e, "ifname"))) {
-			snprintf(field, sizeof(field), "%s.ifname", where);
-			if ((rc = get_string(m, field, x, "a host interface name", &n->ifname, false)) < 0)
-				return rc;
-		}
-		if ((x = json_object_get(e, "mac"))) {
-			snprintf(field, sizeof(field), "%s.mac", where);
-			const char *mexp = "a unicast MAC address like \"52:54:00:12:34:56\"";
-			if (!json_is_string(x) || net_parse_mac(json_string_value(x), n->mac) < 0)
-				return bad(m, field, x, "is not a MAC address", mexp);
-			n->has_mac = true;
-		}
-		if ((x = json_object_get(e, "hostfwd"))) {
-			snprintf(field, sizeof(field), "%s.hostfwd", where);
-			const char *fexp = "a list of \"tcp|udp:[HOSTADDR]:HOSTPORT-:GUESTPORT\" rules";
-			if (!json_is_array(x) || json_array_size(x) > VM_MAX_HOSTFWD)
-				return bad(m, field, x, json_is_array(x) ? "is too long" : "is not a list", fexp);
-			size_t k;
-			json_t *r;
-			json_array_foreach(x, k, r) {
-				snprintf(field, sizeof(field), "%s.hostfwd[%zu]", where, k);
-				if (!json_is_string(r) || net_parse_hostfwd(json_string_value(r), &n->hostfwd[k]) < 0)
-					return bad(m, field, r, "is not a forwarding rule", fexp);
-				n->n_hostfwd++;
-			}
-		}
-		/* The combinations (tap needs ifname...) are vm_config_validate's. */
-	}
+	return each_entry(m, "nets", v, VM_MAX_NETS, "network objects", net_entry, cfg);
+}
+
+static int console_entry(const struct mctx *m, const char *where, json_t *e, struct vm_config *cfg)
+{
+	static const char *const keys[] = { "type", "backend", NULL };
+	char field[64];
+	int rc = entry_object(m, where, e, keys, "{\"type\": ..., \"backend\": ...}");
+	if (rc < 0)
+		return rc;
+	json_t *t = member(e, where, "type", field, sizeof(field)), *b;
+	const char *texp = "\"serial\" or \"virtio\"";
+	if (!t)
+		return err_set(-EINVAL, "manifest %s: %s: missing (expected %s)", m->name, field, texp);
+	if (!json_is_string(t) || (strcmp(json_string_value(t), "serial") && strcmp(json_string_value(t), "virtio")))
+		return bad(m, field, t, "is not a console type", texp);
+	if ((b = member(e, where, "backend", field, sizeof(field))) &&
+	    (!json_is_string(b) || !console_backend_ok(json_string_value(b))))
+		return bad(m, field, b, "is not a console backend", BACKENDS);
+	struct vm_console_config *c = &cfg->consoles[cfg->n_consoles++];
+	c->type = strdup(json_string_value(t));
+	c->backend = strdup(b ? json_string_value(b) : "none");
+	if (!c->type || !c->backend)
+		return err_set(-ENOMEM, "manifest %s: %s: out of memory", m->name, where);
 	return 0;
 }
 
 static int f_consoles(const struct mctx *m, json_t *v, struct vm_config *cfg)
 {
-	static const char *const keys[] = { "type", "backend", NULL };
-	char exp[64];
-	snprintf(exp, sizeof(exp), "a list of at most %d console objects", VM_MAX_CONSOLES);
-	if (!json_is_array(v))
-		return bad(m, "consoles", v, "is not a list", exp);
-	if (json_array_size(v) > VM_MAX_CONSOLES)
-		return bad(m, "consoles", v, "is too long", exp);
-	size_t i;
-	json_t *e;
-	json_array_foreach(v, i, e) {
-		char where[32], field[64];
-		snprintf(where, sizeof(where), "consoles[%zu]", i);
-		if (!json_is_object(e))
-			return bad(m, where, e, "is not an object", "{\"type\": ..., \"backend\": ...}");
-		int rc = check_keys(m, where, e, keys);
-		if (rc < 0)
-			return rc;
-		json_t *t = json_object_get(e, "type"), *b = json_object_get(e, "backend");
-		snprintf(field, sizeof(field), "%s.type", where);
-		const char *texp = "\"serial\" or \"virtio\"";
-		if (!t)
-			return err_set(-EINVAL, "manifest %s: %s: missing (expected %s)", m->name, field, texp);
-		if (!json_is_string(t) || (strcmp(json_string_value(t), "serial") && strcmp(json_string_value(t), "virtio")))
-			return bad(m, field, t, "is not a console type", texp);
-		if (b && (!json_is_string(b) || !console_backend_ok(json_string_value(b)))) {
-			snprintf(field, sizeof(field), "%s.backend", where);
-			return bad(m, field, b, "is not a console backend", BACKENDS);
-		}
-		struct vm_console_config *c = &cfg->consoles[cfg->n_consoles++];
-		c->type = strdup(json_string_value(t));
-		c->backend = strdup(b ? json_string_value(b) : "none");
-		if (!c->type || !c->backend)
-			return err_set(-ENOMEM, "manifest %s: %s: out of memory", m->name, where);
-	}
+	return each_entry(m, "consoles", v, VM_MAX_CONSOLES, "console objects", console_entry, cfg);
+}
+
+static int plugin_dir_entry(const struct mctx *m, const char *where, json_t *e, struct vm_config *cfg)
+{
+	char *dir = NULL;
+	int rc = get_string(m, where, e, "a directory path", &dir, true);
+	if (rc < 0)
+		return rc;
+	cfg->plugin_dirs[cfg->n_plugin_dirs++] = dir;
 	return 0;
 }
 
 static int f_plugin_dirs(const struct mctx *m, json_t *v, struct vm_config *cfg)
 {
-	char exp[64];
-	snprintf(exp, sizeof(exp), "a list of at most %d directory paths", VM_MAX_PLUGIN_DIRS);
-	if (!json_is_array(v))
-		return bad(m, "plugin_dirs", v, "is not a list", exp);
-	if (json_array_size(v) > VM_MAX_PLUGIN_DIRS)
-		return bad(m, "plugin_dirs", v, "is too long", exp);
-	size_t i;
-	json_t *e;
-	json_array_foreach(v, i, e) {
-		char field[32];
-		snprintf(field, sizeof(field), "plugin_dirs[%zu]", i);
-		char *dir = NULL;
-		int rc = get_string(m, field, e, "a directory path", &dir, true);
-		if (rc < 0)
-			return rc;
-		cfg->plugin_dirs[cfg->n_plugin_dirs++] = dir;
-	}
-	return 0;
+	return each_entry(m, "plugin_dirs", v, VM_MAX_PLUGIN_DIRS, "directory paths", plugin_dir_entry, cfg);
 }
 
 static int f_power(const struct mctx *m, json_t *v, struct vm_config *cfg)
