@@ -25,7 +25,9 @@ typedef int (*snapshot_load_fn)(void *opaque, const void *buf, size_t len);
 
 /* -EEXIST if name is taken, -EINVAL if empty or too long, -ENOSPC if full. */
 int snapshot_register_device(const char *name, snapshot_save_fn save, snapshot_load_fn load, void *opaque);
-/* -ENOENT if not registered. */
+/* -ENOENT if not registered, with no message: teardown after a failed
+ * start calls it for what may never have been registered, and must leave
+ * the message of the failure it cleans up after. */
 int snapshot_unregister_device(const char *name);
 void snapshot_unregister_all(void);
 

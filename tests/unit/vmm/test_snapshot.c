@@ -537,7 +537,9 @@ Test(snapshot, device_registry_rules)
 	cr_assert_eq(snapshot_register_device("ctr0", counter_save, counter_load, &ctr), -EEXIST);
 	cr_assert_eq(snapshot_register_device("", counter_save, counter_load, &ctr), -EINVAL);
 	cr_assert_eq(snapshot_register_device("x", NULL, counter_load, &ctr), -EINVAL);
+	err_set(-EIO, "the error being cleaned up after");
 	cr_assert_eq(snapshot_unregister_device("nope"), -ENOENT);
+	cr_assert_str_eq(err_msg(), "the error being cleaned up after");   /* cleanup keeps it */
 	cr_assert_eq(snapshot_unregister_device("ctr0"), 0);
 	snapshot_load_fn l;
 	void *o;
