@@ -297,7 +297,7 @@ const struct block_format *block_format_find(const char *name)
 int block_probe(const char *path, const struct block_format **out)
 {
 	struct block_file f;
-	int ret = block_file_open(&f, path, BLOCK_OPEN_RDONLY);
+	int ret = block_file_open(&f, path, BLOCK_OPEN_RDONLY | BLOCK_OPEN_PEEK);
 	if (ret < 0)
 		return ret;
 	uint64_t size;

@@ -48,6 +48,11 @@ struct block_file {
 #define BLOCK_OPEN_DIRECT    (1u << 1)  /* O_DIRECT on the host file(s) */
 #define BLOCK_OPEN_NO_PARENT (1u << 2)  /* differencing: do not open the parent chain */
 #define BLOCK_OPEN_UNSAFE    (1u << 3)  /* differencing: skip the parent unique-id check */
+/* Look without the image lock (probing, describing).  Every other open
+ * locks the file (flock): exclusively when writable, shared when
+ * read-only, so that a second writer - another process, or a second disk
+ * of the same VM - is refused with -EBUSY instead of corrupting it. */
+#define BLOCK_OPEN_PEEK      (1u << 4)
 
 int block_file_open(struct block_file *f, const char *path, unsigned flags);
 /* Creates (O_EXCL) a new file; removes nothing on failure. */

@@ -196,7 +196,7 @@ int crypt_disk_describe(const char *path, const char *format, json_t *desc)
 {
 	struct block_dev *bd;
 	struct luks_info info;
-	int rc = block_open(path, format, BLOCK_OPEN_RDONLY, &bd);
+	int rc = block_open(path, format, BLOCK_OPEN_RDONLY | BLOCK_OPEN_PEEK, &bd);
 
 	if (rc < 0)
 		return rc;

@@ -38,7 +38,7 @@ json_t *block_describe(const char *path, const char *fmt, int *err)
 	json_object_set_new(j, "format", json_string(f->name));
 	struct block_file bf;
 	uint64_t fsize = 0, alloc = 0;
-	if (block_file_open(&bf, path, BLOCK_OPEN_RDONLY) == 0) {
+	if (block_file_open(&bf, path, BLOCK_OPEN_RDONLY | BLOCK_OPEN_PEEK) == 0) {
 		block_file_size(&bf, &fsize);
 		block_file_allocated(&bf, &alloc);
 		block_file_close(&bf);
@@ -52,7 +52,7 @@ json_t *block_describe(const char *path, const char *fmt, int *err)
 	}
 	struct vhd_report rep;
 	struct vhd_meta m;
-	ret = vhd_check(path, 0, &rep, &m);
+	ret = vhd_check(path, VHD_CHECK_PEEK, &rep, &m);
 	if (ret == 0 && rep.damaged) {
 		/* Damage beyond what --repair fixes: describe nothing rather than
 		 * a disk that cannot be used; check lists every problem. */
@@ -103,7 +103,7 @@ json_t *block_describe(const char *path, const char *fmt, int *err)
 		json_object_set_new(j, "parent-unique-id", json_string(s));
 		struct block_dev *bd;
 		json_t *chain = json_array();
-		if (block_open(path, "vhd", BLOCK_OPEN_RDONLY, &bd) == 0) {
+		if (block_open(path, "vhd", BLOCK_OPEN_RDONLY | BLOCK_OPEN_PEEK, &bd) == 0) {
 			struct vhd_info vi;
 			if (vhd_get_info(bd, &vi) == 0 && vi.parent_path)
 				json_object_set_new(j, "parent", json_string(vi.parent_path));

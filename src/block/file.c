@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,6 +37,16 @@ int block_file_open(struct block_file *f, const char *path, unsigned flags)
 		return err_set(-EINVAL, "%s: not a regular file or block device", path);
 	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	bool rdonly = flags & BLOCK_OPEN_RDONLY;
+	if (!(flags & BLOCK_OPEN_PEEK) && flock(fd, (rdonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+		int e = errno;
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return err_set(-EBUSY, "%s: in use: %s", path,
+				       rdonly ? "another disk or process has it open for writing"
+					      : "another disk or process has it open");
+		return err_set(-e, "%s: cannot lock: %s", path, strerror(e));
+	}
 	f->fd = fd;
 	f->rdonly = flags & BLOCK_OPEN_RDONLY;
 	f->direct = flags & BLOCK_OPEN_DIRECT;

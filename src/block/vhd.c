@@ -460,7 +460,7 @@ static int open_parent(struct vhd *v, const char *path, unsigned flags)
 		return ret;
 	v->parent_path = strdup(ppath);
 	struct block_dev *p;
-	unsigned pflags = BLOCK_OPEN_RDONLY | (flags & (BLOCK_OPEN_DIRECT | BLOCK_OPEN_UNSAFE));
+	unsigned pflags = BLOCK_OPEN_RDONLY | (flags & (BLOCK_OPEN_DIRECT | BLOCK_OPEN_UNSAFE | BLOCK_OPEN_PEEK));
 	ret = block_open(ppath, NULL, pflags, &p);
 	if (ret < 0)
 		return err_wrap(ret, "%s: parent", path);

@@ -155,6 +155,7 @@ int vhd_create(const char *path, const struct block_create_opts *o);
 /* Tools (vhd_tools.c); each works on a closed image path. */
 #define VHD_CHECK_REPAIR    (1u << 0)  /* fix what is safely fixable */
 #define VHD_CHECK_NO_PARENT (1u << 1)  /* do not try to open the parent chain */
+#define VHD_CHECK_PEEK      (1u << 2)  /* read without the image lock (describing, not checking) */
 int vhd_check(const char *path, unsigned flags, struct vhd_report *rep, struct vhd_meta *meta_out);
 int vhd_resize(const char *path, uint64_t new_size, bool allow_shrink);
 /* Points a differencing image at a new parent: header fields and

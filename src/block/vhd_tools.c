@@ -38,7 +38,7 @@ int vhd_check(const char *path, unsigned flags, struct vhd_report *rep, struct v
 {
 	bool repair = flags & VHD_CHECK_REPAIR;
 	struct block_file f;
-	int ret = block_file_open(&f, path, repair ? 0 : BLOCK_OPEN_RDONLY);
+	int ret = block_file_open(&f, path, repair ? 0 : BLOCK_OPEN_RDONLY | (flags & VHD_CHECK_PEEK ? BLOCK_OPEN_PEEK : 0));
 	if (ret < 0)
 		return ret;
 	struct vhd_meta m;
@@ -50,7 +50,7 @@ int vhd_check(const char *path, unsigned flags, struct vhd_report *rep, struct v
 	/* A differencing disk is only usable with its parent chain. */
 	if (m.footer.type == VHD_TYPE_DIFF && rep->errors == 0 && !(flags & VHD_CHECK_NO_PARENT)) {
 		struct block_dev *bd;
-		if (block_open(path, "vhd", BLOCK_OPEN_RDONLY, &bd) == 0) {
+		if (block_open(path, "vhd", BLOCK_OPEN_RDONLY | BLOCK_OPEN_PEEK, &bd) == 0) {
 			block_close(bd);
 		} else if (rep->n_msgs < sizeof(rep->msgs) / sizeof(rep->msgs[0])) {
 			rep->errors++;
@@ -258,7 +258,10 @@ int vhd_commit(const char *path, void (*progress)(uint64_t, uint64_t, void *), v
 {
 	struct block_dev *child, *parent;
 	struct vhd_info info;
-	int ret = open_vhd_chain(path, BLOCK_OPEN_RDONLY, &child, &info);
+	/* The chain is only looked at (its locks would keep the parent from
+	 * the writable open below); the parent's exclusive lock is the guard:
+	 * anyone using the chain holds it shared. */
+	int ret = open_vhd_chain(path, BLOCK_OPEN_RDONLY | BLOCK_OPEN_PEEK, &child, &info);
 	if (ret < 0)
 		return ret;
 	ret = block_open(info.parent_path, NULL, 0, &parent);

@@ -148,6 +148,33 @@ def test_bad_disk_options_are_usage_errors(vessel_bin, tmp_path, opt, needle):
     assert needle in r.stderr
 
 
+def test_an_image_has_one_writer(vessel_bin, tmp_path):
+    """Two writers of one image would corrupt it: the same image given twice,
+    or to a second VM while the first runs, is refused; a read-only look
+    (`disk info`) still works, and the image is free again when the VM ends."""
+    from guests import assemble
+    from test_control_vm import start
+    img = tmp_path / "d.vhd"
+    assert run_vessel(vessel_bin, "disk", "create", "--format", "vhd", str(img), "1M").returncode == 0
+    counter = assemble("counter", tmp_path)
+    r = run_vessel(vessel_bin, "run", "--kernel", str(counter), "--disk", str(img), "--disk", f"{img},ro")
+    assert r.returncode != 0 and f"{img}: in use" in r.stderr, r.stderr
+    p, sock, _ = start(vessel_bin, tmp_path, "vm", "--kernel", str(counter), "--disk", str(img))
+    try:
+        r = run_vessel(vessel_bin, "run", "--kernel", str(counter), "--disk", f"{img},ro")
+        assert r.returncode != 0 and f"{img}: in use: another disk or process has it open for writing" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        r = run_vessel(vessel_bin, "disk", "check", str(img))
+        assert r.returncode != 0 and "in use" in r.stderr, r.stderr
+        r = run_vessel(vessel_bin, "disk", "info", str(img))
+        assert r.returncode == 0, r.stderr
+    finally:
+        assert ctl(vessel_bin, sock, "poweroff").returncode == 0
+        p.wait(timeout=30)
+    r = run_vessel(vessel_bin, "disk", "check", str(img))
+    assert r.returncode == 0, r.stderr
+
+
 def test_save_and_restore_with_a_disk_and_rng(vessel_bin, tmp_path):
     """A guest saved while its disk and entropy device are set up goes on
     using both after a restore into a new process."""

@@ -306,3 +306,28 @@ Test(block, direct_io_bounces_unaligned_buffers)
 	cr_assert_eq(pattern_check(back, 3, 8, 11), 0);
 	block_close(bd);
 }
+
+/* Two writers of one image corrupt it (two VMs, or one VM given the same
+ * image twice): a writable open locks the image for itself; read-only
+ * opens share it; probing and describing peek without a lock. */
+Test(block, an_image_open_for_writing_is_locked)
+{
+	const char *p = tmp_path("l.vhd");
+	struct block_create_opts o = { .format = "vhd", .size = 1 << 20 };
+	cr_assert_eq(block_create(p, &o), 0, "%s", err_msg());
+	struct block_dev *w, *r1, *r2, *x;
+	cr_assert_eq(block_open(p, NULL, 0, &w), 0, "%s", err_msg());
+	cr_assert_eq(block_open(p, NULL, 0, &x), -EBUSY);
+	cr_assert(strstr(err_msg(), "in use"), "%s", err_msg());
+	cr_assert_eq(block_open(p, NULL, BLOCK_OPEN_RDONLY, &x), -EBUSY);
+	const struct block_format *fmt;
+	cr_assert_eq(block_probe(p, &fmt), 0, "%s", err_msg());
+	block_close(w);
+	cr_assert_eq(block_open(p, NULL, BLOCK_OPEN_RDONLY, &r1), 0, "%s", err_msg());
+	cr_assert_eq(block_open(p, NULL, BLOCK_OPEN_RDONLY, &r2), 0, "%s", err_msg());
+	cr_assert_eq(block_open(p, NULL, 0, &x), -EBUSY);
+	block_close(r1);
+	block_close(r2);
+	cr_assert_eq(block_open(p, NULL, 0, &w), 0, "%s", err_msg());
+	block_close(w);
+}
