@@ -296,7 +296,9 @@ def test_linux_guest_hot_adds_writes_releases_and_reads_back(vessel_bin, tmp_pat
         dev = json.dumps({"type": "virtio-blk", "id": "d3", "params": {"path": str(img2)}})
         assert g.ctl("device", "add", dev).returncode == 0
         assert g.wait_for("[ -b /dev/vda ]") == "YES"
-        g.sh("(dd if=/dev/zero of=/dev/vda bs=64k count=256 oflag=direct 2>/dev/null; echo DD-ENDED) &")
+        # In a subshell, so that the shell has no job to report "Done"
+        # for in the middle of a later command's output.
+        g.sh("((dd if=/dev/zero of=/dev/vda bs=64k count=256 oflag=direct 2>/dev/null; echo DD-ENDED) &)")
         r = g.ctl("device", "remove", "d3", "--force")
         assert r.returncode == 0, r.stderr
         assert g.wait_for("[ ! -e /dev/vda ]") == "YES", g.sh("dmesg | tail -n 30")
