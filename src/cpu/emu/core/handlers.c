@@ -165,9 +165,9 @@ const struct emu_impl emu_impls[EMU_MAP_COUNT][256] = {
 		[0xc0 ... 0xc1] = { h_xadd }, [0xc2] = { FP_ALL }, [0xc3] = { MP([EMU_MP_NONE] = sse_movnti) },
 		[0xc4 ... 0xc5] = { PS_PD(sse_pinsrw_pextrw) }, [0xc6] = { PS_PD(sse_fp_shuffle) },
 		/* Group 9: CMPXCHG8B/16B; RDRAND, RDSEED; F3 /7: RDPID. */
-		[0xc7] = { GROUP(.reg = { [6] = h_rdrand_rdseed, [7] = h_rdrand_rdseed }),
-			   MP_GROUP([EMU_MP_NONE] = { [1] = h_cmpxchg8b, [6] = h_rdrand, [7] = h_rdrand },
-				    [EMU_MP_66] = { [1] = h_cmpxchg8b, [6] = h_rdrand, [7] = h_rdrand }) },
+		[0xc7] = { MP_GROUP([EMU_MP_NONE] = { [1] = h_cmpxchg8b, [6] = h_rdrand, [7] = h_rdrand },
+				    [EMU_MP_66] = { [1] = h_cmpxchg8b, [6] = h_rdrand, [7] = h_rdrand },
+				    [EMU_MP_F3] = { [7] = h_rdpid }) },
 		[0xc8 ... 0xcf] = { h_bswap },
 		[0xd0] = { MP([EMU_MP_66] = sse_fp_rm, [EMU_MP_F2] = sse_fp_rm) },
 		[0xd1 ... 0xd3] = { MMX_XMM }, [0xd4] = { MMX_FX(simd_fx_paddq) }, [0xd5] = { MMX_XMM },

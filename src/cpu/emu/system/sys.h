@@ -111,7 +111,7 @@ EMU_HANDLER(h_smsw); EMU_HANDLER(h_lmsw); EMU_HANDLER(h_grp7_7); EMU_HANDLER(h_l
 EMU_HANDLER(h_syscall); EMU_HANDLER(h_clts); EMU_HANDLER(h_sysret); EMU_HANDLER(h_wbinvd);
 EMU_HANDLER(h_mov_from_cr); EMU_HANDLER(h_mov_from_dr); EMU_HANDLER(h_mov_to_cr); EMU_HANDLER(h_mov_to_dr);
 EMU_HANDLER(h_wrmsr); EMU_HANDLER(h_rdtsc); EMU_HANDLER(h_rdmsr); EMU_HANDLER(h_rdpmc); EMU_HANDLER(h_sysenter);
-EMU_HANDLER(h_sysexit); EMU_HANDLER(h_cpuid); EMU_HANDLER(h_rdrand_rdseed); EMU_HANDLER(h_invpcid);
+EMU_HANDLER(h_sysexit); EMU_HANDLER(h_cpuid); EMU_HANDLER(h_rdpid); EMU_HANDLER(h_invpcid);
 EMU_HANDLER(h_fsgsbase);
 
 #endif

@@ -7,7 +7,6 @@
 
 #include "machine/machine.h"
 
-#include <sys/random.h>
 
 /* ---- small helpers ---- */
 
@@ -719,23 +718,13 @@ void h_cpuid(struct emu_cpu *cpu, const struct emu_insn *in)
 	cpu->gpr[RDX] = r[3];
 }
 
-void h_rdrand_rdseed(struct emu_cpu *cpu, const struct emu_insn *in)
+/* RDPID (F3 0F C7 /7, register form): TSC_AUX into a 64-bit (32-bit
+ * outside 64-bit mode) register.  RDRAND/RDSEED are h_rdrand (int_misc.c). */
+void h_rdpid(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (in->mod != 3)
 		ud(cpu);
-	if (in->mprefix == EMU_MP_F3) {
-		/* RDPID (F3 0F C7 /7): TSC_AUX into a 64-bit (32-bit outside 64-bit mode) register. */
-		if ((in->reg & 7) != 7)
-			ud(cpu);
-		set_reg(cpu, in->rm, cpu->mode == EMU_MODE_LONG64 ? 8 : 4, cpu->tsc_aux);
-		return;
-	}
-	uint64_t v = 0;
-	unsigned size = in->opsize == 1 ? 2 : in->opsize;
-	bool ok = getrandom(&v, size, GRND_NONBLOCK) == (ssize_t)size;
-	/* CF = 1 with a value; CF = 0 and a zero result when none is ready. */
-	set_reg(cpu, in->rm, size, ok ? v : 0);
-	set_flag_bits(cpu, X86_FLAGS_ARITH, ok ? X86_FLAG_CF : 0);
+	set_reg(cpu, in->rm, cpu->mode == EMU_MODE_LONG64 ? 8 : 4, cpu->tsc_aux);
 }
 
 void h_invpcid(struct emu_cpu *cpu, const struct emu_insn *in)

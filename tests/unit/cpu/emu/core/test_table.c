@@ -64,6 +64,7 @@ static const struct deliberate_ud deliberate_ud[] = {
 	{ 1, 0xb9, MPS_ALL, ALL, "UD1 raises #UD by definition" },
 	{ 1, 0xc7, P0, 0x38, "XRSTORS, XSAVEC, XSAVES: CPUID 0xD.1 does not advertise them" },
 	{ 1, 0xc7, PF3 | PF2, 1u << 1, "CMPXCHG8B with REP: reserved (SDM vol. 2A, 2.1.1)" },
+	{ 1, 0xc7, PF3, 1u << 6, "SENDUIPI (user interrupts), VMXON (VMX): not advertised" },
 	{ 1, 0xff, MPS_ALL, ALL, "UD0 raises #UD by definition" },
 	{ 2, 0x80, P66, ALL, "INVEPT (VMX): not advertised" },
 	{ 2, 0x81, P66, ALL, "INVVPID (VMX): not advertised" },
