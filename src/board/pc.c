@@ -418,6 +418,17 @@ static int platform_snapshot_load(void *opaque, const void *buf, size_t len)
 	return 0;
 }
 
+/* Whether row i's state goes into snapshots: the AC adapter and battery
+ * only when the guest has them (--host-power-status), so that a snapshot
+ * without them -- of a run without the option, or of an older vessel --
+ * restores into a run without it. */
+static bool platform_row_saved(const struct platform *p, unsigned i)
+{
+	if (!pc_devices[i].type->save)
+		return false;
+	return pc_devices[i].type != &power_supply_device || p->power_source;
+}
+
 static int platform_snapshot_register(struct vm *vm, struct platform *p)
 {
 	/* "vm-clock" first: the writer keeps registration order and the
@@ -433,7 +444,7 @@ static int platform_snapshot_register(struct vm *vm, struct platform *p)
 	p->snap_registered++;
 	for (unsigned i = 0; i < p->n_devs; i++) {
 		const struct pc_device *row = &pc_devices[i];
-		if (!row->type->save)
+		if (!platform_row_saved(p, i))
 			continue;
 		if ((rc = snapshot_register_device(row->name, row->type->save, row->type->load, p->devs[i])) < 0)
 			return rc;
@@ -458,7 +469,7 @@ static void platform_snapshot_unregister(struct vm *vm, struct platform *p)
 	fixed[n_fixed++] = "vm-clock";
 	fixed[n_fixed++] = "platform";
 	for (unsigned i = 0; i < p->n_devs; i++)
-		if (pc_devices[i].type->save)
+		if (platform_row_saved(p, i))
 			fixed[n_fixed++] = pc_devices[i].name;
 	for (unsigned i = 0; i < n_fixed && n; i++, n--)
 		snapshot_unregister_device(fixed[i]);

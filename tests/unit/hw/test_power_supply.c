@@ -5,6 +5,7 @@
 #include "harness.h"
 
 #include "hw/power_supply.h"
+#include "machine/device_registry.h"
 
 #include <errno.h>
 
@@ -147,4 +148,30 @@ Test(power_supply, without_a_source_everything_reads_zero)
 	tvm_advance(t, 10 * CHECK_NS);
 	cr_assert_eq(inb(t, GPE0) & (1u << PC_GPE_POWER), 0);
 	tvm_free(t);
+}
+
+static int find_name(void *arg, const char *name, snapshot_save_fn save, void *opaque)
+{
+	(void)save, (void)opaque;
+	if (!strcmp(name, "power-supply"))
+		*(bool *)arg = true;
+	return 0;
+}
+
+/* Its state is in snapshots only when the guest has the devices, so that
+ * snapshots of runs without them restore as before. */
+Test(power_supply, snapshots_hold_it_only_with_a_source)
+{
+	bool found = false;
+	struct tvm *t = tvm_new(1);
+	snapshot_foreach_device(find_name, &found);
+	cr_assert(!found, "no source: not saved");
+	tvm_free(t);
+	t = new_vm();
+	snapshot_foreach_device(find_name, &found);
+	cr_assert(found, "with a source: saved");
+	tvm_free(t);
+	found = false;
+	snapshot_foreach_device(find_name, &found);
+	cr_assert(!found, "unregistered with the platform");
 }
