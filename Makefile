@@ -6,7 +6,7 @@ PYTHON     ?= /usr/bin/python3
 MESON_OPTS ?=
 JOBS       ?= $(shell nproc)
 
-.PHONY: all build asan check unit unit-asan integration integration-strict fuzz fuzz-smoke guest run bench clean
+.PHONY: all build asan check unit unit-asan integration integration-strict fuzz fuzz-smoke guest guest-generic run bench clean
 
 all: build
 
@@ -32,14 +32,19 @@ unit-asan: asan
 guest:
 	scripts/build-guest
 
+# The second guest: Debian's generic kernel, for the tests that need its
+# drivers (the ACPI AC adapter and battery); in the cache's generic/.
+guest-generic:
+	scripts/build-guest --variant generic
+
 integration: build
 	VESSEL_BIN=$(abspath $(BUILD))/vessel VESSEL_BUILD=$(abspath $(BUILD)) \
 	  $(PYTHON) -m pytest -q -rs $(PYTEST_OPTS) tests/integration
 
-# `make check`'s run: the default guest first (cached: built once per
-# kernel and busybox version), so that every Linux test runs, and a test
-# that skips for anything but a missing /dev/kvm fails (conftest.py).
-integration-strict: build guest
+# `make check`'s run: the guests first (cached: built once per kernel and
+# busybox version), so that every Linux test runs, and a test that skips
+# for anything but a missing /dev/kvm fails (conftest.py).
+integration-strict: build guest guest-generic
 	$(MAKE) integration PYTEST_OPTS=--strict-skips
 
 fuzz:

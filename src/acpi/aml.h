@@ -61,6 +61,8 @@ void aml_return_integer(struct aml *a, uint64_t v);
 #define AML_STORE    0x70   /* Store (source, target) */
 #define AML_AND      0x7b   /* And (a, b, target): target NullName (aml_byte 0) */
 #define AML_NOTIFY   0x86   /* Notify (object, value) */
+#define AML_SHIFT_RIGHT 0x7a   /* ShiftRight (a, count, target) */
+#define AML_INDEX    0x88   /* Index (package, index, target): a reference to an element */
 void aml_op(struct aml *a, uint8_t opcode);
 void aml_arg(struct aml *a, unsigned n);         /* Arg0-Arg6 */
 void aml_local(struct aml *a, unsigned n);       /* Local0-Local7 */

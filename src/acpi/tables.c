@@ -286,6 +286,141 @@ static void dsdt_pci_hotplug(struct aml *a, const struct acpi_platform_info *inf
 	aml_end(a);
 }
 
+/* Store (field, Index (pkg, i)): one element of a named Package set from
+ * a register, so that a method can return the package (19.6.63, 19.6.132). */
+static void store_field_to_element(struct aml *a, const char *field, const char *pkg, unsigned i)
+{
+	aml_op(a, AML_STORE);
+	aml_name_string(a, field);
+	aml_op(a, AML_INDEX);
+	aml_name_string(a, pkg);
+	aml_integer(a, i);
+	aml_byte(a, 0);          /* no target */
+}
+
+/* The host's AC adapter and battery (docs/power.md "The host's power
+ * state"; registers in hw/power_supply.h), in \_SB:
+ *   OperationRegion (PWRR, SystemIO, port, 0x28)
+ *   Field (PWRR, DWordAcc, NoLock, Preserve) { PSTA, 32, PEVT, 32, PUNT, 32,
+ *         PDCP, 32, PFCP, 32, PDVL, 32, PRAT, 32, PRCP, 32, PVOL, 32, PTEC, 32 }
+ *   Device (AC) { Name (_HID, "ACPI0003")                             (10.3)
+ *                 Method (_PSR) { Return (PSTA & 1) } }
+ *   Device (BAT0) { Name (_HID, EisaId ("PNP0C0A")); Name (_UID, 1)   (10.2)
+ *     Method (_STA) { If (PSTA & 2) { Return (0x1f) } Return (0x0f) }
+ *     Name (BIFP, Package (13) { 0, 0, 0, 0, 0, 0, 0, 1, 1, "Virtual Battery", "0", "LION", "vessel" })
+ *     Method (_BIF, 0, Serialized) { BIFP[0] = PUNT; BIFP[1] = PDCP; BIFP[2] = PFCP
+ *                                    BIFP[3] = PTEC; BIFP[4] = PDVL; Return (BIFP) }
+ *     Name (BSTP, Package (4) { 0, 0, 0, 0 })
+ *     Method (_BST, 0, Serialized) { BSTP[0] = PSTA >> 8; BSTP[1] = PRAT
+ *                                    BSTP[2] = PRCP; BSTP[3] = PVOL; Return (BSTP) } }
+ * _STA's bit 4 is "battery present" (6.3.7): an empty bay keeps the
+ * device, whose driver then shows no battery.  _BIF rather than _BIX:
+ * every OS reads it, and _BIX's extra fields (cycle count, accuracy)
+ * have nothing on the host to come from. */
+static void dsdt_power_supply(struct aml *a, const struct acpi_platform_info *info)
+{
+	static const char *const fields[] = { "PSTA", "PEVT", "PUNT", "PDCP", "PFCP", "PDVL", "PRAT", "PRCP",
+					      "PVOL", "PTEC" };
+	aml_region_io(a, "PWRR", info->power_port, 4 * (sizeof(fields) / sizeof(fields[0])));
+	aml_field_begin(a, "PWRR", AML_FIELD_DWORD);
+	for (unsigned i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		aml_field_unit(a, fields[i], 32);
+	aml_end(a);
+
+	aml_device_begin(a, "AC");
+	aml_name_string_value(a, "_HID", "ACPI0003");
+	aml_method_begin(a, "_PSR", 0, 0);
+	aml_op(a, AML_RETURN);
+	aml_op(a, AML_AND);
+	aml_name_string(a, "PSTA");
+	aml_integer(a, 1);
+	aml_byte(a, 0);
+	aml_end(a);
+	aml_end(a);
+
+	aml_device_begin(a, "BAT0");
+	aml_name_eisaid(a, "_HID", "PNP0C0A");
+	aml_name_integer(a, "_UID", 1);
+	aml_method_begin(a, "_STA", 0, 0);
+	aml_if_begin(a);
+	aml_op(a, AML_AND);
+	aml_name_string(a, "PSTA");
+	aml_integer(a, 2);
+	aml_byte(a, 0);
+	aml_return_integer(a, 0x1f);
+	aml_end(a);
+	aml_return_integer(a, 0x0f);
+	aml_end(a);
+
+	aml_name_begin(a, "BIFP");
+	aml_package_begin(a, 13);
+	for (unsigned i = 0; i < 7; i++)
+		aml_integer(a, 0);
+	aml_integer(a, 1);       /* capacity granularities */
+	aml_integer(a, 1);
+	aml_string(a, "Virtual Battery");
+	aml_string(a, "0");
+	aml_string(a, "LION");
+	aml_string(a, "vessel");
+	aml_end(a);
+	aml_method_begin(a, "_BIF", 0, 1);
+	static const char *const bif[] = { "PUNT", "PDCP", "PFCP", "PTEC", "PDVL" };
+	for (unsigned i = 0; i < 5; i++)
+		store_field_to_element(a, bif[i], "BIFP", i);
+	aml_op(a, AML_RETURN);
+	aml_name_string(a, "BIFP");
+	aml_end(a);
+
+	aml_name_begin(a, "BSTP");
+	aml_package_begin(a, 4);
+	for (unsigned i = 0; i < 4; i++)
+		aml_integer(a, 0);
+	aml_end(a);
+	aml_method_begin(a, "_BST", 0, 1);
+	aml_op(a, AML_STORE);
+	aml_op(a, AML_SHIFT_RIGHT);
+	aml_name_string(a, "PSTA");
+	aml_integer(a, 8);
+	aml_byte(a, 0);
+	aml_op(a, AML_INDEX);
+	aml_name_string(a, "BSTP");
+	aml_integer(a, 0);
+	aml_byte(a, 0);
+	static const char *const bst[] = { "PRAT", "PRCP", "PVOL" };
+	for (unsigned i = 0; i < 3; i++)
+		store_field_to_element(a, bst[i], "BSTP", i + 1);
+	aml_op(a, AML_RETURN);
+	aml_name_string(a, "BSTP");
+	aml_end(a);
+	aml_end(a);
+}
+
+/* The power GPE's handler: reads (and so clears) PEVT and notifies
+ *   If (Local0 & 1) { Notify (\_SB.AC, 0x80) }     status change: _PSR
+ *   If (Local0 & 4) { Notify (\_SB.BAT0, 0x81) }   information change: _STA, _BIF
+ *   If (Local0 & 2) { Notify (\_SB.BAT0, 0x80) }   status change: _BST
+ * (ACPI 6.4 5.6.6, 10.2.1, 10.3). */
+static void gpe_power_supply(struct aml *a)
+{
+	aml_op(a, AML_STORE);
+	aml_name_string(a, "\\_SB.PEVT");
+	aml_local(a, 0);
+	static const struct { unsigned bit; const char *dev; unsigned code; } n[] = {
+		{ 1, "\\_SB.AC", 0x80 }, { 4, "\\_SB.BAT0", 0x81 }, { 2, "\\_SB.BAT0", 0x80 },
+	};
+	for (unsigned i = 0; i < 3; i++) {
+		aml_if_begin(a);
+		aml_op(a, AML_AND);
+		aml_local(a, 0);
+		aml_integer(a, n[i].bit);
+		aml_byte(a, 0);
+		aml_op(a, AML_NOTIFY);
+		aml_name_string(a, n[i].dev);
+		aml_integer(a, n[i].code);
+		aml_end(a);
+	}
+}
+
 static void dsdt_isa_device(struct aml *a, const char *name, const char *hid, unsigned uid)
 {
 	aml_device_begin(a, name);
@@ -380,17 +515,28 @@ int acpi_build_dsdt(const struct acpi_platform_info *info, uint8_t **out, size_t
 		aml_name_integer(&a, "_UID", i);
 		aml_end(&a);
 	}
+	if (info->power_port)
+		dsdt_power_supply(&a, info);
 	aml_end(&a);   /* \_SB */
 
 	/* The hot-plug GPE's handler (5.6.4.1): edge-triggered, as the
 	 * controller sets the status bit once per change. */
-	if (info->pcihp_port) {
+	if (info->pcihp_port || info->power_port) {
 		static const char hex[] = "0123456789ABCDEF";
-		char method[5] = { '_', 'E', hex[(info->pcihp_gpe >> 4) & 15], hex[info->pcihp_gpe & 15], 0 };
 		aml_scope_begin(&a, "\\_GPE");
-		aml_method_begin(&a, method, 0, 0);
-		aml_name_string(&a, "\\_SB.PCI0.PCNT");
-		aml_end(&a);
+		if (info->pcihp_port) {
+			char method[5] = { '_', 'E', hex[(info->pcihp_gpe >> 4) & 15], hex[info->pcihp_gpe & 15], 0 };
+			aml_method_begin(&a, method, 0, 0);
+			aml_name_string(&a, "\\_SB.PCI0.PCNT");
+			aml_end(&a);
+		}
+		/* The AC adapter and battery: edge-triggered too. */
+		if (info->power_port) {
+			char method[5] = { '_', 'E', hex[(info->power_gpe >> 4) & 15], hex[info->power_gpe & 15], 0 };
+			aml_method_begin(&a, method, 0, 0);
+			gpe_power_supply(&a);
+			aml_end(&a);
+		}
 		aml_end(&a);
 	}
 

@@ -39,6 +39,11 @@ struct acpi_platform_info {
 	 * port 0 describes no hot-plug slots. */
 	uint16_t pcihp_port;
 	uint8_t pcihp_gpe;
+	/* The AC adapter and battery backed by the host (docs/power.md):
+	 * their register block (hw/power_supply.h) and GPE; port 0 leaves
+	 * them out of the DSDT. */
+	uint16_t power_port;
+	uint8_t power_gpe;
 	/* PCI INTx routing for _PRT: GSI of (slot, pin 1-4). */
 	unsigned (*intx_gsi)(unsigned slot, unsigned pin);
 };

@@ -16,6 +16,7 @@
 #include "hw/pci_hotplug.h"
 #include "hw/pit.h"
 #include "hw/pm_timer.h"
+#include "hw/power_supply.h"
 #include "hw/port80.h"
 #include "hw/reset_ctl.h"
 #include "hw/rtc.h"
@@ -154,6 +155,8 @@ static int platform_write_acpi(struct vm *vm, struct platform *p)
 		.fw_cfg_port = PC_PORT_FW_CFG,
 		.pcihp_port = PC_PORT_PCIHP,
 		.pcihp_gpe = PC_GPE_PCIHP,
+		.power_port = p->power_source ? PC_PORT_POWER : 0,
+		.power_gpe = PC_GPE_POWER,
 		.intx_gsi = pci_intx_gsi,
 	};
 	struct acpi_builder b;
@@ -202,6 +205,8 @@ const struct pc_device pc_devices[] = {
 	{ "debug-exit", &debug_exit_device, { PC_PORT_DEBUG_EXIT }, { 0 }, offsetof(struct platform, debug_exit) },
 	{ "pci-hotplug", &pci_hotplug_device, { PC_PORT_PCIHP }, { PC_LINE_GPE_PCIHP },
 	  offsetof(struct platform, pcihp) },
+	{ "power-supply", &power_supply_device, { PC_PORT_POWER }, { PC_LINE_GPE_POWER },
+	  offsetof(struct platform, power) },
 };
 const unsigned pc_n_devices = sizeof(pc_devices) / sizeof(pc_devices[0]);
 _Static_assert(sizeof(pc_devices) / sizeof(pc_devices[0]) <= PC_MAX_DEVICES, "PC_MAX_DEVICES too small");
@@ -267,6 +272,10 @@ static void platform_line_set(void *opaque, unsigned n, bool level)
 		if (level && p->pm)
 			acpi_pm_raise_gpe(p->pm, PC_GPE_PCIHP);
 		break;
+	case PC_LINE_GPE_POWER:
+		if (level && p->pm)
+			acpi_pm_raise_gpe(p->pm, PC_GPE_POWER);
+		break;
 	default:
 		if (n >= PC_LINE_GSI0 && n < PC_LINE_GSI0 + PC_NUM_GSI)
 			platform_gsi_set(p, n - PC_LINE_GSI0, level);
@@ -320,6 +329,8 @@ void platform_dev_ctx(struct platform *p, const struct pc_device *row, struct de
 		ctx->arg = p->console;
 	else if (row->type == &ioapic_device)
 		ctx->arg = &p->apic_bus;
+	else if (row->type == &power_supply_device)
+		ctx->arg = (void *)p->power_source;
 }
 
 /* ---- the APIC bus ---- */
@@ -407,6 +418,17 @@ static int platform_snapshot_load(void *opaque, const void *buf, size_t len)
 	return 0;
 }
 
+/* Whether row i's state goes into snapshots: the AC adapter and battery
+ * only when the guest has them (--host-power-status), so that a snapshot
+ * without them -- of a run without the option, or of an older vessel --
+ * restores into a run without it. */
+static bool platform_row_saved(const struct platform *p, unsigned i)
+{
+	if (!pc_devices[i].type->save)
+		return false;
+	return pc_devices[i].type != &power_supply_device || p->power_source;
+}
+
 static int platform_snapshot_register(struct vm *vm, struct platform *p)
 {
 	/* "vm-clock" first: the writer keeps registration order and the
@@ -422,7 +444,7 @@ static int platform_snapshot_register(struct vm *vm, struct platform *p)
 	p->snap_registered++;
 	for (unsigned i = 0; i < p->n_devs; i++) {
 		const struct pc_device *row = &pc_devices[i];
-		if (!row->type->save)
+		if (!platform_row_saved(p, i))
 			continue;
 		if ((rc = snapshot_register_device(row->name, row->type->save, row->type->load, p->devs[i])) < 0)
 			return rc;
@@ -447,7 +469,7 @@ static void platform_snapshot_unregister(struct vm *vm, struct platform *p)
 	fixed[n_fixed++] = "vm-clock";
 	fixed[n_fixed++] = "platform";
 	for (unsigned i = 0; i < p->n_devs; i++)
-		if (pc_devices[i].type->save)
+		if (platform_row_saved(p, i))
 			fixed[n_fixed++] = pc_devices[i].name;
 	for (unsigned i = 0; i < n_fixed && n; i++, n--)
 		snapshot_unregister_device(fixed[i]);
@@ -496,6 +518,7 @@ int platform_create_opts(struct vm *vm, const struct platform_options *opts)
 		timer_service_set_clock(p->timers, opts->clock, opts->clock_opaque);
 	timer_service_set_coalesce(p->timers, vm->compound & COMPOUND_TIMER);
 	p->console = opts ? opts->console : NULL;
+	p->power_source = opts ? opts->power_source : NULL;
 	if (!p->console) {
 		p->own_console = chardev_fd_new(-1, STDOUT_FILENO);
 		if (!p->own_console)

@@ -7,6 +7,7 @@
 #include "util/log.h"
 #include "util/trace.h"
 #include "vmm/config.h"
+#include "vmm/host_power.h"
 #include "vmm/net.h"
 #include "vmm/vm.h"
 #include "vmm/sandbox.h"
@@ -70,6 +71,9 @@ static const char run_usage[] =
 	"                          suspend, save, pause (default), shutdown, none\n"
 	"      --on-host-shutdown P  the same when the host shuts down (default shutdown)\n"
 	"      --power-save-file FILE  the snapshot of the save policy\n"
+	"      --host-power-status[=DIR]  show the host's AC and battery state (DIR, default\n"
+	"                          /sys/class/power_supply) to the guest as an ACPI AC\n"
+	"                          adapter and battery\n"
 	"      --manifest FILE     read the VM description from a JSON manifest\n"
 	"      --restore FILE      resume a VM from a snapshot (it sets the engine, CPUs,\n"
 	"                          memory and NUMA nodes; --kernel lets the guest reboot)\n"
@@ -90,7 +94,7 @@ enum {
 	OPT_DISK = 256, OPT_NUMA, OPT_NUMA_NODE, OPT_NUMA_DISTANCE, OPT_NUMA_POLICY, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,
 	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE, OPT_NO_VERIFY, OPT_CPU,
 	OPT_RNG, OPT_RNG_RATE, OPT_NET, OPT_CONSOLE, OPT_COMPOUND, OPT_NO_REGISTER, OPT_ON_HOST_SLEEP,
-	OPT_ON_HOST_SHUTDOWN, OPT_POWER_SAVE_FILE,
+	OPT_ON_HOST_SHUTDOWN, OPT_POWER_SAVE_FILE, OPT_HOST_POWER_STATUS,
 };
 
 static const struct option run_options[] = {
@@ -121,6 +125,7 @@ static const struct option run_options[] = {
 	{ "on-host-sleep", required_argument, NULL, OPT_ON_HOST_SLEEP },
 	{ "on-host-shutdown", required_argument, NULL, OPT_ON_HOST_SHUTDOWN },
 	{ "power-save-file", required_argument, NULL, OPT_POWER_SAVE_FILE },
+	{ "host-power-status", optional_argument, NULL, OPT_HOST_POWER_STATUS },
 	{ "manifest", required_argument, NULL, OPT_MANIFEST },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
@@ -466,6 +471,13 @@ int cli_run_main(int argc, char **argv)
 			}
 			break;
 		case OPT_POWER_SAVE_FILE: replace(&cfg.power_save_file, optarg); break;
+		case OPT_HOST_POWER_STATUS:
+			if (optarg && !optarg[0]) {
+				rc = cli_usage_error("run", "--host-power-status: the directory is empty");
+				goto out;
+			}
+			replace(&cfg.host_power_status, optarg ? optarg : HOST_POWER_DEFAULT_DIR);
+			break;
 		case OPT_MANIFEST: break; /* read above */
 		case OPT_RESTORE: replace(&cfg.restore, optarg); break;
 		case OPT_NO_VERIFY: cfg.restore_no_verify = true; break;

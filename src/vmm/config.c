@@ -119,6 +119,7 @@ void vm_config_free(struct vm_config *cfg)
 		free(cfg->nets[i].ifname);
 	}
 	free(cfg->power_save_file);
+	free(cfg->host_power_status);
 	for (unsigned i = 0; i < cfg->n_disks; i++) {
 		free(cfg->disks[i].path);
 		free(cfg->disks[i].format);

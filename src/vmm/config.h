@@ -106,6 +106,9 @@ struct vm_config {
 	enum vm_power_policy on_host_sleep, on_host_shutdown;
 	char *power_save_file;
 	bool no_register;
+	/* The host's power-supply directory mirrored into the guest's ACPI
+	 * AC adapter and battery (--host-power-status); NULL: none. */
+	char *host_power_status;
 };
 
 void vm_config_defaults(struct vm_config *cfg);

@@ -482,10 +482,10 @@ static void op_status(void *opaque, json_t *out)
 	json_object_set_new(out, "cpus", json_integer(s->cfg->cpus));
 	json_object_set_new(out, "memory", json_integer((json_int_t)s->cfg->mem_bytes));
 	json_object_set_new(out, "pid", json_integer(getpid()));
-	json_object_set_new(out, "power", json_pack("{s:s, s:s, s:s?}", "on_host_sleep",
+	json_object_set_new(out, "power", json_pack("{s:s, s:s, s:s?, s:s?}", "on_host_sleep",
 						      vm_power_policy_name(s->cfg->on_host_sleep), "on_host_shutdown",
 						      vm_power_policy_name(s->cfg->on_host_shutdown), "save_file",
-						      s->cfg->power_save_file));
+						      s->cfg->power_save_file, "host_status", s->cfg->host_power_status));
 	if (s->numa.n_nodes) {
 		/* Which host nodes stand behind each virtual node, and whether
 		 * vessel picked them (docs/numa.md). */

@@ -13,6 +13,7 @@
 #include "vmm/plugin.h"
 
 struct console;
+struct power_supply_source;
 
 struct vm_session {
 	const struct vm_config *cfg;
@@ -38,6 +39,9 @@ struct vm_session {
 	/* The run's network backends (vm.c owns them): held while the VM is
 	 * paused or saved, so that no frame reaches guest memory then. */
 	struct pc_virtio_backends backends;
+	/* The host's AC and battery state (--host-power-status; vm.c owns
+	 * it), for every machine of the run; NULL: none. */
+	const struct power_supply_source *power_source;
 	/* cfg's NUMA topology with host nodes resolved once at start, then
 	 * changed by numa-move (under lock). */
 	struct numa_config numa;

@@ -8,6 +8,7 @@
 
 #include "machine/cpu_model.h"
 #include "util/error.h"
+#include "vmm/host_power.h"
 #include "vmm/net.h"
 #include "vmm/vm.h"
 
@@ -696,7 +697,8 @@ static int f_plugin_dirs(const struct mctx *m, json_t *v, struct vm_config *cfg)
 
 static int f_power(const struct mctx *m, json_t *v, struct vm_config *cfg)
 {
-	static const char *const keys[] = { "on_host_sleep", "on_host_shutdown", "save_file", "register", NULL };
+	static const char *const keys[] = { "on_host_sleep", "on_host_shutdown", "save_file", "register", "host_status",
+					    NULL };
 	if (!json_is_object(v))
 		return bad(m, "power", v, "is not an object", "{\"on_host_sleep\": ..., \"on_host_shutdown\": ...}");
 	int rc = check_keys(m, "power", v, keys);
@@ -718,6 +720,18 @@ static int f_power(const struct mctx *m, json_t *v, struct vm_config *cfg)
 		if ((rc = get_bool(m, "power.register", r, &reg)) < 0)
 			return rc;
 		cfg->no_register = !reg;
+	}
+	/* host_status: true (the host's own supplies), false, or a directory
+	 * of the same shape (docs/power.md "The host's power state"). */
+	json_t *h = json_object_get(v, "host_status");
+	if (h && json_is_boolean(h)) {
+		free(cfg->host_power_status);
+		cfg->host_power_status = json_is_true(h) ? strdup(HOST_POWER_DEFAULT_DIR) : NULL;
+		if (json_is_true(h) && !cfg->host_power_status)
+			return err_set(-ENOMEM, "out of memory");
+	} else if (h && (rc = get_string(m, "power.host_status", h, "true, false or a power-supply directory",
+					   &cfg->host_power_status, true)) < 0) {
+		return rc;
 	}
 	json_t *f = json_object_get(v, "save_file");
 	if (f)

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -300,18 +301,53 @@ static char **relaunch_argv(const struct registry_entry *e, const char *file)
 	return v;
 }
 
+/* The agent's environment with VESSEL_REGISTRY_DIR set to dir: a VM it
+ * starts again registers where the agent looks for it (its --registry
+ * DIR, which need not be the environment's registry), not in the
+ * registry its environment names, where nothing would find it again. */
+static char **relaunch_env(const char *dir, char **var_out)
+{
+	size_t n = 0;
+	while (environ[n])
+		n++;
+	char **env = calloc(n + 2, sizeof(*env));
+	char *var = malloc(strlen(dir) + sizeof("VESSEL_REGISTRY_DIR="));
+	if (!env || !var) {
+		free(env);
+		free(var);
+		return NULL;
+	}
+	sprintf(var, "VESSEL_REGISTRY_DIR=%s", dir);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "VESSEL_REGISTRY_DIR=", 20))
+			env[k++] = environ[i];
+	env[k] = var;
+	*var_out = var;
+	return env;
+}
+
 /* Starts the VM again, detached from the agent (its own session, stdin
- * from /dev/null, the agent's stdout and stderr); its pid, or -errno. */
-static pid_t relaunch(const struct registry_entry *e, const char *file)
+ * from /dev/null, the agent's stdout and stderr, the agent's registry
+ * dir); its pid, or -errno. */
+static pid_t relaunch(const struct registry_entry *e, const char *file, const char *dir)
 {
 	if (json_array_size(e->argv) < 2)
 		return err_set(-EINVAL, "its registry entry holds no command line");
 	char **argv = relaunch_argv(e, file);
-	if (!argv)
+	char *var = NULL;
+	/* Made before the fork: the agent has threads, so the child may only
+	 * make async-signal-safe calls until it execs. */
+	char **env = argv ? relaunch_env(dir, &var) : NULL;
+	if (!env) {
+		free(argv);
 		return err_set(-ENOMEM, "out of memory");
+	}
 	int pfd[2];
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
 		free(argv);
+		free(env);
+		free(var);
 		return err_set(-errno, "pipe: %s", strerror(errno));
 	}
 	pid_t mid = fork();
@@ -329,13 +365,15 @@ static pid_t relaunch(const struct registry_entry *e, const char *file)
 				close(null);
 			}
 			signal(SIGPIPE, SIG_DFL);
-			execvp(argv[0], argv);
+			execvpe(argv[0], argv, env);
 			_exit(127);
 		}
 		(void)!write(pfd[1], &vm, sizeof(vm));
 		_exit(0);
 	}
 	free(argv);
+	free(env);
+	free(var);
 	close(pfd[1]);
 	pid_t vm = -1;
 	if (mid < 0 || read(pfd[0], &vm, sizeof(vm)) != sizeof(vm))
@@ -396,7 +434,7 @@ static void bring_back(struct job *j, long long deadline)
 	}
 	if (!strcmp(how, "saved") || !strcmp(how, "off")) {
 		bool saved = !strcmp(how, "saved");
-		pid_t pid = relaunch(&o->vm, saved ? o->vm.save_file : NULL);
+		pid_t pid = relaunch(&o->vm, saved ? o->vm.save_file : NULL, a->dir);
 		char sock[4096] = "";
 		if (pid < 0 || wait_relaunched(a, pid, deadline, sock, sizeof(sock)) < 0) {
 			fail(o, "failed", "cannot %s it: %s", saved ? "restore" : "boot", err_msg());

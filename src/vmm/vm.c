@@ -21,6 +21,7 @@
 #include "vmm/snapshot.h"
 #include "util/log.h"
 #include "vmm/console.h"
+#include "vmm/host_power.h"
 #include "vmm/control.h"
 #include "vmm/net.h"
 #include "vmm/pc_virtio.h"
@@ -222,7 +223,7 @@ static int vm_create_hyperv(struct vm *vm)
 }
 
 static int vm_create(const struct vm_config *cfg, const struct numa_config *numa, struct chardev *console,
-		     const struct pc_virtio_backends *be, struct vm **out)
+		     const struct pc_virtio_backends *be, const struct power_supply_source *power, struct vm **out)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
 	if (!vm)
@@ -267,7 +268,7 @@ static int vm_create(const struct vm_config *cfg, const struct numa_config *numa
 		rc = vm->accel->vcpu_init(v);
 	}
 	if (rc == 0) {
-		struct platform_options opts = { .console = console };
+		struct platform_options opts = { .console = console, .power_source = power };
 		rc = platform_create_opts(vm, &opts);
 	}
 	if (rc == 0) {
@@ -465,7 +466,7 @@ static enum vm_stop_reason vm_prepare(struct vm_session *sess, struct chardev *s
 {
 	const struct vm_config *cfg = sess->cfg;
 	struct vm *vm = NULL;
-	int rc = vm_create(cfg, &sess->numa, serial, &sess->backends, &vm);
+	int rc = vm_create(cfg, &sess->numa, serial, &sess->backends, sess->power_source, &vm);
 	/* A snapshot is accepted before its devices are created, which loads
 	 * their plug-ins. */
 	if (rc == 0 && restore && (rc = snapshot_check(vm, restore)) < 0)
@@ -569,8 +570,17 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 			return VM_STOP_START_FAILED;
 		}
 	}
+	/* The host's power supplies: a directory that cannot be listed is
+	 * the user's mistake (docs/cli.md "Messages"). */
+	struct host_power *host_power = NULL;
+	if (cfg->host_power_status && host_power_start(cfg->host_power_status, 0, &host_power) < 0) {
+		err_wrap(-EINVAL, "--host-power-status");
+		vm_free_backends(&be);
+		return VM_STOP_BAD_INPUT;
+	}
 	struct console *con;
 	if (console_open(&con, cfg->serial) < 0) {
+		host_power_stop(host_power);
 		vm_free_backends(&be);
 		return VM_STOP_BAD_INPUT;
 	}
@@ -600,6 +610,7 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 	}
 	sess.console = con;
 	sess.backends = be;
+	sess.power_source = host_power_source(host_power);
 	const char *reboot_reason = NULL;   /* the reboot's, after the first machine */
 	for (const char *restore = cfg->restore;; restore = NULL) {
 		struct vm *vm;
@@ -669,6 +680,7 @@ out:
 	sandboxed_console = NULL;
 	log_set_flush_hook(NULL, NULL);
 	console_close(con);
+	host_power_stop(host_power);
 	vm_free_backends(&be);
 	return why;
 }

@@ -23,12 +23,16 @@ def assemble(name, out_dir, defines=()):
 
 
 @functools.cache
-def linux_guest():
-    """(kernel, initrd) of the default guest, built if missing.  Asked once
-    per test run: the script's up-to-date check asks apt for the kernel
-    package's version, which takes seconds on a loaded machine."""
-    subprocess.run([str(ROOT / "scripts" / "build-guest")], check=True, stdout=subprocess.DEVNULL)
-    return CACHE / "vmlinuz", CACHE / "initramfs.cpio.gz"
+def linux_guest(variant=None):
+    """(kernel, initrd) of the default guest, or of a variant of it
+    (`scripts/build-guest --variant generic`: Debian's generic kernel, in
+    its own folder of the cache), built if missing.  Asked once per test
+    run: the script's up-to-date check asks apt for the kernel package's
+    version, which takes seconds on a loaded machine."""
+    cmd = [str(ROOT / "scripts" / "build-guest")] + (["--variant", variant] if variant else [])
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    base = CACHE / variant if variant else CACHE
+    return base / "vmlinuz", base / "initramfs.cpio.gz"
 
 
 # cryptomgr.notests: the kernel's crypto self-tests are most of a boot on an
@@ -40,8 +44,8 @@ def script_append(script):
     return BASE_APPEND + " vessel.script=" + base64.b64encode(script.encode()).decode()
 
 
-def linux_args(script=None, cpus=1):
-    kernel, initrd = linux_guest()
+def linux_args(script=None, cpus=1, variant=None):
+    kernel, initrd = linux_guest(variant)
     append = script_append(script) if script is not None else BASE_APPEND
     return ["run", "--kernel", str(kernel), "--initrd", str(initrd), "--memory", "512M", "--cpus", str(cpus),
             "--append", append]

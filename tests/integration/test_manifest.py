@@ -74,6 +74,7 @@ FLAG_TO_FIELD = {
     "compound": "compound",
     "rng-rate": "rng_rate", "net": "nets", "console": "console",
     "on-host-sleep": "power", "on-host-shutdown": "power", "power-save-file": "power", "no-register": "power",
+    "host-power-status": "power",
 }
 # Developer and per-invocation flags: they describe a run (or how to read
 # a snapshot, --no-verify), not the VM.

@@ -381,3 +381,65 @@ def test_a_save_that_fails_pauses_and_keeps_the_old_snapshot(vessel_bin, counter
     finally:
         run_vessel(vessel_bin, "ctl", "--socket", str(reg / f"vm-{vm.pid}.sock"), "poweroff")
         vm.wait(timeout=60)
+
+
+def kill_registered(*dirs):
+    """Ends, by pid, every VM registered in dirs (the agent's relaunched
+    VMs are nobody's children here), and waits until they are gone."""
+    pids = []
+    for d in dirs:
+        for f in pathlib.Path(d).glob("vm-*.json"):
+            try:
+                pids.append(json.loads(f.read_text())["pid"])
+            except (OSError, ValueError, KeyError):
+                continue
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    wait_until(lambda: not any(os.path.exists(f"/proc/{p}") and
+                               open(f"/proc/{p}/stat").read().split()[2] != "Z" for p in pids),
+               "the relaunched VMs' end", timeout=30)
+
+
+def test_a_vm_restored_by_an_agent_with_its_own_registry_registers_there(vessel_bin, counter, tmp_path):
+    """`power-agent --registry DIR`: the VMs it starts again from their
+    snapshots must enter DIR, where it waits for them and where its next
+    sequence looks, not the registry of its environment."""
+    reg, elsewhere = tmp_path / "reg", tmp_path / "elsewhere"
+    env = dict(os.environ, VESSEL_REGISTRY_DIR=str(reg))
+    # The registry of the agent's environment is another one.
+    agent_env = dict(os.environ, VESSEL_REGISTRY_DIR=str(elsewhere))
+    log = tmp_path / "c.log"
+    vm = subprocess.Popen([vessel_bin, "run", "--kernel", str(counter), "--memory", "64M", "--serial", f"file:{log}",
+                           "--on-host-sleep", "save", "--power-save-file", str(tmp_path / "vm.snap")], env=env,
+                          stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: (reg / f"vm-{vm.pid}.json").exists() or vm.poll() is not None, "the VM's entry")
+        assert vm.poll() is None, vm.stderr.read()
+        wait_for_counts(log, 1)
+        r = run_vessel(vessel_bin, "power-agent", "--registry", str(reg), "--deadline", "20", "--now", "sleep",
+                       env=agent_env)
+        assert r.returncode == 0 and f"vm-{vm.pid} (pid {vm.pid}): save -> saved" in r.stderr, r.stderr
+        assert vm.wait(timeout=60) == 0
+        # The restored VM writes to the agent's stderr: a file, which a
+        # pipe's reader would wait on for as long as the VM runs.
+        with open(tmp_path / "resume.log", "w") as out:
+            rc = subprocess.run([vessel_bin, "power-agent", "--registry", str(reg), "--resume-deadline", "20", "--now",
+                                 "resume"], env=agent_env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                timeout=120).returncode
+        text = (tmp_path / "resume.log").read_text()
+        assert rc == 0, text
+        assert f"vm-{vm.pid} (pid {vm.pid}): running" in text and "restored as pid" in text, text
+        stray = list(elsewhere.glob("vm-*.json"))
+        assert not stray, "the restored VM registered in the environment's registry"
+        st = json.loads(run_vessel(vessel_bin, "power-agent", "--registry", str(reg), "status", "--json",
+                                   env=agent_env).stdout)
+        assert [s["state"] for s in st if not s["stale"]] == ["running"], st
+        run_vessel(vessel_bin, "ctl", "--socket", st[0]["socket"], "poweroff")
+    finally:
+        if vm.poll() is None:
+            vm.kill()
+            vm.wait()
+        kill_registered(reg, elsewhere)

@@ -25,7 +25,8 @@ static struct acpi_platform_info pc_info(unsigned ncpus)
 		.hpet_block_id = 0x8086a201, .pm_base = 0x600, .gpe0_len = 16, .sci_irq = 9, .slp_typ_s5 = 5, .slp_typ_s3 = 1, .slp_typ_s4 = 4,
 		.reset_port = 0xcf9, .reset_value = 6, .ecam_base = 0xb0000000, .ecam_end_bus = 255,
 		.pci_mmio_base = 0xc0000000, .pci_mmio_end = 0xfebfffff, .com1_port = 0x3f8, .com1_irq = 4,
-		.fw_cfg_port = 0x510, .pcihp_port = 0xae00, .pcihp_gpe = 1, .intx_gsi = test_gsi,
+		.fw_cfg_port = 0x510, .pcihp_port = 0xae00, .pcihp_gpe = 1, .power_port = 0xaf00, .power_gpe = 2,
+		.intx_gsi = test_gsi,
 	};
 	return i;
 }
@@ -516,4 +517,58 @@ Test(acpi, pci_hotplug_slots_and_gpe_handler_as_iasl_reads_them)
 	char cmd[200];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	cr_assert_eq(system(cmd), 0);
+}
+
+/* The host's AC adapter and battery (docs/power.md) as iasl reads them:
+ * the register block, ACPI0003 with _PSR, PNP0C0A with _STA, _BIF and
+ * _BST filled from the registers, and the GPE handler's notifications. */
+Test(acpi, ac_adapter_battery_and_gpe_handler_as_iasl_reads_them)
+{
+	if (!have_iasl())
+		cr_skip_test("iasl (acpica-tools) is not installed");
+	char dir[] = "/tmp/vessel-acpi-XXXXXX";
+	static char buf[256 * 1024];
+	disassemble_pc(dir, buf, sizeof(buf));
+	cr_assert(strstr(buf, "OperationRegion (PWRR, SystemIO, 0xAF00, 0x28)"), "register block:\n%.2000s", buf);
+	const char *ac = strstr(buf, "Device (AC)");
+	cr_assert(ac, "an AC adapter:\n%s", buf);
+	cr_assert(strstr(ac, "Name (_HID, \"ACPI0003\""), "%.300s", ac);
+	cr_assert(strstr(ac, "Method (_PSR, 0, NotSerialized)"), "_PSR:\n%.300s", ac);
+	cr_assert(strstr(ac, "Return ((PSTA & One))"), "_PSR reads STA bit 0:\n%.300s", ac);
+	const char *bat = strstr(buf, "Device (BAT0)");
+	cr_assert(bat, "a battery");
+	cr_assert(strstr(bat, "Name (_HID, EisaId (\"PNP0C0A\")"), "%.300s", bat);
+	cr_assert(strstr(bat, "Return (0x1F)") && strstr(bat, "Return (0x0F)"), "_STA:\n%.600s", bat);
+	const char *bif = strstr(bat, "Method (_BIF, 0, Serialized)");
+	cr_assert(bif, "_BIF:\n%.1500s", bat);
+	cr_assert(strstr(bif, "BIFP [Zero] = PUNT") && strstr(bif, "BIFP [0x02] = PFCP") &&
+		  strstr(bif, "BIFP [0x04] = PDVL") && strstr(bif, "Return (BIFP)"), "_BIF fills BIFP:\n%.600s", bif);
+	const char *bst = strstr(bat, "Method (_BST, 0, Serialized)");
+	cr_assert(bst, "_BST");
+	cr_assert(strstr(bst, "BSTP [Zero] = (PSTA >> 0x08)") && strstr(bst, "BSTP [0x02] = PRCP") &&
+		  strstr(bst, "Return (BSTP)"), "_BST fills BSTP:\n%.600s", bst);
+	const char *gpe = strstr(buf, "Method (_E02, 0, NotSerialized)");
+	cr_assert(gpe, "GPE 2's handler");
+	cr_assert(strstr(gpe, "Local0 = \\_SB.PEVT"), "it reads PEVT:\n%.600s", gpe);
+	cr_assert(strstr(gpe, "Notify (\\_SB.AC, 0x80)") && strstr(gpe, "Notify (\\_SB.BAT0, 0x81)") &&
+		  strstr(gpe, "Notify (\\_SB.BAT0, 0x80)"), "notifications:\n%.600s", gpe);
+	char cmd[200];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+/* Without a host power source the DSDT has neither device. */
+Test(acpi, no_power_port_no_ac_adapter_or_battery)
+{
+	struct acpi_platform_info info = pc_info(1);
+	info.power_port = 0;
+	uint8_t *dsdt;
+	size_t len;
+	cr_assert_eq(acpi_build_dsdt(&info, &dsdt, &len), 0);
+	cr_assert(!memmem(dsdt, len, "BAT0", 4) && !memmem(dsdt, len, "PWRR", 4) && !memmem(dsdt, len, "_E02", 4));
+	free(dsdt);
+	info.power_port = 0xaf00;
+	cr_assert_eq(acpi_build_dsdt(&info, &dsdt, &len), 0);
+	cr_assert(memmem(dsdt, len, "BAT0", 4) && memmem(dsdt, len, "_E02", 4));
+	free(dsdt);
 }

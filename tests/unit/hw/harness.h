@@ -29,8 +29,9 @@ static uint64_t tvm_clock(void *opaque)
 	return ((struct tvm *)opaque)->now;
 }
 
-/* console may be NULL (null backend). */
-static inline struct tvm *tvm_new_with_console(unsigned ncpus, struct chardev *console)
+/* console may be NULL (null backend); power NULL: no AC adapter or battery. */
+static inline struct tvm *tvm_new_full(unsigned ncpus, struct chardev *console,
+				       const struct power_supply_source *power)
 {
 	struct tvm *t = calloc(1, sizeof(*t));
 	cr_assert(t);
@@ -50,10 +51,15 @@ static inline struct tvm *tvm_new_with_console(unsigned ncpus, struct chardev *c
 	}
 	t->console = console ? console : chardev_null_new();
 	struct platform_options opts = { .manual_clock = true, .clock = tvm_clock, .clock_opaque = t,
-					 .console = t->console };
+					 .console = t->console, .power_source = power };
 	cr_assert_eq(platform_create_opts(&t->vm, &opts), 0, "platform_create: %s", err_msg());
 	t->cur = &t->cpu[0];
 	return t;
+}
+
+static inline struct tvm *tvm_new_with_console(unsigned ncpus, struct chardev *console)
+{
+	return tvm_new_full(ncpus, console, NULL);
 }
 
 static inline struct tvm *tvm_new(unsigned ncpus) { return tvm_new_with_console(ncpus, NULL); }

@@ -124,10 +124,21 @@ Test(manifest, power_policies)
 		     "\"save\", \"pause\", \"shutdown\" or \"none\")");
 	expect_error("{\"power\": {\"on_sleep\": \"pause\"}}",
 		     "manifest vm.json: power.on_sleep: unknown field (expected one of on_host_sleep, on_host_shutdown, "
-		     "save_file, register)");
+		     "save_file, register, host_status)");
 	cr_assert_not(cfg.no_register);
 	cr_assert_eq(parse("{\"power\": {\"register\": false}}"), 0, "%s", err_msg());
 	cr_assert(cfg.no_register);
+	/* host_status: true is the host's own tree, a string another one. */
+	cr_assert_null(cfg.host_power_status);
+	cr_assert_eq(parse("{\"power\": {\"host_status\": true}}"), 0, "%s", err_msg());
+	cr_assert_str_eq(cfg.host_power_status, "/sys/class/power_supply");
+	cr_assert_eq(parse("{\"power\": {\"host_status\": \"/tmp/fake\"}}"), 0, "%s", err_msg());
+	cr_assert_str_eq(cfg.host_power_status, "/tmp/fake");
+	cr_assert_eq(parse("{\"power\": {\"host_status\": false}}"), 0, "%s", err_msg());
+	cr_assert_null(cfg.host_power_status);
+	expect_error("{\"power\": {\"host_status\": 1}}",
+		     "manifest vm.json: power.host_status: 1 is not a string (expected true, false or a power-supply "
+		     "directory)");
 	vm_config_free(&cfg);
 	vm_config_defaults(&cfg);
 	cr_assert_eq(parse("{\"kernel\": \"bz\", \"power\": {\"on_host_shutdown\": \"save\"}}"), 0);
