@@ -4,7 +4,7 @@
  * second cpio archive.
  * Usage: sysloop [-p] [iterations [getppid|rw|pipe]]  (default: all three)
  * Prints one line per loop: SYSLOOP <name> n=<calls> s=<seconds> ns_per_call=<ns>
- * With -p, each loop is framed by "SYSLOOP-PAUSE" lines, each followed by
+ * With -p, each loop is framed by "PHASE-PAUSE" lines, each followed by
  * a second of sleep: the guest idles while the host reads the monitor's
  * CPU time, so that the time the loop cost the host can be told apart
  * from the rest of the run (bench/syscall-guest/run). */
@@ -29,7 +29,7 @@ static void pause_point(void)
 {
 	if (!pause_between)
 		return;
-	printf("SYSLOOP-PAUSE\n");
+	printf("PHASE-PAUSE\n");
 	fflush(stdout);
 	sleep(1);
 }
