@@ -94,6 +94,8 @@ struct platform_options {
 	/* Console backend for COM1; NULL: output to stdout, no input.
 	 * The platform does not take ownership. */
 	struct chardev *console;
+	/* The DSDT describes a VMBus device (the Hyper-V interface's, src/hv). */
+	bool vmbus;
 };
 
 /* One row of the board table (src/board/pc.c): a device type, the name its
@@ -113,6 +115,7 @@ struct pc_device {
 struct platform {
 	struct vm *vm;
 	struct timer_service *timers;
+	bool vmbus;                     /* platform_options.vmbus */
 	struct pic *pic;
 	struct ioapic *ioapic;
 	struct pit *pit;

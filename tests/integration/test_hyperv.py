@@ -67,7 +67,7 @@ def test_linux_detects_hyperv_and_uses_the_tsc_page(vessel_bin, cpus):
     # remote TLB flush, relaxed timing, cluster IPI and Ex processor
     # masks (0xc24); frequency and crash MSRs, direct-mode timers
     # (0x80500).
-    assert "Hyper-V: privilege flags low 0xaee, high 0x0, hints 0xc24, misc 0x80500" in dmesg
+    assert "Hyper-V: privilege flags low 0xaee, high 0x30, hints 0xc24, misc 0x80500" in dmesg
     assert "Using IPI hypercalls" in dmesg
     assert "Using hypercall for remote TLB flush" in dmesg
     assert "Hyper-V: LAPIC Timer Frequency: " in dmesg
