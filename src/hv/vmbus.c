@@ -153,6 +153,13 @@ int vmbus_add_device(struct vmbus *b, const struct vmbus_device_ops *ops, void *
 	return (int)ch->relid;
 }
 
+/* A guest that floods the bus with bad messages does not flood the log:
+ * the first few are logged, then one in 1024 (stats count them all). */
+static bool bad_log_ok(const struct vmbus *b)
+{
+	return b->stats.bad <= 16 || b->stats.bad % 1024 == 0;
+}
+
 /* ---- host to guest messages ---- */
 
 static void pump(struct vmbus *b)
@@ -414,10 +421,11 @@ static int msg_gpadl_header(struct vmbus *b, const uint8_t *m, uint32_t len)
 	struct gpadl *g = NULL;
 	if (ranges != 1 || buflen < 16 || (buflen & 7) || n > MAX_GPADL_PAGES || gpadl_find(b, handle) || !handle ||
 	    (uint64_t)offset + count > (uint64_t)n * PAGE) {
-		log_warn("vmbus", "GPADL %#x: %u ranges, %u bytes of pages refused", handle, ranges, buflen);
+		b->stats.bad++;
+		if (bad_log_ok(b))
+			log_warn("vmbus", "GPADL %#x: %u ranges, %u bytes of pages refused", handle, ranges, buflen);
 		struct gpadl bad = { .relid = relid, .handle = handle };
 		gpadl_created(b, &bad, 1);
-		b->stats.bad++;
 		return 0;
 	}
 	for (unsigned i = 0; i < MAX_GPADLS && !g; i++)
@@ -501,8 +509,9 @@ static int msg_open(struct vmbus *b, const uint8_t *m, uint32_t len)
 	else
 		why = channel_map(ch, gpadl_find(b, handle), downstream);
 	if (why) {
-		log_warn("vmbus", "open of relid %u refused: %s", relid, why);
 		b->stats.bad++;
+		if (bad_log_ok(b))
+			log_warn("vmbus", "open of relid %u refused: %s", relid, why);
 	} else {
 		ch->open = true;
 		ch->gpadl = handle;
@@ -652,7 +661,7 @@ int vmbus_post_message(struct vmbus *b, uint32_t conn_id, uint32_t type, const v
 						   ? channel_by_relid(b, rd32(m + 8)) : NULL;
 		if (ch && ch->open)
 			channel_close(ch, "malformed channel message");
-		else
+		else if (bad_log_ok(b))
 			log_warn("vmbus", "malformed or unknown channel message (type %u, %u bytes) ignored", t, len);
 	}
 	return VMBUS_HV_STATUS_SUCCESS;
