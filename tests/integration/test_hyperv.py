@@ -116,7 +116,7 @@ def test_guest_panic_is_reported_through_the_crash_msrs(vessel_bin):
 def test_hyperv_help_and_bad_features(vessel_bin):
     p = run_vessel(vessel_bin, "run", "--hyperv", "help")
     assert p.returncode == 0
-    for name in ("relaxed", "time", "frequencies", "crash", "reset", "synic", "stimer", "tlbflush", "ipi"):
+    for name in ("relaxed", "time", "frequencies", "crash", "reset", "synic", "stimer", "tlbflush", "ipi", "vmbus"):
         assert re.search(r"^  " + name + r" ", p.stdout, re.MULTILINE), p.stdout
     p = run_vessel(vessel_bin, "run", "--kernel", "/nonexistent", "--hyperv", "-vapic")
     assert p.returncode == 2
