@@ -14,6 +14,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,8 @@
 
 struct hv_vmbus_host {
 	struct vm *vm;
+	void (*event)(void *opaque, const char *name);
+	void *event_opaque;
 	struct vmbus *bus;
 	struct vmbus_ic *ic;
 };
@@ -48,6 +51,22 @@ static void transport_signal(void *opaque, unsigned vp, unsigned flag)
 		hv_synic_signal_event(s, VMBUS_SINT, flag);
 }
 
+static void transport_kick(void *opaque, unsigned vp)
+{
+	struct hv_synic *s = vp_synic(opaque, vp);
+	if (s)
+		hv_synic_kick(s, VMBUS_SINT);
+}
+
+/* The services' events, but none while the machine sleeps in S3: a
+ * sleeping guest answers no heartbeat, and that is no stop. */
+static void host_event(void *opaque, const char *name)
+{
+	struct hv_vmbus_host *h = opaque;
+	if (!atomic_load(&h->vm->suspended) && h->event)
+		h->event(h->event_opaque, name);
+}
+
 int hv_vmbus_create(struct vm *vm, void (*event)(void *opaque, const char *name), void *opaque)
 {
 	if (!vm->hv || !hv_has_feature(vm, HV_FEAT_VMBUS) || !vm->n_vcpus || !vm->vcpus[0]->lapic)
@@ -55,11 +74,13 @@ int hv_vmbus_create(struct vm *vm, void (*event)(void *opaque, const char *name)
 	struct hv_vmbus_host *h = calloc(1, sizeof(*h));
 	if (!h)
 		return err_set(-ENOMEM, "out of memory");
-	struct vmbus_transport t = { transport_post, transport_signal, vm->n_vcpus };
+	struct vmbus_transport t = { transport_post, transport_signal, transport_kick, vm->n_vcpus };
 	h->vm = vm;
+	h->event = event;
+	h->event_opaque = opaque;
 	h->bus = vmbus_new(&vm->mem, &t, vm);
 	if (h->bus)
-		h->ic = vmbus_ic_new(h->bus, lapic_timer_service(vm->vcpus[0]->lapic), event, opaque);
+		h->ic = vmbus_ic_new(h->bus, lapic_timer_service(vm->vcpus[0]->lapic), host_event, h);
 	if (!h->bus || !h->ic) {
 		hv_vmbus_destroy(h);
 		return err_set(-ENOMEM, "VMBus: out of memory");
@@ -157,13 +178,14 @@ bool hv_vmbus_shutdown_ready(struct vm *vm)
 	return ok;
 }
 
-void hv_vmbus_time_sync(struct vm *vm)
+void hv_vmbus_wake(struct vm *vm)
 {
 	struct hv_vmbus_host *h = hv_vm_vmbus(vm);
 	if (!h)
 		return;
 	pthread_mutex_lock(&vm->dev_lock);
-	vmbus_ic_time_sync(h->ic);
+	vmbus_kick(h->bus);
+	vmbus_ic_wake(h->ic);
 	pthread_mutex_unlock(&vm->dev_lock);
 }
 

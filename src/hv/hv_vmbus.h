@@ -29,8 +29,10 @@ int hv_vmbus_signal_event(struct vcpu *vcpu, bool fast, uint64_t in);
  * -ENOTCONN when the guest has not opened it (or no VMBus). */
 int hv_vmbus_shutdown_guest(struct vm *vm);
 bool hv_vmbus_shutdown_ready(struct vm *vm);
-/* Sets the guest's clock from the host's (after a restore or resume). */
-void hv_vmbus_time_sync(struct vm *vm);
+/* The machine woke from S3: the guest is interrupted again for what
+ * waits in its channels and slots, the heartbeat's clock restarts, and
+ * the guest's clock is set from the host's. */
+void hv_vmbus_wake(struct vm *vm);
 
 /* Snapshot device "vmbus" (opaque the vm), registered when VMBus is on. */
 #define HV_VMBUS_SNAPSHOT_DEVICE "vmbus"

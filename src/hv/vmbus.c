@@ -197,6 +197,21 @@ void vmbus_slot_freed(struct vmbus *b)
 	pump(b);
 }
 
+void vmbus_kick(struct vmbus *b)
+{
+	if (!b->connected || !b->t.kick)
+		return;
+	uint64_t done = 0;
+	for (unsigned i = 0; i <= b->n_ch; i++) {
+		unsigned vp = i < b->n_ch ? b->ch[i].target_vp : b->target_vp;
+		if ((i < b->n_ch && !b->ch[i].open) || vp >= 64 || (done >> vp & 1))
+			continue;
+		done |= 1ull << vp;
+		b->t.kick(b->opaque, vp);
+	}
+	vmbus_renotify(b);
+}
+
 static void send_hdr(struct vmbus *b, uint32_t type, const uint32_t *words, unsigned n)
 {
 	uint8_t msg[8 + 4 * 8] = { 0 };
@@ -327,6 +342,19 @@ int vmbus_channel_send(struct vmbus_channel *ch, const void *data, size_t len, u
 		ch->bus->t.signal(ch->bus->opaque, ch->target_vp, ch->relid);
 	}
 	return 0;
+}
+
+void vmbus_renotify(struct vmbus *b)
+{
+	for (unsigned i = 0; i < b->n_ch; i++) {
+		struct vmbus_channel *ch = &b->ch[i];
+		if (!ch->open)
+			continue;
+		volatile uint32_t *wi = ring_reg(ch, &ch->out, RB_WRITE), *ri = ring_reg(ch, &ch->out, RB_READ);
+		volatile uint32_t *mask = ring_reg(ch, &ch->out, RB_MASK);
+		if (wi && ri && mask && *wi != *ri && !*mask)
+			b->t.signal(b->opaque, ch->target_vp, ch->relid);
+	}
 }
 
 /* Reads every packet the guest has put in its ring. */

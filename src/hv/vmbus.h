@@ -46,6 +46,8 @@ struct vmbus_transport {
 	int (*post)(void *opaque, unsigned vp, const void *msg, unsigned len);
 	/* Sets event flag `flag` of the VMBus SINT on VP vp and interrupts. */
 	void (*signal)(void *opaque, unsigned vp, unsigned flag);
+	/* Raises the VMBus SINT on VP vp again (vmbus_kick()). */
+	void (*kick)(void *opaque, unsigned vp);
 	unsigned n_vps;
 };
 
@@ -78,6 +80,17 @@ int vmbus_post_message(struct vmbus *b, uint32_t conn_id, uint32_t type, const v
 int vmbus_signal_event(struct vmbus *b, uint32_t conn_id, uint16_t flag);
 /* A VMBus SINT slot came free: messages that waited go out. */
 void vmbus_slot_freed(struct vmbus *b);
+
+/* After an S3 wake: interrupts every VP that has an open channel or gets
+ * the bus's messages, so that the guest looks at flags and slots set
+ * while it slept (the interrupts then pending were lost). */
+void vmbus_kick(struct vmbus *b);
+
+/* Signals again each open channel whose host-to-guest ring holds packets
+ * the guest has not read while it wants interrupts: a flag the guest lost
+ * (its SynIC pages are cleared when it enables them again, as Linux does
+ * around S3) is set again.  Costs nothing when the flag is still set. */
+void vmbus_renotify(struct vmbus *b);
 
 /* Sends an in-band data packet (VM_PKT_DATA_INBAND) on an open channel:
  * 0, -ENOSPC the guest's ring is full, -ENOTCONN not open. */

@@ -172,6 +172,17 @@ int vmbus_ic_shutdown(struct vmbus_ic *ic)
 	return rc;
 }
 
+void vmbus_ic_wake(struct vmbus_ic *ic)
+{
+	ic->hb_sent_ns = vm_clock_ns(ic->ts);
+	if (ic->hb_stopped) {
+		ic->hb_stopped = false;
+		if (ic->event)
+			ic->event(ic->event_opaque, "heartbeat-resumed");
+	}
+	vmbus_ic_time_sync(ic);
+}
+
 static void heartbeat_send(struct vmbus_ic *ic)
 {
 	struct ic_service *s = &ic->svc[IC_HEARTBEAT];
@@ -192,6 +203,8 @@ static void heartbeat_tick(void *opaque)
 	if (!s->ch || !s->negotiated)
 		return;
 	uint64_t now = vm_clock_ns(ic->ts);
+	/* Once a second, whatever waits unread gets its flag again. */
+	vmbus_renotify(ic->bus);
 	if (!ic->hb_outstanding) {
 		heartbeat_send(ic);
 	} else if (!ic->hb_stopped && ic->hb_answers &&

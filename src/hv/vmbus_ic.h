@@ -27,6 +27,10 @@ bool vmbus_ic_shutdown_ready(const struct vmbus_ic *ic);
  * after a restore or a resume.  0, or -ENOTCONN. */
 int vmbus_ic_time_sync(struct vmbus_ic *ic);
 
+/* After an S3 wake: the heartbeat's clock starts again (a sleeping guest
+ * answers nothing, and that is no stop), and the guest's clock is set. */
+void vmbus_ic_wake(struct vmbus_ic *ic);
+
 struct vmbus_ic_info {
 	bool shutdown_open, heartbeat_open, timesync_open;
 	uint64_t heartbeat;        /* the last sequence number the guest returned */

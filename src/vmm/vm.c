@@ -440,9 +440,9 @@ static enum vm_stop_reason vm_sleep(struct vm_session *sess, struct vm *vm, stru
 	}
 	vcpu_gate_rejoin(&sess->gate, vm->n_vcpus);
 	log_info("vm", "waking from S3 at %#x (%s)", vector, wake_reason_name(wake));
-	/* The guest's clock stood still while it slept (an open timesync
-	 * channel; Linux's hv_utils reopens it after resume, which syncs too). */
-	hv_vmbus_time_sync(vm);
+	/* VMBus: the interrupts pending when the guest slept are lost with
+	 * its LAPIC's state, and its clock stood still (docs/hyperv.md). */
+	hv_vmbus_wake(vm);
 	lifecycle_transition(&sess->lc, VM_STATE_RUNNING, wake_reason_name(wake));
 	return VM_STOP_NONE;
 }

@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ready = 1;
 	}
 	memset(gmem_ptr(&mem, 0, RAM), 0, RAM);
-	struct vmbus_transport t = { post, sig, 2 };
+	struct vmbus_transport t = { .post = post, .signal = sig, .n_vps = 2 };
 	struct vmbus *b = vmbus_new(&mem, &t, NULL);
 	if (!b)
 		return 0;

@@ -29,7 +29,7 @@ struct fake {
 	uint8_t msgs[64][240];
 	unsigned lens[64], n_msgs;
 	int post_rc;               /* what the transport answers */
-	unsigned signals, last_flag, last_vp;
+	unsigned signals, last_flag, last_vp, kicks;
 	/* The test device. */
 	int relid;
 	bool open;
@@ -62,6 +62,12 @@ static void fake_signal(void *opaque, unsigned vp, unsigned flag)
 	f->last_vp = vp;
 }
 
+static void fake_kick(void *opaque, unsigned vp)
+{
+	struct fake *f = opaque;
+	f->kicks |= 1u << vp;
+}
+
 static void dev_opened(struct vmbus_channel *ch, void *opaque) { ((struct fake *)opaque)->open = true; }
 static void dev_closed(struct vmbus_channel *ch, void *opaque)
 {
@@ -89,7 +95,7 @@ static struct fake *fake_new(unsigned n_vps)
 {
 	struct fake *f = calloc(1, sizeof(*f));
 	cr_assert_eq(gmem_init(&f->mem, RAM), 0);
-	struct vmbus_transport t = { fake_post, fake_signal, n_vps };
+	struct vmbus_transport t = { fake_post, fake_signal, fake_kick, n_vps };
 	f->bus = vmbus_new(&f->mem, &t, f);
 	cr_assert(f->bus);
 	f->relid = vmbus_add_device(f->bus, &dev_ops, f);
@@ -430,6 +436,27 @@ Test(vmbus, snapshot_keeps_the_open_channel)
 	cr_assert_not(h->open);
 	fake_free(h);
 	fake_free(g);
+	fake_free(f);
+}
+
+Test(vmbus, a_wake_kicks_the_vps_of_open_channels_and_messages)
+{
+	struct fake *f = opened();
+	vmbus_kick(f->bus);
+	cr_assert_eq(f->kicks, 3, "VP 0 (messages) and VP 1 (the channel)");
+	/* Unread host packets get their flag again; none when all is read
+	 * or the guest masked the interrupt. */
+	unsigned sig = f->signals;
+	vmbus_renotify(f->bus);
+	cr_assert_eq(f->signals, sig);
+	cr_assert_eq(vmbus_channel_send(vmbus_channel_of(f->bus, f->relid), "x", 1, 1), 0);
+	sig = f->signals;
+	vmbus_renotify(f->bus);
+	cr_assert_eq(f->signals, sig + 1);
+	cr_assert_eq(f->last_flag, 1);
+	put32(gpa(f, IN_HDR + 8), 1);
+	vmbus_renotify(f->bus);
+	cr_assert_eq(f->signals, sig + 1);
 	fake_free(f);
 }
 
