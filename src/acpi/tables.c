@@ -501,6 +501,20 @@ int acpi_build_dsdt(const struct acpi_platform_info *info, uint8_t **out, size_t
 	dsdt_crs_end(&a);
 	aml_end(&a);
 
+	/* VMBus: Linux's hv_vmbus binds to _HID "VMBus" and walks its _CRS
+	 * for MMIO windows (none here: the integration services need
+	 * none); the method must exist or the driver refuses the device.
+	 * The bus itself is reached through hypercalls, not resources. */
+	if (info->vmbus) {
+		aml_device_begin(&a, "VMBS");
+		aml_name_string_value(&a, "_HID", "VMBus");
+		aml_name_integer(&a, "_UID", 0);
+		aml_name_integer(&a, "_STA", 0x0f);
+		dsdt_crs_begin(&a);
+		dsdt_crs_end(&a);
+		aml_end(&a);
+	}
+
 	/* Processor devices (8.4, ACPI0007) matching the MADT's UIDs. */
 	for (unsigned i = 0; i < info->n_cpus; i++) {
 		char name[5];

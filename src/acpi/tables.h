@@ -8,6 +8,7 @@
 #define VESSEL_ACPI_TABLES_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define ACPI_MAX_TABLES 16
@@ -44,6 +45,9 @@ struct acpi_platform_info {
 	 * them out of the DSDT. */
 	uint16_t power_port;
 	uint8_t power_gpe;
+	/* A VMBus device (\_SB.VMBS, _HID "VMBus"), for the Hyper-V
+	 * interface's channel bus (docs/hyperv.md "VMBus"). */
+	bool vmbus;
 	/* PCI INTx routing for _PRT: GSI of (slot, pin 1-4). */
 	unsigned (*intx_gsi)(unsigned slot, unsigned pin);
 };

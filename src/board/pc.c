@@ -158,6 +158,7 @@ static int platform_write_acpi(struct vm *vm, struct platform *p)
 		.power_port = p->power_source ? PC_PORT_POWER : 0,
 		.power_gpe = PC_GPE_POWER,
 		.intx_gsi = pci_intx_gsi,
+		.vmbus = p->vmbus,
 	};
 	struct acpi_builder b;
 	acpi_builder_init(&b, area, PC_ACPI_BASE, PC_ACPI_SIZE);
@@ -519,6 +520,7 @@ int platform_create_opts(struct vm *vm, const struct platform_options *opts)
 	timer_service_set_coalesce(p->timers, vm->compound & COMPOUND_TIMER);
 	p->console = opts ? opts->console : NULL;
 	p->power_source = opts ? opts->power_source : NULL;
+	p->vmbus = opts && opts->vmbus;
 	if (!p->console) {
 		p->own_console = chardev_fd_new(-1, STDOUT_FILENO);
 		if (!p->own_console)

@@ -103,6 +103,8 @@ struct platform_options {
 	 * and battery (docs/power.md); NULL: the DSDT has neither.  The
 	 * platform does not take ownership. */
 	const struct power_supply_source *power_source;
+	/* The DSDT describes a VMBus device (the Hyper-V interface's, src/hv). */
+	bool vmbus;
 };
 
 /* One row of the board table (src/board/pc.c): a device type, the name its
@@ -122,6 +124,7 @@ struct pc_device {
 struct platform {
 	struct vm *vm;
 	struct timer_service *timers;
+	bool vmbus;                     /* platform_options.vmbus */
 	struct pic *pic;
 	struct ioapic *ioapic;
 	struct pit *pit;

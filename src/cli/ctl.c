@@ -22,7 +22,10 @@ static const char ctl_usage[] =
 	"commands:\n"
 	"  status               lifecycle state and VM facts\n"
 	"  pause | resume       stop or continue the vCPUs\n"
-	"  powerdown            press the ACPI power button (the guest shuts down)\n"
+	"  powerdown [--guest-os]\n"
+	"                       ask the guest to shut down: through its VMBus shutdown service\n"
+	"                       when it has opened it, else the ACPI power button; --guest-os:\n"
+	"                       only through the service (an error when the guest has not opened it)\n"
 	"  sleep                press the ACPI sleep button (the guest may suspend)\n"
 	"  wakeup               wake a suspended guest (ACPI S3)\n"
 	"  poweroff             stop the VM at once\n"
@@ -110,6 +113,11 @@ static void print_stats(json_t *r)
 		json_object_foreach(json_object_get(hv, "hypercalls_by_call"), call, n)
 			if (json_integer_value(n))
 				printf("  %s: %lld\n", call, (long long)json_integer_value(n));
+	}
+	json_t *vb = json_object_get(r, "vmbus");
+	if (json_is_object(vb)) {
+		printf("vmbus:\n");
+		print_scalar_fields(vb, "  ");
 	}
 	printf("%-5s %-20s %-18s %-10s %12s %12s\n", "BUS", "DEVICE", "BASE", "LEN", "READS", "WRITES");
 	json_t *d;
@@ -254,6 +262,11 @@ static void print_result(const char *cmd, json_t *result)
 static int build_request(int argc, char **argv, json_t **out, const char **cmd_out)
 {
 	const char *cmd = argv[0];
+	if (!strcmp(cmd, "powerdown") && argc == 2 && !strcmp(argv[1], "--guest-os")) {
+		*out = json_pack("{s:s, s:i, s:{s:s}}", "cmd", "powerdown", "id", 1, "args", "method", "guest-os");
+		*cmd_out = "powerdown";
+		return 0;
+	}
 	static const char *const plain[] = { "status", "pause", "resume", "powerdown", "poweroff", "reset", "stats",
 					     "events", "sleep", "wakeup", NULL };
 	for (unsigned i = 0; plain[i]; i++) {

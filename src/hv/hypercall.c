@@ -10,6 +10,8 @@
  * - HvCallSendSyntheticClusterIpi/Ex (TLFS 10.5.2, 10.5.3): a fixed,
  *   edge-triggered interrupt of the vector to each target's LAPIC.
  * - HvCallNotifyLongSpinWait (TLFS 14.5.1): the host thread yields.
+ * - HvCallPostMessage and HvCallSignalEvent (TLFS 11.10.2, 11.10.3) to
+ *   the connection ids VMBus owns (src/hv/hv_vmbus.c).
  *
  * The calling convention is TLFS 3.7: the input value's fields, inputs
  * at a guest-physical address (8-byte aligned) or, for fast calls, in
@@ -17,6 +19,7 @@
  * completed. */
 #include "hv/hypercall.h"
 
+#include "hv/hv_vmbus.h"
 #include "hv/hyperv.h"
 #include "hw/intc/lapic.h"
 #include "util/log.h"
@@ -62,6 +65,8 @@ static const char *const names[HV_HC_KIND_COUNT] = {
 	[HV_HC_SEND_IPI] = "HvCallSendSyntheticClusterIpi",
 	[HV_HC_SEND_IPI_EX] = "HvCallSendSyntheticClusterIpiEx",
 	[HV_HC_LONG_SPIN_WAIT] = "HvCallNotifyLongSpinWait",
+	[HV_HC_POST_MESSAGE] = "HvCallPostMessage",
+	[HV_HC_SIGNAL_EVENT] = "HvCallSignalEvent",
 	[HV_HC_OTHER] = "other",
 };
 
@@ -188,11 +193,14 @@ uint64_t hv_hypercall_run(struct vcpu *vcpu, const struct hv_hc_allow *allow, ui
 	case HVCALL_SEND_IPI: *kind = HV_HC_SEND_IPI; break;
 	case HVCALL_SEND_IPI_EX: *kind = HV_HC_SEND_IPI_EX; varhead = true; break;
 	case HVCALL_NOTIFY_LONG_SPIN_WAIT: *kind = HV_HC_LONG_SPIN_WAIT; break;
+	case HVCALL_POST_MESSAGE: *kind = HV_HC_POST_MESSAGE; break;
+	case HVCALL_SIGNAL_EVENT: *kind = HV_HC_SIGNAL_EVENT; break;
 	default: *kind = HV_HC_OTHER; break;
 	}
 	bool offered = (*kind <= HV_HC_FLUSH_LIST_EX && allow->tlb_flush) ||
 		       ((*kind == HV_HC_SEND_IPI || *kind == HV_HC_SEND_IPI_EX) && allow->ipi) ||
-		       *kind == HV_HC_LONG_SPIN_WAIT;
+		       *kind == HV_HC_LONG_SPIN_WAIT ||
+		       ((*kind == HV_HC_POST_MESSAGE || *kind == HV_HC_SIGNAL_EVENT) && allow->vmbus);
 	if (!offered) {
 		log_debug("hyperv", "cpu%u: hypercall %#x not offered", vcpu->id, CTL_CODE(control));
 		return RESULT(HV_STATUS_INVALID_HYPERCALL_CODE, 0);
@@ -215,6 +223,12 @@ uint64_t hv_hypercall_run(struct vcpu *vcpu, const struct hv_hc_allow *allow, ui
 	case HV_HC_SEND_IPI:
 	case HV_HC_SEND_IPI_EX:
 		st = send_ipi(vcpu, control, in, in2, *kind == HV_HC_SEND_IPI_EX);
+		break;
+	case HV_HC_POST_MESSAGE:
+		st = hv_vmbus_post_message(vcpu, control & CTL_FAST, in);
+		break;
+	case HV_HC_SIGNAL_EVENT:
+		st = hv_vmbus_signal_event(vcpu, control & CTL_FAST, in);
 		break;
 	case HV_HC_LONG_SPIN_WAIT:
 		/* The lock holder may be a vCPU this host thread keeps from

@@ -17,6 +17,8 @@ struct vcpu;
 #define HVCALL_FLUSH_VIRTUAL_ADDRESS_SPACE_EX 0x0013
 #define HVCALL_FLUSH_VIRTUAL_ADDRESS_LIST_EX  0x0014
 #define HVCALL_SEND_IPI_EX                    0x0015
+#define HVCALL_POST_MESSAGE                   0x005c
+#define HVCALL_SIGNAL_EVENT                   0x005d
 
 /* The calls vessel counts one by one (`vessel ctl stats`); the rest
  * fall under HV_HC_OTHER. */
@@ -28,6 +30,8 @@ enum hv_hc_kind {
 	HV_HC_SEND_IPI,
 	HV_HC_SEND_IPI_EX,
 	HV_HC_LONG_SPIN_WAIT,
+	HV_HC_POST_MESSAGE,
+	HV_HC_SIGNAL_EVENT,
 	HV_HC_OTHER,
 	HV_HC_KIND_COUNT,
 };
@@ -37,7 +41,7 @@ const char *hv_hypercall_name(enum hv_hc_kind kind);
 
 /* Which calls the VM offers (its features). */
 struct hv_hc_allow {
-	bool tlb_flush, ipi;
+	bool tlb_flush, ipi, vmbus;
 };
 
 /* Runs the call described by the input value `control` (TLFS 3.7: code,

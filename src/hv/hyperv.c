@@ -7,6 +7,7 @@
  * below, and every register here answers #GP while its bit is off. */
 #include "hv/hyperv.h"
 
+#include "hv/hv_vmbus.h"
 #include "hv/stimer.h"
 #include "hv/synic.h"
 
@@ -35,6 +36,9 @@
 #define HV_PRIV_VP_INDEX        BIT(6)
 #define HV_PRIV_REFERENCE_TSC   BIT(9)
 #define HV_PRIV_FREQUENCY_MSRS  BIT(11)
+/* CPUID 0x40000003 EBX, the privilege mask's high half. */
+#define HV_PRIV_POST_MESSAGES   BIT(4)
+#define HV_PRIV_SIGNAL_EVENTS   BIT(5)
 /* CPUID 0x40000003 EDX. */
 #define HV_MISC_FREQUENCY_MSRS  BIT(8)
 #define HV_MISC_CRASH_MSRS      BIT(10)
@@ -66,6 +70,7 @@ struct hv_vm {
 	uint64_t vp_assist[MACHINE_MAX_CPUS];
 	struct hv_synic *synic[MACHINE_MAX_CPUS];   /* device lock */
 	struct hv_stimers *stimers[MACHINE_MAX_CPUS];   /* device lock */
+	struct hv_vmbus_host *vmbus;    /* src/hv/hv_vmbus.c, NULL without */
 	_Atomic uint64_t n_hypercalls, n_crashes;
 	_Atomic uint64_t n_by_kind[HV_HC_KIND_COUNT];
 };
@@ -82,6 +87,7 @@ static const struct {
 	[HV_FEAT_STIMER] = { "stimer", "synthetic timers, message and direct mode (Hyper-V clockevent); needs time" },
 	[HV_FEAT_TLBFLUSH] = { "tlbflush", "remote TLB flushes by hypercall instead of IPIs" },
 	[HV_FEAT_IPI] = { "ipi", "IPIs by hypercall (HvCallSendSyntheticClusterIpi)" },
+	[HV_FEAT_VMBUS] = { "vmbus", "VMBus with the shutdown, heartbeat and timesync services (hv_utils); needs synic" },
 };
 
 const char *hv_feature_name(enum hv_feature f)
@@ -164,6 +170,7 @@ void hv_vm_destroy(struct vm *vm)
 	struct hv_vm *h = vm->hv;
 	if (!h)
 		return;
+	hv_vmbus_destroy(h->vmbus);
 	for (unsigned i = 0; i < MACHINE_MAX_CPUS; i++) {
 		hv_stimers_free(h->stimers[i]);
 		hv_synic_free(h->synic[i]);
@@ -178,7 +185,25 @@ static bool has(const struct hv_vm *h, enum hv_feature f)
 	/* The timers count in reference time: without it there are none. */
 	if (f == HV_FEAT_STIMER && !(h->features & BIT(HV_FEAT_TIME)))
 		return false;
+	/* VMBus rides on the SynIC's messages and event flags. */
+	if (f == HV_FEAT_VMBUS && !(h->features & BIT(HV_FEAT_SYNIC)))
+		return false;
 	return h->features & BIT(f);
+}
+
+bool hv_has_feature(const struct vm *vm, enum hv_feature f)
+{
+	return vm && vm->hv && has(vm->hv, f);
+}
+
+struct hv_vmbus_host *hv_vm_vmbus(const struct vm *vm)
+{
+	return vm && vm->hv ? vm->hv->vmbus : NULL;
+}
+
+void hv_vm_set_vmbus(struct vm *vm, struct hv_vmbus_host *vb)
+{
+	vm->hv->vmbus = vb;
 }
 
 bool hv_cpuid(const struct vm *vm, unsigned n_cpus, uint32_t leaf, uint32_t out[4])
@@ -229,6 +254,9 @@ bool hv_cpuid(const struct vm *vm, unsigned n_cpus, uint32_t leaf, uint32_t out[
 		}
 		if (has(h, HV_FEAT_CRASH))
 			out[3] |= HV_MISC_CRASH_MSRS;
+		/* HvCallPostMessage and HvCallSignalEvent reach VMBus. */
+		if (has(h, HV_FEAT_VMBUS))
+			out[1] |= HV_PRIV_POST_MESSAGES | HV_PRIV_SIGNAL_EVENTS;
 		break;
 	case 0x40000004:
 		/* Recommendations (TLFS 2.4.5).  The flush and IPI calls take
@@ -420,19 +448,28 @@ static int msr_write(struct vcpu *vcpu, struct hv_vm *h, uint32_t index, uint64_
 	return -EINVAL;
 }
 
+/* A SINT slot of the vCPU may have come free (EOM, EOI): the synthetic
+ * timers retry a held expiry, VMBus sends what waits. */
+static void slot_freed(void *opaque)
+{
+	struct vcpu *vcpu = opaque;
+	struct hv_vm *h = vcpu->vm->hv;
+	if (h->stimers[vcpu->id])
+		hv_stimers_slot_freed(h->stimers[vcpu->id]);
+	hv_vmbus_slot_freed(vcpu->vm);
+}
+
 struct hv_synic *hv_vcpu_synic(struct vcpu *vcpu)
 {
 	struct hv_vm *h = vcpu->vm->hv;
 	if (!h || !has(h, HV_FEAT_SYNIC) || vcpu->id >= MACHINE_MAX_CPUS)
 		return NULL;
-	if (!h->synic[vcpu->id])
+	if (!h->synic[vcpu->id]) {
 		h->synic[vcpu->id] = hv_synic_new(vcpu);
+		if (h->synic[vcpu->id])
+			hv_synic_set_slot_hook(h->synic[vcpu->id], slot_freed, vcpu);
+	}
 	return h->synic[vcpu->id];
-}
-
-static void stimers_slot_freed(void *opaque)
-{
-	hv_stimers_slot_freed(opaque);
 }
 
 /* The vCPU's synthetic timers, created on first use beside its SynIC
@@ -445,8 +482,6 @@ static struct hv_stimers *vcpu_stimers(struct vcpu *vcpu)
 	if (!h->stimers[vcpu->id]) {
 		struct hv_synic *s = hv_vcpu_synic(vcpu);
 		h->stimers[vcpu->id] = hv_stimers_new(vcpu, s, h->tsc_scale);
-		if (s && h->stimers[vcpu->id])
-			hv_synic_set_slot_hook(s, stimers_slot_freed, h->stimers[vcpu->id]);
 	}
 	return h->stimers[vcpu->id];
 }
@@ -516,7 +551,8 @@ void hv_hypercall(struct vcpu *vcpu, struct vcpu_exit *exit)
 		exit->hypercall.result = HV_STATUS_INVALID_HYPERCALL_CODE;
 		return;
 	}
-	struct hv_hc_allow allow = { .tlb_flush = has(h, HV_FEAT_TLBFLUSH), .ipi = has(h, HV_FEAT_IPI) };
+	struct hv_hc_allow allow = { .tlb_flush = has(h, HV_FEAT_TLBFLUSH), .ipi = has(h, HV_FEAT_IPI),
+				     .vmbus = h->vmbus != NULL };
 	enum hv_hc_kind kind;
 	/* Fast calls take their two inputs in RDX and R8, the registers
 	 * that hold the input and output GPAs otherwise (TLFS 3.7.1). */

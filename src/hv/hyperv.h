@@ -29,6 +29,7 @@ enum hv_feature {
 	HV_FEAT_STIMER,       /* synthetic timers, direct mode too (src/hv/stimer.c); needs time */
 	HV_FEAT_TLBFLUSH,     /* remote TLB flush hypercalls recommended (src/hv/hypercall.c) */
 	HV_FEAT_IPI,          /* synthetic cluster IPI hypercalls recommended */
+	HV_FEAT_VMBUS,        /* VMBus and its integration services (src/hv/vmbus.c); needs synic */
 	HV_FEAT_COUNT,
 };
 
@@ -82,6 +83,13 @@ bool hv_cpuid(const struct vm *vm, unsigned n_cpus, uint32_t leaf, uint32_t out[
  * whose feature is off, a read-only register, a reserved bit); -ENOENT:
  * not a Hyper-V MSR or the interface is off (the engine goes on). */
 int hv_msr(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t *val, uint64_t tsc_now);
+
+/* Whether the VM's interface offers feature f (false when it is off). */
+bool hv_has_feature(const struct vm *vm, enum hv_feature f);
+/* The VM's VMBus host (src/hv/hv_vmbus.c), NULL without one. */
+struct hv_vmbus_host;
+struct hv_vmbus_host *hv_vm_vmbus(const struct vm *vm);
+void hv_vm_set_vmbus(struct vm *vm, struct hv_vmbus_host *vb);
 
 /* The vCPU's SynIC, created on first use (its LAPIC hooked then); NULL
  * when the interface or its synic feature is off.  Device lock held. */

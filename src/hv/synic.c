@@ -182,6 +182,12 @@ int hv_synic_signal_event(struct hv_synic *s, unsigned sint, unsigned flag)
 	return 0;
 }
 
+void hv_synic_kick(struct hv_synic *s, unsigned sint)
+{
+	if (sint < HV_SINT_COUNT)
+		synic_raise(s, sint);
+}
+
 /* The page is cleared when the guest enables it, as Hyper-V does. */
 static void page_enable(struct hv_synic *s, uint64_t old, uint64_t val)
 {

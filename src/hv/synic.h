@@ -41,6 +41,10 @@ int hv_synic_post(struct hv_synic *s, unsigned sint, uint32_t type, uint64_t ori
 /* Sets event flag `flag` of the SINT (TLFS 11.8.4): 0 set and the
  * interrupt raised; 1 it was set already (no interrupt); -ENODEV off. */
 int hv_synic_signal_event(struct hv_synic *s, unsigned sint, unsigned flag);
+/* Raises the SINT's interrupt again, whatever its slot and flags hold:
+ * for a machine woken from S3, whose LAPIC lost the interrupts pending
+ * when it slept (a set event flag interrupts no more by itself). */
+void hv_synic_kick(struct hv_synic *s, unsigned sint);
 /* fn(opaque) runs after each EOM and each EOI of a SINT's vector, when a
  * slot may have come free (the synthetic timers' retry, src/hv/stimer.c). */
 void hv_synic_set_slot_hook(struct hv_synic *s, void (*fn)(void *opaque), void *opaque);

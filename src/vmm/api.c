@@ -6,6 +6,7 @@
  * stalls the VM or the other clients (docs/api.md "Limits"). */
 #include "vmm/api.h"
 
+#include "hv/hv_vmbus.h"
 #include "hv/hyperv.h"
 #include "machine/compound.h"
 #include "util/error.h"
@@ -464,8 +465,28 @@ static void cmd_status(struct request *rq)
 
 SIMPLE_CMD("pause", pause, ST(RUNNING), NULL)
 SIMPLE_CMD("resume", resume, ST(PAUSED) | ST(POWERING_DOWN), NULL)
-SIMPLE_CMD("powerdown", powerdown, ST(RUNNING) | ST(SUSPENDED),
-	   " (the guest must run to see the power button; resume it first)")
+
+/* powerdown [method]: "auto" (the default) asks through the guest OS's
+ * VMBus shutdown service when the guest has opened it, else presses the
+ * ACPI power button; "guest-os" only through the service (docs/api.md). */
+static void cmd_powerdown(struct request *rq)
+{
+	json_t *m = json_object_get(rq->args, "method");
+	const char *method = m ? json_string_value(m) : "auto";
+	if (!method || (strcmp(method, "auto") && strcmp(method, "guest-os"))) {
+		reply_error(rq->client, rq->id, "invalid-argument", "args.method: expected \"auto\" or \"guest-os\"");
+		return;
+	}
+	bool guest_os = !strcmp(method, "guest-os");
+	if (need_op(rq, (guest_os ? (void *)rq->srv->ops->powerdown_guest_os : (void *)rq->srv->ops->powerdown) != NULL,
+		    "powerdown") < 0 ||
+	    check_state(rq, "powerdown", guest_os ? ST(RUNNING) : ST(RUNNING) | ST(SUSPENDED),
+			" (the guest must run to see the power button; resume it first)") < 0)
+		return;
+	err_clear();
+	finish(rq, guest_os ? rq->srv->ops->powerdown_guest_os(rq->srv->opaque) : rq->srv->ops->powerdown(rq->srv->opaque),
+	       NULL);
+}
 SIMPLE_CMD("poweroff", poweroff,
 	   ST(INITIALIZING) | ST(POWERING_UP) | ST(LOADING_STATE) | ST(RUNNING) | ST(PAUSED) | ST(SAVING_STATE) |
 		   ST(POWERING_DOWN) | ST(SUSPENDED), NULL)
@@ -1243,6 +1264,18 @@ int api_stats_from_machine(struct vm *vm, json_t *out)
 					    json_integer((json_int_t)hv.hypercalls_by[k]));
 		json_object_set_new(h, "hypercalls_by_call", by);
 		json_object_set_new(out, "hyperv", h);
+	}
+	/* VMBus (docs/hyperv.md "VMBus"): the guest's messages and signals,
+	 * the host's messages and channel interrupts, what was malformed. */
+	struct hv_vmbus_info vb;
+	if (hv_vmbus_get_info(vm, &vb)) {
+		json_t *b = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "connected", vb.connected,
+				      "post_messages", (json_int_t)vb.posts, "signal_events", (json_int_t)vb.signals,
+				      "messages_sent", (json_int_t)vb.messages_out, "channel_interrupts",
+				      (json_int_t)vb.events_out, "malformed", (json_int_t)vb.bad, "heartbeats",
+				      (json_int_t)vb.heartbeats, "time_syncs", (json_int_t)vb.time_syncs,
+				      "shutdown_open", vb.shutdown_open);
+		json_object_set_new(out, "vmbus", b);
 	}
 	return 0;
 }

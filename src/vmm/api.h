@@ -56,7 +56,12 @@ struct api_progress {
 struct vm_control_ops {
 	int (*pause)(void *opaque);
 	int (*resume)(void *opaque);
-	int (*powerdown)(void *opaque);    /* ACPI power button: the guest decides */
+	/* The guest decides: through its VMBus shutdown service when it has
+	 * opened it and runs, else the ACPI power button. */
+	int (*powerdown)(void *opaque);
+	/* Optional: only through the guest OS's VMBus shutdown service
+	 * (-ENOTCONN when the guest has not opened it). */
+	int (*powerdown_guest_os)(void *opaque);
 	int (*poweroff)(void *opaque);     /* immediate */
 	int (*reset)(void *opaque);
 	/* Optional (docs/power.md): wake a guest in ACPI S3; press the ACPI

@@ -6,6 +6,7 @@
 #include "vmm/console.h"
 
 #include "board/pc.h"
+#include "hv/hv_vmbus.h"
 #include "hv/hyperv.h"
 #include "vmm/hotplug.h"
 #include "vmm/snapshot.h"
@@ -159,10 +160,13 @@ const char *vm_session_stop_reason(struct vm_session *s, enum vm_stop_reason why
 	long long now = monotonic_ms();
 	bool power = now - atomic_exchange(&s->power_button_ms, 0) < BUTTON_ANSWER_MS;
 	bool sleep = now - atomic_exchange(&s->sleep_button_ms, 0) < BUTTON_ANSWER_MS;
+	bool asked = now - atomic_exchange(&s->shutdown_request_ms, 0) < BUTTON_ANSWER_MS;
 	if (cause)
 		return cause;
 	switch (why) {
-	case VM_STOP_POWEROFF: return power ? "guest: ACPI S5 after the power button" : "guest: ACPI S5";
+	case VM_STOP_POWEROFF:
+		return power ? "guest: ACPI S5 after the power button"
+			     : asked ? "guest: ACPI S5 after the VMBus shutdown request" : "guest: ACPI S5";
 	case VM_STOP_RESET: return "guest: reboot";
 	case VM_STOP_SUSPEND: return sleep ? "guest: ACPI S3 after the sleep button" : "guest: ACPI S3";
 	case VM_STOP_TRIPLE_FAULT: return "guest: triple fault";
@@ -171,13 +175,36 @@ const char *vm_session_stop_reason(struct vm_session *s, enum vm_stop_reason why
 	}
 }
 
+/* Through the guest OS's VMBus shutdown service (docs/hyperv.md). */
+static int request_guest_shutdown(struct vm_session *s, struct vm *vm)
+{
+	int rc = hv_vmbus_shutdown_guest(vm);
+	if (rc == 0)
+		atomic_store(&s->shutdown_request_ms, monotonic_ms());
+	return rc;
+}
+
+/* The guest OS's shutdown service when it has opened it and runs (a
+ * suspended guest has closed it, and the button wakes it), else the ACPI
+ * power button. */
 static int op_powerdown(void *opaque)
 {
 	struct vm_session *s = opaque;
 	WITH_VM(s, vm);
-	vm_session_press_button(s, vm, false);
+	if (lifecycle_state(&s->lc) != VM_STATE_RUNNING || !hv_vmbus_shutdown_ready(vm) ||
+	    request_guest_shutdown(s, vm) < 0)
+		vm_session_press_button(s, vm, false);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
+}
+
+static int op_powerdown_guest_os(void *opaque)
+{
+	struct vm_session *s = opaque;
+	WITH_VM(s, vm);
+	int rc = request_guest_shutdown(s, vm);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
 }
 
 /* ACPI S3 (docs/power.md): the run loop (vm.c) sees the wake request. */
@@ -515,6 +542,18 @@ static void op_status(void *opaque, json_t *out)
 	char id[24];
 	snprintf(id, sizeof(id), "%#" PRIx64, hv_on ? hv.guest_os_id : 0);
 	json_object_set_new(out, "guest_os_id", hv_on && hv.guest_os_id ? json_string(id) : json_null());
+	/* VMBus: the protocol the guest connected with, and the heartbeat
+	 * (the last sequence number the guest returned), null until then. */
+	struct hv_vmbus_info vb;
+	pthread_mutex_lock(&s->lock);
+	bool vb_on = s->vm && hv_vmbus_get_info(s->vm, &vb);
+	pthread_mutex_unlock(&s->lock);
+	char ver[16];
+	snprintf(ver, sizeof(ver), "%u.%u", vb.version >> 16, vb.version & 0xffff);
+	json_object_set_new(out, "vmbus", vb_on && vb.connected ? json_string(ver) : json_null());
+	json_object_set_new(out, "heartbeat",
+			    vb_on && vb.heartbeats ? json_integer((json_int_t)vb.heartbeat) : json_null());
+	json_object_set_new(out, "heartbeat_stopped", json_boolean(vb_on && vb.heartbeat_stopped));
 }
 
 /* ---- virtual NUMA at run time (docs/numa.md "Moving a node") ---- */
@@ -636,6 +675,7 @@ static const struct vm_control_ops session_ops = {
 	.pause = op_pause,
 	.resume = op_resume,
 	.powerdown = op_powerdown,
+	.powerdown_guest_os = op_powerdown_guest_os,
 	.wakeup = op_wakeup,
 	.sleep = op_sleep,
 	.poweroff = op_poweroff,

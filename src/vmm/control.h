@@ -56,6 +56,7 @@ struct vm_session {
 	 * (CLOCK_MONOTONIC ms) tell a guest that acted on one. */
 	_Atomic(const char *) stop_cause;
 	_Atomic long long power_button_ms, sleep_button_ms;
+	_Atomic long long shutdown_request_ms;   /* VMBus shutdown service asked */
 };
 
 /* Lifecycle initializing, plug-in scan, control API (if asked). */

@@ -11,7 +11,9 @@
 #include "cpu/engines.h"
 #include "machine/accel.h"
 #include "cpu/engines.h"
+#include "hv/hv_vmbus.h"
 #include "hv/hyperv.h"
+#include "vmm/api.h"
 #include "hw/chardev.h"
 #include "hw/netdev.h"
 #include "board/pc.h"
@@ -179,6 +181,14 @@ static void vm_destroy(struct vm *vm)
 		pc_virtio_snapshot_unregister(vm->platform);
 		if (vm->hv)
 			snapshot_unregister_device(HV_SNAPSHOT_DEVICE);
+		/* VMBus's heartbeat timer lives on the board's timer service. */
+		if (hv_vm_vmbus(vm)) {
+			snapshot_unregister_device(HV_VMBUS_SNAPSHOT_DEVICE);
+			pthread_mutex_lock(&vm->dev_lock);
+			hv_vmbus_destroy(hv_vm_vmbus(vm));
+			hv_vm_set_vmbus(vm, NULL);
+			pthread_mutex_unlock(&vm->dev_lock);
+		}
 		pc_virtio_detach(vm->platform);   /* backend threads take the lock */
 		pthread_mutex_lock(&vm->dev_lock);
 		pc_virtio_destroy(vm->platform);
@@ -222,8 +232,16 @@ static int vm_create_hyperv(struct vm *vm)
 	return rc;
 }
 
-static int vm_create(const struct vm_config *cfg, const struct numa_config *numa, struct chardev *console,
-		     const struct pc_virtio_backends *be, const struct power_supply_source *power, struct vm **out)
+/* VMBus integration services' events ("heartbeat-stopped"...) for the
+ * control API's clients. */
+static void vmbus_event(void *opaque, const char *name)
+{
+	struct vm_session *sess = opaque;
+	api_server_post_event(sess->api, json_pack("{s:s}", "event", name));
+}
+
+static int vm_create(struct vm_session *sess, const struct vm_config *cfg, const struct numa_config *numa,
+		     struct chardev *console, const struct pc_virtio_backends *be, struct vm **out)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
 	if (!vm)
@@ -268,7 +286,8 @@ static int vm_create(const struct vm_config *cfg, const struct numa_config *numa
 		rc = vm->accel->vcpu_init(v);
 	}
 	if (rc == 0) {
-		struct platform_options opts = { .console = console, .power_source = power };
+		struct platform_options opts = { .console = console, .power_source = sess->power_source,
+						 .vmbus = hv_has_feature(vm, HV_FEAT_VMBUS) };
 		rc = platform_create_opts(vm, &opts);
 	}
 	if (rc == 0) {
@@ -283,6 +302,12 @@ static int vm_create(const struct vm_config *cfg, const struct numa_config *numa
 	/* The Hyper-V state after the LAPICs it hooks (docs/snapshot.md). */
 	if (rc == 0 && vm->hv)
 		rc = snapshot_register_device(HV_SNAPSHOT_DEVICE, hv_snapshot_save, hv_snapshot_load, vm);
+	/* VMBus after the LAPICs whose timers pace its heartbeat. */
+	if (rc == 0 && vm->hv)
+		rc = hv_vmbus_create(vm, vmbus_event, sess);
+	if (rc == 0 && hv_vm_vmbus(vm))
+		rc = snapshot_register_device(HV_VMBUS_SNAPSHOT_DEVICE, hv_vmbus_snapshot_save, hv_vmbus_snapshot_load,
+					      vm);
 	if (rc < 0) {
 		vm_destroy(vm);
 		return rc;
@@ -417,6 +442,9 @@ static enum vm_stop_reason vm_sleep(struct vm_session *sess, struct vm *vm, stru
 	}
 	vcpu_gate_rejoin(&sess->gate, vm->n_vcpus);
 	log_info("vm", "waking from S3 at %#x (%s)", vector, wake_reason_name(wake));
+	/* VMBus: the interrupts pending when the guest slept are lost with
+	 * its LAPIC's state, and its clock stood still (docs/hyperv.md). */
+	hv_vmbus_wake(vm);
 	lifecycle_transition(&sess->lc, VM_STATE_RUNNING, wake_reason_name(wake));
 	return VM_STOP_NONE;
 }
@@ -466,7 +494,7 @@ static enum vm_stop_reason vm_prepare(struct vm_session *sess, struct chardev *s
 {
 	const struct vm_config *cfg = sess->cfg;
 	struct vm *vm = NULL;
-	int rc = vm_create(cfg, &sess->numa, serial, &sess->backends, sess->power_source, &vm);
+	int rc = vm_create(sess, cfg, &sess->numa, serial, &sess->backends, &vm);
 	/* A snapshot is accepted before its devices are created, which loads
 	 * their plug-ins. */
 	if (rc == 0 && restore && (rc = snapshot_check(vm, restore)) < 0)

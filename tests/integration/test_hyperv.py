@@ -67,7 +67,7 @@ def test_linux_detects_hyperv_and_uses_the_tsc_page(vessel_bin, cpus):
     # remote TLB flush, relaxed timing, cluster IPI and Ex processor
     # masks (0xc24); frequency and crash MSRs, direct-mode timers
     # (0x80500).
-    assert "Hyper-V: privilege flags low 0xaee, high 0x0, hints 0xc24, misc 0x80500" in dmesg
+    assert "Hyper-V: privilege flags low 0xaee, high 0x30, hints 0xc24, misc 0x80500" in dmesg
     assert "Using IPI hypercalls" in dmesg
     assert "Using hypercall for remote TLB flush" in dmesg
     assert "Hyper-V: LAPIC Timer Frequency: " in dmesg
@@ -116,7 +116,7 @@ def test_guest_panic_is_reported_through_the_crash_msrs(vessel_bin):
 def test_hyperv_help_and_bad_features(vessel_bin):
     p = run_vessel(vessel_bin, "run", "--hyperv", "help")
     assert p.returncode == 0
-    for name in ("relaxed", "time", "frequencies", "crash", "reset", "synic", "stimer", "tlbflush", "ipi"):
+    for name in ("relaxed", "time", "frequencies", "crash", "reset", "synic", "stimer", "tlbflush", "ipi", "vmbus"):
         assert re.search(r"^  " + name + r" ", p.stdout, re.MULTILINE), p.stdout
     p = run_vessel(vessel_bin, "run", "--kernel", "/nonexistent", "--hyperv", "-vapic")
     assert p.returncode == 2

@@ -2,7 +2,9 @@
 lines) and restored into a new process a few seconds later: its time goes
 on from the saved instant, the TSC in step with the HPET (the kernel's
 clocksource watchdog compares them every half second), and the idle vCPU
-keeps waking for its timer interrupts."""
+keeps waking for its timer interrupts; its VMBus channels stay open and
+their services (hv_utils) go on."""
+import json
 import re
 import time
 
@@ -57,6 +59,18 @@ def test_idle_linux_guest_keeps_time_across_restore(vessel_bin, tmp_path):
     time.sleep(3)   # the host's clock moves on; the guest's must not
     q, sock2, log2 = start(vessel_bin, tmp_path, "second", "--restore", str(snap))
     try:
+        # VMBus (docs/hyperv.md "VMBus"): the restored channels' services
+        # negotiate again, the time service sets the guest's clock and the
+        # heartbeat goes on (this process's counters start at 0).
+        deadline = time.monotonic() + 120
+        while True:
+            r = ctl(vessel_bin, sock2, "--json", "stats")
+            vb = json.loads(r.stdout)["result"]["vmbus"] if r.returncode == 0 else {}
+            if vb.get("time_syncs", 0) >= 1 and vb.get("heartbeats", 0) >= 1:
+                break
+            assert q.poll() is None and time.monotonic() < deadline, (vb, r.stderr)
+            time.sleep(0.2)
+        assert vb["malformed"] == 0, vb
         # The loop goes on sleeping and waking to the end, then powers off.
         wait_for(log2, lambda t: "VESSEL-SCRIPT-END" in t, "the restored guest did not finish its loop", 300)
         assert q.wait(timeout=60) == 0

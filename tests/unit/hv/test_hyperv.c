@@ -105,7 +105,9 @@ Test(hv, identity_and_features)
 	/* Nothing vessel lacks: no APIC MSRs, idle, partition id, post
 	 * messages, isolation. */
 	cr_assert_eq(priv & ((1u << 4) | (1u << 10)), 0);
-	cr_assert_eq(cpuid_reg(t, 0x40000003, 1), 0, "no privileges in the high half");
+	/* The high half: HvCallPostMessage (4) and HvCallSignalEvent (5),
+	 * for VMBus; no partition id, isolation or the rest. */
+	cr_assert_eq(cpuid_reg(t, 0x40000003, 1), (1u << 4) | (1u << 5), "post messages and signal events only");
 	cr_assert_eq(cpuid_reg(t, 0x40000003, 3), (1u << 8) | (1u << 10) | (1u << 19),
 		     "frequency and crash MSRs, direct-mode timers");
 	/* Recommendations: remote TLB flush (2), relaxed timing (5),
@@ -127,6 +129,7 @@ Test(hv, features_turned_off_leave_cpuid_and_msrs)
 	struct hvt *t = hvt_new("-time,-crash,-relaxed,-frequencies,-reset,-synic,-stimer,-tlbflush,-ipi");
 	uint32_t priv = cpuid_reg(t, 0x40000003, 0);
 	cr_assert_eq(priv, (1u << 5) | (1u << 6), "only the base: %#x", priv);
+	cr_assert_eq(cpuid_reg(t, 0x40000003, 1), 0, "no VMBus without the SynIC");
 	cr_assert_eq(cpuid_reg(t, 0x40000003, 3), 0);
 	cr_assert_eq(cpuid_reg(t, 0x40000004, 0), 0);
 	uint64_t v;
