@@ -52,6 +52,9 @@ struct vm_session {
 	 * (CLOCK_MONOTONIC ms) tell a guest that acted on one. */
 	_Atomic(const char *) stop_cause;
 	_Atomic long long power_button_ms, sleep_button_ms;
+	/* --on-panic pause: a vCPU reported a panic and held the gate; the
+	 * run loop's thread completes the pause (vm_session_poll). */
+	_Atomic bool panic_pause;
 };
 
 /* Lifecycle initializing, plug-in scan, control API (if asked). */
@@ -68,6 +71,10 @@ void vm_session_press_button(struct vm_session *s, struct vm *vm, bool sleep_but
  * to: the host's cause, else the guest's act, naming a button it
  * answered (pressed within the last minute).  Consumes both. */
 const char *vm_session_stop_reason(struct vm_session *s, enum vm_stop_reason why);
+
+/* On the run loop's thread while the machine runs: completes a pause that
+ * a guest panic asked for (--on-panic pause). */
+void vm_session_poll(struct vm_session *s);
 
 /* A machine was built: gate, the manifest's devices; the API now drives it. */
 int vm_session_attach(struct vm_session *s, struct vm *vm);
