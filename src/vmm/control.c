@@ -90,6 +90,17 @@ static void release_pause(struct vm_session *s, struct vm *vm)
 	}
 }
 
+/* The devices' side of a pause, once the vCPUs are parked: network
+ * deliveries held, the disks' requests in flight completed. */
+static void pause_devices(struct vm_session *s, struct vm *vm)
+{
+	s->pause_held = true;
+	hold_backends(s, true);
+	pthread_mutex_lock(&vm->dev_lock);
+	pc_virtio_quiesce(vm->platform);
+	pthread_mutex_unlock(&vm->dev_lock);
+}
+
 static int op_pause(void *opaque)
 {
 	struct vm_session *s = opaque;
@@ -99,14 +110,8 @@ static int op_pause(void *opaque)
 		rc = err_set(rc, "the vCPUs did not stop within %d ms", GATE_TIMEOUT_MS);
 	else if ((rc = lifecycle_transition_from(&s->lc, VM_STATE_RUNNING, VM_STATE_PAUSED, "control API: pause")) < 0)
 		vcpu_gate_release(&s->gate);
-	else {
-		s->pause_held = true;
-		hold_backends(s, true);
-		/* Device work stops too: the disks' requests in flight complete. */
-		pthread_mutex_lock(&vm->dev_lock);
-		pc_virtio_quiesce(vm->platform);
-		pthread_mutex_unlock(&vm->dev_lock);
-	}
+	else
+		pause_devices(s, vm);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -221,11 +226,7 @@ void vm_session_poll(struct vm_session *s)
 	} else if (lifecycle_transition_from(&s->lc, VM_STATE_RUNNING, VM_STATE_PAUSED, "guest: panic") < 0) {
 		vcpu_gate_release(&s->gate);   /* not running (a save under way): it goes on */
 	} else {
-		s->pause_held = true;
-		hold_backends(s, true);
-		pthread_mutex_lock(&vm->dev_lock);
-		pc_virtio_quiesce(vm->platform);
-		pthread_mutex_unlock(&vm->dev_lock);
+		pause_devices(s, vm);
 	}
 	pthread_mutex_unlock(&s->lock);
 }

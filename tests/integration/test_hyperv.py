@@ -143,34 +143,26 @@ def subscribe(vessel_bin, sock):
     return proc
 
 
-def test_guest_panic_pause_sends_the_event_and_resume_goes_on(vessel_bin, tmp_path):
-    # The guest sleeps after READY so that the test subscribes first;
-    # paused, it is resumed, goes on with its panic (panic=-1: a reset),
-    # and --no-reboot ends the run there.
+@contextlib.contextmanager
+def paused_on_panic(vessel_bin, tmp_path, args, ready_timeout, trigger=None):
+    """Runs `vessel run ARGS --on-panic pause` with a control socket and
+    the console in a file, waits for READY there, subscribes to events,
+    calls trigger(sock) if given, and waits for the pause the panic
+    causes.  Yields (process, socket, console log, events up to the
+    pause); kills what is left afterwards."""
     sock, log = tmp_path / "vm.sock", tmp_path / "vm.log"
-    args = linux_args("echo READY\nsleep 10\necho c > /proc/sysrq-trigger\n") + [
-        "--on-panic", "pause", "--no-reboot", "--api-socket", str(sock), "--serial", f"file:{log}"]
-    p = subprocess.Popen([vessel_bin, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    p = subprocess.Popen([vessel_bin, *args, "--on-panic", "pause", "--api-socket", str(sock), "--serial",
+                          f"file:{log}"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
     ev = None
     try:
-        assert wait_for_file_text(log, "READY", BOOT_TIMEOUT), log.read_text(errors="replace")[-2000:]
+        assert wait_for_file_text(log, "READY", ready_timeout), log.read_text(errors="replace")[-2000:]
         ev = subscribe(vessel_bin, sock)
+        if trigger:
+            trigger(sock)
         got = read_events(ev, lambda e: e.get("event") == "state" and e.get("to") == "paused", 300)
-        panics = [e for e in got if e.get("event") == "guest-panicked"]
-        assert len(panics) == 1, got
-        assert panics[0]["action"] == "pause" and panics[0]["cpu"] == 0
-        assert re.search(r"Kernel panic - not syncing: .*sysrq", panics[0]["message"], re.IGNORECASE), panics[0]
-        assert len(panics[0]["params"]) == 5
-        paused = got[-1]
-        assert (paused["from"], paused["reason"], paused["cause"]) == ("running", "guest: panic", "guest"), paused
-        status = json.loads(ctl(vessel_bin, sock, "--json", "status").stdout)["result"]
-        assert status["state"] == "paused"
-        assert ctl(vessel_bin, sock, "resume").returncode == 0
-        assert p.wait(timeout=300) == 0
-        err = p.stderr.read()
-        assert "guest rebooted (--no-reboot)" in err, err
-        assert re.search(r"guest crash message: .*sysrq", err, re.IGNORECASE), err
+        assert (got[-1]["from"], got[-1]["reason"], got[-1]["cause"]) == ("running", "guest: panic", "guest"), got
+        yield p, sock, log, got
     finally:
         if p.poll() is None:
             p.kill()
@@ -178,6 +170,26 @@ def test_guest_panic_pause_sends_the_event_and_resume_goes_on(vessel_bin, tmp_pa
         if ev:
             ev.kill()
             ev.wait()
+
+
+def test_guest_panic_pause_sends_the_event_and_resume_goes_on(vessel_bin, tmp_path):
+    # The guest sleeps after READY so that the test subscribes first;
+    # paused, it is resumed, goes on with its panic (panic=-1: a reset),
+    # and --no-reboot ends the run there.
+    args = linux_args("echo READY\nsleep 10\necho c > /proc/sysrq-trigger\n") + ["--no-reboot"]
+    with paused_on_panic(vessel_bin, tmp_path, args, BOOT_TIMEOUT) as (p, sock, _, got):
+        panics = [e for e in got if e.get("event") == "guest-panicked"]
+        assert len(panics) == 1, got
+        assert panics[0]["action"] == "pause" and panics[0]["cpu"] == 0
+        assert re.search(r"Kernel panic - not syncing: .*sysrq", panics[0]["message"], re.IGNORECASE), panics[0]
+        assert len(panics[0]["params"]) == 5
+        status = json.loads(ctl(vessel_bin, sock, "--json", "status").stdout)["result"]
+        assert status["state"] == "paused"
+        assert ctl(vessel_bin, sock, "resume").returncode == 0
+        assert p.wait(timeout=300) == 0
+        err = p.stderr.read()
+        assert "guest rebooted (--no-reboot)" in err, err
+        assert re.search(r"guest crash message: .*sysrq", err, re.IGNORECASE), err
 
 
 @pytest.mark.parametrize("action,code,after", [("keep", 0x21, True), ("poweroff", 12, False)])
@@ -197,34 +209,18 @@ def test_crash_msrs_keep_and_poweroff(vessel_bin, tmp_path, action, code, after)
 
 def test_crash_msrs_pause_holds_the_guest(vessel_bin, tmp_path):
     guest = assemble("crash_msrs", tmp_path, defines=["WAIT_BUTTON"])
-    sock, log = tmp_path / "vm.sock", tmp_path / "vm.log"
-    p = subprocess.Popen([vessel_bin, "run", "--kernel", str(guest), "--on-panic", "pause", "--api-socket",
-                          str(sock), "--serial", f"file:{log}"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True)
-    ev = None
-    try:
-        assert wait_for_file_text(log, "READY", 60)
-        ev = subscribe(vessel_bin, sock)
-        assert ctl(vessel_bin, sock, "powerdown").returncode == 0
-        got = read_events(ev, lambda e: e.get("event") == "state" and e.get("to") == "paused", 60)
+    press = lambda sock: ctl(vessel_bin, sock, "powerdown")   # noqa: E731
+    with paused_on_panic(vessel_bin, tmp_path, ["run", "--kernel", str(guest)], 60, press) as (p, sock, log, got):
         panics = [e for e in got if e.get("event") == "guest-panicked"]
         assert [(e["cpu"], e["action"], e["params"]) for e in panics] == [(0, "pause", [0x11, 0x22, 0x33,
                                                                                            panics[0]["params"][3],
                                                                                            0x3c])], got
         assert panics[0]["message"] == "Kernel panic - not syncing: test guest gave up\nsecond line?\n"
-        assert got[-1]["reason"] == "guest: panic"
         time.sleep(1.0)
         assert "AFTER" not in log.read_text(), "a guest paused on its panic went on"
         assert ctl(vessel_bin, sock, "resume").returncode == 0
         assert p.wait(timeout=60) == 0x21
         assert "AFTER" in log.read_text()
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        if ev:
-            ev.kill()
-            ev.wait()
 
 
 def test_hyperv_help_and_bad_features(vessel_bin):

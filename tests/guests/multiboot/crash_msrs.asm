@@ -59,13 +59,8 @@ start:	mov esp, 0x90000
 	out 0xf4, al
 	cli
 	hlt
-puts:	mov dx, 0x3f8
-.l:	lodsb
-	test al, al
-	jz .e
-	out dx, al
-	jmp .l
-.e:	ret
+%include "serial.inc"
+hexd:	db "0123456789abcdef"
 after:	db "AFTER", 10, 0
 ready:	db "READY", 10, 0
 message:
