@@ -139,7 +139,7 @@ def subscribe(vessel_bin, sock):
     """A `ctl --json events` process, once the server has answered it."""
     proc = subprocess.Popen([vessel_bin, "ctl", "--socket", str(sock), "--json", "events"], stdout=subprocess.PIPE,
                             text=True)
-    assert read_events(proc, lambda e: True, 60), "no reply to events"
+    assert read_events(proc, lambda e: "result" in e, 60), "no reply to events"
     return proc
 
 
@@ -161,6 +161,7 @@ def paused_on_panic(vessel_bin, tmp_path, args, ready_timeout, trigger=None):
         if trigger:
             trigger(sock)
         got = read_events(ev, lambda e: e.get("event") == "state" and e.get("to") == "paused", 300)
+        assert got and got[-1].get("event") == "state", got
         assert (got[-1]["from"], got[-1]["reason"], got[-1]["cause"]) == ("running", "guest: panic", "guest"), got
         yield p, sock, log, got
     finally:
@@ -172,11 +173,15 @@ def paused_on_panic(vessel_bin, tmp_path, args, ready_timeout, trigger=None):
             ev.wait()
 
 
+# The guest panics 30 s after READY: time enough, even on a loaded host,
+# for the test to see READY and subscribe to events first.
+PANIC_AFTER_READY = "echo READY\nsleep 30\necho c > /proc/sysrq-trigger\n"
+
+
 def test_guest_panic_pause_sends_the_event_and_resume_goes_on(vessel_bin, tmp_path):
-    # The guest sleeps after READY so that the test subscribes first;
-    # paused, it is resumed, goes on with its panic (panic=-1: a reset),
-    # and --no-reboot ends the run there.
-    args = linux_args("echo READY\nsleep 10\necho c > /proc/sysrq-trigger\n") + ["--no-reboot"]
+    # Paused, the guest is resumed, goes on with its panic (panic=-1: a
+    # reset), and --no-reboot ends the run there.
+    args = linux_args(PANIC_AFTER_READY) + ["--no-reboot"]
     with paused_on_panic(vessel_bin, tmp_path, args, BOOT_TIMEOUT) as (p, sock, _, got):
         panics = [e for e in got if e.get("event") == "guest-panicked"]
         assert len(panics) == 1, got
