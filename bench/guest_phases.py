@@ -23,25 +23,6 @@ PAUSE_SH = f"echo {PAUSE}; sleep 1"
 CACHE = pathlib.Path(os.environ.get("VESSEL_CACHE", pathlib.Path.home() / ".cache" / "vessel"))
 
 
-def cpio_newc(files):
-    """A cpio archive (newc format, the kernel's initramfs format) of
-    files: [(name, mode, bytes)], directories with empty data."""
-    out = bytearray()
-
-    def entry(name, mode, data, ino):
-        name_b = name.encode() + b"\0"
-        fields = [ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name_b), 0]
-        out.extend(b"070701" + b"".join(b"%08X" % f for f in fields) + name_b)
-        out.extend(b"\0" * (-len(out) % 4))
-        out.extend(data)
-        out.extend(b"\0" * (-len(out) % 4))
-
-    for ino, (name, mode, data) in enumerate(files, 1):
-        entry(name, mode, data, ino)
-    entry("TRAILER!!!", 0, b"", 0)
-    return bytes(out)
-
-
 def default_guest():
     """(kernel, initramfs) of the default guest, built if missing."""
     subprocess.run([str(lib.ROOT / "scripts" / "build-guest")], check=True, stdout=subprocess.DEVNULL)
@@ -51,17 +32,6 @@ def default_guest():
 def kernel_release():
     f = CACHE / "kernel-release"
     return f.read_text().strip() if f.exists() else "?"
-
-
-def cpu_seconds(pid):
-    """CPU time of every thread of pid so far (schedstat: ns on CPU)."""
-    total = 0
-    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
-        try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            pass   # a thread that just ended
-    return total / 1e9
 
 
 def commands(kernel, initrd, script, out_dir, cpus=1, append_extra="cryptomgr.notests"):
@@ -92,7 +62,7 @@ def run_once(name, cmd, serial, phases, timeout=1800):
         done = p.poll() is not None
         text = serial.read_text(errors="replace")
         while text.count(PAUSE) > len(samples) and not done:
-            samples.append(cpu_seconds(p.pid))   # the guest idles for a second after each marker
+            samples.append(lib.cpu_seconds(p.pid))   # the guest idles for a second after each marker
         if done:
             break
         if time.monotonic() - t0 > timeout:

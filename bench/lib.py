@@ -2,6 +2,7 @@
 medians, and rewrite one section of bench/RESULTS.md."""
 import os
 import pathlib
+import gzip
 import platform
 import re
 import statistics
@@ -62,3 +63,46 @@ def write_section(name, body):
 
 def median(xs):
     return statistics.median(xs)
+
+
+def cpio_newc(files):
+    """A cpio archive (newc format, the kernel's initramfs format) of
+    files: [(name, mode, bytes)], directories with empty data."""
+    out = bytearray()
+
+    def entry(name, mode, data, ino):
+        name_b = name.encode() + b"\0"
+        fields = [ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name_b), 0]
+        out.extend(b"070701" + b"".join(b"%08X" % f for f in fields) + name_b)
+        out.extend(b"\0" * (-len(out) % 4))
+        out.extend(data)
+        out.extend(b"\0" * (-len(out) % 4))
+
+    for ino, (name, mode, data) in enumerate(files, 1):
+        entry(name, mode, data, ino)
+    entry("TRAILER!!!", 0, b"", 0)
+    return bytes(out)
+
+
+def cpu_seconds(pid):
+    """CPU time of every thread of pid so far (schedstat: ns on CPU)."""
+    total = 0
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass   # a thread that just ended
+    return total / 1e9
+
+
+def initrd_with_program(tmp, base, source, cflags=()):
+    """The initramfs base with /bin/NAME, source (a C file) built static
+    with the host's gcc, appended as a second (gzip) archive, which the
+    kernel unpacks over the first."""
+    source = pathlib.Path(source)
+    exe = pathlib.Path(tmp) / source.stem
+    subprocess.run(["gcc", "-O2", "-static", *cflags, "-o", str(exe), str(source)], check=True)
+    extra = cpio_newc([("bin", 0o40755, b""), (f"bin/{source.stem}", 0o100755, exe.read_bytes())])
+    initrd = pathlib.Path(tmp) / "initrd.gz"
+    initrd.write_bytes(pathlib.Path(base).read_bytes() + gzip.compress(extra))
+    return initrd

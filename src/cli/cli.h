@@ -16,6 +16,7 @@ enum vessel_exit {
 	EXIT_SANDBOX = 6,      /* run: a forbidden system call (SANDBOX_EXIT_CODE, src/vmm/sandbox.h) */
 	EXIT_DEBUG_EXIT_HIGH = 8, /* guest wrote 0x80..0xff to the debug-exit port */
 	EXIT_HIBERNATED = 10,  /* run: the guest hibernated (ACPI S4); its disks hold its image */
+	EXIT_GUEST_PANIC = 12, /* run: the guest panicked and --on-panic poweroff ended the run */
 	/* Odd codes: guest wrote v (0..0x7f) to the debug-exit port,
 	 * code = (v << 1) | 1, as QEMU's isa-debug-exit. */
 };

@@ -67,6 +67,20 @@ static void print_event(json_t *ev)
 		printf("%s %s -> %s%s%s%s\n", when, json_string_value(json_object_get(ev, "from")),
 		       json_string_value(json_object_get(ev, "to")), reason ? " (" : "", reason ? reason : "",
 		       reason ? ")" : "");
+	} else if (kind && !strcmp(kind, "guest-panicked")) {
+		/* The guest's message is its kernel log's tail: its last line
+		 * is the panic's own. */
+		const char *msg = json_string_value(json_object_get(ev, "message"));
+		const char *end = msg ? msg + strlen(msg) : NULL;
+		while (end && end > msg && end[-1] == '\n')
+			end--;
+		const char *last = end;
+		while (last && last > msg && last[-1] != '\n')
+			last--;
+		printf("%s guest-panicked cpu%lld (%s)%s%.*s\n", when,
+		       (long long)json_integer_value(json_object_get(ev, "cpu")),
+		       json_string_value(json_object_get(ev, "action")), last && last < end ? ": " : "",
+		       last ? (int)(end - last) : 0, last ? last : "");
 	} else if (kind) {
 		const char *type = json_string_value(json_object_get(ev, "type"));
 		printf("%s %s %s%s%s%s\n", when, kind, json_string_value(json_object_get(ev, "id")), type ? " (" : "",

@@ -57,6 +57,8 @@ static const char run_usage[] =
 	"      --console serial|virtio  the console on COM1 (default) or on a\n"
 	"                          virtio-console, the guest's hvc0 (console=hvc0)\n"
 	"      --no-reboot         end the run when the guest reboots\n"
+	"      --on-panic A        when the guest reports a panic: keep (default: the\n"
+	"                          guest goes on), pause, or poweroff (exit code 12)\n"
 	"      --no-decompress     let the kernel decompress itself in the guest\n"
 	"      --deterministic     virtual time from instruction counts\n"
 	"      --hyperv SPEC       Hyper-V interface: on (default), off, help (list the\n"
@@ -91,7 +93,7 @@ static const char run_usage[] =
 	"0x80..0xff (only the low byte of a write counts).\n";
 
 enum {
-	OPT_DISK = 256, OPT_NUMA, OPT_NUMA_NODE, OPT_NUMA_DISTANCE, OPT_NUMA_POLICY, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,
+	OPT_DISK = 256, OPT_NUMA, OPT_NUMA_NODE, OPT_NUMA_DISTANCE, OPT_NUMA_POLICY, OPT_SERIAL, OPT_NO_REBOOT, OPT_ON_PANIC, OPT_NO_DECOMPRESS,
 	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE, OPT_NO_VERIFY, OPT_CPU,
 	OPT_RNG, OPT_RNG_RATE, OPT_NET, OPT_CONSOLE, OPT_COMPOUND, OPT_NO_REGISTER, OPT_ON_HOST_SLEEP,
 	OPT_ON_HOST_SHUTDOWN, OPT_POWER_SAVE_FILE, OPT_HOST_POWER_STATUS,
@@ -116,6 +118,7 @@ static const struct option run_options[] = {
 	{ "numa-policy", required_argument, NULL, OPT_NUMA_POLICY },
 	{ "serial", required_argument, NULL, OPT_SERIAL },
 	{ "no-reboot", no_argument, NULL, OPT_NO_REBOOT },
+	{ "on-panic", required_argument, NULL, OPT_ON_PANIC },
 	{ "no-decompress", no_argument, NULL, OPT_NO_DECOMPRESS },
 	{ "deterministic", no_argument, NULL, OPT_DETERMINISTIC },
 	{ "hyperv", required_argument, NULL, OPT_HYPERV },
@@ -293,6 +296,9 @@ int cli_run_exit_code(enum vm_stop_reason why, bool no_reboot, int debug_exit_va
 		return EXIT_OK;
 	case VM_STOP_TRIPLE_FAULT:
 		return EXIT_TRIPLE_FAULT;
+	case VM_STOP_PANIC:
+		fprintf(stderr, "vessel: guest panicked (--on-panic poweroff)\n");
+		return EXIT_GUEST_PANIC;
 	case VM_STOP_HIBERNATE:
 		fprintf(stderr, "vessel: guest hibernated (run it again with the same disks to resume it)\n");
 		return EXIT_HIBERNATED;
@@ -448,6 +454,12 @@ int cli_run_main(int argc, char **argv)
 			cfg.virtio_console = !strcmp(optarg, "virtio");
 			break;
 		case OPT_NO_REBOOT: cfg.no_reboot = true; break;
+		case OPT_ON_PANIC:
+			if (vm_panic_action_parse(optarg, &cfg.on_panic) < 0) {
+				rc = cli_usage_error("run", "--on-panic: %s", err_msg());
+				goto out;
+			}
+			break;
 		case OPT_NO_DECOMPRESS: cfg.decompress_kernel = false; break;
 		case OPT_DETERMINISTIC: cfg.deterministic = true; break;
 		case OPT_HYPERV:

@@ -319,28 +319,34 @@ static void log_guest_os_id(uint64_t id)
 }
 
 /* CRASH_CTL written with Notify: the guest panicked.  Logs P0-P4 and, with
- * CrashMessage, the text at guest-physical P3, P4 bytes long. */
-static void report_crash(struct vm *vm, struct hv_vm *h, uint64_t ctl)
+ * CrashMessage, the text at guest-physical P3, P4 bytes long (at most
+ * 4 KiB: Linux's hv_kmsg_dump() fills one page), then hands both to the
+ * VMM, which reports the panic and does what --on-panic says. */
+static void report_crash(struct vcpu *vcpu, struct hv_vm *h, uint64_t ctl)
 {
+	struct vm *vm = vcpu->vm;
 	atomic_fetch_add(&h->n_crashes, 1);
 	log_error("hyperv", "guest reported a crash: P0 %#" PRIx64 " P1 %#" PRIx64 " P2 %#" PRIx64 " P3 %#" PRIx64
 		  " P4 %#" PRIx64, h->crash[0], h->crash[1], h->crash[2], h->crash[3], h->crash[4]);
-	if (!(ctl & CRASH_CTL_NOTIFY_MSG))
-		return;
-	uint64_t len = h->crash[4] < CRASH_MSG_MAX ? h->crash[4] : CRASH_MSG_MAX;
+	uint64_t len = ctl & CRASH_CTL_NOTIFY_MSG ? (h->crash[4] < CRASH_MSG_MAX ? h->crash[4] : CRASH_MSG_MAX) : 0;
 	char *msg = calloc(1, len + 1);
-	if (!msg || gmem_read(&vm->mem, h->crash[3], msg, len) < 0) {
+	if (msg && len && gmem_read(&vm->mem, h->crash[3], msg, len) < 0) {
 		log_warn("hyperv", "crash message at %#" PRIx64 " (%" PRIu64 " bytes) is not in RAM", h->crash[3], len);
-		free(msg);
-		return;
+		msg[0] = 0;
+		len = 0;
 	}
-	/* The guest's text, one log line per line, whatever bytes it holds. */
-	for (uint64_t i = 0; i < len; i++)
+	/* The guest's text, printable ASCII and newlines only, whatever bytes
+	 * it holds; one log line per line. */
+	for (uint64_t i = 0; msg && i < len; i++)
 		if (msg[i] && msg[i] != '\n' && (msg[i] < 0x20 || msg[i] > 0x7e))
 			msg[i] = '?';
+	char *lines = msg ? strdup(msg) : NULL;
 	char *save = NULL;
-	for (char *line = strtok_r(msg, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+	for (char *line = lines ? strtok_r(lines, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save))
 		log_error("hyperv", "guest crash message: %s", line);
+	free(lines);
+	if (vm->guest_panicked)
+		vm->guest_panicked(vcpu, h->crash, msg ? msg : "");
 	free(msg);
 }
 
@@ -439,7 +445,7 @@ static int msr_write(struct vcpu *vcpu, struct hv_vm *h, uint32_t index, uint64_
 			return -EINVAL;
 		if (index == HV_MSR_CRASH_CTL) {
 			if (val & CRASH_CTL_NOTIFY)
-				report_crash(vm, h, val);
+				report_crash(vcpu, h, val);
 			return 0;
 		}
 		h->crash[index - HV_MSR_CRASH_P0] = val;

@@ -71,6 +71,7 @@ enum vm_stop_reason {
 	VM_STOP_ERROR,       /* a vCPU or the run loop failed */
 	VM_STOP_SUSPEND,     /* ACPI S3: the vCPUs stop, the machine stays (not final) */
 	VM_STOP_HIBERNATE,   /* ACPI S4: off, the guest's image saved on its disk */
+	VM_STOP_PANIC,       /* the guest panicked and --on-panic says poweroff */
 	/* Set by vm_run (src/vmm) only: the machine never ran. */
 	VM_STOP_BAD_INPUT,   /* a file or setting given is unusable */
 	VM_STOP_START_FAILED, /* the host could not build the machine */
@@ -118,6 +119,13 @@ struct vm {
 	 * reach src/hv only through these, as they reach the board. */
 	bool (*hv_cpuid)(const struct vm *vm, unsigned n_cpus, uint32_t leaf, uint32_t out[4]);
 	int (*hv_msr)(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t *val, uint64_t tsc_now);
+	/* Set by the VMM, NULL in a machine built by hand: the guest reported
+	 * a panic (Hyper-V CRASH_CTL, src/hv).  params are CRASH_P0-P4,
+	 * message the guest's text ("" when it gave none).  Called on the
+	 * reporting vCPU's thread inside src/hv's lock: it must neither wait
+	 * for the vCPUs nor take the device lock. */
+	void (*guest_panicked)(struct vcpu *vcpu, const uint64_t params[5], const char *message);
+	void *panic_opaque;
 	_Atomic int stop_reason;        /* enum vm_stop_reason, first writer wins */
 	/* ACPI S3 (docs/power.md): set while the guest sleeps with its
 	 * vCPUs stopped; wake_reason is the first wake source seen (enum

@@ -23,6 +23,26 @@ void vm_config_defaults(struct vm_config *cfg)
 	cfg->on_host_shutdown = VM_POWER_SHUTDOWN;
 }
 
+static const char *const panic_action_names[VM_PANIC_ACTION_COUNT] = {
+	[VM_PANIC_KEEP] = "keep", [VM_PANIC_PAUSE] = "pause", [VM_PANIC_POWEROFF] = "poweroff",
+};
+
+const char *vm_panic_action_name(enum vm_panic_action a)
+{
+	return (unsigned)a < VM_PANIC_ACTION_COUNT ? panic_action_names[a] : "?";
+}
+
+int vm_panic_action_parse(const char *name, enum vm_panic_action *out)
+{
+	for (unsigned i = 0; i < VM_PANIC_ACTION_COUNT; i++) {
+		if (!strcmp(name, panic_action_names[i])) {
+			*out = (enum vm_panic_action)i;
+			return 0;
+		}
+	}
+	return err_set(-EINVAL, "'%s' is not a panic action (expected poweroff, pause or keep)", name);
+}
+
 static const char *const power_policy_names[VM_POWER_POLICY_COUNT] = {
 	[VM_POWER_NONE] = "none", [VM_POWER_SUSPEND] = "suspend", [VM_POWER_SAVE] = "save",
 	[VM_POWER_PAUSE] = "pause", [VM_POWER_SHUTDOWN] = "shutdown",

@@ -34,6 +34,21 @@ const char *vm_power_policy_name(enum vm_power_policy p);
 /* Name -> policy; -EINVAL (err_set naming the names) if unknown. */
 int vm_power_policy_parse(const char *name, enum vm_power_policy *out);
 
+/* What vessel does when the guest reports a panic (Hyper-V crash MSRs;
+ * docs/hyperv.md "Crash MSRs"), after logging it and sending the API
+ * event guest-panicked. */
+enum vm_panic_action {
+	VM_PANIC_KEEP,       /* nothing: the guest goes on (Linux: its panic= setting) */
+	VM_PANIC_PAUSE,      /* pause the VM, to be inspected, resumed or powered off */
+	VM_PANIC_POWEROFF,   /* end the run (exit code 12) */
+	VM_PANIC_ACTION_COUNT,
+};
+
+/* "keep", "pause", "poweroff"; "?" if out of range. */
+const char *vm_panic_action_name(enum vm_panic_action a);
+/* Name -> action; -EINVAL (err_set naming the names) if unknown. */
+int vm_panic_action_parse(const char *name, enum vm_panic_action *out);
+
 /* One entry of the manifest's "devices" list: a built-in or plug-in device
  * type, a unique id (used by `vessel ctl device remove`), and its
  * parameters kept as JSON object text for the device type to interpret. */
@@ -99,6 +114,7 @@ struct vm_config {
 	struct vm_console_config consoles[VM_MAX_CONSOLES];
 	char *manifest;         /* the manifest file read, if any: messages name it */
 	char *hyperv;           /* Hyper-V interface: NULL or "on", "off", or feature changes (src/hv) */
+	enum vm_panic_action on_panic;   /* --on-panic */
 	char *compound;         /* compounding mechanisms: NULL (all on) or a --compound list (machine/compound.h) */
 	/* Host power coordination (docs/power.md): the policies the power
 	 * agent applies, the snapshot file of the save policy, and whether

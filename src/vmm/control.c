@@ -91,6 +91,17 @@ static void release_pause(struct vm_session *s, struct vm *vm)
 	}
 }
 
+/* The devices' side of a pause, once the vCPUs are parked: network
+ * deliveries held, the disks' requests in flight completed. */
+static void pause_devices(struct vm_session *s, struct vm *vm)
+{
+	s->pause_held = true;
+	hold_backends(s, true);
+	pthread_mutex_lock(&vm->dev_lock);
+	pc_virtio_quiesce(vm->platform);
+	pthread_mutex_unlock(&vm->dev_lock);
+}
+
 static int op_pause(void *opaque)
 {
 	struct vm_session *s = opaque;
@@ -100,14 +111,8 @@ static int op_pause(void *opaque)
 		rc = err_set(rc, "the vCPUs did not stop within %d ms", GATE_TIMEOUT_MS);
 	else if ((rc = lifecycle_transition_from(&s->lc, VM_STATE_RUNNING, VM_STATE_PAUSED, "control API: pause")) < 0)
 		vcpu_gate_release(&s->gate);
-	else {
-		s->pause_held = true;
-		hold_backends(s, true);
-		/* Device work stops too: the disks' requests in flight complete. */
-		pthread_mutex_lock(&vm->dev_lock);
-		pc_virtio_quiesce(vm->platform);
-		pthread_mutex_unlock(&vm->dev_lock);
-	}
+	else
+		pause_devices(s, vm);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -174,6 +179,62 @@ const char *vm_session_stop_reason(struct vm_session *s, enum vm_stop_reason why
 	default: return NULL;
 	}
 }
+
+/* The guest reported a panic (vm->guest_panicked, from src/hv): the API
+ * event, then --on-panic.  On the reporting vCPU's thread: the stop and
+ * the gate's hold take effect at the vCPUs' next instruction-block
+ * boundary, before the guest's panic code goes on to reboot; the
+ * lifecycle's pause is completed by vm_session_poll(). */
+static void session_guest_panicked(struct vcpu *vcpu, const uint64_t params[5], const char *message)
+{
+	struct vm *vm = vcpu->vm;
+	struct vm_session *s = vm->panic_opaque;
+	enum vm_panic_action action = s->cfg->on_panic;
+	json_t *p = json_array();
+	for (unsigned i = 0; i < 5; i++)
+		json_array_append_new(p, json_integer((json_int_t)params[i]));
+	api_server_post_event(s->api, json_pack("{s:s, s:i, s:o, s:s, s:s}", "event", "guest-panicked", "cpu",
+						(int)vcpu->id, "params", p, "message", message, "action",
+						vm_panic_action_name(action)));
+	log_warn("vm", "guest panic on cpu%u: --on-panic %s", vcpu->id, vm_panic_action_name(action));
+	switch (action) {
+	case VM_PANIC_POWEROFF:
+		vm_session_stop(s, vm, VM_STOP_PANIC, "guest: panic");
+		break;
+	case VM_PANIC_PAUSE:
+		if (!atomic_exchange(&s->panic_pause, true)) {
+			vcpu_gate_hold_nowait(&s->gate);
+			kick_all_vcpus(vm);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+void vm_session_poll(struct vm_session *s)
+{
+	if (!atomic_load(&s->panic_pause))
+		return;
+	pthread_mutex_lock(&s->lock);
+	struct vm *vm = s->vm;
+	/* A hold that waits for every vCPU to park; then the panic's own
+	 * hold goes, and this one is the pause's, as op_pause's. */
+	int rc = vm ? vcpu_gate_hold(&s->gate, kick_all_vcpus, vm, GATE_TIMEOUT_MS) : -EAGAIN;
+	if (vm)
+		vcpu_gate_release(&s->gate);
+	atomic_store(&s->panic_pause, false);
+	if (rc < 0) {
+		log_error("vm", "cannot pause after the guest panic: the vCPUs did not stop within %d ms",
+			  GATE_TIMEOUT_MS);
+	} else if (lifecycle_transition_from(&s->lc, VM_STATE_RUNNING, VM_STATE_PAUSED, "guest: panic") < 0) {
+		vcpu_gate_release(&s->gate);   /* not running (a save under way): it goes on */
+	} else {
+		pause_devices(s, vm);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
 
 /* Through the guest OS's VMBus shutdown service (docs/hyperv.md). */
 static int request_guest_shutdown(struct vm_session *s, struct vm *vm)
@@ -810,6 +871,9 @@ int vm_session_attach(struct vm_session *s, struct vm *vm)
 			return rc;
 		}
 	}
+	atomic_store(&s->panic_pause, false);
+	vm->guest_panicked = session_guest_panicked;
+	vm->panic_opaque = s;
 	pthread_mutex_lock(&s->lock);
 	s->vm = vm;
 	pthread_mutex_unlock(&s->lock);

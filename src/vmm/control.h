@@ -57,6 +57,9 @@ struct vm_session {
 	_Atomic(const char *) stop_cause;
 	_Atomic long long power_button_ms, sleep_button_ms;
 	_Atomic long long shutdown_request_ms;   /* VMBus shutdown service asked */
+	/* --on-panic pause: a vCPU reported a panic and held the gate; the
+	 * run loop's thread completes the pause (vm_session_poll). */
+	_Atomic bool panic_pause;
 };
 
 /* Lifecycle initializing, plug-in scan, control API (if asked). */
@@ -73,6 +76,10 @@ void vm_session_press_button(struct vm_session *s, struct vm *vm, bool sleep_but
  * to: the host's cause, else the guest's act, naming a button it
  * answered (pressed within the last minute).  Consumes both. */
 const char *vm_session_stop_reason(struct vm_session *s, enum vm_stop_reason why);
+
+/* On the run loop's thread while the machine runs: completes a pause that
+ * a guest panic asked for (--on-panic pause). */
+void vm_session_poll(struct vm_session *s);
 
 /* A machine was built: gate, the manifest's devices; the API now drives it. */
 int vm_session_attach(struct vm_session *s, struct vm *vm);

@@ -308,6 +308,13 @@ void vcpu_gate_release(struct vcpu_gate *g)
 	pthread_mutex_unlock(&g->lock);
 }
 
+void vcpu_gate_hold_nowait(struct vcpu_gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->holds++;
+	pthread_mutex_unlock(&g->lock);
+}
+
 void vcpu_gate_stop(struct vcpu_gate *g)
 {
 	pthread_mutex_lock(&g->lock);

@@ -109,6 +109,9 @@ void vcpu_gate_leave(struct vcpu_gate *g);
  * timeout_ms (-1: wait forever). */
 int vcpu_gate_hold(struct vcpu_gate *g, void (*kick)(void *opaque), void *opaque, int timeout_ms);
 void vcpu_gate_release(struct vcpu_gate *g);
+/* A hold that does not wait: the vCPUs park at their next checkpoint.
+ * For a vCPU thread, which cannot wait for itself; released as any hold. */
+void vcpu_gate_hold_nowait(struct vcpu_gate *g);
 /* The machine stops (power-off, quit, a signal, an error): parked vCPUs
  * leave the gate and no vCPU parks again, held or not, so that a paused
  * machine can end.  A holder still waiting sees them leave. */

@@ -21,7 +21,8 @@
 
 const char *const vm_manifest_fields[] = {
 	"engine", "cpu", "cpus", "memory", "numa_nodes", "kernel", "initrd", "cmdline",
-	"decompress", "no_reboot", "deterministic", "hyperv", "compound", "sandbox", "serial", "console", "api_socket",
+	"decompress", "no_reboot", "on_panic", "deterministic", "hyperv", "compound", "sandbox", "serial", "console",
+	"api_socket",
 	"restore", "disks", "disks[].path", "disks[].format", "disks[].readonly", "disks[].key_file",
 	"disks[].serial", "disks[].id", "disks[].cache", "disks[].queues", "disks[].packed", "rng", "rng_rate",
 	"nets", "nets[].type", "nets[].ifname", "nets[].mac", "nets[].hostfwd",
@@ -217,6 +218,13 @@ static int f_decompress(const struct mctx *m, json_t *v, struct vm_config *cfg)
 static int f_no_reboot(const struct mctx *m, json_t *v, struct vm_config *cfg)
 {
 	return get_bool(m, "no_reboot", v, &cfg->no_reboot);
+}
+
+static int f_on_panic(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	if (!json_is_string(v) || vm_panic_action_parse(json_string_value(v), &cfg->on_panic) < 0)
+		return bad(m, "on_panic", v, "is not a panic action", "\"poweroff\", \"pause\" or \"keep\"");
+	return 0;
 }
 
 static int f_deterministic(const struct mctx *m, json_t *v, struct vm_config *cfg)
@@ -745,7 +753,7 @@ static const struct {
 } top_fields[] = {
 	{ "engine", f_engine }, { "cpu", f_cpu }, { "cpus", f_cpus }, { "memory", f_memory }, { "numa_nodes", f_numa },
 	{ "kernel", f_kernel }, { "initrd", f_initrd }, { "cmdline", f_cmdline },
-	{ "decompress", f_decompress }, { "no_reboot", f_no_reboot }, { "deterministic", f_deterministic },
+	{ "decompress", f_decompress }, { "no_reboot", f_no_reboot }, { "on_panic", f_on_panic }, { "deterministic", f_deterministic },
 	{ "hyperv", f_hyperv }, { "compound", f_compound },
 	{ "sandbox", f_sandbox },
 	{ "serial", f_serial }, { "api_socket", f_api_socket }, { "restore", f_restore },

@@ -336,6 +336,7 @@ static void poll_host(struct vm_session *sess, struct vm *vm, struct console *co
 	}
 	if (opts && opts->quit && atomic_load(opts->quit))
 		vm_session_stop(sess, vm, VM_STOP_QUIT, "signal");
+	vm_session_poll(sess);
 }
 
 /* Runs the machine until it stops; returns the stop reason. */
@@ -679,7 +680,8 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 		/* The lifecycle: a reset powers the machine up again; everything
 		 * else powers it down for good. */
 		const char *reason = vm_session_stop_reason(&sess, why);
-		if (!reboot && (why == VM_STOP_POWEROFF || why == VM_STOP_RESET || why == VM_STOP_HIBERNATE))
+		if (!reboot && (why == VM_STOP_POWEROFF || why == VM_STOP_RESET || why == VM_STOP_HIBERNATE ||
+				why == VM_STOP_PANIC))
 			lifecycle_transition(&sess.lc, VM_STATE_POWERING_DOWN, reason);
 		else if (!reboot && reason)
 			lifecycle_transition(&sess.lc, VM_STATE_TEARING_DOWN, reason);

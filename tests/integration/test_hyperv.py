@@ -5,12 +5,14 @@ hiding all or part of it.  Each boot must still power off cleanly."""
 import contextlib
 import json
 import re
+import select
 import subprocess
+import time
 
 import pytest
 
 from conftest import run_vessel
-from guests import linux_args, script_output, wait_for_file_text
+from guests import assemble, linux_args, script_output, wait_for_file_text
 
 BOOT_TIMEOUT = 900   # seconds; generous for a loaded 2-core machine
 BAD_DMESG = re.compile(r"BUG|WARNING|Oops|panic|Call Trace|timed out|unchecked MSR")
@@ -104,13 +106,126 @@ def test_a_feature_turned_off_is_not_used(vessel_bin):
     assert "Hypervisor detected: Microsoft Hyper-V" in out
 
 
-def test_guest_panic_is_reported_through_the_crash_msrs(vessel_bin):
-    # panic=-1 resets at once; --no-reboot ends the run there.
-    rc, out, err = boot(vessel_bin, "echo c > /proc/sysrq-trigger\n", "--no-reboot")
-    assert rc == 0, err
+def test_guest_panic_poweroff_ends_the_run_with_its_text(vessel_bin):
+    rc, out, err = boot(vessel_bin, "echo c > /proc/sysrq-trigger\n", "--on-panic", "poweroff")
+    assert rc == 12, err
     assert "guest reported a crash" in err
     # The kernel's own message, copied from the guest's crash page.
     assert re.search(r"guest crash message: .*sysrq", err, re.IGNORECASE), err
+    assert "vessel: guest panicked (--on-panic poweroff)" in err
+    assert "VESSEL-SCRIPT-END" not in out
+
+
+def read_events(proc, until, timeout):
+    """JSON events of a `ctl --json events` process until one for which
+    until(event) holds, or the stream ends or timeout passes."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+        if not ready:
+            continue
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith("{"):
+            got.append(json.loads(line))
+            if until(got[-1]):
+                break
+    return got
+
+
+def subscribe(vessel_bin, sock):
+    """A `ctl --json events` process, once the server has answered it."""
+    proc = subprocess.Popen([vessel_bin, "ctl", "--socket", str(sock), "--json", "events"], stdout=subprocess.PIPE,
+                            text=True)
+    assert read_events(proc, lambda e: "result" in e, 60), "no reply to events"
+    return proc
+
+
+@contextlib.contextmanager
+def paused_on_panic(vessel_bin, tmp_path, args, ready_timeout, trigger=None):
+    """Runs `vessel run ARGS --on-panic pause` with a control socket and
+    the console in a file, waits for READY there, subscribes to events,
+    calls trigger(sock) if given, and waits for the pause the panic
+    causes.  Yields (process, socket, console log, events up to the
+    pause); kills what is left afterwards."""
+    sock, log = tmp_path / "vm.sock", tmp_path / "vm.log"
+    p = subprocess.Popen([vessel_bin, *args, "--on-panic", "pause", "--api-socket", str(sock), "--serial",
+                          f"file:{log}"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    ev = None
+    try:
+        assert wait_for_file_text(log, "READY", ready_timeout), log.read_text(errors="replace")[-2000:]
+        ev = subscribe(vessel_bin, sock)
+        if trigger:
+            trigger(sock)
+        got = read_events(ev, lambda e: e.get("event") == "state" and e.get("to") == "paused", 300)
+        assert got and got[-1].get("event") == "state", got
+        assert (got[-1]["from"], got[-1]["reason"], got[-1]["cause"]) == ("running", "guest: panic", "guest"), got
+        yield p, sock, log, got
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        if ev:
+            ev.kill()
+            ev.wait()
+
+
+# The guest panics 30 s after READY: time enough, even on a loaded host,
+# for the test to see READY and subscribe to events first.
+PANIC_AFTER_READY = "echo READY\nsleep 30\necho c > /proc/sysrq-trigger\n"
+
+
+def test_guest_panic_pause_sends_the_event_and_resume_goes_on(vessel_bin, tmp_path):
+    # Paused, the guest is resumed, goes on with its panic (panic=-1: a
+    # reset), and --no-reboot ends the run there.
+    args = linux_args(PANIC_AFTER_READY) + ["--no-reboot"]
+    with paused_on_panic(vessel_bin, tmp_path, args, BOOT_TIMEOUT) as (p, sock, _, got):
+        panics = [e for e in got if e.get("event") == "guest-panicked"]
+        assert len(panics) == 1, got
+        assert panics[0]["action"] == "pause" and panics[0]["cpu"] == 0
+        assert re.search(r"Kernel panic - not syncing: .*sysrq", panics[0]["message"], re.IGNORECASE), panics[0]
+        assert len(panics[0]["params"]) == 5
+        status = json.loads(ctl(vessel_bin, sock, "--json", "status").stdout)["result"]
+        assert status["state"] == "paused"
+        assert ctl(vessel_bin, sock, "resume").returncode == 0
+        assert p.wait(timeout=300) == 0
+        err = p.stderr.read()
+        assert "guest rebooted (--no-reboot)" in err, err
+        assert re.search(r"guest crash message: .*sysrq", err, re.IGNORECASE), err
+
+
+@pytest.mark.parametrize("action,code,after", [("keep", 0x21, True), ("poweroff", 12, False)])
+def test_crash_msrs_keep_and_poweroff(vessel_bin, tmp_path, action, code, after):
+    # A bare-metal guest reports a panic with a message, spins, prints
+    # AFTER and exits through the debug-exit port.
+    guest = assemble("crash_msrs", tmp_path)
+    r = run_vessel(vessel_bin, "run", "--kernel", str(guest), "--on-panic", action, stdin=subprocess.DEVNULL,
+                   timeout=120)
+    assert r.returncode == code, r.stderr
+    assert ("AFTER" in r.stdout) == after, r.stdout
+    assert "guest reported a crash: P0 0x11 P1 0x22 P2 0x33" in r.stderr
+    assert "guest crash message: Kernel panic - not syncing: test guest gave up" in r.stderr
+    # Bytes outside printable ASCII are replaced.
+    assert "guest crash message: second line?" in r.stderr
+
+
+def test_crash_msrs_pause_holds_the_guest(vessel_bin, tmp_path):
+    guest = assemble("crash_msrs", tmp_path, defines=["WAIT_BUTTON"])
+    press = lambda sock: ctl(vessel_bin, sock, "powerdown")   # noqa: E731
+    with paused_on_panic(vessel_bin, tmp_path, ["run", "--kernel", str(guest)], 60, press) as (p, sock, log, got):
+        panics = [e for e in got if e.get("event") == "guest-panicked"]
+        assert [(e["cpu"], e["action"], e["params"]) for e in panics] == [(0, "pause", [0x11, 0x22, 0x33,
+                                                                                           panics[0]["params"][3],
+                                                                                           0x3c])], got
+        assert panics[0]["message"] == "Kernel panic - not syncing: test guest gave up\nsecond line?\n"
+        time.sleep(1.0)
+        assert "AFTER" not in log.read_text(), "a guest paused on its panic went on"
+        assert ctl(vessel_bin, sock, "resume").returncode == 0
+        assert p.wait(timeout=60) == 0x21
+        assert "AFTER" in log.read_text()
 
 
 def test_hyperv_help_and_bad_features(vessel_bin):
@@ -121,6 +236,9 @@ def test_hyperv_help_and_bad_features(vessel_bin):
     p = run_vessel(vessel_bin, "run", "--kernel", "/nonexistent", "--hyperv", "-vapic")
     assert p.returncode == 2
     assert "'vapic' is not a Hyper-V feature" in p.stderr
+    p = run_vessel(vessel_bin, "run", "--kernel", "/nonexistent", "--on-panic", "reboot")
+    assert p.returncode == 2
+    assert "--on-panic: 'reboot' is not a panic action (expected poweroff, pause or keep)" in p.stderr
 
 
 @contextlib.contextmanager

@@ -69,7 +69,7 @@ FLAG_TO_FIELD = {
     "kernel": "kernel", "initrd": "initrd", "append": "cmdline", "cpus": "cpus", "memory": "memory",
     "engine": "engine", "cpu": "cpu", "disk": "disks", "numa-nodes": "numa_nodes", "numa": "numa", "numa-distance": "numa", "numa-policy": "numa",
     "serial": "serial",
-    "no-reboot": "no_reboot", "no-decompress": "decompress", "deterministic": "deterministic",
+    "no-reboot": "no_reboot", "on-panic": "on_panic", "no-decompress": "decompress", "deterministic": "deterministic",
     "api-socket": "api_socket", "restore": "restore", "sandbox": "sandbox", "hyperv": "hyperv", "rng": "rng",
     "compound": "compound",
     "rng-rate": "rng_rate", "net": "nets", "console": "console",

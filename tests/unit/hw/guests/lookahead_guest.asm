@@ -21,25 +21,7 @@ TX_BYTES equ 2000
 %endif
 COM1 equ 0x3f8
 RESULTS equ 0x7000              ; see the test: what each stretch left
-bits 16
-org 0x1000
-start:
-	cli
-	xor ax, ax
-	mov ds, ax
-	lgdt [gdt_desc]
-	mov eax, cr0
-	or eax, 1
-	mov cr0, eax
-	jmp dword 0x08:pm32
-
-bits 32
-pm32:
-	mov ax, 0x10
-	mov ds, ax
-	mov es, ax
-	mov ss, ax
-	mov esp, 0x8000
+%include "entry.inc"
 	; 1. transmit loop
 	xor ebx, ebx
 .tx:	mov dx, COM1 + 5
@@ -99,7 +81,7 @@ pm32:
 	mov [RESULTS + 20], edi
 	; 4. an interrupt raised in the middle of a run of OUTs
 	mov eax, irq34
-	mov edi, 0x3000 + 0x34 * 8
+	mov edi, IDT + 0x34 * 8
 	mov [edi], ax
 	mov word [edi + 2], 0x08
 	mov word [edi + 4], 0x8e00
@@ -163,14 +145,3 @@ pattern:
 	db 0x41 + (i * 7) % 26
 %assign i i + 1
 %endrep
-align 8
-gdt:
-	dq 0
-	dq 0x00cf9a000000ffff
-	dq 0x00cf92000000ffff
-gdt_desc:
-	dw gdt_desc - gdt - 1
-	dd gdt
-idt_desc:
-	dw 256 * 8 - 1
-	dd 0x3000

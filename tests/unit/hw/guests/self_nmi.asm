@@ -5,28 +5,10 @@
 ; self shorthand): while the handler runs NMIs are blocked, so they stay
 ; pending until its IRET and, being a latch, collapse into one (6.7.1).
 ; Ends with isa-debug-exit: 0x42 when all held, else the failing step.
-bits 16
-org 0x1000
-start:
-	cli
-	xor ax, ax
-	mov ds, ax
-	lgdt [gdt_desc]
-	mov eax, cr0
-	or eax, 1
-	mov cr0, eax
-	jmp dword 0x08:pm32
-
-bits 32
-pm32:
-	mov ax, 0x10
-	mov ds, ax
-	mov es, ax
-	mov ss, ax
-	mov esp, 0x8000
-	; IDT at 0x3000: vector 2 (NMI) -> nmi_handler, interrupt gate
+%include "entry.inc"
+	; IDT: vector 2 (NMI) -> nmi_handler, interrupt gate
 	mov eax, nmi_handler
-	mov edi, 0x3000 + 2 * 8
+	mov edi, IDT + 2 * 8
 	mov [edi], ax
 	mov word [edi + 2], 0x08
 	mov word [edi + 4], 0x8e00
@@ -97,17 +79,6 @@ nmi_handler:
 	pop eax
 	iret
 
-align 8
-gdt:
-	dq 0
-	dq 0x00cf9a000000ffff
-	dq 0x00cf92000000ffff
-gdt_desc:
-	dw gdt_desc - gdt - 1
-	dd gdt
-idt_desc:
-	dw 256 * 8 - 1
-	dd 0x3000
 count:	dd 0
 phase:	dd 0
 in_handler: dd 0

@@ -4,31 +4,13 @@
 ; xAPIC MMIO; then a local APIC one-shot timer; then the HPET's timer 0 in
 ; legacy replacement mode on the same pin.  It reports through COM1 and
 ; ends with isa-debug-exit: 0x42 when every interrupt arrived.
-bits 16
-org 0x1000
-start:
-	cli
-	xor ax, ax
-	mov ds, ax
-	lgdt [gdt_desc]
-	mov eax, cr0
-	or eax, 1
-	mov cr0, eax
-	jmp dword 0x08:pm32
-
-bits 32
-pm32:
-	mov ax, 0x10
-	mov ds, ax
-	mov es, ax
-	mov ss, ax
-	mov esp, 0x8000
-	; IDT at 0x3000: vectors 0x30 and 0x31
+%include "entry.inc"
+	; IDT: vectors 0x30 and 0x31
 	mov eax, irq30
-	mov edi, 0x3000 + 0x30 * 8
+	mov edi, IDT + 0x30 * 8
 	call set_gate
 	mov eax, irq31
-	mov edi, 0x3000 + 0x31 * 8
+	mov edi, IDT + 0x31 * 8
 	call set_gate
 	lidt [idt_desc]
 	; 8259 pair: initialise, then mask everything (the I/O APIC delivers)
@@ -141,17 +123,6 @@ irq31:
 	add esp, 12
 	jmp [resume]
 
-align 8
-gdt:
-	dq 0
-	dq 0x00cf9a000000ffff
-	dq 0x00cf92000000ffff
-gdt_desc:
-	dw gdt_desc - gdt - 1
-	dd gdt
-idt_desc:
-	dw 256 * 8 - 1
-	dd 0x3000
 cnt30:	dd 0
 cnt31:	dd 0
 resume:	dd 0                        ; where an interrupt handler continues

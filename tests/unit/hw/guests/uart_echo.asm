@@ -3,27 +3,9 @@
 ; Linux's 8250 driver runs the console.  It prints '>' once its UART is
 ; set up (input sent earlier would be dropped by the FIFO reset, as on
 ; hardware), echoes four bytes, then ends with isa-debug-exit 0x42.
-bits 16
-org 0x1000
-start:
-	cli
-	xor ax, ax
-	mov ds, ax
-	lgdt [gdt_desc]
-	mov eax, cr0
-	or eax, 1
-	mov cr0, eax
-	jmp dword 0x08:pm32
-
-bits 32
-pm32:
-	mov ax, 0x10
-	mov ds, ax
-	mov es, ax
-	mov ss, ax
-	mov esp, 0x8000
+%include "entry.inc"
 	mov eax, irq34
-	mov edi, 0x3000 + 0x34 * 8
+	mov edi, IDT + 0x34 * 8
 	mov [edi], ax
 	mov word [edi + 2], 0x08
 	mov word [edi + 4], 0x8e00
@@ -86,16 +68,5 @@ irq34:
 	add esp, 12                 ; drop EIP, CS, EFLAGS (no IRET, see timer_irq.asm)
 	jmp [resume]
 
-align 8
-gdt:
-	dq 0
-	dq 0x00cf9a000000ffff
-	dq 0x00cf92000000ffff
-gdt_desc:
-	dw gdt_desc - gdt - 1
-	dd gdt
-idt_desc:
-	dw 256 * 8 - 1
-	dd 0x3000
 count:	dd 0
 resume:	dd 0

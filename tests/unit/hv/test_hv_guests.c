@@ -1,0 +1,208 @@
+/* The Hyper-V interface end to end on the emu engine: bare-metal guests
+ * (tests/unit/hv/guests, in long mode through tests/unit/hw/guests/entry.inc) on
+ * the PC platform with src/hv wired as vessel wires it (CPUID, MSRs,
+ * hypercalls), one thread per vCPU on the real clock.  Each guest checks
+ * what it sees itself and ends with the debug-exit port: 0x42 when all
+ * held, else the number of the failing step (named in each test). */
+#include "cpu/engines.h"
+#include "machine/accel.h"
+#include "hw/chardev.h"
+#include "hw/intc/lapic.h"
+#include "board/pc.h"
+#include "hv/hyperv.h"
+#include "util/error.h"
+#include "machine/machine.h"
+
+#include "hv_eoi.h"
+#include "hv_refclock.h"
+#include "hv_stimer.h"
+
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define GUEST_RAM (4ull << 20)
+
+struct gvm {
+	struct vm vm;
+	struct vcpu cpu[2];
+	pthread_t thread[2];
+	struct chardev *console;
+};
+
+/* A vCPU's run loop, as the VMM's (src/vmm/vm.c) without the gate and
+ * SIPI handling: every vCPU starts at 0x1000 in real mode. */
+static void *vcpu_loop(void *opaque)
+{
+	struct vcpu *v = opaque;
+	struct vm *vm = v->vm;
+	while (atomic_load(&vm->stop_reason) == VM_STOP_NONE) {
+		struct vcpu_exit exit = { 0 };
+		atomic_store(&v->in_run, true);
+		int rc = vm->accel->vcpu_run(v, &exit);
+		atomic_store(&v->in_run, false);
+		if (rc < 0 || exit.reason == VCPU_EXIT_SHUTDOWN || exit.reason == VCPU_EXIT_INTERNAL_ERROR) {
+			fprintf(stderr, "cpu%u: %s %s\n", v->id, vcpu_exit_reason_name(exit.reason),
+				rc < 0 ? err_msg() : exit.error.message);
+			vm_request_stop(vm, VM_STOP_ERROR);
+			break;
+		}
+		if (exit.reason == VCPU_EXIT_KICK) {
+			atomic_fetch_and(&v->events, ~VCPU_EVT_KICK);
+		} else if (exit.reason == VCPU_EXIT_HLT) {
+			struct x86_regs r;
+			uint32_t mask = VCPU_EVT_NMI | VCPU_EVT_KICK;
+			if (vm->accel->get_regs(v, &r) == 0 && (r.rflags & X86_FLAG_IF))
+				mask |= VCPU_EVT_INTR;
+			pthread_mutex_lock(&v->lock);
+			while (!(atomic_load(&v->events) & mask) && atomic_load(&vm->stop_reason) == VM_STOP_NONE)
+				pthread_cond_wait(&v->wake, &v->lock);
+			pthread_mutex_unlock(&v->lock);
+		}
+	}
+	return NULL;
+}
+
+static struct gvm *gvm_new(unsigned ncpus, const unsigned char *image, unsigned len)
+{
+	struct gvm *g = calloc(1, sizeof(*g));
+	cr_assert(g);
+	struct vm *vm = &g->vm;
+	cr_assert_eq(gmem_init(&vm->mem, GUEST_RAM), 0);
+	bus_init(&vm->pio, "pio");
+	bus_init(&vm->mmio, "mmio");
+	pthread_mutex_init(&vm->dev_lock, NULL);
+	vm->accel = &accel_emu;
+	cr_assert_eq(accel_emu.vm_init(vm), 0, "%s", err_msg());
+	cr_assert_eq(hv_vm_create(vm, HV_FEATURES_ALL, LAPIC_DEFAULT_TSC_HZ, LAPIC_TIMER_HZ), 0, "%s", err_msg());
+	vm->handle_hypercall = hv_hypercall;
+	vm->hv_cpuid = hv_cpuid;
+	vm->hv_msr = hv_msr;
+	for (unsigned i = 0; i < ncpus; i++) {
+		struct vcpu *v = &g->cpu[i];
+		v->vm = vm;
+		v->id = i;
+		v->run_state = VCPU_RUNNABLE;
+		pthread_mutex_init(&v->lock, NULL);
+		pthread_cond_init(&v->wake, NULL);
+		vm->vcpus[vm->n_vcpus++] = v;
+		cr_assert_eq(accel_emu.vcpu_init(v), 0, "%s", err_msg());
+	}
+	g->console = chardev_null_new();
+	struct platform_options opts = { .console = g->console };
+	cr_assert_eq(platform_create_opts(vm, &opts), 0, "%s", err_msg());
+	memcpy(gmem_ptr(&vm->mem, 0x1000, len), image, len);
+	for (unsigned i = 0; i < ncpus; i++) {
+		struct x86_sregs s;
+		cr_assert_eq(accel_emu.get_sregs(&g->cpu[i], &s), 0);
+		for (int k = 0; k < SEG_COUNT; k++) {
+			s.seg[k].selector = 0;
+			s.seg[k].base = 0;
+		}
+		cr_assert_eq(accel_emu.set_sregs(&g->cpu[i], &s), 0);
+		struct x86_regs r = { .rip = 0x1000, .rflags = X86_FLAG_FIXED };
+		cr_assert_eq(accel_emu.set_regs(&g->cpu[i], &r), 0);
+	}
+	return g;
+}
+
+/* Runs every vCPU until the guest stops the machine; its debug-exit value. */
+static int gvm_run(struct gvm *g, int seconds)
+{
+	struct vm *vm = &g->vm;
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		cr_assert_eq(pthread_create(&g->thread[i], NULL, vcpu_loop, &g->cpu[i]), 0);
+	time_t end = time(NULL) + seconds;
+	while (atomic_load(&vm->stop_reason) == VM_STOP_NONE && time(NULL) < end) {
+		struct timespec ts = { 0, 10000000 };
+		nanosleep(&ts, NULL);
+	}
+	bool timed_out = atomic_load(&vm->stop_reason) == VM_STOP_NONE;
+	vm_request_stop(vm, VM_STOP_QUIT);
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		pthread_join(g->thread[i], NULL);
+	cr_assert(!timed_out, "the guest did not finish within %d s", seconds);
+	cr_assert_eq(atomic_load(&vm->stop_reason), VM_STOP_DEBUG_EXIT, "stopped otherwise: %d",
+		     atomic_load(&vm->stop_reason));
+	return vm->debug_exit_value;
+}
+
+static void gvm_free(struct gvm *g)
+{
+	struct vm *vm = &g->vm;
+	platform_destroy(vm);
+	chardev_free(g->console);
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		accel_emu.vcpu_destroy(&g->cpu[i]);
+	accel_emu.vm_destroy(vm);
+	hv_vm_destroy(vm);
+	bus_destroy(&vm->pio);
+	bus_destroy(&vm->mmio);
+	gmem_destroy(&vm->mem);
+	free(g);
+}
+
+static int run_guest(unsigned ncpus, const unsigned char *image, unsigned len, int seconds, struct hv_info *info)
+{
+	struct gvm *g = gvm_new(ncpus, image, len);
+	int v = gvm_run(g, seconds);
+	if (info)
+		cr_assert(hv_get_info(&g->vm, info));
+	gvm_free(g);
+	return v;
+}
+
+Test(hv_guests, autoeoi_nesting_and_selective_eoi)
+{
+	struct hv_info info;
+	int v = run_guest(1, hv_eoi, hv_eoi_len, 60, &info);
+	static const char *const step[] = {
+		[1] = "CPUID 0x40000101 does not announce selective EOI",
+		[2] = "the AutoEOI SINT's vector was set in the ISR",
+		[3] = "a lower-priority interrupt was not taken inside the AutoEOI handler",
+		[4] = "the AutoEOI SINT was not delivered",
+		[5] = "an ISR bit was left after the AutoEOI handler",
+		[6] = "before the selective EOI: ISR or PPR wrong (0x61 and 0xa1 in service, PPR 0xa0)",
+		[7] = "after the selective EOI of 0x61: ISR or PPR wrong (only 0xa1 in service, PPR 0xa0)",
+		[8] = "after the EOI of 0xa1: ISR not empty or PPR not 0",
+		[9] = "the nested interrupts were not all taken",
+	};
+	cr_assert_eq(v, 0x42, "step %d: %s", v, v > 0 && v < 10 ? step[v] : "?");
+	cr_assert_geq(info.auto_eoi, 1);
+}
+
+Test(hv_guests, synthetic_timers_and_message_pending)
+{
+	struct hv_info info;
+	int v = run_guest(1, hv_stimer, hv_stimer_len, 60, &info);
+	static const char *const step[] = {
+		[1] = "direct mode, periodic: fewer than 5 interrupts",
+		[2] = "direct mode, one-shot: no interrupt",
+		[3] = "direct mode, one-shot: fired again, or stayed enabled",
+		[4] = "message mode, periodic: wrong message type or timer index",
+		[5] = "message mode, periodic: fewer than 3 messages",
+		[6] = "busy slot: the second expiry interrupted, or the slot changed",
+		[7] = "busy slot: MessagePending not set",
+		[8] = "after EOM: the waiting message was not delivered",
+		[9] = "after EOM: the delivered message is not the second timer's",
+	};
+	cr_assert_eq(v, 0x42, "step %d: %s", v, v > 0 && v < 10 ? step[v] : "?");
+	cr_assert_geq(info.stimer_direct, 6);
+	cr_assert_geq(info.stimer_messages, 5);
+	cr_assert_geq(info.queued, 1);
+	cr_assert_geq(info.eoms, 1);
+}
+
+Test(hv_guests, reference_page_and_counter_monotonic_on_two_vcpus)
+{
+	int v = run_guest(2, hv_refclock, hv_refclock_len, 120, NULL);
+	static const char *const step[] = {
+		[1] = "the reference TSC page was not valid (sequence 0)",
+		[2] = "the page's time went back from the MSR read before it",
+		[3] = "the MSR went back from the page's time read before it",
+		[4] = "the other vCPU did not finish",
+	};
+	cr_assert_eq(v, 0x42, "step %d: %s", v, v > 0 && v < 5 ? step[v] : "?");
+}
