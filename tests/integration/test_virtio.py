@@ -69,7 +69,7 @@ def test_raw_disk_written_by_the_guest_is_read_back(vessel_bin, tmp_path):
 def disk_counts(stderr):
     """Disk requests, their submissions, io_uring submits and vessel's own
     disk system calls, from the counts `vessel run -v` logs at the end."""
-    m = re.search(r"(\d+) disk requests in (\d+) submissions \((\d+) io_uring submits, (\d+) disk system calls\)",
+    m = re.search(r"(\d+) disk requests in (\d+) submissions \((\d+) io_uring submits, \d+ io_uring waits, (\d+) disk system calls\)",
                   stderr)
     assert m, stderr[-2000:]
     return tuple(int(g) for g in m.groups())
