@@ -501,12 +501,14 @@ static void blk_notify(void *dev, unsigned qi)
 	 * notifies once). */
 	if (b->batch)
 		block_queue_plug(b->bq);
+	virtq_disable_notify(q);   /* until the ring is empty (virtq_enable_notify) */
 	for (;;) {
 		struct blk_req *r = req_get(b);
 		if (!r) {
 			/* Out of memory: the rest waits in the ring for the next
 			 * notification or completion. */
 			virtio_pci_guest_error(b->t, "queue %u: out of memory for requests", qi);
+			virtq_enable_notify(q);
 			break;
 		}
 		int rc = virtq_pop(q, &r->elem);
