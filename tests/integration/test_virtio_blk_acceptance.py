@@ -14,7 +14,8 @@ virtio_blk driver, checks batched per boot to keep the suite short:
   dynamic VHD: every block the guest had fsync'd is on the image and the
   image checks clean.  One kill per boot: KILLS boots (3 by default, at
   random points; VESSEL_TEST_KILLS=20 for the issue's full count) keep the
-  suite within its time budget."""
+  suite within its time budget: each kill point costs one guest boot
+  (some 30-40 s in CI), so the full 20 would add about 10 minutes."""
 import hashlib
 import os
 import random
