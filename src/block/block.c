@@ -75,7 +75,7 @@ static int check_range(struct block_dev *bd, uint64_t sector, uint64_t count)
 	return 0;
 }
 
-static void account(struct block_dev *bd, enum block_op op, uint64_t bytes, uint64_t t0, int ret)
+void block_account(struct block_dev *bd, enum block_op op, uint64_t bytes, uint64_t ns, int ret)
 {
 	if (ret < 0) {
 		__atomic_fetch_add(&bd->stats.errors, 1, __ATOMIC_RELAXED);
@@ -83,7 +83,12 @@ static void account(struct block_dev *bd, enum block_op op, uint64_t bytes, uint
 	}
 	__atomic_fetch_add(&bd->stats.ops[op], 1, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&bd->stats.bytes[op], bytes, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&bd->stats.ns[op], now_ns() - t0, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&bd->stats.ns[op], ns, __ATOMIC_RELAXED);
+}
+
+static void account(struct block_dev *bd, enum block_op op, uint64_t bytes, uint64_t t0, int ret)
+{
+	block_account(bd, op, bytes, ret < 0 ? 0 : now_ns() - t0, ret);
 }
 
 static void lock(struct block_dev *bd)

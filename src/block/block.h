@@ -74,6 +74,9 @@ int block_file_allocated(struct block_file *f, uint64_t *bytes);
  * write from now (0: never).  VESSEL_TEST_KILL_AFTER_WRITES=n in the
  * environment does the same for a whole process. */
 void block_file_test_kill_after(long writes);
+/* The queue's io_uring path: counts a write done by the kernel for the
+ * crash tests above (the process may die here). */
+void block_file_note_write(void);
 
 /* ---- drivers ---------------------------------------------------------- */
 
@@ -97,6 +100,12 @@ struct block_driver {
 	/* Optional: frees bd->priv, closes files and, for filters, the lower
 	 * device (filters own their lower device once opened). */
 	void (*close)(struct block_dev *bd);
+	/* Optional: the host file whose bytes from *off hold `count` sectors
+	 * from `sector` unchanged (raw: always); 0, or -ENOENT when the range
+	 * is not one run of one file.  Lets the request queue hand reads,
+	 * writes and flushes to the kernel itself (io_uring) instead of
+	 * through read/write/flush on a worker. */
+	int (*map)(struct block_dev *bd, uint64_t sector, uint64_t count, struct block_file **file, uint64_t *off);
 };
 
 enum block_op { BLOCK_OP_READ, BLOCK_OP_WRITE, BLOCK_OP_FLUSH, BLOCK_OP_DISCARD, BLOCK_OP_COUNT };
@@ -139,6 +148,9 @@ int block_discard(struct block_dev *bd, uint64_t sector, uint64_t count);
 int block_readv(struct block_dev *bd, uint64_t sector, const struct iovec *iov, int iovcnt);
 int block_writev(struct block_dev *bd, uint64_t sector, const struct iovec *iov, int iovcnt);
 void block_stats_get(struct block_dev *bd, struct block_stats *out);
+/* Counts a completed request in bd->stats (ret < 0: an error), as the
+ * block_* calls do; ns is its duration. */
+void block_account(struct block_dev *bd, enum block_op op, uint64_t bytes, uint64_t ns, int ret);
 
 /* ---- asynchronous requests ---------------------------------------------
  * A queue runs requests on its own worker threads (several in flight at
@@ -160,13 +172,34 @@ struct block_req {
 	int (*run)(struct block_req *req);
 	/* queue private */
 	struct block_req *next;
+	uint64_t q_bytes;            /* io_uring: what the kernel must transfer */
+	uint64_t q_t0;               /* io_uring: when it was submitted (ns) */
 };
 
 struct block_queue;
 /* nthreads 1..64 workers; depth = most requests queued before submit
  * returns -EAGAIN (0: 256). */
 int block_queue_new(struct block_dev *bd, unsigned nthreads, unsigned depth, struct block_queue **out);
+/* block_queue_new_flags(): */
+#define BLOCK_QUEUE_URING (1u << 0)  /* io_uring for what the driver maps to its file (below) */
+/* As block_queue_new, with BLOCK_QUEUE_* flags.  With BLOCK_QUEUE_URING,
+ * reads, writes and flushes of a device whose driver maps them straight
+ * onto its host file (raw) go to the kernel through an io_uring, and a
+ * thread of the queue reaps their completions; everything else (other
+ * formats, filters, requests with `run`, O_DIRECT with misaligned
+ * buffers) goes to the workers.  Where the host has no io_uring
+ * (ENOSYS, or kernel.io_uring_disabled) the queue quietly uses its
+ * workers alone: block_queue_uses_uring() says which. */
+int block_queue_new_flags(struct block_dev *bd, unsigned nthreads, unsigned depth, unsigned flags,
+			  struct block_queue **out);
+bool block_queue_uses_uring(const struct block_queue *q);
 int block_queue_submit(struct block_queue *q, struct block_req *req);
+/* Batching: between plug and unplug, submitted requests wait in the
+ * queue, and unplug hands them to the host at once: one io_uring_enter
+ * for those on the io_uring, one wake-up of the workers for the others
+ * (docs/compounding.md "Disk").  Plugs nest. */
+void block_queue_plug(struct block_queue *q);
+void block_queue_unplug(struct block_queue *q);
 /* Waits until every submitted request has completed (done was called). */
 void block_queue_drain(struct block_queue *q);
 /* Drains, then stops the workers and frees the queue (not the device). */

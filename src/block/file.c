@@ -2,6 +2,7 @@
  * EINTR retries, and O_DIRECT support through aligned bounce buffers. */
 #include "block/block.h"
 #include "util/error.h"
+#include "util/hostcall.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -86,6 +87,7 @@ static int raw_pread(struct block_file *f, void *buf, size_t len, uint64_t off)
 	uint8_t *p = buf;
 	while (len) {
 		ssize_t n = pread(f->fd, p, len, (off_t)off);
+		host_call_note(HOST_CALL_DISK);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -106,6 +108,7 @@ static int raw_pwrite(struct block_file *f, const void *buf, size_t len, uint64_
 	const uint8_t *p = buf;
 	while (len) {
 		ssize_t n = pwrite(f->fd, p, len, (off_t)off);
+		host_call_note(HOST_CALL_DISK);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -154,6 +157,11 @@ static void crash_point(void)
 		raise(SIGKILL);
 }
 
+void block_file_note_write(void)
+{
+	crash_point();
+}
+
 void block_file_test_kill_after(long writes)
 {
 	kill_after = writes;
@@ -188,6 +196,7 @@ int block_file_sync(struct block_file *f)
 {
 	if (f->rdonly)
 		return 0;
+	host_call_note(HOST_CALL_DISK);
 	if (fdatasync(f->fd) < 0)
 		return err_set(-errno, "%s: fdatasync: %s", f->path, strerror(errno));
 	return 0;

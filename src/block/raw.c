@@ -42,6 +42,14 @@ static int raw_discard(struct block_dev *bd, uint64_t sector, uint64_t count)
 	return ret;
 }
 
+/* Every range is one run of the file, unchanged. */
+static int raw_map(struct block_dev *bd, uint64_t sector, uint64_t count, struct block_file **file, uint64_t *off)
+{
+	*file = raw_file(bd);
+	*off = sector << BLOCK_SECTOR_SHIFT;
+	return 0;
+}
+
 static void raw_close(struct block_dev *bd)
 {
 	if (bd->priv) {
@@ -57,6 +65,7 @@ static const struct block_driver raw_driver = {
 	.flush = raw_flush,
 	.discard = raw_discard,
 	.close = raw_close,
+	.map = raw_map,
 };
 
 static int raw_probe(const uint8_t *head, size_t hl, const uint8_t *tail, size_t tl)

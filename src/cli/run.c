@@ -64,7 +64,7 @@ static const char run_usage[] =
 	"      --hyperv SPEC       Hyper-V interface: on (default), off, help (list the\n"
 	"                          features), or -NAME,... to turn features off\n"
 	"      --compound SPEC     instruction and host-call compounding: on (default), off,\n"
-	"                          or NAME=on|off,... for console, timer, lookahead\n"
+	"                          or NAME=on|off,... for console, timer, lookahead, block\n"
 	"                          (docs/compounding.md)\n"
 	"      --api-socket PATH   serve the control API on this Unix socket\n"
 	"      --no-register       stay out of the registry of running VMs (the power\n"

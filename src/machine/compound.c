@@ -14,6 +14,7 @@ static const struct {
 	{ "console", COMPOUND_CONSOLE },
 	{ "timer", COMPOUND_TIMER },
 	{ "lookahead", COMPOUND_LOOKAHEAD },
+	{ "block", COMPOUND_BLOCK },
 };
 
 #define N_MECH (sizeof(mechanisms) / sizeof(mechanisms[0]))
@@ -52,8 +53,8 @@ int compound_parse(const char *spec, unsigned *out)
 				if (strlen(mechanisms[i].name) == name_len && !strncmp(p, mechanisms[i].name, name_len))
 					bit = mechanisms[i].bit;
 			if (!bit)
-				return err_set(-EINVAL, "compound: unknown mechanism '%.*s' (expected console, timer or "
-						       "lookahead)", (int)name_len, p);
+				return err_set(-EINVAL, "compound: unknown mechanism '%.*s' (expected console, timer, "
+						       "lookahead or block)", (int)name_len, p);
 			if (eq && parse_switch(eq + 1, len - name_len - 1, &on) < 0)
 				return err_set(-EINVAL, "compound: '%.*s' is not on or off", (int)(len - name_len - 1),
 					       eq + 1);

@@ -2,7 +2,8 @@
  * matters (docs/compounding.md), and of what compounding saved.
  *
  * The places that count are the console's output and input, the timer
- * thread's wake-ups and the KVM engine's ioctls: each calls
+ * thread's wake-ups, the KVM engine's ioctls, the block layer's disk I/O
+ * and io_uring calls: each calls
  * host_call_note() next to its system call.  The counters are
  * process-wide (one VM per process) and relaxed atomics: a few
  * nanoseconds beside a system call of a microsecond or more.
@@ -19,6 +20,9 @@ enum host_call {
 	HOST_CALL_POLL,    /* poll(2) */
 	HOST_CALL_IOCTL,   /* ioctl(2): KVM_RUN and the register transfers */
 	HOST_CALL_WAKE,    /* a thread woken through a futex or an eventfd */
+	HOST_CALL_DISK,    /* pread/pwrite/fdatasync of a disk image (block I/O workers) */
+	HOST_CALL_IO_SUBMIT, /* io_uring_enter(2) that hands disk requests to the kernel */
+	HOST_CALL_IO_WAIT, /* io_uring_enter(2) that waits for their completions */
 	HOST_CALL_KINDS,
 };
 
@@ -31,6 +35,8 @@ enum compound_stat {
 	COMPOUND_LOOKAHEAD_RUNS,      /* traps after which the lookahead ran on */
 	COMPOUND_LOOKAHEAD_INSNS,     /* instructions it ran */
 	COMPOUND_LOOKAHEAD_EXITS_SAVED, /* trapping instructions among them: exits the guest did not take */
+	COMPOUND_DISK_REQUESTS,       /* guest disk requests handed to the host */
+	COMPOUND_DISK_BATCHES,        /* ... in this many submissions (one io_uring_enter or worker hand-off each) */
 	COMPOUND_STATS,
 };
 

@@ -92,6 +92,7 @@ struct virtio_blk {
 	struct block_queue *bq;
 	struct virtio_device_ops ops;
 	bool readonly;
+	bool batch;                   /* conf->batch */
 	enum virtio_blk_cache cache;
 	char serial[VIRTIO_BLK_ID_BYTES];
 	pthread_mutex_t *dev_lock;    /* the device lock (the VM's), or own_lock */
@@ -318,11 +319,10 @@ static int blk_run_ranges(struct block_req *br)
 	return 0;
 }
 
-static int blk_run_flush(struct block_req *br)
+/* cache=unsafe: the guest's flushes are not the host's business. */
+static int blk_run_no_flush(struct block_req *br)
 {
-	struct blk_req *r = br->opaque;
-	/* cache=unsafe: the guest's flushes are not the host's business. */
-	return r->b->cache == VIRTIO_BLK_CACHE_UNSAFE ? 0 : block_flush(r->b->disk);
+	return 0;
 }
 
 /* Parses a request; true when it goes to the block queue, false when it
@@ -347,8 +347,9 @@ static bool blk_prepare(struct virtio_blk *b, struct blk_req *r)
 		return blk_rw(b, r, true);
 	case VIRTIO_BLK_T_FLUSH:
 		r->sector = 0;
-		r->br.op = BLOCK_OP_FLUSH;
-		r->br.run = blk_run_flush;
+		r->br.op = BLOCK_OP_FLUSH;   /* the block layer's flush, on a worker or the io_uring */
+		if (b->cache == VIRTIO_BLK_CACHE_UNSAFE)
+			r->br.run = blk_run_no_flush;
 		return true;
 	case VIRTIO_BLK_T_GET_ID: {
 		/* Section 5.2.6.1: 20 bytes, not NUL-terminated when full. */
@@ -495,12 +496,19 @@ static void blk_notify(void *dev, unsigned qi)
 	struct virtq *q = virtio_pci_queue(b->t, qi);
 	pthread_mutex_lock(b->dev_lock);   /* held already on a bus callback; not in unit tests */
 	bool pushed = false;
+	/* Compounding: what this notification brings goes to the host as one
+	 * batch when the ring is empty (a driver queues several requests and
+	 * notifies once). */
+	if (b->batch)
+		block_queue_plug(b->bq);
+	virtq_disable_notify(q);   /* until the ring is empty (virtq_enable_notify) */
 	for (;;) {
 		struct blk_req *r = req_get(b);
 		if (!r) {
 			/* Out of memory: the rest waits in the ring for the next
 			 * notification or completion. */
 			virtio_pci_guest_error(b->t, "queue %u: out of memory for requests", qi);
+			virtq_enable_notify(q);
 			break;
 		}
 		int rc = virtq_pop(q, &r->elem);
@@ -539,6 +547,8 @@ static void blk_notify(void *dev, unsigned qi)
 			pushed = true;
 		req_put(b, r);
 	}
+	if (b->batch)
+		block_queue_unplug(b->bq);
 	if (pushed)
 		virtio_pci_queue_done(b->t, qi);
 	pthread_mutex_unlock(b->dev_lock);
@@ -628,6 +638,7 @@ static void *blk_create(const struct dev_ctx *ctx)
 	b->disk = conf->disk;
 	b->readonly = conf->readonly || conf->disk->rdonly;
 	b->cache = conf->cache;
+	b->batch = conf->batch;
 	if (conf->serial) {
 		size_t n = strlen(conf->serial);
 		memcpy(b->serial, conf->serial, n < sizeof(b->serial) ? n : sizeof(b->serial));
@@ -646,9 +657,11 @@ static void *blk_create(const struct dev_ctx *ctx)
 	b->ops.features |= b->readonly ? 1ull << VIRTIO_BLK_F_RO
 				       : 1ull << VIRTIO_BLK_F_DISCARD | 1ull << VIRTIO_BLK_F_WRITE_ZEROES;
 	/* Workers: host reads and writes overlap (two a queue, at most 8);
-	 * the queue never refuses what the rings can hold. */
+	 * the queue never refuses what the rings can hold.  With batching, a
+	 * raw image's reads, writes and flushes go through io_uring instead. */
 	unsigned workers = 2 * queues > 8 ? 8 : 2 * queues;
-	int rc = block_queue_new(b->disk, workers, queues * BLK_QUEUE_SIZE, &b->bq);
+	int rc = block_queue_new_flags(b->disk, workers, queues * BLK_QUEUE_SIZE, b->batch ? BLOCK_QUEUE_URING : 0,
+				       &b->bq);
 	if (rc == 0 && (rc = -pthread_create(&b->completer, NULL, blk_completer, b)) < 0)
 		err_set(rc, "%s: cannot start the completion thread", ctx->name);
 	b->completer_started = rc == 0;

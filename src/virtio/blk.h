@@ -24,6 +24,11 @@ struct virtio_blk_conf {
 	enum virtio_blk_cache cache;
 	unsigned queues;          /* request queues, 1..VIRTIO_BLK_MAX_QUEUES (0: 1) */
 	bool split_only;          /* VIRTIO_F_RING_PACKED not offered */
+	/* --compound block (docs/compounding.md "Disk"): the
+	 * requests of one notification go to the host in one submission,
+	 * through io_uring where the disk allows; off: one at a time, each to
+	 * a worker thread. */
+	bool batch;
 };
 
 #define VIRTIO_BLK_MAX_QUEUES 8   /* VIRTIO_MAX_QUEUES of the transport */

@@ -122,6 +122,7 @@ static void net_tx(struct virtio_net *n)
 {
 	struct virtq *q = virtio_pci_queue(n->t, NET_TXQ);
 	bool pushed = false;
+	virtq_disable_notify(q);   /* until the ring is empty (virtq_enable_notify) */
 	for (;;) {
 		int rc = virtq_pop(q, &n->tx);
 		if (rc == 0) {

@@ -412,14 +412,38 @@ static bool packed_should_notify(struct virtq *q)
 	return !valid || (uint16_t)(now - off - 1) < (uint16_t)(now - old);
 }
 
+/* The device event suppression structure (section 2.8.10): where the
+ * driver looks before it notifies (Linux: virtqueue_kick_prepare_packed). */
+static uint8_t *packed_dev_events(struct virtq *q)
+{
+	return (q->used & 3) ? NULL : q->dma(q->dma_opaque, q->used, 4);
+}
+
+static void packed_disable_notify(struct virtq *q)
+{
+	/* With EVENT_IDX the event offset published last already lies
+	 * behind the buffers being taken: the driver does not notify until
+	 * it is moved on.  Without it, flags DISABLE. */
+	uint8_t *dev = packed_dev_events(q);
+	if (dev && !q->event_idx && ld16(dev + 2) != PACKED_EVENT_DISABLE)
+		st16(dev + 2, PACKED_EVENT_DISABLE);
+}
+
 static bool packed_enable_notify(struct virtq *q)
 {
-	/* The device event suppression stays ENABLE (0): the driver
-	 * notifies for every batch.  Look again for a buffer made
-	 * available meanwhile. */
-	uint8_t *dev = (q->used & 3) ? NULL : q->dma(q->dma_opaque, q->used, 4);
-	if (dev && ld16(dev + 2) != PACKED_EVENT_ENABLE)
+	/* Notifications wanted again: with EVENT_IDX for the first buffer
+	 * the device has not seen (its slot and wrap counter, flags DESC),
+	 * as split rings' avail_event; otherwise ENABLE.  Then look again
+	 * for a buffer made available meanwhile. */
+	uint8_t *dev = packed_dev_events(q);
+	if (dev && q->event_idx) {
+		st16(dev, (uint16_t)(q->last_avail | (q->avail_wrap ? 0x8000u : 0)));
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+		if (ld16(dev + 2) != PACKED_EVENT_DESC)
+			st16(dev + 2, PACKED_EVENT_DESC);
+	} else if (dev && ld16(dev + 2) != PACKED_EVENT_ENABLE) {
 		st16(dev + 2, PACKED_EVENT_ENABLE);
+	}
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	const uint8_t *ring = packed_ring(q);
 	return ring && pdesc_avail(ld16(ring + (size_t)DESC_SIZE * q->last_avail + 14), q->avail_wrap);
@@ -443,6 +467,14 @@ int virtq_push(struct virtq *q, const struct virtq_elem *e, uint32_t len)
 bool virtq_should_notify(struct virtq *q)
 {
 	return q->packed ? packed_should_notify(q) : split_should_notify(q);
+}
+
+void virtq_disable_notify(struct virtq *q)
+{
+	/* Split rings: with EVENT_IDX the stale avail_event does it (as
+	 * above); without, VIRTQ_USED_F_NO_NOTIFY is a hint we do without. */
+	if (q->packed && q->ready && q->size)
+		packed_disable_notify(q);
 }
 
 bool virtq_enable_notify(struct virtq *q)

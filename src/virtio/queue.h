@@ -82,8 +82,14 @@ int virtq_push(struct virtq *q, const struct virtq_elem *e, uint32_t len);
  * avail ring's NO_INTERRUPT flag); when true, records it as signalled. */
 bool virtq_should_notify(struct virtq *q);
 /* With VIRTIO_F_EVENT_IDX, publishes avail_event = last_avail and returns
- * whether more requests arrived meanwhile (the caller pops again). */
+ * whether more requests arrived meanwhile (the caller pops again).
+ * Packed: the device event suppression, flags DESC at the next slot with
+ * EVENT_IDX, else ENABLE (section 2.8.10). */
 bool virtq_enable_notify(struct virtq *q);
+/* The device is about to take what the ring holds, and will call
+ * virtq_enable_notify once it is empty: the driver need not notify
+ * meanwhile (packed without EVENT_IDX: flags DISABLE). */
+void virtq_disable_notify(struct virtq *q);
 /* Copies out / in over an element's readable / writable buffers, from
  * byte offset off; returns bytes copied. */
 size_t virtq_copy_from(const struct virtq_elem *e, size_t off, void *buf, size_t len);

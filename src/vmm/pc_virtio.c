@@ -10,6 +10,7 @@
 #include "block/crypt_disk.h"
 #include "board/pc.h"
 #include "machine/accel.h"
+#include "machine/compound.h"
 #include "machine/device_registry.h"
 #include "util/error.h"
 #include "virtio/blk.h"
@@ -107,6 +108,9 @@ static void blk_conf(const struct vm_config *cfg, const struct vm_disk_config *d
 	/* One request queue per vCPU unless the disk says (section 5.2.5:
 	 * the driver maps its hardware queues onto CPUs). */
 	unsigned queues = dc->queues ? dc->queues : cfg ? cfg->cpus : 1;
+	unsigned compound = COMPOUND_ALL;
+	if (cfg)
+		compound_parse(cfg->compound, &compound);   /* checked by vm_config_validate() */
 	*blk = (struct virtio_blk_conf){
 		.readonly = dc->readonly, .serial = dc->serial,
 		.cache = dc->cache == VM_DISK_CACHE_NONE     ? VIRTIO_BLK_CACHE_NONE
@@ -114,6 +118,7 @@ static void blk_conf(const struct vm_config *cfg, const struct vm_disk_config *d
 							     : VIRTIO_BLK_CACHE_WRITEBACK,
 		.queues = queues < VIRTIO_BLK_MAX_QUEUES ? queues : VIRTIO_BLK_MAX_QUEUES,
 		.split_only = dc->split_only,
+		.batch = compound & COMPOUND_BLOCK,
 	};
 }
 

@@ -696,13 +696,19 @@ enum vm_stop_reason vm_run(const struct vm_config *cfg, const struct vm_run_opts
 	}
 	vm_session_finish(&sess);
 	log_info("vm", "compounding: %llu console bytes in %llu writes, %llu of %llu timer re-arms without a wake-up, "
-		 "%llu exits saved by lookahead in %llu runs",
+		 "%llu exits saved by lookahead in %llu runs, %llu disk requests in %llu submissions "
+		 "(%llu io_uring submits, %llu io_uring waits, %llu disk system calls)",
 		 (unsigned long long)compound_total(COMPOUND_CONSOLE_BYTES),
 		 (unsigned long long)compound_total(COMPOUND_CONSOLE_WRITES),
 		 (unsigned long long)compound_total(COMPOUND_TIMER_WAKES_SAVED),
 		 (unsigned long long)compound_total(COMPOUND_TIMER_REARMS),
 		 (unsigned long long)compound_total(COMPOUND_LOOKAHEAD_EXITS_SAVED),
-		 (unsigned long long)compound_total(COMPOUND_LOOKAHEAD_RUNS));
+		 (unsigned long long)compound_total(COMPOUND_LOOKAHEAD_RUNS),
+		 (unsigned long long)compound_total(COMPOUND_DISK_REQUESTS),
+		 (unsigned long long)compound_total(COMPOUND_DISK_BATCHES),
+		 (unsigned long long)host_call_total(HOST_CALL_IO_SUBMIT),
+		 (unsigned long long)host_call_total(HOST_CALL_IO_WAIT),
+		 (unsigned long long)host_call_total(HOST_CALL_DISK));
 out:
 	if (uart != serial)
 		chardev_free(uart);

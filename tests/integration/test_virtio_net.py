@@ -1,6 +1,7 @@
 """virtio-net with Debian's own virtio_net driver (docs/virtio.md, issue 11):
 the default guest gets its address by DHCP from user networking, fetches a
-file from a TCP server on the host through it (checked by its hash), a
+file from a TCP server on the host through it (checked by its hash),
+resolves a name through user networking's DNS at 10.0.2.3, a
 forwarded host port reaches a listener in the guest, a tap interface
 carries frames both ways, and a VM saved and restored with a network
 opens new connections.  The sandbox is on (the default) in each."""
@@ -8,6 +9,7 @@ import hashlib
 import http.server
 import os
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -55,23 +57,77 @@ def http_server(data):
     return srv, srv.server_address[1]
 
 
-def test_dhcp_address_and_a_file_fetched_from_the_host(vessel_bin):
+DNS_NAME = "vessel-dns.test"
+DNS_ADDR = "10.9.8.7"
+
+
+def dns_server(addr):
+    """A DNS server on the host at addr:53 (UDP) that knows one name:
+    DNS_NAME is DNS_ADDR (an A record); other names do not exist, other
+    types of it have no record."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((addr, 53))
+
+    def serve():
+        while True:
+            try:
+                q, peer = s.recvfrom(512)
+            except OSError:
+                return
+            if len(q) < 17:
+                continue
+            end = q.index(b"\0", 12) + 5   # the question: name, type, class
+            labels, i = [], 12
+            while q[i]:
+                labels.append(q[i + 1:i + 1 + q[i]].decode(errors="replace"))
+                i += 1 + q[i]
+            qtype = struct.unpack(">H", q[end - 4:end - 2])[0]
+            known = ".".join(labels).lower() == DNS_NAME
+            answer = (b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + socket.inet_aton(DNS_ADDR)
+                      if known and qtype == 1 else b"")
+            flags = 0x8180 if known else 0x8183   # a response, recursion available; NXDOMAIN
+            s.sendto(q[:2] + struct.pack(">HHHHH", flags, 1, 1 if answer else 0, 0, 0) + q[12:end] + answer, peer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return s
+
+
+def test_dhcp_address_a_file_fetched_from_the_host_and_dns(vessel_bin, tmp_path):
+    """User networking forwards the guest's DNS queries to the host's
+    resolver, the first nameserver of /etc/resolv.conf (libslirp reads
+    it).  This machine is offline: vessel runs in a mount namespace of
+    its own whose /etc/resolv.conf names a DNS server the test runs on a
+    loopback address (root, as for the tap test)."""
     srv, port = http_server(PAYLOAD)
+    ns_addr = f"127.{os.getpid() % 200 + 20}.{os.getpid() // 200 % 250 + 1}.53"
+    dns = dns_server(ns_addr)
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text(f"nameserver {ns_addr}\n")
     try:
         script = ("basename $(readlink /sys/class/net/eth0/device/driver)\n"
                   "cat /sys/class/net/eth0/address\n"
                   "ip -4 addr show eth0 | grep -o 'inet [0-9./]*'\n"
                   "ip route | grep default\n"
-                  f"wget -q -O /tmp/blob http://10.0.2.2:{port}/blob && sha256sum /tmp/blob\n")
-        lines, rc, r = boot(vessel_bin, script, "--net", "user,mac=52:54:00:ab:cd:ef")
+                  f"wget -q -O /tmp/blob http://10.0.2.2:{port}/blob && sha256sum /tmp/blob\n"
+                  f"nslookup {DNS_NAME} 10.0.2.3 | grep -A1 '^Name:' | tail -1\n"
+                  "nslookup no-such-name.test 10.0.2.3 >/dev/null 2>&1 || echo NXDOMAIN\n")
+        r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                            'mount --bind "$0" /etc/resolv.conf && exec "$@"', str(resolv), vessel_bin,
+                            *linux_args(script), "--net", "user,mac=52:54:00:ab:cd:ef"],
+                           capture_output=True, text=True, timeout=BOOT_TIMEOUT)
     finally:
         srv.shutdown()
+        dns.close()
+    assert r.returncode == 0, f"rc={r.returncode}\nstderr:\n{r.stderr}\nconsole tail:\n{r.stdout[-3000:]}"
+    lines, rc = script_output(r.stdout, kernel_log=False)
     assert rc == "0", lines
     assert lines[0] == "virtio_net", lines
     assert lines[1] == "52:54:00:ab:cd:ef", "the guest does not see the MAC the device offers"
     assert lines[2] == "inet 10.0.2.15/24", "no DHCP lease from user networking"
     assert "via 10.0.2.2" in lines[3], lines
     assert lines[4].split()[0] == hashlib.sha256(PAYLOAD).hexdigest(), "the file arrived changed"
+    assert lines[5].split()[-1] == DNS_ADDR, f"the guest did not resolve {DNS_NAME} through 10.0.2.3: {lines}"
+    assert lines[6] == "NXDOMAIN", lines
 
 
 def test_forwarded_host_port_reaches_a_listener_in_the_guest(vessel_bin, tmp_path):

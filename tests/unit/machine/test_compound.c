@@ -16,11 +16,13 @@ Test(compound, specs_turn_mechanisms_on_and_off)
 		{ NULL, COMPOUND_ALL },
 		{ "on", COMPOUND_ALL },
 		{ "off", 0 },
-		{ "console=off", COMPOUND_TIMER | COMPOUND_LOOKAHEAD },
-		{ "console=off,lookahead=off", COMPOUND_TIMER },
+		{ "console=off", COMPOUND_ALL & ~COMPOUND_CONSOLE },
+		{ "console=off,lookahead=off", COMPOUND_ALL & ~(COMPOUND_CONSOLE | COMPOUND_LOOKAHEAD) },
 		{ "off,console", COMPOUND_CONSOLE },
 		{ "off,timer=on", COMPOUND_TIMER },
 		{ "lookahead=off,on", COMPOUND_ALL },
+		{ "off,block=on", COMPOUND_BLOCK },
+		{ "block=off", COMPOUND_CONSOLE | COMPOUND_TIMER | COMPOUND_LOOKAHEAD },
 	};
 	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		unsigned got = 99;
@@ -28,7 +30,7 @@ Test(compound, specs_turn_mechanisms_on_and_off)
 		cr_assert_eq(got, cases[i].want, "%s: %#x", cases[i].spec, got);
 	}
 	char buf[64];
-	cr_assert_str_eq(compound_describe(COMPOUND_ALL, buf, sizeof(buf)), "console,timer,lookahead");
+	cr_assert_str_eq(compound_describe(COMPOUND_ALL, buf, sizeof(buf)), "console,timer,lookahead,block");
 	cr_assert_str_eq(compound_describe(COMPOUND_TIMER, buf, sizeof(buf)), "timer");
 	cr_assert_str_eq(compound_describe(0, buf, sizeof(buf)), "off");
 }

@@ -147,6 +147,43 @@ Test(packed, event_suppression)
 	cr_assert(virtq_should_notify(&q));
 }
 
+/* The device's own event suppression (section 2.8.10), as the driver
+ * reads it before notifying: DISABLE while the device takes buffers and
+ * ENABLE after, without EVENT_IDX; with it, DESC at the slot and wrap
+ * counter of the next buffer, moving on as the ring goes round. */
+Test(packed, device_event_suppression)
+{
+	uint16_t off_wrap, flags;
+	offer(DATA, 8, 1, F_WRITE);
+	virtq_disable_notify(&q);
+	memcpy(&flags, ram + DEV + 2, 2);
+	cr_assert_eq(flags, 1, "DISABLE while the device works");
+	cr_assert_eq(virtq_pop(&q, &e), 1);
+	cr_assert_eq(virtq_pop(&q, &e), 0);
+	cr_assert_not(virtq_enable_notify(&q));
+	memcpy(&flags, ram + DEV + 2, 2);
+	cr_assert_eq(flags, 0, "ENABLE once the ring is empty");
+	q.event_idx = true;
+	for (unsigned n = 0; n < QSIZE; n++) {
+		offer(DATA, 8, (uint16_t)(2 + n), F_WRITE);
+		virtq_disable_notify(&q);
+		memcpy(&flags, ram + DEV + 2, 2);
+		cr_assert_neq(flags, 1, "EVENT_IDX: no DISABLE, the offset does it");
+		cr_assert_eq(virtq_pop(&q, &e), 1);
+		cr_assert_eq(virtq_pop(&q, &e), 0);
+		/* A buffer offered before the device looks again is found. */
+		offer(DATA, 8, 99, F_WRITE);
+		cr_assert(virtq_enable_notify(&q));
+		cr_assert_eq(virtq_pop(&q, &e), 1);
+		cr_assert_not(virtq_enable_notify(&q));
+		memcpy(&off_wrap, ram + DEV, 2);
+		memcpy(&flags, ram + DEV + 2, 2);
+		cr_assert_eq(flags, 2, "DESC");
+		cr_assert_eq(off_wrap & 0x7fff, drv_next, "the slot of the driver's next buffer (round %u)", n);
+		cr_assert_eq(!!(off_wrap & 0x8000), drv_wrap, "in the driver's wrap (round %u)", n);
+	}
+}
+
 Test(packed, chain_longer_than_the_ring_is_refused)
 {
 	/* Every slot available with NEXT: the walk wraps onto itself. */
