@@ -64,6 +64,7 @@ struct vm_net_config {
 	uint8_t mac[6];          /* else 52:54:00:12:34:56 + the interface's index */
 	unsigned n_hostfwd;
 	struct vm_hostfwd hostfwd[VM_MAX_HOSTFWD];
+	bool hotplug;            /* opened at start, but no NIC until a device-add takes it (docs/hotplug.md) */
 };
 
 struct vm_config {

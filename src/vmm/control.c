@@ -408,7 +408,7 @@ static int hotplug_device_add(struct vm_session *s, struct vm *vm, const struct 
 	char *params = NULL;
 	int rc = check_disk_unused(s, dev);
 	if (rc == 0)
-		rc = hotplug_add(vm, dev, true, &params);
+		rc = hotplug_add(vm, dev, &s->backends, true, &params);
 	if (rc < 0)
 		return rc;
 	struct vm_device_config rec = { .type = dev->type, .id = dev->id, .params = params };
@@ -473,6 +473,24 @@ static int op_device_remove(void *opaque, const char *id, const struct api_remov
 	}
 	session_unuse(s);
 	return rc;
+}
+
+/* A function the guest ejected on its own is gone: out of the live list,
+ * and the clients hear of it. */
+static void guest_removed(void *opaque, const char *id)
+{
+	struct vm_session *s = opaque;
+	pthread_mutex_lock(&s->lock);
+	live_remove(s, id);
+	pthread_mutex_unlock(&s->lock);
+	if (s->api)
+		api_server_post_event(s->api, json_pack("{s:s, s:s, s:s}", "event", "device-removed", "id", id, "by",
+							"guest"));
+}
+
+void vm_session_poll_devices(struct vm_session *s, struct vm *vm)
+{
+	hotplug_reap_guest_ejects(vm, guest_removed, s);
 }
 
 static void op_status(void *opaque, json_t *out)
@@ -756,7 +774,7 @@ int vm_session_attach(struct vm_session *s, struct vm *vm)
 			/* Present from power-on in the slot it had (a reset, a
 			 * restore); the machine's destroy frees it. */
 			char *params = NULL;
-			if ((rc = hotplug_add(vm, c, false, &params)) == 0) {
+			if ((rc = hotplug_add(vm, c, &s->backends, false, &params)) == 0) {
 				free(c->params);
 				c->params = params;
 			}

@@ -73,5 +73,8 @@ const char *vm_session_stop_reason(struct vm_session *s, enum vm_stop_reason why
 int vm_session_attach(struct vm_session *s, struct vm *vm);
 /* The machine is about to be destroyed. */
 void vm_session_detach(struct vm_session *s);
+/* The main loop's turn (vm.c, every 100 ms at most): frees the PCI
+ * functions the guest ejected on its own (docs/hotplug.md). */
+void vm_session_poll_devices(struct vm_session *s, struct vm *vm);
 
 #endif

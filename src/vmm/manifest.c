@@ -23,7 +23,7 @@ const char *const vm_manifest_fields[] = {
 	"decompress", "no_reboot", "deterministic", "hyperv", "compound", "sandbox", "serial", "console", "api_socket",
 	"restore", "disks", "disks[].path", "disks[].format", "disks[].readonly", "disks[].key_file",
 	"disks[].serial", "disks[].id", "disks[].cache", "disks[].queues", "disks[].packed", "rng", "rng_rate",
-	"nets", "nets[].type", "nets[].ifname", "nets[].mac", "nets[].hostfwd",
+	"nets", "nets[].type", "nets[].ifname", "nets[].mac", "nets[].hostfwd", "nets[].hotplug",
 	"devices", "devices[].type", "devices[].id", "devices[].params",
 	"consoles", "consoles[].type", "consoles[].backend",
 	"plugin_dirs",
@@ -590,7 +590,7 @@ static int f_devices(const struct mctx *m, json_t *v, struct vm_config *cfg)
  * {"type": "tap", "ifname": "tap0"}]: the same as --net (src/vmm/net.c). */
 static int f_nets(const struct mctx *m, json_t *v, struct vm_config *cfg)
 {
-	static const char *const keys[] = { "type", "ifname", "mac", "hostfwd", NULL };
+	static const char *const keys[] = { "type", "ifname", "mac", "hostfwd", "hotplug", NULL };
 	char exp[64];
 	snprintf(exp, sizeof(exp), "a list of at most %d network objects", VM_MAX_NETS);
 	if (!json_is_array(v))
@@ -643,6 +643,12 @@ static int f_nets(const struct mctx *m, json_t *v, struct vm_config *cfg)
 					return bad(m, field, r, "is not a forwarding rule", fexp);
 				n->n_hostfwd++;
 			}
+		}
+		if ((x = json_object_get(e, "hotplug"))) {
+			snprintf(field, sizeof(field), "%s.hotplug", where);
+			if (!json_is_boolean(x))
+				return bad(m, field, x, "is not a boolean", "true or false");
+			n->hotplug = json_is_true(x);
 		}
 		/* The combinations (tap needs ifname...) are vm_config_validate's. */
 	}

@@ -330,8 +330,10 @@ static enum vm_stop_reason vm_run_once(struct vm_session *sess, struct vm *vm, s
 		if (vnuma_pin_thread(&vm->numa, i, vm->vcpus[i]->thread) < 0)
 			log_warn("vm", "%s", err_msg());
 	}
-	while (!vm_stopping(vm))
+	while (!vm_stopping(vm)) {
 		poll_host(sess, vm, con, opts);
+		vm_session_poll_devices(sess, vm);
+	}
 	/* A paused machine's vCPUs are parked in the gate: let them see the
 	 * stop, whoever asked for it (a signal, Ctrl-A x, the guest). */
 	vcpu_gate_stop(&sess->gate);
