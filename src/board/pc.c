@@ -14,6 +14,7 @@
 #include "hw/intc/pic.h"
 #include "hw/pci.h"
 #include "hw/pci_hotplug.h"
+#include "hw/cpu_hotplug.h"
 #include "hw/pit.h"
 #include "hw/pm_timer.h"
 #include "hw/port80.h"
@@ -154,6 +155,9 @@ static int platform_write_acpi(struct vm *vm, struct platform *p)
 		.fw_cfg_port = PC_PORT_FW_CFG,
 		.pcihp_port = PC_PORT_PCIHP,
 		.pcihp_gpe = PC_GPE_PCIHP,
+		.cpuhp_port = vm->cpu_hotplug ? PC_PORT_CPUHP : 0,
+		.cpuhp_gpe = PC_GPE_CPUHP,
+		.cpu_present = cpu_hotplug_present(p->cpuhp),
 		.intx_gsi = pci_intx_gsi,
 	};
 	struct acpi_builder b;
@@ -202,6 +206,8 @@ const struct pc_device pc_devices[] = {
 	{ "debug-exit", &debug_exit_device, { PC_PORT_DEBUG_EXIT }, { 0 }, offsetof(struct platform, debug_exit) },
 	{ "pci-hotplug", &pci_hotplug_device, { PC_PORT_PCIHP }, { PC_LINE_GPE_PCIHP },
 	  offsetof(struct platform, pcihp) },
+	{ "cpu-hotplug", &cpu_hotplug_device, { PC_PORT_CPUHP }, { PC_LINE_GPE_CPUHP },
+	  offsetof(struct platform, cpuhp) },
 };
 const unsigned pc_n_devices = sizeof(pc_devices) / sizeof(pc_devices[0]);
 _Static_assert(sizeof(pc_devices) / sizeof(pc_devices[0]) <= PC_MAX_DEVICES, "PC_MAX_DEVICES too small");
@@ -266,6 +272,10 @@ static void platform_line_set(void *opaque, unsigned n, bool level)
 		/* A latch: the status bit stays until the OS clears it. */
 		if (level && p->pm)
 			acpi_pm_raise_gpe(p->pm, PC_GPE_PCIHP);
+		break;
+	case PC_LINE_GPE_CPUHP:
+		if (level && p->pm)
+			acpi_pm_raise_gpe(p->pm, PC_GPE_CPUHP);
 		break;
 	default:
 		if (n >= PC_LINE_GSI0 && n < PC_LINE_GSI0 + PC_NUM_GSI)
@@ -504,6 +514,10 @@ int platform_create_opts(struct vm *vm, const struct platform_options *opts)
 	}
 	pthread_mutex_lock(&vm->dev_lock);
 	rc = platform_devices_create(vm, p);
+	/* The CPUs plugged in at power-on (docs/hotplug.md "CPUs"). */
+	for (unsigned i = 0; rc == 0 && i < vm->n_vcpus; i++)
+		if (!atomic_load(&vm->vcpus[i]->absent))
+			cpu_hotplug_set_present(p->cpuhp, i);
 	pthread_mutex_unlock(&vm->dev_lock);
 	if (rc < 0) {
 		if (rc == -ENOMEM && !*err_msg())

@@ -52,6 +52,9 @@ struct vm_session {
 	 * (CLOCK_MONOTONIC ms) tell a guest that acted on one. */
 	_Atomic(const char *) stop_cause;
 	_Atomic long long power_button_ms, sleep_button_ms;
+	/* CPUs `cpu add` plugged in (bit i: CPU i): a rebuilt machine has
+	 * them from power-on (docs/hotplug.md "CPUs"). */
+	_Atomic uint64_t cpus_added;
 };
 
 /* Lifecycle initializing, plug-in scan, control API (if asked). */

@@ -3,6 +3,7 @@
 
 #include "board/pc.h"
 #include "hw/pci.h"
+#include "hw/cpu_hotplug.h"
 #include "hw/pci_hotplug.h"
 #include "machine/device_registry.h"
 #include "util/error.h"
@@ -326,4 +327,93 @@ int hotplug_reap_guest_ejects(struct vm *vm, void (*removed)(void *opaque, const
 		n++;
 	}
 	return n;
+}
+
+/* ---- CPUs ---- */
+
+int hotplug_cpu_add(struct vm *vm, unsigned *cpu)
+{
+	struct platform *p = vm->platform;
+	if (!p || !p->cpuhp || !vm->cpu_hotplug)
+		return err_set(-ENOTSUP, "this VM has no CPUs to add (start it with --max-cpus N, more than --cpus)");
+	pthread_mutex_lock(&vm->dev_lock);
+	unsigned i = 0;
+	while (i < vm->n_vcpus && !atomic_load(&vm->vcpus[i]->absent))
+		i++;
+	if (i < vm->n_vcpus) {
+		/* Present before the guest hears of it: its INIT and SIPI
+		 * then reach the vCPU. */
+		atomic_store(&vm->vcpus[i]->absent, false);
+		cpu_hotplug_insert(p->cpuhp, i);
+	}
+	pthread_mutex_unlock(&vm->dev_lock);
+	if (i == vm->n_vcpus)
+		return err_set(-ENOSPC, "every possible CPU is there already (%u; --max-cpus sets how many)", vm->n_vcpus);
+	vcpu_signal(vm->vcpus[i], VCPU_EVT_KICK);
+	*cpu = i;
+	log_info("hotplug", "cpu%u plugged in", i);
+	return 0;
+}
+
+int hotplug_cpu_remove(struct vm *vm, unsigned cpu)
+{
+	struct platform *p = vm->platform;
+	if (!p || !p->cpuhp || !vm->cpu_hotplug)
+		return err_set(-ENOTSUP, "this VM has no CPUs to remove (start it with --max-cpus N, more than --cpus)");
+	if (cpu == 0)
+		return err_set(-EINVAL, "cpu0 is the boot processor, which cannot go");
+	if (cpu >= vm->n_vcpus)
+		return err_set(-ENOENT, "no cpu%u (this VM has %u possible CPUs)", cpu, vm->n_vcpus);
+	pthread_mutex_lock(&vm->dev_lock);
+	bool here = !atomic_load(&vm->vcpus[cpu]->absent);
+	if (here)
+		cpu_hotplug_request_eject(p->cpuhp, cpu);
+	pthread_mutex_unlock(&vm->dev_lock);
+	if (!here)
+		return err_set(-ENOENT, "cpu%u is not plugged in", cpu);
+	return 0;
+}
+
+int hotplug_reap_cpu_ejects(struct vm *vm, void (*removed)(void *opaque, unsigned cpu), void *opaque)
+{
+	struct platform *p = vm->platform;
+	if (!p || !p->cpuhp || !vm->cpu_hotplug)
+		return 0;
+	int n = 0;
+	for (unsigned i = 1; i < vm->n_vcpus; i++) {
+		pthread_mutex_lock(&vm->dev_lock);
+		bool ejected = cpu_hotplug_take_eject(p->cpuhp, i);
+		if (ejected)
+			atomic_store(&vm->vcpus[i]->absent, true);
+		pthread_mutex_unlock(&vm->dev_lock);
+		if (!ejected)
+			continue;
+		/* The OS offlined it first: it waits in its dead loop, which it
+		 * leaves for the absent wait. */
+		vcpu_signal(vm->vcpus[i], VCPU_EVT_KICK);
+		log_info("hotplug", "cpu%u unplugged", i);
+		if (removed)
+			removed(opaque, i);
+		n++;
+	}
+	return n;
+}
+
+uint64_t hotplug_cpus_sync(struct vm *vm)
+{
+	struct platform *p = vm->platform;
+	if (!p || !p->cpuhp)
+		return 0;
+	pthread_mutex_lock(&vm->dev_lock);
+	uint64_t present = cpu_hotplug_present(p->cpuhp);
+	pthread_mutex_unlock(&vm->dev_lock);
+	uint64_t added = 0;
+	unsigned boot = vm->cfg ? vm->cfg->cpus : vm->n_vcpus;
+	for (unsigned i = 0; i < vm->n_vcpus && i < 64; i++) {
+		bool here = (present >> i & 1) != 0;
+		atomic_store(&vm->vcpus[i]->absent, !here);
+		if (here && i >= boot)
+			added |= 1ull << i;
+	}
+	return added;
 }

@@ -36,6 +36,22 @@ int hotplug_remove(struct vm *vm, const char *id, bool force, unsigned timeout_m
  * returns how many.  Without the device lock (the VMM's main loop). */
 int hotplug_reap_guest_ejects(struct vm *vm, void (*removed)(void *opaque, const char *id), void *opaque);
 
+/* ACPI processor hot-plug (docs/hotplug.md "CPUs"): plugs in the first
+ * absent possible CPU and tells the guest; its number in *cpu.  -ENOSPC
+ * when every possible CPU is there, -ENOTSUP without --max-cpus. */
+int hotplug_cpu_add(struct vm *vm, unsigned *cpu);
+/* Asks the guest to release CPU cpu (eject request); the guest offlines
+ * it and runs its _EJ0, which hotplug_reap_cpu_ejects() then finds. */
+int hotplug_cpu_remove(struct vm *vm, unsigned cpu);
+/* The CPUs the guest ejected (asked to, or on its own): absent again,
+ * removed(opaque, cpu) called for each.  Without the device lock (the
+ * VMM's main loop). */
+int hotplug_reap_cpu_ejects(struct vm *vm, void (*removed)(void *opaque, unsigned cpu), void *opaque);
+/* After a snapshot's devices were loaded: the vCPUs present as the
+ * processor hot-plug controller says.  Returns the CPUs present beyond
+ * those of power-on. */
+uint64_t hotplug_cpus_sync(struct vm *vm);
+
 /* The PCI slot of the hot-plugged function named id, or -ENOENT. */
 int hotplug_slot(struct vm *vm, const char *id);
 

@@ -19,7 +19,7 @@
 #include <string.h>
 
 const char *const vm_manifest_fields[] = {
-	"engine", "cpu", "cpus", "memory", "numa_nodes", "kernel", "initrd", "cmdline",
+	"engine", "cpu", "cpus", "max_cpus", "memory", "numa_nodes", "kernel", "initrd", "cmdline",
 	"decompress", "no_reboot", "deterministic", "hyperv", "compound", "sandbox", "serial", "console", "api_socket",
 	"restore", "disks", "disks[].path", "disks[].format", "disks[].readonly", "disks[].key_file",
 	"disks[].serial", "disks[].id", "disks[].cache", "disks[].queues", "disks[].packed", "rng", "rng_rate",
@@ -166,6 +166,11 @@ static int f_cpu(const struct mctx *m, json_t *v, struct vm_config *cfg)
 static int f_cpus(const struct mctx *m, json_t *v, struct vm_config *cfg)
 {
 	return get_uint(m, "cpus", v, 1, VM_MAX_CPUS, &cfg->cpus);
+}
+
+static int f_max_cpus(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	return get_uint(m, "max_cpus", v, 1, VM_MAX_CPUS, &cfg->max_cpus);
 }
 
 static int f_memory(const struct mctx *m, json_t *v, struct vm_config *cfg)
@@ -751,7 +756,7 @@ static const struct {
 	const char *name;
 	field_fn parse;
 } top_fields[] = {
-	{ "engine", f_engine }, { "cpu", f_cpu }, { "cpus", f_cpus }, { "memory", f_memory }, { "numa_nodes", f_numa },
+	{ "engine", f_engine }, { "cpu", f_cpu }, { "cpus", f_cpus }, { "max_cpus", f_max_cpus }, { "memory", f_memory }, { "numa_nodes", f_numa },
 	{ "kernel", f_kernel }, { "initrd", f_initrd }, { "cmdline", f_cmdline },
 	{ "decompress", f_decompress }, { "no_reboot", f_no_reboot }, { "deterministic", f_deterministic },
 	{ "hyperv", f_hyperv }, { "compound", f_compound },

@@ -154,10 +154,25 @@ def test_add_list_and_bad_input(vessel_bin, counter, tmp_path):
         assert removed == ["n1", "n2"] + [f"f{i}" for i in range(28)], removed
         r = ctl(vessel_bin, sock, "device", "remove", "nothing")
         assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        # CPU hot-add needs possible CPUs beyond those of power-on.
+        r = ctl(vessel_bin, sock, "cpu", "add")
+        assert r.returncode != 0 and "this VM has no CPUs to add (start it with --max-cpus N" in r.stderr, r.stderr
+        r = ctl(vessel_bin, sock, "cpu", "remove")
+        assert r.returncode == 2 and "cpu needs add" in r.stderr, r.stderr
     finally:
         stop(vessel_bin, p, sock)
     assert p.returncode == 0
     ok(disk(vessel_bin, "check", img))
+
+
+def test_max_cpus_bad_input(vessel_bin, counter):
+    for args, needle in [(["--cpus", "2", "--max-cpus", "1"], "max_cpus: 1 is out of range (expected 2"),
+                         (["--max-cpus", "65"], "max_cpus: 65 is out of range"),
+                         (["--max-cpus", "x"], "--max-cpus: 'x' is not a number of CPUs"),
+                         (["--max-cpus", "4", "--numa-nodes", "1"], "CPU hot-add in a VM with NUMA nodes")]:
+        r = run_vessel(vessel_bin, "run", "--kernel", str(counter), *args, stdin=subprocess.DEVNULL)
+        assert r.returncode == 2 and needle in r.stderr, (args, r.returncode, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 def test_a_guest_that_never_ejects_times_out_and_force_removes(vessel_bin, counter, tmp_path):
@@ -453,3 +468,61 @@ def test_manifest_devices_of_virtio_types_are_there_from_power_on(vessel_bin, co
     r = run_vessel(vessel_bin, "run", "--manifest", str(bad), stdin=subprocess.DEVNULL)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (r.returncode, r.stderr)
     assert "missing.raw" in r.stderr
+
+
+def plug_cpu1(g):
+    """`cpu add`; the guest registers the CPU, is told to online it and
+    does (the default guest has no udev rule that would)."""
+    r = g.ctl("cpu", "add")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "added cpu1"
+    assert g.wait_for("[ -e /sys/devices/system/cpu/cpu1/online ]") == "YES", g.sh("dmesg | tail -n 30")
+    g.sh("echo 1 > /sys/devices/system/cpu/cpu1/online")
+    assert g.wait_for('[ "$(cat /sys/devices/system/cpu/online)" = 0-1 ]') == "YES", g.sh("dmesg | tail -n 30")
+
+
+def test_linux_guest_onlines_a_hot_added_cpu_and_a_snapshot_keeps_it(vessel_bin, tmp_path):
+    """--cpus 1 --max-cpus 2: the guest sees one possible CPU more; `cpu
+    add` plugs it in, Linux's ACPI processor driver registers it on the
+    GPE's Notify, the guest onlines it (INIT/SIPI to the vCPU that waited)
+    and runs on it; a snapshot restores with it online."""
+    snap = tmp_path / "vm.snap"
+    g = Guest(vessel_bin, tmp_path, more=["--cpus", "1", "--max-cpus", "2"])
+    try:
+        assert g.out("cat /sys/devices/system/cpu/possible") == "0-1"
+        assert g.out("cat /sys/devices/system/cpu/present") == "0"
+        ev = events(vessel_bin, g.sock)
+        plug_cpu1(g)
+        assert g.out("cat /sys/devices/system/cpu/present") == "0-1"
+        # Work runs on the new CPU.
+        assert g.out("taskset -c 1 sh -c 'grep -c . /proc/self/stat >/dev/null; echo RAN'") == "RAN"
+        r = g.ctl("cpu", "add")
+        assert r.returncode != 0 and "every possible CPU is there already" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+        # Removal: the guest offlines the CPU and ejects it; then it can
+        # come back, started again by the guest's INIT/SIPI.
+        r = g.ctl("cpu", "remove", "0")
+        assert r.returncode != 0 and "cpu0 is the boot processor" in r.stderr, r.stderr
+        r = g.ctl("cpu", "remove", "1")
+        assert r.returncode == 0, r.stderr
+        assert g.wait_for('[ "$(cat /sys/devices/system/cpu/present)" = 0 ]') == "YES", g.sh("dmesg | tail -n 30")
+        assert g.out("cat /sys/devices/system/cpu/online") == "0"
+        plug_cpu1(g)
+        time.sleep(0.5)
+        ev.terminate()
+        out, _ = ev.communicate(timeout=30)
+        cpu_evs = [(e["event"], e["cpu"]) for e in map(json.loads, filter(None, out.splitlines()))
+                   if e.get("event", "").startswith("cpu-")]
+        assert cpu_evs == [("cpu-added", 1), ("cpu-removed", 1), ("cpu-added", 1)], out
+        r = g.ctl("save", str(snap))
+        assert r.returncode == 0, r.stderr
+    finally:
+        g.close()
+    h = Guest(vessel_bin, tmp_path, "run", "--restore", str(snap), name="restored")
+    try:
+        h.child.sendline("")
+        h.child.expect(PROMPT)
+        assert h.out("cat /sys/devices/system/cpu/online") == "0-1"
+        assert h.out("taskset -c 1 echo STILL") == "STILL"
+    finally:
+        h.close()
