@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -234,6 +235,20 @@ static void slot_name(char out[5], unsigned slot)
 	out[3] = 0;
 }
 
+/* If (LocalN & (1 << bit)) { Notify (name, value) } */
+static void dsdt_notify_if_bit(struct aml *a, unsigned local, unsigned bit, const char *name, unsigned value)
+{
+	aml_if_begin(a);
+	aml_op(a, AML_AND);
+	aml_local(a, local);
+	aml_integer(a, 1ull << bit);
+	aml_byte(a, 0);          /* no target */
+	aml_op(a, AML_NOTIFY);
+	aml_name_string(a, name);
+	aml_integer(a, value);
+	aml_end(a);
+}
+
 static void dsdt_pci_hotplug(struct aml *a, const struct acpi_platform_info *info)
 {
 	aml_region_io(a, "PCST", info->pcihp_port, 16);
@@ -266,15 +281,7 @@ static void dsdt_pci_hotplug(struct aml *a, const struct acpi_platform_info *inf
 	for (unsigned slot = 1; slot < 32; slot++) {
 		slot_name(name, slot);
 		for (unsigned kind = 0; kind < 2; kind++) {
-			aml_if_begin(a);
-			aml_op(a, AML_AND);
-			aml_local(a, kind);
-			aml_integer(a, 1ull << slot);
-			aml_byte(a, 0);          /* no target */
-			aml_op(a, AML_NOTIFY);
-			aml_name_string(a, name);
-			aml_integer(a, kind ? 3 : 1);
-			aml_end(a);
+			dsdt_notify_if_bit(a, kind, slot, name, kind ? 3 : 1);
 		}
 	}
 	aml_if_begin(a);
@@ -296,6 +303,32 @@ static void store_field_to_element(struct aml *a, const char *field, const char 
 	aml_name_string(a, pkg);
 	aml_integer(a, i);
 	aml_byte(a, 0);          /* no target */
+}
+
+/* The power GPE's work (method PWEV): reads (and so clears) PEVT and notifies
+ *   If (Local0 & 1) { Notify (\_SB.AC, 0x80) }     status change: _PSR
+ *   If (Local0 & 4) { Notify (\_SB.BAT0, 0x81) }   information change: _STA, _BIF
+ *   If (Local0 & 2) { Notify (\_SB.BAT0, 0x80) }   status change: _BST
+ * (ACPI 6.4 5.6.6, 10.2.1, 10.3). */
+static void gpe_power_supply(struct aml *a)
+{
+	aml_op(a, AML_STORE);
+	aml_name_string(a, "\\_SB.PEVT");
+	aml_local(a, 0);
+	static const struct { unsigned bit; const char *dev; unsigned code; } n[] = {
+		{ 1, "\\_SB.AC", 0x80 }, { 4, "\\_SB.BAT0", 0x81 }, { 2, "\\_SB.BAT0", 0x80 },
+	};
+	for (unsigned i = 0; i < 3; i++) {
+		aml_if_begin(a);
+		aml_op(a, AML_AND);
+		aml_local(a, 0);
+		aml_integer(a, n[i].bit);
+		aml_byte(a, 0);
+		aml_op(a, AML_NOTIFY);
+		aml_name_string(a, n[i].dev);
+		aml_integer(a, n[i].code);
+		aml_end(a);
+	}
 }
 
 /* The host's AC adapter and battery (docs/power.md "The host's power
@@ -393,32 +426,97 @@ static void dsdt_power_supply(struct aml *a, const struct acpi_platform_info *in
 	aml_name_string(a, "BSTP");
 	aml_end(a);
 	aml_end(a);
+
+	/* What the power GPE's handler calls (\_GPE._Exx -> \_SB.PWEV). */
+	aml_method_begin(a, "PWEV", 0, 0);
+	gpe_power_supply(a);
+	aml_end(a);
 }
 
-/* The power GPE's handler: reads (and so clears) PEVT and notifies
- *   If (Local0 & 1) { Notify (\_SB.AC, 0x80) }     status change: _PSR
- *   If (Local0 & 4) { Notify (\_SB.BAT0, 0x81) }   information change: _STA, _BIF
- *   If (Local0 & 2) { Notify (\_SB.BAT0, 0x80) }   status change: _BST
- * (ACPI 6.4 5.6.6, 10.2.1, 10.3). */
-static void gpe_power_supply(struct aml *a)
+
+/* \_GPE._Exx calling method. */
+static void dsdt_gpe_handler(struct aml *a, unsigned gpe, const char *method)
 {
-	aml_op(a, AML_STORE);
-	aml_name_string(a, "\\_SB.PEVT");
-	aml_local(a, 0);
-	static const struct { unsigned bit; const char *dev; unsigned code; } n[] = {
-		{ 1, "\\_SB.AC", 0x80 }, { 4, "\\_SB.BAT0", 0x81 }, { 2, "\\_SB.BAT0", 0x80 },
-	};
-	for (unsigned i = 0; i < 3; i++) {
-		aml_if_begin(a);
-		aml_op(a, AML_AND);
-		aml_local(a, 0);
-		aml_integer(a, n[i].bit);
-		aml_byte(a, 0);
-		aml_op(a, AML_NOTIFY);
-		aml_name_string(a, n[i].dev);
-		aml_integer(a, n[i].code);
-		aml_end(a);
+	static const char hex[] = "0123456789ABCDEF";
+	char name[5] = { '_', 'E', hex[(gpe >> 4) & 15], hex[gpe & 15], 0 };
+	aml_scope_begin(a, "\\_GPE");
+	aml_method_begin(a, name, 0, 0);
+	aml_name_string(a, method);
+	aml_end(a);
+	aml_end(a);
+}
+
+static void cpu_name(char name[5], unsigned i)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	name[0] = 'C';
+	name[1] = hex[(i >> 8) & 15];
+	name[2] = hex[(i >> 4) & 15];
+	name[3] = hex[i & 15];
+	name[4] = 0;
+}
+
+/* ACPI processor hot-plug (docs/hotplug.md "CPUs"), in \_SB:
+ *   OperationRegion (CPST, SystemIO, port, 32)
+ *   Field (CPST, DWordAcc, NoLock, Preserve)
+ *       { CPR0, 32, CPR1, 32, CIN0, 32, CIN1, 32, CRM0, 32, CRM1, 32, CEJ0, 32, CEJ1, 32 }
+ *   Method (CSCN) { Local0 = CIN0; Local1 = CIN1; Local2 = CRM0; Local3 = CRM1
+ *                   If (Local(i / 32) & bit) { Notify (Cxxx, 1) }       device check
+ *                   If (Local(2 + i / 32) & bit) { Notify (Cxxx, 3) } } eject request
+ * and in each processor object but the boot processor's (8.4.3, 6.3.7,
+ * 6.2.10, 6.3.3): _STA from CPRn, _MAT its MADT entry, enabled (Linux
+ * takes a hot-added CPU's APIC id from _MAT), _EJ0 writing its CEJn bit. */
+static void dsdt_cpu_hotplug_regs(struct aml *a, const struct acpi_platform_info *info)
+{
+	static const char *const units[] = { "CPR0", "CPR1", "CIN0", "CIN1", "CRM0", "CRM1", "CEJ0", "CEJ1" };
+	aml_region_io(a, "CPST", info->cpuhp_port, 32);
+	aml_field_begin(a, "CPST", AML_FIELD_DWORD);
+	for (unsigned i = 0; i < 8; i++)
+		aml_field_unit(a, units[i], 32);
+	aml_end(a);
+	aml_method_begin(a, "CSCN", 0, 1);
+	for (unsigned i = 0; i < 4; i++) {
+		if (i % 2 && info->n_cpus <= 32)
+			continue;   /* no CPU 32-63: the high halves stay unread */
+		aml_op(a, AML_STORE);
+		aml_name_string(a, units[2 + i]);
+		aml_local(a, i);
 	}
+	char name[5];
+	for (unsigned i = 1; i < info->n_cpus && i < 64; i++) {
+		cpu_name(name, i);
+		for (unsigned kind = 0; kind < 2; kind++) {
+			dsdt_notify_if_bit(a, 2 * kind + i / 32, i % 32, name, kind ? 3 : 1);
+		}
+	}
+	aml_end(a);
+}
+
+static void dsdt_cpu_hotplug_methods(struct aml *a, unsigned i)
+{
+	char reg[12];
+	uint8_t mat[8] = { 0, 8, (uint8_t)i, (uint8_t)i, 1, 0, 0, 0 };   /* Processor Local APIC, enabled */
+	aml_name_begin(a, "_MAT");
+	aml_buffer_begin(a);
+	aml_bytes(a, mat, sizeof(mat));
+	aml_end(a);
+	aml_method_begin(a, "_STA", 0, 0);
+	aml_if_begin(a);
+	aml_op(a, AML_AND);
+	snprintf(reg, sizeof(reg), "\\_SB.CPR%u", i / 32);
+	aml_name_string(a, reg);
+	aml_integer(a, 1ull << (i % 32));
+	aml_byte(a, 0);
+	aml_return_integer(a, 0x0f);    /* present, enabled, shown, functioning */
+	aml_end(a);
+	aml_return_integer(a, 0);
+	aml_end(a);
+	aml_method_begin(a, "_EJ0", 1, 0);
+	aml_op(a, AML_STORE);
+	aml_integer(a, 1ull << (i % 32));
+	snprintf(reg, sizeof(reg), "\\_SB.CEJ%u", i / 32);
+	aml_name_string(a, reg);
+	aml_end(a);
 }
 
 static void dsdt_isa_device(struct aml *a, const char *name, const char *hid, unsigned uid)
@@ -516,43 +614,30 @@ int acpi_build_dsdt(const struct acpi_platform_info *info, uint8_t **out, size_t
 	}
 
 	/* Processor devices (8.4, ACPI0007) matching the MADT's UIDs. */
+	if (info->cpuhp_port)
+		dsdt_cpu_hotplug_regs(&a, info);
 	for (unsigned i = 0; i < info->n_cpus; i++) {
 		char name[5];
-		static const char hex[] = "0123456789ABCDEF";
-		name[0] = 'C';
-		name[1] = hex[(i >> 8) & 15];
-		name[2] = hex[(i >> 4) & 15];
-		name[3] = hex[i & 15];
-		name[4] = 0;
+		cpu_name(name, i);
 		aml_device_begin(&a, name);
 		aml_name_string_value(&a, "_HID", "ACPI0007");
 		aml_name_integer(&a, "_UID", i);
+		if (info->cpuhp_port && i > 0 && i < 64)
+			dsdt_cpu_hotplug_methods(&a, i);
 		aml_end(&a);
 	}
 	if (info->power_port)
 		dsdt_power_supply(&a, info);
 	aml_end(&a);   /* \_SB */
 
-	/* The hot-plug GPE's handler (5.6.4.1): edge-triggered, as the
-	 * controller sets the status bit once per change. */
-	if (info->pcihp_port || info->power_port) {
-		static const char hex[] = "0123456789ABCDEF";
-		aml_scope_begin(&a, "\\_GPE");
-		if (info->pcihp_port) {
-			char method[5] = { '_', 'E', hex[(info->pcihp_gpe >> 4) & 15], hex[info->pcihp_gpe & 15], 0 };
-			aml_method_begin(&a, method, 0, 0);
-			aml_name_string(&a, "\\_SB.PCI0.PCNT");
-			aml_end(&a);
-		}
-		/* The AC adapter and battery: edge-triggered too. */
-		if (info->power_port) {
-			char method[5] = { '_', 'E', hex[(info->power_gpe >> 4) & 15], hex[info->power_gpe & 15], 0 };
-			aml_method_begin(&a, method, 0, 0);
-			gpe_power_supply(&a);
-			aml_end(&a);
-		}
-		aml_end(&a);
-	}
+	/* The hot-plug GPEs' handlers (5.6.4.1): edge-triggered, as the
+	 * controllers set the status bit once per change. */
+	if (info->pcihp_port)
+		dsdt_gpe_handler(&a, info->pcihp_gpe, "\\_SB.PCI0.PCNT");
+	if (info->cpuhp_port)
+		dsdt_gpe_handler(&a, info->cpuhp_gpe, "\\_SB.CSCN");
+	if (info->power_port)
+		dsdt_gpe_handler(&a, info->power_gpe, "\\_SB.PWEV");
 
 	/* \_S3: suspend to RAM, the sleep type the PM1 block acts on
 	 * (7.4.2.4): the OS offers "mem" only if it exists. */
@@ -656,7 +741,9 @@ static size_t build_madt(uint8_t *t, const struct acpi_platform_info *info)
 			put8(t, off, 0); put8(t, off + 1, 8);
 			put8(t, off + 2, (uint8_t)i);   /* ACPI processor UID */
 			put8(t, off + 3, (uint8_t)i);   /* APIC ID */
-			put32(t, off + 4, 1);           /* enabled */
+			/* Enabled; a possible CPU not plugged in yet is
+			 * online-capable instead (flags bit 1, MADT revision 5). */
+			put32(t, off + 4, !info->cpuhp_port || i >= 64 || (info->cpu_present >> i) & 1 ? 1 : 2);
 			off += 8;
 		} else {
 			put8(t, off, 9); put8(t, off + 1, 16);

@@ -48,6 +48,13 @@ struct acpi_platform_info {
 	/* A VMBus device (\_SB.VMBS, _HID "VMBus"), for the Hyper-V
 	 * interface's channel bus (docs/hyperv.md "VMBus"). */
 	bool vmbus;
+	/* ACPI processor hot-plug (docs/hotplug.md "CPUs"): the controller's
+	 * register block (hw/cpu_hotplug.h) and its GPE; port 0: the CPUs
+	 * are fixed.  cpu_present: bit i, CPU i is plugged in at power-on
+	 * (the others are possible CPUs the MADT marks online-capable). */
+	uint16_t cpuhp_port;
+	uint8_t cpuhp_gpe;
+	uint64_t cpu_present;
 	/* PCI INTx routing for _PRT: GSI of (slot, pin 1-4). */
 	unsigned (*intx_gsi)(unsigned slot, unsigned pin);
 };

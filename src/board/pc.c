@@ -14,6 +14,7 @@
 #include "hw/intc/pic.h"
 #include "hw/pci.h"
 #include "hw/pci_hotplug.h"
+#include "hw/cpu_hotplug.h"
 #include "hw/pit.h"
 #include "hw/pm_timer.h"
 #include "hw/power_supply.h"
@@ -157,6 +158,9 @@ static int platform_write_acpi(struct vm *vm, struct platform *p)
 		.pcihp_gpe = PC_GPE_PCIHP,
 		.power_port = p->power_source ? PC_PORT_POWER : 0,
 		.power_gpe = PC_GPE_POWER,
+		.cpuhp_port = vm->cpu_hotplug ? PC_PORT_CPUHP : 0,
+		.cpuhp_gpe = PC_GPE_CPUHP,
+		.cpu_present = cpu_hotplug_present(p->cpuhp),
 		.intx_gsi = pci_intx_gsi,
 		.vmbus = p->vmbus,
 	};
@@ -208,6 +212,8 @@ const struct pc_device pc_devices[] = {
 	  offsetof(struct platform, pcihp) },
 	{ "power-supply", &power_supply_device, { PC_PORT_POWER }, { PC_LINE_GPE_POWER },
 	  offsetof(struct platform, power) },
+	{ "cpu-hotplug", &cpu_hotplug_device, { PC_PORT_CPUHP }, { PC_LINE_GPE_CPUHP },
+	  offsetof(struct platform, cpuhp) },
 };
 const unsigned pc_n_devices = sizeof(pc_devices) / sizeof(pc_devices[0]);
 _Static_assert(sizeof(pc_devices) / sizeof(pc_devices[0]) <= PC_MAX_DEVICES, "PC_MAX_DEVICES too small");
@@ -276,6 +282,10 @@ static void platform_line_set(void *opaque, unsigned n, bool level)
 	case PC_LINE_GPE_POWER:
 		if (level && p->pm)
 			acpi_pm_raise_gpe(p->pm, PC_GPE_POWER);
+		break;
+	case PC_LINE_GPE_CPUHP:
+		if (level && p->pm)
+			acpi_pm_raise_gpe(p->pm, PC_GPE_CPUHP);
 		break;
 	default:
 		if (n >= PC_LINE_GSI0 && n < PC_LINE_GSI0 + PC_NUM_GSI)
@@ -529,6 +539,10 @@ int platform_create_opts(struct vm *vm, const struct platform_options *opts)
 	}
 	pthread_mutex_lock(&vm->dev_lock);
 	rc = platform_devices_create(vm, p);
+	/* The CPUs plugged in at power-on (docs/hotplug.md "CPUs"). */
+	for (unsigned i = 0; rc == 0 && i < vm->n_vcpus; i++)
+		if (!atomic_load(&vm->vcpus[i]->absent))
+			cpu_hotplug_set_present(p->cpuhp, i);
 	pthread_mutex_unlock(&vm->dev_lock);
 	if (rc < 0) {
 		if (rc == -ENOMEM && !*err_msg())

@@ -55,6 +55,7 @@ struct power_supply_source;
 #define PC_PORT_ACPI_PM     0x600   /* PM1a_EVT +0, PM1a_CNT +4, PM_TMR +8, GPE0 +0x20 */
 #define PC_PORT_PCIHP       0xae00  /* ACPI PCI hot-plug registers (hw/pci_hotplug.h) */
 #define PC_PORT_POWER       0xaf00  /* AC adapter and battery registers (hw/power_supply.h) */
+#define PC_PORT_CPUHP       0xae20  /* ACPI processor hot-plug registers (hw/cpu_hotplug.h) */
 #define PC_PORT_RESET       0xcf9
 #define PC_PORT_PCI_CONFIG  0xcf8
 
@@ -70,6 +71,7 @@ enum pc_line {
 	PC_LINE_PIC_INTR,            /* the 8259 master's INT, to the BSP's LINT0 */
 	PC_LINE_GPE_PCIHP,           /* the PCI hot-plug controller, to its GPE status bit */
 	PC_LINE_GPE_POWER,           /* the AC adapter and battery, to their GPE status bit */
+	PC_LINE_GPE_CPUHP,           /* the processor hot-plug controller, to its GPE status bit */
 	PC_LINE_COUNT,
 };
 #define PC_LINE_GSI(g) (PC_LINE_GSI0 + (g))
@@ -83,6 +85,7 @@ enum pc_line {
 #define PC_NUM_GSI   24
 #define PC_GPE_PCIHP 1              /* GPE0 bit of PCI hot-plug (\_GPE._E01) */
 #define PC_GPE_POWER 2              /* GPE0 bit of the AC adapter and battery (\_GPE._E02) */
+#define PC_GPE_CPUHP 4              /* GPE0 bit of processor hot-plug (\_GPE._E04) */
 _Static_assert(PC_LINE_PIT == PC_LINE_GSI0 + PC_NUM_GSI, "one board line per GSI");
 
 /* Where the ACPI tables live: the BIOS area, which Linux always treats as
@@ -119,7 +122,7 @@ struct pc_device {
 	size_t slot;                    /* offsetof(struct platform, ...), or 0 */
 };
 
-#define PC_MAX_DEVICES 16
+#define PC_MAX_DEVICES 24
 
 struct platform {
 	struct vm *vm;
@@ -144,6 +147,7 @@ struct platform {
 	struct pci_hotplug *pcihp;    /* ACPI hot-plug of PCI bus 0 (docs/hotplug.md) */
 	struct power_supply *power;   /* ACPI AC adapter and battery (docs/power.md) */
 	const struct power_supply_source *power_source;   /* NULL: not in the DSDT */
+	struct cpu_hotplug *cpuhp;    /* ACPI processor hot-plug (docs/hotplug.md "CPUs") */
 	void *devs[PC_MAX_DEVICES];   /* instances, in board-table order */
 	unsigned n_devs;
 	struct apic_bus apic_bus;     /* what the LAPICs and the I/O APIC send to */

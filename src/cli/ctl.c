@@ -38,6 +38,8 @@ static const char ctl_usage[] =
 	"  device remove ID [--force] [--timeout SECONDS]\n"
 	"                       remove a device; a PCI one is ejected by the guest first\n"
 	"                       (--force: surprise removal; --timeout: how long to wait, 20 s)\n"
+	"  cpu add              plug in a possible CPU (run --max-cpus); the guest onlines it\n"
+	"  cpu remove N         ask the guest to release CPU N (event cpu-removed when it has)\n"
 	"  numa status          per virtual NUMA node: host nodes, resident pages, vCPU threads\n"
 	"  numa move NODE HOST  move virtual node NODE's memory and vCPUs to host node(s)\n"
 	"                       HOST (N, N-M or N,M,...) while the guest runs\n"
@@ -255,6 +257,10 @@ static void print_result(const char *cmd, json_t *result)
 		printf("saved %s\n", json_string_value(json_object_get(result, "file")));
 	} else if (!strcmp(cmd, "numa-status")) {
 		print_numa_status(result);
+	} else if (!strcmp(cmd, "cpu-add")) {
+		printf("added cpu%lld\n", (long long)json_integer_value(json_object_get(result, "cpu")));
+	} else if (!strcmp(cmd, "cpu-remove")) {
+		printf("asked the guest to release cpu%lld\n", (long long)json_integer_value(json_object_get(result, "cpu")));
 	} else if (!strcmp(cmd, "numa-move")) {
 		printf("node %lld moved to host node(s) ", (long long)json_integer_value(json_object_get(result, "node")));
 		print_host_nodes(json_object_get(result, "host_nodes"));
@@ -360,6 +366,24 @@ static int build_request(int argc, char **argv, json_t **out, const char **cmd_o
 			return 0;
 		}
 		return cli_usage_error("ctl", "device needs list, add JSON or remove ID");
+	}
+	if (!strcmp(cmd, "cpu")) {
+		if (argc == 2 && !strcmp(argv[1], "add")) {
+			*out = json_pack("{s:s, s:i}", "cmd", "cpu-add", "id", 1);
+			*cmd_out = "cpu-add";
+			return 0;
+		}
+		if (argc == 3 && !strcmp(argv[1], "remove")) {
+			char *end;
+			const char *n = !strncmp(argv[2], "cpu", 3) ? argv[2] + 3 : argv[2];
+			unsigned long cpu = strtoul(n, &end, 10);
+			if (!*n || *end || cpu > 63)
+				return cli_usage_error("ctl", "cpu remove: '%s' is not a CPU number", argv[2]);
+			*out = json_pack("{s:s, s:i, s:{s:i}}", "cmd", "cpu-remove", "id", 1, "args", "cpu", (int)cpu);
+			*cmd_out = "cpu-remove";
+			return 0;
+		}
+		return cli_usage_error("ctl", "cpu needs add, or remove N");
 	}
 	if (!strcmp(cmd, "numa")) {
 		if (argc == 2 && !strcmp(argv[1], "status")) {

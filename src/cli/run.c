@@ -32,6 +32,8 @@ static const char run_usage[] =
 	"  -i, --initrd FILE       initial ramdisk for a Linux kernel\n"
 	"  -a, --append CMDLINE    kernel command line\n"
 	"  -c, --cpus N            number of virtual CPUs (default 1)\n"
+	"      --max-cpus N        possible CPUs: `vessel ctl cpu add` plugs in those\n"
+	"                          beyond --cpus while the guest runs (docs/hotplug.md)\n"
 	"  -m, --memory SIZE       guest RAM, e.g. 512M, 2G (default 512M)\n"
 	"  -e, --engine NAME       emu (software x86-64, default) or kvm\n"
 	"      --cpu MODEL[,+F,-F] CPU model: host, max (default), x86-64, x86-64-v2,\n"
@@ -96,7 +98,7 @@ enum {
 	OPT_DISK = 256, OPT_NUMA, OPT_NUMA_NODE, OPT_NUMA_DISTANCE, OPT_NUMA_POLICY, OPT_SERIAL, OPT_NO_REBOOT, OPT_ON_PANIC, OPT_NO_DECOMPRESS,
 	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE, OPT_NO_VERIFY, OPT_CPU,
 	OPT_RNG, OPT_RNG_RATE, OPT_NET, OPT_CONSOLE, OPT_COMPOUND, OPT_NO_REGISTER, OPT_ON_HOST_SLEEP,
-	OPT_ON_HOST_SHUTDOWN, OPT_POWER_SAVE_FILE, OPT_HOST_POWER_STATUS,
+	OPT_ON_HOST_SHUTDOWN, OPT_POWER_SAVE_FILE, OPT_HOST_POWER_STATUS, OPT_MAX_CPUS,
 };
 
 static const struct option run_options[] = {
@@ -104,6 +106,7 @@ static const struct option run_options[] = {
 	{ "initrd", required_argument, NULL, 'i' },
 	{ "append", required_argument, NULL, 'a' },
 	{ "cpus", required_argument, NULL, 'c' },
+	{ "max-cpus", required_argument, NULL, OPT_MAX_CPUS },
 	{ "memory", required_argument, NULL, 'm' },
 	{ "engine", required_argument, NULL, 'e' },
 	{ "cpu", required_argument, NULL, OPT_CPU },
@@ -373,6 +376,12 @@ int cli_run_main(int argc, char **argv)
 				goto out;
 			}
 			shape.cpus_from = "--cpus";
+			break;
+		case OPT_MAX_CPUS:
+			if (parse_uint(optarg, &cfg.max_cpus) < 0 || !cfg.max_cpus) {
+				rc = cli_usage_error("run", "--max-cpus: '%s' is not a number of CPUs", optarg);
+				goto out;
+			}
 			break;
 		case 'm':
 			if (cli_parse_size(optarg, &size) < 0) {

@@ -25,6 +25,7 @@ struct pci_hotplug {
 	struct dev_ctx ctx;
 	uint32_t chk, ejr, gone;   /* pending for the OS */
 	uint32_t ejected;    /* ejected by the OS, not yet taken by the host */
+	uint32_t requested;  /* slots the host asked to release, until it takes the eject */
 };
 
 static void hp_signal(struct pci_hotplug *hp)
@@ -48,13 +49,27 @@ static void hp_raise(struct pci_hotplug *hp, uint32_t *pending, unsigned slot)
 
 void pci_hotplug_device_check(struct pci_hotplug *hp, unsigned slot) { hp_raise(hp, &hp->chk, slot); }
 void pci_hotplug_device_gone(struct pci_hotplug *hp, unsigned slot) { hp_raise(hp, &hp->gone, slot); }
-void pci_hotplug_request_eject(struct pci_hotplug *hp, unsigned slot) { hp_raise(hp, &hp->ejr, slot); }
+
+void pci_hotplug_request_eject(struct pci_hotplug *hp, unsigned slot)
+{
+	hp->requested |= slot_bit(slot);
+	hp_raise(hp, &hp->ejr, slot);
+}
 
 bool pci_hotplug_take_eject(struct pci_hotplug *hp, unsigned slot)
 {
 	bool was = (hp->ejected & slot_bit(slot)) != 0;
 	hp->ejected &= ~slot_bit(slot);
+	if (was)
+		hp->requested &= ~slot_bit(slot);
 	return was;
+}
+
+uint32_t pci_hotplug_take_guest_ejects(struct pci_hotplug *hp)
+{
+	uint32_t own = hp->ejected & ~hp->requested;
+	hp->ejected &= ~own;
+	return own;
 }
 
 void pci_hotplug_forget(struct pci_hotplug *hp, unsigned slot)
@@ -62,6 +77,7 @@ void pci_hotplug_forget(struct pci_hotplug *hp, unsigned slot)
 	hp->chk &= ~slot_bit(slot);
 	hp->ejr &= ~slot_bit(slot);
 	hp->ejected &= ~slot_bit(slot);
+	hp->requested &= ~slot_bit(slot);
 }
 
 static uint64_t hp_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size)
@@ -112,7 +128,7 @@ static void *hp_create(const struct dev_ctx *ctx)
 static void hp_reset(void *dev)
 {
 	struct pci_hotplug *hp = dev;
-	hp->chk = hp->ejr = hp->gone = hp->ejected = 0;
+	hp->chk = hp->ejr = hp->gone = hp->ejected = hp->requested = 0;
 }
 
 static void hp_destroy(void *dev)
@@ -124,16 +140,18 @@ static void hp_destroy(void *dev)
 	free(hp);
 }
 
-/* Version 1: CHK, EJR, GONE and the ejects not yet taken. */
+/* Version 2: CHK, EJR, the ejects not yet taken, GONE and the slots the
+ * host asked to release (version 1 lacked the last). */
 static int64_t hp_save(void *dev, void *buf, size_t cap)
 {
 	struct pci_hotplug *hp = dev;
 	struct hw_snap_writer w;
-	hw_snap_begin(&w, buf, cap, 1);
+	hw_snap_begin(&w, buf, cap, 2);
 	hw_snap_u32(&w, hp->chk);
 	hw_snap_u32(&w, hp->ejr);
 	hw_snap_u32(&w, hp->ejected);
 	hw_snap_u32(&w, hp->gone);
+	hw_snap_u32(&w, hp->requested);
 	return hw_snap_end(&w);
 }
 
@@ -141,13 +159,14 @@ static int hp_load(void *dev, const void *buf, size_t len)
 {
 	struct pci_hotplug *hp = dev;
 	struct hw_snap_reader r;
-	int rc = hw_snap_open(&r, buf, len, "pci-hotplug", 1, 16);
+	int rc = hw_snap_open(&r, buf, len, "pci-hotplug", 2, 20);
 	if (rc < 0)
 		return rc;
 	hp->chk = hw_snap_get_u32(&r) & ~1u;
 	hp->ejr = hw_snap_get_u32(&r) & ~1u;
 	hp->ejected = hw_snap_get_u32(&r) & ~1u;
 	hp->gone = hw_snap_get_u32(&r) & ~1u;
+	hp->requested = hw_snap_get_u32(&r) & ~1u;
 	return 0;
 }
 

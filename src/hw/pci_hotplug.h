@@ -39,6 +39,9 @@ void pci_hotplug_device_gone(struct pci_hotplug *hp, unsigned slot);
 void pci_hotplug_request_eject(struct pci_hotplug *hp, unsigned slot);
 /* Whether the OS ejected slot since the last call; clears it. */
 bool pci_hotplug_take_eject(struct pci_hotplug *hp, unsigned slot);
+/* The slots the OS ejected on its own (no request of the host's waits
+ * for them: `echo 0 > /sys/bus/pci/slots/N/power`); clears them. */
+uint32_t pci_hotplug_take_guest_ejects(struct pci_hotplug *hp);
 /* Slot is empty again: nothing pending for it stays. */
 void pci_hotplug_forget(struct pci_hotplug *hp, unsigned slot);
 

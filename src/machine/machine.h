@@ -52,6 +52,9 @@ struct vcpu {
 	pthread_cond_t wake;
 	enum vcpu_run_state run_state;
 	uint8_t sipi_vector;
+	/* A possible CPU that is not plugged in (docs/hotplug.md "CPUs"):
+	 * its thread waits, and INIT and SIPI do not start it. */
+	_Atomic bool absent;
 	_Atomic uint64_t exit_counts[VCPU_EXIT_REASON_COUNT];
 	/* Remote TLB flushes (vcpu_flush_tlbs): requests made and served,
 	 * and whether the thread is inside the engine's vcpu_run (set by
@@ -93,8 +96,11 @@ struct vm {
 	struct guest_memory mem;
 	struct bus pio, mmio;
 	pthread_mutex_t dev_lock;       /* held around every device callback */
-	unsigned n_vcpus;
+	unsigned n_vcpus;               /* the possible CPUs, present or not (vcpu->absent) */
 	struct vcpu *vcpus[MACHINE_MAX_CPUS];
+	/* Some CPUs may come and go: the board describes them to the OS as
+	 * hot-pluggable (ACPI processor hot-plug, docs/hotplug.md). */
+	bool cpu_hotplug;
 	struct platform *platform;      /* src/board/pc.c: the PC's devices */
 	/* Virtual NUMA nodes (SRAT, SLIT, CPUID topology) and their host
 	 * binding; n_nodes 0: none (docs/numa.md). */

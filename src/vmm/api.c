@@ -649,6 +649,33 @@ static void cmd_numa_status(struct request *rq)
 	finish(rq, rc, r);
 }
 
+static void cmd_cpu_add(struct request *rq)
+{
+	if (need_op(rq, rq->srv->ops->cpu_add != NULL, "cpu-add") < 0 ||
+	    check_state(rq, "cpu-add", ST(RUNNING) | ST(PAUSED), NULL) < 0)
+		return;
+	json_t *r = json_object();
+	err_clear();
+	int rc = rq->srv->ops->cpu_add(rq->srv->opaque, r);
+	finish(rq, rc, r);
+}
+
+static void cmd_cpu_remove(struct request *rq)
+{
+	if (need_op(rq, rq->srv->ops->cpu_remove != NULL, "cpu-remove") < 0 ||
+	    check_state(rq, "cpu-remove", ST(RUNNING) | ST(PAUSED), NULL) < 0)
+		return;
+	json_t *v = json_object_get(rq->args, "cpu");
+	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 63) {
+		reply_error(rq->client, rq->id, "invalid-argument", "cpu-remove: cpu: not a CPU number (0 to 63)");
+		return;
+	}
+	json_t *r = json_object();
+	err_clear();
+	int rc = rq->srv->ops->cpu_remove(rq->srv->opaque, (unsigned)json_integer_value(v), r);
+	finish(rq, rc, r);
+}
+
 static void cmd_events(struct request *rq)
 {
 	rq->client->events = true;
@@ -671,6 +698,7 @@ static const struct {
 	{ "device-list", cmd_device_list, false, true }, { "device-add", cmd_device_add, false, false },
 	{ "device-remove", cmd_device_remove, false, false }, { "events", cmd_events, false, false },
 	{ "numa-move", cmd_numa_move, false, false }, { "numa-status", cmd_numa_status, false, false },
+	{ "cpu-add", cmd_cpu_add, false, false }, { "cpu-remove", cmd_cpu_remove, false, false },
 };
 
 /* false: the request must wait for the long operation to end (it stays

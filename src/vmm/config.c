@@ -76,6 +76,11 @@ int vm_config_validate(const struct vm_config *cfg)
 	if (cfg->mem_bytes < (16ULL << 20) || cfg->mem_bytes > (1ULL << 40))
 		return err_set(-EINVAL, "memory: %llu bytes is out of range (expected 16 MiB to 1 TiB)",
 			       (unsigned long long)cfg->mem_bytes);
+	if (cfg->max_cpus && (cfg->max_cpus < cfg->cpus || cfg->max_cpus > VM_MAX_CPUS))
+		return err_set(-EINVAL, "max_cpus: %u is out of range (expected %u, the CPUs at power-on, to %d)",
+			       cfg->max_cpus, cfg->cpus, VM_MAX_CPUS);
+	if (cfg->max_cpus > cfg->cpus && (cfg->numa_nodes || cfg->numa.n_nodes))
+		return err_set(-EINVAL, "max_cpus: CPU hot-add in a VM with NUMA nodes is not supported yet");
 	if (cfg->numa_nodes > cfg->cpus)
 		return err_set(-EINVAL, "numa_nodes: %u is more than the %u CPUs", cfg->numa_nodes, cfg->cpus);
 	struct numa_config numa;

@@ -79,11 +79,13 @@ struct vm_net_config {
 	uint8_t mac[6];          /* else 52:54:00:12:34:56 + the interface's index */
 	unsigned n_hostfwd;
 	struct vm_hostfwd hostfwd[VM_MAX_HOSTFWD];
+	bool hotplug;            /* opened at start, but no NIC until a device-add takes it (docs/hotplug.md) */
 };
 
 struct vm_config {
 	char *engine;          /* "emu" (default) or "kvm" */
-	unsigned cpus;         /* 1..VM_MAX_CPUS */
+	unsigned cpus;         /* 1..VM_MAX_CPUS: plugged in at power-on */
+	unsigned max_cpus;     /* possible CPUs, cpus..VM_MAX_CPUS: `cpu add` plugs in the others; 0: cpus */
 	char *cpu;             /* CPU model, machine/cpu_model.h; NULL: max */
 	uint64_t mem_bytes;
 	unsigned numa_nodes;   /* shorthand: N even nodes; 0: see numa */

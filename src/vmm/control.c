@@ -496,7 +496,7 @@ static int hotplug_device_add(struct vm_session *s, struct vm *vm, const struct 
 	char *params = NULL;
 	int rc = check_disk_unused(s, dev);
 	if (rc == 0)
-		rc = hotplug_add(vm, dev, true, &params);
+		rc = hotplug_add(vm, dev, &s->backends, true, &params);
 	if (rc < 0)
 		return rc;
 	struct vm_device_config rec = { .type = dev->type, .id = dev->id, .params = params };
@@ -561,6 +561,61 @@ static int op_device_remove(void *opaque, const char *id, const struct api_remov
 	}
 	session_unuse(s);
 	return rc;
+}
+
+/* A function the guest ejected on its own is gone: out of the live list,
+ * and the clients hear of it. */
+static void guest_removed(void *opaque, const char *id)
+{
+	struct vm_session *s = opaque;
+	pthread_mutex_lock(&s->lock);
+	live_remove(s, id);
+	pthread_mutex_unlock(&s->lock);
+	if (s->api)
+		api_server_post_event(s->api, json_pack("{s:s, s:s, s:s}", "event", "device-removed", "id", id, "by",
+							"guest"));
+}
+
+/* Not a long operation: the guest onlines the CPU in its own time. */
+static int op_cpu_add(void *opaque, json_t *out)
+{
+	struct vm_session *s = opaque;
+	WITH_VM(s, vm);
+	unsigned cpu = 0;
+	int rc = hotplug_cpu_add(vm, &cpu);
+	if (rc == 0) {
+		atomic_fetch_or(&s->cpus_added, 1ull << cpu);
+		json_object_set_new(out, "cpu", json_integer(cpu));
+		if (s->api)
+			api_server_post_event(s->api, json_pack("{s:s, s:i}", "event", "cpu-added", "cpu", (int)cpu));
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static int op_cpu_remove(void *opaque, unsigned cpu, json_t *out)
+{
+	struct vm_session *s = opaque;
+	WITH_VM(s, vm);
+	int rc = hotplug_cpu_remove(vm, cpu);
+	if (rc == 0)
+		json_object_set_new(out, "cpu", json_integer(cpu));
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static void cpu_removed(void *opaque, unsigned cpu)
+{
+	struct vm_session *s = opaque;
+	atomic_fetch_and(&s->cpus_added, ~(1ull << cpu));
+	if (s->api)
+		api_server_post_event(s->api, json_pack("{s:s, s:i}", "event", "cpu-removed", "cpu", (int)cpu));
+}
+
+void vm_session_poll_devices(struct vm_session *s, struct vm *vm)
+{
+	hotplug_reap_guest_ejects(vm, guest_removed, s);
+	hotplug_reap_cpu_ejects(vm, cpu_removed, s);
 }
 
 static void op_status(void *opaque, json_t *out)
@@ -749,6 +804,8 @@ static const struct vm_control_ops session_ops = {
 	.status = op_status,
 	.numa_move = op_numa_move,
 	.numa_status = op_numa_status,
+	.cpu_add = op_cpu_add,
+	.cpu_remove = op_cpu_remove,
 };
 
 int vm_session_start(struct vm_session *s, const struct vm_config *cfg)
@@ -857,7 +914,7 @@ int vm_session_attach(struct vm_session *s, struct vm *vm)
 			/* Present from power-on in the slot it had (a reset, a
 			 * restore); the machine's destroy frees it. */
 			char *params = NULL;
-			if ((rc = hotplug_add(vm, c, false, &params)) == 0) {
+			if ((rc = hotplug_add(vm, c, &s->backends, false, &params)) == 0) {
 				free(c->params);
 				c->params = params;
 			}

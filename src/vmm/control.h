@@ -60,6 +60,9 @@ struct vm_session {
 	/* --on-panic pause: a vCPU reported a panic and held the gate; the
 	 * run loop's thread completes the pause (vm_session_poll). */
 	_Atomic bool panic_pause;
+	/* CPUs `cpu add` plugged in (bit i: CPU i): a rebuilt machine has
+	 * them from power-on (docs/hotplug.md "CPUs"). */
+	_Atomic uint64_t cpus_added;
 };
 
 /* Lifecycle initializing, plug-in scan, control API (if asked). */
@@ -85,5 +88,8 @@ void vm_session_poll(struct vm_session *s);
 int vm_session_attach(struct vm_session *s, struct vm *vm);
 /* The machine is about to be destroyed. */
 void vm_session_detach(struct vm_session *s);
+/* The main loop's turn (vm.c, every 100 ms at most): frees the PCI
+ * functions the guest ejected on its own (docs/hotplug.md). */
+void vm_session_poll_devices(struct vm_session *s, struct vm *vm);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 
+struct pc_virtio_backends;
 struct vm;
 
 /* Whether a device of this type is a hot-pluggable PCI function (rather
@@ -21,13 +22,35 @@ bool hotplug_type_known(const char *type);
  * being built).  On success *params_out is dev's params with the slot
  * taken (malloc'd), so that a rebuilt or restored machine puts the
  * function where the guest saw it.  Takes the device lock. */
-int hotplug_add(struct vm *vm, const struct vm_device_config *dev, bool notify, char **params_out);
+int hotplug_add(struct vm *vm, const struct vm_device_config *dev, const struct pc_virtio_backends *be, bool notify,
+		char **params_out);
 
 /* Removes the function named id.  force: surprise removal, the guest is
  * told afterwards; otherwise an eject request and a wait of timeout_ms
  * for the guest's eject (-ETIMEDOUT, the device stays), cut short when
  * the machine stops (the device then goes without the guest's eject). */
 int hotplug_remove(struct vm *vm, const char *id, bool force, unsigned timeout_ms);
+
+/* Frees the functions the guest ejected on its own (`echo 0 >
+ * /sys/bus/pci/slots/N/power`), calling removed(opaque, id) for each;
+ * returns how many.  Without the device lock (the VMM's main loop). */
+int hotplug_reap_guest_ejects(struct vm *vm, void (*removed)(void *opaque, const char *id), void *opaque);
+
+/* ACPI processor hot-plug (docs/hotplug.md "CPUs"): plugs in the first
+ * absent possible CPU and tells the guest; its number in *cpu.  -ENOSPC
+ * when every possible CPU is there, -ENOTSUP without --max-cpus. */
+int hotplug_cpu_add(struct vm *vm, unsigned *cpu);
+/* Asks the guest to release CPU cpu (eject request); the guest offlines
+ * it and runs its _EJ0, which hotplug_reap_cpu_ejects() then finds. */
+int hotplug_cpu_remove(struct vm *vm, unsigned cpu);
+/* The CPUs the guest ejected (asked to, or on its own): absent again,
+ * removed(opaque, cpu) called for each.  Without the device lock (the
+ * VMM's main loop). */
+int hotplug_reap_cpu_ejects(struct vm *vm, void (*removed)(void *opaque, unsigned cpu), void *opaque);
+/* After a snapshot's devices were loaded: the vCPUs present as the
+ * processor hot-plug controller says.  Returns the CPUs present beyond
+ * those of power-on. */
+uint64_t hotplug_cpus_sync(struct vm *vm);
 
 /* The PCI slot of the hot-plugged function named id, or -ENOENT. */
 int hotplug_slot(struct vm *vm, const char *id);

@@ -20,12 +20,12 @@
 #include <string.h>
 
 const char *const vm_manifest_fields[] = {
-	"engine", "cpu", "cpus", "memory", "numa_nodes", "kernel", "initrd", "cmdline",
+	"engine", "cpu", "cpus", "max_cpus", "memory", "numa_nodes", "kernel", "initrd", "cmdline",
 	"decompress", "no_reboot", "on_panic", "deterministic", "hyperv", "compound", "sandbox", "serial", "console",
 	"api_socket",
 	"restore", "disks", "disks[].path", "disks[].format", "disks[].readonly", "disks[].key_file",
 	"disks[].serial", "disks[].id", "disks[].cache", "disks[].queues", "disks[].packed", "rng", "rng_rate",
-	"nets", "nets[].type", "nets[].ifname", "nets[].mac", "nets[].hostfwd",
+	"nets", "nets[].type", "nets[].ifname", "nets[].mac", "nets[].hostfwd", "nets[].hotplug",
 	"devices", "devices[].type", "devices[].id", "devices[].params",
 	"consoles", "consoles[].type", "consoles[].backend",
 	"plugin_dirs",
@@ -168,6 +168,11 @@ static int f_cpu(const struct mctx *m, json_t *v, struct vm_config *cfg)
 static int f_cpus(const struct mctx *m, json_t *v, struct vm_config *cfg)
 {
 	return get_uint(m, "cpus", v, 1, VM_MAX_CPUS, &cfg->cpus);
+}
+
+static int f_max_cpus(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	return get_uint(m, "max_cpus", v, 1, VM_MAX_CPUS, &cfg->max_cpus);
 }
 
 static int f_memory(const struct mctx *m, json_t *v, struct vm_config *cfg)
@@ -611,7 +616,7 @@ static int f_devices(const struct mctx *m, json_t *v, struct vm_config *cfg)
 
 static int net_entry(const struct mctx *m, const char *where, json_t *e, struct vm_config *cfg)
 {
-	static const char *const keys[] = { "type", "ifname", "mac", "hostfwd", NULL };
+	static const char *const keys[] = { "type", "ifname", "mac", "hostfwd", "hotplug", NULL };
 	char field[64];
 	int rc = entry_object(m, where, e, keys, "{\"type\": \"user\" or \"tap\", ...}");
 	if (rc < 0)
@@ -647,6 +652,11 @@ static int net_entry(const struct mctx *m, const char *where, json_t *e, struct 
 				return bad(m, field, r, "is not a forwarding rule", fexp);
 			n->n_hostfwd++;
 		}
+	}
+	if ((x = member(e, where, "hotplug", field, sizeof(field)))) {
+		if (!json_is_boolean(x))
+			return bad(m, field, x, "is not a boolean", "true or false");
+		n->hotplug = json_is_true(x);
 	}
 	/* The combinations (tap needs ifname...) are vm_config_validate's. */
 	return 0;
@@ -751,7 +761,7 @@ static const struct {
 	const char *name;
 	field_fn parse;
 } top_fields[] = {
-	{ "engine", f_engine }, { "cpu", f_cpu }, { "cpus", f_cpus }, { "memory", f_memory }, { "numa_nodes", f_numa },
+	{ "engine", f_engine }, { "cpu", f_cpu }, { "cpus", f_cpus }, { "max_cpus", f_max_cpus }, { "memory", f_memory }, { "numa_nodes", f_numa },
 	{ "kernel", f_kernel }, { "initrd", f_initrd }, { "cmdline", f_cmdline },
 	{ "decompress", f_decompress }, { "no_reboot", f_no_reboot }, { "on_panic", f_on_panic }, { "deterministic", f_deterministic },
 	{ "hyperv", f_hyperv }, { "compound", f_compound },

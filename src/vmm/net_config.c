@@ -106,8 +106,12 @@ int net_parse(const char *spec, struct vm_net_config *n)
 	n->type = strdup(tok);
 	while (rc == 0 && (tok = strtok_r(NULL, ",", &save))) {
 		char *eq = strchr(tok, '=');
+		if (!strcmp(tok, "hotplug")) {
+			n->hotplug = true;
+			continue;
+		}
 		if (!eq) {
-			rc = err_set(-EINVAL, "--net: bad option '%s' (expected hostfwd=RULE, mac=ADDR, ifname=NAME)", tok);
+			rc = err_set(-EINVAL, "--net: bad option '%s' (expected hostfwd=RULE, mac=ADDR, ifname=NAME, hotplug)", tok);
 			break;
 		}
 		*eq = 0;
@@ -127,7 +131,7 @@ int net_parse(const char *spec, struct vm_net_config *n)
 			free(n->ifname);
 			n->ifname = strdup(val);
 		} else {
-			rc = err_set(-EINVAL, "--net: bad option '%s=%s' (expected hostfwd=RULE, mac=ADDR, ifname=NAME)", tok,
+			rc = err_set(-EINVAL, "--net: bad option '%s=%s' (expected hostfwd=RULE, mac=ADDR, ifname=NAME, hotplug)", tok,
 				     val);
 		}
 	}

@@ -7,6 +7,7 @@
 #include "vmm/pc_virtio.h"
 
 #include "block/block.h"
+#include "hw/chardev.h"
 #include "block/crypt_disk.h"
 #include "board/pc.h"
 #include "machine/accel.h"
@@ -21,9 +22,11 @@
 #include "vmm/config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Where BAR 0 of the i-th virtio function goes at power-on: 64 KiB apart
  * from 16 MiB into the 32-bit PCI window (docs/devices.md). */
@@ -42,6 +45,10 @@ struct pc_virtio_dev {
 		struct virtio_rng_conf rng;
 	} conf;
 	bool registered;
+	/* A hot-plugged console's backend: its file and the chardev on it,
+	 * both the entry's (-1 and NULL otherwise). */
+	int out_fd;
+	struct chardev *out_cd;
 };
 
 struct pc_virtio {
@@ -82,6 +89,7 @@ static int pc_virtio_add(struct vm *vm, struct platform *p, const struct dev_des
 		return err_set(-ENOSPC, "at most %d virtio devices", PC_MAX_VIRTIO);
 	struct pc_virtio_dev *d = &v->devs[i];
 	memset(d, 0, sizeof(*d));
+	d->out_fd = -1;
 	d->type = type;
 	snprintf(d->name, sizeof(d->name), "%s", name);
 	if (conf)
@@ -144,6 +152,9 @@ int pc_virtio_create(struct vm *vm, struct platform *p, const struct pc_virtio_b
 			return err_wrap(rc, "disk %s", dc->path);   /* the device closed the disk */
 	}
 	for (unsigned i = 0; i < n_nets; i++) {
+		/* Set aside for a device-add (docs/hotplug.md). */
+		if (cfg->nets[i].hotplug)
+			continue;
 		char name[SNAPSHOT_DEVICE_NAME_MAX];
 		snprintf(name, sizeof(name), "virtio-net.%u", i);
 		struct virtio_net_conf net = { .backend = be->nets[i] };
@@ -168,6 +179,18 @@ void pc_virtio_detach(struct platform *p)
 			virtio_net_detach(p->virtio->devs[i].dev);
 }
 
+/* Destroys entry d's device, then what it alone used. */
+static void pc_virtio_free_dev(struct pc_virtio_dev *d)
+{
+	d->type->destroy(d->dev);
+	if (d->out_cd)
+		chardev_free(d->out_cd);
+	if (d->out_fd >= 0)
+		close(d->out_fd);
+	memset(d, 0, sizeof(*d));
+	d->out_fd = -1;
+}
+
 void pc_virtio_destroy(struct platform *p)
 {
 	struct pc_virtio *v = p->virtio;
@@ -175,7 +198,7 @@ void pc_virtio_destroy(struct platform *p)
 		return;
 	for (unsigned i = v->n; i-- > 0;)
 		if (v->devs[i].dev)
-			v->devs[i].type->destroy(v->devs[i].dev);
+			pc_virtio_free_dev(&v->devs[i]);
 	free(v);
 	p->virtio = NULL;
 }
@@ -206,13 +229,17 @@ void pc_virtio_snapshot_unregister(struct platform *p)
 /* ---- hot-plug (docs/hotplug.md) ---- */
 
 /* The types a device-add may name; a new virtio device is one row. */
+enum pc_virtio_backend { BACKEND_NONE, BACKEND_DISK, BACKEND_NET, BACKEND_FILE };
+
 static const struct {
 	const char *type;
 	const struct dev_desc *desc;
-	bool disk;                /* takes a disk (vm_disk_config) */
+	enum pc_virtio_backend backend;   /* what struct pc_virtio_hot gives it */
 } pc_virtio_types[] = {
-	{ "virtio-blk", &virtio_blk_device, true },
-	{ "virtio-rng", &virtio_rng_device, false },
+	{ "virtio-blk", &virtio_blk_device, BACKEND_DISK },
+	{ "virtio-rng", &virtio_rng_device, BACKEND_NONE },
+	{ "virtio-net", &virtio_net_device, BACKEND_NET },
+	{ "virtio-console", &virtio_console_device, BACKEND_FILE },
 };
 
 static int pc_virtio_type(const char *type)
@@ -239,8 +266,56 @@ int pc_virtio_slot(struct platform *p, const char *name)
 	return d ? (int)d->board.slot : -ENOENT;
 }
 
-int pc_virtio_plug(struct vm *vm, struct platform *p, const char *type, const char *name,
-		   const struct vm_disk_config *disk, unsigned slot)
+/* The entry whose virtio-net uses backend nd, or NULL. */
+static struct pc_virtio_dev *pc_virtio_net_user(struct platform *p, const struct netdev *nd)
+{
+	for (unsigned i = 0; p->virtio && i < p->virtio->n; i++)
+		if (p->virtio->devs[i].dev && p->virtio->devs[i].type == &virtio_net_device &&
+		    p->virtio->devs[i].conf.net.backend == nd)
+			return &p->virtio->devs[i];
+	return NULL;
+}
+
+/* The interface hot->net names, or the first free one set aside for
+ * hot-plug (--net ...,hotplug): its backend. */
+static int pc_virtio_pick_net(struct vm *vm, struct platform *p, const struct pc_virtio_backends *be,
+			      struct pc_virtio_hot *hot, struct netdev **out)
+{
+	const struct vm_config *cfg = vm->cfg;
+	unsigned n = be && cfg ? be->n_nets : 0, standby = 0;
+	const char *user = NULL;
+	if (hot->net >= 0) {
+		if ((unsigned)hot->net >= n)
+			return err_set(-EINVAL, "params.net: this VM has no network interface %d (it has %u)", hot->net, n);
+		if (!cfg->nets[hot->net].hotplug)
+			return err_set(-EINVAL, "params.net: interface %d has its NIC from power-on (only those given "
+						"with --net ...,hotplug can be added)", hot->net);
+		const struct pc_virtio_dev *d = pc_virtio_net_user(p, be->nets[hot->net]);
+		if (d)
+			return err_set(-EBUSY, "params.net: interface %d is in use by %s", hot->net, d->name);
+		*out = be->nets[hot->net];
+		return 0;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if (!cfg->nets[i].hotplug)
+			continue;
+		standby++;
+		const struct pc_virtio_dev *d = pc_virtio_net_user(p, be->nets[i]);
+		if (!d) {
+			hot->net = (int)i;
+			*out = be->nets[i];
+			return 0;
+		}
+		user = d->name;
+	}
+	if (!standby)
+		return err_set(-ENODEV, "no network interface is set aside for hot-plug (start the VM with "
+					"--net user,hotplug or nets[].hotplug)");
+	return err_set(-EBUSY, "every network interface set aside for hot-plug is in use (the last by %s)", user);
+}
+
+int pc_virtio_plug(struct vm *vm, struct platform *p, const char *type, const char *name, struct pc_virtio_hot *hot,
+		   const struct pc_virtio_backends *be, unsigned slot)
 {
 	int t = pc_virtio_type(type);
 	if (t < 0)
@@ -251,24 +326,63 @@ int pc_virtio_plug(struct vm *vm, struct platform *p, const char *type, const ch
 		return err_set(-EEXIST, "a device named %s exists", name);
 	if (!p->virtio && !(p->virtio = calloc(1, sizeof(*p->virtio))))
 		return err_set(-ENOMEM, "out of memory");
-	struct virtio_blk_conf blk = { 0 };
-	int rc;
-	if (pc_virtio_types[t].disk) {
+	union {
+		struct virtio_blk_conf blk;
+		struct virtio_net_conf net;
+		struct virtio_console_conf con;
+	} conf;
+	memset(&conf, 0, sizeof(conf));
+	const void *c = NULL;
+	int rc, fd = -1;
+	switch (pc_virtio_types[t].backend) {
+	case BACKEND_DISK: {
+		const struct vm_disk_config *disk = hot ? hot->disk : NULL;
 		if (!disk || !disk->path)
 			return err_set(-EINVAL, "%s needs a disk path", type);
 		const struct vm_config *cfg = vm->cfg;
-		blk_conf(cfg, disk, &blk);
+		blk_conf(cfg, disk, &conf.blk);
 		if ((rc = crypt_disk_open_vm(cfg ? (const char *const *)cfg->plugin_dirs : NULL,
-					     cfg ? cfg->n_plugin_dirs : 0, disk, &blk.disk)) < 0)
+					     cfg ? cfg->n_plugin_dirs : 0, disk, &conf.blk.disk)) < 0)
 			return err_wrap(rc, "disk %s", disk->path);
+		c = &conf.blk;
+		break;
 	}
-	if ((rc = pc_virtio_add(vm, p, pc_virtio_types[t].desc, name, pc_virtio_types[t].disk ? &blk : NULL,
-				 sizeof(blk), slot)) < 0)
-		return rc;   /* the device closed the disk */
+	case BACKEND_NET:
+		if (!hot)
+			return err_set(-EINVAL, "%s needs a network interface", type);
+		if ((rc = pc_virtio_pick_net(vm, p, be, hot, &conf.net.backend)) < 0)
+			return rc;
+		c = &conf.net;
+		break;
+	case BACKEND_FILE:
+		/* The guest's output is appended to the file; it has no input
+		 * (docs/hotplug.md). */
+		if (!hot || !hot->path)
+			return err_set(-EINVAL, "%s needs a file path", type);
+		if ((fd = open(hot->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600)) < 0)
+			return err_set(-errno, "file %s: %s", hot->path, strerror(errno));
+		if (!(conf.con.backend = chardev_fd_new(-1, fd))) {
+			close(fd);
+			return -ENOMEM;
+		}
+		c = &conf.con;
+		break;
+	case BACKEND_NONE:
+		break;
+	}
+	if ((rc = pc_virtio_add(vm, p, pc_virtio_types[t].desc, name, c, sizeof(conf), slot)) < 0) {
+		/* The device closed a disk; a console's file is this code's. */
+		if (fd >= 0) {
+			chardev_free(conf.con.backend);
+			close(fd);
+		}
+		return rc;
+	}
 	struct pc_virtio_dev *d = pc_virtio_find(p, name);
+	d->out_fd = fd;
+	d->out_cd = fd >= 0 ? conf.con.backend : NULL;
 	if ((rc = snapshot_register_device(d->name, d->type->save, d->type->load, d->dev)) < 0) {
-		d->type->destroy(d->dev);
-		memset(d, 0, sizeof(*d));
+		pc_virtio_free_dev(d);
 		return rc == -EEXIST ? err_set(rc, "the name %s is taken by another device", name) : rc;
 	}
 	d->registered = true;
@@ -283,9 +397,26 @@ int pc_virtio_unplug(struct platform *p, const char *name)
 	if (d->registered)
 		snapshot_unregister_device(d->name);
 	int slot = (int)d->board.slot;
-	d->type->destroy(d->dev);
-	memset(d, 0, sizeof(*d));
+	pc_virtio_free_dev(d);
 	return slot;
+}
+
+void pc_virtio_unplug_detach(struct platform *p, const char *name)
+{
+	struct pc_virtio_dev *d = pc_virtio_find(p, name);
+	if (d && d->type == &virtio_net_device)
+		virtio_net_detach(d->dev);
+}
+
+int pc_virtio_slot_owner(struct platform *p, unsigned slot, char *name, size_t cap)
+{
+	for (unsigned i = 0; p->virtio && i < p->virtio->n; i++) {
+		if (p->virtio->devs[i].dev && p->virtio->devs[i].board.slot == slot) {
+			snprintf(name, cap, "%s", p->virtio->devs[i].name);
+			return 0;
+		}
+	}
+	return -ENOENT;
 }
 
 void pc_virtio_quiesce(struct platform *p)

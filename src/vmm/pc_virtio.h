@@ -40,15 +40,28 @@ void pc_virtio_quiesce(struct platform *p);
 /* Hot-plug (docs/hotplug.md), with the device lock held.  Whether type
  * names a virtio device a device-add may create. */
 bool pc_virtio_type_known(const char *type);
-/* A function of type in PCI slot (1-31), its state saved under name;
- * disk (virtio-blk only, NULL otherwise) is opened here.  The caller tells
- * the guest (pci_hotplug_device_check). */
-int pc_virtio_plug(struct vm *vm, struct platform *p, const char *type, const char *name,
-		   const struct vm_disk_config *disk, unsigned slot);
+/* What a hot-plugged function stands on, by type. */
+struct pc_virtio_hot {
+	const struct vm_disk_config *disk;  /* virtio-blk: opened by pc_virtio_plug */
+	int net;                            /* virtio-net: the interface (index of cfg->nets, one with
+					       hotplug set), -1: the first free one; set to the one taken */
+	const char *path;                   /* virtio-console: the file its output is appended to */
+};
+
+/* A function of type in PCI slot (1-31), its state saved under name, on
+ * what hot gives (be: the run's backends, for virtio-net).  The caller
+ * tells the guest (pci_hotplug_device_check). */
+int pc_virtio_plug(struct vm *vm, struct platform *p, const char *type, const char *name, struct pc_virtio_hot *hot,
+		   const struct pc_virtio_backends *be, unsigned slot);
 /* Destroys the function named name (a disk's writes complete, are
  * flushed and the image closed) and returns the slot it held, or -ENOENT. */
 int pc_virtio_unplug(struct platform *p, const char *name);
+/* Without the device lock, before pc_virtio_unplug: a virtio-net leaves
+ * its backend (as pc_virtio_detach). */
+void pc_virtio_unplug_detach(struct platform *p, const char *name);
 /* The PCI slot of the function named name, or -ENOENT. */
 int pc_virtio_slot(struct platform *p, const char *name);
+/* The name of the function in slot, into name (cap bytes), or -ENOENT. */
+int pc_virtio_slot_owner(struct platform *p, unsigned slot, char *name, size_t cap);
 
 #endif

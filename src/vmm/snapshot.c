@@ -138,6 +138,10 @@ static json_t *config_json(struct vm *vm, json_t *devices)
 			      (int)vm->n_vcpus, "memory", (json_int_t)vm->mem.ram_size, "numa_nodes",
 			      vm->cfg ? (int)vm->cfg->numa_nodes : 0, "regions", regions);
 	json_object_set_new(c, "devices", devices ? json_incref(devices) : json_array());
+	/* CPU hot-plug: "cpus" are the possible ones, these the ones plugged
+	 * in at power-on (a reboot of the restored VM starts with them). */
+	if (vm->cpu_hotplug && vm->cfg)
+		json_object_set_new(c, "boot_cpus", json_integer(vm->cfg->cpus));
 	if (vm->numa.n_nodes)
 		json_object_set_new(c, "numa", numa_json(&vm->numa));
 	/* The CPU model, as given and as resolved: flag names, so that a
@@ -356,6 +360,16 @@ int snapshot_load_config(const char *path, struct vm_config *cfg)
 			       (long long)mem);
 	}
 	cfg->cpus = (unsigned)cpus;
+	json_int_t boot = json_integer_value(json_object_get(c, "boot_cpus"));
+	if (json_object_get(c, "boot_cpus")) {
+		if (boot < 1 || boot > cpus) {
+			json_decref(c);
+			return err_set(-EINVAL, "snapshot %s: config section holds %lld boot CPUs of %lld", path,
+				       (long long)boot, (long long)cpus);
+		}
+		cfg->max_cpus = (unsigned)cpus;
+		cfg->cpus = (unsigned)boot;
+	}
 	cfg->mem_bytes = (uint64_t)mem;
 	cfg->numa_nodes = (unsigned)json_integer_value(json_object_get(c, "numa_nodes"));
 	if (json_object_get(c, "numa") && numa_from_json(path, json_object_get(c, "numa"), cfg) < 0) {

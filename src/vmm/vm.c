@@ -25,6 +25,7 @@
 #include "vmm/console.h"
 #include "vmm/host_power.h"
 #include "vmm/control.h"
+#include "vmm/hotplug.h"
 #include "vmm/net.h"
 #include "vmm/pc_virtio.h"
 #include "machine/compound.h"
@@ -95,6 +96,14 @@ static void *vcpu_thread(void *opaque)
 		vcpu_gate_checkpoint(arg->gate);
 		if (vm_stopping(vm))
 			break;
+		if (atomic_load(&vcpu->absent)) {
+			/* Not plugged in: INIT and SIPI reach no processor.  A
+			 * `cpu add` kicks it out of this wait. */
+			atomic_fetch_and(&vcpu->events, ~(VCPU_EVT_INIT | VCPU_EVT_SIPI));
+			vcpu_wait(vcpu, VCPU_EVT_KICK);
+			atomic_fetch_and(&vcpu->events, ~VCPU_EVT_KICK);
+			continue;
+		}
 		uint32_t ev = atomic_load(&vcpu->events);
 		if (ev & VCPU_EVT_INIT) {
 			/* INIT resets the processor; an AP then waits for a SIPI
@@ -271,7 +280,12 @@ static int vm_create(struct vm_session *sess, const struct vm_config *cfg, const
 		rc = vm->accel->vm_init(vm);
 	if (rc == 0)
 		rc = vm_create_hyperv(vm);
-	for (unsigned i = 0; rc == 0 && i < cfg->cpus; i++) {
+	/* Every possible CPU has its vCPU from the start; those beyond the
+	 * ones plugged in at power-on (and those `cpu add` plugged in since,
+	 * which stay across a reboot) wait, absent (docs/hotplug.md "CPUs"). */
+	unsigned n_cpus = cfg->max_cpus > cfg->cpus ? cfg->max_cpus : cfg->cpus;
+	vm->cpu_hotplug = n_cpus > cfg->cpus;
+	for (unsigned i = 0; rc == 0 && i < n_cpus; i++) {
 		struct vcpu *v = calloc(1, sizeof(*v));
 		if (!v) {
 			rc = err_set(-ENOMEM, "out of memory");
@@ -280,6 +294,7 @@ static int vm_create(struct vm_session *sess, const struct vm_config *cfg, const
 		v->vm = vm;
 		v->id = i;
 		v->run_state = i == 0 ? VCPU_RUNNABLE : VCPU_WAIT_FOR_SIPI;
+		atomic_store(&v->absent, i >= cfg->cpus && !(sess->cpus_added >> i & 1));
 		pthread_mutex_init(&v->lock, NULL);
 		pthread_cond_init(&v->wake, NULL);
 		vm->vcpus[vm->n_vcpus++] = v;
@@ -357,8 +372,10 @@ static enum vm_stop_reason vm_run_once(struct vm_session *sess, struct vm *vm, s
 		if (vnuma_pin_thread(&vm->numa, i, vm->vcpus[i]->thread) < 0)
 			log_warn("vm", "%s", err_msg());
 	}
-	while (!vm_stopping(vm))
+	while (!vm_stopping(vm)) {
 		poll_host(sess, vm, con, opts);
+		vm_session_poll_devices(sess, vm);
+	}
 	/* A paused machine's vCPUs are parked in the gate: let them see the
 	 * stop, whoever asked for it (a signal, Ctrl-A x, the guest). */
 	vcpu_gate_stop(&sess->gate);
@@ -522,6 +539,9 @@ static enum vm_stop_reason vm_prepare(struct vm_session *sess, struct chardev *s
 		rc = lifecycle_transition(&sess->lc, VM_STATE_LOADING_STATE, "restore");
 		if (rc == 0)
 			rc = snapshot_restore(vm, restore, &opts);
+		/* The CPUs plugged in when it was saved. */
+		if (rc == 0)
+			sess->cpus_added = hotplug_cpus_sync(vm);
 	} else {
 		rc = lifecycle_transition(&sess->lc, VM_STATE_POWERING_UP, reason);
 		if (rc == 0) {

@@ -83,7 +83,10 @@ def stop(vessel_bin, p, sock):
 def test_add_list_and_bad_input(vessel_bin, counter, tmp_path):
     img = tmp_path / "d.vhd"
     ok(disk(vessel_bin, "create", "--type", "dynamic", img, "8M"))
-    p, sock, log = start(vessel_bin, tmp_path, "vm", "--kernel", str(counter))
+    # Interface 0 has its NIC from power-on (slot 1 after the board's),
+    # interface 1 is set aside for a device-add.
+    p, sock, log = start(vessel_bin, tmp_path, "vm", "--kernel", str(counter), "--net", "user",
+                         "--net", "user,hotplug")
     try:
         wait_for_counts(log, 1)
         ev = events(vessel_bin, sock)
@@ -91,8 +94,9 @@ def test_add_list_and_bad_input(vessel_bin, counter, tmp_path):
         assert r.returncode == 0, r.stderr
         assert r.stdout.strip() == "added d1"
         d1 = devices(vessel_bin, sock)["d1"]
-        assert d1["type"] == "virtio-blk" and d1["params"]["slot"] == 1, d1
-        assert d1["resources"] == [{"name": "slot", "kind": "pci-slot", "base": 1}], d1
+        slot = d1["params"]["slot"]
+        assert d1["type"] == "virtio-blk" and slot > 1, d1
+        assert d1["resources"] == [{"name": "slot", "kind": "pci-slot", "base": slot}], d1
         r = add(vessel_bin, sock, "virtio-rng", "r1", slot=7)
         assert r.returncode == 0, r.stderr
         assert devices(vessel_bin, sock)["r1"]["params"]["slot"] == 7
@@ -106,34 +110,69 @@ def test_add_list_and_bad_input(vessel_bin, counter, tmp_path):
             (add(vessel_bin, sock, "virtio-blk", "d2"), "params.path: missing"),
             (add(vessel_bin, sock, "virtio-blk", "d2", path="x.raw", bogus=1), "params.bogus: unknown"),
             (add(vessel_bin, sock, "virtio-rng", "pic"), "the name pic is taken"),
+            (add(vessel_bin, sock, "virtio-net", "n2", net=0), "params.net: interface 0 has its NIC from power-on"),
+            (add(vessel_bin, sock, "virtio-net", "n2", net=2), "params.net: this VM has no network interface 2"),
+            (add(vessel_bin, sock, "virtio-net", "n2", net="x"), "params.net: not an interface number"),
+            (add(vessel_bin, sock, "virtio-net", "n2", path="x"), "params.path: unknown for virtio-net"),
+            (add(vessel_bin, sock, "virtio-console", "c1"), "params.path: missing"),
+            (add(vessel_bin, sock, "virtio-console", "c1", path=str(tmp_path / "no" / "such")), "no/such"),
         ]
         for r, needle in cases:
             assert r.returncode != 0 and needle in r.stderr, (needle, r.stderr)
             assert len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert sorted(devices(vessel_bin, sock)) == ["d1", "r1"]
+        # The interface set aside: taken by the first NIC added, refused
+        # to a second while in use, free again once it goes.
+        r = add(vessel_bin, sock, "virtio-net", "n1")
+        assert r.returncode == 0, r.stderr
+        assert devices(vessel_bin, sock)["n1"]["params"]["net"] == 1
+        r = add(vessel_bin, sock, "virtio-net", "n2")
+        assert r.returncode != 0 and "every network interface set aside for hot-plug is in use (the last by n1)" \
+            in r.stderr, r.stderr
+        r = add(vessel_bin, sock, "virtio-net", "n2", net=1)
+        assert r.returncode != 0 and "params.net: interface 1 is in use by n1" in r.stderr, r.stderr
+        assert ctl(vessel_bin, sock, "device", "remove", "n1", "--force").returncode == 0
+        assert add(vessel_bin, sock, "virtio-net", "n2", net=1).returncode == 0
+        assert ctl(vessel_bin, sock, "device", "remove", "n2", "--force").returncode == 0
         # The same image twice would corrupt it.
         r = add(vessel_bin, sock, "virtio-blk", "d2", path=str(img))
         assert r.returncode != 0 and f"disk {img} is in use by d1" in r.stderr, r.stderr
 
-        # Fill the bus: slots 1 and 7 are taken, 29 more fit.
-        for i in range(29):
+        # Fill the bus: slots 1 (the NIC), d1's and 7 are taken, 28 more fit.
+        for i in range(28):
             r = add(vessel_bin, sock, "virtio-rng", f"f{i}")
             assert r.returncode == 0, (i, r.stderr)
         r = add(vessel_bin, sock, "virtio-rng", "full")
         assert r.returncode != 0 and "the PCI bus is full" in r.stderr, r.stderr
-        for i in range(29):
+        for i in range(28):
             assert ctl(vessel_bin, sock, "device", "remove", f"f{i}", "--force").returncode == 0
         wait_for_counts(log, len(counts(log)) + 1)   # the guest still runs
         evs = device_events(ev)
         added = [e["id"] for e in evs if e["event"] == "device-added"]
-        assert added == ["d1", "r1"] + [f"f{i}" for i in range(29)], added
-        assert [e["id"] for e in evs if e["event"] == "device-removed"] == [f"f{i}" for i in range(29)]
+        assert added == ["d1", "r1", "n1", "n2"] + [f"f{i}" for i in range(28)], added
+        removed = [e["id"] for e in evs if e["event"] == "device-removed"]
+        assert removed == ["n1", "n2"] + [f"f{i}" for i in range(28)], removed
         r = ctl(vessel_bin, sock, "device", "remove", "nothing")
         assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        # CPU hot-add needs possible CPUs beyond those of power-on.
+        r = ctl(vessel_bin, sock, "cpu", "add")
+        assert r.returncode != 0 and "this VM has no CPUs to add (start it with --max-cpus N" in r.stderr, r.stderr
+        r = ctl(vessel_bin, sock, "cpu", "remove")
+        assert r.returncode == 2 and "cpu needs add" in r.stderr, r.stderr
     finally:
         stop(vessel_bin, p, sock)
     assert p.returncode == 0
     ok(disk(vessel_bin, "check", img))
+
+
+def test_max_cpus_bad_input(vessel_bin, counter):
+    for args, needle in [(["--cpus", "2", "--max-cpus", "1"], "max_cpus: 1 is out of range (expected 2"),
+                         (["--max-cpus", "65"], "max_cpus: 65 is out of range"),
+                         (["--max-cpus", "x"], "--max-cpus: 'x' is not a number of CPUs"),
+                         (["--max-cpus", "4", "--numa-nodes", "1"], "CPU hot-add in a VM with NUMA nodes")]:
+        r = run_vessel(vessel_bin, "run", "--kernel", str(counter), *args, stdin=subprocess.DEVNULL)
+        assert r.returncode == 2 and needle in r.stderr, (args, r.returncode, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 def test_a_guest_that_never_ejects_times_out_and_force_removes(vessel_bin, counter, tmp_path):
@@ -201,10 +240,10 @@ def md5(data):
 class Guest:
     """The Debian guest at its shell, with a control socket."""
 
-    def __init__(self, vessel_bin, tmp, *extra, name="api"):
+    def __init__(self, vessel_bin, tmp, *extra, name="api", more=()):
         self.bin = vessel_bin
         self.sock = tmp / f"{name}.sock"
-        args = list(extra) if extra else linux_args(None)
+        args = list(extra) if extra else linux_args(None) + list(more)
         self.child = pexpect.spawn(vessel_bin, args + ["--api-socket", str(self.sock)], encoding="utf-8",
                                    codec_errors="replace", timeout=BOOT_TIMEOUT)
         if not extra:
@@ -308,6 +347,63 @@ def test_linux_guest_hot_adds_writes_releases_and_reads_back(vessel_bin, tmp_pat
         g.close()
 
 
+def slot_of(g, dev_id):
+    r = g.ctl("--json", "device", "list")
+    assert r.returncode == 0, r.stderr
+    devs = json.loads(r.stdout.splitlines()[-1])["result"]["devices"]
+    return {d["id"]: d for d in devs}[dev_id]["params"]["slot"] if dev_id in [d["id"] for d in devs] else None
+
+
+def test_linux_guest_hot_adds_a_nic_and_a_console_and_ejects_on_its_own(vessel_bin, tmp_path):
+    """virtio-net on the interface set aside (--net user,hotplug): the
+    guest's driver binds, DHCP gives it an address over it; virtio-console
+    with its output in a file: what the guest writes to hvc0 lands there;
+    the guest ejects the console itself through its slot's power file and
+    vessel frees it (device-removed, by the guest)."""
+    out = tmp_path / "hvc.out"
+    g = Guest(vessel_bin, tmp_path, more=["--net", "user,hotplug"])
+    try:
+        assert g.out("ls /sys/class/net | grep -c eth") == "0", "no NIC from power-on"
+        ev = events(vessel_bin, g.sock)
+        r = g.ctl("device", "add", '{"type": "virtio-net", "id": "n1"}')
+        assert r.returncode == 0, r.stderr
+        assert g.wait_for("[ -e /sys/class/net/eth0 ]") == "YES", g.sh("dmesg | tail -n 30")
+        assert g.out("basename $(readlink /sys/class/net/eth0/device/driver)") == "virtio_net"
+        # The default guest's init asks for a lease at boot only.
+        g.sh("ip link set eth0 up; udhcpc -i eth0 -n -q -t 5 -T 2 >/dev/null 2>&1; echo rc=$?", timeout=120)
+        assert "inet 10.0.2.15/24" in g.sh("ip -4 addr show dev eth0"), g.sh("ip addr")
+        r = g.ctl("device", "add", json.dumps({"type": "virtio-console", "id": "c1", "params": {"path": str(out)}}))
+        assert r.returncode == 0, r.stderr
+        console_bound = "ls /sys/bus/virtio/drivers/virtio_console | grep -q virtio"
+        assert g.wait_for(console_bound) == "YES", g.sh("dmesg | tail -n 30")
+        assert g.out("echo vessel-hvc-line > /dev/hvc0; echo SENT") == "SENT"
+        deadline = time.monotonic() + 60
+        while b"vessel-hvc-line" not in (out.read_bytes() if out.exists() else b"") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert b"vessel-hvc-line" in out.read_bytes()
+        # The guest lets the console go on its own.
+        slot = slot_of(g, "c1")
+        assert g.out(f"echo 0 > /sys/bus/pci/slots/{slot}/power; echo EJECTED") == "EJECTED"
+        deadline = time.monotonic() + 60
+        while slot_of(g, "c1") is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert slot_of(g, "c1") is None, "vessel frees what the guest ejected"
+        assert g.out(f"{console_bound} && echo PRESENT || echo GONE") == "GONE"
+        # The NIC goes on the host's request, and the interface is free for
+        # the next one.
+        r = g.ctl("device", "remove", "n1")
+        assert r.returncode == 0, r.stderr
+        assert g.out("[ -e /sys/class/net/eth0 ] && echo PRESENT || echo GONE") == "GONE"
+        assert g.ctl("device", "add", '{"type": "virtio-net", "id": "n2"}').returncode == 0
+        assert g.wait_for("[ -e /sys/class/net/eth0 ]") == "YES"
+        evs = device_events(ev)
+        got = [(e["event"], e["id"], e.get("by")) for e in evs]
+        assert got == [("device-added", "n1", None), ("device-added", "c1", None), ("device-removed", "c1", "guest"),
+                       ("device-removed", "n1", None), ("device-added", "n2", None)], got
+    finally:
+        g.close()
+
+
 def test_snapshot_after_hot_plug_restores_with_the_disk(vessel_bin, tmp_path):
     img = tmp_path / "hot.raw"
     img.write_bytes(bytes(8 * MIB))
@@ -374,3 +470,61 @@ def test_manifest_devices_of_virtio_types_are_there_from_power_on(vessel_bin, co
     r = run_vessel(vessel_bin, "run", "--manifest", str(bad), stdin=subprocess.DEVNULL)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (r.returncode, r.stderr)
     assert "missing.raw" in r.stderr
+
+
+def plug_cpu1(g):
+    """`cpu add`; the guest registers the CPU, is told to online it and
+    does (the default guest has no udev rule that would)."""
+    r = g.ctl("cpu", "add")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "added cpu1"
+    assert g.wait_for("[ -e /sys/devices/system/cpu/cpu1/online ]") == "YES", g.sh("dmesg | tail -n 30")
+    g.sh("echo 1 > /sys/devices/system/cpu/cpu1/online")
+    assert g.wait_for('[ "$(cat /sys/devices/system/cpu/online)" = 0-1 ]') == "YES", g.sh("dmesg | tail -n 30")
+
+
+def test_linux_guest_onlines_a_hot_added_cpu_and_a_snapshot_keeps_it(vessel_bin, tmp_path):
+    """--cpus 1 --max-cpus 2: the guest sees one possible CPU more; `cpu
+    add` plugs it in, Linux's ACPI processor driver registers it on the
+    GPE's Notify, the guest onlines it (INIT/SIPI to the vCPU that waited)
+    and runs on it; a snapshot restores with it online."""
+    snap = tmp_path / "vm.snap"
+    g = Guest(vessel_bin, tmp_path, more=["--cpus", "1", "--max-cpus", "2"])
+    try:
+        assert g.out("cat /sys/devices/system/cpu/possible") == "0-1"
+        assert g.out("cat /sys/devices/system/cpu/present") == "0"
+        ev = events(vessel_bin, g.sock)
+        plug_cpu1(g)
+        assert g.out("cat /sys/devices/system/cpu/present") == "0-1"
+        # Work runs on the new CPU.
+        assert g.out("taskset -c 1 sh -c 'grep -c . /proc/self/stat >/dev/null; echo RAN'") == "RAN"
+        r = g.ctl("cpu", "add")
+        assert r.returncode != 0 and "every possible CPU is there already" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+        # Removal: the guest offlines the CPU and ejects it; then it can
+        # come back, started again by the guest's INIT/SIPI.
+        r = g.ctl("cpu", "remove", "0")
+        assert r.returncode != 0 and "cpu0 is the boot processor" in r.stderr, r.stderr
+        r = g.ctl("cpu", "remove", "1")
+        assert r.returncode == 0, r.stderr
+        assert g.wait_for('[ "$(cat /sys/devices/system/cpu/present)" = 0 ]') == "YES", g.sh("dmesg | tail -n 30")
+        assert g.out("cat /sys/devices/system/cpu/online") == "0"
+        plug_cpu1(g)
+        time.sleep(0.5)
+        ev.terminate()
+        out, _ = ev.communicate(timeout=30)
+        cpu_evs = [(e["event"], e["cpu"]) for e in map(json.loads, filter(None, out.splitlines()))
+                   if e.get("event", "").startswith("cpu-")]
+        assert cpu_evs == [("cpu-added", 1), ("cpu-removed", 1), ("cpu-added", 1)], out
+        r = g.ctl("save", str(snap))
+        assert r.returncode == 0, r.stderr
+    finally:
+        g.close()
+    h = Guest(vessel_bin, tmp_path, "run", "--restore", str(snap), name="restored")
+    try:
+        h.child.sendline("")
+        h.child.expect(PROMPT)
+        assert h.out("cat /sys/devices/system/cpu/online") == "0-1"
+        assert h.out("taskset -c 1 echo STILL") == "STILL"
+    finally:
+        h.close()

@@ -50,6 +50,8 @@ static uint8_t sum(const uint8_t *p, size_t n)
 }
 
 static const struct acpi_numa_info *numa_slit;
+static uint16_t cpuhp_port;    /* set: the tables describe processor hot-plug */
+static uint64_t cpus_present;
 static void build_slit_too(struct acpi_builder *b, const struct acpi_numa_info *numa);
 
 /* Builds the tables (with an SRAT when numa, a SLIT when numa_slit) and
@@ -58,6 +60,9 @@ static const uint8_t *build_numa(unsigned ncpus, const struct acpi_numa_info *nu
 {
 	struct acpi_builder b;
 	struct acpi_platform_info info = pc_info(ncpus);
+	info.cpuhp_port = cpuhp_port;
+	info.cpuhp_gpe = 2;
+	info.cpu_present = cpus_present;
 	acpi_builder_init(&b, area, AREA_GPA, AREA_SIZE);
 	cr_assert_eq(acpi_build_pc_tables(&b, &info), 0);
 	if (numa)
@@ -549,7 +554,10 @@ Test(acpi, ac_adapter_battery_and_gpe_handler_as_iasl_reads_them)
 		  strstr(bst, "Return (BSTP)"), "_BST fills BSTP:\n%.600s", bst);
 	const char *gpe = strstr(buf, "Method (_E02, 0, NotSerialized)");
 	cr_assert(gpe, "GPE 2's handler");
-	cr_assert(strstr(gpe, "Local0 = \\_SB.PEVT"), "it reads PEVT:\n%.600s", gpe);
+	cr_assert(strstr(gpe, "\\_SB.PWEV ()"), "it calls PWEV:\n%.300s", gpe);
+	gpe = strstr(buf, "Method (PWEV, 0, NotSerialized)");
+	cr_assert(gpe, "the power event method");
+	cr_assert(strstr(gpe, "Local0 = PEVT") || strstr(gpe, "Local0 = \\_SB.PEVT"), "it reads PEVT:\n%.600s", gpe);
 	cr_assert(strstr(gpe, "Notify (\\_SB.AC, 0x80)") && strstr(gpe, "Notify (\\_SB.BAT0, 0x81)") &&
 		  strstr(gpe, "Notify (\\_SB.BAT0, 0x80)"), "notifications:\n%.600s", gpe);
 	char cmd[200];
@@ -571,4 +579,50 @@ Test(acpi, no_power_port_no_ac_adapter_or_battery)
 	cr_assert_eq(acpi_build_dsdt(&info, &dsdt, &len), 0);
 	cr_assert(memmem(dsdt, len, "BAT0", 4) && memmem(dsdt, len, "_E02", 4));
 	free(dsdt);
+}
+
+/* Processor hot-plug (docs/hotplug.md "CPUs"): the MADT marks the
+ * possible CPUs not plugged in online-capable and not enabled (Linux
+ * counts them possible), the DSDT gives the others _STA, _MAT and _EJ0
+ * and a GPE handler, and iasl takes it all without a complaint. */
+Test(acpi, processor_hot_plug_tables)
+{
+	cpuhp_port = 0xae20;
+	cpus_present = 0x3;
+	const uint8_t *rsdp = build(4);
+	cpuhp_port = 0;
+	struct found t[ACPI_MAX_TABLES + 4];
+	unsigned n = collect(rsdp, t);
+	const uint8_t *madt = NULL, *dsdt = NULL;
+	for (unsigned i = 0; i < n; i++) {
+		if (!strcmp(t[i].sig, "APIC"))
+			madt = t[i].p;
+		if (!strcmp(t[i].sig, "DSDT"))
+			dsdt = t[i].p;
+	}
+	cr_assert(madt && dsdt);
+	cr_assert_geq(madt[8], 5, "online-capable needs MADT revision 5");
+	for (unsigned cpu = 0; cpu < 4; cpu++) {
+		const uint8_t *e = madt + 44 + 8 * cpu;
+		cr_assert_eq(e[0], 0, "Processor Local APIC");
+		cr_assert_eq(e[3], cpu);
+		cr_assert_eq(le32(e + 4), cpu < 2 ? 1u : 2u, "cpu%u's flags", cpu);
+	}
+	uint32_t len = le32(dsdt + 4);
+	cr_assert(memmem(dsdt, len, "CSCN", 4), "the scan method");
+	cr_assert(memmem(dsdt, len, "_E04", 4), "its GPE handler");
+	cr_assert(memmem(dsdt, len, "_MAT", 4) && memmem(dsdt, len, "CEJ0", 4));
+	if (!have_iasl())
+		return;
+	char dir[] = "/tmp/vessel-acpicpu-XXXXXX";
+	cr_assert(mkdtemp(dir));
+	iasl_check_all(rsdp, dir);
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "cd %s && iasl -p recompiled DSDT.dsl 2>&1 | grep -q '0 Errors, 0 Warnings'", dir);
+	cr_assert_eq(system(cmd), 0, "the DSDT recompiles cleanly");
+	snprintf(cmd, sizeof(cmd), "grep -q 'Notify (C003, 0x03)' %s/DSDT.dsl && grep -q 'Method (_STA' %s/DSDT.dsl",
+		 dir, dir);
+	cr_assert_eq(system(cmd), 0, "eject requests and _STA are there");
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
 }

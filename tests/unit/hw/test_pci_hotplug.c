@@ -99,3 +99,33 @@ Test(pci_hotplug, reset_clears_and_snapshot_keeps_pending_bits)
 	pthread_mutex_unlock(&t->vm.dev_lock);
 	tvm_free(t);
 }
+
+/* An eject the OS makes on its own (no request of the host's waits for
+ * it) is handed to the host apart, so that it frees the device; an eject
+ * that answers a request is not, and survives a snapshot as such. */
+Test(pci_hotplug, the_guests_own_ejects_apart_from_answers)
+{
+	struct tvm *t = tvm_new(1);
+	struct pci_hotplug *hp = t->vm.platform->pcihp;
+	pthread_mutex_lock(&t->vm.dev_lock);
+	pci_hotplug_request_eject(hp, 4);
+	pthread_mutex_unlock(&t->vm.dev_lock);
+	cr_assert_eq(inl(t, HP + PCI_HOTPLUG_EJR), 1u << 4, "the OS reads the request");
+	outl(t, HP + PCI_HOTPLUG_EJ, (1u << 4) | (1u << 11));
+	uint8_t buf[256];
+	int64_t n = pci_hotplug_device.save(hp, buf, sizeof(buf));
+	cr_assert_gt(n, 0);
+	platform_reset(&t->vm);
+	cr_assert_eq(pci_hotplug_device.load(hp, buf, (size_t)n), 0);
+	pthread_mutex_lock(&t->vm.dev_lock);
+	cr_assert_eq(pci_hotplug_take_guest_ejects(hp), 1u << 11, "slot 11 on its own; slot 4 was asked for");
+	cr_assert_eq(pci_hotplug_take_guest_ejects(hp), 0, "taken once");
+	cr_assert(pci_hotplug_take_eject(hp, 4));
+	pthread_mutex_unlock(&t->vm.dev_lock);
+	/* Slot 4 again, now on the OS's own: no request is left to answer. */
+	outl(t, HP + PCI_HOTPLUG_EJ, 1u << 4);
+	pthread_mutex_lock(&t->vm.dev_lock);
+	cr_assert_eq(pci_hotplug_take_guest_ejects(hp), 1u << 4);
+	pthread_mutex_unlock(&t->vm.dev_lock);
+	tvm_free(t);
+}

@@ -6,12 +6,15 @@
 
 #include "hw/pci.h"
 #include "hw/pci_hotplug.h"
+#include "hw/netdev.h"
 #include "vmm/hotplug.h"
+#include "vmm/net.h"
 #include "vmm/pc_virtio.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define HP PC_PORT_PCIHP
@@ -38,12 +41,14 @@ static void teardown(struct tvm *t)
 	unlink(img);
 }
 
+static const struct pc_virtio_backends *backends;
+
 static int add(struct tvm *t, const char *type, const char *id, const char *params, int *slot)
 {
 	struct vm_device_config dev = { .type = (char *)type, .id = (char *)id, .params = (char *)params };
 	char *out = NULL;
 	err_clear();
-	int rc = hotplug_add(&t->vm, &dev, true, &out);
+	int rc = hotplug_add(&t->vm, &dev, backends, true, &out);
 	if (rc == 0) {
 		json_t *p = json_loads(out, 0, NULL);
 		cr_assert(p, "params with the slot: %s", out);
@@ -141,4 +146,79 @@ Test(hotplug, bad_input_is_refused_and_changes_nothing)
 	}
 	cr_assert_eq(hotplug_remove(&t->vm, "nothing", true, 0), -ENOENT);
 	teardown(t);   /* the rest go with the machine */
+}
+
+static char removed_ids[64];
+
+static void on_removed(void *opaque, const char *id)
+{
+	strncat(removed_ids, id, sizeof(removed_ids) - strlen(removed_ids) - 2);
+	strcat(removed_ids, " ");
+}
+
+/* The guest ejects a function on its own: the reaper frees it and says
+ * so; an eject that answers a request is left to the waiting removal. */
+Test(hotplug, the_guests_own_eject_frees_the_function)
+{
+	struct tvm *t = setup();
+	int a = 0, b = 0;
+	cr_assert_eq(add(t, "virtio-rng", "r1", "{}", &a), 0, "%s", err_msg());
+	cr_assert_eq(add(t, "virtio-rng", "r2", "{}", &b), 0, "%s", err_msg());
+	removed_ids[0] = 0;
+	cr_assert_eq(hotplug_reap_guest_ejects(&t->vm, on_removed, NULL), 0, "nothing ejected");
+	/* r2's removal was asked for (and timed out); r1 goes on its own. */
+	cr_assert_eq(hotplug_remove(&t->vm, "r2", false, 10), -ETIMEDOUT);
+	outl(t, HP + PCI_HOTPLUG_EJ, (1u << a) | (1u << b) | (1u << 20));   /* slot 20 holds nothing */
+	cr_assert_eq(hotplug_reap_guest_ejects(&t->vm, on_removed, NULL), 1);
+	cr_assert_str_eq(removed_ids, "r1 ");
+	cr_assert_eq(vendor(t, (unsigned)a), 0xffff, "r1's slot is empty");
+	cr_assert_eq(vendor(t, (unsigned)b), 0x1af4, "r2 waits for its removal");
+	cr_assert_eq(hotplug_remove(&t->vm, "r2", false, 1000), 0, "%s", err_msg());
+	cr_assert_eq(vendor(t, (unsigned)b), 0xffff);
+	teardown(t);
+}
+
+/* A NIC takes an interface set aside for hot-plug and leaves it free; a
+ * console appends to its file. */
+Test(hotplug, nic_on_a_set_aside_interface_and_console_on_a_file)
+{
+	struct tvm *t = setup();
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	struct netdev *nd[2];
+	cr_assert_eq(net_tap_open_fd(sv[0], "own", &nd[0]), 0, "%s", err_msg());
+	cr_assert_eq(net_tap_open_fd(dup(sv[1]), "spare", &nd[1]), 0, "%s", err_msg());
+	struct vm_config cfg = { .n_nets = 2 };
+	cfg.nets[1].hotplug = true;
+	struct pc_virtio_backends be = { .n_nets = 2, .nets = { nd[0], nd[1] } };
+	t->vm.cfg = &cfg;
+	cr_assert_eq(add(t, "virtio-net", "n1", "{}", NULL), -ENODEV,
+		     "no backends at all");
+	backends = &be;
+	cr_assert_eq(add(t, "virtio-net", "n1", "{\"net\": 0}", NULL), -EINVAL);
+	cr_assert(strstr(err_msg(), "interface 0 has its NIC from power-on"), "%s", err_msg());
+	cr_assert_eq(add(t, "virtio-net", "n1", "{\"net\": 2}", NULL), -EINVAL);
+	int slot = 0;
+	cr_assert_eq(add(t, "virtio-net", "n1", "{}", &slot), 0, "%s", err_msg());
+	cr_assert_eq(vendor(t, (unsigned)slot), 0x1af4);
+	cr_assert_eq(add(t, "virtio-net", "n2", "{}", NULL), -EBUSY);
+	cr_assert(strstr(err_msg(), "in use (the last by n1)"), "%s", err_msg());
+	cr_assert_eq(hotplug_remove(&t->vm, "n1", true, 0), 0);
+	cr_assert_eq(add(t, "virtio-net", "n2", "{\"net\": 1}", NULL), 0, "free again: %s", err_msg());
+
+	char path[64], params[128];
+	snprintf(path, sizeof(path), "%s.con", img);
+	snprintf(params, sizeof(params), "{\"path\": \"%s\"}", path);
+	cr_assert_eq(add(t, "virtio-console", "c1", "{}", NULL), -EINVAL);
+	cr_assert_eq(add(t, "virtio-console", "c1", "{\"path\": \"/nonexistent/dir/f\"}", NULL), -ENOENT);
+	cr_assert(strstr(err_msg(), "/nonexistent/dir/f"), "%s", err_msg());
+	cr_assert_eq(add(t, "virtio-console", "c1", params, &slot), 0, "%s", err_msg());
+	cr_assert_eq(access(path, F_OK), 0, "the file is created");
+	cr_assert_eq(hotplug_remove(&t->vm, "c1", true, 0), 0);
+	unlink(path);
+	teardown(t);
+	backends = NULL;
+	netdev_free(nd[0]);
+	netdev_free(nd[1]);
+	close(sv[1]);
 }
