@@ -61,7 +61,7 @@ static const uint8_t *build_numa(unsigned ncpus, const struct acpi_numa_info *nu
 	struct acpi_builder b;
 	struct acpi_platform_info info = pc_info(ncpus);
 	info.cpuhp_port = cpuhp_port;
-	info.cpuhp_gpe = 2;
+	info.cpuhp_gpe = 4;
 	info.cpu_present = cpus_present;
 	acpi_builder_init(&b, area, AREA_GPA, AREA_SIZE);
 	cr_assert_eq(acpi_build_pc_tables(&b, &info), 0);
