@@ -36,6 +36,7 @@ struct reset_ctl;
 struct debug_exit;
 struct pc_virtio;
 struct pci_hotplug;
+struct mem_hotplug;
 
 /* Fixed I/O port assignments (docs/devices.md). */
 #define PC_PORT_PIC_MASTER  0x20
@@ -52,6 +53,7 @@ struct pci_hotplug;
 #define PC_PORT_FW_CFG      0x510
 #define PC_PORT_ACPI_PM     0x600   /* PM1a_EVT +0, PM1a_CNT +4, PM_TMR +8, GPE0 +0x20 */
 #define PC_PORT_PCIHP       0xae00  /* ACPI PCI hot-plug registers (hw/pci_hotplug.h) */
+#define PC_PORT_MEMHP       0xa00   /* ACPI memory hot-plug registers (hw/mem_hotplug.h) */
 #define PC_PORT_RESET       0xcf9
 #define PC_PORT_PCI_CONFIG  0xcf8
 
@@ -66,6 +68,7 @@ enum pc_line {
 	PC_LINE_NMI_MASK,            /* port 0x70 bit 7, from the RTC */
 	PC_LINE_PIC_INTR,            /* the 8259 master's INT, to the BSP's LINT0 */
 	PC_LINE_GPE_PCIHP,           /* the PCI hot-plug controller, to its GPE status bit */
+	PC_LINE_GPE_MEMHP,           /* the memory hot-plug controller, to its GPE status bit */
 	PC_LINE_COUNT,
 };
 #define PC_LINE_GSI(g) (PC_LINE_GSI0 + (g))
@@ -78,6 +81,7 @@ enum pc_line {
 #define PC_IRQ_AUX   12
 #define PC_NUM_GSI   24
 #define PC_GPE_PCIHP 1              /* GPE0 bit of PCI hot-plug (\_GPE._E01) */
+#define PC_GPE_MEMHP 3              /* GPE0 bit of memory hot-plug (\_GPE._E03, in its SSDT) */
 _Static_assert(PC_LINE_PIT == PC_LINE_GSI0 + PC_NUM_GSI, "one board line per GSI");
 
 /* Where the ACPI tables live: the BIOS area, which Linux always treats as
@@ -130,6 +134,7 @@ struct platform {
 	struct chardev *own_console;  /* created here when options gave none */
 	struct pm_timer *pm_timer;
 	struct pci_hotplug *pcihp;    /* ACPI hot-plug of PCI bus 0 (docs/hotplug.md) */
+	struct mem_hotplug *memhp;    /* ACPI memory hot-plug (docs/hotplug.md "Memory") */
 	void *devs[PC_MAX_DEVICES];   /* instances, in board-table order */
 	unsigned n_devs;
 	struct apic_bus apic_bus;     /* what the LAPICs and the I/O APIC send to */

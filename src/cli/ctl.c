@@ -38,6 +38,9 @@ static const char ctl_usage[] =
 	"  numa status          per virtual NUMA node: host nodes, resident pages, vCPU threads\n"
 	"  numa move NODE HOST  move virtual node NODE's memory and vCPUs to host node(s)\n"
 	"                       HOST (N, N-M or N,M,...) while the guest runs\n"
+	"  memory add SIZE [--node N]\n"
+	"                       add SIZE of RAM (a multiple of 128M) to NUMA node N\n"
+	"                       (default 0); needs `run --memory-hotplug`\n"
 	"  events               print lifecycle and device events until interrupted\n"
 	"\n"
 	"options:\n"
@@ -240,6 +243,11 @@ static void print_result(const char *cmd, json_t *result)
 		       (long long)json_integer_value(json_object_get(result, "pages")),
 		       (long long)json_integer_value(json_object_get(result, "moved")),
 		       (long long)json_integer_value(json_object_get(result, "failed")));
+	} else if (!strcmp(cmd, "memory-add")) {
+		printf("added %lld MiB at %#llx to node %lld\n",
+		       (long long)(json_integer_value(json_object_get(result, "size")) >> 20),
+		       (unsigned long long)json_integer_value(json_object_get(result, "gpa")),
+		       (long long)json_integer_value(json_object_get(result, "node")));
 	} else if (!strcmp(cmd, "events")) {
 		printf("state: %s (streaming events; interrupt to stop)\n",
 		       json_string_value(json_object_get(result, "state")));
@@ -355,6 +363,26 @@ static int build_request(int argc, char **argv, json_t **out, const char **cmd_o
 			return 0;
 		}
 		return cli_usage_error("ctl", "numa needs status, or move NODE HOST-NODES");
+	}
+	if (!strcmp(cmd, "memory")) {
+		unsigned long long size;
+		if ((argc != 3 && argc != 5) || strcmp(argv[1], "add"))
+			return cli_usage_error("ctl", "memory needs add SIZE [--node N]");
+		if (cli_parse_size(argv[2], &size) < 0 || !size)
+			return cli_usage_error("ctl", "memory add: '%s' is not a size (e.g. 256M, 1G)", argv[2]);
+		json_t *args = json_pack("{s:I}", "size", (json_int_t)size);
+		if (argc == 5) {
+			char *end;
+			unsigned long node = strtoul(argv[4], &end, 10);
+			if (strcmp(argv[3], "--node") || !*argv[4] || *end || node > 1023) {
+				json_decref(args);
+				return cli_usage_error("ctl", "memory add: expected --node N, not '%s %s'", argv[3], argv[4]);
+			}
+			json_object_set_new(args, "node", json_integer((json_int_t)node));
+		}
+		*out = json_pack("{s:s, s:i, s:o}", "cmd", "memory-add", "id", 1, "args", args);
+		*cmd_out = "memory-add";
+		return 0;
 	}
 	return cli_usage_error("ctl", "unknown command '%s' (try `vessel ctl --help`)", cmd);
 }

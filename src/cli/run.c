@@ -47,6 +47,8 @@ static const char run_usage[] =
 	"                          outbound TCP/UDP, forwarded host ports; repeatable)\n"
 	"      --net tap,ifname=NAME[,mac=ADDR]\n"
 	"                          a virtio-net interface on the host's tap device NAME\n"
+	"      --memory-hotplug SIZE  keep SIZE of address space for `ctl memory add`\n"
+	"                          (a multiple of 128M, shared between the NUMA nodes)\n"
 	"      --numa-nodes N      give the guest N virtual NUMA nodes of equal size\n"
 	"      --numa node,mem=SIZE,cpus=A-B[,host-node=N]\n"
 	"                          one virtual NUMA node (repeat; docs/numa.md)\n"
@@ -90,7 +92,7 @@ enum {
 	OPT_DISK = 256, OPT_NUMA, OPT_NUMA_NODE, OPT_NUMA_DISTANCE, OPT_NUMA_POLICY, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,
 	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE, OPT_NO_VERIFY, OPT_CPU,
 	OPT_RNG, OPT_RNG_RATE, OPT_NET, OPT_CONSOLE, OPT_COMPOUND, OPT_NO_REGISTER, OPT_ON_HOST_SLEEP,
-	OPT_ON_HOST_SHUTDOWN, OPT_POWER_SAVE_FILE,
+	OPT_ON_HOST_SHUTDOWN, OPT_POWER_SAVE_FILE, OPT_MEMORY_HOTPLUG,
 };
 
 static const struct option run_options[] = {
@@ -99,6 +101,7 @@ static const struct option run_options[] = {
 	{ "append", required_argument, NULL, 'a' },
 	{ "cpus", required_argument, NULL, 'c' },
 	{ "memory", required_argument, NULL, 'm' },
+	{ "memory-hotplug", required_argument, NULL, OPT_MEMORY_HOTPLUG },
 	{ "engine", required_argument, NULL, 'e' },
 	{ "cpu", required_argument, NULL, OPT_CPU },
 	{ "disk", required_argument, NULL, OPT_DISK },
@@ -370,6 +373,13 @@ int cli_run_main(int argc, char **argv)
 			}
 			cfg.mem_bytes = size;
 			shape.memory_from = "--memory";
+			break;
+		case OPT_MEMORY_HOTPLUG:
+			if (cli_parse_size(optarg, &size) < 0) {
+				rc = cli_usage_error("run", "--memory-hotplug: '%s' is not a size (e.g. 1G)", optarg);
+				goto out;
+			}
+			cfg.mem_hotplug = size;
 			break;
 		case OPT_DISK: {
 			if (cfg.n_disks >= VM_MAX_DISKS) {

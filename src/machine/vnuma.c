@@ -317,7 +317,7 @@ int vnuma_for_each_range(const struct numa_config *c, const struct guest_memory 
 	uint64_t left = c->nodes[0].mem_bytes;
 	for (unsigned r = 0; r < mem->n_regions; r++) {
 		const struct gmem_region *reg = &mem->regions[r];
-		if (reg->rom)
+		if (reg->rom || reg->hotplug)
 			continue;
 		uint64_t off = 0;
 		while (off < reg->size && node < c->n_nodes) {
@@ -331,8 +331,29 @@ int vnuma_for_each_range(const struct numa_config *c, const struct guest_memory 
 				left = c->nodes[node].mem_bytes;
 		}
 	}
+	/* Hot-added RAM, whole pieces of the node they were added to. */
+	for (unsigned r = 0; r < mem->n_regions; r++) {
+		const struct gmem_region *reg = &mem->regions[r];
+		int rc = reg->hotplug && reg->size && reg->node < c->n_nodes ? fn(opaque, reg->node, reg, 0, reg->size) : 0;
+		if (rc < 0)
+			return rc;
+	}
 	return 0;
 }
+
+int vnuma_hotplug_share(const struct numa_config *c, const struct guest_memory *mem, unsigned node, uint64_t *base,
+			uint64_t *size)
+{
+	unsigned n = c->n_nodes ? c->n_nodes : 1;
+	if (node >= n)
+		return -EINVAL;
+	/* Equal shares in whole blocks, node order; the last node takes the rest. */
+	uint64_t share = mem->hp_size / n / GMEM_HOTPLUG_BLOCK * GMEM_HOTPLUG_BLOCK;
+	*base = mem->hp_base + share * node;
+	*size = node == n - 1 ? mem->hp_size - share * node : share;
+	return 0;
+}
+
 
 int vnuma_node_of_cpu(const struct numa_config *c, unsigned cpu)
 {
@@ -364,6 +385,13 @@ static int bind_range(void *opaque, unsigned node, const struct gmem_region *r, 
 {
 	const struct numa_config *c = opaque;
 	return bind_to(c, node, r->host + offset, len, c->nodes[node].host_nodes, 0);
+}
+
+int vnuma_bind_hotplug(const struct numa_config *c, const struct gmem_region *r)
+{
+	if (!c->host_bound || r->node >= c->n_nodes)
+		return 0;
+	return bind_to(c, r->node, r->host, r->size, c->nodes[r->node].host_nodes, 0);
 }
 
 int vnuma_bind_memory(const struct numa_config *c, const struct guest_memory *mem)

@@ -72,6 +72,15 @@ typedef int (*vnuma_range_fn)(void *opaque, unsigned node, const struct gmem_reg
 			     uint64_t len);
 int vnuma_for_each_range(const struct numa_config *c, const struct guest_memory *mem, vnuma_range_fn fn,
 			void *opaque);
+/* The part of the hot-pluggable range (mem->hp_base, hp_size) whose
+ * RAM belongs to node: equal shares of whole GMEM_HOTPLUG_BLOCKs in node
+ * order, the last node taking the rest; without nodes, node 0 has all.
+ * The SRAT lists each as hot-pluggable memory of its node. */
+int vnuma_hotplug_share(const struct numa_config *c, const struct guest_memory *mem, unsigned node, uint64_t *base,
+			uint64_t *size);
+/* mbind()s hot-added region r to its node's host nodes (before the
+ * guest sees it). */
+int vnuma_bind_hotplug(const struct numa_config *c, const struct gmem_region *r);
 /* The node of a vCPU, or -1 with no topology. */
 int vnuma_node_of_cpu(const struct numa_config *c, unsigned cpu);
 

@@ -628,6 +628,28 @@ static void cmd_numa_status(struct request *rq)
 	finish(rq, rc, r);
 }
 
+/* args.size: bytes; args.node: a virtual node (optional). */
+static void cmd_memory_add(struct request *rq)
+{
+	if (need_op(rq, rq->srv->ops->memory_add != NULL, "memory-add") < 0 ||
+	    check_state(rq, "add memory", ST(RUNNING) | ST(PAUSED), NULL) < 0)
+		return;
+	json_t *size = json_object_get(rq->args, "size"), *node = json_object_get(rq->args, "node");
+	if (!json_is_integer(size) || json_integer_value(size) <= 0) {
+		reply_error(rq->client, rq->id, "invalid-argument", "args.size: missing or not a number of bytes");
+		return;
+	}
+	if (node && (!json_is_integer(node) || json_integer_value(node) < 0 || json_integer_value(node) > 1023)) {
+		reply_error(rq->client, rq->id, "invalid-argument", "args.node: not a node number");
+		return;
+	}
+	json_t *r = json_object();
+	err_clear();
+	int rc = rq->srv->ops->memory_add(rq->srv->opaque, (uint64_t)json_integer_value(size),
+					  node ? (int)json_integer_value(node) : -1, r);
+	finish(rq, rc, r);
+}
+
 static void cmd_events(struct request *rq)
 {
 	rq->client->events = true;
@@ -650,6 +672,7 @@ static const struct {
 	{ "device-list", cmd_device_list, false, true }, { "device-add", cmd_device_add, false, false },
 	{ "device-remove", cmd_device_remove, false, false }, { "events", cmd_events, false, false },
 	{ "numa-move", cmd_numa_move, false, false }, { "numa-status", cmd_numa_status, false, false },
+	{ "memory-add", cmd_memory_add, false, false },
 };
 
 /* false: the request must wait for the long operation to end (it stays

@@ -80,6 +80,9 @@ struct vm_control_ops {
 	int (*numa_move)(void *opaque, unsigned node, uint64_t host_nodes, struct api_progress *progress, json_t *out);
 	/* Optional: per virtual node, where its memory and vCPU threads are. */
 	int (*numa_status)(void *opaque, json_t *out);
+	/* Optional (docs/hotplug.md "Memory"): adds size bytes of RAM to
+	 * virtual node node (-1: the first); fills out with where. */
+	int (*memory_add)(void *opaque, uint64_t size, int node, json_t *out);
 };
 
 struct api_server;

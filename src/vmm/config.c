@@ -62,6 +62,13 @@ int vm_config_validate(const struct vm_config *cfg)
 	int rc = vm_config_numa(cfg, &numa);
 	if (rc < 0)
 		return rc;
+	unsigned nodes = numa.n_nodes ? numa.n_nodes : 1;
+	if (cfg->mem_hotplug % GMEM_HOTPLUG_BLOCK || cfg->mem_hotplug > GMEM_HOTPLUG_MAX ||
+	    (cfg->mem_hotplug && cfg->mem_hotplug < nodes * GMEM_HOTPLUG_BLOCK))
+		return err_set(-EINVAL, "memory_hotplug: %llu MiB is not a multiple of %llu MiB from %llu MiB (one "
+					"block per NUMA node) to %llu GiB",
+			       (unsigned long long)(cfg->mem_hotplug >> 20), GMEM_HOTPLUG_BLOCK >> 20,
+			       nodes * (GMEM_HOTPLUG_BLOCK >> 20), GMEM_HOTPLUG_MAX >> 30);
 	if (!cfg->kernel && !cfg->restore)
 		return err_set(-EINVAL, "kernel: no kernel given (use --kernel FILE, or --restore FILE)");
 	if (cfg->initrd && !cfg->kernel)

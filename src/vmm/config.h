@@ -71,6 +71,9 @@ struct vm_config {
 	unsigned cpus;         /* 1..VM_MAX_CPUS */
 	char *cpu;             /* CPU model, machine/cpu_model.h; NULL: max */
 	uint64_t mem_bytes;
+	/* Guest-physical space kept for memory hot-add (docs/hotplug.md
+	 * "Memory"), split between the NUMA nodes; 0: none. */
+	uint64_t mem_hotplug;
 	unsigned numa_nodes;   /* shorthand: N even nodes; 0: see numa */
 	struct numa_config numa; /* --numa nodes, distances, policy (docs/numa.md) */
 	char *kernel;          /* bzImage or Multiboot image */

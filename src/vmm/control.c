@@ -475,6 +475,11 @@ static int op_device_remove(void *opaque, const char *id, const struct api_remov
 	return rc;
 }
 
+static json_t *memhp_piece_json(const struct memhp_piece *m)
+{
+	return json_pack("{s:I, s:I, s:i}", "gpa", (json_int_t)m->gpa, "size", (json_int_t)m->size, "node", (int)m->node);
+}
+
 static void op_status(void *opaque, json_t *out)
 {
 	struct vm_session *s = opaque;
@@ -505,6 +510,15 @@ static void op_status(void *opaque, json_t *out)
 		json_object_set_new(out, "numa", json_pack("{s:s, s:b, s:o}", "policy", vnuma_policy_name(s->numa.policy),
 							  "bound", s->numa.host_bound, "nodes", nodes));
 	}
+	if (s->cfg->mem_hotplug) {
+		json_t *added = json_array();
+		pthread_mutex_lock(&s->lock);
+		for (unsigned i = 0; i < s->n_mem_added; i++)
+			json_array_append_new(added, memhp_piece_json(&s->mem_added[i]));
+		pthread_mutex_unlock(&s->lock);
+		json_object_set_new(out, "memory_hotplug", json_pack("{s:I, s:o}", "size",
+								     (json_int_t)s->cfg->mem_hotplug, "added", added));
+	}
 	/* Hyper-V: whether the guest is offered it, and the guest OS id it
 	 * wrote (hex: the id uses all 64 bits), null before it does. */
 	struct hv_info hv;
@@ -515,6 +529,26 @@ static void op_status(void *opaque, json_t *out)
 	char id[24];
 	snprintf(id, sizeof(id), "%#" PRIx64, hv_on ? hv.guest_os_id : 0);
 	json_object_set_new(out, "guest_os_id", hv_on && hv.guest_os_id ? json_string(id) : json_null());
+}
+
+/* ---- memory hot-add (docs/hotplug.md "Memory") ---- */
+
+static int op_memory_add(void *opaque, uint64_t size, int node, json_t *out)
+{
+	struct vm_session *s = opaque;
+	WITH_VM(s, vm);
+	struct memhp_piece m;
+	int rc = s->n_mem_added >= GMEM_MAX_REGIONS
+			 ? err_set(-ENOSPC, "memory add: at most %d pieces of hot-added memory", GMEM_MAX_REGIONS)
+			 : memhp_add(vm, size, node, 0, true, &m);
+	if (rc == 0) {
+		s->mem_added[s->n_mem_added++] = m;
+		json_t *j = memhp_piece_json(&m);
+		json_object_update(out, j);
+		json_decref(j);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
 }
 
 /* ---- virtual NUMA at run time (docs/numa.md "Moving a node") ---- */
@@ -648,6 +682,7 @@ static const struct vm_control_ops session_ops = {
 	.status = op_status,
 	.numa_move = op_numa_move,
 	.numa_status = op_numa_status,
+	.memory_add = op_memory_add,
 };
 
 int vm_session_start(struct vm_session *s, const struct vm_config *cfg)
@@ -765,6 +800,16 @@ int vm_session_attach(struct vm_session *s, struct vm *vm)
 		}
 		if (rc < 0) {
 			/* Not attached: detach would leave these behind. */
+			plugin_devices_destroy(&s->devices);
+			vcpu_gate_destroy(&s->gate);
+			return rc;
+		}
+	}
+	/* Hot-added memory stays, where the guest had it. */
+	for (unsigned i = 0; i < s->n_mem_added; i++) {
+		struct memhp_piece *m = &s->mem_added[i], got;
+		int rc = memhp_add(vm, m->size, (int)m->node, m->gpa, false, &got);
+		if (rc < 0) {
 			plugin_devices_destroy(&s->devices);
 			vcpu_gate_destroy(&s->gate);
 			return rc;

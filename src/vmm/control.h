@@ -6,6 +6,7 @@
 #ifndef VESSEL_VMM_CONTROL_H
 #define VESSEL_VMM_CONTROL_H
 
+#include "vmm/memhp.h"
 #include "vmm/api.h"
 #include "vmm/lifecycle.h"
 #include "machine/machine.h"
@@ -41,6 +42,10 @@ struct vm_session {
 	/* cfg's NUMA topology with host nodes resolved once at start, then
 	 * changed by numa-move (under lock). */
 	struct numa_config numa;
+	/* Hot-added memory (docs/hotplug.md "Memory"), present again in
+	 * every machine built later (under lock). */
+	unsigned n_mem_added;
+	struct memhp_piece mem_added[GMEM_MAX_REGIONS];
 	/* The registry of running VMs (vmm/registry.h): this run's entry,
 	 * and the socket made for the API when none was asked for. */
 	char *registry_file;

@@ -31,3 +31,38 @@ Test(memory, split_above_4g_and_copy_across)
 	cr_assert_eq(gmem_read(&m, GMEM_LOW_RAM_END - 8, out, 16), -EFAULT);
 	gmem_destroy(&m);
 }
+
+/* The hot-pluggable range (docs/hotplug.md "Memory"): above all RAM at a
+ * 1 GiB boundary; pieces added inside it only, without overlap; an
+ * ejected piece stops being RAM but keeps its place in the table. */
+Test(memory, hotplug_range_add_and_unplug)
+{
+	struct guest_memory m;
+	cr_assert_lt(gmem_init_hotplug(&m, 64 << 20, 100 << 20), 0, "not whole blocks");
+	cr_assert_lt(gmem_init_hotplug(&m, 64 << 20, GMEM_HOTPLUG_MAX + GMEM_HOTPLUG_BLOCK), 0, "too large");
+	uint64_t ram = GMEM_LOW_RAM_END + (300ull << 20);   /* high RAM ends at 4 GiB + 300 MiB */
+	cr_assert_eq(gmem_init_hotplug(&m, ram, 4 * GMEM_HOTPLUG_BLOCK), 0);
+	cr_assert_eq(m.hp_base, 5ull << 30);
+	cr_assert_eq(m.hp_size, 512ull << 20);
+	cr_assert_eq(gmem_span_end(&m), (5ull << 30) + (512ull << 20), "engines size their tables to the range");
+	unsigned idx, idx2;
+	cr_assert_eq(gmem_add_hotplug(&m, m.hp_base - GMEM_HOTPLUG_BLOCK, GMEM_HOTPLUG_BLOCK, 0, &idx), -EINVAL);
+	cr_assert_eq(gmem_add_hotplug(&m, m.hp_base + 3 * GMEM_HOTPLUG_BLOCK, 2 * GMEM_HOTPLUG_BLOCK, 0, &idx), -EINVAL,
+		     "beyond the range");
+	cr_assert_eq(gmem_add_hotplug(&m, m.hp_base + GMEM_HOTPLUG_BLOCK, 2 * GMEM_HOTPLUG_BLOCK, 1, &idx), 0);
+	cr_assert_eq(gmem_add_hotplug(&m, m.hp_base + 2 * GMEM_HOTPLUG_BLOCK, GMEM_HOTPLUG_BLOCK, 0, &idx2), -EEXIST);
+	cr_assert_eq(gmem_add_hotplug(&m, m.hp_base, GMEM_HOTPLUG_BLOCK, 0, &idx2), 0);
+	cr_assert(m.regions[idx].hotplug && m.regions[idx].node == 1);
+	uint64_t gpa = m.hp_base + GMEM_HOTPLUG_BLOCK;
+	cr_assert_eq(gmem_write(&m, gpa + 4096, "abc", 4), 0);
+	char out[4];
+	cr_assert_eq(gmem_read(&m, gpa + 4096, out, 4), 0);
+	cr_assert_str_eq(out, "abc");
+	cr_assert_eq(m.ram_size, ram, "hot-added RAM is not boot RAM");
+	gmem_unplug(&m, idx);
+	cr_assert_null(gmem_ptr(&m, gpa + 4096, 4), "ejected: not RAM any more");
+	cr_assert_not_null(gmem_ptr(&m, m.hp_base, 4), "the other piece stays");
+	cr_assert_eq(gmem_add_hotplug(&m, gpa, GMEM_HOTPLUG_BLOCK, 0, &idx2), 0, "its addresses are free again");
+	cr_assert_neq(idx2, idx, "the ejected piece keeps its index");
+	gmem_destroy(&m);
+}

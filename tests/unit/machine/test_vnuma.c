@@ -393,3 +393,47 @@ Test(host_numa, snapshot_host_nodes_the_host_lacks_are_replaced)
 	c.nodes[1].host_picked = false;
 	cr_assert_lt(vnuma_host_resolve(&c, &h), 0);
 }
+
+/* The hot-pluggable range in equal shares of whole blocks (the last node
+ * takes the rest); hot-added RAM belongs to the node it was added to, in
+ * the ranges binding and moving walk; and its mapping is bound to that
+ * node's host nodes (docs/hotplug.md "Memory"). */
+Test(vnuma, hotplug_shares_and_hot_added_ranges)
+{
+	struct numa_config c = { 0 };
+	cr_assert_eq(vnuma_config_finish(&c, 3, 3, 384ull << 20), 0);
+	struct guest_memory mem;
+	cr_assert_eq(gmem_init_hotplug(&mem, 384ull << 20, 7 * GMEM_HOTPLUG_BLOCK), 0);
+	uint64_t base, size, want = mem.hp_base;
+	for (unsigned i = 0; i < 3; i++) {
+		cr_assert_eq(vnuma_hotplug_share(&c, &mem, i, &base, &size), 0);
+		cr_assert_eq(base, want, "node %u", i);
+		cr_assert_eq(size, (i == 2 ? 3 : 2) * GMEM_HOTPLUG_BLOCK, "node %u", i);
+		want += size;
+	}
+	cr_assert_lt(vnuma_hotplug_share(&c, &mem, 3, &base, &size), 0);
+	unsigned idx;
+	cr_assert_eq(gmem_add_hotplug(&mem, mem.hp_base + 2 * GMEM_HOTPLUG_BLOCK, GMEM_HOTPLUG_BLOCK, 1, &idx), 0);
+	n = 0;
+	cr_assert_eq(vnuma_for_each_range(&c, &mem, collect, NULL), 0);
+	cr_assert_eq(n, 4, "three boot ranges, then the hot-added one");
+	cr_assert_eq(got[3].node, 1);
+	cr_assert_eq(got[3].gpa, mem.hp_base + 2 * GMEM_HOTPLUG_BLOCK);
+	cr_assert_eq(got[3].len, GMEM_HOTPLUG_BLOCK);
+	for (unsigned i = 0; i < 3; i++)
+		cr_assert_lt(got[i].gpa, mem.hp_base, "boot RAM ranges only below the range");
+
+	struct host_numa h;
+	cr_assert_eq(host_numa_read(&h, NULL), 0);
+	if (h.nodes) {
+		cr_assert_eq(vnuma_parse_policy("bind", &c.policy), 0);
+		cr_assert_eq(vnuma_host_resolve(&c, &h), 0, "%s", err_msg());
+		cr_assert_eq(vnuma_bind_hotplug(&c, &mem.regions[idx]), 0, "%s", err_msg());
+		int mode = -1;
+		unsigned long mask = 0;
+		cr_assert_eq(get_mempolicy(&mode, &mask, 64, mem.regions[idx].host + 4096, MPOL_F_ADDR), 0);
+		cr_assert_eq(mode, MPOL_BIND);
+		cr_assert_eq(mask, c.nodes[1].host_nodes);
+	}
+	gmem_destroy(&mem);
+}

@@ -1,0 +1,108 @@
+"""Memory hot-add (docs/hotplug.md "Memory"): `vessel ctl memory add`
+gives a running Debian guest a block of RAM in a NUMA node; the guest's
+ACPI memory driver adds it, the script onlines it, and free -m and the
+node's meminfo grow.  Bad requests are refused with the reason; the added
+memory is there again after the guest reboots.  One boot for all of it."""
+import re
+import subprocess
+
+import pexpect
+
+from conftest import run_vessel
+from guests import linux_args
+
+BOOT_TIMEOUT = 900   # seconds; generous for a loaded 2-core machine
+
+# Waits for the new memory blocks, onlines them (the cloud kernel leaves
+# hot-added memory offline: CONFIG_MEMORY_HOTPLUG_DEFAULT_ONLINE is off),
+# then prints the totals.  Markers are written AB''C so that the echo of
+# the command line never matches.
+ONLINE = ("for t in $(seq 1 60); do grep -qs offline /sys/devices/system/memory/memory*/state && break; sleep 1;"
+          " done; for f in /sys/devices/system/memory/memory*/state; do grep -q offline $f &&"
+          " { echo online_movable > $f || echo online > $f; }; done;")
+TOTALS = ("echo FR''EE $(free -m | awk '/^Mem:/ {print $2}');"
+          " echo NO''DE1 $(awk '/MemTotal/ {print $4}' /sys/devices/system/node/node1/meminfo);"
+          " echo TO''TALS-DONE")
+
+
+def totals(child):
+    child.sendline(TOTALS)
+    child.expect(r"FREE (\d+)\r*\n")
+    free_mb = int(child.match.group(1))
+    child.expect(r"NODE1 (\d+)\r*\n")
+    node1_kb = int(child.match.group(1))
+    child.expect("TOTALS-DONE")
+    return free_mb, node1_kb
+
+
+def test_refused_without_a_hot_pluggable_range(vessel_bin, tmp_path):
+    kernel = tmp_path / "bzImage"
+    kernel.write_bytes(b"\0" * 4096)
+    for args, message in [(["--memory-hotplug", "100M"], "memory_hotplug: 100 MiB is not a multiple of 128 MiB"),
+                          (["--memory-hotplug", "64G"], "memory_hotplug: 65536 MiB is not a multiple of 128 MiB"),
+                          (["--memory-hotplug", "128M", "--cpus", "2", "--numa-nodes", "2"],
+                           "from 256 MiB (one block per NUMA node)")]:
+        r = run_vessel(vessel_bin, "run", "--kernel", str(kernel), *args)
+        assert r.returncode == 2 and message in r.stderr, r.stderr
+
+
+def test_memory_add_grows_the_guest(vessel_bin, tmp_path):
+    sock = tmp_path / "api.sock"
+    args = linux_args(None, cpus=2) + ["--numa-nodes", "2", "--memory-hotplug", "1G", "--api-socket", str(sock)]
+    ctl = [vessel_bin, "ctl", "--socket", str(sock)]
+    child = pexpect.spawn(vessel_bin, args, encoding="utf-8", codec_errors="replace", timeout=BOOT_TIMEOUT)
+    try:
+        child.expect("starting a shell")
+        child.expect(r"[#$] ")
+        free0, node1_0 = totals(child)
+
+        # Each node has 512 MiB of the 1 GiB range.
+        for cmd, code, message in [
+                (["memory", "add", "100M", "--node", "1"], 1, "100 MiB is not a multiple of the 128 MiB memory block"),
+                (["memory", "add", "256M", "--node", "2"], 1, "the guest has no NUMA node 2 (it has 0-1)"),
+                (["memory", "add", "1G", "--node", "1"], 1,
+                 "no room for 1024 MiB in node 1's hot-pluggable range (0 of 512 MiB in use)"),
+                (["memory", "add", "lots"], 2, "'lots' is not a size")]:
+            r = subprocess.run(ctl + cmd, capture_output=True, text=True, timeout=60)
+            assert r.returncode == code and message in r.stderr, (cmd, r.stderr)
+
+        r = subprocess.run(ctl + ["memory", "add", "256M", "--node", "1"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        m = re.search(r"added 256 MiB at (0x[0-9a-f]+) to node 1", r.stdout)
+        assert m, r.stdout
+        # Node 1's share starts half-way into the range, above all RAM.
+        assert int(m.group(1), 16) >= 0x100000000
+
+        child.sendline(ONLINE + " echo ON''LINE-DONE")
+        child.expect("ONLINE-DONE", timeout=120)
+        free1, node1_1 = totals(child)
+        assert free1 - free0 >= 250, (free0, free1)
+        assert node1_1 - node1_0 >= 250 * 1024, (node1_0, node1_1)
+
+        # The guest uses it: a tmpfs file larger than what was free before
+        # would not fit otherwise; here it only needs to be read back.
+        child.sendline("dd if=/dev/zero of=/dev/shm/f bs=1M count=200 2>/dev/null && echo W''ROTE && rm /dev/shm/f")
+        child.expect("WROTE")
+
+        child.sendline("echo DM''ESG-BEGIN; dmesg | grep -iE 'acpi.*(error|warn)|hotplug|memory.*fail|SRAT|BUG';"
+                       " echo DM''ESG-END")
+        child.expect("DMESG-BEGIN\r*\n")
+        child.expect("DMESG-END")
+        bad = [line for line in child.before.splitlines()
+               if re.search(r"BUG|WARNING|[Ee]rror|fail|[Ii]nvalid|[Ii]gnor", line)]
+        assert not bad, child.before
+
+        # Present again after a reboot: the guest finds it at boot.
+        child.sendline("reboot -f")
+        child.expect("starting a shell")
+        child.expect(r"[#$] ")
+        child.sendline(ONLINE + " echo ON''LINE-DONE")
+        child.expect("ONLINE-DONE", timeout=120)
+        free2, node1_2 = totals(child)
+        assert free2 - free0 >= 250 and node1_2 - node1_0 >= 250 * 1024, (free0, free2, node1_0, node1_2)
+
+        child.sendline("poweroff -f")
+        child.expect(pexpect.EOF, timeout=120)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0, child.before
