@@ -696,6 +696,9 @@ int vm_session_start(struct vm_session *s, const struct vm_config *cfg)
 	int nrc = vm_config_numa(cfg, &s->numa);
 	if (nrc < 0)
 		return nrc;
+	/* A restore's hot-added memory (the snapshot's config). */
+	for (unsigned i = 0; i < cfg->n_mem_added; i++)
+		s->mem_added[s->n_mem_added++] = cfg->mem_added[i];
 	for (unsigned i = 0; i < cfg->n_devices; i++) {
 		int rc = live_add(s, &cfg->devices[i]);
 		if (rc < 0)
@@ -776,6 +779,17 @@ static void session_irq_set(void *opaque, unsigned gsi, bool level)
 	irq_set_level(opaque, gsi, level);
 }
 
+int vm_session_add_memory(struct vm_session *s, struct vm *vm)
+{
+	for (unsigned i = 0; i < s->n_mem_added; i++) {
+		struct memhp_piece *m = &s->mem_added[i], got;
+		int rc = memhp_add(vm, m->size, (int)m->node, m->gpa, false, &got);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 int vm_session_attach(struct vm_session *s, struct vm *vm)
 {
 	vcpu_gate_init(&s->gate, vm->n_vcpus);
@@ -800,16 +814,6 @@ int vm_session_attach(struct vm_session *s, struct vm *vm)
 		}
 		if (rc < 0) {
 			/* Not attached: detach would leave these behind. */
-			plugin_devices_destroy(&s->devices);
-			vcpu_gate_destroy(&s->gate);
-			return rc;
-		}
-	}
-	/* Hot-added memory stays, where the guest had it. */
-	for (unsigned i = 0; i < s->n_mem_added; i++) {
-		struct memhp_piece *m = &s->mem_added[i], got;
-		int rc = memhp_add(vm, m->size, (int)m->node, m->gpa, false, &got);
-		if (rc < 0) {
 			plugin_devices_destroy(&s->devices);
 			vcpu_gate_destroy(&s->gate);
 			return rc;

@@ -74,6 +74,10 @@ void vm_session_press_button(struct vm_session *s, struct vm *vm, bool sleep_but
  * answered (pressed within the last minute).  Consumes both. */
 const char *vm_session_stop_reason(struct vm_session *s, enum vm_stop_reason why);
 
+/* A machine was built: the memory hot-added to the machines before it
+ * goes in again, where the guest had it (before a snapshot's shape is
+ * checked: it holds that memory too). */
+int vm_session_add_memory(struct vm_session *s, struct vm *vm);
 /* A machine was built: gate, the manifest's devices; the API now drives it. */
 int vm_session_attach(struct vm_session *s, struct vm *vm);
 /* The machine is about to be destroyed. */

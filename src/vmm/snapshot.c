@@ -128,6 +128,41 @@ static int numa_from_json(const char *path, json_t *j, struct vm_config *cfg)
 	return 0;
 }
 
+/* The hot-pluggable range and the memory added to it, in the order of
+ * its regions (docs/hotplug.md "Memory"). */
+static json_t *memhp_json(const struct guest_memory *mem)
+{
+	json_t *added = json_array();
+	for (unsigned i = 0; i < mem->n_regions; i++) {
+		const struct gmem_region *r = &mem->regions[i];
+		if (r->hotplug)
+			json_array_append_new(added, json_pack("{s:I, s:I, s:i}", "gpa", (json_int_t)r->gpa, "size",
+							       (json_int_t)r->size, "node", (int)r->node));
+	}
+	return json_pack("{s:I, s:o}", "size", (json_int_t)mem->hp_size, "added", added);
+}
+
+static int memhp_from_json(const char *path, json_t *j, struct vm_config *cfg)
+{
+	json_t *added = json_object_get(j, "added"), *e;
+	json_int_t size = json_integer_value(json_object_get(j, "size"));
+	if (!json_is_array(added) || size <= 0 || json_array_size(added) > GMEM_MAX_REGIONS)
+		return err_set(-EINVAL, "snapshot %s: config memory_hotplug: not a hot-pluggable range", path);
+	cfg->mem_hotplug = (uint64_t)size;
+	cfg->n_mem_added = 0;
+	size_t i;
+	json_array_foreach(added, i, e) {
+		json_int_t gpa = json_integer_value(json_object_get(e, "gpa")),
+			   len = json_integer_value(json_object_get(e, "size")),
+			   node = json_integer_value(json_object_get(e, "node"));
+		if (gpa <= 0 || len <= 0 || node < 0 || node >= NUMA_MAX_NODES)
+			return err_set(-EINVAL, "snapshot %s: config memory_hotplug: piece %zu is not memory", path, i);
+		cfg->mem_added[cfg->n_mem_added++] =
+			(struct memhp_piece){ .gpa = (uint64_t)gpa, .size = (uint64_t)len, .node = (unsigned)node };
+	}
+	return 0;
+}
+
 static json_t *config_json(struct vm *vm, json_t *devices)
 {
 	json_t *regions = json_array();
@@ -140,6 +175,8 @@ static json_t *config_json(struct vm *vm, json_t *devices)
 	json_object_set_new(c, "devices", devices ? json_incref(devices) : json_array());
 	if (vm->numa.n_nodes)
 		json_object_set_new(c, "numa", numa_json(&vm->numa));
+	if (vm->mem.hp_size)
+		json_object_set_new(c, "memory_hotplug", memhp_json(&vm->mem));
 	/* The CPU model, as given and as resolved: flag names, so that a
 	 * restore on another host or version compares what the guest saw. */
 	json_t *removed = json_array();
@@ -359,6 +396,12 @@ int snapshot_load_config(const char *path, struct vm_config *cfg)
 	cfg->mem_bytes = (uint64_t)mem;
 	cfg->numa_nodes = (unsigned)json_integer_value(json_object_get(c, "numa_nodes"));
 	if (json_object_get(c, "numa") && numa_from_json(path, json_object_get(c, "numa"), cfg) < 0) {
+		json_decref(c);
+		return -EINVAL;
+	}
+	cfg->mem_hotplug = 0;
+	cfg->n_mem_added = 0;
+	if (json_object_get(c, "memory_hotplug") && memhp_from_json(path, json_object_get(c, "memory_hotplug"), cfg) < 0) {
 		json_decref(c);
 		return -EINVAL;
 	}

@@ -466,6 +466,8 @@ static enum vm_stop_reason vm_prepare(struct vm_session *sess, struct chardev *s
 	const struct vm_config *cfg = sess->cfg;
 	struct vm *vm = NULL;
 	int rc = vm_create(cfg, &sess->numa, serial, &sess->backends, &vm);
+	if (rc == 0 && (rc = vm_session_add_memory(sess, vm)) < 0)
+		return vm_abandon(sess, vm, rc, VM_STOP_START_FAILED);
 	/* A snapshot is accepted before its devices are created, which loads
 	 * their plug-ins. */
 	if (rc == 0 && restore && (rc = snapshot_check(vm, restore)) < 0)
