@@ -54,6 +54,7 @@ static const char run_usage[] =
 	"                          one virtual NUMA node (repeat; docs/numa.md)\n"
 	"      --numa-distance A,B,D  SLIT distance between nodes A and B (default 20)\n"
 	"      --numa-policy P     bind, preferred (default) or interleave\n"
+	"      --numa-follow       re-pin vCPU threads when this process's CPU set changes\n"
 	"      --serial WHERE      stdio (default), none, file:PATH, unix:PATH\n"
 	"      --console serial|virtio  the console on COM1 (default) or on a\n"
 	"                          virtio-console, the guest's hvc0 (console=hvc0)\n"
@@ -92,7 +93,7 @@ enum {
 	OPT_DISK = 256, OPT_NUMA, OPT_NUMA_NODE, OPT_NUMA_DISTANCE, OPT_NUMA_POLICY, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,
 	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE, OPT_NO_VERIFY, OPT_CPU,
 	OPT_RNG, OPT_RNG_RATE, OPT_NET, OPT_CONSOLE, OPT_COMPOUND, OPT_NO_REGISTER, OPT_ON_HOST_SLEEP,
-	OPT_ON_HOST_SHUTDOWN, OPT_POWER_SAVE_FILE, OPT_MEMORY_HOTPLUG,
+	OPT_ON_HOST_SHUTDOWN, OPT_POWER_SAVE_FILE, OPT_MEMORY_HOTPLUG, OPT_NUMA_FOLLOW,
 };
 
 static const struct option run_options[] = {
@@ -113,6 +114,7 @@ static const struct option run_options[] = {
 	{ "numa", required_argument, NULL, OPT_NUMA_NODE },
 	{ "numa-distance", required_argument, NULL, OPT_NUMA_DISTANCE },
 	{ "numa-policy", required_argument, NULL, OPT_NUMA_POLICY },
+	{ "numa-follow", no_argument, NULL, OPT_NUMA_FOLLOW },
 	{ "serial", required_argument, NULL, OPT_SERIAL },
 	{ "no-reboot", no_argument, NULL, OPT_NO_REBOOT },
 	{ "no-decompress", no_argument, NULL, OPT_NO_DECOMPRESS },
@@ -444,6 +446,7 @@ int cli_run_main(int argc, char **argv)
 				goto out;
 			}
 			break;
+		case OPT_NUMA_FOLLOW: cfg.numa.follow = true; break;
 		case OPT_SERIAL: replace(&cfg.serial, optarg); break;
 		case OPT_CONSOLE:
 			if (strcmp(optarg, "serial") && strcmp(optarg, "virtio")) {

@@ -413,6 +413,43 @@ int vnuma_pin_thread(const struct numa_config *c, unsigned cpu, pthread_t thread
 	return 0;
 }
 
+/* ---- following the host's CPU set (docs/numa.md) ---- */
+
+int vnuma_follow(const struct numa_config *c, const struct host_numa *h, const cpu_set_t *allowed,
+		 cpu_set_t out[NUMA_MAX_NODES])
+{
+	if (!c->host_bound || CPU_COUNT(allowed) == 0)
+		return -EINVAL;
+	for (unsigned i = 0; i < c->n_nodes; i++) {
+		cpu_set_t mine;
+		host_numa_cpus_of(h, c->nodes[i].host_nodes, &mine);
+		CPU_AND(&out[i], &mine, allowed);
+		if (CPU_COUNT(&out[i]))
+			continue;
+		/* The nearest host node with allowed CPUs, by the host's SLIT
+		 * from the node's first host node (unknown distances last). */
+		unsigned from = (unsigned)__builtin_ctzll(c->nodes[i].host_nodes ? c->nodes[i].host_nodes : 1);
+		int best = -1;
+		unsigned best_d = ~0u;
+		for (unsigned n = 0; n < HOST_NUMA_MAX_NODES; n++) {
+			if (!(h->nodes & (1ull << n)))
+				continue;
+			cpu_set_t there;
+			CPU_AND(&there, &h->cpus[n], allowed);
+			unsigned d = h->distance[from][n] ? h->distance[from][n] : 255u + n;
+			if (CPU_COUNT(&there) && d < best_d) {
+				best = (int)n;
+				best_d = d;
+			}
+		}
+		if (best >= 0)
+			CPU_AND(&out[i], &h->cpus[best], allowed);
+		else
+			out[i] = *allowed;
+	}
+	return 0;
+}
+
 /* ---- moving a node at run time (docs/numa.md "Moving a node") ---- */
 
 struct plan_build {

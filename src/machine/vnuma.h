@@ -42,6 +42,7 @@ struct numa_config {
 	uint8_t distance[NUMA_MAX_NODES][NUMA_MAX_NODES];
 	enum numa_policy policy;
 	bool host_bound;           /* vnuma_host_resolve() found host nodes */
+	bool follow;               /* --numa-follow: re-pin when the host's CPU set changes */
 };
 
 /* `--numa node,mem=SIZE,cpus=A[-B][,host-node=N[-M]]`: appends a node. */
@@ -89,6 +90,16 @@ int vnuma_node_of_cpu(const struct numa_config *c, unsigned cpu);
 int vnuma_bind_memory(const struct numa_config *c, const struct guest_memory *mem);
 /* Sets the affinity of the thread of vCPU cpu to its node's host CPUs. */
 int vnuma_pin_thread(const struct numa_config *c, unsigned cpu, pthread_t thread);
+
+/* --numa-follow (docs/numa.md "Following the host's CPU set"): the CPUs
+ * each node's vCPU threads may use once the process may use only the
+ * CPUs in allowed (a cgroup cpuset changed, a CPU went offline): its
+ * host nodes' CPUs that are still allowed; where none is, the allowed
+ * CPUs of the host node nearest to its first host node (the SLIT of h)
+ * that has any; where none is known, all of allowed.  -EINVAL when
+ * allowed is empty or c is not bound. */
+int vnuma_follow(const struct numa_config *c, const struct host_numa *h, const cpu_set_t *allowed,
+		 cpu_set_t out[NUMA_MAX_NODES]);
 
 /* Moving a virtual node to other host nodes at run time: the node's RAM
  * in chunks (so that progress can be shown and the guest keeps running),

@@ -442,7 +442,7 @@ static int spec_value(const struct mctx *m, const char *field, json_t *v, const 
  * vm_config_validate()'s. */
 static int f_numa_topology(const struct mctx *m, json_t *v, struct vm_config *cfg)
 {
-	static const char *const keys[] = { "nodes", "distances", "policy", NULL };
+	static const char *const keys[] = { "nodes", "distances", "policy", "follow", NULL };
 	static const char *const node_keys[] = { "memory", "cpus", "host_nodes", NULL };
 	const char *exp = "{\"nodes\": [...], \"distances\": [[A, B, D], ...], \"policy\": ...}";
 	if (!json_is_object(v))
@@ -499,6 +499,11 @@ static int f_numa_topology(const struct mctx *m, json_t *v, struct vm_config *cf
 		if (rc < 0)
 			return err_wrap(rc, "manifest %s: %s", m->name, where);
 	}
+	json_t *follow = json_object_get(v, "follow");
+	if (follow && !json_is_boolean(follow))
+		return bad(m, "numa.follow", follow, "is not a boolean", "true or false");
+	if (follow)
+		cfg->numa.follow = json_is_true(follow);
 	json_t *pol = json_object_get(v, "policy");
 	if (pol && (!json_is_string(pol) || vnuma_parse_policy(json_string_value(pol), &cfg->numa.policy) < 0))
 		return bad(m, "numa.policy", pol, "is not a policy", "\"bind\", \"preferred\" or \"interleave\"");

@@ -67,7 +67,7 @@ def test_manifest_fills_what_flags_leave_out(vessel_bin, tmp_path):
 # help text is the list of flags, the schema the list of fields.
 FLAG_TO_FIELD = {
     "kernel": "kernel", "initrd": "initrd", "append": "cmdline", "cpus": "cpus", "memory": "memory", "memory-hotplug": "memory_hotplug",
-    "engine": "engine", "cpu": "cpu", "disk": "disks", "numa-nodes": "numa_nodes", "numa": "numa", "numa-distance": "numa", "numa-policy": "numa",
+    "engine": "engine", "cpu": "cpu", "disk": "disks", "numa-nodes": "numa_nodes", "numa": "numa", "numa-distance": "numa", "numa-policy": "numa", "numa-follow": "numa",
     "serial": "serial",
     "no-reboot": "no_reboot", "no-decompress": "decompress", "deterministic": "deterministic",
     "api-socket": "api_socket", "restore": "restore", "sandbox": "sandbox", "hyperv": "hyperv", "rng": "rng",

@@ -437,3 +437,48 @@ Test(vnuma, hotplug_shares_and_hot_added_ranges)
 	}
 	gmem_destroy(&mem);
 }
+
+static cpu_set_t cpus_of(const char *list)
+{
+	uint64_t bits;
+	cpu_set_t set;
+	cr_assert_eq(host_numa_parse_list(list, &bits, &set), 0);
+	return set;
+}
+
+/* --numa-follow on a fake two-node host (CPUs 0-1 and 2-3, distance 21):
+ * each node keeps its host nodes' CPUs that stay allowed; one left with
+ * none goes to the allowed CPUs of the nearest host node. */
+Test(numa_follow, narrows_to_the_allowed_cpus_and_falls_back_to_the_nearest_node)
+{
+	char root[64];
+	struct host_numa h;
+	fake_two_node_host(root, true, &h);
+	remove_tree(root);
+	struct numa_config c = { 0 };
+	cr_assert_eq(vnuma_config_finish(&c, 2, 2, 4ull << 20), 0);
+	cpu_set_t all = cpus_of("0-3"), out[NUMA_MAX_NODES];
+	cr_assert_eq(vnuma_follow(&c, &h, &all, out), -EINVAL, "not bound yet");
+	cr_assert_eq(vnuma_host_resolve(&c, &h), 0, "%s", err_msg());
+	cr_assert_eq(c.nodes[0].host_nodes, 1);
+	cr_assert_eq(c.nodes[1].host_nodes, 2);
+
+	cr_assert_eq(vnuma_follow(&c, &h, &all, out), 0);
+	cpu_set_t want0 = cpus_of("0-1"), want1 = cpus_of("2-3");
+	cr_assert(CPU_EQUAL(&out[0], &want0) && CPU_EQUAL(&out[1], &want1), "nothing taken away");
+
+	cpu_set_t some = cpus_of("1,3");
+	cr_assert_eq(vnuma_follow(&c, &h, &some, out), 0);
+	want0 = cpus_of("1");
+	want1 = cpus_of("3");
+	cr_assert(CPU_EQUAL(&out[0], &want0) && CPU_EQUAL(&out[1], &want1), "each keeps what is left of its own");
+
+	cpu_set_t node0_only = cpus_of("0-1");
+	cr_assert_eq(vnuma_follow(&c, &h, &node0_only, out), 0);
+	cr_assert(CPU_EQUAL(&out[0], &node0_only));
+	cr_assert(CPU_EQUAL(&out[1], &node0_only), "host node 1 lost every CPU: node 1 goes to the nearest, 0");
+
+	cpu_set_t none;
+	CPU_ZERO(&none);
+	cr_assert_eq(vnuma_follow(&c, &h, &none, out), -EINVAL);
+}
