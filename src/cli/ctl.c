@@ -41,6 +41,8 @@ static const char ctl_usage[] =
 	"  memory add SIZE [--node N]\n"
 	"                       add SIZE of RAM (a multiple of 128M) to NUMA node N\n"
 	"                       (default 0); needs `run --memory-hotplug`\n"
+	"  memory remove GPA [--timeout SECONDS]\n"
+	"                       the guest releases the memory added at GPA, then it goes\n"
 	"  events               print lifecycle and device events until interrupted\n"
 	"\n"
 	"options:\n"
@@ -248,6 +250,11 @@ static void print_result(const char *cmd, json_t *result)
 		       (long long)(json_integer_value(json_object_get(result, "size")) >> 20),
 		       (unsigned long long)json_integer_value(json_object_get(result, "gpa")),
 		       (long long)json_integer_value(json_object_get(result, "node")));
+	} else if (!strcmp(cmd, "memory-remove")) {
+		printf("removed %lld MiB at %#llx from node %lld\n",
+		       (long long)(json_integer_value(json_object_get(result, "size")) >> 20),
+		       (unsigned long long)json_integer_value(json_object_get(result, "gpa")),
+		       (long long)json_integer_value(json_object_get(result, "node")));
 	} else if (!strcmp(cmd, "events")) {
 		printf("state: %s (streaming events; interrupt to stop)\n",
 		       json_string_value(json_object_get(result, "state")));
@@ -366,8 +373,27 @@ static int build_request(int argc, char **argv, json_t **out, const char **cmd_o
 	}
 	if (!strcmp(cmd, "memory")) {
 		unsigned long long size;
+		if ((argc == 3 || argc == 5) && !strcmp(argv[1], "remove")) {
+			char *end;
+			unsigned long long gpa = strtoull(argv[2], &end, 0);
+			if (!*argv[2] || *end || !gpa)
+				return cli_usage_error("ctl", "memory remove: '%s' is not an address (e.g. 0x120000000)", argv[2]);
+			json_t *args = json_pack("{s:I}", "gpa", (json_int_t)gpa);
+			if (argc == 5) {
+				double t = strtod(argv[4], &end);
+				if (strcmp(argv[3], "--timeout") || *end || !(t > 0 && t <= 3600)) {
+					json_decref(args);
+					return cli_usage_error("ctl", "memory remove: expected --timeout SECONDS (at most 3600), "
+								      "not '%s %s'", argv[3], argv[4]);
+				}
+				json_object_set_new(args, "timeout", json_real(t));
+			}
+			*out = json_pack("{s:s, s:i, s:o}", "cmd", "memory-remove", "id", 1, "args", args);
+			*cmd_out = "memory-remove";
+			return 0;
+		}
 		if ((argc != 3 && argc != 5) || strcmp(argv[1], "add"))
-			return cli_usage_error("ctl", "memory needs add SIZE [--node N]");
+			return cli_usage_error("ctl", "memory needs add SIZE [--node N] or remove GPA [--timeout SECONDS]");
 		if (cli_parse_size(argv[2], &size) < 0 || !size)
 			return cli_usage_error("ctl", "memory add: '%s' is not a size (e.g. 256M, 1G)", argv[2]);
 		json_t *args = json_pack("{s:I}", "size", (json_int_t)size);
@@ -446,7 +472,7 @@ int cli_ctl_main(int argc, char **argv)
 	}
 	char *line;
 	int r;
-	if ((!strcmp(cmd, "save") || !strcmp(cmd, "numa-move")) && c.timeout_ms < 600000)
+	if ((!strcmp(cmd, "save") || !strcmp(cmd, "numa-move") || !strcmp(cmd, "memory-remove")) && c.timeout_ms < 600000)
 		c.timeout_ms = 600000; /* writing or moving guest RAM takes a while */
 	bool streaming = false;
 	for (;;) {

@@ -7,6 +7,7 @@
 
 #include "board/pc.h"
 #include "hv/hyperv.h"
+#include "hw/mem_hotplug.h"
 #include "vmm/hotplug.h"
 #include "vmm/snapshot.h"
 #include "vmm/manifest.h"
@@ -551,6 +552,63 @@ static int op_memory_add(void *opaque, uint64_t size, int node, json_t *out)
 	return rc;
 }
 
+/* On the API's worker: the guest ejects every block of the piece (Linux
+ * offlines and removes the memory first, which it can do for memory it
+ * onlined movable), then the piece leaves the machine with the vCPUs
+ * held, and the session forgets it.  A machine that stops meanwhile
+ * ends the wait: the machines built after it do not have the piece. */
+static int op_memory_remove(void *opaque, uint64_t gpa, unsigned timeout_ms, json_t *out)
+{
+	struct vm_session *s = opaque;
+	struct vm *vm = session_use(s);
+	if (!vm)
+		return -EAGAIN;
+	unsigned index;
+	int rc = memhp_request_remove(vm, gpa, &index);
+	static uint8_t seen[MEM_HOTPLUG_SLOTS];
+	memset(seen, 0, sizeof(seen));
+	bool stopping = false;
+	for (long long end = monotonic_ms() + (timeout_ms ? timeout_ms : 20000); rc == 0;) {
+		if (memhp_ejected(vm, index, seen))
+			break;
+		if ((stopping = atomic_load(&vm->stop_reason) != VM_STOP_NONE))
+			break;
+		if (monotonic_ms() >= end) {
+			rc = err_set(-ETIMEDOUT, "memory remove: the guest did not release the memory at %#llx within "
+						 "%.1f s (Linux removes only memory it can take offline: online it with "
+						 "online_movable)", (unsigned long long)gpa,
+				     (timeout_ms ? timeout_ms : 20000) / 1000.0);
+			break;
+		}
+		struct timespec ts = { 0, 10 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	struct memhp_piece m = { .gpa = gpa };
+	if (rc == 0 && !stopping) {
+		if ((rc = vcpu_gate_hold(&s->gate, kick_all_vcpus, vm, GATE_TIMEOUT_MS)) < 0)
+			rc = err_set(rc, "the vCPUs did not stop within %d ms", GATE_TIMEOUT_MS);
+		else
+			memhp_unplug(vm, index, &m);
+		vcpu_gate_release(&s->gate);
+	}
+	if (rc == 0) {
+		pthread_mutex_lock(&s->lock);
+		for (unsigned i = 0; i < s->n_mem_added; i++) {
+			if (s->mem_added[i].gpa == gpa) {
+				m = s->mem_added[i];
+				s->mem_added[i] = s->mem_added[--s->n_mem_added];
+				break;
+			}
+		}
+		pthread_mutex_unlock(&s->lock);
+		json_t *j = memhp_piece_json(&m);
+		json_object_update(out, j);
+		json_decref(j);
+	}
+	session_unuse(s);
+	return rc;
+}
+
 /* ---- virtual NUMA at run time (docs/numa.md "Moving a node") ---- */
 
 static json_t *host_node_array(uint64_t mask)
@@ -683,6 +741,7 @@ static const struct vm_control_ops session_ops = {
 	.numa_move = op_numa_move,
 	.numa_status = op_numa_status,
 	.memory_add = op_memory_add,
+	.memory_remove = op_memory_remove,
 };
 
 int vm_session_start(struct vm_session *s, const struct vm_config *cfg)

@@ -9,6 +9,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <stdbool.h>
 
 static bool range_free(const struct guest_memory *mem, uint64_t gpa, uint64_t size)
 {
@@ -77,4 +78,70 @@ int memhp_add(struct vm *vm, uint64_t size, int node, uint64_t gpa, bool notify,
 		log_info("hotplug", "%llu MiB of memory at %#llx in node %d", (unsigned long long)(size >> 20),
 			 (unsigned long long)gpa, node);
 	return rc;
+}
+
+static unsigned first_slot(const struct guest_memory *mem, const struct gmem_region *r)
+{
+	return (unsigned)((r->gpa - mem->hp_base) / GMEM_HOTPLUG_BLOCK);
+}
+
+int memhp_request_remove(struct vm *vm, uint64_t gpa, unsigned *index)
+{
+	struct guest_memory *mem = &vm->mem;
+	struct platform *p = vm->platform;
+	int rc = -ENOENT;
+	pthread_mutex_lock(&vm->dev_lock);
+	for (unsigned i = 0; p && p->memhp && i < mem->n_regions; i++) {
+		const struct gmem_region *r = &mem->regions[i];
+		if (!r->hotplug || !r->size || r->gpa != gpa)
+			continue;
+		unsigned s0 = first_slot(mem, r), n = (unsigned)(r->size / GMEM_HOTPLUG_BLOCK);
+		for (unsigned s = s0; s < s0 + n; s++)
+			mem_hotplug_request_eject(p->memhp, s);
+		*index = i;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&vm->dev_lock);
+	if (rc < 0)
+		return err_set(rc, "memory remove: no hot-added memory starts at %#llx (see `vessel ctl status`)",
+			       (unsigned long long)gpa);
+	return 0;
+}
+
+bool memhp_ejected(struct vm *vm, unsigned index, uint8_t *seen)
+{
+	struct guest_memory *mem = &vm->mem;
+	const struct gmem_region *r = &mem->regions[index];
+	unsigned s0 = first_slot(mem, r), n = (unsigned)(r->size / GMEM_HOTPLUG_BLOCK);
+	bool all = true;
+	pthread_mutex_lock(&vm->dev_lock);
+	for (unsigned s = s0; s < s0 + n; s++) {
+		if (mem_hotplug_take_eject(vm->platform->memhp, s))
+			seen[s] = 1;
+		all &= seen[s] != 0;
+	}
+	pthread_mutex_unlock(&vm->dev_lock);
+	return all;
+}
+
+void memhp_unplug(struct vm *vm, unsigned index, struct memhp_piece *piece)
+{
+	struct guest_memory *mem = &vm->mem;
+	struct gmem_region *r = &mem->regions[index];
+	*piece = (struct memhp_piece){ .gpa = r->gpa, .size = r->size, .node = r->node };
+	unsigned s0 = first_slot(mem, r), n = (unsigned)(r->size / GMEM_HOTPLUG_BLOCK);
+	pthread_mutex_lock(&vm->dev_lock);
+	/* What the engine derived from those bytes (decoded code, watched
+	 * page tables) goes first, then the translations to them. */
+	if (vm->accel->memory_written)
+		vm->accel->memory_written(vm, r->gpa, r->size);
+	gmem_unplug(mem, index);
+	vm_request_tlb_flush_all(vm);
+	if (vm->accel->memory_changed && vm->accel->memory_changed(vm, index) < 0)
+		log_warn("hotplug", "%s", err_msg());
+	for (unsigned s = s0; s < s0 + n; s++)
+		mem_hotplug_unplug(vm->platform->memhp, s);
+	pthread_mutex_unlock(&vm->dev_lock);
+	log_info("hotplug", "%llu MiB of memory at %#llx left node %u", (unsigned long long)(piece->size >> 20),
+		 (unsigned long long)piece->gpa, piece->node);
 }

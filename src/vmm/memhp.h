@@ -26,4 +26,18 @@ struct memhp_piece {
  * blocks, an unknown node), -ENOSPC (no room) with a message. */
 int memhp_add(struct vm *vm, uint64_t size, int node, uint64_t gpa, bool notify, struct memhp_piece *piece);
 
+/* Removal (docs/hotplug.md "Memory"): asks the guest to release the
+ * hot-added piece that starts at gpa (an eject request per block);
+ * *index is its region.  -ENOENT when no piece starts there. */
+int memhp_request_remove(struct vm *vm, uint64_t gpa, unsigned *index);
+/* Whether the guest ejected every block of region index; seen (one byte
+ * per block of the range, zeroed by the caller) keeps those it did. */
+bool memhp_ejected(struct vm *vm, unsigned index, uint8_t *seen);
+/* Takes region index out of the machine once the guest let go of it.
+ * Every vCPU is held out of its engine (the vCPU gate) meanwhile: its
+ * addresses stop being RAM, the vCPUs will drop their translations and
+ * decoded code of it, the engine unmaps it, the host memory is given
+ * back.  Fills *piece with what went. */
+void memhp_unplug(struct vm *vm, unsigned index, struct memhp_piece *piece);
+
 #endif

@@ -2,7 +2,9 @@
 gives a running Debian guest a block of RAM in a NUMA node; the guest's
 ACPI memory driver adds it, the script onlines it, and free -m and the
 node's meminfo grow.  Bad requests are refused with the reason; the added
-memory is there again after the guest reboots.  One boot for all of it."""
+memory is there again after the guest reboots, and `memory remove` takes
+it back once the guest released it.  One boot (and a reboot) for all."""
+import json
 import re
 import subprocess
 
@@ -96,6 +98,19 @@ def test_memory_add_grows_the_guest(vessel_bin, tmp_path):
         free2, node1_2 = totals(child)
         assert free2 - free0 >= 250 and node1_2 - node1_0 >= 250 * 1024, (free0, free2, node1_0, node1_2)
 
+        # Removal: the guest offlines the (movable) memory, removes it and
+        # ejects its blocks; then it is gone from the guest and the host.
+        r = subprocess.run(ctl + ["memory", "remove", "0x1234000000"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1 and "no hot-added memory starts at 0x1234000000" in r.stderr, r.stderr
+        r = subprocess.run(ctl + ["memory", "remove", m.group(1), "--timeout", "120"], capture_output=True, text=True,
+                           timeout=180)
+        assert r.returncode == 0, r.stderr
+        assert f"removed 256 MiB at {m.group(1)} from node 1" in r.stdout, r.stdout
+        free3, node1_3 = totals(child)
+        assert free2 - free3 >= 250 and node1_2 - node1_3 >= 250 * 1024, (free2, free3, node1_2, node1_3)
+        status = subprocess.run(ctl + ["--json", "status"], capture_output=True, text=True, timeout=60)
+        assert json.loads(status.stdout)["result"]["memory_hotplug"]["added"] == [], status.stdout
+
         child.sendline("poweroff -f")
         child.expect(pexpect.EOF, timeout=120)
     finally:
@@ -107,7 +122,6 @@ def test_hot_added_memory_is_part_of_the_snapshot(vessel_bin, tmp_path):
     """Memory added before a save is there again at the restore, in the
     same place and node; without a hot-pluggable range the request is
     refused with the way to get one.  A small guest: the machine's side."""
-    import json
     from guests import assemble
     from test_control_vm import ctl, start, wait_for_counts
     guest = assemble("counter", tmp_path)
