@@ -47,6 +47,7 @@ static const char run_usage[] =
 	"                          outbound TCP/UDP, forwarded host ports; repeatable)\n"
 	"      --net tap,ifname=NAME[,mac=ADDR]\n"
 	"                          a virtio-net interface on the host's tap device NAME\n"
+	"      --memory-backend B  thp (default), normal or hugetlb (2 MiB pages)\n"
 	"      --memory-hotplug SIZE  keep SIZE of address space for `ctl memory add`\n"
 	"                          (a multiple of 128M, shared between the NUMA nodes)\n"
 	"      --numa-nodes N      give the guest N virtual NUMA nodes of equal size\n"
@@ -93,7 +94,7 @@ enum {
 	OPT_DISK = 256, OPT_NUMA, OPT_NUMA_NODE, OPT_NUMA_DISTANCE, OPT_NUMA_POLICY, OPT_SERIAL, OPT_NO_REBOOT, OPT_NO_DECOMPRESS,
 	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE, OPT_NO_VERIFY, OPT_CPU,
 	OPT_RNG, OPT_RNG_RATE, OPT_NET, OPT_CONSOLE, OPT_COMPOUND, OPT_NO_REGISTER, OPT_ON_HOST_SLEEP,
-	OPT_ON_HOST_SHUTDOWN, OPT_POWER_SAVE_FILE, OPT_MEMORY_HOTPLUG, OPT_NUMA_FOLLOW,
+	OPT_ON_HOST_SHUTDOWN, OPT_POWER_SAVE_FILE, OPT_MEMORY_HOTPLUG, OPT_NUMA_FOLLOW, OPT_MEMORY_BACKEND,
 };
 
 static const struct option run_options[] = {
@@ -103,6 +104,7 @@ static const struct option run_options[] = {
 	{ "cpus", required_argument, NULL, 'c' },
 	{ "memory", required_argument, NULL, 'm' },
 	{ "memory-hotplug", required_argument, NULL, OPT_MEMORY_HOTPLUG },
+	{ "memory-backend", required_argument, NULL, OPT_MEMORY_BACKEND },
 	{ "engine", required_argument, NULL, 'e' },
 	{ "cpu", required_argument, NULL, OPT_CPU },
 	{ "disk", required_argument, NULL, OPT_DISK },
@@ -447,6 +449,12 @@ int cli_run_main(int argc, char **argv)
 			}
 			break;
 		case OPT_NUMA_FOLLOW: cfg.numa.follow = true; break;
+		case OPT_MEMORY_BACKEND:
+			if (gmem_backend_parse(optarg, &cfg.memory_backend) < 0) {
+				rc = cli_usage_error("run", "--memory-backend: %s", err_msg());
+				goto out;
+			}
+			break;
 		case OPT_SERIAL: replace(&cfg.serial, optarg); break;
 		case OPT_CONSOLE:
 			if (strcmp(optarg, "serial") && strcmp(optarg, "virtio")) {

@@ -6,14 +6,52 @@
 #include <string.h>
 #include <sys/mman.h>
 
+const char *gmem_backend_name(enum gmem_backend b)
+{
+	return b == GMEM_BACKEND_HUGETLB ? "hugetlb" : b == GMEM_BACKEND_NORMAL ? "normal" : "thp";
+}
+
+int gmem_backend_parse(const char *s, enum gmem_backend *out)
+{
+	for (enum gmem_backend b = GMEM_BACKEND_THP; b <= GMEM_BACKEND_HUGETLB; b++) {
+		if (!strcmp(s, gmem_backend_name(b))) {
+			*out = b;
+			return 0;
+		}
+	}
+	return err_set(-EINVAL, "memory backend: '%s' is not a backend (expected thp, normal or hugetlb)", s);
+}
+
+/* A host mapping of size bytes of guest RAM as mem's backend says. */
+static void *map_ram(const struct guest_memory *mem, uint64_t size)
+{
+	void *p;
+	if (mem->backend == GMEM_BACKEND_HUGETLB) {
+		/* Reserved now (no MAP_NORESERVE): a host without enough huge
+		 * pages fails here rather than with SIGBUS at a guest access. */
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+		if (p == MAP_FAILED)
+			err_set(-errno, "cannot allocate %llu MiB of guest memory in 2 MiB huge pages: %s (the host has "
+					"too few free: /proc/sys/vm/nr_hugepages)", (unsigned long long)(size >> 20),
+				strerror(errno));
+		return p;
+	}
+	/* MAP_NORESERVE: the guest's RAM is committed page by page as it is touched. */
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED) {
+		err_set(-errno, "cannot allocate %llu MiB of guest memory: %s", (unsigned long long)(size >> 20),
+			strerror(errno));
+		return p;
+	}
+	madvise(p, size, mem->backend == GMEM_BACKEND_THP ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+	return p;
+}
+
 static int add_region(struct guest_memory *mem, uint64_t gpa, uint64_t size)
 {
-	/* MAP_NORESERVE: the guest's RAM is committed page by page as it is touched. */
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *p = map_ram(mem, size);
 	if (p == MAP_FAILED)
-		return err_set(-errno, "cannot allocate %llu MiB of guest memory: %s",
-			       (unsigned long long)(size >> 20), strerror(errno));
-	madvise(p, size, MADV_HUGEPAGE);
+		return -ENOMEM;
 	mem->regions[mem->n_regions++] = (struct gmem_region){ .gpa = gpa, .size = size, .host = p, .map_size = size };
 	return 0;
 }
@@ -25,7 +63,16 @@ int gmem_init(struct guest_memory *mem, uint64_t ram_size)
 
 int gmem_init_hotplug(struct guest_memory *mem, uint64_t ram_size, uint64_t hp_size)
 {
+	return gmem_init_backend(mem, ram_size, hp_size, GMEM_BACKEND_THP);
+}
+
+int gmem_init_backend(struct guest_memory *mem, uint64_t ram_size, uint64_t hp_size, enum gmem_backend backend)
+{
 	memset(mem, 0, sizeof(*mem));
+	mem->backend = backend;
+	if (backend == GMEM_BACKEND_HUGETLB && ram_size % GMEM_HUGE_PAGE)
+		return err_set(-EINVAL, "memory backend hugetlb: %llu KiB of RAM is not a multiple of 2 MiB",
+			       (unsigned long long)(ram_size >> 10));
 	if (hp_size % GMEM_HOTPLUG_BLOCK || hp_size > GMEM_HOTPLUG_MAX)
 		return err_set(-EINVAL, "hot-pluggable memory: %llu MiB is not a multiple of %llu MiB up to %llu GiB",
 			       (unsigned long long)(hp_size >> 20), GMEM_HOTPLUG_BLOCK >> 20, GMEM_HOTPLUG_MAX >> 30);
@@ -73,11 +120,9 @@ int gmem_add_hotplug(struct guest_memory *mem, uint64_t gpa, uint64_t size, unsi
 	if (mem->n_regions >= GMEM_MAX_REGIONS)
 		return err_set(-ENOSPC, "no room for another piece of guest memory (at most %d pieces in all)",
 			       GMEM_MAX_REGIONS);
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *p = map_ram(mem, size);
 	if (p == MAP_FAILED)
-		return err_set(-errno, "cannot allocate %llu MiB of guest memory: %s",
-			       (unsigned long long)(size >> 20), strerror(errno));
-	madvise(p, size, MADV_HUGEPAGE);
+		return -ENOMEM;
 	unsigned i = mem->n_regions;
 	mem->regions[i] = (struct gmem_region){ .gpa = gpa, .size = size, .host = p, .hotplug = true, .node = node,
 						.map_size = size };

@@ -22,6 +22,14 @@
 #define GMEM_LAPIC_BASE    0xfee00000ull
 #define GMEM_HIGH_RAM_BASE 0x100000000ull
 
+/* How RAM is backed on the host (--memory-backend, docs/numa.md "Huge
+ * pages"): anonymous memory the kernel may back with transparent huge
+ * pages (madvise MADV_HUGEPAGE, the default), anonymous memory without
+ * them, or 2 MiB hugetlb pages (MAP_HUGETLB, reserved at the mapping).
+ * Set before gmem_init*(); RAM sizes must then be 2 MiB multiples. */
+enum gmem_backend { GMEM_BACKEND_THP, GMEM_BACKEND_NORMAL, GMEM_BACKEND_HUGETLB };
+#define GMEM_HUGE_PAGE (2ull << 20)
+
 struct gmem_region {
 	uint64_t gpa;
 	uint64_t size;
@@ -43,6 +51,7 @@ struct guest_memory {
 	/* The guest-physical range kept free for hot-added RAM: above all
 	 * RAM, aligned to GMEM_HOTPLUG_ALIGN; size 0: none. */
 	uint64_t hp_base, hp_size;
+	enum gmem_backend backend;
 };
 
 /* Hot-added RAM comes in blocks of this size, Linux's memory block on
@@ -57,6 +66,9 @@ struct guest_memory {
  * (a multiple of GMEM_HOTPLUG_BLOCK, at most GMEM_HOTPLUG_MAX). */
 int gmem_init(struct guest_memory *mem, uint64_t ram_size);
 int gmem_init_hotplug(struct guest_memory *mem, uint64_t ram_size, uint64_t hp_size);
+int gmem_init_backend(struct guest_memory *mem, uint64_t ram_size, uint64_t hp_size, enum gmem_backend backend);
+const char *gmem_backend_name(enum gmem_backend b);
+int gmem_backend_parse(const char *s, enum gmem_backend *out);
 void gmem_destroy(struct guest_memory *mem);
 /* The end of the guest-physical space RAM may ever occupy (hot-added
  * RAM included): engines size their per-page tables by it. */

@@ -413,6 +413,45 @@ int vnuma_pin_thread(const struct numa_config *c, unsigned cpu, pthread_t thread
 	return 0;
 }
 
+/* ---- huge pages (docs/numa.md "Huge pages") ---- */
+
+static uint64_t free_huge_on(const struct host_numa *h, uint64_t nodes)
+{
+	uint64_t n = 0;
+	for (unsigned i = 0; i < HOST_NUMA_MAX_NODES; i++)
+		if (nodes & h->nodes & (1ull << i))
+			n += h->free_huge[i];
+	return n;
+}
+
+int vnuma_check_hugepages(const struct numa_config *c, const struct host_numa *h, uint64_t mem_bytes)
+{
+	if (!h->nodes)
+		return 0;
+	char list[256];
+	if (!c->n_nodes || !c->host_bound) {
+		uint64_t need = mem_bytes / GMEM_HUGE_PAGE, have = free_huge_on(h, h->nodes);
+		if (need > have)
+			return err_set(-ENOMEM, "memory backend hugetlb: the guest's %llu MiB need %llu free 2 MiB huge "
+						"pages, the host has %llu (/proc/sys/vm/nr_hugepages)",
+				       (unsigned long long)(mem_bytes >> 20), (unsigned long long)need,
+				       (unsigned long long)have);
+		return 0;
+	}
+	for (unsigned i = 0; i < c->n_nodes; i++) {
+		uint64_t where = c->policy == NUMA_POLICY_BIND ? c->nodes[i].host_nodes : h->nodes;
+		uint64_t need = c->nodes[i].mem_bytes / GMEM_HUGE_PAGE, have = free_huge_on(h, where);
+		if (need > have) {
+			host_numa_list(where & h->nodes, list, sizeof(list));
+			return err_set(-ENOMEM, "memory backend hugetlb: numa node %u needs %llu free 2 MiB huge pages on "
+						"host node(s) %s, which have %llu (/sys/devices/system/node/nodeN/hugepages, "
+						"/proc/sys/vm/nr_hugepages)", i, (unsigned long long)need, list,
+				       (unsigned long long)have);
+		}
+	}
+	return 0;
+}
+
 /* ---- following the host's CPU set (docs/numa.md) ---- */
 
 int vnuma_follow(const struct numa_config *c, const struct host_numa *h, const cpu_set_t *allowed,

@@ -75,6 +75,7 @@ struct vm_config {
 	/* Guest-physical space kept for memory hot-add (docs/hotplug.md
 	 * "Memory"), split between the NUMA nodes; 0: none. */
 	uint64_t mem_hotplug;
+	enum gmem_backend memory_backend;   /* --memory-backend (docs/numa.md "Huge pages") */
 	/* Memory hot-added before a snapshot, added again at its restore. */
 	unsigned n_mem_added;
 	struct memhp_piece mem_added[GMEM_MAX_REGIONS];

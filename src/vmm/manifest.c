@@ -19,7 +19,7 @@
 #include <string.h>
 
 const char *const vm_manifest_fields[] = {
-	"engine", "cpu", "cpus", "memory", "memory_hotplug", "numa_nodes", "kernel", "initrd", "cmdline",
+	"engine", "cpu", "cpus", "memory", "memory_hotplug", "memory_backend", "numa_nodes", "kernel", "initrd", "cmdline",
 	"decompress", "no_reboot", "deterministic", "hyperv", "compound", "sandbox", "serial", "console", "api_socket",
 	"restore", "disks", "disks[].path", "disks[].format", "disks[].readonly", "disks[].key_file",
 	"disks[].serial", "disks[].id", "disks[].cache", "disks[].queues", "disks[].packed", "rng", "rng_rate",
@@ -193,6 +193,13 @@ static int f_memory(const struct mctx *m, json_t *v, struct vm_config *cfg)
 {
 	return get_size(m, "memory", v, 16ULL << 20, 1ULL << 40,
 			"bytes as an integer or a size such as \"512M\" or \"2G\", 16M to 1T", &cfg->mem_bytes);
+}
+
+static int f_memory_backend(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	if (!json_is_string(v) || gmem_backend_parse(json_string_value(v), &cfg->memory_backend) < 0)
+		return bad(m, "memory_backend", v, "is not a backend", "\"thp\", \"normal\" or \"hugetlb\"");
+	return 0;
 }
 
 static int f_memory_hotplug(const struct mctx *m, json_t *v, struct vm_config *cfg)
@@ -764,7 +771,7 @@ static const struct {
 	field_fn parse;
 } top_fields[] = {
 	{ "engine", f_engine }, { "cpu", f_cpu }, { "cpus", f_cpus }, { "memory", f_memory },
-	{ "memory_hotplug", f_memory_hotplug }, { "numa_nodes", f_numa },
+	{ "memory_hotplug", f_memory_hotplug }, { "memory_backend", f_memory_backend }, { "numa_nodes", f_numa },
 	{ "kernel", f_kernel }, { "initrd", f_initrd }, { "cmdline", f_cmdline },
 	{ "decompress", f_decompress }, { "no_reboot", f_no_reboot }, { "deterministic", f_deterministic },
 	{ "hyperv", f_hyperv }, { "compound", f_compound },

@@ -239,7 +239,7 @@ static int vm_create(const struct vm_config *cfg, const struct numa_config *numa
 	bus_init(&vm->pio, "pio");
 	bus_init(&vm->mmio, "mmio");
 	vm->numa = *numa;
-	int rc = gmem_init_hotplug(&vm->mem, cfg->mem_bytes, cfg->mem_hotplug);
+	int rc = gmem_init_backend(&vm->mem, cfg->mem_bytes, cfg->mem_hotplug, cfg->memory_backend);
 	/* Before anything touches guest RAM: each page lands where its node's
 	 * policy says. */
 	if (rc == 0)

@@ -66,7 +66,7 @@ def test_manifest_fills_what_flags_leave_out(vessel_bin, tmp_path):
 # Every `vessel run` flag that describes the VM has a manifest field; the
 # help text is the list of flags, the schema the list of fields.
 FLAG_TO_FIELD = {
-    "kernel": "kernel", "initrd": "initrd", "append": "cmdline", "cpus": "cpus", "memory": "memory", "memory-hotplug": "memory_hotplug",
+    "kernel": "kernel", "initrd": "initrd", "append": "cmdline", "cpus": "cpus", "memory": "memory", "memory-hotplug": "memory_hotplug", "memory-backend": "memory_backend",
     "engine": "engine", "cpu": "cpu", "disk": "disks", "numa-nodes": "numa_nodes", "numa": "numa", "numa-distance": "numa", "numa-policy": "numa", "numa-follow": "numa",
     "serial": "serial",
     "no-reboot": "no_reboot", "no-decompress": "decompress", "deterministic": "deterministic",

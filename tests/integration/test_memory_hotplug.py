@@ -46,6 +46,17 @@ def test_refused_without_a_hot_pluggable_range(vessel_bin, tmp_path):
                            "from 256 MiB (one block per NUMA node)")]:
         r = run_vessel(vessel_bin, "run", "--kernel", str(kernel), *args)
         assert r.returncode == 2 and message in r.stderr, r.stderr
+    # --memory-backend hugetlb (docs/numa.md "Huge pages") is checked
+    # against the host's free 2 MiB pages before anything is built.
+    free = int(open("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages").read())
+    r = run_vessel(vessel_bin, "run", "--kernel", str(kernel), "--memory", "64M", "--memory-backend", "hugetlb")
+    if free < 32:
+        assert r.returncode == 2, r.stderr
+        assert f"the guest's 64 MiB need 32 free 2 MiB huge pages, the host has {free}" in r.stderr, r.stderr
+    else:
+        assert "huge pages" not in r.stderr, r.stderr
+    r = run_vessel(vessel_bin, "run", "--kernel", str(kernel), "--memory-backend", "giant")
+    assert r.returncode == 2 and "'giant' is not a backend (expected thp, normal or hugetlb)" in r.stderr, r.stderr
 
 
 def test_memory_add_grows_the_guest(vessel_bin, tmp_path):

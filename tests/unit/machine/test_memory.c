@@ -1,5 +1,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
+#include "util/error.h"
 #include <string.h>
 
 #include "machine/memory.h"
@@ -65,4 +67,60 @@ Test(memory, hotplug_range_add_and_unplug)
 	cr_assert_eq(gmem_add_hotplug(&m, gpa, GMEM_HOTPLUG_BLOCK, 0, &idx2), 0, "its addresses are free again");
 	cr_assert_neq(idx2, idx, "the ejected piece keeps its index");
 	gmem_destroy(&m);
+}
+
+/* The VmFlags line of the mapping that holds p in /proc/self/smaps. */
+static void vm_flags_of(const void *p, char *out, size_t len)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	cr_assert(f);
+	char line[512];
+	bool in = false;
+	out[0] = 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+			in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+		else if (in && !strncmp(line, "VmFlags:", 8)) {
+			snprintf(out, len, "%s", line);
+			break;
+		}
+	}
+	fclose(f);
+}
+
+/* --memory-backend: thp marks the RAM for transparent huge pages (VmFlags
+ * hg), normal keeps them off (nh), hugetlb takes 2 MiB pages reserved at
+ * the mapping (ht) or says the host has too few (docs/numa.md "Huge
+ * pages"). */
+Test(memory, backends)
+{
+	struct guest_memory m;
+	char flags[256];
+	cr_assert_eq(gmem_init_backend(&m, 64 << 20, 0, GMEM_BACKEND_THP), 0);
+	vm_flags_of(m.regions[0].host, flags, sizeof(flags));
+	cr_assert(strstr(flags, " hg"), "thp: %s", flags);
+	gmem_destroy(&m);
+	cr_assert_eq(gmem_init_backend(&m, 64 << 20, 0, GMEM_BACKEND_NORMAL), 0);
+	vm_flags_of(m.regions[0].host, flags, sizeof(flags));
+	cr_assert(strstr(flags, " nh") && !strstr(flags, " hg"), "normal: %s", flags);
+	gmem_destroy(&m);
+	cr_assert_lt(gmem_init_backend(&m, (64 << 20) + 4096, 0, GMEM_BACKEND_HUGETLB), 0, "not whole 2 MiB pages");
+	cr_assert(strstr(err_msg(), "not a multiple of 2 MiB"), "%s", err_msg());
+	FILE *f = fopen("/proc/sys/vm/nr_hugepages", "r");
+	unsigned long pages = 0;
+	if (f) {
+		cr_assert_eq(fscanf(f, "%lu", &pages), 1);
+		fclose(f);
+	}
+	int rc = gmem_init_backend(&m, 4 << 20, 0, GMEM_BACKEND_HUGETLB);
+	if (pages < 2) {
+		cr_assert_lt(rc, 0, "no huge pages on this host: refused");
+		cr_assert(strstr(err_msg(), "huge pages") && strstr(err_msg(), "nr_hugepages"), "%s", err_msg());
+	} else {
+		cr_assert_eq(rc, 0, "%s", err_msg());
+		vm_flags_of(m.regions[0].host, flags, sizeof(flags));
+		cr_assert(strstr(flags, " ht"), "hugetlb: %s", flags);
+		gmem_destroy(&m);
+	}
 }

@@ -482,3 +482,40 @@ Test(numa_follow, narrows_to_the_allowed_cpus_and_falls_back_to_the_nearest_node
 	CPU_ZERO(&none);
 	cr_assert_eq(vnuma_follow(&c, &h, &none, out), -EINVAL);
 }
+
+/* --memory-backend hugetlb: each node's 2 MiB pages where its policy
+ * puts them (bind: its host nodes), on a fake host with 100 free huge
+ * pages on node 0 and none on node 1 (docs/numa.md "Huge pages"). */
+Test(hugepages, checked_per_node_on_its_host_nodes)
+{
+	char root[64], dir[128];
+	struct host_numa h;
+	fake_two_node_host(root, true, &h);
+	for (unsigned n = 0; n < 2; n++) {
+		snprintf(dir, sizeof(dir), "%s/node%u/hugepages", root, n);
+		mkdir(dir, 0755);
+		snprintf(dir, sizeof(dir), "node%u/hugepages/hugepages-2048kB/free_hugepages", n);
+		put(root, dir, n == 0 ? "100\n" : "0\n");
+	}
+	cr_assert_eq(host_numa_read(&h, root), 0, "%s", err_msg());
+	remove_tree(root);
+	cr_assert_eq(h.free_huge[0], 100);
+	cr_assert_eq(h.free_huge[1], 0);
+
+	struct numa_config none = { 0 };
+	cr_assert_eq(vnuma_check_hugepages(&none, &h, 200ull << 20), 0, "100 pages: 200 MiB fit");
+	cr_assert_eq(vnuma_check_hugepages(&none, &h, 202ull << 20), -ENOMEM);
+	cr_assert(strstr(err_msg(), "need 101 free 2 MiB huge pages, the host has 100"), "%s", err_msg());
+
+	struct numa_config c = { 0 };
+	vnuma_parse_node(&c, "node,mem=64M,cpus=0,host-node=0");
+	vnuma_parse_node(&c, "node,mem=64M,cpus=1,host-node=1");
+	cr_assert_eq(vnuma_parse_policy("bind", &c.policy), 0);
+	cr_assert_eq(vnuma_config_finish(&c, 0, 2, 128ull << 20), 0);
+	cr_assert_eq(vnuma_host_resolve(&c, &h), 0, "%s", err_msg());
+	cr_assert_eq(vnuma_check_hugepages(&c, &h, 128ull << 20), -ENOMEM, "node 1 is bound where there are none");
+	cr_assert(strstr(err_msg(), "numa node 1 needs 32 free 2 MiB huge pages on host node(s) 1, which have 0"), "%s",
+		  err_msg());
+	cr_assert_eq(vnuma_parse_policy("preferred", &c.policy), 0);
+	cr_assert_eq(vnuma_check_hugepages(&c, &h, 128ull << 20), 0, "preferred: node 0's pages serve it");
+}
