@@ -1,10 +1,10 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
-#include "util/error.h"
 #include <string.h>
 
 #include "machine/memory.h"
+#include "util/error.h"
 
 Test(memory, layout_small)
 {
