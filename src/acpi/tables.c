@@ -903,7 +903,9 @@ int acpi_build_srat(struct acpi_builder *b, unsigned n_cpus, const struct acpi_n
 		put32(t, off + 12, (uint32_t)(base >> 32));
 		put32(t, off + 16, (uint32_t)size);
 		put32(t, off + 20, (uint32_t)(size >> 32));
-		put32(t, off + 28, 1);    /* enabled */
+		/* Flags: enabled; hot pluggable for the space kept for memory
+		 * hot-add, which the OS then knows to be this node's. */
+		put32(t, off + 28, numa->ranges[r].hotplug ? 3 : 1);
 		off += 40;
 	}
 	put32(t, 4, (uint32_t)off);

@@ -7,6 +7,7 @@
 #ifndef VESSEL_ACPI_TABLES_H
 #define VESSEL_ACPI_TABLES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -94,7 +95,9 @@ struct acpi_numa_info {
 	unsigned n_nodes;
 	uint8_t cpu_node[ACPI_MAX_CPUS];   /* node of the CPU with APIC id i */
 	unsigned n_ranges;
-	struct { uint64_t base, size; unsigned node; } ranges[ACPI_MAX_NUMA_RANGES];
+	/* hotplug: address space kept for memory added later (SRAT flag
+	 * Hot Pluggable), not RAM at boot. */
+	struct { uint64_t base, size; unsigned node; bool hotplug; } ranges[ACPI_MAX_NUMA_RANGES];
 	/* SLIT entries; all 0: 10 local, 20 remote. */
 	uint8_t distance[ACPI_MAX_NUMA_NODES][ACPI_MAX_NUMA_NODES];
 };

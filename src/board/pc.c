@@ -2,6 +2,7 @@
  * lines, the ACPI tables and the CMOS memory size (see pc.h). */
 #include "board/pc.h"
 
+#include "acpi/memhp.h"
 #include "acpi/tables.h"
 #include "hw/acpi_pm.h"
 #include "hw/chardev.h"
@@ -13,6 +14,7 @@
 #include "hw/intc/lapic.h"
 #include "hw/intc/pic.h"
 #include "hw/pci.h"
+#include "hw/mem_hotplug.h"
 #include "hw/pci_hotplug.h"
 #include "hw/cpu_hotplug.h"
 #include "hw/pit.h"
@@ -96,6 +98,8 @@ uint64_t platform_rsdp_address(struct vm *vm)
 static int numa_range_add(void *opaque, unsigned node, const struct gmem_region *r, uint64_t offset, uint64_t len)
 {
 	struct acpi_numa_info *info = opaque;
+	if (r->hotplug)
+		return 0;   /* inside the node's hot-pluggable range, listed below */
 	if (info->n_ranges >= ACPI_MAX_NUMA_RANGES)
 		return err_set(-E2BIG, "NUMA: too many memory ranges");
 	info->ranges[info->n_ranges].base = r->gpa + offset;
@@ -119,10 +123,44 @@ static int pc_write_numa(struct acpi_builder *b, struct vm *vm)
 		for (unsigned j = 0; j < c->n_nodes; j++)
 			info->distance[i][j] = c->distance[i][j];
 	int rc = vnuma_for_each_range(c, &vm->mem, numa_range_add, info);
+	/* Each node's share of the space kept for memory hot-add. */
+	for (unsigned i = 0; rc == 0 && vm->mem.hp_size && i < c->n_nodes; i++) {
+		uint64_t base, size;
+		vnuma_hotplug_share(c, &vm->mem, i, &base, &size);
+		if (!size)
+			continue;
+		if (info->n_ranges >= ACPI_MAX_NUMA_RANGES)
+			rc = err_set(-E2BIG, "NUMA: too many memory ranges");
+		else
+			info->ranges[info->n_ranges++] = (typeof(info->ranges[0])){ base, size, i, true };
+	}
 	if (rc == 0)
 		rc = acpi_build_srat(b, vm->n_vcpus, info);
 	if (rc == 0)
 		rc = acpi_build_slit(b, info);
+	free(info);
+	return rc;
+}
+
+/* The memory hot-plug SSDT: one device per block of the hot-pluggable
+ * range, each with the node whose share holds it (docs/hotplug.md
+ * "Memory"). */
+static int pc_write_memhp(struct acpi_builder *b, struct vm *vm)
+{
+	struct acpi_memhp_info *info = calloc(1, sizeof(*info));
+	if (!info)
+		return err_set(-ENOMEM, "out of memory");
+	*info = (struct acpi_memhp_info){ .port = PC_PORT_MEMHP, .gpe = PC_GPE_MEMHP, .base = vm->mem.hp_base,
+					  .block_size = GMEM_HOTPLUG_BLOCK,
+					  .n_slots = (unsigned)(vm->mem.hp_size / GMEM_HOTPLUG_BLOCK),
+					  .numa = vm->numa.n_nodes > 0 };
+	for (unsigned i = 0; i < vm->numa.n_nodes; i++) {
+		uint64_t base, size;
+		vnuma_hotplug_share(&vm->numa, &vm->mem, i, &base, &size);
+		for (uint64_t a = base; a < base + size; a += GMEM_HOTPLUG_BLOCK)
+			info->slot_node[(a - vm->mem.hp_base) / GMEM_HOTPLUG_BLOCK] = (uint8_t)i;
+	}
+	int rc = acpi_add_memhp_ssdt(b, info);
 	free(info);
 	return rc;
 }
@@ -169,6 +207,8 @@ static int platform_write_acpi(struct vm *vm, struct platform *p)
 	int rc = acpi_build_pc_tables(&b, &info);
 	if (rc == 0 && vm->numa.n_nodes)
 		rc = pc_write_numa(&b, vm);
+	if (rc == 0 && vm->mem.hp_size)
+		rc = pc_write_memhp(&b, vm);
 	if (rc == 0)
 		rc = acpi_builder_finish(&b);
 	if (rc < 0)
@@ -214,6 +254,8 @@ const struct pc_device pc_devices[] = {
 	  offsetof(struct platform, power) },
 	{ "cpu-hotplug", &cpu_hotplug_device, { PC_PORT_CPUHP }, { PC_LINE_GPE_CPUHP },
 	  offsetof(struct platform, cpuhp) },
+	{ "mem-hotplug", &mem_hotplug_device, { PC_PORT_MEMHP }, { PC_LINE_GPE_MEMHP },
+	  offsetof(struct platform, memhp) },
 };
 const unsigned pc_n_devices = sizeof(pc_devices) / sizeof(pc_devices[0]);
 _Static_assert(sizeof(pc_devices) / sizeof(pc_devices[0]) <= PC_MAX_DEVICES, "PC_MAX_DEVICES too small");
@@ -275,9 +317,10 @@ static void platform_line_set(void *opaque, unsigned n, bool level)
 		platform_pic_changed(p->vm);
 		break;
 	case PC_LINE_GPE_PCIHP:
+	case PC_LINE_GPE_MEMHP:
 		/* A latch: the status bit stays until the OS clears it. */
 		if (level && p->pm)
-			acpi_pm_raise_gpe(p->pm, PC_GPE_PCIHP);
+			acpi_pm_raise_gpe(p->pm, n == PC_LINE_GPE_PCIHP ? PC_GPE_PCIHP : PC_GPE_MEMHP);
 		break;
 	case PC_LINE_GPE_POWER:
 		if (level && p->pm)

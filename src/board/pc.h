@@ -38,6 +38,7 @@ struct pc_virtio;
 struct pci_hotplug;
 struct power_supply;
 struct power_supply_source;
+struct mem_hotplug;
 
 /* Fixed I/O port assignments (docs/devices.md). */
 #define PC_PORT_PIC_MASTER  0x20
@@ -56,6 +57,7 @@ struct power_supply_source;
 #define PC_PORT_PCIHP       0xae00  /* ACPI PCI hot-plug registers (hw/pci_hotplug.h) */
 #define PC_PORT_POWER       0xaf00  /* AC adapter and battery registers (hw/power_supply.h) */
 #define PC_PORT_CPUHP       0xae20  /* ACPI processor hot-plug registers (hw/cpu_hotplug.h) */
+#define PC_PORT_MEMHP       0xa00   /* ACPI memory hot-plug registers (hw/mem_hotplug.h) */
 #define PC_PORT_RESET       0xcf9
 #define PC_PORT_PCI_CONFIG  0xcf8
 
@@ -72,6 +74,7 @@ enum pc_line {
 	PC_LINE_GPE_PCIHP,           /* the PCI hot-plug controller, to its GPE status bit */
 	PC_LINE_GPE_POWER,           /* the AC adapter and battery, to their GPE status bit */
 	PC_LINE_GPE_CPUHP,           /* the processor hot-plug controller, to its GPE status bit */
+	PC_LINE_GPE_MEMHP,           /* the memory hot-plug controller, to its GPE status bit */
 	PC_LINE_COUNT,
 };
 #define PC_LINE_GSI(g) (PC_LINE_GSI0 + (g))
@@ -86,6 +89,7 @@ enum pc_line {
 #define PC_GPE_PCIHP 1              /* GPE0 bit of PCI hot-plug (\_GPE._E01) */
 #define PC_GPE_POWER 2              /* GPE0 bit of the AC adapter and battery (\_GPE._E02) */
 #define PC_GPE_CPUHP 4              /* GPE0 bit of processor hot-plug (\_GPE._E04) */
+#define PC_GPE_MEMHP 3              /* GPE0 bit of memory hot-plug (\_GPE._E03, in its SSDT) */
 _Static_assert(PC_LINE_PIT == PC_LINE_GSI0 + PC_NUM_GSI, "one board line per GSI");
 
 /* Where the ACPI tables live: the BIOS area, which Linux always treats as
@@ -148,6 +152,7 @@ struct platform {
 	struct power_supply *power;   /* ACPI AC adapter and battery (docs/power.md) */
 	const struct power_supply_source *power_source;   /* NULL: not in the DSDT */
 	struct cpu_hotplug *cpuhp;    /* ACPI processor hot-plug (docs/hotplug.md "CPUs") */
+	struct mem_hotplug *memhp;    /* ACPI memory hot-plug (docs/hotplug.md "Memory") */
 	void *devs[PC_MAX_DEVICES];   /* instances, in board-table order */
 	unsigned n_devs;
 	struct apic_bus apic_bus;     /* what the LAPICs and the I/O APIC send to */

@@ -93,6 +93,10 @@ unsigned boot_build_e820(const struct guest_memory *mem, struct boot_e820 *out, 
 	for (unsigned i = 0; i < mem->n_regions; i++) {
 		const struct gmem_region *r = &mem->regions[i];
 		uint64_t end = r->gpa + r->size;
+		/* Hot-added RAM is the ACPI memory devices' to describe
+		 * (docs/hotplug.md "Memory"), also after a reboot. */
+		if (r->hotplug)
+			continue;
 		if (r->rom) {
 			e820_add(out, max, &n, r->gpa, end, E820_RESERVED);
 		} else if (r->gpa == 0) {

@@ -43,6 +43,11 @@ static const char ctl_usage[] =
 	"  numa status          per virtual NUMA node: host nodes, resident pages, vCPU threads\n"
 	"  numa move NODE HOST  move virtual node NODE's memory and vCPUs to host node(s)\n"
 	"                       HOST (N, N-M or N,M,...) while the guest runs\n"
+	"  memory add SIZE [--node N]\n"
+	"                       add SIZE of RAM (a multiple of 128M) to NUMA node N\n"
+	"                       (default 0); needs `run --memory-hotplug`\n"
+	"  memory remove GPA [--timeout SECONDS]\n"
+	"                       the guest releases the memory added at GPA, then it goes\n"
 	"  events               print lifecycle and device events until interrupted\n"
 	"\n"
 	"options:\n"
@@ -268,6 +273,16 @@ static void print_result(const char *cmd, json_t *result)
 		       (long long)json_integer_value(json_object_get(result, "pages")),
 		       (long long)json_integer_value(json_object_get(result, "moved")),
 		       (long long)json_integer_value(json_object_get(result, "failed")));
+	} else if (!strcmp(cmd, "memory-add")) {
+		printf("added %lld MiB at %#llx to node %lld\n",
+		       (long long)(json_integer_value(json_object_get(result, "size")) >> 20),
+		       (unsigned long long)json_integer_value(json_object_get(result, "gpa")),
+		       (long long)json_integer_value(json_object_get(result, "node")));
+	} else if (!strcmp(cmd, "memory-remove")) {
+		printf("removed %lld MiB at %#llx from node %lld\n",
+		       (long long)(json_integer_value(json_object_get(result, "size")) >> 20),
+		       (unsigned long long)json_integer_value(json_object_get(result, "gpa")),
+		       (long long)json_integer_value(json_object_get(result, "node")));
 	} else if (!strcmp(cmd, "events")) {
 		printf("state: %s (streaming events; interrupt to stop)\n",
 		       json_string_value(json_object_get(result, "state")));
@@ -407,6 +422,45 @@ static int build_request(int argc, char **argv, json_t **out, const char **cmd_o
 		}
 		return cli_usage_error("ctl", "numa needs status, or move NODE HOST-NODES");
 	}
+	if (!strcmp(cmd, "memory")) {
+		unsigned long long size;
+		if ((argc == 3 || argc == 5) && !strcmp(argv[1], "remove")) {
+			char *end;
+			unsigned long long gpa = strtoull(argv[2], &end, 0);
+			if (!*argv[2] || *end || !gpa)
+				return cli_usage_error("ctl", "memory remove: '%s' is not an address (e.g. 0x120000000)", argv[2]);
+			json_t *args = json_pack("{s:I}", "gpa", (json_int_t)gpa);
+			if (argc == 5) {
+				double t = strtod(argv[4], &end);
+				if (strcmp(argv[3], "--timeout") || *end || !(t > 0 && t <= 3600)) {
+					json_decref(args);
+					return cli_usage_error("ctl", "memory remove: expected --timeout SECONDS (at most 3600), "
+								      "not '%s %s'", argv[3], argv[4]);
+				}
+				json_object_set_new(args, "timeout", json_real(t));
+			}
+			*out = json_pack("{s:s, s:i, s:o}", "cmd", "memory-remove", "id", 1, "args", args);
+			*cmd_out = "memory-remove";
+			return 0;
+		}
+		if ((argc != 3 && argc != 5) || strcmp(argv[1], "add"))
+			return cli_usage_error("ctl", "memory needs add SIZE [--node N] or remove GPA [--timeout SECONDS]");
+		if (cli_parse_size(argv[2], &size) < 0 || !size)
+			return cli_usage_error("ctl", "memory add: '%s' is not a size (e.g. 256M, 1G)", argv[2]);
+		json_t *args = json_pack("{s:I}", "size", (json_int_t)size);
+		if (argc == 5) {
+			char *end;
+			unsigned long node = strtoul(argv[4], &end, 10);
+			if (strcmp(argv[3], "--node") || !*argv[4] || *end || node > 1023) {
+				json_decref(args);
+				return cli_usage_error("ctl", "memory add: expected --node N, not '%s %s'", argv[3], argv[4]);
+			}
+			json_object_set_new(args, "node", json_integer((json_int_t)node));
+		}
+		*out = json_pack("{s:s, s:i, s:o}", "cmd", "memory-add", "id", 1, "args", args);
+		*cmd_out = "memory-add";
+		return 0;
+	}
 	return cli_usage_error("ctl", "unknown command '%s' (try `vessel ctl --help`)", cmd);
 }
 
@@ -469,7 +523,7 @@ int cli_ctl_main(int argc, char **argv)
 	}
 	char *line;
 	int r;
-	if ((!strcmp(cmd, "save") || !strcmp(cmd, "numa-move")) && c.timeout_ms < 600000)
+	if ((!strcmp(cmd, "save") || !strcmp(cmd, "numa-move") || !strcmp(cmd, "memory-remove")) && c.timeout_ms < 600000)
 		c.timeout_ms = 600000; /* writing or moving guest RAM takes a while */
 	bool streaming = false;
 	for (;;) {

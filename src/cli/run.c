@@ -50,11 +50,15 @@ static const char run_usage[] =
 	"                          outbound TCP/UDP, forwarded host ports; repeatable)\n"
 	"      --net tap,ifname=NAME[,mac=ADDR]\n"
 	"                          a virtio-net interface on the host's tap device NAME\n"
+	"      --memory-backend B  thp (default), normal or hugetlb (2 MiB pages)\n"
+	"      --memory-hotplug SIZE  keep SIZE of address space for `ctl memory add`\n"
+	"                          (a multiple of 128M, shared between the NUMA nodes)\n"
 	"      --numa-nodes N      give the guest N virtual NUMA nodes of equal size\n"
 	"      --numa node,mem=SIZE,cpus=A-B[,host-node=N]\n"
 	"                          one virtual NUMA node (repeat; docs/numa.md)\n"
 	"      --numa-distance A,B,D  SLIT distance between nodes A and B (default 20)\n"
 	"      --numa-policy P     bind, preferred (default) or interleave\n"
+	"      --numa-follow       re-pin vCPU threads when this process's CPU set changes\n"
 	"      --serial WHERE      stdio (default), none, file:PATH, unix:PATH\n"
 	"      --console serial|virtio  the console on COM1 (default) or on a\n"
 	"                          virtio-console, the guest's hvc0 (console=hvc0)\n"
@@ -98,7 +102,7 @@ enum {
 	OPT_DISK = 256, OPT_NUMA, OPT_NUMA_NODE, OPT_NUMA_DISTANCE, OPT_NUMA_POLICY, OPT_SERIAL, OPT_NO_REBOOT, OPT_ON_PANIC, OPT_NO_DECOMPRESS,
 	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE, OPT_NO_VERIFY, OPT_CPU,
 	OPT_RNG, OPT_RNG_RATE, OPT_NET, OPT_CONSOLE, OPT_COMPOUND, OPT_NO_REGISTER, OPT_ON_HOST_SLEEP,
-	OPT_ON_HOST_SHUTDOWN, OPT_POWER_SAVE_FILE, OPT_HOST_POWER_STATUS, OPT_MAX_CPUS,
+	OPT_ON_HOST_SHUTDOWN, OPT_POWER_SAVE_FILE, OPT_HOST_POWER_STATUS, OPT_MAX_CPUS, OPT_MEMORY_HOTPLUG, OPT_NUMA_FOLLOW, OPT_MEMORY_BACKEND,
 };
 
 static const struct option run_options[] = {
@@ -108,6 +112,8 @@ static const struct option run_options[] = {
 	{ "cpus", required_argument, NULL, 'c' },
 	{ "max-cpus", required_argument, NULL, OPT_MAX_CPUS },
 	{ "memory", required_argument, NULL, 'm' },
+	{ "memory-hotplug", required_argument, NULL, OPT_MEMORY_HOTPLUG },
+	{ "memory-backend", required_argument, NULL, OPT_MEMORY_BACKEND },
 	{ "engine", required_argument, NULL, 'e' },
 	{ "cpu", required_argument, NULL, OPT_CPU },
 	{ "disk", required_argument, NULL, OPT_DISK },
@@ -119,6 +125,7 @@ static const struct option run_options[] = {
 	{ "numa", required_argument, NULL, OPT_NUMA_NODE },
 	{ "numa-distance", required_argument, NULL, OPT_NUMA_DISTANCE },
 	{ "numa-policy", required_argument, NULL, OPT_NUMA_POLICY },
+	{ "numa-follow", no_argument, NULL, OPT_NUMA_FOLLOW },
 	{ "serial", required_argument, NULL, OPT_SERIAL },
 	{ "no-reboot", no_argument, NULL, OPT_NO_REBOOT },
 	{ "on-panic", required_argument, NULL, OPT_ON_PANIC },
@@ -391,6 +398,13 @@ int cli_run_main(int argc, char **argv)
 			cfg.mem_bytes = size;
 			shape.memory_from = "--memory";
 			break;
+		case OPT_MEMORY_HOTPLUG:
+			if (cli_parse_size(optarg, &size) < 0) {
+				rc = cli_usage_error("run", "--memory-hotplug: '%s' is not a size (e.g. 1G)", optarg);
+				goto out;
+			}
+			cfg.mem_hotplug = size;
+			break;
 		case OPT_DISK: {
 			if (cfg.n_disks >= VM_MAX_DISKS) {
 				rc = cli_usage_error("run", "--disk: at most %d disks", VM_MAX_DISKS);
@@ -451,6 +465,13 @@ int cli_run_main(int argc, char **argv)
 						     c == OPT_NUMA_NODE ? "numa" : c == OPT_NUMA_DISTANCE ? "numa-distance"
 													 : "numa-policy",
 						     err_msg());
+				goto out;
+			}
+			break;
+		case OPT_NUMA_FOLLOW: cfg.numa.follow = true; break;
+		case OPT_MEMORY_BACKEND:
+			if (gmem_backend_parse(optarg, &cfg.memory_backend) < 0) {
+				rc = cli_usage_error("run", "--memory-backend: %s", err_msg());
 				goto out;
 			}
 			break;

@@ -98,6 +98,10 @@ struct accel_ops {
 	 * from its own thread.  NULL: the engine keeps none (KVM, whose
 	 * hardware flushes through the guest's own instructions). */
 	void (*tlb_flush)(struct vcpu *vcpu);
+	/* Region index of vm->mem was added (or emptied by gmem_unplug())
+	 * while the machine exists: the engine maps it (or unmaps it).
+	 * NULL: the engine reads vm->mem as it goes (emu). */
+	int (*memory_changed)(struct vm *vm, unsigned index);
 };
 
 /* Implemented by src/machine/vcpu.c: routes an IO/MMIO/MSR/HYPERCALL trap

@@ -130,6 +130,8 @@ int host_numa_read(struct host_numa *h, const char *root)
 		if (read_line(root, name, buf, sizeof(buf)) && host_numa_parse_list(buf, NULL, &h->cpus[n]) < 0)
 			return err_set(-EINVAL, "host numa: %s/%s: not a CPU list", root, name);
 		h->free_bytes[n] = node_free_bytes(root, n);
+		snprintf(name, sizeof(name), "node%u/hugepages/hugepages-2048kB/free_hugepages", n);
+		h->free_huge[n] = read_line(root, name, buf, sizeof(buf)) ? strtoull(buf, NULL, 10) : 0;
 		if (h->free_bytes[n])
 			h->with_free |= 1ull << n;
 		/* distance: one number per node of the tree, in node order. */

@@ -155,6 +155,10 @@ void vm_request_wake(struct vm *vm, enum vm_wake_reason reason);
  * engine and flushes before it runs again).  From self's own thread,
  * without the device lock. */
 void vcpu_flush_tlbs(struct vcpu *self, uint64_t mask);
+/* Asks every vCPU to drop its cached translations before it runs again,
+ * without waiting: for a caller that holds them all out of their engine
+ * (the vCPU gate), as memory removal does. */
+void vm_request_tlb_flush_all(struct vm *vm);
 /* Serves a pending VCPU_EVT_TLB_FLUSH through the engine's tlb_flush;
  * from the vCPU's own thread (the engine's run loop, at a boundary). */
 void vcpu_tlb_flush_service(struct vcpu *vcpu);

@@ -6,21 +6,76 @@
 #include <string.h>
 #include <sys/mman.h>
 
+const char *gmem_backend_name(enum gmem_backend b)
+{
+	return b == GMEM_BACKEND_HUGETLB ? "hugetlb" : b == GMEM_BACKEND_NORMAL ? "normal" : "thp";
+}
+
+int gmem_backend_parse(const char *s, enum gmem_backend *out)
+{
+	for (enum gmem_backend b = GMEM_BACKEND_THP; b <= GMEM_BACKEND_HUGETLB; b++) {
+		if (!strcmp(s, gmem_backend_name(b))) {
+			*out = b;
+			return 0;
+		}
+	}
+	return err_set(-EINVAL, "memory backend: '%s' is not a backend (expected thp, normal or hugetlb)", s);
+}
+
+/* A host mapping of size bytes of guest RAM as mem's backend says. */
+static void *map_ram(const struct guest_memory *mem, uint64_t size)
+{
+	void *p;
+	if (mem->backend == GMEM_BACKEND_HUGETLB) {
+		/* Reserved now (no MAP_NORESERVE): a host without enough huge
+		 * pages fails here rather than with SIGBUS at a guest access. */
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+		if (p == MAP_FAILED)
+			err_set(-errno, "cannot allocate %llu MiB of guest memory in 2 MiB huge pages: %s (the host has "
+					"too few free: /proc/sys/vm/nr_hugepages)", (unsigned long long)(size >> 20),
+				strerror(errno));
+		return p;
+	}
+	/* MAP_NORESERVE: the guest's RAM is committed page by page as it is touched. */
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED) {
+		err_set(-errno, "cannot allocate %llu MiB of guest memory: %s", (unsigned long long)(size >> 20),
+			strerror(errno));
+		return p;
+	}
+	madvise(p, size, mem->backend == GMEM_BACKEND_THP ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+	return p;
+}
+
 static int add_region(struct guest_memory *mem, uint64_t gpa, uint64_t size)
 {
-	/* MAP_NORESERVE: the guest's RAM is committed page by page as it is touched. */
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *p = map_ram(mem, size);
 	if (p == MAP_FAILED)
-		return err_set(-errno, "cannot allocate %llu MiB of guest memory: %s",
-			       (unsigned long long)(size >> 20), strerror(errno));
-	madvise(p, size, MADV_HUGEPAGE);
-	mem->regions[mem->n_regions++] = (struct gmem_region){ .gpa = gpa, .size = size, .host = p };
+		return -ENOMEM;
+	mem->regions[mem->n_regions++] = (struct gmem_region){ .gpa = gpa, .size = size, .host = p, .map_size = size };
 	return 0;
 }
 
 int gmem_init(struct guest_memory *mem, uint64_t ram_size)
 {
+	return gmem_init_hotplug(mem, ram_size, 0);
+}
+
+int gmem_init_hotplug(struct guest_memory *mem, uint64_t ram_size, uint64_t hp_size)
+{
+	return gmem_init_backend(mem, ram_size, hp_size, GMEM_BACKEND_THP);
+}
+
+int gmem_init_backend(struct guest_memory *mem, uint64_t ram_size, uint64_t hp_size, enum gmem_backend backend)
+{
 	memset(mem, 0, sizeof(*mem));
+	mem->backend = backend;
+	if (backend == GMEM_BACKEND_HUGETLB && ram_size % GMEM_HUGE_PAGE)
+		return err_set(-EINVAL, "memory backend hugetlb: %llu KiB of RAM is not a multiple of 2 MiB",
+			       (unsigned long long)(ram_size >> 10));
+	if (hp_size % GMEM_HOTPLUG_BLOCK || hp_size > GMEM_HOTPLUG_MAX)
+		return err_set(-EINVAL, "hot-pluggable memory: %llu MiB is not a multiple of %llu MiB up to %llu GiB",
+			       (unsigned long long)(hp_size >> 20), GMEM_HOTPLUG_BLOCK >> 20, GMEM_HOTPLUG_MAX >> 30);
 	uint64_t low = ram_size < GMEM_LOW_RAM_END ? ram_size : GMEM_LOW_RAM_END;
 	int rc = add_region(mem, 0, low);
 	if (rc == 0 && ram_size > low)
@@ -30,7 +85,60 @@ int gmem_init(struct guest_memory *mem, uint64_t ram_size)
 		return rc;
 	}
 	mem->ram_size = ram_size;
+	if (hp_size) {
+		/* Above the last RAM byte (and 4 GiB, clear of the 32-bit PCI
+		 * window), aligned so that every block is. */
+		uint64_t end = ram_size > low ? GMEM_HIGH_RAM_BASE + (ram_size - low) : GMEM_HIGH_RAM_BASE;
+		mem->hp_base = (end + GMEM_HOTPLUG_ALIGN - 1) & ~(GMEM_HOTPLUG_ALIGN - 1);
+		mem->hp_size = hp_size;
+	}
 	return 0;
+}
+
+uint64_t gmem_span_end(const struct guest_memory *mem)
+{
+	uint64_t end = mem->hp_size ? mem->hp_base + mem->hp_size : 0;
+	for (unsigned i = 0; i < mem->n_regions; i++) {
+		uint64_t e = mem->regions[i].gpa + mem->regions[i].size;
+		if (e > end)
+			end = e;
+	}
+	return end;
+}
+
+int gmem_add_hotplug(struct guest_memory *mem, uint64_t gpa, uint64_t size, unsigned node, unsigned *index)
+{
+	if (!size || gpa < mem->hp_base || gpa - mem->hp_base > mem->hp_size || size > mem->hp_size - (gpa - mem->hp_base))
+		return err_set(-EINVAL, "memory at %#llx (%llu MiB) is outside the hot-pluggable range",
+			       (unsigned long long)gpa, (unsigned long long)(size >> 20));
+	for (unsigned i = 0; i < mem->n_regions; i++) {
+		const struct gmem_region *r = &mem->regions[i];
+		if (gpa < r->gpa + r->size && r->gpa < gpa + size)
+			return err_set(-EEXIST, "memory at %#llx overlaps guest memory at %#llx",
+				       (unsigned long long)gpa, (unsigned long long)r->gpa);
+	}
+	if (mem->n_regions >= GMEM_MAX_REGIONS)
+		return err_set(-ENOSPC, "no room for another piece of guest memory (at most %d pieces in all)",
+			       GMEM_MAX_REGIONS);
+	void *p = map_ram(mem, size);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	unsigned i = mem->n_regions;
+	mem->regions[i] = (struct gmem_region){ .gpa = gpa, .size = size, .host = p, .hotplug = true, .node = node,
+						.map_size = size };
+	/* gmem_ptr() reads n_regions, then the entries below it. */
+	__atomic_store_n(&mem->n_regions, i + 1, __ATOMIC_RELEASE);
+	*index = i;
+	return 0;
+}
+
+void gmem_unplug(struct guest_memory *mem, unsigned index)
+{
+	if (index >= mem->n_regions || !mem->regions[index].hotplug || !mem->regions[index].size)
+		return;
+	struct gmem_region *r = &mem->regions[index];
+	__atomic_store_n(&r->size, 0, __ATOMIC_RELEASE);
+	madvise(r->host, r->map_size, MADV_DONTNEED);
 }
 
 int gmem_add_rom(struct guest_memory *mem, uint64_t gpa, uint64_t size, uint8_t **host)
@@ -49,7 +157,8 @@ int gmem_add_rom(struct guest_memory *mem, uint64_t gpa, uint64_t size, uint8_t 
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return err_set(-errno, "cannot allocate the ROM: %s", strerror(errno));
-	mem->regions[mem->n_regions++] = (struct gmem_region){ .gpa = gpa, .size = size, .host = p, .rom = true };
+	mem->regions[mem->n_regions++] =
+		(struct gmem_region){ .gpa = gpa, .size = size, .host = p, .rom = true, .map_size = size };
 	if (host)
 		*host = p;
 	return 0;
@@ -68,7 +177,7 @@ const struct gmem_region *gmem_find_region(const struct guest_memory *mem, uint6
 void gmem_destroy(struct guest_memory *mem)
 {
 	for (unsigned i = 0; i < mem->n_regions; i++)
-		munmap(mem->regions[i].host, mem->regions[i].size);
+		munmap(mem->regions[i].host, mem->regions[i].map_size);
 	memset(mem, 0, sizeof(*mem));
 }
 

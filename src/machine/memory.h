@@ -8,7 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GMEM_MAX_REGIONS 8
+/* RAM below and above the hole, the ROM, and hot-added pieces. */
+#define GMEM_MAX_REGIONS 24
 
 /* PC memory map (docs/architecture.md). RAM above LOW_RAM_END moves
  * above 4 GiB so that the 32-bit MMIO window stays free. */
@@ -21,22 +22,67 @@
 #define GMEM_LAPIC_BASE    0xfee00000ull
 #define GMEM_HIGH_RAM_BASE 0x100000000ull
 
+/* How RAM is backed on the host (--memory-backend, docs/numa.md "Huge
+ * pages"): anonymous memory the kernel may back with transparent huge
+ * pages (madvise MADV_HUGEPAGE, the default), anonymous memory without
+ * them, or 2 MiB hugetlb pages (MAP_HUGETLB, reserved at the mapping).
+ * Set before gmem_init*(); RAM sizes must then be 2 MiB multiples. */
+enum gmem_backend { GMEM_BACKEND_THP, GMEM_BACKEND_NORMAL, GMEM_BACKEND_HUGETLB };
+#define GMEM_HUGE_PAGE (2ull << 20)
+
 struct gmem_region {
 	uint64_t gpa;
 	uint64_t size;
 	uint8_t *host;
 	bool rom;       /* read-only to the guest: engines ignore its writes */
+	/* Hot-added RAM (docs/hotplug.md "Memory"): in the hot-pluggable
+	 * range, of virtual NUMA node `node`.  A piece the guest ejected keeps
+	 * its slot in the table with size 0 (so that an engine's slot numbers
+	 * stay) and its host mapping, emptied, until gmem_destroy(). */
+	bool hotplug;
+	unsigned node;
+	uint64_t map_size;      /* of the host mapping (size, but for an ejected piece) */
 };
 
 struct guest_memory {
 	struct gmem_region regions[GMEM_MAX_REGIONS];
 	unsigned n_regions;
-	uint64_t ram_size;      /* total RAM bytes */
+	uint64_t ram_size;      /* total RAM bytes, hot-added RAM not included */
+	/* The guest-physical range kept free for hot-added RAM: above all
+	 * RAM, aligned to GMEM_HOTPLUG_ALIGN; size 0: none. */
+	uint64_t hp_base, hp_size;
+	enum gmem_backend backend;
 };
 
-/* Allocates ram_size bytes of RAM laid out per the PC map. */
+/* Hot-added RAM comes in blocks of this size, Linux's memory block on
+ * x86-64 (memory_block_size_bytes(), MIN_MEMORY_BLOCK_SIZE for guests
+ * under 64 GiB), at addresses aligned to it. */
+#define GMEM_HOTPLUG_BLOCK (128ull << 20)
+#define GMEM_HOTPLUG_ALIGN (1ull << 30)
+#define GMEM_HOTPLUG_MAX (32ull << 30)
+
+/* Allocates ram_size bytes of RAM laid out per the PC map, and keeps
+ * hp_size bytes of guest-physical space above it for hot-added RAM
+ * (a multiple of GMEM_HOTPLUG_BLOCK, at most GMEM_HOTPLUG_MAX). */
 int gmem_init(struct guest_memory *mem, uint64_t ram_size);
+int gmem_init_hotplug(struct guest_memory *mem, uint64_t ram_size, uint64_t hp_size);
+int gmem_init_backend(struct guest_memory *mem, uint64_t ram_size, uint64_t hp_size, enum gmem_backend backend);
+const char *gmem_backend_name(enum gmem_backend b);
+int gmem_backend_parse(const char *s, enum gmem_backend *out);
 void gmem_destroy(struct guest_memory *mem);
+/* The end of the guest-physical space RAM may ever occupy (hot-added
+ * RAM included): engines size their per-page tables by it. */
+uint64_t gmem_span_end(const struct guest_memory *mem);
+/* Maps size bytes of new RAM at gpa (inside the hot-pluggable range, not
+ * overlapping RAM) for node; the region's index in *index.  The region is
+ * published last, so that vCPUs running meanwhile see it whole or not at
+ * all.  -EINVAL, -EEXIST, -ENOSPC or -ENOMEM with a message. */
+int gmem_add_hotplug(struct guest_memory *mem, uint64_t gpa, uint64_t size, unsigned node, unsigned *index);
+/* The guest let go of hot-added region index: its addresses stop being
+ * RAM and its host memory is given back; the mapping stays reserved
+ * until gmem_destroy(), so a stale pointer never reaches another
+ * mapping.  Callers first stop every user of the region's pointers. */
+void gmem_unplug(struct guest_memory *mem, unsigned index);
 
 /* Firmware ROM at the top of the 4 GiB space: the reset vector lives at
  * 0xfffffff0 (SDM vol. 3A, 9.1.4 "First Instruction Executed"). */

@@ -73,6 +73,21 @@ void vcpu_tlb_flush_service(struct vcpu *vcpu)
 	atomic_store(&vcpu->tlb_flush_done, req);
 }
 
+/* Asks v to flush; the request's sequence number. */
+static uint64_t request_flush(struct vcpu *v)
+{
+	uint64_t want = atomic_fetch_add(&v->tlb_flush_req, 1) + 1;
+	atomic_fetch_or(&v->events, VCPU_EVT_TLB_FLUSH);
+	return want;
+}
+
+void vm_request_tlb_flush_all(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		if (vm->vcpus[i])
+			request_flush(vm->vcpus[i]);
+}
+
 void vcpu_flush_tlbs(struct vcpu *self, uint64_t mask)
 {
 	struct vm *vm = self->vm;
@@ -81,8 +96,7 @@ void vcpu_flush_tlbs(struct vcpu *self, uint64_t mask)
 		struct vcpu *v = vm->vcpus[i];
 		if (!(mask >> i & 1) || !v || v == self)
 			continue;
-		want[i] = atomic_fetch_add(&v->tlb_flush_req, 1) + 1;
-		atomic_fetch_or(&v->events, VCPU_EVT_TLB_FLUSH);
+		want[i] = request_flush(v);
 	}
 	if (mask >> self->id & 1)
 		vcpu_tlb_flush_service(self);

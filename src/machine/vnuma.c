@@ -317,7 +317,7 @@ int vnuma_for_each_range(const struct numa_config *c, const struct guest_memory 
 	uint64_t left = c->nodes[0].mem_bytes;
 	for (unsigned r = 0; r < mem->n_regions; r++) {
 		const struct gmem_region *reg = &mem->regions[r];
-		if (reg->rom)
+		if (reg->rom || reg->hotplug)
 			continue;
 		uint64_t off = 0;
 		while (off < reg->size && node < c->n_nodes) {
@@ -331,8 +331,29 @@ int vnuma_for_each_range(const struct numa_config *c, const struct guest_memory 
 				left = c->nodes[node].mem_bytes;
 		}
 	}
+	/* Hot-added RAM, whole pieces of the node they were added to. */
+	for (unsigned r = 0; r < mem->n_regions; r++) {
+		const struct gmem_region *reg = &mem->regions[r];
+		int rc = reg->hotplug && reg->size && reg->node < c->n_nodes ? fn(opaque, reg->node, reg, 0, reg->size) : 0;
+		if (rc < 0)
+			return rc;
+	}
 	return 0;
 }
+
+int vnuma_hotplug_share(const struct numa_config *c, const struct guest_memory *mem, unsigned node, uint64_t *base,
+			uint64_t *size)
+{
+	unsigned n = c->n_nodes ? c->n_nodes : 1;
+	if (node >= n)
+		return -EINVAL;
+	/* Equal shares in whole blocks, node order; the last node takes the rest. */
+	uint64_t share = mem->hp_size / n / GMEM_HOTPLUG_BLOCK * GMEM_HOTPLUG_BLOCK;
+	*base = mem->hp_base + share * node;
+	*size = node == n - 1 ? mem->hp_size - share * node : share;
+	return 0;
+}
+
 
 int vnuma_node_of_cpu(const struct numa_config *c, unsigned cpu)
 {
@@ -366,6 +387,13 @@ static int bind_range(void *opaque, unsigned node, const struct gmem_region *r, 
 	return bind_to(c, node, r->host + offset, len, c->nodes[node].host_nodes, 0);
 }
 
+int vnuma_bind_hotplug(const struct numa_config *c, const struct gmem_region *r)
+{
+	if (!c->host_bound || r->node >= c->n_nodes)
+		return 0;
+	return bind_to(c, r->node, r->host, r->size, c->nodes[r->node].host_nodes, 0);
+}
+
 int vnuma_bind_memory(const struct numa_config *c, const struct guest_memory *mem)
 {
 	if (!c->host_bound)
@@ -382,6 +410,82 @@ int vnuma_pin_thread(const struct numa_config *c, unsigned cpu, pthread_t thread
 	if (rc)
 		return err_set(-rc, "cpu%u: cannot pin its thread to the CPUs of numa node %d: %s", cpu, node,
 			       strerror(rc));
+	return 0;
+}
+
+/* ---- huge pages (docs/numa.md "Huge pages") ---- */
+
+static uint64_t free_huge_on(const struct host_numa *h, uint64_t nodes)
+{
+	uint64_t n = 0;
+	for (unsigned i = 0; i < HOST_NUMA_MAX_NODES; i++)
+		if (nodes & h->nodes & (1ull << i))
+			n += h->free_huge[i];
+	return n;
+}
+
+int vnuma_check_hugepages(const struct numa_config *c, const struct host_numa *h, uint64_t mem_bytes)
+{
+	if (!h->nodes)
+		return 0;
+	char list[256];
+	if (!c->n_nodes || !c->host_bound) {
+		uint64_t need = mem_bytes / GMEM_HUGE_PAGE, have = free_huge_on(h, h->nodes);
+		if (need > have)
+			return err_set(-ENOMEM, "memory backend hugetlb: the guest's %llu MiB need %llu free 2 MiB huge "
+						"pages, the host has %llu (/proc/sys/vm/nr_hugepages)",
+				       (unsigned long long)(mem_bytes >> 20), (unsigned long long)need,
+				       (unsigned long long)have);
+		return 0;
+	}
+	for (unsigned i = 0; i < c->n_nodes; i++) {
+		uint64_t where = c->policy == NUMA_POLICY_BIND ? c->nodes[i].host_nodes : h->nodes;
+		uint64_t need = c->nodes[i].mem_bytes / GMEM_HUGE_PAGE, have = free_huge_on(h, where);
+		if (need > have) {
+			host_numa_list(where & h->nodes, list, sizeof(list));
+			return err_set(-ENOMEM, "memory backend hugetlb: numa node %u needs %llu free 2 MiB huge pages on "
+						"host node(s) %s, which have %llu (/sys/devices/system/node/nodeN/hugepages, "
+						"/proc/sys/vm/nr_hugepages)", i, (unsigned long long)need, list,
+				       (unsigned long long)have);
+		}
+	}
+	return 0;
+}
+
+/* ---- following the host's CPU set (docs/numa.md) ---- */
+
+int vnuma_follow(const struct numa_config *c, const struct host_numa *h, const cpu_set_t *allowed,
+		 cpu_set_t out[NUMA_MAX_NODES])
+{
+	if (!c->host_bound || CPU_COUNT(allowed) == 0)
+		return -EINVAL;
+	for (unsigned i = 0; i < c->n_nodes; i++) {
+		cpu_set_t mine;
+		host_numa_cpus_of(h, c->nodes[i].host_nodes, &mine);
+		CPU_AND(&out[i], &mine, allowed);
+		if (CPU_COUNT(&out[i]))
+			continue;
+		/* The nearest host node with allowed CPUs, by the host's SLIT
+		 * from the node's first host node (unknown distances last). */
+		unsigned from = (unsigned)__builtin_ctzll(c->nodes[i].host_nodes ? c->nodes[i].host_nodes : 1);
+		int best = -1;
+		unsigned best_d = ~0u;
+		for (unsigned n = 0; n < HOST_NUMA_MAX_NODES; n++) {
+			if (!(h->nodes & (1ull << n)))
+				continue;
+			cpu_set_t there;
+			CPU_AND(&there, &h->cpus[n], allowed);
+			unsigned d = h->distance[from][n] ? h->distance[from][n] : 255u + n;
+			if (CPU_COUNT(&there) && d < best_d) {
+				best = (int)n;
+				best_d = d;
+			}
+		}
+		if (best >= 0)
+			CPU_AND(&out[i], &h->cpus[best], allowed);
+		else
+			out[i] = *allowed;
+	}
 	return 0;
 }
 

@@ -42,6 +42,7 @@ struct numa_config {
 	uint8_t distance[NUMA_MAX_NODES][NUMA_MAX_NODES];
 	enum numa_policy policy;
 	bool host_bound;           /* vnuma_host_resolve() found host nodes */
+	bool follow;               /* --numa-follow: re-pin when the host's CPU set changes */
 };
 
 /* `--numa node,mem=SIZE,cpus=A[-B][,host-node=N[-M]]`: appends a node. */
@@ -72,6 +73,15 @@ typedef int (*vnuma_range_fn)(void *opaque, unsigned node, const struct gmem_reg
 			     uint64_t len);
 int vnuma_for_each_range(const struct numa_config *c, const struct guest_memory *mem, vnuma_range_fn fn,
 			void *opaque);
+/* The part of the hot-pluggable range (mem->hp_base, hp_size) whose
+ * RAM belongs to node: equal shares of whole GMEM_HOTPLUG_BLOCKs in node
+ * order, the last node taking the rest; without nodes, node 0 has all.
+ * The SRAT lists each as hot-pluggable memory of its node. */
+int vnuma_hotplug_share(const struct numa_config *c, const struct guest_memory *mem, unsigned node, uint64_t *base,
+			uint64_t *size);
+/* mbind()s hot-added region r to its node's host nodes (before the
+ * guest sees it). */
+int vnuma_bind_hotplug(const struct numa_config *c, const struct gmem_region *r);
 /* The node of a vCPU, or -1 with no topology. */
 int vnuma_node_of_cpu(const struct numa_config *c, unsigned cpu);
 
@@ -80,6 +90,23 @@ int vnuma_node_of_cpu(const struct numa_config *c, unsigned cpu);
 int vnuma_bind_memory(const struct numa_config *c, const struct guest_memory *mem);
 /* Sets the affinity of the thread of vCPU cpu to its node's host CPUs. */
 int vnuma_pin_thread(const struct numa_config *c, unsigned cpu, pthread_t thread);
+
+/* --memory-backend hugetlb (docs/numa.md "Huge pages"): whether the host
+ * has the 2 MiB pages each node needs where its policy puts them (bind:
+ * on its host nodes; else anywhere), or, without nodes, mem_bytes' worth
+ * anywhere.  -ENOMEM naming the node and the host nodes; 0 on a host
+ * whose topology is unknown (the mapping then says). */
+int vnuma_check_hugepages(const struct numa_config *c, const struct host_numa *h, uint64_t mem_bytes);
+
+/* --numa-follow (docs/numa.md "Following the host's CPU set"): the CPUs
+ * each node's vCPU threads may use once the process may use only the
+ * CPUs in allowed (a cgroup cpuset changed, a CPU went offline): its
+ * host nodes' CPUs that are still allowed; where none is, the allowed
+ * CPUs of the host node nearest to its first host node (the SLIT of h)
+ * that has any; where none is known, all of allowed.  -EINVAL when
+ * allowed is empty or c is not bound. */
+int vnuma_follow(const struct numa_config *c, const struct host_numa *h, const cpu_set_t *allowed,
+		 cpu_set_t out[NUMA_MAX_NODES]);
 
 /* Moving a virtual node to other host nodes at run time: the node's RAM
  * in chunks (so that progress can be shown and the guest keeps running),

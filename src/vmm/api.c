@@ -61,7 +61,7 @@ struct client {
 	int64_t out_ms;       /* last time its output moved (while out_len) */
 };
 
-enum job_kind { JOB_SAVE, JOB_DEVICE_ADD, JOB_DEVICE_REMOVE, JOB_NUMA_MOVE };
+enum job_kind { JOB_SAVE, JOB_DEVICE_ADD, JOB_DEVICE_REMOVE, JOB_NUMA_MOVE, JOB_MEMORY_REMOVE };
 enum job_phase { JOB_IDLE, JOB_QUEUED, JOB_RUNNING, JOB_DONE };
 
 /* The long operation in progress: the API thread fills it in and queues
@@ -76,7 +76,8 @@ struct job {
 	struct vm_device_config dev;   /* device-add */
 	unsigned node;                 /* numa-move: the virtual node, */
 	uint64_t host_nodes;           /* and where it goes */
-	json_t *result;                /* numa-move: the op's reply */
+	uint64_t gpa;                  /* memory-remove: the piece */
+	json_t *result;                /* numa-move, memory-remove: the op's reply */
 	struct api_progress progress;
 	int64_t start_ms, progress_ms;
 	int rc;
@@ -270,6 +271,9 @@ static void *worker_thread(void *arg)
 		case JOB_NUMA_MOVE:
 			j->rc = srv->ops->numa_move(srv->opaque, j->node, j->host_nodes, &j->progress, j->result);
 			break;
+		case JOB_MEMORY_REMOVE:
+			j->rc = srv->ops->memory_remove(srv->opaque, j->gpa, j->remove.timeout_ms, j->result);
+			break;
 		}
 		if (j->rc < 0)
 			snprintf(j->msg, sizeof(j->msg), "%s", err_msg()[0] ? err_msg() : strerror(-j->rc));
@@ -363,11 +367,11 @@ static void job_finish(struct api_server *srv)
 	} else if (j->kind == JOB_SAVE) {
 		if (c)
 			reply_ok(c, j->id, json_pack("{s:s}", "file", j->arg));
-	} else if (j->kind == JOB_NUMA_MOVE) {
+	} else if (j->kind == JOB_NUMA_MOVE || j->kind == JOB_MEMORY_REMOVE) {
 		if (c)
 			reply_ok(c, j->id, json_incref(j->result));
 		ev = json_deep_copy(j->result);
-		json_object_set_new(ev, "event", json_string("numa-moved"));
+		json_object_set_new(ev, "event", json_string(j->kind == JOB_NUMA_MOVE ? "numa-moved" : "memory-removed"));
 		json_object_set_new(ev, "time", json_real(now_seconds()));
 	} else {
 		const char *dev_id = j->kind == JOB_DEVICE_ADD ? j->dev.id : j->arg;
@@ -676,6 +680,55 @@ static void cmd_cpu_remove(struct request *rq)
 	finish(rq, rc, r);
 }
 
+/* args.size: bytes; args.node: a virtual node (optional). */
+static void cmd_memory_add(struct request *rq)
+{
+	if (need_op(rq, rq->srv->ops->memory_add != NULL, "memory-add") < 0 ||
+	    check_state(rq, "add memory", ST(RUNNING) | ST(PAUSED), NULL) < 0)
+		return;
+	json_t *size = json_object_get(rq->args, "size"), *node = json_object_get(rq->args, "node");
+	if (!json_is_integer(size) || json_integer_value(size) <= 0) {
+		reply_error(rq->client, rq->id, "invalid-argument", "args.size: missing or not a number of bytes");
+		return;
+	}
+	if (node && (!json_is_integer(node) || json_integer_value(node) < 0 || json_integer_value(node) > 1023)) {
+		reply_error(rq->client, rq->id, "invalid-argument", "args.node: not a node number");
+		return;
+	}
+	json_t *r = json_object();
+	err_clear();
+	int rc = rq->srv->ops->memory_add(rq->srv->opaque, (uint64_t)json_integer_value(size),
+					  node ? (int)json_integer_value(node) : -1, r);
+	finish(rq, rc, r);
+}
+
+/* args.gpa: where the piece starts; args.timeout: seconds (optional). */
+static void cmd_memory_remove(struct request *rq)
+{
+	struct api_server *srv = rq->srv;
+	if (need_op(rq, srv->ops->memory_remove != NULL, "memory-remove") < 0 ||
+	    job_refuse_busy(srv, rq->client, rq->id) ||
+	    check_state(rq, "remove memory", ST(RUNNING) | ST(PAUSED), NULL) < 0)
+		return;
+	json_t *gpa = json_object_get(rq->args, "gpa"), *timeout = json_object_get(rq->args, "timeout");
+	if (!json_is_integer(gpa) || json_integer_value(gpa) <= 0) {
+		reply_error(rq->client, rq->id, "invalid-argument", "args.gpa: missing or not an address");
+		return;
+	}
+	if (timeout && (!json_is_number(timeout) || json_number_value(timeout) <= 0 ||
+			json_number_value(timeout) > 3600)) {
+		reply_error(rq->client, rq->id, "invalid-argument",
+			    "args.timeout: not a number of seconds (expected more than 0, at most 3600)");
+		return;
+	}
+	srv->job.gpa = (uint64_t)json_integer_value(gpa);
+	srv->job.remove.timeout_ms = timeout ? (unsigned)(json_number_value(timeout) * 1000.0) : 0;
+	if (timeout && !srv->job.remove.timeout_ms)
+		srv->job.remove.timeout_ms = 1;
+	srv->job.result = json_object();
+	job_start(srv, rq->client, rq->id, JOB_MEMORY_REMOVE, "memory-remove");
+}
+
 static void cmd_events(struct request *rq)
 {
 	rq->client->events = true;
@@ -699,6 +752,7 @@ static const struct {
 	{ "device-remove", cmd_device_remove, false, false }, { "events", cmd_events, false, false },
 	{ "numa-move", cmd_numa_move, false, false }, { "numa-status", cmd_numa_status, false, false },
 	{ "cpu-add", cmd_cpu_add, false, false }, { "cpu-remove", cmd_cpu_remove, false, false },
+	{ "memory-add", cmd_memory_add, false, false }, { "memory-remove", cmd_memory_remove, false, false },
 };
 
 /* false: the request must wait for the long operation to end (it stays

@@ -91,6 +91,13 @@ struct vm_control_ops {
 	/* Optional: asks the guest to release CPU cpu; the event
 	 * cpu-removed follows its eject. */
 	int (*cpu_remove)(void *opaque, unsigned cpu, json_t *out);
+	/* Optional (docs/hotplug.md "Memory"): adds size bytes of RAM to
+	 * virtual node node (-1: the first); fills out with where. */
+	int (*memory_add)(void *opaque, uint64_t size, int node, json_t *out);
+	/* Optional: asks the guest to release the hot-added piece at gpa,
+	 * waits up to timeout_ms (0: 20 s) for it, then frees it; on the
+	 * worker.  Fills out with what went. */
+	int (*memory_remove)(void *opaque, uint64_t gpa, unsigned timeout_ms, json_t *out);
 };
 
 struct api_server;

@@ -87,6 +87,22 @@ int vm_config_validate(const struct vm_config *cfg)
 	int rc = vm_config_numa(cfg, &numa);
 	if (rc < 0)
 		return rc;
+	if (cfg->memory_backend == GMEM_BACKEND_HUGETLB) {
+		if (cfg->mem_bytes % GMEM_HUGE_PAGE)
+			return err_set(-EINVAL, "memory_backend: hugetlb needs memory in whole 2 MiB pages, not %llu KiB",
+				       (unsigned long long)(cfg->mem_bytes >> 10));
+		struct host_numa host;
+		if (!cfg->restore && host_numa_read(&host, NULL) == 0 &&
+		    (rc = vnuma_check_hugepages(&numa, &host, cfg->mem_bytes)) < 0)
+			return err_set(-EINVAL, "%s", err_msg());
+	}
+	unsigned nodes = numa.n_nodes ? numa.n_nodes : 1;
+	if (cfg->mem_hotplug % GMEM_HOTPLUG_BLOCK || cfg->mem_hotplug > GMEM_HOTPLUG_MAX ||
+	    (cfg->mem_hotplug && cfg->mem_hotplug < nodes * GMEM_HOTPLUG_BLOCK))
+		return err_set(-EINVAL, "memory_hotplug: %llu MiB is not a multiple of %llu MiB from %llu MiB (one "
+					"block per NUMA node) to %llu GiB",
+			       (unsigned long long)(cfg->mem_hotplug >> 20), GMEM_HOTPLUG_BLOCK >> 20,
+			       nodes * (GMEM_HOTPLUG_BLOCK >> 20), GMEM_HOTPLUG_MAX >> 30);
 	if (!cfg->kernel && !cfg->restore)
 		return err_set(-EINVAL, "kernel: no kernel given (use --kernel FILE, or --restore FILE)");
 	if (cfg->initrd && !cfg->kernel)

@@ -6,6 +6,7 @@
 
 #include "block/crypt_disk.h"
 #include "machine/vnuma.h"
+#include "vmm/memhp.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -88,6 +89,13 @@ struct vm_config {
 	unsigned max_cpus;     /* possible CPUs, cpus..VM_MAX_CPUS: `cpu add` plugs in the others; 0: cpus */
 	char *cpu;             /* CPU model, machine/cpu_model.h; NULL: max */
 	uint64_t mem_bytes;
+	/* Guest-physical space kept for memory hot-add (docs/hotplug.md
+	 * "Memory"), split between the NUMA nodes; 0: none. */
+	uint64_t mem_hotplug;
+	enum gmem_backend memory_backend;   /* --memory-backend (docs/numa.md "Huge pages") */
+	/* Memory hot-added before a snapshot, added again at its restore. */
+	unsigned n_mem_added;
+	struct memhp_piece mem_added[GMEM_MAX_REGIONS];
 	unsigned numa_nodes;   /* shorthand: N even nodes; 0: see numa */
 	struct numa_config numa; /* --numa nodes, distances, policy (docs/numa.md) */
 	char *kernel;          /* bzImage or Multiboot image */

@@ -8,6 +8,7 @@
 #include "board/pc.h"
 #include "hv/hv_vmbus.h"
 #include "hv/hyperv.h"
+#include "hw/mem_hotplug.h"
 #include "vmm/hotplug.h"
 #include "vmm/snapshot.h"
 #include "vmm/manifest.h"
@@ -618,6 +619,11 @@ void vm_session_poll_devices(struct vm_session *s, struct vm *vm)
 	hotplug_reap_cpu_ejects(vm, cpu_removed, s);
 }
 
+static json_t *memhp_piece_json(const struct memhp_piece *m)
+{
+	return json_pack("{s:I, s:I, s:i}", "gpa", (json_int_t)m->gpa, "size", (json_int_t)m->size, "node", (int)m->node);
+}
+
 static void op_status(void *opaque, json_t *out)
 {
 	struct vm_session *s = opaque;
@@ -648,6 +654,15 @@ static void op_status(void *opaque, json_t *out)
 		json_object_set_new(out, "numa", json_pack("{s:s, s:b, s:o}", "policy", vnuma_policy_name(s->numa.policy),
 							  "bound", s->numa.host_bound, "nodes", nodes));
 	}
+	if (s->cfg->mem_hotplug) {
+		json_t *added = json_array();
+		pthread_mutex_lock(&s->lock);
+		for (unsigned i = 0; i < s->n_mem_added; i++)
+			json_array_append_new(added, memhp_piece_json(&s->mem_added[i]));
+		pthread_mutex_unlock(&s->lock);
+		json_object_set_new(out, "memory_hotplug", json_pack("{s:I, s:o}", "size",
+								     (json_int_t)s->cfg->mem_hotplug, "added", added));
+	}
 	/* Hyper-V: whether the guest is offered it, and the guest OS id it
 	 * wrote (hex: the id uses all 64 bits), null before it does. */
 	struct hv_info hv;
@@ -670,6 +685,83 @@ static void op_status(void *opaque, json_t *out)
 	json_object_set_new(out, "heartbeat",
 			    vb_on && vb.heartbeats ? json_integer((json_int_t)vb.heartbeat) : json_null());
 	json_object_set_new(out, "heartbeat_stopped", json_boolean(vb_on && vb.heartbeat_stopped));
+}
+
+/* ---- memory hot-add (docs/hotplug.md "Memory") ---- */
+
+static int op_memory_add(void *opaque, uint64_t size, int node, json_t *out)
+{
+	struct vm_session *s = opaque;
+	WITH_VM(s, vm);
+	struct memhp_piece m;
+	int rc = s->n_mem_added >= GMEM_MAX_REGIONS
+			 ? err_set(-ENOSPC, "memory add: at most %d pieces of hot-added memory", GMEM_MAX_REGIONS)
+			 : memhp_add(vm, size, node, 0, true, &m);
+	if (rc == 0) {
+		s->mem_added[s->n_mem_added++] = m;
+		json_t *j = memhp_piece_json(&m);
+		json_object_update(out, j);
+		json_decref(j);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+/* On the API's worker: the guest ejects every block of the piece (Linux
+ * offlines and removes the memory first, which it can do for memory it
+ * onlined movable), then the piece leaves the machine with the vCPUs
+ * held, and the session forgets it.  A machine that stops meanwhile
+ * ends the wait: the machines built after it do not have the piece. */
+static int op_memory_remove(void *opaque, uint64_t gpa, unsigned timeout_ms, json_t *out)
+{
+	struct vm_session *s = opaque;
+	struct vm *vm = session_use(s);
+	if (!vm)
+		return -EAGAIN;
+	unsigned index;
+	int rc = memhp_request_remove(vm, gpa, &index);
+	static uint8_t seen[MEM_HOTPLUG_SLOTS];
+	memset(seen, 0, sizeof(seen));
+	bool stopping = false;
+	for (long long end = monotonic_ms() + (timeout_ms ? timeout_ms : 20000); rc == 0;) {
+		if (memhp_ejected(vm, index, seen))
+			break;
+		if ((stopping = atomic_load(&vm->stop_reason) != VM_STOP_NONE))
+			break;
+		if (monotonic_ms() >= end) {
+			rc = err_set(-ETIMEDOUT, "memory remove: the guest did not release the memory at %#llx within "
+						 "%.1f s (Linux removes only memory it can take offline: online it with "
+						 "online_movable)", (unsigned long long)gpa,
+				     (timeout_ms ? timeout_ms : 20000) / 1000.0);
+			break;
+		}
+		struct timespec ts = { 0, 10 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	struct memhp_piece m = { .gpa = gpa };
+	if (rc == 0 && !stopping) {
+		if ((rc = vcpu_gate_hold(&s->gate, kick_all_vcpus, vm, GATE_TIMEOUT_MS)) < 0)
+			rc = err_set(rc, "the vCPUs did not stop within %d ms", GATE_TIMEOUT_MS);
+		else
+			memhp_unplug(vm, index, &m);
+		vcpu_gate_release(&s->gate);
+	}
+	if (rc == 0) {
+		pthread_mutex_lock(&s->lock);
+		for (unsigned i = 0; i < s->n_mem_added; i++) {
+			if (s->mem_added[i].gpa == gpa) {
+				m = s->mem_added[i];
+				s->mem_added[i] = s->mem_added[--s->n_mem_added];
+				break;
+			}
+		}
+		pthread_mutex_unlock(&s->lock);
+		json_t *j = memhp_piece_json(&m);
+		json_object_update(out, j);
+		json_decref(j);
+	}
+	session_unuse(s);
+	return rc;
 }
 
 /* ---- virtual NUMA at run time (docs/numa.md "Moving a node") ---- */
@@ -806,6 +898,8 @@ static const struct vm_control_ops session_ops = {
 	.numa_status = op_numa_status,
 	.cpu_add = op_cpu_add,
 	.cpu_remove = op_cpu_remove,
+	.memory_add = op_memory_add,
+	.memory_remove = op_memory_remove,
 };
 
 int vm_session_start(struct vm_session *s, const struct vm_config *cfg)
@@ -819,6 +913,9 @@ int vm_session_start(struct vm_session *s, const struct vm_config *cfg)
 	int nrc = vm_config_numa(cfg, &s->numa);
 	if (nrc < 0)
 		return nrc;
+	/* A restore's hot-added memory (the snapshot's config). */
+	for (unsigned i = 0; i < cfg->n_mem_added; i++)
+		s->mem_added[s->n_mem_added++] = cfg->mem_added[i];
 	for (unsigned i = 0; i < cfg->n_devices; i++) {
 		int rc = live_add(s, &cfg->devices[i]);
 		if (rc < 0)
@@ -897,6 +994,17 @@ void vm_session_finish(struct vm_session *s)
 static void session_irq_set(void *opaque, unsigned gsi, bool level)
 {
 	irq_set_level(opaque, gsi, level);
+}
+
+int vm_session_add_memory(struct vm_session *s, struct vm *vm)
+{
+	for (unsigned i = 0; i < s->n_mem_added; i++) {
+		struct memhp_piece *m = &s->mem_added[i], got;
+		int rc = memhp_add(vm, m->size, (int)m->node, m->gpa, false, &got);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
 }
 
 int vm_session_attach(struct vm_session *s, struct vm *vm)

@@ -6,6 +6,7 @@
 #ifndef VESSEL_VMM_CONTROL_H
 #define VESSEL_VMM_CONTROL_H
 
+#include "vmm/memhp.h"
 #include "vmm/api.h"
 #include "vmm/lifecycle.h"
 #include "machine/machine.h"
@@ -45,6 +46,10 @@ struct vm_session {
 	/* cfg's NUMA topology with host nodes resolved once at start, then
 	 * changed by numa-move (under lock). */
 	struct numa_config numa;
+	/* Hot-added memory (docs/hotplug.md "Memory"), present again in
+	 * every machine built later (under lock). */
+	unsigned n_mem_added;
+	struct memhp_piece mem_added[GMEM_MAX_REGIONS];
 	/* The registry of running VMs (vmm/registry.h): this run's entry,
 	 * and the socket made for the API when none was asked for. */
 	char *registry_file;
@@ -84,6 +89,10 @@ const char *vm_session_stop_reason(struct vm_session *s, enum vm_stop_reason why
  * a guest panic asked for (--on-panic pause). */
 void vm_session_poll(struct vm_session *s);
 
+/* A machine was built: the memory hot-added to the machines before it
+ * goes in again, where the guest had it (before a snapshot's shape is
+ * checked: it holds that memory too). */
+int vm_session_add_memory(struct vm_session *s, struct vm *vm);
 /* A machine was built: gate, the manifest's devices; the API now drives it. */
 int vm_session_attach(struct vm_session *s, struct vm *vm);
 /* The machine is about to be destroyed. */

@@ -20,9 +20,8 @@
 #include <string.h>
 
 const char *const vm_manifest_fields[] = {
-	"engine", "cpu", "cpus", "max_cpus", "memory", "numa_nodes", "kernel", "initrd", "cmdline",
-	"decompress", "no_reboot", "on_panic", "deterministic", "hyperv", "compound", "sandbox", "serial", "console",
-	"api_socket",
+	"engine", "cpu", "cpus", "max_cpus", "memory", "memory_hotplug", "memory_backend", "numa_nodes", "kernel", "initrd", "cmdline",
+	"decompress", "no_reboot", "on_panic", "deterministic", "hyperv", "compound", "sandbox", "serial", "console", "api_socket",
 	"restore", "disks", "disks[].path", "disks[].format", "disks[].readonly", "disks[].key_file",
 	"disks[].serial", "disks[].id", "disks[].cache", "disks[].queues", "disks[].packed", "rng", "rng_rate",
 	"nets", "nets[].type", "nets[].ifname", "nets[].mac", "nets[].hostfwd", "nets[].hotplug",
@@ -175,24 +174,44 @@ static int f_max_cpus(const struct mctx *m, json_t *v, struct vm_config *cfg)
 	return get_uint(m, "max_cpus", v, 1, VM_MAX_CPUS, &cfg->max_cpus);
 }
 
-static int f_memory(const struct mctx *m, json_t *v, struct vm_config *cfg)
+/* A size in bytes: an integer or a string such as "512M"; [lo, hi]. */
+static int get_size(const struct mctx *m, const char *name, json_t *v, uint64_t lo, uint64_t hi, const char *exp,
+		    uint64_t *out)
 {
-	const char *exp = "bytes as an integer or a size such as \"512M\" or \"2G\", 16M to 1T";
 	uint64_t bytes;
 	if (json_is_integer(v)) {
 		if (json_integer_value(v) < 0)
-			return bad(m, "memory", v, "is negative", exp);
+			return bad(m, name, v, "is negative", exp);
 		bytes = (uint64_t)json_integer_value(v);
 	} else if (json_is_string(v)) {
 		if (parse_size(json_string_value(v), &bytes) < 0)
-			return bad(m, "memory", v, "is not a size", exp);
+			return bad(m, name, v, "is not a size", exp);
 	} else {
-		return bad(m, "memory", v, "is not a size", exp);
+		return bad(m, name, v, "is not a size", exp);
 	}
-	if (bytes < (16ULL << 20) || bytes > (1ULL << 40))
-		return bad(m, "memory", v, "is out of range", exp);
-	cfg->mem_bytes = bytes;
+	if (bytes < lo || bytes > hi)
+		return bad(m, name, v, "is out of range", exp);
+	*out = bytes;
 	return 0;
+}
+
+static int f_memory(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	return get_size(m, "memory", v, 16ULL << 20, 1ULL << 40,
+			"bytes as an integer or a size such as \"512M\" or \"2G\", 16M to 1T", &cfg->mem_bytes);
+}
+
+static int f_memory_backend(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	if (!json_is_string(v) || gmem_backend_parse(json_string_value(v), &cfg->memory_backend) < 0)
+		return bad(m, "memory_backend", v, "is not a backend", "\"thp\", \"normal\" or \"hugetlb\"");
+	return 0;
+}
+
+static int f_memory_hotplug(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	return get_size(m, "memory_hotplug", v, 0, GMEM_HOTPLUG_MAX,
+			"bytes as an integer or a size such as \"1G\", a multiple of 128M up to 32G", &cfg->mem_hotplug);
 }
 
 static int f_numa(const struct mctx *m, json_t *v, struct vm_config *cfg)
@@ -464,7 +483,7 @@ static int spec_value(const struct mctx *m, const char *field, json_t *v, const 
  * vm_config_validate()'s. */
 static int f_numa_topology(const struct mctx *m, json_t *v, struct vm_config *cfg)
 {
-	static const char *const keys[] = { "nodes", "distances", "policy", NULL };
+	static const char *const keys[] = { "nodes", "distances", "policy", "follow", NULL };
 	static const char *const node_keys[] = { "memory", "cpus", "host_nodes", NULL };
 	const char *exp = "{\"nodes\": [...], \"distances\": [[A, B, D], ...], \"policy\": ...}";
 	if (!json_is_object(v))
@@ -521,6 +540,11 @@ static int f_numa_topology(const struct mctx *m, json_t *v, struct vm_config *cf
 		if (rc < 0)
 			return err_wrap(rc, "manifest %s: %s", m->name, where);
 	}
+	json_t *follow = json_object_get(v, "follow");
+	if (follow && !json_is_boolean(follow))
+		return bad(m, "numa.follow", follow, "is not a boolean", "true or false");
+	if (follow)
+		cfg->numa.follow = json_is_true(follow);
 	json_t *pol = json_object_get(v, "policy");
 	if (pol && (!json_is_string(pol) || vnuma_parse_policy(json_string_value(pol), &cfg->numa.policy) < 0))
 		return bad(m, "numa.policy", pol, "is not a policy", "\"bind\", \"preferred\" or \"interleave\"");
@@ -761,7 +785,8 @@ static const struct {
 	const char *name;
 	field_fn parse;
 } top_fields[] = {
-	{ "engine", f_engine }, { "cpu", f_cpu }, { "cpus", f_cpus }, { "max_cpus", f_max_cpus }, { "memory", f_memory }, { "numa_nodes", f_numa },
+	{ "engine", f_engine }, { "cpu", f_cpu }, { "cpus", f_cpus }, { "max_cpus", f_max_cpus }, { "memory", f_memory },
+	{ "memory_hotplug", f_memory_hotplug }, { "memory_backend", f_memory_backend }, { "numa_nodes", f_numa },
 	{ "kernel", f_kernel }, { "initrd", f_initrd }, { "cmdline", f_cmdline },
 	{ "decompress", f_decompress }, { "no_reboot", f_no_reboot }, { "on_panic", f_on_panic }, { "deterministic", f_deterministic },
 	{ "hyperv", f_hyperv }, { "compound", f_compound },

@@ -128,12 +128,49 @@ static int numa_from_json(const char *path, json_t *j, struct vm_config *cfg)
 	return 0;
 }
 
+/* The hot-pluggable range and the memory added to it, in the order of
+ * its regions (docs/hotplug.md "Memory"). */
+static json_t *memhp_json(const struct guest_memory *mem)
+{
+	json_t *added = json_array();
+	for (unsigned i = 0; i < mem->n_regions; i++) {
+		const struct gmem_region *r = &mem->regions[i];
+		if (r->hotplug && r->size)
+			json_array_append_new(added, json_pack("{s:I, s:I, s:i}", "gpa", (json_int_t)r->gpa, "size",
+							       (json_int_t)r->size, "node", (int)r->node));
+	}
+	return json_pack("{s:I, s:o}", "size", (json_int_t)mem->hp_size, "added", added);
+}
+
+static int memhp_from_json(const char *path, json_t *j, struct vm_config *cfg)
+{
+	json_t *added = json_object_get(j, "added"), *e;
+	json_int_t size = json_integer_value(json_object_get(j, "size"));
+	if (!json_is_array(added) || size <= 0 || json_array_size(added) > GMEM_MAX_REGIONS)
+		return err_set(-EINVAL, "snapshot %s: config memory_hotplug: not a hot-pluggable range", path);
+	cfg->mem_hotplug = (uint64_t)size;
+	cfg->n_mem_added = 0;
+	size_t i;
+	json_array_foreach(added, i, e) {
+		json_int_t gpa = json_integer_value(json_object_get(e, "gpa")),
+			   len = json_integer_value(json_object_get(e, "size")),
+			   node = json_integer_value(json_object_get(e, "node"));
+		if (gpa <= 0 || len <= 0 || node < 0 || node >= NUMA_MAX_NODES)
+			return err_set(-EINVAL, "snapshot %s: config memory_hotplug: piece %zu is not memory", path, i);
+		cfg->mem_added[cfg->n_mem_added++] =
+			(struct memhp_piece){ .gpa = (uint64_t)gpa, .size = (uint64_t)len, .node = (unsigned)node };
+	}
+	return 0;
+}
+
 static json_t *config_json(struct vm *vm, json_t *devices)
 {
 	json_t *regions = json_array();
+	/* Hot-added memory the guest ejected keeps an empty region: not saved. */
 	for (unsigned i = 0; i < vm->mem.n_regions; i++)
-		json_array_append_new(regions, json_pack("{s:I, s:I}", "gpa", (json_int_t)vm->mem.regions[i].gpa, "size",
-							 (json_int_t)vm->mem.regions[i].size));
+		if (vm->mem.regions[i].size)
+			json_array_append_new(regions, json_pack("{s:I, s:I}", "gpa", (json_int_t)vm->mem.regions[i].gpa,
+								 "size", (json_int_t)vm->mem.regions[i].size));
 	json_t *c = json_pack("{s:s, s:i, s:I, s:i, s:o}", "engine", vm->accel ? vm->accel->name : "?", "cpus",
 			      (int)vm->n_vcpus, "memory", (json_int_t)vm->mem.ram_size, "numa_nodes",
 			      vm->cfg ? (int)vm->cfg->numa_nodes : 0, "regions", regions);
@@ -144,6 +181,8 @@ static json_t *config_json(struct vm *vm, json_t *devices)
 		json_object_set_new(c, "boot_cpus", json_integer(vm->cfg->cpus));
 	if (vm->numa.n_nodes)
 		json_object_set_new(c, "numa", numa_json(&vm->numa));
+	if (vm->mem.hp_size)
+		json_object_set_new(c, "memory_hotplug", memhp_json(&vm->mem));
 	/* The CPU model, as given and as resolved: flag names, so that a
 	 * restore on another host or version compares what the guest saw. */
 	json_t *removed = json_array();
@@ -241,7 +280,9 @@ int snapshot_save_with_devices(struct vm *vm, const char *path, json_t *devices,
 	save_ctx_free(&sc);
 	free(cpus);
 	for (unsigned i = 0; i < vm->mem.n_regions && rc == 0; i++)
-		rc = snap_writer_memory(&w, vm->mem.regions[i].gpa, vm->mem.regions[i].host, vm->mem.regions[i].size);
+		if (vm->mem.regions[i].size)
+			rc = snap_writer_memory(&w, vm->mem.regions[i].gpa, vm->mem.regions[i].host,
+						vm->mem.regions[i].size);
 	uint64_t zero_pages = w.zero_pages;
 	if (rc < 0) {
 		snap_writer_abort(&w);
@@ -376,6 +417,12 @@ int snapshot_load_config(const char *path, struct vm_config *cfg)
 		json_decref(c);
 		return -EINVAL;
 	}
+	cfg->mem_hotplug = 0;
+	cfg->n_mem_added = 0;
+	if (json_object_get(c, "memory_hotplug") && memhp_from_json(path, json_object_get(c, "memory_hotplug"), cfg) < 0) {
+		json_decref(c);
+		return -EINVAL;
+	}
 	for (unsigned i = 0; i < cfg->n_devices; i++)
 		vm_device_config_free(&cfg->devices[i]);
 	cfg->n_devices = 0;
@@ -431,11 +478,16 @@ static int check_shape(struct vm *vm, struct snap_reader *r, json_t *c)
 		return err_set(-EINVAL, "snapshot %s: made for %" PRIu64 " MiB of RAM, this VM has %" PRIu64 " MiB", path,
 			       ram >> 20, vm->mem.ram_size >> 20);
 	json_t *regions = json_object_get(c, "regions");
-	if (json_array_size(regions) != vm->mem.n_regions)
+	unsigned n_regions = 0;
+	for (unsigned i = 0; i < vm->mem.n_regions; i++)
+		n_regions += vm->mem.regions[i].size != 0;
+	if (json_array_size(regions) != n_regions)
 		return err_set(-EINVAL, "snapshot %s: made for RAM in %zu regions, this VM has %u", path,
-			       json_array_size(regions), vm->mem.n_regions);
-	for (unsigned i = 0; i < vm->mem.n_regions; i++) {
-		json_t *reg = json_array_get(regions, i);
+			       json_array_size(regions), n_regions);
+	for (unsigned i = 0, j = 0; i < vm->mem.n_regions; i++) {
+		if (!vm->mem.regions[i].size)
+			continue;
+		json_t *reg = json_array_get(regions, j++);
 		uint64_t gpa = (uint64_t)json_integer_value(json_object_get(reg, "gpa"));
 		uint64_t size = (uint64_t)json_integer_value(json_object_get(reg, "size"));
 		if (gpa != vm->mem.regions[i].gpa || size != vm->mem.regions[i].size)
@@ -569,6 +621,8 @@ int snapshot_restore(struct vm *vm, const char *path, const struct snapshot_rest
 		goto out;
 	for (unsigned i = 0; i < vm->mem.n_regions; i++) {
 		const struct snap_section_header *s = NULL;
+		if (!vm->mem.regions[i].size)
+			continue;
 		for (unsigned k = 0; k < r.n && !s; k++)
 			if (r.sections[k].type == SNAP_SEC_MEMORY && r.sections[k].arg == vm->mem.regions[i].gpa)
 				s = &r.sections[k];
@@ -582,6 +636,8 @@ int snapshot_restore(struct vm *vm, const char *path, const struct snapshot_rest
 	/* From here on the VM changes; an error leaves it to be torn down. */
 	for (unsigned i = 0; i < vm->mem.n_regions; i++) {
 		const struct snap_section_header *s = NULL;
+		if (!vm->mem.regions[i].size)
+			continue;
 		for (unsigned k = 0; k < r.n && !s; k++)
 			if (r.sections[k].type == SNAP_SEC_MEMORY && r.sections[k].arg == vm->mem.regions[i].gpa)
 				s = &r.sections[k];

@@ -267,7 +267,7 @@ static int vm_create(struct vm_session *sess, const struct vm_config *cfg, const
 	bus_init(&vm->pio, "pio");
 	bus_init(&vm->mmio, "mmio");
 	vm->numa = *numa;
-	int rc = gmem_init(&vm->mem, cfg->mem_bytes);
+	int rc = gmem_init_backend(&vm->mem, cfg->mem_bytes, cfg->mem_hotplug, cfg->memory_backend);
 	/* Before anything touches guest RAM: each page lands where its node's
 	 * policy says. */
 	if (rc == 0)
@@ -354,6 +354,55 @@ static void poll_host(struct vm_session *sess, struct vm *vm, struct console *co
 	vm_session_poll(sess);
 }
 
+struct numa_follow_state {
+	time_t last_sec;
+	bool known;
+	cpu_set_t allowed;
+};
+
+/* --numa-follow (docs/numa.md): once a second, the CPUs this process may
+ * use (the run loop's thread is never pinned, so its affinity is the
+ * process's: a cgroup cpuset change or a CPU going offline changes it);
+ * when they changed, each vCPU thread gets what vnuma_follow() leaves its
+ * node. */
+static void numa_follow_check(struct vm_session *sess, struct vm *vm, struct numa_follow_state *st)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!vm->numa.follow || !vm->numa.host_bound || now.tv_sec == st->last_sec)
+		return;
+	st->last_sec = now.tv_sec;
+	cpu_set_t allowed;
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0 || CPU_EQUAL(&allowed, &st->allowed))
+		return;
+	bool first = !st->known;
+	st->allowed = allowed;
+	st->known = true;
+	if (first)
+		return;
+	struct host_numa h;
+	struct numa_config c;
+	pthread_mutex_lock(&sess->lock);
+	c = sess->numa;
+	pthread_mutex_unlock(&sess->lock);
+	static cpu_set_t out[NUMA_MAX_NODES];
+	if (host_numa_read(&h, NULL) < 0 || vnuma_follow(&c, &h, &allowed, out) < 0)
+		return;
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		int node = vnuma_node_of_cpu(&c, i);
+		if (node >= 0)
+			pthread_setaffinity_np(vm->vcpus[i]->thread, sizeof(cpu_set_t), &out[node]);
+	}
+	char list[256] = "";
+	for (int cpu = 0, n = 0; cpu < CPU_SETSIZE && n < 40; cpu++) {
+		if (CPU_ISSET(cpu, &allowed)) {
+			size_t len = strlen(list);
+			snprintf(list + len, sizeof(list) - len, "%s%d", n++ ? "," : "", cpu);
+		}
+	}
+	log_info("numa", "the host CPUs of this VM changed (now %s): vCPU threads re-pinned", list);
+}
+
 /* Runs the machine until it stops; returns the stop reason. */
 static enum vm_stop_reason vm_run_once(struct vm_session *sess, struct vm *vm, struct console *con,
 				       const struct vm_run_opts *opts)
@@ -372,9 +421,11 @@ static enum vm_stop_reason vm_run_once(struct vm_session *sess, struct vm *vm, s
 		if (vnuma_pin_thread(&vm->numa, i, vm->vcpus[i]->thread) < 0)
 			log_warn("vm", "%s", err_msg());
 	}
+	struct numa_follow_state follow = { 0 };
 	while (!vm_stopping(vm)) {
 		poll_host(sess, vm, con, opts);
 		vm_session_poll_devices(sess, vm);
+		numa_follow_check(sess, vm, &follow);
 	}
 	/* A paused machine's vCPUs are parked in the gate: let them see the
 	 * stop, whoever asked for it (a signal, Ctrl-A x, the guest). */
@@ -513,6 +564,8 @@ static enum vm_stop_reason vm_prepare(struct vm_session *sess, struct chardev *s
 	const struct vm_config *cfg = sess->cfg;
 	struct vm *vm = NULL;
 	int rc = vm_create(sess, cfg, &sess->numa, serial, &sess->backends, &vm);
+	if (rc == 0 && (rc = vm_session_add_memory(sess, vm)) < 0)
+		return vm_abandon(sess, vm, rc, VM_STOP_START_FAILED);
 	/* A snapshot is accepted before its devices are created, which loads
 	 * their plug-ins. */
 	if (rc == 0 && restore && (rc = snapshot_check(vm, restore)) < 0)

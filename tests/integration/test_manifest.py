@@ -66,8 +66,8 @@ def test_manifest_fills_what_flags_leave_out(vessel_bin, tmp_path):
 # Every `vessel run` flag that describes the VM has a manifest field; the
 # help text is the list of flags, the schema the list of fields.
 FLAG_TO_FIELD = {
-    "kernel": "kernel", "initrd": "initrd", "append": "cmdline", "cpus": "cpus", "max-cpus": "max_cpus", "memory": "memory",
-    "engine": "engine", "cpu": "cpu", "disk": "disks", "numa-nodes": "numa_nodes", "numa": "numa", "numa-distance": "numa", "numa-policy": "numa",
+    "kernel": "kernel", "initrd": "initrd", "append": "cmdline", "cpus": "cpus", "max-cpus": "max_cpus", "memory": "memory", "memory-hotplug": "memory_hotplug", "memory-backend": "memory_backend",
+    "engine": "engine", "cpu": "cpu", "disk": "disks", "numa-nodes": "numa_nodes", "numa": "numa", "numa-distance": "numa", "numa-policy": "numa", "numa-follow": "numa",
     "serial": "serial",
     "no-reboot": "no_reboot", "on-panic": "on_panic", "no-decompress": "decompress", "deterministic": "deterministic",
     "api-socket": "api_socket", "restore": "restore", "sandbox": "sandbox", "hyperv": "hyperv", "rng": "rng",

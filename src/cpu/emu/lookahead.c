@@ -46,12 +46,8 @@ struct lookahead *lookahead_new(struct vcpu *vcpu)
 	}
 	la->vcpu = vcpu;
 	la->evm.mem = &vm->mem;
-	uint64_t end = 0;
-	for (unsigned i = 0; i < vm->mem.n_regions; i++) {
-		uint64_t e = vm->mem.regions[i].gpa + vm->mem.regions[i].size;
-		if (e > end)
-			end = e;
-	}
+	/* Hot-added RAM included: its pages need counters from the start. */
+	uint64_t end = gmem_span_end(&vm->mem);
 	la->evm.n_pages = (end + 4095) >> 12;
 	la->evm.page_gen = calloc(la->evm.n_pages ? la->evm.n_pages : 1, sizeof(*la->evm.page_gen));
 	la->evm.code_page = calloc(la->evm.n_pages ? la->evm.n_pages : 1, sizeof(*la->evm.code_page));

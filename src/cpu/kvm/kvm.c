@@ -121,6 +121,25 @@ static void kvm_route_apic_msrs(struct kvm_vm_state *k)
 	k->apic_msrs = true;
 }
 
+/* Memory slot i is region i of vm->mem: set at creation, and again when
+ * RAM is hot-added or ejected (a size of 0 deletes the slot). */
+static int kvm_set_slot(struct vm *vm, unsigned i)
+{
+	const struct gmem_region *r = &vm->mem.regions[i];
+	struct kvm_userspace_memory_region mr = {
+		.slot = i,
+		.guest_phys_addr = r->gpa,
+		.memory_size = r->size,
+		.userspace_addr = (uintptr_t)r->host,
+		/* Guest writes to the firmware ROM become MMIO exits, which no device claims. */
+		.flags = r->rom ? KVM_MEM_READONLY : 0,
+	};
+	if (ioctl(kvm_of(vm)->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr) < 0)
+		return err_set(-errno, "kvm: cannot map guest memory at %#llx: %s", (unsigned long long)r->gpa,
+			       strerror(errno));
+	return 0;
+}
+
 static int kvm_vm_init(struct vm *vm)
 {
 	struct kvm_vm_state *k = calloc(1, sizeof(*k));
@@ -151,19 +170,10 @@ static int kvm_vm_init(struct vm *vm)
 	uint64_t idmap = 0xfeffc000;
 	ioctl(k->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap);
 	for (unsigned i = 0; i < vm->mem.n_regions; i++) {
-		const struct gmem_region *r = &vm->mem.regions[i];
-		struct kvm_userspace_memory_region mr = {
-			.slot = i,
-			.guest_phys_addr = r->gpa,
-			.memory_size = r->size,
-			.userspace_addr = (uintptr_t)r->host,
-			/* Guest writes to the firmware ROM become MMIO exits, which no device claims. */
-			.flags = r->rom ? KVM_MEM_READONLY : 0,
-		};
-		if (ioctl(k->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr) < 0) {
-			int e = errno;
+		int rc = kvm_set_slot(vm, i);
+		if (rc < 0) {
 			kvm_vm_destroy(vm);
-			return err_set(-e, "kvm: cannot map guest memory: %s", strerror(e));
+			return rc;
 		}
 	}
 	kvm_route_apic_msrs(k);
@@ -723,4 +733,5 @@ const struct accel_ops accel_kvm = {
 	.set_fpu = kvm_set_fpu,
 	.get_msrs = kvm_get_msrs,
 	.set_msrs = kvm_set_msrs,
+	.memory_changed = kvm_set_slot,
 };

@@ -104,7 +104,7 @@ Test(snapshot, names_are_registered_and_unique)
 {
 	struct tvm *t = tvm_new(2);
 	static const char *const want[] = { "vm-clock", "platform", "pic", "ioapic", "pit", "rtc", "hpet", "acpi-pm",
-					    "uart.com1", "i8042", "pci", "fw-cfg", "port80", "reset", "pci-hotplug", "cpu-hotplug", "lapic.0",
+					    "uart.com1", "i8042", "pci", "fw-cfg", "port80", "reset", "pci-hotplug", "cpu-hotplug", "mem-hotplug", "lapic.0",
 					    "lapic.1" };
 	struct blobs *bs = save_all(t);
 	cr_assert_eq(bs->n, sizeof(want) / sizeof(want[0]));

@@ -1,8 +1,10 @@
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "machine/memory.h"
+#include "util/error.h"
 
 Test(memory, layout_small)
 {
@@ -30,4 +32,95 @@ Test(memory, split_above_4g_and_copy_across)
 	cr_assert_eq(memcmp(buf, out, 16), 0);
 	cr_assert_eq(gmem_read(&m, GMEM_LOW_RAM_END - 8, out, 16), -EFAULT);
 	gmem_destroy(&m);
+}
+
+/* The hot-pluggable range (docs/hotplug.md "Memory"): above all RAM at a
+ * 1 GiB boundary; pieces added inside it only, without overlap; an
+ * ejected piece stops being RAM but keeps its place in the table. */
+Test(memory, hotplug_range_add_and_unplug)
+{
+	struct guest_memory m;
+	cr_assert_lt(gmem_init_hotplug(&m, 64 << 20, 100 << 20), 0, "not whole blocks");
+	cr_assert_lt(gmem_init_hotplug(&m, 64 << 20, GMEM_HOTPLUG_MAX + GMEM_HOTPLUG_BLOCK), 0, "too large");
+	uint64_t ram = GMEM_LOW_RAM_END + (300ull << 20);   /* high RAM ends at 4 GiB + 300 MiB */
+	cr_assert_eq(gmem_init_hotplug(&m, ram, 4 * GMEM_HOTPLUG_BLOCK), 0);
+	cr_assert_eq(m.hp_base, 5ull << 30);
+	cr_assert_eq(m.hp_size, 512ull << 20);
+	cr_assert_eq(gmem_span_end(&m), (5ull << 30) + (512ull << 20), "engines size their tables to the range");
+	unsigned idx, idx2;
+	cr_assert_eq(gmem_add_hotplug(&m, m.hp_base - GMEM_HOTPLUG_BLOCK, GMEM_HOTPLUG_BLOCK, 0, &idx), -EINVAL);
+	cr_assert_eq(gmem_add_hotplug(&m, m.hp_base + 3 * GMEM_HOTPLUG_BLOCK, 2 * GMEM_HOTPLUG_BLOCK, 0, &idx), -EINVAL,
+		     "beyond the range");
+	cr_assert_eq(gmem_add_hotplug(&m, m.hp_base + GMEM_HOTPLUG_BLOCK, 2 * GMEM_HOTPLUG_BLOCK, 1, &idx), 0);
+	cr_assert_eq(gmem_add_hotplug(&m, m.hp_base + 2 * GMEM_HOTPLUG_BLOCK, GMEM_HOTPLUG_BLOCK, 0, &idx2), -EEXIST);
+	cr_assert_eq(gmem_add_hotplug(&m, m.hp_base, GMEM_HOTPLUG_BLOCK, 0, &idx2), 0);
+	cr_assert(m.regions[idx].hotplug && m.regions[idx].node == 1);
+	uint64_t gpa = m.hp_base + GMEM_HOTPLUG_BLOCK;
+	cr_assert_eq(gmem_write(&m, gpa + 4096, "abc", 4), 0);
+	char out[4];
+	cr_assert_eq(gmem_read(&m, gpa + 4096, out, 4), 0);
+	cr_assert_str_eq(out, "abc");
+	cr_assert_eq(m.ram_size, ram, "hot-added RAM is not boot RAM");
+	gmem_unplug(&m, idx);
+	cr_assert_null(gmem_ptr(&m, gpa + 4096, 4), "ejected: not RAM any more");
+	cr_assert_not_null(gmem_ptr(&m, m.hp_base, 4), "the other piece stays");
+	cr_assert_eq(gmem_add_hotplug(&m, gpa, GMEM_HOTPLUG_BLOCK, 0, &idx2), 0, "its addresses are free again");
+	cr_assert_neq(idx2, idx, "the ejected piece keeps its index");
+	gmem_destroy(&m);
+}
+
+/* The VmFlags line of the mapping that holds p in /proc/self/smaps. */
+static void vm_flags_of(const void *p, char *out, size_t len)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	cr_assert(f);
+	char line[512];
+	bool in = false;
+	out[0] = 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+			in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+		else if (in && !strncmp(line, "VmFlags:", 8)) {
+			snprintf(out, len, "%s", line);
+			break;
+		}
+	}
+	fclose(f);
+}
+
+/* --memory-backend: thp marks the RAM for transparent huge pages (VmFlags
+ * hg), normal keeps them off (nh), hugetlb takes 2 MiB pages reserved at
+ * the mapping (ht) or says the host has too few (docs/numa.md "Huge
+ * pages"). */
+Test(memory, backends)
+{
+	struct guest_memory m;
+	char flags[256];
+	cr_assert_eq(gmem_init_backend(&m, 64 << 20, 0, GMEM_BACKEND_THP), 0);
+	vm_flags_of(m.regions[0].host, flags, sizeof(flags));
+	cr_assert(strstr(flags, " hg"), "thp: %s", flags);
+	gmem_destroy(&m);
+	cr_assert_eq(gmem_init_backend(&m, 64 << 20, 0, GMEM_BACKEND_NORMAL), 0);
+	vm_flags_of(m.regions[0].host, flags, sizeof(flags));
+	cr_assert(strstr(flags, " nh") && !strstr(flags, " hg"), "normal: %s", flags);
+	gmem_destroy(&m);
+	cr_assert_lt(gmem_init_backend(&m, (64 << 20) + 4096, 0, GMEM_BACKEND_HUGETLB), 0, "not whole 2 MiB pages");
+	cr_assert(strstr(err_msg(), "not a multiple of 2 MiB"), "%s", err_msg());
+	FILE *f = fopen("/proc/sys/vm/nr_hugepages", "r");
+	unsigned long pages = 0;
+	if (f) {
+		cr_assert_eq(fscanf(f, "%lu", &pages), 1);
+		fclose(f);
+	}
+	int rc = gmem_init_backend(&m, 4 << 20, 0, GMEM_BACKEND_HUGETLB);
+	if (pages < 2) {
+		cr_assert_lt(rc, 0, "no huge pages on this host: refused");
+		cr_assert(strstr(err_msg(), "huge pages") && strstr(err_msg(), "nr_hugepages"), "%s", err_msg());
+	} else {
+		cr_assert_eq(rc, 0, "%s", err_msg());
+		vm_flags_of(m.regions[0].host, flags, sizeof(flags));
+		cr_assert(strstr(flags, " ht"), "hugetlb: %s", flags);
+		gmem_destroy(&m);
+	}
 }

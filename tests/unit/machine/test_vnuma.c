@@ -393,3 +393,129 @@ Test(host_numa, snapshot_host_nodes_the_host_lacks_are_replaced)
 	c.nodes[1].host_picked = false;
 	cr_assert_lt(vnuma_host_resolve(&c, &h), 0);
 }
+
+/* The hot-pluggable range in equal shares of whole blocks (the last node
+ * takes the rest); hot-added RAM belongs to the node it was added to, in
+ * the ranges binding and moving walk; and its mapping is bound to that
+ * node's host nodes (docs/hotplug.md "Memory"). */
+Test(vnuma, hotplug_shares_and_hot_added_ranges)
+{
+	struct numa_config c = { 0 };
+	cr_assert_eq(vnuma_config_finish(&c, 3, 3, 384ull << 20), 0);
+	struct guest_memory mem;
+	cr_assert_eq(gmem_init_hotplug(&mem, 384ull << 20, 7 * GMEM_HOTPLUG_BLOCK), 0);
+	uint64_t base, size, want = mem.hp_base;
+	for (unsigned i = 0; i < 3; i++) {
+		cr_assert_eq(vnuma_hotplug_share(&c, &mem, i, &base, &size), 0);
+		cr_assert_eq(base, want, "node %u", i);
+		cr_assert_eq(size, (i == 2 ? 3 : 2) * GMEM_HOTPLUG_BLOCK, "node %u", i);
+		want += size;
+	}
+	cr_assert_lt(vnuma_hotplug_share(&c, &mem, 3, &base, &size), 0);
+	unsigned idx;
+	cr_assert_eq(gmem_add_hotplug(&mem, mem.hp_base + 2 * GMEM_HOTPLUG_BLOCK, GMEM_HOTPLUG_BLOCK, 1, &idx), 0);
+	n = 0;
+	cr_assert_eq(vnuma_for_each_range(&c, &mem, collect, NULL), 0);
+	cr_assert_eq(n, 4, "three boot ranges, then the hot-added one");
+	cr_assert_eq(got[3].node, 1);
+	cr_assert_eq(got[3].gpa, mem.hp_base + 2 * GMEM_HOTPLUG_BLOCK);
+	cr_assert_eq(got[3].len, GMEM_HOTPLUG_BLOCK);
+	for (unsigned i = 0; i < 3; i++)
+		cr_assert_lt(got[i].gpa, mem.hp_base, "boot RAM ranges only below the range");
+
+	struct host_numa h;
+	cr_assert_eq(host_numa_read(&h, NULL), 0);
+	if (h.nodes) {
+		cr_assert_eq(vnuma_parse_policy("bind", &c.policy), 0);
+		cr_assert_eq(vnuma_host_resolve(&c, &h), 0, "%s", err_msg());
+		cr_assert_eq(vnuma_bind_hotplug(&c, &mem.regions[idx]), 0, "%s", err_msg());
+		int mode = -1;
+		unsigned long mask = 0;
+		cr_assert_eq(get_mempolicy(&mode, &mask, 64, mem.regions[idx].host + 4096, MPOL_F_ADDR), 0);
+		cr_assert_eq(mode, MPOL_BIND);
+		cr_assert_eq(mask, c.nodes[1].host_nodes);
+	}
+	gmem_destroy(&mem);
+}
+
+static cpu_set_t cpus_of(const char *list)
+{
+	uint64_t bits;
+	cpu_set_t set;
+	cr_assert_eq(host_numa_parse_list(list, &bits, &set), 0);
+	return set;
+}
+
+/* --numa-follow on a fake two-node host (CPUs 0-1 and 2-3, distance 21):
+ * each node keeps its host nodes' CPUs that stay allowed; one left with
+ * none goes to the allowed CPUs of the nearest host node. */
+Test(numa_follow, narrows_to_the_allowed_cpus_and_falls_back_to_the_nearest_node)
+{
+	char root[64];
+	struct host_numa h;
+	fake_two_node_host(root, true, &h);
+	remove_tree(root);
+	struct numa_config c = { 0 };
+	cr_assert_eq(vnuma_config_finish(&c, 2, 2, 4ull << 20), 0);
+	cpu_set_t all = cpus_of("0-3"), out[NUMA_MAX_NODES];
+	cr_assert_eq(vnuma_follow(&c, &h, &all, out), -EINVAL, "not bound yet");
+	cr_assert_eq(vnuma_host_resolve(&c, &h), 0, "%s", err_msg());
+	cr_assert_eq(c.nodes[0].host_nodes, 1);
+	cr_assert_eq(c.nodes[1].host_nodes, 2);
+
+	cr_assert_eq(vnuma_follow(&c, &h, &all, out), 0);
+	cpu_set_t want0 = cpus_of("0-1"), want1 = cpus_of("2-3");
+	cr_assert(CPU_EQUAL(&out[0], &want0) && CPU_EQUAL(&out[1], &want1), "nothing taken away");
+
+	cpu_set_t some = cpus_of("1,3");
+	cr_assert_eq(vnuma_follow(&c, &h, &some, out), 0);
+	want0 = cpus_of("1");
+	want1 = cpus_of("3");
+	cr_assert(CPU_EQUAL(&out[0], &want0) && CPU_EQUAL(&out[1], &want1), "each keeps what is left of its own");
+
+	cpu_set_t node0_only = cpus_of("0-1");
+	cr_assert_eq(vnuma_follow(&c, &h, &node0_only, out), 0);
+	cr_assert(CPU_EQUAL(&out[0], &node0_only));
+	cr_assert(CPU_EQUAL(&out[1], &node0_only), "host node 1 lost every CPU: node 1 goes to the nearest, 0");
+
+	cpu_set_t none;
+	CPU_ZERO(&none);
+	cr_assert_eq(vnuma_follow(&c, &h, &none, out), -EINVAL);
+}
+
+/* --memory-backend hugetlb: each node's 2 MiB pages where its policy
+ * puts them (bind: its host nodes), on a fake host with 100 free huge
+ * pages on node 0 and none on node 1 (docs/numa.md "Huge pages"). */
+Test(hugepages, checked_per_node_on_its_host_nodes)
+{
+	char root[64], dir[128];
+	struct host_numa h;
+	fake_two_node_host(root, true, &h);
+	for (unsigned n = 0; n < 2; n++) {
+		snprintf(dir, sizeof(dir), "%s/node%u/hugepages", root, n);
+		mkdir(dir, 0755);
+		snprintf(dir, sizeof(dir), "node%u/hugepages/hugepages-2048kB/free_hugepages", n);
+		put(root, dir, n == 0 ? "100\n" : "0\n");
+	}
+	cr_assert_eq(host_numa_read(&h, root), 0, "%s", err_msg());
+	remove_tree(root);
+	cr_assert_eq(h.free_huge[0], 100);
+	cr_assert_eq(h.free_huge[1], 0);
+
+	struct numa_config none = { 0 };
+	cr_assert_eq(vnuma_check_hugepages(&none, &h, 200ull << 20), 0, "100 pages: 200 MiB fit");
+	cr_assert_eq(vnuma_check_hugepages(&none, &h, 202ull << 20), -ENOMEM);
+	cr_assert(strstr(err_msg(), "need 101 free 2 MiB huge pages, the host has 100"), "%s", err_msg());
+
+	struct numa_config c = { 0 };
+	vnuma_parse_node(&c, "node,mem=64M,cpus=0,host-node=0");
+	vnuma_parse_node(&c, "node,mem=64M,cpus=1,host-node=1");
+	cr_assert_eq(vnuma_parse_policy("bind", &c.policy), 0);
+	cr_assert_eq(vnuma_config_finish(&c, 0, 2, 128ull << 20), 0);
+	cr_assert_eq(vnuma_host_resolve(&c, &h), 0, "%s", err_msg());
+	cr_assert_eq(vnuma_check_hugepages(&c, &h, 128ull << 20), -ENOMEM, "node 1 is bound where there are none");
+	cr_assert(strstr(err_msg(), "numa node 1 needs 32 free 2 MiB huge pages on host node(s) 1, which have 0"), "%s",
+		  err_msg());
+	cr_assert_eq(vnuma_parse_policy("preferred", &c.policy), 0);
+	cr_assert_eq(vnuma_check_hugepages(&c, &h, 128ull << 20), 0, "preferred: node 0's pages serve it");
+}

@@ -173,6 +173,17 @@ Test(manifest, memory_sizes)
 	cr_assert_lt(parse("{\"memory\": true}"), 0);
 }
 
+Test(manifest, memory_hotplug_size)
+{
+	cr_assert_eq(parse("{\"memory_hotplug\": \"1G\"}"), 0);
+	cr_assert_eq(cfg.mem_hotplug, 1ULL << 30);
+	cr_assert_eq(parse("{\"memory_hotplug\": 0}"), 0);
+	cr_assert_eq(cfg.mem_hotplug, 0);
+	expect_error("{\"memory_hotplug\": \"64G\"}", "manifest vm.json: memory_hotplug: \"64G\" is out of range "
+		     "(expected bytes as an integer or a size such as \"1G\", a multiple of 128M up to 32G)");
+	cr_assert_lt(parse("{\"memory_hotplug\": \"lots\"}"), 0);
+}
+
 Test(manifest, messages_name_field_value_and_expectation)
 {
 	expect_error("{\"cpus\": \"two\"}", "manifest vm.json: cpus: \"two\" is not an integer (expected 1 to 64)");

@@ -23,12 +23,8 @@ static int emu_vm_init(struct vm *vm)
 	if (!evm)
 		return err_set(-ENOMEM, "emu: out of memory");
 	evm->mem = &vm->mem;
-	uint64_t end = 0;
-	for (unsigned i = 0; i < vm->mem.n_regions; i++) {
-		uint64_t e = vm->mem.regions[i].gpa + vm->mem.regions[i].size;
-		if (e > end)
-			end = e;
-	}
+	/* Hot-added RAM included: its pages need counters from the start. */
+	uint64_t end = gmem_span_end(&vm->mem);
 	evm->n_pages = (end + 4095) >> 12;
 	evm->page_gen = calloc(evm->n_pages ? evm->n_pages : 1, sizeof(*evm->page_gen));
 	evm->code_page = calloc(evm->n_pages ? evm->n_pages : 1, sizeof(*evm->code_page));

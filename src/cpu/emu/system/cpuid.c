@@ -87,7 +87,7 @@ struct cpuid_entry {
 };
 
 static const struct cpuid_entry cpuid_table[] = {
-	{ 0x0, CPUID_ANY, 0x16, STR4('G', 'e', 'n', 'u'), STR4('n', 't', 'e', 'l'), STR4('i', 'n', 'e', 'I') },
+	{ 0x0, CPUID_ANY, 0x1f, STR4('G', 'e', 'n', 'u'), STR4('n', 't', 'e', 'l'), STR4('i', 'n', 'e', 'I') },
 	{ 0x1, CPUID_ANY, CPU_SIGNATURE, 0x00010800u,
 	  F1C_SSE3 | F1C_SSSE3 | F1C_CX16 | F1C_PCID | F1C_SSE41 | F1C_SSE42 | F1C_X2APIC | F1C_MOVBE |
 	  F1C_POPCNT | F1C_TSC_DEADLINE | F1C_XSAVE | F1C_RDRAND | F1C_HYPERVISOR,
@@ -167,12 +167,15 @@ void cpuid_query(struct emu_cpu *cpu, uint32_t leaf, uint32_t subleaf, uint32_t 
 {
 	/* Intel: a basic or extended leaf above the maximum returns the data of
 	 * the highest basic leaf. */
-	if ((leaf > 0x16 && leaf < 0x40000000) || leaf > 0x80000008)
-		leaf = 0x16;
+	if ((leaf > 0x1f && leaf < 0x40000000) || leaf > 0x80000008)
+		leaf = 0x1f;
 	memset(out, 0, 4 * sizeof(uint32_t));
-	if (leaf == 0xb) {
-		/* x2APIC topology (SDM vol. 2A, CPUID leaf 0BH): one thread per
-		 * core, n cores in the package. */
+	if (leaf == 0xb || leaf == 0x1f) {
+		/* x2APIC topology (SDM vol. 2A, CPUID leaves 0BH and 1FH): one
+		 * thread per core, n cores in the package.  Leaf 1FH, which
+		 * Linux prefers when present, names the same two levels (no
+		 * module, tile or die level), so both agree with each other and
+		 * with the MADT's APIC ids; leaves 17H-1EH are all zero. */
 		unsigned n = cpus_per_package(cpu), shift = 0;
 		while ((1u << shift) < n)
 			shift++;

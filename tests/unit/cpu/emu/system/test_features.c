@@ -78,6 +78,18 @@ Test(cpuid_topology, one_package_per_equal_numa_node)
 	cr_assert_eq(out[3], 2, "x2APIC id");
 	cpuid_query(cpu, 1, 0, out);
 	cr_assert_eq((out[1] >> 16) & 0xff, 2, "leaf 1: logical processors per package");
+	/* Leaf 1FH (the V2 extended topology Linux reads first) says the
+	 * same as 0BH, level by level, and ends where it ends. */
+	for (uint32_t sub = 0; sub < 4; sub++) {
+		uint32_t b[4], x[4];
+		cpuid_query(cpu, 0xb, sub, b);
+		cpuid_query(cpu, 0x1f, sub, x);
+		cr_assert_arr_eq(b, x, sizeof(b), "subleaf %u", sub);
+	}
+	cpuid_query(cpu, 0, 0, out);
+	cr_assert_eq(out[0], 0x1f, "the highest basic leaf");
+	cpuid_query(cpu, 0x1c, 0, out);
+	cr_assert_eq(out[0] | out[1] | out[2] | out[3], 0, "leaves 17H-1EH are zero");
 	/* Nodes of 1 and 3 vCPUs: one package. */
 	struct numa_config c = { 0 };
 	vnuma_parse_node(&c, "node,mem=32M,cpus=0");
