@@ -369,7 +369,7 @@ static void machine_reset(struct machine *m)
 	memset((void *)evm->code_page, 0, evm->n_pages);
 	if (evm->pt_page)
 		memset((void *)evm->pt_page, 0, evm->n_pages);
-	emu_blocks_flush(emu_core_of(cpu));
+	emu_block_cache_flush(evm);
 	emu_cpu_reset(cpu, true);
 	cpu->tpr = 0;   /* CR8 without a LAPIC: not part of INIT state */
 	cpu->icount = 0;

@@ -17,6 +17,7 @@ struct cpu_model;
 struct guest_memory;
 struct emu_vm;
 struct emu_ops;
+struct emu_block_cache;
 
 /* Lazy flags (docs/architecture.md "Lazy flags"): the last flag-setting operation's
  * kind and operands; arithmetic flags are computed only when read. */
@@ -196,6 +197,9 @@ struct emu_cpu {
 /* Per-VM engine state shared by all vCPUs. */
 struct emu_vm {
 	struct guest_memory *mem;
+	/* Decoded blocks of every vCPU (core/block.h, docs/architecture.md
+	 * "Decode once"); NULL in unit tests of the system module. */
+	struct emu_block_cache *blocks;
 	/* Self-modifying code (docs/architecture.md "Self-modifying code"):
 	 * one generation counter per guest page; a write to a page holding
 	 * decoded blocks bumps it, and blocks of an older generation are

@@ -40,6 +40,10 @@ static int emu_vm_init(struct vm *vm)
 		return err_set(-ENOMEM, "emu: out of memory for %llu page counters", n);
 	}
 	int rc = emu_sys_vm_init(evm);
+	if (rc == 0 && emu_block_cache_init(evm, vm->code_cache_bytes) < 0) {
+		emu_sys_vm_destroy(evm);
+		rc = err_set(-ENOMEM, "emu: out of memory for the code cache");
+	}
 	if (rc < 0) {
 		free((void *)evm->page_gen);
 		free((void *)evm->code_page);
@@ -55,6 +59,7 @@ static void emu_vm_destroy(struct vm *vm)
 	struct emu_vm *evm = vm->accel_state;
 	if (!evm)
 		return;
+	emu_block_cache_destroy(evm);
 	emu_sys_vm_destroy(evm);
 	free((void *)evm->page_gen);
 	free((void *)evm->code_page);
@@ -85,9 +90,9 @@ static int emu_vcpu_init(struct vcpu *vcpu)
 	if (!cv)
 		return err_set(-ENOMEM, "emu: out of memory for vCPU %u", vcpu->id);
 	memset(cv, 0, sizeof(*cv));
-	if (emu_blocks_alloc(cv) < 0) {
+	if (emu_blocks_alloc(cv, vcpu->vm->accel_state, vcpu->id) < 0) {
 		free(cv);
-		return err_set(-ENOMEM, "emu: out of memory for the block cache of vCPU %u", vcpu->id);
+		return err_set(-ENOMEM, "emu: out of memory for the block lookups of vCPU %u", vcpu->id);
 	}
 	struct emu_cpu *cpu = &cv->cpu;
 	cpu->vcpu = vcpu;
@@ -268,6 +273,7 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 	cpu->exit = exit;
 	cpu->fault_env = &env;
 	cpu->stop_block = false;
+	emu_blocks_enter(cv);
 	if (setjmp(env)) {
 		/* emu_raise() landed here: the faulting instruction's RIP is still
 		 * in cpu->rip; deliver (which may escalate to #DF or shutdown). */
@@ -282,8 +288,12 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 	for (;;) {
 		if (exit->reason != VCPU_EXIT_NONE) {
 			cpu->fault_env = NULL;
+			emu_blocks_leave(cv);
 			return 0;
 		}
+		/* No block pointer is held here: the place to follow a flush
+		 * of the shared cache. */
+		emu_blocks_sync(cv);
 		if (__builtin_expect(cpu->icount >= cpu->icount_stop, 0)) {
 			exit->reason = VCPU_EXIT_KICK;
 			continue;
@@ -375,7 +385,8 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 		for (;;) {
 			run_block(cpu, b, EMU_BLOCK_MAX_INSNS);
 			if (cpu->stop_block || needs_one_insn_unshadowed(cpu) || cpu->icount >= cpu->icount_stop ||
-			    events_stop_chain(cpu, atomic_load_explicit(&vcpu->events, memory_order_relaxed)))
+			    events_stop_chain(cpu, atomic_load_explicit(&vcpu->events, memory_order_relaxed)) ||
+			    emu_blocks_stale(cv))
 				break;
 			/* An interrupt shadow (STI, MOV SS, POP SS) holds off
 			 * events, which only the loop above takes: with none
