@@ -56,6 +56,9 @@ int vm_config_validate(const struct vm_config *cfg)
 	if (cfg->mem_bytes < (16ULL << 20) || cfg->mem_bytes > (1ULL << 40))
 		return err_set(-EINVAL, "memory: %llu bytes is out of range (expected 16 MiB to 1 TiB)",
 			       (unsigned long long)cfg->mem_bytes);
+	if (cfg->code_cache_bytes && (cfg->code_cache_bytes < (1ULL << 20) || cfg->code_cache_bytes > (16ULL << 30)))
+		return err_set(-EINVAL, "code_cache: %llu bytes is out of range (expected 1 MiB to 16 GiB)",
+			       (unsigned long long)cfg->code_cache_bytes);
 	if (cfg->numa_nodes > cfg->cpus)
 		return err_set(-EINVAL, "numa_nodes: %u is more than the %u CPUs", cfg->numa_nodes, cfg->cpus);
 	struct numa_config numa;

@@ -71,6 +71,7 @@ struct vm_config {
 	unsigned cpus;         /* 1..VM_MAX_CPUS */
 	char *cpu;             /* CPU model, machine/cpu_model.h; NULL: max */
 	uint64_t mem_bytes;
+	uint64_t code_cache_bytes; /* emu: decoded code kept for the VM; 0: default (128 MiB) */
 	unsigned numa_nodes;   /* shorthand: N even nodes; 0: see numa */
 	struct numa_config numa; /* --numa nodes, distances, policy (docs/numa.md) */
 	char *kernel;          /* bzImage or Multiboot image */

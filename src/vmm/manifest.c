@@ -20,7 +20,7 @@
 
 const char *const vm_manifest_fields[] = {
 	"engine", "cpu", "cpus", "memory", "numa_nodes", "kernel", "initrd", "cmdline",
-	"decompress", "no_reboot", "deterministic", "hyperv", "compound", "sandbox", "serial", "console", "api_socket",
+	"decompress", "no_reboot", "deterministic", "hyperv", "compound", "code_cache", "sandbox", "serial", "console", "api_socket",
 	"restore", "disks", "disks[].path", "disks[].format", "disks[].readonly", "disks[].key_file",
 	"disks[].serial", "disks[].id", "disks[].cache", "disks[].queues", "disks[].packed", "rng", "rng_rate",
 	"nets", "nets[].type", "nets[].ifname", "nets[].mac", "nets[].hostfwd",
@@ -185,6 +185,20 @@ static int f_memory(const struct mctx *m, json_t *v, struct vm_config *cfg)
 	if (bytes < (16ULL << 20) || bytes > (1ULL << 40))
 		return bad(m, "memory", v, "is out of range", exp);
 	cfg->mem_bytes = bytes;
+	return 0;
+}
+
+static int f_code_cache(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	const char *exp = "bytes as an integer or a size such as \"64M\", 1M to 16G";
+	uint64_t bytes;
+	if (json_is_integer(v) && json_integer_value(v) > 0)
+		bytes = (uint64_t)json_integer_value(v);
+	else if (!json_is_string(v) || parse_size(json_string_value(v), &bytes) < 0)
+		return bad(m, "code_cache", v, "is not a size", exp);
+	if (bytes < (1ULL << 20) || bytes > (16ULL << 30))
+		return bad(m, "code_cache", v, "is out of range", exp);
+	cfg->code_cache_bytes = bytes;
 	return 0;
 }
 
@@ -748,7 +762,7 @@ static const struct {
 	{ "engine", f_engine }, { "cpu", f_cpu }, { "cpus", f_cpus }, { "memory", f_memory }, { "numa_nodes", f_numa },
 	{ "kernel", f_kernel }, { "initrd", f_initrd }, { "cmdline", f_cmdline },
 	{ "decompress", f_decompress }, { "no_reboot", f_no_reboot }, { "deterministic", f_deterministic },
-	{ "hyperv", f_hyperv }, { "compound", f_compound },
+	{ "hyperv", f_hyperv }, { "compound", f_compound }, { "code_cache", f_code_cache },
 	{ "sandbox", f_sandbox },
 	{ "serial", f_serial }, { "api_socket", f_api_socket }, { "restore", f_restore },
 	{ "disks", f_disks }, { "devices", f_devices }, { "consoles", f_consoles },

@@ -80,7 +80,7 @@ static void emu_memory_written(struct vm *vm, uint64_t gpa, uint64_t len)
 		if (atomic_load_explicit(&evm->code_page[p], memory_order_relaxed))
 			emu_blocks_invalidate_page(evm, p << 12);
 		if (evm->pt_page && atomic_load_explicit(&evm->pt_page[p], memory_order_relaxed))
-			atomic_fetch_add_explicit(&evm->pt_gen, 1, memory_order_release);
+			emu_pt_page_written(evm, p);
 	}
 }
 
@@ -552,6 +552,40 @@ static int emu_set_msrs(struct vcpu *vcpu, const struct x86_msr_entry *msrs, siz
 	return (int)i;
 }
 
+static uint64_t peek(const uint64_t *counter)
+{
+	return __atomic_load_n(counter, __ATOMIC_RELAXED);
+}
+
+static void emu_code_stats(struct vm *vm, struct accel_code_stats *out)
+{
+	struct emu_vm *evm = vm->accel_state;
+	if (!evm || !evm->blocks)
+		return;
+	struct emu_block_cache *c = evm->blocks;
+	pthread_mutex_lock(&c->lock);
+	out->cache_bytes = c->size;
+	out->decoded_bytes = c->used;
+	out->decoded_peak = c->high_water;
+	out->blocks = c->blocks;
+	out->uncached = c->uncached;
+	out->evictions = c->flushes;
+	pthread_mutex_unlock(&c->lock);
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		struct emu_core_vcpu *cv = vm->vcpus[i] ? vm->vcpus[i]->accel : NULL;
+		if (!cv)
+			continue;
+		out->shared_hits += peek(&cv->shared_hits);
+		out->as_switches += peek(&cv->cpu.as_switches);
+		out->as_kept += peek(&cv->cpu.as_kept);
+		out->as_purged += peek(&cv->cpu.as_purged);
+		out->tlb_full_flushes += peek(&cv->cpu.tlb_full_flushes);
+	}
+	out->pt_tracked = atomic_load_explicit(&evm->pt_tracked, memory_order_relaxed);
+	out->pt_deferred = atomic_load_explicit(&evm->pt_deferred, memory_order_relaxed);
+	out->pt_restarts = atomic_load_explicit(&evm->pt_restarts, memory_order_relaxed);
+}
+
 const struct accel_ops accel_emu = {
 	.name = "emu",
 	.vm_init = emu_vm_init,
@@ -570,4 +604,5 @@ const struct accel_ops accel_emu = {
 	.get_msrs = emu_get_msrs,
 	.set_msrs = emu_set_msrs,
 	.memory_written = emu_memory_written,
+	.code_stats = emu_code_stats,
 };
