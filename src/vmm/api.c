@@ -1224,7 +1224,7 @@ int api_stats_from_machine(struct vm *vm, json_t *out)
 	json_object_set_new(out, "vcpus", vcpus);
 	json_object_set_new(out, "devices", devices);
 	add_host_calls(vm, out);
-	if (vm->accel->code_stats) {
+	if (vm->accel && vm->accel->code_stats) {
 		struct accel_code_stats cs = { 0 };
 		vm->accel->code_stats(vm, &cs);
 		json_t *c = json_object();

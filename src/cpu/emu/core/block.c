@@ -233,6 +233,10 @@ static struct emu_block *decode_straddling(struct emu_cpu *cpu, uint64_t lin, ui
 	b->mode = cpu->mode;
 	b->n = 1;
 	b->cacheable = false;
+	/* No link: emu_block_next() reads them all the same. */
+	atomic_init(&b->link_seq, 0);
+	for (unsigned i = 0; i < EMU_BLOCK_CHAINS; i++)
+		b->link[i] = (struct emu_block_link){ .lin = ~0ull };
 	return b;
 }
 

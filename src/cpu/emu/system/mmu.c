@@ -104,12 +104,18 @@ void emu_tlb_flush(struct emu_cpu *cpu, bool include_global)
 	cpu->tlb_full_flushes++;
 	if (include_global)
 		gtlb_clear(cpu);
-	for (unsigned i = 0; i < EMU_ASID_SLOTS; i++) {
-		cpu->asids[i].gen = 0;
-		cpu->asids[i].untracked = false;
-	}
 	if (cpu->evm && atomic_load_explicit(&cpu->evm->pt_deferring, memory_order_relaxed))
 		pt_tracking_restart(cpu->evm);
+	for (unsigned i = 0; i < EMU_ASID_SLOTS; i++) {
+		struct emu_asid_slot *a = &cpu->asids[i];
+		a->gen = 0;
+		a->untracked = false;
+		/* Nothing is cached: fresh as of now. */
+		if (cpu->evm) {
+			a->pt_gen = atomic_load_explicit(&cpu->evm->pt_gen, memory_order_acquire);
+			a->root_gen = root_gen_of(cpu->evm, a->key);
+		}
+	}
 	cpu->asid = asid_tag(cpu->asid_cur, 0);
 	cpu->tlb_salt = EMU_TLB_SALT(cpu->asid_cur);
 	if (cpu->evm)
