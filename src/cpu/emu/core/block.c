@@ -275,6 +275,10 @@ static struct emu_block *publish(struct emu_core_vcpu *cv, _Atomic(struct emu_bl
 		c->uncached++;
 		pthread_mutex_unlock(&c->lock);
 		b->cacheable = false;
+		/* Back to the run loop's top after this block, where this vCPU
+		 * holds no block and follows the flush, so that the arena is
+		 * free again soon. */
+		cv->cpu.stop_block = true;
 		return b;
 	}
 	struct emu_block *n = (struct emu_block *)(c->arena + c->used);

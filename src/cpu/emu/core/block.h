@@ -137,9 +137,10 @@ static inline struct emu_block *emu_block_next(struct emu_cpu *cpu, struct emu_b
 		if (__atomic_load_n(&l->lin, __ATOMIC_RELAXED) == lin && __atomic_load_n(&l->key, __ATOMIC_RELAXED) == key) {
 			struct emu_block *to = __atomic_load_n(&l->to, __ATOMIC_RELAXED);
 			atomic_thread_fence(memory_order_acquire);
-			if (__builtin_expect(!(seq & 1) && atomic_load_explicit(&b->link_seq, memory_order_relaxed) == seq &&
-					     to->gen == __atomic_load_n((uint32_t *)&cpu->evm->page_gen[to->page],
-									__ATOMIC_ACQUIRE), 1))
+			/* Whole: seq even (no writer) and unchanged. */
+			uint32_t torn = (seq & 1) | (atomic_load_explicit(&b->link_seq, memory_order_relaxed) ^ seq);
+			if (__builtin_expect(!torn && to->gen == __atomic_load_n((uint32_t *)&cpu->evm->page_gen[to->page],
+										__ATOMIC_ACQUIRE), 1))
 				return to;
 			break;
 		}

@@ -385,8 +385,7 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 		for (;;) {
 			run_block(cpu, b, EMU_BLOCK_MAX_INSNS);
 			if (cpu->stop_block || needs_one_insn_unshadowed(cpu) || cpu->icount >= cpu->icount_stop ||
-			    events_stop_chain(cpu, atomic_load_explicit(&vcpu->events, memory_order_relaxed)) ||
-			    emu_blocks_stale(cv))
+			    events_stop_chain(cpu, atomic_load_explicit(&vcpu->events, memory_order_relaxed)))
 				break;
 			/* An interrupt shadow (STI, MOV SS, POP SS) holds off
 			 * events, which only the loop above takes: with none
