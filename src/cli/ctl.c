@@ -160,6 +160,11 @@ static void print_stats(json_t *r)
 		printf("compounding:\n");
 		print_scalar_fields(comp, "  ");
 	}
+	json_t *code = json_object_get(r, "code_cache");
+	if (json_is_object(code)) {
+		printf("code cache and address spaces:\n");
+		print_scalar_fields(code, "  ");
+	}
 	json_t *con = json_object_get(r, "console");
 	if (con)
 		printf("console: %lld bytes of output dropped (nobody read them)\n",

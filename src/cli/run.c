@@ -43,6 +43,8 @@ static const char run_usage[] =
 	"                          OPT: ro, format=raw|vhd, key-file=FILE (LUKS2 passphrase),\n"
 	"                          serial=S, id=ID, cache=writeback|none|unsafe, queues=N,\n"
 	"                          packed=on|off\n"
+	"      --code-cache SIZE   emu: decoded guest code kept for the whole VM, shared\n"
+	"                          by its vCPUs (default 128M; 1M to 16G)\n"
 	"      --rng               attach a virtio-rng device (entropy from the host)\n"
 	"      --rng-rate BYTES    at most BYTES a second of entropy to the guest (implies --rng)\n"
 	"      --net user[,hostfwd=tcp::HOSTPORT-:GUESTPORT...][,mac=ADDR]\n"
@@ -101,7 +103,7 @@ static const char run_usage[] =
 enum {
 	OPT_DISK = 256, OPT_NUMA, OPT_NUMA_NODE, OPT_NUMA_DISTANCE, OPT_NUMA_POLICY, OPT_SERIAL, OPT_NO_REBOOT, OPT_ON_PANIC, OPT_NO_DECOMPRESS,
 	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE, OPT_NO_VERIFY, OPT_CPU,
-	OPT_RNG, OPT_RNG_RATE, OPT_NET, OPT_CONSOLE, OPT_COMPOUND, OPT_NO_REGISTER, OPT_ON_HOST_SLEEP,
+	OPT_RNG, OPT_RNG_RATE, OPT_NET, OPT_CONSOLE, OPT_COMPOUND, OPT_CODE_CACHE, OPT_NO_REGISTER, OPT_ON_HOST_SLEEP,
 	OPT_ON_HOST_SHUTDOWN, OPT_POWER_SAVE_FILE, OPT_HOST_POWER_STATUS, OPT_MAX_CPUS, OPT_MEMORY_HOTPLUG, OPT_NUMA_FOLLOW, OPT_MEMORY_BACKEND,
 };
 
@@ -133,6 +135,7 @@ static const struct option run_options[] = {
 	{ "deterministic", no_argument, NULL, OPT_DETERMINISTIC },
 	{ "hyperv", required_argument, NULL, OPT_HYPERV },
 	{ "compound", required_argument, NULL, OPT_COMPOUND },
+	{ "code-cache", required_argument, NULL, OPT_CODE_CACHE },
 	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
 	{ "no-register", no_argument, NULL, OPT_NO_REGISTER },
 	{ "on-host-sleep", required_argument, NULL, OPT_ON_HOST_SLEEP },
@@ -501,6 +504,13 @@ int cli_run_main(int argc, char **argv)
 			replace(&cfg.hyperv, optarg);
 			break;
 		case OPT_COMPOUND: replace(&cfg.compound, optarg); break;
+		case OPT_CODE_CACHE:
+			if (cli_parse_size(optarg, &size) < 0 || size == 0) {
+				rc = cli_usage_error("run", "--code-cache: '%s' is not a size (e.g. 64M)", optarg);
+				goto out;
+			}
+			cfg.code_cache_bytes = size;
+			break;
 		case OPT_API_SOCKET: replace(&cfg.api_socket, optarg); break;
 		case OPT_NO_REGISTER: cfg.no_register = true; break;
 		case OPT_ON_HOST_SLEEP:

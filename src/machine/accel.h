@@ -70,6 +70,28 @@ struct vcpu_exit {
 	};
 };
 
+/* What an engine keeps of guest code and translations, for `vessel ctl
+ * stats` (docs/api.md): its code cache (shared by the VM's vCPUs) and its
+ * software TLB's address spaces (docs/architecture.md "Decode once",
+ * "Soft MMU"). */
+struct accel_code_stats {
+	uint64_t cache_bytes;       /* the bound (--code-cache) */
+	uint64_t decoded_bytes;     /* decoded blocks held now */
+	uint64_t decoded_peak;      /* the most held since the VM was built */
+	uint64_t translated_bytes;  /* host code generated from them (0: none) */
+	uint64_t blocks;            /* blocks decoded and kept */
+	uint64_t shared_hits;       /* lookups that found a block another vCPU decoded */
+	uint64_t uncached;          /* blocks decoded for one use while a flush drained */
+	uint64_t evictions;         /* flushes of the whole cache for want of room */
+	uint64_t as_switches;       /* address-space loads (MOV CR3, task switches) */
+	uint64_t as_kept;           /* ... that kept the space's translations: they hit after the switch */
+	uint64_t as_purged;         /* ... that purged them as stale */
+	uint64_t tlb_full_flushes;  /* flushes of every address space */
+	uint64_t pt_tracked;        /* paging-structure pages watched now */
+	uint64_t pt_deferred;       /* walks that left a new paging structure untracked (past the limit) */
+	uint64_t pt_restarts;       /* full flushes that restarted the tracking */
+};
+
 struct accel_ops {
 	const char *name;
 	/* Per-VM set-up after guest memory exists; 0 or -errno with err_set(). */
@@ -102,6 +124,9 @@ struct accel_ops {
 	 * while the machine exists: the engine maps it (or unmaps it).
 	 * NULL: the engine reads vm->mem as it goes (emu). */
 	int (*memory_changed)(struct vm *vm, unsigned index);
+	/* Fills *out (zeroed by the caller); from any thread, so counters
+	 * may be a moment old.  NULL: the engine keeps no code. */
+	void (*code_stats)(struct vm *vm, struct accel_code_stats *out);
 };
 
 /* Implemented by src/machine/vcpu.c: routes an IO/MMIO/MSR/HYPERCALL trap

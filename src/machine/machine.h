@@ -107,6 +107,9 @@ struct vm {
 	struct numa_config numa;
 	struct hv_vm *hv;               /* src/hv: Hyper-V interface, NULL when off */
 	struct cpu_model cpu_model;     /* --cpu: the CPUID flags removed (all zero: max) */
+	/* --code-cache: bytes of decoded (and translated) guest code the
+	 * engine keeps for the whole VM; 0: the engine's default. */
+	uint64_t code_cache_bytes;
 	/* Set by the platform: the highest-priority deliverable external
 	 * interrupt of this vCPU (LAPIC, or the PIC through LINT0 in
 	 * ExtINT mode), moved to in-service; -1 if none.  Engines call it

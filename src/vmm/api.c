@@ -1327,6 +1327,23 @@ int api_stats_from_machine(struct vm *vm, json_t *out)
 	json_object_set_new(out, "vcpus", vcpus);
 	json_object_set_new(out, "devices", devices);
 	add_host_calls(vm, out);
+	if (vm->accel && vm->accel->code_stats) {
+		struct accel_code_stats cs = { 0 };
+		vm->accel->code_stats(vm, &cs);
+		json_t *c = json_object();
+		const struct { const char *name; uint64_t v; } f[] = {
+			{ "cache_bytes", cs.cache_bytes }, { "decoded_bytes", cs.decoded_bytes },
+			{ "decoded_peak_bytes", cs.decoded_peak }, { "translated_bytes", cs.translated_bytes },
+			{ "blocks", cs.blocks }, { "shared_hits", cs.shared_hits }, { "uncached_blocks", cs.uncached },
+			{ "evictions", cs.evictions }, { "as_switches", cs.as_switches },
+			{ "as_kept", cs.as_kept }, { "as_purged", cs.as_purged },
+			{ "tlb_full_flushes", cs.tlb_full_flushes }, { "pt_pages_tracked", cs.pt_tracked },
+			{ "pt_deferred", cs.pt_deferred }, { "pt_tracking_restarts", cs.pt_restarts },
+		};
+		for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+			json_object_set_new(c, f[i].name, json_integer((json_int_t)f[i].v));
+		json_object_set_new(out, "code_cache", c);
+	}
 	struct hv_info hv;
 	if (hv_get_info(vm, &hv)) {
 		char id[24];

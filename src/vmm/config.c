@@ -81,6 +81,9 @@ int vm_config_validate(const struct vm_config *cfg)
 			       cfg->max_cpus, cfg->cpus, VM_MAX_CPUS);
 	if (cfg->max_cpus > cfg->cpus && (cfg->numa_nodes || cfg->numa.n_nodes))
 		return err_set(-EINVAL, "max_cpus: CPU hot-add in a VM with NUMA nodes is not supported yet");
+	if (cfg->code_cache_bytes && (cfg->code_cache_bytes < (1ULL << 20) || cfg->code_cache_bytes > (16ULL << 30)))
+		return err_set(-EINVAL, "code_cache: %llu bytes is out of range (expected 1 MiB to 16 GiB)",
+			       (unsigned long long)cfg->code_cache_bytes);
 	if (cfg->numa_nodes > cfg->cpus)
 		return err_set(-EINVAL, "numa_nodes: %u is more than the %u CPUs", cfg->numa_nodes, cfg->cpus);
 	struct numa_config numa;

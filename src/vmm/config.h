@@ -96,6 +96,7 @@ struct vm_config {
 	/* Memory hot-added before a snapshot, added again at its restore. */
 	unsigned n_mem_added;
 	struct memhp_piece mem_added[GMEM_MAX_REGIONS];
+	uint64_t code_cache_bytes; /* emu: decoded code kept for the VM; 0: default (128 MiB) */
 	unsigned numa_nodes;   /* shorthand: N even nodes; 0: see numa */
 	struct numa_config numa; /* --numa nodes, distances, policy (docs/numa.md) */
 	char *kernel;          /* bzImage or Multiboot image */

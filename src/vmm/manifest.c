@@ -21,7 +21,7 @@
 
 const char *const vm_manifest_fields[] = {
 	"engine", "cpu", "cpus", "max_cpus", "memory", "memory_hotplug", "memory_backend", "numa_nodes", "kernel", "initrd", "cmdline",
-	"decompress", "no_reboot", "on_panic", "deterministic", "hyperv", "compound", "sandbox", "serial", "console", "api_socket",
+	"decompress", "no_reboot", "on_panic", "deterministic", "hyperv", "compound", "code_cache", "sandbox", "serial", "console", "api_socket",
 	"restore", "disks", "disks[].path", "disks[].format", "disks[].readonly", "disks[].key_file",
 	"disks[].serial", "disks[].id", "disks[].cache", "disks[].queues", "disks[].packed", "rng", "rng_rate",
 	"nets", "nets[].type", "nets[].ifname", "nets[].mac", "nets[].hostfwd", "nets[].hotplug",
@@ -212,6 +212,12 @@ static int f_memory_hotplug(const struct mctx *m, json_t *v, struct vm_config *c
 {
 	return get_size(m, "memory_hotplug", v, 0, GMEM_HOTPLUG_MAX,
 			"bytes as an integer or a size such as \"1G\", a multiple of 128M up to 32G", &cfg->mem_hotplug);
+}
+
+static int f_code_cache(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	return get_size(m, "code_cache", v, 1ULL << 20, 16ULL << 30,
+			"bytes as an integer or a size such as \"64M\", 1M to 16G", &cfg->code_cache_bytes);
 }
 
 static int f_numa(const struct mctx *m, json_t *v, struct vm_config *cfg)
@@ -789,7 +795,7 @@ static const struct {
 	{ "memory_hotplug", f_memory_hotplug }, { "memory_backend", f_memory_backend }, { "numa_nodes", f_numa },
 	{ "kernel", f_kernel }, { "initrd", f_initrd }, { "cmdline", f_cmdline },
 	{ "decompress", f_decompress }, { "no_reboot", f_no_reboot }, { "on_panic", f_on_panic }, { "deterministic", f_deterministic },
-	{ "hyperv", f_hyperv }, { "compound", f_compound },
+	{ "hyperv", f_hyperv }, { "compound", f_compound }, { "code_cache", f_code_cache },
 	{ "sandbox", f_sandbox },
 	{ "serial", f_serial }, { "api_socket", f_api_socket }, { "restore", f_restore },
 	{ "disks", f_disks }, { "devices", f_devices }, { "consoles", f_consoles },

@@ -263,6 +263,7 @@ static int vm_create(struct vm_session *sess, const struct vm_config *cfg, const
 	/* Checked by vm_config_validate(): a spec that fails here leaves max. */
 	if (cfg->cpu)
 		cpu_model_parse(cfg->cpu, !strcmp(cfg->engine, "emu"), &vm->cpu_model);
+	vm->code_cache_bytes = cfg->code_cache_bytes;
 	pthread_mutex_init(&vm->dev_lock, NULL);
 	bus_init(&vm->pio, "pio");
 	bus_init(&vm->mmio, "mmio");

@@ -34,6 +34,7 @@
 #include "machine/machine.h"
 #include "machine/memory.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -367,9 +368,13 @@ static void machine_reset(struct machine *m)
 	memset(gmem_ptr(&m->vm.mem, 0, RAM), 0, RAM);
 	memset((void *)evm->page_gen, 0, evm->n_pages * sizeof(*evm->page_gen));
 	memset((void *)evm->code_page, 0, evm->n_pages);
-	if (evm->pt_page)
+	if (evm->pt_page) {
 		memset((void *)evm->pt_page, 0, evm->n_pages);
-	emu_blocks_flush(emu_core_of(cpu));
+		memset((void *)evm->pt_owner, 0, evm->n_pages * sizeof(*evm->pt_owner));
+		atomic_store(&evm->pt_tracked, 0);
+		atomic_store(&evm->pt_deferring, false);
+	}
+	emu_block_cache_flush(evm);
 	emu_cpu_reset(cpu, true);
 	cpu->tpr = 0;   /* CR8 without a LAPIC: not part of INIT state */
 	cpu->icount = 0;

@@ -217,6 +217,9 @@ void emu_sys_sync(struct emu_cpu *cpu);
  * vm_init/vm_destroy after evm->mem and evm->n_pages are set. */
 int emu_sys_vm_init(struct emu_vm *evm);
 void emu_sys_vm_destroy(struct emu_vm *evm);
+/* A write to watched paging-structure page pfn (by a vCPU or a device):
+ * ages the address spaces it serves. */
+void emu_pt_page_written(struct emu_vm *evm, uint64_t pfn);
 /* Run loop: call at each block boundary (before executing a block) so that
  * write translations made before a page became a code or page-table page
  * (possibly by another vCPU) are dropped. */

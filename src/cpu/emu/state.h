@@ -17,6 +17,7 @@ struct cpu_model;
 struct guest_memory;
 struct emu_vm;
 struct emu_ops;
+struct emu_block_cache;
 
 /* Lazy flags (docs/architecture.md "Lazy flags"): the last flag-setting operation's
  * kind and operands; arithmetic flags are computed only when read. */
@@ -55,6 +56,8 @@ enum emu_mmu_idx {
 	EMU_MMU_COUNT,
 };
 #define EMU_ASID_SLOTS 16
+#define EMU_ROOT_GENS 1024          /* power of two */
+#define EMU_PT_SHARED 0xffffffffu
 /* An address space the TLB holds translations of (CR3 value, or PCID
  * when CR4.PCIDE = 1).  Its tag is slot | gen << 4; bumping gen drops
  * every translation of the slot at once. */
@@ -62,6 +65,11 @@ struct emu_asid_slot {
 	uint64_t key;          /* CR3 page (PCIDE = 0) or PCID | 1 << 63; ~0 = free */
 	uint32_t gen;          /* 0..126 */
 	uint64_t pt_gen;       /* emu_vm.pt_gen when its translations were last known fresh */
+	uint64_t root_gen;     /* emu_vm.root_gen[] of its root then */
+	/* A walk went through a paging structure left untracked (the
+	 * tracking limit was reached): its translations go at its next
+	 * switch, whatever the generations say. */
+	bool untracked;
 	uint64_t last_use;
 };
 
@@ -160,6 +168,12 @@ struct emu_cpu {
 		struct emu_asid_slot asids[EMU_ASID_SLOTS];
 		unsigned asid_cur;         /* index into asids */
 		uint64_t asid_clock;
+		/* Counters (`vessel ctl stats`): CR3 loads and task switches
+		 * that load an address space, those that found its
+		 * translations still valid and kept them, those that purged
+		 * them as stale (a paging structure of theirs was written, or
+		 * untracked), and flushes of every address space. */
+		uint64_t as_switches, as_kept, as_purged, tlb_full_flushes;
 	};
 
 	/* Control registers and MSRs (SDM vol. 3A, 2.5; vol. 4). */
@@ -196,6 +210,9 @@ struct emu_cpu {
 /* Per-VM engine state shared by all vCPUs. */
 struct emu_vm {
 	struct guest_memory *mem;
+	/* Decoded blocks of every vCPU (core/block.h, docs/architecture.md
+	 * "Decode once"); NULL in unit tests of the system module. */
+	struct emu_block_cache *blocks;
 	/* Self-modifying code (docs/architecture.md "Self-modifying code"):
 	 * one generation counter per guest page; a write to a page holding
 	 * decoded blocks bumps it, and blocks of an older generation are
@@ -211,6 +228,22 @@ struct emu_vm {
 	_Atomic uint8_t *pt_page;
 	_Atomic uint8_t *pt_writes;   /* writes to a watched page since a walk last read it */
 	_Atomic uint64_t pt_gen;
+	/* Which address spaces a watched page serves: the root (CR3 page)
+	 * whose walks read it, as an index into root_gen plus one, or
+	 * EMU_PT_SHARED once walks of several roots read it (the kernel
+	 * half).  A write to a page of one root bumps that root's
+	 * generation only, so that the other address spaces stay. */
+	_Atomic uint32_t *pt_owner;
+	_Atomic uint64_t root_gen[EMU_ROOT_GENS];
+	/* Tracking limit: once pt_tracked pages are watched, paging
+	 * structures found for the first time are left untracked (their
+	 * address space is purged at each switch) until the next flush of
+	 * every translation restarts the tracking. */
+	_Atomic uint64_t pt_tracked;
+	uint64_t pt_track_limit;
+	_Atomic bool pt_deferring;
+	_Atomic uint64_t pt_deferred;   /* walks that found a paging structure and left it untracked */
+	_Atomic uint64_t pt_restarts;   /* tracking restarted by a full flush */
 };
 
 #endif

@@ -446,6 +446,15 @@ Test(api, socket_file_rules, .init = NULL, .fini = NULL)
 
 /* api_stats_from_machine over a struct vm: trap counters per reason and
  * per vCPU, and per-device access counters from both buses. */
+static void fake_code_stats(struct vm *vm, struct accel_code_stats *out)
+{
+	(void)vm;
+	out->cache_bytes = 64 << 20;
+	out->decoded_bytes = 12345;
+	out->as_kept = 7;
+	out->pt_deferred = 3;
+}
+
 Test(api, stats_from_machine, .init = NULL, .fini = NULL)
 {
 	static struct vm m;
@@ -488,6 +497,18 @@ Test(api, stats_from_machine, .init = NULL, .fini = NULL)
 	cr_assert_eq(json_integer_value(json_object_get(s, "writes")), 20);
 	cr_assert_str_eq(json_string_value(json_object_get(io, "bus")), "mmio");
 	cr_assert_eq(json_integer_value(json_object_get(io, "writes")), 3);
+	cr_assert_null(json_object_get(out, "code_cache"), "no engine, no code cache");
+	json_decref(out);
+	/* An engine that keeps code reports it under code_cache. */
+	static const struct accel_ops engine = { .name = "fake", .code_stats = fake_code_stats };
+	m.accel = &engine;
+	out = json_object();
+	cr_assert_eq(api_stats_from_machine(&m, out), 0);
+	json_t *code = json_object_get(out, "code_cache");
+	cr_assert_eq(json_integer_value(json_object_get(code, "cache_bytes")), 64 << 20);
+	cr_assert_eq(json_integer_value(json_object_get(code, "decoded_bytes")), 12345);
+	cr_assert_eq(json_integer_value(json_object_get(code, "as_kept")), 7);
+	cr_assert_eq(json_integer_value(json_object_get(code, "pt_deferred")), 3);
 	json_decref(out);
 	bus_destroy(&m.pio);
 	bus_destroy(&m.mmio);

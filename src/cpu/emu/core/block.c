@@ -10,50 +10,171 @@
 #include "machine/memory.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 
-int emu_blocks_alloc(struct emu_core_vcpu *cv)
+int emu_block_cache_init(struct emu_vm *evm, uint64_t bytes)
 {
-	cv->slots = aligned_alloc(64, sizeof(*cv->slots) * EMU_BLOCK_SLOTS);
-	cv->scratch = malloc(sizeof(struct emu_block) + sizeof(struct emu_insn));
-	cv->jumps = malloc(sizeof(*cv->jumps) * EMU_JUMP_CACHE);
+	struct emu_block_cache *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	if (!bytes)
+		bytes = EMU_BLOCK_ARENA;
+	if (bytes < EMU_BLOCK_ARENA_MIN)
+		bytes = EMU_BLOCK_ARENA_MIN;
+	c->size = (size_t)bytes;
+	c->slots = aligned_alloc(64, sizeof(*c->slots) * EMU_BLOCK_SLOTS);
 	/* Reserved, not committed: only the pages blocks are decoded into
 	 * cost memory. */
-	void *arena = mmap(NULL, EMU_BLOCK_ARENA, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-			   -1, 0);
-	cv->arena = arena == MAP_FAILED ? NULL : arena;
-	if (!cv->slots || !cv->scratch || !cv->jumps || !cv->arena) {
+	void *arena = mmap(NULL, c->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	c->arena = arena == MAP_FAILED ? NULL : arena;
+	if (!c->slots || !c->arena) {
+		free(c->slots);
+		if (c->arena)
+			munmap(c->arena, c->size);
+		free(c);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < EMU_BLOCK_SLOTS; i++)
+		atomic_init(&c->slots[i], NULL);
+	pthread_mutex_init(&c->lock, NULL);
+	atomic_init(&c->epoch, 0);
+	evm->blocks = c;
+	return 0;
+}
+
+void emu_block_cache_destroy(struct emu_vm *evm)
+{
+	struct emu_block_cache *c = evm->blocks;
+	if (!c)
+		return;
+	pthread_mutex_destroy(&c->lock);
+	free(c->slots);
+	munmap(c->arena, c->size);
+	free(c);
+	evm->blocks = NULL;
+}
+
+/* Under c->lock: the arena is free again once no reader can hold a
+ * pointer into it, i.e. each is outside its run loop or has seen the
+ * epoch of the flush. */
+static void try_reclaim(struct emu_block_cache *c)
+{
+	uint64_t e = atomic_load_explicit(&c->epoch, memory_order_seq_cst);
+	for (unsigned i = 0; i < c->n_readers; i++) {
+		uint64_t seen = atomic_load_explicit(c->readers[i], memory_order_seq_cst);
+		if (seen != e && seen != EMU_BLOCKS_IDLE)
+			return;
+	}
+	c->used = 0;
+	c->draining = false;
+}
+
+static void flush_locked(struct emu_block_cache *c)
+{
+	for (unsigned i = 0; i < EMU_BLOCK_SLOTS; i++)
+		atomic_store_explicit(&c->slots[i], NULL, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->epoch, 1, memory_order_seq_cst);
+	c->draining = true;
+	c->flushes++;
+	try_reclaim(c);
+}
+
+void emu_block_cache_flush(struct emu_vm *evm)
+{
+	struct emu_block_cache *c = evm->blocks;
+	pthread_mutex_lock(&c->lock);
+	flush_locked(c);
+	pthread_mutex_unlock(&c->lock);
+}
+
+int emu_blocks_alloc(struct emu_core_vcpu *cv, struct emu_vm *evm, unsigned id)
+{
+	struct emu_block_cache *c = evm->blocks;
+	const size_t most = sizeof(struct emu_block) + EMU_BLOCK_MAX_INSNS * sizeof(struct emu_insn);
+	cv->cache = c;
+	cv->id = (uint8_t)id;
+	cv->staging = aligned_alloc(64, (most + 63) & ~(size_t)63);
+	cv->scratch = malloc(sizeof(struct emu_block) + sizeof(struct emu_insn));
+	cv->jumps = calloc(EMU_JUMP_CACHE, sizeof(*cv->jumps));
+	atomic_init(&cv->seen, EMU_BLOCKS_IDLE);
+	pthread_mutex_lock(&c->lock);
+	bool room = c->n_readers < MACHINE_MAX_CPUS;
+	if (room)
+		c->readers[c->n_readers++] = &cv->seen;
+	cv->epoch = atomic_load(&c->epoch);
+	pthread_mutex_unlock(&c->lock);
+	if (!cv->staging || !cv->scratch || !cv->jumps || !room) {
 		emu_blocks_free(cv);
 		return -ENOMEM;
 	}
-	emu_blocks_flush(cv);
 	return 0;
 }
 
 void emu_blocks_free(struct emu_core_vcpu *cv)
 {
-	free(cv->slots);
+	struct emu_block_cache *c = cv->cache;
+	if (c) {
+		pthread_mutex_lock(&c->lock);
+		for (unsigned i = 0; i < c->n_readers; i++) {
+			if (c->readers[i] == &cv->seen) {
+				c->readers[i] = c->readers[--c->n_readers];
+				break;
+			}
+		}
+		if (c->draining)
+			try_reclaim(c);
+		pthread_mutex_unlock(&c->lock);
+	}
+	free(cv->staging);
 	free(cv->scratch);
 	free(cv->jumps);
-	if (cv->arena)
-		munmap(cv->arena, EMU_BLOCK_ARENA);
-	cv->slots = NULL;
+	cv->staging = NULL;
 	cv->scratch = NULL;
 	cv->jumps = NULL;
-	cv->arena = NULL;
+	cv->cache = NULL;
 }
 
-/* Forgets every block; links die with them, since a link only ever points
- * at a block decoded after the last flush. */
-void emu_blocks_flush(struct emu_core_vcpu *cv)
+/* Publishes the epoch this vCPU works in.  The store and the second read
+ * are sequentially consistent, as the flusher's bump and scan are: either
+ * the flusher sees this vCPU in the old epoch and waits, or this vCPU
+ * sees the new one and drops its pointers (Dekker's pattern). */
+static void publish_epoch(struct emu_core_vcpu *cv)
 {
-	memset(cv->slots, 0, sizeof(*cv->slots) * EMU_BLOCK_SLOTS);
-	memset(cv->jumps, 0, sizeof(*cv->jumps) * EMU_JUMP_CACHE);
-	cv->arena_used = 0;
-	cv->arena_flushes++;
+	struct emu_block_cache *c = cv->cache;
+	uint64_t e;
+	do {
+		e = atomic_load_explicit(&c->epoch, memory_order_seq_cst);
+		atomic_store_explicit(&cv->seen, e, memory_order_seq_cst);
+	} while (atomic_load_explicit(&c->epoch, memory_order_seq_cst) != e);
+	if (e != cv->epoch) {
+		/* Its blocks may be reused: forget them.  Links die with the
+		 * blocks, since a link only points at a block of its epoch. */
+		memset(cv->jumps, 0, sizeof(*cv->jumps) * EMU_JUMP_CACHE);
+		cv->epoch = e;
+		pthread_mutex_lock(&c->lock);
+		if (c->draining)
+			try_reclaim(c);
+		pthread_mutex_unlock(&c->lock);
+	}
+}
+
+void emu_blocks_enter(struct emu_core_vcpu *cv)
+{
+	publish_epoch(cv);
+}
+
+void emu_blocks_leave(struct emu_core_vcpu *cv)
+{
+	atomic_store_explicit(&cv->seen, EMU_BLOCKS_IDLE, memory_order_release);
+}
+
+void emu_blocks_sync_slow(struct emu_core_vcpu *cv)
+{
+	publish_epoch(cv);
 }
 
 void emu_blocks_invalidate_page(struct emu_vm *evm, uint64_t gpa)
@@ -112,6 +233,10 @@ static struct emu_block *decode_straddling(struct emu_cpu *cpu, uint64_t lin, ui
 	b->mode = cpu->mode;
 	b->n = 1;
 	b->cacheable = false;
+	/* No link: emu_block_next() reads them all the same. */
+	atomic_init(&b->link_seq, 0);
+	for (unsigned i = 0; i < EMU_BLOCK_CHAINS; i++)
+		b->link[i] = (struct emu_block_link){ .lin = ~0ull };
 	return b;
 }
 
@@ -129,13 +254,43 @@ static inline uint64_t fetch_gpa(struct emu_cpu *cpu, uint64_t lin)
 	return emu_translate_fetch(cpu, lin);
 }
 
-/* Room for a block of the longest length at the arena's end. */
-static struct emu_block *arena_reserve(struct emu_core_vcpu *cv)
+/* Publishes the block decoded in cv->staging: a copy in the arena, or,
+ * while a flush drains or when another vCPU published the same block
+ * meanwhile, that one or the staging block for one use. */
+static struct emu_block *publish(struct emu_core_vcpu *cv, _Atomic(struct emu_block *) *slot, size_t size)
 {
-	const size_t most = sizeof(struct emu_block) + EMU_BLOCK_MAX_INSNS * sizeof(struct emu_insn);
-	if (cv->arena_used + most > EMU_BLOCK_ARENA)
-		emu_blocks_flush(cv);
-	return (struct emu_block *)(cv->arena + cv->arena_used);
+	struct emu_block_cache *c = cv->cache;
+	struct emu_block *b = cv->staging;
+	pthread_mutex_lock(&c->lock);
+	struct emu_block *had = atomic_load_explicit(slot, memory_order_relaxed);
+	if (had && had->gpa == b->gpa && had->mode == b->mode && had->gen == b->gen) {
+		pthread_mutex_unlock(&c->lock);
+		return had;
+	}
+	if (c->draining)
+		try_reclaim(c);
+	if (!c->draining && c->used + size > c->size)
+		flush_locked(c);
+	if (c->draining) {
+		c->uncached++;
+		pthread_mutex_unlock(&c->lock);
+		b->cacheable = false;
+		/* Back to the run loop's top after this block, where this vCPU
+		 * holds no block and follows the flush, so that the arena is
+		 * free again soon. */
+		cv->cpu.stop_block = true;
+		return b;
+	}
+	struct emu_block *n = (struct emu_block *)(c->arena + c->used);
+	memcpy(n, b, size);
+	c->used += size;
+	if (c->used > c->high_water)
+		c->high_water = c->used;
+	c->blocks++;
+	atomic_store_explicit(slot, n, memory_order_release);
+	pthread_mutex_unlock(&c->lock);
+	cv->decoded++;
+	return n;
 }
 
 struct emu_block *emu_block_lookup(struct emu_cpu *cpu, const char **err)
@@ -145,15 +300,18 @@ struct emu_block *emu_block_lookup(struct emu_cpu *cpu, const char **err)
 	uint64_t lin = emu_fetch_linear(cpu, cpu->rip);
 	uint64_t gpa = fetch_gpa(cpu, lin);
 	uint64_t page = gpa >> 12;
-	struct emu_block **slot = &cv->slots[slot_of(gpa, cpu->mode)];
+	_Atomic(struct emu_block *) *slot = &cv->cache->slots[slot_of(gpa, cpu->mode)];
 	if (__builtin_expect(page >= evm->n_pages, 0)) {
 		*err = "instruction fetch outside RAM";
 		return NULL;
 	}
 	uint32_t gen = atomic_load_explicit(&evm->page_gen[page], memory_order_acquire);
-	struct emu_block *hit = *slot;
-	if (__builtin_expect(hit && hit->gpa == gpa && hit->mode == cpu->mode && hit->gen == gen, 1))
+	struct emu_block *hit = atomic_load_explicit(slot, memory_order_acquire);
+	if (__builtin_expect(hit && hit->gpa == gpa && hit->mode == cpu->mode && hit->gen == gen, 1)) {
+		if (hit->decoder != cv->id)
+			cv->shared_hits++;
 		return hit;
+	}
 
 	/* Decode a new block.  The generation is read before the bytes so
 	 * that a concurrent write makes the block stale, never missed. */
@@ -164,7 +322,7 @@ struct emu_block *emu_block_lookup(struct emu_cpu *cpu, const char **err)
 		return NULL;
 	}
 	mark_code_page(cpu, page);
-	struct emu_block *b = arena_reserve(cv);
+	struct emu_block *b = cv->staging;
 	unsigned n = 0, pos = 0;
 	while (n < EMU_BLOCK_MAX_INSNS && pos < avail) {
 		struct emu_insn *in = &b->insn[n];
@@ -186,11 +344,28 @@ struct emu_block *emu_block_lookup(struct emu_cpu *cpu, const char **err)
 	b->n = (uint8_t)n;
 	b->cacheable = true;
 	b->next_link = 0;
+	b->decoder = cv->id;
+	atomic_init(&b->link_seq, 0);
 	for (unsigned i = 0; i < EMU_BLOCK_CHAINS; i++)
 		b->link[i] = (struct emu_block_link){ .lin = ~0ull };
-	cv->arena_used += (sizeof(*b) + n * sizeof(b->insn[0]) + 63) & ~(size_t)63;
-	*slot = b;
-	return b;
+	return publish(cv, slot, (sizeof(*b) + n * sizeof(b->insn[0]) + 63) & ~(size_t)63);
+}
+
+/* Adds a link to b unless another vCPU is writing one of b's: the
+ * sequence count goes odd while a link changes. */
+static void link_add(struct emu_block *b, uint64_t lin, uint64_t key, struct emu_block *to)
+{
+	uint32_t seq = atomic_load_explicit(&b->link_seq, memory_order_relaxed);
+	if ((seq & 1) || !atomic_compare_exchange_strong_explicit(&b->link_seq, &seq, seq + 1, memory_order_relaxed,
+								  memory_order_relaxed))
+		return;
+	atomic_thread_fence(memory_order_release);
+	struct emu_block_link *l = &b->link[b->next_link];
+	__atomic_store_n(&l->lin, lin, __ATOMIC_RELAXED);
+	__atomic_store_n(&l->key, key, __ATOMIC_RELAXED);
+	__atomic_store_n(&l->to, to, __ATOMIC_RELAXED);
+	b->next_link = (uint8_t)((b->next_link + 1) % EMU_BLOCK_CHAINS);
+	atomic_store_explicit(&b->link_seq, seq + 2, memory_order_release);
 }
 
 struct emu_block *emu_block_link_new(struct emu_cpu *cpu, struct emu_block *b, uint64_t lin, uint64_t key)
@@ -198,20 +373,20 @@ struct emu_block *emu_block_link_new(struct emu_cpu *cpu, struct emu_block *b, u
 	struct emu_core_vcpu *cv = emu_core_of(cpu);
 	struct emu_jump_entry *j = &cv->jumps[(lin ^ lin >> 12) & (EMU_JUMP_CACHE - 1)];
 	struct emu_block *to = j->to;
+	/* The lookup below may decode into the staging block that b is. */
+	bool linkable = b->cacheable && b != cv->staging;
 	if (!(j->lin == lin && j->key == key && to &&
 	      to->gen == atomic_load_explicit(&cpu->evm->page_gen[to->page], memory_order_acquire))) {
 		const char *why = NULL;
-		uint64_t flushes = cv->arena_flushes;
 		to = emu_block_lookup(cpu, &why);
-		/* A lookup that flushed the arena took b with it; a straddling
-		 * block is decoded for one use. */
-		if (!to || !to->cacheable || cv->arena_flushes != flushes)
+		/* A block decoded for one use is linked nowhere; a lookup that
+		 * flushed the cache left b in the old epoch, which no link of
+		 * the new one may reach. */
+		if (!to || !to->cacheable || emu_blocks_stale(cv))
 			return to;
 		*j = (struct emu_jump_entry){ .lin = lin, .key = key, .to = to };
 	}
-	if (b->cacheable) {
-		b->link[b->next_link] = (struct emu_block_link){ .lin = lin, .key = key, .to = to };
-		b->next_link = (uint8_t)((b->next_link + 1) % EMU_BLOCK_CHAINS);
-	}
+	if (linkable)
+		link_add(b, lin, key, to);
 	return to;
 }

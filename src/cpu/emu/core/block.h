@@ -1,25 +1,37 @@
-/* Decoded-block cache (docs/architecture.md "Decode once"): per vCPU, a
- * direct-mapped table of blocks keyed by the guest-physical address of a
- * block's first byte and the CPU mode, pointing into an append-only arena
- * of variable-length blocks.  No locking: each vCPU owns its cache; other
- * vCPUs only bump page generations (emu_vm.page_gen), which make stale
- * blocks miss.
+/* Decoded-block cache (docs/architecture.md "Decode once"): one per VM,
+ * shared by its vCPUs, a direct-mapped table of blocks keyed by the
+ * guest-physical address of a block's first byte and the CPU mode,
+ * pointing into an append-only arena of variable-length blocks.
+ *
+ * Lookups take no lock: a slot is an atomic pointer, and a block is
+ * immutable once published, apart from its links (below).  Insertion
+ * takes the cache's lock.  Writes to code only bump page generations
+ * (emu_vm.page_gen), which make stale blocks miss.  The arena is bounded
+ * (vm->code_cache_bytes); when full it is flushed whole, and its memory is
+ * reused only once every vCPU has passed a run-loop boundary since the
+ * flush (the cache epoch), so that no vCPU still holds a pointer into it.
  *
  * Blocks are chained: a block remembers the blocks that followed it, with
  * the fetch context they were found under, so that the run loop goes from
- * block to block without a lookup while that context holds. */
+ * block to block without a lookup while that context holds.  Any vCPU may
+ * add a link to a shared block: a link is checked against the reading
+ * vCPU's own context, and a per-block sequence count lets readers see
+ * whole links only. */
 #ifndef VESSEL_CPU_EMU_CORE_BLOCK_H
 #define VESSEL_CPU_EMU_CORE_BLOCK_H
 
 #include "cpu/emu/emu.h"
+#include "machine/machine.h"
 
+#include <pthread.h>
 #include <stddef.h>
 
 #define EMU_BLOCK_MAX_INSNS 32
 /* A Linux boot runs some 200k distinct blocks, most of them once (init
  * code): 64k slots and a 128 MiB arena keep re-decoding to ~280k blocks. */
 #define EMU_BLOCK_SLOTS 65536              /* power of two */
-#define EMU_BLOCK_ARENA (128u << 20)       /* bytes of decoded blocks per vCPU; reserved, touched as used */
+#define EMU_BLOCK_ARENA (128ull << 20)     /* default bytes of decoded blocks per VM; reserved, touched as used */
+#define EMU_BLOCK_ARENA_MIN (64ull << 10)  /* the least an arena may be: a few dozen blocks */
 #define EMU_BLOCK_CHAINS 4                 /* a branch's two ways, and more for returns and indirect jumps */
 
 /* A successor found after a block: valid while the fetch context (linear
@@ -36,8 +48,12 @@ struct emu_block {
 	uint32_t gen;          /* page_gen[page] when decoded */
 	uint8_t mode;
 	uint8_t n;
-	bool cacheable;        /* false: straddles a page, decoded for one use */
+	bool cacheable;        /* false: decoded for one use (straddles a page, or the cache is draining) */
 	uint8_t next_link;     /* link slot to overwrite next */
+	uint8_t decoder;       /* the vCPU that decoded it (emu_core_vcpu.id) */
+	/* Odd while a vCPU rewrites a link: readers that see it change
+	 * ignore what they read (a seqlock over link[] and next_link). */
+	_Atomic uint32_t link_seq;
 	struct emu_block_link link[EMU_BLOCK_CHAINS];
 	struct emu_insn insn[];
 };
@@ -52,16 +68,39 @@ struct emu_jump_entry {
 };
 #define EMU_JUMP_CACHE 4096                /* power of two */
 
+/* The VM's block cache (struct emu_vm.blocks). */
+struct emu_block_cache {
+	_Atomic(struct emu_block *) *slots;   /* EMU_BLOCK_SLOTS; the block last decoded into each, or NULL */
+	uint8_t *arena;                       /* size bytes reserved, committed as used */
+	size_t size;
+	pthread_mutex_t lock;                 /* insertion, flush, the reader list */
+	size_t used;                          /* under lock */
+	size_t high_water;                    /* the most of the arena ever used */
+	/* Bumped by each flush.  A flush empties the slots at once; the
+	 * arena is reused once every reader has seen the new epoch
+	 * (draining until then: new blocks are decoded for one use). */
+	_Atomic uint64_t epoch;
+	bool draining;
+	_Atomic uint64_t *readers[MACHINE_MAX_CPUS];   /* each vCPU's seen epoch (EMU_BLOCKS_IDLE: outside its run loop) */
+	unsigned n_readers;
+	/* Counters (`vessel ctl stats`), under lock except lookups. */
+	uint64_t blocks;                      /* decoded and inserted */
+	uint64_t uncached;                    /* decoded for one use while draining */
+	uint64_t flushes;                     /* full flushes for want of room (evictions) */
+};
+#define EMU_BLOCKS_IDLE (~0ull)
+
 /* The core's per-vCPU state: struct emu_cpu first, so that vcpu->accel
  * points at both. */
 struct emu_core_vcpu {
 	struct emu_cpu cpu;
-	/* The block last decoded into each slot (NULL: none); its header is
-	 * the key, read anyway to run it, so the table stays small. */
-	struct emu_block **slots;       /* EMU_BLOCK_SLOTS */
-	uint8_t *arena;                 /* EMU_BLOCK_ARENA bytes */
-	size_t arena_used;
-	uint64_t arena_flushes;
+	struct emu_block_cache *cache;  /* the VM's */
+	uint64_t epoch;                 /* the cache epoch this vCPU's pointers (jumps[]) belong to */
+	_Atomic uint64_t seen;          /* published: epoch while in the run loop, else EMU_BLOCKS_IDLE */
+	uint8_t id;                     /* written into the blocks this vCPU decodes */
+	uint64_t decoded;               /* blocks this vCPU decoded and published */
+	uint64_t shared_hits;           /* lookups that found a block another vCPU decoded */
+	struct emu_block *staging;      /* a block being decoded, before it is published */
 	struct emu_block *scratch;      /* a block that straddles two pages (one instruction) */
 	struct emu_jump_entry *jumps;   /* EMU_JUMP_CACHE */
 };
@@ -87,24 +126,50 @@ static inline uint64_t emu_chain_key(const struct emu_cpu *cpu)
 
 /* The block to run after b (cpu->rip is where b left off): a link of b
  * when its context still holds, else emu_block_link_new().  NULL: let
- * the run loop look up (and report) itself. */
+ * the run loop look up (and report) itself.  The links are read under
+ * b's sequence count: another vCPU may be rewriting one. */
 static inline struct emu_block *emu_block_next(struct emu_cpu *cpu, struct emu_block *b)
 {
 	uint64_t lin = emu_fetch_linear(cpu, cpu->rip), key = emu_chain_key(cpu);
+	uint32_t seq = atomic_load_explicit(&b->link_seq, memory_order_acquire);
 	for (unsigned i = 0; i < EMU_BLOCK_CHAINS; i++) {
 		const struct emu_block_link *l = &b->link[i];
-		if (l->lin == lin && l->key == key) {
-			struct emu_block *to = l->to;
-			if (__builtin_expect(to->gen == __atomic_load_n((uint32_t *)&cpu->evm->page_gen[to->page],
-									  __ATOMIC_ACQUIRE), 1))
+		if (__atomic_load_n(&l->lin, __ATOMIC_RELAXED) == lin && __atomic_load_n(&l->key, __ATOMIC_RELAXED) == key) {
+			struct emu_block *to = __atomic_load_n(&l->to, __ATOMIC_RELAXED);
+			atomic_thread_fence(memory_order_acquire);
+			/* Whole: seq even (no writer) and unchanged. */
+			uint32_t torn = (seq & 1) | (atomic_load_explicit(&b->link_seq, memory_order_relaxed) ^ seq);
+			if (__builtin_expect(!torn && to->gen == __atomic_load_n((uint32_t *)&cpu->evm->page_gen[to->page],
+										__ATOMIC_ACQUIRE), 1))
 				return to;
 			break;
 		}
 	}
 	return emu_block_link_new(cpu, b, lin, key);
 }
-int emu_blocks_alloc(struct emu_core_vcpu *cv);
+/* Per VM: the cache of vm->code_cache_bytes (0: EMU_BLOCK_ARENA). */
+int emu_block_cache_init(struct emu_vm *evm, uint64_t bytes);
+void emu_block_cache_destroy(struct emu_vm *evm);
+/* Empties the VM's cache (counted as an eviction); its memory is reused
+ * once every vCPU has passed a run-loop boundary. */
+void emu_block_cache_flush(struct emu_vm *evm);
+/* Per vCPU: its staging and jump cache, and its place among the readers. */
+int emu_blocks_alloc(struct emu_core_vcpu *cv, struct emu_vm *evm, unsigned id);
 void emu_blocks_free(struct emu_core_vcpu *cv);
-void emu_blocks_flush(struct emu_core_vcpu *cv);
+/* The run loop's boundaries: entering it (the vCPU may hold block
+ * pointers from then on), leaving it, and between two blocks looked up
+ * afresh, where it holds none. */
+void emu_blocks_enter(struct emu_core_vcpu *cv);
+void emu_blocks_leave(struct emu_core_vcpu *cv);
+void emu_blocks_sync_slow(struct emu_core_vcpu *cv);
+static inline bool emu_blocks_stale(const struct emu_core_vcpu *cv)
+{
+	return __builtin_expect(atomic_load_explicit(&cv->cache->epoch, memory_order_relaxed) != cv->epoch, 0);
+}
+static inline void emu_blocks_sync(struct emu_core_vcpu *cv)
+{
+	if (emu_blocks_stale(cv))
+		emu_blocks_sync_slow(cv);
+}
 
 #endif

@@ -36,6 +36,10 @@ static int emu_vm_init(struct vm *vm)
 		return err_set(-ENOMEM, "emu: out of memory for %llu page counters", n);
 	}
 	int rc = emu_sys_vm_init(evm);
+	if (rc == 0 && emu_block_cache_init(evm, vm->code_cache_bytes) < 0) {
+		emu_sys_vm_destroy(evm);
+		rc = err_set(-ENOMEM, "emu: out of memory for the code cache");
+	}
 	if (rc < 0) {
 		free((void *)evm->page_gen);
 		free((void *)evm->code_page);
@@ -51,6 +55,7 @@ static void emu_vm_destroy(struct vm *vm)
 	struct emu_vm *evm = vm->accel_state;
 	if (!evm)
 		return;
+	emu_block_cache_destroy(evm);
 	emu_sys_vm_destroy(evm);
 	free((void *)evm->page_gen);
 	free((void *)evm->code_page);
@@ -71,7 +76,7 @@ static void emu_memory_written(struct vm *vm, uint64_t gpa, uint64_t len)
 		if (atomic_load_explicit(&evm->code_page[p], memory_order_relaxed))
 			emu_blocks_invalidate_page(evm, p << 12);
 		if (evm->pt_page && atomic_load_explicit(&evm->pt_page[p], memory_order_relaxed))
-			atomic_fetch_add_explicit(&evm->pt_gen, 1, memory_order_release);
+			emu_pt_page_written(evm, p);
 	}
 }
 
@@ -81,9 +86,9 @@ static int emu_vcpu_init(struct vcpu *vcpu)
 	if (!cv)
 		return err_set(-ENOMEM, "emu: out of memory for vCPU %u", vcpu->id);
 	memset(cv, 0, sizeof(*cv));
-	if (emu_blocks_alloc(cv) < 0) {
+	if (emu_blocks_alloc(cv, vcpu->vm->accel_state, vcpu->id) < 0) {
 		free(cv);
-		return err_set(-ENOMEM, "emu: out of memory for the block cache of vCPU %u", vcpu->id);
+		return err_set(-ENOMEM, "emu: out of memory for the block lookups of vCPU %u", vcpu->id);
 	}
 	struct emu_cpu *cpu = &cv->cpu;
 	cpu->vcpu = vcpu;
@@ -264,6 +269,7 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 	cpu->exit = exit;
 	cpu->fault_env = &env;
 	cpu->stop_block = false;
+	emu_blocks_enter(cv);
 	if (setjmp(env)) {
 		/* emu_raise() landed here: the faulting instruction's RIP is still
 		 * in cpu->rip; deliver (which may escalate to #DF or shutdown). */
@@ -278,8 +284,12 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 	for (;;) {
 		if (exit->reason != VCPU_EXIT_NONE) {
 			cpu->fault_env = NULL;
+			emu_blocks_leave(cv);
 			return 0;
 		}
+		/* No block pointer is held here: the place to follow a flush
+		 * of the shared cache. */
+		emu_blocks_sync(cv);
 		if (__builtin_expect(cpu->icount >= cpu->icount_stop, 0)) {
 			exit->reason = VCPU_EXIT_KICK;
 			continue;
@@ -537,6 +547,40 @@ static int emu_set_msrs(struct vcpu *vcpu, const struct x86_msr_entry *msrs, siz
 	return (int)i;
 }
 
+static uint64_t peek(const uint64_t *counter)
+{
+	return __atomic_load_n(counter, __ATOMIC_RELAXED);
+}
+
+static void emu_code_stats(struct vm *vm, struct accel_code_stats *out)
+{
+	struct emu_vm *evm = vm->accel_state;
+	if (!evm || !evm->blocks)
+		return;
+	struct emu_block_cache *c = evm->blocks;
+	pthread_mutex_lock(&c->lock);
+	out->cache_bytes = c->size;
+	out->decoded_bytes = c->used;
+	out->decoded_peak = c->high_water;
+	out->blocks = c->blocks;
+	out->uncached = c->uncached;
+	out->evictions = c->flushes;
+	pthread_mutex_unlock(&c->lock);
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		struct emu_core_vcpu *cv = vm->vcpus[i] ? vm->vcpus[i]->accel : NULL;
+		if (!cv)
+			continue;
+		out->shared_hits += peek(&cv->shared_hits);
+		out->as_switches += peek(&cv->cpu.as_switches);
+		out->as_kept += peek(&cv->cpu.as_kept);
+		out->as_purged += peek(&cv->cpu.as_purged);
+		out->tlb_full_flushes += peek(&cv->cpu.tlb_full_flushes);
+	}
+	out->pt_tracked = atomic_load_explicit(&evm->pt_tracked, memory_order_relaxed);
+	out->pt_deferred = atomic_load_explicit(&evm->pt_deferred, memory_order_relaxed);
+	out->pt_restarts = atomic_load_explicit(&evm->pt_restarts, memory_order_relaxed);
+}
+
 const struct accel_ops accel_emu = {
 	.name = "emu",
 	.vm_init = emu_vm_init,
@@ -555,4 +599,5 @@ const struct accel_ops accel_emu = {
 	.get_msrs = emu_get_msrs,
 	.set_msrs = emu_set_msrs,
 	.memory_written = emu_memory_written,
+	.code_stats = emu_code_stats,
 };

@@ -10,11 +10,19 @@
  * bumping its generation, which is part of the tag.
  *
  * Paging structures that back cached translations are watched: the walker
- * marks their pages in emu_vm.pt_page, a guest write to such a page bumps
- * emu_vm.pt_gen, and an address space whose translations are older than
- * pt_gen is flushed when it becomes current again.  Within the current
- * address space a stale translation may be used until the guest flushes
- * it, which SDM vol. 3A 4.10.4.2 allows.
+ * marks their pages in emu_vm.pt_page, with the root (CR3 page) whose walk
+ * read them in emu_vm.pt_owner.  A guest write to a page of one root bumps
+ * that root's generation (emu_vm.root_gen), a write to a page several
+ * roots share (the kernel half) the generation of all, emu_vm.pt_gen; an
+ * address space whose translations are older than either is purged when
+ * it becomes current again, and the others keep theirs.  Within the
+ * current address space a stale translation may be used until the guest
+ * flushes it, which SDM vol. 3A 4.10.4.2 allows.
+ *
+ * Past emu_vm.pt_track_limit watched pages, a paging structure found for
+ * the first time is not watched: the address space whose walk found it is
+ * marked untracked and purged at its next switch, and the next flush of
+ * every translation empties the watch and starts it anew.
  *
  * A watched page that is written PT_UNWATCH_WRITES times in a row without
  * a walk reading it is most likely no paging structure any more (a freed
@@ -49,6 +57,20 @@
 
 #define PT_UNWATCH_WRITES 64
 
+/* The root_gen index of an address space's root: its CR3 page. */
+static inline unsigned root_index(uint64_t cr3)
+{
+	uint64_t r = (cr3 & 0x000ffffffffff000ull) >> 12;
+	return (unsigned)((r * 0x9e3779b97f4a7c15ull) >> 40) & (EMU_ROOT_GENS - 1);
+}
+
+static inline uint64_t root_gen_of(const struct emu_vm *evm, uint64_t cr3)
+{
+	return atomic_load_explicit(&evm->root_gen[root_index(cr3)], memory_order_acquire);
+}
+
+static void pt_tracking_restart(struct emu_vm *evm);
+
 #define GEN_LIMIT 127   /* tag 0x7ff (slot 15, gen 127) would collide with an empty tag */
 
 static inline uint64_t asid_tag(unsigned slot, uint32_t gen)
@@ -79,10 +101,21 @@ void emu_tlb_flush(struct emu_cpu *cpu, bool include_global)
 	 * they all go; the global table only when asked. */
 	tlb_clear(cpu);
 	cpu->fetch_epoch++;
+	cpu->tlb_full_flushes++;
 	if (include_global)
 		gtlb_clear(cpu);
-	for (unsigned i = 0; i < EMU_ASID_SLOTS; i++)
-		cpu->asids[i].gen = 0;
+	if (cpu->evm && atomic_load_explicit(&cpu->evm->pt_deferring, memory_order_relaxed))
+		pt_tracking_restart(cpu->evm);
+	for (unsigned i = 0; i < EMU_ASID_SLOTS; i++) {
+		struct emu_asid_slot *a = &cpu->asids[i];
+		a->gen = 0;
+		a->untracked = false;
+		/* Nothing is cached: fresh as of now. */
+		if (cpu->evm) {
+			a->pt_gen = atomic_load_explicit(&cpu->evm->pt_gen, memory_order_acquire);
+			a->root_gen = root_gen_of(cpu->evm, a->key);
+		}
+	}
 	cpu->asid = asid_tag(cpu->asid_cur, 0);
 	cpu->tlb_salt = EMU_TLB_SALT(cpu->asid_cur);
 	if (cpu->evm)
@@ -97,8 +130,11 @@ static void slot_flush(struct emu_cpu *cpu, unsigned slot)
 		/* Generations exhausted: old tags of this slot could come back. */
 		emu_tlb_flush(cpu, false);   /* per-space entries only: globals stay */
 	}
-	if (cpu->evm)
+	if (cpu->evm) {
 		a->pt_gen = atomic_load_explicit(&cpu->evm->pt_gen, memory_order_acquire);
+		a->root_gen = root_gen_of(cpu->evm, a->key);
+	}
+	a->untracked = false;
 	if (slot == cpu->asid_cur)
 		cpu->asid = asid_tag(slot, a->gen);
 }
@@ -139,19 +175,28 @@ void mmu_set_cr3(struct emu_cpu *cpu, uint64_t cr3, bool noflush)
 		if (cpu->asids[i].last_use < cpu->asids[lru].last_use)
 			lru = i;
 	}
-	bool flush;
+	bool flush, stale = false;
+	cpu->as_switches++;
 	if (slot == EMU_ASID_SLOTS) {
 		slot = lru;
 		cpu->asids[slot].key = key;
 		flush = true;
-	} else if (cpu->cr4 & X86_CR4_PCIDE) {
-		/* SDM vol. 3A 4.10.4.1: MOV CR3 with bit 63 clear invalidates the
-		 * PCID's non-global translations. */
-		flush = !noflush || cpu->asids[slot].pt_gen != pt_gen;
 	} else {
-		/* Without PCIDs every MOV CR3 flushes (4.10.4.1); translations kept
-		 * for this CR3 are still exact unless a page table changed since. */
-		flush = cpu->asids[slot].pt_gen != pt_gen || pt_gen == ~0ull;
+		/* Stale: a paging structure of this address space, or one it
+		 * shares, was written since its translations were made, or a
+		 * walk of it went through one nobody watches. */
+		const struct emu_asid_slot *a = &cpu->asids[slot];
+		stale = pt_gen == ~0ull || a->pt_gen != pt_gen || a->untracked ||
+			a->root_gen != root_gen_of(cpu->evm, key);
+		/* SDM vol. 3A 4.10.4.1: MOV CR3 with bit 63 clear invalidates the
+		 * PCID's non-global translations.  Without PCIDs every MOV CR3
+		 * flushes; translations kept for this CR3 are still exact unless
+		 * they are stale. */
+		flush = stale || ((cpu->cr4 & X86_CR4_PCIDE) && !noflush);
+		if (!flush)
+			cpu->as_kept++;
+		else if (stale && pt_gen != ~0ull)
+			cpu->as_purged++;
 	}
 	cpu->asid_cur = slot;
 	cpu->tlb_salt = EMU_TLB_SALT(slot);
@@ -230,6 +275,19 @@ static inline bool pfn_flag(_Atomic uint8_t *map, const struct emu_vm *evm, uint
 	return map && pfn < evm->n_pages && atomic_load_explicit(&map[pfn], memory_order_relaxed);
 }
 
+/* Adds the current root to the address spaces page pfn serves. */
+static void pt_note_owner(struct emu_cpu *cpu, uint64_t pfn)
+{
+	_Atomic uint32_t *o = &cpu->evm->pt_owner[pfn];
+	uint32_t me = root_index(cpu->cr3) + 1, cur = atomic_load_explicit(o, memory_order_relaxed);
+	if (cur == me || cur == EMU_PT_SHARED)
+		return;
+	if (cur == 0 && atomic_compare_exchange_strong_explicit(o, &cur, me, memory_order_seq_cst, memory_order_relaxed))
+		return;
+	if (cur != me)
+		atomic_store_explicit(o, EMU_PT_SHARED, memory_order_seq_cst);
+}
+
 static void watch_pt_page(struct emu_cpu *cpu, uint64_t gpa)
 {
 	struct emu_vm *evm = cpu->evm;
@@ -242,13 +300,59 @@ static void watch_pt_page(struct emu_cpu *cpu, uint64_t gpa)
 		/* Still read as a paging structure: its writes stay watched. */
 		if (atomic_load_explicit(&evm->pt_writes[pfn], memory_order_relaxed))
 			atomic_store_explicit(&evm->pt_writes[pfn], 0, memory_order_relaxed);
+		pt_note_owner(cpu, pfn);
 		return;
 	}
-	atomic_store_explicit(&evm->pt_page[pfn], 1, memory_order_relaxed);
+	if (atomic_load_explicit(&evm->pt_tracked, memory_order_relaxed) >= evm->pt_track_limit) {
+		/* Deferred: this address space cannot know when the page changes,
+		 * so it is purged at its next switch. */
+		cpu->asids[cpu->asid_cur].untracked = true;
+		atomic_store_explicit(&evm->pt_deferring, true, memory_order_relaxed);
+		atomic_fetch_add_explicit(&evm->pt_deferred, 1, memory_order_relaxed);
+		return;
+	}
+	pt_note_owner(cpu, pfn);
 	atomic_store_explicit(&evm->pt_writes[pfn], 0, memory_order_relaxed);
+	if (atomic_exchange_explicit(&evm->pt_page[pfn], 1, memory_order_relaxed))
+		return;
+	atomic_fetch_add_explicit(&evm->pt_tracked, 1, memory_order_relaxed);
 	/* Cached write translations of this page (any vCPU) must go. */
 	atomic_fetch_add_explicit(&evm->write_epoch, 1, memory_order_release);
 	emu_tlb_sync_epoch_slow(cpu);
+}
+
+static void pt_unwatch(struct emu_vm *evm, uint64_t pfn)
+{
+	if (!atomic_exchange_explicit(&evm->pt_page[pfn], 0, memory_order_relaxed))
+		return;
+	atomic_store_explicit(&evm->pt_owner[pfn], 0, memory_order_relaxed);
+	uint64_t n = atomic_load_explicit(&evm->pt_tracked, memory_order_relaxed);
+	while (n && !atomic_compare_exchange_weak_explicit(&evm->pt_tracked, &n, n - 1, memory_order_relaxed,
+							    memory_order_relaxed))
+		;
+}
+
+void emu_pt_page_written(struct emu_vm *evm, uint64_t pfn)
+{
+	uint32_t o = atomic_load_explicit(&evm->pt_owner[pfn], memory_order_seq_cst);
+	if (o == 0 || o == EMU_PT_SHARED)
+		atomic_fetch_add_explicit(&evm->pt_gen, 1, memory_order_release);
+	else
+		atomic_fetch_add_explicit(&evm->root_gen[o - 1], 1, memory_order_release);
+}
+
+/* The next flush of every translation after the limit was reached: every
+ * page is unwatched and every address space aged, and the walks that
+ * follow find the paging structures in use now. */
+static void pt_tracking_restart(struct emu_vm *evm)
+{
+	if (!atomic_exchange_explicit(&evm->pt_deferring, false, memory_order_acq_rel))
+		return;
+	atomic_fetch_add_explicit(&evm->pt_gen, 1, memory_order_release);
+	for (uint64_t p = 0; p < evm->n_pages; p++)
+		if (atomic_load_explicit(&evm->pt_page[p], memory_order_relaxed))
+			pt_unwatch(evm, p);
+	atomic_fetch_add_explicit(&evm->pt_restarts, 1, memory_order_relaxed);
 }
 
 /* A guest write to RAM page gpa that is not through a TLB write tag. */
@@ -265,10 +369,10 @@ static void phys_note_write(struct emu_cpu *cpu, uint64_t gpa)
 		cpu->stop_block = true;
 	}
 	if (pfn_flag(evm->pt_page, evm, gpa)) {
-		atomic_fetch_add_explicit(&evm->pt_gen, 1, memory_order_release);
 		uint64_t pfn = gpa >> 12;
+		emu_pt_page_written(evm, pfn);
 		if (atomic_fetch_add_explicit(&evm->pt_writes[pfn], 1, memory_order_relaxed) + 1 >= PT_UNWATCH_WRITES)
-			atomic_store_explicit(&evm->pt_page[pfn], 0, memory_order_relaxed);
+			pt_unwatch(evm, pfn);
 	}
 }
 
@@ -751,15 +855,27 @@ const struct emu_ops emu_sys_ops = {
 	.io_out = io_port_out,
 };
 
+/* Paging structures watched at most: 1/64 of the pages, and 1024 in a
+ * small VM; a busybox Linux boot uses some hundreds. */
+#define PT_TRACK_DIVISOR 64
+#define PT_TRACK_MIN 1024
+
 int emu_sys_vm_init(struct emu_vm *evm)
 {
 	evm->pt_page = NULL;
 	evm->pt_writes = NULL;
+	evm->pt_owner = NULL;
 	atomic_store(&evm->pt_gen, 0);
+	atomic_store(&evm->pt_tracked, 0);
+	atomic_store(&evm->pt_deferring, false);
+	evm->pt_track_limit = evm->n_pages / PT_TRACK_DIVISOR > PT_TRACK_MIN ? evm->n_pages / PT_TRACK_DIVISOR : PT_TRACK_MIN;
+	for (unsigned i = 0; i < EMU_ROOT_GENS; i++)
+		atomic_store(&evm->root_gen[i], 0);
 	if (evm->n_pages) {
 		evm->pt_page = calloc(evm->n_pages, 1);
 		evm->pt_writes = calloc(evm->n_pages, 1);
-		if (!evm->pt_page || !evm->pt_writes) {
+		evm->pt_owner = calloc(evm->n_pages, sizeof(*evm->pt_owner));
+		if (!evm->pt_page || !evm->pt_writes || !evm->pt_owner) {
 			emu_sys_vm_destroy(evm);
 			return -ENOMEM;
 		}
@@ -771,6 +887,8 @@ void emu_sys_vm_destroy(struct emu_vm *evm)
 {
 	free((void *)evm->pt_page);
 	free((void *)evm->pt_writes);
+	free((void *)evm->pt_owner);
 	evm->pt_page = NULL;
 	evm->pt_writes = NULL;
+	evm->pt_owner = NULL;
 }

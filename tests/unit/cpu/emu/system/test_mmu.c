@@ -5,6 +5,8 @@
 #include "cpu/emu/system/sys.h"
 #include "harness.h"
 
+#include <stdatomic.h>
+
 #define PML4 0x10000ull
 #define PDPT 0x11000ull
 #define PD   0x12000ull
@@ -496,4 +498,116 @@ Test(emu_mmu, alignment_check_at_cpl3_with_am_and_ac)
 	/* The kernel is never alignment-checked. */
 	cpu->cpl = 0;
 	cr_assert_eq(fx_read(&fx, SEG_DS, lin(8) + 9, 4, &v), -1);
+}
+
+/* A third address space C: its own PML4, PDPT and PD; its PD entry for
+ * 4-6 MiB points at pt. */
+#define PML4C 0x30000ull
+static void third_space(uint64_t pt)
+{
+	fx_w64(&fx, PML4C, 0x31000 | P | RW | US);
+	fx_w64(&fx, 0x31000, 0x32000 | P | RW | US);
+	fx_w64(&fx, 0x32000 + 2 * 8, pt | P | RW | US);
+}
+
+Test(emu_mmu, write_to_one_space_page_table_purges_that_space_alone)
+{
+	struct emu_cpu *cpu = fx.cpu;
+	long_mode(0);
+	second_space();
+	third_space(0x33000);
+	fx_w64(&fx, 0x33000 + 6 * 8, 0x203000 | P | RW);
+	map(6, 0x200000, P | RW);
+	map(7, PTB, P | RW | A | D);   /* A sees B's page table as data */
+	fx_w64(&fx, 0x200000, 0xa);
+	fx_w64(&fx, 0x201000, 0xb);
+	fx_w64(&fx, 0x202000, 0xc);
+	fx_w64(&fx, 0x203000, 0xe);
+	fx_w64(&fx, 0x204000, 0xf);
+	uint64_t v;
+	mode_write_cr3(cpu, PML4B);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);
+	cr_assert_eq(v, 0xb);
+	mode_write_cr3(cpu, PML4C);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);
+	cr_assert_eq(v, 0xe);
+	mode_write_cr3(cpu, PML4);
+	/* The guest rewrites B's mapping; the host moves C's behind the
+	 * guest's back, which only a purge of C would show. */
+	cr_assert_eq(fx_write(&fx, SEG_DS, lin(7) + 6 * 8, 8, 0x202000 | P | RW), -1);
+	fx_w64(&fx, 0x33000 + 6 * 8, 0x204000 | P | RW);
+	uint64_t kept = cpu->as_kept, purged = cpu->as_purged;
+	mode_write_cr3(cpu, PML4C);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);
+	cr_assert_eq(v, 0xe, "C was purged for a write to B's page table");
+	cr_assert_eq(cpu->as_kept, kept + 1);
+	mode_write_cr3(cpu, PML4B);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);
+	cr_assert_eq(v, 0xc, "B kept a translation through its rewritten page table");
+	cr_assert_eq(cpu->as_purged, purged + 1);
+}
+
+Test(emu_mmu, write_to_a_shared_page_table_purges_every_space_using_it)
+{
+	struct emu_cpu *cpu = fx.cpu;
+	long_mode(0);
+	second_space();
+	third_space(PT);               /* C walks A's page table */
+	map(6, 0x200000, P | RW);
+	fx_w64(&fx, PTB + 7 * 8, PT | P | RW | A | D);   /* B sees it as data */
+	fx_w64(&fx, 0x200000, 0xa);
+	fx_w64(&fx, 0x202000, 0xc);
+	uint64_t v;
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);
+	mode_write_cr3(cpu, PML4C);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);
+	cr_assert_eq(v, 0xa);
+	cr_assert_eq(fx.evm.pt_owner[PT >> 12], EMU_PT_SHARED);
+	mode_write_cr3(cpu, PML4B);
+	cr_assert_eq(fx_write(&fx, SEG_DS, lin(7) + 6 * 8, 8, 0x202000 | P | RW), -1);
+	mode_write_cr3(cpu, PML4);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);
+	cr_assert_eq(v, 0xc);
+	mode_write_cr3(cpu, PML4C);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);
+	cr_assert_eq(v, 0xc);
+}
+
+Test(emu_mmu, past_the_tracking_limit_spaces_are_purged_until_a_full_flush)
+{
+	struct emu_cpu *cpu = fx.cpu;
+	long_mode(0);
+	second_space();
+	map(6, 0x200000, P | RW);
+	fx_w64(&fx, 0x200000, 0xa);
+	fx_w64(&fx, 0x202000, 0xc);
+	fx.evm.pt_track_limit = 0;
+	uint64_t v;
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);
+	cr_assert_eq(atomic_load(&fx.evm.pt_tracked), 0);
+	cr_assert_gt(atomic_load(&fx.evm.pt_deferred), 0);
+	cr_assert_not(fx.evm.pt_page[PT >> 12]);
+	/* Nothing watches A's page table: a switch away and back purges A,
+	 * so even a change no write reported is seen. */
+	mode_write_cr3(cpu, PML4B);
+	map(6, 0x202000, P | RW);
+	mode_write_cr3(cpu, PML4);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);
+	cr_assert_eq(v, 0xc);
+	/* The next full flush empties the watch and tracks anew. */
+	fx.evm.pt_track_limit = 1000;
+	emu_tlb_flush(cpu, true);
+	mmu_set_cr3(cpu, PML4, false);
+	cr_assert_eq(atomic_load(&fx.evm.pt_restarts), 1);
+	cr_assert_not(atomic_load(&fx.evm.pt_deferring));
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);
+	cr_assert(fx.evm.pt_page[PT >> 12]);
+	cr_assert_gt(atomic_load(&fx.evm.pt_tracked), 0);
+	/* Tracked again: a switch away and back keeps both spaces (B has
+	 * nothing cached since the flush, which left it fresh). */
+	uint64_t kept = cpu->as_kept, purged = cpu->as_purged;
+	mode_write_cr3(cpu, PML4B);
+	mode_write_cr3(cpu, PML4);
+	cr_assert_eq(cpu->as_kept, kept + 2);
+	cr_assert_eq(cpu->as_purged, purged);
 }
