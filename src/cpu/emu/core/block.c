@@ -112,6 +112,7 @@ static struct emu_block *decode_straddling(struct emu_cpu *cpu, uint64_t lin, ui
 	b->mode = cpu->mode;
 	b->n = 1;
 	b->cacheable = false;
+	b->jit = NULL;
 	return b;
 }
 
@@ -186,6 +187,8 @@ struct emu_block *emu_block_lookup(struct emu_cpu *cpu, const char **err)
 	b->n = (uint8_t)n;
 	b->cacheable = true;
 	b->next_link = 0;
+	b->runs = 0;
+	b->jit = NULL;
 	for (unsigned i = 0; i < EMU_BLOCK_CHAINS; i++)
 		b->link[i] = (struct emu_block_link){ .lin = ~0ull };
 	cv->arena_used += (sizeof(*b) + n * sizeof(b->insn[0]) + 63) & ~(size_t)63;

@@ -38,6 +38,12 @@ struct emu_block {
 	uint8_t n;
 	bool cacheable;        /* false: straddles a page, decoded for one use */
 	uint8_t next_link;     /* link slot to overwrite next */
+	/* Code generation (jit/jit.h): runs counts the block's runs until it
+	 * is translated; jit is its host code, valid while jit_epoch is the
+	 * code cache's epoch. */
+	uint32_t runs;
+	uint32_t jit_epoch;
+	void (*jit)(struct emu_cpu *cpu);
 	struct emu_block_link link[EMU_BLOCK_CHAINS];
 	struct emu_insn insn[];
 };
@@ -64,6 +70,10 @@ struct emu_core_vcpu {
 	uint64_t arena_flushes;
 	struct emu_block *scratch;      /* a block that straddles two pages (one instruction) */
 	struct emu_jump_entry *jumps;   /* EMU_JUMP_CACHE */
+	/* Code generation (jit/jit.h), NULL with --jit off; a block is
+	 * translated at its jit_hot-th run. */
+	struct emu_jit *jit;
+	unsigned jit_hot;
 };
 
 static inline struct emu_core_vcpu *emu_core_of(struct emu_cpu *cpu)

@@ -2,6 +2,7 @@
  * (docs/architecture.md "The emu engine", src/machine/accel.h). */
 #include "cpu/emu/core/block.h"
 #include "cpu/emu/core/core.h"
+#include "cpu/emu/jit/jit.h"
 /* For msr_read/msr_write: the state accessors reach MSRs the way RDMSR and
  * WRMSR do. */
 #include "cpu/emu/system/sys.h"
@@ -89,6 +90,15 @@ static int emu_vcpu_init(struct vcpu *vcpu)
 		free(cv);
 		return err_set(-ENOMEM, "emu: out of memory for the block cache of vCPU %u", vcpu->id);
 	}
+	if (vcpu->vm->jit_hot) {
+		cv->jit = emu_jit_create(EMU_JIT_CACHE_DEFAULT);
+		if (!cv->jit) {
+			emu_blocks_free(cv);
+			free(cv);
+			return -ENOMEM;
+		}
+		cv->jit_hot = vcpu->vm->jit_hot;
+	}
 	struct emu_cpu *cpu = &cv->cpu;
 	cpu->vcpu = vcpu;
 	cpu->mem = &vcpu->vm->mem;
@@ -108,6 +118,7 @@ static void emu_vcpu_destroy(struct vcpu *vcpu)
 	if (!cv)
 		return;
 	emu_blocks_free(cv);
+	emu_jit_destroy(cv->jit);
 	free(cv);
 	vcpu->accel = NULL;
 }
@@ -143,6 +154,14 @@ static void trace_insn(const struct emu_cpu *cpu, const struct emu_insn *in)
 		     (unsigned long long)cpu->rip, text);
 }
 
+/* Outside 64-bit mode EIP wraps at 4 GiB, IP at 64 KiB (16-bit CS),
+ * after each block. */
+static inline void block_wrap_rip(struct emu_cpu *cpu)
+{
+	if (cpu->mode != EMU_MODE_LONG64)
+		cpu->rip &= (cpu->seg[SEG_CS].attr & (1u << 10)) ? 0xffffffffull : 0xffffull;
+}
+
 /* Executes up to limit instructions of b.  Instruction handlers see
  * cpu->rip (this instruction) and cpu->next_rip (the next one, or the
  * branch target they set).  traced is a constant in each caller, so the
@@ -169,9 +188,7 @@ static inline __attribute__((always_inline)) void run_block_body(struct emu_cpu 
 			break;
 		}
 	}
-	/* Outside 64-bit mode EIP wraps at 4 GiB, IP at 64 KiB (16-bit CS). */
-	if (cpu->mode != EMU_MODE_LONG64)
-		cpu->rip &= (cpu->seg[SEG_CS].attr & (1u << 10)) ? 0xffffffffull : 0xffffull;
+	block_wrap_rip(cpu);
 }
 
 static __attribute__((noinline)) void run_block_traced(struct emu_cpu *cpu, const struct emu_block *b, unsigned limit)
@@ -182,6 +199,33 @@ static __attribute__((noinline)) void run_block_traced(struct emu_cpu *cpu, cons
 static void run_block(struct emu_cpu *cpu, const struct emu_block *b, unsigned limit)
 {
 	run_block_body(cpu, b, limit, false);
+}
+
+/* A whole block (the chain's path): its host code when it has some (jit/
+ * jit.h, the same semantics as run_block), translated at its jit_hot-th
+ * run, else the interpreter. */
+static void run_block_whole(struct emu_core_vcpu *cv, struct emu_block *b)
+{
+	struct emu_cpu *cpu = &cv->cpu;
+	struct emu_jit *jit = cv->jit;
+	if (jit && b->cacheable) {
+		if (__builtin_expect(b->jit && b->jit_epoch == jit->epoch, 1)) {
+			b->jit(cpu);
+			block_wrap_rip(cpu);
+			return;
+		}
+		if (++b->runs >= cv->jit_hot) {
+			b->jit = emu_jit_translate(jit, b->insn, b->n);
+			b->jit_epoch = jit->epoch;
+			if (b->jit) {
+				b->jit(cpu);
+				block_wrap_rip(cpu);
+				return;
+			}
+			b->runs = 0;
+		}
+	}
+	run_block(cpu, b, EMU_BLOCK_MAX_INSNS);
 }
 
 /* One instruction, where the block path would be wrong:
@@ -373,7 +417,7 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 			continue;
 		}
 		for (;;) {
-			run_block(cpu, b, EMU_BLOCK_MAX_INSNS);
+			run_block_whole(cv, b);
 			if (cpu->stop_block || needs_one_insn_unshadowed(cpu) || cpu->icount >= cpu->icount_stop ||
 			    events_stop_chain(cpu, atomic_load_explicit(&vcpu->events, memory_order_relaxed)))
 				break;

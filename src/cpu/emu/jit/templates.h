@@ -1,0 +1,36 @@
+/* Inline templates (jit/templates.c): host code for the simple forms
+ * that dominate guest code, doing what their handlers do without a call. */
+#ifndef VESSEL_CPU_EMU_JIT_TEMPLATES_H
+#define VESSEL_CPU_EMU_JIT_TEMPLATES_H
+
+#include "cpu/emu/jit/jit.h"
+#include "cpu/emu/jit/x86_emit.h"
+
+#define JIT_MAX_STOPS 40
+
+/* Where a block leaves early: a handler set stop_block with `left`
+ * instructions of the block not run. */
+struct jit_stop {
+	uint8_t *at;          /* rel32 of the jne to patch */
+	unsigned left;
+};
+
+struct jit_ctx {
+	struct x86_emit *e;
+	unsigned n;           /* instructions in the block */
+	/* Bytes of guest code between the RIP in R12 and the current
+	 * instruction (translate.c). */
+	uint64_t delta;
+	unsigned n_stops;
+	struct jit_stop stops[JIT_MAX_STOPS];
+};
+
+/* Emits in's template and returns true, or returns false when in has
+ * none (the translator then calls its handler).  A template never
+ * faults and never sets stop_block; it may use RAX, RCX, RDX, RSI, RDI,
+ * R8-R11 (caller-saved) and must leave RBX, R12, R13 alone. */
+bool jit_template(struct jit_ctx *t, const struct emu_insn *in);
+/* cpu->rip = R12 + delta: for a template that calls out. */
+void jit_store_rip(struct jit_ctx *t);
+
+#endif
