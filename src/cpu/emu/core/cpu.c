@@ -215,7 +215,7 @@ static void run_block_whole(struct emu_core_vcpu *cv, struct emu_block *b)
 			return;
 		}
 		if (++b->runs >= cv->jit_hot) {
-			b->jit = emu_jit_translate(jit, b->insn, b->n);
+			b->jit = emu_jit_translate(jit, b->insn, b->n, b->mode);
 			b->jit_epoch = jit->epoch;
 			if (b->jit) {
 				b->jit(cpu);

@@ -34,6 +34,7 @@ void emu_jit_destroy(struct emu_jit *j);
 /* Forgets every translation (the epoch moves on). */
 void emu_jit_flush(struct emu_jit *j);
 /* Host code for the n (1..EMU_BLOCK_MAX_INSNS) instructions at insn,
+ * decoded in mode (enum emu_mode),
  * which must stay where they are while the code may run: the code
  * passes their addresses to the handlers.  A full cache is flushed and
  * the block translated into the empty one; NULL only if it cannot hold
@@ -42,6 +43,6 @@ void emu_jit_flush(struct emu_jit *j);
  * handler sets stop_block, cpu->rip/next_rip are what each handler
  * sees, a fault longjmps out of the code with cpu->rip at the faulting
  * instruction.  The caller wraps RIP for 16/32-bit code afterwards. */
-emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, unsigned n);
+emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, unsigned n, unsigned mode);
 
 #endif

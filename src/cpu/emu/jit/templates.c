@@ -16,6 +16,9 @@
 #define CPU_OFF(field) ((int32_t)offsetof(struct emu_cpu, field))
 #define GPR(r) (CPU_OFF(gpr) + 8 * (int32_t)(r))
 
+/* One privilege's TLB array. */
+typedef struct emu_tlb_entry cpu_tlb_row[EMU_TLB_SIZE];
+
 enum { ALU_ADD, ALU_OR, ALU_ADC, ALU_SBB, ALU_AND, ALU_SUB, ALU_XOR, ALU_CMP };
 
 /* mov r, gpr[g] (size 4: zero-extended, as reg_get then the mask) */
@@ -63,9 +66,9 @@ static void alu_tail(struct x86_emit *e, unsigned op, unsigned size, unsigned ds
 		store_gpr(e, dst, HR_RDX, size);
 }
 
-/* reg_set(reg, size, emu_insn_ea()) for LEA: disp + base + index <<
- * scale (+ next_rip), masked to the address size. */
-static void emit_lea(struct jit_ctx *t, const struct emu_insn *in, unsigned size)
+/* RAX = emu_insn_ea(): disp + base + index << scale (+ next_rip),
+ * masked to the address size. */
+static void emit_ea(struct jit_ctx *t, const struct emu_insn *in)
 {
 	struct x86_emit *e = t->e;
 	xe_mov_imm(e, HR_RAX, (uint64_t)(int64_t)in->disp);
@@ -89,8 +92,94 @@ static void emit_lea(struct jit_ctx *t, const struct emu_insn *in, unsigned size
 		xe_u8(e, 0x0f);
 		xe_u8(e, 0xb7);
 		xe_u8(e, 0xc0);                                                  /* movzx eax, ax */
+	} else if (in->adsize == 4) {
+		xe_op_rr(e, 0x89, 4, HR_RAX, HR_RAX);                           /* mov eax, eax */
 	}
-	store_gpr(e, in->reg, HR_RAX, in->adsize == 4 ? 4 : size);
+}
+
+/* reg_set(reg, size, emu_insn_ea()) */
+static void emit_lea(struct jit_ctx *t, const struct emu_insn *in, unsigned size)
+{
+	emit_ea(t, in);
+	store_gpr(t->e, in->reg, HR_RAX, size);
+}
+
+/* A jump to the instruction's slow path (jit_emit_cold). */
+static void to_cold(struct jit_ctx *t, struct jit_cold *k, unsigned cc)
+{
+	uint8_t *at = xe_jcc32(t->e, cc);
+	if (at && k->n_from < 4)
+		k->from[k->n_from++] = at;
+}
+
+/* The inline TLB hit path of emu_read/emu_write (emu.h) for a size-byte
+ * access of in's memory operand, 64-bit mode: the linear address (FS/GS
+ * base added), then the entry of the current privilege's TLB, its read
+ * or write tag against page | asid, and the access inside one page.
+ * EFLAGS.AC (SMAP's and alignment checking's TLBs) takes the slow path.
+ * Leaves RSI = linear address and RAX = its addend; misses jump to k. */
+static void emit_tlb_hit(struct jit_ctx *t, const struct emu_insn *in, unsigned size, bool write, struct jit_cold *k)
+{
+	struct x86_emit *e = t->e;
+	emit_ea(t, in);
+	if (in->seg >= SEG_FS)
+		xe_op_mem(e, 0x03, 8, HR_RAX, HR_RBX, CPU_OFF(seg[0].base) + (int32_t)(in->seg * sizeof(struct emu_seg)));
+	xe_op_mem(e, 0xf7, 4, 0, HR_RBX, CPU_OFF(rflags));                     /* test dword [rflags], AC */
+	xe_u32(e, X86_FLAG_AC);
+	to_cold(t, k, 0x5);                                                     /* jnz */
+	xe_op_rr(e, 0x89, 8, HR_RAX, HR_RSI);                                  /* mov rsi, rax */
+	xe_op_rr(e, 0x89, 4, HR_RAX, HR_RCX);                                  /* mov ecx, eax */
+	xe_grp1_reg_imm(e, 4, 4, HR_RCX, 0xfff);                               /* and ecx, 0xfff */
+	xe_grp1_reg_imm(e, 7, 4, HR_RCX, (int32_t)(4096 - size));              /* cmp ecx, 4096 - size */
+	to_cold(t, k, 0x7);                                                     /* ja */
+	/* RDX = &cpu->tlb[cpl == 3][((lin >> 12) ^ salt) & (EMU_TLB_SIZE - 1)] - cpu->tlb */
+	xe_op_rr(e, 0x89, 8, HR_RAX, HR_RDX);                                  /* mov rdx, rax */
+	xe_u8(e, 0x48);
+	xe_u8(e, 0xc1);
+	xe_u8(e, 0xea);
+	xe_u8(e, 12);                                                          /* shr rdx, 12 */
+	xe_op_mem(e, 0x33, 4, HR_RDX, HR_RBX, CPU_OFF(tlb_salt));              /* xor edx, [salt] */
+	xe_grp1_reg_imm(e, 4, 4, HR_RDX, EMU_TLB_SIZE - 1);                   /* and edx, mask */
+	xe_u8(e, 0x69);
+	xe_u8(e, 0xd2);
+	xe_u32(e, (uint32_t)sizeof(struct emu_tlb_entry));                    /* imul edx, edx, sizeof */
+	xe_op_mem(e, 0x80, 1, 7, HR_RBX, CPU_OFF(cpl));                        /* cmp byte [cpl], 3 */
+	xe_u8(e, 3);
+	xe_u8(e, 0x75);
+	xe_u8(e, 7);                                                           /* jne +7 */
+	xe_grp1_reg_imm(e, 0, 8, HR_RDX, (int32_t)sizeof(cpu_tlb_row));       /* add rdx, row (7 bytes) */
+	xe_op_rr(e, 0x01, 8, HR_RBX, HR_RDX);                                  /* add rdx, rbx */
+	/* tag: page | asid */
+	xe_op_rr(e, 0x89, 8, HR_RSI, HR_RCX);                                  /* mov rcx, rsi */
+	xe_grp1_reg_imm(e, 4, 8, HR_RCX, -4096);                               /* and rcx, ~0xfff */
+	xe_op_mem(e, 0x0b, 8, HR_RCX, HR_RBX, CPU_OFF(asid));                  /* or rcx, [asid] */
+	int32_t tlb = CPU_OFF(tlb);
+	int32_t tag = write ? (int32_t)offsetof(struct emu_tlb_entry, tag_write)
+			    : (int32_t)offsetof(struct emu_tlb_entry, tag_read);
+	xe_op_mem(e, 0x3b, 8, HR_RCX, HR_RDX, tlb + tag);                      /* cmp rcx, [tag] */
+	to_cold(t, k, 0x5);                                                     /* jne */
+	xe_load64(e, HR_RAX, HR_RDX, tlb + (int32_t)offsetof(struct emu_tlb_entry, addend));
+}
+
+/* MOV r, [m] and MOV [m], r (mov_load_N, mov_store_N of core/int_move.c):
+ * the inline TLB path, else the handler out of line. */
+static bool emit_mem_move(struct jit_ctx *t, const struct emu_insn *in, unsigned size, bool store)
+{
+	struct x86_emit *e = t->e;
+	if (t->mode != EMU_MODE_LONG64 || t->n_cold >= JIT_MAX_COLD)
+		return false;
+	struct jit_cold *k = &t->cold[t->n_cold++];
+	*k = (struct jit_cold){ .in = in, .delta = t->delta, .left = t->n - t->i - 1 };
+	emit_tlb_hit(t, in, size, store, k);
+	if (store) {
+		load_gpr(e, HR_RCX, in->reg, 8);
+		xe_mem_bi(e, 0x89, size, HR_RCX, HR_RAX, HR_RSI);              /* mov [rax + rsi], rcx */
+	} else {
+		xe_mem_bi(e, 0x8b, size, HR_RAX, HR_RAX, HR_RSI);              /* mov rax, [rax + rsi] */
+		xe_store64(e, HR_RBX, GPR(in->reg), HR_RAX);
+	}
+	k->resume = e->p;
+	return true;
 }
 
 /* The specialised form for in's opcode, operand kind and size: what
@@ -154,13 +243,13 @@ bool jit_template(struct jit_ctx *t, const struct emu_insn *in)
 		return true;
 	case 0x89:   /* MOV r/m, r */
 		if (!reg_form)
-			return false;
+			return emit_mem_move(t, in, size, true);
 		load_gpr(e, HR_RAX, in->reg, size);
 		xe_store64(e, HR_RBX, GPR(in->rm), HR_RAX);
 		return true;
 	case 0x8b:   /* MOV r, r/m */
 		if (!reg_form)
-			return false;
+			return emit_mem_move(t, in, size, false);
 		load_gpr(e, HR_RAX, in->rm, size);
 		xe_store64(e, HR_RBX, GPR(in->reg), HR_RAX);
 		return true;

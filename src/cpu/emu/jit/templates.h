@@ -7,6 +7,7 @@
 #include "cpu/emu/jit/x86_emit.h"
 
 #define JIT_MAX_STOPS 40
+#define JIT_MAX_COLD 32
 
 /* Where a block leaves early: a handler set stop_block with `left`
  * instructions of the block not run. */
@@ -15,9 +16,24 @@ struct jit_stop {
 	unsigned left;
 };
 
+/* An out-of-line slow path: the handler call for an instruction whose
+ * template's inline path missed (a TLB miss, say), then back. */
+struct jit_cold {
+	uint8_t *from[4];     /* rel32s of the jumps to it */
+	unsigned n_from;
+	uint8_t *resume;      /* where the inline path goes on */
+	const struct emu_insn *in;
+	uint64_t delta;
+	unsigned left;        /* instructions after it in the block */
+};
+
 struct jit_ctx {
 	struct x86_emit *e;
 	unsigned n;           /* instructions in the block */
+	unsigned i;           /* the one being translated */
+	unsigned mode;        /* enum emu_mode of the block */
+	unsigned n_cold;
+	struct jit_cold cold[JIT_MAX_COLD];
 	/* Bytes of guest code between the RIP in R12 and the current
 	 * instruction (translate.c). */
 	uint64_t delta;
@@ -32,5 +48,7 @@ struct jit_ctx {
 bool jit_template(struct jit_ctx *t, const struct emu_insn *in);
 /* cpu->rip = R12 + delta: for a template that calls out. */
 void jit_store_rip(struct jit_ctx *t);
+/* Emits the slow paths (after the block's exits). */
+void jit_emit_cold(struct jit_ctx *t);
 
 #endif

@@ -22,6 +22,7 @@
 #include "cpu/emu/jit/templates.h"
 
 #include <stddef.h>
+#include <string.h>
 
 #define CPU_OFF(field) ((int32_t)offsetof(struct emu_cpu, field))
 
@@ -57,7 +58,7 @@ void jit_store_rip(struct jit_ctx *t)
 
 /* A call of in->fn(cpu, in) as the interpreter makes it, and the stop
  * check after it unless it is the block's last instruction. */
-static void emit_handler_call(struct jit_ctx *t, const struct emu_insn *in, unsigned i)
+static void emit_call_only(struct jit_ctx *t, const struct emu_insn *in)
 {
 	struct x86_emit *e = t->e;
 	jit_store_rip(t);
@@ -66,6 +67,48 @@ static void emit_handler_call(struct jit_ctx *t, const struct emu_insn *in, unsi
 	xe_op_rr(e, 0x89, 8, HR_RBX, HR_RDI);          /* mov rdi, rbx */
 	xe_mov_imm(e, HR_RSI, (uintptr_t)in);
 	xe_call(e, (uintptr_t)in->fn);
+}
+
+/* The exit of a handler that stopped the block with `left` instructions
+ * not run: RIP is its next_rip, icount less those. */
+static void emit_stop_exit(struct x86_emit *e, unsigned left)
+{
+	if (left)
+		xe_grp1_mem64_imm(e, 5, HR_RBX, CPU_OFF(icount), (int32_t)left);
+	xe_store64(e, HR_RBX, CPU_OFF(rip), HR_R12);
+	emit_epilogue(e);
+}
+
+/* Slow paths: the handler call, as emit_handler_call() makes it, of an
+ * instruction whose template's inline path missed.  Its next_rip is
+ * the one the template assumed (loads and stores do not branch), so
+ * the inline path goes on with R12 and delta as they were. */
+void jit_emit_cold(struct jit_ctx *t)
+{
+	struct x86_emit *e = t->e;
+	for (unsigned c = 0; c < t->n_cold; c++) {
+		struct jit_cold *k = &t->cold[c];
+		for (unsigned f = 0; f < k->n_from; f++)
+			xe_patch_here(e, k->from[f]);
+		uint64_t delta = t->delta;
+		t->delta = k->delta;
+		emit_call_only(t, k->in);
+		t->delta = delta;
+		xe_cmp_byte0(e, HR_RBX, CPU_OFF(stop_block));
+		uint8_t *go_on = xe_jcc32(e, 0x4);             /* je: resume */
+		if (go_on) {
+			int32_t rel = (int32_t)(k->resume - (go_on + 4));
+			memcpy(go_on, &rel, 4);
+		}
+		xe_load64(e, HR_R12, HR_RBX, CPU_OFF(next_rip));
+		emit_stop_exit(e, k->left);
+	}
+}
+
+static void emit_handler_call(struct jit_ctx *t, const struct emu_insn *in, unsigned i)
+{
+	struct x86_emit *e = t->e;
+	emit_call_only(t, in);
 	xe_load64(e, HR_R12, HR_RBX, CPU_OFF(next_rip));
 	t->delta = 0;
 	if (i + 1 == t->n)
@@ -76,7 +119,7 @@ static void emit_handler_call(struct jit_ctx *t, const struct emu_insn *in, unsi
 		t->stops[t->n_stops++] = (struct jit_stop){ .at = j, .left = t->n - i - 1 };
 }
 
-emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, unsigned n)
+emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, unsigned n, unsigned mode)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
 		size_t start = (j->used + 15) & ~(size_t)15;
@@ -85,11 +128,12 @@ emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, u
 			continue;
 		}
 		struct x86_emit e = { .p = j->rw + start, .end = j->rw + j->size, .rx_delta = (uintptr_t)(j->rx - j->rw) };
-		struct jit_ctx t = { .e = &e, .n = n };
+		struct jit_ctx t = { .e = &e, .n = n, .mode = mode };
 		emit_prologue(&e);
 		xe_grp1_mem64_imm(&e, 0, HR_RBX, CPU_OFF(icount), (int32_t)n);   /* add icount, n */
 		for (unsigned i = 0; i < n; i++) {
 			const struct emu_insn *in = &insn[i];
+			t.i = i;
 			if (!jit_template(&t, in))
 				emit_handler_call(&t, in, i);
 			else
@@ -101,10 +145,9 @@ emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, u
 		 * next_rip (in R12), icount less the instructions not run. */
 		for (unsigned s = 0; s < t.n_stops; s++) {
 			xe_patch_here(&e, t.stops[s].at);
-			xe_grp1_mem64_imm(&e, 5, HR_RBX, CPU_OFF(icount), (int32_t)t.stops[s].left);
-			xe_store64(&e, HR_RBX, CPU_OFF(rip), HR_R12);
-			emit_epilogue(&e);
+			emit_stop_exit(&e, t.stops[s].left);
 		}
+		jit_emit_cold(&t);
 		if (e.full || t.n_stops >= JIT_MAX_STOPS) {
 			if (start == 0)
 				return NULL;   /* cannot hold it even empty */

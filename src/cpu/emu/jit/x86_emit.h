@@ -141,6 +141,28 @@ static inline void xe_grp1_mem64_imm(struct x86_emit *e, unsigned op, unsigned b
 	xe_u32(e, (uint32_t)imm);
 }
 
+/* Group 1 (81 /op) on a register with an imm32 (sign-extended for
+ * size 8): op 0 = ADD, 1 = OR, 4 = AND, 7 = CMP. */
+static inline void xe_grp1_reg_imm(struct x86_emit *e, unsigned op, unsigned size, unsigned r, int32_t imm)
+{
+	xe_rex(e, size == 8, 0, r, false);
+	xe_u8(e, 0x81);
+	xe_u8(e, (uint8_t)(0xc0 | op << 3 | (r & 7)));
+	xe_u32(e, (uint32_t)imm);
+}
+
+/* mov r, [b + i] (load) or mov [b + i], r (store), size 4 or 8; b is
+ * neither RBP nor R13, i not RSP. */
+static inline void xe_mem_bi(struct x86_emit *e, uint8_t op, unsigned size, unsigned r, unsigned b, unsigned i)
+{
+	uint8_t rex = (uint8_t)(0x40 | (size == 8 ? 8 : 0) | ((r & 8) ? 4 : 0) | ((i & 8) ? 2 : 0) | ((b & 8) ? 1 : 0));
+	if (rex != 0x40)
+		xe_u8(e, rex);
+	xe_u8(e, op);
+	xe_u8(e, (uint8_t)(0x04 | (r & 7) << 3));
+	xe_u8(e, (uint8_t)((i & 7) << 3 | (b & 7)));
+}
+
 /* mov dword [base + disp], imm32 */
 static inline void xe_store32_imm(struct x86_emit *e, unsigned base, int32_t disp, uint32_t imm)
 {
