@@ -113,17 +113,16 @@ static void to_cold(struct jit_ctx *t, struct jit_cold *k, unsigned cc)
 }
 
 /* The inline TLB hit path of emu_read/emu_write (emu.h) for a size-byte
- * access of in's memory operand, 64-bit mode: the linear address (FS/GS
- * base added), then the entry of the current privilege's TLB, its read
- * or write tag against page | asid, and the access inside one page.
+ * access at offset RAX in segment seg, 64-bit mode: the linear address
+ * (FS/GS base added), then the entry of the current privilege's TLB, its
+ * read or write tag against page | asid, and the access inside one page.
  * EFLAGS.AC (SMAP's and alignment checking's TLBs) takes the slow path.
  * Leaves RSI = linear address and RAX = its addend; misses jump to k. */
-static void emit_tlb_hit(struct jit_ctx *t, const struct emu_insn *in, unsigned size, bool write, struct jit_cold *k)
+static void emit_tlb_hit(struct jit_ctx *t, unsigned seg, unsigned size, bool write, struct jit_cold *k)
 {
 	struct x86_emit *e = t->e;
-	emit_ea(t, in);
-	if (in->seg >= SEG_FS)
-		xe_op_mem(e, 0x03, 8, HR_RAX, HR_RBX, CPU_OFF(seg[0].base) + (int32_t)(in->seg * sizeof(struct emu_seg)));
+	if (seg >= SEG_FS)
+		xe_op_mem(e, 0x03, 8, HR_RAX, HR_RBX, CPU_OFF(seg[0].base) + (int32_t)(seg * sizeof(struct emu_seg)));
 	xe_op_mem(e, 0xf7, 4, 0, HR_RBX, CPU_OFF(rflags));                     /* test dword [rflags], AC */
 	xe_u32(e, X86_FLAG_AC);
 	to_cold(t, k, 0x5);                                                     /* jnz */
@@ -161,19 +160,34 @@ static void emit_tlb_hit(struct jit_ctx *t, const struct emu_insn *in, unsigned 
 	xe_load64(e, HR_RAX, HR_RDX, tlb + (int32_t)offsetof(struct emu_tlb_entry, addend));
 }
 
-/* MOV r, [m] and MOV [m], r (mov_load_N, mov_store_N of core/int_move.c):
- * the inline TLB path, else the handler out of line. */
-static bool emit_mem_move(struct jit_ctx *t, const struct emu_insn *in, unsigned size, bool store)
+/* A slow path for in, when the block may have one more: 64-bit code only. */
+static struct jit_cold *cold_new(struct jit_ctx *t, const struct emu_insn *in)
 {
-	struct x86_emit *e = t->e;
 	if (t->mode != EMU_MODE_LONG64 || t->n_cold >= JIT_MAX_COLD)
-		return false;
+		return NULL;
 	struct jit_cold *k = &t->cold[t->n_cold++];
 	*k = (struct jit_cold){ .in = in, .delta = t->delta, .left = t->n - t->i - 1 };
-	emit_tlb_hit(t, in, size, store, k);
+	return k;
+}
+
+/* MOV r, [m] and MOV [m], r (mov_load_N, mov_store_N of core/int_move.c),
+ * MOVZX r, byte/word [m] (movzx_load_b/w: zx is 1 or 2, the size read):
+ * the inline TLB path, else the handler out of line. */
+static bool emit_mem_move(struct jit_ctx *t, const struct emu_insn *in, unsigned size, bool store, unsigned zx)
+{
+	struct x86_emit *e = t->e;
+	struct jit_cold *k = cold_new(t, in);
+	if (!k)
+		return false;
+	emit_ea(t, in);
+	emit_tlb_hit(t, in->seg, zx ? zx : size, store, k);
 	if (store) {
 		load_gpr(e, HR_RCX, in->reg, 8);
 		xe_mem_bi(e, 0x89, size, HR_RCX, HR_RAX, HR_RSI);              /* mov [rax + rsi], rcx */
+	} else if (zx) {
+		xe_u8(e, 0x0f);
+		xe_mem_bi(e, zx == 1 ? 0xb6 : 0xb7, 4, HR_RAX, HR_RAX, HR_RSI); /* movzx eax, b/w [rax + rsi] */
+		xe_store64(e, HR_RBX, GPR(in->reg), HR_RAX);
 	} else {
 		xe_mem_bi(e, 0x8b, size, HR_RAX, HR_RAX, HR_RSI);              /* mov rax, [rax + rsi] */
 		xe_store64(e, HR_RBX, GPR(in->reg), HR_RAX);
@@ -182,20 +196,54 @@ static bool emit_mem_move(struct jit_ctx *t, const struct emu_insn *in, unsigned
 	return true;
 }
 
-/* The specialised form for in's opcode, operand kind and size: what
- * the decoder gives an instruction with nothing unusual about it. */
-static bool is_plain_form(const struct emu_insn *in)
+/* PUSH r64 / POP r64 (push_r64, pop_r64 of core/int_stack.c): the
+ * stack access first, RSP after it, then POP's register (POP RSP keeps
+ * the value popped). */
+static bool emit_push_pop(struct jit_ctx *t, const struct emu_insn *in, bool pop)
 {
-	unsigned reg = in->modrm ? (in->modrm >> 3) & 7 : 0;
-	return in->fn == emu_handler_find(in->opmap, in->opcode, in->mprefix, reg, in->mod != 3, in->opsize);
+	struct x86_emit *e = t->e;
+	struct jit_cold *k = cold_new(t, in);
+	if (!k)
+		return false;
+	load_gpr(e, HR_RAX, RSP, 8);
+	if (!pop)
+		xe_lea(e, HR_RAX, HR_RAX, -8);
+	emit_tlb_hit(t, SEG_SS, 8, !pop, k);
+	if (pop) {
+		xe_mem_bi(e, 0x8b, 8, HR_RAX, HR_RAX, HR_RSI);                 /* mov rax, [rax + rsi] */
+		xe_lea(e, HR_RSI, HR_RSI, 8);
+		xe_store64(e, HR_RBX, GPR(RSP), HR_RSI);
+		xe_store64(e, HR_RBX, GPR(in->rm), HR_RAX);
+	} else {
+		load_gpr(e, HR_RCX, in->rm, 8);
+		xe_mem_bi(e, 0x89, 8, HR_RCX, HR_RAX, HR_RSI);                 /* mov [rax + rsi], rcx */
+		xe_store64(e, HR_RBX, GPR(RSP), HR_RSI);
+	}
+	k->resume = e->p;
+	return true;
+}
+
+/* The specialised form for in's opcode, operand kind and size: what
+ * the decoder gives an instruction with nothing unusual about it.
+ * modrm: whether the opcode has a ModRM byte (else no memory operand). */
+static bool is_plain_form(const struct emu_insn *in, bool modrm)
+{
+	unsigned reg = (in->modrm >> 3) & 7;
+	return in->fn == emu_handler_find(in->opmap, in->opcode, in->mprefix, reg, modrm && in->mod != 3, in->opsize);
 }
 
 bool jit_template(struct jit_ctx *t, const struct emu_insn *in)
 {
 	struct x86_emit *e = t->e;
 	unsigned size = in->opsize, op = in->opcode;
-	if (in->opmap != EMU_MAP_1B || (size != 4 && size != 8) || in->lock)
+	if ((size != 4 && size != 8) || in->lock)
 		return false;
+	if (in->opmap == EMU_MAP_0F && (op == 0xb6 || op == 0xb7) && in->mod != 3 && is_plain_form(in, true))
+		return emit_mem_move(t, in, size, false, op == 0xb6 ? 1 : 2);   /* MOVZX r, [m] */
+	if (in->opmap != EMU_MAP_1B)
+		return false;
+	if (op >= 0x50 && op <= 0x5f && size == 8 && is_plain_form(in, false))
+		return emit_push_pop(t, in, op >= 0x58);
 	if (op >= 0xb8 && op <= 0xbf) {
 		/* MOV r, imm: the generic handler for every size */
 		if (in->fn != h_mov_r_imm)
@@ -209,7 +257,7 @@ bool jit_template(struct jit_ctx *t, const struct emu_insn *in)
 		}
 		return true;
 	}
-	if (!in->modrm || !is_plain_form(in))
+	if (!is_plain_form(in, true))
 		return false;
 	bool reg_form = in->mod == 3;
 	/* ALU r/m, r (00-3F, ModRM, Ev,Gv at +1) and ALU r, r/m (Gv,Ev at +3) */
@@ -243,13 +291,13 @@ bool jit_template(struct jit_ctx *t, const struct emu_insn *in)
 		return true;
 	case 0x89:   /* MOV r/m, r */
 		if (!reg_form)
-			return emit_mem_move(t, in, size, true);
+			return emit_mem_move(t, in, size, true, 0);
 		load_gpr(e, HR_RAX, in->reg, size);
 		xe_store64(e, HR_RBX, GPR(in->rm), HR_RAX);
 		return true;
 	case 0x8b:   /* MOV r, r/m */
 		if (!reg_form)
-			return emit_mem_move(t, in, size, false);
+			return emit_mem_move(t, in, size, false, 0);
 		load_gpr(e, HR_RAX, in->rm, size);
 		xe_store64(e, HR_RBX, GPR(in->reg), HR_RAX);
 		return true;
