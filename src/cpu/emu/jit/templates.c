@@ -223,6 +223,33 @@ static bool emit_push_pop(struct jit_ctx *t, const struct emu_insn *in, bool pop
 	return true;
 }
 
+/* SHL/SHR/SAR r, imm8 (shl_ri_N, shr_ri_N, sar_ri_N of core/int_shift.c):
+ * a zero count writes the register back (zero-extended) and leaves the
+ * flags; any other records kind, the result, the operand and the count. */
+static bool emit_shift_ri(struct jit_ctx *t, const struct emu_insn *in, unsigned size)
+{
+	struct x86_emit *e = t->e;
+	unsigned ext = (in->modrm >> 3) & 7;   /* 4 SHL, 5 SHR, 7 SAR */
+	unsigned c = (unsigned)in->imm & (size == 8 ? 0x3f : 0x1f);
+	load_gpr(e, HR_RAX, in->rm, size);
+	if (!c) {
+		xe_store64(e, HR_RBX, GPR(in->rm), HR_RAX);
+		return true;
+	}
+	xe_op_rr(e, 0x89, 8, HR_RAX, HR_RDX);                                  /* mov rdx, rax */
+	xe_rex(e, size == 8, 0, HR_RDX, false);
+	xe_u8(e, 0xc1);
+	xe_u8(e, (uint8_t)(0xc0 | ext << 3 | HR_RDX));
+	xe_u8(e, (uint8_t)c);                                                  /* shift edx/rdx, c */
+	xe_store64(e, HR_RBX, CPU_OFF(lf.res), HR_RDX);
+	xe_store64(e, HR_RBX, CPU_OFF(lf.src1), HR_RAX);
+	xe_store64_imm(e, HR_RBX, CPU_OFF(lf.src2), (int32_t)c);
+	unsigned kind = ext == 4 ? LF_SHL : ext == 5 ? LF_SHR : LF_SAR;
+	xe_store32_imm(e, HR_RBX, CPU_OFF(lf.op), kind | size);
+	xe_store64(e, HR_RBX, GPR(in->rm), HR_RDX);
+	return true;
+}
+
 /* The specialised form for in's opcode, operand kind and size: what
  * the decoder gives an instruction with nothing unusual about it.
  * modrm: whether the opcode has a ModRM byte (else no memory operand). */
@@ -281,6 +308,12 @@ bool jit_template(struct jit_ctx *t, const struct emu_insn *in)
 		xe_mov_imm(e, HR_RCX, size == 4 ? (uint32_t)in->imm : in->imm);
 		alu_tail(e, alu, size, in->rm);
 		return true;
+	}
+	case 0xc1: {  /* group 2 by imm8: the SHL, SHR and SAR forms */
+		unsigned ext = (in->modrm >> 3) & 7;
+		if (!reg_form || (ext != 4 && ext != 5 && ext != 7))
+			return false;
+		return emit_shift_ri(t, in, size);
 	}
 	case 0x85:   /* TEST r/m, r */
 		if (!reg_form)
