@@ -42,9 +42,11 @@ struct jit_ctx {
 };
 
 /* Emits in's template and returns true, or returns false when in has
- * none (the translator then calls its handler).  A template never
- * faults and never sets stop_block; it may use RAX, RCX, RDX, RSI, RDI,
- * R8-R11 (caller-saved) and must leave RBX, R12, R13 alone. */
+ * none (the translator then calls its handler).  A template's inline
+ * code never faults and never sets stop_block: whatever might (a TLB
+ * miss) jumps to its slow path, a handler call out of line
+ * (struct jit_cold).  It may use RAX, RCX, RDX, RSI, RDI, R8-R11
+ * (caller-saved) and must leave RBX, R12, R13 alone. */
 bool jit_template(struct jit_ctx *t, const struct emu_insn *in);
 /* cpu->rip = R12 + delta: for a template that calls out. */
 void jit_store_rip(struct jit_ctx *t);
