@@ -88,6 +88,8 @@ static const char run_usage[] =
 	"      --restore FILE      resume a VM from a snapshot (it sets the engine, CPUs,\n"
 	"                          memory and NUMA nodes; --kernel lets the guest reboot)\n"
 	"      --no-verify         with --restore: skip the check of the RAM's CRC\n"
+"      --jit on|off        emu engine: translate hot code to host code (default off;\n"
+"                          docs/architecture.md \"Code generation\")\n"
 "      --sandbox on|off    seccomp filter, no_new_privs, no capabilities (default on;\n"
 "                          off only to debug, docs/security.md)\n"
 "      --trace KINDS       trace insn, block (emu engine), io, irq; comma-separated\n"
@@ -102,7 +104,7 @@ static const char run_usage[] =
 
 enum {
 	OPT_DISK = 256, OPT_NUMA, OPT_NUMA_NODE, OPT_NUMA_DISTANCE, OPT_NUMA_POLICY, OPT_SERIAL, OPT_NO_REBOOT, OPT_ON_PANIC, OPT_NO_DECOMPRESS,
-	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_TRACE, OPT_TRACE_FILE, OPT_NO_VERIFY, OPT_CPU,
+	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_JIT, OPT_TRACE, OPT_TRACE_FILE, OPT_NO_VERIFY, OPT_CPU,
 	OPT_RNG, OPT_RNG_RATE, OPT_NET, OPT_CONSOLE, OPT_COMPOUND, OPT_CODE_CACHE, OPT_NO_REGISTER, OPT_ON_HOST_SLEEP,
 	OPT_ON_HOST_SHUTDOWN, OPT_POWER_SAVE_FILE, OPT_HOST_POWER_STATUS, OPT_MAX_CPUS, OPT_MEMORY_HOTPLUG, OPT_NUMA_FOLLOW, OPT_MEMORY_BACKEND,
 };
@@ -146,6 +148,7 @@ static const struct option run_options[] = {
 	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
 	{ "sandbox", required_argument, NULL, OPT_SANDBOX },
+	{ "jit", required_argument, NULL, OPT_JIT },
 	{ "trace", required_argument, NULL, OPT_TRACE },
 	{ "trace-file", required_argument, NULL, OPT_TRACE_FILE },
 	{ "help", no_argument, NULL, 'h' },
@@ -539,6 +542,13 @@ int cli_run_main(int argc, char **argv)
 				goto out;
 			}
 			cfg.sandbox = strcmp(optarg, "off") != 0;
+			break;
+		case OPT_JIT:
+			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				rc = cli_usage_error("run", "--jit: '%s' is neither on nor off", optarg);
+				goto out;
+			}
+			cfg.jit = strcmp(optarg, "on") == 0;
 			break;
 		case OPT_TRACE:
 			if (trace_parse(optarg, &trace) < 0) {

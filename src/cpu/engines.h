@@ -11,4 +11,9 @@ extern const struct accel_ops accel_kvm;
 /* "emu" or "kvm" -> ops, NULL if unknown. */
 const struct accel_ops *accel_find(const char *name);
 
+/* --jit on: the run at which the emu engine translates a block
+ * (vm->jit_hot).  Most blocks of a boot run a few times only (init
+ * code); translating them costs more than interpreting them. */
+#define EMU_JIT_HOT 64
+
 #endif

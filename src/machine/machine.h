@@ -145,6 +145,11 @@ struct vm {
 	/* The compounding mechanisms that run (machine/compound.h), set by
 	 * the VMM from --compound; 0 (all off) in a machine built by hand. */
 	unsigned compound;
+	/* The emu engine's code generation (--jit, docs/architecture.md
+	 * "Code generation"): a block is translated to host code at its
+	 * jit_hot-th run; 0 (a machine built by hand): never, the
+	 * interpreter runs everything. */
+	unsigned jit_hot;
 };
 
 /* Asks the VMM to wake a suspended machine; the first reason is kept.

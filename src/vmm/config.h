@@ -110,6 +110,7 @@ struct vm_config {
 	char *restore;          /* snapshot to load instead of booting */
 	bool restore_no_verify; /* `--no-verify` only: map the snapshot's RAM without checking its CRC */
 	bool deterministic;     /* virtual time from instruction counts */
+	bool jit;               /* emu engine: translate hot blocks to host code */
 	bool sandbox;           /* seccomp filter, no_new_privs, no capabilities (src/vmm/sandbox.h) */
 	unsigned n_disks;
 	struct vm_disk_config disks[VM_MAX_DISKS];

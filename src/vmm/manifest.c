@@ -21,7 +21,7 @@
 
 const char *const vm_manifest_fields[] = {
 	"engine", "cpu", "cpus", "max_cpus", "memory", "memory_hotplug", "memory_backend", "numa_nodes", "kernel", "initrd", "cmdline",
-	"decompress", "no_reboot", "on_panic", "deterministic", "hyperv", "compound", "code_cache", "sandbox", "serial", "console", "api_socket",
+	"decompress", "no_reboot", "on_panic", "deterministic", "hyperv", "compound", "code_cache", "jit", "sandbox", "serial", "console", "api_socket",
 	"restore", "disks", "disks[].path", "disks[].format", "disks[].readonly", "disks[].key_file",
 	"disks[].serial", "disks[].id", "disks[].cache", "disks[].queues", "disks[].packed", "rng", "rng_rate",
 	"nets", "nets[].type", "nets[].ifname", "nets[].mac", "nets[].hostfwd", "nets[].hotplug",
@@ -260,6 +260,11 @@ static int f_on_panic(const struct mctx *m, json_t *v, struct vm_config *cfg)
 static int f_deterministic(const struct mctx *m, json_t *v, struct vm_config *cfg)
 {
 	return get_bool(m, "deterministic", v, &cfg->deterministic);
+}
+
+static int f_jit(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	return get_bool(m, "jit", v, &cfg->jit);
 }
 
 static int f_rng_rate(const struct mctx *m, json_t *v, struct vm_config *cfg)
@@ -796,7 +801,7 @@ static const struct {
 	{ "kernel", f_kernel }, { "initrd", f_initrd }, { "cmdline", f_cmdline },
 	{ "decompress", f_decompress }, { "no_reboot", f_no_reboot }, { "on_panic", f_on_panic }, { "deterministic", f_deterministic },
 	{ "hyperv", f_hyperv }, { "compound", f_compound }, { "code_cache", f_code_cache },
-	{ "sandbox", f_sandbox },
+	{ "jit", f_jit }, { "sandbox", f_sandbox },
 	{ "serial", f_serial }, { "api_socket", f_api_socket }, { "restore", f_restore },
 	{ "disks", f_disks }, { "devices", f_devices }, { "consoles", f_consoles },
 	{ "plugin_dirs", f_plugin_dirs }, { "numa", f_numa_topology }, { "rng", f_rng }, { "console", f_console }, { "rng_rate", f_rng_rate }, { "nets", f_nets },

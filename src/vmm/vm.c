@@ -260,6 +260,7 @@ static int vm_create(struct vm_session *sess, const struct vm_config *cfg, const
 	/* Checked by vm_config_validate(). */
 	if (compound_parse(cfg->compound, &vm->compound) < 0)
 		vm->compound = COMPOUND_ALL;
+	vm->jit_hot = cfg->jit ? EMU_JIT_HOT : 0;
 	/* Checked by vm_config_validate(): a spec that fails here leaves max. */
 	if (cfg->cpu)
 		cpu_model_parse(cfg->cpu, !strcmp(cfg->engine, "emu"), &vm->cpu_model);

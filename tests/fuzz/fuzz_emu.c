@@ -336,13 +336,15 @@ static void set_state(struct machine *m, const uint8_t *in)
 }
 
 /* One machine for the whole run (creating one per input costs more than
- * running it: fresh mappings fault page by page). */
-static struct machine *machine_get(void)
+ * running it: fresh mappings fault page by page); one per code generation
+ * setting (vm.jit_hot, docs/architecture.md "Code generation"). */
+static struct machine *machine_get(unsigned jit_hot)
 {
-	static struct machine *m;
-	if (m)
-		return m;
-	m = calloc(1, sizeof(*m));
+	static struct machine *ms[2];
+	struct machine **slot = &ms[jit_hot != 0];
+	if (*slot)
+		return *slot;
+	struct machine *m = *slot = calloc(1, sizeof(*m));
 	if (!m || gmem_init(&m->vm.mem, RAM) < 0)
 		abort();
 	uint8_t *rom;
@@ -350,6 +352,7 @@ static struct machine *machine_get(void)
 		abort();
 	memset(rom, 0xf4, 0x1000);   /* HLT */
 	m->vm.accel = &accel_emu;
+	m->vm.jit_hot = jit_hot;
 	m->vm.n_vcpus = 1;
 	m->vm.vcpus[0] = &m->vcpu;
 	m->vcpu.vm = &m->vm;
@@ -380,14 +383,13 @@ static void machine_reset(struct machine *m)
 	cpu->icount = 0;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* Runs the input on m; exit says how the run ended. */
+static void run_input(struct machine *m, const uint8_t *data, size_t size, struct vcpu_exit *exit_out)
 {
-	log_threshold = LOG_ERROR;
 	uint8_t hdr[HDR] = { 0 };
 	memcpy(hdr, data, size < HDR ? size : HDR);
 	size_t pos = size < HDR ? size : HDR;
 
-	struct machine *m = machine_get();
 	machine_reset(m);
 	struct guest_memory *mem = &m->vm.mem;
 	unsigned mode = hdr[0] & 7;
@@ -407,6 +409,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct vcpu_exit exit = { 0 };
 	if (accel_emu.vcpu_run(&m->vcpu, &exit) != 0)
 		abort();
+	*exit_out = exit;
 	switch (exit.reason) {
 	case VCPU_EXIT_KICK:
 	case VCPU_EXIT_HLT:
@@ -425,5 +428,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct x86_sregs s;
 	if (accel_emu.get_regs(&m->vcpu, &r) < 0 || accel_emu.get_sregs(&m->vcpu, &s) < 0)
 		abort();
+}
+
+#ifndef FUZZ_EMU_COMPARE_JIT
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	log_threshold = LOG_ERROR;
+	struct vcpu_exit exit;
+	run_input(machine_get(0), data, size, &exit);
 	return 0;
 }
+#endif

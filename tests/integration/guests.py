@@ -44,11 +44,22 @@ def script_append(script):
     return BASE_APPEND + " vessel.script=" + base64.b64encode(script.encode()).decode()
 
 
-def linux_args(script=None, cpus=1, variant=None):
+def jit_args(jit=None):
+    """--jit for a run: jit "on"/"off" as given, else the environment's
+    VESSEL_TEST_JIT (1: on, 0: off), else the default.  Setting it runs
+    every Linux-guest test with code generation on or off
+    (docs/architecture.md "Code generation")."""
+    if jit is None:
+        env = os.environ.get("VESSEL_TEST_JIT")
+        jit = None if env in (None, "") else ("off" if env == "0" else "on")
+    return [] if jit is None else ["--jit", jit]
+
+
+def linux_args(script=None, cpus=1, variant=None, jit=None):
     kernel, initrd = linux_guest(variant)
     append = script_append(script) if script is not None else BASE_APPEND
     return ["run", "--kernel", str(kernel), "--initrd", str(initrd), "--memory", "512M", "--cpus", str(cpus),
-            "--append", append]
+            "--append", append, *jit_args(jit)]
 
 
 KERNEL_LOG_LINE = re.compile(r"^\[\s*\d+\.\d+\] ")

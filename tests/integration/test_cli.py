@@ -50,6 +50,7 @@ def test_version(vessel_bin):
     (["run", "--kernel", "k", "--memory", "lots"], "--memory"),
     (["run", "--kernel", "k", "--engine", "warp"], "engine"),
     (["run", "--kernel", "k", "--serial", "pigeon"], "serial"),
+    (["run", "--kernel", "k", "--jit", "maybe"], "--jit: 'maybe' is neither on nor off"),
     (["run", "--kernel"], "needs a value"),
 ])
 def test_run_rejects_bad_config(vessel_bin, args, needle):

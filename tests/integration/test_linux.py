@@ -15,10 +15,12 @@ BOOT_TIMEOUT = 900   # seconds; generous for a loaded 2-core machine
 BAD_DMESG = re.compile(r"BUG|WARNING|Oops|panic|Call Trace|timed out")
 
 
-@pytest.mark.parametrize("cpus", [1, 2])
-def test_script_runs_and_guest_powers_off(vessel_bin, cpus):
+# jit: the emu engine with and without code generation (--jit); the
+# other Linux-guest tests take theirs from VESSEL_TEST_JIT (guests.py).
+@pytest.mark.parametrize("cpus,jit", [(1, "off"), (2, "off"), (1, "on"), (2, "on")])
+def test_script_runs_and_guest_powers_off(vessel_bin, cpus, jit):
     script = "grep -c ^processor /proc/cpuinfo\ndate +%s\ndmesg\n"
-    child = pexpect.spawn(vessel_bin, linux_args(script, cpus), encoding="utf-8", codec_errors="replace",
+    child = pexpect.spawn(vessel_bin, linux_args(script, cpus, jit), encoding="utf-8", codec_errors="replace",
                           timeout=BOOT_TIMEOUT)
     child.expect(r"VESSEL-SCRIPT-BEGIN\r*\n(\d+)\r*\n(\d+)\r*\n")
     host_now = time.time()

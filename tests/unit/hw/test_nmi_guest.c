@@ -5,6 +5,7 @@
  * blocked waits for the handler's IRET, and that two arriving then
  * collapse into one (SDM vol. 3A 6.7.1, 10.6.1).  The KVM run is skipped
  * where the host has no usable /dev/kvm. */
+#include "../cpu/emu/jit_env.h"
 #include "cpu/engines.h"
 #include "machine/accel.h"
 #include "hw/chardev.h"
@@ -36,6 +37,7 @@ static bool fixture_init(struct fixture *f, const struct accel_ops *accel)
 	bus_init(&f->vm.mmio, "mmio");
 	pthread_mutex_init(&f->vm.dev_lock, NULL);
 	f->vm.accel = accel;
+	f->vm.jit_hot = test_jit_hot();
 	f->cpu.vm = &f->vm;
 	pthread_mutex_init(&f->cpu.lock, NULL);
 	pthread_cond_init(&f->cpu.wake, NULL);

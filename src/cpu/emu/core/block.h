@@ -61,6 +61,19 @@ struct emu_block {
 /* A recently entered block by linear address, for block exits whose
  * links miss (returns to many callers, indirect jumps): cheaper than a
  * lookup, which translates the address and reads the slot table. */
+/* A block's translation in one vCPU's code cache: valid while the block
+ * cache's epoch (after a flush the block's memory is reused) and the code
+ * cache's epoch are the ones it was made under.  runs counts the block's
+ * runs on this vCPU until it is translated. */
+struct emu_jit_entry {
+	const struct emu_block *b;
+	uint64_t cache_epoch;
+	uint32_t jit_epoch;
+	uint32_t runs;
+	void (*fn)(struct emu_cpu *cpu);
+};
+#define EMU_JIT_MAP 8192                   /* power of two */
+
 struct emu_jump_entry {
 	uint64_t lin;
 	uint64_t key;
@@ -103,6 +116,14 @@ struct emu_core_vcpu {
 	struct emu_block *staging;      /* a block being decoded, before it is published */
 	struct emu_block *scratch;      /* a block that straddles two pages (one instruction) */
 	struct emu_jump_entry *jumps;   /* EMU_JUMP_CACHE */
+	/* Code generation (jit/jit.h), NULL with --jit off; a block is
+	 * translated at its jit_hot-th run.  Blocks are the VM's, shared by
+	 * its vCPUs, while a translation lives in this vCPU's code cache:
+	 * so the translations are found through this vCPU's own map, by
+	 * block (EMU_JIT_MAP entries). */
+	struct emu_jit *jit;
+	unsigned jit_hot;
+	struct emu_jit_entry *jit_map;
 };
 
 static inline struct emu_core_vcpu *emu_core_of(struct emu_cpu *cpu)

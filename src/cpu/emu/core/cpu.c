@@ -2,6 +2,7 @@
  * (docs/architecture.md "The emu engine", src/machine/accel.h). */
 #include "cpu/emu/core/block.h"
 #include "cpu/emu/core/core.h"
+#include "cpu/emu/jit/jit.h"
 /* For msr_read/msr_write: the state accessors reach MSRs the way RDMSR and
  * WRMSR do. */
 #include "cpu/emu/system/sys.h"
@@ -90,6 +91,18 @@ static int emu_vcpu_init(struct vcpu *vcpu)
 		free(cv);
 		return err_set(-ENOMEM, "emu: out of memory for the block lookups of vCPU %u", vcpu->id);
 	}
+	if (vcpu->vm->jit_hot) {
+		cv->jit = emu_jit_create(EMU_JIT_CACHE_DEFAULT);
+		cv->jit_map = calloc(EMU_JIT_MAP, sizeof(*cv->jit_map));
+		if (!cv->jit || !cv->jit_map) {
+			emu_jit_destroy(cv->jit);
+			free(cv->jit_map);
+			emu_blocks_free(cv);
+			free(cv);
+			return err_set(-ENOMEM, "emu: out of memory for the code cache of vCPU %u", vcpu->id);
+		}
+		cv->jit_hot = vcpu->vm->jit_hot;
+	}
 	struct emu_cpu *cpu = &cv->cpu;
 	cpu->vcpu = vcpu;
 	cpu->mem = &vcpu->vm->mem;
@@ -109,6 +122,8 @@ static void emu_vcpu_destroy(struct vcpu *vcpu)
 	if (!cv)
 		return;
 	emu_blocks_free(cv);
+	emu_jit_destroy(cv->jit);
+	free(cv->jit_map);
 	free(cv);
 	vcpu->accel = NULL;
 }
@@ -144,6 +159,14 @@ static void trace_insn(const struct emu_cpu *cpu, const struct emu_insn *in)
 		     (unsigned long long)cpu->rip, text);
 }
 
+/* Outside 64-bit mode EIP wraps at 4 GiB, IP at 64 KiB (16-bit CS),
+ * after each block. */
+static inline void block_wrap_rip(struct emu_cpu *cpu)
+{
+	if (cpu->mode != EMU_MODE_LONG64)
+		cpu->rip &= (cpu->seg[SEG_CS].attr & (1u << 10)) ? 0xffffffffull : 0xffffull;
+}
+
 /* Executes up to limit instructions of b.  Instruction handlers see
  * cpu->rip (this instruction) and cpu->next_rip (the next one, or the
  * branch target they set).  traced is a constant in each caller, so the
@@ -170,9 +193,7 @@ static inline __attribute__((always_inline)) void run_block_body(struct emu_cpu 
 			break;
 		}
 	}
-	/* Outside 64-bit mode EIP wraps at 4 GiB, IP at 64 KiB (16-bit CS). */
-	if (cpu->mode != EMU_MODE_LONG64)
-		cpu->rip &= (cpu->seg[SEG_CS].attr & (1u << 10)) ? 0xffffffffull : 0xffffull;
+	block_wrap_rip(cpu);
 }
 
 static __attribute__((noinline)) void run_block_traced(struct emu_cpu *cpu, const struct emu_block *b, unsigned limit)
@@ -183,6 +204,36 @@ static __attribute__((noinline)) void run_block_traced(struct emu_cpu *cpu, cons
 static void run_block(struct emu_cpu *cpu, const struct emu_block *b, unsigned limit)
 {
 	run_block_body(cpu, b, limit, false);
+}
+
+/* A whole block (the chain's path): this vCPU's host code for it when it
+ * has some (jit/jit.h, the same semantics as run_block), translated at
+ * its jit_hot-th run here, else the interpreter. */
+static void run_block_whole(struct emu_core_vcpu *cv, struct emu_block *b)
+{
+	struct emu_cpu *cpu = &cv->cpu;
+	struct emu_jit *jit = cv->jit;
+	if (jit && b->cacheable) {
+		struct emu_jit_entry *e = &cv->jit_map[((uintptr_t)b * 0x9e3779b97f4a7c15ull) >> 51 & (EMU_JIT_MAP - 1)];
+		if (__builtin_expect(e->b != b || e->cache_epoch != cv->epoch, 0))
+			*e = (struct emu_jit_entry){ .b = b, .cache_epoch = cv->epoch };
+		if (__builtin_expect(e->fn && e->jit_epoch == jit->epoch, 1)) {
+			e->fn(cpu);
+			block_wrap_rip(cpu);
+			return;
+		}
+		if (++e->runs >= cv->jit_hot) {
+			e->fn = emu_jit_translate(jit, b->insn, b->n, b->mode);
+			e->jit_epoch = jit->epoch;
+			if (e->fn) {
+				e->fn(cpu);
+				block_wrap_rip(cpu);
+				return;
+			}
+			e->runs = 0;
+		}
+	}
+	run_block(cpu, b, EMU_BLOCK_MAX_INSNS);
 }
 
 /* One instruction, where the block path would be wrong:
@@ -379,7 +430,7 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 			continue;
 		}
 		for (;;) {
-			run_block(cpu, b, EMU_BLOCK_MAX_INSNS);
+			run_block_whole(cv, b);
 			if (cpu->stop_block || needs_one_insn_unshadowed(cpu) || cpu->icount >= cpu->icount_stop ||
 			    events_stop_chain(cpu, atomic_load_explicit(&vcpu->events, memory_order_relaxed)))
 				break;

@@ -1,6 +1,10 @@
 #include "harness.h"
 
+#include "../jit_env.h"
+#include "cpu/emu/jit/jit.h"
+
 #include <setjmp.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct harness *harness_cur;
@@ -130,12 +134,24 @@ int harness_step(struct harness *h)
 	if (rc == -11 /* EAGAIN */)
 		emu_raise(cpu, X86_EXC_GP, 0);
 	cpu->stop_block = false;
-	cpu->next_rip = cpu->rip + in.len;
-	in.fn(cpu, &in);
-	cpu->rip = cpu->next_rip;
+	/* VESSEL_TEST_JIT: the instruction runs as translated code, a block
+	 * of one (jit/jit.h), which counts it itself. */
+	static struct emu_jit *jit;
+	if (test_jit_hot() && !jit)
+		jit = emu_jit_create(1u << 20);
+	if (jit) {
+		emu_jit_code code = emu_jit_translate(jit, &in, 1, cpu->mode);
+		if (!code)
+			abort();
+		code(cpu);
+	} else {
+		cpu->next_rip = cpu->rip + in.len;
+		in.fn(cpu, &in);
+		cpu->rip = cpu->next_rip;
+		cpu->icount++;
+	}
 	if (cpu->mode != EMU_MODE_LONG64)
 		cpu->rip &= 0xffffffff;
-	cpu->icount++;
 	return -1;
 }
 

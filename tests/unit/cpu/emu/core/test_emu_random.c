@@ -5,6 +5,7 @@
  * (this test runs under ASan+UBSan in `make unit-asan`).  Runs are bounded
  * by a watchdog thread that kicks the vCPU.  The emu_budget tests check the
  * engine's own bound, the run budget the fuzz target relies on. */
+#include "../jit_env.h"
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -112,6 +113,7 @@ static struct random_vm *random_vm_new(void)
 	bus_init(&r->vm.mmio, "mmio");
 	pthread_mutex_init(&r->vm.dev_lock, NULL);
 	r->vm.accel = &accel_emu;
+	r->vm.jit_hot = test_jit_hot();
 	r->vcpu.vm = &r->vm;
 	pthread_mutex_init(&r->vcpu.lock, NULL);
 	pthread_cond_init(&r->vcpu.wake, NULL);

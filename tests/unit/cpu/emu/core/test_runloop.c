@@ -4,6 +4,7 @@
  * it were chained or looked up, and a shadow that ended inside a chain of
  * blocks does not hold off a later interrupt.  Real-mode code at
  * 0000:1000, the handler of vector 0x20 at 0000:2000. */
+#include "../jit_env.h"
 #include <criterion/criterion.h>
 
 #include "cpu/engines.h"
@@ -43,6 +44,7 @@ static void setup(const uint8_t *code, size_t len)
 	memset(&vcpu, 0, sizeof(vcpu));
 	acks = 0;
 	vm.accel = &accel_emu;
+	vm.jit_hot = test_jit_hot();
 	cr_assert_eq(gmem_init(&vm.mem, RAM_SIZE), 0);
 	bus_init(&vm.pio, "pio");
 	bus_init(&vm.mmio, "mmio");

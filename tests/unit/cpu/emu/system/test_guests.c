@@ -3,6 +3,7 @@
  * and an exit port (0xf4), and one vCPU started at F000:FFF0 with the
  * image in the BIOS window at 0xF0000.  Each guest prints PASS/FAIL lines
  * and writes its failure count to the exit port. */
+#include "../jit_env.h"
 #include <criterion/criterion.h>
 
 #include "machine/accel.h"
@@ -215,6 +216,7 @@ static void run_guest_as(const char *name, bool lookahead)
 	static struct vm vm;
 	memset(&vm, 0, sizeof(vm));
 	vm.accel = accel;
+	vm.jit_hot = test_jit_hot();
 	cr_assert_eq(gmem_init(&vm.mem, RAM_SIZE), 0);
 	bus_init(&vm.pio, "pio");
 	bus_init(&vm.mmio, "mmio");

@@ -1,0 +1,345 @@
+/* Inline templates (jit/templates.h): the register forms of the simple
+ * instructions that dominate kernel code, as host code.  An instruction
+ * gets a template only when its decoded handler is exactly the
+ * specialised form the opcode table gives its opcode, operand kind and
+ * size (emu_handler_find): so a LOCK prefix, a #UD encoding or a CPU
+ * model without the instruction keeps the handler call, and each
+ * template does what that one form's C code does (core/int_arith.c,
+ * core/int_move.c), including the lazy-flags record (core/flags.c),
+ * field for field. */
+#include "cpu/emu/jit/templates.h"
+
+#include "cpu/emu/core/core.h"
+
+#include <stddef.h>
+
+#define CPU_OFF(field) ((int32_t)offsetof(struct emu_cpu, field))
+#define GPR(r) (CPU_OFF(gpr) + 8 * (int32_t)(r))
+
+/* One privilege's TLB array. */
+typedef struct emu_tlb_entry cpu_tlb_row[EMU_TLB_SIZE];
+
+enum { ALU_ADD, ALU_OR, ALU_ADC, ALU_SBB, ALU_AND, ALU_SUB, ALU_XOR, ALU_CMP };
+
+/* mov r, gpr[g] (size 4: zero-extended, as reg_get then the mask) */
+static void load_gpr(struct x86_emit *e, unsigned hr, unsigned g, unsigned size)
+{
+	xe_op_mem(e, 0x8b, size == 8 ? 8 : 4, hr, HR_RBX, GPR(g));
+}
+
+/* gpr[g] = hr, zero-extended from 32 bits first for size 4 (reg_set). */
+static void store_gpr(struct x86_emit *e, unsigned g, unsigned hr, unsigned size)
+{
+	if (size == 4)
+		xe_op_rr(e, 0x89, 4, hr, hr);                     /* mov r32, r32 */
+	xe_store64(e, HR_RBX, GPR(g), hr);
+}
+
+/* lf_set(cpu, kind, size, res = RDX, src1, src2): RAX/RCX for ADD and
+ * SUB, 0 for the logic kinds. */
+static void record_flags(struct x86_emit *e, unsigned kind, unsigned size)
+{
+	xe_store64(e, HR_RBX, CPU_OFF(lf.res), HR_RDX);
+	if (kind == LF_LOGIC) {
+		xe_store64_imm(e, HR_RBX, CPU_OFF(lf.src1), 0);
+		xe_store64_imm(e, HR_RBX, CPU_OFF(lf.src2), 0);
+	} else {
+		xe_store64(e, HR_RBX, CPU_OFF(lf.src1), HR_RAX);
+		xe_store64(e, HR_RBX, CPU_OFF(lf.src2), HR_RCX);
+	}
+	xe_store32_imm(e, HR_RBX, CPU_OFF(lf.op), kind | size);
+}
+
+/* alu() of core/int_arith.c with RAX = a, RCX = b (both masked to
+ * size): RDX = the unmasked 64-bit result, flags recorded; then the
+ * destination register unless CMP or TEST (dst EMU_REG_NONE). */
+static void alu_tail(struct x86_emit *e, unsigned op, unsigned size, unsigned dst)
+{
+	static const uint8_t host_op[8] = {
+		[ALU_ADD] = 0x01, [ALU_OR] = 0x09, [ALU_AND] = 0x21, [ALU_SUB] = 0x29, [ALU_XOR] = 0x31, [ALU_CMP] = 0x29,
+	};
+	xe_op_rr(e, 0x89, 8, HR_RAX, HR_RDX);                     /* mov rdx, rax */
+	xe_op_rr(e, host_op[op], 8, HR_RCX, HR_RDX);              /* op rdx, rcx */
+	unsigned kind = op == ALU_ADD ? LF_ADD : (op == ALU_SUB || op == ALU_CMP) ? LF_SUB : LF_LOGIC;
+	record_flags(e, kind, size);
+	if (op != ALU_CMP && dst != EMU_REG_NONE)
+		store_gpr(e, dst, HR_RDX, size);
+}
+
+/* RAX = emu_insn_ea(): disp + base + index << scale (+ next_rip),
+ * masked to the address size. */
+static void emit_ea(struct jit_ctx *t, const struct emu_insn *in)
+{
+	struct x86_emit *e = t->e;
+	xe_mov_imm(e, HR_RAX, (uint64_t)(int64_t)in->disp);
+	if (in->base != EMU_REG_NONE)
+		xe_op_mem(e, 0x03, 8, HR_RAX, HR_RBX, GPR(in->base));          /* add rax, [base] */
+	if (in->index != EMU_REG_NONE) {
+		load_gpr(e, HR_RCX, in->index, 8);
+		if (in->scale) {
+			xe_rex(e, true, 0, HR_RCX, false);
+			xe_u8(e, 0xc1);
+			xe_u8(e, 0xe1);                                          /* shl rcx, imm8 */
+			xe_u8(e, in->scale);
+		}
+		xe_op_rr(e, 0x01, 8, HR_RCX, HR_RAX);                           /* add rax, rcx */
+	}
+	if (in->rip_rel) {
+		xe_lea(e, HR_RCX, HR_R12, (int32_t)(t->delta + in->len));       /* next_rip */
+		xe_op_rr(e, 0x01, 8, HR_RCX, HR_RAX);
+	}
+	if (in->adsize == 2) {
+		xe_u8(e, 0x0f);
+		xe_u8(e, 0xb7);
+		xe_u8(e, 0xc0);                                                  /* movzx eax, ax */
+	} else if (in->adsize == 4) {
+		xe_op_rr(e, 0x89, 4, HR_RAX, HR_RAX);                           /* mov eax, eax */
+	}
+}
+
+/* reg_set(reg, size, emu_insn_ea()) */
+static void emit_lea(struct jit_ctx *t, const struct emu_insn *in, unsigned size)
+{
+	emit_ea(t, in);
+	store_gpr(t->e, in->reg, HR_RAX, size);
+}
+
+/* A jump to the instruction's slow path (jit_emit_cold). */
+static void to_cold(struct jit_ctx *t, struct jit_cold *k, unsigned cc)
+{
+	uint8_t *at = xe_jcc32(t->e, cc);
+	if (at && k->n_from < 4)
+		k->from[k->n_from++] = at;
+}
+
+/* The inline TLB hit path of emu_read/emu_write (emu.h) for a size-byte
+ * access at offset RAX in segment seg, 64-bit mode: the linear address
+ * (FS/GS base added), then the entry of the current privilege's TLB, its
+ * read or write tag against page | asid, and the access inside one page.
+ * EFLAGS.AC (SMAP's and alignment checking's TLBs) takes the slow path.
+ * Leaves RSI = linear address and RAX = its addend; misses jump to k. */
+static void emit_tlb_hit(struct jit_ctx *t, unsigned seg, unsigned size, bool write, struct jit_cold *k)
+{
+	struct x86_emit *e = t->e;
+	if (seg >= SEG_FS)
+		xe_op_mem(e, 0x03, 8, HR_RAX, HR_RBX, CPU_OFF(seg[0].base) + (int32_t)(seg * sizeof(struct emu_seg)));
+	xe_op_mem(e, 0xf7, 4, 0, HR_RBX, CPU_OFF(rflags));                     /* test dword [rflags], AC */
+	xe_u32(e, X86_FLAG_AC);
+	to_cold(t, k, 0x5);                                                     /* jnz */
+	xe_op_rr(e, 0x89, 8, HR_RAX, HR_RSI);                                  /* mov rsi, rax */
+	xe_op_rr(e, 0x89, 4, HR_RAX, HR_RCX);                                  /* mov ecx, eax */
+	xe_grp1_reg_imm(e, 4, 4, HR_RCX, 0xfff);                               /* and ecx, 0xfff */
+	xe_grp1_reg_imm(e, 7, 4, HR_RCX, (int32_t)(4096 - size));              /* cmp ecx, 4096 - size */
+	to_cold(t, k, 0x7);                                                     /* ja */
+	/* RDX = &cpu->tlb[cpl == 3][((lin >> 12) ^ salt) & (EMU_TLB_SIZE - 1)] - cpu->tlb */
+	xe_op_rr(e, 0x89, 8, HR_RAX, HR_RDX);                                  /* mov rdx, rax */
+	xe_u8(e, 0x48);
+	xe_u8(e, 0xc1);
+	xe_u8(e, 0xea);
+	xe_u8(e, 12);                                                          /* shr rdx, 12 */
+	xe_op_mem(e, 0x33, 4, HR_RDX, HR_RBX, CPU_OFF(tlb_salt));              /* xor edx, [salt] */
+	xe_grp1_reg_imm(e, 4, 4, HR_RDX, EMU_TLB_SIZE - 1);                   /* and edx, mask */
+	xe_u8(e, 0x69);
+	xe_u8(e, 0xd2);
+	xe_u32(e, (uint32_t)sizeof(struct emu_tlb_entry));                    /* imul edx, edx, sizeof */
+	xe_op_mem(e, 0x80, 1, 7, HR_RBX, CPU_OFF(cpl));                        /* cmp byte [cpl], 3 */
+	xe_u8(e, 3);
+	xe_u8(e, 0x75);
+	xe_u8(e, 7);                                                           /* jne +7 */
+	xe_grp1_reg_imm(e, 0, 8, HR_RDX, (int32_t)sizeof(cpu_tlb_row));       /* add rdx, row (7 bytes) */
+	xe_op_rr(e, 0x01, 8, HR_RBX, HR_RDX);                                  /* add rdx, rbx */
+	/* tag: page | asid */
+	xe_op_rr(e, 0x89, 8, HR_RSI, HR_RCX);                                  /* mov rcx, rsi */
+	xe_grp1_reg_imm(e, 4, 8, HR_RCX, -4096);                               /* and rcx, ~0xfff */
+	xe_op_mem(e, 0x0b, 8, HR_RCX, HR_RBX, CPU_OFF(asid));                  /* or rcx, [asid] */
+	int32_t tlb = CPU_OFF(tlb);
+	int32_t tag = write ? (int32_t)offsetof(struct emu_tlb_entry, tag_write)
+			    : (int32_t)offsetof(struct emu_tlb_entry, tag_read);
+	xe_op_mem(e, 0x3b, 8, HR_RCX, HR_RDX, tlb + tag);                      /* cmp rcx, [tag] */
+	to_cold(t, k, 0x5);                                                     /* jne */
+	xe_load64(e, HR_RAX, HR_RDX, tlb + (int32_t)offsetof(struct emu_tlb_entry, addend));
+}
+
+/* A slow path for in, when the block may have one more: 64-bit code only. */
+static struct jit_cold *cold_new(struct jit_ctx *t, const struct emu_insn *in)
+{
+	if (t->mode != EMU_MODE_LONG64 || t->n_cold >= JIT_MAX_COLD)
+		return NULL;
+	struct jit_cold *k = &t->cold[t->n_cold++];
+	*k = (struct jit_cold){ .in = in, .delta = t->delta, .left = t->n - t->i - 1 };
+	return k;
+}
+
+/* MOV r, [m] and MOV [m], r (mov_load_N, mov_store_N of core/int_move.c),
+ * MOVZX r, byte/word [m] (movzx_load_b/w: zx is 1 or 2, the size read):
+ * the inline TLB path, else the handler out of line. */
+static bool emit_mem_move(struct jit_ctx *t, const struct emu_insn *in, unsigned size, bool store, unsigned zx)
+{
+	struct x86_emit *e = t->e;
+	struct jit_cold *k = cold_new(t, in);
+	if (!k)
+		return false;
+	emit_ea(t, in);
+	emit_tlb_hit(t, in->seg, zx ? zx : size, store, k);
+	if (store) {
+		load_gpr(e, HR_RCX, in->reg, 8);
+		xe_mem_bi(e, 0x89, size, HR_RCX, HR_RAX, HR_RSI);              /* mov [rax + rsi], rcx */
+	} else if (zx) {
+		xe_u8(e, 0x0f);
+		xe_mem_bi(e, zx == 1 ? 0xb6 : 0xb7, 4, HR_RAX, HR_RAX, HR_RSI); /* movzx eax, b/w [rax + rsi] */
+		xe_store64(e, HR_RBX, GPR(in->reg), HR_RAX);
+	} else {
+		xe_mem_bi(e, 0x8b, size, HR_RAX, HR_RAX, HR_RSI);              /* mov rax, [rax + rsi] */
+		xe_store64(e, HR_RBX, GPR(in->reg), HR_RAX);
+	}
+	k->resume = e->p;
+	return true;
+}
+
+/* PUSH r64 / POP r64 (push_r64, pop_r64 of core/int_stack.c): the
+ * stack access first, RSP after it, then POP's register (POP RSP keeps
+ * the value popped). */
+static bool emit_push_pop(struct jit_ctx *t, const struct emu_insn *in, bool pop)
+{
+	struct x86_emit *e = t->e;
+	struct jit_cold *k = cold_new(t, in);
+	if (!k)
+		return false;
+	load_gpr(e, HR_RAX, RSP, 8);
+	if (!pop)
+		xe_lea(e, HR_RAX, HR_RAX, -8);
+	emit_tlb_hit(t, SEG_SS, 8, !pop, k);
+	if (pop) {
+		xe_mem_bi(e, 0x8b, 8, HR_RAX, HR_RAX, HR_RSI);                 /* mov rax, [rax + rsi] */
+		xe_lea(e, HR_RSI, HR_RSI, 8);
+		xe_store64(e, HR_RBX, GPR(RSP), HR_RSI);
+		xe_store64(e, HR_RBX, GPR(in->rm), HR_RAX);
+	} else {
+		load_gpr(e, HR_RCX, in->rm, 8);
+		xe_mem_bi(e, 0x89, 8, HR_RCX, HR_RAX, HR_RSI);                 /* mov [rax + rsi], rcx */
+		xe_store64(e, HR_RBX, GPR(RSP), HR_RSI);
+	}
+	k->resume = e->p;
+	return true;
+}
+
+/* SHL/SHR/SAR r, imm8 (shl_ri_N, shr_ri_N, sar_ri_N of core/int_shift.c):
+ * a zero count writes the register back (zero-extended) and leaves the
+ * flags; any other records kind, the result, the operand and the count. */
+static bool emit_shift_ri(struct jit_ctx *t, const struct emu_insn *in, unsigned size)
+{
+	struct x86_emit *e = t->e;
+	unsigned ext = (in->modrm >> 3) & 7;   /* 4 SHL, 5 SHR, 7 SAR */
+	unsigned c = (unsigned)in->imm & (size == 8 ? 0x3f : 0x1f);
+	load_gpr(e, HR_RAX, in->rm, size);
+	if (!c) {
+		xe_store64(e, HR_RBX, GPR(in->rm), HR_RAX);
+		return true;
+	}
+	xe_op_rr(e, 0x89, 8, HR_RAX, HR_RDX);                                  /* mov rdx, rax */
+	xe_rex(e, size == 8, 0, HR_RDX, false);
+	xe_u8(e, 0xc1);
+	xe_u8(e, (uint8_t)(0xc0 | ext << 3 | HR_RDX));
+	xe_u8(e, (uint8_t)c);                                                  /* shift edx/rdx, c */
+	xe_store64(e, HR_RBX, CPU_OFF(lf.res), HR_RDX);
+	xe_store64(e, HR_RBX, CPU_OFF(lf.src1), HR_RAX);
+	xe_store64_imm(e, HR_RBX, CPU_OFF(lf.src2), (int32_t)c);
+	unsigned kind = ext == 4 ? LF_SHL : ext == 5 ? LF_SHR : LF_SAR;
+	xe_store32_imm(e, HR_RBX, CPU_OFF(lf.op), kind | size);
+	xe_store64(e, HR_RBX, GPR(in->rm), HR_RDX);
+	return true;
+}
+
+/* The specialised form for in's opcode, operand kind and size: what
+ * the decoder gives an instruction with nothing unusual about it.
+ * modrm: whether the opcode has a ModRM byte (else no memory operand). */
+static bool is_plain_form(const struct emu_insn *in, bool modrm)
+{
+	unsigned reg = (in->modrm >> 3) & 7;
+	return in->fn == emu_handler_find(in->opmap, in->opcode, in->mprefix, reg, modrm && in->mod != 3, in->opsize);
+}
+
+bool jit_template(struct jit_ctx *t, const struct emu_insn *in)
+{
+	struct x86_emit *e = t->e;
+	unsigned size = in->opsize, op = in->opcode;
+	if ((size != 4 && size != 8) || in->lock)
+		return false;
+	if (in->opmap == EMU_MAP_0F && (op == 0xb6 || op == 0xb7) && in->mod != 3 && is_plain_form(in, true))
+		return emit_mem_move(t, in, size, false, op == 0xb6 ? 1 : 2);   /* MOVZX r, [m] */
+	if (in->opmap != EMU_MAP_1B)
+		return false;
+	if (op >= 0x50 && op <= 0x5f && size == 8 && is_plain_form(in, false))
+		return emit_push_pop(t, in, op >= 0x58);
+	if (op >= 0xb8 && op <= 0xbf) {
+		/* MOV r, imm: the generic handler for every size */
+		if (in->fn != h_mov_r_imm)
+			return false;
+		uint64_t v = size == 4 ? (uint32_t)in->imm : in->imm;
+		if (v <= 0x7fffffffull || (size == 8 && (int64_t)v == (int32_t)v)) {
+			xe_store64_imm(e, HR_RBX, GPR(in->rm), (int32_t)v);
+		} else {
+			xe_mov_imm(e, HR_RAX, v);
+			xe_store64(e, HR_RBX, GPR(in->rm), HR_RAX);
+		}
+		return true;
+	}
+	if (!is_plain_form(in, true))
+		return false;
+	bool reg_form = in->mod == 3;
+	/* ALU r/m, r (00-3F, ModRM, Ev,Gv at +1) and ALU r, r/m (Gv,Ev at +3) */
+	if (op < 0x40 && (op & 7) <= 3 && (op & 1) && reg_form) {
+		unsigned alu = op >> 3;
+		if (alu == ALU_ADC || alu == ALU_SBB)
+			return false;
+		unsigned d = (op & 2) ? in->reg : in->rm, s = (op & 2) ? in->rm : in->reg;
+		load_gpr(e, HR_RAX, d, size);
+		load_gpr(e, HR_RCX, s, size);
+		alu_tail(e, alu, size, d);
+		return true;
+	}
+	switch (op) {
+	case 0x81:
+	case 0x83: {
+		unsigned alu = (in->modrm >> 3) & 7;
+		if (!reg_form || alu == ALU_ADC || alu == ALU_SBB)
+			return false;
+		load_gpr(e, HR_RAX, in->rm, size);
+		xe_mov_imm(e, HR_RCX, size == 4 ? (uint32_t)in->imm : in->imm);
+		alu_tail(e, alu, size, in->rm);
+		return true;
+	}
+	case 0xc1: {  /* group 2 by imm8: the SHL, SHR and SAR forms */
+		unsigned ext = (in->modrm >> 3) & 7;
+		if (!reg_form || (ext != 4 && ext != 5 && ext != 7))
+			return false;
+		return emit_shift_ri(t, in, size);
+	}
+	case 0x85:   /* TEST r/m, r */
+		if (!reg_form)
+			return false;
+		load_gpr(e, HR_RAX, in->rm, size);
+		load_gpr(e, HR_RCX, in->reg, size);
+		alu_tail(e, ALU_AND, size, EMU_REG_NONE);
+		return true;
+	case 0x89:   /* MOV r/m, r */
+		if (!reg_form)
+			return emit_mem_move(t, in, size, true, 0);
+		load_gpr(e, HR_RAX, in->reg, size);
+		xe_store64(e, HR_RBX, GPR(in->rm), HR_RAX);
+		return true;
+	case 0x8b:   /* MOV r, r/m */
+		if (!reg_form)
+			return emit_mem_move(t, in, size, false, 0);
+		load_gpr(e, HR_RAX, in->rm, size);
+		xe_store64(e, HR_RBX, GPR(in->reg), HR_RAX);
+		return true;
+	case 0x8d:   /* LEA */
+		if (reg_form)
+			return false;
+		emit_lea(t, in, size);
+		return true;
+	default:
+		return false;
+	}
+}

@@ -1,0 +1,163 @@
+/* The translator (docs/architecture.md "Code generation"): a decoded
+ * block becomes one host function.  Each instruction is either a call
+ * of its handler -- direct, with the instruction's address as a
+ * constant, in place of the run loop's load and indirect call -- or an
+ * inline template (jit/templates.c) for the simple forms that dominate
+ * kernel code.
+ *
+ * Register use inside the code: RBX = cpu, R12 = the guest RIP of an
+ * earlier instruction boundary, the translator knowing statically how
+ * many bytes lie between it and the current instruction (delta).  So
+ * templates need not store RIP at all: cpu->rip and cpu->next_rip are
+ * written only before a handler call (which reads them, and may fault
+ * with cpu->rip at its instruction) and at the block's exits, and R12
+ * is reloaded from cpu->next_rip after each call, since a handler may
+ * have moved it (a branch, or a REP that repeats).
+ *
+ * Exactly the interpreter's block loop (core/cpu.c run_block_body):
+ * icount grows by n first; after a handler that sets stop_block the
+ * block ends with RIP at the next instruction and icount lowered by the
+ * instructions not run. */
+#include "cpu/emu/jit/jit.h"
+#include "cpu/emu/jit/templates.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#define CPU_OFF(field) ((int32_t)offsetof(struct emu_cpu, field))
+
+/* RBX = cpu; R12, R13 saved with it so that the stack stays 16-byte
+ * aligned at every call (the caller's call left it at 8 mod 16). */
+static void emit_prologue(struct x86_emit *e)
+{
+	xe_push(e, HR_RBX);
+	xe_push(e, HR_R12);
+	xe_push(e, HR_R13);
+	xe_op_rr(e, 0x89, 8, HR_RDI, HR_RBX);          /* mov rbx, rdi */
+	xe_load64(e, HR_R12, HR_RBX, CPU_OFF(rip));
+}
+
+static void emit_epilogue(struct x86_emit *e)
+{
+	xe_pop(e, HR_R13);
+	xe_pop(e, HR_R12);
+	xe_pop(e, HR_RBX);
+	xe_ret(e);
+}
+
+/* cpu->rip = R12 + delta */
+void jit_store_rip(struct jit_ctx *t)
+{
+	if (t->delta) {
+		xe_lea(t->e, HR_RAX, HR_R12, (int32_t)t->delta);
+		xe_store64(t->e, HR_RBX, CPU_OFF(rip), HR_RAX);
+	} else {
+		xe_store64(t->e, HR_RBX, CPU_OFF(rip), HR_R12);
+	}
+}
+
+/* A call of in->fn(cpu, in) as the interpreter makes it, and the stop
+ * check after it unless it is the block's last instruction. */
+static void emit_call_only(struct jit_ctx *t, const struct emu_insn *in)
+{
+	struct x86_emit *e = t->e;
+	jit_store_rip(t);
+	xe_lea(e, HR_RAX, HR_R12, (int32_t)(t->delta + in->len));
+	xe_store64(e, HR_RBX, CPU_OFF(next_rip), HR_RAX);
+	xe_op_rr(e, 0x89, 8, HR_RBX, HR_RDI);          /* mov rdi, rbx */
+	xe_mov_imm(e, HR_RSI, (uintptr_t)in);
+	xe_call(e, (uintptr_t)in->fn);
+}
+
+/* The exit of a handler that stopped the block with `left` instructions
+ * not run: RIP is its next_rip, icount less those. */
+static void emit_stop_exit(struct x86_emit *e, unsigned left)
+{
+	if (left)
+		xe_grp1_mem64_imm(e, 5, HR_RBX, CPU_OFF(icount), (int32_t)left);
+	xe_store64(e, HR_RBX, CPU_OFF(rip), HR_R12);
+	emit_epilogue(e);
+}
+
+/* Slow paths: the handler call, as emit_handler_call() makes it, of an
+ * instruction whose template's inline path missed.  Its next_rip is
+ * the one the template assumed (loads and stores do not branch), so
+ * the inline path goes on with R12 and delta as they were. */
+void jit_emit_cold(struct jit_ctx *t)
+{
+	struct x86_emit *e = t->e;
+	for (unsigned c = 0; c < t->n_cold; c++) {
+		struct jit_cold *k = &t->cold[c];
+		for (unsigned f = 0; f < k->n_from; f++)
+			xe_patch_here(e, k->from[f]);
+		uint64_t delta = t->delta;
+		t->delta = k->delta;
+		emit_call_only(t, k->in);
+		t->delta = delta;
+		xe_cmp_byte0(e, HR_RBX, CPU_OFF(stop_block));
+		uint8_t *go_on = xe_jcc32(e, 0x4);             /* je: resume */
+		if (go_on) {
+			int32_t rel = (int32_t)(k->resume - (go_on + 4));
+			memcpy(go_on, &rel, 4);
+		}
+		xe_load64(e, HR_R12, HR_RBX, CPU_OFF(next_rip));
+		emit_stop_exit(e, k->left);
+	}
+}
+
+static void emit_handler_call(struct jit_ctx *t, const struct emu_insn *in, unsigned i)
+{
+	struct x86_emit *e = t->e;
+	emit_call_only(t, in);
+	xe_load64(e, HR_R12, HR_RBX, CPU_OFF(next_rip));
+	t->delta = 0;
+	if (i + 1 == t->n)
+		return;
+	xe_cmp_byte0(e, HR_RBX, CPU_OFF(stop_block));
+	uint8_t *j = xe_jcc32(e, 0x5);                 /* jne: stop */
+	if (t->n_stops < JIT_MAX_STOPS)
+		t->stops[t->n_stops++] = (struct jit_stop){ .at = j, .left = t->n - i - 1 };
+}
+
+emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, unsigned n, unsigned mode)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		size_t start = (j->used + 15) & ~(size_t)15;
+		if (start >= j->size) {
+			emu_jit_flush(j);
+			continue;
+		}
+		struct x86_emit e = { .p = j->rw + start, .end = j->rw + j->size, .rx_delta = (uintptr_t)(j->rx - j->rw) };
+		struct jit_ctx t = { .e = &e, .n = n, .mode = mode };
+		emit_prologue(&e);
+		xe_grp1_mem64_imm(&e, 0, HR_RBX, CPU_OFF(icount), (int32_t)n);   /* add icount, n */
+		for (unsigned i = 0; i < n; i++) {
+			const struct emu_insn *in = &insn[i];
+			t.i = i;
+			if (!jit_template(&t, in))
+				emit_handler_call(&t, in, i);
+			else
+				t.delta += in->len;
+		}
+		jit_store_rip(&t);
+		emit_epilogue(&e);
+		/* The exits of a handler that stopped the block: RIP is its
+		 * next_rip (in R12), icount less the instructions not run. */
+		for (unsigned s = 0; s < t.n_stops; s++) {
+			xe_patch_here(&e, t.stops[s].at);
+			emit_stop_exit(&e, t.stops[s].left);
+		}
+		jit_emit_cold(&t);
+		if (e.full || t.n_stops >= JIT_MAX_STOPS) {
+			if (start == 0)
+				return NULL;   /* cannot hold it even empty */
+			emu_jit_flush(j);
+			continue;
+		}
+		j->used = (size_t)(e.p - j->rw);
+		j->blocks++;
+		j->bytes += j->used - start;
+		return (emu_jit_code)(void *)(j->rx + start);
+	}
+	return NULL;
+}
