@@ -117,7 +117,8 @@ extern const struct emu_forms int_movzx_b_forms, int_movzx_w_forms;
 EMU_HANDLER(h_mul); EMU_HANDLER(h_div); EMU_HANDLER(h_imul_r_rm); EMU_HANDLER(h_imul_r_rm_imm);
 /* int_shift.c: group 2, SHLD/SHRD */
 EMU_HANDLER(h_grp2); EMU_HANDLER(h_shxd);
-extern const struct emu_forms int_shl_ri_forms, int_shr_ri_forms, int_sar_ri_forms;
+extern const struct emu_forms int_shl_ri_forms, int_shr_ri_forms, int_sar_ri_forms, int_rol_ri_forms,
+	int_ror_ri_forms;
 /* int_stack.c */
 EMU_HANDLER(h_push_r); EMU_HANDLER(h_pop_r); EMU_HANDLER(h_push_imm); EMU_HANDLER(h_push_rm); EMU_HANDLER(h_pop_rm);
 EMU_HANDLER(h_push_sreg); EMU_HANDLER(h_pusha); EMU_HANDLER(h_popa); EMU_HANDLER(h_pushf); EMU_HANDLER(h_popf);

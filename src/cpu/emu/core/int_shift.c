@@ -162,6 +162,35 @@ SHIFT_RI(shr_ri_8, 8, v >> c, LF_SHR)
 SHIFT_RI(sar_ri_4, 4, (uint64_t)((int64_t)(int32_t)v >> c), LF_SAR)
 SHIFT_RI(sar_ri_8, 8, (uint64_t)((int64_t)v >> c), LF_SAR)
 
+/* ROL/ROR of a 32- or 64-bit register by an immediate (C1 /0, /1): what
+ * hash and checksum code (SHA-2, CRC, siphash) is made of.  CF and OF
+ * only, as do_shift() sets them; the other flags stay. */
+#define ROTATE_RI(name, size, left)                                                       \
+	static void name(struct emu_cpu *cpu, const struct emu_insn *in)                  \
+	{                                                                                 \
+		const unsigned bits = size * 8;                                            \
+		uint64_t v = cpu->gpr[in->rm] & emu_size_mask(size);                       \
+		unsigned k = (unsigned)in->imm & (size == 8 ? 0x3f : 0x1f) & (bits - 1);   \
+		if ((unsigned)in->imm & (size == 8 ? 0x3f : 0x1f)) {                       \
+			uint64_t r = k ? ((left) ? (v << k) | (v >> (bits - k))            \
+						 : (v >> k) | (v << (bits - k)))           \
+					   & emu_size_mask(size)                             \
+				       : v;                                                  \
+			uint32_t msb_r = (uint32_t)(r >> (bits - 1)) & 1;                  \
+			uint32_t cf = (left) ? (uint32_t)r & 1 : msb_r;                     \
+			uint32_t of = (left) ? msb_r ^ cf : msb_r ^ ((uint32_t)(r >> (bits - 2)) & 1); \
+			emu_flags_store(cpu, X86_FLAG_CF | X86_FLAG_OF, cf | (of ? X86_FLAG_OF : 0)); \
+			v = r;                                                                 \
+		}                                                                          \
+		reg_set(cpu, in->rm, size, true, v);                                       \
+	}
+ROTATE_RI(rol_ri_4, 4, true)
+ROTATE_RI(rol_ri_8, 8, true)
+ROTATE_RI(ror_ri_4, 4, false)
+ROTATE_RI(ror_ri_8, 8, false)
+
+const struct emu_forms int_rol_ri_forms = { .r32 = rol_ri_4, .r64 = rol_ri_8 };
+const struct emu_forms int_ror_ri_forms = { .r32 = ror_ri_4, .r64 = ror_ri_8 };
 const struct emu_forms int_shl_ri_forms = { .r32 = shl_ri_4, .r64 = shl_ri_8 };
 const struct emu_forms int_shr_ri_forms = { .r32 = shr_ri_4, .r64 = shr_ri_8 };
 const struct emu_forms int_sar_ri_forms = { .r32 = sar_ri_4, .r64 = sar_ri_8 };
