@@ -4,6 +4,7 @@
  * flush that waits for a running target. */
 #include "hv_harness.h"
 
+#include "hv/hv_vmbus.h"
 #include "hv/hypercall.h"
 
 #include <errno.h>
@@ -214,5 +215,23 @@ Test(hypercall, signal_event_goes_to_the_connection_owner)
 	cr_assert_eq(hv_add_event_connections(&t->vm, 0x200, 4, owner, &one), 0);
 	cr_assert_eq(call(t, 1, 0x5d | FAST, 0x200, 0), 2);
 	cr_assert_eq(owner_calls, 2);
+	free_vm(t);
+}
+
+/* VMBus owns its channels' connection ids through the same registry:
+ * a signal to a channel's id reaches the bus, one to a relid it does
+ * not have is an invalid id, and nobody else can take its range. */
+Test(hypercall, signal_event_reaches_vmbus_channels)
+{
+	struct tvm *t = new_vm(1, NULL);
+	cr_assert_eq(hv_vmbus_create(&t->vm, NULL, NULL), 0);
+	int one = 1;
+	cr_assert_eq(hv_add_event_connections(&t->vm, 0x10010, 1, owner, &one), -EBUSY);
+	cr_assert_eq(call(t, 0, 0x5d | FAST, 0x10001, 0), 0, "the shutdown service's channel (relid 1)");
+	cr_assert_eq(call(t, 0, 0x5d | FAST, 0x10000 + 99, 0), 0x12, "no relid 99");
+	cr_assert_eq(call(t, 0, 0x5d | FAST, 0x10000, 0), 0x12, "below the channels' range");
+	struct hv_vmbus_info info;
+	cr_assert(hv_vmbus_get_info(&t->vm, &info));
+	cr_assert_eq(info.signals, 1);
 	free_vm(t);
 }
