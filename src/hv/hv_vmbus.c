@@ -58,6 +58,15 @@ static void transport_kick(void *opaque, unsigned vp)
 		hv_synic_kick(s, VMBUS_SINT);
 }
 
+/* HvCallSignalEvent to a channel's connection id (TLFS 11.10.3; the
+ * flag number is the channel's own: see vmbus_signal_event()). */
+static int channel_signalled(void *opaque, struct vcpu *caller, uint32_t conn_id, unsigned flag)
+{
+	(void)caller;
+	struct hv_vmbus_host *h = opaque;
+	return vmbus_signal_event(h->bus, conn_id, (uint16_t)flag);
+}
+
 /* The services' events, but none while the machine sleeps in S3: a
  * sleeping guest answers no heartbeat, and that is no stop. */
 static void host_event(void *opaque, const char *name)
@@ -84,6 +93,12 @@ int hv_vmbus_create(struct vm *vm, void (*event)(void *opaque, const char *name)
 	if (!h->bus || !h->ic) {
 		hv_vmbus_destroy(h);
 		return err_set(-ENOMEM, "VMBus: out of memory");
+	}
+	/* The channels' event connection ids (relids start at 1). */
+	int rc = hv_add_event_connections(vm, VMBUS_CHANNEL_CONNECTION_BASE + 1, 0xffff, channel_signalled, h);
+	if (rc < 0) {
+		hv_vmbus_destroy(h);
+		return rc;
 	}
 	hv_vm_set_vmbus(vm, h);
 	return 0;
@@ -127,27 +142,6 @@ int hv_vmbus_post_message(struct vcpu *vcpu, bool fast, uint64_t in)
 		return HV_STATUS_INVALID_PARAMETER;
 	pthread_mutex_lock(&vcpu->vm->dev_lock);
 	int st = vmbus_post_message(h->bus, conn, type, msg + 16, size);
-	pthread_mutex_unlock(&vcpu->vm->dev_lock);
-	return st;
-}
-
-int hv_vmbus_signal_event(struct vcpu *vcpu, bool fast, uint64_t in)
-{
-	/* HV_INPUT_SIGNAL_EVENT: connection id (32 bits), flag number (16). */
-	struct hv_vmbus_host *h = hv_vm_vmbus(vcpu->vm);
-	uint64_t v = in;
-	if (!h)
-		return VMBUS_HV_STATUS_INVALID_CONNECTION_ID;
-	if (!fast) {
-		if (in & 7)
-			return HV_STATUS_INVALID_ALIGNMENT;
-		if (gmem_read(&vcpu->vm->mem, in, &v, 8) < 0)
-			return HV_STATUS_INVALID_PARAMETER;
-	}
-	if ((v >> 32 & 0xffff) >= HV_MESSAGE_SIZE * 8)
-		return HV_STATUS_INVALID_PARAMETER;
-	pthread_mutex_lock(&vcpu->vm->dev_lock);
-	int st = vmbus_signal_event(h->bus, (uint32_t)v, (uint16_t)(v >> 32));
 	pthread_mutex_unlock(&vcpu->vm->dev_lock);
 	return st;
 }

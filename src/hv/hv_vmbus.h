@@ -20,10 +20,10 @@ void hv_vmbus_destroy(struct hv_vmbus_host *h);
 /* A SINT slot of vcpu may have come free (EOM, EOI): device lock held. */
 void hv_vmbus_slot_freed(struct vm *vm);
 
-/* HvCallPostMessage and HvCallSignalEvent (TLFS 11.10.2, 11.10.3): the
- * hypercall status. */
+/* HvCallPostMessage (TLFS 11.10.2): the hypercall status.  Its
+ * HvCallSignalEvent connection ids are registered with
+ * hv_add_event_connections() at creation. */
 int hv_vmbus_post_message(struct vcpu *vcpu, bool fast, uint64_t in);
-int hv_vmbus_signal_event(struct vcpu *vcpu, bool fast, uint64_t in);
 
 /* Asks the guest OS to shut down through the shutdown service: 0,
  * -ENOTCONN when the guest has not opened it (or no VMBus). */

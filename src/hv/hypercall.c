@@ -11,7 +11,9 @@
  *   edge-triggered interrupt of the vector to each target's LAPIC.
  * - HvCallNotifyLongSpinWait (TLFS 14.5.1): the host thread yields.
  * - HvCallPostMessage and HvCallSignalEvent (TLFS 11.10.2, 11.10.3) to
- *   the connection ids VMBus owns (src/hv/hv_vmbus.c).
+ *   the connection ids devices own: VMBus (src/hv/hv_vmbus.c) for its
+ *   messages, and for events whoever registered the id
+ *   (hv_add_event_connections()).
  *
  * The calling convention is TLFS 3.7: the input value's fields, inputs
  * at a guest-physical address (8-byte aligned) or, for fast calls, in
@@ -21,6 +23,7 @@
 
 #include "hv/hv_vmbus.h"
 #include "hv/hyperv.h"
+#include "hv/synic.h"
 #include "hw/intc/lapic.h"
 #include "util/log.h"
 #include "machine/machine.h"
@@ -181,6 +184,28 @@ static int send_ipi(struct vcpu *vcpu, uint64_t control, uint64_t in, uint64_t i
 	return 0;
 }
 
+/* HvCallSignalEvent (TLFS 11.10.3): HV_INPUT_SIGNAL_EVENT is the
+ * connection id (32 bits), the flag number (16) and 16 reserved bits,
+ * in RDX for the fast form, else at an 8-byte aligned guest-physical
+ * address.  The id's owner does the rest (hv_add_event_connections()). */
+static int signal_event(struct vcpu *vcpu, bool fast, uint64_t in)
+{
+	uint64_t v = in;
+	if (!fast) {
+		if (in & 7)
+			return HV_STATUS_INVALID_ALIGNMENT;
+		if (gmem_read(&vcpu->vm->mem, in, &v, 8) < 0)
+			return HV_STATUS_INVALID_PARAMETER;
+	}
+	unsigned flag = (unsigned)(v >> 32) & 0xffff;
+	if (flag >= HV_MESSAGE_SIZE * 8)
+		return HV_STATUS_INVALID_PARAMETER;
+	pthread_mutex_lock(&vcpu->vm->dev_lock);
+	int st = hv_signal_event(vcpu, (uint32_t)v, flag);
+	pthread_mutex_unlock(&vcpu->vm->dev_lock);
+	return st;
+}
+
 uint64_t hv_hypercall_run(struct vcpu *vcpu, const struct hv_hc_allow *allow, uint64_t control, uint64_t in,
 			  uint64_t in2, enum hv_hc_kind *kind)
 {
@@ -228,7 +253,7 @@ uint64_t hv_hypercall_run(struct vcpu *vcpu, const struct hv_hc_allow *allow, ui
 		st = hv_vmbus_post_message(vcpu, control & CTL_FAST, in);
 		break;
 	case HV_HC_SIGNAL_EVENT:
-		st = hv_vmbus_signal_event(vcpu, control & CTL_FAST, in);
+		st = signal_event(vcpu, control & CTL_FAST, in);
 		break;
 	case HV_HC_LONG_SPIN_WAIT:
 		/* The lock holder may be a vCPU this host thread keeps from

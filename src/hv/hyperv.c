@@ -59,6 +59,9 @@
 #define CRASH_CTL_NOTIFY_MSG (1ull << 62)
 #define CRASH_MSG_MAX        4096u
 
+/* Owners of SignalEvent connection ids: VMBus, and room for more. */
+#define HV_MAX_EVENT_OWNERS 4
+
 struct hv_vm {
 	pthread_mutex_t lock;           /* partition-wide registers below */
 	uint32_t features;              /* bit per enum hv_feature */
@@ -71,6 +74,12 @@ struct hv_vm {
 	struct hv_synic *synic[MACHINE_MAX_CPUS];   /* device lock */
 	struct hv_stimers *stimers[MACHINE_MAX_CPUS];   /* device lock */
 	struct hv_vmbus_host *vmbus;    /* src/hv/hv_vmbus.c, NULL without */
+	struct hv_event_conns {         /* owners of SignalEvent's connection ids */
+		uint32_t first, count;
+		hv_event_fn fn;
+		void *opaque;
+	} events[HV_MAX_EVENT_OWNERS];
+	unsigned n_events;
 	_Atomic uint64_t n_hypercalls, n_crashes;
 	_Atomic uint64_t n_by_kind[HV_HC_KIND_COUNT];
 };
@@ -204,6 +213,34 @@ struct hv_vmbus_host *hv_vm_vmbus(const struct vm *vm)
 void hv_vm_set_vmbus(struct vm *vm, struct hv_vmbus_host *vb)
 {
 	vm->hv->vmbus = vb;
+}
+
+int hv_add_event_connections(struct vm *vm, uint32_t first, uint32_t count, hv_event_fn fn, void *opaque)
+{
+	struct hv_vm *h = vm->hv;
+	if (!count || first + (uint64_t)count > UINT32_MAX + 1ull)
+		return err_set(-EINVAL, "hyperv: empty or wrapping connection id range");
+	for (unsigned i = 0; i < h->n_events; i++) {
+		const struct hv_event_conns *e = &h->events[i];
+		if (first < e->first + (uint64_t)e->count && e->first < first + (uint64_t)count)
+			return err_set(-EBUSY, "hyperv: connection ids %#x-%#x are taken", first,
+				       (uint32_t)(first + count - 1));
+	}
+	if (h->n_events == HV_MAX_EVENT_OWNERS)
+		return err_set(-ENOSPC, "hyperv: too many owners of connection ids");
+	h->events[h->n_events++] = (struct hv_event_conns){ first, count, fn, opaque };
+	return 0;
+}
+
+int hv_signal_event(struct vcpu *caller, uint32_t conn_id, unsigned flag)
+{
+	const struct hv_vm *h = caller->vm->hv;
+	for (unsigned i = 0; h && i < h->n_events; i++) {
+		const struct hv_event_conns *e = &h->events[i];
+		if (conn_id - e->first < e->count)
+			return e->fn(e->opaque, caller, conn_id, flag);
+	}
+	return HV_STATUS_INVALID_CONNECTION_ID;
 }
 
 bool hv_cpuid(const struct vm *vm, unsigned n_cpus, uint32_t leaf, uint32_t out[4])
@@ -558,7 +595,7 @@ void hv_hypercall(struct vcpu *vcpu, struct vcpu_exit *exit)
 		return;
 	}
 	struct hv_hc_allow allow = { .tlb_flush = has(h, HV_FEAT_TLBFLUSH), .ipi = has(h, HV_FEAT_IPI),
-				     .vmbus = h->vmbus != NULL };
+				     .vmbus = has(h, HV_FEAT_VMBUS) };
 	enum hv_hc_kind kind;
 	/* Fast calls take their two inputs in RDX and R8, the registers
 	 * that hold the input and output GPAs otherwise (TLFS 3.7.1). */

@@ -56,6 +56,7 @@ enum hv_feature {
 /* Hypercall status codes (TLFS 3.8 / appendix). */
 #define HV_STATUS_SUCCESS                 0
 #define HV_STATUS_INVALID_HYPERCALL_CODE  2
+#define HV_STATUS_INVALID_CONNECTION_ID   0x12
 
 /* Parses a --hyperv value: "on", "off", or a comma-separated list of
  * feature names each optionally prefixed by '-' (off) or '+' (on),
@@ -90,6 +91,20 @@ bool hv_has_feature(const struct vm *vm, enum hv_feature f);
 struct hv_vmbus_host;
 struct hv_vmbus_host *hv_vm_vmbus(const struct vm *vm);
 void hv_vm_set_vmbus(struct vm *vm, struct hv_vmbus_host *vb);
+
+/* HvCallSignalEvent's connection ids (TLFS 11.8, 11.10.3).  vessel
+ * creates no ports of its own: each id belongs to the device that
+ * registered it (VMBus's channels, src/hv/hv_vmbus.c), and a signal to
+ * an id nobody owns fails with HV_STATUS_INVALID_CONNECTION_ID.  The
+ * owner's fn runs with the device lock held, with the calling vCPU and
+ * the call's flag number (below 2048), and returns the hypercall status;
+ * a port that targets a guest VP sets its flag with
+ * hv_synic_signal_event().  Register ids [first, first + count) before
+ * the vCPUs run: 0, or -EBUSY (taken, err_set), -ENOSPC. */
+typedef int (*hv_event_fn)(void *opaque, struct vcpu *caller, uint32_t conn_id, unsigned flag);
+int hv_add_event_connections(struct vm *vm, uint32_t first, uint32_t count, hv_event_fn fn, void *opaque);
+/* HvCallSignalEvent to conn_id from caller (device lock held): the status. */
+int hv_signal_event(struct vcpu *caller, uint32_t conn_id, unsigned flag);
 
 /* The vCPU's SynIC, created on first use (its LAPIC hooked then); NULL
  * when the interface or its synic feature is off.  Device lock held. */

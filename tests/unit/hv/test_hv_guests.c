@@ -10,14 +10,17 @@
 #include "hw/intc/lapic.h"
 #include "board/pc.h"
 #include "hv/hyperv.h"
+#include "hv/synic.h"
 #include "util/error.h"
 #include "machine/machine.h"
 
 #include "hv_eoi.h"
+#include "hv_event.h"
 #include "hv_refclock.h"
 #include "hv_stimer.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,14 +147,45 @@ static void gvm_free(struct gvm *g)
 	free(g);
 }
 
-static int run_guest(unsigned ncpus, const unsigned char *image, unsigned len, int seconds, struct hv_info *info)
+/* The event ports of hv_event.asm, owned by this harness as VMBus owns
+ * its channels' (hv_add_event_connections()): connection id
+ * EVENT_CONN_FIRST + i sets flag base + the caller's flag number (TLFS
+ * 11.10.3: the number is relative to the port's base) in SINT sint of
+ * VP vp. */
+#define EVENT_CONN_FIRST 0x100
+static const struct {
+	unsigned vp, sint, base;
+} event_ports[] = { { 0, 4, 0 }, { 1, 4, 32 }, { 0, 5, 0 }, { 1, 5, 0 }, { 0, 6, 0 } };
+
+static int event_port_signalled(void *opaque, struct vcpu *caller, uint32_t conn_id, unsigned flag)
+{
+	struct vm *vm = opaque;
+	(void)caller;
+	unsigned i = conn_id - EVENT_CONN_FIRST;
+	struct hv_synic *s = hv_vcpu_synic(vm->vcpus[event_ports[i].vp]);
+	int rc = s ? hv_synic_signal_event(s, event_ports[i].sint, event_ports[i].base + flag) : -ENODEV;
+	/* Set, already set, or the SINT masked: the call itself succeeded. */
+	return rc == -EINVAL ? 5 /* HV_STATUS_INVALID_PARAMETER */ : HV_STATUS_SUCCESS;
+}
+
+static int run_guest_ports(unsigned ncpus, const unsigned char *image, unsigned len, int seconds,
+			   struct hv_info *info, bool ports)
 {
 	struct gvm *g = gvm_new(ncpus, image, len);
+	if (ports)
+		cr_assert_eq(hv_add_event_connections(&g->vm, EVENT_CONN_FIRST,
+						      sizeof(event_ports) / sizeof(event_ports[0]),
+						      event_port_signalled, &g->vm), 0, "%s", err_msg());
 	int v = gvm_run(g, seconds);
 	if (info)
 		cr_assert(hv_get_info(&g->vm, info));
 	gvm_free(g);
 	return v;
+}
+
+static int run_guest(unsigned ncpus, const unsigned char *image, unsigned len, int seconds, struct hv_info *info)
+{
+	return run_guest_ports(ncpus, image, len, seconds, info, false);
 }
 
 Test(hv_guests, autoeoi_nesting_and_selective_eoi)
@@ -205,4 +239,39 @@ Test(hv_guests, reference_page_and_counter_monotonic_on_two_vcpus)
 		[4] = "the other vCPU did not finish",
 	};
 	cr_assert_eq(v, 0x42, "step %d: %s", v, v > 0 && v < 5 ? step[v] : "?");
+}
+
+Test(hv_guests, signal_event_to_self_and_to_the_other_vcpu)
+{
+	struct hv_info info;
+	int v = run_guest_ports(2, hv_event, hv_event_len, 60, &info, true);
+	static const char *const step[] = {
+		[1] = "the second vCPU did not set up its SynIC",
+		[2] = "SignalEvent to itself (memory input) failed",
+		[3] = "SignalEvent to itself: no interrupt",
+		[4] = "SignalEvent to itself: the flag is not (only) in its own page's SINT4 slot, or the other vCPU was interrupted",
+		[5] = "a flag signalled while still set interrupted again",
+		[6] = "the flag cleared and signalled again did not interrupt",
+		[7] = "SignalEvent to the other vCPU (fast input) failed",
+		[8] = "SignalEvent to the other vCPU: no interrupt there",
+		[9] = "SignalEvent to the other vCPU: flag 32 + 5 not (only) set in its page's SINT4 slot",
+		[10] = "SignalEvent to the other vCPU: this vCPU was interrupted or its page changed",
+		[11] = "SignalEvent to an AutoEOI SINT failed",
+		[12] = "AutoEOI SINT on this vCPU: no interrupt, or flag 0 not in the SINT5 slot",
+		[13] = "AutoEOI SINT on the other vCPU: no interrupt, or flag 2047 not in the SINT5 slot",
+		[14] = "SignalEvent to a masked SINT failed",
+		[15] = "a masked SINT delivered an interrupt",
+		[16] = "an unknown connection id did not give HV_STATUS_INVALID_CONNECTION_ID (0x12)",
+		[17] = "flag 2048 did not give HV_STATUS_INVALID_PARAMETER, or an unaligned input HV_STATUS_INVALID_ALIGNMENT",
+		[18] = "a SINT vector was left in service",
+		[19] = "the interrupts counted on each vCPU are not the ones signalled",
+		[20] = "the SINT without AutoEOI was not in service in its handler",
+		[21] = "the AutoEOI SINT was in service in its handler",
+	};
+	cr_assert_eq(v, 0x42, "step %d: %s", v, v > 0 && v < 22 ? step[v] : "?");
+	/* Flags newly set: two on the first vCPU's SINT4 (the repeat while
+	 * set is none), one on the second's, one on each SINT5; the masked
+	 * SINT takes none.  Every call is counted, the failed ones too. */
+	cr_assert_eq(info.events, 5);
+	cr_assert_eq(info.hypercalls_by[HV_HC_SIGNAL_EVENT], 11);
 }

@@ -4,8 +4,10 @@
  * flush that waits for a running target. */
 #include "hv_harness.h"
 
+#include "hv/hv_vmbus.h"
 #include "hv/hypercall.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -168,5 +170,68 @@ Test(hypercall, flush_returns_only_after_a_running_target_flushed)
 	atomic_store(&t->cpu[1].in_run, false);
 	cr_assert_eq(call(t, 0, 0x02, IN_GPA, 0), 0);
 	cr_assert_eq(atomic_load(&t->cpu[1].tlb_flush_done), 1, "served when it runs again");
+	free_vm(t);
+}
+
+/* HvCallSignalEvent reaches the owner of the connection id, with the
+ * caller and the flag number; an id nobody owns fails (TLFS 11.10.3). */
+static int owner_calls, owner_flag;
+static uint32_t owner_conn;
+
+static int owner(void *opaque, struct vcpu *caller, uint32_t conn_id, unsigned flag)
+{
+	cr_assert_eq(caller->id, 1);
+	owner_calls += *(int *)opaque;
+	owner_conn = conn_id;
+	owner_flag = (int)flag;
+	return 0;
+}
+
+Test(hypercall, signal_event_goes_to_the_connection_owner)
+{
+	struct tvm *t = new_vm(2, NULL);
+	int one = 1;
+	cr_assert_eq(hv_add_event_connections(&t->vm, 0x200, 4, owner, &one), 0);
+	cr_assert_eq(hv_add_event_connections(&t->vm, 0x203, 1, owner, &one), -EBUSY, "ids taken");
+	cr_assert_eq(hv_add_event_connections(&t->vm, 0xffffffff, 2, owner, &one), -EINVAL, "wraps");
+	cr_assert_eq(call(t, 1, 0x5d | FAST, 0x203 | 17ull << 32, 0), 0);
+	cr_assert_eq(owner_calls, 1);
+	cr_assert_eq(owner_conn, 0x203);
+	cr_assert_eq(owner_flag, 17);
+	uint64_t in = 0x201 | 2047ull << 32;
+	put(t, &in, 1);
+	cr_assert_eq(call(t, 1, 0x5d, IN_GPA, 0), 0);
+	cr_assert_eq(owner_calls, 2);
+	cr_assert_eq(owner_flag, 2047);
+	cr_assert_eq(call(t, 1, 0x5d | FAST, 0x204, 0), 0x12, "unowned: HV_STATUS_INVALID_CONNECTION_ID");
+	cr_assert_eq(call(t, 1, 0x5d | FAST, 0x1ff, 0), 0x12);
+	cr_assert_eq(call(t, 1, 0x5d | FAST, 0x200 | 2048ull << 32, 0), 5, "flag out of the page");
+	cr_assert_eq(call(t, 1, 0x5d, IN_GPA + 4, 0), 4, "unaligned input");
+	cr_assert_eq(owner_calls, 2);
+	free_vm(t);
+	/* Without the vmbus feature (CPUID then offers no SignalEvents
+	 * privilege) the call does not exist. */
+	t = new_vm(2, "-vmbus");
+	cr_assert_eq(hv_add_event_connections(&t->vm, 0x200, 4, owner, &one), 0);
+	cr_assert_eq(call(t, 1, 0x5d | FAST, 0x200, 0), 2);
+	cr_assert_eq(owner_calls, 2);
+	free_vm(t);
+}
+
+/* VMBus owns its channels' connection ids through the same registry:
+ * a signal to a channel's id reaches the bus, one to a relid it does
+ * not have is an invalid id, and nobody else can take its range. */
+Test(hypercall, signal_event_reaches_vmbus_channels)
+{
+	struct tvm *t = new_vm(1, NULL);
+	cr_assert_eq(hv_vmbus_create(&t->vm, NULL, NULL), 0);
+	int one = 1;
+	cr_assert_eq(hv_add_event_connections(&t->vm, 0x10010, 1, owner, &one), -EBUSY);
+	cr_assert_eq(call(t, 0, 0x5d | FAST, 0x10001, 0), 0, "the shutdown service's channel (relid 1)");
+	cr_assert_eq(call(t, 0, 0x5d | FAST, 0x10000 + 99, 0), 0x12, "no relid 99");
+	cr_assert_eq(call(t, 0, 0x5d | FAST, 0x10000, 0), 0x12, "below the channels' range");
+	struct hv_vmbus_info info;
+	cr_assert(hv_vmbus_get_info(&t->vm, &info));
+	cr_assert_eq(info.signals, 1);
 	free_vm(t);
 }
