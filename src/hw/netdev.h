@@ -25,6 +25,7 @@
 #define VESSEL_HW_NETDEV_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -94,6 +95,25 @@ bool netdev_queue_frame(struct netdev *nd, const uint8_t *frame, size_t len);
 /* Delivers queued frames while the frontend takes them; true when none is
  * left. */
 bool netdev_flush(struct netdev *nd);
+
+/* A backend thread's wake-up: an eventfd in the thread's poll set that
+ * other threads (a sending vCPU, the frontend's netdev_wake) signal.  A
+ * flag keeps a busy signaller to one write until the thread has read it,
+ * so that the invariant is: pending set => the eventfd holds a count, and
+ * no signal is lost between the thread's poll and its next round. */
+struct netdev_wakeup {
+	int fd;
+	atomic_bool pending;
+};
+
+/* 0 or -errno (err_set()). */
+int netdev_wakeup_init(struct netdev_wakeup *w);
+void netdev_wakeup_fini(struct netdev_wakeup *w);
+/* Any thread; does not block. */
+void netdev_wakeup_signal(struct netdev_wakeup *w);
+/* The polling thread, once poll() reports w->fd readable, before it
+ * looks at what the signallers asked for. */
+void netdev_wakeup_consume(struct netdev_wakeup *w);
 
 /* Frontend side. */
 int netdev_attach(struct netdev *nd, enum netdev_rx (*receive)(void *, const uint8_t *, size_t), void *opaque,

@@ -23,7 +23,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,8 +40,7 @@ struct slirp_backend {
 	struct netdev nd;
 	pthread_mutex_t lock;     /* every call into slirp */
 	Slirp *slirp;
-	int wake_fd;              /* eventfd: wakes the thread's poll */
-	atomic_bool wake_pending;
+	struct netdev_wakeup wake; /* wakes the thread's poll */
 	atomic_bool stop;
 	pthread_t thread;
 	bool started;
@@ -61,13 +59,7 @@ static int64_t now_ns(void)
 
 static void sb_wake(struct slirp_backend *b)
 {
-	/* One write until the thread reads it: a busy sender costs one
-	 * system call per poll round, not per frame. */
-	if (!atomic_exchange(&b->wake_pending, true)) {
-		uint64_t one = 1;
-		ssize_t n = write(b->wake_fd, &one, sizeof(one));
-		(void)n;
-	}
+	netdev_wakeup_signal(&b->wake);
 }
 
 /* ---- callbacks from slirp (b->lock held) ---- */
@@ -241,7 +233,7 @@ static void *sb_thread(void *arg)
 		pthread_mutex_lock(&b->lock);
 		uint32_t timeout = 1000;
 		b->n_pfds = 0;
-		cb_add_poll(b->wake_fd, SLIRP_POLL_IN, b);
+		cb_add_poll(b->wake.fd, SLIRP_POLL_IN, b);
 		slirp_pollfds_fill(b->slirp, &timeout, cb_add_poll, b);
 		int64_t now_ms = now_ns() / 1000000;
 		for (unsigned i = 0; i < SLIRP_MAX_TIMERS; i++) {
@@ -253,12 +245,8 @@ static void *sb_thread(void *arg)
 		pthread_mutex_unlock(&b->lock);
 		(void)drained;   /* kept frames wait for netdev_wake(), which the eventfd carries */
 		int n = poll(b->pfds, b->n_pfds, (int)timeout);
-		if (n > 0 && (b->pfds[0].revents & POLLIN)) {
-			uint64_t v;
-			atomic_store(&b->wake_pending, false);
-			ssize_t r = read(b->wake_fd, &v, sizeof(v));
-			(void)r;
-		}
+		if (n > 0 && (b->pfds[0].revents & POLLIN))
+			netdev_wakeup_consume(&b->wake);
 		pthread_mutex_lock(&b->lock);
 		slirp_pollfds_poll(b->slirp, n < 0, cb_get_revents, b);
 		run_timers(b, now_ns() / 1000000);
@@ -290,14 +278,13 @@ static void sb_destroy(struct netdev *nd)
 	if (b->started) {
 		atomic_store(&b->stop, true);
 		uint64_t one = 1;
-		ssize_t n = write(b->wake_fd, &one, sizeof(one));
+		ssize_t n = write(b->wake.fd, &one, sizeof(one));
 		(void)n;
 		pthread_join(b->thread, NULL);
 	}
 	if (b->slirp)
 		slirp_cleanup(b->slirp);
-	if (b->wake_fd >= 0)
-		close(b->wake_fd);
+	netdev_wakeup_fini(&b->wake);
 	free(b->pfds);
 	pthread_mutex_destroy(&b->lock);
 	netdev_fini(&b->nd);
@@ -332,10 +319,10 @@ int net_slirp_open(const struct vm_net_config *n, struct netdev **out)
 	netdev_init(&b->nd, &slirp_ops, "user");
 	b->nd.checksums_valid = true;   /* slirp computes every checksum it sends */
 	pthread_mutex_init(&b->lock, NULL);
-	b->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	int rc = 0;
-	if (b->wake_fd < 0) {
-		rc = err_set(-errno, "--net user: eventfd: %s", strerror(errno));
+	b->wake.fd = -1;
+	int rc = netdev_wakeup_init(&b->wake);
+	if (rc < 0) {
+		rc = err_set(rc, "--net user: %s", err_msg());
 		goto fail;
 	}
 	/* QEMU's addresses, which guides and guests expect; IPv4 only. */

@@ -1,7 +1,8 @@
 """virtio-net with Debian's own virtio_net driver (docs/virtio.md, issue 11):
 the default guest gets its address by DHCP from user networking, fetches a
 file from a TCP server on the host through it (checked by its hash),
-resolves a name through user networking's DNS at 10.0.2.3, a
+resolves a name through user networking's DNS at 10.0.2.3, uploads
+UPLOAD_MIB MiB to a host listener with busybox nc (checked by its hash), a
 forwarded host port reaches a listener in the guest, a tap interface
 carries frames both ways, and a VM saved and restored with a network
 opens new connections.  The sandbox is on (the default) in each."""
@@ -23,6 +24,16 @@ from test_virtio import boot
 
 BOOT_TIMEOUT = 900
 PAYLOAD = os.urandom(3 * (1 << 20) + 12345)   # several MiB: many frames, both ways
+# The guest's upload through user networking: several thousand frames each
+# way, ended within UPLOAD_SECONDS.  A lost wake-up of the slirp thread once
+# left uploads moving one TCP window per slirp timeout (about 128 KiB/s,
+# ten times slower than the slowest seen on a loaded host: 12 MiB would
+# take over 90 s); the bound catches it when the race hits early in the
+# upload, which is chance; the unit test netdev_wakeup
+# (tests/unit/vmm/test_net.c) catches the race itself every run.  A soak:
+# VESSEL_TEST_NET_UPLOAD_MIB=100 VESSEL_TEST_NET_UPLOAD_SECONDS=600.
+UPLOAD_MIB = int(os.environ.get("VESSEL_TEST_NET_UPLOAD_MIB", "12"))
+UPLOAD_SECONDS = int(os.environ.get("VESSEL_TEST_NET_UPLOAD_SECONDS", "60"))
 
 
 def free_port():
@@ -55,6 +66,30 @@ def http_server(data):
     srv = _Server(("127.0.0.1", 0), blob_handler(data))
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv, srv.server_address[1]
+
+
+class Sink:
+    """A TCP listener on the host (127.0.0.1, the guest's 10.0.2.2) that
+    takes one connection, hashes `want` bytes and closes it, which ends
+    the guest's nc."""
+
+    def __init__(self, want):
+        self.want, self.got, self.hash = want, 0, hashlib.sha256()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        c, _ = self.sock.accept()
+        with c:
+            while self.got < self.want:
+                b = c.recv(min(1 << 20, self.want - self.got))
+                if not b:
+                    break
+                self.hash.update(b)
+                self.got += len(b)
 
 
 DNS_NAME = "vessel-dns.test"
@@ -92,7 +127,7 @@ def dns_server(addr):
     return s
 
 
-def test_dhcp_address_a_file_fetched_from_the_host_and_dns(vessel_bin, tmp_path):
+def test_dhcp_address_a_file_fetched_from_the_host_dns_and_an_upload(vessel_bin, tmp_path):
     """User networking forwards the guest's DNS queries to the host's
     resolver, the first nameserver of /etc/resolv.conf (libslirp reads
     it).  This machine is offline: vessel runs in a mount namespace of
@@ -103,6 +138,7 @@ def test_dhcp_address_a_file_fetched_from_the_host_and_dns(vessel_bin, tmp_path)
     dns = dns_server(ns_addr)
     resolv = tmp_path / "resolv.conf"
     resolv.write_text(f"nameserver {ns_addr}\n")
+    sink = Sink(UPLOAD_MIB << 20)
     try:
         script = ("basename $(readlink /sys/class/net/eth0/device/driver)\n"
                   "cat /sys/class/net/eth0/address\n"
@@ -110,7 +146,9 @@ def test_dhcp_address_a_file_fetched_from_the_host_and_dns(vessel_bin, tmp_path)
                   "ip route | grep default\n"
                   f"wget -q -O /tmp/blob http://10.0.2.2:{port}/blob && sha256sum /tmp/blob\n"
                   f"nslookup {DNS_NAME} 10.0.2.3 | grep -A1 '^Name:' | tail -1\n"
-                  "nslookup no-such-name.test 10.0.2.3 >/dev/null 2>&1 || echo NXDOMAIN\n")
+                  "nslookup no-such-name.test 10.0.2.3 >/dev/null 2>&1 || echo NXDOMAIN\n"
+                  f"dd if=/dev/urandom of=/tmp/up bs=64k count={UPLOAD_MIB * 16} 2>/dev/null && sha256sum /tmp/up\n"
+                  f"timeout {UPLOAD_SECONDS} nc 10.0.2.2 {sink.port} < /tmp/up; echo UPLOAD rc=$?\n")
         r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
                             'mount --bind "$0" /etc/resolv.conf && exec "$@"', str(resolv), vessel_bin,
                             *linux_args(script), "--net", "user,mac=52:54:00:ab:cd:ef"],
@@ -118,6 +156,7 @@ def test_dhcp_address_a_file_fetched_from_the_host_and_dns(vessel_bin, tmp_path)
     finally:
         srv.shutdown()
         dns.close()
+        sink.sock.close()
     assert r.returncode == 0, f"rc={r.returncode}\nstderr:\n{r.stderr}\nconsole tail:\n{r.stdout[-3000:]}"
     lines, rc = script_output(r.stdout, kernel_log=False)
     assert rc == "0", lines
@@ -128,6 +167,10 @@ def test_dhcp_address_a_file_fetched_from_the_host_and_dns(vessel_bin, tmp_path)
     assert lines[4].split()[0] == hashlib.sha256(PAYLOAD).hexdigest(), "the file arrived changed"
     assert lines[5].split()[-1] == DNS_ADDR, f"the guest did not resolve {DNS_NAME} through 10.0.2.3: {lines}"
     assert lines[6] == "NXDOMAIN", lines
+    assert lines[8] == "UPLOAD rc=0", f"the upload did not end within {UPLOAD_SECONDS} s: the host got " \
+                                      f"{sink.got} of {UPLOAD_MIB << 20} bytes"
+    assert sink.got == UPLOAD_MIB << 20 and lines[7].split()[0] == sink.hash.hexdigest(), \
+        f"the upload arrived changed ({sink.got} bytes)"
 
 
 def test_forwarded_host_port_reaches_a_listener_in_the_guest(vessel_bin, tmp_path):

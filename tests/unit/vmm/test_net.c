@@ -2,12 +2,15 @@
  * one-line errors, and the tap backend on a socketpair standing for the
  * tap device (the same read/write/poll path): frames both ways, a frame
  * kept while the frontend has no room and delivered on netdev_wake(),
- * nothing delivered while held, and none after detach. */
+ * nothing delivered while held, and none after detach; a backend thread's
+ * wake-up under a busy signaller. */
 #include "hw/netdev.h"
 #include "util/error.h"
 #include "vmm/net.h"
 
 #include <criterion/criterion.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -138,4 +141,59 @@ Test(net_tap, frames_both_ways_with_flow_control_hold_and_detach)
 	cr_assert(!wait_got(4), "delivered to a detached frontend");
 	netdev_free(nd);
 	close(sv[1]);
+}
+
+/* A backend thread's wake-up (hw/netdev.h) under a signaller that never
+ * waits: the thread polls with no timeout, so a signal that leaves the
+ * flag set over an empty eventfd (the lost wake-up that stalled a guest's
+ * uploads through user networking) leaves it asleep for good, and the
+ * last signal, after the stop flag, never reaches it. */
+static struct netdev_wakeup stress_wake;
+static atomic_bool stress_stop;
+static atomic_long stress_rounds;
+
+static void *wakeup_consumer(void *arg)
+{
+	(void)arg;
+	/* Stops at the first wake-up after the stop flag: there is one. */
+	for (;;) {
+		struct pollfd p = { .fd = stress_wake.fd, .events = POLLIN };
+		if (poll(&p, 1, -1) == 1 && (p.revents & POLLIN)) {
+			netdev_wakeup_consume(&stress_wake);
+			atomic_fetch_add(&stress_rounds, 1);
+			if (atomic_load(&stress_stop))
+				return NULL;
+		}
+	}
+}
+
+Test(netdev_wakeup, no_signal_is_lost_to_a_busy_signaller, .timeout = 120)
+{
+	cr_assert_eq(netdev_wakeup_init(&stress_wake), 0, "%s", err_msg());
+	for (int run = 0; run < 4; run++) {
+		atomic_store(&stress_stop, false);
+		atomic_store(&stress_rounds, 0);
+		pthread_t t;
+		cr_assert_eq(pthread_create(&t, NULL, wakeup_consumer, NULL), 0);
+		/* Signals as the thread consumes them, 5000 rounds (or, once
+		 * a signal is lost, until the bound). */
+		for (long i = 0; i < 20000000 && atomic_load(&stress_rounds) < 5000; i++)
+			netdev_wakeup_signal(&stress_wake);
+		atomic_store(&stress_stop, true);
+		netdev_wakeup_signal(&stress_wake);
+		struct timespec dl;
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_sec += 20;   /* a wake-up takes microseconds; a lost one never comes */
+		int rc = pthread_timedjoin_np(t, NULL, &dl);
+		if (rc != 0) {
+			/* Let the thread go before failing, then say what happened. */
+			uint64_t one = 1;
+			cr_assert_eq(write(stress_wake.fd, &one, sizeof(one)), 8);
+			pthread_join(t, NULL);
+			cr_assert_fail("run %d: the last signal was lost (the flag says pending, the eventfd is empty; "
+				       "%ld wake-ups before it)", run, atomic_load(&stress_rounds));
+		}
+		cr_assert_gt(atomic_load(&stress_rounds), 0);
+	}
+	netdev_wakeup_fini(&stress_wake);
 }
