@@ -55,7 +55,7 @@ def jit_args(jit=None):
     return [] if jit is None else ["--jit", jit]
 
 
-def linux_args(script=None, cpus=1, variant=None, jit=None):
+def linux_args(script=None, cpus=1, jit=None, variant=None):
     kernel, initrd = linux_guest(variant)
     append = script_append(script) if script is not None else BASE_APPEND
     return ["run", "--kernel", str(kernel), "--initrd", str(initrd), "--memory", "512M", "--cpus", str(cpus),

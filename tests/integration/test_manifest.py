@@ -71,7 +71,7 @@ FLAG_TO_FIELD = {
     "serial": "serial",
     "no-reboot": "no_reboot", "on-panic": "on_panic", "no-decompress": "decompress", "deterministic": "deterministic",
     "api-socket": "api_socket", "restore": "restore", "sandbox": "sandbox", "hyperv": "hyperv", "rng": "rng",
-    "compound": "compound", "jit": "jit",
+    "compound": "compound", "jit": "jit", "code-cache": "code_cache",
     "rng-rate": "rng_rate", "net": "nets", "console": "console",
     "on-host-sleep": "power", "on-host-shutdown": "power", "power-save-file": "power", "no-register": "power",
     "host-power-status": "power",
