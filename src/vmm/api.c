@@ -532,14 +532,20 @@ static void cmd_save(struct request *rq)
 	job_start(srv, rq->client, rq->id, JOB_SAVE, "save");
 }
 
-static void cmd_stats(struct request *rq)
+/* A request answered by one operation that fills a result object; op
+ * NULL: not offered here. */
+static void answer_with(struct request *rq, int (*op)(void *opaque, json_t *out), const char *name)
 {
-	if (need_op(rq, rq->srv->ops->stats != NULL, "stats") < 0)
+	if (need_op(rq, op != NULL, name) < 0)
 		return;
 	json_t *r = json_object();
 	err_clear();
-	int rc = rq->srv->ops->stats(rq->srv->opaque, r);
-	finish(rq, rc, r);
+	finish(rq, op(rq->srv->opaque, r), r);
+}
+
+static void cmd_stats(struct request *rq)
+{
+	answer_with(rq, rq->srv->ops->stats, "stats");
 }
 
 static void cmd_device_list(struct request *rq)
@@ -645,23 +651,14 @@ static void cmd_numa_move(struct request *rq)
 
 static void cmd_numa_status(struct request *rq)
 {
-	if (need_op(rq, rq->srv->ops->numa_status != NULL, "numa-status") < 0)
-		return;
-	json_t *r = json_object();
-	err_clear();
-	int rc = rq->srv->ops->numa_status(rq->srv->opaque, r);
-	finish(rq, rc, r);
+	answer_with(rq, rq->srv->ops->numa_status, "numa-status");
 }
 
 static void cmd_cpu_add(struct request *rq)
 {
-	if (need_op(rq, rq->srv->ops->cpu_add != NULL, "cpu-add") < 0 ||
-	    check_state(rq, "cpu-add", ST(RUNNING) | ST(PAUSED), NULL) < 0)
+	if (rq->srv->ops->cpu_add && check_state(rq, "cpu-add", ST(RUNNING) | ST(PAUSED), NULL) < 0)
 		return;
-	json_t *r = json_object();
-	err_clear();
-	int rc = rq->srv->ops->cpu_add(rq->srv->opaque, r);
-	finish(rq, rc, r);
+	answer_with(rq, rq->srv->ops->cpu_add, "cpu-add");
 }
 
 static void cmd_cpu_remove(struct request *rq)
