@@ -558,6 +558,27 @@ static void cmd_device_list(struct request *rq)
 	finish(rq, rc, rc < 0 ? (json_decref(list), NULL) : json_pack("{s:o}", "devices", list));
 }
 
+/* args.timeout of a removal (device-remove, memory-remove): absent, or
+ * seconds above 0 and at most an hour; else the request is answered with
+ * the error and false is returned. */
+static bool timeout_ok(struct request *rq, json_t *timeout)
+{
+	if (!timeout || (json_is_number(timeout) && json_number_value(timeout) > 0 &&
+			 json_number_value(timeout) <= 3600))
+		return true;
+	reply_error(rq->client, rq->id, "invalid-argument",
+		    "args.timeout: not a number of seconds (expected more than 0, at most 3600)");
+	return false;
+}
+
+/* A checked timeout in ms, at least 1 (0 means the operation's default,
+ * which a tiny timeout must not become); 0 when absent. */
+static unsigned timeout_ms(json_t *timeout)
+{
+	unsigned ms = timeout ? (unsigned)(json_number_value(timeout) * 1000.0) : 0;
+	return timeout && !ms ? 1 : ms;
+}
+
 static const unsigned device_states =
 	ST(INITIALIZING) | ST(POWERING_UP) | ST(LOADING_STATE) | ST(RUNNING) | ST(PAUSED) | ST(POWERING_DOWN);
 
@@ -596,16 +617,10 @@ static void cmd_device_remove(struct request *rq)
 		reply_error(rq->client, rq->id, "invalid-argument", "args.force: not a boolean");
 		return;
 	}
-	if (timeout && (!json_is_number(timeout) || json_number_value(timeout) <= 0 ||
-			json_number_value(timeout) > 3600)) {
-		reply_error(rq->client, rq->id, "invalid-argument",
-			    "args.timeout: not a number of seconds (expected more than 0, at most 3600)");
+	if (!timeout_ok(rq, timeout))
 		return;
-	}
 	srv->job.remove.force = force && json_is_true(force);
-	srv->job.remove.timeout_ms = timeout ? (unsigned)(json_number_value(timeout) * 1000.0) : 0;
-	if (timeout && !srv->job.remove.timeout_ms)
-		srv->job.remove.timeout_ms = 1;
+	srv->job.remove.timeout_ms = timeout_ms(timeout);
 	if (!(srv->job.arg = strdup(id))) {
 		reply_error(rq->client, rq->id, "failed", "out of memory");
 		return;
@@ -712,16 +727,10 @@ static void cmd_memory_remove(struct request *rq)
 		reply_error(rq->client, rq->id, "invalid-argument", "args.gpa: missing or not an address");
 		return;
 	}
-	if (timeout && (!json_is_number(timeout) || json_number_value(timeout) <= 0 ||
-			json_number_value(timeout) > 3600)) {
-		reply_error(rq->client, rq->id, "invalid-argument",
-			    "args.timeout: not a number of seconds (expected more than 0, at most 3600)");
+	if (!timeout_ok(rq, timeout))
 		return;
-	}
 	srv->job.gpa = (uint64_t)json_integer_value(gpa);
-	srv->job.remove.timeout_ms = timeout ? (unsigned)(json_number_value(timeout) * 1000.0) : 0;
-	if (timeout && !srv->job.remove.timeout_ms)
-		srv->job.remove.timeout_ms = 1;
+	srv->job.remove.timeout_ms = timeout_ms(timeout);
 	srv->job.result = json_object();
 	job_start(srv, rq->client, rq->id, JOB_MEMORY_REMOVE, "memory-remove");
 }
