@@ -115,7 +115,7 @@ def test_other_abi_version_is_refused(vessel_bin, prefix, plugin_dir, tmp_path):
     r = run_vessel(vessel_bin, "plugin", "--dir", str(d), "--dir", str(plugin_dir), "list", env=clean_env())
     assert r.returncode == 0
     assert (f"vessel plugin: plug-in {d}/future.so: built for plug-in ABI version 2, but this vessel has "
-            "version 1 (rebuild it against this vessel's <vessel/plugin.h>)") in r.stderr
+            "version 2 (rebuild it against this vessel's <vessel/plugin.h>)") in r.stderr
     assert "mailbox " in r.stdout  # the good plug-in still loads
     assert "future" not in r.stdout
 
