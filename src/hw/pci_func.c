@@ -51,7 +51,7 @@ static bool pow2(uint64_t v) { return v && !(v & (v - 1)); }
 int pci_func_check(const struct pci_func_desc *d, const char *what)
 {
 	if (d->vendor == 0 || d->vendor == 0xffff)
-		return err_set(-EINVAL, "%s.vendor_id %#06x is not a vendor ID (0xffff is an empty slot's, 0 none's)",
+		return err_set(-EINVAL, "%s.vendor_id 0x%04x is not a vendor ID (0xffff is an empty slot's, 0 none's)",
 			       what, d->vendor);
 	if (d->device == 0xffff)
 		return err_set(-EINVAL, "%s.device_id 0xffff is not a device ID (an empty slot reads as all ones)", what);
