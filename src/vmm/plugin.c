@@ -335,6 +335,23 @@ static const char *const param_type_names[] = { [VESSEL_PARAM_BOOL] = "bool", [V
 static const char *const res_kind_names[] = { [VESSEL_RES_PIO] = "pio", [VESSEL_RES_MMIO] = "mmio",
 					      [VESSEL_RES_IRQ] = "irq", [VESSEL_RES_PCI] = "pci" };
 
+/* A checked PCI function description: IDs, class, revision, pin, MSI
+ * vectors and the BARs ({size, kind: "mem", "mem-prefetch" or "io"}). */
+static json_t *pci_function_to_json(const struct vessel_pci_function *p)
+{
+	json_t *bars = json_array();
+	for (unsigned i = 0; i < p->n_bars; i++) {
+		uint32_t f = p->bars[i].flags;
+		json_array_append_new(bars, json_pack("{s:I, s:s}", "size", (json_int_t)p->bars[i].size, "kind",
+						      f & VESSEL_PCI_BAR_IO ? "io"
+						      : f & VESSEL_PCI_BAR_PREFETCH ? "mem-prefetch" : "mem"));
+	}
+	return json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:o}", "vendor_id", p->vendor_id, "device_id",
+			 p->device_id, "subsystem_vendor_id", p->subsystem_vendor_id, "subsystem_id", p->subsystem_id,
+			 "class_code", (int)p->class_code, "revision", p->revision, "interrupt_pin", p->interrupt_pin,
+			 "msi_vectors", p->msi_vectors, "bars", bars);
+}
+
 json_t *plugin_descriptor_to_json(const struct vessel_plugin *d)
 {
 	json_t *devs = json_array();
@@ -351,9 +368,12 @@ json_t *plugin_descriptor_to_json(const struct vessel_plugin *d)
 		}
 		for (unsigned k = 0; k < t->n_resources; k++) {
 			const struct vessel_resource_spec *r = &t->resources[k];
-			json_array_append_new(res, json_pack("{s:s, s:s, s:I, s:I, s:s?}", "kind", res_kind_names[r->kind],
-							     "name", r->name, "base", (json_int_t)r->base, "len",
-							     (json_int_t)r->len, "base_param", r->base_param));
+			json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:s?}", "kind", res_kind_names[r->kind], "name", r->name,
+					      "base", (json_int_t)r->base, "len", (json_int_t)r->len, "base_param",
+					      r->base_param);
+			if (r->kind == VESSEL_RES_PCI && r->pci)
+				json_object_set_new(o, "pci", pci_function_to_json(r->pci));
+			json_array_append_new(res, o);
 		}
 		json_array_append_new(devs, json_pack("{s:s, s:s, s:b, s:o, s:o}", "name", t->name, "description",
 						      t->description ? t->description : "", "snapshot", t->save != NULL,
