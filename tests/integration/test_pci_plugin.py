@@ -15,7 +15,8 @@ interrupt and runs DMA both ways between its own pages (physical
 addresses from /proc/self/pagemap) and the device buffer, each ending
 with an interrupt it waits for on /dev/uioN.  The interrupt count in
 /proc/interrupts rises.  Then both functions are removed with `device
-remove` and disappear from the guest.
+remove` and disappear from the guest.  Without a guest: a plug-in whose
+PCI descriptor is malformed is refused, the field named.
 
 uio_pci_generic counts INTx (it masks with the command register's
 Interrupt Disable bit and checks the status register's Interrupt Status
@@ -155,3 +156,30 @@ def test_linux_drives_a_plugin_pci_function_from_power_on_and_hot_plugged(vessel
         assert g.out("grep -l 0x7ed0 /sys/bus/pci/devices/*/device | wc -l") == "0"
     finally:
         g.close()
+
+
+BAD = r"""
+#include <vessel/plugin.h>
+static int create(const struct vessel_host *h, const union vessel_param_value *p, void **d) { *d = 0; return 0; }
+static void destroy(void *d) { }
+static const struct vessel_pci_bar bars[] = { { .size = 0x3000 } };
+static const struct vessel_pci_function fn = { .vendor_id = 0x1234, .device_id = 1, .bars = bars, .n_bars = 1 };
+static const struct vessel_resource_spec res[] = { { .kind = VESSEL_RES_PCI, .name = "fn", .len = 1, .pci = &fn } };
+static const struct vessel_device_type t = { .size = sizeof(t), .name = "bad-bar", .resources = res,
+                                             .n_resources = 1, .create = create, .destroy = destroy };
+VESSEL_PLUGIN_EXPORT("bad", "1", "", &t);
+"""
+
+
+def test_a_malformed_pci_descriptor_is_refused_naming_the_field(vessel_bin, prefix, tmp_path):  # noqa: F811
+    d = tmp_path / "plugins"
+    d.mkdir()
+    (tmp_path / "bad.c").write_text(BAD)
+    r = subprocess.run(["cc", "-shared", "-fPIC", f"-I{prefix}/include", "-o", str(d / "bad.so"),
+                        str(tmp_path / "bad.c")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([vessel_bin, "plugin", "--dir", str(d), "list"], capture_output=True, text=True, timeout=60,
+                       env={"PATH": "/usr/bin:/bin", "VESSEL_PLUGIN_PATH": ""})
+    assert (f"plug-in {d}/bad.so: device bad-bar: resource fn: pci.bars[0].size 0x3000 is not a power of two "
+            "from 16") in r.stderr, r.stderr
+    assert "bad-bar" not in r.stdout
