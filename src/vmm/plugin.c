@@ -685,8 +685,8 @@ static int snap_load(void *opaque, const void *buf, size_t len)
 	struct plugin_device *d = opaque;
 	const uint8_t *p = buf;
 	if (d->func) {
-		uint32_t f = len >= 4 ? (uint32_t)(p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24) : UINT32_MAX;
-		if (f > len - 4 || (!d->type->load && len != 4 + (size_t)f))
+		uint32_t f = len >= 4 ? (uint32_t)(p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24) : 0;
+		if (len < 4 || f > len - 4 || (!d->type->load && len != 4 + (size_t)f))
 			return err_set(-EINVAL, "device %s: its saved state is malformed", d->id);
 		int rc = pci_func_load(d->func, p + 4, f);
 		if (rc < 0)

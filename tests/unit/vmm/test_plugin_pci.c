@@ -246,7 +246,17 @@ Test(plugin_pci, state_holds_the_configuration_space_and_the_device)
 	cr_assert_eq(snapshot_find_device("edu0", &load, &opaque), 0);
 	cr_assert_eq(load(opaque, blob, len), 0, "%s", err_msg());
 	cr_assert_eq(rd(0xc5000000 + 4, 4), ~7u, "BAR where the guest had it, registers back");
-	cr_assert_lt(load(opaque, blob, 3), 0, "truncated state accepted");
+	cr_assert_lt(load(opaque, blob, len - 1), 0, "truncated state accepted");
+	/* Shorter than the function state's length word, on a buffer of its
+	 * own size (an over-read would show under ASan). */
+	void *tiny = malloc(3);
+	memcpy(tiny, blob, 3);
+	cr_assert_lt(load(opaque, tiny, 3), 0);
+	free(tiny);
+	/* A length word past the end. */
+	((uint8_t *)blob)[3] = 0x7f;
+	cr_assert_lt(load(opaque, blob, len), 0);
+	cr_assert_eq(rd(0xc5000000 + 4, 4), ~7u, "refused states changed nothing");
 	free(blob);
 }
 
