@@ -14,8 +14,10 @@ driven from user space; and runs a static user-space driver
 interrupt and runs DMA both ways between its own pages (physical
 addresses from /proc/self/pagemap) and the device buffer, each ending
 with an interrupt it waits for on /dev/uioN.  The interrupt count in
-/proc/interrupts rises.  Then both functions are removed with `device
-remove` and disappear from the guest.  Without a guest: a plug-in whose
+/proc/interrupts rises.  A snapshot taken then restores with both
+functions in their slots and the hot-plugged one still driven by the
+guest; then both are removed with `device remove` and disappear from the
+guest.  Without a guest: a plug-in whose
 PCI descriptor is malformed is refused, the field named.
 
 uio_pci_generic counts INTx (it masks with the command register's
@@ -29,7 +31,7 @@ import shutil
 import subprocess
 
 from conftest import ROOT
-from test_hotplug import Guest
+from test_hotplug import PROMPT, Guest
 from test_plugin import prefix  # noqa: F401 (a fixture)
 
 EXAMPLE = ROOT / "plugins" / "pci-example"
@@ -86,7 +88,7 @@ def uio_interrupts(g):
     return total
 
 
-def check_function(g, path, helper_size):
+def check_function(g, path):
     assert g.out(f"cat {path}/vendor {path}/device | tr '\\n' ' '") == "0x1234 0x7ed0"
     assert g.out(f"cat {path}/class") == "0x00ff00"
     assert g.out(f"cat {path}/subsystem_vendor {path}/subsystem_device | tr '\\n' ' '") == "0x1234 0x0001"
@@ -99,8 +101,10 @@ def check_function(g, path, helper_size):
     assert "id 45440001" in out and "factorial 479001600" in out, out
 
 
-def test_linux_drives_a_plugin_pci_function_from_power_on_and_hot_plugged(vessel_bin, prefix, tmp_path):  # noqa: F811
+def test_linux_drives_a_plugin_pci_function_from_power_on_and_hot_plugged(vessel_bin, prefix, tmp_path,  # noqa: F811
+                                                                         monkeypatch):
     plugins = build_plugin(prefix, tmp_path)
+    snap = tmp_path / "vm.snap"
     helper, helper_size = build_helper(tmp_path)
     manifest = tmp_path / "vm.json"
     manifest.write_text(json.dumps({"devices": [{"type": "edu", "id": "edu0"}], "plugin_dirs": [str(plugins)]}))
@@ -118,7 +122,7 @@ def test_linux_drives_a_plugin_pci_function_from_power_on_and_hot_plugged(vessel
         assert uio_interrupts(g) == 0
         g.sh("echo '1234 7ed0' > /sys/bus/pci/drivers/uio_pci_generic/new_id")
         assert g.wait_for(f"[ -e {path0}/uio ]") == "YES", g.sh("dmesg | tail -n 20")
-        check_function(g, path0, helper_size)
+        check_function(g, path0)
         first = uio_interrupts(g)
         assert first >= 3, g.sh("cat /proc/interrupts")   # one raise, two DMAs
 
@@ -130,9 +134,9 @@ def test_linux_drives_a_plugin_pci_function_from_power_on_and_hot_plugged(vessel
         assert slot1 != slot0
         path1 = f"/sys/bus/pci/devices/0000:00:{slot1:02x}.0"
         assert g.wait_for(f"[ -e {path1}/uio ]") == "YES", g.sh("dmesg | tail -n 20")
-        start, size, _ = resource(g, path1, 0)
+        start, size, flags = resource(g, path1, 0)
         assert start and size == 0x2000
-        check_function(g, path1, helper_size)
+        check_function(g, path1)
         assert uio_interrupts(g) >= first + 3
 
         # Bad input, one line each, nothing changes.
@@ -144,18 +148,36 @@ def test_linux_drives_a_plugin_pci_function_from_power_on_and_hot_plugged(vessel
             assert r.returncode != 0 and needle in r.stderr, r.stderr
             assert len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert sorted(device_list(g)) == ["edu0", "edu1"]
+        r = g.ctl("save", str(snap))
+        assert r.returncode == 0, r.stderr
+    finally:
+        g.close()
+
+    # Restored: both functions in their slots, the hot-plugged one's BARs
+    # where the guest put them, its driver still bound and working.  The
+    # plug-in comes from the search path of the restoring command.
+    monkeypatch.setenv("VESSEL_PLUGIN_PATH", str(plugins))
+    h = Guest(vessel_bin, tmp_path, "run", "--restore", str(snap), "--disk", f"{helper},format=raw", name="restored")
+    try:
+        h.child.sendline("")
+        h.child.expect(PROMPT)
+        assert {i: d["params"]["slot"] for i, d in device_list(h).items()} == {"edu0": slot0, "edu1": slot1}
+        assert resource(h, path1, 0) == (start, 0x2000, flags)
+        before = uio_interrupts(h)
+        check_function(h, path1)
+        assert uio_interrupts(h) >= before + 3
 
         # Removal: the guest releases each function (uio unbinds), ejects
         # it, and it is gone.
         for dev_id, path in (("edu1", path1), ("edu0", path0)):
-            r = g.ctl("device", "remove", dev_id)
+            r = h.ctl("device", "remove", dev_id)
             assert r.returncode == 0, r.stderr
             assert r.stdout.strip() == f"removed {dev_id}"
-            assert g.out(f"[ -e {path} ] && echo PRESENT || echo GONE") == "GONE"
-        assert device_list(g) == {}
-        assert g.out("grep -l 0x7ed0 /sys/bus/pci/devices/*/device | wc -l") == "0"
+            assert h.out(f"[ -e {path} ] && echo PRESENT || echo GONE") == "GONE"
+        assert device_list(h) == {}
+        assert h.out("grep -l 0x7ed0 /sys/bus/pci/devices/*/device | wc -l") == "0"
     finally:
-        g.close()
+        h.close()
 
 
 BAD = r"""
