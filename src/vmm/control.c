@@ -1006,6 +1006,15 @@ static void session_irq_set(void *opaque, unsigned gsi, bool level)
 	irq_set_level(opaque, gsi, level);
 }
 
+/* A plug-in device's DMA wrote guest RAM: the engine forgets code it
+ * decoded there, as for virtio devices' writes. */
+static void session_mem_written(void *opaque, uint64_t gpa, uint64_t len)
+{
+	struct vm *vm = opaque;
+	if (vm->accel && vm->accel->memory_written)
+		vm->accel->memory_written(vm, gpa, len);
+}
+
 int vm_session_add_memory(struct vm_session *s, struct vm *vm)
 {
 	for (unsigned i = 0; i < s->n_mem_added; i++) {
@@ -1025,6 +1034,7 @@ int vm_session_attach(struct vm_session *s, struct vm *vm)
 		.irq = { .set = session_irq_set, .opaque = vm, .n = 0 },
 		.pci = vm->platform ? vm->platform->pci : NULL,
 		.apic = vm->platform ? &vm->platform->apic_bus : NULL,
+		.mem_written = session_mem_written, .mem_written_opaque = vm,
 	};
 	plugin_devices_init(&s->devices, &s->plugins, &env);
 	for (unsigned i = 0; i < s->n_live; i++) {

@@ -590,7 +590,10 @@ static int host_mem_write(void *ctx, uint64_t gpa, const void *buf, size_t len)
 		return -EFAULT;
 	if (!may_master(d))
 		return -EPERM;
-	return gmem_write(d->set->env.mem, gpa, buf, len);
+	int rc = gmem_write(d->set->env.mem, gpa, buf, len);
+	if (rc == 0 && len && d->set->env.mem_written)
+		d->set->env.mem_written(d->set->env.mem_written_opaque, gpa, len);
+	return rc;
 }
 
 

@@ -103,6 +103,10 @@ struct plugin_env {
 	 * go; pci NULL: PCI functions are refused. */
 	struct pci_host *pci;
 	const struct apic_bus *apic;
+	/* Told of every range a device wrote to guest RAM (DMA), so that the
+	 * engine forgets code it decoded there; may be NULL. */
+	void (*mem_written)(void *opaque, uint64_t gpa, uint64_t len);
+	void *mem_written_opaque;
 };
 
 struct plugin_device;

@@ -40,6 +40,13 @@ static void fake_deliver(void *opaque, const struct apic_msg *m, struct lapic *s
 }
 
 static const struct apic_bus apic = { .deliver = fake_deliver };
+static uint64_t written_gpa, written_len;
+
+static void fake_written(void *opaque, uint64_t gpa, uint64_t len)
+{
+	written_gpa = gpa;
+	written_len = len;
+}
 
 static void setup(void)
 {
@@ -53,10 +60,11 @@ static void setup(void)
 	host = pci_host_new(&ctx);
 	cr_assert_not_null(host);
 	struct plugin_env env = { .pio = &pio, .mmio = &mmio, .dev_lock = &dev_lock, .mem = &mem, .pci = host,
-				  .apic = &apic };
+				  .apic = &apic, .mem_written = fake_written };
 	plugin_devices_init(&set, &reg, &env);
 	gsi_level = -1;
 	n_msgs = 0;
+	written_gpa = written_len = 0;
 	snapshot_unregister_all();
 	cr_assert_eq(plugin_registry_load(&reg, PCI_EXAMPLE_PLUGIN), 0, "%s", err_msg());
 }
@@ -149,6 +157,7 @@ Test(plugin_pci, dma_moves_data_only_while_bus_mastering_is_on)
 	char back[sizeof(msg)];
 	cr_assert_eq(gmem_read(&mem, 0x3000, back, sizeof(back)), 0);
 	cr_assert_str_eq(back, msg);
+	cr_assert(written_gpa == 0x3000 && written_len == sizeof(msg), "the engine hears of the DMA write");
 	/* Not RAM: refused by the host, nothing copied. */
 	wr(bar0 + 0x48, 8, (16u << 20) - 8);
 	wr(bar0 + 0x58, 4, 0x1 | 0x2);
