@@ -10,6 +10,7 @@
 #include "vmm/hotplug.h"
 #include "vmm/net.h"
 #include "vmm/pc_virtio.h"
+#include "vmm/plugin.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -221,4 +222,54 @@ Test(hotplug, nic_on_a_set_aside_interface_and_console_on_a_file)
 	netdev_free(nd[0]);
 	netdev_free(nd[1]);
 	close(sv[1]);
+}
+
+/* A plug-in's PCI function (docs/plugins.md "PCI functions") goes the way
+ * of a virtio one: announced, removed on the guest's eject after a
+ * request (a timeout first), by the guest's own eject, or by force. */
+Test(hotplug, plugin_functions_are_announced_and_ejected)
+{
+	struct tvm *t = setup();
+	struct plugin_registry reg;
+	plugin_registry_init(&reg);
+	cr_assert_eq(plugin_registry_load(&reg, PCI_EXAMPLE_PLUGIN), 0, "%s", err_msg());
+	struct plugin_devices set;
+	struct plugin_env env = { .pio = &t->vm.pio, .mmio = &t->vm.mmio, .dev_lock = &t->vm.dev_lock,
+				  .mem = &t->vm.mem, .pci = t->vm.platform->pci, .apic = &t->vm.platform->apic_bus };
+	plugin_devices_init(&set, &reg, &env);
+	set.hotplug = true;
+	const char *ids[] = { "e1", "e2", "e3" };
+	int slots[3];
+	for (unsigned i = 0; i < 3; i++) {
+		struct vm_device_config c = { .type = "edu", .id = (char *)ids[i], .params = "{}" };
+		cr_assert_eq(plugin_devices_add(&set, &c), 0, "%s", err_msg());
+		slots[i] = hotplug_slot(&t->vm, &set, ids[i]);
+		cr_assert_gt(slots[i], 0);
+		hotplug_announce(&t->vm, (unsigned)slots[i]);
+	}
+	cr_assert_eq(inl(t, HP + PCI_HOTPLUG_CHK), (1u << slots[0]) | (1u << slots[1]) | (1u << slots[2]));
+	cr_assert_eq(vendor(t, (unsigned)slots[0]), 0x1234);
+	/* Asked to release e1, the guest does not in time: it stays. */
+	cr_assert_eq(hotplug_remove(&t->vm, &set, "e1", false, 10), -ETIMEDOUT);
+	cr_assert_eq(inl(t, HP + PCI_HOTPLUG_EJR), 1u << slots[0]);
+	cr_assert_eq(hotplug_slot(&t->vm, &set, "e1"), slots[0]);
+	/* Its eject, then the next removal finds it at once. */
+	outl(t, HP + PCI_HOTPLUG_EJ, 1u << slots[0]);
+	cr_assert_eq(hotplug_remove(&t->vm, &set, "e1", false, 1000), 0, "%s", err_msg());
+	cr_assert_eq(vendor(t, (unsigned)slots[0]), 0xffff);
+	cr_assert_eq(plugin_devices_slot(&set, "e1"), -ENOENT);
+	/* e2 goes on the guest's own eject. */
+	removed_ids[0] = 0;
+	outl(t, HP + PCI_HOTPLUG_EJ, 1u << slots[1]);
+	cr_assert_eq(hotplug_reap_guest_ejects(&t->vm, &set, on_removed, NULL), 1);
+	cr_assert_str_eq(removed_ids, "e2 ");
+	cr_assert_eq(vendor(t, (unsigned)slots[1]), 0xffff);
+	/* e3 by force: the guest hears it went. */
+	cr_assert_eq(hotplug_remove(&t->vm, &set, "e3", true, 0), 0, "%s", err_msg());
+	cr_assert_eq(inl(t, HP + PCI_HOTPLUG_GONE), 1u << slots[2]);
+	cr_assert_eq(set.n, 0);
+	cr_assert_eq(hotplug_remove(&t->vm, &set, "e3", true, 0), -ENOENT);
+	plugin_devices_destroy(&set);
+	plugin_registry_free(&reg);
+	teardown(t);
 }
