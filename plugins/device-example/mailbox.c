@@ -144,8 +144,8 @@ static const struct vessel_param_spec mailbox_params[] = {
 };
 
 static const struct vessel_resource_spec mailbox_resources[] = {
-	[RES_REGS] = { VESSEL_RES_PIO, "regs", 0x530, "port", 12 },
-	[RES_IRQ] = { VESSEL_RES_IRQ, "irq", 5, "irq", 1 },
+	[RES_REGS] = { VESSEL_RES_PIO, "regs", 0x530, "port", 12, NULL },
+	[RES_IRQ] = { VESSEL_RES_IRQ, "irq", 5, "irq", 1, NULL },
 };
 
 static const struct vessel_device_type mailbox_type = {

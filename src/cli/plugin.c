@@ -77,6 +77,20 @@ static void print_type(json_t *t, const struct plugin_file *f)
 		if (json_string_value(json_object_get(e, "base_param")))
 			printf(" (set by parameter %s)", jstr(e, "base_param"));
 		printf("\n");
+		json_t *pci = json_object_get(e, "pci"), *b;
+		if (!pci)
+			continue;
+		/* The function vessel builds (docs/plugins.md "PCI functions"). */
+		printf("      %04" PRIx64 ":%04" PRIx64 " subsystem %04" PRIx64 ":%04" PRIx64 " class %06" PRIx64
+		       " revision %" PRId64 ", INTx pin %" PRId64 ", %" PRId64 " MSI vectors\n",
+		       jint(pci, "vendor_id"), jint(pci, "device_id"), jint(pci, "subsystem_vendor_id"),
+		       jint(pci, "subsystem_id"), jint(pci, "class_code"), jint(pci, "revision"), jint(pci, "interrupt_pin"),
+		       jint(pci, "msi_vectors"));
+		size_t k;
+		json_array_foreach(json_object_get(pci, "bars"), k, b) {
+			if (jint(b, "size"))
+				printf("      BAR %zu: %s, %" PRId64 " bytes\n", k, jstr(b, "kind"), jint(b, "size"));
+		}
 	}
 	printf("  snapshot: %s\n", json_is_true(json_object_get(t, "snapshot")) ? "saves its state" : "no state");
 }

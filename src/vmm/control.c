@@ -506,7 +506,7 @@ static int hotplug_device_add(struct vm_session *s, struct vm *vm, const struct 
 	pthread_mutex_unlock(&s->lock);
 	free(params);
 	if (rc < 0)
-		hotplug_remove(vm, dev->id, true, 0);
+		hotplug_remove(vm, NULL, dev->id, true, 0);
 	return rc;
 }
 
@@ -529,11 +529,21 @@ static int op_device_add(void *opaque, const struct vm_device_config *dev)
 	}
 	int rc = plugin_devices_add(&s->devices, dev);
 	if (rc == 0) {
+		/* A PCI function: the live list records the slot it took, and
+		 * the guest hears of it as of a virtio one (docs/hotplug.md). */
+		pthread_mutex_lock(&vm->dev_lock);
+		int slot = plugin_devices_slot(&s->devices, dev->id);
+		pthread_mutex_unlock(&vm->dev_lock);
+		struct vm_device_config rec = *dev;
+		if (slot > 0)
+			rec.params = (char *)plugin_devices_params(&s->devices, dev->id);
 		pthread_mutex_lock(&s->lock);
-		rc = live_add(s, dev);
+		rc = live_add(s, &rec);
 		pthread_mutex_unlock(&s->lock);
 		if (rc < 0)
 			plugin_devices_remove(&s->devices, dev->id);
+		else if (slot > 0)
+			hotplug_announce(vm, (unsigned)slot);
 	}
 	session_unuse(s);
 	return rc;
@@ -546,9 +556,9 @@ static int op_device_remove(void *opaque, const char *id, const struct api_remov
 	if (!vm)
 		return -EAGAIN;
 	int rc;
-	if (hotplug_slot(vm, id) > 0) {
+	if (hotplug_slot(vm, &s->devices, id) > 0) {
 		unsigned timeout = opts && opts->timeout_ms ? opts->timeout_ms : API_EJECT_TIMEOUT_MS;
-		rc = hotplug_remove(vm, id, opts && opts->force, timeout);
+		rc = hotplug_remove(vm, &s->devices, id, opts && opts->force, timeout);
 		if (rc == -ETIMEDOUT)
 			api_server_post_event(s->api, json_pack("{s:s, s:s, s:f}", "event", "device-eject-timeout", "id", id,
 								"timeout", timeout / 1000.0));
@@ -615,7 +625,7 @@ static void cpu_removed(void *opaque, unsigned cpu)
 
 void vm_session_poll_devices(struct vm_session *s, struct vm *vm)
 {
-	hotplug_reap_guest_ejects(vm, guest_removed, s);
+	hotplug_reap_guest_ejects(vm, &s->devices, guest_removed, s);
 	hotplug_reap_cpu_ejects(vm, cpu_removed, s);
 }
 
@@ -996,6 +1006,15 @@ static void session_irq_set(void *opaque, unsigned gsi, bool level)
 	irq_set_level(opaque, gsi, level);
 }
 
+/* A plug-in device's DMA wrote guest RAM: the engine forgets code it
+ * decoded there, as for virtio devices' writes. */
+static void session_mem_written(void *opaque, uint64_t gpa, uint64_t len)
+{
+	struct vm *vm = opaque;
+	if (vm->accel && vm->accel->memory_written)
+		vm->accel->memory_written(vm, gpa, len);
+}
+
 int vm_session_add_memory(struct vm_session *s, struct vm *vm)
 {
 	for (unsigned i = 0; i < s->n_mem_added; i++) {
@@ -1013,6 +1032,9 @@ int vm_session_attach(struct vm_session *s, struct vm *vm)
 	struct plugin_env env = {
 		.pio = &vm->pio, .mmio = &vm->mmio, .dev_lock = &vm->dev_lock, .mem = &vm->mem,
 		.irq = { .set = session_irq_set, .opaque = vm, .n = 0 },
+		.pci = vm->platform ? vm->platform->pci : NULL,
+		.apic = vm->platform ? &vm->platform->apic_bus : NULL,
+		.mem_written = session_mem_written, .mem_written_opaque = vm,
 	};
 	plugin_devices_init(&s->devices, &s->plugins, &env);
 	for (unsigned i = 0; i < s->n_live; i++) {
@@ -1036,6 +1058,8 @@ int vm_session_attach(struct vm_session *s, struct vm *vm)
 			return rc;
 		}
 	}
+	/* From here on devices join a running guest. */
+	s->devices.hotplug = true;
 	atomic_store(&s->panic_pause, false);
 	vm->guest_panicked = session_guest_panicked;
 	vm->panic_opaque = s;

@@ -9,6 +9,7 @@
 #include "util/error.h"
 #include "util/log.h"
 #include "vmm/pc_virtio.h"
+#include "vmm/plugin.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -219,14 +220,34 @@ int hotplug_add(struct vm *vm, const struct vm_device_config *dev, const struct 
 	return rc;
 }
 
-int hotplug_slot(struct vm *vm, const char *id)
+/* The slot of function id: a virtio one, or a plug-in's (plugins may be
+ * NULL).  Device lock held. */
+static int slot_of(struct vm *vm, struct plugin_devices *plugins, const char *id)
+{
+	int slot = pc_virtio_slot(vm->platform, id);
+	if (slot < 0 && plugins)
+		slot = plugin_devices_slot(plugins, id);
+	return slot;
+}
+
+int hotplug_slot(struct vm *vm, struct plugin_devices *plugins, const char *id)
 {
 	if (!vm->platform)
 		return -ENOENT;
 	pthread_mutex_lock(&vm->dev_lock);
-	int slot = pc_virtio_slot(vm->platform, id);
+	int slot = slot_of(vm, plugins, id);
 	pthread_mutex_unlock(&vm->dev_lock);
 	return slot;
+}
+
+void hotplug_announce(struct vm *vm, unsigned slot)
+{
+	struct platform *p = vm->platform;
+	if (!p || !p->pcihp)
+		return;
+	pthread_mutex_lock(&vm->dev_lock);
+	pci_hotplug_device_check(p->pcihp, slot);
+	pthread_mutex_unlock(&vm->dev_lock);
 }
 
 static int64_t mono_ms(void)
@@ -238,13 +259,24 @@ static int64_t mono_ms(void)
 
 /* Frees the function id in slot, unless someone did already: whether
  * this call did.  gone: tell the guest it went (surprise removal). */
-static bool hotplug_free(struct vm *vm, const char *id, int slot, bool gone)
+static bool hotplug_free(struct vm *vm, struct plugin_devices *plugins, const char *id, int slot, bool gone)
 {
 	struct platform *p = vm->platform;
 	pthread_mutex_lock(&hotplug_remove_lock);
 	pthread_mutex_lock(&vm->dev_lock);
 	bool there = pc_virtio_slot(p, id) == slot;
+	bool plugin = !there && plugins && plugin_devices_slot(plugins, id) == slot;
 	pthread_mutex_unlock(&vm->dev_lock);
+	if (plugin) {
+		/* A plug-in's function: its removal takes the device lock, so no
+		 * BAR access is in flight once it returns (docs/plugins.md). */
+		plugin_devices_remove(plugins, id);
+		pthread_mutex_lock(&vm->dev_lock);
+		pci_hotplug_forget(p->pcihp, (unsigned)slot);
+		if (gone)
+			pci_hotplug_device_gone(p->pcihp, (unsigned)slot);
+		pthread_mutex_unlock(&vm->dev_lock);
+	}
 	if (there) {
 		/* A NIC leaves its backend first: the backend's thread takes
 		 * the device lock to deliver. */
@@ -261,16 +293,16 @@ static bool hotplug_free(struct vm *vm, const char *id, int slot, bool gone)
 		pthread_mutex_unlock(&vm->dev_lock);
 	}
 	pthread_mutex_unlock(&hotplug_remove_lock);
-	return there;
+	return there || plugin;
 }
 
-int hotplug_remove(struct vm *vm, const char *id, bool force, unsigned timeout_ms)
+int hotplug_remove(struct vm *vm, struct plugin_devices *plugins, const char *id, bool force, unsigned timeout_ms)
 {
 	struct platform *p = vm->platform;
 	if (!p || !p->pcihp)
 		return err_set(-ENOENT, "no device %s", id);
 	pthread_mutex_lock(&vm->dev_lock);
-	int slot = pc_virtio_slot(p, id);
+	int slot = slot_of(vm, plugins, id);
 	if (slot > 0 && !force)
 		pci_hotplug_request_eject(p->pcihp, (unsigned)slot);
 	pthread_mutex_unlock(&vm->dev_lock);
@@ -282,7 +314,7 @@ int hotplug_remove(struct vm *vm, const char *id, bool force, unsigned timeout_m
 	for (int64_t end = mono_ms() + timeout_ms; !ejected;) {
 		pthread_mutex_lock(&vm->dev_lock);
 		ejected = pci_hotplug_take_eject(p->pcihp, (unsigned)slot);
-		bool gone = pc_virtio_slot(p, id) != slot;
+		bool gone = slot_of(vm, plugins, id) != slot;
 		pthread_mutex_unlock(&vm->dev_lock);
 		/* Freed meanwhile on an eject the guest made on its own. */
 		if (gone)
@@ -297,12 +329,13 @@ int hotplug_remove(struct vm *vm, const char *id, bool force, unsigned timeout_m
 		struct timespec ts = { 0, HOTPLUG_POLL_MS * 1000000L };
 		nanosleep(&ts, NULL);
 	}
-	hotplug_free(vm, id, slot, force && !stopping);
+	hotplug_free(vm, plugins, id, slot, force && !stopping);
 	log_info("hotplug", "%s left PCI slot %d%s", id, slot, force ? " (forced)" : "");
 	return 0;
 }
 
-int hotplug_reap_guest_ejects(struct vm *vm, void (*removed)(void *opaque, const char *id), void *opaque)
+int hotplug_reap_guest_ejects(struct vm *vm, struct plugin_devices *plugins,
+			      void (*removed)(void *opaque, const char *id), void *opaque)
 {
 	struct platform *p = vm->platform;
 	if (!p || !p->pcihp)
@@ -317,9 +350,11 @@ int hotplug_reap_guest_ejects(struct vm *vm, void (*removed)(void *opaque, const
 			continue;
 		pthread_mutex_lock(&vm->dev_lock);
 		int rc = pc_virtio_slot_owner(p, slot, id, sizeof(id));
+		if (rc < 0 && plugins)
+			rc = plugin_devices_slot_owner(plugins, slot, id, sizeof(id));
 		pthread_mutex_unlock(&vm->dev_lock);
-		/* An empty slot, or one a plug-in holds: nothing to free. */
-		if (rc < 0 || !hotplug_free(vm, id, (int)slot, false))
+		/* An empty slot: nothing to free. */
+		if (rc < 0 || !hotplug_free(vm, plugins, id, (int)slot, false))
 			continue;
 		log_info("hotplug", "%s left PCI slot %u (ejected by the guest)", id, slot);
 		if (removed)

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 struct pc_virtio_backends;
+struct plugin_devices;
 struct vm;
 
 /* Whether a device of this type is a hot-pluggable PCI function (rather
@@ -25,16 +26,23 @@ bool hotplug_type_known(const char *type);
 int hotplug_add(struct vm *vm, const struct vm_device_config *dev, const struct pc_virtio_backends *be, bool notify,
 		char **params_out);
 
-/* Removes the function named id.  force: surprise removal, the guest is
+/* A plug-in's PCI function just put in slot (plugin_devices_add with
+ * plugins->hotplug set): the guest is told, as for a virtio function. */
+void hotplug_announce(struct vm *vm, unsigned slot);
+
+/* Removes the function named id: a virtio one, or the PCI function of a
+ * plug-in device of plugins (which may be NULL), then that device.
+ * force: surprise removal, the guest is
  * told afterwards; otherwise an eject request and a wait of timeout_ms
  * for the guest's eject (-ETIMEDOUT, the device stays), cut short when
  * the machine stops (the device then goes without the guest's eject). */
-int hotplug_remove(struct vm *vm, const char *id, bool force, unsigned timeout_ms);
+int hotplug_remove(struct vm *vm, struct plugin_devices *plugins, const char *id, bool force, unsigned timeout_ms);
 
 /* Frees the functions the guest ejected on its own (`echo 0 >
  * /sys/bus/pci/slots/N/power`), calling removed(opaque, id) for each;
  * returns how many.  Without the device lock (the VMM's main loop). */
-int hotplug_reap_guest_ejects(struct vm *vm, void (*removed)(void *opaque, const char *id), void *opaque);
+int hotplug_reap_guest_ejects(struct vm *vm, struct plugin_devices *plugins,
+			      void (*removed)(void *opaque, const char *id), void *opaque);
 
 /* ACPI processor hot-plug (docs/hotplug.md "CPUs"): plugs in the first
  * absent possible CPU and tells the guest; its number in *cpu.  -ENOSPC
@@ -52,7 +60,8 @@ int hotplug_reap_cpu_ejects(struct vm *vm, void (*removed)(void *opaque, unsigne
  * those of power-on. */
 uint64_t hotplug_cpus_sync(struct vm *vm);
 
-/* The PCI slot of the hot-plugged function named id, or -ENOENT. */
-int hotplug_slot(struct vm *vm, const char *id);
+/* The PCI slot of the hot-plugged function named id (virtio, or a
+ * plug-in device's of plugins, which may be NULL), or -ENOENT. */
+int hotplug_slot(struct vm *vm, struct plugin_devices *plugins, const char *id);
 
 #endif

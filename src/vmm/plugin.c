@@ -1,6 +1,7 @@
 /* Device plug-ins: loader, registry, and device instances on the buses. */
 #include "vmm/plugin.h"
 
+#include "hw/pci_func.h"
 #include "machine/bus.h"
 #include "machine/device_registry.h"
 #include "util/error.h"
@@ -88,6 +89,55 @@ static const struct vessel_param_spec *find_param(const struct vessel_device_typ
 	return NULL;
 }
 
+/* The PCI function a VESSEL_RES_PCI resource describes, as the hw layer
+ * takes it (callbacks left to the caller).  -EINVAL, naming the field,
+ * for what pci_func_check() cannot see: the BAR count and flags. */
+static int pci_desc_from_spec(const struct vessel_pci_function *p, struct pci_func_desc *out, const char *what)
+{
+	memset(out, 0, sizeof(*out));
+	if (p->n_bars > VESSEL_PCI_MAX_BARS)
+		return err_set(-EINVAL, "%s.n_bars %u is more than the %d BARs of a PCI function", what, p->n_bars,
+			       VESSEL_PCI_MAX_BARS);
+	if (p->n_bars && !p->bars)
+		return err_set(-EINVAL, "%s.bars is NULL for %u BARs", what, p->n_bars);
+	for (unsigned i = 0; i < p->n_bars; i++) {
+		uint32_t f = p->bars[i].flags;
+		if (f & ~(VESSEL_PCI_BAR_IO | VESSEL_PCI_BAR_PREFETCH))
+			return err_set(-EINVAL, "%s.bars[%u].flags %#x has unknown bits", what, i, f);
+		out->bars[i] = (struct pci_func_bar){ .size = p->bars[i].size, .io = f & VESSEL_PCI_BAR_IO,
+						      .prefetch = f & VESSEL_PCI_BAR_PREFETCH };
+	}
+	out->vendor = p->vendor_id;
+	out->device = p->device_id;
+	out->subsys_vendor = p->subsystem_vendor_id;
+	out->subsys = p->subsystem_id;
+	out->class_code = p->class_code;
+	out->revision = p->revision;
+	out->irq_pin = p->interrupt_pin;
+	out->msi_vectors = p->msi_vectors;
+	return pci_func_check(out, what);
+}
+
+static int validate_pci(const struct vessel_device_type *t, const struct vessel_resource_spec *r, const char *path,
+			unsigned *n_pci)
+{
+	if (++*n_pci > 1)
+		return err_set(-ENOEXEC, "plug-in %s: device %s: resource %s: a device has at most one PCI function", path,
+			       t->name, r->name);
+	if (!r->pci)
+		return err_set(-ENOEXEC, "plug-in %s: device %s: resource %s: pci is NULL (a PCI resource needs its "
+			       "function's description)", path, t->name, r->name);
+	if (r->base >= PCI_MAX_DEVICES)
+		return err_set(-ENOEXEC, "plug-in %s: device %s: resource %s: base %" PRIu64 " is not a PCI slot (0 for "
+			       "the first free one, or 1 to %d)", path, t->name, r->name, r->base, PCI_MAX_DEVICES - 1);
+	char what[160];
+	snprintf(what, sizeof(what), "plug-in %s: device %s: resource %s: pci", path, t->name, r->name);
+	struct pci_func_desc desc;
+	if (pci_desc_from_spec(r->pci, &desc, what) < 0)
+		return -ENOEXEC;
+	return 0;
+}
+
 /* A descriptor is data from a file we do not trust to be well made: check
  * everything the host will later rely on, so that a bad plug-in fails at
  * load with a message rather than at run time. */
@@ -119,6 +169,7 @@ static int validate_type(const struct vessel_device_type *t, const char *path, u
 			return err_set(-ENOEXEC, "plug-in %s: device %s: parameter %s: default '%s' does not fit its type",
 				       path, t->name, p->name, p->default_value);
 	}
+	unsigned n_pci = 0;
 	for (unsigned i = 0; i < t->n_resources; i++) {
 		const struct vessel_resource_spec *r = &t->resources[i];
 		if (r->kind < VESSEL_RES_PIO || r->kind > VESSEL_RES_PCI || !r->name)
@@ -126,6 +177,11 @@ static int validate_type(const struct vessel_device_type *t, const char *path, u
 		if ((r->kind == VESSEL_RES_PIO || r->kind == VESSEL_RES_MMIO) && (r->len == 0 || r->len > (1ULL << 32)))
 			return err_set(-ENOEXEC, "plug-in %s: device %s: resource %s has length %" PRIu64, path, t->name,
 				       r->name, r->len);
+		if (r->kind == VESSEL_RES_PCI) {
+			int rc = validate_pci(t, r, path, &n_pci);
+			if (rc < 0)
+				return rc;
+		}
 		if (r->base_param) {
 			const struct vessel_param_spec *p = find_param(t, r->base_param, NULL);
 			if (!p || p->type != VESSEL_PARAM_INT)
@@ -279,6 +335,23 @@ static const char *const param_type_names[] = { [VESSEL_PARAM_BOOL] = "bool", [V
 static const char *const res_kind_names[] = { [VESSEL_RES_PIO] = "pio", [VESSEL_RES_MMIO] = "mmio",
 					      [VESSEL_RES_IRQ] = "irq", [VESSEL_RES_PCI] = "pci" };
 
+/* A checked PCI function description: IDs, class, revision, pin, MSI
+ * vectors and the BARs ({size, kind: "mem", "mem-prefetch" or "io"}). */
+static json_t *pci_function_to_json(const struct vessel_pci_function *p)
+{
+	json_t *bars = json_array();
+	for (unsigned i = 0; i < p->n_bars; i++) {
+		uint32_t f = p->bars[i].flags;
+		json_array_append_new(bars, json_pack("{s:I, s:s}", "size", (json_int_t)p->bars[i].size, "kind",
+						      f & VESSEL_PCI_BAR_IO ? "io"
+						      : f & VESSEL_PCI_BAR_PREFETCH ? "mem-prefetch" : "mem"));
+	}
+	return json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:o}", "vendor_id", p->vendor_id, "device_id",
+			 p->device_id, "subsystem_vendor_id", p->subsystem_vendor_id, "subsystem_id", p->subsystem_id,
+			 "class_code", (int)p->class_code, "revision", p->revision, "interrupt_pin", p->interrupt_pin,
+			 "msi_vectors", p->msi_vectors, "bars", bars);
+}
+
 json_t *plugin_descriptor_to_json(const struct vessel_plugin *d)
 {
 	json_t *devs = json_array();
@@ -295,9 +368,12 @@ json_t *plugin_descriptor_to_json(const struct vessel_plugin *d)
 		}
 		for (unsigned k = 0; k < t->n_resources; k++) {
 			const struct vessel_resource_spec *r = &t->resources[k];
-			json_array_append_new(res, json_pack("{s:s, s:s, s:I, s:I, s:s?}", "kind", res_kind_names[r->kind],
-							     "name", r->name, "base", (json_int_t)r->base, "len",
-							     (json_int_t)r->len, "base_param", r->base_param));
+			json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:s?}", "kind", res_kind_names[r->kind], "name", r->name,
+					      "base", (json_int_t)r->base, "len", (json_int_t)r->len, "base_param",
+					      r->base_param);
+			if (r->kind == VESSEL_RES_PCI && r->pci)
+				json_object_set_new(o, "pci", pci_function_to_json(r->pci));
+			json_array_append_new(res, o);
 		}
 		json_array_append_new(devs, json_pack("{s:s, s:s, s:b, s:o, s:o}", "name", t->name, "description",
 						      t->description ? t->description : "", "snapshot", t->save != NULL,
@@ -428,6 +504,11 @@ struct plugin_device {
 	struct range_ctx ranges[16];
 	bool registered[16];
 	bool snapshot_registered;
+	/* The PCI function (docs/plugins.md "PCI functions"): its resource,
+	 * -1 if none, and the function once on the bus. */
+	int pci_res;
+	unsigned want_slot;             /* params.slot, 0: none */
+	struct pci_func *func;
 };
 
 static void host_log(void *ctx, enum vessel_log_level level, const char *message)
@@ -484,11 +565,21 @@ static bool range_is_ram(const struct guest_memory *mem, uint64_t gpa, size_t le
 	return true;
 }
 
+/* A PCI function masters the bus only while the guest lets it (PCI 3.0,
+ * 6.2.2, Bus Master Enable): a driver that has not enabled it, or a
+ * function the guest took away, gets no DMA. */
+static bool may_master(const struct plugin_device *d)
+{
+	return d->pci_res < 0 || (d->func && pci_func_bus_master(d->func));
+}
+
 static int host_mem_read(void *ctx, uint64_t gpa, void *buf, size_t len)
 {
 	struct plugin_device *d = ctx;
 	if (!range_is_ram(d->set->env.mem, gpa, len))
 		return -EFAULT;
+	if (!may_master(d))
+		return -EPERM;
 	return gmem_read(d->set->env.mem, gpa, buf, len);
 }
 
@@ -497,13 +588,51 @@ static int host_mem_write(void *ctx, uint64_t gpa, const void *buf, size_t len)
 	struct plugin_device *d = ctx;
 	if (!range_is_ram(d->set->env.mem, gpa, len))
 		return -EFAULT;
-	return gmem_write(d->set->env.mem, gpa, buf, len);
+	if (!may_master(d))
+		return -EPERM;
+	int rc = gmem_write(d->set->env.mem, gpa, buf, len);
+	if (rc == 0 && len && d->set->env.mem_written)
+		d->set->env.mem_written(d->set->env.mem_written_opaque, gpa, len);
+	return rc;
 }
+
+
 
 static uint64_t host_resource_base(void *ctx, unsigned res)
 {
 	struct plugin_device *d = ctx;
 	return res < d->type->n_resources ? d->bases[res] : UINT64_MAX;
+}
+
+static int host_pci_irq(void *ctx, unsigned res, unsigned vector, int level)
+{
+	struct plugin_device *d = ctx;
+	if (res >= d->type->n_resources || (int)res != d->pci_res)
+		return -EINVAL;
+	if (in_callback)
+		return d->func ? pci_func_irq(d->func, vector, level != 0) : -ENODEV;
+	pthread_mutex_lock(d->ctx.lock);
+	int rc = d->func ? pci_func_irq(d->func, vector, level != 0) : -ENODEV;
+	pthread_mutex_unlock(d->ctx.lock);
+	return rc;
+}
+
+static uint64_t func_read(void *opaque, unsigned bar, uint64_t off, unsigned size)
+{
+	struct plugin_device *d = opaque;
+	in_callback++;
+	uint64_t v = d->type->bar_read ? d->type->bar_read(d->dev, (uint32_t)d->pci_res, bar, off, size) : ~0ULL;
+	in_callback--;
+	return v;
+}
+
+static void func_write(void *opaque, unsigned bar, uint64_t off, unsigned size, uint64_t val)
+{
+	struct plugin_device *d = opaque;
+	in_callback++;
+	if (d->type->bar_write)
+		d->type->bar_write(d->dev, (uint32_t)d->pci_res, bar, off, size, val);
+	in_callback--;
 }
 
 static uint64_t range_read(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned size)
@@ -528,12 +657,28 @@ static void range_write(void *opaque, struct vcpu *vcpu, uint64_t off, unsigned 
 
 static const struct bus_ops plugin_bus_ops = { .read = range_read, .write = range_write };
 
+/* A device with a PCI function saves the function's state (its
+ * configuration space: where the guest put the BARs, MSI) before its own:
+ * a 32-bit length, pci_func_save()'s blob, then the plug-in's, if any. */
+static int64_t save_with_func(struct plugin_device *d, uint8_t *buf, size_t cap)
+{
+	if (cap < 4)
+		return -ENOSPC;
+	int64_t f = pci_func_save(d->func, buf + 4, cap - 4);
+	if (f < 0)
+		return f;
+	for (unsigned i = 0; i < 4; i++)
+		buf[i] = (uint8_t)((uint64_t)f >> (8 * i));
+	int64_t n = d->type->save ? d->type->save(d->dev, buf + 4 + f, cap - 4 - (size_t)f) : 0;
+	return n < 0 ? n : 4 + f + n;
+}
+
 static int64_t snap_save(void *opaque, void *buf, size_t cap)
 {
 	struct plugin_device *d = opaque;
 	/* The snapshot code calls save and load under the device lock. */
 	in_callback++;
-	int64_t n = d->type->save(d->dev, buf, cap);
+	int64_t n = d->func ? save_with_func(d, buf, cap) : d->type->save(d->dev, buf, cap);
 	in_callback--;
 	return n;
 }
@@ -541,8 +686,21 @@ static int64_t snap_save(void *opaque, void *buf, size_t cap)
 static int snap_load(void *opaque, const void *buf, size_t len)
 {
 	struct plugin_device *d = opaque;
+	const uint8_t *p = buf;
+	if (d->func) {
+		uint32_t f = len >= 4 ? (uint32_t)(p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24) : 0;
+		if (len < 4 || f > len - 4 || (!d->type->load && len != 4 + (size_t)f))
+			return err_set(-EINVAL, "device %s: its saved state is malformed", d->id);
+		int rc = pci_func_load(d->func, p + 4, f);
+		if (rc < 0)
+			return rc;
+		p += 4 + f;
+		len -= 4 + f;
+		if (!d->type->load)
+			return 0;
+	}
 	in_callback++;
-	int rc = d->type->load(d->dev, buf, len);
+	int rc = d->type->load(d->dev, p, len);
 	in_callback--;
 	if (rc < 0)
 		return err_set(rc, "device %s refused its saved state (%s)", d->id, strerror(-rc));
@@ -579,8 +737,9 @@ static int device_parse_params(struct plugin_device *d, const char *json_text)
 	int rc = 0;
 	const char *key;
 	json_t *v;
+	bool host_slot = d->pci_res >= 0 && !find_param(t, "slot", NULL);
 	json_object_foreach(obj, key, v) {
-		if (!find_param(t, key, NULL)) {
+		if (!find_param(t, key, NULL) && !(host_slot && !strcmp(key, "slot"))) {
 			char list[256] = "";
 			for (unsigned i = 0; i < t->n_params; i++) {
 				size_t l = strlen(list);
@@ -590,6 +749,16 @@ static int device_parse_params(struct plugin_device *d, const char *json_text)
 				     t->name, t->n_params ? "one of " : "none", list);
 			goto out;
 		}
+	}
+	/* The slot of a PCI function, as virtio functions take it
+	 * (docs/hotplug.md), unless the type has a parameter of that name. */
+	if (host_slot && (v = json_object_get(obj, "slot"))) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) >= PCI_MAX_DEVICES) {
+			rc = err_set(-EINVAL, "device %s: params.slot: not a PCI slot (expected 1 to %d)", d->id,
+				     PCI_MAX_DEVICES - 1);
+			goto out;
+		}
+		d->want_slot = (unsigned)json_integer_value(v);
 	}
 	json_t *eff = json_object();
 	for (unsigned i = 0; i < t->n_params && !rc; i++) {
@@ -639,9 +808,54 @@ out:
 	return rc;
 }
 
+/* The slot of the device's PCI function: params.slot, else the base (its
+ * parameter's or the descriptor's), 0 meaning the first free one.  The
+ * effective parameters record it, so that a rebuilt or restored machine
+ * puts the function where the guest saw it. */
+static int pick_slot(struct plugin_device *d, const struct vessel_resource_spec *r, uint64_t base, uint64_t *out)
+{
+	struct pci_host *h = d->set->env.pci;
+	if (!h)
+		return err_set(-ENODEV, "device %s: %s: this machine has no PCI bus", d->id, r->name);
+	uint64_t slot = d->want_slot ? d->want_slot : base;
+	if (slot >= PCI_MAX_DEVICES)
+		return err_set(-EINVAL, "device %s: %s: %" PRIu64 " is not a PCI slot (expected 1 to %d, or 0 for the "
+			       "first free one)", d->id, r->name, slot, PCI_MAX_DEVICES - 1);
+	int rc = 0;
+	pthread_mutex_lock(d->set->env.dev_lock);
+	struct pci_device *taken = slot ? pci_find_device(h, (unsigned)slot) : NULL;
+	if (taken) {
+		rc = err_set(-EBUSY, "device %s: PCI slot %" PRIu64 " is taken by %s", d->id, slot, taken->name);
+	} else if (!slot) {
+		for (slot = 1; slot < PCI_MAX_DEVICES && pci_find_device(h, (unsigned)slot); slot++)
+			;
+		if (slot == PCI_MAX_DEVICES)
+			rc = err_set(-ENOSPC, "device %s: the PCI bus is full (every slot from 1 to %d holds a device)",
+				     d->id, PCI_MAX_DEVICES - 1);
+	}
+	pthread_mutex_unlock(d->set->env.dev_lock);
+	if (rc < 0)
+		return rc;
+	*out = slot;
+	if (!d->type->params || !find_param(d->type, "slot", NULL)) {
+		json_t *p = json_loads(d->params_json ? d->params_json : "{}", 0, NULL);
+		if (p) {
+			json_object_set_new(p, "slot", json_integer((json_int_t)slot));
+			char *text = json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS);
+			json_decref(p);
+			if (text) {
+				free(d->params_json);
+				d->params_json = text;
+			}
+		}
+	}
+	return 0;
+}
+
 static int device_place_resources(struct plugin_device *d)
 {
 	const struct vessel_device_type *t = d->type;
+	int rc;
 	for (unsigned i = 0; i < t->n_resources; i++) {
 		const struct vessel_resource_spec *r = &t->resources[i];
 		uint64_t base = r->base;
@@ -674,8 +888,9 @@ static int device_place_resources(struct plugin_device *d)
 					       d->id, r->name, base);
 			break;
 		case VESSEL_RES_PCI:
-			return err_set(-ENOTSUP, "device %s: %s: PCI functions for plug-in devices are not supported yet",
-				       d->id, r->name);
+			if ((rc = pick_slot(d, r, base, &d->bases[i])) < 0)
+				return rc;
+			break;
 		}
 	}
 	return 0;
@@ -684,6 +899,9 @@ static int device_place_resources(struct plugin_device *d)
 static void device_unregister(struct plugin_device *d)
 {
 	pthread_mutex_lock(d->ctx.lock);
+	/* Unplugged: its BARs unmapped, its INTx lowered. */
+	pci_func_free(d->func);
+	d->func = NULL;
 	for (unsigned i = 0; i < d->type->n_resources; i++) {
 		if (!d->registered[i])
 			continue;
@@ -694,12 +912,33 @@ static void device_unregister(struct plugin_device *d)
 	pthread_mutex_unlock(d->ctx.lock);
 }
 
+/* Puts the device's PCI function in slot (device lock held). */
+static int device_plug_func(struct plugin_device *d, const struct vessel_resource_spec *r, unsigned slot)
+{
+	struct pci_func_desc desc;
+	char what[96];
+	snprintf(what, sizeof(what), "device %s: %s: pci", d->id, r->name);
+	int rc = pci_desc_from_spec(r->pci, &desc, what);   /* checked at load: cannot fail */
+	if (rc < 0)
+		return rc;
+	desc.read = func_read;
+	desc.write = func_write;
+	desc.opaque = d;
+	if (!(d->func = pci_func_new(d->set->env.pci, d->set->env.apic, d->id, &desc, slot, !d->set->hotplug)))
+		return err_wrap(-EBUSY, "device %s", d->id);
+	return 0;
+}
+
 static int device_register(struct plugin_device *d)
 {
 	int rc = 0;
 	pthread_mutex_lock(d->ctx.lock);
 	for (unsigned i = 0; i < d->type->n_resources && !rc; i++) {
 		const struct vessel_resource_spec *r = &d->type->resources[i];
+		if (r->kind == VESSEL_RES_PCI) {
+			rc = device_plug_func(d, r, (unsigned)d->bases[i]);
+			continue;
+		}
 		if (r->kind != VESSEL_RES_PIO && r->kind != VESSEL_RES_MMIO)
 			continue;
 		struct bus *bus = r->kind == VESSEL_RES_PIO ? d->ctx.pio : d->ctx.mmio;
@@ -814,6 +1053,10 @@ int plugin_devices_add(struct plugin_devices *set, const struct vm_device_config
 		return err_set(-ENOMEM, "device %s: out of memory", cfg->id);
 	d->set = set;
 	d->type = t;
+	d->pci_res = -1;
+	for (unsigned i = 0; i < t->n_resources; i++)
+		if (t->resources[i].kind == VESSEL_RES_PCI)
+			d->pci_res = (int)i;
 	d->lib = lib;
 	d->id = strdup(cfg->id);
 	d->type_name = strdup(cfg->type);
@@ -834,7 +1077,7 @@ int plugin_devices_add(struct plugin_devices *set, const struct vm_device_config
 	d->host = (struct vessel_host){
 		.size = sizeof(struct vessel_host), .abi_version = VESSEL_PLUGIN_ABI_VERSION, .ctx = d,
 		.log = host_log, .irq_set = host_irq_set, .mem_read = host_mem_read, .mem_write = host_mem_write,
-		.resource_base = host_resource_base,
+		.resource_base = host_resource_base, .pci_irq = host_pci_irq,
 	};
 	if (lib->crashed) {
 		rc = err_set(-EIO, "device %s: plug-in %s crashed earlier in this run and is not used again", cfg->id,
@@ -856,14 +1099,16 @@ int plugin_devices_add(struct plugin_devices *set, const struct vm_device_config
 	}
 	if ((rc = device_register(d)) < 0)
 		goto fail_destroy;
-	if (t->save) {
+	if (t->save || d->func) {
 		if ((rc = snapshot_register_device(d->id, snap_save, snap_load, d)) < 0) {
 			device_unregister(d);
 			goto fail_destroy;
 		}
 		d->snapshot_registered = true;
 	}
+	pthread_mutex_lock(set->env.dev_lock);
 	set->list[set->n++] = d;
+	pthread_mutex_unlock(set->env.dev_lock);
 	log_info("plugin", "device %s (%s from %s) added: %s", d->id, t->name, lib->desc->name, d->params_json);
 	return 0;
 fail_destroy:
@@ -879,8 +1124,10 @@ int plugin_devices_remove(struct plugin_devices *set, const char *id)
 	if (i < 0)
 		return err_set(-ENOENT, "device %s: no device with this id", id);
 	struct plugin_device *d = set->list[i];
+	pthread_mutex_lock(set->env.dev_lock);
 	memmove(&set->list[i], &set->list[i + 1], (set->n - (unsigned)i - 1) * sizeof(set->list[0]));
 	set->n--;
+	pthread_mutex_unlock(set->env.dev_lock);
 	if (d->snapshot_registered)
 		snapshot_unregister_device(d->id);
 	/* Unregistering takes the device lock, so no vCPU is inside a
@@ -909,6 +1156,29 @@ int plugin_devices_info(const struct plugin_devices *set, unsigned i, struct plu
 		.bases = d->bases,
 	};
 	return 0;
+}
+
+int plugin_devices_slot(const struct plugin_devices *set, const char *id)
+{
+	int i = find_index(set, id);
+	return i >= 0 && set->list[i]->func ? (int)pci_func_slot(set->list[i]->func) : -ENOENT;
+}
+
+int plugin_devices_slot_owner(const struct plugin_devices *set, unsigned slot, char *id, size_t cap)
+{
+	for (unsigned i = 0; i < set->n; i++) {
+		if (set->list[i]->func && pci_func_slot(set->list[i]->func) == slot) {
+			snprintf(id, cap, "%s", set->list[i]->id);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+const char *plugin_devices_params(const struct plugin_devices *set, const char *id)
+{
+	int i = find_index(set, id);
+	return i >= 0 ? set->list[i]->params_json : NULL;
 }
 
 void plugin_devices_reset(struct plugin_devices *set)

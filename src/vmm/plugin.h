@@ -14,8 +14,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct apic_bus;
 struct bus;
 struct guest_memory;
+struct pci_host;
 
 #define PLUGIN_MAX_LIBS 64
 
@@ -97,6 +99,14 @@ struct plugin_env {
 	/* The interrupt controller's inputs as a bank: an IRQ resource with
 	 * line g drives irq.n + g; irq.set NULL: no IRQ lines. */
 	struct irq_line irq;
+	/* PCI bus 0 for PCI function resources and where their MSI messages
+	 * go; pci NULL: PCI functions are refused. */
+	struct pci_host *pci;
+	const struct apic_bus *apic;
+	/* Told of every range a device wrote to guest RAM (DMA), so that the
+	 * engine forgets code it decoded there; may be NULL. */
+	void (*mem_written)(void *opaque, uint64_t gpa, uint64_t len);
+	void *mem_written_opaque;
 };
 
 struct plugin_device;
@@ -112,7 +122,11 @@ struct plugin_device_info {
 struct plugin_devices {
 	struct plugin_registry *reg;
 	struct plugin_env env;
-	unsigned n;
+	/* Devices added from now on join a running guest: their PCI
+	 * functions' BARs are left for the guest to place, where at power-on
+	 * vessel places them as firmware would. */
+	bool hotplug;
+	unsigned n;                     /* list changes under env.dev_lock */
 	struct plugin_device *list[VM_MAX_DEVICES];
 };
 
@@ -128,6 +142,15 @@ int plugin_devices_add(struct plugin_devices *set, const struct vm_device_config
 int plugin_devices_remove(struct plugin_devices *set, const char *id);
 /* Device by index (0..n-1), for listing. */
 int plugin_devices_info(const struct plugin_devices *set, unsigned i, struct plugin_device_info *info);
+/* The PCI slot of device id's PCI function, or -ENOENT (no such device,
+ * or one without a PCI function).  Device lock held. */
+int plugin_devices_slot(const struct plugin_devices *set, const char *id);
+/* The id of the device whose PCI function is in slot, into id (cap
+ * bytes), or -ENOENT.  Device lock held. */
+int plugin_devices_slot_owner(const struct plugin_devices *set, unsigned slot, char *id, size_t cap);
+/* Device id's effective parameters as JSON text (with "slot" for a PCI
+ * function: the slot it took), or NULL.  Valid until the device goes. */
+const char *plugin_devices_params(const struct plugin_devices *set, const char *id);
 /* Calls every device's reset callback (machine reset). */
 void plugin_devices_reset(struct plugin_devices *set);
 

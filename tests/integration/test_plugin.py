@@ -106,16 +106,20 @@ __attribute__((visibility("default"))) const struct vessel_plugin vessel_plugin_
 
 
 def test_other_abi_version_is_refused(vessel_bin, prefix, plugin_dir, tmp_path):
-    (tmp_path / "future.c").write_text(FUTURE)
+    """A plug-in built for a later ABI, or for version 1 (before PCI
+    functions changed the resource layout), is refused with one message."""
     d = tmp_path / "plugins"
     d.mkdir()
-    r = subprocess.run(["cc", "-shared", "-fPIC", f"-I{prefix}/include", "-o", str(d / "future.so"),
-                        str(tmp_path / "future.c")], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
+    for name, src in (("future", FUTURE), ("old", FUTURE.replace("VESSEL_PLUGIN_ABI_VERSION + 1", "1"))):
+        (tmp_path / f"{name}.c").write_text(src)
+        r = subprocess.run(["cc", "-shared", "-fPIC", f"-I{prefix}/include", "-o", str(d / f"{name}.so"),
+                            str(tmp_path / f"{name}.c")], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
     r = run_vessel(vessel_bin, "plugin", "--dir", str(d), "--dir", str(plugin_dir), "list", env=clean_env())
     assert r.returncode == 0
-    assert (f"vessel plugin: plug-in {d}/future.so: built for plug-in ABI version 2, but this vessel has "
-            "version 1 (rebuild it against this vessel's <vessel/plugin.h>)") in r.stderr
+    for name, version in (("future", 3), ("old", 1)):
+        assert (f"vessel plugin: plug-in {d}/{name}.so: built for plug-in ABI version {version}, but this vessel "
+                "has version 2 (rebuild it against this vessel's <vessel/plugin.h>)") in r.stderr, r.stderr
     assert "mailbox " in r.stdout  # the good plug-in still loads
     assert "future" not in r.stdout
 

@@ -193,7 +193,7 @@ static void probe_write(void *dev, uint32_t res, uint64_t off, uint32_t size, ui
 		close(fd);
 }
 
-static const struct vessel_resource_spec probe_resources[] = { { VESSEL_RES_PIO, "regs", 0x720, NULL, 1 } };
+static const struct vessel_resource_spec probe_resources[] = { { VESSEL_RES_PIO, "regs", 0x720, NULL, 1, NULL } };
 
 static const struct vessel_device_type probe_type = {
 	.size = sizeof(struct vessel_device_type),

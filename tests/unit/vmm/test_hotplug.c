@@ -10,6 +10,7 @@
 #include "vmm/hotplug.h"
 #include "vmm/net.h"
 #include "vmm/pc_virtio.h"
+#include "vmm/plugin.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -81,26 +82,26 @@ Test(hotplug, add_tells_the_guest_and_its_eject_frees_the_function)
 	cr_assert_eq(vendor(t, 1), 0x1af4, "virtio vendor in slot 1");
 	cr_assert_eq(vendor(t, 9), 0x1af4);
 	cr_assert_eq(inl(t, HP + PCI_HOTPLUG_CHK), (1u << 1) | (1u << 9), "device checks for both");
-	cr_assert_eq(hotplug_slot(&t->vm, "r1"), 9);
+	cr_assert_eq(hotplug_slot(&t->vm, NULL, "r1"), 9);
 
 	/* Nobody ejects: the removal times out and the function stays. */
-	cr_assert_eq(hotplug_remove(&t->vm, "d1", false, 30), -ETIMEDOUT);
+	cr_assert_eq(hotplug_remove(&t->vm, NULL, "d1", false, 30), -ETIMEDOUT);
 	cr_assert(strstr(err_msg(), "did not release d1"), "%s", err_msg());
 	cr_assert_eq(vendor(t, 1), 0x1af4);
 	cr_assert_eq(inl(t, HP + PCI_HOTPLUG_EJR), 1u << 1, "the eject request stays pending");
 	/* The guest's _EJ0 of slot 1: the next removal finds it at once. */
 	outl(t, HP + PCI_HOTPLUG_EJ, 1u << 1);
-	cr_assert_eq(hotplug_remove(&t->vm, "d1", false, 10000), 0, "%s", err_msg());
+	cr_assert_eq(hotplug_remove(&t->vm, NULL, "d1", false, 10000), 0, "%s", err_msg());
 	cr_assert_eq(vendor(t, 1), 0xffff, "slot 1 is empty");
-	cr_assert_eq(hotplug_slot(&t->vm, "d1"), -ENOENT);
+	cr_assert_eq(hotplug_slot(&t->vm, NULL, "d1"), -ENOENT);
 	cr_assert_eq(inl(t, HP + PCI_HOTPLUG_CHK), 0, "no surprise: no device check");
 
 	/* Surprise removal: the guest is told the slot's device is gone. */
-	cr_assert_eq(hotplug_remove(&t->vm, "r1", true, 0), 0);
+	cr_assert_eq(hotplug_remove(&t->vm, NULL, "r1", true, 0), 0);
 	cr_assert_eq(vendor(t, 9), 0xffff);
 	cr_assert_eq(inl(t, HP + PCI_HOTPLUG_CHK), 0);
 	cr_assert_eq(inl(t, HP + PCI_HOTPLUG_GONE), 1u << 9);
-	cr_assert_eq(hotplug_remove(&t->vm, "r1", true, 0), -ENOENT);
+	cr_assert_eq(hotplug_remove(&t->vm, NULL, "r1", true, 0), -ENOENT);
 	/* The image was closed: it can be added again, in the same slot. */
 	cr_assert_eq(add(t, "virtio-blk", "d1", params, &blk), 0, "%s", err_msg());
 	cr_assert_eq(blk, 1);
@@ -142,9 +143,9 @@ Test(hotplug, bad_input_is_refused_and_changes_nothing)
 	for (int i = 0; i < 30; i += 2) {
 		char id[16];
 		snprintf(id, sizeof(id), "f%d", i);
-		cr_assert_eq(hotplug_remove(&t->vm, id, true, 0), 0);
+		cr_assert_eq(hotplug_remove(&t->vm, NULL, id, true, 0), 0);
 	}
-	cr_assert_eq(hotplug_remove(&t->vm, "nothing", true, 0), -ENOENT);
+	cr_assert_eq(hotplug_remove(&t->vm, NULL, "nothing", true, 0), -ENOENT);
 	teardown(t);   /* the rest go with the machine */
 }
 
@@ -165,15 +166,15 @@ Test(hotplug, the_guests_own_eject_frees_the_function)
 	cr_assert_eq(add(t, "virtio-rng", "r1", "{}", &a), 0, "%s", err_msg());
 	cr_assert_eq(add(t, "virtio-rng", "r2", "{}", &b), 0, "%s", err_msg());
 	removed_ids[0] = 0;
-	cr_assert_eq(hotplug_reap_guest_ejects(&t->vm, on_removed, NULL), 0, "nothing ejected");
+	cr_assert_eq(hotplug_reap_guest_ejects(&t->vm, NULL, on_removed, NULL), 0, "nothing ejected");
 	/* r2's removal was asked for (and timed out); r1 goes on its own. */
-	cr_assert_eq(hotplug_remove(&t->vm, "r2", false, 10), -ETIMEDOUT);
+	cr_assert_eq(hotplug_remove(&t->vm, NULL, "r2", false, 10), -ETIMEDOUT);
 	outl(t, HP + PCI_HOTPLUG_EJ, (1u << a) | (1u << b) | (1u << 20));   /* slot 20 holds nothing */
-	cr_assert_eq(hotplug_reap_guest_ejects(&t->vm, on_removed, NULL), 1);
+	cr_assert_eq(hotplug_reap_guest_ejects(&t->vm, NULL, on_removed, NULL), 1);
 	cr_assert_str_eq(removed_ids, "r1 ");
 	cr_assert_eq(vendor(t, (unsigned)a), 0xffff, "r1's slot is empty");
 	cr_assert_eq(vendor(t, (unsigned)b), 0x1af4, "r2 waits for its removal");
-	cr_assert_eq(hotplug_remove(&t->vm, "r2", false, 1000), 0, "%s", err_msg());
+	cr_assert_eq(hotplug_remove(&t->vm, NULL, "r2", false, 1000), 0, "%s", err_msg());
 	cr_assert_eq(vendor(t, (unsigned)b), 0xffff);
 	teardown(t);
 }
@@ -203,7 +204,7 @@ Test(hotplug, nic_on_a_set_aside_interface_and_console_on_a_file)
 	cr_assert_eq(vendor(t, (unsigned)slot), 0x1af4);
 	cr_assert_eq(add(t, "virtio-net", "n2", "{}", NULL), -EBUSY);
 	cr_assert(strstr(err_msg(), "in use (the last by n1)"), "%s", err_msg());
-	cr_assert_eq(hotplug_remove(&t->vm, "n1", true, 0), 0);
+	cr_assert_eq(hotplug_remove(&t->vm, NULL, "n1", true, 0), 0);
 	cr_assert_eq(add(t, "virtio-net", "n2", "{\"net\": 1}", NULL), 0, "free again: %s", err_msg());
 
 	char path[64], params[128];
@@ -214,11 +215,61 @@ Test(hotplug, nic_on_a_set_aside_interface_and_console_on_a_file)
 	cr_assert(strstr(err_msg(), "/nonexistent/dir/f"), "%s", err_msg());
 	cr_assert_eq(add(t, "virtio-console", "c1", params, &slot), 0, "%s", err_msg());
 	cr_assert_eq(access(path, F_OK), 0, "the file is created");
-	cr_assert_eq(hotplug_remove(&t->vm, "c1", true, 0), 0);
+	cr_assert_eq(hotplug_remove(&t->vm, NULL, "c1", true, 0), 0);
 	unlink(path);
 	teardown(t);
 	backends = NULL;
 	netdev_free(nd[0]);
 	netdev_free(nd[1]);
 	close(sv[1]);
+}
+
+/* A plug-in's PCI function (docs/plugins.md "PCI functions") goes the way
+ * of a virtio one: announced, removed on the guest's eject after a
+ * request (a timeout first), by the guest's own eject, or by force. */
+Test(hotplug, plugin_functions_are_announced_and_ejected)
+{
+	struct tvm *t = setup();
+	struct plugin_registry reg;
+	plugin_registry_init(&reg);
+	cr_assert_eq(plugin_registry_load(&reg, PCI_EXAMPLE_PLUGIN), 0, "%s", err_msg());
+	struct plugin_devices set;
+	struct plugin_env env = { .pio = &t->vm.pio, .mmio = &t->vm.mmio, .dev_lock = &t->vm.dev_lock,
+				  .mem = &t->vm.mem, .pci = t->vm.platform->pci, .apic = &t->vm.platform->apic_bus };
+	plugin_devices_init(&set, &reg, &env);
+	set.hotplug = true;
+	const char *ids[] = { "e1", "e2", "e3" };
+	int slots[3];
+	for (unsigned i = 0; i < 3; i++) {
+		struct vm_device_config c = { .type = "edu", .id = (char *)ids[i], .params = "{}" };
+		cr_assert_eq(plugin_devices_add(&set, &c), 0, "%s", err_msg());
+		slots[i] = hotplug_slot(&t->vm, &set, ids[i]);
+		cr_assert_gt(slots[i], 0);
+		hotplug_announce(&t->vm, (unsigned)slots[i]);
+	}
+	cr_assert_eq(inl(t, HP + PCI_HOTPLUG_CHK), (1u << slots[0]) | (1u << slots[1]) | (1u << slots[2]));
+	cr_assert_eq(vendor(t, (unsigned)slots[0]), 0x1234);
+	/* Asked to release e1, the guest does not in time: it stays. */
+	cr_assert_eq(hotplug_remove(&t->vm, &set, "e1", false, 10), -ETIMEDOUT);
+	cr_assert_eq(inl(t, HP + PCI_HOTPLUG_EJR), 1u << slots[0]);
+	cr_assert_eq(hotplug_slot(&t->vm, &set, "e1"), slots[0]);
+	/* Its eject, then the next removal finds it at once. */
+	outl(t, HP + PCI_HOTPLUG_EJ, 1u << slots[0]);
+	cr_assert_eq(hotplug_remove(&t->vm, &set, "e1", false, 1000), 0, "%s", err_msg());
+	cr_assert_eq(vendor(t, (unsigned)slots[0]), 0xffff);
+	cr_assert_eq(plugin_devices_slot(&set, "e1"), -ENOENT);
+	/* e2 goes on the guest's own eject. */
+	removed_ids[0] = 0;
+	outl(t, HP + PCI_HOTPLUG_EJ, 1u << slots[1]);
+	cr_assert_eq(hotplug_reap_guest_ejects(&t->vm, &set, on_removed, NULL), 1);
+	cr_assert_str_eq(removed_ids, "e2 ");
+	cr_assert_eq(vendor(t, (unsigned)slots[1]), 0xffff);
+	/* e3 by force: the guest hears it went. */
+	cr_assert_eq(hotplug_remove(&t->vm, &set, "e3", true, 0), 0, "%s", err_msg());
+	cr_assert_eq(inl(t, HP + PCI_HOTPLUG_GONE), 1u << slots[2]);
+	cr_assert_eq(set.n, 0);
+	cr_assert_eq(hotplug_remove(&t->vm, &set, "e3", true, 0), -ENOENT);
+	plugin_devices_destroy(&set);
+	plugin_registry_free(&reg);
+	teardown(t);
 }

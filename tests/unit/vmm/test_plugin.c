@@ -98,7 +98,7 @@ Test(plugin, descriptor_is_readable_without_creating_a_device)
 Test(plugin, other_abi_version_is_refused_with_a_clear_message)
 {
 	cr_assert_eq(plugin_registry_load(&reg, BAD_ABI_PLUGIN), -ENOEXEC);
-	cr_assert(strstr(err_msg(), "built for plug-in ABI version 99, but this vessel has version 1"), "%s", err_msg());
+	cr_assert(strstr(err_msg(), "built for plug-in ABI version 99, but this vessel has version 2"), "%s", err_msg());
 	cr_assert_eq(reg.n_libs, 0);
 }
 
@@ -155,7 +155,7 @@ Test(plugin, malformed_descriptors_are_refused)
 	t.create = NULL;
 	cr_assert_eq(plugin_validate_descriptor(&p, "p.so"), -ENOEXEC);
 	t.create = dummy_create;
-	struct vessel_resource_spec r = { VESSEL_RES_PIO, "regs", 0x100, "nope", 4 };
+	struct vessel_resource_spec r = { VESSEL_RES_PIO, "regs", 0x100, "nope", 4, NULL };
 	t.resources = &r;
 	t.n_resources = 1;
 	cr_assert_eq(plugin_validate_descriptor(&p, "p.so"), -ENOEXEC);
@@ -453,7 +453,7 @@ static int builtin_create(const struct vessel_host *h, const union vessel_param_
 }
 static uint64_t builtin_read(void *d, uint32_t res, uint64_t off, uint32_t size) { return *(uint64_t *)d + off; }
 static const struct vessel_param_spec builtin_params[] = { { "base", VESSEL_PARAM_INT, "", "100", 0, 1000 } };
-static const struct vessel_resource_spec builtin_res[] = { { VESSEL_RES_MMIO, "regs", 0xd0000000, NULL, 0x1000 } };
+static const struct vessel_resource_spec builtin_res[] = { { VESSEL_RES_MMIO, "regs", 0xd0000000, NULL, 0x1000, NULL } };
 static const struct vessel_device_type builtin_type = {
 	.size = sizeof(struct vessel_device_type), .name = "const-mmio", .description = "constant MMIO",
 	.params = builtin_params, .n_params = 1, .resources = builtin_res, .n_resources = 1,
@@ -478,7 +478,7 @@ Test(plugin, builtin_types_use_the_same_path_and_mmio_works)
 	cr_assert_not(bus_read(&mmio, NULL, 0xd0000010, 4, &v));
 }
 
-static const struct vessel_resource_spec in_ram_res[] = { { VESSEL_RES_MMIO, "regs", 0x1000, NULL, 0x1000 } };
+static const struct vessel_resource_spec in_ram_res[] = { { VESSEL_RES_MMIO, "regs", 0x1000, NULL, 0x1000, NULL } };
 static const struct vessel_device_type in_ram_type = {
 	.size = sizeof(struct vessel_device_type), .name = "in-ram", .resources = in_ram_res, .n_resources = 1,
 	.create = dummy_create, .destroy = dummy_destroy,
