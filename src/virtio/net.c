@@ -83,14 +83,15 @@ static uint16_t inet_checksum(const uint8_t *p, size_t len)
 	return (uint16_t)~sum;
 }
 
-/* One frame from the transmit queue to the backend. */
-static void net_tx_one(struct virtio_net *n)
+/* One frame from the transmit queue to the backend: false when the
+ * request was refused (nothing was sent). */
+static bool net_tx_one(struct virtio_net *n)
 {
 	uint64_t total = n->tx.out_len;
 	if (total < NET_HDR_LEN || total > sizeof(n->frame)) {
 		virtio_pci_guest_error(n->t, "transmit request of %llu bytes (header %u, frame at most %u)",
 				       (unsigned long long)total, NET_HDR_LEN, NETDEV_FRAME_MAX);
-		return;
+		return false;
 	}
 	virtq_copy_from(&n->tx, 0, n->frame, (size_t)total);
 	const uint8_t *hdr = n->frame;
@@ -98,7 +99,7 @@ static void net_tx_one(struct virtio_net *n)
 	size_t len = (size_t)total - NET_HDR_LEN;
 	if (hdr[1] != VIRTIO_NET_HDR_GSO_NONE) {
 		virtio_pci_guest_error(n->t, "transmit with GSO type %u, which was not offered", hdr[1]);
-		return;
+		return false;
 	}
 	if (hdr[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
 		/* Section 5.1.6.2: the checksum of [csum_start, end) goes at
@@ -109,19 +110,20 @@ static void net_tx_one(struct virtio_net *n)
 			virtio_pci_guest_error(n->t, "transmit with a partial checksum at %u+%u of a %zu-byte frame%s",
 					       start, off, len,
 					       negotiated(n, VIRTIO_NET_F_CSUM) ? "" : " without VIRTIO_NET_F_CSUM");
-			return;
+			return false;
 		}
 		uint16_t sum = inet_checksum(frame + start, len - start);
 		frame[start + off] = (uint8_t)(sum >> 8);
 		frame[start + off + 1] = (uint8_t)sum;
 	}
 	netdev_send(n->nd, frame, len);
+	return true;
 }
 
 static void net_tx(struct virtio_net *n)
 {
 	struct virtq *q = virtio_pci_queue(n->t, NET_TXQ);
-	bool pushed = false;
+	bool pushed = false, sent = false;
 	virtq_disable_notify(q);   /* until the ring is empty (virtq_enable_notify) */
 	for (;;) {
 		int rc = virtq_pop(q, &n->tx);
@@ -134,7 +136,7 @@ static void net_tx(struct virtio_net *n)
 			virtio_pci_broken(n->t, NET_TXQ);
 			break;
 		}
-		net_tx_one(n);
+		sent |= net_tx_one(n);
 		/* Nothing is written back: the used length is 0 (5.1.6.2). */
 		if (virtq_push(q, &n->tx, 0) < 0) {
 			virtio_pci_broken(n->t, NET_TXQ);
@@ -142,6 +144,11 @@ static void net_tx(struct virtio_net *n)
 		}
 		pushed = true;
 	}
+	/* The notification's frames go to the host together (a backend that
+	 * batches held them: docs/compounding.md "Network"), before the
+	 * driver hears that they went. */
+	if (sent)
+		netdev_commit(n->nd);
 	if (pushed)
 		virtio_pci_queue_done(n->t, NET_TXQ);
 }

@@ -148,12 +148,14 @@ def test_stats_report_host_calls_and_savings(vessel_bin, tmp_path, guests):
         rc = end_guest(p, c)
     assert rc == (0x21 << 1) | 1
     comp = res["compound"]
-    assert comp["mechanisms"] == "console,timer,lookahead,block"
+    assert comp["mechanisms"] == "console,timer,lookahead,block,net"
     assert comp["console_bytes"] == len(expected())
     assert 0 < comp["console_writes"] * 5 <= comp["console_bytes"], comp
     assert res["host_calls"]["write"] >= comp["console_writes"]
     assert res["host_calls"]["poll"] > 0
-    assert set(res["host_calls_per_second"]) == set(res["host_calls"]) == {"write", "read", "poll", "ioctl", "wake", "disk_io", "io_submit", "io_wait"}
+    assert set(res["host_calls_per_second"]) == set(res["host_calls"]) == {"write", "read", "poll", "ioctl", "wake", "disk_io", "io_submit", "io_wait",
+                                                                    "net_write", "net_read", "net_tx_submit", "net_rx_submit"}
+    assert comp["net_tx_frames"] == comp["net_tx_batches"] == 0, "no network: nothing sent"
     assert comp["lookahead_runs"] == 0, "the emu engine has no exits to save"
     assert "host system calls" in text and "console_writes" in text, text
 

@@ -2,7 +2,9 @@
  * transport with hand-written rings: a transmitted frame reaches the
  * backend without its header and with the partial checksum the driver
  * left completed; a received frame lands after a header that counts its
- * buffers (MRG_RXBUF), spread over two when one is too small; without
+ * buffers (MRG_RXBUF), spread over two when one is too small; the frames
+ * of one notification end with one commit to the backend (compounding),
+ * before the driver sees them used; without
  * buffers the frame is kept (no room), before DRIVER_OK it is dropped;
  * the configuration holds the backend's MAC and link up. */
 #include "hw/netdev.h"
@@ -34,11 +36,14 @@ static struct virtio_board board;
 static struct virtio_net_conf conf;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* The fake backend: records what was sent, counts wakes. */
+/* The fake backend: records what was sent, counts wakes and commits. */
 static struct netdev nd;
 static uint8_t sent[2048];
 static size_t sent_len;
-static unsigned n_sent, n_wakes;
+static unsigned n_sent, n_wakes, n_commits;
+static unsigned sent_at_commit;   /* frames sent when the last commit came */
+static uint16_t used_at_commit;   /* the transmit used ring's index then */
+static uint16_t used_idx(uint64_t ring);
 
 static void fake_send(struct netdev *d, const uint8_t *frame, size_t len)
 {
@@ -48,9 +53,18 @@ static void fake_send(struct netdev *d, const uint8_t *frame, size_t len)
 	n_sent++;
 }
 
+static void fake_commit(struct netdev *d)
+{
+	(void)d;
+	n_commits++;
+	sent_at_commit = n_sent;
+	used_at_commit = used_idx(TX_USED);
+}
+
 static void fake_wake(struct netdev *d) { (void)d; n_wakes++; }
 static void fake_destroy(struct netdev *d) { netdev_fini(d); }
-static const struct netdev_ops fake_ops = { .send = fake_send, .wake = fake_wake, .destroy = fake_destroy };
+static const struct netdev_ops fake_ops = { .send = fake_send, .commit = fake_commit, .wake = fake_wake,
+					    .destroy = fake_destroy };
 
 
 static void queue(unsigned q, uint64_t d, uint64_t a, uint64_t u)
@@ -72,7 +86,8 @@ static void start(bool driver_ok)
 	netdev_init(&nd, &fake_ops, "fake");
 	static const uint8_t mac[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc };
 	memcpy(nd.mac, mac, 6);
-	n_sent = n_wakes = 0;
+	n_sent = n_wakes = n_commits = sent_at_commit = 0;
+	used_at_commit = 0;
 	conf = (struct virtio_net_conf){ .backend = &nd };
 	board = (struct virtio_board){ .dma = fake_dma, .pci = host, .slot = 3, .bar0 = BAR, .conf = &conf };
 	struct dev_ctx ctx = { .name = "virtio-net.0", .pio = &pio, .mmio = &mmio, .arg = &board, .lock = &lock };
@@ -198,6 +213,30 @@ Test(net, transmit_strips_the_header_and_completes_the_checksum, .fini = stop)
 	cr_assert_eq(s, 0xffff, "checksum %02x%02x does not verify", sent[40], sent[41]);
 }
 
+Test(net, a_notification_s_frames_end_with_one_commit, .fini = stop)
+{
+	start(true);
+	/* Three frames (header and frame in one descriptor each), one
+	 * notification. */
+	for (unsigned i = 0; i < 3; i++) {
+		memset(ram + TX_BUF + 0x100 * i, 0, 12);
+		size_t len = udp_frame(ram + TX_BUF + 0x100 * i + 12);
+		desc(TX_DESC, i, TX_BUF + 0x100 * i, (uint32_t)(12 + len), 0, 0);
+		avail(TX_AVAIL, (uint16_t)i);
+	}
+	wr(0x3000 + 4, 2, 1);
+	cr_assert_eq(n_sent, 3);
+	cr_assert_eq(n_commits, 1, "%u commits for one notification", n_commits);
+	cr_assert_eq(sent_at_commit, 3, "the commit came before the last frame");
+	cr_assert_eq(used_idx(TX_USED), 3);
+	/* Each was on the used ring when the commit came (a backend that
+	 * holds frames has copied them), so the commit sees the whole batch. */
+	cr_assert_eq(used_at_commit, 3);
+	/* A notification with nothing to send commits nothing. */
+	wr(0x3000 + 4, 2, 1);
+	cr_assert_eq(n_commits, 1, "a commit without frames");
+}
+
 Test(net, transmit_checksum_outside_the_frame_is_refused, .fini = stop)
 {
 	start(true);
@@ -209,6 +248,7 @@ Test(net, transmit_checksum_outside_the_frame_is_refused, .fini = stop)
 	avail(TX_AVAIL, 0);
 	wr(0x3000 + 4, 2, 1);
 	cr_assert_eq(n_sent, 0, "a frame with a checksum outside it went out");
+	cr_assert_eq(n_commits, 0, "a commit without frames");
 	cr_assert_eq(used_idx(TX_USED), 1, "the buffer is not given back");
 }
 
