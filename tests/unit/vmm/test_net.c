@@ -396,3 +396,58 @@ static void receive_queued(bool batch)
 
 Test(net_tap_batch, queued_frames_are_read_in_batches_in_order) { receive_queued(true); }
 Test(net_tap_batch, without_batching_queued_frames_are_read_one_by_one) { receive_queued(false); }
+
+/* User networking: slirp takes frames in-process; what a frame costs is
+ * the wake-up of the slirp thread (an eventfd write).  With batching the
+ * wake-ups a batch asks for (the poll set, slirp's ARP replies queued for
+ * the guest) wait for the commit: one for the batch.  The thread is
+ * started only afterwards, so that nothing else signals meanwhile, and
+ * then delivers the replies. */
+static size_t arp_request(uint8_t *f, uint8_t tag)
+{
+	static const uint8_t head[] = {
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x08, 0x06,
+		0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x01,                 /* Ethernet, IPv4, request */
+		0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 10, 0, 2, 15,         /* the guest */
+		0, 0, 0, 0, 0, 0, 10, 0, 2, 2,                            /* who has 10.0.2.2 */
+	};
+	memset(f, 0, 60);
+	memcpy(f, head, sizeof(head));
+	f[59] = tag;   /* padding: tells the requests apart, ignored by ARP */
+	return 60;
+}
+
+static void slirp_wakeups(bool batch)
+{
+	struct vm_net_config n = { .type = "user" };
+	struct netdev *nd;
+	cr_assert_eq(net_slirp_open(&n, &nd), 0, "%s", err_msg());
+	nd->batch = batch;
+	atomic_store(&got, 0);
+	atomic_store(&room, 1);
+	/* Attached afterwards too: attaching wakes the thread.  The replies
+	 * wait in the backend's queue meanwhile. */
+	uint64_t wakes = host_call_total(HOST_CALL_WAKE);
+	uint8_t f[60];
+	for (uint8_t i = 0; i < 5; i++) {
+		netdev_send(nd, f, arp_request(f, i));
+		if (!batch)
+			cr_assert_eq(host_call_total(HOST_CALL_WAKE) - wakes, 1, "no wake-up for a frame sent alone");
+	}
+	if (batch)
+		cr_assert_eq(host_call_total(HOST_CALL_WAKE) - wakes, 0, "a wake-up before the batch's commit");
+	netdev_commit(nd);
+	cr_assert_eq(host_call_total(HOST_CALL_WAKE) - wakes, 1, "%llu wake-ups for a batch of 5",
+		     (unsigned long long)(host_call_total(HOST_CALL_WAKE) - wakes));
+	cr_assert_eq(netdev_attach(nd, fe_receive, NULL, &fe_lock), 0);
+	cr_assert_eq(netdev_start(nd), 0, "%s", err_msg());
+	cr_assert(wait_got(5), "%d of 5 ARP replies reached the frontend", atomic_load(&got));
+	cr_assert_eq(last[12], 0x08);
+	cr_assert_eq(last[13], 0x06);
+	cr_assert_eq(last[21], 2, "not an ARP reply");
+	netdev_detach(nd);
+	netdev_free(nd);
+}
+
+Test(net_slirp_batch, a_batch_costs_one_wakeup) { slirp_wakeups(true); }
+Test(net_slirp_batch, without_batching_the_first_frame_wakes_the_thread) { slirp_wakeups(false); }
