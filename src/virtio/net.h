@@ -11,6 +11,10 @@ struct netdev;
  * created. */
 struct virtio_net_conf {
 	struct netdev *backend;
+	/* --compound net (docs/compounding.md "Network"): a transmit
+	 * notification is taken up a moment later, so that the frames the
+	 * guest queues meanwhile go to the backend in the same batch. */
+	bool batch;
 };
 
 extern const struct dev_desc virtio_net_device;
