@@ -55,7 +55,6 @@ static size_t sent_len;
 static unsigned n_sent, n_wakes, n_commits;
 static unsigned sent_at_commit;   /* frames sent when the last commit came */
 static uint16_t used_at_commit;   /* the transmit used ring's index then */
-static uint16_t used_idx(uint64_t ring);
 
 static void fake_send(struct netdev *d, const uint8_t *frame, size_t len)
 {
@@ -70,7 +69,7 @@ static void fake_commit(struct netdev *d)
 	(void)d;
 	n_commits++;
 	sent_at_commit = n_sent;
-	used_at_commit = used_idx(TX_USED);
+	used_at_commit = split_used_idx(TX_USED);
 }
 
 static void fake_wake(struct netdev *d) { (void)d; n_wakes++; }
@@ -78,16 +77,6 @@ static void fake_destroy(struct netdev *d) { netdev_fini(d); }
 static const struct netdev_ops fake_ops = { .send = fake_send, .commit = fake_commit, .wake = fake_wake,
 					    .destroy = fake_destroy };
 
-
-static void queue(unsigned q, uint64_t d, uint64_t a, uint64_t u)
-{
-	wr(0x16, 2, q);
-	wr(0x18, 2, 16);
-	wr(0x20, 8, d);
-	wr(0x28, 8, a);
-	wr(0x30, 8, u);
-	wr(0x1c, 2, 1);
-}
 
 /* Creates the device; with driver_ok, initialises it as a driver would
  * (section 3.1.1) accepting VERSION_1, MAC, CSUM and MRG_RXBUF. */
@@ -108,17 +97,10 @@ static void start(bool driver_ok)
 	cr_assert(dev, "%s", err_msg());
 	if (!driver_ok)
 		return;
-	wr(0x14, 1, 1);
-	wr(0x14, 1, 3);
-	wr(0x08, 4, 0);
-	wr(0x0c, 4, 1u << 0 | 1u << 5 | 1u << 15);   /* CSUM, MAC, MRG_RXBUF */
-	wr(0x08, 4, 1);
-	wr(0x0c, 4, 1);                              /* VERSION_1 */
-	wr(0x14, 1, 11);
-	cr_assert_eq(rd(0x14, 1) & 8, 8, "FEATURES_OK refused");
-	queue(0, RX_DESC, RX_AVAIL, RX_USED);
-	queue(1, TX_DESC, TX_AVAIL, TX_USED);
-	wr(0x14, 1, 15);
+	fake_driver_init(1u << 0 | 1u << 5 | 1u << 15);   /* CSUM, MAC, MRG_RXBUF */
+	fake_driver_queue(0, 16, RX_DESC, RX_AVAIL, RX_USED);
+	fake_driver_queue(1, 16, TX_DESC, TX_AVAIL, TX_USED);
+	fake_driver_ok();
 }
 
 static void stop(void)
@@ -134,35 +116,12 @@ static void stop(void)
 
 static void desc(uint64_t table, unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
-	uint8_t *d = ram + table + 16u * i;
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &next, 2);
+	ring_desc(table, i, addr, len, flags, next);
 }
 
-static void avail(uint64_t ring, uint16_t head)
-{
-	uint16_t idx;
-	memcpy(&idx, ram + ring + 2, 2);
-	memcpy(ram + ring + 4 + 2 * (idx % 16), &head, 2);
-	idx++;
-	memcpy(ram + ring + 2, &idx, 2);
-}
-
-static uint16_t used_idx(uint64_t ring)
-{
-	uint16_t v;
-	memcpy(&v, ram + ring + 2, 2);
-	return v;
-}
-
-static uint32_t used_len(uint64_t ring, unsigned i)
-{
-	uint32_t v;
-	memcpy(&v, ram + ring + 4 + 8 * (i % 16) + 4, 4);
-	return v;
-}
+static void avail(uint64_t ring, uint16_t head) { split_offer(ring, 16, head); }
+static uint16_t used_idx(uint64_t ring) { return split_used_idx(ring); }
+static uint32_t used_len(uint64_t ring, unsigned i) { return split_used_len(ring, 16, i); }
 
 /* An IPv4 UDP frame whose checksum the driver left partial: the
  * pseudo-header sum at the checksum field, csum_start at the UDP header. */
