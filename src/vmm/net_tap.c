@@ -54,6 +54,7 @@ struct tap_backend {
 	size_t tx_used;
 	unsigned tx_n;
 	size_t tx_off[TAP_TX_FRAMES], tx_len[TAP_TX_FRAMES];
+	bool tx_redo[TAP_TX_FRAMES];       /* a batch's frames to write again by write(2) */
 	/* Receive (thread only): frames read and not yet taken by the
 	 * frontend, rx_n of them from slot rx_head; one slot without batching. */
 	bool rx_uring;
@@ -61,6 +62,8 @@ struct tap_backend {
 	uint8_t *rx_buf;                   /* rx_slots * NETDEV_FRAME_MAX */
 	unsigned rx_slots, rx_head, rx_n;
 	size_t rx_len[TAP_RX_FRAMES];
+	unsigned rx_ok;                    /* reads of the batch that found a frame */
+	bool rx_unsupported;
 };
 
 static void tap_write(struct tap_backend *t, const uint8_t *frame, size_t len)
@@ -70,6 +73,41 @@ static void tap_write(struct tap_backend *t, const uint8_t *frame, size_t len)
 	host_call_note(HOST_CALL_NET_WRITE);
 	if (write(t->fd, frame, len) < 0)
 		atomic_fetch_add(&t->tx_dropped, 1);
+}
+
+/* Takes the completions of n requests submitted on ring, in the order
+ * they come, handing each to done(); waits for those not there yet (the
+ * submission's own wait was cut short by a signal: counted as kind). */
+static void tap_reap(struct tap_backend *t, struct io_uring *ring, unsigned n, enum host_call kind,
+		     void (*done)(struct tap_backend *t, uint64_t i, int res))
+{
+	for (unsigned got = 0; got < n;) {
+		struct io_uring_cqe *cqe;
+		if (io_uring_peek_cqe(ring, &cqe) != 0) {
+			host_call_note(kind);
+			int rc = io_uring_wait_cqe(ring, &cqe);
+			if (rc == -EINTR)
+				continue;
+			if (rc < 0)
+				break;
+		}
+		done(t, io_uring_cqe_get_data64(cqe), cqe->res);
+		io_uring_cqe_seen(ring, cqe);
+		got++;
+	}
+}
+
+static void tx_done(struct tap_backend *t, uint64_t i, int res)
+{
+	bool unsupported = res == -EOPNOTSUPP;   /* a descriptor without RWF_NOWAIT */
+	if ((res == -ECANCELED || unsupported) && i < TAP_TX_FRAMES)
+		t->tx_redo[i] = true;
+	else if (res < 0)
+		atomic_fetch_add(&t->tx_dropped, 1);
+	if (unsupported && t->tx_uring) {
+		log_warn("net", "%s: batched writes unavailable; writing frames one at a time", t->nd.name);
+		t->tx_uring = false;
+	}
 }
 
 /* The held frames in one io_uring_enter that also waits for their
@@ -105,32 +143,12 @@ static void tap_submit(struct tap_backend *t)
 		}
 		n = (unsigned)rc;   /* the rest stay queued for the next submission: cannot happen with n <= entries */
 	}
-	bool redo[TAP_TX_FRAMES] = { false };
-	for (unsigned got = 0; got < n;) {
-		struct io_uring_cqe *cqe;
-		if (io_uring_peek_cqe(&t->tx_ring, &cqe) != 0) {
-			/* The wait was cut short (a signal kicked the vCPU). */
-			host_call_note(HOST_CALL_NET_TX_SUBMIT);
-			if (io_uring_wait_cqe(&t->tx_ring, &cqe) != 0)
-				continue;
-		}
-		uint64_t i = io_uring_cqe_get_data64(cqe);
-		bool unsupported = cqe->res == -EOPNOTSUPP;   /* a descriptor without RWF_NOWAIT */
-		if ((cqe->res == -ECANCELED || unsupported) && i < TAP_TX_FRAMES)
-			redo[i] = true;
-		else if (cqe->res < 0)
-			atomic_fetch_add(&t->tx_dropped, 1);
-		if (unsupported && t->tx_uring) {
-			log_warn("net", "%s: batched writes unavailable; writing frames one at a time", t->nd.name);
-			t->tx_uring = false;
-		}
-		io_uring_cqe_seen(&t->tx_ring, cqe);
-		got++;
-	}
+	memset(t->tx_redo, 0, sizeof(t->tx_redo));
+	tap_reap(t, &t->tx_ring, n, HOST_CALL_NET_TX_SUBMIT, tx_done);
 	if (!t->tx_uring)
 		io_uring_queue_exit(&t->tx_ring);
 	for (unsigned i = 0; i < n; i++)
-		if (redo[i])
+		if (t->tx_redo[i])
 			tap_write(t, t->tx_buf + t->tx_off[i], t->tx_len[i]);
 }
 
@@ -178,6 +196,16 @@ static uint8_t *rx_slot(struct tap_backend *t, unsigned i)
 	return t->rx_buf + (size_t)i * NETDEV_FRAME_MAX;
 }
 
+static void rx_done(struct tap_backend *t, uint64_t i, int res)
+{
+	if (i < t->rx_slots)
+		t->rx_len[i] = res > 0 ? (size_t)res : 0;
+	if (res > 0)
+		t->rx_ok++;
+	else if (res == -EOPNOTSUPP || res == -EINVAL)
+		t->rx_unsupported = true;   /* a descriptor without RWF_NOWAIT */
+}
+
 /* Reads what the tap holds into the slots, once poll(2) said it holds
  * something.  With io_uring, one io_uring_enter of TAP_RX_FRAMES reads,
  * each RWF_NOWAIT so that one finding nothing ends at once with EAGAIN
@@ -209,6 +237,7 @@ static bool tap_read_batch(struct tap_backend *t)
 		return true;
 	}
 	for (unsigned i = 0; i < t->rx_slots; i++) {
+		t->rx_len[i] = 0;
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&t->rx_ring);
 		io_uring_prep_read(sqe, t->fd, rx_slot(t, i), NETDEV_FRAME_MAX, 0);
 		sqe->rw_flags = RWF_NOWAIT;
@@ -216,31 +245,20 @@ static bool tap_read_batch(struct tap_backend *t)
 	}
 	host_call_note(HOST_CALL_NET_RX_SUBMIT);
 	int rc = io_uring_submit_and_wait(&t->rx_ring, t->rx_slots);
-	unsigned ok = 0;
-	bool unsupported = rc < (int)t->rx_slots;
-	for (unsigned got = 0; rc > 0 && got < (unsigned)rc;) {
-		struct io_uring_cqe *cqe;
-		if (io_uring_peek_cqe(&t->rx_ring, &cqe) != 0) {
-			host_call_note(HOST_CALL_NET_RX_SUBMIT);
-			if (io_uring_wait_cqe(&t->rx_ring, &cqe) != 0)
-				continue;
-		}
-		uint64_t i = io_uring_cqe_get_data64(cqe);
-		if (i < t->rx_slots)
-			t->rx_len[i] = cqe->res > 0 ? (size_t)cqe->res : 0;
-		if (cqe->res > 0)
-			ok++;
-		else if (cqe->res == -EOPNOTSUPP || cqe->res == -EINVAL)
-			unsupported = true;   /* a descriptor without RWF_NOWAIT */
-		io_uring_cqe_seen(&t->rx_ring, cqe);
-		got++;
-	}
-	if (unsupported && !ok) {
+	t->rx_ok = 0;
+	t->rx_unsupported = false;
+	if (rc > 0)
+		tap_reap(t, &t->rx_ring, (unsigned)rc, HOST_CALL_NET_RX_SUBMIT, rx_done);
+	unsigned ok = t->rx_ok;
+	if (rc != (int)t->rx_slots || (t->rx_unsupported && !ok)) {
+		/* Not all taken (cannot happen with the ring's room), or the
+		 * descriptor takes no RWF_NOWAIT: reads from here on. */
 		log_warn("net", "%s: batched reads unavailable (%s); reading frames one at a time", t->nd.name,
 			 strerror(rc < 0 ? -rc : EOPNOTSUPP));
 		t->rx_uring = false;
 		io_uring_queue_exit(&t->rx_ring);
-		return true;   /* the reads' path picks up what is there */
+		if (!ok)
+			return true;   /* the reads' path picks up what is there */
 	}
 	t->rx_n = rc > 0 ? (unsigned)rc : 0;
 	if (ok) {
