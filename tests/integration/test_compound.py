@@ -6,6 +6,7 @@ reports a guest crash, the console costs far fewer write(2) calls with it
 on, `vessel ctl stats` reports host system calls and what compounding
 saved, and --compound refuses what it does not know."""
 import json
+import os
 import re
 import socket
 import subprocess
@@ -174,7 +175,7 @@ def test_bad_compound_spec(vessel_bin, tmp_path, guests, spec, msg):
 
 
 # Differential (issue 15, Acceptance): every Multiboot test guest that ends
-# on its own, run with compounding on and off on the emu engine, writes the
+# on its own, run with compounding on and off on each engine, writes the
 # same console bytes and ends the same way, with the same report from
 # vessel (the triple fault's register dump, the crash MSRs' message).  The
 # lookahead's differential runs of the bare-metal guests are unit tests
@@ -188,11 +189,15 @@ def test_bad_compound_spec(vessel_bin, tmp_path, guests, spec, msg):
     ("triple_fault", [], []),
     ("crash_msrs", [], ["--on-panic", "keep"]),
 ], ids=["console_burst", "console_burst-crash", "smp", "triple_fault", "crash_msrs"])
-def test_bare_metal_guests_end_the_same_with_compounding_on_and_off(vessel_bin, tmp_path, name, defines, args):
+@pytest.mark.parametrize("engine", ["emu", "kvm"])
+def test_bare_metal_guests_end_the_same_with_compounding_on_and_off(vessel_bin, tmp_path, name, defines, args,
+                                                                   engine):
+    if engine == "kvm" and not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        pytest.skip("no usable /dev/kvm on this host: the KVM engine cannot run the guest here")
     guest = assemble(name, tmp_path, defines)
     runs = {}
     for spec in ("on", "off"):
-        r = run_vessel(vessel_bin, "run", "--kernel", str(guest), *args, "--compound", spec,
+        r = run_vessel(vessel_bin, "run", "--engine", engine, "--kernel", str(guest), *args, "--compound", spec,
                        stdin=subprocess.DEVNULL, timeout=120)
         # vessel's log lines carry the time since start: masked.
         runs[spec] = (r.returncode, r.stdout, re.sub(r"^\[ *[0-9.]+\] ", "", r.stderr, flags=re.M))
