@@ -316,6 +316,15 @@ static void *net_create(const struct dev_ctx *ctx)
 	return n;
 }
 
+void virtio_net_quiesce(void *dev)
+{
+	struct virtio_net *n = dev;
+	if (n && n->tx_defer && timer_pending(&n->tx_timer)) {
+		timer_del(&n->tx_timer);
+		net_tx_timer(n);
+	}
+}
+
 void virtio_net_detach(void *dev)
 {
 	struct virtio_net *n = dev;

@@ -432,7 +432,10 @@ int pc_virtio_slot_owner(struct platform *p, unsigned slot, char *name, size_t c
 
 void pc_virtio_quiesce(struct platform *p)
 {
-	for (unsigned i = 0; p && p->virtio && i < p->virtio->n; i++)
+	for (unsigned i = 0; p && p->virtio && i < p->virtio->n; i++) {
 		if (p->virtio->devs[i].type == &virtio_blk_device)
 			virtio_blk_drain(p->virtio->devs[i].dev);
+		else if (p->virtio->devs[i].type == &virtio_net_device)
+			virtio_net_quiesce(p->virtio->devs[i].dev);
+	}
 }

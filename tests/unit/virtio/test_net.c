@@ -261,6 +261,28 @@ Test(net, batched_transmit_waits_for_the_frames_queued_after_the_notification, .
 	cr_assert_eq(n_sent, 3, "a reset device transmitted");
 }
 
+/* Pause and save: a transmit waiting for its delay is done at once, and
+ * nothing is left to fire afterwards. */
+Test(net, quiesce_does_a_waiting_transmit_now, .fini = stop)
+{
+	use_batching();
+	start(true);
+	queue_frame(0);
+	queue_frame(1);
+	wr(0x3000 + 4, 2, 1);
+	cr_assert_eq(n_sent, 0);
+	pthread_mutex_lock(&lock);
+	virtio_net_quiesce(dev);
+	pthread_mutex_unlock(&lock);
+	cr_assert_eq(n_sent, 2, "quiesce left the frames in the ring");
+	cr_assert_eq(n_commits, 1);
+	cr_assert_eq(used_idx(TX_USED), 2);
+	now_ns += 1000000;
+	pthread_mutex_lock(&lock);
+	cr_assert_eq(timer_service_poll(ts), 0, "a transmit timer still armed after quiesce");
+	pthread_mutex_unlock(&lock);
+}
+
 Test(net, transmit_checksum_outside_the_frame_is_refused, .fini = stop)
 {
 	start(true);
