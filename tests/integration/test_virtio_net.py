@@ -241,7 +241,9 @@ def tap():
         subprocess.run(["ip", "tuntap", "del", "dev", name, "mode", "tap"], capture_output=True)
 
 
-TAP_UPLOAD_MIB = 8
+# The upload over the tap: a few thousand frames, enough for the counts;
+# more with VESSEL_TEST_NET_TAP_UPLOAD_MIB.
+TAP_UPLOAD_MIB = int(os.environ.get("VESSEL_TEST_NET_TAP_UPLOAD_MIB", "4"))
 
 
 def test_tap_interface_carries_a_connection_to_the_host(vessel_bin, tap):
@@ -280,10 +282,10 @@ def test_tap_interface_carries_a_connection_to_the_host(vessel_bin, tap):
     c = net_counts(r.stderr)
     # Thousands of frames out (the upload's segments, the download's
     # acknowledgements) in fewer write submissions than frames.
-    assert c["tx_frames"] > 5000 and c["tx_submits"] + c["tx_writes"] < c["tx_frames"], c
+    assert c["tx_frames"] > 2000 and c["tx_submits"] + c["tx_writes"] < c["tx_frames"], c
     assert c["tx_submits"] > 0, c
     # In: the download, several frames per read submission, no read(2).
-    assert c["rx_frames"] > 2000 and 0 < c["rx_submits"] < c["rx_frames"] and c["rx_reads"] == 0, c
+    assert c["rx_frames"] > 1000 and 0 < c["rx_submits"] < c["rx_frames"] and c["rx_reads"] == 0, c
 
 
 def net_counts(stderr):
