@@ -3,6 +3,7 @@
 #include "hw/netdev.h"
 
 #include "util/error.h"
+#include "util/hostcall.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -116,6 +117,7 @@ void netdev_wakeup_signal(struct netdev_wakeup *w)
 		uint64_t one = 1;
 		ssize_t n = write(w->fd, &one, sizeof(one));
 		(void)n;
+		host_call_note(HOST_CALL_WAKE);
 	}
 }
 
@@ -166,8 +168,19 @@ void netdev_detach(struct netdev *nd)
 
 void netdev_send(struct netdev *nd, const uint8_t *frame, size_t len)
 {
-	if (nd && nd->ops->send && len)
+	if (nd && nd->ops->send && len) {
 		nd->ops->send(nd, frame, len);
+		compound_note(COMPOUND_NET_TX_FRAMES, 1);
+	}
+}
+
+void netdev_commit(struct netdev *nd)
+{
+	if (!nd)
+		return;
+	compound_note(COMPOUND_NET_TX_BATCHES, 1);
+	if (nd->ops->commit)
+		nd->ops->commit(nd);
 }
 
 void netdev_wake(struct netdev *nd)

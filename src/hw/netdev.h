@@ -4,7 +4,10 @@
  *
  * Guest to host: the frontend calls netdev_send() on the vCPU thread that
  * notified, with its lock held; the backend takes the frame without
- * blocking and without calling back into the frontend.
+ * blocking and without calling back into the frontend.  After the frames
+ * of one notification the frontend calls netdev_commit(): a backend that
+ * batches (netdev.batch, --compound net, docs/compounding.md "Network")
+ * holds the frames until then and hands them to the host together.
  *
  * Host to guest: a backend runs a thread of its own (never a vCPU) and
  * hands each frame to netdev_deliver(), which calls the frontend's
@@ -47,8 +50,13 @@ struct netdev_ops {
 	 * low forwarded port) is done before the VMM drops them, and the
 	 * thread is made after, without them. */
 	int (*start)(struct netdev *nd);
-	/* A frame from the guest (vCPU thread, frontend lock held). */
+	/* A frame from the guest (vCPU thread, frontend lock held).  The
+	 * frame is the caller's only for the call: a backend that holds it
+	 * until commit copies it. */
 	void (*send)(struct netdev *nd, const uint8_t *frame, size_t len);
+	/* The end of a batch of sends (same thread and lock): what the
+	 * backend holds goes to the host now.  NULL: nothing is held. */
+	void (*commit)(struct netdev *nd);
 	/* The frontend has room again or was released: the backend's thread
 	 * retries what it keeps.  Thread-safe, does not block. */
 	void (*wake)(struct netdev *nd);
@@ -69,6 +77,11 @@ struct netdev {
 	 * checksums (user networking), so a frontend may tell the guest not to
 	 * check them; frames off a wire (tap) it must check. */
 	bool checksums_valid;
+	/* --compound net: frames sent are held until netdev_commit() and go to
+	 * the host in one submission, and frames are read in batches.  Set
+	 * by the VMM before netdev_start(); off, each frame is one system
+	 * call as it comes. */
+	bool batch;
 	pthread_mutex_t lock;      /* guards the frontend fields, holds and busy */
 	pthread_cond_t idle;       /* busy went false */
 	enum netdev_rx (*receive)(void *opaque, const uint8_t *frame, size_t len);
@@ -121,6 +134,8 @@ int netdev_attach(struct netdev *nd, enum netdev_rx (*receive)(void *, const uin
 /* Waits for a delivery under way: call it without the frontend's lock. */
 void netdev_detach(struct netdev *nd);
 void netdev_send(struct netdev *nd, const uint8_t *frame, size_t len);
+/* After the frames of one notification (counted: net_tx_batches). */
+void netdev_commit(struct netdev *nd);
 void netdev_wake(struct netdev *nd);
 
 /* The VMM: holds stop deliveries (nested); the first waits for one under

@@ -15,6 +15,7 @@ static const struct {
 	{ "timer", COMPOUND_TIMER },
 	{ "lookahead", COMPOUND_LOOKAHEAD },
 	{ "block", COMPOUND_BLOCK },
+	{ "net", COMPOUND_NET },
 };
 
 #define N_MECH (sizeof(mechanisms) / sizeof(mechanisms[0]))
@@ -54,7 +55,7 @@ int compound_parse(const char *spec, unsigned *out)
 					bit = mechanisms[i].bit;
 			if (!bit)
 				return err_set(-EINVAL, "compound: unknown mechanism '%.*s' (expected console, timer, "
-						       "lookahead or block)", (int)name_len, p);
+						       "lookahead, block or net)", (int)name_len, p);
 			if (eq && parse_switch(eq + 1, len - name_len - 1, &on) < 0)
 				return err_set(-EINVAL, "compound: '%.*s' is not on or off", (int)(len - name_len - 1),
 					       eq + 1);

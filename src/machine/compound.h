@@ -9,7 +9,8 @@ enum {
 	COMPOUND_TIMER = 1u << 1,      /* timer re-arms wake the timer thread only when they must */
 	COMPOUND_LOOKAHEAD = 1u << 2,  /* KVM engine: trapping instructions after a trap run in the emu engine */
 	COMPOUND_BLOCK = 1u << 3,      /* virtio-blk: a notification's requests in one submission (io_uring) */
-	COMPOUND_ALL = COMPOUND_CONSOLE | COMPOUND_TIMER | COMPOUND_LOOKAHEAD | COMPOUND_BLOCK,
+	COMPOUND_NET = 1u << 4,        /* network: a notification's frames in one submission, reads in batches */
+	COMPOUND_ALL = COMPOUND_CONSOLE | COMPOUND_TIMER | COMPOUND_LOOKAHEAD | COMPOUND_BLOCK | COMPOUND_NET,
 };
 
 /* spec: NULL (all on), or a comma-separated list of "on", "off", a
@@ -17,7 +18,7 @@ enum {
  * on: "off", "console=off,lookahead=off", "off,console".  Returns 0 and
  * the mechanisms in *out, or -EINVAL with err_set(). */
 int compound_parse(const char *spec, unsigned *out);
-/* "console,timer,lookahead,block" or "off": the mechanisms of mask, for messages. */
+/* "console,timer,lookahead,block,net" or "off": the mechanisms of mask, for messages. */
 const char *compound_describe(unsigned mask, char *buf, unsigned n);
 
 #endif

@@ -3,7 +3,8 @@
  *
  * The places that count are the console's output and input, the timer
  * thread's wake-ups, the KVM engine's ioctls, the block layer's disk I/O
- * and io_uring calls: each calls
+ * and io_uring calls, a tap's reads, writes and io_uring calls and the
+ * wake-ups of the network backends' threads: each calls
  * host_call_note() next to its system call.  The counters are
  * process-wide (one VM per process) and relaxed atomics: a few
  * nanoseconds beside a system call of a microsecond or more.
@@ -23,6 +24,10 @@ enum host_call {
 	HOST_CALL_DISK,    /* pread/pwrite/fdatasync of a disk image (block I/O workers) */
 	HOST_CALL_IO_SUBMIT, /* io_uring_enter(2) that hands disk requests to the kernel */
 	HOST_CALL_IO_WAIT, /* io_uring_enter(2) that waits for their completions */
+	HOST_CALL_NET_WRITE, /* write(2) of one guest frame to a tap */
+	HOST_CALL_NET_READ, /* read(2) of one frame from a tap (or of none: EAGAIN) */
+	HOST_CALL_NET_TX_SUBMIT, /* io_uring_enter(2) that carries a batch of frames to a tap */
+	HOST_CALL_NET_RX_SUBMIT, /* io_uring_enter(2) of a batch of reads from a tap */
 	HOST_CALL_KINDS,
 };
 
@@ -37,6 +42,10 @@ enum compound_stat {
 	COMPOUND_LOOKAHEAD_EXITS_SAVED, /* trapping instructions among them: exits the guest did not take */
 	COMPOUND_DISK_REQUESTS,       /* guest disk requests handed to the host */
 	COMPOUND_DISK_BATCHES,        /* ... in this many submissions (one io_uring_enter or worker hand-off each) */
+	COMPOUND_NET_TX_FRAMES,       /* guest frames handed to a network backend */
+	COMPOUND_NET_TX_BATCHES,      /* ... in this many batches (one per transmit notification) */
+	COMPOUND_NET_RX_FRAMES,       /* frames a tap backend read for the guest */
+	COMPOUND_NET_RX_BATCHES,      /* ... in this many rounds (one io_uring_enter, or reads until EAGAIN) */
 	COMPOUND_STATS,
 };
 

@@ -9,10 +9,21 @@
  *
  * Transmit runs on the vCPU thread that notified; receive on the
  * backend's thread through netdev_deliver(), with the device lock held
- * like every other callback. */
+ * like every other callback.
+ *
+ * Compounding (docs/compounding.md "Network"), conf->batch: a transmit
+ * notification is taken up NET_TX_DELAY_NS later on the timer thread,
+ * with the driver's notifications off meanwhile, rather than at once on
+ * the vCPU that notified.  Done at once, a batch holds only what the
+ * driver queued before it notified, which Linux does after every frame
+ * but the last of a burst it knows of; the vCPU that would queue the next
+ * is the one doing the transmit.  Deferred, what the guest queues
+ * meanwhile joins the batch (QEMU's virtio-net tx=timer is the same
+ * idea), for NET_TX_DELAY_NS of latency on the first frame of a burst. */
 #include "virtio/net.h"
 
 #include "hw/netdev.h"
+#include "machine/timer.h"
 #include "util/error.h"
 #include "virtio/virtio_pci.h"
 
@@ -44,11 +55,16 @@
 /* Receive buffers one frame may take with MRG_RXBUF.  Linux posts
  * buffers of at least a full frame, so one is the rule. */
 #define NET_RX_MAX_BUFS 4
+/* How long a transmit notification waits for more frames (VM clock). */
+#define NET_TX_DELAY_NS 100000
 
 struct virtio_net {
 	struct virtio_pci *t;
 	struct netdev *nd;
 	bool attached;
+	bool tx_defer;                /* conf->batch, and a clock to defer on */
+	struct timer_service *clock;
+	struct vm_timer tx_timer;
 	struct virtq_elem tx;
 	struct virtq_elem rx[NET_RX_MAX_BUFS];
 	uint8_t frame[NET_HDR_LEN + NETDEV_FRAME_MAX];
@@ -83,14 +99,15 @@ static uint16_t inet_checksum(const uint8_t *p, size_t len)
 	return (uint16_t)~sum;
 }
 
-/* One frame from the transmit queue to the backend. */
-static void net_tx_one(struct virtio_net *n)
+/* One frame from the transmit queue to the backend: false when the
+ * request was refused (nothing was sent). */
+static bool net_tx_one(struct virtio_net *n)
 {
 	uint64_t total = n->tx.out_len;
 	if (total < NET_HDR_LEN || total > sizeof(n->frame)) {
 		virtio_pci_guest_error(n->t, "transmit request of %llu bytes (header %u, frame at most %u)",
 				       (unsigned long long)total, NET_HDR_LEN, NETDEV_FRAME_MAX);
-		return;
+		return false;
 	}
 	virtq_copy_from(&n->tx, 0, n->frame, (size_t)total);
 	const uint8_t *hdr = n->frame;
@@ -98,7 +115,7 @@ static void net_tx_one(struct virtio_net *n)
 	size_t len = (size_t)total - NET_HDR_LEN;
 	if (hdr[1] != VIRTIO_NET_HDR_GSO_NONE) {
 		virtio_pci_guest_error(n->t, "transmit with GSO type %u, which was not offered", hdr[1]);
-		return;
+		return false;
 	}
 	if (hdr[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
 		/* Section 5.1.6.2: the checksum of [csum_start, end) goes at
@@ -109,19 +126,20 @@ static void net_tx_one(struct virtio_net *n)
 			virtio_pci_guest_error(n->t, "transmit with a partial checksum at %u+%u of a %zu-byte frame%s",
 					       start, off, len,
 					       negotiated(n, VIRTIO_NET_F_CSUM) ? "" : " without VIRTIO_NET_F_CSUM");
-			return;
+			return false;
 		}
 		uint16_t sum = inet_checksum(frame + start, len - start);
 		frame[start + off] = (uint8_t)(sum >> 8);
 		frame[start + off + 1] = (uint8_t)sum;
 	}
 	netdev_send(n->nd, frame, len);
+	return true;
 }
 
 static void net_tx(struct virtio_net *n)
 {
 	struct virtq *q = virtio_pci_queue(n->t, NET_TXQ);
-	bool pushed = false;
+	bool pushed = false, sent = false;
 	virtq_disable_notify(q);   /* until the ring is empty (virtq_enable_notify) */
 	for (;;) {
 		int rc = virtq_pop(q, &n->tx);
@@ -134,7 +152,7 @@ static void net_tx(struct virtio_net *n)
 			virtio_pci_broken(n->t, NET_TXQ);
 			break;
 		}
-		net_tx_one(n);
+		sent |= net_tx_one(n);
 		/* Nothing is written back: the used length is 0 (5.1.6.2). */
 		if (virtq_push(q, &n->tx, 0) < 0) {
 			virtio_pci_broken(n->t, NET_TXQ);
@@ -142,16 +160,36 @@ static void net_tx(struct virtio_net *n)
 		}
 		pushed = true;
 	}
+	/* The notification's frames go to the host together (a backend that
+	 * batches held them: docs/compounding.md "Network"), before the
+	 * driver hears that they went. */
+	if (sent)
+		netdev_commit(n->nd);
 	if (pushed)
 		virtio_pci_queue_done(n->t, NET_TXQ);
+}
+
+/* The deferred transmit (timer thread, device lock held). */
+static void net_tx_timer(void *opaque)
+{
+	struct virtio_net *n = opaque;
+	if (virtio_pci_driver_ok(n->t) && virtio_pci_queue(n->t, NET_TXQ)->ready)
+		net_tx(n);
 }
 
 static void net_notify(void *dev, unsigned qi)
 {
 	struct virtio_net *n = dev;
-	if (qi == NET_TXQ)
+	if (qi == NET_TXQ && n->tx_defer) {
+		/* The driver need not notify again until net_tx has emptied
+		 * the ring and turned notifications back on. */
+		if (!timer_pending(&n->tx_timer)) {
+			virtq_disable_notify(virtio_pci_queue(n->t, NET_TXQ));
+			timer_mod(&n->tx_timer, vm_clock_ns(n->clock) + NET_TX_DELAY_NS);
+		}
+	} else if (qi == NET_TXQ) {
 		net_tx(n);
-	else
+	} else
 		netdev_wake(n->nd);   /* receive buffers: the backend retries what it keeps */
 }
 
@@ -260,6 +298,11 @@ static void *net_create(const struct dev_ctx *ctx)
 		return NULL;
 	}
 	n->nd = conf->backend;
+	if (conf->batch && ctx->clock) {
+		n->tx_defer = true;
+		n->clock = ctx->clock;
+		timer_init(&n->tx_timer, ctx->clock, net_tx_timer, n);
+	}
 	if (!(n->t = virtio_pci_new(ctx, &net_ops, n))) {
 		free(n);
 		return NULL;
@@ -273,6 +316,15 @@ static void *net_create(const struct dev_ctx *ctx)
 	return n;
 }
 
+void virtio_net_quiesce(void *dev)
+{
+	struct virtio_net *n = dev;
+	if (n && n->tx_defer && timer_pending(&n->tx_timer)) {
+		timer_del(&n->tx_timer);
+		net_tx_timer(n);
+	}
+}
+
 void virtio_net_detach(void *dev)
 {
 	struct virtio_net *n = dev;
@@ -282,9 +334,27 @@ void virtio_net_detach(void *dev)
 	}
 }
 
-static void net_reset(void *dev) { virtio_pci_reset(((struct virtio_net *)dev)->t); }
+static void net_reset(void *dev)
+{
+	struct virtio_net *n = dev;
+	if (n->tx_defer)
+		timer_del(&n->tx_timer);
+	virtio_pci_reset(n->t);
+}
+
 static int64_t net_save(void *dev, void *buf, size_t cap) { return virtio_pci_save(((struct virtio_net *)dev)->t, buf, cap); }
-static int net_load(void *dev, const void *buf, size_t len) { return virtio_pci_load(((struct virtio_net *)dev)->t, buf, len); }
+
+static int net_load(void *dev, const void *buf, size_t len)
+{
+	struct virtio_net *n = dev;
+	int rc = virtio_pci_load(n->t, buf, len);
+	/* A transmit deferred at the save (the timer is not in the
+	 * snapshot) left the driver's notifications off in guest memory:
+	 * the restored device takes the ring up itself. */
+	if (rc == 0 && n->tx_defer)
+		timer_mod(&n->tx_timer, vm_clock_ns(n->clock) + NET_TX_DELAY_NS);
+	return rc;
+}
 
 static void net_destroy(void *dev)
 {
@@ -292,6 +362,8 @@ static void net_destroy(void *dev)
 	if (!n)
 		return;
 	virtio_net_detach(n);   /* done already by whoever holds the device lock now */
+	if (n->tx_defer)
+		timer_del(&n->tx_timer);
 	virtio_pci_free(n->t);
 	free(n);
 }

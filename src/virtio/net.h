@@ -11,9 +11,17 @@ struct netdev;
  * created. */
 struct virtio_net_conf {
 	struct netdev *backend;
+	/* --compound net (docs/compounding.md "Network"): a transmit
+	 * notification is taken up a moment later, so that the frames the
+	 * guest queues meanwhile go to the backend in the same batch. */
+	bool batch;
 };
 
 extern const struct dev_desc virtio_net_device;
+/* Pause and save (device lock held, the vCPUs parked): a transmit waiting
+ * for its delay (conf->batch) is done now, so that the device does no
+ * more work and a snapshot's ring and device state agree. */
+void virtio_net_quiesce(void *dev);
 /* Detaches the device from its backend, waiting for a delivery under way:
  * call it without the device lock, before destroy. */
 void virtio_net_detach(void *dev);

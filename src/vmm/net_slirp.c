@@ -8,7 +8,13 @@
  * the backend's thread polls the host sockets and runs slirp's timers.
  * Frames slirp makes for the guest, on either thread, are queued and the
  * backend's thread delivers them without b->lock, so that the order of
- * locks is always the device lock before b->lock. */
+ * locks is always the device lock before b->lock.
+ *
+ * Compounding (docs/compounding.md "Network"): slirp takes each frame
+ * in-process, with no system call; what costs one is the wake-up of the
+ * thread (an eventfd write) that every frame needs, its poll set having
+ * changed.  With nd.batch the wake-ups a notification's frames ask for
+ * are deferred to the commit after the last: one for the batch. */
 #include "vmm/net.h"
 
 #include "hw/netdev.h"
@@ -41,6 +47,8 @@ struct slirp_backend {
 	pthread_mutex_t lock;     /* every call into slirp */
 	Slirp *slirp;
 	struct netdev_wakeup wake; /* wakes the thread's poll */
+	bool deferring;           /* in a batch: wake-ups wait for the commit (b->lock) */
+	bool wake_due;            /* ... and one was asked for (b->lock) */
 	atomic_bool stop;
 	pthread_t thread;
 	bool started;
@@ -62,6 +70,15 @@ static void sb_wake(struct slirp_backend *b)
 	netdev_wakeup_signal(&b->wake);
 }
 
+/* A wake-up asked for with b->lock held: deferred inside a batch. */
+static void sb_wake_locked(struct slirp_backend *b)
+{
+	if (b->deferring)
+		b->wake_due = true;
+	else
+		sb_wake(b);
+}
+
 /* ---- callbacks from slirp (b->lock held) ---- */
 
 static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
@@ -69,7 +86,7 @@ static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
 	struct slirp_backend *b = opaque;
 	/* A full queue drops the frame as a wire would; TCP sends it again. */
 	netdev_queue_frame(&b->nd, buf, len);
-	sb_wake(b);
+	sb_wake_locked(b);
 	return (ssize_t)len;
 }
 
@@ -137,7 +154,7 @@ static void cb_timer_mod(void *timer, int64_t expire_ms, void *opaque)
 		return;
 	t->expire_ms = expire_ms;
 	t->armed = true;
-	sb_wake(opaque);
+	sb_wake_locked(opaque);
 }
 
 static void cb_register_poll_fd(int fd, void *opaque)
@@ -148,7 +165,7 @@ static void cb_register_poll_fd(int fd, void *opaque)
 
 static void cb_notify(void *opaque)
 {
-	sb_wake(opaque);
+	sb_wake_locked(opaque);
 }
 
 static const SlirpCb slirp_callbacks = {
@@ -261,10 +278,23 @@ static void sb_send(struct netdev *nd, const uint8_t *frame, size_t len)
 {
 	struct slirp_backend *b = (struct slirp_backend *)nd;
 	pthread_mutex_lock(&b->lock);
+	b->deferring = b->nd.batch;
 	slirp_input(b->slirp, frame, (int)len);
-	pthread_mutex_unlock(&b->lock);
 	/* The poll set may have changed (a new connection, data to write). */
-	sb_wake(b);
+	sb_wake_locked(b);
+	b->deferring = false;
+	pthread_mutex_unlock(&b->lock);
+}
+
+static void sb_commit(struct netdev *nd)
+{
+	struct slirp_backend *b = (struct slirp_backend *)nd;
+	pthread_mutex_lock(&b->lock);
+	bool due = b->wake_due;
+	b->wake_due = false;
+	pthread_mutex_unlock(&b->lock);
+	if (due)
+		sb_wake(b);
 }
 
 static void sb_wake_op(struct netdev *nd)
@@ -301,7 +331,7 @@ static int sb_start(struct netdev *nd)
 }
 
 static const struct netdev_ops slirp_ops = {
-	.start = sb_start, .send = sb_send, .wake = sb_wake_op, .destroy = sb_destroy,
+	.start = sb_start, .send = sb_send, .commit = sb_commit, .wake = sb_wake_op, .destroy = sb_destroy,
 };
 
 static struct in_addr ip4(const char *s)

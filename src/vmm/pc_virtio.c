@@ -130,6 +130,16 @@ static void blk_conf(const struct vm_config *cfg, const struct vm_disk_config *d
 	};
 }
 
+/* --compound net: a NIC's transmit batching (the backend's own is set
+ * when it is opened, vm_run()). */
+static bool net_batch(const struct vm_config *cfg)
+{
+	unsigned compound = COMPOUND_ALL;
+	if (cfg)
+		compound_parse(cfg->compound, &compound);   /* checked by vm_config_validate() */
+	return compound & COMPOUND_NET;
+}
+
 int pc_virtio_create(struct vm *vm, struct platform *p, const struct pc_virtio_backends *be)
 {
 	const struct vm_config *cfg = vm->cfg;
@@ -157,7 +167,7 @@ int pc_virtio_create(struct vm *vm, struct platform *p, const struct pc_virtio_b
 			continue;
 		char name[SNAPSHOT_DEVICE_NAME_MAX];
 		snprintf(name, sizeof(name), "virtio-net.%u", i);
-		struct virtio_net_conf net = { .backend = be->nets[i] };
+		struct virtio_net_conf net = { .backend = be->nets[i], .batch = net_batch(cfg) };
 		if ((rc = pc_virtio_add(vm, p, &virtio_net_device, name, &net, sizeof(net), 0)) < 0)
 			return err_wrap(rc, "network interface %u", i);
 	}
@@ -352,6 +362,7 @@ int pc_virtio_plug(struct vm *vm, struct platform *p, const char *type, const ch
 			return err_set(-EINVAL, "%s needs a network interface", type);
 		if ((rc = pc_virtio_pick_net(vm, p, be, hot, &conf.net.backend)) < 0)
 			return rc;
+		conf.net.batch = net_batch(vm->cfg);
 		c = &conf.net;
 		break;
 	case BACKEND_FILE:
@@ -421,7 +432,10 @@ int pc_virtio_slot_owner(struct platform *p, unsigned slot, char *name, size_t c
 
 void pc_virtio_quiesce(struct platform *p)
 {
-	for (unsigned i = 0; p && p->virtio && i < p->virtio->n; i++)
+	for (unsigned i = 0; p && p->virtio && i < p->virtio->n; i++) {
 		if (p->virtio->devs[i].type == &virtio_blk_device)
 			virtio_blk_drain(p->virtio->devs[i].dev);
+		else if (p->virtio->devs[i].type == &virtio_net_device)
+			virtio_net_quiesce(p->virtio->devs[i].dev);
+	}
 }

@@ -33,8 +33,9 @@ void pc_virtio_detach(struct platform *p);
 void pc_virtio_destroy(struct platform *p);
 int pc_virtio_snapshot_register(struct platform *p);
 void pc_virtio_snapshot_unregister(struct platform *p);
-/* Pause: every request the disks took from their rings completes
- * (device lock held), so a paused machine's devices do no more work. */
+/* Pause: every request the disks took from their rings completes, and a
+ * NIC's deferred transmit is done (device lock held), so a paused
+ * machine's devices do no more work. */
 void pc_virtio_quiesce(struct platform *p);
 
 /* Hot-plug (docs/hotplug.md), with the device lock held.  Whether type

@@ -22,7 +22,9 @@ Test(compound, specs_turn_mechanisms_on_and_off)
 		{ "off,timer=on", COMPOUND_TIMER },
 		{ "lookahead=off,on", COMPOUND_ALL },
 		{ "off,block=on", COMPOUND_BLOCK },
-		{ "block=off", COMPOUND_CONSOLE | COMPOUND_TIMER | COMPOUND_LOOKAHEAD },
+		{ "block=off", COMPOUND_CONSOLE | COMPOUND_TIMER | COMPOUND_LOOKAHEAD | COMPOUND_NET },
+		{ "net=off", COMPOUND_CONSOLE | COMPOUND_TIMER | COMPOUND_LOOKAHEAD | COMPOUND_BLOCK },
+		{ "off,net", COMPOUND_NET },
 	};
 	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		unsigned got = 99;
@@ -30,7 +32,7 @@ Test(compound, specs_turn_mechanisms_on_and_off)
 		cr_assert_eq(got, cases[i].want, "%s: %#x", cases[i].spec, got);
 	}
 	char buf[64];
-	cr_assert_str_eq(compound_describe(COMPOUND_ALL, buf, sizeof(buf)), "console,timer,lookahead,block");
+	cr_assert_str_eq(compound_describe(COMPOUND_ALL, buf, sizeof(buf)), "console,timer,lookahead,block,net");
 	cr_assert_str_eq(compound_describe(COMPOUND_TIMER, buf, sizeof(buf)), "timer");
 	cr_assert_str_eq(compound_describe(0, buf, sizeof(buf)), "off");
 }
@@ -43,6 +45,7 @@ Test(compound, bad_specs_are_refused)
 		{ "", "empty item" },
 		{ "console,", "empty item" },
 		{ "disk", "unknown mechanism 'disk'" },
+		{ "network=off", "expected console, timer, lookahead, block or net" },
 		{ "console=yes", "'yes' is not on or off" },
 		{ "console=", "'' is not on or off" },
 		{ "ON", "unknown mechanism 'ON'" },

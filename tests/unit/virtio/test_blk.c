@@ -12,14 +12,14 @@
 #include "virtio/blk.h"
 #include "virtio/virtio_pci.h"
 
+#include "fake_board.h"
+
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define RAM_SIZE (1u << 20)
-#define BAR 0xc1000000u
 #define DESC 0x1000u
 #define AVAIL 0x2000u
 #define USED 0x3000u
@@ -28,33 +28,15 @@
 #define STATUS 0xa000u
 #define SECTORS 64
 
-static struct bus pio, mmio;
-static uint8_t *ram;
-static struct pci_host *host;
 static void *blk;
 static struct virtio_board board;
 static struct virtio_blk_conf conf;
 static char path[64];
 static uint16_t n_req;
 
-static void *fake_dma(void *opaque, uint64_t gpa, uint64_t len)
-{
-	(void)opaque;
-	if (gpa >= RAM_SIZE || len > RAM_SIZE - gpa)
-		return NULL;
-	return ram + gpa;
-}
-
-static void wr(uint64_t off, unsigned size, uint64_t v) { bus_write(&mmio, NULL, BAR + off, size, v); }
-
 static void start(bool readonly)
 {
-	ram = calloc(1, RAM_SIZE);
-	bus_init(&pio, "pio");
-	bus_init(&mmio, "mmio");
-	struct dev_ctx hctx = { .name = "pci", .pio = &pio, .mmio = &mmio, .base = { 0xcf8, 0xb0000000, 0x10000000 } };
-	host = pci_host_new(&hctx);
-	cr_assert(host);
+	fake_board_start();
 	snprintf(path, sizeof(path), "/tmp/vessel-blk-test-%d.raw", getpid());
 	unlink(path);
 	cr_assert_eq(raw_create(path, SECTORS * 512, false), 0, "%s", err_msg());
@@ -65,38 +47,22 @@ static void start(bool readonly)
 	blk = virtio_blk_device.create(&ctx);
 	cr_assert(blk, "%s", err_msg());
 	/* Driver initialisation (section 3.1.1) with INTx: features VERSION_1. */
-	wr(0x14, 1, 1);
-	wr(0x14, 1, 3);
-	wr(0x08, 4, 1);
-	wr(0x0c, 4, 1);
-	wr(0x14, 1, 11);
-	wr(0x16, 2, 0);
-	wr(0x18, 2, 16);
-	wr(0x20, 8, DESC);
-	wr(0x28, 8, AVAIL);
-	wr(0x30, 8, USED);
-	wr(0x1c, 2, 1);
-	wr(0x14, 1, 15);
+	fake_driver_init(0);
+	fake_driver_queue(0, 16, DESC, AVAIL, USED);
+	fake_driver_ok();
 	n_req = 0;
 }
 
 static void stop(void)
 {
 	virtio_blk_device.destroy(blk);
-	pci_host_free(host);
-	bus_destroy(&pio);
-	bus_destroy(&mmio);
-	free(ram);
+	fake_board_stop();
 	unlink(path);
 }
 
 static void desc(unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
-	uint8_t *d = ram + DESC + 16u * i;
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &next, 2);
+	ring_desc(DESC, i, addr, len, flags, next);
 }
 
 /* Header, data (len bytes, writable or not), status; returns the status
@@ -115,10 +81,8 @@ static uint8_t request(uint32_t type, uint64_t sector, uint32_t len, bool data_w
 		n++;
 	}
 	desc(n, STATUS, 1, 2, 0);
-	uint16_t head = 0;
-	memcpy(ram + AVAIL + 4 + 2 * (n_req % 16), &head, 2);
+	split_offer(AVAIL, 16, 0);
 	n_req++;
-	memcpy(ram + AVAIL + 2, &n_req, 2);
 	wr(0x3000, 2, 0);
 	/* Requests complete on the block layer's workers: wait for the used
 	 * index (the notifying thread never does). */
@@ -131,7 +95,7 @@ static uint8_t request(uint32_t type, uint64_t sector, uint32_t len, bool data_w
 	}
 	cr_assert_eq(used, n_req, "request %u not completed", n_req);
 	if (used_len)
-		memcpy(used_len, ram + USED + 4 + 8 * ((n_req - 1) % 16) + 4, 4);
+		*used_len = split_used_len(USED, 16, n_req - 1u);
 	return ram[STATUS];
 }
 

@@ -2,11 +2,14 @@
  * transport with hand-written rings: a transmitted frame reaches the
  * backend without its header and with the partial checksum the driver
  * left completed; a received frame lands after a header that counts its
- * buffers (MRG_RXBUF), spread over two when one is too small; without
+ * buffers (MRG_RXBUF), spread over two when one is too small; the frames
+ * of one notification end with one commit to the backend (compounding),
+ * before the driver sees them used; without
  * buffers the frame is kept (no room), before DRIVER_OK it is dropped;
  * the configuration holds the backend's MAC and link up. */
 #include "hw/netdev.h"
 #include "machine/bus.h"
+#include "machine/timer.h"
 #include "hw/device.h"
 #include "hw/pci.h"
 #include "util/error.h"
@@ -33,12 +36,25 @@ static void *dev;
 static struct virtio_board board;
 static struct virtio_net_conf conf;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+/* With batching (compounding): the VM clock, which the test moves. */
+static struct timer_service *ts;
+static uint64_t now_ns;
+static uint64_t fake_clock(void *opaque) { (void)opaque; return now_ns; }
 
-/* The fake backend: records what was sent, counts wakes. */
+static void use_batching(void)
+{
+	ts = timer_service_new(&lock);
+	now_ns = 1000;
+	timer_service_set_clock(ts, fake_clock, NULL);
+}
+
+/* The fake backend: records what was sent, counts wakes and commits. */
 static struct netdev nd;
 static uint8_t sent[2048];
 static size_t sent_len;
-static unsigned n_sent, n_wakes;
+static unsigned n_sent, n_wakes, n_commits;
+static unsigned sent_at_commit;   /* frames sent when the last commit came */
+static uint16_t used_at_commit;   /* the transmit used ring's index then */
 
 static void fake_send(struct netdev *d, const uint8_t *frame, size_t len)
 {
@@ -48,20 +64,19 @@ static void fake_send(struct netdev *d, const uint8_t *frame, size_t len)
 	n_sent++;
 }
 
+static void fake_commit(struct netdev *d)
+{
+	(void)d;
+	n_commits++;
+	sent_at_commit = n_sent;
+	used_at_commit = split_used_idx(TX_USED);
+}
+
 static void fake_wake(struct netdev *d) { (void)d; n_wakes++; }
 static void fake_destroy(struct netdev *d) { netdev_fini(d); }
-static const struct netdev_ops fake_ops = { .send = fake_send, .wake = fake_wake, .destroy = fake_destroy };
+static const struct netdev_ops fake_ops = { .send = fake_send, .commit = fake_commit, .wake = fake_wake,
+					    .destroy = fake_destroy };
 
-
-static void queue(unsigned q, uint64_t d, uint64_t a, uint64_t u)
-{
-	wr(0x16, 2, q);
-	wr(0x18, 2, 16);
-	wr(0x20, 8, d);
-	wr(0x28, 8, a);
-	wr(0x30, 8, u);
-	wr(0x1c, 2, 1);
-}
 
 /* Creates the device; with driver_ok, initialises it as a driver would
  * (section 3.1.1) accepting VERSION_1, MAC, CSUM and MRG_RXBUF. */
@@ -72,25 +87,20 @@ static void start(bool driver_ok)
 	netdev_init(&nd, &fake_ops, "fake");
 	static const uint8_t mac[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc };
 	memcpy(nd.mac, mac, 6);
-	n_sent = n_wakes = 0;
-	conf = (struct virtio_net_conf){ .backend = &nd };
+	n_sent = n_wakes = n_commits = sent_at_commit = 0;
+	used_at_commit = 0;
+	conf = (struct virtio_net_conf){ .backend = &nd, .batch = ts != NULL };
 	board = (struct virtio_board){ .dma = fake_dma, .pci = host, .slot = 3, .bar0 = BAR, .conf = &conf };
-	struct dev_ctx ctx = { .name = "virtio-net.0", .pio = &pio, .mmio = &mmio, .arg = &board, .lock = &lock };
+	struct dev_ctx ctx = { .name = "virtio-net.0", .pio = &pio, .mmio = &mmio, .arg = &board, .lock = &lock,
+			       .clock = ts };
 	dev = virtio_net_device.create(&ctx);
 	cr_assert(dev, "%s", err_msg());
 	if (!driver_ok)
 		return;
-	wr(0x14, 1, 1);
-	wr(0x14, 1, 3);
-	wr(0x08, 4, 0);
-	wr(0x0c, 4, 1u << 0 | 1u << 5 | 1u << 15);   /* CSUM, MAC, MRG_RXBUF */
-	wr(0x08, 4, 1);
-	wr(0x0c, 4, 1);                              /* VERSION_1 */
-	wr(0x14, 1, 11);
-	cr_assert_eq(rd(0x14, 1) & 8, 8, "FEATURES_OK refused");
-	queue(0, RX_DESC, RX_AVAIL, RX_USED);
-	queue(1, TX_DESC, TX_AVAIL, TX_USED);
-	wr(0x14, 1, 15);
+	fake_driver_init(1u << 0 | 1u << 5 | 1u << 15);   /* CSUM, MAC, MRG_RXBUF */
+	fake_driver_queue(0, 16, RX_DESC, RX_AVAIL, RX_USED);
+	fake_driver_queue(1, 16, TX_DESC, TX_AVAIL, TX_USED);
+	fake_driver_ok();
 }
 
 static void stop(void)
@@ -98,40 +108,20 @@ static void stop(void)
 	virtio_net_detach(dev);
 	virtio_net_device.destroy(dev);
 	netdev_fini(&nd);
+	if (ts)
+		timer_service_free(ts);
+	ts = NULL;
 	fake_board_stop();
 }
 
 static void desc(uint64_t table, unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
-	uint8_t *d = ram + table + 16u * i;
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &next, 2);
+	ring_desc(table, i, addr, len, flags, next);
 }
 
-static void avail(uint64_t ring, uint16_t head)
-{
-	uint16_t idx;
-	memcpy(&idx, ram + ring + 2, 2);
-	memcpy(ram + ring + 4 + 2 * (idx % 16), &head, 2);
-	idx++;
-	memcpy(ram + ring + 2, &idx, 2);
-}
-
-static uint16_t used_idx(uint64_t ring)
-{
-	uint16_t v;
-	memcpy(&v, ram + ring + 2, 2);
-	return v;
-}
-
-static uint32_t used_len(uint64_t ring, unsigned i)
-{
-	uint32_t v;
-	memcpy(&v, ram + ring + 4 + 8 * (i % 16) + 4, 4);
-	return v;
-}
+static void avail(uint64_t ring, uint16_t head) { split_offer(ring, 16, head); }
+static uint16_t used_idx(uint64_t ring) { return split_used_idx(ring); }
+static uint32_t used_len(uint64_t ring, unsigned i) { return split_used_len(ring, 16, i); }
 
 /* An IPv4 UDP frame whose checksum the driver left partial: the
  * pseudo-header sum at the checksum field, csum_start at the UDP header. */
@@ -198,6 +188,101 @@ Test(net, transmit_strips_the_header_and_completes_the_checksum, .fini = stop)
 	cr_assert_eq(s, 0xffff, "checksum %02x%02x does not verify", sent[40], sent[41]);
 }
 
+Test(net, a_notification_s_frames_end_with_one_commit, .fini = stop)
+{
+	start(true);
+	/* Three frames (header and frame in one descriptor each), one
+	 * notification. */
+	for (unsigned i = 0; i < 3; i++) {
+		memset(ram + TX_BUF + 0x100 * i, 0, 12);
+		size_t len = udp_frame(ram + TX_BUF + 0x100 * i + 12);
+		desc(TX_DESC, i, TX_BUF + 0x100 * i, (uint32_t)(12 + len), 0, 0);
+		avail(TX_AVAIL, (uint16_t)i);
+	}
+	wr(0x3000 + 4, 2, 1);
+	cr_assert_eq(n_sent, 3);
+	cr_assert_eq(n_commits, 1, "%u commits for one notification", n_commits);
+	cr_assert_eq(sent_at_commit, 3, "the commit came before the last frame");
+	cr_assert_eq(used_idx(TX_USED), 3);
+	/* Each was on the used ring when the commit came (a backend that
+	 * holds frames has copied them), so the commit sees the whole batch. */
+	cr_assert_eq(used_at_commit, 3);
+	/* A notification with nothing to send commits nothing. */
+	wr(0x3000 + 4, 2, 1);
+	cr_assert_eq(n_commits, 1, "a commit without frames");
+}
+
+/* With batching a notification is taken up a moment later, with the
+ * driver's notifications off meanwhile: the frames queued in between go
+ * in the same batch. */
+static void queue_frame(unsigned i)
+{
+	memset(ram + TX_BUF + 0x100 * i, 0, 12);
+	size_t len = udp_frame(ram + TX_BUF + 0x100 * i + 12);
+	desc(TX_DESC, i, TX_BUF + 0x100 * i, (uint32_t)(12 + len), 0, 0);
+	avail(TX_AVAIL, (uint16_t)i);
+}
+
+Test(net, batched_transmit_waits_for_the_frames_queued_after_the_notification, .fini = stop)
+{
+	use_batching();
+	start(true);
+	queue_frame(0);
+	wr(0x3000 + 4, 2, 1);
+	cr_assert_eq(n_sent, 0, "sent at once");
+	/* The driver queues two more.  This one negotiated no EVENT_IDX, so
+	 * nothing tells it not to notify (with it, the avail_event left
+	 * behind does: section 2.7.10): its notifications change nothing. */
+	queue_frame(1);
+	wr(0x3000 + 4, 2, 1);
+	queue_frame(2);
+	wr(0x3000 + 4, 2, 1);
+	cr_assert_eq(n_sent, 0, "sent at a later notification");
+	now_ns += 99999;
+	pthread_mutex_lock(&lock);
+	timer_service_poll(ts);
+	pthread_mutex_unlock(&lock);
+	cr_assert_eq(n_sent, 0, "sent before the delay");
+	now_ns += 1;
+	pthread_mutex_lock(&lock);
+	timer_service_poll(ts);
+	pthread_mutex_unlock(&lock);
+	cr_assert_eq(n_sent, 3);
+	cr_assert_eq(n_commits, 1, "three frames, %u commits", n_commits);
+	cr_assert_eq(used_idx(TX_USED), 3);
+	/* A reset drops a transmit that was waiting. */
+	queue_frame(3);
+	wr(0x3000 + 4, 2, 1);
+	wr(0x14, 1, 0);
+	now_ns += 200000;
+	pthread_mutex_lock(&lock);
+	timer_service_poll(ts);
+	pthread_mutex_unlock(&lock);
+	cr_assert_eq(n_sent, 3, "a reset device transmitted");
+}
+
+/* Pause and save: a transmit waiting for its delay is done at once, and
+ * nothing is left to fire afterwards. */
+Test(net, quiesce_does_a_waiting_transmit_now, .fini = stop)
+{
+	use_batching();
+	start(true);
+	queue_frame(0);
+	queue_frame(1);
+	wr(0x3000 + 4, 2, 1);
+	cr_assert_eq(n_sent, 0);
+	pthread_mutex_lock(&lock);
+	virtio_net_quiesce(dev);
+	pthread_mutex_unlock(&lock);
+	cr_assert_eq(n_sent, 2, "quiesce left the frames in the ring");
+	cr_assert_eq(n_commits, 1);
+	cr_assert_eq(used_idx(TX_USED), 2);
+	now_ns += 1000000;
+	pthread_mutex_lock(&lock);
+	cr_assert_eq(timer_service_poll(ts), 0, "a transmit timer still armed after quiesce");
+	pthread_mutex_unlock(&lock);
+}
+
 Test(net, transmit_checksum_outside_the_frame_is_refused, .fini = stop)
 {
 	start(true);
@@ -209,6 +294,7 @@ Test(net, transmit_checksum_outside_the_frame_is_refused, .fini = stop)
 	avail(TX_AVAIL, 0);
 	wr(0x3000 + 4, 2, 1);
 	cr_assert_eq(n_sent, 0, "a frame with a checksum outside it went out");
+	cr_assert_eq(n_commits, 0, "a commit without frames");
 	cr_assert_eq(used_idx(TX_USED), 1, "the buffer is not given back");
 }
 

@@ -7,12 +7,13 @@
 #include "util/error.h"
 #include "virtio/queue.h"
 
+#include "fake_board.h"
+
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define RAM_SIZE (1u << 20)
 #define QSIZE 6       /* packed rings need not be a power of two */
 #define RING 0x1000u
 #define DRV  0x2000u  /* driver event suppression */
@@ -24,47 +25,24 @@
 #define F_AVAIL (1u << 7)
 #define F_USED (1u << 15)
 
-static uint8_t *ram;
 static struct virtq q;
 static struct virtq_elem e;
 static bool drv_wrap;   /* the driver's wrap counter */
 static unsigned drv_next;
 
-static void *fake_dma(void *opaque, uint64_t gpa, uint64_t len)
-{
-	(void)opaque;
-	if (gpa >= RAM_SIZE || len > RAM_SIZE - gpa)
-		return NULL;
-	return ram + gpa;
-}
-
 static void setup(void)
 {
-	ram = calloc(1, RAM_SIZE);
-	cr_assert(ram);
-	memset(&q, 0, sizeof(q));
-	q.dma = fake_dma;
-	virtq_reset(&q);
-	q.size = QSIZE;
-	q.desc = RING;
-	q.avail = DRV;
-	q.used = DEV;
-	q.ready = true;
-	q.indirect = true;
-	q.packed = true;
+	fake_ram_start();
+	fake_queue_init(&q, QSIZE, RING, DRV, DEV, true);
 	drv_wrap = true;
 	drv_next = 0;
 }
 
-static void teardown(void) { free(ram); }
+static void teardown(void) { fake_ram_stop(); }
 
 static void pdesc_at(uint64_t base, unsigned i, uint64_t addr, uint32_t len, uint16_t id, uint16_t flags)
 {
-	uint8_t *d = ram + base + 16u * i;
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &id, 2);
-	memcpy(d + 14, &flags, 2);
+	ring_desc(base, i, addr, len, id, flags);
 }
 
 /* The driver makes the next slot available (section 2.8.21.1). */

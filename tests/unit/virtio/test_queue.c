@@ -4,54 +4,33 @@
 #include "util/error.h"
 #include "virtio/queue.h"
 
+#include "fake_board.h"
+
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define RAM_SIZE (1u << 20)
 #define QSIZE 8
 #define DESC  0x1000u
 #define AVAIL 0x2000u
 #define USED  0x3000u
 #define DATA  0x10000u
 
-static uint8_t *ram;
 static struct virtq q;
 static struct virtq_elem e;
 
-static void *fake_dma(void *opaque, uint64_t gpa, uint64_t len)
-{
-	(void)opaque;
-	if (gpa >= RAM_SIZE || len > RAM_SIZE - gpa)
-		return NULL;
-	return ram + gpa;
-}
-
 static void setup(void)
 {
-	ram = calloc(1, RAM_SIZE);
-	cr_assert(ram);
-	memset(&q, 0, sizeof(q));
-	q.dma = fake_dma;
-	virtq_reset(&q);
-	q.size = QSIZE;
-	q.desc = DESC;
-	q.avail = AVAIL;
-	q.used = USED;
-	q.ready = true;
-	q.indirect = true;
+	fake_ram_start();
+	fake_queue_init(&q, QSIZE, DESC, AVAIL, USED, false);
 }
 
-static void teardown(void) { free(ram); }
+static void teardown(void) { fake_ram_stop(); }
 
 static void desc_at(uint64_t table, unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
-	uint8_t *d = ram + table + 16u * i;
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &next, 2);
+	ring_desc(table, i, addr, len, flags, next);
 }
 
 static void desc(unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)

@@ -43,18 +43,9 @@ static void start(uint64_t rate)
 			       .clock = ts };
 	dev = virtio_rng_device.create(&ctx);
 	cr_assert(dev, "%s", err_msg());
-	wr(0x14, 1, 1);
-	wr(0x14, 1, 3);
-	wr(0x08, 4, 1);
-	wr(0x0c, 4, 1);
-	wr(0x14, 1, 11);
-	wr(0x16, 2, 0);
-	wr(0x18, 2, 16);
-	wr(0x20, 8, DESC);
-	wr(0x28, 8, AVAIL);
-	wr(0x30, 8, USED);
-	wr(0x1c, 2, 1);
-	wr(0x14, 1, 15);
+	fake_driver_init(0);
+	fake_driver_queue(0, 16, DESC, AVAIL, USED);
+	fake_driver_ok();
 }
 
 static void stop(void)
@@ -67,33 +58,13 @@ static void stop(void)
 /* Posts a 4 KiB writable buffer as request n and notifies. */
 static void request(uint16_t n)
 {
-	uint64_t addr = BUF + 0x1000u * n;
-	uint32_t len = 4096;
-	uint16_t flags = 2, next = 0;
-	uint8_t *d = ram + DESC + 16u * n;
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &next, 2);
-	memcpy(ram + AVAIL + 4 + 2 * n, &n, 2);
-	uint16_t idx = (uint16_t)(n + 1);
-	memcpy(ram + AVAIL + 2, &idx, 2);
+	ring_desc(DESC, n, BUF + 0x1000u * n, 4096, 2, 0);
+	split_offer(AVAIL, 16, n);
 	wr(0x3000, 2, 0);
 }
 
-static uint16_t used_idx(void)
-{
-	uint16_t v;
-	memcpy(&v, ram + USED + 2, 2);
-	return v;
-}
-
-static uint32_t used_len(unsigned i)
-{
-	uint32_t v;
-	memcpy(&v, ram + USED + 4 + 8 * i + 4, 4);
-	return v;
-}
+static uint16_t used_idx(void) { return split_used_idx(USED); }
+static uint32_t used_len(unsigned i) { return split_used_len(USED, 16, i); }
 
 Test(rng, no_limit_fills_the_request, .fini = stop)
 {
