@@ -22,6 +22,7 @@
 
 struct vm;
 struct vcpu;
+struct vcpu_tlb_range;
 
 enum vcpu_exit_reason {
 	VCPU_EXIT_NONE,
@@ -116,10 +117,11 @@ struct accel_ops {
 	 * vCPU: the engine forgets what it derived from those bytes (decoded
 	 * code, cached page walks).  NULL: nothing to forget (KVM). */
 	void (*memory_written)(struct vm *vm, uint64_t gpa, uint64_t len);
-	/* Drops every translation the vCPU has cached (global ones too);
-	 * from its own thread.  NULL: the engine keeps none (KVM, whose
-	 * hardware flushes through the guest's own instructions). */
-	void (*tlb_flush)(struct vcpu *vcpu);
+	/* Drops the translations of the n ranges r the vCPU has cached, or
+	 * every one (global ones too) when r is NULL; from its own thread.
+	 * NULL: the engine keeps none (KVM, whose hardware flushes through
+	 * the guest's own instructions). */
+	void (*tlb_flush)(struct vcpu *vcpu, const struct vcpu_tlb_range *r, unsigned n);
 	/* Region index of vm->mem was added (or emptied by gmem_unplug())
 	 * while the machine exists: the engine maps it (or unmaps it).
 	 * NULL: the engine reads vm->mem as it goes (emu). */
