@@ -24,6 +24,11 @@ struct vm;
 struct vcpu;
 struct vcpu_tlb_range;
 
+/* MSRs [base, base + count). */
+struct msr_range {
+	uint32_t base, count;
+};
+
 enum vcpu_exit_reason {
 	VCPU_EXIT_NONE,
 	VCPU_EXIT_IO,           /* port I/O (dispatched synchronously) */
@@ -122,6 +127,15 @@ struct accel_ops {
 	 * NULL: the engine keeps none (KVM, whose hardware flushes through
 	 * the guest's own instructions). */
 	void (*tlb_flush)(struct vcpu *vcpu, const struct vcpu_tlb_range *r, unsigned n);
+	/* The code of the Hyper-V hypercall page (TLFS 3.13): an instruction
+	 * that traps to the engine as VCPU_EXIT_HYPERCALL, then RET.  NULL:
+	 * VMCALL; RET. */
+	const uint8_t *hypercall_stub;
+	unsigned hypercall_stub_len;
+	/* The rate of the guest's TSC (IA32_TSC) in Hz, once vm_init has
+	 * run; 0 when the engine cannot tell.  NULL: vessel's fixed rate
+	 * (LAPIC_DEFAULT_TSC_HZ, the emu engine's). */
+	uint64_t (*guest_tsc_hz)(struct vm *vm);
 	/* Region index of vm->mem was added (or emptied by gmem_unplug())
 	 * while the machine exists: the engine maps it (or unmaps it).
 	 * NULL: the engine reads vm->mem as it goes (emu). */

@@ -152,6 +152,10 @@ struct vm {
 	 * reach src/hv only through these, as they reach the board. */
 	bool (*hv_cpuid)(const struct vm *vm, unsigned n_cpus, uint32_t leaf, uint32_t out[4]);
 	int (*hv_msr)(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t *val, uint64_t tsc_now);
+	/* The MSRs hv_msr answers, for an engine that must ask to see them
+	 * (KVM's MSR filter); set with hv_msr. */
+	const struct msr_range *hv_msr_ranges;
+	unsigned hv_n_msr_ranges;
 	/* Set by the VMM, NULL in a machine built by hand: the guest reported
 	 * a panic (Hyper-V CRASH_CTL, src/hv).  params are CRASH_P0-P4,
 	 * message the guest's text ("" when it gave none).  Called on the
