@@ -5,7 +5,7 @@
  *   the target vCPUs drop the translations named before the call
  *   returns: the address space's (by its CR3 page), or every one's, and
  *   for the List forms only the pages listed; the engine may drop more
- *   (hv_flush_ranges(), docs/hyperv.md "Remote TLB flush"), which the
+ *   (hv_flush_ranges(), docs/hyperv.md "Behaviour"), which the
  *   TLFS allows.  All reps complete at once.
  * - HvCallSendSyntheticClusterIpi/Ex (TLFS 10.5.2, 10.5.3): a fixed,
  *   edge-triggered interrupt of the vector to each target's LAPIC.
@@ -188,6 +188,8 @@ static int flush(struct vcpu *vcpu, uint64_t control, uint64_t in, bool ex, bool
 	if (list) {
 		unsigned first = CTL_REP_START(control);
 		n_gva = CTL_REP_COUNT(control) - first;
+		if (!n_gva)
+			return 0;   /* no page left to flush */
 		if (n_gva <= HV_FLUSH_RANGES_MAX &&
 		    gmem_read(&vcpu->vm->mem, in + (uint64_t)(words + first) * 8, gva, n_gva * 8) < 0)
 			return HV_STATUS_INVALID_PARAMETER;

@@ -285,6 +285,10 @@ Test(hypercall, flush_list_queues_its_pages_at_the_target)
 	cr_assert_eq(q->r[0].page, 0x9000);
 	cr_assert_eq(q->r[0].count, 4);
 	cr_assert_eq(q->r[0].space, 0x5000);
+	/* No rep left: nothing asked. */
+	cr_assert_eq(call(t, 0, 0x03 | REPS(2) | (2ull << 48), IN_GPA, 0), REPS(2));
+	cr_assert_eq(q->n, 1);
+	cr_assert_eq(atomic_load(&t->cpu[1].tlb_flush_req), 1);
 	for (unsigned i = 0; i < VCPU_TLB_QUEUE; i++)
 		cr_assert_eq(call(t, 0, 0x03 | REPS(2), IN_GPA, 0), REPS(2));
 	cr_assert(q->all, "overflowed");
