@@ -247,9 +247,12 @@ static int kvm_vcpu_init(struct vcpu *vcpu)
 	if (!k->msrs_routed)
 		kvm_route_msrs(vcpu->vm, k);
 	if (k->cpuid && vcpu->vm->hv_cpuid && !k->hv_cpuid_set) {
-		/* "Microsoft Hv" in place of KVM's leaves. */
+		/* "Microsoft Hv" in place of KVM's leaves, set once for every
+		 * vCPU: the implementation limits (0x40000005, TLFS 2.4.6)
+		 * give vessel's limit of logical processors, since the VM's
+		 * vCPUs are still being made. */
 		k->hv_cpuid_set = true;
-		if (kvm_hv_cpuid(k->cpuid, k->cpuid_cap, vcpu->vm, vcpu->vm->n_vcpus, k->tsc_khz * 1000) < 0)
+		if (kvm_hv_cpuid(k->cpuid, k->cpuid_cap, vcpu->vm, MACHINE_MAX_CPUS, k->tsc_khz * 1000) < 0)
 			log_warn("kvm", "no room for the Hyper-V CPUID leaves");
 	}
 	if (k->cpuid) {
