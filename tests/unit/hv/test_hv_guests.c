@@ -100,7 +100,8 @@ static struct gvm *gvm_new(unsigned ncpus, const unsigned char *image, unsigned 
 	if (!engine->tlb_flush)
 		features &= ~(1u << HV_FEAT_TLBFLUSH);
 	uint64_t tsc_hz = engine->guest_tsc_hz ? engine->guest_tsc_hz(vm) : LAPIC_DEFAULT_TSC_HZ;
-	cr_assert_neq(tsc_hz, 0, "this KVM cannot tell its TSC rate");
+	if (!tsc_hz)
+		cr_skip_test("this host's /dev/kvm cannot tell the guest TSC rate (no KVM_CAP_VM_TSC_CONTROL)");
 	cr_assert_eq(hv_vm_create(vm, features, tsc_hz, LAPIC_TIMER_HZ), 0, "%s", err_msg());
 	vm->handle_hypercall = hv_hypercall;
 	vm->hv_cpuid = hv_cpuid;
