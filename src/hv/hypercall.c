@@ -2,11 +2,11 @@
  * mmu.c for the TLB flushes, hv_apic.c for the IPIs, hv_spinlock.c):
  *
  * - HvCallFlushVirtualAddressSpace/List and their Ex forms (TLFS 4.5):
- *   the target vCPUs drop their cached translations before the call
- *   returns.  vessel flushes the whole of each target's TLB, global
- *   entries included, whatever address space, flags and page list the
- *   guest names: a superset of what it asked, which the TLFS allows (a
- *   flush may remove more than requested).  All reps complete at once.
+ *   the target vCPUs drop the translations named before the call
+ *   returns: the address space's (by its CR3 page), or every one's, and
+ *   for the List forms only the pages listed; the engine may drop more
+ *   (hv_flush_ranges(), docs/hyperv.md "Behaviour"), which the
+ *   TLFS allows.  All reps complete at once.
  * - HvCallSendSyntheticClusterIpi/Ex (TLFS 10.5.2, 10.5.3): a fixed,
  *   edge-triggered interrupt of the vector to each target's LAPIC.
  * - HvCallNotifyLongSpinWait (TLFS 14.5.1): the host thread yields.
@@ -52,6 +52,9 @@
 #define FLUSH_NON_GLOBAL_ONLY     (1ull << 2)
 #define FLUSH_EXTENDED_RANGES     (1ull << 3)
 #define FLUSH_FLAGS_KNOWN         0xfull
+/* An address space is named by its CR3 value (TLFS 4.5.1); its page
+ * identifies it, the PCID and cache bits do not. */
+#define CR3_PAGE 0x000ffffffffff000ull
 
 /* HV_GENERIC_SET formats (TLFS 7.8.7.5). */
 #define SET_SPARSE_4K 0
@@ -116,11 +119,48 @@ static uint64_t present(const struct vcpu *vcpu)
 	return n >= 64 ? ~0ull : (1ull << n) - 1;
 }
 
-static int flush(struct vcpu *vcpu, uint64_t control, uint64_t in, bool ex)
+/* Past these, a list flush drops the whole address space instead: more
+ * pages cost more to drop one by one than the refills a whole flush
+ * costs (Linux itself switches to a full flush past 33 pages), and a
+ * target's queue holds VCPU_TLB_QUEUE ranges. */
+#define FLUSH_LIST_PAGES_MAX  64
+
+int hv_flush_ranges(uint64_t space, uint64_t flags, const uint64_t *gva, unsigned n_gva,
+		    struct vcpu_tlb_range *r)
+{
+	/* HV_FLUSH_ALL_VIRTUAL_ADDRESS_SPACES: the address space given is
+	 * ignored; NON_GLOBAL_MAPPINGS_ONLY: global translations may stay
+	 * (TLFS 4.5.1). */
+	struct vcpu_tlb_range whole = {
+		.space = (flags & FLUSH_ALL_ADDRESS_SPACES) ? VCPU_TLB_ALL_SPACES : space & CR3_PAGE,
+		.non_global = flags & FLUSH_NON_GLOBAL_ONLY,
+	};
+	unsigned pages = 0;
+	if (n_gva > HV_FLUSH_RANGES_MAX || !gva) {
+		r[0] = whole;
+		return 1;
+	}
+	/* A GVA range (TLFS 4.5.3, HV_GVA_RANGE): the page, and in its low
+	 * 12 bits how many pages follow it. */
+	for (unsigned i = 0; i < n_gva; i++) {
+		r[i] = whole;
+		r[i].page = gva[i] & ~0xfffull;
+		r[i].count = (uint32_t)(gva[i] & 0xfff) + 1;
+		pages += r[i].count;
+	}
+	if (pages > FLUSH_LIST_PAGES_MAX) {
+		r[0] = whole;
+		return 1;
+	}
+	return (int)n_gva;
+}
+
+static int flush(struct vcpu *vcpu, uint64_t control, uint64_t in, bool ex, bool list)
 {
 	/* HV_TLB_FLUSH: address space, flags, processor mask; the Ex form
 	 * has an HV_VP_SET in place of the mask, its banks in the variable
-	 * header (TLFS 4.5.2-4.5.5). */
+	 * header (TLFS 4.5.2-4.5.5).  The list forms' GVA ranges follow the
+	 * headers, one per rep. */
 	uint64_t hdr[4 + 64];
 	unsigned words = ex ? 4 + CTL_VARHEAD(control) : 3;
 	if (words > sizeof(hdr) / sizeof(hdr[0]))
@@ -142,7 +182,21 @@ static int flush(struct vcpu *vcpu, uint64_t control, uint64_t in, bool ex)
 		mask = hdr[2];
 	else if ((st = vp_set_mask(hdr + 2, words - 2, &mask)) != 0)
 		return st;
-	vcpu_flush_tlbs(vcpu, mask & present(vcpu));
+	/* The reps not yet done (TLFS 3.7.4: from the rep start index). */
+	uint64_t gva[HV_FLUSH_RANGES_MAX];
+	unsigned n_gva = 0;
+	if (list) {
+		unsigned first = CTL_REP_START(control);
+		n_gva = CTL_REP_COUNT(control) - first;
+		if (!n_gva)
+			return 0;   /* no page left to flush */
+		if (n_gva <= HV_FLUSH_RANGES_MAX &&
+		    gmem_read(&vcpu->vm->mem, in + (uint64_t)(words + first) * 8, gva, n_gva * 8) < 0)
+			return HV_STATUS_INVALID_PARAMETER;
+	}
+	struct vcpu_tlb_range r[HV_FLUSH_RANGES_MAX];
+	int n = hv_flush_ranges(hdr[0], flags, list ? gva : NULL, n_gva, r);
+	vcpu_flush_tlbs(vcpu, mask & present(vcpu), r, (unsigned)n);
 	return 0;
 }
 
@@ -239,11 +293,11 @@ uint64_t hv_hypercall_run(struct vcpu *vcpu, const struct hv_hc_allow *allow, ui
 	switch (*kind) {
 	case HV_HC_FLUSH_SPACE:
 	case HV_HC_FLUSH_LIST:
-		st = flush(vcpu, control, in, false);
+		st = flush(vcpu, control, in, false, *kind == HV_HC_FLUSH_LIST);
 		break;
 	case HV_HC_FLUSH_SPACE_EX:
 	case HV_HC_FLUSH_LIST_EX:
-		st = flush(vcpu, control, in, true);
+		st = flush(vcpu, control, in, true, *kind == HV_HC_FLUSH_LIST_EX);
 		break;
 	case HV_HC_SEND_IPI:
 	case HV_HC_SEND_IPI_EX:

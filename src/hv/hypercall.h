@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 struct vcpu;
+struct vcpu_tlb_range;
 
 /* Call codes (TLFS appendix A). */
 #define HVCALL_FLUSH_VIRTUAL_ADDRESS_SPACE    0x0002
@@ -51,5 +52,15 @@ struct hv_hc_allow {
  * completed in 43:32) and the kind it counted as in *kind. */
 uint64_t hv_hypercall_run(struct vcpu *vcpu, const struct hv_hc_allow *allow, uint64_t control, uint64_t in,
 			  uint64_t in2, enum hv_hc_kind *kind);
+
+/* The ranges a flush call drops (TLFS 4.5): the address space `space`
+ * (a CR3 value) with the call's flags, and for the List forms the n_gva
+ * GVA ranges gva (a page, and the number of pages after it in the low
+ * 12 bits); gva NULL: the whole address space.  A list too long to be
+ * worth flushing page by page becomes the whole address space.  Fills
+ * r (room for HV_FLUSH_RANGES_MAX) and returns how many it holds. */
+#define HV_FLUSH_RANGES_MAX 8
+int hv_flush_ranges(uint64_t space, uint64_t flags, const uint64_t *gva, unsigned n_gva,
+		    struct vcpu_tlb_range *r);
 
 #endif

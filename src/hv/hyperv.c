@@ -318,14 +318,29 @@ bool hv_cpuid(const struct vm *vm, unsigned n_cpus, uint32_t leaf, uint32_t out[
 	return true;
 }
 
-/* Writes the hypercall stub into the page: VMCALL; RET (TLFS 3.13; the
- * engine's CPU is an Intel one, so VMCALL rather than VMMCALL). */
+/* Writes the hypercall stub into the page (TLFS 3.13): the engine's, or
+ * VMCALL; RET (the emu engine's CPU is an Intel one, so VMCALL rather
+ * than VMMCALL).  The KVM engine's traps by port I/O (docs/hyperv.md
+ * "The KVM engine"). */
 static void fill_hypercall_page(struct vm *vm, uint64_t gpa)
 {
-	static const uint8_t stub[] = { 0x0f, 0x01, 0xc1, 0xc3 };
-	if (gmem_write(&vm->mem, gpa, stub, sizeof(stub)) < 0)
+	static const uint8_t vmcall[] = { 0x0f, 0x01, 0xc1, 0xc3 };
+	const uint8_t *stub = vmcall;
+	size_t len = sizeof(vmcall);
+	if (vm->accel && vm->accel->hypercall_stub) {
+		stub = vm->accel->hypercall_stub;
+		len = vm->accel->hypercall_stub_len;
+	}
+	if (gmem_write(&vm->mem, gpa, stub, len) < 0)
 		log_warn("hyperv", "hypercall page at %#" PRIx64 " is not in RAM", gpa);
 }
+
+/* What hv_msr() answers: the synthetic MSRs (TLFS 2.4.4 puts them all
+ * in 0x40000000-0x400001ff) and vessel's selective EOI. */
+const struct msr_range hv_msr_ranges[HV_MSR_RANGES] = {
+	{ 0x40000000u, 0x200 },
+	{ VESSEL_MSR_SELECTIVE_EOI, 1 },
+};
 
 /* The reference TSC page (TLFS 12.7.2): a non-zero sequence, the scale,
  * offset 0.  The guest reads ((tsc * scale) >> 64) + offset, which is what

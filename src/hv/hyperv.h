@@ -84,6 +84,9 @@ bool hv_cpuid(const struct vm *vm, unsigned n_cpus, uint32_t leaf, uint32_t out[
  * whose feature is off, a read-only register, a reserved bit); -ENOENT:
  * not a Hyper-V MSR or the interface is off (the engine goes on). */
 int hv_msr(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t *val, uint64_t tsc_now);
+/* The MSRs hv_msr() answers (for vm->hv_msr_ranges). */
+#define HV_MSR_RANGES 2
+extern const struct msr_range hv_msr_ranges[HV_MSR_RANGES];
 
 /* Whether the VM's interface offers feature f (false when it is off). */
 bool hv_has_feature(const struct vm *vm, enum hv_feature f);

@@ -22,6 +22,12 @@
 
 struct vm;
 struct vcpu;
+struct vcpu_tlb_range;
+
+/* MSRs [base, base + count). */
+struct msr_range {
+	uint32_t base, count;
+};
 
 enum vcpu_exit_reason {
 	VCPU_EXIT_NONE,
@@ -116,10 +122,20 @@ struct accel_ops {
 	 * vCPU: the engine forgets what it derived from those bytes (decoded
 	 * code, cached page walks).  NULL: nothing to forget (KVM). */
 	void (*memory_written)(struct vm *vm, uint64_t gpa, uint64_t len);
-	/* Drops every translation the vCPU has cached (global ones too);
-	 * from its own thread.  NULL: the engine keeps none (KVM, whose
-	 * hardware flushes through the guest's own instructions). */
-	void (*tlb_flush)(struct vcpu *vcpu);
+	/* Drops the translations of the n ranges r the vCPU has cached, or
+	 * every one (global ones too) when r is NULL; from its own thread.
+	 * NULL: the engine keeps none (KVM, whose hardware flushes through
+	 * the guest's own instructions). */
+	void (*tlb_flush)(struct vcpu *vcpu, const struct vcpu_tlb_range *r, unsigned n);
+	/* The code of the Hyper-V hypercall page (TLFS 3.13): an instruction
+	 * that traps to the engine as VCPU_EXIT_HYPERCALL, then RET.  NULL:
+	 * VMCALL; RET. */
+	const uint8_t *hypercall_stub;
+	unsigned hypercall_stub_len;
+	/* The rate of the guest's TSC (IA32_TSC) in Hz, once vm_init has
+	 * run; 0 when the engine cannot tell.  NULL: vessel's fixed rate
+	 * (LAPIC_DEFAULT_TSC_HZ, the emu engine's). */
+	uint64_t (*guest_tsc_hz)(struct vm *vm);
 	/* Region index of vm->mem was added (or emptied by gmem_unplug())
 	 * while the machine exists: the engine maps it (or unmaps it).
 	 * NULL: the engine reads vm->mem as it goes (emu). */

@@ -33,6 +33,29 @@ struct vm_config;
 #define VCPU_EVT_KICK (1u << 4)  /* leave vcpu_run with VCPU_EXIT_KICK */
 #define VCPU_EVT_TLB_FLUSH (1u << 5)  /* another vCPU asks: vcpu_tlb_flush_service() */
 
+/* One translation range a remote flush drops (the Hyper-V flush
+ * hypercalls, TLFS 4.5): pages [page, page + 4 KiB * count) of the
+ * address space whose CR3 page is space, or of every address space
+ * (VCPU_TLB_ALL_SPACES); count 0: all of that address space.
+ * non_global: global translations may stay (they may go too). */
+#define VCPU_TLB_ALL_SPACES (~0ull)
+struct vcpu_tlb_range {
+	uint64_t space;
+	uint64_t page;
+	uint32_t count;
+	bool non_global;
+};
+
+/* The ranges asked of a vCPU and not yet served; past VCPU_TLB_QUEUE
+ * ranges (or for vm_request_tlb_flush_all) it flushes everything. */
+#define VCPU_TLB_QUEUE 32
+struct vcpu_tlb_queue {
+	_Atomic bool busy;               /* a spin lock: held for a copy only */
+	bool all;
+	unsigned n;
+	struct vcpu_tlb_range r[VCPU_TLB_QUEUE];
+};
+
 enum vcpu_run_state {
 	VCPU_WAIT_FOR_SIPI,      /* application processor after reset/INIT */
 	VCPU_RUNNABLE,
@@ -62,6 +85,7 @@ struct vcpu {
 	 * pending request is served before the next instruction. */
 	_Atomic uint64_t tlb_flush_req, tlb_flush_done;
 	_Atomic bool in_run;
+	struct vcpu_tlb_queue tlb_queue;
 };
 
 enum vm_stop_reason {
@@ -128,6 +152,10 @@ struct vm {
 	 * reach src/hv only through these, as they reach the board. */
 	bool (*hv_cpuid)(const struct vm *vm, unsigned n_cpus, uint32_t leaf, uint32_t out[4]);
 	int (*hv_msr)(struct vcpu *vcpu, uint32_t index, bool is_write, uint64_t *val, uint64_t tsc_now);
+	/* The MSRs hv_msr answers, for an engine that must ask to see them
+	 * (KVM's MSR filter); set with hv_msr. */
+	const struct msr_range *hv_msr_ranges;
+	unsigned hv_n_msr_ranges;
 	/* Set by the VMM, NULL in a machine built by hand: the guest reported
 	 * a panic (Hyper-V CRASH_CTL, src/hv).  params are CRASH_P0-P4,
 	 * message the guest's text ("" when it gave none).  Called on the
@@ -156,13 +184,14 @@ struct vm {
  * Does nothing unless vm->suspended. */
 void vm_request_wake(struct vm *vm, enum vm_wake_reason reason);
 
-/* Drops the cached translations of every vCPU whose id is set in mask
- * (the Hyper-V flush hypercalls): self's at once, the others' at their
- * next instruction boundary, and returns only when none of them can use
- * an old translation any more (each has flushed, or is outside its
- * engine and flushes before it runs again).  From self's own thread,
- * without the device lock. */
-void vcpu_flush_tlbs(struct vcpu *self, uint64_t mask);
+/* Drops the cached translations of the n ranges r (n 0: every
+ * translation) of every vCPU whose id is set in mask (the Hyper-V flush
+ * hypercalls): self's at once, the others' at their next instruction
+ * boundary, and returns only when none of them can use an old
+ * translation any more (each has flushed, or is outside its engine and
+ * flushes before it runs again).  From self's own thread, without the
+ * device lock. */
+void vcpu_flush_tlbs(struct vcpu *self, uint64_t mask, const struct vcpu_tlb_range *r, unsigned n);
 /* Asks every vCPU to drop its cached translations before it runs again,
  * without waiting: for a caller that holds them all out of their engine
  * (the vCPU gate), as memory removal does. */

@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 /* One bus access under the device lock; unclaimed reads return all ones
  * (bus_read fills them in). */
@@ -63,19 +64,52 @@ void vcpu_dispatch_exit(struct vcpu *vcpu, struct vcpu_exit *exit)
 	}
 }
 
+static void queue_lock(struct vcpu_tlb_queue *q)
+{
+	while (atomic_exchange_explicit(&q->busy, true, memory_order_acquire))
+		sched_yield();
+}
+
+static void queue_unlock(struct vcpu_tlb_queue *q)
+{
+	atomic_store_explicit(&q->busy, false, memory_order_release);
+}
+
 void vcpu_tlb_flush_service(struct vcpu *vcpu)
 {
 	atomic_fetch_and(&vcpu->events, ~VCPU_EVT_TLB_FLUSH);
-	/* Every request made before this load is covered by the flush. */
+	/* Every request made before this load is covered by the flush: its
+	 * ranges were queued before its number was taken. */
 	uint64_t req = atomic_load(&vcpu->tlb_flush_req);
-	if (vcpu->vm->accel && vcpu->vm->accel->tlb_flush)
-		vcpu->vm->accel->tlb_flush(vcpu);
+	struct vcpu_tlb_queue *q = &vcpu->tlb_queue;
+	struct vcpu_tlb_range r[VCPU_TLB_QUEUE];
+	queue_lock(q);
+	bool all = q->all;
+	unsigned n = q->n;
+	memcpy(r, q->r, n * sizeof(r[0]));
+	q->all = false;
+	q->n = 0;
+	queue_unlock(q);
+	/* Nothing queued: an earlier service took this request's ranges. */
+	if ((all || n) && vcpu->vm->accel && vcpu->vm->accel->tlb_flush)
+		vcpu->vm->accel->tlb_flush(vcpu, all ? NULL : r, all ? 0 : n);
 	atomic_store(&vcpu->tlb_flush_done, req);
 }
 
-/* Asks v to flush; the request's sequence number. */
-static uint64_t request_flush(struct vcpu *v)
+/* Asks v to flush the n ranges r (everything when n is 0); the
+ * request's sequence number. */
+static uint64_t request_flush(struct vcpu *v, const struct vcpu_tlb_range *r, unsigned n)
 {
+	struct vcpu_tlb_queue *q = &v->tlb_queue;
+	queue_lock(q);
+	if (!n || q->all || q->n + n > VCPU_TLB_QUEUE) {
+		q->all = true;
+		q->n = 0;
+	} else {
+		memcpy(q->r + q->n, r, n * sizeof(r[0]));
+		q->n += n;
+	}
+	queue_unlock(q);
 	uint64_t want = atomic_fetch_add(&v->tlb_flush_req, 1) + 1;
 	atomic_fetch_or(&v->events, VCPU_EVT_TLB_FLUSH);
 	return want;
@@ -85,10 +119,10 @@ void vm_request_tlb_flush_all(struct vm *vm)
 {
 	for (unsigned i = 0; i < vm->n_vcpus; i++)
 		if (vm->vcpus[i])
-			request_flush(vm->vcpus[i]);
+			request_flush(vm->vcpus[i], NULL, 0);
 }
 
-void vcpu_flush_tlbs(struct vcpu *self, uint64_t mask)
+void vcpu_flush_tlbs(struct vcpu *self, uint64_t mask, const struct vcpu_tlb_range *r, unsigned n)
 {
 	struct vm *vm = self->vm;
 	uint64_t want[MACHINE_MAX_CPUS] = { 0 };
@@ -96,10 +130,10 @@ void vcpu_flush_tlbs(struct vcpu *self, uint64_t mask)
 		struct vcpu *v = vm->vcpus[i];
 		if (!(mask >> i & 1) || !v || v == self)
 			continue;
-		want[i] = request_flush(v);
+		want[i] = request_flush(v, r, n);
 	}
-	if (mask >> self->id & 1)
-		vcpu_tlb_flush_service(self);
+	if ((mask >> self->id & 1) && vm->accel && vm->accel->tlb_flush)
+		vm->accel->tlb_flush(self, n ? r : NULL, n);
 	/* Each target flushes at its next block boundary.  One that is out
 	 * of its engine (halted, parked, waiting for SIPI) serves the request
 	 * before it runs again: no need to wait for it.  The request was

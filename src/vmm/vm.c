@@ -222,21 +222,32 @@ static void vm_destroy(struct vm *vm)
 	free(vm);
 }
 
-/* The Hyper-V interface (src/hv), on unless --hyperv off.  Only the emu
- * engine presents it for now: the KVM engine's CPUID is the host's and
- * its MSRs do not reach vessel yet (docs/hyperv.md). */
+/* The Hyper-V interface (src/hv), on unless --hyperv off, on either
+ * engine (docs/hyperv.md "The KVM engine"), with what the engine can
+ * serve: remote TLB flushes need an engine whose translations vessel can
+ * drop (accel_ops.tlb_flush), and the time features its guest TSC rate. */
 static int vm_create_hyperv(struct vm *vm)
 {
 	bool on;
 	uint32_t features;
 	int rc = hv_parse(vm->cfg->hyperv, &on, &features);
-	if (rc < 0 || !on || strcmp(vm->cfg->engine, "emu"))
+	if (rc < 0 || !on)
 		return rc;
-	rc = hv_vm_create(vm, features, LAPIC_DEFAULT_TSC_HZ, LAPIC_TIMER_HZ);
+	uint64_t tsc_hz = vm->accel->guest_tsc_hz ? vm->accel->guest_tsc_hz(vm) : LAPIC_DEFAULT_TSC_HZ;
+	if (!vm->accel->tlb_flush)
+		features &= ~(1u << HV_FEAT_TLBFLUSH);
+	if (!tsc_hz) {
+		log_warn("hyperv", "the %s engine cannot tell its TSC rate: no reference time, TSC frequency or "
+			 "synthetic timers", vm->accel->name);
+		features &= ~((1u << HV_FEAT_TIME) | (1u << HV_FEAT_FREQUENCIES) | (1u << HV_FEAT_STIMER));
+	}
+	rc = hv_vm_create(vm, features, tsc_hz, LAPIC_TIMER_HZ);
 	if (rc == 0) {
 		vm->handle_hypercall = hv_hypercall;
 		vm->hv_cpuid = hv_cpuid;
 		vm->hv_msr = hv_msr;
+		vm->hv_msr_ranges = hv_msr_ranges;
+		vm->hv_n_msr_ranges = HV_MSR_RANGES;
 	}
 	return rc;
 }

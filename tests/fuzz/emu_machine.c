@@ -71,5 +71,5 @@ void vcpu_tlb_flush_service(struct vcpu *vcpu)
 {
 	atomic_fetch_and(&vcpu->events, ~VCPU_EVT_TLB_FLUSH);
 	if (vcpu->vm && vcpu->vm->accel && vcpu->vm->accel->tlb_flush)
-		vcpu->vm->accel->tlb_flush(vcpu);
+		vcpu->vm->accel->tlb_flush(vcpu, NULL, 0);
 }

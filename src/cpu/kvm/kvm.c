@@ -9,6 +9,7 @@
  * instructions that follow in the emu engine (docs/compounding.md). */
 #include "machine/accel.h"
 #include "cpu/engines.h"
+#include "cpu/kvm/kvm_hv.h"
 #include "cpu/lookahead.h"
 #include "machine/compound.h"
 #include "util/error.h"
@@ -34,9 +35,13 @@ struct kvm_vm_state {
 	int sys_fd, vm_fd;
 	int run_size;
 	struct kvm_cpuid2 *cpuid;
+	unsigned cpuid_cap;          /* entries cpuid has room for */
+	bool hv_cpuid_set;           /* the Hyper-V leaves are in cpuid */
 	/* IA32_APIC_BASE, IA32_TSC_DEADLINE and the x2APIC MSRs exit to
-	 * userspace (kvm_route_apic_msrs) and take the LAPIC route. */
-	bool apic_msrs;
+	 * userspace (kvm_route_msrs) and take the LAPIC route; with the
+	 * Hyper-V interface its MSRs too, to src/hv. */
+	bool msrs_routed;
+	uint64_t tsc_khz;            /* the guest TSC's rate; 0: unknown */
 };
 
 /* Lookahead sites (the port or MMIO page of the exit) whose last runs
@@ -93,32 +98,38 @@ static void kvm_vm_destroy(struct vm *vm)
  * user-space MSR exits (KVM_CAP_X86_USER_SPACE_MSR) for what the filter
  * denies (KVM_X86_SET_MSR_FILTER, api.rst 4.126), the guest's RDMSR and
  * WRMSR of them become KVM_EXIT_X86_RDMSR/WRMSR, handled by
- * kvm_handle_apic_msr().  A KVM without the capabilities keeps its own
+ * kvm_handle_msr().  The Hyper-V interface's MSRs (vm->hv_msr_ranges)
+ * are denied the same way, so that src/hv answers them rather than
+ * KVM's own Hyper-V emulation.  Set when the first vCPU is made, after
+ * the interface.  A KVM without the capabilities keeps its own
  * behaviour. */
-static void kvm_route_apic_msrs(struct kvm_vm_state *k)
+static void kvm_route_msrs(struct vm *vm, struct kvm_vm_state *k)
 {
+	k->msrs_routed = true;
 	if (ioctl(k->sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_USER_SPACE_MSR) <= 0 ||
-	    ioctl(k->sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_MSR_FILTER) <= 0)
+	    ioctl(k->sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_MSR_FILTER) <= 0) {
+		if (vm->hv_msr)
+			log_warn("kvm", "this KVM cannot pass MSRs to vessel: the Hyper-V MSRs stay KVM's");
 		return;
+	}
 	struct kvm_enable_cap cap = { .cap = KVM_CAP_X86_USER_SPACE_MSR, .args = { KVM_MSR_EXIT_REASON_FILTER } };
 	if (ioctl(k->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
 		return;
-	/* A clear bit denies: every MSR of the three ranges exits. */
-	static uint8_t deny[0x100 / 8];
-	const uint32_t rw = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE;
-	struct kvm_msr_filter f = {
-		.flags = KVM_MSR_FILTER_DEFAULT_ALLOW,
-		.ranges = {
-			{ .flags = rw, .base = MSR_IA32_APIC_BASE, .nmsrs = 1, .bitmap = deny },
-			{ .flags = rw, .base = MSR_IA32_TSC_DEADLINE, .nmsrs = 1, .bitmap = deny },
-			{ .flags = rw, .base = 0x800, .nmsrs = 0x100, .bitmap = deny },
-		},
-	};
-	if (ioctl(k->vm_fd, KVM_X86_SET_MSR_FILTER, &f) < 0) {
+	static uint8_t deny[KVM_HV_DENY_BITS / 8];
+	struct kvm_msr_filter f;
+	if (kvm_hv_msr_filter(&f, vm->hv_msr_ranges, vm->hv_n_msr_ranges, deny) < 0 ||
+	    ioctl(k->vm_fd, KVM_X86_SET_MSR_FILTER, &f) < 0) {
 		log_debug("kvm", "no MSR filter: %s; the APIC MSRs stay KVM's", strerror(errno));
 		return;
 	}
-	k->apic_msrs = true;
+}
+
+/* The guest TSC's rate, for the Hyper-V reference time and timers
+ * (accel_ops.guest_tsc_hz): KVM_GET_TSC_KHZ on the VM, where this KVM
+ * has per-VM TSC control. */
+static uint64_t kvm_guest_tsc_hz(struct vm *vm)
+{
+	return kvm_of(vm)->tsc_khz * 1000;
 }
 
 /* Memory slot i is region i of vm->mem: set at creation, and again when
@@ -176,10 +187,15 @@ static int kvm_vm_init(struct vm *vm)
 			return rc;
 		}
 	}
-	kvm_route_apic_msrs(k);
-	/* The CPUID the host's KVM supports, with the hypervisor bit set. */
+	if (ioctl(k->sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_VM_TSC_CONTROL) > 0) {
+		int khz = ioctl(k->vm_fd, KVM_GET_TSC_KHZ, 0);
+		k->tsc_khz = khz > 0 ? (uint64_t)khz : 0;
+	}
+	/* The CPUID the host's KVM supports, with the hypervisor bit set,
+	 * and room for the Hyper-V leaves (kvm_hv_cpuid()). */
 	int n = 128;
-	k->cpuid = calloc(1, sizeof(*k->cpuid) + n * sizeof(struct kvm_cpuid_entry2));
+	k->cpuid_cap = (unsigned)n + 32;
+	k->cpuid = calloc(1, sizeof(*k->cpuid) + k->cpuid_cap * sizeof(struct kvm_cpuid_entry2));
 	if (!k->cpuid) {
 		kvm_vm_destroy(vm);
 		return err_set(-ENOMEM, "out of memory");
@@ -227,6 +243,17 @@ static int kvm_vcpu_init(struct vcpu *vcpu)
 		kv->run = NULL;
 		kvm_vcpu_destroy(vcpu);
 		return err_set(-e, "kvm: cannot map the run structure: %s", strerror(e));
+	}
+	if (!k->msrs_routed)
+		kvm_route_msrs(vcpu->vm, k);
+	if (k->cpuid && vcpu->vm->hv_cpuid && !k->hv_cpuid_set) {
+		/* "Microsoft Hv" in place of KVM's leaves, set once for every
+		 * vCPU: the implementation limits (0x40000005, TLFS 2.4.6)
+		 * give vessel's limit of logical processors, since the VM's
+		 * vCPUs are still being made. */
+		k->hv_cpuid_set = true;
+		if (kvm_hv_cpuid(k->cpuid, k->cpuid_cap, vcpu->vm, MACHINE_MAX_CPUS, k->tsc_khz * 1000) < 0)
+			log_warn("kvm", "no room for the Hyper-V CPUID leaves");
 	}
 	if (k->cpuid) {
 		for (unsigned i = 0; i < k->cpuid->nent; i++) {
@@ -345,15 +372,20 @@ static int kvm_guest_tsc(struct kvm_vcpu_state *kv, uint64_t *tsc)
 	return 0;
 }
 
-/* KVM_EXIT_X86_RDMSR/WRMSR of a filtered MSR: the route to the LAPIC,
- * as system/msr.c takes it for the emu engine; a refusal (no LAPIC, a
- * reserved bit, x2APIC off) makes KVM inject #GP(0). */
-static void kvm_handle_apic_msr(struct vcpu *vcpu, struct kvm_vcpu_state *kv, struct kvm_run *run)
+/* KVM_EXIT_X86_RDMSR/WRMSR of a filtered MSR: a Hyper-V one to src/hv
+ * with the guest's TSC (the reference counter and the timers follow
+ * it), the others the route to the LAPIC, as system/msr.c takes them for
+ * the emu engine; a refusal (no LAPIC, a reserved bit, x2APIC off, a
+ * Hyper-V feature off) makes KVM inject #GP(0). */
+static void kvm_handle_msr(struct vcpu *vcpu, struct kvm_vcpu_state *kv, struct kvm_run *run)
 {
+	struct vm *vm = vcpu->vm;
 	bool write = run->exit_reason == KVM_EXIT_X86_WRMSR;
 	uint64_t val = write ? run->msr.data : 0, tsc;
 	int rc;
-	if (write && run->msr.index == MSR_IA32_TSC_DEADLINE)
+	if (vm->hv_msr && kvm_hv_msr_in(vm->hv_msr_ranges, vm->hv_n_msr_ranges, run->msr.index))
+		rc = kvm_guest_tsc(kv, &tsc) < 0 ? -EIO : vm->hv_msr(vcpu, run->msr.index, write, &val, tsc);
+	else if (write && run->msr.index == MSR_IA32_TSC_DEADLINE)
 		rc = kvm_guest_tsc(kv, &tsc) < 0 ? -EIO : vcpu_apic_set_tsc_deadline(vcpu, val, tsc);
 	else
 		rc = vcpu_apic_msr(vcpu, run->msr.index, write, &val);
@@ -428,12 +460,43 @@ static bool kvm_want_lookahead(struct kvm_vcpu_state *kv, const struct kvm_run *
 	return ++kv->la_skip[site] % KVM_LA_RETRY == 0;
 }
 
+static int kvm_complete_exit(struct kvm_vcpu_state *kv);
+
+/* The hypercall page's OUT (kvm_hv.h): the call goes to src/hv as the
+ * emu engine's VMCALL does, and its result to RAX.  The OUT is complete
+ * (RIP past it) only once KVM_RUN is entered again (api.rst
+ * "KVM_EXIT_IO"), so that is done first, without entering the guest. */
+static int kvm_handle_hypercall(struct vcpu *vcpu, struct kvm_vcpu_state *kv, struct vcpu_exit *exit)
+{
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	if (kvm_complete_exit(kv) != 1 || ioctl(kv->fd, KVM_GET_REGS, &regs) < 0 ||
+	    ioctl(kv->fd, KVM_GET_SREGS, &sregs) < 0) {
+		exit->reason = VCPU_EXIT_INTERNAL_ERROR;
+		snprintf(exit->error.message, sizeof(exit->error.message), "kvm: cannot complete a hypercall");
+		return 0;
+	}
+	struct vcpu_exit hc;
+	if (kvm_hv_hypercall_decode(&regs, sregs.ss.dpl, &hc))
+		vcpu_dispatch_exit(vcpu, &hc);
+	regs.rax = hc.hypercall.result;
+	host_call_note(HOST_CALL_IOCTL);
+	if (ioctl(kv->fd, KVM_SET_REGS, &regs) < 0) {
+		exit->reason = VCPU_EXIT_INTERNAL_ERROR;
+		snprintf(exit->error.message, sizeof(exit->error.message), "kvm: KVM_SET_REGS: %s", strerror(errno));
+		return 0;
+	}
+	return 1;
+}
+
 /* One exit of KVM_RUN: 1 to enter the guest again, 0 to return *exit. */
 static int kvm_handle_exit(struct vcpu *vcpu, struct kvm_vcpu_state *kv, struct vcpu_exit *exit)
 {
 	struct kvm_run *run = kv->run;
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
+		if (vcpu->vm->handle_hypercall && kvm_hv_is_hypercall(run))
+			return kvm_handle_hypercall(vcpu, kv, exit);
 		kvm_handle_io(vcpu, run);
 		kv->la_pending = kvm_want_lookahead(kv, run);
 		return 1;
@@ -443,7 +506,7 @@ static int kvm_handle_exit(struct vcpu *vcpu, struct kvm_vcpu_state *kv, struct 
 		return 1;
 	case KVM_EXIT_X86_RDMSR:
 	case KVM_EXIT_X86_WRMSR:
-		kvm_handle_apic_msr(vcpu, kv, run);
+		kvm_handle_msr(vcpu, kv, run);
 		return 1;
 	case KVM_EXIT_IRQ_WINDOW_OPEN:
 	case KVM_EXIT_INTR:
@@ -734,4 +797,7 @@ const struct accel_ops accel_kvm = {
 	.get_msrs = kvm_get_msrs,
 	.set_msrs = kvm_set_msrs,
 	.memory_changed = kvm_set_slot,
+	.hypercall_stub = kvm_hv_hypercall_stub,
+	.hypercall_stub_len = KVM_HV_HYPERCALL_STUB_LEN,
+	.guest_tsc_hz = kvm_guest_tsc_hz,
 };

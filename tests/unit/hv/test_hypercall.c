@@ -235,3 +235,65 @@ Test(hypercall, signal_event_reaches_vmbus_channels)
 	cr_assert_eq(info.signals, 1);
 	free_vm(t);
 }
+
+/* What a flush call asks its targets to drop (TLFS 4.5): the address
+ * space by its CR3 page, the pages of a list, every space with
+ * HV_FLUSH_ALL_VIRTUAL_ADDRESS_SPACES, and the whole space for a list
+ * too long to go page by page. */
+Test(hypercall, flush_ranges_follow_the_space_flags_and_list)
+{
+	struct vcpu_tlb_range r[HV_FLUSH_RANGES_MAX];
+	/* A space flush of Linux's mm: non-global only; PCID bits dropped. */
+	cr_assert_eq(hv_flush_ranges(0x1234005, 4, NULL, 0, r), 1);
+	cr_assert_eq(r[0].space, 0x1234000);
+	cr_assert_eq(r[0].count, 0);
+	cr_assert(r[0].non_global);
+	/* A list: one page, then 16 (15 more in the low bits). */
+	uint64_t gva[] = { 0x7000, 0x40000f };
+	cr_assert_eq(hv_flush_ranges(0x1000, 0, gva, 2, r), 2);
+	cr_assert_eq(r[0].page, 0x7000);
+	cr_assert_eq(r[0].count, 1);
+	cr_assert_eq(r[1].page, 0x400000);
+	cr_assert_eq(r[1].count, 16);
+	cr_assert(!r[1].non_global);
+	cr_assert_eq(r[1].space, 0x1000);
+	/* Every address space. */
+	cr_assert_eq(hv_flush_ranges(0x1000, 2, gva, 1, r), 1);
+	cr_assert_eq(r[0].space, VCPU_TLB_ALL_SPACES);
+	cr_assert_eq(r[0].count, 1);
+	/* Too many pages, or too many ranges: the whole space. */
+	uint64_t big[] = { 0x400fff };
+	cr_assert_eq(hv_flush_ranges(0x1000, 0, big, 1, r), 1);
+	cr_assert_eq(r[0].count, 0);
+	cr_assert_eq(r[0].space, 0x1000);
+	uint64_t many[HV_FLUSH_RANGES_MAX + 1] = { 0 };
+	cr_assert_eq(hv_flush_ranges(0x1000, 0, many, HV_FLUSH_RANGES_MAX + 1, r), 1);
+	cr_assert_eq(r[0].count, 0);
+}
+
+/* The list's pages reach the target's queue (from the rep start), and a
+ * queue that overflows asks for everything. */
+Test(hypercall, flush_list_queues_its_pages_at_the_target)
+{
+	struct tvm *t = new_vm(2, NULL);
+	uint64_t in[] = { 0x5000, 0, 1u << 1, 0x7000, 0x9003 };
+	put(t, in, 5);
+	cr_assert_eq(call(t, 0, 0x03 | REPS(2) | (1ull << 48), IN_GPA, 0), REPS(2));
+	struct vcpu_tlb_queue *q = &t->cpu[1].tlb_queue;
+	cr_assert(!q->all);
+	cr_assert_eq(q->n, 1, "rep 0 was done before");
+	cr_assert_eq(q->r[0].page, 0x9000);
+	cr_assert_eq(q->r[0].count, 4);
+	cr_assert_eq(q->r[0].space, 0x5000);
+	/* No rep left: nothing asked. */
+	cr_assert_eq(call(t, 0, 0x03 | REPS(2) | (2ull << 48), IN_GPA, 0), REPS(2));
+	cr_assert_eq(q->n, 1);
+	cr_assert_eq(atomic_load(&t->cpu[1].tlb_flush_req), 1);
+	for (unsigned i = 0; i < VCPU_TLB_QUEUE; i++)
+		cr_assert_eq(call(t, 0, 0x03 | REPS(2), IN_GPA, 0), REPS(2));
+	cr_assert(q->all, "overflowed");
+	vcpu_tlb_flush_service(&t->cpu[1]);
+	cr_assert(!q->all && q->n == 0);
+	cr_assert_eq(atomic_load(&t->cpu[1].tlb_flush_done), VCPU_TLB_QUEUE + 1);
+	free_vm(t);
+}

@@ -207,6 +207,23 @@ Test(hv, guest_os_id_and_hypercall_page)
 	hvt_free(t);
 }
 
+/* An engine that traps hypercalls another way gives its own page code
+ * (accel_ops.hypercall_stub: the KVM engine's port I/O trap). */
+Test(hv, hypercall_page_holds_the_engines_stub)
+{
+	struct hvt *t = hvt_new(NULL);
+	static const uint8_t out_stub[] = { 0xb8, 1, 2, 3, 4, 0xe7, 0x5e, 0xc3 };
+	struct accel_ops ops = { .name = "trap", .hypercall_stub = out_stub, .hypercall_stub_len = sizeof(out_stub) };
+	t->vm.accel = &ops;
+	cr_assert_eq(wr(t, 0, HV_MSR_GUEST_OS_ID, 1), 0);
+	cr_assert_eq(wr(t, 0, HV_MSR_HYPERCALL, 0x123000 | 1), 0);
+	uint8_t code[sizeof(out_stub)];
+	cr_assert_eq(gmem_read(&t->vm.mem, 0x123000, code, sizeof(code)), 0);
+	cr_assert_eq(memcmp(code, out_stub, sizeof(code)), 0);
+	t->vm.accel = NULL;
+	hvt_free(t);
+}
+
 Test(hv, zero_guest_os_id_disables_hypercalls)
 {
 	struct hvt *t = hvt_new(NULL);

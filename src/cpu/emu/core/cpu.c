@@ -452,9 +452,12 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 	}
 }
 
-static void emu_vcpu_tlb_flush(struct vcpu *vcpu)
+static void emu_vcpu_tlb_flush(struct vcpu *vcpu, const struct vcpu_tlb_range *r, unsigned n)
 {
-	emu_tlb_flush(vcpu->accel, true);
+	if (r)
+		mmu_flush_ranges(vcpu->accel, r, n);
+	else
+		emu_tlb_flush(vcpu->accel, true);
 }
 
 static void emu_vcpu_kick(struct vcpu *vcpu)

@@ -260,6 +260,40 @@ void mmu_invpcid(struct emu_cpu *cpu, unsigned type, uint64_t pcid, uint64_t lin
 	}
 }
 
+/* Whether the address-space slot key (asid_key()) is the address space
+ * of CR3 page `space`.  Bit 12 is ignored: Linux with page-table
+ * isolation runs user mode on the pgd page after the kernel's (its
+ * "user" CR3), and a flush names the kernel's; dropping the neighbour's
+ * translations too is allowed. */
+static bool slot_is_space(uint64_t key, uint64_t space)
+{
+	uint64_t m = 0x000ffffffffff000ull & ~0x1000ull;
+	return key != ~0ull && (key & m) == (space & m);
+}
+
+void mmu_flush_ranges(struct emu_cpu *cpu, const struct vcpu_tlb_range *r, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++, r++) {
+		if (r->count) {
+			/* Pages: INVLPG drops them from every address space and
+			 * the global table, more than one space's but at the
+			 * cost of a few tag compares each. */
+			for (uint32_t k = 0; k < r->count; k++)
+				mmu_invlpg(cpu, r->page + (uint64_t)k * 4096);
+			continue;
+		}
+		if (!r->non_global || r->space == VCPU_TLB_ALL_SPACES) {
+			/* Global translations have copies in every address
+			 * space's entries: dropping them means every entry. */
+			emu_tlb_flush(cpu, !r->non_global);
+			continue;
+		}
+		for (unsigned s = 0; s < EMU_ASID_SLOTS; s++)
+			if (slot_is_space(cpu->asids[s].key, r->space))
+				slot_flush(cpu, s);
+	}
+}
+
 bool mmu_canonical(const struct emu_cpu *cpu, uint64_t lin)
 {
 	unsigned bits = (cpu->cr4 & X86_CR4_LA57) ? 57 : 48;

@@ -26,6 +26,8 @@ void mmu_write_lin(struct emu_cpu *cpu, uint64_t lin, unsigned size, uint64_t va
 void mmu_set_cr3(struct emu_cpu *cpu, uint64_t cr3, bool noflush);
 void mmu_invlpg(struct emu_cpu *cpu, uint64_t lin);
 void mmu_invpcid(struct emu_cpu *cpu, unsigned type, uint64_t pcid, uint64_t lin);
+/* Drops the n ranges r of a remote flush (machine.h struct vcpu_tlb_range). */
+void mmu_flush_ranges(struct emu_cpu *cpu, const struct vcpu_tlb_range *r, unsigned n);
 void mmu_reset(struct emu_cpu *cpu);
 bool mmu_canonical(const struct emu_cpu *cpu, uint64_t lin);
 

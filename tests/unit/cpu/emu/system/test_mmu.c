@@ -4,6 +4,7 @@
 
 #include "cpu/emu/system/sys.h"
 #include "harness.h"
+#include "machine/machine.h"
 
 #include <stdatomic.h>
 
@@ -610,4 +611,83 @@ Test(emu_mmu, past_the_tracking_limit_spaces_are_purged_until_a_full_flush)
 	mode_write_cr3(cpu, PML4);
 	cr_assert_eq(cpu->as_kept, kept + 2);
 	cr_assert_eq(cpu->as_purged, purged);
+}
+
+/* A remote flush of a page list (Hyper-V HvCallFlushVirtualAddressList,
+ * machine.h struct vcpu_tlb_range) drops those pages only: the host
+ * moves two mappings behind the guest's back, and only the flushed one
+ * is seen. */
+Test(emu_mmu, remote_flush_of_a_page_leaves_the_other_pages)
+{
+	struct emu_cpu *cpu = fx.cpu;
+	long_mode(0);
+	map(4, 0x200000, P | RW | A | D);
+	map(5, 0x201000, P | RW | A | D);
+	fx_w64(&fx, 0x200000, 1);
+	fx_w64(&fx, 0x201000, 2);
+	fx_w64(&fx, 0x202000, 3);
+	uint64_t v;
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(4), 8, &v), -1);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(5), 8, &v), -1);
+	map(4, 0x202000, P | RW | A | D);
+	map(5, 0x202000, P | RW | A | D);
+	struct vcpu_tlb_range r = { .space = PML4, .page = lin(4), .count = 1 };
+	mmu_flush_ranges(cpu, &r, 1);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(4), 8, &v), -1);
+	cr_assert_eq(v, 3, "the page flushed walks again");
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(5), 8, &v), -1);
+	cr_assert_eq(v, 2, "the other page kept its translation");
+	/* A range of two pages from lin(4). */
+	r.count = 2;
+	mmu_flush_ranges(cpu, &r, 1);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(5), 8, &v), -1);
+	cr_assert_eq(v, 3);
+}
+
+/* A remote flush of one address space's non-global translations (what
+ * Linux asks for an mm) leaves another address space's; with global
+ * ones included, or of every space, nothing survives. */
+Test(emu_mmu, remote_flush_of_one_address_space_leaves_another)
+{
+	struct emu_cpu *cpu = fx.cpu;
+	long_mode(X86_CR4_PGE);
+	second_space();
+	map(6, 0x200000, P | RW);
+	fx_w64(&fx, 0x200000, 0xa);
+	fx_w64(&fx, 0x201000, 0xb);
+	fx_w64(&fx, 0x202000, 0xc);
+	uint64_t v;
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);
+	mode_write_cr3(cpu, PML4B);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);
+	cr_assert_eq(v, 0xb);
+	/* Both spaces' mappings move host-side; B is current. */
+	map(6, 0x202000, P | RW);
+	fx_w64(&fx, PTB + 6 * 8, 0x202000 | P | RW);
+	struct vcpu_tlb_range r = { .space = PML4, .non_global = true };
+	mmu_flush_ranges(cpu, &r, 1);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);
+	cr_assert_eq(v, 0xb, "B kept its translation");
+	mode_write_cr3(cpu, PML4);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);
+	cr_assert_eq(v, 0xc, "A's was dropped");
+	/* Global translations included: B's goes too. */
+	r.non_global = false;
+	mmu_flush_ranges(cpu, &r, 1);
+	mode_write_cr3(cpu, PML4B);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);
+	cr_assert_eq(v, 0xc);
+	/* A PCID address space is named by its CR3 page alone. */
+	mode_write_cr4(cpu, cpu->cr4 | X86_CR4_PCIDE);
+	mode_write_cr3(cpu, PML4 | 5);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);
+	map(6, 0x200000, P | RW);
+	mode_write_cr3(cpu, PML4B | 6);
+	mode_write_cr3(cpu, (PML4 | 5) | (1ull << 63));
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);
+	cr_assert_eq(v, 0xc, "kept across the no-flush switch");
+	r = (struct vcpu_tlb_range){ .space = PML4, .non_global = true };
+	mmu_flush_ranges(cpu, &r, 1);
+	cr_assert_eq(fx_read(&fx, SEG_DS, lin(6), 8, &v), -1);
+	cr_assert_eq(v, 0xa, "the PCID's translations were dropped");
 }
