@@ -622,6 +622,11 @@ int acpi_build_dsdt(const struct acpi_platform_info *info, uint8_t **out, size_t
 		aml_device_begin(&a, name);
 		aml_name_string_value(&a, "_HID", "ACPI0007");
 		aml_name_integer(&a, "_UID", i);
+		/* Its proximity domain (6.2.14): Linux places a CPU hot-added
+		 * at run time in the node of its _PXM (acpi_map_cpu2node), as
+		 * it reads a boot CPU's from the SRAT; both agree. */
+		if (info->cpu_node)
+			aml_name_integer(&a, "_PXM", info->cpu_node[i]);
 		if (info->cpuhp_port && i > 0 && i < 64)
 			dsdt_cpu_hotplug_methods(&a, i);
 		aml_end(&a);
