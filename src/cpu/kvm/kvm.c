@@ -9,6 +9,7 @@
  * instructions that follow in the emu engine (docs/compounding.md). */
 #include "machine/accel.h"
 #include "cpu/engines.h"
+#include "cpu/kvm/kvm_cpuid.h"
 #include "cpu/lookahead.h"
 #include "machine/compound.h"
 #include "util/error.h"
@@ -177,7 +178,8 @@ static int kvm_vm_init(struct vm *vm)
 		}
 	}
 	kvm_route_apic_msrs(k);
-	/* The CPUID the host's KVM supports, with the hypervisor bit set. */
+	/* The CPUID the host's KVM supports; each vCPU gets its own
+	 * version of it (kvm_cpuid.h). */
 	int n = 128;
 	k->cpuid = calloc(1, sizeof(*k->cpuid) + n * sizeof(struct kvm_cpuid_entry2));
 	if (!k->cpuid) {
@@ -229,26 +231,13 @@ static int kvm_vcpu_init(struct vcpu *vcpu)
 		return err_set(-e, "kvm: cannot map the run structure: %s", strerror(e));
 	}
 	if (k->cpuid) {
-		for (unsigned i = 0; i < k->cpuid->nent; i++) {
-			struct kvm_cpuid_entry2 *e = &k->cpuid->entries[i];
-			if (e->function == 1) {
-				e->ecx |= 1u << 31;  /* hypervisor present (SDM vol. 2A, CPUID leaf 1 ECX) */
-				/* vessel's own LAPIC serves this engine through MMIO
-				 * and, with the MSR filter, its MSRs; x2APIC and TSC
-				 * deadline stay unadvertised here: KVM's guest TSC runs
-				 * at the host's rate, not the LAPIC's, and neither has
-				 * run on a KVM host yet. */
-				e->ecx &= ~((1u << 21) | (1u << 24));
-				e->ebx = (e->ebx & 0x00ffffff) | (vcpu->id << 24); /* initial APIC id */
-			}
-			/* --cpu: the flags the model removes (machine/cpu_model.h);
-			 * KVM then faults their MSRs and, where the hardware can
-			 * trap them, their instructions. */
-			uint32_t r[4] = { e->eax, e->ebx, e->ecx, e->edx };
-			cpu_model_filter(&vcpu->vm->cpu_model, e->function, e->index, r);
-			e->eax = r[0]; e->ebx = r[1]; e->ecx = r[2]; e->edx = r[3];
+		struct kvm_cpuid2 *t = kvm_cpuid_for_vcpu(k->cpuid, vcpu->vm, vcpu->id);
+		if (!t) {
+			kvm_vcpu_destroy(vcpu);
+			return err_set(-ENOMEM, "out of memory");
 		}
-		ioctl(kv->fd, KVM_SET_CPUID2, k->cpuid);
+		ioctl(kv->fd, KVM_SET_CPUID2, t);
+		free(t);
 	}
 	if (vcpu->vm->compound & COMPOUND_LOOKAHEAD) {
 		kv->la = lookahead_new(vcpu);
