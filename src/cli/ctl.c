@@ -268,7 +268,10 @@ static void print_result(const char *cmd, json_t *result)
 	} else if (!strcmp(cmd, "numa-status")) {
 		print_numa_status(result);
 	} else if (!strcmp(cmd, "cpu-add")) {
-		printf("added cpu%lld\n", (long long)json_integer_value(json_object_get(result, "cpu")));
+		printf("added cpu%lld", (long long)json_integer_value(json_object_get(result, "cpu")));
+		if (json_object_get(result, "node"))
+			printf(" to node %lld", (long long)json_integer_value(json_object_get(result, "node")));
+		printf("\n");
 	} else if (!strcmp(cmd, "cpu-remove")) {
 		printf("asked the guest to release cpu%lld\n", (long long)json_integer_value(json_object_get(result, "cpu")));
 	} else if (!strcmp(cmd, "numa-move")) {

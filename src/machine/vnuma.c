@@ -240,8 +240,8 @@ int vnuma_config_finish(struct numa_config *c, unsigned shorthand, unsigned cpus
 			return err_set(-EINVAL, "numa node %u: cpus: a node needs at least one vCPU", i);
 		for (unsigned k = n->first_cpu; k < n->first_cpu + n->n_cpus; k++) {
 			if (k >= cpus)
-				return err_set(-EINVAL, "numa node %u: cpus: vCPU %u does not exist (the machine has %u: "
-					       "0-%u)", i, k, cpus, cpus - 1);
+				return err_set(-EINVAL, "numa node %u: cpus: vCPU %u does not exist (the machine has %u, "
+					       "--max-cpus included: 0-%u)", i, k, cpus, cpus - 1);
 			if (owner[k] >= 0)
 				return err_set(-EINVAL, "numa node %u: cpus: vCPU %u is already in node %d", i, k, owner[k]);
 			owner[k] = (int)i;

@@ -57,8 +57,10 @@ const char *vnuma_policy_name(enum numa_policy p);
 /* "A" or "A-B" -> [lo, hi]. */
 int vnuma_parse_range(const char *s, unsigned *lo, unsigned *hi);
 
-/* Completes and checks c for a machine of cpus vCPUs and mem_bytes of
- * RAM: shorthand nodes > 0 with no node given splits both evenly; every
+/* Completes and checks c for a machine of cpus vCPUs (its possible
+ * ones: those `cpu add` plugs in later have their nodes from boot) and
+ * mem_bytes of RAM: shorthand nodes > 0 with no node given splits both
+ * evenly, vCPUs in contiguous blocks of the possible ones; every
  * vCPU in exactly one node, node memory summing to mem_bytes, distances
  * symmetric, 10 local and 11..254 remote.  0 or -EINVAL naming the field. */
 int vnuma_config_finish(struct numa_config *c, unsigned shorthand, unsigned cpus, uint64_t mem_bytes);

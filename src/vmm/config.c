@@ -79,13 +79,12 @@ int vm_config_validate(const struct vm_config *cfg)
 	if (cfg->max_cpus && (cfg->max_cpus < cfg->cpus || cfg->max_cpus > VM_MAX_CPUS))
 		return err_set(-EINVAL, "max_cpus: %u is out of range (expected %u, the CPUs at power-on, to %d)",
 			       cfg->max_cpus, cfg->cpus, VM_MAX_CPUS);
-	if (cfg->max_cpus > cfg->cpus && (cfg->numa_nodes || cfg->numa.n_nodes))
-		return err_set(-EINVAL, "max_cpus: CPU hot-add in a VM with NUMA nodes is not supported yet");
 	if (cfg->code_cache_bytes && (cfg->code_cache_bytes < (1ULL << 20) || cfg->code_cache_bytes > (16ULL << 30)))
 		return err_set(-EINVAL, "code_cache: %llu bytes is out of range (expected 1 MiB to 16 GiB)",
 			       (unsigned long long)cfg->code_cache_bytes);
-	if (cfg->numa_nodes > cfg->cpus)
-		return err_set(-EINVAL, "numa_nodes: %u is more than the %u CPUs", cfg->numa_nodes, cfg->cpus);
+	if (cfg->numa_nodes > vm_config_possible_cpus(cfg))
+		return err_set(-EINVAL, "numa_nodes: %u is more than the %u CPUs", cfg->numa_nodes,
+			       vm_config_possible_cpus(cfg));
 	struct numa_config numa;
 	int rc = vm_config_numa(cfg, &numa);
 	if (rc < 0)
@@ -132,10 +131,17 @@ int vm_config_validate(const struct vm_config *cfg)
 	return 0;
 }
 
+unsigned vm_config_possible_cpus(const struct vm_config *cfg)
+{
+	return cfg->max_cpus > cfg->cpus ? cfg->max_cpus : cfg->cpus;
+}
+
 int vm_config_numa(const struct vm_config *cfg, struct numa_config *out)
 {
 	*out = cfg->numa;
-	int rc = vnuma_config_finish(out, cfg->numa_nodes, cfg->cpus, cfg->mem_bytes);
+	/* Every possible CPU is in a node, those `cpu add` plugs in later
+	 * too: the SRAT gives their nodes from boot (docs/numa.md). */
+	int rc = vnuma_config_finish(out, cfg->numa_nodes, vm_config_possible_cpus(cfg), cfg->mem_bytes);
 	if (rc == 0 && out->n_nodes) {
 		struct host_numa host;
 		rc = host_numa_read(&host, NULL);

@@ -145,6 +145,8 @@ int vm_config_validate(const struct vm_config *cfg);
 /* The virtual NUMA topology of cfg completed (shorthand expanded, default
  * distances) and bound to host nodes; 0 or -errno with err_set(). */
 int vm_config_numa(const struct vm_config *cfg, struct numa_config *out);
+/* The possible CPUs: max_cpus, or cpus without CPU hot-add. */
+unsigned vm_config_possible_cpus(const struct vm_config *cfg);
 void vm_config_free(struct vm_config *cfg);
 
 #endif

@@ -169,7 +169,15 @@ def test_max_cpus_bad_input(vessel_bin, counter):
     for args, needle in [(["--cpus", "2", "--max-cpus", "1"], "max_cpus: 1 is out of range (expected 2"),
                          (["--max-cpus", "65"], "max_cpus: 65 is out of range"),
                          (["--max-cpus", "x"], "--max-cpus: 'x' is not a number of CPUs"),
-                         (["--max-cpus", "4", "--numa-nodes", "1"], "CPU hot-add in a VM with NUMA nodes")]:
+                         # With NUMA nodes every possible CPU needs its node
+                         # (docs/numa.md "CPU hot-add").
+                         (["--memory", "64M", "--cpus", "2", "--max-cpus", "4", "--numa", "node,mem=32M,cpus=0-1",
+                           "--numa", "node,mem=32M,cpus=2"], "numa: cpus: vCPU 3 is in no node (every vCPU 0-3"),
+                         (["--memory", "64M", "--cpus", "2", "--max-cpus", "4", "--numa", "node,mem=32M,cpus=0-1",
+                           "--numa", "node,mem=32M,cpus=2-4"],
+                          "vCPU 4 does not exist (the machine has 4, --max-cpus included: 0-3)"),
+                         (["--cpus", "2", "--max-cpus", "4", "--numa-nodes", "5"],
+                          "numa_nodes: 5 is more than the 4 CPUs")]:
         r = run_vessel(vessel_bin, "run", "--kernel", str(counter), *args, stdin=subprocess.DEVNULL)
         assert r.returncode == 2 and needle in r.stderr, (args, r.returncode, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
@@ -477,7 +485,7 @@ def plug_cpu1(g):
     does (the default guest has no udev rule that would)."""
     r = g.ctl("cpu", "add")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "added cpu1"
+    assert r.stdout.strip() == "added cpu1 to node 1"
     assert g.wait_for("[ -e /sys/devices/system/cpu/cpu1/online ]") == "YES", g.sh("dmesg | tail -n 30")
     g.sh("echo 1 > /sys/devices/system/cpu/cpu1/online")
     assert g.wait_for('[ "$(cat /sys/devices/system/cpu/online)" = 0-1 ]') == "YES", g.sh("dmesg | tail -n 30")
@@ -487,15 +495,38 @@ def test_linux_guest_onlines_a_hot_added_cpu_and_a_snapshot_keeps_it(vessel_bin,
     """--cpus 1 --max-cpus 2: the guest sees one possible CPU more; `cpu
     add` plugs it in, Linux's ACPI processor driver registers it on the
     GPE's Notify, the guest onlines it (INIT/SIPI to the vCPU that waited)
-    and runs on it; a snapshot restores with it online."""
+    and runs on it; a snapshot restores with it online.
+
+    With two virtual NUMA nodes, the possible CPU 1 alone in node 1
+    (docs/numa.md "CPU hot-add"): the SRAT and its _PXM put it there, so
+    the guest shows it in node 1's cpulist once online, and its vCPU
+    thread runs on node 1's host CPUs."""
     snap = tmp_path / "vm.snap"
-    g = Guest(vessel_bin, tmp_path, more=["--cpus", "1", "--max-cpus", "2"])
+    g = Guest(vessel_bin, tmp_path, more=["--cpus", "1", "--max-cpus", "2", "--numa", "node,mem=256M,cpus=0",
+                                          "--numa", "node,mem=256M,cpus=1,host-node=0", "--numa-policy", "bind"])
     try:
         assert g.out("cat /sys/devices/system/cpu/possible") == "0-1"
         assert g.out("cat /sys/devices/system/cpu/present") == "0"
+        assert g.out("echo CPUS1=$(cat /sys/devices/system/node/node1/cpulist)") == "CPUS1="
         ev = events(vessel_bin, g.sock)
         plug_cpu1(g)
         assert g.out("cat /sys/devices/system/cpu/present") == "0-1"
+        assert g.out("cat /sys/devices/system/node/node1/cpulist") == "1"
+        assert g.out("cat /sys/devices/system/node/node0/cpulist") == "0"
+        # No complaint about the tables or the topology (as test_numa).
+        assert g.out("dmesg | grep -iE 'srat|pxm|numa|topology|BUG|WARNING' | grep -cE "
+                     "'BUG|WARNING|borken|not on the same node|[Ii]nvalid|[Ii]gnor|disabl' || true") == "0", \
+            g.sh("dmesg | grep -iE 'srat|pxm|numa|topology|BUG|WARNING'")
+        # On the host: cpu1's thread runs on the CPUs of node 1's host node.
+        r = g.ctl("--json", "numa", "status")
+        assert r.returncode == 0, r.stderr
+        node1 = json.loads(r.stdout)["result"]["nodes"][1]
+        assert node1["host_nodes"] == [0], node1
+        tid = next(v["tid"] for v in node1["vcpus"] if v["id"] == 1)
+        allowed = next(line.split()[1] for line in open(f"/proc/{g.child.pid}/task/{tid}/status")
+                       if line.startswith("Cpus_allowed_list:"))
+        with open("/sys/devices/system/node/node0/cpulist") as f:
+            assert allowed == f.read().strip(), allowed
         # Work runs on the new CPU.
         assert g.out("taskset -c 1 sh -c 'grep -c . /proc/self/stat >/dev/null; echo RAN'") == "RAN"
         r = g.ctl("cpu", "add")
@@ -513,9 +544,9 @@ def test_linux_guest_onlines_a_hot_added_cpu_and_a_snapshot_keeps_it(vessel_bin,
         time.sleep(0.5)
         ev.terminate()
         out, _ = ev.communicate(timeout=30)
-        cpu_evs = [(e["event"], e["cpu"]) for e in map(json.loads, filter(None, out.splitlines()))
+        cpu_evs = [(e["event"], e["cpu"], e.get("node")) for e in map(json.loads, filter(None, out.splitlines()))
                    if e.get("event", "").startswith("cpu-")]
-        assert cpu_evs == [("cpu-added", 1), ("cpu-removed", 1), ("cpu-added", 1)], out
+        assert cpu_evs == [("cpu-added", 1, 1), ("cpu-removed", 1, None), ("cpu-added", 1, 1)], out
         r = g.ctl("save", str(snap))
         assert r.returncode == 0, r.stderr
     finally:
@@ -526,5 +557,6 @@ def test_linux_guest_onlines_a_hot_added_cpu_and_a_snapshot_keeps_it(vessel_bin,
         h.child.expect(PROMPT)
         assert h.out("cat /sys/devices/system/cpu/online") == "0-1"
         assert h.out("taskset -c 1 echo STILL") == "STILL"
+        assert h.out("cat /sys/devices/system/node/node1/cpulist") == "1"
     finally:
         h.close()

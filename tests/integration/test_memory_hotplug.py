@@ -7,11 +7,13 @@ it back once the guest released it.  One boot (and a reboot) for all."""
 import json
 import re
 import subprocess
+import time
 
 import pexpect
 
 from conftest import run_vessel
 from guests import linux_args
+from test_hotplug import events
 
 BOOT_TIMEOUT = 900   # seconds; generous for a loaded 2-core machine
 
@@ -79,6 +81,7 @@ def test_memory_add_grows_the_guest(vessel_bin, tmp_path):
             r = subprocess.run(ctl + cmd, capture_output=True, text=True, timeout=60)
             assert r.returncode == code and message in r.stderr, (cmd, r.stderr)
 
+        ev = events(vessel_bin, sock)
         r = subprocess.run(ctl + ["memory", "add", "256M", "--node", "1"], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
         m = re.search(r"added 256 MiB at (0x[0-9a-f]+) to node 1", r.stdout)
@@ -118,6 +121,15 @@ def test_memory_add_grows_the_guest(vessel_bin, tmp_path):
         assert r.returncode == 0, r.stderr
         assert f"removed 256 MiB at {m.group(1)} from node 1" in r.stdout, r.stdout
         free3, node1_3 = totals(child)
+        # Events with where and how much (docs/api.md "Events"): one piece
+        # arrived, the same piece left.
+        time.sleep(0.5)
+        ev.terminate()
+        out, _ = ev.communicate(timeout=30)
+        mem_evs = [e for e in map(json.loads, filter(None, out.splitlines())) if e.get("event", "").startswith("memory-")]
+        piece = {"gpa": int(m.group(1), 16), "size": 256 << 20, "node": 1}
+        assert [(e["event"], {k: e[k] for k in piece}) for e in mem_evs] == \
+            [("memory-added", piece), ("memory-removed", piece)], out
         assert free2 - free3 >= 250 and node1_2 - node1_3 >= 250 * 1024, (free2, free3, node1_2, node1_3)
         status = subprocess.run(ctl + ["--json", "status"], capture_output=True, text=True, timeout=60)
         assert json.loads(status.stdout)["result"]["memory_hotplug"]["added"] == [], status.stdout
