@@ -94,11 +94,14 @@ int vnuma_bind_memory(const struct numa_config *c, const struct guest_memory *me
 int vnuma_pin_thread(const struct numa_config *c, unsigned cpu, pthread_t thread);
 
 /* --memory-backend hugetlb (docs/numa.md "Huge pages"): whether the host
- * has the 2 MiB pages each node needs where its policy puts them (bind:
- * on its host nodes; else anywhere), or, without nodes, mem_bytes' worth
- * anywhere.  -ENOMEM naming the node and the host nodes; 0 on a host
- * whose topology is unknown (the mapping then says). */
-int vnuma_check_hugepages(const struct numa_config *c, const struct host_numa *h, uint64_t mem_bytes);
+ * has the pages of page bytes (GMEM_HUGE_PAGE or GMEM_HUGE_PAGE_1G) each
+ * node needs where its policy puts them (bind: on its host nodes; else
+ * anywhere), or, without nodes, mem_bytes' worth anywhere.  -ENOMEM
+ * naming the node and the host nodes; 0 on a host whose topology is
+ * unknown (the mapping then says).  First, whatever the host: -EINVAL
+ * when a node's RAM does not start on a page of its RAM region's host
+ * mapping (mbind() cannot split a huge page between nodes). */
+int vnuma_check_hugepages(const struct numa_config *c, const struct host_numa *h, uint64_t mem_bytes, uint64_t page);
 
 /* --numa-follow (docs/numa.md "Following the host's CPU set"): the CPUs
  * each node's vCPU threads may use once the process may use only the

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void vm_config_defaults(struct vm_config *cfg)
 {
@@ -89,13 +90,26 @@ int vm_config_validate(const struct vm_config *cfg)
 	int rc = vm_config_numa(cfg, &numa);
 	if (rc < 0)
 		return rc;
+	uint64_t page = cfg->memory_page ? cfg->memory_page : GMEM_HUGE_PAGE;
+	if (page != GMEM_HUGE_PAGE && page != GMEM_HUGE_PAGE_1G)
+		return err_set(-EINVAL, "memory_page_size: %llu KiB is not a huge page size (expected 2M or 1G)",
+			       (unsigned long long)(page >> 10));
+	if (page != GMEM_HUGE_PAGE && cfg->memory_backend != GMEM_BACKEND_HUGETLB)
+		return err_set(-EINVAL, "memory_page_size: 1 GiB pages are hugetlb pages (add --memory-backend hugetlb)");
 	if (cfg->memory_backend == GMEM_BACKEND_HUGETLB) {
-		if (cfg->mem_bytes % GMEM_HUGE_PAGE)
-			return err_set(-EINVAL, "memory_backend: hugetlb needs memory in whole 2 MiB pages, not %llu KiB",
-				       (unsigned long long)(cfg->mem_bytes >> 10));
+		if (cfg->mem_bytes % page)
+			return err_set(-EINVAL, "memory_backend: hugetlb needs memory in whole %s pages, not %llu KiB",
+				       gmem_page_name(page), (unsigned long long)(cfg->mem_bytes >> 10));
+		/* A host whose CPU or kernel has no 1 GiB pages has no pool
+		 * for them (Documentation/admin-guide/mm/hugetlbpage.rst). */
+		if (page == GMEM_HUGE_PAGE_1G && !cfg->restore && access(GMEM_HUGE_SYSFS "/hugepages-1048576kB", F_OK))
+			return err_set(-EINVAL, "memory_page_size: this host has no 1 GiB huge pages (no %s/hugepages-"
+						"1048576kB: its CPU lacks pdpe1gb or its kernel hugetlb support)",
+				       GMEM_HUGE_SYSFS);
 		struct host_numa host;
-		if (!cfg->restore && host_numa_read(&host, NULL) == 0 &&
-		    (rc = vnuma_check_hugepages(&numa, &host, cfg->mem_bytes)) < 0)
+		if (cfg->restore || host_numa_read(&host, NULL) < 0)
+			memset(&host, 0, sizeof(host));   /* the nodes' pages only: the mapping says the rest */
+		if ((rc = vnuma_check_hugepages(&numa, &host, cfg->mem_bytes, page)) < 0)
 			return err_set(-EINVAL, "%s", err_msg());
 	}
 	unsigned nodes = numa.n_nodes ? numa.n_nodes : 1;

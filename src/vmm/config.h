@@ -93,6 +93,7 @@ struct vm_config {
 	 * "Memory"), split between the NUMA nodes; 0: none. */
 	uint64_t mem_hotplug;
 	enum gmem_backend memory_backend;   /* --memory-backend (docs/numa.md "Huge pages") */
+	uint64_t memory_page;  /* --memory-page-size: hugetlb page bytes, 2 MiB or 1 GiB; 0: 2 MiB */
 	/* Memory hot-added before a snapshot, added again at its restore. */
 	unsigned n_mem_added;
 	struct memhp_piece mem_added[GMEM_MAX_REGIONS];

@@ -269,7 +269,7 @@ static int vm_create(struct vm_session *sess, const struct vm_config *cfg, const
 	bus_init(&vm->pio, "pio");
 	bus_init(&vm->mmio, "mmio");
 	vm->numa = *numa;
-	int rc = gmem_init_backend(&vm->mem, cfg->mem_bytes, cfg->mem_hotplug, cfg->memory_backend);
+	int rc = gmem_init_pages(&vm->mem, cfg->mem_bytes, cfg->mem_hotplug, cfg->memory_backend, cfg->memory_page);
 	/* Before anything touches guest RAM: each page lands where its node's
 	 * policy says. */
 	if (rc == 0)
