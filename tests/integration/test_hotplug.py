@@ -492,22 +492,35 @@ def plug_cpu1(g):
 
 
 def test_linux_guest_onlines_a_hot_added_cpu_and_a_snapshot_keeps_it(vessel_bin, tmp_path):
-    """--cpus 1 --max-cpus 2: the guest sees one possible CPU more; `cpu
-    add` plugs it in, Linux's ACPI processor driver registers it on the
+    """--cpus 1 --max-cpus 4: the guest sees three possible CPUs more; `cpu
+    add` plugs in CPU 1, Linux's ACPI processor driver registers it on the
     GPE's Notify, the guest onlines it (INIT/SIPI to the vCPU that waited)
     and runs on it; a snapshot restores with it online.
 
-    With two virtual NUMA nodes, the possible CPU 1 alone in node 1
-    (docs/numa.md "CPU hot-add"): the SRAT and its _PXM put it there, so
-    the guest shows it in node 1's cpulist once online, and its vCPU
-    thread runs on node 1's host CPUs."""
+    With four virtual NUMA nodes of 128 MiB, one possible CPU each, only
+    CPU 0 plugged in at boot (docs/numa.md "CPU hot-add"): the guest sees
+    the four nodes, their sizes and SLIT distances, and CPUs 1-3 in no
+    node's cpulist yet; the SRAT and _PXM put CPU 1 in node 1, where the
+    guest shows it once online, and its vCPU thread runs on node 1's host
+    CPUs; CPUs 2 and 3 go to nodes 2 and 3."""
     snap = tmp_path / "vm.snap"
-    g = Guest(vessel_bin, tmp_path, more=["--cpus", "1", "--max-cpus", "2", "--numa", "node,mem=256M,cpus=0",
-                                          "--numa", "node,mem=256M,cpus=1,host-node=0", "--numa-policy", "bind"])
+    nodes = []
+    for n in range(4):
+        nodes += ["--numa", f"node,mem=128M,cpus={n}" + (",host-node=0" if n == 1 else "")]
+    g = Guest(vessel_bin, tmp_path, more=["--cpus", "1", "--max-cpus", "4", *nodes, "--numa-distance", "0,3,30",
+                                          "--numa-policy", "bind"])
     try:
-        assert g.out("cat /sys/devices/system/cpu/possible") == "0-1"
+        assert g.out("cat /sys/devices/system/cpu/possible") == "0-3"
         assert g.out("cat /sys/devices/system/cpu/present") == "0"
-        assert g.out("echo CPUS1=$(cat /sys/devices/system/node/node1/cpulist)") == "CPUS1="
+        assert g.out("echo $(ls -d /sys/devices/system/node/node*)") == \
+            " ".join(f"/sys/devices/system/node/node{n}" for n in range(4))
+        assert g.out("echo CPUS=$(cat /sys/devices/system/node/node*/cpulist)") == "CPUS=0"
+        assert g.out("cat /sys/devices/system/node/node0/distance") == "10 20 20 30"
+        assert g.out("cat /sys/devices/system/node/node3/distance") == "30 20 20 10"
+        # MemTotal is the node's 128 MiB less what the kernel reserved.
+        for n in range(1, 4):
+            kb = int(g.out(f"awk '/MemTotal/ {{print $4}}' /sys/devices/system/node/node{n}/meminfo"))
+            assert 100 * 1024 < kb <= 128 * 1024, (n, kb)
         ev = events(vessel_bin, g.sock)
         plug_cpu1(g)
         assert g.out("cat /sys/devices/system/cpu/present") == "0-1"
@@ -529,6 +542,10 @@ def test_linux_guest_onlines_a_hot_added_cpu_and_a_snapshot_keeps_it(vessel_bin,
             assert allowed == f.read().strip(), allowed
         # Work runs on the new CPU.
         assert g.out("taskset -c 1 sh -c 'grep -c . /proc/self/stat >/dev/null; echo RAN'") == "RAN"
+        for cpu in (2, 3):
+            r = g.ctl("cpu", "add")
+            assert r.returncode == 0 and r.stdout.strip() == f"added cpu{cpu} to node {cpu}", r.stdout + r.stderr
+            assert g.wait_for(f"[ -e /sys/devices/system/cpu/cpu{cpu}/online ]") == "YES", g.sh("dmesg | tail")
         r = g.ctl("cpu", "add")
         assert r.returncode != 0 and "every possible CPU is there already" in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
@@ -538,7 +555,7 @@ def test_linux_guest_onlines_a_hot_added_cpu_and_a_snapshot_keeps_it(vessel_bin,
         assert r.returncode != 0 and "cpu0 is the boot processor" in r.stderr, r.stderr
         r = g.ctl("cpu", "remove", "1")
         assert r.returncode == 0, r.stderr
-        assert g.wait_for('[ "$(cat /sys/devices/system/cpu/present)" = 0 ]') == "YES", g.sh("dmesg | tail -n 30")
+        assert g.wait_for('[ "$(cat /sys/devices/system/cpu/present)" = 0,2-3 ]') == "YES", g.sh("dmesg | tail -n 30")
         assert g.out("cat /sys/devices/system/cpu/online") == "0"
         plug_cpu1(g)
         time.sleep(0.5)
@@ -546,7 +563,8 @@ def test_linux_guest_onlines_a_hot_added_cpu_and_a_snapshot_keeps_it(vessel_bin,
         out, _ = ev.communicate(timeout=30)
         cpu_evs = [(e["event"], e["cpu"], e.get("node")) for e in map(json.loads, filter(None, out.splitlines()))
                    if e.get("event", "").startswith("cpu-")]
-        assert cpu_evs == [("cpu-added", 1, 1), ("cpu-removed", 1, None), ("cpu-added", 1, 1)], out
+        assert cpu_evs == [("cpu-added", 1, 1), ("cpu-added", 2, 2), ("cpu-added", 3, 3), ("cpu-removed", 1, None),
+                           ("cpu-added", 1, 1)], out
         r = g.ctl("save", str(snap))
         assert r.returncode == 0, r.stderr
     finally:
