@@ -156,6 +156,11 @@ static void dsdt_pci_root(struct aml *a, const struct acpi_platform_info *info)
 	aml_name_integer(a, "_UID", 0);
 	aml_name_integer(a, "_SEG", 0);
 	aml_name_integer(a, "_BBN", 0);
+	/* With virtual NUMA nodes, the bus and its functions are node 0's
+	 * (6.2.14): Linux gives its devices that node (dev->numa_node)
+	 * instead of "Unknown NUMA node" and allocates their rings there. */
+	if (info->cpu_node)
+		aml_name_integer(a, "_PXM", 0);
 	dsdt_crs_begin(a);
 	aml_res_word_bus(a, 0, info->ecam_end_bus);
 	aml_res_io(a, 0xcf8, 0xcf8, 1, 8);

@@ -516,6 +516,8 @@ def test_linux_guest_onlines_a_hot_added_cpu_and_a_snapshot_keeps_it(vessel_bin,
             " ".join(f"/sys/devices/system/node/node{n}" for n in range(4))
         assert g.out("echo CPUS=$(cat /sys/devices/system/node/node*/cpulist)") == "CPUS=0"
         assert g.out("cat /sys/devices/system/node/node0/distance") == "10 20 20 30"
+        # The PCI root bridge's _PXM: its functions are node 0's.
+        assert g.out("cat /sys/bus/pci/devices/0000:00:00.0/numa_node") == "0"
         assert g.out("cat /sys/devices/system/node/node3/distance") == "30 20 20 10"
         # MemTotal is the node's 128 MiB less what the kernel reserved.
         for n in range(1, 4):

@@ -328,6 +328,8 @@ Test(acpi, srat_and_slit_describe_the_nodes)
 			 cpu < 2 ? "Zero" : "One");
 		cr_assert_eq(system(cmd), 0, "C00%u's _PXM is node %u", cpu, cpu / 2);
 	}
+	snprintf(cmd, sizeof(cmd), "grep -A8 'Device (PCI0)' %s/DSDT.dsl | grep -q 'Name (_PXM, Zero)'", dir);
+	cr_assert_eq(system(cmd), 0, "the PCI root bridge is node 0's");
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	cr_assert_eq(system(cmd), 0);
 }
