@@ -578,12 +578,12 @@ static void guest_removed(void *opaque, const char *id)
 }
 
 /* Not a long operation: the guest onlines the CPU in its own time. */
-static int op_cpu_add(void *opaque, json_t *out)
+static int op_cpu_add(void *opaque, int node_wanted, json_t *out)
 {
 	struct vm_session *s = opaque;
 	WITH_VM(s, vm);
 	unsigned cpu = 0;
-	int rc = hotplug_cpu_add(vm, &cpu);
+	int rc = hotplug_cpu_add(vm, node_wanted, &cpu);
 	if (rc == 0) {
 		atomic_fetch_or(&s->cpus_added, 1ull << cpu);
 		json_object_set_new(out, "cpu", json_integer(cpu));

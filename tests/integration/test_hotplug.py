@@ -480,15 +480,16 @@ def test_manifest_devices_of_virtio_types_are_there_from_power_on(vessel_bin, co
     assert "missing.raw" in r.stderr
 
 
-def plug_cpu1(g):
+def plug_cpu1(g, online="0-1"):
     """`cpu add`; the guest registers the CPU, is told to online it and
-    does (the default guest has no udev rule that would)."""
+    does (the default guest has no udev rule that would); then its online
+    CPUs are online."""
     r = g.ctl("cpu", "add")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "added cpu1 to node 1"
     assert g.wait_for("[ -e /sys/devices/system/cpu/cpu1/online ]") == "YES", g.sh("dmesg | tail -n 30")
     g.sh("echo 1 > /sys/devices/system/cpu/cpu1/online")
-    assert g.wait_for('[ "$(cat /sys/devices/system/cpu/online)" = 0-1 ]') == "YES", g.sh("dmesg | tail -n 30")
+    assert g.wait_for(f'[ "$(cat /sys/devices/system/cpu/online)" = {online} ]') == "YES", g.sh("dmesg | tail -n 30")
 
 
 def test_linux_guest_onlines_a_hot_added_cpu_and_a_snapshot_keeps_it(vessel_bin, tmp_path):
@@ -502,7 +503,7 @@ def test_linux_guest_onlines_a_hot_added_cpu_and_a_snapshot_keeps_it(vessel_bin,
     the four nodes, their sizes and SLIT distances, and CPUs 1-3 in no
     node's cpulist yet; the SRAT and _PXM put CPU 1 in node 1, where the
     guest shows it once online, and its vCPU thread runs on node 1's host
-    CPUs; CPUs 2 and 3 go to nodes 2 and 3."""
+    CPUs; CPUs 3 (asked for by node) and 2 go to nodes 3 and 2."""
     snap = tmp_path / "vm.snap"
     nodes = []
     for n in range(4):
@@ -544,10 +545,23 @@ def test_linux_guest_onlines_a_hot_added_cpu_and_a_snapshot_keeps_it(vessel_bin,
             assert allowed == f.read().strip(), allowed
         # Work runs on the new CPU.
         assert g.out("taskset -c 1 sh -c 'grep -c . /proc/self/stat >/dev/null; echo RAN'") == "RAN"
-        for cpu in (2, 3):
-            r = g.ctl("cpu", "add")
+        # --node picks the node: vessel's CPU 3 (APIC id 3) before CPU 2.
+        # Linux numbers CPUs in the order they arrive: it is the guest's
+        # cpu2, and in node 3 by its _PXM once online; vessel's CPU 2 is
+        # then the guest's cpu3 (left offline).
+        for args, cpu, linux_cpu in [(["--node", "3"], 3, 2), ([], 2, 3)]:
+            r = g.ctl("cpu", "add", *args)
             assert r.returncode == 0 and r.stdout.strip() == f"added cpu{cpu} to node {cpu}", r.stdout + r.stderr
-            assert g.wait_for(f"[ -e /sys/devices/system/cpu/cpu{cpu}/online ]") == "YES", g.sh("dmesg | tail")
+            assert g.wait_for(f"[ -e /sys/devices/system/cpu/cpu{linux_cpu}/online ]") == "YES", g.sh("dmesg | tail")
+            if cpu == 3:
+                g.sh("echo 1 > /sys/devices/system/cpu/cpu2/online")
+                assert g.wait_for('[ "$(cat /sys/devices/system/node/node3/cpulist)" = 2 ]') == "YES", \
+                    g.sh("dmesg | tail")
+        for args, code, message in [(["--node", "3"], 1, "every possible CPU of node 3 is there already (3-3)"),
+                                    (["--node", "4"], 1, "cpu add: the guest has no NUMA node 4 (it has 0-3)"),
+                                    (["--node", "x"], 2, "cpu add: expected --node N, not '--node x'")]:
+            r = g.ctl("cpu", "add", *args)
+            assert r.returncode == code and message in r.stderr, (args, r.stderr)
         r = g.ctl("cpu", "add")
         assert r.returncode != 0 and "every possible CPU is there already" in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
@@ -558,14 +572,14 @@ def test_linux_guest_onlines_a_hot_added_cpu_and_a_snapshot_keeps_it(vessel_bin,
         r = g.ctl("cpu", "remove", "1")
         assert r.returncode == 0, r.stderr
         assert g.wait_for('[ "$(cat /sys/devices/system/cpu/present)" = 0,2-3 ]') == "YES", g.sh("dmesg | tail -n 30")
-        assert g.out("cat /sys/devices/system/cpu/online") == "0"
-        plug_cpu1(g)
+        assert g.out("cat /sys/devices/system/cpu/online") == "0,2"
+        plug_cpu1(g, "0-2")
         time.sleep(0.5)
         ev.terminate()
         out, _ = ev.communicate(timeout=30)
         cpu_evs = [(e["event"], e["cpu"], e.get("node")) for e in map(json.loads, filter(None, out.splitlines()))
                    if e.get("event", "").startswith("cpu-")]
-        assert cpu_evs == [("cpu-added", 1, 1), ("cpu-added", 2, 2), ("cpu-added", 3, 3), ("cpu-removed", 1, None),
+        assert cpu_evs == [("cpu-added", 1, 1), ("cpu-added", 3, 3), ("cpu-added", 2, 2), ("cpu-removed", 1, None),
                            ("cpu-added", 1, 1)], out
         r = g.ctl("save", str(snap))
         assert r.returncode == 0, r.stderr
@@ -575,8 +589,9 @@ def test_linux_guest_onlines_a_hot_added_cpu_and_a_snapshot_keeps_it(vessel_bin,
     try:
         h.child.sendline("")
         h.child.expect(PROMPT)
-        assert h.out("cat /sys/devices/system/cpu/online") == "0-1"
+        assert h.out("cat /sys/devices/system/cpu/online") == "0-2"
         assert h.out("taskset -c 1 echo STILL") == "STILL"
         assert h.out("cat /sys/devices/system/node/node1/cpulist") == "1"
+        assert h.out("cat /sys/devices/system/node/node3/cpulist") == "2"
     finally:
         h.close()
