@@ -156,6 +156,11 @@ static void dsdt_pci_root(struct aml *a, const struct acpi_platform_info *info)
 	aml_name_integer(a, "_UID", 0);
 	aml_name_integer(a, "_SEG", 0);
 	aml_name_integer(a, "_BBN", 0);
+	/* With virtual NUMA nodes, the bus and its functions are node 0's
+	 * (6.2.14): Linux gives its devices that node (dev->numa_node)
+	 * instead of "Unknown NUMA node" and allocates their rings there. */
+	if (info->cpu_node)
+		aml_name_integer(a, "_PXM", 0);
 	dsdt_crs_begin(a);
 	aml_res_word_bus(a, 0, info->ecam_end_bus);
 	aml_res_io(a, 0xcf8, 0xcf8, 1, 8);
@@ -622,6 +627,11 @@ int acpi_build_dsdt(const struct acpi_platform_info *info, uint8_t **out, size_t
 		aml_device_begin(&a, name);
 		aml_name_string_value(&a, "_HID", "ACPI0007");
 		aml_name_integer(&a, "_UID", i);
+		/* Its proximity domain (6.2.14): Linux places a CPU hot-added
+		 * at run time in the node of its _PXM (acpi_map_cpu2node), as
+		 * it reads a boot CPU's from the SRAT; both agree. */
+		if (info->cpu_node)
+			aml_name_integer(&a, "_PXM", info->cpu_node[i]);
 		if (info->cpuhp_port && i > 0 && i < 64)
 			dsdt_cpu_hotplug_methods(&a, i);
 		aml_end(&a);

@@ -56,6 +56,10 @@ struct acpi_platform_info {
 	uint16_t cpuhp_port;
 	uint8_t cpuhp_gpe;
 	uint64_t cpu_present;
+	/* Virtual NUMA (docs/numa.md): cpu_node[i] is the node of CPU i (of
+	 * every possible CPU), its processor object's _PXM, the same as the
+	 * SRAT's; NULL: no nodes, no _PXM. */
+	const uint8_t *cpu_node;
 	/* PCI INTx routing for _PRT: GSI of (slot, pin 1-4). */
 	unsigned (*intx_gsi)(unsigned slot, unsigned pin);
 };

@@ -109,16 +109,15 @@ static int numa_range_add(void *opaque, unsigned node, const struct gmem_region 
 }
 
 /* SRAT and SLIT from the machine's virtual NUMA nodes (docs/numa.md):
- * vCPU i has APIC id i. */
-static int pc_write_numa(struct acpi_builder *b, struct vm *vm)
+ * vCPU i has APIC id i, in node cpu_node[i] (every possible CPU). */
+static int pc_write_numa(struct acpi_builder *b, struct vm *vm, const uint8_t cpu_node[ACPI_MAX_CPUS])
 {
 	const struct numa_config *c = &vm->numa;
 	struct acpi_numa_info *info = calloc(1, sizeof(*info));
 	if (!info)
 		return err_set(-ENOMEM, "out of memory");
 	info->n_nodes = c->n_nodes;
-	for (unsigned i = 0; i < vm->n_vcpus && i < ACPI_MAX_CPUS; i++)
-		info->cpu_node[i] = (uint8_t)vnuma_node_of_cpu(c, i);
+	memcpy(info->cpu_node, cpu_node, sizeof(info->cpu_node));
 	for (unsigned i = 0; i < c->n_nodes; i++)
 		for (unsigned j = 0; j < c->n_nodes; j++)
 			info->distance[i][j] = c->distance[i][j];
@@ -171,6 +170,10 @@ static int platform_write_acpi(struct vm *vm, struct platform *p)
 	if (!area)
 		return err_set(-EFAULT, "no guest RAM at %#llx for the ACPI tables",
 			       (unsigned long long)PC_ACPI_BASE);
+	/* Each possible CPU's node, for its processor object's _PXM. */
+	uint8_t cpu_node[ACPI_MAX_CPUS] = { 0 };
+	for (unsigned i = 0; vm->numa.n_nodes && i < vm->n_vcpus && i < ACPI_MAX_CPUS; i++)
+		cpu_node[i] = (uint8_t)vnuma_node_of_cpu(&vm->numa, i);
 	struct acpi_platform_info info = {
 		.n_cpus = vm->n_vcpus,
 		.lapic_addr = GMEM_LAPIC_BASE,
@@ -201,12 +204,13 @@ static int platform_write_acpi(struct vm *vm, struct platform *p)
 		.cpu_present = cpu_hotplug_present(p->cpuhp),
 		.intx_gsi = pci_intx_gsi,
 		.vmbus = p->vmbus,
+		.cpu_node = vm->numa.n_nodes ? cpu_node : NULL,
 	};
 	struct acpi_builder b;
 	acpi_builder_init(&b, area, PC_ACPI_BASE, PC_ACPI_SIZE);
 	int rc = acpi_build_pc_tables(&b, &info);
 	if (rc == 0 && vm->numa.n_nodes)
-		rc = pc_write_numa(&b, vm);
+		rc = pc_write_numa(&b, vm, cpu_node);
 	if (rc == 0 && vm->mem.hp_size)
 		rc = pc_write_memhp(&b, vm);
 	if (rc == 0)

@@ -38,7 +38,8 @@ static const char ctl_usage[] =
 	"  device remove ID [--force] [--timeout SECONDS]\n"
 	"                       remove a device; a PCI one is ejected by the guest first\n"
 	"                       (--force: surprise removal; --timeout: how long to wait, 20 s)\n"
-	"  cpu add              plug in a possible CPU (run --max-cpus); the guest onlines it\n"
+	"  cpu add [--node N]   plug in a possible CPU (run --max-cpus), of NUMA node N; the\n"
+	"                       guest onlines it\n"
 	"  cpu remove N         ask the guest to release CPU N (event cpu-removed when it has)\n"
 	"  numa status          per virtual NUMA node: host nodes, resident pages, vCPU threads\n"
 	"  numa move NODE HOST  move virtual node NODE's memory and vCPUs to host node(s)\n"
@@ -268,7 +269,10 @@ static void print_result(const char *cmd, json_t *result)
 	} else if (!strcmp(cmd, "numa-status")) {
 		print_numa_status(result);
 	} else if (!strcmp(cmd, "cpu-add")) {
-		printf("added cpu%lld\n", (long long)json_integer_value(json_object_get(result, "cpu")));
+		printf("added cpu%lld", (long long)json_integer_value(json_object_get(result, "cpu")));
+		if (json_object_get(result, "node"))
+			printf(" to node %lld", (long long)json_integer_value(json_object_get(result, "node")));
+		printf("\n");
 	} else if (!strcmp(cmd, "cpu-remove")) {
 		printf("asked the guest to release cpu%lld\n", (long long)json_integer_value(json_object_get(result, "cpu")));
 	} else if (!strcmp(cmd, "numa-move")) {
@@ -388,8 +392,19 @@ static int build_request(int argc, char **argv, json_t **out, const char **cmd_o
 		return cli_usage_error("ctl", "device needs list, add JSON or remove ID");
 	}
 	if (!strcmp(cmd, "cpu")) {
-		if (argc == 2 && !strcmp(argv[1], "add")) {
-			*out = json_pack("{s:s, s:i}", "cmd", "cpu-add", "id", 1);
+		if ((argc == 2 || argc == 4) && !strcmp(argv[1], "add")) {
+			json_t *args = json_object();
+			if (argc == 4) {
+				char *end;
+				unsigned long node = strtoul(argv[3], &end, 10);
+				if (strcmp(argv[2], "--node") || !*argv[3] || *end || node > 1023) {
+					json_decref(args);
+					return cli_usage_error("ctl", "cpu add: expected --node N, not '%s %s'", argv[2],
+							       argv[3]);
+				}
+				json_object_set_new(args, "node", json_integer((json_int_t)node));
+			}
+			*out = json_pack("{s:s, s:i, s:o}", "cmd", "cpu-add", "id", 1, "args", args);
 			*cmd_out = "cpu-add";
 			return 0;
 		}
@@ -403,7 +418,7 @@ static int build_request(int argc, char **argv, json_t **out, const char **cmd_o
 			*cmd_out = "cpu-remove";
 			return 0;
 		}
-		return cli_usage_error("ctl", "cpu needs add, or remove N");
+		return cli_usage_error("ctl", "cpu needs add [--node N], or remove N");
 	}
 	if (!strcmp(cmd, "numa")) {
 		if (argc == 2 && !strcmp(argv[1], "status")) {

@@ -53,6 +53,7 @@ static const char run_usage[] =
 	"      --net tap,ifname=NAME[,mac=ADDR]\n"
 	"                          a virtio-net interface on the host's tap device NAME\n"
 	"      --memory-backend B  thp (default), normal or hugetlb (2 MiB pages)\n"
+	"      --memory-page-size S  hugetlb page size: 2M (default) or 1G\n"
 	"      --memory-hotplug SIZE  keep SIZE of address space for `ctl memory add`\n"
 	"                          (a multiple of 128M, shared between the NUMA nodes)\n"
 	"      --numa-nodes N      give the guest N virtual NUMA nodes of equal size\n"
@@ -107,7 +108,7 @@ enum {
 	OPT_DISK = 256, OPT_NUMA, OPT_NUMA_NODE, OPT_NUMA_DISTANCE, OPT_NUMA_POLICY, OPT_SERIAL, OPT_NO_REBOOT, OPT_ON_PANIC, OPT_NO_DECOMPRESS,
 	OPT_DETERMINISTIC, OPT_HYPERV, OPT_API_SOCKET, OPT_MANIFEST, OPT_RESTORE, OPT_SANDBOX, OPT_JIT, OPT_TRACE, OPT_TRACE_FILE, OPT_NO_VERIFY, OPT_CPU,
 	OPT_RNG, OPT_RNG_RATE, OPT_NET, OPT_CONSOLE, OPT_COMPOUND, OPT_CODE_CACHE, OPT_NO_REGISTER, OPT_ON_HOST_SLEEP,
-	OPT_ON_HOST_SHUTDOWN, OPT_POWER_SAVE_FILE, OPT_HOST_POWER_STATUS, OPT_MAX_CPUS, OPT_MEMORY_HOTPLUG, OPT_NUMA_FOLLOW, OPT_MEMORY_BACKEND,
+	OPT_ON_HOST_SHUTDOWN, OPT_POWER_SAVE_FILE, OPT_HOST_POWER_STATUS, OPT_MAX_CPUS, OPT_MEMORY_HOTPLUG, OPT_NUMA_FOLLOW, OPT_MEMORY_BACKEND, OPT_MEMORY_PAGE_SIZE,
 };
 
 static const struct option run_options[] = {
@@ -119,6 +120,7 @@ static const struct option run_options[] = {
 	{ "memory", required_argument, NULL, 'm' },
 	{ "memory-hotplug", required_argument, NULL, OPT_MEMORY_HOTPLUG },
 	{ "memory-backend", required_argument, NULL, OPT_MEMORY_BACKEND },
+	{ "memory-page-size", required_argument, NULL, OPT_MEMORY_PAGE_SIZE },
 	{ "engine", required_argument, NULL, 'e' },
 	{ "cpu", required_argument, NULL, OPT_CPU },
 	{ "disk", required_argument, NULL, OPT_DISK },
@@ -404,6 +406,13 @@ int cli_run_main(int argc, char **argv)
 			}
 			cfg.mem_bytes = size;
 			shape.memory_from = "--memory";
+			break;
+		case OPT_MEMORY_PAGE_SIZE:
+			if (cli_parse_size(optarg, &size) < 0) {
+				rc = cli_usage_error("run", "--memory-page-size: '%s' is not a size (expected 2M or 1G)", optarg);
+				goto out;
+			}
+			cfg.memory_page = size;
 			break;
 		case OPT_MEMORY_HOTPLUG:
 			if (cli_parse_size(optarg, &size) < 0) {

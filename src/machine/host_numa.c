@@ -132,6 +132,8 @@ int host_numa_read(struct host_numa *h, const char *root)
 		h->free_bytes[n] = node_free_bytes(root, n);
 		snprintf(name, sizeof(name), "node%u/hugepages/hugepages-2048kB/free_hugepages", n);
 		h->free_huge[n] = read_line(root, name, buf, sizeof(buf)) ? strtoull(buf, NULL, 10) : 0;
+		snprintf(name, sizeof(name), "node%u/hugepages/hugepages-1048576kB/free_hugepages", n);
+		h->free_huge_1g[n] = read_line(root, name, buf, sizeof(buf)) ? strtoull(buf, NULL, 10) : 0;
 		if (h->free_bytes[n])
 			h->with_free |= 1ull << n;
 		/* distance: one number per node of the tree, in node order. */

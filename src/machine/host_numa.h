@@ -16,8 +16,10 @@ struct host_numa {
 	uint64_t nodes;       /* bit n: node n exists (and this process may use it) */
 	uint64_t with_free;   /* the nodes with free memory */
 	uint64_t free_bytes[HOST_NUMA_MAX_NODES];
-	/* Free 2 MiB huge pages (nodeN/hugepages/hugepages-2048kB/free_hugepages). */
+	/* Free 2 MiB huge pages (nodeN/hugepages/hugepages-2048kB/free_hugepages)
+	 * and 1 GiB ones (hugepages-1048576kB). */
 	uint64_t free_huge[HOST_NUMA_MAX_NODES];
+	uint64_t free_huge_1g[HOST_NUMA_MAX_NODES];
 	cpu_set_t cpus[HOST_NUMA_MAX_NODES];
 	uint8_t distance[HOST_NUMA_MAX_NODES][HOST_NUMA_MAX_NODES];   /* 0: unknown */
 };

@@ -121,6 +121,10 @@ struct vm {
 	struct bus pio, mmio;
 	pthread_mutex_t dev_lock;       /* held around every device callback */
 	unsigned n_vcpus;               /* the possible CPUs, present or not (vcpu->absent) */
+	/* How many the VMM is creating (n_vcpus counts them as they come):
+	 * an engine that fixes the topology at a vCPU's creation reads it;
+	 * 0: n_vcpus. */
+	unsigned planned_vcpus;
 	struct vcpu *vcpus[MACHINE_MAX_CPUS];
 	/* Some CPUs may come and go: the board describes them to the OS as
 	 * hot-pluggable (ACPI processor hot-plug, docs/hotplug.md). */

@@ -22,18 +22,35 @@ int gmem_backend_parse(const char *s, enum gmem_backend *out)
 	return err_set(-EINVAL, "memory backend: '%s' is not a backend (expected thp, normal or hugetlb)", s);
 }
 
-/* A host mapping of size bytes of guest RAM as mem's backend says. */
-static void *map_ram(const struct guest_memory *mem, uint64_t size)
+const char *gmem_page_name(uint64_t page)
+{
+	return page == GMEM_HUGE_PAGE_1G ? "1 GiB" : "2 MiB";
+}
+
+/* mmap(2)'s hugetlb page size: log2 of the size at MAP_HUGE_SHIFT. */
+static int huge_flag(uint64_t page)
+{
+	return __builtin_ctzll(page) << MAP_HUGE_SHIFT;
+}
+
+/* A host mapping of size bytes of guest RAM as mem's backend says; its
+ * length (size, rounded up to whole hugetlb pages) in *map_size. */
+static void *map_ram(const struct guest_memory *mem, uint64_t size, uint64_t *map_size)
 {
 	void *p;
+	*map_size = size;
 	if (mem->backend == GMEM_BACKEND_HUGETLB) {
+		uint64_t page = mem->huge_page;
+		*map_size = (size + page - 1) / page * page;
 		/* Reserved now (no MAP_NORESERVE): a host without enough huge
 		 * pages fails here rather than with SIGBUS at a guest access. */
-		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+		p = mmap(NULL, *map_size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | huge_flag(page), -1, 0);
 		if (p == MAP_FAILED)
-			err_set(-errno, "cannot allocate %llu MiB of guest memory in 2 MiB huge pages: %s (the host has "
-					"too few free: /proc/sys/vm/nr_hugepages)", (unsigned long long)(size >> 20),
-				strerror(errno));
+			err_set(-errno, "cannot allocate %llu MiB of guest memory in %s huge pages: %s (the host has "
+					"too few free: %s/hugepages-%llukB/nr_hugepages)",
+				(unsigned long long)(*map_size >> 20), gmem_page_name(page), strerror(errno),
+				GMEM_HUGE_SYSFS, (unsigned long long)(page >> 10));
 		return p;
 	}
 	/* MAP_NORESERVE: the guest's RAM is committed page by page as it is touched. */
@@ -49,10 +66,12 @@ static void *map_ram(const struct guest_memory *mem, uint64_t size)
 
 static int add_region(struct guest_memory *mem, uint64_t gpa, uint64_t size)
 {
-	void *p = map_ram(mem, size);
+	uint64_t map_size;
+	void *p = map_ram(mem, size, &map_size);
 	if (p == MAP_FAILED)
 		return -ENOMEM;
-	mem->regions[mem->n_regions++] = (struct gmem_region){ .gpa = gpa, .size = size, .host = p, .map_size = size };
+	mem->regions[mem->n_regions++] =
+		(struct gmem_region){ .gpa = gpa, .size = size, .host = p, .map_size = map_size };
 	return 0;
 }
 
@@ -68,11 +87,18 @@ int gmem_init_hotplug(struct guest_memory *mem, uint64_t ram_size, uint64_t hp_s
 
 int gmem_init_backend(struct guest_memory *mem, uint64_t ram_size, uint64_t hp_size, enum gmem_backend backend)
 {
+	return gmem_init_pages(mem, ram_size, hp_size, backend, GMEM_HUGE_PAGE);
+}
+
+int gmem_init_pages(struct guest_memory *mem, uint64_t ram_size, uint64_t hp_size, enum gmem_backend backend,
+		    uint64_t huge_page)
+{
 	memset(mem, 0, sizeof(*mem));
 	mem->backend = backend;
-	if (backend == GMEM_BACKEND_HUGETLB && ram_size % GMEM_HUGE_PAGE)
-		return err_set(-EINVAL, "memory backend hugetlb: %llu KiB of RAM is not a multiple of 2 MiB",
-			       (unsigned long long)(ram_size >> 10));
+	mem->huge_page = huge_page == GMEM_HUGE_PAGE_1G ? GMEM_HUGE_PAGE_1G : GMEM_HUGE_PAGE;
+	if (backend == GMEM_BACKEND_HUGETLB && ram_size % mem->huge_page)
+		return err_set(-EINVAL, "memory backend hugetlb: %llu KiB of RAM is not a multiple of %s",
+			       (unsigned long long)(ram_size >> 10), gmem_page_name(mem->huge_page));
 	if (hp_size % GMEM_HOTPLUG_BLOCK || hp_size > GMEM_HOTPLUG_MAX)
 		return err_set(-EINVAL, "hot-pluggable memory: %llu MiB is not a multiple of %llu MiB up to %llu GiB",
 			       (unsigned long long)(hp_size >> 20), GMEM_HOTPLUG_BLOCK >> 20, GMEM_HOTPLUG_MAX >> 30);
@@ -120,12 +146,17 @@ int gmem_add_hotplug(struct guest_memory *mem, uint64_t gpa, uint64_t size, unsi
 	if (mem->n_regions >= GMEM_MAX_REGIONS)
 		return err_set(-ENOSPC, "no room for another piece of guest memory (at most %d pieces in all)",
 			       GMEM_MAX_REGIONS);
-	void *p = map_ram(mem, size);
+	/* Whole hugetlb pages: a piece never shares one with another. */
+	if (mem->backend == GMEM_BACKEND_HUGETLB && size % mem->huge_page)
+		return err_set(-EINVAL, "%llu MiB is not a multiple of the %s huge page (--memory-page-size)",
+			       (unsigned long long)(size >> 20), gmem_page_name(mem->huge_page));
+	uint64_t map_size;
+	void *p = map_ram(mem, size, &map_size);
 	if (p == MAP_FAILED)
 		return -ENOMEM;
 	unsigned i = mem->n_regions;
 	mem->regions[i] = (struct gmem_region){ .gpa = gpa, .size = size, .host = p, .hotplug = true, .node = node,
-						.map_size = size };
+						.map_size = map_size };
 	/* gmem_ptr() reads n_regions, then the entries below it. */
 	__atomic_store_n(&mem->n_regions, i + 1, __ATOMIC_RELEASE);
 	*index = i;

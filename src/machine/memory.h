@@ -25,10 +25,14 @@
 /* How RAM is backed on the host (--memory-backend, docs/numa.md "Huge
  * pages"): anonymous memory the kernel may back with transparent huge
  * pages (madvise MADV_HUGEPAGE, the default), anonymous memory without
- * them, or 2 MiB hugetlb pages (MAP_HUGETLB, reserved at the mapping).
- * Set before gmem_init*(); RAM sizes must then be 2 MiB multiples. */
+ * them, or hugetlb pages of 2 MiB or 1 GiB (MAP_HUGETLB, reserved at the
+ * mapping; --memory-page-size).  Set before gmem_init*(); RAM sizes must
+ * then be multiples of the page. */
 enum gmem_backend { GMEM_BACKEND_THP, GMEM_BACKEND_NORMAL, GMEM_BACKEND_HUGETLB };
 #define GMEM_HUGE_PAGE (2ull << 20)
+#define GMEM_HUGE_PAGE_1G (1ull << 30)
+/* Where Linux lists each size of hugetlb page it offers (its pools). */
+#define GMEM_HUGE_SYSFS "/sys/kernel/mm/hugepages"
 
 struct gmem_region {
 	uint64_t gpa;
@@ -52,6 +56,7 @@ struct guest_memory {
 	 * RAM, aligned to GMEM_HOTPLUG_ALIGN; size 0: none. */
 	uint64_t hp_base, hp_size;
 	enum gmem_backend backend;
+	uint64_t huge_page;     /* hugetlb: GMEM_HUGE_PAGE or GMEM_HUGE_PAGE_1G */
 };
 
 /* Hot-added RAM comes in blocks of this size, Linux's memory block on
@@ -67,6 +72,13 @@ struct guest_memory {
 int gmem_init(struct guest_memory *mem, uint64_t ram_size);
 int gmem_init_hotplug(struct guest_memory *mem, uint64_t ram_size, uint64_t hp_size);
 int gmem_init_backend(struct guest_memory *mem, uint64_t ram_size, uint64_t hp_size, enum gmem_backend backend);
+/* The same with hugetlb pages of huge_page bytes (GMEM_HUGE_PAGE or
+ * GMEM_HUGE_PAGE_1G; 0: 2 MiB): each region's host mapping is whole
+ * pages (the low region's last page may be partly used). */
+int gmem_init_pages(struct guest_memory *mem, uint64_t ram_size, uint64_t hp_size, enum gmem_backend backend,
+		    uint64_t huge_page);
+/* "2 MiB" or "1 GiB". */
+const char *gmem_page_name(uint64_t page);
 const char *gmem_backend_name(enum gmem_backend b);
 int gmem_backend_parse(const char *s, enum gmem_backend *out);
 void gmem_destroy(struct guest_memory *mem);

@@ -240,8 +240,8 @@ int vnuma_config_finish(struct numa_config *c, unsigned shorthand, unsigned cpus
 			return err_set(-EINVAL, "numa node %u: cpus: a node needs at least one vCPU", i);
 		for (unsigned k = n->first_cpu; k < n->first_cpu + n->n_cpus; k++) {
 			if (k >= cpus)
-				return err_set(-EINVAL, "numa node %u: cpus: vCPU %u does not exist (the machine has %u: "
-					       "0-%u)", i, k, cpus, cpus - 1);
+				return err_set(-EINVAL, "numa node %u: cpus: vCPU %u does not exist (the machine has %u, "
+					       "--max-cpus included: 0-%u)", i, k, cpus, cpus - 1);
 			if (owner[k] >= 0)
 				return err_set(-EINVAL, "numa node %u: cpus: vCPU %u is already in node %d", i, k, owner[k]);
 			owner[k] = (int)i;
@@ -415,38 +415,75 @@ int vnuma_pin_thread(const struct numa_config *c, unsigned cpu, pthread_t thread
 
 /* ---- huge pages (docs/numa.md "Huge pages") ---- */
 
-static uint64_t free_huge_on(const struct host_numa *h, uint64_t nodes)
+static uint64_t free_huge_on(const struct host_numa *h, uint64_t nodes, uint64_t page)
 {
 	uint64_t n = 0;
 	for (unsigned i = 0; i < HOST_NUMA_MAX_NODES; i++)
 		if (nodes & h->nodes & (1ull << i))
-			n += h->free_huge[i];
+			n += page == GMEM_HUGE_PAGE_1G ? h->free_huge_1g[i] : h->free_huge[i];
 	return n;
 }
 
-int vnuma_check_hugepages(const struct numa_config *c, const struct host_numa *h, uint64_t mem_bytes)
+/* The pages of [start, end) of RAM (offsets, not addresses), which the
+ * PC map splits into the low region (below GMEM_LOW_RAM_END) and the
+ * high one, each its own host mapping of whole pages: -EINVAL when the
+ * range does not start on a page of its mapping (its first page would
+ * be another's, and mbind() cannot split a huge page). */
+static int pages_of(uint64_t mem_bytes, uint64_t start, uint64_t end, uint64_t page, uint64_t *pages)
 {
+	uint64_t low = mem_bytes < GMEM_LOW_RAM_END ? mem_bytes : GMEM_LOW_RAM_END;
+	const uint64_t bounds[2][2] = { { 0, low }, { low, mem_bytes } };
+	*pages = 0;
+	for (unsigned r = 0; r < 2; r++) {
+		uint64_t a = start > bounds[r][0] ? start : bounds[r][0], b = end < bounds[r][1] ? end : bounds[r][1];
+		if (a >= b)
+			continue;
+		if ((a - bounds[r][0]) % page)
+			return -EINVAL;
+		*pages += (b - a + page - 1) / page;
+	}
+	return 0;
+}
+
+int vnuma_check_hugepages(const struct numa_config *c, const struct host_numa *h, uint64_t mem_bytes, uint64_t page)
+{
+	char list[256];
+	const char *size = gmem_page_name(page);
+	uint64_t start = 0, need;
+	/* The nodes' RAM on whole pages first: it does not depend on the host. */
+	for (unsigned i = 0; i < c->n_nodes; i++) {
+		if (pages_of(mem_bytes, start, start + c->nodes[i].mem_bytes, page, &need) < 0)
+			return err_set(-EINVAL, "memory backend hugetlb: numa node %u starts %llu MiB into RAM%s, not on a "
+						"%s huge page (its node boundaries must be whole pages of each RAM region: "
+						"below %llu MiB, and the rest)", i, (unsigned long long)(start >> 20),
+				       start >= GMEM_LOW_RAM_END ? ", in the region above 4 GiB," : "", size,
+				       (unsigned long long)(GMEM_LOW_RAM_END >> 20));
+		start += c->nodes[i].mem_bytes;
+	}
 	if (!h->nodes)
 		return 0;
-	char list[256];
 	if (!c->n_nodes || !c->host_bound) {
-		uint64_t need = mem_bytes / GMEM_HUGE_PAGE, have = free_huge_on(h, h->nodes);
+		pages_of(mem_bytes, 0, mem_bytes, page, &need);
+		uint64_t have = free_huge_on(h, h->nodes, page);
 		if (need > have)
-			return err_set(-ENOMEM, "memory backend hugetlb: the guest's %llu MiB need %llu free 2 MiB huge "
-						"pages, the host has %llu (/proc/sys/vm/nr_hugepages)",
-				       (unsigned long long)(mem_bytes >> 20), (unsigned long long)need,
-				       (unsigned long long)have);
+			return err_set(-ENOMEM, "memory backend hugetlb: the guest's %llu MiB need %llu free %s huge "
+						"pages, the host has %llu (%s/hugepages-%llukB/nr_hugepages)",
+				       (unsigned long long)(mem_bytes >> 20), (unsigned long long)need, size,
+				       (unsigned long long)have, GMEM_HUGE_SYSFS, (unsigned long long)(page >> 10));
 		return 0;
 	}
+	start = 0;
 	for (unsigned i = 0; i < c->n_nodes; i++) {
 		uint64_t where = c->policy == NUMA_POLICY_BIND ? c->nodes[i].host_nodes : h->nodes;
-		uint64_t need = c->nodes[i].mem_bytes / GMEM_HUGE_PAGE, have = free_huge_on(h, where);
+		pages_of(mem_bytes, start, start + c->nodes[i].mem_bytes, page, &need);
+		start += c->nodes[i].mem_bytes;
+		uint64_t have = free_huge_on(h, where, page);
 		if (need > have) {
 			host_numa_list(where & h->nodes, list, sizeof(list));
-			return err_set(-ENOMEM, "memory backend hugetlb: numa node %u needs %llu free 2 MiB huge pages on "
+			return err_set(-ENOMEM, "memory backend hugetlb: numa node %u needs %llu free %s huge pages on "
 						"host node(s) %s, which have %llu (/sys/devices/system/node/nodeN/hugepages, "
-						"/proc/sys/vm/nr_hugepages)", i, (unsigned long long)need, list,
-				       (unsigned long long)have);
+						"%s)", i, (unsigned long long)need, size, list, (unsigned long long)have,
+				       GMEM_HUGE_SYSFS);
 		}
 	}
 	return 0;

@@ -57,8 +57,10 @@ const char *vnuma_policy_name(enum numa_policy p);
 /* "A" or "A-B" -> [lo, hi]. */
 int vnuma_parse_range(const char *s, unsigned *lo, unsigned *hi);
 
-/* Completes and checks c for a machine of cpus vCPUs and mem_bytes of
- * RAM: shorthand nodes > 0 with no node given splits both evenly; every
+/* Completes and checks c for a machine of cpus vCPUs (its possible
+ * ones: those `cpu add` plugs in later have their nodes from boot) and
+ * mem_bytes of RAM: shorthand nodes > 0 with no node given splits both
+ * evenly, vCPUs in contiguous blocks of the possible ones; every
  * vCPU in exactly one node, node memory summing to mem_bytes, distances
  * symmetric, 10 local and 11..254 remote.  0 or -EINVAL naming the field. */
 int vnuma_config_finish(struct numa_config *c, unsigned shorthand, unsigned cpus, uint64_t mem_bytes);
@@ -92,11 +94,14 @@ int vnuma_bind_memory(const struct numa_config *c, const struct guest_memory *me
 int vnuma_pin_thread(const struct numa_config *c, unsigned cpu, pthread_t thread);
 
 /* --memory-backend hugetlb (docs/numa.md "Huge pages"): whether the host
- * has the 2 MiB pages each node needs where its policy puts them (bind:
- * on its host nodes; else anywhere), or, without nodes, mem_bytes' worth
- * anywhere.  -ENOMEM naming the node and the host nodes; 0 on a host
- * whose topology is unknown (the mapping then says). */
-int vnuma_check_hugepages(const struct numa_config *c, const struct host_numa *h, uint64_t mem_bytes);
+ * has the pages of page bytes (GMEM_HUGE_PAGE or GMEM_HUGE_PAGE_1G) each
+ * node needs where its policy puts them (bind: on its host nodes; else
+ * anywhere), or, without nodes, mem_bytes' worth anywhere.  -ENOMEM
+ * naming the node and the host nodes; 0 on a host whose topology is
+ * unknown (the mapping then says).  First, whatever the host: -EINVAL
+ * when a node's RAM does not start on a page of its RAM region's host
+ * mapping (mbind() cannot split a huge page between nodes). */
+int vnuma_check_hugepages(const struct numa_config *c, const struct host_numa *h, uint64_t mem_bytes, uint64_t page);
 
 /* --numa-follow (docs/numa.md "Following the host's CPU set"): the CPUs
  * each node's vCPU threads may use once the process may use only the

@@ -669,11 +669,20 @@ static void cmd_numa_status(struct request *rq)
 	answer_with(rq, rq->srv->ops->numa_status, "numa-status");
 }
 
+/* args.node: a virtual node (optional). */
 static void cmd_cpu_add(struct request *rq)
 {
-	if (rq->srv->ops->cpu_add && check_state(rq, "cpu-add", ST(RUNNING) | ST(PAUSED), NULL) < 0)
+	if (need_op(rq, rq->srv->ops->cpu_add != NULL, "cpu-add") < 0 ||
+	    check_state(rq, "cpu-add", ST(RUNNING) | ST(PAUSED), NULL) < 0)
 		return;
-	answer_with(rq, rq->srv->ops->cpu_add, "cpu-add");
+	json_t *node = json_object_get(rq->args, "node");
+	if (node && (!json_is_integer(node) || json_integer_value(node) < 0 || json_integer_value(node) > 1023)) {
+		reply_error(rq->client, rq->id, "invalid-argument", "args.node: not a node number");
+		return;
+	}
+	json_t *r = json_object();
+	err_clear();
+	finish(rq, rq->srv->ops->cpu_add(rq->srv->opaque, node ? (int)json_integer_value(node) : -1, r), r);
 }
 
 static void cmd_cpu_remove(struct request *rq)

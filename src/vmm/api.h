@@ -85,9 +85,9 @@ struct vm_control_ops {
 	int (*numa_move)(void *opaque, unsigned node, uint64_t host_nodes, struct api_progress *progress, json_t *out);
 	/* Optional: per virtual node, where its memory and vCPU threads are. */
 	int (*numa_status)(void *opaque, json_t *out);
-	/* Optional (docs/hotplug.md "CPUs"): plugs in a possible CPU; fills
-	 * out with its number. */
-	int (*cpu_add)(void *opaque, json_t *out);
+	/* Optional (docs/hotplug.md "CPUs"): plugs in a possible CPU (of
+	 * virtual node node; -1: any); fills out with its number and node. */
+	int (*cpu_add)(void *opaque, int node, json_t *out);
 	/* Optional: asks the guest to release CPU cpu; the event
 	 * cpu-removed follows its eject. */
 	int (*cpu_remove)(void *opaque, unsigned cpu, json_t *out);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void vm_config_defaults(struct vm_config *cfg)
 {
@@ -79,24 +80,36 @@ int vm_config_validate(const struct vm_config *cfg)
 	if (cfg->max_cpus && (cfg->max_cpus < cfg->cpus || cfg->max_cpus > VM_MAX_CPUS))
 		return err_set(-EINVAL, "max_cpus: %u is out of range (expected %u, the CPUs at power-on, to %d)",
 			       cfg->max_cpus, cfg->cpus, VM_MAX_CPUS);
-	if (cfg->max_cpus > cfg->cpus && (cfg->numa_nodes || cfg->numa.n_nodes))
-		return err_set(-EINVAL, "max_cpus: CPU hot-add in a VM with NUMA nodes is not supported yet");
 	if (cfg->code_cache_bytes && (cfg->code_cache_bytes < (1ULL << 20) || cfg->code_cache_bytes > (16ULL << 30)))
 		return err_set(-EINVAL, "code_cache: %llu bytes is out of range (expected 1 MiB to 16 GiB)",
 			       (unsigned long long)cfg->code_cache_bytes);
-	if (cfg->numa_nodes > cfg->cpus)
-		return err_set(-EINVAL, "numa_nodes: %u is more than the %u CPUs", cfg->numa_nodes, cfg->cpus);
+	if (cfg->numa_nodes > vm_config_possible_cpus(cfg))
+		return err_set(-EINVAL, "numa_nodes: %u is more than the %u CPUs", cfg->numa_nodes,
+			       vm_config_possible_cpus(cfg));
 	struct numa_config numa;
 	int rc = vm_config_numa(cfg, &numa);
 	if (rc < 0)
 		return rc;
+	uint64_t page = cfg->memory_page ? cfg->memory_page : GMEM_HUGE_PAGE;
+	if (page != GMEM_HUGE_PAGE && page != GMEM_HUGE_PAGE_1G)
+		return err_set(-EINVAL, "memory_page_size: %llu KiB is not a huge page size (expected 2M or 1G)",
+			       (unsigned long long)(page >> 10));
+	if (page != GMEM_HUGE_PAGE && cfg->memory_backend != GMEM_BACKEND_HUGETLB)
+		return err_set(-EINVAL, "memory_page_size: 1 GiB pages are hugetlb pages (add --memory-backend hugetlb)");
 	if (cfg->memory_backend == GMEM_BACKEND_HUGETLB) {
-		if (cfg->mem_bytes % GMEM_HUGE_PAGE)
-			return err_set(-EINVAL, "memory_backend: hugetlb needs memory in whole 2 MiB pages, not %llu KiB",
-				       (unsigned long long)(cfg->mem_bytes >> 10));
+		if (cfg->mem_bytes % page)
+			return err_set(-EINVAL, "memory_backend: hugetlb needs memory in whole %s pages, not %llu KiB",
+				       gmem_page_name(page), (unsigned long long)(cfg->mem_bytes >> 10));
+		/* A host whose CPU or kernel has no 1 GiB pages has no pool
+		 * for them (Documentation/admin-guide/mm/hugetlbpage.rst). */
+		if (page == GMEM_HUGE_PAGE_1G && !cfg->restore && access(GMEM_HUGE_SYSFS "/hugepages-1048576kB", F_OK))
+			return err_set(-EINVAL, "memory_page_size: this host has no 1 GiB huge pages (no %s/hugepages-"
+						"1048576kB: its CPU lacks pdpe1gb or its kernel hugetlb support)",
+				       GMEM_HUGE_SYSFS);
 		struct host_numa host;
-		if (!cfg->restore && host_numa_read(&host, NULL) == 0 &&
-		    (rc = vnuma_check_hugepages(&numa, &host, cfg->mem_bytes)) < 0)
+		if (cfg->restore || host_numa_read(&host, NULL) < 0)
+			memset(&host, 0, sizeof(host));   /* the nodes' pages only: the mapping says the rest */
+		if ((rc = vnuma_check_hugepages(&numa, &host, cfg->mem_bytes, page)) < 0)
 			return err_set(-EINVAL, "%s", err_msg());
 	}
 	unsigned nodes = numa.n_nodes ? numa.n_nodes : 1;
@@ -132,10 +145,17 @@ int vm_config_validate(const struct vm_config *cfg)
 	return 0;
 }
 
+unsigned vm_config_possible_cpus(const struct vm_config *cfg)
+{
+	return cfg->max_cpus > cfg->cpus ? cfg->max_cpus : cfg->cpus;
+}
+
 int vm_config_numa(const struct vm_config *cfg, struct numa_config *out)
 {
 	*out = cfg->numa;
-	int rc = vnuma_config_finish(out, cfg->numa_nodes, cfg->cpus, cfg->mem_bytes);
+	/* Every possible CPU is in a node, those `cpu add` plugs in later
+	 * too: the SRAT gives their nodes from boot (docs/numa.md). */
+	int rc = vnuma_config_finish(out, cfg->numa_nodes, vm_config_possible_cpus(cfg), cfg->mem_bytes);
 	if (rc == 0 && out->n_nodes) {
 		struct host_numa host;
 		rc = host_numa_read(&host, NULL);

@@ -93,6 +93,7 @@ struct vm_config {
 	 * "Memory"), split between the NUMA nodes; 0: none. */
 	uint64_t mem_hotplug;
 	enum gmem_backend memory_backend;   /* --memory-backend (docs/numa.md "Huge pages") */
+	uint64_t memory_page;  /* --memory-page-size: hugetlb page bytes, 2 MiB or 1 GiB; 0: 2 MiB */
 	/* Memory hot-added before a snapshot, added again at its restore. */
 	unsigned n_mem_added;
 	struct memhp_piece mem_added[GMEM_MAX_REGIONS];
@@ -145,6 +146,8 @@ int vm_config_validate(const struct vm_config *cfg);
 /* The virtual NUMA topology of cfg completed (shorthand expanded, default
  * distances) and bound to host nodes; 0 or -errno with err_set(). */
 int vm_config_numa(const struct vm_config *cfg, struct numa_config *out);
+/* The possible CPUs: max_cpus, or cpus without CPU hot-add. */
+unsigned vm_config_possible_cpus(const struct vm_config *cfg);
 void vm_config_free(struct vm_config *cfg);
 
 #endif

@@ -588,17 +588,22 @@ static void guest_removed(void *opaque, const char *id)
 }
 
 /* Not a long operation: the guest onlines the CPU in its own time. */
-static int op_cpu_add(void *opaque, json_t *out)
+static int op_cpu_add(void *opaque, int node_wanted, json_t *out)
 {
 	struct vm_session *s = opaque;
 	WITH_VM(s, vm);
 	unsigned cpu = 0;
-	int rc = hotplug_cpu_add(vm, &cpu);
+	int rc = hotplug_cpu_add(vm, node_wanted, &cpu);
 	if (rc == 0) {
 		atomic_fetch_or(&s->cpus_added, 1ull << cpu);
 		json_object_set_new(out, "cpu", json_integer(cpu));
+		/* Its virtual node, as the SRAT and its _PXM give it. */
+		int node = vnuma_node_of_cpu(&vm->numa, cpu);
+		if (node >= 0)
+			json_object_set_new(out, "node", json_integer(node));
 		if (s->api)
-			api_server_post_event(s->api, json_pack("{s:s, s:i}", "event", "cpu-added", "cpu", (int)cpu));
+			api_server_post_event(s->api, json_pack("{s:s, s:i, s:o}", "event", "cpu-added", "cpu", (int)cpu,
+								"node", node >= 0 ? json_integer(node) : json_null()));
 	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
@@ -711,7 +716,14 @@ static int op_memory_add(void *opaque, uint64_t size, int node, json_t *out)
 		s->mem_added[s->n_mem_added++] = m;
 		json_t *j = memhp_piece_json(&m);
 		json_object_update(out, j);
-		json_decref(j);
+		/* The same fields as memory-removed's, so that a client can
+		 * keep the guest's memory map from events alone. */
+		if (s->api) {
+			json_object_set_new(j, "event", json_string("memory-added"));
+			api_server_post_event(s->api, j);
+		} else {
+			json_decref(j);
+		}
 	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;

@@ -366,14 +366,21 @@ int hotplug_reap_guest_ejects(struct vm *vm, struct plugin_devices *plugins,
 
 /* ---- CPUs ---- */
 
-int hotplug_cpu_add(struct vm *vm, unsigned *cpu)
+int hotplug_cpu_add(struct vm *vm, int node, unsigned *cpu)
 {
 	struct platform *p = vm->platform;
 	if (!p || !p->cpuhp || !vm->cpu_hotplug)
 		return err_set(-ENOTSUP, "this VM has no CPUs to add (start it with --max-cpus N, more than --cpus)");
+	if (node >= 0 && (unsigned)node >= vm->numa.n_nodes) {
+		if (!vm->numa.n_nodes)
+			return err_set(-EINVAL, "cpu add: the guest has no NUMA nodes (--node needs --numa or --numa-nodes)");
+		return err_set(-EINVAL, "cpu add: the guest has no NUMA node %d (it has 0-%u)", node,
+			       vm->numa.n_nodes - 1);
+	}
 	pthread_mutex_lock(&vm->dev_lock);
 	unsigned i = 0;
-	while (i < vm->n_vcpus && !atomic_load(&vm->vcpus[i]->absent))
+	while (i < vm->n_vcpus &&
+	       (!atomic_load(&vm->vcpus[i]->absent) || (node >= 0 && vnuma_node_of_cpu(&vm->numa, i) != node)))
 		i++;
 	if (i < vm->n_vcpus) {
 		/* Present before the guest hears of it: its INIT and SIPI
@@ -382,6 +389,11 @@ int hotplug_cpu_add(struct vm *vm, unsigned *cpu)
 		cpu_hotplug_insert(p->cpuhp, i);
 	}
 	pthread_mutex_unlock(&vm->dev_lock);
+	if (i == vm->n_vcpus && node >= 0) {
+		const struct numa_node *n = &vm->numa.nodes[node];
+		return err_set(-ENOSPC, "every possible CPU of node %d is there already (%u-%u)", node, n->first_cpu,
+			       n->first_cpu + n->n_cpus - 1);
+	}
 	if (i == vm->n_vcpus)
 		return err_set(-ENOSPC, "every possible CPU is there already (%u; --max-cpus sets how many)", vm->n_vcpus);
 	vcpu_signal(vm->vcpus[i], VCPU_EVT_KICK);

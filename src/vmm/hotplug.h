@@ -45,9 +45,11 @@ int hotplug_reap_guest_ejects(struct vm *vm, struct plugin_devices *plugins,
 			      void (*removed)(void *opaque, const char *id), void *opaque);
 
 /* ACPI processor hot-plug (docs/hotplug.md "CPUs"): plugs in the first
- * absent possible CPU and tells the guest; its number in *cpu.  -ENOSPC
- * when every possible CPU is there, -ENOTSUP without --max-cpus. */
-int hotplug_cpu_add(struct vm *vm, unsigned *cpu);
+ * absent possible CPU (of virtual NUMA node node; -1: of any node) and
+ * tells the guest; its number in *cpu.  -ENOSPC when every possible CPU
+ * (of the node) is there, -EINVAL for a node the guest does not have,
+ * -ENOTSUP without --max-cpus. */
+int hotplug_cpu_add(struct vm *vm, int node, unsigned *cpu);
 /* Asks the guest to release CPU cpu (eject request); the guest offlines
  * it and runs its _EJ0, which hotplug_reap_cpu_ejects() then finds. */
 int hotplug_cpu_remove(struct vm *vm, unsigned cpu);

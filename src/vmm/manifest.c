@@ -20,7 +20,7 @@
 #include <string.h>
 
 const char *const vm_manifest_fields[] = {
-	"engine", "cpu", "cpus", "max_cpus", "memory", "memory_hotplug", "memory_backend", "numa_nodes", "kernel", "initrd", "cmdline",
+	"engine", "cpu", "cpus", "max_cpus", "memory", "memory_hotplug", "memory_backend", "memory_page_size", "numa_nodes", "kernel", "initrd", "cmdline",
 	"decompress", "no_reboot", "on_panic", "deterministic", "hyperv", "compound", "code_cache", "jit", "sandbox", "serial", "console", "api_socket",
 	"restore", "disks", "disks[].path", "disks[].format", "disks[].readonly", "disks[].key_file",
 	"disks[].serial", "disks[].id", "disks[].cache", "disks[].queues", "disks[].packed", "rng", "rng_rate",
@@ -206,6 +206,12 @@ static int f_memory_backend(const struct mctx *m, json_t *v, struct vm_config *c
 	if (!json_is_string(v) || gmem_backend_parse(json_string_value(v), &cfg->memory_backend) < 0)
 		return bad(m, "memory_backend", v, "is not a backend", "\"thp\", \"normal\" or \"hugetlb\"");
 	return 0;
+}
+
+static int f_memory_page_size(const struct mctx *m, json_t *v, struct vm_config *cfg)
+{
+	return get_size(m, "memory_page_size", v, GMEM_HUGE_PAGE, GMEM_HUGE_PAGE_1G,
+			"a hugetlb page size, \"2M\" or \"1G\"", &cfg->memory_page);
 }
 
 static int f_memory_hotplug(const struct mctx *m, json_t *v, struct vm_config *cfg)
@@ -797,7 +803,8 @@ static const struct {
 	field_fn parse;
 } top_fields[] = {
 	{ "engine", f_engine }, { "cpu", f_cpu }, { "cpus", f_cpus }, { "max_cpus", f_max_cpus }, { "memory", f_memory },
-	{ "memory_hotplug", f_memory_hotplug }, { "memory_backend", f_memory_backend }, { "numa_nodes", f_numa },
+	{ "memory_hotplug", f_memory_hotplug }, { "memory_backend", f_memory_backend },
+	{ "memory_page_size", f_memory_page_size }, { "numa_nodes", f_numa },
 	{ "kernel", f_kernel }, { "initrd", f_initrd }, { "cmdline", f_cmdline },
 	{ "decompress", f_decompress }, { "no_reboot", f_no_reboot }, { "on_panic", f_on_panic }, { "deterministic", f_deterministic },
 	{ "hyperv", f_hyperv }, { "compound", f_compound }, { "code_cache", f_code_cache },

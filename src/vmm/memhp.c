@@ -31,6 +31,10 @@ int memhp_add(struct vm *vm, uint64_t size, int node, uint64_t gpa, bool notify,
 	if (!size || size % GMEM_HOTPLUG_BLOCK)
 		return err_set(-EINVAL, "memory add: %llu MiB is not a multiple of the %llu MiB memory block",
 			       (unsigned long long)(size >> 20), GMEM_HOTPLUG_BLOCK >> 20);
+	/* Each piece its own whole hugetlb pages (docs/numa.md "Huge pages"). */
+	if (mem->backend == GMEM_BACKEND_HUGETLB && size % mem->huge_page)
+		return err_set(-EINVAL, "memory add: %llu MiB is not a multiple of the %s huge page (--memory-page-size)",
+			       (unsigned long long)(size >> 20), gmem_page_name(mem->huge_page));
 	unsigned n_nodes = vm->numa.n_nodes ? vm->numa.n_nodes : 1;
 	if (node < 0)
 		node = 0;

@@ -280,7 +280,7 @@ static int vm_create(struct vm_session *sess, const struct vm_config *cfg, const
 	bus_init(&vm->pio, "pio");
 	bus_init(&vm->mmio, "mmio");
 	vm->numa = *numa;
-	int rc = gmem_init_backend(&vm->mem, cfg->mem_bytes, cfg->mem_hotplug, cfg->memory_backend);
+	int rc = gmem_init_pages(&vm->mem, cfg->mem_bytes, cfg->mem_hotplug, cfg->memory_backend, cfg->memory_page);
 	/* Before anything touches guest RAM: each page lands where its node's
 	 * policy says. */
 	if (rc == 0)
@@ -296,7 +296,8 @@ static int vm_create(struct vm_session *sess, const struct vm_config *cfg, const
 	/* Every possible CPU has its vCPU from the start; those beyond the
 	 * ones plugged in at power-on (and those `cpu add` plugged in since,
 	 * which stay across a reboot) wait, absent (docs/hotplug.md "CPUs"). */
-	unsigned n_cpus = cfg->max_cpus > cfg->cpus ? cfg->max_cpus : cfg->cpus;
+	unsigned n_cpus = vm_config_possible_cpus(cfg);
+	vm->planned_vcpus = n_cpus;
 	vm->cpu_hotplug = n_cpus > cfg->cpus;
 	for (unsigned i = 0; rc == 0 && i < n_cpus; i++) {
 		struct vcpu *v = calloc(1, sizeof(*v));

@@ -169,7 +169,15 @@ def test_max_cpus_bad_input(vessel_bin, counter):
     for args, needle in [(["--cpus", "2", "--max-cpus", "1"], "max_cpus: 1 is out of range (expected 2"),
                          (["--max-cpus", "65"], "max_cpus: 65 is out of range"),
                          (["--max-cpus", "x"], "--max-cpus: 'x' is not a number of CPUs"),
-                         (["--max-cpus", "4", "--numa-nodes", "1"], "CPU hot-add in a VM with NUMA nodes")]:
+                         # With NUMA nodes every possible CPU needs its node
+                         # (docs/numa.md "CPU hot-add").
+                         (["--memory", "64M", "--cpus", "2", "--max-cpus", "4", "--numa", "node,mem=32M,cpus=0-1",
+                           "--numa", "node,mem=32M,cpus=2"], "numa: cpus: vCPU 3 is in no node (every vCPU 0-3"),
+                         (["--memory", "64M", "--cpus", "2", "--max-cpus", "4", "--numa", "node,mem=32M,cpus=0-1",
+                           "--numa", "node,mem=32M,cpus=2-4"],
+                          "vCPU 4 does not exist (the machine has 4, --max-cpus included: 0-3)"),
+                         (["--cpus", "2", "--max-cpus", "4", "--numa-nodes", "5"],
+                          "numa_nodes: 5 is more than the 4 CPUs")]:
         r = run_vessel(vessel_bin, "run", "--kernel", str(counter), *args, stdin=subprocess.DEVNULL)
         assert r.returncode == 2 and needle in r.stderr, (args, r.returncode, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
@@ -472,32 +480,88 @@ def test_manifest_devices_of_virtio_types_are_there_from_power_on(vessel_bin, co
     assert "missing.raw" in r.stderr
 
 
-def plug_cpu1(g):
+def plug_cpu1(g, online="0-1"):
     """`cpu add`; the guest registers the CPU, is told to online it and
-    does (the default guest has no udev rule that would)."""
+    does (the default guest has no udev rule that would); then its online
+    CPUs are online."""
     r = g.ctl("cpu", "add")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "added cpu1"
+    assert r.stdout.strip() == "added cpu1 to node 1"
     assert g.wait_for("[ -e /sys/devices/system/cpu/cpu1/online ]") == "YES", g.sh("dmesg | tail -n 30")
     g.sh("echo 1 > /sys/devices/system/cpu/cpu1/online")
-    assert g.wait_for('[ "$(cat /sys/devices/system/cpu/online)" = 0-1 ]') == "YES", g.sh("dmesg | tail -n 30")
+    assert g.wait_for(f'[ "$(cat /sys/devices/system/cpu/online)" = {online} ]') == "YES", g.sh("dmesg | tail -n 30")
 
 
 def test_linux_guest_onlines_a_hot_added_cpu_and_a_snapshot_keeps_it(vessel_bin, tmp_path):
-    """--cpus 1 --max-cpus 2: the guest sees one possible CPU more; `cpu
-    add` plugs it in, Linux's ACPI processor driver registers it on the
+    """--cpus 1 --max-cpus 4: the guest sees three possible CPUs more; `cpu
+    add` plugs in CPU 1, Linux's ACPI processor driver registers it on the
     GPE's Notify, the guest onlines it (INIT/SIPI to the vCPU that waited)
-    and runs on it; a snapshot restores with it online."""
+    and runs on it; a snapshot restores with it online.
+
+    With four virtual NUMA nodes of 128 MiB, one possible CPU each, only
+    CPU 0 plugged in at boot (docs/numa.md "CPU hot-add"): the guest sees
+    the four nodes, their sizes and SLIT distances, and CPUs 1-3 in no
+    node's cpulist yet; the SRAT and _PXM put CPU 1 in node 1, where the
+    guest shows it once online, and its vCPU thread runs on node 1's host
+    CPUs; CPUs 3 (asked for by node) and 2 go to nodes 3 and 2."""
     snap = tmp_path / "vm.snap"
-    g = Guest(vessel_bin, tmp_path, more=["--cpus", "1", "--max-cpus", "2"])
+    nodes = []
+    for n in range(4):
+        nodes += ["--numa", f"node,mem=128M,cpus={n}" + (",host-node=0" if n == 1 else "")]
+    g = Guest(vessel_bin, tmp_path, more=["--cpus", "1", "--max-cpus", "4", *nodes, "--numa-distance", "0,3,30",
+                                          "--numa-policy", "bind"])
     try:
-        assert g.out("cat /sys/devices/system/cpu/possible") == "0-1"
+        assert g.out("cat /sys/devices/system/cpu/possible") == "0-3"
         assert g.out("cat /sys/devices/system/cpu/present") == "0"
+        assert g.out("echo $(ls -d /sys/devices/system/node/node*)") == \
+            " ".join(f"/sys/devices/system/node/node{n}" for n in range(4))
+        assert g.out("echo CPUS=$(cat /sys/devices/system/node/node*/cpulist)") == "CPUS=0"
+        assert g.out("cat /sys/devices/system/node/node0/distance") == "10 20 20 30"
+        # The PCI root bridge's _PXM: its functions are node 0's.
+        assert g.out("cat /sys/bus/pci/devices/0000:00:00.0/numa_node") == "0"
+        assert g.out("cat /sys/devices/system/node/node3/distance") == "30 20 20 10"
+        # MemTotal is the node's 128 MiB less what the kernel reserved.
+        for n in range(1, 4):
+            kb = int(g.out(f"awk '/MemTotal/ {{print $4}}' /sys/devices/system/node/node{n}/meminfo"))
+            assert 100 * 1024 < kb <= 128 * 1024, (n, kb)
         ev = events(vessel_bin, g.sock)
         plug_cpu1(g)
         assert g.out("cat /sys/devices/system/cpu/present") == "0-1"
+        assert g.out("cat /sys/devices/system/node/node1/cpulist") == "1"
+        assert g.out("cat /sys/devices/system/node/node0/cpulist") == "0"
+        # No complaint about the tables or the topology (as test_numa).
+        assert g.out("dmesg | grep -iE 'srat|pxm|numa|topology|BUG|WARNING' | grep -cE "
+                     "'BUG|WARNING|borken|not on the same node|[Ii]nvalid|[Ii]gnor|disabl' || true") == "0", \
+            g.sh("dmesg | grep -iE 'srat|pxm|numa|topology|BUG|WARNING'")
+        # On the host: cpu1's thread runs on the CPUs of node 1's host node.
+        r = g.ctl("--json", "numa", "status")
+        assert r.returncode == 0, r.stderr
+        node1 = json.loads(r.stdout)["result"]["nodes"][1]
+        assert node1["host_nodes"] == [0], node1
+        tid = next(v["tid"] for v in node1["vcpus"] if v["id"] == 1)
+        allowed = next(line.split()[1] for line in open(f"/proc/{g.child.pid}/task/{tid}/status")
+                       if line.startswith("Cpus_allowed_list:"))
+        with open("/sys/devices/system/node/node0/cpulist") as f:
+            assert allowed == f.read().strip(), allowed
         # Work runs on the new CPU.
         assert g.out("taskset -c 1 sh -c 'grep -c . /proc/self/stat >/dev/null; echo RAN'") == "RAN"
+        # --node picks the node: vessel's CPU 3 (APIC id 3) before CPU 2.
+        # Linux numbers CPUs in the order they arrive: it is the guest's
+        # cpu2, and in node 3 by its _PXM once online; vessel's CPU 2 is
+        # then the guest's cpu3 (left offline).
+        for args, cpu, linux_cpu in [(["--node", "3"], 3, 2), ([], 2, 3)]:
+            r = g.ctl("cpu", "add", *args)
+            assert r.returncode == 0 and r.stdout.strip() == f"added cpu{cpu} to node {cpu}", r.stdout + r.stderr
+            assert g.wait_for(f"[ -e /sys/devices/system/cpu/cpu{linux_cpu}/online ]") == "YES", g.sh("dmesg | tail")
+            if cpu == 3:
+                g.sh("echo 1 > /sys/devices/system/cpu/cpu2/online")
+                assert g.wait_for('[ "$(cat /sys/devices/system/node/node3/cpulist)" = 2 ]') == "YES", \
+                    g.sh("dmesg | tail")
+        for args, code, message in [(["--node", "3"], 1, "every possible CPU of node 3 is there already (3-3)"),
+                                    (["--node", "4"], 1, "cpu add: the guest has no NUMA node 4 (it has 0-3)"),
+                                    (["--node", "x"], 2, "cpu add: expected --node N, not '--node x'")]:
+            r = g.ctl("cpu", "add", *args)
+            assert r.returncode == code and message in r.stderr, (args, r.stderr)
         r = g.ctl("cpu", "add")
         assert r.returncode != 0 and "every possible CPU is there already" in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
@@ -507,15 +571,16 @@ def test_linux_guest_onlines_a_hot_added_cpu_and_a_snapshot_keeps_it(vessel_bin,
         assert r.returncode != 0 and "cpu0 is the boot processor" in r.stderr, r.stderr
         r = g.ctl("cpu", "remove", "1")
         assert r.returncode == 0, r.stderr
-        assert g.wait_for('[ "$(cat /sys/devices/system/cpu/present)" = 0 ]') == "YES", g.sh("dmesg | tail -n 30")
-        assert g.out("cat /sys/devices/system/cpu/online") == "0"
-        plug_cpu1(g)
+        assert g.wait_for('[ "$(cat /sys/devices/system/cpu/present)" = 0,2-3 ]') == "YES", g.sh("dmesg | tail -n 30")
+        assert g.out("cat /sys/devices/system/cpu/online") == "0,2"
+        plug_cpu1(g, "0-2")
         time.sleep(0.5)
         ev.terminate()
         out, _ = ev.communicate(timeout=30)
-        cpu_evs = [(e["event"], e["cpu"]) for e in map(json.loads, filter(None, out.splitlines()))
+        cpu_evs = [(e["event"], e["cpu"], e.get("node")) for e in map(json.loads, filter(None, out.splitlines()))
                    if e.get("event", "").startswith("cpu-")]
-        assert cpu_evs == [("cpu-added", 1), ("cpu-removed", 1), ("cpu-added", 1)], out
+        assert cpu_evs == [("cpu-added", 1, 1), ("cpu-added", 3, 3), ("cpu-added", 2, 2), ("cpu-removed", 1, None),
+                           ("cpu-added", 1, 1)], out
         r = g.ctl("save", str(snap))
         assert r.returncode == 0, r.stderr
     finally:
@@ -524,7 +589,9 @@ def test_linux_guest_onlines_a_hot_added_cpu_and_a_snapshot_keeps_it(vessel_bin,
     try:
         h.child.sendline("")
         h.child.expect(PROMPT)
-        assert h.out("cat /sys/devices/system/cpu/online") == "0-1"
+        assert h.out("cat /sys/devices/system/cpu/online") == "0-2"
         assert h.out("taskset -c 1 echo STILL") == "STILL"
+        assert h.out("cat /sys/devices/system/node/node1/cpulist") == "1"
+        assert h.out("cat /sys/devices/system/node/node3/cpulist") == "2"
     finally:
         h.close()

@@ -27,6 +27,7 @@ def run_manifest(vessel_bin, path, *flags):
     ({"disks": [{"path": "a.img", "cache": "directsync"}]}, 'disks[0].cache: "directsync" is not a cache mode'),
     ({"disks": [{"path": "a.img", "queues": 9}]}, "disks[0].queues"),
     ({"rng": "yes"}, 'rng: "yes" is not'),
+    ({"memory_page_size": "64K"}, 'memory_page_size: "64K" is out of range (expected a hugetlb page size'),
     ({"devices": [{"type": "mailbox"}]}, "devices[0].id: missing"),
     ('{"cpus": 2,,}', "line 1 column"),
 ])
@@ -67,6 +68,7 @@ def test_manifest_fills_what_flags_leave_out(vessel_bin, tmp_path):
 # help text is the list of flags, the schema the list of fields.
 FLAG_TO_FIELD = {
     "kernel": "kernel", "initrd": "initrd", "append": "cmdline", "cpus": "cpus", "max-cpus": "max_cpus", "memory": "memory", "memory-hotplug": "memory_hotplug", "memory-backend": "memory_backend",
+    "memory-page-size": "memory_page_size",
     "engine": "engine", "cpu": "cpu", "disk": "disks", "numa-nodes": "numa_nodes", "numa": "numa", "numa-distance": "numa", "numa-policy": "numa", "numa-follow": "numa",
     "serial": "serial",
     "no-reboot": "no_reboot", "on-panic": "on_panic", "no-decompress": "decompress", "deterministic": "deterministic",

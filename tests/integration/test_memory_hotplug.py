@@ -5,13 +5,16 @@ node's meminfo grow.  Bad requests are refused with the reason; the added
 memory is there again after the guest reboots, and `memory remove` takes
 it back once the guest released it.  One boot (and a reboot) for all."""
 import json
+import os
 import re
 import subprocess
+import time
 
 import pexpect
 
 from conftest import run_vessel
 from guests import linux_args
+from test_hotplug import events
 
 BOOT_TIMEOUT = 900   # seconds; generous for a loaded 2-core machine
 
@@ -55,6 +58,22 @@ def test_refused_without_a_hot_pluggable_range(vessel_bin, tmp_path):
         assert f"the guest's 64 MiB need 32 free 2 MiB huge pages, the host has {free}" in r.stderr, r.stderr
     else:
         assert "huge pages" not in r.stderr, r.stderr
+    # 1 GiB pages (--memory-page-size 1G): hugetlb only, whole pages,
+    # from the host's 1 GiB pool, which this project's CI hosts lack.
+    for args, message in [(["--memory-page-size", "1G"], "1 GiB pages are hugetlb pages (add --memory-backend hugetlb)"),
+                          (["--memory-backend", "hugetlb", "--memory-page-size", "4M"],
+                           "memory_page_size: 4096 KiB is not a huge page size (expected 2M or 1G)"),
+                          (["--memory-backend", "hugetlb", "--memory-page-size", "1G", "--memory", "512M"],
+                           "hugetlb needs memory in whole 1 GiB pages, not 524288 KiB")]:
+        r = run_vessel(vessel_bin, "run", "--kernel", str(kernel), *args)
+        assert r.returncode == 2 and message in r.stderr, (args, r.stderr)
+    giant = "/sys/kernel/mm/hugepages/hugepages-1048576kB"
+    r = run_vessel(vessel_bin, "run", "--kernel", str(kernel), "--memory", "1G", "--memory-backend", "hugetlb",
+                   "--memory-page-size", "1G")
+    if not os.path.exists(giant):
+        assert r.returncode == 2 and f"this host has no 1 GiB huge pages (no {giant}" in r.stderr, r.stderr
+    elif int(open(f"{giant}/free_hugepages").read()) < 1:
+        assert r.returncode == 2 and "need 1 free 1 GiB huge pages, the host has 0" in r.stderr, r.stderr
     r = run_vessel(vessel_bin, "run", "--kernel", str(kernel), "--memory-backend", "giant")
     assert r.returncode == 2 and "'giant' is not a backend (expected thp, normal or hugetlb)" in r.stderr, r.stderr
 
@@ -79,6 +98,7 @@ def test_memory_add_grows_the_guest(vessel_bin, tmp_path):
             r = subprocess.run(ctl + cmd, capture_output=True, text=True, timeout=60)
             assert r.returncode == code and message in r.stderr, (cmd, r.stderr)
 
+        ev = events(vessel_bin, sock)
         r = subprocess.run(ctl + ["memory", "add", "256M", "--node", "1"], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
         m = re.search(r"added 256 MiB at (0x[0-9a-f]+) to node 1", r.stdout)
@@ -118,6 +138,15 @@ def test_memory_add_grows_the_guest(vessel_bin, tmp_path):
         assert r.returncode == 0, r.stderr
         assert f"removed 256 MiB at {m.group(1)} from node 1" in r.stdout, r.stdout
         free3, node1_3 = totals(child)
+        # Events with where and how much (docs/api.md "Events"): one piece
+        # arrived, the same piece left.
+        time.sleep(0.5)
+        ev.terminate()
+        out, _ = ev.communicate(timeout=30)
+        mem_evs = [e for e in map(json.loads, filter(None, out.splitlines())) if e.get("event", "").startswith("memory-")]
+        piece = {"gpa": int(m.group(1), 16), "size": 256 << 20, "node": 1}
+        assert [(e["event"], {k: e[k] for k in piece}) for e in mem_evs] == \
+            [("memory-added", piece), ("memory-removed", piece)], out
         assert free2 - free3 >= 250 and node1_2 - node1_3 >= 250 * 1024, (free2, free3, node1_2, node1_3)
         status = subprocess.run(ctl + ["--json", "status"], capture_output=True, text=True, timeout=60)
         assert json.loads(status.stdout)["result"]["memory_hotplug"]["added"] == [], status.stdout

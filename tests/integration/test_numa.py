@@ -171,7 +171,10 @@ def test_shorthand_nodes_survive_a_reboot_in_the_sandbox(vessel_bin):
     """--numa-nodes 2: two nodes of one vCPU each; the machine rebuilt at
     the guest's reboot binds and pins again inside the sandbox (mbind and
     sched_setaffinity allowed) and the guest sees the nodes again."""
-    script = "echo NODE1-CPUS $(cat /sys/devices/system/node/node1/cpulist)\nreboot -f\n"
+    script = ("echo NODE1-CPUS $(cat /sys/devices/system/node/node1/cpulist)\n"
+              "echo NODE1-DIST $(cat /sys/devices/system/node/node1/distance)\n"
+              "echo NODE1-MEM $(awk '/MemTotal/ {print $4}' /sys/devices/system/node/node1/meminfo)\n"
+              "reboot -f\n")
     child = pexpect.spawn(vessel_bin, linux_args(script, cpus=2) + ["--numa-nodes", "2"], encoding="utf-8",
                           codec_errors="replace", timeout=BOOT_TIMEOUT)
     try:
@@ -179,6 +182,11 @@ def test_shorthand_nodes_survive_a_reboot_in_the_sandbox(vessel_bin):
             child.expect("VESSEL-SCRIPT-BEGIN")
             child.expect(r"NODE1-CPUS (\S+)\r*\n")
             assert child.match.group(1) == "1"
+            child.expect(r"NODE1-DIST ([0-9 ]+)\r*\n")
+            assert child.match.group(1).split() == ["20", "10"], "the default SLIT distance"
+            # Half of the 512 MiB, less what the kernel reserved from it.
+            child.expect(r"NODE1-MEM (\d+)\r*\n")
+            assert 200 * 1024 < int(child.match.group(1)) <= 256 * 1024, child.match.group(1)
         child.send("\x01x")                     # Ctrl-A x quits
         child.expect(pexpect.EOF, timeout=60)
     finally:

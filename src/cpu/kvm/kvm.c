@@ -9,6 +9,7 @@
  * instructions that follow in the emu engine (docs/compounding.md). */
 #include "machine/accel.h"
 #include "cpu/engines.h"
+#include "cpu/kvm/kvm_cpuid.h"
 #include "cpu/kvm/kvm_hv.h"
 #include "cpu/lookahead.h"
 #include "machine/compound.h"
@@ -191,8 +192,9 @@ static int kvm_vm_init(struct vm *vm)
 		int khz = ioctl(k->vm_fd, KVM_GET_TSC_KHZ, 0);
 		k->tsc_khz = khz > 0 ? (uint64_t)khz : 0;
 	}
-	/* The CPUID the host's KVM supports, with the hypervisor bit set,
-	 * and room for the Hyper-V leaves (kvm_hv_cpuid()). */
+	/* The CPUID the host's KVM supports, with room for the Hyper-V
+	 * leaves (kvm_hv_cpuid()); each vCPU gets its own version of it
+	 * (kvm_cpuid.h). */
 	int n = 128;
 	k->cpuid_cap = (unsigned)n + 32;
 	k->cpuid = calloc(1, sizeof(*k->cpuid) + k->cpuid_cap * sizeof(struct kvm_cpuid_entry2));
@@ -256,26 +258,13 @@ static int kvm_vcpu_init(struct vcpu *vcpu)
 			log_warn("kvm", "no room for the Hyper-V CPUID leaves");
 	}
 	if (k->cpuid) {
-		for (unsigned i = 0; i < k->cpuid->nent; i++) {
-			struct kvm_cpuid_entry2 *e = &k->cpuid->entries[i];
-			if (e->function == 1) {
-				e->ecx |= 1u << 31;  /* hypervisor present (SDM vol. 2A, CPUID leaf 1 ECX) */
-				/* vessel's own LAPIC serves this engine through MMIO
-				 * and, with the MSR filter, its MSRs; x2APIC and TSC
-				 * deadline stay unadvertised here: KVM's guest TSC runs
-				 * at the host's rate, not the LAPIC's, and neither has
-				 * run on a KVM host yet. */
-				e->ecx &= ~((1u << 21) | (1u << 24));
-				e->ebx = (e->ebx & 0x00ffffff) | (vcpu->id << 24); /* initial APIC id */
-			}
-			/* --cpu: the flags the model removes (machine/cpu_model.h);
-			 * KVM then faults their MSRs and, where the hardware can
-			 * trap them, their instructions. */
-			uint32_t r[4] = { e->eax, e->ebx, e->ecx, e->edx };
-			cpu_model_filter(&vcpu->vm->cpu_model, e->function, e->index, r);
-			e->eax = r[0]; e->ebx = r[1]; e->ecx = r[2]; e->edx = r[3];
+		struct kvm_cpuid2 *t = kvm_cpuid_for_vcpu(k->cpuid, vcpu->vm, vcpu->id);
+		if (!t) {
+			kvm_vcpu_destroy(vcpu);
+			return err_set(-ENOMEM, "out of memory");
 		}
-		ioctl(kv->fd, KVM_SET_CPUID2, k->cpuid);
+		ioctl(kv->fd, KVM_SET_CPUID2, t);
+		free(t);
 	}
 	if (vcpu->vm->compound & COMPOUND_LOOKAHEAD) {
 		kv->la = lookahead_new(vcpu);

@@ -63,6 +63,7 @@ static const uint8_t *build_numa(unsigned ncpus, const struct acpi_numa_info *nu
 	info.cpuhp_port = cpuhp_port;
 	info.cpuhp_gpe = 4;
 	info.cpu_present = cpus_present;
+	info.cpu_node = numa ? numa->cpu_node : NULL;
 	acpi_builder_init(&b, area, AREA_GPA, AREA_SIZE);
 	cr_assert_eq(acpi_build_pc_tables(&b, &info), 0);
 	if (numa)
@@ -321,6 +322,14 @@ Test(acpi, srat_and_slit_describe_the_nodes)
 	char cmd[256];
 	snprintf(cmd, sizeof(cmd), "grep -q 'Locality   1 : 0F 0A' %s/SLIT.dsl", dir);
 	cr_assert_eq(system(cmd), 0, "SLIT.dsl shows the distances");
+	/* Each processor object's _PXM is its SRAT node (ACPI 6.4 6.2.14). */
+	for (unsigned cpu = 0; cpu < 4; cpu++) {
+		snprintf(cmd, sizeof(cmd), "grep -A4 'Device (C00%u)' %s/DSDT.dsl | grep -q 'Name (_PXM, %s)'", cpu, dir,
+			 cpu < 2 ? "Zero" : "One");
+		cr_assert_eq(system(cmd), 0, "C00%u's _PXM is node %u", cpu, cpu / 2);
+	}
+	snprintf(cmd, sizeof(cmd), "grep -A8 'Device (PCI0)' %s/DSDT.dsl | grep -q 'Name (_PXM, Zero)'", dir);
+	cr_assert_eq(system(cmd), 0, "the PCI root bridge is node 0's");
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	cr_assert_eq(system(cmd), 0);
 }
@@ -612,6 +621,7 @@ Test(acpi, processor_hot_plug_tables)
 	cr_assert(memmem(dsdt, len, "CSCN", 4), "the scan method");
 	cr_assert(memmem(dsdt, len, "_E04", 4), "its GPE handler");
 	cr_assert(memmem(dsdt, len, "_MAT", 4) && memmem(dsdt, len, "CEJ0", 4));
+	cr_assert(!memmem(dsdt, len, "_PXM", 4), "no nodes, no _PXM");
 	if (!have_iasl())
 		return;
 	char dir[] = "/tmp/vessel-acpicpu-XXXXXX";

@@ -107,6 +107,27 @@ Test(memory, backends)
 	gmem_destroy(&m);
 	cr_assert_lt(gmem_init_backend(&m, (64 << 20) + 4096, 0, GMEM_BACKEND_HUGETLB), 0, "not whole 2 MiB pages");
 	cr_assert(strstr(err_msg(), "not a multiple of 2 MiB"), "%s", err_msg());
+	cr_assert_lt(gmem_init_pages(&m, 512 << 20, 0, GMEM_BACKEND_HUGETLB, GMEM_HUGE_PAGE_1G), 0,
+		     "not whole 1 GiB pages");
+	cr_assert(strstr(err_msg(), "not a multiple of 1 GiB"), "%s", err_msg());
+	/* 1 GiB pages: taken from their own pool; refused, naming it, on a
+	 * host with none free (or no such pages at all). */
+	unsigned long giant = 0;
+	FILE *g = fopen(GMEM_HUGE_SYSFS "/hugepages-1048576kB/free_hugepages", "r");
+	if (g) {
+		cr_assert_eq(fscanf(g, "%lu", &giant), 1);
+		fclose(g);
+	}
+	int rc1 = gmem_init_pages(&m, 1ull << 30, 0, GMEM_BACKEND_HUGETLB, GMEM_HUGE_PAGE_1G);
+	if (giant < 1) {
+		cr_assert_lt(rc1, 0);
+		cr_assert(strstr(err_msg(), "1 GiB huge pages") && strstr(err_msg(), "hugepages-1048576kB"), "%s",
+			  err_msg());
+	} else {
+		cr_assert_eq(rc1, 0, "%s", err_msg());
+		cr_assert_eq(m.regions[0].map_size, 1ull << 30);
+		gmem_destroy(&m);
+	}
 	FILE *f = fopen("/proc/sys/vm/nr_hugepages", "r");
 	unsigned long pages = 0;
 	if (f) {

@@ -483,28 +483,36 @@ Test(numa_follow, narrows_to_the_allowed_cpus_and_falls_back_to_the_nearest_node
 	cr_assert_eq(vnuma_follow(&c, &h, &none, out), -EINVAL);
 }
 
+/* The fake two-node host with free pages of one size (pool, the folder
+ * name under nodeN/hugepages) on each node, read back into h. */
+static void fake_huge_host(const char *pool, unsigned free0, unsigned free1, struct host_numa *h)
+{
+	char root[64], dir[128], count[16];
+	fake_two_node_host(root, true, h);
+	for (unsigned n = 0; n < 2; n++) {
+		snprintf(dir, sizeof(dir), "%s/node%u/hugepages", root, n);
+		mkdir(dir, 0755);
+		snprintf(dir, sizeof(dir), "node%u/hugepages/%s/free_hugepages", n, pool);
+		snprintf(count, sizeof(count), "%u\n", n == 0 ? free0 : free1);
+		put(root, dir, count);
+	}
+	cr_assert_eq(host_numa_read(h, root), 0, "%s", err_msg());
+	remove_tree(root);
+}
+
 /* --memory-backend hugetlb: each node's 2 MiB pages where its policy
  * puts them (bind: its host nodes), on a fake host with 100 free huge
  * pages on node 0 and none on node 1 (docs/numa.md "Huge pages"). */
 Test(hugepages, checked_per_node_on_its_host_nodes)
 {
-	char root[64], dir[128];
 	struct host_numa h;
-	fake_two_node_host(root, true, &h);
-	for (unsigned n = 0; n < 2; n++) {
-		snprintf(dir, sizeof(dir), "%s/node%u/hugepages", root, n);
-		mkdir(dir, 0755);
-		snprintf(dir, sizeof(dir), "node%u/hugepages/hugepages-2048kB/free_hugepages", n);
-		put(root, dir, n == 0 ? "100\n" : "0\n");
-	}
-	cr_assert_eq(host_numa_read(&h, root), 0, "%s", err_msg());
-	remove_tree(root);
+	fake_huge_host("hugepages-2048kB", 100, 0, &h);
 	cr_assert_eq(h.free_huge[0], 100);
 	cr_assert_eq(h.free_huge[1], 0);
 
 	struct numa_config none = { 0 };
-	cr_assert_eq(vnuma_check_hugepages(&none, &h, 200ull << 20), 0, "100 pages: 200 MiB fit");
-	cr_assert_eq(vnuma_check_hugepages(&none, &h, 202ull << 20), -ENOMEM);
+	cr_assert_eq(vnuma_check_hugepages(&none, &h, 200ull << 20, GMEM_HUGE_PAGE), 0, "100 pages: 200 MiB fit");
+	cr_assert_eq(vnuma_check_hugepages(&none, &h, 202ull << 20, GMEM_HUGE_PAGE), -ENOMEM);
 	cr_assert(strstr(err_msg(), "need 101 free 2 MiB huge pages, the host has 100"), "%s", err_msg());
 
 	struct numa_config c = { 0 };
@@ -513,9 +521,60 @@ Test(hugepages, checked_per_node_on_its_host_nodes)
 	cr_assert_eq(vnuma_parse_policy("bind", &c.policy), 0);
 	cr_assert_eq(vnuma_config_finish(&c, 0, 2, 128ull << 20), 0);
 	cr_assert_eq(vnuma_host_resolve(&c, &h), 0, "%s", err_msg());
-	cr_assert_eq(vnuma_check_hugepages(&c, &h, 128ull << 20), -ENOMEM, "node 1 is bound where there are none");
+	cr_assert_eq(vnuma_check_hugepages(&c, &h, 128ull << 20, GMEM_HUGE_PAGE), -ENOMEM, "node 1 is bound where there are none");
 	cr_assert(strstr(err_msg(), "numa node 1 needs 32 free 2 MiB huge pages on host node(s) 1, which have 0"), "%s",
 		  err_msg());
 	cr_assert_eq(vnuma_parse_policy("preferred", &c.policy), 0);
-	cr_assert_eq(vnuma_check_hugepages(&c, &h, 128ull << 20), 0, "preferred: node 0's pages serve it");
+	cr_assert_eq(vnuma_check_hugepages(&c, &h, 128ull << 20, GMEM_HUGE_PAGE), 0, "preferred: node 0's pages serve it");
+}
+
+/* --memory-page-size 1G: the host's 1 GiB pools (hugepages-1048576kB),
+ * and node boundaries on whole pages of each RAM region's host mapping:
+ * below 2816 MiB (GMEM_LOW_RAM_END) and the rest, which starts a mapping
+ * of its own at 4 GiB. */
+Test(hugepages, one_gib_pages_per_node_and_on_page_boundaries)
+{
+	struct host_numa h;
+	fake_huge_host("hugepages-1048576kB", 4, 2, &h);
+	cr_assert_eq(h.free_huge_1g[0], 4);
+	cr_assert_eq(h.free_huge[0], 0, "no 2 MiB pages");
+
+	/* 4 GiB without nodes: 2816 MiB below (3 pages, the last partly
+	 * used) and 1280 MiB above (2 pages): 5 pages, the host has 6. */
+	struct numa_config none = { 0 };
+	cr_assert_eq(vnuma_check_hugepages(&none, &h, 4ull << 30, GMEM_HUGE_PAGE_1G), 0, "%s", err_msg());
+	cr_assert_eq(vnuma_check_hugepages(&none, &h, 6ull << 30, GMEM_HUGE_PAGE_1G), -ENOMEM);
+	cr_assert(strstr(err_msg(), "the guest's 6144 MiB need 7 free 1 GiB huge pages, the host has 6"), "%s",
+		  err_msg());
+	cr_assert_eq(vnuma_check_hugepages(&none, &h, 6ull << 30, GMEM_HUGE_PAGE), -ENOMEM, "no 2 MiB pages");
+
+	/* Two nodes of 2 GiB: node 1 starts 2 GiB into the low region (a page
+	 * boundary) and goes on above 4 GiB from its start: 1 + 2 pages. */
+	struct numa_config c = { 0 };
+	vnuma_parse_node(&c, "node,mem=2G,cpus=0,host-node=0");
+	vnuma_parse_node(&c, "node,mem=2G,cpus=1,host-node=1");
+	cr_assert_eq(vnuma_parse_policy("bind", &c.policy), 0);
+	cr_assert_eq(vnuma_config_finish(&c, 0, 2, 4ull << 30), 0);
+	cr_assert_eq(vnuma_host_resolve(&c, &h), 0, "%s", err_msg());
+	cr_assert_eq(vnuma_check_hugepages(&c, &h, 4ull << 30, GMEM_HUGE_PAGE_1G), -ENOMEM);
+	cr_assert(strstr(err_msg(), "numa node 1 needs 3 free 1 GiB huge pages on host node(s) 1, which have 2"),
+		  "%s", err_msg());
+	/* A node that starts inside a page is refused whatever the host. */
+	struct numa_config odd = { 0 };
+	vnuma_parse_node(&odd, "node,mem=1536M,cpus=0");
+	vnuma_parse_node(&odd, "node,mem=2560M,cpus=1");
+	cr_assert_eq(vnuma_config_finish(&odd, 0, 2, 4ull << 30), 0);
+	struct host_numa unknown = { 0 };
+	cr_assert_eq(vnuma_check_hugepages(&odd, &unknown, 4ull << 30, GMEM_HUGE_PAGE_1G), -EINVAL);
+	cr_assert(strstr(err_msg(), "numa node 1 starts 1536 MiB into RAM, not on a 1 GiB huge page"), "%s",
+		  err_msg());
+	cr_assert_eq(vnuma_check_hugepages(&odd, &unknown, 4ull << 30, GMEM_HUGE_PAGE), 0, "2 MiB pages: fine");
+	/* Above 4 GiB the region's own offsets count: 3 GiB starts 256 MiB
+	 * into the high region. */
+	struct numa_config high = { 0 };
+	vnuma_parse_node(&high, "node,mem=3G,cpus=0");
+	vnuma_parse_node(&high, "node,mem=1G,cpus=1");
+	cr_assert_eq(vnuma_config_finish(&high, 0, 2, 4ull << 30), 0);
+	cr_assert_eq(vnuma_check_hugepages(&high, &unknown, 4ull << 30, GMEM_HUGE_PAGE_1G), -EINVAL);
+	cr_assert(strstr(err_msg(), "in the region above 4 GiB"), "%s", err_msg());
 }

@@ -8,6 +8,7 @@
 
 #include "cpu/emu/core/opcodes.h"
 #include "machine/cpu_model.h"
+#include "machine/cpu_topology.h"
 #include "machine/machine.h"
 
 #include <string.h>
@@ -139,23 +140,13 @@ static unsigned n_cpus(const struct emu_cpu *cpu)
 	return 1;
 }
 
-/* Logical processors per package: with virtual NUMA nodes of equal,
- * power-of-two size, one package per node, so that the guest's package
- * and node scheduling domains agree (docs/numa.md); APIC id = vCPU id
- * then splits into package (node) and core fields.  Otherwise one
- * package holds every vCPU. */
+/* Logical processors per package (machine/cpu_topology.h): a package
+ * per virtual NUMA node where the nodes allow it, the KVM engine's
+ * answer too. */
 static unsigned cpus_per_package(const struct emu_cpu *cpu)
 {
-	unsigned n = n_cpus(cpu);
 	const struct numa_config *c = cpu->vcpu && cpu->vcpu->vm ? &cpu->vcpu->vm->numa : NULL;
-	if (!c || c->n_nodes < 2)
-		return n;
-	unsigned k = c->nodes[0].n_cpus;
-	for (unsigned i = 0; i < c->n_nodes; i++) {
-		if (c->nodes[i].n_cpus != k || c->nodes[i].first_cpu != i * k)
-			return n;
-	}
-	return k && !(k & (k - 1)) ? k : n;
+	return cpu_topology_per_package(c, n_cpus(cpu));
 }
 
 static unsigned cpu_id(const struct emu_cpu *cpu)
@@ -171,22 +162,11 @@ void cpuid_query(struct emu_cpu *cpu, uint32_t leaf, uint32_t subleaf, uint32_t 
 		leaf = 0x1f;
 	memset(out, 0, 4 * sizeof(uint32_t));
 	if (leaf == 0xb || leaf == 0x1f) {
-		/* x2APIC topology (SDM vol. 2A, CPUID leaves 0BH and 1FH): one
-		 * thread per core, n cores in the package.  Leaf 1FH, which
-		 * Linux prefers when present, names the same two levels (no
-		 * module, tile or die level), so both agree with each other and
-		 * with the MADT's APIC ids; leaves 17H-1EH are all zero. */
-		unsigned n = cpus_per_package(cpu), shift = 0;
-		while ((1u << shift) < n)
-			shift++;
-		if (subleaf == 0) {
-			out[0] = 0; out[1] = 1; out[2] = (1u << 8);
-		} else if (subleaf == 1) {
-			out[0] = shift; out[1] = n; out[2] = (2u << 8) | 1;
-		} else {
-			out[2] = subleaf & 0xff;
-		}
-		out[3] = cpu_id(cpu);
+		/* x2APIC topology (SDM vol. 2A, CPUID leaves 0BH and 1FH):
+		 * leaf 1FH, which Linux prefers when present, names the same
+		 * two levels as 0BH, so both agree with each other and with
+		 * the MADT's APIC ids; leaves 17H-1EH are all zero. */
+		cpu_topology_leaf(cpus_per_package(cpu), subleaf, cpu_id(cpu), out);
 		return;
 	}
 	if (leaf == 0xd) {

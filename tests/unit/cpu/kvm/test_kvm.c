@@ -8,6 +8,8 @@
 
 #include "machine/accel.h"
 #include "cpu/engines.h"
+#include "cpu/kvm/kvm_cpuid.h"
+#include "machine/cpu_topology.h"
 #include "machine/machine.h"
 
 struct test_io {
@@ -254,4 +256,74 @@ Test(kvm, apic_msrs_take_the_route_to_the_lapic)
 	cr_assert_eq(fake_apic.written, 0xfee00900);
 	kvm_fixture_fini(f);
 	free(f);
+}
+
+/* The CPUID table a vCPU gets (cpu/kvm/kvm_cpuid.h), from a made-up
+ * host table: no /dev/kvm needed.  The host's topology leaves (a 16-core
+ * package here) give way to vessel's, the same the emu engine answers
+ * (machine/cpu_topology.h): two virtual NUMA nodes of two vCPUs, a
+ * package each, for vCPU 2 (x2APIC id 2, package 1). */
+static const struct kvm_cpuid_entry2 *entry(const struct kvm_cpuid2 *t, uint32_t fn, uint32_t idx, unsigned *count)
+{
+	const struct kvm_cpuid_entry2 *found = NULL;
+	*count = 0;
+	for (unsigned i = 0; i < t->nent; i++) {
+		if (t->entries[i].function == fn && t->entries[i].index == idx) {
+			found = &t->entries[i];
+			(*count)++;
+		}
+	}
+	return found;
+}
+
+Test(kvm_cpuid, topology_leaves_are_vessels_not_the_hosts)
+{
+	struct kvm_cpuid2 *host = calloc(1, sizeof(*host) + 8 * sizeof(struct kvm_cpuid_entry2));
+	struct vm *vm = calloc(1, sizeof(*vm));
+	cr_assert(host && vm);
+	const struct kvm_cpuid_entry2 h[] = {
+		{ .function = 0, .eax = 0x16 },
+		{ .function = 1, .eax = 0x906ea, .ebx = 0x05100800, .ecx = 1u << 21 | 1u << 0, .edx = 1u << 28 },
+		{ .function = 0xb, .index = 0, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX, .eax = 1, .ebx = 2, .ecx = 0x100 },
+		{ .function = 0xb, .index = 1, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX, .eax = 5, .ebx = 16,
+		  .ecx = 0x201 },
+		{ .function = 0x1f, .index = 0, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX, .eax = 1, .ebx = 2,
+		  .ecx = 0x100 },
+	};
+	host->nent = sizeof(h) / sizeof(h[0]);
+	memcpy(host->entries, h, sizeof(h));
+	vm->n_vcpus = 3;         /* vCPU 2 being created ... */
+	vm->planned_vcpus = 4;   /* ... of four */
+	cr_assert_eq(vnuma_config_finish(&vm->numa, 2, 4, 64ull << 20), 0);
+	struct kvm_cpuid2 *t = kvm_cpuid_for_vcpu(host, vm, 2);
+	cr_assert(t);
+	unsigned count;
+	for (uint32_t fn = 0xb; fn <= 0x1f; fn += 0x1f - 0xb) {
+		for (uint32_t sub = 0; sub < CPU_TOPOLOGY_SUBLEAVES; sub++) {
+			const struct kvm_cpuid_entry2 *e = entry(t, fn, sub, &count);
+			cr_assert_eq(count, 1, "leaf %#x.%u once", fn, sub);
+			cr_assert(e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX);
+			uint32_t want[4];
+			cpu_topology_leaf(2, sub, 2, want);
+			uint32_t got[4] = { e->eax, e->ebx, e->ecx, e->edx };
+			cr_assert_arr_eq(got, want, sizeof(want), "leaf %#x.%u", fn, sub);
+		}
+	}
+	const struct kvm_cpuid_entry2 *e = entry(t, 0xb, 1, &count);
+	cr_assert_eq(e->eax, 1, "a package per node: 2 cores, 1 bit");
+	cr_assert_eq(e->ebx, 2);
+	cr_assert_eq(entry(t, 0xb, 1, &count)->edx, 2, "x2APIC id");
+	cr_assert_eq(entry(t, 0, 0, &count)->eax, 0x1f, "the guest reads leaf 1FH");
+	e = entry(t, 1, 0, &count);
+	cr_assert_eq(e->ebx >> 24, 2, "initial APIC id");
+	cr_assert_eq((e->ebx >> 16) & 0xff, 2, "logical processors per package");
+	cr_assert_eq(e->ebx & 0xffff, 0x0800, "the host's CLFLUSH size and brand");
+	cr_assert(e->ecx & 1u << 31, "hypervisor bit");
+	cr_assert(!(e->ecx & 1u << 21), "no x2APIC");
+	cr_assert(e->ecx & 1u << 0, "the host's other flags");
+	cr_assert_eq(t->nent, 2 + 2 * CPU_TOPOLOGY_SUBLEAVES);
+	cr_assert_eq(host->entries[3].ebx, 16, "the host's table is left alone");
+	free(t);
+	free(host);
+	free(vm);
 }
