@@ -75,8 +75,12 @@ MASKED         equ 1 << 16
 
 main:
 	mov r15d, LAPIC                          ; r15: the local APIC, all along
-	mov r14d, ebx                            ; r14: this vCPU's number
-	test ebx, ebx
+	; r14: this vCPU's VP index, its APIC ID, which the harness's
+	; ports name; not ebx, the order in which the vCPUs reached the
+	; entry code, since VP 1 may arrive first.
+	call this_cpu
+	mov r14d, eax
+	test ebx, ebx                            ; the first to arrive sets up the gates
 	jnz .setup
 	GATE 0x50, h_50
 	GATE 0x51, h_51
