@@ -366,6 +366,8 @@ static bool emit_rotate_ri(struct jit_ctx *t, const struct emu_insn *in, unsigne
 	return true;
 }
 
+static void emit_mul_flags(struct jit_ctx *t, unsigned size);
+
 /* IMUL r, r/m (0F AF) and IMUL r, r/m, imm (69, 6B), register source:
  * imul_to_reg() of core/int_muldiv.c -- the low half to the register,
  * then mul_flags(): a logic record of it, materialised with CF = OF =
@@ -385,6 +387,30 @@ static void emit_imul(struct jit_ctx *t, const struct emu_insn *in, unsigned siz
 		op0f_rr(e, 0xaf, size == 8, HR_RDX, HR_RCX);                 /* imul edx/rdx, ecx/rcx */
 	}
 	store_gpr(e, in->reg, HR_RDX, size);
+	emit_mul_flags(t, size);
+}
+
+/* MUL/IMUL r64 (F7 /4, /5 with a 64-bit register; h_mul): RDX:RAX =
+ * RAX times the operand, then mul_flags() of the low half as IMUL's. */
+static void emit_mul64(struct jit_ctx *t, const struct emu_insn *in, bool sgn)
+{
+	struct x86_emit *e = t->e;
+	load_gpr(e, HR_RCX, in->rm, 8);
+	load_gpr(e, HR_RAX, RAX, 8);
+	xe_op_rr(e, 0xf7, 8, sgn ? 5 : 4, HR_RCX);                       /* mul/imul rcx */
+	xe_store64(e, HR_RBX, GPR(RAX), HR_RAX);
+	xe_store64(e, HR_RBX, GPR(RDX), HR_RDX);
+	xe_op_rr(e, 0x89, 8, HR_RAX, HR_RDX);                            /* mov rdx, rax: flags kept */
+	emit_mul_flags(t, 8);
+}
+
+/* mul_flags() of core/int_muldiv.c right after a host multiply whose OF
+ * and CF are the guest's, the result (masked to size) in RDX: a logic
+ * record of it materialised with CF = OF = overflow and AF = 0, which
+ * leaves lf.op LF_NONE and res = the result. */
+static void emit_mul_flags(struct jit_ctx *t, unsigned size)
+{
+	struct x86_emit *e = t->e;
 	if (jit_flags_dead(t)) {
 		t->n_flags_skipped++;
 	} else {
@@ -750,6 +776,10 @@ bool jit_template_alu(struct jit_ctx *t, const struct emu_insn *in)
 			load_imm(e, in, size);
 			alu_tail(t, ALU_AND, size, EMU_REG_NONE);
 			t->fx[t->i] = JIT_FX_WRITE;
+			return true;
+		}
+		if ((ext == 4 || ext == 5) && reg_form && size == 8) {
+			emit_mul64(t, in, ext == 5);
 			return true;
 		}
 		if (!reg_form || ext > 3)

@@ -2,8 +2,9 @@
  * generation"): random blocks made of the forms that have inline
  * templates (jit/templates.c, jit/alu.c) -- ALU with registers,
  * immediates and memory, ADC/SBB, INC/DEC, NEG/NOT, shifts and rotates,
- * IMUL, MOVSX/MOVZX/MOVSXD, CMOVcc, SETcc -- run on two vCPUs, one
- * interpreting and one translating every block at its first run.  They
+ * MUL, IMUL, MOVSX/MOVZX/MOVSXD, CMOVcc, SETcc, and the byte and word
+ * forms -- run on two vCPUs, one interpreting and one translating every
+ * block at its first run.  They
  * must end with the same registers, RFLAGS and memory.  Some blocks
  * fault part way (a load from an unmapped page): the exception frame
  * on the stack holds RFLAGS as the faulting instruction saw them, which
@@ -237,11 +238,11 @@ static void gen_insn(struct gen *g)
 			put(g, (uint8_t)rnd());
 		}
 		break;
-	case 3:   /* TEST r/m, r; TEST r/m, imm; NOT; NEG */
+	case 3:   /* TEST r/m, r; TEST r/m, imm; NOT; NEG; MUL, IMUL */
 		if (rnd() & 1) {
 			modrm_insn(g, w, false, 0x85, reg, rm, mem);
 		} else {
-			ext = rnd() % 4;
+			ext = rnd() % 6;
 			modrm_insn(g, w, false, 0xf7, ext, rm, mem && ext < 2);
 			if (ext < 2)
 				put32(g, (uint32_t)rnd());
