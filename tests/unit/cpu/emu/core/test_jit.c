@@ -28,7 +28,7 @@
 #define GDT 0x5000u
 #define PML4 0x200000u
 #define UNMAPPED 0x40000000ull   /* past the identity-mapped GiB */
-#define BLOCKS 600
+#define BLOCKS 400
 
 struct jvm {
 	struct vm vm;
@@ -78,8 +78,7 @@ static void jvm_free(struct jvm *j)
  * IDT whose every gate leads to HLT. */
 static void jvm_setup(struct jvm *j, const uint8_t *code, size_t len, const struct x86_regs *regs)
 {
-	struct guest_memory *mem = &j->vm.mem;
-	memset(gmem_ptr(mem, 0, RAM), 0, RAM);
+	struct guest_memory *mem = &j->vm.mem;   /* new, so all zero */
 	uint64_t *pml4 = gmem_ptr(mem, PML4, 4096), *pdpt = gmem_ptr(mem, PML4 + 0x1000, 4096),
 		 *pd = gmem_ptr(mem, PML4 + 0x2000, 4096);
 	pml4[0] = (PML4 + 0x1000) | 3;
