@@ -1,8 +1,11 @@
 /* More inline templates (jit/templates.h): the integer forms that still
- * went through handler calls in compute-bound guest code -- INC/DEC,
- * NEG/NOT, ADC/SBB, ALU and TEST with a memory operand, shifts by CL
- * and by one, rotates by an immediate, MOVSX/MOVSXD and register
- * MOVZX, IMUL, CMOVcc and SETcc.  As in templates.c, an instruction
+ * went through handler calls in compute-bound guest code -- MOV, ALU,
+ * CMP and TEST of bytes and words, MOV r/m, imm, the accumulator forms,
+ * INC/DEC, NEG/NOT, ADC/SBB, ALU and TEST with a memory operand, shifts
+ * by CL and by one, rotates by an immediate, MOVSX/MOVSXD and register
+ * MOVZX, IMUL and MUL, CBW/CWD, CMOVcc, SETcc and the hint NOPs (as a
+ * run-time count of those calls ranked them, docs/architecture.md
+ * "Code generation").  As in templates.c, an instruction
  * gets one only when its handler is the form the opcode table gives its
  * opcode, operand kind and size (is_plain_form), and the template does
  * what that handler does (core/int_arith.c, int_shift.c, int_move.c,
