@@ -1354,6 +1354,9 @@ int api_stats_from_machine(struct vm *vm, json_t *out)
 			{ "as_kept", cs.as_kept }, { "as_purged", cs.as_purged },
 			{ "tlb_full_flushes", cs.tlb_full_flushes }, { "pt_pages_tracked", cs.pt_tracked },
 			{ "pt_deferred", cs.pt_deferred }, { "pt_tracking_restarts", cs.pt_restarts },
+			{ "jit_blocks", cs.jit_blocks }, { "jit_flushes", cs.jit_flushes },
+			{ "jit_template_insns", cs.jit_template_insns }, { "jit_call_insns", cs.jit_call_insns },
+			{ "jit_flags_skipped", cs.jit_flags_skipped },
 		};
 		for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 			json_object_set_new(c, f[i].name, json_integer((json_int_t)f[i].v));

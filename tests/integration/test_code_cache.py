@@ -2,8 +2,10 @@
 docs/cli.md "Code cache") seen from outside: Debian's kernel on two vCPUs
 with `--code-cache` runs processes (address-space switches), and `vessel
 ctl stats` shows the bound, the decoded bytes within it, blocks one vCPU
-found decoded by the other, switches that kept their translations, and
-watched page tables; bad sizes are refused in one line."""
+found decoded by the other, switches that kept their translations,
+watched page tables and, with code generation on, the blocks translated,
+their host code and how their instructions were translated; bad sizes
+are refused in one line."""
 import json
 import subprocess
 
@@ -19,7 +21,7 @@ SCRIPT = "for i in 1 2 3 4 5 6 7 8; do ls / > /dev/null; cat /proc/cpuinfo > /de
 
 def test_stats_show_one_cache_shared_by_two_vcpus(vessel_bin, tmp_path):
     sock, serial = tmp_path / "vm.sock", tmp_path / "serial.out"
-    proc = subprocess.Popen([vessel_bin, *linux_args(SCRIPT, 2), "--code-cache", "48M", "--api-socket", str(sock),
+    proc = subprocess.Popen([vessel_bin, *linux_args(SCRIPT, 2, "on"), "--code-cache", "48M", "--api-socket", str(sock),
                              "--serial", f"file:{serial}"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -40,6 +42,11 @@ def test_stats_show_one_cache_shared_by_two_vcpus(vessel_bin, tmp_path):
     assert code["shared_hits"] > 0, "the second vCPU decoded everything again"
     assert code["as_switches"] > 0 and code["as_kept"] > 0, code
     assert code["pt_pages_tracked"] > 0, code
+    # --jit on: hot blocks were translated, most of their instructions
+    # inline, and some flags records were found dead.
+    assert code["jit_blocks"] > 100 and code["translated_bytes"] > 100 * code["jit_blocks"], code
+    assert code["jit_template_insns"] > code["jit_call_insns"] > 0, code
+    assert code["jit_flags_skipped"] > 0, code
     assert "code cache and address spaces:" in text and "shared_hits" in text, text
 
 

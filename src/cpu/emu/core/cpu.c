@@ -629,6 +629,14 @@ static void emu_code_stats(struct vm *vm, struct accel_code_stats *out)
 		out->as_kept += peek(&cv->cpu.as_kept);
 		out->as_purged += peek(&cv->cpu.as_purged);
 		out->tlb_full_flushes += peek(&cv->cpu.tlb_full_flushes);
+		if (cv->jit) {
+			out->translated_bytes += peek(&cv->jit->bytes);
+			out->jit_blocks += peek(&cv->jit->blocks);
+			out->jit_flushes += peek(&cv->jit->flushes);
+			out->jit_template_insns += peek(&cv->jit->insns_template);
+			out->jit_call_insns += peek(&cv->jit->insns_call);
+			out->jit_flags_skipped += peek(&cv->jit->flags_skipped);
+		}
 	}
 	out->pt_tracked = atomic_load_explicit(&evm->pt_tracked, memory_order_relaxed);
 	out->pt_deferred = atomic_load_explicit(&evm->pt_deferred, memory_order_relaxed);

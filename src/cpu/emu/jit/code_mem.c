@@ -79,5 +79,5 @@ void emu_jit_flush(struct emu_jit *j)
 	j->epoch++;
 	if (!j->epoch)
 		j->epoch = 1;
-	j->flushes++;
+	__atomic_store_n(&j->flushes, j->flushes + 1, __ATOMIC_RELAXED);
 }

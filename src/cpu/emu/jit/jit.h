@@ -25,7 +25,12 @@ struct emu_jit {
 	uint8_t *rw, *rx;       /* the two views of the cache */
 	size_t size, used;
 	uint32_t epoch;         /* bumped by every flush; starts at 1 */
-	uint64_t flushes, blocks, bytes;   /* counters since creation */
+	/* Counters since creation, read by other threads (relaxed atomics):
+	 * flushes, blocks translated, bytes of host code made, and of the
+	 * instructions translated, those that became inline templates, those
+	 * that became handler calls, and the flags records left out as dead. */
+	uint64_t flushes, blocks, bytes;
+	uint64_t insns_template, insns_call, flags_skipped;
 };
 
 /* A cache of size bytes (rounded up to pages); NULL with err_set() on failure. */

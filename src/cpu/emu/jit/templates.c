@@ -22,13 +22,13 @@ typedef struct emu_tlb_entry cpu_tlb_row[EMU_TLB_SIZE];
 enum { ALU_ADD, ALU_OR, ALU_ADC, ALU_SBB, ALU_AND, ALU_SUB, ALU_XOR, ALU_CMP };
 
 /* mov r, gpr[g] (size 4: zero-extended, as reg_get then the mask) */
-static void load_gpr(struct x86_emit *e, unsigned hr, unsigned g, unsigned size)
+void load_gpr(struct x86_emit *e, unsigned hr, unsigned g, unsigned size)
 {
 	xe_op_mem(e, 0x8b, size == 8 ? 8 : 4, hr, HR_RBX, GPR(g));
 }
 
 /* gpr[g] = hr, zero-extended from 32 bits first for size 4 (reg_set). */
-static void store_gpr(struct x86_emit *e, unsigned g, unsigned hr, unsigned size)
+void store_gpr(struct x86_emit *e, unsigned g, unsigned hr, unsigned size)
 {
 	if (size == 4)
 		xe_op_rr(e, 0x89, 4, hr, hr);                     /* mov r32, r32 */
@@ -36,9 +36,15 @@ static void store_gpr(struct x86_emit *e, unsigned g, unsigned hr, unsigned size
 }
 
 /* lf_set(cpu, kind, size, res = RDX, src1, src2): RAX/RCX for ADD and
- * SUB, 0 for the logic kinds. */
-static void record_flags(struct x86_emit *e, unsigned kind, unsigned size)
+ * SUB, 0 for the logic kinds; nothing when a later instruction of the
+ * block overwrites the record before anything can see it. */
+void record_flags(struct jit_ctx *t, unsigned kind, unsigned size)
 {
+	struct x86_emit *e = t->e;
+	if (jit_flags_dead(t)) {
+		t->n_flags_skipped++;
+		return;
+	}
 	xe_store64(e, HR_RBX, CPU_OFF(lf.res), HR_RDX);
 	if (kind == LF_LOGIC) {
 		xe_store64_imm(e, HR_RBX, CPU_OFF(lf.src1), 0);
@@ -53,22 +59,24 @@ static void record_flags(struct x86_emit *e, unsigned kind, unsigned size)
 /* alu() of core/int_arith.c with RAX = a, RCX = b (both masked to
  * size): RDX = the unmasked 64-bit result, flags recorded; then the
  * destination register unless CMP or TEST (dst EMU_REG_NONE). */
-static void alu_tail(struct x86_emit *e, unsigned op, unsigned size, unsigned dst)
+void alu_tail(struct jit_ctx *t, unsigned op, unsigned size, unsigned dst)
 {
+	struct x86_emit *e = t->e;
 	static const uint8_t host_op[8] = {
 		[ALU_ADD] = 0x01, [ALU_OR] = 0x09, [ALU_AND] = 0x21, [ALU_SUB] = 0x29, [ALU_XOR] = 0x31, [ALU_CMP] = 0x29,
 	};
 	xe_op_rr(e, 0x89, 8, HR_RAX, HR_RDX);                     /* mov rdx, rax */
 	xe_op_rr(e, host_op[op], 8, HR_RCX, HR_RDX);              /* op rdx, rcx */
 	unsigned kind = op == ALU_ADD ? LF_ADD : (op == ALU_SUB || op == ALU_CMP) ? LF_SUB : LF_LOGIC;
-	record_flags(e, kind, size);
+	record_flags(t, kind, size);
+	t->lf_known = kind | size;
 	if (op != ALU_CMP && dst != EMU_REG_NONE)
 		store_gpr(e, dst, HR_RDX, size);
 }
 
 /* RAX = emu_insn_ea(): disp + base + index << scale (+ next_rip),
  * masked to the address size. */
-static void emit_ea(struct jit_ctx *t, const struct emu_insn *in)
+void emit_ea(struct jit_ctx *t, const struct emu_insn *in)
 {
 	struct x86_emit *e = t->e;
 	xe_mov_imm(e, HR_RAX, (uint64_t)(int64_t)in->disp);
@@ -118,7 +126,7 @@ static void to_cold(struct jit_ctx *t, struct jit_cold *k, unsigned cc)
  * read or write tag against page | asid, and the access inside one page.
  * EFLAGS.AC (SMAP's and alignment checking's TLBs) takes the slow path.
  * Leaves RSI = linear address and RAX = its addend; misses jump to k. */
-static void emit_tlb_hit(struct jit_ctx *t, unsigned seg, unsigned size, bool write, struct jit_cold *k)
+void emit_tlb_hit(struct jit_ctx *t, unsigned seg, unsigned size, bool write, struct jit_cold *k)
 {
 	struct x86_emit *e = t->e;
 	if (seg >= SEG_FS)
@@ -161,7 +169,7 @@ static void emit_tlb_hit(struct jit_ctx *t, unsigned seg, unsigned size, bool wr
 }
 
 /* A slow path for in, when the block may have one more: 64-bit code only. */
-static struct jit_cold *cold_new(struct jit_ctx *t, const struct emu_insn *in)
+struct jit_cold *cold_new(struct jit_ctx *t, const struct emu_insn *in)
 {
 	if (t->mode != EMU_MODE_LONG64 || t->n_cold >= JIT_MAX_COLD)
 		return NULL;
@@ -193,6 +201,7 @@ static bool emit_mem_move(struct jit_ctx *t, const struct emu_insn *in, unsigned
 		xe_store64(e, HR_RBX, GPR(in->reg), HR_RAX);
 	}
 	k->resume = e->p;
+	t->lf_keep = true;   /* no flags, either path */
 	return true;
 }
 
@@ -220,20 +229,22 @@ static bool emit_push_pop(struct jit_ctx *t, const struct emu_insn *in, bool pop
 		xe_store64(e, HR_RBX, GPR(RSP), HR_RSI);
 	}
 	k->resume = e->p;
+	t->lf_keep = true;   /* no flags, either path */
 	return true;
 }
 
-/* SHL/SHR/SAR r, imm8 (shl_ri_N, shr_ri_N, sar_ri_N of core/int_shift.c):
+/* SHL/SHR/SAR r, imm8 (shl_ri_N, shr_ri_N, sar_ri_N of core/int_shift.c)
+ * and r, 1 (h_grp2 with D1), c the masked count:
  * a zero count writes the register back (zero-extended) and leaves the
  * flags; any other records kind, the result, the operand and the count. */
-static bool emit_shift_ri(struct jit_ctx *t, const struct emu_insn *in, unsigned size)
+bool emit_shift_ri(struct jit_ctx *t, const struct emu_insn *in, unsigned size, unsigned c)
 {
 	struct x86_emit *e = t->e;
 	unsigned ext = (in->modrm >> 3) & 7;   /* 4 SHL, 5 SHR, 7 SAR */
-	unsigned c = (unsigned)in->imm & (size == 8 ? 0x3f : 0x1f);
 	load_gpr(e, HR_RAX, in->rm, size);
 	if (!c) {
 		xe_store64(e, HR_RBX, GPR(in->rm), HR_RAX);
+		t->fx[t->i] = JIT_FX_NONE;
 		return true;
 	}
 	xe_op_rr(e, 0x89, 8, HR_RAX, HR_RDX);                                  /* mov rdx, rax */
@@ -241,11 +252,16 @@ static bool emit_shift_ri(struct jit_ctx *t, const struct emu_insn *in, unsigned
 	xe_u8(e, 0xc1);
 	xe_u8(e, (uint8_t)(0xc0 | ext << 3 | HR_RDX));
 	xe_u8(e, (uint8_t)c);                                                  /* shift edx/rdx, c */
-	xe_store64(e, HR_RBX, CPU_OFF(lf.res), HR_RDX);
-	xe_store64(e, HR_RBX, CPU_OFF(lf.src1), HR_RAX);
-	xe_store64_imm(e, HR_RBX, CPU_OFF(lf.src2), (int32_t)c);
-	unsigned kind = ext == 4 ? LF_SHL : ext == 5 ? LF_SHR : LF_SAR;
-	xe_store32_imm(e, HR_RBX, CPU_OFF(lf.op), kind | size);
+	t->fx[t->i] = JIT_FX_WRITE;
+	if (jit_flags_dead(t)) {
+		t->n_flags_skipped++;
+	} else {
+		xe_store64(e, HR_RBX, CPU_OFF(lf.res), HR_RDX);
+		xe_store64(e, HR_RBX, CPU_OFF(lf.src1), HR_RAX);
+		xe_store64_imm(e, HR_RBX, CPU_OFF(lf.src2), (int32_t)c);
+		unsigned kind = ext == 4 ? LF_SHL : ext == 5 ? LF_SHR : LF_SAR;
+		xe_store32_imm(e, HR_RBX, CPU_OFF(lf.op), kind | size);
+	}
 	xe_store64(e, HR_RBX, GPR(in->rm), HR_RDX);
 	return true;
 }
@@ -253,7 +269,7 @@ static bool emit_shift_ri(struct jit_ctx *t, const struct emu_insn *in, unsigned
 /* The specialised form for in's opcode, operand kind and size: what
  * the decoder gives an instruction with nothing unusual about it.
  * modrm: whether the opcode has a ModRM byte (else no memory operand). */
-static bool is_plain_form(const struct emu_insn *in, bool modrm)
+bool is_plain_form(const struct emu_insn *in, bool modrm)
 {
 	unsigned reg = (in->modrm >> 3) & 7;
 	return in->fn == emu_handler_find(in->opmap, in->opcode, in->mprefix, reg, modrm && in->mod != 3, in->opsize);
@@ -263,6 +279,8 @@ bool jit_template(struct jit_ctx *t, const struct emu_insn *in)
 {
 	struct x86_emit *e = t->e;
 	unsigned size = in->opsize, op = in->opcode;
+	if (jit_template_alu(t, in))
+		return true;
 	if ((size != 4 && size != 8) || in->lock)
 		return false;
 	if (in->opmap == EMU_MAP_0F && (op == 0xb6 || op == 0xb7) && in->mod != 3 && is_plain_form(in, true))
@@ -282,6 +300,7 @@ bool jit_template(struct jit_ctx *t, const struct emu_insn *in)
 			xe_mov_imm(e, HR_RAX, v);
 			xe_store64(e, HR_RBX, GPR(in->rm), HR_RAX);
 		}
+		t->fx[t->i] = JIT_FX_NONE;
 		return true;
 	}
 	if (!is_plain_form(in, true))
@@ -295,7 +314,8 @@ bool jit_template(struct jit_ctx *t, const struct emu_insn *in)
 		unsigned d = (op & 2) ? in->reg : in->rm, s = (op & 2) ? in->rm : in->reg;
 		load_gpr(e, HR_RAX, d, size);
 		load_gpr(e, HR_RCX, s, size);
-		alu_tail(e, alu, size, d);
+		alu_tail(t, alu, size, d);
+		t->fx[t->i] = JIT_FX_WRITE;
 		return true;
 	}
 	switch (op) {
@@ -306,38 +326,43 @@ bool jit_template(struct jit_ctx *t, const struct emu_insn *in)
 			return false;
 		load_gpr(e, HR_RAX, in->rm, size);
 		xe_mov_imm(e, HR_RCX, size == 4 ? (uint32_t)in->imm : in->imm);
-		alu_tail(e, alu, size, in->rm);
+		alu_tail(t, alu, size, in->rm);
+		t->fx[t->i] = JIT_FX_WRITE;
 		return true;
 	}
 	case 0xc1: {  /* group 2 by imm8: the SHL, SHR and SAR forms */
 		unsigned ext = (in->modrm >> 3) & 7;
 		if (!reg_form || (ext != 4 && ext != 5 && ext != 7))
 			return false;
-		return emit_shift_ri(t, in, size);
+		return emit_shift_ri(t, in, size, (unsigned)in->imm & (size == 8 ? 0x3f : 0x1f));
 	}
 	case 0x85:   /* TEST r/m, r */
 		if (!reg_form)
 			return false;
 		load_gpr(e, HR_RAX, in->rm, size);
 		load_gpr(e, HR_RCX, in->reg, size);
-		alu_tail(e, ALU_AND, size, EMU_REG_NONE);
+		alu_tail(t, ALU_AND, size, EMU_REG_NONE);
+		t->fx[t->i] = JIT_FX_WRITE;
 		return true;
 	case 0x89:   /* MOV r/m, r */
 		if (!reg_form)
 			return emit_mem_move(t, in, size, true, 0);
 		load_gpr(e, HR_RAX, in->reg, size);
 		xe_store64(e, HR_RBX, GPR(in->rm), HR_RAX);
+		t->fx[t->i] = JIT_FX_NONE;
 		return true;
 	case 0x8b:   /* MOV r, r/m */
 		if (!reg_form)
 			return emit_mem_move(t, in, size, false, 0);
 		load_gpr(e, HR_RAX, in->rm, size);
 		xe_store64(e, HR_RBX, GPR(in->reg), HR_RAX);
+		t->fx[t->i] = JIT_FX_NONE;
 		return true;
 	case 0x8d:   /* LEA */
 		if (reg_form)
 			return false;
 		emit_lea(t, in, size);
+		t->fx[t->i] = JIT_FX_NONE;
 		return true;
 	default:
 		return false;

@@ -8,6 +8,17 @@
 
 #define JIT_MAX_STOPS 40
 #define JIT_MAX_COLD 32
+#define JIT_MAX_INSNS 32      /* EMU_BLOCK_MAX_INSNS */
+
+/* What an instruction's code does to the lazy flags (struct
+ * emu_lazy_flags), for dead-flag elimination (translate.c): a template
+ * sets t->fx[t->i]; anything else -- a handler call, a template that
+ * reads the flags or has a slow path that may fault -- is a barrier. */
+enum jit_fx {
+	JIT_FX_BARRIER = 0,   /* may read the flags, fault or leave the block */
+	JIT_FX_NONE,          /* none of those, and writes no flags */
+	JIT_FX_WRITE,         /* none of those, and writes the whole record */
+};
 
 /* Where a block leaves early: a handler set stop_block with `left`
  * instructions of the block not run. */
@@ -39,6 +50,20 @@ struct jit_ctx {
 	uint64_t delta;
 	unsigned n_stops;
 	struct jit_stop stops[JIT_MAX_STOPS];
+	/* Dead-flag elimination: fx[] as the templates set it, and
+	 * flags_dead[i] when nothing can see instruction i's flags record
+	 * (a later JIT_FX_WRITE overwrites it first). */
+	uint8_t fx[JIT_MAX_INSNS];
+	bool flags_dead[JIT_MAX_INSNS];
+	/* The kind | size of the flags record an earlier template of the
+	 * block left (alu_tail: ADD or SUB without carry, logic), 0 when
+	 * unknown; for CMOVcc and SETcc (jit/alu.c).  A template that
+	 * changes the record while JIT_FX_NONE sets lf_touched, one that
+	 * leaves it while a barrier sets lf_keep. */
+	unsigned lf_known;
+	bool lf_touched, lf_keep;
+	/* Counted as the block is translated (struct emu_jit). */
+	unsigned n_templates, n_flags_skipped;
 };
 
 /* Emits in's template and returns true, or returns false when in has
@@ -52,5 +77,37 @@ bool jit_template(struct jit_ctx *t, const struct emu_insn *in);
 void jit_store_rip(struct jit_ctx *t);
 /* Emits the slow paths (after the block's exits). */
 void jit_emit_cold(struct jit_ctx *t);
+
+/* Whether the current instruction may skip its flags record. */
+static inline bool jit_flags_dead(const struct jit_ctx *t)
+{
+	return t->flags_dead[t->i];
+}
+
+/* ---- shared by the template files (templates.c) ---- */
+/* mov hr, gpr[g] (size 4: zero-extended) */
+void load_gpr(struct x86_emit *e, unsigned hr, unsigned g, unsigned size);
+/* gpr[g] = hr, zero-extended from 32 bits first for size 4 (reg_set). */
+void store_gpr(struct x86_emit *e, unsigned g, unsigned hr, unsigned size);
+/* lf_set(cpu, kind, size, res = RDX, src1 = RAX, src2 = RCX), or with
+ * src1 = src2 = 0 for LF_LOGIC; nothing when the flags are dead. */
+void record_flags(struct jit_ctx *t, unsigned kind, unsigned size);
+/* alu() with RAX = a, RCX = b masked to size, for ADD, OR, AND, SUB,
+ * XOR, CMP: RDX = the unmasked result, flags recorded, then the
+ * destination register unless CMP or dst is EMU_REG_NONE. */
+void alu_tail(struct jit_ctx *t, unsigned op, unsigned size, unsigned dst);
+/* RAX = emu_insn_ea() */
+void emit_ea(struct jit_ctx *t, const struct emu_insn *in);
+/* A slow path for in (NULL when the block cannot have one more, or not
+ * in 64-bit code), and the inline TLB hit path to it: RSI = linear
+ * address and RAX = its host addend for a size-byte access at offset RAX. */
+struct jit_cold *cold_new(struct jit_ctx *t, const struct emu_insn *in);
+void emit_tlb_hit(struct jit_ctx *t, unsigned seg, unsigned size, bool write, struct jit_cold *k);
+/* in is the specialised form its opcode, operand kind and size get. */
+bool is_plain_form(const struct emu_insn *in, bool modrm);
+/* SHL/SHR/SAR (in's ModRM.reg) of register in->rm by the constant c. */
+bool emit_shift_ri(struct jit_ctx *t, const struct emu_insn *in, unsigned size, unsigned c);
+/* The templates of jit/alu.c; false when in has none there. */
+bool jit_template_alu(struct jit_ctx *t, const struct emu_insn *in);
 
 #endif

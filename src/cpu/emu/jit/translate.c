@@ -119,35 +119,86 @@ static void emit_handler_call(struct jit_ctx *t, const struct emu_insn *in, unsi
 		t->stops[t->n_stops++] = (struct jit_stop){ .at = j, .left = t->n - i - 1 };
 }
 
+/* Dead-flag elimination from what the templates of a first pass set in
+ * fx[]: instruction i's flags record is dead when, after it, a
+ * JIT_FX_WRITE comes before any barrier (a flags reader, a handler call,
+ * a slow path that may fault, the block's end, where the run loop and
+ * the next block may read them).  A dead record is never observable:
+ * nothing runs between i and the overwrite that could read it, fault
+ * with it in the saved RFLAGS or leave the block.  Returns whether any
+ * record is dead. */
+static bool find_dead_flags(struct jit_ctx *t)
+{
+	bool live = true, any = false;
+	for (unsigned i = t->n; i-- > 0;) {
+		t->flags_dead[i] = !live;
+		any |= !live;
+		if (t->fx[i] == JIT_FX_WRITE)
+			live = false;
+		else if (t->fx[i] != JIT_FX_NONE)
+			live = true;
+	}
+	return any;
+}
+
+static void emit_block(struct jit_ctx *t, const struct emu_insn *insn)
+{
+	struct x86_emit *e = t->e;
+	emit_prologue(e);
+	xe_grp1_mem64_imm(e, 0, HR_RBX, CPU_OFF(icount), (int32_t)t->n);   /* add icount, n */
+	for (unsigned i = 0; i < t->n; i++) {
+		const struct emu_insn *in = &insn[i];
+		unsigned lf_known = t->lf_known;
+		t->i = i;
+		t->fx[i] = JIT_FX_BARRIER;
+		t->lf_known = 0;
+		t->lf_touched = t->lf_keep = false;
+		if (!jit_template(t, in)) {
+			emit_handler_call(t, in, i);
+		} else {
+			t->delta += in->len;
+			t->n_templates++;
+			if (t->lf_keep || (t->fx[i] == JIT_FX_NONE && !t->lf_touched))
+				t->lf_known = lf_known;
+		}
+	}
+	jit_store_rip(t);
+	emit_epilogue(e);
+	/* The exits of a handler that stopped the block: RIP is its
+	 * next_rip (in R12), icount less the instructions not run. */
+	for (unsigned s = 0; s < t->n_stops; s++) {
+		xe_patch_here(e, t->stops[s].at);
+		emit_stop_exit(e, t->stops[s].left);
+	}
+	jit_emit_cold(t);
+}
+
 emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, unsigned n, unsigned mode)
 {
+	if (n > JIT_MAX_INSNS)
+		return NULL;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		size_t start = (j->used + 15) & ~(size_t)15;
 		if (start >= j->size) {
 			emu_jit_flush(j);
 			continue;
 		}
-		struct x86_emit e = { .p = j->rw + start, .end = j->rw + j->size, .rx_delta = (uintptr_t)(j->rx - j->rw) };
-		struct jit_ctx t = { .e = &e, .n = n, .mode = mode };
-		emit_prologue(&e);
-		xe_grp1_mem64_imm(&e, 0, HR_RBX, CPU_OFF(icount), (int32_t)n);   /* add icount, n */
-		for (unsigned i = 0; i < n; i++) {
-			const struct emu_insn *in = &insn[i];
-			t.i = i;
-			if (!jit_template(&t, in))
-				emit_handler_call(&t, in, i);
-			else
-				t.delta += in->len;
+		struct x86_emit e;
+		struct jit_ctx t;
+		bool dead[JIT_MAX_INSNS] = { false };
+		/* A first pass finds which instructions have templates and
+		 * what they do to the flags; a second, only when some flags
+		 * record is dead, emits the block without those records. */
+		for (int pass = 0; pass < 2; pass++) {
+			e = (struct x86_emit){ .p = j->rw + start, .end = j->rw + j->size,
+					       .rx_delta = (uintptr_t)(j->rx - j->rw) };
+			t = (struct jit_ctx){ .e = &e, .n = n, .mode = mode };
+			memcpy(t.flags_dead, dead, sizeof(dead));
+			emit_block(&t, insn);
+			if (pass || e.full || !find_dead_flags(&t))
+				break;
+			memcpy(dead, t.flags_dead, sizeof(dead));
 		}
-		jit_store_rip(&t);
-		emit_epilogue(&e);
-		/* The exits of a handler that stopped the block: RIP is its
-		 * next_rip (in R12), icount less the instructions not run. */
-		for (unsigned s = 0; s < t.n_stops; s++) {
-			xe_patch_here(&e, t.stops[s].at);
-			emit_stop_exit(&e, t.stops[s].left);
-		}
-		jit_emit_cold(&t);
 		if (e.full || t.n_stops >= JIT_MAX_STOPS) {
 			if (start == 0)
 				return NULL;   /* cannot hold it even empty */
@@ -155,8 +206,12 @@ emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, u
 			continue;
 		}
 		j->used = (size_t)(e.p - j->rw);
-		j->blocks++;
-		j->bytes += j->used - start;
+		/* Read by `vessel ctl stats` from another thread. */
+		__atomic_store_n(&j->blocks, j->blocks + 1, __ATOMIC_RELAXED);
+		__atomic_store_n(&j->bytes, j->bytes + (j->used - start), __ATOMIC_RELAXED);
+		__atomic_store_n(&j->insns_template, j->insns_template + t.n_templates, __ATOMIC_RELAXED);
+		__atomic_store_n(&j->insns_call, j->insns_call + (n - t.n_templates), __ATOMIC_RELAXED);
+		__atomic_store_n(&j->flags_skipped, j->flags_skipped + t.n_flags_skipped, __ATOMIC_RELAXED);
 		return (emu_jit_code)(void *)(j->rx + start);
 	}
 	return NULL;
