@@ -25,6 +25,7 @@ struct emu_jit {
 	uint8_t *rw, *rx;       /* the two views of the cache */
 	size_t size, used;
 	uint32_t epoch;         /* bumped by every flush; starts at 1 */
+	unsigned body_off;      /* bytes of a translation's prologue (jit/branch.c) */
 	uint64_t flushes, blocks, bytes;   /* counters since creation */
 };
 
@@ -43,6 +44,36 @@ void emu_jit_flush(struct emu_jit *j);
  * handler sets stop_block, cpu->rip/next_rip are what each handler
  * sees, a fault longjmps out of the code with cpu->rip at the faulting
  * instruction.  The caller wraps RIP for 16/32-bit code afterwards. */
-emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, unsigned n, unsigned mode);
+emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, unsigned n, unsigned mode,
+				void *from);
+
+/* ---- Block exits and direct jumps between translations (jit/branch.c) ----
+ * Every exit of a translated block but a stop (a handler that set
+ * stop_block) leaves in the vCPU's emu_core_vcpu.jit_exit the record of
+ * the exit it took: the block that ran last (from, as given to
+ * emu_jit_translate), and for an exit whose target is a constant offset
+ * from the block's own RIP in 64-bit code (Jcc both ways, JMP, CALL, a
+ * block ending without a transfer), the jump to patch. */
+struct emu_jit_exit {
+	void *from;
+	uint8_t *jmp;           /* the rel32 of the exit's jmp (executable view); NULL: the target varies */
+	/* The link the jump was last pointed at (emu_jit_chain), so that a
+	 * link that failed its checks for a passing reason is not made again. */
+	uint64_t lin, key;
+	uintptr_t to;
+	uint32_t gen;
+};
+
+/* Points x's jump at code that enters `to` (a translation of this cache)
+ * directly when, at the exit, the chain loop's checks between blocks all
+ * pass (core/cpu.c): the target RIP is the one now in cpu->rip, the fetch
+ * context (address-space tag, CPL, mode, fetch epoch) is cpu's now, the
+ * successor's page generation (*gen_at) is still gen, the block cache's
+ * epoch is unchanged, no event would stop the chain, nothing needs one
+ * instruction at a time, the write epoch holds, the run budget is not
+ * reached and no trace is on.  Any failed check leaves through the exit as
+ * before the patch.  x must come from the translation that just ran. */
+void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_cpu *cpu,
+		   const _Atomic uint32_t *gen_at, uint32_t gen, emu_jit_code to);
 
 #endif

@@ -105,7 +105,7 @@ static void emit_lea(struct jit_ctx *t, const struct emu_insn *in, unsigned size
 }
 
 /* A jump to the instruction's slow path (jit_emit_cold). */
-static void to_cold(struct jit_ctx *t, struct jit_cold *k, unsigned cc)
+void to_cold(struct jit_ctx *t, struct jit_cold *k, unsigned cc)
 {
 	uint8_t *at = xe_jcc32(t->e, cc);
 	if (at && k->n_from < 4)
@@ -118,7 +118,7 @@ static void to_cold(struct jit_ctx *t, struct jit_cold *k, unsigned cc)
  * read or write tag against page | asid, and the access inside one page.
  * EFLAGS.AC (SMAP's and alignment checking's TLBs) takes the slow path.
  * Leaves RSI = linear address and RAX = its addend; misses jump to k. */
-static void emit_tlb_hit(struct jit_ctx *t, unsigned seg, unsigned size, bool write, struct jit_cold *k)
+void emit_tlb_hit(struct jit_ctx *t, unsigned seg, unsigned size, bool write, struct jit_cold *k)
 {
 	struct x86_emit *e = t->e;
 	if (seg >= SEG_FS)
@@ -161,7 +161,7 @@ static void emit_tlb_hit(struct jit_ctx *t, unsigned seg, unsigned size, bool wr
 }
 
 /* A slow path for in, when the block may have one more: 64-bit code only. */
-static struct jit_cold *cold_new(struct jit_ctx *t, const struct emu_insn *in)
+struct jit_cold *cold_new(struct jit_ctx *t, const struct emu_insn *in)
 {
 	if (t->mode != EMU_MODE_LONG64 || t->n_cold >= JIT_MAX_COLD)
 		return NULL;

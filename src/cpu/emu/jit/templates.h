@@ -27,6 +27,14 @@ struct jit_cold {
 	unsigned left;        /* instructions after it in the block */
 };
 
+/* An exit of the block (jit/branch.c): the lea of its record, which
+ * follows the code, and the jump to patch (NULL: not chainable). */
+#define JIT_MAX_EXITS 4
+struct jit_exit_site {
+	uint8_t *lea;         /* rel32 of lea rax, [rip + record] */
+	uint8_t *jmp;         /* rel32 of the exit's jmp, writable view */
+};
+
 struct jit_ctx {
 	struct x86_emit *e;
 	unsigned n;           /* instructions in the block */
@@ -39,6 +47,11 @@ struct jit_ctx {
 	uint64_t delta;
 	unsigned n_stops;
 	struct jit_stop stops[JIT_MAX_STOPS];
+	/* Block exits (jit/branch.c): the block's tag for its exit records,
+	 * and the exits whose records follow the code. */
+	void *from;
+	unsigned n_exits;
+	struct jit_exit_site exits[JIT_MAX_EXITS];
 };
 
 /* Emits in's template and returns true, or returns false when in has
@@ -52,5 +65,26 @@ bool jit_template(struct jit_ctx *t, const struct emu_insn *in);
 void jit_store_rip(struct jit_ctx *t);
 /* Emits the slow paths (after the block's exits). */
 void jit_emit_cold(struct jit_ctx *t);
+/* The translation's return (translate.c). */
+void jit_emit_epilogue(struct x86_emit *e);
+
+/* ---- shared with the control-transfer templates (jit/branch.c) ---- */
+/* A slow path for in (NULL when the block has no room for one, or
+ * outside 64-bit code), a jump to it, and the inline TLB hit path of a
+ * size-byte access at offset RAX in segment seg (templates.c). */
+struct jit_cold *cold_new(struct jit_ctx *t, const struct emu_insn *in);
+void to_cold(struct jit_ctx *t, struct jit_cold *k, unsigned cc);
+void emit_tlb_hit(struct jit_ctx *t, unsigned seg, unsigned size, bool write, struct jit_cold *k);
+
+/* The block's last instruction when it is a near Jcc, JMP, CALL rel or
+ * RET in 64-bit code: emits it with the block's exits and returns true;
+ * false: no template (the translator calls its handler). */
+bool jit_branch(struct jit_ctx *t, const struct emu_insn *in);
+/* The block's end: RIP = R12 + off, chainable in 64-bit code. */
+void jit_exit_static(struct jit_ctx *t, int64_t off);
+/* The block's end after a handler call: RIP = R12, not chainable. */
+void jit_exit_dynamic(struct jit_ctx *t);
+/* Writes the exit records after the block's code. */
+void jit_emit_exit_records(struct jit_ctx *t);
 
 #endif

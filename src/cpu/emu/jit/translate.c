@@ -37,7 +37,7 @@ static void emit_prologue(struct x86_emit *e)
 	xe_load64(e, HR_R12, HR_RBX, CPU_OFF(rip));
 }
 
-static void emit_epilogue(struct x86_emit *e)
+void jit_emit_epilogue(struct x86_emit *e)
 {
 	xe_pop(e, HR_R13);
 	xe_pop(e, HR_R12);
@@ -76,7 +76,7 @@ static void emit_stop_exit(struct x86_emit *e, unsigned left)
 	if (left)
 		xe_grp1_mem64_imm(e, 5, HR_RBX, CPU_OFF(icount), (int32_t)left);
 	xe_store64(e, HR_RBX, CPU_OFF(rip), HR_R12);
-	emit_epilogue(e);
+	jit_emit_epilogue(e);
 }
 
 /* Slow paths: the handler call, as emit_handler_call() makes it, of an
@@ -119,7 +119,8 @@ static void emit_handler_call(struct jit_ctx *t, const struct emu_insn *in, unsi
 		t->stops[t->n_stops++] = (struct jit_stop){ .at = j, .left = t->n - i - 1 };
 }
 
-emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, unsigned n, unsigned mode)
+emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, unsigned n, unsigned mode,
+				void *from)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
 		size_t start = (j->used + 15) & ~(size_t)15;
@@ -128,19 +129,30 @@ emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, u
 			continue;
 		}
 		struct x86_emit e = { .p = j->rw + start, .end = j->rw + j->size, .rx_delta = (uintptr_t)(j->rx - j->rw) };
-		struct jit_ctx t = { .e = &e, .n = n, .mode = mode };
+		struct jit_ctx t = { .e = &e, .n = n, .mode = mode, .from = from };
 		emit_prologue(&e);
+		/* Where a direct jump from another translation enters, with
+		 * R12 and cpu->rip at the block's start (jit/branch.c). */
+		j->body_off = (unsigned)(e.p - (j->rw + start));
 		xe_grp1_mem64_imm(&e, 0, HR_RBX, CPU_OFF(icount), (int32_t)n);   /* add icount, n */
+		bool ended = false, called = false;
 		for (unsigned i = 0; i < n; i++) {
 			const struct emu_insn *in = &insn[i];
 			t.i = i;
-			if (!jit_template(&t, in))
+			called = false;
+			if (i + 1 == n && jit_branch(&t, in)) {
+				ended = true;          /* the template made the exits */
+			} else if (!jit_template(&t, in)) {
 				emit_handler_call(&t, in, i);
-			else
+				called = true;
+			} else {
 				t.delta += in->len;
+			}
 		}
-		jit_store_rip(&t);
-		emit_epilogue(&e);
+		if (!ended && called)
+			jit_exit_dynamic(&t);
+		else if (!ended)
+			jit_exit_static(&t, (int64_t)t.delta);
 		/* The exits of a handler that stopped the block: RIP is its
 		 * next_rip (in R12), icount less the instructions not run. */
 		for (unsigned s = 0; s < t.n_stops; s++) {
@@ -148,6 +160,7 @@ emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, u
 			emit_stop_exit(&e, t.stops[s].left);
 		}
 		jit_emit_cold(&t);
+		jit_emit_exit_records(&t);
 		if (e.full || t.n_stops >= JIT_MAX_STOPS) {
 			if (start == 0)
 				return NULL;   /* cannot hold it even empty */
