@@ -183,7 +183,7 @@ void jit_emit_exit_records(struct jit_ctx *t)
 		const struct jit_exit_site *s = &t->exits[i];
 		struct emu_jit_exit rec = {
 			.from = t->from,
-			.jmp = s->jmp ? (uint8_t *)(s->jmp + e->rx_delta) : NULL,
+			.jmp = s->jmp ? (uint8_t *)((uintptr_t)s->jmp + e->rx_delta) : NULL,
 			.lin = ~0ull,
 		};
 		uint8_t *at = e->p;
@@ -275,6 +275,12 @@ bool jit_branch(struct jit_ctx *t, const struct emu_insn *in)
 
 /* ---- direct jumps: the stub behind a patched exit ---- */
 
+/* The writable view of an executable address of the cache. */
+static uint8_t *to_rw(const struct emu_jit *j, uintptr_t rx)
+{
+	return j->rw + (rx - (uintptr_t)j->rx);
+}
+
 void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_cpu *cpu,
 		   const _Atomic uint32_t *gen_at, uint32_t gen, emu_jit_code to)
 {
@@ -288,7 +294,6 @@ void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_c
 	size_t start = (j->used + 15) & ~(size_t)15;
 	if (start >= j->size)
 		return;   /* the next translation flushes */
-	ptrdiff_t rw = j->rw - j->rx;
 	struct x86_emit e = { .p = j->rw + start, .end = j->rw + j->size, .rx_delta = (uintptr_t)(j->rx - j->rw) };
 	uint8_t *fails[24];
 	unsigned n_fail = 0;
@@ -366,7 +371,7 @@ void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_c
 	xe_op_mem(&e, 0x81, 4, 7, HR_RAX, 0);
 	xe_u32(&e, gen);                                                   /* cmp dword [gen_at], gen */
 	FAIL_IF(0x5);
-	jmp_to(&e, (const uint8_t *)to + j->body_off + rw);
+	jmp_to(&e, to_rw(j, (uintptr_t)to + j->body_off));
 	/* Events pending: fail unless only INTR, held off by IF = 0. */
 	xe_patch_here(&e, ev);
 	xe_u8(&e, 0xa9);
@@ -379,15 +384,15 @@ void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_c
 	/* Failed: the exit's return, as before the patch. */
 	for (unsigned i = 0; i < n_fail; i++)
 		xe_patch_here(&e, fails[i]);
-	jmp_to(&e, x->jmp + 4 + rw);
+	jmp_to(&e, to_rw(j, (uintptr_t)x->jmp + 4));
 #undef FAIL_IF
 	if (e.full || n_fail >= sizeof(fails) / sizeof(fails[0]))
 		return;
 	j->used = (size_t)(e.p - j->rw);
 	j->bytes += j->used - start;
 	int32_t rel = (int32_t)((j->rx + start) - (x->jmp + 4));
-	memcpy(x->jmp + rw, &rel, 4);
-	struct emu_jit_exit *w = (struct emu_jit_exit *)(xp + rw);
+	memcpy(to_rw(j, (uintptr_t)x->jmp), &rel, 4);
+	struct emu_jit_exit *w = (struct emu_jit_exit *)to_rw(j, (uintptr_t)xp);
 	w->lin = lin;
 	w->key = key;
 	w->to = (uintptr_t)to;
