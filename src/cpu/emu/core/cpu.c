@@ -242,10 +242,10 @@ static void run_block_whole(struct emu_core_vcpu *cv, struct emu_block *b)
 	run_block(cpu, b, EMU_BLOCK_MAX_INSNS);
 }
 
-/* A translated block left through exit x, whose target was known when it
- * was translated, and the chain loop found b after it: from now on the
- * exit jumps straight to b's translation, when b has one of this epoch,
- * behind the same checks the loop made (jit/jit.h emu_jit_chain). */
+/* A translated block left through exit x, which can be patched, and the
+ * chain loop found b after it: from now on the exit jumps straight to
+ * b's translation, when b has one of this epoch, behind the same checks
+ * the loop made (jit/jit.h emu_jit_chain). */
 static void jit_link(struct emu_core_vcpu *cv, struct emu_jit_exit *x, const struct emu_block *b)
 {
 	struct emu_cpu *cpu = &cv->cpu;

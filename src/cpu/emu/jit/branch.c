@@ -5,15 +5,16 @@
  *
  * A block's code leaves through an exit that stores RIP, writes the
  * exit's record (jit/jit.h struct emu_jit_exit, placed after the code)
- * into emu_core_vcpu.jit_exit and returns to the chain loop
- * (core/cpu.c).  An exit whose target is R12 plus a constant goes
- * through a jmp rel32 that first points at the very next byte, the
- * return.  Once the loop has found the successor under the same fetch
- * context and the successor has a translation, emu_jit_chain() appends
- * a stub to the cache and points the jmp at it: the stub makes the
- * chain loop's checks between blocks and jumps into the successor's
- * body (after its prologue; R12 and cpu->rip are already its start),
- * or, when one fails, to the return as before.
+ * into cpu->jit_exit and returns to the chain loop (core/cpu.c).  In
+ * 64-bit code the exit goes through a jmp rel32 that first points at
+ * the very next byte, the return.  Once the loop has found the
+ * successor under the same fetch context and the successor has a
+ * translation, emu_jit_chain() appends a stub to the cache and points
+ * the jmp at it: the stub checks that the target is the successor's RIP
+ * (it varies after RET or an indirect jump), makes the chain loop's
+ * checks between blocks and jumps into the successor's body (after its
+ * prologue; R12 and cpu->rip are already its start), or, when one
+ * fails, to the return as before.
  *
  * Patches live in the cache they point into: a flush of the code cache
  * forgets them with the translations, and a successor decoded anew (its
@@ -168,10 +169,14 @@ void jit_exit_static(struct jit_ctx *t, int64_t off)
 	exit_tail(t, jmp);
 }
 
+/* The stub's first check is the target, so an exit whose target varies
+ * may be patched too: it goes on directly while the target is the one
+ * the stub was made for. */
 void jit_exit_dynamic(struct jit_ctx *t)
 {
-	xe_store64(t->e, HR_RBX, CPU_OFF(rip), HR_R12);
-	exit_tail(t, NULL);
+	struct x86_emit *e = t->e;
+	xe_store64(e, HR_RBX, CPU_OFF(rip), HR_R12);
+	exit_tail(t, t->mode == EMU_MODE_LONG64 ? xe_jmp32(e) : NULL);
 }
 
 void jit_emit_exit_records(struct jit_ctx *t)
@@ -223,8 +228,9 @@ static bool emit_call(struct jit_ctx *t, const struct emu_insn *in)
 	return true;
 }
 
-/* RET (ret64): the pop as POP does it; the target varies, so the exit
- * returns to the chain loop, whose links and jump cache find it. */
+/* RET (ret64): the pop as POP does it; the exit's stub goes on where
+ * the return went last time, else the chain loop's links and jump cache
+ * find the block. */
 static bool emit_ret(struct jit_ctx *t, const struct emu_insn *in)
 {
 	struct x86_emit *e = t->e;
@@ -285,7 +291,7 @@ void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_c
 		   const _Atomic uint32_t *gen_at, uint32_t gen, emu_jit_code to)
 {
 	uint8_t *xp = (uint8_t *)x;
-	if (!x->jmp || xp < j->rx || xp + sizeof(*x) > j->rx + j->used)
+	if (!x->jmp || xp < j->rx || xp + sizeof(*x) > j->rx + j->used || x->patches >= JIT_EXIT_PATCHES)
 		return;
 	uint64_t lin = cpu->rip, key = emu_chain_key(cpu);
 	/* Pointed there already: its checks failed for a passing reason. */
@@ -397,4 +403,5 @@ void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_c
 	w->key = key;
 	w->to = (uintptr_t)to;
 	w->gen = gen;
+	w->patches++;
 }

@@ -49,19 +49,24 @@ emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, u
 
 /* ---- Block exits and direct jumps between translations (jit/branch.c) ----
  * Every exit of a translated block but a stop (a handler that set
- * stop_block) leaves in the vCPU's emu_core_vcpu.jit_exit the record of
- * the exit it took: the block that ran last (from, as given to
- * emu_jit_translate), and for an exit whose target is a constant offset
- * from the block's own RIP in 64-bit code (Jcc both ways, JMP, CALL, a
- * block ending without a transfer), the jump to patch. */
+ * stop_block) leaves in cpu->jit_exit the record of the exit it took:
+ * the block that ran last (from, as given to emu_jit_translate), and in
+ * 64-bit code the jump to patch.  An exit whose target is a constant
+ * offset from the block's own RIP (Jcc both ways, JMP, CALL, a block
+ * ending without a transfer) keeps its successor; one whose target
+ * varies (RET, an indirect jump, a handler at the end) follows the last
+ * successor it went to, and is re-pointed at most JIT_EXIT_PATCHES times,
+ * so that a return to many callers does not fill the cache with stubs. */
+#define JIT_EXIT_PATCHES 8
 struct emu_jit_exit {
 	void *from;
-	uint8_t *jmp;           /* the rel32 of the exit's jmp (executable view); NULL: the target varies */
+	uint8_t *jmp;           /* the rel32 of the exit's jmp (executable view); NULL: none */
 	/* The link the jump was last pointed at (emu_jit_chain), so that a
 	 * link that failed its checks for a passing reason is not made again. */
 	uint64_t lin, key;
 	uintptr_t to;
 	uint32_t gen;
+	uint32_t patches;       /* times pointed at a stub: a few at most */
 };
 
 /* Points x's jump at code that enters `to` (a translation of this cache)

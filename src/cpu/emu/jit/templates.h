@@ -82,7 +82,7 @@ void emit_tlb_hit(struct jit_ctx *t, unsigned seg, unsigned size, bool write, st
 bool jit_branch(struct jit_ctx *t, const struct emu_insn *in);
 /* The block's end: RIP = R12 + off, chainable in 64-bit code. */
 void jit_exit_static(struct jit_ctx *t, int64_t off);
-/* The block's end after a handler call: RIP = R12, not chainable. */
+/* The block's end where RIP = R12, a target that varies. */
 void jit_exit_dynamic(struct jit_ctx *t);
 /* Writes the exit records after the block's code. */
 void jit_emit_exit_records(struct jit_ctx *t);
