@@ -281,6 +281,17 @@ bool jit_branch(struct jit_ctx *t, const struct emu_insn *in)
 
 /* ---- direct jumps: the stub behind a patched exit ---- */
 
+/* mov rax, imm64 in its long form, so that the constant can be
+ * rewritten in place: returns where it lies. */
+static uint8_t *mov_rax_imm64(struct x86_emit *e, uint64_t v)
+{
+	xe_u8(e, 0x48);
+	xe_u8(e, 0xb8);
+	uint8_t *at = e->p;
+	xe_u64(e, v);
+	return at;
+}
+
 /* The writable view of an executable address of the cache. */
 static uint8_t *to_rw(const struct emu_jit *j, uintptr_t rx)
 {
@@ -291,11 +302,25 @@ void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_c
 		   const _Atomic uint32_t *gen_at, uint32_t gen, emu_jit_code to)
 {
 	uint8_t *xp = (uint8_t *)x;
-	if (!x->jmp || xp < j->rx || xp + sizeof(*x) > j->rx + j->used || x->patches >= JIT_EXIT_PATCHES)
+	if (!x->jmp || xp < j->rx || xp + sizeof(*x) > j->rx + j->used)
 		return;
 	uint64_t lin = cpu->rip, key = emu_chain_key(cpu);
-	/* Pointed there already: its checks failed for a passing reason. */
-	if (x->to == (uintptr_t)to && x->lin == lin && x->key == key && x->gen == gen)
+	if (x->patches && x->to == (uintptr_t)to && x->lin == lin && x->gen == gen) {
+		/* Pointed there already: its checks failed for a passing
+		 * reason, or the fetch context moved on, which Linux's INVLPGs
+		 * and TLB flushes do all the time: the stub takes the new one. */
+		if (x->key != key) {
+			struct emu_jit_exit *w = (struct emu_jit_exit *)to_rw(j, (uintptr_t)xp);
+			uint8_t *stub = to_rw(j, (uintptr_t)x->stub);
+			memcpy(stub + x->at_asid, &cpu->asid, 8);
+			memcpy(stub + x->at_cpl, &cpu->cpl, 1);
+			memcpy(stub + x->at_mode, &cpu->mode, 1);
+			memcpy(stub + x->at_epoch, &cpu->fetch_epoch, 8);
+			w->key = key;
+		}
+		return;
+	}
+	if (x->patches >= JIT_EXIT_PATCHES)
 		return;
 	size_t start = (j->used + 15) & ~(size_t)15;
 	if (start >= j->size)
@@ -360,16 +385,18 @@ void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_c
 	FAIL_IF(0x5);
 	/* The fetch context (emu_chain_key): address-space tag, CPL, mode,
 	 * fetch epoch. */
-	xe_mov_imm(&e, HR_RAX, cpu->asid);
+	uint8_t *at_asid = mov_rax_imm64(&e, cpu->asid);
 	xe_op_mem(&e, 0x39, 8, HR_RAX, HR_RBX, CPU_OFF(asid));            /* cmp [asid], rax */
 	FAIL_IF(0x5);
 	xe_op_mem(&e, 0x80, 1, 7, HR_RBX, CPU_OFF(cpl));
+	uint8_t *at_cpl = e.p;
 	xe_u8(&e, cpu->cpl);
 	FAIL_IF(0x5);
 	xe_op_mem(&e, 0x80, 1, 7, HR_RBX, CPU_OFF(mode));
+	uint8_t *at_mode = e.p;
 	xe_u8(&e, cpu->mode);
 	FAIL_IF(0x5);
-	xe_mov_imm(&e, HR_RAX, cpu->fetch_epoch);
+	uint8_t *at_epoch = mov_rax_imm64(&e, cpu->fetch_epoch);
 	xe_op_mem(&e, 0x39, 8, HR_RAX, HR_RBX, CPU_OFF(fetch_epoch));
 	FAIL_IF(0x5);
 	/* The successor's page not written since it was decoded. */
@@ -404,4 +431,10 @@ void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_c
 	w->to = (uintptr_t)to;
 	w->gen = gen;
 	w->patches++;
+	uint8_t *stub = j->rw + start;
+	w->stub = j->rx + start;
+	w->at_asid = (uint16_t)(at_asid - stub);
+	w->at_cpl = (uint16_t)(at_cpl - stub);
+	w->at_mode = (uint16_t)(at_mode - stub);
+	w->at_epoch = (uint16_t)(at_epoch - stub);
 }

@@ -61,12 +61,17 @@ emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, u
 struct emu_jit_exit {
 	void *from;
 	uint8_t *jmp;           /* the rel32 of the exit's jmp (executable view); NULL: none */
-	/* The link the jump was last pointed at (emu_jit_chain), so that a
-	 * link that failed its checks for a passing reason is not made again. */
+	/* The link the jump points at (emu_jit_chain), so that a link that
+	 * failed its checks for a passing reason is not made again. */
 	uint64_t lin, key;
 	uintptr_t to;
 	uint32_t gen;
-	uint32_t patches;       /* times pointed at a stub: a few at most */
+	uint32_t patches;       /* times pointed at a new stub: a few at most */
+	/* The stub's fetch-context constants, as offsets from the stub: a
+	 * context that moved on (a TLB flush, INVLPG, another address space)
+	 * is written into the stub rather than making another. */
+	uint8_t *stub;
+	uint16_t at_asid, at_cpl, at_mode, at_epoch;
 };
 
 /* Points x's jump at code that enters `to` (a translation of this cache)
