@@ -298,6 +298,97 @@ static uint8_t *to_rw(const struct emu_jit *j, uintptr_t rx)
 	return j->rw + (rx - (uintptr_t)j->rx);
 }
 
+/* jcc rel8 forward, patched by patch8(): the stub is short enough. */
+static uint8_t *jcc8(struct x86_emit *e, unsigned cc)
+{
+	xe_u8(e, (uint8_t)(0x70 | cc));
+	uint8_t *at = e->full ? NULL : e->p;
+	xe_u8(e, 0);
+	return at;
+}
+
+static bool patch8(struct x86_emit *e, uint8_t *at)
+{
+	if (!at)
+		return false;
+	ptrdiff_t rel = e->p - (at + 1);
+	if (rel > 127)
+		return false;
+	*at = (uint8_t)rel;
+	return true;
+}
+
+/* The checks of every stub that do not depend on the exit, once per
+ * cache epoch (emu_jit_chain calls it): ZF set when they all pass.
+ * Nothing for the one-instruction path (core/cpu.c
+ * needs_one_insn_unshadowed) and no shadow or stop; the run budget;
+ * events (core/cpu.c events_stop_chain: any but INTR, or INTR with
+ * EFLAGS.IF = 1); the write epoch (emu_tlb_sync_epoch); the block
+ * cache's epoch (a flush waits for this vCPU to leave its blocks);
+ * tracing.  Uses RAX. */
+static void emit_common_checks(struct x86_emit *e)
+{
+	uint8_t *fails[16];
+	unsigned n = 0;
+#define FAIL_IF(cc)                                                                     \
+	do {                                                                            \
+		uint8_t *at_ = xe_jcc32(e, (cc));                                       \
+		if (n < sizeof(fails) / sizeof(fails[0]))                               \
+			fails[n++] = at_;                                               \
+	} while (0)
+	xe_op_mem(e, 0xf7, 4, 0, HR_RBX, CPU_OFF(rflags));
+	xe_u32(e, X86_FLAG_TF | X86_FLAG_RF);                              /* test dword [rflags], TF|RF */
+	FAIL_IF(0x5);
+	xe_op_mem(e, 0xf6, 1, 0, HR_RBX, CPU_OFF(dr[7]));
+	xe_u8(e, 0xff);                                                    /* test byte [dr7], 0xff */
+	FAIL_IF(0x5);
+	xe_op_mem(e, 0x83, 4, 7, HR_RBX, CPU_OFF(dbg_pending));
+	xe_u8(e, 0);                                                       /* cmp dword [dbg_pending], 0 */
+	FAIL_IF(0x5);
+	xe_cmp_byte0(e, HR_RBX, CPU_OFF(intr_shadow));
+	FAIL_IF(0x5);
+	xe_cmp_byte0(e, HR_RBX, CPU_OFF(ss_shadow));
+	FAIL_IF(0x5);
+	xe_cmp_byte0(e, HR_RBX, CPU_OFF(stop_block));
+	FAIL_IF(0x5);
+	xe_load64(e, HR_RAX, HR_RBX, CPU_OFF(icount));
+	xe_op_mem(e, 0x3b, 8, HR_RAX, HR_RBX, CPU_OFF(icount_stop));      /* cmp rax, [icount_stop] */
+	FAIL_IF(0x3);                                                      /* jae */
+	xe_load64(e, HR_RAX, HR_RBX, CPU_OFF(vcpu));
+	xe_op_mem(e, 0x8b, 4, HR_RAX, HR_RAX, (int32_t)offsetof(struct vcpu, events));
+	xe_op_rr(e, 0x85, 4, HR_RAX, HR_RAX);                              /* test eax, eax */
+	uint8_t *ev = xe_jcc32(e, 0x5);
+	uint8_t *ev_back = e->p;
+	xe_load64(e, HR_RAX, HR_RBX, CPU_OFF(evm));
+	xe_load64(e, HR_RAX, HR_RAX, (int32_t)offsetof(struct emu_vm, write_epoch));
+	xe_op_mem(e, 0x3b, 8, HR_RAX, HR_RBX, CPU_OFF(write_epoch_seen));
+	FAIL_IF(0x5);
+	xe_load64(e, HR_RAX, HR_RBX, CV_OFF(cache));
+	xe_load64(e, HR_RAX, HR_RAX, (int32_t)offsetof(struct emu_block_cache, epoch));
+	xe_op_mem(e, 0x3b, 8, HR_RAX, HR_RBX, CV_OFF(epoch));
+	FAIL_IF(0x5);
+	xe_mov_imm(e, HR_RAX, (uintptr_t)&trace_mask);
+	xe_op_mem(e, 0x83, 4, 7, HR_RAX, 0);
+	xe_u8(e, 0);                                                       /* cmp dword [trace_mask], 0 */
+	FAIL_IF(0x5);
+	xe_ret(e);                                                         /* ZF = 1 from the last compare */
+	/* Events pending: fail unless only INTR, held off by IF = 0. */
+	xe_patch_here(e, ev);
+	xe_u8(e, 0xa9);
+	xe_u32(e, ~(uint32_t)VCPU_EVT_INTR);                               /* test eax, ~INTR */
+	FAIL_IF(0x5);
+	xe_op_mem(e, 0xf7, 4, 0, HR_RBX, CPU_OFF(rflags));
+	xe_u32(e, X86_FLAG_IF);
+	FAIL_IF(0x5);
+	jmp_to(e, ev_back);
+	/* Failed: ZF clear (RSP is never 0). */
+	for (unsigned i = 0; i < n; i++)
+		xe_patch_here(e, fails[i]);
+	xe_op_rr(e, 0x85, 8, HR_RSP, HR_RSP);                              /* test rsp, rsp */
+	xe_ret(e);
+#undef FAIL_IF
+}
+
 void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_cpu *cpu,
 		   const _Atomic uint32_t *gen_at, uint32_t gen, emu_jit_code to)
 {
@@ -326,65 +417,32 @@ void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_c
 	if (start >= j->size)
 		return;   /* the next translation flushes */
 	struct x86_emit e = { .p = j->rw + start, .end = j->rw + j->size, .rx_delta = (uintptr_t)(j->rx - j->rw) };
-	uint8_t *fails[24];
+	if (j->checks_epoch != j->epoch) {
+		j->checks = j->rx + start;
+		emit_common_checks(&e);
+		while (((uintptr_t)e.p & 15) && !e.full)
+			xe_u8(&e, 0xcc);
+		start = (size_t)(e.p - j->rw);
+	}
+	uint8_t *stub = e.p;
+	uint8_t *fails[8];
 	unsigned n_fail = 0;
 #define FAIL_IF(cc)                                                                     \
 	do {                                                                            \
-		uint8_t *at_ = xe_jcc32(&e, (cc));                                      \
+		uint8_t *at_ = jcc8(&e, (cc));                                          \
 		if (n_fail < sizeof(fails) / sizeof(fails[0]))                           \
 			fails[n_fail++] = at_;                                          \
 	} while (0)
 	/* The target: R12, which the block's exit set, against the RIP
-	 * the successor was found at (the block may run at other linear
-	 * addresses: two mappings of one page). */
-	xe_mov_imm(&e, HR_RAX, lin);
+	 * the successor was found at (it varies after RET or an indirect
+	 * jump; a page may be mapped twice). */
+	mov_rax_imm64(&e, lin);
 	xe_op_rr(&e, 0x39, 8, HR_RAX, HR_R12);                             /* cmp r12, rax */
 	FAIL_IF(0x5);
-	/* Nothing for the one-instruction path (core/cpu.c
-	 * needs_one_insn_unshadowed) and no shadow: TF, RF, DR7 L0-G3, a
-	 * pending debug trap, an interrupt shadow, a stop. */
-	xe_op_mem(&e, 0xf7, 4, 0, HR_RBX, CPU_OFF(rflags));
-	xe_u32(&e, X86_FLAG_TF | X86_FLAG_RF);                             /* test dword [rflags], TF|RF */
-	FAIL_IF(0x5);
-	xe_op_mem(&e, 0xf6, 1, 0, HR_RBX, CPU_OFF(dr[7]));
-	xe_u8(&e, 0xff);                                                   /* test byte [dr7], 0xff */
-	FAIL_IF(0x5);
-	xe_op_mem(&e, 0x83, 4, 7, HR_RBX, CPU_OFF(dbg_pending));
-	xe_u8(&e, 0);                                                      /* cmp dword [dbg_pending], 0 */
-	FAIL_IF(0x5);
-	xe_cmp_byte0(&e, HR_RBX, CPU_OFF(intr_shadow));
-	FAIL_IF(0x5);
-	xe_cmp_byte0(&e, HR_RBX, CPU_OFF(ss_shadow));
-	FAIL_IF(0x5);
-	xe_cmp_byte0(&e, HR_RBX, CPU_OFF(stop_block));
-	FAIL_IF(0x5);
-	/* The run budget. */
-	xe_load64(&e, HR_RAX, HR_RBX, CPU_OFF(icount));
-	xe_op_mem(&e, 0x3b, 8, HR_RAX, HR_RBX, CPU_OFF(icount_stop));     /* cmp rax, [icount_stop] */
-	FAIL_IF(0x3);                                                      /* jae */
-	/* Events (core/cpu.c events_stop_chain): any but INTR, or INTR
-	 * with EFLAGS.IF = 1; tested out of line when there are some. */
-	xe_load64(&e, HR_RAX, HR_RBX, CPU_OFF(vcpu));
-	xe_op_mem(&e, 0x8b, 4, HR_RAX, HR_RAX, (int32_t)offsetof(struct vcpu, events));
-	xe_op_rr(&e, 0x85, 4, HR_RAX, HR_RAX);                             /* test eax, eax */
-	uint8_t *ev = xe_jcc32(&e, 0x5);
-	uint8_t *ev_back = e.p;
-	/* The write epoch (emu_tlb_sync_epoch), the block cache's epoch
-	 * (a flush waits for this vCPU to leave its blocks), tracing. */
-	xe_load64(&e, HR_RAX, HR_RBX, CPU_OFF(evm));
-	xe_load64(&e, HR_RAX, HR_RAX, (int32_t)offsetof(struct emu_vm, write_epoch));
-	xe_op_mem(&e, 0x3b, 8, HR_RAX, HR_RBX, CPU_OFF(write_epoch_seen));
-	FAIL_IF(0x5);
-	xe_load64(&e, HR_RAX, HR_RBX, CV_OFF(cache));
-	xe_load64(&e, HR_RAX, HR_RAX, (int32_t)offsetof(struct emu_block_cache, epoch));
-	xe_op_mem(&e, 0x3b, 8, HR_RAX, HR_RBX, CV_OFF(epoch));
-	FAIL_IF(0x5);
-	xe_mov_imm(&e, HR_RAX, (uintptr_t)&trace_mask);
-	xe_op_mem(&e, 0x83, 4, 7, HR_RAX, 0);
-	xe_u8(&e, 0);                                                      /* cmp dword [trace_mask], 0 */
+	xe_call(&e, (uintptr_t)j->checks);
 	FAIL_IF(0x5);
 	/* The fetch context (emu_chain_key): address-space tag, CPL, mode,
-	 * fetch epoch. */
+	 * fetch epoch; constants rewritten in place above. */
 	uint8_t *at_asid = mov_rax_imm64(&e, cpu->asid);
 	xe_op_mem(&e, 0x39, 8, HR_RAX, HR_RBX, CPU_OFF(asid));            /* cmp [asid], rax */
 	FAIL_IF(0x5);
@@ -400,30 +458,23 @@ void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_c
 	xe_op_mem(&e, 0x39, 8, HR_RAX, HR_RBX, CPU_OFF(fetch_epoch));
 	FAIL_IF(0x5);
 	/* The successor's page not written since it was decoded. */
-	xe_mov_imm(&e, HR_RAX, (uintptr_t)gen_at);
+	mov_rax_imm64(&e, (uintptr_t)gen_at);
 	xe_op_mem(&e, 0x81, 4, 7, HR_RAX, 0);
 	xe_u32(&e, gen);                                                   /* cmp dword [gen_at], gen */
 	FAIL_IF(0x5);
 	jmp_to(&e, to_rw(j, (uintptr_t)to + j->body_off));
-	/* Events pending: fail unless only INTR, held off by IF = 0. */
-	xe_patch_here(&e, ev);
-	xe_u8(&e, 0xa9);
-	xe_u32(&e, ~(uint32_t)VCPU_EVT_INTR);                              /* test eax, ~INTR */
-	FAIL_IF(0x5);
-	xe_op_mem(&e, 0xf7, 4, 0, HR_RBX, CPU_OFF(rflags));
-	xe_u32(&e, X86_FLAG_IF);
-	FAIL_IF(0x5);
-	jmp_to(&e, ev_back);
 	/* Failed: the exit's return, as before the patch. */
+	bool near = true;
 	for (unsigned i = 0; i < n_fail; i++)
-		xe_patch_here(&e, fails[i]);
+		near = patch8(&e, fails[i]) && near;
 	jmp_to(&e, to_rw(j, (uintptr_t)x->jmp + 4));
 #undef FAIL_IF
-	if (e.full || n_fail >= sizeof(fails) / sizeof(fails[0]))
+	if (e.full || !near || n_fail >= sizeof(fails) / sizeof(fails[0]))
 		return;
+	j->checks_epoch = j->epoch;
 	j->used = (size_t)(e.p - j->rw);
 	j->bytes += j->used - start;
-	int32_t rel = (int32_t)((j->rx + start) - (x->jmp + 4));
+	int32_t rel = (int32_t)(((uintptr_t)stub + e.rx_delta) - ((uintptr_t)x->jmp + 4));
 	memcpy(to_rw(j, (uintptr_t)x->jmp), &rel, 4);
 	struct emu_jit_exit *w = (struct emu_jit_exit *)to_rw(j, (uintptr_t)xp);
 	w->lin = lin;
@@ -431,8 +482,7 @@ void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_c
 	w->to = (uintptr_t)to;
 	w->gen = gen;
 	w->patches++;
-	uint8_t *stub = j->rw + start;
-	w->stub = j->rx + start;
+	w->stub = (uint8_t *)((uintptr_t)stub + e.rx_delta);
 	w->at_asid = (uint16_t)(at_asid - stub);
 	w->at_cpl = (uint16_t)(at_cpl - stub);
 	w->at_mode = (uint16_t)(at_mode - stub);

@@ -26,6 +26,10 @@ struct emu_jit {
 	size_t size, used;
 	uint32_t epoch;         /* bumped by every flush; starts at 1 */
 	unsigned body_off;      /* bytes of a translation's prologue (jit/branch.c) */
+	/* The checks every direct jump makes (jit/branch.c), emitted once
+	 * per epoch: valid while checks_epoch is epoch. */
+	uint8_t *checks;
+	uint32_t checks_epoch;
 	uint64_t flushes, blocks, bytes;   /* counters since creation */
 };
 
