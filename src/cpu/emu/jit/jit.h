@@ -47,7 +47,10 @@ void emu_jit_flush(struct emu_jit *j);
  * instruction limit -- icount grows by n first and by less when a
  * handler sets stop_block, cpu->rip/next_rip are what each handler
  * sees, a fault longjmps out of the code with cpu->rip at the faulting
- * instruction.  The caller wraps RIP for 16/32-bit code afterwards. */
+ * instruction.  The caller wraps RIP for 16/32-bit code afterwards.
+ * from: the block, named in the code's exit records (below).  Once
+ * its exits are patched, the code may go on into other translations
+ * before it returns (direct jumps, emu_jit_chain). */
 emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, unsigned n, unsigned mode,
 				void *from);
 
