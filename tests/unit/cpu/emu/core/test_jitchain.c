@@ -127,6 +127,29 @@ static unsigned engines(void)
 	return test_jit_hot() ? 2 : 1;
 }
 
+/* Bytes to place besides the code. */
+struct extra {
+	uint64_t gpa;
+	const uint8_t *p;
+	size_t n;
+};
+
+/* Runs code, with the extra bytes placed, on each engine to its HLT:
+ * RAX must be want and the stack balanced. */
+static void expect_rax(const uint8_t *code, size_t len, const struct extra *x, unsigned n_x, uint64_t want)
+{
+	for (unsigned hot = 0; hot < engines(); hot++) {
+		setup(code, len, hot);
+		for (unsigned i = 0; i < n_x; i++)
+			put(x[i].gpa, x[i].p, x[i].n);
+		uint64_t rax = run_to_hlt();
+		cr_expect_eq(rax, want, "engine %u: RAX = %llu, not %llu", hot, (unsigned long long)rax,
+			     (unsigned long long)want);
+		cr_expect_eq(cpu()->gpr[RSP], 0x8000);
+		teardown();
+	}
+}
+
 /* RAX += 3 by a call 1000 times, the loop closing with a Jcc each way:
  * every block exit a template makes (CALL, RET, JMP, Jcc). */
 static const uint8_t calls[] = {
@@ -145,12 +168,7 @@ static const uint8_t calls[] = {
 
 Test(emu_jitchain, hot_calls_returns_and_branches)
 {
-	for (unsigned hot = 0; hot < engines(); hot++) {
-		setup(calls, sizeof(calls), hot);
-		cr_expect_eq(run_to_hlt(), 3000, "engine %u: RAX = %llu", hot, (unsigned long long)cpu()->gpr[RAX]);
-		cr_expect_eq(cpu()->gpr[RSP], 0x8000);
-		teardown();
-	}
+	expect_rax(calls, sizeof(calls), NULL, 0, 3000);
 }
 
 /* The callee's immediate is rewritten half way, while the call's exit
@@ -170,13 +188,8 @@ Test(emu_jitchain, successor_written_while_linked)
 		0xf4,                               /* hlt */
 	};
 	static const uint8_t f[] = { 0x48, 0x83, 0xc0, 0x01, 0xc3 };    /* add rax, 1; ret */
-	for (unsigned hot = 0; hot < engines(); hot++) {
-		setup(code, sizeof(code), hot);
-		put(0x3000, f, sizeof(f));
-		cr_expect_eq(run_to_hlt(), 51 + 2 * 49, "engine %u: RAX = %llu", hot,
-			     (unsigned long long)cpu()->gpr[RAX]);
-		teardown();
-	}
+	const struct extra x[] = { { 0x3000, f, sizeof(f) } };
+	expect_rax(code, sizeof(code), x, 1, 51 + 2 * 49);
 }
 
 /* The callee's page is remapped half way (PTE, then INVLPG): the call's
@@ -199,14 +212,8 @@ Test(emu_jitchain, successor_remapped_while_linked)
 	};
 	static const uint8_t f1[] = { 0x48, 0x83, 0xc0, 0x01, 0xc3 };   /* add rax, 1; ret */
 	static const uint8_t f2[] = { 0x48, 0x83, 0xc0, 0x64, 0xc3 };   /* add rax, 100; ret */
-	for (unsigned hot = 0; hot < engines(); hot++) {
-		setup(code, sizeof(code), hot);
-		put(0x50000, f1, sizeof(f1));
-		put(0x60000, f2, sizeof(f2));
-		cr_expect_eq(run_to_hlt(), 51 + 100 * 49, "engine %u: RAX = %llu", hot,
-			     (unsigned long long)cpu()->gpr[RAX]);
-		teardown();
-	}
+	const struct extra x[] = { { 0x50000, f1, sizeof(f1) }, { 0x60000, f2, sizeof(f2) } };
+	expect_rax(code, sizeof(code), x, 2, 51 + 100 * 49);
 }
 
 /* The run budget ends a chain of translated blocks where it ends the
