@@ -153,6 +153,9 @@ struct emu_cpu {
 		const struct cpu_model *model;
 		uint32_t feat_off;
 		struct vcpu_exit *exit;   /* set when a returning trap ends the run */
+		/* Written by translated code at its exit (jit/jit.h): the
+		 * exit's record; NULL after an interpreted block or a stop. */
+		struct emu_jit_exit *jit_exit;
 	};
 
 	/* Soft MMU state (docs/architecture.md "Soft MMU"), the TLB arrays

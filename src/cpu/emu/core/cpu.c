@@ -209,12 +209,18 @@ static void run_block(struct emu_cpu *cpu, const struct emu_block *b, unsigned l
 /* A whole block (the chain's path): this vCPU's host code for it when it
  * has some (jit/jit.h, the same semantics as run_block), translated at
  * its jit_hot-th run here, else the interpreter. */
+static inline struct emu_jit_entry *jit_entry_of(struct emu_core_vcpu *cv, const struct emu_block *b)
+{
+	return &cv->jit_map[((uintptr_t)b * 0x9e3779b97f4a7c15ull) >> 51 & (EMU_JIT_MAP - 1)];
+}
+
 static void run_block_whole(struct emu_core_vcpu *cv, struct emu_block *b)
 {
 	struct emu_cpu *cpu = &cv->cpu;
 	struct emu_jit *jit = cv->jit;
+	cpu->jit_exit = NULL;
 	if (jit && b->cacheable) {
-		struct emu_jit_entry *e = &cv->jit_map[((uintptr_t)b * 0x9e3779b97f4a7c15ull) >> 51 & (EMU_JIT_MAP - 1)];
+		struct emu_jit_entry *e = jit_entry_of(cv, b);
 		if (__builtin_expect(e->b != b || e->cache_epoch != cv->epoch, 0))
 			*e = (struct emu_jit_entry){ .b = b, .cache_epoch = cv->epoch };
 		if (__builtin_expect(e->fn && e->jit_epoch == jit->epoch, 1)) {
@@ -223,7 +229,7 @@ static void run_block_whole(struct emu_core_vcpu *cv, struct emu_block *b)
 			return;
 		}
 		if (++e->runs >= cv->jit_hot) {
-			e->fn = emu_jit_translate(jit, b->insn, b->n, b->mode);
+			e->fn = emu_jit_translate(jit, b->insn, b->n, b->mode, b);
 			e->jit_epoch = jit->epoch;
 			if (e->fn) {
 				e->fn(cpu);
@@ -234,6 +240,21 @@ static void run_block_whole(struct emu_core_vcpu *cv, struct emu_block *b)
 		}
 	}
 	run_block(cpu, b, EMU_BLOCK_MAX_INSNS);
+}
+
+/* A translated block left through exit x, which can be patched, and the
+ * chain loop found b after it: from now on the exit jumps straight to
+ * b's translation, when b has one of this epoch, behind the same checks
+ * the loop made (jit/jit.h emu_jit_chain). */
+static void jit_link(struct emu_core_vcpu *cv, struct emu_jit_exit *x, const struct emu_block *b)
+{
+	struct emu_cpu *cpu = &cv->cpu;
+	if (!b->cacheable || b->mode != EMU_MODE_LONG64 || cpu->mode != EMU_MODE_LONG64 || emu_blocks_stale(cv))
+		return;
+	const struct emu_jit_entry *e = jit_entry_of(cv, b);
+	if (e->b != b || e->cache_epoch != cv->epoch || !e->fn || e->jit_epoch != cv->jit->epoch)
+		return;
+	emu_jit_chain(cv->jit, x, cpu, &cpu->evm->page_gen[b->page], b->gen, e->fn);
 }
 
 /* One instruction, where the block path would be wrong:
@@ -445,9 +466,14 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 			cpu->intr_shadow = false;
 			cpu->ss_shadow = false;
 			emu_tlb_sync_epoch(cpu);
-			b = emu_block_next(cpu, b);
+			/* Translated code may have run blocks after b (direct
+			 * jumps): its exit says which one ran last. */
+			struct emu_jit_exit *x = cpu->jit_exit;
+			b = emu_block_next(cpu, x ? x->from : b);
 			if (!b)
 				break;
+			if (x && x->jmp)
+				jit_link(cv, x, b);
 		}
 	}
 }

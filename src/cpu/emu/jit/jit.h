@@ -25,6 +25,11 @@ struct emu_jit {
 	uint8_t *rw, *rx;       /* the two views of the cache */
 	size_t size, used;
 	uint32_t epoch;         /* bumped by every flush; starts at 1 */
+	unsigned body_off;      /* bytes of a translation's prologue (jit/branch.c) */
+	/* The checks every direct jump makes (jit/branch.c), emitted once
+	 * per epoch: valid while checks_epoch is epoch. */
+	uint8_t *checks;
+	uint32_t checks_epoch;
 	/* Counters since creation, read by other threads (relaxed atomics):
 	 * flushes, blocks translated, bytes of host code made, and of the
 	 * instructions translated, those that became inline templates, those
@@ -47,7 +52,50 @@ void emu_jit_flush(struct emu_jit *j);
  * instruction limit -- icount grows by n first and by less when a
  * handler sets stop_block, cpu->rip/next_rip are what each handler
  * sees, a fault longjmps out of the code with cpu->rip at the faulting
- * instruction.  The caller wraps RIP for 16/32-bit code afterwards. */
-emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, unsigned n, unsigned mode);
+ * instruction.  The caller wraps RIP for 16/32-bit code afterwards.
+ * from: the block, named in the code's exit records (below).  Once
+ * its exits are patched, the code may go on into other translations
+ * before it returns (direct jumps, emu_jit_chain). */
+emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, unsigned n, unsigned mode,
+				void *from);
+
+/* ---- Block exits and direct jumps between translations (jit/branch.c) ----
+ * Every exit of a translated block but a stop (a handler that set
+ * stop_block) leaves in cpu->jit_exit the record of the exit it took:
+ * the block that ran last (from, as given to emu_jit_translate), and in
+ * 64-bit code the jump to patch.  An exit whose target is a constant
+ * offset from the block's own RIP (Jcc both ways, JMP, CALL, a block
+ * ending without a transfer) keeps its successor; one whose target
+ * varies (RET, an indirect jump, a handler at the end) follows the last
+ * successor it went to, and is re-pointed at most JIT_EXIT_PATCHES times,
+ * so that a return to many callers does not fill the cache with stubs. */
+#define JIT_EXIT_PATCHES 8
+struct emu_jit_exit {
+	void *from;
+	uint8_t *jmp;           /* the rel32 of the exit's jmp (executable view); NULL: none */
+	/* The link the jump points at (emu_jit_chain), so that a link that
+	 * failed its checks for a passing reason is not made again. */
+	uint64_t lin, key;
+	uintptr_t to;
+	uint32_t gen;
+	uint32_t patches;       /* times pointed at a new stub: a few at most */
+	/* The stub's fetch-context constants, as offsets from the stub: a
+	 * context that moved on (a TLB flush, INVLPG, another address space)
+	 * is written into the stub rather than making another. */
+	uint8_t *stub;
+	uint16_t at_asid, at_cpl, at_mode, at_epoch;
+};
+
+/* Points x's jump at code that enters `to` (a translation of this cache)
+ * directly when, at the exit, the chain loop's checks between blocks all
+ * pass (core/cpu.c): the target RIP is the one now in cpu->rip, the fetch
+ * context (address-space tag, CPL, mode, fetch epoch) is cpu's now, the
+ * successor's page generation (*gen_at) is still gen, the block cache's
+ * epoch is unchanged, no event would stop the chain, nothing needs one
+ * instruction at a time, the write epoch holds, the run budget is not
+ * reached and no trace is on.  Any failed check leaves through the exit as
+ * before the patch.  x must come from the translation that just ran. */
+void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_cpu *cpu,
+		   const _Atomic uint32_t *gen_at, uint32_t gen, emu_jit_code to);
 
 #endif

@@ -113,7 +113,7 @@ static void emit_lea(struct jit_ctx *t, const struct emu_insn *in, unsigned size
 }
 
 /* A jump to the instruction's slow path (jit_emit_cold). */
-static void to_cold(struct jit_ctx *t, struct jit_cold *k, unsigned cc)
+void to_cold(struct jit_ctx *t, struct jit_cold *k, unsigned cc)
 {
 	uint8_t *at = xe_jcc32(t->e, cc);
 	if (at && k->n_from < 4)

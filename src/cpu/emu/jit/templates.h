@@ -38,6 +38,14 @@ struct jit_cold {
 	unsigned left;        /* instructions after it in the block */
 };
 
+/* An exit of the block (jit/branch.c): the lea of its record, which
+ * follows the code, and the jump to patch (NULL: not chainable). */
+#define JIT_MAX_EXITS 4
+struct jit_exit_site {
+	uint8_t *lea;         /* rel32 of lea rax, [rip + record] */
+	uint8_t *jmp;         /* rel32 of the exit's jmp, writable view */
+};
+
 struct jit_ctx {
 	struct x86_emit *e;
 	unsigned n;           /* instructions in the block */
@@ -64,6 +72,11 @@ struct jit_ctx {
 	bool lf_touched, lf_keep;
 	/* Counted as the block is translated (struct emu_jit). */
 	unsigned n_templates, n_flags_skipped;
+	/* Block exits (jit/branch.c): the block's tag for its exit records,
+	 * and the exits whose records follow the code. */
+	void *from;
+	unsigned n_exits;
+	struct jit_exit_site exits[JIT_MAX_EXITS];
 };
 
 /* Emits in's template and returns true, or returns false when in has
@@ -77,6 +90,28 @@ bool jit_template(struct jit_ctx *t, const struct emu_insn *in);
 void jit_store_rip(struct jit_ctx *t);
 /* Emits the slow paths (after the block's exits). */
 void jit_emit_cold(struct jit_ctx *t);
+/* The translation's return (translate.c). */
+void jit_emit_epilogue(struct x86_emit *e);
+
+/* ---- shared with the control-transfer templates (jit/branch.c) ---- */
+/* A slow path for in (NULL when the block has no room for one, or
+ * outside 64-bit code), a jump to it, and the inline TLB hit path of a
+ * size-byte access at offset RAX in segment seg, leaving RSI = linear
+ * address and RAX = its host addend (templates.c). */
+struct jit_cold *cold_new(struct jit_ctx *t, const struct emu_insn *in);
+void to_cold(struct jit_ctx *t, struct jit_cold *k, unsigned cc);
+void emit_tlb_hit(struct jit_ctx *t, unsigned seg, unsigned size, bool write, struct jit_cold *k);
+
+/* The block's last instruction when it is a near Jcc, JMP, CALL rel or
+ * RET in 64-bit code: emits it with the block's exits and returns true;
+ * false: no template (the translator calls its handler). */
+bool jit_branch(struct jit_ctx *t, const struct emu_insn *in);
+/* The block's end: RIP = R12 + off, chainable in 64-bit code. */
+void jit_exit_static(struct jit_ctx *t, int64_t off);
+/* The block's end where RIP = R12, a target that varies. */
+void jit_exit_dynamic(struct jit_ctx *t);
+/* Writes the exit records after the block's code. */
+void jit_emit_exit_records(struct jit_ctx *t);
 
 /* Whether the current instruction may skip its flags record. */
 static inline bool jit_flags_dead(const struct jit_ctx *t)
@@ -98,11 +133,6 @@ void record_flags(struct jit_ctx *t, unsigned kind, unsigned size);
 void alu_tail(struct jit_ctx *t, unsigned op, unsigned size, unsigned dst);
 /* RAX = emu_insn_ea() */
 void emit_ea(struct jit_ctx *t, const struct emu_insn *in);
-/* A slow path for in (NULL when the block cannot have one more, or not
- * in 64-bit code), and the inline TLB hit path to it: RSI = linear
- * address and RAX = its host addend for a size-byte access at offset RAX. */
-struct jit_cold *cold_new(struct jit_ctx *t, const struct emu_insn *in);
-void emit_tlb_hit(struct jit_ctx *t, unsigned seg, unsigned size, bool write, struct jit_cold *k);
 /* in is the specialised form its opcode, operand kind and size get. */
 bool is_plain_form(const struct emu_insn *in, bool modrm);
 /* SHL/SHR/SAR (in's ModRM.reg) of register in->rm by the constant c. */

@@ -37,7 +37,7 @@ static void emit_prologue(struct x86_emit *e)
 	xe_load64(e, HR_R12, HR_RBX, CPU_OFF(rip));
 }
 
-static void emit_epilogue(struct x86_emit *e)
+void jit_emit_epilogue(struct x86_emit *e)
 {
 	xe_pop(e, HR_R13);
 	xe_pop(e, HR_R12);
@@ -76,7 +76,7 @@ static void emit_stop_exit(struct x86_emit *e, unsigned left)
 	if (left)
 		xe_grp1_mem64_imm(e, 5, HR_RBX, CPU_OFF(icount), (int32_t)left);
 	xe_store64(e, HR_RBX, CPU_OFF(rip), HR_R12);
-	emit_epilogue(e);
+	jit_emit_epilogue(e);
 }
 
 /* Slow paths: the handler call, as emit_handler_call() makes it, of an
@@ -141,20 +141,34 @@ static bool find_dead_flags(struct jit_ctx *t)
 	return any;
 }
 
-static void emit_block(struct jit_ctx *t, const struct emu_insn *insn)
+/* The block's code: each instruction a template or a handler call; a
+ * block-ending branch with a template makes the block's exits itself
+ * (jit/branch.c), else the exit is static (RIP known here) or dynamic
+ * (after a handler, which set it). */
+static void emit_block(struct jit_ctx *t, struct emu_jit *j, const struct emu_insn *insn)
 {
 	struct x86_emit *e = t->e;
+	uint8_t *start = e->p;
 	emit_prologue(e);
+	/* Where a direct jump from another translation enters, with R12
+	 * and cpu->rip at the block's start (jit/branch.c). */
+	j->body_off = (unsigned)(e->p - start);
 	xe_grp1_mem64_imm(e, 0, HR_RBX, CPU_OFF(icount), (int32_t)t->n);   /* add icount, n */
+	bool ended = false, called = false;
 	for (unsigned i = 0; i < t->n; i++) {
 		const struct emu_insn *in = &insn[i];
 		unsigned lf_known = t->lf_known;
 		t->i = i;
-		t->fx[i] = JIT_FX_BARRIER;
+		t->fx[i] = JIT_FX_BARRIER;   /* a branch reads the flags */
 		t->lf_known = 0;
 		t->lf_touched = t->lf_keep = false;
-		if (!jit_template(t, in)) {
+		called = false;
+		if (i + 1 == t->n && jit_branch(t, in)) {
+			ended = true;
+			t->n_templates++;
+		} else if (!jit_template(t, in)) {
 			emit_handler_call(t, in, i);
+			called = true;
 		} else {
 			t->delta += in->len;
 			t->n_templates++;
@@ -162,8 +176,10 @@ static void emit_block(struct jit_ctx *t, const struct emu_insn *insn)
 				t->lf_known = lf_known;
 		}
 	}
-	jit_store_rip(t);
-	emit_epilogue(e);
+	if (!ended && called)
+		jit_exit_dynamic(t);
+	else if (!ended)
+		jit_exit_static(t, (int64_t)t->delta);
 	/* The exits of a handler that stopped the block: RIP is its
 	 * next_rip (in R12), icount less the instructions not run. */
 	for (unsigned s = 0; s < t->n_stops; s++) {
@@ -171,9 +187,11 @@ static void emit_block(struct jit_ctx *t, const struct emu_insn *insn)
 		emit_stop_exit(e, t->stops[s].left);
 	}
 	jit_emit_cold(t);
+	jit_emit_exit_records(t);
 }
 
-emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, unsigned n, unsigned mode)
+emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, unsigned n, unsigned mode,
+				void *from)
 {
 	if (n > JIT_MAX_INSNS)
 		return NULL;
@@ -192,9 +210,9 @@ emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, u
 		for (int pass = 0; pass < 2; pass++) {
 			e = (struct x86_emit){ .p = j->rw + start, .end = j->rw + j->size,
 					       .rx_delta = (uintptr_t)(j->rx - j->rw) };
-			t = (struct jit_ctx){ .e = &e, .n = n, .mode = mode };
+			t = (struct jit_ctx){ .e = &e, .n = n, .mode = mode, .from = from };
 			memcpy(t.flags_dead, dead, sizeof(dead));
-			emit_block(&t, insn);
+			emit_block(&t, j, insn);
 			if (pass || e.full || !find_dead_flags(&t))
 				break;
 			memcpy(dead, t.flags_dead, sizeof(dead));

@@ -1,0 +1,490 @@
+/* Block exits of translated code (docs/architecture.md "Code
+ * generation"): templates for the control transfers that end a block in
+ * 64-bit code -- Jcc rel, JMP rel, near CALL rel and RET -- and the
+ * direct jumps between translations.
+ *
+ * A block's code leaves through an exit that stores RIP, writes the
+ * exit's record (jit/jit.h struct emu_jit_exit, placed after the code)
+ * into cpu->jit_exit and returns to the chain loop (core/cpu.c).  In
+ * 64-bit code the exit goes through a jmp rel32 that first points at
+ * the very next byte, the return.  Once the loop has found the
+ * successor under the same fetch context and the successor has a
+ * translation, emu_jit_chain() appends a stub to the cache and points
+ * the jmp at it: the stub checks that the target is the successor's RIP
+ * (it varies after RET or an indirect jump), makes the chain loop's
+ * checks between blocks and jumps into the successor's body (after its
+ * prologue; R12 and cpu->rip are already its start), or, when one
+ * fails, to the return as before.
+ *
+ * Patches live in the cache they point into: a flush of the code cache
+ * forgets them with the translations, and a successor decoded anew (its
+ * page written) fails the stub's page-generation check, so the loop
+ * finds the new block and, once that is translated, the exit is
+ * pointed at it. */
+#include "cpu/emu/jit/templates.h"
+
+#include "cpu/emu/core/block.h"
+#include "cpu/emu/core/core.h"
+#include "machine/machine.h"
+#include "util/trace.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#define CPU_OFF(field) ((int32_t)offsetof(struct emu_cpu, field))
+#define CV_OFF(field) ((int32_t)offsetof(struct emu_core_vcpu, field))
+#define GPR(r) (CPU_OFF(gpr) + 8 * (int32_t)(r))
+
+/* Jcc's condition from the lazy flags, one function per condition so
+ * that each folds into emu_cond()'s fast paths as the handlers do. */
+#define COND(cc)                                                        \
+	static bool cond_##cc(const struct emu_cpu *cpu)                \
+	{                                                               \
+		return emu_cond(cpu, cc);                               \
+	}
+COND(0) COND(1) COND(2) COND(3) COND(4) COND(5) COND(6) COND(7)
+COND(8) COND(9) COND(10) COND(11) COND(12) COND(13) COND(14) COND(15)
+static bool (*const cond_fn[16])(const struct emu_cpu *) = {
+	cond_0, cond_1, cond_2, cond_3, cond_4, cond_5, cond_6, cond_7,
+	cond_8, cond_9, cond_10, cond_11, cond_12, cond_13, cond_14, cond_15,
+};
+
+static void setcc_al(struct x86_emit *e, unsigned cc)
+{
+	xe_u8(e, 0x0f);
+	xe_u8(e, (uint8_t)(0x90 | cc));
+	xe_u8(e, 0xc0);                                    /* setcc al */
+}
+
+/* AL = condition cc (emu_cond), inline for the lazy-flags records that
+ * precede most branches, with the host's own flags: CMP/SUB of 4 or 8
+ * bytes (when res is src1 - src2 exactly, not an SBB with borrow, a host
+ * CMP of the operands gives every flag), a logic operation of 4 or 8
+ * bytes (a host CMP of the result with 0: ZF, SF, PF from it, CF = OF =
+ * 0), and for E/NE/S/NS any record of 4 or 8 bytes (ZF and SF come from
+ * the result).  Anything else calls emu_cond(). */
+static void emit_cond(struct x86_emit *e, unsigned cc)
+{
+	uint8_t *done[8], *slow[4];
+	unsigned n_done = 0, n_slow = 0;
+#define TO(list, n, cond)                                               	do {                                                            		uint8_t *at_ = (cond) < 16 ? xe_jcc32(e, (cond)) : xe_jmp32(e); 		if ((n) < sizeof(list) / sizeof(list[0]))                			list[(n)++] = at_;                              	} while (0)
+	xe_op_mem(e, 0x8b, 4, HR_RAX, HR_RBX, CPU_OFF(lf.op));              /* mov eax, [lf.op] */
+	for (unsigned size = 8; size >= 4; size -= 4) {
+		xe_u8(e, 0x3d);
+		xe_u32(e, LF_SUB | size);                                   /* cmp eax, SUB|size */
+		uint8_t *not_sub = xe_jcc32(e, 0x5);
+		xe_load64(e, HR_RCX, HR_RBX, CPU_OFF(lf.src1));
+		xe_load64(e, HR_RDX, HR_RBX, CPU_OFF(lf.src2));
+		xe_op_rr(e, 0x89, 8, HR_RCX, HR_RSI);
+		xe_op_rr(e, 0x29, 8, HR_RDX, HR_RSI);                      /* rsi = src1 - src2 */
+		xe_op_mem(e, 0x3b, size, HR_RSI, HR_RBX, CPU_OFF(lf.res)); /* cmp rsi/esi, [res] */
+		TO(slow, n_slow, 0x5);
+		xe_op_rr(e, 0x39, size, HR_RDX, HR_RCX);                   /* cmp src1, src2 */
+		setcc_al(e, cc);
+		TO(done, n_done, 16);
+		xe_patch_here(e, not_sub);
+		xe_u8(e, 0x3d);
+		xe_u32(e, LF_LOGIC | size);                                 /* cmp eax, LOGIC|size */
+		uint8_t *not_logic = xe_jcc32(e, 0x5);
+		xe_op_mem(e, 0x83, size, 7, HR_RBX, CPU_OFF(lf.res));
+		xe_u8(e, 0);                                                /* cmp [res], 0 */
+		setcc_al(e, cc);
+		TO(done, n_done, 16);
+		xe_patch_here(e, not_logic);
+	}
+	if ((cc >> 1) == 2 || (cc >> 1) == 4) {                             /* E/NE, S/NS */
+		xe_u8(e, 0xa9);
+		xe_u32(e, ~0xfu);                                           /* test eax, kind */
+		TO(slow, n_slow, 0x4);                                      /* LF_NONE */
+		xe_grp1_reg_imm(e, 4, 4, HR_RAX, 0xf);                      /* and eax, 0xf: the size */
+		for (unsigned size = 8; size >= 4; size -= 4) {
+			xe_u8(e, 0x3d);
+			xe_u32(e, size);
+			uint8_t *other = xe_jcc32(e, 0x5);
+			xe_op_mem(e, 0x83, size, 7, HR_RBX, CPU_OFF(lf.res));
+			xe_u8(e, 0);
+			setcc_al(e, cc);
+			TO(done, n_done, 16);
+			xe_patch_here(e, other);
+		}
+	}
+	for (unsigned i = 0; i < n_slow; i++)
+		xe_patch_here(e, slow[i]);
+	xe_op_rr(e, 0x89, 8, HR_RBX, HR_RDI);                              /* mov rdi, rbx */
+	xe_call(e, (uintptr_t)cond_fn[cc]);
+	for (unsigned i = 0; i < n_done; i++)
+		xe_patch_here(e, done[i]);
+#undef TO
+}
+
+/* R12 += off */
+static void add_r12(struct x86_emit *e, int64_t off)
+{
+	if (!off)
+		return;
+	if (off == (int32_t)off) {
+		xe_lea(e, HR_R12, HR_R12, (int32_t)off);
+	} else {
+		xe_mov_imm(e, HR_RAX, (uint64_t)off);
+		xe_op_rr(e, 0x01, 8, HR_RAX, HR_R12);          /* add r12, rax */
+	}
+}
+
+/* jmp to a known place of the buffer (writable view) */
+static void jmp_to(struct x86_emit *e, const uint8_t *target)
+{
+	uint8_t *at = xe_jmp32(e);
+	if (at) {
+		int32_t rel = (int32_t)(target - (at + 4));
+		memcpy(at, &rel, 4);
+	}
+}
+
+/* The return: the exit's record into jit_exit, then the epilogue. */
+static void exit_tail(struct jit_ctx *t, uint8_t *jmp)
+{
+	struct x86_emit *e = t->e;
+	if (t->n_exits >= JIT_MAX_EXITS) {
+		xe_store64_imm(e, HR_RBX, CPU_OFF(jit_exit), 0);
+	} else {
+		xe_u8(e, 0x48);
+		xe_u8(e, 0x8d);
+		xe_u8(e, 0x05);                                 /* lea rax, [rip + record] */
+		uint8_t *lea = e->full ? NULL : e->p;
+		xe_u32(e, 0);
+		xe_store64(e, HR_RBX, CPU_OFF(jit_exit), HR_RAX);
+		t->exits[t->n_exits++] = (struct jit_exit_site){ .lea = lea, .jmp = jmp };
+	}
+	jit_emit_epilogue(e);
+}
+
+void jit_exit_static(struct jit_ctx *t, int64_t off)
+{
+	struct x86_emit *e = t->e;
+	add_r12(e, off);
+	xe_store64(e, HR_RBX, CPU_OFF(rip), HR_R12);
+	/* Only 64-bit code chains: elsewhere RIP wraps after the block
+	 * (core/cpu.c block_wrap_rip). */
+	uint8_t *jmp = t->mode == EMU_MODE_LONG64 ? xe_jmp32(e) : NULL;   /* to the next byte until patched */
+	exit_tail(t, jmp);
+}
+
+/* The stub's first check is the target, so an exit whose target varies
+ * may be patched too: it goes on directly while the target is the one
+ * the stub was made for. */
+void jit_exit_dynamic(struct jit_ctx *t)
+{
+	struct x86_emit *e = t->e;
+	xe_store64(e, HR_RBX, CPU_OFF(rip), HR_R12);
+	exit_tail(t, t->mode == EMU_MODE_LONG64 ? xe_jmp32(e) : NULL);
+}
+
+void jit_emit_exit_records(struct jit_ctx *t)
+{
+	struct x86_emit *e = t->e;
+	while (((uintptr_t)e->p & 7) && !e->full)
+		xe_u8(e, 0xcc);
+	for (unsigned i = 0; i < t->n_exits; i++) {
+		const struct jit_exit_site *s = &t->exits[i];
+		struct emu_jit_exit rec = {
+			.from = t->from,
+			.jmp = s->jmp ? (uint8_t *)((uintptr_t)s->jmp + e->rx_delta) : NULL,
+			.lin = ~0ull,
+		};
+		uint8_t *at = e->p;
+		xe_bytes(e, &rec, sizeof(rec));
+		if (!e->full && s->lea) {
+			int32_t rel = (int32_t)(at - (s->lea + 4));
+			memcpy(s->lea, &rel, 4);
+		}
+	}
+}
+
+/* The handler the opcode table gives in's opcode in 64-bit code: the
+ * form a template stands for (no ModRM: register forms). */
+static bool is_plain64(const struct emu_insn *in)
+{
+	return in->opsize == 8 && !in->lock &&
+	       in->fn == emu_handler_find(in->opmap, in->opcode, in->mprefix, 0, false, in->opsize);
+}
+
+/* CALL rel32 (call_rel64 of core/int_control.c): the return address
+ * pushed as PUSH does it (the write, then RSP), then the jump. */
+static bool emit_call(struct jit_ctx *t, const struct emu_insn *in)
+{
+	struct x86_emit *e = t->e;
+	struct jit_cold *k = cold_new(t, in);
+	if (!k)
+		return false;
+	xe_load64(e, HR_RAX, HR_RBX, GPR(RSP));
+	xe_lea(e, HR_RAX, HR_RAX, -8);
+	emit_tlb_hit(t, SEG_SS, 8, true, k);
+	xe_lea(e, HR_RCX, HR_R12, (int32_t)(t->delta + in->len));     /* the return address */
+	xe_mem_bi(e, 0x89, 8, HR_RCX, HR_RAX, HR_RSI);                 /* mov [rax + rsi], rcx */
+	xe_store64(e, HR_RBX, GPR(RSP), HR_RSI);
+	/* The slow path's handler made the same push and jump. */
+	k->resume = e->p;
+	jit_exit_static(t, (int64_t)(t->delta + in->len) + (int64_t)in->imm);
+	return true;
+}
+
+/* RET (ret64): the pop as POP does it; the exit's stub goes on where
+ * the return went last time, else the chain loop's links and jump cache
+ * find the block. */
+static bool emit_ret(struct jit_ctx *t, const struct emu_insn *in)
+{
+	struct x86_emit *e = t->e;
+	struct jit_cold *k = cold_new(t, in);
+	if (!k)
+		return false;
+	xe_load64(e, HR_RAX, HR_RBX, GPR(RSP));
+	emit_tlb_hit(t, SEG_SS, 8, false, k);
+	xe_mem_bi(e, 0x8b, 8, HR_RAX, HR_RAX, HR_RSI);                 /* mov rax, [rax + rsi] */
+	xe_lea(e, HR_RSI, HR_RSI, 8);
+	xe_store64(e, HR_RBX, GPR(RSP), HR_RSI);
+	xe_store64(e, HR_RBX, CPU_OFF(next_rip), HR_RAX);
+	/* Here the slow path's handler left the target in next_rip too. */
+	k->resume = e->p;
+	xe_load64(e, HR_R12, HR_RBX, CPU_OFF(next_rip));
+	jit_exit_dynamic(t);
+	return true;
+}
+
+bool jit_branch(struct jit_ctx *t, const struct emu_insn *in)
+{
+	struct x86_emit *e = t->e;
+	if (t->mode != EMU_MODE_LONG64 || !is_plain64(in))
+		return false;
+	int64_t next = (int64_t)(t->delta + in->len);
+	unsigned op = in->opcode;
+	if (in->opmap == EMU_MAP_1B && (op == 0xe9 || op == 0xeb)) {       /* JMP rel */
+		jit_exit_static(t, next + (int64_t)in->imm);
+		return true;
+	}
+	if ((in->opmap == EMU_MAP_1B && op >= 0x70 && op <= 0x7f) ||
+	    (in->opmap == EMU_MAP_0F && op >= 0x80 && op <= 0x8f)) {           /* Jcc rel */
+		emit_cond(e, op & 15);
+		xe_u8(e, 0x84);
+		xe_u8(e, 0xc0);                                            /* test al, al */
+		uint8_t *taken = xe_jcc32(e, 0x5);                         /* jnz */
+		jit_exit_static(t, next);
+		xe_patch_here(e, taken);
+		jit_exit_static(t, next + (int64_t)in->imm);
+		return true;
+	}
+	if (in->opmap == EMU_MAP_1B && op == 0xe8)
+		return emit_call(t, in);
+	if (in->opmap == EMU_MAP_1B && op == 0xc3)
+		return emit_ret(t, in);
+	return false;
+}
+
+/* ---- direct jumps: the stub behind a patched exit ---- */
+
+/* mov rax, imm64 in its long form, so that the constant can be
+ * rewritten in place: returns where it lies. */
+static uint8_t *mov_rax_imm64(struct x86_emit *e, uint64_t v)
+{
+	xe_u8(e, 0x48);
+	xe_u8(e, 0xb8);
+	uint8_t *at = e->p;
+	xe_u64(e, v);
+	return at;
+}
+
+/* The writable view of an executable address of the cache. */
+static uint8_t *to_rw(const struct emu_jit *j, uintptr_t rx)
+{
+	return j->rw + (rx - (uintptr_t)j->rx);
+}
+
+/* jcc rel8 forward, patched by patch8(): the stub is short enough. */
+static uint8_t *jcc8(struct x86_emit *e, unsigned cc)
+{
+	xe_u8(e, (uint8_t)(0x70 | cc));
+	uint8_t *at = e->full ? NULL : e->p;
+	xe_u8(e, 0);
+	return at;
+}
+
+static bool patch8(struct x86_emit *e, uint8_t *at)
+{
+	if (!at)
+		return false;
+	ptrdiff_t rel = e->p - (at + 1);
+	if (rel > 127)
+		return false;
+	*at = (uint8_t)rel;
+	return true;
+}
+
+/* The checks of every stub that do not depend on the exit, once per
+ * cache epoch (emu_jit_chain calls it): ZF set when they all pass.
+ * Nothing for the one-instruction path (core/cpu.c
+ * needs_one_insn_unshadowed) and no shadow or stop; the run budget;
+ * events (core/cpu.c events_stop_chain: any but INTR, or INTR with
+ * EFLAGS.IF = 1); the write epoch (emu_tlb_sync_epoch); the block
+ * cache's epoch (a flush waits for this vCPU to leave its blocks);
+ * tracing.  Uses RAX. */
+static void emit_common_checks(struct x86_emit *e)
+{
+	uint8_t *fails[16];
+	unsigned n = 0;
+#define FAIL_IF(cc)                                                                     \
+	do {                                                                            \
+		uint8_t *at_ = xe_jcc32(e, (cc));                                       \
+		if (n < sizeof(fails) / sizeof(fails[0]))                               \
+			fails[n++] = at_;                                               \
+	} while (0)
+	xe_op_mem(e, 0xf7, 4, 0, HR_RBX, CPU_OFF(rflags));
+	xe_u32(e, X86_FLAG_TF | X86_FLAG_RF);                              /* test dword [rflags], TF|RF */
+	FAIL_IF(0x5);
+	xe_op_mem(e, 0xf6, 1, 0, HR_RBX, CPU_OFF(dr[7]));
+	xe_u8(e, 0xff);                                                    /* test byte [dr7], 0xff */
+	FAIL_IF(0x5);
+	xe_op_mem(e, 0x83, 4, 7, HR_RBX, CPU_OFF(dbg_pending));
+	xe_u8(e, 0);                                                       /* cmp dword [dbg_pending], 0 */
+	FAIL_IF(0x5);
+	xe_cmp_byte0(e, HR_RBX, CPU_OFF(intr_shadow));
+	FAIL_IF(0x5);
+	xe_cmp_byte0(e, HR_RBX, CPU_OFF(ss_shadow));
+	FAIL_IF(0x5);
+	xe_cmp_byte0(e, HR_RBX, CPU_OFF(stop_block));
+	FAIL_IF(0x5);
+	xe_load64(e, HR_RAX, HR_RBX, CPU_OFF(icount));
+	xe_op_mem(e, 0x3b, 8, HR_RAX, HR_RBX, CPU_OFF(icount_stop));      /* cmp rax, [icount_stop] */
+	FAIL_IF(0x3);                                                      /* jae */
+	xe_load64(e, HR_RAX, HR_RBX, CPU_OFF(vcpu));
+	xe_op_mem(e, 0x8b, 4, HR_RAX, HR_RAX, (int32_t)offsetof(struct vcpu, events));
+	xe_op_rr(e, 0x85, 4, HR_RAX, HR_RAX);                              /* test eax, eax */
+	uint8_t *ev = xe_jcc32(e, 0x5);
+	uint8_t *ev_back = e->p;
+	xe_load64(e, HR_RAX, HR_RBX, CPU_OFF(evm));
+	xe_load64(e, HR_RAX, HR_RAX, (int32_t)offsetof(struct emu_vm, write_epoch));
+	xe_op_mem(e, 0x3b, 8, HR_RAX, HR_RBX, CPU_OFF(write_epoch_seen));
+	FAIL_IF(0x5);
+	xe_load64(e, HR_RAX, HR_RBX, CV_OFF(cache));
+	xe_load64(e, HR_RAX, HR_RAX, (int32_t)offsetof(struct emu_block_cache, epoch));
+	xe_op_mem(e, 0x3b, 8, HR_RAX, HR_RBX, CV_OFF(epoch));
+	FAIL_IF(0x5);
+	xe_mov_imm(e, HR_RAX, (uintptr_t)&trace_mask);
+	xe_op_mem(e, 0x83, 4, 7, HR_RAX, 0);
+	xe_u8(e, 0);                                                       /* cmp dword [trace_mask], 0 */
+	FAIL_IF(0x5);
+	xe_ret(e);                                                         /* ZF = 1 from the last compare */
+	/* Events pending: fail unless only INTR, held off by IF = 0. */
+	xe_patch_here(e, ev);
+	xe_u8(e, 0xa9);
+	xe_u32(e, ~(uint32_t)VCPU_EVT_INTR);                               /* test eax, ~INTR */
+	FAIL_IF(0x5);
+	xe_op_mem(e, 0xf7, 4, 0, HR_RBX, CPU_OFF(rflags));
+	xe_u32(e, X86_FLAG_IF);
+	FAIL_IF(0x5);
+	jmp_to(e, ev_back);
+	/* Failed: ZF clear (RSP is never 0). */
+	for (unsigned i = 0; i < n; i++)
+		xe_patch_here(e, fails[i]);
+	xe_op_rr(e, 0x85, 8, HR_RSP, HR_RSP);                              /* test rsp, rsp */
+	xe_ret(e);
+#undef FAIL_IF
+}
+
+void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_cpu *cpu,
+		   const _Atomic uint32_t *gen_at, uint32_t gen, emu_jit_code to)
+{
+	uint8_t *xp = (uint8_t *)x;
+	if (!x->jmp || xp < j->rx || xp + sizeof(*x) > j->rx + j->used)
+		return;
+	uint64_t lin = cpu->rip, key = emu_chain_key(cpu);
+	if (x->patches && x->to == (uintptr_t)to && x->lin == lin && x->gen == gen) {
+		/* Pointed there already: its checks failed for a passing
+		 * reason, or the fetch context moved on, which Linux's INVLPGs
+		 * and TLB flushes do all the time: the stub takes the new one. */
+		if (x->key != key) {
+			struct emu_jit_exit *w = (struct emu_jit_exit *)to_rw(j, (uintptr_t)xp);
+			uint8_t *stub = to_rw(j, (uintptr_t)x->stub);
+			memcpy(stub + x->at_asid, &cpu->asid, 8);
+			memcpy(stub + x->at_cpl, &cpu->cpl, 1);
+			memcpy(stub + x->at_mode, &cpu->mode, 1);
+			memcpy(stub + x->at_epoch, &cpu->fetch_epoch, 8);
+			w->key = key;
+		}
+		return;
+	}
+	if (x->patches >= JIT_EXIT_PATCHES)
+		return;
+	size_t start = (j->used + 15) & ~(size_t)15;
+	if (start >= j->size)
+		return;   /* the next translation flushes */
+	struct x86_emit e = { .p = j->rw + start, .end = j->rw + j->size, .rx_delta = (uintptr_t)(j->rx - j->rw) };
+	if (j->checks_epoch != j->epoch) {
+		j->checks = j->rx + start;
+		emit_common_checks(&e);
+		while (((uintptr_t)e.p & 15) && !e.full)
+			xe_u8(&e, 0xcc);
+		start = (size_t)(e.p - j->rw);
+	}
+	uint8_t *stub = e.p;
+	uint8_t *fails[8];
+	unsigned n_fail = 0;
+#define FAIL_IF(cc)                                                                     \
+	do {                                                                            \
+		uint8_t *at_ = jcc8(&e, (cc));                                          \
+		if (n_fail < sizeof(fails) / sizeof(fails[0]))                           \
+			fails[n_fail++] = at_;                                          \
+	} while (0)
+	/* The target: R12, which the block's exit set, against the RIP
+	 * the successor was found at (it varies after RET or an indirect
+	 * jump; a page may be mapped twice). */
+	mov_rax_imm64(&e, lin);
+	xe_op_rr(&e, 0x39, 8, HR_RAX, HR_R12);                             /* cmp r12, rax */
+	FAIL_IF(0x5);
+	xe_call(&e, (uintptr_t)j->checks);
+	FAIL_IF(0x5);
+	/* The fetch context (emu_chain_key): address-space tag, CPL, mode,
+	 * fetch epoch; constants rewritten in place above. */
+	uint8_t *at_asid = mov_rax_imm64(&e, cpu->asid);
+	xe_op_mem(&e, 0x39, 8, HR_RAX, HR_RBX, CPU_OFF(asid));            /* cmp [asid], rax */
+	FAIL_IF(0x5);
+	xe_op_mem(&e, 0x80, 1, 7, HR_RBX, CPU_OFF(cpl));
+	uint8_t *at_cpl = e.p;
+	xe_u8(&e, cpu->cpl);
+	FAIL_IF(0x5);
+	xe_op_mem(&e, 0x80, 1, 7, HR_RBX, CPU_OFF(mode));
+	uint8_t *at_mode = e.p;
+	xe_u8(&e, cpu->mode);
+	FAIL_IF(0x5);
+	uint8_t *at_epoch = mov_rax_imm64(&e, cpu->fetch_epoch);
+	xe_op_mem(&e, 0x39, 8, HR_RAX, HR_RBX, CPU_OFF(fetch_epoch));
+	FAIL_IF(0x5);
+	/* The successor's page not written since it was decoded. */
+	mov_rax_imm64(&e, (uintptr_t)gen_at);
+	xe_op_mem(&e, 0x81, 4, 7, HR_RAX, 0);
+	xe_u32(&e, gen);                                                   /* cmp dword [gen_at], gen */
+	FAIL_IF(0x5);
+	jmp_to(&e, to_rw(j, (uintptr_t)to + j->body_off));
+	/* Failed: the exit's return, as before the patch. */
+	bool near = true;
+	for (unsigned i = 0; i < n_fail; i++)
+		near = patch8(&e, fails[i]) && near;
+	jmp_to(&e, to_rw(j, (uintptr_t)x->jmp + 4));
+#undef FAIL_IF
+	if (e.full || !near || n_fail >= sizeof(fails) / sizeof(fails[0]))
+		return;
+	j->checks_epoch = j->epoch;
+	j->used = (size_t)(e.p - j->rw);
+	__atomic_store_n(&j->bytes, j->bytes + (j->used - start), __ATOMIC_RELAXED);   /* read by ctl stats */
+	int32_t rel = (int32_t)(((uintptr_t)stub + e.rx_delta) - ((uintptr_t)x->jmp + 4));
+	memcpy(to_rw(j, (uintptr_t)x->jmp), &rel, 4);
+	struct emu_jit_exit *w = (struct emu_jit_exit *)to_rw(j, (uintptr_t)xp);
+	w->lin = lin;
+	w->key = key;
+	w->to = (uintptr_t)to;
+	w->gen = gen;
+	w->patches++;
+	w->stub = (uint8_t *)((uintptr_t)stub + e.rx_delta);
+	w->at_asid = (uint16_t)(at_asid - stub);
+	w->at_cpl = (uint16_t)(at_cpl - stub);
+	w->at_mode = (uint16_t)(at_mode - stub);
+	w->at_epoch = (uint16_t)(at_epoch - stub);
+}
