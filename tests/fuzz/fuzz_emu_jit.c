@@ -4,7 +4,8 @@
  * one translating every block at its first run; they must end alike:
  * the same exit, registers, RFLAGS, segment and control registers,
  * retired-instruction count and RAM.  An input whose interpreted runs
- * differ from each other (RDTSC, RDRAND) proves nothing and is skipped. */
+ * differ from each other (RDRAND) proves nothing and is skipped; RDTSC
+ * counts instructions in this machine (emu_machine.c). */
 #define FUZZ_EMU_COMPARE_JIT
 #include "fuzz_emu.c"
 
