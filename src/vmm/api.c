@@ -320,11 +320,16 @@ static bool job_refuse_busy(struct api_server *srv, struct client *c, json_t *id
 	return true;
 }
 
-/* Hands srv->job (kind-specific fields already set) to the worker; the
- * client's next requests wait for its reply. */
-static void job_start(struct api_server *srv, struct client *c, json_t *id, enum job_kind kind, const char *cmd)
+/* Hands srv->job (kind-specific fields already set, arg copied in when
+ * given) to the worker; the client's next requests wait for its reply. */
+static void job_start(struct api_server *srv, struct client *c, json_t *id, enum job_kind kind, const char *cmd,
+		      const char *arg)
 {
 	struct job *j = &srv->job;
+	if (arg && !(j->arg = strdup(arg))) {
+		reply_error(c, id, "failed", "out of memory");
+		return;
+	}
 	j->kind = kind;
 	j->cmd = cmd;
 	j->client = c->serial;
@@ -411,6 +416,7 @@ struct request {
 /* States in which each command makes sense; a clear refusal otherwise
  * instead of whatever the VM would do. */
 #define ST(x) (1u << VM_STATE_##x)
+static const unsigned live_states = ST(RUNNING) | ST(PAUSED);
 
 static int check_state(struct request *rq, const char *cmd, unsigned ok_states, const char *hint)
 {
@@ -443,6 +449,15 @@ static int need_op(struct request *rq, bool op, const char *cmd)
 	return -1;
 }
 
+/* A command's gate: its op offered, no other long operation (long_op), the
+ * VM in ok_states (verb NULL: checked later); false once refused. */
+static bool admit(struct request *rq, bool op, const char *name, bool long_op, const char *verb, unsigned ok_states,
+		  const char *hint)
+{
+	return need_op(rq, op, name) == 0 && !(long_op && job_refuse_busy(rq->srv, rq->client, rq->id)) &&
+	       (!verb || check_state(rq, verb, ok_states, hint) == 0);
+}
+
 static void cmd_status(struct request *rq)
 {
 	struct api_server *srv = rq->srv;
@@ -460,8 +475,7 @@ static void cmd_status(struct request *rq)
 #define SIMPLE_CMD(NAME, FIELD, STATES, HINT)                                        \
 	static void cmd_##FIELD(struct request *rq)                                  \
 	{                                                                            \
-		if (need_op(rq, rq->srv->ops->FIELD != NULL, NAME) < 0 ||      \
-		    check_state(rq, NAME, STATES, HINT) < 0)                         \
+		if (!admit(rq, rq->srv->ops->FIELD != NULL, NAME, false, NAME, STATES, HINT)) \
 			return;                                                      \
 		err_clear();                                                         \
 		finish(rq, rq->srv->ops->FIELD(rq->srv->opaque), NULL);              \
@@ -482,10 +496,9 @@ static void cmd_powerdown(struct request *rq)
 		return;
 	}
 	bool guest_os = !strcmp(method, "guest-os");
-	if (need_op(rq, (guest_os ? (void *)rq->srv->ops->powerdown_guest_os : (void *)rq->srv->ops->powerdown) != NULL,
-		    "powerdown") < 0 ||
-	    check_state(rq, "powerdown", guest_os ? ST(RUNNING) : ST(RUNNING) | ST(SUSPENDED),
-			" (the guest must run to see the power button; resume it first)") < 0)
+	if (!admit(rq, (guest_os ? (void *)rq->srv->ops->powerdown_guest_os : (void *)rq->srv->ops->powerdown) != NULL,
+		   "powerdown", false, "powerdown", guest_os ? ST(RUNNING) : ST(RUNNING) | ST(SUSPENDED),
+		   " (the guest must run to see the power button; resume it first)"))
 		return;
 	err_clear();
 	finish(rq, guest_os ? rq->srv->ops->powerdown_guest_os(rq->srv->opaque) : rq->srv->ops->powerdown(rq->srv->opaque),
@@ -511,13 +524,26 @@ static const char *arg_string(struct request *rq, const char *name)
 	return json_string_value(v);
 }
 
+/* args.NAME: an integer from min to max (absent: -1 when optional), else
+ * the request is answered with msg and false is returned. */
+static bool arg_int(struct request *rq, const char *name, bool optional, json_int_t min, json_int_t max,
+		    const char *msg, json_int_t *out)
+{
+	json_t *v = json_object_get(rq->args, name);
+	*out = v ? json_integer_value(v) : -1;
+	if ((!v && optional) || (json_is_integer(v) && *out >= min && *out <= max))
+		return true;
+	reply_error(rq->client, rq->id, "invalid-argument", msg);
+	return false;
+}
+
 static void cmd_save(struct request *rq)
 {
 	struct api_server *srv = rq->srv;
-	if (need_op(rq, srv->ops->save != NULL, "save") < 0 || job_refuse_busy(srv, rq->client, rq->id))
+	if (!admit(rq, srv->ops->save != NULL, "save", true, NULL, 0, NULL))
 		return;
 	const char *file = arg_string(rq, "file");
-	if (!file || check_state(rq, "save", ST(RUNNING) | ST(PAUSED), NULL) < 0)
+	if (!file || check_state(rq, "save", live_states, NULL) < 0)
 		return;
 	if (file[0] != '/') {
 		/* The server's working directory means nothing to the client. */
@@ -525,11 +551,7 @@ static void cmd_save(struct request *rq)
 		return;
 	}
 	/* Writing guest RAM takes a while (seconds for GiBs): on the worker. */
-	if (!(srv->job.arg = strdup(file))) {
-		reply_error(rq->client, rq->id, "failed", "out of memory");
-		return;
-	}
-	job_start(srv, rq->client, rq->id, JOB_SAVE, "save");
+	job_start(srv, rq->client, rq->id, JOB_SAVE, "save", file);
 }
 
 /* A request answered by one operation that fills a result object; op
@@ -587,8 +609,7 @@ static const unsigned device_states =
 static void cmd_device_add(struct request *rq)
 {
 	struct api_server *srv = rq->srv;
-	if (need_op(rq, srv->ops->device_add != NULL, "device-add") < 0 || job_refuse_busy(srv, rq->client, rq->id) ||
-	    check_state(rq, "add a device", device_states, NULL) < 0)
+	if (!admit(rq, srv->ops->device_add != NULL, "device-add", true, "add a device", device_states, NULL))
 		return;
 	json_t *obj = json_object_get(rq->args, "device");
 	if (!obj) {
@@ -600,14 +621,13 @@ static void cmd_device_add(struct request *rq)
 		reply_error(rq->client, rq->id, "invalid-argument", err_msg());
 		return;
 	}
-	job_start(srv, rq->client, rq->id, JOB_DEVICE_ADD, "device-add");
+	job_start(srv, rq->client, rq->id, JOB_DEVICE_ADD, "device-add", NULL);
 }
 
 static void cmd_device_remove(struct request *rq)
 {
 	struct api_server *srv = rq->srv;
-	if (need_op(rq, srv->ops->device_remove != NULL, "device-remove") < 0 ||
-	    job_refuse_busy(srv, rq->client, rq->id))
+	if (!admit(rq, srv->ops->device_remove != NULL, "device-remove", true, NULL, 0, NULL))
 		return;
 	const char *id = arg_string(rq, "id");
 	if (!id || check_state(rq, "remove a device", device_states, NULL) < 0)
@@ -621,11 +641,7 @@ static void cmd_device_remove(struct request *rq)
 		return;
 	srv->job.remove.force = force && json_is_true(force);
 	srv->job.remove.timeout_ms = timeout_ms(timeout);
-	if (!(srv->job.arg = strdup(id))) {
-		reply_error(rq->client, rq->id, "failed", "out of memory");
-		return;
-	}
-	job_start(srv, rq->client, rq->id, JOB_DEVICE_REMOVE, "device-remove");
+	job_start(srv, rq->client, rq->id, JOB_DEVICE_REMOVE, "device-remove", id);
 }
 
 /* args.node: a virtual node; args.host_nodes: a host node number or a
@@ -633,14 +649,11 @@ static void cmd_device_remove(struct request *rq)
 static void cmd_numa_move(struct request *rq)
 {
 	struct api_server *srv = rq->srv;
-	if (need_op(rq, srv->ops->numa_move != NULL, "numa-move") < 0 || job_refuse_busy(srv, rq->client, rq->id) ||
-	    check_state(rq, "move a numa node", ST(RUNNING) | ST(PAUSED), NULL) < 0)
+	json_int_t node;
+	if (!admit(rq, srv->ops->numa_move != NULL, "numa-move", true, "move a numa node", live_states, NULL) ||
+	    !arg_int(rq, "node", false, 0, 1023, "args.node: missing or not a node number", &node))
 		return;
-	json_t *node = json_object_get(rq->args, "node"), *hosts = json_object_get(rq->args, "host_nodes");
-	if (!json_is_integer(node) || json_integer_value(node) < 0 || json_integer_value(node) > 1023) {
-		reply_error(rq->client, rq->id, "invalid-argument", "args.node: missing or not a node number");
-		return;
-	}
+	json_t *hosts = json_object_get(rq->args, "host_nodes");
 	uint64_t mask = 0;
 	json_t *one = hosts;
 	size_t i = 0, n = json_is_array(hosts) ? json_array_size(hosts) : 1;
@@ -656,12 +669,12 @@ static void cmd_numa_move(struct request *rq)
 			    "args.host_nodes: missing or not a host node number 0-63 (or a list of them)");
 		return;
 	}
-	srv->job.node = (unsigned)json_integer_value(node);
+	srv->job.node = (unsigned)node;
 	srv->job.host_nodes = mask;
 	srv->job.result = json_object();
 	atomic_store(&srv->job.progress.done, 0);
 	atomic_store(&srv->job.progress.total, 0);
-	job_start(srv, rq->client, rq->id, JOB_NUMA_MOVE, "numa-move");
+	job_start(srv, rq->client, rq->id, JOB_NUMA_MOVE, "numa-move", NULL);
 }
 
 static void cmd_numa_status(struct request *rq)
@@ -672,76 +685,53 @@ static void cmd_numa_status(struct request *rq)
 /* args.node: a virtual node (optional). */
 static void cmd_cpu_add(struct request *rq)
 {
-	if (need_op(rq, rq->srv->ops->cpu_add != NULL, "cpu-add") < 0 ||
-	    check_state(rq, "cpu-add", ST(RUNNING) | ST(PAUSED), NULL) < 0)
+	json_int_t node;
+	if (!admit(rq, rq->srv->ops->cpu_add != NULL, "cpu-add", false, "cpu-add", live_states, NULL) ||
+	    !arg_int(rq, "node", true, 0, 1023, "args.node: not a node number", &node))
 		return;
-	json_t *node = json_object_get(rq->args, "node");
-	if (node && (!json_is_integer(node) || json_integer_value(node) < 0 || json_integer_value(node) > 1023)) {
-		reply_error(rq->client, rq->id, "invalid-argument", "args.node: not a node number");
-		return;
-	}
 	json_t *r = json_object();
 	err_clear();
-	finish(rq, rq->srv->ops->cpu_add(rq->srv->opaque, node ? (int)json_integer_value(node) : -1, r), r);
+	finish(rq, rq->srv->ops->cpu_add(rq->srv->opaque, (int)node, r), r);
 }
 
 static void cmd_cpu_remove(struct request *rq)
 {
-	if (need_op(rq, rq->srv->ops->cpu_remove != NULL, "cpu-remove") < 0 ||
-	    check_state(rq, "cpu-remove", ST(RUNNING) | ST(PAUSED), NULL) < 0)
+	json_int_t cpu;
+	if (!admit(rq, rq->srv->ops->cpu_remove != NULL, "cpu-remove", false, "cpu-remove", live_states, NULL) ||
+	    !arg_int(rq, "cpu", false, 0, 63, "cpu-remove: cpu: not a CPU number (0 to 63)", &cpu))
 		return;
-	json_t *v = json_object_get(rq->args, "cpu");
-	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 63) {
-		reply_error(rq->client, rq->id, "invalid-argument", "cpu-remove: cpu: not a CPU number (0 to 63)");
-		return;
-	}
 	json_t *r = json_object();
 	err_clear();
-	int rc = rq->srv->ops->cpu_remove(rq->srv->opaque, (unsigned)json_integer_value(v), r);
-	finish(rq, rc, r);
+	finish(rq, rq->srv->ops->cpu_remove(rq->srv->opaque, (unsigned)cpu, r), r);
 }
 
 /* args.size: bytes; args.node: a virtual node (optional). */
 static void cmd_memory_add(struct request *rq)
 {
-	if (need_op(rq, rq->srv->ops->memory_add != NULL, "memory-add") < 0 ||
-	    check_state(rq, "add memory", ST(RUNNING) | ST(PAUSED), NULL) < 0)
+	json_int_t size, node;
+	if (!admit(rq, rq->srv->ops->memory_add != NULL, "memory-add", false, "add memory", live_states, NULL) ||
+	    !arg_int(rq, "size", false, 1, INT64_MAX, "args.size: missing or not a number of bytes", &size) ||
+	    !arg_int(rq, "node", true, 0, 1023, "args.node: not a node number", &node))
 		return;
-	json_t *size = json_object_get(rq->args, "size"), *node = json_object_get(rq->args, "node");
-	if (!json_is_integer(size) || json_integer_value(size) <= 0) {
-		reply_error(rq->client, rq->id, "invalid-argument", "args.size: missing or not a number of bytes");
-		return;
-	}
-	if (node && (!json_is_integer(node) || json_integer_value(node) < 0 || json_integer_value(node) > 1023)) {
-		reply_error(rq->client, rq->id, "invalid-argument", "args.node: not a node number");
-		return;
-	}
 	json_t *r = json_object();
 	err_clear();
-	int rc = rq->srv->ops->memory_add(rq->srv->opaque, (uint64_t)json_integer_value(size),
-					  node ? (int)json_integer_value(node) : -1, r);
-	finish(rq, rc, r);
+	finish(rq, rq->srv->ops->memory_add(rq->srv->opaque, (uint64_t)size, (int)node, r), r);
 }
 
 /* args.gpa: where the piece starts; args.timeout: seconds (optional). */
 static void cmd_memory_remove(struct request *rq)
 {
 	struct api_server *srv = rq->srv;
-	if (need_op(rq, srv->ops->memory_remove != NULL, "memory-remove") < 0 ||
-	    job_refuse_busy(srv, rq->client, rq->id) ||
-	    check_state(rq, "remove memory", ST(RUNNING) | ST(PAUSED), NULL) < 0)
+	json_int_t gpa;
+	json_t *timeout = json_object_get(rq->args, "timeout");
+	if (!admit(rq, srv->ops->memory_remove != NULL, "memory-remove", true, "remove memory", live_states, NULL) ||
+	    !arg_int(rq, "gpa", false, 1, INT64_MAX, "args.gpa: missing or not an address", &gpa) ||
+	    !timeout_ok(rq, timeout))
 		return;
-	json_t *gpa = json_object_get(rq->args, "gpa"), *timeout = json_object_get(rq->args, "timeout");
-	if (!json_is_integer(gpa) || json_integer_value(gpa) <= 0) {
-		reply_error(rq->client, rq->id, "invalid-argument", "args.gpa: missing or not an address");
-		return;
-	}
-	if (!timeout_ok(rq, timeout))
-		return;
-	srv->job.gpa = (uint64_t)json_integer_value(gpa);
+	srv->job.gpa = (uint64_t)gpa;
 	srv->job.remove.timeout_ms = timeout_ms(timeout);
 	srv->job.result = json_object();
-	job_start(srv, rq->client, rq->id, JOB_MEMORY_REMOVE, "memory-remove");
+	job_start(srv, rq->client, rq->id, JOB_MEMORY_REMOVE, "memory-remove", NULL);
 }
 
 static void cmd_events(struct request *rq)

@@ -154,6 +154,34 @@ static int fake_device_remove(void *opaque, const char *id, const struct api_rem
 	return plugin_devices_remove(&vm->devices, id);
 }
 
+/* Hot-plug stand-ins: they answer with what reached them, so a test sees
+ * the arguments as the API parsed them. */
+static int fake_cpu_add(void *opaque, int node, json_t *out)
+{
+	json_object_set_new(out, "node", json_integer(node));
+	return 0;
+}
+
+static int fake_cpu_remove(void *opaque, unsigned cpu, json_t *out)
+{
+	json_object_set_new(out, "cpu", json_integer(cpu));
+	return 0;
+}
+
+static int fake_memory_add(void *opaque, uint64_t size, int node, json_t *out)
+{
+	json_object_set_new(out, "size", json_integer((json_int_t)size));
+	json_object_set_new(out, "node", json_integer(node));
+	return 0;
+}
+
+static int fake_memory_remove(void *opaque, uint64_t gpa, unsigned timeout_ms, json_t *out)
+{
+	json_object_set_new(out, "gpa", json_integer((json_int_t)gpa));
+	json_object_set_new(out, "timeout_ms", json_integer(timeout_ms));
+	return 0;
+}
+
 static void fake_status(void *opaque, json_t *out)
 {
 	json_object_set_new(out, "engine", json_string("fake"));
@@ -164,7 +192,8 @@ const struct vm_control_ops fake_vm_ops = {
 	.pause = fake_pause, .resume = fake_resume, .powerdown = fake_powerdown, .poweroff = fake_poweroff,
 	.reset = fake_reset, .save = fake_save, .stats = fake_stats, .device_list = fake_device_list,
 	.device_add = fake_device_add, .device_remove = fake_device_remove, .status = fake_status,
-	.numa_move = fake_numa_move,
+	.numa_move = fake_numa_move, .cpu_add = fake_cpu_add, .cpu_remove = fake_cpu_remove,
+	.memory_add = fake_memory_add, .memory_remove = fake_memory_remove,
 };
 
 int fake_vm_init(struct fake_vm *vm, const char *plugin_path)

@@ -171,6 +171,45 @@ Test(api, pause_resume_and_their_refusals)
 	cl_close(c);
 }
 
+/* cpu-add, cpu-remove, memory-add and memory-remove refuse bad arguments
+ * before the VM sees them, and pass on what they parsed. */
+Test(api, hotplug_commands_check_and_pass_their_arguments)
+{
+	struct cl *c = cl_open();
+	static const struct { const char *req, *msg; } cases[] = {
+		{ "{\"cmd\": \"cpu-add\", \"args\": {\"node\": 1024}}", "args.node: not a node number" },
+		{ "{\"cmd\": \"cpu-add\", \"args\": {\"node\": \"0\"}}", "args.node: not a node number" },
+		{ "{\"cmd\": \"cpu-remove\"}", "cpu-remove: cpu: not a CPU number (0 to 63)" },
+		{ "{\"cmd\": \"cpu-remove\", \"args\": {\"cpu\": 64}}", "cpu-remove: cpu: not a CPU number (0 to 63)" },
+		{ "{\"cmd\": \"memory-add\", \"args\": {\"node\": 1024}}", "args.size: missing or not a number of bytes" },
+		{ "{\"cmd\": \"memory-add\", \"args\": {\"size\": 0}}", "args.size: missing or not a number of bytes" },
+		{ "{\"cmd\": \"memory-add\", \"args\": {\"size\": 4096, \"node\": -1}}", "args.node: not a node number" },
+		{ "{\"cmd\": \"memory-remove\", \"args\": {\"gpa\": 1.5}}", "args.gpa: missing or not an address" },
+		{ "{\"cmd\": \"memory-remove\", \"args\": {\"gpa\": 4096, \"timeout\": 0}}",
+		  "args.timeout: not a number of seconds (expected more than 0, at most 3600)" },
+		{ "{\"cmd\": \"cpu-add\"}", "{\"node\":-1}" },
+		{ "{\"cmd\": \"cpu-add\", \"args\": {\"node\": 1023}}", "{\"node\":1023}" },
+		{ "{\"cmd\": \"cpu-remove\", \"args\": {\"cpu\": 63}}", "{\"cpu\":63}" },
+		{ "{\"cmd\": \"memory-add\", \"args\": {\"size\": 4096}}", "{\"size\":4096,\"node\":-1}" },
+		{ "{\"cmd\": \"memory-add\", \"args\": {\"size\": 4096, \"node\": 2}}", "{\"size\":4096,\"node\":2}" },
+		{ "{\"cmd\": \"memory-remove\", \"args\": {\"gpa\": 4096, \"timeout\": 0.0001}}",
+		  "{\"gpa\":4096,\"timeout_ms\":1}" },
+	};
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *r = call(c, cases[i].req);
+		if (cases[i].msg[0] != '{') {
+			assert_error(r, "invalid-argument", cases[i].msg);
+		} else {
+			assert_ok(r);
+			char *got = json_dumps(json_object_get(r, "result"), JSON_COMPACT | JSON_PRESERVE_ORDER);
+			cr_assert_str_eq(got, cases[i].msg, "%s", cases[i].req);
+			free(got);
+		}
+		json_decref(r);
+	}
+	cl_close(c);
+}
+
 Test(api, reset_powerdown_poweroff)
 {
 	struct cl *c = cl_open();
