@@ -46,29 +46,36 @@ def test_idle_linux_guest_keeps_time_across_restore(vessel_bin, tmp_path):
     p, sock, log = start(vessel_bin, tmp_path, "first", *args)
     try:
         wait_for(log, lambda t: len(UP.findall(t)) >= 3, "the guest never printed three uptimes", BOOT_TIMEOUT)
+        # Paused first, so that the lines before the snapshot are the log's
+        # now: a guest left running printed more after the save, which the
+        # restored one printed again with earlier times.
         t0 = time.monotonic()
+        assert ctl(vessel_bin, sock, "pause").returncode == 0
+        before = uptimes(log)
         r = ctl(vessel_bin, sock, "save", str(snap))
-        saving = time.monotonic() - t0   # the VM clock runs on while it saves
+        saving = time.monotonic() - t0   # the VM clock runs on while it pauses and saves
         assert r.returncode == 0, r.stderr
         assert ctl(vessel_bin, sock, "poweroff").returncode == 0
         assert p.wait(timeout=60) == 0
     finally:
         if p.poll() is None:
             p.kill()
-    before = uptimes(log)
     time.sleep(3)   # the host's clock moves on; the guest's must not
     q, sock2, log2 = start(vessel_bin, tmp_path, "second", "--restore", str(snap))
     try:
         # VMBus (docs/hyperv.md "VMBus"): the restored channels' services
         # negotiate again, the time service sets the guest's clock and the
         # heartbeat goes on (this process's counters start at 0).
-        deadline = time.monotonic() + 120
+        deadline, seen = time.monotonic() + 120, []
         while True:
             r = ctl(vessel_bin, sock2, "--json", "stats")
             vb = json.loads(r.stdout)["result"]["vmbus"] if r.returncode == 0 else {}
             if vb.get("time_syncs", 0) >= 1 and vb.get("heartbeats", 0) >= 1:
                 break
-            assert q.poll() is None and time.monotonic() < deadline, (vb, r.stderr)
+            # What each poll saw, for a failure: the counters or ctl's error.
+            seen.append((round(time.monotonic() - deadline + 120, 1),
+                         {k: vb[k] for k in ("time_syncs", "heartbeats") if k in vb} or r.stderr.strip()))
+            assert q.poll() is None and time.monotonic() < deadline, seen[-20:]
             time.sleep(0.2)
         assert vb["malformed"] == 0, vb
         # The loop goes on sleeping and waking to the end, then powers off.
