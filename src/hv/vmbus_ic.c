@@ -260,8 +260,11 @@ static int ic_packet(struct vmbus_channel *ch, void *opaque, const uint8_t *p, s
 		return -EINVAL;   /* the guest only answers */
 	if (type == ICMSG_NEGOTIATE)
 		return on_negotiate(s, p, len);
+	/* Not negotiated (again) yet: an answer to a message sent before a
+	 * restore, which was in flight at the save (a heartbeat the guest had
+	 * not answered yet); the negotiation under way supersedes it. */
 	if (!s->negotiated)
-		return -EINVAL;
+		return 0;
 	struct vmbus_ic *ic = s->ic;
 	switch (s->kind) {
 	case IC_HEARTBEAT:
