@@ -218,7 +218,8 @@ static void run_block_whole(struct emu_core_vcpu *cv, struct emu_block *b)
 {
 	struct emu_cpu *cpu = &cv->cpu;
 	struct emu_jit *jit = cv->jit;
-	cpu->jit_exit = NULL;
+	if (jit)
+		cpu->jit_exit = NULL;   /* only translated code sets it: no store without */
 	if (jit && b->cacheable) {
 		struct emu_jit_entry *e = jit_entry_of(cv, b);
 		if (__builtin_expect(e->b != b || e->cache_epoch != cv->epoch, 0))
