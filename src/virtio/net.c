@@ -222,24 +222,29 @@ static enum netdev_rx net_receive(void *opaque, const uint8_t *frame, size_t len
 	 * checksums were checked; only a backend that builds its frames
 	 * itself (user networking) can say so. */
 	size_t need = NET_HDR_LEN + len, done = 0;
-	uint16_t start = q->last_avail;
+	struct virtq_mark start = virtq_mark(q);
 	unsigned nb = 0;
 	uint32_t used[NET_RX_MAX_BUFS];
-	bool retried = false;
 	while (done < need) {
 		if (nb == max_bufs) {
-			q->last_avail = start;
+			virtq_rewind(q, start);
 			virtio_pci_guest_error(n->t, "a %zu-byte frame does not fit %u receive buffer%s: dropped", len,
 					       max_bufs, max_bufs > 1 ? "s" : "");
 			return NETDEV_RX_DROP;
 		}
 		int rc = virtq_pop(q, &n->rx[nb]);
 		if (rc == 0) {
-			/* Out of buffers: give back what was taken and ask the
-			 * driver to notify when it adds some (section 2.7.10). */
-			q->last_avail = start;
-			if (!retried && virtq_enable_notify(q)) {
-				retried = true;
+			/* Out of buffers, before the frame or in the middle of
+			 * it: ask the driver to notify when it adds some
+			 * (section 2.7.10), from where the ring ran out.  Asked
+			 * at the frame's first buffer, which the driver has
+			 * passed, it would never notify again.  Then the
+			 * buffers taken go back for the next try, at once if
+			 * the driver added one meanwhile (the frame needs at
+			 * most max_bufs: this ends). */
+			bool more = virtq_enable_notify(q);
+			virtq_rewind(q, start);
+			if (more) {
 				nb = 0;
 				done = 0;
 				continue;
