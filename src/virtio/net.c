@@ -19,7 +19,13 @@
  * but the last of a burst it knows of; the vCPU that would queue the next
  * is the one doing the transmit.  Deferred, what the guest queues
  * meanwhile joins the batch (QEMU's virtio-net tx=timer is the same
- * idea), for NET_TX_DELAY_NS of latency on the first frame of a burst. */
+ * idea), for NET_TX_DELAY_NS of latency on the first frame of a burst.
+ * Only on a backend for which a commit is a host system call (a tap,
+ * netdev.tx_wait_pays): user networking takes frames in-process, and
+ * there the timer thread's wake-up per notification cost more than the
+ * batch saved (bench/RESULTS.md, "virtio: network guest->host"): its
+ * frames go at once, the backend's wake-ups still one per notification
+ * (netdev_commit). */
 #include "virtio/net.h"
 
 #include "hw/netdev.h"
@@ -303,7 +309,7 @@ static void *net_create(const struct dev_ctx *ctx)
 		return NULL;
 	}
 	n->nd = conf->backend;
-	if (conf->batch && ctx->clock) {
+	if (conf->batch && conf->backend->tx_wait_pays && ctx->clock) {
 		n->tx_defer = true;
 		n->clock = ctx->clock;
 		timer_init(&n->tx_timer, ctx->clock, net_tx_timer, n);

@@ -41,8 +41,13 @@ static struct timer_service *ts;
 static uint64_t now_ns;
 static uint64_t fake_clock(void *opaque) { (void)opaque; return now_ns; }
 
+/* Whether the fake backend asks a batching device to wait for more
+ * frames (a tap does, user networking does not). */
+static bool backend_wait_pays;
+
 static void use_batching(void)
 {
+	backend_wait_pays = true;
 	ts = timer_service_new(&lock);
 	now_ns = 1000;
 	timer_service_set_clock(ts, fake_clock, NULL);
@@ -88,6 +93,7 @@ static void start_with(bool driver_ok, uint32_t extra)
 	netdev_init(&nd, &fake_ops, "fake");
 	static const uint8_t mac[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc };
 	memcpy(nd.mac, mac, 6);
+	nd.tx_wait_pays = backend_wait_pays;
 	n_sent = n_wakes = n_commits = sent_at_commit = 0;
 	used_at_commit = 0;
 	conf = (struct virtio_net_conf){ .backend = &nd, .batch = ts != NULL };
@@ -114,6 +120,7 @@ static void stop(void)
 	if (ts)
 		timer_service_free(ts);
 	ts = NULL;
+	backend_wait_pays = false;
 	fake_board_stop();
 }
 
@@ -262,6 +269,25 @@ Test(net, batched_transmit_waits_for_the_frames_queued_after_the_notification, .
 	timer_service_poll(ts);
 	pthread_mutex_unlock(&lock);
 	cr_assert_eq(n_sent, 3, "a reset device transmitted");
+}
+
+/* A backend that takes frames in-process (user networking) gains
+ * nothing from the wait: batching or not, the notification's frames go
+ * at once, with one commit. */
+Test(net, batched_transmit_on_an_in_process_backend_goes_at_once, .fini = stop)
+{
+	use_batching();
+	backend_wait_pays = false;
+	start(true);
+	queue_frame(0);
+	queue_frame(1);
+	wr(0x3000 + 4, 2, 1);
+	cr_assert_eq(n_sent, 2, "the transmit waited");
+	cr_assert_eq(n_commits, 1);
+	cr_assert_eq(used_idx(TX_USED), 2);
+	pthread_mutex_lock(&lock);
+	cr_assert_eq(timer_service_poll(ts), 0, "a transmit timer armed");
+	pthread_mutex_unlock(&lock);
 }
 
 /* Pause and save: a transmit waiting for its delay is done at once, and
