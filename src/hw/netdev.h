@@ -82,6 +82,14 @@ struct netdev {
 	 * by the VMM before netdev_start(); off, each frame is one system
 	 * call as it comes. */
 	bool batch;
+	/* With batch, a frontend waits a moment after a transmit notification
+	 * for the frames the guest queues next, so that they go in the same
+	 * commit (docs/compounding.md "Network").  It pays where a commit
+	 * costs the backend a host system call (a tap's io_uring_enter);
+	 * where frames go in-process (user networking) the hop to the thread
+	 * that waits costs more host CPU than the batch saves.  Set by the
+	 * backend when it is opened. */
+	bool tx_wait_pays;
 	pthread_mutex_t lock;      /* guards the frontend fields, holds and busy */
 	pthread_cond_t idle;       /* busy went false */
 	enum netdev_rx (*receive)(void *opaque, const uint8_t *frame, size_t len);

@@ -19,7 +19,13 @@
  * but the last of a burst it knows of; the vCPU that would queue the next
  * is the one doing the transmit.  Deferred, what the guest queues
  * meanwhile joins the batch (QEMU's virtio-net tx=timer is the same
- * idea), for NET_TX_DELAY_NS of latency on the first frame of a burst. */
+ * idea), for NET_TX_DELAY_NS of latency on the first frame of a burst.
+ * Only on a backend for which a commit is a host system call (a tap,
+ * netdev.tx_wait_pays): user networking takes frames in-process, and
+ * there the timer thread's wake-up per notification cost more than the
+ * batch saved (bench/RESULTS.md, "virtio: network guest->host"): its
+ * frames go at once, the backend's wake-ups still one per notification
+ * (netdev_commit). */
 #include "virtio/net.h"
 
 #include "hw/netdev.h"
@@ -222,24 +228,29 @@ static enum netdev_rx net_receive(void *opaque, const uint8_t *frame, size_t len
 	 * checksums were checked; only a backend that builds its frames
 	 * itself (user networking) can say so. */
 	size_t need = NET_HDR_LEN + len, done = 0;
-	uint16_t start = q->last_avail;
+	struct virtq_mark start = virtq_mark(q);
 	unsigned nb = 0;
 	uint32_t used[NET_RX_MAX_BUFS];
-	bool retried = false;
 	while (done < need) {
 		if (nb == max_bufs) {
-			q->last_avail = start;
+			virtq_rewind(q, start);
 			virtio_pci_guest_error(n->t, "a %zu-byte frame does not fit %u receive buffer%s: dropped", len,
 					       max_bufs, max_bufs > 1 ? "s" : "");
 			return NETDEV_RX_DROP;
 		}
 		int rc = virtq_pop(q, &n->rx[nb]);
 		if (rc == 0) {
-			/* Out of buffers: give back what was taken and ask the
-			 * driver to notify when it adds some (section 2.7.10). */
-			q->last_avail = start;
-			if (!retried && virtq_enable_notify(q)) {
-				retried = true;
+			/* Out of buffers, before the frame or in the middle of
+			 * it: ask the driver to notify when it adds some
+			 * (section 2.7.10), from where the ring ran out.  Asked
+			 * at the frame's first buffer, which the driver has
+			 * passed, it would never notify again.  Then the
+			 * buffers taken go back for the next try, at once if
+			 * the driver added one meanwhile (the frame needs at
+			 * most max_bufs: this ends). */
+			bool more = virtq_enable_notify(q);
+			virtq_rewind(q, start);
+			if (more) {
 				nb = 0;
 				done = 0;
 				continue;
@@ -298,7 +309,7 @@ static void *net_create(const struct dev_ctx *ctx)
 		return NULL;
 	}
 	n->nd = conf->backend;
-	if (conf->batch && ctx->clock) {
+	if (conf->batch && conf->backend->tx_wait_pays && ctx->clock) {
 		n->tx_defer = true;
 		n->clock = ctx->clock;
 		timer_init(&n->tx_timer, ctx->clock, net_tx_timer, n);

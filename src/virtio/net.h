@@ -13,7 +13,8 @@ struct virtio_net_conf {
 	struct netdev *backend;
 	/* --compound net (docs/compounding.md "Network"): a transmit
 	 * notification is taken up a moment later, so that the frames the
-	 * guest queues meanwhile go to the backend in the same batch. */
+	 * guest queues meanwhile go to the backend in the same batch; on a
+	 * backend where that pays (netdev.tx_wait_pays), else at once. */
 	bool batch;
 };
 

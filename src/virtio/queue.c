@@ -459,6 +459,19 @@ int virtq_pop(struct virtq *q, struct virtq_elem *e)
 	return q->packed ? packed_pop(q, e) : split_pop(q, e);
 }
 
+struct virtq_mark virtq_mark(const struct virtq *q)
+{
+	return (struct virtq_mark){ .last_avail = q->last_avail, .avail_wrap = q->avail_wrap };
+}
+
+void virtq_rewind(struct virtq *q, struct virtq_mark m)
+{
+	/* Packed rings: the wrap counter too, the buffers may have crossed
+	 * the ring's end (section 2.8.1). */
+	q->last_avail = m.last_avail;
+	q->avail_wrap = m.avail_wrap;
+}
+
 int virtq_push(struct virtq *q, const struct virtq_elem *e, uint32_t len)
 {
 	return q->packed ? packed_push(q, e, len) : split_push(q, e, len);

@@ -74,6 +74,15 @@ bool virtq_rings_aligned(const struct virtq *q);
  * or a chain longer than allowed, -EINVAL a malformed chain), with a
  * message in err_msg(). */
 int virtq_pop(struct virtq *q, struct virtq_elem *e);
+/* Where the device stands in the available ring: virtq_rewind() gives
+ * back the requests popped since virtq_mark() (a device that took
+ * buffers for a request it cannot finish leaves them to the next try). */
+struct virtq_mark {
+	uint16_t last_avail;
+	bool avail_wrap;
+};
+struct virtq_mark virtq_mark(const struct virtq *q);
+void virtq_rewind(struct virtq *q, struct virtq_mark m);
 /* Puts a request on the used ring with len bytes written by the device
  * (reported through dma_written with the used ring entry). */
 int virtq_push(struct virtq *q, const struct virtq_elem *e, uint32_t len);

@@ -374,6 +374,7 @@ int net_tap_open_fd(int fd, const char *name, struct netdev **out)
 		return err_set(-ENOMEM, "out of memory");
 	}
 	netdev_init(&t->nd, &tap_ops, name);
+	t->nd.tx_wait_pays = true;   /* a commit is an io_uring_enter (netdev.h) */
 	t->fd = fd;
 	t->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	int rc = 0;

@@ -2,7 +2,8 @@
 the default guest gets its address by DHCP from user networking, fetches a
 file from a TCP server on the host through it (checked by its hash),
 resolves a name through user networking's DNS at 10.0.2.3, uploads
-UPLOAD_MIB MiB to a host listener with busybox nc (checked by its hash), a
+UPLOAD_MIB MiB to a host listener with busybox nc and downloads
+DOWNLOAD_MIB MiB (each checked by its hash at both ends), a
 forwarded host port reaches a listener in the guest, a tap interface
 carries frames both ways, and a VM saved and restored with a network
 opens new connections.  The sandbox is on (the default) in each.  The tap
@@ -37,6 +38,13 @@ PAYLOAD = os.urandom(3 * (1 << 20) + 12345)   # several MiB: many frames, both w
 # VESSEL_TEST_NET_UPLOAD_MIB=100 VESSEL_TEST_NET_UPLOAD_SECONDS=600.
 UPLOAD_MIB = int(os.environ.get("VESSEL_TEST_NET_UPLOAD_MIB", "12"))
 UPLOAD_SECONDS = int(os.environ.get("VESSEL_TEST_NET_UPLOAD_SECONDS", "60"))
+# The other way in the same boot: DOWNLOAD_MIB MiB streamed from the host
+# into the guest's sha256sum (nothing stored: any size fits), thousands of
+# frames into the receive ring, checked against the host's hash.  A soak
+# both ways (the upload is stored in the guest's RAM first, the download
+# is not): VESSEL_TEST_NET_UPLOAD_MIB=128 VESSEL_TEST_NET_DOWNLOAD_MIB=256
+# VESSEL_TEST_NET_UPLOAD_SECONDS=900.
+DOWNLOAD_MIB = int(os.environ.get("VESSEL_TEST_NET_DOWNLOAD_MIB", "8"))
 
 
 def free_port():
@@ -49,13 +57,15 @@ class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
 
-def blob_handler(data):
+def blob_handler(data, more=None):
+    """data at any path, or more[path] where given."""
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
+            body = (more or {}).get(self.path, data)
             self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(data)
+            self.wfile.write(body)
 
         def log_message(self, *a):
             pass
@@ -63,10 +73,11 @@ def blob_handler(data):
     return Handler
 
 
-def http_server(data):
+def http_server(data, more=None):
     """A TCP server on the host (127.0.0.1, which the guest reaches as
-    10.0.2.2) serving data at /blob; returns (server, port)."""
-    srv = _Server(("127.0.0.1", 0), blob_handler(data))
+    10.0.2.2) serving data at /blob (and more[path] at path); returns
+    (server, port)."""
+    srv = _Server(("127.0.0.1", 0), blob_handler(data, more))
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv, srv.server_address[1]
 
@@ -136,7 +147,8 @@ def test_dhcp_address_a_file_fetched_from_the_host_dns_and_an_upload(vessel_bin,
     it).  This machine is offline: vessel runs in a mount namespace of
     its own whose /etc/resolv.conf names a DNS server the test runs on a
     loopback address (root, as for the tap test)."""
-    srv, port = http_server(PAYLOAD)
+    big = os.urandom(1 << 20) * DOWNLOAD_MIB
+    srv, port = http_server(PAYLOAD, {"/big": big})
     ns_addr = f"127.{os.getpid() % 200 + 20}.{os.getpid() // 200 % 250 + 1}.53"
     dns = dns_server(ns_addr)
     resolv = tmp_path / "resolv.conf"
@@ -151,7 +163,9 @@ def test_dhcp_address_a_file_fetched_from_the_host_dns_and_an_upload(vessel_bin,
                   f"nslookup {DNS_NAME} 10.0.2.3 | grep -A1 '^Name:' | tail -1\n"
                   "nslookup no-such-name.test 10.0.2.3 >/dev/null 2>&1 || echo NXDOMAIN\n"
                   f"dd if=/dev/urandom of=/tmp/up bs=64k count={UPLOAD_MIB * 16} 2>/dev/null && sha256sum /tmp/up\n"
-                  f"timeout {UPLOAD_SECONDS} nc 10.0.2.2 {sink.port} < /tmp/up; echo UPLOAD rc=$?\n")
+                  f"timeout {UPLOAD_SECONDS} nc 10.0.2.2 {sink.port} < /tmp/up; echo UPLOAD rc=$?\n"
+                  "rm /tmp/up\n"
+                  f"timeout {UPLOAD_SECONDS} wget -q -O - http://10.0.2.2:{port}/big | sha256sum\n")
         r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
                             'mount --bind "$0" /etc/resolv.conf && exec "$@"', str(resolv), vessel_bin,
                             *linux_args(script), "--net", "user,mac=52:54:00:ab:cd:ef"],
@@ -174,6 +188,8 @@ def test_dhcp_address_a_file_fetched_from_the_host_dns_and_an_upload(vessel_bin,
                                       f"{sink.got} of {UPLOAD_MIB << 20} bytes"
     assert sink.got == UPLOAD_MIB << 20 and lines[7].split()[0] == sink.hash.hexdigest(), \
         f"the upload arrived changed ({sink.got} bytes)"
+    assert lines[9].split()[0] == hashlib.sha256(big).hexdigest(), \
+        f"the {DOWNLOAD_MIB} MiB download arrived changed or cut short (within {UPLOAD_SECONDS} s)"
 
 
 def test_forwarded_host_port_reaches_a_listener_in_the_guest(vessel_bin, tmp_path):

@@ -41,8 +41,13 @@ static struct timer_service *ts;
 static uint64_t now_ns;
 static uint64_t fake_clock(void *opaque) { (void)opaque; return now_ns; }
 
+/* Whether the fake backend asks a batching device to wait for more
+ * frames (a tap does, user networking does not). */
+static bool backend_wait_pays;
+
 static void use_batching(void)
 {
+	backend_wait_pays = true;
 	ts = timer_service_new(&lock);
 	now_ns = 1000;
 	timer_service_set_clock(ts, fake_clock, NULL);
@@ -79,14 +84,16 @@ static const struct netdev_ops fake_ops = { .send = fake_send, .commit = fake_co
 
 
 /* Creates the device; with driver_ok, initialises it as a driver would
- * (section 3.1.1) accepting VERSION_1, MAC, CSUM and MRG_RXBUF. */
-static void start(bool driver_ok)
+ * (section 3.1.1) accepting VERSION_1, MAC, CSUM and MRG_RXBUF, and the
+ * features of extra. */
+static void start_with(bool driver_ok, uint32_t extra)
 {
 	fake_board_start();
 	memset(&nd, 0, sizeof(nd));
 	netdev_init(&nd, &fake_ops, "fake");
 	static const uint8_t mac[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc };
 	memcpy(nd.mac, mac, 6);
+	nd.tx_wait_pays = backend_wait_pays;
 	n_sent = n_wakes = n_commits = sent_at_commit = 0;
 	used_at_commit = 0;
 	conf = (struct virtio_net_conf){ .backend = &nd, .batch = ts != NULL };
@@ -97,11 +104,13 @@ static void start(bool driver_ok)
 	cr_assert(dev, "%s", err_msg());
 	if (!driver_ok)
 		return;
-	fake_driver_init(1u << 0 | 1u << 5 | 1u << 15);   /* CSUM, MAC, MRG_RXBUF */
+	fake_driver_init(1u << 0 | 1u << 5 | 1u << 15 | extra);   /* CSUM, MAC, MRG_RXBUF */
 	fake_driver_queue(0, 16, RX_DESC, RX_AVAIL, RX_USED);
 	fake_driver_queue(1, 16, TX_DESC, TX_AVAIL, TX_USED);
 	fake_driver_ok();
 }
+
+static void start(bool driver_ok) { start_with(driver_ok, 0); }
 
 static void stop(void)
 {
@@ -111,6 +120,7 @@ static void stop(void)
 	if (ts)
 		timer_service_free(ts);
 	ts = NULL;
+	backend_wait_pays = false;
 	fake_board_stop();
 }
 
@@ -261,6 +271,25 @@ Test(net, batched_transmit_waits_for_the_frames_queued_after_the_notification, .
 	cr_assert_eq(n_sent, 3, "a reset device transmitted");
 }
 
+/* A backend that takes frames in-process (user networking) gains
+ * nothing from the wait: batching or not, the notification's frames go
+ * at once, with one commit. */
+Test(net, batched_transmit_on_an_in_process_backend_goes_at_once, .fini = stop)
+{
+	use_batching();
+	backend_wait_pays = false;
+	start(true);
+	queue_frame(0);
+	queue_frame(1);
+	wr(0x3000 + 4, 2, 1);
+	cr_assert_eq(n_sent, 2, "the transmit waited");
+	cr_assert_eq(n_commits, 1);
+	cr_assert_eq(used_idx(TX_USED), 2);
+	pthread_mutex_lock(&lock);
+	cr_assert_eq(timer_service_poll(ts), 0, "a transmit timer armed");
+	pthread_mutex_unlock(&lock);
+}
+
 /* Pause and save: a transmit waiting for its delay is done at once, and
  * nothing is left to fire afterwards. */
 Test(net, quiesce_does_a_waiting_transmit_now, .fini = stop)
@@ -322,6 +351,50 @@ Test(net, receive_spreads_a_frame_over_merged_buffers, .fini = stop)
 	cr_assert_eq(ram[RX_BUF], 0, "flags: no partial checksum, not vouched for");
 	cr_assert_arr_eq(ram + RX_BUF + 12, frame, 116);
 	cr_assert_arr_eq(ram + RX_BUF + 0x100, frame + 116, sizeof(frame) - 116);
+}
+
+/* The driver's side of section 2.7.10 with VIRTIO_F_EVENT_IDX: having
+ * moved avail->idx from old to new, it notifies when avail_event (after
+ * the used ring's entries) is one of the indices it passed. */
+static bool driver_would_notify(uint16_t old, uint16_t new)
+{
+	uint16_t event;
+	memcpy(&event, ram + RX_USED + 4 + 8 * 16, 2);
+	return (uint16_t)(new - event - 1) < (uint16_t)(new - old);
+}
+
+/* A frame that needs more merged buffers than are posted waits for the
+ * driver's next one: the device must ask to be notified of that buffer,
+ * not of the first of the frame's, which the driver has passed already
+ * (it would never notify again, and the frame and all after it waited
+ * for some unrelated wake-up of the backend). */
+Test(net, receive_short_of_merged_buffers_asks_for_the_next_one, .fini = stop)
+{
+	start_with(true, 1u << 29);   /* VIRTIO_F_EVENT_IDX */
+	uint8_t frame[200];
+	for (unsigned i = 0; i < sizeof(frame); i++)
+		frame[i] = (uint8_t)(i * 5);
+	desc(RX_DESC, 0, RX_BUF, 128, 2, 0);
+	avail(RX_AVAIL, 0);
+	cr_assert_eq(netdev_deliver(&nd, frame, sizeof(frame)), NETDEV_RX_NO_ROOM);
+	cr_assert_eq(used_idx(RX_USED), 0, "a part of the frame was delivered");
+	/* The driver posts a second buffer: avail->idx 1 -> 2. */
+	desc(RX_DESC, 1, RX_BUF + 0x100, 128, 2, 0);
+	avail(RX_AVAIL, 1);
+	cr_assert(driver_would_notify(1, 2), "the driver is not asked to notify of the buffer the frame waits for");
+	unsigned wakes = n_wakes;
+	wr(0x3000, 2, 0);
+	cr_assert_gt(n_wakes, wakes);
+	cr_assert_eq(netdev_deliver(&nd, frame, sizeof(frame)), NETDEV_RX_DONE);
+	cr_assert_eq(used_idx(RX_USED), 2);
+	cr_assert_eq(ram[RX_BUF + 10], 2, "num_buffers");
+	cr_assert_arr_eq(ram + RX_BUF + 12, frame, 116);
+	cr_assert_arr_eq(ram + RX_BUF + 0x100, frame + 116, sizeof(frame) - 116);
+	/* Out of buffers between frames: the next one the driver posts. */
+	cr_assert_eq(netdev_deliver(&nd, frame, 64), NETDEV_RX_NO_ROOM);
+	desc(RX_DESC, 2, RX_BUF + 0x200, 128, 2, 0);
+	avail(RX_AVAIL, 2);
+	cr_assert(driver_would_notify(2, 3));
 }
 
 Test(net, receive_before_driver_ok_drops, .fini = stop)

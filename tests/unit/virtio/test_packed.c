@@ -219,3 +219,29 @@ Test(packed, sizes)
 	q.avail = DRV + 2;
 	cr_assert_not(virtq_rings_aligned(&q), "event suppression 4-aligned");
 }
+
+/* A device that took buffers for a request it cannot finish (virtio-net
+ * short of merged receive buffers) gives them back: across the ring's
+ * end the wrap counter goes back too, or the buffers are lost to the
+ * device (their AVAIL bit no longer matches what it expects). */
+Test(packed, rewind_across_the_ring_end)
+{
+	for (unsigned i = 0; i < QSIZE - 1; i++) {
+		offer(DATA, 8, (uint16_t)i, F_WRITE);
+		cr_assert_eq(virtq_pop(&q, &e), 1);
+		cr_assert_eq(virtq_push(&q, &e, 0), 0);
+	}
+	/* Two buffers from the last slot: the second is past the end. */
+	offer(DATA, 8, 40, F_WRITE);
+	offer(DATA + 0x100, 8, 41, F_WRITE);
+	struct virtq_mark m = virtq_mark(&q);
+	cr_assert_eq(virtq_pop(&q, &e), 1);
+	cr_assert_eq(virtq_pop(&q, &e), 1);
+	cr_assert_eq(e.head, 41);
+	virtq_rewind(&q, m);
+	cr_assert_eq(virtq_pop(&q, &e), 1, "the first buffer is lost after the rewind");
+	cr_assert_eq(e.head, 40);
+	cr_assert_eq(virtq_pop(&q, &e), 1, "the second buffer is lost after the rewind");
+	cr_assert_eq(e.head, 41);
+	cr_assert_eq(virtq_pop(&q, &e), 0);
+}
