@@ -29,7 +29,9 @@
 #include "machine/x86.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #define RAM_SIZE (2ull << 20)
@@ -681,4 +683,19 @@ Test(emu_jitchain, store_by_another_vcpu_into_a_chained_loop_is_seen)
 		vm.n_vcpus = 1;
 		teardown();
 	}
+}
+
+/* A file-size limit (RLIMIT_FSIZE, `ulimit -f`) far below the code
+ * cache's size, with SIGXFSZ ignored as a shell or service manager may
+ * leave it: the code cache is memory, not a file, so the vCPU is made
+ * and translates as without the limit. */
+Test(emu_jitchain, code_cache_under_a_file_size_limit)
+{
+	struct rlimit lim = { 4 << 20, 4 << 20 };
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	setup(calls, sizeof(calls), true);
+	cr_expect_eq(run_to_hlt(), 3000);
+	expect_translated(1);
+	teardown();
 }
