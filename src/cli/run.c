@@ -90,7 +90,7 @@ static const char run_usage[] =
 	"      --restore FILE      resume a VM from a snapshot (it sets the engine, CPUs,\n"
 	"                          memory and NUMA nodes; --kernel lets the guest reboot)\n"
 	"      --no-verify         with --restore: skip the check of the RAM's CRC\n"
-"      --jit on|off        emu engine: translate hot code to host code (default off;\n"
+"      --jit on|off        emu engine: translate hot code to host code (default on;\n"
 "                          docs/architecture.md \"Code generation\")\n"
 "      --sandbox on|off    seccomp filter, no_new_privs, no capabilities (default on;\n"
 "                          off only to debug, docs/security.md)\n"

@@ -19,6 +19,9 @@ void vm_config_defaults(struct vm_config *cfg)
 	cfg->mem_bytes = 512ULL << 20;
 	cfg->decompress_kernel = true;
 	cfg->sandbox = true;
+	/* The interpreter stays as --jit off, the reference the tests
+	 * compare against (docs/architecture.md "Code generation"). */
+	cfg->jit = true;
 	cfg->serial = strdup("stdio");
 	cfg->on_host_sleep = VM_POWER_PAUSE;
 	cfg->on_host_shutdown = VM_POWER_SHUTDOWN;

@@ -643,6 +643,10 @@ static void op_status(void *opaque, json_t *out)
 {
 	struct vm_session *s = opaque;
 	json_object_set_new(out, "engine", json_string(s->cfg->engine));
+	/* Whether the emu engine translates hot code (--jit, default on)
+	 * or interprets only: the other engines have no such choice. */
+	if (!strcmp(s->cfg->engine, "emu"))
+		json_object_set_new(out, "jit", json_boolean(s->cfg->jit));
 	json_object_set_new(out, "cpus", json_integer(s->cfg->cpus));
 	json_object_set_new(out, "memory", json_integer((json_int_t)s->cfg->mem_bytes));
 	json_object_set_new(out, "pid", json_integer(getpid()));

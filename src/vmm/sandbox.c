@@ -130,8 +130,8 @@ struct rule {
 /* Each group says who needs it.  docs/security.md carries the same list. */
 static const struct rule rules[] = {
 	/* Memory: malloc, guest RAM and ROM (rebuilt at each reboot), the emu
-	 * engine's block arenas and code cache (--jit on: a memfd mapped RW
-	 * and RX), thread stacks, dlopen() mapping a plug-in
+	 * engine's block arenas and code cache (--jit on: a shared anonymous
+	 * mapping, its RX view made by mremap), thread stacks, dlopen() mapping a plug-in
 	 * (PROT_EXEC, mprotect for RELRO), a snapshot's RAM mapped from its
 	 * file (MAP_FIXED), MADV_HUGEPAGE/DONTNEED. */
 	ALLOW(mmap), ALLOW(munmap), ALLOW(mprotect), ALLOW(mremap), ALLOW(madvise), ALLOW(brk),
@@ -170,7 +170,7 @@ static const struct rule rules[] = {
 	ALLOW(lseek), ALLOW(fstat), ALLOW(newfstatat), ALLOW(statx), ALLOW(access), ALLOW(faccessat),
 	ALLOW(faccessat2), ALLOW(getdents64), ALLOW(fsync), ALLOW(fdatasync), ALLOW(fallocate), ALLOW(ftruncate),
 	ALLOW(fcntl), ALLOW(flock), ALLOW(rename), ALLOW(renameat), ALLOW(renameat2), ALLOW(unlink), ALLOW(unlinkat),
-	ALLOW(memfd_create),     /* a LUKS2 header is checked in a memfd; the emu code cache */
+	ALLOW(memfd_create),     /* a LUKS2 header is checked in a memfd */
 	/* Disk requests batched through io_uring (docs/compounding.md): the
 	 * ring is set up when a disk's device is built (at each reboot, on
 	 * hot-plug), requests and completions go through io_uring_enter. */

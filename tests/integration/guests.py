@@ -46,9 +46,9 @@ def script_append(script):
 
 def jit_args(jit=None):
     """--jit for a run: jit "on"/"off" as given, else the environment's
-    VESSEL_TEST_JIT (1: on, 0: off), else the default.  Setting it runs
-    every Linux-guest test with code generation on or off
-    (docs/architecture.md "Code generation")."""
+    VESSEL_TEST_JIT (1: on, 0: off), else no flag: the default, on.
+    VESSEL_TEST_JIT=0 runs every Linux-guest test on the interpreter
+    alone (docs/architecture.md "Code generation")."""
     if jit is None:
         env = os.environ.get("VESSEL_TEST_JIT")
         jit = None if env in (None, "") else ("off" if env == "0" else "on")

@@ -141,7 +141,10 @@ def test_live_control_of_a_running_guest(vessel_bin, build_dir, tmp_path, ticker
                                   stderr=subprocess.PIPE, text=True)
         # Subscribed once it has printed the state line.
         assert events.stdout.readline().startswith("state: running")
-        assert g.json("status")["state"] == "running"
+        status = g.json("status")
+        assert status["state"] == "running"
+        # The manifest does not set jit: the emu engine's default, on.
+        assert status.get("jit") is (True if engine == "emu" else None), status
         r = g.ctl("device", "add", json.dumps({"type": "mailbox", "id": "mb0", "params": {"port": PORT}}))
         assert r.stdout == "added mb0\n", r.stderr
         # The guest's port writes now reach the plug-in device.

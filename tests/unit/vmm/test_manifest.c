@@ -154,6 +154,13 @@ Test(manifest, absent_fields_keep_defaults)
 	cr_assert_eq(cfg.mem_bytes, 512ULL << 20);
 	cr_assert(cfg.decompress_kernel);
 	cr_assert_str_eq(cfg.serial, "stdio");
+	/* Code generation is the emu engine's default; the interpreter is
+	 * asked for (docs/cli.md "Code generation"). */
+	cr_assert(cfg.jit);
+	vm_config_free(&cfg);
+	vm_config_defaults(&cfg);
+	cr_assert_eq(parse("{\"jit\": false}"), 0);
+	cr_assert(!cfg.jit);
 }
 
 Test(manifest, memory_sizes)

@@ -1,8 +1,14 @@
-/* The code cache's memory (jit/jit.h): one memfd mapped twice, writable
- * for the translator and executable for the run loop, so that no page is
- * writable and executable at once (W^X).  The executable view is placed
- * near the engine's own code when the kernel lets it, so that calls to
- * the handlers are direct rel32 calls. */
+/* The code cache's memory (jit/jit.h): one shared anonymous mapping
+ * mapped twice, writable for the translator and executable for the run
+ * loop, so that no page is writable and executable at once (W^X).  The
+ * executable view is placed near the engine's own code when the kernel
+ * lets it, so that calls to the handlers are direct rel32 calls.
+ *
+ * Not a memfd: its size would count against RLIMIT_FSIZE (`ulimit -f`,
+ * a service's LimitFSIZE), which has nothing to do with memory, and a
+ * limit below the cache's size would keep every vCPU from starting.  A
+ * second view of a shared anonymous mapping comes from mremap() with an
+ * old size of 0 (mremap(2)), which no file-size limit applies to. */
 #include "cpu/emu/jit/jit.h"
 
 #include "util/error.h"
@@ -11,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 /* An address within rel32 reach of the handlers for the executable
  * view to ask for: 1 GiB below this function, a region that position-
@@ -32,28 +37,26 @@ struct emu_jit *emu_jit_create(size_t size)
 		return NULL;
 	}
 	size = (size + 4095) & ~(size_t)4095;
-	int fd = memfd_create("vessel-jit", MFD_CLOEXEC);
-	if (fd < 0) {
-		err_set(-errno, "emu: code cache: memfd_create: %s", strerror(errno));
+	void *rw = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (rw == MAP_FAILED) {
+		err_set(-errno, "emu: code cache of %zu bytes: mmap: %s", size, strerror(errno));
 		free(j);
 		return NULL;
 	}
-	if (ftruncate(fd, (off_t)size) < 0) {
-		err_set(-errno, "emu: code cache of %zu bytes: %s", size, strerror(errno));
-		close(fd);
-		free(j);
-		return NULL;
-	}
-	void *rw = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
-	void *rx = mmap(near_text_hint(size), size, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_NORESERVE, fd, 0);
-	int e = errno;
-	close(fd);
-	if (rw == MAP_FAILED || rx == MAP_FAILED) {
-		if (rw != MAP_FAILED)
-			munmap(rw, size);
+	/* A reservation at the hint (the kernel takes it if free), which
+	 * the second view then replaces: MREMAP_FIXED only ever over a
+	 * mapping of our own. */
+	void *at = mmap(near_text_hint(size), size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *rx = at == MAP_FAILED ? mremap(rw, 0, size, MREMAP_MAYMOVE) :
+				      mremap(rw, 0, size, MREMAP_MAYMOVE | MREMAP_FIXED, at);
+	if (rx == MAP_FAILED || mprotect(rx, size, PROT_READ | PROT_EXEC) < 0) {
+		int e = errno;
 		if (rx != MAP_FAILED)
 			munmap(rx, size);
-		err_set(-e, "emu: code cache of %zu bytes: mmap: %s", size, strerror(e));
+		else if (at != MAP_FAILED)
+			munmap(at, size);
+		munmap(rw, size);
+		err_set(-e, "emu: code cache of %zu bytes: second view: %s", size, strerror(e));
 		free(j);
 		return NULL;
 	}
