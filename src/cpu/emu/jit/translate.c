@@ -20,6 +20,7 @@
  * instructions not run. */
 #include "cpu/emu/jit/jit.h"
 #include "cpu/emu/jit/templates.h"
+#include "cpu/emu/core/block.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -230,6 +231,7 @@ emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, u
 		__atomic_store_n(&j->insns_template, j->insns_template + t.n_templates, __ATOMIC_RELAXED);
 		__atomic_store_n(&j->insns_call, j->insns_call + (n - t.n_templates), __ATOMIC_RELAXED);
 		__atomic_store_n(&j->flags_skipped, j->flags_skipped + t.n_flags_skipped, __ATOMIC_RELAXED);
+		emu_jit_perf_map(j->rx + start, j->used - start, from ? ((const struct emu_block *)from)->gpa : 0, n);
 		return (emu_jit_code)(void *)(j->rx + start);
 	}
 	return NULL;
