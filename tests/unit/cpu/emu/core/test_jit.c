@@ -162,7 +162,7 @@ static void gen_insn(struct gen *g)
 {
 	bool w = rnd() & 1, mem = (rnd() % 3) == 0;
 	unsigned reg = any_reg(), rm = any_reg(), ext = rnd() % 8;
-	switch (rnd() % 22) {
+	switch (rnd() % 23) {
 	case 16:  /* byte and word ALU with registers and memory (not ADC/SBB) */
 	case 17: {
 		bool word = rnd() & 1;
@@ -279,6 +279,18 @@ static void gen_insn(struct gen *g)
 		}
 		break;
 	}
+	case 22:  /* a memory operand whose base register the block has just
+		   * written (held in a host register by the register cache) */
+		put(g, 0x48);
+		put(g, 0x83);
+		put(g, 0xc5);
+		put(g, 8);                                                   /* add rbp, 8 */
+		modrm_insn(g, w, false, (uint8_t)(ext << 3 | (rnd() & 2) | 1), reg, rm, true);
+		put(g, 0x48);
+		put(g, 0x83);
+		put(g, 0xed);
+		put(g, 8);                                                   /* sub rbp, 8 */
+		break;
 	case 8:   /* CMOVcc */
 		modrm_insn(g, w, true, (uint8_t)(0x40 | (rnd() % 16)), reg, rm, false);
 		break;
