@@ -10,6 +10,8 @@
  * opcode, operand kind and size (is_plain_form), and the template does
  * what that handler does (core/int_arith.c, int_shift.c, int_move.c,
  * int_muldiv.c), its lazy-flags record (core/flags.c) field for field.
+ * Also BSWAP and XCHG with the accumulator (SHA-2's big-endian loads,
+ * compilers' register swaps), of 32 and 64 bits.
  * Memory operands take the soft TLB's hit path inline and the handler
  * out of line otherwise, in 64-bit code only. */
 #include "cpu/emu/jit/templates.h"
@@ -618,6 +620,31 @@ static void emit_cbw_cwd(struct jit_ctx *t, const struct emu_insn *in, unsigned 
 	t->fx[t->i] = JIT_FX_NONE;
 }
 
+/* BSWAP r32/r64 (0F C8+r, h_bswap) */
+static void emit_bswap(struct jit_ctx *t, const struct emu_insn *in, unsigned size)
+{
+	struct x86_emit *e = t->e;
+	load_gpr(t, HR_RAX, in->rm, size);
+	xe_rex(e, size == 8, 0, HR_RAX, false);
+	xe_u8(e, 0x0f);
+	xe_u8(e, 0xc8 + HR_RAX);                                         /* bswap eax/rax */
+	store_gpr(t, in->rm, HR_RAX, size);
+	t->fx[t->i] = JIT_FX_NONE;
+}
+
+/* XCHG r, rAX (90+r, h_xchg_ax); with rAX itself a NOP (90), which
+ * leaves the upper half of RAX as it is. */
+static void emit_xchg_ax(struct jit_ctx *t, const struct emu_insn *in, unsigned size)
+{
+	if (in->rm != RAX) {
+		load_gpr(t, HR_RAX, RAX, size);
+		load_gpr(t, HR_RCX, in->rm, size);
+		store_gpr(t, RAX, HR_RCX, size);
+		store_gpr(t, in->rm, HR_RAX, size);
+	}
+	t->fx[t->i] = JIT_FX_NONE;
+}
+
 /* The byte and word forms, and the accumulator ALU forms of any size. */
 static bool emit_small(struct jit_ctx *t, const struct emu_insn *in, unsigned size)
 {
@@ -707,6 +734,10 @@ bool jit_template_alu(struct jit_ctx *t, const struct emu_insn *in)
 			emit_cmov(t, in, size);
 			return true;
 		}
+		if (op >= 0xc8 && op <= 0xcf && in->fn == h_bswap) {
+			emit_bswap(t, in, size);
+			return true;
+		}
 		if (op == 0xaf && reg_form && in->fn == h_imul_r_rm && is_plain_form(in, true)) {
 			emit_imul(t, in, size, false);
 			return true;
@@ -730,6 +761,10 @@ bool jit_template_alu(struct jit_ctx *t, const struct emu_insn *in)
 	}
 	if (size != 4 && size != 8)
 		return false;
+	if (op >= 0x90 && op <= 0x97 && in->fn == h_xchg_ax) {
+		emit_xchg_ax(t, in, size);
+		return true;
+	}
 	if (op >= 0x40 && op <= 0x4f && t->mode != EMU_MODE_LONG64 && in->fn == h_incdec_r && is_plain_form(in, false)) {
 		emit_incdec(t, op & 7, size, op & 8);
 		return true;
