@@ -333,6 +333,15 @@ static bool emit_rotate_ri(struct jit_ctx *t, const struct emu_insn *in, unsigne
 {
 	struct x86_emit *e = t->e;
 	unsigned c = (unsigned)in->imm & (size == 8 ? 0x3f : 0x1f);
+	if (c && jit_flags_dead(t)) {
+		/* As INC/DEC: the flags it reads are for its own update only. */
+		t->fx[t->i] = JIT_FX_NONE;
+		t->lf_touched = true;
+		t->n_flags_skipped++;
+		shift_op(e, 0xc1, left ? 0 : 1, size, rc_modify(t, in->rm));
+		xe_u8(e, (uint8_t)c);                                        /* rol/ror on the cached register */
+		return true;
+	}
 	load_gpr(t, HR_RAX, in->rm, size);
 	if (!c) {
 		store_gpr(t, in->rm, HR_RAX, 8);

@@ -79,6 +79,21 @@ unsigned rc_get(struct jit_ctx *t, unsigned g)
 	return jit_rc_host[s];
 }
 
+unsigned rc_def(struct jit_ctx *t, unsigned g)
+{
+	bool loaded;
+	unsigned s = rc_slot(t, g, &loaded);
+	t->rc[s].dirty = true;
+	return jit_rc_host[s];
+}
+
+unsigned rc_modify(struct jit_ctx *t, unsigned g)
+{
+	unsigned h = rc_get(t, g);
+	t->rc[rc_find(t, g)].dirty = true;
+	return h;
+}
+
 void rc_writeback(struct jit_ctx *t)
 {
 	for (unsigned s = 0; s < JIT_RC_SLOTS; s++)
@@ -143,18 +158,45 @@ void load_gpr(struct jit_ctx *t, unsigned hr, unsigned g, unsigned size)
 /* gpr[g] = hr, zero-extended from 32 bits for size 4 (reg_set). */
 void store_gpr(struct jit_ctx *t, unsigned g, unsigned hr, unsigned size)
 {
-	bool loaded;
-	unsigned s = rc_slot(t, g, &loaded);
-	xe_op_rr(t->e, 0x89, size == 4 ? 4 : 8, hr, jit_rc_host[s]);
-	t->rc[s].dirty = true;
+	xe_op_rr(t->e, 0x89, size == 4 ? 4 : 8, hr, rc_def(t, g));
 }
 
 void store_gpr_imm(struct jit_ctx *t, unsigned g, uint64_t v)
 {
-	bool loaded;
-	unsigned s = rc_slot(t, g, &loaded);
-	xe_mov_imm(t->e, jit_rc_host[s], v);
-	t->rc[s].dirty = true;
+	xe_mov_imm(t->e, rc_def(t, g), v);
+}
+
+/* MOV d, s of 4 or 8 bytes on the cached registers (a 32-bit one
+ * zero-extends, as reg_set does); s is read first, as d may be s. */
+static void emit_mov_rr(struct jit_ctx *t, unsigned size, unsigned d, unsigned s)
+{
+	unsigned hs = rc_get(t, s);
+	xe_op_rr(t->e, 0x89, size, hs, rc_def(t, d));
+	t->fx[t->i] = JIT_FX_NONE;
+}
+
+/* ADD, OR, AND, SUB, XOR of register d with register s (or with in's
+ * immediate when s is EMU_REG_NONE), 4 or 8 bytes, whose flags record is
+ * dead: one host instruction on the cached registers (a 32-bit one
+ * zero-extends, as reg_set does).  false: the record is live, or CMP. */
+static bool alu_in_place(struct jit_ctx *t, const struct emu_insn *in, unsigned alu, unsigned size, unsigned d,
+			 unsigned s)
+{
+	static const uint8_t host_op[8] = {
+		[ALU_ADD] = 0x01, [ALU_OR] = 0x09, [ALU_AND] = 0x21, [ALU_SUB] = 0x29, [ALU_XOR] = 0x31,
+	};
+	if (alu == ALU_CMP || !jit_flags_dead(t))
+		return false;
+	t->n_flags_skipped++;
+	if (s != EMU_REG_NONE) {
+		unsigned hs = rc_get(t, s);
+		xe_op_rr(t->e, host_op[alu], size, hs, rc_modify(t, d));
+	} else {
+		xe_grp1_reg_imm(t->e, alu, size, rc_modify(t, d), (int32_t)in->imm);
+	}
+	t->lf_known = (alu == ALU_ADD ? LF_ADD : alu == ALU_SUB ? LF_SUB : LF_LOGIC) | size;
+	t->fx[t->i] = JIT_FX_WRITE;
+	return true;
 }
 
 /* lf_set(cpu, kind, size, res = RDX, src1, src2): RAX/RCX for ADD and
@@ -370,12 +412,22 @@ bool emit_shift_ri(struct jit_ctx *t, const struct emu_insn *in, unsigned size, 
 		t->fx[t->i] = JIT_FX_NONE;
 		return true;
 	}
+	t->fx[t->i] = JIT_FX_WRITE;
+	if (jit_flags_dead(t)) {
+		/* No record: the shift on the cached register itself. */
+		t->n_flags_skipped++;
+		unsigned h = rc_modify(t, in->rm);
+		xe_rex(e, size == 8, 0, h, false);
+		xe_u8(e, 0xc1);
+		xe_u8(e, (uint8_t)(0xc0 | ext << 3 | (h & 7)));
+		xe_u8(e, (uint8_t)c);                                          /* shift r32/r64, c */
+		return true;
+	}
 	xe_op_rr(e, 0x89, 8, HR_RAX, HR_RDX);                                  /* mov rdx, rax */
 	xe_rex(e, size == 8, 0, HR_RDX, false);
 	xe_u8(e, 0xc1);
 	xe_u8(e, (uint8_t)(0xc0 | ext << 3 | HR_RDX));
 	xe_u8(e, (uint8_t)c);                                                  /* shift edx/rdx, c */
-	t->fx[t->i] = JIT_FX_WRITE;
 	if (jit_flags_dead(t)) {
 		t->n_flags_skipped++;
 	} else {
@@ -429,6 +481,8 @@ bool jit_template(struct jit_ctx *t, const struct emu_insn *in)
 		if (alu == ALU_ADC || alu == ALU_SBB)
 			return false;
 		unsigned d = (op & 2) ? in->reg : in->rm, s = (op & 2) ? in->rm : in->reg;
+		if (alu_in_place(t, in, alu, size, d, s))
+			return true;
 		load_gpr(t, HR_RAX, d, size);
 		load_gpr(t, HR_RCX, s, size);
 		alu_tail(t, alu, size, d);
@@ -441,6 +495,8 @@ bool jit_template(struct jit_ctx *t, const struct emu_insn *in)
 		unsigned alu = (in->modrm >> 3) & 7;
 		if (!reg_form || alu == ALU_ADC || alu == ALU_SBB)
 			return false;
+		if (alu_in_place(t, in, alu, size, in->rm, EMU_REG_NONE))
+			return true;
 		load_gpr(t, HR_RAX, in->rm, size);
 		xe_mov_imm(e, HR_RCX, size == 4 ? (uint32_t)in->imm : in->imm);
 		alu_tail(t, alu, size, in->rm);
@@ -464,15 +520,13 @@ bool jit_template(struct jit_ctx *t, const struct emu_insn *in)
 	case 0x89:   /* MOV r/m, r */
 		if (!reg_form)
 			return emit_mem_move(t, in, size, true, 0);
-		load_gpr(t, HR_RAX, in->reg, size);
-		store_gpr(t, in->rm, HR_RAX, 8);
+		emit_mov_rr(t, size, in->rm, in->reg);
 		t->fx[t->i] = JIT_FX_NONE;
 		return true;
 	case 0x8b:   /* MOV r, r/m */
 		if (!reg_form)
 			return emit_mem_move(t, in, size, false, 0);
-		load_gpr(t, HR_RAX, in->rm, size);
-		store_gpr(t, in->reg, HR_RAX, 8);
+		emit_mov_rr(t, size, in->reg, in->rm);
 		t->fx[t->i] = JIT_FX_NONE;
 		return true;
 	case 0x8d:   /* LEA */

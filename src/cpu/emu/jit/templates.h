@@ -146,6 +146,11 @@ static inline bool jit_flags_dead(const struct jit_ctx *t)
  * reach guest registers only through these (or after rc_evict). */
 /* The host register that holds guest register g, loaded if need be. */
 unsigned rc_get(struct jit_ctx *t, unsigned g);
+/* The host register for an instruction that writes guest register g
+ * (rc_def: not loaded) or changes it (rc_modify: loaded); the template
+ * then writes that host register itself. */
+unsigned rc_def(struct jit_ctx *t, unsigned g);
+unsigned rc_modify(struct jit_ctx *t, unsigned g);
 /* Dirty slots written back; they stay cached. */
 void rc_writeback(struct jit_ctx *t);
 /* Written back and forgotten: before a handler call or an exit. */

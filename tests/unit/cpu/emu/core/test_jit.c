@@ -162,7 +162,7 @@ static void gen_insn(struct gen *g)
 {
 	bool w = rnd() & 1, mem = (rnd() % 3) == 0;
 	unsigned reg = any_reg(), rm = any_reg(), ext = rnd() % 8;
-	switch (rnd() % 24) {
+	switch (rnd() % 25) {
 	case 16:  /* byte and word ALU with registers and memory (not ADC/SBB) */
 	case 17: {
 		bool word = rnd() & 1;
@@ -279,6 +279,9 @@ static void gen_insn(struct gen *g)
 		}
 		break;
 	}
+	case 24:  /* MOV r, r of 32 and 64 bits, a register onto itself too */
+		modrm_insn(g, w, false, (uint8_t)(0x89 | (rnd() & 2)), reg, (rnd() & 3) ? rm : reg, false);
+		break;
 	case 23:  /* BSWAP r; XCHG r, rAX (90: NOP) */
 		if (w || (rm & 8))
 			put(g, (uint8_t)(0x40 | (w ? 8 : 0) | (rm & 8 ? 1 : 0)));
