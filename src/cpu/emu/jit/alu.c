@@ -10,6 +10,8 @@
  * opcode, operand kind and size (is_plain_form), and the template does
  * what that handler does (core/int_arith.c, int_shift.c, int_move.c,
  * int_muldiv.c), its lazy-flags record (core/flags.c) field for field.
+ * Also BSWAP and XCHG with the accumulator (SHA-2's big-endian loads,
+ * compilers' register swaps), of 32 and 64 bits.
  * Memory operands take the soft TLB's hit path inline and the handler
  * out of line otherwise, in 64-bit code only. */
 #include "cpu/emu/jit/templates.h"
@@ -71,6 +73,7 @@ static uint8_t *jcc(struct x86_emit *e, unsigned cc)
 static void emit_cf(struct jit_ctx *t)
 {
 	struct x86_emit *e = t->e;
+	rc_clobber(t);
 	xe_op_mem(e, 0x8b, 4, HR_RAX, HR_RBX, CPU_OFF(lf.op));   /* mov eax, [lf.op] */
 	xe_grp1_reg_imm(e, 4, 4, HR_RAX, 0xf0);                   /* and eax, kind */
 	xe_op_rr(e, 0x31, 4, HR_RCX, HR_RCX);                     /* xor ecx, ecx */
@@ -83,7 +86,7 @@ static void emit_cf(struct jit_ctx *t)
 	xe_grp1_reg_imm(e, 7, 4, HR_RAX, LF_DEC);
 	uint8_t *done3 = jcc(e, 0x4);
 	xe_op_rr(e, 0x89, 8, HR_RBX, HR_RDI);                     /* mov rdi, rbx */
-	xe_call(e, (uintptr_t)emu_flag_cf);
+	xe_call(e, (uintptr_t)emu_flag_cf);   /* rc_clobber() came before the branches */
 	op0f_rr(e, 0xb6, false, HR_RCX, HR_RAX);                  /* movzx ecx, al */
 	xe_patch_here(e, done1);
 	xe_patch_here(e, done2);
@@ -111,6 +114,7 @@ static unsigned emit_cond(struct jit_ctx *t, unsigned cc)
 		xe_op_rr(e, 0x85, size, HR_RAX, HR_RAX);                                               /* test */
 		return cc;
 	}
+	rc_clobber(t);
 	xe_op_rr(e, 0x89, 8, HR_RBX, HR_RDI);
 	xe_mov_imm(e, HR_RSI, cc);
 	xe_call(e, (uintptr_t)emu_cond_flags);
@@ -141,12 +145,12 @@ static void emit_incdec(struct jit_ctx *t, unsigned r, unsigned size, bool dec)
 	bool dead = jit_flags_dead(t);
 	if (!dead)
 		emit_cf(t);
-	load_gpr(e, HR_RAX, r, size);
+	load_gpr(t, HR_RAX, r, size);
 	xe_lea(e, HR_RDX, HR_RAX, dec ? -1 : 1);
 	if (size == 4)
 		xe_op_rr(e, 0x89, 4, HR_RDX, HR_RDX);                     /* mask to 32 bits */
 	record_incdec(t, dec, size, HR_RCX);
-	xe_store64(e, HR_RBX, GPR(r), HR_RDX);
+	store_gpr(t, r, HR_RDX, 8);
 	/* It reads the flags only for its own record: with that dead it
 	 * reads none, so what is live after it is live before it. */
 	t->fx[t->i] = JIT_FX_NONE;
@@ -163,7 +167,7 @@ static void adc_sbb_tail(struct jit_ctx *t, bool sbb, unsigned size, unsigned ds
 	xe_op_rr(e, sbb ? 0x29 : 0x01, 8, HR_RCX, HR_RDX);               /* add/sub rdx, rcx */
 	xe_op_rr(e, sbb ? 0x29 : 0x01, 8, HR_R8, HR_RDX);                /* add/sub rdx, r8 */
 	record_flags(t, sbb ? LF_SUB : LF_ADD, size);
-	store_gpr(e, dst, HR_RDX, size);
+	store_gpr(t, dst, HR_RDX, size);
 }
 
 /* RCX = the immediate masked to size */
@@ -180,21 +184,25 @@ static int32_t reg_at(const struct emu_insn *in, unsigned r, unsigned size)
 }
 
 /* hr = reg_get(r, size): zero-extended */
-static void load_reg(struct x86_emit *e, const struct emu_insn *in, unsigned hr, unsigned r, unsigned size)
+static void load_reg(struct jit_ctx *t, const struct emu_insn *in, unsigned hr, unsigned r, unsigned size)
 {
-	if (size >= 4)
-		load_gpr(e, hr, r, size);
-	else
-		op0f_mem(e, size == 1 ? 0xb6 : 0xb7, false, hr, HR_RBX, reg_at(in, r, size));   /* movzx */
+	if (size >= 4) {
+		load_gpr(t, hr, r, size);
+	} else {
+		rc_evict(t, reg_at(in, r, size) == GPR(r) ? r : r - 4);
+		op0f_mem(t->e, size == 1 ? 0xb6 : 0xb7, false, hr, HR_RBX, reg_at(in, r, size));   /* movzx */
+	}
 }
 
 /* reg_set(r, size, hr): bytes and words replace only themselves */
-static void store_reg(struct x86_emit *e, const struct emu_insn *in, unsigned r, unsigned hr, unsigned size)
+static void store_reg(struct jit_ctx *t, const struct emu_insn *in, unsigned r, unsigned hr, unsigned size)
 {
-	if (size >= 4)
-		store_gpr(e, r, hr, size);
-	else
-		xe_op_mem(e, size == 1 ? 0x88 : 0x89, size, hr, HR_RBX, reg_at(in, r, size));
+	if (size >= 4) {
+		store_gpr(t, r, hr, size);
+	} else {
+		rc_evict(t, reg_at(in, r, size) == GPR(r) ? r : r - 4);
+		xe_op_mem(t->e, size == 1 ? 0x88 : 0x89, size, hr, HR_RBX, reg_at(in, r, size));
+	}
 }
 
 /* The register forms of ADC and SBB (11/13/19/1B, 81/83 /2, /3): the
@@ -213,11 +221,11 @@ static bool emit_adc_sbb(struct jit_ctx *t, const struct emu_insn *in, unsigned 
 	}
 	emit_cf(t);
 	xe_op_rr(e, 0x89, 8, HR_RCX, HR_R8);                              /* mov r8, rcx */
-	load_gpr(e, HR_RAX, d, size);
+	load_gpr(t, HR_RAX, d, size);
 	if (s == EMU_REG_NONE)
 		load_imm(e, in, size);
 	else
-		load_gpr(e, HR_RCX, s, size);
+		load_gpr(t, HR_RCX, s, size);
 	adc_sbb_tail(t, alu == ALU_SBB, size, d);
 	return true;
 }
@@ -270,18 +278,18 @@ static bool emit_alu_mem(struct jit_ctx *t, const struct emu_insn *in, unsigned 
 		if (imm)
 			load_imm(e, in, size);
 		else
-			load_reg(e, in, HR_RCX, in->reg, size);
+			load_reg(t, in, HR_RCX, in->reg, size);
 	} else {
 		load_host(e, HR_RCX, size);
-		load_reg(e, in, HR_RAX, in->reg, size);
+		load_reg(t, in, HR_RAX, in->reg, size);
 	}
 	bool to_reg = !dst_mem && !test && alu != ALU_CMP;
 	alu_tail(t, test ? ALU_AND : alu, size, to_reg && size >= 4 ? in->reg : EMU_REG_NONE);
 	if (to_reg && size < 4)
-		store_reg(e, in, in->reg, HR_RDX, size);
+		store_reg(t, in, in->reg, HR_RDX, size);
 	if (rmw)
 		store_host(e, HR_RDX, size);
-	k->resume = e->p;
+	cold_resume(t, k);
 	return true;
 }
 
@@ -294,8 +302,8 @@ static bool emit_alu_mem(struct jit_ctx *t, const struct emu_insn *in, unsigned 
 static void emit_shift_cl(struct jit_ctx *t, const struct emu_insn *in, unsigned size, unsigned ext)
 {
 	struct x86_emit *e = t->e;
-	load_gpr(e, HR_RAX, in->rm, size);
-	xe_op_mem(e, 0x8b, 4, HR_RCX, HR_RBX, GPR(RCX));
+	load_gpr(t, HR_RAX, in->rm, size);
+	load_gpr(t, HR_RCX, RCX, 4);
 	xe_grp1_reg_imm(e, 4, 4, HR_RCX, size == 8 ? 0x3f : 0x1f);        /* and ecx, mask */
 	uint8_t *zero = jcc(e, 0x4);
 	xe_op_rr(e, 0x89, 8, HR_RAX, HR_RDX);
@@ -311,7 +319,7 @@ static void emit_shift_cl(struct jit_ctx *t, const struct emu_insn *in, unsigned
 	}
 	xe_op_rr(e, 0x89, 8, HR_RDX, HR_RAX);
 	xe_patch_here(e, zero);
-	xe_store64(e, HR_RBX, GPR(in->rm), HR_RAX);
+	store_gpr(t, in->rm, HR_RAX, 8);
 	t->fx[t->i] = JIT_FX_NONE;
 	t->lf_touched = true;
 }
@@ -325,15 +333,24 @@ static bool emit_rotate_ri(struct jit_ctx *t, const struct emu_insn *in, unsigne
 {
 	struct x86_emit *e = t->e;
 	unsigned c = (unsigned)in->imm & (size == 8 ? 0x3f : 0x1f);
-	load_gpr(e, HR_RAX, in->rm, size);
+	if (c && jit_flags_dead(t)) {
+		/* As INC/DEC: the flags it reads are for its own update only. */
+		t->fx[t->i] = JIT_FX_NONE;
+		t->lf_touched = true;
+		t->n_flags_skipped++;
+		shift_op(e, 0xc1, left ? 0 : 1, size, rc_modify(t, in->rm));
+		xe_u8(e, (uint8_t)c);                                        /* rol/ror on the cached register */
+		return true;
+	}
+	load_gpr(t, HR_RAX, in->rm, size);
 	if (!c) {
-		xe_store64(e, HR_RBX, GPR(in->rm), HR_RAX);
+		store_gpr(t, in->rm, HR_RAX, 8);
 		t->fx[t->i] = JIT_FX_NONE;
 		return true;
 	}
 	shift_op(e, 0xc1, left ? 0 : 1, size, HR_RAX);
 	xe_u8(e, (uint8_t)c);                                                /* rol/ror eax/rax, c */
-	xe_store64(e, HR_RBX, GPR(in->rm), HR_RAX);
+	store_gpr(t, in->rm, HR_RAX, 8);
 	/* As INC/DEC: the flags it reads are for its own update only. */
 	t->fx[t->i] = JIT_FX_NONE;
 	t->lf_touched = true;
@@ -363,6 +380,7 @@ static bool emit_rotate_ri(struct jit_ctx *t, const struct emu_insn *in, unsigne
 	shift_op(e, 0xc1, 4, 4, HR_RCX);
 	xe_u8(e, 11);                                                        /* OF is bit 11 */
 	xe_op_rr(e, 0x09, 4, HR_RCX, HR_RDX);
+	rc_clobber(t);
 	xe_op_rr(e, 0x89, 8, HR_RBX, HR_RDI);
 	xe_mov_imm(e, HR_RSI, X86_FLAG_CF | X86_FLAG_OF);
 	xe_call(e, (uintptr_t)emu_flags_store);
@@ -379,17 +397,17 @@ static void emit_imul(struct jit_ctx *t, const struct emu_insn *in, unsigned siz
 {
 	struct x86_emit *e = t->e;
 	if (with_imm) {
-		load_gpr(e, HR_RDX, in->rm, size);
+		load_gpr(t, HR_RDX, in->rm, size);
 		xe_rex(e, size == 8, HR_RDX, HR_RDX, false);
 		xe_u8(e, 0x69);
 		xe_u8(e, (uint8_t)(0xc0 | HR_RDX << 3 | HR_RDX));
 		xe_u32(e, (uint32_t)in->imm);                                /* imul edx/rdx, edx/rdx, imm32 */
 	} else {
-		load_gpr(e, HR_RDX, in->reg, size);
-		load_gpr(e, HR_RCX, in->rm, size);
+		load_gpr(t, HR_RDX, in->reg, size);
+		load_gpr(t, HR_RCX, in->rm, size);
 		op0f_rr(e, 0xaf, size == 8, HR_RDX, HR_RCX);                 /* imul edx/rdx, ecx/rcx */
 	}
-	store_gpr(e, in->reg, HR_RDX, size);
+	store_gpr(t, in->reg, HR_RDX, size);
 	emit_mul_flags(t, size);
 }
 
@@ -398,11 +416,11 @@ static void emit_imul(struct jit_ctx *t, const struct emu_insn *in, unsigned siz
 static void emit_mul64(struct jit_ctx *t, const struct emu_insn *in, bool sgn)
 {
 	struct x86_emit *e = t->e;
-	load_gpr(e, HR_RCX, in->rm, 8);
-	load_gpr(e, HR_RAX, RAX, 8);
+	load_gpr(t, HR_RCX, in->rm, 8);
+	load_gpr(t, HR_RAX, RAX, 8);
 	xe_op_rr(e, 0xf7, 8, sgn ? 5 : 4, HR_RCX);                       /* mul/imul rcx */
-	xe_store64(e, HR_RBX, GPR(RAX), HR_RAX);
-	xe_store64(e, HR_RBX, GPR(RDX), HR_RDX);
+	store_gpr(t, RAX, HR_RAX, 8);
+	store_gpr(t, RDX, HR_RDX, 8);
 	xe_op_rr(e, 0x89, 8, HR_RAX, HR_RDX);                            /* mov rdx, rax: flags kept */
 	emit_mul_flags(t, 8);
 }
@@ -447,10 +465,13 @@ static void emit_movx_reg(struct jit_ctx *t, const struct emu_insn *in, unsigned
 	struct x86_emit *e = t->e;
 	unsigned src = in->rm;
 	int32_t disp = GPR(src);
-	if (!(in->opcode & 1) && !in->rex && src >= 4 && src < 8)
+	if (!(in->opcode & 1) && !in->rex && src >= 4 && src < 8) {
 		disp = GPR(src - 4) + 1;
+		src -= 4;
+	}
+	rc_evict(t, src);
 	op0f_mem(e, in->opcode, size == 8, HR_RAX, HR_RBX, disp);
-	xe_store64(e, HR_RBX, GPR(in->reg), HR_RAX);
+	store_gpr(t, in->reg, HR_RAX, 8);
 	t->fx[t->i] = JIT_FX_NONE;
 }
 
@@ -469,8 +490,8 @@ static bool emit_movsx_mem(struct jit_ctx *t, const struct emu_insn *in, unsigne
 	} else {
 		op0f_host(e, from == 1 ? 0xbe : 0xbf, size == 8, HR_RAX);
 	}
-	xe_store64(e, HR_RBX, GPR(in->reg), HR_RAX);
-	k->resume = e->p;
+	store_gpr(t, in->reg, HR_RAX, 8);
+	cold_resume(t, k);
 	return true;
 }
 
@@ -480,10 +501,10 @@ static void emit_cmov(struct jit_ctx *t, const struct emu_insn *in, unsigned siz
 {
 	struct x86_emit *e = t->e;
 	unsigned cc = emit_cond(t, in->opcode & 15);
-	load_gpr(e, HR_RCX, in->rm, size);
-	load_gpr(e, HR_RDX, in->reg, size);
+	load_gpr(t, HR_RCX, in->rm, size);
+	load_gpr(t, HR_RDX, in->reg, size);
 	op0f_rr(e, (uint8_t)(0x40 | cc), true, HR_RDX, HR_RCX);              /* cmovcc rdx, rcx */
-	xe_store64(e, HR_RBX, GPR(in->reg), HR_RDX);
+	store_gpr(t, in->reg, HR_RDX, 8);
 	t->lf_keep = true;
 }
 
@@ -491,10 +512,14 @@ static void emit_cmov(struct jit_ctx *t, const struct emu_insn *in, unsigned siz
 static void emit_setcc(struct jit_ctx *t, const struct emu_insn *in)
 {
 	struct x86_emit *e = t->e;
-	unsigned cc = emit_cond(t, in->opcode & 15), r = in->rm;
+	unsigned r = in->rm;
 	int32_t disp = GPR(r);
-	if (!in->rex && r >= 4 && r < 8)
+	if (!in->rex && r >= 4 && r < 8) {
 		disp = GPR(r - 4) + 1;
+		r -= 4;
+	}
+	rc_evict(t, r);
+	unsigned cc = emit_cond(t, in->opcode & 15);
 	op0f_rr(e, (uint8_t)(0x90 | cc), false, 0, HR_RAX);                 /* setcc al */
 	xe_op_mem(e, 0x88, 1, HR_RAX, HR_RBX, disp);                        /* mov [reg], al */
 	t->lf_keep = true;
@@ -509,14 +534,14 @@ static void emit_alu_small(struct jit_ctx *t, const struct emu_insn *in, unsigne
 			   unsigned s, bool test)
 {
 	struct x86_emit *e = t->e;
-	load_reg(e, in, HR_RAX, d, size);
+	load_reg(t, in, HR_RAX, d, size);
 	if (s == EMU_REG_NONE)
 		load_imm(e, in, size);
 	else
-		load_reg(e, in, HR_RCX, s, size);
+		load_reg(t, in, HR_RCX, s, size);
 	alu_tail(t, test ? ALU_AND : alu, size, EMU_REG_NONE);
 	if (!test && alu != ALU_CMP)
-		store_reg(e, in, d, HR_RDX, size);
+		store_reg(t, in, d, HR_RDX, size);
 	t->fx[t->i] = JIT_FX_WRITE;
 }
 
@@ -529,10 +554,10 @@ static bool emit_mov(struct jit_ctx *t, const struct emu_insn *in, unsigned size
 	if (in->mod == 3) {
 		if (imm) {
 			load_imm(e, in, size);
-			store_reg(e, in, in->rm, HR_RCX, size);
+			store_reg(t, in, in->rm, HR_RCX, size);
 		} else {
-			load_reg(e, in, HR_RCX, to_rm ? in->reg : in->rm, size);
-			store_reg(e, in, to_rm ? in->rm : in->reg, HR_RCX, size);
+			load_reg(t, in, HR_RCX, to_rm ? in->reg : in->rm, size);
+			store_reg(t, in, to_rm ? in->rm : in->reg, HR_RCX, size);
 		}
 		t->fx[t->i] = JIT_FX_NONE;
 		return true;
@@ -542,15 +567,15 @@ static bool emit_mov(struct jit_ctx *t, const struct emu_insn *in, unsigned size
 		return false;
 	if (!to_rm) {
 		load_host(e, HR_RCX, size);
-		store_reg(e, in, in->reg, HR_RCX, size);
+		store_reg(t, in, in->reg, HR_RCX, size);
 	} else {
 		if (imm)
 			load_imm(e, in, size);
 		else
-			load_reg(e, in, HR_RCX, in->reg, size);
+			load_reg(t, in, HR_RCX, in->reg, size);
 		store_host(e, HR_RCX, size);
 	}
-	k->resume = e->p;
+	cold_resume(t, k);
 	t->lf_keep = true;
 	return true;
 }
@@ -574,7 +599,7 @@ static bool emit_incdec_mem(struct jit_ctx *t, const struct emu_insn *in, unsign
 		xe_op_rr(e, 0x89, 4, HR_RDX, HR_RDX);
 	record_incdec(t, dec, size, HR_R8);
 	store_host(e, HR_RDX, size);
-	k->resume = e->p;
+	cold_resume(t, k);
 	return true;
 }
 
@@ -584,20 +609,47 @@ static void emit_cbw_cwd(struct jit_ctx *t, const struct emu_insn *in, unsigned 
 	struct x86_emit *e = t->e;
 	if (in->opcode == 0x98) {
 		if (size == 8) {
-			xe_rex(e, true, HR_RAX, 0, false);
+			load_gpr(t, HR_RAX, RAX, 4);
+			xe_rex(e, true, HR_RAX, HR_RAX, false);
 			xe_u8(e, 0x63);
-			xe_mem(e, HR_RAX, HR_RBX, GPR(RAX));                  /* movsxd rax, [gpr rax] */
+			xe_u8(e, 0xc0);                                          /* movsxd rax, eax */
 		} else {
-			op0f_mem(e, size == 4 ? 0xbf : 0xbe, false, HR_RAX, HR_RBX, GPR(RAX));   /* movsx eax */
+			load_gpr(t, HR_RAX, RAX, 4);
+			op0f_rr(e, size == 4 ? 0xbf : 0xbe, false, HR_RAX, HR_RAX);   /* movsx eax, ax/al */
 		}
-		store_reg(e, in, RAX, HR_RAX, size);
+		store_reg(t, in, RAX, HR_RAX, size);
 	} else {
-		load_gpr(e, HR_RAX, RAX, 8);
+		load_gpr(t, HR_RAX, RAX, 8);
 		shift_op(e, 0xc1, 4, 8, HR_RAX);
 		xe_u8(e, (uint8_t)(64 - size * 8));                          /* shl rax, 64 - bits */
 		shift_op(e, 0xc1, 7, 8, HR_RAX);
 		xe_u8(e, 63);                                                /* sar rax, 63 */
-		store_reg(e, in, RDX, HR_RAX, size);
+		store_reg(t, in, RDX, HR_RAX, size);
+	}
+	t->fx[t->i] = JIT_FX_NONE;
+}
+
+/* BSWAP r32/r64 (0F C8+r, h_bswap) */
+static void emit_bswap(struct jit_ctx *t, const struct emu_insn *in, unsigned size)
+{
+	struct x86_emit *e = t->e;
+	load_gpr(t, HR_RAX, in->rm, size);
+	xe_rex(e, size == 8, 0, HR_RAX, false);
+	xe_u8(e, 0x0f);
+	xe_u8(e, 0xc8 + HR_RAX);                                         /* bswap eax/rax */
+	store_gpr(t, in->rm, HR_RAX, size);
+	t->fx[t->i] = JIT_FX_NONE;
+}
+
+/* XCHG r, rAX (90+r, h_xchg_ax); with rAX itself a NOP (90), which
+ * leaves the upper half of RAX as it is. */
+static void emit_xchg_ax(struct jit_ctx *t, const struct emu_insn *in, unsigned size)
+{
+	if (in->rm != RAX) {
+		load_gpr(t, HR_RAX, RAX, size);
+		load_gpr(t, HR_RCX, in->rm, size);
+		store_gpr(t, RAX, HR_RCX, size);
+		store_gpr(t, in->rm, HR_RAX, size);
 	}
 	t->fx[t->i] = JIT_FX_NONE;
 }
@@ -691,6 +743,10 @@ bool jit_template_alu(struct jit_ctx *t, const struct emu_insn *in)
 			emit_cmov(t, in, size);
 			return true;
 		}
+		if (op >= 0xc8 && op <= 0xcf && in->fn == h_bswap) {
+			emit_bswap(t, in, size);
+			return true;
+		}
 		if (op == 0xaf && reg_form && in->fn == h_imul_r_rm && is_plain_form(in, true)) {
 			emit_imul(t, in, size, false);
 			return true;
@@ -714,6 +770,10 @@ bool jit_template_alu(struct jit_ctx *t, const struct emu_insn *in)
 	}
 	if (size != 4 && size != 8)
 		return false;
+	if (op >= 0x90 && op <= 0x97 && in->fn == h_xchg_ax) {
+		emit_xchg_ax(t, in, size);
+		return true;
+	}
 	if (op >= 0x40 && op <= 0x4f && t->mode != EMU_MODE_LONG64 && in->fn == h_incdec_r && is_plain_form(in, false)) {
 		emit_incdec(t, op & 7, size, op & 8);
 		return true;
@@ -735,10 +795,11 @@ bool jit_template_alu(struct jit_ctx *t, const struct emu_insn *in)
 			return false;
 		if (!reg_form)
 			return emit_movsx_mem(t, in, size, 4);
-		xe_rex(e, true, HR_RAX, 0, false);
+		load_gpr(t, HR_RAX, in->rm, 4);
+		xe_rex(e, true, HR_RAX, HR_RAX, false);
 		xe_u8(e, 0x63);
-		xe_mem(e, HR_RAX, HR_RBX, GPR(in->rm));                     /* movsxd rax, [gpr] */
-		xe_store64(e, HR_RBX, GPR(in->reg), HR_RAX);
+		xe_u8(e, 0xc0);                                             /* movsxd rax, eax */
+		store_gpr(t, in->reg, HR_RAX, 8);
 		t->fx[t->i] = JIT_FX_NONE;
 		return true;
 	case 0x69:
@@ -775,7 +836,7 @@ bool jit_template_alu(struct jit_ctx *t, const struct emu_insn *in)
 		if (ext <= 1) {   /* TEST r/m, imm */
 			if (!reg_form)
 				return emit_alu_mem(t, in, ALU_AND, size, true, true, true);
-			load_gpr(e, HR_RAX, in->rm, size);
+			load_gpr(t, HR_RAX, in->rm, size);
 			load_imm(e, in, size);
 			alu_tail(t, ALU_AND, size, EMU_REG_NONE);
 			t->fx[t->i] = JIT_FX_WRITE;
@@ -788,14 +849,14 @@ bool jit_template_alu(struct jit_ctx *t, const struct emu_insn *in)
 		if (!reg_form || ext > 3)
 			return false;
 		if (ext == 2) {   /* NOT */
-			load_gpr(e, HR_RAX, in->rm, size);
+			load_gpr(t, HR_RAX, in->rm, size);
 			xe_op_rr(e, 0xf7, size, 2, HR_RAX);                 /* not eax/rax */
-			store_gpr(e, in->rm, HR_RAX, size);
+			store_gpr(t, in->rm, HR_RAX, size);
 			t->fx[t->i] = JIT_FX_NONE;
 			return true;
 		}
 		/* NEG: alu(SUB, 0, r) */
-		load_gpr(e, HR_RCX, in->rm, size);
+		load_gpr(t, HR_RCX, in->rm, size);
 		xe_op_rr(e, 0x31, 4, HR_RAX, HR_RAX);
 		alu_tail(t, ALU_SUB, size, in->rm);
 		t->fx[t->i] = JIT_FX_WRITE;

@@ -161,6 +161,7 @@ static void exit_tail(struct jit_ctx *t, uint8_t *jmp)
 void jit_exit_static(struct jit_ctx *t, int64_t off)
 {
 	struct x86_emit *e = t->e;
+	rc_flush(t);
 	add_r12(e, off);
 	xe_store64(e, HR_RBX, CPU_OFF(rip), HR_R12);
 	/* Only 64-bit code chains: elsewhere RIP wraps after the block
@@ -175,6 +176,7 @@ void jit_exit_static(struct jit_ctx *t, int64_t off)
 void jit_exit_dynamic(struct jit_ctx *t)
 {
 	struct x86_emit *e = t->e;
+	rc_flush(t);
 	xe_store64(e, HR_RBX, CPU_OFF(rip), HR_R12);
 	exit_tail(t, t->mode == EMU_MODE_LONG64 ? xe_jmp32(e) : NULL);
 }
@@ -223,7 +225,7 @@ static bool emit_call(struct jit_ctx *t, const struct emu_insn *in)
 	xe_mem_bi(e, 0x89, 8, HR_RCX, HR_RAX, HR_RSI);                 /* mov [rax + rsi], rcx */
 	xe_store64(e, HR_RBX, GPR(RSP), HR_RSI);
 	/* The slow path's handler made the same push and jump. */
-	k->resume = e->p;
+	cold_resume(t, k);
 	jit_exit_static(t, (int64_t)(t->delta + in->len) + (int64_t)in->imm);
 	return true;
 }
@@ -244,7 +246,7 @@ static bool emit_ret(struct jit_ctx *t, const struct emu_insn *in)
 	xe_store64(e, HR_RBX, GPR(RSP), HR_RSI);
 	xe_store64(e, HR_RBX, CPU_OFF(next_rip), HR_RAX);
 	/* Here the slow path's handler left the target in next_rip too. */
-	k->resume = e->p;
+	cold_resume(t, k);
 	xe_load64(e, HR_R12, HR_RBX, CPU_OFF(next_rip));
 	jit_exit_dynamic(t);
 	return true;
@@ -255,6 +257,9 @@ bool jit_branch(struct jit_ctx *t, const struct emu_insn *in)
 	struct x86_emit *e = t->e;
 	if (t->mode != EMU_MODE_LONG64 || !is_plain64(in))
 		return false;
+	/* Before the condition: both ways leave the block, and CALL and
+	 * RET reach RSP in cpu->gpr. */
+	rc_flush(t);
 	int64_t next = (int64_t)(t->delta + in->len);
 	unsigned op = in->opcode;
 	if (in->opmap == EMU_MAP_1B && (op == 0xe9 || op == 0xeb)) {       /* JMP rel */

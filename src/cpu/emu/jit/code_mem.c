@@ -14,6 +14,10 @@
 #include "util/error.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -29,8 +33,12 @@ static void *near_text_hint(size_t size)
 	return text > ((uintptr_t)1 << 31) ? (void *)want : NULL;
 }
 
+static void perf_map_open(void);
+static pthread_once_t perf_map_once = PTHREAD_ONCE_INIT;
+
 struct emu_jit *emu_jit_create(size_t size)
 {
+	pthread_once(&perf_map_once, perf_map_open);
 	struct emu_jit *j = calloc(1, sizeof(*j));
 	if (!j) {
 		err_set(-ENOMEM, "emu: out of memory for the code cache");
@@ -83,4 +91,33 @@ void emu_jit_flush(struct emu_jit *j)
 	if (!j->epoch)
 		j->epoch = 1;
 	__atomic_store_n(&j->flushes, j->flushes + 1, __ATOMIC_RELAXED);
+}
+
+/* The perf map (jit.h): opened once per process, when the first cache is
+ * made (before the sandbox, which allows no open()), when
+ * VESSEL_JIT_PERF_MAP is set to anything but "" or "0".  Lines are
+ * written whole with O_APPEND, so the vCPUs' threads need no lock. */
+static int perf_map_fd = -1;
+
+static void perf_map_open(void)
+{
+	const char *v = getenv("VESSEL_JIT_PERF_MAP");
+	if (!v || !*v || !strcmp(v, "0"))
+		return;
+	char path[64];
+	snprintf(path, sizeof(path), "/tmp/perf-%d.map", (int)getpid());
+	perf_map_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+}
+
+void emu_jit_perf_map(const void *code, size_t size, uint64_t gpa, unsigned n)
+{
+	if (perf_map_fd < 0)
+		return;
+	char line[96];
+	int len = snprintf(line, sizeof(line), "%" PRIxPTR " %zx vessel-jit:%" PRIx64 ":%u\n",
+			   (uintptr_t)code, size, gpa, n);
+	if (len > 0 && (size_t)len < sizeof(line)) {
+		ssize_t r = write(perf_map_fd, line, (size_t)len);
+		(void)r;   /* a name lost (a full /tmp) costs a profile line, nothing else */
+	}
 }

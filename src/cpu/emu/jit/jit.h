@@ -59,6 +59,14 @@ void emu_jit_flush(struct emu_jit *j);
 emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, unsigned n, unsigned mode,
 				void *from);
 
+/* Names the host code [code, code + size), the translation of the n
+ * instructions at guest-physical gpa, in /tmp/perf-PID.map, the file
+ * Linux perf reads for code made at run time ("START SIZE name" a
+ * line), when the environment sets VESSEL_JIT_PERF_MAP=1; nothing
+ * otherwise.  A flushed cache's addresses are named again by the code
+ * made there next: perf takes the latest line that covers an address. */
+void emu_jit_perf_map(const void *code, size_t size, uint64_t gpa, unsigned n);
+
 /* ---- Block exits and direct jumps between translations (jit/branch.c) ----
  * Every exit of a translated block but a stop (a handler that set
  * stop_block) leaves in cpu->jit_exit the record of the exit it took:

@@ -21,18 +21,182 @@ typedef struct emu_tlb_entry cpu_tlb_row[EMU_TLB_SIZE];
 
 enum { ALU_ADD, ALU_OR, ALU_ADC, ALU_SBB, ALU_AND, ALU_SUB, ALU_XOR, ALU_CMP };
 
-/* mov r, gpr[g] (size 4: zero-extended, as reg_get then the mask) */
-void load_gpr(struct x86_emit *e, unsigned hr, unsigned g, unsigned size)
+/* ---- the register cache (templates.h) ----
+ * Host registers for guest ones: the callee-saved R13, R14, R15 and RBP
+ * (the prologue saves them), which survive calls of C helpers, then
+ * the caller-saved R9-R11, which the templates leave alone.  Straight
+ * ALU code such as SHA-2's rounds then runs on host registers rather
+ * than through cpu->gpr, where each instruction waited for the store
+ * of the one before. */
+static const uint8_t jit_rc_host[JIT_RC_SLOTS] = { HR_R13, HR_R14, HR_R15, HR_RBP, HR_R9, HR_R10, HR_R11 };
+#define JIT_RC_CALLEE 4     /* slots 0-3 survive a call */
+
+static void rc_store(struct jit_ctx *t, unsigned s)
 {
-	xe_op_mem(e, 0x8b, size == 8 ? 8 : 4, hr, HR_RBX, GPR(g));
+	xe_store64(t->e, HR_RBX, GPR(t->rc[s].g), jit_rc_host[s]);
+	t->rc[s].dirty = false;
 }
 
-/* gpr[g] = hr, zero-extended from 32 bits first for size 4 (reg_set). */
-void store_gpr(struct x86_emit *e, unsigned g, unsigned hr, unsigned size)
+static int rc_find(const struct jit_ctx *t, unsigned g)
 {
-	if (size == 4)
-		xe_op_rr(e, 0x89, 4, hr, hr);                     /* mov r32, r32 */
-	xe_store64(e, HR_RBX, GPR(g), hr);
+	for (unsigned s = 0; s < JIT_RC_SLOTS; s++)
+		if (t->rc[s].valid && t->rc[s].g == g)
+			return (int)s;
+	return -1;
+}
+
+/* A slot for g: its own, a free one or the least recently used (written
+ * back first).  loaded: whether the register's value is in it. */
+static unsigned rc_slot(struct jit_ctx *t, unsigned g, bool *loaded)
+{
+	int f = rc_find(t, g);
+	*loaded = f >= 0;
+	if (f < 0) {
+		unsigned v = 0;
+		for (unsigned s = 0; s < JIT_RC_SLOTS; s++) {
+			if (!t->rc[s].valid) {
+				v = s;
+				break;
+			}
+			if (t->rc[s].last < t->rc[v].last)
+				v = s;
+		}
+		if (t->rc[v].valid && t->rc[v].dirty)
+			rc_store(t, v);
+		t->rc[v] = (struct jit_rc_slot){ .g = (uint8_t)g, .valid = true };
+		f = (int)v;
+	}
+	t->rc[f].last = ++t->rc_clock;
+	return (unsigned)f;
+}
+
+unsigned rc_get(struct jit_ctx *t, unsigned g)
+{
+	bool loaded;
+	unsigned s = rc_slot(t, g, &loaded);
+	if (!loaded)
+		xe_load64(t->e, jit_rc_host[s], HR_RBX, GPR(g));
+	return jit_rc_host[s];
+}
+
+unsigned rc_def(struct jit_ctx *t, unsigned g)
+{
+	bool loaded;
+	unsigned s = rc_slot(t, g, &loaded);
+	t->rc[s].dirty = true;
+	return jit_rc_host[s];
+}
+
+unsigned rc_modify(struct jit_ctx *t, unsigned g)
+{
+	unsigned h = rc_get(t, g);
+	t->rc[rc_find(t, g)].dirty = true;
+	return h;
+}
+
+void rc_writeback(struct jit_ctx *t)
+{
+	for (unsigned s = 0; s < JIT_RC_SLOTS; s++)
+		if (t->rc[s].valid && t->rc[s].dirty)
+			rc_store(t, s);
+}
+
+void rc_flush(struct jit_ctx *t)
+{
+	rc_writeback(t);
+	for (unsigned s = 0; s < JIT_RC_SLOTS; s++)
+		t->rc[s].valid = false;
+}
+
+void rc_clobber(struct jit_ctx *t)
+{
+	for (unsigned s = JIT_RC_CALLEE; s < JIT_RC_SLOTS; s++) {
+		if (t->rc[s].valid && t->rc[s].dirty)
+			rc_store(t, s);
+		t->rc[s].valid = false;
+	}
+}
+
+void rc_evict(struct jit_ctx *t, unsigned g)
+{
+	int s = rc_find(t, g);
+	if (s < 0)
+		return;
+	if (t->rc[s].dirty)
+		rc_store(t, (unsigned)s);
+	t->rc[s].valid = false;
+}
+
+void cold_resume(struct jit_ctx *t, struct jit_cold *k)
+{
+	k->resume = t->e->p;
+	k->rc_live = 0;
+	for (unsigned s = 0; s < JIT_RC_SLOTS; s++) {
+		if (t->rc[s].valid) {
+			k->rc_live |= 1u << s;
+			k->rc_g[s] = t->rc[s].g;
+		}
+	}
+}
+
+/* The slow path's return to the inline one: the cached registers
+ * reloaded from cpu->gpr, which the handler left as the inline path
+ * would have them. */
+void rc_reload(struct jit_ctx *t, const struct jit_cold *k)
+{
+	for (unsigned s = 0; s < JIT_RC_SLOTS; s++)
+		if (k->rc_live & (1u << s))
+			xe_load64(t->e, jit_rc_host[s], HR_RBX, GPR(k->rc_g[s]));
+}
+
+/* mov r, gpr[g] (size 4: zero-extended, as reg_get then the mask) */
+void load_gpr(struct jit_ctx *t, unsigned hr, unsigned g, unsigned size)
+{
+	xe_op_rr(t->e, 0x89, size == 8 ? 8 : 4, rc_get(t, g), hr);
+}
+
+/* gpr[g] = hr, zero-extended from 32 bits for size 4 (reg_set). */
+void store_gpr(struct jit_ctx *t, unsigned g, unsigned hr, unsigned size)
+{
+	xe_op_rr(t->e, 0x89, size == 4 ? 4 : 8, hr, rc_def(t, g));
+}
+
+void store_gpr_imm(struct jit_ctx *t, unsigned g, uint64_t v)
+{
+	xe_mov_imm(t->e, rc_def(t, g), v);
+}
+
+/* MOV d, s of 4 or 8 bytes on the cached registers (a 32-bit one
+ * zero-extends, as reg_set does); s is read first, as d may be s. */
+static void emit_mov_rr(struct jit_ctx *t, unsigned size, unsigned d, unsigned s)
+{
+	unsigned hs = rc_get(t, s);
+	xe_op_rr(t->e, 0x89, size, hs, rc_def(t, d));
+	t->fx[t->i] = JIT_FX_NONE;
+}
+
+/* ADD, OR, AND, SUB, XOR of register d with register s (or with in's
+ * immediate when s is EMU_REG_NONE), 4 or 8 bytes, whose flags record is
+ * dead: one host instruction on the cached registers (a 32-bit one
+ * zero-extends, as reg_set does).  false: the record is live, or CMP. */
+static bool alu_in_place(struct jit_ctx *t, const struct emu_insn *in, unsigned alu, unsigned size, unsigned d,
+			 unsigned s)
+{
+	static const uint8_t host_op[8] = {
+		[ALU_ADD] = 0x01, [ALU_OR] = 0x09, [ALU_AND] = 0x21, [ALU_SUB] = 0x29, [ALU_XOR] = 0x31,
+	};
+	if (alu == ALU_CMP || !jit_flags_dead(t))
+		return false;
+	t->n_flags_skipped++;
+	if (s != EMU_REG_NONE) {
+		unsigned hs = rc_get(t, s);
+		xe_op_rr(t->e, host_op[alu], size, hs, rc_modify(t, d));
+	} else {
+		xe_grp1_reg_imm(t->e, alu, size, rc_modify(t, d), (int32_t)in->imm);
+	}
+	t->lf_known = (alu == ALU_ADD ? LF_ADD : alu == ALU_SUB ? LF_SUB : LF_LOGIC) | size;
+	t->fx[t->i] = JIT_FX_WRITE;
+	return true;
 }
 
 /* lf_set(cpu, kind, size, res = RDX, src1, src2): RAX/RCX for ADD and
@@ -71,7 +235,7 @@ void alu_tail(struct jit_ctx *t, unsigned op, unsigned size, unsigned dst)
 	record_flags(t, kind, size);
 	t->lf_known = kind | size;
 	if (op != ALU_CMP && dst != EMU_REG_NONE)
-		store_gpr(e, dst, HR_RDX, size);
+		store_gpr(t, dst, HR_RDX, size);
 }
 
 /* RAX = emu_insn_ea(): disp + base + index << scale (+ next_rip),
@@ -81,9 +245,9 @@ void emit_ea(struct jit_ctx *t, const struct emu_insn *in)
 	struct x86_emit *e = t->e;
 	xe_mov_imm(e, HR_RAX, (uint64_t)(int64_t)in->disp);
 	if (in->base != EMU_REG_NONE)
-		xe_op_mem(e, 0x03, 8, HR_RAX, HR_RBX, GPR(in->base));          /* add rax, [base] */
+		xe_op_rr(e, 0x01, 8, rc_get(t, in->base), HR_RAX);            /* add rax, base */
 	if (in->index != EMU_REG_NONE) {
-		load_gpr(e, HR_RCX, in->index, 8);
+		load_gpr(t, HR_RCX, in->index, 8);
 		if (in->scale) {
 			xe_rex(e, true, 0, HR_RCX, false);
 			xe_u8(e, 0xc1);
@@ -109,12 +273,13 @@ void emit_ea(struct jit_ctx *t, const struct emu_insn *in)
 static void emit_lea(struct jit_ctx *t, const struct emu_insn *in, unsigned size)
 {
 	emit_ea(t, in);
-	store_gpr(t->e, in->reg, HR_RAX, size);
+	store_gpr(t, in->reg, HR_RAX, size);
 }
 
 /* A jump to the instruction's slow path (jit_emit_cold). */
 void to_cold(struct jit_ctx *t, struct jit_cold *k, unsigned cc)
 {
+	rc_writeback(t);   /* the handler reads cpu->gpr, and may fault */
 	uint8_t *at = xe_jcc32(t->e, cc);
 	if (at && k->n_from < 4)
 		k->from[k->n_from++] = at;
@@ -190,17 +355,17 @@ static bool emit_mem_move(struct jit_ctx *t, const struct emu_insn *in, unsigned
 	emit_ea(t, in);
 	emit_tlb_hit(t, in->seg, zx ? zx : size, store, k);
 	if (store) {
-		load_gpr(e, HR_RCX, in->reg, 8);
+		load_gpr(t, HR_RCX, in->reg, 8);
 		xe_mem_bi(e, 0x89, size, HR_RCX, HR_RAX, HR_RSI);              /* mov [rax + rsi], rcx */
 	} else if (zx) {
 		xe_u8(e, 0x0f);
 		xe_mem_bi(e, zx == 1 ? 0xb6 : 0xb7, 4, HR_RAX, HR_RAX, HR_RSI); /* movzx eax, b/w [rax + rsi] */
-		xe_store64(e, HR_RBX, GPR(in->reg), HR_RAX);
+		store_gpr(t, in->reg, HR_RAX, 8);
 	} else {
 		xe_mem_bi(e, 0x8b, size, HR_RAX, HR_RAX, HR_RSI);              /* mov rax, [rax + rsi] */
-		xe_store64(e, HR_RBX, GPR(in->reg), HR_RAX);
+		store_gpr(t, in->reg, HR_RAX, 8);
 	}
-	k->resume = e->p;
+	cold_resume(t, k);
 	t->lf_keep = true;   /* no flags, either path */
 	return true;
 }
@@ -214,21 +379,21 @@ static bool emit_push_pop(struct jit_ctx *t, const struct emu_insn *in, bool pop
 	struct jit_cold *k = cold_new(t, in);
 	if (!k)
 		return false;
-	load_gpr(e, HR_RAX, RSP, 8);
+	load_gpr(t, HR_RAX, RSP, 8);
 	if (!pop)
 		xe_lea(e, HR_RAX, HR_RAX, -8);
 	emit_tlb_hit(t, SEG_SS, 8, !pop, k);
 	if (pop) {
 		xe_mem_bi(e, 0x8b, 8, HR_RAX, HR_RAX, HR_RSI);                 /* mov rax, [rax + rsi] */
 		xe_lea(e, HR_RSI, HR_RSI, 8);
-		xe_store64(e, HR_RBX, GPR(RSP), HR_RSI);
-		xe_store64(e, HR_RBX, GPR(in->rm), HR_RAX);
+		store_gpr(t, RSP, HR_RSI, 8);
+		store_gpr(t, in->rm, HR_RAX, 8);
 	} else {
-		load_gpr(e, HR_RCX, in->rm, 8);
+		load_gpr(t, HR_RCX, in->rm, 8);
 		xe_mem_bi(e, 0x89, 8, HR_RCX, HR_RAX, HR_RSI);                 /* mov [rax + rsi], rcx */
-		xe_store64(e, HR_RBX, GPR(RSP), HR_RSI);
+		store_gpr(t, RSP, HR_RSI, 8);
 	}
-	k->resume = e->p;
+	cold_resume(t, k);
 	t->lf_keep = true;   /* no flags, either path */
 	return true;
 }
@@ -241,10 +406,21 @@ bool emit_shift_ri(struct jit_ctx *t, const struct emu_insn *in, unsigned size, 
 {
 	struct x86_emit *e = t->e;
 	unsigned ext = (in->modrm >> 3) & 7;   /* 4 SHL, 5 SHR, 7 SAR */
-	load_gpr(e, HR_RAX, in->rm, size);
+	load_gpr(t, HR_RAX, in->rm, size);
 	if (!c) {
-		xe_store64(e, HR_RBX, GPR(in->rm), HR_RAX);
+		store_gpr(t, in->rm, HR_RAX, 8);
 		t->fx[t->i] = JIT_FX_NONE;
+		return true;
+	}
+	t->fx[t->i] = JIT_FX_WRITE;
+	if (jit_flags_dead(t)) {
+		/* No record: the shift on the cached register itself. */
+		t->n_flags_skipped++;
+		unsigned h = rc_modify(t, in->rm);
+		xe_rex(e, size == 8, 0, h, false);
+		xe_u8(e, 0xc1);
+		xe_u8(e, (uint8_t)(0xc0 | ext << 3 | (h & 7)));
+		xe_u8(e, (uint8_t)c);                                          /* shift r32/r64, c */
 		return true;
 	}
 	xe_op_rr(e, 0x89, 8, HR_RAX, HR_RDX);                                  /* mov rdx, rax */
@@ -252,7 +428,6 @@ bool emit_shift_ri(struct jit_ctx *t, const struct emu_insn *in, unsigned size, 
 	xe_u8(e, 0xc1);
 	xe_u8(e, (uint8_t)(0xc0 | ext << 3 | HR_RDX));
 	xe_u8(e, (uint8_t)c);                                                  /* shift edx/rdx, c */
-	t->fx[t->i] = JIT_FX_WRITE;
 	if (jit_flags_dead(t)) {
 		t->n_flags_skipped++;
 	} else {
@@ -262,7 +437,7 @@ bool emit_shift_ri(struct jit_ctx *t, const struct emu_insn *in, unsigned size, 
 		unsigned kind = ext == 4 ? LF_SHL : ext == 5 ? LF_SHR : LF_SAR;
 		xe_store32_imm(e, HR_RBX, CPU_OFF(lf.op), kind | size);
 	}
-	xe_store64(e, HR_RBX, GPR(in->rm), HR_RDX);
+	store_gpr(t, in->rm, HR_RDX, 8);
 	return true;
 }
 
@@ -293,13 +468,7 @@ bool jit_template(struct jit_ctx *t, const struct emu_insn *in)
 		/* MOV r, imm: the generic handler for every size */
 		if (in->fn != h_mov_r_imm)
 			return false;
-		uint64_t v = size == 4 ? (uint32_t)in->imm : in->imm;
-		if (v <= 0x7fffffffull || (size == 8 && (int64_t)v == (int32_t)v)) {
-			xe_store64_imm(e, HR_RBX, GPR(in->rm), (int32_t)v);
-		} else {
-			xe_mov_imm(e, HR_RAX, v);
-			xe_store64(e, HR_RBX, GPR(in->rm), HR_RAX);
-		}
+		store_gpr_imm(t, in->rm, size == 4 ? (uint32_t)in->imm : in->imm);
 		t->fx[t->i] = JIT_FX_NONE;
 		return true;
 	}
@@ -312,8 +481,10 @@ bool jit_template(struct jit_ctx *t, const struct emu_insn *in)
 		if (alu == ALU_ADC || alu == ALU_SBB)
 			return false;
 		unsigned d = (op & 2) ? in->reg : in->rm, s = (op & 2) ? in->rm : in->reg;
-		load_gpr(e, HR_RAX, d, size);
-		load_gpr(e, HR_RCX, s, size);
+		if (alu_in_place(t, in, alu, size, d, s))
+			return true;
+		load_gpr(t, HR_RAX, d, size);
+		load_gpr(t, HR_RCX, s, size);
 		alu_tail(t, alu, size, d);
 		t->fx[t->i] = JIT_FX_WRITE;
 		return true;
@@ -324,7 +495,9 @@ bool jit_template(struct jit_ctx *t, const struct emu_insn *in)
 		unsigned alu = (in->modrm >> 3) & 7;
 		if (!reg_form || alu == ALU_ADC || alu == ALU_SBB)
 			return false;
-		load_gpr(e, HR_RAX, in->rm, size);
+		if (alu_in_place(t, in, alu, size, in->rm, EMU_REG_NONE))
+			return true;
+		load_gpr(t, HR_RAX, in->rm, size);
 		xe_mov_imm(e, HR_RCX, size == 4 ? (uint32_t)in->imm : in->imm);
 		alu_tail(t, alu, size, in->rm);
 		t->fx[t->i] = JIT_FX_WRITE;
@@ -339,23 +512,21 @@ bool jit_template(struct jit_ctx *t, const struct emu_insn *in)
 	case 0x85:   /* TEST r/m, r */
 		if (!reg_form)
 			return false;
-		load_gpr(e, HR_RAX, in->rm, size);
-		load_gpr(e, HR_RCX, in->reg, size);
+		load_gpr(t, HR_RAX, in->rm, size);
+		load_gpr(t, HR_RCX, in->reg, size);
 		alu_tail(t, ALU_AND, size, EMU_REG_NONE);
 		t->fx[t->i] = JIT_FX_WRITE;
 		return true;
 	case 0x89:   /* MOV r/m, r */
 		if (!reg_form)
 			return emit_mem_move(t, in, size, true, 0);
-		load_gpr(e, HR_RAX, in->reg, size);
-		xe_store64(e, HR_RBX, GPR(in->rm), HR_RAX);
+		emit_mov_rr(t, size, in->rm, in->reg);
 		t->fx[t->i] = JIT_FX_NONE;
 		return true;
 	case 0x8b:   /* MOV r, r/m */
 		if (!reg_form)
 			return emit_mem_move(t, in, size, false, 0);
-		load_gpr(e, HR_RAX, in->rm, size);
-		xe_store64(e, HR_RBX, GPR(in->reg), HR_RAX);
+		emit_mov_rr(t, size, in->reg, in->rm);
 		t->fx[t->i] = JIT_FX_NONE;
 		return true;
 	case 0x8d:   /* LEA */

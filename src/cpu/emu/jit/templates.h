@@ -27,12 +27,25 @@ struct jit_stop {
 	unsigned left;
 };
 
+/* The register cache (templates.c): guest registers held in host
+ * registers within a translation, slot s in jit_rc_host[s]. */
+#define JIT_RC_SLOTS 7
+struct jit_rc_slot {
+	uint8_t g;            /* the guest register */
+	bool valid, dirty;    /* dirty: newer than cpu->gpr[g] */
+	unsigned last;        /* when last used, for the choice of a victim */
+};
+
 /* An out-of-line slow path: the handler call for an instruction whose
  * template's inline path missed (a TLB miss, say), then back. */
 struct jit_cold {
 	uint8_t *from[4];     /* rel32s of the jumps to it */
 	unsigned n_from;
 	uint8_t *resume;      /* where the inline path goes on */
+	/* The guest registers cached at resume (slot s: rc_g[s] when bit
+	 * s of rc_live): the slow path reloads them after the handler. */
+	unsigned rc_live;
+	uint8_t rc_g[JIT_RC_SLOTS];
 	const struct emu_insn *in;
 	uint64_t delta;
 	unsigned left;        /* instructions after it in the block */
@@ -70,6 +83,9 @@ struct jit_ctx {
 	 * leaves it while a barrier sets lf_keep. */
 	unsigned lf_known;
 	bool lf_touched, lf_keep;
+	/* Guest registers in host registers (templates.c "register cache"). */
+	struct jit_rc_slot rc[JIT_RC_SLOTS];
+	unsigned rc_clock;
 	/* Counted as the block is translated (struct emu_jit). */
 	unsigned n_templates, n_flags_skipped;
 	/* Block exits (jit/branch.c): the block's tag for its exit records,
@@ -83,8 +99,9 @@ struct jit_ctx {
  * none (the translator then calls its handler).  A template's inline
  * code never faults and never sets stop_block: whatever might (a TLB
  * miss) jumps to its slow path, a handler call out of line
- * (struct jit_cold).  It may use RAX, RCX, RDX, RSI, RDI, R8-R11
- * (caller-saved) and must leave RBX, R12, R13 alone. */
+ * (struct jit_cold).  It may use RAX, RCX, RDX, RSI, RDI and R8
+ * (caller-saved) and must leave RBX, R12 and the register cache's
+ * (R13-R15, RBP, R9-R11) alone. */
 bool jit_template(struct jit_ctx *t, const struct emu_insn *in);
 /* cpu->rip = R12 + delta: for a template that calls out. */
 void jit_store_rip(struct jit_ctx *t);
@@ -119,11 +136,44 @@ static inline bool jit_flags_dead(const struct jit_ctx *t)
 	return t->flags_dead[t->i];
 }
 
+/* ---- the register cache (templates.c) ----
+ * Within a translation, a guest register is loaded into a host register
+ * on first use and stays there; a write goes to the host register only
+ * (dirty).  Dirty registers are written back to cpu->gpr before
+ * anything that may read cpu->gpr or fault: a slow path (to_cold), a
+ * handler call, a helper call (caller-saved slots), the block's exits.
+ * So cpu->gpr at a fault or an exit is the interpreter's.  Templates
+ * reach guest registers only through these (or after rc_evict). */
+/* The host register that holds guest register g, loaded if need be. */
+unsigned rc_get(struct jit_ctx *t, unsigned g);
+/* The host register for an instruction that writes guest register g
+ * (rc_def: not loaded) or changes it (rc_modify: loaded); the template
+ * then writes that host register itself. */
+unsigned rc_def(struct jit_ctx *t, unsigned g);
+unsigned rc_modify(struct jit_ctx *t, unsigned g);
+/* Dirty slots written back; they stay cached. */
+void rc_writeback(struct jit_ctx *t);
+/* Written back and forgotten: before a handler call or an exit. */
+void rc_flush(struct jit_ctx *t);
+/* Before a call of a C helper that reads no guest register: the slots
+ * in caller-saved host registers written back and forgotten. */
+void rc_clobber(struct jit_ctx *t);
+/* Guest register g written back and forgotten, before code that
+ * accesses cpu->gpr[g] in memory (its byte and word parts). */
+void rc_evict(struct jit_ctx *t, unsigned g);
+/* k's inline path goes on here: records the cached registers for the
+ * slow path to reload. */
+void cold_resume(struct jit_ctx *t, struct jit_cold *k);
+/* In k's slow path, before its jump back: the registers cached there. */
+void rc_reload(struct jit_ctx *t, const struct jit_cold *k);
+
 /* ---- shared by the template files (templates.c) ---- */
 /* mov hr, gpr[g] (size 4: zero-extended) */
-void load_gpr(struct x86_emit *e, unsigned hr, unsigned g, unsigned size);
+void load_gpr(struct jit_ctx *t, unsigned hr, unsigned g, unsigned size);
 /* gpr[g] = hr, zero-extended from 32 bits first for size 4 (reg_set). */
-void store_gpr(struct x86_emit *e, unsigned g, unsigned hr, unsigned size);
+void store_gpr(struct jit_ctx *t, unsigned g, unsigned hr, unsigned size);
+/* gpr[g] = the constant v (reg_set of a 64-bit value) */
+void store_gpr_imm(struct jit_ctx *t, unsigned g, uint64_t v);
 /* lf_set(cpu, kind, size, res = RDX, src1 = RAX, src2 = RCX), or with
  * src1 = src2 = 0 for LF_LOGIC; nothing when the flags are dead. */
 void record_flags(struct jit_ctx *t, unsigned kind, unsigned size);

@@ -20,25 +20,35 @@
  * instructions not run. */
 #include "cpu/emu/jit/jit.h"
 #include "cpu/emu/jit/templates.h"
+#include "cpu/emu/core/block.h"
 
 #include <stddef.h>
 #include <string.h>
 
 #define CPU_OFF(field) ((int32_t)offsetof(struct emu_cpu, field))
 
-/* RBX = cpu; R12, R13 saved with it so that the stack stays 16-byte
+/* RBX = cpu; R12 and the register cache's callee-saved R13-R15 and RBP
+ * saved with it, and 8 bytes more, so that the stack stays 16-byte
  * aligned at every call (the caller's call left it at 8 mod 16). */
 static void emit_prologue(struct x86_emit *e)
 {
 	xe_push(e, HR_RBX);
 	xe_push(e, HR_R12);
 	xe_push(e, HR_R13);
+	xe_push(e, HR_R14);
+	xe_push(e, HR_R15);
+	xe_push(e, HR_RBP);
+	xe_push(e, HR_RBP);
 	xe_op_rr(e, 0x89, 8, HR_RDI, HR_RBX);          /* mov rbx, rdi */
 	xe_load64(e, HR_R12, HR_RBX, CPU_OFF(rip));
 }
 
 void jit_emit_epilogue(struct x86_emit *e)
 {
+	xe_pop(e, HR_RBP);
+	xe_pop(e, HR_RBP);
+	xe_pop(e, HR_R15);
+	xe_pop(e, HR_R14);
 	xe_pop(e, HR_R13);
 	xe_pop(e, HR_R12);
 	xe_pop(e, HR_RBX);
@@ -95,11 +105,14 @@ void jit_emit_cold(struct jit_ctx *t)
 		emit_call_only(t, k->in);
 		t->delta = delta;
 		xe_cmp_byte0(e, HR_RBX, CPU_OFF(stop_block));
-		uint8_t *go_on = xe_jcc32(e, 0x4);             /* je: resume */
+		uint8_t *stop = xe_jcc32(e, 0x5);              /* jne: stop */
+		rc_reload(t, k);
+		uint8_t *go_on = xe_jmp32(e);                  /* resume */
 		if (go_on) {
 			int32_t rel = (int32_t)(k->resume - (go_on + 4));
 			memcpy(go_on, &rel, 4);
 		}
+		xe_patch_here(e, stop);
 		xe_load64(e, HR_R12, HR_RBX, CPU_OFF(next_rip));
 		emit_stop_exit(e, k->left);
 	}
@@ -108,6 +121,7 @@ void jit_emit_cold(struct jit_ctx *t)
 static void emit_handler_call(struct jit_ctx *t, const struct emu_insn *in, unsigned i)
 {
 	struct x86_emit *e = t->e;
+	rc_flush(t);   /* the handler reads and writes cpu->gpr, and may fault */
 	emit_call_only(t, in);
 	xe_load64(e, HR_R12, HR_RBX, CPU_OFF(next_rip));
 	t->delta = 0;
@@ -230,6 +244,8 @@ emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, u
 		__atomic_store_n(&j->insns_template, j->insns_template + t.n_templates, __ATOMIC_RELAXED);
 		__atomic_store_n(&j->insns_call, j->insns_call + (n - t.n_templates), __ATOMIC_RELAXED);
 		__atomic_store_n(&j->flags_skipped, j->flags_skipped + t.n_flags_skipped, __ATOMIC_RELAXED);
+		/* from is the block (core/cpu.c), or NULL in the unit tests. */
+		emu_jit_perf_map(j->rx + start, j->used - start, from ? ((const struct emu_block *)from)->gpa : 0, n);
 		return (emu_jit_code)(void *)(j->rx + start);
 	}
 	return NULL;

@@ -162,7 +162,7 @@ static void gen_insn(struct gen *g)
 {
 	bool w = rnd() & 1, mem = (rnd() % 3) == 0;
 	unsigned reg = any_reg(), rm = any_reg(), ext = rnd() % 8;
-	switch (rnd() % 22) {
+	switch (rnd() % 25) {
 	case 16:  /* byte and word ALU with registers and memory (not ADC/SBB) */
 	case 17: {
 		bool word = rnd() & 1;
@@ -279,6 +279,31 @@ static void gen_insn(struct gen *g)
 		}
 		break;
 	}
+	case 24:  /* MOV r, r of 32 and 64 bits, a register onto itself too */
+		modrm_insn(g, w, false, (uint8_t)(0x89 | (rnd() & 2)), reg, (rnd() & 3) ? rm : reg, false);
+		break;
+	case 23:  /* BSWAP r; XCHG r, rAX (90: NOP) */
+		if (w || (rm & 8))
+			put(g, (uint8_t)(0x40 | (w ? 8 : 0) | (rm & 8 ? 1 : 0)));
+		if (rnd() & 1) {
+			put(g, 0x0f);
+			put(g, (uint8_t)(0xc8 | (rm & 7)));
+		} else {
+			put(g, (uint8_t)(0x90 | ((rnd() & 3) ? rm & 7 : 0)));
+		}
+		break;
+	case 22:  /* a memory operand whose base register the block has just
+		   * written (held in a host register by the register cache) */
+		put(g, 0x48);
+		put(g, 0x83);
+		put(g, 0xc5);
+		put(g, 8);                                                   /* add rbp, 8 */
+		modrm_insn(g, w, false, (uint8_t)(ext << 3 | (rnd() & 2) | 1), reg, rm, true);
+		put(g, 0x48);
+		put(g, 0x83);
+		put(g, 0xed);
+		put(g, 8);                                                   /* sub rbp, 8 */
+		break;
 	case 8:   /* CMOVcc */
 		modrm_insn(g, w, true, (uint8_t)(0x40 | (rnd() % 16)), reg, rm, false);
 		break;
