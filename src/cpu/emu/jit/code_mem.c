@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 /* An address within rel32 reach of the handlers for the executable
  * view to ask for: 1 GiB below this function, a region that position-

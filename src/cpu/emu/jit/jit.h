@@ -6,8 +6,8 @@
  *
  * Code lives in a per-vCPU cache of bounded size, flushed whole when
  * full; a translation is valid while the cache's epoch is the one it was
- * made in.  The memory is a memfd mapped twice, writable and executable,
- * so no page is ever both (W^X). */
+ * made in.  The memory is shared anonymous memory mapped twice,
+ * writable and executable, so no page is ever both (W^X). */
 #ifndef VESSEL_CPU_EMU_JIT_JIT_H
 #define VESSEL_CPU_EMU_JIT_JIT_H
 
