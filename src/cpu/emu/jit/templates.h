@@ -44,6 +44,7 @@ struct jit_cold {
 struct jit_exit_site {
 	uint8_t *lea;         /* rel32 of lea rax, [rip + record] */
 	uint8_t *jmp;         /* rel32 of the exit's jmp, writable view */
+	bool dynamic;         /* the target varies */
 };
 
 struct jit_ctx {
@@ -51,6 +52,10 @@ struct jit_ctx {
 	unsigned n;           /* instructions in the block */
 	unsigned i;           /* the one being translated */
 	unsigned mode;        /* enum emu_mode of the block */
+	int page_off;         /* the block's offset in its guest page; -1: unknown */
+	/* R12 was reloaded after a handler: no longer the block's start
+	 * plus a constant (exits to a constant target are then unknown). */
+	bool r12_moved;
 	unsigned n_cold;
 	struct jit_cold cold[JIT_MAX_COLD];
 	/* Bytes of guest code between the RIP in R12 and the current
@@ -108,8 +113,13 @@ void emit_tlb_hit(struct jit_ctx *t, unsigned seg, unsigned size, bool write, st
 bool jit_branch(struct jit_ctx *t, const struct emu_insn *in);
 /* The block's end: RIP = R12 + off, chainable in 64-bit code. */
 void jit_exit_static(struct jit_ctx *t, int64_t off);
-/* The block's end where RIP = R12, a target that varies. */
-void jit_exit_dynamic(struct jit_ctx *t);
+/* The block's end where RIP = R12, a target that varies; chainable
+ * only if the last instruction kept the fetch context. */
+void jit_exit_dynamic(struct jit_ctx *t, bool chainable);
+/* Whether a handler ending a block leaves the fetch context (address
+ * space, TLB, CPL, mode) as it was: one that does not end blocks, or a
+ * near transfer. */
+bool jit_keeps_fetch_context(const struct emu_insn *in);
 /* Writes the exit records after the block's code. */
 void jit_emit_exit_records(struct jit_ctx *t);
 
