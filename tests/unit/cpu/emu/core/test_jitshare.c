@@ -1,0 +1,277 @@
+/* Translated code shared by the vCPUs of a VM (src/cpu/emu/jit,
+ * docs/architecture.md "Code generation"): a block one vCPU translated
+ * is run by the other without a second translation; a store by one vCPU
+ * into code the other runs chained (direct jumps within a page) is seen
+ * by the other (cross-modifying code, SDM vol. 3A 8.1.3); a code cache
+ * too small for one vCPU's code is flushed whole while the other runs
+ * chained translations, and neither goes wrong.  64-bit code, blocks
+ * translated at their first run.
+ *
+ * Memory: identity-mapped 4 KiB pages over the first 2 MiB (page tables
+ * at 0x10000); vCPU i's stack below 0x8000 + 0x1000 * i. */
+#include <criterion/criterion.h>
+
+#include "cpu/engines.h"
+#include "cpu/emu/core/block.h"
+#include "cpu/emu/emu.h"
+#include "machine/accel.h"
+#include "machine/machine.h"
+#include "machine/x86.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#define RAM_SIZE (2ull << 20)
+#define PML4 0x10000u
+#define PT 0x13000u
+
+static struct vm vm;
+static struct vcpu vcpus[2];
+
+static void put(uint64_t gpa, const void *p, size_t n)
+{
+	cr_assert_eq(gmem_write(&vm.mem, gpa, p, n), 0);
+}
+
+static void put64(uint64_t gpa, uint64_t v)
+{
+	put(gpa, &v, 8);
+}
+
+/* A VM of two vCPUs that translate every block at its first run, with a
+ * code cache of cache_bytes (0: the default). */
+static void setup_vm(uint64_t cache_bytes)
+{
+	memset(&vm, 0, sizeof(vm));
+	memset(vcpus, 0, sizeof(vcpus));
+	vm.accel = &accel_emu;
+	vm.jit_hot = 1;
+	vm.code_cache_bytes = cache_bytes;
+	cr_assert_eq(gmem_init(&vm.mem, RAM_SIZE), 0);
+	bus_init(&vm.pio, "pio");
+	bus_init(&vm.mmio, "mmio");
+	pthread_mutex_init(&vm.dev_lock, NULL);
+	put64(PML4, (PML4 + 0x1000) | 3);
+	put64(PML4 + 0x1000, (PML4 + 0x2000) | 3);
+	put64(PML4 + 0x2000, PT | 3);
+	for (uint64_t i = 0; i < 512; i++)
+		put64(PT + 8 * i, (i << 12) | 3);
+	cr_assert_eq(accel_emu.vm_init(&vm), 0);
+	for (unsigned i = 0; i < 2; i++) {
+		struct vcpu *v = &vcpus[i];
+		v->vm = &vm;
+		v->id = i;
+		v->run_state = VCPU_RUNNABLE;
+		pthread_mutex_init(&v->lock, NULL);
+		pthread_cond_init(&v->wake, NULL);
+		vm.vcpus[i] = v;
+		cr_assert_eq(accel_emu.vcpu_init(v), 0);
+	}
+	vm.n_vcpus = 2;
+}
+
+static void teardown_vm(void)
+{
+	for (unsigned i = 0; i < 2; i++)
+		accel_emu.vcpu_destroy(&vcpus[i]);
+	accel_emu.vm_destroy(&vm);
+	bus_destroy(&vm.pio);
+	bus_destroy(&vm.mmio);
+	gmem_destroy(&vm.mem);
+}
+
+static struct emu_cpu *cpu(unsigned i)
+{
+	return vcpus[i].accel;
+}
+
+/* vCPU i in 64-bit mode at rip, registers 0, with a budget. */
+static void place(unsigned i, uint64_t rip, uint64_t budget)
+{
+	struct vcpu *v = &vcpus[i];
+	struct x86_sregs sregs;
+	cr_assert_eq(accel_emu.get_sregs(v, &sregs), 0);
+	sregs.cr0 = X86_CR0_PE | X86_CR0_PG | 0x10;
+	sregs.cr3 = PML4;
+	sregs.cr4 = X86_CR4_PAE;
+	sregs.efer = X86_EFER_LME | X86_EFER_LMA;
+	for (unsigned s = 0; s < SEG_COUNT; s++)
+		sregs.seg[s] = (struct x86_segment){ .selector = 0x10, .limit = 0xffffffff, .type = 3, .s = 1,
+						     .present = 1, .db = 1, .g = 1 };
+	sregs.seg[SEG_CS] = (struct x86_segment){ .selector = 0x08, .limit = 0xffffffff, .type = 0xb, .s = 1,
+						  .present = 1, .l = 1, .g = 1 };
+	cr_assert_eq(accel_emu.set_sregs(v, &sregs), 0);
+	struct x86_regs regs;
+	cr_assert_eq(accel_emu.get_regs(v, &regs), 0);
+	memset(regs.gpr, 0, sizeof(regs.gpr));
+	regs.rip = rip;
+	regs.gpr[RSP] = 0x8000 + 0x1000 * i;
+	regs.rflags = 2;
+	cr_assert_eq(accel_emu.set_regs(v, &regs), 0);
+	cpu(i)->icount_stop = cpu(i)->icount + budget;
+}
+
+/* Runs vCPU i until it stops for something else than a kick, or its
+ * budget is spent; returns the exit reason. */
+static enum vcpu_exit_reason run(unsigned i)
+{
+	struct vcpu_exit exit;
+	do {
+		memset(&exit, 0, sizeof(exit));
+		accel_emu.vcpu_run(&vcpus[i], &exit);
+	} while (exit.reason == VCPU_EXIT_KICK && cpu(i)->icount < cpu(i)->icount_stop);
+	return exit.reason;
+}
+
+static void *run_thread(void *arg)
+{
+	return (void *)(uintptr_t)run((unsigned)(uintptr_t)arg);
+}
+
+static struct accel_code_stats stats(void)
+{
+	struct accel_code_stats s = { 0 };
+	accel_emu.code_stats(&vm, &s);
+	return s;
+}
+
+/* RAX += 3 by a call ECX times, the loop closing with a Jcc each way,
+ * all in one page (so every exit may chain): RAX = 3 * ECX at the HLT. */
+static void put_calls(uint64_t at, uint32_t times)
+{
+	uint8_t code[] = {
+		0x31, 0xc0,                         /* xor eax, eax */
+		0xb9, 0, 0, 0, 0,                   /* mov ecx, times */
+		0xe8, 0x0a, 0x00, 0x00, 0x00,       /* l: call f */
+		0xf6, 0xc1, 0x01,                   /* test cl, 1 */
+		0x74, 0x00,                         /* jz $+2: both ways, one target */
+		0xff, 0xc9,                         /* dec ecx */
+		0x75, 0xf2,                         /* jnz l */
+		0xf4,                               /* hlt */
+		0x48, 0x83, 0xc0, 0x03,             /* f: add rax, 3 */
+		0xeb, 0x00,                         /* jmp $+2 */
+		0xc3,                               /* ret */
+	};
+	memcpy(&code[3], &times, 4);
+	put(at, code, sizeof(code));
+}
+
+Test(emu_jitshare, second_vcpu_runs_the_translations_the_first_made)
+{
+	setup_vm(0);
+	put_calls(0x1000, 1000);
+	place(0, 0x1000, 100000000);
+	cr_assert_eq(run(0), VCPU_EXIT_HLT);
+	cr_assert_eq(cpu(0)->gpr[RAX], 3000);
+	struct accel_code_stats before = stats();
+	cr_assert_gt(before.jit_blocks, 0);
+	cr_assert_eq(before.jit_shared, 0);
+	cr_assert_gt(before.translated_bytes, 0);
+
+	place(1, 0x1000, 100000000);
+	cr_assert_eq(run(1), VCPU_EXIT_HLT);
+	cr_assert_eq(cpu(1)->gpr[RAX], 3000);
+	struct accel_code_stats after = stats();
+	cr_assert_eq(after.jit_blocks, before.jit_blocks, "vCPU 1 translated %llu blocks again",
+		     (unsigned long long)(after.jit_blocks - before.jit_blocks));
+	/* Every block vCPU 0 translated and vCPU 1 entered from the loop:
+	 * at least the first one. */
+	cr_assert_gt(after.jit_shared, 0);
+	cr_assert_leq(after.jit_shared, after.jit_blocks);
+	cr_assert_eq(after.jit_flushes, 0);
+	teardown_vm();
+}
+
+/* vCPU 1 calls f until it returns 2, in one page, so that its blocks
+ * jump to each other directly; vCPU 0 spins a while, then rewrites f's
+ * immediate from 1 to 2.  vCPU 1 must see the store and halt. */
+Test(emu_jitshare, store_by_one_vcpu_into_code_the_other_runs_chained_is_seen)
+{
+	static const uint8_t reader[] = {
+		0xe8, 0x06, 0x00, 0x00, 0x00,       /* l: call f */
+		0x83, 0xf8, 0x02,                   /* cmp eax, 2 */
+		0x75, 0xf6,                         /* jne l */
+		0xf4,                               /* hlt */
+		0xb8, 0x01, 0x00, 0x00, 0x00,       /* f: mov eax, 1 */
+		0xc3,                               /* ret */
+	};
+	static const uint8_t writer[] = {
+		0xb9, 0x40, 0x0d, 0x03, 0x00,       /* mov ecx, 200000 */
+		0xff, 0xc9,                         /* w: dec ecx */
+		0x75, 0xfc,                         /* jnz w */
+		0xc6, 0x04, 0x25, 0x0c, 0x10, 0x00, 0x00, 0x02, /* mov byte [0x100c], 2 */
+		0xf4,                               /* hlt */
+	};
+	setup_vm(0);
+	put(0x1000, reader, sizeof(reader));
+	put(0x3000, writer, sizeof(writer));
+	place(1, 0x1000, 2000000000);
+	place(0, 0x3000, 100000000);
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, run_thread, (void *)(uintptr_t)1), 0);
+	cr_assert_eq(run(0), VCPU_EXIT_HLT);
+	void *reason;
+	pthread_join(t, &reason);
+	cr_assert_eq((uintptr_t)reason, VCPU_EXIT_HLT, "vCPU 1 never saw the store (exit %d after %llu instructions)",
+		     (int)(uintptr_t)reason, (unsigned long long)cpu(1)->icount);
+	cr_assert_eq(cpu(1)->gpr[RAX], 2);
+	cr_assert_gt(stats().jit_shared + stats().jit_blocks, 0);
+	teardown_vm();
+}
+
+/* 700 blocks of ADD EAX, 1 and a JMP to the next in one page, run 30
+ * times: far more host code than a code cache of a quarter of 256 KiB
+ * holds, so it is flushed again and again. */
+static void put_many_blocks(uint64_t at)
+{
+	uint8_t code[4096];
+	unsigned k = 0;
+	code[k++] = 0x31;                      /* xor eax, eax */
+	code[k++] = 0xc0;
+	code[k++] = 0xb9;                      /* mov ecx, 30 */
+	code[k++] = 30;
+	code[k++] = 0;
+	code[k++] = 0;
+	code[k++] = 0;
+	unsigned top = k;
+	for (unsigned i = 0; i < 700; i++) {
+		code[k++] = 0x83;              /* add eax, 1 */
+		code[k++] = 0xc0;
+		code[k++] = 0x01;
+		code[k++] = 0xeb;              /* jmp $+2 */
+		code[k++] = 0x00;
+	}
+	code[k++] = 0xff;                      /* dec ecx */
+	code[k++] = 0xc9;
+	code[k++] = 0x0f;                      /* jnz near top */
+	code[k++] = 0x85;
+	int32_t rel = (int32_t)top - (int32_t)(k + 4);
+	memcpy(&code[k], &rel, 4);
+	k += 4;
+	code[k++] = 0xf4;                      /* hlt */
+	cr_assert_leq(k, sizeof(code));
+	put(at, code, k);
+}
+
+Test(emu_jitshare, flush_of_a_full_code_cache_while_the_other_vcpu_runs_chained)
+{
+	setup_vm(256 << 10);
+	put_calls(0x1000, 2000000);
+	put_many_blocks(0x3000);
+	place(1, 0x1000, 2000000000);
+	place(0, 0x3000, 100000000);
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, run_thread, (void *)(uintptr_t)1), 0);
+	cr_assert_eq(run(0), VCPU_EXIT_HLT);
+	void *reason;
+	pthread_join(t, &reason);
+	cr_assert_eq((uintptr_t)reason, VCPU_EXIT_HLT);
+	cr_assert_eq(cpu(0)->gpr[RAX], 700 * 30);
+	cr_assert_eq(cpu(1)->gpr[RAX], 3 * 2000000ull);
+	struct accel_code_stats s = stats();
+	cr_assert_eq(s.jit_cache_bytes, (256 << 10) / EMU_JIT_CACHE_SHARE);
+	cr_assert_gt(s.jit_flushes, 0, "the code cache was never full");
+	cr_assert_leq(s.translated_peak, s.jit_cache_bytes);
+	cr_assert_gt(s.jit_blocks, 700);
+	teardown_vm();
+}
