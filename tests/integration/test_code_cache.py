@@ -47,6 +47,11 @@ def test_stats_show_one_cache_shared_by_two_vcpus(vessel_bin, tmp_path):
     assert code["jit_blocks"] > 100 and code["translated_bytes"] > 100 * code["jit_blocks"], code
     assert code["jit_template_insns"] > code["jit_call_insns"] > 0, code
     assert code["jit_flags_skipped"] > 0, code
+    # One code cache for host code, shared by both vCPUs, a quarter of
+    # --code-cache: one vCPU ran translations the other made.
+    assert code["jit_cache_bytes"] == 12 << 20, code
+    assert 0 < code["translated_bytes"] <= code["translated_peak_bytes"] <= code["jit_cache_bytes"], code
+    assert code["jit_shared"] > 0, "no vCPU ran a translation the other made"
     assert "code cache and address spaces:" in text and "shared_hits" in text, text
 
 
