@@ -7,9 +7,9 @@
  * chained translations, and neither goes wrong.  64-bit code, blocks
  * translated at their first run.
  *
- * Memory: identity-mapped 4 KiB pages over the first 2 MiB (page tables
- * at 0x10000); vCPU i's stack below 0x8000 + 0x1000 * i. */
-#include <criterion/criterion.h>
+ * Memory: the first 2 MiB identity-mapped (page tables at 0x10000);
+ * vCPU i's stack below 0x8000 + 0x1000 * i. */
+#include "two_vcpus.h"
 
 #include "cpu/engines.h"
 #include "cpu/emu/core/block.h"
@@ -23,7 +23,6 @@
 
 #define RAM_SIZE (2ull << 20)
 #define PML4 0x10000u
-#define PT 0x13000u
 
 static struct vm vm;
 static struct vcpu vcpus[2];
@@ -39,45 +38,20 @@ static void put64(uint64_t gpa, uint64_t v)
 }
 
 /* A VM of two vCPUs that translate every block at its first run, with a
- * code cache of cache_bytes (0: the default). */
+ * code cache of cache_bytes (0: the default); the first 2 MiB mapped
+ * one to one by a large page. */
 static void setup_vm(uint64_t cache_bytes)
 {
-	memset(&vm, 0, sizeof(vm));
-	memset(vcpus, 0, sizeof(vcpus));
-	vm.accel = &accel_emu;
-	vm.jit_hot = 1;
-	vm.code_cache_bytes = cache_bytes;
-	cr_assert_eq(gmem_init(&vm.mem, RAM_SIZE), 0);
-	bus_init(&vm.pio, "pio");
-	bus_init(&vm.mmio, "mmio");
-	pthread_mutex_init(&vm.dev_lock, NULL);
+	two_vcpus_vm(&vm, vcpus, RAM_SIZE, cache_bytes, 1);
 	put64(PML4, (PML4 + 0x1000) | 3);
 	put64(PML4 + 0x1000, (PML4 + 0x2000) | 3);
-	put64(PML4 + 0x2000, PT | 3);
-	for (uint64_t i = 0; i < 512; i++)
-		put64(PT + 8 * i, (i << 12) | 3);
-	cr_assert_eq(accel_emu.vm_init(&vm), 0);
-	for (unsigned i = 0; i < 2; i++) {
-		struct vcpu *v = &vcpus[i];
-		v->vm = &vm;
-		v->id = i;
-		v->run_state = VCPU_RUNNABLE;
-		pthread_mutex_init(&v->lock, NULL);
-		pthread_cond_init(&v->wake, NULL);
-		vm.vcpus[i] = v;
-		cr_assert_eq(accel_emu.vcpu_init(v), 0);
-	}
-	vm.n_vcpus = 2;
+	put64(PML4 + 0x2000, 0x83);            /* 2 MiB at 0: P, RW, PS */
+	two_vcpus_init(&vm, vcpus);
 }
 
 static void teardown_vm(void)
 {
-	for (unsigned i = 0; i < 2; i++)
-		accel_emu.vcpu_destroy(&vcpus[i]);
-	accel_emu.vm_destroy(&vm);
-	bus_destroy(&vm.pio);
-	bus_destroy(&vm.mmio);
-	gmem_destroy(&vm.mem);
+	two_vcpus_destroy(&vm, vcpus);
 }
 
 static struct emu_cpu *cpu(unsigned i)
@@ -126,6 +100,20 @@ static enum vcpu_exit_reason run(unsigned i)
 static void *run_thread(void *arg)
 {
 	return (void *)(uintptr_t)run((unsigned)(uintptr_t)arg);
+}
+
+/* vCPU 1 from rip1 on a thread of its own, with a large budget, while
+ * vCPU 0 runs from rip0 to its HLT; returns how vCPU 1 stopped. */
+static enum vcpu_exit_reason run_both(uint64_t rip0, uint64_t rip1)
+{
+	place(1, rip1, 2000000000);
+	place(0, rip0, 100000000);
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, run_thread, (void *)(uintptr_t)1), 0);
+	cr_assert_eq(run(0), VCPU_EXIT_HLT);
+	void *reason;
+	pthread_join(t, &reason);
+	return (enum vcpu_exit_reason)(uintptr_t)reason;
 }
 
 static struct accel_code_stats stats(void)
@@ -205,15 +193,9 @@ Test(emu_jitshare, store_by_one_vcpu_into_code_the_other_runs_chained_is_seen)
 	setup_vm(0);
 	put(0x1000, reader, sizeof(reader));
 	put(0x3000, writer, sizeof(writer));
-	place(1, 0x1000, 2000000000);
-	place(0, 0x3000, 100000000);
-	pthread_t t;
-	cr_assert_eq(pthread_create(&t, NULL, run_thread, (void *)(uintptr_t)1), 0);
-	cr_assert_eq(run(0), VCPU_EXIT_HLT);
-	void *reason;
-	pthread_join(t, &reason);
-	cr_assert_eq((uintptr_t)reason, VCPU_EXIT_HLT, "vCPU 1 never saw the store (exit %d after %llu instructions)",
-		     (int)(uintptr_t)reason, (unsigned long long)cpu(1)->icount);
+	enum vcpu_exit_reason r1 = run_both(0x3000, 0x1000);
+	cr_assert_eq(r1, VCPU_EXIT_HLT, "vCPU 1 never saw the store (exit %d after %llu instructions)", (int)r1,
+		     (unsigned long long)cpu(1)->icount);
 	cr_assert_eq(cpu(1)->gpr[RAX], 2);
 	cr_assert_gt(stats().jit_shared + stats().jit_blocks, 0);
 	teardown_vm();
@@ -258,14 +240,7 @@ Test(emu_jitshare, flush_of_a_full_code_cache_while_the_other_vcpu_runs_chained)
 	setup_vm(256 << 10);
 	put_calls(0x1000, 2000000);
 	put_many_blocks(0x3000);
-	place(1, 0x1000, 2000000000);
-	place(0, 0x3000, 100000000);
-	pthread_t t;
-	cr_assert_eq(pthread_create(&t, NULL, run_thread, (void *)(uintptr_t)1), 0);
-	cr_assert_eq(run(0), VCPU_EXIT_HLT);
-	void *reason;
-	pthread_join(t, &reason);
-	cr_assert_eq((uintptr_t)reason, VCPU_EXIT_HLT);
+	cr_assert_eq(run_both(0x3000, 0x1000), VCPU_EXIT_HLT);
 	cr_assert_eq(cpu(0)->gpr[RAX], 700 * 30);
 	cr_assert_eq(cpu(1)->gpr[RAX], 3 * 2000000ull);
 	struct accel_code_stats s = stats();
