@@ -180,7 +180,7 @@ void jit_exit_static(struct jit_ctx *t, int64_t off)
 	/* Only 64-bit code chains: elsewhere RIP wraps after the block
 	 * (core/cpu.c block_wrap_rip).  The target must lie in the block's
 	 * page: R12 still the block's start, the offset within the page. */
-	bool chain = t->mode == EMU_MODE_LONG64 && t->page_off >= 0 && !t->r12_moved &&
+	bool chain = t->mode == EMU_MODE_LONG64 && t->page_off >= 0 && !t->r12_moved && !t->no_chain &&
 		     t->page_off + off >= 0 && t->page_off + off < 4096;
 	add_r12(e, off);
 	xe_store64(e, HR_RBX, CPU_OFF(rip), HR_R12);
@@ -190,18 +190,21 @@ void jit_exit_static(struct jit_ctx *t, int64_t off)
 /* The stub's first check is the target, so an exit whose target varies
  * may be patched too: it goes on directly while the target is the one
  * the stub was made for. */
-void jit_exit_dynamic(struct jit_ctx *t, bool chainable)
+void jit_exit_dynamic(struct jit_ctx *t)
 {
 	struct x86_emit *e = t->e;
 	xe_store64(e, HR_RBX, CPU_OFF(rip), HR_R12);
-	exit_tail(t, chainable && t->mode == EMU_MODE_LONG64 ? exit_jmp(e) : NULL, true);
+	exit_tail(t, !t->no_chain && t->mode == EMU_MODE_LONG64 ? exit_jmp(e) : NULL, true);
 }
 
 bool jit_keeps_fetch_context(const struct emu_insn *in)
 {
+	unsigned op = in->opcode, reg = (in->modrm >> 3) & 7;
+	/* INVPCID flushes TLB entries without ending its block. */
+	if (in->opmap == EMU_MAP_0F38 && op == 0x82)
+		return false;
 	if (!emu_insn_ends_block(in))
 		return true;
-	unsigned op = in->opcode, reg = (in->modrm >> 3) & 7;
 	if (in->opmap == EMU_MAP_0F)
 		return op >= 0x80 && op <= 0x8f;                       /* Jcc rel */
 	return in->opmap == EMU_MAP_1B &&
@@ -279,7 +282,7 @@ static bool emit_ret(struct jit_ctx *t, const struct emu_insn *in)
 	/* Here the slow path's handler left the target in next_rip too. */
 	k->resume = e->p;
 	xe_load64(e, HR_R12, HR_RBX, CPU_OFF(next_rip));
-	jit_exit_dynamic(t, true);
+	jit_exit_dynamic(t);
 	return true;
 }
 

@@ -94,9 +94,9 @@ emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, u
  * that keeps the fetch context) follows the last successor it went to
  * when that lies in the page it was entered by, and is re-pointed at
  * most JIT_EXIT_PATCHES times, so that a return to many callers does
- * not fill the cache with stubs.  A handler that may change the fetch
- * context (MOV CR3, INVLPG, IRET, a far transfer...) ends its block with
- * an exit that never chains. */
+ * not fill the cache with stubs.  A block with an instruction that may
+ * change the fetch context (MOV CR3, INVLPG, IRET, a far transfer...,
+ * which end their block, and INVPCID) has no exit that chains. */
 #define JIT_EXIT_PATCHES 8
 struct emu_jit_exit {
 	void *from;

@@ -56,6 +56,9 @@ struct jit_ctx {
 	/* R12 was reloaded after a handler: no longer the block's start
 	 * plus a constant (exits to a constant target are then unknown). */
 	bool r12_moved;
+	/* An instruction of the block may change the fetch context
+	 * (jit_keeps_fetch_context): no exit chains. */
+	bool no_chain;
 	unsigned n_cold;
 	struct jit_cold cold[JIT_MAX_COLD];
 	/* Bytes of guest code between the RIP in R12 and the current
@@ -113,12 +116,11 @@ void emit_tlb_hit(struct jit_ctx *t, unsigned seg, unsigned size, bool write, st
 bool jit_branch(struct jit_ctx *t, const struct emu_insn *in);
 /* The block's end: RIP = R12 + off, chainable in 64-bit code. */
 void jit_exit_static(struct jit_ctx *t, int64_t off);
-/* The block's end where RIP = R12, a target that varies; chainable
- * only if the last instruction kept the fetch context. */
-void jit_exit_dynamic(struct jit_ctx *t, bool chainable);
-/* Whether a handler ending a block leaves the fetch context (address
- * space, TLB, CPL, mode) as it was: one that does not end blocks, or a
- * near transfer. */
+/* The block's end where RIP = R12, a target that varies. */
+void jit_exit_dynamic(struct jit_ctx *t);
+/* Whether an instruction leaves the fetch context (address space, TLB,
+ * CPL, mode) as it was: one that does not end blocks (but INVPCID), or
+ * a near transfer. */
 bool jit_keeps_fetch_context(const struct emu_insn *in);
 /* Writes the exit records after the block's code. */
 void jit_emit_exit_records(struct jit_ctx *t);

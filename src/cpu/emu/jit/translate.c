@@ -159,6 +159,10 @@ static void emit_block(struct jit_ctx *t, struct emu_jit *j, const struct emu_in
 	xe_op_rr(e, 0x89, 8, HR_R12, HR_R13);          /* mov r13, r12 */
 	xe_grp1_mem64_imm(e, 0, HR_RBX, CPU_OFF(icount), (int32_t)t->n);   /* add icount, n */
 	bool ended = false, called = false;
+	/* Exits chain only while the fetch context is the one the block
+	 * was entered under (jit/jit.h). */
+	for (unsigned i = 0; i < t->n; i++)
+		t->no_chain |= !jit_keeps_fetch_context(&insn[i]);
 	for (unsigned i = 0; i < t->n; i++) {
 		const struct emu_insn *in = &insn[i];
 		unsigned lf_known = t->lf_known;
@@ -181,7 +185,7 @@ static void emit_block(struct jit_ctx *t, struct emu_jit *j, const struct emu_in
 		}
 	}
 	if (!ended && called)
-		jit_exit_dynamic(t, jit_keeps_fetch_context(&insn[t->n - 1]));
+		jit_exit_dynamic(t);
 	else if (!ended)
 		jit_exit_static(t, (int64_t)t->delta);
 	/* The exits of a handler that stopped the block: RIP is its
