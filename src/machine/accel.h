@@ -84,12 +84,16 @@ struct accel_code_stats {
 	uint64_t cache_bytes;       /* the bound (--code-cache) */
 	uint64_t decoded_bytes;     /* decoded blocks held now */
 	uint64_t decoded_peak;      /* the most held since the VM was built */
-	uint64_t translated_bytes;  /* host code generated from them (0: none) */
-	/* Code generation (--jit on), summed over the vCPUs: blocks
-	 * translated, flushes of a full code cache, and of the instructions
-	 * translated, those that became inline templates, those that became
-	 * handler calls, and the lazy-flags records left out as dead. */
-	uint64_t jit_blocks, jit_flushes, jit_template_insns, jit_call_insns, jit_flags_skipped;
+	/* Host code generated from them (--jit on; 0: none), in the VM's
+	 * code cache, shared by its vCPUs: its bound, the bytes held now
+	 * and the most held. */
+	uint64_t jit_cache_bytes, translated_bytes, translated_peak;
+	/* Code generation: blocks translated, full flushes a full code
+	 * cache caused, translations run by a vCPU that did not make them
+	 * (each counted once), and of the instructions translated, those
+	 * that became inline templates, those that became handler calls,
+	 * and the lazy-flags records left out as dead. */
+	uint64_t jit_blocks, jit_flushes, jit_shared, jit_template_insns, jit_call_insns, jit_flags_skipped;
 	uint64_t blocks;            /* blocks decoded and kept */
 	uint64_t shared_hits;       /* lookups that found a block another vCPU decoded */
 	uint64_t uncached;          /* blocks decoded for one use while a flush drained */

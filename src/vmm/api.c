@@ -1338,13 +1338,14 @@ int api_stats_from_machine(struct vm *vm, json_t *out)
 		json_t *c = json_object();
 		const struct { const char *name; uint64_t v; } f[] = {
 			{ "cache_bytes", cs.cache_bytes }, { "decoded_bytes", cs.decoded_bytes },
-			{ "decoded_peak_bytes", cs.decoded_peak }, { "translated_bytes", cs.translated_bytes },
+			{ "decoded_peak_bytes", cs.decoded_peak }, { "jit_cache_bytes", cs.jit_cache_bytes },
+			{ "translated_bytes", cs.translated_bytes }, { "translated_peak_bytes", cs.translated_peak },
 			{ "blocks", cs.blocks }, { "shared_hits", cs.shared_hits }, { "uncached_blocks", cs.uncached },
 			{ "evictions", cs.evictions }, { "as_switches", cs.as_switches },
 			{ "as_kept", cs.as_kept }, { "as_purged", cs.as_purged },
 			{ "tlb_full_flushes", cs.tlb_full_flushes }, { "pt_pages_tracked", cs.pt_tracked },
 			{ "pt_deferred", cs.pt_deferred }, { "pt_tracking_restarts", cs.pt_restarts },
-			{ "jit_blocks", cs.jit_blocks }, { "jit_flushes", cs.jit_flushes },
+			{ "jit_blocks", cs.jit_blocks }, { "jit_flushes", cs.jit_flushes }, { "jit_shared", cs.jit_shared },
 			{ "jit_template_insns", cs.jit_template_insns }, { "jit_call_insns", cs.jit_call_insns },
 			{ "jit_flags_skipped", cs.jit_flags_skipped },
 		};

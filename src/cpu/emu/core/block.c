@@ -52,6 +52,7 @@ void emu_block_cache_destroy(struct emu_vm *evm)
 	if (!c)
 		return;
 	pthread_mutex_destroy(&c->lock);
+	emu_jit_destroy(c->jit);
 	free(c->slots);
 	munmap(c->arena, c->size);
 	free(c);
@@ -71,6 +72,10 @@ static void try_reclaim(struct emu_block_cache *c)
 	}
 	c->used = 0;
 	c->draining = false;
+	/* No vCPU runs the old translations either: each is outside its
+	 * run loop or has left the old blocks, and with them their code. */
+	if (c->jit)
+		emu_jit_reset(c->jit);
 }
 
 static void flush_locked(struct emu_block_cache *c)
@@ -233,6 +238,7 @@ static struct emu_block *decode_straddling(struct emu_cpu *cpu, uint64_t lin, ui
 	b->mode = cpu->mode;
 	b->n = 1;
 	b->cacheable = false;
+	atomic_init(&b->jit_fn, NULL);
 	/* No link: emu_block_next() reads them all the same. */
 	atomic_init(&b->link_seq, 0);
 	for (unsigned i = 0; i < EMU_BLOCK_CHAINS; i++)
@@ -345,6 +351,10 @@ struct emu_block *emu_block_lookup(struct emu_cpu *cpu, const char **err)
 	b->cacheable = true;
 	b->next_link = 0;
 	b->decoder = cv->id;
+	b->jit_maker = 0;
+	atomic_init(&b->jit_shared, 0);
+	b->jit_runs = 0;
+	atomic_init(&b->jit_fn, NULL);
 	atomic_init(&b->link_seq, 0);
 	for (unsigned i = 0; i < EMU_BLOCK_CHAINS; i++)
 		b->link[i] = (struct emu_block_link){ .lin = ~0ull };
@@ -389,4 +399,28 @@ struct emu_block *emu_block_link_new(struct emu_cpu *cpu, struct emu_block *b, u
 	if (linkable)
 		link_add(b, lin, key, to);
 	return to;
+}
+
+emu_jit_code emu_block_translate(struct emu_core_vcpu *cv, struct emu_block *b)
+{
+	struct emu_block_cache *c = cv->cache;
+	pthread_mutex_lock(&c->lock);
+	emu_jit_code fn = atomic_load_explicit(&b->jit_fn, memory_order_relaxed);
+	/* Not draining: b belongs to the current epoch (a vCPU holding a
+	 * block of the old one keeps the drain going), and so does the code
+	 * cache's memory. */
+	if (!fn && !c->draining) {
+		fn = emu_jit_translate(c->jit, b->insn, b->n, b->mode, (int)(b->gpa & 4095), b);
+		if (fn) {
+			b->jit_maker = cv->id;
+			atomic_store_explicit(&b->jit_fn, fn, memory_order_release);
+		} else if (c->jit->full) {
+			/* Evicted with the decoded blocks it was made from:
+			 * the code is reused once no vCPU can run it. */
+			__atomic_store_n(&c->jit->flushes, c->jit->flushes + 1, __ATOMIC_RELAXED);
+			flush_locked(c);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return fn;
 }

@@ -11,6 +11,10 @@
  * reused only once every vCPU has passed a run-loop boundary since the
  * flush (the cache epoch), so that no vCPU still holds a pointer into it.
  *
+ * With code generation (--jit on) the cache holds the VM's host code too
+ * (jit/jit.h), one translation per block, kept in the block: it lives
+ * and dies with the block, and a flush of either empties both.
+ *
  * Blocks are chained: a block remembers the blocks that followed it, with
  * the fetch context they were found under, so that the run loop goes from
  * block to block without a lookup while that context holds.  Any vCPU may
@@ -21,6 +25,7 @@
 #define VESSEL_CPU_EMU_CORE_BLOCK_H
 
 #include "cpu/emu/emu.h"
+#include "cpu/emu/jit/jit.h"
 #include "machine/machine.h"
 
 #include <pthread.h>
@@ -51,6 +56,14 @@ struct emu_block {
 	bool cacheable;        /* false: decoded for one use (straddles a page, or the cache is draining) */
 	uint8_t next_link;     /* link slot to overwrite next */
 	uint8_t decoder;       /* the vCPU that decoded it (emu_core_vcpu.id) */
+	/* Its translation (jit/jit.h, NULL: none yet), published under the
+	 * cache's lock by the vCPU jit_maker; jit_runs counts the block's
+	 * runs until then (racy increments: a hint); jit_shared: counted as
+	 * run by another vCPU than its maker (emu_core_vcpu.jit_shared). */
+	uint8_t jit_maker;
+	_Atomic uint8_t jit_shared;
+	uint32_t jit_runs;
+	_Atomic emu_jit_code jit_fn;
 	/* Odd while a vCPU rewrites a link: readers that see it change
 	 * ignore what they read (a seqlock over link[] and next_link). */
 	_Atomic uint32_t link_seq;
@@ -61,19 +74,6 @@ struct emu_block {
 /* A recently entered block by linear address, for block exits whose
  * links miss (returns to many callers, indirect jumps): cheaper than a
  * lookup, which translates the address and reads the slot table. */
-/* A block's translation in one vCPU's code cache: valid while the block
- * cache's epoch (after a flush the block's memory is reused) and the code
- * cache's epoch are the ones it was made under.  runs counts the block's
- * runs on this vCPU until it is translated. */
-struct emu_jit_entry {
-	const struct emu_block *b;
-	uint64_t cache_epoch;
-	uint32_t jit_epoch;
-	uint32_t runs;
-	void (*fn)(struct emu_cpu *cpu);
-};
-#define EMU_JIT_MAP 8192                   /* power of two */
-
 struct emu_jump_entry {
 	uint64_t lin;
 	uint64_t key;
@@ -100,6 +100,11 @@ struct emu_block_cache {
 	uint64_t blocks;                      /* decoded and inserted */
 	uint64_t uncached;                    /* decoded for one use while draining */
 	uint64_t flushes;                     /* full flushes for want of room (evictions) */
+	/* The VM's host code (jit/jit.h, owner_flushes), NULL with --jit
+	 * off: translated under lock; its memory is reused with the arena's
+	 * (try_reclaim), when no vCPU can run the old code any more.  A
+	 * full code cache flushes the whole cache (counted in jit->flushes). */
+	struct emu_jit *jit;
 };
 #define EMU_BLOCKS_IDLE (~0ull)
 
@@ -116,14 +121,13 @@ struct emu_core_vcpu {
 	struct emu_block *staging;      /* a block being decoded, before it is published */
 	struct emu_block *scratch;      /* a block that straddles two pages (one instruction) */
 	struct emu_jump_entry *jumps;   /* EMU_JUMP_CACHE */
-	/* Code generation (jit/jit.h), NULL with --jit off; a block is
-	 * translated at its jit_hot-th run.  Blocks are the VM's, shared by
-	 * its vCPUs, while a translation lives in this vCPU's code cache:
-	 * so the translations are found through this vCPU's own map, by
-	 * block (EMU_JIT_MAP entries). */
+	/* Code generation (jit/jit.h): the VM's code cache (cache->jit),
+	 * NULL with --jit off; a block is translated at its jit_hot-th run
+	 * (on any vCPU).  jit_shared: translations this vCPU ran that
+	 * another had made, each counted once. */
 	struct emu_jit *jit;
 	unsigned jit_hot;
-	struct emu_jit_entry *jit_map;
+	uint64_t jit_shared;
 };
 
 static inline struct emu_core_vcpu *emu_core_of(struct emu_cpu *cpu)
@@ -183,6 +187,10 @@ void emu_blocks_free(struct emu_core_vcpu *cv);
 void emu_blocks_enter(struct emu_core_vcpu *cv);
 void emu_blocks_leave(struct emu_core_vcpu *cv);
 void emu_blocks_sync_slow(struct emu_core_vcpu *cv);
+/* b's translation in the VM's code cache, made now unless another vCPU
+ * made it meanwhile; NULL if it cannot be made: the cache is draining,
+ * or was full and has just been flushed (b belongs to the old epoch). */
+emu_jit_code emu_block_translate(struct emu_core_vcpu *cv, struct emu_block *b);
 static inline bool emu_blocks_stale(const struct emu_core_vcpu *cv)
 {
 	return __builtin_expect(atomic_load_explicit(&cv->cache->epoch, memory_order_relaxed) != cv->epoch, 0);

@@ -41,6 +41,19 @@ static int emu_vm_init(struct vm *vm)
 		emu_sys_vm_destroy(evm);
 		rc = err_set(-ENOMEM, "emu: out of memory for the code cache");
 	}
+	if (rc == 0 && vm->jit_hot) {
+		/* The VM's host code: a share of --code-cache, flushed with
+		 * the decoded blocks (core/block.h). */
+		struct emu_jit *j = emu_jit_create(evm->blocks->size / EMU_JIT_CACHE_SHARE);
+		if (!j) {
+			rc = -ENOMEM;   /* emu_jit_create() said why */
+			emu_block_cache_destroy(evm);
+			emu_sys_vm_destroy(evm);
+		} else {
+			j->owner_flushes = true;
+			evm->blocks->jit = j;
+		}
+	}
 	if (rc < 0) {
 		free((void *)evm->page_gen);
 		free((void *)evm->code_page);
@@ -91,18 +104,8 @@ static int emu_vcpu_init(struct vcpu *vcpu)
 		free(cv);
 		return err_set(-ENOMEM, "emu: out of memory for the block lookups of vCPU %u", vcpu->id);
 	}
-	if (vcpu->vm->jit_hot) {
-		cv->jit = emu_jit_create(EMU_JIT_CACHE_DEFAULT);
-		cv->jit_map = calloc(EMU_JIT_MAP, sizeof(*cv->jit_map));
-		if (!cv->jit || !cv->jit_map) {
-			emu_jit_destroy(cv->jit);
-			free(cv->jit_map);
-			emu_blocks_free(cv);
-			free(cv);
-			return err_set(-ENOMEM, "emu: out of memory for the code cache of vCPU %u", vcpu->id);
-		}
-		cv->jit_hot = vcpu->vm->jit_hot;
-	}
+	cv->jit = cv->cache->jit;
+	cv->jit_hot = vcpu->vm->jit_hot;
 	struct emu_cpu *cpu = &cv->cpu;
 	cpu->vcpu = vcpu;
 	cpu->mem = &vcpu->vm->mem;
@@ -122,8 +125,6 @@ static void emu_vcpu_destroy(struct vcpu *vcpu)
 	if (!cv)
 		return;
 	emu_blocks_free(cv);
-	emu_jit_destroy(cv->jit);
-	free(cv->jit_map);
 	free(cv);
 	vcpu->accel = NULL;
 }
@@ -206,56 +207,67 @@ static void run_block(struct emu_cpu *cpu, const struct emu_block *b, unsigned l
 	run_block_body(cpu, b, limit, false);
 }
 
-/* A whole block (the chain's path): this vCPU's host code for it when it
- * has some (jit/jit.h, the same semantics as run_block), translated at
- * its jit_hot-th run here, else the interpreter. */
-static inline struct emu_jit_entry *jit_entry_of(struct emu_core_vcpu *cv, const struct emu_block *b)
-{
-	return &cv->jit_map[((uintptr_t)b * 0x9e3779b97f4a7c15ull) >> 51 & (EMU_JIT_MAP - 1)];
-}
-
+/* A whole block (the chain's path): the VM's host code for it when it
+ * has some (jit/jit.h, the same semantics as run_block), whichever vCPU
+ * made it, translated at its jit_hot-th run, else the interpreter. */
 static void run_block_whole(struct emu_core_vcpu *cv, struct emu_block *b)
 {
 	struct emu_cpu *cpu = &cv->cpu;
-	struct emu_jit *jit = cv->jit;
-	if (jit)
+	if (cv->jit)
 		cpu->jit_exit = NULL;   /* only translated code sets it: no store without */
-	if (jit && b->cacheable) {
-		struct emu_jit_entry *e = jit_entry_of(cv, b);
-		if (__builtin_expect(e->b != b || e->cache_epoch != cv->epoch, 0))
-			*e = (struct emu_jit_entry){ .b = b, .cache_epoch = cv->epoch };
-		if (__builtin_expect(e->fn && e->jit_epoch == jit->epoch, 1)) {
-			e->fn(cpu);
-			block_wrap_rip(cpu);
-			return;
-		}
-		if (++e->runs >= cv->jit_hot) {
-			e->fn = emu_jit_translate(jit, b->insn, b->n, b->mode, b);
-			e->jit_epoch = jit->epoch;
-			if (e->fn) {
-				e->fn(cpu);
-				block_wrap_rip(cpu);
+	if (cv->jit && b->cacheable) {
+		emu_jit_code fn = atomic_load_explicit(&b->jit_fn, memory_order_acquire);
+		if (__builtin_expect(!fn, 0)) {
+			/* Racy increments: a count lost now and then only
+			 * delays the translation. */
+			uint32_t runs = __atomic_load_n(&b->jit_runs, __ATOMIC_RELAXED) + 1;
+			__atomic_store_n(&b->jit_runs, runs, __ATOMIC_RELAXED);
+			if (runs < cv->jit_hot || !(fn = emu_block_translate(cv, b))) {
+				if (runs >= cv->jit_hot)
+					__atomic_store_n(&b->jit_runs, 0, __ATOMIC_RELAXED);
+				run_block(cpu, b, EMU_BLOCK_MAX_INSNS);
 				return;
 			}
-			e->runs = 0;
+		} else if (__builtin_expect(b->jit_maker != cv->id, 0) &&
+			   !atomic_load_explicit(&b->jit_shared, memory_order_relaxed) &&
+			   !atomic_exchange_explicit(&b->jit_shared, 1, memory_order_relaxed)) {
+			__atomic_store_n(&cv->jit_shared, cv->jit_shared + 1, __ATOMIC_RELAXED);   /* read by ctl stats */
 		}
+		fn(cpu);
+		block_wrap_rip(cpu);
+		return;
 	}
 	run_block(cpu, b, EMU_BLOCK_MAX_INSNS);
 }
 
 /* A translated block left through exit x, which can be patched, and the
  * chain loop found b after it: from now on the exit jumps straight to
- * b's translation, when b has one of this epoch, behind the same checks
- * the loop made (jit/jit.h emu_jit_chain). */
-static void jit_link(struct emu_core_vcpu *cv, struct emu_jit_exit *x, const struct emu_block *b)
+ * b's translation, when b has one and lies in the same guest page as
+ * x's block, behind the same checks the loop made (jit/jit.h
+ * emu_jit_chain).  The exit's record is read first without the lock, as
+ * a hint: most exits come here with their link made already. */
+static void jit_link(struct emu_core_vcpu *cv, struct emu_jit_exit *x, struct emu_block *b)
 {
 	struct emu_cpu *cpu = &cv->cpu;
-	if (!b->cacheable || b->mode != EMU_MODE_LONG64 || cpu->mode != EMU_MODE_LONG64 || emu_blocks_stale(cv))
+	const struct emu_block *from = x->from;
+	if (!b->cacheable || b->page != from->page || b->mode != from->mode || b->mode != EMU_MODE_LONG64 ||
+	    emu_blocks_stale(cv))
 		return;
-	const struct emu_jit_entry *e = jit_entry_of(cv, b);
-	if (e->b != b || e->cache_epoch != cv->epoch || !e->fn || e->jit_epoch != cv->jit->epoch)
+	emu_jit_code to = atomic_load_explicit(&b->jit_fn, memory_order_acquire);
+	if (!to)
 		return;
-	emu_jit_chain(cv->jit, x, cpu, &cpu->evm->page_gen[b->page], b->gen, e->fn);
+	uint32_t patches = __atomic_load_n(&x->patches, __ATOMIC_RELAXED);
+	if (patches >= JIT_EXIT_PATCHES ||
+	    (patches && __atomic_load_n(&x->to, __ATOMIC_RELAXED) == (uintptr_t)to &&
+	     __atomic_load_n(&x->gen, __ATOMIC_RELAXED) == b->gen &&
+	     (!x->dynamic || __atomic_load_n(&x->lin, __ATOMIC_RELAXED) == cpu->rip)))
+		return;
+	struct emu_block_cache *c = cv->cache;
+	pthread_mutex_lock(&c->lock);
+	/* b, from and their code belong to the current epoch. */
+	if (!c->draining && !emu_blocks_stale(cv))
+		emu_jit_chain(c->jit, x, cpu, &cpu->evm->page_gen[b->page], b->gen, to);
+	pthread_mutex_unlock(&c->lock);
 }
 
 /* One instruction, where the block path would be wrong:
@@ -453,8 +465,11 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 		}
 		for (;;) {
 			run_block_whole(cv, b);
+			/* A flush of the shared cache (blocks and host code)
+			 * waits for this vCPU to take the loop's top. */
 			if (cpu->stop_block || needs_one_insn_unshadowed(cpu) || cpu->icount >= cpu->icount_stop ||
-			    events_stop_chain(cpu, atomic_load_explicit(&vcpu->events, memory_order_relaxed)))
+			    events_stop_chain(cpu, atomic_load_explicit(&vcpu->events, memory_order_relaxed)) ||
+			    emu_blocks_stale(cv))
 				break;
 			/* An interrupt shadow (STI, MOV SS, POP SS) holds off
 			 * events, which only the loop above takes: with none
@@ -633,6 +648,11 @@ static uint64_t peek(const uint64_t *counter)
 	return __atomic_load_n(counter, __ATOMIC_RELAXED);
 }
 
+static uint64_t peek64(const size_t *counter)
+{
+	return __atomic_load_n(counter, __ATOMIC_RELAXED);
+}
+
 static void emu_code_stats(struct vm *vm, struct accel_code_stats *out)
 {
 	struct emu_vm *evm = vm->accel_state;
@@ -646,6 +666,16 @@ static void emu_code_stats(struct vm *vm, struct accel_code_stats *out)
 	out->blocks = c->blocks;
 	out->uncached = c->uncached;
 	out->evictions = c->flushes;
+	if (c->jit) {
+		out->jit_cache_bytes = c->jit->size;
+		out->translated_bytes = peek64(&c->jit->used);
+		out->translated_peak = peek64(&c->jit->peak);
+		out->jit_blocks = peek(&c->jit->blocks);
+		out->jit_flushes = peek(&c->jit->flushes);
+		out->jit_template_insns = peek(&c->jit->insns_template);
+		out->jit_call_insns = peek(&c->jit->insns_call);
+		out->jit_flags_skipped = peek(&c->jit->flags_skipped);
+	}
 	pthread_mutex_unlock(&c->lock);
 	for (unsigned i = 0; i < vm->n_vcpus; i++) {
 		struct emu_core_vcpu *cv = vm->vcpus[i] ? vm->vcpus[i]->accel : NULL;
@@ -656,14 +686,7 @@ static void emu_code_stats(struct vm *vm, struct accel_code_stats *out)
 		out->as_kept += peek(&cv->cpu.as_kept);
 		out->as_purged += peek(&cv->cpu.as_purged);
 		out->tlb_full_flushes += peek(&cv->cpu.tlb_full_flushes);
-		if (cv->jit) {
-			out->translated_bytes += peek(&cv->jit->bytes);
-			out->jit_blocks += peek(&cv->jit->blocks);
-			out->jit_flushes += peek(&cv->jit->flushes);
-			out->jit_template_insns += peek(&cv->jit->insns_template);
-			out->jit_call_insns += peek(&cv->jit->insns_call);
-			out->jit_flags_skipped += peek(&cv->jit->flags_skipped);
-		}
+		out->jit_shared += peek(&cv->jit_shared);
 	}
 	out->pt_tracked = atomic_load_explicit(&evm->pt_tracked, memory_order_relaxed);
 	out->pt_deferred = atomic_load_explicit(&evm->pt_deferred, memory_order_relaxed);

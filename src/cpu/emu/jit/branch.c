@@ -6,15 +6,19 @@
  * A block's code leaves through an exit that stores RIP, writes the
  * exit's record (jit/jit.h struct emu_jit_exit, placed after the code)
  * into cpu->jit_exit and returns to the chain loop (core/cpu.c).  In
- * 64-bit code the exit goes through a jmp rel32 that first points at
- * the very next byte, the return.  Once the loop has found the
- * successor under the same fetch context and the successor has a
- * translation, emu_jit_chain() appends a stub to the cache and points
- * the jmp at it: the stub checks that the target is the successor's RIP
- * (it varies after RET or an indirect jump), makes the chain loop's
- * checks between blocks and jumps into the successor's body (after its
- * prologue; R12 and cpu->rip are already its start), or, when one
- * fails, to the return as before.
+ * 64-bit code an exit that may chain (one whose target can lie in the
+ * block's own page, jit/jit.h) goes through a jmp rel32 that first
+ * points at the very next byte, the return.  Once the loop has found
+ * the successor in the same page and the successor has a translation,
+ * emu_jit_chain() appends a stub to the cache and points the jmp at it:
+ * the stub checks, for a target that varies (RET, an indirect jump),
+ * that it is the successor's RIP and in the linear page the block was
+ * entered by (R13), makes the chain loop's checks between blocks and
+ * jumps into the successor's body (after its prologue; R12 and cpu->rip
+ * are already its start), or, when one fails, to the return as before.
+ * The code is the VM's, run by all its vCPUs: the stub compares nothing
+ * of one vCPU's with a constant, only what the running vCPU's own
+ * fields say (through RBX) and what is the VM's (page generations).
  *
  * Patches live in the cache they point into: a flush of the code cache
  * forgets them with the translations, and a successor decoded anew (its
@@ -140,8 +144,20 @@ static void jmp_to(struct x86_emit *e, const uint8_t *target)
 	}
 }
 
+/* The jmp of an exit that may chain, its rel32 4-byte aligned: the
+ * patch (emu_jit_chain) rewrites it with one aligned 4-byte store,
+ * which another vCPU executing the jmp meanwhile sees whole, old or new
+ * (an aligned store that does not cross a cache line is atomic, also
+ * for instruction fetch: SDM vol. 3A 9.1.1, 9.1.3). */
+static uint8_t *exit_jmp(struct x86_emit *e)
+{
+	while ((((uintptr_t)e->p + 1) & 3) && !e->full)
+		xe_u8(e, 0x90);                                /* nop */
+	return xe_jmp32(e);
+}
+
 /* The return: the exit's record into jit_exit, then the epilogue. */
-static void exit_tail(struct jit_ctx *t, uint8_t *jmp)
+static void exit_tail(struct jit_ctx *t, uint8_t *jmp, bool dynamic)
 {
 	struct x86_emit *e = t->e;
 	if (t->n_exits >= JIT_MAX_EXITS) {
@@ -153,7 +169,7 @@ static void exit_tail(struct jit_ctx *t, uint8_t *jmp)
 		uint8_t *lea = e->full ? NULL : e->p;
 		xe_u32(e, 0);
 		xe_store64(e, HR_RBX, CPU_OFF(jit_exit), HR_RAX);
-		t->exits[t->n_exits++] = (struct jit_exit_site){ .lea = lea, .jmp = jmp };
+		t->exits[t->n_exits++] = (struct jit_exit_site){ .lea = lea, .jmp = jmp, .dynamic = dynamic };
 	}
 	jit_emit_epilogue(e);
 }
@@ -162,12 +178,14 @@ void jit_exit_static(struct jit_ctx *t, int64_t off)
 {
 	struct x86_emit *e = t->e;
 	rc_flush(t);
+	/* Only 64-bit code chains: elsewhere RIP wraps after the block
+	 * (core/cpu.c block_wrap_rip).  The target must lie in the block's
+	 * page: R12 still the block's start, the offset within the page. */
+	bool chain = t->mode == EMU_MODE_LONG64 && t->page_off >= 0 && !t->r12_moved && !t->no_chain &&
+		     t->page_off + off >= 0 && t->page_off + off < 4096;
 	add_r12(e, off);
 	xe_store64(e, HR_RBX, CPU_OFF(rip), HR_R12);
-	/* Only 64-bit code chains: elsewhere RIP wraps after the block
-	 * (core/cpu.c block_wrap_rip). */
-	uint8_t *jmp = t->mode == EMU_MODE_LONG64 ? xe_jmp32(e) : NULL;   /* to the next byte until patched */
-	exit_tail(t, jmp);
+	exit_tail(t, chain ? exit_jmp(e) : NULL, false);   /* to the next byte until patched */
 }
 
 /* The stub's first check is the target, so an exit whose target varies
@@ -178,7 +196,24 @@ void jit_exit_dynamic(struct jit_ctx *t)
 	struct x86_emit *e = t->e;
 	rc_flush(t);
 	xe_store64(e, HR_RBX, CPU_OFF(rip), HR_R12);
-	exit_tail(t, t->mode == EMU_MODE_LONG64 ? xe_jmp32(e) : NULL);
+	exit_tail(t, !t->no_chain && t->mode == EMU_MODE_LONG64 ? exit_jmp(e) : NULL, true);
+}
+
+bool jit_keeps_fetch_context(const struct emu_insn *in)
+{
+	unsigned op = in->opcode, reg = (in->modrm >> 3) & 7;
+	/* INVPCID flushes TLB entries without ending its block. */
+	if (in->opmap == EMU_MAP_0F38 && op == 0x82)
+		return false;
+	if (!emu_insn_ends_block(in))
+		return true;
+	if (in->opmap == EMU_MAP_0F)
+		return op >= 0x80 && op <= 0x8f;                       /* Jcc rel */
+	return in->opmap == EMU_MAP_1B &&
+	       ((op >= 0x70 && op <= 0x7f) || (op >= 0xe0 && op <= 0xe3) || /* Jcc, LOOP, JCXZ */
+		op == 0xe8 || op == 0xe9 || op == 0xeb ||              /* CALL, JMP rel */
+		op == 0xc2 || op == 0xc3 ||                            /* RET near */
+		(op == 0xff && (reg == 2 || reg == 4)));               /* CALL, JMP near indirect */
 }
 
 void jit_emit_exit_records(struct jit_ctx *t)
@@ -191,6 +226,7 @@ void jit_emit_exit_records(struct jit_ctx *t)
 		struct emu_jit_exit rec = {
 			.from = t->from,
 			.jmp = s->jmp ? (uint8_t *)((uintptr_t)s->jmp + e->rx_delta) : NULL,
+			.dynamic = s->dynamic,
 			.lin = ~0ull,
 		};
 		uint8_t *at = e->p;
@@ -400,27 +436,15 @@ void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_c
 	uint8_t *xp = (uint8_t *)x;
 	if (!x->jmp || xp < j->rx || xp + sizeof(*x) > j->rx + j->used)
 		return;
-	uint64_t lin = cpu->rip, key = emu_chain_key(cpu);
-	if (x->patches && x->to == (uintptr_t)to && x->lin == lin && x->gen == gen) {
-		/* Pointed there already: its checks failed for a passing
-		 * reason, or the fetch context moved on, which Linux's INVLPGs
-		 * and TLB flushes do all the time: the stub takes the new one. */
-		if (x->key != key) {
-			struct emu_jit_exit *w = (struct emu_jit_exit *)to_rw(j, (uintptr_t)xp);
-			uint8_t *stub = to_rw(j, (uintptr_t)x->stub);
-			memcpy(stub + x->at_asid, &cpu->asid, 8);
-			memcpy(stub + x->at_cpl, &cpu->cpl, 1);
-			memcpy(stub + x->at_mode, &cpu->mode, 1);
-			memcpy(stub + x->at_epoch, &cpu->fetch_epoch, 8);
-			w->key = key;
-		}
+	uint64_t lin = cpu->rip;
+	/* Pointed there already: its checks failed for a passing reason. */
+	if (x->patches && x->to == (uintptr_t)to && x->gen == gen && (!x->dynamic || x->lin == lin))
 		return;
-	}
 	if (x->patches >= JIT_EXIT_PATCHES)
 		return;
 	size_t start = (j->used + 15) & ~(size_t)15;
 	if (start >= j->size)
-		return;   /* the next translation flushes */
+		return;   /* the next translation finds the cache full */
 	struct x86_emit e = { .p = j->rw + start, .end = j->rw + j->size, .rx_delta = (uintptr_t)(j->rx - j->rw) };
 	if (j->checks_epoch != j->epoch) {
 		j->checks = j->rx + start;
@@ -438,29 +462,22 @@ void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_c
 		if (n_fail < sizeof(fails) / sizeof(fails[0]))                           \
 			fails[n_fail++] = at_;                                          \
 	} while (0)
-	/* The target: R12, which the block's exit set, against the RIP
-	 * the successor was found at (it varies after RET or an indirect
-	 * jump; a page may be mapped twice). */
-	mov_rax_imm64(&e, lin);
-	xe_op_rr(&e, 0x39, 8, HR_RAX, HR_R12);                             /* cmp r12, rax */
-	FAIL_IF(0x5);
+	if (x->dynamic) {
+		/* The target: R12, which the block's exit set, against the RIP
+		 * the successor was found at, and in the linear page the block
+		 * was entered by (R13), whose translation was checked then, so
+		 * that it reaches the successor's guest page on any vCPU. */
+		mov_rax_imm64(&e, lin);
+		xe_op_rr(&e, 0x39, 8, HR_RAX, HR_R12);                     /* cmp r12, rax */
+		FAIL_IF(0x5);
+		xe_op_rr(&e, 0x31, 8, HR_R13, HR_RAX);                     /* xor rax, r13 */
+		xe_u8(&e, 0x48);
+		xe_u8(&e, 0xc1);
+		xe_u8(&e, 0xe8);
+		xe_u8(&e, 12);                                             /* shr rax, 12 */
+		FAIL_IF(0x5);
+	}
 	xe_call(&e, (uintptr_t)j->checks);
-	FAIL_IF(0x5);
-	/* The fetch context (emu_chain_key): address-space tag, CPL, mode,
-	 * fetch epoch; constants rewritten in place above. */
-	uint8_t *at_asid = mov_rax_imm64(&e, cpu->asid);
-	xe_op_mem(&e, 0x39, 8, HR_RAX, HR_RBX, CPU_OFF(asid));            /* cmp [asid], rax */
-	FAIL_IF(0x5);
-	xe_op_mem(&e, 0x80, 1, 7, HR_RBX, CPU_OFF(cpl));
-	uint8_t *at_cpl = e.p;
-	xe_u8(&e, cpu->cpl);
-	FAIL_IF(0x5);
-	xe_op_mem(&e, 0x80, 1, 7, HR_RBX, CPU_OFF(mode));
-	uint8_t *at_mode = e.p;
-	xe_u8(&e, cpu->mode);
-	FAIL_IF(0x5);
-	uint8_t *at_epoch = mov_rax_imm64(&e, cpu->fetch_epoch);
-	xe_op_mem(&e, 0x39, 8, HR_RAX, HR_RBX, CPU_OFF(fetch_epoch));
 	FAIL_IF(0x5);
 	/* The successor's page not written since it was decoded. */
 	mov_rax_imm64(&e, (uintptr_t)gen_at);
@@ -477,19 +494,19 @@ void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_c
 	if (e.full || !near || n_fail >= sizeof(fails) / sizeof(fails[0]))
 		return;
 	j->checks_epoch = j->epoch;
-	j->used = (size_t)(e.p - j->rw);
-	__atomic_store_n(&j->bytes, j->bytes + (j->used - start), __ATOMIC_RELAXED);   /* read by ctl stats */
+	__atomic_store_n(&j->used, (size_t)(e.p - j->rw), __ATOMIC_RELAXED);   /* read by ctl stats */
+	if (j->used > j->peak)
+		__atomic_store_n(&j->peak, j->used, __ATOMIC_RELAXED);
+	__atomic_store_n(&j->bytes, j->bytes + (j->used - start), __ATOMIC_RELAXED);
+	/* The stub is complete before the jump reaches it: one aligned
+	 * 4-byte store (exit_jmp), which a vCPU running the exit meanwhile
+	 * sees old or new, never torn. */
 	int32_t rel = (int32_t)(((uintptr_t)stub + e.rx_delta) - ((uintptr_t)x->jmp + 4));
-	memcpy(to_rw(j, (uintptr_t)x->jmp), &rel, 4);
+	__atomic_store_n((int32_t *)(void *)to_rw(j, (uintptr_t)x->jmp), rel, __ATOMIC_RELEASE);
+	/* Read without the lock by the run loop, as a hint (core/cpu.c). */
 	struct emu_jit_exit *w = (struct emu_jit_exit *)to_rw(j, (uintptr_t)xp);
-	w->lin = lin;
-	w->key = key;
-	w->to = (uintptr_t)to;
-	w->gen = gen;
-	w->patches++;
-	w->stub = (uint8_t *)((uintptr_t)stub + e.rx_delta);
-	w->at_asid = (uint16_t)(at_asid - stub);
-	w->at_cpl = (uint16_t)(at_cpl - stub);
-	w->at_mode = (uint16_t)(at_mode - stub);
-	w->at_epoch = (uint16_t)(at_epoch - stub);
+	__atomic_store_n(&w->lin, lin, __ATOMIC_RELAXED);
+	__atomic_store_n(&w->to, (uintptr_t)to, __ATOMIC_RELAXED);
+	__atomic_store_n(&w->gen, gen, __ATOMIC_RELAXED);
+	__atomic_store_n(&w->patches, w->patches + 1, __ATOMIC_RELAXED);
 }

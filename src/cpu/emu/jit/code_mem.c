@@ -85,12 +85,18 @@ void emu_jit_destroy(struct emu_jit *j)
 	free(j);
 }
 
-void emu_jit_flush(struct emu_jit *j)
+void emu_jit_reset(struct emu_jit *j)
 {
-	j->used = 0;
+	__atomic_store_n(&j->used, 0, __ATOMIC_RELAXED);   /* read by ctl stats */
+	j->full = false;
 	j->epoch++;
 	if (!j->epoch)
 		j->epoch = 1;
+}
+
+void emu_jit_flush(struct emu_jit *j)
+{
+	emu_jit_reset(j);
 	__atomic_store_n(&j->flushes, j->flushes + 1, __ATOMIC_RELAXED);
 }
 

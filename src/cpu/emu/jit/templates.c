@@ -22,14 +22,15 @@ typedef struct emu_tlb_entry cpu_tlb_row[EMU_TLB_SIZE];
 enum { ALU_ADD, ALU_OR, ALU_ADC, ALU_SBB, ALU_AND, ALU_SUB, ALU_XOR, ALU_CMP };
 
 /* ---- the register cache (templates.h) ----
- * Host registers for guest ones: the callee-saved R13, R14, R15 and RBP
+ * Host registers for guest ones: the callee-saved R14, R15 and RBP
  * (the prologue saves them), which survive calls of C helpers, then
  * the caller-saved R9-R11, which the templates leave alone.  Straight
  * ALU code such as SHA-2's rounds then runs on host registers rather
  * than through cpu->gpr, where each instruction waited for the store
- * of the one before. */
-static const uint8_t jit_rc_host[JIT_RC_SLOTS] = { HR_R13, HR_R14, HR_R15, HR_RBP, HR_R9, HR_R10, HR_R11 };
-#define JIT_RC_CALLEE 4     /* slots 0-3 survive a call */
+ * of the one before.  Not R13: it holds the block's entry RIP for the
+ * stubs of its dynamic exits (jit/branch.c). */
+static const uint8_t jit_rc_host[JIT_RC_SLOTS] = { HR_R14, HR_R15, HR_RBP, HR_R9, HR_R10, HR_R11 };
+#define JIT_RC_CALLEE 3     /* slots 0-2 survive a call */
 
 static void rc_store(struct jit_ctx *t, unsigned s)
 {

@@ -29,7 +29,7 @@ struct jit_stop {
 
 /* The register cache (templates.c): guest registers held in host
  * registers within a translation, slot s in jit_rc_host[s]. */
-#define JIT_RC_SLOTS 7
+#define JIT_RC_SLOTS 6
 struct jit_rc_slot {
 	uint8_t g;            /* the guest register */
 	bool valid, dirty;    /* dirty: newer than cpu->gpr[g] */
@@ -57,6 +57,7 @@ struct jit_cold {
 struct jit_exit_site {
 	uint8_t *lea;         /* rel32 of lea rax, [rip + record] */
 	uint8_t *jmp;         /* rel32 of the exit's jmp, writable view */
+	bool dynamic;         /* the target varies */
 };
 
 struct jit_ctx {
@@ -64,6 +65,13 @@ struct jit_ctx {
 	unsigned n;           /* instructions in the block */
 	unsigned i;           /* the one being translated */
 	unsigned mode;        /* enum emu_mode of the block */
+	int page_off;         /* the block's offset in its guest page; -1: unknown */
+	/* R12 was reloaded after a handler: no longer the block's start
+	 * plus a constant (exits to a constant target are then unknown). */
+	bool r12_moved;
+	/* An instruction of the block may change the fetch context
+	 * (jit_keeps_fetch_context): no exit chains. */
+	bool no_chain;
 	unsigned n_cold;
 	struct jit_cold cold[JIT_MAX_COLD];
 	/* Bytes of guest code between the RIP in R12 and the current
@@ -100,8 +108,9 @@ struct jit_ctx {
  * code never faults and never sets stop_block: whatever might (a TLB
  * miss) jumps to its slow path, a handler call out of line
  * (struct jit_cold).  It may use RAX, RCX, RDX, RSI, RDI and R8
- * (caller-saved) and must leave RBX, R12 and the register cache's
- * (R13-R15, RBP, R9-R11) alone. */
+ * (caller-saved) and must leave RBX, R12, R13 (the block's entry RIP,
+ * jit/branch.c) and the register cache's (R14, R15, RBP, R9-R11)
+ * alone. */
 bool jit_template(struct jit_ctx *t, const struct emu_insn *in);
 /* cpu->rip = R12 + delta: for a template that calls out. */
 void jit_store_rip(struct jit_ctx *t);
@@ -127,6 +136,10 @@ bool jit_branch(struct jit_ctx *t, const struct emu_insn *in);
 void jit_exit_static(struct jit_ctx *t, int64_t off);
 /* The block's end where RIP = R12, a target that varies. */
 void jit_exit_dynamic(struct jit_ctx *t);
+/* Whether an instruction leaves the fetch context (address space, TLB,
+ * CPL, mode) as it was: one that does not end blocks (but INVPCID), or
+ * a near transfer. */
+bool jit_keeps_fetch_context(const struct emu_insn *in);
 /* Writes the exit records after the block's code. */
 void jit_emit_exit_records(struct jit_ctx *t);
 

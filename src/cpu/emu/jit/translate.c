@@ -27,9 +27,10 @@
 
 #define CPU_OFF(field) ((int32_t)offsetof(struct emu_cpu, field))
 
-/* RBX = cpu; R12 and the register cache's callee-saved R13-R15 and RBP
- * saved with it, and 8 bytes more, so that the stack stays 16-byte
- * aligned at every call (the caller's call left it at 8 mod 16). */
+/* RBX = cpu; R12, R13 (the entry RIP) and the register cache's
+ * callee-saved R14, R15 and RBP saved with it, and 8 bytes more, so that
+ * the stack stays 16-byte aligned at every call (the caller's call left
+ * it at 8 mod 16). */
 static void emit_prologue(struct x86_emit *e)
 {
 	xe_push(e, HR_RBX);
@@ -125,6 +126,7 @@ static void emit_handler_call(struct jit_ctx *t, const struct emu_insn *in, unsi
 	emit_call_only(t, in);
 	xe_load64(e, HR_R12, HR_RBX, CPU_OFF(next_rip));
 	t->delta = 0;
+	t->r12_moved = true;
 	if (i + 1 == t->n)
 		return;
 	xe_cmp_byte0(e, HR_RBX, CPU_OFF(stop_block));
@@ -165,10 +167,17 @@ static void emit_block(struct jit_ctx *t, struct emu_jit *j, const struct emu_in
 	uint8_t *start = e->p;
 	emit_prologue(e);
 	/* Where a direct jump from another translation enters, with R12
-	 * and cpu->rip at the block's start (jit/branch.c). */
+	 * and cpu->rip at the block's start (jit/branch.c).  R13 keeps that
+	 * start for the block's dynamic exits, whose stubs check that the
+	 * target lies in the same linear page. */
 	j->body_off = (unsigned)(e->p - start);
+	xe_op_rr(e, 0x89, 8, HR_R12, HR_R13);          /* mov r13, r12 */
 	xe_grp1_mem64_imm(e, 0, HR_RBX, CPU_OFF(icount), (int32_t)t->n);   /* add icount, n */
 	bool ended = false, called = false;
+	/* Exits chain only while the fetch context is the one the block
+	 * was entered under (jit/jit.h). */
+	for (unsigned i = 0; i < t->n; i++)
+		t->no_chain |= !jit_keeps_fetch_context(&insn[i]);
 	for (unsigned i = 0; i < t->n; i++) {
 		const struct emu_insn *in = &insn[i];
 		unsigned lf_known = t->lf_known;
@@ -205,13 +214,17 @@ static void emit_block(struct jit_ctx *t, struct emu_jit *j, const struct emu_in
 }
 
 emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, unsigned n, unsigned mode,
-				void *from)
+				int page_off, void *from)
 {
 	if (n > JIT_MAX_INSNS)
 		return NULL;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		size_t start = (j->used + 15) & ~(size_t)15;
 		if (start >= j->size) {
+			if (j->owner_flushes) {
+				j->full = true;
+				return NULL;
+			}
 			emu_jit_flush(j);
 			continue;
 		}
@@ -224,20 +237,28 @@ emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, u
 		for (int pass = 0; pass < 2; pass++) {
 			e = (struct x86_emit){ .p = j->rw + start, .end = j->rw + j->size,
 					       .rx_delta = (uintptr_t)(j->rx - j->rw) };
-			t = (struct jit_ctx){ .e = &e, .n = n, .mode = mode, .from = from };
+			t = (struct jit_ctx){ .e = &e, .n = n, .mode = mode, .page_off = page_off, .from = from };
 			memcpy(t.flags_dead, dead, sizeof(dead));
 			emit_block(&t, j, insn);
 			if (pass || e.full || !find_dead_flags(&t))
 				break;
 			memcpy(dead, t.flags_dead, sizeof(dead));
 		}
-		if (e.full || t.n_stops >= JIT_MAX_STOPS) {
+		if (!e.full && t.n_stops >= JIT_MAX_STOPS)
+			return NULL;   /* too many stops for one block: interpreted */
+		if (e.full) {
 			if (start == 0)
 				return NULL;   /* cannot hold it even empty */
+			if (j->owner_flushes) {
+				j->full = true;
+				return NULL;
+			}
 			emu_jit_flush(j);
 			continue;
 		}
-		j->used = (size_t)(e.p - j->rw);
+		__atomic_store_n(&j->used, (size_t)(e.p - j->rw), __ATOMIC_RELAXED);   /* read by ctl stats */
+		if (j->used > j->peak)
+			__atomic_store_n(&j->peak, j->used, __ATOMIC_RELAXED);
 		/* Read by `vessel ctl stats` from another thread. */
 		__atomic_store_n(&j->blocks, j->blocks + 1, __ATOMIC_RELAXED);
 		__atomic_store_n(&j->bytes, j->bytes + (j->used - start), __ATOMIC_RELAXED);

@@ -140,7 +140,7 @@ int harness_step(struct harness *h)
 	if (test_jit_hot() && !jit)
 		jit = emu_jit_create(1u << 20);
 	if (jit) {
-		emu_jit_code code = emu_jit_translate(jit, &in, 1, cpu->mode, NULL);
+		emu_jit_code code = emu_jit_translate(jit, &in, 1, cpu->mode, -1, NULL);
 		if (!code)
 			abort();
 		code(cpu);

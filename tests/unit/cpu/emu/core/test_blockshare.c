@@ -5,7 +5,7 @@
  * SDM vol. 3A 8.1.3); a cache too small for the code is flushed whole,
  * counted, and never grows past its bound, also while two vCPUs run the
  * same code at once.  Real-mode code, CS = 0. */
-#include <criterion/criterion.h>
+#include "two_vcpus.h"
 
 #include "cpu/engines.h"
 #include "cpu/emu/core/block.h"
@@ -23,36 +23,13 @@ static struct vcpu vcpus[2];
 
 static void setup_vm(uint64_t cache_bytes)
 {
-	memset(&vm, 0, sizeof(vm));
-	memset(vcpus, 0, sizeof(vcpus));
-	vm.accel = &accel_emu;
-	vm.code_cache_bytes = cache_bytes;
-	cr_assert_eq(gmem_init(&vm.mem, RAM_SIZE), 0);
-	bus_init(&vm.pio, "pio");
-	bus_init(&vm.mmio, "mmio");
-	pthread_mutex_init(&vm.dev_lock, NULL);
-	cr_assert_eq(accel_emu.vm_init(&vm), 0);
-	for (unsigned i = 0; i < 2; i++) {
-		struct vcpu *v = &vcpus[i];
-		v->vm = &vm;
-		v->id = i;
-		v->run_state = VCPU_RUNNABLE;
-		pthread_mutex_init(&v->lock, NULL);
-		pthread_cond_init(&v->wake, NULL);
-		vm.vcpus[i] = v;
-		cr_assert_eq(accel_emu.vcpu_init(v), 0);
-	}
-	vm.n_vcpus = 2;
+	two_vcpus_vm(&vm, vcpus, RAM_SIZE, cache_bytes, 0);
+	two_vcpus_init(&vm, vcpus);
 }
 
 static void teardown_vm(void)
 {
-	for (unsigned i = 0; i < 2; i++)
-		accel_emu.vcpu_destroy(&vcpus[i]);
-	accel_emu.vm_destroy(&vm);
-	bus_destroy(&vm.pio);
-	bus_destroy(&vm.mmio);
-	gmem_destroy(&vm.mem);
+	two_vcpus_destroy(&vm, vcpus);
 }
 
 /* Puts vCPU i at 0000:rip in real mode with AX = 0 and an instruction
