@@ -2,10 +2,13 @@
  * memory: the version handshake, offers, GPADLs, opening a channel, both
  * rings, the queue of messages that wait for the SINT's slot, snapshots,
  * and malformed messages and rings, which close the channel or are
- * ignored, never crash. */
+ * ignored, never crash; and the heartbeat integration service
+ * (src/hv/vmbus_ic.c) on that bus. */
 #include <criterion/criterion.h>
 
 #include "hv/vmbus.h"
+#include "hv/vmbus_ic.h"
+#include "machine/timer.h"
 #include "machine/memory.h"
 #include "util/error.h"
 
@@ -469,4 +472,81 @@ Test(vmbus, unload_closes_everything)
 	cr_assert_not(f->open);
 	cr_assert_not(vmbus_connected(f->bus));
 	fake_free(f);
+}
+
+/* The guest's answer in the heartbeat channel's ring (hv_utils'
+ * icmsg_hdr: type at 4, status at 12, flags at 17 after the 8-byte pipe
+ * header), then the host told. */
+#define IC_RELID 3           /* after the test device and the shutdown IC */
+#define IC_MSG_HDR (8 + 20)
+static void ic_answer(struct fake *f, uint16_t type, const uint8_t *data, unsigned dlen, uint64_t trans)
+{
+	uint8_t m[IC_MSG_HDR + 40] = { 0 };
+	cr_assert_leq(dlen, 40);
+	put32(m, 1);
+	put32(m + 4, 20 + dlen);
+	put16(m + 8, 3);                /* framework 3.0 */
+	put16(m + 8 + 4, type);
+	put16(m + 8 + 6, 3);            /* service 3.0 */
+	put16(m + 8 + 10, (uint16_t)dlen);
+	m[8 + 17] = 1 | 4;              /* ICMSG_FLAG_TRANSACTION | RESPONSE */
+	memcpy(m + IC_MSG_HDR, data, dlen);
+	guest_write(f, m, IC_MSG_HDR + dlen, trans);
+	cr_assert_eq(vmbus_signal_event(f->bus, VMBUS_CHANNEL_CONNECTION_BASE + IC_RELID, 0), 0);
+}
+
+/* The type of the host's packet at offset off of the channel's
+ * host-to-guest ring; off moves to the next packet. */
+static uint16_t ic_sent_type(struct fake *f, uint32_t *off)
+{
+	const uint8_t *p = gpa(f, IN_DATA + *off);
+	cr_assert_lt(*off, u32at(gpa(f, IN_HDR)), "no packet there");
+	*off += p[4] * 8u + 8u;         /* descriptor and data, then the trailer */
+	return (uint16_t)(p[16 + 8 + 4] | p[16 + 8 + 5] << 8);
+}
+
+/* A heartbeat answer that reaches the host before the guest's answer to
+ * the version offer (after a restore: one the guest owed at the save,
+ * while the restored channel negotiates again) is stale, not malformed:
+ * dropped, the channel kept open, and the negotiation then starts the
+ * heartbeats, which the guest answers. */
+Test(vmbus, ic_answer_before_the_negotiation_is_dropped)
+{
+	struct fake *f = fake_new(2);
+	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	struct timer_service *ts = timer_service_new(&lock);
+	cr_assert(ts);
+	struct vmbus_ic *ic = vmbus_ic_new(f->bus, ts, NULL, NULL);
+	cr_assert(ic, "%s", err_msg());
+	initiate(f, 0x40000);
+	f->relid = IC_RELID;
+	gpadl(f, GPADL, RING_GPA / PAGE, RING_PAGES);
+	open_channel(f, GPADL, DOWNSTREAM, 1);
+	cr_assert_eq(u32at(f->msgs[f->n_msgs - 1] + 16), 0, "opened");
+	uint32_t off = 0;
+	cr_assert_eq(ic_sent_type(f, &off), 0, "the version offer (ICMSG_NEGOTIATE) first");
+
+	uint8_t seq[40] = { 9 };
+	ic_answer(f, 1, seq, sizeof(seq), 1);
+	struct vmbus_ic_info info;
+	vmbus_ic_get_info(ic, &info);
+	cr_assert(info.heartbeat_open, "a stale answer closed the channel");
+	cr_assert_eq(info.heartbeats, 0, "the stale answer was taken for a heartbeat");
+
+	/* icmsg_negotiate: counts, then the chosen framework and service 3.0. */
+	uint8_t nego[16] = { 1, 0, 1, 0 };
+	put16(nego + 8, 3);
+	put16(nego + 12, 3);
+	ic_answer(f, 0, nego, sizeof(nego), 2);
+	cr_assert_eq(ic_sent_type(f, &off), 1, "a heartbeat (ICMSG_HEARTBEAT) after the negotiation");
+	uint8_t seq2[40] = { 10 };
+	ic_answer(f, 1, seq2, sizeof(seq2), 3);
+	vmbus_ic_get_info(ic, &info);
+	cr_assert(info.heartbeat_open);
+	cr_assert_eq(info.heartbeats, 1);
+	cr_assert_eq(info.heartbeat, 10);
+
+	fake_free(f);
+	vmbus_ic_free(ic);
+	timer_service_free(ts);
 }
