@@ -648,11 +648,6 @@ static uint64_t peek(const uint64_t *counter)
 	return __atomic_load_n(counter, __ATOMIC_RELAXED);
 }
 
-static uint64_t peek64(const size_t *counter)
-{
-	return __atomic_load_n(counter, __ATOMIC_RELAXED);
-}
-
 static void emu_code_stats(struct vm *vm, struct accel_code_stats *out)
 {
 	struct emu_vm *evm = vm->accel_state;
@@ -668,8 +663,8 @@ static void emu_code_stats(struct vm *vm, struct accel_code_stats *out)
 	out->evictions = c->flushes;
 	if (c->jit) {
 		out->jit_cache_bytes = c->jit->size;
-		out->translated_bytes = peek64(&c->jit->used);
-		out->translated_peak = peek64(&c->jit->peak);
+		out->translated_bytes = __atomic_load_n(&c->jit->used, __ATOMIC_RELAXED);
+		out->translated_peak = __atomic_load_n(&c->jit->peak, __ATOMIC_RELAXED);
 		out->jit_blocks = peek(&c->jit->blocks);
 		out->jit_flushes = peek(&c->jit->flushes);
 		out->jit_template_insns = peek(&c->jit->insns_template);

@@ -361,12 +361,15 @@ static bool patch8(struct x86_emit *e, uint8_t *at)
 
 /* The checks of every stub that do not depend on the exit, once per
  * cache epoch (emu_jit_chain calls it): ZF set when they all pass.
- * Nothing for the one-instruction path (core/cpu.c
- * needs_one_insn_unshadowed) and no shadow or stop; the run budget;
+ * No pending debug trap, no shadow or stop; the run budget;
  * events (core/cpu.c events_stop_chain: any but INTR, or INTR with
  * EFLAGS.IF = 1); the write epoch (emu_tlb_sync_epoch); the block
  * cache's epoch (a flush waits for this vCPU to leave its blocks);
- * tracing.  Uses RAX. */
+ * tracing.  Not TF/RF or DR7, which the loop checks before it enters
+ * translated code (core/cpu.c needs_one_insn): only instructions that
+ * end their block change them (POPF, IRET, SYSRET, MOV DR7...), and such
+ * a block has no exit that chains (jit_keeps_fetch_context), so they
+ * cannot change between the loop's check and a direct jump.  Uses RAX. */
 static void emit_common_checks(struct x86_emit *e)
 {
 	uint8_t *fails[16];
@@ -377,12 +380,6 @@ static void emit_common_checks(struct x86_emit *e)
 		if (n < sizeof(fails) / sizeof(fails[0]))                               \
 			fails[n++] = at_;                                               \
 	} while (0)
-	xe_op_mem(e, 0xf7, 4, 0, HR_RBX, CPU_OFF(rflags));
-	xe_u32(e, X86_FLAG_TF | X86_FLAG_RF);                              /* test dword [rflags], TF|RF */
-	FAIL_IF(0x5);
-	xe_op_mem(e, 0xf6, 1, 0, HR_RBX, CPU_OFF(dr[7]));
-	xe_u8(e, 0xff);                                                    /* test byte [dr7], 0xff */
-	FAIL_IF(0x5);
 	xe_op_mem(e, 0x83, 4, 7, HR_RBX, CPU_OFF(dbg_pending));
 	xe_u8(e, 0);                                                       /* cmp dword [dbg_pending], 0 */
 	FAIL_IF(0x5);
