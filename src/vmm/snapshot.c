@@ -262,13 +262,16 @@ int snapshot_save_with_devices(struct vm *vm, const char *path, json_t *devices,
 		rc = err_set(-ENOMEM, "snapshot: out of memory");
 	for (unsigned i = 0; i < vm->n_vcpus && rc == 0; i++)
 		rc = cpu_save(vm->vcpus[i], &cpus[i]);
-	if (rc == 0) {
-		/* Devices are saved under the device lock: no vCPU or API call
-		 * changes one while it is captured. */
-		pthread_mutex_lock(&vm->dev_lock);
+	/* Devices and RAM are captured under the device lock, held until
+	 * the last page is written: the timer thread runs device callbacks
+	 * under it, and one firing between the two (a synthetic timer
+	 * posting its message into the SynIC page) would leave a RAM that
+	 * has the message and a LAPIC that never had its interrupt -- a
+	 * guest halted for good after the restore.  The vCPUs are held and
+	 * the back ends quiesced, so nothing else writes RAM meanwhile. */
+	pthread_mutex_lock(&vm->dev_lock);
+	if (rc == 0)
 		rc = snapshot_foreach_device(save_device, &sc);
-		pthread_mutex_unlock(&vm->dev_lock);
-	}
 	for (unsigned i = 0; i < vm->n_vcpus && rc == 0; i++) {
 		char name[16];
 		snprintf(name, sizeof(name), "cpu%u", i);
@@ -283,6 +286,7 @@ int snapshot_save_with_devices(struct vm *vm, const char *path, json_t *devices,
 		if (vm->mem.regions[i].size)
 			rc = snap_writer_memory(&w, vm->mem.regions[i].gpa, vm->mem.regions[i].host,
 						vm->mem.regions[i].size);
+	pthread_mutex_unlock(&vm->dev_lock);
 	uint64_t zero_pages = w.zero_pages;
 	if (rc < 0) {
 		snap_writer_abort(&w);
