@@ -381,7 +381,7 @@ static void link_add(struct emu_block *b, uint64_t lin, uint64_t key, struct emu
 struct emu_block *emu_block_link_new(struct emu_cpu *cpu, struct emu_block *b, uint64_t lin, uint64_t key)
 {
 	struct emu_core_vcpu *cv = emu_core_of(cpu);
-	struct emu_jump_entry *j = &cv->jumps[(lin ^ lin >> 12) & (EMU_JUMP_CACHE - 1)];
+	struct emu_jump_entry *j = emu_jump_slot(cv, lin);
 	struct emu_block *to = j->to;
 	/* The lookup below may decode into the staging block that b is. */
 	bool linkable = b->cacheable && b != cv->staging;
@@ -394,7 +394,7 @@ struct emu_block *emu_block_link_new(struct emu_cpu *cpu, struct emu_block *b, u
 		 * the new one may reach. */
 		if (!to || !to->cacheable || emu_blocks_stale(cv))
 			return to;
-		*j = (struct emu_jump_entry){ .lin = lin, .key = key, .to = to };
+		*j = (struct emu_jump_entry){ .lin = lin, .key = key, .to = to, .page = to->page, .gen = to->gen };
 	}
 	if (linkable)
 		link_add(b, lin, key, to);

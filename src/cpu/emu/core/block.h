@@ -78,6 +78,12 @@ struct emu_jump_entry {
 	uint64_t lin;
 	uint64_t key;
 	struct emu_block *to;
+	/* For translated code's step to the next block (core/cpu.c
+	 * jit_next), with nothing of the block to read: its translation's
+	 * body (NULL: unknown yet), its page and that page's generation. */
+	void *body;
+	uint64_t page;
+	uint32_t gen;
 };
 #define EMU_JUMP_CACHE 4096                /* power of two */
 
@@ -141,6 +147,11 @@ struct emu_block *emu_block_lookup(struct emu_cpu *cpu, const char **err);
 /* emu_block_lookup(), remembered as a link of b for (lin, key). */
 struct emu_block *emu_block_link_new(struct emu_cpu *cpu, struct emu_block *b, uint64_t lin, uint64_t key);
 
+static inline struct emu_jump_entry *emu_jump_slot(struct emu_core_vcpu *cv, uint64_t lin)
+{
+	return &cv->jumps[(lin ^ lin >> 12) & (EMU_JUMP_CACHE - 1)];
+}
+
 /* What, besides the linear address, decides which code a fetch reaches:
  * the address space and its TLB contents (asid, fetch_epoch), the
  * privilege its fetch translations were made for, and the decoding mode. */
@@ -150,12 +161,13 @@ static inline uint64_t emu_chain_key(const struct emu_cpu *cpu)
 }
 
 /* The block to run after b (cpu->rip is where b left off): a link of b
- * when its context still holds, else emu_block_link_new().  NULL: let
- * the run loop look up (and report) itself.  The links are read under
- * b's sequence count: another vCPU may be rewriting one. */
-static inline struct emu_block *emu_block_next(struct emu_cpu *cpu, struct emu_block *b)
+ * when its context still holds (emu_block_linked), else
+ * emu_block_link_new().  NULL: let the run loop look up (and report)
+ * itself.  The links are read under b's sequence count: another vCPU may
+ * be rewriting one. */
+static inline struct emu_block *emu_block_linked(struct emu_cpu *cpu, struct emu_block *b, uint64_t lin,
+						  uint64_t key)
 {
-	uint64_t lin = emu_fetch_linear(cpu, cpu->rip), key = emu_chain_key(cpu);
 	uint32_t seq = atomic_load_explicit(&b->link_seq, memory_order_acquire);
 	for (unsigned i = 0; i < EMU_BLOCK_CHAINS; i++) {
 		const struct emu_block_link *l = &b->link[i];
@@ -170,7 +182,30 @@ static inline struct emu_block *emu_block_next(struct emu_cpu *cpu, struct emu_b
 			break;
 		}
 	}
-	return emu_block_link_new(cpu, b, lin, key);
+	return NULL;
+}
+
+static inline struct emu_block *emu_block_next(struct emu_cpu *cpu, struct emu_block *b)
+{
+	uint64_t lin = emu_fetch_linear(cpu, cpu->rip), key = emu_chain_key(cpu);
+	struct emu_block *to = emu_block_linked(cpu, b, lin, key);
+	return to ? to : emu_block_link_new(cpu, b, lin, key);
+}
+
+/* The block at (lin, key) that b's links or the vCPU's jump cache know,
+ * or NULL where only a lookup (which may decode or fault) can tell. */
+static inline struct emu_block *emu_block_known_next(struct emu_cpu *cpu, struct emu_block *b, uint64_t lin,
+						     uint64_t key)
+{
+	struct emu_block *to = emu_block_linked(cpu, b, lin, key);
+	if (to)
+		return to;
+	const struct emu_jump_entry *j = emu_jump_slot(emu_core_of(cpu), lin);
+	to = j->to;
+	if (j->lin == lin && j->key == key && to &&
+	    to->gen == atomic_load_explicit(&cpu->evm->page_gen[to->page], memory_order_acquire))
+		return to;
+	return NULL;
 }
 /* Per VM: the cache of vm->code_cache_bytes (0: EMU_BLOCK_ARENA). */
 int emu_block_cache_init(struct emu_vm *evm, uint64_t bytes);

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void *jit_next(struct emu_cpu *cpu);
+
 static int emu_vm_init(struct vm *vm)
 {
 	struct emu_vm *evm = calloc(1, sizeof(*evm));
@@ -51,6 +53,7 @@ static int emu_vm_init(struct vm *vm)
 			emu_sys_vm_destroy(evm);
 		} else {
 			j->owner_flushes = true;
+			j->next = jit_next;
 			evm->blocks->jit = j;
 		}
 	}
@@ -241,33 +244,40 @@ static void run_block_whole(struct emu_core_vcpu *cv, struct emu_block *b)
 }
 
 /* A translated block left through exit x, which can be patched, and the
- * chain loop found b after it: from now on the exit jumps straight to
- * b's translation, when b has one and lies in the same guest page as
- * x's block, behind the same checks the loop made (jit/jit.h
- * emu_jit_chain).  The exit's record is read first without the lock, as
- * a hint: most exits come here with their link made already. */
-static void jit_link(struct emu_core_vcpu *cv, struct emu_jit_exit *x, struct emu_block *b)
+ * next block, in guest page `page` (generation gen) with translation
+ * `to`, follows: from now on the exit jumps straight to it when it lies
+ * in the same guest page as x's block, behind the same checks the loop
+ * made (jit/jit.h emu_jit_chain).  The caller knows both are 64-bit
+ * code.  The exit's record is read first without the lock, as a hint:
+ * most exits come here with their link made already. */
+static void jit_link_to(struct emu_core_vcpu *cv, struct emu_jit_exit *x, uint64_t page, uint32_t gen, emu_jit_code to)
 {
 	struct emu_cpu *cpu = &cv->cpu;
-	const struct emu_block *from = x->from;
-	if (!b->cacheable || b->page != from->page || b->mode != from->mode || b->mode != EMU_MODE_LONG64 ||
-	    emu_blocks_stale(cv))
-		return;
-	emu_jit_code to = atomic_load_explicit(&b->jit_fn, memory_order_acquire);
-	if (!to)
+	if (page != x->page || emu_blocks_stale(cv))
 		return;
 	uint32_t patches = __atomic_load_n(&x->patches, __ATOMIC_RELAXED);
 	if (patches >= JIT_EXIT_PATCHES ||
 	    (patches && __atomic_load_n(&x->to, __ATOMIC_RELAXED) == (uintptr_t)to &&
-	     __atomic_load_n(&x->gen, __ATOMIC_RELAXED) == b->gen &&
+	     __atomic_load_n(&x->gen, __ATOMIC_RELAXED) == gen &&
 	     (!x->dynamic || __atomic_load_n(&x->lin, __ATOMIC_RELAXED) == cpu->rip)))
 		return;
 	struct emu_block_cache *c = cv->cache;
 	pthread_mutex_lock(&c->lock);
 	/* b, from and their code belong to the current epoch. */
 	if (!c->draining && !emu_blocks_stale(cv))
-		emu_jit_chain(c->jit, x, cpu, &cpu->evm->page_gen[b->page], b->gen, to);
+		emu_jit_chain(c->jit, x, cpu, &cpu->evm->page_gen[page], gen, to);
 	pthread_mutex_unlock(&c->lock);
+}
+
+/* The chain loop found b after exit x. */
+static void jit_link(struct emu_core_vcpu *cv, struct emu_jit_exit *x, struct emu_block *b)
+{
+	const struct emu_block *from = x->from;
+	if (!b->cacheable || b->mode != from->mode || b->mode != EMU_MODE_LONG64)
+		return;
+	emu_jit_code to = atomic_load_explicit(&b->jit_fn, memory_order_acquire);
+	if (to)
+		jit_link_to(cv, x, b->page, b->gen, to);
 }
 
 /* One instruction, where the block path would be wrong:
@@ -341,6 +351,50 @@ static inline uint64_t needs_one_insn(const struct emu_cpu *cpu)
 static inline bool events_stop_chain(const struct emu_cpu *cpu, uint32_t ev)
 {
 	return (ev & ~VCPU_EVT_INTR) || (ev && (cpu->rflags & X86_FLAG_IF));
+}
+
+/* The chain loop's step between two blocks (emu_vcpu_run below), made
+ * by translated code at a block's return exit in 64-bit code (jit/jit.h
+ * struct emu_jit next): the body of the next block's translation, or
+ * NULL to return to the loop, which then makes the step itself.  Only
+ * what needs a few loads: every check the loop makes passes with
+ * nothing to do (no shadow to end, no write epoch to catch up), and the
+ * successor's translation is in the vCPU's jump cache, or known from the
+ * block's links and then put there; a lookup, a decode or a translation
+ * stays the loop's.  The jump cache's entry holds all it needs, so that
+ * the usual step reads neither block's header. */
+static void *jit_next(struct emu_cpu *cpu)
+{
+	struct emu_core_vcpu *cv = emu_core_of(cpu);
+	struct emu_jit_exit *x = cpu->jit_exit;
+	if (!x || cpu->stop_block || needs_one_insn(cpu) || cpu->ss_shadow || cpu->icount >= cpu->icount_stop ||
+	    cpu->mode != EMU_MODE_LONG64 ||
+	    events_stop_chain(cpu, atomic_load_explicit(&cpu->vcpu->events, memory_order_relaxed)) ||
+	    emu_blocks_stale(cv) || trace_mask ||
+	    cpu->write_epoch_seen != __atomic_load_n((uint64_t *)&cpu->evm->write_epoch, __ATOMIC_RELAXED))
+		return NULL;
+	uint64_t lin = cpu->rip, key = emu_chain_key(cpu);
+	struct emu_jump_entry *j = emu_jump_slot(cv, lin);
+	if (!(j->lin == lin && j->key == key && j->body &&
+	      j->gen == atomic_load_explicit(&cpu->evm->page_gen[j->page], memory_order_acquire))) {
+		struct emu_block *b = emu_block_known_next(cpu, x->from, lin, key);
+		emu_jit_code fn = b && b->cacheable ? atomic_load_explicit(&b->jit_fn, memory_order_acquire) : NULL;
+		if (!fn)
+			return NULL;   /* counted and translated by the loop */
+		if (__builtin_expect(b->jit_maker != cv->id, 0) &&
+		    !atomic_load_explicit(&b->jit_shared, memory_order_relaxed) &&
+		    !atomic_exchange_explicit(&b->jit_shared, 1, memory_order_relaxed))
+			__atomic_store_n(&cv->jit_shared, cv->jit_shared + 1, __ATOMIC_RELAXED);   /* read by ctl stats */
+		*j = (struct emu_jump_entry){ .lin = lin, .key = key, .to = b, .page = b->page, .gen = b->gen,
+					      .body = (uint8_t *)(void *)fn + cv->cache->jit->body_off };
+	}
+	if (x->jmp && x->page == j->page)
+		jit_link_to(cv, x, j->page, j->gen,
+			    (emu_jit_code)(void *)((uint8_t *)j->body - cv->cache->jit->body_off));
+	/* The successor's exits set their own record; one that stops the
+	 * block sets none, and the loop must not take this one for it. */
+	cpu->jit_exit = NULL;
+	return j->body;
 }
 
 static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)

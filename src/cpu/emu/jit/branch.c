@@ -144,6 +144,26 @@ static void jmp_to(struct x86_emit *e, const uint8_t *target)
 	}
 }
 
+/* jcc rel8 forward, patched by patch8(): the code it skips is short. */
+static uint8_t *jcc8(struct x86_emit *e, unsigned cc)
+{
+	xe_u8(e, (uint8_t)(0x70 | cc));
+	uint8_t *at = e->full ? NULL : e->p;
+	xe_u8(e, 0);
+	return at;
+}
+
+static bool patch8(struct x86_emit *e, uint8_t *at)
+{
+	if (!at)
+		return false;
+	ptrdiff_t rel = e->p - (at + 1);
+	if (rel > 127)
+		return false;
+	*at = (uint8_t)rel;
+	return true;
+}
+
 /* The jmp of an exit that may chain, its rel32 4-byte aligned: the
  * patch (emu_jit_chain) rewrites it with one aligned 4-byte store,
  * which another vCPU executing the jmp meanwhile sees whole, old or new
@@ -156,20 +176,36 @@ static uint8_t *exit_jmp(struct x86_emit *e)
 	return xe_jmp32(e);
 }
 
-/* The return: the exit's record into jit_exit, then the epilogue. */
+/* The return: the exit's record into jit_exit, then, in 64-bit code,
+ * the owner's lookup of the next block (struct emu_jit next): its body
+ * runs on in this frame when it has one and the chain loop's checks
+ * pass, so that an exit with no direct jump -- a target in another page,
+ * a return to another caller -- costs a call, not a return to the loop
+ * and a call from it, whose one indirect call site mispredicts; then
+ * the epilogue. */
 static void exit_tail(struct jit_ctx *t, uint8_t *jmp, bool dynamic)
 {
 	struct x86_emit *e = t->e;
 	if (t->n_exits >= JIT_MAX_EXITS) {
 		xe_store64_imm(e, HR_RBX, CPU_OFF(jit_exit), 0);
-	} else {
-		xe_u8(e, 0x48);
-		xe_u8(e, 0x8d);
-		xe_u8(e, 0x05);                                 /* lea rax, [rip + record] */
-		uint8_t *lea = e->full ? NULL : e->p;
-		xe_u32(e, 0);
-		xe_store64(e, HR_RBX, CPU_OFF(jit_exit), HR_RAX);
-		t->exits[t->n_exits++] = (struct jit_exit_site){ .lea = lea, .jmp = jmp, .dynamic = dynamic };
+		jit_emit_epilogue(e);
+		return;
+	}
+	xe_u8(e, 0x48);
+	xe_u8(e, 0x8d);
+	xe_u8(e, 0x05);                                 /* lea rax, [rip + record] */
+	uint8_t *lea = e->full ? NULL : e->p;
+	xe_u32(e, 0);
+	xe_store64(e, HR_RBX, CPU_OFF(jit_exit), HR_RAX);
+	t->exits[t->n_exits++] = (struct jit_exit_site){ .lea = lea, .jmp = jmp, .dynamic = dynamic };
+	if (t->next && t->mode == EMU_MODE_LONG64) {
+		xe_op_rr(e, 0x89, 8, HR_RBX, HR_RDI);          /* mov rdi, rbx */
+		xe_call(e, (uintptr_t)t->next);
+		xe_op_rr(e, 0x85, 8, HR_RAX, HR_RAX);          /* test rax, rax */
+		uint8_t *none = jcc8(e, 0x4);                  /* jz: return */
+		xe_u8(e, 0xff);
+		xe_u8(e, 0xe0);                                /* jmp rax */
+		patch8(e, none);
 	}
 	jit_emit_epilogue(e);
 }
@@ -225,6 +261,7 @@ void jit_emit_exit_records(struct jit_ctx *t)
 		const struct jit_exit_site *s = &t->exits[i];
 		struct emu_jit_exit rec = {
 			.from = t->from,
+			.page = t->from ? ((const struct emu_block *)t->from)->page : ~0ull,
 			.jmp = s->jmp ? (uint8_t *)((uintptr_t)s->jmp + e->rx_delta) : NULL,
 			.dynamic = s->dynamic,
 			.lin = ~0ull,
@@ -339,25 +376,6 @@ static uint8_t *to_rw(const struct emu_jit *j, uintptr_t rx)
 	return j->rw + (rx - (uintptr_t)j->rx);
 }
 
-/* jcc rel8 forward, patched by patch8(): the stub is short enough. */
-static uint8_t *jcc8(struct x86_emit *e, unsigned cc)
-{
-	xe_u8(e, (uint8_t)(0x70 | cc));
-	uint8_t *at = e->full ? NULL : e->p;
-	xe_u8(e, 0);
-	return at;
-}
-
-static bool patch8(struct x86_emit *e, uint8_t *at)
-{
-	if (!at)
-		return false;
-	ptrdiff_t rel = e->p - (at + 1);
-	if (rel > 127)
-		return false;
-	*at = (uint8_t)rel;
-	return true;
-}
 
 /* The checks of every stub that do not depend on the exit, once per
  * cache epoch (emu_jit_chain calls it): ZF set when they all pass.

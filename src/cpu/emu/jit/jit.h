@@ -39,6 +39,12 @@ struct emu_jit {
 	 * that does not fit then fails with full set, rather than flushing. */
 	bool owner_flushes;
 	bool full;
+	/* The owner's way on from a block's return exit in 64-bit code
+	 * (jit/branch.c exit_tail), NULL: every such exit returns.  Called
+	 * with cpu->jit_exit set: the body (a translation + body_off) to
+	 * jump into, with cpu->rip (and R12) its start and the chain loop's
+	 * checks between blocks made, or NULL to return to the loop. */
+	void *(*next)(struct emu_cpu *cpu);
 	unsigned body_off;      /* bytes of a translation's prologue (jit/branch.c) */
 	/* The checks every direct jump makes (jit/branch.c), emitted once
 	 * per epoch: valid while checks_epoch is epoch. */
@@ -109,6 +115,7 @@ void emu_jit_perf_map(const void *code, size_t size, uint64_t gpa, unsigned n);
 #define JIT_EXIT_PATCHES 8
 struct emu_jit_exit {
 	void *from;
+	uint64_t page;          /* from's guest page (~0: unknown) */
 	uint8_t *jmp;           /* the rel32 of the exit's jmp (executable view); NULL: none */
 	bool dynamic;           /* the target varies: the stub compares it */
 	/* The link the jump points at (emu_jit_chain), so that a link that

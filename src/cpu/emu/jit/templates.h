@@ -99,6 +99,7 @@ struct jit_ctx {
 	/* Block exits (jit/branch.c): the block's tag for its exit records,
 	 * and the exits whose records follow the code. */
 	void *from;
+	void *(*next)(struct emu_cpu *cpu);   /* struct emu_jit's */
 	unsigned n_exits;
 	struct jit_exit_site exits[JIT_MAX_EXITS];
 };

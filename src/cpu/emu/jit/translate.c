@@ -119,20 +119,31 @@ void jit_emit_cold(struct jit_ctx *t)
 	}
 }
 
-static void emit_handler_call(struct jit_ctx *t, const struct emu_insn *in, unsigned i)
+/* Returns whether R12 moved: after an instruction that ends its block (a
+ * branch) it is the handler's next_rip; after any other, which either
+ * goes on to the next instruction or stops the block (the interpreter
+ * runs the block's next instruction with no other RIP: core/cpu.c
+ * run_block_body), R12 and delta stay known, so that the block's static
+ * exit can still chain. */
+static bool emit_handler_call(struct jit_ctx *t, const struct emu_insn *in, unsigned i)
 {
 	struct x86_emit *e = t->e;
 	rc_flush(t);   /* the handler reads and writes cpu->gpr, and may fault */
 	emit_call_only(t, in);
-	xe_load64(e, HR_R12, HR_RBX, CPU_OFF(next_rip));
-	t->delta = 0;
-	t->r12_moved = true;
+	if (emu_insn_ends_block(in)) {
+		xe_load64(e, HR_R12, HR_RBX, CPU_OFF(next_rip));
+		t->delta = 0;
+		t->r12_moved = true;
+	} else {
+		t->delta += in->len;
+	}
 	if (i + 1 == t->n)
-		return;
+		return t->r12_moved;
 	xe_cmp_byte0(e, HR_RBX, CPU_OFF(stop_block));
 	uint8_t *j = xe_jcc32(e, 0x5);                 /* jne: stop */
 	if (t->n_stops < JIT_MAX_STOPS)
 		t->stops[t->n_stops++] = (struct jit_stop){ .at = j, .left = t->n - i - 1 };
+	return t->r12_moved;
 }
 
 /* Dead-flag elimination from what the templates of a first pass set in
@@ -190,8 +201,7 @@ static void emit_block(struct jit_ctx *t, struct emu_jit *j, const struct emu_in
 			ended = true;
 			t->n_templates++;
 		} else if (!jit_template(t, in)) {
-			emit_handler_call(t, in, i);
-			called = true;
+			called = emit_handler_call(t, in, i);
 		} else {
 			t->delta += in->len;
 			t->n_templates++;
@@ -204,9 +214,10 @@ static void emit_block(struct jit_ctx *t, struct emu_jit *j, const struct emu_in
 	else if (!ended)
 		jit_exit_static(t, (int64_t)t->delta);
 	/* The exits of a handler that stopped the block: RIP is its
-	 * next_rip (in R12), icount less the instructions not run. */
+	 * next_rip, icount less the instructions not run. */
 	for (unsigned s = 0; s < t->n_stops; s++) {
 		xe_patch_here(e, t->stops[s].at);
+		xe_load64(e, HR_R12, HR_RBX, CPU_OFF(next_rip));
 		emit_stop_exit(e, t->stops[s].left);
 	}
 	jit_emit_cold(t);
@@ -237,7 +248,8 @@ emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, u
 		for (int pass = 0; pass < 2; pass++) {
 			e = (struct x86_emit){ .p = j->rw + start, .end = j->rw + j->size,
 					       .rx_delta = (uintptr_t)(j->rx - j->rw) };
-			t = (struct jit_ctx){ .e = &e, .n = n, .mode = mode, .page_off = page_off, .from = from };
+			t = (struct jit_ctx){ .e = &e, .n = n, .mode = mode, .page_off = page_off, .from = from,
+					      .next = j->next };
 			memcpy(t.flags_dead, dead, sizeof(dead));
 			emit_block(&t, j, insn);
 			if (pass || e.full || !find_dead_flags(&t))
