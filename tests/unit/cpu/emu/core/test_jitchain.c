@@ -322,6 +322,33 @@ Test(emu_jitchain, store_rewrites_the_next_instruction_of_its_block)
 	expect_rax(code, sizeof(code), NULL, 0, 5050);
 }
 
+/* A REP STOSB in the middle of a hot block, long enough to yield to the
+ * loop twice a pass (REP_CHUNK elements per handler call): each yield
+ * stops the block with RIP on the REP, which resumes there, and the
+ * instructions after it run once a pass, with RCX 0.  A stop that left
+ * RIP anywhere else would run the block's start again or skip the rest
+ * of the string. */
+Test(emu_jitchain, rep_yield_in_the_middle_of_a_hot_block)
+{
+	static const uint8_t code[] = {
+		0x31, 0xc0,                         /* xor eax, eax */
+		0x31, 0xdb,                         /* xor ebx, ebx */
+		0x31, 0xf6,                         /* xor esi, esi */
+		0xba, 0x03, 0x00, 0x00, 0x00,       /* mov edx, 3 */
+		0xff, 0xc6,                         /* l: inc esi */
+		0xbf, 0x00, 0x00, 0x10, 0x00,       /* mov edi, 0x100000 */
+		0xb9, 0x00, 0x00, 0x03, 0x00,       /* mov ecx, 0x30000 */
+		0xf3, 0xaa,                         /* rep stosb */
+		0x01, 0xcb,                         /* add ebx, ecx */
+		0xff, 0xca,                         /* dec edx */
+		0x75, 0xec,                         /* jnz l */
+		0x89, 0xf0,                         /* mov eax, esi */
+		0x01, 0xd8,                         /* add eax, ebx */
+		0xf4,                               /* hlt */
+	};
+	expect_rax(code, sizeof(code), NULL, 0, 3);
+}
+
 /* The same through a call: the callee, on the caller's page, is
  * translated and the call's exit linked to it before the store of each
  * pass rewrites it (and the caller's own blocks with the page). */
