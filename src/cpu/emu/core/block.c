@@ -42,6 +42,7 @@ int emu_block_cache_init(struct emu_vm *evm, uint64_t bytes)
 		atomic_init(&c->slots[i], NULL);
 	pthread_mutex_init(&c->lock, NULL);
 	atomic_init(&c->epoch, 0);
+	c->write_epoch = &evm->write_epoch;
 	evm->blocks = c;
 	return 0;
 }
@@ -83,6 +84,10 @@ static void flush_locked(struct emu_block_cache *c)
 	for (unsigned i = 0; i < EMU_BLOCK_SLOTS; i++)
 		atomic_store_explicit(&c->slots[i], NULL, memory_order_relaxed);
 	atomic_fetch_add_explicit(&c->epoch, 1, memory_order_seq_cst);
+	/* After the epoch: translated code's direct jumps check the write
+	 * epoch only (jit/branch.c emit_chain_checks), and a vCPU that sees
+	 * it move then finds the cache's epoch moved too. */
+	atomic_fetch_add_explicit(c->write_epoch, 1, memory_order_seq_cst);
 	c->draining = true;
 	c->flushes++;
 	try_reclaim(c);

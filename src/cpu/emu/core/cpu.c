@@ -427,7 +427,9 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 			return 0;
 		}
 		/* No block pointer is held here: the place to follow a flush
-		 * of the shared cache. */
+		 * of the shared cache.  The write epoch first, which a flush
+		 * moves after the cache's (see the chain loop below). */
+		emu_tlb_sync_epoch(cpu);
 		emu_blocks_sync(cv);
 		if (__builtin_expect(cpu->icount >= cpu->icount_stop, 0)) {
 			exit->reason = VCPU_EXIT_KICK;
@@ -521,6 +523,12 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 			run_block_whole(cv, b);
 			/* A flush of the shared cache (blocks and host code)
 			 * waits for this vCPU to take the loop's top. */
+			/* The write epoch first, the cache's after: a flush
+			 * moves the cache's epoch, then the write epoch, which
+			 * is all translated code's direct jumps check
+			 * (jit/branch.c), so a flush after this check is seen
+			 * by them. */
+			emu_tlb_sync_epoch(cpu);
 			if (cpu->stop_block || needs_one_insn_unshadowed(cpu) || cpu->icount >= cpu->icount_stop ||
 			    events_stop_chain(cpu, atomic_load_explicit(&vcpu->events, memory_order_relaxed)) ||
 			    emu_blocks_stale(cv))
@@ -535,7 +543,6 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 			 * path cost two block lookups apiece). */
 			cpu->intr_shadow = false;
 			cpu->ss_shadow = false;
-			emu_tlb_sync_epoch(cpu);
 			/* Translated code may have run blocks after b (direct
 			 * jumps): its exit says which one ran last. */
 			struct emu_jit_exit *x = cpu->jit_exit;

@@ -377,34 +377,32 @@ static uint8_t *to_rw(const struct emu_jit *j, uintptr_t rx)
 }
 
 
-/* The checks of every stub that do not depend on the exit, once per
- * cache epoch (emu_jit_chain calls it): ZF set when they all pass.
- * No pending debug trap, no shadow or stop; the run budget;
- * events (core/cpu.c events_stop_chain: any but INTR, or INTR with
- * EFLAGS.IF = 1); the write epoch (emu_tlb_sync_epoch); the block
- * cache's epoch (a flush waits for this vCPU to leave its blocks);
- * tracing.  Not TF/RF or DR7, which the loop checks before it enters
- * translated code (core/cpu.c needs_one_insn): only instructions that
- * end their block change them (POPF, IRET, SYSRET, MOV DR7...), and such
- * a block has no exit that chains (jit_keeps_fetch_context), so they
- * cannot change between the loop's check and a direct jump.  Uses RAX. */
-static void emit_common_checks(struct x86_emit *e)
+/* The chain loop's checks between blocks (core/cpu.c emu_vcpu_run),
+ * inline in every stub, each failure a jcc32 recorded in fails[] (at
+ * most max): no stop; the run budget; events (core/cpu.c
+ * events_stop_chain: any but INTR, or INTR with EFLAGS.IF = 1); the
+ * write epoch, which every flush of the block cache moves too (a flush
+ * waits for this vCPU to leave its blocks: core/block.c flush_locked);
+ * tracing.  Not checked:
+ * - TF/RF, DR7 and a pending debug trap, which the loop checks before it
+ *   enters translated code (core/cpu.c needs_one_insn): only
+ *   instructions that end their block change TF/RF or DR7 (POPF, IRET,
+ *   SYSRET, MOV DR7...), such a block has no exit that chains
+ *   (jit_keeps_fetch_context), and a debug trap comes only from
+ *   single-step, breakpoints DR7 enables, or a task switch (a far
+ *   transfer);
+ * - the interrupt shadows, which end, as the loop ends them with no
+ *   event pending, when the stub jumps (emit_end_shadows).
+ * Uses RAX.  Returns how many failures it recorded. */
+static unsigned emit_chain_checks(struct x86_emit *e, uint8_t **fails, unsigned max)
 {
-	uint8_t *fails[16];
 	unsigned n = 0;
 #define FAIL_IF(cc)                                                                     \
 	do {                                                                            \
 		uint8_t *at_ = xe_jcc32(e, (cc));                                       \
-		if (n < sizeof(fails) / sizeof(fails[0]))                               \
+		if (n < max)                                                            \
 			fails[n++] = at_;                                               \
 	} while (0)
-	xe_op_mem(e, 0x83, 4, 7, HR_RBX, CPU_OFF(dbg_pending));
-	xe_u8(e, 0);                                                       /* cmp dword [dbg_pending], 0 */
-	FAIL_IF(0x5);
-	xe_cmp_byte0(e, HR_RBX, CPU_OFF(intr_shadow));
-	FAIL_IF(0x5);
-	xe_cmp_byte0(e, HR_RBX, CPU_OFF(ss_shadow));
-	FAIL_IF(0x5);
 	xe_cmp_byte0(e, HR_RBX, CPU_OFF(stop_block));
 	FAIL_IF(0x5);
 	xe_load64(e, HR_RAX, HR_RBX, CPU_OFF(icount));
@@ -419,15 +417,11 @@ static void emit_common_checks(struct x86_emit *e)
 	xe_load64(e, HR_RAX, HR_RAX, (int32_t)offsetof(struct emu_vm, write_epoch));
 	xe_op_mem(e, 0x3b, 8, HR_RAX, HR_RBX, CPU_OFF(write_epoch_seen));
 	FAIL_IF(0x5);
-	xe_load64(e, HR_RAX, HR_RBX, CV_OFF(cache));
-	xe_load64(e, HR_RAX, HR_RAX, (int32_t)offsetof(struct emu_block_cache, epoch));
-	xe_op_mem(e, 0x3b, 8, HR_RAX, HR_RBX, CV_OFF(epoch));
-	FAIL_IF(0x5);
 	xe_mov_imm(e, HR_RAX, (uintptr_t)&trace_mask);
 	xe_op_mem(e, 0x83, 4, 7, HR_RAX, 0);
 	xe_u8(e, 0);                                                       /* cmp dword [trace_mask], 0 */
 	FAIL_IF(0x5);
-	xe_ret(e);                                                         /* ZF = 1 from the last compare */
+	uint8_t *done = xe_jmp32(e);
 	/* Events pending: fail unless only INTR, held off by IF = 0. */
 	xe_patch_here(e, ev);
 	xe_u8(e, 0xa9);
@@ -437,12 +431,20 @@ static void emit_common_checks(struct x86_emit *e)
 	xe_u32(e, X86_FLAG_IF);
 	FAIL_IF(0x5);
 	jmp_to(e, ev_back);
-	/* Failed: ZF clear (RSP is never 0). */
-	for (unsigned i = 0; i < n; i++)
-		xe_patch_here(e, fails[i]);
-	xe_op_rr(e, 0x85, 8, HR_RSP, HR_RSP);                              /* test rsp, rsp */
-	xe_ret(e);
+	xe_patch_here(e, done);
 #undef FAIL_IF
+	return n;
+}
+
+/* intr_shadow = ss_shadow = false: adjacent, one 2-byte store. */
+static void emit_end_shadows(struct x86_emit *e)
+{
+	_Static_assert(offsetof(struct emu_cpu, ss_shadow) == offsetof(struct emu_cpu, intr_shadow) + 1,
+		       "the shadows end together");
+	xe_u8(e, 0x66);
+	xe_op_mem(e, 0xc7, 4, 0, HR_RBX, CPU_OFF(intr_shadow));
+	xe_u8(e, 0);
+	xe_u8(e, 0);                                                       /* mov word [shadows], 0 */
 }
 
 void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_cpu *cpu,
@@ -461,22 +463,9 @@ void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_c
 	if (start >= j->size)
 		return;   /* the next translation finds the cache full */
 	struct x86_emit e = { .p = j->rw + start, .end = j->rw + j->size, .rx_delta = (uintptr_t)(j->rx - j->rw) };
-	if (j->checks_epoch != j->epoch) {
-		j->checks = j->rx + start;
-		emit_common_checks(&e);
-		while (((uintptr_t)e.p & 15) && !e.full)
-			xe_u8(&e, 0xcc);
-		start = (size_t)(e.p - j->rw);
-	}
 	uint8_t *stub = e.p;
-	uint8_t *fails[8];
-	unsigned n_fail = 0;
-#define FAIL_IF(cc)                                                                     \
-	do {                                                                            \
-		uint8_t *at_ = jcc8(&e, (cc));                                          \
-		if (n_fail < sizeof(fails) / sizeof(fails[0]))                           \
-			fails[n_fail++] = at_;                                          \
-	} while (0)
+	uint8_t *fails[16];
+	unsigned n_fail = 0, max = sizeof(fails) / sizeof(fails[0]);
 	if (x->dynamic) {
 		/* The target: R12, which the block's exit set, against the RIP
 		 * the successor was found at, and in the linear page the block
@@ -484,31 +473,28 @@ void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_c
 		 * that it reaches the successor's guest page on any vCPU. */
 		mov_rax_imm64(&e, lin);
 		xe_op_rr(&e, 0x39, 8, HR_RAX, HR_R12);                     /* cmp r12, rax */
-		FAIL_IF(0x5);
+		fails[n_fail++] = xe_jcc32(&e, 0x5);
 		xe_op_rr(&e, 0x31, 8, HR_R13, HR_RAX);                     /* xor rax, r13 */
 		xe_u8(&e, 0x48);
 		xe_u8(&e, 0xc1);
 		xe_u8(&e, 0xe8);
 		xe_u8(&e, 12);                                             /* shr rax, 12 */
-		FAIL_IF(0x5);
+		fails[n_fail++] = xe_jcc32(&e, 0x5);
 	}
-	xe_call(&e, (uintptr_t)j->checks);
-	FAIL_IF(0x5);
+	n_fail += emit_chain_checks(&e, fails + n_fail, max - n_fail - 1);
 	/* The successor's page not written since it was decoded. */
 	mov_rax_imm64(&e, (uintptr_t)gen_at);
 	xe_op_mem(&e, 0x81, 4, 7, HR_RAX, 0);
 	xe_u32(&e, gen);                                                   /* cmp dword [gen_at], gen */
-	FAIL_IF(0x5);
+	fails[n_fail++] = xe_jcc32(&e, 0x5);
+	emit_end_shadows(&e);
 	jmp_to(&e, to_rw(j, (uintptr_t)to + j->body_off));
 	/* Failed: the exit's return, as before the patch. */
-	bool near = true;
 	for (unsigned i = 0; i < n_fail; i++)
-		near = patch8(&e, fails[i]) && near;
+		xe_patch_here(&e, fails[i]);
 	jmp_to(&e, to_rw(j, (uintptr_t)x->jmp + 4));
-#undef FAIL_IF
-	if (e.full || !near || n_fail >= sizeof(fails) / sizeof(fails[0]))
+	if (e.full || n_fail >= max)
 		return;
-	j->checks_epoch = j->epoch;
 	__atomic_store_n(&j->used, (size_t)(e.p - j->rw), __ATOMIC_RELAXED);   /* read by ctl stats */
 	if (j->used > j->peak)
 		__atomic_store_n(&j->peak, j->used, __ATOMIC_RELAXED);

@@ -46,10 +46,6 @@ struct emu_jit {
 	 * checks between blocks made, or NULL to return to the loop. */
 	void *(*next)(struct emu_cpu *cpu);
 	unsigned body_off;      /* bytes of a translation's prologue (jit/branch.c) */
-	/* The checks every direct jump makes (jit/branch.c), emitted once
-	 * per epoch: valid while checks_epoch is epoch. */
-	uint8_t *checks;
-	uint32_t checks_epoch;
 	/* Counters since creation, read by other threads (relaxed atomics):
 	 * flushes, blocks translated, bytes of host code made, and of the
 	 * instructions translated, those that became inline templates, those
