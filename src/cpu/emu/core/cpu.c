@@ -354,11 +354,13 @@ static inline bool events_stop_chain(const struct emu_cpu *cpu, uint32_t ev)
 }
 
 /* The chain loop's step between two blocks (emu_vcpu_run below), made
- * by translated code at a block's return exit in 64-bit code (jit/jit.h
- * struct emu_jit next): the body of the next block's translation, or
- * NULL to return to the loop, which then makes the step itself.  Only
- * what needs a few loads: every check the loop makes passes with
- * nothing to do (no shadow to end, no write epoch to catch up), and the
+ * by translated code at a return exit of a 64-bit block that may chain
+ * (jit/jit.h struct emu_jit next): the body of the next block's
+ * translation, or NULL to return to the loop, which then makes the step
+ * itself.  Only what needs a few loads: the checks a direct jump makes
+ * pass (jit/branch.c emit_chain_checks, which says why the others
+ * cannot fire in such a block: no debug trap, shadow or mode change),
+ * and the
  * successor's translation is in the vCPU's jump cache, or known from the
  * block's links and then put there; a lookup, a decode or a translation
  * stays the loop's.  The jump cache's entry holds all it needs, so that
@@ -367,11 +369,10 @@ static void *jit_next(struct emu_cpu *cpu)
 {
 	struct emu_core_vcpu *cv = emu_core_of(cpu);
 	struct emu_jit_exit *x = cpu->jit_exit;
-	if (!x || cpu->stop_block || needs_one_insn(cpu) || cpu->ss_shadow || cpu->icount >= cpu->icount_stop ||
-	    cpu->mode != EMU_MODE_LONG64 ||
+	if (cpu->stop_block || cpu->icount >= cpu->icount_stop ||
 	    events_stop_chain(cpu, atomic_load_explicit(&cpu->vcpu->events, memory_order_relaxed)) ||
-	    emu_blocks_stale(cv) || trace_mask ||
-	    cpu->write_epoch_seen != __atomic_load_n((uint64_t *)&cpu->evm->write_epoch, __ATOMIC_RELAXED))
+	    cpu->write_epoch_seen != __atomic_load_n((uint64_t *)&cpu->evm->write_epoch, __ATOMIC_RELAXED) ||
+	    emu_blocks_stale(cv) || trace_mask)
 		return NULL;
 	uint64_t lin = cpu->rip, key = emu_chain_key(cpu);
 	struct emu_jump_entry *j = emu_jump_slot(cv, lin);

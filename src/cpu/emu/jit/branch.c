@@ -198,7 +198,7 @@ static void exit_tail(struct jit_ctx *t, uint8_t *jmp, bool dynamic)
 	xe_u32(e, 0);
 	xe_store64(e, HR_RBX, CPU_OFF(jit_exit), HR_RAX);
 	t->exits[t->n_exits++] = (struct jit_exit_site){ .lea = lea, .jmp = jmp, .dynamic = dynamic };
-	if (t->next && t->mode == EMU_MODE_LONG64) {
+	if (t->next && t->mode == EMU_MODE_LONG64 && !t->no_chain) {
 		xe_op_rr(e, 0x89, 8, HR_RBX, HR_RDI);          /* mov rdi, rbx */
 		xe_call(e, (uintptr_t)t->next);
 		xe_op_rr(e, 0x85, 8, HR_RAX, HR_RAX);          /* test rax, rax */
@@ -391,9 +391,11 @@ static uint8_t *to_rw(const struct emu_jit *j, uintptr_t rx)
  *   (jit_keeps_fetch_context), and a debug trap comes only from
  *   single-step, breakpoints DR7 enables, or a task switch (a far
  *   transfer);
- * - the interrupt shadows, which end, as the loop ends them with no
- *   event pending, when the stub jumps (emit_end_shadows).
- * Uses RAX.  Returns how many failures it recorded. */
+ * Nor the interrupt shadows: only instructions that end their block set
+ * them (STI, MOV SS, POP SS), whose blocks have no exit that chains,
+ * and a block is entered with none (the loop ends them, or runs the
+ * instruction after one alone).  Uses RAX.  Returns how many failures
+ * it recorded. */
 static unsigned emit_chain_checks(struct x86_emit *e, uint8_t **fails, unsigned max)
 {
 	unsigned n = 0;
@@ -436,17 +438,6 @@ static unsigned emit_chain_checks(struct x86_emit *e, uint8_t **fails, unsigned 
 	return n;
 }
 
-/* intr_shadow = ss_shadow = false: adjacent, one 2-byte store. */
-static void emit_end_shadows(struct x86_emit *e)
-{
-	_Static_assert(offsetof(struct emu_cpu, ss_shadow) == offsetof(struct emu_cpu, intr_shadow) + 1,
-		       "the shadows end together");
-	xe_u8(e, 0x66);
-	xe_op_mem(e, 0xc7, 4, 0, HR_RBX, CPU_OFF(intr_shadow));
-	xe_u8(e, 0);
-	xe_u8(e, 0);                                                       /* mov word [shadows], 0 */
-}
-
 void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_cpu *cpu,
 		   const _Atomic uint32_t *gen_at, uint32_t gen, emu_jit_code to)
 {
@@ -487,7 +478,6 @@ void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_c
 	xe_op_mem(&e, 0x81, 4, 7, HR_RAX, 0);
 	xe_u32(&e, gen);                                                   /* cmp dword [gen_at], gen */
 	fails[n_fail++] = xe_jcc32(&e, 0x5);
-	emit_end_shadows(&e);
 	jmp_to(&e, to_rw(j, (uintptr_t)to + j->body_off));
 	/* Failed: the exit's return, as before the patch. */
 	for (unsigned i = 0; i < n_fail; i++)
