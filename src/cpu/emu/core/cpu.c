@@ -353,6 +353,34 @@ static inline bool events_stop_chain(const struct emu_cpu *cpu, uint32_t ev)
 	return (ev & ~VCPU_EVT_INTR) || (ev && (cpu->rflags & X86_FLAG_IF));
 }
 
+/* jit_next() past its common case, out of line so that the common case
+ * saves no registers: the jump cache's entry j for (lin, key) is filled
+ * from the block's links when it missed, and an exit that may be
+ * patched is linked to the successor. */
+static __attribute__((noinline)) void *jit_next_slow(struct emu_core_vcpu *cv, struct emu_jit_exit *x,
+						    struct emu_jump_entry *j, uint64_t lin, uint64_t key)
+{
+	struct emu_cpu *cpu = &cv->cpu;
+	if (!(j->lin == lin && j->key == key && j->body &&
+	      j->gen == atomic_load_explicit(&cpu->evm->page_gen[j->page], memory_order_acquire))) {
+		struct emu_block *b = emu_block_known_next(cpu, x->from, lin, key);
+		emu_jit_code fn = b && b->cacheable ? atomic_load_explicit(&b->jit_fn, memory_order_acquire) : NULL;
+		if (!fn)
+			return NULL;   /* counted and translated by the loop */
+		if (__builtin_expect(b->jit_maker != cv->id, 0) &&
+		    !atomic_load_explicit(&b->jit_shared, memory_order_relaxed) &&
+		    !atomic_exchange_explicit(&b->jit_shared, 1, memory_order_relaxed))
+			__atomic_store_n(&cv->jit_shared, cv->jit_shared + 1, __ATOMIC_RELAXED);   /* read by ctl stats */
+		*j = (struct emu_jump_entry){ .lin = lin, .key = key, .to = b, .page = b->page, .gen = b->gen,
+					      .body = (uint8_t *)(void *)fn + cv->cache->jit->body_off };
+	}
+	if (x->jmp && x->page == j->page)
+		jit_link_to(cv, x, j->page, j->gen,
+			    (emu_jit_code)(void *)((uint8_t *)j->body - cv->cache->jit->body_off));
+	cpu->jit_exit = NULL;
+	return j->body;
+}
+
 /* The chain loop's step between two blocks (emu_vcpu_run below), made
  * by translated code at a return exit of a 64-bit block that may chain
  * (jit/jit.h struct emu_jit next): the body of the next block's
@@ -376,22 +404,10 @@ static void *jit_next(struct emu_cpu *cpu)
 		return NULL;
 	uint64_t lin = cpu->rip, key = emu_chain_key(cpu);
 	struct emu_jump_entry *j = emu_jump_slot(cv, lin);
-	if (!(j->lin == lin && j->key == key && j->body &&
-	      j->gen == atomic_load_explicit(&cpu->evm->page_gen[j->page], memory_order_acquire))) {
-		struct emu_block *b = emu_block_known_next(cpu, x->from, lin, key);
-		emu_jit_code fn = b && b->cacheable ? atomic_load_explicit(&b->jit_fn, memory_order_acquire) : NULL;
-		if (!fn)
-			return NULL;   /* counted and translated by the loop */
-		if (__builtin_expect(b->jit_maker != cv->id, 0) &&
-		    !atomic_load_explicit(&b->jit_shared, memory_order_relaxed) &&
-		    !atomic_exchange_explicit(&b->jit_shared, 1, memory_order_relaxed))
-			__atomic_store_n(&cv->jit_shared, cv->jit_shared + 1, __ATOMIC_RELAXED);   /* read by ctl stats */
-		*j = (struct emu_jump_entry){ .lin = lin, .key = key, .to = b, .page = b->page, .gen = b->gen,
-					      .body = (uint8_t *)(void *)fn + cv->cache->jit->body_off };
-	}
-	if (x->jmp && x->page == j->page)
-		jit_link_to(cv, x, j->page, j->gen,
-			    (emu_jit_code)(void *)((uint8_t *)j->body - cv->cache->jit->body_off));
+	if (__builtin_expect(!(j->lin == lin && j->key == key && j->body &&
+			       j->gen == atomic_load_explicit(&cpu->evm->page_gen[j->page], memory_order_acquire)), 0) ||
+	    (x->jmp && x->page == j->page))
+		return jit_next_slow(cv, x, j, lin, key);
 	/* The successor's exits set their own record; one that stops the
 	 * block sets none, and the loop must not take this one for it. */
 	cpu->jit_exit = NULL;
