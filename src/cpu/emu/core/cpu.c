@@ -388,11 +388,10 @@ static __attribute__((noinline)) void *jit_next_slow(struct emu_core_vcpu *cv, s
  * itself.  Only what needs a few loads: the checks a direct jump makes
  * pass (jit/branch.c emit_chain_checks, which says why the others
  * cannot fire in such a block: no debug trap, shadow or mode change),
- * and the
- * successor's translation is in the vCPU's jump cache, or known from the
- * block's links and then put there; a lookup, a decode or a translation
- * stays the loop's.  The jump cache's entry holds all it needs, so that
- * the usual step reads neither block's header. */
+ * and the successor's translation is in the vCPU's jump cache, or known
+ * from the block's links and then put there; a lookup, a decode or a
+ * translation stays the loop's.  The jump cache's entry holds all it
+ * needs, so that the usual step reads neither block's header. */
 static void *jit_next(struct emu_cpu *cpu)
 {
 	struct emu_core_vcpu *cv = emu_core_of(cpu);

@@ -376,7 +376,6 @@ static uint8_t *to_rw(const struct emu_jit *j, uintptr_t rx)
 	return j->rw + (rx - (uintptr_t)j->rx);
 }
 
-
 /* The chain loop's checks between blocks (core/cpu.c emu_vcpu_run),
  * inline in every stub, each failure a jcc32 recorded in fails[] (at
  * most max): no stop; the run budget; events (core/cpu.c
@@ -391,11 +390,11 @@ static uint8_t *to_rw(const struct emu_jit *j, uintptr_t rx)
  *   (jit_keeps_fetch_context), and a debug trap comes only from
  *   single-step, breakpoints DR7 enables, or a task switch (a far
  *   transfer);
- * Nor the interrupt shadows: only instructions that end their block set
- * them (STI, MOV SS, POP SS), whose blocks have no exit that chains,
- * and a block is entered with none (the loop ends them, or runs the
- * instruction after one alone).  Uses RAX.  Returns how many failures
- * it recorded. */
+ * - the interrupt shadows: only instructions that end their block open
+ *   one (STI, MOV SS, POP SS), whose blocks have no exit that chains,
+ *   and a block is entered with none (the loop ends them, or runs the
+ *   instruction after one alone).
+ * Uses RAX.  Returns how many failures it recorded. */
 static unsigned emit_chain_checks(struct x86_emit *e, uint8_t **fails, unsigned max)
 {
 	unsigned n = 0;
