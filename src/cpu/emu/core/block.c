@@ -390,8 +390,7 @@ struct emu_block *emu_block_link_new(struct emu_cpu *cpu, struct emu_block *b, u
 	struct emu_block *to = j->to;
 	/* The lookup below may decode into the staging block that b is. */
 	bool linkable = b->cacheable && b != cv->staging;
-	if (!(j->lin == lin && j->key == key && to &&
-	      to->gen == atomic_load_explicit(&cpu->evm->page_gen[to->page], memory_order_acquire))) {
+	if (!emu_jump_hit(cpu, j, lin, key)) {
 		const char *why = NULL;
 		to = emu_block_lookup(cpu, &why);
 		/* A block decoded for one use is linked nowhere; a lookup that

@@ -153,6 +153,14 @@ static inline struct emu_jump_entry *emu_jump_slot(struct emu_core_vcpu *cv, uin
 	return &cv->jumps[(lin ^ lin >> 12) & (EMU_JUMP_CACHE - 1)];
 }
 
+/* Whether j holds the block at (lin, key), its page unwritten since. */
+static inline bool emu_jump_hit(const struct emu_cpu *cpu, const struct emu_jump_entry *j, uint64_t lin,
+				uint64_t key)
+{
+	return j->lin == lin && j->key == key && j->to &&
+	       j->gen == atomic_load_explicit(&cpu->evm->page_gen[j->page], memory_order_acquire);
+}
+
 /* What, besides the linear address, decides which code a fetch reaches:
  * the address space and its TLB contents (asid, fetch_epoch), the
  * privilege its fetch translations were made for, and the decoding mode. */
@@ -202,11 +210,7 @@ static inline struct emu_block *emu_block_known_next(struct emu_cpu *cpu, struct
 	if (to)
 		return to;
 	const struct emu_jump_entry *j = emu_jump_slot(emu_core_of(cpu), lin);
-	to = j->to;
-	if (j->lin == lin && j->key == key && to &&
-	    to->gen == atomic_load_explicit(&cpu->evm->page_gen[to->page], memory_order_acquire))
-		return to;
-	return NULL;
+	return emu_jump_hit(cpu, j, lin, key) ? j->to : NULL;
 }
 /* Per VM: the cache of vm->code_cache_bytes (0: EMU_BLOCK_ARENA). */
 int emu_block_cache_init(struct emu_vm *evm, uint64_t bytes);

@@ -355,14 +355,13 @@ static inline bool events_stop_chain(const struct emu_cpu *cpu, uint32_t ev)
 
 /* jit_next() past its common case, out of line so that the common case
  * saves no registers: the jump cache's entry j for (lin, key) is filled
- * from the block's links when it missed, and an exit that may be
- * patched is linked to the successor. */
+ * from the block's links unless it held the translation (hit), and an
+ * exit that may be patched is linked to the successor. */
 static __attribute__((noinline)) void *jit_next_slow(struct emu_core_vcpu *cv, struct emu_jit_exit *x,
-						    struct emu_jump_entry *j, uint64_t lin, uint64_t key)
+						    struct emu_jump_entry *j, uint64_t lin, uint64_t key, bool hit)
 {
 	struct emu_cpu *cpu = &cv->cpu;
-	if (!(j->lin == lin && j->key == key && j->body &&
-	      j->gen == atomic_load_explicit(&cpu->evm->page_gen[j->page], memory_order_acquire))) {
+	if (!hit) {
 		struct emu_block *b = emu_block_known_next(cpu, x->from, lin, key);
 		emu_jit_code fn = b && b->cacheable ? atomic_load_explicit(&b->jit_fn, memory_order_acquire) : NULL;
 		if (!fn)
@@ -403,10 +402,9 @@ static void *jit_next(struct emu_cpu *cpu)
 		return NULL;
 	uint64_t lin = cpu->rip, key = emu_chain_key(cpu);
 	struct emu_jump_entry *j = emu_jump_slot(cv, lin);
-	if (__builtin_expect(!(j->lin == lin && j->key == key && j->body &&
-			       j->gen == atomic_load_explicit(&cpu->evm->page_gen[j->page], memory_order_acquire)), 0) ||
-	    (x->jmp && x->page == j->page))
-		return jit_next_slow(cv, x, j, lin, key);
+	bool hit = j->body && emu_jump_hit(cpu, j, lin, key);
+	if (__builtin_expect(!hit, 0) || (x->jmp && x->page == j->page))
+		return jit_next_slow(cv, x, j, lin, key, hit);
 	/* The successor's exits set their own record; one that stops the
 	 * block sets none, and the loop must not take this one for it. */
 	cpu->jit_exit = NULL;
@@ -499,7 +497,6 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 			exit->reason = VCPU_EXIT_HLT;
 			continue;
 		}
-		emu_tlb_sync_epoch(cpu);
 		uint64_t one = needs_one_insn(cpu);
 		/* A trap left by an event or by an instruction run outside
 		 * run_one (a task switch into a TSS with T = 1) comes first,
@@ -538,12 +535,12 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 		for (;;) {
 			run_block_whole(cv, b);
 			/* A flush of the shared cache (blocks and host code)
-			 * waits for this vCPU to take the loop's top. */
-			/* The write epoch first, the cache's after: a flush
-			 * moves the cache's epoch, then the write epoch, which
-			 * is all translated code's direct jumps check
-			 * (jit/branch.c), so a flush after this check is seen
-			 * by them. */
+			 * waits for this vCPU to take the loop's top.  The
+			 * write epoch is synced before the cache's is looked
+			 * at: a flush moves the cache's epoch, then the write
+			 * epoch, which is all translated code's direct jumps
+			 * check (jit/branch.c), so they see a flush that comes
+			 * after this look. */
 			emu_tlb_sync_epoch(cpu);
 			if (cpu->stop_block || needs_one_insn_unshadowed(cpu) || cpu->icount >= cpu->icount_stop ||
 			    events_stop_chain(cpu, atomic_load_explicit(&vcpu->events, memory_order_relaxed)) ||

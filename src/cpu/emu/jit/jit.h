@@ -39,8 +39,8 @@ struct emu_jit {
 	 * that does not fit then fails with full set, rather than flushing. */
 	bool owner_flushes;
 	bool full;
-	/* The owner's way on from a block's return exit in 64-bit code
-	 * (jit/branch.c exit_tail), NULL: every such exit returns.  Called
+	/* The owner's way on from a return exit of a 64-bit block that may
+	 * chain (jit/branch.c exit_tail), NULL: every such exit returns.  Called
 	 * with cpu->jit_exit set: the body (a translation + body_off) to
 	 * jump into, with cpu->rip (and R12) its start and the chain loop's
 	 * checks between blocks made, or NULL to return to the loop. */
