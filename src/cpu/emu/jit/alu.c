@@ -74,6 +74,15 @@ static void emit_cf(struct jit_ctx *t)
 {
 	struct x86_emit *e = t->e;
 	rc_clobber(t);
+	if (LF_KIND(t->lf_before) == LF_LOGIC) {
+		xe_op_rr(e, 0x31, 4, HR_RCX, HR_RCX);                     /* xor ecx, ecx */
+		return;
+	}
+	if (jit_flags_from_record(t)) {
+		op0f_rr(e, 0x92, false, 0, HR_RCX);                       /* setc cl */
+		op0f_rr(e, 0xb6, false, HR_RCX, HR_RCX);                  /* movzx ecx, cl */
+		return;
+	}
 	xe_op_mem(e, 0x8b, 4, HR_RAX, HR_RBX, CPU_OFF(lf.op));   /* mov eax, [lf.op] */
 	xe_grp1_reg_imm(e, 4, 4, HR_RAX, 0xf0);                   /* and eax, kind */
 	xe_op_rr(e, 0x31, 4, HR_RCX, HR_RCX);                     /* xor ecx, ecx */
@@ -93,27 +102,38 @@ static void emit_cf(struct jit_ctx *t)
 	xe_patch_here(e, done3);
 }
 
-/* Host flags for guest condition cc (SDM vol. 1, appendix B); returns
- * the host condition to test.  When an earlier template of the block
- * left a record whose kind is known (t->lf_known: an ADD or SUB without
- * carry, a logic operation), the host redoes that operation on the
- * recorded operands at their size, which gives every flag exactly; else
- * emu_cond_flags() is called and its answer tested.  Clobbers the
- * caller-saved registers. */
-static unsigned emit_cond(struct jit_ctx *t, unsigned cc)
+/* The record holds the operands as the guest operation saw them and
+ * its result unmasked (core/flags.c lf_set), so the same host operation
+ * at the same size sets CF, PF, ZF, SF and OF as the guest's; AF, which
+ * no condition reads, may differ. */
+bool jit_flags_from_record(struct jit_ctx *t)
 {
 	struct x86_emit *e = t->e;
-	unsigned kind = LF_KIND(t->lf_known), size = LF_SIZE(t->lf_known);
+	unsigned kind = LF_KIND(t->lf_before), size = LF_SIZE(t->lf_before);
+	uint8_t byte = size == 1;   /* the byte forms' opcodes are one less */
 	if (kind == LF_SUB || kind == LF_ADD) {
 		xe_load64(e, HR_RAX, HR_RBX, CPU_OFF(lf.src1));
-		xe_op_mem(e, kind == LF_SUB ? 0x3b : 0x03, size, HR_RAX, HR_RBX, CPU_OFF(lf.src2));   /* cmp/add */
-		return cc;
+		xe_op_mem(e, (uint8_t)((kind == LF_SUB ? 0x3b : 0x03) - byte), size, HR_RAX, HR_RBX,
+			  CPU_OFF(lf.src2));                                                       /* cmp/add */
+		return true;
 	}
 	if (kind == LF_LOGIC) {
 		xe_load64(e, HR_RAX, HR_RBX, CPU_OFF(lf.res));
-		xe_op_rr(e, 0x85, size, HR_RAX, HR_RAX);                                               /* test */
-		return cc;
+		xe_op_rr(e, (uint8_t)(0x85 - byte), size, HR_RAX, HR_RAX);                       /* test */
+		return true;
 	}
+	return false;
+}
+
+/* Host flags for guest condition cc (SDM vol. 1, appendix B); returns
+ * the host condition to test: redone from a record of known kind
+ * (jit_flags_from_record), else emu_cond_flags() is called and its
+ * answer tested.  Clobbers the caller-saved registers. */
+static unsigned emit_cond(struct jit_ctx *t, unsigned cc)
+{
+	struct x86_emit *e = t->e;
+	if (jit_flags_from_record(t))
+		return cc;
 	rc_clobber(t);
 	xe_op_rr(e, 0x89, 8, HR_RBX, HR_RDI);
 	xe_mov_imm(e, HR_RSI, cc);

@@ -60,8 +60,9 @@ static void setcc_al(struct x86_emit *e, unsigned cc)
 	xe_u8(e, 0xc0);                                    /* setcc al */
 }
 
-/* AL = condition cc (emu_cond), inline for the lazy-flags records that
- * precede most branches, with the host's own flags: CMP/SUB of 4 or 8
+/* AL = condition cc (emu_cond), where the block does not know the
+ * record's kind (jit_flags_from_record), inline for the lazy-flags
+ * records that precede most branches, with the host's own flags: CMP/SUB of 4 or 8
  * bytes (when res is src1 - src2 exactly, not an SBB with borrow, a host
  * CMP of the operands gives every flag), a logic operation of 4 or 8
  * bytes (a host CMP of the result with 0: ZF, SF, PF from it, CF = OF =
@@ -341,10 +342,15 @@ bool jit_branch(struct jit_ctx *t, const struct emu_insn *in)
 	}
 	if ((in->opmap == EMU_MAP_1B && op >= 0x70 && op <= 0x7f) ||
 	    (in->opmap == EMU_MAP_0F && op >= 0x80 && op <= 0x8f)) {           /* Jcc rel */
-		emit_cond(e, op & 15);
-		xe_u8(e, 0x84);
-		xe_u8(e, 0xc0);                                            /* test al, al */
-		uint8_t *taken = xe_jcc32(e, 0x5);                         /* jnz */
+		uint8_t *taken;
+		if (jit_flags_from_record(t)) {
+			taken = xe_jcc32(e, op & 15);                      /* the guest's own jcc */
+		} else {
+			emit_cond(e, op & 15);
+			xe_u8(e, 0x84);
+			xe_u8(e, 0xc0);                                    /* test al, al */
+			taken = xe_jcc32(e, 0x5);                          /* jnz */
+		}
 		jit_exit_static(t, next);
 		xe_patch_here(e, taken);
 		jit_exit_static(t, next + (int64_t)in->imm);

@@ -91,6 +91,10 @@ struct jit_ctx {
 	 * leaves it while a barrier sets lf_keep. */
 	unsigned lf_known;
 	bool lf_touched, lf_keep;
+	/* lf_known as it was before the current instruction: what a
+	 * template that reads the flags (Jcc, CMOVcc, SETcc, ADC, INC)
+	 * finds in the record. */
+	unsigned lf_before;
 	/* Guest registers in host registers (templates.c "register cache"). */
 	struct jit_rc_slot rc[JIT_RC_SLOTS];
 	unsigned rc_clock;
@@ -143,6 +147,13 @@ void jit_exit_dynamic(struct jit_ctx *t);
 bool jit_keeps_fetch_context(const struct emu_insn *in);
 /* Writes the exit records after the block's code. */
 void jit_emit_exit_records(struct jit_ctx *t);
+
+/* When the record before the current instruction is of a known kind
+ * (t->lf_before: an ADD or SUB without carry, a logic operation): emits
+ * the host operation that redoes it on the recorded operands at their
+ * size, which leaves every host status flag as the guest's, and returns
+ * true; false, emitting nothing, otherwise (jit/alu.c).  Uses RAX. */
+bool jit_flags_from_record(struct jit_ctx *t);
 
 /* Whether the current instruction may skip its flags record. */
 static inline bool jit_flags_dead(const struct jit_ctx *t)

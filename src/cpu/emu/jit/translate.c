@@ -194,6 +194,7 @@ static void emit_block(struct jit_ctx *t, struct emu_jit *j, const struct emu_in
 		unsigned lf_known = t->lf_known;
 		t->i = i;
 		t->fx[i] = JIT_FX_BARRIER;   /* a branch reads the flags */
+		t->lf_before = lf_known;
 		t->lf_known = 0;
 		t->lf_touched = t->lf_keep = false;
 		called = false;
