@@ -92,8 +92,11 @@ struct accel_code_stats {
 	 * cache caused, translations run by a vCPU that did not make them
 	 * (each counted once), and of the instructions translated, those
 	 * that became inline templates, those that became handler calls,
-	 * and the lazy-flags records left out as dead. */
+	 * and the lazy-flags records left out as dead; direct jumps made
+	 * between translations in the same guest page (near) and through
+	 * the jump cache (far). */
 	uint64_t jit_blocks, jit_flushes, jit_shared, jit_template_insns, jit_call_insns, jit_flags_skipped;
+	uint64_t jit_links_near, jit_links_far;
 	uint64_t blocks;            /* blocks decoded and kept */
 	uint64_t shared_hits;       /* lookups that found a block another vCPU decoded */
 	uint64_t uncached;          /* blocks decoded for one use while a flush drained */

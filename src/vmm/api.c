@@ -1347,7 +1347,8 @@ int api_stats_from_machine(struct vm *vm, json_t *out)
 			{ "pt_deferred", cs.pt_deferred }, { "pt_tracking_restarts", cs.pt_restarts },
 			{ "jit_blocks", cs.jit_blocks }, { "jit_flushes", cs.jit_flushes }, { "jit_shared", cs.jit_shared },
 			{ "jit_template_insns", cs.jit_template_insns }, { "jit_call_insns", cs.jit_call_insns },
-			{ "jit_flags_skipped", cs.jit_flags_skipped },
+			{ "jit_flags_skipped", cs.jit_flags_skipped }, { "jit_links_near", cs.jit_links_near },
+			{ "jit_links_far", cs.jit_links_far },
 		};
 		for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 			json_object_set_new(c, f[i].name, json_integer((json_int_t)f[i].v));

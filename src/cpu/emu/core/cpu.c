@@ -245,27 +245,31 @@ static void run_block_whole(struct emu_core_vcpu *cv, struct emu_block *b)
 
 /* A translated block left through exit x, which can be patched, and the
  * next block, in guest page `page` (generation gen) with translation
- * `to`, follows: from now on the exit jumps straight to it when it lies
- * in the same guest page as x's block, behind the same checks the loop
- * made (jit/jit.h emu_jit_chain).  The caller knows both are 64-bit
+ * `to`, follows: from now on the exit jumps straight to it, behind the
+ * same checks the loop made, and when it lies elsewhere than x's page
+ * behind the vCPU's jump cache entry for it (jit/jit.h emu_jit_chain).  The caller knows both are 64-bit
  * code.  The exit's record is read first without the lock, as a hint:
  * most exits come here with their link made already. */
 static void jit_link_to(struct emu_core_vcpu *cv, struct emu_jit_exit *x, uint64_t page, uint32_t gen, emu_jit_code to)
 {
 	struct emu_cpu *cpu = &cv->cpu;
-	if (page != x->page || emu_blocks_stale(cv))
+	if (emu_blocks_stale(cv))
 		return;
+	/* Near: the successor in the block's page, reached as jit/jit.h
+	 * says; far otherwise, through the jump cache's entry, which the
+	 * caller has just filled. */
+	bool far = page != x->page || (!x->dynamic && !x->in_page);
 	uint32_t patches = __atomic_load_n(&x->patches, __ATOMIC_RELAXED);
 	if (patches >= JIT_EXIT_PATCHES ||
 	    (patches && __atomic_load_n(&x->to, __ATOMIC_RELAXED) == (uintptr_t)to &&
 	     __atomic_load_n(&x->gen, __ATOMIC_RELAXED) == gen &&
-	     (!x->dynamic || __atomic_load_n(&x->lin, __ATOMIC_RELAXED) == cpu->rip)))
+	     (!(x->dynamic || far) || __atomic_load_n(&x->lin, __ATOMIC_RELAXED) == cpu->rip)))
 		return;
 	struct emu_block_cache *c = cv->cache;
 	pthread_mutex_lock(&c->lock);
 	/* b, from and their code belong to the current epoch. */
 	if (!c->draining && !emu_blocks_stale(cv))
-		emu_jit_chain(c->jit, x, cpu, &cpu->evm->page_gen[page], gen, to);
+		emu_jit_chain(c->jit, x, cpu, &cpu->evm->page_gen[page], gen, to, far);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -373,7 +377,7 @@ static __attribute__((noinline)) void *jit_next_slow(struct emu_core_vcpu *cv, s
 		*j = (struct emu_jump_entry){ .lin = lin, .key = key, .to = b, .page = b->page, .gen = b->gen,
 					      .body = (uint8_t *)(void *)fn + cv->cache->jit->body_off };
 	}
-	if (x->jmp && x->page == j->page)
+	if (x->jmp)
 		jit_link_to(cv, x, j->page, j->gen,
 			    (emu_jit_code)(void *)((uint8_t *)j->body - cv->cache->jit->body_off));
 	cpu->jit_exit = NULL;
@@ -403,7 +407,7 @@ static void *jit_next(struct emu_cpu *cpu)
 	uint64_t lin = cpu->rip, key = emu_chain_key(cpu);
 	struct emu_jump_entry *j = emu_jump_slot(cv, lin);
 	bool hit = j->body && emu_jump_hit(cpu, j, lin, key);
-	if (__builtin_expect(!hit, 0) || (x->jmp && x->page == j->page))
+	if (__builtin_expect(!hit, 0) || x->jmp)
 		return jit_next_slow(cv, x, j, lin, key, hit);
 	/* The successor's exits set their own record; one that stops the
 	 * block sets none, and the loop must not take this one for it. */
@@ -744,6 +748,8 @@ static void emu_code_stats(struct vm *vm, struct accel_code_stats *out)
 		out->jit_template_insns = peek(&c->jit->insns_template);
 		out->jit_call_insns = peek(&c->jit->insns_call);
 		out->jit_flags_skipped = peek(&c->jit->flags_skipped);
+		out->jit_links_near = peek(&c->jit->links_near);
+		out->jit_links_far = peek(&c->jit->links_far);
 	}
 	pthread_mutex_unlock(&c->lock);
 	for (unsigned i = 0; i < vm->n_vcpus; i++) {

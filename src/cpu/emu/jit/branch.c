@@ -20,6 +20,10 @@
  * of one vCPU's with a constant, only what the running vCPU's own
  * fields say (through RBX) and what is the VM's (page generations).
  *
+ * A successor in another guest page gets a far stub, which checks the
+ * target and the running vCPU's jump cache entry for it instead of the
+ * page (jit/jit.h emu_jit_chain).
+ *
  * Patches live in the cache they point into: a flush of the code cache
  * forgets them with the translations, and a successor decoded anew (its
  * page written) fails the stub's page-generation check, so the loop
@@ -184,7 +188,7 @@ static uint8_t *exit_jmp(struct x86_emit *e)
  * a return to another caller -- costs a call, not a return to the loop
  * and a call from it, whose one indirect call site mispredicts; then
  * the epilogue. */
-static void exit_tail(struct jit_ctx *t, uint8_t *jmp, bool dynamic)
+static void exit_tail(struct jit_ctx *t, uint8_t *jmp, bool dynamic, bool in_page)
 {
 	struct x86_emit *e = t->e;
 	if (t->n_exits >= JIT_MAX_EXITS) {
@@ -198,7 +202,7 @@ static void exit_tail(struct jit_ctx *t, uint8_t *jmp, bool dynamic)
 	uint8_t *lea = e->full ? NULL : e->p;
 	xe_u32(e, 0);
 	xe_store64(e, HR_RBX, CPU_OFF(jit_exit), HR_RAX);
-	t->exits[t->n_exits++] = (struct jit_exit_site){ .lea = lea, .jmp = jmp, .dynamic = dynamic };
+	t->exits[t->n_exits++] = (struct jit_exit_site){ .lea = lea, .jmp = jmp, .dynamic = dynamic, .in_page = in_page };
 	if (t->next && t->mode == EMU_MODE_LONG64 && !t->no_chain) {
 		xe_op_rr(e, 0x89, 8, HR_RBX, HR_RDI);          /* mov rdi, rbx */
 		xe_call(e, (uintptr_t)t->next);
@@ -216,13 +220,14 @@ void jit_exit_static(struct jit_ctx *t, int64_t off)
 	struct x86_emit *e = t->e;
 	rc_flush(t);
 	/* Only 64-bit code chains: elsewhere RIP wraps after the block
-	 * (core/cpu.c block_wrap_rip).  The target must lie in the block's
-	 * page: R12 still the block's start, the offset within the page. */
-	bool chain = t->mode == EMU_MODE_LONG64 && t->page_off >= 0 && !t->r12_moved && !t->no_chain &&
-		     t->page_off + off >= 0 && t->page_off + off < 4096;
+	 * (core/cpu.c block_wrap_rip).  A near link needs the target in the
+	 * block's page: R12 still the block's start, the offset within the
+	 * page; a far one compares the target (jit.h). */
+	bool chain = t->mode == EMU_MODE_LONG64 && !t->no_chain;
+	bool in_page = t->page_off >= 0 && !t->r12_moved && t->page_off + off >= 0 && t->page_off + off < 4096;
 	add_r12(e, off);
 	xe_store64(e, HR_RBX, CPU_OFF(rip), HR_R12);
-	exit_tail(t, chain ? exit_jmp(e) : NULL, false);   /* to the next byte until patched */
+	exit_tail(t, chain ? exit_jmp(e) : NULL, false, in_page);   /* to the next byte until patched */
 }
 
 /* The stub's first check is the target, so an exit whose target varies
@@ -233,7 +238,7 @@ void jit_exit_dynamic(struct jit_ctx *t)
 	struct x86_emit *e = t->e;
 	rc_flush(t);
 	xe_store64(e, HR_RBX, CPU_OFF(rip), HR_R12);
-	exit_tail(t, !t->no_chain && t->mode == EMU_MODE_LONG64 ? exit_jmp(e) : NULL, true);
+	exit_tail(t, !t->no_chain && t->mode == EMU_MODE_LONG64 ? exit_jmp(e) : NULL, true, false);
 }
 
 bool jit_keeps_fetch_context(const struct emu_insn *in)
@@ -265,6 +270,7 @@ void jit_emit_exit_records(struct jit_ctx *t)
 			.page = t->from ? ((const struct emu_block *)t->from)->page : ~0ull,
 			.jmp = s->jmp ? (uint8_t *)((uintptr_t)s->jmp + e->rx_delta) : NULL,
 			.dynamic = s->dynamic,
+			.in_page = s->in_page,
 			.lin = ~0ull,
 		};
 		uint8_t *at = e->p;
@@ -443,15 +449,58 @@ static unsigned emit_chain_checks(struct x86_emit *e, uint8_t **fails, unsigned 
 	return n;
 }
 
+/* A far link's own checks (emu_jit_chain): the running vCPU's jump
+ * cache entry for lin (core/block.h emu_jump_slot) holds lin, the
+ * vCPU's fetch context now (emu_chain_key: asid | cpl << 11 | mode << 13
+ * | fetch_epoch << 16) and body, the successor's body.  An entry is
+ * written only by the vCPU's own lookup of lin in that context, so that
+ * lin reaches the successor's guest page for this vCPU.  Uses RAX, RCX,
+ * RDX; returns how many failures it recorded. */
+static unsigned emit_jump_cache_checks(struct x86_emit *e, uint64_t lin, uintptr_t body, uint8_t **fails)
+{
+	unsigned n = 0;
+	int32_t slot = (int32_t)(((lin ^ lin >> 12) & (EMU_JUMP_CACHE - 1)) * sizeof(struct emu_jump_entry));
+	xe_load64(e, HR_RDX, HR_RBX, CV_OFF(jumps));
+	mov_rax_imm64(e, lin);
+	xe_op_mem(e, 0x3b, 8, HR_RAX, HR_RDX, slot + (int32_t)offsetof(struct emu_jump_entry, lin));
+	fails[n++] = xe_jcc32(e, 0x5);
+	xe_load64(e, HR_RAX, HR_RBX, CPU_OFF(fetch_epoch));
+	xe_u8(e, 0x48);
+	xe_u8(e, 0xc1);
+	xe_u8(e, 0xe0);
+	xe_u8(e, 16);                                                      /* shl rax, 16 */
+	xe_op_mem(e, 0x0b, 8, HR_RAX, HR_RBX, CPU_OFF(asid));              /* or rax, [asid] */
+	xe_u8(e, 0x0f);
+	xe_u8(e, 0xb6);
+	xe_mem(e, HR_RCX, HR_RBX, CPU_OFF(cpl));                           /* movzx ecx, byte [cpl] */
+	xe_u8(e, 0xc1);
+	xe_u8(e, 0xe1);
+	xe_u8(e, 11);                                                      /* shl ecx, 11 */
+	xe_op_rr(e, 0x09, 8, HR_RCX, HR_RAX);                              /* or rax, rcx */
+	xe_u8(e, 0x0f);
+	xe_u8(e, 0xb6);
+	xe_mem(e, HR_RCX, HR_RBX, CPU_OFF(mode));                          /* movzx ecx, byte [mode] */
+	xe_u8(e, 0xc1);
+	xe_u8(e, 0xe1);
+	xe_u8(e, 13);                                                      /* shl ecx, 13 */
+	xe_op_rr(e, 0x09, 8, HR_RCX, HR_RAX);                              /* or rax, rcx */
+	xe_op_mem(e, 0x3b, 8, HR_RAX, HR_RDX, slot + (int32_t)offsetof(struct emu_jump_entry, key));
+	fails[n++] = xe_jcc32(e, 0x5);
+	mov_rax_imm64(e, body);
+	xe_op_mem(e, 0x3b, 8, HR_RAX, HR_RDX, slot + (int32_t)offsetof(struct emu_jump_entry, body));
+	fails[n++] = xe_jcc32(e, 0x5);
+	return n;
+}
+
 void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_cpu *cpu,
-		   const _Atomic uint32_t *gen_at, uint32_t gen, emu_jit_code to)
+		   const _Atomic uint32_t *gen_at, uint32_t gen, emu_jit_code to, bool far)
 {
 	uint8_t *xp = (uint8_t *)x;
 	if (!x->jmp || xp < j->rx || xp + sizeof(*x) > j->rx + j->used)
 		return;
 	uint64_t lin = cpu->rip;
 	/* Pointed there already: its checks failed for a passing reason. */
-	if (x->patches && x->to == (uintptr_t)to && x->gen == gen && (!x->dynamic || x->lin == lin))
+	if (x->patches && x->to == (uintptr_t)to && x->gen == gen && (!(x->dynamic || far) || x->lin == lin))
 		return;
 	if (x->patches >= JIT_EXIT_PATCHES)
 		return;
@@ -462,7 +511,13 @@ void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_c
 	uint8_t *stub = e.p;
 	uint8_t *fails[16];
 	unsigned n_fail = 0, max = sizeof(fails) / sizeof(fails[0]);
-	if (x->dynamic) {
+	if (far) {
+		/* The target: R12, which the block's exit set, against the RIP
+		 * the successor was found at. */
+		mov_rax_imm64(&e, lin);
+		xe_op_rr(&e, 0x39, 8, HR_RAX, HR_R12);                     /* cmp r12, rax */
+		fails[n_fail++] = xe_jcc32(&e, 0x5);
+	} else if (x->dynamic) {
 		/* The target: R12, which the block's exit set, against the RIP
 		 * the successor was found at, and in the linear page the block
 		 * was entered by (R13), whose translation was checked then, so
@@ -477,7 +532,9 @@ void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_c
 		xe_u8(&e, 12);                                             /* shr rax, 12 */
 		fails[n_fail++] = xe_jcc32(&e, 0x5);
 	}
-	n_fail += emit_chain_checks(&e, fails + n_fail, max - n_fail - 1);
+	n_fail += emit_chain_checks(&e, fails + n_fail, max - n_fail - 4);
+	if (far)
+		n_fail += emit_jump_cache_checks(&e, lin, (uintptr_t)to + j->body_off, fails + n_fail);
 	/* The successor's page not written since it was decoded. */
 	mov_rax_imm64(&e, (uintptr_t)gen_at);
 	xe_op_mem(&e, 0x81, 4, 7, HR_RAX, 0);
@@ -505,4 +562,6 @@ void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_c
 	__atomic_store_n(&w->to, (uintptr_t)to, __ATOMIC_RELAXED);
 	__atomic_store_n(&w->gen, gen, __ATOMIC_RELAXED);
 	__atomic_store_n(&w->patches, w->patches + 1, __ATOMIC_RELAXED);
+	uint64_t *links = far ? &j->links_far : &j->links_near;
+	__atomic_store_n(links, *links + 1, __ATOMIC_RELAXED);
 }

@@ -49,9 +49,11 @@ struct emu_jit {
 	/* Counters since creation, read by other threads (relaxed atomics):
 	 * flushes, blocks translated, bytes of host code made, and of the
 	 * instructions translated, those that became inline templates, those
-	 * that became handler calls, and the flags records left out as dead. */
+	 * that became handler calls, and the flags records left out as dead;
+	 * direct jumps made, near and far (emu_jit_chain). */
 	uint64_t flushes, blocks, bytes;
 	uint64_t insns_template, insns_call, flags_skipped;
+	uint64_t links_near, links_far;
 };
 
 /* A cache of size bytes (rounded up to pages); NULL with err_set() on failure. */
@@ -94,26 +96,29 @@ void emu_jit_perf_map(const void *code, size_t size, uint64_t gpa, unsigned n);
  * the block that ran last (from, as given to emu_jit_translate), and in
  * 64-bit code, for an exit that may chain, the jump to patch.  Since
  * the code is shared by vCPUs whose fetch contexts (address space, TLB
- * contents) differ, an exit chains only to a target in the block's own
- * guest page, reached by the same linear page the block was entered by
- * (as QEMU's TCG does): that page's translation was checked when the
+ * contents) differ, a near link goes only to a target in the block's
+ * own guest page, reached by the same linear page the block was entered
+ * by (as QEMU's TCG does): that page's translation was checked when the
  * block was entered, so the target is the same guest-physical code for
  * every vCPU.  An exit whose target is a constant offset from the
  * block's RIP (Jcc both ways, JMP, CALL, a block ending without a
- * transfer) may chain when the target lies in the block's page; one
+ * transfer) is linked so when the target lies in the block's page; one
  * whose target varies (RET, a near indirect transfer or other handler
- * that keeps the fetch context) follows the last successor it went to
- * when that lies in the page it was entered by, and is re-pointed at
- * most JIT_EXIT_PATCHES times, so that a return to many callers does
- * not fill the cache with stubs.  A block with an instruction that may
- * change the fetch context (MOV CR3, INVLPG, IRET, a far transfer...,
- * which end their block, and INVPCID) has no exit that chains. */
+ * that keeps the fetch context) when its last successor lay in the
+ * page it was entered by.  A successor elsewhere gets a far link, which
+ * asks the running vCPU's jump cache instead (emu_jit_chain).  An exit
+ * is re-pointed at most JIT_EXIT_PATCHES times, so that a return to
+ * many callers does not fill the cache with stubs.  A block with an
+ * instruction that may change the fetch context (MOV CR3, INVLPG, IRET,
+ * a far transfer..., which end their block, and INVPCID) has no exit
+ * that chains. */
 #define JIT_EXIT_PATCHES 8
 struct emu_jit_exit {
 	void *from;
 	uint64_t page;          /* from's guest page (~0: unknown) */
 	uint8_t *jmp;           /* the rel32 of the exit's jmp (executable view); NULL: none */
 	bool dynamic;           /* the target varies: the stub compares it */
+	bool in_page;           /* a constant target in from's own page */
 	/* The link the jump points at (emu_jit_chain), so that a link that
 	 * failed its checks for a passing reason is not made again. */
 	uint64_t lin;
@@ -132,10 +137,16 @@ struct emu_jit_exit {
  * reached and no trace is on -- all but the target read from the
  * running vCPU, whichever it is.  Any failed check leaves through the
  * exit as before the patch.  x must come from the translation that just
- * ran, and `to` must be a translation of a block in the same guest page
- * and mode as x's (the caller checks).  Callers serialise (the VM's
- * cache: under the block cache's lock). */
+ * ran, and `to` must be a translation of a 64-bit block in the same
+ * guest page as x's (the caller checks).
+ * far: `to` lies elsewhere (another guest page, or a constant target
+ * out of x's page): the jump then holds, in place of the page checks,
+ * when the target RIP is the one now in cpu->rip and the running
+ * vCPU's jump cache (core/block.h) has `to` for it under the vCPU's
+ * current fetch context (emu_chain_key), the same proof the chain
+ * loop's own step between blocks takes (core/cpu.c jit_next).
+ * Callers serialise (the VM's cache: under the block cache's lock). */
 void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_cpu *cpu,
-		   const _Atomic uint32_t *gen_at, uint32_t gen, emu_jit_code to);
+		   const _Atomic uint32_t *gen_at, uint32_t gen, emu_jit_code to, bool far);
 
 #endif

@@ -58,6 +58,7 @@ struct jit_exit_site {
 	uint8_t *lea;         /* rel32 of lea rax, [rip + record] */
 	uint8_t *jmp;         /* rel32 of the exit's jmp, writable view */
 	bool dynamic;         /* the target varies */
+	bool in_page;         /* a constant target in the block's page */
 };
 
 struct jit_ctx {

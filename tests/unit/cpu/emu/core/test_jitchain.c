@@ -214,6 +214,37 @@ Test(emu_jitchain, successor_written_while_linked)
 	expect_rax(code, sizeof(code), x, 1, 51 + 2 * 49);
 }
 
+/* A call into another page and its return, 1000 times: on the
+ * translating engine both get far links (through the jump cache), and
+ * the loop's branches near ones. */
+Test(emu_jitchain, calls_to_another_page_link_far)
+{
+	static const uint8_t code[] = {
+		0x31, 0xc0,                         /* xor eax, eax */
+		0xb9, 0xe8, 0x03, 0x00, 0x00,       /* mov ecx, 1000 */
+		0xe8, 0xf4, 0x1f, 0x00, 0x00,       /* l: call 0x3000 */
+		0xff, 0xc9,                         /* dec ecx */
+		0x75, 0xf7,                         /* jnz l */
+		0xf4,                               /* hlt */
+	};
+	static const uint8_t f[] = { 0x48, 0x83, 0xc0, 0x03, 0xc3 };    /* add rax, 3; ret */
+	for (unsigned hot = 0; hot < engines(); hot++) {
+		setup(code, sizeof(code), hot);
+		put(0x3000, f, sizeof(f));
+		uint64_t rax = run_to_hlt();
+		cr_expect_eq(rax, 3000, "engine %u: RAX = %llu", hot, (unsigned long long)rax);
+		cr_expect_eq(cpu()->gpr[RSP], 0x8000);
+		if (hot) {
+			struct accel_code_stats st;
+			memset(&st, 0, sizeof(st));
+			accel_emu.code_stats(&vm, &st);
+			cr_expect_geq(st.jit_links_far, 2, "far links: %llu", (unsigned long long)st.jit_links_far);
+			cr_expect_geq(st.jit_links_near, 1, "near links: %llu", (unsigned long long)st.jit_links_near);
+		}
+		teardown();
+	}
+}
+
 /* The callee's page is remapped half way (PTE, then INVLPG): the call's
  * linked successor must not outlive the translation it was found by.
  * 51 calls reach physical 0x50000 (add 1), 49 reach 0x60000 (add 100). */
