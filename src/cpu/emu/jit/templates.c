@@ -289,7 +289,8 @@ void to_cold(struct jit_ctx *t, struct jit_cold *k, unsigned cc)
 /* The inline TLB hit path of emu_read/emu_write (emu.h) for a size-byte
  * access at offset RAX in segment seg, 64-bit mode: the linear address
  * (FS/GS base added), then the entry of the current privilege's TLB, its
- * read or write tag against page | asid, and the access inside one page.
+ * read or write tag against page | asid, where the page is the one of
+ * the access's last byte (so that the access lies inside one page).
  * EFLAGS.AC (SMAP's and alignment checking's TLBs) takes the slow path.
  * Leaves RSI = linear address and RAX = its addend; misses jump to k. */
 void emit_tlb_hit(struct jit_ctx *t, unsigned seg, unsigned size, bool write, struct jit_cold *k)
@@ -301,10 +302,6 @@ void emit_tlb_hit(struct jit_ctx *t, unsigned seg, unsigned size, bool write, st
 	xe_u32(e, X86_FLAG_AC);
 	to_cold(t, k, 0x5);                                                     /* jnz */
 	xe_op_rr(e, 0x89, 8, HR_RAX, HR_RSI);                                  /* mov rsi, rax */
-	xe_op_rr(e, 0x89, 4, HR_RAX, HR_RCX);                                  /* mov ecx, eax */
-	xe_grp1_reg_imm(e, 4, 4, HR_RCX, 0xfff);                               /* and ecx, 0xfff */
-	xe_grp1_reg_imm(e, 7, 4, HR_RCX, (int32_t)(4096 - size));              /* cmp ecx, 4096 - size */
-	to_cold(t, k, 0x7);                                                     /* ja */
 	/* RDX = &cpu->tlb[cpl == 3][((lin >> 12) ^ salt) & (EMU_TLB_SIZE - 1)] - cpu->tlb */
 	xe_op_rr(e, 0x89, 8, HR_RAX, HR_RDX);                                  /* mov rdx, rax */
 	xe_u8(e, 0x48);
@@ -322,8 +319,11 @@ void emit_tlb_hit(struct jit_ctx *t, unsigned seg, unsigned size, bool write, st
 	xe_u8(e, 7);                                                           /* jne +7 */
 	xe_grp1_reg_imm(e, 0, 8, HR_RDX, (int32_t)sizeof(cpu_tlb_row));       /* add rdx, row (7 bytes) */
 	xe_op_rr(e, 0x01, 8, HR_RBX, HR_RDX);                                  /* add rdx, rbx */
-	/* tag: page | asid */
-	xe_op_rr(e, 0x89, 8, HR_RSI, HR_RCX);                                  /* mov rcx, rsi */
+	/* tag: page | asid, the page of the access's last byte: one that
+	 * crosses into the next page then misses, as that page's
+	 * translation never sits in the first page's slot (the slots of
+	 * two neighbouring pages differ in their lowest bit). */
+	xe_lea(e, HR_RCX, HR_RSI, (int32_t)size - 1);                          /* lea rcx, [rsi + size - 1] */
 	xe_grp1_reg_imm(e, 4, 8, HR_RCX, -4096);                               /* and rcx, ~0xfff */
 	xe_op_mem(e, 0x0b, 8, HR_RCX, HR_RBX, CPU_OFF(asid));                  /* or rcx, [asid] */
 	int32_t tlb = CPU_OFF(tlb);

@@ -245,6 +245,47 @@ Test(emu_jitchain, calls_to_another_page_link_far)
 	}
 }
 
+/* A hot loop loads 8 bytes and stores 4 across the boundary of two
+ * linear pages whose physical pages lie apart (0x50000 and 0x70000):
+ * each access must reach both, as the interpreter's does, not the
+ * bytes that follow the first page in host memory. */
+Test(emu_jitchain, accesses_across_a_page_boundary_reach_both_pages)
+{
+	static const uint8_t code[] = {
+		0xb9, 0xe8, 0x03, 0x00, 0x00,       /* mov ecx, 1000 */
+		0x31, 0xc0,                         /* xor eax, eax */
+		0x48, 0x8b, 0x14, 0x25, 0xfc, 0x0f, 0x04, 0x00, /* l: mov rdx, [0x40ffc] */
+		0x48, 0x01, 0xd0,                   /* add rax, rdx */
+		0x89, 0x0c, 0x25, 0xfe, 0x0f, 0x04, 0x00, /* mov [0x40ffe], ecx */
+		0xff, 0xc9,                         /* dec ecx */
+		0x75, 0xea,                         /* jnz l */
+		0xf4,                               /* hlt */
+	};
+	static const uint8_t low[] = { 1, 2, 3, 4 }, high[] = { 5, 6, 7, 8 };
+	uint64_t rax[2] = { 0, 0 };
+	for (unsigned hot = 0; hot < engines(); hot++) {
+		setup(code, sizeof(code), hot);
+		put64(PT + 8 * 0x40, 0x50000 | 3);
+		put64(PT + 8 * 0x41, 0x70000 | 3);
+		put(0x50ffc, low, sizeof(low));
+		put(0x70000, high, sizeof(high));
+		rax[hot] = run_to_hlt();
+		/* The last store, ECX = 1: two bytes in each page. */
+		uint8_t got[4], next[4];
+		cr_assert_eq(gmem_read(&vm.mem, 0x50ffe, got, 2), 0);
+		cr_assert_eq(gmem_read(&vm.mem, 0x70000, got + 2, 2), 0);
+		cr_assert_eq(gmem_read(&vm.mem, 0x51000, next, 4), 0);
+		cr_expect(got[0] == 1 && got[1] == 0 && got[2] == 0 && got[3] == 0, "engine %u: stored %02x %02x | %02x %02x",
+			  hot, got[0], got[1], got[2], got[3]);
+		cr_expect(!next[0] && !next[1] && !next[2] && !next[3], "engine %u: wrote past the first page", hot);
+		expect_translated(hot);
+		teardown();
+	}
+	if (engines() == 2)
+		cr_expect_eq(rax[1], rax[0], "RAX %#llx translated, %#llx interpreted", (unsigned long long)rax[1],
+			     (unsigned long long)rax[0]);
+}
+
 /* The callee's page is remapped half way (PTE, then INVLPG): the call's
  * linked successor must not outlive the translation it was found by.
  * 51 calls reach physical 0x50000 (add 1), 49 reach 0x60000 (add 100). */
