@@ -156,6 +156,13 @@ struct emu_cpu {
 		/* Written by translated code at its exit (jit/jit.h): the
 		 * exit's record; NULL after an interpreted block or a stop. */
 		struct emu_jit_exit *jit_exit;
+		/* emu_chain_key() as the run loop last entered translated
+		 * code (core/cpu.c run_block_whole), for the steps between
+		 * blocks made from there (jit_next, far links): the key
+		 * changes only in blocks that have no exit that chains
+		 * (jit/branch.c jit_keeps_fetch_context), which return to the
+		 * loop. */
+		uint64_t chain_key;
 	};
 
 	/* Soft MMU state (docs/architecture.md "Soft MMU"), the TLB arrays

@@ -236,6 +236,7 @@ static void run_block_whole(struct emu_core_vcpu *cv, struct emu_block *b)
 			   !atomic_exchange_explicit(&b->jit_shared, 1, memory_order_relaxed)) {
 			__atomic_store_n(&cv->jit_shared, cv->jit_shared + 1, __ATOMIC_RELAXED);   /* read by ctl stats */
 		}
+		cpu->chain_key = emu_chain_key(cpu);
 		fn(cpu);
 		block_wrap_rip(cpu);
 		return;
@@ -390,7 +391,8 @@ static __attribute__((noinline)) void *jit_next_slow(struct emu_core_vcpu *cv, s
  * translation, or NULL to return to the loop, which then makes the step
  * itself.  Only what needs a few loads: the checks a direct jump makes
  * pass (jit/branch.c emit_chain_checks, which says why the others
- * cannot fire in such a block: no debug trap, shadow or mode change),
+ * cannot fire in such a block: no stop, debug trap, shadow or mode
+ * change),
  * and the successor's translation is in the vCPU's jump cache, or known
  * from the block's links and then put there; a lookup, a decode or a
  * translation stays the loop's.  The jump cache's entry holds all it
@@ -399,12 +401,12 @@ static void *jit_next(struct emu_cpu *cpu)
 {
 	struct emu_core_vcpu *cv = emu_core_of(cpu);
 	struct emu_jit_exit *x = cpu->jit_exit;
-	if (cpu->stop_block || cpu->icount >= cpu->icount_stop ||
+	if (cpu->icount >= cpu->icount_stop ||
 	    events_stop_chain(cpu, atomic_load_explicit(&cpu->vcpu->events, memory_order_relaxed)) ||
 	    cpu->write_epoch_seen != __atomic_load_n((uint64_t *)&cpu->evm->write_epoch, __ATOMIC_RELAXED) ||
 	    emu_blocks_stale(cv) || trace_mask)
 		return NULL;
-	uint64_t lin = cpu->rip, key = emu_chain_key(cpu);
+	uint64_t lin = cpu->rip, key = cpu->chain_key;
 	struct emu_jump_entry *j = emu_jump_slot(cv, lin);
 	bool hit = j->body && emu_jump_hit(cpu, j, lin, key);
 	if (__builtin_expect(!hit, 0) || x->jmp)

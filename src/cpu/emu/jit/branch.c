@@ -390,11 +390,14 @@ static uint8_t *to_rw(const struct emu_jit *j, uintptr_t rx)
 
 /* The chain loop's checks between blocks (core/cpu.c emu_vcpu_run),
  * inline in every stub, each failure a jcc32 recorded in fails[] (at
- * most max): no stop; the run budget; events (core/cpu.c
- * events_stop_chain: any but INTR, or INTR with EFLAGS.IF = 1); the
- * write epoch, which every flush of the block cache moves too (a flush
- * waits for this vCPU to leave its blocks: core/block.c flush_locked);
- * tracing.  Not checked:
+ * most max): the run budget; events (core/cpu.c events_stop_chain:
+ * any but INTR, or INTR with EFLAGS.IF = 1); the write epoch, which
+ * every flush of the block cache moves too (a flush waits for this vCPU
+ * to leave its blocks: core/block.c flush_locked); tracing.  Not
+ * checked:
+ * - a stop: a handler that sets stop_block, the last instruction's
+ *   included, is followed by a jump to the block's stop exit, which has
+ *   no direct jump (jit/translate.c emit_handler_call);
  * - TF/RF, DR7 and a pending debug trap, which the loop checks before it
  *   enters translated code (core/cpu.c needs_one_insn): only
  *   instructions that end their block change TF/RF or DR7 (POPF, IRET,
@@ -416,8 +419,6 @@ static unsigned emit_chain_checks(struct x86_emit *e, uint8_t **fails, unsigned 
 		if (n < max)                                                            \
 			fails[n++] = at_;                                               \
 	} while (0)
-	xe_cmp_byte0(e, HR_RBX, CPU_OFF(stop_block));
-	FAIL_IF(0x5);
 	xe_load64(e, HR_RAX, HR_RBX, CPU_OFF(icount));
 	xe_op_mem(e, 0x3b, 8, HR_RAX, HR_RBX, CPU_OFF(icount_stop));      /* cmp rax, [icount_stop] */
 	FAIL_IF(0x3);                                                      /* jae */
@@ -451,11 +452,12 @@ static unsigned emit_chain_checks(struct x86_emit *e, uint8_t **fails, unsigned 
 
 /* A far link's own checks (emu_jit_chain): the running vCPU's jump
  * cache entry for lin (core/block.h emu_jump_slot) holds lin, the
- * vCPU's fetch context now (emu_chain_key: asid | cpl << 11 | mode << 13
- * | fetch_epoch << 16) and body, the successor's body.  An entry is
- * written only by the vCPU's own lookup of lin in that context, so that
- * lin reaches the successor's guest page for this vCPU.  Uses RAX, RCX,
- * RDX; returns how many failures it recorded. */
+ * vCPU's fetch context now (cpu->chain_key, its emu_chain_key() as it
+ * entered translated code, which a chained block cannot change) and
+ * body, the successor's body.  An entry is written only by the vCPU's
+ * own lookup of lin in that context, so that lin reaches the
+ * successor's guest page for this vCPU.  Uses RAX and RDX; returns how
+ * many failures it recorded. */
 static unsigned emit_jump_cache_checks(struct x86_emit *e, uint64_t lin, uintptr_t body, uint8_t **fails)
 {
 	unsigned n = 0;
@@ -464,26 +466,7 @@ static unsigned emit_jump_cache_checks(struct x86_emit *e, uint64_t lin, uintptr
 	mov_rax_imm64(e, lin);
 	xe_op_mem(e, 0x3b, 8, HR_RAX, HR_RDX, slot + (int32_t)offsetof(struct emu_jump_entry, lin));
 	fails[n++] = xe_jcc32(e, 0x5);
-	xe_load64(e, HR_RAX, HR_RBX, CPU_OFF(fetch_epoch));
-	xe_u8(e, 0x48);
-	xe_u8(e, 0xc1);
-	xe_u8(e, 0xe0);
-	xe_u8(e, 16);                                                      /* shl rax, 16 */
-	xe_op_mem(e, 0x0b, 8, HR_RAX, HR_RBX, CPU_OFF(asid));              /* or rax, [asid] */
-	xe_u8(e, 0x0f);
-	xe_u8(e, 0xb6);
-	xe_mem(e, HR_RCX, HR_RBX, CPU_OFF(cpl));                           /* movzx ecx, byte [cpl] */
-	xe_u8(e, 0xc1);
-	xe_u8(e, 0xe1);
-	xe_u8(e, 11);                                                      /* shl ecx, 11 */
-	xe_op_rr(e, 0x09, 8, HR_RCX, HR_RAX);                              /* or rax, rcx */
-	xe_u8(e, 0x0f);
-	xe_u8(e, 0xb6);
-	xe_mem(e, HR_RCX, HR_RBX, CPU_OFF(mode));                          /* movzx ecx, byte [mode] */
-	xe_u8(e, 0xc1);
-	xe_u8(e, 0xe1);
-	xe_u8(e, 13);                                                      /* shl ecx, 13 */
-	xe_op_rr(e, 0x09, 8, HR_RCX, HR_RAX);                              /* or rax, rcx */
+	xe_load64(e, HR_RAX, HR_RBX, CPU_OFF(chain_key));
 	xe_op_mem(e, 0x3b, 8, HR_RAX, HR_RDX, slot + (int32_t)offsetof(struct emu_jump_entry, key));
 	fails[n++] = xe_jcc32(e, 0x5);
 	mov_rax_imm64(e, body);

@@ -137,8 +137,9 @@ static bool emit_handler_call(struct jit_ctx *t, const struct emu_insn *in, unsi
 	} else {
 		t->delta += in->len;
 	}
-	if (i + 1 == t->n)
-		return t->r12_moved;
+	/* After the last instruction too: the block's exits then never see
+	 * stop_block set, so that they and their direct jumps need not
+	 * check it. */
 	xe_cmp_byte0(e, HR_RBX, CPU_OFF(stop_block));
 	uint8_t *j = xe_jcc32(e, 0x5);                 /* jne: stop */
 	if (t->n_stops < JIT_MAX_STOPS)
