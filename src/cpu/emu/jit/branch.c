@@ -475,6 +475,55 @@ static unsigned emit_jump_cache_checks(struct x86_emit *e, uint64_t lin, uintptr
 	return n;
 }
 
+/* A probe stub, for an exit whose target varies among several (a
+ * return to many callers, a jump through a table): whatever the target
+ * in R12, the running vCPU's jump cache entry for it as the step between
+ * blocks reads it (core/cpu.c jit_next): the RIP, the chain key and a
+ * body, and the page generation the entry holds still current; then an
+ * indirect jump into the body.  The entry's slot is computed from R12
+ * as core/block.h emu_jump_slot() does.  Uses RAX, RCX, RDX, RSI and R8;
+ * returns how many failures it recorded (the jump is emitted). */
+static unsigned emit_jump_cache_probe(struct x86_emit *e, uint8_t **fails)
+{
+	unsigned n = 0;
+	int32_t lin = (int32_t)offsetof(struct emu_jump_entry, lin), key = (int32_t)offsetof(struct emu_jump_entry, key);
+	int32_t body = (int32_t)offsetof(struct emu_jump_entry, body), page = (int32_t)offsetof(struct emu_jump_entry, page);
+	int32_t gen = (int32_t)offsetof(struct emu_jump_entry, gen);
+	xe_op_rr(e, 0x89, 8, HR_R12, HR_RAX);                              /* mov rax, r12 */
+	xe_op_rr(e, 0x89, 8, HR_R12, HR_RCX);                              /* mov rcx, r12 */
+	xe_u8(e, 0x48);
+	xe_u8(e, 0xc1);
+	xe_u8(e, 0xe9);
+	xe_u8(e, 12);                                                      /* shr rcx, 12 */
+	xe_op_rr(e, 0x31, 8, HR_RCX, HR_RAX);                              /* xor rax, rcx */
+	xe_grp1_reg_imm(e, 4, 4, HR_RAX, EMU_JUMP_CACHE - 1);              /* and eax, slots - 1 */
+	xe_u8(e, 0x69);
+	xe_u8(e, 0xc0);
+	xe_u32(e, (uint32_t)sizeof(struct emu_jump_entry));                /* imul eax, eax, sizeof */
+	xe_op_mem(e, 0x03, 8, HR_RAX, HR_RBX, CV_OFF(jumps));              /* add rax, [jumps] */
+	xe_op_rr(e, 0x89, 8, HR_RAX, HR_RDX);                              /* mov rdx, rax */
+	xe_op_mem(e, 0x3b, 8, HR_R12, HR_RDX, lin);                        /* cmp r12, [lin] */
+	fails[n++] = xe_jcc32(e, 0x5);
+	xe_load64(e, HR_RAX, HR_RBX, CPU_OFF(chain_key));
+	xe_op_mem(e, 0x3b, 8, HR_RAX, HR_RDX, key);                        /* cmp rax, [key] */
+	fails[n++] = xe_jcc32(e, 0x5);
+	xe_load64(e, HR_RCX, HR_RDX, body);
+	xe_op_rr(e, 0x85, 8, HR_RCX, HR_RCX);                              /* test rcx, rcx */
+	fails[n++] = xe_jcc32(e, 0x4);
+	xe_load64(e, HR_RAX, HR_RDX, page);
+	xe_load64(e, HR_R8, HR_RBX, CPU_OFF(evm));
+	xe_load64(e, HR_R8, HR_R8, (int32_t)offsetof(struct emu_vm, page_gen));
+	xe_op_mem(e, 0x8b, 4, HR_RSI, HR_RDX, gen);                        /* mov esi, [gen] */
+	xe_u8(e, 0x41);
+	xe_u8(e, 0x3b);
+	xe_u8(e, 0x34);
+	xe_u8(e, 0x80);                                                    /* cmp esi, [r8 + rax * 4] */
+	fails[n++] = xe_jcc32(e, 0x5);
+	xe_u8(e, 0xff);
+	xe_u8(e, 0xe1);                                                    /* jmp rcx */
+	return n;
+}
+
 void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_cpu *cpu,
 		   const _Atomic uint32_t *gen_at, uint32_t gen, emu_jit_code to, bool far)
 {
@@ -487,6 +536,9 @@ void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_c
 		return;
 	if (x->patches >= JIT_EXIT_PATCHES)
 		return;
+	/* A second target of a dynamic exit: from now on the probe, for
+	 * any target, and no more patches. */
+	bool probe = x->dynamic && x->patches && x->lin != lin;
 	size_t start = (j->used + 15) & ~(size_t)15;
 	if (start >= j->size)
 		return;   /* the next translation finds the cache full */
@@ -494,7 +546,10 @@ void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_c
 	uint8_t *stub = e.p;
 	uint8_t *fails[16];
 	unsigned n_fail = 0, max = sizeof(fails) / sizeof(fails[0]);
-	if (far) {
+	if (probe) {
+		n_fail += emit_chain_checks(&e, fails, max - 4);
+		n_fail += emit_jump_cache_probe(&e, fails + n_fail);
+	} else if (far) {
 		/* The target: R12, which the block's exit set, against the RIP
 		 * the successor was found at. */
 		mov_rax_imm64(&e, lin);
@@ -515,15 +570,17 @@ void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_c
 		xe_u8(&e, 12);                                             /* shr rax, 12 */
 		fails[n_fail++] = xe_jcc32(&e, 0x5);
 	}
-	n_fail += emit_chain_checks(&e, fails + n_fail, max - n_fail - 4);
-	if (far)
-		n_fail += emit_jump_cache_checks(&e, lin, (uintptr_t)to + j->body_off, fails + n_fail);
-	/* The successor's page not written since it was decoded. */
-	mov_rax_imm64(&e, (uintptr_t)gen_at);
-	xe_op_mem(&e, 0x81, 4, 7, HR_RAX, 0);
-	xe_u32(&e, gen);                                                   /* cmp dword [gen_at], gen */
-	fails[n_fail++] = xe_jcc32(&e, 0x5);
-	jmp_to(&e, to_rw(j, (uintptr_t)to + j->body_off));
+	if (!probe) {
+		n_fail += emit_chain_checks(&e, fails + n_fail, max - n_fail - 4);
+		if (far)
+			n_fail += emit_jump_cache_checks(&e, lin, (uintptr_t)to + j->body_off, fails + n_fail);
+		/* The successor's page not written since it was decoded. */
+		mov_rax_imm64(&e, (uintptr_t)gen_at);
+		xe_op_mem(&e, 0x81, 4, 7, HR_RAX, 0);
+		xe_u32(&e, gen);                                           /* cmp dword [gen_at], gen */
+		fails[n_fail++] = xe_jcc32(&e, 0x5);
+		jmp_to(&e, to_rw(j, (uintptr_t)to + j->body_off));
+	}
 	/* Failed: the exit's return, as before the patch. */
 	for (unsigned i = 0; i < n_fail; i++)
 		xe_patch_here(&e, fails[i]);
@@ -544,7 +601,7 @@ void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_c
 	__atomic_store_n(&w->lin, lin, __ATOMIC_RELAXED);
 	__atomic_store_n(&w->to, (uintptr_t)to, __ATOMIC_RELAXED);
 	__atomic_store_n(&w->gen, gen, __ATOMIC_RELAXED);
-	__atomic_store_n(&w->patches, w->patches + 1, __ATOMIC_RELAXED);
-	uint64_t *links = far ? &j->links_far : &j->links_near;
+	__atomic_store_n(&w->patches, probe ? JIT_EXIT_PATCHES : w->patches + 1, __ATOMIC_RELAXED);
+	uint64_t *links = far || probe ? &j->links_far : &j->links_near;
 	__atomic_store_n(links, *links + 1, __ATOMIC_RELAXED);
 }

@@ -107,8 +107,10 @@ void emu_jit_perf_map(const void *code, size_t size, uint64_t gpa, unsigned n);
  * that keeps the fetch context) when its last successor lay in the
  * page it was entered by.  A successor elsewhere gets a far link, which
  * asks the running vCPU's jump cache instead (emu_jit_chain).  An exit
- * is re-pointed at most JIT_EXIT_PATCHES times, so that a return to
- * many callers does not fill the cache with stubs.  A block with an
+ * whose target varies, once it has gone to a second target, is pointed
+ * at a probe of the jump cache for any target and never re-pointed;
+ * other exits at most JIT_EXIT_PATCHES times, so that no exit fills
+ * the cache with stubs.  A block with an
  * instruction that may change the fetch context (MOV CR3, INVLPG, IRET,
  * a far transfer..., which end their block, and INVPCID) has no exit
  * that chains. */
@@ -145,6 +147,9 @@ struct emu_jit_exit {
  * vCPU's jump cache (core/block.h) has `to` for it under the vCPU's
  * current fetch context (emu_chain_key), the same proof the chain
  * loop's own step between blocks takes (core/cpu.c jit_next).
+ * A dynamic exit linked before to another target gets the probe
+ * instead: the same proof for whatever target R12 holds, read from the
+ * entry's slot for it, and an indirect jump to the entry's body.
  * Callers serialise (the VM's cache: under the block cache's lock). */
 void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_cpu *cpu,
 		   const _Atomic uint32_t *gen_at, uint32_t gen, emu_jit_code to, bool far);

@@ -245,6 +245,33 @@ Test(emu_jitchain, calls_to_another_page_link_far)
 	}
 }
 
+/* A function in another page returns to two callers in turn, so its
+ * RET's exit gets the jump cache probe (jit/branch.c), and half way the
+ * code after the second call is rewritten: the probe must not enter
+ * the old translation.  100 passes: 6 from the calls, 1 after the
+ * first, 1 after the second for 51 passes and 2 for the 49 after the
+ * store. */
+Test(emu_jitchain, return_to_two_callers_then_one_rewritten)
+{
+	static const uint8_t code[] = {
+		0x31, 0xc0,                         /* xor eax, eax */
+		0xb9, 0x64, 0x00, 0x00, 0x00,       /* mov ecx, 100 */
+		0xe8, 0xf4, 0x1f, 0x00, 0x00,       /* l: call 0x3000 */
+		0x83, 0xc0, 0x01,                   /* add eax, 1 */
+		0xe8, 0xec, 0x1f, 0x00, 0x00,       /* call 0x3000 */
+		0x83, 0xc0, 0x01,                   /* add eax, 1: the immediate at 0x1016 */
+		0x83, 0xf9, 0x32,                   /* cmp ecx, 50 */
+		0x75, 0x08,                         /* jne skip */
+		0xc6, 0x04, 0x25, 0x16, 0x10, 0x00, 0x00, 0x02, /* mov byte [0x1016], 2 */
+		0xff, 0xc9,                         /* skip: dec ecx */
+		0x75, 0xdf,                         /* jnz l */
+		0xf4,                               /* hlt */
+	};
+	static const uint8_t f[] = { 0x48, 0x83, 0xc0, 0x03, 0xc3 };    /* add rax, 3; ret */
+	const struct extra x[] = { { 0x3000, f, sizeof(f) } };
+	expect_rax(code, sizeof(code), x, 1, 600 + 100 + 51 + 2 * 49);
+}
+
 /* A hot loop loads 8 bytes and stores 4 across the boundary of two
  * linear pages whose physical pages lie apart (0x50000 and 0x70000):
  * each access must reach both, as the interpreter's does, not the
