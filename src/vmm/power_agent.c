@@ -154,6 +154,17 @@ static bool wait_gone(const struct registry_entry *e, long long deadline)
 	return true;
 }
 
+/* How long a VM whose connection closed may take to be gone: a killed
+ * process's sockets are closed as it exits, before /proc shows it a
+ * zombie, so the agent can see the connection close while the process
+ * still looks alive. */
+#define GONE_GRACE_MS 1000
+static long long grace_deadline(const struct job *j)
+{
+	long long until = now_ms() + GONE_GRACE_MS;
+	return until < j->deadline ? until : j->deadline;
+}
+
 static void fail(struct power_outcome *o, const char *done, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void fail(struct power_outcome *o, const char *done, const char *fmt, ...)
 {
@@ -186,7 +197,7 @@ static void apply_policy(struct job *j)
 		return;
 	}
 	if (api_client_connect(&c, e->socket, left_ms(j->policy_deadline), NULL) < 0) {
-		if (vm_gone(e))
+		if (vm_gone(e) || wait_gone(e, grace_deadline(j)))
 			fail(o, "gone", "the VM (pid %d) went away", (int)e->pid);
 		else
 			fail(o, "failed", "%s", err_msg());
@@ -260,7 +271,7 @@ static void apply_policy(struct job *j)
 	}
 	goto out;
 broken:
-	if (vm_gone(e)) {
+	if (vm_gone(e) || (vm_gone_quietly(&c) && wait_gone(e, grace_deadline(j)))) {
 		fail(o, "gone", "the VM (pid %d) went away while the agent waited for it", (int)e->pid);
 	} else {
 		char why[200];

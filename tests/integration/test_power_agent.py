@@ -227,6 +227,54 @@ def test_sleep_applies_each_policy_and_resume_brings_all_back(vessel_bin, logind
         agent.close()
 
 
+# A process that registers itself as a VM with the suspend policy and
+# answers the control API as a running VM does; asked to sleep, it
+# closes its sockets and exits half a second later, as a killed VM's
+# sockets close before its process is gone.
+FAKE_VM = r"""
+import json, os, socket, sys, time
+sock_path, reg = sys.argv[1:3]
+srv = socket.socket(socket.AF_UNIX)
+srv.bind(sock_path)
+srv.listen()
+pid = os.getpid()
+start = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[19])
+entry = {"name": f"vm-{pid}", "pid": pid, "start": start, "socket": sock_path,
+         "on_host_sleep": "suspend", "on_host_shutdown": "none"}
+with open(f"{reg}/vm-{pid}.json.tmp", "w") as f:
+    json.dump(entry, f)
+os.rename(f"{reg}/vm-{pid}.json.tmp", f"{reg}/vm-{pid}.json")
+while True:
+    conn, _ = srv.accept()
+    conn.sendall(b'{"hello": "vessel", "api": 1}\n')
+    for line in conn.makefile():
+        cmd = json.loads(line)["cmd"]
+        if cmd == "sleep":
+            conn.sendall(b'{"ok": true, "result": {}}\n')
+            conn.shutdown(socket.SHUT_RDWR)
+            srv.close()
+            time.sleep(0.5)
+            os._exit(0)
+        conn.sendall(json.dumps({"ok": True, "result": {"state": "running"}}).encode() + b"\n")
+"""
+
+
+def test_vm_whose_connection_closes_before_its_process_ends_is_gone(vessel_bin, logind, tmp_path):
+    agent = Agent(vessel_bin, tmp_path, logind, deadline=20)
+    vm = subprocess.Popen(["/usr/bin/python3", "-c", FAKE_VM, str(tmp_path / "fake.sock"), str(agent.reg)])
+    try:
+        wait_until(lambda: (agent.reg / f"vm-{vm.pid}.json").exists(), "the fake VM's entry")
+        emit(agent.obj, "PrepareForSleep", True)
+        wait_until(lambda: "sleep" not in held(agent.obj), "the sleep inhibitor's release", timeout=30)
+        text = agent.text()
+        assert f"vm-{vm.pid} (pid {vm.pid}): suspend -> gone" in text, text
+        emit(agent.obj, "PrepareForSleep", False)
+    finally:
+        vm.kill()
+        vm.wait(timeout=30)
+        agent.close()
+
+
 def test_vm_killed_mid_sequence_is_reported_and_the_inhibitor_released(vessel_bin, logind, counter, tmp_path):
     deadline = 20
     agent = Agent(vessel_bin, tmp_path, logind, deadline=deadline)
