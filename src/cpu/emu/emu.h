@@ -224,6 +224,17 @@ void emu_pt_page_written(struct emu_vm *evm, uint64_t pfn);
  * write translations made before a page became a code or page-table page
  * (possibly by another vCPU) are dropped. */
 void emu_tlb_sync_epoch_slow(struct emu_cpu *cpu);
+/* Closes every vCPU's chain gate (struct emu_cpu chain_stop), after the
+ * VM's write epoch moved: translated code that runs on goes back to the
+ * run loop at its next direct jump, where the loop syncs the epoch. */
+static inline void emu_close_chain_gates(struct emu_vm *evm)
+{
+	for (unsigned i = 0; i < EMU_CHAIN_GATES; i++) {
+		uint64_t *gate = __atomic_load_n(&evm->chain_gates[i], __ATOMIC_ACQUIRE);
+		if (gate)
+			__atomic_store_n(gate, 0, __ATOMIC_SEQ_CST);
+	}
+}
 static inline void emu_tlb_sync_epoch(struct emu_cpu *cpu)
 {
 	if (cpu->evm && __builtin_expect(cpu->write_epoch_seen !=

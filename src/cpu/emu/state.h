@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#define EMU_CHAIN_GATES 64   /* >= MACHINE_MAX_CPUS (core/block.c) */
+
 struct vcpu;
 struct cpu_model;
 struct guest_memory;
@@ -143,6 +145,15 @@ struct emu_cpu {
 		 * faulting in a loop without retiring anything (a handler
 		 * whose code is not present) also stops. */
 		uint64_t icount_stop;
+		/* The gate of the direct jumps between translated blocks
+		 * (jit/branch.c emit_chain_checks): they go on while icount <
+		 * chain_stop.  The run loop opens it (icount_stop) as it enters
+		 * translated code with nothing pending that it must see
+		 * (core/cpu.c chain_gate_open); whatever it must see next
+		 * closes it (0), from any thread: an event posted through the
+		 * engine's kick, a moved write epoch (core/block.h
+		 * emu_blocks_close_gates).  Accessed atomically. */
+		uint64_t chain_stop;
 		struct vcpu *vcpu;
 		struct guest_memory *mem;
 		struct emu_vm *evm;
@@ -231,6 +242,11 @@ struct emu_vm {
 	_Atomic uint8_t *code_page;   /* nonzero: page holds decoded blocks, writes take the slow path */
 	uint64_t n_pages;
 	_Atomic uint64_t write_epoch; /* bumped when a page becomes a code page: vCPUs drop write TLB entries */
+	/* Each vCPU's chain gate (struct emu_cpu chain_stop) by vCPU id,
+	 * NULL where none (core/block.c emu_blocks_alloc), closed by
+	 * emu_close_chain_gates() once the write epoch moved.  A vCPU is
+	 * freed only once the VM no longer runs. */
+	uint64_t *chain_gates[EMU_CHAIN_GATES];   /* accessed atomically */
 	/* Page-table watch (docs/architecture.md "Soft MMU"): nonzero for guest pages
 	 * read as paging structures; a guest write to one bumps pt_gen, and an
 	 * address space whose translations predate pt_gen is flushed when it

@@ -43,6 +43,7 @@ int emu_block_cache_init(struct emu_vm *evm, uint64_t bytes)
 	pthread_mutex_init(&c->lock, NULL);
 	atomic_init(&c->epoch, 0);
 	c->write_epoch = &evm->write_epoch;
+	c->evm = evm;
 	evm->blocks = c;
 	return 0;
 }
@@ -88,6 +89,7 @@ static void flush_locked(struct emu_block_cache *c)
 	 * epoch only (jit/branch.c emit_chain_checks), and a vCPU that sees
 	 * it move then finds the cache's epoch moved too. */
 	atomic_fetch_add_explicit(c->write_epoch, 1, memory_order_seq_cst);
+	emu_close_chain_gates(c->evm);
 	c->draining = true;
 	c->flushes++;
 	try_reclaim(c);
@@ -101,6 +103,8 @@ void emu_block_cache_flush(struct emu_vm *evm)
 	pthread_mutex_unlock(&c->lock);
 }
 
+_Static_assert(EMU_CHAIN_GATES >= MACHINE_MAX_CPUS, "a chain gate for every vCPU");
+
 int emu_blocks_alloc(struct emu_core_vcpu *cv, struct emu_vm *evm, unsigned id)
 {
 	struct emu_block_cache *c = evm->blocks;
@@ -112,9 +116,11 @@ int emu_blocks_alloc(struct emu_core_vcpu *cv, struct emu_vm *evm, unsigned id)
 	cv->jumps = calloc(EMU_JUMP_CACHE, sizeof(*cv->jumps));
 	atomic_init(&cv->seen, EMU_BLOCKS_IDLE);
 	pthread_mutex_lock(&c->lock);
-	bool room = c->n_readers < MACHINE_MAX_CPUS;
-	if (room)
+	bool room = c->n_readers < MACHINE_MAX_CPUS && id < MACHINE_MAX_CPUS;
+	if (room) {
 		c->readers[c->n_readers++] = &cv->seen;
+		__atomic_store_n(&evm->chain_gates[id], &cv->cpu.chain_stop, __ATOMIC_RELEASE);
+	}
 	cv->epoch = atomic_load(&c->epoch);
 	pthread_mutex_unlock(&c->lock);
 	if (!cv->staging || !cv->scratch || !cv->jumps || !room) {
@@ -135,6 +141,8 @@ void emu_blocks_free(struct emu_core_vcpu *cv)
 				break;
 			}
 		}
+		if (__atomic_load_n(&c->evm->chain_gates[cv->id], __ATOMIC_RELAXED) == &cv->cpu.chain_stop)
+			__atomic_store_n(&c->evm->chain_gates[cv->id], NULL, __ATOMIC_RELEASE);
 		if (c->draining)
 			try_reclaim(c);
 		pthread_mutex_unlock(&c->lock);
@@ -206,7 +214,8 @@ static void mark_code_page(struct emu_cpu *cpu, uint64_t page)
 	/* Every vCPU makes write translations made before the mark slow: the
 	 * others at their next block, this one now, since the block decoded
 	 * here runs next and may store into its own page. */
-	atomic_fetch_add_explicit(&evm->write_epoch, 1, memory_order_acq_rel);
+	atomic_fetch_add_explicit(&evm->write_epoch, 1, memory_order_seq_cst);
+	emu_close_chain_gates(evm);
 	emu_tlb_sync_epoch_slow(cpu);
 }
 

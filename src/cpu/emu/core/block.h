@@ -100,6 +100,7 @@ struct emu_block_cache {
 	 * (draining until then: new blocks are decoded for one use). */
 	_Atomic uint64_t epoch;
 	_Atomic uint64_t *write_epoch;        /* the VM's (struct emu_vm), moved with epoch by every flush */
+	struct emu_vm *evm;
 	bool draining;
 	_Atomic uint64_t *readers[MACHINE_MAX_CPUS];   /* each vCPU's seen epoch (EMU_BLOCKS_IDLE: outside its run loop) */
 	unsigned n_readers;
@@ -218,7 +219,8 @@ void emu_block_cache_destroy(struct emu_vm *evm);
 /* Empties the VM's cache (counted as an eviction); its memory is reused
  * once every vCPU has passed a run-loop boundary. */
 void emu_block_cache_flush(struct emu_vm *evm);
-/* Per vCPU: its staging and jump cache, and its place among the readers. */
+/* Per vCPU: its staging and jump cache, its place among the readers
+ * and its chain gate. */
 int emu_blocks_alloc(struct emu_core_vcpu *cv, struct emu_vm *evm, unsigned id);
 void emu_blocks_free(struct emu_core_vcpu *cv);
 /* The run loop's boundaries: entering it (the vCPU may hold block

@@ -210,6 +210,37 @@ static void run_block(struct emu_cpu *cpu, const struct emu_block *b, unsigned l
 	run_block_body(cpu, b, limit, false);
 }
 
+/* Whether pending events (vcpu->events) need the run loop (emu_vcpu_run)
+ * before the next block.  An interrupt request while EFLAGS.IF = 0 does not: it
+ * waits for the instruction that sets IF (STI and IRET end their block;
+ * a POPF's is taken at the end of its block).  A request that arrives
+ * while the guest runs with interrupts off -- a timer tick during an
+ * interrupt handler or a spin_lock_irqsave section -- then costs nothing
+ * until IF is set, instead of a block lookup per block. */
+static inline bool events_stop_chain(const struct emu_cpu *cpu, uint32_t ev)
+{
+	return (ev & ~VCPU_EVT_INTR) || (ev && (cpu->rflags & X86_FLAG_IF));
+}
+
+/* Opens the chain gate (struct emu_cpu chain_stop) as translated code
+ * is entered, unless something the loop must see is pending: then the
+ * code runs its block and goes no further.  The gate is written, then
+ * what closes it is read (events, the write epoch), each side with a
+ * full barrier, so that a closing that raced the opening is either
+ * seen here or lands after it.  An open gate stays as it is: nothing
+ * closed it since it was opened. */
+static inline void chain_gate_open(struct emu_core_vcpu *cv)
+{
+	struct emu_cpu *cpu = &cv->cpu;
+	if (__atomic_load_n(&cpu->chain_stop, __ATOMIC_RELAXED) == cpu->icount_stop)
+		return;
+	__atomic_exchange_n(&cpu->chain_stop, cpu->icount_stop, __ATOMIC_SEQ_CST);
+	if (events_stop_chain(cpu, atomic_load_explicit(&cpu->vcpu->events, memory_order_seq_cst)) ||
+	    cpu->write_epoch_seen != __atomic_load_n((uint64_t *)&cpu->evm->write_epoch, __ATOMIC_SEQ_CST) ||
+	    emu_blocks_stale(cv))
+		__atomic_store_n(&cpu->chain_stop, 0, __ATOMIC_RELAXED);
+}
+
 /* A whole block (the chain's path): the VM's host code for it when it
  * has some (jit/jit.h, the same semantics as run_block), whichever vCPU
  * made it, translated at its jit_hot-th run, else the interpreter. */
@@ -237,6 +268,7 @@ static void run_block_whole(struct emu_core_vcpu *cv, struct emu_block *b)
 			__atomic_store_n(&cv->jit_shared, cv->jit_shared + 1, __ATOMIC_RELAXED);   /* read by ctl stats */
 		}
 		cpu->chain_key = emu_chain_key(cpu);
+		chain_gate_open(cv);
 		fn(cpu);
 		block_wrap_rip(cpu);
 		return;
@@ -346,17 +378,6 @@ static inline uint64_t needs_one_insn(const struct emu_cpu *cpu)
 	return needs_one_insn_unshadowed(cpu) | cpu->intr_shadow;
 }
 
-/* Whether pending events (vcpu->events) need the loop above before the
- * next block.  An interrupt request while EFLAGS.IF = 0 does not: it
- * waits for the instruction that sets IF (STI and IRET end their block;
- * a POPF's is taken at the end of its block).  A request that arrives
- * while the guest runs with interrupts off -- a timer tick during an
- * interrupt handler or a spin_lock_irqsave section -- then costs nothing
- * until IF is set, instead of a block lookup per block. */
-static inline bool events_stop_chain(const struct emu_cpu *cpu, uint32_t ev)
-{
-	return (ev & ~VCPU_EVT_INTR) || (ev && (cpu->rflags & X86_FLAG_IF));
-}
 
 /* jit_next() past its common case, out of line so that the common case
  * saves no registers: the jump cache's entry j for (lin, key) is filled
@@ -401,10 +422,7 @@ static void *jit_next(struct emu_cpu *cpu)
 {
 	struct emu_core_vcpu *cv = emu_core_of(cpu);
 	struct emu_jit_exit *x = cpu->jit_exit;
-	if (cpu->icount >= cpu->icount_stop ||
-	    events_stop_chain(cpu, atomic_load_explicit(&cpu->vcpu->events, memory_order_relaxed)) ||
-	    cpu->write_epoch_seen != __atomic_load_n((uint64_t *)&cpu->evm->write_epoch, __ATOMIC_RELAXED) ||
-	    emu_blocks_stale(cv) || trace_mask)
+	if (cpu->icount >= __atomic_load_n(&cpu->chain_stop, __ATOMIC_RELAXED))
 		return NULL;
 	uint64_t lin = cpu->rip, key = cpu->chain_key;
 	struct emu_jump_entry *j = emu_jump_slot(cv, lin);
@@ -584,8 +602,11 @@ static void emu_vcpu_tlb_flush(struct vcpu *vcpu, const struct vcpu_tlb_range *r
 
 static void emu_vcpu_kick(struct vcpu *vcpu)
 {
-	/* vcpu->events is polled at every block boundary. */
-	(void)vcpu;
+	/* vcpu->events is polled at every block boundary the loop makes;
+	 * translated code's direct jumps see the gate. */
+	struct emu_cpu *cpu = vcpu->accel;
+	if (cpu)
+		__atomic_store_n(&cpu->chain_stop, 0, __ATOMIC_SEQ_CST);
 }
 
 static int emu_get_regs(struct vcpu *vcpu, struct x86_regs *regs)

@@ -389,15 +389,22 @@ static uint8_t *to_rw(const struct emu_jit *j, uintptr_t rx)
 }
 
 /* The chain loop's checks between blocks (core/cpu.c emu_vcpu_run),
- * inline in every stub, each failure a jcc32 recorded in fails[] (at
- * most max): the run budget; events (core/cpu.c events_stop_chain:
- * any but INTR, or INTR with EFLAGS.IF = 1); the write epoch, which
- * every flush of the block cache moves too (a flush waits for this vCPU
- * to leave its blocks: core/block.c flush_locked); tracing.  Not
+ * inline in every stub as one test of the chain gate (struct emu_cpu
+ * chain_stop), its failure a jcc32 recorded in fails[] (at most max):
+ * icount below the gate, which the loop opens to the run budget as it
+ * enters translated code, with no event pending that would stop the
+ * chain (core/cpu.c events_stop_chain) and the write epoch synced, and
+ * which an event posted through the engine's kick or a moved write
+ * epoch closes (every flush of the block cache moves it too; a flush
+ * waits for this vCPU to leave its blocks: core/block.c flush_locked).
+ * An interrupt request while IF = 0 reopens it at the loop: only
+ * instructions that end their block without chaining set IF.  Not
  * checked:
  * - a stop: a handler that sets stop_block, the last instruction's
  *   included, is followed by a jump to the block's stop exit, which has
  *   no direct jump (jit/translate.c emit_handler_call);
+ * - tracing, which is on or off for the whole run, and when on keeps
+ *   the loop from entering translated code;
  * - TF/RF, DR7 and a pending debug trap, which the loop checks before it
  *   enters translated code (core/cpu.c needs_one_insn): only
  *   instructions that end their block change TF/RF or DR7 (POPF, IRET,
@@ -412,42 +419,12 @@ static uint8_t *to_rw(const struct emu_jit *j, uintptr_t rx)
  * Uses RAX.  Returns how many failures it recorded. */
 static unsigned emit_chain_checks(struct x86_emit *e, uint8_t **fails, unsigned max)
 {
-	unsigned n = 0;
-#define FAIL_IF(cc)                                                                     \
-	do {                                                                            \
-		uint8_t *at_ = xe_jcc32(e, (cc));                                       \
-		if (n < max)                                                            \
-			fails[n++] = at_;                                               \
-	} while (0)
+	if (!max)
+		return 0;
 	xe_load64(e, HR_RAX, HR_RBX, CPU_OFF(icount));
-	xe_op_mem(e, 0x3b, 8, HR_RAX, HR_RBX, CPU_OFF(icount_stop));      /* cmp rax, [icount_stop] */
-	FAIL_IF(0x3);                                                      /* jae */
-	xe_load64(e, HR_RAX, HR_RBX, CPU_OFF(vcpu));
-	xe_op_mem(e, 0x8b, 4, HR_RAX, HR_RAX, (int32_t)offsetof(struct vcpu, events));
-	xe_op_rr(e, 0x85, 4, HR_RAX, HR_RAX);                              /* test eax, eax */
-	uint8_t *ev = xe_jcc32(e, 0x5);
-	uint8_t *ev_back = e->p;
-	xe_load64(e, HR_RAX, HR_RBX, CPU_OFF(evm));
-	xe_load64(e, HR_RAX, HR_RAX, (int32_t)offsetof(struct emu_vm, write_epoch));
-	xe_op_mem(e, 0x3b, 8, HR_RAX, HR_RBX, CPU_OFF(write_epoch_seen));
-	FAIL_IF(0x5);
-	xe_mov_imm(e, HR_RAX, (uintptr_t)&trace_mask);
-	xe_op_mem(e, 0x83, 4, 7, HR_RAX, 0);
-	xe_u8(e, 0);                                                       /* cmp dword [trace_mask], 0 */
-	FAIL_IF(0x5);
-	uint8_t *done = xe_jmp32(e);
-	/* Events pending: fail unless only INTR, held off by IF = 0. */
-	xe_patch_here(e, ev);
-	xe_u8(e, 0xa9);
-	xe_u32(e, ~(uint32_t)VCPU_EVT_INTR);                               /* test eax, ~INTR */
-	FAIL_IF(0x5);
-	xe_op_mem(e, 0xf7, 4, 0, HR_RBX, CPU_OFF(rflags));
-	xe_u32(e, X86_FLAG_IF);
-	FAIL_IF(0x5);
-	jmp_to(e, ev_back);
-	xe_patch_here(e, done);
-#undef FAIL_IF
-	return n;
+	xe_op_mem(e, 0x3b, 8, HR_RAX, HR_RBX, CPU_OFF(chain_stop));       /* cmp rax, [chain_stop] */
+	fails[0] = xe_jcc32(e, 0x3);                                       /* jae */
+	return 1;
 }
 
 /* A far link's own checks (emu_jit_chain): the running vCPU's jump

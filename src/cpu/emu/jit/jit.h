@@ -133,10 +133,10 @@ struct emu_jit_exit {
  * directly when, at the exit, the chain loop's checks between blocks all
  * pass (core/cpu.c): for a dynamic exit, the target RIP is the one now
  * in cpu->rip and lies in the linear page the block was entered by; the
- * successor's page generation (*gen_at) is still gen; the block cache's
- * epoch is unchanged, no event would stop the chain, nothing needs one
- * instruction at a time, the write epoch holds, the run budget is not
- * reached and no trace is on -- all but the target read from the
+ * successor's page generation (*gen_at) is still gen; the running
+ * vCPU's chain gate is open (struct emu_cpu chain_stop: no event would
+ * stop the chain, the write epoch and the block cache's epoch hold, the
+ * run budget is not reached) -- all but the target read from the
  * running vCPU, whichever it is.  Any failed check leaves through the
  * exit as before the patch.  x must come from the translation that just
  * ran, and `to` must be a translation of a 64-bit block in the same

@@ -374,7 +374,10 @@ static void *kick_later(void *arg)
 	(void)arg;
 	struct timespec ts = { 0, 50 * 1000 * 1000 };
 	nanosleep(&ts, NULL);
+	/* As the machine layer posts it (vcpu_signal): the event, then the
+	 * engine's kick, which closes the chain gate. */
 	atomic_fetch_or(&vcpu.events, VCPU_EVT_KICK);
+	accel_emu.vcpu_kick(&vcpu);
 	return NULL;
 }
 
