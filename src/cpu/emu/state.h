@@ -174,6 +174,11 @@ struct emu_cpu {
 		 * (jit/branch.c jit_keeps_fetch_context), which return to the
 		 * loop. */
 		uint64_t chain_key;
+		/* &tlb[emu_mmu_index()] as translated code was entered from
+		 * C (jit/translate.c emit_prologue), for its inline TLB path:
+		 * CPL, EFLAGS.AC and CR0.AM change only in blocks that have no
+		 * exit that chains, which return to C. */
+		struct emu_tlb_entry *tlb_row;
 	};
 
 	/* Soft MMU state (docs/architecture.md "Soft MMU"), the TLB arrays

@@ -16,9 +16,6 @@
 #define CPU_OFF(field) ((int32_t)offsetof(struct emu_cpu, field))
 #define GPR(r) (CPU_OFF(gpr) + 8 * (int32_t)(r))
 
-/* One privilege's TLB array. */
-typedef struct emu_tlb_entry cpu_tlb_row[EMU_TLB_SIZE];
-
 enum { ALU_ADD, ALU_OR, ALU_ADC, ALU_SBB, ALU_AND, ALU_SUB, ALU_XOR, ALU_CMP };
 
 /* ---- the register cache (templates.h) ----
@@ -291,18 +288,18 @@ void to_cold(struct jit_ctx *t, struct jit_cold *k, unsigned cc)
  * (FS/GS base added), then the entry of the current privilege's TLB, its
  * read or write tag against page | asid, where the page is the one of
  * the access's last byte (so that the access lies inside one page).
- * EFLAGS.AC (SMAP's and alignment checking's TLBs) takes the slow path.
+ * The TLB is the one emu_mmu_index() picks, which the translation's
+ * prologue found (cpu->tlb_row): with EFLAGS.AC, SMAP's, whose entries
+ * reach user pages, or alignment checking's, whose entries all take
+ * the slow path.
  * Leaves RSI = linear address and RAX = its addend; misses jump to k. */
 void emit_tlb_hit(struct jit_ctx *t, unsigned seg, unsigned size, bool write, struct jit_cold *k)
 {
 	struct x86_emit *e = t->e;
 	if (seg >= SEG_FS)
 		xe_op_mem(e, 0x03, 8, HR_RAX, HR_RBX, CPU_OFF(seg[0].base) + (int32_t)(seg * sizeof(struct emu_seg)));
-	xe_op_mem(e, 0xf7, 4, 0, HR_RBX, CPU_OFF(rflags));                     /* test dword [rflags], AC */
-	xe_u32(e, X86_FLAG_AC);
-	to_cold(t, k, 0x5);                                                     /* jnz */
 	xe_op_rr(e, 0x89, 8, HR_RAX, HR_RSI);                                  /* mov rsi, rax */
-	/* RDX = &cpu->tlb[cpl == 3][((lin >> 12) ^ salt) & (EMU_TLB_SIZE - 1)] - cpu->tlb */
+	/* RDX = &cpu->tlb_row[((lin >> 12) ^ salt) & (EMU_TLB_SIZE - 1)] */
 	xe_op_rr(e, 0x89, 8, HR_RAX, HR_RDX);                                  /* mov rdx, rax */
 	xe_u8(e, 0x48);
 	xe_u8(e, 0xc1);
@@ -313,12 +310,7 @@ void emit_tlb_hit(struct jit_ctx *t, unsigned seg, unsigned size, bool write, st
 	xe_u8(e, 0x69);
 	xe_u8(e, 0xd2);
 	xe_u32(e, (uint32_t)sizeof(struct emu_tlb_entry));                    /* imul edx, edx, sizeof */
-	xe_op_mem(e, 0x80, 1, 7, HR_RBX, CPU_OFF(cpl));                        /* cmp byte [cpl], 3 */
-	xe_u8(e, 3);
-	xe_u8(e, 0x75);
-	xe_u8(e, 7);                                                           /* jne +7 */
-	xe_grp1_reg_imm(e, 0, 8, HR_RDX, (int32_t)sizeof(cpu_tlb_row));       /* add rdx, row (7 bytes) */
-	xe_op_rr(e, 0x01, 8, HR_RBX, HR_RDX);                                  /* add rdx, rbx */
+	xe_op_mem(e, 0x03, 8, HR_RDX, HR_RBX, CPU_OFF(tlb_row));               /* add rdx, [tlb_row] */
 	/* tag: page | asid, the page of the access's last byte: one that
 	 * crosses into the next page then misses, as that page's
 	 * translation never sits in the first page's slot (the slots of
@@ -326,12 +318,11 @@ void emit_tlb_hit(struct jit_ctx *t, unsigned seg, unsigned size, bool write, st
 	xe_lea(e, HR_RCX, HR_RSI, (int32_t)size - 1);                          /* lea rcx, [rsi + size - 1] */
 	xe_grp1_reg_imm(e, 4, 8, HR_RCX, -4096);                               /* and rcx, ~0xfff */
 	xe_op_mem(e, 0x0b, 8, HR_RCX, HR_RBX, CPU_OFF(asid));                  /* or rcx, [asid] */
-	int32_t tlb = CPU_OFF(tlb);
 	int32_t tag = write ? (int32_t)offsetof(struct emu_tlb_entry, tag_write)
 			    : (int32_t)offsetof(struct emu_tlb_entry, tag_read);
-	xe_op_mem(e, 0x3b, 8, HR_RCX, HR_RDX, tlb + tag);                      /* cmp rcx, [tag] */
+	xe_op_mem(e, 0x3b, 8, HR_RCX, HR_RDX, tag);                            /* cmp rcx, [tag] */
 	to_cold(t, k, 0x5);                                                     /* jne */
-	xe_load64(e, HR_RAX, HR_RDX, tlb + (int32_t)offsetof(struct emu_tlb_entry, addend));
+	xe_load64(e, HR_RAX, HR_RDX, (int32_t)offsetof(struct emu_tlb_entry, addend));
 }
 
 /* A slow path for in, when the block may have one more: 64-bit code only. */

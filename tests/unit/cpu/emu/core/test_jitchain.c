@@ -635,6 +635,54 @@ static void run_with_handler(const uint8_t *code, size_t len, const uint8_t *han
 			     (unsigned long long)out[1].stack[i], (unsigned long long)out[0].stack[i]);
 }
 
+/* SMAP in translated code: a hot loop at CPL 0 reads a user page
+ * between STAC and CLAC 1000 times (EFLAGS.AC = 1: SMAP's TLB, which
+ * reaches user pages), then once without: #PF, CR2 the user page.  The
+ * translations find their TLB as they are entered from the loop, and
+ * STAC and CLAC end blocks that go back to it. */
+Test(emu_jitchain, smap_lets_a_hot_loop_read_user_pages_only_with_ac)
+{
+	static const uint8_t code[] = {
+		0xb9, 0xe8, 0x03, 0x00, 0x00,       /* mov ecx, 1000 */
+		0x31, 0xc0,                         /* xor eax, eax */
+		0x0f, 0x01, 0xcb,                   /* l: stac */
+		0x48, 0x03, 0x04, 0x25, 0x00, 0x00, 0x04, 0x00, /* add rax, [0x40000] */
+		0x0f, 0x01, 0xca,                   /* clac */
+		0xff, 0xc9,                         /* dec ecx */
+		0x75, 0xee,                         /* jnz l */
+		0x48, 0x8b, 0x14, 0x25, 0x00, 0x00, 0x04, 0x00, /* mov rdx, [0x40000]: #PF */
+		0xf4,                               /* hlt */
+	};
+	static const uint8_t handler[] = { 0xf4 };   /* hlt */
+	static const uint8_t five[] = { 5 };
+	struct outcome out[2];
+	memset(out, 0, sizeof(out));
+	for (unsigned hot = 0; hot < engines(); hot++) {
+		setup(code, sizeof(code), hot);
+		add_idt(handler, sizeof(handler));
+		struct x86_sregs sregs;
+		cr_assert_eq(accel_emu.get_sregs(&vcpu, &sregs), 0);
+		sregs.cr4 |= X86_CR4_SMAP;
+		cr_assert_eq(accel_emu.set_sregs(&vcpu, &sregs), 0);
+		/* User at every level (the walk ANDs U/S), the other pages
+		 * supervisor. */
+		put64(PML4, (PML4 + 0x1000) | 7);
+		put64(PML4 + 0x1000, (PML4 + 0x2000) | 7);
+		put64(PML4 + 0x2000, PT | 7);
+		put64(PT + 8 * (REMAPPED >> 12), 0x50000 | 7);
+		put(0x50000, five, sizeof(five));
+		run_to_hlt();
+		take_outcome(&out[hot]);
+		cr_expect_eq(out[hot].gpr[RAX], 5000, "engine %u: RAX = %llu", hot, (unsigned long long)out[hot].gpr[RAX]);
+		cr_expect_eq(out[hot].rip, HANDLER + 1, "engine %u: no #PF", hot);
+		cr_expect_eq(out[hot].cr2, REMAPPED, "engine %u: CR2 %#llx", hot, (unsigned long long)out[hot].cr2);
+		expect_translated(hot);
+		teardown();
+	}
+	if (engines() == 2)
+		cr_expect_eq(out[1].icount, out[0].icount);
+}
+
 /* A hot loop stores through RDI, 0x100 further each pass, until the
  * store reaches the page at 0x31000, which is not present: the #PF
  * comes from the middle of a translated block, after an ADD whose flags
