@@ -332,9 +332,45 @@ static bool emit_ret(struct jit_ctx *t, const struct emu_insn *in)
 	return true;
 }
 
+/* CALL r64 and JMP r64 (FF /2, /4 with a register operand: h_call_rm,
+ * h_jmp_rm): the target read first (CALL RSP calls the RSP before the
+ * push), CALL's push as emit_call() makes it, then a dynamic exit to the
+ * target, as emit_ret() leaves through. */
+static bool emit_indirect(struct jit_ctx *t, const struct emu_insn *in, bool call)
+{
+	struct x86_emit *e = t->e;
+	struct jit_cold *k = call ? cold_new(t, in) : NULL;
+	if (call && !k)
+		return false;
+	xe_load64(e, HR_R8, HR_RBX, GPR(in->rm));                      /* the target */
+	if (call) {
+		xe_load64(e, HR_RAX, HR_RBX, GPR(RSP));
+		xe_lea(e, HR_RAX, HR_RAX, -8);
+		emit_tlb_hit(t, SEG_SS, 8, true, k);
+		xe_lea(e, HR_RCX, HR_R12, (int32_t)(t->delta + in->len));     /* the return address */
+		xe_mem_bi(e, 0x89, 8, HR_RCX, HR_RAX, HR_RSI);                 /* mov [rax + rsi], rcx */
+		xe_store64(e, HR_RBX, GPR(RSP), HR_RSI);
+		xe_store64(e, HR_RBX, CPU_OFF(next_rip), HR_R8);
+		/* Here the slow path's handler left the target in next_rip too. */
+		cold_resume(t, k);
+		xe_load64(e, HR_R12, HR_RBX, CPU_OFF(next_rip));
+	} else {
+		xe_op_rr(e, 0x89, 8, HR_R8, HR_R12);                         /* mov r12, r8 */
+	}
+	jit_exit_dynamic(t);
+	return true;
+}
+
 bool jit_branch(struct jit_ctx *t, const struct emu_insn *in)
 {
 	struct x86_emit *e = t->e;
+	unsigned grp = (in->modrm >> 3) & 7;
+	if (t->mode == EMU_MODE_LONG64 && in->opmap == EMU_MAP_1B && in->opcode == 0xff && in->mod == 3 &&
+	    (grp == 2 || grp == 4) && in->opsize == 8 && !in->lock &&
+	    in->fn == emu_handler_find(in->opmap, in->opcode, in->mprefix, grp, false, in->opsize)) {
+		rc_flush(t);   /* the target and RSP in cpu->gpr */
+		return emit_indirect(t, in, grp == 2);
+	}
 	if (t->mode != EMU_MODE_LONG64 || !is_plain64(in))
 		return false;
 	/* Before the condition: both ways leave the block, and CALL and

@@ -134,8 +134,9 @@ struct jit_cold *cold_new(struct jit_ctx *t, const struct emu_insn *in);
 void to_cold(struct jit_ctx *t, struct jit_cold *k, unsigned cc);
 void emit_tlb_hit(struct jit_ctx *t, unsigned seg, unsigned size, bool write, struct jit_cold *k);
 
-/* The block's last instruction when it is a near Jcc, JMP, CALL rel or
- * RET in 64-bit code: emits it with the block's exits and returns true;
+/* The block's last instruction when it is a near Jcc, JMP or CALL rel,
+ * RET, or JMP or CALL through a 64-bit register in 64-bit code: emits
+ * it with the block's exits and returns true;
  * false: no template (the translator calls its handler). */
 bool jit_branch(struct jit_ctx *t, const struct emu_insn *in);
 /* The block's end: RIP = R12 + off, chainable in 64-bit code. */

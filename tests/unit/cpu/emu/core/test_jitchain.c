@@ -193,6 +193,28 @@ Test(emu_jitchain, hot_calls_returns_and_branches)
 	expect_rax(calls, sizeof(calls), NULL, 0, 3000);
 }
 
+/* CALL and JMP through a register, 1000 times each: RAX += 1 by the
+ * callee, += 2 on the way back through the jump. */
+Test(emu_jitchain, calls_and_jumps_through_registers)
+{
+	static const uint8_t code[] = {
+		0x31, 0xc0,                         /* xor eax, eax */
+		0xb9, 0xe8, 0x03, 0x00, 0x00,       /* mov ecx, 1000 */
+		0x48, 0x8d, 0x15, 0x10, 0x00, 0x00, 0x00, /* l: lea rdx, [rip + f] */
+		0xff, 0xd2,                         /* call rdx */
+		0x48, 0x8d, 0x15, 0x0c, 0x00, 0x00, 0x00, /* lea rdx, [rip + g] */
+		0xff, 0xe2,                         /* jmp rdx */
+		0xff, 0xc9,                         /* back: dec ecx */
+		0x75, 0xea,                         /* jnz l */
+		0xf4,                               /* hlt */
+		0x48, 0x83, 0xc0, 0x01,             /* f: add rax, 1 */
+		0xc3,                               /* ret */
+		0x48, 0x83, 0xc0, 0x02,             /* g: add rax, 2 */
+		0xeb, 0xf0,                         /* jmp back */
+	};
+	expect_rax(code, sizeof(code), NULL, 0, 3000);
+}
+
 /* The callee's immediate is rewritten half way, while the call's exit
  * is linked to it; the callee has a page of its own, so that the caller's
  * blocks stay valid.  51 calls add 1, the 49 after the store add 2. */
