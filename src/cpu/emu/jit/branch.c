@@ -290,20 +290,27 @@ static bool is_plain64(const struct emu_insn *in)
 	       in->fn == emu_handler_find(in->opmap, in->opcode, in->mprefix, 0, false, in->opsize);
 }
 
-/* CALL rel32 (call_rel64 of core/int_control.c): the return address
- * pushed as PUSH does it (the write, then RSP), then the jump. */
-static bool emit_call(struct jit_ctx *t, const struct emu_insn *in)
+/* A near CALL's push of its return address, as PUSH does it (the
+ * write, then RSP); a miss goes to k, the call's handler. */
+static void emit_push_return(struct jit_ctx *t, const struct emu_insn *in, struct jit_cold *k)
 {
 	struct x86_emit *e = t->e;
-	struct jit_cold *k = cold_new(t, in);
-	if (!k)
-		return false;
 	xe_load64(e, HR_RAX, HR_RBX, GPR(RSP));
 	xe_lea(e, HR_RAX, HR_RAX, -8);
 	emit_tlb_hit(t, SEG_SS, 8, true, k);
 	xe_lea(e, HR_RCX, HR_R12, (int32_t)(t->delta + in->len));     /* the return address */
 	xe_mem_bi(e, 0x89, 8, HR_RCX, HR_RAX, HR_RSI);                 /* mov [rax + rsi], rcx */
 	xe_store64(e, HR_RBX, GPR(RSP), HR_RSI);
+}
+
+/* CALL rel32 (call_rel64 of core/int_control.c): the push, then the
+ * jump. */
+static bool emit_call(struct jit_ctx *t, const struct emu_insn *in)
+{
+	struct jit_cold *k = cold_new(t, in);
+	if (!k)
+		return false;
+	emit_push_return(t, in, k);
 	/* The slow path's handler made the same push and jump. */
 	cold_resume(t, k);
 	jit_exit_static(t, (int64_t)(t->delta + in->len) + (int64_t)in->imm);
@@ -344,12 +351,7 @@ static bool emit_indirect(struct jit_ctx *t, const struct emu_insn *in, bool cal
 		return false;
 	xe_load64(e, HR_R8, HR_RBX, GPR(in->rm));                      /* the target */
 	if (call) {
-		xe_load64(e, HR_RAX, HR_RBX, GPR(RSP));
-		xe_lea(e, HR_RAX, HR_RAX, -8);
-		emit_tlb_hit(t, SEG_SS, 8, true, k);
-		xe_lea(e, HR_RCX, HR_R12, (int32_t)(t->delta + in->len));     /* the return address */
-		xe_mem_bi(e, 0x89, 8, HR_RCX, HR_RAX, HR_RSI);                 /* mov [rax + rsi], rcx */
-		xe_store64(e, HR_RBX, GPR(RSP), HR_RSI);
+		emit_push_return(t, in, k);
 		xe_store64(e, HR_RBX, CPU_OFF(next_rip), HR_R8);
 		/* Here the slow path's handler left the target in next_rip too. */
 		cold_resume(t, k);
@@ -426,7 +428,7 @@ static uint8_t *to_rw(const struct emu_jit *j, uintptr_t rx)
 
 /* The chain loop's checks between blocks (core/cpu.c emu_vcpu_run),
  * inline in every stub as one test of the chain gate (struct emu_cpu
- * chain_stop), its failure a jcc32 recorded in fails[] (at most max):
+ * chain_stop), its failure a jcc32 recorded in fails[]:
  * icount below the gate, which the loop opens to the run budget as it
  * enters translated code, with no event pending that would stop the
  * chain (core/cpu.c events_stop_chain) and the write epoch synced, and
@@ -453,10 +455,8 @@ static uint8_t *to_rw(const struct emu_jit *j, uintptr_t rx)
  *   and a block is entered with none (the loop ends them, or runs the
  *   instruction after one alone).
  * Uses RAX.  Returns how many failures it recorded. */
-static unsigned emit_chain_checks(struct x86_emit *e, uint8_t **fails, unsigned max)
+static unsigned emit_chain_checks(struct x86_emit *e, uint8_t **fails)
 {
-	if (!max)
-		return 0;
 	xe_load64(e, HR_RAX, HR_RBX, CPU_OFF(icount));
 	xe_op_mem(e, 0x3b, 8, HR_RAX, HR_RBX, CPU_OFF(chain_stop));       /* cmp rax, [chain_stop] */
 	fails[0] = xe_jcc32(e, 0x3);                                       /* jae */
@@ -560,7 +560,7 @@ void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_c
 	uint8_t *fails[16];
 	unsigned n_fail = 0, max = sizeof(fails) / sizeof(fails[0]);
 	if (probe) {
-		n_fail += emit_chain_checks(&e, fails, max - 4);
+		n_fail += emit_chain_checks(&e, fails);
 		n_fail += emit_jump_cache_probe(&e, fails + n_fail);
 	} else if (far) {
 		/* The target: R12, which the block's exit set, against the RIP
@@ -584,7 +584,7 @@ void emu_jit_chain(struct emu_jit *j, struct emu_jit_exit *x, const struct emu_c
 		fails[n_fail++] = xe_jcc32(&e, 0x5);
 	}
 	if (!probe) {
-		n_fail += emit_chain_checks(&e, fails + n_fail, max - n_fail - 4);
+		n_fail += emit_chain_checks(&e, fails + n_fail);
 		if (far)
 			n_fail += emit_jump_cache_checks(&e, lin, (uintptr_t)to + j->body_off, fails + n_fail);
 		/* The successor's page not written since it was decoded. */
