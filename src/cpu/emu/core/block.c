@@ -31,6 +31,10 @@ int emu_block_cache_init(struct emu_vm *evm, uint64_t bytes)
 	 * cost memory. */
 	void *arena = mmap(NULL, c->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	c->arena = arena == MAP_FAILED ? NULL : arena;
+	/* Blocks are decoded into it in order: huge pages take one fault
+	 * per 2 MiB instead of one per 4 KiB (a hint; refused, 4 KiB). */
+	if (c->arena)
+		madvise(c->arena, c->size, MADV_HUGEPAGE);
 	if (!c->slots || !c->arena) {
 		free(c->slots);
 		if (c->arena)
