@@ -27,6 +27,7 @@
 #include "machine/x86.h"
 
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -224,9 +225,9 @@ void emu_pt_page_written(struct emu_vm *evm, uint64_t pfn);
  * write translations made before a page became a code or page-table page
  * (possibly by another vCPU) are dropped. */
 void emu_tlb_sync_epoch_slow(struct emu_cpu *cpu);
-/* Closes every vCPU's chain gate (struct emu_cpu chain_stop), after the
- * VM's write epoch moved: translated code that runs on goes back to the
- * run loop at its next direct jump, where the loop syncs the epoch. */
+/* Closes every vCPU's chain gate (struct emu_cpu chain_stop):
+ * translated code that runs on goes back to the run loop at its next
+ * direct jump. */
 static inline void emu_close_chain_gates(struct emu_vm *evm)
 {
 	for (unsigned i = 0; i < EMU_CHAIN_GATES; i++) {
@@ -234,6 +235,15 @@ static inline void emu_close_chain_gates(struct emu_vm *evm)
 		if (gate)
 			__atomic_store_n(gate, 0, __ATOMIC_SEQ_CST);
 	}
+}
+
+/* Moves the VM's write epoch (a page became a code or page-table page):
+ * every vCPU drops its write translations at its next block boundary,
+ * in translated code too (its gate closed). */
+static inline void emu_write_epoch_move(struct emu_vm *evm)
+{
+	atomic_fetch_add_explicit(&evm->write_epoch, 1, memory_order_seq_cst);
+	emu_close_chain_gates(evm);
 }
 static inline void emu_tlb_sync_epoch(struct emu_cpu *cpu)
 {

@@ -46,7 +46,6 @@ int emu_block_cache_init(struct emu_vm *evm, uint64_t bytes)
 		atomic_init(&c->slots[i], NULL);
 	pthread_mutex_init(&c->lock, NULL);
 	atomic_init(&c->epoch, 0);
-	c->write_epoch = &evm->write_epoch;
 	c->evm = evm;
 	evm->blocks = c;
 	return 0;
@@ -89,10 +88,8 @@ static void flush_locked(struct emu_block_cache *c)
 	for (unsigned i = 0; i < EMU_BLOCK_SLOTS; i++)
 		atomic_store_explicit(&c->slots[i], NULL, memory_order_relaxed);
 	atomic_fetch_add_explicit(&c->epoch, 1, memory_order_seq_cst);
-	/* After the epoch: translated code's direct jumps check the write
-	 * epoch only (jit/branch.c emit_chain_checks), and a vCPU that sees
-	 * it move then finds the cache's epoch moved too. */
-	atomic_fetch_add_explicit(c->write_epoch, 1, memory_order_seq_cst);
+	/* After the epoch: translated code running on goes back to the loop
+	 * at its next direct jump, where it finds the epoch moved. */
 	emu_close_chain_gates(c->evm);
 	c->draining = true;
 	c->flushes++;
@@ -218,8 +215,7 @@ static void mark_code_page(struct emu_cpu *cpu, uint64_t page)
 	/* Every vCPU makes write translations made before the mark slow: the
 	 * others at their next block, this one now, since the block decoded
 	 * here runs next and may store into its own page. */
-	atomic_fetch_add_explicit(&evm->write_epoch, 1, memory_order_seq_cst);
-	emu_close_chain_gates(evm);
+	emu_write_epoch_move(evm);
 	emu_tlb_sync_epoch_slow(cpu);
 }
 

@@ -99,8 +99,7 @@ struct emu_block_cache {
 	 * arena is reused once every reader has seen the new epoch
 	 * (draining until then: new blocks are decoded for one use). */
 	_Atomic uint64_t epoch;
-	_Atomic uint64_t *write_epoch;        /* the VM's (struct emu_vm), moved with epoch by every flush */
-	struct emu_vm *evm;
+	struct emu_vm *evm;                   /* whose vCPUs' chain gates a flush closes */
 	bool draining;
 	_Atomic uint64_t *readers[MACHINE_MAX_CPUS];   /* each vCPU's seen epoch (EMU_BLOCKS_IDLE: outside its run loop) */
 	unsigned n_readers;

@@ -432,9 +432,9 @@ static uint8_t *to_rw(const struct emu_jit *j, uintptr_t rx)
  * icount below the gate, which the loop opens to the run budget as it
  * enters translated code, with no event pending that would stop the
  * chain (core/cpu.c events_stop_chain) and the write epoch synced, and
- * which an event posted through the engine's kick or a moved write
- * epoch closes (every flush of the block cache moves it too; a flush
- * waits for this vCPU to leave its blocks: core/block.c flush_locked).
+ * which an event posted through the engine's kick, a moved write epoch
+ * or a flush of the block cache closes (a flush waits for this vCPU to
+ * leave its blocks: core/block.c flush_locked).
  * An interrupt request while IF = 0 reopens it at the loop: only
  * instructions that end their block without chaining set IF.  Not
  * checked:

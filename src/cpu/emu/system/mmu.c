@@ -351,8 +351,7 @@ static void watch_pt_page(struct emu_cpu *cpu, uint64_t gpa)
 		return;
 	atomic_fetch_add_explicit(&evm->pt_tracked, 1, memory_order_relaxed);
 	/* Cached write translations of this page (any vCPU) must go. */
-	atomic_fetch_add_explicit(&evm->write_epoch, 1, memory_order_seq_cst);
-	emu_close_chain_gates(evm);
+	emu_write_epoch_move(evm);
 	emu_tlb_sync_epoch_slow(cpu);
 }
 
