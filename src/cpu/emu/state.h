@@ -151,8 +151,8 @@ struct emu_cpu {
 		 * translated code with nothing pending that it must see
 		 * (core/cpu.c chain_gate_open); whatever it must see next
 		 * closes it (0), from any thread: an event posted through the
-		 * engine's kick, a moved write epoch (core/block.h
-		 * emu_blocks_close_gates).  Accessed atomically. */
+		 * engine's kick, a moved write epoch, a flush of the block
+		 * cache (emu.h emu_close_chain_gates).  Accessed atomically. */
 		uint64_t chain_stop;
 		struct vcpu *vcpu;
 		struct guest_memory *mem;
@@ -175,9 +175,7 @@ struct emu_cpu {
 		 * loop. */
 		uint64_t chain_key;
 		/* &tlb[emu_mmu_index()] as translated code was entered from
-		 * C (jit/translate.c emit_prologue), for its inline TLB path:
-		 * CPL, EFLAGS.AC and CR0.AM change only in blocks that have no
-		 * exit that chains, which return to C. */
+		 * C (jit/jit.h emu_jit_enter), for its inline TLB path. */
 		struct emu_tlb_entry *tlb_row;
 	};
 
@@ -249,7 +247,7 @@ struct emu_vm {
 	_Atomic uint64_t write_epoch; /* bumped when a page becomes a code page: vCPUs drop write TLB entries */
 	/* Each vCPU's chain gate (struct emu_cpu chain_stop) by vCPU id,
 	 * NULL where none (core/block.c emu_blocks_alloc), closed by
-	 * emu_close_chain_gates() once the write epoch moved.  A vCPU is
+	 * emu_close_chain_gates().  A vCPU is
 	 * freed only once the VM no longer runs. */
 	uint64_t *chain_gates[EMU_CHAIN_GATES];   /* accessed atomically */
 	/* Page-table watch (docs/architecture.md "Soft MMU"): nonzero for guest pages

@@ -269,6 +269,7 @@ static void run_block_whole(struct emu_core_vcpu *cv, struct emu_block *b)
 		}
 		cpu->chain_key = emu_chain_key(cpu);
 		chain_gate_open(cv);
+		emu_jit_enter(cpu);
 		fn(cpu);
 		block_wrap_rip(cpu);
 		return;
@@ -280,8 +281,8 @@ static void run_block_whole(struct emu_core_vcpu *cv, struct emu_block *b)
  * next block, in guest page `page` (generation gen) with translation
  * `to`, follows: from now on the exit jumps straight to it, behind the
  * same checks the loop made, and when it lies elsewhere than x's page
- * behind the vCPU's jump cache entry for it (jit/jit.h emu_jit_chain).  The caller knows both are 64-bit
- * code.  The exit's record is read first without the lock, as a hint:
+ * behind the vCPU's jump cache entry for it (jit/jit.h emu_jit_chain).
+ * The caller knows both are 64-bit code.  The exit's record is read first without the lock, as a hint:
  * most exits come here with their link made already. */
 static void jit_link_to(struct emu_core_vcpu *cv, struct emu_jit_exit *x, uint64_t page, uint32_t gen, emu_jit_code to)
 {
@@ -378,7 +379,6 @@ static inline uint64_t needs_one_insn(const struct emu_cpu *cpu)
 	return needs_one_insn_unshadowed(cpu) | cpu->intr_shadow;
 }
 
-
 /* jit_next() past its common case, out of line so that the common case
  * saves no registers: the jump cache's entry j for (lin, key) is filled
  * from the block's links unless it held the translation (hit), and an
@@ -465,8 +465,7 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 			return 0;
 		}
 		/* No block pointer is held here: the place to follow a flush
-		 * of the shared cache.  The write epoch first, which a flush
-		 * moves after the cache's (see the chain loop below). */
+		 * of the shared cache. */
 		emu_tlb_sync_epoch(cpu);
 		emu_blocks_sync(cv);
 		if (__builtin_expect(cpu->icount >= cpu->icount_stop, 0)) {
@@ -559,12 +558,9 @@ static int emu_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 		for (;;) {
 			run_block_whole(cv, b);
 			/* A flush of the shared cache (blocks and host code)
-			 * waits for this vCPU to take the loop's top.  The
-			 * write epoch is synced before the cache's is looked
-			 * at: a flush moves the cache's epoch, then the write
-			 * epoch, which is all translated code's direct jumps
-			 * check (jit/branch.c), so they see a flush that comes
-			 * after this look. */
+			 * waits for this vCPU to take the loop's top; it closes
+			 * the chain gate after it moves the cache's epoch, which
+			 * the gate's opening looks at again (chain_gate_open). */
 			emu_tlb_sync_epoch(cpu);
 			if (cpu->stop_block || needs_one_insn_unshadowed(cpu) || cpu->icount >= cpu->icount_stop ||
 			    events_stop_chain(cpu, atomic_load_explicit(&vcpu->events, memory_order_relaxed)) ||

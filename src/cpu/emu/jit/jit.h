@@ -22,8 +22,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Runs the translated instructions on cpu; cpu->rip is where they left off. */
+/* Runs the translated instructions on cpu; cpu->rip is where they left
+ * off.  Called after emu_jit_enter(cpu). */
 typedef void (*emu_jit_code)(struct emu_cpu *cpu);
+
+/* What translated code reads of the vCPU and its caller sets before it
+ * calls the code: the TLB its inline memory path uses, the one
+ * emu_mmu_index() picks (CPL, EFLAGS.AC, CR0.AM).  Those change only in
+ * blocks that have no exit that chains, which return to the caller, so
+ * the blocks chained after the first keep it. */
+static inline void emu_jit_enter(struct emu_cpu *cpu)
+{
+	cpu->tlb_row = cpu->tlb[emu_mmu_index(cpu)];
+}
 
 /* Bytes of host code per VM: a quarter of the decoded-block cache's
  * (--code-cache), which a full flush empties with it. */

@@ -288,8 +288,8 @@ void to_cold(struct jit_ctx *t, struct jit_cold *k, unsigned cc)
  * (FS/GS base added), then the entry of the current privilege's TLB, its
  * read or write tag against page | asid, where the page is the one of
  * the access's last byte (so that the access lies inside one page).
- * The TLB is the one emu_mmu_index() picks, which the translation's
- * prologue found (cpu->tlb_row): with EFLAGS.AC, SMAP's, whose entries
+ * The TLB is the one emu_mmu_index() picks, which the code's caller
+ * found (cpu->tlb_row, jit/jit.h emu_jit_enter): with EFLAGS.AC, SMAP's, whose entries
  * reach user pages, or alignment checking's, whose entries all take
  * the slow path.
  * Leaves RSI = linear address and RAX = its addend; misses jump to k. */

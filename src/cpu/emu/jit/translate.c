@@ -27,48 +27,6 @@
 
 #define CPU_OFF(field) ((int32_t)offsetof(struct emu_cpu, field))
 
-/* cpu->tlb_row = &cpu->tlb[emu_mmu_index(cpu)] (emu.h): SUP, USER,
- * SUP_AC, USER_AC in that order, so the index is (CPL == 3) plus 2 when
- * EFLAGS.AC is set, unless at CPL 3 without CR0.AM. */
-static void emit_tlb_row(struct x86_emit *e)
-{
-	_Static_assert(EMU_MMU_SUP == 0 && EMU_MMU_USER == 1 && EMU_MMU_SUP_AC == 2 && EMU_MMU_USER_AC == 3,
-		       "the order emit_tlb_row computes");
-	xe_op_rr(e, 0x31, 4, HR_RAX, HR_RAX);                               /* xor eax, eax */
-	xe_op_mem(e, 0x80, 1, 7, HR_RBX, CPU_OFF(cpl));
-	xe_u8(e, 3);                                                        /* cmp byte [cpl], 3 */
-	xe_u8(e, 0x0f);
-	xe_u8(e, 0x94);
-	xe_u8(e, 0xc0);                                                     /* sete al */
-	xe_op_mem(e, 0xf7, 4, 0, HR_RBX, CPU_OFF(rflags));
-	xe_u32(e, X86_FLAG_AC);                                             /* test dword [rflags], AC */
-	xe_u8(e, 0x74);
-	uint8_t *no_ac = e->p;
-	xe_u8(e, 0);                                                        /* jz done */
-	xe_op_rr(e, 0x85, 4, HR_RAX, HR_RAX);                               /* test eax, eax */
-	xe_u8(e, 0x74);
-	uint8_t *sup = e->p;
-	xe_u8(e, 0);                                                        /* jz add2 (CPL < 3) */
-	xe_op_mem(e, 0xf7, 4, 0, HR_RBX, CPU_OFF(cr0));
-	xe_u32(e, (uint32_t)X86_CR0_AM);                                    /* test dword [cr0], AM */
-	xe_u8(e, 0x74);
-	uint8_t *no_am = e->p;
-	xe_u8(e, 0);                                                        /* jz done */
-	if (!e->full)
-		*sup = (uint8_t)(e->p - (sup + 1));
-	xe_grp1_reg_imm(e, 0, 4, HR_RAX, 2);                               /* add eax, 2 */
-	if (!e->full) {
-		*no_ac = (uint8_t)(e->p - (no_ac + 1));
-		*no_am = (uint8_t)(e->p - (no_am + 1));
-	}
-	xe_u8(e, 0x69);
-	xe_u8(e, 0xc0);
-	xe_u32(e, (uint32_t)sizeof(((struct emu_cpu *)0)->tlb[0]));        /* imul eax, eax, row */
-	xe_op_mem(e, 0x8d, 8, HR_RAX, HR_RAX, CPU_OFF(tlb));                /* lea rax, [rax + tlb] */
-	xe_op_rr(e, 0x01, 8, HR_RBX, HR_RAX);                               /* add rax, rbx */
-	xe_store64(e, HR_RBX, CPU_OFF(tlb_row), HR_RAX);
-}
-
 /* RBX = cpu; R12, R13 (the entry RIP) and the register cache's
  * callee-saved R14, R15 and RBP saved with it, and 8 bytes more, so that
  * the stack stays 16-byte aligned at every call (the caller's call left
@@ -84,7 +42,6 @@ static void emit_prologue(struct x86_emit *e)
 	xe_push(e, HR_RBP);
 	xe_op_rr(e, 0x89, 8, HR_RDI, HR_RBX);          /* mov rbx, rdi */
 	xe_load64(e, HR_R12, HR_RBX, CPU_OFF(rip));
-	emit_tlb_row(e);
 }
 
 void jit_emit_epilogue(struct x86_emit *e)

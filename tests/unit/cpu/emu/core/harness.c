@@ -143,6 +143,7 @@ int harness_step(struct harness *h)
 		emu_jit_code code = emu_jit_translate(jit, &in, 1, cpu->mode, -1, NULL);
 		if (!code)
 			abort();
+		emu_jit_enter(cpu);
 		code(cpu);
 	} else {
 		cpu->next_rip = cpu->rip + in.len;
