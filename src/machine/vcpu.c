@@ -111,11 +111,9 @@ static uint64_t request_flush(struct vcpu *v, const struct vcpu_tlb_range *r, un
 	}
 	queue_unlock(q);
 	uint64_t want = atomic_fetch_add(&v->tlb_flush_req, 1) + 1;
-	atomic_fetch_or(&v->events, VCPU_EVT_TLB_FLUSH);
-	/* An engine that serves requests at its block boundaries (it has
-	 * tlb_flush) must look at its events now. */
-	if (v->vm->accel && v->vm->accel->tlb_flush && v->vm->accel->vcpu_kick)
-		v->vm->accel->vcpu_kick(v);
+	/* With the engine's kick: translated code looks at events only
+	 * when kicked. */
+	vcpu_signal(v, VCPU_EVT_TLB_FLUSH);
 	return want;
 }
 
