@@ -52,6 +52,9 @@ def test_stats_show_one_cache_shared_by_two_vcpus(vessel_bin, tmp_path):
         assert code["translated_peak_bytes"] > code["jit_cache_bytes"] // 2, code
     assert code["jit_template_insns"] > code["jit_call_insns"] > 0, code
     assert code["jit_flags_skipped"] > 0, code
+    # Direct jumps between translations: within a page, and to other
+    # pages (calls between kernel functions) through the jump cache.
+    assert code["jit_links_near"] > 0 and code["jit_links_far"] > 0, code
     # One code cache for host code, shared by both vCPUs, a quarter of
     # --code-cache: one vCPU ran translations the other made.
     assert code["jit_cache_bytes"] == 12 << 20, code
