@@ -127,6 +127,10 @@ uint64_t boot_low_ram_end(const struct guest_memory *mem);
  * still set), or -EINVAL with err_set() for corrupt data. */
 int boot_decompress(const uint8_t *in, size_t in_len, size_t max_out, uint8_t **out, size_t *out_len,
 		    const char **format);
+/* The same into dst, cap bytes the caller owns: -EFBIG when the output
+ * would not fit (*out_len then says how much was written). */
+int boot_decompress_into(const uint8_t *in, size_t in_len, uint8_t *dst, size_t cap, size_t *out_len,
+			 const char **format);
 
 /* ELF loading (elf.c): copies each PT_LOAD segment of image to its
  * physical address (p_paddr), zero-filling up to p_memsz.  Accepts ELF32
@@ -138,6 +142,15 @@ struct boot_elf_result {
 };
 int boot_load_elf(struct guest_memory *mem, const uint8_t *image, size_t size, const char *what,
 		  struct boot_elf_result *res);
+/* The same for an image that lies in guest RAM at image_gpa (size bytes,
+ * where it was decompressed): segments are moved from there to their
+ * addresses, and what is left of the image's bytes is zeroed, so that
+ * guest memory ends as boot_load_elf() leaves it (segments, nothing
+ * else).  Returns 1, having written nothing, when the moves could
+ * overwrite a segment not yet moved (the caller then copies the image
+ * out and calls boot_load_elf()). */
+int boot_load_elf_in_ram(struct guest_memory *mem, uint64_t image_gpa, size_t size, const char *what,
+			 struct boot_elf_result *res);
 bool boot_is_elf(const uint8_t *image, size_t size);
 
 /* Loaders. */

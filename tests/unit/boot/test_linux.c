@@ -248,6 +248,104 @@ static void check_decompressed(const char *fmt)
 	cr_assert_eq(bt_rd32(&mem, SEG_B + 0x100), 0xaaaaaaaa);
 }
 
+/* A vmlinux laid out as Linux's is (arch/x86/kernel/vmlinux.lds.S): the
+ * first segment at file offset 2 MiB loading at 16 MiB, then segments
+ * whose address less their offset differs (the per-CPU data), one with
+ * a .bss tail, program headers not in file order, and bytes after the
+ * last segment (symbols).  Each segment: {file offset, address, bytes in
+ * the file, bytes in memory}, its data i * mul + add. */
+static const struct { uint64_t off, paddr, filesz, memsz; uint8_t mul, add; } linux_like[] = {
+	{ 0x200000, SEG_A, 0x3000, 0x3000, 7, 1 },
+	{ 0x205000, SEG_A + 0x4000, 0x2000, 0x4000, 3, 0x40 },   /* its .bss lands on the next one's bytes */
+	{ 0x204000, SEG_A + 0x3000, 0x1000, 0x1000, 5, 0x22 },
+};
+#define LINUX_LIKE_LEN 0x20a000
+
+static struct buf make_vmlinux_like(const void *segs, unsigned n)
+{
+	const __typeof__(linux_like[0]) *sg = segs;
+	uint8_t *e = calloc(1, LINUX_LIKE_LEN);
+	memcpy(e, "\x7f" "ELF\x02\x01\x01", 7);
+	put16(e + 16, 2);            /* ET_EXEC */
+	put16(e + 18, 62);           /* EM_X86_64 */
+	put32(e + 20, 1);
+	put64(e + 24, ENTRY);
+	put64(e + 32, 64);           /* e_phoff */
+	put16(e + 52, 64);
+	put16(e + 54, 56);
+	put16(e + 56, (uint16_t)n);
+	for (unsigned s = 0; s < n; s++) {
+		uint8_t *ph = e + 64 + 56 * s;
+		put32(ph, 1);        /* PT_LOAD */
+		put64(ph + 8, sg[s].off);
+		put64(ph + 16, 0xffffffff80000000ull + sg[s].paddr);
+		put64(ph + 24, sg[s].paddr);
+		put64(ph + 32, sg[s].filesz);
+		put64(ph + 40, sg[s].memsz);
+		for (uint64_t i = 0; i < sg[s].filesz; i++)
+			e[sg[s].off + i] = (uint8_t)(i * sg[s].mul + sg[s].add);
+	}
+	memset(e + 0x208000, 0xee, LINUX_LIKE_LEN - 0x208000);   /* "symbols" */
+	return (struct buf){ e, LINUX_LIKE_LEN };
+}
+
+/* Loads it decompressed and checks guest memory: each segment's bytes
+ * at its address, .bss zero, and nothing else of the file anywhere:
+ * below the kernel, where it was unpacked from its start, and after
+ * it. */
+static void check_linux_like(const char *fmt, const void *segs, unsigned n)
+{
+	const __typeof__(linux_like[0]) *sg = segs;
+	struct buf img = make_bzimage(pack(fmt, make_vmlinux_like(segs, n)), &default_hdr);
+	bt_mem_init(&mem, 64 * MiB);
+	bt_config(&cfg, bt_write_file(0, img.p, img.len), NULL, "console=ttyS0");
+	cr_assert_eq(boot_load_mem(&mem, &cfg, NULL, &info), 0, "%s: %s", fmt, err_msg());
+	cr_assert(info.decompressed);
+	cr_assert_eq(info.stub.entry, ENTRY);
+	cr_assert_eq(info.kernel_start, SEG_A);
+	uint8_t *b = malloc(0x10000);
+	for (unsigned s = 0; s < n; s++) {
+		gmem_read(&mem, sg[s].paddr, b, sg[s].memsz);
+		for (uint64_t i = 0; i < sg[s].memsz; i++)
+			cr_assert_eq(b[i], i < sg[s].filesz ? (uint8_t)(i * sg[s].mul + sg[s].add) : 0,
+				     "%s: segment %u byte %#llx", fmt, s, (unsigned long long)i);
+	}
+	/* Where the file's first 2 MiB were unpacked (bt_mem_init fills RAM
+	 * with 0xaa): zero again. */
+	for (uint64_t at = SEG_A - 0x200000; at < SEG_A; at += 0x10000) {
+		gmem_read(&mem, at, b, 0x10000);
+		for (unsigned i = 0; i < 0x10000; i++)
+			cr_assert(b[i] == 0, "%s: byte %02x at %#llx, not unpacked there or not cleaned", fmt, b[i],
+				  (unsigned long long)(at + i));
+	}
+	gmem_read(&mem, SEG_A + 0x8000, b, 0x10000);
+	for (unsigned i = 0; i < 0x10000; i++)
+		cr_assert(b[i] == 0 || b[i] == 0xaa, "%s: file byte %02x left at %#llx", fmt, b[i],
+			  (unsigned long long)(SEG_A + 0x8000 + i));
+	free(b);
+	bt_config_free(&cfg);
+	gmem_destroy(&mem);
+}
+
+Test(linux_boot, a_vmlinux_laid_out_as_linux_is_placed_whole_by_every_unpacker)
+{
+	static const char *fmts[] = { "gzip", "xz", "lz4", "zstd" };
+	for (unsigned f = 0; f < 4; f++)
+		check_linux_like(fmts[f], linux_like, 3);
+}
+
+Test(linux_boot, segments_that_cannot_move_in_place_are_placed_all_the_same)
+{
+	/* The first segment's .bss covers the second's bytes as they lie
+	 * in the file: moved in file order, it would wipe them first. */
+	static const __typeof__(linux_like[0]) segs[] = {
+		{ 0x200000, SEG_A, 0x1000, 0x3000, 7, 1 },
+		{ 0x202000, SEG_A + 0x20000, 0x1000, 0x1000, 5, 0x22 },
+	};
+	check_linux_like("lz4", segs, 2);
+	check_linux_like("gzip", segs, 2);
+}
+
 Test(linux_boot, gzip_payload_is_unpacked_on_the_host) { check_decompressed("gzip"); }
 Test(linux_boot, xz_payload_is_unpacked_on_the_host) { check_decompressed("xz"); }
 Test(linux_boot, lz4_payload_is_unpacked_on_the_host) { check_decompressed("lz4"); }
