@@ -70,10 +70,13 @@ struct emu_insn {
 	uint8_t base, index;  /* 0-15 or EMU_REG_NONE */
 	uint8_t scale;        /* shift 0-3 */
 	uint8_t rip_rel;      /* 64-bit RIP-relative addressing */
+	uint16_t imm2;        /* second immediate (ENTER level, far pointer selector) */
 	int32_t disp;
 	uint64_t imm;         /* first immediate, sign-extended where the SDM says so */
-	uint16_t imm2;        /* second immediate (ENTER level, far pointer selector) */
 };
+/* 40 bytes: a boot decodes some 250k blocks into the VM's arena, whose
+ * pages the host must fault in and zero first. */
+_Static_assert(sizeof(struct emu_insn) == 40, "struct emu_insn grew");
 
 /* Execution mode, fixed for a decoded block (part of its cache key). */
 enum emu_mode {
