@@ -339,25 +339,35 @@ static bool emit_ret(struct jit_ctx *t, const struct emu_insn *in)
 	return true;
 }
 
-/* CALL r64 and JMP r64 (FF /2, /4 with a register operand: h_call_rm,
- * h_jmp_rm): the target read first (CALL RSP calls the RSP before the
- * push), CALL's push as emit_call() makes it, then a dynamic exit to the
- * target, as emit_ret() leaves through. */
+/* CALL and JMP near indirect, 64-bit (FF /2, /4: h_call_rm, h_jmp_rm)
+ * through a register or memory: the target read first (CALL RSP calls
+ * the RSP before the push; a memory target through the inline TLB path,
+ * whose miss goes to the slow path as the push's does), CALL's push as
+ * emit_call() makes it, then a dynamic exit to the target, as emit_ret()
+ * leaves through. */
 static bool emit_indirect(struct jit_ctx *t, const struct emu_insn *in, bool call)
 {
 	struct x86_emit *e = t->e;
-	struct jit_cold *k = call ? cold_new(t, in) : NULL;
-	if (call && !k)
+	bool mem = in->mod != 3;
+	struct jit_cold *k = call || mem ? cold_new(t, in) : NULL;
+	if ((call || mem) && !k)
 		return false;
-	xe_load64(e, HR_R8, HR_RBX, GPR(in->rm));                      /* the target */
-	if (call) {
-		emit_push_return(t, in, k);
+	if (mem) {
+		emit_ea(t, in);
+		emit_tlb_hit(t, in->seg, 8, false, k);
+		xe_mem_bi(e, 0x8b, 8, HR_R8, HR_RAX, HR_RSI);                /* mov r8, [rax + rsi]: the target */
+	} else {
+		xe_load64(e, HR_R8, HR_RBX, GPR(in->rm));                    /* the target */
+	}
+	if (!k) {
+		xe_op_rr(e, 0x89, 8, HR_R8, HR_R12);                         /* mov r12, r8 */
+	} else {
+		if (call)
+			emit_push_return(t, in, k);
 		xe_store64(e, HR_RBX, CPU_OFF(next_rip), HR_R8);
 		/* Here the slow path's handler left the target in next_rip too. */
 		cold_resume(t, k);
 		xe_load64(e, HR_R12, HR_RBX, CPU_OFF(next_rip));
-	} else {
-		xe_op_rr(e, 0x89, 8, HR_R8, HR_R12);                         /* mov r12, r8 */
 	}
 	jit_exit_dynamic(t);
 	return true;
@@ -367,9 +377,9 @@ bool jit_branch(struct jit_ctx *t, const struct emu_insn *in)
 {
 	struct x86_emit *e = t->e;
 	unsigned grp = (in->modrm >> 3) & 7;
-	if (t->mode == EMU_MODE_LONG64 && in->opmap == EMU_MAP_1B && in->opcode == 0xff && in->mod == 3 &&
+	if (t->mode == EMU_MODE_LONG64 && in->opmap == EMU_MAP_1B && in->opcode == 0xff &&
 	    (grp == 2 || grp == 4) && in->opsize == 8 && !in->lock &&
-	    in->fn == emu_handler_find(in->opmap, in->opcode, in->mprefix, grp, false, in->opsize)) {
+	    in->fn == emu_handler_find(in->opmap, in->opcode, in->mprefix, grp, in->mod != 3, in->opsize)) {
 		rc_flush(t);   /* the target and RSP in cpu->gpr */
 		return emit_indirect(t, in, grp == 2);
 	}
