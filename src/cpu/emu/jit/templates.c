@@ -277,10 +277,31 @@ static void emit_lea(struct jit_ctx *t, const struct emu_insn *in, unsigned size
 /* A jump to the instruction's slow path (jit_emit_cold). */
 void to_cold(struct jit_ctx *t, struct jit_cold *k, unsigned cc)
 {
-	rc_writeback(t);   /* the handler reads cpu->gpr, and may fault */
+	/* The handler reads cpu->gpr, and may fault: the slow path writes
+	 * back what is dirty here (rc_cold_writeback).  A template jumps to
+	 * its slow path from at most two places. */
+	unsigned f = k->n_from;
 	uint8_t *at = xe_jcc32(t->e, cc);
-	if (at && k->n_from < 4)
-		k->from[k->n_from++] = at;
+	if (!at || f == 4)
+		return;
+	k->from[f] = at;
+	k->from_dirty[f] = 0;
+	for (unsigned s = 0; s < JIT_RC_SLOTS; s++) {
+		if (t->rc[s].valid && t->rc[s].dirty) {
+			k->from_dirty[f] |= (uint8_t)(1u << s);
+			k->from_g[f][s] = t->rc[s].g;
+		}
+	}
+	k->n_from++;
+}
+
+/* In k's slow path, entered from its jump f: the registers dirty there
+ * written back. */
+void rc_cold_writeback(struct jit_ctx *t, const struct jit_cold *k, unsigned f)
+{
+	for (unsigned s = 0; s < JIT_RC_SLOTS; s++)
+		if (k->from_dirty[f] & (1u << s))
+			xe_store64(t->e, HR_RBX, GPR(k->from_g[f][s]), jit_rc_host[s]);
 }
 
 /* The inline TLB hit path of emu_read/emu_write (emu.h) for a size-byte

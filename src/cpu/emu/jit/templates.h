@@ -41,6 +41,11 @@ struct jit_rc_slot {
 struct jit_cold {
 	uint8_t *from[4];     /* rel32s of the jumps to it */
 	unsigned n_from;
+	/* The guest registers dirty in host registers at each jump (slot s
+	 * holding from_g[f][s] when bit s of from_dirty[f]): the slow path
+	 * writes them back first, so that the inline path need not. */
+	uint8_t from_dirty[4];
+	uint8_t from_g[4][JIT_RC_SLOTS];
 	uint8_t *resume;      /* where the inline path goes on */
 	/* The guest registers cached at resume (slot s: rc_g[s] when bit
 	 * s of rc_live): the slow path reloads them after the handler. */
@@ -167,8 +172,10 @@ static inline bool jit_flags_dead(const struct jit_ctx *t)
  * Within a translation, a guest register is loaded into a host register
  * on first use and stays there; a write goes to the host register only
  * (dirty).  Dirty registers are written back to cpu->gpr before
- * anything that may read cpu->gpr or fault: a slow path (to_cold), a
- * handler call, a helper call (caller-saved slots), the block's exits.
+ * anything that may read cpu->gpr or fault: a handler call, a helper
+ * call (caller-saved slots), the block's exits, and on the way into a
+ * slow path (to_cold: in the slow path itself, the inline one stores
+ * nothing).
  * So cpu->gpr at a fault or an exit is the interpreter's.  Templates
  * reach guest registers only through these (or after rc_evict). */
 /* The host register that holds guest register g, loaded if need be. */
@@ -193,6 +200,9 @@ void rc_evict(struct jit_ctx *t, unsigned g);
 void cold_resume(struct jit_ctx *t, struct jit_cold *k);
 /* In k's slow path, before its jump back: the registers cached there. */
 void rc_reload(struct jit_ctx *t, const struct jit_cold *k);
+/* In k's slow path, entered from its jump f: the registers dirty at that
+ * jump written back (to_cold). */
+void rc_cold_writeback(struct jit_ctx *t, const struct jit_cold *k, unsigned f);
 
 /* ---- shared by the template files (templates.c) ---- */
 /* mov hr, gpr[g] (size 4: zero-extended) */

@@ -99,8 +99,15 @@ void jit_emit_cold(struct jit_ctx *t)
 	struct x86_emit *e = t->e;
 	for (unsigned c = 0; c < t->n_cold; c++) {
 		struct jit_cold *k = &t->cold[c];
-		for (unsigned f = 0; f < k->n_from; f++)
+		/* Each jump's own write-back, then the handler call. */
+		uint8_t *join[4];
+		for (unsigned f = 0; f < k->n_from; f++) {
 			xe_patch_here(e, k->from[f]);
+			rc_cold_writeback(t, k, f);
+			join[f] = f + 1 < k->n_from ? xe_jmp32(e) : NULL;
+		}
+		for (unsigned f = 0; f + 1 < k->n_from; f++)
+			xe_patch_here(e, join[f]);
 		uint64_t delta = t->delta;
 		t->delta = k->delta;
 		emit_call_only(t, k->in);

@@ -240,6 +240,37 @@ Test(emu_jitchain, calls_and_jumps_through_memory)
 	expect_rax(code, sizeof(code), NULL, 0, 3000);
 }
 
+/* A register changed in host registers, then stored to a page the TLB
+ * does not hold yet, 64 times (a new page each time): each store takes
+ * the template's slow path, which must write the changed register back
+ * before its handler reads it.  Page i holds i + 1. */
+Test(emu_jitchain, stores_that_miss_the_tlb_see_registers_changed_before_them)
+{
+	static const uint8_t code[] = {
+		0x31, 0xc9,                         /* xor ecx, ecx */
+		0xbe, 0x40, 0x00, 0x00, 0x00,       /* mov esi, 64 */
+		0xba, 0x00, 0x00, 0x10, 0x00,       /* mov edx, 0x100000 */
+		0x48, 0x83, 0xc1, 0x01,             /* l: add rcx, 1 */
+		0x48, 0x89, 0x0a,                   /* mov [rdx], rcx */
+		0x48, 0x81, 0xc2, 0x00, 0x10, 0x00, 0x00, /* add rdx, 0x1000 */
+		0x48, 0x83, 0xee, 0x01,             /* sub rsi, 1 */
+		0x75, 0xec,                         /* jnz l */
+		0xf4,                               /* hlt */
+	};
+	for (unsigned hot = 0; hot < engines(); hot++) {
+		setup(code, sizeof(code), hot);
+		run_to_hlt();
+		for (uint64_t i = 0; i < 64; i++) {
+			uint64_t v;
+			memcpy(&v, gmem_ptr(&vm.mem, 0x100000 + (i << 12), 8), 8);
+			cr_expect_eq(v, i + 1, "engine %u: page %llu holds %llu", hot, (unsigned long long)i,
+				     (unsigned long long)v);
+		}
+		expect_translated(hot);
+		teardown();
+	}
+}
+
 /* The callee's immediate is rewritten half way, while the call's exit
  * is linked to it; the callee has a page of its own, so that the caller's
  * blocks stay valid.  51 calls add 1, the 49 after the store add 2. */
