@@ -182,9 +182,10 @@ static uint64_t unpack_window(const struct guest_memory *mem, const struct linux
  * fault in, fill and copy out, which took a sixth of the host CPU time
  * of a Debian boot.  1: loaded; 0: not done this way (no window, a
  * vmlinux other than its stated size, moves that do not fit in place),
- * the window zeroed again; or an error, the same. */
+ * the window zeroed again; -ENOTSUP: a compression not unpacked here;
+ * or an error, the window zeroed again too. */
 static int unpack_in_ram(struct guest_memory *mem, const struct linux_hdr *h, const uint8_t *payload,
-			 const char *what, struct boot_elf_result *res, const char **format)
+			 const char *path, const char *what, struct boot_elf_result *res, const char **format)
 {
 	uint64_t cap, at = unpack_window(mem, h, payload, &cap);
 	uint8_t *dst = at ? gmem_ptr(mem, at, cap) : NULL;
@@ -192,14 +193,35 @@ static int unpack_in_ram(struct guest_memory *mem, const struct linux_hdr *h, co
 		return 0;
 	size_t len;
 	int rc = boot_decompress_into(payload, h->payload_length, dst, cap, &len, format);
+	if (rc == -ENOTSUP)
+		return rc;   /* nothing written */
 	if (rc == 0 && len != cap)
 		rc = -EFBIG;   /* not the size it says: the host buffer's way */
+	else if (rc < 0 && rc != -EFBIG)
+		rc = err_wrap(rc, "kernel %s", path);
 	if (rc == 0 && (rc = boot_load_elf_in_ram(mem, at, len, what, res)) == 0) {
 		log_debug("boot", "%s: %zu bytes unpacked in guest RAM at %#llx", what, len, (unsigned long long)at);
 		return 1;
 	}
 	memset(dst, 0, cap);
 	return rc == -EFBIG || rc == 1 ? 0 : rc;
+}
+
+/* The payload unpacked into a host buffer and its segments copied out. */
+static int unpack_in_buffer(struct guest_memory *mem, const struct linux_hdr *h, const uint8_t *payload,
+			    const char *path, const char *what, struct boot_elf_result *res, const char **format)
+{
+	uint8_t *elf;
+	size_t elf_len;
+	uint64_t max_out = mem->ram_size < LINUX_KERNEL_MAX ? mem->ram_size : LINUX_KERNEL_MAX;
+	int rc = boot_decompress(payload, h->payload_length, max_out, &elf, &elf_len, format);
+	if (rc == -ENOTSUP)
+		return rc;
+	if (rc < 0)
+		return err_wrap(rc, "kernel %s", path);
+	rc = boot_load_elf(mem, elf, elf_len, what, res);
+	free(elf);
+	return rc;
 }
 
 /* Returns 1 when it loaded the unpacked vmlinux, 0 when the payload's
@@ -215,24 +237,16 @@ static int place_decompressed(struct guest_memory *mem, const char *path, const 
 	snprintf(what, sizeof(what), "kernel %s (decompressed vmlinux)", path);
 	struct boot_elf_result res;
 	const char *format = "unknown";
-	int rc = unpack_in_ram(mem, h, image + off, what, &res, &format);
-	if (rc == 0) {
-		uint8_t *elf;
-		size_t elf_len;
-		uint64_t max_out = mem->ram_size < LINUX_KERNEL_MAX ? mem->ram_size : LINUX_KERNEL_MAX;
-		rc = boot_decompress(image + off, h->payload_length, max_out, &elf, &elf_len, &format);
-		if (rc == 0) {
-			rc = boot_load_elf(mem, elf, elf_len, what, &res);
-			free(elf);
-		}
-	}
+	int rc = unpack_in_ram(mem, h, image + off, path, what, &res, &format);
+	if (rc == 0)
+		rc = unpack_in_buffer(mem, h, image + off, path, what, &res, &format);
 	snprintf(info->compression, sizeof(info->compression), "%s", format);
 	if (rc == -ENOTSUP) {
 		log_info("boot", "kernel %s: %s; the kernel decompresses itself", path, err_msg());
 		return 0;
 	}
 	if (rc < 0)
-		return err_wrap(rc, "kernel %s", path);
+		return rc;
 	if (!res.is64 || res.entry < res.lowest || res.entry >= res.highest)
 		return err_set(-ENOEXEC, "%s: entry %#llx is not in a 64-bit loaded segment", what,
 			       (unsigned long long)res.entry);
