@@ -32,12 +32,10 @@ static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
 static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 
-/* A tiny vmlinux: ELF64 with a text segment at 16 MiB (0x300 bytes of
- * pattern, 8 KiB in memory: the rest is .bss) and a data segment. */
-static struct buf make_vmlinux(void)
+/* An x86-64 executable's ELF header, entering at ENTRY, with phnum
+ * program headers right after it. */
+static void put_ehdr(uint8_t *e, unsigned phnum)
 {
-	size_t len = 0x1000;
-	uint8_t *e = calloc(1, len);
 	memcpy(e, "\x7f" "ELF\x02\x01\x01", 7);
 	put16(e + 16, 2);            /* ET_EXEC */
 	put16(e + 18, 62);           /* EM_X86_64 */
@@ -46,7 +44,16 @@ static struct buf make_vmlinux(void)
 	put64(e + 32, 64);           /* e_phoff */
 	put16(e + 52, 64);
 	put16(e + 54, 56);
-	put16(e + 56, 2);
+	put16(e + 56, (uint16_t)phnum);
+}
+
+/* A tiny vmlinux: ELF64 with a text segment at 16 MiB (0x300 bytes of
+ * pattern, 8 KiB in memory: the rest is .bss) and a data segment. */
+static struct buf make_vmlinux(void)
+{
+	size_t len = 0x1000;
+	uint8_t *e = calloc(1, len);
+	put_ehdr(e, 2);
 	uint8_t *ph = e + 64;
 	put32(ph, 1);                /* PT_LOAD */
 	put64(ph + 8, 0x200);        /* p_offset */
@@ -265,15 +272,7 @@ static struct buf make_vmlinux_like(const void *segs, unsigned n)
 {
 	const __typeof__(linux_like[0]) *sg = segs;
 	uint8_t *e = calloc(1, LINUX_LIKE_LEN);
-	memcpy(e, "\x7f" "ELF\x02\x01\x01", 7);
-	put16(e + 16, 2);            /* ET_EXEC */
-	put16(e + 18, 62);           /* EM_X86_64 */
-	put32(e + 20, 1);
-	put64(e + 24, ENTRY);
-	put64(e + 32, 64);           /* e_phoff */
-	put16(e + 52, 64);
-	put16(e + 54, 56);
-	put16(e + 56, (uint16_t)n);
+	put_ehdr(e, n);
 	for (unsigned s = 0; s < n; s++) {
 		uint8_t *ph = e + 64 + 56 * s;
 		put32(ph, 1);        /* PT_LOAD */
