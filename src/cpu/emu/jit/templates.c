@@ -278,11 +278,15 @@ static void emit_lea(struct jit_ctx *t, const struct emu_insn *in, unsigned size
 void to_cold(struct jit_ctx *t, struct jit_cold *k, unsigned cc)
 {
 	/* The handler reads cpu->gpr, and may fault: the slow path writes
-	 * back what is dirty here (rc_cold_writeback).  A template jumps to
-	 * its slow path from at most two places. */
+	 * back what is dirty here (rc_cold_writeback).  A jump that could
+	 * not be patched would go on inline after a miss: none is made. */
 	unsigned f = k->n_from;
+	if (f == JIT_COLD_FROM) {
+		t->unfit = true;
+		return;
+	}
 	uint8_t *at = xe_jcc32(t->e, cc);
-	if (!at || f == 4)
+	if (!at)
 		return;
 	k->from[f] = at;
 	k->from_dirty[f] = 0;

@@ -38,14 +38,15 @@ struct jit_rc_slot {
 
 /* An out-of-line slow path: the handler call for an instruction whose
  * template's inline path missed (a TLB miss, say), then back. */
+#define JIT_COLD_FROM 4
 struct jit_cold {
-	uint8_t *from[4];     /* rel32s of the jumps to it */
+	uint8_t *from[JIT_COLD_FROM];  /* rel32s of the jumps to it */
 	unsigned n_from;
 	/* The guest registers dirty in host registers at each jump (slot s
 	 * holding from_g[f][s] when bit s of from_dirty[f]): the slow path
 	 * writes them back first, so that the inline path need not. */
-	uint8_t from_dirty[4];
-	uint8_t from_g[4][JIT_RC_SLOTS];
+	uint8_t from_dirty[JIT_COLD_FROM];
+	uint8_t from_g[JIT_COLD_FROM][JIT_RC_SLOTS];
 	uint8_t *resume;      /* where the inline path goes on */
 	/* The guest registers cached at resume (slot s: rc_g[s] when bit
 	 * s of rc_live): the slow path reloads them after the handler. */
@@ -75,6 +76,9 @@ struct jit_ctx {
 	/* R12 was reloaded after a handler: no longer the block's start
 	 * plus a constant (exits to a constant target are then unknown). */
 	bool r12_moved;
+	/* A template asked for more than a slow path can take (to_cold):
+	 * the block is left to the interpreter. */
+	bool unfit;
 	/* An instruction of the block may change the fetch context
 	 * (jit_keeps_fetch_context): no exit chains. */
 	bool no_chain;

@@ -100,7 +100,7 @@ void jit_emit_cold(struct jit_ctx *t)
 	for (unsigned c = 0; c < t->n_cold; c++) {
 		struct jit_cold *k = &t->cold[c];
 		/* Each jump's own write-back, then the handler call. */
-		uint8_t *join[4];
+		uint8_t *join[JIT_COLD_FROM];
 		for (unsigned f = 0; f < k->n_from; f++) {
 			xe_patch_here(e, k->from[f]);
 			rc_cold_writeback(t, k, f);
@@ -265,8 +265,8 @@ emu_jit_code emu_jit_translate(struct emu_jit *j, const struct emu_insn *insn, u
 				break;
 			memcpy(dead, t.flags_dead, sizeof(dead));
 		}
-		if (!e.full && t.n_stops >= JIT_MAX_STOPS)
-			return NULL;   /* too many stops for one block: interpreted */
+		if (!e.full && (t.n_stops >= JIT_MAX_STOPS || t.unfit))
+			return NULL;   /* too many stops or slow-path jumps for one block: interpreted */
 		if (e.full) {
 			if (start == 0)
 				return NULL;   /* cannot hold it even empty */
