@@ -215,29 +215,29 @@ Test(emu_jitchain, calls_and_jumps_through_registers)
 	expect_rax(code, sizeof(code), NULL, 0, 3000);
 }
 
-/* CALL and JMP through memory (a table of two pointers in another page),
- * 1000 times each: RAX += 1 by the callee, += 2 on the way back. */
+/* CALL and JMP through memory: a table of two pointers in another page,
+ * which nothing has read before the first CALL, so that its read takes
+ * the slow path once and the inline path after; 1000 times each, RAX += 1
+ * by the callee, += 2 on the way back. */
 Test(emu_jitchain, calls_and_jumps_through_memory)
 {
 	static const uint8_t code[] = {
 		0x31, 0xc0,                         /* xor eax, eax */
 		0xb9, 0xe8, 0x03, 0x00, 0x00,       /* mov ecx, 1000 */
 		0xbb, 0x00, 0x30, 0x00, 0x00,       /* mov ebx, 0x3000 */
-		0x48, 0x8d, 0x15, 0x1d, 0x00, 0x00, 0x00, /* lea rdx, [rip + f] */
-		0x48, 0x89, 0x13,                   /* mov [rbx], rdx */
-		0x48, 0x8d, 0x15, 0x18, 0x00, 0x00, 0x00, /* lea rdx, [rip + g] */
-		0x48, 0x89, 0x53, 0x08,             /* mov [rbx + 8], rdx */
 		0xff, 0x14, 0x25, 0x00, 0x30, 0x00, 0x00, /* l: call [0x3000] */
 		0xff, 0x63, 0x08,                   /* jmp [rbx + 8] */
 		0xff, 0xc9,                         /* back: dec ecx */
 		0x75, 0xf2,                         /* jnz l */
 		0xf4,                               /* hlt */
-		0x48, 0x83, 0xc0, 0x01,             /* f: add rax, 1 */
+		0x48, 0x83, 0xc0, 0x01,             /* f (+27): add rax, 1 */
 		0xc3,                               /* ret */
-		0x48, 0x83, 0xc0, 0x02,             /* g: add rax, 2 */
+		0x48, 0x83, 0xc0, 0x02,             /* g (+32): add rax, 2 */
 		0xeb, 0xf0,                         /* jmp back */
 	};
-	expect_rax(code, sizeof(code), NULL, 0, 3000);
+	static const uint64_t table[] = { CODE + 27, CODE + 32 };
+	const struct extra x[] = { { 0x3000, (const uint8_t *)table, sizeof(table) } };
+	expect_rax(code, sizeof(code), x, 1, 3000);
 }
 
 /* A register changed in host registers, then stored to a page the TLB
